@@ -1,0 +1,64 @@
+//! Go `time.ParseDuration` syntax (`1h30m`, `90s`, `1.5h`, `300ms`), which Kargo and Argo
+//! Rollouts use for intervals, soak times and timeouts.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a Go duration (use a number with a unit: 90s, 10m, 1h30m)")]
+pub struct DurationError(pub String);
+
+/// Parses a Go duration. A bare `0` is allowed, as in Go; negative durations are refused
+/// (nothing in barge can wait a negative time).
+pub fn parse_go_duration(s: &str) -> Result<Duration, DurationError> {
+    let err = || DurationError(s.to_string());
+    let body = s.strip_prefix('+').unwrap_or(s);
+    if body == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if body.is_empty() || body.starts_with('-') {
+        return Err(err());
+    }
+    let mut total = 0f64;
+    let mut rest = body;
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let (num, tail) = rest.split_at(num_len);
+        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
+            return Err(err());
+        }
+        let value: f64 = num.parse().map_err(|_| err())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        total += value * scale;
+        rest = next;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| err())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_go_duration("5m0s").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_go_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_go_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert_eq!(parse_go_duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "5", "1d", "m", "-5m", "1h 30m", "1..5s", "five minutes"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+}

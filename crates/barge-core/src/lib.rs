@@ -1,0 +1,26 @@
+//! barge's pure core: the resource model, YAML with positions, loading and validation,
+//! Masterminds semver constraints, Go durations, expression parsing, the pipeline plan.
+//!
+//! Architecture invariant: nothing here does IO (no files, network, clock or processes), so
+//! every function is deterministic and testable with plain values. Edge crates read sources
+//! and hand text in ([`load::Catalog::load_text`]).
+
+#![forbid(unsafe_code)]
+
+extern crate self as barge_core;
+
+pub mod diag;
+pub mod duration;
+pub mod expr;
+pub mod glob;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod schema;
+pub mod semver;
+pub mod steps;
+pub mod validate;
+pub mod yaml;
+
+pub use diag::{Code, Diagnostic, Severity};
+pub use load::{Catalog, Resource};

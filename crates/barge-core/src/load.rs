@@ -1,0 +1,448 @@
+//! From YAML text to typed resources, with a diagnostic for everything that goes wrong.
+//!
+//! Loading never stops at the first problem and never loses a resource: a document whose
+//! content is wrong is still counted and named (its `body` is `None`), so `barge validate` can
+//! say "3 resources, 2 errors" and point at each one. Pure: callers (the `barge-source` crate)
+//! read files and repositories and hand the text in.
+
+use crate::diag::{Code, Diagnostic, ResourceRef, Severity, did_you_mean};
+use crate::model::{self, BARGE_API, Body, KARGO_API, KARGO_EE_API, Kind};
+use crate::schema::{self, Schema};
+use crate::yaml::{self, Node, PathSeg, path_string};
+use serde::de::DeserializeOwned;
+
+/// One loaded resource.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub kind: Kind,
+    /// The project (Kubernetes namespace); empty for cluster-scoped kinds.
+    pub project: String,
+    pub name: String,
+    pub file: String,
+    /// The document as parsed, for positions.
+    pub node: Node,
+    /// Typed content; `None` when the document could not be read as its kind.
+    pub body: Option<Body>,
+    /// Set for resources a barge `Pipeline` expanded into: the Pipeline's name.
+    pub expanded_from: Option<String>,
+    /// True for a resource in Kargo's pre-v0.6 schema.
+    pub legacy: bool,
+}
+
+impl Resource {
+    pub fn reference(&self) -> ResourceRef {
+        ResourceRef {
+            kind: self.kind.as_str().to_string(),
+            namespace: self.project.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// A diagnostic about this resource at `node`.
+    pub fn diag(&self, code: Code, node: &Node, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(code, &self.file, node.span, message).resource(&self.reference())
+    }
+}
+
+/// Everything loaded from a set of sources, plus what went wrong.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub resources: Vec<Resource>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Documents that were barge or Kargo resources (expansions not counted).
+    pub documents: usize,
+    /// Each loaded file's text, for showing the source line of a diagnostic.
+    pub texts: std::collections::BTreeMap<String, String>,
+}
+
+impl Catalog {
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    /// Loads one file's text. `file` is the name diagnostics use.
+    pub fn load_text(&mut self, file: &str, text: &str) {
+        self.texts.insert(file.to_string(), text.to_string());
+        let (docs, err) = yaml::parse_stream(text);
+        for doc in docs {
+            self.load_document(file, doc);
+        }
+        if let Some(err) = err {
+            self.diagnostics.push(syntax_diagnostic(file, text, &err));
+        }
+    }
+
+    /// Records that a file could not be read as text at all.
+    pub fn not_text(&mut self, file: &str, why: &str) {
+        self.diagnostics.push(
+            Diagnostic::new(
+                Code::NotYaml,
+                file,
+                Default::default(),
+                format!("cannot read this file as YAML: {why}"),
+            )
+            .hint("keep only UTF-8 YAML manifests under the paths you load, or name the YAML files directly"),
+        );
+    }
+
+    fn load_document(&mut self, file: &str, doc: yaml::Document) {
+        let root = doc.root;
+        let Some(kind) = self.classify(file, &root) else {
+            return;
+        };
+        self.documents += 1;
+        let resource = self.build(file, kind, root, None);
+        for d in &doc.duplicates {
+            let mut diag = Diagnostic::new(
+                Code::DuplicateKey,
+                file,
+                d.second,
+                format!(
+                    "key {:?} is set twice in one mapping (first on line {}); the last value is used",
+                    d.key, d.first.start.line
+                ),
+            )
+            .resource(&resource.reference());
+            if d.same_value {
+                diag = diag
+                    .severity(Severity::Warning)
+                    .hint("both values are the same, so nothing is lost, but `kubectl apply` rejects duplicate keys: delete one");
+            } else {
+                diag = diag.hint(format!(
+                    "the values differ and the one on line {} is silently dropped: merge them or delete the one you do not mean",
+                    d.first.start.line
+                ));
+            }
+            self.diagnostics.push(diag);
+        }
+        self.push(resource);
+    }
+
+    /// Which barge kind a document is, reporting documents that are almost one. `None` for
+    /// documents barge does not read (Deployments, Argo CD Applications, kustomizations...).
+    fn classify(&mut self, file: &str, root: &Node) -> Option<Kind> {
+        let kind_node = root.get("kind")?;
+        let kind_name = kind_node.as_str()?;
+        let api = root.get("apiVersion").and_then(Node::as_str);
+        let known = Kind::from_name(kind_name);
+        let reference = ResourceRef {
+            kind: kind_name.to_string(),
+            namespace: meta_str(root, "namespace"),
+            name: meta_str(root, "name"),
+        };
+        let Some(api) = api else {
+            // Only kinds no other project uses are reported; a bare `kind: Project` could be
+            // OpenShift's and `kind: Pipeline` Tekton's.
+            if matches!(
+                known,
+                Some(
+                    Kind::Warehouse
+                        | Kind::Stage
+                        | Kind::PromotionTask
+                        | Kind::ClusterPromotionTask
+                        | Kind::ProjectConfig
+                        | Kind::Freight
+                )
+            ) {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::MissingApiVersion,
+                        file,
+                        kind_node.span,
+                        format!("{kind_name} has no apiVersion"),
+                    )
+                    .resource(&reference)
+                    .hint(format!("add `apiVersion: {KARGO_API}`")),
+                );
+            }
+            return None;
+        };
+        let group = api.split('/').next().unwrap_or_default();
+        match known {
+            Some(k) if k.api_version() == api => Some(k),
+            Some(k) if k.group() == group => {
+                let node = root.get("apiVersion").unwrap_or(root);
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::UnsupportedVersion,
+                        file,
+                        node.span,
+                        format!("{kind_name} in API version {api:?} is not one barge reads"),
+                    )
+                    .resource(&reference)
+                    .hint(format!("barge reads {kind_name} as `apiVersion: {}`", k.api_version())),
+                );
+                None
+            }
+            _ if [KARGO_API, KARGO_EE_API, BARGE_API]
+                .iter()
+                .any(|a| a.split('/').next() == Some(group)) =>
+            {
+                let candidates = Kind::ALL.iter().filter(|k| k.group() == group).map(|k| k.as_str());
+                let mut d = Diagnostic::new(
+                    Code::UnknownKind,
+                    file,
+                    kind_node.span,
+                    format!("barge does not load kind {kind_name:?} of {api}"),
+                )
+                .resource(&reference);
+                d = match did_you_mean(kind_name, candidates) {
+                    Some(m) => d.hint(format!("did you mean {m}?")),
+                    None => d.hint(
+                        "runtime objects (Promotion) and other kinds are not definitions; the document is ignored",
+                    ),
+                };
+                self.diagnostics.push(d);
+                None
+            }
+            // Rollouts, Argo CD Applications, Deployments, kustomizations: not barge's to read.
+            _ => None,
+        }
+    }
+
+    fn push(&mut self, resource: Resource) {
+        let expand = match (&resource.body, resource.expanded_from.is_none()) {
+            (Some(Body::Pipeline(p)), true) => Some(p.clone()),
+            _ => None,
+        };
+        let file = resource.file.clone();
+        let node = resource.node.clone();
+        let reference = resource.reference();
+        let pipeline_name = resource.name.clone();
+        self.resources.push(resource);
+        if let Some(p) = expand {
+            match model::pipeline::expand(&p, &node) {
+                Ok(docs) => {
+                    for doc in docs {
+                        let Some(kind) = doc.get("kind").and_then(Node::as_str).and_then(Kind::from_name) else {
+                            continue;
+                        };
+                        let r = self.build(&file, kind, doc, Some(pipeline_name.clone()));
+                        self.resources.push(r);
+                    }
+                }
+                Err(e) => self.diagnostics.push(
+                    Diagnostic::new(Code::InvalidPipeline, &file, e.span, e.message)
+                        .resource(&reference)
+                        .hint(e.hint),
+                ),
+            }
+        }
+    }
+
+    /// Reads a document as its kind: unknown fields, the old schema, then typed content.
+    fn build(&mut self, file: &str, kind: Kind, root: Node, expanded_from: Option<String>) -> Resource {
+        let mut resource = Resource {
+            kind,
+            project: if kind.cluster_scoped() {
+                String::new()
+            } else {
+                meta_str(&root, "namespace")
+            },
+            name: meta_str(&root, "name"),
+            file: file.to_string(),
+            node: root,
+            body: None,
+            expanded_from,
+            legacy: false,
+        };
+        if let Some(key) = old_schema_key(kind, &resource.node) {
+            resource.legacy = true;
+            let node = resource
+                .node
+                .get("spec")
+                .and_then(|s| s.key_node(key))
+                .cloned()
+                .unwrap_or_else(|| resource.node.clone());
+            self.diagnostics.push(
+                resource
+                    .diag(
+                        Code::OldKargoSchema,
+                        &node,
+                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed in Kargo v0.6); barge reads the current v1alpha1 schema only"),
+                    )
+                    .hint(old_schema_hint(kind)),
+            );
+            return resource;
+        }
+        if let Some((node, directive)) = go_template_directive(&resource.node) {
+            // A Helm chart's template can be valid YAML; its contents are not definitions yet.
+            let d = resource
+                .diag(
+                    Code::NotYaml,
+                    node,
+                    format!("this {kind} is a Helm/Go template (it contains `{directive}`), not a definition"),
+                )
+                .hint("render it first (`helm template`), or keep chart templates out of the paths barge loads");
+            self.diagnostics.push(d);
+            resource.legacy = true;
+            return resource;
+        }
+        // Kubernetes reads an explicit null as an absent field (`vars:` with nothing after it).
+        let json = strip_nulls(resource.node.to_json());
+        let parsed = match kind {
+            Kind::Project => typed(&resource, json, &mut self.diagnostics).map(Body::Project),
+            Kind::ProjectConfig => typed(&resource, json, &mut self.diagnostics).map(Body::ProjectConfig),
+            Kind::ClusterConfig => typed(&resource, json, &mut self.diagnostics).map(Body::ClusterConfig),
+            Kind::Warehouse => typed(&resource, json, &mut self.diagnostics).map(Body::Warehouse),
+            Kind::Stage => typed(&resource, json, &mut self.diagnostics).map(Body::Stage),
+            Kind::PromotionTask => typed(&resource, json, &mut self.diagnostics).map(Body::PromotionTask),
+            Kind::ClusterPromotionTask => typed(&resource, json, &mut self.diagnostics).map(Body::ClusterPromotionTask),
+            Kind::Freight => typed(&resource, json, &mut self.diagnostics).map(Body::Freight),
+            Kind::CustomPromotionStep => typed(&resource, json, &mut self.diagnostics).map(Body::CustomPromotionStep),
+            Kind::AnalysisTemplate => typed(&resource, json, &mut self.diagnostics).map(Body::AnalysisTemplate),
+            Kind::ClusterAnalysisTemplate => {
+                typed(&resource, json, &mut self.diagnostics).map(Body::ClusterAnalysisTemplate)
+            }
+            Kind::Pipeline => typed(&resource, json, &mut self.diagnostics).map(Body::Pipeline),
+        };
+        resource.body = parsed;
+        resource
+    }
+}
+
+/// Deserializes `json` as `T`, reporting unknown fields (warnings) and a type error (error).
+fn typed<T: DeserializeOwned + Schema>(
+    r: &Resource,
+    json: serde_json::Value,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    for unknown in schema::unknown_fields(&r.node, T::shape()) {
+        let key = unknown.key.key_text();
+        let names = unknown.known.fields.iter().map(|f| f.name);
+        let at = if unknown.path.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", path_string(&unknown.path))
+        };
+        let mut d = r.diag(
+            Code::UnknownField,
+            unknown.key,
+            format!("unknown field {key:?}{at}; it is ignored"),
+        );
+        // A field one level too high (`availabilityStrategy` next to `sources`) is common.
+        let belongs_under = unknown.known.fields.iter().find(|f| match (f.shape)() {
+            schema::Shape::Struct(child) => child.field(&key).is_some(),
+            _ => false,
+        });
+        d = match (belongs_under, did_you_mean(&key, names.clone())) {
+            (Some(parent), _) => d.hint(format!("`{key}` belongs under `{}`: indent it there", parent.name)),
+            (None, Some(m)) => d.hint(format!("did you mean `{m}`?")),
+            (None, None) => d.hint(format!("fields here: {}", names.collect::<Vec<_>>().join(", "))),
+        };
+        diags.push(d);
+    }
+    match serde_path_to_error::deserialize::<_, T>(json) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = to_path(e.path());
+            let node = r.node.nearest(&path);
+            let inner = e.into_inner().to_string();
+            let mut d = r.diag(Code::InvalidType, node, format!("{}: {inner}", path_string(&path)));
+            d = match &node.plain {
+                Some(plain) if inner.contains("expected a string") => d.hint(format!(
+                    "YAML reads `{plain}` as {}; quote it: \"{plain}\"",
+                    node.describe()
+                )),
+                _ => d.hint("fix the value's type; see docs/reference/resources.md for every field"),
+            };
+            diags.push(d);
+            None
+        }
+    }
+}
+
+fn to_path(p: &serde_path_to_error::Path) -> Vec<PathSeg> {
+    use serde_path_to_error::Segment;
+    p.iter()
+        .filter_map(|s| match s {
+            Segment::Seq { index } => Some(PathSeg::Index(*index)),
+            Segment::Map { key } => Some(PathSeg::Key(key.clone())),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        })
+        .collect()
+}
+
+fn strip_nulls(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
+}
+
+/// The first Go template directive (`{{ .Values.x }}`, `{{- if }}`, `{{ include }}`) in a
+/// document's strings. Argo Rollouts' `{{args.x}}` and Kargo's `${{ }}` are not directives.
+fn go_template_directive(root: &Node) -> Option<(&Node, String)> {
+    use regex::Regex;
+    use std::sync::LazyLock;
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(^|[^$])(\{\{-?\s*(\.[A-Za-z$]|\$|include\b|template\b|if\b|range\b|with\b|end\b|else\b|toYaml\b|tpl\b|required\b|printf\b)[^}]*\}\})")
+            .expect("valid regex")
+    });
+    let mut found = None;
+    root.walk_strings(&mut Vec::new(), &mut |_, n, s| {
+        if found.is_none()
+            && let Some(c) = RE.captures(s)
+        {
+            found = Some((n, c.get(2).map_or("", |m| m.as_str()).to_string()));
+        }
+    });
+    found
+}
+
+fn meta_str(root: &Node, key: &str) -> String {
+    root.get("metadata")
+        .and_then(|m| m.get(key))
+        .and_then(Node::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The field that marks a resource as Kargo's pre-v0.6 schema, if any.
+fn old_schema_key(kind: Kind, root: &Node) -> Option<&'static str> {
+    let spec = root.get("spec")?;
+    match kind {
+        Kind::Stage => ["subscriptions", "promotionMechanisms"]
+            .into_iter()
+            .find(|k| spec.get(k).is_some()),
+        _ => None,
+    }
+}
+
+fn old_schema_hint(kind: Kind) -> String {
+    match kind {
+        Kind::Stage => "rewrite it for Kargo ≥ v1.0: `spec.subscriptions` becomes `spec.requestedFreight[]` (origin + sources), and `spec.promotionMechanisms` becomes `spec.promotionTemplate.spec.steps` (git-clone, kustomize-set-image / yaml-update, git-commit, git-push, argocd-update); see docs/migrating-from-kargo.md".to_string(),
+        _ => "rewrite it in the current Kargo schema".to_string(),
+    }
+}
+
+/// A diagnostic for a stream that does not parse, recognising templates.
+fn syntax_diagnostic(file: &str, text: &str, err: &yaml::SyntaxError) -> Diagnostic {
+    let span = yaml::Span {
+        start: err.pos,
+        end: err.pos,
+    };
+    let templated = text.contains("{{") && (text.contains("{{-") || text.contains(".Values") || text.contains("{{ ."));
+    if templated {
+        Diagnostic::new(
+            Code::NotYaml,
+            file,
+            span,
+            "this file is a Helm/Go template, not YAML (it contains `{{ ... }}` directives)",
+        )
+        .hint("render it first (`helm template`), or keep templates out of the paths barge loads")
+    } else {
+        Diagnostic::new(Code::YamlSyntax, file, span, format!("invalid YAML: {}", err.message))
+            .hint("check the indentation and quoting around this position; documents before it were loaded")
+    }
+}

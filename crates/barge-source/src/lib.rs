@@ -1,0 +1,326 @@
+//! Where definitions come from: files, directories (recursive, `.yaml`/`.yml`, multi-document)
+//! and Git repositories, handed to the pure loader in `barge-core` as text.
+//!
+//! A Git source is written the way kustomize writes remote bases:
+//! `<repo-url>[//<path>][?ref=<branch|tag|commit>]`, e.g.
+//! `https://git.example.com/org/config.git//kargo?ref=main`. The repository is fetched with the
+//! git CLI (shallow where the ref allows) into a temporary directory that is removed afterwards.
+//! Credentials in URLs never reach a message: every URL shown is [`redact_url`]ed.
+
+#![forbid(unsafe_code)]
+
+use barge_core::Catalog;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One place to load definitions from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Path(PathBuf),
+    Git {
+        url: String,
+        reference: Option<String>,
+        path: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The user named something that does not exist: a usage error.
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    /// git failed; the message names the (redacted) URL and what git said.
+    #[error("cannot fetch {url}{}: {message}", reference.as_ref().map(|r| format!(" at {r}")).unwrap_or_default())]
+    Git {
+        url: String,
+        reference: Option<String>,
+        message: String,
+    },
+    #[error("{url}: path {path:?} does not exist in the repository")]
+    GitPathNotFound { url: String, path: String },
+}
+
+impl SourceError {
+    /// Whether the error is the caller's (a path that does not exist) rather than the world's.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, SourceError::NotFound(_))
+    }
+}
+
+/// Reads a command-line argument as a source: URLs (and scp-style `git@host:repo`) are Git
+/// sources, anything else a local path.
+pub fn parse_source(arg: &str) -> Source {
+    let is_url = ["https://", "http://", "ssh://", "git://", "file://", "git+"]
+        .iter()
+        .any(|p| arg.starts_with(p))
+        || (arg.contains('@') && arg.contains(':') && !arg.contains("://") && !Path::new(arg).exists());
+    if !is_url {
+        return Source::Path(PathBuf::from(arg));
+    }
+    let arg = arg.strip_prefix("git+").unwrap_or(arg);
+    let (rest, reference) = match arg.split_once("?ref=") {
+        Some((r, q)) => (
+            r,
+            Some(q.split('&').next().unwrap_or(q).to_string()).filter(|s| !s.is_empty()),
+        ),
+        None => (arg, None),
+    };
+    let scheme_end = rest.find("://").map_or(0, |i| i + 3);
+    // file:///abs/path keeps its leading slash; the subpath separator is the next `//`.
+    let search_from = if rest[scheme_end..].starts_with('/') {
+        scheme_end + 1
+    } else {
+        scheme_end
+    };
+    let (url, path) = match rest[search_from..].find("//") {
+        Some(i) => (
+            rest[..search_from + i].to_string(),
+            rest[search_from + i + 2..].trim_matches('/').to_string(),
+        ),
+        None => (rest.to_string(), String::new()),
+    };
+    Source::Git { url, reference, path }
+}
+
+/// Replaces the password (or token) in a URL's userinfo with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let shown = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".to_string()
+            };
+            format!("{}{}@{}", &url[..scheme_end], shown, &rest[at + 1..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Loads every source into the catalog. Problems with file content become diagnostics in the
+/// catalog; only an unreadable source is an `Err`.
+pub fn load(sources: &[Source], catalog: &mut Catalog) -> Result<(), SourceError> {
+    for source in sources {
+        match source {
+            Source::Path(p) => load_path(p, &p.display().to_string(), catalog)?,
+            Source::Git { url, reference, path } => load_git(url, reference.as_deref(), path, catalog)?,
+        }
+    }
+    Ok(())
+}
+
+fn load_path(path: &Path, shown: &str, catalog: &mut Catalog) -> Result<(), SourceError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SourceError::NotFound(shown.to_string()),
+        _ => SourceError::Io {
+            path: shown.to_string(),
+            source: e,
+        },
+    })?;
+    if meta.is_dir() {
+        for file in yaml_files(path).map_err(|e| SourceError::Io {
+            path: shown.to_string(),
+            source: e,
+        })? {
+            let rel = file.strip_prefix(path).unwrap_or(&file);
+            let name = Path::new(shown).join(rel).display().to_string();
+            load_file(&file, &name, catalog)?;
+        }
+        Ok(())
+    } else {
+        load_file(path, shown, catalog)
+    }
+}
+
+fn load_file(path: &Path, shown: &str, catalog: &mut Catalog) -> Result<(), SourceError> {
+    let bytes = std::fs::read(path).map_err(|e| SourceError::Io {
+        path: shown.to_string(),
+        source: e,
+    })?;
+    if bytes.contains(&0) {
+        catalog.not_text(shown, "it is a binary file");
+        return Ok(());
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => catalog.load_text(shown, text.strip_prefix('\u{feff}').unwrap_or(&text)),
+        Err(_) => catalog.not_text(shown, "it is not UTF-8 text"),
+    }
+    Ok(())
+}
+
+/// `.yaml`/`.yml` files below `dir`, sorted, skipping `.git` directories.
+pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let p = entry.path();
+            let ty = entry.file_type()?;
+            if ty.is_dir() {
+                if entry.file_name() != ".git" {
+                    todo.push(p);
+                }
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn load_git(url: &str, reference: Option<&str>, path: &str, catalog: &mut Catalog) -> Result<(), SourceError> {
+    let shown_url = redact_url(url);
+    let checkout = fetch(url, reference)?;
+    let root = checkout.path().join(path);
+    if !root.exists() {
+        return Err(SourceError::GitPathNotFound {
+            url: shown_url,
+            path: path.to_string(),
+        });
+    }
+    let shown = if path.is_empty() {
+        shown_url
+    } else {
+        format!("{shown_url}//{path}")
+    };
+    load_path(&root, &shown, catalog)
+}
+
+/// Fetches `reference` (default: the remote's HEAD) of `url` into a temporary directory.
+fn fetch(url: &str, reference: Option<&str>) -> Result<tempfile::TempDir, SourceError> {
+    let err = |message: String| SourceError::Git {
+        url: redact_url(url),
+        reference: reference.map(str::to_string),
+        message: redact_text(&message, url),
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("barge-source-")
+        .tempdir()
+        .map_err(|e| err(e.to_string()))?;
+    let git = |args: &[&str]| -> Result<(), String> {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", "true")
+            .output()
+            .map_err(|e| format!("cannot run git ({e}); install git"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    };
+    git(&["init", "-q"]).map_err(err)?;
+    let want = reference.unwrap_or("HEAD");
+    // Shallow first; a server that refuses to serve an arbitrary commit shallowly gets a full
+    // fetch of everything and a checkout of the commit.
+    if git(&["fetch", "-q", "--depth", "1", url, want]).is_err() {
+        git(&[
+            "fetch",
+            "-q",
+            url,
+            "+refs/heads/*:refs/remotes/origin/*",
+            "+refs/tags/*:refs/tags/*",
+        ])
+        .map_err(err)?;
+        git(&["-c", "advice.detachedHead=false", "checkout", "-q", want]).map_err(|e| {
+            err(
+                if e.contains("did not match") || e.contains("reference is not a tree") {
+                    format!("no branch, tag or commit named {want:?}")
+                } else {
+                    e
+                },
+            )
+        })?;
+        return Ok(dir);
+    }
+    git(&["-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]).map_err(err)?;
+    Ok(dir)
+}
+
+/// Removes a URL's credentials from text git printed (it may echo the URL).
+fn redact_text(text: &str, url: &str) -> String {
+    let redacted = redact_url(url);
+    let mut out = text.replace(url, &redacted);
+    if let Some(scheme_end) = url.find("://").map(|i| i + 3)
+        && let Some(at) = url[scheme_end..].find('@')
+    {
+        let userinfo = &url[scheme_end..scheme_end + at];
+        if let Some((_, secret)) = userinfo.split_once(':')
+            && !secret.is_empty()
+        {
+            out = out.replace(secret, "***");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kustomize_style_git_sources() {
+        assert_eq!(
+            parse_source("https://git.example.com/org/config.git//kargo/dev?ref=v1.2"),
+            Source::Git {
+                url: "https://git.example.com/org/config.git".into(),
+                reference: Some("v1.2".into()),
+                path: "kargo/dev".into()
+            }
+        );
+        assert_eq!(
+            parse_source("file:///tmp/repo.git"),
+            Source::Git {
+                url: "file:///tmp/repo.git".into(),
+                reference: None,
+                path: String::new()
+            }
+        );
+        assert_eq!(
+            parse_source("file:///tmp/repo.git//pipelines?ref=main"),
+            Source::Git {
+                url: "file:///tmp/repo.git".into(),
+                reference: Some("main".into()),
+                path: "pipelines".into()
+            }
+        );
+        assert_eq!(parse_source("pipelines/"), Source::Path(PathBuf::from("pipelines/")));
+    }
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(
+            redact_url("https://bob:s3cret@git.example.com/x.git"),
+            "https://bob:***@git.example.com/x.git"
+        );
+        assert_eq!(
+            redact_url("https://ghp_token@git.example.com/x.git"),
+            "https://***@git.example.com/x.git"
+        );
+        assert_eq!(
+            redact_url("https://git.example.com/x.git"),
+            "https://git.example.com/x.git"
+        );
+        assert_eq!(
+            redact_text(
+                "fatal: could not read from https://bob:s3cret@h/x.git (s3cret)",
+                "https://bob:s3cret@h/x.git"
+            ),
+            "fatal: could not read from https://bob:***@h/x.git (***)"
+        );
+    }
+}

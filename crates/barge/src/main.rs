@@ -1,0 +1,185 @@
+//! The `barge` command: wires the core and the edge crates into verbs.
+
+mod render;
+
+use anyhow::Result;
+use barge_core::Catalog;
+use barge_core::model::Body;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// barge: GitOps promotion pipelines (Kargo-compatible) in one binary.
+///
+/// barge reads Kargo's v1alpha1 YAML (Project, ProjectConfig, Warehouse, Stage, PromotionTask,
+/// ClusterPromotionTask), Argo Rollouts AnalysisTemplates and barge's own `Pipeline`
+/// shorthand, from files, directories or Git repositories.
+#[derive(Parser, Debug)]
+#[command(name = "barge", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check definitions and report every problem with file:line:col and a hint.
+    ///
+    /// Exit status: 0 when there are no errors (warnings allowed), 1 when there are errors,
+    /// 2 for usage errors (a path that does not exist, a bad flag).
+    ///
+    /// Examples:
+    ///   barge validate pipelines/
+    ///   barge validate kargo/ analysis-templates.yaml -o json
+    ///   barge validate 'https://git.example.com/org/config.git//kargo?ref=main'
+    #[command(verbatim_doc_comment)]
+    Validate {
+        /// Files, directories (searched recursively for .yaml/.yml) or Git sources
+        /// (`<repo-url>[//<path>][?ref=<branch|tag|commit>]`).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Treat warnings as errors (exit 1 when there are any).
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Show the pipeline graph: warehouses → stages, each stage's freight sources, steps and
+    /// verification, in promotion order.
+    ///
+    /// Examples:
+    ///   barge plan pipelines/
+    ///   barge plan pipelines/ -o json
+    ///   barge plan pipelines/ --expand      # the Kargo resources a Pipeline expands into
+    #[command(verbatim_doc_comment)]
+    Plan {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// Print the Kargo resources that barge `Pipeline`s expand into (YAML by default).
+        #[arg(long)]
+        expand: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Yaml,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // A closed pipe (`barge plan | head`) is not an error.
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("barge: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate {
+            paths,
+            output,
+            deny_warnings,
+        } => {
+            let catalog = match load(&paths) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let mut out = std::io::stdout().lock();
+            match output {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut out, &render::validate_json(&catalog))?;
+                    writeln!(out)?;
+                }
+                Format::Yaml => write!(out, "{}", yaml_serde::to_string(&render::validate_json(&catalog))?)?,
+                Format::Text => {
+                    let color = render::use_color();
+                    write!(out, "{}", render::diagnostics_text(&catalog, color))?;
+                    writeln!(out, "{}", render::summary(&catalog))?;
+                }
+            }
+            let warnings = catalog.diagnostics.len() - catalog.errors();
+            Ok(if catalog.errors() > 0 || (deny_warnings && warnings > 0) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Plan { paths, output, expand } => {
+            let catalog = match load(&paths) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            // Problems go to stderr so stdout stays a clean plan for scripts.
+            if !catalog.diagnostics.is_empty() {
+                eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
+                eprintln!("{}", render::summary(&catalog));
+            }
+            let mut out = std::io::stdout().lock();
+            if expand {
+                let docs: Vec<serde_json::Value> = catalog
+                    .resources
+                    .iter()
+                    .filter(|r| r.expanded_from.is_some())
+                    .filter_map(|r| r.body.as_ref().map(Body::to_json))
+                    .collect();
+                if docs.is_empty() {
+                    eprintln!("barge: no barge.dev/v1alpha1 Pipeline found; --expand has nothing to show");
+                }
+                match output {
+                    Format::Json => {
+                        serde_json::to_writer_pretty(&mut out, &docs)?;
+                        writeln!(out)?;
+                    }
+                    Format::Yaml | Format::Text => {
+                        for d in &docs {
+                            write!(out, "---\n{}", yaml_serde::to_string(d)?)?;
+                        }
+                    }
+                }
+            } else {
+                let plan = barge_core::plan::plan(&catalog);
+                match output {
+                    Format::Json => {
+                        serde_json::to_writer_pretty(&mut out, &plan)?;
+                        writeln!(out)?;
+                    }
+                    Format::Yaml => write!(out, "{}", yaml_serde::to_string(&plan)?)?,
+                    Format::Text => write!(out, "{}", barge_core::plan::render_text(&plan))?,
+                }
+            }
+            Ok(if catalog.errors() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+/// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a
+/// source that cannot be fetched exit status 1.
+fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
+    let sources: Vec<barge_source::Source> = paths.iter().map(|p| barge_source::parse_source(p)).collect();
+    let mut catalog = Catalog::default();
+    if let Err(e) = barge_source::load(&sources, &mut catalog) {
+        eprintln!("barge: error: {e}");
+        return Err(ExitCode::from(if e.is_usage() { 2 } else { 1 }));
+    }
+    barge_core::validate::validate(&mut catalog);
+    Ok(catalog)
+}

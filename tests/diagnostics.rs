@@ -1,0 +1,93 @@
+//! One fixture pair per diagnostic code: `bad.yaml` triggers the code where its
+//! `# expect: CODE at LINE:COL` header says, `good.yaml` (the fix) yields no diagnostic at all.
+//! Every code barge defines must have a pair, so a new check cannot land untested.
+
+mod support;
+
+use barge_core::diag::Code;
+use std::collections::BTreeSet;
+use support::{root, validate_json};
+
+fn fixtures() -> std::path::PathBuf {
+    root().join("tests/fixtures/diagnostics")
+}
+
+#[test]
+fn every_code_has_a_fixture_pair_and_no_fixture_is_orphaned() {
+    let dirs: BTreeSet<String> = std::fs::read_dir(fixtures())
+        .expect("fixtures")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let codes: BTreeSet<String> = Code::ALL.iter().map(|c| c.as_str().to_string()).collect();
+    let missing: Vec<&String> = codes.difference(&dirs).collect();
+    let orphaned: Vec<&String> = dirs.difference(&codes).collect();
+    assert!(missing.is_empty(), "codes without fixtures: {missing:?}");
+    assert!(orphaned.is_empty(), "fixtures for unknown codes: {orphaned:?}");
+}
+
+#[test]
+fn each_bad_fixture_triggers_its_code_at_the_expected_position() {
+    for code in Code::ALL {
+        let file = fixtures().join(code.as_str()).join("bad.yaml");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let header = text.lines().next().unwrap_or_default();
+        let expect = header
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{}: no `# expect:` header", file.display()));
+        let (want_code, position) = match expect.split_once(" at ") {
+            Some((c, p)) => {
+                let (l, c2) = p.split_once(':').expect("LINE:COL");
+                (c, Some((l.parse::<u64>().unwrap(), c2.parse::<u64>().unwrap())))
+            }
+            None => (expect, None),
+        };
+        assert_eq!(
+            want_code,
+            code.as_str(),
+            "{}: header names another code",
+            file.display()
+        );
+        let report = validate_json(&[&file]);
+        let diags = report["diagnostics"].as_array().unwrap();
+        let hit = diags
+            .iter()
+            .find(|d| d["code"] == code.as_str())
+            .unwrap_or_else(|| panic!("{code}: not reported; got {diags:?}"));
+        if let Some((line, col)) = position {
+            assert_eq!(
+                (hit["line"].as_u64(), hit["column"].as_u64()),
+                (Some(line), Some(col)),
+                "{code}: position"
+            );
+        }
+        assert_eq!(hit["severity"], code.default_severity().to_string(), "{code}: severity");
+        assert!(!hit["message"].as_str().unwrap().is_empty(), "{code}: empty message");
+        assert!(
+            !hit["hint"].as_str().unwrap().is_empty(),
+            "{code}: every diagnostic says how to fix it"
+        );
+        assert!(hit["file"].as_str().unwrap().ends_with("bad.yaml"));
+        // Diagnostics about a resource name it.
+        if !matches!(code, Code::YamlSyntax | Code::NotYaml) {
+            assert!(!hit["kind"].as_str().unwrap().is_empty(), "{code}: no resource kind");
+        }
+    }
+}
+
+#[test]
+fn each_good_fixture_is_clean() {
+    for code in Code::ALL {
+        let file = fixtures().join(code.as_str()).join("good.yaml");
+        let report = validate_json(&[&file]);
+        assert_eq!(
+            report["diagnostics"].as_array().map(Vec::len),
+            Some(0),
+            "{code}: {}",
+            report["diagnostics"]
+        );
+        assert!(
+            report["resources"].as_u64().unwrap() > 0,
+            "{code}: the good fixture loads resources"
+        );
+    }
+}

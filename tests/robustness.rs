@@ -1,0 +1,222 @@
+//! No input makes the loader panic: property tests feed mutated real definitions (corpus files,
+//! the examples) and arbitrary text to the loader and validator, and check that what comes back
+//! is sane: positions inside the input, results identical on a second run.
+
+mod support;
+
+use barge_core::Catalog;
+use proptest::prelude::*;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+/// Real files to mutate: the repository's own examples and every corpus file.
+static SEEDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in [
+        support::root().join("examples"),
+        support::root().join("pipelines"),
+        support::corpus(),
+    ] {
+        files.extend(barge_source::yaml_files(&dir).expect("list"));
+    }
+    let texts: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
+    assert!(texts.len() > 100, "seed files: {}", texts.len());
+    texts
+});
+
+fn load(text: &str) -> Catalog {
+    let mut c = Catalog::default();
+    c.load_text("fuzz.yaml", text);
+    barge_core::validate::validate(&mut c);
+    c
+}
+
+fn check(text: &str) {
+    let c = load(text);
+    let lines = text.split('\n').count() as u32;
+    for d in &c.diagnostics {
+        assert!(
+            d.line <= lines + 1,
+            "line {} beyond input ({lines} lines): {d:?}",
+            d.line
+        );
+        assert!(!d.message.is_empty());
+    }
+    let again = load(text);
+    assert_eq!(c.diagnostics, again.diagnostics, "validation is deterministic");
+    assert_eq!(c.documents, again.documents);
+}
+
+#[derive(Clone, Debug)]
+enum Mutation {
+    Delete { at: usize, len: usize },
+    Insert { at: usize, text: String },
+    Duplicate { at: usize, len: usize },
+    SwapLines { a: usize, b: usize },
+    Reindent { line: usize, spaces: usize },
+    Truncate { at: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let fragments = prop::sample::select(vec![
+        ":",
+        "- ",
+        "  ",
+        "\n",
+        "{",
+        "}",
+        "[",
+        "]",
+        "&a ",
+        "*a",
+        "<<: *a\n",
+        "'",
+        "\"",
+        "#",
+        "---\n",
+        "${{ ",
+        " }}",
+        "${% ",
+        "{{ .Values.x }}",
+        "\t",
+        "!!str ",
+        "? ",
+        "|\n",
+        ">-\n",
+        "~",
+        "null",
+        "1.10",
+        "\u{feff}",
+        "é",
+        "\r\n",
+        "${VAR}",
+        "kind: Stage\n",
+        "apiVersion: kargo.akuity.io/v1alpha1\n",
+    ]);
+    prop_oneof![
+        (any::<usize>(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (any::<usize>(), prop::collection::vec(fragments, 1..4))
+            .prop_map(|(at, f)| Mutation::Insert { at, text: f.concat() }),
+        (any::<usize>(), 1usize..200).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines { a, b }),
+        (any::<usize>(), 0usize..9).prop_map(|(line, spaces)| Mutation::Reindent { line, spaces }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+    ]
+}
+
+fn boundary(s: &str, at: usize) -> usize {
+    let mut i = at % (s.len() + 1);
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn apply(mut s: String, m: &Mutation) -> String {
+    match m {
+        Mutation::Delete { at, len } => {
+            let a = boundary(&s, *at);
+            let b = boundary(&s, a + len).max(a);
+            s.replace_range(a..b, "");
+        }
+        Mutation::Insert { at, text } => {
+            let a = boundary(&s, *at);
+            s.insert_str(a, text);
+        }
+        Mutation::Duplicate { at, len } => {
+            let a = boundary(&s, *at);
+            let b = boundary(&s, a + len).max(a);
+            let piece = s[a..b].to_string();
+            s.insert_str(b, &piece);
+        }
+        Mutation::SwapLines { a, b } => {
+            let mut lines: Vec<&str> = s.split('\n').collect();
+            let n = lines.len();
+            lines.swap(a % n, b % n);
+            s = lines.join("\n");
+        }
+        Mutation::Reindent { line, spaces } => {
+            let lines: Vec<String> = s
+                .split('\n')
+                .enumerate()
+                .map(|(i, l)| {
+                    if i == line % (s.matches('\n').count() + 1) {
+                        format!("{}{}", " ".repeat(*spaces), l.trim_start())
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            s = lines.join("\n");
+        }
+        Mutation::Truncate { at } => {
+            let a = boundary(&s, *at);
+            s.truncate(a);
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, .. ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_real_definitions_never_panic(seed in any::<prop::sample::Index>(), mutations in prop::collection::vec(mutation(), 1..6)) {
+        let mut text = SEEDS[seed.index(SEEDS.len())].clone();
+        for m in &mutations {
+            text = apply(text, m);
+        }
+        check(&text);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        check(&text);
+    }
+
+    #[test]
+    fn yaml_shaped_noise_never_panics(parts in prop::collection::vec(prop::sample::select(vec![
+        "a", "kind", "spec", ":", " ", "  ", "\n", "- ", "[", "]", "{", "}", ",", "&x", "*x", "<<", "'", "\"", "|", ">", "#", "---", "...", "?", "!", "%YAML 1.2\n", "${{", "}}", "1", "-1.5e3", "true",
+    ]), 0..120)) {
+        check(&parts.concat());
+    }
+}
+
+#[test]
+fn hostile_inputs_get_diagnostics_not_crashes() {
+    // Deep nesting, an alias bomb, a long line and a huge flat document.
+    let deep = format!(
+        "kind: Stage\napiVersion: kargo.akuity.io/v1alpha1\nspec: {}{}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let c = load(&deep);
+    assert!(
+        c.diagnostics
+            .iter()
+            .any(|d| d.code == barge_core::Code::YamlSyntax && d.message.contains("nests")),
+        "{:?}",
+        c.diagnostics
+    );
+
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let c = load(&bomb);
+    assert!(
+        c.diagnostics.iter().any(|d| d.code == barge_core::Code::YamlSyntax),
+        "{:?}",
+        c.diagnostics
+    );
+
+    check(&format!(
+        "kind: Warehouse\nmetadata: {{name: {}}}\n",
+        "x".repeat(1_000_000)
+    ));
+    let flat: String = (0..50_000).map(|i| format!("k{i}: v\n")).collect();
+    check(&flat);
+}

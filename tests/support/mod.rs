@@ -1,0 +1,92 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// The conformance corpus: `$BARGE_CORPUS`, or `shared/corpus` beside the checkout (where CI
+/// and every development machine have it). Missing is a failure, never a skip.
+pub fn corpus() -> PathBuf {
+    let dir = std::env::var_os("BARGE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/corpus"));
+    assert!(
+        dir.join("SOURCES.tsv").is_file(),
+        "conformance corpus not found at {} (set BARGE_CORPUS to shared/corpus)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn barge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_barge"));
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Runs barge with `args` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    barge().args(args).output().expect("barge runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `barge validate -o json PATH...` parsed.
+pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
+    let mut args = vec!["validate".to_string(), "-o".into(), "json".into()];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let out = barge().args(&args).output().expect("barge runs");
+    assert!(
+        out.status.code() == Some(0) || out.status.code() == Some(1),
+        "barge validate exited {:?}: {}",
+        out.status,
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&out)))
+}
+
+/// Runs a git command in `dir`, panicking with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "barge-test")
+        .env("GIT_AUTHOR_EMAIL", "test@barge.invalid")
+        .env("GIT_COMMITTER_NAME", "barge-test")
+        .env("GIT_COMMITTER_EMAIL", "test@barge.invalid")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
