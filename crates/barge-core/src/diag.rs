@@ -164,6 +164,31 @@ pub fn sort(diags: &mut [Diagnostic]) {
     });
 }
 
+/// docs/reference/diagnostics.md, generated from [`Code::ALL`].
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Diagnostic codes\n\n<!-- Generated from crates/barge-core/src/diag.rs by the `reference_docs_are_current` test; \
+         run `BARGE_BLESS=1 cargo test --test docs` after adding a code. -->\n\n\
+         Every problem `barge validate` reports has one of these stable codes (they are never renamed, \
+         so scripts may key on them). Each has a fixture pair in `tests/fixtures/diagnostics/<code>/`: \
+         `bad.yaml` shows the mistake, `good.yaml` the fix.\n\n\
+         | code | severity | meaning |\n|---|---|---|\n",
+    );
+    for c in Code::ALL {
+        out.push_str(&format!(
+            "| `{c}` | {} | {} |\n",
+            c.default_severity(),
+            c.summary().replace('|', "\\|")
+        ));
+    }
+    out.push_str(
+        "\nSeverity can differ from the default where the check knows more: a duplicate key or resource \
+         whose two values are identical is a warning, not an error; a promotion policy naming a stage \
+         that does not exist is a warning.\n",
+    );
+    out
+}
+
 /// "did you mean" by edit distance: the closest candidate within a third of the word's length.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lower = word.to_ascii_lowercase();

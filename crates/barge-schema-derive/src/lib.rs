@@ -62,6 +62,21 @@ fn serde_attrs(attrs: &[syn::Attribute]) -> syn::Result<SerdeAttrs> {
     Ok(out)
 }
 
+/// The field's `///` comment, joined into one paragraph (it becomes the reference docs).
+fn doc_comment(attrs: &[syn::Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("doc")) {
+        if let syn::Meta::NameValue(nv) = &attr.meta
+            && let syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s), ..
+            }) = &nv.value
+        {
+            lines.push(s.value().trim().to_string());
+        }
+    }
+    lines.join(" ").trim().to_string()
+}
+
 fn camel_case(snake: &str) -> String {
     let mut out = String::with_capacity(snake.len());
     let mut upper = false;
@@ -113,10 +128,12 @@ fn expand(input: &DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
         });
         let aliases = &attrs.aliases;
         let ty = &f.ty;
+        let doc = doc_comment(&f.attrs);
         fields.push(quote! {
             ::barge_core::schema::FieldShape {
                 name: #name,
                 aliases: &[#(#aliases),*],
+                doc: #doc,
                 shape: <#ty as ::barge_core::schema::Schema>::shape,
             }
         });

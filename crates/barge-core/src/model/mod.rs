@@ -14,32 +14,46 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectMeta {
+    /// The resource's name (RFC 1123).
     #[serde(default)]
     pub name: String,
+    /// The project. When omitted: the only Project loaded, if there is exactly one.
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Server-side name prefix (accepted, unused).
     #[serde(default)]
     pub generate_name: Option<String>,
+    /// Labels (Stage labels are matched by promotion policies).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Annotations.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub finalizers: Vec<String>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub owner_references: Vec<Value>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub uid: Option<String>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub resource_version: Option<String>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub generation: Option<i64>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub creation_timestamp: Option<Value>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub deletion_timestamp: Option<Value>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub deletion_grace_period_seconds: Option<i64>,
+    /// Accepted and ignored.
     #[serde(default)]
     pub managed_fields: Vec<Value>,
 }
@@ -48,8 +62,10 @@ pub struct ObjectMeta {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct Var {
+    /// Var name.
     #[serde(default)]
     pub name: String,
+    /// Value; may use `${{ }}`. In a PromotionTask, no value means the caller must set it.
     #[serde(default)]
     pub value: Option<Value>,
 }
@@ -130,6 +146,25 @@ impl Kind {
         )
     }
 
+    /// The schema of this kind's documents.
+    pub fn shape(self) -> crate::schema::Shape {
+        use crate::schema::Schema;
+        match self {
+            Kind::Project => kargo::Project::shape(),
+            Kind::ProjectConfig => kargo::ProjectConfig::shape(),
+            Kind::ClusterConfig => kargo::ClusterConfig::shape(),
+            Kind::Warehouse => kargo::Warehouse::shape(),
+            Kind::Stage => kargo::Stage::shape(),
+            Kind::PromotionTask => kargo::PromotionTask::shape(),
+            Kind::ClusterPromotionTask => kargo::ClusterPromotionTask::shape(),
+            Kind::Freight => kargo::Freight::shape(),
+            Kind::CustomPromotionStep => kargo::CustomPromotionStep::shape(),
+            Kind::AnalysisTemplate => analysis::AnalysisTemplate::shape(),
+            Kind::ClusterAnalysisTemplate => analysis::ClusterAnalysisTemplate::shape(),
+            Kind::Pipeline => pipeline::Pipeline::shape(),
+        }
+    }
+
     /// The API group of the version string (`kargo.akuity.io` of `kargo.akuity.io/v1alpha1`).
     pub fn group(self) -> &'static str {
         self.api_version().split('/').next().unwrap_or_default()
@@ -202,4 +237,32 @@ fn is_empty(v: &Value) -> bool {
         Value::Object(o) => o.is_empty(),
         _ => false,
     }
+}
+
+/// docs/reference/resources.md: every kind barge reads and every field of it, generated from
+/// the model so the reference cannot drift from what barge accepts.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Resource reference\n\n<!-- Generated from crates/barge-core/src/model by the `reference_docs_are_current` test; \
+         run `BARGE_BLESS=1 cargo test --test docs` after changing the model. -->\n\n\
+         Every kind barge loads and every field it accepts. Fields not listed here are reported as \
+         `unknown-field` warnings and ignored. `status` is accepted everywhere and ignored.\n\n\
+         | kind | apiVersion | scope |\n|---|---|---|\n",
+    );
+    for k in Kind::ALL {
+        out.push_str(&format!(
+            "| [{k}](#{}) | `{}` | {} |\n",
+            k.as_str().to_lowercase(),
+            k.api_version(),
+            if k.cluster_scoped() {
+                "cluster"
+            } else {
+                "project (namespace)"
+            }
+        ));
+    }
+    out.push('\n');
+    let roots: Vec<(&str, crate::schema::Shape)> = Kind::ALL.iter().map(|k| (k.as_str(), k.shape())).collect();
+    out.push_str(&crate::schema::render_reference(&roots));
+    out
 }

@@ -17,12 +17,16 @@ use serde_json::Value;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pipeline {
+    /// `barge.dev/v1alpha1`.
     #[serde(default)]
     pub api_version: String,
+    /// `Pipeline`.
     #[serde(default)]
     pub kind: String,
+    /// Name (also the Warehouse's) and namespace (the project; default: the name).
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// The pipeline.
     #[serde(default)]
     pub spec: PipelineSpec,
 }
@@ -57,6 +61,7 @@ pub struct PipelineSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineImage {
+    /// Image repository, without tag.
     #[serde(default, rename = "repoURL")]
     pub repo_url: String,
     /// A Masterminds semver constraint for SemVer (the default strategy), the tag to follow
@@ -66,8 +71,10 @@ pub struct PipelineImage {
     /// `SemVer` (default), `Lexical`, `Digest` or `NewestBuild`.
     #[serde(default)]
     pub strategy: Option<String>,
+    /// Only tags matching one of these RE2 regexes are considered.
     #[serde(default)]
     pub allow_tags_regexes: Vec<String>,
+    /// Tags matching any of these RE2 regexes are skipped.
     #[serde(default)]
     pub ignore_tags_regexes: Vec<String>,
     /// For `update.kind: yaml`: the key (dot path) that holds this image's tag.
@@ -78,6 +85,7 @@ pub struct PipelineImage {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineGit {
+    /// The config repository's URL.
     #[serde(default, rename = "repoURL")]
     pub repo_url: String,
     /// The branch promotions commit to (default `main`).
@@ -101,6 +109,7 @@ pub struct PipelineUpdate {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineStage {
+    /// Stage name.
     #[serde(default)]
     pub name: String,
     /// Promote new freight automatically (a ProjectConfig promotion policy is generated).
@@ -112,6 +121,7 @@ pub struct PipelineStage {
     /// Overrides `spec.update.path` for this stage.
     #[serde(default)]
     pub path: Option<String>,
+    /// Verification for this stage (overrides `spec.verification`).
     #[serde(default)]
     pub verification: Option<PipelineVerification>,
 }
@@ -122,6 +132,7 @@ pub struct PipelineVerification {
     /// AnalysisTemplate names.
     #[serde(default)]
     pub analysis_templates: Vec<String>,
+    /// Template arguments.
     #[serde(default)]
     pub args: Vec<super::kargo::AnalysisArgValue>,
 }
