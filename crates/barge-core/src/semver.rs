@@ -232,7 +232,8 @@ fn rewrite_range(input: &str) -> String {
         let whole = caps.get(0).map_or("", |m| m.as_str());
         let a = caps.get(1).map_or("", |m| m.as_str());
         let b = caps.get(11).map_or("", |m| m.as_str());
-        out = out.replacen(whole, &format!(">= {a}, <= {b}"), 1);
+        // The trailing space keeps a following comparator separate ("1 - 2 <=2" stays two).
+        out = out.replacen(whole, &format!(">= {a}, <= {b} "), 1);
     }
     out
 }
@@ -395,8 +396,9 @@ mod tests {
             .matches(&Version::parse(v, false).unwrap_or_else(|e| panic!("{v}: {e}")))
     }
 
-    /// Cases from Masterminds/semver v3 `constraints_test.go` (TestConstraintsCheck and the
-    /// operator tables), plus the spellings rust-stack.md found Rust crates getting wrong.
+    /// barge's own cases: the spellings rust-stack.md found Rust crates getting wrong (space as
+    /// AND, bare versions as `=`, hyphen ranges, `v` prefixes, dirty partials) and the
+    /// group-level prerelease opt-in. Masterminds' own tables are in `semver_masterminds_tests.rs`.
     #[test]
     fn masterminds_check_table() {
         let table: &[(&str, &str, bool)] = &[
@@ -581,3 +583,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "semver_masterminds_tests.rs"]
+mod masterminds;
