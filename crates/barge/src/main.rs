@@ -1,5 +1,6 @@
 //! The `barge` command: wires the core and the edge crates into verbs.
 
+mod discover;
 mod render;
 
 use anyhow::Result;
@@ -62,6 +63,63 @@ enum Command {
         #[arg(long)]
         expand: bool,
     },
+    /// Run one discovery pass: for each Warehouse, list each subscription's candidates (best
+    /// first) and the Freight it would mint. Nothing is stored.
+    ///
+    /// Image subscriptions are discovered (all strategies, platforms, auth from docker's
+    /// config.json and credential helpers); git and chart subscriptions are reported as not
+    /// yet supported. Exit status 1 when any discovery failed or the definitions have errors.
+    ///
+    /// Examples:
+    ///   barge discover pipelines/
+    ///   barge discover pipelines/ --warehouse guestbook -o json
+    ///   barge discover pipelines/ --rewrite ghcr.io/barge-demo/=127.0.0.1:5000/barge-demo/
+    #[command(verbatim_doc_comment)]
+    Discover {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Only this Warehouse.
+        #[arg(long, value_name = "NAME")]
+        warehouse: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct RegistryArgs {
+    /// Send requests for repositories starting with FROM to TO instead (like git's insteadOf);
+    /// Freight keeps the original names. Repeatable. Example:
+    /// --rewrite ghcr.io/acme/=127.0.0.1:5000/acme/
+    #[arg(long, value_name = "FROM=TO", value_parser = parse_rewrite)]
+    rewrite: Vec<barge_registry::Rewrite>,
+    /// Registry hosts to reach over plain HTTP (loopback addresses always are). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    plain_http: Vec<String>,
+    /// Requests per second per registry host.
+    #[arg(long, default_value_t = 20.0)]
+    rate_limit: f64,
+    /// Ask registries for pages of this many tags (default: the registry's choice).
+    #[arg(long, value_name = "N")]
+    page_size: Option<u32>,
+}
+
+fn parse_rewrite(s: &str) -> Result<barge_registry::Rewrite, String> {
+    barge_registry::Rewrite::parse(s).ok_or_else(|| format!("{s:?} is not FROM=TO"))
+}
+
+impl RegistryArgs {
+    fn config(&self) -> barge_registry::RegistryConfig {
+        barge_registry::RegistryConfig {
+            rewrites: self.rewrite.clone(),
+            plain_http_hosts: self.plain_http.clone(),
+            rate_limit: self.rate_limit,
+            page_size: self.page_size,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -119,6 +177,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Discover {
+            paths,
+            warehouse,
+            output,
+            registry,
+        } => discover(&paths, warehouse.as_deref(), output, &registry),
         Command::Plan { paths, output, expand } => {
             let catalog = match load(&paths) {
                 Ok(c) => c,
@@ -169,6 +233,44 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn discover(paths: &[String], warehouse: Option<&str>, output: Format, registry: &RegistryArgs) -> Result<ExitCode> {
+    let catalog = match load(paths) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if catalog.errors() > 0 {
+        eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
+        eprintln!("{}", render::summary(&catalog));
+        eprintln!("barge: error: fix the definitions before discovering");
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(w) = warehouse
+        && !catalog
+            .resources
+            .iter()
+            .any(|r| r.kind == barge_core::model::Kind::Warehouse && r.name == w)
+    {
+        eprintln!("barge: error: no Warehouse named {w:?} in the definitions");
+        return Ok(ExitCode::from(2));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let reports = runtime.block_on(discover::run(&catalog, warehouse, registry.config()))?;
+    let mut out = std::io::stdout().lock();
+    match output {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &reports)?;
+            writeln!(out)?;
+        }
+        Format::Yaml => write!(out, "{}", yaml_serde::to_string(&reports)?)?,
+        Format::Text => write!(out, "{}", discover::render(&reports))?,
+    }
+    let failed = reports
+        .iter()
+        .flat_map(|r| &r.subscriptions)
+        .any(|s| s.error.as_deref().is_some_and(|e| !e.starts_with("unsupported")));
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a

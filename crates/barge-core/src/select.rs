@@ -1,0 +1,227 @@
+//! Which image tags a subscription considers and in what order: Kargo's selection strategies
+//! (kargo.md §1.4) as pure functions over tag lists, so the registry code only fetches.
+
+use crate::model::kargo::ImageSubscription;
+use crate::semver::{Constraint, Version};
+use regex::Regex;
+use std::cmp::Ordering;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageStrategy {
+    SemVer,
+    Lexical,
+    Digest,
+    NewestBuild,
+}
+
+/// A subscription's selection rules, compiled.
+#[derive(Clone, Debug)]
+pub struct ImagePolicy {
+    pub strategy: ImageStrategy,
+    pub constraint: Option<Constraint>,
+    /// Digest strategy: the mutable tag followed.
+    pub digest_tag: Option<String>,
+    pub strict: bool,
+    pub allow: Vec<Regex>,
+    pub ignore: Vec<Regex>,
+    pub ignore_exact: Vec<String>,
+    pub limit: usize,
+    pub platform: Option<String>,
+}
+
+pub const DEFAULT_DISCOVERY_LIMIT: usize = 20;
+
+impl ImagePolicy {
+    /// Compiles a subscription; the error says which field is wrong (validation reports the
+    /// same problems with positions before discovery ever runs).
+    pub fn new(sub: &ImageSubscription) -> Result<ImagePolicy, String> {
+        let strategy = match sub.image_selection_strategy.as_deref().unwrap_or("") {
+            "" | "SemVer" => ImageStrategy::SemVer,
+            "Lexical" => ImageStrategy::Lexical,
+            "Digest" => ImageStrategy::Digest,
+            "NewestBuild" => ImageStrategy::NewestBuild,
+            other => return Err(format!("unknown imageSelectionStrategy {other:?}")),
+        };
+        let raw_constraint = sub
+            .constraint
+            .as_deref()
+            .or(sub.semver_constraint.as_deref())
+            .filter(|c| !c.trim().is_empty());
+        let (constraint, digest_tag) = match strategy {
+            ImageStrategy::SemVer => (
+                raw_constraint
+                    .map(Constraint::parse)
+                    .transpose()
+                    .map_err(|e| e.to_string())?,
+                None,
+            ),
+            ImageStrategy::Digest => (
+                None,
+                Some(
+                    raw_constraint
+                        .ok_or("the Digest strategy needs `constraint`: the tag to follow")?
+                        .to_string(),
+                ),
+            ),
+            _ => (None, None),
+        };
+        let compile = |list: &[String]| -> Result<Vec<Regex>, String> {
+            list.iter()
+                .map(|r| Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}")))
+                .collect()
+        };
+        let mut allow = compile(&sub.allow_tags_regexes)?;
+        if let Some(a) = &sub.allow_tags {
+            allow.extend(compile(std::slice::from_ref(a))?);
+        }
+        Ok(ImagePolicy {
+            strategy,
+            constraint,
+            digest_tag,
+            strict: sub.strict_semvers.unwrap_or(true),
+            allow,
+            ignore: compile(&sub.ignore_tags_regexes)?,
+            ignore_exact: sub.ignore_tags.clone(),
+            limit: sub
+                .discovery_limit
+                .map_or(DEFAULT_DISCOVERY_LIMIT, |n| n.clamp(1, 100) as usize),
+            platform: sub.platform.clone().filter(|p| !p.is_empty()),
+        })
+    }
+
+    /// Whether the allow/ignore filters let a tag through.
+    pub fn allowed(&self, tag: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(tag)))
+            && !self.ignore.iter().any(|r| r.is_match(tag))
+            && !self.ignore_exact.iter().any(|t| t == tag)
+    }
+
+    /// The candidate tags, best first, at most `limit` of them. For NewestBuild this is every
+    /// allowed tag (their build times decide, see [`rank_by_created`]); for Digest, the tag
+    /// followed.
+    pub fn candidates(&self, tags: &[String]) -> Vec<String> {
+        match self.strategy {
+            ImageStrategy::SemVer => {
+                let mut versions: Vec<(Version, &String)> = tags
+                    .iter()
+                    .filter(|t| self.allowed(t))
+                    .filter_map(|t| Version::parse(t, self.strict).ok().map(|v| (v, t)))
+                    .filter(|(v, _)| self.constraint.as_ref().is_none_or(|c| c.matches(v)))
+                    .collect();
+                // Newest first; equal versions (`v1.2.3` and `1.2.3`) by tag, for a stable order.
+                versions.sort_by(|(a, ta), (b, tb)| b.cmp(a).then_with(|| tb.cmp(ta)));
+                versions.into_iter().take(self.limit).map(|(_, t)| t.clone()).collect()
+            }
+            ImageStrategy::Lexical => {
+                let mut list: Vec<&String> = tags.iter().filter(|t| self.allowed(t)).collect();
+                list.sort_by(|a, b| b.cmp(a));
+                list.into_iter().take(self.limit).cloned().collect()
+            }
+            ImageStrategy::Digest => self.digest_tag.iter().filter(|t| tags.contains(t)).cloned().collect(),
+            ImageStrategy::NewestBuild => tags.iter().filter(|t| self.allowed(t)).cloned().collect(),
+        }
+    }
+}
+
+/// NewestBuild ordering: newest build time first (RFC 3339 strings compare in time order when
+/// normalised to UTC `Z`), tags without a time last, ties by tag; at most `limit`.
+pub fn rank_by_created(mut items: Vec<(String, Option<String>)>, limit: usize) -> Vec<(String, Option<String>)> {
+    items.sort_by(|(ta, ca), (tb, cb)| match (ca, cb) {
+        (Some(a), Some(b)) => b.cmp(a).then_with(|| tb.cmp(ta)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => tb.cmp(ta),
+    });
+    items.truncate(limit);
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(yaml: &[(&str, &str)]) -> ImageSubscription {
+        let mut s = ImageSubscription {
+            repo_url: "ghcr.io/acme/app".into(),
+            ..Default::default()
+        };
+        for (k, v) in yaml {
+            match *k {
+                "strategy" => s.image_selection_strategy = Some(v.to_string()),
+                "constraint" => s.constraint = Some(v.to_string()),
+                "allow" => s.allow_tags_regexes.push(v.to_string()),
+                "ignore" => s.ignore_tags_regexes.push(v.to_string()),
+                "strict" => s.strict_semvers = Some(*v == "true"),
+                "limit" => s.discovery_limit = Some(v.parse().unwrap()),
+                _ => unreachable!(),
+            }
+        }
+        s
+    }
+
+    fn tags(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn semver_picks_the_highest_matching_version() {
+        let all = tags(&[
+            "1.0.0",
+            "1.10.0",
+            "1.9.0",
+            "2.0.0",
+            "v1.11.0",
+            "latest",
+            "1.12.0-rc.1",
+            "abc1234",
+            "1.2",
+        ]);
+        let p = ImagePolicy::new(&sub(&[("constraint", "^1.0.0")])).unwrap();
+        assert_eq!(p.candidates(&all), tags(&["v1.11.0", "1.10.0", "1.9.0", "1.0.0"]));
+        let loose = ImagePolicy::new(&sub(&[("constraint", "^1.0.0"), ("strict", "false")])).unwrap();
+        assert!(
+            loose.candidates(&all).contains(&"1.2".to_string()),
+            "non-strict accepts 1.2"
+        );
+        let pre = ImagePolicy::new(&sub(&[("constraint", ">=1.12.0-0")])).unwrap();
+        assert_eq!(pre.candidates(&all), tags(&["2.0.0", "1.12.0-rc.1"]));
+        let none = ImagePolicy::new(&sub(&[])).unwrap();
+        assert_eq!(none.candidates(&all)[0], "2.0.0", "no constraint: the highest version");
+    }
+
+    #[test]
+    fn filters_limits_and_lexical_order() {
+        let all = tags(&["main-003", "main-010", "main-002", "dev-999", "main-001"]);
+        let p = ImagePolicy::new(&sub(&[
+            ("strategy", "Lexical"),
+            ("allow", "^main-"),
+            ("ignore", "-003$"),
+            ("limit", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(p.candidates(&all), tags(&["main-010", "main-002"]));
+        let digest = ImagePolicy::new(&sub(&[("strategy", "Digest"), ("constraint", "latest")])).unwrap();
+        assert_eq!(digest.candidates(&tags(&["1.0", "latest"])), tags(&["latest"]));
+        assert!(
+            digest.candidates(&tags(&["1.0"])).is_empty(),
+            "the followed tag is missing"
+        );
+        assert!(ImagePolicy::new(&sub(&[("strategy", "Digest")])).is_err());
+        assert!(ImagePolicy::new(&sub(&[("strategy", "Newest")])).is_err());
+    }
+
+    #[test]
+    fn newest_build_orders_by_created() {
+        let ranked = rank_by_created(
+            vec![
+                ("a".into(), Some("2026-01-01T00:00:00Z".into())),
+                ("b".into(), None),
+                ("c".into(), Some("2026-03-01T00:00:00Z".into())),
+                ("d".into(), Some("2026-02-01T00:00:00Z".into())),
+            ],
+            3,
+        );
+        let order: Vec<&str> = ranked.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(order, ["c", "d", "a"]);
+    }
+}

@@ -1,0 +1,758 @@
+//! The registry HTTP client: one place where every request is rate limited, authenticated,
+//! retried and counted.
+
+use crate::RegistryError;
+use crate::auth::{self, CredentialRule, Credentials};
+use base64::Engine;
+use reqwest::{Method, StatusCode, header};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Rewrites a repository URL prefix (like git's `insteadOf`): `ghcr.io/acme/` →
+/// `127.0.0.1:5000/acme/` for mirrors, air-gapped sites and local substitutes. Freight keeps
+/// the original URL; only the requests go elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    pub from: String,
+    pub to: String,
+}
+
+impl Rewrite {
+    /// Parses `FROM=TO`.
+    pub fn parse(s: &str) -> Option<Rewrite> {
+        let (from, to) = s.split_once('=')?;
+        (!from.is_empty() && !to.is_empty()).then(|| Rewrite {
+            from: from.to_string(),
+            to: to.to_string(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    /// Requests per second per registry host (Kargo's default is 20).
+    pub rate_limit: f64,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Attempts per request for transient faults (429, 5xx, resets, truncated bodies).
+    pub max_attempts: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// `n` for tag listing; `None` lets the registry choose (and follow its `Link` pages).
+    pub page_size: Option<u32>,
+    /// At most this many tag pages per listing (a registry looping its `Link` is cut off).
+    pub max_pages: u32,
+    pub rewrites: Vec<Rewrite>,
+    pub credentials: Vec<CredentialRule>,
+    /// docker `config.json` to read (default `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`).
+    pub docker_config: Option<PathBuf>,
+    /// `PATH` for `docker-credential-*` helpers (default: the process's).
+    pub helper_path: Option<std::ffi::OsString>,
+    /// Hosts spoken to over plain HTTP besides loopback addresses.
+    pub plain_http_hosts: Vec<String>,
+    /// Skip TLS certificate verification (per subscription: `insecureSkipTLSVerify`).
+    pub insecure_skip_tls_verify: bool,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            rate_limit: 20.0,
+            timeout: Duration::from_secs(30),
+            max_attempts: 5,
+            base_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            page_size: None,
+            max_pages: 1000,
+            rewrites: Vec::new(),
+            credentials: Vec::new(),
+            docker_config: None,
+            helper_path: None,
+            plain_http_hosts: Vec::new(),
+            insecure_skip_tls_verify: false,
+        }
+    }
+}
+
+/// A repository as contacted: scheme, API host and path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoRef {
+    /// The URL as written in the subscription (what Freight records).
+    pub original: String,
+    pub scheme: &'static str,
+    pub host: String,
+    pub path: String,
+}
+
+impl RepoRef {
+    pub fn base(&self) -> String {
+        format!("{}://{}/v2/{}", self.scheme, self.host, self.path)
+    }
+}
+
+/// The registry client. Cheap to clone; clones share caches, limits and counters.
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RegistryConfig,
+    http: reqwest::Client,
+    /// Bearer tokens per (host, scope).
+    tokens: Mutex<HashMap<(String, String), (String, Instant)>>,
+    /// Hosts that answered a Basic challenge.
+    basic_hosts: Mutex<HashMap<String, ()>>,
+    /// The next free request slot per host.
+    slots: Mutex<HashMap<String, Instant>>,
+    credentials: Mutex<HashMap<String, Option<Credentials>>>,
+    requests: AtomicU64,
+    /// Image metadata by digest (NewestBuild's build times never change for a digest).
+    created_by_digest: Mutex<HashMap<String, Option<String>>>,
+}
+
+pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// One response body with the headers discovery needs.
+pub(crate) struct Fetched {
+    pub body: Vec<u8>,
+    pub digest: Option<String>,
+    pub link_next: Option<String>,
+}
+
+impl Registry {
+    pub fn new(config: RegistryConfig) -> Result<Registry, RegistryError> {
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .danger_accept_invalid_certs(config.insecure_skip_tls_verify)
+            .user_agent(concat!("barge/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| RegistryError::Invalid {
+                url: String::new(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                tokens: Mutex::default(),
+                basic_hosts: Mutex::default(),
+                slots: Mutex::default(),
+                credentials: Mutex::default(),
+                requests: AtomicU64::new(0),
+                created_by_digest: Mutex::default(),
+            }),
+        })
+    }
+
+    /// Requests sent so far (every attempt counts, token requests included).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn created_cache(&self) -> &Mutex<HashMap<String, Option<String>>> {
+        &self.inner.created_by_digest
+    }
+
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.config
+    }
+
+    /// Where requests for a repository URL go, after rewrites. Docker Hub names
+    /// (`nginx`, `docker.io/x/y`) resolve to `registry-1.docker.io` with `library/`.
+    pub fn resolve(&self, repo_url: &str) -> RepoRef {
+        let mut target = repo_url.trim().to_string();
+        if let Some(rw) = self
+            .inner
+            .config
+            .rewrites
+            .iter()
+            .filter(|r| target.starts_with(&r.from))
+            .max_by_key(|r| r.from.len())
+        {
+            target = format!("{}{}", rw.to, &target[rw.from.len()..]);
+        }
+        let mut scheme_forced = None;
+        for (prefix, scheme) in [("http://", "http"), ("https://", "https")] {
+            if let Some(rest) = target.strip_prefix(prefix) {
+                target = rest.to_string();
+                scheme_forced = Some(scheme);
+            }
+        }
+        let (host, path) = match target.split_once('/') {
+            Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+                (first.to_string(), rest.to_string())
+            }
+            _ => ("docker.io".to_string(), target.clone()),
+        };
+        let (host, path) = if matches!(host.as_str(), "docker.io" | "index.docker.io") {
+            let path = if path.contains('/') {
+                path
+            } else {
+                format!("library/{path}")
+            };
+            ("registry-1.docker.io".to_string(), path)
+        } else {
+            (host, path)
+        };
+        let plain = is_loopback(&host) || self.inner.config.plain_http_hosts.iter().any(|h| h == &host);
+        RepoRef {
+            original: repo_url.to_string(),
+            scheme: scheme_forced.unwrap_or(if plain { "http" } else { "https" }),
+            host,
+            path,
+        }
+    }
+
+    /// Every tag of a repository, following `Link: <…>; rel="next"` pages (relative or
+    /// absolute), with a page cap and cycle detection.
+    pub async fn list_tags(&self, repo: &RepoRef) -> Result<Vec<String>, RegistryError> {
+        let mut url = format!("{}/tags/list", repo.base());
+        if let Some(n) = self.inner.config.page_size {
+            url.push_str(&format!("?n={n}"));
+        }
+        let mut tags = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..self.inner.config.max_pages {
+            if !seen.insert(url.clone()) {
+                break;
+            }
+            let page = self.fetch_json(repo, Method::GET, &url, "application/json").await?;
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                #[serde(default)]
+                tags: Option<Vec<String>>,
+            }
+            let list: TagList = parse_json(&url, &page.body)?;
+            tags.extend(list.tags.unwrap_or_default());
+            match page.link_next {
+                Some(next) => url = absolute(repo.scheme, &repo.host, &next),
+                None => return Ok(tags),
+            }
+        }
+        tracing::warn!(repo = %repo.original, pages = self.inner.config.max_pages, "Tag listing stopped at the page cap.");
+        Ok(tags)
+    }
+
+    /// The digest a tag points at, by HEAD (which does not count as a Docker Hub pull).
+    pub async fn head_digest(&self, repo: &RepoRef, reference: &str) -> Result<String, RegistryError> {
+        let url = format!("{}/manifests/{reference}", repo.base());
+        let r = self.fetch(repo, Method::HEAD, &url, MANIFEST_ACCEPT).await?;
+        match r.digest {
+            Some(d) => Ok(d),
+            // Some registries omit the header on HEAD: fall back to GET and hash the body.
+            None => Ok(self.manifest(repo, reference).await?.digest.unwrap_or_default()),
+        }
+    }
+
+    /// A manifest (image, index or list) by tag or digest; `digest` is the registry's header or
+    /// the sha256 of the body.
+    pub(crate) async fn manifest(&self, repo: &RepoRef, reference: &str) -> Result<Fetched, RegistryError> {
+        let url = format!("{}/manifests/{reference}", repo.base());
+        let mut r = self.fetch_json(repo, Method::GET, &url, MANIFEST_ACCEPT).await?;
+        if r.digest.is_none() {
+            r.digest = Some(sha256_digest(&r.body));
+        }
+        Ok(r)
+    }
+
+    pub(crate) async fn blob(&self, repo: &RepoRef, digest: &str) -> Result<Fetched, RegistryError> {
+        let url = format!("{}/blobs/{digest}", repo.base());
+        self.fetch_json(repo, Method::GET, &url, "application/json, */*").await
+    }
+
+    /// A GET whose body must be complete JSON: an unparseable body counts as a transient
+    /// fault (a truncated response) and is retried like a 503.
+    async fn fetch_json(
+        &self,
+        repo: &RepoRef,
+        method: Method,
+        url: &str,
+        accept: &str,
+    ) -> Result<Fetched, RegistryError> {
+        let attempts = self.inner.config.max_attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            let r = self.fetch(repo, method.clone(), url, accept).await?;
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).is_ok() {
+                return Ok(r);
+            }
+            last = format!("incomplete or invalid JSON ({} bytes)", r.body.len());
+            tracing::warn!(%url, attempt, "Registry sent an unreadable body; retrying.");
+            if attempt < attempts {
+                tokio::time::sleep(self.backoff(attempt, None)).await;
+            }
+        }
+        Err(RegistryError::Transient {
+            url: url.to_string(),
+            message: last,
+            attempts,
+        })
+    }
+
+    /// Sends one logical request: rate limit, auth, retries with backoff and `Retry-After`.
+    async fn fetch(&self, repo: &RepoRef, method: Method, url: &str, accept: &str) -> Result<Fetched, RegistryError> {
+        let cfg = &self.inner.config;
+        let attempts = cfg.max_attempts.max(1);
+        let mut auth_tried = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.wait_for_slot(&repo.host).await;
+            let mut req = self
+                .inner
+                .http
+                .request(method.clone(), url)
+                .header(header::ACCEPT, accept);
+            if let Some(value) = self.authorization(repo).await {
+                req = req.header(header::AUTHORIZATION, value);
+            }
+            self.inner.requests.fetch_add(1, Ordering::Relaxed);
+            let outcome = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    match resp.bytes().await {
+                        Ok(body) => Ok((status, headers, body.to_vec())),
+                        Err(e) => Err(format!("reading the response failed: {}", without_url(&e))),
+                    }
+                }
+                Err(e) => Err(without_url(&e)),
+            };
+            let (status, headers, body) = match outcome {
+                Ok(x) => x,
+                Err(message) => {
+                    if attempt >= attempts {
+                        return Err(RegistryError::Transient {
+                            url: url.to_string(),
+                            message,
+                            attempts,
+                        });
+                    }
+                    tracing::warn!(%url, attempt, error = %message, "Registry request failed; retrying.");
+                    tokio::time::sleep(self.backoff(attempt, None)).await;
+                    continue;
+                }
+            };
+            match status {
+                s if s.is_success() => {
+                    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+                    return Ok(Fetched {
+                        body,
+                        digest: get(header::HeaderName::from_static("docker-content-digest")),
+                        link_next: headers
+                            .get_all(header::LINK)
+                            .iter()
+                            .filter_map(|v| v.to_str().ok())
+                            .find_map(next_link),
+                    });
+                }
+                StatusCode::UNAUTHORIZED if !auth_tried => {
+                    auth_tried = true;
+                    let challenge = headers
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    self.answer_challenge(repo, url, &challenge).await?;
+                    attempt -= 1; // authenticating is not a failed attempt
+                    continue;
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    let has_creds = self.credentials(repo).await.is_some();
+                    return Err(RegistryError::Auth {
+                        url: url.to_string(),
+                        message: if has_creds {
+                            "the registry rejected the credentials (check the username and password or token)"
+                                .to_string()
+                        } else {
+                            "the registry requires credentials and none are configured (docker config.json, a credential helper, or a barge credential rule)".to_string()
+                        },
+                    });
+                }
+                StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { url: url.to_string() }),
+                s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                    let retry_after = headers
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    if attempt >= attempts {
+                        return Err(if s == StatusCode::TOO_MANY_REQUESTS {
+                            RegistryError::RateLimited {
+                                url: url.to_string(),
+                                attempts,
+                                retry_after,
+                            }
+                        } else {
+                            RegistryError::Transient {
+                                url: url.to_string(),
+                                message: format!("HTTP {s}"),
+                                attempts,
+                            }
+                        });
+                    }
+                    tracing::warn!(%url, attempt, status = %s, "Registry asked to back off; retrying.");
+                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+                }
+                s => {
+                    return Err(RegistryError::Invalid {
+                        url: url.to_string(),
+                        message: format!(
+                            "HTTP {s}: {}",
+                            String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter; `Retry-After` (capped) wins when given.
+    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let cfg = &self.inner.config;
+        if let Some(d) = retry_after {
+            return d.min(cfg.max_backoff);
+        }
+        let exp = cfg
+            .base_backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(cfg.max_backoff);
+        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+
+    async fn wait_for_slot(&self, host: &str) {
+        let interval = Duration::from_secs_f64(1.0 / self.inner.config.rate_limit.max(0.001));
+        let slot = {
+            let mut slots = self.inner.slots.lock().await;
+            let now = Instant::now();
+            let slot = slots.get(host).copied().filter(|s| *s > now).unwrap_or(now);
+            slots.insert(host.to_string(), slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+
+    async fn credentials(&self, repo: &RepoRef) -> Option<Credentials> {
+        let mut cache = self.inner.credentials.lock().await;
+        if let Some(c) = cache.get(&repo.original) {
+            return c.clone();
+        }
+        let cfg = &self.inner.config;
+        let found = auth::lookup(
+            &cfg.credentials,
+            cfg.docker_config.as_ref(),
+            cfg.helper_path.as_deref(),
+            &repo.original,
+            &repo.host,
+        )
+        .await;
+        cache.insert(repo.original.clone(), found.clone());
+        found
+    }
+
+    async fn authorization(&self, repo: &RepoRef) -> Option<String> {
+        let scope = pull_scope(&repo.path);
+        if let Some((token, expiry)) = self.inner.tokens.lock().await.get(&(repo.host.clone(), scope)).cloned()
+            && expiry > Instant::now()
+        {
+            return Some(format!("Bearer {token}"));
+        }
+        if self.inner.basic_hosts.lock().await.contains_key(&repo.host) {
+            return self.credentials(repo).await.map(|c| basic(&c));
+        }
+        None
+    }
+
+    /// Responds to a `WWW-Authenticate` challenge: fetch a bearer token from the realm, or
+    /// remember that the host wants Basic.
+    async fn answer_challenge(&self, repo: &RepoRef, url: &str, challenge: &str) -> Result<(), RegistryError> {
+        let creds = self.credentials(repo).await;
+        let (kind, params) = parse_challenge(challenge);
+        match kind.as_str() {
+            "bearer" => {
+                let realm = params.get("realm").ok_or_else(|| RegistryError::Auth {
+                    url: url.to_string(),
+                    message: "bearer challenge without a realm".into(),
+                })?;
+                let scope = params.get("scope").cloned().unwrap_or_else(|| pull_scope(&repo.path));
+                let mut token_url = reqwest::Url::parse(realm).map_err(|e| RegistryError::Auth {
+                    url: url.to_string(),
+                    message: format!("bad token realm: {e}"),
+                })?;
+                {
+                    let mut q = token_url.query_pairs_mut();
+                    if let Some(service) = params.get("service") {
+                        q.append_pair("service", service);
+                    }
+                    q.append_pair("scope", &scope);
+                }
+                self.wait_for_slot(&repo.host).await;
+                let mut req = self.inner.http.get(token_url.clone());
+                if let Some(c) = &creds {
+                    req = req.header(header::AUTHORIZATION, basic(c));
+                }
+                self.inner.requests.fetch_add(1, Ordering::Relaxed);
+                let resp = req.send().await.map_err(|e| RegistryError::Transient {
+                    url: realm.clone(),
+                    message: without_url(&e),
+                    attempts: 1,
+                })?;
+                let status = resp.status();
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                    return Err(RegistryError::Auth {
+                        url: realm.clone(),
+                        message: "the token server rejected the credentials".into(),
+                    });
+                }
+                if !status.is_success() {
+                    return Err(RegistryError::Transient {
+                        url: realm.clone(),
+                        message: format!("token server answered HTTP {status}"),
+                        attempts: 1,
+                    });
+                }
+                #[derive(serde::Deserialize)]
+                struct Token {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                    expires_in: Option<u64>,
+                }
+                let body = resp.bytes().await.map_err(|e| RegistryError::Transient {
+                    url: realm.clone(),
+                    message: without_url(&e),
+                    attempts: 1,
+                })?;
+                let t: Token = parse_json(realm, &body)?;
+                let token = t.token.or(t.access_token).ok_or_else(|| RegistryError::Auth {
+                    url: realm.clone(),
+                    message: "the token server returned no token".into(),
+                })?;
+                // Renew a little early; 60 s is the spec's default lifetime.
+                let life = Duration::from_secs(t.expires_in.unwrap_or(60).saturating_sub(5).max(1));
+                self.inner.tokens.lock().await.insert(
+                    (repo.host.clone(), pull_scope(&repo.path)),
+                    (token, Instant::now() + life),
+                );
+                Ok(())
+            }
+            "basic" => {
+                if creds.is_none() {
+                    return Err(RegistryError::Auth {
+                        url: url.to_string(),
+                        message: "the registry requires credentials and none are configured (docker config.json, a credential helper, or a barge credential rule)".into(),
+                    });
+                }
+                self.inner.basic_hosts.lock().await.insert(repo.host.clone(), ());
+                Ok(())
+            }
+            _ => Err(RegistryError::Auth {
+                url: url.to_string(),
+                message: format!(
+                    "unsupported authentication challenge {:?}",
+                    challenge.split_whitespace().next().unwrap_or("")
+                ),
+            }),
+        }
+    }
+}
+
+fn basic(c: &Credentials) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+    )
+}
+
+fn pull_scope(path: &str) -> String {
+    format!("repository:{path}:pull")
+}
+
+fn is_loopback(host: &str) -> bool {
+    let h = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    h == "localhost" || h.starts_with("127.") || h == "[::1]"
+}
+
+/// reqwest errors print the URL; ours already carry it (and a URL may hold credentials).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the response body was cut off"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(url: &str, body: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(body).map_err(|e| RegistryError::Invalid {
+        url: url.to_string(),
+        message: format!("unexpected response: {e}"),
+    })
+}
+
+pub(crate) fn sha256_digest(body: &[u8]) -> String {
+    use sha2_shim::sha256_hex;
+    format!("sha256:{}", sha256_hex(body))
+}
+
+/// `Retry-After`: seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v.trim()).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+/// The `rel="next"` target of a `Link` header value.
+fn next_link(value: &str) -> Option<String> {
+    value.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| matches!(p.trim().replace(' ', "").as_str(), "rel=\"next\"" | "rel=next"))
+            .then(|| target.to_string())
+    })
+}
+
+fn absolute(scheme: &str, host: &str, link: &str) -> String {
+    if link.starts_with("http://") || link.starts_with("https://") {
+        link.to_string()
+    } else if link.starts_with('/') {
+        format!("{scheme}://{host}{link}")
+    } else {
+        format!("{scheme}://{host}/{link}")
+    }
+}
+
+/// `Bearer realm="…",service="…",scope="…"` → ("bearer", params).
+fn parse_challenge(h: &str) -> (String, HashMap<String, String>) {
+    let (kind, rest) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (q[..end].to_string(), &q[end + 1..]),
+                None => (q.to_string(), ""),
+            }
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (after[..end].trim().to_string(), &after[end..])
+        };
+        params.insert(key, value);
+        rest = next.trim_start_matches([',', ' ']);
+    }
+    (kind.to_ascii_lowercase(), params)
+}
+
+/// SHA-256 for manifests fetched without a `Docker-Content-Digest` header.
+mod sha2_shim {
+    pub fn sha256_hex(data: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/x/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/x/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://r.io/v2/x/tags/list?next_page=abc>; rel=next"#).as_deref(),
+            Some("https://r.io/v2/x/tags/list?next_page=abc")
+        );
+        assert_eq!(next_link(r#"</prev>; rel="prev""#), None);
+        assert_eq!(
+            absolute("http", "127.0.0.1:5000", "/v2/x/tags/list?last=b"),
+            "http://127.0.0.1:5000/v2/x/tags/list?last=b"
+        );
+    }
+
+    #[test]
+    fn challenges() {
+        let (k, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/nginx:pull""#,
+        );
+        assert_eq!(k, "bearer");
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/nginx:pull");
+        let (k, p) = parse_challenge(r#"Basic realm="basic-realm""#);
+        assert_eq!((k.as_str(), p["realm"].as_str()), ("basic", "basic-realm"));
+    }
+
+    #[test]
+    fn retry_after_values() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        let d = parse_retry_after(&future).unwrap();
+        assert!(d > Duration::from_secs(100) && d <= Duration::from_secs(120), "{d:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn resolves_rewrites_docker_hub_and_loopback() {
+        let reg = Registry::new(RegistryConfig {
+            rewrites: vec![Rewrite::parse("ghcr.io/acme/=127.0.0.1:5000/mirror/").unwrap()],
+            ..Default::default()
+        })
+        .unwrap();
+        let r = reg.resolve("ghcr.io/acme/app");
+        assert_eq!(
+            (r.scheme, r.host.as_str(), r.path.as_str(), r.original.as_str()),
+            ("http", "127.0.0.1:5000", "mirror/app", "ghcr.io/acme/app")
+        );
+        let r = reg.resolve("nginx");
+        assert_eq!(
+            (r.scheme, r.host.as_str(), r.path.as_str()),
+            ("https", "registry-1.docker.io", "library/nginx")
+        );
+        let r = reg.resolve("docker.io/bitnami/redis");
+        assert_eq!(
+            (r.host.as_str(), r.path.as_str()),
+            ("registry-1.docker.io", "bitnami/redis")
+        );
+        let r = reg.resolve("quay.io/org/app");
+        assert_eq!((r.scheme, r.host.as_str()), ("https", "quay.io"));
+        assert!(Rewrite::parse("nothing").is_none());
+    }
+}

@@ -1,0 +1,247 @@
+//! Image discovery: a subscription's candidates, best first, with the fewest requests.
+//!
+//! One tag listing (all its pages), then for SemVer and Lexical one HEAD per candidate (at most
+//! `discoveryLimit`); Digest one HEAD; NewestBuild one HEAD per allowed tag plus the manifest
+//! and config of digests not seen before (build times are cached by digest). A `platform`
+//! needs the manifest (to pick the entry of an index), so it costs a GET instead of a HEAD.
+
+use crate::client::{Fetched, parse_json};
+use crate::{Registry, RegistryError, RepoRef};
+use barge_core::model::kargo::ImageSubscription;
+use barge_core::select::{ImagePolicy, ImageStrategy, rank_by_created};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One candidate image.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DiscoveredImage {
+    pub tag: String,
+    /// The digest the tag points at (an index's digest for multi-platform images).
+    pub digest: String,
+    /// Build time (RFC 3339, UTC), where it was read (NewestBuild, or with a platform).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What discovery found for one image subscription.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageDiscovery {
+    pub repo_url: String,
+    pub strategy: String,
+    /// Tags the registry listed.
+    pub tags_listed: usize,
+    /// Tags the selection rules let through before the discovery limit.
+    pub tags_eligible: usize,
+    /// Best first.
+    pub candidates: Vec<DiscoveredImage>,
+    /// Requests this discovery sent.
+    pub requests: u64,
+}
+
+/// Discovers one image subscription.
+pub async fn discover_image(reg: &Registry, sub: &ImageSubscription) -> Result<ImageDiscovery, RegistryError> {
+    let before = reg.requests();
+    let policy = ImagePolicy::new(sub).map_err(|message| RegistryError::Invalid {
+        url: sub.repo_url.clone(),
+        message,
+    })?;
+    let repo = reg.resolve(&sub.repo_url);
+    let tags = reg.list_tags(&repo).await?;
+    let eligible = policy.candidates(&tags);
+    let candidates = match policy.strategy {
+        ImageStrategy::SemVer | ImageStrategy::Lexical | ImageStrategy::Digest => {
+            let mut out = Vec::new();
+            for tag in &eligible {
+                if let Some(img) = resolve_tag(reg, &repo, &policy, tag, false).await? {
+                    out.push(img);
+                }
+            }
+            out
+        }
+        ImageStrategy::NewestBuild => {
+            let mut all = Vec::new();
+            for tag in &eligible {
+                if let Some(img) = resolve_tag(reg, &repo, &policy, tag, true).await? {
+                    all.push(img);
+                }
+            }
+            let ranked = rank_by_created(
+                all.iter().map(|i| (i.tag.clone(), i.created.clone())).collect(),
+                policy.limit,
+            );
+            ranked
+                .into_iter()
+                .filter_map(|(tag, _)| all.iter().find(|i| i.tag == tag).cloned())
+                .collect()
+        }
+    };
+    Ok(ImageDiscovery {
+        repo_url: sub.repo_url.clone(),
+        strategy: format!("{:?}", policy.strategy),
+        tags_listed: tags.len(),
+        tags_eligible: eligible.len(),
+        candidates,
+        requests: reg.requests() - before,
+    })
+}
+
+/// A tag's digest (and build time when needed); `None` when a platform was asked for and the
+/// image has none for it.
+async fn resolve_tag(
+    reg: &Registry,
+    repo: &RepoRef,
+    policy: &ImagePolicy,
+    tag: &str,
+    need_created: bool,
+) -> Result<Option<DiscoveredImage>, RegistryError> {
+    if policy.platform.is_none() && !need_created {
+        let digest = reg.head_digest(repo, tag).await?;
+        return Ok(Some(DiscoveredImage {
+            tag: tag.to_string(),
+            digest,
+            created: None,
+            annotations: BTreeMap::new(),
+        }));
+    }
+    if policy.platform.is_none() {
+        // NewestBuild: the digest first; a digest seen before needs nothing more.
+        let digest = reg.head_digest(repo, tag).await?;
+        if let Some(created) = reg.inner_created(&digest).await {
+            return Ok(Some(DiscoveredImage {
+                tag: tag.to_string(),
+                digest,
+                created,
+                annotations: BTreeMap::new(),
+            }));
+        }
+    }
+    let top = reg.manifest(repo, tag).await?;
+    let digest = top.digest.clone().unwrap_or_default();
+    let annotations = manifest_annotations(&top);
+    let image_manifest = match pick_platform(&top, policy.platform.as_deref()) {
+        Pick::Image => top,
+        Pick::Child(child) => reg.manifest(repo, &child).await?,
+        Pick::Missing => return Ok(None),
+    };
+    let created = if need_created || policy.platform.is_some() {
+        config_created(reg, repo, &image_manifest).await?
+    } else {
+        None
+    };
+    reg.remember_created(&digest, created.clone()).await;
+    Ok(Some(DiscoveredImage {
+        tag: tag.to_string(),
+        digest,
+        created,
+        annotations,
+    }))
+}
+
+enum Pick {
+    /// The manifest is a single image.
+    Image,
+    /// The digest of the index entry for the platform.
+    Child(String),
+    /// An index without the platform.
+    Missing,
+}
+
+fn pick_platform(m: &Fetched, platform: Option<&str>) -> Pick {
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap_or_default();
+    let Some(entries) = v["manifests"].as_array() else {
+        return Pick::Image;
+    };
+    // Without a platform, Kargo uses the controller's own; barge's default is linux/amd64.
+    let want = platform.unwrap_or("linux/amd64");
+    let mut parts = want.split('/');
+    let (os, arch, variant) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next());
+    entries
+        .iter()
+        .find(|e| {
+            let p = &e["platform"];
+            p["os"] == os && p["architecture"] == arch && variant.is_none_or(|v| p["variant"] == v)
+        })
+        .and_then(|e| e["digest"].as_str())
+        .map_or(Pick::Missing, |d| Pick::Child(d.to_string()))
+}
+
+fn manifest_annotations(m: &Fetched) -> BTreeMap<String, String> {
+    let v: serde_json::Value = serde_json::from_slice(&m.body).unwrap_or_default();
+    v["annotations"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The build time of an image: the OCI `org.opencontainers.image.created` annotation, the
+/// label-schema build date, or the config's `created`, normalised to UTC.
+async fn config_created(reg: &Registry, repo: &RepoRef, manifest: &Fetched) -> Result<Option<String>, RegistryError> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        config: Option<Descriptor>,
+        #[serde(default)]
+        annotations: BTreeMap<String, String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Descriptor {
+        digest: String,
+    }
+    let m: Manifest = parse_json(&repo.original, &manifest.body)?;
+    if let Some(c) = m
+        .annotations
+        .get("org.opencontainers.image.created")
+        .and_then(|c| normalise_time(c))
+    {
+        return Ok(Some(c));
+    }
+    let Some(config) = m.config else { return Ok(None) };
+    let blob = reg.blob(repo, &config.digest).await?;
+    let v: serde_json::Value = serde_json::from_slice(&blob.body).unwrap_or_default();
+    let label = v["config"]["Labels"]["org.label-schema.build-date"]
+        .as_str()
+        .or(v["config"]["Labels"]["org.opencontainers.image.created"].as_str());
+    Ok(label
+        .and_then(normalise_time)
+        .or_else(|| v["created"].as_str().and_then(normalise_time)))
+}
+
+fn normalise_time(s: &str) -> Option<String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    Some(
+        t.with_timezone(&chrono::Utc)
+            .format("%Y-%m-%dT%H:%M:%S%.9fZ")
+            .to_string(),
+    )
+}
+
+impl Registry {
+    pub(crate) async fn inner_created(&self, digest: &str) -> Option<Option<String>> {
+        self.created_cache().lock().await.get(digest).cloned()
+    }
+
+    pub(crate) async fn remember_created(&self, digest: &str, created: Option<String>) {
+        self.created_cache().lock().await.insert(digest.to_string(), created);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_normalise_to_comparable_utc() {
+        assert_eq!(
+            normalise_time("2026-01-01T01:00:00+01:00").unwrap(),
+            "2026-01-01T00:00:00.000000000Z"
+        );
+        assert!(normalise_time("2026-01-01T00:00:00.5Z").unwrap() > normalise_time("2026-01-01T00:00:00Z").unwrap());
+        assert_eq!(normalise_time("yesterday"), None);
+    }
+}

@@ -1,0 +1,68 @@
+//! OCI registry access for barge's Warehouses.
+//!
+//! A small read-only client over reqwest rather than `oci-client`: discovery needs control over
+//! every request (counting them, a per-host rate limit, retries honouring `Retry-After`,
+//! following `Link: rel="next"` pagination), none of which `oci-client` exposes.
+//!
+//! - [`Registry`]: the HTTP client with auth (anonymous, basic, bearer-token challenges;
+//!   credentials from barge rules, docker `config.json` and `docker-credential-*` helpers),
+//!   retries, rate limits and repository URL rewrites.
+//! - [`discover`]: a subscription's candidates (tags, digests, build times), using the pure
+//!   selection rules in `barge_core::select`.
+
+#![forbid(unsafe_code)]
+
+mod auth;
+mod client;
+pub mod discover;
+
+pub use auth::{CredentialRule, Credentials, SecretSource};
+pub use client::{Registry, RegistryConfig, RepoRef, Rewrite};
+
+use std::time::Duration;
+
+/// What went wrong talking to a registry, classified so callers can decide what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A network fault or a server error that persisted through every retry.
+    #[error("{url}: {message} (after {attempts} attempts)")]
+    Transient {
+        url: String,
+        message: String,
+        attempts: u32,
+    },
+    /// 429 through every retry.
+    #[error("{url}: rate limited by the registry (after {attempts} attempts{})", retry_after.map(|d| format!("; it asks to wait {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        url: String,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    },
+    /// Missing or rejected credentials.
+    #[error("{url}: {message}")]
+    Auth { url: String, message: String },
+    #[error("{url}: not found")]
+    NotFound { url: String },
+    /// A response barge cannot use (bad JSON, missing digest), or a bad subscription.
+    #[error("{url}: {message}")]
+    Invalid { url: String, message: String },
+}
+
+impl RegistryError {
+    /// A stable, low-cardinality class for metrics and status.
+    pub fn class(&self) -> &'static str {
+        match self {
+            RegistryError::Transient { .. } => "transient",
+            RegistryError::RateLimited { .. } => "rate-limited",
+            RegistryError::Auth { .. } => "auth",
+            RegistryError::NotFound { .. } => "not-found",
+            RegistryError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// Installs ring as rustls's process-wide crypto provider (barge uses one provider everywhere).
+/// Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,345 @@
+//! Image discovery against a real distribution registry (Debian's `docker-registry`).
+
+mod support;
+
+use barge_core::model::kargo::ImageSubscription;
+use barge_registry::discover::discover_image;
+use barge_registry::{Registry, RegistryConfig, RegistryError, Rewrite};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Fault, Proxy, TestRegistry, tags, write_docker_config};
+
+fn fast(config: RegistryConfig) -> RegistryConfig {
+    RegistryConfig {
+        rate_limit: 10_000.0,
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_secs(2),
+        ..config
+    }
+}
+
+fn sub(repo: &str, f: impl FnOnce(&mut ImageSubscription)) -> ImageSubscription {
+    let mut s = ImageSubscription {
+        repo_url: repo.to_string(),
+        ..Default::default()
+    };
+    f(&mut s);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thousands_of_tags_over_many_pages_with_the_fewest_requests() {
+    let reg = TestRegistry::start(None).await;
+    let mut all = tags("1.0.", 2500);
+    all.extend(["latest".to_string(), "2.0.0-rc.1".to_string()]);
+    reg.push_tags("demo/app", &all).await;
+    let constraint = |s: &mut ImageSubscription| s.constraint = Some("^1.0.0".into());
+
+    // Straight from distribution 2.8: one response with every tag.
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let direct = discover_image(&client, &sub(&format!("{}/demo/app", reg.host), constraint))
+        .await
+        .unwrap();
+    assert_eq!(direct.tags_listed, 2502);
+    // SemVer over 1.0.0 … 1.0.2499: the highest first, discoveryLimit (20) of them.
+    assert_eq!(direct.candidates.len(), 20);
+    assert_eq!(direct.candidates[0].tag, "1.0.2499");
+    assert_eq!(direct.candidates[19].tag, "1.0.2480");
+    assert!(direct.candidates.iter().all(|c| c.digest.starts_with("sha256:")));
+    assert_eq!(direct.requests, 1 + 20, "requests = list pages + discoveryLimit HEADs");
+
+    // A registry that pages by default (100 tags, like GHCR): every page is followed.
+    let proxy = Proxy::start_paginating(&reg.host, None, Arc::new(|_, _| Fault::Pass), Some(100)).await;
+    let paged = discover_image(&client, &sub(&format!("{}/demo/app", proxy.host), constraint))
+        .await
+        .unwrap();
+    assert_eq!(paged.tags_listed, 2502, "the first page and the last were read");
+    assert_eq!(
+        paged.candidates.iter().map(|c| &c.tag).collect::<Vec<_>>(),
+        direct.candidates.iter().map(|c| &c.tag).collect::<Vec<_>>()
+    );
+    assert_eq!(paged.requests, 26 + 20, "26 pages of 100 + 20 HEADs");
+
+    // The client's own page size (`n`) is sent and honoured.
+    let client = Registry::new(fast(RegistryConfig {
+        page_size: Some(1000),
+        ..Default::default()
+    }))
+    .unwrap();
+    let big = discover_image(&client, &sub(&format!("{}/demo/app", proxy.host), constraint))
+        .await
+        .unwrap();
+    assert_eq!((big.tags_listed, big.requests), (2502, 3 + 20));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rewrites_send_requests_to_a_mirror_but_keep_the_original_name() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("mirror/app", &["1.2.3".to_string()]).await;
+    let client = Registry::new(fast(RegistryConfig {
+        rewrites: vec![Rewrite::parse(&format!("ghcr.io/acme/=http://{}/mirror/", reg.host)).unwrap()],
+        ..Default::default()
+    }))
+    .unwrap();
+    let d = discover_image(&client, &sub("ghcr.io/acme/app", |_| {})).await.unwrap();
+    assert_eq!(d.repo_url, "ghcr.io/acme/app");
+    assert_eq!(d.candidates[0].tag, "1.2.3");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_from_docker_config_and_clear_errors_without_secrets() {
+    let reg = TestRegistry::start(Some(("barge", "correct-horse"))).await;
+    reg.push_tags("private/app", &["1.0.0".to_string(), "1.1.0".to_string()])
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = format!("{}/private/app", reg.host);
+
+    let good = write_docker_config(dir.path(), &reg.host, "barge", "correct-horse");
+    let client = Registry::new(fast(RegistryConfig {
+        docker_config: Some(good),
+        ..Default::default()
+    }))
+    .unwrap();
+    let d = discover_image(&client, &sub(&repo, |_| {})).await.unwrap();
+    assert_eq!(d.candidates[0].tag, "1.1.0");
+
+    let bad_dir = tempfile::tempdir().unwrap();
+    let bad = write_docker_config(bad_dir.path(), &reg.host, "barge", "wrong-battery");
+    let client = Registry::new(fast(RegistryConfig {
+        docker_config: Some(bad),
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = discover_image(&client, &sub(&repo, |_| {})).await.unwrap_err();
+    assert_eq!(err.class(), "auth", "{err}");
+    assert!(err.to_string().contains("rejected the credentials"), "{err}");
+    assert!(!err.to_string().contains("wrong-battery"));
+
+    let none = tempfile::tempdir().unwrap();
+    let client = Registry::new(fast(RegistryConfig {
+        docker_config: Some(none.path().join("absent.json")),
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = discover_image(&client, &sub(&repo, |_| {})).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Auth { .. }), "{err}");
+    assert!(
+        err.to_string().contains("requires credentials and none are configured"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bearer_token_challenge_through_a_token_server() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("org/app", &tags("3.0.", 5)).await;
+    let proxy = Proxy::start(&reg.host, Some(("robot", "token-secret")), Arc::new(|_, _| Fault::Pass)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_docker_config(dir.path(), &proxy.host, "robot", "token-secret");
+    let client = Registry::new(fast(RegistryConfig {
+        docker_config: Some(cfg),
+        ..Default::default()
+    }))
+    .unwrap();
+    let d = discover_image(&client, &sub(&format!("{}/org/app", proxy.host), |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(d.candidates.len(), 5);
+    assert_eq!(d.candidates[0].tag, "3.0.4");
+    // One challenged request, one token request, then the list and 5 HEADs with the token.
+    assert_eq!(d.requests, 1 + 1 + 1 + 5, "the token is fetched once and reused");
+
+    let wrong = tempfile::tempdir().unwrap();
+    let cfg = write_docker_config(wrong.path(), &proxy.host, "robot", "nope");
+    let client = Registry::new(fast(RegistryConfig {
+        docker_config: Some(cfg),
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = discover_image(&client, &sub(&format!("{}/org/app", proxy.host), |_| {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "auth");
+    assert!(
+        err.to_string().contains("token server rejected the credentials"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("flaky/app", &tags("1.0.", 3)).await;
+    // First request of each kind: 429 (Retry-After: 1), then 503, a reset, and a truncated
+    // tag list; discovery must come through with the right answer.
+    let plan: support::Plan = Arc::new(|n, path: &str| match n {
+        1 => Fault::TooMany { retry_after_secs: 1 },
+        2 => Fault::Unavailable,
+        3 => Fault::Reset,
+        4 if path.contains("/tags/list") => Fault::TruncatedJson,
+        _ => Fault::Pass,
+    });
+    let proxy = Proxy::start(&reg.host, None, plan).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let started = Instant::now();
+    let d = discover_image(&client, &sub(&format!("{}/flaky/app", proxy.host), |_| {}))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
+    let found: Vec<&str> = d.candidates.iter().map(|c| c.tag.as_str()).collect();
+    assert_eq!(found, ["1.0.2", "1.0.1", "1.0.0"]);
+    assert_eq!(d.requests, 5 + 3, "4 faulted attempts + the good listing + 3 HEADs");
+
+    // A registry that never recovers: a clear, classified error and no candidates at all.
+    let always: support::Plan = Arc::new(|_, _| Fault::TooMany { retry_after_secs: 0 });
+    let proxy = Proxy::start(&reg.host, None, always).await;
+    let client = Registry::new(fast(RegistryConfig {
+        max_attempts: 3,
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = discover_image(&client, &sub(&format!("{}/flaky/app", proxy.host), |_| {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "rate-limited", "{err}");
+    assert_eq!(
+        proxy.requests.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "max_attempts bounds the retries"
+    );
+
+    let truncating: support::Plan = Arc::new(|_, path: &str| {
+        if path.contains("/tags/list") {
+            Fault::TruncatedJson
+        } else {
+            Fault::Pass
+        }
+    });
+    let proxy = Proxy::start(&reg.host, None, truncating).await;
+    let client = Registry::new(fast(RegistryConfig {
+        max_attempts: 2,
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = discover_image(&client, &sub(&format!("{}/flaky/app", proxy.host), |_| {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "transient", "{err}");
+    assert!(err.to_string().contains("incomplete or invalid JSON"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_arch_indexes_select_the_platform() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_index(
+        "multi/app",
+        "1.0.0",
+        &[("amd64", "2026-01-01T00:00:00Z"), ("arm64", "2026-02-02T00:00:00Z")],
+    )
+    .await;
+    reg.push_index("multi/app", "1.1.0", &[("amd64", "2026-03-03T00:00:00Z")])
+        .await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let repo = format!("{}/multi/app", reg.host);
+    let arm = discover_image(&client, &sub(&repo, |s| s.platform = Some("linux/arm64".into())))
+        .await
+        .unwrap();
+    // 1.1.0 has no arm64 image: only 1.0.0 qualifies, with the arm64 build time.
+    assert_eq!(arm.candidates.len(), 1);
+    assert_eq!(arm.candidates[0].tag, "1.0.0");
+    assert_eq!(
+        arm.candidates[0].created.as_deref(),
+        Some("2026-02-02T00:00:00.000000000Z")
+    );
+    let amd = discover_image(&client, &sub(&repo, |s| s.platform = Some("linux/amd64".into())))
+        .await
+        .unwrap();
+    let found: Vec<&str> = amd.candidates.iter().map(|c| c.tag.as_str()).collect();
+    assert_eq!(found, ["1.1.0", "1.0.0"]);
+    // The digest recorded is the tag's (the index's), whichever platform was inspected.
+    assert_eq!(amd.candidates[1].digest, arm.candidates[0].digest);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn newest_build_orders_by_build_time_and_caches_by_digest() {
+    let reg = TestRegistry::start(None).await;
+    for (tag, created) in [
+        ("zeta", "2026-01-05T00:00:00Z"),
+        ("alpha", "2026-03-01T00:00:00Z"),
+        ("mid", "2026-02-01T10:00:00+02:00"),
+    ] {
+        reg.push_image("build/app", tag, created, "amd64").await;
+    }
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let s = sub(&format!("{}/build/app", reg.host), |s| {
+        s.image_selection_strategy = Some("NewestBuild".into())
+    });
+    let first = discover_image(&client, &s).await.unwrap();
+    let order: Vec<&str> = first.candidates.iter().map(|c| c.tag.as_str()).collect();
+    assert_eq!(order, ["alpha", "mid", "zeta"]);
+    assert_eq!(
+        first.candidates[1].created.as_deref(),
+        Some("2026-02-01T08:00:00.000000000Z")
+    );
+    // list + per tag: HEAD, manifest GET, config blob GET.
+    assert_eq!(first.requests, 1 + 3 * 3);
+    let second = discover_image(&client, &s).await.unwrap();
+    assert_eq!(second.candidates, first.candidates);
+    assert_eq!(second.requests, 1 + 3, "known digests need only their HEAD");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_follows_a_repushed_tag() {
+    let reg = TestRegistry::start(None).await;
+    let first = reg
+        .push_image("moving/app", "latest", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let s = sub(&format!("{}/moving/app", reg.host), |s| {
+        s.image_selection_strategy = Some("Digest".into());
+        s.constraint = Some("latest".into());
+    });
+    let d1 = discover_image(&client, &s).await.unwrap();
+    assert_eq!(d1.candidates[0].digest, first);
+    let second = reg
+        .push_image("moving/app", "latest", "2026-06-01T00:00:00Z", "amd64")
+        .await;
+    assert_ne!(first, second);
+    let d2 = discover_image(&client, &s).await.unwrap();
+    assert_eq!(
+        (d2.candidates[0].tag.as_str(), d2.candidates[0].digest.as_str()),
+        ("latest", second.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_limit_spaces_requests() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("slow/app", &tags("1.0.", 4)).await;
+    let client = Registry::new(RegistryConfig {
+        rate_limit: 10.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let started = Instant::now();
+    let d = discover_image(&client, &sub(&format!("{}/slow/app", reg.host), |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(d.requests, 5);
+    // 5 requests at 10/s: the last one waits at least 4 intervals.
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_repositories_are_not_found() {
+    let reg = TestRegistry::start(None).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let err = discover_image(&client, &sub(&format!("{}/nothing/here", reg.host), |_| {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "not-found", "{err}");
+}

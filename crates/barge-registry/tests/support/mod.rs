@@ -1,0 +1,475 @@
+//! A real CNCF distribution registry (`docker-registry`) on an ephemeral loopback port, with
+//! helpers that push tiny OCI images over the registry API, and a fault-injecting proxy.
+#![allow(dead_code)]
+
+use sha2::Digest;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub struct TestRegistry {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub host: String,
+    pub auth: Option<(String, String)>,
+    http: reqwest::Client,
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestRegistry {
+    /// Starts a registry; with `auth`, it requires HTTP basic auth (htpasswd, bcrypt).
+    pub async fn start(auth: Option<(&str, &str)>) -> TestRegistry {
+        barge_registry::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, pass)) = auth {
+            let htpasswd = dir.path().join("htpasswd");
+            let out = Command::new("htpasswd")
+                .args(["-Bbc", htpasswd.to_str().unwrap(), user, pass])
+                .output()
+                .expect("htpasswd (apache2-utils)");
+            assert!(out.status.success());
+            config.push_str(&format!(
+                "auth:\n  htpasswd: {{realm: basic-realm, path: {}}}\n",
+                htpasswd.display()
+            ));
+        }
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let child = Command::new("docker-registry")
+            .args(["serve", cfg.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry (Debian package docker-registry)");
+        let reg = TestRegistry {
+            child,
+            _dir: dir,
+            host: format!("127.0.0.1:{port}"),
+            auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+            http: reqwest::Client::new(),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reg.http.get(format!("http://{}/v2/", reg.host)).send().await
+                && (r.status().is_success() || r.status() == 401)
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "registry did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        reg
+    }
+
+    fn req(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, url);
+        match &self.auth {
+            Some((u, p)) => r.basic_auth(u, Some(p)),
+            None => r,
+        }
+    }
+
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> String {
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(data));
+        let start = self
+            .req(
+                reqwest::Method::POST,
+                &format!("http://{}/v2/{repo}/blobs/uploads/", self.host),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(start.status(), 202, "start upload");
+        let location = start.headers()["location"].to_str().unwrap().to_string();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("http://{}{location}", self.host)
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let put = self
+            .req(reqwest::Method::PUT, &format!("{url}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(data.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "finish upload");
+        digest
+    }
+
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: &[u8]) -> String {
+        let r = self
+            .req(
+                reqwest::Method::PUT,
+                &format!("http://{}/v2/{repo}/manifests/{reference}", self.host),
+            )
+            .header("content-type", media_type)
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "put manifest {reference}: {}",
+            r.text().await.unwrap_or_default()
+        );
+        format!("sha256:{:x}", sha2::Sha256::digest(body))
+    }
+
+    /// A single-platform image whose config says it was built at `created`.
+    pub async fn push_image(&self, repo: &str, tag: &str, created: &str, arch: &str) -> String {
+        let (body, _) = self.image_manifest(repo, created, arch).await;
+        self.put_manifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", &body)
+            .await
+    }
+
+    async fn image_manifest(&self, repo: &str, created: &str, arch: &str) -> (Vec<u8>, String) {
+        let config = serde_json::json!({"created": created, "architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}, "config": {}});
+        let config = serde_json::to_vec(&config).unwrap();
+        let config_digest = self.push_blob(repo, &config).await;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+            "layers": []
+        });
+        let body = serde_json::to_vec(&manifest).unwrap();
+        let digest = format!("sha256:{:x}", sha2::Sha256::digest(&body));
+        (body, digest)
+    }
+
+    /// A multi-platform image index: one image per (arch, created).
+    pub async fn push_index(&self, repo: &str, tag: &str, platforms: &[(&str, &str)]) -> String {
+        let mut entries = Vec::new();
+        for (arch, created) in platforms {
+            let (body, digest) = self.image_manifest(repo, created, arch).await;
+            self.put_manifest(repo, &digest, "application/vnd.oci.image.manifest.v1+json", &body)
+                .await;
+            entries.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": body.len(),
+                "platform": {"os": "linux", "architecture": arch}
+            }));
+        }
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries});
+        self.put_manifest(
+            repo,
+            tag,
+            "application/vnd.oci.image.index.v1+json",
+            &serde_json::to_vec(&index).unwrap(),
+        )
+        .await
+    }
+
+    /// Tags one manifest many times (thousands of tags cheaply).
+    pub async fn push_tags(&self, repo: &str, tags: &[String]) {
+        let (body, _) = self.image_manifest(repo, "2026-01-01T00:00:00Z", "amd64").await;
+        for t in tags {
+            self.put_manifest(repo, t, "application/vnd.oci.image.manifest.v1+json", &body)
+                .await;
+        }
+    }
+}
+
+/// What the proxy does to a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Pass,
+    TooMany { retry_after_secs: u64 },
+    Unavailable,
+    Reset,
+    TruncatedJson,
+}
+
+/// A proxy in front of a registry. `plan` decides a fault for the n-th request (1-based)
+/// matching the path filter; with `bearer`, it demands tokens from its own token endpoint
+/// (`/token`, which checks basic credentials), the way Docker Hub and GHCR do.
+pub struct Proxy {
+    pub host: String,
+    pub requests: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub type Plan = Arc<dyn Fn(u64, &str) -> Fault + Send + Sync>;
+
+impl Proxy {
+    pub async fn start(upstream: &str, bearer: Option<(&str, &str)>, plan: Plan) -> Proxy {
+        Proxy::start_paginating(upstream, bearer, plan, None).await
+    }
+
+    /// Like `start`, and serves tag lists in pages the way distribution v3, GHCR and Docker
+    /// Hub do (Debian's distribution 2.8 returns every tag at once): sorted, `n` and `last`
+    /// honoured, `Link: <…>; rel="next"` to the next page, `page` tags when `n` is absent.
+    pub async fn start_paginating(
+        upstream: &str,
+        bearer: Option<(&str, &str)>,
+        plan: Plan,
+        page: Option<usize>,
+    ) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(AtomicU64::new(0));
+        let upstream = upstream.to_string();
+        let bearer = bearer.map(|(u, p)| (u.to_string(), p.to_string()));
+        let counter = requests.clone();
+        let me = host.clone();
+        let state = Arc::new(ProxyState {
+            client: reqwest::Client::new(),
+            upstream,
+            bearer,
+            plan,
+            counter,
+            me,
+            page,
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { return };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let _ = serve(sock, &state).await;
+                });
+            }
+        });
+        Proxy { host, requests, task }
+    }
+}
+
+struct ProxyState {
+    client: reqwest::Client,
+    upstream: String,
+    bearer: Option<(String, String)>,
+    plan: Plan,
+    counter: Arc<AtomicU64>,
+    /// The proxy's own address (the token realm).
+    me: String,
+    page: Option<usize>,
+}
+
+async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Result<()> {
+    let (client, upstream, bearer, plan, counter, me, page) = (
+        &st.client,
+        st.upstream.as_str(),
+        st.bearer.as_ref(),
+        &st.plan,
+        st.counter.as_ref(),
+        st.me.as_str(),
+        st.page,
+    );
+    use base64::Engine;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let (read, mut write) = sock.split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (method, path) = (
+            parts.next().unwrap_or("GET").to_string(),
+            parts.next().unwrap_or("/").to_string(),
+        );
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            reader.read_line(&mut h).await?;
+            let h = h.trim_end().to_string();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        // The token endpoint.
+        if path.starts_with("/token") {
+            let want = bearer.map(|(u, p)| {
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+                )
+            });
+            let (status, body) = if header("authorization") == want {
+                ("200 OK", r#"{"token":"test-token-1","expires_in":300}"#.to_string())
+            } else {
+                (
+                    "401 Unauthorized",
+                    r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_string(),
+                )
+            };
+            write
+                .write_all(
+                    format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        if bearer.is_some() && header("authorization").as_deref() != Some("Bearer test-token-1") {
+            let body = r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#;
+            let repo = path
+                .trim_start_matches("/v2/")
+                .split("/tags/")
+                .next()
+                .unwrap_or("")
+                .split("/manifests/")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            write
+                .write_all(
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"http://{me}/token\",service=\"test-registry\",scope=\"repository:{repo}:pull\"\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
+        match plan(n, &path) {
+            Fault::Reset => return Ok(()), // drop the connection without answering
+            Fault::TooMany { retry_after_secs } => {
+                write.write_all(format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {retry_after_secs}\r\ncontent-length: 0\r\n\r\n").as_bytes()).await?;
+                continue;
+            }
+            Fault::Unavailable => {
+                write
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                    .await?;
+                continue;
+            }
+            Fault::Pass | Fault::TruncatedJson => {}
+        }
+        if path.contains("/tags/list") && (page.is_some() || path.contains("n=")) {
+            let (base, query) = path.split_once('?').unwrap_or((&path, ""));
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
+            };
+            let n: usize = param("n").and_then(|v| v.parse().ok()).or(page).unwrap_or(usize::MAX);
+            let last = param("last");
+            let full: serde_json::Value = client
+                .get(format!("http://{upstream}{base}"))
+                .send()
+                .await
+                .map_err(std::io::Error::other)?
+                .json()
+                .await
+                .map_err(std::io::Error::other)?;
+            let mut all: Vec<String> = full["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect();
+            all.sort();
+            let start = last.map_or(0, |l| all.partition_point(|t| t.as_str() <= l.as_str()));
+            let chunk: Vec<String> = all[start..].iter().take(n).cloned().collect();
+            let mut extra = String::new();
+            if start + chunk.len() < all.len() {
+                extra = format!("link: <{base}?last={}&n={n}>; rel=\"next\"\r\n", chunk.last().unwrap());
+            }
+            let mut body = serde_json::to_vec(&serde_json::json!({"name": full["name"], "tags": chunk})).unwrap();
+            if plan(n_req(counter), &path) == Fault::TruncatedJson {
+                body.truncate(body.len() / 2);
+            }
+            write
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            write.write_all(&body).await?;
+            continue;
+        }
+        let mut req = client.request(method.parse().unwrap(), format!("http://{upstream}{path}"));
+        for (k, v) in &headers {
+            if matches!(k.as_str(), "accept") {
+                req = req.header(k, v);
+            }
+        }
+        let resp = client
+            .execute(req.build().unwrap())
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = resp.status();
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        for (k, v) in resp.headers() {
+            let k = k.as_str();
+            if matches!(
+                k,
+                "content-type" | "docker-content-digest" | "link" | "www-authenticate"
+            ) {
+                // Pagination links point at the upstream; keep them relative, as registries do.
+                out.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
+            }
+        }
+        let mut body = resp.bytes().await.map_err(std::io::Error::other)?.to_vec();
+        if plan(n, &path) == Fault::TruncatedJson && method == "GET" {
+            body.truncate(body.len() / 2);
+        }
+        let len = if method == "HEAD" { 0 } else { body.len() };
+        out.push_str(&format!("content-length: {len}\r\n\r\n"));
+        write.write_all(out.as_bytes()).await?;
+        if method != "HEAD" {
+            write.write_all(&body).await?;
+        }
+    }
+}
+
+/// The number of the request being served (the counter was bumped on arrival).
+fn n_req(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::SeqCst)
+}
+
+pub fn tags(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+pub fn write_docker_config(dir: &Path, host: &str, user: &str, pass: &str) -> std::path::PathBuf {
+    use base64::Engine;
+    let path = dir.join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    std::fs::write(&path, format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#)).unwrap();
+    path
+}

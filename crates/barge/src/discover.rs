@@ -1,0 +1,213 @@
+//! `barge discover`: one discovery pass over Warehouses, without a daemon: per subscription
+//! the candidates considered, and the Freight it would mint.
+
+use anyhow::Result;
+use barge_core::Catalog;
+use barge_core::freight;
+use barge_core::model::Body;
+use barge_core::model::kargo::{FreightOrigin, Image};
+use barge_registry::discover::{ImageDiscovery, discover_image};
+use barge_registry::{Registry, RegistryConfig};
+use serde::Serialize;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WarehouseReport {
+    pub project: String,
+    pub warehouse: String,
+    pub subscriptions: Vec<SubscriptionReport>,
+    /// The Freight this pass would mint, or why none.
+    pub freight: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_freight_reason: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionReport {
+    pub kind: &'static str,
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageDiscovery>,
+    /// A failure (with its class: transient, rate-limited, auth, not-found, invalid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Runs discovery for the Warehouses in the catalog (or the one named).
+pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) -> Result<Vec<WarehouseReport>> {
+    // Subscriptions with insecureSkipTLSVerify get their own client; the rest share one.
+    let registry = Registry::new(config.clone())?;
+    let insecure = Registry::new(RegistryConfig {
+        insecure_skip_tls_verify: true,
+        ..config
+    })?;
+    let mut reports = Vec::new();
+    for r in &catalog.resources {
+        let Some(Body::Warehouse(w)) = &r.body else { continue };
+        if only.is_some_and(|name| name != r.name) {
+            continue;
+        }
+        let spec = w.spec.clone().unwrap_or_default();
+        let mut subs = Vec::new();
+        let mut images = Vec::new();
+        let mut missing = Vec::new();
+        for s in &spec.subscriptions {
+            if let Some(img) = &s.image {
+                let client = if img.insecure_skip_tls_verify == Some(true) {
+                    &insecure
+                } else {
+                    &registry
+                };
+                match discover_image(client, img).await {
+                    Ok(d) => {
+                        match d.candidates.first() {
+                            Some(best) => images.push(Image {
+                                repo_url: img.repo_url.clone(),
+                                tag: best.tag.clone(),
+                                digest: best.digest.clone(),
+                                annotations: best.annotations.clone(),
+                                subscription_name: s.name.clone(),
+                            }),
+                            None => missing.push(format!("no tag of {} matches the subscription", img.repo_url)),
+                        }
+                        subs.push(SubscriptionReport {
+                            kind: "image",
+                            repo_url: img.repo_url.clone(),
+                            image: Some(d),
+                            error: None,
+                        });
+                    }
+                    Err(e) => {
+                        missing.push(format!("discovery of {} failed", img.repo_url));
+                        subs.push(SubscriptionReport {
+                            kind: "image",
+                            repo_url: img.repo_url.clone(),
+                            image: None,
+                            error: Some(format!("{}: {e}", e.class())),
+                        });
+                    }
+                }
+            } else {
+                let (kind, repo) = match (&s.git, &s.chart) {
+                    (Some(g), _) => ("git", g.repo_url.clone()),
+                    (_, Some(c)) => ("chart", c.repo_url.clone()),
+                    _ => continue,
+                };
+                missing.push(format!("{kind} subscriptions are not discovered yet"));
+                subs.push(SubscriptionReport {
+                    kind,
+                    repo_url: repo,
+                    image: None,
+                    error: Some(format!("unsupported: barge does not discover {kind} subscriptions yet")),
+                });
+            }
+        }
+        let manual = spec.freight_creation_policy.as_deref() == Some("Manual");
+        let (freight, reason) = if !missing.is_empty() {
+            (None, Some(missing.join("; ")))
+        } else if images.is_empty() {
+            (None, Some("the warehouse has no subscriptions".to_string()))
+        } else {
+            let origin = FreightOrigin {
+                kind: "Warehouse".into(),
+                name: r.name.clone(),
+            };
+            let mut f = freight::mint(origin, Vec::new(), images, Vec::new(), &|_| false);
+            f.metadata.namespace = Some(r.project.clone()).filter(|p| !p.is_empty());
+            let value = barge_core::model::prune(serde_json::to_value(&f)?);
+            if manual {
+                (
+                    None,
+                    Some(format!(
+                        "freightCreationPolicy is Manual: Freight {} is not created automatically",
+                        f.metadata.name
+                    )),
+                )
+            } else if spec
+                .freight_creation_criteria
+                .as_ref()
+                .and_then(|c| c.expression.as_ref())
+                .is_some()
+            {
+                (
+                    Some(value),
+                    Some("freightCreationCriteria is not evaluated yet: this Freight ignores it".to_string()),
+                )
+            } else {
+                (Some(value), None)
+            }
+        };
+        reports.push(WarehouseReport {
+            project: r.project.clone(),
+            warehouse: r.name.clone(),
+            subscriptions: subs,
+            freight,
+            no_freight_reason: reason,
+        });
+    }
+    Ok(reports)
+}
+
+/// Text for people.
+pub fn render(reports: &[WarehouseReport]) -> String {
+    let mut s = String::new();
+    for w in reports {
+        let project = if w.project.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", w.project)
+        };
+        s.push_str(&format!("warehouse {project}{}\n", w.warehouse));
+        for sub in &w.subscriptions {
+            match (&sub.image, &sub.error) {
+                (Some(d), _) => {
+                    s.push_str(&format!(
+                        "  image {}  {}: {} tags listed, {} eligible, {} requests\n",
+                        sub.repo_url, d.strategy, d.tags_listed, d.tags_eligible, d.requests
+                    ));
+                    for (i, c) in d.candidates.iter().enumerate() {
+                        let short = c.digest.get(..19).unwrap_or(&c.digest);
+                        let created = c.created.as_deref().map(|t| format!("  built {t}")).unwrap_or_default();
+                        s.push_str(&format!(
+                            "    {} {:<24} {short}…{created}\n",
+                            if i == 0 { "→" } else { " " },
+                            c.tag
+                        ));
+                    }
+                    if d.candidates.is_empty() {
+                        s.push_str("    (no candidates)\n");
+                    }
+                }
+                (None, Some(e)) => s.push_str(&format!("  {} {}  error: {e}\n", sub.kind, sub.repo_url)),
+                (None, None) => {}
+            }
+        }
+        match (&w.freight, &w.no_freight_reason) {
+            (Some(f), note) => {
+                s.push_str(&format!(
+                    "  freight {} ({})\n",
+                    f["metadata"]["name"].as_str().unwrap_or(""),
+                    f["alias"].as_str().unwrap_or("")
+                ));
+                for img in f["images"].as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "    {}:{}\n",
+                        img["repoURL"].as_str().unwrap_or(""),
+                        img["tag"].as_str().unwrap_or("")
+                    ));
+                }
+                if let Some(n) = note {
+                    s.push_str(&format!("    note: {n}\n"));
+                }
+            }
+            (None, Some(reason)) => s.push_str(&format!("  no freight: {reason}\n")),
+            (None, None) => {}
+        }
+    }
+    if reports.is_empty() {
+        s.push_str("no warehouses found\n");
+    }
+    s
+}

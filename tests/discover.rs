@@ -1,0 +1,174 @@
+//! `barge discover` end to end: the bundled pipeline against a real registry, via rewrites.
+
+#[path = "../crates/barge-registry/tests/support/mod.rs"]
+mod registry;
+mod support;
+
+use serde_json::Value;
+use std::process::Command;
+use support::{root, run, stderr, stdout};
+
+fn sha1sum(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sha1sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovers_the_bundled_pipeline_on_a_local_registry() {
+    let reg = registry::TestRegistry::start(None).await;
+    for tag in ["1.0.0", "1.1.0", "1.2.0-rc.1", "2.0.0", "latest"] {
+        reg.push_image(
+            "barge-demo/guestbook",
+            tag,
+            &format!("2026-01-0{}T00:00:00Z", tag.len() % 9),
+            "amd64",
+        )
+        .await;
+    }
+    let rewrite = format!("ghcr.io/barge-demo/={}/barge-demo/", reg.host);
+    let pipelines = root().join("pipelines");
+    let out = run(&[
+        "discover",
+        pipelines.to_str().unwrap(),
+        "--rewrite",
+        &rewrite,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = &v[0];
+    assert_eq!(
+        (w["project"].as_str(), w["warehouse"].as_str()),
+        (Some("demo"), Some("guestbook"))
+    );
+    let sub = &w["subscriptions"][0];
+    assert_eq!(sub["repoURL"], "ghcr.io/barge-demo/guestbook");
+    assert_eq!(sub["tagsListed"], 5);
+    let tags: Vec<&str> = sub["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tags,
+        ["1.1.0", "1.0.0"],
+        "^1.0.0 excludes 2.0.0, the prerelease and latest"
+    );
+    let digest = sub["candidates"][0]["digest"].as_str().unwrap();
+    let freight = &w["freight"];
+    assert_eq!(freight["images"][0]["tag"], "1.1.0");
+    assert_eq!(
+        freight["images"][0]["repoURL"], "ghcr.io/barge-demo/guestbook",
+        "Freight keeps the real name"
+    );
+    // The ID is Kargo's recipe, checked with an independent SHA-1.
+    let expected = sha1sum(&format!(
+        "Warehouse/guestbook:ghcr.io/barge-demo/guestbook:1.1.0@{digest}"
+    ));
+    assert_eq!(freight["metadata"]["name"].as_str(), Some(expected.as_str()));
+    assert!(freight["alias"].as_str().unwrap().contains('-'));
+
+    let text = stdout(&run(&["discover", pipelines.to_str().unwrap(), "--rewrite", &rewrite]));
+    assert!(text.contains("warehouse demo/guestbook"), "{text}");
+    assert!(text.contains("→ 1.1.0"), "{text}");
+    assert!(text.contains(&format!("freight {expected}")), "{text}");
+
+    // Same discovery twice: same Freight (minting is idempotent).
+    let again: Value = serde_json::from_slice(
+        &run(&[
+            "discover",
+            pipelines.to_str().unwrap(),
+            "--rewrite",
+            &rewrite,
+            "-o",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(again[0]["freight"]["metadata"]["name"], freight["metadata"]["name"]);
+}
+
+#[test]
+fn an_unreachable_registry_fails_with_a_classified_error_and_no_freight() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&[
+        "discover",
+        root().join("pipelines").to_str().unwrap(),
+        "--rewrite",
+        &format!("ghcr.io/barge-demo/=127.0.0.1:{port}/x/"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v[0]["subscriptions"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("transient:"),
+        "{v}"
+    );
+    assert_eq!(v[0]["freight"], Value::Null);
+    assert!(v[0]["noFreightReason"].as_str().unwrap().contains("failed"));
+}
+
+#[test]
+fn git_subscriptions_are_reported_as_not_yet_discovered() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = run(&[
+        "discover",
+        root().join("examples/rendered-branches").to_str().unwrap(),
+        "--rewrite",
+        &format!("ghcr.io/example/=127.0.0.1:{port}/x/"),
+        "-o",
+        "json",
+    ]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let git = v[0]["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "git")
+        .unwrap();
+    assert!(git["error"].as_str().unwrap().starts_with("unsupported:"), "{git}");
+}
+
+#[test]
+fn discover_refuses_invalid_definitions_and_unknown_warehouses() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.yaml"), "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w}\nspec:\n  subscriptions:\n    - image: {repoURL: ghcr.io/x/y, constraint: '^^1'}\n").unwrap();
+    let out = run(&["discover", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid-semver-constraint"), "{}", stderr(&out));
+    let out = run(&[
+        "discover",
+        root().join("pipelines").to_str().unwrap(),
+        "--warehouse",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no Warehouse named \"nope\""));
+}
