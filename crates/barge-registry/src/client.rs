@@ -34,7 +34,7 @@ impl Rewrite {
 
 #[derive(Clone, Debug)]
 pub struct RegistryConfig {
-    /// Requests per second per registry host (Kargo's default is 20).
+    /// Requests per second per registry host (Kargo's default is 20), with bursts of twice as many.
     pub rate_limit: f64,
     /// Per-request timeout.
     pub timeout: Duration,
@@ -427,16 +427,23 @@ impl Registry {
         exp.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
 
+    /// A token bucket per host (GCRA): bursts of up to two seconds' worth of requests (so one
+    /// subscription's listing and its discoveryLimit HEADs go unthrottled), then one every
+    /// `1 / rate_limit` seconds.
     async fn wait_for_slot(&self, host: &str) {
-        let interval = Duration::from_secs_f64(1.0 / self.inner.config.rate_limit.max(0.001));
-        let slot = {
+        let rate = self.inner.config.rate_limit.max(0.001);
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let burst = interval.mul_f64((2.0 * rate).floor().max(1.0) - 1.0);
+        let start = {
             let mut slots = self.inner.slots.lock().await;
             let now = Instant::now();
-            let slot = slots.get(host).copied().filter(|s| *s > now).unwrap_or(now);
-            slots.insert(host.to_string(), slot + interval);
-            slot
+            // `tat`: the theoretical arrival time of the next request.
+            let tat = slots.get(host).copied().filter(|t| *t > now).unwrap_or(now);
+            let start = tat.checked_sub(burst).filter(|s| *s > now).unwrap_or(now);
+            slots.insert(host.to_string(), tat + interval);
+            start
         };
-        tokio::time::sleep_until(slot.into()).await;
+        tokio::time::sleep_until(start.into()).await;
     }
 
     async fn credentials(&self, repo: &RepoRef) -> Option<Credentials> {

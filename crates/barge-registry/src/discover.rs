@@ -51,32 +51,19 @@ pub async fn discover_image(reg: &Registry, sub: &ImageSubscription) -> Result<I
     let repo = reg.resolve(&sub.repo_url);
     let tags = reg.list_tags(&repo).await?;
     let eligible = policy.candidates(&tags);
-    let candidates = match policy.strategy {
-        ImageStrategy::SemVer | ImageStrategy::Lexical | ImageStrategy::Digest => {
-            let mut out = Vec::new();
-            for tag in &eligible {
-                if let Some(img) = resolve_tag(reg, &repo, &policy, tag, false).await? {
-                    out.push(img);
-                }
-            }
-            out
-        }
-        ImageStrategy::NewestBuild => {
-            let mut all = Vec::new();
-            for tag in &eligible {
-                if let Some(img) = resolve_tag(reg, &repo, &policy, tag, true).await? {
-                    all.push(img);
-                }
-            }
-            let ranked = rank_by_created(
-                all.iter().map(|i| (i.tag.clone(), i.created.clone())).collect(),
-                policy.limit,
-            );
-            ranked
-                .into_iter()
-                .filter_map(|(tag, _)| all.iter().find(|i| i.tag == tag).cloned())
-                .collect()
-        }
+    let need_created = policy.strategy == ImageStrategy::NewestBuild;
+    let resolved = resolve_all(reg, &repo, &policy, &eligible, need_created).await?;
+    let candidates = if need_created {
+        let ranked = rank_by_created(
+            resolved.iter().map(|i| (i.tag.clone(), i.created.clone())).collect(),
+            policy.limit,
+        );
+        ranked
+            .into_iter()
+            .filter_map(|(tag, _)| resolved.iter().find(|i| i.tag == tag).cloned())
+            .collect()
+    } else {
+        resolved
     };
     Ok(ImageDiscovery {
         repo_url: sub.repo_url.clone(),
@@ -86,6 +73,37 @@ pub async fn discover_image(reg: &Registry, sub: &ImageSubscription) -> Result<I
         candidates,
         requests: reg.requests() - before,
     })
+}
+
+/// How many tags are resolved at once (the rate limit still applies).
+const CONCURRENCY: usize = 8;
+
+/// Resolves tags concurrently, keeping their order; tags without the platform drop out.
+async fn resolve_all(
+    reg: &Registry,
+    repo: &RepoRef,
+    policy: &ImagePolicy,
+    tags: &[String],
+    need_created: bool,
+) -> Result<Vec<DiscoveredImage>, RegistryError> {
+    let mut results: Vec<Option<DiscoveredImage>> = vec![None; tags.len()];
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = 0;
+    while next < tags.len() || !set.is_empty() {
+        while next < tags.len() && set.len() < CONCURRENCY {
+            let (reg, repo, policy, tag, i) = (reg.clone(), repo.clone(), policy.clone(), tags[next].clone(), next);
+            set.spawn(async move { (i, resolve_tag(&reg, &repo, &policy, &tag, need_created).await) });
+            next += 1;
+        }
+        if let Some(joined) = set.join_next().await {
+            let (i, result) = joined.map_err(|e| RegistryError::Invalid {
+                url: repo.original.clone(),
+                message: format!("discovery task failed: {e}"),
+            })?;
+            results[i] = result?;
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// A tag's digest (and build time when needed); `None` when a platform was asked for and the

@@ -182,11 +182,17 @@ impl TestRegistry {
 
     /// Tags one manifest many times (thousands of tags cheaply).
     pub async fn push_tags(&self, repo: &str, tags: &[String]) {
-        let (body, _) = self.image_manifest(repo, "2026-01-01T00:00:00Z", "amd64").await;
+        let body = self.shared_manifest(repo).await;
         for t in tags {
             self.put_manifest(repo, t, "application/vnd.oci.image.manifest.v1+json", &body)
                 .await;
         }
+    }
+
+    /// An image manifest whose config blob is uploaded (once): tag it with `put_manifest`,
+    /// concurrently if wanted.
+    pub async fn shared_manifest(&self, repo: &str) -> Vec<u8> {
+        self.image_manifest(repo, "2026-01-01T00:00:00Z", "amd64").await.0
     }
 }
 
