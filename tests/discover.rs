@@ -131,21 +131,51 @@ fn an_unreachable_registry_fails_with_a_classified_error_and_no_freight() {
     assert!(v[0]["noFreightReason"].as_str().unwrap().contains("failed"));
 }
 
-#[test]
-fn git_subscriptions_are_reported_as_not_yet_discovered() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// examples/rendered-branches: an image and a git subscription (with include paths), both
+/// rewritten to local components; the Freight carries both and has Kargo's ID.
+#[tokio::test(flavor = "multi_thread")]
+async fn image_and_git_subscriptions_mint_one_freight() {
+    let reg = registry::TestRegistry::start(None).await;
+    reg.push_image("example/guestbook", "1.4.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("base")).unwrap();
+    std::fs::write(work.join("base/deployment.yaml"), "kind: Deployment\n").unwrap();
+    support::git(&work, &["init", "-q", "-b", "main"]);
+    support::git(&work, &["add", "."]);
+    support::git(&work, &["commit", "-q", "-m", "base"]);
+    std::fs::write(work.join("README.md"), "not a manifest\n").unwrap();
+    support::git(&work, &["add", "."]);
+    support::git(&work, &["commit", "-q", "-m", "readme"]);
+    let base_commit = String::from_utf8(
+        Command::new("git")
+            .args(["rev-parse", "HEAD~1"])
+            .current_dir(&work)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let bare = dir.path().join("guestbook-config.git");
+    support::git(
+        dir.path(),
+        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+    );
+
     let out = run(&[
         "discover",
         root().join("examples/rendered-branches").to_str().unwrap(),
         "--rewrite",
-        &format!("ghcr.io/example/=127.0.0.1:{port}/x/"),
+        &format!("ghcr.io/example/={}/example/", reg.host),
+        "--rewrite",
+        &format!("https://git.example.com/example/=file://{}/", dir.path().display()),
         "-o",
         "json",
     ]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let git = v[0]["subscriptions"]
         .as_array()
@@ -153,7 +183,18 @@ fn git_subscriptions_are_reported_as_not_yet_discovered() {
         .iter()
         .find(|s| s["kind"] == "git")
         .unwrap();
-    assert!(git["error"].as_str().unwrap().starts_with("unsupported:"), "{git}");
+    // The README commit touches no included path: the base commit is the candidate.
+    assert_eq!(git["candidates"][0]["id"].as_str(), Some(base_commit.as_str()), "{git}");
+    let freight = &v[0]["freight"];
+    assert_eq!(
+        freight["commits"][0]["repoURL"],
+        "https://git.example.com/example/guestbook-config.git"
+    );
+    let digest = v[0]["subscriptions"][0]["candidates"][0]["digest"].as_str().unwrap();
+    let expected = sha1sum(&format!(
+        "Warehouse/guestbook:ghcr.io/example/guestbook:1.4.0@{digest}|https://git.example.com/example/guestbook-config:{base_commit}"
+    ));
+    assert_eq!(freight["metadata"]["name"].as_str(), Some(expected.as_str()));
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod glob;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod rewrite;
 pub mod schema;
 pub mod select;
 pub mod semver;

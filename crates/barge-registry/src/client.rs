@@ -12,25 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// Rewrites a repository URL prefix (like git's `insteadOf`): `ghcr.io/acme/` →
-/// `127.0.0.1:5000/acme/` for mirrors, air-gapped sites and local substitutes. Freight keeps
-/// the original URL; only the requests go elsewhere.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rewrite {
-    pub from: String,
-    pub to: String,
-}
-
-impl Rewrite {
-    /// Parses `FROM=TO`.
-    pub fn parse(s: &str) -> Option<Rewrite> {
-        let (from, to) = s.split_once('=')?;
-        (!from.is_empty() && !to.is_empty()).then(|| Rewrite {
-            from: from.to_string(),
-            to: to.to_string(),
-        })
-    }
-}
+pub use barge_core::rewrite::Rewrite;
 
 #[derive(Clone, Debug)]
 pub struct RegistryConfig {
@@ -261,6 +243,30 @@ impl Registry {
             r.digest = Some(sha256_digest(&r.body));
         }
         Ok(r)
+    }
+
+    /// A document at an arbitrary URL of a repository's host (a chart repository's
+    /// `index.yaml`), with the same auth, limits and retries as registry calls.
+    pub(crate) async fn get_document(&self, repo_url: &str, url: &str) -> Result<Vec<u8>, RegistryError> {
+        let target = barge_core::rewrite::apply(&self.inner.config.rewrites, url);
+        let parsed = reqwest::Url::parse(&target).map_err(|e| RegistryError::Invalid {
+            url: url.to_string(),
+            message: format!("not a URL: {e}"),
+        })?;
+        let host = match parsed.port() {
+            Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or_default()),
+            None => parsed.host_str().unwrap_or_default().to_string(),
+        };
+        let repo = RepoRef {
+            original: repo_url.to_string(),
+            scheme: if parsed.scheme() == "http" { "http" } else { "https" },
+            host,
+            path: String::new(),
+        };
+        Ok(self
+            .fetch(&repo, Method::GET, &target, "application/x-yaml, text/yaml, */*")
+            .await?
+            .body)
     }
 
     pub(crate) async fn blob(&self, repo: &RepoRef, digest: &str) -> Result<Fetched, RegistryError> {

@@ -263,3 +263,84 @@ mod tests {
         assert_eq!(normalise_time("yesterday"), None);
     }
 }
+
+/// What discovery found for one chart subscription.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartDiscovery {
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    pub name: String,
+    /// Versions the repository lists.
+    pub versions_listed: usize,
+    /// Matching versions, newest first, at most discoveryLimit.
+    pub versions: Vec<String>,
+    pub requests: u64,
+}
+
+/// Discovers a chart subscription: a classic HTTP(S) repository (its `index.yaml`) or an
+/// `oci://` repository (its tags; Helm writes a version's `+` as `_` in tags).
+pub async fn discover_chart(
+    reg: &Registry,
+    sub: &barge_core::model::kargo::ChartSubscription,
+) -> Result<ChartDiscovery, RegistryError> {
+    use barge_core::semver::{Constraint, Version};
+    let before = reg.requests();
+    let invalid = |message: String| RegistryError::Invalid {
+        url: sub.repo_url.clone(),
+        message,
+    };
+    let constraint = sub
+        .semver_constraint
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .map(Constraint::parse)
+        .transpose()
+        .map_err(|e| invalid(e.to_string()))?;
+    let limit = sub.discovery_limit.map_or(20, |n| n.clamp(1, 100) as usize);
+    let (name, raw_versions) = if let Some(reference) = sub.repo_url.strip_prefix("oci://") {
+        let repo = reg.resolve(reference);
+        let name = reference.rsplit('/').next().unwrap_or(reference).to_string();
+        let tags = reg.list_tags(&repo).await?;
+        (name, tags.into_iter().map(|t| t.replace('_', "+")).collect::<Vec<_>>())
+    } else {
+        let name = sub
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| invalid("a chart from an HTTP(S) repository needs `name`".into()))?;
+        let index_url = format!("{}/index.yaml", sub.repo_url.trim_end_matches('/'));
+        let body = reg.get_document(&sub.repo_url, &index_url).await?;
+        let index: serde_json::Value = yaml_serde::from_slice(&body).map_err(|e| RegistryError::Invalid {
+            url: index_url.clone(),
+            message: format!("index.yaml does not parse: {e}"),
+        })?;
+        let entries = index["entries"][&name]
+            .as_array()
+            .ok_or_else(|| RegistryError::NotFound {
+                url: format!("{index_url} (chart {name:?})"),
+            })?;
+        (
+            name,
+            entries
+                .iter()
+                .filter_map(|e| e["version"].as_str().map(str::to_string))
+                .collect(),
+        )
+    };
+    let listed = raw_versions.len();
+    let mut versions: Vec<(Version, String)> = raw_versions
+        .into_iter()
+        .filter_map(|v| Version::parse(&v, false).ok().map(|p| (p, v)))
+        .filter(|(v, _)| constraint.as_ref().map_or(v.pre.is_empty(), |c| c.matches(v)))
+        .collect();
+    versions.sort_by(|(a, ta), (b, tb)| b.cmp(a).then_with(|| tb.cmp(ta)));
+    versions.dedup_by(|a, b| a.1 == b.1);
+    Ok(ChartDiscovery {
+        repo_url: sub.repo_url.clone(),
+        name,
+        versions_listed: listed,
+        versions: versions.into_iter().take(limit).map(|(_, v)| v).collect(),
+        requests: reg.requests() - before,
+    })
+}

@@ -5,8 +5,9 @@ use anyhow::Result;
 use barge_core::Catalog;
 use barge_core::freight;
 use barge_core::model::Body;
-use barge_core::model::kargo::{FreightOrigin, Image};
-use barge_registry::discover::{ImageDiscovery, discover_image};
+use barge_core::model::kargo::{Chart, FreightOrigin, GitCommit, Image};
+use barge_git::discover::{GitConfig, GitDiscovery, discover_git};
+use barge_registry::discover::{ChartDiscovery, ImageDiscovery, discover_chart, discover_image};
 use barge_registry::{Registry, RegistryConfig};
 use serde::Serialize;
 
@@ -30,6 +31,10 @@ pub struct SubscriptionReport {
     pub repo_url: String,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageDiscovery>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitDiscovery>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub chart: Option<ChartDiscovery>,
     /// A failure (with its class: transient, rate-limited, auth, not-found, invalid).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -37,6 +42,10 @@ pub struct SubscriptionReport {
 
 /// Runs discovery for the Warehouses in the catalog (or the one named).
 pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) -> Result<Vec<WarehouseReport>> {
+    let git_config = GitConfig {
+        rewrites: config.rewrites.clone(),
+        ..Default::default()
+    };
     // Subscriptions with insecureSkipTLSVerify get their own client; the rest share one.
     let registry = Registry::new(config.clone())?;
     let insecure = Registry::new(RegistryConfig {
@@ -52,6 +61,8 @@ pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) 
         let spec = w.spec.clone().unwrap_or_default();
         let mut subs = Vec::new();
         let mut images = Vec::new();
+        let mut commits = Vec::new();
+        let mut charts = Vec::new();
         let mut missing = Vec::new();
         for s in &spec.subscriptions {
             if let Some(img) = &s.image {
@@ -76,6 +87,8 @@ pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) 
                             kind: "image",
                             repo_url: img.repo_url.clone(),
                             image: Some(d),
+                            git: None,
+                            chart: None,
                             error: None,
                         });
                     }
@@ -85,36 +98,95 @@ pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) 
                             kind: "image",
                             repo_url: img.repo_url.clone(),
                             image: None,
+                            git: None,
+                            chart: None,
                             error: Some(format!("{}: {e}", e.class())),
                         });
                     }
                 }
-            } else {
-                let (kind, repo) = match (&s.git, &s.chart) {
-                    (Some(g), _) => ("git", g.repo_url.clone()),
-                    (_, Some(c)) => ("chart", c.repo_url.clone()),
-                    _ => continue,
-                };
-                missing.push(format!("{kind} subscriptions are not discovered yet"));
-                subs.push(SubscriptionReport {
-                    kind,
-                    repo_url: repo,
-                    image: None,
-                    error: Some(format!("unsupported: barge does not discover {kind} subscriptions yet")),
-                });
+            } else if let Some(g) = &s.git {
+                match discover_git(g, &git_config).await {
+                    Ok(d) => {
+                        match d.candidates.first() {
+                            Some(best) => commits.push(GitCommit {
+                                repo_url: g.repo_url.clone(),
+                                id: best.id.clone(),
+                                branch: best.branch.clone(),
+                                tag: best.tag.clone(),
+                                message: Some(best.message.clone()),
+                                author: Some(best.author.clone()),
+                                committer: Some(best.committer.clone()),
+                                subscription_name: s.name.clone(),
+                            }),
+                            None => missing.push(format!("no commit of {} matches the subscription", g.repo_url)),
+                        }
+                        subs.push(SubscriptionReport {
+                            kind: "git",
+                            repo_url: g.repo_url.clone(),
+                            image: None,
+                            git: Some(d),
+                            chart: None,
+                            error: None,
+                        });
+                    }
+                    Err(e) => {
+                        missing.push(format!("discovery of {} failed", g.repo_url));
+                        subs.push(SubscriptionReport {
+                            kind: "git",
+                            repo_url: g.repo_url.clone(),
+                            image: None,
+                            git: None,
+                            chart: None,
+                            error: Some(format!("{}: {e}", e.class())),
+                        });
+                    }
+                }
+            } else if let Some(c) = &s.chart {
+                match discover_chart(&registry, c).await {
+                    Ok(d) => {
+                        match d.versions.first() {
+                            Some(v) => charts.push(Chart {
+                                repo_url: c.repo_url.clone(),
+                                name: c.name.clone().filter(|_| !c.repo_url.starts_with("oci://")),
+                                version: v.clone(),
+                                subscription_name: s.name.clone(),
+                            }),
+                            None => missing.push(format!("no version of chart {} matches the subscription", d.name)),
+                        }
+                        subs.push(SubscriptionReport {
+                            kind: "chart",
+                            repo_url: c.repo_url.clone(),
+                            image: None,
+                            git: None,
+                            chart: Some(d),
+                            error: None,
+                        });
+                    }
+                    Err(e) => {
+                        missing.push(format!("discovery of {} failed", c.repo_url));
+                        subs.push(SubscriptionReport {
+                            kind: "chart",
+                            repo_url: c.repo_url.clone(),
+                            image: None,
+                            git: None,
+                            chart: None,
+                            error: Some(format!("{}: {e}", e.class())),
+                        });
+                    }
+                }
             }
         }
         let manual = spec.freight_creation_policy.as_deref() == Some("Manual");
         let (freight, reason) = if !missing.is_empty() {
             (None, Some(missing.join("; ")))
-        } else if images.is_empty() {
+        } else if images.is_empty() && commits.is_empty() && charts.is_empty() {
             (None, Some("the warehouse has no subscriptions".to_string()))
         } else {
             let origin = FreightOrigin {
                 kind: "Warehouse".into(),
                 name: r.name.clone(),
             };
-            let mut f = freight::mint(origin, Vec::new(), images, Vec::new(), &|_| false);
+            let mut f = freight::mint(origin, commits, images, charts, &|_| false);
             f.metadata.namespace = Some(r.project.clone()).filter(|p| !p.is_empty());
             let value = barge_core::model::prune(serde_json::to_value(&f)?);
             if manual {
@@ -181,7 +253,30 @@ pub fn render(reports: &[WarehouseReport]) -> String {
                     }
                 }
                 (None, Some(e)) => s.push_str(&format!("  {} {}  error: {e}\n", sub.kind, sub.repo_url)),
-                (None, None) => {}
+                (None, None) => {
+                    if let Some(g) = &sub.git {
+                        s.push_str(&format!("  git {}  {}\n", sub.repo_url, g.strategy));
+                        for (i, c) in g.candidates.iter().enumerate() {
+                            let at = c.tag.clone().or_else(|| c.branch.clone()).unwrap_or_default();
+                            s.push_str(&format!(
+                                "    {} {} {:<16} {}\n",
+                                if i == 0 { "→" } else { " " },
+                                c.id.get(..12).unwrap_or(&c.id),
+                                at,
+                                c.message
+                            ));
+                        }
+                    }
+                    if let Some(c) = &sub.chart {
+                        s.push_str(&format!(
+                            "  chart {} {}: {} versions listed\n",
+                            sub.repo_url, c.name, c.versions_listed
+                        ));
+                        for (i, v) in c.versions.iter().enumerate() {
+                            s.push_str(&format!("    {} {v}\n", if i == 0 { "→" } else { " " }));
+                        }
+                    }
+                }
             }
         }
         match (&w.freight, &w.no_freight_reason) {

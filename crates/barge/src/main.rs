@@ -66,9 +66,10 @@ enum Command {
     /// Run one discovery pass: for each Warehouse, list each subscription's candidates (best
     /// first) and the Freight it would mint. Nothing is stored.
     ///
-    /// Image subscriptions are discovered (all strategies, platforms, auth from docker's
-    /// config.json and credential helpers); git and chart subscriptions are reported as not
-    /// yet supported. Exit status 1 when any discovery failed or the definitions have errors.
+    /// Images (every strategy, platforms, auth from docker's config.json and credential
+    /// helpers), git repositories (branch and tag strategies, paths, expressionFilter) and
+    /// Helm charts (index.yaml and oci://). `--rewrite` applies to all of them. Exit status 1
+    /// when any discovery failed or the definitions have errors.
     ///
     /// Examples:
     ///   barge discover pipelines/
@@ -90,8 +91,8 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct RegistryArgs {
-    /// Send requests for repositories starting with FROM to TO instead (like git's insteadOf);
-    /// Freight keeps the original names. Repeatable. Example:
+    /// Send requests for repositories (images, charts, git) starting with FROM to TO instead,
+    /// like git's insteadOf; Freight keeps the original names. Repeatable. Example:
     /// --rewrite ghcr.io/acme/=127.0.0.1:5000/acme/
     #[arg(long, value_name = "FROM=TO", value_parser = parse_rewrite)]
     rewrite: Vec<barge_registry::Rewrite>,

@@ -1,0 +1,414 @@
+//! Git subscription discovery with Kargo's semantics (kargo.md §1.4): NewestFromBranch (the
+//! default), SemVer, Lexical and NewestTag; allow/ignore tag regexes, include/exclude paths
+//! (exact, `glob:`, `regex:`/`regexp:`), `expressionFilter`, `since`, `strictSemvers`,
+//! `discoveryLimit`.
+
+use crate::{GitError, git};
+use barge_core::glob::Glob;
+use barge_core::model::kargo::GitSubscription;
+use barge_core::rewrite::{Rewrite, apply};
+use barge_core::semver::{Constraint, Version};
+use regex::Regex;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct GitConfig {
+    pub rewrites: Vec<Rewrite>,
+    /// Time limit for each git command.
+    pub timeout: Duration,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        GitConfig {
+            rewrites: Vec::new(),
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One candidate commit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DiscoveredCommit {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The subject line.
+    pub message: String,
+    pub author: String,
+    pub committer: String,
+    /// Commit date (branch strategy) or the tag's creation date (tag strategies), RFC 3339.
+    pub date: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GitDiscovery {
+    pub repo_url: String,
+    pub strategy: String,
+    /// Branch heads or tags the remote advertised: compare with the last pass to skip work.
+    pub observed_refs: Vec<(String, String)>,
+    /// Best first.
+    pub candidates: Vec<DiscoveredCommit>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strategy {
+    NewestFromBranch,
+    SemVer,
+    Lexical,
+    NewestTag,
+}
+
+enum PathSelector {
+    Exact(String),
+    Glob(Glob),
+    Regex(Regex),
+}
+
+impl PathSelector {
+    fn parse(s: &str) -> Result<PathSelector, String> {
+        if let Some(r) = s.strip_prefix("regex:").or_else(|| s.strip_prefix("regexp:")) {
+            Regex::new(r)
+                .map(PathSelector::Regex)
+                .map_err(|e| format!("invalid path regex {r:?}: {e}"))
+        } else if let Some(g) = s.strip_prefix("glob:") {
+            Glob::new(g).map(PathSelector::Glob).map_err(|e| e.to_string())
+        } else {
+            Ok(PathSelector::Exact(s.trim_end_matches('/').to_string()))
+        }
+    }
+
+    /// An exact selector matches the path or anything under it (a directory).
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathSelector::Exact(p) => path == p || path.starts_with(&format!("{p}/")),
+            PathSelector::Glob(g) => g.matches(path),
+            PathSelector::Regex(r) => r.is_match(path),
+        }
+    }
+}
+
+struct Filters {
+    allow: Vec<Regex>,
+    ignore: Vec<Regex>,
+    include: Vec<PathSelector>,
+    exclude: Vec<PathSelector>,
+    expression: Option<String>,
+}
+
+impl Filters {
+    fn tag_allowed(&self, tag: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(tag)))
+            && !self.ignore.iter().any(|r| r.is_match(tag))
+    }
+
+    fn has_paths(&self) -> bool {
+        !self.include.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// Kargo: a commit counts when at least one changed path is included and not excluded.
+    fn paths_ok(&self, changed: &[String]) -> bool {
+        changed.iter().any(|p| {
+            (self.include.is_empty() || self.include.iter().any(|s| s.matches(p)))
+                && !self.exclude.iter().any(|s| s.matches(p))
+        })
+    }
+
+    fn expression_ok(&self, vars: &[(&str, &str)], url: &str) -> Result<bool, GitError> {
+        let Some(code) = &self.expression else { return Ok(true) };
+        let mut ctx = expr::Context::default();
+        for (k, v) in vars {
+            ctx.insert(*k, *v);
+        }
+        match expr::eval(code, &ctx) {
+            Ok(expr::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(GitError::Invalid {
+                url: url.to_string(),
+                message: format!("expressionFilter must return true or false, not {other:?}"),
+            }),
+            Err(e) => Err(GitError::Invalid {
+                url: url.to_string(),
+                message: format!("expressionFilter failed: {e}"),
+            }),
+        }
+    }
+}
+
+/// Discovers one git subscription.
+pub async fn discover_git(sub: &GitSubscription, cfg: &GitConfig) -> Result<GitDiscovery, GitError> {
+    let invalid = |message: String| GitError::Invalid {
+        url: crate::redact(&sub.repo_url),
+        message,
+    };
+    let strategy = match sub.commit_selection_strategy.as_deref().unwrap_or("") {
+        "" | "NewestFromBranch" => Strategy::NewestFromBranch,
+        "SemVer" => Strategy::SemVer,
+        "Lexical" => Strategy::Lexical,
+        "NewestTag" => Strategy::NewestTag,
+        other => return Err(invalid(format!("unknown commitSelectionStrategy {other:?}"))),
+    };
+    let compile = |list: &[String]| -> Result<Vec<Regex>, GitError> {
+        list.iter()
+            .map(|r| Regex::new(r).map_err(|e| invalid(format!("invalid regex {r:?}: {e}"))))
+            .collect()
+    };
+    let mut allow = compile(&sub.allow_tags_regexes)?;
+    if let Some(a) = &sub.allow_tags {
+        allow.extend(compile(std::slice::from_ref(a))?);
+    }
+    let filters = Filters {
+        allow,
+        ignore: compile(&sub.ignore_tags_regexes)?,
+        include: sub
+            .include_paths
+            .iter()
+            .map(|p| PathSelector::parse(p).map_err(&invalid))
+            .collect::<Result<_, _>>()?,
+        exclude: sub
+            .exclude_paths
+            .iter()
+            .map(|p| PathSelector::parse(p).map_err(&invalid))
+            .collect::<Result<_, _>>()?,
+        expression: sub.expression_filter.clone().filter(|e| !e.trim().is_empty()),
+    };
+    let constraint = match (
+        strategy,
+        sub.semver_constraint.as_deref().filter(|c| !c.trim().is_empty()),
+    ) {
+        (Strategy::SemVer, Some(c)) => Some(Constraint::parse(c).map_err(|e| invalid(e.to_string()))?),
+        _ => None,
+    };
+    let limit = sub.discovery_limit.map_or(20, |n| n.clamp(1, 100) as usize);
+    let url = apply(&cfg.rewrites, &sub.repo_url);
+    let dir = tempfile::Builder::new()
+        .prefix("barge-git-")
+        .tempdir()
+        .map_err(|e| invalid(format!("cannot create a work directory: {e}")))?;
+    let run = |args: Vec<String>| {
+        let dir = dir.path().to_path_buf();
+        let url = url.clone();
+        let timeout = cfg.timeout;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            git(Some(&dir), &refs, &url, timeout).await
+        }
+    };
+    let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    git(Some(dir.path()), &["init", "-q", "--bare"], &url, cfg.timeout).await?;
+    let filter: Vec<String> = if sub.blobless == Some(true) {
+        vec!["--filter=blob:none".into()]
+    } else {
+        Vec::new()
+    };
+
+    let (observed_refs, candidates) = if strategy == Strategy::NewestFromBranch {
+        // Which branch: the subscription's, or the remote's default.
+        let branch = match &sub.branch {
+            Some(b) if !b.is_empty() => b.clone(),
+            _ => {
+                let out = text(run(vec!["ls-remote".into(), "--symref".into(), url.clone(), "HEAD".into()]).await?);
+                out.lines()
+                    .find_map(|l| {
+                        l.strip_prefix("ref: refs/heads/")
+                            .and_then(|r| r.split('\t').next())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| "main".into())
+            }
+        };
+        let heads = text(run(vec!["ls-remote".into(), url.clone(), format!("refs/heads/{branch}")]).await?);
+        let head = heads
+            .split_whitespace()
+            .next()
+            .ok_or_else(|| GitError::NotFound {
+                url: crate::redact(&sub.repo_url),
+                message: format!("branch {branch:?} does not exist"),
+            })?
+            .to_string();
+        let mut fetch = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
+        fetch.extend(filter.clone());
+        fetch.extend([url.clone(), format!("+refs/heads/{branch}:refs/heads/{branch}")]);
+        run(fetch).await?;
+        let mut log = vec![
+            "log".into(),
+            "--format=%H%x1f%cI%x1f%an <%ae>%x1f%cn <%ce>%x1f%s".into(),
+        ];
+        if let Some(since) = sub.since.as_deref().filter(|s| !s.is_empty()) {
+            log.push(format!("--since={since}"));
+        }
+        log.push(format!("refs/heads/{branch}"));
+        let mut out = Vec::new();
+        for line in text(run(log).await?).lines() {
+            let f: Vec<&str> = line.splitn(5, '\u{1f}').collect();
+            let [id, date, author, committer, subject] = f[..] else {
+                continue;
+            };
+            if filters.has_paths() && !filters.paths_ok(&changed_paths(&run, id).await?) {
+                continue;
+            }
+            if !filters.expression_ok(
+                &[
+                    ("id", id),
+                    ("commitDate", date),
+                    ("author", author),
+                    ("committer", committer),
+                    ("subject", subject),
+                ],
+                &sub.repo_url,
+            )? {
+                continue;
+            }
+            out.push(DiscoveredCommit {
+                id: id.into(),
+                branch: Some(branch.clone()),
+                tag: None,
+                message: subject.into(),
+                author: author.into(),
+                committer: committer.into(),
+                date: date.into(),
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        (vec![(branch, head)], out)
+    } else {
+        let listed = text(run(vec!["ls-remote".into(), "--tags".into(), url.clone()]).await?);
+        let mut observed: Vec<(String, String)> = Vec::new();
+        for line in listed.lines() {
+            let Some((sha, name)) = line.split_once('\t') else {
+                continue;
+            };
+            let Some(tag) = name.strip_prefix("refs/tags/") else {
+                continue;
+            };
+            match tag.strip_suffix("^{}") {
+                // A peeled annotated tag: its commit replaces the tag object's id.
+                Some(t) => {
+                    if let Some(e) = observed.iter_mut().find(|(n, _)| n == t) {
+                        e.1 = sha.to_string();
+                    }
+                }
+                None => observed.push((tag.to_string(), sha.to_string())),
+            }
+        }
+        observed.sort();
+        let mut fetch = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
+        fetch.extend(filter.clone());
+        fetch.extend([url.clone(), "+refs/tags/*:refs/tags/*".into()]);
+        if !observed.is_empty() {
+            run(fetch).await?;
+        }
+        let refs = text(run(vec![
+            "for-each-ref".into(),
+            "--format=%(refname:short)%1f%(creatordate:iso-strict)%1f%(taggername) %(taggeremail)%1f%(contents:subject)".into(),
+            "refs/tags".into(),
+        ])
+        .await?);
+        let mut tags: Vec<(String, String, String, String)> = refs
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.splitn(4, '\u{1f}').collect();
+                (f.len() == 4).then(|| {
+                    (
+                        f[0].to_string(),
+                        f[1].to_string(),
+                        f[2].trim().to_string(),
+                        f[3].to_string(),
+                    )
+                })
+            })
+            .filter(|(name, ..)| filters.tag_allowed(name))
+            .collect();
+        let strict = sub.strict_semvers.unwrap_or(true);
+        match strategy {
+            Strategy::SemVer => {
+                let mut versioned: Vec<(Version, (String, String, String, String))> = tags
+                    .into_iter()
+                    .filter_map(|t| Version::parse(&t.0, strict).ok().map(|v| (v, t)))
+                    .filter(|(v, _)| constraint.as_ref().is_none_or(|c| c.matches(v)))
+                    .collect();
+                versioned.sort_by(|(a, ta), (b, tb)| b.cmp(a).then_with(|| tb.0.cmp(&ta.0)));
+                tags = versioned.into_iter().map(|(_, t)| t).collect();
+            }
+            Strategy::Lexical => tags.sort_by(|a, b| b.0.cmp(&a.0)),
+            _ => tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0))),
+        }
+        let mut out = Vec::new();
+        for (tag, created, tagger, annotation) in tags {
+            let info = text(
+                run(vec![
+                    "log".into(),
+                    "-1".into(),
+                    "--format=%H%x1f%an <%ae>%x1f%cn <%ce>%x1f%s".into(),
+                    format!("refs/tags/{tag}^{{commit}}"),
+                ])
+                .await?,
+            );
+            let f: Vec<&str> = info.trim_end().splitn(4, '\u{1f}').collect();
+            let [id, author, committer, subject] = f[..] else {
+                continue;
+            };
+            if filters.has_paths() && !filters.paths_ok(&changed_paths(&run, id).await?) {
+                continue;
+            }
+            let vars = [
+                ("tag", tag.as_str()),
+                ("id", id),
+                ("creatorDate", created.as_str()),
+                ("author", author),
+                ("committer", committer),
+                ("subject", subject),
+                ("tagger", tagger.as_str()),
+                ("annotation", annotation.as_str()),
+            ];
+            if !filters.expression_ok(&vars, &sub.repo_url)? {
+                continue;
+            }
+            out.push(DiscoveredCommit {
+                id: id.into(),
+                branch: None,
+                tag: Some(tag.clone()),
+                message: subject.into(),
+                author: author.into(),
+                committer: committer.into(),
+                date: created,
+            });
+            if out.len() == limit {
+                break;
+            }
+        }
+        (observed, out)
+    };
+    Ok(GitDiscovery {
+        repo_url: sub.repo_url.clone(),
+        strategy: format!("{strategy:?}"),
+        observed_refs,
+        candidates,
+    })
+}
+
+async fn changed_paths<F, Fut>(run: &F, commit: &str) -> Result<Vec<String>, GitError>
+where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<std::process::Output, GitError>>,
+{
+    let out = run(vec![
+        "diff-tree".into(),
+        "--no-commit-id".into(),
+        "--name-only".into(),
+        "-r".into(),
+        "-m".into(),
+        "--root".into(),
+        commit.into(),
+    ])
+    .await?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
+}

@@ -1,0 +1,120 @@
+//! Git for barge's Warehouses: discovering a git subscription's candidate commits with the git
+//! CLI (the transport Kargo and Argo CD use: ssh config, credential helpers, partial clones).
+//!
+//! Discovery is one `git ls-remote` (whose refs a caller can compare with the last pass and
+//! skip the rest when nothing moved), then a bare, single-branch (or tags-only) clone into a
+//! temporary directory, walked with `git log` / `git for-each-ref`.
+
+#![forbid(unsafe_code)]
+
+pub mod discover;
+
+use std::process::Output;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// git could not reach the remote, or it failed mid-transfer.
+    #[error("{url}: {message}")]
+    Transient { url: String, message: String },
+    #[error("{url}: authentication failed ({message})")]
+    Auth { url: String, message: String },
+    #[error("{url}: {message}")]
+    NotFound { url: String, message: String },
+    /// A bad subscription (regex, constraint, expression) or an unusable answer.
+    #[error("{url}: {message}")]
+    Invalid { url: String, message: String },
+}
+
+impl GitError {
+    pub fn class(&self) -> &'static str {
+        match self {
+            GitError::Transient { .. } => "transient",
+            GitError::Auth { .. } => "auth",
+            GitError::NotFound { .. } => "not-found",
+            GitError::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+/// Runs git with a clean, non-interactive environment and a time limit; the error text never
+/// contains the URL's credentials.
+pub(crate) async fn git(
+    dir: Option<&std::path::Path>,
+    args: &[&str],
+    url: &str,
+    timeout: Duration,
+) -> Result<Output, GitError> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.args(["-c", "core.hooksPath=/dev/null", "-c", "protocol.file.allow=always"])
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+        .kill_on_drop(true);
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let shown = redact(url);
+    let out = tokio::time::timeout(timeout, cmd.output())
+        .await
+        .map_err(|_| GitError::Transient {
+            url: shown.clone(),
+            message: format!(
+                "git {} timed out after {}s",
+                args.first().unwrap_or(&""),
+                timeout.as_secs()
+            ),
+        })?
+        .map_err(|e| GitError::Invalid {
+            url: shown.clone(),
+            message: format!("cannot run git ({e}); install git"),
+        })?;
+    if out.status.success() {
+        return Ok(out);
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(url, &shown);
+    let message = stderr
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("git failed")
+        .trim()
+        .to_string();
+    let lower = stderr.to_lowercase();
+    Err(
+        if lower.contains("authentication failed")
+            || lower.contains("could not read username")
+            || lower.contains("permission denied")
+        {
+            GitError::Auth { url: shown, message }
+        } else if lower.contains("not found")
+            || lower.contains("does not appear to be a git repository")
+            || lower.contains("couldn't find remote ref")
+        {
+            GitError::NotFound { url: shown, message }
+        } else {
+            GitError::Transient { url: shown, message }
+        },
+    )
+}
+
+/// Hides the password of `https://user:password@host/...`.
+pub fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let shown = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                "***".into()
+            };
+            format!("{}{shown}@{host}{}", &url[..scheme_end], &rest[authority.len()..])
+        }
+        None => url.to_string(),
+    }
+}

@@ -1,0 +1,315 @@
+//! Git subscription discovery against real bare repositories (file:// and `git daemon`).
+
+use barge_core::model::kargo::GitSubscription;
+use barge_core::rewrite::Rewrite;
+use barge_git::discover::{GitConfig, discover_git};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn git(dir: &Path, args: &[&str], date: &str) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Bob")
+        .env("GIT_COMMITTER_EMAIL", "bob@example.com")
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let p = dir.join(file);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+/// A bare repository:
+/// c1 (Jan 1) adds base/app.yaml       tags v1.0.0 (lightweight), v1.0 (lightweight)
+/// c2 (Jan 2) adds docs/readme.md      tag release-b (lightweight)
+/// c3 (Jan 3) "bump app" edits base/   tags v1.1.0 (annotated, Jan 4), v2.0.0-rc.1 (annotated, Jan 5)
+fn repo(root: &Path) -> (PathBuf, [String; 3]) {
+    let work = root.join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"], "2026-01-01T00:00:00Z");
+    write(&work, "base/app.yaml", "v: 1\n");
+    git(&work, &["add", "."], "2026-01-01T00:00:00Z");
+    git(&work, &["commit", "-q", "-m", "add app"], "2026-01-01T00:00:00Z");
+    git(&work, &["tag", "v1.0.0"], "2026-01-01T00:00:00Z");
+    git(&work, &["tag", "v1.0"], "2026-01-01T00:00:00Z");
+    write(&work, "docs/readme.md", "hi\n");
+    git(&work, &["add", "."], "2026-01-02T00:00:00Z");
+    git(&work, &["commit", "-q", "-m", "docs only"], "2026-01-02T00:00:00Z");
+    git(&work, &["tag", "release-b"], "2026-01-02T00:00:00Z");
+    write(&work, "base/app.yaml", "v: 2\n");
+    git(&work, &["commit", "-q", "-am", "bump app"], "2026-01-03T00:00:00Z");
+    git(
+        &work,
+        &["tag", "-a", "v1.1.0", "-m", "release 1.1.0"],
+        "2026-01-04T00:00:00Z",
+    );
+    git(&work, &["tag", "-a", "v2.0.0-rc.1", "-m", "rc"], "2026-01-05T00:00:00Z");
+    let ids = ["HEAD~2", "HEAD~1", "HEAD"].map(|r| {
+        String::from_utf8(
+            Command::new("git")
+                .args(["rev-parse", r])
+                .current_dir(&work)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_string()
+    });
+    let bare = root.join("config.git");
+    git(
+        root,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+        "2026-01-06T00:00:00Z",
+    );
+    (bare, ids)
+}
+
+fn sub(url: &str, f: impl FnOnce(&mut GitSubscription)) -> GitSubscription {
+    let mut s = GitSubscription {
+        repo_url: url.to_string(),
+        ..Default::default()
+    };
+    f(&mut s);
+    s
+}
+
+#[tokio::test]
+async fn newest_from_branch_with_paths_filters_and_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, [c1, c2, c3]) = repo(dir.path());
+    let url = format!("file://{}", bare.display());
+    let cfg = GitConfig::default();
+
+    let d = discover_git(&sub(&url, |_| {}), &cfg).await.unwrap();
+    let ids: Vec<&str> = d.candidates.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [c3.as_str(), c2.as_str(), c1.as_str()],
+        "newest first on the default branch"
+    );
+    assert_eq!(d.observed_refs, vec![("main".to_string(), c3.clone())]);
+    let top = &d.candidates[0];
+    assert_eq!(
+        (top.branch.as_deref(), top.message.as_str(), top.author.as_str()),
+        (Some("main"), "bump app", "Ada <ada@example.com>")
+    );
+    assert_eq!(top.committer, "Bob <bob@example.com>");
+
+    let only_base = discover_git(&sub(&url, |s| s.include_paths = vec!["base".into()]), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(
+        only_base.candidates.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [c3.as_str(), c1.as_str()]
+    );
+    let no_docs = discover_git(&sub(&url, |s| s.exclude_paths = vec!["glob:docs/**".into()]), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(no_docs.candidates.len(), 2);
+    let regex = discover_git(
+        &sub(&url, |s| s.include_paths = vec!["regex:^docs/.*\\.md$".into()]),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        regex.candidates.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [c2.as_str()]
+    );
+
+    let filtered = discover_git(
+        &sub(&url, |s| {
+            s.expression_filter = Some("subject contains 'bump' && author startsWith 'Ada'".into())
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        filtered.candidates.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [c3.as_str()]
+    );
+
+    let since = discover_git(&sub(&url, |s| s.since = Some("2026-01-01T12:00:00Z".into())), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(since.candidates.len(), 2);
+    let limited = discover_git(&sub(&url, |s| s.discovery_limit = Some(1)), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(limited.candidates.len(), 1);
+
+    let err = discover_git(&sub(&url, |s| s.branch = Some("nope".into())), &cfg)
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), "not-found", "{err}");
+}
+
+#[tokio::test]
+async fn tag_strategies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, [c1, c2, c3]) = repo(dir.path());
+    let url = format!("file://{}", bare.display());
+    let cfg = GitConfig::default();
+    let tags =
+        |d: &barge_git::discover::GitDiscovery| d.candidates.iter().map(|c| c.tag.clone().unwrap()).collect::<Vec<_>>();
+
+    let semver = discover_git(
+        &sub(&url, |s| {
+            s.commit_selection_strategy = Some("SemVer".into());
+            s.semver_constraint = Some("^1.0.0".into());
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tags(&semver),
+        ["v1.1.0", "v1.0.0"],
+        "strict semver skips v1.0; ^1 skips the rc"
+    );
+    assert_eq!(semver.candidates[0].id, c3, "an annotated tag resolves to its commit");
+    assert_eq!(semver.candidates[1].id, c1);
+    let loose = discover_git(
+        &sub(&url, |s| {
+            s.commit_selection_strategy = Some("SemVer".into());
+            s.strict_semvers = Some(false);
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tags(&loose), ["v2.0.0-rc.1", "v1.1.0", "v1.0.0", "v1.0"]);
+
+    let lexical = discover_git(
+        &sub(&url, |s| {
+            s.commit_selection_strategy = Some("Lexical".into());
+            s.allow_tags_regexes = vec!["^release-".into()];
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tags(&lexical), ["release-b"]);
+    assert_eq!(lexical.candidates[0].id, c2);
+
+    let newest = discover_git(
+        &sub(&url, |s| {
+            s.commit_selection_strategy = Some("NewestTag".into());
+            s.ignore_tags_regexes = vec!["-rc".into()];
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tags(&newest)[0],
+        "v1.1.0",
+        "the newest tag by creation date, rc ignored"
+    );
+    assert!(
+        newest.candidates[0].date.starts_with("2026-01-04"),
+        "{}",
+        newest.candidates[0].date
+    );
+    assert_eq!(newest.observed_refs.len(), 5);
+    assert!(
+        newest.observed_refs.iter().any(|(t, id)| t == "v1.1.0" && *id == c3),
+        "peeled ids: {:?}",
+        newest.observed_refs
+    );
+
+    let annotated = discover_git(
+        &sub(&url, |s| {
+            s.commit_selection_strategy = Some("NewestTag".into());
+            s.expression_filter = Some("annotation == 'release 1.1.0'".into());
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(tags(&annotated), ["v1.1.0"]);
+}
+
+#[tokio::test]
+async fn through_git_daemon_with_a_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, [_, _, c3]) = repo(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut daemon = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", dir.path().display()),
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let cfg = GitConfig {
+        rewrites: vec![Rewrite::parse(&format!("https://git.example.com/acme/=git://127.0.0.1:{port}/")).unwrap()],
+        ..Default::default()
+    };
+    let d = discover_git(&sub("https://git.example.com/acme/config.git", |_| {}), &cfg).await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let d = d.unwrap();
+    assert_eq!(
+        d.repo_url, "https://git.example.com/acme/config.git",
+        "the original URL is kept"
+    );
+    assert_eq!(d.candidates[0].id, c3);
+    assert!(bare.exists());
+}
+
+#[tokio::test]
+async fn unreachable_remotes_fail_with_a_class_and_no_credentials_in_the_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = discover_git(
+        &sub(&format!("http://bot:s3cret-token@127.0.0.1:{port}/x.git"), |_| {}),
+        &GitConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.class(), "transient", "{err}");
+    assert!(!err.to_string().contains("s3cret-token"), "{err}");
+    let bad = discover_git(
+        &sub("file:///nonexistent/repo.git", |s| {
+            s.expression_filter = Some("id ==".into())
+        }),
+        &GitConfig::default(),
+    )
+    .await;
+    assert!(bad.is_err());
+}
