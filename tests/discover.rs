@@ -213,3 +213,70 @@ fn discover_refuses_invalid_definitions_and_unknown_warehouses() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no Warehouse named \"nope\""));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovered_freight_is_stored_once_and_listed() {
+    let reg = registry::TestRegistry::start(None).await;
+    reg.push_image("barge-demo/guestbook", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/barge.db", dir.path().display());
+    let rewrite = format!("ghcr.io/barge-demo/={}/barge-demo/", reg.host);
+    let pipelines = root().join("pipelines");
+    let discover = || {
+        let out = run(&[
+            "discover",
+            pipelines.to_str().unwrap(),
+            "--rewrite",
+            &rewrite,
+            "--db",
+            &db,
+            "-o",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = discover();
+    assert_eq!(first[0]["stored"], "created");
+    let second = discover();
+    assert_eq!(
+        second[0]["stored"], "existing",
+        "the same discovery twice mints nothing new"
+    );
+    assert_eq!(first[0]["freight"]["alias"], second[0]["freight"]["alias"]);
+
+    // A new tag is new Freight; the listing is newest first.
+    reg.push_image("barge-demo/guestbook", "1.0.1", "2026-01-02T00:00:00Z", "amd64")
+        .await;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(discover()[0]["stored"], "created");
+    let list: Value = serde_json::from_slice(&run(&["get", "freight", "--db", &db, "-o", "json"]).stdout).unwrap();
+    let tags: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["images"][0]["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(tags, ["1.0.1", "1.0.0"]);
+
+    let alias = first[0]["freight"]["alias"].as_str().unwrap();
+    let one = Command::new(env!("CARGO_BIN_EXE_barge"))
+        .args(["get", "freight", alias, "--project", "demo", "-o", "json"])
+        .env("BARGE_DB", &db)
+        .output()
+        .unwrap();
+    let one: Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(one["metadata"]["name"], first[0]["freight"]["metadata"]["name"]);
+    assert_eq!(one["metadata"]["namespace"], "demo");
+
+    let table = stdout(&run(&["get", "freight", "--db", &db]));
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(
+        table.contains(alias) && table.contains("ghcr.io/barge-demo/guestbook:1.0.0"),
+        "{table}"
+    );
+    let missing = run(&["get", "freight", "nope", "--db", &db]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("no Freight named or aliased \"nope\""));
+}

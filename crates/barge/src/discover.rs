@@ -17,8 +17,11 @@ pub struct WarehouseReport {
     pub project: String,
     pub warehouse: String,
     pub subscriptions: Vec<SubscriptionReport>,
-    /// The Freight this pass would mint, or why none.
+    /// The Freight this pass would mint (or did, with `--db`), or why none.
     pub freight: Option<serde_json::Value>,
+    /// With `--db`: `created`, or `existing` when the store already had this Freight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stored: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_freight_reason: Option<String>,
 }
@@ -41,7 +44,12 @@ pub struct SubscriptionReport {
 }
 
 /// Runs discovery for the Warehouses in the catalog (or the one named).
-pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) -> Result<Vec<WarehouseReport>> {
+pub async fn run(
+    catalog: &Catalog,
+    only: Option<&str>,
+    config: RegistryConfig,
+    store: Option<&barge_store::Store>,
+) -> Result<Vec<WarehouseReport>> {
     let git_config = GitConfig {
         rewrites: config.rewrites.clone(),
         ..Default::default()
@@ -211,11 +219,26 @@ pub async fn run(catalog: &Catalog, only: Option<&str>, config: RegistryConfig) 
                 (Some(value), None)
             }
         };
+        let mut freight = freight;
+        let mut stored = None;
+        if let Some(store) = store {
+            let now = now_millis();
+            store
+                .put_discovery_status(&r.project, &r.name, &serde_json::to_value(&subs)?, now)
+                .await?;
+            if let (Some(value), false) = (&freight, manual) {
+                let f: barge_core::model::kargo::Freight = serde_json::from_value(value.clone())?;
+                let minted = store.mint_freight(&r.project, &r.name, f, now).await?;
+                stored = Some(if minted.created { "created" } else { "existing" });
+                freight = Some(barge_core::model::prune(serde_json::to_value(&minted.freight.freight)?));
+            }
+        }
         reports.push(WarehouseReport {
             project: r.project.clone(),
             warehouse: r.name.clone(),
             subscriptions: subs,
             freight,
+            stored,
             no_freight_reason: reason,
         });
     }
@@ -281,8 +304,13 @@ pub fn render(reports: &[WarehouseReport]) -> String {
         }
         match (&w.freight, &w.no_freight_reason) {
             (Some(f), note) => {
+                let stored = match w.stored {
+                    Some("created") => "  [stored]",
+                    Some(_) => "  [already stored]",
+                    None => "",
+                };
                 s.push_str(&format!(
-                    "  freight {} ({})\n",
+                    "  freight {} ({}){stored}\n",
                     f["metadata"]["name"].as_str().unwrap_or(""),
                     f["alias"].as_str().unwrap_or("")
                 ));
@@ -305,4 +333,10 @@ pub fn render(reports: &[WarehouseReport]) -> String {
         s.push_str("no warehouses found\n");
     }
     s
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -86,6 +86,40 @@ enum Command {
         output: Format,
         #[command(flatten)]
         registry: RegistryArgs,
+        /// Store the discovery and mint the Freight in this database (sqlite://PATH or
+        /// postgres://...). Without it, nothing is stored.
+        #[arg(long, value_name = "URL", env = "BARGE_DB")]
+        db: Option<String>,
+    },
+    /// Show stored state (`barge get freight`).
+    Get {
+        #[command(subcommand)]
+        what: GetWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum GetWhat {
+    /// List stored Freight, newest first, or show one by ID or alias.
+    ///
+    /// Examples:
+    ///   barge get freight
+    ///   barge get freight --warehouse guestbook -o json
+    ///   barge get freight cosmic-ocelot --project demo -o yaml
+    #[command(verbatim_doc_comment)]
+    Freight {
+        /// A Freight's name (ID) or alias.
+        name: Option<String>,
+        /// The project (required with NAME when several projects are stored).
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, value_name = "NAME")]
+        warehouse: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        /// The store (sqlite://PATH or postgres://...).
+        #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
+        db: String,
     },
 }
 
@@ -183,7 +217,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warehouse,
             output,
             registry,
-        } => discover(&paths, warehouse.as_deref(), output, &registry),
+            db,
+        } => discover(&paths, warehouse.as_deref(), output, &registry, db.as_deref()),
+        Command::Get {
+            what:
+                GetWhat::Freight {
+                    name,
+                    project,
+                    warehouse,
+                    output,
+                    db,
+                },
+        } => get_freight(name.as_deref(), project.as_deref(), warehouse.as_deref(), output, &db),
         Command::Plan { paths, output, expand } => {
             let catalog = match load(&paths) {
                 Ok(c) => c,
@@ -236,7 +281,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn discover(paths: &[String], warehouse: Option<&str>, output: Format, registry: &RegistryArgs) -> Result<ExitCode> {
+fn discover(
+    paths: &[String],
+    warehouse: Option<&str>,
+    output: Format,
+    registry: &RegistryArgs,
+    db: Option<&str>,
+) -> Result<ExitCode> {
     let catalog = match load(paths) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -257,7 +308,13 @@ fn discover(paths: &[String], warehouse: Option<&str>, output: Format, registry:
         return Ok(ExitCode::from(2));
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let reports = runtime.block_on(discover::run(&catalog, warehouse, registry.config()))?;
+    let reports = runtime.block_on(async {
+        let store = match db {
+            Some(url) => Some(barge_store::Store::open(url).await?),
+            None => None,
+        };
+        discover::run(&catalog, warehouse, registry.config(), store.as_ref()).await
+    })?;
     let mut out = std::io::stdout().lock();
     match output {
         Format::Json => {
@@ -272,6 +329,56 @@ fn discover(paths: &[String], warehouse: Option<&str>, output: Format, registry:
         .flat_map(|r| &r.subscriptions)
         .any(|s| s.error.as_deref().is_some_and(|e| !e.starts_with("unsupported")));
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn get_freight(
+    name: Option<&str>,
+    project: Option<&str>,
+    warehouse: Option<&str>,
+    output: Format,
+    db: &str,
+) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let list = runtime.block_on(async {
+        let store = barge_store::Store::open(db).await?;
+        let all = store.list_freight(project, warehouse).await?;
+        anyhow::Ok(match name {
+            None => all,
+            Some(n) => all
+                .into_iter()
+                .filter(|f| f.freight.metadata.name == n || f.freight.alias.as_deref() == Some(n))
+                .collect(),
+        })
+    })?;
+    if let Some(n) = name {
+        if list.is_empty() {
+            eprintln!(
+                "barge: error: no Freight named or aliased {n:?}{}",
+                project.map(|p| format!(" in project {p:?}")).unwrap_or_default()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        if list.len() > 1 {
+            eprintln!("barge: error: {n:?} matches Freight in several projects; add --project");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let values: Vec<serde_json::Value> = list
+        .iter()
+        .map(|f| barge_core::model::prune(serde_json::to_value(&f.freight).unwrap_or_default()))
+        .collect();
+    match (output, name) {
+        (Format::Json, Some(_)) => serde_json::to_writer_pretty(&mut out, &values[0])?,
+        (Format::Json, None) => serde_json::to_writer_pretty(&mut out, &values)?,
+        (Format::Yaml, Some(_)) => write!(out, "{}", yaml_serde::to_string(&values[0])?)?,
+        (Format::Yaml, None) => write!(out, "{}", yaml_serde::to_string(&values)?)?,
+        (Format::Text, _) => write!(out, "{}", render::freight_table(&list))?,
+    }
+    if output == Format::Json {
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a

@@ -123,3 +123,61 @@ fn diagnostic_text(d: &Diagnostic, text: Option<&str>, color: bool) -> String {
     }
     s
 }
+
+/// `barge get freight` for people: one row per Freight, newest first.
+pub fn freight_table(list: &[barge_store::StoredFreight]) -> String {
+    if list.is_empty() {
+        return "no freight stored\n".to_string();
+    }
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "ALIAS".into(),
+        "PROJECT".into(),
+        "WAREHOUSE".into(),
+        "CREATED".into(),
+        "ARTIFACTS".into(),
+    ]];
+    for f in list {
+        let fr = &f.freight;
+        let mut artifacts: Vec<String> = fr.images.iter().map(|i| format!("{}:{}", i.repo_url, i.tag)).collect();
+        artifacts.extend(fr.commits.iter().map(|c| {
+            format!(
+                "{}@{}",
+                c.repo_url,
+                c.tag.clone().unwrap_or_else(|| c.id.chars().take(7).collect())
+            )
+        }));
+        artifacts.extend(fr.charts.iter().map(|c| format!("{}:{}", c.repo_url, c.version)));
+        let created = chrono::DateTime::from_timestamp_millis(f.created_at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default();
+        rows.push([
+            fr.metadata.name.chars().take(12).collect(),
+            fr.alias.clone().unwrap_or_default(),
+            f.project.clone(),
+            f.warehouse.clone(),
+            created,
+            artifacts.join(", "),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut s = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 5 {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        s.push_str(line.join("  ").trim_end());
+        s.push('\n');
+    }
+    s
+}

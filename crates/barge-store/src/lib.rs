@@ -1,0 +1,417 @@
+//! barge's durable state: Freight, each Warehouse's last discovery, and the append-only audit
+//! log, in SQLite (one file, the embedded default) or PostgreSQL (shared by several replicas).
+//!
+//! One implementation serves both databases through sqlx's `Any` driver: the SQL is portable
+//! (`$n` placeholders, TEXT JSON, BIGINT unix-millisecond times) and only the DDL differs
+//! (`migrations/sqlite`, `migrations/postgres`). One conformance suite (tests/conformance.rs)
+//! runs against both.
+
+#![forbid(unsafe_code)]
+
+use barge_core::freight;
+use barge_core::model::kargo::Freight;
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or opened.
+    #[error("cannot open the store {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("the store's schema could not be migrated: {0}")]
+    Migrate(String),
+    /// A write lost to a concurrent one more times than it retried.
+    #[error("conflicting concurrent writes: {0}")]
+    Conflict(String),
+    #[error("store query failed: {0}")]
+    Query(String),
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn class(&self) -> &'static str {
+        match self {
+            StoreError::Connect { .. } | StoreError::Query(_) => "transient",
+            StoreError::Conflict(_) => "conflict",
+            StoreError::Migrate(_) | StoreError::Corrupt(_) => "invalid",
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Query(e.to_string())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A Freight as stored: its project, origin warehouse and when it was first minted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredFreight {
+    pub project: String,
+    pub warehouse: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub freight: Freight,
+}
+
+/// The result of minting: the Freight, and whether this call created it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Minted {
+    pub created: bool,
+    pub freight: StoredFreight,
+}
+
+/// One audit event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub project: String,
+    /// `freight.minted`, `promotion.started`, ...
+    pub kind: String,
+    /// What the event is about (`Freight/<name>`).
+    pub subject: String,
+    /// Who caused it (`barge`, a user).
+    pub actor: String,
+    pub body: serde_json::Value,
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Hides a password in a database URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Opens (and migrates) a store: `sqlite://PATH` (created if missing, WAL) or
+    /// `postgres://user:pass@host:port/db`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let connect_err = |e: sqlx::Error| StoreError::Connect {
+            url: redact_url(url),
+            message: e.to_string(),
+        };
+        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            let (file, query) = path.split_once('?').unwrap_or((path, ""));
+            if let Some(parent) = std::path::Path::new(file)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent).map_err(|e| StoreError::Connect {
+                    url: url.to_string(),
+                    message: format!("cannot create {}: {e}", parent.display()),
+                })?;
+            }
+            let query = if query.contains("mode=") {
+                query.to_string()
+            } else if query.is_empty() {
+                "mode=rwc".into()
+            } else {
+                format!("{query}&mode=rwc")
+            };
+            (Backend::Sqlite, format!("sqlite://{file}?{query}"))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(StoreError::Connect {
+                url: redact_url(url),
+                message: "use sqlite://PATH or postgres://USER@HOST:PORT/DB".into(),
+            });
+        };
+        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Readers never block the writer; a writer waits for another instead of failing.
+                    sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut *conn).await?;
+                    sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(&url).await.map_err(connect_err)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Migrate(e.to_string()))?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that read first cannot upgrade once another
+    /// writer committed (SQLITE_BUSY_SNAPSHOT), whereas an immediate one waits its turn.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// Stores Freight unless it exists (minting is idempotent: the same discovery twice mints
+    /// nothing new), choosing an alias unique in the project, and audits the mint. The
+    /// Freight's `alias` is ignored on input.
+    pub async fn mint_freight(
+        &self,
+        project: &str,
+        warehouse: &str,
+        mut f: Freight,
+        now: i64,
+    ) -> Result<Minted, StoreError> {
+        for _ in 0..5 {
+            let mut tx = self.write_tx().await?;
+            let existing = sqlx::query("SELECT body, created_at FROM freight WHERE project = $1 AND name = $2")
+                .bind(project)
+                .bind(&f.metadata.name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(row) = existing {
+                let body: String = row.try_get("body")?;
+                let created_at: i64 = row.try_get("created_at")?;
+                let freight = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                tx.rollback().await?;
+                return Ok(Minted {
+                    created: false,
+                    freight: StoredFreight {
+                        project: project.into(),
+                        warehouse: warehouse.into(),
+                        created_at,
+                        freight,
+                    },
+                });
+            }
+            let taken: std::collections::HashSet<String> = sqlx::query("SELECT alias FROM freight WHERE project = $1")
+                .bind(project)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("alias"))
+                .collect::<Result<_, _>>()?;
+            let alias = freight::alias(&f.metadata.name, &|a| taken.contains(a));
+            f.alias = Some(alias.clone());
+            f.metadata.namespace = Some(project.to_string()).filter(|p| !p.is_empty());
+            let body = serde_json::to_string(&f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let inserted = sqlx::query("INSERT INTO freight (project, name, alias, warehouse, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(project)
+                .bind(&f.metadata.name)
+                .bind(&alias)
+                .bind(warehouse)
+                .bind(&body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {}
+                // Another writer minted the same Freight or took the alias: look again.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    tx.rollback().await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let event = serde_json::json!({"warehouse": warehouse, "alias": alias, "freight": f});
+            insert_audit(
+                &mut tx,
+                now,
+                project,
+                "freight.minted",
+                &format!("Freight/{}", f.metadata.name),
+                "barge",
+                &event,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(Minted {
+                created: true,
+                freight: StoredFreight {
+                    project: project.into(),
+                    warehouse: warehouse.into(),
+                    created_at: now,
+                    freight: f,
+                },
+            });
+        }
+        Err(StoreError::Conflict(format!(
+            "minting Freight {} kept conflicting with concurrent writers",
+            f.metadata.name
+        )))
+    }
+
+    /// Freight, newest first, optionally of one project and warehouse.
+    pub async fn list_freight(
+        &self,
+        project: Option<&str>,
+        warehouse: Option<&str>,
+    ) -> Result<Vec<StoredFreight>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, warehouse, body, created_at FROM freight \
+             WHERE ($1 = '' OR project = $1) AND ($2 = '' OR warehouse = $2) \
+             ORDER BY created_at DESC, name DESC",
+        )
+        .bind(project.unwrap_or(""))
+        .bind(warehouse.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored).collect()
+    }
+
+    /// One Freight by name (ID) or alias.
+    pub async fn get_freight(&self, project: &str, name_or_alias: &str) -> Result<Option<StoredFreight>, StoreError> {
+        let row = sqlx::query(
+            "SELECT project, warehouse, body, created_at FROM freight WHERE project = $1 AND (name = $2 OR alias = $2)",
+        )
+        .bind(project)
+        .bind(name_or_alias)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(stored).transpose()
+    }
+
+    /// Records a Warehouse's latest discovery pass.
+    pub async fn put_discovery_status(
+        &self,
+        project: &str,
+        warehouse: &str,
+        status: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let body = status.to_string();
+        sqlx::query(
+            "INSERT INTO discovery_status (project, warehouse, body, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (project, warehouse) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(project)
+        .bind(warehouse)
+        .bind(&body)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A Warehouse's latest discovery pass and when it was recorded.
+    pub async fn get_discovery_status(
+        &self,
+        project: &str,
+        warehouse: &str,
+    ) -> Result<Option<(serde_json::Value, i64)>, StoreError> {
+        let row = sqlx::query("SELECT body, updated_at FROM discovery_status WHERE project = $1 AND warehouse = $2")
+            .bind(project)
+            .bind(warehouse)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(None),
+            Some(r) => {
+                let body: String = r.try_get("body")?;
+                Ok(Some((
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    r.try_get("updated_at")?,
+                )))
+            }
+        }
+    }
+
+    /// Appends an audit event.
+    pub async fn append_audit(
+        &self,
+        at: i64,
+        project: &str,
+        kind: &str,
+        subject: &str,
+        actor: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        insert_audit(&mut tx, at, project, kind, subject, actor, body).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Audit events of a project (all projects when empty) at or after `since`, oldest first.
+    pub async fn list_audit(&self, project: Option<&str>, since: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query("SELECT id, at, project, kind, subject, actor, body FROM audit WHERE ($1 = '' OR project = $1) AND at >= $2 ORDER BY at, id")
+            .bind(project.unwrap_or(""))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let body: String = r.try_get("body")?;
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    project: r.try_get("project")?,
+                    kind: r.try_get("kind")?,
+                    subject: r.try_get("subject")?,
+                    actor: r.try_get("actor")?,
+                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+}
+
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    at: i64,
+    project: &str,
+    kind: &str,
+    subject: &str,
+    actor: &str,
+    body: &serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit (at, project, kind, subject, actor, body) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(at)
+        .bind(project)
+        .bind(kind)
+        .bind(subject)
+        .bind(actor)
+        .bind(body.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn stored(r: &sqlx::any::AnyRow) -> Result<StoredFreight, StoreError> {
+    let body: String = r.try_get("body")?;
+    Ok(StoredFreight {
+        project: r.try_get("project")?,
+        warehouse: r.try_get("warehouse")?,
+        created_at: r.try_get("created_at")?,
+        freight: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
+}
