@@ -27,6 +27,8 @@ pub struct ImagePolicy {
     pub ignore_exact: Vec<String>,
     pub limit: usize,
     pub platform: Option<String>,
+    /// Trust cached metadata by tag (tags are immutable); never applies to Digest.
+    pub cache_by_tag: bool,
 }
 
 pub const DEFAULT_DISCOVERY_LIMIT: usize = 20;
@@ -86,6 +88,7 @@ impl ImagePolicy {
                 .discovery_limit
                 .map_or(DEFAULT_DISCOVERY_LIMIT, |n| n.clamp(1, 100) as usize),
             platform: sub.platform.clone().filter(|p| !p.is_empty()),
+            cache_by_tag: sub.cache_by_tag == Some(true) && strategy != ImageStrategy::Digest,
         })
     }
 

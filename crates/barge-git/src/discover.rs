@@ -9,7 +9,7 @@ use barge_core::model::kargo::GitSubscription;
 use barge_core::rewrite::{Rewrite, apply};
 use barge_core::semver::{Constraint, Version};
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
@@ -29,7 +29,7 @@ impl Default for GitConfig {
 }
 
 /// One candidate commit.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DiscoveredCommit {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,11 +44,21 @@ pub struct DiscoveredCommit {
     pub date: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GitDiscovery {
+    /// Not serialized: reports carry the subscription's `repoURL` beside this.
+    #[serde(rename = "repoURL", skip_serializing, default)]
     pub repo_url: String,
     pub strategy: String,
+    /// The subscription as configured when this was computed: a pass is reused only for the
+    /// same subscription.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// True when the remote's refs had not moved and the previous candidates were reused
+    /// without fetching.
+    #[serde(default)]
+    pub reused: bool,
     /// Branch heads or tags the remote advertised: compare with the last pass to skip work.
     pub observed_refs: Vec<(String, String)>,
     /// Best first.
@@ -138,8 +148,15 @@ impl Filters {
     }
 }
 
-/// Discovers one git subscription.
-pub async fn discover_git(sub: &GitSubscription, cfg: &GitConfig) -> Result<GitDiscovery, GitError> {
+/// Discovers one git subscription. With the `previous` pass of the same subscription, a single
+/// `git ls-remote` decides: when no ref moved, its candidates are reused and nothing is fetched.
+pub async fn discover_git(
+    sub: &GitSubscription,
+    cfg: &GitConfig,
+    previous: Option<&GitDiscovery>,
+) -> Result<GitDiscovery, GitError> {
+    let fingerprint = serde_json::to_string(sub).unwrap_or_default();
+    let previous = previous.filter(|p| p.fingerprint == fingerprint);
     let invalid = |message: String| GitError::Invalid {
         url: crate::redact(&sub.repo_url),
         message,
@@ -229,6 +246,13 @@ pub async fn discover_git(sub: &GitSubscription, cfg: &GitConfig) -> Result<GitD
                 message: format!("branch {branch:?} does not exist"),
             })?
             .to_string();
+        let observed = vec![(branch.clone(), head.clone())];
+        if let Some(p) = previous.filter(|p| p.observed_refs == observed) {
+            return Ok(GitDiscovery {
+                reused: true,
+                ..p.clone()
+            });
+        }
         let mut fetch = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
         fetch.extend(filter.clone());
         fetch.extend([url.clone(), format!("+refs/heads/{branch}:refs/heads/{branch}")]);
@@ -275,7 +299,7 @@ pub async fn discover_git(sub: &GitSubscription, cfg: &GitConfig) -> Result<GitD
                 break;
             }
         }
-        (vec![(branch, head)], out)
+        (observed, out)
     } else {
         let listed = text(run(vec!["ls-remote".into(), "--tags".into(), url.clone()]).await?);
         let mut observed: Vec<(String, String)> = Vec::new();
@@ -297,6 +321,12 @@ pub async fn discover_git(sub: &GitSubscription, cfg: &GitConfig) -> Result<GitD
             }
         }
         observed.sort();
+        if let Some(p) = previous.filter(|p| p.observed_refs == observed) {
+            return Ok(GitDiscovery {
+                reused: true,
+                ..p.clone()
+            });
+        }
         let mut fetch = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
         fetch.extend(filter.clone());
         fetch.extend([url.clone(), "+refs/tags/*:refs/tags/*".into()]);
@@ -387,6 +417,8 @@ pub async fn discover_git(sub: &GitSubscription, cfg: &GitConfig) -> Result<GitD
     Ok(GitDiscovery {
         repo_url: sub.repo_url.clone(),
         strategy: format!("{strategy:?}"),
+        fingerprint,
+        reused: false,
         observed_refs,
         candidates,
     })

@@ -78,6 +78,13 @@ fn repo(root: &Path) -> (PathBuf, [String; 3]) {
     (bare, ids)
 }
 
+async fn discover_git_fresh(
+    s: &GitSubscription,
+    cfg: &GitConfig,
+) -> Result<barge_git::discover::GitDiscovery, barge_git::GitError> {
+    discover_git(s, cfg, None).await
+}
+
 fn sub(url: &str, f: impl FnOnce(&mut GitSubscription)) -> GitSubscription {
     let mut s = GitSubscription {
         repo_url: url.to_string(),
@@ -94,7 +101,7 @@ async fn newest_from_branch_with_paths_filters_and_since() {
     let url = format!("file://{}", bare.display());
     let cfg = GitConfig::default();
 
-    let d = discover_git(&sub(&url, |_| {}), &cfg).await.unwrap();
+    let d = discover_git_fresh(&sub(&url, |_| {}), &cfg).await.unwrap();
     let ids: Vec<&str> = d.candidates.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -109,18 +116,18 @@ async fn newest_from_branch_with_paths_filters_and_since() {
     );
     assert_eq!(top.committer, "Bob <bob@example.com>");
 
-    let only_base = discover_git(&sub(&url, |s| s.include_paths = vec!["base".into()]), &cfg)
+    let only_base = discover_git_fresh(&sub(&url, |s| s.include_paths = vec!["base".into()]), &cfg)
         .await
         .unwrap();
     assert_eq!(
         only_base.candidates.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         [c3.as_str(), c1.as_str()]
     );
-    let no_docs = discover_git(&sub(&url, |s| s.exclude_paths = vec!["glob:docs/**".into()]), &cfg)
+    let no_docs = discover_git_fresh(&sub(&url, |s| s.exclude_paths = vec!["glob:docs/**".into()]), &cfg)
         .await
         .unwrap();
     assert_eq!(no_docs.candidates.len(), 2);
-    let regex = discover_git(
+    let regex = discover_git_fresh(
         &sub(&url, |s| s.include_paths = vec!["regex:^docs/.*\\.md$".into()]),
         &cfg,
     )
@@ -131,7 +138,7 @@ async fn newest_from_branch_with_paths_filters_and_since() {
         [c2.as_str()]
     );
 
-    let filtered = discover_git(
+    let filtered = discover_git_fresh(
         &sub(&url, |s| {
             s.expression_filter = Some("subject contains 'bump' && author startsWith 'Ada'".into())
         }),
@@ -144,16 +151,16 @@ async fn newest_from_branch_with_paths_filters_and_since() {
         [c3.as_str()]
     );
 
-    let since = discover_git(&sub(&url, |s| s.since = Some("2026-01-01T12:00:00Z".into())), &cfg)
+    let since = discover_git_fresh(&sub(&url, |s| s.since = Some("2026-01-01T12:00:00Z".into())), &cfg)
         .await
         .unwrap();
     assert_eq!(since.candidates.len(), 2);
-    let limited = discover_git(&sub(&url, |s| s.discovery_limit = Some(1)), &cfg)
+    let limited = discover_git_fresh(&sub(&url, |s| s.discovery_limit = Some(1)), &cfg)
         .await
         .unwrap();
     assert_eq!(limited.candidates.len(), 1);
 
-    let err = discover_git(&sub(&url, |s| s.branch = Some("nope".into())), &cfg)
+    let err = discover_git_fresh(&sub(&url, |s| s.branch = Some("nope".into())), &cfg)
         .await
         .unwrap_err();
     assert_eq!(err.class(), "not-found", "{err}");
@@ -168,7 +175,7 @@ async fn tag_strategies() {
     let tags =
         |d: &barge_git::discover::GitDiscovery| d.candidates.iter().map(|c| c.tag.clone().unwrap()).collect::<Vec<_>>();
 
-    let semver = discover_git(
+    let semver = discover_git_fresh(
         &sub(&url, |s| {
             s.commit_selection_strategy = Some("SemVer".into());
             s.semver_constraint = Some("^1.0.0".into());
@@ -184,7 +191,7 @@ async fn tag_strategies() {
     );
     assert_eq!(semver.candidates[0].id, c3, "an annotated tag resolves to its commit");
     assert_eq!(semver.candidates[1].id, c1);
-    let loose = discover_git(
+    let loose = discover_git_fresh(
         &sub(&url, |s| {
             s.commit_selection_strategy = Some("SemVer".into());
             s.strict_semvers = Some(false);
@@ -195,7 +202,7 @@ async fn tag_strategies() {
     .unwrap();
     assert_eq!(tags(&loose), ["v2.0.0-rc.1", "v1.1.0", "v1.0.0", "v1.0"]);
 
-    let lexical = discover_git(
+    let lexical = discover_git_fresh(
         &sub(&url, |s| {
             s.commit_selection_strategy = Some("Lexical".into());
             s.allow_tags_regexes = vec!["^release-".into()];
@@ -207,7 +214,7 @@ async fn tag_strategies() {
     assert_eq!(tags(&lexical), ["release-b"]);
     assert_eq!(lexical.candidates[0].id, c2);
 
-    let newest = discover_git(
+    let newest = discover_git_fresh(
         &sub(&url, |s| {
             s.commit_selection_strategy = Some("NewestTag".into());
             s.ignore_tags_regexes = vec!["-rc".into()];
@@ -233,7 +240,7 @@ async fn tag_strategies() {
         newest.observed_refs
     );
 
-    let annotated = discover_git(
+    let annotated = discover_git_fresh(
         &sub(&url, |s| {
             s.commit_selection_strategy = Some("NewestTag".into());
             s.expression_filter = Some("annotation == 'release 1.1.0'".into());
@@ -277,7 +284,7 @@ async fn through_git_daemon_with_a_rewrite() {
         rewrites: vec![Rewrite::parse(&format!("https://git.example.com/acme/=git://127.0.0.1:{port}/")).unwrap()],
         ..Default::default()
     };
-    let d = discover_git(&sub("https://git.example.com/acme/config.git", |_| {}), &cfg).await;
+    let d = discover_git_fresh(&sub("https://git.example.com/acme/config.git", |_| {}), &cfg).await;
     let _ = daemon.kill();
     let _ = daemon.wait();
     let d = d.unwrap();
@@ -296,7 +303,7 @@ async fn unreachable_remotes_fail_with_a_class_and_no_credentials_in_the_message
         .local_addr()
         .unwrap()
         .port();
-    let err = discover_git(
+    let err = discover_git_fresh(
         &sub(&format!("http://bot:s3cret-token@127.0.0.1:{port}/x.git"), |_| {}),
         &GitConfig::default(),
     )
@@ -304,7 +311,7 @@ async fn unreachable_remotes_fail_with_a_class_and_no_credentials_in_the_message
     .unwrap_err();
     assert_eq!(err.class(), "transient", "{err}");
     assert!(!err.to_string().contains("s3cret-token"), "{err}");
-    let bad = discover_git(
+    let bad = discover_git_fresh(
         &sub("file:///nonexistent/repo.git", |s| {
             s.expression_filter = Some("id ==".into())
         }),
@@ -312,4 +319,45 @@ async fn unreachable_remotes_fail_with_a_class_and_no_credentials_in_the_message
     )
     .await;
     assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn unchanged_refs_reuse_the_previous_pass_without_fetching() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, [_, _, c3]) = repo(dir.path());
+    let url = format!("file://{}", bare.display());
+    let cfg = GitConfig::default();
+    for s in [
+        sub(&url, |_| {}),
+        sub(&url, |s| s.commit_selection_strategy = Some("NewestTag".into())),
+    ] {
+        let first = discover_git(&s, &cfg, None).await.unwrap();
+        assert!(!first.reused);
+        // A doctored previous pass proves the candidates come from it, not from a new walk.
+        let mut previous = first.clone();
+        previous.candidates[0].message = "from the previous pass".into();
+        let again = discover_git(&s, &cfg, Some(&previous)).await.unwrap();
+        assert!(again.reused);
+        assert_eq!(again.candidates[0].message, "from the previous pass");
+        // Another subscription (a changed config) never reuses it.
+        let mut other = s.clone();
+        other.discovery_limit = Some(1);
+        assert!(!discover_git(&other, &cfg, Some(&previous)).await.unwrap().reused);
+    }
+    // A new commit moves the branch: a real pass again.
+    let work = dir.path().join("work");
+    write(&work, "base/app.yaml", "v: 3\n");
+    git(&work, &["commit", "-q", "-am", "bump again"], "2026-01-07T00:00:00Z");
+    git(
+        &work,
+        &["push", "-q", bare.to_str().unwrap(), "main"],
+        "2026-01-07T00:00:00Z",
+    );
+    let s = sub(&url, |_| {});
+    let stale = discover_git(&s, &cfg, None).await.unwrap();
+    let mut previous = stale.clone();
+    previous.observed_refs = vec![("main".into(), c3.clone())];
+    let fresh = discover_git(&s, &cfg, Some(&previous)).await.unwrap();
+    assert!(!fresh.reused);
+    assert_eq!(fresh.candidates[0].message, "bump again");
 }

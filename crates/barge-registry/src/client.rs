@@ -60,6 +60,38 @@ impl Default for RegistryConfig {
     }
 }
 
+/// (repository, tag) → (digest, build time).
+pub(crate) type TagCache = Mutex<HashMap<(String, String), (String, Option<String>)>>;
+
+/// A registry's own rate limit, from its `ratelimit-limit` / `ratelimit-remaining` headers
+/// (`100;w=21600`: 100 requests per 6 hours).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitStatus {
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    pub window_seconds: Option<u64>,
+}
+
+impl RateLimitStatus {
+    fn parse(limit: Option<&str>, remaining: Option<&str>) -> RateLimitStatus {
+        let split = |v: Option<&str>| -> (Option<u64>, Option<u64>) {
+            let Some(v) = v else { return (None, None) };
+            let mut parts = v.split(';');
+            let n = parts.next().and_then(|n| n.trim().parse().ok());
+            let w = parts.find_map(|p| p.trim().strip_prefix("w=").and_then(|w| w.parse().ok()));
+            (n, w)
+        };
+        let (limit, w1) = split(limit);
+        let (remaining, w2) = split(remaining);
+        RateLimitStatus {
+            limit,
+            remaining,
+            window_seconds: w1.or(w2),
+        }
+    }
+}
+
 /// A repository as contacted: scheme, API host and path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RepoRef {
@@ -95,6 +127,10 @@ struct Inner {
     requests: AtomicU64,
     /// Image metadata by digest (NewestBuild's build times never change for a digest).
     created_by_digest: Mutex<HashMap<String, Option<String>>>,
+    /// With `cacheByTag`: (repository, tag) → (digest, build time), trusted without a HEAD.
+    by_tag: TagCache,
+    /// The last `ratelimit-*` headers each host sent.
+    rate_status: Mutex<HashMap<String, RateLimitStatus>>,
 }
 
 pub(crate) const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -130,6 +166,8 @@ impl Registry {
                 credentials: Mutex::default(),
                 requests: AtomicU64::new(0),
                 created_by_digest: Mutex::default(),
+                by_tag: Mutex::default(),
+                rate_status: Mutex::default(),
             }),
         })
     }
@@ -141,6 +179,16 @@ impl Registry {
 
     pub(crate) fn created_cache(&self) -> &Mutex<HashMap<String, Option<String>>> {
         &self.inner.created_by_digest
+    }
+
+    pub(crate) fn tag_cache(&self) -> &TagCache {
+        &self.inner.by_tag
+    }
+
+    /// The rate limit a host last reported (`ratelimit-limit` / `ratelimit-remaining`, as
+    /// Docker Hub sends them).
+    pub async fn rate_limit_status(&self, host: &str) -> Option<RateLimitStatus> {
+        self.inner.rate_status.lock().await.get(host).cloned()
     }
 
     pub fn config(&self) -> &RegistryConfig {
@@ -350,6 +398,12 @@ impl Registry {
             match status {
                 s if s.is_success() => {
                     let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
+                    let limit = get(header::HeaderName::from_static("ratelimit-limit"));
+                    let remaining = get(header::HeaderName::from_static("ratelimit-remaining"));
+                    if limit.is_some() || remaining.is_some() {
+                        let status = RateLimitStatus::parse(limit.as_deref(), remaining.as_deref());
+                        self.inner.rate_status.lock().await.insert(repo.host.clone(), status);
+                    }
                     return Ok(Fetched {
                         body,
                         digest: get(header::HeaderName::from_static("docker-content-digest")),
@@ -702,6 +756,20 @@ mod sha2_shim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_headers() {
+        let s = RateLimitStatus::parse(Some("100;w=21600"), Some("76;w=21600"));
+        assert_eq!(
+            s,
+            RateLimitStatus {
+                limit: Some(100),
+                remaining: Some(76),
+                window_seconds: Some(21600)
+            }
+        );
+        assert_eq!(RateLimitStatus::parse(None, Some("5")).remaining, Some(5));
+    }
 
     #[test]
     fn link_headers() {

@@ -29,6 +29,8 @@ pub struct DiscoveredImage {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageDiscovery {
+    /// Not serialized: reports carry the subscription's `repoURL` beside this.
+    #[serde(skip)]
     pub repo_url: String,
     pub strategy: String,
     /// Tags the registry listed.
@@ -39,6 +41,9 @@ pub struct ImageDiscovery {
     pub candidates: Vec<DiscoveredImage>,
     /// Requests this discovery sent.
     pub requests: u64,
+    /// The registry's own rate limit, when it reports one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<crate::RateLimitStatus>,
 }
 
 /// Discovers one image subscription.
@@ -72,6 +77,7 @@ pub async fn discover_image(reg: &Registry, sub: &ImageSubscription) -> Result<I
         tags_eligible: eligible.len(),
         candidates,
         requests: reg.requests() - before,
+        rate_limit: reg.rate_limit_status(&repo.host).await,
     })
 }
 
@@ -115,8 +121,23 @@ async fn resolve_tag(
     tag: &str,
     need_created: bool,
 ) -> Result<Option<DiscoveredImage>, RegistryError> {
+    let tag_key = (repo.original.clone(), tag.to_string());
+    if policy.cache_by_tag
+        && let Some((digest, created)) = reg.tag_cache().lock().await.get(&tag_key).cloned()
+    {
+        // cacheByTag: the user vouches that tags are immutable; no request at all.
+        return Ok(Some(DiscoveredImage {
+            tag: tag.to_string(),
+            digest,
+            created,
+            annotations: BTreeMap::new(),
+        }));
+    }
     if policy.platform.is_none() && !need_created {
         let digest = reg.head_digest(repo, tag).await?;
+        if policy.cache_by_tag {
+            reg.tag_cache().lock().await.insert(tag_key, (digest.clone(), None));
+        }
         return Ok(Some(DiscoveredImage {
             tag: tag.to_string(),
             digest,
@@ -150,6 +171,12 @@ async fn resolve_tag(
         None
     };
     reg.remember_created(&digest, created.clone()).await;
+    if policy.cache_by_tag {
+        reg.tag_cache()
+            .lock()
+            .await
+            .insert(tag_key, (digest.clone(), created.clone()));
+    }
     Ok(Some(DiscoveredImage {
         tag: tag.to_string(),
         digest,
@@ -268,7 +295,8 @@ mod tests {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChartDiscovery {
-    #[serde(rename = "repoURL")]
+    /// Not serialized: reports carry the subscription's `repoURL` beside this.
+    #[serde(skip)]
     pub repo_url: String,
     pub name: String,
     /// Versions the repository lists.

@@ -17,7 +17,7 @@ mod client;
 pub mod discover;
 
 pub use auth::{CredentialRule, Credentials, SecretSource};
-pub use client::{Registry, RegistryConfig, RepoRef, Rewrite};
+pub use client::{RateLimitStatus, Registry, RegistryConfig, RepoRef, Rewrite};
 
 use std::time::Duration;
 

@@ -342,3 +342,44 @@ async fn missing_repositories_are_not_found() {
         .unwrap_err();
     assert_eq!(err.class(), "not-found", "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_rate_limit_headers_are_reported() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("hub/app", &tags("1.0.", 2)).await;
+    let proxy = Proxy::start(&reg.host, None, Arc::new(|_, _| Fault::Pass)).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let d = discover_image(&client, &sub(&format!("{}/hub/app", proxy.host), |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.rate_limit,
+        Some(barge_registry::RateLimitStatus {
+            limit: Some(100),
+            remaining: Some(42),
+            window_seconds: Some(21600)
+        })
+    );
+    let direct = discover_image(&client, &sub(&format!("{}/hub/app", reg.host), |_| {}))
+        .await
+        .unwrap();
+    assert_eq!(direct.rate_limit, None, "a registry without limits reports none");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_by_tag_trusts_known_tags_without_requests() {
+    let reg = TestRegistry::start(None).await;
+    for (tag, created) in [("a", "2026-01-01T00:00:00Z"), ("b", "2026-02-01T00:00:00Z")] {
+        reg.push_image("immutable/app", tag, created, "amd64").await;
+    }
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let s = sub(&format!("{}/immutable/app", reg.host), |s| {
+        s.image_selection_strategy = Some("NewestBuild".into());
+        s.cache_by_tag = Some(true);
+    });
+    let first = discover_image(&client, &s).await.unwrap();
+    assert_eq!(first.candidates[0].tag, "b");
+    let second = discover_image(&client, &s).await.unwrap();
+    assert_eq!(second.candidates, first.candidates);
+    assert_eq!(second.requests, 1, "only the listing: known tags are trusted");
+}

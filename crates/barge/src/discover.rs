@@ -24,6 +24,9 @@ pub struct WarehouseReport {
     pub stored: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_freight_reason: Option<String>,
+    /// The creation criteria could not be evaluated (a failure, unlike "false").
+    #[serde(skip)]
+    pub criteria_failed: bool,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,10 @@ pub async fn run(
         }
         let spec = w.spec.clone().unwrap_or_default();
         let mut subs = Vec::new();
+        let previous_status = match store {
+            Some(store) => store.get_discovery_status(&r.project, &r.name).await?.map(|(v, _)| v),
+            None => None,
+        };
         let mut images = Vec::new();
         let mut commits = Vec::new();
         let mut charts = Vec::new();
@@ -113,7 +120,8 @@ pub async fn run(
                     }
                 }
             } else if let Some(g) = &s.git {
-                match discover_git(g, &git_config).await {
+                let previous = previous_git(previous_status.as_ref(), &g.repo_url);
+                match discover_git(g, &git_config, previous.as_ref()).await {
                     Ok(d) => {
                         match d.candidates.first() {
                             Some(best) => commits.push(GitCommit {
@@ -185,6 +193,7 @@ pub async fn run(
             }
         }
         let manual = spec.freight_creation_policy.as_deref() == Some("Manual");
+        let mut criteria_failed = false;
         let (freight, reason) = if !missing.is_empty() {
             (None, Some(missing.join("; ")))
         } else if images.is_empty() && commits.is_empty() && charts.is_empty() {
@@ -205,16 +214,25 @@ pub async fn run(
                         f.metadata.name
                     )),
                 )
-            } else if spec
+            } else if let Some(expression) = spec
                 .freight_creation_criteria
                 .as_ref()
-                .and_then(|c| c.expression.as_ref())
-                .is_some()
+                .and_then(|c| c.expression.as_deref())
             {
-                (
-                    Some(value),
-                    Some("freightCreationCriteria is not evaluated yet: this Freight ignores it".to_string()),
-                )
+                match barge_core::criteria::evaluate(expression, &f.images, &f.commits, &f.charts) {
+                    Ok(true) => (Some(value), None),
+                    Ok(false) => (
+                        None,
+                        Some(format!(
+                            "freightCreationCriteria is false for these candidates ({expression}): Freight {} is not created",
+                            f.metadata.name
+                        )),
+                    ),
+                    Err(e) => {
+                        criteria_failed = true;
+                        (None, Some(format!("freightCreationCriteria failed: {e}")))
+                    }
+                }
             } else {
                 (Some(value), None)
             }
@@ -240,6 +258,7 @@ pub async fn run(
             freight,
             stored,
             no_freight_reason: reason,
+            criteria_failed,
         });
     }
     Ok(reports)
@@ -339,4 +358,13 @@ pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The stored last pass of a git subscription, to skip fetching when nothing moved.
+fn previous_git(status: Option<&serde_json::Value>, repo_url: &str) -> Option<GitDiscovery> {
+    let subs = status?.as_array()?;
+    let entry = subs
+        .iter()
+        .find(|s| s["kind"] == "git" && s["repoURL"] == repo_url && s.get("error").is_none())?;
+    serde_json::from_value(entry.clone()).ok()
 }

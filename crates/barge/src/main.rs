@@ -326,8 +326,7 @@ fn discover(
     }
     let failed = reports
         .iter()
-        .flat_map(|r| &r.subscriptions)
-        .any(|s| s.error.as_deref().is_some_and(|e| !e.starts_with("unsupported")));
+        .any(|r| r.criteria_failed || r.subscriptions.iter().any(|s| s.error.is_some()));
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

@@ -454,6 +454,8 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
         if plan(n, &path) == Fault::TruncatedJson && method == "GET" {
             body.truncate(body.len() / 2);
         }
+        // Docker Hub reports its own limit on every response; the client surfaces it.
+        out.push_str("ratelimit-limit: 100;w=21600\r\nratelimit-remaining: 42;w=21600\r\n");
         let len = if method == "HEAD" { 0 } else { body.len() };
         out.push_str(&format!("content-length: {len}\r\n\r\n"));
         write.write_all(out.as_bytes()).await?;
