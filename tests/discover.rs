@@ -280,3 +280,62 @@ async fn discovered_freight_is_stored_once_and_listed() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("no Freight named or aliased \"nope\""));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_runs_passes_as_warehouses_come_due_and_refresh_runs_one_now() {
+    let reg = registry::TestRegistry::start(None).await;
+    reg.push_image("acme/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(
+        defs.join("w.yaml"),
+        format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: fast, namespace: demo}}\nspec:\n  interval: 1s\n  subscriptions:\n    - image: {{repoURL: {}/acme/app}}\n", reg.host),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/barge.db", dir.path().display());
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "discover",
+        defs.to_str().unwrap(),
+        "--watch",
+        "--passes",
+        "2",
+        "--db",
+        &db,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let passes: Vec<Value> = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Value>()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(passes.len(), 2);
+    assert_eq!(passes[0][0]["stored"], "created");
+    assert_eq!(passes[1][0]["stored"], "existing");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "the second pass waited for the interval"
+    );
+
+    reg.push_image("acme/app", "1.1.0", "2026-01-02T00:00:00Z", "amd64")
+        .await;
+    let out = run(&[
+        "refresh",
+        "warehouse",
+        "fast",
+        defs.to_str().unwrap(),
+        "--db",
+        &db,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["stored"], "created");
+    assert_eq!(v[0]["freight"]["images"][0]["tag"], "1.1.0");
+    let bad = run(&["refresh", "warehouse", "nope", defs.to_str().unwrap(), "--db", &db]);
+    assert_eq!(bad.status.code(), Some(2));
+}

@@ -19,6 +19,7 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod rewrite;
+pub mod schedule;
 pub mod schema;
 pub mod select;
 pub mod semver;

@@ -456,6 +456,18 @@ impl<'a> Cx<'a, '_> {
             return;
         };
         self.duration(&path!["spec", "interval"], spec.interval.as_deref(), true);
+        if let Some(cron) = spec.schedule.as_deref()
+            && let Err(e) = crate::schedule::parse_cron(cron)
+        {
+            let d = self
+                .diag(
+                    Code::InvalidValue,
+                    &path!["spec", "schedule"],
+                    format!("{cron:?} is not a cron expression: {e}"),
+                )
+                .hint("write five fields (minute hour day-of-month month day-of-week), e.g. \"*/10 * * * *\"");
+            self.push(d);
+        }
         self.enum_value(
             Code::InvalidValue,
             &path!["spec", "freightCreationPolicy"],

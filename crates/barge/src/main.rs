@@ -90,11 +90,43 @@ enum Command {
         /// postgres://...). Without it, nothing is stored.
         #[arg(long, value_name = "URL", env = "BARGE_DB")]
         db: Option<String>,
+        /// Keep running: discover each Warehouse whenever it is due (its `interval`, default
+        /// 5m, or barge's cron `schedule`, with a per-Warehouse jitter). Stop with Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// With --watch: stop after this many Warehouse passes.
+        #[arg(long, hide = true, requires = "watch")]
+        passes: Option<u32>,
+    },
+    /// Ask for an immediate pass (`barge refresh warehouse NAME PATH...`).
+    Refresh {
+        #[command(subcommand)]
+        what: RefreshWhat,
     },
     /// Show stored state (`barge get freight`).
     Get {
         #[command(subcommand)]
         what: GetWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RefreshWhat {
+    /// Discover one Warehouse now, without waiting for its interval, and store the result.
+    ///
+    /// Example:
+    ///   barge refresh warehouse guestbook pipelines/ --db sqlite://barge.db
+    #[command(verbatim_doc_comment)]
+    Warehouse {
+        name: String,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
+        db: String,
     },
 }
 
@@ -218,7 +250,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             output,
             registry,
             db,
-        } => discover(&paths, warehouse.as_deref(), output, &registry, db.as_deref()),
+            watch,
+            passes,
+        } => {
+            let mode = if watch { Mode::Watch(passes) } else { Mode::Once };
+            discover(&paths, warehouse.as_deref(), output, &registry, db.as_deref(), mode)
+        }
+        Command::Refresh {
+            what:
+                RefreshWhat::Warehouse {
+                    name,
+                    paths,
+                    output,
+                    registry,
+                    db,
+                },
+        } => discover(&paths, Some(&name), output, &registry, Some(&db), Mode::Once),
         Command::Get {
             what:
                 GetWhat::Freight {
@@ -281,12 +328,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// One pass, or passes as Warehouses come due.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Once,
+    Watch(Option<u32>),
+}
+
 fn discover(
     paths: &[String],
     warehouse: Option<&str>,
     output: Format,
     registry: &RegistryArgs,
     db: Option<&str>,
+    mode: Mode,
 ) -> Result<ExitCode> {
     let catalog = match load(paths) {
         Ok(c) => c,
@@ -308,26 +363,91 @@ fn discover(
         return Ok(ExitCode::from(2));
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let reports = runtime.block_on(async {
-        let store = match db {
-            Some(url) => Some(barge_store::Store::open(url).await?),
-            None => None,
-        };
-        discover::run(&catalog, warehouse, registry.config(), store.as_ref()).await
-    })?;
-    let mut out = std::io::stdout().lock();
-    match output {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &reports)?;
-            writeln!(out)?;
+    let store = runtime.block_on(async {
+        match db {
+            Some(url) => anyhow::Ok(Some(barge_store::Store::open(url).await?)),
+            None => Ok(None),
         }
-        Format::Yaml => write!(out, "{}", yaml_serde::to_string(&reports)?)?,
-        Format::Text => write!(out, "{}", discover::render(&reports))?,
+    })?;
+    if let Mode::Watch(passes) = mode {
+        runtime.block_on(watch(&catalog, warehouse, registry, store.as_ref(), output, passes))?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let reports = runtime.block_on(discover::run(&catalog, warehouse, registry.config(), store.as_ref()))?;
+    print_reports(&reports, output)?;
     let failed = reports
         .iter()
         .any(|r| r.criteria_failed || r.subscriptions.iter().any(|s| s.error.is_some()));
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn print_reports(reports: &[discover::WarehouseReport], output: Format) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match output {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, reports)?;
+            writeln!(out)?;
+        }
+        Format::Yaml => write!(out, "{}", yaml_serde::to_string(reports)?)?,
+        Format::Text => write!(out, "{}", discover::render(reports))?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Discovers Warehouses as they come due, until Ctrl-C (or `passes` Warehouse passes).
+async fn watch(
+    catalog: &Catalog,
+    only: Option<&str>,
+    registry: &RegistryArgs,
+    store: Option<&barge_store::Store>,
+    output: Format,
+    passes: Option<u32>,
+) -> Result<()> {
+    use barge_core::schedule::Schedule;
+    let mut warehouses = Vec::new();
+    for r in &catalog.resources {
+        let Some(Body::Warehouse(w)) = &r.body else { continue };
+        if only.is_some_and(|n| n != r.name) {
+            continue;
+        }
+        let spec = w.spec.clone().unwrap_or_default();
+        let key = format!("{}/{}", r.project, r.name);
+        let schedule =
+            Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
+        // With a store, the last pass survives restarts.
+        let last = match store {
+            Some(s) => s.get_discovery_status(&r.project, &r.name).await?.map(|(_, at)| at),
+            None => None,
+        };
+        warehouses.push((r.name.clone(), schedule, last));
+    }
+    anyhow::ensure!(!warehouses.is_empty(), "no Warehouse to watch");
+    let mut done = 0u32;
+    loop {
+        let now = discover::now_millis();
+        for (name, schedule, last) in &mut warehouses {
+            if schedule.next_due(*last, now) <= now {
+                let reports = discover::run(catalog, Some(name), registry.config(), store).await?;
+                print_reports(&reports, output)?;
+                *last = Some(discover::now_millis());
+                done += 1;
+                if passes.is_some_and(|p| done >= p) {
+                    return Ok(());
+                }
+            }
+        }
+        let next = warehouses
+            .iter()
+            .map(|(_, s, last)| s.next_due(*last, now))
+            .min()
+            .unwrap_or(now + 60_000);
+        let wait = std::time::Duration::from_millis((next - discover::now_millis()).clamp(50, 60_000) as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }
 
 fn get_freight(

@@ -222,6 +222,10 @@ pub struct WarehouseSpec {
     /// What to watch: at least one image, git or chart subscription.
     #[serde(default)]
     pub subscriptions: Vec<Subscription>,
+    /// barge extension: discover on this cron schedule (`*/10 * * * *`, POSIX fields) instead
+    /// of every `interval`. Kargo does not know this field.
+    #[serde(default)]
+    pub schedule: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
