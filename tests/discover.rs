@@ -339,3 +339,52 @@ async fn watch_runs_passes_as_warehouses_come_due_and_refresh_runs_one_now() {
     let bad = run(&["refresh", "warehouse", "nope", defs.to_str().unwrap(), "--db", &db]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_from_the_config_file_with_secrets_from_the_environment() {
+    let reg = registry::TestRegistry::start(Some(("barge", "pa55-from-env"))).await;
+    reg.push_image("private/app", "2.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(defs.join("w.yaml"), format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: private, namespace: demo}}\nspec:\n  subscriptions:\n    - image: {{repoURL: {}/private/app}}\n", reg.host)).unwrap();
+    let config = dir.path().join("barge.yaml");
+    std::fs::write(&config, format!("registries:\n  credentials:\n    - prefix: {}/private/\n      username: barge\n      passwordFrom: {{env: REG_PASSWORD}}\n", reg.host)).unwrap();
+    let discover = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_barge"))
+            .args(["discover", defs.to_str().unwrap(), "-o", "json"])
+            .env("BARGE_CONFIG", &config)
+            .env("REG_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let ok = discover("pa55-from-env");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let v: Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v[0]["freight"]["images"][0]["tag"], "2.0.0");
+
+    let wrong = discover("not-the-password");
+    assert_eq!(wrong.status.code(), Some(1));
+    let all = format!("{}{}", stdout(&wrong), stderr(&wrong));
+    assert!(
+        all.contains("auth:") && all.contains("rejected the credentials"),
+        "{all}"
+    );
+    assert!(!all.contains("not-the-password"), "secrets never reach the output");
+
+    std::fs::write(&config, "registries:\n  credentails: []\n").unwrap();
+    let bad = discover("x");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("barge.yaml is not a valid barge config") && stderr(&bad).contains("credentails"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::write(
+        &config,
+        "registries:\n  credentials:\n    - {username: u, passwordFrom: {env: X}}\n",
+    )
+    .unwrap();
+    assert!(stderr(&discover("x")).contains("set exactly one of `prefix` and `regex`"));
+}

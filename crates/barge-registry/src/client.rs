@@ -383,6 +383,15 @@ impl Registry {
             let (status, headers, body) = match outcome {
                 Ok(x) => x,
                 Err(message) => {
+                    // An untrusted certificate will not become trusted by retrying.
+                    if message.contains("certificate") {
+                        return Err(RegistryError::Invalid {
+                            url: url.to_string(),
+                            message: format!(
+                                "{message} (trust the registry's CA, or set insecureSkipTLSVerify: true on the subscription)"
+                            ),
+                        });
+                    }
                     if attempt >= attempts {
                         return Err(RegistryError::Transient {
                             url: url.to_string(),

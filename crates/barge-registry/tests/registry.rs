@@ -383,3 +383,22 @@ async fn cache_by_tag_trusts_known_tags_without_requests() {
     assert_eq!(second.candidates, first.candidates);
     assert_eq!(second.requests, 1, "only the listing: known tags are trusted");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn untrusted_tls_fails_clearly_unless_verification_is_skipped() {
+    let reg = TestRegistry::start_tls().await;
+    reg.push_tags("tls/app", &["1.0.0".to_string()]).await;
+    let repo = format!("https://{}/tls/app", reg.host);
+    let strict = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let err = discover_image(&strict, &sub(&repo, |_| {})).await.unwrap_err();
+    assert_eq!(err.class(), "invalid", "{err}");
+    assert!(err.to_string().contains("insecureSkipTLSVerify"), "{err}");
+    assert_eq!(strict.requests(), 1, "a certificate problem is not retried");
+    let insecure = Registry::new(fast(RegistryConfig {
+        insecure_skip_tls_verify: true,
+        ..Default::default()
+    }))
+    .unwrap();
+    let d = discover_image(&insecure, &sub(&repo, |_| {})).await.unwrap();
+    assert_eq!(d.candidates[0].tag, "1.0.0");
+}

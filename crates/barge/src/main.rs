@@ -1,5 +1,6 @@
 //! The `barge` command: wires the core and the edge crates into verbs.
 
+mod config;
 mod discover;
 mod render;
 
@@ -165,12 +166,16 @@ struct RegistryArgs {
     /// Registry hosts to reach over plain HTTP (loopback addresses always are). Repeatable.
     #[arg(long, value_name = "HOST")]
     plain_http: Vec<String>,
-    /// Requests per second per registry host.
-    #[arg(long, default_value_t = 20.0)]
-    rate_limit: f64,
+    /// Requests per second per registry host (default 20).
+    #[arg(long)]
+    rate_limit: Option<f64>,
     /// Ask registries for pages of this many tags (default: the registry's choice).
     #[arg(long, value_name = "N")]
     page_size: Option<u32>,
+    /// barge's configuration file: registry credentials (from env or files), rewrites,
+    /// plain-HTTP hosts, rate limit. See docs/reference/config.md.
+    #[arg(long, value_name = "FILE", env = "BARGE_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 fn parse_rewrite(s: &str) -> Result<barge_registry::Rewrite, String> {
@@ -178,19 +183,39 @@ fn parse_rewrite(s: &str) -> Result<barge_registry::Rewrite, String> {
 }
 
 impl RegistryArgs {
-    fn config(&self) -> barge_registry::RegistryConfig {
-        barge_registry::RegistryConfig {
-            rewrites: self.rewrite.clone(),
-            plain_http_hosts: self.plain_http.clone(),
-            rate_limit: self.rate_limit,
+    /// The registry configuration: the config file, then the flags (which add rewrites and
+    /// plain-HTTP hosts, and override the rate limit when given).
+    fn config(&self) -> Result<barge_registry::RegistryConfig> {
+        let file = match &self.config {
+            Some(path) => config::Config::load(path)?,
+            None => config::Config::default(),
+        };
+        let mut rewrites: Vec<barge_registry::Rewrite> = file
+            .rewrites
+            .iter()
+            .map(|r| barge_registry::Rewrite {
+                from: r.from.clone(),
+                to: r.to.clone(),
+            })
+            .collect();
+        rewrites.extend(self.rewrite.iter().cloned());
+        let mut plain = file.registries.plain_http.clone();
+        plain.extend(self.plain_http.iter().cloned());
+        Ok(barge_registry::RegistryConfig {
+            rewrites,
+            plain_http_hosts: plain,
+            rate_limit: self.rate_limit.or(file.registries.rate_limit).unwrap_or(20.0),
             page_size: self.page_size,
+            credentials: file.credential_rules(),
             ..Default::default()
-        }
+        })
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
+    /// For people (`table` is accepted too, as in kubectl).
+    #[value(alias = "table")]
     Text,
     Json,
     Yaml,
@@ -363,6 +388,14 @@ fn discover(
         return Ok(ExitCode::from(2));
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // A bad config file is the user's to fix: exit 2, before anything runs.
+    let registry_config = match registry.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("barge: error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let store = runtime.block_on(async {
         match db {
             Some(url) => anyhow::Ok(Some(barge_store::Store::open(url).await?)),
@@ -370,10 +403,17 @@ fn discover(
         }
     })?;
     if let Mode::Watch(passes) = mode {
-        runtime.block_on(watch(&catalog, warehouse, registry, store.as_ref(), output, passes))?;
+        runtime.block_on(watch(
+            &catalog,
+            warehouse,
+            &registry_config,
+            store.as_ref(),
+            output,
+            passes,
+        ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reports = runtime.block_on(discover::run(&catalog, warehouse, registry.config(), store.as_ref()))?;
+    let reports = runtime.block_on(discover::run(&catalog, warehouse, registry_config, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
         .iter()
@@ -399,7 +439,7 @@ fn print_reports(reports: &[discover::WarehouseReport], output: Format) -> Resul
 async fn watch(
     catalog: &Catalog,
     only: Option<&str>,
-    registry: &RegistryArgs,
+    registry: &barge_registry::RegistryConfig,
     store: Option<&barge_store::Store>,
     output: Format,
     passes: Option<u32>,
@@ -428,7 +468,7 @@ async fn watch(
         let now = discover::now_millis();
         for (name, schedule, last) in &mut warehouses {
             if schedule.next_due(*last, now) <= now {
-                let reports = discover::run(catalog, Some(name), registry.config(), store).await?;
+                let reports = discover::run(catalog, Some(name), registry.clone(), store).await?;
                 print_reports(&reports, output)?;
                 *last = Some(discover::now_millis());
                 done += 1;

@@ -14,6 +14,8 @@ pub struct TestRegistry {
     child: Child,
     _dir: tempfile::TempDir,
     pub host: String,
+    /// `http`, or `https` for a registry started with `start_tls`.
+    pub scheme: &'static str,
     pub auth: Option<(String, String)>,
     http: reqwest::Client,
 }
@@ -32,6 +34,15 @@ fn free_port() -> u16 {
 impl TestRegistry {
     /// Starts a registry; with `auth`, it requires HTTP basic auth (htpasswd, bcrypt).
     pub async fn start(auth: Option<(&str, &str)>) -> TestRegistry {
+        TestRegistry::start_with(auth, false).await
+    }
+
+    /// A registry serving HTTPS with a self-signed certificate (made with openssl).
+    pub async fn start_tls() -> TestRegistry {
+        TestRegistry::start_with(None, true).await
+    }
+
+    async fn start_with(auth: Option<(&str, &str)>, tls: bool) -> TestRegistry {
         barge_registry::install_crypto_provider();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
@@ -39,6 +50,32 @@ impl TestRegistry {
             "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
+        if tls {
+            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            let out = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
+                .output()
+                .expect("openssl");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            config.push_str(&format!(
+                "  tls: {{certificate: {}, key: {}}}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
         if let Some((user, pass)) = auth {
             let htpasswd = dir.path().join("htpasswd");
             let out = Command::new("htpasswd")
@@ -63,12 +100,16 @@ impl TestRegistry {
             child,
             _dir: dir,
             host: format!("127.0.0.1:{port}"),
+            scheme: if tls { "https" } else { "http" },
             auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reg.http.get(format!("http://{}/v2/", reg.host)).send().await
+            if let Ok(r) = reg.http.get(format!("{}://{}/v2/", reg.scheme, reg.host)).send().await
                 && (r.status().is_success() || r.status() == 401)
             {
                 break;
@@ -92,7 +133,7 @@ impl TestRegistry {
         let start = self
             .req(
                 reqwest::Method::POST,
-                &format!("http://{}/v2/{repo}/blobs/uploads/", self.host),
+                &format!("{}://{}/v2/{repo}/blobs/uploads/", self.scheme, self.host),
             )
             .send()
             .await
@@ -102,7 +143,7 @@ impl TestRegistry {
         let url = if location.starts_with("http") {
             location
         } else {
-            format!("http://{}{location}", self.host)
+            format!("{}://{}{location}", self.scheme, self.host)
         };
         let sep = if url.contains('?') { '&' } else { '?' };
         let put = self
@@ -120,7 +161,7 @@ impl TestRegistry {
         let r = self
             .req(
                 reqwest::Method::PUT,
-                &format!("http://{}/v2/{repo}/manifests/{reference}", self.host),
+                &format!("{}://{}/v2/{repo}/manifests/{reference}", self.scheme, self.host),
             )
             .header("content-type", media_type)
             .body(body.to_vec())

@@ -1,0 +1,103 @@
+//! barge's own configuration file (`--config`, `BARGE_CONFIG`): how to reach registries and
+//! repositories, as opposed to the pipeline definitions. Secrets are never written here, only
+//! where to read them (an environment variable or a file).
+//!
+//! ```yaml
+//! registries:
+//!   rateLimit: 20                  # requests per second per host
+//!   plainHTTP: [registry.internal:5000]
+//!   credentials:
+//!     - prefix: ghcr.io/acme/      # or regex: ^registry\.internal/
+//!       username: bot
+//!       passwordFrom: {env: GHCR_TOKEN}   # or {file: /run/secrets/ghcr}
+//! rewrites:
+//!   - {from: ghcr.io/barge-demo/, to: 127.0.0.1:5000/barge-demo/}
+//! ```
+
+use anyhow::{Context, Result, bail};
+use barge_registry::{CredentialRule, SecretSource};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    #[serde(default)]
+    pub registries: Registries,
+    #[serde(default)]
+    pub rewrites: Vec<RewriteEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Registries {
+    pub rate_limit: Option<f64>,
+    #[serde(default, rename = "plainHTTP")]
+    pub plain_http: Vec<String>,
+    #[serde(default)]
+    pub credentials: Vec<CredentialEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CredentialEntry {
+    pub prefix: Option<String>,
+    pub regex: Option<String>,
+    pub username: String,
+    pub password_from: PasswordFrom,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordFrom {
+    pub env: Option<String>,
+    pub file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteEntry {
+    pub from: String,
+    pub to: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let config: Config =
+            yaml_serde::from_str(&text).with_context(|| format!("{} is not a valid barge config", path.display()))?;
+        for (i, c) in config.registries.credentials.iter().enumerate() {
+            let place = format!("{}: registries.credentials[{i}]", path.display());
+            match (&c.prefix, &c.regex) {
+                (Some(_), Some(_)) | (None, None) => bail!("{place}: set exactly one of `prefix` and `regex`"),
+                (_, Some(r)) => {
+                    regex::Regex::new(r).with_context(|| format!("{place}: invalid regex {r:?}"))?;
+                }
+                _ => {}
+            }
+            if c.password_from.env.is_some() == c.password_from.file.is_some() {
+                bail!("{place}: passwordFrom needs exactly one of `env` and `file`");
+            }
+        }
+        Ok(config)
+    }
+
+    /// The credential rules, compiled.
+    pub fn credential_rules(&self) -> Vec<CredentialRule> {
+        self.registries
+            .credentials
+            .iter()
+            .map(|c| CredentialRule {
+                prefix: c.prefix.clone(),
+                regex: c.regex.as_deref().and_then(|r| regex::Regex::new(r).ok()),
+                username: c.username.clone(),
+                password: match (&c.password_from.env, &c.password_from.file) {
+                    (Some(var), _) => SecretSource::Env(var.clone()),
+                    (_, Some(file)) => SecretSource::File(file.clone()),
+                    (None, None) => SecretSource::Env(String::new()),
+                },
+            })
+            .collect()
+    }
+}
