@@ -90,13 +90,7 @@ pub fn evaluate(expression: &str, images: &[Image], commits: &[GitCommit], chart
     match env.eval(expression, &expr::Context::default()) {
         Ok(Value::Bool(b)) => Ok(b),
         Ok(other) => Err(format!("the expression must return true or false, not {other:?}")),
-        Err(e) => Err(e
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")),
+        Err(e) => Err(crate::expr::one_line(&e)),
     }
 }
 

@@ -61,14 +61,18 @@ pub fn parse(body: &str) -> Result<(), String> {
     QUIET.with(|q| q.set(false));
     match result {
         Ok(Ok(())) | Err(_) => Ok(()),
-        Ok(Err(e)) => Err(e
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")),
+        Ok(Err(e)) => Err(one_line(&e)),
     }
+}
+
+/// An expr-lang error (often several lines with a caret drawing) as one line for a diagnostic.
+pub fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 thread_local! {

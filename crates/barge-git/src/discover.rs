@@ -221,6 +221,19 @@ pub async fn discover_git(
     } else {
         Vec::new()
     };
+    // Nothing moved since the previous pass of this subscription: reuse it, fetch nothing.
+    let reuse = |observed: &[(String, String)]| {
+        previous.filter(|p| p.observed_refs == observed).map(|p| GitDiscovery {
+            reused: true,
+            ..p.clone()
+        })
+    };
+    let fetch_args = |refspec: String| -> Vec<String> {
+        let mut args: Vec<String> = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
+        args.extend(filter.iter().cloned());
+        args.extend([url.clone(), refspec]);
+        args
+    };
 
     let (observed_refs, candidates) = if strategy == Strategy::NewestFromBranch {
         // Which branch: the subscription's, or the remote's default.
@@ -247,16 +260,10 @@ pub async fn discover_git(
             })?
             .to_string();
         let observed = vec![(branch.clone(), head.clone())];
-        if let Some(p) = previous.filter(|p| p.observed_refs == observed) {
-            return Ok(GitDiscovery {
-                reused: true,
-                ..p.clone()
-            });
+        if let Some(p) = reuse(&observed) {
+            return Ok(p);
         }
-        let mut fetch = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
-        fetch.extend(filter.clone());
-        fetch.extend([url.clone(), format!("+refs/heads/{branch}:refs/heads/{branch}")]);
-        run(fetch).await?;
+        run(fetch_args(format!("+refs/heads/{branch}:refs/heads/{branch}"))).await?;
         let mut log = vec![
             "log".into(),
             "--format=%H%x1f%cI%x1f%an <%ae>%x1f%cn <%ce>%x1f%s".into(),
@@ -321,17 +328,11 @@ pub async fn discover_git(
             }
         }
         observed.sort();
-        if let Some(p) = previous.filter(|p| p.observed_refs == observed) {
-            return Ok(GitDiscovery {
-                reused: true,
-                ..p.clone()
-            });
+        if let Some(p) = reuse(&observed) {
+            return Ok(p);
         }
-        let mut fetch = vec!["fetch".into(), "-q".into(), "--no-tags".into()];
-        fetch.extend(filter.clone());
-        fetch.extend([url.clone(), "+refs/tags/*:refs/tags/*".into()]);
         if !observed.is_empty() {
-            run(fetch).await?;
+            run(fetch_args("+refs/tags/*:refs/tags/*".into())).await?;
         }
         let refs = text(run(vec![
             "for-each-ref".into(),

@@ -46,6 +46,30 @@ pub struct SubscriptionReport {
     pub error: Option<String>,
 }
 
+impl SubscriptionReport {
+    fn failed(kind: &'static str, repo_url: &str, class: &str, error: &dyn std::fmt::Display) -> SubscriptionReport {
+        SubscriptionReport {
+            kind,
+            repo_url: repo_url.to_string(),
+            image: None,
+            git: None,
+            chart: None,
+            error: Some(format!("{class}: {error}")),
+        }
+    }
+}
+
+/// The Warehouses of the catalog with their specs (only the one named, when given).
+pub fn warehouses<'a>(
+    catalog: &'a Catalog,
+    only: Option<&'a str>,
+) -> impl Iterator<Item = (&'a barge_core::Resource, barge_core::model::kargo::WarehouseSpec)> + 'a {
+    catalog.resources.iter().filter_map(move |r| match &r.body {
+        Some(Body::Warehouse(w)) if only.is_none_or(|n| n == r.name) => Some((r, w.spec.clone().unwrap_or_default())),
+        _ => None,
+    })
+}
+
 /// Runs discovery for the Warehouses in the catalog (or the one named).
 pub async fn run(
     catalog: &Catalog,
@@ -64,12 +88,7 @@ pub async fn run(
         ..config
     })?;
     let mut reports = Vec::new();
-    for r in &catalog.resources {
-        let Some(Body::Warehouse(w)) = &r.body else { continue };
-        if only.is_some_and(|name| name != r.name) {
-            continue;
-        }
-        let spec = w.spec.clone().unwrap_or_default();
+    for (r, spec) in warehouses(catalog, only) {
         let mut subs = Vec::new();
         let previous_status = match store {
             Some(store) => store.get_discovery_status(&r.project, &r.name).await?.map(|(v, _)| v),
@@ -109,14 +128,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         missing.push(format!("discovery of {} failed", img.repo_url));
-                        subs.push(SubscriptionReport {
-                            kind: "image",
-                            repo_url: img.repo_url.clone(),
-                            image: None,
-                            git: None,
-                            chart: None,
-                            error: Some(format!("{}: {e}", e.class())),
-                        });
+                        subs.push(SubscriptionReport::failed("image", &img.repo_url, e.class(), &e));
                     }
                 }
             } else if let Some(g) = &s.git {
@@ -147,14 +159,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         missing.push(format!("discovery of {} failed", g.repo_url));
-                        subs.push(SubscriptionReport {
-                            kind: "git",
-                            repo_url: g.repo_url.clone(),
-                            image: None,
-                            git: None,
-                            chart: None,
-                            error: Some(format!("{}: {e}", e.class())),
-                        });
+                        subs.push(SubscriptionReport::failed("git", &g.repo_url, e.class(), &e));
                     }
                 }
             } else if let Some(c) = &s.chart {
@@ -180,14 +185,7 @@ pub async fn run(
                     }
                     Err(e) => {
                         missing.push(format!("discovery of {} failed", c.repo_url));
-                        subs.push(SubscriptionReport {
-                            kind: "chart",
-                            repo_url: c.repo_url.clone(),
-                            image: None,
-                            git: None,
-                            chart: None,
-                            error: Some(format!("{}: {e}", e.class())),
-                        });
+                        subs.push(SubscriptionReport::failed("chart", &c.repo_url, e.class(), &e));
                     }
                 }
             }

@@ -221,8 +221,24 @@ enum Format {
     Yaml,
 }
 
+/// Structured logs on stderr: `BARGE_LOG` (an env-filter, default `warn`) and
+/// `BARGE_LOG_FORMAT=json` for machines.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BARGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("BARGE_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.with_ansi(render::use_color_stderr()).init();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -446,12 +462,7 @@ async fn watch(
 ) -> Result<()> {
     use barge_core::schedule::Schedule;
     let mut warehouses = Vec::new();
-    for r in &catalog.resources {
-        let Some(Body::Warehouse(w)) = &r.body else { continue };
-        if only.is_some_and(|n| n != r.name) {
-            continue;
-        }
-        let spec = w.spec.clone().unwrap_or_default();
+    for (r, spec) in discover::warehouses(catalog, only) {
         let key = format!("{}/{}", r.project, r.name);
         let schedule =
             Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
