@@ -26,6 +26,7 @@ pub mod semver;
 pub mod steps;
 pub mod validate;
 pub mod yaml;
+pub mod yamlmut;
 
 pub use diag::{Code, Diagnostic, Severity};
 pub use load::{Catalog, Resource};

@@ -1,0 +1,322 @@
+//! Format-preserving YAML edits, for the promotion steps that change files in config
+//! repositories (`yaml-update`, `kustomize-set-image`): only the intended scalars change;
+//! comments, key order, quoting, indentation, flow style, other documents and CRLF survive.
+//!
+//! Built on yaml-edit (a lossless rowan tree). Two of its behaviours are guarded against here:
+//! setting a path that does not exist *creates* it (so `update_values` checks first: Kargo's
+//! `yaml-update` requires existing keys), and a written string takes the default quote style
+//! (so the existing node's style is read and kept).
+
+use std::str::FromStr;
+use yaml_edit::path::YamlPath;
+use yaml_edit::{Document, ScalarStyle, ScalarValue, YamlFile};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    #[error("the file is not valid YAML: {0}")]
+    Parse(String),
+    #[error("key {0:?} does not exist in the file (yaml-update changes existing keys only)")]
+    MissingKey(String),
+    #[error("key {0:?} holds a mapping or a list, not a value")]
+    NotScalar(String),
+    #[error("the file has no document to edit")]
+    Empty,
+}
+
+/// Converts Kargo's sjson-style key (`image.tag`, `containers.0.image`, `a\.b` for a key with a
+/// dot) to yaml-edit's path syntax (`containers[0].image`).
+fn to_path(key: &str) -> String {
+    let mut segments: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'.') => current.push(chars.next().unwrap_or('.')),
+            '.' => segments.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    segments.push(current);
+    let mut path = String::new();
+    for s in segments {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !path.is_empty() {
+            path.push_str(&format!("[{s}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&s);
+        }
+    }
+    path
+}
+
+fn style_of(raw: &str) -> ScalarStyle {
+    match raw.trim_start().chars().next() {
+        Some('"') => ScalarStyle::DoubleQuoted,
+        Some('\'') => ScalarStyle::SingleQuoted,
+        _ => ScalarStyle::Plain,
+    }
+}
+
+fn parse(text: &str) -> Result<YamlFile, EditError> {
+    YamlFile::from_str(text).map_err(|e| EditError::Parse(e.to_string()))
+}
+
+/// Sets existing keys to new values: strings keep the old value's quote style (and are
+/// quoted when they would otherwise read as a number or boolean, so a tag `1.10` stays a
+/// string), numbers and booleans are written plain. Each key is looked up in the first
+/// document that has it.
+pub fn update_values(text: &str, updates: &[(&str, serde_json::Value)]) -> Result<String, EditError> {
+    let file = parse(text)?;
+    let docs: Vec<Document> = file.documents().collect();
+    if docs.is_empty() {
+        return Err(EditError::Empty);
+    }
+    for (key, value) in updates {
+        let path = to_path(key);
+        let (doc, node) = docs
+            .iter()
+            .find_map(|d| d.try_get_path(&path).ok().map(|n| (d, n)))
+            .ok_or_else(|| EditError::MissingKey(key.to_string()))?;
+        let Some(scalar) = node.as_scalar() else {
+            return Err(EditError::NotScalar(key.to_string()));
+        };
+        let set = match value {
+            serde_json::Value::String(s) => {
+                doc.try_set_path(&path, ScalarValue::with_style(s.clone(), style_of(&scalar.to_string())))
+            }
+            serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => doc.try_set_path(&path, i),
+                (None, Some(f)) => doc.try_set_path(&path, f),
+                (None, None) => doc.try_set_path(&path, ScalarValue::with_style(n.to_string(), ScalarStyle::Plain)),
+            },
+            serde_json::Value::Bool(b) => doc.try_set_path(&path, *b),
+            other => doc.try_set_path(
+                &path,
+                ScalarValue::with_style(other.to_string(), style_of(&scalar.to_string())),
+            ),
+        };
+        set.map_err(|e| EditError::Parse(e.to_string()))?;
+    }
+    Ok(file.to_string())
+}
+
+/// What `kustomize edit set image` sets for one image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageEdit {
+    /// The image name as the manifests reference it (`images[].name`).
+    pub name: String,
+    pub new_name: Option<String>,
+    pub new_tag: Option<String>,
+    /// Pins by digest; replaces `newTag`, as kustomize does.
+    pub digest: Option<String>,
+}
+
+/// `kustomize edit set image` on a kustomization.yaml: updates the `images[]` entry named
+/// `edit.name` (a tag replaces a digest and the other way round) or appends one, creating
+/// `images:` when missing.
+pub fn set_kustomize_image(text: &str, edit: &ImageEdit) -> Result<String, EditError> {
+    let file = parse(text)?;
+    let doc = file.documents().next().ok_or(EditError::Empty)?;
+    let root = doc.as_mapping().ok_or_else(|| EditError::NotScalar("(root)".into()))?;
+    if root.get_sequence("images").is_none() {
+        root.set("images", yaml_edit::Sequence::new());
+    }
+    let images = root
+        .get_sequence("images")
+        .ok_or_else(|| EditError::NotScalar("images".into()))?;
+    let existing = (0..images.len()).find_map(|i| {
+        // Rowan nodes are handles onto one shared tree: a clone edits the same file.
+        let m = images.get(i)?.as_mapping()?.clone();
+        let name = m.get("name")?.as_scalar()?.as_string();
+        (name == edit.name).then_some(m)
+    });
+    let entry = match existing {
+        Some(m) => m,
+        None => {
+            let m = yaml_edit::Mapping::new();
+            m.set("name", edit.name.as_str());
+            images.push(m);
+            images
+                .get(images.len() - 1)
+                .and_then(|n| n.as_mapping().cloned())
+                .ok_or(EditError::Empty)?
+        }
+    };
+    let keep_style = |key: &str, value: &str| {
+        let style = entry
+            .get(key)
+            .and_then(|n| n.as_scalar().map(|s| style_of(&s.to_string())))
+            .unwrap_or(ScalarStyle::Plain);
+        entry.set(key, ScalarValue::with_style(value, style));
+    };
+    if let Some(n) = &edit.new_name {
+        keep_style("newName", n);
+    }
+    match (&edit.digest, &edit.new_tag) {
+        (Some(d), _) => {
+            entry.remove("newTag");
+            keep_style("digest", d);
+        }
+        (None, Some(t)) => {
+            entry.remove("digest");
+            keep_style("newTag", t);
+        }
+        (None, None) => {}
+    }
+    Ok(file.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The lines that differ between two texts, as (before, after).
+    fn changed(a: &str, b: &str) -> Vec<(String, String)> {
+        let (la, lb): (Vec<&str>, Vec<&str>) = (a.split('\n').collect(), b.split('\n').collect());
+        assert_eq!(la.len(), lb.len(), "line count changed:\n{b}");
+        la.iter()
+            .zip(&lb)
+            .filter(|(x, y)| x != y)
+            .map(|(x, y)| (x.to_string(), y.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn kustomize_overlay_changes_exactly_the_tag_line() {
+        let before = include_str!("../../../stages/dev/kustomization.yaml");
+        let after = set_kustomize_image(
+            before,
+            &ImageEdit {
+                name: "ghcr.io/barge-demo/guestbook".into(),
+                new_tag: Some("1.2.0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            changed(before, &after),
+            vec![("    newTag: 1.0.0".to_string(), "    newTag: 1.2.0".to_string())]
+        );
+    }
+
+    #[test]
+    fn kustomize_semantics_digest_new_name_and_append() {
+        let before = "# comment kept\nresources: [../base]\nimages:\n  - name: app\n    newTag: \"1.0\"\n";
+        let digest = set_kustomize_image(
+            before,
+            &ImageEdit {
+                name: "app".into(),
+                digest: Some("sha256:abc".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            digest,
+            "# comment kept\nresources: [../base]\nimages:\n  - name: app\n    digest: sha256:abc\n"
+        );
+        let renamed = set_kustomize_image(
+            before,
+            &ImageEdit {
+                name: "app".into(),
+                new_name: Some("mirror.io/app".into()),
+                new_tag: Some("1.10".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            renamed.contains("newTag: \"1.10\""),
+            "the quote style is kept:\n{renamed}"
+        );
+        assert!(renamed.contains("newName: mirror.io/app"), "{renamed}");
+        let appended = set_kustomize_image(
+            before,
+            &ImageEdit {
+                name: "sidecar".into(),
+                new_tag: Some("2.0.0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(appended.starts_with(before.trim_end()), "{appended}");
+        assert!(
+            appended.contains("- name: sidecar") && appended.contains("newTag: 2.0.0"),
+            "{appended}"
+        );
+        let created = set_kustomize_image(
+            "resources:\n  - ../base\n",
+            &ImageEdit {
+                name: "app".into(),
+                new_tag: Some("3.0.0".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(created.starts_with("resources:\n  - ../base\nimages:"), "{created}");
+        let reparsed: serde_json::Value = yaml_serde::from_str(&created).unwrap();
+        assert_eq!(reparsed["images"][0], json!({"name": "app", "newTag": "3.0.0"}));
+    }
+
+    #[test]
+    fn helm_values_change_only_the_intended_scalars() {
+        let before = "# values for prod\nimage:\n  repository: ghcr.io/acme/app  # the app\n  tag: \"1.0.0\"\nreplicas: 3\nsidecar: {image: busybox, tag: '1.36'}\nenabled: true\n";
+        let after = update_values(
+            before,
+            &[
+                ("image.tag", json!("1.10")),
+                ("sidecar.tag", json!("1.37")),
+                ("replicas", json!(5)),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            changed(before, &after),
+            vec![
+                ("  tag: \"1.0.0\"".to_string(), "  tag: \"1.10\"".to_string()),
+                ("replicas: 3".to_string(), "replicas: 5".to_string()),
+                (
+                    "sidecar: {image: busybox, tag: '1.36'}".to_string(),
+                    "sidecar: {image: busybox, tag: '1.37'}".to_string()
+                ),
+            ]
+        );
+        // A plain tag that looks like a number is quoted, so it stays a string.
+        let plain = update_values("tag: v1\n", &[("tag", json!("1.10"))]).unwrap();
+        let v: serde_json::Value = yaml_serde::from_str(&plain).unwrap();
+        assert_eq!(v["tag"], json!("1.10"), "{plain}");
+    }
+
+    #[test]
+    fn keys_must_exist_and_be_values() {
+        let text = "a:\n  b: 1\n---\nc: [1, 2]\n";
+        assert_eq!(
+            update_values(text, &[("a.x", json!("1"))]),
+            Err(EditError::MissingKey("a.x".into()))
+        );
+        assert_eq!(
+            update_values(text, &[("c", json!("1"))]),
+            Err(EditError::NotScalar("c".into()))
+        );
+        // The second document is edited when it has the key; the first is untouched.
+        let out = update_values("a: 1\n---\nlist:\n  - x: old\n", &[("list.0.x", json!("new"))]).unwrap();
+        assert_eq!(out, "a: 1\n---\nlist:\n  - x: new\n");
+        assert!(matches!(
+            update_values("a: [", &[("a", json!(1))]),
+            Err(EditError::Parse(_)) | Err(EditError::MissingKey(_))
+        ));
+    }
+
+    #[test]
+    fn crlf_and_escaped_dots() {
+        assert_eq!(
+            update_values("a: 1\r\nb: x\r\n", &[("b", json!("y"))]).unwrap(),
+            "a: 1\r\nb: y\r\n"
+        );
+        assert_eq!(to_path("annotations.example\\.com/tag"), "annotations.example.com/tag");
+        assert_eq!(to_path("spec.containers.0.image"), "spec.containers[0].image");
+    }
+}
