@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod discover;
+pub mod repo;
 
 use std::process::Output;
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub enum GitError {
     /// A bad subscription (regex, constraint, expression) or an unusable answer.
     #[error("{url}: {message}")]
     Invalid { url: String, message: String },
+    /// Changes that cannot be integrated with the remote branch (a rebase conflict).
+    #[error("{url}: {message}")]
+    Conflict { url: String, message: String },
 }
 
 impl GitError {
@@ -33,6 +37,7 @@ impl GitError {
             GitError::Auth { .. } => "auth",
             GitError::NotFound { .. } => "not-found",
             GitError::Invalid { .. } => "invalid",
+            GitError::Conflict { .. } => "conflict",
         }
     }
 }
@@ -45,6 +50,19 @@ pub(crate) async fn git(
     url: &str,
     timeout: Duration,
 ) -> Result<Output, GitError> {
+    git_env(dir, args, url, timeout, &[], None).await
+}
+
+/// [`git`] with extra environment variables (identity, askpass credentials); `secret`, when
+/// given, is removed from anything git prints before it reaches an error.
+pub(crate) async fn git_env(
+    dir: Option<&std::path::Path>,
+    args: &[&str],
+    url: &str,
+    timeout: Duration,
+    env: &[(&str, String)],
+    secret: Option<&str>,
+) -> Result<Output, GitError> {
     let mut cmd = tokio::process::Command::new("git");
     cmd.args(["-c", "core.hooksPath=/dev/null", "-c", "protocol.file.allow=always"])
         .args(args)
@@ -52,6 +70,9 @@ pub(crate) async fn git(
         .env("GIT_ASKPASS", "true")
         .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
         .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
@@ -73,13 +94,21 @@ pub(crate) async fn git(
     if out.status.success() {
         return Ok(out);
     }
-    let stderr = String::from_utf8_lossy(&out.stderr).replace(url, &shown);
-    let message = stderr
+    let mut stderr = String::from_utf8_lossy(&out.stderr).replace(url, &shown);
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        stderr = stderr.replace(secret, "***");
+    }
+    // Everything git said but its hints ("! [rejected] … (fetch first)" decides a retry).
+    let said: Vec<&str> = stderr
         .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap_or("git failed")
-        .trim()
-        .to_string();
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("hint:"))
+        .collect();
+    let message = if said.is_empty() {
+        "git failed".to_string()
+    } else {
+        said.join("; ")
+    };
     let lower = stderr.to_lowercase();
     Err(
         if lower.contains("authentication failed")

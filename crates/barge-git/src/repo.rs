@@ -1,0 +1,246 @@
+//! Writing to config repositories: a working copy of one branch, commits that name their
+//! promotion, and pushes that land even when others push to the same branch.
+//!
+//! - Every commit carries a `Barge-Promotion: <id>` trailer, so a promotion replayed after a
+//!   crash finds its own commit on the remote ([`Workspace::find_promotion_commit`]) and never
+//!   commits twice.
+//! - A push rejected because the branch moved is integrated (`fetch` + `rebase`) and retried
+//!   with backoff, like Kargo's git-push (up to 10 attempts, 1 s × 1.5, jitter, at most 30 s).
+//!   A rebase conflict is terminal.
+//! - HTTPS credentials reach git through `GIT_ASKPASS` and the environment of the git process,
+//!   never a command line, a URL in a log, or an error.
+
+use crate::{GitError, git_env};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// HTTPS credentials for a repository.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for GitCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// The committer identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Author {
+    pub name: String,
+    pub email: String,
+}
+
+impl Default for Author {
+    fn default() -> Self {
+        Author {
+            name: "barge".into(),
+            email: "barge@localhost".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PushPolicy {
+    pub max_attempts: u32,
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for PushPolicy {
+    fn default() -> Self {
+        PushPolicy {
+            max_attempts: 10,
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A working copy of one branch of a repository.
+pub struct Workspace {
+    dir: PathBuf,
+    url: String,
+    branch: String,
+    credentials: Option<GitCredentials>,
+    author: Author,
+    timeout: Duration,
+}
+
+pub const TRAILER: &str = "Barge-Promotion";
+
+impl Workspace {
+    /// Clones `branch` of `url` into `dir` (which must not exist or be empty).
+    pub async fn clone(
+        url: &str,
+        branch: &str,
+        dir: &Path,
+        credentials: Option<GitCredentials>,
+        author: Author,
+    ) -> Result<Workspace, GitError> {
+        let ws = Workspace {
+            dir: dir.to_path_buf(),
+            url: url.to_string(),
+            branch: branch.to_string(),
+            credentials,
+            author,
+            timeout: Duration::from_secs(300),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| GitError::Invalid {
+            url: crate::redact(url),
+            message: format!("cannot create {}: {e}", dir.display()),
+        })?;
+        ws.git(&[
+            "clone",
+            "-q",
+            "--no-tags",
+            "--single-branch",
+            "--branch",
+            branch,
+            url,
+            ".",
+        ])
+        .await?;
+        Ok(ws)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    async fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
+        let mut env: Vec<(&str, String)> = vec![
+            ("GIT_AUTHOR_NAME", self.author.name.clone()),
+            ("GIT_AUTHOR_EMAIL", self.author.email.clone()),
+            ("GIT_COMMITTER_NAME", self.author.name.clone()),
+            ("GIT_COMMITTER_EMAIL", self.author.email.clone()),
+        ];
+        let askpass;
+        if let Some(c) = &self.credentials {
+            askpass = askpass_script()?;
+            env.push(("GIT_ASKPASS", askpass.display().to_string()));
+            env.push(("BARGE_GIT_USERNAME", c.username.clone()));
+            env.push(("BARGE_GIT_PASSWORD", c.password.clone()));
+        }
+        let secret = self.credentials.as_ref().map(|c| c.password.as_str());
+        git_env(Some(&self.dir), args, &self.url, self.timeout, &env, secret).await
+    }
+
+    /// Commits every change in the working copy with `message` and the promotion trailer.
+    /// `None` when there is nothing to commit (as Kargo's git-commit skips empty commits).
+    pub async fn commit_all(&self, message: &str, promotion: &str) -> Result<Option<String>, GitError> {
+        self.git(&["add", "--all"]).await?;
+        let status = self.git(&["status", "--porcelain"]).await?;
+        if status.stdout.is_empty() {
+            return Ok(None);
+        }
+        let body = format!("{}\n\n{TRAILER}: {promotion}\n", message.trim_end());
+        self.git(&["commit", "-q", "--no-verify", "-m", &body]).await?;
+        Ok(Some(self.head().await?))
+    }
+
+    pub async fn head(&self) -> Result<String, GitError> {
+        let out = self.git(&["rev-parse", "HEAD"]).await?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The commit on the remote branch made by `promotion`, if any (after a crash, the replay
+    /// recognises its own work).
+    pub async fn find_promotion_commit(&self, promotion: &str) -> Result<Option<String>, GitError> {
+        self.git(&["fetch", "-q", "--no-tags", "origin", &self.branch]).await?;
+        let grep = format!("--grep=^{TRAILER}: {}$", regex_escape(promotion));
+        let out = self.git(&["log", "--format=%H", &grep, "FETCH_HEAD"]).await?;
+        Ok(String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string))
+    }
+
+    /// Pushes the branch, integrating remote changes and retrying while others win the race.
+    /// Returns the pushed commit.
+    pub async fn push(&self, policy: &PushPolicy) -> Result<String, GitError> {
+        let refspec = format!("HEAD:refs/heads/{}", self.branch);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.git(&["push", "-q", "origin", &refspec]).await {
+                Ok(_) => return self.head().await,
+                Err(e) if attempt < policy.max_attempts.max(1) && rejected_because_moved(&e) => {
+                    tracing::info!(branch = %self.branch, attempt, "Push rejected: the branch moved; rebasing and retrying.");
+                    let backoff = policy
+                        .base_backoff
+                        .mul_f64(1.5f64.powi(attempt as i32 - 1))
+                        .min(policy.max_backoff);
+                    tokio::time::sleep(backoff.mul_f64(0.5 + fastrand_half())).await;
+                    self.git(&["fetch", "-q", "--no-tags", "origin", &self.branch]).await?;
+                    if let Err(conflict) = self.git(&["rebase", "-q", "FETCH_HEAD"]).await {
+                        let _ = self.git(&["rebase", "--abort"]).await;
+                        return Err(GitError::Conflict {
+                            url: crate::redact(&self.url),
+                            message: format!(
+                                "the promotion's changes conflict with the branch {} ({conflict})",
+                                self.branch
+                            ),
+                        });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Kargo's rule: retry only rejections that mean "someone pushed first".
+fn rejected_because_moved(e: &GitError) -> bool {
+    let text = e.to_string();
+    [
+        "non-fast-forward",
+        "fetch first",
+        "cannot lock ref",
+        "incorrect old value provided",
+        "rejected",
+    ]
+    .iter()
+    .any(|m| text.contains(m))
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if "\\.^$*+?()[]{}|".contains(c) {
+                format!("\\{c}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A jitter factor in [0, 0.5) without a random-number dependency (the clock's nanoseconds).
+fn fastrand_half() -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    f64::from(nanos % 1000) / 2000.0
+}
+
+/// A tiny askpass program: git runs it for the username and the password, which it reads from
+/// its own environment (so they are never arguments of any process).
+fn askpass_script() -> Result<PathBuf, GitError> {
+    use std::sync::OnceLock;
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("barge-askpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join("askpass.sh");
+        std::fs::write(&path, "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n").map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        Ok(path)
+    })
+    .clone()
+    .map_err(|message| GitError::Invalid { url: String::new(), message: format!("cannot write the askpass helper: {message}") })
+}

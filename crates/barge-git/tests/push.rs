@@ -1,0 +1,283 @@
+//! Writing to config repositories: commits with promotion trailers, pushes that integrate
+//! concurrent changes, conflicts, replays, and HTTPS credentials (git smart HTTP behind nginx
+//! with basic auth).
+
+use barge_git::GitError;
+use barge_git::repo::{Author, GitCredentials, PushPolicy, Workspace};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "seed")
+        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+        .env("GIT_COMMITTER_NAME", "seed")
+        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A bare repository whose `main` holds stages/dev/kustomization.yaml.
+fn seed(root: &Path) -> PathBuf {
+    let work = root.join("seed");
+    std::fs::create_dir_all(work.join("stages/dev")).unwrap();
+    std::fs::create_dir_all(work.join("stages/prod")).unwrap();
+    std::fs::write(
+        work.join("stages/dev/kustomization.yaml"),
+        "images:\n  - name: app\n    newTag: 1.0.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("stages/prod/kustomization.yaml"),
+        "images:\n  - name: app\n    newTag: 1.0.0\n",
+    )
+    .unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "seed"]);
+    let bare = root.join("config.git");
+    git(
+        root,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+    );
+    bare
+}
+
+fn fast() -> PushPolicy {
+    PushPolicy {
+        max_attempts: 10,
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+    }
+}
+
+fn edit(ws: &Workspace, file: &str, tag: &str) {
+    let path = ws.path().join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let out = barge_core::yamlmut::set_kustomize_image(
+        &text,
+        &barge_core::yamlmut::ImageEdit {
+            name: "app".into(),
+            new_tag: Some(tag.into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    std::fs::write(path, out).unwrap();
+}
+
+#[tokio::test]
+async fn commit_push_and_recognise_the_promotions_commit_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    let url = format!("file://{}", bare.display());
+    let ws = Workspace::clone(&url, "main", &dir.path().join("w1"), None, Author::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        ws.commit_all("nothing", "dev.01J.abc1234").await.unwrap(),
+        None,
+        "no changes, no commit"
+    );
+    edit(&ws, "stages/dev/kustomization.yaml", "1.2.0");
+    let sha = ws
+        .commit_all("promote app 1.2.0 to dev", "dev.01J.abc1234")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ws.push(&fast()).await.unwrap(), sha);
+    assert_eq!(git(&bare, &["rev-parse", "main"]), sha);
+    let message = git(&bare, &["log", "-1", "--format=%B", "main"]);
+    assert!(
+        message.contains("promote app 1.2.0 to dev") && message.contains("Barge-Promotion: dev.01J.abc1234"),
+        "{message}"
+    );
+    assert_eq!(
+        git(&bare, &["log", "-1", "--format=%an <%ae>", "main"]),
+        "barge <barge@localhost>"
+    );
+
+    // After a crash, a fresh workspace finds the promotion's commit instead of committing again.
+    let replay = Workspace::clone(&url, "main", &dir.path().join("w2"), None, Author::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        replay.find_promotion_commit("dev.01J.abc1234").await.unwrap(),
+        Some(sha)
+    );
+    assert_eq!(replay.find_promotion_commit("dev.01J.other").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_push_that_lost_the_race_rebases_and_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    let url = format!("file://{}", bare.display());
+    let a = Workspace::clone(&url, "main", &dir.path().join("a"), None, Author::default())
+        .await
+        .unwrap();
+    let b = Workspace::clone(&url, "main", &dir.path().join("b"), None, Author::default())
+        .await
+        .unwrap();
+    edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
+    edit(&b, "stages/prod/kustomization.yaml", "1.1.0");
+    a.commit_all("dev", "dev.1").await.unwrap();
+    let b_local = b.commit_all("prod", "prod.1").await.unwrap().unwrap();
+    a.push(&fast()).await.unwrap();
+    let pushed = b.push(&fast()).await.unwrap();
+    assert_ne!(pushed, b_local, "b's commit was rebased onto a's");
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["prod", "dev", "seed"]);
+    assert_eq!(
+        git(&bare, &["show", "main:stages/dev/kustomization.yaml"]),
+        "images:\n  - name: app\n    newTag: 1.2.0"
+    );
+}
+
+#[tokio::test]
+async fn conflicting_changes_are_a_conflict_not_a_retry_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    let url = format!("file://{}", bare.display());
+    let a = Workspace::clone(&url, "main", &dir.path().join("a"), None, Author::default())
+        .await
+        .unwrap();
+    let b = Workspace::clone(&url, "main", &dir.path().join("b"), None, Author::default())
+        .await
+        .unwrap();
+    edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
+    edit(&b, "stages/dev/kustomization.yaml", "1.3.0");
+    a.commit_all("a", "dev.a").await.unwrap();
+    b.commit_all("b", "dev.b").await.unwrap();
+    a.push(&fast()).await.unwrap();
+    let err = b.push(&fast()).await.unwrap_err();
+    assert!(matches!(err, GitError::Conflict { .. }), "{err}");
+    assert_eq!(err.class(), "conflict");
+    assert!(
+        git(&bare, &["log", "--format=%s", "main"]).starts_with('a'),
+        "the remote keeps a's change only"
+    );
+}
+
+struct Server {
+    nginx: std::process::Child,
+    fcgi: std::process::Child,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.nginx.kill();
+        let _ = self.fcgi.kill();
+        let _ = self.nginx.wait();
+        let _ = self.fcgi.wait();
+    }
+}
+
+/// git smart HTTP (git-http-backend via fcgiwrap) behind nginx with basic auth, as in
+/// shared/TESTING.md.
+fn smart_http(root: &Path, user: &str, pass: &str) -> (Server, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sock = root.join("fcgi.sock");
+    let htpasswd = root.join("htpasswd");
+    assert!(
+        Command::new("htpasswd")
+            .args(["-bc", htpasswd.to_str().unwrap(), user, pass])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let fcgi = Command::new("fcgiwrap")
+        .args(["-s", &format!("unix:{}", sock.display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fcgiwrap (Debian package fcgiwrap)");
+    let conf = root.join("nginx.conf");
+    let r = root.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; user root; pid {r}/nginx.pid; error_log {r}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; proxy_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      auth_basic \"git\"; auth_basic_user_file {htpasswd};\n      client_max_body_size 0;\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n      fastcgi_param GIT_PROJECT_ROOT {r};\n      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_param REMOTE_USER $remote_user;\n      fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n",
+            htpasswd = htpasswd.display(),
+            sock = sock.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    let nginx = Command::new("nginx")
+        .args(["-c", conf.to_str().unwrap(), "-p", &r.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (Debian package nginx-light)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx/fcgiwrap did not start: {}",
+            std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Server { nginx, fcgi }, port)
+}
+
+#[tokio::test]
+async fn https_style_credentials_over_smart_http_never_leak() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    git(&bare, &["config", "http.receivepack", "true"]);
+    // The server runs as root here; git refuses repositories owned by others unless told.
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rwX", dir.path().to_str().unwrap()])
+        .status();
+    let (_server, port) = smart_http(dir.path(), "deploy", "correct-horse-battery");
+    let url = format!("http://127.0.0.1:{port}/config.git");
+    let good = GitCredentials {
+        username: "deploy".into(),
+        password: "correct-horse-battery".into(),
+    };
+    let ws = Workspace::clone(&url, "main", &dir.path().join("w"), Some(good), Author::default())
+        .await
+        .unwrap();
+    edit(&ws, "stages/dev/kustomization.yaml", "2.0.0");
+    let sha = ws.commit_all("over http", "dev.http").await.unwrap().unwrap();
+    assert_eq!(ws.push(&fast()).await.unwrap(), sha);
+    assert_eq!(git(&bare, &["rev-parse", "main"]), sha);
+
+    let bad = GitCredentials {
+        username: "deploy".into(),
+        password: "wrong-password-123".into(),
+    };
+    let err = match Workspace::clone(&url, "main", &dir.path().join("w2"), Some(bad), Author::default()).await {
+        Err(e) => e,
+        Ok(_) => panic!("a wrong password must fail"),
+    };
+    assert_eq!(err.class(), "auth", "{err}");
+    assert!(!err.to_string().contains("wrong-password-123"), "{err}");
+    // The password never appears in any process's arguments: it travels in git's environment.
+    assert!(
+        !format!(
+            "{:?}",
+            GitCredentials {
+                username: "u".into(),
+                password: "p4ss".into()
+            }
+        )
+        .contains("p4ss")
+    );
+}
