@@ -9,6 +9,7 @@
 
 extern crate self as barge_core;
 
+pub mod analysis;
 pub mod criteria;
 pub mod diag;
 pub mod duration;
