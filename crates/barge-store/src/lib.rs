@@ -86,6 +86,18 @@ pub struct AuditEvent {
     pub body: serde_json::Value,
 }
 
+/// An audit event to append.
+#[derive(Clone, Copy, Debug)]
+pub struct NewAudit<'a> {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub project: &'a str,
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub actor: &'a str,
+    pub body: &'a serde_json::Value,
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
@@ -243,14 +255,17 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
             let event = serde_json::json!({"warehouse": warehouse, "alias": alias, "freight": f});
+            let subject = format!("Freight/{}", f.metadata.name);
             insert_audit(
                 &mut tx,
-                now,
-                project,
-                "freight.minted",
-                &format!("Freight/{}", f.metadata.name),
-                "barge",
-                &event,
+                NewAudit {
+                    at: now,
+                    project,
+                    kind: "freight.minted",
+                    subject: &subject,
+                    actor: "barge",
+                    body: &event,
+                },
             )
             .await?;
             tx.commit().await?;
@@ -346,17 +361,9 @@ impl Store {
     }
 
     /// Appends an audit event.
-    pub async fn append_audit(
-        &self,
-        at: i64,
-        project: &str,
-        kind: &str,
-        subject: &str,
-        actor: &str,
-        body: &serde_json::Value,
-    ) -> Result<(), StoreError> {
+    pub async fn append_audit(&self, event: NewAudit<'_>) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        insert_audit(&mut tx, at, project, kind, subject, actor, body).await?;
+        insert_audit(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -385,22 +392,14 @@ impl Store {
     }
 }
 
-async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    at: i64,
-    project: &str,
-    kind: &str,
-    subject: &str,
-    actor: &str,
-    body: &serde_json::Value,
-) -> Result<(), StoreError> {
+async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO audit (at, project, kind, subject, actor, body) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(at)
-        .bind(project)
-        .bind(kind)
-        .bind(subject)
-        .bind(actor)
-        .bind(body.to_string())
+        .bind(e.at)
+        .bind(e.project)
+        .bind(e.kind)
+        .bind(e.subject)
+        .bind(e.actor)
+        .bind(e.body.to_string())
         .execute(&mut **tx)
         .await?;
     Ok(())

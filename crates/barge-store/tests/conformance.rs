@@ -280,24 +280,24 @@ async fn audit_is_append_only_and_ordered(b: Backend) {
         .mint_freight("demo", "app", freight("app", "1.0.0"), 50)
         .await
         .unwrap();
-    s.append_audit(
-        60,
-        "demo",
-        "promotion.requested",
-        "Stage/dev",
-        "alice",
-        &serde_json::json!({"freight": m.freight.freight.metadata.name}),
-    )
+    s.append_audit(barge_store::NewAudit {
+        at: 60,
+        project: "demo",
+        kind: "promotion.requested",
+        subject: "Stage/dev",
+        actor: "alice",
+        body: &serde_json::json!({"freight": m.freight.freight.metadata.name}),
+    })
     .await
     .unwrap();
-    s.append_audit(
-        40,
-        "other",
-        "freight.minted",
-        "Freight/x",
-        "barge",
-        &serde_json::json!({}),
-    )
+    s.append_audit(barge_store::NewAudit {
+        at: 40,
+        project: "other",
+        kind: "freight.minted",
+        subject: "Freight/x",
+        actor: "barge",
+        body: &serde_json::json!({}),
+    })
     .await
     .unwrap();
     let events = s.list_audit(Some("demo"), 0).await.unwrap();
