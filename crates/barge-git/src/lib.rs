@@ -31,13 +31,13 @@ pub enum GitError {
 }
 
 impl GitError {
-    pub fn class(&self) -> &'static str {
+    pub fn class(&self) -> barge_core::ErrorClass {
         match self {
-            GitError::Transient { .. } => "transient",
-            GitError::Auth { .. } => "auth",
-            GitError::NotFound { .. } => "not-found",
-            GitError::Invalid { .. } => "invalid",
-            GitError::Conflict { .. } => "conflict",
+            GitError::Transient { .. } => barge_core::ErrorClass::Transient,
+            GitError::Auth { .. } => barge_core::ErrorClass::Auth,
+            GitError::NotFound { .. } => barge_core::ErrorClass::NotFound,
+            GitError::Invalid { .. } => barge_core::ErrorClass::Invalid,
+            GitError::Conflict { .. } => barge_core::ErrorClass::Conflict,
         }
     }
 }
@@ -94,10 +94,7 @@ pub(crate) async fn git_env(
     if out.status.success() {
         return Ok(out);
     }
-    let mut stderr = String::from_utf8_lossy(&out.stderr).replace(url, &shown);
-    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
-        stderr = stderr.replace(secret, "***");
-    }
+    let stderr = barge_core::secret::redact_text(&String::from_utf8_lossy(&out.stderr), url, secret);
     // Everything git said but its hints ("! [rejected] … (fetch first)" decides a retry).
     let said: Vec<&str> = stderr
         .lines()
@@ -127,23 +124,4 @@ pub(crate) async fn git_env(
     )
 }
 
-/// Hides the password of `https://user:password@host/...`.
-pub fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let shown = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".into()
-            };
-            format!("{}{shown}@{host}{}", &url[..scheme_end], &rest[authority.len()..])
-        }
-        None => url.to_string(),
-    }
-}
+pub(crate) use barge_core::secret::redact_url as redact;

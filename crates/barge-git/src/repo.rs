@@ -14,21 +14,7 @@ use crate::{GitError, git_env};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// HTTPS credentials for a repository.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GitCredentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for GitCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitCredentials")
-            .field("username", &self.username)
-            .field("password", &"***")
-            .finish()
-    }
-}
+pub use barge_core::secret::Credentials;
 
 /// The committer identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +54,7 @@ pub struct Workspace {
     dir: PathBuf,
     url: String,
     branch: String,
-    credentials: Option<GitCredentials>,
+    credentials: Option<Credentials>,
     author: Author,
     timeout: Duration,
 }
@@ -81,7 +67,7 @@ impl Workspace {
         url: &str,
         branch: &str,
         dir: &Path,
-        credentials: Option<GitCredentials>,
+        credentials: Option<Credentials>,
         author: Author,
     ) -> Result<Workspace, GitError> {
         let ws = Workspace {

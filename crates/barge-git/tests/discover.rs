@@ -163,7 +163,7 @@ async fn newest_from_branch_with_paths_filters_and_since() {
     let err = discover_git_fresh(&sub(&url, |s| s.branch = Some("nope".into())), &cfg)
         .await
         .unwrap_err();
-    assert_eq!(err.class(), "not-found", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::NotFound, "{err}");
 }
 
 #[tokio::test]
@@ -309,7 +309,7 @@ async fn unreachable_remotes_fail_with_a_class_and_no_credentials_in_the_message
     )
     .await
     .unwrap_err();
-    assert_eq!(err.class(), "transient", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::Transient, "{err}");
     assert!(!err.to_string().contains("s3cret-token"), "{err}");
     let bad = discover_git_fresh(
         &sub("file:///nonexistent/repo.git", |s| {

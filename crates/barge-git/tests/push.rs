@@ -3,7 +3,7 @@
 //! with basic auth).
 
 use barge_git::GitError;
-use barge_git::repo::{Author, GitCredentials, PushPolicy, Workspace};
+use barge_git::repo::{Author, Credentials, PushPolicy, Workspace};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -161,7 +161,7 @@ async fn conflicting_changes_are_a_conflict_not_a_retry_loop() {
     a.push(&fast()).await.unwrap();
     let err = b.push(&fast()).await.unwrap_err();
     assert!(matches!(err, GitError::Conflict { .. }), "{err}");
-    assert_eq!(err.class(), "conflict");
+    assert_eq!(err.class(), barge_core::ErrorClass::Conflict);
     assert!(
         git(&bare, &["log", "--format=%s", "main"]).starts_with('a'),
         "the remote keeps a's change only"
@@ -247,7 +247,7 @@ async fn https_style_credentials_over_smart_http_never_leak() {
         .status();
     let (_server, port) = smart_http(dir.path(), "deploy", "correct-horse-battery");
     let url = format!("http://127.0.0.1:{port}/config.git");
-    let good = GitCredentials {
+    let good = Credentials {
         username: "deploy".into(),
         password: "correct-horse-battery".into(),
     };
@@ -259,7 +259,7 @@ async fn https_style_credentials_over_smart_http_never_leak() {
     assert_eq!(ws.push(&fast()).await.unwrap(), sha);
     assert_eq!(git(&bare, &["rev-parse", "main"]), sha);
 
-    let bad = GitCredentials {
+    let bad = Credentials {
         username: "deploy".into(),
         password: "wrong-password-123".into(),
     };
@@ -267,13 +267,13 @@ async fn https_style_credentials_over_smart_http_never_leak() {
         Err(e) => e,
         Ok(_) => panic!("a wrong password must fail"),
     };
-    assert_eq!(err.class(), "auth", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::Auth, "{err}");
     assert!(!err.to_string().contains("wrong-password-123"), "{err}");
     // The password never appears in any process's arguments: it travels in git's environment.
     assert!(
         !format!(
             "{:?}",
-            GitCredentials {
+            Credentials {
                 username: "u".into(),
                 password: "p4ss".into()
             }

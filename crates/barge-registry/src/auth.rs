@@ -7,20 +7,7 @@ use base64::Engine;
 use std::path::PathBuf;
 use std::process::Stdio;
 
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"***")
-            .finish()
-    }
-}
+pub use barge_core::secret::Credentials;
 
 /// Where a secret is read from (never written in barge's configuration itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,15 +137,6 @@ async fn helper_get(helper: &str, host: &str, path: Option<&std::ffi::OsStr>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_never_print_the_password() {
-        let c = Credentials {
-            username: "bob".into(),
-            password: "hunter2".into(),
-        };
-        assert!(!format!("{c:?}").contains("hunter2"));
-    }
 
     #[tokio::test]
     async fn rules_then_docker_config_then_helpers() {

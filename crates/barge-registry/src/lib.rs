@@ -50,13 +50,13 @@ pub enum RegistryError {
 
 impl RegistryError {
     /// A stable, low-cardinality class for metrics and status.
-    pub fn class(&self) -> &'static str {
+    pub fn class(&self) -> barge_core::ErrorClass {
         match self {
-            RegistryError::Transient { .. } => "transient",
-            RegistryError::RateLimited { .. } => "rate-limited",
-            RegistryError::Auth { .. } => "auth",
-            RegistryError::NotFound { .. } => "not-found",
-            RegistryError::Invalid { .. } => "invalid",
+            RegistryError::Transient { .. } => barge_core::ErrorClass::Transient,
+            RegistryError::RateLimited { .. } => barge_core::ErrorClass::RateLimited,
+            RegistryError::Auth { .. } => barge_core::ErrorClass::Auth,
+            RegistryError::NotFound { .. } => barge_core::ErrorClass::NotFound,
+            RegistryError::Invalid { .. } => barge_core::ErrorClass::Invalid,
         }
     }
 }

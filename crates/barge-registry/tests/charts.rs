@@ -88,7 +88,7 @@ async fn classic_http_repository() {
     )
     .await
     .unwrap_err();
-    assert_eq!(missing.class(), "not-found", "{missing}");
+    assert_eq!(missing.class(), barge_core::ErrorClass::NotFound, "{missing}");
     server.abort();
 }
 

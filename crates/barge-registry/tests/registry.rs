@@ -111,7 +111,7 @@ async fn basic_auth_from_docker_config_and_clear_errors_without_secrets() {
     }))
     .unwrap();
     let err = discover_image(&client, &sub(&repo, |_| {})).await.unwrap_err();
-    assert_eq!(err.class(), "auth", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::Auth, "{err}");
     assert!(err.to_string().contains("rejected the credentials"), "{err}");
     assert!(!err.to_string().contains("wrong-battery"));
 
@@ -159,7 +159,7 @@ async fn bearer_token_challenge_through_a_token_server() {
     let err = discover_image(&client, &sub(&format!("{}/org/app", proxy.host), |_| {}))
         .await
         .unwrap_err();
-    assert_eq!(err.class(), "auth");
+    assert_eq!(err.class(), barge_core::ErrorClass::Auth);
     assert!(
         err.to_string().contains("token server rejected the credentials"),
         "{err}"
@@ -201,7 +201,7 @@ async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error()
     let err = discover_image(&client, &sub(&format!("{}/flaky/app", proxy.host), |_| {}))
         .await
         .unwrap_err();
-    assert_eq!(err.class(), "rate-limited", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::RateLimited, "{err}");
     assert_eq!(
         proxy.requests.load(std::sync::atomic::Ordering::SeqCst),
         3,
@@ -224,7 +224,7 @@ async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error()
     let err = discover_image(&client, &sub(&format!("{}/flaky/app", proxy.host), |_| {}))
         .await
         .unwrap_err();
-    assert_eq!(err.class(), "transient", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::Transient, "{err}");
     assert!(err.to_string().contains("incomplete or invalid JSON"), "{err}");
 }
 
@@ -340,7 +340,7 @@ async fn missing_repositories_are_not_found() {
     let err = discover_image(&client, &sub(&format!("{}/nothing/here", reg.host), |_| {}))
         .await
         .unwrap_err();
-    assert_eq!(err.class(), "not-found", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::NotFound, "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -391,7 +391,7 @@ async fn untrusted_tls_fails_clearly_unless_verification_is_skipped() {
     let repo = format!("https://{}/tls/app", reg.host);
     let strict = Registry::new(fast(RegistryConfig::default())).unwrap();
     let err = discover_image(&strict, &sub(&repo, |_| {})).await.unwrap_err();
-    assert_eq!(err.class(), "invalid", "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::Invalid, "{err}");
     assert!(err.to_string().contains("insecureSkipTLSVerify"), "{err}");
     assert_eq!(strict.requests(), 1, "a certificate problem is not retried");
     let insecure = Registry::new(fast(RegistryConfig {

@@ -84,28 +84,7 @@ pub fn parse_source(arg: &str) -> Source {
     Source::Git { url, reference, path }
 }
 
-/// Replaces the password (or token) in a URL's userinfo with `***`.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            let shown = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                "***".to_string()
-            };
-            format!("{}{}@{}", &url[..scheme_end], shown, &rest[at + 1..])
-        }
-        None => url.to_string(),
-    }
-}
+pub use barge_core::secret::redact_url;
 
 /// Loads every source into the catalog. Problems with file content become diagnostics in the
 /// catalog; only an unreadable source is an `Err`.
@@ -203,7 +182,7 @@ fn fetch(url: &str, reference: Option<&str>) -> Result<tempfile::TempDir, Source
     let err = |message: String| SourceError::Git {
         url: redact_url(url),
         reference: reference.map(str::to_string),
-        message: redact_text(&message, url),
+        message: barge_core::secret::redact_text(&message, url, None),
     };
     let dir = tempfile::Builder::new()
         .prefix("barge-source-")
@@ -251,23 +230,6 @@ fn fetch(url: &str, reference: Option<&str>) -> Result<tempfile::TempDir, Source
     Ok(dir)
 }
 
-/// Removes a URL's credentials from text git printed (it may echo the URL).
-fn redact_text(text: &str, url: &str) -> String {
-    let redacted = redact_url(url);
-    let mut out = text.replace(url, &redacted);
-    if let Some(scheme_end) = url.find("://").map(|i| i + 3)
-        && let Some(at) = url[scheme_end..].find('@')
-    {
-        let userinfo = &url[scheme_end..scheme_end + at];
-        if let Some((_, secret)) = userinfo.split_once(':')
-            && !secret.is_empty()
-        {
-            out = out.replace(secret, "***");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,28 +261,5 @@ mod tests {
             }
         );
         assert_eq!(parse_source("pipelines/"), Source::Path(PathBuf::from("pipelines/")));
-    }
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(
-            redact_url("https://bob:s3cret@git.example.com/x.git"),
-            "https://bob:***@git.example.com/x.git"
-        );
-        assert_eq!(
-            redact_url("https://ghp_token@git.example.com/x.git"),
-            "https://***@git.example.com/x.git"
-        );
-        assert_eq!(
-            redact_url("https://git.example.com/x.git"),
-            "https://git.example.com/x.git"
-        );
-        assert_eq!(
-            redact_text(
-                "fatal: could not read from https://bob:s3cret@h/x.git (s3cret)",
-                "https://bob:s3cret@h/x.git"
-            ),
-            "fatal: could not read from https://bob:***@h/x.git (***)"
-        );
     }
 }

@@ -31,11 +31,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub fn class(&self) -> &'static str {
+    pub fn class(&self) -> barge_core::ErrorClass {
         match self {
-            StoreError::Connect { .. } | StoreError::Query(_) => "transient",
-            StoreError::Conflict(_) => "conflict",
-            StoreError::Migrate(_) | StoreError::Corrupt(_) => "invalid",
+            StoreError::Connect { .. } | StoreError::Query(_) => barge_core::ErrorClass::Transient,
+            StoreError::Conflict(_) => barge_core::ErrorClass::Conflict,
+            StoreError::Migrate(_) | StoreError::Corrupt(_) => barge_core::ErrorClass::Invalid,
         }
     }
 }
@@ -107,17 +107,7 @@ pub struct Store {
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Hides a password in a database URL.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
-}
+pub use barge_core::secret::redact_url;
 
 impl Store {
     /// Opens (and migrates) a store: `sqlite://PATH` (created if missing, WAL) or

@@ -47,7 +47,12 @@ pub struct SubscriptionReport {
 }
 
 impl SubscriptionReport {
-    fn failed(kind: &'static str, repo_url: &str, class: &str, error: &dyn std::fmt::Display) -> SubscriptionReport {
+    fn failed(
+        kind: &'static str,
+        repo_url: &str,
+        class: barge_core::ErrorClass,
+        error: &dyn std::fmt::Display,
+    ) -> SubscriptionReport {
         SubscriptionReport {
             kind,
             repo_url: repo_url.to_string(),
