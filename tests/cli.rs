@@ -5,10 +5,8 @@ mod support;
 
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use support::{copy_dir, git, root, run, stderr, stdout};
+use support::{GitDaemon, copy_dir, free_port, git, root, run, stderr, stdout};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);
@@ -327,12 +325,8 @@ fn config_repo(dir: &Path) -> (std::path::PathBuf, String) {
         dir,
         &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
     );
-    let out = Command::new("git")
-        .args(["rev-parse", "v1^{commit}"])
-        .current_dir(&bare)
-        .output()
-        .unwrap();
-    (bare, String::from_utf8(out.stdout).unwrap().trim().to_string())
+    let commit = git(&bare, &["rev-parse", "v1^{commit}"]);
+    (bare, commit)
 }
 
 #[test]
@@ -376,47 +370,16 @@ fn loads_from_a_git_repository_at_a_branch_tag_or_commit() {
     );
 }
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn loads_from_a_git_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let (bare, _) = config_repo(dir.path());
-    let port = free_port();
-    let daemon = Daemon(
-        Command::new("git")
-            .args([
-                "daemon",
-                "--reuseaddr",
-                "--export-all",
-                "--listen=127.0.0.1",
-                &format!("--port={port}"),
-                &format!("--base-path={}", dir.path().display()),
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("git daemon (Debian package git-daemon-run or git)"),
+    let daemon = GitDaemon::start(dir.path());
+    let url = format!(
+        "git://127.0.0.1:{}/{}",
+        daemon.port,
+        bare.file_name().unwrap().to_string_lossy()
     );
-    let url = format!("git://127.0.0.1:{port}/{}", bare.file_name().unwrap().to_string_lossy());
-    // Wait for the daemon to listen (bounded).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "git daemon did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     let out = run(&["validate", "-o", "json", &format!("{url}//pipelines?ref=v1")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();

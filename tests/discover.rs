@@ -105,11 +105,7 @@ async fn discovers_the_bundled_pipeline_on_a_local_registry() {
 
 #[test]
 fn an_unreachable_registry_fails_with_a_classified_error_and_no_freight() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let out = run(&[
         "discover",
         root().join("pipelines").to_str().unwrap(),
@@ -148,17 +144,7 @@ async fn image_and_git_subscriptions_mint_one_freight() {
     std::fs::write(work.join("README.md"), "not a manifest\n").unwrap();
     support::git(&work, &["add", "."]);
     support::git(&work, &["commit", "-q", "-m", "readme"]);
-    let base_commit = String::from_utf8(
-        Command::new("git")
-            .args(["rev-parse", "HEAD~1"])
-            .current_dir(&work)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_string();
+    let base_commit = support::git(&work, &["rev-parse", "HEAD~1"]);
     let bare = dir.path().join("guestbook-config.git");
     support::git(
         dir.path(),

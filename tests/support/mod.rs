@@ -59,23 +59,10 @@ pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&out)))
 }
 
-/// Runs a git command in `dir`, panicking with its stderr on failure.
-pub fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "barge-test")
-        .env("GIT_AUTHOR_EMAIL", "test@barge.invalid")
-        .env("GIT_COMMITTER_NAME", "barge-test")
-        .env("GIT_COMMITTER_EMAIL", "test@barge.invalid")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "../../crates/barge-git/tests/support/mod.rs"]
+mod git_kit;
+#[allow(unused_imports)] // each test crate uses some of the kit
+pub use git_kit::{GitDaemon, free_port, git};
 
 /// Copies a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {

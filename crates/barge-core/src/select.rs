@@ -22,9 +22,7 @@ pub struct ImagePolicy {
     /// Digest strategy: the mutable tag followed.
     pub digest_tag: Option<String>,
     pub strict: bool,
-    pub allow: Vec<Regex>,
-    pub ignore: Vec<Regex>,
-    pub ignore_exact: Vec<String>,
+    pub tags: TagFilter,
     pub limit: usize,
     pub platform: Option<String>,
     /// Trust cached metadata by tag (tags are immutable); never applies to Digest.
@@ -32,6 +30,49 @@ pub struct ImagePolicy {
 }
 
 pub const DEFAULT_DISCOVERY_LIMIT: usize = 20;
+
+/// How many candidates a subscription keeps: `discoveryLimit`, default 20, within 1..=100 (as
+/// Kargo clamps it).
+pub fn discovery_limit(requested: Option<i64>) -> usize {
+    requested.map_or(DEFAULT_DISCOVERY_LIMIT, |n| n.clamp(1, 100) as usize)
+}
+
+/// Which tags a subscription lets through: Kargo's `allowTagsRegexes` / `ignoreTagsRegexes`
+/// and the deprecated `allowTags` (one more allow regex) / `ignoreTags` (exact names). The same
+/// rules apply to image tags and git tags.
+#[derive(Clone, Debug, Default)]
+pub struct TagFilter {
+    allow: Vec<Regex>,
+    ignore: Vec<Regex>,
+    ignore_exact: Vec<String>,
+}
+
+impl TagFilter {
+    /// Compiles the four fields; the error names the regex that does not compile.
+    pub fn new(
+        allow_tags: Option<&str>,
+        allow_tags_regexes: &[String],
+        ignore_tags: &[String],
+        ignore_tags_regexes: &[String],
+    ) -> Result<TagFilter, String> {
+        let compile = |list: &mut dyn Iterator<Item = &str>| -> Result<Vec<Regex>, String> {
+            list.map(|r| Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}")))
+                .collect()
+        };
+        Ok(TagFilter {
+            allow: compile(&mut allow_tags_regexes.iter().map(String::as_str).chain(allow_tags))?,
+            ignore: compile(&mut ignore_tags_regexes.iter().map(String::as_str))?,
+            ignore_exact: ignore_tags.to_vec(),
+        })
+    }
+
+    /// Whether a tag passes: it matches an allow regex (when there are any) and no ignore rule.
+    pub fn allows(&self, tag: &str) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(tag)))
+            && !self.ignore.iter().any(|r| r.is_match(tag))
+            && !self.ignore_exact.iter().any(|t| t == tag)
+    }
+}
 
 impl ImagePolicy {
     /// Compiles a subscription; the error says which field is wrong (validation reports the
@@ -67,26 +108,18 @@ impl ImagePolicy {
             ),
             _ => (None, None),
         };
-        let compile = |list: &[String]| -> Result<Vec<Regex>, String> {
-            list.iter()
-                .map(|r| Regex::new(r).map_err(|e| format!("invalid regex {r:?}: {e}")))
-                .collect()
-        };
-        let mut allow = compile(&sub.allow_tags_regexes)?;
-        if let Some(a) = &sub.allow_tags {
-            allow.extend(compile(std::slice::from_ref(a))?);
-        }
         Ok(ImagePolicy {
             strategy,
             constraint,
             digest_tag,
             strict: sub.strict_semvers.unwrap_or(true),
-            allow,
-            ignore: compile(&sub.ignore_tags_regexes)?,
-            ignore_exact: sub.ignore_tags.clone(),
-            limit: sub
-                .discovery_limit
-                .map_or(DEFAULT_DISCOVERY_LIMIT, |n| n.clamp(1, 100) as usize),
+            tags: TagFilter::new(
+                sub.allow_tags.as_deref(),
+                &sub.allow_tags_regexes,
+                &sub.ignore_tags,
+                &sub.ignore_tags_regexes,
+            )?,
+            limit: discovery_limit(sub.discovery_limit),
             platform: sub.platform.clone().filter(|p| !p.is_empty()),
             cache_by_tag: sub.cache_by_tag == Some(true) && strategy != ImageStrategy::Digest,
         })
@@ -94,9 +127,7 @@ impl ImagePolicy {
 
     /// Whether the allow/ignore filters let a tag through.
     pub fn allowed(&self, tag: &str) -> bool {
-        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(tag)))
-            && !self.ignore.iter().any(|r| r.is_match(tag))
-            && !self.ignore_exact.iter().any(|t| t == tag)
+        self.tags.allows(tag)
     }
 
     /// The candidate tags, best first, at most `limit` of them. For NewestBuild this is every
@@ -164,6 +195,25 @@ mod tests {
 
     fn tags(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn tag_filter_combines_the_current_and_deprecated_fields() {
+        let f = TagFilter::new(Some("^v2"), &tags(&["^v1"]), &tags(&["v1.0.1"]), &tags(&["-rc"])).unwrap();
+        assert!(
+            f.allows("v1.0.0") && f.allows("v2.0.0"),
+            "allowTags adds an allow regex"
+        );
+        assert!(!f.allows("v3.0.0"), "not allowed by any regex");
+        assert!(!f.allows("v1.0.1"), "ignoreTags is an exact name");
+        assert!(f.allows("v1.0.10"), "ignoreTags is not a prefix or regex");
+        assert!(!f.allows("v2.0.0-rc.1"), "ignoreTagsRegexes");
+        assert!(TagFilter::default().allows("anything"));
+        let err = TagFilter::new(None, &[], &[], &tags(&["("])).unwrap_err();
+        assert!(err.contains("invalid regex \"(\""), "{err}");
+        assert_eq!(discovery_limit(None), 20);
+        assert_eq!(discovery_limit(Some(0)), 1);
+        assert_eq!(discovery_limit(Some(500)), 100);
     }
 
     #[test]

@@ -611,29 +611,13 @@ impl<'a> Cx<'a, '_> {
             }
             _ => {}
         }
-        if let Some(t) = &s.allow_tags {
-            self.deprecated(
-                &p("allowTags"),
-                "`allowTags` is deprecated (Kargo ≥ v1.11 fails discovery with it)",
-                "use `allowTagsRegexes: [...]`; barge still reads it",
-            );
-            self.regex(&p("allowTags"), t);
-        }
-        if !s.ignore_tags.is_empty() {
-            self.deprecated(
-                &p("ignoreTags"),
-                "`ignoreTags` is deprecated (Kargo ≥ v1.11 fails discovery with it)",
-                "use `ignoreTagsRegexes: [...]`; barge still reads it",
-            );
-        }
-        for (field, list) in [
-            ("allowTagsRegexes", &s.allow_tags_regexes),
-            ("ignoreTagsRegexes", &s.ignore_tags_regexes),
-        ] {
-            for (i, re) in list.iter().enumerate() {
-                self.regex(&join(&p(field), &path![i]), re);
-            }
-        }
+        self.tag_filters(
+            base,
+            s.allow_tags.as_deref(),
+            &s.allow_tags_regexes,
+            &s.ignore_tags,
+            &s.ignore_tags_regexes,
+        );
         if let Some(platform) = &s.platform {
             let parts: Vec<&str> = platform.split('/').collect();
             if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty()) {
@@ -648,6 +632,42 @@ impl<'a> Cx<'a, '_> {
             }
         }
         self.discovery_limit(&p("discoveryLimit"), s.discovery_limit);
+    }
+
+    /// The tag filters image and git subscriptions share: the deprecated `allowTags` /
+    /// `ignoreTags` (warned about) and the regex lists (compiled).
+    fn tag_filters(
+        &mut self,
+        base: &[PathSeg],
+        allow_tags: Option<&str>,
+        allow_tags_regexes: &[String],
+        ignore_tags: &[String],
+        ignore_tags_regexes: &[String],
+    ) {
+        let p = |k: &str| -> Vec<PathSeg> { [base, &path![k]].concat() };
+        if let Some(t) = allow_tags {
+            self.deprecated(
+                &p("allowTags"),
+                "`allowTags` is deprecated (Kargo ≥ v1.11 fails discovery with it)",
+                "use `allowTagsRegexes: [...]`; barge still reads it",
+            );
+            self.regex(&p("allowTags"), t);
+        }
+        if !ignore_tags.is_empty() {
+            self.deprecated(
+                &p("ignoreTags"),
+                "`ignoreTags` is deprecated (Kargo ≥ v1.11 fails discovery with it)",
+                "use `ignoreTagsRegexes: [...]`; barge still reads it",
+            );
+        }
+        for (field, list) in [
+            ("allowTagsRegexes", allow_tags_regexes),
+            ("ignoreTagsRegexes", ignore_tags_regexes),
+        ] {
+            for (i, re) in list.iter().enumerate() {
+                self.regex(&join(&p(field), &path![i]), re);
+            }
+        }
     }
 
     fn git_subscription(&mut self, s: &GitSubscription, base: &[PathSeg]) {
@@ -668,29 +688,13 @@ impl<'a> Cx<'a, '_> {
         if s.commit_selection_strategy.as_deref() == Some("SemVer") {
             self.constraint(&p("semverConstraint"), s.semver_constraint.as_deref());
         }
-        if let Some(t) = &s.allow_tags {
-            self.deprecated(
-                &p("allowTags"),
-                "`allowTags` is deprecated (Kargo ≥ v1.11 fails discovery with it)",
-                "use `allowTagsRegexes: [...]`; barge still reads it",
-            );
-            self.regex(&p("allowTags"), t);
-        }
-        if !s.ignore_tags.is_empty() {
-            self.deprecated(
-                &p("ignoreTags"),
-                "`ignoreTags` is deprecated (Kargo ≥ v1.11 fails discovery with it)",
-                "use `ignoreTagsRegexes: [...]`; barge still reads it",
-            );
-        }
-        for (field, list) in [
-            ("allowTagsRegexes", &s.allow_tags_regexes),
-            ("ignoreTagsRegexes", &s.ignore_tags_regexes),
-        ] {
-            for (i, re) in list.iter().enumerate() {
-                self.regex(&join(&p(field), &path![i]), re);
-            }
-        }
+        self.tag_filters(
+            base,
+            s.allow_tags.as_deref(),
+            &s.allow_tags_regexes,
+            &s.ignore_tags,
+            &s.ignore_tags_regexes,
+        );
         self.raw_expression(&p("expressionFilter"), s.expression_filter.as_deref());
         for (field, list) in [("includePaths", &s.include_paths), ("excludePaths", &s.exclude_paths)] {
             for (i, sel) in list.iter().enumerate() {

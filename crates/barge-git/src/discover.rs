@@ -7,6 +7,7 @@ use crate::{GitError, git};
 use barge_core::glob::Glob;
 use barge_core::model::kargo::GitSubscription;
 use barge_core::rewrite::{Rewrite, apply};
+use barge_core::select::TagFilter;
 use barge_core::semver::{Constraint, Version};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -103,19 +104,13 @@ impl PathSelector {
 }
 
 struct Filters {
-    allow: Vec<Regex>,
-    ignore: Vec<Regex>,
+    tags: TagFilter,
     include: Vec<PathSelector>,
     exclude: Vec<PathSelector>,
     expression: Option<String>,
 }
 
 impl Filters {
-    fn tag_allowed(&self, tag: &str) -> bool {
-        (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(tag)))
-            && !self.ignore.iter().any(|r| r.is_match(tag))
-    }
-
     fn has_paths(&self) -> bool {
         !self.include.is_empty() || !self.exclude.is_empty()
     }
@@ -168,18 +163,14 @@ pub async fn discover_git(
         "NewestTag" => Strategy::NewestTag,
         other => return Err(invalid(format!("unknown commitSelectionStrategy {other:?}"))),
     };
-    let compile = |list: &[String]| -> Result<Vec<Regex>, GitError> {
-        list.iter()
-            .map(|r| Regex::new(r).map_err(|e| invalid(format!("invalid regex {r:?}: {e}"))))
-            .collect()
-    };
-    let mut allow = compile(&sub.allow_tags_regexes)?;
-    if let Some(a) = &sub.allow_tags {
-        allow.extend(compile(std::slice::from_ref(a))?);
-    }
     let filters = Filters {
-        allow,
-        ignore: compile(&sub.ignore_tags_regexes)?,
+        tags: TagFilter::new(
+            sub.allow_tags.as_deref(),
+            &sub.allow_tags_regexes,
+            &sub.ignore_tags,
+            &sub.ignore_tags_regexes,
+        )
+        .map_err(&invalid)?,
         include: sub
             .include_paths
             .iter()
@@ -199,7 +190,7 @@ pub async fn discover_git(
         (Strategy::SemVer, Some(c)) => Some(Constraint::parse(c).map_err(|e| invalid(e.to_string()))?),
         _ => None,
     };
-    let limit = sub.discovery_limit.map_or(20, |n| n.clamp(1, 100) as usize);
+    let limit = barge_core::select::discovery_limit(sub.discovery_limit);
     let url = apply(&cfg.rewrites, &sub.repo_url);
     let dir = tempfile::Builder::new()
         .prefix("barge-git-")
@@ -353,7 +344,7 @@ pub async fn discover_git(
                     )
                 })
             })
-            .filter(|(name, ..)| filters.tag_allowed(name))
+            .filter(|(name, ..)| filters.tags.allows(name))
             .collect();
         let strict = sub.strict_semvers.unwrap_or(true);
         match strategy {

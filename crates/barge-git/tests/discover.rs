@@ -4,26 +4,9 @@ use barge_core::model::kargo::GitSubscription;
 use barge_core::rewrite::Rewrite;
 use barge_git::discover::{GitConfig, discover_git};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn git(dir: &Path, args: &[&str], date: &str) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Ada")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_COMMITTER_NAME", "Bob")
-        .env("GIT_COMMITTER_EMAIL", "bob@example.com")
-        .env("GIT_AUTHOR_DATE", date)
-        .env("GIT_COMMITTER_DATE", date)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+mod support;
+use support::{GitDaemon, free_port, git, git_dated};
 
 fn write(dir: &Path, file: &str, text: &str) {
     let p = dir.join(file);
@@ -38,39 +21,27 @@ fn write(dir: &Path, file: &str, text: &str) {
 fn repo(root: &Path) -> (PathBuf, [String; 3]) {
     let work = root.join("work");
     std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q", "-b", "main"], "2026-01-01T00:00:00Z");
+    git_dated(&work, &["init", "-q", "-b", "main"], "2026-01-01T00:00:00Z");
     write(&work, "base/app.yaml", "v: 1\n");
-    git(&work, &["add", "."], "2026-01-01T00:00:00Z");
-    git(&work, &["commit", "-q", "-m", "add app"], "2026-01-01T00:00:00Z");
-    git(&work, &["tag", "v1.0.0"], "2026-01-01T00:00:00Z");
-    git(&work, &["tag", "v1.0"], "2026-01-01T00:00:00Z");
+    git_dated(&work, &["add", "."], "2026-01-01T00:00:00Z");
+    git_dated(&work, &["commit", "-q", "-m", "add app"], "2026-01-01T00:00:00Z");
+    git_dated(&work, &["tag", "v1.0.0"], "2026-01-01T00:00:00Z");
+    git_dated(&work, &["tag", "v1.0"], "2026-01-01T00:00:00Z");
     write(&work, "docs/readme.md", "hi\n");
-    git(&work, &["add", "."], "2026-01-02T00:00:00Z");
-    git(&work, &["commit", "-q", "-m", "docs only"], "2026-01-02T00:00:00Z");
-    git(&work, &["tag", "release-b"], "2026-01-02T00:00:00Z");
+    git_dated(&work, &["add", "."], "2026-01-02T00:00:00Z");
+    git_dated(&work, &["commit", "-q", "-m", "docs only"], "2026-01-02T00:00:00Z");
+    git_dated(&work, &["tag", "release-b"], "2026-01-02T00:00:00Z");
     write(&work, "base/app.yaml", "v: 2\n");
-    git(&work, &["commit", "-q", "-am", "bump app"], "2026-01-03T00:00:00Z");
-    git(
+    git_dated(&work, &["commit", "-q", "-am", "bump app"], "2026-01-03T00:00:00Z");
+    git_dated(
         &work,
         &["tag", "-a", "v1.1.0", "-m", "release 1.1.0"],
         "2026-01-04T00:00:00Z",
     );
-    git(&work, &["tag", "-a", "v2.0.0-rc.1", "-m", "rc"], "2026-01-05T00:00:00Z");
-    let ids = ["HEAD~2", "HEAD~1", "HEAD"].map(|r| {
-        String::from_utf8(
-            Command::new("git")
-                .args(["rev-parse", r])
-                .current_dir(&work)
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-        .trim()
-        .to_string()
-    });
+    git_dated(&work, &["tag", "-a", "v2.0.0-rc.1", "-m", "rc"], "2026-01-05T00:00:00Z");
+    let ids = ["HEAD~2", "HEAD~1", "HEAD"].map(|r| git(&work, &["rev-parse", r]));
     let bare = root.join("config.git");
-    git(
+    git_dated(
         root,
         &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
         "2026-01-06T00:00:00Z",
@@ -240,6 +211,21 @@ async fn tag_strategies() {
         newest.observed_refs
     );
 
+    let deprecated_ignore = discover_git_fresh(
+        &sub(&url, |s| {
+            s.commit_selection_strategy = Some("NewestTag".into());
+            s.ignore_tags = vec!["v2.0.0-rc.1".into(), "v1.1.0".into()];
+        }),
+        &cfg,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tags(&deprecated_ignore)[0],
+        "release-b",
+        "the deprecated exact-name ignoreTags applies to git tags as to image tags"
+    );
+
     let annotated = discover_git_fresh(
         &sub(&url, |s| {
             s.commit_selection_strategy = Some("NewestTag".into());
@@ -256,37 +242,14 @@ async fn tag_strategies() {
 async fn through_git_daemon_with_a_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let (bare, [_, _, c3]) = repo(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut daemon = Command::new("git")
-        .args([
-            "daemon",
-            "--reuseaddr",
-            "--export-all",
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            &format!("--base-path={}", dir.path().display()),
-            dir.path().to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline);
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let daemon = GitDaemon::start(dir.path());
+    let port = daemon.port;
     let cfg = GitConfig {
         rewrites: vec![Rewrite::parse(&format!("https://git.example.com/acme/=git://127.0.0.1:{port}/")).unwrap()],
         ..Default::default()
     };
     let d = discover_git_fresh(&sub("https://git.example.com/acme/config.git", |_| {}), &cfg).await;
-    let _ = daemon.kill();
-    let _ = daemon.wait();
+    drop(daemon);
     let d = d.unwrap();
     assert_eq!(
         d.repo_url, "https://git.example.com/acme/config.git",
@@ -298,11 +261,7 @@ async fn through_git_daemon_with_a_rewrite() {
 
 #[tokio::test]
 async fn unreachable_remotes_fail_with_a_class_and_no_credentials_in_the_message() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let err = discover_git_fresh(
         &sub(&format!("http://bot:s3cret-token@127.0.0.1:{port}/x.git"), |_| {}),
         &GitConfig::default(),
@@ -347,8 +306,8 @@ async fn unchanged_refs_reuse_the_previous_pass_without_fetching() {
     // A new commit moves the branch: a real pass again.
     let work = dir.path().join("work");
     write(&work, "base/app.yaml", "v: 3\n");
-    git(&work, &["commit", "-q", "-am", "bump again"], "2026-01-07T00:00:00Z");
-    git(
+    git_dated(&work, &["commit", "-q", "-am", "bump again"], "2026-01-07T00:00:00Z");
+    git_dated(
         &work,
         &["push", "-q", bare.to_str().unwrap(), "main"],
         "2026-01-07T00:00:00Z",

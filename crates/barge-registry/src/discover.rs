@@ -325,7 +325,7 @@ pub async fn discover_chart(
         .map(Constraint::parse)
         .transpose()
         .map_err(|e| invalid(e.to_string()))?;
-    let limit = sub.discovery_limit.map_or(20, |n| n.clamp(1, 100) as usize);
+    let limit = barge_core::select::discovery_limit(sub.discovery_limit);
     let (name, raw_versions) = if let Some(reference) = sub.repo_url.strip_prefix("oci://") {
         let repo = reg.resolve(reference);
         let name = reference.rsplit('/').next().unwrap_or(reference).to_string();
