@@ -1,5 +1,5 @@
 //! `${{ … }}` and `${% … %}` expressions in step configs and vars, as Kargo evaluates them with
-//! expr-lang. Here they are found and parsed; evaluation belongs to the promotion engine.
+//! expr-lang. Here they are found and parsed; [`crate::eval`] evaluates them.
 
 /// One expression found in a string: its body and its character offset in the string.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,19 +50,7 @@ pub fn parse(body: &str) -> Result<(), String> {
     if body.trim().is_empty() {
         return Err("the expression is empty".to_string());
     }
-    // expr-lang 2.1 panics while building the AST of some valid expressions (map literals whose
-    // values are not constants, e.g. `quote({"ref": vars.branch})`, which Kargo users write in
-    // `${% %}` blocks). The panic happens only after its grammar accepted the text, so for
-    // validation it means "parses". It is caught here and kept off stderr; every other panic
-    // still reaches the previous hook.
-    silence_expr_panics();
-    QUIET.with(|q| q.set(true));
-    let result = std::panic::catch_unwind(|| expr::compile(body).map(|_| ()));
-    QUIET.with(|q| q.set(false));
-    match result {
-        Ok(Ok(())) | Err(_) => Ok(()),
-        Ok(Err(e)) => Err(one_line(&e)),
-    }
+    expr::compile(body).map(|_| ()).map_err(|e| one_line(&e))
 }
 
 /// An expr-lang error (often several lines with a caret drawing) as one line for a diagnostic.
@@ -73,22 +61,6 @@ pub fn one_line(e: &dyn std::fmt::Display) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-thread_local! {
-    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn silence_expr_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(std::cell::Cell::get) {
-                previous(info);
-            }
-        }));
-    });
 }
 
 /// Step aliases an expression reads outputs from: `outputs.alias`, `outputs['alias']`, and
@@ -144,7 +116,7 @@ mod tests {
             assert!(parse(ok).is_ok(), "{ok}: {:?}", parse(ok));
         }
         assert!(parse("vars.x ==").is_err());
-        // Valid, though expr-lang 2.1 cannot build its AST (see `parse`).
+        // Map literals with expression values (vendor/expr-lang fixes the upstream panic).
         assert!(parse("quote({\"ref\": vars.branch, \"n\": [1, vars.x]})").is_ok());
         assert!(parse("   ").is_err());
     }

@@ -1,0 +1,616 @@
+//! Evaluating `${{ }}` / `${% %}` expressions the way Kargo does (kargo.md §2.4), with
+//! expr-lang and Kargo's functions.
+//!
+//! Kargo renders a template string by replacing each expression with its result (strings as
+//! they are, everything else as JSON) and then reads the whole text as JSON when it can. So
+//! `${{ imageFrom(r).Tag }}` with tag `1.10` becomes the number 1.1, and `quote()` exists to
+//! keep a string a string. barge does exactly the same, so values written by promotion steps
+//! match what Kargo would write.
+//!
+//! Purity: the current time is an input ([`Data::now`]); `now()` never reads the clock.
+
+use crate::freight::{normalize_chart, normalize_git, normalize_image};
+use crate::model::kargo::Freight;
+use expr::{Context, Environment, Value};
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+
+/// A step's run state as `status()`, `success()` and `failure()` see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Skipped,
+    Failed,
+    Errored,
+    Aborted,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "Pending",
+            StepStatus::Running => "Running",
+            StepStatus::Succeeded => "Succeeded",
+            StepStatus::Skipped => "Skipped",
+            StepStatus::Failed => "Failed",
+            StepStatus::Errored => "Errored",
+            StepStatus::Aborted => "Aborted",
+        }
+    }
+
+    pub fn is_failure(self) -> bool {
+        matches!(self, StepStatus::Failed | StepStatus::Errored | StepStatus::Aborted)
+    }
+}
+
+/// Everything Kargo's functions read, fixed for one promotion.
+#[derive(Clone, Debug, Default)]
+pub struct Data {
+    /// The `ctx` object: project, stage, promotion, targetFreight, meta …
+    pub ctx: Json,
+    /// The freight collection: the promoted freight and what the stage keeps from other origins.
+    pub freight: Vec<Freight>,
+    /// Project secrets by name (`secret(name)`).
+    pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Shared secrets (`sharedSecret(name)`).
+    pub shared_secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Config values (`configMap(name)`), barge's stand-in for ConfigMaps.
+    pub config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// Shared config values (`sharedConfigMap(name)`).
+    pub shared_config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// Stage metadata by stage name (`stageMetadata(name)`).
+    pub stage_metadata: BTreeMap<String, Map<String, Json>>,
+    /// Freight metadata by freight name or alias (`freightMetadata(name)`).
+    pub freight_metadata: BTreeMap<String, Map<String, Json>>,
+    /// What `now()` returns (RFC 3339).
+    pub now: String,
+}
+
+/// The variables one evaluation sees, besides [`Data`].
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub vars: Map<String, Json>,
+    /// Outputs of earlier steps by alias.
+    pub outputs: Map<String, Json>,
+    /// Inside a task: outputs of the task's earlier steps by their local alias.
+    pub task_outputs: Option<Map<String, Json>>,
+    /// Earlier steps' statuses: (alias, local alias within its task, status, continueOnError).
+    pub statuses: Vec<(String, String, StepStatus, bool)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{expression}: {message}")]
+pub struct EvalError {
+    pub expression: String,
+    pub message: String,
+}
+
+/// Evaluates every expression in the string values of `config` (never in keys), recursively.
+pub fn render_value(config: &Json, data: &Data, scope: &Scope) -> Result<Json, EvalError> {
+    Ok(match config {
+        Json::String(s) => render_string(s, data, scope)?,
+        Json::Array(items) => Json::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, data, scope))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), render_value(v, data, scope)?)))
+                .collect::<Result<_, EvalError>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// Renders one template string (see the module docs for how the result is typed).
+pub fn render_string(template: &str, data: &Data, scope: &Scope) -> Result<Json, EvalError> {
+    let found = crate::expr::find(template).map_err(|u| EvalError {
+        expression: template.to_string(),
+        message: format!("`${{{{` at character {} has no closing `{}`", u.offset, u.close),
+    })?;
+    if found.is_empty() {
+        return Ok(Json::String(template.to_string()));
+    }
+    let env = environment(data, scope);
+    let ctx = context(data, scope);
+    let mut out = String::new();
+    let mut rest = template;
+    for f in &found {
+        // `find` returns bodies as slices of `template`, so positions come from pointers.
+        let body_start = f.body.as_ptr() as usize - template.as_ptr() as usize;
+        let open = body_start - 3;
+        let consumed = template.len() - rest.len();
+        out.push_str(&template[consumed..open]);
+        let value = eval_body(&env, &ctx, f.body)?;
+        out.push_str(&render_text(&value));
+        rest = &template[body_start + f.body.len() + 2..];
+    }
+    out.push_str(rest);
+    Ok(serde_json::from_str::<Json>(&out).unwrap_or(Json::String(out)))
+}
+
+/// Evaluates an `if:` condition; it must be a bool.
+pub fn condition(expression: &str, data: &Data, scope: &Scope) -> Result<bool, EvalError> {
+    let body = strip_delimiters(expression);
+    let env = environment(data, scope);
+    let ctx = context(data, scope);
+    match eval_body(&env, &ctx, body)? {
+        Value::Bool(b) => Ok(b),
+        other => Err(EvalError {
+            expression: expression.to_string(),
+            message: format!("an `if` must be true or false, got {}", render_text(&other)),
+        }),
+    }
+}
+
+/// Evaluates a bare expression (no delimiters) to JSON, as `yaml-parse` outputs and the `http`
+/// step's success expressions do; `extra` adds variables (e.g. `response`).
+pub fn expression(body: &str, data: &Data, scope: &Scope, extra: &[(&str, Json)]) -> Result<Json, EvalError> {
+    let env = environment(data, scope);
+    let mut ctx = context(data, scope);
+    for (k, v) in extra {
+        ctx.insert(*k, from_json(v));
+    }
+    Ok(to_json(&eval_body(&env, &ctx, body)?))
+}
+
+fn strip_delimiters(s: &str) -> &str {
+    let t = s.trim();
+    for (open, close) in [("${{", "}}"), ("${%", "%}")] {
+        if let Some(inner) = t.strip_prefix(open).and_then(|x| x.strip_suffix(close)) {
+            return inner;
+        }
+    }
+    t
+}
+
+fn eval_body(env: &Environment<'_>, ctx: &Context, body: &str) -> Result<Value, EvalError> {
+    let err = |message: String| EvalError {
+        expression: body.trim().to_string(),
+        message,
+    };
+    let program = expr::compile(body).map_err(|e| err(crate::expr::one_line(&e)))?;
+    env.run(&program, ctx)
+        .map_err(|e| err(explain(&crate::expr::one_line(&e))))
+}
+
+/// expr-lang's message for reading a field of nil names neither the field's owner nor the
+/// usual cause; this says both.
+fn explain(message: &str) -> String {
+    match message
+        .strip_prefix("Invalid operand for operator []: String(\"")
+        .and_then(|r| r.strip_suffix("\")"))
+    {
+        Some(field) => format!(
+            "cannot read `{field}` of nil: the value before it does not exist (an imageFrom/commitFrom/chartFrom that found nothing in the Freight, a missing output, or an unset var)"
+        ),
+        None => message.to_string(),
+    }
+}
+
+/// How a result is written into the template text: strings as they are, the rest as JSON.
+fn render_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::DateTime(t) => t.to_rfc3339(),
+        other => to_json(other).to_string(),
+    }
+}
+
+fn context(data: &Data, scope: &Scope) -> Context {
+    let mut ctx = Context::default();
+    ctx.insert("ctx", from_json(&data.ctx));
+    ctx.insert("vars", from_json(&Json::Object(scope.vars.clone())));
+    ctx.insert("outputs", from_json(&Json::Object(scope.outputs.clone())));
+    if let Some(t) = &scope.task_outputs {
+        let mut task = IndexMap::new();
+        task.insert("outputs".to_string(), from_json(&Json::Object(t.clone())));
+        ctx.insert("task", Value::Map(task));
+    }
+    ctx
+}
+
+fn fail<T>(message: impl Into<String>) -> expr::Result<T> {
+    Err(expr::Error::ExprError(message.into()))
+}
+
+fn string_arg(name: &str, args: &[Value], i: usize) -> expr::Result<String> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => fail(format!(
+            "{name}: argument {} must be a string, got {}",
+            i + 1,
+            render_text(other)
+        )),
+        None => fail(format!("{name}: missing argument {}", i + 1)),
+    }
+}
+
+/// An origin argument: `warehouse("w")` (a map with Name) or a plain name.
+fn origin_arg(args: &[Value], i: usize) -> Option<String> {
+    match args.get(i) {
+        Some(Value::Map(m)) => m.get("Name").and_then(Value::as_string).map(str::to_string),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn kv_map(m: Option<&BTreeMap<String, String>>) -> Value {
+    Value::Map(
+        m.into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// Finds the one artifact matching `pick` across the collection (optionally in one origin).
+/// Kargo refuses to guess when several origins carry the same artifact.
+fn find_in_collection<T>(
+    name: &str,
+    data: &Data,
+    origin: Option<&str>,
+    pick: impl Fn(&Freight) -> Option<T>,
+) -> expr::Result<Option<T>> {
+    let mut hits = data
+        .freight
+        .iter()
+        .filter(|f| origin.is_none_or(|o| f.origin.as_ref().is_some_and(|fo| fo.name == o)))
+        .filter_map(|f| pick(f).map(|x| (f, x)));
+    let first = hits.next();
+    if first.is_some() && origin.is_none() && hits.next().is_some() {
+        return fail(format!(
+            "{name}: several Freight origins carry this artifact; name one with warehouse(\"…\")"
+        ));
+    }
+    Ok(first.map(|(_, x)| x))
+}
+
+fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
+    let mut env = Environment::new();
+    env.add_function("now", move |_| {
+        let t = chrono::DateTime::parse_from_rfc3339(&data.now)
+            .map_err(|e| expr::Error::ExprError(format!("now(): {e}")))?;
+        Ok(Value::DateTime(t.into()))
+    });
+    env.add_function("quote", |c| {
+        let v = c.args.first().cloned().unwrap_or(Value::Nil);
+        Ok(Value::String(Json::String(render_text(&v)).to_string()))
+    });
+    env.add_function("unsafeQuote", |c| {
+        let v = c.args.first().cloned().unwrap_or(Value::Nil);
+        Ok(Value::String(format!("\"{}\"", render_text(&v))))
+    });
+    env.add_function("warehouse", |c| {
+        let name = string_arg("warehouse", &c.args, 0)?;
+        let mut m = IndexMap::new();
+        m.insert("Kind".to_string(), Value::from("Warehouse"));
+        m.insert("Name".to_string(), Value::String(name));
+        Ok(Value::Map(m))
+    });
+    env.add_function("imageFrom", move |c| {
+        let repo = normalize_image(&string_arg("imageFrom", &c.args, 0)?);
+        let origin = origin_arg(&c.args, 1);
+        let hit = find_in_collection("imageFrom", data, origin.as_deref(), |f| {
+            f.images.iter().find(|i| normalize_image(&i.repo_url) == repo).cloned()
+        })?;
+        Ok(hit.map_or(Value::Nil, |i| {
+            let mut m = IndexMap::new();
+            m.insert("RepoURL".into(), Value::String(i.repo_url));
+            m.insert("Tag".into(), Value::String(i.tag));
+            m.insert("Digest".into(), Value::String(i.digest));
+            m.insert(
+                "Annotations".into(),
+                Value::Map(i.annotations.into_iter().map(|(k, v)| (k, Value::String(v))).collect()),
+            );
+            Value::Map(m)
+        }))
+    });
+    env.add_function("commitFrom", move |c| {
+        let repo = normalize_git(&string_arg("commitFrom", &c.args, 0)?);
+        let origin = origin_arg(&c.args, 1);
+        let hit = find_in_collection("commitFrom", data, origin.as_deref(), |f| {
+            f.commits.iter().find(|x| normalize_git(&x.repo_url) == repo).cloned()
+        })?;
+        Ok(hit.map_or(Value::Nil, |x| {
+            let opt = |s: Option<String>| Value::String(s.unwrap_or_default());
+            let mut m = IndexMap::new();
+            m.insert("RepoURL".into(), Value::String(x.repo_url));
+            m.insert("ID".into(), Value::String(x.id));
+            m.insert("Branch".into(), opt(x.branch));
+            m.insert("Tag".into(), opt(x.tag));
+            m.insert("Message".into(), opt(x.message));
+            m.insert("Author".into(), opt(x.author));
+            m.insert("Committer".into(), opt(x.committer));
+            Value::Map(m)
+        }))
+    });
+    env.add_function("chartFrom", move |c| {
+        let repo = normalize_chart(&string_arg("chartFrom", &c.args, 0)?);
+        // chartFrom(repo[, name][, origin]): the second argument is a name when it is a string.
+        let (name, origin) = match c.args.get(1) {
+            Some(Value::String(n)) => (Some(n.clone()), origin_arg(&c.args, 2)),
+            _ => (None, origin_arg(&c.args, 1)),
+        };
+        let hit = find_in_collection("chartFrom", data, origin.as_deref(), |f| {
+            f.charts
+                .iter()
+                .find(|x| {
+                    normalize_chart(&x.repo_url) == repo
+                        && name.as_ref().is_none_or(|n| x.name.as_deref() == Some(n.as_str()))
+                })
+                .cloned()
+        })?;
+        Ok(hit.map_or(Value::Nil, |x| {
+            let mut m = IndexMap::new();
+            m.insert("RepoURL".into(), Value::String(x.repo_url));
+            m.insert("Name".into(), Value::String(x.name.unwrap_or_default()));
+            m.insert("Version".into(), Value::String(x.version));
+            Value::Map(m)
+        }))
+    });
+    // Kargo's documentation keeps secret() out of vars; real pipelines use it there (corpus
+    // 07-krancour), so barge allows it. Secret values are redacted wherever outputs are recorded.
+    for (name, store) in [
+        ("secret", &data.secrets),
+        ("sharedSecret", &data.shared_secrets),
+        ("configMap", &data.config_maps),
+        ("sharedConfigMap", &data.shared_config_maps),
+    ] {
+        env.add_function(name, move |c| {
+            let key = string_arg(name, &c.args, 0)?;
+            Ok(kv_map(store.get(&key)))
+        });
+    }
+    env.add_function("stageMetadata", move |c| {
+        let stage = string_arg("stageMetadata", &c.args, 0)?;
+        Ok(from_json(&Json::Object(
+            data.stage_metadata.get(&stage).cloned().unwrap_or_default(),
+        )))
+    });
+    env.add_function("freightMetadata", move |c| {
+        let freight = string_arg("freightMetadata", &c.args, 0)?;
+        let all = data.freight_metadata.get(&freight).cloned().unwrap_or_default();
+        match c.args.get(1) {
+            Some(Value::String(key)) => Ok(all.get(key).map_or(Value::Nil, from_json)),
+            _ => Ok(from_json(&Json::Object(all))),
+        }
+    });
+    let failed = move || scope.statuses.iter().any(|(_, _, s, coe)| s.is_failure() && !coe);
+    env.add_function("success", move |_| Ok(Value::Bool(!failed())));
+    env.add_function("failure", move |_| Ok(Value::Bool(failed())));
+    env.add_function("always", |_| Ok(Value::Bool(true)));
+    env.add_function("status", move |c| {
+        let alias = string_arg("status", &c.args, 0)?;
+        // Inside a task the local alias wins, as the task's own steps are meant.
+        let hit = scope
+            .statuses
+            .iter()
+            .rev()
+            .find(|(_, local, _, _)| !local.is_empty() && *local == alias)
+            .or_else(|| scope.statuses.iter().rev().find(|(full, _, _, _)| *full == alias));
+        match hit {
+            Some((_, _, s, _)) => Ok(Value::from(s.as_str())),
+            None => fail(format!("status('{alias}'): no earlier step has that alias")),
+        }
+    });
+    env.add_function("semverParse", |c| {
+        let s = string_arg("semverParse", &c.args, 0)?;
+        let v = crate::semver::Version::parse(&s, false)
+            .map_err(|e| expr::Error::ExprError(format!("semverParse: {e}")))?;
+        let mut m = IndexMap::new();
+        m.insert("Major".into(), Value::Integer(v.major as i64));
+        m.insert("Minor".into(), Value::Integer(v.minor as i64));
+        m.insert("Patch".into(), Value::Integer(v.patch as i64));
+        m.insert("Prerelease".into(), Value::String(v.pre.clone()));
+        m.insert("Metadata".into(), Value::String(v.metadata.clone()));
+        m.insert("String".into(), Value::String(v.to_string()));
+        Ok(Value::Map(m))
+    });
+    env.add_function("semverDiff", |c| {
+        let a = string_arg("semverDiff", &c.args, 0)?;
+        let b = string_arg("semverDiff", &c.args, 1)?;
+        let (Ok(a), Ok(b)) = (
+            crate::semver::Version::parse(&a, false),
+            crate::semver::Version::parse(&b, false),
+        ) else {
+            return Ok(Value::from("Incomparable"));
+        };
+        let diff = if a.major != b.major {
+            "Major"
+        } else if a.minor != b.minor {
+            "Minor"
+        } else if a.patch != b.patch || a.pre != b.pre {
+            "Patch"
+        } else if a.metadata != b.metadata {
+            "Metadata"
+        } else {
+            "None"
+        };
+        Ok(Value::from(diff))
+    });
+    env.add_function("asJSON", |c| {
+        Ok(Value::String(
+            to_json(&c.args.first().cloned().unwrap_or(Value::Nil)).to_string(),
+        ))
+    });
+    env
+}
+
+/// expr value → JSON (integers stay integers; non-finite floats become null).
+pub fn to_json(v: &Value) -> Json {
+    match v {
+        Value::Nil => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Integer(i) => Json::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::String(s) => Json::String(s.clone()),
+        Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
+        Value::Bytes(b) => Json::Array(b.iter().map(|x| Json::from(*x)).collect()),
+        Value::Map(m) => Json::Object(m.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::KeyedMap(m) => Json::Object(m.iter().map(|(k, v)| (render_text(k), to_json(v))).collect()),
+        Value::DateTime(t) => Json::String(t.to_rfc3339()),
+        other => Json::String(other.to_string()),
+    }
+}
+
+/// JSON → expr value.
+pub fn from_json(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => n
+            .as_i64()
+            .map_or_else(|| Value::Float(n.as_f64().unwrap_or(f64::NAN)), Value::Integer),
+        Json::String(s) => Value::String(s.clone()),
+        Json::Array(a) => Value::Array(a.iter().map(from_json).collect()),
+        Json::Object(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kargo::{FreightOrigin, Image};
+    use serde_json::json;
+
+    fn data() -> Data {
+        let image = |repo: &str, tag: &str| Image {
+            repo_url: repo.into(),
+            tag: tag.into(),
+            digest: "sha256:abc".into(),
+            ..Image::default()
+        };
+        let freight = |wh: &str, images: Vec<Image>| Freight {
+            origin: Some(FreightOrigin {
+                kind: "Warehouse".into(),
+                name: wh.into(),
+            }),
+            images,
+            ..Freight::default()
+        };
+        Data {
+            ctx: json!({"stage": "dev", "project": "shop"}),
+            freight: vec![
+                freight(
+                    "front",
+                    vec![
+                        image("ghcr.io/acme/web", "1.10"),
+                        image("docker.io/library/nginx", "1.27.0"),
+                    ],
+                ),
+                freight(
+                    "back",
+                    vec![image("ghcr.io/acme/api", "2.0.0"), image("nginx", "1.26.0")],
+                ),
+            ],
+            secrets: BTreeMap::from([("db".into(), BTreeMap::from([("password".into(), "s3cret".into())]))]),
+            now: "2026-11-22T10:00:00Z".into(),
+            ..Data::default()
+        }
+    }
+
+    fn render(s: &str, scope: &Scope) -> Result<Json, EvalError> {
+        render_string(s, &data(), scope)
+    }
+
+    #[test]
+    fn results_are_typed_as_kargo_types_them() {
+        let scope = Scope::default();
+        // A tag that looks like a number becomes one, as in Kargo; quote() keeps the string.
+        assert_eq!(
+            render("${{ imageFrom('ghcr.io/acme/web').Tag }}", &scope).unwrap(),
+            json!(1.1)
+        );
+        assert_eq!(
+            render("${{ quote(imageFrom('ghcr.io/acme/web').Tag) }}", &scope).unwrap(),
+            json!("1.10")
+        );
+        assert_eq!(
+            render("v${{ imageFrom('ghcr.io/acme/web').Tag }}", &scope).unwrap(),
+            json!("v1.10")
+        );
+        assert_eq!(render("${{ 1 + 2 }}", &scope).unwrap(), json!(3));
+        assert_eq!(render("${{ ctx.stage == 'dev' }}", &scope).unwrap(), json!(true));
+        assert_eq!(
+            render("${{ {'a': [1, ctx.stage]} }}", &scope).unwrap(),
+            json!({"a": [1, "dev"]})
+        );
+        assert_eq!(render("no expressions", &scope).unwrap(), json!("no expressions"));
+        assert_eq!(
+            render("${% ctx.project %}-${{ ctx.stage }}", &scope).unwrap(),
+            json!("shop-dev")
+        );
+        assert_eq!(
+            render("${{ now() }}", &scope).unwrap(),
+            json!("2026-11-22T10:00:00+00:00")
+        );
+    }
+
+    #[test]
+    fn map_literals_with_expressions_evaluate() {
+        let mut scope = Scope::default();
+        scope.vars.insert("branch".into(), json!("env/dev"));
+        let v = render(r#"${% quote({"ref": vars.branch, "n": [1, vars.branch]}) %}"#, &scope).unwrap();
+        assert_eq!(v, json!(r#"{"ref":"env/dev","n":[1,"env/dev"]}"#));
+    }
+
+    #[test]
+    fn artifact_lookups_follow_kargo() {
+        let scope = Scope::default();
+        // Normalised names match (docker.io/library/nginx is nginx), but two origins carry
+        // nginx: Kargo refuses to guess, and warehouse() disambiguates.
+        let e = render("${{ imageFrom('nginx').Tag }}", &scope).unwrap_err();
+        assert!(e.message.contains("warehouse("), "{e}");
+        assert_eq!(
+            render("${{ imageFrom('nginx', warehouse('back')).Tag }}", &scope).unwrap(),
+            json!("1.26.0")
+        );
+        assert_eq!(render("${{ imageFrom('ghcr.io/none') }}", &scope).unwrap(), json!(null));
+        let e = render("${{ imageFrom('ghcr.io/none').Tag }}", &scope).unwrap_err();
+        assert!(e.message.contains("cannot read `Tag` of nil"), "{e}");
+        assert_eq!(render("${{ secret('db').password }}", &scope).unwrap(), json!("s3cret"));
+        assert_eq!(render("${{ secret('nope') }}", &scope).unwrap(), json!({}));
+        assert_eq!(
+            render("${{ semverDiff('1.2.3', '1.3.0') }}", &scope).unwrap(),
+            json!("Minor")
+        );
+        assert_eq!(
+            render("${{ semverParse('v1.2.3-rc.1').Prerelease }}", &scope).unwrap(),
+            json!("rc.1")
+        );
+    }
+
+    #[test]
+    fn step_status_functions() {
+        let mut scope = Scope {
+            statuses: vec![
+                ("a".into(), String::new(), StepStatus::Succeeded, false),
+                ("b".into(), String::new(), StepStatus::Failed, true),
+            ],
+            ..Scope::default()
+        };
+        let d = data();
+        // b failed but continues on error: success() holds.
+        assert!(condition("${{ success() }}", &d, &scope).unwrap());
+        assert!(condition("status('b') == 'Failed'", &d, &scope).unwrap());
+        scope
+            .statuses
+            .push(("c".into(), String::new(), StepStatus::Errored, false));
+        assert!(condition("${{ failure() }}", &d, &scope).unwrap());
+        assert!(!condition("success()", &d, &scope).unwrap());
+        assert!(condition("always()", &d, &scope).unwrap());
+        assert!(condition("status('zzz') == 'x'", &d, &scope).is_err());
+        assert!(
+            condition("'yes'", &d, &scope)
+                .unwrap_err()
+                .message
+                .contains("true or false")
+        );
+    }
+}
