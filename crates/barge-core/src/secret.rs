@@ -55,8 +55,24 @@ pub fn redact_text(text: &str, url: &str, extra: Option<&str>) -> String {
     out
 }
 
+/// Hides every known secret value in `text` (step messages and outputs, before they are
+/// stored or shown). Longer values first, so a secret containing another is hidden whole.
+pub fn redact_values(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    sorted
+        .iter()
+        .fold(text.to_string(), |out, s| out.replace(s.as_str(), "***"))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn known_values_are_hidden_longest_first() {
+        let secrets = vec!["abc".to_string(), "abcdef".to_string(), String::new()];
+        assert_eq!(super::redact_values("x abcdef y abc", &secrets), "x *** y ***");
+    }
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod discover;
 pub mod repo;
 

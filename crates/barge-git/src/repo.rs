@@ -53,7 +53,9 @@ impl Default for PushPolicy {
 pub struct Workspace {
     dir: PathBuf,
     url: String,
-    branch: String,
+    /// The branch this copy follows: where `push` goes and replays look (None for a tag or
+    /// commit checkout, which pushes only with an explicit target).
+    branch: Option<String>,
     credentials: Option<Credentials>,
     author: Author,
     timeout: Duration,
@@ -73,7 +75,7 @@ impl Workspace {
         let ws = Workspace {
             dir: dir.to_path_buf(),
             url: url.to_string(),
-            branch: branch.to_string(),
+            branch: Some(branch.to_string()),
             credentials,
             author,
             timeout: Duration::from_secs(300),
@@ -94,6 +96,34 @@ impl Workspace {
         ])
         .await?;
         Ok(ws)
+    }
+
+    /// A workspace over an existing checkout (a cache's bare repository or worktree).
+    pub fn open(
+        dir: &Path,
+        url: &str,
+        branch: Option<String>,
+        credentials: Option<Credentials>,
+        author: Author,
+    ) -> Workspace {
+        Workspace {
+            dir: dir.to_path_buf(),
+            url: url.to_string(),
+            branch,
+            credentials,
+            author,
+            timeout: Duration::from_secs(300),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The same checkout, committing as `author`.
+    pub fn with_author(mut self, author: Author) -> Workspace {
+        self.author = author;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -136,40 +166,80 @@ impl Workspace {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// The commit on the remote branch made by `promotion`, if any (after a crash, the replay
-    /// recognises its own work).
-    pub async fn find_promotion_commit(&self, promotion: &str) -> Result<Option<String>, GitError> {
-        self.git(&["fetch", "-q", "--no-tags", "origin", &self.branch]).await?;
+    /// The commit on the remote `branch` made by `promotion`, if any (after a crash, the
+    /// replay recognises its own work).
+    pub async fn find_promotion_commit_on(&self, branch: &str, promotion: &str) -> Result<Option<String>, GitError> {
+        match self
+            .git(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
+            .await
+        {
+            Ok(_) => {}
+            // A branch that does not exist yet holds no commit of ours.
+            Err(GitError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        }
         let grep = format!("--grep=^{TRAILER}: {}$", regex_escape(promotion));
         let out = self.git(&["log", "--format=%H", &grep, "FETCH_HEAD"]).await?;
         Ok(String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string))
     }
 
+    /// [`Self::find_promotion_commit_on`] the branch this copy follows.
+    pub async fn find_promotion_commit(&self, promotion: &str) -> Result<Option<String>, GitError> {
+        self.find_promotion_commit_on(self.followed_branch()?, promotion).await
+    }
+
+    /// The branch this copy follows, or an error for tag and commit checkouts.
+    pub fn followed_branch(&self) -> Result<&str, GitError> {
+        self.branch.as_deref().ok_or_else(|| GitError::Invalid {
+            url: crate::redact(&self.url),
+            message: "this checkout is a tag or commit, not a branch: name the branch to push to".into(),
+        })
+    }
+
+    /// Moves the working copy to `commit` (a replay adopting the commit it made before).
+    pub async fn reset_to(&self, commit: &str) -> Result<(), GitError> {
+        self.git(&["reset", "-q", "--hard", commit]).await.map(|_| ())
+    }
+
+    /// Runs git in the working copy with this workspace's identity and credentials.
+    pub async fn run(&self, args: &[&str]) -> Result<String, GitError> {
+        let out = self.git(args).await?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Pushes the branch, integrating remote changes and retrying while others win the race.
     /// Returns the pushed commit.
     pub async fn push(&self, policy: &PushPolicy) -> Result<String, GitError> {
-        let refspec = format!("HEAD:refs/heads/{}", self.branch);
+        let branch = self.followed_branch()?.to_string();
+        self.push_to(&branch, policy).await
+    }
+
+    /// Pushes HEAD to `branch` (created if missing), with the same integrate-and-retry loop.
+    pub async fn push_to(&self, branch: &str, policy: &PushPolicy) -> Result<String, GitError> {
+        let refspec = format!("HEAD:refs/heads/{branch}");
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.git(&["push", "-q", "origin", &refspec]).await {
                 Ok(_) => return self.head().await,
                 Err(e) if attempt < policy.max_attempts.max(1) && rejected_because_moved(&e) => {
-                    tracing::info!(branch = %self.branch, attempt, "Push rejected: the branch moved; rebasing and retrying.");
+                    tracing::info!(
+                        branch,
+                        attempt,
+                        "Push rejected: the branch moved; rebasing and retrying."
+                    );
                     let backoff = policy
                         .base_backoff
                         .mul_f64(1.5f64.powi(attempt as i32 - 1))
                         .min(policy.max_backoff);
                     tokio::time::sleep(backoff.mul_f64(0.5 + fastrand_half())).await;
-                    self.git(&["fetch", "-q", "--no-tags", "origin", &self.branch]).await?;
+                    self.git(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
+                        .await?;
                     if let Err(conflict) = self.git(&["rebase", "-q", "FETCH_HEAD"]).await {
                         let _ = self.git(&["rebase", "--abort"]).await;
                         return Err(GitError::Conflict {
                             url: crate::redact(&self.url),
-                            message: format!(
-                                "the promotion's changes conflict with the branch {} ({conflict})",
-                                self.branch
-                            ),
+                            message: format!("the promotion's changes conflict with the branch {branch} ({conflict})"),
                         });
                     }
                 }

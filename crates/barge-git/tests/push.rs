@@ -5,11 +5,11 @@
 use barge_git::GitError;
 use barge_git::repo::{Author, Credentials, PushPolicy, Workspace};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{free_port, git};
+use support::{git, smart_http};
 
 /// A bare repository whose `main` holds stages/dev/kustomization.yaml.
 fn seed(root: &Path) -> PathBuf {
@@ -151,70 +151,6 @@ async fn conflicting_changes_are_a_conflict_not_a_retry_loop() {
         git(&bare, &["log", "--format=%s", "main"]).starts_with('a'),
         "the remote keeps a's change only"
     );
-}
-
-struct Server {
-    nginx: std::process::Child,
-    fcgi: std::process::Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.nginx.kill();
-        let _ = self.fcgi.kill();
-        let _ = self.nginx.wait();
-        let _ = self.fcgi.wait();
-    }
-}
-
-/// git smart HTTP (git-http-backend via fcgiwrap) behind nginx with basic auth, as in
-/// shared/TESTING.md.
-fn smart_http(root: &Path, user: &str, pass: &str) -> (Server, u16) {
-    let port = free_port();
-    let sock = root.join("fcgi.sock");
-    let htpasswd = root.join("htpasswd");
-    assert!(
-        Command::new("htpasswd")
-            .args(["-bc", htpasswd.to_str().unwrap(), user, pass])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
-    let fcgi = Command::new("fcgiwrap")
-        .args(["-s", &format!("unix:{}", sock.display())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("fcgiwrap (Debian package fcgiwrap)");
-    let conf = root.join("nginx.conf");
-    let r = root.display();
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; user root; pid {r}/nginx.pid; error_log {r}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; proxy_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      auth_basic \"git\"; auth_basic_user_file {htpasswd};\n      client_max_body_size 0;\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n      fastcgi_param GIT_PROJECT_ROOT {r};\n      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_param REMOTE_USER $remote_user;\n      fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n",
-            htpasswd = htpasswd.display(),
-            sock = sock.display()
-        ),
-    )
-    .unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    let nginx = Command::new("nginx")
-        .args(["-c", conf.to_str().unwrap(), "-p", &r.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (Debian package nginx-light)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !sock.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nginx/fcgiwrap did not start: {}",
-            std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Server { nginx, fcgi }, port)
 }
 
 #[tokio::test]

@@ -84,3 +84,67 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+pub struct SmartHttp {
+    nginx: Child,
+    fcgi: Child,
+}
+
+impl Drop for SmartHttp {
+    fn drop(&mut self) {
+        let _ = self.nginx.kill();
+        let _ = self.fcgi.kill();
+        let _ = self.nginx.wait();
+        let _ = self.fcgi.wait();
+    }
+}
+
+/// git smart HTTP (git-http-backend via fcgiwrap) behind nginx with basic auth, as in
+/// shared/TESTING.md.
+pub fn smart_http(root: &Path, user: &str, pass: &str) -> (SmartHttp, u16) {
+    let port = free_port();
+    let sock = root.join("fcgi.sock");
+    let htpasswd = root.join("htpasswd");
+    assert!(
+        Command::new("htpasswd")
+            .args(["-bc", htpasswd.to_str().unwrap(), user, pass])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let fcgi = Command::new("fcgiwrap")
+        .args(["-s", &format!("unix:{}", sock.display())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("fcgiwrap (Debian package fcgiwrap)");
+    let conf = root.join("nginx.conf");
+    let r = root.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; user root; pid {r}/nginx.pid; error_log {r}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; proxy_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      auth_basic \"git\"; auth_basic_user_file {htpasswd};\n      client_max_body_size 0;\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n      fastcgi_param GIT_PROJECT_ROOT {r};\n      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_param REMOTE_USER $remote_user;\n      fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n",
+            htpasswd = htpasswd.display(),
+            sock = sock.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    let nginx = Command::new("nginx")
+        .args(["-c", conf.to_str().unwrap(), "-p", &r.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx (Debian package nginx-light)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nginx/fcgiwrap did not start: {}",
+            std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (SmartHttp { nginx, fcgi }, port)
+}

@@ -1,0 +1,423 @@
+//! The promotion engine: runs a Stage's inflated steps in a work directory, with Kargo's step
+//! semantics (barge_core::promotion) and durable progress.
+//!
+//! - Each step is a small unit in [`steps`], registered by name in one table
+//!   ([`steps::REGISTRY`]).
+//! - After every step the [`State`] (statuses, outputs) goes to a [`Journal`]; a restarted
+//!   promotion resumes at the first unfinished step when its work directory survived, and at
+//!   step 0 (keeping outputs) when it did not, as Kargo does. Git steps recognise their own
+//!   commits by the `Barge-Promotion` trailer, so a replay never commits twice.
+//! - Every step start and finish goes through one [`Events`] sink, where the caller logs,
+//!   counts and audits it; outputs reach it with secret values already redacted.
+
+#![forbid(unsafe_code)]
+
+pub mod steps;
+
+use barge_core::eval::{self, Data, Scope, StepStatus};
+use barge_core::model::kargo::Freight;
+use barge_core::promotion::{self, AfterError, FlatStep, Phase, State};
+use barge_git::cache::RepoCache;
+use barge_git::repo::{Author, Credentials, PushPolicy};
+use serde_json::{Map, Value as Json};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One promotion to run.
+#[derive(Clone, Debug)]
+pub struct Promotion {
+    /// `<stage>.<ULID>.<freight7>`; also the commit trailer.
+    pub name: String,
+    pub project: String,
+    pub stage: String,
+    /// The freight being promoted.
+    pub freight: Freight,
+    /// The freight collection (the promoted freight plus the stage's freight of other origins).
+    pub collection: Vec<Freight>,
+    pub actor: String,
+    /// Stage vars, then template vars.
+    pub vars: Vec<barge_core::model::Var>,
+    pub steps: Vec<FlatStep>,
+}
+
+impl Promotion {
+    /// Builds the promotion of `freight` into `stage` from loaded definitions: the Stage's
+    /// template inflated with its tasks, Stage and template vars.
+    pub fn plan(
+        catalog: &barge_core::Catalog,
+        project: &str,
+        stage: &str,
+        freight: Freight,
+        collection: Vec<Freight>,
+        actor: &str,
+    ) -> Result<Promotion, String> {
+        let spec = catalog
+            .resources
+            .iter()
+            .find_map(|r| match &r.body {
+                Some(barge_core::model::Body::Stage(s)) if r.project == project && r.name == stage => s.spec.clone(),
+                _ => None,
+            })
+            .ok_or_else(|| format!("no Stage {stage} in project {project}"))?;
+        let template = spec.promotion_template.clone().unwrap_or_default();
+        let steps = promotion::inflate(&template.spec, &|name, kind| {
+            promotion::find_task(catalog, project, name, kind).cloned()
+        })
+        .map_err(|e| format!("Stage {stage}: {e}"))?;
+        let mut vars = spec.vars.clone();
+        vars.extend(template.spec.vars.iter().cloned());
+        let mut all = vec![freight.clone()];
+        all.extend(collection.into_iter().filter(|f| f.origin != freight.origin));
+        Ok(Promotion {
+            name: promotion_name(stage, &freight.metadata.name),
+            project: project.to_string(),
+            stage: stage.to_string(),
+            freight,
+            collection: all,
+            actor: actor.to_string(),
+            vars,
+            steps,
+        })
+    }
+}
+
+/// An HTTP client for steps, on the workspace's one rustls provider (ring).
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("barge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// Kargo's promotion name: `<stage>.<ULID>.<first 7 characters of the freight>`.
+pub fn promotion_name(stage: &str, freight: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    // 80 random bits from std's per-process random hasher keys and a counter.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let random = (u128::from(h.finish()) << 16) ^ u128::from(std::process::id());
+    let value = (millis << 80) | (random & ((1u128 << 80) - 1));
+    let ulid: String = (0..26)
+        .rev()
+        .map(|i| CROCKFORD[((value >> (i * 5)) & 31) as usize] as char)
+        .collect();
+    let short: String = freight.chars().take(7).collect();
+    format!("{stage}.{}.{short}", ulid.to_lowercase())
+}
+
+/// Where step progress is stored between steps.
+pub trait Journal: Send + Sync {
+    fn save<'a>(&'a self, state: &'a State, phase: Phase, message: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// What the engine reports as it goes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    StepStarted {
+        index: usize,
+        alias: String,
+        uses: String,
+    },
+    StepFinished {
+        index: usize,
+        alias: String,
+        uses: String,
+        status: StepStatus,
+        message: String,
+        /// Outputs with secret values redacted.
+        outputs: Json,
+        elapsed: Duration,
+    },
+}
+
+pub trait Events: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Finds the credentials for a repository URL (as configured, before rewrites).
+pub type CredentialLookup = Arc<dyn Fn(&str) -> Option<Credentials> + Send + Sync>;
+
+/// Everything steps share: git cache, credentials, identity, HTTP client, config values.
+pub struct Engine {
+    pub cache: Arc<RepoCache>,
+    /// Promotions' work directories live under here (`<root>/<promotion>`).
+    pub work_root: PathBuf,
+    pub credentials: CredentialLookup,
+    pub author: Author,
+    /// URL rewrites (mirrors, local substitutes) applied to every repository a step fetches.
+    pub rewrites: Vec<barge_core::rewrite::Rewrite>,
+    pub push_policy: PushPolicy,
+    pub http: reqwest::Client,
+    /// Secrets and config values for `secret()`, `configMap()` …
+    pub data: Data,
+    /// Do everything but push, open PRs or change metadata; git-push reports the diff.
+    pub dry_run: bool,
+    /// How long a step that keeps running waits between polls (Kargo: ≥10 s).
+    pub poll_interval: Duration,
+    /// The backoff between retries of an errored step.
+    pub retry_backoff: Duration,
+}
+
+/// The result of running a promotion to the end (or to an abort).
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub phase: Phase,
+    pub message: String,
+    pub state: State,
+    /// Metadata and alias changes the steps asked for (applied by the caller).
+    pub effects: Vec<steps::Effect>,
+}
+
+impl Engine {
+    pub fn work_dir(&self, promotion: &str) -> PathBuf {
+        self.work_root.join(promotion)
+    }
+
+    /// Runs (or resumes) a promotion.
+    pub async fn run(&self, p: &Promotion, mut state: State, journal: &dyn Journal, events: &dyn Events) -> Outcome {
+        let work = self.work_dir(&p.name);
+        let resumed = state.next_step().unwrap_or(0);
+        if resumed > 0 && !work.exists() {
+            // The work directory is gone (another machine, a wiped disk): start over with
+            // the outputs kept, as Kargo does; git steps adopt their earlier commits.
+            for r in &mut state.steps {
+                r.status = StepStatus::Pending;
+                r.error_count = 0;
+            }
+        }
+        if let Err(e) = std::fs::create_dir_all(&work) {
+            return self
+                .finish(
+                    state,
+                    Phase::Errored,
+                    format!("cannot create {}: {e}", work.display()),
+                    Vec::new(),
+                    journal,
+                )
+                .await;
+        }
+        let mut data = self.data.clone();
+        data.freight = p.collection.clone();
+        data.ctx = serde_json::json!({
+            "project": p.project,
+            "stage": p.stage,
+            "promotion": p.name,
+            "targetFreight": {
+                "name": p.freight.metadata.name,
+                "alias": p.freight.alias,
+                "origin": p.freight.origin,
+            },
+            "meta": {"promotion": {"actor": p.actor}},
+        });
+        let secrets: Vec<String> = data
+            .secrets
+            .values()
+            .chain(data.shared_secrets.values())
+            .flat_map(|m| m.values().cloned())
+            .filter(|v| v.len() >= 3)
+            .collect();
+        let mut effects = Vec::new();
+        let Some(mut i) = state.next_step() else {
+            let phase = state.phase(&p.steps);
+            return self.finish(state, phase, String::new(), effects, journal).await;
+        };
+        while i < p.steps.len() {
+            let step = &p.steps[i];
+            let mut scope = state.scope_for(&p.steps, i);
+            let mut vars = Map::new();
+            let layered = promotion::layer_vars(&mut vars, &p.vars, &data, &scope)
+                .and_then(|()| promotion::layer_vars(&mut vars, &step.task_vars, &data, &scope))
+                .and_then(|()| promotion::layer_vars(&mut vars, &step.vars, &data, &scope));
+            scope.vars = vars;
+            let run = layered.and_then(|()| promotion::should_run(step, &data, &scope));
+            let started = Instant::now();
+            state.steps[i].started_at.get_or_insert_with(now);
+            let (status, message, outputs) = match run {
+                Err(e) => (StepStatus::Errored, e.to_string(), Map::new()),
+                Ok(false) => (StepStatus::Skipped, String::new(), Map::new()),
+                Ok(true) => {
+                    events.event(&Event::StepStarted {
+                        index: i,
+                        alias: step.alias.clone(),
+                        uses: step.uses.clone(),
+                    });
+                    state.steps[i].status = StepStatus::Running;
+                    if let Err(e) = journal.save(&state, Phase::Running, "").await {
+                        return self
+                            .finish(
+                                state,
+                                Phase::Errored,
+                                format!("cannot record progress: {e}"),
+                                effects,
+                                journal,
+                            )
+                            .await;
+                    }
+                    self.attempt(
+                        p,
+                        step,
+                        &work,
+                        &data,
+                        &scope,
+                        &mut state.steps[i].error_count,
+                        &mut effects,
+                    )
+                    .await
+                }
+            };
+            let record = &mut state.steps[i];
+            record.status = status;
+            record.message = barge_core::secret::redact_values(&message, &secrets);
+            record.finished_at = Some(now());
+            if status == StepStatus::Succeeded {
+                state.record_outputs(step, outputs);
+            }
+            let shown = state.outputs.get(&step.alias).cloned().unwrap_or(Json::Null);
+            events.event(&Event::StepFinished {
+                index: i,
+                alias: step.alias.clone(),
+                uses: step.uses.clone(),
+                status,
+                message: state.steps[i].message.clone(),
+                outputs: redact_json(&shown, &secrets),
+                elapsed: started.elapsed(),
+            });
+            if let Err(e) = journal.save(&state, Phase::Running, "").await {
+                return self
+                    .finish(
+                        state,
+                        Phase::Errored,
+                        format!("cannot record progress: {e}"),
+                        effects,
+                        journal,
+                    )
+                    .await;
+            }
+            i += 1;
+        }
+        let phase = state.phase(&p.steps);
+        let message = state
+            .steps
+            .iter()
+            .zip(&p.steps)
+            .find(|(r, s)| r.status.is_failure() && !s.continue_on_error)
+            .map(|(r, s)| format!("step {} ({}): {}", s.alias, s.uses, r.message))
+            .unwrap_or_default();
+        self.finish(state, phase, message, effects, journal).await
+    }
+
+    /// Runs one step until it succeeds, fails, or its retries / timeout run out.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        p: &Promotion,
+        step: &FlatStep,
+        work: &Path,
+        data: &Data,
+        scope: &Scope,
+        error_count: &mut u32,
+        effects: &mut Vec<steps::Effect>,
+    ) -> (StepStatus, String, Map<String, Json>) {
+        let first_start = Instant::now();
+        let Some(runner) = steps::lookup(&step.uses) else {
+            return (
+                StepStatus::Errored,
+                format!(
+                    "barge has no runner for step `{}`; known: {}",
+                    step.uses,
+                    steps::names().join(", ")
+                ),
+                Map::new(),
+            );
+        };
+        loop {
+            // Config is rendered per attempt: outputs and secrets may have changed.
+            let result = match eval::render_value(&step.config, data, scope) {
+                Err(e) => Err(steps::StepError::Invalid(e.to_string())),
+                Ok(config) => {
+                    let ctx = steps::StepCtx {
+                        engine: self,
+                        promotion: p,
+                        step,
+                        work,
+                        data,
+                        scope,
+                    };
+                    runner(&ctx, config).await
+                }
+            };
+            match result {
+                Ok(steps::StepDone::Done { outputs, effects: more }) => {
+                    *error_count = 0;
+                    effects.extend(more);
+                    return (StepStatus::Succeeded, String::new(), outputs);
+                }
+                Ok(steps::StepDone::Waiting(why)) => {
+                    if promotion::timed_out(step, first_start.elapsed()) {
+                        return (StepStatus::Errored, format!("timed out while {why}"), Map::new());
+                    }
+                    tracing::info!(step = %step.alias, "{why}");
+                    tokio::time::sleep(self.poll_interval).await;
+                }
+                Err(steps::StepError::Failed(m)) => return (StepStatus::Failed, m, Map::new()),
+                Err(steps::StepError::Invalid(m)) => return (StepStatus::Errored, m, Map::new()),
+                Err(steps::StepError::Retryable(m)) => {
+                    *error_count += 1;
+                    if promotion::after_error(step, *error_count, first_start.elapsed()) == AfterError::GiveUp {
+                        let tries = if *error_count > 1 {
+                            format!(" (after {} attempts)", error_count)
+                        } else {
+                            String::new()
+                        };
+                        return (StepStatus::Errored, format!("{m}{tries}"), Map::new());
+                    }
+                    tracing::warn!(step = %step.alias, attempt = *error_count, "step errored, retrying: {m}");
+                    tokio::time::sleep(self.retry_backoff).await;
+                }
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        state: State,
+        phase: Phase,
+        message: String,
+        effects: Vec<steps::Effect>,
+        journal: &dyn Journal,
+    ) -> Outcome {
+        if let Err(e) = journal.save(&state, phase, &message).await {
+            tracing::error!("cannot record the promotion's end: {e}");
+        }
+        Outcome {
+            phase,
+            message,
+            state,
+            effects,
+        }
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn redact_json(v: &Json, secrets: &[String]) -> Json {
+    match v {
+        Json::String(s) => Json::String(barge_core::secret::redact_values(s, secrets)),
+        Json::Array(a) => Json::Array(a.iter().map(|x| redact_json(x, secrets)).collect()),
+        Json::Object(m) => Json::Object(m.iter().map(|(k, x)| (k.clone(), redact_json(x, secrets))).collect()),
+        other => other.clone(),
+    }
+}

@@ -1,0 +1,439 @@
+//! git-clone, git-clear, git-commit, git-push, git-tag (kargo.md §2.1).
+//!
+//! Checkouts are worktrees of the engine's repository cache. Which repository and branch a
+//! path belongs to is kept in `<work>.checkouts.json`, beside the work directory, so a resumed
+//! promotion finds its checkouts again.
+
+use super::{StepCtx, StepError, StepResult, config, done};
+use crate::BoxFuture;
+use barge_core::ErrorClass;
+use barge_git::GitError;
+use barge_git::cache::Checkout;
+use barge_git::repo::{Author, Workspace};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CloneConfig {
+    #[serde(rename = "repoURL")]
+    repo_url: String,
+    #[serde(default)]
+    checkout: Vec<CheckoutConfig>,
+    #[serde(default)]
+    insecure_skip_tls_verify: bool,
+    #[serde(default)]
+    author: Option<AuthorConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CheckoutConfig {
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+    #[serde(default)]
+    commit: Option<String>,
+    #[serde(default)]
+    create: bool,
+    path: String,
+    #[serde(default, rename = "as")]
+    alias: Option<String>,
+    #[serde(default)]
+    sparse: Vec<String>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AuthorConfig {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    signing_key: Option<String>,
+}
+
+/// What barge remembers about a checkout between steps (and across restarts).
+#[derive(Clone, Serialize, Deserialize)]
+struct Recorded {
+    /// Where git fetches and pushes (after rewrites).
+    url: String,
+    /// The URL as configured (for links and credentials).
+    original_url: String,
+    branch: Option<String>,
+    author: Option<(String, String)>,
+}
+
+fn checkouts_file(ctx: &StepCtx<'_>) -> PathBuf {
+    let mut name = ctx.work.file_name().unwrap_or_default().to_os_string();
+    name.push(".checkouts.json");
+    ctx.work.with_file_name(name)
+}
+
+fn load_checkouts(ctx: &StepCtx<'_>) -> BTreeMap<String, Recorded> {
+    std::fs::read_to_string(checkouts_file(ctx))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn git_error(e: GitError) -> StepError {
+    match e.class() {
+        ErrorClass::Transient | ErrorClass::RateLimited => StepError::Retryable(e.to_string()),
+        _ => StepError::Invalid(e.to_string()),
+    }
+}
+
+/// The checkout at `path` (one git-clone made), as a workspace.
+fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepError> {
+    let dir = ctx.path(path)?;
+    let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
+    let checkouts = load_checkouts(ctx);
+    let rec = checkouts
+        .iter()
+        .filter(|(p, _)| rel == **p || rel.starts_with(&format!("{p}/")))
+        .max_by_key(|(p, _)| p.len())
+        .map(|(_, r)| r.clone())
+        .ok_or_else(|| StepError::Invalid(format!("`{path}` is not a git checkout: clone it with git-clone first")))?;
+    let author = rec
+        .author
+        .map_or_else(|| ctx.engine.author.clone(), |(name, email)| Author { name, email });
+    let root = ctx.work.join(
+        checkouts
+            .keys()
+            .find(|p| rel == **p || rel.starts_with(&format!("{p}/")))
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let ws = Workspace::open(
+        &root,
+        &rec.url,
+        rec.branch,
+        (ctx.engine.credentials)(&rec.original_url),
+        author,
+    );
+    Ok((ws, rec.original_url))
+}
+
+pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: CloneConfig = config("git-clone", cfg)?;
+        if c.insecure_skip_tls_verify {
+            tracing::warn!(repo = %barge_core::secret::redact_url(&c.repo_url), "insecureSkipTLSVerify is not supported for git; using the system's TLS checks");
+        }
+        if let Some(key) = c.author.as_ref().and_then(|a| a.signing_key.as_ref())
+            && !key.is_empty()
+        {
+            return Err(StepError::Invalid(
+                "git-clone: author.signingKey (commit signing) is not supported yet".into(),
+            ));
+        }
+        let author = c.author.as_ref().map(|a| {
+            (
+                a.name.clone().unwrap_or_else(|| ctx.engine.author.name.clone()),
+                a.email.clone().unwrap_or_else(|| ctx.engine.author.email.clone()),
+            )
+        });
+        // Credentials follow the URL as written; the fetch goes to its rewrite.
+        let credentials = (ctx.engine.credentials)(&c.repo_url);
+        let fetch_url = barge_core::rewrite::apply(&ctx.engine.rewrites, &c.repo_url);
+        let mut recorded = load_checkouts(ctx);
+        let mut commits = Map::new();
+        for co in &c.checkout {
+            if !co.sparse.is_empty() {
+                tracing::info!("git-clone: sparse checkout ignored; the full tree is checked out");
+            }
+            let what = match (&co.branch, &co.tag, &co.commit) {
+                (Some(b), None, None) => Checkout::Branch {
+                    name: b.clone(),
+                    create: co.create,
+                },
+                (None, Some(t), None) => Checkout::Tag(t.clone()),
+                (None, None, Some(s)) => Checkout::Commit(s.clone()),
+                (None, None, None) => Checkout::Branch {
+                    name: "main".into(),
+                    create: co.create,
+                },
+                _ => {
+                    return Err(StepError::Invalid(format!(
+                        "git-clone checkout `{}`: set only one of branch, tag, commit",
+                        co.path
+                    )));
+                }
+            };
+            let dir = ctx.path(&co.path)?;
+            let author_ = author
+                .clone()
+                .map_or_else(|| ctx.engine.author.clone(), |(name, email)| Author { name, email });
+            let ws = ctx
+                .engine
+                .cache
+                .checkout(&fetch_url, &what, &dir, credentials.clone(), author_)
+                .await
+                .map_err(git_error)?;
+            let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
+            recorded.insert(
+                rel,
+                Recorded {
+                    url: fetch_url.clone(),
+                    original_url: c.repo_url.clone(),
+                    branch: co
+                        .branch
+                        .clone()
+                        .or_else(|| co.commit.is_none().then(|| "main".to_string()))
+                        .filter(|_| co.tag.is_none()),
+                    author: author.clone(),
+                },
+            );
+            let head = ws.head().await.unwrap_or_default();
+            commits.insert(co.alias.clone().unwrap_or_else(|| co.path.clone()), json!(head));
+        }
+        let text = serde_json::to_string(&recorded).map_err(|e| StepError::Invalid(e.to_string()))?;
+        std::fs::write(checkouts_file(ctx), text)
+            .map_err(|e| StepError::Invalid(format!("cannot record checkouts: {e}")))?;
+        let mut out = Map::new();
+        out.insert("commits".into(), Json::Object(commits));
+        done(out)
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PathConfig {
+    path: String,
+}
+
+pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: PathConfig = config("git-clear", cfg)?;
+        let dir = ctx.path(&c.path)?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| StepError::Invalid(format!("git-clear {}: {e}", c.path)))?;
+        for entry in entries.flatten() {
+            // `.git` of a worktree is a file pointing at the cache: it stays.
+            if entry.file_name() == ".git" {
+                continue;
+            }
+            let p = entry.path();
+            let r = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(|e| StepError::Invalid(format!("git-clear {}: {e}", p.display())))?;
+        }
+        done(Map::new())
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CommitConfig {
+    path: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    message_from_steps: Vec<String>,
+    #[serde(default)]
+    author: Option<AuthorConfig>,
+}
+
+pub(super) fn commit<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: CommitConfig = config("git-commit", cfg)?;
+        let mut message = c.message.clone().unwrap_or_default();
+        // The deprecated messageFromSteps: the commitMessage outputs of the named steps.
+        for alias in &c.message_from_steps {
+            if let Some(m) = ctx
+                .scope
+                .outputs
+                .get(alias)
+                .and_then(|o| o.get("commitMessage"))
+                .and_then(Json::as_str)
+            {
+                if !message.is_empty() {
+                    message.push('\n');
+                }
+                message.push_str(m);
+            }
+        }
+        if message.trim().is_empty() {
+            return Err(StepError::Invalid("git-commit: set `message`".into()));
+        }
+        let (mut ws, _) = workspace(ctx, &c.path)?;
+        if let Some(a) = &c.author {
+            // The deprecated per-commit author.
+            ws = ws.with_author(Author {
+                name: a.name.clone().unwrap_or_else(|| ctx.engine.author.name.clone()),
+                email: a.email.clone().unwrap_or_else(|| ctx.engine.author.email.clone()),
+            });
+        }
+        let promotion = &ctx.promotion.name;
+        // A replay after a crash: this promotion's commit may already be on the branch.
+        if let Ok(branch) = ws.followed_branch()
+            && let Some(landed) = ws
+                .find_promotion_commit_on(branch, promotion)
+                .await
+                .map_err(git_error)?
+        {
+            ws.reset_to(&landed).await.map_err(git_error)?;
+            tracing::info!(commit = %landed, "git-commit: the promotion's commit is already on the branch; adopting it");
+            return done(commit_outputs(&landed));
+        }
+        let sha = match ws.commit_all(&message, promotion).await.map_err(git_error)? {
+            Some(sha) => sha,
+            // Nothing changed: Kargo skips the commit and reports HEAD.
+            None => ws.head().await.unwrap_or_default(),
+        };
+        done(commit_outputs(&sha))
+    })
+}
+
+fn commit_outputs(sha: &str) -> Map<String, Json> {
+    let mut out = Map::new();
+    out.insert("commit".into(), json!(sha));
+    out
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PushConfig {
+    path: String,
+    #[serde(default)]
+    target_branch: Option<String>,
+    #[serde(default)]
+    generate_target_branch: bool,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: PushConfig = config("git-push", cfg)?;
+        let _ = &c.provider;
+        let (ws, original_url) = workspace(ctx, &c.path)?;
+        if let Some(tag) = &c.tag {
+            if ctx.engine.dry_run {
+                return done(Map::from_iter([("tag".into(), json!(tag))]));
+            }
+            // Tag pushes are never retried (kargo.md §2.3).
+            ws.run(&["push", "-q", "origin", &format!("refs/tags/{tag}")])
+                .await
+                .map_err(git_error)?;
+            return done(Map::from_iter([
+                ("tag".into(), json!(tag)),
+                ("commit".into(), json!(ws.head().await.unwrap_or_default())),
+            ]));
+        }
+        let branch = match (&c.target_branch, c.generate_target_branch) {
+            (Some(_), true) => {
+                return Err(StepError::Invalid(
+                    "git-push: set targetBranch or generateTargetBranch, not both".into(),
+                ));
+            }
+            (Some(b), false) => b.clone(),
+            (None, true) => format!("kargo/promotion/{}", ctx.promotion.name),
+            (None, false) => ws.followed_branch().map_err(git_error)?.to_string(),
+        };
+        if c.force {
+            return Err(StepError::Invalid(
+                "git-push: force pushes are refused by barge (they can lose others' commits)".into(),
+            ));
+        }
+        let mut out = Map::new();
+        out.insert("branch".into(), json!(branch));
+        if ctx.engine.dry_run {
+            // The diff a push would land, against the branch as it is now.
+            let base = match ws
+                .run(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
+                .await
+            {
+                Ok(_) => "FETCH_HEAD".to_string(),
+                Err(GitError::NotFound { .. }) => "4b825dc642cb6eb9a060e54bf8d69288fbee4904".to_string(), // the empty tree
+                Err(e) => return Err(git_error(e)),
+            };
+            let diff = ws.run(&["diff", &base, "HEAD"]).await.map_err(git_error)?;
+            out.insert("commit".into(), json!(ws.head().await.unwrap_or_default()));
+            out.insert("diff".into(), json!(diff));
+            return done(out);
+        }
+        let mut policy = ctx.engine.push_policy.clone();
+        if let Some(n) = c.max_attempts {
+            policy.max_attempts = n.max(1);
+        }
+        let sha = ws.push_to(&branch, &policy).await.map_err(|e| match e {
+            // A conflict is terminal; transient faults may pass.
+            GitError::Conflict { .. } => StepError::Invalid(e.to_string()),
+            other => git_error(other),
+        })?;
+        out.insert("commit".into(), json!(sha));
+        if let Some(url) = commit_url(&original_url, &sha) {
+            out.insert("commitURL".into(), json!(url));
+        }
+        done(out)
+    })
+}
+
+/// A browsable link to a commit on the hosting services Kargo knows.
+fn commit_url(repo: &str, sha: &str) -> Option<String> {
+    let base = repo.trim_end_matches('/').trim_end_matches(".git");
+    let host = base.split("://").nth(1)?.split('/').next()?;
+    if host.contains("github") || host.contains("gitea") {
+        Some(format!("{base}/commit/{sha}"))
+    } else if host.contains("gitlab") {
+        Some(format!("{base}/-/commit/{sha}"))
+    } else {
+        None
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TagConfig {
+    path: String,
+    tag: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) fn tag<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: TagConfig = config("git-tag", cfg)?;
+        let (ws, _) = workspace(ctx, &c.path)?;
+        let message = c.message.clone().unwrap_or_else(|| c.tag.clone());
+        let mut args = vec!["tag", "-a", "-m", message.as_str()];
+        if c.force {
+            args.push("-f");
+        }
+        args.push(&c.tag);
+        ws.run(&args).await.map_err(git_error)?;
+        done(Map::from_iter([("tag".into(), json!(c.tag))]))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commit_urls_for_known_hosts() {
+        assert_eq!(
+            super::commit_url("https://github.com/o/r.git", "abc").as_deref(),
+            Some("https://github.com/o/r/commit/abc")
+        );
+        assert_eq!(
+            super::commit_url("https://gitlab.com/o/r", "abc").as_deref(),
+            Some("https://gitlab.com/o/r/-/commit/abc")
+        );
+        assert_eq!(super::commit_url("file:///tmp/r.git", "abc"), None);
+    }
+}

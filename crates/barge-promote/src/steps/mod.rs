@@ -1,0 +1,153 @@
+//! The promotion steps, one module per family, registered by name in [`REGISTRY`].
+//!
+//! A step gets its rendered config and a [`StepCtx`], and returns outputs, "still waiting",
+//! or an error whose kind decides what the engine does: `Failed` ends the step as a business
+//! failure, `Invalid` as an error without retry, `Retryable` counts towards `errorThreshold`.
+
+mod files;
+mod git;
+mod http;
+mod meta;
+mod render;
+mod update;
+
+use crate::{BoxFuture, Engine, Promotion};
+use barge_core::eval::{Data, Scope};
+use barge_core::promotion::FlatStep;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json};
+use std::path::{Component, Path, PathBuf};
+
+pub struct StepCtx<'a> {
+    pub engine: &'a Engine,
+    pub promotion: &'a Promotion,
+    pub step: &'a FlatStep,
+    /// The promotion's work directory; step paths are relative to it.
+    pub work: &'a Path,
+    pub data: &'a Data,
+    pub scope: &'a Scope,
+}
+
+#[derive(Debug)]
+pub enum StepDone {
+    Done {
+        outputs: Map<String, Json>,
+        effects: Vec<Effect>,
+    },
+    /// Not finished yet (a PR not merged, an app not healthy): poll again.
+    Waiting(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StepError {
+    /// The step decided the promotion fails (`fail`, an http failureExpression).
+    #[error("{0}")]
+    Failed(String),
+    /// Bad config or an unrecoverable condition: retrying cannot help.
+    #[error("{0}")]
+    Invalid(String),
+    /// A fault that may pass (network, a busy remote).
+    #[error("{0}")]
+    Retryable(String),
+}
+
+/// A change outside the work tree that a step asks for; the caller applies it to the store.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Effect {
+    StageMetadata { stage: String, values: Map<String, Json> },
+    FreightMetadata { freight: String, values: Map<String, Json> },
+    FreightAlias { freight: String, alias: String },
+}
+
+pub type StepResult = Result<StepDone, StepError>;
+pub type StepFn = for<'a> fn(&'a StepCtx<'a>, Json) -> BoxFuture<'a, StepResult>;
+
+/// Every step barge runs, by its Kargo name.
+pub const REGISTRY: &[(&str, StepFn)] = &[
+    ("compose-output", meta::compose_output),
+    ("copy", files::copy),
+    ("delete", files::delete),
+    ("fail", meta::fail),
+    ("file-write", files::file_write),
+    ("git-clear", git::clear),
+    ("git-clone", git::clone),
+    ("git-commit", git::commit),
+    ("git-push", git::push),
+    ("git-tag", git::tag),
+    ("helm-template", render::helm_template),
+    ("http", http::http),
+    ("json-parse", update::json_parse),
+    ("json-update", update::json_update),
+    ("kustomize-build", render::kustomize_build),
+    ("kustomize-set-image", update::kustomize_set_image),
+    ("set-freight-alias", meta::set_freight_alias),
+    ("set-metadata", meta::set_metadata),
+    ("toml-parse", update::toml_parse),
+    ("toml-update", update::toml_update),
+    ("yaml-parse", update::yaml_parse),
+    ("yaml-update", update::yaml_update),
+];
+
+pub fn lookup(name: &str) -> Option<StepFn> {
+    REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(n, _)| *n).collect()
+}
+
+pub(crate) fn done(outputs: Map<String, Json>) -> StepResult {
+    Ok(StepDone::Done {
+        outputs,
+        effects: Vec::new(),
+    })
+}
+
+/// Reads a step's config into its typed form; unknown fields are errors, as in Kargo's schemas.
+pub(crate) fn config<T: DeserializeOwned>(step: &str, value: Json) -> Result<T, StepError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." {
+            String::new()
+        } else {
+            format!(" at `{at}`")
+        };
+        StepError::Invalid(format!("{step} config{at}: {}", e.inner()))
+    })
+}
+
+impl StepCtx<'_> {
+    /// A path inside the work directory; absolute paths and `..` that would leave it are refused.
+    pub fn path(&self, rel: &str) -> Result<PathBuf, StepError> {
+        let mut out = self.work.to_path_buf();
+        for c in Path::new(rel).components() {
+            match c {
+                Component::Normal(p) => out.push(p),
+                Component::CurDir => {}
+                Component::ParentDir if out.starts_with(self.work) && out != self.work => {
+                    out.pop();
+                }
+                _ => {
+                    return Err(StepError::Invalid(format!(
+                        "path `{rel}` leaves the promotion's work directory; use a relative path inside it"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn read(&self, rel: &str) -> Result<String, StepError> {
+        let p = self.path(rel)?;
+        std::fs::read_to_string(&p).map_err(|e| StepError::Invalid(format!("cannot read {rel}: {e}")))
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> Result<(), StepError> {
+        let p = self.path(rel)?;
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StepError::Invalid(format!("cannot create {rel}: {e}")))?;
+        }
+        std::fs::write(&p, text).map_err(|e| StepError::Invalid(format!("cannot write {rel}: {e}")))
+    }
+}
