@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One promotion to run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Promotion {
     /// `<stage>.<ULID>.<freight7>`; also the commit trailer.
     pub name: String,
@@ -141,8 +141,9 @@ pub enum Event {
     },
 }
 
+/// The one place a caller sees every step event (to log, count, show and audit it).
 pub trait Events: Send + Sync {
-    fn event(&self, event: &Event);
+    fn event<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, ()>;
 }
 
 /// Finds the credentials for a repository URL (as configured, before rewrites).
@@ -247,11 +248,13 @@ impl Engine {
                 Err(e) => (StepStatus::Errored, e.to_string(), Map::new()),
                 Ok(false) => (StepStatus::Skipped, String::new(), Map::new()),
                 Ok(true) => {
-                    events.event(&Event::StepStarted {
-                        index: i,
-                        alias: step.alias.clone(),
-                        uses: step.uses.clone(),
-                    });
+                    events
+                        .event(&Event::StepStarted {
+                            index: i,
+                            alias: step.alias.clone(),
+                            uses: step.uses.clone(),
+                        })
+                        .await;
                     state.steps[i].status = StepStatus::Running;
                     if let Err(e) = journal.save(&state, Phase::Running, "").await {
                         return self
@@ -284,15 +287,17 @@ impl Engine {
                 state.record_outputs(step, outputs);
             }
             let shown = state.outputs.get(&step.alias).cloned().unwrap_or(Json::Null);
-            events.event(&Event::StepFinished {
-                index: i,
-                alias: step.alias.clone(),
-                uses: step.uses.clone(),
-                status,
-                message: state.steps[i].message.clone(),
-                outputs: redact_json(&shown, &secrets),
-                elapsed: started.elapsed(),
-            });
+            events
+                .event(&Event::StepFinished {
+                    index: i,
+                    alias: step.alias.clone(),
+                    uses: step.uses.clone(),
+                    status,
+                    message: state.steps[i].message.clone(),
+                    outputs: redact_json(&shown, &secrets),
+                    elapsed: started.elapsed(),
+                })
+                .await;
             if let Err(e) = journal.save(&state, Phase::Running, "").await {
                 return self
                     .finish(

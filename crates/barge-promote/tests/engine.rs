@@ -108,8 +108,9 @@ impl Journal for Recorder {
 }
 
 impl Events for Recorder {
-    fn event(&self, e: &Event) {
+    fn event<'a>(&'a self, e: &'a Event) -> barge_promote::BoxFuture<'a, ()> {
         self.events.lock().unwrap().push(e.clone());
+        Box::pin(async {})
     }
 }
 

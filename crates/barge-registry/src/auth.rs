@@ -43,6 +43,16 @@ impl CredentialRule {
     }
 }
 
+/// The credentials of the first rule matching `url` (a registry repository or a git URL),
+/// with the secret read now.
+pub fn rule_credentials(rules: &[CredentialRule], url: &str) -> Option<Credentials> {
+    let rule = rules.iter().find(|r| r.matches(url))?;
+    Some(Credentials {
+        username: rule.username.clone(),
+        password: rule.password.read()?,
+    })
+}
+
 /// Finds credentials for a repository (`repo` as written in the subscription, `host` the
 /// registry host actually contacted).
 /// `helper_path` replaces `PATH` when looking for `docker-credential-*` helpers.

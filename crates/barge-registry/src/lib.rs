@@ -16,7 +16,7 @@ mod auth;
 mod client;
 pub mod discover;
 
-pub use auth::{CredentialRule, Credentials, SecretSource};
+pub use auth::{CredentialRule, Credentials, SecretSource, rule_credentials};
 pub use client::{RateLimitStatus, Registry, RegistryConfig, RepoRef, Rewrite};
 
 use std::time::Duration;

@@ -28,6 +28,8 @@ pub enum StoreError {
     Query(String),
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl StoreError {
@@ -35,6 +37,7 @@ impl StoreError {
         match self {
             StoreError::Connect { .. } | StoreError::Query(_) => barge_core::ErrorClass::Transient,
             StoreError::Conflict(_) => barge_core::ErrorClass::Conflict,
+            StoreError::NotFound(_) => barge_core::ErrorClass::NotFound,
             StoreError::Migrate(_) | StoreError::Corrupt(_) => barge_core::ErrorClass::Invalid,
         }
     }
@@ -96,6 +99,29 @@ pub struct NewAudit<'a> {
     pub subject: &'a str,
     pub actor: &'a str,
     pub body: &'a serde_json::Value,
+}
+
+/// A stored promotion: its plan (JSON, as inflated at creation) and run state (JSON).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPromotion {
+    pub project: String,
+    pub name: String,
+    pub stage: String,
+    pub freight: String,
+    pub actor: String,
+    pub phase: String,
+    pub message: String,
+    pub plan: serde_json::Value,
+    pub state: serde_json::Value,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The promotions table's columns, for queries that must stay literal strings.
+macro_rules! promotion_columns {
+    () => {
+        "project, name, stage, freight, actor, phase, message, plan, state, created_at, updated_at"
+    };
 }
 
 #[derive(Clone, Debug)]
@@ -380,6 +406,139 @@ impl Store {
             })
             .collect()
     }
+}
+
+impl Store {
+    /// Records a new promotion and audits its creation. A second promotion for a stage that
+    /// still has one Pending or Running is refused (one promotion per stage at a time).
+    pub async fn create_promotion(&self, p: &StoredPromotion) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let running = sqlx::query(
+            "SELECT name FROM promotions WHERE project = $1 AND stage = $2 AND phase IN ('Pending', 'Running')",
+        )
+        .bind(&p.project)
+        .bind(&p.stage)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = running {
+            let name: String = row.try_get("name")?;
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!(
+                "stage {} already has promotion {name} in progress; wait for it or abort it",
+                p.stage
+            )));
+        }
+        sqlx::query(concat!(
+            "INSERT INTO promotions (",
+            promotion_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&p.project)
+        .bind(&p.name)
+        .bind(&p.stage)
+        .bind(&p.freight)
+        .bind(&p.actor)
+        .bind(&p.phase)
+        .bind(&p.message)
+        .bind(p.plan.to_string())
+        .bind(p.state.to_string())
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        let subject = format!("Promotion/{}", p.name);
+        let body = serde_json::json!({"stage": p.stage, "freight": p.freight});
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: p.created_at,
+                project: &p.project,
+                kind: "promotion.created",
+                subject: &subject,
+                actor: &p.actor,
+                body: &body,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Saves a promotion's run state and phase (after every step).
+    pub async fn save_promotion_state(
+        &self,
+        project: &str,
+        name: &str,
+        state: &serde_json::Value,
+        phase: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE promotions SET state = $1, phase = $2, message = $3, updated_at = $4 WHERE project = $5 AND name = $6",
+        )
+        .bind(state.to_string())
+        .bind(phase)
+        .bind(message)
+        .bind(now)
+        .bind(project)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("promotion {name} in project {project}")));
+        }
+        Ok(())
+    }
+
+    /// A stage's promotion that has not finished (Pending or Running), if any: what a
+    /// restarted barge resumes.
+    pub async fn unfinished_promotion(
+        &self,
+        project: &str,
+        stage: &str,
+    ) -> Result<Option<StoredPromotion>, StoreError> {
+        let row = sqlx::query(concat!("SELECT ", promotion_columns!(), " FROM promotions WHERE project = $1 AND stage = $2 AND phase IN ('Pending', 'Running') ORDER BY created_at LIMIT 1"))
+        .bind(project)
+        .bind(stage)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(promotion_row).transpose()
+    }
+
+    /// Promotions, newest first, optionally of one project and stage.
+    pub async fn list_promotions(
+        &self,
+        project: Option<&str>,
+        stage: Option<&str>,
+    ) -> Result<Vec<StoredPromotion>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", promotion_columns!(), " FROM promotions WHERE ($1 = '' OR project = $1) AND ($2 = '' OR stage = $2) ORDER BY created_at DESC, name DESC"))
+        .bind(project.unwrap_or(""))
+        .bind(stage.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(promotion_row).collect()
+    }
+}
+
+fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
+    let json = |col: &str| -> Result<serde_json::Value, StoreError> {
+        let text: String = r.try_get(col)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+    };
+    Ok(StoredPromotion {
+        project: r.try_get("project")?,
+        name: r.try_get("name")?,
+        stage: r.try_get("stage")?,
+        freight: r.try_get("freight")?,
+        actor: r.try_get("actor")?,
+        phase: r.try_get("phase")?,
+        message: r.try_get("message")?,
+        plan: json("plan")?,
+        state: json("state")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
 }
 
 async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>) -> Result<(), StoreError> {

@@ -122,7 +122,78 @@ conformance!(
     discovery_status_upserts,
     audit_is_append_only_and_ordered,
     concurrent_mints_create_once,
+    promotions_are_one_per_stage_and_keep_their_state,
 );
+
+async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let p = barge_store::StoredPromotion {
+        project: "demo".into(),
+        name: "dev.01jabc.1234567".into(),
+        stage: "dev".into(),
+        freight: "1234567890".into(),
+        actor: "alice".into(),
+        phase: "Running".into(),
+        message: String::new(),
+        plan: serde_json::json!({"steps": [{"uses": "git-clone"}]}),
+        state: serde_json::json!({"steps": [], "outputs": {}}),
+        created_at: 10,
+        updated_at: 10,
+    };
+    s.create_promotion(&p).await.unwrap();
+    // One promotion per stage at a time.
+    let second = barge_store::StoredPromotion {
+        name: "dev.01jdef.1234567".into(),
+        ..p.clone()
+    };
+    let e = s.create_promotion(&second).await.unwrap_err();
+    assert_eq!(e.class(), barge_core::ErrorClass::Conflict, "{e}");
+    assert!(e.to_string().contains("dev.01jabc.1234567"), "{e}");
+    // Another stage is independent.
+    s.create_promotion(&barge_store::StoredPromotion {
+        name: "prod.01jxyz.1234567".into(),
+        stage: "prod".into(),
+        created_at: 11,
+        ..p.clone()
+    })
+    .await
+    .unwrap();
+    let state = serde_json::json!({"steps": [{"alias": "step-1", "status": "Succeeded"}], "outputs": {"step-1": {"commits": {}}}});
+    s.save_promotion_state("demo", &p.name, &state, "Running", "", 20)
+        .await
+        .unwrap();
+    let unfinished = s.unfinished_promotion("demo", "dev").await.unwrap().unwrap();
+    assert_eq!(
+        (unfinished.state, unfinished.updated_at, unfinished.plan),
+        (state.clone(), 20, p.plan.clone())
+    );
+    s.save_promotion_state("demo", &p.name, &state, "Succeeded", "", 30)
+        .await
+        .unwrap();
+    assert!(s.unfinished_promotion("demo", "dev").await.unwrap().is_none());
+    let listed: Vec<String> = s
+        .list_promotions(Some("demo"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(listed, vec!["prod.01jxyz.1234567", "dev.01jabc.1234567"]);
+    let missing = s
+        .save_promotion_state("demo", "nope", &state, "Running", "", 40)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.class(), barge_core::ErrorClass::NotFound);
+    let kinds: Vec<String> = s
+        .list_audit(Some("demo"), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds, vec!["promotion.created", "promotion.created"]);
+}
 
 async fn opens_creates_and_migrates_idempotently(b: Backend) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,6 +2,7 @@
 
 mod config;
 mod discover;
+mod promote;
 mod render;
 
 use anyhow::Result;
@@ -103,6 +104,48 @@ enum Command {
     Refresh {
         #[command(subcommand)]
         what: RefreshWhat,
+    },
+    /// Promote Freight into a Stage now: run the Stage's promotion steps in this process.
+    ///
+    /// The steps (git-clone, kustomize-set-image, yaml-update, git-commit, git-push, …) run
+    /// with live progress. The promotion and every step's outcome are recorded in the store;
+    /// if barge stops mid-way, running the same command again resumes it, and a commit that
+    /// already landed is recognised by its `Barge-Promotion` trailer, never made twice.
+    /// `--dry-run` does everything but push and prints the diff each push would land.
+    /// Exit status: 0 when the promotion succeeded, 1 otherwise.
+    ///
+    /// Examples:
+    ///   barge promote pipelines/ --stage dev --freight cosmic-ocelot
+    ///   barge promote pipelines/ --stage prod --freight 3f2a9c1 --dry-run
+    ///   barge promote pipelines/ --stage dev --freight cosmic-ocelot -o json
+    #[command(verbatim_doc_comment)]
+    Promote {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// The Stage to promote into.
+        #[arg(long)]
+        stage: String,
+        /// The Freight: its name (ID) or alias.
+        #[arg(long, value_name = "ID|ALIAS")]
+        freight: String,
+        /// The Stage's project (needed only when several projects have a Stage of that name).
+        #[arg(long)]
+        project: Option<String>,
+        /// Run every step but push nothing; print the diff each git-push would land.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who is promoting (recorded in the audit log).
+        #[arg(long, env = "USER", default_value = "barge")]
+        actor: String,
+        /// Where the repository cache and promotions' work directories live.
+        #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
+        work_dir: Option<std::path::PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
+        db: String,
     },
     /// Show stored state (`barge get freight`).
     Get {
@@ -317,6 +360,101 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     db,
                 },
         } => get_freight(name.as_deref(), project.as_deref(), warehouse.as_deref(), output, &db),
+        Command::Promote {
+            paths,
+            stage,
+            freight,
+            project,
+            dry_run,
+            actor,
+            work_dir,
+            output,
+            registry,
+            db,
+        } => {
+            let catalog = match load(&paths) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            if catalog.errors() > 0 {
+                eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
+                eprintln!("{}", render::summary(&catalog));
+                return Ok(ExitCode::from(1));
+            }
+            let work_dir = work_dir.unwrap_or_else(default_work_dir);
+            let config = registry.config()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let (p, outcome) = runtime.block_on(async {
+                let store = barge_store::Store::open(&db).await?;
+                let engine = promote::engine(work_dir, &config, dry_run);
+                let req = promote::Request {
+                    stage: &stage,
+                    project: project.as_deref(),
+                    freight: &freight,
+                    actor: &actor,
+                    dry_run,
+                };
+                promote::run(&catalog, Some(store), engine, &req).await
+            })?;
+            let mut out = std::io::stdout().lock();
+            let report = serde_json::json!({
+                "name": p.name,
+                "project": p.project,
+                "stage": p.stage,
+                "freight": p.freight.metadata.name,
+                "dryRun": dry_run,
+                "phase": outcome.phase.as_str(),
+                "message": outcome.message,
+                "steps": outcome.state.steps,
+                "effects": outcome.effects,
+            });
+            match output {
+                Format::Json => {
+                    serde_json::to_writer_pretty(&mut out, &report)?;
+                    writeln!(out)?;
+                }
+                Format::Yaml => write!(out, "{}", yaml_serde::to_string(&report)?)?,
+                Format::Text => {
+                    if dry_run {
+                        for (alias, o) in &outcome.state.outputs {
+                            if let Some(diff) = o.get("diff").and_then(|d| d.as_str()) {
+                                writeln!(
+                                    out,
+                                    "# {alias}: the diff a push to {} would land",
+                                    o["branch"].as_str().unwrap_or("?")
+                                )?;
+                                write!(out, "{diff}")?;
+                            }
+                        }
+                    }
+                    writeln!(
+                        out,
+                        "Promotion {} of {} into {}: {}{}",
+                        p.name,
+                        p.freight.alias.as_deref().unwrap_or(&p.freight.metadata.name),
+                        p.stage,
+                        outcome.phase.as_str(),
+                        if outcome.message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", outcome.message)
+                        }
+                    )?;
+                    if !outcome.effects.is_empty() {
+                        writeln!(
+                            out,
+                            "Not applied yet (the daemon applies them): {} metadata/alias change(s)",
+                            outcome.effects.len()
+                        )?;
+                    }
+                }
+            }
+            Ok(if outcome.phase == barge_core::promotion::Phase::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Plan { paths, output, expand } => {
             let catalog = match load(&paths) {
                 Ok(c) => c,
@@ -549,6 +687,14 @@ fn get_freight(
         writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `$XDG_CACHE_HOME/barge`, `~/.cache/barge`, or `.barge` when neither is known.
+fn default_work_dir() -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .map_or_else(|| std::path::PathBuf::from(".barge"), |c| c.join("barge"))
 }
 
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a

@@ -59,6 +59,7 @@ impl GitDaemon {
                 "daemon",
                 "--reuseaddr",
                 "--export-all",
+                "--enable=receive-pack",
                 "--listen=127.0.0.1",
                 &format!("--port={port}"),
                 &format!("--base-path={}", base.display()),

@@ -1,0 +1,312 @@
+//! `barge promote` end to end: the real binary, a real store, a real git remote (`git
+//! daemon`), and `kill -9` in the middle of a promotion.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use support::{barge, git, stderr, stdout};
+
+const STAGES: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: shop}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  subscriptions:
+    - image: {repoURL: ghcr.io/acme/app}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./src}]
+        - uses: kustomize-set-image
+          config:
+            path: ./src/env/${{ ctx.stage }}
+            images: [{image: ghcr.io/acme/app}]
+        - uses: git-commit
+          config: {path: ./src, message: "Promote ${{ ctx.targetFreight.alias }}"}
+        - uses: git-push
+          config: {path: ./src}
+        - uses: http
+          as: smoke
+          config:
+            url: http://127.0.0.1:HEALTH_PORT/healthz
+            successExpression: response.status == 200
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    bare: PathBuf,
+    db: String,
+    alias: String,
+    _daemon: support::GitDaemon,
+    git_port: u16,
+    health_port: u16,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(seed.join("env/dev")).unwrap();
+        std::fs::write(
+            seed.join("env/dev/kustomization.yaml"),
+            "# dev\nresources: [../../base]\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0 # pinned by barge\n",
+        )
+        .unwrap();
+        git(&seed, &["init", "-q", "-b", "main"]);
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "-q", "-m", "seed"]);
+        let root = dir.path().join("git");
+        std::fs::create_dir_all(&root).unwrap();
+        let bare = root.join("config.git");
+        git(
+            dir.path(),
+            &["clone", "-q", "--bare", seed.to_str().unwrap(), bare.to_str().unwrap()],
+        );
+        let daemon = support::GitDaemon::start(&root);
+        let health_port = support::free_port();
+        std::fs::write(
+            dir.path().join("stages.yaml"),
+            STAGES.replace("HEALTH_PORT", &health_port.to_string()),
+        )
+        .unwrap();
+        let db = format!("sqlite://{}/barge.db", dir.path().display());
+        // Freight as discovery would have stored it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let alias = runtime.block_on(async {
+            let store = barge_store::Store::open(&db).await.unwrap();
+            let mut f = barge_core::model::kargo::Freight {
+                origin: Some(barge_core::model::kargo::FreightOrigin {
+                    kind: "Warehouse".into(),
+                    name: "app".into(),
+                }),
+                images: vec![barge_core::model::kargo::Image {
+                    repo_url: "ghcr.io/acme/app".into(),
+                    tag: "1.4.0".into(),
+                    digest: "sha256:aaaa".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
+            store
+                .mint_freight("shop", "app", f, 1)
+                .await
+                .unwrap()
+                .freight
+                .freight
+                .alias
+                .unwrap()
+        });
+        let git_port = daemon.port;
+        Fixture {
+            dir,
+            bare,
+            db,
+            alias,
+            _daemon: daemon,
+            git_port,
+            health_port,
+        }
+    }
+
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "promote".into(),
+            self.dir.path().join("stages.yaml").display().to_string(),
+            "--stage".into(),
+            "dev".into(),
+            "--freight".into(),
+            self.alias.clone(),
+            "--db".into(),
+            self.db.clone(),
+            "--work-dir".into(),
+            self.dir.path().join("cache").display().to_string(),
+            "--rewrite".into(),
+            format!("https://git.example.com/acme/=git://127.0.0.1:{}/", self.git_port),
+            "--actor".into(),
+            "alice".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    }
+
+    fn trailers(&self) -> usize {
+        git(&self.bare, &["log", "--format=%B", "main"])
+            .lines()
+            .filter(|l| l.starts_with("Barge-Promotion:"))
+            .count()
+    }
+}
+
+/// python3's http.server, stopped when dropped.
+struct HealthServer(std::process::Child);
+
+impl Drop for HealthServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Serves `dir` over HTTP on `port` (python3's http.server): 404 until a file exists.
+fn health_server(dir: &Path, port: u16) -> HealthServer {
+    let child = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    HealthServer(child)
+}
+
+#[test]
+fn dry_run_prints_the_diff_and_pushes_nothing() {
+    let fx = Fixture::new();
+    let before = git(&fx.bare, &["rev-parse", "main"]);
+    let web = fx.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let server = health_server(&web, fx.health_port);
+    let out = barge().args(fx.args(&["--dry-run"])).output().unwrap();
+    drop(server);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("-    newTag: 1.0.0 # pinned by barge"), "{text}");
+    assert!(text.contains("+    newTag: 1.4.0 # pinned by barge"), "{text}");
+    assert!(text.contains("Succeeded"), "{text}");
+    assert_eq!(
+        git(&fx.bare, &["rev-parse", "main"]),
+        before,
+        "a dry run pushes nothing"
+    );
+}
+
+#[test]
+fn kill_dash_nine_mid_promotion_then_rerun_resumes_with_one_commit() {
+    let fx = Fixture::new();
+    let web = fx.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    let server = health_server(&web, fx.health_port);
+    // The smoke check waits (404) after the push; kill barge there.
+    let mut child = barge()
+        .args(fx.args(&[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("barge stopped early: {seen}"))
+            .unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("http (smoke) …") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(fx.trailers(), 1, "the push landed before the kill: {seen}");
+
+    // The health check passes now; the same command resumes at the smoke step.
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let out = barge().args(fx.args(&["-o", "json"])).output().unwrap();
+    drop(server);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Resuming promotion dev."), "{}", stderr(&out));
+    assert!(stderr(&out).contains("at step 5/5"), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["phase"], "Succeeded");
+    assert_eq!(fx.trailers(), 1, "exactly one commit for the promotion");
+    let k = git(&fx.bare, &["show", "main:env/dev/kustomization.yaml"]);
+    assert!(k.contains("newTag: 1.4.0 # pinned by barge"), "{k}");
+
+    // The audit log has the push with its commit, and no secret-bearing URL.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let audit = runtime.block_on(async {
+        let store = barge_store::Store::open(&fx.db).await.unwrap();
+        store.list_audit(Some("shop"), 0).await.unwrap()
+    });
+    let kinds: Vec<&str> = audit.iter().map(|a| a.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "promotion.created").count(),
+        1,
+        "{kinds:?}"
+    );
+    let pushed = audit
+        .iter()
+        .find(|a| a.kind == "promotion.pushed")
+        .expect("a push event");
+    assert_eq!(pushed.body["outputs"]["commit"], git(&fx.bare, &["rev-parse", "main"]));
+    assert_eq!(pushed.actor, "alice");
+
+    // Promoting again makes a new promotion; nothing changes, so no new commit.
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let server = health_server(&web, fx.health_port);
+    let again = barge().args(fx.args(&[])).output().unwrap();
+    drop(server);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(git(&fx.bare, &["rev-list", "--count", "main"]), "2");
+}
+
+#[test]
+fn unknown_freight_and_unrelated_stages_are_clear_errors() {
+    let fx = Fixture::new();
+    let mut args = fx.args(&[]);
+    let i = args.iter().position(|a| a == &fx.alias).unwrap();
+    args[i] = "no-such-freight".into();
+    let out = barge().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no Freight \"no-such-freight\" in project \"shop\""),
+        "{}",
+        stderr(&out)
+    );
+    let mut args = fx.args(&[]);
+    let i = args.iter().position(|a| a == "dev").unwrap();
+    args[i] = "qa".into();
+    let out = barge().args(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no Stage named \"qa\""), "{}", stderr(&out));
+}
