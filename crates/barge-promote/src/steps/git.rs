@@ -261,7 +261,15 @@ pub(super) fn commit<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepR
             }
         }
         if message.trim().is_empty() {
-            return Err(StepError::Invalid("git-commit: set `message`".into()));
+            // e.g. messageFromSteps naming a step that has no such alias: git refuses an
+            // empty message, so barge writes a descriptive one instead of failing.
+            let p = ctx.promotion;
+            message = format!(
+                "Promote {} to {}",
+                p.freight.alias.as_deref().unwrap_or(&p.freight.metadata.name),
+                p.stage
+            );
+            tracing::warn!(step = %ctx.step.alias, "git-commit: the message is empty; using {message:?}");
         }
         let (mut ws, _) = workspace(ctx, &c.path)?;
         if let Some(a) = &c.author {
