@@ -356,6 +356,7 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
             .collect(),
         push_policy: PushPolicy::default(),
         http: barge_promote::http_client(),
+        pr_apis: Vec::new(),
         data: Data {
             now: "2026-11-22T10:00:00Z".into(),
             ..Data::default()

@@ -160,6 +160,9 @@ pub struct Engine {
     pub rewrites: Vec<barge_core::rewrite::Rewrite>,
     pub push_policy: PushPolicy,
     pub http: reqwest::Client,
+    /// API addresses for PR steps by repository URL prefix (self-hosted or test servers);
+    /// without one, the provider's public API address is used.
+    pub pr_apis: Vec<(String, String)>,
     /// Secrets and config values for `secret()`, `configMap()` …
     pub data: Data,
     /// Do everything but push, open PRs or change metadata; git-push reports the diff.
@@ -181,6 +184,15 @@ pub struct Outcome {
 }
 
 impl Engine {
+    /// The configured PR API address for a repository, if any (longest prefix wins).
+    pub fn pr_api_for(&self, repo_url: &str) -> Option<String> {
+        self.pr_apis
+            .iter()
+            .filter(|(prefix, _)| repo_url.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, api)| api.clone())
+    }
+
     pub fn work_dir(&self, promotion: &str) -> PathBuf {
         self.work_root.join(promotion)
     }

@@ -133,6 +133,7 @@ fn engine(root: &Path, rewrite_to: &Path) -> Engine {
             max_backoff: Duration::from_millis(200),
         },
         http: barge_promote::http_client(),
+        pr_apis: Vec::new(),
         data: Data {
             now: "2026-11-22T10:00:00Z".into(),
             ..Data::default()

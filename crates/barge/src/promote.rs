@@ -254,6 +254,7 @@ pub fn engine(work_dir: PathBuf, config: &barge_registry::RegistryConfig, dry_ru
         rewrites: config.rewrites.clone(),
         push_policy: barge_git::repo::PushPolicy::default(),
         http: barge_promote::http_client(),
+        pr_apis: Vec::new(),
         data: barge_core::eval::Data {
             now: chrono::Utc::now().to_rfc3339(),
             ..Default::default()

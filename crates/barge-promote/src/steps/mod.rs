@@ -8,6 +8,7 @@ mod files;
 mod git;
 mod http;
 mod meta;
+mod pr;
 mod render;
 mod update;
 
@@ -73,8 +74,11 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("git-clear", git::clear),
     ("git-clone", git::clone),
     ("git-commit", git::commit),
+    ("git-merge-pr", pr::merge_pr),
+    ("git-open-pr", pr::open_pr),
     ("git-push", git::push),
     ("git-tag", git::tag),
+    ("git-wait-for-pr", pr::wait_for_pr),
     ("helm-template", render::helm_template),
     ("http", http::http),
     ("json-parse", update::json_parse),
