@@ -364,6 +364,7 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
         dry_run: false,
         poll_interval: Duration::from_millis(50),
         retry_backoff: Duration::from_millis(10),
+        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -3,7 +3,8 @@
 //! The promotion engine registers one runner per name in [`BUILTIN`]; validation uses this list
 //! so that an unknown `uses:` is caught before a promotion starts, with the known names listed.
 
-/// Kargo's open-source steps (shared/reference/kargo.md §2.1), all of which barge implements.
+/// Kargo's open-source steps (shared/reference/kargo.md §2.1). The promotion engine runs
+/// most of them; docs/reference/steps.md lists the ones it cannot run yet.
 pub const BUILTIN: &[&str] = &[
     "argocd-update",
     "argocd-wait",

@@ -228,24 +228,40 @@ impl Workspace {
                         attempt,
                         "Push rejected: the branch moved; rebasing and retrying."
                     );
-                    let backoff = policy
-                        .base_backoff
-                        .mul_f64(1.5f64.powi(attempt as i32 - 1))
-                        .min(policy.max_backoff);
-                    tokio::time::sleep(backoff.mul_f64(0.5 + fastrand_half())).await;
-                    self.git(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
-                        .await?;
-                    if let Err(conflict) = self.git(&["rebase", "-q", "FETCH_HEAD"]).await {
-                        let _ = self.git(&["rebase", "--abort"]).await;
-                        return Err(GitError::Conflict {
-                            url: crate::redact(&self.url),
-                            message: format!("the promotion's changes conflict with the branch {branch} ({conflict})"),
-                        });
+                    // The first rejection just means the branch moved since the checkout:
+                    // integrate at once. Repeated ones mean a race with other writers: back off.
+                    if attempt > 1 {
+                        let backoff = policy
+                            .base_backoff
+                            .mul_f64(1.5f64.powi(attempt as i32 - 2))
+                            .min(policy.max_backoff);
+                        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand_half())).await;
                     }
+                    self.integrate(branch).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Rebases the local commits onto the remote `branch` as it is now; a conflict is
+    /// terminal (the rebase is undone).
+    pub async fn integrate(&self, branch: &str) -> Result<(), GitError> {
+        self.git(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
+            .await?;
+        if let Err(conflict) = self.git(&["rebase", "-q", "FETCH_HEAD"]).await {
+            let _ = self.git(&["rebase", "--abort"]).await;
+            return Err(GitError::Conflict {
+                url: crate::redact(&self.url),
+                message: format!("the promotion's changes conflict with the branch {branch} ({conflict})"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `commit` is already part of HEAD's history.
+    pub async fn contains(&self, commit: &str) -> bool {
+        self.git(&["merge-base", "--is-ancestor", commit, "HEAD"]).await.is_ok()
     }
 }
 

@@ -171,7 +171,13 @@ pub struct Engine {
     pub poll_interval: Duration,
     /// The backoff between retries of an errored step.
     pub retry_backoff: Duration,
+    /// Bounds the promotions running at once (Kargo: 4 per controller). More would only
+    /// thrash the CPU with checkouts; fewer lets finished promotions' worktrees be reused.
+    pub slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// The default number of promotions an engine runs at once.
+pub const DEFAULT_SLOTS: usize = 4;
 
 /// The result of running a promotion to the end (or to an abort).
 #[derive(Clone, Debug)]
@@ -199,6 +205,7 @@ impl Engine {
 
     /// Runs (or resumes) a promotion.
     pub async fn run(&self, p: &Promotion, mut state: State, journal: &dyn Journal, events: &dyn Events) -> Outcome {
+        let _slot = self.slots.acquire().await;
         let work = self.work_dir(&p.name);
         let resumed = state.next_step().unwrap_or(0);
         if resumed > 0 && !work.exists() {
@@ -255,6 +262,9 @@ impl Engine {
             scope.vars = vars;
             let run = layered.and_then(|()| promotion::should_run(step, &data, &scope));
             let started = Instant::now();
+            // A step that started before (and did not finish) is a replay after a crash: its
+            // side effects may already exist, and steps check for them.
+            let replay = state.steps[i].started_at.is_some();
             state.steps[i].started_at.get_or_insert_with(now);
             let (status, message, outputs) = match run {
                 Err(e) => (StepStatus::Errored, e.to_string(), Map::new()),
@@ -285,6 +295,7 @@ impl Engine {
                         &work,
                         &data,
                         &scope,
+                        replay,
                         &mut state.steps[i].error_count,
                         &mut effects,
                     )
@@ -324,6 +335,8 @@ impl Engine {
             i += 1;
         }
         let phase = state.phase(&p.steps);
+        // The promotion is over: its checkouts go back to the cache for the next one.
+        steps::release(self, &work).await;
         let message = state
             .steps
             .iter()
@@ -343,6 +356,7 @@ impl Engine {
         work: &Path,
         data: &Data,
         scope: &Scope,
+        replay: bool,
         error_count: &mut u32,
         effects: &mut Vec<steps::Effect>,
     ) -> (StepStatus, String, Map<String, Json>) {
@@ -370,6 +384,7 @@ impl Engine {
                         work,
                         data,
                         scope,
+                        replay,
                     };
                     runner(&ctx, config).await
                 }

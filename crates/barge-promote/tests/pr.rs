@@ -327,6 +327,7 @@ fn engine(root: &Path, port: u16, prefix: &str) -> Engine {
         dry_run: false,
         poll_interval: Duration::from_millis(20),
         retry_backoff: Duration::from_millis(10),
+        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
     }
 }
 

@@ -235,10 +235,6 @@ pub async fn run(
         total: promotion.steps.len(),
     };
     let outcome = engine.run(&promotion, state, &journal, &progress).await;
-    if !req.dry_run && outcome.phase.is_terminal() {
-        // The work directory is only needed to resume.
-        let _ = std::fs::remove_dir_all(engine.work_dir(&promotion.name));
-    }
     Ok((promotion, outcome))
 }
 
@@ -262,5 +258,6 @@ pub fn engine(work_dir: PathBuf, config: &barge_registry::RegistryConfig, dry_ru
         dry_run,
         poll_interval: std::time::Duration::from_secs(10),
         retry_backoff: std::time::Duration::from_secs(1),
+        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
     }
 }

@@ -81,6 +81,22 @@ fn load_checkouts(ctx: &StepCtx<'_>) -> BTreeMap<String, Recorded> {
         .unwrap_or_default()
 }
 
+/// Hands a finished promotion's checkouts back to the cache and deletes its work directory.
+pub(crate) async fn release(engine: &crate::Engine, work: &std::path::Path) {
+    let mut name = work.file_name().unwrap_or_default().to_os_string();
+    name.push(".checkouts.json");
+    let file = work.with_file_name(name);
+    let recorded: BTreeMap<String, Recorded> = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for (rel, rec) in recorded {
+        engine.cache.recycle(&rec.url, &work.join(rel)).await;
+    }
+    let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_dir_all(work);
+}
+
 fn git_error(e: GitError) -> StepError {
     match e.class() {
         ErrorClass::Transient | ErrorClass::RateLimited => StepError::Retryable(e.to_string()),
@@ -281,7 +297,9 @@ pub(super) fn commit<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepR
         }
         let promotion = &ctx.promotion.name;
         // A replay after a crash: this promotion's commit may already be on the branch.
-        if let Ok(branch) = ws.followed_branch()
+        // (Only then: looking costs a fetch.)
+        if ctx.replay
+            && let Ok(branch) = ws.followed_branch()
             && let Some(landed) = ws
                 .find_promotion_commit_on(branch, promotion)
                 .await
@@ -378,11 +396,24 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         if let Some(n) = c.max_attempts {
             policy.max_attempts = n.max(1);
         }
-        let sha = ws.push_to(&branch, &policy).await.map_err(|e| match e {
+        // Pushes to one branch are serialised inside this process (as in Kargo): racing
+        // promotions then integrate once each instead of colliding again and again.
+        let lock = ctx.engine.cache.push_lock(ws.url(), &branch);
+        let _turn = lock.lock().await;
+        let to_step_error = |e: GitError| match e {
             // A conflict is terminal; transient faults may pass.
             GitError::Conflict { .. } => StepError::Invalid(e.to_string()),
             other => git_error(other),
-        })?;
+        };
+        // When this process pushed to the branch since our checkout, the push would be
+        // rejected: integrate first and save the round trip.
+        if let Some(last) = ctx.engine.cache.last_pushed(ws.url(), &branch)
+            && !ws.contains(&last).await
+        {
+            ws.integrate(&branch).await.map_err(to_step_error)?;
+        }
+        let sha = ws.push_to(&branch, &policy).await.map_err(to_step_error)?;
+        ctx.engine.cache.set_last_pushed(ws.url(), &branch, &sha);
         out.insert("commit".into(), json!(sha));
         if let Some(url) = commit_url(&original_url, &sha) {
             out.insert("commitURL".into(), json!(url));

@@ -27,6 +27,8 @@ pub struct StepCtx<'a> {
     pub work: &'a Path,
     pub data: &'a Data,
     pub scope: &'a Scope,
+    /// This step started before and did not finish (a crash): look for its earlier effects.
+    pub replay: bool,
 }
 
 #[derive(Debug)]
@@ -60,6 +62,8 @@ pub enum Effect {
     FreightMetadata { freight: String, values: Map<String, Json> },
     FreightAlias { freight: String, alias: String },
 }
+
+pub(crate) use git::release;
 
 pub type StepResult = Result<StepDone, StepError>;
 pub type StepFn = for<'a> fn(&'a StepCtx<'a>, Json) -> BoxFuture<'a, StepResult>;
@@ -153,5 +157,42 @@ impl StepCtx<'_> {
             std::fs::create_dir_all(parent).map_err(|e| StepError::Invalid(format!("cannot create {rel}: {e}")))?;
         }
         std::fs::write(&p, text).map_err(|e| StepError::Invalid(format!("cannot write {rel}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runners_are_kargo_steps_and_the_missing_ones_are_documented() {
+        for n in names() {
+            assert!(barge_core::steps::BUILTIN.contains(&n), "{n} is not a known step name");
+        }
+        let missing: Vec<&str> = barge_core::steps::BUILTIN
+            .iter()
+            .copied()
+            .filter(|n| lookup(n).is_none())
+            .collect();
+        // docs/reference/steps.md, "Known to barge, not yet runnable", lists exactly these.
+        assert_eq!(
+            missing,
+            vec![
+                "argocd-update",
+                "argocd-wait",
+                "github-push",
+                "helm-update-chart",
+                "http-download",
+                "oci-download",
+                "oci-push",
+                "tar",
+                "untar",
+                "yaml-merge"
+            ]
+        );
+        let doc = include_str!("../../../../docs/reference/steps.md");
+        for m in missing {
+            assert!(doc.contains(&format!("`{m}`")), "{m} is not documented");
+        }
     }
 }

@@ -1,0 +1,54 @@
+//! The repository cache: worktrees per checkout, recycled worktrees that come back clean.
+
+use barge_git::cache::{Checkout, RepoCache};
+use barge_git::repo::Author;
+
+mod support;
+use support::git;
+
+#[tokio::test]
+async fn a_recycled_worktree_comes_back_clean_at_the_new_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::write(seed.join("a.yaml"), "v: 1\n").unwrap();
+    git(&seed, &["init", "-q", "-b", "main"]);
+    git(&seed, &["add", "."]);
+    git(&seed, &["commit", "-q", "-m", "one"]);
+    let url = format!("file://{}", seed.display());
+    let cache = RepoCache::new(&dir.path().join("cache"));
+    let main = Checkout::Branch {
+        name: "main".into(),
+        create: false,
+    };
+    let first = dir.path().join("p1/src");
+    let ws = cache
+        .checkout(&url, &main, &first, None, Author::default())
+        .await
+        .unwrap();
+    // A promotion leaves a commit that was never pushed and an untracked file behind.
+    std::fs::write(first.join("a.yaml"), "v: local\n").unwrap();
+    std::fs::write(first.join("junk.txt"), "x").unwrap();
+    ws.commit_all("local only", "p1").await.unwrap().unwrap();
+    cache.recycle(&url, &first).await;
+    assert!(!first.exists(), "the worktree moved to the pool");
+
+    std::fs::write(seed.join("a.yaml"), "v: 2\n").unwrap();
+    git(&seed, &["commit", "-q", "-am", "two"]);
+    let second = dir.path().join("p2/src");
+    let ws = cache
+        .checkout(&url, &main, &second, None, Author::default())
+        .await
+        .unwrap();
+    assert_eq!(ws.head().await.unwrap(), git(&seed, &["rev-parse", "main"]));
+    assert_eq!(std::fs::read_to_string(second.join("a.yaml")).unwrap(), "v: 2\n");
+    assert!(!second.join("junk.txt").exists(), "untracked files are cleaned");
+    // It is the recycled worktree (the pool is empty again), and git agrees it is clean.
+    assert!(
+        std::fs::read_dir(dir.path().join("cache/pool"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+    assert_eq!(git(&second, &["status", "--porcelain"]), "");
+}

@@ -1,0 +1,230 @@
+//! Promotion throughput against the physical limit measured in the same run.
+//!
+//! 1. One cached promotion (git-clone from the warm cache, kustomize-set-image, git-commit,
+//!    git-push) against a bare `git` loop making the same edit, commit and push in a clone it
+//!    keeps.
+//! 2. 200 promotions of different stages racing into one branch, against the same bare loop
+//!    making 200 commits one after another (a single writer never loses a race: the fastest
+//!    any tool can land 200 commits on one branch).
+//!
+//! Run: `cargo bench -p barge-promote --bench promote` (BARGE_BENCH_N=200 by default).
+
+use barge_core::eval::Data;
+use barge_core::model::kargo::{Freight, FreightOrigin, Image};
+use barge_core::promotion::{Phase, State};
+use barge_git::cache::RepoCache;
+use barge_git::repo::{Author, PushPolicy};
+use barge_promote::{Engine, Event, Events, Journal, Promotion};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Quiet;
+impl Journal for Quiet {
+    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> barge_promote::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+impl Events for Quiet {
+    fn event<'a>(&'a self, _e: &'a Event) -> barge_promote::BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../base]\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0\n";
+
+fn seed(root: &Path, stages: usize) -> (std::path::PathBuf, String) {
+    let work = root.join("seed");
+    let mut yaml = String::from("apiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {name: shop}\n");
+    for i in 0..stages {
+        std::fs::create_dir_all(work.join(format!("stages/s{i}"))).unwrap();
+        std::fs::write(work.join(format!("stages/s{i}/kustomization.yaml")), KUSTOMIZATION).unwrap();
+        yaml.push_str(&format!(
+            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: s{i}, namespace: shop}}\nspec:\n  requestedFreight:\n    - origin: {{kind: Warehouse, name: app}}\n      sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n        - uses: git-clone\n          config: {{repoURL: https://git.example.com/config.git, checkout: [{{branch: main, path: ./r}}]}}\n        - uses: kustomize-set-image\n          config: {{path: \"./r/stages/${{{{ ctx.stage }}}}\", images: [{{image: ghcr.io/acme/app}}]}}\n        - uses: git-commit\n          config: {{path: ./r, message: \"promote ${{{{ ctx.stage }}}}\"}}\n        - uses: git-push\n          config: {{path: ./r}}\n"
+        ));
+    }
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "seed"]);
+    let bare = root.join("config.git");
+    git(
+        root,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+    );
+    (bare, yaml)
+}
+
+fn freight(tag: &str) -> Freight {
+    let mut f = Freight {
+        origin: Some(FreightOrigin {
+            kind: "Warehouse".into(),
+            name: "app".into(),
+        }),
+        images: vec![Image {
+            repo_url: "ghcr.io/acme/app".into(),
+            tag: tag.into(),
+            ..Image::default()
+        }],
+        ..Freight::default()
+    };
+    f.metadata.name = format!("{:0>40}", tag.replace('.', ""));
+    f
+}
+
+fn engine(root: &Path) -> Engine {
+    Engine {
+        cache: Arc::new(RepoCache::new(&root.join("cache"))),
+        work_root: root.join("work"),
+        credentials: Arc::new(|_| None),
+        author: Author::default(),
+        rewrites: vec![barge_core::rewrite::Rewrite {
+            from: "https://git.example.com/".into(),
+            to: format!("file://{}/", root.display()),
+        }],
+        push_policy: PushPolicy {
+            max_attempts: 1000,
+            base_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(100),
+        },
+        http: barge_promote::http_client(),
+        pr_apis: Vec::new(),
+        data: Data {
+            now: "2026-11-22T10:00:00Z".into(),
+            ..Data::default()
+        },
+        dry_run: false,
+        poll_interval: Duration::from_millis(50),
+        retry_backoff: Duration::from_millis(10),
+        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
+    }
+}
+
+/// The bare loop: in a clone it keeps, edit one overlay, commit, push; `n` times.
+fn bare_loop(root: &Path, bare: &Path, n: usize, tag_base: usize) -> Duration {
+    let clone = root.join(format!("bare-loop-{tag_base}"));
+    git(root, &["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()]);
+    let start = Instant::now();
+    for i in 0..n {
+        let f = clone.join(format!("stages/s{i}/kustomization.yaml"));
+        let text = std::fs::read_to_string(&f).unwrap();
+        let new = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("newTag:") {
+                    format!("    newTag: 9.{tag_base}.{i}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n";
+        std::fs::write(&f, new).unwrap();
+        git(&clone, &["commit", "-q", "-am", &format!("promote s{i}")]);
+        git(&clone, &["push", "-q", "origin", "main"]);
+    }
+    start.elapsed()
+}
+
+fn main() {
+    let n: usize = std::env::var("BARGE_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let single = 30.min(n);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (bare, yaml) = seed(root, n);
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("stages.yaml", &yaml);
+    assert_eq!(catalog.errors(), 0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = Arc::new(engine(root));
+
+    // Warm the cache with one promotion (not timed).
+    let warm = Promotion::plan(&catalog, "shop", "s0", freight("0.0.1"), Vec::new(), "bench").unwrap();
+    let out = runtime.block_on(engine.run(&warm, State::new(&warm.steps), &Quiet, &Quiet));
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+
+    // 1. One cached promotion, `single` times in a row, against the bare loop.
+    let bare_single = bare_loop(root, &bare, single, 1);
+    let start = Instant::now();
+    for i in 0..single {
+        let p = Promotion::plan(
+            &catalog,
+            "shop",
+            &format!("s{i}"),
+            freight(&format!("2.0.{i}")),
+            Vec::new(),
+            "bench",
+        )
+        .unwrap();
+        let out = runtime.block_on(engine.run(&p, State::new(&p.steps), &Quiet, &Quiet));
+        assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    }
+    let barge_single = start.elapsed();
+    let per = |d: Duration, k: usize| d.as_secs_f64() * 1000.0 / k as f64;
+    println!(
+        "one cached promotion (edit, commit, push): barge {:.1} ms, bare git loop {:.1} ms, ratio {:.2}x",
+        per(barge_single, single),
+        per(bare_single, single),
+        barge_single.as_secs_f64() / bare_single.as_secs_f64()
+    );
+
+    // 2. n promotions racing into one branch, against n sequential bare commits.
+    let bare_n = bare_loop(root, &bare, n, 2);
+    let before: usize = git(&bare, &["rev-list", "--count", "main"]).parse().unwrap();
+    let start = Instant::now();
+    runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let p = Promotion::plan(
+                &catalog,
+                "shop",
+                &format!("s{i}"),
+                freight(&format!("3.0.{i}")),
+                Vec::new(),
+                "bench",
+            )
+            .unwrap();
+            let e = engine.clone();
+            tasks.spawn(async move { e.run(&p, State::new(&p.steps), &Quiet, &Quiet).await });
+        }
+        while let Some(out) = tasks.join_next().await {
+            let out = out.unwrap();
+            assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+        }
+    });
+    let barge_n = start.elapsed();
+    let after: usize = git(&bare, &["rev-list", "--count", "main"]).parse().unwrap();
+    assert_eq!(after - before, n, "every racing promotion landed one commit");
+    println!(
+        "{n} promotions racing into one branch: barge {:.2} s, bare git loop ({n} sequential commits) {:.2} s, ratio {:.2}x; {} commits landed",
+        barge_n.as_secs_f64(),
+        bare_n.as_secs_f64(),
+        barge_n.as_secs_f64() / bare_n.as_secs_f64(),
+        after - before
+    );
+}
