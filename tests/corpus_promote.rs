@@ -11,35 +11,22 @@
 //!
 //! argocd-update / argocd-wait are left out (they need the cluster access of issue #6).
 
+#[path = "../crates/barge-promote/tests/support/mod.rs"]
+mod promote_kit;
 mod support;
 
 use barge_core::eval::{self, Data, StepStatus};
 use barge_core::model::Body;
 use barge_core::model::kargo::{Freight, FreightOrigin, GitCommit, Image};
 use barge_core::promotion::{Phase, State};
-use barge_git::cache::RepoCache;
-use barge_git::repo::{Author, PushPolicy};
-use barge_promote::{Engine, Event, Events, Journal, Promotion};
+use barge_git::repo::PushPolicy;
+use barge_promote::Promotion;
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 use support::git;
 
 const TAG: &str = "1.4.2";
-
-struct Quiet;
-impl Journal for Quiet {
-    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> barge_promote::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-impl Events for Quiet {
-    fn event<'a>(&'a self, _e: &'a Event) -> barge_promote::BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-}
 
 /// `https://github.com/a/b.git` → `github.com/a/b.git` (where its bare repository lives).
 fn local_path(url: &str) -> String {
@@ -341,36 +328,19 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
             c.id = heads[&(c.repo_url.clone(), c.branch.clone().unwrap())].clone();
         }
     }
-    let root_url = format!("file://{}/", root.display());
-    let engine = Engine {
-        cache: Arc::new(RepoCache::new(&dir.path().join("cache"))),
-        work_root: dir.path().join("work"),
-        credentials: Arc::new(|_| None),
-        author: Author::default(),
-        rewrites: ["https://", "http://", "ssh://git@"]
+    let mut engine = promote_kit::engine(
+        dir.path(),
+        ["https://", "http://", "ssh://git@"]
             .iter()
-            .map(|from| barge_core::rewrite::Rewrite {
-                from: from.to_string(),
-                to: root_url.clone(),
-            })
+            .map(|from| promote_kit::rewrite_to_dir(from, &root))
             .collect(),
-        push_policy: PushPolicy::default(),
-        http: barge_promote::http_client(),
-        pr_apis: Vec::new(),
-        data: Data {
-            now: "2026-11-22T10:00:00Z".into(),
-            ..Data::default()
-        },
-        dry_run: false,
-        poll_interval: Duration::from_millis(50),
-        retry_backoff: Duration::from_millis(10),
-        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
-    };
+    );
+    engine.push_policy = PushPolicy::default();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let out = runtime.block_on(engine.run(&p, State::new(&p.steps), &Quiet, &Quiet));
+    let out = runtime.block_on(engine.run(&p, State::new(&p.steps), &promote_kit::Quiet, &promote_kit::Quiet));
     if out.phase != Phase::Succeeded {
         return Err(format!("{}: {}", out.phase.as_str(), out.message));
     }

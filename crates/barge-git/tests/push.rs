@@ -13,28 +13,15 @@ use support::{git, smart_http};
 
 /// A bare repository whose `main` holds stages/dev/kustomization.yaml.
 fn seed(root: &Path) -> PathBuf {
-    let work = root.join("seed");
-    std::fs::create_dir_all(work.join("stages/dev")).unwrap();
-    std::fs::create_dir_all(work.join("stages/prod")).unwrap();
-    std::fs::write(
-        work.join("stages/dev/kustomization.yaml"),
-        "images:\n  - name: app\n    newTag: 1.0.0\n",
-    )
-    .unwrap();
-    std::fs::write(
-        work.join("stages/prod/kustomization.yaml"),
-        "images:\n  - name: app\n    newTag: 1.0.0\n",
-    )
-    .unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "seed"]);
-    let bare = root.join("config.git");
-    git(
+    let k = "images:\n  - name: app\n    newTag: 1.0.0\n";
+    support::bare_repo(
         root,
-        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
-    );
-    bare
+        "config.git",
+        &[
+            ("stages/dev/kustomization.yaml", k),
+            ("stages/prod/kustomization.yaml", k),
+        ],
+    )
 }
 
 fn fast() -> PushPolicy {

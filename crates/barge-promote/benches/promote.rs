@@ -9,28 +9,16 @@
 //!
 //! Run: `cargo bench -p barge-promote --bench promote` (BARGE_BENCH_N=200 by default).
 
-use barge_core::eval::Data;
-use barge_core::model::kargo::{Freight, FreightOrigin, Image};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use barge_core::promotion::{Phase, State};
-use barge_git::cache::RepoCache;
-use barge_git::repo::{Author, PushPolicy};
-use barge_promote::{Engine, Event, Events, Journal, Promotion};
+use barge_promote::{Engine, Promotion};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Quiet;
-impl Journal for Quiet {
-    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> barge_promote::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-impl Events for Quiet {
-    fn event<'a>(&'a self, _e: &'a Event) -> barge_promote::BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-}
+use support::{Quiet, image_freight as freight_of};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -73,49 +61,17 @@ fn seed(root: &Path, stages: usize) -> (std::path::PathBuf, String) {
     (bare, yaml)
 }
 
-fn freight(tag: &str) -> Freight {
-    let mut f = Freight {
-        origin: Some(FreightOrigin {
-            kind: "Warehouse".into(),
-            name: "app".into(),
-        }),
-        images: vec![Image {
-            repo_url: "ghcr.io/acme/app".into(),
-            tag: tag.into(),
-            ..Image::default()
-        }],
-        ..Freight::default()
-    };
-    f.metadata.name = format!("{:0>40}", tag.replace('.', ""));
-    f
+fn freight(tag: &str) -> barge_core::model::kargo::Freight {
+    freight_of("ghcr.io/acme/app", tag)
 }
 
 fn engine(root: &Path) -> Engine {
-    Engine {
-        cache: Arc::new(RepoCache::new(&root.join("cache"))),
-        work_root: root.join("work"),
-        credentials: Arc::new(|_| None),
-        author: Author::default(),
-        rewrites: vec![barge_core::rewrite::Rewrite {
-            from: "https://git.example.com/".into(),
-            to: format!("file://{}/", root.display()),
-        }],
-        push_policy: PushPolicy {
-            max_attempts: 1000,
-            base_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(100),
-        },
-        http: barge_promote::http_client(),
-        pr_apis: Vec::new(),
-        data: Data {
-            now: "2026-11-22T10:00:00Z".into(),
-            ..Data::default()
-        },
-        dry_run: false,
-        poll_interval: Duration::from_millis(50),
-        retry_backoff: Duration::from_millis(10),
-        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
-    }
+    let mut e = support::engine(root, vec![support::rewrite_to_dir("https://git.example.com/", root)]);
+    e.author = barge_git::repo::Author::default();
+    e.push_policy.max_attempts = 1000;
+    e.push_policy.base_backoff = Duration::from_millis(5);
+    e.push_policy.max_backoff = Duration::from_millis(100);
+    e
 }
 
 /// The bare loop: in a clone it keeps, edit one overlay, commit, push; `n` times.

@@ -279,15 +279,7 @@ impl Engine {
                         .await;
                     state.steps[i].status = StepStatus::Running;
                     if let Err(e) = journal.save(&state, Phase::Running, "").await {
-                        return self
-                            .finish(
-                                state,
-                                Phase::Errored,
-                                format!("cannot record progress: {e}"),
-                                effects,
-                                journal,
-                            )
-                            .await;
+                        return self.progress_lost(state, &e, effects, journal).await;
                     }
                     self.attempt(
                         p,
@@ -322,15 +314,7 @@ impl Engine {
                 })
                 .await;
             if let Err(e) = journal.save(&state, Phase::Running, "").await {
-                return self
-                    .finish(
-                        state,
-                        Phase::Errored,
-                        format!("cannot record progress: {e}"),
-                        effects,
-                        journal,
-                    )
-                    .await;
+                return self.progress_lost(state, &e, effects, journal).await;
             }
             i += 1;
         }
@@ -419,6 +403,18 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The store refused a save: stop here (the stored state stays resumable).
+    async fn progress_lost(
+        &self,
+        state: State,
+        e: &str,
+        effects: Vec<steps::Effect>,
+        journal: &dyn Journal,
+    ) -> Outcome {
+        let message = format!("cannot record progress: {e}");
+        self.finish(state, Phase::Errored, message, effects, journal).await
     }
 
     async fn finish(

@@ -4,17 +4,16 @@
 
 #[path = "../../barge-git/tests/support/mod.rs"]
 mod git_kit;
+mod support;
 
-use barge_core::eval::{Data, StepStatus};
-use barge_core::model::kargo::{Freight, FreightOrigin, GitCommit, Image};
+use barge_core::eval::StepStatus;
+use barge_core::model::kargo::{Freight, GitCommit};
 use barge_core::promotion::{Phase, State};
-use barge_git::cache::RepoCache;
-use barge_git::repo::{Author, Credentials, PushPolicy};
+use barge_git::repo::Credentials;
 use barge_promote::{Engine, Event, Events, Journal, Promotion};
 use git_kit::git;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const KUSTOMIZATION: &str = "\
 # The dev overlay. Comments survive edits.
@@ -42,50 +41,26 @@ const APP_TOML: &str = "# app settings\n[app]\nversion = \"1.9\"  # the running 
 
 /// A bare repository whose main holds stages/dev with a kustomization, Helm values, JSON and TOML.
 fn seed(root: &Path) -> PathBuf {
-    let work = root.join("seed");
-    std::fs::create_dir_all(work.join("stages/dev")).unwrap();
-    std::fs::create_dir_all(work.join("base")).unwrap();
-    for (f, t) in [
-        ("stages/dev/kustomization.yaml", KUSTOMIZATION),
-        ("stages/dev/values.yaml", VALUES),
-        ("stages/dev/config.json", CONFIG_JSON),
-        ("stages/dev/app.toml", APP_TOML),
-        ("base/deploy.yaml", "kind: Deployment\n"),
-    ] {
-        std::fs::write(work.join(f), t).unwrap();
-    }
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "seed"]);
-    let bare = root.join("config.git");
-    git(
+    git_kit::bare_repo(
         root,
-        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
-    );
-    bare
+        "config.git",
+        &[
+            ("stages/dev/kustomization.yaml", KUSTOMIZATION),
+            ("stages/dev/values.yaml", VALUES),
+            ("stages/dev/config.json", CONFIG_JSON),
+            ("stages/dev/app.toml", APP_TOML),
+            ("base/deploy.yaml", "kind: Deployment\n"),
+        ],
+    )
 }
 
 fn freight() -> Freight {
-    let mut f = Freight {
-        origin: Some(FreightOrigin {
-            kind: "Warehouse".into(),
-            name: "app".into(),
-        }),
-        alias: Some("wise-otter".into()),
-        images: vec![Image {
-            repo_url: "ghcr.io/acme/app".into(),
-            tag: "1.10".into(),
-            digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
-            ..Image::default()
-        }],
-        commits: vec![GitCommit {
-            repo_url: "https://git.example.com/acme/config.git".into(),
-            id: "0123456789abcdef0123456789abcdef01234567".into(),
-            ..GitCommit::default()
-        }],
-        ..Freight::default()
-    };
-    f.metadata.name = "4f3c2b1a0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b".into();
+    let mut f = support::image_freight("ghcr.io/acme/app", "1.10");
+    f.commits = vec![GitCommit {
+        repo_url: "https://git.example.com/acme/config.git".into(),
+        id: "0123456789abcdef0123456789abcdef01234567".into(),
+        ..GitCommit::default()
+    }];
     f
 }
 
@@ -115,41 +90,14 @@ impl Events for Recorder {
 }
 
 fn engine(root: &Path, rewrite_to: &Path) -> Engine {
-    Engine {
-        cache: Arc::new(RepoCache::new(&root.join("cache"))),
-        work_root: root.join("work"),
-        credentials: Arc::new(|_| None),
-        author: Author {
-            name: "barge".into(),
-            email: "barge@example.com".into(),
-        },
-        rewrites: vec![barge_core::rewrite::Rewrite {
-            from: "https://git.example.com/acme/".into(),
-            to: format!("file://{}/", rewrite_to.display()),
-        }],
-        push_policy: PushPolicy {
-            max_attempts: 10,
-            base_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(200),
-        },
-        http: barge_promote::http_client(),
-        pr_apis: Vec::new(),
-        data: Data {
-            now: "2026-11-22T10:00:00Z".into(),
-            ..Data::default()
-        },
-        dry_run: false,
-        poll_interval: Duration::from_millis(20),
-        retry_backoff: Duration::from_millis(10),
-        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
-    }
+    support::engine(
+        root,
+        vec![support::rewrite_to_dir("https://git.example.com/acme/", rewrite_to)],
+    )
 }
 
 fn promotion(stage_yaml: &str, stage: &str) -> Promotion {
-    let mut catalog = barge_core::Catalog::default();
-    catalog.load_text("test.yaml", stage_yaml);
-    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
-    Promotion::plan(&catalog, "shop", stage, freight(), Vec::new(), "alice").unwrap()
+    support::plan(stage_yaml, stage, freight())
 }
 
 const EDITS: &str = r#"

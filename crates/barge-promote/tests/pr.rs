@@ -3,17 +3,15 @@
 
 #[path = "../../barge-git/tests/support/mod.rs"]
 mod git_kit;
+mod support;
 
 use axum::extract::{Path as UrlPath, Query, State as AxState};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use barge_core::eval::Data;
-use barge_core::model::kargo::{Freight, FreightOrigin, Image};
 use barge_core::promotion::{Phase, State};
-use barge_git::cache::RepoCache;
-use barge_git::repo::{Author, Credentials, PushPolicy};
-use barge_promote::{Engine, Event, Events, Journal, Promotion};
+use barge_git::repo::Credentials;
+use barge_promote::{Engine, Promotion};
 use git_kit::git;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -253,36 +251,15 @@ fn forge_router(forge: Forge) -> Router {
         .with_state(forge)
 }
 
-struct Quiet;
-impl Journal for Quiet {
-    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> barge_promote::BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-impl Events for Quiet {
-    fn event<'a>(&'a self, _e: &'a Event) -> barge_promote::BoxFuture<'a, ()> {
-        Box::pin(async {})
-    }
-}
-
 fn seed(root: &Path) -> PathBuf {
-    let work = root.join("seed");
-    std::fs::create_dir_all(work.join("env/dev")).unwrap();
-    std::fs::write(
-        work.join("env/dev/kustomization.yaml"),
-        "images:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0\n",
-    )
-    .unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
-    git(&work, &["add", "."]);
-    git(&work, &["commit", "-q", "-m", "seed"]);
-    let bare = root.join("acme/config.git");
-    std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
-    git(
+    git_kit::bare_repo(
         root,
-        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
-    );
-    bare
+        "acme/config.git",
+        &[(
+            "env/dev/kustomization.yaml",
+            "images:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0\n",
+        )],
+    )
 }
 
 async fn start(root: &Path) -> (Forge, u16) {
@@ -300,56 +277,22 @@ async fn start(root: &Path) -> (Forge, u16) {
 }
 
 fn engine(root: &Path, port: u16, prefix: &str) -> Engine {
-    Engine {
-        cache: Arc::new(RepoCache::new(&root.join("cache"))),
-        work_root: root.join("work"),
-        credentials: Arc::new(|_| {
-            Some(Credentials {
-                username: "bot".into(),
-                password: TOKEN.into(),
-            })
-        }),
-        author: Author::default(),
-        rewrites: vec![barge_core::rewrite::Rewrite {
-            from: "https://forge.example.com/".into(),
-            to: format!("file://{}/", root.display()),
-        }],
-        push_policy: PushPolicy::default(),
-        http: barge_promote::http_client(),
-        pr_apis: vec![(
-            "https://forge.example.com/".into(),
-            format!("http://127.0.0.1:{port}/{prefix}"),
-        )],
-        data: Data {
-            now: "2026-11-22T10:00:00Z".into(),
-            ..Data::default()
-        },
-        dry_run: false,
-        poll_interval: Duration::from_millis(20),
-        retry_backoff: Duration::from_millis(10),
-        slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
-    }
+    let mut e = support::engine(root, vec![support::rewrite_to_dir("https://forge.example.com/", root)]);
+    e.credentials = Arc::new(|_| {
+        Some(Credentials {
+            username: "bot".into(),
+            password: TOKEN.into(),
+        })
+    });
+    e.pr_apis = vec![(
+        "https://forge.example.com/".into(),
+        format!("http://127.0.0.1:{port}/{prefix}"),
+    )];
+    e
 }
 
 fn promotion(yaml: &str) -> Promotion {
-    let mut catalog = barge_core::Catalog::default();
-    catalog.load_text("t.yaml", yaml);
-    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
-    let mut f = Freight {
-        origin: Some(FreightOrigin {
-            kind: "Warehouse".into(),
-            name: "app".into(),
-        }),
-        alias: Some("wise-otter".into()),
-        images: vec![Image {
-            repo_url: "ghcr.io/acme/app".into(),
-            tag: "1.2.0".into(),
-            ..Image::default()
-        }],
-        ..Freight::default()
-    };
-    f.metadata.name = "abcdef0123456789abcdef0123456789abcdef01".into();
-    Promotion::plan(&catalog, "shop", "dev", f, Vec::new(), "alice").unwrap()
+    support::plan(yaml, "dev", support::image_freight("ghcr.io/acme/app", "1.2.0"))
 }
 
 const PR_FLOW: &str = r#"
@@ -405,7 +348,7 @@ async fn open_merge_and_wait_on_github_gitlab_and_gitea() {
         let (forge, port) = start(dir.path()).await;
         let e = engine(dir.path(), port, prefix);
         let p = promotion(&PR_FLOW.replace("PROVIDER", provider));
-        let out = e.run(&p, State::new(&p.steps), &Quiet, &Quiet).await;
+        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
         assert_eq!(out.phase, Phase::Succeeded, "{provider}: {}", out.message);
         let prs = forge.prs.lock().unwrap().clone();
         assert_eq!(prs.len(), 1, "{provider}: the second git-open-pr reused the open PR");
@@ -464,7 +407,7 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
     });
     let e = engine(dir.path(), port, "gh");
     let p = promotion(WAIT_ONLY);
-    let out = e.run(&p, State::new(&p.steps), &Quiet, &Quiet).await;
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(
         out.state.outputs["wait"]["commit"],
@@ -477,7 +420,14 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
         prs[0].state = "closed";
         prs[0].merged = false;
     }
-    let out = e.run(&promotion(WAIT_ONLY), State::new(&p.steps), &Quiet, &Quiet).await;
+    let out = e
+        .run(
+            &promotion(WAIT_ONLY),
+            State::new(&p.steps),
+            &support::Quiet,
+            &support::Quiet,
+        )
+        .await;
     assert_eq!(out.phase, Phase::Failed);
     assert!(out.message.contains("closed without being merged"), "{}", out.message);
 
@@ -490,7 +440,12 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
         })
     });
     let out = bad
-        .run(&promotion(WAIT_ONLY), State::new(&p.steps), &Quiet, &Quiet)
+        .run(
+            &promotion(WAIT_ONLY),
+            State::new(&p.steps),
+            &support::Quiet,
+            &support::Quiet,
+        )
         .await;
     assert_eq!(out.phase, Phase::Errored);
     assert!(

@@ -149,3 +149,24 @@ pub fn smart_http(root: &Path, user: &str, pass: &str) -> (SmartHttp, u16) {
     }
     (SmartHttp { nginx, fcgi }, port)
 }
+
+/// A bare repository `root/<name>` whose `main` holds `files` (path, text) in one commit
+/// made in `root/seed-<name>`.
+pub fn bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let work = root.join(format!("seed-{}", name.replace('/', "-")));
+    for (path, text) in files {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().expect("a file path")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "seed"]);
+    let bare = root.join(name);
+    std::fs::create_dir_all(bare.parent().expect("a parent")).expect("mkdir");
+    git(
+        root,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), bare.to_str().unwrap()],
+    );
+    bare
+}

@@ -169,8 +169,10 @@ async fn call(
     serde_json::from_str(&text).map_err(|e| StepError::Invalid(format!("{}: not JSON: {e}", p.api)))
 }
 
-fn token_for(ctx: &StepCtx<'_>, repo_url: &str) -> Option<String> {
-    (ctx.engine.credentials)(repo_url).map(|c| c.password)
+/// The provider of `repo_url` and the token to call it with.
+fn provider(ctx: &StepCtx<'_>, repo_url: &str, kind: Option<&str>) -> Result<(Provider, Option<String>), StepError> {
+    let p = Provider::for_repo(repo_url, kind, ctx.engine.pr_api_for(repo_url).as_deref())?;
+    Ok((p, (ctx.engine.credentials)(repo_url).map(|c| c.password)))
 }
 
 #[derive(Deserialize)]
@@ -219,12 +221,7 @@ pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Step
                 ("dryRun".into(), json!(true)),
             ]));
         }
-        let p = Provider::for_repo(
-            &c.repo_url,
-            c.provider.as_deref(),
-            ctx.engine.pr_api_for(&c.repo_url).as_deref(),
-        )?;
-        let token = token_for(ctx, &c.repo_url);
+        let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
         let http = &ctx.engine.http;
         // An identical open PR (a replay, or a human opened it) is reused.
         let list = match p.kind {
@@ -346,12 +343,8 @@ pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         let c: PrConfig = config("git-wait-for-pr", cfg)?;
         let _ = (&c.poll_interval, c.insecure_skip_tls_verify);
         let number = pr_number(ctx, &c, "git-wait-for-pr")?;
-        let p = Provider::for_repo(
-            &c.repo_url,
-            c.provider.as_deref(),
-            ctx.engine.pr_api_for(&c.repo_url).as_deref(),
-        )?;
-        let pr = get_pr(ctx, &p, number, token_for(ctx, &c.repo_url).as_deref()).await?;
+        let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
+        let pr = get_pr(ctx, &p, number, token.as_deref()).await?;
         if pr.merged {
             merged_outputs(&pr)
         } else if pr.open {
@@ -372,12 +365,7 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
     Box::pin(async move {
         let c: PrConfig = config("git-merge-pr", cfg)?;
         let number = pr_number(ctx, &c, "git-merge-pr")?;
-        let p = Provider::for_repo(
-            &c.repo_url,
-            c.provider.as_deref(),
-            ctx.engine.pr_api_for(&c.repo_url).as_deref(),
-        )?;
-        let token = token_for(ctx, &c.repo_url);
+        let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
         let pr = get_pr(ctx, &p, number, token.as_deref()).await?;
         if pr.merged {
             return merged_outputs(&pr);

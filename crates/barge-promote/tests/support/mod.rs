@@ -1,0 +1,97 @@
+//! Promotion-engine test kit shared by barge-promote's tests and benchmark and the end-to-end
+//! tests (which include it with `#[path]`): a quiet journal, an engine with fast retry
+//! timings, Freight, and promotions planned from YAML text.
+#![allow(dead_code)]
+
+use barge_core::eval::Data;
+use barge_core::model::kargo::{Freight, FreightOrigin, Image};
+use barge_core::promotion::{Phase, State};
+use barge_core::rewrite::Rewrite;
+use barge_git::cache::RepoCache;
+use barge_git::repo::{Author, PushPolicy};
+use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A journal and events sink that keeps nothing.
+pub struct Quiet;
+
+impl Journal for Quiet {
+    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Events for Quiet {
+    fn event<'a>(&'a self, _e: &'a Event) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// An engine under `root` (cache, work directories) with the given URL rewrites, no
+/// credentials, and retry/poll timings in milliseconds.
+pub fn engine(root: &Path, rewrites: Vec<Rewrite>) -> Engine {
+    Engine {
+        cache: Arc::new(RepoCache::new(&root.join("cache"))),
+        work_root: root.join("work"),
+        credentials: Arc::new(|_| None),
+        author: Author {
+            name: "barge".into(),
+            email: "barge@example.com".into(),
+        },
+        rewrites,
+        push_policy: PushPolicy {
+            max_attempts: 10,
+            base_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+        },
+        http: barge_promote::http_client(),
+        pr_apis: Vec::new(),
+        data: Data {
+            now: "2026-11-22T10:00:00Z".into(),
+            ..Data::default()
+        },
+        dry_run: false,
+        poll_interval: Duration::from_millis(20),
+        retry_backoff: Duration::from_millis(10),
+        slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
+    }
+}
+
+/// `from` → `file://<dir>/`.
+pub fn rewrite_to_dir(from: &str, dir: &Path) -> Rewrite {
+    Rewrite {
+        from: from.into(),
+        to: format!("file://{}/", dir.display()),
+    }
+}
+
+/// Freight of Warehouse `app` with one image at `tag`, named after the tag.
+pub fn image_freight(repo: &str, tag: &str) -> Freight {
+    let mut f = Freight {
+        origin: Some(FreightOrigin {
+            kind: "Warehouse".into(),
+            name: "app".into(),
+        }),
+        alias: Some("wise-otter".into()),
+        images: vec![Image {
+            repo_url: repo.into(),
+            tag: tag.into(),
+            digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+            ..Image::default()
+        }],
+        ..Freight::default()
+    };
+    f.metadata.name = format!("{:a>40}", tag.replace('.', ""));
+    f
+}
+
+/// Loads `yaml` (which must have no errors) and plans promoting `freight` into `stage` of
+/// project `shop`.
+pub fn plan(yaml: &str, stage: &str, freight: Freight) -> Promotion {
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("test.yaml", yaml);
+    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
+    Promotion::plan(&catalog, "shop", stage, freight, Vec::new(), "alice").unwrap()
+}
