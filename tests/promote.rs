@@ -310,3 +310,28 @@ fn unknown_freight_and_unrelated_stages_are_clear_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no Stage named \"qa\""), "{}", stderr(&out));
 }
+
+#[test]
+fn the_commit_author_comes_from_the_config_file() {
+    let fx = Fixture::new();
+    let web = fx.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let server = health_server(&web, fx.health_port);
+    let config = fx.dir.path().join("barge.yaml");
+    std::fs::write(
+        &config,
+        "git:\n  author: {name: Release Bot, email: release@acme.example}\n",
+    )
+    .unwrap();
+    let out = barge()
+        .args(fx.args(&["--config", config.to_str().unwrap()]))
+        .output()
+        .unwrap();
+    drop(server);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        git(&fx.bare, &["log", "-1", "--format=%an <%ae> / %cn <%ce>", "main"]),
+        "Release Bot <release@acme.example> / Release Bot <release@acme.example>"
+    );
+}

@@ -26,6 +26,36 @@ pub struct Config {
     pub registries: Registries,
     #[serde(default)]
     pub rewrites: Vec<RewriteEntry>,
+    #[serde(default)]
+    pub git: Git,
+}
+
+/// How promotions write to config repositories.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Git {
+    /// The identity of barge's commits (default `barge <barge@localhost>`).
+    pub author: Option<GitAuthor>,
+    /// HTTPS credentials for repositories (the password is also the token PR steps use).
+    #[serde(default)]
+    pub credentials: Vec<CredentialEntry>,
+    /// PR API addresses for self-hosted providers, by repository URL prefix.
+    #[serde(default, rename = "prAPIs")]
+    pub pr_apis: Vec<PrApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitAuthor {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrApi {
+    pub prefix: String,
+    pub url: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,8 +97,22 @@ impl Config {
             std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
         let config: Config =
             yaml_serde::from_str(&text).with_context(|| format!("{} is not a valid barge config", path.display()))?;
-        for (i, c) in config.registries.credentials.iter().enumerate() {
-            let place = format!("{}: registries.credentials[{i}]", path.display());
+        let all = config
+            .registries
+            .credentials
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("registries.credentials[{i}]"), c))
+            .chain(
+                config
+                    .git
+                    .credentials
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| (format!("git.credentials[{i}]"), c)),
+            );
+        for (entry, c) in all {
+            let place = format!("{}: {entry}", path.display());
             match (&c.prefix, &c.regex) {
                 (Some(_), Some(_)) | (None, None) => bail!("{place}: set exactly one of `prefix` and `regex`"),
                 (_, Some(r)) => {
@@ -83,21 +127,29 @@ impl Config {
         Ok(config)
     }
 
-    /// The credential rules, compiled.
+    /// The registry credential rules, compiled.
     pub fn credential_rules(&self) -> Vec<CredentialRule> {
-        self.registries
-            .credentials
-            .iter()
-            .map(|c| CredentialRule {
-                prefix: c.prefix.clone(),
-                regex: c.regex.as_deref().and_then(|r| regex::Regex::new(r).ok()),
-                username: c.username.clone(),
-                password: match (&c.password_from.env, &c.password_from.file) {
-                    (Some(var), _) => SecretSource::Env(var.clone()),
-                    (_, Some(file)) => SecretSource::File(file.clone()),
-                    (None, None) => SecretSource::Env(String::new()),
-                },
-            })
-            .collect()
+        compile_rules(&self.registries.credentials)
     }
+
+    /// The git credential rules, compiled.
+    pub fn git_credential_rules(&self) -> Vec<CredentialRule> {
+        compile_rules(&self.git.credentials)
+    }
+}
+
+fn compile_rules(entries: &[CredentialEntry]) -> Vec<CredentialRule> {
+    entries
+        .iter()
+        .map(|c| CredentialRule {
+            prefix: c.prefix.clone(),
+            regex: c.regex.as_deref().and_then(|r| regex::Regex::new(r).ok()),
+            username: c.username.clone(),
+            password: match (&c.password_from.env, &c.password_from.file) {
+                (Some(var), _) => SecretSource::Env(var.clone()),
+                (_, Some(file)) => SecretSource::File(file.clone()),
+                (None, None) => SecretSource::Env(String::new()),
+            },
+        })
+        .collect()
 }

@@ -228,11 +228,16 @@ fn parse_rewrite(s: &str) -> Result<barge_registry::Rewrite, String> {
 impl RegistryArgs {
     /// The registry configuration: the config file, then the flags (which add rewrites and
     /// plain-HTTP hosts, and override the rate limit when given).
+    /// The configuration file, or the defaults without one.
+    fn file(&self) -> Result<config::Config> {
+        match &self.config {
+            Some(path) => config::Config::load(path),
+            None => Ok(config::Config::default()),
+        }
+    }
+
     fn config(&self) -> Result<barge_registry::RegistryConfig> {
-        let file = match &self.config {
-            Some(path) => config::Config::load(path)?,
-            None => config::Config::default(),
-        };
+        let file = self.file()?;
         let mut rewrites: Vec<barge_registry::Rewrite> = file
             .rewrites
             .iter()
@@ -383,10 +388,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let work_dir = work_dir.unwrap_or_else(default_work_dir);
             let config = registry.config()?;
+            let file = registry.file()?;
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let (p, outcome) = runtime.block_on(async {
                 let store = barge_store::Store::open(&db).await?;
-                let engine = promote::engine(work_dir, &config, dry_run);
+                let engine = promote::engine(work_dir, &config, &file, dry_run);
                 let req = promote::Request {
                     stage: &stage,
                     project: project.as_deref(),

@@ -238,19 +238,37 @@ pub async fn run(
     Ok((promotion, outcome))
 }
 
-/// The engine for the CLI: caches and work directories under `work_dir`, git credentials
-/// from the configuration's credential rules.
-pub fn engine(work_dir: PathBuf, config: &barge_registry::RegistryConfig, dry_run: bool) -> Engine {
-    let rules = config.credentials.clone();
+/// The engine for the CLI: caches and work directories under `work_dir`; commit author, git
+/// credentials and PR API addresses from the configuration file's `git` section.
+pub fn engine(
+    work_dir: PathBuf,
+    config: &barge_registry::RegistryConfig,
+    file: &crate::config::Config,
+    dry_run: bool,
+) -> Engine {
+    let rules = file.git_credential_rules();
+    let author = file
+        .git
+        .author
+        .as_ref()
+        .map_or_else(barge_git::repo::Author::default, |a| barge_git::repo::Author {
+            name: a.name.clone(),
+            email: a.email.clone(),
+        });
     Engine {
         cache: Arc::new(barge_git::cache::RepoCache::new(&work_dir.join("repos"))),
         work_root: work_dir.join("promotions"),
         credentials: Arc::new(move |url| barge_registry::rule_credentials(&rules, url)),
-        author: barge_git::repo::Author::default(),
+        author,
         rewrites: config.rewrites.clone(),
         push_policy: barge_git::repo::PushPolicy::default(),
         http: barge_promote::http_client(),
-        pr_apis: Vec::new(),
+        pr_apis: file
+            .git
+            .pr_apis
+            .iter()
+            .map(|a| (a.prefix.clone(), a.url.clone()))
+            .collect(),
         data: barge_core::eval::Data {
             now: chrono::Utc::now().to_rfc3339(),
             ..Default::default()
