@@ -43,6 +43,23 @@ spec:
           config: {path: ./src, message: "Promote ${{ ctx.targetFreight.alias }}"}
         - uses: git-push
           config: {path: ./src}
+        - uses: set-metadata
+          if: ${{ vars.record ?? false }}
+          config:
+            updates:
+              - kind: Stage
+                name: ${{ ctx.stage }}
+                values: {lastTag: "${{ quote(imageFrom('ghcr.io/acme/app').Tag) }}"}
+        - uses: set-freight-alias
+          if: ${{ vars.record ?? false }}
+          config: {alias: dev-approved}
+        - uses: compose-output
+          as: seen
+          if: ${{ vars.record ?? false }}
+          config:
+            previous: ${{ stageMetadata(ctx.stage).lastTag ?? 'none' }}
+            region: ${{ configMap('settings').region }}
+            auth: Bearer ${{ secret('deploy').token }}
         - uses: http
           as: smoke
           config:
@@ -252,7 +269,7 @@ fn kill_dash_nine_mid_promotion_then_rerun_resumes_with_one_commit() {
     drop(server);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("Resuming promotion dev."), "{}", stderr(&out));
-    assert!(stderr(&out).contains("at step 5/5"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("at step 8/8"), "{}", stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["phase"], "Succeeded");
     assert_eq!(fx.trailers(), 1, "exactly one commit for the promotion");
@@ -333,5 +350,70 @@ fn the_commit_author_comes_from_the_config_file() {
     assert_eq!(
         git(&fx.bare, &["log", "-1", "--format=%an <%ae> / %cn <%ce>", "main"]),
         "Release Bot <release@acme.example> / Release Bot <release@acme.example>"
+    );
+}
+
+#[test]
+fn metadata_aliases_config_values_and_secrets_reach_the_store_redacted() {
+    let fx = Fixture::new();
+    let web = fx.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let server = health_server(&web, fx.health_port);
+    // This Stage records metadata and renames the Freight (vars.record).
+    let stages = std::fs::read_to_string(fx.dir.path().join("stages.yaml"))
+        .unwrap()
+        .replace(
+            "  promotionTemplate:\n    spec:\n      steps:",
+            "  promotionTemplate:\n    spec:\n      vars: [{name: record, value: true}]\n      steps:",
+        );
+    std::fs::write(fx.dir.path().join("stages.yaml"), stages).unwrap();
+    let config = fx.dir.path().join("barge.yaml");
+    std::fs::write(
+        &config,
+        "configMaps:\n  settings: {region: eu-west-1}\nsecrets:\n  deploy:\n    token: {env: DEPLOY_TOKEN}\n",
+    )
+    .unwrap();
+    let run = |freight: &str| {
+        let mut args = fx.args(&["--config", config.to_str().unwrap(), "-o", "json"]);
+        let i = args.iter().position(|a| a == &fx.alias).unwrap();
+        args[i] = freight.to_string();
+        let out = barge()
+            .args(&args)
+            .env("DEPLOY_TOKEN", "s3cr3t-deploy-token")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stdout(&out).contains("s3cr3t-deploy-token") && !stderr(&out).contains("s3cr3t-deploy-token"));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = run(&fx.alias);
+    assert_eq!(first["outputs"]["seen"]["previous"], "none");
+    assert_eq!(first["outputs"]["seen"]["region"], "eu-west-1");
+    assert_eq!(first["outputs"]["seen"]["auth"], "Bearer ***", "the secret is redacted");
+    // The Freight was renamed; the next promotion finds it by its new alias and reads the
+    // metadata the first one recorded.
+    let second = run("dev-approved");
+    drop(server);
+    assert_eq!(second["outputs"]["seen"]["previous"], "1.4.0");
+    // Nothing in the store holds the secret.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (audit, promotions) = runtime.block_on(async {
+        let store = barge_store::Store::open(&fx.db).await.unwrap();
+        (
+            store.list_audit(Some("shop"), 0).await.unwrap(),
+            store.list_promotions(Some("shop"), None).await.unwrap(),
+        )
+    });
+    let everything = format!("{audit:?}{promotions:?}");
+    assert!(everything.contains("Bearer ***"));
+    assert!(!everything.contains("s3cr3t-deploy-token"));
+    let kinds: Vec<&str> = audit.iter().map(|a| a.kind.as_str()).collect();
+    assert!(
+        kinds.contains(&"metadata.updated") && kinds.contains(&"freight.aliased"),
+        "{kinds:?}"
     );
 }

@@ -240,13 +240,7 @@ impl Engine {
             },
             "meta": {"promotion": {"actor": p.actor}},
         });
-        let secrets: Vec<String> = data
-            .secrets
-            .values()
-            .chain(data.shared_secrets.values())
-            .flat_map(|m| m.values().cloned())
-            .filter(|v| v.len() >= 3)
-            .collect();
+        let secrets = self.secret_values();
         let mut effects = Vec::new();
         let Some(mut i) = state.next_step() else {
             let phase = state.phase(&p.steps);
@@ -278,7 +272,7 @@ impl Engine {
                         })
                         .await;
                     state.steps[i].status = StepStatus::Running;
-                    if let Err(e) = journal.save(&state, Phase::Running, "").await {
+                    if let Err(e) = journal.save(&self.for_storage(&state), Phase::Running, "").await {
                         return self.progress_lost(state, &e, effects, journal).await;
                     }
                     self.attempt(
@@ -313,7 +307,7 @@ impl Engine {
                     elapsed: started.elapsed(),
                 })
                 .await;
-            if let Err(e) = journal.save(&state, Phase::Running, "").await {
+            if let Err(e) = journal.save(&self.for_storage(&state), Phase::Running, "").await {
                 return self.progress_lost(state, &e, effects, journal).await;
             }
             i += 1;
@@ -405,6 +399,33 @@ impl Engine {
         }
     }
 
+    /// Every secret value steps can read (values under 3 characters would redact noise).
+    fn secret_values(&self) -> Vec<String> {
+        self.data
+            .secrets
+            .values()
+            .chain(self.data.shared_secrets.values())
+            .flat_map(|m| m.values().cloned())
+            .filter(|v| v.len() >= 3)
+            .collect()
+    }
+
+    /// The state as it may be stored or shown: secret values in outputs replaced by `***`.
+    /// (A promotion resumed from it sees `***` where an output held a secret.)
+    fn for_storage(&self, state: &State) -> State {
+        let secrets = self.secret_values();
+        if secrets.is_empty() {
+            return state.clone();
+        }
+        let mut out = state.clone();
+        out.outputs = state
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), redact_json(v, &secrets)))
+            .collect();
+        out
+    }
+
     /// The store refused a save: stop here (the stored state stays resumable).
     async fn progress_lost(
         &self,
@@ -425,6 +446,8 @@ impl Engine {
         effects: Vec<steps::Effect>,
         journal: &dyn Journal,
     ) -> Outcome {
+        // Secrets never leave the engine: not in the store, not in the outcome.
+        let state = self.for_storage(&state);
         if let Err(e) = journal.save(&state, phase, &message).await {
             tracing::error!("cannot record the promotion's end: {e}");
         }

@@ -521,6 +521,153 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Merges `values` into the metadata of a Stage or Freight (keys set to null are removed)
+    /// and audits the change.
+    pub async fn merge_metadata(
+        &self,
+        project: &str,
+        kind: &str,
+        name: &str,
+        values: &serde_json::Map<String, serde_json::Value>,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT body FROM metadata WHERE project = $1 AND kind = $2 AND name = $3")
+            .bind(project)
+            .bind(kind)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut body: serde_json::Map<String, serde_json::Value> = match row {
+            Some(r) => {
+                let text: String = r.try_get("body")?;
+                serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?
+            }
+            None => serde_json::Map::new(),
+        };
+        for (k, v) in values {
+            if v.is_null() {
+                body.remove(k);
+            } else {
+                body.insert(k.clone(), v.clone());
+            }
+        }
+        let text = serde_json::Value::Object(body).to_string();
+        sqlx::query(
+            "INSERT INTO metadata (project, kind, name, body, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (project, kind, name) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(project)
+        .bind(kind)
+        .bind(name)
+        .bind(&text)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let subject = format!("{kind}/{name}");
+        let event = serde_json::json!({"values": values});
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: now,
+                project,
+                kind: "metadata.updated",
+                subject: &subject,
+                actor,
+                body: &event,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// All metadata of one kind (`Stage` or `Freight`) in a project, by name.
+    pub async fn list_metadata(
+        &self,
+        project: &str,
+        kind: &str,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let rows = sqlx::query("SELECT name, body FROM metadata WHERE project = $1 AND kind = $2")
+            .bind(project)
+            .bind(kind)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let text: String = r.try_get("body")?;
+                Ok((
+                    r.try_get("name")?,
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Renames a Freight's alias (set-freight-alias, `barge update freight --alias`); the
+    /// alias must be free in the project.
+    pub async fn set_freight_alias(
+        &self,
+        project: &str,
+        name_or_alias: &str,
+        alias: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT name, alias, body FROM freight WHERE project = $1 AND (name = $2 OR alias = $2)")
+            .bind(project)
+            .bind(name_or_alias)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("Freight {name_or_alias} in project {project}")))?;
+        let name: String = row.try_get("name")?;
+        let old: String = row.try_get("alias")?;
+        if let Some(other) = sqlx::query("SELECT name FROM freight WHERE project = $1 AND alias = $2 AND name <> $3")
+            .bind(project)
+            .bind(alias)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            let other: String = other.try_get("name")?;
+            return Err(StoreError::Conflict(format!(
+                "alias {alias:?} already names Freight {other}"
+            )));
+        }
+        let body: String = row.try_get("body")?;
+        let mut freight: barge_core::model::kargo::Freight =
+            serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        freight.alias = Some(alias.to_string());
+        let body = serde_json::to_string(&freight).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("UPDATE freight SET alias = $1, body = $2 WHERE project = $3 AND name = $4")
+            .bind(alias)
+            .bind(&body)
+            .bind(project)
+            .bind(&name)
+            .execute(&mut *tx)
+            .await?;
+        let subject = format!("Freight/{name}");
+        let event = serde_json::json!({"from": old, "to": alias});
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: now,
+                project,
+                kind: "freight.aliased",
+                subject: &subject,
+                actor,
+                body: &event,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
     let json = |col: &str| -> Result<serde_json::Value, StoreError> {
         let text: String = r.try_get(col)?;

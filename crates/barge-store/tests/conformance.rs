@@ -123,7 +123,75 @@ conformance!(
     audit_is_append_only_and_ordered,
     concurrent_mints_create_once,
     promotions_are_one_per_stage_and_keep_their_state,
+    metadata_merges_and_aliases_rename,
 );
+
+async fn metadata_merges_and_aliases_rename(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let values = |v: serde_json::Value| v.as_object().unwrap().clone();
+    s.merge_metadata(
+        "demo",
+        "Stage",
+        "dev",
+        &values(serde_json::json!({"a": 1, "b": "x"})),
+        "alice",
+        10,
+    )
+    .await
+    .unwrap();
+    s.merge_metadata(
+        "demo",
+        "Stage",
+        "dev",
+        &values(serde_json::json!({"b": null, "c": [1]})),
+        "bob",
+        11,
+    )
+    .await
+    .unwrap();
+    let all = s.list_metadata("demo", "Stage").await.unwrap();
+    assert_eq!(
+        serde_json::Value::Object(all["dev"].clone()),
+        serde_json::json!({"a": 1, "c": [1]})
+    );
+    assert!(s.list_metadata("demo", "Freight").await.unwrap().is_empty());
+
+    let one = s
+        .mint_freight("demo", "app", freight("app", "1.0.0"), 20)
+        .await
+        .unwrap()
+        .freight
+        .freight;
+    let two = s
+        .mint_freight("demo", "app", freight("app", "2.0.0"), 21)
+        .await
+        .unwrap()
+        .freight
+        .freight;
+    s.set_freight_alias("demo", &one.metadata.name, "release-1", "alice", 30)
+        .await
+        .unwrap();
+    let got = s.get_freight("demo", "release-1").await.unwrap().unwrap().freight;
+    assert_eq!(
+        (got.metadata.name.as_str(), got.alias.as_deref()),
+        (one.metadata.name.as_str(), Some("release-1"))
+    );
+    let taken = s
+        .set_freight_alias("demo", two.alias.as_deref().unwrap(), "release-1", "alice", 31)
+        .await
+        .unwrap_err();
+    assert_eq!(taken.class(), barge_core::ErrorClass::Conflict, "{taken}");
+    let kinds: Vec<String> = s
+        .list_audit(Some("demo"), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "metadata.updated").count(), 2);
+    assert_eq!(kinds.iter().filter(|k| *k == "freight.aliased").count(), 1);
+}
 
 async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
     let dir = tempfile::tempdir().unwrap();

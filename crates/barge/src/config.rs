@@ -28,6 +28,13 @@ pub struct Config {
     pub rewrites: Vec<RewriteEntry>,
     #[serde(default)]
     pub git: Git,
+    /// Values promotion steps read with `configMap(name)` / `sharedConfigMap(name)`.
+    #[serde(default)]
+    pub config_maps: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// Secrets steps read with `secret(name)` / `sharedSecret(name)`: each key names where its
+    /// value is read from (never the value itself).
+    #[serde(default)]
+    pub secrets: std::collections::BTreeMap<String, std::collections::BTreeMap<String, PasswordFrom>>,
 }
 
 /// How promotions write to config repositories.
@@ -125,6 +132,30 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The secrets, read now from their environment variables and files.
+    pub fn read_secrets(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>> {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, keys) in &self.secrets {
+            let mut values = std::collections::BTreeMap::new();
+            for (key, from) in keys {
+                let value = match (&from.env, &from.file) {
+                    (Some(var), None) => std::env::var(var)
+                        .with_context(|| format!("secret {name}.{key}: environment variable {var} is not set"))?,
+                    (None, Some(file)) => std::fs::read_to_string(file)
+                        .with_context(|| format!("secret {name}.{key}: cannot read {}", file.display()))?
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                    _ => bail!("secret {name}.{key}: set exactly one of `env` and `file`"),
+                };
+                values.insert(key.clone(), value);
+            }
+            out.insert(name.clone(), values);
+        }
+        Ok(out)
     }
 
     /// The registry credential rules, compiled.

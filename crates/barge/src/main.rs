@@ -392,7 +392,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let (p, outcome) = runtime.block_on(async {
                 let store = barge_store::Store::open(&db).await?;
-                let engine = promote::engine(work_dir, &config, &file, dry_run);
+                let engine = promote::engine(work_dir, &config, &file, dry_run)?;
                 let req = promote::Request {
                     stage: &stage,
                     project: project.as_deref(),
@@ -412,6 +412,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "phase": outcome.phase.as_str(),
                 "message": outcome.message,
                 "steps": outcome.state.steps,
+                "outputs": outcome.state.outputs,
                 "effects": outcome.effects,
             });
             match output {
@@ -447,11 +448,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         }
                     )?;
                     if !outcome.effects.is_empty() {
-                        writeln!(
-                            out,
-                            "Not applied yet (the daemon applies them): {} metadata/alias change(s)",
-                            outcome.effects.len()
-                        )?;
+                        let verb = if dry_run { "Would apply" } else { "Applied" };
+                        writeln!(out, "{verb} {} metadata/alias change(s)", outcome.effects.len())?;
                     }
                 }
             }

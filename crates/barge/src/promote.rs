@@ -221,6 +221,10 @@ pub async fn run(
             (p, state)
         }
     };
+    // What stageMetadata() / freightMetadata() read: what earlier promotions recorded.
+    let mut engine = engine;
+    engine.data.stage_metadata = store_ref.list_metadata(&project, "Stage").await?;
+    engine.data.freight_metadata = store_ref.list_metadata(&project, "Freight").await?;
     let recording = if req.dry_run { None } else { store.clone() };
     let journal = StoreJournal {
         store: recording.clone(),
@@ -235,7 +239,41 @@ pub async fn run(
         total: promotion.steps.len(),
     };
     let outcome = engine.run(&promotion, state, &journal, &progress).await;
+    if !req.dry_run {
+        apply_effects(store_ref, &promotion, &outcome.effects).await?;
+    }
     Ok((promotion, outcome))
+}
+
+/// Applies what set-metadata and set-freight-alias asked for (each change is audited).
+async fn apply_effects(store: &Store, p: &Promotion, effects: &[barge_promote::steps::Effect]) -> Result<()> {
+    use barge_promote::steps::Effect;
+    for e in effects {
+        match e {
+            Effect::StageMetadata { stage, values } => {
+                store
+                    .merge_metadata(&p.project, "Stage", stage, values, &p.actor, now_secs())
+                    .await?;
+            }
+            Effect::FreightMetadata { freight, values } => {
+                // A Freight named by alias is recorded under its name.
+                let name = match store.get_freight(&p.project, freight).await? {
+                    Some(f) => f.freight.metadata.name,
+                    None => freight.clone(),
+                };
+                store
+                    .merge_metadata(&p.project, "Freight", &name, values, &p.actor, now_secs())
+                    .await?;
+            }
+            Effect::FreightAlias { freight, alias } => {
+                store
+                    .set_freight_alias(&p.project, freight, alias, &p.actor, now_secs())
+                    .await
+                    .with_context(|| format!("set-freight-alias of {freight}"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The engine for the CLI: caches and work directories under `work_dir`; commit author, git
@@ -245,8 +283,9 @@ pub fn engine(
     config: &barge_registry::RegistryConfig,
     file: &crate::config::Config,
     dry_run: bool,
-) -> Engine {
+) -> Result<Engine> {
     let rules = file.git_credential_rules();
+    let secrets = file.read_secrets()?;
     let author = file
         .git
         .author
@@ -255,7 +294,7 @@ pub fn engine(
             name: a.name.clone(),
             email: a.email.clone(),
         });
-    Engine {
+    Ok(Engine {
         cache: Arc::new(barge_git::cache::RepoCache::new(&work_dir.join("repos"))),
         work_root: work_dir.join("promotions"),
         credentials: Arc::new(move |url| barge_registry::rule_credentials(&rules, url)),
@@ -271,11 +310,16 @@ pub fn engine(
             .collect(),
         data: barge_core::eval::Data {
             now: chrono::Utc::now().to_rfc3339(),
+            // barge has no namespaces: one set of values serves secret() and sharedSecret().
+            secrets: secrets.clone(),
+            shared_secrets: secrets,
+            config_maps: file.config_maps.clone(),
+            shared_config_maps: file.config_maps.clone(),
             ..Default::default()
         },
         dry_run,
         poll_interval: std::time::Duration::from_secs(10),
         retry_backoff: std::time::Duration::from_secs(1),
         slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
-    }
+    })
 }
