@@ -20,4 +20,8 @@ fn check(rel: &str, generated: &str) {
 fn reference_docs_are_current() {
     check("docs/reference/resources.md", &barge_core::model::reference_markdown());
     check("docs/reference/diagnostics.md", &barge_core::diag::reference_markdown());
+    check(
+        "docs/reference/step-config.md",
+        &barge_core::step_config::reference_markdown(),
+    );
 }

@@ -70,6 +70,7 @@ codes! {
     InvalidExpression = "invalid-expression", Error, "A ${{ }} / ${% %} expression that does not parse.";
     UnfilledPlaceholder = "unfilled-placeholder", Error, "A shell-style ${VAR} placeholder was left in (the file was meant to go through envsubst).";
     UnknownStep = "unknown-step", Error, "A promotion step name barge does not know.";
+    UnknownStepField = "unknown-step-field", Error, "A step's config has a field the step does not accept; the promotion would fail there.";
     UnsupportedStep = "unsupported-step", Error, "A Kargo Enterprise, removed or custom step that barge cannot run.";
     InvalidStep = "invalid-step", Error, "A step with neither or both of `uses` and `task`, or task-only fields misused.";
     DuplicateStepAlias = "duplicate-step-alias", Error, "Two steps share one `as` alias.";

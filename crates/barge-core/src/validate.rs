@@ -202,6 +202,34 @@ impl<'a> Cx<'a, '_> {
         }
     }
 
+    /// Fields of a step's config that the step does not accept (Kargo's step schemas reject
+    /// them too, but only when the promotion runs).
+    fn step_config(&mut self, uses: &str, path: &[PathSeg]) {
+        let Some(shape) = crate::step_config::shape_of(uses) else {
+            return;
+        };
+        let Some(node) = self.r.node.at(path) else { return };
+        for unknown in crate::schema::unknown_fields(node, shape) {
+            let key = unknown.key.key_text();
+            let names: Vec<&str> = unknown.known.fields.iter().map(|f| f.name).collect();
+            let at = if unknown.path.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", crate::yaml::path_string(&unknown.path))
+            };
+            let d = self.r.diag(
+                Code::UnknownStepField,
+                unknown.key,
+                format!("{uses} has no config field {key:?}{at}; the promotion would fail at this step"),
+            );
+            let d = match crate::diag::did_you_mean(&key, names.iter().copied()) {
+                Some(m) => d.hint(format!("did you mean `{m}`?")),
+                None => d.hint(format!("{uses} accepts: {}", names.join(", "))),
+            };
+            self.push(d);
+        }
+    }
+
     fn diag(&self, code: Code, path: &[PathSeg], message: impl Into<String>) -> Diagnostic {
         self.r.diag(code, self.at(path), message)
     }
@@ -1005,7 +1033,10 @@ impl<'a> Cx<'a, '_> {
                         .hint("add `uses: <step>` (e.g. git-clone) or `task: {name: <PromotionTask>}`");
                     self.push(d);
                 }
-                (Some(uses), None) => self.step_name(uses, &p("uses")),
+                (Some(uses), None) => {
+                    self.step_name(uses, &p("uses"));
+                    self.step_config(uses, &p("config"));
+                }
                 (None, Some(task)) => {
                     if in_task {
                         let d = self

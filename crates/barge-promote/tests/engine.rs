@@ -254,7 +254,7 @@ spec:
           config:
             repoURL: https://git.example.com/acme/config.git
             checkout:
-              - commit: ${{ commitFrom("https://git.example.com/acme/config.git").ID }}
+              - fromFreight: true
                 path: ./src
               - branch: env/${{ ctx.stage }}
                 create: true

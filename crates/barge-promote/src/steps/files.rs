@@ -2,16 +2,9 @@
 
 use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
-use serde::Deserialize;
+use barge_core::step_config::{Copy, Delete, FileWrite};
 use serde_json::{Map, Value as Json};
 use std::path::Path;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CopyConfig {
-    in_path: String,
-    out_path: String,
-}
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     if from.is_dir() {
@@ -34,7 +27,7 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 
 pub(super) fn copy<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: CopyConfig = config("copy", cfg)?;
+        let c: Copy = config("copy", cfg)?;
         let (from, to) = (ctx.path(&c.in_path)?, ctx.path(&c.out_path)?);
         if !from.exists() {
             return Err(StepError::Invalid(format!("copy: {} does not exist", c.in_path)));
@@ -44,20 +37,9 @@ pub(super) fn copy<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeleteConfig {
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    paths: Vec<String>,
-    #[serde(default)]
-    strict: bool,
-}
-
 pub(super) fn delete<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: DeleteConfig = config("delete", cfg)?;
+        let c: Delete = config("delete", cfg)?;
         for rel in c.path.iter().chain(&c.paths) {
             let p = ctx.path(rel)?;
             if p == ctx.work {
@@ -80,27 +62,11 @@ pub(super) fn delete<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepR
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FileWriteConfig {
-    path: String,
-    #[serde(default)]
-    contents: Json,
-    #[serde(default = "yes")]
-    overwrite: bool,
-    #[serde(default)]
-    permissions: Option<String>,
-}
-
-fn yes() -> bool {
-    true
-}
-
 pub(super) fn file_write<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileWriteConfig = config("file-write", cfg)?;
+        let c: FileWrite = config("file-write", cfg)?;
         let p = ctx.path(&c.path)?;
-        if p.exists() && !c.overwrite {
+        if p.exists() && !c.overwrite.unwrap_or(true) {
             return Err(StepError::Invalid(format!(
                 "file-write: {} exists and overwrite is false",
                 c.path

@@ -7,6 +7,7 @@
 use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::ErrorClass;
+use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
 use barge_git::cache::Checkout;
 use barge_git::repo::{Author, Workspace};
@@ -14,48 +15,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CloneConfig {
-    #[serde(rename = "repoURL")]
-    repo_url: String,
-    #[serde(default)]
-    checkout: Vec<CheckoutConfig>,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-    #[serde(default)]
-    author: Option<AuthorConfig>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CheckoutConfig {
-    #[serde(default)]
-    branch: Option<String>,
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    commit: Option<String>,
-    #[serde(default)]
-    create: bool,
-    path: String,
-    #[serde(default, rename = "as")]
-    alias: Option<String>,
-    #[serde(default)]
-    sparse: Vec<String>,
-}
-
-#[derive(Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AuthorConfig {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    signing_key: Option<String>,
-}
 
 /// What barge remembers about a checkout between steps (and across restarts).
 #[derive(Clone, Serialize, Deserialize)]
@@ -137,7 +96,7 @@ fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepE
 
 pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: CloneConfig = config("git-clone", cfg)?;
+        let c: GitClone = config("git-clone", cfg)?;
         if c.insecure_skip_tls_verify {
             tracing::warn!(repo = %barge_core::secret::redact_url(&c.repo_url), "insecureSkipTLSVerify is not supported for git; using the system's TLS checks");
         }
@@ -163,7 +122,30 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             if !co.sparse.is_empty() {
                 tracing::info!("git-clone: sparse checkout ignored; the full tree is checked out");
             }
-            let what = match (&co.branch, &co.tag, &co.commit) {
+            // The deprecated fromFreight: the commit the Freight carries for this repository.
+            let from_freight = if co.from_freight {
+                let origin = co.from_origin.as_ref().and_then(|o| o["name"].as_str());
+                let wanted = barge_core::freight::normalize_git(&c.repo_url);
+                let found = ctx
+                    .data
+                    .freight
+                    .iter()
+                    .filter(|f| origin.is_none_or(|o| f.origin.as_ref().is_some_and(|fo| fo.name == o)))
+                    .flat_map(|f| &f.commits)
+                    .find(|x| barge_core::freight::normalize_git(&x.repo_url) == wanted)
+                    .map(|x| x.id.clone());
+                Some(found.ok_or_else(|| {
+                    StepError::Invalid(format!(
+                        "git-clone checkout `{}`: fromFreight, but the Freight has no commit of {}",
+                        co.path,
+                        barge_core::secret::redact_url(&c.repo_url)
+                    ))
+                })?)
+            } else {
+                None
+            };
+            let commit = co.commit.clone().or(from_freight);
+            let what = match (&co.branch, &co.tag, &commit) {
                 (Some(b), None, None) => Checkout::Branch {
                     name: b.clone(),
                     create: co.create,
@@ -200,7 +182,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
                     branch: co
                         .branch
                         .clone()
-                        .or_else(|| co.commit.is_none().then(|| "main".to_string()))
+                        .or_else(|| commit.is_none().then(|| "main".to_string()))
                         .filter(|_| co.tag.is_none()),
                     author: author.clone(),
                 },
@@ -217,15 +199,9 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PathConfig {
-    path: String,
-}
-
 pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: PathConfig = config("git-clear", cfg)?;
+        let c: PathOnly = config("git-clear", cfg)?;
         let dir = ctx.path(&c.path)?;
         let entries = std::fs::read_dir(&dir).map_err(|e| StepError::Invalid(format!("git-clear {}: {e}", c.path)))?;
         for entry in entries.flatten() {
@@ -245,21 +221,9 @@ pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CommitConfig {
-    path: String,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    message_from_steps: Vec<String>,
-    #[serde(default)]
-    author: Option<AuthorConfig>,
-}
-
 pub(super) fn commit<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: CommitConfig = config("git-commit", cfg)?;
+        let c: GitCommit = config("git-commit", cfg)?;
         let mut message = c.message.clone().unwrap_or_default();
         // The deprecated messageFromSteps: the commitMessage outputs of the named steps.
         for alias in &c.message_from_steps {
@@ -324,27 +288,9 @@ fn commit_outputs(sha: &str) -> Map<String, Json> {
     out
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PushConfig {
-    path: String,
-    #[serde(default)]
-    target_branch: Option<String>,
-    #[serde(default)]
-    generate_target_branch: bool,
-    #[serde(default)]
-    max_attempts: Option<u32>,
-    #[serde(default)]
-    force: bool,
-    #[serde(default)]
-    provider: Option<String>,
-    #[serde(default)]
-    tag: Option<String>,
-}
-
 pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: PushConfig = config("git-push", cfg)?;
+        let c: GitPush = config("git-push", cfg)?;
         let _ = &c.provider;
         let (ws, original_url) = workspace(ctx, &c.path)?;
         if let Some(tag) = &c.tag {
@@ -435,20 +381,9 @@ fn commit_url(repo: &str, sha: &str) -> Option<String> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct TagConfig {
-    path: String,
-    tag: String,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    force: bool,
-}
-
 pub(super) fn tag<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: TagConfig = config("git-tag", cfg)?;
+        let c: GitTag = config("git-tag", cfg)?;
         let (ws, _) = workspace(ctx, &c.path)?;
         let message = c.message.clone().unwrap_or_else(|| c.tag.clone());
         let mut args = vec!["tag", "-a", "-m", message.as_str()];

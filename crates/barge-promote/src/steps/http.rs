@@ -4,46 +4,8 @@
 use super::{StepCtx, StepDone, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::eval;
-use serde::Deserialize;
+use barge_core::step_config::Http;
 use serde_json::{Map, Value as Json, json};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct HttpConfig {
-    url: String,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    headers: Vec<NameValue>,
-    #[serde(default)]
-    query_params: Vec<NameValue>,
-    #[serde(default)]
-    body: Option<Json>,
-    #[serde(default)]
-    timeout: Option<String>,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-    #[serde(default)]
-    success_expression: Option<String>,
-    #[serde(default)]
-    failure_expression: Option<String>,
-    #[serde(default)]
-    outputs: Vec<Output>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NameValue {
-    name: String,
-    value: Json,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Output {
-    name: String,
-    from_expression: String,
-}
 
 fn text(v: &Json) -> String {
     match v {
@@ -59,7 +21,7 @@ fn strip(e: &str) -> &str {
 
 pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: HttpConfig = config("http", cfg)?;
+        let c: Http = config("http", cfg)?;
         if c.insecure_skip_tls_verify {
             return Err(StepError::Invalid(
                 "http: insecureSkipTLSVerify is not supported; add the server's CA to the system trust store".into(),

@@ -2,7 +2,7 @@
 
 use super::{Effect, StepCtx, StepDone, StepError, StepResult, config};
 use crate::BoxFuture;
-use serde::Deserialize;
+use barge_core::step_config::{Fail, SetFreightAlias, SetMetadata};
 use serde_json::{Map, Value as Json};
 
 pub(super) fn compose_output<'a>(_ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
@@ -16,34 +16,20 @@ pub(super) fn compose_output<'a>(_ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MetadataConfig {
-    updates: Vec<MetadataUpdate>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MetadataUpdate {
-    kind: String,
-    name: String,
-    values: Map<String, Json>,
-}
-
 pub(super) fn set_metadata<'a>(_ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: MetadataConfig = config("set-metadata", cfg)?;
+        let c: SetMetadata = config("set-metadata", cfg)?;
         let effects = c
             .updates
             .into_iter()
             .map(|u| match u.kind.as_str() {
                 "Stage" => Ok(Effect::StageMetadata {
                     stage: u.name,
-                    values: u.values,
+                    values: u.values.into_iter().collect(),
                 }),
                 "Freight" => Ok(Effect::FreightMetadata {
                     freight: u.name,
-                    values: u.values,
+                    values: u.values.into_iter().collect(),
                 }),
                 other => Err(StepError::Invalid(format!(
                     "set-metadata: kind `{other}` must be Stage or Freight"
@@ -57,17 +43,9 @@ pub(super) fn set_metadata<'a>(_ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct AliasConfig {
-    #[serde(default)]
-    name: Option<String>,
-    alias: String,
-}
-
 pub(super) fn set_freight_alias<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: AliasConfig = config("set-freight-alias", cfg)?;
+        let c: SetFreightAlias = config("set-freight-alias", cfg)?;
         let freight = c.name.unwrap_or_else(|| ctx.promotion.freight.metadata.name.clone());
         Ok(StepDone::Done {
             outputs: Map::new(),
@@ -79,16 +57,9 @@ pub(super) fn set_freight_alias<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFutur
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct FailConfig {
-    #[serde(default)]
-    message: Option<String>,
-}
-
 pub(super) fn fail<'a>(_ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FailConfig = config("fail", cfg)?;
+        let c: Fail = config("fail", cfg)?;
         Err(StepError::Failed(c.message.unwrap_or_else(|| {
             "the promotion was failed on purpose (fail step)".into()
         })))

@@ -7,7 +7,7 @@
 
 use super::{StepCtx, StepDone, StepError, StepResult, config, done};
 use crate::BoxFuture;
-use serde::Deserialize;
+use barge_core::step_config::{GitOpenPr, GitPr};
 use serde_json::{Map, Value as Json, json};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,33 +175,9 @@ fn provider(ctx: &StepCtx<'_>, repo_url: &str, kind: Option<&str>) -> Result<(Pr
     Ok((p, (ctx.engine.credentials)(repo_url).map(|c| c.password)))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct OpenConfig {
-    #[serde(rename = "repoURL")]
-    repo_url: String,
-    #[serde(default)]
-    provider: Option<String>,
-    #[serde(default)]
-    source_branch: Option<String>,
-    #[serde(default)]
-    source_branch_from_step: Option<String>,
-    target_branch: Option<String>,
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    labels: Vec<String>,
-    #[serde(default)]
-    create_target_branch: bool,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-}
-
 pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: OpenConfig = config("git-open-pr", cfg)?;
+        let c: GitOpenPr = config("git-open-pr", cfg)?;
         let _ = (c.create_target_branch, c.insecure_skip_tls_verify);
         let source = match (&c.source_branch, &c.source_branch_from_step) {
             (Some(b), _) => b.clone(),
@@ -282,28 +258,7 @@ pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Step
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct PrConfig {
-    #[serde(rename = "repoURL")]
-    repo_url: String,
-    #[serde(default)]
-    provider: Option<String>,
-    #[serde(default)]
-    pr_number: Option<Json>,
-    #[serde(default)]
-    pr_number_from_step: Option<String>,
-    #[serde(default)]
-    merge_method: Option<String>,
-    #[serde(default)]
-    wait: bool,
-    #[serde(default)]
-    poll_interval: Option<String>,
-    #[serde(default)]
-    insecure_skip_tls_verify: bool,
-}
-
-fn pr_number(ctx: &StepCtx<'_>, c: &PrConfig, step: &str) -> Result<i64, StepError> {
+fn pr_number(ctx: &StepCtx<'_>, c: &GitPr, step: &str) -> Result<i64, StepError> {
     let from_step = c
         .pr_number_from_step
         .as_ref()
@@ -340,7 +295,7 @@ fn merged_outputs(pr: &PullRequest) -> StepResult {
 
 pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: PrConfig = config("git-wait-for-pr", cfg)?;
+        let c: GitPr = config("git-wait-for-pr", cfg)?;
         let _ = (&c.poll_interval, c.insecure_skip_tls_verify);
         let number = pr_number(ctx, &c, "git-wait-for-pr")?;
         let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
@@ -363,7 +318,7 @@ pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
 
 pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: PrConfig = config("git-merge-pr", cfg)?;
+        let c: GitPr = config("git-merge-pr", cfg)?;
         let number = pr_number(ctx, &c, "git-merge-pr")?;
         let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
         let pr = get_pr(ctx, &p, number, token.as_deref()).await?;

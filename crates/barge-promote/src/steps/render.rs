@@ -5,7 +5,7 @@
 
 use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
-use serde::Deserialize;
+use barge_core::step_config::{HelmTemplate, KustomizeBuild};
 use serde_json::{Map, Value as Json};
 use std::path::Path;
 
@@ -68,20 +68,9 @@ fn write_rendered(ctx: &StepCtx<'_>, out_path: &str, rendered: &str) -> Result<(
     Ok(())
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct KustomizeBuildConfig {
-    path: String,
-    out_path: String,
-    #[serde(default)]
-    output_format: Option<String>,
-    #[serde(default)]
-    plugin: Option<Json>,
-}
-
 pub(super) fn kustomize_build<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: KustomizeBuildConfig = config("kustomize-build", cfg)?;
+        let c: KustomizeBuild = config("kustomize-build", cfg)?;
         let _ = (&c.output_format, &c.plugin);
         let dir = ctx.path(&c.path)?;
         let mut args = vec!["build".to_string(), dir.display().to_string()];
@@ -94,51 +83,9 @@ pub(super) fn kustomize_build<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct HelmTemplateConfig {
-    path: String,
-    out_path: String,
-    #[serde(default)]
-    release_name: Option<String>,
-    #[serde(default)]
-    use_release_name: bool,
-    #[serde(default)]
-    namespace: Option<String>,
-    #[serde(default)]
-    values_files: Vec<String>,
-    #[serde(default)]
-    ignore_missing_value_files: bool,
-    #[serde(default)]
-    set_values: Vec<SetValue>,
-    #[serde(default)]
-    build_dependencies: bool,
-    #[serde(default)]
-    include_crds: bool,
-    #[serde(default)]
-    disable_hooks: bool,
-    #[serde(default)]
-    skip_tests: bool,
-    #[serde(default)]
-    kube_version: Option<String>,
-    #[serde(default)]
-    api_versions: Vec<String>,
-    #[serde(default)]
-    out_layout: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SetValue {
-    key: String,
-    value: Json,
-    #[serde(default)]
-    literal: bool,
-}
-
 pub(super) fn helm_template<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: HelmTemplateConfig = config("helm-template", cfg)?;
+        let c: HelmTemplate = config("helm-template", cfg)?;
         let _ = &c.out_layout;
         let chart = ctx.path(&c.path)?;
         if c.build_dependencies {

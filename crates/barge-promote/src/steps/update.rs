@@ -9,23 +9,9 @@ use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::eval;
 use barge_core::freight::normalize_image;
+use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeImage, KustomizeSetImage};
 use barge_core::yamlmut::{self, ImageEdit};
-use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateConfig {
-    path: String,
-    updates: Vec<KeyValue>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct KeyValue {
-    key: String,
-    value: Json,
-}
 
 fn commit_message(file: &str, updates: &[KeyValue]) -> Map<String, Json> {
     let mut m = format!("Updated {file}");
@@ -41,7 +27,7 @@ fn commit_message(file: &str, updates: &[KeyValue]) -> Map<String, Json> {
 
 pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: UpdateConfig = config("yaml-update", cfg)?;
+        let c: FileUpdate = config("yaml-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let pairs: Vec<(&str, Json)> = c.updates.iter().map(|u| (u.key.as_str(), u.value.clone())).collect();
         let out = yamlmut::update_values(&text, &pairs)
@@ -71,7 +57,7 @@ fn key_segments(key: &str) -> Vec<String> {
 
 pub(super) fn json_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: UpdateConfig = config("json-update", cfg)?;
+        let c: FileUpdate = config("json-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let mut doc: Json = serde_json::from_str(&text)
             .map_err(|e| StepError::Invalid(format!("json-update {}: not JSON: {e}", c.path)))?;
@@ -131,7 +117,7 @@ fn toml_value(v: &Json) -> Result<toml_edit::Value, StepError> {
 
 pub(super) fn toml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: UpdateConfig = config("toml-update", cfg)?;
+        let c: FileUpdate = config("toml-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let mut doc: toml_edit::DocumentMut = text
             .parse()
@@ -154,22 +140,8 @@ pub(super) fn toml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
     })
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ParseConfig {
-    path: String,
-    outputs: Vec<NamedExpression>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NamedExpression {
-    name: String,
-    from_expression: String,
-}
-
 /// Evaluates each output's expression with the document's top-level keys as variables.
-fn parse_outputs(ctx: &StepCtx<'_>, step: &str, c: &ParseConfig, doc: Json) -> StepResult {
+fn parse_outputs(ctx: &StepCtx<'_>, step: &str, c: &FileParse, doc: Json) -> StepResult {
     let extra: Vec<(String, Json)> = match doc {
         Json::Object(m) => m.into_iter().collect(),
         other => vec![("value".to_string(), other)],
@@ -191,7 +163,7 @@ fn parse_outputs(ctx: &StepCtx<'_>, step: &str, c: &ParseConfig, doc: Json) -> S
 
 pub(super) fn yaml_parse<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: ParseConfig = config("yaml-parse", cfg)?;
+        let c: FileParse = config("yaml-parse", cfg)?;
         let text = ctx.read(&c.path)?;
         let (docs, err) = barge_core::yaml::parse_stream(&text);
         if let Some(e) = err {
@@ -207,7 +179,7 @@ pub(super) fn yaml_parse<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, S
 
 pub(super) fn json_parse<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: ParseConfig = config("json-parse", cfg)?;
+        let c: FileParse = config("json-parse", cfg)?;
         let doc = serde_json::from_str(&ctx.read(&c.path)?)
             .map_err(|e| StepError::Invalid(format!("json-parse {}: {e}", c.path)))?;
         parse_outputs(ctx, "json-parse", &c, doc)
@@ -216,7 +188,7 @@ pub(super) fn json_parse<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, S
 
 pub(super) fn toml_parse<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: ParseConfig = config("toml-parse", cfg)?;
+        let c: FileParse = config("toml-parse", cfg)?;
         let doc: toml_edit::DocumentMut = ctx
             .read(&c.path)?
             .parse()
@@ -250,37 +222,11 @@ fn toml_to_json(item: &toml_edit::Item) -> Json {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SetImageConfig {
-    path: String,
-    #[serde(default)]
-    images: Option<Vec<ImageConfig>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ImageConfig {
-    image: String,
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    digest: Option<String>,
-    #[serde(default)]
-    use_digest: bool,
-    #[serde(default)]
-    new_name: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    from_origin: Option<Json>,
-}
-
 /// `kustomize edit set image` for each image: tag/digest from the config, or else from the
 /// Freight (Kargo's behaviour); with no `images`, every image in the Freight collection.
 pub(super) fn kustomize_set_image<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: SetImageConfig = config("kustomize-set-image", cfg)?;
+        let c: KustomizeSetImage = config("kustomize-set-image", cfg)?;
         let dir = ctx.path(&c.path)?;
         let file = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
             .iter()
@@ -294,11 +240,11 @@ pub(super) fn kustomize_set_image<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFut
             .to_string();
         let mut text = ctx.read(&rel)?;
         let freight_images: Vec<_> = ctx.data.freight.iter().flat_map(|f| f.images.iter()).collect();
-        let wanted: Vec<ImageConfig> = match c.images {
+        let wanted: Vec<KustomizeImage> = match c.images {
             Some(list) => list,
             None => freight_images
                 .iter()
-                .map(|i| ImageConfig {
+                .map(|i| KustomizeImage {
                     image: i.repo_url.clone(),
                     tag: None,
                     digest: None,

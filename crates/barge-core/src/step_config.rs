@@ -1,0 +1,475 @@
+//! The config of each promotion step barge runs: one type per step, read by the engine after
+//! expressions are evaluated, and used by validation to report unknown fields (at their
+//! position) before a promotion starts. Fields follow Kargo's step schemas.
+
+use crate::schema::{Schema, Shape};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+macro_rules! step_config {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fattr:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, PartialEq, Deserialize, Schema)]
+        #[serde(rename_all = "camelCase", deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fattr])* #[serde(default)] pub $field: $ty,)*
+        }
+    };
+}
+
+step_config!(
+    /// git-clone.
+    GitClone {
+        /// The repository to clone.
+        #[serde(rename = "repoURL")]
+        repo_url: String,
+        /// What to check out, and where.
+        checkout: Vec<GitCheckout>,
+        /// Not supported: the system's TLS checks apply.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+        /// The identity of commits made in these checkouts.
+        author: Option<GitAuthor>,
+    }
+);
+
+step_config!(
+    /// One checkout of git-clone.
+    GitCheckout {
+        /// A branch (the default: main).
+        branch: Option<String>,
+        /// A tag.
+        tag: Option<String>,
+        /// A commit SHA.
+        commit: Option<String>,
+        /// Deprecated: check out the commit the Freight carries for this repository.
+        from_freight: bool,
+        /// With fromFreight: the Freight origin (`{kind: Warehouse, name: …}`) to take it from.
+        from_origin: Option<Value>,
+        /// Start the branch as an empty (orphan) branch when the remote has none.
+        create: bool,
+        /// Where, relative to the work directory.
+        path: String,
+        /// The key of this checkout in the `commits` output.
+        #[serde(rename = "as")]
+        alias: Option<String>,
+        /// Accepted; the full tree is checked out.
+        sparse: Vec<String>,
+    }
+);
+
+step_config!(
+    /// A commit identity.
+    GitAuthor {
+        /// Name.
+        name: Option<String>,
+        /// Email.
+        email: Option<String>,
+        /// Not supported yet (commit signing).
+        signing_key: Option<String>,
+    }
+);
+
+step_config!(
+    /// git-clear and other steps that take only a path.
+    PathOnly {
+        /// A path relative to the work directory.
+        path: String,
+    }
+);
+
+step_config!(
+    /// git-commit.
+    GitCommit {
+        /// The checkout to commit in.
+        path: String,
+        /// The commit message (the promotion trailer is appended).
+        message: Option<String>,
+        /// Deprecated: the messages are the `commitMessage` outputs of these steps.
+        message_from_steps: Vec<String>,
+        /// Deprecated: the identity of this commit.
+        author: Option<GitAuthor>,
+    }
+);
+
+step_config!(
+    /// git-push.
+    GitPush {
+        /// The checkout to push.
+        path: String,
+        /// The branch to push to (default: the checked-out branch).
+        target_branch: Option<String>,
+        /// Push to `kargo/promotion/<promotion>`.
+        generate_target_branch: bool,
+        /// Push attempts while others win the race (default 10).
+        max_attempts: Option<u32>,
+        /// Refused: barge never force-pushes.
+        force: bool,
+        /// Accepted for Kargo compatibility; the transport is git's.
+        provider: Option<String>,
+        /// Push this tag instead of a branch.
+        tag: Option<String>,
+    }
+);
+
+step_config!(
+    /// git-tag.
+    GitTag {
+        /// The checkout.
+        path: String,
+        /// The tag.
+        tag: String,
+        /// The annotation (default: the tag).
+        message: Option<String>,
+        /// Move an existing tag.
+        force: bool,
+    }
+);
+
+step_config!(
+    /// git-open-pr.
+    GitOpenPr {
+        /// The repository.
+        #[serde(rename = "repoURL")]
+        repo_url: String,
+        /// github, gitlab or gitea (default: from the host name).
+        provider: Option<String>,
+        /// The branch with the changes.
+        source_branch: Option<String>,
+        /// Deprecated: the `branch` output of this step.
+        source_branch_from_step: Option<String>,
+        /// The branch to merge into (default main).
+        target_branch: Option<String>,
+        /// Title (default: "Promote <freight> to <stage>").
+        title: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// Labels.
+        labels: Vec<String>,
+        /// Accepted; the target branch must exist.
+        create_target_branch: bool,
+        /// Not supported.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+    }
+);
+
+step_config!(
+    /// git-wait-for-pr and git-merge-pr.
+    GitPr {
+        /// The repository.
+        #[serde(rename = "repoURL")]
+        repo_url: String,
+        /// github, gitlab or gitea (default: from the host name).
+        provider: Option<String>,
+        /// The PR's number (a number or a string holding one).
+        pr_number: Option<Value>,
+        /// Deprecated: the PR opened by this step.
+        pr_number_from_step: Option<String>,
+        /// git-merge-pr: merge, squash or rebase.
+        merge_method: Option<String>,
+        /// git-merge-pr: wait while the PR is not mergeable yet.
+        wait: bool,
+        /// Accepted; the engine's poll interval applies.
+        poll_interval: Option<String>,
+        /// Not supported.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+    }
+);
+
+step_config!(
+    /// yaml-update, json-update, toml-update.
+    FileUpdate {
+        /// The file.
+        path: String,
+        /// Keys to set (dotted paths; `\.` for a dot inside a key) and their values.
+        updates: Vec<KeyValue>,
+    }
+);
+
+step_config!(
+    /// One update.
+    KeyValue {
+        /// `a.b.0.c`.
+        key: String,
+        /// The new value.
+        value: Value,
+    }
+);
+
+step_config!(
+    /// yaml-parse, json-parse, toml-parse.
+    FileParse {
+        /// The file.
+        path: String,
+        /// Outputs computed from the document (its top-level keys are variables).
+        outputs: Vec<NamedExpression>,
+    }
+);
+
+step_config!(
+    /// An output and the expression that computes it.
+    NamedExpression {
+        /// The output's name.
+        name: String,
+        /// An expression (with or without `${{ }}`).
+        from_expression: String,
+    }
+);
+
+step_config!(
+    /// kustomize-set-image.
+    KustomizeSetImage {
+        /// The directory holding kustomization.yaml.
+        path: String,
+        /// The images to set (default: every image of the Freight).
+        images: Option<Vec<KustomizeImage>>,
+    }
+);
+
+step_config!(
+    /// One image of kustomize-set-image.
+    KustomizeImage {
+        /// The image repository, as in the Freight.
+        image: String,
+        /// Set this tag (default: the Freight's).
+        tag: Option<String>,
+        /// Set this digest.
+        digest: Option<String>,
+        /// Use the Freight's digest instead of its tag.
+        use_digest: bool,
+        /// Replace the image name.
+        new_name: Option<String>,
+        /// The name the manifests use (default: `image`).
+        name: Option<String>,
+        /// Accepted (the Freight's origin disambiguates).
+        from_origin: Option<Value>,
+    }
+);
+
+step_config!(
+    /// kustomize-build.
+    KustomizeBuild {
+        /// The kustomization directory.
+        path: String,
+        /// A .yaml file, or a directory (one file per resource).
+        out_path: String,
+        /// Accepted (`kargo` layout).
+        output_format: Option<String>,
+        /// Helm inflation: runs `kustomize build --enable-helm`.
+        plugin: Option<Value>,
+    }
+);
+
+step_config!(
+    /// helm-template.
+    HelmTemplate {
+        /// The chart directory.
+        path: String,
+        /// A .yaml file, or a directory (one file per resource).
+        out_path: String,
+        /// Release name (default release-name).
+        release_name: Option<String>,
+        /// Accepted.
+        use_release_name: bool,
+        /// Namespace.
+        namespace: Option<String>,
+        /// Values files.
+        values_files: Vec<String>,
+        /// Skip values files that do not exist.
+        ignore_missing_value_files: bool,
+        /// `--set` / `--set-literal` values.
+        set_values: Vec<HelmSetValue>,
+        /// Run `helm dependency build` first.
+        build_dependencies: bool,
+        /// Include CRDs.
+        #[serde(rename = "includeCRDs")]
+        include_crds: bool,
+        /// Leave hooks out.
+        disable_hooks: bool,
+        /// Leave tests out.
+        skip_tests: bool,
+        /// `--kube-version`.
+        kube_version: Option<String>,
+        /// `--api-versions`.
+        api_versions: Vec<String>,
+        /// Accepted.
+        out_layout: Option<String>,
+    }
+);
+
+step_config!(
+    /// A helm-template value.
+    HelmSetValue {
+        /// The key.
+        key: String,
+        /// The value.
+        value: Value,
+        /// `--set-literal`.
+        literal: bool,
+    }
+);
+
+step_config!(
+    /// copy.
+    Copy {
+        /// A file or directory.
+        in_path: String,
+        /// Where to copy it.
+        out_path: String,
+    }
+);
+
+step_config!(
+    /// delete.
+    Delete {
+        /// One path.
+        path: Option<String>,
+        /// More paths.
+        paths: Vec<String>,
+        /// A missing path is an error.
+        strict: bool,
+    }
+);
+
+step_config!(
+    /// file-write.
+    FileWrite {
+        /// The file.
+        path: String,
+        /// Its contents (non-strings are written as JSON).
+        contents: Value,
+        /// Replace an existing file (default true).
+        overwrite: Option<bool>,
+        /// Octal mode (default 0600).
+        permissions: Option<String>,
+    }
+);
+
+step_config!(
+    /// http.
+    Http {
+        /// The URL.
+        url: String,
+        /// Method (default GET).
+        method: Option<String>,
+        /// Headers.
+        headers: Vec<NameValue>,
+        /// Query parameters.
+        query_params: Vec<NameValue>,
+        /// Request body.
+        body: Option<Value>,
+        /// Go duration (default 10s).
+        timeout: Option<String>,
+        /// Not supported.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+        /// Done when true (over `response{status, headers, body}`).
+        success_expression: Option<String>,
+        /// Failed when true.
+        failure_expression: Option<String>,
+        /// Outputs computed from the response.
+        outputs: Vec<NamedExpression>,
+    }
+);
+
+step_config!(
+    /// A name and a value.
+    NameValue {
+        /// Name.
+        name: String,
+        /// Value.
+        value: Value,
+    }
+);
+
+step_config!(
+    /// set-metadata.
+    SetMetadata {
+        /// The changes.
+        updates: Vec<MetadataUpdate>,
+    }
+);
+
+step_config!(
+    /// One set-metadata change.
+    MetadataUpdate {
+        /// Stage or Freight.
+        kind: String,
+        /// Its name.
+        name: String,
+        /// Keys to set (null removes one).
+        values: BTreeMap<String, Value>,
+    }
+);
+
+step_config!(
+    /// set-freight-alias.
+    SetFreightAlias {
+        /// The Freight (default: the one promoted).
+        name: Option<String>,
+        /// Its new alias.
+        alias: String,
+    }
+);
+
+step_config!(
+    /// fail.
+    Fail {
+        /// Why.
+        message: Option<String>,
+    }
+);
+
+/// The config shape of a step barge runs (`None` for free-form configs and steps it does not run).
+pub fn shape_of(uses: &str) -> Option<Shape> {
+    Some(match uses {
+        "git-clone" => GitClone::shape(),
+        "git-clear" => PathOnly::shape(),
+        "git-commit" => GitCommit::shape(),
+        "git-push" => GitPush::shape(),
+        "git-tag" => GitTag::shape(),
+        "git-open-pr" => GitOpenPr::shape(),
+        "git-wait-for-pr" | "git-merge-pr" => GitPr::shape(),
+        "yaml-update" | "json-update" | "toml-update" => FileUpdate::shape(),
+        "yaml-parse" | "json-parse" | "toml-parse" => FileParse::shape(),
+        "kustomize-set-image" => KustomizeSetImage::shape(),
+        "kustomize-build" => KustomizeBuild::shape(),
+        "helm-template" => HelmTemplate::shape(),
+        "copy" => Copy::shape(),
+        "delete" => Delete::shape(),
+        "file-write" => FileWrite::shape(),
+        "http" => Http::shape(),
+        "set-metadata" => SetMetadata::shape(),
+        "set-freight-alias" => SetFreightAlias::shape(),
+        "fail" => Fail::shape(),
+        _ => return None,
+    })
+}
+
+/// docs/reference/step-config.md: every step's config fields, from the same types the engine
+/// reads and validation checks.
+pub fn reference_markdown() -> String {
+    let mut steps: Vec<&str> = crate::steps::BUILTIN
+        .iter()
+        .copied()
+        .filter(|s| shape_of(s).is_some())
+        .collect();
+    steps.sort_unstable();
+    let roots: Vec<(String, Shape)> = steps
+        .iter()
+        .map(|s| (format!("`{s}`"), shape_of(s).expect("filtered")))
+        .collect();
+    let roots: Vec<(&str, Shape)> = roots.iter().map(|(t, s)| (t.as_str(), *s)).collect();
+    let mut out = String::from(
+        "# Step config reference\n\n\
+         Generated from the types barge's engine reads (crates/barge-core/src/step_config.rs); \
+         `barge validate` reports any other field as `unknown-step-field`. How steps run, \
+         their outputs and examples: [steps.md](steps.md). Every field may hold `${{ }}` \
+         expressions.\n\n",
+    );
+    out.push_str(&crate::schema::render_reference(&roots));
+    out
+}
