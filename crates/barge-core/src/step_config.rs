@@ -66,7 +66,8 @@ step_config!(
         name: Option<String>,
         /// Email.
         email: Option<String>,
-        /// Not supported yet (commit signing).
+        /// An ASCII-armoured GPG private key (e.g. `${{ secret('git').signingKey }}`): commits in
+        /// these checkouts are signed with it.
         signing_key: Option<String>,
     }
 );

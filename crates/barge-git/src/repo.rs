@@ -59,6 +59,73 @@ pub struct Workspace {
     credentials: Option<Credentials>,
     author: Author,
     timeout: Duration,
+    signing: Option<Signing>,
+}
+
+/// Commit signing with a GPG key imported into a private keyring (never the user's).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Signing {
+    /// The GNUPGHOME holding the key.
+    pub gnupg_home: PathBuf,
+    /// The key's fingerprint.
+    pub key: String,
+}
+
+impl Signing {
+    /// Imports an ASCII-armoured private key into a new keyring at `home`.
+    pub async fn import(home: &Path, armored_key: &str) -> Result<Signing, GitError> {
+        use tokio::io::AsyncWriteExt;
+        let invalid = |message: String| GitError::Invalid {
+            url: String::new(),
+            message,
+        };
+        std::fs::create_dir_all(home).map_err(|e| invalid(format!("cannot create {}: {e}", home.display())))?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700));
+        let mut child = tokio::process::Command::new("gpg")
+            .args(["--batch", "--quiet", "--homedir"])
+            .arg(home)
+            .arg("--import")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| invalid(format!("cannot run gpg to import the signing key ({e}); install gnupg")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(armored_key.as_bytes())
+                .await
+                .map_err(|e| invalid(format!("gpg: {e}")))?;
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| invalid(format!("gpg: {e}")))?;
+        if !out.status.success() {
+            // gpg's message names the problem, never the key material.
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(invalid(format!(
+                "the signing key could not be imported: {}",
+                said.lines().find(|l| !l.trim().is_empty()).unwrap_or("gpg failed")
+            )));
+        }
+        let list = tokio::process::Command::new("gpg")
+            .args(["--batch", "--with-colons", "--homedir"])
+            .arg(home)
+            .arg("--list-secret-keys")
+            .output()
+            .await
+            .map_err(|e| invalid(format!("gpg: {e}")))?;
+        let key = String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
+            .ok_or_else(|| invalid("the signing key is not a private key".into()))?;
+        Ok(Signing {
+            gnupg_home: home.to_path_buf(),
+            key,
+        })
+    }
 }
 
 pub const TRAILER: &str = "Barge-Promotion";
@@ -79,6 +146,7 @@ impl Workspace {
             credentials,
             author,
             timeout: Duration::from_secs(300),
+            signing: None,
         };
         std::fs::create_dir_all(dir).map_err(|e| GitError::Invalid {
             url: crate::redact(url),
@@ -113,7 +181,14 @@ impl Workspace {
             credentials,
             author,
             timeout: Duration::from_secs(300),
+            signing: None,
         }
+    }
+
+    /// The same checkout, signing its commits (rebased ones too).
+    pub fn with_signing(mut self, signing: Option<Signing>) -> Workspace {
+        self.signing = signing;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -145,7 +220,14 @@ impl Workspace {
             env.push(("BARGE_GIT_PASSWORD", c.password.clone()));
         }
         let secret = self.credentials.as_ref().map(|c| c.password.as_str());
-        git_env(Some(&self.dir), args, &self.url, self.timeout, &env, secret).await
+        let Some(signing) = &self.signing else {
+            return git_env(Some(&self.dir), args, &self.url, self.timeout, &env, secret).await;
+        };
+        env.push(("GNUPGHOME", signing.gnupg_home.display().to_string()));
+        let key = format!("user.signingkey={}", signing.key);
+        let mut signed: Vec<&str> = vec!["-c", "commit.gpgsign=true", "-c", &key, "-c", "gpg.program=gpg"];
+        signed.extend_from_slice(args);
+        git_env(Some(&self.dir), &signed, &self.url, self.timeout, &env, secret).await
     }
 
     /// Commits every change in the working copy with `message` and the promotion trailer.

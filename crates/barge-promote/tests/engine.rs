@@ -557,3 +557,93 @@ async fn a_wrong_password_is_a_clear_auth_error_without_the_secret() {
         assert!(!everything.contains(password), "the password leaked: {}", out.message);
     }
 }
+
+const SIGNED: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./src}]
+            author:
+              name: Release Bot
+              email: release@acme.example
+              signingKey: ${{ secret('git').signingKey }}
+        - uses: kustomize-set-image
+          config: {path: ./src/stages/dev, images: [{image: ghcr.io/acme/app, name: app}]}
+        - uses: git-commit
+          config: {path: ./src, message: signed}
+        - uses: git-push
+          config: {path: ./src}
+"#;
+
+#[tokio::test]
+async fn commits_are_signed_with_the_configured_gpg_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    // A throw-away key, made with gpg in a keyring of the test's own.
+    let home = dir.path().join("gnupg-test");
+    std::fs::create_dir_all(&home).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = std::process::Command::new("gpg")
+            .arg("--homedir")
+            .arg(&home)
+            .args(["--batch", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("gpg (Debian package gnupg)");
+        assert!(
+            out.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    gpg(&[
+        "--quick-gen-key",
+        "Release Bot <release@acme.example>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let armored = gpg(&["--armor", "--export-secret-keys"]);
+    let mut e = engine(dir.path(), dir.path());
+    e.data
+        .secrets
+        .insert("git".into(), [("signingKey".to_string(), armored.clone())].into());
+    let p = promotion(SIGNED, "dev");
+    let rec = Recorder::default();
+    let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // git checks the signature against the key's public half.
+    let verify = std::process::Command::new("git")
+        .args(["verify-commit", "main"])
+        .current_dir(&bare)
+        .env("GNUPGHOME", &home)
+        .output()
+        .unwrap();
+    let raw = std::process::Command::new("git")
+        .args(["cat-file", "commit", "main"])
+        .current_dir(&bare)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stderr),
+        String::from_utf8_lossy(&raw.stdout)
+    );
+    assert!(String::from_utf8_lossy(&verify.stderr).contains("Release Bot"));
+    // The key never reaches what is stored or reported, and its keyring is gone.
+    let everything = format!("{out:?}{:?}{:?}", rec.events.lock().unwrap(), rec.saves.lock().unwrap());
+    assert!(!everything.contains("PRIVATE KEY BLOCK"));
+    assert!(!dir.path().join("work").join(format!("{}.gnupg", p.name)).exists());
+}

@@ -23,14 +23,25 @@ struct Recorded {
     url: String,
     /// The URL as configured (for links and credentials).
     original_url: String,
+    #[serde(default)]
+    signing: Option<barge_git::repo::Signing>,
     branch: Option<String>,
     author: Option<(String, String)>,
 }
 
+/// `<work>.<suffix>`: promotion state kept beside the work directory, out of the checkouts.
+fn sibling(ctx: &StepCtx<'_>, suffix: &str) -> PathBuf {
+    sibling_of(ctx.work, suffix)
+}
+
+fn sibling_of(work: &std::path::Path, suffix: &str) -> PathBuf {
+    let mut name = work.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    work.with_file_name(name)
+}
+
 fn checkouts_file(ctx: &StepCtx<'_>) -> PathBuf {
-    let mut name = ctx.work.file_name().unwrap_or_default().to_os_string();
-    name.push(".checkouts.json");
-    ctx.work.with_file_name(name)
+    sibling(ctx, "checkouts.json")
 }
 
 fn load_checkouts(ctx: &StepCtx<'_>) -> BTreeMap<String, Recorded> {
@@ -42,9 +53,7 @@ fn load_checkouts(ctx: &StepCtx<'_>) -> BTreeMap<String, Recorded> {
 
 /// Hands a finished promotion's checkouts back to the cache and deletes its work directory.
 pub(crate) async fn release(engine: &crate::Engine, work: &std::path::Path) {
-    let mut name = work.file_name().unwrap_or_default().to_os_string();
-    name.push(".checkouts.json");
-    let file = work.with_file_name(name);
+    let file = sibling_of(work, "checkouts.json");
     let recorded: BTreeMap<String, Recorded> = std::fs::read_to_string(&file)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
@@ -53,6 +62,7 @@ pub(crate) async fn release(engine: &crate::Engine, work: &std::path::Path) {
         engine.cache.recycle(&rec.url, &work.join(rel)).await;
     }
     let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_dir_all(sibling_of(work, "gnupg"));
     let _ = std::fs::remove_dir_all(work);
 }
 
@@ -90,7 +100,8 @@ fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepE
         rec.branch,
         (ctx.engine.credentials)(&rec.original_url),
         author,
-    );
+    )
+    .with_signing(rec.signing);
     Ok((ws, rec.original_url))
 }
 
@@ -100,13 +111,21 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         if c.insecure_skip_tls_verify {
             tracing::warn!(repo = %barge_core::secret::redact_url(&c.repo_url), "insecureSkipTLSVerify is not supported for git; using the system's TLS checks");
         }
-        if let Some(key) = c.author.as_ref().and_then(|a| a.signing_key.as_ref())
-            && !key.is_empty()
+        // Commits in these checkouts are signed with this key, imported into a keyring of the
+        // promotion's own (beside the work directory, removed with it).
+        let signing = match c
+            .author
+            .as_ref()
+            .and_then(|a| a.signing_key.as_deref())
+            .filter(|k| !k.trim().is_empty())
         {
-            return Err(StepError::Invalid(
-                "git-clone: author.signingKey (commit signing) is not supported yet".into(),
-            ));
-        }
+            Some(key) => Some(
+                barge_git::repo::Signing::import(&sibling(ctx, "gnupg"), key)
+                    .await
+                    .map_err(git_error)?,
+            ),
+            None => None,
+        };
         let author = c.author.as_ref().map(|a| {
             (
                 a.name.clone().unwrap_or_else(|| ctx.engine.author.name.clone()),
@@ -185,6 +204,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
                         .or_else(|| commit.is_none().then(|| "main".to_string()))
                         .filter(|_| co.tag.is_none()),
                     author: author.clone(),
+                    signing: signing.clone(),
                 },
             );
             let head = ws.head().await.unwrap_or_default();
