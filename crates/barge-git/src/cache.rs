@@ -2,7 +2,9 @@
 //! incrementally, and a `git worktree` per checkout a promotion asks for.
 //!
 //! Worktrees are detached (a branch may be checked out by many promotions at once); their
-//! commits are pushed with `HEAD:refs/heads/<branch>`. Fetches and worktree bookkeeping of one
+//! commits are pushed with `HEAD:refs/heads/<branch>`. Fetches are blobless where the server
+//! allows it (`--filter=blob:none`; others ignore the filter): a checkout then fetches only
+//! the blobs of the commit it needs, with the same credentials. Fetches and worktree bookkeeping of one
 //! repository are serialised by a per-URL lock; object writes need none.
 
 use crate::repo::{Author, Credentials, Workspace};
@@ -171,7 +173,7 @@ impl RepoCache {
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .insert(key, std::time::Instant::now());
                     admin
-                        .run(&["fetch", "-q", "--no-tags", "origin", &refspec])
+                        .run(&["fetch", "-q", "--no-tags", "--filter=blob:none", "origin", &refspec])
                         .await
                         .map(|_| ())
                 };
@@ -191,7 +193,9 @@ impl RepoCache {
             }
             Checkout::Tag(tag) => {
                 let refspec = format!("+refs/tags/{tag}:refs/tags/{tag}");
-                admin.run(&["fetch", "-q", "--no-tags", "origin", &refspec]).await?;
+                admin
+                    .run(&["fetch", "-q", "--no-tags", "--filter=blob:none", "origin", &refspec])
+                    .await?;
                 (Some(format!("refs/tags/{tag}")), None)
             }
             Checkout::Commit(sha) => {
@@ -201,12 +205,17 @@ impl RepoCache {
                     .is_err()
                 {
                     // Servers that refuse to serve a bare SHA still serve it with their branches.
-                    if admin.run(&["fetch", "-q", "--no-tags", "origin", sha]).await.is_err() {
+                    if admin
+                        .run(&["fetch", "-q", "--no-tags", "--filter=blob:none", "origin", sha])
+                        .await
+                        .is_err()
+                    {
                         admin
                             .run(&[
                                 "fetch",
                                 "-q",
                                 "--no-tags",
+                                "--filter=blob:none",
                                 "origin",
                                 "+refs/heads/*:refs/remotes/origin/*",
                             ])
@@ -240,7 +249,7 @@ impl RepoCache {
                     .run(&["worktree", "move", &free.display().to_string(), &dir_arg])
                     .await?;
                 drop(guard);
-                let ws = Workspace::open(dir, url, None, None, author.clone());
+                let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
                 ws.run(&["checkout", "-q", "--detach", "-f", sha.trim()]).await?;
                 ws.run(&["clean", "-q", "-f", "-d", "-x"]).await?;
             }
@@ -259,7 +268,7 @@ impl RepoCache {
                     ])
                     .await?;
                 drop(guard);
-                let ws = Workspace::open(dir, url, None, None, author.clone());
+                let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
                 ws.run(&["reset", "-q", "--hard", sha.trim()]).await?;
             }
             (None, _) => {

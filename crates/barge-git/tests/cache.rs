@@ -52,3 +52,38 @@ async fn a_recycled_worktree_comes_back_clean_at_the_new_commit() {
     );
     assert_eq!(git(&second, &["status", "--porcelain"]), "");
 }
+
+#[tokio::test]
+async fn fetches_are_blobless_where_the_server_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = support::bare_repo(
+        dir.path(),
+        "config.git",
+        &[
+            ("big/a.yaml", "a: 1\n"),
+            ("big/b.yaml", "b: 2\n"),
+            ("env/dev/k.yaml", "tag: 1.0.0\n"),
+        ],
+    );
+    git(&bare, &["config", "uploadpack.allowFilter", "true"]);
+    let url = format!("file://{}", bare.display());
+    let cache = RepoCache::new(&dir.path().join("cache"));
+    let main = Checkout::Branch {
+        name: "main".into(),
+        create: false,
+    };
+    let wt = dir.path().join("p1/src");
+    cache.checkout(&url, &main, &wt, None, Author::default()).await.unwrap();
+    // The cache is a partial clone of the remote, and the checkout still has every file.
+    let cached = cache.bare_path(&url);
+    assert_eq!(git(&cached, &["config", "remote.origin.promisor"]), "true");
+    assert_eq!(
+        git(&cached, &["config", "remote.origin.partialclonefilter"]),
+        "blob:none"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("env/dev/k.yaml")).unwrap(),
+        "tag: 1.0.0\n"
+    );
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+}

@@ -530,6 +530,8 @@ async fn a_wrong_password_is_a_clear_auth_error_without_the_secret() {
     let dir = tempfile::tempdir().unwrap();
     let bare = seed(dir.path());
     git(&bare, &["config", "http.receivepack", "true"]);
+    // Blobless fetches: the checkout's blobs come in a second, authenticated request.
+    git(&bare, &["config", "uploadpack.allowFilter", "true"]);
     let _ = std::process::Command::new("chmod")
         .args(["-R", "a+rwX", dir.path().to_str().unwrap()])
         .status();
