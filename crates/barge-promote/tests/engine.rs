@@ -649,3 +649,55 @@ async fn commits_are_signed_with_the_configured_gpg_key() {
     assert!(!everything.contains("PRIVATE KEY BLOCK"));
     assert!(!dir.path().join("work").join(format!("{}.gnupg", p.name)).exists());
 }
+
+const RENDER_TOOLS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: file-write
+          config: {path: ./src/kustomization.yaml, contents: "resources: []\n"}
+        - uses: kustomize-build
+          as: kustomize
+          continueOnError: true
+          config: {path: ./src, outPath: ./out/manifests.yaml}
+        - uses: helm-template
+          as: helm
+          continueOnError: true
+          config: {path: ./src, outPath: ./out/chart.yaml}
+"#;
+
+/// kustomize and helm are programs barge runs, not libraries it embeds: without them the
+/// step says so and where to get them. (Neither can be installed on this project's build
+/// machines: not in Debian, and their download sites are unreachable.)
+#[tokio::test]
+async fn render_steps_say_when_their_tool_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), dir.path());
+    let p = promotion(RENDER_TOOLS, "dev");
+    let rec = Recorder::default();
+    let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
+    for (i, tool, site) in [(1, "kustomize", "kubectl.docs.kubernetes.io"), (2, "helm", "helm.sh")] {
+        let installed = std::process::Command::new(tool).arg("version").output().is_ok();
+        let r = &out.state.steps[i];
+        if installed {
+            assert!(!r.message.contains("not installed"), "{tool}: {}", r.message);
+        } else {
+            assert_eq!(r.status, StepStatus::Errored);
+            assert!(
+                r.message.contains(&format!("`{tool}` is not installed or not on PATH")),
+                "{}",
+                r.message
+            );
+            assert!(r.message.contains(site), "{}", r.message);
+        }
+    }
+    // continueOnError: the promotion itself succeeded.
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+}
