@@ -242,9 +242,11 @@ impl RepoCache {
             None => None,
         };
         // Only the worktree bookkeeping needs the lock; writing the files does not.
+        let mut base = None;
         match (&start, pooled) {
             (Some(start), Some(free)) => {
                 let sha = admin.run(&["rev-parse", &format!("{start}^{{commit}}")]).await?;
+                base = Some(sha.trim().to_string());
                 admin
                     .run(&["worktree", "move", &free.display().to_string(), &dir_arg])
                     .await?;
@@ -255,6 +257,7 @@ impl RepoCache {
             }
             (Some(start), None) => {
                 let sha = admin.run(&["rev-parse", &format!("{start}^{{commit}}")]).await?;
+                base = Some(sha.trim().to_string());
                 admin
                     .run(&[
                         "worktree",
@@ -280,7 +283,7 @@ impl RepoCache {
                 fresh.run(&["remote", "add", "origin", url]).await?;
             }
         }
-        Ok(Workspace::open(dir, url, branch, credentials, author))
+        Ok(Workspace::open(dir, url, branch, credentials, author).with_base(base))
     }
 }
 

@@ -60,6 +60,8 @@ pub struct Workspace {
     author: Author,
     timeout: Duration,
     signing: Option<Signing>,
+    /// The commit this checkout started from, when known.
+    base: Option<String>,
 }
 
 /// Commit signing with a GPG key imported into a private keyring (never the user's).
@@ -147,6 +149,7 @@ impl Workspace {
             author,
             timeout: Duration::from_secs(300),
             signing: None,
+            base: None,
         };
         std::fs::create_dir_all(dir).map_err(|e| GitError::Invalid {
             url: crate::redact(url),
@@ -182,7 +185,19 @@ impl Workspace {
             author,
             timeout: Duration::from_secs(300),
             signing: None,
+            base: None,
         }
+    }
+
+    /// The same checkout, knowing the commit it started from.
+    pub fn with_base(mut self, base: Option<String>) -> Workspace {
+        self.base = base;
+        self
+    }
+
+    /// The commit this checkout started from, when known (no git process needed).
+    pub fn base(&self) -> Option<&str> {
+        self.base.as_deref()
     }
 
     /// The same checkout, signing its commits (rebased ones too).
@@ -234,13 +249,15 @@ impl Workspace {
     /// `None` when there is nothing to commit (as Kargo's git-commit skips empty commits).
     pub async fn commit_all(&self, message: &str, promotion: &str) -> Result<Option<String>, GitError> {
         self.git(&["add", "--all"]).await?;
-        let status = self.git(&["status", "--porcelain"]).await?;
-        if status.stdout.is_empty() {
-            return Ok(None);
-        }
         let body = format!("{}\n\n{TRAILER}: {promotion}\n", message.trim_end());
-        self.git(&["commit", "-q", "--no-verify", "-m", &body]).await?;
-        Ok(Some(self.head().await?))
+        match self.git(&["commit", "-q", "--no-verify", "-m", &body]).await {
+            Ok(_) => Ok(Some(self.head().await?)),
+            // git refuses an empty commit; only then is it worth asking whether that was why.
+            Err(e) => match self.git(&["diff", "--cached", "--quiet"]).await {
+                Ok(_) => Ok(None),
+                Err(_) => Err(e),
+            },
+        }
     }
 
     pub async fn head(&self) -> Result<String, GitError> {

@@ -25,6 +25,9 @@ struct Recorded {
     original_url: String,
     #[serde(default)]
     signing: Option<barge_git::repo::Signing>,
+    /// The commit the checkout started from.
+    #[serde(default)]
+    base: Option<String>,
     branch: Option<String>,
     author: Option<(String, String)>,
 }
@@ -101,7 +104,8 @@ fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepE
         (ctx.engine.credentials)(&rec.original_url),
         author,
     )
-    .with_signing(rec.signing);
+    .with_signing(rec.signing)
+    .with_base(rec.base);
     Ok((ws, rec.original_url))
 }
 
@@ -205,9 +209,13 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
                         .filter(|_| co.tag.is_none()),
                     author: author.clone(),
                     signing: signing.clone(),
+                    base: ws.base().map(str::to_string),
                 },
             );
-            let head = ws.head().await.unwrap_or_default();
+            let head = match ws.base() {
+                Some(sha) => sha.to_string(),
+                None => ws.head().await.unwrap_or_default(),
+            };
             commits.insert(co.alias.clone().unwrap_or_else(|| co.path.clone()), json!(head));
         }
         let text = serde_json::to_string(&recorded).map_err(|e| StepError::Invalid(e.to_string()))?;
@@ -374,6 +382,7 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         // When this process pushed to the branch since our checkout, the push would be
         // rejected: integrate first and save the round trip.
         if let Some(last) = ctx.engine.cache.last_pushed(ws.url(), &branch)
+            && ws.base() != Some(last.as_str())
             && !ws.contains(&last).await
         {
             ws.integrate(&branch).await.map_err(to_step_error)?;
