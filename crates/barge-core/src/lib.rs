@@ -28,6 +28,7 @@ pub mod schema;
 pub mod secret;
 pub mod select;
 pub mod semver;
+pub mod stage;
 pub mod step_config;
 pub mod steps;
 pub mod validate;

@@ -1,0 +1,493 @@
+//! What a Stage should do next for one freight request, and why it is waiting when it is not
+//! promoting (kargo.md §1.6): availability (direct, upstream verification and soak time,
+//! `OneOf` / `All`, approvals), the auto-promotion candidate (`NewestFreight` /
+//! `MatchUpstream`), holds, promotion windows, a running promotion and a failed verification.
+//!
+//! Pure: the caller hands in the Freight with its history, the Stage's state and the time.
+//! Groundwork for the daemon and `barge get stage` (issue #5).
+
+use crate::model::kargo::FreightSources;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One Freight of the request's origin, as the store knows it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FreightView {
+    pub name: String,
+    pub alias: String,
+    /// When it was minted (Unix seconds); newer Freight sorts first.
+    pub created_at: i64,
+    /// Stage → when the Freight was verified there (Unix seconds).
+    pub verified_in: BTreeMap<String, i64>,
+    /// Stage → since when the Freight has continuously been there (Unix seconds), for the
+    /// stages it is in now, and for how long it stayed in stages it has left.
+    pub soaked: BTreeMap<String, Soak>,
+    /// Stages that may take it regardless of upstream verification.
+    pub approved_for: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Soak {
+    /// In the stage since this time.
+    Since(i64),
+    /// Was in the stage for this long.
+    Lasted(Duration),
+}
+
+/// The Stage's own state for this request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageView {
+    pub name: String,
+    /// The Freight the Stage has now for this origin.
+    pub current: Option<String>,
+    /// Whether a ProjectConfig policy enables auto-promotion for this Stage.
+    pub auto_promotion: bool,
+    /// A hold left by a manual promotion of another Freight.
+    pub hold: Option<Hold>,
+    /// When the promotion window opens again, if it is closed now (Unix seconds).
+    pub window_closed_until: Option<i64>,
+    /// A promotion in progress.
+    pub running: Option<String>,
+    /// The current Freight's verification failed here.
+    pub verification_failed: Option<String>,
+    /// For MatchUpstream: the Freight each upstream Stage has now.
+    pub upstream_current: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub freight: String,
+    pub actor: String,
+    pub since: i64,
+}
+
+/// Why the newest eligible Freight is not (yet) in the Stage. Each reason is one a user asks
+/// about (Kargo #2795, #3050, #4383).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Waiting {
+    /// No Freight from this origin exists yet.
+    NoFreight,
+    /// Freight exists, but none is verified in the upstream stages (named).
+    NotVerifiedUpstream { freight: String, stages: Vec<String> },
+    /// Verified upstream, but it must soak longer.
+    SoakTimeLeft {
+        freight: String,
+        stage: String,
+        left: Duration,
+    },
+    /// No ProjectConfig policy enables auto-promotion: promote by hand.
+    NoAutoPromotionPolicy { freight: String },
+    /// A manual promotion of another Freight holds auto-promotion.
+    HeldBy { freight: String, hold: Hold },
+    /// The promotion window is closed until then.
+    WindowClosed { freight: String, until: i64 },
+    /// A promotion is already running.
+    PromotionRunning { promotion: String },
+    /// The current Freight failed verification here.
+    VerificationFailed { freight: String },
+}
+
+/// What to do for one freight request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The Stage already has the candidate.
+    UpToDate { freight: String },
+    /// Promote this Freight now (auto-promotion).
+    Promote { freight: String },
+    /// Nothing to do yet, and why.
+    Wait(Waiting),
+}
+
+/// Whether `f` may enter `stage` from these sources at `now`; `Err` says what is missing.
+pub fn availability(f: &FreightView, stage: &str, sources: &FreightSources, now: i64) -> Result<(), Waiting> {
+    if sources.direct == Some(true) || f.approved_for.iter().any(|s| s == stage) {
+        return Ok(());
+    }
+    let soak = sources
+        .required_soak_time
+        .as_deref()
+        .and_then(|d| crate::duration::parse_go_duration(d).ok())
+        .unwrap_or_default();
+    let all = sources.availability_strategy.as_deref() == Some("All");
+    let mut missing = Vec::new();
+    let mut soaking: Option<(String, Duration)> = None;
+    for upstream in &sources.stages {
+        if !f.verified_in.contains_key(upstream) {
+            missing.push(upstream.clone());
+            continue;
+        }
+        let soaked = match f.soaked.get(upstream) {
+            Some(Soak::Since(t)) => Duration::from_secs((now - t).max(0) as u64),
+            Some(Soak::Lasted(d)) => *d,
+            None => Duration::ZERO,
+        };
+        if soaked >= soak {
+            if !all {
+                return Ok(());
+            }
+        } else {
+            let left = soak - soaked;
+            if soaking.as_ref().is_none_or(|(_, l)| left < *l) {
+                soaking = Some((upstream.clone(), left));
+            }
+        }
+    }
+    if all && missing.is_empty() && soaking.is_none() && !sources.stages.is_empty() {
+        return Ok(());
+    }
+    // Soak time is the nearer wait when the Freight is verified somewhere that counts.
+    match soaking {
+        Some((stage, left)) if !all || missing.is_empty() => Err(Waiting::SoakTimeLeft {
+            freight: f.name.clone(),
+            stage,
+            left,
+        }),
+        _ => Err(Waiting::NotVerifiedUpstream {
+            freight: f.name.clone(),
+            stages: if missing.is_empty() {
+                sources.stages.clone()
+            } else {
+                missing
+            },
+        }),
+    }
+}
+
+/// The decision for one freight request. `freight` is every Freight of the origin.
+pub fn decide(stage: &StageView, sources: &FreightSources, freight: &[FreightView], now: i64) -> Decision {
+    if let Some(p) = &stage.running {
+        return Decision::Wait(Waiting::PromotionRunning { promotion: p.clone() });
+    }
+    let mut newest_first: Vec<&FreightView> = freight.iter().collect();
+    newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.name.cmp(&a.name)));
+    if newest_first.is_empty() {
+        return Decision::Wait(Waiting::NoFreight);
+    }
+    let match_upstream = sources
+        .auto_promotion_options
+        .as_ref()
+        .and_then(|o| o.selection_policy.as_deref())
+        == Some("MatchUpstream");
+    let candidate = if match_upstream {
+        sources
+            .stages
+            .first()
+            .and_then(|s| stage.upstream_current.get(s))
+            .and_then(|name| newest_first.iter().find(|f| &f.name == name).copied())
+            .map(|f| availability(f, &stage.name, sources, now).map(|()| f))
+    } else {
+        // The newest available Freight; when none is, why the newest one is not.
+        let mut first_reason = None;
+        let mut found = None;
+        for f in &newest_first {
+            match availability(f, &stage.name, sources, now) {
+                Ok(()) => {
+                    found = Some(*f);
+                    break;
+                }
+                Err(w) => {
+                    first_reason.get_or_insert(w);
+                }
+            }
+        }
+        match (found, first_reason) {
+            (Some(f), _) => Some(Ok(f)),
+            (None, Some(w)) => Some(Err(w)),
+            (None, None) => None,
+        }
+    };
+    let candidate = match candidate {
+        Some(Ok(f)) => f,
+        Some(Err(w)) => return Decision::Wait(w),
+        None => return Decision::Wait(Waiting::NoFreight),
+    };
+    if stage.current.as_deref() == Some(candidate.name.as_str()) {
+        if let Some(failed) = &stage.verification_failed {
+            return Decision::Wait(Waiting::VerificationFailed {
+                freight: failed.clone(),
+            });
+        }
+        return Decision::UpToDate {
+            freight: candidate.name.clone(),
+        };
+    }
+    if !stage.auto_promotion {
+        return Decision::Wait(Waiting::NoAutoPromotionPolicy {
+            freight: candidate.name.clone(),
+        });
+    }
+    if let Some(hold) = &stage.hold {
+        return Decision::Wait(Waiting::HeldBy {
+            freight: candidate.name.clone(),
+            hold: hold.clone(),
+        });
+    }
+    if let Some(until) = stage.window_closed_until.filter(|u| *u > now) {
+        return Decision::Wait(Waiting::WindowClosed {
+            freight: candidate.name.clone(),
+            until,
+        });
+    }
+    Decision::Promote {
+        freight: candidate.name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kargo::AutoPromotionOptions;
+
+    const NOW: i64 = 1_000_000;
+
+    fn freight(name: &str, created_at: i64) -> FreightView {
+        FreightView {
+            name: name.into(),
+            alias: format!("{name}-alias"),
+            created_at,
+            ..FreightView::default()
+        }
+    }
+
+    fn direct() -> FreightSources {
+        FreightSources {
+            direct: Some(true),
+            ..FreightSources::default()
+        }
+    }
+
+    fn from(stages: &[&str], soak: Option<&str>, strategy: Option<&str>) -> FreightSources {
+        FreightSources {
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            required_soak_time: soak.map(str::to_string),
+            availability_strategy: strategy.map(str::to_string),
+            ..FreightSources::default()
+        }
+    }
+
+    fn auto(name: &str) -> StageView {
+        StageView {
+            name: name.into(),
+            auto_promotion: true,
+            ..StageView::default()
+        }
+    }
+
+    fn verified(mut f: FreightView, stage: &str, at: i64, soak: Soak) -> FreightView {
+        f.verified_in.insert(stage.into(), at);
+        f.soaked.insert(stage.into(), soak);
+        f
+    }
+
+    #[test]
+    fn newest_direct_freight_is_promoted_and_then_up_to_date() {
+        let fs = [freight("old", 1), freight("new", 2)];
+        let mut dev = auto("dev");
+        assert_eq!(
+            decide(&dev, &direct(), &fs, NOW),
+            Decision::Promote { freight: "new".into() }
+        );
+        dev.current = Some("new".into());
+        assert_eq!(
+            decide(&dev, &direct(), &fs, NOW),
+            Decision::UpToDate { freight: "new".into() }
+        );
+    }
+
+    #[test]
+    fn no_freight_yet() {
+        assert_eq!(
+            decide(&auto("dev"), &direct(), &[], NOW),
+            Decision::Wait(Waiting::NoFreight)
+        );
+    }
+
+    #[test]
+    fn not_verified_upstream_names_the_stages() {
+        let fs = [freight("a", 1)];
+        let d = decide(&auto("staging"), &from(&["dev"], None, None), &fs, NOW);
+        assert_eq!(
+            d,
+            Decision::Wait(Waiting::NotVerifiedUpstream {
+                freight: "a".into(),
+                stages: vec!["dev".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn soak_time_left_is_the_remaining_time() {
+        let fs = [verified(freight("a", 1), "dev", NOW - 60, Soak::Since(NOW - 60))];
+        let d = decide(&auto("staging"), &from(&["dev"], Some("2m"), None), &fs, NOW);
+        assert_eq!(
+            d,
+            Decision::Wait(Waiting::SoakTimeLeft {
+                freight: "a".into(),
+                stage: "dev".into(),
+                left: Duration::from_secs(60)
+            })
+        );
+        // Soaked long enough (also counting a stay that ended): promote.
+        let fs = [verified(
+            freight("a", 1),
+            "dev",
+            0,
+            Soak::Lasted(Duration::from_secs(120)),
+        )];
+        let d = decide(&auto("staging"), &from(&["dev"], Some("2m"), None), &fs, NOW);
+        assert_eq!(d, Decision::Promote { freight: "a".into() });
+    }
+
+    #[test]
+    fn the_newest_available_freight_wins_over_a_newer_unverified_one() {
+        let fs = [
+            verified(freight("verified", 1), "dev", 10, Soak::Since(10)),
+            freight("fresh", 2),
+        ];
+        let d = decide(&auto("staging"), &from(&["dev"], None, None), &fs, NOW);
+        assert_eq!(
+            d,
+            Decision::Promote {
+                freight: "verified".into()
+            }
+        );
+    }
+
+    #[test]
+    fn all_needs_every_upstream_and_one_of_needs_one() {
+        let f = verified(freight("a", 1), "qa", 10, Soak::Since(10));
+        let one_of = decide(
+            &auto("prod"),
+            &from(&["qa", "uat"], None, None),
+            std::slice::from_ref(&f),
+            NOW,
+        );
+        assert_eq!(one_of, Decision::Promote { freight: "a".into() });
+        let all = decide(
+            &auto("prod"),
+            &from(&["qa", "uat"], None, Some("All")),
+            std::slice::from_ref(&f),
+            NOW,
+        );
+        assert_eq!(
+            all,
+            Decision::Wait(Waiting::NotVerifiedUpstream {
+                freight: "a".into(),
+                stages: vec!["uat".into()]
+            })
+        );
+        let both = verified(f, "uat", 20, Soak::Since(20));
+        let all = decide(&auto("prod"), &from(&["qa", "uat"], None, Some("All")), &[both], NOW);
+        assert_eq!(all, Decision::Promote { freight: "a".into() });
+    }
+
+    #[test]
+    fn an_approval_skips_upstream_verification() {
+        let mut f = freight("hotfix", 1);
+        f.approved_for.push("prod".into());
+        let d = decide(&auto("prod"), &from(&["staging"], Some("1h"), None), &[f], NOW);
+        assert_eq!(
+            d,
+            Decision::Promote {
+                freight: "hotfix".into()
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_policy_the_stage_waits_for_a_person() {
+        let mut prod = auto("prod");
+        prod.auto_promotion = false;
+        let d = decide(&prod, &direct(), &[freight("a", 1)], NOW);
+        assert_eq!(
+            d,
+            Decision::Wait(Waiting::NoAutoPromotionPolicy { freight: "a".into() })
+        );
+    }
+
+    #[test]
+    fn a_hold_stops_auto_promotion_until_released() {
+        let hold = Hold {
+            freight: "old".into(),
+            actor: "alice".into(),
+            since: 5,
+        };
+        let mut dev = auto("dev");
+        dev.current = Some("old".into());
+        dev.hold = Some(hold.clone());
+        let fs = [freight("old", 1), freight("new", 2)];
+        assert_eq!(
+            decide(&dev, &direct(), &fs, NOW),
+            Decision::Wait(Waiting::HeldBy {
+                freight: "new".into(),
+                hold
+            })
+        );
+        dev.hold = None;
+        assert_eq!(
+            decide(&dev, &direct(), &fs, NOW),
+            Decision::Promote { freight: "new".into() }
+        );
+    }
+
+    #[test]
+    fn a_closed_window_defers_until_it_opens() {
+        let mut dev = auto("dev");
+        dev.window_closed_until = Some(NOW + 3600);
+        let fs = [freight("a", 1)];
+        assert_eq!(
+            decide(&dev, &direct(), &fs, NOW),
+            Decision::Wait(Waiting::WindowClosed {
+                freight: "a".into(),
+                until: NOW + 3600
+            })
+        );
+        assert_eq!(
+            decide(&dev, &direct(), &fs, NOW + 3600),
+            Decision::Promote { freight: "a".into() }
+        );
+    }
+
+    #[test]
+    fn a_running_promotion_comes_first() {
+        let mut dev = auto("dev");
+        dev.running = Some("dev.01j.abc".into());
+        assert_eq!(
+            decide(&dev, &direct(), &[freight("a", 1)], NOW),
+            Decision::Wait(Waiting::PromotionRunning {
+                promotion: "dev.01j.abc".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_failed_verification_is_reported_for_the_current_freight() {
+        let mut dev = auto("dev");
+        dev.current = Some("a".into());
+        dev.verification_failed = Some("a".into());
+        assert_eq!(
+            decide(&dev, &direct(), &[freight("a", 1)], NOW),
+            Decision::Wait(Waiting::VerificationFailed { freight: "a".into() })
+        );
+    }
+
+    #[test]
+    fn match_upstream_follows_the_upstream_stage() {
+        let fs = [
+            verified(freight("older", 1), "dev", 10, Soak::Since(10)),
+            verified(freight("newer", 2), "dev", 20, Soak::Since(20)),
+        ];
+        let mut sources = from(&["dev"], None, None);
+        sources.auto_promotion_options = Some(AutoPromotionOptions {
+            selection_policy: Some("MatchUpstream".into()),
+        });
+        let mut staging = auto("staging");
+        staging.upstream_current.insert("dev".into(), "older".into());
+        assert_eq!(
+            decide(&staging, &sources, &fs, NOW),
+            Decision::Promote {
+                freight: "older".into()
+            }
+        );
+    }
+}
