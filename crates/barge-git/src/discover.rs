@@ -13,9 +13,11 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct GitConfig {
     pub rewrites: Vec<Rewrite>,
+    /// HTTPS credentials by repository URL (as written in the subscription).
+    pub credentials: Option<crate::CredentialLookup>,
     /// Time limit for each git command.
     pub timeout: Duration,
 }
@@ -24,6 +26,7 @@ impl Default for GitConfig {
     fn default() -> Self {
         GitConfig {
             rewrites: Vec::new(),
+            credentials: None,
             timeout: Duration::from_secs(300),
         }
     }
@@ -196,13 +199,18 @@ pub async fn discover_git(
         .prefix("barge-git-")
         .tempdir()
         .map_err(|e| invalid(format!("cannot create a work directory: {e}")))?;
+    let credentials = cfg.credentials.as_ref().and_then(|lookup| lookup(&sub.repo_url));
+    let env = crate::credential_env(credentials.as_ref())?;
+    let secret = credentials.as_ref().map(|c| c.password.clone());
     let run = |args: Vec<String>| {
         let dir = dir.path().to_path_buf();
         let url = url.clone();
         let timeout = cfg.timeout;
+        let env = env.clone();
+        let secret = secret.clone();
         async move {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            git(Some(&dir), &refs, &url, timeout).await
+            crate::git_env(Some(&dir), &refs, &url, timeout, &env, secret.as_deref()).await
         }
     };
     let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();

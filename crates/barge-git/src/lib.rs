@@ -126,3 +126,37 @@ pub(crate) async fn git_env(
 }
 
 pub(crate) use barge_core::secret::redact_url as redact;
+
+/// Finds the HTTPS credentials for a repository URL (as written, before rewrites).
+pub type CredentialLookup = std::sync::Arc<dyn Fn(&str) -> Option<barge_core::secret::Credentials> + Send + Sync>;
+
+/// The environment that hands `credentials` to git through `GIT_ASKPASS` (never a command
+/// line or a URL).
+pub(crate) fn credential_env(
+    credentials: Option<&barge_core::secret::Credentials>,
+) -> Result<Vec<(&'static str, String)>, GitError> {
+    let Some(c) = credentials else { return Ok(Vec::new()) };
+    Ok(vec![
+        ("GIT_ASKPASS", askpass_script()?.display().to_string()),
+        ("BARGE_GIT_USERNAME", c.username.clone()),
+        ("BARGE_GIT_PASSWORD", c.password.clone()),
+    ])
+}
+
+/// A tiny askpass program: git runs it for the username and the password, which it reads from
+/// its own environment (so they are never arguments of any process).
+fn askpass_script() -> Result<std::path::PathBuf, GitError> {
+    use std::sync::OnceLock;
+    static PATH: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("barge-askpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let path = dir.join("askpass.sh");
+        std::fs::write(&path, "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n").map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+        Ok(path)
+    })
+    .clone()
+    .map_err(|message| GitError::Invalid { url: String::new(), message: format!("cannot write the askpass helper: {message}") })
+}

@@ -227,13 +227,7 @@ impl Workspace {
             ("GIT_COMMITTER_NAME", self.author.name.clone()),
             ("GIT_COMMITTER_EMAIL", self.author.email.clone()),
         ];
-        let askpass;
-        if let Some(c) = &self.credentials {
-            askpass = askpass_script()?;
-            env.push(("GIT_ASKPASS", askpass.display().to_string()));
-            env.push(("BARGE_GIT_USERNAME", c.username.clone()));
-            env.push(("BARGE_GIT_PASSWORD", c.password.clone()));
-        }
+        env.extend(crate::credential_env(self.credentials.as_ref())?);
         let secret = self.credentials.as_ref().map(|c| c.password.as_str());
         let Some(signing) = &self.signing else {
             return git_env(Some(&self.dir), args, &self.url, self.timeout, &env, secret).await;
@@ -396,22 +390,4 @@ fn fastrand_half() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     f64::from(nanos % 1000) / 2000.0
-}
-
-/// A tiny askpass program: git runs it for the username and the password, which it reads from
-/// its own environment (so they are never arguments of any process).
-fn askpass_script() -> Result<PathBuf, GitError> {
-    use std::sync::OnceLock;
-    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("barge-askpass-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let path = dir.join("askpass.sh");
-        std::fs::write(&path, "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n").map_err(|e| e.to_string())?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
-        Ok(path)
-    })
-    .clone()
-    .map_err(|message| GitError::Invalid { url: String::new(), message: format!("cannot write the askpass helper: {message}") })
 }

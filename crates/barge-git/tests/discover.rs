@@ -320,3 +320,34 @@ async fn unchanged_refs_reuse_the_previous_pass_without_fetching() {
     assert!(!fresh.reused);
     assert_eq!(fresh.candidates[0].message, "bump again");
 }
+
+#[tokio::test]
+async fn over_smart_http_with_credentials_from_the_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_bare, [_, _, c3]) = repo(dir.path());
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "a+rwX", dir.path().to_str().unwrap()])
+        .status();
+    let (_server, port) = support::smart_http(dir.path(), "reader", "open-sesame-42");
+    let url = "https://git.example.com/acme/config.git";
+    let config = |password: &'static str| GitConfig {
+        rewrites: vec![Rewrite::parse(&format!("https://git.example.com/acme/=http://127.0.0.1:{port}/")).unwrap()],
+        credentials: Some(std::sync::Arc::new(move |u: &str| {
+            // Looked up by the URL as the subscription writes it, not the rewrite.
+            (u == url).then(|| barge_core::secret::Credentials {
+                username: "reader".into(),
+                password: password.into(),
+            })
+        })),
+        ..Default::default()
+    };
+    let d = discover_git_fresh(&sub(url, |_| {}), &config("open-sesame-42"))
+        .await
+        .unwrap();
+    assert_eq!(d.candidates[0].id, c3);
+    let err = discover_git_fresh(&sub(url, |_| {}), &config("wrong-password-7"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), barge_core::ErrorClass::Auth, "{err}");
+    assert!(!err.to_string().contains("wrong-password-7"), "{err}");
+}

@@ -18,7 +18,7 @@ use barge_core::eval::{self, Data, Scope, StepStatus};
 use barge_core::model::kargo::Freight;
 use barge_core::promotion::{self, AfterError, FlatStep, Phase, State};
 use barge_git::cache::RepoCache;
-use barge_git::repo::{Author, Credentials, PushPolicy};
+use barge_git::repo::{Author, PushPolicy};
 use serde_json::{Map, Value as Json};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -146,8 +146,7 @@ pub trait Events: Send + Sync {
     fn event<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, ()>;
 }
 
-/// Finds the credentials for a repository URL (as configured, before rewrites).
-pub type CredentialLookup = Arc<dyn Fn(&str) -> Option<Credentials> + Send + Sync>;
+pub use barge_git::CredentialLookup;
 
 /// Everything steps share: git cache, credentials, identity, HTTP client, config values.
 pub struct Engine {

@@ -80,10 +80,15 @@ pub async fn run(
     catalog: &Catalog,
     only: Option<&str>,
     config: RegistryConfig,
+    git_rules: &[barge_registry::CredentialRule],
     store: Option<&barge_store::Store>,
 ) -> Result<Vec<WarehouseReport>> {
+    let rules = git_rules.to_vec();
     let git_config = GitConfig {
         rewrites: config.rewrites.clone(),
+        credentials: Some(std::sync::Arc::new(move |url: &str| {
+            barge_registry::rule_credentials(&rules, url)
+        })),
         ..Default::default()
     };
     // Subscriptions with insecureSkipTLSVerify get their own client; the rest share one.

@@ -547,7 +547,10 @@ fn discover(
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // A bad config file is the user's to fix: exit 2, before anything runs.
-    let registry_config = match registry.config() {
+    let (registry_config, git_rules) = match registry
+        .config()
+        .and_then(|c| Ok((c, registry.file()?.git_credential_rules())))
+    {
         Ok(c) => c,
         Err(e) => {
             eprintln!("barge: error: {e:#}");
@@ -565,13 +568,20 @@ fn discover(
             &catalog,
             warehouse,
             &registry_config,
+            &git_rules,
             store.as_ref(),
             output,
             passes,
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reports = runtime.block_on(discover::run(&catalog, warehouse, registry_config, store.as_ref()))?;
+    let reports = runtime.block_on(discover::run(
+        &catalog,
+        warehouse,
+        registry_config,
+        &git_rules,
+        store.as_ref(),
+    ))?;
     print_reports(&reports, output)?;
     let failed = reports
         .iter()
@@ -598,6 +608,7 @@ async fn watch(
     catalog: &Catalog,
     only: Option<&str>,
     registry: &barge_registry::RegistryConfig,
+    git_rules: &[barge_registry::CredentialRule],
     store: Option<&barge_store::Store>,
     output: Format,
     passes: Option<u32>,
@@ -621,7 +632,7 @@ async fn watch(
         let now = discover::now_millis();
         for (name, schedule, last) in &mut warehouses {
             if schedule.next_due(*last, now) <= now {
-                let reports = discover::run(catalog, Some(name), registry.clone(), store).await?;
+                let reports = discover::run(catalog, Some(name), registry.clone(), git_rules, store).await?;
                 print_reports(&reports, output)?;
                 *last = Some(discover::now_millis());
                 done += 1;
