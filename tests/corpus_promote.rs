@@ -17,7 +17,7 @@ mod support;
 
 use barge_core::eval::{self, Data, StepStatus};
 use barge_core::model::Body;
-use barge_core::model::kargo::{Freight, FreightOrigin, GitCommit, Image};
+use barge_core::model::kargo::Freight;
 use barge_core::promotion::{Phase, State};
 use barge_git::repo::PushPolicy;
 use barge_promote::Promotion;
@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use support::git;
 
+/// The version support::freight_from_warehouse gives every image and chart.
 const TAG: &str = "1.4.2";
 
 /// `https://github.com/a/b.git` → `github.com/a/b.git` (where its bare repository lives).
@@ -69,20 +70,14 @@ struct Needs {
 }
 
 fn data_for(p: &Promotion) -> Data {
-    Data {
-        ctx: json!({
-            "project": p.project, "stage": p.stage, "promotion": p.name,
-            "targetFreight": {"name": p.freight.metadata.name, "alias": p.freight.alias, "origin": p.freight.origin},
-            "meta": {"promotion": {"actor": p.actor}},
-        }),
-        freight: p.collection.clone(),
+    p.expression_data(&Data {
         now: "2026-11-22T10:00:00Z".into(),
         ..Data::default()
-    }
+    })
 }
 
 /// Walks the steps (without running them) to learn what they expect to find.
-fn needs(p: &Promotion) -> Needs {
+fn expected_layout(p: &Promotion) -> Needs {
     let data = data_for(p);
     let mut state = State::new(&p.steps);
     let mut out = Needs::default();
@@ -202,50 +197,11 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
         })
         .ok_or("no such stage")?;
     // Freight from the Stage's Warehouses (git commits filled in after seeding).
-    let mut collection = Vec::new();
-    for req in &spec.requested_freight {
-        let mut f = Freight {
-            origin: Some(FreightOrigin {
-                kind: "Warehouse".into(),
-                name: req.origin.name.clone(),
-            }),
-            alias: Some("wise-otter".into()),
-            ..Freight::default()
-        };
-        f.metadata.name = format!("{:0>40}", req.origin.name.len());
-        for r in &catalog.resources {
-            let Some(Body::Warehouse(w)) = &r.body else { continue };
-            if r.project != project || r.name != req.origin.name {
-                continue;
-            }
-            for s in w.spec.iter().flat_map(|s| &s.subscriptions) {
-                if let Some(i) = &s.image {
-                    f.images.push(Image {
-                        repo_url: i.repo_url.clone(),
-                        tag: TAG.into(),
-                        digest: "sha256:4b0a".into(),
-                        ..Image::default()
-                    });
-                }
-                if let Some(c) = &s.chart {
-                    f.charts.push(barge_core::model::kargo::Chart {
-                        repo_url: c.repo_url.clone(),
-                        name: c.name.clone(),
-                        version: TAG.into(),
-                        ..Default::default()
-                    });
-                }
-                if let Some(g) = &s.git {
-                    f.commits.push(GitCommit {
-                        repo_url: g.repo_url.clone(),
-                        branch: Some(g.branch.clone().unwrap_or_else(|| "main".into())),
-                        ..GitCommit::default()
-                    });
-                }
-            }
-        }
-        collection.push(f);
-    }
+    let collection: Vec<Freight> = spec
+        .requested_freight
+        .iter()
+        .map(|req| support::freight_from_warehouse(&catalog, project, &req.origin.name))
+        .collect();
     let mut p = Promotion::plan(
         &catalog,
         project,
@@ -255,7 +211,7 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
         "corpus",
     )?;
     p.steps.retain(|s| !s.uses.starts_with("argocd-"));
-    let needs = needs(&p);
+    let needs = expected_layout(&p);
     // Seed: one bare repository per URL, each named branch holding the files under its checkout.
     let mut seeded: BTreeMap<(String, String), BTreeMap<String, String>> = BTreeMap::new();
     for co in needs.checkouts.iter().filter(|c| !c.create || c.branch.is_none()) {
@@ -328,6 +284,8 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
             c.id = heads[&(c.repo_url.clone(), c.branch.clone().unwrap())].clone();
         }
     }
+    // The expected edits again, now that the Freight names the seeded commits.
+    let needs = expected_layout(&p);
     let mut engine = promote_kit::engine(
         dir.path(),
         ["https://", "http://", "ssh://git@"]

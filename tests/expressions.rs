@@ -11,57 +11,10 @@ mod support;
 
 use barge_core::eval::{self, Data, StepStatus};
 use barge_core::model::Body;
-use barge_core::model::kargo::{Chart, Freight, FreightOrigin, GitCommit, Image};
+use barge_core::model::kargo::Freight;
 use barge_core::promotion::{self, FlatStep, State};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
-
-fn freight_for(catalog: &barge_core::Catalog, project: &str, warehouse: &str) -> Freight {
-    let mut f = Freight {
-        origin: Some(FreightOrigin {
-            kind: "Warehouse".into(),
-            name: warehouse.into(),
-        }),
-        ..Freight::default()
-    };
-    f.metadata.name = format!("{:040x}", warehouse.len() * 7919);
-    f.alias = Some(format!("{warehouse}-alias"));
-    for r in &catalog.resources {
-        let Some(Body::Warehouse(w)) = &r.body else { continue };
-        if r.project != project || r.name != warehouse {
-            continue;
-        }
-        for s in w.spec.iter().flat_map(|s| &s.subscriptions) {
-            if let Some(i) = &s.image {
-                f.images.push(Image {
-                    repo_url: i.repo_url.clone(),
-                    tag: "1.4.2".into(),
-                    digest: "sha256:2b8e7a5bd0f1a3c1e1cbd6fa0f1ad6c4c4ec6a3e3b2a1f0e9d8c7b6a5f4e3d2c".into(),
-                    ..Image::default()
-                });
-            }
-            if let Some(g) = &s.git {
-                f.commits.push(GitCommit {
-                    repo_url: g.repo_url.clone(),
-                    id: "8e4f9bc1d2a3b4c5d6e7f8091a2b3c4d5e6f7081".into(),
-                    branch: Some(g.branch.clone().unwrap_or_else(|| "main".into())),
-                    message: Some("Update app".into()),
-                    author: Some("Ada <ada@example.com>".into()),
-                    ..GitCommit::default()
-                });
-            }
-            if let Some(c) = &s.chart {
-                f.charts.push(Chart {
-                    repo_url: c.repo_url.clone(),
-                    name: c.name.clone(),
-                    version: "1.4.2".into(),
-                    ..Chart::default()
-                });
-            }
-        }
-    }
-    f
-}
 
 /// The outputs a step's runner returns, shaped as barge's runners return them (which are
 /// Kargo's shapes, kargo.md §2.1), with the step's rendered config where outputs echo it.
@@ -128,7 +81,7 @@ fn walk_stage(catalog: &barge_core::Catalog, project: &str, stage: &str, tally: 
     let freight: Vec<Freight> = spec
         .requested_freight
         .iter()
-        .map(|r| freight_for(catalog, project, &r.origin.name))
+        .map(|r| support::freight_from_warehouse(catalog, project, &r.origin.name))
         .collect();
     let target = &freight[0];
     let data = Data {

@@ -10,7 +10,7 @@
 //! Purity: the current time is an input ([`Data::now`]); `now()` never reads the clock.
 
 use crate::freight::{normalize_chart, normalize_git, normalize_image};
-use crate::model::kargo::Freight;
+use crate::model::kargo::{Chart, Freight, GitCommit, Image};
 use expr::{Context, Environment, Value};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
@@ -90,51 +90,65 @@ pub struct EvalError {
 
 /// Evaluates every expression in the string values of `config` (never in keys), recursively.
 pub fn render_value(config: &Json, data: &Data, scope: &Scope) -> Result<Json, EvalError> {
+    // One environment for the whole config: building it (every builtin, the context's
+    // values) costs more than most expressions.
+    render_with(config, data, scope, &mut None)
+}
+
+/// Renders one template string (see the module docs for how the result is typed).
+pub fn render_string(template: &str, data: &Data, scope: &Scope) -> Result<Json, EvalError> {
+    render_value(&Json::String(template.to_string()), data, scope)
+}
+
+/// The expression environment and context, built on first use.
+type Evaluator<'a> = Option<(Environment<'a>, Context)>;
+
+fn render_with<'a>(
+    config: &Json,
+    data: &'a Data,
+    scope: &'a Scope,
+    evaluator: &mut Evaluator<'a>,
+) -> Result<Json, EvalError> {
     Ok(match config {
-        Json::String(s) => render_string(s, data, scope)?,
+        Json::String(template) => {
+            let found = crate::expr::find(template).map_err(|u| EvalError {
+                expression: template.clone(),
+                message: format!("`${{{{` at character {} has no closing `{}`", u.offset, u.close),
+            })?;
+            if found.is_empty() {
+                return Ok(config.clone());
+            }
+            let (env, ctx) = evaluator.get_or_insert_with(|| (environment(data, scope), context(data, scope)));
+            let mut out = String::new();
+            let mut rest = template.as_str();
+            for f in &found {
+                // `find` returns bodies as slices of `template`, so positions come from pointers.
+                let body_start = f.body.as_ptr() as usize - template.as_ptr() as usize;
+                let open = body_start - 3;
+                let consumed = template.len() - rest.len();
+                out.push_str(&template[consumed..open]);
+                out.push_str(&render_text(&eval_body(env, ctx, f.body)?));
+                rest = &template[body_start + f.body.len() + 2..];
+            }
+            out.push_str(rest);
+            serde_json::from_str::<Json>(&out).unwrap_or(Json::String(out))
+        }
         Json::Array(items) => Json::Array(
             items
                 .iter()
-                .map(|v| render_value(v, data, scope))
+                .map(|v| render_with(v, data, scope, evaluator))
                 .collect::<Result<_, _>>()?,
         ),
         Json::Object(map) => Json::Object(
             map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_value(v, data, scope)?)))
+                .map(|(k, v)| Ok((k.clone(), render_with(v, data, scope, evaluator)?)))
                 .collect::<Result<_, EvalError>>()?,
         ),
         other => other.clone(),
     })
 }
 
-/// Renders one template string (see the module docs for how the result is typed).
-pub fn render_string(template: &str, data: &Data, scope: &Scope) -> Result<Json, EvalError> {
-    let found = crate::expr::find(template).map_err(|u| EvalError {
-        expression: template.to_string(),
-        message: format!("`${{{{` at character {} has no closing `{}`", u.offset, u.close),
-    })?;
-    if found.is_empty() {
-        return Ok(Json::String(template.to_string()));
-    }
-    let env = environment(data, scope);
-    let ctx = context(data, scope);
-    let mut out = String::new();
-    let mut rest = template;
-    for f in &found {
-        // `find` returns bodies as slices of `template`, so positions come from pointers.
-        let body_start = f.body.as_ptr() as usize - template.as_ptr() as usize;
-        let open = body_start - 3;
-        let consumed = template.len() - rest.len();
-        out.push_str(&template[consumed..open]);
-        let value = eval_body(&env, &ctx, f.body)?;
-        out.push_str(&render_text(&value));
-        rest = &template[body_start + f.body.len() + 2..];
-    }
-    out.push_str(rest);
-    Ok(serde_json::from_str::<Json>(&out).unwrap_or(Json::String(out)))
-}
-
-/// Evaluates an `if:` condition; it must be a bool.
+/// Evaluates a condition (a step's `if:`, a Warehouse's creation criteria); it must be a bool.
 pub fn condition(expression: &str, data: &Data, scope: &Scope) -> Result<bool, EvalError> {
     let body = strip_delimiters(expression);
     let env = environment(data, scope);
@@ -143,7 +157,7 @@ pub fn condition(expression: &str, data: &Data, scope: &Scope) -> Result<bool, E
         Value::Bool(b) => Ok(b),
         other => Err(EvalError {
             expression: expression.to_string(),
-            message: format!("an `if` must be true or false, got {}", render_text(&other)),
+            message: format!("the expression must be true or false, got {}", render_text(&other)),
         }),
     }
 }
@@ -253,22 +267,53 @@ fn kv_map(m: Option<&BTreeMap<String, String>>) -> Value {
 /// Kargo refuses to guess when several origins carry the same artifact.
 fn find_in_collection<T>(
     name: &str,
-    data: &Data,
+    freight: &[Freight],
     origin: Option<&str>,
     pick: impl Fn(&Freight) -> Option<T>,
-) -> expr::Result<Option<T>> {
-    let mut hits = data
-        .freight
+) -> Result<Option<T>, String> {
+    let mut hits = freight
         .iter()
         .filter(|f| origin.is_none_or(|o| f.origin.as_ref().is_some_and(|fo| fo.name == o)))
         .filter_map(|f| pick(f).map(|x| (f, x)));
     let first = hits.next();
     if first.is_some() && origin.is_none() && hits.next().is_some() {
-        return fail(format!(
+        return Err(format!(
             "{name}: several Freight origins carry this artifact; name one with warehouse(\"…\")"
         ));
     }
     Ok(first.map(|(_, x)| x))
+}
+
+/// Kargo's `imageFrom(repo[, origin])` over a freight collection (URLs compared normalised).
+pub fn image_from(freight: &[Freight], repo: &str, origin: Option<&str>) -> Result<Option<Image>, String> {
+    let repo = normalize_image(repo);
+    find_in_collection("imageFrom", freight, origin, |f| {
+        f.images.iter().find(|i| normalize_image(&i.repo_url) == repo).cloned()
+    })
+}
+
+/// Kargo's `commitFrom(repo[, origin])`.
+pub fn commit_from(freight: &[Freight], repo: &str, origin: Option<&str>) -> Result<Option<GitCommit>, String> {
+    let repo = normalize_git(repo);
+    find_in_collection("commitFrom", freight, origin, |f| {
+        f.commits.iter().find(|x| normalize_git(&x.repo_url) == repo).cloned()
+    })
+}
+
+/// Kargo's `chartFrom(repo[, name][, origin])`.
+pub fn chart_from(
+    freight: &[Freight],
+    repo: &str,
+    name: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Option<Chart>, String> {
+    let repo = normalize_chart(repo);
+    find_in_collection("chartFrom", freight, origin, |f| {
+        f.charts
+            .iter()
+            .find(|x| normalize_chart(&x.repo_url) == repo && name.is_none_or(|n| x.name.as_deref() == Some(n)))
+            .cloned()
+    })
 }
 
 fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
@@ -294,11 +339,9 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         Ok(Value::Map(m))
     });
     env.add_function("imageFrom", move |c| {
-        let repo = normalize_image(&string_arg("imageFrom", &c.args, 0)?);
-        let origin = origin_arg(&c.args, 1);
-        let hit = find_in_collection("imageFrom", data, origin.as_deref(), |f| {
-            f.images.iter().find(|i| normalize_image(&i.repo_url) == repo).cloned()
-        })?;
+        let repo = string_arg("imageFrom", &c.args, 0)?;
+        let hit =
+            image_from(&data.freight, &repo, origin_arg(&c.args, 1).as_deref()).map_err(expr::Error::ExprError)?;
         Ok(hit.map_or(Value::Nil, |i| {
             let mut m = IndexMap::new();
             m.insert("RepoURL".into(), Value::String(i.repo_url));
@@ -312,11 +355,9 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         }))
     });
     env.add_function("commitFrom", move |c| {
-        let repo = normalize_git(&string_arg("commitFrom", &c.args, 0)?);
-        let origin = origin_arg(&c.args, 1);
-        let hit = find_in_collection("commitFrom", data, origin.as_deref(), |f| {
-            f.commits.iter().find(|x| normalize_git(&x.repo_url) == repo).cloned()
-        })?;
+        let repo = string_arg("commitFrom", &c.args, 0)?;
+        let hit =
+            commit_from(&data.freight, &repo, origin_arg(&c.args, 1).as_deref()).map_err(expr::Error::ExprError)?;
         Ok(hit.map_or(Value::Nil, |x| {
             let opt = |s: Option<String>| Value::String(s.unwrap_or_default());
             let mut m = IndexMap::new();
@@ -331,21 +372,14 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         }))
     });
     env.add_function("chartFrom", move |c| {
-        let repo = normalize_chart(&string_arg("chartFrom", &c.args, 0)?);
+        let repo = string_arg("chartFrom", &c.args, 0)?;
         // chartFrom(repo[, name][, origin]): the second argument is a name when it is a string.
         let (name, origin) = match c.args.get(1) {
             Some(Value::String(n)) => (Some(n.clone()), origin_arg(&c.args, 2)),
             _ => (None, origin_arg(&c.args, 1)),
         };
-        let hit = find_in_collection("chartFrom", data, origin.as_deref(), |f| {
-            f.charts
-                .iter()
-                .find(|x| {
-                    normalize_chart(&x.repo_url) == repo
-                        && name.as_ref().is_none_or(|n| x.name.as_deref() == Some(n.as_str()))
-                })
-                .cloned()
-        })?;
+        let hit =
+            chart_from(&data.freight, &repo, name.as_deref(), origin.as_deref()).map_err(expr::Error::ExprError)?;
         Ok(hit.map_or(Value::Nil, |x| {
             let mut m = IndexMap::new();
             m.insert("RepoURL".into(), Value::String(x.repo_url));

@@ -65,6 +65,17 @@ pub fn redact_values(text: &str, secrets: &[String]) -> String {
         .fold(text.to_string(), |out, s| out.replace(s.as_str(), "***"))
 }
 
+/// [`redact_values`] over every string in a JSON value (step outputs).
+pub fn redact_json(v: &serde_json::Value, secrets: &[String]) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => Value::String(redact_values(s, secrets)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| redact_json(x, secrets)).collect()),
+        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), redact_json(x, secrets))).collect()),
+        other => other.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -95,6 +95,27 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+impl Promotion {
+    /// What its expressions see: `base` (secrets, config values, metadata, the time) with this
+    /// promotion's Freight collection and `ctx`.
+    pub fn expression_data(&self, base: &Data) -> Data {
+        let mut data = base.clone();
+        data.freight = self.collection.clone();
+        data.ctx = serde_json::json!({
+            "project": self.project,
+            "stage": self.stage,
+            "promotion": self.name,
+            "targetFreight": {
+                "name": self.freight.metadata.name,
+                "alias": self.freight.alias,
+                "origin": self.freight.origin,
+            },
+            "meta": {"promotion": {"actor": self.actor}},
+        });
+        data
+    }
+}
+
 /// Kargo's promotion name: `<stage>.<ULID>.<first 7 characters of the freight>`.
 pub fn promotion_name(stage: &str, freight: &str) -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -226,19 +247,7 @@ impl Engine {
                 )
                 .await;
         }
-        let mut data = self.data.clone();
-        data.freight = p.collection.clone();
-        data.ctx = serde_json::json!({
-            "project": p.project,
-            "stage": p.stage,
-            "promotion": p.name,
-            "targetFreight": {
-                "name": p.freight.metadata.name,
-                "alias": p.freight.alias,
-                "origin": p.freight.origin,
-            },
-            "meta": {"promotion": {"actor": p.actor}},
-        });
+        let data = p.expression_data(&self.data);
         let secrets = self.secret_values();
         let mut effects = Vec::new();
         let Some(mut i) = state.next_step() else {
@@ -302,7 +311,7 @@ impl Engine {
                     uses: step.uses.clone(),
                     status,
                     message: state.steps[i].message.clone(),
-                    outputs: redact_json(&shown, &secrets),
+                    outputs: barge_core::secret::redact_json(&shown, &secrets),
                     elapsed: started.elapsed(),
                 })
                 .await;
@@ -420,7 +429,7 @@ impl Engine {
         out.outputs = state
             .outputs
             .iter()
-            .map(|(k, v)| (k.clone(), redact_json(v, &secrets)))
+            .map(|(k, v)| (k.clone(), barge_core::secret::redact_json(v, &secrets)))
             .collect();
         out
     }
@@ -461,13 +470,4 @@ impl Engine {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn redact_json(v: &Json, secrets: &[String]) -> Json {
-    match v {
-        Json::String(s) => Json::String(barge_core::secret::redact_values(s, secrets)),
-        Json::Array(a) => Json::Array(a.iter().map(|x| redact_json(x, secrets)).collect()),
-        Json::Object(m) => Json::Object(m.iter().map(|(k, x)| (k.clone(), redact_json(x, secrets))).collect()),
-        other => other.clone(),
-    }
 }

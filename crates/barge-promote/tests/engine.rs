@@ -239,17 +239,8 @@ async fn edits_change_exactly_the_intended_lines_and_land_with_a_trailer() {
     assert_eq!(finished[2], ("edits::values".to_string(), StepStatus::Succeeded));
 }
 
+/// Steps of Stage dev (support::dev_stage).
 const RENDERED: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {name: dev, namespace: shop}
-spec:
-  requestedFreight:
-    - origin: {kind: Warehouse, name: app}
-      sources: {direct: true}
-  promotionTemplate:
-    spec:
-      steps:
         - uses: git-clone
           config:
             repoURL: https://git.example.com/acme/config.git
@@ -288,7 +279,7 @@ async fn a_rendered_branch_is_created_as_an_orphan_from_a_pinned_commit() {
     let bare = seed(dir.path());
     let seed_head = git(&bare, &["rev-parse", "main"]);
     let e = engine(dir.path(), dir.path());
-    let mut p = promotion(RENDERED, "dev");
+    let mut p = promotion(&support::dev_stage(RENDERED), "dev");
     p.freight.commits[0].id = seed_head.clone();
     p.collection = vec![p.freight.clone()];
     let rec = Recorder::default();
@@ -312,17 +303,8 @@ async fn a_rendered_branch_is_created_as_an_orphan_from_a_pinned_commit() {
     assert_eq!(readme, format!("Rendered from {seed_head} for dev"));
 }
 
+/// Steps of Stage dev (support::dev_stage).
 const FAILING: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {name: dev, namespace: shop}
-spec:
-  requestedFreight:
-    - origin: {kind: Warehouse, name: app}
-      sources: {direct: true}
-  promotionTemplate:
-    spec:
-      steps:
         - uses: copy
           as: flaky
           continueOnError: true
@@ -343,7 +325,7 @@ spec:
 async fn failures_skip_later_steps_but_run_failure_handlers() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path(), dir.path());
-    let p = promotion(FAILING, "dev");
+    let p = promotion(&support::dev_stage(FAILING), "dev");
     let rec = Recorder::default();
     let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
     assert_eq!(out.phase, Phase::Failed, "{}", out.message);
@@ -363,17 +345,8 @@ async fn failures_skip_later_steps_but_run_failure_handlers() {
     assert!(!e.work_dir(&p.name).exists());
 }
 
+/// Steps of Stage dev (support::dev_stage).
 const RETRIED: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {name: dev, namespace: shop}
-spec:
-  requestedFreight:
-    - origin: {kind: Warehouse, name: app}
-      sources: {direct: true}
-  promotionTemplate:
-    spec:
-      steps:
         - uses: http
           as: probe
           retry: {errorThreshold: 3}
@@ -387,7 +360,7 @@ async fn a_retryable_error_is_retried_up_to_the_error_threshold() {
     let port = git_kit::free_port();
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path(), dir.path());
-    let p = promotion(&RETRIED.replace("PORT", &port.to_string()), "dev");
+    let p = promotion(&support::dev_stage(&RETRIED.replace("PORT", &port.to_string())), "dev");
     let rec = Recorder::default();
     let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
     assert_eq!(out.phase, Phase::Errored);
@@ -560,17 +533,8 @@ async fn a_wrong_password_is_a_clear_auth_error_without_the_secret() {
     }
 }
 
+/// Steps of Stage dev (support::dev_stage).
 const SIGNED: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {name: dev, namespace: shop}
-spec:
-  requestedFreight:
-    - origin: {kind: Warehouse, name: app}
-      sources: {direct: true}
-  promotionTemplate:
-    spec:
-      steps:
         - uses: git-clone
           config:
             repoURL: https://git.example.com/acme/config.git
@@ -621,7 +585,7 @@ async fn commits_are_signed_with_the_configured_gpg_key() {
     e.data
         .secrets
         .insert("git".into(), [("signingKey".to_string(), armored.clone())].into());
-    let p = promotion(SIGNED, "dev");
+    let p = promotion(&support::dev_stage(SIGNED), "dev");
     let rec = Recorder::default();
     let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
@@ -650,17 +614,8 @@ async fn commits_are_signed_with_the_configured_gpg_key() {
     assert!(!dir.path().join("work").join(format!("{}.gnupg", p.name)).exists());
 }
 
+/// Steps of Stage dev (support::dev_stage).
 const RENDER_TOOLS: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {name: dev, namespace: shop}
-spec:
-  requestedFreight:
-    - origin: {kind: Warehouse, name: app}
-      sources: {direct: true}
-  promotionTemplate:
-    spec:
-      steps:
         - uses: file-write
           config: {path: ./src/kustomization.yaml, contents: "resources: []\n"}
         - uses: kustomize-build
@@ -680,7 +635,7 @@ spec:
 async fn render_steps_say_when_their_tool_is_missing() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path(), dir.path());
-    let p = promotion(RENDER_TOOLS, "dev");
+    let p = promotion(&support::dev_stage(RENDER_TOOLS), "dev");
     let rec = Recorder::default();
     let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
     for (i, tool, site) in [(1, "kustomize", "kubectl.docs.kubernetes.io"), (2, "helm", "helm.sh")] {

@@ -365,17 +365,8 @@ async fn open_merge_and_wait_on_github_gitlab_and_gitea() {
     }
 }
 
+/// Steps of Stage dev (support::dev_stage).
 const WAIT_ONLY: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {name: dev, namespace: shop}
-spec:
-  requestedFreight:
-    - origin: {kind: Warehouse, name: app}
-      sources: {direct: true}
-  promotionTemplate:
-    spec:
-      steps:
         - uses: git-wait-for-pr
           as: wait
           retry: {timeout: 30s}
@@ -406,7 +397,7 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
         f2.merge(&mut prs[0]);
     });
     let e = engine(dir.path(), port, "gh");
-    let p = promotion(WAIT_ONLY);
+    let p = promotion(&support::dev_stage(WAIT_ONLY));
     let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(
@@ -422,7 +413,7 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
     }
     let out = e
         .run(
-            &promotion(WAIT_ONLY),
+            &promotion(&support::dev_stage(WAIT_ONLY)),
             State::new(&p.steps),
             &support::Quiet,
             &support::Quiet,
@@ -441,7 +432,7 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
     });
     let out = bad
         .run(
-            &promotion(WAIT_ONLY),
+            &promotion(&support::dev_stage(WAIT_ONLY)),
             State::new(&p.steps),
             &support::Quiet,
             &support::Quiet,

@@ -227,7 +227,7 @@ pub async fn run(
                 .as_ref()
                 .and_then(|c| c.expression.as_deref())
             {
-                match barge_core::criteria::evaluate(expression, &f.images, &f.commits, &f.charts) {
+                match barge_core::criteria::evaluate(expression, &f) {
                     Ok(true) => (Some(value), None),
                     Ok(false) => (
                         None,

@@ -400,7 +400,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     actor: &actor,
                     dry_run,
                 };
-                promote::run(&catalog, Some(store), engine, &req).await
+                promote::run(&catalog, store, engine, &req).await
             })?;
             let mut out = std::io::stdout().lock();
             let report = serde_json::json!({

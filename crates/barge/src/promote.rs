@@ -134,15 +134,12 @@ impl Events for Progress {
 /// Runs (or resumes) one promotion; returns the outcome for printing.
 pub async fn run(
     catalog: &Catalog,
-    store: Option<Store>,
+    store: Store,
     engine: Engine,
     req: &Request<'_>,
 ) -> Result<(Promotion, barge_promote::Outcome)> {
     let project = project_of(catalog, req.stage, req.project)?;
-    let store_ref = store
-        .as_ref()
-        .context("barge promote needs the store that holds the Freight (--db)")?;
-    let freight = store_ref
+    let freight = store
         .get_freight(&project, req.freight)
         .await?
         .with_context(|| {
@@ -171,31 +168,36 @@ pub async fn run(
             req.freight
         );
     }
-    let (promotion, state) = match (&store, req.dry_run) {
-        (Some(store), false) => match store.unfinished_promotion(&project, req.stage).await? {
-            Some(existing) if existing.freight == freight.metadata.name => {
-                let p: Promotion =
-                    serde_json::from_value(existing.plan).context("the stored promotion is unreadable")?;
-                let state: State =
-                    serde_json::from_value(existing.state).context("the stored promotion state is unreadable")?;
-                eprintln!(
-                    "Resuming promotion {} at step {}/{}",
-                    p.name,
-                    state.next_step().unwrap_or(0) + 1,
-                    p.steps.len()
-                );
-                (p, state)
-            }
-            Some(existing) => bail!(
-                "stage {} is still promoting {} ({}); wait for it to finish",
-                req.stage,
-                existing.freight,
-                existing.name
-            ),
-            None => {
-                let p = Promotion::plan(catalog, &project, req.stage, freight.clone(), Vec::new(), req.actor)
-                    .map_err(anyhow::Error::msg)?;
-                let state = State::new(&p.steps);
+    // A promotion of this stage that did not finish (a crash) resumes; a dry run never does.
+    let unfinished = if req.dry_run {
+        None
+    } else {
+        store.unfinished_promotion(&project, req.stage).await?
+    };
+    let (promotion, state) = match unfinished {
+        Some(existing) if existing.freight == freight.metadata.name => {
+            let p: Promotion = serde_json::from_value(existing.plan).context("the stored promotion is unreadable")?;
+            let state: State =
+                serde_json::from_value(existing.state).context("the stored promotion state is unreadable")?;
+            eprintln!(
+                "Resuming promotion {} at step {}/{}",
+                p.name,
+                state.next_step().unwrap_or(0) + 1,
+                p.steps.len()
+            );
+            (p, state)
+        }
+        Some(existing) => bail!(
+            "stage {} is still promoting {} ({}); wait for it to finish",
+            req.stage,
+            existing.freight,
+            existing.name
+        ),
+        None => {
+            let p = Promotion::plan(catalog, &project, req.stage, freight.clone(), Vec::new(), req.actor)
+                .map_err(anyhow::Error::msg)?;
+            let state = State::new(&p.steps);
+            if !req.dry_run {
                 store
                     .create_promotion(&StoredPromotion {
                         project: project.clone(),
@@ -211,21 +213,15 @@ pub async fn run(
                         updated_at: now_secs(),
                     })
                     .await?;
-                (p, state)
             }
-        },
-        _ => {
-            let p = Promotion::plan(catalog, &project, req.stage, freight.clone(), Vec::new(), req.actor)
-                .map_err(anyhow::Error::msg)?;
-            let state = State::new(&p.steps);
             (p, state)
         }
     };
     // What stageMetadata() / freightMetadata() read: what earlier promotions recorded.
     let mut engine = engine;
-    engine.data.stage_metadata = store_ref.list_metadata(&project, "Stage").await?;
-    engine.data.freight_metadata = store_ref.list_metadata(&project, "Freight").await?;
-    let recording = if req.dry_run { None } else { store.clone() };
+    engine.data.stage_metadata = store.list_metadata(&project, "Stage").await?;
+    engine.data.freight_metadata = store.list_metadata(&project, "Freight").await?;
+    let recording = if req.dry_run { None } else { Some(store.clone()) };
     let journal = StoreJournal {
         store: recording.clone(),
         project: project.clone(),
@@ -240,7 +236,7 @@ pub async fn run(
     };
     let outcome = engine.run(&promotion, state, &journal, &progress).await;
     if !req.dry_run {
-        apply_effects(store_ref, &promotion, &outcome.effects).await?;
+        apply_effects(&store, &promotion, &outcome.effects).await?;
     }
     Ok((promotion, outcome))
 }

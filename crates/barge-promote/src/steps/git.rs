@@ -43,12 +43,13 @@ fn sibling_of(work: &std::path::Path, suffix: &str) -> PathBuf {
     work.with_file_name(name)
 }
 
-fn checkouts_file(ctx: &StepCtx<'_>) -> PathBuf {
-    sibling(ctx, "checkouts.json")
+fn checkouts_file(work: &std::path::Path) -> PathBuf {
+    sibling_of(work, "checkouts.json")
 }
 
-fn load_checkouts(ctx: &StepCtx<'_>) -> BTreeMap<String, Recorded> {
-    std::fs::read_to_string(checkouts_file(ctx))
+/// The checkouts git-clone made in this promotion, by path relative to the work directory.
+fn load_checkouts(work: &std::path::Path) -> BTreeMap<String, Recorded> {
+    std::fs::read_to_string(checkouts_file(work))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
@@ -56,15 +57,10 @@ fn load_checkouts(ctx: &StepCtx<'_>) -> BTreeMap<String, Recorded> {
 
 /// Hands a finished promotion's checkouts back to the cache and deletes its work directory.
 pub(crate) async fn release(engine: &crate::Engine, work: &std::path::Path) {
-    let file = sibling_of(work, "checkouts.json");
-    let recorded: BTreeMap<String, Recorded> = std::fs::read_to_string(&file)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    for (rel, rec) in recorded {
+    for (rel, rec) in load_checkouts(work) {
         engine.cache.recycle(&rec.url, &work.join(rel)).await;
     }
-    let _ = std::fs::remove_file(file);
+    let _ = std::fs::remove_file(checkouts_file(work));
     let _ = std::fs::remove_dir_all(sibling_of(work, "gnupg"));
     let _ = std::fs::remove_dir_all(work);
 }
@@ -80,23 +76,16 @@ fn git_error(e: GitError) -> StepError {
 fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepError> {
     let dir = ctx.path(path)?;
     let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
-    let checkouts = load_checkouts(ctx);
-    let rec = checkouts
-        .iter()
-        .filter(|(p, _)| rel == **p || rel.starts_with(&format!("{p}/")))
+    // The innermost checkout holding the path.
+    let (prefix, rec) = load_checkouts(ctx.work)
+        .into_iter()
+        .filter(|(p, _)| rel == *p || rel.starts_with(&format!("{p}/")))
         .max_by_key(|(p, _)| p.len())
-        .map(|(_, r)| r.clone())
         .ok_or_else(|| StepError::Invalid(format!("`{path}` is not a git checkout: clone it with git-clone first")))?;
     let author = rec
         .author
         .map_or_else(|| ctx.engine.author.clone(), |(name, email)| Author { name, email });
-    let root = ctx.work.join(
-        checkouts
-            .keys()
-            .find(|p| rel == **p || rel.starts_with(&format!("{p}/")))
-            .cloned()
-            .unwrap_or_default(),
-    );
+    let root = ctx.work.join(prefix);
     let ws = Workspace::open(
         &root,
         &rec.url,
@@ -139,7 +128,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         // Credentials follow the URL as written; the fetch goes to its rewrite.
         let credentials = (ctx.engine.credentials)(&c.repo_url);
         let fetch_url = barge_core::rewrite::apply(&ctx.engine.rewrites, &c.repo_url);
-        let mut recorded = load_checkouts(ctx);
+        let mut recorded = load_checkouts(ctx.work);
         let mut commits = Map::new();
         for co in &c.checkout {
             if !co.sparse.is_empty() {
@@ -148,22 +137,19 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             // The deprecated fromFreight: the commit the Freight carries for this repository.
             let from_freight = if co.from_freight {
                 let origin = co.from_origin.as_ref().and_then(|o| o["name"].as_str());
-                let wanted = barge_core::freight::normalize_git(&c.repo_url);
-                let found = ctx
-                    .data
-                    .freight
-                    .iter()
-                    .filter(|f| origin.is_none_or(|o| f.origin.as_ref().is_some_and(|fo| fo.name == o)))
-                    .flat_map(|f| &f.commits)
-                    .find(|x| barge_core::freight::normalize_git(&x.repo_url) == wanted)
-                    .map(|x| x.id.clone());
-                Some(found.ok_or_else(|| {
-                    StepError::Invalid(format!(
-                        "git-clone checkout `{}`: fromFreight, but the Freight has no commit of {}",
-                        co.path,
-                        barge_core::secret::redact_url(&c.repo_url)
-                    ))
-                })?)
+                let found = barge_core::eval::commit_from(&ctx.data.freight, &c.repo_url, origin)
+                    .map_err(|e| StepError::Invalid(format!("git-clone checkout `{}`: {e}", co.path)))?;
+                Some(
+                    found
+                        .ok_or_else(|| {
+                            StepError::Invalid(format!(
+                                "git-clone checkout `{}`: fromFreight, but the Freight has no commit of {}",
+                                co.path,
+                                barge_core::secret::redact_url(&c.repo_url)
+                            ))
+                        })?
+                        .id,
+                )
             } else {
                 None
             };
@@ -219,7 +205,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             commits.insert(co.alias.clone().unwrap_or_else(|| co.path.clone()), json!(head));
         }
         let text = serde_json::to_string(&recorded).map_err(|e| StepError::Invalid(e.to_string()))?;
-        std::fs::write(checkouts_file(ctx), text)
+        std::fs::write(checkouts_file(ctx.work), text)
             .map_err(|e| StepError::Invalid(format!("cannot record checkouts: {e}")))?;
         let mut out = Map::new();
         out.insert("commits".into(), Json::Object(commits));

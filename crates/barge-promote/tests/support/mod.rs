@@ -95,3 +95,12 @@ pub fn plan(yaml: &str, stage: &str, freight: Freight) -> Promotion {
     assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
     Promotion::plan(&catalog, "shop", stage, freight, Vec::new(), "alice").unwrap()
 }
+
+/// Stage `dev` of project `shop`, taking Freight from Warehouse `app` directly, running
+/// `steps` (YAML list items indented by 8 spaces).
+pub fn dev_stage(steps: &str) -> String {
+    format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: dev, namespace: shop}}\nspec:\n  requestedFreight:\n    - origin: {{kind: Warehouse, name: app}}\n      sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n{}",
+        steps.trim_start_matches('\n')
+    )
+}
