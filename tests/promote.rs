@@ -4,10 +4,10 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-use support::{barge, git, stderr, stdout};
+use std::time::Duration;
+use support::{barge, git, health_server, stderr, stdout};
 
 const STAGES: &str = r#"
 apiVersion: kargo.akuity.io/v1alpha1
@@ -174,40 +174,6 @@ impl Fixture {
             .filter(|l| l.starts_with("Barge-Promotion:"))
             .count()
     }
-}
-
-/// python3's http.server, stopped when dropped.
-struct HealthServer(std::process::Child);
-
-impl Drop for HealthServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Serves `dir` over HTTP on `port` (python3's http.server): 404 until a file exists.
-fn health_server(dir: &Path, port: u16) -> HealthServer {
-    let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-            dir.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    HealthServer(child)
 }
 
 #[test]

@@ -67,6 +67,7 @@ codes! {
     InvalidSemverConstraint = "invalid-semver-constraint", Error, "A semver constraint Masterminds/semver (Kargo) would reject.";
     InvalidRegex = "invalid-regex", Error, "A regular expression that does not compile (RE2 syntax).";
     InvalidDuration = "invalid-duration", Error, "A duration that is not Go syntax (e.g. 1h30m, 10m, 90s).";
+    InvalidPromotionWindow = "invalid-promotion-window", Error, "A ProjectConfig promotion window barge cannot read (kind, cron `schedule`, `duration`; Enterprise `rrule` windows).";
     InvalidExpression = "invalid-expression", Error, "A ${{ }} / ${% %} expression that does not parse.";
     UnfilledPlaceholder = "unfilled-placeholder", Error, "A shell-style ${VAR} placeholder was left in (the file was meant to go through envsubst).";
     UnknownStep = "unknown-step", Error, "A promotion step name barge does not know.";

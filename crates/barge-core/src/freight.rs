@@ -378,6 +378,17 @@ const ANIMALS: &[&str] = &[
 /// A `<adjective>-<animal>` alias for Freight, unique among `taken`. Derived from the ID, so the
 /// same Freight gets the same alias in every store; a collision moves on to the next pair, and
 /// after every pair is used a numeric suffix keeps aliases unique.
+/// Whether a user-chosen alias is usable: Kargo keeps aliases in a label, so at most 63
+/// lowercase letters, digits and '-', starting with a letter and not ending with '-'.
+pub fn valid_alias(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 63
+        && a.starts_with(|c: char| c.is_ascii_lowercase())
+        && !a.ends_with('-')
+        && a.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 pub fn alias(id: &str, taken: &dyn Fn(&str) -> bool) -> String {
     let seed = Sha1::digest(id.as_bytes());
     let start = u64::from_be_bytes(seed[..8].try_into().expect("8 bytes"));
@@ -655,6 +666,14 @@ mod tests {
             normalize_chart("https://charts.example.com"),
             "https://charts.example.com"
         );
+    }
+
+    #[test]
+    fn user_aliases_must_fit_a_label() {
+        assert!(valid_alias("prod-approved-2"));
+        for bad in ["", "Prod", "-x", "x-", "a_b", "1abc", &"a".repeat(64)] {
+            assert!(!valid_alias(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod stage;
 pub mod step_config;
 pub mod steps;
 pub mod validate;
+pub mod window;
 pub mod yaml;
 pub mod yamlmut;
 

@@ -52,6 +52,17 @@ pub struct StageView {
     pub verification_failed: Option<String>,
     /// For MatchUpstream: the Freight each upstream Stage has now.
     pub upstream_current: BTreeMap<String, String>,
+    /// The Stage's latest promotion, when it did not succeed: auto-promotion does not retry
+    /// the same Freight (as in Kargo), a person does.
+    pub failed_promotion: Option<FailedPromotion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedPromotion {
+    pub name: String,
+    pub freight: String,
+    /// Failed, Errored or Aborted.
+    pub phase: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +96,11 @@ pub enum Waiting {
     PromotionRunning { promotion: String },
     /// The current Freight failed verification here.
     VerificationFailed { freight: String },
+    /// The last promotion of the candidate did not succeed; auto-promotion does not retry it.
+    PromotionFailed {
+        freight: String,
+        promotion: FailedPromotion,
+    },
 }
 
 /// What to do for one freight request.
@@ -153,53 +169,52 @@ pub fn availability(f: &FreightView, stage: &str, sources: &FreightSources, now:
     }
 }
 
-/// The decision for one freight request. `freight` is every Freight of the origin.
-pub fn decide(stage: &StageView, sources: &FreightSources, freight: &[FreightView], now: i64) -> Decision {
-    if let Some(p) = &stage.running {
-        return Decision::Wait(Waiting::PromotionRunning { promotion: p.clone() });
-    }
+/// The Freight auto-promotion would bring for one freight request, or why there is none: the
+/// newest available Freight (`NewestFreight`) or the one the upstream Stage has
+/// (`MatchUpstream`). Promoting this Freight by hand lifts a hold; promoting another sets one.
+pub fn candidate<'a>(
+    stage: &StageView,
+    sources: &FreightSources,
+    freight: &'a [FreightView],
+    now: i64,
+) -> Result<&'a FreightView, Waiting> {
     let mut newest_first: Vec<&FreightView> = freight.iter().collect();
     newest_first.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.name.cmp(&a.name)));
-    if newest_first.is_empty() {
-        return Decision::Wait(Waiting::NoFreight);
-    }
     let match_upstream = sources
         .auto_promotion_options
         .as_ref()
         .and_then(|o| o.selection_policy.as_deref())
         == Some("MatchUpstream");
-    let candidate = if match_upstream {
-        sources
+    if match_upstream {
+        let upstream = sources
             .stages
             .first()
             .and_then(|s| stage.upstream_current.get(s))
             .and_then(|name| newest_first.iter().find(|f| &f.name == name).copied())
-            .map(|f| availability(f, &stage.name, sources, now).map(|()| f))
-    } else {
-        // The newest available Freight; when none is, why the newest one is not.
-        let mut first_reason = None;
-        let mut found = None;
-        for f in &newest_first {
-            match availability(f, &stage.name, sources, now) {
-                Ok(()) => {
-                    found = Some(*f);
-                    break;
-                }
-                Err(w) => {
-                    first_reason.get_or_insert(w);
-                }
+            .ok_or(Waiting::NoFreight)?;
+        return availability(upstream, &stage.name, sources, now).map(|()| upstream);
+    }
+    // The newest available Freight; when none is, why the newest one is not.
+    let mut first_reason = None;
+    for f in &newest_first {
+        match availability(f, &stage.name, sources, now) {
+            Ok(()) => return Ok(f),
+            Err(w) => {
+                first_reason.get_or_insert(w);
             }
         }
-        match (found, first_reason) {
-            (Some(f), _) => Some(Ok(f)),
-            (None, Some(w)) => Some(Err(w)),
-            (None, None) => None,
-        }
-    };
-    let candidate = match candidate {
-        Some(Ok(f)) => f,
-        Some(Err(w)) => return Decision::Wait(w),
-        None => return Decision::Wait(Waiting::NoFreight),
+    }
+    Err(first_reason.unwrap_or(Waiting::NoFreight))
+}
+
+/// The decision for one freight request. `freight` is every Freight of the origin.
+pub fn decide(stage: &StageView, sources: &FreightSources, freight: &[FreightView], now: i64) -> Decision {
+    if let Some(p) = &stage.running {
+        return Decision::Wait(Waiting::PromotionRunning { promotion: p.clone() });
+    }
+    let candidate = match candidate(stage, sources, freight, now) {
+        Ok(f) => f,
+        Err(w) => return Decision::Wait(w),
     };
     if stage.current.as_deref() == Some(candidate.name.as_str()) {
         if let Some(failed) = &stage.verification_failed {
@@ -216,6 +231,12 @@ pub fn decide(stage: &StageView, sources: &FreightSources, freight: &[FreightVie
             freight: candidate.name.clone(),
         });
     }
+    if let Some(failed) = stage.failed_promotion.as_ref().filter(|f| f.freight == candidate.name) {
+        return Decision::Wait(Waiting::PromotionFailed {
+            freight: candidate.name.clone(),
+            promotion: failed.clone(),
+        });
+    }
     if let Some(hold) = &stage.hold {
         return Decision::Wait(Waiting::HeldBy {
             freight: candidate.name.clone(),
@@ -230,6 +251,73 @@ pub fn decide(stage: &StageView, sources: &FreightSources, freight: &[FreightVie
     }
     Decision::Promote {
         freight: candidate.name.clone(),
+    }
+}
+
+impl Waiting {
+    /// A stable name for scripts (`-o json`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Waiting::NoFreight => "NoFreight",
+            Waiting::NotVerifiedUpstream { .. } => "NotVerifiedUpstream",
+            Waiting::SoakTimeLeft { .. } => "SoakTimeLeft",
+            Waiting::NoAutoPromotionPolicy { .. } => "NoAutoPromotionPolicy",
+            Waiting::HeldBy { .. } => "Held",
+            Waiting::WindowClosed { .. } => "WindowClosed",
+            Waiting::PromotionRunning { .. } => "PromotionRunning",
+            Waiting::VerificationFailed { .. } => "VerificationFailed",
+            Waiting::PromotionFailed { .. } => "PromotionFailed",
+        }
+    }
+
+    /// The sentence `barge get stage` prints; `name` turns a Freight name into what people
+    /// call it (its alias).
+    pub fn message(&self, now: i64, name: &dyn Fn(&str) -> String) -> String {
+        match self {
+            Waiting::NoFreight => "no Freight from this Warehouse yet".into(),
+            Waiting::NotVerifiedUpstream { freight, stages } => {
+                format!("{} is not verified in {} yet", name(freight), stages.join(" or "))
+            }
+            Waiting::SoakTimeLeft { freight, stage, left } => format!(
+                "{} must soak in {stage} for {} more",
+                name(freight),
+                crate::duration::format_duration(*left)
+            ),
+            Waiting::NoAutoPromotionPolicy { freight } => format!(
+                "{} is ready; no ProjectConfig promotion policy enables auto-promotion here, so promote it by hand",
+                name(freight)
+            ),
+            Waiting::HeldBy { freight, hold } => format!(
+                "{} is ready, but auto-promotion is held since {} promoted {} by hand; `barge release stage` lifts the hold",
+                name(freight),
+                hold.actor,
+                name(&hold.freight)
+            ),
+            Waiting::WindowClosed { freight, until } => {
+                let when = if *until == i64::MAX {
+                    "no opening within a year".to_string()
+                } else {
+                    format!(
+                        "until {} (in {})",
+                        chrono::DateTime::from_timestamp(*until, 0)
+                            .map_or_else(|| until.to_string(), |d| d.to_rfc3339()),
+                        crate::duration::format_duration(std::time::Duration::from_secs((until - now).max(0) as u64))
+                    )
+                };
+                format!("{} is ready; the promotion window is closed {when}", name(freight))
+            }
+            Waiting::PromotionRunning { promotion } => format!("promotion {promotion} is running"),
+            Waiting::VerificationFailed { freight } => format!(
+                "{} failed verification here; promote other Freight or re-run the verification",
+                name(freight)
+            ),
+            Waiting::PromotionFailed { freight, promotion } => format!(
+                "promotion {} of {} {}; auto-promotion does not retry it: fix the cause and promote it by hand",
+                promotion.name,
+                name(freight),
+                promotion.phase
+            ),
+        }
     }
 }
 
@@ -445,6 +533,30 @@ mod tests {
         assert_eq!(
             decide(&dev, &direct(), &fs, NOW + 3600),
             Decision::Promote { freight: "a".into() }
+        );
+    }
+
+    #[test]
+    fn a_failed_promotion_of_the_candidate_is_not_retried_but_newer_freight_is() {
+        let mut dev = auto("dev");
+        dev.failed_promotion = Some(FailedPromotion {
+            name: "dev.01j.a".into(),
+            freight: "a".into(),
+            phase: "Errored".into(),
+        });
+        let waiting = decide(&dev, &direct(), &[freight("a", 1)], NOW);
+        let Decision::Wait(w) = &waiting else {
+            panic!("{waiting:?}")
+        };
+        assert_eq!(w.code(), "PromotionFailed");
+        assert!(
+            w.message(NOW, &|n| n.to_string()).contains("dev.01j.a of a Errored"),
+            "{}",
+            w.message(NOW, &|n| n.to_string())
+        );
+        assert_eq!(
+            decide(&dev, &direct(), &[freight("a", 1), freight("b", 2)], NOW),
+            Decision::Promote { freight: "b".into() }
         );
     }
 

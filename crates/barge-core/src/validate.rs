@@ -372,6 +372,14 @@ impl<'a> Cx<'a, '_> {
         for (i, p) in spec.promotion_policies.iter().enumerate() {
             self.promotion_policy(p, &path!["spec", "promotionPolicies", i]);
         }
+        for (i, w) in spec.promotion_windows.iter().enumerate() {
+            if let Err(e) = crate::window::parse(std::slice::from_ref(w)) {
+                let d = self
+                    .diag(Code::InvalidPromotionWindow, &path!["spec", "promotionWindows", i], e)
+                    .hint("write `{name, kind: Allow|Deny, schedule: <cron>, duration: <Go duration>, stageSelector}`; see docs/reference/serve.md");
+                self.push(d);
+            }
+        }
     }
 
     fn promotion_policy(&mut self, p: &PromotionPolicy, base: &[PathSeg]) {

@@ -224,7 +224,20 @@ impl Engine {
     }
 
     /// Runs (or resumes) a promotion.
-    pub async fn run(&self, p: &Promotion, mut state: State, journal: &dyn Journal, events: &dyn Events) -> Outcome {
+    pub async fn run(&self, p: &Promotion, state: State, journal: &dyn Journal, events: &dyn Events) -> Outcome {
+        self.run_with_data(p, state, &self.data, journal, events).await
+    }
+
+    /// Runs (or resumes) a promotion with these expression values (the engine's own, plus
+    /// what the caller read for this promotion, such as stage and freight metadata).
+    pub async fn run_with_data(
+        &self,
+        p: &Promotion,
+        mut state: State,
+        base: &Data,
+        journal: &dyn Journal,
+        events: &dyn Events,
+    ) -> Outcome {
         let _slot = self.slots.acquire().await;
         let work = self.work_dir(&p.name);
         let resumed = state.next_step().unwrap_or(0);
@@ -247,7 +260,7 @@ impl Engine {
                 )
                 .await;
         }
-        let data = p.expression_data(&self.data);
+        let data = p.expression_data(base);
         let secrets = self.secret_values();
         let mut effects = Vec::new();
         let Some(mut i) = state.next_step() else {

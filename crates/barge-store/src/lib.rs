@@ -30,13 +30,16 @@ pub enum StoreError {
     Corrupt(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A user aborted the promotion; its runner must stop.
+    #[error("promotion {0} was aborted")]
+    Aborted(String),
 }
 
 impl StoreError {
     pub fn class(&self) -> barge_core::ErrorClass {
         match self {
             StoreError::Connect { .. } | StoreError::Query(_) => barge_core::ErrorClass::Transient,
-            StoreError::Conflict(_) => barge_core::ErrorClass::Conflict,
+            StoreError::Conflict(_) | StoreError::Aborted(_) => barge_core::ErrorClass::Conflict,
             StoreError::NotFound(_) => barge_core::ErrorClass::NotFound,
             StoreError::Migrate(_) | StoreError::Corrupt(_) => barge_core::ErrorClass::Invalid,
         }
@@ -86,6 +89,10 @@ pub struct AuditEvent {
     pub subject: String,
     /// Who caused it (`barge`, a user).
     pub actor: String,
+    /// The Stage it concerns ('' when none), for `barge history --stage`.
+    pub stage: String,
+    /// The Freight (name) it concerns ('' when none), for `barge history --freight`.
+    pub freight: String,
     pub body: serde_json::Value,
 }
 
@@ -98,6 +105,10 @@ pub struct NewAudit<'a> {
     pub kind: &'a str,
     pub subject: &'a str,
     pub actor: &'a str,
+    /// The Stage it concerns ('' when none).
+    pub stage: &'a str,
+    /// The Freight (name) it concerns ('' when none).
+    pub freight: &'a str,
     pub body: &'a serde_json::Value,
 }
 
@@ -123,6 +134,16 @@ macro_rules! promotion_columns {
         "project, name, stage, freight, actor, phase, message, plan, state, created_at, updated_at"
     };
 }
+
+/// The audit table's columns, for queries that must stay literal strings.
+macro_rules! audit_columns {
+    () => {
+        "id, at, project, kind, subject, actor, stage, freight, body"
+    };
+}
+
+mod stages;
+pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -280,6 +301,8 @@ impl Store {
                     kind: "freight.minted",
                     subject: &subject,
                     actor: "barge",
+                    stage: "",
+                    freight: &f.metadata.name,
                     body: &event,
                 },
             )
@@ -386,25 +409,16 @@ impl Store {
 
     /// Audit events of a project (all projects when empty) at or after `since`, oldest first.
     pub async fn list_audit(&self, project: Option<&str>, since: i64) -> Result<Vec<AuditEvent>, StoreError> {
-        let rows = sqlx::query("SELECT id, at, project, kind, subject, actor, body FROM audit WHERE ($1 = '' OR project = $1) AND at >= $2 ORDER BY at, id")
-            .bind(project.unwrap_or(""))
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let body: String = r.try_get("body")?;
-                Ok(AuditEvent {
-                    id: r.try_get("id")?,
-                    at: r.try_get("at")?,
-                    project: r.try_get("project")?,
-                    kind: r.try_get("kind")?,
-                    subject: r.try_get("subject")?,
-                    actor: r.try_get("actor")?,
-                    body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit WHERE ($1 = '' OR project = $1) AND at >= $2 ORDER BY at, id"
+        ))
+        .bind(project.unwrap_or(""))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
     }
 }
 
@@ -456,38 +470,13 @@ impl Store {
                 kind: "promotion.created",
                 subject: &subject,
                 actor: &p.actor,
+                stage: &p.stage,
+                freight: &p.freight,
                 body: &body,
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Saves a promotion's run state and phase (after every step).
-    pub async fn save_promotion_state(
-        &self,
-        project: &str,
-        name: &str,
-        state: &serde_json::Value,
-        phase: &str,
-        message: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE promotions SET state = $1, phase = $2, message = $3, updated_at = $4 WHERE project = $5 AND name = $6",
-        )
-        .bind(state.to_string())
-        .bind(phase)
-        .bind(message)
-        .bind(now)
-        .bind(project)
-        .bind(name)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("promotion {name} in project {project}")));
-        }
         Ok(())
     }
 
@@ -576,6 +565,8 @@ impl Store {
                 kind: "metadata.updated",
                 subject: &subject,
                 actor,
+                stage: if kind == "Stage" { name } else { "" },
+                freight: if kind == "Freight" { name } else { "" },
                 body: &event,
             },
         )
@@ -659,6 +650,8 @@ impl Store {
                 kind: "freight.aliased",
                 subject: &subject,
                 actor,
+                stage: "",
+                freight: &name,
                 body: &event,
             },
         )
@@ -666,6 +659,21 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
+    let body: String = r.try_get("body")?;
+    Ok(AuditEvent {
+        id: r.try_get("id")?,
+        at: r.try_get("at")?,
+        project: r.try_get("project")?,
+        kind: r.try_get("kind")?,
+        subject: r.try_get("subject")?,
+        actor: r.try_get("actor")?,
+        stage: r.try_get("stage")?,
+        freight: r.try_get("freight")?,
+        body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    })
 }
 
 fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
@@ -689,12 +697,14 @@ fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
 }
 
 async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit (at, project, kind, subject, actor, body) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query("INSERT INTO audit (at, project, kind, subject, actor, stage, freight, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
         .bind(e.at)
         .bind(e.project)
         .bind(e.kind)
         .bind(e.subject)
         .bind(e.actor)
+        .bind(e.stage)
+        .bind(e.freight)
         .bind(e.body.to_string())
         .execute(&mut **tx)
         .await?;

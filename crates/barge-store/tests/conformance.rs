@@ -3,85 +3,11 @@
 use barge_core::model::ObjectMeta;
 use barge_core::model::kargo::{Freight, FreightOrigin, Image};
 use barge_store::{Backend, Store};
+
+#[path = "support/postgres.rs"]
+mod postgres_server;
+use postgres_server::url;
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-/// A PostgreSQL server for this test binary: initdb in a temp dir, loopback port, stopped by a
-/// watchdog when the test process exits.
-struct Postgres {
-    port: u16,
-    _dir: tempfile::TempDir,
-    /// Lives as long as the test process; it stops the server when the process is gone.
-    _watchdog: std::process::Child,
-}
-
-fn as_postgres_user(script: &str) -> Command {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if root {
-        let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--", "sh", "-c", script]);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.args(["-c", script]);
-        c
-    }
-}
-
-/// PostgreSQL's server binaries (Debian's location unless `PG_BIN` says otherwise).
-fn pg_bin() -> String {
-    std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
-}
-
-fn postgres() -> &'static Postgres {
-    static PG: OnceLock<Postgres> = OnceLock::new();
-    PG.get_or_init(|| {
-        let bin = pg_bin();
-        let dir = tempfile::Builder::new().prefix("barge-pg-").tempdir().unwrap();
-        let path = dir.path().display().to_string();
-        Command::new("chmod").args(["755", &path]).status().unwrap();
-        let _ = Command::new("chown").args(["postgres", &path]).status();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let out = as_postgres_user(&format!("{bin}/initdb -D {path}/data -A trust -U barge >{path}/initdb.log 2>&1")).output().unwrap();
-        assert!(out.status.success(), "initdb failed: {}", std::fs::read_to_string(format!("{path}/initdb.log")).unwrap_or_default());
-        let watchdog = format!(
-            "{bin}/postgres -D {path}/data -p {port} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off >{path}/pg.log 2>&1 & pg=$!; \
-             while [ -d /proc/{test} ]; do sleep 0.5; done; kill -INT $pg; wait $pg",
-            test = std::process::id()
-        );
-        let watchdog = as_postgres_user(&watchdog).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while Command::new(format!("{bin}/pg_isready")).args(["-h", "127.0.0.1", "-p", &port.to_string()]).output().map(|o| !o.status.success()).unwrap_or(true) {
-            assert!(std::time::Instant::now() < deadline, "postgres did not start: {}", std::fs::read_to_string(format!("{path}/pg.log")).unwrap_or_default());
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Postgres { port, _dir: dir, _watchdog: watchdog }
-    })
-}
-
-/// A fresh, empty database URL for each test.
-fn url(backend: Backend, dir: &tempfile::TempDir) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    match backend {
-        Backend::Sqlite => format!("sqlite://{}/state/barge.db", dir.path().display()),
-        Backend::Postgres => {
-            let pg = postgres();
-            let db = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-            let out = Command::new(format!("{}/createdb", pg_bin()))
-                .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "barge", &db])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            format!("postgres://barge:secret-pw@127.0.0.1:{}/{db}", pg.port)
-        }
-    }
-}
 
 fn freight(warehouse: &str, tag: &str) -> Freight {
     let origin = FreightOrigin {
@@ -124,7 +50,368 @@ conformance!(
     concurrent_mints_create_once,
     promotions_are_one_per_stage_and_keep_their_state,
     metadata_merges_and_aliases_rename,
+    freight_moves_through_stages,
+    promotions_are_claimed_leased_and_aborted,
+    history_filters_newest_first,
+    definitions_are_recorded_when_they_change,
 );
+
+fn promotion(name: &str, stage: &str, freight: &str, phase: &str, at: i64) -> barge_store::StoredPromotion {
+    barge_store::StoredPromotion {
+        project: "demo".into(),
+        name: name.into(),
+        stage: stage.into(),
+        freight: freight.into(),
+        actor: "alice".into(),
+        phase: phase.into(),
+        message: String::new(),
+        plan: serde_json::json!({}),
+        state: serde_json::json!({}),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+fn entry<'a>(
+    stage: &'a str,
+    freight: &'a str,
+    promotion: &'a str,
+    verified: bool,
+    hold: barge_store::HoldChange,
+) -> barge_store::StageEntry<'a> {
+    barge_store::StageEntry {
+        stage,
+        warehouse: "app",
+        freight,
+        promotion,
+        actor: "alice",
+        verified,
+        hold,
+    }
+}
+
+async fn freight_moves_through_stages(b: Backend) {
+    use barge_store::HoldChange;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let st = serde_json::json!({});
+    s.create_promotion(&promotion("dev.a.f1", "dev", "f1", "Running", 100))
+        .await
+        .unwrap();
+    s.save_promotion_state(
+        "demo",
+        "dev.a.f1",
+        &st,
+        "Succeeded",
+        "",
+        1_000,
+        Some(&entry("dev", "f1", "dev.a.f1", true, HoldChange::Keep)),
+    )
+    .await
+    .unwrap();
+    // f2 replaces f1 in dev three seconds later; a person chose it, so auto-promotion is held.
+    s.create_promotion(&promotion("dev.b.f2", "dev", "f2", "Running", 3_500))
+        .await
+        .unwrap();
+    s.save_promotion_state(
+        "demo",
+        "dev.b.f2",
+        &st,
+        "Succeeded",
+        "",
+        4_000,
+        Some(&entry("dev", "f2", "dev.b.f2", false, HoldChange::Set)),
+    )
+    .await
+    .unwrap();
+    let facts = s.freight_stages("demo").await.unwrap();
+    let f1 = facts.iter().find(|f| f.freight == "f1").unwrap();
+    assert_eq!(
+        (f1.entered_at, f1.left_at, f1.longest_soak, f1.verified_at),
+        (Some(1_000), Some(4_000), 3_000, Some(1_000))
+    );
+    assert!(!f1.current());
+    let f2 = facts.iter().find(|f| f.freight == "f2").unwrap();
+    assert!(f2.current());
+    assert_eq!((f2.verified_at, f2.verification.as_str()), (None, ""));
+    let holds = s.holds("demo").await.unwrap();
+    assert_eq!(holds.len(), 1);
+    assert_eq!(
+        (
+            holds[0].freight.as_str(),
+            holds[0].actor.as_str(),
+            holds[0].promotion.as_str()
+        ),
+        ("f2", "alice", "dev.b.f2")
+    );
+    // Verification of f2's stay.
+    s.record_verification("demo", "dev", "f2", "Succeeded", &serde_json::json!({}), 5_000)
+        .await
+        .unwrap();
+    let f2 = s
+        .freight_stages("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.freight == "f2")
+        .unwrap();
+    assert_eq!((f2.verified_at, f2.verification.as_str()), (Some(5_000), "Succeeded"));
+    let not_there = s
+        .record_verification("demo", "dev", "f1", "Failed", &serde_json::json!({}), 5_000)
+        .await
+        .unwrap_err();
+    assert_eq!(not_there.class(), barge_core::ErrorClass::NotFound);
+    // Approval makes a row for a stage the Freight never entered.
+    s.approve("demo", "f1", "prod", "app", "bob", 6_000).await.unwrap();
+    let approved = s
+        .freight_stages("demo")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.stage == "prod")
+        .unwrap();
+    assert_eq!(
+        (
+            approved.approved_by.as_deref(),
+            approved.approved_at,
+            approved.entered_at
+        ),
+        (Some("bob"), Some(6_000), None)
+    );
+    // Promoting the candidate again clears the hold; f1 comes back, its soak so far kept.
+    s.create_promotion(&promotion("dev.c.f1", "dev", "f1", "Running", 7_000))
+        .await
+        .unwrap();
+    s.save_promotion_state(
+        "demo",
+        "dev.c.f1",
+        &st,
+        "Succeeded",
+        "",
+        8_000,
+        Some(&entry("dev", "f1", "dev.c.f1", true, HoldChange::Clear)),
+    )
+    .await
+    .unwrap();
+    assert!(s.holds("demo").await.unwrap().is_empty());
+    let facts = s.freight_stages("demo").await.unwrap();
+    let f1 = facts.iter().find(|f| f.freight == "f1" && f.stage == "dev").unwrap();
+    assert_eq!((f1.entered_at, f1.left_at, f1.longest_soak), (Some(8_000), None, 3_000));
+    let f2 = facts.iter().find(|f| f.freight == "f2").unwrap();
+    assert_eq!((f2.left_at, f2.longest_soak), (Some(8_000), 4_000));
+    // Hold and release by hand.
+    s.hold_stage(&barge_store::StageHold {
+        project: "demo".into(),
+        stage: "dev".into(),
+        warehouse: "app".into(),
+        freight: "f1".into(),
+        promotion: String::new(),
+        actor: "carol".into(),
+        created_at: 9_000,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.holds("demo").await.unwrap()[0].actor, "carol");
+    assert_eq!(s.release_stage("demo", "dev", "dave", 9_500).await.unwrap(), 1);
+    assert_eq!(s.release_stage("demo", "dev", "dave", 9_600).await.unwrap(), 0);
+    let kinds: Vec<String> = s
+        .list_audit(Some("demo"), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "promotion.created",
+            "promotion.finished",
+            "stage.entered",
+            "promotion.created",
+            "promotion.finished",
+            "stage.entered",
+            "stage.held",
+            "verification.finished",
+            "freight.approved",
+            "promotion.created",
+            "promotion.finished",
+            "stage.entered",
+            "stage.released",
+            "stage.held",
+            "stage.released",
+        ]
+    );
+}
+
+async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    s.create_promotion(&promotion("dev.a.f1", "dev", "f1", "Pending", 100))
+        .await
+        .unwrap();
+    s.create_promotion(&promotion("qa.a.f1", "qa", "f1", "Pending", 200))
+        .await
+        .unwrap();
+    let runnable: Vec<String> = s
+        .runnable_promotions("replica-1", 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(runnable, ["dev.a.f1", "qa.a.f1"]);
+    // Only one runner gets a promotion.
+    assert!(
+        s.claim_promotion("demo", "dev.a.f1", "replica-1", 10_000, 1_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_promotion("demo", "dev.a.f1", "replica-2", 10_000, 1_000)
+            .await
+            .unwrap()
+    );
+    let runnable: Vec<String> = s
+        .runnable_promotions("replica-2", 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(runnable, ["qa.a.f1"]);
+    // The replica that held it, restarted, takes it back at once.
+    let mine: Vec<String> = s
+        .runnable_promotions("replica-1", 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(mine, ["dev.a.f1", "qa.a.f1"]);
+    // Renewed leases hold; a lease that ended lets another runner resume.
+    assert_eq!(s.renew_leases("replica-1", 20_000).await.unwrap(), 1);
+    assert!(
+        !s.claim_promotion("demo", "dev.a.f1", "replica-2", 30_000, 15_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim_promotion("demo", "dev.a.f1", "replica-2", 30_000, 25_000)
+            .await
+            .unwrap()
+    );
+    // Abort: the runner's next save is refused; finished promotions cannot be aborted.
+    let aborted = s.abort_promotion("demo", "dev.a.f1", "bob", 26_000).await.unwrap();
+    assert_eq!(
+        (aborted.phase.as_str(), aborted.message.as_str()),
+        ("Aborted", "aborted by bob")
+    );
+    let refused = s
+        .save_promotion_state("demo", "dev.a.f1", &serde_json::json!({}), "Running", "", 27_000, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, barge_store::StoreError::Aborted(_)), "{refused}");
+    assert_eq!(
+        s.get_promotion("demo", "dev.a.f1").await.unwrap().unwrap().phase,
+        "Aborted"
+    );
+    let again = s.abort_promotion("demo", "dev.a.f1", "bob", 28_000).await.unwrap_err();
+    assert_eq!(again.class(), barge_core::ErrorClass::Conflict);
+    // The stage is free for a new promotion.
+    s.create_promotion(&promotion("dev.b.f2", "dev", "f2", "Pending", 29_000))
+        .await
+        .unwrap();
+    let aborts = s
+        .history(&barge_store::AuditQuery {
+            project: Some("demo"),
+            stage: Some("dev"),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(aborts[1].kind, "promotion.aborted");
+    assert_eq!(aborts[1].actor, "bob");
+}
+
+async fn history_filters_newest_first(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    for (i, (stage, freight)) in [("dev", "f1"), ("dev", "f2"), ("prod", "f1"), ("", "f3")]
+        .iter()
+        .enumerate()
+    {
+        s.append_audit(barge_store::NewAudit {
+            at: 100 * (i as i64 + 1),
+            project: if i == 3 { "other" } else { "demo" },
+            kind: "k",
+            subject: "s",
+            actor: "a",
+            stage,
+            freight,
+            body: &serde_json::json!({"i": i}),
+        })
+        .await
+        .unwrap();
+    }
+    let q = |stage: Option<&'static str>, freight: Option<&'static str>, since: Option<i64>| barge_store::AuditQuery {
+        project: None,
+        stage,
+        freight,
+        since,
+        before_id: None,
+        limit: 100,
+    };
+    let is = |events: Vec<barge_store::AuditEvent>| -> Vec<i64> {
+        events.iter().map(|e| e.body["i"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(is(s.history(&q(None, None, None)).await.unwrap()), [3, 2, 1, 0]);
+    assert_eq!(is(s.history(&q(Some("dev"), None, None)).await.unwrap()), [1, 0]);
+    assert_eq!(is(s.history(&q(None, Some("f1"), None)).await.unwrap()), [2, 0]);
+    assert_eq!(is(s.history(&q(Some("dev"), Some("f1"), None)).await.unwrap()), [0]);
+    assert_eq!(is(s.history(&q(None, None, Some(250))).await.unwrap()), [3, 2]);
+    let all = s.history(&q(None, None, None)).await.unwrap();
+    let older = s
+        .history(&barge_store::AuditQuery {
+            before_id: Some(all[1].id),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(is(older), [1], "pages backwards by id, limited");
+    let demo = s
+        .history(&barge_store::AuditQuery {
+            project: Some("demo"),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(is(demo), [2, 1, 0]);
+}
+
+async fn definitions_are_recorded_when_they_change(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    assert!(s.latest_definitions().await.unwrap().is_none());
+    let mut texts = std::collections::BTreeMap::new();
+    texts.insert("a.yaml".to_string(), "kind: Stage\n".to_string());
+    assert!(s.save_definitions("defs/", &texts, 10).await.unwrap());
+    assert!(
+        !s.save_definitions("defs/", &texts, 20).await.unwrap(),
+        "unchanged definitions are not recorded again"
+    );
+    texts.insert("b.yaml".to_string(), "kind: Warehouse\n".to_string());
+    texts.remove("a.yaml");
+    assert!(s.save_definitions("defs/", &texts, 30).await.unwrap());
+    let latest = s.latest_definitions().await.unwrap().unwrap();
+    assert_eq!((latest.loaded_at, latest.texts), (30, texts));
+    let reloads = s.list_audit(None, 0).await.unwrap();
+    assert_eq!(reloads.len(), 2);
+    assert_eq!(reloads[1].body["changed"], serde_json::json!(["b.yaml"]));
+    assert_eq!(reloads[1].body["removed"], serde_json::json!(["a.yaml"]));
+}
 
 async fn metadata_merges_and_aliases_rename(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -228,7 +515,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
     .await
     .unwrap();
     let state = serde_json::json!({"steps": [{"alias": "step-1", "status": "Succeeded"}], "outputs": {"step-1": {"commits": {}}}});
-    s.save_promotion_state("demo", &p.name, &state, "Running", "", 20)
+    s.save_promotion_state("demo", &p.name, &state, "Running", "", 20, None)
         .await
         .unwrap();
     let unfinished = s.unfinished_promotion("demo", "dev").await.unwrap().unwrap();
@@ -236,7 +523,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         (unfinished.state, unfinished.updated_at, unfinished.plan),
         (state.clone(), 20, p.plan.clone())
     );
-    s.save_promotion_state("demo", &p.name, &state, "Succeeded", "", 30)
+    s.save_promotion_state("demo", &p.name, &state, "Succeeded", "", 30, None)
         .await
         .unwrap();
     assert!(s.unfinished_promotion("demo", "dev").await.unwrap().is_none());
@@ -249,7 +536,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         .collect();
     assert_eq!(listed, vec!["prod.01jxyz.1234567", "dev.01jabc.1234567"]);
     let missing = s
-        .save_promotion_state("demo", "nope", &state, "Running", "", 40)
+        .save_promotion_state("demo", "nope", &state, "Running", "", 40, None)
         .await
         .unwrap_err();
     assert_eq!(missing.class(), barge_core::ErrorClass::NotFound);
@@ -260,7 +547,10 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         .into_iter()
         .map(|a| a.kind)
         .collect();
-    assert_eq!(kinds, vec!["promotion.created", "promotion.created"]);
+    assert_eq!(
+        kinds,
+        vec!["promotion.created", "promotion.created", "promotion.finished"]
+    );
 }
 
 async fn opens_creates_and_migrates_idempotently(b: Backend) {
@@ -425,6 +715,8 @@ async fn audit_is_append_only_and_ordered(b: Backend) {
         kind: "promotion.requested",
         subject: "Stage/dev",
         actor: "alice",
+        stage: "dev",
+        freight: &m.freight.freight.metadata.name,
         body: &serde_json::json!({"freight": m.freight.freight.metadata.name}),
     })
     .await
@@ -435,6 +727,8 @@ async fn audit_is_append_only_and_ordered(b: Backend) {
         kind: "freight.minted",
         subject: "Freight/x",
         actor: "barge",
+        stage: "",
+        freight: "x",
         body: &serde_json::json!({}),
     })
     .await

@@ -1,9 +1,14 @@
 //! The `barge` command: wires the core and the edge crates into verbs.
 
+mod api;
+mod client;
 mod config;
 mod discover;
+mod ops;
+mod pipeline;
 mod promote;
 mod render;
+mod serve;
 
 use anyhow::Result;
 use barge_core::Catalog;
@@ -105,26 +110,40 @@ enum Command {
         #[command(subcommand)]
         what: RefreshWhat,
     },
-    /// Promote Freight into a Stage now: run the Stage's promotion steps in this process.
+    /// Promote Freight into a Stage.
     ///
-    /// The steps (git-clone, kustomize-set-image, yaml-update, git-commit, git-push, …) run
-    /// with live progress. The promotion and every step's outcome are recorded in the store;
-    /// if barge stops mid-way, running the same command again resumes it, and a commit that
-    /// already landed is recognised by its `Barge-Promotion` trailer, never made twice.
-    /// `--dry-run` does everything but push and prints the diff each push would land.
-    /// Exit status: 0 when the promotion succeeded, 1 otherwise.
+    /// Without --server, the promotion runs in this process: the steps (git-clone,
+    /// kustomize-set-image, yaml-update, git-commit, git-push, …) run with live progress, and
+    /// the promotion and every step's outcome are recorded in the store. If barge stops mid-way,
+    /// running the same command again resumes it; a commit that already landed is recognised by
+    /// its `Barge-Promotion` trailer, never made twice. `--dry-run` does everything but push and
+    /// prints the diff each push would land.
+    ///
+    /// With --server, the promotion is queued on `barge serve`, which runs it; --wait follows
+    /// it to the end.
+    ///
+    /// The Freight must be available to the Stage (straight from its Warehouse, verified and
+    /// soaked upstream, or approved with `barge approve`), and the Stage's promotion window open
+    /// (or --override-window with a --reason, which is audited).
+    /// Exit status: 0 when the promotion succeeded (or was queued), 1 otherwise.
     ///
     /// Examples:
     ///   barge promote pipelines/ --stage dev --freight cosmic-ocelot
     ///   barge promote pipelines/ --stage prod --freight 3f2a9c1 --dry-run
-    ///   barge promote pipelines/ --stage dev --freight cosmic-ocelot -o json
+    ///   barge promote --server http://127.0.0.1:7070 --stage prod --freight cosmic-ocelot --wait
+    ///   barge promote --stage prod --freight cosmic-ocelot --override-window --reason "hotfix INC-42"
+    ///   barge promote --downstream-from staging --freight cosmic-ocelot --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment)]
     Promote {
-        #[arg(required = true, value_name = "PATH")]
+        /// The definitions (default: the ones `barge serve` recorded in the store).
+        #[arg(value_name = "PATH")]
         paths: Vec<String>,
         /// The Stage to promote into.
-        #[arg(long)]
-        stage: String,
+        #[arg(long, required_unless_present = "downstream_from")]
+        stage: Option<String>,
+        /// Promote into every Stage directly downstream of this one.
+        #[arg(long, value_name = "STAGE", conflicts_with = "stage")]
+        downstream_from: Option<String>,
         /// The Freight: its name (ID) or alias.
         #[arg(long, value_name = "ID|ALIAS")]
         freight: String,
@@ -134,6 +153,15 @@ enum Command {
         /// Run every step but push nothing; print the diff each git-push would land.
         #[arg(long)]
         dry_run: bool,
+        /// With --server: follow the queued promotion until it finishes.
+        #[arg(long)]
+        wait: bool,
+        /// Promote although the Stage's promotion window is closed (needs --reason).
+        #[arg(long, requires = "reason")]
+        override_window: bool,
+        /// Why the window is overridden (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
         /// Who is promoting (recorded in the audit log).
         #[arg(long, env = "USER", default_value = "barge")]
         actor: String,
@@ -144,8 +172,120 @@ enum Command {
         output: Format,
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Run the pipeline: discover Warehouses when due, auto-promote where a ProjectConfig
+    /// policy allows it, run queued promotions, serve the CLI's API.
+    ///
+    /// Definitions are reloaded when they change; a change with errors is reported and the
+    /// last good definitions keep running. State lives in the store (--db); promotions that
+    /// were running when barge stopped resume. SIGTERM or Ctrl-C stops taking work and lets
+    /// running promotions finish.
+    ///
+    /// `--once` is barge inside a CI job: discover every Warehouse once, run every promotion
+    /// policy allows until the pipeline is idle, then exit: 0 when everything succeeded, 1 when
+    /// a discovery or promotion failed.
+    ///
+    /// Examples:
+    ///   barge serve pipelines/ --db sqlite://barge.db --listen 127.0.0.1:7070 --token-file token
+    ///   barge serve pipelines/ --db postgres://barge@db/barge --replica-id pod-a
+    ///   barge serve pipelines/ --once --rewrite ghcr.io/acme/=127.0.0.1:5000/acme/
+    #[command(verbatim_doc_comment)]
+    Serve {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Run until the pipeline is idle, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Serve the CLI's API on this address (e.g. 127.0.0.1:7070).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// The API's bearer token, from this file (or BARGE_TOKEN).
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<std::path::PathBuf>,
+        /// How often to look for changed definitions.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        reload_interval: std::time::Duration,
+        /// This replica's name in promotion leases (default: host name and work directory).
+        /// Replicas sharing a PostgreSQL store need different ones.
+        #[arg(long, value_name = "NAME")]
+        replica_id: Option<String>,
+        /// Promotions run at once.
+        #[arg(long, default_value_t = barge_promote::DEFAULT_SLOTS)]
+        workers: usize,
+        #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
+        work_dir: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        registry: RegistryArgs,
         #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
         db: String,
+    },
+    /// The audit log, newest first: freight minted, promotions and their steps, pushes,
+    /// approvals, holds, aborts, window overrides, config reloads.
+    ///
+    /// Examples:
+    ///   barge history
+    ///   barge history --stage prod --since 24h
+    ///   barge history --freight cosmic-ocelot -o json
+    #[command(verbatim_doc_comment)]
+    History {
+        #[arg(long)]
+        stage: Option<String>,
+        /// A Freight's name or alias.
+        #[arg(long)]
+        freight: Option<String>,
+        /// Only events this recent (a duration like 2h) or since this time (RFC 3339).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Make Freight available to a Stage without upstream verification or soak time (for
+    /// hotfixes). It does not promote; auto-promotion or `barge promote` does.
+    ///
+    /// Example:
+    ///   barge approve --freight cosmic-ocelot --stage prod
+    #[command(verbatim_doc_comment)]
+    Approve {
+        #[arg(long, value_name = "ID|ALIAS")]
+        freight: String,
+        #[arg(long)]
+        stage: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, env = "USER", default_value = "barge")]
+        actor: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Abort a Pending or Running promotion (`barge abort promotion NAME`).
+    Abort {
+        #[command(subcommand)]
+        what: AbortWhat,
+    },
+    /// Stop auto-promotion into a Stage at its current Freight (`barge hold stage NAME`).
+    Hold {
+        #[command(subcommand)]
+        what: StageVerb,
+    },
+    /// Let auto-promotion into a Stage resume (`barge release stage NAME`).
+    Release {
+        #[command(subcommand)]
+        what: StageVerb,
+    },
+    /// Change Freight (`barge update freight NAME --alias NEW`).
+    Update {
+        #[command(subcommand)]
+        what: UpdateWhat,
     },
     /// Show stored state (`barge get freight`).
     Get {
@@ -156,27 +296,62 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum RefreshWhat {
-    /// Discover one Warehouse now, without waiting for its interval, and store the result.
+    /// Discover one Warehouse now, without waiting for its interval.
     ///
-    /// Example:
+    /// With PATHs, the discovery runs here and is stored (--db). With --server, the daemon
+    /// discovers it right away.
+    ///
+    /// Examples:
     ///   barge refresh warehouse guestbook pipelines/ --db sqlite://barge.db
+    ///   barge refresh warehouse guestbook --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment)]
     Warehouse {
         name: String,
-        #[arg(required = true, value_name = "PATH")]
+        #[arg(value_name = "PATH")]
         paths: Vec<String>,
+        #[arg(long)]
+        project: Option<String>,
         #[arg(short, long, value_enum, default_value_t = Format::Text)]
         output: Format,
         #[command(flatten)]
         registry: RegistryArgs,
-        #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
-        db: String,
+        #[command(flatten)]
+        target: client::Target,
     },
 }
 
 #[derive(Subcommand, Debug)]
 enum GetWhat {
-    /// List stored Freight, newest first, or show one by ID or alias.
+    /// Stages: the Freight each has, whether it is verified, and what happens next — or
+    /// exactly why not: not verified upstream, soak time left, no auto-promotion policy, held
+    /// by whom, window closed until when, a promotion running, verification failed.
+    ///
+    /// Examples:
+    ///   barge get stages
+    ///   barge get stage prod
+    ///   barge get stages -o json
+    #[command(verbatim_doc_comment, alias = "stage")]
+    Stages {
+        name: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Warehouses: their Freight count, newest Freight, last discovery and its error.
+    #[command(alias = "warehouse")]
+    Warehouses {
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Stored Freight, newest first, with where it is and where it is verified; or one by ID
+    /// or alias.
     ///
     /// Examples:
     ///   barge get freight
@@ -186,17 +361,85 @@ enum GetWhat {
     Freight {
         /// A Freight's name (ID) or alias.
         name: Option<String>,
-        /// The project (required with NAME when several projects are stored).
         #[arg(long)]
         project: Option<String>,
         #[arg(long, value_name = "NAME")]
         warehouse: Option<String>,
         #[arg(short, long, value_enum, default_value_t = Format::Text)]
         output: Format,
-        /// The store (sqlite://PATH or postgres://...).
-        #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
-        db: String,
+        #[command(flatten)]
+        target: client::Target,
     },
+    /// Promotions, newest first; or one by name with its steps and outputs.
+    #[command(alias = "promotion", alias = "promo", alias = "promos")]
+    Promotions {
+        name: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AbortWhat {
+    /// Abort a promotion; its runner stops at the next step boundary.
+    Promotion {
+        name: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, env = "USER", default_value = "barge")]
+        actor: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StageVerb {
+    Stage {
+        name: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, env = "USER", default_value = "barge")]
+        actor: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UpdateWhat {
+    /// Give Freight a new alias (unique in its project).
+    ///
+    /// Example:
+    ///   barge update freight cosmic-ocelot --alias release-2026-11
+    #[command(verbatim_doc_comment)]
+    Freight {
+        name: String,
+        #[arg(long)]
+        alias: String,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, env = "USER", default_value = "barge")]
+        actor: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    barge_core::duration::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args, Debug)]
@@ -261,7 +504,7 @@ impl RegistryArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub enum Format {
     /// For people (`table` is accepted too, as in kubectl).
     #[value(alias = "table")]
     Text,
@@ -350,30 +593,234 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 RefreshWhat::Warehouse {
                     name,
                     paths,
+                    project,
                     output,
                     registry,
-                    db,
+                    target,
                 },
-        } => discover(&paths, Some(&name), output, &registry, Some(&db), Mode::Once),
-        Command::Get {
-            what:
-                GetWhat::Freight {
-                    name,
-                    project,
-                    warehouse,
-                    output,
-                    db,
-                },
-        } => get_freight(name.as_deref(), project.as_deref(), warehouse.as_deref(), output, &db),
-        Command::Promote {
-            paths,
+        } => {
+            if target.server.is_none() {
+                if paths.is_empty() {
+                    eprintln!(
+                        "barge: error: give the definitions (PATH...) to discover here, or --server to ask barge serve"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+                return discover(&paths, Some(&name), output, &registry, Some(&target.db), Mode::Once);
+            }
+            let c = ops::Call::Refresh {
+                project,
+                warehouse: name,
+                actor: whoami(),
+            };
+            verb(&target, c, output, |v| {
+                format!("refresh of {} requested\n", v["warehouse"].as_str().unwrap_or_default())
+            })
+        }
+        Command::Get { what } => match what {
+            GetWhat::Stages {
+                name,
+                project,
+                output,
+                target,
+            } => verb(
+                &target,
+                ops::Call::GetStages { project, name },
+                output,
+                client::stages_text,
+            ),
+            GetWhat::Warehouses {
+                project,
+                output,
+                target,
+            } => verb(
+                &target,
+                ops::Call::GetWarehouses { project },
+                output,
+                client::warehouses_text,
+            ),
+            GetWhat::Freight {
+                name,
+                project,
+                warehouse,
+                output,
+                target,
+            } => {
+                let one = name.is_some();
+                let v = block_on(client::call(
+                    &target,
+                    ops::Call::GetFreight {
+                        project,
+                        warehouse,
+                        name,
+                    },
+                ))?;
+                // One Freight by name prints as an object, like `kubectl get freight NAME`.
+                let v = if one { v[0].clone() } else { v };
+                client::print(output, &v, |v| {
+                    client::freight_text(&if one { serde_json::json!([v]) } else { v.clone() })
+                })?;
+                Ok(ExitCode::SUCCESS)
+            }
+            GetWhat::Promotions {
+                name,
+                stage,
+                project,
+                output,
+                target,
+            } => verb(
+                &target,
+                ops::Call::GetPromotions { project, stage, name },
+                output,
+                client::promotions_text,
+            ),
+        },
+        Command::History {
             stage,
             freight,
+            since,
+            limit,
             project,
-            dry_run,
-            actor,
-            work_dir,
             output,
+            target,
+        } => {
+            let since = match since.as_deref().map(parse_since).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("barge: error: --since: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let c = ops::Call::History {
+                project,
+                stage,
+                freight,
+                since,
+                limit,
+            };
+            verb(&target, c, output, client::history_text)
+        }
+        Command::Approve {
+            freight,
+            stage,
+            project,
+            actor,
+            output,
+            target,
+        } => verb(
+            &target,
+            ops::Call::Approve {
+                project,
+                stage,
+                freight,
+                actor,
+            },
+            output,
+            |v| {
+                format!(
+                    "{} approved for {}\n",
+                    v["alias"].as_str().unwrap_or_default(),
+                    v["stage"].as_str().unwrap_or_default()
+                )
+            },
+        ),
+        Command::Abort {
+            what:
+                AbortWhat::Promotion {
+                    name,
+                    project,
+                    actor,
+                    output,
+                    target,
+                },
+        } => verb(&target, ops::Call::Abort { project, name, actor }, output, |v| {
+            format!("promotion {} aborted\n", v["name"].as_str().unwrap_or_default())
+        }),
+        Command::Hold {
+            what:
+                StageVerb::Stage {
+                    name,
+                    project,
+                    actor,
+                    output,
+                    target,
+                },
+        } => verb(
+            &target,
+            ops::Call::Hold {
+                project,
+                stage: name,
+                actor,
+            },
+            output,
+            |v| {
+                format!(
+                    "auto-promotion into {} is held\n",
+                    v["stage"].as_str().unwrap_or_default()
+                )
+            },
+        ),
+        Command::Release {
+            what:
+                StageVerb::Stage {
+                    name,
+                    project,
+                    actor,
+                    output,
+                    target,
+                },
+        } => verb(
+            &target,
+            ops::Call::Release {
+                project,
+                stage: name,
+                actor,
+            },
+            output,
+            |v| {
+                format!(
+                    "auto-promotion into {} released ({} hold(s) lifted)\n",
+                    v["stage"].as_str().unwrap_or_default(),
+                    v["released"]
+                )
+            },
+        ),
+        Command::Update {
+            what:
+                UpdateWhat::Freight {
+                    name,
+                    alias,
+                    project,
+                    actor,
+                    output,
+                    target,
+                },
+        } => verb(
+            &target,
+            ops::Call::Alias {
+                project,
+                freight: name,
+                alias,
+                actor,
+            },
+            output,
+            |v| {
+                format!(
+                    "freight {} is now {}\n",
+                    v["freight"].as_str().unwrap_or_default(),
+                    v["alias"].as_str().unwrap_or_default()
+                )
+            },
+        ),
+        Command::Serve {
+            paths,
+            once,
+            listen,
+            token_file,
+            reload_interval,
+            replica_id,
+            workers,
+            work_dir,
             registry,
             db,
         } => {
@@ -386,12 +833,131 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("{}", render::summary(&catalog));
                 return Ok(ExitCode::from(1));
             }
+            let (config, file) = match registry.config().and_then(|c| Ok((c, registry.file()?))) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("barge: error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let token = match (&token_file, std::env::var("BARGE_TOKEN")) {
+                (Some(f), _) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, Ok(t)) if !t.trim().is_empty() => Some(t.trim().to_string()),
+                _ => None,
+            };
+            let work_dir = work_dir.unwrap_or_else(default_work_dir);
+            let replica_id = replica_id.unwrap_or_else(|| {
+                let host = std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "barge".into());
+                format!("{host}:{}", work_dir.display())
+            });
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let ok = runtime.block_on(async {
+                let store = barge_store::Store::open(&db).await?;
+                let mut engine = promote::engine(work_dir, &config, &file, false)?;
+                engine.slots = std::sync::Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
+                let opts = serve::Options {
+                    paths,
+                    once,
+                    listen,
+                    token,
+                    reload_interval,
+                    replica_id,
+                    git_rules: file.git_credential_rules(),
+                    registry: config,
+                };
+                serve::serve(opts, catalog, store, engine).await
+            })?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Promote {
+            paths,
+            stage,
+            downstream_from,
+            freight,
+            project,
+            dry_run,
+            wait,
+            override_window,
+            reason,
+            actor,
+            work_dir,
+            output,
+            registry,
+            target,
+        } => {
+            let override_reason = if override_window { reason.clone() } else { None };
+            if target.server.is_some() {
+                if dry_run {
+                    eprintln!("barge: error: --dry-run runs here; drop --server");
+                    return Ok(ExitCode::from(2));
+                }
+                let c = match (stage, downstream_from) {
+                    (_, Some(from)) => ops::Call::PromoteDownstream {
+                        project,
+                        from,
+                        freight,
+                        actor,
+                    },
+                    (Some(stage), None) => ops::Call::Promote {
+                        project,
+                        stage,
+                        freight,
+                        actor,
+                        override_reason,
+                    },
+                    (None, None) => unreachable!("clap requires --stage or --downstream-from"),
+                };
+                return queue_and_wait(&target, c, wait, output);
+            }
+            let Some(stage) = stage else {
+                eprintln!("barge: error: --downstream-from queues promotions on barge serve; add --server");
+                return Ok(ExitCode::from(2));
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let catalog = if paths.is_empty() {
+                let t = target.clone();
+                runtime
+                    .block_on(async move {
+                        let store = barge_store::Store::open(&t.db).await?;
+                        anyhow::Ok(store.latest_definitions().await?)
+                    })?
+                    .map(|d| {
+                        let mut c = Catalog::default();
+                        for (f, t) in &d.texts {
+                            c.load_text(f, t);
+                        }
+                        barge_core::validate::validate(&mut c);
+                        c
+                    })
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
+                            target.db
+                        )
+                    })?
+            } else {
+                match load(&paths) {
+                    Ok(c) => c,
+                    Err(code) => return Ok(code),
+                }
+            };
+            if catalog.errors() > 0 {
+                eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
+                eprintln!("{}", render::summary(&catalog));
+                return Ok(ExitCode::from(1));
+            }
             let work_dir = work_dir.unwrap_or_else(default_work_dir);
             let config = registry.config()?;
             let file = registry.file()?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let (p, outcome) = runtime.block_on(async {
-                let store = barge_store::Store::open(&db).await?;
+                let store = barge_store::Store::open(&target.db).await?;
                 let engine = promote::engine(work_dir, &config, &file, dry_run)?;
                 let req = promote::Request {
                     stage: &stage,
@@ -399,6 +965,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     freight: &freight,
                     actor: &actor,
                     dry_run,
+                    override_window: override_reason.as_deref(),
                 };
                 promote::run(&catalog, store, engine, &req).await
             })?;
@@ -654,56 +1221,6 @@ async fn watch(
     }
 }
 
-fn get_freight(
-    name: Option<&str>,
-    project: Option<&str>,
-    warehouse: Option<&str>,
-    output: Format,
-    db: &str,
-) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let list = runtime.block_on(async {
-        let store = barge_store::Store::open(db).await?;
-        let all = store.list_freight(project, warehouse).await?;
-        anyhow::Ok(match name {
-            None => all,
-            Some(n) => all
-                .into_iter()
-                .filter(|f| f.freight.metadata.name == n || f.freight.alias.as_deref() == Some(n))
-                .collect(),
-        })
-    })?;
-    if let Some(n) = name {
-        if list.is_empty() {
-            eprintln!(
-                "barge: error: no Freight named or aliased {n:?}{}",
-                project.map(|p| format!(" in project {p:?}")).unwrap_or_default()
-            );
-            return Ok(ExitCode::from(1));
-        }
-        if list.len() > 1 {
-            eprintln!("barge: error: {n:?} matches Freight in several projects; add --project");
-            return Ok(ExitCode::from(2));
-        }
-    }
-    let mut out = std::io::stdout().lock();
-    let values: Vec<serde_json::Value> = list
-        .iter()
-        .map(|f| barge_core::model::prune(serde_json::to_value(&f.freight).unwrap_or_default()))
-        .collect();
-    match (output, name) {
-        (Format::Json, Some(_)) => serde_json::to_writer_pretty(&mut out, &values[0])?,
-        (Format::Json, None) => serde_json::to_writer_pretty(&mut out, &values)?,
-        (Format::Yaml, Some(_)) => write!(out, "{}", yaml_serde::to_string(&values[0])?)?,
-        (Format::Yaml, None) => write!(out, "{}", yaml_serde::to_string(&values)?)?,
-        (Format::Text, _) => write!(out, "{}", render::freight_table(&list))?,
-    }
-    if output == Format::Json {
-        writeln!(out)?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `$XDG_CACHE_HOME/barge`, `~/.cache/barge`, or `.barge` when neither is known.
 fn default_work_dir() -> std::path::PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
@@ -715,12 +1232,105 @@ fn default_work_dir() -> std::path::PathBuf {
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a
 /// source that cannot be fetched exit status 1.
 fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
+    load_catalog(paths).map_err(|e| {
+        eprintln!("barge: error: {e}");
+        ExitCode::from(if e.is_usage() { 2 } else { 1 })
+    })
+}
+
+/// Loads and validates sources (the daemon's reload uses this too).
+pub fn load_catalog(paths: &[String]) -> Result<Catalog, barge_source::SourceError> {
     let sources: Vec<barge_source::Source> = paths.iter().map(|p| barge_source::parse_source(p)).collect();
     let mut catalog = Catalog::default();
-    if let Err(e) = barge_source::load(&sources, &mut catalog) {
-        eprintln!("barge: error: {e}");
-        return Err(ExitCode::from(if e.is_usage() { 2 } else { 1 }));
-    }
+    barge_source::load(&sources, &mut catalog)?;
     barge_core::validate::validate(&mut catalog);
     Ok(catalog)
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
+}
+
+fn whoami() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "barge".into())
+}
+
+/// Runs a call where the target says and prints its answer.
+fn verb(
+    target: &client::Target,
+    c: ops::Call,
+    output: Format,
+    text: impl FnOnce(&serde_json::Value) -> String,
+) -> Result<ExitCode> {
+    let v = block_on(client::call(target, c))?;
+    client::print(output, &v, text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--since 2h` (that long ago) or `--since 2026-11-22T10:00:00Z`, as Unix milliseconds.
+fn parse_since(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let d = barge_core::duration::parse_go_duration(s)
+        .map_err(|e| format!("{s:?} is neither a duration (2h) nor a time (RFC 3339): {e}"))?;
+    Ok(discover::now_millis() - d.as_millis() as i64)
+}
+
+/// Queues promotions on the server; with `wait`, follows them until they finish.
+fn queue_and_wait(target: &client::Target, c: ops::Call, wait: bool, output: Format) -> Result<ExitCode> {
+    block_on(async {
+        let queued = client::call(target, c).await?;
+        let names: Vec<String> = queued["promotions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
+        if !wait {
+            client::print(output, &queued, |_| {
+                names.iter().map(|n| format!("promotion {n} queued\n")).collect()
+            })?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut finished = Vec::new();
+        for name in &names {
+            eprintln!("waiting for promotion {name} …");
+            let mut seen = 0;
+            loop {
+                let v = client::call(
+                    target,
+                    ops::Call::GetPromotions {
+                        project: None,
+                        stage: None,
+                        name: Some(name.clone()),
+                    },
+                )
+                .await?;
+                let p = v[0].clone();
+                // Step progress as it happens.
+                let steps = p["steps"].as_array().cloned().unwrap_or_default();
+                for step in steps.iter().skip(seen) {
+                    let status = step["status"].as_str().unwrap_or_default();
+                    if matches!(status, "Pending" | "Running" | "") {
+                        break;
+                    }
+                    eprintln!("  {} {status}", step["alias"].as_str().unwrap_or_default());
+                    seen += 1;
+                }
+                if !matches!(p["phase"].as_str(), Some("Pending" | "Running")) {
+                    finished.push(p);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+        let ok = finished.iter().all(|p| p["phase"] == "Succeeded");
+        let v = serde_json::Value::Array(finished);
+        client::print(output, &v, client::promotions_text)?;
+        Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    })
 }

@@ -4,9 +4,9 @@
 //! progress after every step; running the same command again after a crash resumes it. The
 //! events sink here is the one place step events are shown, logged and audited.
 
+use crate::pipeline;
 use anyhow::{Context, Result, bail};
 use barge_core::Catalog;
-use barge_core::model::Body;
 use barge_core::promotion::{Phase, State};
 use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
 use barge_store::{NewAudit, Store, StoredPromotion};
@@ -19,39 +19,30 @@ pub struct Request<'a> {
     pub freight: &'a str,
     pub actor: &'a str,
     pub dry_run: bool,
+    /// Promote although the promotion window is closed; the reason is audited.
+    pub override_window: Option<&'a str>,
 }
 
-/// Finds the Stage's project: the one given, or the only project with a Stage of that name.
-fn project_of(catalog: &Catalog, stage: &str, project: Option<&str>) -> Result<String> {
-    let found: Vec<&str> = catalog
-        .resources
-        .iter()
-        .filter(|r| matches!(r.body, Some(Body::Stage(_))) && r.name == stage)
-        .filter(|r| project.is_none_or(|p| p == r.project))
-        .map(|r| r.project.as_str())
-        .collect();
-    match found.as_slice() {
-        [one] => Ok(one.to_string()),
-        [] => bail!(
-            "no Stage named {stage:?}{} in these definitions",
-            project.map(|p| format!(" in project {p:?}")).unwrap_or_default()
-        ),
-        many => bail!(
-            "Stage {stage:?} exists in several projects ({}); add --project",
-            many.join(", ")
-        ),
-    }
-}
+pub use crate::discover::now_millis;
 
-fn now_secs() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// Saves progress to the store (or nowhere, for a dry run).
+/// Saves progress to the store (or nowhere, for a dry run). The final save of a success moves
+/// the Freight into the Stage in the same transaction.
 struct StoreJournal {
     store: Option<Store>,
     project: String,
     name: String,
+    entry: Entry,
+    aborted: std::sync::atomic::AtomicBool,
+}
+
+/// The owned parts of a [`barge_store::StageEntry`].
+struct Entry {
+    stage: String,
+    warehouse: String,
+    freight: String,
+    actor: String,
+    verified: bool,
+    hold: barge_store::HoldChange,
 }
 
 impl Journal for StoreJournal {
@@ -59,21 +50,50 @@ impl Journal for StoreJournal {
         Box::pin(async move {
             let Some(store) = &self.store else { return Ok(()) };
             let state = serde_json::to_value(state).map_err(|e| e.to_string())?;
-            store
-                .save_promotion_state(&self.project, &self.name, &state, phase.as_str(), message, now_secs())
+            let e = &self.entry;
+            let entry = barge_store::StageEntry {
+                stage: &e.stage,
+                warehouse: &e.warehouse,
+                freight: &e.freight,
+                promotion: &self.name,
+                actor: &e.actor,
+                verified: e.verified,
+                hold: e.hold,
+            };
+            let entry = (phase == Phase::Succeeded).then_some(&entry);
+            match store
+                .save_promotion_state(
+                    &self.project,
+                    &self.name,
+                    &state,
+                    phase.as_str(),
+                    message,
+                    now_millis(),
+                    entry,
+                )
                 .await
-                .map_err(|e| e.to_string())
+            {
+                Err(barge_store::StoreError::Aborted(_)) => {
+                    self.aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err("the promotion was aborted".into())
+                }
+                other => other.map_err(|e| e.to_string()),
+            }
         })
     }
 }
 
-/// Shows progress on stderr, logs, and audits every finished step.
-struct Progress {
-    store: Option<Store>,
-    project: String,
-    promotion: String,
-    actor: String,
-    total: usize,
+/// Shows progress on stderr (for the CLI), logs, and audits every finished step.
+pub struct Progress {
+    pub store: Option<Store>,
+    pub project: String,
+    pub stage: String,
+    pub freight: String,
+    pub promotion: String,
+    pub actor: String,
+    pub total: usize,
+    /// Print step lines on stderr (the CLI); the daemon only logs.
+    pub print: bool,
 }
 
 impl Events for Progress {
@@ -82,7 +102,9 @@ impl Events for Progress {
             match event {
                 Event::StepStarted { index, alias, uses } => {
                     tracing::info!(promotion = %self.promotion, step = %alias, uses = %uses, "step started");
-                    eprintln!("[{}/{}] {uses} ({alias}) …", index + 1, self.total);
+                    if self.print {
+                        eprintln!("[{}/{}] {uses} ({alias}) …", index + 1, self.total);
+                    }
                 }
                 Event::StepFinished {
                     index,
@@ -94,18 +116,20 @@ impl Events for Progress {
                     elapsed,
                 } => {
                     tracing::info!(promotion = %self.promotion, step = %alias, uses = %uses, status = status.as_str(), "step finished");
-                    let detail = if message.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {message}")
-                    };
-                    eprintln!(
-                        "[{}/{}] {uses} ({alias}) {} in {:.1}s{detail}",
-                        index + 1,
-                        self.total,
-                        status.as_str(),
-                        elapsed.as_secs_f64()
-                    );
+                    if self.print {
+                        let detail = if message.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {message}")
+                        };
+                        eprintln!(
+                            "[{}/{}] {uses} ({alias}) {} in {:.1}s{detail}",
+                            index + 1,
+                            self.total,
+                            status.as_str(),
+                            elapsed.as_secs_f64()
+                        );
+                    }
                     let Some(store) = &self.store else { return };
                     let subject = format!("Promotion/{}", self.promotion);
                     let body = serde_json::json!({"step": alias, "uses": uses, "status": status.as_str(), "message": message, "outputs": outputs});
@@ -115,11 +139,13 @@ impl Events for Progress {
                         "promotion.step"
                     };
                     let audit = NewAudit {
-                        at: now_secs(),
+                        at: now_millis(),
                         project: &self.project,
                         kind,
                         subject: &subject,
                         actor: &self.actor,
+                        stage: &self.stage,
+                        freight: &self.freight,
                         body: &body,
                     };
                     if let Err(e) = store.append_audit(audit).await {
@@ -131,43 +157,157 @@ impl Events for Progress {
     }
 }
 
-/// Runs (or resumes) one promotion; returns the outcome for printing.
+/// Creates a promotion of stored Freight into a Stage: the plan is inflated now (tasks,
+/// vars, the Freight collection with the Stage's Freight from its other origins) and stored.
+pub async fn create(
+    catalog: &Catalog,
+    store: &Store,
+    def: &pipeline::StageDef<'_>,
+    freight: &barge_store::StoredFreight,
+    actor: &str,
+    phase: Phase,
+    dry_run: bool,
+) -> Result<Promotion> {
+    let facts = store.freight_stages(def.project).await?;
+    let mut collection = Vec::new();
+    for fact in facts
+        .iter()
+        .filter(|f| f.stage == def.name && f.current() && f.warehouse != freight.warehouse)
+    {
+        if let Some(other) = store.get_freight(def.project, &fact.freight).await? {
+            collection.push(other.freight);
+        }
+    }
+    let p = Promotion::plan(
+        catalog,
+        def.project,
+        def.name,
+        freight.freight.clone(),
+        collection,
+        actor,
+    )
+    .map_err(anyhow::Error::msg)?;
+    if !dry_run {
+        let now = now_millis();
+        store
+            .create_promotion(&StoredPromotion {
+                project: def.project.to_string(),
+                name: p.name.clone(),
+                stage: def.name.to_string(),
+                freight: freight.freight.metadata.name.clone(),
+                actor: actor.to_string(),
+                phase: phase.as_str().into(),
+                message: String::new(),
+                plan: serde_json::to_value(&p)?,
+                state: serde_json::to_value(State::new(&p.steps))?,
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+    }
+    Ok(p)
+}
+
+/// Runs (or resumes) a stored promotion to its end, moving the Freight into the Stage when
+/// it succeeds and applying the metadata and alias changes its steps asked for.
+pub async fn execute(
+    catalog: &Catalog,
+    store: &Store,
+    engine: &Engine,
+    p: &Promotion,
+    state: State,
+    print: bool,
+    dry_run: bool,
+) -> Result<barge_promote::Outcome> {
+    let all = pipeline::stages(catalog);
+    let def = pipeline::find_stage(&all, &p.stage, Some(&p.project))?;
+    let warehouse = p.freight.origin.clone().unwrap_or_default().name;
+    let snap = pipeline::Snapshot::read(store, &p.project).await?;
+    let entry = Entry {
+        stage: p.stage.clone(),
+        warehouse: warehouse.clone(),
+        freight: p.freight.metadata.name.clone(),
+        actor: p.actor.clone(),
+        verified: !def.has_verification(),
+        hold: pipeline::hold_change(&snap, def, &warehouse, &p.freight.metadata.name, &p.actor, now_millis()),
+    };
+    // What stageMetadata() / freightMetadata() read: what earlier promotions recorded.
+    let mut data = engine.data.clone();
+    data.stage_metadata = store.list_metadata(&p.project, "Stage").await?;
+    data.freight_metadata = store.list_metadata(&p.project, "Freight").await?;
+    let recording = if dry_run { None } else { Some(store.clone()) };
+    let journal = StoreJournal {
+        store: recording.clone(),
+        project: p.project.clone(),
+        name: p.name.clone(),
+        entry,
+        aborted: std::sync::atomic::AtomicBool::new(false),
+    };
+    let progress = Progress {
+        store: recording,
+        project: p.project.clone(),
+        stage: p.stage.clone(),
+        freight: p.freight.metadata.name.clone(),
+        promotion: p.name.clone(),
+        actor: p.actor.clone(),
+        total: p.steps.len(),
+        print,
+    };
+    let initial = state.clone();
+    let run = engine.run_with_data(p, state, &data, &journal, &progress);
+    // An abort stops the promotion even in the middle of a long step (a PR wait, a health
+    // poll): the run is dropped as a crash would drop it, which every step survives.
+    let mut outcome = tokio::select! {
+        outcome = run => outcome,
+        () = aborted(store, &p.project, &p.name), if !dry_run => {
+            journal.aborted.store(true, std::sync::atomic::Ordering::SeqCst);
+            barge_promote::Outcome {
+                phase: Phase::Aborted,
+                message: String::new(),
+                state: initial,
+                effects: Vec::new(),
+            }
+        }
+    };
+    if journal.aborted.load(std::sync::atomic::Ordering::SeqCst) {
+        outcome.phase = Phase::Aborted;
+        outcome.message = "aborted".into();
+        return Ok(outcome);
+    }
+    if !dry_run && outcome.phase == Phase::Succeeded {
+        apply_effects(store, p, &outcome.effects).await?;
+    }
+    Ok(outcome)
+}
+
+/// Returns once the promotion is aborted (checked every second).
+async fn aborted(store: &Store, project: &str, name: &str) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if let Ok(Some(p)) = store.get_promotion(project, name).await
+            && p.phase == Phase::Aborted.as_str()
+        {
+            return;
+        }
+    }
+}
+
+/// `barge promote`: runs (or resumes) one promotion in this process.
 pub async fn run(
     catalog: &Catalog,
     store: Store,
     engine: Engine,
     req: &Request<'_>,
 ) -> Result<(Promotion, barge_promote::Outcome)> {
-    let project = project_of(catalog, req.stage, req.project)?;
-    let freight = store
-        .get_freight(&project, req.freight)
-        .await?
-        .with_context(|| {
-            format!(
-                "no Freight {:?} in project {project:?}; list it with `barge get freight --project {project}` (discover it with `barge discover --db`)",
-                req.freight
-            )
-        })?
-        .freight;
-    let stage_requests = catalog.resources.iter().find_map(|r| match &r.body {
-        Some(Body::Stage(s)) if r.project == project && r.name == req.stage => {
-            Some(s.spec.clone().unwrap_or_default().requested_freight)
-        }
-        _ => None,
-    });
-    let origin = freight.origin.clone().unwrap_or_default();
-    if !stage_requests
-        .unwrap_or_default()
-        .iter()
-        .any(|r| r.origin.name == origin.name)
-    {
-        bail!(
-            "Stage {:?} does not request Freight from Warehouse {:?} (the origin of {})",
-            req.stage,
-            origin.name,
+    let all = pipeline::stages(catalog);
+    let def = pipeline::find_stage(&all, req.stage, req.project)?;
+    let project = def.project.to_string();
+    let freight = store.get_freight(&project, req.freight).await?.with_context(|| {
+        format!(
+            "no Freight {:?} in project {project:?}; list it with `barge get freight --project {project}` (discover it with `barge discover --db`)",
             req.freight
-        );
-    }
+        )
+    })?;
     // A promotion of this stage that did not finish (a crash) resumes; a dry run never does.
     let unfinished = if req.dry_run {
         None
@@ -175,7 +315,7 @@ pub async fn run(
         store.unfinished_promotion(&project, req.stage).await?
     };
     let (promotion, state) = match unfinished {
-        Some(existing) if existing.freight == freight.metadata.name => {
+        Some(existing) if existing.freight == freight.freight.metadata.name => {
             let p: Promotion = serde_json::from_value(existing.plan).context("the stored promotion is unreadable")?;
             let state: State =
                 serde_json::from_value(existing.state).context("the stored promotion state is unreadable")?;
@@ -188,57 +328,58 @@ pub async fn run(
             (p, state)
         }
         Some(existing) => bail!(
-            "stage {} is still promoting {} ({}); wait for it to finish",
+            "stage {} is still promoting {} ({}); wait for it to finish or abort it with `barge abort promotion {}`",
             req.stage,
             existing.freight,
+            existing.name,
             existing.name
         ),
         None => {
-            let p = Promotion::plan(catalog, &project, req.stage, freight.clone(), Vec::new(), req.actor)
-                .map_err(anyhow::Error::msg)?;
-            let state = State::new(&p.steps);
-            if !req.dry_run {
-                store
-                    .create_promotion(&StoredPromotion {
-                        project: project.clone(),
-                        name: p.name.clone(),
-                        stage: req.stage.to_string(),
-                        freight: freight.metadata.name.clone(),
-                        actor: req.actor.to_string(),
-                        phase: Phase::Running.as_str().into(),
-                        message: String::new(),
-                        plan: serde_json::to_value(&p)?,
-                        state: serde_json::to_value(&state)?,
-                        created_at: now_secs(),
-                        updated_at: now_secs(),
-                    })
-                    .await?;
+            let snap = pipeline::Snapshot::read(&store, &project).await?;
+            pipeline::check_manual(catalog, &snap, def, &freight, req.override_window, now_millis())?;
+            if let Some(reason) = req.override_window.filter(|_| !req.dry_run) {
+                audit_override(
+                    &store,
+                    &project,
+                    req.stage,
+                    &freight.freight.metadata.name,
+                    req.actor,
+                    reason,
+                )
+                .await?;
             }
+            let p = create(catalog, &store, def, &freight, req.actor, Phase::Running, req.dry_run).await?;
+            let state = State::new(&p.steps);
             (p, state)
         }
     };
-    // What stageMetadata() / freightMetadata() read: what earlier promotions recorded.
-    let mut engine = engine;
-    engine.data.stage_metadata = store.list_metadata(&project, "Stage").await?;
-    engine.data.freight_metadata = store.list_metadata(&project, "Freight").await?;
-    let recording = if req.dry_run { None } else { Some(store.clone()) };
-    let journal = StoreJournal {
-        store: recording.clone(),
-        project: project.clone(),
-        name: promotion.name.clone(),
-    };
-    let progress = Progress {
-        store: recording,
-        project,
-        promotion: promotion.name.clone(),
-        actor: req.actor.to_string(),
-        total: promotion.steps.len(),
-    };
-    let outcome = engine.run(&promotion, state, &journal, &progress).await;
-    if !req.dry_run {
-        apply_effects(&store, &promotion, &outcome.effects).await?;
-    }
+    let outcome = execute(catalog, &store, &engine, &promotion, state, true, req.dry_run).await?;
     Ok((promotion, outcome))
+}
+
+/// Records that a person promoted through a closed promotion window, and why.
+pub async fn audit_override(
+    store: &Store,
+    project: &str,
+    stage: &str,
+    freight: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<()> {
+    let subject = format!("Stage/{stage}");
+    store
+        .append_audit(NewAudit {
+            at: now_millis(),
+            project,
+            kind: "window.overridden",
+            subject: &subject,
+            actor,
+            stage,
+            freight,
+            body: &serde_json::json!({"reason": reason}),
+        })
+        .await?;
+    Ok(())
 }
 
 /// Applies what set-metadata and set-freight-alias asked for (each change is audited).
@@ -248,7 +389,7 @@ async fn apply_effects(store: &Store, p: &Promotion, effects: &[barge_promote::s
         match e {
             Effect::StageMetadata { stage, values } => {
                 store
-                    .merge_metadata(&p.project, "Stage", stage, values, &p.actor, now_secs())
+                    .merge_metadata(&p.project, "Stage", stage, values, &p.actor, now_millis())
                     .await?;
             }
             Effect::FreightMetadata { freight, values } => {
@@ -258,12 +399,12 @@ async fn apply_effects(store: &Store, p: &Promotion, effects: &[barge_promote::s
                     None => freight.clone(),
                 };
                 store
-                    .merge_metadata(&p.project, "Freight", &name, values, &p.actor, now_secs())
+                    .merge_metadata(&p.project, "Freight", &name, values, &p.actor, now_millis())
                     .await?;
             }
             Effect::FreightAlias { freight, alias } => {
                 store
-                    .set_freight_alias(&p.project, freight, alias, &p.actor, now_secs())
+                    .set_freight_alias(&p.project, freight, alias, &p.actor, now_millis())
                     .await
                     .with_context(|| format!("set-freight-alias of {freight}"))?;
             }
@@ -314,7 +455,11 @@ pub fn engine(
             ..Default::default()
         },
         dry_run,
-        poll_interval: std::time::Duration::from_secs(10),
+        // Kargo polls running steps every 10 s; BARGE_POLL_INTERVAL (a Go duration) changes it.
+        poll_interval: std::env::var("BARGE_POLL_INTERVAL")
+            .ok()
+            .and_then(|d| barge_core::duration::parse_go_duration(&d).ok())
+            .unwrap_or(std::time::Duration::from_secs(10)),
         retry_backoff: std::time::Duration::from_secs(1),
         slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
     })

@@ -124,44 +124,17 @@ fn diagnostic_text(d: &Diagnostic, text: Option<&str>, color: bool) -> String {
     s
 }
 
-/// `barge get freight` for people: one row per Freight, newest first.
-pub fn freight_table(list: &[barge_store::StoredFreight]) -> String {
-    if list.is_empty() {
-        return "no freight stored\n".to_string();
-    }
-    let mut rows = vec![[
-        "NAME".to_string(),
-        "ALIAS".into(),
-        "PROJECT".into(),
-        "WAREHOUSE".into(),
-        "CREATED".into(),
-        "ARTIFACTS".into(),
-    ]];
-    for f in list {
-        let fr = &f.freight;
-        let mut artifacts: Vec<String> = fr.images.iter().map(|i| format!("{}:{}", i.repo_url, i.tag)).collect();
-        artifacts.extend(fr.commits.iter().map(|c| {
-            format!(
-                "{}@{}",
-                c.repo_url,
-                c.tag.clone().unwrap_or_else(|| c.id.chars().take(7).collect())
-            )
-        }));
-        artifacts.extend(fr.charts.iter().map(|c| format!("{}:{}", c.repo_url, c.version)));
-        let created = chrono::DateTime::from_timestamp_millis(f.created_at)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_default();
-        rows.push([
-            fr.metadata.name.chars().take(12).collect(),
-            fr.alias.clone().unwrap_or_default(),
-            f.project.clone(),
-            f.warehouse.clone(),
-            created,
-            artifacts.join(", "),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+/// Aligned columns; the last column is not padded.
+pub fn table(rows: Vec<Vec<String>>) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut s = String::new();
     for r in rows {
@@ -169,7 +142,7 @@ pub fn freight_table(list: &[barge_store::StoredFreight]) -> String {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                if i == 5 {
+                if i + 1 == columns {
                     c.clone()
                 } else {
                     format!("{c:<w$}", w = widths[i])
@@ -180,4 +153,11 @@ pub fn freight_table(list: &[barge_store::StoredFreight]) -> String {
         s.push('\n');
     }
     s
+}
+
+/// A Unix-millisecond time for tables.
+pub fn time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }

@@ -1,0 +1,719 @@
+//! Stage state: which Freight is (or was) in which Stage, verification, approvals, holds;
+//! promotion claims, aborts and the final save that moves Freight into its Stage; the history
+//! query; and the definitions `barge serve` runs. Times are Unix milliseconds.
+
+use crate::{AuditEvent, NewAudit, Store, StoreError, StoredPromotion, audit_row, insert_audit, promotion_row};
+use serde::Serialize;
+use sqlx::Row;
+
+/// One Freight's facts in one Stage (Kargo's currentlyIn / verifiedIn / approvedFor).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FreightStage {
+    pub project: String,
+    pub freight: String,
+    pub stage: String,
+    pub warehouse: String,
+    /// The latest time it entered the Stage.
+    pub entered_at: Option<i64>,
+    /// When it last left; `None` while it is there.
+    pub left_at: Option<i64>,
+    /// The longest stay that has ended (milliseconds).
+    pub longest_soak: i64,
+    pub verified_at: Option<i64>,
+    /// The latest stay's verification: '', Running, Succeeded, Failed, Error.
+    pub verification: String,
+    pub approved_at: Option<i64>,
+    pub approved_by: Option<String>,
+}
+
+impl FreightStage {
+    /// Whether the Freight is in the Stage now.
+    pub fn current(&self) -> bool {
+        self.entered_at.is_some() && self.left_at.is_none()
+    }
+}
+
+/// A hold on auto-promotion of one origin into one Stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageHold {
+    pub project: String,
+    pub stage: String,
+    pub warehouse: String,
+    pub freight: String,
+    pub promotion: String,
+    pub actor: String,
+    pub created_at: i64,
+}
+
+/// What a promotion's success changes about a hold (Kargo v1.11): a person promoting other
+/// Freight than the auto-promotion candidate holds the origin; promoting the candidate lifts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldChange {
+    Keep,
+    Set,
+    Clear,
+}
+
+/// What a promotion's success does to its Stage, saved in the same transaction as the
+/// promotion's final state, so a crash cannot leave one without the other.
+#[derive(Clone, Debug)]
+pub struct StageEntry<'a> {
+    pub stage: &'a str,
+    pub warehouse: &'a str,
+    pub freight: &'a str,
+    pub promotion: &'a str,
+    pub actor: &'a str,
+    /// The Stage has no verification: the Freight is verified on arrival.
+    pub verified: bool,
+    pub hold: HoldChange,
+}
+
+/// A filter over the audit log; newest events first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery<'a> {
+    pub project: Option<&'a str>,
+    pub stage: Option<&'a str>,
+    /// A Freight's name (resolve aliases first).
+    pub freight: Option<&'a str>,
+    /// Events at or after this time.
+    pub since: Option<i64>,
+    /// Events strictly before this id (paging backwards).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// A set of definitions as loaded: each file's text by name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Definitions {
+    pub id: i64,
+    pub loaded_at: i64,
+    /// What was loaded (the paths or Git sources given to `barge serve`).
+    pub source: String,
+    pub texts: std::collections::BTreeMap<String, String>,
+}
+
+macro_rules! freight_stage_columns {
+    () => {
+        "project, freight, stage, warehouse, entered_at, left_at, longest_soak, verified_at, verification, approved_at, approved_by"
+    };
+}
+
+fn freight_stage_row(r: &sqlx::any::AnyRow) -> Result<FreightStage, StoreError> {
+    Ok(FreightStage {
+        project: r.try_get("project")?,
+        freight: r.try_get("freight")?,
+        stage: r.try_get("stage")?,
+        warehouse: r.try_get("warehouse")?,
+        entered_at: r.try_get("entered_at")?,
+        left_at: r.try_get("left_at")?,
+        longest_soak: r.try_get("longest_soak")?,
+        verified_at: r.try_get("verified_at")?,
+        verification: r.try_get("verification")?,
+        approved_at: r.try_get("approved_at")?,
+        approved_by: r.try_get("approved_by")?,
+    })
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Store {
+    /// Saves a promotion's run state and phase (after every step). With `entry` (a success),
+    /// the Freight enters the Stage in the same transaction. A promotion that was aborted
+    /// refuses the save with [`StoreError::Aborted`], which tells its runner to stop.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn save_promotion_state(
+        &self,
+        project: &str,
+        name: &str,
+        state: &serde_json::Value,
+        phase: &str,
+        message: &str,
+        now: i64,
+        entry: Option<&StageEntry<'_>>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let current: Option<String> = sqlx::query("SELECT phase FROM promotions WHERE project = $1 AND name = $2")
+            .bind(project)
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get("phase"))
+            .transpose()?;
+        match current.as_deref() {
+            None => return Err(StoreError::NotFound(format!("promotion {name} in project {project}"))),
+            Some("Aborted") => return Err(StoreError::Aborted(name.to_string())),
+            Some(_) => {}
+        }
+        sqlx::query(
+            "UPDATE promotions SET state = $1, phase = $2, message = $3, updated_at = $4 WHERE project = $5 AND name = $6",
+        )
+        .bind(state.to_string())
+        .bind(phase)
+        .bind(message)
+        .bind(now)
+        .bind(project)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        if matches!(phase, "Succeeded" | "Failed" | "Errored") {
+            let body = serde_json::json!({"phase": phase, "message": message});
+            let subject = format!("Promotion/{name}");
+            let (stage, freight, actor): (String, String, String) = {
+                let r = sqlx::query("SELECT stage, freight, actor FROM promotions WHERE project = $1 AND name = $2")
+                    .bind(project)
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (r.try_get("stage")?, r.try_get("freight")?, r.try_get("actor")?)
+            };
+            insert_audit(
+                &mut tx,
+                NewAudit {
+                    at: now,
+                    project,
+                    kind: "promotion.finished",
+                    subject: &subject,
+                    actor: &actor,
+                    stage: &stage,
+                    freight: &freight,
+                    body: &body,
+                },
+            )
+            .await?;
+        }
+        if let Some(entry) = entry {
+            enter_stage(&mut tx, project, entry, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One promotion by name.
+    pub async fn get_promotion(&self, project: &str, name: &str) -> Result<Option<StoredPromotion>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            promotion_columns!(),
+            " FROM promotions WHERE project = $1 AND name = $2"
+        ))
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(promotion_row).transpose()
+    }
+
+    /// Promotions `owner` may take, oldest first: Pending ones, Running ones whose runner's
+    /// lease has ended (it died), and Running ones `owner` itself held before it restarted.
+    pub async fn runnable_promotions(&self, owner: &str, now: i64) -> Result<Vec<StoredPromotion>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            promotion_columns!(),
+            " FROM promotions WHERE phase = 'Pending' OR (phase = 'Running' AND (lease_until < $1 OR owner = $2)) ORDER BY created_at, name"
+        ))
+        .bind(now)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(promotion_row).collect()
+    }
+
+    /// Takes a runnable promotion for `owner` until `lease_until`; false when another runner
+    /// has it (or it finished).
+    pub async fn claim_promotion(
+        &self,
+        project: &str,
+        name: &str,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE promotions SET phase = 'Running', owner = $1, lease_until = $2, updated_at = $3 \
+             WHERE project = $4 AND name = $5 AND (phase = 'Pending' OR (phase = 'Running' AND (lease_until < $3 OR owner = $1)))",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .bind(project)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends the leases of every promotion `owner` is running.
+    pub async fn renew_leases(&self, owner: &str, lease_until: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("UPDATE promotions SET lease_until = $1 WHERE owner = $2 AND phase = 'Running'")
+            .bind(lease_until)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Aborts a Pending or Running promotion (its runner stops at its next save) and audits
+    /// it. Aborting a finished promotion is a conflict.
+    pub async fn abort_promotion(
+        &self,
+        project: &str,
+        name: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<StoredPromotion, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let p = sqlx::query(concat!(
+            "SELECT ",
+            promotion_columns!(),
+            " FROM promotions WHERE project = $1 AND name = $2"
+        ))
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(promotion_row)
+        .transpose()?
+        .ok_or_else(|| StoreError::NotFound(format!("promotion {name} in project {project}")))?;
+        if !matches!(p.phase.as_str(), "Pending" | "Running") {
+            return Err(StoreError::Conflict(format!(
+                "promotion {name} already finished ({}); only Pending or Running promotions can be aborted",
+                p.phase
+            )));
+        }
+        let message = format!("aborted by {actor}");
+        sqlx::query(
+            "UPDATE promotions SET phase = 'Aborted', message = $1, updated_at = $2 WHERE project = $3 AND name = $4",
+        )
+        .bind(&message)
+        .bind(now)
+        .bind(project)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+        let subject = format!("Promotion/{name}");
+        let body = serde_json::json!({"phase": "Aborted", "previousPhase": p.phase});
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: now,
+                project,
+                kind: "promotion.aborted",
+                subject: &subject,
+                actor,
+                stage: &p.stage,
+                freight: &p.freight,
+                body: &body,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(StoredPromotion {
+            phase: "Aborted".into(),
+            message,
+            updated_at: now,
+            ..p
+        })
+    }
+
+    /// Every Freight/Stage fact of a project.
+    pub async fn freight_stages(&self, project: &str) -> Result<Vec<FreightStage>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            freight_stage_columns!(),
+            " FROM freight_stages WHERE project = $1 ORDER BY stage, freight"
+        ))
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(freight_stage_row).collect()
+    }
+
+    /// Records a verification outcome of the Freight's current stay in a Stage (`Succeeded`
+    /// also marks it verified there) and audits it.
+    pub async fn record_verification(
+        &self,
+        project: &str,
+        stage: &str,
+        freight: &str,
+        outcome: &str,
+        detail: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE freight_stages SET verification = $1, verified_at = CASE WHEN $1 = 'Succeeded' THEN $2 ELSE verified_at END \
+             WHERE project = $3 AND stage = $4 AND freight = $5 AND entered_at IS NOT NULL AND left_at IS NULL",
+        )
+        .bind(outcome)
+        .bind(now)
+        .bind(project)
+        .bind(stage)
+        .bind(freight)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "Freight {freight} is not in Stage {stage}"
+            )));
+        }
+        let subject = format!("Stage/{stage}");
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: now,
+                project,
+                kind: "verification.finished",
+                subject: &subject,
+                actor: "barge",
+                stage,
+                freight,
+                body: &serde_json::json!({"outcome": outcome, "detail": detail}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Approves Freight for a Stage: it becomes available there without upstream
+    /// verification or soak time (Kargo's `kargo approve`). Audited.
+    pub async fn approve(
+        &self,
+        project: &str,
+        freight: &str,
+        stage: &str,
+        warehouse: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO freight_stages (project, freight, stage, warehouse, approved_at, approved_by) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (project, freight, stage) DO UPDATE SET approved_at = excluded.approved_at, approved_by = excluded.approved_by",
+        )
+        .bind(project)
+        .bind(freight)
+        .bind(stage)
+        .bind(warehouse)
+        .bind(now)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+        let subject = format!("Freight/{freight}");
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: now,
+                project,
+                kind: "freight.approved",
+                subject: &subject,
+                actor,
+                stage,
+                freight,
+                body: &serde_json::json!({"stage": stage}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Holds auto-promotion of one origin into a Stage at its current Freight (`barge hold
+    /// stage`), audited. A hold already there is kept.
+    pub async fn hold_stage(&self, hold: &StageHold) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        put_hold(&mut tx, hold).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lifts every hold of a Stage (`barge release stage`); returns how many there were.
+    pub async fn release_stage(&self, project: &str, stage: &str, actor: &str, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let n = clear_holds(&mut tx, project, stage, None, actor, now).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// The holds of a project.
+    pub async fn holds(&self, project: &str) -> Result<Vec<StageHold>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, stage, warehouse, freight, promotion, actor, created_at FROM stage_holds WHERE project = $1 ORDER BY stage, warehouse",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StageHold {
+                    project: r.try_get("project")?,
+                    stage: r.try_get("stage")?,
+                    warehouse: r.try_get("warehouse")?,
+                    freight: r.try_get("freight")?,
+                    promotion: r.try_get("promotion")?,
+                    actor: r.try_get("actor")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Audit events matching the query, newest first.
+    pub async fn history(&self, q: &AuditQuery<'_>) -> Result<Vec<AuditEvent>, StoreError> {
+        // Built per filter so each query can use its index (stage, freight or time).
+        let mut sql = format!("SELECT {} FROM audit WHERE 1 = 1", audit_columns!());
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if q.project.is_some() {
+            sql += &format!(" AND project = {}", next());
+        }
+        if q.stage.is_some() {
+            sql += &format!(" AND stage = {}", next());
+        }
+        if q.freight.is_some() {
+            sql += &format!(" AND freight = {}", next());
+        }
+        if q.since.is_some() {
+            sql += &format!(" AND at >= {}", next());
+        }
+        if q.before_id.is_some() {
+            sql += &format!(" AND id < {}", next());
+        }
+        sql += &format!(" ORDER BY at DESC, id DESC LIMIT {}", next());
+        // Only placeholders are spliced in; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in [q.project, q.stage, q.freight].into_iter().flatten() {
+            query = query.bind(v);
+        }
+        for v in [q.since, q.before_id].into_iter().flatten() {
+            query = query.bind(v);
+        }
+        let rows = query.bind(q.limit.max(1)).fetch_all(&self.pool).await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// Records definitions `barge serve` loaded, unless they equal the latest; returns
+    /// whether they were new. A change is audited (`config.reloaded`).
+    pub async fn save_definitions(
+        &self,
+        source: &str,
+        texts: &std::collections::BTreeMap<String, String>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let latest = self.latest_definitions().await?;
+        if latest.as_ref().is_some_and(|d| &d.texts == texts && d.source == source) {
+            return Ok(false);
+        }
+        let mut tx = self.write_tx().await?;
+        let body = serde_json::to_string(texts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query("INSERT INTO definitions (loaded_at, source, texts) VALUES ($1, $2, $3)")
+            .bind(now)
+            .bind(source)
+            .bind(&body)
+            .execute(&mut *tx)
+            .await?;
+        let changed: Vec<&String> = texts
+            .iter()
+            .filter(|(f, t)| latest.as_ref().and_then(|d| d.texts.get(*f)) != Some(*t))
+            .map(|(f, _)| f)
+            .collect();
+        let removed: Vec<&String> = latest
+            .as_ref()
+            .map(|d| d.texts.keys().filter(|f| !texts.contains_key(*f)).collect())
+            .unwrap_or_default();
+        insert_audit(
+            &mut tx,
+            NewAudit {
+                at: now,
+                project: "",
+                kind: "config.reloaded",
+                subject: "Definitions",
+                actor: "barge",
+                stage: "",
+                freight: "",
+                body: &serde_json::json!({"source": source, "changed": changed, "removed": removed}),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The definitions `barge serve` loaded last.
+    pub async fn latest_definitions(&self) -> Result<Option<Definitions>, StoreError> {
+        let row = sqlx::query("SELECT id, loaded_at, source, texts FROM definitions ORDER BY id DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let texts: String = r.try_get("texts")?;
+            Ok(Definitions {
+                id: r.try_get("id")?,
+                loaded_at: r.try_get("loaded_at")?,
+                source: r.try_get("source")?,
+                texts: serde_json::from_str(&texts).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// The Freight enters the Stage; whatever Freight of the same origin was there leaves (its
+/// stay counts toward its longest soak). Holds change as the entry says. Audited.
+async fn enter_stage(tx: &mut Tx, project: &str, e: &StageEntry<'_>, now: i64) -> Result<(), StoreError> {
+    let previous = sqlx::query(
+        "SELECT freight, entered_at, longest_soak FROM freight_stages \
+         WHERE project = $1 AND stage = $2 AND warehouse = $3 AND entered_at IS NOT NULL AND left_at IS NULL AND freight <> $4",
+    )
+    .bind(project)
+    .bind(e.stage)
+    .bind(e.warehouse)
+    .bind(e.freight)
+    .fetch_all(&mut **tx)
+    .await?;
+    for row in &previous {
+        let freight: String = row.try_get("freight")?;
+        let entered: i64 = row.try_get("entered_at")?;
+        let longest: i64 = row.try_get("longest_soak")?;
+        sqlx::query("UPDATE freight_stages SET left_at = $1, longest_soak = $2 WHERE project = $3 AND stage = $4 AND freight = $5")
+            .bind(now)
+            .bind(longest.max(now - entered))
+            .bind(project)
+            .bind(e.stage)
+            .bind(&freight)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let verification = if e.verified { "Succeeded" } else { "" };
+    let verified_at = e.verified.then_some(now);
+    // A re-promotion of Freight already there keeps its stay (and its soak) going.
+    sqlx::query(
+        "INSERT INTO freight_stages (project, freight, stage, warehouse, entered_at, verified_at, verification) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (project, freight, stage) DO UPDATE SET \
+           entered_at = CASE WHEN freight_stages.entered_at IS NOT NULL AND freight_stages.left_at IS NULL THEN freight_stages.entered_at ELSE excluded.entered_at END, \
+           left_at = NULL, \
+           verified_at = COALESCE(excluded.verified_at, freight_stages.verified_at), \
+           verification = excluded.verification",
+    )
+    .bind(project)
+    .bind(e.freight)
+    .bind(e.stage)
+    .bind(e.warehouse)
+    .bind(now)
+    .bind(verified_at)
+    .bind(verification)
+    .execute(&mut **tx)
+    .await?;
+    let subject = format!("Stage/{}", e.stage);
+    let left: Vec<String> = previous
+        .iter()
+        .map(|r| r.try_get("freight"))
+        .collect::<Result<_, _>>()?;
+    insert_audit(
+        tx,
+        NewAudit {
+            at: now,
+            project,
+            kind: "stage.entered",
+            subject: &subject,
+            actor: e.actor,
+            stage: e.stage,
+            freight: e.freight,
+            body: &serde_json::json!({"promotion": e.promotion, "warehouse": e.warehouse, "replaced": left, "verified": e.verified}),
+        },
+    )
+    .await?;
+    match e.hold {
+        HoldChange::Keep => {}
+        HoldChange::Set => {
+            put_hold(
+                tx,
+                &StageHold {
+                    project: project.into(),
+                    stage: e.stage.into(),
+                    warehouse: e.warehouse.into(),
+                    freight: e.freight.into(),
+                    promotion: e.promotion.into(),
+                    actor: e.actor.into(),
+                    created_at: now,
+                },
+            )
+            .await?;
+        }
+        HoldChange::Clear => {
+            clear_holds(tx, project, e.stage, Some(e.warehouse), e.actor, now).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn put_hold(tx: &mut Tx, h: &StageHold) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO stage_holds (project, stage, warehouse, freight, promotion, actor, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (project, stage, warehouse) DO UPDATE SET freight = excluded.freight, promotion = excluded.promotion, actor = excluded.actor, created_at = excluded.created_at",
+    )
+    .bind(&h.project)
+    .bind(&h.stage)
+    .bind(&h.warehouse)
+    .bind(&h.freight)
+    .bind(&h.promotion)
+    .bind(&h.actor)
+    .bind(h.created_at)
+    .execute(&mut **tx)
+    .await?;
+    let subject = format!("Stage/{}", h.stage);
+    insert_audit(
+        tx,
+        NewAudit {
+            at: h.created_at,
+            project: &h.project,
+            kind: "stage.held",
+            subject: &subject,
+            actor: &h.actor,
+            stage: &h.stage,
+            freight: &h.freight,
+            body: &serde_json::json!({"warehouse": h.warehouse, "promotion": h.promotion}),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn clear_holds(
+    tx: &mut Tx,
+    project: &str,
+    stage: &str,
+    warehouse: Option<&str>,
+    actor: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM stage_holds WHERE project = $1 AND stage = $2 AND ($3 = '' OR warehouse = $3)")
+        .bind(project)
+        .bind(stage)
+        .bind(warehouse.unwrap_or(""))
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() > 0 {
+        let subject = format!("Stage/{stage}");
+        insert_audit(
+            tx,
+            NewAudit {
+                at: now,
+                project,
+                kind: "stage.released",
+                subject: &subject,
+                actor,
+                stage,
+                freight: "",
+                body: &serde_json::json!({"warehouse": warehouse}),
+            },
+        )
+        .await?;
+    }
+    Ok(done.rows_affected())
+}

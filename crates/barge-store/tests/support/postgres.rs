@@ -1,0 +1,86 @@
+//! A real PostgreSQL server for tests: initdb in a temp dir on a loopback port, one per test
+//! binary, stopped by a watchdog when the test process exits; and a fresh database URL per
+//! test for either backend. Shared by the store's conformance suite and the end-to-end tests
+//! (included with `#[path]`).
+
+#![allow(dead_code)]
+
+use barge_store::Backend;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A PostgreSQL server for this test binary: initdb in a temp dir, loopback port, stopped by a
+/// watchdog when the test process exits.
+struct Postgres {
+    port: u16,
+    _dir: tempfile::TempDir,
+    /// Lives as long as the test process; it stops the server when the process is gone.
+    _watchdog: std::process::Child,
+}
+
+fn as_postgres_user(script: &str) -> Command {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "sh", "-c", script]);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+}
+
+/// PostgreSQL's server binaries (Debian's location unless `PG_BIN` says otherwise).
+fn pg_bin() -> String {
+    std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+}
+
+fn postgres() -> &'static Postgres {
+    static PG: OnceLock<Postgres> = OnceLock::new();
+    PG.get_or_init(|| {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new().prefix("barge-pg-").tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        Command::new("chmod").args(["755", &path]).status().unwrap();
+        let _ = Command::new("chown").args(["postgres", &path]).status();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = as_postgres_user(&format!("{bin}/initdb -D {path}/data -A trust -U barge >{path}/initdb.log 2>&1")).output().unwrap();
+        assert!(out.status.success(), "initdb failed: {}", std::fs::read_to_string(format!("{path}/initdb.log")).unwrap_or_default());
+        let watchdog = format!(
+            "{bin}/postgres -D {path}/data -p {port} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off >{path}/pg.log 2>&1 & pg=$!; \
+             while [ -d /proc/{test} ]; do sleep 0.5; done; kill -INT $pg; wait $pg",
+            test = std::process::id()
+        );
+        let watchdog = as_postgres_user(&watchdog).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while Command::new(format!("{bin}/pg_isready")).args(["-h", "127.0.0.1", "-p", &port.to_string()]).output().map(|o| !o.status.success()).unwrap_or(true) {
+            assert!(std::time::Instant::now() < deadline, "postgres did not start: {}", std::fs::read_to_string(format!("{path}/pg.log")).unwrap_or_default());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Postgres { port, _dir: dir, _watchdog: watchdog }
+    })
+}
+
+/// A fresh, empty database URL for each test.
+pub fn url(backend: Backend, dir: &tempfile::TempDir) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/state/barge.db", dir.path().display()),
+        Backend::Postgres => {
+            let pg = postgres();
+            let db = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+            let out = Command::new(format!("{}/createdb", pg_bin()))
+                .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "barge", &db])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            format!("postgres://barge:secret-pw@127.0.0.1:{}/{db}", pg.port)
+        }
+    }
+}

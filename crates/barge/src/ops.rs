@@ -1,0 +1,527 @@
+//! The verbs people and scripts use on a running pipeline (get, history, promote, approve,
+//! abort, hold, release, alias, refresh), as one [`Call`] type with one handler. The CLI runs
+//! a call against the store directly (`--db`) or sends it to `barge serve` (`--server`),
+//! whose API runs the same handler: one implementation, two transports.
+
+use crate::pipeline::{self, Snapshot};
+use crate::promote::now_millis;
+use anyhow::{Context as _, Result, bail};
+use barge_core::Catalog;
+use barge_core::promotion::Phase;
+use barge_store::Store;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Call {
+    GetStages {
+        project: Option<String>,
+        name: Option<String>,
+    },
+    GetWarehouses {
+        project: Option<String>,
+    },
+    GetFreight {
+        project: Option<String>,
+        warehouse: Option<String>,
+        name: Option<String>,
+    },
+    GetPromotions {
+        project: Option<String>,
+        stage: Option<String>,
+        name: Option<String>,
+    },
+    History {
+        project: Option<String>,
+        stage: Option<String>,
+        /// A Freight's name or alias.
+        freight: Option<String>,
+        /// Unix milliseconds.
+        since: Option<i64>,
+        limit: i64,
+    },
+    /// Queues a promotion (the daemon runs it).
+    Promote {
+        project: Option<String>,
+        stage: String,
+        freight: String,
+        actor: String,
+        override_reason: Option<String>,
+    },
+    /// Queues a promotion of the Freight into every Stage directly downstream of `from`.
+    PromoteDownstream {
+        project: Option<String>,
+        from: String,
+        freight: String,
+        actor: String,
+    },
+    Approve {
+        project: Option<String>,
+        stage: String,
+        freight: String,
+        actor: String,
+    },
+    Abort {
+        project: Option<String>,
+        name: String,
+        actor: String,
+    },
+    Hold {
+        project: Option<String>,
+        stage: String,
+        actor: String,
+    },
+    Release {
+        project: Option<String>,
+        stage: String,
+        actor: String,
+    },
+    Alias {
+        project: Option<String>,
+        freight: String,
+        alias: String,
+        actor: String,
+    },
+    /// Discover a Warehouse now (the daemon's next pass takes it first).
+    Refresh {
+        project: Option<String>,
+        warehouse: String,
+        actor: String,
+    },
+}
+
+/// Asks the daemon to discover a Warehouse (project, warehouse) on its next pass.
+pub type Refresh = dyn Fn(&str, &str) + Send + Sync;
+
+/// Where a call runs: the store, the definitions, and (in the daemon) a way to ask for an
+/// immediate discovery.
+pub struct Context<'a> {
+    pub store: &'a Store,
+    pub catalog: &'a Catalog,
+    pub refresh: Option<&'a Refresh>,
+}
+
+/// A call's failure the caller can act on: the HTTP status the API answers with.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CallError {
+    pub status: u16,
+    pub message: String,
+}
+
+fn projects_of(catalog: &Catalog) -> Vec<String> {
+    pipeline::stages(catalog).into_iter().map(|(p, _)| p).collect()
+}
+
+/// The project a call means: the one given, or the only one there is.
+fn one_project(catalog: &Catalog, project: Option<&str>) -> Result<String> {
+    if let Some(p) = project {
+        return Ok(p.to_string());
+    }
+    let all = projects_of(catalog);
+    match all.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("the definitions have no Stages"),
+        many => bail!("several projects ({}); add --project", many.join(", ")),
+    }
+}
+
+/// Runs a call. Errors name what is wrong and what to do.
+pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
+    let now = now_millis();
+    let store = cx.store;
+    let catalog = cx.catalog;
+    Ok(match call {
+        Call::GetStages { project, name } => {
+            let all = pipeline::stages(catalog);
+            let mut out = Vec::new();
+            for (p, defs) in &all {
+                if project.as_deref().is_some_and(|want| want != p) {
+                    continue;
+                }
+                let snap = Snapshot::read(store, p).await?;
+                for def in defs.iter().filter(|d| name.as_deref().is_none_or(|n| n == d.name)) {
+                    out.push(pipeline::stage_status(catalog, &snap, def, now)?);
+                }
+            }
+            if let Some(n) = &name
+                && out.is_empty()
+            {
+                bail!("no Stage named {n:?} in the definitions");
+            }
+            serde_json::to_value(out)?
+        }
+        Call::GetWarehouses { project } => {
+            let mut out = Vec::new();
+            for (r, spec) in crate::discover::warehouses(catalog, None) {
+                if project.as_deref().is_some_and(|p| p != r.project) {
+                    continue;
+                }
+                let status = store.get_discovery_status(&r.project, &r.name).await?;
+                let freight = store.list_freight(Some(&r.project), Some(&r.name)).await?;
+                out.push(json!({
+                    "project": r.project,
+                    "name": r.name,
+                    "interval": spec.interval.clone().unwrap_or_else(|| "5m".into()),
+                    "subscriptions": spec.subscriptions.len(),
+                    "freight": freight.len(),
+                    "newest": freight.first().map(|f| f.freight.alias.clone().unwrap_or_default()),
+                    "lastDiscovery": status.as_ref().map(|(_, at)| *at),
+                    "error": status.as_ref().and_then(|(s, _)| discovery_error(s)),
+                }));
+            }
+            Value::Array(out)
+        }
+        Call::GetFreight {
+            project,
+            warehouse,
+            name,
+        } => {
+            let mut list = store.list_freight(project.as_deref(), warehouse.as_deref()).await?;
+            if let Some(n) = &name {
+                list.retain(|f| &f.freight.metadata.name == n || f.freight.alias.as_deref() == Some(n));
+                if list.is_empty() {
+                    return Err(CallError {
+                        status: 404,
+                        message: format!("no Freight named or aliased {n:?}"),
+                    }
+                    .into());
+                }
+                if list.len() > 1 {
+                    bail!("{n:?} matches Freight in several projects; add --project");
+                }
+            }
+            let mut out = Vec::new();
+            let mut facts_by_project = std::collections::BTreeMap::new();
+            for f in &list {
+                if !facts_by_project.contains_key(&f.project) {
+                    facts_by_project.insert(f.project.clone(), store.freight_stages(&f.project).await?);
+                }
+                let facts = &facts_by_project[&f.project];
+                out.push(freight_json(f, facts));
+            }
+            Value::Array(out)
+        }
+        Call::GetPromotions { project, stage, name } => {
+            let mut list = store.list_promotions(project.as_deref(), stage.as_deref()).await?;
+            if let Some(n) = &name {
+                list.retain(|p| &p.name == n);
+                if list.is_empty() {
+                    return Err(CallError {
+                        status: 404,
+                        message: format!("no promotion named {n:?}"),
+                    }
+                    .into());
+                }
+            }
+            Value::Array(list.iter().map(|p| promotion_json(p, name.is_some())).collect())
+        }
+        Call::History {
+            project,
+            stage,
+            freight,
+            since,
+            limit,
+        } => {
+            // An alias names the Freight as it is now; history is recorded by name.
+            let freight_name = match &freight {
+                Some(f) => Some(resolve_freight_name(store, project.as_deref(), f).await?),
+                None => None,
+            };
+            let events = store
+                .history(&barge_store::AuditQuery {
+                    project: project.as_deref(),
+                    stage: stage.as_deref(),
+                    freight: freight_name.as_deref(),
+                    since,
+                    before_id: None,
+                    limit,
+                })
+                .await?;
+            serde_json::to_value(events)?
+        }
+        Call::Promote {
+            project,
+            stage,
+            freight,
+            actor,
+            override_reason,
+        } => {
+            let all = pipeline::stages(catalog);
+            let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            let name = queue_promotion(cx, def, &freight, &actor, override_reason.as_deref()).await?;
+            json!({"promotions": [name]})
+        }
+        Call::PromoteDownstream {
+            project,
+            from,
+            freight,
+            actor,
+        } => {
+            let all = pipeline::stages(catalog);
+            let upstream = pipeline::find_stage(&all, &from, project.as_deref())?;
+            let downstream: Vec<&pipeline::StageDef> = all
+                .iter()
+                .filter(|(p, _)| p == upstream.project)
+                .flat_map(|(_, defs)| defs.iter())
+                .filter(|d| {
+                    d.spec
+                        .requested_freight
+                        .iter()
+                        .any(|r| r.sources.stages.iter().any(|s| s == &from))
+                })
+                .collect();
+            if downstream.is_empty() {
+                bail!("no Stage takes Freight from {from}");
+            }
+            let mut names = Vec::new();
+            for def in downstream {
+                names.push(queue_promotion(cx, def, &freight, &actor, None).await?);
+            }
+            json!({"promotions": names})
+        }
+        Call::Approve {
+            project,
+            stage,
+            freight,
+            actor,
+        } => {
+            let all = pipeline::stages(catalog);
+            let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            let f = stored_freight(store, def.project, &freight).await?;
+            if def.sources(&f.warehouse).is_none() {
+                bail!(
+                    "Stage {stage} does not request Freight from Warehouse {}, so {freight} cannot be approved for it",
+                    f.warehouse
+                );
+            }
+            store
+                .approve(def.project, &f.freight.metadata.name, &stage, &f.warehouse, &actor, now)
+                .await?;
+            json!({"freight": f.freight.metadata.name, "alias": f.freight.alias, "stage": stage, "approvedBy": actor})
+        }
+        Call::Abort { project, name, actor } => {
+            let project = match project {
+                Some(p) => p,
+                None => store
+                    .list_promotions(None, None)
+                    .await?
+                    .into_iter()
+                    .find(|p| p.name == name)
+                    .map(|p| p.project)
+                    .ok_or_else(|| CallError {
+                        status: 404,
+                        message: format!("no promotion named {name:?}"),
+                    })?,
+            };
+            let p = store
+                .abort_promotion(&project, &name, &actor, now)
+                .await
+                .map_err(store_error)?;
+            promotion_json(&p, false)
+        }
+        Call::Hold { project, stage, actor } => {
+            let all = pipeline::stages(catalog);
+            let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            let snap = Snapshot::read(store, def.project).await?;
+            let status = pipeline::stage_status(catalog, &snap, def, now)?;
+            let mut held = Vec::new();
+            for req in &status.requests {
+                let hold = barge_store::StageHold {
+                    project: def.project.to_string(),
+                    stage: stage.clone(),
+                    warehouse: req.warehouse.clone(),
+                    freight: req.current.as_ref().map(|c| c.name.clone()).unwrap_or_default(),
+                    promotion: String::new(),
+                    actor: actor.clone(),
+                    created_at: now,
+                };
+                store.hold_stage(&hold).await?;
+                held.push(hold);
+            }
+            json!({"stage": stage, "holds": held})
+        }
+        Call::Release { project, stage, actor } => {
+            let all = pipeline::stages(catalog);
+            let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            let n = store.release_stage(def.project, &stage, &actor, now).await?;
+            json!({"stage": stage, "released": n})
+        }
+        Call::Alias {
+            project,
+            freight,
+            alias,
+            actor,
+        } => {
+            let project = match project {
+                Some(p) => p,
+                None => stored_freight_any(store, &freight).await?.project,
+            };
+            if !barge_core::freight::valid_alias(&alias) {
+                bail!(
+                    "{alias:?} is not a valid alias: use lowercase letters, digits and '-', up to 63 characters, starting with a letter"
+                );
+            }
+            store
+                .set_freight_alias(&project, &freight, &alias, &actor, now)
+                .await
+                .map_err(store_error)?;
+            json!({"freight": stored_freight(store, &project, &alias).await?.freight.metadata.name, "alias": alias})
+        }
+        Call::Refresh {
+            project,
+            warehouse,
+            actor,
+        } => {
+            let Some(refresh) = cx.refresh else {
+                bail!(
+                    "refreshing needs `barge serve`; without a server, run `barge refresh warehouse {warehouse} PATH --db URL`"
+                );
+            };
+            let project = one_project(catalog, project.as_deref())?;
+            if !crate::discover::warehouses(catalog, Some(&warehouse)).any(|(r, _)| r.project == project) {
+                return Err(CallError {
+                    status: 404,
+                    message: format!("no Warehouse named {warehouse:?} in project {project:?}"),
+                }
+                .into());
+            }
+            refresh(&project, &warehouse);
+            tracing::info!(%project, %warehouse, %actor, "refresh requested");
+            json!({"warehouse": warehouse, "refresh": "requested"})
+        }
+    })
+}
+
+/// Conflicts and missing objects keep their meaning over HTTP.
+fn store_error(e: barge_store::StoreError) -> anyhow::Error {
+    let status = match e.class() {
+        barge_core::ErrorClass::NotFound => 404,
+        barge_core::ErrorClass::Conflict => 409,
+        _ => 500,
+    };
+    CallError {
+        status,
+        message: e.to_string(),
+    }
+    .into()
+}
+
+async fn stored_freight(store: &Store, project: &str, name_or_alias: &str) -> Result<barge_store::StoredFreight> {
+    store.get_freight(project, name_or_alias).await?.ok_or_else(|| {
+        CallError {
+            status: 404,
+            message: format!(
+                "no Freight named or aliased {name_or_alias:?} in project {project:?}; `barge get freight` lists them"
+            ),
+        }
+        .into()
+    })
+}
+
+/// A Freight by name or alias in whichever project has it (exactly one).
+async fn stored_freight_any(store: &Store, name_or_alias: &str) -> Result<barge_store::StoredFreight> {
+    let mut all = store.list_freight(None, None).await?;
+    all.retain(|f| f.freight.metadata.name == name_or_alias || f.freight.alias.as_deref() == Some(name_or_alias));
+    match all.len() {
+        1 => Ok(all.remove(0)),
+        0 => Err(CallError {
+            status: 404,
+            message: format!("no Freight named or aliased {name_or_alias:?}"),
+        }
+        .into()),
+        _ => bail!("{name_or_alias:?} matches Freight in several projects; add --project"),
+    }
+}
+
+async fn resolve_freight_name(store: &Store, project: Option<&str>, f: &str) -> Result<String> {
+    Ok(match project {
+        Some(p) => stored_freight(store, p, f).await?.freight.metadata.name,
+        None => stored_freight_any(store, f).await?.freight.metadata.name,
+    })
+}
+
+/// Checks a manual promotion and queues it Pending for the daemon.
+async fn queue_promotion(
+    cx: &Context<'_>,
+    def: &pipeline::StageDef<'_>,
+    freight: &str,
+    actor: &str,
+    override_reason: Option<&str>,
+) -> Result<String> {
+    let f = stored_freight(cx.store, def.project, freight).await?;
+    let snap = Snapshot::read(cx.store, def.project).await?;
+    if let Some(running) = snap.unfinished.iter().find(|p| p.stage == def.name) {
+        return Err(CallError {
+            status: 409,
+            message: format!(
+                "Stage {} is still promoting ({}); wait for it or abort it with `barge abort promotion {}`",
+                def.name, running.name, running.name
+            ),
+        }
+        .into());
+    }
+    pipeline::check_manual(cx.catalog, &snap, def, &f, override_reason, now_millis())?;
+    if let Some(reason) = override_reason {
+        crate::promote::audit_override(cx.store, def.project, def.name, &f.freight.metadata.name, actor, reason)
+            .await?;
+    }
+    let p = crate::promote::create(cx.catalog, cx.store, def, &f, actor, Phase::Pending, false)
+        .await
+        .context("cannot queue the promotion")?;
+    Ok(p.name)
+}
+
+fn discovery_error(status: &Value) -> Option<String> {
+    status["subscriptions"]
+        .as_array()?
+        .iter()
+        .find_map(|s| s["error"].as_str().map(str::to_string))
+}
+
+/// A Freight with Kargo's status fields (currentlyIn, verifiedIn, approvedFor).
+fn freight_json(f: &barge_store::StoredFreight, facts: &[barge_store::FreightStage]) -> Value {
+    let mut v = barge_core::model::prune(serde_json::to_value(&f.freight).unwrap_or_default());
+    let mine = facts.iter().filter(|x| x.freight == f.freight.metadata.name);
+    let mut currently = serde_json::Map::new();
+    let mut verified = serde_json::Map::new();
+    let mut approved = serde_json::Map::new();
+    for x in mine {
+        if x.current() {
+            currently.insert(x.stage.clone(), json!({"since": x.entered_at}));
+        }
+        if let Some(at) = x.verified_at {
+            verified.insert(
+                x.stage.clone(),
+                json!({"verifiedAt": at, "longestSoak": x.longest_soak}),
+            );
+        }
+        if let Some(at) = x.approved_at {
+            approved.insert(x.stage.clone(), json!({"approvedAt": at, "approvedBy": x.approved_by}));
+        }
+    }
+    v["warehouse"] = json!(f.warehouse);
+    v["createdAt"] = json!(f.created_at);
+    v["status"] = json!({"currentlyIn": currently, "verifiedIn": verified, "approvedFor": approved});
+    v
+}
+
+fn promotion_json(p: &barge_store::StoredPromotion, full: bool) -> Value {
+    let mut v = json!({
+        "project": p.project,
+        "name": p.name,
+        "stage": p.stage,
+        "freight": p.freight,
+        "actor": p.actor,
+        "phase": p.phase,
+        "message": p.message,
+        "createdAt": p.created_at,
+        "updatedAt": p.updated_at,
+        "steps": p.state["steps"],
+    });
+    if full {
+        v["outputs"] = p.state["outputs"].clone();
+    }
+    v
+}

@@ -1,0 +1,466 @@
+//! Stage status from the store: for every Stage and freight request, what it has, what
+//! auto-promotion would do and why it waits (barge_core::stage::decide over the stored facts).
+//! The daemon's reconcile, `barge get stages` and manual promotion checks all read this.
+
+use anyhow::{Result, bail};
+use barge_core::Catalog;
+use barge_core::model::Body;
+use barge_core::model::kargo::{FreightSources, StageSpec};
+use barge_core::stage::{Decision, FreightView, Hold, Soak, StageView, Waiting};
+use barge_store::{FreightStage, StageHold, Store, StoredFreight, StoredPromotion};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The actor auto-promotions are recorded under.
+pub const AUTO_ACTOR: &str = "barge (auto-promotion)";
+
+/// A project's stored state, read once per reconcile.
+pub struct Snapshot {
+    pub freight: Vec<StoredFreight>,
+    pub facts: Vec<FreightStage>,
+    pub holds: Vec<StageHold>,
+    /// Pending and Running promotions.
+    pub unfinished: Vec<StoredPromotion>,
+    /// The newest promotion of each stage.
+    pub last: BTreeMap<String, StoredPromotion>,
+}
+
+impl Snapshot {
+    pub async fn read(store: &Store, project: &str) -> Result<Snapshot> {
+        let promotions = store.list_promotions(Some(project), None).await?;
+        let mut last = BTreeMap::new();
+        for p in &promotions {
+            last.entry(p.stage.clone()).or_insert_with(|| p.clone());
+        }
+        Ok(Snapshot {
+            freight: store.list_freight(Some(project), None).await?,
+            facts: store.freight_stages(project).await?,
+            holds: store.holds(project).await?,
+            unfinished: promotions
+                .into_iter()
+                .filter(|p| matches!(p.phase.as_str(), "Pending" | "Running"))
+                .collect(),
+            last,
+        })
+    }
+
+    /// What people call a Freight: its alias, else its short name.
+    pub fn display(&self, name: &str) -> String {
+        self.freight
+            .iter()
+            .find(|f| f.freight.metadata.name == name)
+            .and_then(|f| f.freight.alias.clone())
+            .unwrap_or_else(|| name.chars().take(7).collect())
+    }
+
+    fn current_in(&self, stage: &str, warehouse: &str) -> Option<&FreightStage> {
+        self.facts
+            .iter()
+            .find(|f| f.stage == stage && f.warehouse == warehouse && f.current())
+    }
+
+    /// Every Freight of a Warehouse with its history, as the core decides over it.
+    fn views(&self, warehouse: &str) -> Vec<FreightView> {
+        self.freight
+            .iter()
+            .filter(|f| f.warehouse == warehouse)
+            .map(|f| {
+                let name = &f.freight.metadata.name;
+                let mut v = FreightView {
+                    name: name.clone(),
+                    alias: f.freight.alias.clone().unwrap_or_default(),
+                    created_at: f.created_at,
+                    ..FreightView::default()
+                };
+                for fact in self.facts.iter().filter(|x| &x.freight == name) {
+                    if let Some(at) = fact.verified_at {
+                        v.verified_in.insert(fact.stage.clone(), at / 1000);
+                    }
+                    if let Some(entered) = fact.entered_at {
+                        let soak = if fact.current() {
+                            Soak::Since(entered / 1000)
+                        } else {
+                            Soak::Lasted(std::time::Duration::from_millis(fact.longest_soak.max(0) as u64))
+                        };
+                        v.soaked.insert(fact.stage.clone(), soak);
+                    }
+                    if fact.approved_at.is_some() {
+                        v.approved_for.push(fact.stage.clone());
+                    }
+                }
+                v
+            })
+            .collect()
+    }
+}
+
+/// One freight request of a Stage: what the Stage has and what happens next.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestStatus {
+    pub warehouse: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<CurrentFreight>,
+    /// `UpToDate`, `Promote` (auto-promotion is about to) or `Waiting`.
+    pub state: &'static str,
+    /// The Freight auto-promotion would bring, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    /// Why it waits (a stable code), and in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentFreight {
+    pub name: String,
+    pub alias: String,
+    /// Unix milliseconds.
+    pub since: i64,
+    /// `Succeeded` when verified here; `''` when not (yet).
+    pub verification: String,
+}
+
+/// Everything `barge get stage` shows about one Stage.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageStatus {
+    pub project: String,
+    pub name: String,
+    pub auto_promotion: bool,
+    /// Control-flow stages have no steps.
+    pub steps: usize,
+    pub verification: Vec<String>,
+    pub requests: Vec<RequestStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<barge_core::window::WindowStatus>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<StageHold>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_promotion: Option<PromotionRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_promotion: Option<PromotionRef>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionRef {
+    pub name: String,
+    pub freight: String,
+    pub phase: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    pub actor: String,
+}
+
+impl From<&StoredPromotion> for PromotionRef {
+    fn from(p: &StoredPromotion) -> Self {
+        PromotionRef {
+            name: p.name.clone(),
+            freight: p.freight.clone(),
+            phase: p.phase.clone(),
+            message: p.message.clone(),
+            actor: p.actor.clone(),
+        }
+    }
+}
+
+/// A Stage's definition, as the reconcile needs it.
+pub struct StageDef<'a> {
+    pub project: &'a str,
+    pub name: &'a str,
+    pub spec: StageSpec,
+    pub labels: &'a BTreeMap<String, String>,
+    pub auto_promotion: bool,
+}
+
+impl StageDef<'_> {
+    pub fn has_verification(&self) -> bool {
+        self.spec
+            .verification
+            .as_ref()
+            .is_some_and(|v| !v.analysis_templates.is_empty())
+    }
+
+    pub fn sources(&self, warehouse: &str) -> Option<&FreightSources> {
+        self.spec
+            .requested_freight
+            .iter()
+            .find(|r| r.origin.name == warehouse)
+            .map(|r| &r.sources)
+    }
+}
+
+/// The projects of a catalog that have Stages, and their Stages in promotion order.
+pub fn stages(catalog: &Catalog) -> Vec<(String, Vec<StageDef<'_>>)> {
+    let plan = barge_core::plan::plan(catalog);
+    plan.projects
+        .iter()
+        .map(|p| {
+            let defs = p
+                .stages
+                .iter()
+                .filter_map(|sp| {
+                    catalog.resources.iter().find_map(|r| match &r.body {
+                        Some(Body::Stage(s)) if r.project == p.name && r.name == sp.name => Some(StageDef {
+                            project: &r.project,
+                            name: &r.name,
+                            spec: s.spec.clone().unwrap_or_default(),
+                            labels: &s.metadata.labels,
+                            auto_promotion: sp.auto_promotion,
+                        }),
+                        _ => None,
+                    })
+                })
+                .collect();
+            (p.name.clone(), defs)
+        })
+        .filter(|(_, d): &(String, Vec<StageDef>)| !d.is_empty())
+        .collect()
+}
+
+/// The promotion windows that select a Stage, from its project's ProjectConfig.
+pub fn windows_for(
+    catalog: &Catalog,
+    project: &str,
+    stage: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Vec<barge_core::window::Window>> {
+    let mut out = Vec::new();
+    for r in &catalog.resources {
+        if let Some(Body::ProjectConfig(pc)) = &r.body
+            && (r.project == project || (r.project.is_empty() && r.name == project))
+        {
+            let values = pc
+                .spec
+                .as_ref()
+                .map(|s| s.promotion_windows.clone())
+                .unwrap_or_default();
+            let windows = barge_core::window::parse(&values).map_err(anyhow::Error::msg)?;
+            out.extend(windows.into_iter().filter(|w| w.selects(stage, labels)));
+        }
+    }
+    Ok(out)
+}
+
+/// The status of one Stage at `now_ms`.
+pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_ms: i64) -> Result<StageStatus> {
+    let now = now_ms / 1000;
+    let windows = windows_for(catalog, def.project, def.name, def.labels)?;
+    let window = (!windows.is_empty()).then(|| {
+        let refs: Vec<&barge_core::window::Window> = windows.iter().collect();
+        barge_core::window::status(&refs, now_ms)
+    });
+    let running = snap.unfinished.iter().find(|p| p.stage == def.name);
+    let mut requests = Vec::new();
+    for req in &def.spec.requested_freight {
+        let warehouse = &req.origin.name;
+        let current = snap.current_in(def.name, warehouse);
+        let hold = snap
+            .holds
+            .iter()
+            .find(|h| h.stage == def.name && &h.warehouse == warehouse)
+            .map(|h| Hold {
+                freight: h.freight.clone(),
+                actor: h.actor.clone(),
+                since: h.created_at / 1000,
+            });
+        let upstream_current = req
+            .sources
+            .stages
+            .iter()
+            .filter_map(|s| snap.current_in(s, warehouse).map(|f| (s.clone(), f.freight.clone())))
+            .collect();
+        let view = StageView {
+            name: def.name.to_string(),
+            current: current.map(|c| c.freight.clone()),
+            auto_promotion: def.auto_promotion,
+            hold,
+            window_closed_until: window
+                .as_ref()
+                .filter(|w| !w.open)
+                .map(|w| w.next_open.map_or(i64::MAX, |t| t / 1000)),
+            running: running.map(|p| p.name.clone()),
+            verification_failed: current
+                .filter(|c| matches!(c.verification.as_str(), "Failed" | "Error"))
+                .map(|c| c.freight.clone()),
+            upstream_current,
+            failed_promotion: snap
+                .last
+                .get(def.name)
+                .filter(|p| matches!(p.phase.as_str(), "Failed" | "Errored" | "Aborted"))
+                .map(|p| barge_core::stage::FailedPromotion {
+                    name: p.name.clone(),
+                    freight: p.freight.clone(),
+                    phase: p.phase.clone(),
+                }),
+        };
+        let freight = snap.views(warehouse);
+        let decision = barge_core::stage::decide(&view, &req.sources, &freight, now);
+        let display = |n: &str| snap.display(n);
+        let (state, candidate, reason, message) = match &decision {
+            Decision::UpToDate { freight } => ("UpToDate", Some(freight.clone()), None, String::new()),
+            Decision::Promote { freight } => (
+                "Promote",
+                Some(freight.clone()),
+                None,
+                format!("auto-promotion brings {}", display(freight)),
+            ),
+            Decision::Wait(w) => ("Waiting", waiting_freight(w), Some(w.code()), w.message(now, &display)),
+        };
+        requests.push(RequestStatus {
+            warehouse: warehouse.clone(),
+            current: current.map(|c| CurrentFreight {
+                name: c.freight.clone(),
+                alias: snap.display(&c.freight),
+                since: c.entered_at.unwrap_or_default(),
+                verification: c.verification.clone(),
+            }),
+            state,
+            candidate,
+            reason,
+            message,
+        });
+    }
+    Ok(StageStatus {
+        project: def.project.to_string(),
+        name: def.name.to_string(),
+        auto_promotion: def.auto_promotion,
+        steps: def.spec.promotion_template.as_ref().map_or(0, |t| t.spec.steps.len()),
+        verification: def
+            .spec
+            .verification
+            .iter()
+            .flat_map(|v| v.analysis_templates.iter().map(|t| t.name.clone()))
+            .collect(),
+        requests,
+        window,
+        holds: snap.holds.iter().filter(|h| h.stage == def.name).cloned().collect(),
+        current_promotion: running.map(PromotionRef::from),
+        last_promotion: snap
+            .last
+            .get(def.name)
+            .filter(|p| !matches!(p.phase.as_str(), "Pending" | "Running"))
+            .map(PromotionRef::from),
+    })
+}
+
+/// The Freight a waiting reason is about (the candidate that is held back), if any.
+fn waiting_freight(w: &Waiting) -> Option<String> {
+    match w {
+        Waiting::NoAutoPromotionPolicy { freight }
+        | Waiting::HeldBy { freight, .. }
+        | Waiting::WindowClosed { freight, .. } => Some(freight.clone()),
+        _ => None,
+    }
+}
+
+/// Whether a person may promote this Freight into the Stage now: it must be requested from
+/// its Warehouse and available (direct, approved, or verified and soaked upstream), and the
+/// promotion window must be open unless overridden with a reason.
+pub fn check_manual(
+    catalog: &Catalog,
+    snap: &Snapshot,
+    def: &StageDef<'_>,
+    freight: &StoredFreight,
+    override_reason: Option<&str>,
+    now_ms: i64,
+) -> Result<()> {
+    let name = snap.display(&freight.freight.metadata.name);
+    let Some(sources) = def.sources(&freight.warehouse) else {
+        bail!(
+            "Stage {} does not request Freight from Warehouse {} (the origin of {name})",
+            def.name,
+            freight.warehouse
+        );
+    };
+    let view = snap
+        .views(&freight.warehouse)
+        .into_iter()
+        .find(|v| v.name == freight.freight.metadata.name)
+        .unwrap_or_default();
+    if let Err(w) = barge_core::stage::availability(&view, def.name, sources, now_ms / 1000) {
+        bail!(
+            "{name} is not available to Stage {}: {}; `barge approve --freight {name} --stage {}` makes it available",
+            def.name,
+            w.message(now_ms / 1000, &|n| snap.display(n)),
+            def.name
+        );
+    }
+    let windows = windows_for(catalog, def.project, def.name, def.labels)?;
+    let refs: Vec<&barge_core::window::Window> = windows.iter().collect();
+    let status = barge_core::window::status(&refs, now_ms);
+    if !status.open && override_reason.is_none_or(|r| r.trim().is_empty()) {
+        let until = status
+            .next_open
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or("(no opening within a year)".to_string(), |d| d.to_rfc3339());
+        bail!(
+            "the promotion window of Stage {} is closed ({}) until {until}; promote anyway with --override-window --reason \"…\"",
+            def.name,
+            status.closed_by.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// What a successful promotion of `freight` by `actor` does to the Stage's hold: people who
+/// promote the auto-promotion candidate lift it, people who promote anything else set it;
+/// auto-promotions leave it alone.
+pub fn hold_change(
+    snap: &Snapshot,
+    def: &StageDef<'_>,
+    warehouse: &str,
+    freight: &str,
+    actor: &str,
+    now_ms: i64,
+) -> barge_store::HoldChange {
+    if actor == AUTO_ACTOR || !def.auto_promotion {
+        return barge_store::HoldChange::Keep;
+    }
+    let Some(sources) = def.sources(warehouse) else {
+        return barge_store::HoldChange::Keep;
+    };
+    let view = StageView {
+        name: def.name.to_string(),
+        upstream_current: sources
+            .stages
+            .iter()
+            .filter_map(|s| snap.current_in(s, warehouse).map(|f| (s.clone(), f.freight.clone())))
+            .collect(),
+        ..StageView::default()
+    };
+    let views = snap.views(warehouse);
+    match barge_core::stage::candidate(&view, sources, &views, now_ms / 1000) {
+        Ok(c) if c.name == freight => barge_store::HoldChange::Clear,
+        _ => barge_store::HoldChange::Set,
+    }
+}
+
+/// Finds a Stage's definition: in the project given, or the only project with a Stage of
+/// that name.
+pub fn find_stage<'a>(
+    all: &'a [(String, Vec<StageDef<'a>>)],
+    stage: &str,
+    project: Option<&str>,
+) -> Result<&'a StageDef<'a>> {
+    let found: Vec<&StageDef> = all
+        .iter()
+        .filter(|(p, _)| project.is_none_or(|want| want == p))
+        .flat_map(|(_, defs)| defs.iter().filter(|d| d.name == stage))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => bail!(
+            "no Stage named {stage:?}{} in the definitions",
+            project.map(|p| format!(" in project {p:?}")).unwrap_or_default()
+        ),
+        many => bail!(
+            "Stage {stage:?} exists in several projects ({}); add --project",
+            many.iter().map(|d| d.project).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}

@@ -1,0 +1,476 @@
+//! `barge serve`: the daemon. It loads the definitions (and reloads them when they change,
+//! keeping the last good ones when a change is invalid), discovers each Warehouse when it is
+//! due, reconciles every Stage (auto-promotion where a ProjectConfig policy allows it), runs
+//! queued promotions on a bounded pool with a lease per promotion, and answers the CLI over a
+//! small bearer-token HTTP API. `--once` runs the pipeline until it is idle and exits.
+
+use crate::ops;
+use crate::pipeline::{self, AUTO_ACTOR, Snapshot};
+use crate::promote::{self, now_millis};
+use anyhow::{Context as _, Result};
+use barge_core::Catalog;
+use barge_core::promotion::{Phase, State};
+use barge_promote::{Engine, Promotion};
+use barge_store::Store;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How long a claim on a promotion lasts without renewal; renewed every third of it.
+const LEASE: Duration = Duration::from_secs(30);
+
+pub struct Options {
+    pub paths: Vec<String>,
+    pub once: bool,
+    pub listen: Option<std::net::SocketAddr>,
+    pub token: Option<String>,
+    pub reload_interval: Duration,
+    pub replica_id: String,
+    pub registry: barge_registry::RegistryConfig,
+    pub git_rules: Vec<barge_registry::CredentialRule>,
+}
+
+/// What the loop, the promotion tasks and the API share.
+pub struct Shared {
+    pub store: Store,
+    catalog: RwLock<Arc<Catalog>>,
+    /// Warehouses someone asked to discover now.
+    refresh: Mutex<HashSet<(String, String)>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+    }
+
+    fn request_refresh(&self, project: &str, warehouse: &str) {
+        if let Ok(mut r) = self.refresh.lock() {
+            r.insert((project.to_string(), warehouse.to_string()));
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// What a finished run of the pipeline reports (`--once`).
+#[derive(Default)]
+struct Tally {
+    promotions: BTreeMap<String, String>,
+    failures: Vec<String>,
+}
+
+pub async fn serve(opts: Options, catalog: Catalog, store: Store, engine: Engine) -> Result<bool> {
+    let source = opts.paths.join(" ");
+    store.save_definitions(&source, &catalog.texts, now_millis()).await?;
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        catalog: RwLock::new(Arc::new(catalog)),
+        refresh: Mutex::new(HashSet::new()),
+        wake: tokio::sync::Notify::new(),
+    });
+    let engine = Arc::new(engine);
+    let shutdown = tokio_util_shutdown();
+    if let Some(addr) = opts.listen {
+        let token = opts
+            .token
+            .clone()
+            .context("the API needs a token: --token-file FILE or BARGE_TOKEN")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("barge: API listening on http://{}", listener.local_addr()?);
+        let app = crate::api::router(shared.clone(), token);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!("API server stopped: {e}");
+            }
+        });
+    }
+    // Renew the leases of the promotions this replica runs.
+    {
+        let store = store.clone();
+        let owner = opts.replica_id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(e) = store
+                    .renew_leases(&owner, now_millis() + LEASE.as_millis() as i64)
+                    .await
+                {
+                    tracing::warn!("cannot renew promotion leases: {e}");
+                }
+            }
+        });
+    }
+    let mut last_pass: HashMap<(String, String), i64> = HashMap::new();
+    let mut discovered_once = false;
+    let mut last_reload = now_millis();
+    let mut running: tokio::task::JoinSet<(String, String, String, Result<Phase>)> = tokio::task::JoinSet::new();
+    let mut running_stages: HashSet<(String, String)> = HashSet::new();
+    let mut tally = Tally::default();
+    let mut stopping = false;
+    loop {
+        if !opts.once && now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 {
+            last_reload = now_millis();
+            reload(&shared, &opts.paths, &source).await;
+        }
+        let catalog = shared.catalog();
+        if !stopping {
+            let failed = discover_due(&shared, &catalog, &opts, &mut last_pass, !discovered_once).await;
+            discovered_once = true;
+            tally.failures.extend(failed);
+        }
+        let created = if stopping {
+            0
+        } else {
+            reconcile(&shared, &catalog).await
+        };
+        let mut launched = 0;
+        if !stopping {
+            match store.runnable_promotions(&opts.replica_id, now_millis()).await {
+                Ok(runnable) => {
+                    for p in runnable {
+                        let key = (p.project.clone(), p.stage.clone());
+                        if running_stages.contains(&key) {
+                            continue;
+                        }
+                        let lease = now_millis() + LEASE.as_millis() as i64;
+                        match store
+                            .claim_promotion(&p.project, &p.name, &opts.replica_id, lease, now_millis())
+                            .await
+                        {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                tracing::warn!("cannot claim promotion {}: {e}", p.name);
+                                continue;
+                            }
+                        }
+                        running_stages.insert(key);
+                        launched += 1;
+                        let (shared, engine) = (shared.clone(), engine.clone());
+                        running.spawn(async move {
+                            let phase = run_promotion(&shared, &engine, &p).await;
+                            (p.project, p.stage, p.name, phase)
+                        });
+                    }
+                }
+                Err(e) => tracing::warn!("cannot list runnable promotions: {e}"),
+            }
+        }
+        if running.is_empty() && (stopping || (opts.once && created == 0 && launched == 0)) {
+            break;
+        }
+        let tick = if opts.once {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            done = running.join_next(), if !running.is_empty() => {
+                if let Some(Ok((project, stage, name, phase))) = done {
+                    running_stages.remove(&(project, stage));
+                    let phase = phase.unwrap_or_else(|e| {
+                        tracing::error!(promotion = %name, "promotion could not run: {e:#}");
+                        Phase::Errored
+                    });
+                    eprintln!("barge: promotion {name}: {}", phase.as_str());
+                    if phase != Phase::Succeeded {
+                        tally.failures.push(format!("promotion {name} {}", phase.as_str()));
+                    }
+                    tally.promotions.insert(name, phase.as_str().to_string());
+                }
+            }
+            _ = tokio::time::sleep(tick) => {}
+            _ = shared.wake.notified() => {}
+            _ = shutdown.notified(), if !stopping => {
+                eprintln!("barge: stopping: no new work; waiting for {} running promotion(s)", running.len());
+                stopping = true;
+            }
+        }
+    }
+    if opts.once {
+        eprintln!(
+            "barge: pipeline idle: {} promotion(s) ran, {} problem(s)",
+            tally.promotions.len(),
+            tally.failures.len()
+        );
+        for f in &tally.failures {
+            eprintln!("  - {f}");
+        }
+    }
+    Ok(tally.failures.is_empty())
+}
+
+/// A signal (Ctrl-C or SIGTERM) asks the loop to stop taking work.
+fn tokio_util_shutdown() -> Arc<tokio::sync::Notify> {
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let n = notify.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!("cannot watch SIGTERM: {e}");
+                let _ = tokio::signal::ctrl_c().await;
+                n.notify_one();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        n.notify_one();
+    });
+    notify
+}
+
+/// Loads the definitions again; a valid change replaces the running ones (and is recorded),
+/// an invalid one is reported and ignored.
+async fn reload(shared: &Shared, paths: &[String], source: &str) {
+    let loaded = tokio::task::spawn_blocking({
+        let paths = paths.to_vec();
+        move || crate::load_catalog(&paths)
+    })
+    .await;
+    let catalog = match loaded {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::warn!("cannot reload the definitions (keeping the last good ones): {e}");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!("reload failed: {e}");
+            return;
+        }
+    };
+    if catalog.texts == shared.catalog().texts {
+        return;
+    }
+    if catalog.errors() > 0 {
+        let text = crate::render::diagnostics_text(&catalog, false);
+        tracing::warn!("the changed definitions have errors; keeping the last good ones:\n{text}");
+        eprintln!(
+            "barge: the changed definitions have {} error(s); keeping the last good ones:\n{text}",
+            catalog.errors()
+        );
+        let body = serde_json::json!({"errors": catalog.errors(), "diagnostics": crate::render::validate_json(&catalog)["diagnostics"]});
+        let _ = shared
+            .store
+            .append_audit(barge_store::NewAudit {
+                at: now_millis(),
+                project: "",
+                kind: "config.rejected",
+                subject: "Definitions",
+                actor: "barge",
+                stage: "",
+                freight: "",
+                body: &body,
+            })
+            .await;
+        // Remember the rejected texts so the same mistake is reported once.
+        if let Ok(mut c) = shared.catalog.write() {
+            let mut kept = (**c).clone();
+            kept.texts = catalog.texts;
+            *c = Arc::new(kept);
+        }
+        return;
+    }
+    match shared
+        .store
+        .save_definitions(source, &catalog.texts, now_millis())
+        .await
+    {
+        Ok(_) => {
+            eprintln!("barge: definitions reloaded");
+            if let Ok(mut c) = shared.catalog.write() {
+                *c = Arc::new(catalog);
+            }
+        }
+        Err(e) => tracing::warn!("cannot record the reloaded definitions: {e}"),
+    }
+}
+
+/// Discovers the Warehouses that are due (all of them on the first pass, or when someone
+/// asked); returns what failed.
+async fn discover_due(
+    shared: &Shared,
+    catalog: &Catalog,
+    opts: &Options,
+    last_pass: &mut HashMap<(String, String), i64>,
+    first: bool,
+) -> Vec<String> {
+    let requested: HashSet<(String, String)> = shared
+        .refresh
+        .lock()
+        .map(|mut r| std::mem::take(&mut *r))
+        .unwrap_or_default();
+    let mut failed = Vec::new();
+    for (r, spec) in crate::discover::warehouses(catalog, None) {
+        let key = (r.project.clone(), r.name.clone());
+        let due = if first || requested.contains(&key) {
+            true
+        } else if opts.once {
+            false
+        } else {
+            let Ok(schedule) = barge_core::schedule::Schedule::new(
+                spec.interval.as_deref(),
+                spec.schedule.as_deref(),
+                &format!("{}/{}", r.project, r.name),
+            ) else {
+                continue;
+            };
+            schedule.next_due(last_pass.get(&key).copied(), now_millis()) <= now_millis()
+        };
+        if !due {
+            continue;
+        }
+        last_pass.insert(key, now_millis());
+        match crate::discover::run(
+            catalog,
+            Some(&r.name),
+            opts.registry.clone(),
+            &opts.git_rules,
+            Some(&shared.store),
+        )
+        .await
+        {
+            Ok(reports) => {
+                for report in reports.iter().filter(|rep| rep.project == r.project) {
+                    for s in &report.subscriptions {
+                        if let Some(e) = &s.error {
+                            tracing::warn!(warehouse = %report.warehouse, "discovery of {} failed: {e}", s.repo_url);
+                            failed.push(format!("warehouse {}: {} {e}", report.warehouse, s.repo_url));
+                        }
+                    }
+                    if report.stored == Some("created")
+                        && let Some(f) = &report.freight
+                    {
+                        eprintln!(
+                            "barge: warehouse {} minted freight {}",
+                            report.warehouse,
+                            f["alias"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(warehouse = %r.name, "discovery failed: {e:#}");
+                failed.push(format!("warehouse {}: {e:#}", r.name));
+            }
+        }
+    }
+    failed
+}
+
+/// Creates the auto-promotions policy allows now; returns how many.
+async fn reconcile(shared: &Shared, catalog: &Catalog) -> usize {
+    let mut created = 0;
+    let now = now_millis();
+    for (project, defs) in pipeline::stages(catalog) {
+        let mut snap = match Snapshot::read(&shared.store, &project).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(%project, "cannot read the project's state: {e:#}");
+                continue;
+            }
+        };
+        for def in &defs {
+            let status = match pipeline::stage_status(catalog, &snap, def, now) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(stage = %def.name, "cannot decide: {e:#}");
+                    continue;
+                }
+            };
+            // One promotion per Stage at a time: the first request that is ready goes.
+            let Some(freight) = status
+                .requests
+                .iter()
+                .find(|r| r.state == "Promote")
+                .and_then(|r| r.candidate.clone())
+            else {
+                continue;
+            };
+            let Some(stored) = snap
+                .freight
+                .iter()
+                .find(|f| f.freight.metadata.name == freight)
+                .cloned()
+            else {
+                continue;
+            };
+            match promote::create(catalog, &shared.store, def, &stored, AUTO_ACTOR, Phase::Pending, false).await {
+                Ok(p) => {
+                    created += 1;
+                    eprintln!(
+                        "barge: auto-promoting {} into {} ({})",
+                        snap.display(&freight),
+                        def.name,
+                        p.name
+                    );
+                    // Later Stages of this pass see the promotion as running.
+                    if let Ok(fresh) = Snapshot::read(&shared.store, &project).await {
+                        snap = fresh;
+                    }
+                }
+                // Another replica (or a person) got there first.
+                Err(e) => tracing::info!(stage = %def.name, "no auto-promotion: {e:#}"),
+            }
+        }
+    }
+    created
+}
+
+/// Runs one claimed promotion to its end; a promotion that cannot run at all (its Stage is
+/// gone from the definitions, its plan unreadable) is recorded as Errored, never left Running.
+async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::StoredPromotion) -> Result<Phase> {
+    let result = async {
+        let p: Promotion = serde_json::from_value(stored.plan.clone()).context("the stored promotion is unreadable")?;
+        let state: State =
+            serde_json::from_value(stored.state.clone()).context("the stored promotion state is unreadable")?;
+        let catalog = shared.catalog();
+        let outcome = promote::execute(&catalog, &shared.store, engine, &p, state, false, false).await?;
+        if !outcome.message.is_empty() {
+            tracing::info!(promotion = %p.name, phase = outcome.phase.as_str(), "{}", outcome.message);
+        }
+        Ok(outcome.phase)
+    }
+    .await;
+    if let Err(e) = &result {
+        let message = format!("{e:#}");
+        if let Err(save) = shared
+            .store
+            .save_promotion_state(
+                &stored.project,
+                &stored.name,
+                &stored.state,
+                Phase::Errored.as_str(),
+                &message,
+                now_millis(),
+                None,
+            )
+            .await
+        {
+            tracing::error!(promotion = %stored.name, "cannot record the error: {save}");
+        }
+    }
+    result
+}
+
+/// The handler the API runs calls with.
+pub async fn call(shared: &Shared, c: ops::Call) -> Result<serde_json::Value> {
+    let catalog = shared.catalog();
+    let refresh = |p: &str, w: &str| shared.request_refresh(p, w);
+    let cx = ops::Context {
+        store: &shared.store,
+        catalog: &catalog,
+        refresh: Some(&refresh),
+    };
+    let out = ops::handle(&cx, c).await;
+    // A queued promotion starts now rather than at the next tick.
+    shared.wake.notify_one();
+    out
+}

@@ -1,0 +1,709 @@
+//! The pipeline end to end: `barge serve` (and `--once`) with a real registry, a real git
+//! remote (`git daemon`) and a real store, SQLite and PostgreSQL. A new tag is auto-promoted
+//! to dev, then to staging once verified there; prod waits for a person; soak time, holds and
+//! promotion windows defer auto-promotion with the reason `barge get stage` gives; abort
+//! stops a running promotion; `kill -9` of the daemon mid-promotion loses nothing.
+
+#[path = "../crates/barge-store/tests/support/postgres.rs"]
+mod postgres;
+#[path = "../crates/barge-registry/tests/support/mod.rs"]
+mod registry;
+mod support;
+
+use barge_store::Backend;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::{GitDaemon, git, health_server, stderr, stdout};
+
+const DEFINITIONS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: shop}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: "regex:^(dev|staging)$"}
+      autoPromotionEnabled: true
+  promotionWindows: WINDOWS
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  interval: 1h
+  subscriptions:
+    - image: {repoURL: ghcr.io/acme/app, constraint: ^1.0.0}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: PromotionTask
+metadata: {name: update-overlay, namespace: shop}
+spec:
+  steps:
+    - uses: git-clone
+      config:
+        repoURL: https://git.example.com/acme/config.git
+        checkout: [{branch: main, path: ./src}]
+    - uses: kustomize-set-image
+      config:
+        path: ./src/env/${{ ctx.stage }}
+        images: [{image: ghcr.io/acme/app}]
+    - uses: git-commit
+      config: {path: ./src, message: "${{ ctx.stage }}: ${{ imageFrom('ghcr.io/acme/app').Tag }}"}
+    - uses: git-push
+      config: {path: ./src}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: staging, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [dev], requiredSoakTime: SOAK}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+        - uses: http
+          as: healthy
+          config:
+            url: http://127.0.0.1:HEALTH_PORT/healthz
+            successExpression: response.status == 200
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [staging]}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    reg: registry::TestRegistry,
+    bare: PathBuf,
+    db: String,
+    git_port: u16,
+    defs: PathBuf,
+    web: PathBuf,
+    _health: support::HealthServer,
+    _git: GitDaemon,
+}
+
+impl Fixture {
+    async fn new(backend: Backend, soak: &str, windows: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let seed = dir.path().join("seed");
+        for stage in ["dev", "staging", "prod"] {
+            std::fs::create_dir_all(seed.join("env").join(stage)).unwrap();
+            std::fs::write(
+                seed.join(format!("env/{stage}/kustomization.yaml")),
+                format!("# {stage}\nresources: [../../base]\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 0.9.0\n"),
+            )
+            .unwrap();
+        }
+        git(&seed, &["init", "-q", "-b", "main"]);
+        git(&seed, &["add", "."]);
+        git(&seed, &["commit", "-q", "-m", "seed"]);
+        let root = dir.path().join("git");
+        std::fs::create_dir_all(&root).unwrap();
+        let bare = root.join("config.git");
+        git(
+            dir.path(),
+            &["clone", "-q", "--bare", seed.to_str().unwrap(), bare.to_str().unwrap()],
+        );
+        let git_daemon = GitDaemon::start(&root);
+        let web = dir.path().join("web");
+        std::fs::create_dir_all(&web).unwrap();
+        std::fs::write(web.join("healthz"), "ok").unwrap();
+        let health_port = support::free_port();
+        let health = health_server(&web, health_port);
+        let defs = dir.path().join("defs");
+        std::fs::create_dir_all(&defs).unwrap();
+        std::fs::write(
+            defs.join("shop.yaml"),
+            DEFINITIONS
+                .replace("HEALTH_PORT", &health_port.to_string())
+                .replace("SOAK", soak)
+                .replace("WINDOWS", windows),
+        )
+        .unwrap();
+        let db = postgres::url(backend, &dir);
+        let reg = registry::TestRegistry::start(None).await;
+        Fixture {
+            git_port: git_daemon.port,
+            dir,
+            reg,
+            bare,
+            db,
+            defs,
+            web,
+            _health: health,
+            _git: git_daemon,
+        }
+    }
+
+    async fn push(&self, tag: &str) {
+        self.reg
+            .push_image("acme/app", tag, "2026-01-01T00:00:00Z", "amd64")
+            .await;
+    }
+
+    /// `barge ARGS` with the store, rewrites and work directory of this fixture where the
+    /// verb takes them.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = support::barge();
+        c.args(args)
+            .env("BARGE_DB", &self.db)
+            .env("BARGE_WORK_DIR", self.dir.path().join("work"))
+            .env("BARGE_POLL_INTERVAL", "200ms")
+            .env("USER", "alice");
+        if matches!(args[0], "serve" | "promote") {
+            c.args([
+                "--rewrite",
+                &format!("ghcr.io/acme/={}/acme/", self.reg.host),
+                "--rewrite",
+                &format!("https://git.example.com/acme/=git://127.0.0.1:{}/", self.git_port),
+            ]);
+        }
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "barge {args:?} failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-o", "json"]);
+        serde_json::from_str(&self.ok(&a)).unwrap()
+    }
+
+    /// `barge serve --once`, which must reach idle within two minutes.
+    fn once(&self) -> Output {
+        let mut child = self
+            .command(&["serve", self.defs.to_str().unwrap(), "--once"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!("serve --once never became idle:\n{}", stderr(&out));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    fn once_ok(&self) {
+        let out = self.once();
+        assert!(out.status.success(), "serve --once failed:\n{}", stderr(&out));
+    }
+
+    /// The stage's one freight request, as `barge get stage` reports it.
+    fn request(&self, stage: &str) -> Value {
+        let v = self.json(&["get", "stage", stage]);
+        v[0]["requests"][0].clone()
+    }
+
+    /// The tag each overlay pins in the config repository now.
+    fn pinned(&self, stage: &str) -> String {
+        let text = git(&self.bare, &["show", &format!("main:env/{stage}/kustomization.yaml")]);
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("newTag: "))
+            .unwrap()
+            .to_string()
+    }
+
+    fn commits(&self, prefix: &str) -> usize {
+        git(&self.bare, &["log", "--format=%s", "main"])
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    }
+
+    fn alias_of(&self, tag: &str) -> String {
+        let list = self.json(&["get", "freight"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["images"][0]["tag"] == tag)
+            .unwrap_or_else(|| panic!("no freight for {tag}: {list}"))["alias"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(barge_store::Backend::Sqlite).await })*
+        }
+        mod postgresql {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(barge_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+both_stores!(
+    a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person,
+    soak_time_delays_staging_until_it_passes_or_is_approved,
+    a_manual_promotion_holds_auto_promotion_until_released,
+    a_closed_window_defers_auto_promotion_and_manual_promotion_needs_a_reason,
+    abort_stops_a_running_promotion_through_the_api,
+    once_exits_non_zero_when_a_promotion_fails,
+    kill_9_of_serve_mid_promotion_resumes_with_one_commit,
+);
+
+async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
+    let fx = Fixture::new(b, "0s", "[]").await;
+    fx.push("1.0.0").await;
+    fx.once_ok();
+    let alias = fx.alias_of("1.0.0");
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging"), fx.pinned("prod")),
+        ("1.0.0".into(), "1.0.0".into(), "0.9.0".into())
+    );
+    let dev = fx.request("dev");
+    assert_eq!(
+        (dev["state"].as_str(), dev["current"]["alias"].as_str()),
+        (Some("UpToDate"), Some(alias.as_str()))
+    );
+    assert_eq!(
+        dev["current"]["verification"], "Succeeded",
+        "no verification: verified on arrival"
+    );
+    let prod = fx.request("prod");
+    assert_eq!(prod["state"], "Waiting");
+    assert_eq!(prod["reason"], "NoAutoPromotionPolicy");
+    assert_eq!(
+        prod["candidate"],
+        fx.json(&["get", "freight", &alias])["metadata"]["name"]
+    );
+    let table = fx.ok(&["get", "stages"]);
+    assert!(table.contains("promote it by hand"), "{table}");
+
+    // Idle means idle: another pass promotes nothing.
+    fx.once_ok();
+    assert_eq!(fx.commits("dev:"), 1);
+
+    // A person promotes prod, with the definitions `barge serve` recorded in the store.
+    fx.ok(&["promote", "--stage", "prod", "--freight", &alias]);
+    assert_eq!(fx.pinned("prod"), "1.0.0");
+    assert_eq!(fx.request("prod")["state"], "UpToDate");
+
+    // A newer tag goes to dev and staging on its own; prod keeps 1.0.0.
+    fx.push("1.1.0").await;
+    fx.once_ok();
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging"), fx.pinned("prod")),
+        ("1.1.0".into(), "1.1.0".into(), "1.0.0".into())
+    );
+    let freight = fx.json(&["get", "freight", &fx.alias_of("1.1.0")]);
+    let currently: Vec<&String> = freight["status"]["currentlyIn"].as_object().unwrap().keys().collect();
+    assert_eq!(currently, ["dev", "staging"]);
+
+    // The history says what ran where, when and by whom.
+    let history = fx.json(&["history", "--stage", "prod"]);
+    let kinds: Vec<(&str, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| !matches!(e["kind"].as_str(), Some("promotion.step")))
+        .map(|e| (e["kind"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("stage.entered", "alice"),
+            ("promotion.finished", "alice"),
+            ("promotion.pushed", "alice"),
+            ("promotion.created", "alice")
+        ]
+    );
+    let by_freight = fx.json(&["history", "--freight", &alias]);
+    let auto: Vec<&str> = by_freight
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "promotion.created")
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(auto, ["alice", "barge (auto-promotion)", "barge (auto-promotion)"]);
+    let minted = fx
+        .json(&["history", "--freight", &alias])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "freight.minted")
+        .count();
+    assert_eq!(minted, 1);
+    let promotions = fx.json(&["get", "promotions"]);
+    assert_eq!(promotions.as_array().unwrap().len(), 5);
+    assert!(promotions.as_array().unwrap().iter().all(|p| p["phase"] == "Succeeded"));
+    let name = promotions[0]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("staging.") || name.starts_with("dev."),
+        "Kargo-style names: {name}"
+    );
+}
+
+async fn soak_time_delays_staging_until_it_passes_or_is_approved(b: Backend) {
+    let fx = Fixture::new(b, "1h", "[]").await;
+    fx.push("1.0.0").await;
+    fx.once_ok();
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging")),
+        ("1.0.0".into(), "0.9.0".into())
+    );
+    let staging = fx.request("staging");
+    assert_eq!(staging["reason"], "SoakTimeLeft");
+    let message = staging["message"].as_str().unwrap();
+    assert!(
+        message.contains("must soak in dev for 59m") || message.contains("must soak in dev for 1h"),
+        "{message}"
+    );
+    // Prod is not even eligible: nothing is verified in staging.
+    assert_eq!(fx.request("prod")["reason"], "NotVerifiedUpstream");
+    // A manual promotion of unavailable Freight is refused, with what to do.
+    let alias = fx.alias_of("1.0.0");
+    let refused = fx.run(&["promote", "--stage", "staging", "--freight", &alias]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("not available to Stage staging") && stderr(&refused).contains("barge approve"),
+        "{}",
+        stderr(&refused)
+    );
+    // Approval skips the soak; auto-promotion takes it from there.
+    fx.ok(&["approve", "--freight", &alias, "--stage", "staging"]);
+    fx.once_ok();
+    assert_eq!(fx.pinned("staging"), "1.0.0");
+    let approvals = fx.json(&["history", "--stage", "staging"]);
+    assert!(
+        approvals
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "freight.approved" && e["actor"] == "alice")
+    );
+}
+
+async fn a_manual_promotion_holds_auto_promotion_until_released(b: Backend) {
+    let fx = Fixture::new(b, "0s", "[]").await;
+    fx.push("1.0.0").await;
+    fx.once_ok();
+    fx.push("1.1.0").await;
+    fx.once_ok();
+    assert_eq!(fx.pinned("dev"), "1.1.0");
+    // Roll dev back by hand: auto-promotion must not undo it.
+    let old = fx.alias_of("1.0.0");
+    fx.ok(&["promote", "--stage", "dev", "--freight", &old]);
+    assert_eq!(fx.pinned("dev"), "1.0.0");
+    fx.push("1.2.0").await;
+    fx.once_ok();
+    assert_eq!(fx.pinned("dev"), "1.0.0", "held");
+    let dev = fx.request("dev");
+    assert_eq!(dev["reason"], "Held");
+    assert!(dev["message"].as_str().unwrap().contains("alice promoted"), "{dev}");
+    let text = fx.ok(&["get", "stage", "dev"]);
+    assert!(text.contains("held by alice"), "{text}");
+    fx.ok(&["release", "stage", "dev"]);
+    fx.once_ok();
+    assert_eq!(fx.pinned("dev"), "1.2.0");
+    // `barge hold stage` holds by hand too.
+    fx.ok(&["hold", "stage", "dev"]);
+    fx.push("1.3.0").await;
+    fx.once_ok();
+    assert_eq!(fx.pinned("dev"), "1.2.0");
+    assert_eq!(fx.request("dev")["reason"], "Held");
+    let kinds: Vec<String> = fx
+        .json(&["history", "--stage", "dev"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .filter(|k| k.starts_with("stage.held") || k.starts_with("stage.released"))
+        .collect();
+    assert_eq!(kinds, ["stage.held", "stage.released", "stage.held"]);
+}
+
+async fn a_closed_window_defers_auto_promotion_and_manual_promotion_needs_a_reason(b: Backend) {
+    // Closed around the clock: a Deny window that opens every minute for two.
+    let windows =
+        r#"[{name: change-freeze, kind: Deny, schedule: "* * * * *", duration: 2m, stageSelector: {name: dev}}]"#;
+    let fx = Fixture::new(b, "0s", windows).await;
+    fx.push("1.0.0").await;
+    fx.once_ok();
+    assert_eq!(fx.pinned("dev"), "0.9.0");
+    let dev = fx.request("dev");
+    assert_eq!(dev["reason"], "WindowClosed");
+    assert!(
+        dev["message"].as_str().unwrap().contains("promotion window is closed"),
+        "{dev}"
+    );
+    let alias = fx.alias_of("1.0.0");
+    let refused = fx.run(&["promote", "--stage", "dev", "--freight", &alias]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("change-freeze") && stderr(&refused).contains("--override-window"),
+        "{}",
+        stderr(&refused)
+    );
+    fx.ok(&[
+        "promote",
+        "--stage",
+        "dev",
+        "--freight",
+        &alias,
+        "--override-window",
+        "--reason",
+        "hotfix INC-42",
+    ]);
+    assert_eq!(fx.pinned("dev"), "1.0.0");
+    let overrides: Vec<Value> = fx
+        .json(&["history", "--stage", "dev"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "window.overridden")
+        .cloned()
+        .collect();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(
+        (overrides[0]["actor"].as_str(), overrides[0]["body"]["reason"].as_str()),
+        (Some("alice"), Some("hotfix INC-42"))
+    );
+}
+
+/// A daemon in the background, killed when dropped.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Never true: shows the daemon's log if it printed an error, to fail fast with the reason.
+fn panic_if_gone(log: &std::path::Path) -> bool {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(!text.contains("barge: error"), "barge serve failed:\n{text}");
+    false
+}
+
+fn staging_promotion(fx: &Fixture) -> Option<Value> {
+    let list = fx.json(&["get", "promotions", "--stage", "staging"]);
+    list.as_array().unwrap().first().cloned()
+}
+
+async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
+    let fx = Fixture::new(b, "0s", "[]").await;
+    std::fs::remove_file(fx.web.join("healthz")).unwrap();
+    fx.push("1.0.0").await;
+    let port = support::free_port();
+    let token = fx.dir.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let server = format!("http://127.0.0.1:{port}");
+    let log = fx.dir.path().join("serve.log");
+    let _daemon = Daemon(
+        fx.command(&[
+            "serve",
+            fx.defs.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--token-file",
+            token.to_str().unwrap(),
+        ])
+        .env("BARGE_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    let via_api = |args: &[&str]| -> Output {
+        fx.command(args)
+            .env("BARGE_SERVER", &server)
+            .env("BARGE_TOKEN", "s3cret-token")
+            .output()
+            .unwrap()
+    };
+    // Staging waits on its health check forever.
+    wait_for("staging to be promoting", Duration::from_secs(60), || {
+        staging_promotion(&fx).is_some_and(|p| p["phase"] == "Running") || panic_if_gone(&log)
+    });
+    let name = staging_promotion(&fx).unwrap()["name"].as_str().unwrap().to_string();
+    // The API refuses a wrong token, without echoing it.
+    let denied = fx
+        .command(&["get", "stages"])
+        .env("BARGE_SERVER", &server)
+        .env("BARGE_TOKEN", "guess")
+        .output()
+        .unwrap();
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(
+        stderr(&denied).contains("wrong bearer token") && !stderr(&denied).contains("guess"),
+        "{}",
+        stderr(&denied)
+    );
+    let stages = via_api(&["get", "stage", "staging", "-o", "json"]);
+    let stages: Value = serde_json::from_slice(&stages.stdout).unwrap();
+    assert_eq!(stages[0]["requests"][0]["reason"], "PromotionRunning");
+    let out = via_api(&["abort", "promotion", &name]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("the abort to be recorded", Duration::from_secs(10), || {
+        staging_promotion(&fx).is_some_and(|p| p["phase"] == "Aborted")
+    });
+    let again = via_api(&["abort", "promotion", &name]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already finished (Aborted)"),
+        "{}",
+        stderr(&again)
+    );
+    let p = staging_promotion(&fx).unwrap();
+    assert_eq!(p["message"], "aborted by alice");
+    // A manual promotion queued through the API runs on the daemon; --wait follows it.
+    std::fs::write(fx.web.join("healthz"), "ok").unwrap();
+    let alias = fx.alias_of("1.0.0");
+    let out = via_api(&[
+        "promote",
+        "--stage",
+        "staging",
+        "--freight",
+        &alias,
+        "--wait",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done[0]["phase"], "Succeeded");
+    assert_eq!(fx.pinned("staging"), "1.0.0");
+    assert_eq!(
+        fx.commits("staging:"),
+        1,
+        "the aborted promotion's commit was adopted, not repeated"
+    );
+}
+
+async fn once_exits_non_zero_when_a_promotion_fails(b: Backend) {
+    let fx = Fixture::new(b, "0s", "[]").await;
+    fx.push("1.0.0").await;
+    // The config repository is gone: every promotion errors.
+    std::fs::rename(&fx.bare, fx.bare.with_extension("moved")).unwrap();
+    let out = fx.once();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("problem(s)") && stderr(&out).contains("Errored"),
+        "{}",
+        stderr(&out)
+    );
+    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    let last = &dev["lastPromotion"];
+    assert_eq!(last["phase"], "Errored", "{last}");
+    assert!(last["message"].as_str().unwrap().contains("git-clone"), "{last}");
+    // Auto-promotion does not retry the same Freight in a loop; it says why it waits.
+    assert_eq!(dev["requests"][0]["reason"], "PromotionFailed");
+    assert_eq!(fx.json(&["get", "promotions"]).as_array().unwrap().len(), 1);
+}
+
+async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
+    let fx = Fixture::new(b, "0s", "[]").await;
+    std::fs::remove_file(fx.web.join("healthz")).unwrap();
+    fx.push("1.0.0").await;
+    let mut daemon = fx
+        .command(&["serve", fx.defs.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Staging has pushed its commit and now polls its health check.
+    wait_for("staging to push", Duration::from_secs(60), || {
+        fx.commits("staging:") == 1
+    });
+    wait_for("staging to be polling", Duration::from_secs(10), || {
+        staging_promotion(&fx).is_some_and(|p| {
+            p["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["alias"] == "healthy" && s["status"] == "Running")
+        })
+    });
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        staging_promotion(&fx).unwrap()["phase"],
+        "Running",
+        "killed mid-promotion"
+    );
+    std::fs::write(fx.web.join("healthz"), "ok").unwrap();
+    fx.once_ok();
+    let p = staging_promotion(&fx).unwrap();
+    assert_eq!(p["phase"], "Succeeded", "{p}");
+    assert_eq!(fx.commits("staging:"), 1, "one commit for the promotion");
+    assert_eq!(fx.pinned("staging"), "1.0.0");
+    assert_eq!(
+        fx.json(&["get", "promotions", "--stage", "staging"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let history = fx.json(&["history", "--limit", "1000"]);
+    let count = |kind: &str| history.as_array().unwrap().iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(
+        (
+            count("freight.minted"),
+            count("promotion.created"),
+            count("stage.entered")
+        ),
+        (1, 2, 2)
+    );
+}
