@@ -92,14 +92,14 @@ pub enum Call {
 }
 
 /// Asks the daemon to discover a Warehouse (project, warehouse) on its next pass.
-pub type Refresh = dyn Fn(&str, &str) + Send + Sync;
+pub type Refresh<'a> = dyn Fn(&str, &str) + Send + Sync + 'a;
 
 /// Where a call runs: the store, the definitions, and (in the daemon) a way to ask for an
 /// immediate discovery.
 pub struct Context<'a> {
     pub store: &'a Store,
     pub catalog: &'a Catalog,
-    pub refresh: Option<&'a Refresh>,
+    pub refresh: Option<&'a Refresh<'a>>,
 }
 
 /// A call's failure the caller can act on: the HTTP status the API answers with.
