@@ -290,6 +290,7 @@ both_stores!(
     abort_stops_a_running_promotion_through_the_api,
     once_exits_non_zero_when_a_promotion_fails,
     kill_9_of_serve_mid_promotion_resumes_with_one_commit,
+    the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request,
 );
 
 async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
@@ -706,4 +707,89 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
         ),
         (1, 2, 2)
     );
+}
+
+async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request(b: Backend) {
+    let fx = Fixture::new(b, "0s", "[]").await;
+    fx.push("1.0.0").await;
+    let port = support::free_port();
+    let server = format!("http://127.0.0.1:{port}");
+    let log = fx.dir.path().join("serve.log");
+    let _daemon = Daemon(
+        fx.command(&[
+            "serve",
+            fx.defs.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--reload-interval",
+            "200ms",
+        ])
+        .env("BARGE_TOKEN", "t0ken")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap(),
+    );
+    let api = |args: &[&str]| -> Output {
+        fx.command(args)
+            .env("BARGE_SERVER", &server)
+            .env("BARGE_TOKEN", "t0ken")
+            .output()
+            .unwrap()
+    };
+    wait_for("dev to get 1.0.0", Duration::from_secs(60), || {
+        panic_if_gone(&log) || fx.commits("dev:") == 1
+    });
+    // A new tag: the Warehouse polls hourly, so ask for a pass now.
+    fx.push("1.1.0").await;
+    let out = api(&["refresh", "warehouse", "app"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("dev to get 1.1.0", Duration::from_secs(30), || {
+        fx.pinned("dev") == "1.1.0"
+    });
+    // A broken change is reported and ignored: the Stage stays.
+    let file = fx.defs.join("shop.yaml");
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        good.replace("sources: {stages: [staging]}", "sources: {stages: [nowhere]}"),
+    )
+    .unwrap();
+    wait_for("the rejection", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("keeping the last good ones")
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("shop.yaml:") && text.contains("nowhere"),
+        "the diagnostics are shown: {text}"
+    );
+    let rejected = fx.json(&["history", "--limit", "1000"]);
+    assert!(
+        rejected
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "config.rejected")
+    );
+    let stages: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap();
+    assert_eq!(stages.as_array().unwrap().len(), 3);
+    // A good change (a fourth Stage) is picked up.
+    let qa = "\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {name: qa, namespace: shop}\nspec:\n  requestedFreight:\n    - origin: {kind: Warehouse, name: app}\n      sources: {stages: [dev]}\n";
+    std::fs::write(&file, format!("{good}{qa}")).unwrap();
+    wait_for("the reload", Duration::from_secs(20), || {
+        let v: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap_or_default();
+        v.as_array().is_some_and(|a| a.len() == 4)
+    });
+    let reloads = fx.json(&["history", "--limit", "1000"]);
+    let reloaded = reloads
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "config.reloaded")
+        .count();
+    assert_eq!(reloaded, 2, "the first load and the good change");
+    // Verbs against the store alone read the definitions the daemon recorded.
+    assert_eq!(fx.json(&["get", "stages"]).as_array().unwrap().len(), 4);
 }

@@ -50,6 +50,11 @@ impl Glob {
     pub fn matches(&self, s: &str) -> bool {
         self.re.is_match(s)
     }
+
+    /// The regular expression the glob compiled to.
+    pub fn into_regex(self) -> Regex {
+        self.re
+    }
 }
 
 #[cfg(test)]

@@ -296,6 +296,39 @@ pub fn policies_for(catalog: &Catalog, project: &str) -> Vec<PromotionPolicy> {
         .collect()
 }
 
+/// A `regex:`/`regexp:`/`glob:` stage selector compiled once: the daemon matches every
+/// Stage against every policy and window on each reconcile, and compiling a regex costs far
+/// more than matching one. `None` for a pattern that does not compile (validation reports it).
+fn selector_pattern(selector: &str) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<regex::Regex>>>> = LazyLock::new(Default::default);
+    let compile = || {
+        if let Some(re) = selector
+            .strip_prefix("regex:")
+            .or_else(|| selector.strip_prefix("regexp:"))
+        {
+            regex::Regex::new(re).ok()
+        } else {
+            let glob = selector.strip_prefix("glob:").unwrap_or(selector);
+            crate::glob::Glob::new(glob).ok().map(crate::glob::Glob::into_regex)
+        }
+    };
+    let Ok(mut cache) = COMPILED.lock() else {
+        return compile();
+    };
+    if let Some(re) = cache.get(selector) {
+        return re.clone();
+    }
+    // Definitions are finite; a bound keeps a pathological reload loop from growing it.
+    if cache.len() >= 4096 {
+        cache.clear();
+    }
+    let re = compile();
+    cache.insert(selector.to_string(), re.clone());
+    re
+}
+
 /// Whether a promotion policy selects a stage: exact name, `regex:`/`regexp:`, `glob:`, and
 /// label selectors (both must match when both are given), as in Kargo.
 pub fn policy_matches(p: &PromotionPolicy, stage: &str, labels: &BTreeMap<String, String>) -> bool {
@@ -306,10 +339,8 @@ pub fn policy_matches(p: &PromotionPolicy, stage: &str, labels: &BTreeMap<String
     let name_ok = match sel.name.as_deref() {
         None | Some("") => true,
         Some(n) => {
-            if let Some(re) = n.strip_prefix("regex:").or_else(|| n.strip_prefix("regexp:")) {
-                regex::Regex::new(re).is_ok_and(|re| re.is_match(stage))
-            } else if let Some(g) = n.strip_prefix("glob:") {
-                crate::glob::Glob::new(g).is_ok_and(|g| g.matches(stage))
+            if n.starts_with("regex:") || n.starts_with("regexp:") || n.starts_with("glob:") {
+                selector_pattern(n).is_some_and(|re| re.is_match(stage))
             } else {
                 n == stage
             }

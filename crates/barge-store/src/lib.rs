@@ -205,6 +205,13 @@ impl Store {
             });
         }
         let pool = options.connect(&url).await.map_err(connect_err)?;
+        // PostgreSQL migrations take an advisory lock; SQLite's take none, so two barge
+        // processes opening a new file at once (a daemon starting, a CLI verb) would both
+        // create the tables. A lock file beside the database serialises them.
+        let _migrating = match backend {
+            Backend::Sqlite => Some(sqlite_migration_lock(&url)?),
+            Backend::Postgres => None,
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE,
             Backend::Postgres => &POSTGRES,
@@ -659,6 +666,26 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// An exclusive lock on `<database>.lock`, held while migrating (released when dropped).
+fn sqlite_migration_lock(url: &str) -> Result<std::fs::File, StoreError> {
+    let file = url
+        .strip_prefix("sqlite://")
+        .unwrap_or(url)
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    let path = format!("{file}.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Migrate(format!("cannot open {path}: {e}")))?;
+    lock.lock()
+        .map_err(|e| StoreError::Migrate(format!("cannot lock {path}: {e}")))?;
+    Ok(lock)
 }
 
 fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {

@@ -205,6 +205,22 @@ impl Store {
         row.as_ref().map(promotion_row).transpose()
     }
 
+    /// Per Stage of a project: its newest promotion, and any that are Pending or Running;
+    /// `plan` and `state` are left null. This is what deciding a Stage needs, read every
+    /// reconcile without loading every promotion's plan.
+    pub async fn stage_promotions(&self, project: &str) -> Result<Vec<StoredPromotion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, name, stage, freight, actor, phase, message, 'null' AS plan, 'null' AS state, created_at, updated_at \
+             FROM promotions p WHERE project = $1 AND (phase IN ('Pending', 'Running') OR name = \
+               (SELECT name FROM promotions q WHERE q.project = p.project AND q.stage = p.stage ORDER BY created_at DESC, name DESC LIMIT 1)) \
+             ORDER BY created_at DESC, name DESC",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(promotion_row).collect()
+    }
+
     /// Promotions `owner` may take, oldest first: Pending ones, Running ones whose runner's
     /// lease has ended (it died), and Running ones `owner` itself held before it restarted.
     pub async fn runnable_promotions(&self, owner: &str, now: i64) -> Result<Vec<StoredPromotion>, StoreError> {
@@ -496,6 +512,16 @@ impl Store {
         }
         let rows = query.bind(q.limit.max(1)).fetch_all(&self.pool).await?;
         rows.iter().map(audit_row).collect()
+    }
+
+    /// Retention: deletes audit events older than `before` (`barge serve --audit-retention`);
+    /// returns how many. Nothing else ever deletes or changes an audit row.
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// Records definitions `barge serve` loaded, unless they equal the latest; returns

@@ -91,7 +91,6 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
         return Ok(body);
     }
     let store = barge_store::Store::open(&target.db).await?;
-    let catalog = definitions(target, &store).await?;
     let needs_definitions = !matches!(
         c,
         Call::GetFreight { .. }
@@ -100,6 +99,12 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
             | Call::Abort { .. }
             | Call::Alias { .. }
     );
+    // Verbs that only read the store skip parsing the definitions.
+    let catalog = if needs_definitions {
+        definitions(target, &store).await?
+    } else {
+        barge_core::Catalog::default()
+    };
     if needs_definitions && catalog.resources.is_empty() {
         bail!(
             "no definitions: pass them with -f PATH, or run `barge serve PATH --db {}` once so the store has them",

@@ -75,28 +75,53 @@ pub fn warehouses<'a>(
     })
 }
 
-/// Runs discovery for the Warehouses in the catalog (or the one named).
-pub async fn run(
+/// Discovery's clients, built once and reused for every pass (building a TLS client loads the
+/// system's root certificates, which is not something to do per Warehouse per minute).
+pub struct Discoverer {
+    registry: Registry,
+    /// For subscriptions with insecureSkipTLSVerify.
+    insecure: Registry,
+    git_config: GitConfig,
+}
+
+impl Discoverer {
+    pub fn new(config: RegistryConfig, git_rules: &[barge_registry::CredentialRule]) -> Result<Discoverer> {
+        let rules = git_rules.to_vec();
+        let git_config = GitConfig {
+            rewrites: config.rewrites.clone(),
+            credentials: Some(std::sync::Arc::new(move |url: &str| {
+                barge_registry::rule_credentials(&rules, url)
+            })),
+            ..Default::default()
+        };
+        Ok(Discoverer {
+            registry: Registry::new(config.clone())?,
+            insecure: Registry::new(RegistryConfig {
+                insecure_skip_tls_verify: true,
+                ..config
+            })?,
+            git_config,
+        })
+    }
+
+    /// Runs discovery for the Warehouses in the catalog (or the one named).
+    pub async fn run(
+        &self,
+        catalog: &Catalog,
+        only: Option<&str>,
+        store: Option<&barge_store::Store>,
+    ) -> Result<Vec<WarehouseReport>> {
+        run_with(self, catalog, only, store).await
+    }
+}
+
+async fn run_with(
+    d: &Discoverer,
     catalog: &Catalog,
     only: Option<&str>,
-    config: RegistryConfig,
-    git_rules: &[barge_registry::CredentialRule],
     store: Option<&barge_store::Store>,
 ) -> Result<Vec<WarehouseReport>> {
-    let rules = git_rules.to_vec();
-    let git_config = GitConfig {
-        rewrites: config.rewrites.clone(),
-        credentials: Some(std::sync::Arc::new(move |url: &str| {
-            barge_registry::rule_credentials(&rules, url)
-        })),
-        ..Default::default()
-    };
-    // Subscriptions with insecureSkipTLSVerify get their own client; the rest share one.
-    let registry = Registry::new(config.clone())?;
-    let insecure = Registry::new(RegistryConfig {
-        insecure_skip_tls_verify: true,
-        ..config
-    })?;
+    let (registry, insecure, git_config) = (&d.registry, &d.insecure, &d.git_config);
     let mut reports = Vec::new();
     for (r, spec) in warehouses(catalog, only) {
         let mut subs = Vec::new();
@@ -111,9 +136,9 @@ pub async fn run(
         for s in &spec.subscriptions {
             if let Some(img) = &s.image {
                 let client = if img.insecure_skip_tls_verify == Some(true) {
-                    &insecure
+                    insecure
                 } else {
-                    &registry
+                    registry
                 };
                 match discover_image(client, img).await {
                     Ok(d) => {
@@ -143,7 +168,7 @@ pub async fn run(
                 }
             } else if let Some(g) = &s.git {
                 let previous = previous_git(previous_status.as_ref(), &g.repo_url);
-                match discover_git(g, &git_config, previous.as_ref()).await {
+                match discover_git(g, git_config, previous.as_ref()).await {
                     Ok(d) => {
                         match d.candidates.first() {
                             Some(best) => commits.push(GitCommit {
@@ -173,7 +198,7 @@ pub async fn run(
                     }
                 }
             } else if let Some(c) = &s.chart {
-                match discover_chart(&registry, c).await {
+                match discover_chart(registry, c).await {
                     Ok(d) => {
                         match d.versions.first() {
                             Some(v) => charts.push(Chart {

@@ -214,6 +214,10 @@ enum Command {
         /// Promotions run at once.
         #[arg(long, default_value_t = barge_promote::DEFAULT_SLOTS)]
         workers: usize,
+        /// Keep audit events this long (a Go duration, e.g. 2160h for 90 days); older ones
+        /// are deleted hourly. Default: keep everything.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        audit_retention: Option<std::time::Duration>,
         #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
         work_dir: Option<std::path::PathBuf>,
         #[command(flatten)]
@@ -820,6 +824,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reload_interval,
             replica_id,
             workers,
+            audit_retention,
             work_dir,
             registry,
             db,
@@ -871,6 +876,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     replica_id,
                     git_rules: file.git_credential_rules(),
                     registry: config,
+                    audit_retention,
                 };
                 serve::serve(opts, catalog, store, engine).await
             })?;
@@ -1142,13 +1148,8 @@ fn discover(
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let reports = runtime.block_on(discover::run(
-        &catalog,
-        warehouse,
-        registry_config,
-        &git_rules,
-        store.as_ref(),
-    ))?;
+    let discoverer = discover::Discoverer::new(registry_config, &git_rules)?;
+    let reports = runtime.block_on(discoverer.run(&catalog, warehouse, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
         .iter()
@@ -1181,6 +1182,7 @@ async fn watch(
     passes: Option<u32>,
 ) -> Result<()> {
     use barge_core::schedule::Schedule;
+    let discoverer = discover::Discoverer::new(registry.clone(), git_rules)?;
     let mut warehouses = Vec::new();
     for (r, spec) in discover::warehouses(catalog, only) {
         let key = format!("{}/{}", r.project, r.name);
@@ -1199,7 +1201,7 @@ async fn watch(
         let now = discover::now_millis();
         for (name, schedule, last) in &mut warehouses {
             if schedule.next_due(*last, now) <= now {
-                let reports = discover::run(catalog, Some(name), registry.clone(), git_rules, store).await?;
+                let reports = discoverer.run(catalog, Some(name), store).await?;
                 print_reports(&reports, output)?;
                 *last = Some(discover::now_millis());
                 done += 1;

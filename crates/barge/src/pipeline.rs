@@ -27,7 +27,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub async fn read(store: &Store, project: &str) -> Result<Snapshot> {
-        let promotions = store.list_promotions(Some(project), None).await?;
+        let promotions = store.stage_promotions(project).await?;
         let mut last = BTreeMap::new();
         for p in &promotions {
             last.entry(p.stage.clone()).or_insert_with(|| p.clone());

@@ -19,6 +19,9 @@ use std::time::Duration;
 /// How long a claim on a promotion lasts without renewal; renewed every third of it.
 const LEASE: Duration = Duration::from_secs(30);
 
+/// The longest a Stage goes undecided while nothing happens.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+
 pub struct Options {
     pub paths: Vec<String>,
     pub once: bool,
@@ -28,6 +31,8 @@ pub struct Options {
     pub replica_id: String,
     pub registry: barge_registry::RegistryConfig,
     pub git_rules: Vec<barge_registry::CredentialRule>,
+    /// Delete audit events older than this (checked hourly); `None` keeps everything.
+    pub audit_retention: Option<Duration>,
 }
 
 /// What the loop, the promotion tasks and the API share.
@@ -111,20 +116,43 @@ pub async fn serve(opts: Options, catalog: Catalog, store: Store, engine: Engine
     let mut running_stages: HashSet<(String, String)> = HashSet::new();
     let mut tally = Tally::default();
     let mut stopping = false;
+    let mut last_prune = 0;
+    let discoverer = crate::discover::Discoverer::new(opts.registry.clone(), &opts.git_rules)?;
+    // Stages are decided again when something happened (Freight minted, a promotion
+    // finished, a call or a reload), and every RECONCILE_EVERY for what time alone changes
+    // (soak time running out, a window opening).
+    let mut dirty = true;
+    let mut last_reconcile = 0;
+    let mut seen_files = fingerprint(&opts.paths);
     loop {
+        if let Some(keep) = opts.audit_retention
+            && now_millis() - last_prune >= 3_600_000
+        {
+            last_prune = now_millis();
+            match store.prune_audit(now_millis() - keep.as_millis() as i64).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("audit retention removed {n} event(s)"),
+                Err(e) => tracing::warn!("audit retention failed: {e}"),
+            }
+        }
         if !opts.once && now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 {
             last_reload = now_millis();
-            reload(&shared, &opts.paths, &source).await;
+            dirty |= reload(&shared, &opts.paths, &source, &mut seen_files).await;
         }
         let catalog = shared.catalog();
         if !stopping {
-            let failed = discover_due(&shared, &catalog, &opts, &mut last_pass, !discovered_once).await;
+            let (failed, minted) =
+                discover_due(&shared, &discoverer, &catalog, &opts, &mut last_pass, !discovered_once).await;
             discovered_once = true;
+            dirty |= minted;
             tally.failures.extend(failed);
         }
-        let created = if stopping {
+        let due = opts.once || dirty || now_millis() - last_reconcile >= RECONCILE_EVERY.as_millis() as i64;
+        let created = if stopping || !due {
             0
         } else {
+            dirty = false;
+            last_reconcile = now_millis();
             reconcile(&shared, &catalog).await
         };
         let mut launched = 0;
@@ -170,6 +198,7 @@ pub async fn serve(opts: Options, catalog: Catalog, store: Store, engine: Engine
         };
         tokio::select! {
             done = running.join_next(), if !running.is_empty() => {
+                dirty = true;
                 if let Some(Ok((project, stage, name, phase))) = done {
                     running_stages.remove(&(project, stage));
                     let phase = phase.unwrap_or_else(|e| {
@@ -184,7 +213,7 @@ pub async fn serve(opts: Options, catalog: Catalog, store: Store, engine: Engine
                 }
             }
             _ = tokio::time::sleep(tick) => {}
-            _ = shared.wake.notified() => {}
+            _ = shared.wake.notified() => dirty = true,
             _ = shutdown.notified(), if !stopping => {
                 eprintln!("barge: stopping: no new work; waiting for {} running promotion(s)", running.len());
                 stopping = true;
@@ -227,9 +256,40 @@ fn tokio_util_shutdown() -> Arc<tokio::sync::Notify> {
     notify
 }
 
+/// What the local definition files look like (path, size, modification time), to skip a
+/// reload when nothing changed; `None` when a source is a Git repository (always reloaded).
+fn fingerprint(paths: &[String]) -> Option<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let barge_source::Source::Path(path) = barge_source::parse_source(p) else {
+            return None;
+        };
+        let files = if path.is_dir() {
+            barge_source::yaml_files(&path).ok()?
+        } else {
+            vec![path]
+        };
+        for f in files {
+            let m = std::fs::metadata(&f).ok()?;
+            out.push((f, m.len(), m.modified().ok()?));
+        }
+    }
+    Some(out)
+}
+
 /// Loads the definitions again; a valid change replaces the running ones (and is recorded),
-/// an invalid one is reported and ignored.
-async fn reload(shared: &Shared, paths: &[String], source: &str) {
+/// an invalid one is reported and ignored. Returns whether the definitions changed.
+async fn reload(
+    shared: &Shared,
+    paths: &[String],
+    source: &str,
+    seen: &mut Option<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>>,
+) -> bool {
+    let now_seen = fingerprint(paths);
+    if now_seen.is_some() && &now_seen == seen {
+        return false;
+    }
+    *seen = now_seen;
     let loaded = tokio::task::spawn_blocking({
         let paths = paths.to_vec();
         move || crate::load_catalog(&paths)
@@ -239,15 +299,15 @@ async fn reload(shared: &Shared, paths: &[String], source: &str) {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
             tracing::warn!("cannot reload the definitions (keeping the last good ones): {e}");
-            return;
+            return false;
         }
         Err(e) => {
             tracing::warn!("reload failed: {e}");
-            return;
+            return false;
         }
     };
     if catalog.texts == shared.catalog().texts {
-        return;
+        return false;
     }
     if catalog.errors() > 0 {
         let text = crate::render::diagnostics_text(&catalog, false);
@@ -276,7 +336,7 @@ async fn reload(shared: &Shared, paths: &[String], source: &str) {
             kept.texts = catalog.texts;
             *c = Arc::new(kept);
         }
-        return;
+        return false;
     }
     match shared
         .store
@@ -288,8 +348,12 @@ async fn reload(shared: &Shared, paths: &[String], source: &str) {
             if let Ok(mut c) = shared.catalog.write() {
                 *c = Arc::new(catalog);
             }
+            true
         }
-        Err(e) => tracing::warn!("cannot record the reloaded definitions: {e}"),
+        Err(e) => {
+            tracing::warn!("cannot record the reloaded definitions: {e}");
+            false
+        }
     }
 }
 
@@ -297,17 +361,19 @@ async fn reload(shared: &Shared, paths: &[String], source: &str) {
 /// asked); returns what failed.
 async fn discover_due(
     shared: &Shared,
+    discoverer: &crate::discover::Discoverer,
     catalog: &Catalog,
     opts: &Options,
     last_pass: &mut HashMap<(String, String), i64>,
     first: bool,
-) -> Vec<String> {
+) -> (Vec<String>, bool) {
     let requested: HashSet<(String, String)> = shared
         .refresh
         .lock()
         .map(|mut r| std::mem::take(&mut *r))
         .unwrap_or_default();
     let mut failed = Vec::new();
+    let mut minted = false;
     for (r, spec) in crate::discover::warehouses(catalog, None) {
         let key = (r.project.clone(), r.name.clone());
         let due = if first || requested.contains(&key) {
@@ -328,15 +394,7 @@ async fn discover_due(
             continue;
         }
         last_pass.insert(key, now_millis());
-        match crate::discover::run(
-            catalog,
-            Some(&r.name),
-            opts.registry.clone(),
-            &opts.git_rules,
-            Some(&shared.store),
-        )
-        .await
-        {
+        match discoverer.run(catalog, Some(&r.name), Some(&shared.store)).await {
             Ok(reports) => {
                 for report in reports.iter().filter(|rep| rep.project == r.project) {
                     for s in &report.subscriptions {
@@ -348,6 +406,7 @@ async fn discover_due(
                     if report.stored == Some("created")
                         && let Some(f) = &report.freight
                     {
+                        minted = true;
                         eprintln!(
                             "barge: warehouse {} minted freight {}",
                             report.warehouse,
@@ -362,7 +421,7 @@ async fn discover_due(
             }
         }
     }
-    failed
+    (failed, minted)
 }
 
 /// Creates the auto-promotions policy allows now; returns how many.
