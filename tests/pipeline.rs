@@ -513,13 +513,54 @@ async fn a_closed_window_defers_auto_promotion_and_manual_promotion_needs_a_reas
     );
 }
 
-/// A daemon in the background, killed when dropped.
-struct Daemon(std::process::Child);
+/// `barge serve` with its API in the background (log in `log`), killed when dropped.
+struct Daemon {
+    child: std::process::Child,
+    server: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Runs a verb through the daemon's API with this token.
+    fn api(&self, fx: &Fixture, args: &[&str], token: &str) -> Output {
+        fx.command(args)
+            .env("BARGE_SERVER", &self.server)
+            .env("BARGE_TOKEN", token)
+            .output()
+            .unwrap()
+    }
+}
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Fixture {
+    /// Starts `barge serve --listen` with these extra flags (and BARGE_TOKEN, when given).
+    fn daemon(&self, extra: &[&str], token_env: Option<&str>) -> Daemon {
+        let port = support::free_port();
+        let log = self.dir.path().join("serve.log");
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["serve", self.defs.to_str().unwrap(), "--listen", &listen];
+        args.extend(extra);
+        let mut c = self.command(&args);
+        if let Some(t) = token_env {
+            c.env("BARGE_TOKEN", t);
+        }
+        let child = c
+            .env("BARGE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon {
+            child,
+            server: format!("http://{listen}"),
+            log,
+        }
     }
 }
 
@@ -547,33 +588,12 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     let fx = Fixture::new(b, "0s", "[]").await;
     std::fs::remove_file(fx.web.join("healthz")).unwrap();
     fx.push("1.0.0").await;
-    let port = support::free_port();
+    // The token comes from a file here (and from BARGE_TOKEN in the reload test).
     let token = fx.dir.path().join("token");
     std::fs::write(&token, "s3cret-token\n").unwrap();
-    let server = format!("http://127.0.0.1:{port}");
-    let log = fx.dir.path().join("serve.log");
-    let _daemon = Daemon(
-        fx.command(&[
-            "serve",
-            fx.defs.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--token-file",
-            token.to_str().unwrap(),
-        ])
-        .env("BARGE_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap(),
-    );
-    let via_api = |args: &[&str]| -> Output {
-        fx.command(args)
-            .env("BARGE_SERVER", &server)
-            .env("BARGE_TOKEN", "s3cret-token")
-            .output()
-            .unwrap()
-    };
+    let daemon = fx.daemon(&["--token-file", token.to_str().unwrap()], None);
+    let log = daemon.log.clone();
+    let via_api = |args: &[&str]| daemon.api(&fx, args, "s3cret-token");
     // Staging waits on its health check forever.
     wait_for("staging to be promoting", Duration::from_secs(60), || {
         staging_promotion(&fx).is_some_and(|p| p["phase"] == "Running") || panic_if_gone(&log)
@@ -582,7 +602,7 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     // The API refuses a wrong token, without echoing it.
     let denied = fx
         .command(&["get", "stages"])
-        .env("BARGE_SERVER", &server)
+        .env("BARGE_SERVER", &daemon.server)
         .env("BARGE_TOKEN", "guess")
         .output()
         .unwrap();
@@ -712,31 +732,9 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
 async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request(b: Backend) {
     let fx = Fixture::new(b, "0s", "[]").await;
     fx.push("1.0.0").await;
-    let port = support::free_port();
-    let server = format!("http://127.0.0.1:{port}");
-    let log = fx.dir.path().join("serve.log");
-    let _daemon = Daemon(
-        fx.command(&[
-            "serve",
-            fx.defs.to_str().unwrap(),
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--reload-interval",
-            "200ms",
-        ])
-        .env("BARGE_TOKEN", "t0ken")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap(),
-    );
-    let api = |args: &[&str]| -> Output {
-        fx.command(args)
-            .env("BARGE_SERVER", &server)
-            .env("BARGE_TOKEN", "t0ken")
-            .output()
-            .unwrap()
-    };
+    let daemon = fx.daemon(&["--reload-interval", "200ms"], Some("t0ken"));
+    let log = daemon.log.clone();
+    let api = |args: &[&str]| daemon.api(&fx, args, "t0ken");
     wait_for("dev to get 1.0.0", Duration::from_secs(60), || {
         panic_if_gone(&log) || fx.commits("dev:") == 1
     });

@@ -26,15 +26,13 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// A plain connection to the store's database, beside `Store`.
+async fn pool(url: &str) -> sqlx::AnyPool {
+    AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap()
+}
+
 async fn fill(url: &str, backend: Backend, rows: i64) {
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&match backend {
-            Backend::Sqlite => format!("{url}?mode=rwc"),
-            Backend::Postgres => url.to_string(),
-        })
-        .await
-        .unwrap();
+    let pool = pool(url).await;
     let body = "'{\"step\":\"task-1::step-' || (x % 7) || '\",\"uses\":\"git-push\",\"status\":\"Succeeded\",\"outputs\":{\"commit\":\"' || x || '\"}}'";
     let select = format!(
         "SELECT x * 10, 'demo', 'promotion.step', 'Promotion/p' || x, 'alice', 'stage-' || (x % {STAGES}), 'freight-' || (x % {FREIGHT}), {body}"
@@ -63,15 +61,8 @@ async fn time(store: &Store, q: &AuditQuery<'_>) -> Vec<Duration> {
     out
 }
 
-async fn floor(url: &str, backend: Backend, rows: i64) -> Vec<Duration> {
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&match backend {
-            Backend::Sqlite => format!("{url}?mode=rw"),
-            Backend::Postgres => url.to_string(),
-        })
-        .await
-        .unwrap();
+async fn floor(url: &str, rows: i64) -> Vec<Duration> {
+    let pool = pool(url).await;
     let mut out = Vec::with_capacity(RUNS);
     for i in 0..RUNS as i64 {
         let t = Instant::now();
@@ -120,7 +111,7 @@ async fn main() {
             "\n{backend:?}: {rows} audit events written in {:.1}s",
             t.elapsed().as_secs_f64()
         );
-        let floor = percentile(floor(&url, backend, rows).await, 0.99);
+        let floor = percentile(floor(&url, rows).await, 0.99);
         println!("  floor (one row by primary key)    p99 {}", ms(floor));
         let since = rows * 10 - 3_600_000;
         let queries: [(&str, AuditQuery); 4] = [
