@@ -27,7 +27,7 @@ kind: ProjectConfig
 metadata: {name: shop, namespace: shop}
 spec:
   promotionPolicies:
-    - stageSelector: {name: "regex:^(dev|staging)$"}
+    - stageSelector: {name: "regex:^(dev|staging|gate)$"}
       autoPromotionEnabled: true
   promotionWindows: WINDOWS
 ---
@@ -85,6 +85,15 @@ spec:
           config:
             url: http://127.0.0.1:HEALTH_PORT/healthz
             successExpression: response.status == 200
+---
+# A control-flow Stage: no steps, it only records that Freight passed dev.
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: gate, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [dev]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Stage
@@ -311,6 +320,12 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
         dev["current"]["verification"], "Succeeded",
         "no verification: verified on arrival"
     );
+    let gate = fx.request("gate");
+    assert_eq!(
+        (gate["state"].as_str(), gate["current"]["alias"].as_str()),
+        (Some("UpToDate"), Some(alias.as_str())),
+        "control-flow stages take Freight without steps"
+    );
     let prod = fx.request("prod");
     assert_eq!(prod["state"], "Waiting");
     assert_eq!(prod["reason"], "NoAutoPromotionPolicy");
@@ -326,7 +341,7 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
     assert_eq!(fx.commits("dev:"), 1);
 
     // A person promotes prod, with the definitions `barge serve` recorded in the store.
-    fx.ok(&["promote", "--stage", "prod", "--freight", &alias]);
+    fx.ok(&["promote", "--stage", "prod", "--freight-alias", &alias]);
     assert_eq!(fx.pinned("prod"), "1.0.0");
     assert_eq!(fx.request("prod")["state"], "UpToDate");
 
@@ -339,7 +354,7 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
     );
     let freight = fx.json(&["get", "freight", &fx.alias_of("1.1.0")]);
     let currently: Vec<&String> = freight["status"]["currentlyIn"].as_object().unwrap().keys().collect();
-    assert_eq!(currently, ["dev", "staging"]);
+    assert_eq!(currently, ["dev", "gate", "staging"]);
 
     // The history says what ran where, when and by whom.
     let history = fx.json(&["history", "--stage", "prod"]);
@@ -367,7 +382,15 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
         .filter(|e| e["kind"] == "promotion.created")
         .map(|e| e["actor"].as_str().unwrap())
         .collect();
-    assert_eq!(auto, ["alice", "barge (auto-promotion)", "barge (auto-promotion)"]);
+    assert_eq!(
+        auto,
+        [
+            "alice",
+            "barge (auto-promotion)",
+            "barge (auto-promotion)",
+            "barge (auto-promotion)"
+        ]
+    );
     let minted = fx
         .json(&["history", "--freight", &alias])
         .as_array()
@@ -377,7 +400,7 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
         .count();
     assert_eq!(minted, 1);
     let promotions = fx.json(&["get", "promotions"]);
-    assert_eq!(promotions.as_array().unwrap().len(), 5);
+    assert_eq!(promotions.as_array().unwrap().len(), 7);
     assert!(promotions.as_array().unwrap().iter().all(|p| p["phase"] == "Succeeded"));
     let name = promotions[0]["name"].as_str().unwrap();
     assert!(
@@ -718,6 +741,7 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
         1
     );
     let history = fx.json(&["history", "--limit", "1000"]);
+    // dev, the gate and staging: each promoted once.
     let count = |kind: &str| history.as_array().unwrap().iter().filter(|e| e["kind"] == kind).count();
     assert_eq!(
         (
@@ -725,7 +749,7 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
             count("promotion.created"),
             count("stage.entered")
         ),
-        (1, 2, 2)
+        (1, 3, 3)
     );
 }
 
@@ -772,13 +796,13 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
             .any(|e| e["kind"] == "config.rejected")
     );
     let stages: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap();
-    assert_eq!(stages.as_array().unwrap().len(), 3);
-    // A good change (a fourth Stage) is picked up.
+    assert_eq!(stages.as_array().unwrap().len(), 4);
+    // A good change (a fifth Stage) is picked up.
     let qa = "\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {name: qa, namespace: shop}\nspec:\n  requestedFreight:\n    - origin: {kind: Warehouse, name: app}\n      sources: {stages: [dev]}\n";
     std::fs::write(&file, format!("{good}{qa}")).unwrap();
     wait_for("the reload", Duration::from_secs(20), || {
         let v: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap_or_default();
-        v.as_array().is_some_and(|a| a.len() == 4)
+        v.as_array().is_some_and(|a| a.len() == 5)
     });
     let reloads = fx.json(&["history", "--limit", "1000"]);
     let reloaded = reloads
@@ -789,5 +813,5 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
         .count();
     assert_eq!(reloaded, 2, "the first load and the good change");
     // Verbs against the store alone read the definitions the daemon recorded.
-    assert_eq!(fx.json(&["get", "stages"]).as_array().unwrap().len(), 4);
+    assert_eq!(fx.json(&["get", "stages"]).as_array().unwrap().len(), 5);
 }

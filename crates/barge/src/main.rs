@@ -144,8 +144,8 @@ enum Command {
         /// Promote into every Stage directly downstream of this one.
         #[arg(long, value_name = "STAGE", conflicts_with = "stage")]
         downstream_from: Option<String>,
-        /// The Freight: its name (ID) or alias.
-        #[arg(long, value_name = "ID|ALIAS")]
+        /// The Freight: its name (ID) or alias (`--freight-alias` works too, as in kargo).
+        #[arg(long, value_name = "ID|ALIAS", alias = "freight-alias")]
         freight: String,
         /// The Stage's project (needed only when several projects have a Stage of that name).
         #[arg(long)]
