@@ -63,6 +63,19 @@ impl Catalog {
             .count()
     }
 
+    /// Drops what only validation needs, the YAML trees kept for positions, once the
+    /// definitions are validated: a daemon keeps its catalog for days, and the trees are most
+    /// of its size. Diagnostics already made keep their positions.
+    pub fn compact(&mut self) {
+        for r in &mut self.resources {
+            r.node = crate::yaml::Node {
+                span: r.node.span,
+                value: crate::yaml::Value::Null,
+                plain: None,
+            };
+        }
+    }
+
     /// Loads one file's text. `file` is the name diagnostics use.
     pub fn load_text(&mut self, file: &str, text: &str) {
         self.texts.insert(file.to_string(), text.to_string());

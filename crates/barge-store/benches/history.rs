@@ -95,6 +95,22 @@ fn cli(url: &str, args: &[&str]) -> Vec<Duration> {
         .collect()
 }
 
+/// `psql` connecting and running `barge history --stage`'s query, 30 times.
+fn psql(url: &str) -> Vec<Duration> {
+    let query = "SELECT id, at, project, kind, subject, actor, stage, freight, body FROM audit WHERE stage = 'stage-7' ORDER BY at DESC, id DESC LIMIT 100";
+    (0..30)
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new(format!("{}/psql", postgres::pg_bin()))
+                .args([url, "-qAt", "-c", query])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            t.elapsed()
+        })
+        .collect()
+}
+
 #[tokio::main]
 async fn main() {
     let rows: i64 = std::env::args()
@@ -159,11 +175,21 @@ async fn main() {
             );
         }
         let runs = cli(&url, &["--stage", "stage-7"]);
+        // A new PostgreSQL connection forks a server process: `psql` running the same query is
+        // the floor for any short-lived client.
+        let psql = (backend == Backend::Postgres).then(|| psql(&url));
         if runs.is_empty() {
             println!("  (build target/release/barge to time the CLI end to end)");
         } else {
             println!(
                 "  `barge history --stage stage-7` process, end to end: p50 {}  p99 {}",
+                ms(percentile(runs.clone(), 0.5)),
+                ms(percentile(runs, 0.99))
+            );
+        }
+        if let Some(runs) = psql {
+            println!(
+                "  floor: psql running the same query, end to end:     p50 {}  p99 {}",
                 ms(percentile(runs.clone(), 0.5)),
                 ms(percentile(runs, 0.99))
             );

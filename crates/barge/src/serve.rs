@@ -66,8 +66,9 @@ struct Tally {
     failures: Vec<String>,
 }
 
-pub async fn serve(opts: Options, catalog: Catalog, store: Store, engine: Engine) -> Result<bool> {
+pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> Result<bool> {
     let source = opts.paths.join(" ");
+    catalog.compact();
     store.save_definitions(&source, &catalog.texts, now_millis()).await?;
     let shared = Arc::new(Shared {
         store: store.clone(),

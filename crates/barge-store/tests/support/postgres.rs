@@ -37,7 +37,7 @@ fn as_postgres_user(script: &str) -> Command {
 }
 
 /// PostgreSQL's server binaries (Debian's location unless `PG_BIN` says otherwise).
-fn pg_bin() -> String {
+pub fn pg_bin() -> String {
     std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
 }
 
