@@ -466,7 +466,15 @@ impl Store {
         .bind(p.created_at)
         .bind(p.updated_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Another writer queued one for this Stage in the meantime.
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(format!(
+                "stage {} already has a promotion in progress; wait for it or abort it",
+                p.stage
+            )),
+            e => e.into(),
+        })?;
         let subject = format!("Promotion/{}", p.name);
         let body = serde_json::json!({"stage": p.stage, "freight": p.freight});
         insert_audit(

@@ -54,7 +54,35 @@ conformance!(
     promotions_are_claimed_leased_and_aborted,
     history_filters_newest_first,
     definitions_are_recorded_when_they_change,
+    racing_replicas_queue_one_promotion_per_stage,
 );
+
+async fn racing_replicas_queue_one_promotion_per_stage(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let u = url(b, &dir);
+    // Separate stores, as separate replicas would have.
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        replicas.push(Store::open(&u).await.unwrap());
+    }
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = replicas[i % 4].clone();
+        tasks.push(tokio::spawn(async move {
+            s.create_promotion(&promotion(&format!("dev.{i}.f1"), "dev", "f1", "Pending", 100))
+                .await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(e) => assert_eq!(e.class(), barge_core::ErrorClass::Conflict, "{e}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(replicas[0].stage_promotions("demo").await.unwrap().len(), 1);
+}
 
 fn promotion(name: &str, stage: &str, freight: &str, phase: &str, at: i64) -> barge_store::StoredPromotion {
     barge_store::StoredPromotion {

@@ -55,3 +55,8 @@ CREATE TABLE definitions (
 ALTER TABLE promotions ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE promotions ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX promotions_by_phase ON promotions (phase, created_at);
+
+-- One unfinished promotion per Stage, enforced by the database: replicas sharing a
+-- PostgreSQL store may reconcile the same Stage at the same moment.
+CREATE UNIQUE INDEX one_unfinished_promotion_per_stage ON promotions (project, stage)
+    WHERE phase IN ('Pending', 'Running');
