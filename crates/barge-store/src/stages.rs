@@ -135,20 +135,10 @@ impl Store {
         entry: Option<&StageEntry<'_>>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let current: Option<String> = sqlx::query("SELECT phase FROM promotions WHERE project = $1 AND name = $2")
-            .bind(project)
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get("phase"))
-            .transpose()?;
-        match current.as_deref() {
-            None => return Err(StoreError::NotFound(format!("promotion {name} in project {project}"))),
-            Some("Aborted") => return Err(StoreError::Aborted(name.to_string())),
-            Some(_) => {}
-        }
-        sqlx::query(
-            "UPDATE promotions SET state = $1, phase = $2, message = $3, updated_at = $4 WHERE project = $5 AND name = $6",
+        // Conditional, so an abort that commits between a read and this write still wins.
+        let updated = sqlx::query(
+            "UPDATE promotions SET state = $1, phase = $2, message = $3, updated_at = $4 \
+             WHERE project = $5 AND name = $6 AND phase <> 'Aborted'",
         )
         .bind(state.to_string())
         .bind(phase)
@@ -158,6 +148,20 @@ impl Store {
         .bind(name)
         .execute(&mut *tx)
         .await?;
+        if updated.rows_affected() == 0 {
+            let exists = sqlx::query("SELECT phase FROM promotions WHERE project = $1 AND name = $2")
+                .bind(project)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            tx.rollback().await?;
+            return Err(if exists {
+                StoreError::Aborted(name.to_string())
+            } else {
+                StoreError::NotFound(format!("promotion {name} in project {project}"))
+            });
+        }
         if matches!(phase, "Succeeded" | "Failed" | "Errored") {
             let body = serde_json::json!({"phase": phase, "message": message});
             let subject = format!("Promotion/{name}");
