@@ -486,6 +486,29 @@ async fn a_manual_promotion_holds_auto_promotion_until_released(b: Backend) {
         .filter(|k| k.starts_with("stage.held") || k.starts_with("stage.released"))
         .collect();
     assert_eq!(kinds, ["stage.held", "stage.released", "stage.held"]);
+    // Prod has no auto-promotion: there is nothing to hold.
+    let refused = fx.run(&["hold", "stage", "prod"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("no auto-promotion to hold"),
+        "{}",
+        stderr(&refused)
+    );
+    // A policy that stops enabling auto-promotion clears the holds (Kargo's rule).
+    let file = fx.defs.join("shop.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("regex:^(dev|staging|gate)$", "regex:^(staging|gate)$"),
+    )
+    .unwrap();
+    fx.once_ok();
+    assert!(fx.json(&["get", "stage", "dev"])[0].get("holds").is_none());
+    let cleared = fx.json(&["history", "--stage", "dev", "--limit", "1"]);
+    assert_eq!(
+        (cleared[0]["kind"].as_str(), cleared[0]["actor"].as_str()),
+        (Some("stage.released"), Some("barge (auto-promotion disabled)"))
+    );
 }
 
 async fn a_closed_window_defers_auto_promotion_and_manual_promotion_needs_a_reason(b: Backend) {

@@ -324,6 +324,9 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
         Call::Hold { project, stage, actor } => {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            if !def.auto_promotion {
+                bail!("Stage {stage} has no auto-promotion to hold: no ProjectConfig promotion policy enables it");
+            }
             let snap = Snapshot::read(store, def.project).await?;
             let status = pipeline::stage_status(catalog, &snap, def, now)?;
             let mut held = Vec::new();

@@ -19,6 +19,9 @@ use std::time::Duration;
 /// How long a claim on a promotion lasts without renewal; renewed every third of it.
 const LEASE: Duration = Duration::from_secs(30);
 
+/// Who clears holds when a policy stops enabling auto-promotion.
+const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
+
 /// The longest a Stage goes undecided while nothing happens.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 
@@ -445,6 +448,18 @@ async fn reconcile(shared: &Shared, catalog: &Catalog) -> usize {
                     continue;
                 }
             };
+            // Disabling auto-promotion clears the Stage's holds, as in Kargo: there is nothing
+            // left for them to hold back, and re-enabling must not find stale ones.
+            if !def.auto_promotion && !status.holds.is_empty() {
+                match shared
+                    .store
+                    .release_stage(def.project, def.name, DISABLED_ACTOR, now)
+                    .await
+                {
+                    Ok(n) => tracing::info!(stage = %def.name, "auto-promotion is off: {n} hold(s) cleared"),
+                    Err(e) => tracing::warn!(stage = %def.name, "cannot clear holds: {e}"),
+                }
+            }
             // One promotion per Stage at a time: the first request that is ready goes.
             let Some(freight) = status
                 .requests
