@@ -118,40 +118,40 @@ fn entry<'a>(
     }
 }
 
+/// A promotion into dev, created at `created` and succeeded at `finished`.
+async fn promote_into_dev(
+    s: &Store,
+    name: &str,
+    freight: &str,
+    created: i64,
+    finished: i64,
+    verified: bool,
+    hold: barge_store::HoldChange,
+) {
+    s.create_promotion(&promotion(name, "dev", freight, "Running", created))
+        .await
+        .unwrap();
+    let entry = entry("dev", freight, name, verified, hold);
+    s.save_promotion_state(
+        "demo",
+        name,
+        &serde_json::json!({}),
+        "Succeeded",
+        "",
+        finished,
+        Some(&entry),
+    )
+    .await
+    .unwrap();
+}
+
 async fn freight_moves_through_stages(b: Backend) {
     use barge_store::HoldChange;
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&url(b, &dir)).await.unwrap();
-    let st = serde_json::json!({});
-    s.create_promotion(&promotion("dev.a.f1", "dev", "f1", "Running", 100))
-        .await
-        .unwrap();
-    s.save_promotion_state(
-        "demo",
-        "dev.a.f1",
-        &st,
-        "Succeeded",
-        "",
-        1_000,
-        Some(&entry("dev", "f1", "dev.a.f1", true, HoldChange::Keep)),
-    )
-    .await
-    .unwrap();
+    promote_into_dev(&s, "dev.a.f1", "f1", 100, 1_000, true, HoldChange::Keep).await;
     // f2 replaces f1 in dev three seconds later; a person chose it, so auto-promotion is held.
-    s.create_promotion(&promotion("dev.b.f2", "dev", "f2", "Running", 3_500))
-        .await
-        .unwrap();
-    s.save_promotion_state(
-        "demo",
-        "dev.b.f2",
-        &st,
-        "Succeeded",
-        "",
-        4_000,
-        Some(&entry("dev", "f2", "dev.b.f2", false, HoldChange::Set)),
-    )
-    .await
-    .unwrap();
+    promote_into_dev(&s, "dev.b.f2", "f2", 3_500, 4_000, false, HoldChange::Set).await;
     let facts = s.freight_stages("demo").await.unwrap();
     let f1 = facts.iter().find(|f| f.freight == "f1").unwrap();
     assert_eq!(
@@ -207,20 +207,7 @@ async fn freight_moves_through_stages(b: Backend) {
         (Some("bob"), Some(6_000), None)
     );
     // Promoting the candidate again clears the hold; f1 comes back, its soak so far kept.
-    s.create_promotion(&promotion("dev.c.f1", "dev", "f1", "Running", 7_000))
-        .await
-        .unwrap();
-    s.save_promotion_state(
-        "demo",
-        "dev.c.f1",
-        &st,
-        "Succeeded",
-        "",
-        8_000,
-        Some(&entry("dev", "f1", "dev.c.f1", true, HoldChange::Clear)),
-    )
-    .await
-    .unwrap();
+    promote_into_dev(&s, "dev.c.f1", "f1", 7_000, 8_000, true, HoldChange::Clear).await;
     assert!(s.holds("demo").await.unwrap().is_empty());
     let facts = s.freight_stages("demo").await.unwrap();
     let f1 = facts.iter().find(|f| f.freight == "f1" && f.stage == "dev").unwrap();
