@@ -439,6 +439,23 @@ async fn soak_time_delays_staging_until_it_passes_or_is_approved(b: Backend) {
     fx.ok(&["approve", "--freight", &alias, "--stage", "staging"]);
     fx.once_ok();
     assert_eq!(fx.pinned("staging"), "1.0.0");
+    // Newer Freight: staging is up to date with what is available, and says why the newer one
+    // is not.
+    fx.push("1.1.0").await;
+    fx.once_ok();
+    let staging = fx.request("staging");
+    assert_eq!(
+        (staging["state"].as_str(), staging["current"]["alias"].as_str()),
+        (Some("UpToDate"), Some(alias.as_str()))
+    );
+    let newer = fx.alias_of("1.1.0");
+    assert!(
+        staging["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("newer: {newer} must soak in dev for")),
+        "{staging}"
+    );
     let approvals = fx.json(&["history", "--stage", "staging"]);
     assert!(
         approvals

@@ -302,7 +302,18 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
         let decision = barge_core::stage::decide(&view, &req.sources, &freight, now);
         let display = |n: &str| snap.display(n);
         let (state, candidate, reason, message) = match &decision {
-            Decision::UpToDate { freight } => ("UpToDate", Some(freight.clone()), None, String::new()),
+            Decision::UpToDate { freight: has } => {
+                // Up to date with what is available; say why newer Freight is not (yet).
+                let newest = freight
+                    .iter()
+                    .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
+                let message = newest
+                    .filter(|n| &n.name != has)
+                    .and_then(|n| barge_core::stage::availability(n, def.name, &req.sources, now).err())
+                    .map(|w| format!("newer: {}", w.message(now, &display)))
+                    .unwrap_or_default();
+                ("UpToDate", Some(has.clone()), None, message)
+            }
             Decision::Promote { freight } => (
                 "Promote",
                 Some(freight.clone()),
