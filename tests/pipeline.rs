@@ -245,6 +245,19 @@ impl Fixture {
         assert!(out.status.success(), "serve --once failed:\n{}", stderr(&out));
     }
 
+    /// The audit events of one kind that `barge history ARGS` shows, newest first.
+    fn events(&self, args: &[&str], kind: &str) -> Vec<Value> {
+        let mut a = vec!["history", "--limit", "1000"];
+        a.extend(args);
+        let all = self.json(&a);
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
     /// The stage's one freight request, as `barge get stage` reports it.
     fn request(&self, stage: &str) -> Value {
         let v = self.json(&["get", "stage", stage]);
@@ -374,14 +387,8 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
             ("promotion.created", "alice")
         ]
     );
-    let by_freight = fx.json(&["history", "--freight", &alias]);
-    let auto: Vec<&str> = by_freight
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "promotion.created")
-        .map(|e| e["actor"].as_str().unwrap())
-        .collect();
+    let created = fx.events(&["--freight", &alias], "promotion.created");
+    let auto: Vec<&str> = created.iter().map(|e| e["actor"].as_str().unwrap()).collect();
     assert_eq!(
         auto,
         [
@@ -391,14 +398,7 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
             "barge (auto-promotion)"
         ]
     );
-    let minted = fx
-        .json(&["history", "--freight", &alias])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "freight.minted")
-        .count();
-    assert_eq!(minted, 1);
+    assert_eq!(fx.events(&["--freight", &alias], "freight.minted").len(), 1);
     let promotions = fx.json(&["get", "promotions"]);
     assert_eq!(promotions.as_array().unwrap().len(), 7);
     assert!(promotions.as_array().unwrap().iter().all(|p| p["phase"] == "Succeeded"));
@@ -456,14 +456,8 @@ async fn soak_time_delays_staging_until_it_passes_or_is_approved(b: Backend) {
             .starts_with(&format!("newer: {newer} must soak in dev for")),
         "{staging}"
     );
-    let approvals = fx.json(&["history", "--stage", "staging"]);
-    assert!(
-        approvals
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "freight.approved" && e["actor"] == "alice")
-    );
+    let approvals = fx.events(&["--stage", "staging"], "freight.approved");
+    assert!(approvals.iter().any(|e| e["actor"] == "alice"));
 }
 
 async fn a_manual_promotion_holds_auto_promotion_until_released(b: Backend) {
@@ -561,14 +555,7 @@ async fn a_closed_window_defers_auto_promotion_and_manual_promotion_needs_a_reas
         "hotfix INC-42",
     ]);
     assert_eq!(fx.pinned("dev"), "1.0.0");
-    let overrides: Vec<Value> = fx
-        .json(&["history", "--stage", "dev"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "window.overridden")
-        .cloned()
-        .collect();
+    let overrides = fx.events(&["--stage", "dev"], "window.overridden");
     assert_eq!(overrides.len(), 1);
     assert_eq!(
         (overrides[0]["actor"].as_str(), overrides[0]["body"]["reason"].as_str()),
@@ -827,14 +814,7 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
         text.contains("shop.yaml:") && text.contains("nowhere"),
         "the diagnostics are shown: {text}"
     );
-    let rejected = fx.json(&["history", "--limit", "1000"]);
-    assert!(
-        rejected
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["kind"] == "config.rejected")
-    );
+    assert!(!fx.events(&[], "config.rejected").is_empty());
     let stages: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap();
     assert_eq!(stages.as_array().unwrap().len(), 4);
     // A good change (a fifth Stage) is picked up.
@@ -844,13 +824,7 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
         let v: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap_or_default();
         v.as_array().is_some_and(|a| a.len() == 5)
     });
-    let reloads = fx.json(&["history", "--limit", "1000"]);
-    let reloaded = reloads
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "config.reloaded")
-        .count();
+    let reloaded = fx.events(&[], "config.reloaded").len();
     assert_eq!(reloaded, 2, "the first load and the good change");
     // Verbs against the store alone read the definitions the daemon recorded.
     assert_eq!(fx.json(&["get", "stages"]).as_array().unwrap().len(), 5);

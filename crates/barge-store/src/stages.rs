@@ -209,6 +209,20 @@ impl Store {
         row.as_ref().map(promotion_row).transpose()
     }
 
+    /// The promotions with this name, in any project (names embed a ULID, so at most one in
+    /// practice): what `barge get promotion NAME` and `barge abort promotion NAME` look up.
+    pub async fn promotions_named(&self, name: &str) -> Result<Vec<StoredPromotion>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            promotion_columns!(),
+            " FROM promotions WHERE name = $1 ORDER BY project"
+        ))
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(promotion_row).collect()
+    }
+
     /// Per Stage of a project: its newest promotion, and any that are Pending or Running;
     /// `plan` and `state` are left null. This is what deciding a Stage needs, read every
     /// reconcile without loading every promotion's plan.

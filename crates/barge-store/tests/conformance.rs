@@ -9,6 +9,16 @@ mod postgres_server;
 use postgres_server::url;
 use std::collections::HashSet;
 
+/// The kinds of a project's audit events, oldest first.
+async fn audit_kinds(s: &Store) -> Vec<String> {
+    s.list_audit(Some("demo"), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect()
+}
+
 fn freight(warehouse: &str, tag: &str) -> Freight {
     let origin = FreightOrigin {
         kind: "Warehouse".into(),
@@ -229,13 +239,7 @@ async fn freight_moves_through_stages(b: Backend) {
     assert_eq!(s.holds("demo").await.unwrap()[0].actor, "carol");
     assert_eq!(s.release_stage("demo", "dev", "dave", 9_500).await.unwrap(), 1);
     assert_eq!(s.release_stage("demo", "dev", "dave", 9_600).await.unwrap(), 0);
-    let kinds: Vec<String> = s
-        .list_audit(Some("demo"), 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.kind)
-        .collect();
+    let kinds = audit_kinds(&s).await;
     assert_eq!(
         kinds,
         [
@@ -330,6 +334,15 @@ async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
         s.get_promotion("demo", "dev.a.f1").await.unwrap().unwrap().phase,
         "Aborted"
     );
+    let named: Vec<String> = s
+        .promotions_named("dev.a.f1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.phase)
+        .collect();
+    assert_eq!(named, ["Aborted"]);
+    assert!(s.promotions_named("nope").await.unwrap().is_empty());
     let again = s.abort_promotion("demo", "dev.a.f1", "bob", 28_000).await.unwrap_err();
     assert_eq!(again.class(), barge_core::ErrorClass::Conflict);
     // The stage is free for a new promotion.
@@ -484,13 +497,7 @@ async fn metadata_merges_and_aliases_rename(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(taken.class(), barge_core::ErrorClass::Conflict, "{taken}");
-    let kinds: Vec<String> = s
-        .list_audit(Some("demo"), 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.kind)
-        .collect();
+    let kinds = audit_kinds(&s).await;
     assert_eq!(kinds.iter().filter(|k| *k == "metadata.updated").count(), 2);
     assert_eq!(kinds.iter().filter(|k| *k == "freight.aliased").count(), 1);
 }
@@ -555,13 +562,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(missing.class(), barge_core::ErrorClass::NotFound);
-    let kinds: Vec<String> = s
-        .list_audit(Some("demo"), 0)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.kind)
-        .collect();
+    let kinds = audit_kinds(&s).await;
     assert_eq!(
         kinds,
         vec!["promotion.created", "promotion.created", "promotion.finished"]

@@ -58,14 +58,19 @@ async fn definitions(target: &Target, store: &barge_store::Store) -> Result<barg
         }
         return Ok(catalog);
     }
-    let mut catalog = barge_core::Catalog::default();
-    if let Some(d) = store.latest_definitions().await? {
+    Ok(stored_definitions(store).await?.unwrap_or_default())
+}
+
+/// The definitions `barge serve` last recorded in the store, loaded and validated.
+pub async fn stored_definitions(store: &barge_store::Store) -> Result<Option<barge_core::Catalog>> {
+    Ok(store.latest_definitions().await?.map(|d| {
+        let mut catalog = barge_core::Catalog::default();
         for (file, text) in &d.texts {
             catalog.load_text(file, text);
         }
         barge_core::validate::validate(&mut catalog);
-    }
-    Ok(catalog)
+        catalog
+    }))
 }
 
 /// Runs a call where the target says.

@@ -68,9 +68,12 @@ impl SubscriptionReport {
 pub fn warehouses<'a>(
     catalog: &'a Catalog,
     only: Option<&'a str>,
-) -> impl Iterator<Item = (&'a barge_core::Resource, barge_core::model::kargo::WarehouseSpec)> + 'a {
+) -> impl Iterator<Item = (&'a barge_core::Resource, &'a barge_core::model::kargo::WarehouseSpec)> + 'a {
+    // A Warehouse without a spec has no subscriptions (discovery says so).
+    static NO_SPEC: std::sync::LazyLock<barge_core::model::kargo::WarehouseSpec> =
+        std::sync::LazyLock::new(Default::default);
     catalog.resources.iter().filter_map(move |r| match &r.body {
-        Some(Body::Warehouse(w)) if only.is_none_or(|n| n == r.name) => Some((r, w.spec.clone().unwrap_or_default())),
+        Some(Body::Warehouse(w)) if only.is_none_or(|n| n == r.name) => Some((r, w.spec.as_ref().unwrap_or(&NO_SPEC))),
         _ => None,
     })
 }

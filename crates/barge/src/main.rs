@@ -928,20 +928,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let catalog = if paths.is_empty() {
-                let t = target.clone();
+                let db = target.db.clone();
                 runtime
-                    .block_on(async move {
-                        let store = barge_store::Store::open(&t.db).await?;
-                        anyhow::Ok(store.latest_definitions().await?)
-                    })?
-                    .map(|d| {
-                        let mut c = Catalog::default();
-                        for (f, t) in &d.texts {
-                            c.load_text(f, t);
-                        }
-                        barge_core::validate::validate(&mut c);
-                        c
-                    })
+                    .block_on(async move { client::stored_definitions(&barge_store::Store::open(&db).await?).await })?
                     .ok_or_else(|| {
                         anyhow::anyhow!(
                             "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",

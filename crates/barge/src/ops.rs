@@ -204,9 +204,16 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             Value::Array(out)
         }
         Call::GetPromotions { project, stage, name } => {
-            let mut list = store.list_promotions(project.as_deref(), stage.as_deref()).await?;
+            let mut list = match &name {
+                // One by name is an index lookup (`promote --wait` polls it).
+                Some(n) => store.promotions_named(n).await?,
+                None => store.list_promotions(project.as_deref(), stage.as_deref()).await?,
+            };
             if let Some(n) = &name {
-                list.retain(|p| &p.name == n);
+                list.retain(|p| {
+                    project.as_deref().is_none_or(|want| want == p.project)
+                        && stage.as_deref().is_none_or(|want| want == p.stage)
+                });
                 if list.is_empty() {
                     return Err(CallError {
                         status: 404,
@@ -305,10 +312,10 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             let project = match project {
                 Some(p) => p,
                 None => store
-                    .list_promotions(None, None)
+                    .promotions_named(&name)
                     .await?
                     .into_iter()
-                    .find(|p| p.name == name)
+                    .next()
                     .map(|p| p.project)
                     .ok_or_else(|| CallError {
                         status: 404,

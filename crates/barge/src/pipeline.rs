@@ -59,6 +59,15 @@ impl Snapshot {
             .find(|f| f.stage == stage && f.warehouse == warehouse && f.current())
     }
 
+    /// The Freight each upstream Stage of these sources has now (for `MatchUpstream`).
+    fn upstream_current(&self, sources: &FreightSources, warehouse: &str) -> BTreeMap<String, String> {
+        sources
+            .stages
+            .iter()
+            .filter_map(|s| self.current_in(s, warehouse).map(|f| (s.clone(), f.freight.clone())))
+            .collect()
+    }
+
     /// Every Freight of a Warehouse with its history, as the core decides over it.
     fn views(&self, warehouse: &str) -> Vec<FreightView> {
         self.freight
@@ -268,12 +277,7 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
                 actor: h.actor.clone(),
                 since: h.created_at / 1000,
             });
-        let upstream_current = req
-            .sources
-            .stages
-            .iter()
-            .filter_map(|s| snap.current_in(s, warehouse).map(|f| (s.clone(), f.freight.clone())))
-            .collect();
+        let upstream_current = snap.upstream_current(&req.sources, warehouse);
         let view = StageView {
             name: def.name.to_string(),
             current: current.map(|c| c.freight.clone()),
@@ -437,11 +441,7 @@ pub fn hold_change(
     };
     let view = StageView {
         name: def.name.to_string(),
-        upstream_current: sources
-            .stages
-            .iter()
-            .filter_map(|s| snap.current_in(s, warehouse).map(|f| (s.clone(), f.freight.clone())))
-            .collect(),
+        upstream_current: snap.upstream_current(sources, warehouse),
         ..StageView::default()
     };
     let views = snap.views(warehouse);

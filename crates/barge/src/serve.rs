@@ -12,7 +12,7 @@ use barge_core::Catalog;
 use barge_core::promotion::{Phase, State};
 use barge_promote::{Engine, Promotion};
 use barge_store::Store;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -65,7 +65,8 @@ impl Shared {
 /// What a finished run of the pipeline reports (`--once`).
 #[derive(Default)]
 struct Tally {
-    promotions: BTreeMap<String, String>,
+    /// Promotions that ran to an end.
+    promotions: usize,
     failures: Vec<String>,
 }
 
@@ -113,7 +114,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
             }
         });
     }
-    let mut last_pass: HashMap<(String, String), i64> = HashMap::new();
+    // When each Warehouse is next due, worked out once after each of its passes.
+    let mut next_pass: HashMap<(String, String), i64> = HashMap::new();
     let mut discovered_once = false;
     let mut last_reload = now_millis();
     let mut running: tokio::task::JoinSet<(String, String, String, Result<Phase>)> = tokio::task::JoinSet::new();
@@ -127,7 +129,10 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     // (soak time running out, a window opening).
     let mut dirty = true;
     let mut last_reconcile = 0;
-    let mut seen_files = fingerprint(&opts.paths);
+    let mut last_load = LastLoad {
+        files: fingerprint(&opts.paths),
+        texts: shared.catalog().texts.clone(),
+    };
     loop {
         if let Some(keep) = opts.audit_retention
             && now_millis() - last_prune >= 3_600_000
@@ -141,12 +146,12 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         }
         if !opts.once && now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 {
             last_reload = now_millis();
-            dirty |= reload(&shared, &opts.paths, &source, &mut seen_files).await;
+            dirty |= reload(&shared, &opts.paths, &source, &mut last_load).await;
         }
         let catalog = shared.catalog();
         if !stopping {
             let (failed, minted) =
-                discover_due(&shared, &discoverer, &catalog, &opts, &mut last_pass, !discovered_once).await;
+                discover_due(&shared, &discoverer, &catalog, &opts, &mut next_pass, !discovered_once).await;
             discovered_once = true;
             dirty |= minted;
             tally.failures.extend(failed);
@@ -213,7 +218,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
                     if phase != Phase::Succeeded {
                         tally.failures.push(format!("promotion {name} {}", phase.as_str()));
                     }
-                    tally.promotions.insert(name, phase.as_str().to_string());
+                    tally.promotions += 1;
                 }
             }
             _ = tokio::time::sleep(tick) => {}
@@ -227,7 +232,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     if opts.once {
         eprintln!(
             "barge: pipeline idle: {} promotion(s) ran, {} problem(s)",
-            tally.promotions.len(),
+            tally.promotions,
             tally.failures.len()
         );
         for f in &tally.failures {
@@ -260,6 +265,13 @@ fn tokio_util_shutdown() -> Arc<tokio::sync::Notify> {
     notify
 }
 
+/// What the last reload saw: the local files' fingerprint and the texts it loaded (the
+/// running definitions', or a rejected change's).
+struct LastLoad {
+    files: Option<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>>,
+    texts: std::collections::BTreeMap<String, String>,
+}
+
 /// What the local definition files look like (path, size, modification time), to skip a
 /// reload when nothing changed; `None` when a source is a Git repository (always reloaded).
 fn fingerprint(paths: &[String]) -> Option<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>> {
@@ -283,17 +295,12 @@ fn fingerprint(paths: &[String]) -> Option<Vec<(std::path::PathBuf, u64, std::ti
 
 /// Loads the definitions again; a valid change replaces the running ones (and is recorded),
 /// an invalid one is reported and ignored. Returns whether the definitions changed.
-async fn reload(
-    shared: &Shared,
-    paths: &[String],
-    source: &str,
-    seen: &mut Option<Vec<(std::path::PathBuf, u64, std::time::SystemTime)>>,
-) -> bool {
+async fn reload(shared: &Shared, paths: &[String], source: &str, last: &mut LastLoad) -> bool {
     let now_seen = fingerprint(paths);
-    if now_seen.is_some() && &now_seen == seen {
+    if now_seen.is_some() && now_seen == last.files {
         return false;
     }
-    *seen = now_seen;
+    last.files = now_seen;
     let loaded = tokio::task::spawn_blocking({
         let paths = paths.to_vec();
         move || crate::load_catalog(&paths)
@@ -310,9 +317,12 @@ async fn reload(
             return false;
         }
     };
-    if catalog.texts == shared.catalog().texts {
+    // Unchanged texts (a Git source fetched again, a file touched) are not news, and a
+    // rejected change is reported once.
+    if catalog.texts == last.texts {
         return false;
     }
+    last.texts = catalog.texts.clone();
     if catalog.errors() > 0 {
         let text = crate::render::diagnostics_text(&catalog, false);
         tracing::warn!("the changed definitions have errors; keeping the last good ones:\n{text}");
@@ -334,12 +344,6 @@ async fn reload(
                 body: &body,
             })
             .await;
-        // Remember the rejected texts so the same mistake is reported once.
-        if let Ok(mut c) = shared.catalog.write() {
-            let mut kept = (**c).clone();
-            kept.texts = catalog.texts;
-            *c = Arc::new(kept);
-        }
         return false;
     }
     match shared
@@ -368,7 +372,7 @@ async fn discover_due(
     discoverer: &crate::discover::Discoverer,
     catalog: &Catalog,
     opts: &Options,
-    last_pass: &mut HashMap<(String, String), i64>,
+    next_pass: &mut HashMap<(String, String), i64>,
     first: bool,
 ) -> (Vec<String>, bool) {
     let requested: HashSet<(String, String)> = shared
@@ -380,24 +384,23 @@ async fn discover_due(
     let mut minted = false;
     for (r, spec) in crate::discover::warehouses(catalog, None) {
         let key = (r.project.clone(), r.name.clone());
-        let due = if first || requested.contains(&key) {
-            true
-        } else if opts.once {
-            false
-        } else {
-            let Ok(schedule) = barge_core::schedule::Schedule::new(
-                spec.interval.as_deref(),
-                spec.schedule.as_deref(),
-                &format!("{}/{}", r.project, r.name),
-            ) else {
-                continue;
-            };
-            schedule.next_due(last_pass.get(&key).copied(), now_millis()) <= now_millis()
-        };
+        let due = first
+            || requested.contains(&key)
+            || (!opts.once && next_pass.get(&key).is_none_or(|at| *at <= now_millis()));
         if !due {
             continue;
         }
-        last_pass.insert(key, now_millis());
+        let pass = now_millis();
+        match barge_core::schedule::Schedule::new(
+            spec.interval.as_deref(),
+            spec.schedule.as_deref(),
+            &format!("{}/{}", r.project, r.name),
+        ) {
+            Ok(schedule) => next_pass.insert(key, schedule.next_due(Some(pass), pass)),
+            // Validation rejects a bad interval or schedule; should one get through, the
+            // Warehouse is not polled again rather than polled every second.
+            Err(_) => next_pass.insert(key, i64::MAX),
+        };
         match discoverer.run(catalog, Some(&r.name), Some(&shared.store)).await {
             Ok(reports) => {
                 for report in reports.iter().filter(|rep| rep.project == r.project) {
