@@ -17,19 +17,11 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::{GitDaemon, git, health_server, stderr, stdout};
 
-const DEFINITIONS: &str = r#"
+/// The project, its Warehouse and the PromotionTask every Stage below runs.
+const COMMON: &str = r#"
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Project
 metadata: {name: shop}
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: ProjectConfig
-metadata: {name: shop, namespace: shop}
-spec:
-  promotionPolicies:
-    - stageSelector: {name: "regex:^(dev|staging|gate)$"}
-      autoPromotionEnabled: true
-  promotionWindows: WINDOWS
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
@@ -56,6 +48,18 @@ spec:
       config: {path: ./src, message: "${{ ctx.stage }}: ${{ imageFrom('ghcr.io/acme/app').Tag }}"}
     - uses: git-push
       config: {path: ./src}
+"#;
+
+/// Auto-promotion into dev, staging and gate; prod by hand (SOAK and WINDOWS are filled in).
+const DEFINITIONS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: "regex:^(dev|staging|gate)$"}
+      autoPromotionEnabled: true
+  promotionWindows: WINDOWS
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Stage
@@ -122,6 +126,13 @@ struct Fixture {
 
 impl Fixture {
     async fn new(backend: Backend, soak: &str, windows: &str) -> Fixture {
+        let stages = DEFINITIONS.replace("SOAK", soak).replace("WINDOWS", windows);
+        Fixture::with(backend, &format!("{COMMON}---{stages}")).await
+    }
+
+    /// A fixture running `definitions` (HEALTH_PORT is replaced by the health server's port);
+    /// they start with COMMON.
+    async fn with(backend: Backend, definitions: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let seed = dir.path().join("seed");
         for stage in ["dev", "staging", "prod"] {
@@ -152,10 +163,7 @@ impl Fixture {
         std::fs::create_dir_all(&defs).unwrap();
         std::fs::write(
             defs.join("shop.yaml"),
-            DEFINITIONS
-                .replace("HEALTH_PORT", &health_port.to_string())
-                .replace("SOAK", soak)
-                .replace("WINDOWS", windows),
+            definitions.replace("HEALTH_PORT", &health_port.to_string()),
         )
         .unwrap();
         let db = postgres::url(backend, &dir);
@@ -313,6 +321,7 @@ both_stores!(
     once_exits_non_zero_when_a_promotion_fails,
     kill_9_of_serve_mid_promotion_resumes_with_one_commit,
     the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request,
+    verification_gates_staging_and_a_failed_one_rolls_dev_back,
 );
 
 async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
@@ -828,4 +837,182 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
     assert_eq!(reloaded, 2, "the first load and the good change");
     // Verbs against the store alone read the definitions the daemon recorded.
     assert_eq!(fx.json(&["get", "stages"]).as_array().unwrap().len(), 5);
+}
+
+/// dev verifies each Freight with a smoke check of what is deployed there; a failed
+/// verification rolls dev back (Kargo's `autoRollback`).
+const VERIFIED_DEFINITIONS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: dev}
+      autoPromotionEnabled: true
+      autoRollback: {enabled: true}
+    - stageSelector: {name: staging}
+      autoPromotionEnabled: true
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: smoke, namespace: shop}
+spec:
+  args: [{name: stage}, {name: base}]
+  metrics:
+    - name: smoke
+      successCondition: result.ok == true
+      provider:
+        web: {url: "{{args.base}}/smoke/{{args.stage}}"}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+  verification:
+    analysisTemplates: [{name: smoke}]
+    args:
+      - {name: stage, value: "${{ ctx.stage }}"}
+      - {name: base, value: "http://127.0.0.1:SMOKE_PORT"}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: staging, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [dev]}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+"#;
+
+/// The app's smoke endpoint: healthy unless the version deployed to the stage (the tag its
+/// overlay pins in the config repository) is 1.1.0.
+async fn smoke_server(port: u16, bare: PathBuf) {
+    let app = axum::Router::new().route(
+        "/smoke/{stage}",
+        axum::routing::get(move |axum::extract::Path(stage): axum::extract::Path<String>| {
+            let bare = bare.clone();
+            async move {
+                let text = git(&bare, &["show", &format!("main:env/{stage}/kustomization.yaml")]);
+                let tag = text
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("newTag: "))
+                    .unwrap_or("")
+                    .to_string();
+                axum::Json(serde_json::json!({"ok": tag != "1.1.0", "version": tag}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+}
+
+async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) {
+    let smoke_port = support::free_port();
+    let stages = VERIFIED_DEFINITIONS.replace("SMOKE_PORT", &smoke_port.to_string());
+    let fx = Fixture::with(b, &format!("{COMMON}---{stages}")).await;
+    smoke_server(smoke_port, fx.bare.clone()).await;
+
+    // 1.0.0: promoted to dev, verified there, then auto-promoted to staging.
+    fx.push("1.0.0").await;
+    fx.once_ok();
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging")),
+        ("1.0.0".into(), "1.0.0".into())
+    );
+    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    let v = &dev["lastVerification"];
+    assert_eq!(v["phase"], "Succeeded", "{dev:#}");
+    let metric = &v["report"]["metrics"][0];
+    assert_eq!(
+        metric["resolved"],
+        format!("GET http://127.0.0.1:{smoke_port}/smoke/dev")
+    );
+    assert_eq!(metric["measurements"][0]["value"], r#"{"ok":true,"version":"1.0.0"}"#);
+    let measured = fx.events(&["--stage", "dev"], "verification.measured");
+    assert_eq!(measured.len(), 1);
+    assert_eq!(measured[0]["body"]["successCondition"], "result.ok == true");
+    assert_eq!(measured[0]["body"]["phase"], "Successful");
+    let text = fx.ok(&["get", "stage", "dev"]);
+    assert!(
+        text.contains("last verification: dev.") && text.contains(" Succeeded "),
+        "{text}"
+    );
+    assert!(text.contains(r#"Successful   {"ok":true,"version":"1.0.0"}"#), "{text}");
+
+    // 1.1.0 fails its smoke check in dev: staging keeps 1.0.0 and dev rolls back to it.
+    fx.push("1.1.0").await;
+    let out = fx.once();
+    let log = stderr(&out);
+    assert!(
+        !out.status.success(),
+        "a failed verification is a problem for --once:\n{log}"
+    );
+    let old = fx.alias_of("1.0.0");
+    assert!(log.contains(&format!("rolling back to {old}")), "{log}");
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging")),
+        ("1.0.0".into(), "1.0.0".into())
+    );
+    assert_eq!(
+        (
+            fx.commits("dev: 1.1.0"),
+            fx.commits("dev: 1.0.0"),
+            fx.commits("staging: 1.1.0")
+        ),
+        (1, 2, 0)
+    );
+    let outcomes: Vec<String> = fx
+        .events(&["--stage", "dev"], "verification.finished")
+        .iter()
+        .map(|e| e["body"]["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["Succeeded", "Failed", "Succeeded"],
+        "newest first: 1.0.0 is verified again after the rollback"
+    );
+    let failed = fx.events(&["--stage", "dev"], "verification.measured");
+    assert_eq!(failed[1]["body"]["value"], r#"{"ok":false,"version":"1.1.0"}"#);
+    let new = fx.alias_of("1.1.0");
+    let freight = fx.json(&["get", "freight", &new]);
+    assert!(freight[0]["status"]["verifiedIn"].get("dev").is_none(), "{freight:#}");
+    // The rollback holds dev, so auto-promotion does not bring 1.1.0 straight back.
+    let dev = fx.request("dev");
+    assert_eq!(
+        (dev["state"].as_str(), dev["reason"].as_str()),
+        (Some("Waiting"), Some("Held")),
+        "{dev:#}"
+    );
+    assert!(dev["message"].as_str().unwrap().contains("barge (rollback)"), "{dev:#}");
+    let staging = fx.request("staging");
+    assert_eq!(staging["current"]["alias"].as_str(), Some(old.as_str()));
+
+    // `verify stage` queues a new run; `--abort` stops it and leaves the Freight unverified.
+    let queued = fx.json(&["verify", "stage", "dev"]);
+    assert_eq!(queued["phase"], "Pending");
+    let again = fx.run(&["verify", "stage", "dev"]);
+    assert!(
+        !again.status.success() && stderr(&again).contains("already has a verification running"),
+        "{}",
+        stderr(&again)
+    );
+    let aborted = fx.json(&["verify", "stage", "dev", "--abort"]);
+    assert_eq!(
+        (aborted["id"].clone(), aborted["phase"].as_str()),
+        (queued["id"].clone(), Some("Aborted"))
+    );
+    assert_eq!(fx.request("dev")["current"]["verification"], "Aborted");
+    fx.ok(&["verify", "stage", "dev"]);
+    fx.once_ok();
+    assert_eq!(fx.request("dev")["current"]["verification"], "Succeeded");
 }

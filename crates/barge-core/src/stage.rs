@@ -50,6 +50,8 @@ pub struct StageView {
     pub running: Option<String>,
     /// The current Freight's verification failed here.
     pub verification_failed: Option<String>,
+    /// The current Freight is being verified here (no promotion starts meanwhile, as in Kargo).
+    pub verification_running: Option<String>,
     /// For MatchUpstream: the Freight each upstream Stage has now.
     pub upstream_current: BTreeMap<String, String>,
     /// The Stage's latest promotion, when it did not succeed: auto-promotion does not retry
@@ -96,6 +98,8 @@ pub enum Waiting {
     PromotionRunning { promotion: String },
     /// The current Freight failed verification here.
     VerificationFailed { freight: String },
+    /// The current Freight is being verified; nothing is promoted until it ends.
+    VerificationRunning { freight: String },
     /// The last promotion of the candidate did not succeed; auto-promotion does not retry it.
     PromotionFailed {
         freight: String,
@@ -212,6 +216,9 @@ pub fn decide(stage: &StageView, sources: &FreightSources, freight: &[FreightVie
     if let Some(p) = &stage.running {
         return Decision::Wait(Waiting::PromotionRunning { promotion: p.clone() });
     }
+    if let Some(f) = &stage.verification_running {
+        return Decision::Wait(Waiting::VerificationRunning { freight: f.clone() });
+    }
     let candidate = match candidate(stage, sources, freight, now) {
         Ok(f) => f,
         Err(w) => return Decision::Wait(w),
@@ -266,6 +273,7 @@ impl Waiting {
             Waiting::WindowClosed { .. } => "WindowClosed",
             Waiting::PromotionRunning { .. } => "PromotionRunning",
             Waiting::VerificationFailed { .. } => "VerificationFailed",
+            Waiting::VerificationRunning { .. } => "VerificationRunning",
             Waiting::PromotionFailed { .. } => "PromotionFailed",
         }
     }
@@ -308,7 +316,11 @@ impl Waiting {
             }
             Waiting::PromotionRunning { promotion } => format!("promotion {promotion} is running"),
             Waiting::VerificationFailed { freight } => format!(
-                "{} failed verification here; promote other Freight or re-run the verification",
+                "{} failed verification here; promote other Freight or re-run the verification (`barge verify stage`)",
+                name(freight)
+            ),
+            Waiting::VerificationRunning { freight } => format!(
+                "{} is being verified here; promotions wait until the verification ends",
                 name(freight)
             ),
             Waiting::PromotionFailed { freight, promotion } => format!(
@@ -569,6 +581,23 @@ mod tests {
             Decision::Wait(Waiting::PromotionRunning {
                 promotion: "dev.01j.abc".into()
             })
+        );
+    }
+
+    #[test]
+    fn no_promotion_starts_while_the_current_freight_is_verified() {
+        let mut dev = auto("dev");
+        dev.current = Some("a".into());
+        dev.verification_running = Some("a".into());
+        let freight = [freight("a", 1), freight("b", 2)];
+        assert_eq!(
+            decide(&dev, &direct(), &freight, NOW),
+            Decision::Wait(Waiting::VerificationRunning { freight: "a".into() })
+        );
+        dev.verification_running = None;
+        assert_eq!(
+            decide(&dev, &direct(), &freight, NOW),
+            Decision::Promote { freight: "b".into() }
         );
     }
 

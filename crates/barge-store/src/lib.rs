@@ -143,7 +143,9 @@ macro_rules! audit_columns {
 }
 
 mod stages;
+mod verifications;
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
+pub use verifications::Verification;
 
 #[derive(Clone, Debug)]
 pub struct Store {

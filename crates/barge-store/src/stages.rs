@@ -278,14 +278,21 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends the leases of every promotion `owner` is running.
+    /// Extends the leases of every promotion and verification `owner` is running.
     pub async fn renew_leases(&self, owner: &str, lease_until: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("UPDATE promotions SET lease_until = $1 WHERE owner = $2 AND phase = 'Running'")
-            .bind(lease_until)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        let mut renewed = 0;
+        for sql in [
+            "UPDATE promotions SET lease_until = $1 WHERE owner = $2 AND phase = 'Running'",
+            "UPDATE verifications SET lease_until = $1 WHERE owner = $2 AND phase = 'Running'",
+        ] {
+            let done = sqlx::query(sql)
+                .bind(lease_until)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+            renewed += done.rows_affected();
+        }
+        Ok(renewed)
     }
 
     /// Aborts a Pending or Running promotion (its runner stops at its next save) and audits

@@ -65,7 +65,129 @@ conformance!(
     history_filters_newest_first,
     definitions_are_recorded_when_they_change,
     racing_replicas_queue_one_promotion_per_stage,
+    verifications_run_once_per_stage_and_record_their_outcome,
+    verifications_are_leased_and_an_abort_wins,
 );
+
+async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let f = freight("app", "1.0.0");
+    s.mint_freight("demo", "app", f.clone(), 1).await.unwrap();
+    let name = f.metadata.name.clone();
+    let missing = s
+        .create_verification("demo", "dev", &name, "barge", 5)
+        .await
+        .unwrap_err();
+    assert_eq!(missing.class(), barge_core::ErrorClass::NotFound, "{missing}");
+    promote_into_dev(&s, "dev.1", &name, 10, 20, false, barge_store::HoldChange::Keep).await;
+
+    let v = s.create_verification("demo", "dev", &name, "barge", 30).await.unwrap();
+    assert_eq!(v.phase, "Pending");
+    let again = s
+        .create_verification("demo", "dev", &name, "alice", 31)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.class(),
+        barge_core::ErrorClass::Conflict,
+        "one unfinished verification per Stage"
+    );
+    let stay = s.freight_stages("demo").await.unwrap();
+    assert_eq!(stay[0].verification, "Running");
+
+    assert!(s.claim_verification("demo", &v.id, "r1", 1_000, 40).await.unwrap());
+    assert!(
+        !s.claim_verification("demo", &v.id, "r2", 1_000, 41).await.unwrap(),
+        "r1 holds the lease"
+    );
+    let report = serde_json::json!({"phase": "Running", "metrics": [{"name": "rate"}]});
+    s.save_verification_report("demo", &v.id, &report).await.unwrap();
+    s.audit_measurement(&v, &serde_json::json!({"metric": "rate", "value": "[0.97]"}), 45)
+        .await
+        .unwrap();
+    assert_eq!(s.verifications("demo", "dev", 10).await.unwrap()[0].report, report);
+
+    s.finish_verification(&v, "Succeeded", "", &report, 50).await.unwrap();
+    let stay = s.freight_stages("demo").await.unwrap();
+    assert_eq!(
+        (stay[0].verification.as_str(), stay[0].verified_at),
+        ("Succeeded", Some(50))
+    );
+    let listed = s.verifications("demo", "dev", 10).await.unwrap();
+    assert_eq!(
+        (listed[0].phase.as_str(), listed[0].finished_at),
+        ("Succeeded", Some(50))
+    );
+    assert!(s.runnable_verifications("r1", 60).await.unwrap().is_empty());
+    let kinds = audit_kinds(&s).await;
+    let tail: Vec<&str> = kinds.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        ["verification.started", "verification.measured", "verification.finished"]
+    );
+
+    // A second run may start once the first finished; a failure leaves the Freight unverified
+    // in a new stay.
+    let v2 = s.create_verification("demo", "dev", &name, "alice", 70).await.unwrap();
+    assert!(s.claim_verification("demo", &v2.id, "r1", 1_000, 71).await.unwrap());
+    s.finish_verification(&v2, "Failed", "Metric \"rate\" assessed Failed", &report, 80)
+        .await
+        .unwrap();
+    let stay = s.freight_stages("demo").await.unwrap();
+    assert_eq!(stay[0].verification, "Failed");
+    let ids: Vec<String> = s
+        .verifications("demo", "dev", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    assert_eq!(ids, vec![v2.id.clone(), v.id.clone()], "newest first");
+}
+
+async fn verifications_are_leased_and_an_abort_wins(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let f = freight("app", "1.0.0");
+    s.mint_freight("demo", "app", f.clone(), 1).await.unwrap();
+    let name = f.metadata.name.clone();
+    promote_into_dev(&s, "dev.1", &name, 10, 20, false, barge_store::HoldChange::Keep).await;
+    let v = s.create_verification("demo", "dev", &name, "barge", 30).await.unwrap();
+    assert!(s.claim_verification("demo", &v.id, "r1", 100, 40).await.unwrap());
+    assert!(
+        s.runnable_verifications("r2", 50).await.unwrap().is_empty(),
+        "the lease holds"
+    );
+    assert_eq!(s.renew_leases("r1", 200).await.unwrap(), 1);
+    assert!(s.runnable_verifications("r2", 150).await.unwrap().is_empty(), "renewed");
+    // r1 dies: after its lease, r2 takes over.
+    assert_eq!(s.runnable_verifications("r2", 250).await.unwrap().len(), 1);
+    assert!(s.claim_verification("demo", &v.id, "r2", 1_000, 250).await.unwrap());
+
+    let aborted = s.abort_verification("demo", "dev", "alice", 300).await.unwrap();
+    assert_eq!(
+        (aborted.id.as_str(), aborted.phase.as_str()),
+        (v.id.as_str(), "Aborted")
+    );
+    let late = s
+        .save_verification_report("demo", &v.id, &serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(late, barge_store::StoreError::Aborted(_)), "{late}");
+    let late = s
+        .finish_verification(&v, "Succeeded", "", &serde_json::json!({}), 310)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(late, barge_store::StoreError::Aborted(_)),
+        "the abort wins: {late}"
+    );
+    let stay = s.freight_stages("demo").await.unwrap();
+    assert_eq!((stay[0].verification.as_str(), stay[0].verified_at), ("Aborted", None));
+    let none = s.abort_verification("demo", "dev", "alice", 320).await.unwrap_err();
+    assert_eq!(none.class(), barge_core::ErrorClass::NotFound);
+}
 
 async fn racing_replicas_queue_one_promotion_per_stage(b: Backend) {
     let dir = tempfile::tempdir().unwrap();

@@ -224,6 +224,28 @@ pub fn stages_text(v: &Value) -> String {
                 s(&p["actor"])
             );
         }
+        if let Some(v) = st.get("lastVerification") {
+            let msg = if v["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                format!(": {}", s(&v["message"]))
+            } else {
+                String::new()
+            };
+            out += &format!(
+                "last verification: {} {} (of {}, by {}){msg}\n",
+                s(&v["id"]),
+                s(&v["phase"]),
+                s(&v["alias"]),
+                s(&v["actor"])
+            );
+            if let Ok(report) = serde_json::from_value::<barge_analysis::Report>(v["report"].clone()) {
+                for line in crate::analysis_cli::report_text(&report)
+                    .lines()
+                    .filter(|l| !l.starts_with("Phase: "))
+                {
+                    out += &format!("  {line}\n");
+                }
+            }
+        }
         if let Some(w) = st.get("window") {
             if w["open"] == true {
                 out += "promotion window: open\n";
@@ -420,7 +442,22 @@ fn detail(e: &Value) -> String {
         "freight.approved" => format!("for {}", s(&b["stage"])),
         "stage.held" | "stage.released" => s(&b["warehouse"]),
         "config.reloaded" => format!("changed {}", b["changed"]),
-        "verification.finished" => s(&b["outcome"]),
+        "verification.started" => s(&b["verification"]),
+        "verification.measured" => format!(
+            "{} {} {}{}",
+            s(&b["metric"]),
+            s(&b["phase"]),
+            s(&b["value"]),
+            b["message"].as_str().map(|m| format!(" ({m})")).unwrap_or_default()
+        ),
+        "verification.finished" => {
+            let msg = b["message"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            format!("{} {}{msg}", s(&b["verification"]), s(&b["outcome"]))
+        }
         _ => String::new(),
     }
 }

@@ -1,5 +1,6 @@
 //! The `barge` command: wires the core and the edge crates into verbs.
 
+mod analysis_cli;
 mod api;
 mod client;
 mod config;
@@ -9,6 +10,7 @@ mod pipeline;
 mod promote;
 mod render;
 mod serve;
+mod verify;
 
 use anyhow::Result;
 use barge_core::Catalog;
@@ -286,6 +288,23 @@ enum Command {
         #[command(subcommand)]
         what: StageVerb,
     },
+    /// Re-run a Stage's verification on the Freight it has, or stop the running one
+    /// (`barge verify stage NAME [--abort]`). `barge serve` runs it; each measurement shows in
+    /// `barge get stage NAME` and `barge history --stage NAME`.
+    ///
+    /// Examples:
+    ///   barge verify stage prod --server http://127.0.0.1:7070
+    ///   barge verify stage prod --abort
+    #[command(verbatim_doc_comment)]
+    Verify {
+        #[command(subcommand)]
+        what: VerifyWhat,
+    },
+    /// Run AnalysisTemplates on their own (`barge analysis run FILE`).
+    Analysis {
+        #[command(subcommand)]
+        what: AnalysisWhat,
+    },
     /// Change Freight (`barge update freight NAME --alias NEW`).
     Update {
         #[command(subcommand)]
@@ -418,6 +437,68 @@ enum StageVerb {
         #[command(flatten)]
         target: client::Target,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum VerifyWhat {
+    Stage {
+        name: String,
+        /// Stop the running verification instead (the Freight stays unverified).
+        #[arg(long)]
+        abort: bool,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long, env = "USER", default_value = "barge")]
+        actor: String,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        target: client::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AnalysisWhat {
+    /// Run one AnalysisTemplate (or ClusterAnalysisTemplate) now and print every measurement
+    /// and the final phase, with Argo Rollouts' semantics: try a template before it guards
+    /// prod. Prometheus and web metrics are measured; arguments come from --arg, the
+    /// template's defaults, and secretKeyRef from the configuration file's `secrets`.
+    ///
+    /// Exit status: 0 when the run is Successful, 1 when it is Failed, Error or Inconclusive
+    /// (or stopped with Ctrl-C), 2 when it cannot start.
+    ///
+    /// Examples:
+    ///   barge analysis run success-rate.yaml --arg service=api
+    ///   barge analysis run templates/ --template success-rate --prometheus http://127.0.0.1:9090
+    ///   barge analysis run success-rate.yaml -o json
+    #[command(verbatim_doc_comment)]
+    Run {
+        /// Files or directories holding the template.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// The template to run, when the paths hold several.
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+        /// An argument value (repeatable).
+        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+        args: Vec<(String, String)>,
+        /// Query this Prometheus instead of the address each metric names (e.g. a
+        /// port-forwarded one).
+        #[arg(long, value_name = "URL")]
+        prometheus: Option<String>,
+        /// barge's configuration file (for `secrets`).
+        #[arg(long, value_name = "FILE", env = "BARGE_CONFIG")]
+        config: Option<std::path::PathBuf>,
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+}
+
+fn parse_arg(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not NAME=VALUE"))
 }
 
 #[derive(Subcommand, Debug)]
@@ -788,6 +869,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     v["released"]
                 )
             },
+        ),
+        Command::Verify {
+            what:
+                VerifyWhat::Stage {
+                    name,
+                    abort,
+                    project,
+                    actor,
+                    output,
+                    target,
+                },
+        } => verb(
+            &target,
+            ops::Call::Verify {
+                project,
+                stage: name,
+                abort,
+                actor,
+            },
+            output,
+            |v| {
+                let id = v["id"].as_str().unwrap_or_default();
+                if v["phase"] == "Aborted" {
+                    format!("verification {id} aborted\n")
+                } else {
+                    format!("verification {id} queued (barge serve runs it)\n")
+                }
+            },
+        ),
+        Command::Analysis {
+            what:
+                AnalysisWhat::Run {
+                    paths,
+                    template,
+                    args,
+                    prometheus,
+                    config,
+                    output,
+                },
+        } => analysis_cli::run(
+            &paths,
+            template.as_deref(),
+            &args,
+            prometheus.as_deref(),
+            config.as_deref(),
+            output,
         ),
         Command::Update {
             what:

@@ -83,6 +83,13 @@ pub enum Call {
         alias: String,
         actor: String,
     },
+    /// Queues a new verification of the Stage's current Freight, or aborts the running one.
+    Verify {
+        project: Option<String>,
+        stage: String,
+        abort: bool,
+        actor: String,
+    },
     /// Discover a Warehouse now (the daemon's next pass takes it first).
     Refresh {
         project: Option<String>,
@@ -378,6 +385,36 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 .await
                 .map_err(store_error)?;
             json!({"freight": stored_freight(store, &project, &alias).await?.freight.metadata.name, "alias": alias})
+        }
+        Call::Verify {
+            project,
+            stage,
+            abort,
+            actor,
+        } => {
+            let all = pipeline::stages(catalog);
+            let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            let v = if abort {
+                store
+                    .abort_verification(def.project, def.name, &actor, now)
+                    .await
+                    .map_err(store_error)?
+            } else {
+                if !def.has_verification() {
+                    bail!("Stage {stage} has no verification (spec.verification.analysisTemplates)");
+                }
+                let facts = store.freight_stages(def.project).await?;
+                let current = facts
+                    .iter()
+                    .filter(|f| f.stage == def.name && f.current())
+                    .max_by_key(|f| f.entered_at)
+                    .ok_or_else(|| anyhow::anyhow!("Stage {stage} has no Freight to verify yet"))?;
+                store
+                    .create_verification(def.project, def.name, &current.freight, &actor, now)
+                    .await
+                    .map_err(store_error)?
+            };
+            serde_json::to_value(&v)?
         }
         Call::Refresh {
             project,

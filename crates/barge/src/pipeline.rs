@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub unfinished: Vec<StoredPromotion>,
     /// The newest promotion of each stage.
     pub last: BTreeMap<String, StoredPromotion>,
+    /// The newest verification of each stage.
+    pub verifications: BTreeMap<String, barge_store::Verification>,
 }
 
 impl Snapshot {
@@ -41,6 +43,12 @@ impl Snapshot {
                 .filter(|p| matches!(p.phase.as_str(), "Pending" | "Running"))
                 .collect(),
             last,
+            verifications: store
+                .latest_verifications(project)
+                .await?
+                .into_iter()
+                .map(|v| (v.stage.clone(), v))
+                .collect(),
         })
     }
 
@@ -152,6 +160,18 @@ pub struct StageStatus {
     pub current_promotion: Option<PromotionRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_promotion: Option<PromotionRef>,
+    /// The newest verification run here, with every metric's measurements.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verification: Option<VerificationStatus>,
+}
+
+/// A verification run and what people call its Freight.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationStatus {
+    #[serde(flatten)]
+    pub run: barge_store::Verification,
+    pub alias: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -289,7 +309,10 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
                 .map(|w| w.next_open.map_or(i64::MAX, |t| t / 1000)),
             running: running.map(|p| p.name.clone()),
             verification_failed: current
-                .filter(|c| matches!(c.verification.as_str(), "Failed" | "Error"))
+                .filter(|c| matches!(c.verification.as_str(), "Failed" | "Error" | "Inconclusive"))
+                .map(|c| c.freight.clone()),
+            verification_running: current
+                .filter(|c| c.verification == "Running")
                 .map(|c| c.freight.clone()),
             upstream_current,
             failed_promotion: snap
@@ -360,6 +383,10 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
             .get(def.name)
             .filter(|p| !matches!(p.phase.as_str(), "Pending" | "Running"))
             .map(PromotionRef::from),
+        last_verification: snap.verifications.get(def.name).map(|v| VerificationStatus {
+            alias: snap.display(&v.freight),
+            run: v.clone(),
+        }),
     })
 }
 

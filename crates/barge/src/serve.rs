@@ -120,6 +120,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let mut last_reload = now_millis();
     let mut running: tokio::task::JoinSet<(String, String, String, Result<Phase>)> = tokio::task::JoinSet::new();
     let mut running_stages: HashSet<(String, String)> = HashSet::new();
+    let mut verifying: tokio::task::JoinSet<(String, String, String, Result<String>)> = tokio::task::JoinSet::new();
+    let mut verifying_stages: HashSet<(String, String)> = HashSet::new();
     let mut tally = Tally::default();
     let mut stopping = false;
     let mut last_prune = 0;
@@ -197,7 +199,17 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
                 Err(e) => tracing::warn!("cannot list runnable promotions: {e}"),
             }
         }
-        if running.is_empty() && (stopping || (opts.once && created == 0 && launched == 0)) {
+        if !stopping {
+            launched += launch_verifications(
+                &shared,
+                &engine,
+                &opts.replica_id,
+                &mut verifying,
+                &mut verifying_stages,
+            )
+            .await;
+        }
+        if running.is_empty() && verifying.is_empty() && (stopping || (opts.once && created == 0 && launched == 0)) {
             break;
         }
         let tick = if opts.once {
@@ -221,10 +233,28 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
                     tally.promotions += 1;
                 }
             }
+            done = verifying.join_next(), if !verifying.is_empty() => {
+                dirty = true;
+                if let Some(Ok((project, stage, id, phase))) = done {
+                    verifying_stages.remove(&(project, stage.clone()));
+                    let phase = phase.unwrap_or_else(|e| {
+                        tracing::error!(verification = %id, "verification could not run: {e:#}");
+                        "Error".into()
+                    });
+                    eprintln!("barge: verification {id} of {stage}: {phase}");
+                    if phase != "Succeeded" {
+                        tally.failures.push(format!("verification {id} of {stage} {phase}"));
+                    }
+                }
+            }
             _ = tokio::time::sleep(tick) => {}
             _ = shared.wake.notified() => dirty = true,
             _ = shutdown.notified(), if !stopping => {
-                eprintln!("barge: stopping: no new work; waiting for {} running promotion(s)", running.len());
+                eprintln!(
+                    "barge: stopping: no new work; waiting for {} running promotion(s) and {} verification(s)",
+                    running.len(),
+                    verifying.len()
+                );
                 stopping = true;
             }
         }
@@ -463,6 +493,9 @@ async fn reconcile(shared: &Shared, catalog: &Catalog) -> usize {
                     Err(e) => tracing::warn!(stage = %def.name, "cannot clear holds: {e}"),
                 }
             }
+            if def.has_verification() && !snap.unfinished.iter().any(|p| p.stage == def.name) {
+                created += start_verification(shared, &snap, def, now).await;
+            }
             // One promotion per Stage at a time: the first request that is ready goes.
             let Some(freight) = status
                 .requests
@@ -500,6 +533,103 @@ async fn reconcile(shared: &Shared, catalog: &Catalog) -> usize {
         }
     }
     created
+}
+
+/// Claims the verifications this replica may run and starts them; returns how many.
+async fn launch_verifications(
+    shared: &Arc<Shared>,
+    engine: &Arc<Engine>,
+    owner: &str,
+    verifying: &mut tokio::task::JoinSet<(String, String, String, Result<String>)>,
+    verifying_stages: &mut HashSet<(String, String)>,
+) -> usize {
+    let runnable = match shared.store.runnable_verifications(owner, now_millis()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot list runnable verifications: {e}");
+            return 0;
+        }
+    };
+    let mut launched = 0;
+    for v in runnable {
+        let key = (v.project.clone(), v.stage.clone());
+        if verifying_stages.contains(&key) {
+            continue;
+        }
+        let lease = now_millis() + LEASE.as_millis() as i64;
+        match shared
+            .store
+            .claim_verification(&v.project, &v.id, owner, lease, now_millis())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!("cannot claim verification {}: {e}", v.id);
+                continue;
+            }
+        }
+        verifying_stages.insert(key);
+        launched += 1;
+        let (shared, engine) = (shared.clone(), engine.clone());
+        verifying.spawn(async move {
+            let catalog = shared.catalog();
+            let http = barge_analysis::http::Http::with_rewrites(engine.rewrites.clone());
+            let phase = crate::verify::run(
+                &shared.store,
+                &catalog,
+                &engine.data.secrets,
+                &http,
+                &v,
+                &|metric, m| {
+                    tracing::info!(
+                        verification = %v.id,
+                        metric = %metric.name,
+                        phase = m.phase.as_str(),
+                        value = m.value.as_deref().unwrap_or(""),
+                        "measured"
+                    );
+                },
+            )
+            .await;
+            (v.project, v.stage, v.id, phase)
+        });
+    }
+    launched
+}
+
+/// Queues the verification of Freight that entered a verified Stage and was not verified
+/// in this stay yet (the newest arrival when the Stage takes several origins). Returns 1 when
+/// it queued one.
+async fn start_verification(shared: &Shared, snap: &Snapshot, def: &pipeline::StageDef<'_>, now: i64) -> usize {
+    let Some(arrived) = snap
+        .facts
+        .iter()
+        .filter(|f| f.stage == def.name && f.current())
+        .max_by_key(|f| f.entered_at)
+        .filter(|f| f.verification.is_empty())
+    else {
+        return 0;
+    };
+    match shared
+        .store
+        .create_verification(def.project, def.name, &arrived.freight, "barge", now)
+        .await
+    {
+        Ok(v) => {
+            eprintln!(
+                "barge: verifying {} in {} ({})",
+                snap.display(&arrived.freight),
+                def.name,
+                v.id
+            );
+            1
+        }
+        Err(e) => {
+            tracing::info!(stage = %def.name, "no verification started: {e}");
+            0
+        }
+    }
 }
 
 /// Runs one claimed promotion to its end; a promotion that cannot run at all (its Stage is

@@ -5,11 +5,14 @@
 //! "passed, failed, inconclusive, error" lives here, so it can be checked against Rollouts'
 //! tables without a cluster.
 
+pub mod args;
+pub mod jsonpath;
+
 use crate::duration::parse_go_duration;
 use crate::model::analysis::{IntOrString, Metric};
 
 /// Phases of measurements, metrics and runs, in Rollouts' order from best to worst.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     Successful,
     Running,
@@ -31,6 +34,18 @@ impl Phase {
         }
     }
 
+    /// Rollouts' spelling (`Successful`, `Failed`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Successful => "Successful",
+            Phase::Running => "Running",
+            Phase::Pending => "Pending",
+            Phase::Inconclusive => "Inconclusive",
+            Phase::Error => "Error",
+            Phase::Failed => "Failed",
+        }
+    }
+
     pub fn is_completed(self) -> bool {
         matches!(
             self,
@@ -49,6 +64,27 @@ pub enum MeasuredValue {
     /// A web provider's JSON (or the `jsonPath` selection of it).
     Json(serde_json::Value),
     String(String),
+}
+
+impl MeasuredValue {
+    /// The value as Rollouts stores it in a measurement (Go's `%v`): `0.97`, `[0.97 0.5]`,
+    /// `NaN`, `+Inf`, JSON as JSON, strings as they are.
+    pub fn shown(&self) -> String {
+        fn float(f: f64) -> String {
+            if f.is_infinite() {
+                if f > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+            } else {
+                f.to_string()
+            }
+        }
+        match self {
+            MeasuredValue::Nil => "<nil>".into(),
+            MeasuredValue::Float(f) => float(*f),
+            MeasuredValue::Vector(xs) => format!("[{}]", xs.iter().map(|x| float(*x)).collect::<Vec<_>>().join(" ")),
+            MeasuredValue::Json(j) => j.to_string(),
+            MeasuredValue::String(s) => s.clone(),
+        }
+    }
 }
 
 fn to_expr(v: &MeasuredValue) -> expr::Value {
@@ -226,7 +262,7 @@ impl Limits {
 }
 
 /// Counters of one metric (Rollouts' `MetricResult`).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricState {
     pub count: u64,

@@ -1,0 +1,148 @@
+//! A real Prometheus (Debian `prometheus`) serving data backfilled with `promtool`, so analysis
+//! tests are exact: every counter grows at a fixed rate from an hour ago to an hour from now,
+//! so any `rate(...[2m])` queried "now" — as the provider does — has a known value.
+//! Shared by the analysis crate's tests and the end-to-end tests (via `#[path]`).
+
+#![allow(dead_code)] // each test crate uses part of it
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One counter series: `family{labels}` growing by `per_second` each second.
+pub struct Counter {
+    pub family: &'static str,
+    pub labels: &'static str,
+    pub per_second: f64,
+}
+
+/// Counters of `family` for app `app` with the given 2xx and 5xx request rates.
+pub fn requests(app: &'static str, ok: f64, errors: f64) -> Vec<Counter> {
+    let labels: &'static str = Box::leak(format!("app=\"{app}\",code=\"200\"").into_boxed_str());
+    let failing: &'static str = Box::leak(format!("app=\"{app}\",code=\"500\"").into_boxed_str());
+    vec![
+        Counter {
+            family: "http_requests_total",
+            labels,
+            per_second: ok,
+        },
+        Counter {
+            family: "http_requests_total",
+            labels: failing,
+            per_second: errors,
+        },
+    ]
+}
+
+pub struct Prometheus {
+    pub url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    pub fn start(counters: &[Counter]) -> Prometheus {
+        Self::start_with(counters, None)
+    }
+
+    /// With `basic_auth = Some((user, password))`, Prometheus demands those credentials
+    /// (its `--web.config.file`, bcrypt via `htpasswd`).
+    pub fn start_with(counters: &[Counter], basic_auth: Option<(&str, &str)>) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        let mut text = String::new();
+        let mut families: Vec<&str> = counters.iter().map(|c| c.family).collect();
+        families.dedup();
+        for family in families {
+            text.push_str(&format!("# TYPE {family} counter\n"));
+            for c in counters.iter().filter(|c| c.family == family) {
+                for (i, t) in (now - 3600..now + 3600).step_by(10).enumerate() {
+                    text.push_str(&format!(
+                        "{family}{{{}}} {} {t}\n",
+                        c.labels,
+                        c.per_second * 10.0 * i as f64
+                    ));
+                }
+            }
+        }
+        text.push_str("# EOF\n");
+        let data = dir.path().join("data.om");
+        std::fs::write(&data, text).unwrap();
+        let tsdb = dir.path().join("tsdb");
+        let out = Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&data)
+            .arg(&tsdb)
+            .output()
+            .expect("promtool (Debian package prometheus)");
+        assert!(
+            out.status.success(),
+            "promtool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(dir.path().join("p.yml"), "global: {scrape_interval: 15s}\n").unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new("prometheus");
+        cmd.arg(format!("--config.file={}", dir.path().join("p.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap());
+        if let Some((user, password)) = basic_auth {
+            let out = Command::new("htpasswd")
+                .args(["-nbB", user, password])
+                .output()
+                .expect("htpasswd (Debian package apache2-utils)");
+            let line = String::from_utf8(out.stdout).unwrap();
+            let hash = line.trim().split_once(':').unwrap().1.to_string();
+            let web = dir.path().join("web.yml");
+            std::fs::write(&web, format!("basic_auth_users:\n  {user}: '{hash}'\n")).unwrap();
+            cmd.arg(format!("--web.config.file={}", web.display()));
+        }
+        let child = cmd.spawn().expect("prometheus (Debian package prometheus)");
+        let p = Prometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if p.ready(basic_auth) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "prometheus did not become ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    /// `/-/ready` answers 200 (a raw HTTP/1.0 request: no client needed).
+    fn ready(&self, basic_auth: Option<(&str, &str)>) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = TcpStream::connect(self.url.trim_start_matches("http://")) else {
+            return false;
+        };
+        let auth = basic_auth
+            .map(|(u, p)| {
+                use base64::Engine;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+                format!("Authorization: Basic {token}\r\n")
+            })
+            .unwrap_or_default();
+        if s.write_all(format!("GET /-/ready HTTP/1.0\r\n{auth}\r\n").as_bytes())
+            .is_err()
+        {
+            return false;
+        }
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

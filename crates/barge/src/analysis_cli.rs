@@ -1,0 +1,164 @@
+//! `barge analysis run`: one AnalysisTemplate, run now, its measurements shown as they land
+//! and summarised at the end (the same report a Stage verification stores).
+
+use crate::Format;
+use anyhow::Result;
+use barge_analysis::{Analysis, Measurement, MetricReport, Report};
+use barge_core::analysis::{Phase, args};
+use barge_core::model::Body;
+use barge_core::model::analysis::AnalysisTemplateSpec;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+pub fn run(
+    paths: &[String],
+    template: Option<&str>,
+    given: &[(String, String)],
+    prometheus: Option<&str>,
+    config: Option<&std::path::Path>,
+    output: Format,
+) -> Result<ExitCode> {
+    let catalog = match crate::load(paths) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if catalog.errors() > 0 {
+        eprint!("{}", crate::render::diagnostics_text(&catalog, false));
+        return Ok(ExitCode::from(2));
+    }
+    let found: Vec<(&str, &AnalysisTemplateSpec)> = catalog
+        .resources
+        .iter()
+        .filter_map(|r| match &r.body {
+            Some(Body::AnalysisTemplate(t)) => t.spec.as_ref().map(|s| (r.name.as_str(), s)),
+            Some(Body::ClusterAnalysisTemplate(t)) => t.spec.as_ref().map(|s| (r.name.as_str(), s)),
+            _ => None,
+        })
+        .filter(|(name, _)| template.is_none_or(|t| t == *name))
+        .collect();
+    let (name, spec) = match found.as_slice() {
+        [one] => *one,
+        [] => {
+            eprintln!(
+                "barge: error: {}",
+                match template {
+                    Some(t) => format!("no AnalysisTemplate named {t:?} in {}", paths.join(" ")),
+                    None => format!("no AnalysisTemplate in {}", paths.join(" ")),
+                }
+            );
+            return Ok(ExitCode::from(2));
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|(n, _)| *n).collect();
+            eprintln!(
+                "barge: error: several templates ({}); choose one with --template",
+                names.join(", ")
+            );
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut spec = spec.clone();
+    if let Some(url) = prometheus {
+        for m in &mut spec.metrics {
+            if let Some(p) = &mut m.provider.prometheus {
+                p.address = Some(url.to_string());
+            }
+        }
+    }
+    let secrets = match config {
+        Some(path) => crate::config::Config::load(path)?.read_secrets()?,
+        None => BTreeMap::new(),
+    };
+    let given: BTreeMap<String, String> = given.iter().cloned().collect();
+    let prepared = args::resolve(&spec.args, &given, &mut |n, k| {
+        secrets
+            .get(n)
+            .and_then(|s| s.get(k))
+            .cloned()
+            .ok_or_else(|| "not in the configuration file's `secrets` (--config)".to_string())
+    })
+    .and_then(|resolved| Analysis::prepare(&spec, &resolved));
+    let analysis = match prepared {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("barge: error: {name}: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    eprintln!("barge: running analysis {name} (Ctrl-C stops it)");
+    let report = crate::block_on(async {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = stop.send(true);
+            }
+        });
+        let http = barge_analysis::http::Http::default();
+        Ok(barge_analysis::run(&analysis, &http, stopped, |metric, m| {
+            eprintln!("  {}", progress_line(metric, m))
+        })
+        .await)
+    })?;
+    crate::client::print(output, &serde_json::to_value(&report)?, |_| report_text(&report))?;
+    Ok(if report.phase == Phase::Successful && !report.stopped {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `success-rate #3 Failed [0.9]  (message)`.
+pub fn progress_line(metric: &MetricReport, m: &Measurement) -> String {
+    let mut line = format!(
+        "{} #{} {} {}",
+        metric.name,
+        metric.counters.count + metric.counters.error,
+        m.phase.as_str(),
+        m.value.as_deref().unwrap_or("-")
+    );
+    if let Some(msg) = &m.message {
+        line.push_str(&format!("  ({msg})"));
+    }
+    line
+}
+
+/// The report for people: each metric's query and conditions, its measurements and phase,
+/// then the run's phase and why.
+pub fn report_text(report: &Report) -> String {
+    let mut out = String::new();
+    for m in &report.metrics {
+        out.push_str(&format!(
+            "{}{}: {}  ({} measured: {} successful, {} failed, {} inconclusive, {} error)\n",
+            m.name,
+            if m.dry_run { " [dry-run]" } else { "" },
+            m.phase.as_str(),
+            m.counters.count + m.counters.error,
+            m.counters.successful,
+            m.counters.failed,
+            m.counters.inconclusive,
+            m.counters.error
+        ));
+        out.push_str(&format!("  {}: {}\n", m.provider, m.resolved.replace('\n', "\n    ")));
+        for (label, c) in [("success", &m.success_condition), ("failure", &m.failure_condition)] {
+            if let Some(c) = c {
+                out.push_str(&format!("  {label} when: {c}\n"));
+            }
+        }
+        for x in &m.measurements {
+            let at = chrono::DateTime::from_timestamp_millis(x.finished_at)
+                .map_or_else(String::new, |t| t.format("%H:%M:%S").to_string());
+            out.push_str(&format!(
+                "  {at}  {:<12} {}{}\n",
+                x.phase.as_str(),
+                x.value.as_deref().unwrap_or("-"),
+                x.message.as_deref().map(|s| format!("  ({s})")).unwrap_or_default()
+            ));
+        }
+    }
+    out.push_str(&format!("Phase: {}", report.phase.as_str()));
+    if !report.message.is_empty() {
+        out.push_str(&format!(" — {}", report.message));
+    }
+    out.push('\n');
+    out
+}

@@ -1,0 +1,268 @@
+//! Stage verification (Kargo's `verification`): after a successful promotion the Stage's
+//! (Cluster)AnalysisTemplates run as one analysis against the Freight it received. Success
+//! marks the Freight verified in the Stage (so it becomes available downstream); any other
+//! outcome leaves it unverified, which blocks downstream Stages. With `autoRollback` on, a
+//! failed verification re-promotes the Stage's previous verified Freight.
+//!
+//! Every measurement is audited (`verification.measured`: the resolved query, the
+//! conditions, the value and the phase) and the run's report is saved as it grows, so
+//! `barge get stage S` shows the numbers while the run is going.
+
+use crate::pipeline::{self, StageDef};
+use crate::promote::now_millis;
+use anyhow::{Context as _, Result};
+use barge_analysis::{Analysis, Measurement, MetricReport, Report};
+use barge_core::Catalog;
+use barge_core::analysis::{Phase, args};
+use barge_core::model::Body;
+use barge_core::model::analysis::AnalysisTemplateSpec;
+use barge_store::{Store, StoreError, Verification};
+use std::collections::BTreeMap;
+
+/// Who re-promotes the previous Freight after a failed verification.
+pub const ROLLBACK_ACTOR: &str = "barge (rollback)";
+
+/// Secret values by secret name and key (barge's secret store, from its configuration).
+pub type Secrets = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The analysis a Stage's verification runs: its templates merged, its `args` rendered (their
+/// `${{ }}` see `ctx.project`, `ctx.stage` and the Stage's `vars`, as in Kargo) and resolved.
+pub fn analysis_for(catalog: &Catalog, def: &StageDef<'_>, secrets: &Secrets) -> Result<Analysis, String> {
+    let Some(v) = &def.spec.verification else {
+        return Err(format!("Stage {} has no verification", def.name));
+    };
+    let mut templates: Vec<(String, AnalysisTemplateSpec)> = Vec::new();
+    for t in &v.analysis_templates {
+        let cluster = t.kind.as_deref() == Some("ClusterAnalysisTemplate");
+        let found = catalog.resources.iter().find_map(|r| match &r.body {
+            Some(Body::ClusterAnalysisTemplate(x)) if cluster && r.name == t.name => x.spec.clone(),
+            Some(Body::AnalysisTemplate(x)) if !cluster && r.name == t.name && r.project == def.project => {
+                x.spec.clone()
+            }
+            _ => None,
+        });
+        let kind = if cluster {
+            "ClusterAnalysisTemplate"
+        } else {
+            "AnalysisTemplate"
+        };
+        let spec = found.ok_or_else(|| format!("{kind} {} is not in the definitions", t.name))?;
+        templates.push((format!("{kind} {}", t.name), spec));
+    }
+    let named: Vec<(&str, &AnalysisTemplateSpec)> = templates.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    let merged = args::merge(&named)?;
+    let data = barge_core::eval::Data {
+        ctx: serde_json::json!({"project": def.project, "stage": def.name}),
+        ..Default::default()
+    };
+    let mut scope = barge_core::eval::Scope::default();
+    for var in &def.spec.vars {
+        let value = var.value.clone().unwrap_or(serde_json::Value::Null);
+        let value = barge_core::eval::render_value(&value, &data, &scope)
+            .map_err(|e| format!("Stage var {}: {e}", var.name))?;
+        scope.vars.insert(var.name.clone(), value);
+    }
+    let mut given = BTreeMap::new();
+    for a in &v.args {
+        let value = a.value.clone().unwrap_or(serde_json::Value::Null);
+        let value = barge_core::eval::render_value(&value, &data, &scope)
+            .map_err(|e| format!("verification arg {}: {e}", a.name))?;
+        let text = match value {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        given.insert(a.name.clone(), text);
+    }
+    let resolved = args::resolve(&merged.args, &given, &mut |name, key| {
+        secrets
+            .get(name)
+            .and_then(|s| s.get(key))
+            .cloned()
+            .ok_or_else(|| "not in barge's secret store (the configuration file's `secrets`)".to_string())
+    })?;
+    Analysis::prepare(&merged, &resolved)
+}
+
+/// The store's word for an analysis outcome.
+fn outcome(report: &Report) -> &'static str {
+    match report.phase {
+        Phase::Successful => "Succeeded",
+        Phase::Failed => "Failed",
+        Phase::Inconclusive => "Inconclusive",
+        Phase::Error | Phase::Running | Phase::Pending => "Error",
+    }
+}
+
+/// Runs a claimed verification to its end and records it; returns its final phase
+/// (`Aborted` when someone aborted it meanwhile). `progress` sees each measurement.
+pub async fn run(
+    store: &Store,
+    catalog: &Catalog,
+    secrets: &Secrets,
+    http: &barge_analysis::http::Http,
+    v: &Verification,
+    progress: &(dyn Fn(&MetricReport, &Measurement) + Sync),
+) -> Result<String> {
+    let all = pipeline::stages(catalog);
+    let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
+    let analysis = match analysis_for(catalog, def, secrets) {
+        Ok(a) => a,
+        Err(e) => {
+            let message = format!("the verification cannot run: {e}");
+            return finish(store, v, "Error", &message, &serde_json::json!({})).await;
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // An abort is noticed within a second, even between measurements far apart.
+    let watcher = {
+        let (store, v, stop) = (store.clone(), v.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let latest = store.verifications(&v.project, &v.stage, 1).await;
+                if latest.is_ok_and(|l| l.first().is_none_or(|x| x.id != v.id || x.is_finished())) {
+                    let _ = stop.send(true);
+                    return;
+                }
+            }
+        })
+    };
+    // Measurements go to the store in order, off the measuring path.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(MetricReport, Measurement)>();
+    let writer = {
+        let (store, v, stop) = (store.clone(), v.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut metrics: BTreeMap<String, MetricReport> = BTreeMap::new();
+            while let Some((metric, m)) = rx.recv().await {
+                let body = serde_json::json!({
+                    "verification": v.id,
+                    "metric": metric.name,
+                    "provider": metric.provider,
+                    "resolved": metric.resolved,
+                    "successCondition": metric.success_condition,
+                    "failureCondition": metric.failure_condition,
+                    "phase": m.phase,
+                    "value": m.value,
+                    "message": m.message,
+                    "metricPhase": metric.phase,
+                });
+                if let Err(e) = store.audit_measurement(&v, &body, m.finished_at).await {
+                    tracing::warn!(verification = %v.id, "cannot audit a measurement: {e}");
+                }
+                metrics.insert(metric.name.clone(), metric);
+                let so_far = serde_json::json!({
+                    "phase": "Running",
+                    "startedAt": v.created_at,
+                    "metrics": metrics.values().collect::<Vec<_>>(),
+                });
+                if let Err(StoreError::Aborted(_)) = store.save_verification_report(&v.project, &v.id, &so_far).await {
+                    let _ = stop.send(true);
+                }
+            }
+        })
+    };
+    let report = barge_analysis::run(&analysis, http, stopped, |metric, m| {
+        progress(metric, m);
+        let _ = tx.send((metric.clone(), m.clone()));
+    })
+    .await;
+    drop(tx);
+    let _ = writer.await;
+    watcher.abort();
+    let json = serde_json::to_value(&report)?;
+    if report.stopped {
+        // Only an abort (or a newer verification) stops a run; it recorded itself.
+        return Ok("Aborted".into());
+    }
+    let phase = finish(store, v, outcome(&report), &report.message, &json).await?;
+    if phase == "Failed" || phase == "Error" {
+        rollback(store, catalog, def, v, &phase).await;
+    }
+    Ok(phase)
+}
+
+async fn finish(
+    store: &Store,
+    v: &Verification,
+    phase: &str,
+    message: &str,
+    report: &serde_json::Value,
+) -> Result<String> {
+    match store.finish_verification(v, phase, message, report, now_millis()).await {
+        Ok(()) => Ok(phase.to_string()),
+        Err(StoreError::Aborted(_)) => Ok("Aborted".into()),
+        Err(e) => Err(e).context("cannot record the verification's outcome"),
+    }
+}
+
+/// The verification phases that roll a Stage back, when a ProjectConfig policy selecting it
+/// enables `autoRollback` (`onVerification`, default `[Failed]`).
+fn rollback_on(catalog: &Catalog, def: &StageDef<'_>) -> Vec<String> {
+    catalog
+        .resources
+        .iter()
+        .filter_map(|r| match &r.body {
+            Some(Body::ProjectConfig(pc)) if r.project == def.project || r.name == def.project => pc.spec.as_ref(),
+            _ => None,
+        })
+        .flat_map(|spec| &spec.promotion_policies)
+        .filter(|p| barge_core::plan::policy_matches(p, def.name, def.labels))
+        .filter_map(|p| p.auto_rollback.as_ref())
+        .filter(|r| r.enabled == Some(true))
+        .flat_map(|r| {
+            if r.on_verification.is_empty() {
+                vec!["Failed".to_string()]
+            } else {
+                r.on_verification.clone()
+            }
+        })
+        .collect()
+}
+
+/// Re-promotes the Stage's previous verified Freight of the same origin, if rollback is on
+/// for this outcome and there is one. The promotion holds the Stage (it is not the newest
+/// Freight), so auto-promotion does not bring the failed Freight straight back.
+async fn rollback(store: &Store, catalog: &Catalog, def: &StageDef<'_>, v: &Verification, phase: &str) {
+    if !rollback_on(catalog, def).iter().any(|p| p == phase) {
+        return;
+    }
+    let result = async {
+        let facts = store.freight_stages(def.project).await?;
+        let failed = facts
+            .iter()
+            .find(|f| f.stage == def.name && f.freight == v.freight)
+            .context("the failed Freight is not in the Stage")?;
+        let previous = facts
+            .iter()
+            .filter(|f| f.stage == def.name && f.warehouse == failed.warehouse && f.freight != v.freight)
+            .filter(|f| f.verified_at.is_some() && f.entered_at.is_some())
+            .max_by_key(|f| f.entered_at)
+            .context("no earlier verified Freight to roll back to")?;
+        let stored = store
+            .get_freight(def.project, &previous.freight)
+            .await?
+            .context("the earlier Freight is no longer stored")?;
+        let p = crate::promote::create(
+            catalog,
+            store,
+            def,
+            &stored,
+            ROLLBACK_ACTOR,
+            barge_core::promotion::Phase::Pending,
+            false,
+        )
+        .await?;
+        anyhow::Ok((p.name, stored.freight.alias.unwrap_or(previous.freight.clone())))
+    }
+    .await;
+    match result {
+        Ok((promotion, alias)) => {
+            eprintln!(
+                "barge: verification of {} in {} {phase}: rolling back to {alias} ({promotion})",
+                v.freight, def.name
+            );
+        }
+        Err(e) => tracing::warn!(stage = %def.name, "no rollback after the {phase} verification: {e:#}"),
+    }
+}
