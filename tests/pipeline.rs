@@ -4,6 +4,8 @@
 //! promotion windows defer auto-promotion with the reason `barge get stage` gives; abort
 //! stops a running promotion; `kill -9` of the daemon mid-promotion loses nothing.
 
+#[path = "../crates/barge-kube/tests/support/mod.rs"]
+mod kube_support;
 #[path = "../crates/barge-store/tests/support/postgres.rs"]
 mod postgres;
 #[path = "../crates/barge-registry/tests/support/mod.rs"]
@@ -196,6 +198,11 @@ impl Fixture {
             .env("BARGE_WORK_DIR", self.dir.path().join("work"))
             .env("BARGE_POLL_INTERVAL", "200ms")
             .env("USER", "alice");
+        // A test API server's kubeconfig, when the test started one.
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        if kubeconfig.exists() {
+            c.env("KUBECONFIG", kubeconfig);
+        }
         if matches!(args[0], "serve" | "promote") {
             c.args([
                 "--rewrite",
@@ -322,6 +329,7 @@ both_stores!(
     kill_9_of_serve_mid_promotion_resumes_with_one_commit,
     the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request,
     verification_gates_staging_and_a_failed_one_rolls_dev_back,
+    argo_cd_and_the_rollout_gate_verification_and_staging,
 );
 
 async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
@@ -1015,4 +1023,205 @@ async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) 
     fx.ok(&["verify", "stage", "dev"]);
     fx.once_ok();
     assert_eq!(fx.request("dev")["current"]["verification"], "Succeeded");
+}
+
+/// dev deploys through Argo CD and an Argo Rollouts canary before its verification; the test
+/// API server's controllers play Argo CD (syncing a commit "applies" the overlay's tag to the
+/// Rollout) and Argo Rollouts (its canary analysis fails for 1.1.0).
+const CLUSTER_DEFINITIONS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: "regex:^(dev|staging)$"}
+      autoPromotionEnabled: true
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: smoke, namespace: shop}
+spec:
+  args: [{name: stage}, {name: base}]
+  metrics:
+    - name: smoke
+      successCondition: result.ok == true
+      provider:
+        web: {url: "{{args.base}}/smoke/{{args.stage}}"}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./src}]
+        - uses: kustomize-set-image
+          config: {path: ./src/env/dev, images: [{image: ghcr.io/acme/app}]}
+        - uses: git-commit
+          config: {path: ./src, message: "dev: ${{ imageFrom('ghcr.io/acme/app').Tag }}"}
+        - uses: git-push
+          as: push
+          config: {path: ./src}
+        - uses: argocd-update
+          config:
+            apps:
+              - name: web-dev
+                sources:
+                  - repoURL: https://git.example.com/acme/config.git
+                    desiredRevision: ${{ outputs.push.commit }}
+                    updateTargetRevision: true
+        - uses: rollout-wait
+          config: {name: web, namespace: dev}
+  verification:
+    analysisTemplates: [{name: smoke}]
+    args:
+      - {name: stage, value: "${{ ctx.stage }}"}
+      - {name: base, value: "http://127.0.0.1:SMOKE_PORT"}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: staging, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [dev]}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+"#;
+
+async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
+    use kube_support::apiserver::ApiServer;
+    use kube_support::controllers::{self, ArgoCdOptions};
+    use std::sync::Arc;
+
+    let smoke_port = support::free_port();
+    let stages = CLUSTER_DEFINITIONS.replace("SMOKE_PORT", &smoke_port.to_string());
+    let fx = Fixture::with(b, &format!("{COMMON}---{stages}")).await;
+    smoke_server(smoke_port, fx.bare.clone()).await;
+    let api = ApiServer::start(Some("e2e-token")).await;
+    api.kubeconfig(fx.dir.path());
+    api.put("argoproj.io", "applications", serde_json::json!({
+        "metadata": {"name": "web-dev", "namespace": "argocd", "annotations": {"kargo.akuity.io/authorized-stage": "shop:dev"}},
+        "spec": {"source": {"repoURL": "https://git.example.com/acme/config.git", "targetRevision": "main", "path": "env/dev"}},
+        "status": {"sync": {"status": "Synced", "revision": "seed"}, "health": {"status": "Healthy"}, "reconciledAt": "2026-01-01T00:00:00Z"}}));
+    api.put("argoproj.io", "rollouts", serde_json::json!({
+        "metadata": {"name": "web", "namespace": "dev"},
+        "spec": {"strategy": {"canary": {"steps": [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "success-rate"}]}}, {"setWeight": 80}]}},
+            "template": {"spec": {"containers": [{"name": "web", "image": "ghcr.io/acme/app:0.9.0"}]}}}}));
+    // Argo CD: a sync of a commit applies the dev overlay's tag to the Rollout; the app's
+    // health is the Rollout's.
+    let bare = fx.bare.clone();
+    let argocd = ArgoCdOptions {
+        resolve: Arc::new(|_, target| target.to_string()),
+        apply: Arc::new(move |server, _, revision| {
+            let text = git(&bare, &["show", &format!("{revision}:env/dev/kustomization.yaml")]);
+            let tag = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("newTag: "))
+                .unwrap_or("")
+                .to_string();
+            server.update("argoproj.io", "rollouts", "dev", "web", |r| {
+                r["spec"]["template"]["spec"]["containers"][0]["image"] =
+                    serde_json::json!(format!("ghcr.io/acme/app:{tag}"));
+                true
+            });
+        }),
+        health: Arc::new(|server, _| {
+            let ro = server.get("argoproj.io", "rollouts", "dev", "web").unwrap();
+            match barge_core::health::rollout(&ro) {
+                barge_core::health::Readiness::Ready(_) => ("Healthy".into(), String::new()),
+                barge_core::health::Readiness::Failed(f) => ("Degraded".into(), f),
+                barge_core::health::Readiness::Waiting(w) => ("Progressing".into(), w),
+            }
+        }),
+        stale_for: Duration::from_millis(300),
+        sync_takes: Duration::from_millis(100),
+    };
+    let _argocd = controllers::argocd(api.clone(), argocd);
+    let api_for_analysis = api.clone();
+    let _rollouts = controllers::rollouts(
+        api.clone(),
+        Arc::new(move |_, _| {
+            let ro = api_for_analysis.get("argoproj.io", "rollouts", "dev", "web").unwrap();
+            let bad = ro["spec"]["template"]["spec"]["containers"][0]["image"] == "ghcr.io/acme/app:1.1.0";
+            (
+                !bad,
+                "Metric \"success-rate\" assessed Failed due to failed (3) > failureLimit (2)".to_string(),
+            )
+        }),
+        Duration::from_millis(100),
+    );
+
+    // 1.0.0: pushed, synced by Argo CD, rolled out by the canary, verified, then staging.
+    fx.push("1.0.0").await;
+    let out = fx.once();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging")),
+        ("1.0.0".into(), "1.0.0".into())
+    );
+    let app = api.get("argoproj.io", "applications", "argocd", "web-dev").unwrap();
+    let pushed = git(&fx.bare, &["rev-parse", "main"]);
+    let dev_commit = git(&fx.bare, &["log", "--format=%H", "--grep", "^dev: 1.0.0", "main"]);
+    assert_eq!(
+        app["spec"]["source"]["targetRevision"],
+        dev_commit.trim(),
+        "synced to the promotion's own commit"
+    );
+    assert_ne!(dev_commit.trim(), pushed.trim(), "staging pushed after it");
+    let ro = api.get("argoproj.io", "rollouts", "dev", "web").unwrap();
+    assert_eq!(
+        ro["spec"]["template"]["spec"]["containers"][0]["image"],
+        "ghcr.io/acme/app:1.0.0"
+    );
+    assert_eq!(
+        (
+            ro["status"]["phase"].as_str(),
+            ro["status"]["stableRS"] == ro["status"]["currentPodHash"]
+        ),
+        (Some("Healthy"), true)
+    );
+    let steps = fx.events(&["--stage", "dev"], "promotion.step");
+    assert!(
+        steps
+            .iter()
+            .any(|e| e["body"]["uses"] == "rollout-wait" && e["body"]["status"] == "Succeeded"),
+        "{steps:#?}"
+    );
+    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
+
+    // 1.1.0: the canary's analysis fails, the Rollout aborts, the promotion fails with its
+    // message, nothing is verified and staging keeps 1.0.0.
+    fx.push("1.1.0").await;
+    let out = fx.once();
+    assert!(!out.status.success());
+    let promotions = fx.json(&["get", "promotions", "--stage", "dev"]);
+    let failed = promotions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["phase"] == "Failed")
+        .unwrap_or_else(|| panic!("{promotions:#}"));
+    assert!(
+        failed["message"].as_str().unwrap().contains("Rollout web is Degraded: RolloutAborted: Rollout aborted update to revision 3: Metric \"success-rate\" assessed Failed"),
+        "{failed:#}"
+    );
+    assert_eq!(fx.pinned("staging"), "1.0.0");
+    let dev = fx.request("dev");
+    assert_eq!(
+        dev["current"]["alias"].as_str(),
+        Some(fx.alias_of("1.0.0").as_str()),
+        "dev still has 1.0.0: {dev:#}"
+    );
+    assert_eq!(dev["reason"], "PromotionFailed", "{dev:#}");
 }

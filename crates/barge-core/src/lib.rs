@@ -18,6 +18,7 @@ pub mod eval;
 pub mod expr;
 pub mod freight;
 pub mod glob;
+pub mod health;
 pub mod load;
 pub mod model;
 pub mod plan;

@@ -135,9 +135,14 @@ fn flat_step(step: &Step, alias: String, local_alias: String) -> Result<FlatStep
     })
 }
 
-/// Kargo's step-specific default timeouts (kargo.md §2.3).
+/// Kargo's step-specific default timeouts (kargo.md §2.3); a canary with pauses and analyses
+/// takes longer than a sync, so barge's rollout-wait gets 30 minutes.
 fn default_timeout(uses: &str) -> Option<Duration> {
-    matches!(uses, "argocd-update" | "argocd-wait").then(|| Duration::from_secs(300))
+    match uses {
+        "argocd-update" | "argocd-wait" => Some(Duration::from_secs(300)),
+        "rollout-wait" => Some(Duration::from_secs(1800)),
+        _ => None,
+    }
 }
 
 /// Evaluates vars in order, each seeing the ones before it.

@@ -377,6 +377,140 @@ step_config!(
 );
 
 step_config!(
+    /// argocd-update.
+    ArgoCdUpdate {
+        /// The Applications to update and sync.
+        apps: Vec<ArgoCdAppUpdate>,
+    }
+);
+
+step_config!(
+    /// One Application (or several, by label selector) for argocd-update.
+    ArgoCdAppUpdate {
+        /// The Application's name (or `selector`).
+        name: Option<String>,
+        /// Labels the Applications must have (instead of `name`).
+        selector: Option<AppSelector>,
+        /// The Application's namespace (default `argocd`).
+        namespace: Option<String>,
+        /// The sources to update; none: only sync.
+        sources: Vec<ArgoCdSourceUpdate>,
+        /// barge: the kubeconfig context of the cluster running Argo CD (default: the current one).
+        cluster: Option<String>,
+    }
+);
+
+step_config!(
+    /// A label selector.
+    AppSelector {
+        /// Labels that must all match.
+        match_labels: BTreeMap<String, String>,
+        /// Requirements (In, NotIn, Exists, DoesNotExist).
+        match_expressions: Vec<crate::model::kargo::LabelSelectorRequirement>,
+    }
+);
+
+step_config!(
+    /// How to update one of an Application's sources.
+    ArgoCdSourceUpdate {
+        /// The source's repository.
+        #[serde(rename = "repoURL")]
+        repo_url: String,
+        /// For Helm repository sources: the chart name.
+        chart: Option<String>,
+        /// The revision to sync to and wait for (default: the Freight's commit or chart version from this repository).
+        desired_revision: Option<String>,
+        /// Deprecated in Kargo: the alias of an earlier step whose `commit` output is the desired revision.
+        desired_commit_from_step: Option<String>,
+        /// Set the source's `targetRevision` to the desired revision.
+        update_target_revision: bool,
+        /// Kustomize images to set on the source.
+        kustomize: Option<ArgoCdKustomize>,
+        /// Helm parameters to set on the source.
+        helm: Option<ArgoCdHelm>,
+    }
+);
+
+step_config!(
+    /// Kustomize image overrides.
+    ArgoCdKustomize {
+        /// The images.
+        images: Vec<ArgoCdKustomizeImage>,
+    }
+);
+
+step_config!(
+    /// One kustomize image override.
+    ArgoCdKustomizeImage {
+        /// The image repository.
+        #[serde(rename = "repoURL")]
+        repo_url: String,
+        /// The tag (default: the Freight's image from this repository).
+        tag: Option<String>,
+        /// The digest (instead of a tag).
+        digest: Option<String>,
+        /// Use the Freight image's digest rather than its tag.
+        use_digest: bool,
+        /// Replace the image name too.
+        new_name: Option<String>,
+    }
+);
+
+step_config!(
+    /// Helm parameters.
+    ArgoCdHelm {
+        /// The parameters, by values key.
+        images: Vec<ArgoCdHelmImage>,
+    }
+);
+
+step_config!(
+    /// One Helm parameter.
+    ArgoCdHelmImage {
+        /// The values key (`image.tag`).
+        key: String,
+        /// The value.
+        value: Value,
+    }
+);
+
+step_config!(
+    /// argocd-wait.
+    ArgoCdWait {
+        /// The Applications to wait for.
+        apps: Vec<ArgoCdAppWait>,
+    }
+);
+
+step_config!(
+    /// One Application (or several, by label selector) for argocd-wait.
+    ArgoCdAppWait {
+        /// The Application's name (or `selector`).
+        name: Option<String>,
+        /// Labels the Applications must have (instead of `name`).
+        selector: Option<AppSelector>,
+        /// The Application's namespace (default `argocd`).
+        namespace: Option<String>,
+        /// What to wait for: health, sync, operation, suspended, degraded (default health, sync, operation).
+        wait_for: Vec<String>,
+        /// barge: the kubeconfig context of the cluster running Argo CD (default: the current one).
+        cluster: Option<String>,
+    }
+);
+
+step_config!(
+    /// rollout-wait (barge): wait until an Argo Rollouts Rollout has rolled out its current pod template.
+    RolloutWait {
+        /// The Rollout's name.
+        name: String,
+        /// Its namespace (default `default`).
+        namespace: Option<String>,
+        /// The kubeconfig context of its cluster (default: the current one).
+        cluster: Option<String>,
+    }
+);
+
+step_config!(
     /// A name and a value.
     NameValue {
         /// Name.
@@ -443,6 +577,9 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "delete" => Delete::shape(),
         "file-write" => FileWrite::shape(),
         "http" => Http::shape(),
+        "argocd-update" => ArgoCdUpdate::shape(),
+        "argocd-wait" => ArgoCdWait::shape(),
+        "rollout-wait" => RolloutWait::shape(),
         "set-metadata" => SetMetadata::shape(),
         "set-freight-alias" => SetFreightAlias::shape(),
         "fail" => Fail::shape(),

@@ -32,6 +32,8 @@ pub const BUILTIN: &[&str] = &[
     "kustomize-set-image",
     "oci-download",
     "oci-push",
+    // barge's own: waits for an Argo Rollouts Rollout (docs/reference/steps.md).
+    "rollout-wait",
     "set-freight-alias",
     "set-metadata",
     "tar",

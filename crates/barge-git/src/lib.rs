@@ -149,8 +149,14 @@ fn askpass_script() -> Result<std::path::PathBuf, GitError> {
     use std::sync::OnceLock;
     static PATH: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("barge-askpass-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        // A fresh private directory (random name, mode 0700): a predictable path in /tmp could
+        // be prepared by another user to run their own program with the password in its
+        // environment. It lives as long as the process.
+        let dir = tempfile::Builder::new()
+            .prefix("barge-askpass-")
+            .tempdir()
+            .map_err(|e| e.to_string())?
+            .keep();
         let path = dir.join("askpass.sh");
         std::fs::write(&path, "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n").map_err(|e| e.to_string())?;
         use std::os::unix::fs::PermissionsExt;

@@ -191,6 +191,8 @@ pub struct Engine {
     pub poll_interval: Duration,
     /// The backoff between retries of an errored step.
     pub retry_backoff: Duration,
+    /// Kubernetes clusters, for the argocd-* and rollout-wait steps (connected on first use).
+    pub kube: Arc<barge_kube::Clusters>,
     /// Bounds the promotions running at once (Kargo: 4 per controller). More would only
     /// thrash the CPU with checkouts; fewer lets finished promotions' worktrees be reused.
     pub slots: Arc<tokio::sync::Semaphore>,

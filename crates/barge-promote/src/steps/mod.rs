@@ -4,6 +4,7 @@
 //! or an error whose kind decides what the engine does: `Failed` ends the step as a business
 //! failure, `Invalid` as an error without retry, `Retryable` counts towards `errorThreshold`.
 
+mod cluster;
 mod files;
 mod git;
 mod http;
@@ -70,6 +71,8 @@ pub type StepFn = for<'a> fn(&'a StepCtx<'a>, Json) -> BoxFuture<'a, StepResult>
 
 /// Every step barge runs, by its Kargo name.
 pub const REGISTRY: &[(&str, StepFn)] = &[
+    ("argocd-update", cluster::argocd_update),
+    ("argocd-wait", cluster::argocd_wait),
     ("compose-output", meta::compose_output),
     ("copy", files::copy),
     ("delete", files::delete),
@@ -89,6 +92,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("json-update", update::json_update),
     ("kustomize-build", render::kustomize_build),
     ("kustomize-set-image", update::kustomize_set_image),
+    ("rollout-wait", cluster::rollout_wait),
     ("set-freight-alias", meta::set_freight_alias),
     ("set-metadata", meta::set_metadata),
     ("toml-parse", update::toml_parse),
@@ -178,8 +182,6 @@ mod tests {
         assert_eq!(
             missing,
             vec![
-                "argocd-update",
-                "argocd-wait",
                 "github-push",
                 "helm-update-chart",
                 "http-download",

@@ -54,7 +54,7 @@ fn postgres() -> &'static Postgres {
         assert!(out.status.success(), "initdb failed: {}", std::fs::read_to_string(format!("{path}/initdb.log")).unwrap_or_default());
         let watchdog = format!(
             "{bin}/postgres -D {path}/data -p {port} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off >{path}/pg.log 2>&1 & pg=$!; \
-             while [ -d /proc/{test} ]; do sleep 0.5; done; kill -INT $pg; wait $pg",
+             while [ -d /proc/{test} ]; do sleep 0.5; done; kill -INT $pg; wait $pg; rm -rf {path}",
             test = std::process::id()
         );
         let watchdog = as_postgres_user(&watchdog).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();

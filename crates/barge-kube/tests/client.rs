@@ -1,0 +1,123 @@
+//! barge-kube's client against the test API server: the REST semantics barge relies on
+//! (GET, LIST with selectors, merge PATCH, create with generateName, WATCH from a
+//! resourceVersion, DELETE) and each failure's class (404, 409, 401, no configuration).
+
+mod support;
+
+use barge_core::ErrorClass;
+use barge_kube::{APPLICATION, Clusters, Objects, ROLLOUT, resource_version};
+use serde_json::json;
+use std::time::Duration;
+use support::apiserver::ApiServer;
+
+fn app(name: &str, team: &str) -> serde_json::Value {
+    json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": name, "namespace": "argocd", "labels": {"team": team}},
+        "spec": {"source": {"repoURL": "https://git.example.com/acme/config.git", "targetRevision": "main"}}})
+}
+
+#[tokio::test]
+async fn objects_are_read_patched_created_watched_and_deleted() {
+    let server = ApiServer::start(Some("s3cret")).await;
+    let dir = tempfile::tempdir().unwrap();
+    server.put("argoproj.io", "applications", app("web-dev", "shop"));
+    server.put("argoproj.io", "applications", app("api-dev", "other"));
+    let clusters = Clusters::new(Some(server.kubeconfig(dir.path())));
+    let client = clusters.client(None).await.unwrap();
+    let apps = Objects::new(client.clone(), APPLICATION, "argocd");
+
+    let got = apps.get("web-dev").await.unwrap();
+    assert_eq!(got["spec"]["source"]["targetRevision"], "main");
+    assert_eq!(got["metadata"]["generation"], 1);
+    let listed = apps.list("team=shop").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["metadata"]["name"], "web-dev");
+
+    let patched = apps
+        .merge_patch(
+            "web-dev",
+            &json!({"spec": {"source": {"targetRevision": "abc123"}}, "operation": {"sync": {"revision": "abc123"}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched["spec"]["source"]["targetRevision"], "abc123");
+    assert_eq!(
+        patched["spec"]["source"]["repoURL"], "https://git.example.com/acme/config.git",
+        "a merge patch keeps the rest"
+    );
+    assert_eq!(patched["metadata"]["generation"], 2);
+    assert!(server.requests().iter().any(|r| {
+        r.starts_with("PATCH /apis/argoproj.io/v1alpha1/namespaces/argocd/applications/web-dev")
+            && r.ends_with("application/merge-patch+json")
+    }));
+
+    // A WATCH from the patched version sees the next change (a controller writing status).
+    let rv = resource_version(&patched).to_string();
+    let (watcher, controller) = tokio::join!(apps.next_change("web-dev", &rv, Duration::from_secs(5)), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.update("argoproj.io", "applications", "argocd", "web-dev", |a| {
+            a["status"] = json!({"sync": {"status": "Synced"}});
+            true
+        })
+    });
+    assert!(controller);
+    assert_eq!(watcher.unwrap().unwrap()["status"]["sync"]["status"], "Synced");
+    let quiet = apps
+        .next_change(
+            "web-dev",
+            resource_version(&apps.get("web-dev").await.unwrap()),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    assert!(quiet.is_none(), "nothing changed within the limit");
+
+    let rollouts = Objects::new(client.clone(), ROLLOUT, "shop");
+    let created = rollouts
+        .create(&json!({"metadata": {"generateName": "web-"}, "spec": {"replicas": 1}}))
+        .await
+        .unwrap();
+    let name = created["metadata"]["name"].as_str().unwrap().to_string();
+    assert!(name.starts_with("web-") && name.len() > 4, "{name}");
+    assert_eq!(created["apiVersion"], "argoproj.io/v1alpha1");
+    let again = rollouts
+        .create(&json!({"metadata": {"name": name.clone()}, "spec": {}}))
+        .await
+        .unwrap_err();
+    assert_eq!(again.class(), ErrorClass::Conflict, "{again}");
+    rollouts.delete(&name).await.unwrap();
+    let gone = rollouts.get(&name).await.unwrap_err();
+    assert_eq!(gone.class(), ErrorClass::NotFound, "{gone}");
+    assert!(gone.to_string().contains(&format!("Rollout shop/{name}")), "{gone}");
+    rollouts.delete(&name).await.expect("deleting what is gone is done");
+}
+
+#[tokio::test]
+async fn refusals_and_missing_configuration_are_classified() {
+    let server = ApiServer::start(Some("right")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = server.kubeconfig(dir.path());
+    let wrong = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("token: right", "token: wrong");
+    std::fs::write(&path, wrong).unwrap();
+    let clusters = Clusters::new(Some(path));
+    let apps = Objects::new(clusters.client(None).await.unwrap(), APPLICATION, "argocd");
+    let e = apps.get("web-dev").await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+
+    let missing = Clusters::new(Some(dir.path().join("nope")));
+    let Err(e) = missing.client(None).await else {
+        panic!("a client without configuration")
+    };
+    assert_eq!(e.class(), ErrorClass::Invalid);
+    assert!(
+        e.to_string().contains("no Kubernetes access") && e.to_string().contains("nope"),
+        "{e}"
+    );
+    let ctx = Clusters::new(Some(server.kubeconfig(dir.path())));
+    let Err(e) = ctx.client(Some("prod-eu")).await else {
+        panic!("a client for an unknown context")
+    };
+    assert!(e.to_string().contains("for context \"prod-eu\""), "{e}");
+}
