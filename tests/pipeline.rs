@@ -237,8 +237,15 @@ impl Fixture {
 
     /// `barge serve --once`, which must reach idle within two minutes.
     fn once(&self) -> Output {
+        self.once_with(&[])
+    }
+
+    /// `barge serve --once EXTRA…`.
+    fn once_with(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["serve", self.defs.to_str().unwrap(), "--once"];
+        args.extend(extra);
         let mut child = self
-            .command(&["serve", self.defs.to_str().unwrap(), "--once"])
+            .command(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -330,6 +337,7 @@ both_stores!(
     the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request,
     verification_gates_staging_and_a_failed_one_rolls_dev_back,
     argo_cd_and_the_rollout_gate_verification_and_staging,
+    verification_by_analysis_runs_in_the_cluster,
 );
 
 async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
@@ -1224,4 +1232,89 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
         "dev still has 1.0.0: {dev:#}"
     );
     assert_eq!(dev["reason"], "PromotionFailed", "{dev:#}");
+}
+
+/// `--analysis-runs cluster`: each verification is an AnalysisRun in the project's namespace,
+/// measured by the cluster's analysis controller (here a test controller that fails runs while
+/// dev has 1.1.0); barge follows it, records the measurements and rolls back on failure.
+async fn verification_by_analysis_runs_in_the_cluster(b: Backend) {
+    use kube_support::apiserver::ApiServer;
+    use kube_support::controllers;
+    use std::sync::Arc;
+
+    let stages = VERIFIED_DEFINITIONS.replace("SMOKE_PORT", "9");
+    let fx = Fixture::with(b, &format!("{COMMON}---{stages}")).await;
+    let api = ApiServer::start(Some("runs")).await;
+    api.kubeconfig(fx.dir.path());
+    let bare = fx.bare.clone();
+    let verdict = move |_: &Value| {
+        let text = git(&bare, &["show", "main:env/dev/kustomization.yaml"]);
+        let bad = text.contains("newTag: 1.1.0");
+        (
+            if bad { "Failed" } else { "Successful" }.to_string(),
+            format!("{{\"ok\":{}}}", !bad),
+        )
+    };
+    let _runs = controllers::analysis_runs(api.clone(), Arc::new(verdict), Duration::from_millis(200));
+
+    fx.push("1.0.0").await;
+    let out = fx.once_with(&["--analysis-runs", "cluster"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging")),
+        ("1.0.0".into(), "1.0.0".into())
+    );
+    let runs = api.list("argoproj.io", "analysisruns");
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run["metadata"]["namespace"], "shop");
+    assert_eq!(run["metadata"]["labels"]["kargo.akuity.io/stage"], "dev");
+    assert_eq!(
+        run["spec"]["args"][0],
+        serde_json::json!({"name": "stage", "value": "dev"}),
+        "Stage args rendered"
+    );
+    assert_eq!(
+        run["spec"]["metrics"][0]["provider"]["web"]["url"],
+        "{{args.base}}/smoke/{{args.stage}}"
+    );
+    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
+    assert_eq!(
+        dev["lastVerification"]["alias"].as_str(),
+        Some(fx.alias_of("1.0.0").as_str())
+    );
+    assert_eq!(
+        run["metadata"]["labels"]["kargo.akuity.io/freight-collection"],
+        dev["lastVerification"]["freight"]
+    );
+    assert_eq!(
+        dev["lastVerification"]["report"]["metrics"][0]["measurements"][0]["value"],
+        r#"{"ok":true}"#
+    );
+    assert_eq!(fx.events(&["--stage", "dev"], "verification.measured").len(), 1);
+
+    fx.push("1.1.0").await;
+    let out = fx.once_with(&["--analysis-runs", "cluster"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("rolling back to {}", fx.alias_of("1.0.0"))),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        (fx.pinned("dev"), fx.pinned("staging")),
+        ("1.0.0".into(), "1.0.0".into())
+    );
+    let outcomes: Vec<String> = fx
+        .events(&["--stage", "dev"], "verification.finished")
+        .iter()
+        .map(|e| e["body"]["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outcomes, ["Succeeded", "Failed", "Succeeded"]);
+    assert_eq!(
+        api.list("argoproj.io", "analysisruns").len(),
+        3,
+        "one run per verification"
+    );
 }

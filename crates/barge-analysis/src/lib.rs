@@ -3,7 +3,8 @@
 //! The decisions (conditions, counters, limits, when the next measurement is due, the run's
 //! phase) are `barge_core::analysis`'s pure functions; this crate adds the IO around them:
 //! - [`prometheus`] and [`web`] take one measurement each (the providers), over one shared
-//!   HTTP layer ([`http`]) for headers, timeouts, TLS and authentication;
+//!   HTTP layer ([`http`]) for headers, timeouts, TLS and authentication; [`job`] runs a
+//!   measurement as a Kubernetes Job;
 //! - [`run`] prepares a run from templates and arguments and drives it to a final phase,
 //!   measuring due metrics concurrently, honouring `initialDelay`, `interval` (from the
 //!   previous measurement's end) and Rollouts' 10 s error retry, and reporting each
@@ -13,14 +14,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod http;
+pub mod job;
 pub mod prometheus;
 pub mod run;
 pub mod web;
 
 use barge_core::ErrorClass;
 
-pub use run::{Analysis, Measurement, MetricReport, Report, run};
+pub use run::{Analysis, Measurement, MetricReport, Providers, Report, run};
 
 /// Why a measurement could not be taken. Every one makes the measurement **Error** (Rollouts
 /// semantics); the class tells logs and metrics what kind of fault it was.

@@ -7,7 +7,8 @@
 //! daemon can audit them and a terminal can show them.
 
 use crate::http::Http;
-use crate::{MeasureError, prometheus, web};
+use crate::job::JobTarget;
+use crate::{MeasureError, job, prometheus, web};
 use barge_core::analysis::{self, Limits, MeasuredValue, MetricState, Phase, args};
 use barge_core::model::analysis::{AnalysisTemplateSpec, Metric};
 use barge_core::secret::redact_values;
@@ -43,13 +44,7 @@ impl Analysis {
             let metric = args::substitute(m, resolved)?;
             let limits = Limits::from_metric(&metric).map_err(|e| format!("metric {:?}: {e}", m.name))?;
             match metric.provider.names().as_slice() {
-                ["prometheus"] | ["web"] => {}
-                ["job"] => {
-                    return Err(format!(
-                        "metric {:?}: the job provider needs a Kubernetes cluster, which this barge cannot reach",
-                        m.name
-                    ));
-                }
+                ["prometheus"] | ["web"] | ["job"] => {}
                 [other] => return Err(format!("metric {:?}: provider {other} is not supported", m.name)),
                 [] => return Err(format!("metric {:?} has no provider", m.name)),
                 many => {
@@ -71,6 +66,28 @@ impl Analysis {
             metrics,
             secrets: resolved.secrets.clone(),
         })
+    }
+}
+
+/// What measurements can reach: HTTP (Prometheus, web metrics) and, for Job metrics, a
+/// cluster.
+#[derive(Clone, Default)]
+pub struct Providers {
+    pub http: Http,
+    /// Where Job metrics run; without it, a run with one fails at once.
+    pub jobs: Option<JobTarget>,
+}
+
+impl Providers {
+    pub fn new(http: Http) -> Providers {
+        Providers { http, jobs: None }
+    }
+}
+
+impl Analysis {
+    /// Whether a metric runs as a Kubernetes Job.
+    pub fn needs_cluster(&self) -> bool {
+        self.metrics.iter().any(|p| p.metric.provider.job.is_some())
     }
 }
 
@@ -135,7 +152,7 @@ fn now_ms() -> i64 {
 }
 
 /// Resolves once `stop` becomes true; never, if its sender is gone.
-async fn until_stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn until_stopped(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|s| *s).await.is_err() {
         std::future::pending::<()>().await;
     }
@@ -147,7 +164,7 @@ async fn until_stopped(stop: &mut watch::Receiver<bool>) {
 /// count as Successful, and the report says `stopped`.
 pub async fn run(
     analysis: &Analysis,
-    http: &Http,
+    providers: &Providers,
     mut stop: watch::Receiver<bool>,
     mut observe: impl FnMut(&MetricReport, &Measurement),
 ) -> Report {
@@ -168,6 +185,8 @@ pub async fn run(
                     ("prometheus", q.query.clone().unwrap_or_default())
                 } else if let Some(w) = &m.provider.web {
                     ("web", web::describe(w))
+                } else if let Some(j) = &m.provider.job {
+                    ("job", job_summary(j))
                 } else {
                     ("", String::new())
                 };
@@ -186,6 +205,26 @@ pub async fn run(
             })
             .collect(),
     };
+    if analysis.needs_cluster() {
+        // Without a cluster every Job measurement would error: say so once, at once.
+        let unreachable = match &providers.jobs {
+            None => {
+                Some("job metrics need a Kubernetes cluster: set KUBECONFIG (or run barge in the cluster)".to_string())
+            }
+            Some(t) => t
+                .clusters
+                .client(t.context.as_deref())
+                .await
+                .err()
+                .map(|e| format!("job metrics: {e}")),
+        };
+        if let Some(message) = unreachable {
+            report.phase = Phase::Error;
+            report.message = message;
+            report.finished_at = Some(now_ms());
+            return report;
+        }
+    }
     loop {
         let flags: Vec<(Phase, bool)> = report.metrics.iter().map(|m| (m.phase, m.dry_run)).collect();
         if report.stopped || analysis::terminating(&flags) {
@@ -220,10 +259,12 @@ pub async fn run(
         let mut running = JoinSet::new();
         for i in due {
             let metric = analysis.metrics[i].metric.clone();
-            let http = http.clone();
+            let providers = providers.clone();
+            let counters = &report.metrics[i].counters;
+            let n = counters.count + counters.error + 1;
             running.spawn(async move {
                 let started_at = now_ms();
-                let outcome = measure(&http, &metric).await;
+                let outcome = measure(&providers, &metric, n).await;
                 (i, started_at, now_ms(), outcome)
             });
         }
@@ -243,12 +284,16 @@ pub async fn run(
             let prepared = &analysis.metrics[i];
             let m = &mut report.metrics[i];
             let measurement = match outcome {
-                Ok((value, warnings)) => {
-                    let (phase, error) = analysis::evaluate(
-                        prepared.metric.success_condition.as_deref(),
-                        prepared.metric.failure_condition.as_deref(),
-                        &value,
-                    );
+                Ok(Measured { value, warnings, phase }) => {
+                    let (phase, error) = match phase {
+                        // A Job decides its own outcome; conditions do not apply.
+                        Some(p) => (p, None),
+                        None => analysis::evaluate(
+                            prepared.metric.success_condition.as_deref(),
+                            prepared.metric.failure_condition.as_deref(),
+                            &value,
+                        ),
+                    };
                     let message = error.or_else(|| (!warnings.is_empty()).then(|| warnings.join("; ")));
                     Measurement {
                         phase,
@@ -297,16 +342,65 @@ pub async fn run(
     report
 }
 
-async fn measure(http: &Http, metric: &Metric) -> Result<(MeasuredValue, Vec<String>), MeasureError> {
+/// What one measurement produced: a value, the provider's warnings, and the phase when the
+/// provider decides it itself (a Job).
+struct Measured {
+    value: MeasuredValue,
+    warnings: Vec<String>,
+    phase: Option<Phase>,
+}
+
+async fn measure(providers: &Providers, metric: &Metric, n: u64) -> Result<Measured, MeasureError> {
+    let http: &Http = &providers.http;
     if let Some(p) = &metric.provider.prometheus {
         let m = prometheus::measure(http, p).await?;
-        Ok((m.value, m.warnings))
+        Ok(Measured {
+            value: m.value,
+            warnings: m.warnings,
+            phase: None,
+        })
     } else if let Some(w) = &metric.provider.web {
-        Ok((web::measure(http, w).await?, Vec::new()))
+        Ok(Measured {
+            value: web::measure(http, w).await?,
+            warnings: Vec::new(),
+            phase: None,
+        })
+    } else if let (Some(j), Some(target)) = (&metric.provider.job, &providers.jobs) {
+        let (phase, value) = job::measure(target, &metric.name, n, j).await?;
+        Ok(Measured {
+            value,
+            warnings: Vec::new(),
+            phase: Some(phase),
+        })
     } else {
         Err(MeasureError::Invalid(format!(
             "metric {:?} has no provider barge can measure",
             metric.name
         )))
     }
+}
+
+/// `Job: <image> <command…>` for the report.
+fn job_summary(j: &barge_core::model::analysis::JobMetric) -> String {
+    let spec = j.spec.clone().unwrap_or_default();
+    let containers = spec["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let shown: Vec<String> = containers
+        .iter()
+        .map(|c| {
+            let words: Vec<String> = c["command"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(c["args"].as_array().into_iter().flatten())
+                .filter_map(|w| w.as_str().map(str::to_string))
+                .collect();
+            format!("{} {}", c["image"].as_str().unwrap_or("?"), words.join(" "))
+                .trim()
+                .to_string()
+        })
+        .collect();
+    format!("Job: {}", shown.join("; "))
 }

@@ -1,11 +1,15 @@
 //! Every AnalysisTemplate of the conformance corpus (shared/corpus/analysis) whose metrics
 //! barge can measure is run against local servers: Prometheus accepts every query after
-//! argument substitution, every web metric reaches the server, and every run ends in a phase.
+//! argument substitution, every web metric reaches the server, every Job metric becomes a Job
+//! on the test API server that its controller completes, and every run ends in a phase.
 
 mod support;
 
+#[path = "../../barge-kube/tests/support/mod.rs"]
+mod kube_support;
+
 use barge_analysis::Analysis;
-use barge_analysis::http::Http;
+use barge_analysis::Providers;
 use barge_core::Catalog;
 use barge_core::analysis::{Phase, args};
 use barge_core::model::Body;
@@ -74,6 +78,12 @@ fn localise(mut s: AnalysisTemplateSpec, prometheus: &str, web: &str) -> Analysi
 async fn corpus_templates_with_supported_providers_run_against_local_servers() {
     let prom = Prometheus::start(&requests("demo", 9.0, 1.0));
     let (web, seen) = any_web().await;
+    let cluster = kube_support::apiserver::ApiServer::start(None).await;
+    let kubeconfig_dir = tempfile::tempdir().unwrap();
+    let clusters = std::sync::Arc::new(barge_kube::Clusters::new(Some(
+        cluster.kubeconfig(kubeconfig_dir.path()),
+    )));
+    let _jobs = kube_support::controllers::jobs(cluster.clone(), std::time::Duration::from_millis(50));
     let mut ran = Vec::new();
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus().join("analysis"))
         .unwrap()
@@ -95,7 +105,7 @@ async fn corpus_templates_with_supported_providers_run_against_local_servers() {
                 && spec
                     .metrics
                     .iter()
-                    .all(|m| matches!(m.provider.names().as_slice(), ["prometheus"] | ["web"]));
+                    .all(|m| matches!(m.provider.names().as_slice(), ["prometheus"] | ["web"] | ["job"]));
             if !measurable {
                 continue;
             }
@@ -113,7 +123,16 @@ async fn corpus_templates_with_supported_providers_run_against_local_servers() {
             let analysis = Analysis::prepare(&s, &resolved).unwrap_or_else(|e| panic!("{label}: {e}"));
             let before = seen.lock().unwrap().len();
             let (_stop, stopped) = tokio::sync::watch::channel(false);
-            let report = barge_analysis::run(&analysis, &Http::default(), stopped, |_, _| {}).await;
+            let providers = Providers {
+                jobs: Some(barge_analysis::job::JobTarget {
+                    clusters: clusters.clone(),
+                    context: None,
+                    namespace: "corpus".into(),
+                    run: format!("run-{}", ran.len()),
+                }),
+                ..Providers::default()
+            };
+            let report = barge_analysis::run(&analysis, &providers, stopped, |_, _| {}).await;
             assert!(report.phase.is_completed(), "{label}: {report:#?}");
             for m in &report.metrics {
                 assert!(!m.measurements.is_empty(), "{label}: {} was never measured", m.name);
@@ -138,10 +157,21 @@ async fn corpus_templates_with_supported_providers_run_against_local_servers() {
                 .map(|m| m.measurements.len())
                 .sum();
             assert_eq!(seen.lock().unwrap().len() - before, web_measurements, "{label}");
+            for m in report.metrics.iter().filter(|m| m.provider == "job") {
+                for x in &m.measurements {
+                    let v = x.value.as_deref().unwrap_or("");
+                    assert!(
+                        v == "Complete" || v.starts_with("Failed ("),
+                        "{label}: {} measured {x:?}",
+                        m.name
+                    );
+                }
+            }
             ran.push((label, report.phase));
         }
     }
     let names: Vec<&str> = ran.iter().map(|(l, _)| l.as_str()).collect();
-    assert!(ran.len() >= 20, "only {} corpus templates ran: {names:?}", ran.len());
+    assert!(ran.len() >= 30, "only {} corpus templates ran: {names:?}", ran.len());
+    assert!(!cluster.list("batch", "jobs").is_empty(), "no Job metric ran");
     assert!(ran.iter().any(|(_, p)| *p == Phase::Successful), "{ran:?}");
 }

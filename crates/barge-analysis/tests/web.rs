@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use barge_analysis::http::Http;
+use barge_analysis::Providers;
 use barge_analysis::{Analysis, run as run_analysis};
 use barge_core::analysis::{Phase, args};
 use serde_json::{Value, json};
@@ -132,7 +132,7 @@ async fn a_bearer_token_from_the_secret_store_is_sent_and_never_shown() {
     .unwrap();
     let analysis = Analysis::prepare(&s, &resolved).unwrap();
     let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let report = run_analysis(&analysis, &Http::default(), stopped, |_, _| {}).await;
+    let report = run_analysis(&analysis, &Providers::default(), stopped, |_, _| {}).await;
     assert_eq!(report.phase, Phase::Successful, "{report:#?}");
     assert_eq!(
         seen.requests.lock().unwrap().as_slice(),
@@ -146,7 +146,7 @@ async fn a_bearer_token_from_the_secret_store_is_sent_and_never_shown() {
     let analysis = Analysis::prepare(&s, &resolved).unwrap();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     // One refusal is enough to see (the rest would be retries 10 s apart).
-    let report = run_analysis(&analysis, &Http::default(), stopped, |_, _| {
+    let report = run_analysis(&analysis, &Providers::default(), stopped, |_, _| {
         let _ = stop.send(true);
     })
     .await;
@@ -195,9 +195,6 @@ fn runs_that_cannot_start_are_refused_before_any_measurement() {
     assert_eq!(
         refuse("  metrics:\n  - name: dd\n    provider: {datadog: {query: x}}\n"),
         "metric \"dd\": provider datadog is not supported"
-    );
-    assert!(
-        refuse("  metrics:\n  - name: j\n    provider: {job: {spec: {}}}\n").contains("needs a Kubernetes cluster")
     );
     assert!(
         refuse("  metrics:\n  - name: c\n    count: 3\n    provider: {web: {url: x}}\n")

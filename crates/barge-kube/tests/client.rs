@@ -121,3 +121,30 @@ async fn refusals_and_missing_configuration_are_classified() {
     };
     assert!(e.to_string().contains("for context \"prod-eu\""), "{e}");
 }
+
+#[tokio::test]
+async fn contexts_name_clusters() {
+    let (a, b) = (ApiServer::start(None).await, ApiServer::start(None).await);
+    a.put("argoproj.io", "applications", app("on-a", "shop"));
+    b.put("argoproj.io", "applications", app("on-b", "shop"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- {{name: a, cluster: {{server: '{}'}}}}\n- {{name: b, cluster: {{server: '{}'}}}}\nusers:\n- {{name: u, user: {{}}}}\ncontexts:\n- {{name: east, context: {{cluster: a, user: u}}}}\n- {{name: west, context: {{cluster: b, user: u}}}}\ncurrent-context: east\n",
+            a.url, b.url
+        ),
+    )
+    .unwrap();
+    let clusters = Clusters::new(Some(path));
+    let names = |apps: Vec<serde_json::Value>| {
+        apps.iter()
+            .map(|x| x["metadata"]["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let current = Objects::new(clusters.client(None).await.unwrap(), APPLICATION, "argocd");
+    assert_eq!(names(current.list("").await.unwrap()), ["on-a"], "the current context");
+    let west = Objects::new(clusters.client(Some("west")).await.unwrap(), APPLICATION, "argocd");
+    assert_eq!(names(west.list("").await.unwrap()), ["on-b"]);
+}

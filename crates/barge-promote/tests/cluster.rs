@@ -99,6 +99,31 @@ async fn argocd_update_syncs_and_waits_past_the_stale_health_until_healthy_at_th
     );
     assert_eq!(a["spec"]["source"]["path"], "env/dev");
     assert_eq!(a["status"]["sync"]["revision"], "c0ffee");
+    // The app went OutOfSync → Synced at c0ffee, and only then Healthy (reconciled after the sync).
+    let mut seen: Vec<String> = Vec::new();
+    for v in c.server.history("argoproj.io", "applications", "argocd", "web-dev") {
+        let s = &v["status"];
+        let state = format!(
+            "{} {} {} fresh={}",
+            s["sync"]["status"].as_str().unwrap_or(""),
+            s["sync"]["revision"].as_str().unwrap_or(""),
+            s["health"]["status"].as_str().unwrap_or(""),
+            s["reconciledAt"].as_str() >= s["operationState"]["finishedAt"].as_str()
+        );
+        if seen.last() != Some(&state) {
+            seen.push(state);
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "Synced old Healthy fresh=true",
+            "OutOfSync old Healthy fresh=true",
+            "Synced c0ffee Healthy fresh=false",
+            "Synced c0ffee Healthy fresh=true"
+        ],
+        "the stale-health trap: Healthy right after the sync is from before it"
+    );
     let patches: Vec<String> = c
         .server
         .requests()

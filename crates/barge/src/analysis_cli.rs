@@ -15,6 +15,7 @@ pub fn run(
     template: Option<&str>,
     given: &[(String, String)],
     prometheus: Option<&str>,
+    namespace: &str,
     config: Option<&std::path::Path>,
     output: Format,
 ) -> Result<ExitCode> {
@@ -71,11 +72,7 @@ pub fn run(
     };
     let given: BTreeMap<String, String> = given.iter().cloned().collect();
     let prepared = args::resolve(&spec.args, &given, &mut |n, k| {
-        secrets
-            .get(n)
-            .and_then(|s| s.get(k))
-            .cloned()
-            .ok_or_else(|| "not in the configuration file's `secrets` (--config)".to_string())
+        crate::verify::lookup_secret(&secrets, n, k)
     })
     .and_then(|resolved| Analysis::prepare(&spec, &resolved));
     let analysis = match prepared {
@@ -93,8 +90,16 @@ pub fn run(
                 let _ = stop.send(true);
             }
         });
-        let http = barge_analysis::http::Http::default();
-        Ok(barge_analysis::run(&analysis, &http, stopped, |metric, m| {
+        let providers = barge_analysis::Providers {
+            http: barge_analysis::http::Http::default(),
+            jobs: Some(barge_analysis::job::JobTarget {
+                clusters: std::sync::Arc::new(barge_kube::Clusters::new(None)),
+                context: None,
+                namespace: namespace.to_string(),
+                run: format!("{name}-{:x}", crate::promote::now_millis()),
+            }),
+        };
+        Ok(barge_analysis::run(&analysis, &providers, stopped, |metric, m| {
             eprintln!("  {}", progress_line(metric, m))
         })
         .await)

@@ -220,6 +220,11 @@ enum Command {
         /// are deleted hourly. Default: keep everything.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         audit_retention: Option<std::time::Duration>,
+        /// Who measures verifications: `native` (barge runs the AnalysisTemplates itself) or
+        /// `cluster` (barge creates an AnalysisRun per verification in the project's namespace,
+        /// as Kargo does, and follows it; the cluster's Argo Rollouts controller measures).
+        #[arg(long, value_enum, default_value_t = AnalysisRuns::Native)]
+        analysis_runs: AnalysisRuns,
         #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
         work_dir: Option<std::path::PathBuf>,
         #[command(flatten)]
@@ -461,8 +466,9 @@ enum VerifyWhat {
 enum AnalysisWhat {
     /// Run one AnalysisTemplate (or ClusterAnalysisTemplate) now and print every measurement
     /// and the final phase, with Argo Rollouts' semantics: try a template before it guards
-    /// prod. Prometheus and web metrics are measured; arguments come from --arg, the
-    /// template's defaults, and secretKeyRef from the configuration file's `secrets`.
+    /// prod. Prometheus, web and Job metrics are measured (Jobs in KUBECONFIG's cluster).
+    /// Arguments come from --arg, the template's defaults, and secretKeyRef from the
+    /// configuration file's `secrets`.
     ///
     /// Exit status: 0 when the run is Successful, 1 when it is Failed, Error or Inconclusive
     /// (or stopped with Ctrl-C), 2 when it cannot start.
@@ -486,6 +492,9 @@ enum AnalysisWhat {
         /// port-forwarded one).
         #[arg(long, value_name = "URL")]
         prometheus: Option<String>,
+        /// The namespace Job metrics run in (the cluster is KUBECONFIG's current context).
+        #[arg(long, default_value = "default")]
+        namespace: String,
         /// barge's configuration file (for `secrets`).
         #[arg(long, value_name = "FILE", env = "BARGE_CONFIG")]
         config: Option<std::path::PathBuf>,
@@ -586,6 +595,13 @@ impl RegistryArgs {
             ..Default::default()
         })
     }
+}
+
+/// Who measures verifications (`barge serve --analysis-runs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum AnalysisRuns {
+    Native,
+    Cluster,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -905,6 +921,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     template,
                     args,
                     prometheus,
+                    namespace,
                     config,
                     output,
                 },
@@ -913,6 +930,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             template.as_deref(),
             &args,
             prometheus.as_deref(),
+            &namespace,
             config.as_deref(),
             output,
         ),
@@ -952,6 +970,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             replica_id,
             workers,
             audit_retention,
+            analysis_runs,
             work_dir,
             registry,
             db,
@@ -1004,6 +1023,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     git_rules: file.git_credential_rules(),
                     registry: config,
                     audit_retention,
+                    analysis_in_cluster: analysis_runs == AnalysisRuns::Cluster,
                 };
                 serve::serve(opts, catalog, store, engine).await
             })?;

@@ -36,6 +36,9 @@ pub struct Options {
     pub git_rules: Vec<barge_registry::CredentialRule>,
     /// Delete audit events older than this (checked hourly); `None` keeps everything.
     pub audit_retention: Option<Duration>,
+    /// Verify by creating AnalysisRuns in the cluster (its Argo Rollouts controller measures)
+    /// instead of measuring in barge.
+    pub analysis_in_cluster: bool,
 }
 
 /// What the loop, the promotion tasks and the API share.
@@ -206,6 +209,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
                 &opts.replica_id,
                 &mut verifying,
                 &mut verifying_stages,
+                opts.analysis_in_cluster,
             )
             .await;
         }
@@ -542,6 +546,7 @@ async fn launch_verifications(
     owner: &str,
     verifying: &mut tokio::task::JoinSet<(String, String, String, Result<String>)>,
     verifying_stages: &mut HashSet<(String, String)>,
+    in_cluster: bool,
 ) -> usize {
     let runnable = match shared.store.runnable_verifications(owner, now_millis()).await {
         Ok(r) => r,
@@ -574,12 +579,27 @@ async fn launch_verifications(
         let (shared, engine) = (shared.clone(), engine.clone());
         verifying.spawn(async move {
             let catalog = shared.catalog();
-            let http = barge_analysis::http::Http::with_rewrites(engine.rewrites.clone());
+            let mode = if in_cluster {
+                crate::verify::Mode::InCluster {
+                    clusters: engine.kube.clone(),
+                }
+            } else {
+                // Job metrics run in the project's namespace (Rollouts: the run's namespace).
+                crate::verify::Mode::Native(barge_analysis::Providers {
+                    http: barge_analysis::http::Http::with_rewrites(engine.rewrites.clone()),
+                    jobs: Some(barge_analysis::job::JobTarget {
+                        clusters: engine.kube.clone(),
+                        context: None,
+                        namespace: v.project.clone(),
+                        run: v.id.clone(),
+                    }),
+                })
+            };
             let phase = crate::verify::run(
                 &shared.store,
                 &catalog,
                 &engine.data.secrets,
-                &http,
+                &mode,
                 &v,
                 &|metric, m| {
                     tracing::info!(

@@ -28,6 +28,25 @@ pub type Secrets = BTreeMap<String, BTreeMap<String, String>>;
 /// The analysis a Stage's verification runs: its templates merged, its `args` rendered (their
 /// `${{ }}` see `ctx.project`, `ctx.stage` and the Stage's `vars`, as in Kargo) and resolved.
 pub fn analysis_for(catalog: &Catalog, def: &StageDef<'_>, secrets: &Secrets) -> Result<Analysis, String> {
+    let (merged, given) = verification_spec(catalog, def)?;
+    let resolved = args::resolve(&merged.args, &given, &mut |name, key| lookup_secret(secrets, name, key))?;
+    Analysis::prepare(&merged, &resolved)
+}
+
+/// A `secretKeyRef` from barge's secret store (the configuration file's `secrets`).
+pub fn lookup_secret(secrets: &Secrets, name: &str, key: &str) -> Result<String, String> {
+    secrets
+        .get(name)
+        .and_then(|s| s.get(key))
+        .cloned()
+        .ok_or_else(|| "not in barge's secret store (the configuration file's `secrets`, --config)".to_string())
+}
+
+/// A Stage's verification templates merged into one spec, and its `args` rendered.
+fn verification_spec(
+    catalog: &Catalog,
+    def: &StageDef<'_>,
+) -> Result<(AnalysisTemplateSpec, BTreeMap<String, String>), String> {
     let Some(v) = &def.spec.verification else {
         return Err(format!("Stage {} has no verification", def.name));
     };
@@ -74,14 +93,16 @@ pub fn analysis_for(catalog: &Catalog, def: &StageDef<'_>, secrets: &Secrets) ->
         };
         given.insert(a.name.clone(), text);
     }
-    let resolved = args::resolve(&merged.args, &given, &mut |name, key| {
-        secrets
-            .get(name)
-            .and_then(|s| s.get(key))
-            .cloned()
-            .ok_or_else(|| "not in barge's secret store (the configuration file's `secrets`)".to_string())
-    })?;
-    Analysis::prepare(&merged, &resolved)
+    Ok((merged, given))
+}
+
+/// Who measures: barge itself, or the cluster's Argo Rollouts controller (an AnalysisRun per
+/// verification, as Kargo does).
+pub enum Mode {
+    Native(barge_analysis::Providers),
+    InCluster {
+        clusters: std::sync::Arc<barge_kube::Clusters>,
+    },
 }
 
 /// The store's word for an analysis outcome.
@@ -100,14 +121,18 @@ pub async fn run(
     store: &Store,
     catalog: &Catalog,
     secrets: &Secrets,
-    http: &barge_analysis::http::Http,
+    mode: &Mode,
     v: &Verification,
     progress: &(dyn Fn(&MetricReport, &Measurement) + Sync),
 ) -> Result<String> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
-    let analysis = match analysis_for(catalog, def, secrets) {
-        Ok(a) => a,
+    let prepared = match mode {
+        Mode::Native(_) => analysis_for(catalog, def, secrets).map(Prepared::Native),
+        Mode::InCluster { .. } => verification_spec(catalog, def).map(|(spec, given)| Prepared::InCluster(spec, given)),
+    };
+    let prepared = match prepared {
+        Ok(p) => p,
         Err(e) => {
             let message = format!("the verification cannot run: {e}");
             return finish(store, v, "Error", &message, &serde_json::json!({})).await;
@@ -162,11 +187,32 @@ pub async fn run(
             }
         })
     };
-    let report = barge_analysis::run(&analysis, http, stopped, |metric, m| {
+    let observe = |metric: &MetricReport, m: &Measurement| {
         progress(metric, m);
         let _ = tx.send((metric.clone(), m.clone()));
-    })
-    .await;
+    };
+    let report = match (&prepared, mode) {
+        (Prepared::Native(analysis), Mode::Native(providers)) => {
+            barge_analysis::run(analysis, providers, stopped, observe).await
+        }
+        (Prepared::InCluster(spec, given), Mode::InCluster { clusters }) => {
+            let target = cluster_run(clusters, def, v);
+            match barge_analysis::cluster::run(&target, spec, given, stopped, observe).await {
+                Ok((name, report)) => {
+                    tracing::info!(verification = %v.id, analysis_run = %name, "followed the AnalysisRun");
+                    report
+                }
+                Err(e) => {
+                    drop(tx);
+                    let _ = writer.await;
+                    watcher.abort();
+                    let message = format!("the AnalysisRun cannot be created or followed: {e}");
+                    return finish(store, v, "Error", &message, &serde_json::json!({})).await;
+                }
+            }
+        }
+        _ => unreachable!("prepared for the mode it runs in"),
+    };
     drop(tx);
     let _ = writer.await;
     watcher.abort();
@@ -180,6 +226,39 @@ pub async fn run(
         rollback(store, catalog, def, v, &phase).await;
     }
     Ok(phase)
+}
+
+/// What a verification runs, prepared for its mode.
+enum Prepared {
+    Native(Analysis),
+    InCluster(AnalysisTemplateSpec, BTreeMap<String, String>),
+}
+
+/// The AnalysisRun Kargo would create for this verification: in the project's namespace,
+/// labelled with the Stage and the Freight, plus the Stage's `analysisRunMetadata`.
+fn cluster_run(
+    clusters: &std::sync::Arc<barge_kube::Clusters>,
+    def: &StageDef<'_>,
+    v: &Verification,
+) -> barge_analysis::cluster::ClusterRun {
+    let meta = def
+        .spec
+        .verification
+        .as_ref()
+        .and_then(|x| x.analysis_run_metadata.clone())
+        .unwrap_or_default();
+    let mut labels = meta.labels.clone();
+    labels.insert("kargo.akuity.io/stage".into(), v.stage.clone());
+    labels.insert("kargo.akuity.io/freight-collection".into(), v.freight.clone());
+    labels.insert("barge.dev/verification".into(), v.id.clone());
+    barge_analysis::cluster::ClusterRun {
+        clusters: clusters.clone(),
+        context: None,
+        namespace: v.project.clone(),
+        name_prefix: format!("{}.{}.", v.stage, &v.freight[..v.freight.len().min(7)]),
+        labels,
+        annotations: meta.annotations,
+    }
 }
 
 async fn finish(

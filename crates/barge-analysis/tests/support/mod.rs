@@ -4,7 +4,7 @@
 
 pub mod prometheus;
 
-use barge_analysis::http::Http;
+use barge_analysis::Providers;
 use barge_analysis::{Analysis, Report};
 use barge_core::analysis::args;
 use barge_core::model::analysis::{AnalysisTemplate, AnalysisTemplateSpec};
@@ -65,7 +65,7 @@ pub async fn run_stopping_after(s: &AnalysisTemplateSpec, given: &[(&str, &str)]
     let analysis = Analysis::prepare(s, &resolved).expect("the analysis prepares");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut seen = 0;
-    barge_analysis::run(&analysis, &Http::default(), stopped, |_, _| {
+    barge_analysis::run(&analysis, &Providers::default(), stopped, |_, _| {
         seen += 1;
         if seen >= n {
             let _ = stop.send(true);

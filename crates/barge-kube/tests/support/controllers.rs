@@ -69,6 +69,10 @@ pub fn argocd(server: ApiServer, opts: ArgoCdOptions) -> tokio::task::JoinHandle
                     server.update("argoproj.io", "applications", &ns, &name, |a| {
                         let op = a["operation"].take();
                         a.as_object_mut().unwrap().remove("operation");
+                        // The new target is not what is deployed: OutOfSync until the sync ends.
+                        if op["sync"]["revision"] != a["status"]["sync"]["revision"] {
+                            a["status"]["sync"]["status"] = json!("OutOfSync");
+                        }
                         a["status"]["operationState"] =
                             json!({"operation": op, "phase": "Running", "startedAt": now_rfc3339()});
                         true
@@ -253,6 +257,109 @@ pub fn rollouts(server: ApiServer, analysis: Analysis, step_takes: Duration) -> 
                     true
                 });
                 next_step.insert(key, Instant::now() + wait);
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    })
+}
+
+/// Runs the Job controller stand-in: a Job completes `takes` after it is created, Failed when
+/// one of its containers' command or args says `exit 1` (what the test templates use to fail),
+/// Complete otherwise.
+pub fn jobs(server: ApiServer, takes: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen: HashMap<(String, String), Instant> = HashMap::new();
+        loop {
+            for job in server.list("batch", "jobs") {
+                let ns = job["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                let name = job["metadata"]["name"].as_str().unwrap_or("").to_string();
+                if !job["status"]["conditions"].is_null() {
+                    continue;
+                }
+                let since = *seen.entry((ns.clone(), name.clone())).or_insert_with(Instant::now);
+                if since.elapsed() < takes {
+                    continue;
+                }
+                let text = job["spec"]["template"]["spec"]["containers"].to_string();
+                let failed = text.contains("exit 1");
+                server.update("batch", "jobs", &ns, &name, |j| {
+                    j["status"] = if failed {
+                        json!({"failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]})
+                    } else {
+                        json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]})
+                    };
+                    true
+                });
+            }
+            tokio::time::sleep(TICK).await;
+        }
+    })
+}
+
+/// Decides an AnalysisRun: (phase, the value its one measurement per metric shows).
+pub type RunVerdict = Arc<dyn Fn(&Value) -> (String, String) + Send + Sync>;
+
+/// Runs the Argo Rollouts analysis controller stand-in: a new AnalysisRun is Running at once
+/// and, `takes` later, gets the verdict's phase with one measurement per metric; a run whose
+/// `spec.terminate` is set ends Successful with "Run Terminated", as in Rollouts.
+pub fn analysis_runs(server: ApiServer, verdict: RunVerdict, takes: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut started: HashMap<(String, String), Instant> = HashMap::new();
+        loop {
+            for run in server.list("argoproj.io", "analysisruns") {
+                let ns = run["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                let name = run["metadata"]["name"].as_str().unwrap_or("").to_string();
+                let key = (ns.clone(), name.clone());
+                let phase = run["status"]["phase"].as_str().unwrap_or("");
+                if phase.is_empty() {
+                    server.update("argoproj.io", "analysisruns", &ns, &name, |r| {
+                        r["status"] = json!({"phase": "Running", "startedAt": now_rfc3339()});
+                        true
+                    });
+                    started.insert(key, Instant::now());
+                    continue;
+                }
+                if phase != "Running" {
+                    continue;
+                }
+                if run["spec"]["terminate"] == true {
+                    server.update("argoproj.io", "analysisruns", &ns, &name, |r| {
+                        r["status"]["phase"] = json!("Successful");
+                        r["status"]["message"] = json!("Run Terminated");
+                        true
+                    });
+                    continue;
+                }
+                if started.get(&key).is_none_or(|t| t.elapsed() < takes) {
+                    continue;
+                }
+                let (outcome, value) = verdict(&run);
+                let results: Vec<Value> = run["spec"]["metrics"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        let ok = outcome == "Successful";
+                        json!({"name": m["name"], "phase": outcome, "count": 1,
+                            "successful": u8::from(ok), "failed": u8::from(!ok),
+                            "measurements": [{"phase": outcome, "value": value, "startedAt": now_rfc3339(), "finishedAt": now_rfc3339()}]})
+                    })
+                    .collect();
+                server.update("argoproj.io", "analysisruns", &ns, &name, |r| {
+                    r["status"]["phase"] = json!(outcome);
+                    if outcome != "Successful" {
+                        r["status"]["message"] = json!(format!(
+                            "Metric \"{}\" assessed {outcome} due to failed (1) > failureLimit (0)",
+                            results
+                                .first()
+                                .map_or(Value::Null, |m| m["name"].clone())
+                                .as_str()
+                                .unwrap_or("")
+                        ));
+                    }
+                    r["status"]["metricResults"] = json!(results);
+                    true
+                });
             }
             tokio::time::sleep(TICK).await;
         }
