@@ -1208,6 +1208,44 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
     let dev = &fx.json(&["get", "stage", "dev"])[0];
     assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
 
+    // The daemon keeps checking the apps the last promotion synced: dev's health follows them.
+    let daemon = fx.daemon(&[], Some("health-token"));
+    let health = |fx: &Fixture| -> Value {
+        let out = daemon.api(fx, &["get", "stage", "dev", "-o", "json"], "health-token");
+        if !out.status.success() {
+            return Value::Null;
+        }
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()[0]["health"].clone()
+    };
+    wait_for("dev to be Healthy", Duration::from_secs(30), || {
+        health(&fx)["status"] == "Healthy" || panic_if_gone(&daemon.log)
+    });
+    assert_eq!(health(&fx)["apps"][0]["name"], "web-dev");
+    // The running pods go bad: the Rollout degrades, so Argo CD reports the app Degraded.
+    let healthy_status = api.get("argoproj.io", "rollouts", "dev", "web").unwrap()["status"].clone();
+    api.update("argoproj.io", "rollouts", "dev", "web", |r| {
+        r["status"]["phase"] = serde_json::json!("Degraded");
+        r["status"]["message"] = serde_json::json!("ProgressDeadlineExceeded: 0/3 replicas ready");
+        true
+    });
+    wait_for("dev to be Degraded", Duration::from_secs(30), || {
+        health(&fx)["status"] == "Degraded"
+    });
+    assert_eq!(
+        health(&fx)["message"],
+        "Application web-dev is Degraded: Rollout web is Degraded: ProgressDeadlineExceeded: 0/3 replicas ready"
+    );
+    let text = stdout(&daemon.api(&fx, &["get", "stage", "dev"], "health-token"));
+    assert!(
+        text.contains("health: Degraded: Application web-dev is Degraded"),
+        "{text}"
+    );
+    drop(daemon);
+    api.update("argoproj.io", "rollouts", "dev", "web", |r| {
+        r["status"] = healthy_status.clone();
+        true
+    });
+
     // 1.1.0: the canary's analysis fails, the Rollout aborts, the promotion fails with its
     // message, nothing is verified and staging keeps 1.0.0.
     fx.push("1.1.0").await;

@@ -120,6 +120,7 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
         store: &store,
         catalog: &catalog,
         refresh: None,
+        health: None,
     };
     ops::handle(&cx, c).await
 }
@@ -223,6 +224,14 @@ pub fn stages_text(v: &Value) -> String {
                 s(&p["phase"]),
                 s(&p["actor"])
             );
+        }
+        if let Some(h) = st.get("health") {
+            let msg = if h["message"].as_str().is_some_and(|m| !m.is_empty()) {
+                format!(": {}", s(&h["message"]))
+            } else {
+                String::new()
+            };
+            out += &format!("health: {}{msg}\n", s(&h["status"]));
         }
         if let Some(v) = st.get("lastVerification") {
             let msg = if v["message"].as_str().is_some_and(|m| !m.is_empty()) {

@@ -107,6 +107,8 @@ pub struct Context<'a> {
     pub store: &'a Store,
     pub catalog: &'a Catalog,
     pub refresh: Option<&'a Refresh<'a>>,
+    /// Stage health as the daemon last checked it (none without a daemon).
+    pub health: Option<&'a pipeline::HealthMap>,
 }
 
 /// A call's failure the caller can act on: the HTTP status the API answers with.
@@ -149,7 +151,12 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 }
                 let snap = Snapshot::read(store, p).await?;
                 for def in defs.iter().filter(|d| name.as_deref().is_none_or(|n| n == d.name)) {
-                    out.push(pipeline::stage_status(catalog, &snap, def, now)?);
+                    let mut status = pipeline::stage_status(catalog, &snap, def, now)?;
+                    status.health = cx
+                        .health
+                        .and_then(|h| h.get(&(def.project.to_string(), def.name.to_string())))
+                        .cloned();
+                    out.push(status);
                 }
             }
             if let Some(n) = &name

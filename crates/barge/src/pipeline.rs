@@ -163,7 +163,28 @@ pub struct StageStatus {
     /// The newest verification run here, with every metric's measurements.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_verification: Option<VerificationStatus>,
+    /// The health of the Argo CD Applications the last promotion updated (`barge serve`
+    /// checks them on every reconcile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<StageHealth>,
 }
+
+/// A Stage's health: the worst of its apps' (Healthy < Progressing < Unknown < Degraded).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageHealth {
+    pub status: String,
+    /// Why, when not Healthy: the first app that is not.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Each app: `{name, namespace, revision, status, message}`.
+    pub apps: Vec<serde_json::Value>,
+    /// Unix milliseconds.
+    pub checked_at: i64,
+}
+
+/// Stage health by (project, stage), as the daemon last checked it.
+pub type HealthMap = std::collections::HashMap<(String, String), StageHealth>;
 
 /// A verification run and what people call its Freight.
 #[derive(Clone, Debug, Serialize)]
@@ -387,6 +408,7 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
             alias: snap.display(&v.freight),
             run: v.clone(),
         }),
+        health: None,
     })
 }
 

@@ -47,6 +47,8 @@ pub struct Shared {
     catalog: RwLock<Arc<Catalog>>,
     /// Warehouses someone asked to discover now.
     refresh: Mutex<HashSet<(String, String)>>,
+    /// Each Stage's health, checked on every reconcile.
+    health: Mutex<pipeline::HealthMap>,
     wake: tokio::sync::Notify,
 }
 
@@ -81,6 +83,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         store: store.clone(),
         catalog: RwLock::new(Arc::new(catalog)),
         refresh: Mutex::new(HashSet::new()),
+        health: Mutex::new(pipeline::HealthMap::new()),
         wake: tokio::sync::Notify::new(),
     });
     let engine = Arc::new(engine);
@@ -167,7 +170,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         } else {
             dirty = false;
             last_reconcile = now_millis();
-            reconcile(&shared, &catalog).await
+            reconcile(&shared, &catalog, &engine.kube).await
         };
         let mut launched = 0;
         if !stopping {
@@ -466,7 +469,7 @@ async fn discover_due(
 }
 
 /// Creates the auto-promotions policy allows now; returns how many.
-async fn reconcile(shared: &Shared, catalog: &Catalog) -> usize {
+async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Clusters) -> usize {
     let mut created = 0;
     let now = now_millis();
     for (project, defs) in pipeline::stages(catalog) {
@@ -478,6 +481,14 @@ async fn reconcile(shared: &Shared, catalog: &Catalog) -> usize {
             }
         };
         for def in &defs {
+            let health = stage_health(shared, kube, &snap, def, now).await;
+            if let Ok(mut map) = shared.health.lock() {
+                let key = (def.project.to_string(), def.name.to_string());
+                match health {
+                    Some(h) => map.insert(key, h),
+                    None => map.remove(&key),
+                };
+            }
             let status = match pipeline::stage_status(catalog, &snap, def, now) {
                 Ok(s) => s,
                 Err(e) => {
@@ -618,6 +629,76 @@ async fn launch_verifications(
     launched
 }
 
+/// The health of the Argo CD Applications the Stage's last successful promotion updated
+/// (argocd-update's `apps` output), read now; `None` when it updated none.
+async fn stage_health(
+    shared: &Shared,
+    kube: &barge_kube::Clusters,
+    snap: &Snapshot,
+    def: &pipeline::StageDef<'_>,
+    now: i64,
+) -> Option<pipeline::StageHealth> {
+    let last = snap.last.get(def.name).filter(|p| p.phase == "Succeeded")?;
+    let stored = shared.store.get_promotion(def.project, &last.name).await.ok()??;
+    let steps = stored.plan["steps"].as_array()?;
+    let apps: Vec<serde_json::Value> = steps
+        .iter()
+        .filter(|s| s["uses"] == "argocd-update")
+        .filter_map(|s| s["alias"].as_str())
+        .flat_map(|alias| {
+            stored.state["outputs"][alias]["apps"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    if apps.is_empty() {
+        return None;
+    }
+    let rank = |s: &str| match s {
+        "Healthy" => 0,
+        "Progressing" => 1,
+        "Unknown" => 2,
+        _ => 3,
+    };
+    let mut out = pipeline::StageHealth {
+        status: "Healthy".into(),
+        message: String::new(),
+        apps: Vec::new(),
+        checked_at: now,
+    };
+    for app in apps {
+        let (name, namespace) = (
+            app["name"].as_str().unwrap_or(""),
+            app["namespace"].as_str().unwrap_or("argocd"),
+        );
+        let revision = app["revision"].as_str();
+        let (status, message) = match kube.client(None).await {
+            Err(e) => ("Unknown", e.to_string()),
+            Ok(client) => match barge_kube::Objects::new(client, barge_kube::APPLICATION, namespace)
+                .get(name)
+                .await
+            {
+                Err(e) => ("Unknown", e.to_string()),
+                Ok(obj) => {
+                    use barge_core::health::{AppCondition, Readiness, argocd_app};
+                    match argocd_app(&obj, &[AppCondition::Health, AppCondition::Sync], revision, None) {
+                        Readiness::Ready(_) => ("Healthy", String::new()),
+                        Readiness::Waiting(w) => ("Progressing", w),
+                        Readiness::Failed(f) => ("Degraded", f),
+                    }
+                }
+            },
+        };
+        if rank(status) > rank(&out.status) {
+            out.status = status.to_string();
+            out.message.clone_from(&message);
+        }
+        out.apps.push(serde_json::json!({"name": name, "namespace": namespace, "revision": revision, "status": status, "message": message}));
+    }
+    Some(out)
+}
+
 /// Queues the verification of Freight that entered a verified Stage and was not verified
 /// in this stay yet (the newest arrival when the Stage takes several origins). Returns 1 when
 /// it queued one.
@@ -692,10 +773,12 @@ async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::S
 pub async fn call(shared: &Shared, c: ops::Call) -> Result<serde_json::Value> {
     let catalog = shared.catalog();
     let refresh = |p: &str, w: &str| shared.request_refresh(p, w);
+    let health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();
     let cx = ops::Context {
         store: &shared.store,
         catalog: &catalog,
         refresh: Some(&refresh),
+        health: Some(&health),
     };
     let out = ops::handle(&cx, c).await;
     // A queued promotion starts now rather than at the next tick.
