@@ -25,3 +25,39 @@ fn reference_docs_are_current() {
         &barge_core::step_config::reference_markdown(),
     );
 }
+
+/// deploy/kubernetes manifests parse, and each document names its kind and name (they cannot
+/// be applied here: no Kubernetes API server can be installed on the build machine).
+#[test]
+fn deploy_manifests_parse() {
+    let dir = support::root().join("deploy/kubernetes");
+    let mut kinds = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("deploy/kubernetes") {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in text.split("\n---\n") {
+            let v: serde_json::Value = yaml_serde::from_str(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let kind = v["kind"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: a document without kind", path.display()));
+            assert!(
+                v["metadata"]["name"].is_string(),
+                "{}: {kind} without a name",
+                path.display()
+            );
+            kinds.push(kind.to_string());
+        }
+    }
+    for want in [
+        "Deployment",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ServiceAccount",
+        "Service",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "no {want} in deploy/kubernetes: {kinds:?}"
+        );
+    }
+}
