@@ -1049,12 +1049,17 @@ apiVersion: argoproj.io/v1alpha1
 kind: AnalysisTemplate
 metadata: {name: smoke, namespace: shop}
 spec:
-  args: [{name: stage}, {name: base}]
+  args:
+    - {name: stage}
+    - {name: base}
+    # The canary's pod template, read from the Rollout dev's promotion waited for.
+    - name: canary-hash
+      valueFrom: {fieldRef: {fieldPath: status.currentPodHash}}
   metrics:
     - name: smoke
       successCondition: result.ok == true
       provider:
-        web: {url: "{{args.base}}/smoke/{{args.stage}}"}
+        web: {url: "{{args.base}}/smoke/{{args.stage}}?pods={{args.canary-hash}}"}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Stage
@@ -1207,6 +1212,14 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
     );
     let dev = &fx.json(&["get", "stage", "dev"])[0];
     assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
+    assert_eq!(
+        dev["lastVerification"]["report"]["metrics"][0]["resolved"],
+        format!(
+            "GET http://127.0.0.1:{smoke_port}/smoke/dev?pods={}",
+            ro["status"]["currentPodHash"].as_str().unwrap()
+        ),
+        "valueFrom.fieldRef read the Rollout"
+    );
 
     // The daemon keeps checking the apps the last promotion synced: dev's health follows them.
     let daemon = fx.daemon(&[], Some("health-token"));

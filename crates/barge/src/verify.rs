@@ -27,10 +27,76 @@ pub type Secrets = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The analysis a Stage's verification runs: its templates merged, its `args` rendered (their
 /// `${{ }}` see `ctx.project`, `ctx.stage` and the Stage's `vars`, as in Kargo) and resolved.
-pub fn analysis_for(catalog: &Catalog, def: &StageDef<'_>, secrets: &Secrets) -> Result<Analysis, String> {
+/// `valueFrom.fieldRef` arguments read `rollout`: the Rollout the Stage's last promotion waited
+/// for (its `rollout-wait` step), as Rollouts reads the Rollout that owns a run.
+pub fn analysis_for(
+    catalog: &Catalog,
+    def: &StageDef<'_>,
+    secrets: &Secrets,
+    rollout: Option<&serde_json::Value>,
+) -> Result<Analysis, String> {
     let (merged, given) = verification_spec(catalog, def)?;
-    let resolved = args::resolve(&merged.args, &given, &mut |name, key| lookup_secret(secrets, name, key))?;
+    let resolved = args::resolve_with_fields(
+        &merged.args,
+        &given,
+        &mut |name, key| lookup_secret(secrets, name, key),
+        &mut |path| rollout_field(rollout, path),
+    )?;
     Analysis::prepare(&merged, &resolved)
+}
+
+/// A field of the Rollout by its `fieldPath` (`status.currentPodHash`,
+/// `metadata.labels['app']`).
+fn rollout_field(rollout: Option<&serde_json::Value>, path: &str) -> Result<String, String> {
+    let rollout = rollout.ok_or_else(|| {
+        format!(
+            "it reads the Rollout's field {path:?}, and the Stage's last promotion waited for no Rollout (rollout-wait)"
+        )
+    })?;
+    let found = barge_core::analysis::jsonpath::JsonPath::parse(&format!("{{.{path}}}"))?
+        .find(rollout)
+        .first()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    found.ok_or_else(|| format!("the Rollout has no field {path:?}"))
+}
+
+/// Whether any of the Stage's verification arguments reads a Rollout field.
+fn reads_rollout(catalog: &Catalog, def: &StageDef<'_>) -> bool {
+    verification_spec(catalog, def).is_ok_and(|(spec, _)| {
+        spec.args
+            .iter()
+            .any(|a| a.value_from.as_ref().is_some_and(|v| v.field_ref.is_some()))
+    })
+}
+
+/// The Rollout the Stage's last successful promotion waited for, read now.
+async fn last_rollout(store: &Store, clusters: &barge_kube::Clusters, def: &StageDef<'_>) -> Option<serde_json::Value> {
+    let last = store
+        .stage_promotions(def.project)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|p| p.stage == def.name && p.phase == "Succeeded")?;
+    let stored = store.get_promotion(def.project, &last.name).await.ok()??;
+    let waited = stored.plan["steps"]
+        .as_array()?
+        .iter()
+        .filter(|s| s["uses"] == "rollout-wait")
+        .filter_map(|s| s["alias"].as_str())
+        .map(|alias| stored.state["outputs"][alias].clone())
+        .find(|o| o["name"].is_string())?;
+    let client = clusters.client(waited["cluster"].as_str()).await.ok()?;
+    barge_kube::Objects::new(
+        client,
+        barge_kube::ROLLOUT,
+        waited["namespace"].as_str().unwrap_or("default"),
+    )
+    .get(waited["name"].as_str()?)
+    .await
+    .ok()
 }
 
 /// A `secretKeyRef` from barge's secret store (the configuration file's `secrets`).
@@ -128,7 +194,13 @@ pub async fn run(
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
     let prepared = match mode {
-        Mode::Native(_) => analysis_for(catalog, def, secrets).map(Prepared::Native),
+        Mode::Native(providers) => {
+            let rollout = match &providers.jobs {
+                Some(t) if reads_rollout(catalog, def) => last_rollout(store, &t.clusters, def).await,
+                _ => None,
+            };
+            analysis_for(catalog, def, secrets, rollout.as_ref()).map(Prepared::Native)
+        }
         Mode::InCluster { .. } => verification_spec(catalog, def).map(|(spec, given)| Prepared::InCluster(spec, given)),
     };
     let prepared = match prepared {

@@ -65,6 +65,21 @@ pub fn resolve(
     given: &BTreeMap<String, String>,
     secret: &mut dyn FnMut(&str, &str) -> Result<String, String>,
 ) -> Result<Resolved, String> {
+    resolve_with_fields(declared, given, secret, &mut |path| {
+        Err(format!(
+            "it reads the Rollout's field {path:?} (valueFrom.fieldRef), and there is no Rollout here"
+        ))
+    })
+}
+
+/// [`resolve`], with `valueFrom.fieldRef` read through `field(fieldPath)` (the fields of the
+/// Rollout the analysis is about, as in Rollouts).
+pub fn resolve_with_fields(
+    declared: &[AnalysisArg],
+    given: &BTreeMap<String, String>,
+    secret: &mut dyn FnMut(&str, &str) -> Result<String, String>,
+    field: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<Resolved, String> {
     if let Some(unknown) = given.keys().find(|k| !declared.iter().any(|a| &a.name == *k)) {
         let names: Vec<&str> = declared.iter().map(|a| a.name.as_str()).collect();
         return Err(format!(
@@ -86,10 +101,12 @@ pub fn resolve(
             out.secrets.push(v.clone());
             v
         } else if let Some(f) = a.value_from.as_ref().and_then(|v| v.field_ref.as_ref()) {
-            return Err(format!(
-                "argument {:?} reads the Rollout's field {:?} (valueFrom.fieldRef), which barge cannot read here; give the value instead (--arg {}=... or the Stage's verification.args)",
-                a.name, f.field_path, a.name
-            ));
+            field(&f.field_path).map_err(|e| {
+                format!(
+                    "argument {:?}: {e}; give the value instead (--arg {}=... or the Stage's verification.args)",
+                    a.name, a.name
+                )
+            })?
         } else {
             return Err(format!(
                 "argument {:?} has no value; give it one (--arg {}=... or the Stage's verification.args)",
@@ -202,6 +219,24 @@ mod tests {
         let given = BTreeMap::from([("service".to_string(), "api".to_string())]);
         let err = resolve(&s.args, &given, &mut no_secrets).unwrap_err();
         assert!(err.contains("secret prom.token: no secrets here"), "{err}");
+    }
+
+    #[test]
+    fn field_refs_read_the_rollout() {
+        let s = spec(
+            "args:\n- name: canary-hash\n  valueFrom: {fieldRef: {fieldPath: status.currentPodHash}}\nmetrics: []\n",
+        );
+        let r = resolve_with_fields(&s.args, &BTreeMap::new(), &mut no_secrets, &mut |path| {
+            assert_eq!(path, "status.currentPodHash");
+            Ok("6d4f8c7b9".into())
+        })
+        .unwrap();
+        assert_eq!(r.values["canary-hash"], "6d4f8c7b9");
+        let err = resolve(&s.args, &BTreeMap::new(), &mut no_secrets).unwrap_err();
+        assert!(
+            err.contains("there is no Rollout here") && err.contains("--arg canary-hash="),
+            "{err}"
+        );
     }
 
     #[test]

@@ -367,6 +367,9 @@ pub(super) fn rollout_wait<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a,
         match health::rollout(&ro) {
             Readiness::Ready(_) => {
                 let mut out = Map::new();
+                out.insert("name".into(), json!(c.name));
+                out.insert("namespace".into(), json!(namespace));
+                out.insert("cluster".into(), json!(c.cluster));
                 out.insert("podTemplateHash".into(), ro["status"]["currentPodHash"].clone());
                 out.insert("stableRS".into(), ro["status"]["stableRS"].clone());
                 done(out)
