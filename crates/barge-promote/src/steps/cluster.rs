@@ -253,6 +253,35 @@ fn plan_update(
     Ok((patch, wait_revision))
 }
 
+/// The apps a step looked at: the ready ones (its output) and why the others are not yet.
+#[derive(Default)]
+struct Tally {
+    ready: Vec<Json>,
+    waiting: Vec<String>,
+}
+
+impl Tally {
+    /// Counts one app's readiness; a failed app fails the step.
+    fn add(&mut self, readiness: Readiness, ready: impl FnOnce(String) -> Json) -> Result<(), StepError> {
+        match readiness {
+            Readiness::Ready(r) => self.ready.push(ready(r)),
+            Readiness::Waiting(w) => self.waiting.push(w),
+            Readiness::Failed(f) => return Err(StepError::Failed(f)),
+        }
+        Ok(())
+    }
+
+    /// Waiting while any app is; done with `apps` otherwise.
+    fn finish(self) -> StepResult {
+        if !self.waiting.is_empty() {
+            return Ok(StepDone::Waiting(self.waiting.join("; ")));
+        }
+        let mut out = Map::new();
+        out.insert("apps".into(), Json::Array(self.ready));
+        done(out)
+    }
+}
+
 pub(super) fn argocd_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: ArgoCdUpdate = config("argocd-update", cfg)?;
@@ -260,8 +289,7 @@ pub(super) fn argocd_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a
             return Err(StepError::Invalid("argocd-update: no apps".into()));
         }
         let marker = marker(ctx);
-        let mut waiting = Vec::new();
-        let mut synced = Vec::new();
+        let mut tally = Tally::default();
         for entry in &c.apps {
             let namespace = entry.namespace.as_deref().unwrap_or("argocd");
             let apps = objects(ctx, entry.cluster.as_deref(), APPLICATION, namespace).await?;
@@ -289,24 +317,19 @@ pub(super) fn argocd_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a
                     apps.merge_patch(app_name(&app), &patch).await.map_err(kube_error)?
                 };
                 if ctx.engine.dry_run {
-                    synced.push(json!({"name": app_name(&app), "namespace": namespace, "patch": patch}));
+                    tally
+                        .ready
+                        .push(json!({"name": app_name(&app), "namespace": namespace, "patch": patch}));
                     continue;
                 }
-                match health::argocd_app(&app, &AppCondition::DEFAULT, revision.as_deref(), Some(&marker)) {
-                    Readiness::Ready(_) => {
-                        synced.push(json!({"name": app_name(&app), "namespace": namespace, "revision": revision}))
-                    }
-                    Readiness::Waiting(w) => waiting.push(w),
-                    Readiness::Failed(f) => return Err(StepError::Failed(f)),
-                }
+                let readiness = health::argocd_app(&app, &AppCondition::DEFAULT, revision.as_deref(), Some(&marker));
+                tally.add(
+                    readiness,
+                    |_| json!({"name": app_name(&app), "namespace": namespace, "revision": revision}),
+                )?;
             }
         }
-        if !waiting.is_empty() {
-            return Ok(StepDone::Waiting(waiting.join("; ")));
-        }
-        let mut out = Map::new();
-        out.insert("apps".into(), Json::Array(synced));
-        done(out)
+        tally.finish()
     })
 }
 
@@ -316,8 +339,7 @@ pub(super) fn argocd_wait<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         if c.apps.is_empty() {
             return Err(StepError::Invalid("argocd-wait: no apps".into()));
         }
-        let mut waiting = Vec::new();
-        let mut ready = Vec::new();
+        let mut tally = Tally::default();
         for entry in &c.apps {
             let conditions: Vec<AppCondition> = if entry.wait_for.is_empty() {
                 AppCondition::DEFAULT.to_vec()
@@ -337,21 +359,13 @@ pub(super) fn argocd_wait<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
             let namespace = entry.namespace.as_deref().unwrap_or("argocd");
             let apps = objects(ctx, entry.cluster.as_deref(), APPLICATION, namespace).await?;
             for app in select_apps(&apps, entry.name.as_deref(), entry.selector.as_ref(), namespace).await? {
-                match health::argocd_app(&app, &conditions, None, None) {
-                    Readiness::Ready(r) => {
-                        ready.push(json!({"name": app_name(&app), "namespace": namespace, "status": r}))
-                    }
-                    Readiness::Waiting(w) => waiting.push(w),
-                    Readiness::Failed(f) => return Err(StepError::Failed(f)),
-                }
+                tally.add(
+                    health::argocd_app(&app, &conditions, None, None),
+                    |r| json!({"name": app_name(&app), "namespace": namespace, "status": r}),
+                )?;
             }
         }
-        if !waiting.is_empty() {
-            return Ok(StepDone::Waiting(waiting.join("; ")));
-        }
-        let mut out = Map::new();
-        out.insert("apps".into(), Json::Array(ready));
-        done(out)
+        tally.finish()
     })
 }
 
