@@ -1,12 +1,14 @@
 //! The job provider: each measurement creates a `batch/v1` Job from the metric's template and
 //! follows it (a WATCH from its resourceVersion) until it completes, as Rollouts does: the
-//! Job's `Complete` condition is a Successful measurement, `Failed` a Failed one. A Job whose
-//! name is taken (a run resumed after a crash) is followed rather than created again.
+//! Job's `Complete` condition is a Successful measurement, `Failed` a Failed one, and a pod
+//! that cannot pull its image (ErrImagePull, ImagePullBackOff, InvalidImageName) an
+//! Inconclusive one at once. A Job whose name is taken (a run resumed after a crash) is
+//! followed rather than created again.
 
 use crate::MeasureError;
 use barge_core::analysis::{MeasuredValue, Phase};
 use barge_core::model::analysis::JobMetric;
-use barge_kube::{Clusters, JOB, KubeError, Objects, resource_version};
+use barge_kube::{Clusters, JOB, KubeError, Objects, POD, resource_version};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +109,8 @@ pub async fn measure(
         .client(target.context.as_deref())
         .await
         .map_err(kube_error)?;
-    let jobs = Objects::new(client, JOB, &namespace);
+    let jobs = Objects::new(client.clone(), JOB, &namespace);
+    let pods = Objects::new(client, POD, &namespace);
     let mut current = match jobs.create(&object).await {
         Ok(j) => j,
         Err(KubeError::Conflict(_)) => jobs.get(&name).await.map_err(kube_error)?,
@@ -117,8 +120,15 @@ pub async fn measure(
         if let Some((phase, shown)) = outcome(&current) {
             return Ok((phase, MeasuredValue::String(shown)));
         }
+        // A pod that cannot pull its image will not get better by waiting: Inconclusive at
+        // once, as in Rollouts.
+        if let Ok(list) = pods.list(&format!("job-name={name}")).await
+            && let Some(why) = list.iter().find_map(image_problem)
+        {
+            return Ok((Phase::Inconclusive, MeasuredValue::String(why)));
+        }
         let rv = resource_version(&current).to_string();
-        current = match jobs.next_change(&name, &rv, Duration::from_secs(60)).await {
+        current = match jobs.next_change(&name, &rv, Duration::from_secs(5)).await {
             Ok(Some(changed)) => changed,
             // Nothing happened in a minute, or the watch expired: read it again.
             Ok(None) => jobs.get(&name).await.map_err(kube_error)?,
@@ -130,6 +140,27 @@ pub async fn measure(
             Err(e) => return Err(kube_error(e)),
         };
     }
+}
+
+/// `ImagePullBackOff: <message>` when one of the pod's containers cannot get its image.
+fn image_problem(pod: &Value) -> Option<String> {
+    pod["status"]["containerStatuses"]
+        .as_array()?
+        .iter()
+        .filter_map(|c| c["state"]["waiting"].as_object())
+        .find(|w| {
+            matches!(
+                w.get("reason").and_then(Value::as_str),
+                Some("ErrImagePull" | "ImagePullBackOff" | "InvalidImageName")
+            )
+        })
+        .map(|w| {
+            format!(
+                "{}: {}",
+                w.get("reason").and_then(Value::as_str).unwrap_or(""),
+                w.get("message").and_then(Value::as_str).unwrap_or("")
+            )
+        })
 }
 
 #[cfg(test)]

@@ -103,6 +103,28 @@ async fn each_measurement_is_a_job_and_its_conditions_decide() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pod_that_cannot_pull_its_image_is_inconclusive_at_once() {
+    let server = ApiServer::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _jobs = controllers::jobs(server.clone(), Duration::from_millis(50));
+    let template = job_template("true", "").replace("curlimages/curl:8.9.1", "does-not-exist:1");
+    let report = run_jobs(&server, dir.path(), "dev.pull.1", &template).await;
+    assert_eq!(report.phase, Phase::Inconclusive, "{report:#?}");
+    assert_eq!(
+        report.metrics[0].measurements[0].value.as_deref(),
+        Some("ImagePullBackOff: Back-off pulling image \"does-not-exist:1\"")
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/shop/pods?labelSelector=job-name=dev-pull-1-smoke-test-1")),
+        "{:?}",
+        server.requests()
+    );
+}
+
 #[tokio::test]
 async fn job_metrics_without_a_cluster_end_at_once_saying_why() {
     let s = spec(&job_template("true", ""));

@@ -96,6 +96,12 @@ pub const ANALYSIS_RUN: Kind = Kind {
     kind: "AnalysisRun",
     plural: "analysisruns",
 };
+pub const POD: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
+};
 pub const JOB: Kind = Kind {
     group: "batch",
     version: "v1",
@@ -105,7 +111,11 @@ pub const JOB: Kind = Kind {
 
 impl Kind {
     fn resource(&self) -> ApiResource {
-        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(self.group, self.version, self.kind), self.plural)
+        let mut r =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(self.group, self.version, self.kind), self.plural);
+        // The core group's objects live under /api/v1, named by their bare version.
+        r.api_version = self.api_version();
+        r
     }
 
     fn api_version(&self) -> String {

@@ -206,6 +206,7 @@ impl ApiServer {
             url: format!("http://{}", listener.local_addr().unwrap()),
         };
         let app = Router::new()
+            .route("/api/{version}/namespaces/{ns}/{plural}", any(core_collection))
             .route("/apis/{group}/{version}/namespaces/{ns}/{plural}", any(collection))
             .route("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", any(object))
             .route(
@@ -404,6 +405,26 @@ impl ApiServer {
     }
 }
 
+/// The core group (`/api/v1/...`, e.g. pods): the same collection semantics, group "".
+async fn core_collection(
+    state: State<ApiServer>,
+    Path((version, ns, plural)): Path<(String, String, String)>,
+    query: Query<HashMap<String, String>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    collection(
+        state,
+        Path((String::new(), version, ns, plural)),
+        query,
+        method,
+        headers,
+        body,
+    )
+    .await
+}
+
 async fn collection(
     State(s): State<ApiServer>,
     Path((group, version, ns, plural)): Path<(String, String, String, String)>,
@@ -412,12 +433,12 @@ async fn collection(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    s.log(
-        &method,
-        &format!("/apis/{group}/{version}/namespaces/{ns}/{plural}"),
-        &query,
-        &headers,
-    );
+    let prefix = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    s.log(&method, &format!("{prefix}/namespaces/{ns}/{plural}"), &query, &headers);
     if !s.authorized(&headers) {
         return status(StatusCode::UNAUTHORIZED, "Unauthorized", "Unauthorized".into());
     }
@@ -444,7 +465,7 @@ async fn collection(
                 .collect();
             ok(
                 StatusCode::OK,
-                &json!({"apiVersion": format!("{group}/{version}"), "kind": format!("{}List", kind_of(&plural)),
+                &json!({"apiVersion": if group.is_empty() { version.clone() } else { format!("{group}/{version}") }, "kind": format!("{}List", kind_of(&plural)),
                     "metadata": {"resourceVersion": inner.version.to_string()}, "items": items}),
             )
         }

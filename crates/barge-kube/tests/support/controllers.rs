@@ -265,7 +265,8 @@ pub fn rollouts(server: ApiServer, analysis: Analysis, step_takes: Duration) -> 
 
 /// Runs the Job controller stand-in: a Job completes `takes` after it is created, Failed when
 /// one of its containers' command or args says `exit 1` (what the test templates use to fail),
-/// Complete otherwise.
+/// Complete otherwise; a Job whose image is `does-not-exist` gets a pod stuck in
+/// ImagePullBackOff and never finishes.
 pub fn jobs(server: ApiServer, takes: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut seen: HashMap<(String, String), Instant> = HashMap::new();
@@ -281,6 +282,19 @@ pub fn jobs(server: ApiServer, takes: Duration) -> tokio::task::JoinHandle<()> {
                     continue;
                 }
                 let text = job["spec"]["template"]["spec"]["containers"].to_string();
+                if text.contains("does-not-exist") {
+                    // Its pod cannot pull the image: the Job never finishes.
+                    if server.get("", "pods", &ns, &format!("{name}-pod")).is_none() {
+                        server.put(
+                            "",
+                            "pods",
+                            json!({"metadata": {"name": format!("{name}-pod"), "namespace": ns, "labels": {"job-name": name}},
+                                "status": {"phase": "Pending", "containerStatuses": [{"name": "check", "state": {"waiting":
+                                    {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"does-not-exist:1\""}}}]}}),
+                        );
+                    }
+                    continue;
+                }
                 let failed = text.contains("exit 1");
                 server.update("batch", "jobs", &ns, &name, |j| {
                     j["status"] = if failed {
