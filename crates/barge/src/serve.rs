@@ -49,6 +49,9 @@ pub struct Shared {
     refresh: Mutex<HashSet<(String, String)>>,
     /// Each Stage's health, checked on every reconcile.
     health: Mutex<pipeline::HealthMap>,
+    /// Per Stage, its last successful promotion and the apps it synced (argocd-update's
+    /// output): a finished promotion never changes, so its stored state is read once.
+    synced_apps: Mutex<HashMap<(String, String), SyncedApps>>,
     wake: tokio::sync::Notify,
 }
 
@@ -67,6 +70,9 @@ impl Shared {
     }
 }
 
+/// A Stage's last successful promotion and the apps it synced.
+type SyncedApps = (String, Vec<serde_json::Value>);
+
 /// What a finished run of the pipeline reports (`--once`).
 #[derive(Default)]
 struct Tally {
@@ -84,6 +90,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         catalog: RwLock::new(Arc::new(catalog)),
         refresh: Mutex::new(HashSet::new()),
         health: Mutex::new(pipeline::HealthMap::new()),
+        synced_apps: Mutex::new(HashMap::new()),
         wake: tokio::sync::Notify::new(),
     });
     let engine = Arc::new(engine);
@@ -639,19 +646,35 @@ async fn stage_health(
     now: i64,
 ) -> Option<pipeline::StageHealth> {
     let last = snap.last.get(def.name).filter(|p| p.phase == "Succeeded")?;
-    let stored = shared.store.get_promotion(def.project, &last.name).await.ok()??;
-    let steps = stored.plan["steps"].as_array()?;
-    let apps: Vec<serde_json::Value> = steps
-        .iter()
-        .filter(|s| s["uses"] == "argocd-update")
-        .filter_map(|s| s["alias"].as_str())
-        .flat_map(|alias| {
-            stored.state["outputs"][alias]["apps"]
+    let key = (def.project.to_string(), def.name.to_string());
+    let known = shared.synced_apps.lock().ok().and_then(|m| {
+        m.get(&key)
+            .filter(|(name, _)| name == &last.name)
+            .map(|(_, apps)| apps.clone())
+    });
+    let apps = match known {
+        Some(apps) => apps,
+        None => {
+            let stored = shared.store.get_promotion(def.project, &last.name).await.ok()??;
+            let apps: Vec<serde_json::Value> = stored.plan["steps"]
                 .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .collect();
+                .into_iter()
+                .flatten()
+                .filter(|s| s["uses"] == "argocd-update")
+                .filter_map(|s| s["alias"].as_str())
+                .flat_map(|alias| {
+                    stored.state["outputs"][alias]["apps"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect();
+            if let Ok(mut m) = shared.synced_apps.lock() {
+                m.insert(key, (last.name.clone(), apps.clone()));
+            }
+            apps
+        }
+    };
     if apps.is_empty() {
         return None;
     }
