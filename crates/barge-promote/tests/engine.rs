@@ -629,8 +629,10 @@ const RENDER_TOOLS: &str = r#"
 "#;
 
 /// kustomize and helm are programs barge runs, not libraries it embeds: without them the
-/// step says so and where to get them. (Neither can be installed on this project's build
-/// machines: not in Debian, and their download sites are unreachable.)
+/// step says so and where to get them. (helm cannot be installed on this project's build
+/// machines: not in Debian, and its download site is unreachable. `scripts/test` installs a
+/// kustomize built from PyPI's pykustomize, so there kustomize's branch of this test checks
+/// that it ran.)
 #[tokio::test]
 async fn render_steps_say_when_their_tool_is_missing() {
     let dir = tempfile::tempdir().unwrap();
@@ -655,4 +657,65 @@ async fn render_steps_say_when_their_tool_is_missing() {
     }
     // continueOnError: the promotion itself succeeded.
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+}
+
+/// examples/rendered-branches as written: the test Stage renders its overlay with a real
+/// kustomize (`scripts/install-kustomize`, which `scripts/test` runs) into branch stage/test.
+#[tokio::test]
+async fn the_rendered_branches_example_renders_with_a_real_kustomize() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = git_kit::bare_repo(
+        dir.path(),
+        "example/guestbook-config.git",
+        &[
+            (
+                "base/deployment.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: guestbook}\nspec:\n  template:\n    spec:\n      containers:\n        - {name: guestbook, image: ghcr.io/example/guestbook:1.0.0}\n",
+            ),
+            ("base/kustomization.yaml", "resources: [deployment.yaml]\n"),
+            (
+                "overlays/test/kustomization.yaml",
+                "resources: [../../base]\nnamePrefix: test-\nimages:\n  - name: ghcr.io/example/guestbook\n    newTag: 1.0.0\n",
+            ),
+        ],
+    );
+    let head = git(&bare, &["rev-parse", "main"]).trim().to_string();
+    let e = engine(dir.path(), dir.path());
+    let e = barge_promote::Engine {
+        rewrites: vec![support::rewrite_to_dir("https://git.example.com/", dir.path())],
+        ..e
+    };
+    let mut freight = support::image_freight("ghcr.io/example/guestbook", "1.4.2");
+    freight.commits = vec![GitCommit {
+        repo_url: "https://git.example.com/example/guestbook-config.git".into(),
+        id: head,
+        branch: Some("main".into()),
+        ..GitCommit::default()
+    }];
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/rendered-branches/kargo.yaml"
+    ))
+    .unwrap();
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("kargo.yaml", &text);
+    let p =
+        barge_promote::Promotion::plan(&catalog, "guestbook-rendered", "test", freight, Vec::new(), "alice").unwrap();
+    let rec = Recorder::default();
+    let out = e.run(&p, State::new(&p.steps), &rec, &rec).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let rendered = git(&bare, &["show", "stage/test:manifests.yaml"]);
+    assert!(
+        rendered.contains("name: test-guestbook"),
+        "kustomize applied the overlay:\n{rendered}"
+    );
+    assert!(
+        rendered.contains("image: ghcr.io/example/guestbook:1.4.2"),
+        "{rendered}"
+    );
+    assert_eq!(
+        git(&bare, &["ls-tree", "--name-only", "stage/test"]).trim(),
+        "manifests.yaml",
+        "the branch holds only the render"
+    );
 }
