@@ -139,6 +139,15 @@ pub fn print(output: Format, v: &Value, text: impl FnOnce(&Value) -> String) -> 
     Ok(())
 }
 
+/// `: message`, or nothing when there is none.
+fn reason(message: &Value) -> String {
+    message
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .map(|m| format!(": {m}"))
+        .unwrap_or_default()
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -213,11 +222,7 @@ pub fn stages_text(v: &Value) -> String {
             );
         }
         if let Some(p) = st.get("lastPromotion") {
-            let msg = if p["message"].as_str().is_some_and(|m| !m.is_empty()) {
-                format!(": {}", s(&p["message"]))
-            } else {
-                String::new()
-            };
+            let msg = reason(&p["message"]);
             out += &format!(
                 "last promotion: {} {} (by {}){msg}\n",
                 s(&p["name"]),
@@ -226,19 +231,11 @@ pub fn stages_text(v: &Value) -> String {
             );
         }
         if let Some(h) = st.get("health") {
-            let msg = if h["message"].as_str().is_some_and(|m| !m.is_empty()) {
-                format!(": {}", s(&h["message"]))
-            } else {
-                String::new()
-            };
+            let msg = reason(&h["message"]);
             out += &format!("health: {}{msg}\n", s(&h["status"]));
         }
         if let Some(v) = st.get("lastVerification") {
-            let msg = if v["message"].as_str().is_some_and(|m| !m.is_empty()) {
-                format!(": {}", s(&v["message"]))
-            } else {
-                String::new()
-            };
+            let msg = reason(&v["message"]);
             out += &format!(
                 "last verification: {} {} (of {}, by {}){msg}\n",
                 s(&v["id"]),
@@ -434,11 +431,7 @@ fn detail(e: &Value) -> String {
             let subject = s(&e["subject"]);
             let name = subject.trim_start_matches("Promotion/");
             let phase = b["phase"].as_str().map(|p| format!(" {p}")).unwrap_or_default();
-            let msg = b["message"]
-                .as_str()
-                .filter(|m| !m.is_empty())
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
+            let msg = reason(&b["message"]);
             format!("{name}{phase}{msg}")
         }
         "promotion.step" => format!("{} {} {}", s(&b["uses"]), s(&b["step"]), s(&b["status"])),
@@ -460,11 +453,7 @@ fn detail(e: &Value) -> String {
             b["message"].as_str().map(|m| format!(" ({m})")).unwrap_or_default()
         ),
         "verification.finished" => {
-            let msg = b["message"]
-                .as_str()
-                .filter(|m| !m.is_empty())
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
+            let msg = reason(&b["message"]);
             format!("{} {}{msg}", s(&b["verification"]), s(&b["outcome"]))
         }
         _ => String::new(),

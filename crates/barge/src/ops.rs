@@ -411,10 +411,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                     bail!("Stage {stage} has no verification (spec.verification.analysisTemplates)");
                 }
                 let facts = store.freight_stages(def.project).await?;
-                let current = facts
-                    .iter()
-                    .filter(|f| f.stage == def.name && f.current())
-                    .max_by_key(|f| f.entered_at)
+                let current = pipeline::verification_subject(&facts, def.name)
                     .ok_or_else(|| anyhow::anyhow!("Stage {stage} has no Freight to verify yet"))?;
                 store
                     .create_verification(def.project, def.name, &current.freight, &actor, now)

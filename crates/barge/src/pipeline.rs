@@ -244,6 +244,15 @@ impl StageDef<'_> {
     }
 }
 
+/// The Freight a Stage's verification is about: of what the Stage has now, the latest to
+/// arrive (a Stage taking several origins verifies its collection once).
+pub fn verification_subject<'a>(facts: &'a [FreightStage], stage: &str) -> Option<&'a FreightStage> {
+    facts
+        .iter()
+        .filter(|f| f.stage == stage && f.current())
+        .max_by_key(|f| f.entered_at)
+}
+
 /// The projects of a catalog that have Stages, and their Stages in promotion order.
 pub fn stages(catalog: &Catalog) -> Vec<(String, Vec<StageDef<'_>>)> {
     let plan = barge_core::plan::plan(catalog);

@@ -465,3 +465,18 @@ pub fn engine(
         kube: std::sync::Arc::new(barge_kube::Clusters::new(None)),
     })
 }
+
+/// The outputs of a stored promotion's steps that use `uses` (e.g. the apps argocd-update
+/// synced, the Rollout rollout-wait waited for), in step order.
+pub fn step_outputs<'a>(
+    stored: &'a barge_store::StoredPromotion,
+    uses: &'a str,
+) -> impl Iterator<Item = &'a serde_json::Value> + 'a {
+    stored.plan["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(move |s| s["uses"] == uses)
+        .filter_map(|s| s["alias"].as_str())
+        .map(|alias| &stored.state["outputs"][alias])
+}

@@ -656,18 +656,8 @@ async fn stage_health(
         Some(apps) => apps,
         None => {
             let stored = shared.store.get_promotion(def.project, &last.name).await.ok()??;
-            let apps: Vec<serde_json::Value> = stored.plan["steps"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|s| s["uses"] == "argocd-update")
-                .filter_map(|s| s["alias"].as_str())
-                .flat_map(|alias| {
-                    stored.state["outputs"][alias]["apps"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                })
+            let apps: Vec<serde_json::Value> = promote::step_outputs(&stored, "argocd-update")
+                .flat_map(|o| o["apps"].as_array().cloned().unwrap_or_default())
                 .collect();
             if let Ok(mut m) = shared.synced_apps.lock() {
                 m.insert(key, (last.name.clone(), apps.clone()));
@@ -696,7 +686,7 @@ async fn stage_health(
             app["namespace"].as_str().unwrap_or("argocd"),
         );
         let revision = app["revision"].as_str();
-        let (status, message) = match kube.client(None).await {
+        let (status, message) = match kube.client(app["cluster"].as_str()).await {
             Err(e) => ("Unknown", e.to_string()),
             Ok(client) => match barge_kube::Objects::new(client, barge_kube::APPLICATION, namespace)
                 .get(name)
@@ -726,12 +716,7 @@ async fn stage_health(
 /// in this stay yet (the newest arrival when the Stage takes several origins). Returns 1 when
 /// it queued one.
 async fn start_verification(shared: &Shared, snap: &Snapshot, def: &pipeline::StageDef<'_>, now: i64) -> usize {
-    let Some(arrived) = snap
-        .facts
-        .iter()
-        .filter(|f| f.stage == def.name && f.current())
-        .max_by_key(|f| f.entered_at)
-        .filter(|f| f.verification.is_empty())
+    let Some(arrived) = pipeline::verification_subject(&snap.facts, def.name).filter(|f| f.verification.is_empty())
     else {
         return 0;
     };

@@ -25,24 +25,23 @@ pub const ROLLBACK_ACTOR: &str = "barge (rollback)";
 /// Secret values by secret name and key (barge's secret store, from its configuration).
 pub type Secrets = BTreeMap<String, BTreeMap<String, String>>;
 
-/// The analysis a Stage's verification runs: its templates merged, its `args` rendered (their
-/// `${{ }}` see `ctx.project`, `ctx.stage` and the Stage's `vars`, as in Kargo) and resolved.
-/// `valueFrom.fieldRef` arguments read `rollout`: the Rollout the Stage's last promotion waited
-/// for (its `rollout-wait` step), as Rollouts reads the Rollout that owns a run.
-pub fn analysis_for(
-    catalog: &Catalog,
-    def: &StageDef<'_>,
+/// The analysis a Stage's verification runs, from its merged templates and rendered `args`
+/// ([`verification_spec`]): arguments resolved, `secretKeyRef` from barge's secret store and
+/// `valueFrom.fieldRef` from `rollout`, the Rollout the Stage's last promotion waited for (its
+/// `rollout-wait` step), as Rollouts reads the Rollout that owns a run.
+fn prepare(
+    spec: &AnalysisTemplateSpec,
+    given: &BTreeMap<String, String>,
     secrets: &Secrets,
     rollout: Option<&serde_json::Value>,
 ) -> Result<Analysis, String> {
-    let (merged, given) = verification_spec(catalog, def)?;
     let resolved = args::resolve_with_fields(
-        &merged.args,
-        &given,
+        &spec.args,
+        given,
         &mut |name, key| lookup_secret(secrets, name, key),
         &mut |path| rollout_field(rollout, path),
     )?;
-    Analysis::prepare(&merged, &resolved)
+    Analysis::prepare(spec, &resolved)
 }
 
 /// A field of the Rollout by its `fieldPath` (`status.currentPodHash`,
@@ -63,15 +62,6 @@ fn rollout_field(rollout: Option<&serde_json::Value>, path: &str) -> Result<Stri
     found.ok_or_else(|| format!("the Rollout has no field {path:?}"))
 }
 
-/// Whether any of the Stage's verification arguments reads a Rollout field.
-fn reads_rollout(catalog: &Catalog, def: &StageDef<'_>) -> bool {
-    verification_spec(catalog, def).is_ok_and(|(spec, _)| {
-        spec.args
-            .iter()
-            .any(|a| a.value_from.as_ref().is_some_and(|v| v.field_ref.is_some()))
-    })
-}
-
 /// The Rollout the Stage's last successful promotion waited for, read now.
 async fn last_rollout(store: &Store, clusters: &barge_kube::Clusters, def: &StageDef<'_>) -> Option<serde_json::Value> {
     let last = store
@@ -81,13 +71,9 @@ async fn last_rollout(store: &Store, clusters: &barge_kube::Clusters, def: &Stag
         .into_iter()
         .find(|p| p.stage == def.name && p.phase == "Succeeded")?;
     let stored = store.get_promotion(def.project, &last.name).await.ok()??;
-    let waited = stored.plan["steps"]
-        .as_array()?
-        .iter()
-        .filter(|s| s["uses"] == "rollout-wait")
-        .filter_map(|s| s["alias"].as_str())
-        .map(|alias| stored.state["outputs"][alias].clone())
-        .find(|o| o["name"].is_string())?;
+    let waited = crate::promote::step_outputs(&stored, "rollout-wait")
+        .find(|o| o["name"].is_string())?
+        .clone();
     let client = clusters.client(waited["cluster"].as_str()).await.ok()?;
     barge_kube::Objects::new(
         client,
@@ -193,15 +179,20 @@ pub async fn run(
 ) -> Result<String> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
-    let prepared = match mode {
-        Mode::Native(providers) => {
+    let prepared = match (verification_spec(catalog, def), mode) {
+        (Ok((spec, given)), Mode::Native(providers)) => {
+            let reads_rollout = spec
+                .args
+                .iter()
+                .any(|a| a.value_from.as_ref().is_some_and(|v| v.field_ref.is_some()));
             let rollout = match &providers.jobs {
-                Some(t) if reads_rollout(catalog, def) => last_rollout(store, &t.clusters, def).await,
+                Some(t) if reads_rollout => last_rollout(store, &t.clusters, def).await,
                 _ => None,
             };
-            analysis_for(catalog, def, secrets, rollout.as_ref()).map(Prepared::Native)
+            prepare(&spec, &given, secrets, rollout.as_ref()).map(|a| Prepared::Native(a, providers))
         }
-        Mode::InCluster { .. } => verification_spec(catalog, def).map(|(spec, given)| Prepared::InCluster(spec, given)),
+        (Ok((spec, given)), Mode::InCluster { clusters }) => Ok(Prepared::InCluster(spec, given, clusters)),
+        (Err(e), _) => Err(e),
     };
     let prepared = match prepared {
         Ok(p) => p,
@@ -263,11 +254,9 @@ pub async fn run(
         progress(metric, m);
         let _ = tx.send((metric.clone(), m.clone()));
     };
-    let report = match (&prepared, mode) {
-        (Prepared::Native(analysis), Mode::Native(providers)) => {
-            barge_analysis::run(analysis, providers, stopped, observe).await
-        }
-        (Prepared::InCluster(spec, given), Mode::InCluster { clusters }) => {
+    let report = match &prepared {
+        Prepared::Native(analysis, providers) => barge_analysis::run(analysis, providers, stopped, observe).await,
+        Prepared::InCluster(spec, given, clusters) => {
             let target = cluster_run(clusters, def, v);
             match barge_analysis::cluster::run(&target, spec, given, stopped, observe).await {
                 Ok((name, report)) => {
@@ -283,7 +272,6 @@ pub async fn run(
                 }
             }
         }
-        _ => unreachable!("prepared for the mode it runs in"),
     };
     drop(tx);
     let _ = writer.await;
@@ -300,10 +288,14 @@ pub async fn run(
     Ok(phase)
 }
 
-/// What a verification runs, prepared for its mode.
-enum Prepared {
-    Native(Analysis),
-    InCluster(AnalysisTemplateSpec, BTreeMap<String, String>),
+/// What a verification runs, prepared for its mode, with what runs it.
+enum Prepared<'a> {
+    Native(Analysis, &'a barge_analysis::Providers),
+    InCluster(
+        AnalysisTemplateSpec,
+        BTreeMap<String, String>,
+        &'a std::sync::Arc<barge_kube::Clusters>,
+    ),
 }
 
 /// The AnalysisRun Kargo would create for this verification: in the project's namespace,

@@ -325,7 +325,7 @@ pub(super) fn argocd_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a
                 let readiness = health::argocd_app(&app, &AppCondition::DEFAULT, revision.as_deref(), Some(&marker));
                 tally.add(
                     readiness,
-                    |_| json!({"name": app_name(&app), "namespace": namespace, "revision": revision}),
+                    |_| json!({"name": app_name(&app), "namespace": namespace, "cluster": entry.cluster, "revision": revision}),
                 )?;
             }
         }
