@@ -159,9 +159,20 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub use barge_core::secret::redact_url;
 
 impl Store {
-    /// Opens (and migrates) a store: `sqlite://PATH` (created if missing, WAL) or
-    /// `postgres://user:pass@host:port/db`.
+    /// Opens (and migrates) a store for a daemon or a promotion run: `sqlite://PATH` (created
+    /// if missing, WAL) or `postgres://user:pass@host:port/db`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, Use::Daemon).await
+    }
+
+    /// Opens (and migrates) a store for one CLI call: a single connection. The calls are
+    /// sequential, and a pool of several would open a second PostgreSQL connection (a
+    /// server process forked) while the first is still being returned after the schema check.
+    pub async fn open_for_one_call(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, Use::OneCall).await
+    }
+
+    async fn open_with(url: &str, usage: Use) -> Result<Store, StoreError> {
         install_default_drivers();
         let connect_err = |e: sqlx::Error| StoreError::Connect {
             url: redact_url(url),
@@ -194,7 +205,11 @@ impl Store {
                 message: "use sqlite://PATH or postgres://USER@HOST:PORT/DB".into(),
             });
         };
-        let mut options = AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        let mut options = AnyPoolOptions::new().max_connections(match (usage, backend) {
+            (Use::OneCall, _) => 1,
+            (Use::Daemon, Backend::Sqlite) => 4,
+            (Use::Daemon, Backend::Postgres) => 10,
+        });
         if backend == Backend::Sqlite {
             // A daemon at rest keeps one connection: the others (and their page caches) close
             // after a minute unused.
@@ -215,16 +230,21 @@ impl Store {
                 });
         }
         let pool = options.connect(&url).await.map_err(connect_err)?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        };
+        // The common case, a schema already current, costs one query instead of the migrator's
+        // lock, table check and listing (a dozen round trips on PostgreSQL).
+        if schema_is_current(&pool, migrator).await {
+            return Ok(Store { pool, backend });
+        }
         // PostgreSQL migrations take an advisory lock; SQLite's take none, so two barge
         // processes opening a new file at once (a daemon starting, a CLI verb) would both
         // create the tables. A lock file beside the database serialises them.
         let _migrating = match backend {
             Backend::Sqlite => Some(sqlite_migration_lock(&url)?),
             Backend::Postgres => None,
-        };
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE,
-            Backend::Postgres => &POSTGRES,
         };
         migrator
             .run(&pool)
@@ -687,6 +707,37 @@ impl Store {
 }
 
 /// An exclusive lock on `<database>.lock`, held while migrating (released when dropped).
+/// Who opens a store, which decides its number of connections.
+#[derive(Clone, Copy, PartialEq)]
+enum Use {
+    Daemon,
+    OneCall,
+}
+
+/// Whether every migration this build knows is applied, successfully and unchanged, and no
+/// other. Anything else (no table yet, a failed or edited migration, a newer schema) answers
+/// no, and the migrator then applies or reports it.
+async fn schema_is_current(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) -> bool {
+    // Failed migrations are left out, so they count as not applied.
+    let Ok(rows) = sqlx::raw_sql("SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+    else {
+        return false;
+    };
+    let mut applied = rows
+        .iter()
+        .map(|r| Ok::<_, sqlx::Error>((r.try_get::<i64, _>("version")?, r.try_get::<Vec<u8>, _>("checksum")?)));
+    let known = migrator.iter().filter(|m| m.migration_type.is_up_migration());
+    for m in known {
+        match applied.next() {
+            Some(Ok((version, checksum))) if version == m.version && checksum == *m.checksum => {}
+            _ => return false,
+        }
+    }
+    applied.next().is_none()
+}
+
 fn sqlite_migration_lock(url: &str) -> Result<std::fs::File, StoreError> {
     let file = url
         .strip_prefix("sqlite://")

@@ -52,6 +52,7 @@ macro_rules! conformance {
 
 conformance!(
     opens_creates_and_migrates_idempotently,
+    a_current_schema_is_trusted_only_while_it_matches,
     minting_is_idempotent,
     aliases_are_unique_per_project,
     lookup_by_name_or_alias_and_listing,
@@ -710,6 +711,55 @@ async fn opens_creates_and_migrates_idempotently(b: Backend) {
             "the file and its directory are created"
         );
     }
+}
+
+/// Reopening a current store skips the migrator (one query); anything else about the schema
+/// (an edited migration, a migration this build does not know) still reaches the migrator,
+/// which refuses it.
+async fn a_current_schema_is_trusted_only_while_it_matches(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let u = url(b, &dir);
+    let s = Store::open(&u).await.unwrap();
+    s.mint_freight("demo", "app", freight("app", "1.0.0"), 1).await.unwrap();
+    drop(s);
+    let one_call = Store::open_for_one_call(&u).await.unwrap();
+    assert_eq!(one_call.list_freight(None, None).await.unwrap().len(), 1);
+    drop(one_call);
+
+    let raw = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&u)
+        .await
+        .unwrap();
+    let first: Vec<u8> = sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations ORDER BY version LIMIT 1")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    let set_first = |checksum: Vec<u8>| {
+        sqlx::query(
+            "UPDATE _sqlx_migrations SET checksum = $1 WHERE version = (SELECT min(version) FROM _sqlx_migrations)",
+        )
+        .bind(checksum)
+        .execute(&raw)
+    };
+    set_first(vec![0u8; 48]).await.unwrap();
+    let edited = Store::open_for_one_call(&u).await.unwrap_err().to_string();
+    assert!(edited.contains("modified"), "an edited migration is reported: {edited}");
+    set_first(first).await.unwrap();
+    Store::open_for_one_call(&u)
+        .await
+        .expect("the restored schema is current again");
+
+    sqlx::query("INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (99990101000000, 'from a newer barge', CURRENT_TIMESTAMP, TRUE, $1, 0)")
+        .bind(vec![1u8; 48])
+        .execute(&raw)
+        .await
+        .unwrap();
+    let newer = Store::open(&u).await.unwrap_err().to_string();
+    assert!(
+        newer.contains("missing"),
+        "a schema from a newer build is reported: {newer}"
+    );
 }
 
 async fn minting_is_idempotent(b: Backend) {

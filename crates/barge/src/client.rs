@@ -95,7 +95,7 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
         }
         return Ok(body);
     }
-    let store = barge_store::Store::open(&target.db).await?;
+    let store = barge_store::Store::open_for_one_call(&target.db).await?;
     let needs_definitions = !matches!(
         c,
         Call::GetFreight { .. }
