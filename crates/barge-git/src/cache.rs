@@ -25,6 +25,9 @@ pub enum Checkout {
     Commit(String),
 }
 
+/// How many checkouts of a repository are recycled between two runs of git's maintenance.
+pub const MAINTENANCE_EVERY: u32 = 50;
+
 pub struct RepoCache {
     root: PathBuf,
     /// Per URL: fetches and worktree bookkeeping. Per `URL branch`: pushes.
@@ -36,12 +39,51 @@ pub struct RepoCache {
     /// worktree writes the whole tree.
     pool: Mutex<HashMap<String, Vec<PathBuf>>>,
     recycled: std::sync::atomic::AtomicU64,
+    /// Checkouts recycled per URL since its last maintenance.
+    since_maintenance: Mutex<HashMap<String, u32>>,
     /// When the last fetch of each `URL ref` started: a checkout asked for before that
     /// fetch started needs no fetch of its own (many promotions of one repository at once
     /// share one fetch).
     fetched: Mutex<HashMap<String, std::time::Instant>>,
     /// The last commit this process pushed to each `URL branch`.
     pushed: Mutex<HashMap<String, String>>,
+    /// Per `URL branch`: the commits waiting to be pushed, each replayed onto the one before.
+    chains: Mutex<HashMap<String, Chain>>,
+}
+
+/// Commits of promotions waiting to push to one branch, each replayed onto the one before:
+/// whoever's turn it is pushes the newest, which lands all of them in one push.
+///
+/// A link is only ever pushed as part of the chain it joined. When a push fails (the branch
+/// moved under someone else's push, or any error), the chain is broken: its waiting members
+/// replay their own commits onto the remote branch and push them themselves, so a commit
+/// whose push failed never lands through another's.
+#[derive(Default)]
+struct Chain {
+    generation: u64,
+    /// Not yet pushed, oldest first.
+    commits: Vec<String>,
+    /// Commits that landed in someone else's push and whose promotion has not looked yet.
+    landed: std::collections::HashSet<String>,
+}
+
+/// A promotion's place in a branch's chain.
+pub struct ChainLink {
+    key: String,
+    generation: u64,
+    /// The promotion's own newest commit.
+    pub commit: String,
+}
+
+/// What a chain member does when its turn to push comes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChainTurn {
+    /// Its commit landed in an earlier push of the chain.
+    Landed,
+    /// Push this commit (the chain's newest: the member's own or one stacked on it).
+    Push(String),
+    /// The chain broke: integrate with the remote branch and push alone.
+    Broken,
 }
 
 impl RepoCache {
@@ -52,8 +94,10 @@ impl RepoCache {
             pruned: Mutex::new(std::collections::HashSet::new()),
             pool: Mutex::new(HashMap::new()),
             recycled: std::sync::atomic::AtomicU64::new(0),
+            since_maintenance: Mutex::new(HashMap::new()),
             fetched: Mutex::new(HashMap::new()),
             pushed: Mutex::new(HashMap::new()),
+            chains: Mutex::new(HashMap::new()),
         }
     }
 
@@ -73,6 +117,80 @@ impl RepoCache {
             .insert(format!("{url} {branch}"), commit.to_string());
     }
 
+    /// The generation of the chain of `branch` of `url` and its newest commit, if any.
+    /// Called under [`Self::chain_lock`].
+    pub fn chain_newest(&self, url: &str, branch: &str) -> (u64, Option<String>) {
+        self.chains
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&format!("{url} {branch}"))
+            .map_or((0, None), |c| (c.generation, c.commits.last().cloned()))
+    }
+
+    /// The lock under which promotions replay onto the chain's tip and join it, one at a time.
+    pub fn chain_lock(&self, url: &str, branch: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.lock_for(&format!("chain {url} {branch}"))
+    }
+
+    /// Adds `commit`, replayed onto what [`Self::chain_newest`] answered (or the last push),
+    /// to the branch's chain; `None` when the chain broke since that answer (a push failed
+    /// meanwhile): the commit may sit on one that will never land.
+    pub fn chain_join(&self, url: &str, branch: &str, commit: &str, generation: u64) -> Option<ChainLink> {
+        let key = format!("{url} {branch}");
+        let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let chain = chains.entry(key.clone()).or_default();
+        if chain.generation != generation {
+            return None;
+        }
+        chain.commits.push(commit.to_string());
+        Some(ChainLink {
+            key,
+            generation,
+            commit: commit.to_string(),
+        })
+    }
+
+    /// What the member does now that it may push. Called under [`Self::push_lock`].
+    pub fn chain_turn(&self, link: &ChainLink) -> ChainTurn {
+        let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let chain = chains.entry(link.key.clone()).or_default();
+        if chain.landed.remove(&link.commit) {
+            ChainTurn::Landed
+        } else if chain.generation == link.generation
+            && let Some(newest) = chain.commits.last()
+        {
+            ChainTurn::Push(newest.clone())
+        } else {
+            ChainTurn::Broken
+        }
+    }
+
+    /// Records that `pushed` (a commit of the link's chain) is on the remote, and so is every
+    /// commit of the chain below it.
+    pub fn chain_pushed(&self, link: &ChainLink, pushed: &str) {
+        let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let chain = chains.entry(link.key.clone()).or_default();
+        if chain.generation == link.generation
+            && let Some(at) = chain.commits.iter().position(|c| c == pushed)
+        {
+            for c in chain.commits.drain(..=at) {
+                if c != link.commit {
+                    chain.landed.insert(c);
+                }
+            }
+        }
+    }
+
+    /// Breaks the link's chain (a push failed): its waiting members push alone.
+    pub fn chain_break(&self, link: &ChainLink) {
+        let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let chain = chains.entry(link.key.clone()).or_default();
+        if chain.generation == link.generation {
+            chain.generation += 1;
+            chain.commits.clear();
+        }
+    }
+
     /// Takes back a checkout of `url` that a finished promotion no longer needs (a worktree
     /// of this cache; anything else is just deleted).
     pub async fn recycle(&self, url: &str, dir: &Path) {
@@ -84,8 +202,9 @@ impl RepoCache {
             let target = self.root.join("pool").join(format!("{}-{n}", std::process::id()));
             let admin = Workspace::open(&self.bare_path(url), url, None, None, Author::default());
             let _ = std::fs::create_dir_all(self.root.join("pool"));
-            let (d, t) = (dir.display().to_string(), target.display().to_string());
-            if admin.run(&["worktree", "move", &d, &t]).await.is_ok() {
+            if move_worktree(&admin, dir, &target).await.is_ok() {
+                self.maintain(url, &admin).await;
+
                 self.pool
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -96,6 +215,27 @@ impl RepoCache {
             }
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Every [`MAINTENANCE_EVERY`] promotions of a repository, git's own housekeeping (packing
+    /// loose objects when there are enough of them), which barge's git commands do not start
+    /// after each command. Called under the repository's lock.
+    async fn maintain(&self, url: &str, admin: &Workspace) {
+        let due = {
+            let mut counts = self
+                .since_maintenance
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let n = counts.entry(url.to_string()).or_default();
+            *n += 1;
+            *n >= MAINTENANCE_EVERY && {
+                *n = 0;
+                true
+            }
+        };
+        if due && let Err(e) = admin.run(&["maintenance", "run", "--auto", "--quiet"]).await {
+            tracing::warn!(repo = %redact(url), error = %e, "git maintenance of the repository cache failed");
+        }
     }
 
     /// The lock that serialises this process's pushes to `branch` of `url`.
@@ -164,7 +304,7 @@ impl RepoCache {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .get(&key)
                     .is_some_and(|started| *started >= asked)
-                    && admin.run(&["rev-parse", "-q", "--verify", &tracking]).await.is_ok();
+                    && commit_of(&admin, &tracking).await.is_ok();
                 let fetched = if fresh {
                     Ok(())
                 } else {
@@ -245,19 +385,17 @@ impl RepoCache {
         let mut base = None;
         match (&start, pooled) {
             (Some(start), Some(free)) => {
-                let sha = admin.run(&["rev-parse", &format!("{start}^{{commit}}")]).await?;
-                base = Some(sha.trim().to_string());
-                admin
-                    .run(&["worktree", "move", &free.display().to_string(), &dir_arg])
-                    .await?;
+                let sha = commit_of(&admin, start).await?;
+                base = Some(sha.clone());
+                move_worktree(&admin, &free, dir).await?;
                 drop(guard);
                 let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
-                ws.run(&["checkout", "-q", "--detach", "-f", sha.trim()]).await?;
+                ws.run(&["checkout", "-q", "--detach", "-f", &sha]).await?;
                 ws.run(&["clean", "-q", "-f", "-d", "-x"]).await?;
             }
             (Some(start), None) => {
-                let sha = admin.run(&["rev-parse", &format!("{start}^{{commit}}")]).await?;
-                base = Some(sha.trim().to_string());
+                let sha = commit_of(&admin, start).await?;
+                base = Some(sha.clone());
                 admin
                     .run(&[
                         "worktree",
@@ -267,12 +405,12 @@ impl RepoCache {
                         "--detach",
                         "-f",
                         &dir_arg,
-                        sha.trim(),
+                        &sha,
                     ])
                     .await?;
                 drop(guard);
                 let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
-                ws.run(&["reset", "-q", "--hard", sha.trim()]).await?;
+                ws.run(&["reset", "-q", "--hard", &sha]).await?;
             }
             (None, _) => {
                 // An orphan branch: a fresh repository whose first commit has no parent (works
@@ -287,9 +425,88 @@ impl RepoCache {
     }
 }
 
+/// The commit `rev` names in the cache: a tracking branch is read from its ref file, anything
+/// else (a tag to peel, a commit) is asked of git.
+async fn commit_of(admin: &Workspace, rev: &str) -> Result<String, GitError> {
+    if rev.starts_with("refs/remotes/")
+        && let Some(id) = crate::files::read_ref(admin.path(), rev)
+    {
+        return Ok(id);
+    }
+    let out = admin
+        .run(&["rev-parse", "-q", "--verify", &format!("{rev}^{{commit}}")])
+        .await?;
+    Ok(out.trim().to_string())
+}
+
+/// Moves a worktree of the cache (see [`crate::files::move_worktree`]), asking git when the
+/// worktree is not one the quick move understands.
+async fn move_worktree(admin: &Workspace, from: &Path, to: &Path) -> Result<(), GitError> {
+    if crate::files::move_worktree(from, to) {
+        return Ok(());
+    }
+    admin
+        .run(&[
+            "worktree",
+            "move",
+            &from.display().to_string(),
+            &to.display().to_string(),
+        ])
+        .await
+        .map(|_| ())
+}
+
 fn io_error(url: &str, path: &Path, e: &std::io::Error) -> GitError {
     GitError::Invalid {
         url: redact(url),
         message: format!("{}: {e}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChainTurn, RepoCache};
+
+    const URL: &str = "file:///config.git";
+
+    #[test]
+    fn one_push_of_the_newest_lands_the_chain_below_it() {
+        let cache = RepoCache::new(std::path::Path::new("/nonexistent"));
+        assert_eq!(cache.chain_newest(URL, "main"), (0, None));
+        let a = cache.chain_join(URL, "main", "aaa", 0).unwrap();
+        let b = cache.chain_join(URL, "main", "bbb", 0).unwrap();
+        assert_eq!(cache.chain_newest(URL, "main"), (0, Some("bbb".into())));
+        // Other branches have chains of their own.
+        assert_eq!(cache.chain_newest(URL, "prod"), (0, None));
+        // a's turn comes first: it pushes b's commit, stacked on its own.
+        assert_eq!(cache.chain_turn(&a), ChainTurn::Push("bbb".into()));
+        cache.chain_pushed(&a, "bbb");
+        assert_eq!(cache.chain_turn(&b), ChainTurn::Landed);
+        assert_eq!(cache.chain_newest(URL, "main"), (0, None), "nothing waits any more");
+        // A later member pushes its own.
+        let c = cache.chain_join(URL, "main", "ccc", 0).unwrap();
+        assert_eq!(cache.chain_turn(&c), ChainTurn::Push("ccc".into()));
+    }
+
+    #[test]
+    fn a_failed_push_breaks_the_chain_for_everyone_in_it() {
+        let cache = RepoCache::new(std::path::Path::new("/nonexistent"));
+        let a = cache.chain_join(URL, "main", "aaa", 0).unwrap();
+        let b = cache.chain_join(URL, "main", "bbb", 0).unwrap();
+        assert_eq!(cache.chain_turn(&a), ChainTurn::Push("bbb".into()));
+        cache.chain_break(&a);
+        assert_eq!(
+            cache.chain_turn(&b),
+            ChainTurn::Broken,
+            "b's commit sits on a's, which did not land"
+        );
+        assert_eq!(cache.chain_newest(URL, "main"), (1, None));
+        // A replay onto the old chain's newest cannot join the new one.
+        assert!(cache.chain_join(URL, "main", "bbb2", 0).is_none());
+        let b2 = cache.chain_join(URL, "main", "bbb3", 1).unwrap();
+        // The old generation's pushes and breaks no longer touch the new chain.
+        cache.chain_pushed(&a, "bbb");
+        cache.chain_break(&a);
+        assert_eq!(cache.chain_turn(&b2), ChainTurn::Push("bbb3".into()));
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod discover;
+pub mod files;
 pub mod repo;
 
 use std::process::Output;
@@ -64,13 +65,22 @@ pub(crate) async fn git_env(
     env: &[(&str, String)],
     secret: Option<&str>,
 ) -> Result<Output, GitError> {
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.args(["-c", "core.hooksPath=/dev/null", "-c", "protocol.file.allow=always"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
-        .kill_on_drop(true);
+    let mut cmd = tokio::process::Command::new(git_program());
+    // No automatic maintenance after each command: it is a process of its own each time.
+    // The repository cache runs it now and then instead (`cache::MAINTENANCE_EVERY`).
+    cmd.args([
+        "-c",
+        "core.hooksPath=/dev/null",
+        "-c",
+        "protocol.file.allow=always",
+        "-c",
+        "maintenance.auto=false",
+    ])
+    .args(args)
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .env("GIT_ASKPASS", "true")
+    .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    .kill_on_drop(true);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -123,6 +133,22 @@ pub(crate) async fn git_env(
             GitError::Transient { url: shown, message }
         },
     )
+}
+
+/// The git executable, found on PATH once: a bare `git` would be looked for in every PATH
+/// directory again by each of the dozen git processes a promotion starts.
+fn git_program() -> &'static std::path::Path {
+    use std::sync::OnceLock;
+    static PROGRAM: OnceLock<std::path::PathBuf> = OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        use std::os::unix::fs::PermissionsExt;
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join("git"))
+            .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+            .unwrap_or_else(|| "git".into())
+    })
 }
 
 pub(crate) use barge_core::secret::redact_url as redact;

@@ -49,6 +49,22 @@ impl Default for PushPolicy {
     }
 }
 
+impl PushPolicy {
+    /// How long to wait before integrating after the `attempt`-th rejected push. The first
+    /// rejection just means the branch moved since the checkout: integrate at once. Repeated
+    /// ones mean a race with other writers: back off (× 1.5 each time, with jitter).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        if attempt <= 1 {
+            return Duration::ZERO;
+        }
+        let backoff = self
+            .base_backoff
+            .mul_f64(1.5f64.powi(attempt as i32 - 2))
+            .min(self.max_backoff);
+        backoff.mul_f64(0.5 + fastrand_half())
+    }
+}
+
 /// A working copy of one branch of a repository.
 pub struct Workspace {
     dir: PathBuf,
@@ -62,6 +78,10 @@ pub struct Workspace {
     signing: Option<Signing>,
     /// The commit this checkout started from, when known.
     base: Option<String>,
+    /// The commit this workspace's own commits sit on: `base`, until they are replayed onto
+    /// another. Only these commits are replayed when the branch moved, never commits they were
+    /// stacked on (another promotion's, which may never land).
+    own_base: std::sync::Mutex<Option<String>>,
 }
 
 /// Commit signing with a GPG key imported into a private keyring (never the user's).
@@ -150,6 +170,7 @@ impl Workspace {
             timeout: Duration::from_secs(300),
             signing: None,
             base: None,
+            own_base: std::sync::Mutex::new(None),
         };
         std::fs::create_dir_all(dir).map_err(|e| GitError::Invalid {
             url: crate::redact(url),
@@ -186,13 +207,27 @@ impl Workspace {
             timeout: Duration::from_secs(300),
             signing: None,
             base: None,
+            own_base: std::sync::Mutex::new(None),
         }
     }
 
     /// The same checkout, knowing the commit it started from.
     pub fn with_base(mut self, base: Option<String>) -> Workspace {
+        self.own_base = std::sync::Mutex::new(base.clone());
         self.base = base;
         self
+    }
+
+    /// The commit this workspace's own commits sit on (see [`Self::rebase_onto`]).
+    pub fn own_base(&self) -> Option<String> {
+        self.own_base
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_own_base(&self, commit: String) {
+        *self.own_base.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(commit);
     }
 
     /// The commit this checkout started from, when known (no git process needed).
@@ -221,12 +256,25 @@ impl Workspace {
     }
 
     async fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
+        self.git_as(args, (&self.author.name, &self.author.email, None)).await
+    }
+
+    /// [`Self::git`] with another author for the commits it makes (name, email, and the
+    /// original date in git's `<seconds> <zone>` form); the committer stays this workspace's.
+    async fn git_as(
+        &self,
+        args: &[&str],
+        (name, email, date): (&str, &str, Option<&str>),
+    ) -> Result<std::process::Output, GitError> {
         let mut env: Vec<(&str, String)> = vec![
-            ("GIT_AUTHOR_NAME", self.author.name.clone()),
-            ("GIT_AUTHOR_EMAIL", self.author.email.clone()),
+            ("GIT_AUTHOR_NAME", name.to_string()),
+            ("GIT_AUTHOR_EMAIL", email.to_string()),
             ("GIT_COMMITTER_NAME", self.author.name.clone()),
             ("GIT_COMMITTER_EMAIL", self.author.email.clone()),
         ];
+        if let Some(date) = date {
+            env.push(("GIT_AUTHOR_DATE", date.to_string()));
+        }
         env.extend(crate::credential_env(self.credentials.as_ref())?);
         let secret = self.credentials.as_ref().map(|c| c.password.as_str());
         let Some(signing) = &self.signing else {
@@ -255,6 +303,9 @@ impl Workspace {
     }
 
     pub async fn head(&self) -> Result<String, GitError> {
+        if let Some(id) = crate::files::head(&self.dir) {
+            return Ok(id);
+        }
         let out = self.git(&["rev-parse", "HEAD"]).await?;
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
@@ -321,15 +372,7 @@ impl Workspace {
                         attempt,
                         "Push rejected: the branch moved; rebasing and retrying."
                     );
-                    // The first rejection just means the branch moved since the checkout:
-                    // integrate at once. Repeated ones mean a race with other writers: back off.
-                    if attempt > 1 {
-                        let backoff = policy
-                            .base_backoff
-                            .mul_f64(1.5f64.powi(attempt as i32 - 2))
-                            .min(policy.max_backoff);
-                        tokio::time::sleep(backoff.mul_f64(0.5 + fastrand_half())).await;
-                    }
+                    tokio::time::sleep(policy.backoff(attempt)).await;
                     self.integrate(branch).await?;
                 }
                 Err(e) => return Err(e),
@@ -337,19 +380,96 @@ impl Workspace {
         }
     }
 
-    /// Rebases the local commits onto the remote `branch` as it is now; a conflict is
-    /// terminal (the rebase is undone).
+    /// Pushes `commit` (this workspace's HEAD or a commit stacked on it) to `branch`, once.
+    pub async fn push_commit(&self, commit: &str, branch: &str) -> Result<(), GitError> {
+        self.git(&["push", "-q", "origin", &format!("{commit}:refs/heads/{branch}")])
+            .await
+            .map(|_| ())
+    }
+
+    /// Rebases this workspace's own commits onto the remote `branch` as it is now; a conflict
+    /// is terminal (the rebase is undone).
     pub async fn integrate(&self, branch: &str) -> Result<(), GitError> {
         self.git(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
             .await?;
-        if let Err(conflict) = self.git(&["rebase", "-q", "FETCH_HEAD"]).await {
+        let fetched = self.run(&["rev-parse", "FETCH_HEAD"]).await?;
+        self.rebase_onto(fetched.trim(), branch).await
+    }
+
+    /// Rebases this workspace's own commits onto `commit`, which the repository already has
+    /// (e.g. one this process pushed to `branch`: no fetch needed); a conflict is terminal (the
+    /// rebase is undone).
+    pub async fn rebase_onto(&self, commit: &str, branch: &str) -> Result<(), GitError> {
+        let own_base = self.own_base();
+        if self.signing.is_none() && self.replay_single_commit(commit, own_base.as_deref()).await {
+            self.set_own_base(commit.to_string());
+            return Ok(());
+        }
+        let rebased = match &own_base {
+            Some(own) => self.git(&["rebase", "-q", "--onto", commit, own]).await,
+            None => self.git(&["rebase", "-q", commit]).await,
+        };
+        if let Err(conflict) = rebased {
             let _ = self.git(&["rebase", "--abort"]).await;
             return Err(GitError::Conflict {
                 url: crate::redact(&self.url),
                 message: format!("the promotion's changes conflict with the branch {branch} ({conflict})"),
             });
         }
+        self.set_own_base(commit.to_string());
         Ok(())
+    }
+
+    /// Replays HEAD, when it is a single commit on top of its parent, onto `onto` the way a
+    /// rebase would (same tree merge, message, author and date; the committer is this
+    /// workspace's), but without the rebase machinery, which costs twice as much: the merge is
+    /// computed in memory (`merge-tree`), the commit written (`commit-tree`) and the checkout
+    /// moved to it (`reset --keep` rewrites only the files others changed). `false`, with
+    /// nothing changed, for anything else (a merge commit, a conflict, a git older than 2.40):
+    /// the caller then rebases.
+    async fn replay_single_commit(&self, onto: &str, own_base: Option<&str>) -> bool {
+        let Ok(raw) = self.run(&["cat-file", "commit", "HEAD"]).await else {
+            return false;
+        };
+        let Some((headers, message)) = raw.split_once("\n\n") else {
+            return false;
+        };
+        let parents: Vec<&str> = headers.lines().filter_map(|l| l.strip_prefix("parent ")).collect();
+        let (Some(author), [parent]) = (
+            headers.lines().find_map(|l| l.strip_prefix("author ")),
+            parents.as_slice(),
+        ) else {
+            return false;
+        };
+        if own_base.is_some_and(|own| own != *parent) {
+            return false;
+        }
+        // "Name <email> 1700000000 +0000"
+        let Some((name, rest)) = author.split_once(" <") else {
+            return false;
+        };
+        let Some((email, date)) = rest.split_once("> ") else {
+            return false;
+        };
+        let merge_base = format!("--merge-base={parent}");
+        let Ok(tree) = self
+            .run(&["merge-tree", "--write-tree", &merge_base, onto, "HEAD"])
+            .await
+        else {
+            return false;
+        };
+        let tree = tree.lines().next().unwrap_or_default().to_string();
+        let Ok(out) = self
+            .git_as(
+                &["commit-tree", &tree, "-p", onto, "-m", message.trim_end()],
+                (name, email, Some(date)),
+            )
+            .await
+        else {
+            return false;
+        };
+        let replayed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        self.git(&["reset", "-q", "--keep", &replayed]).await.is_ok()
     }
 
     /// Whether `commit` is already part of HEAD's history.
@@ -359,7 +479,7 @@ impl Workspace {
 }
 
 /// Kargo's rule: retry only rejections that mean "someone pushed first".
-fn rejected_because_moved(e: &GitError) -> bool {
+pub fn rejected_because_moved(e: &GitError) -> bool {
     let text = e.to_string();
     [
         "non-fast-forward",

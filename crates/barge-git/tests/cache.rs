@@ -87,3 +87,52 @@ async fn fetches_are_blobless_where_the_server_allows_it() {
     );
     assert_eq!(git(&wt, &["status", "--porcelain"]), "");
 }
+
+/// barge's git commands start no automatic maintenance (a process each time); the cache runs
+/// git's own housekeeping itself, every MAINTENANCE_EVERY recycled checkouts. (The task seen
+/// here is a commit-graph, set to be due after one new commit; git's default, gc, decides on
+/// an estimate of loose objects that is not deterministic.)
+#[tokio::test]
+async fn the_cache_runs_git_maintenance_every_so_many_promotions() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed");
+    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::write(seed.join("a.yaml"), "v: 0\n").unwrap();
+    git(&seed, &["init", "-q", "-b", "main"]);
+    git(&seed, &["add", "."]);
+    git(&seed, &["commit", "-q", "-m", "zero"]);
+    let url = format!("file://{}", seed.display());
+    let cache = RepoCache::new(&dir.path().join("cache"));
+    let main = Checkout::Branch {
+        name: "main".into(),
+        create: false,
+    };
+    let bare = cache.bare_path(&url);
+    let graphs = bare.join("objects/info/commit-graphs");
+    for n in 1..=barge_git::cache::MAINTENANCE_EVERY {
+        let work = dir.path().join(format!("p{n}/src"));
+        let ws = cache
+            .checkout(&url, &main, &work, None, Author::default())
+            .await
+            .unwrap();
+        if n == 1 {
+            git(&bare, &["config", "maintenance.commit-graph.enabled", "true"]);
+            git(&bare, &["config", "maintenance.commit-graph.auto", "1"]);
+        }
+        std::fs::write(work.join("a.yaml"), format!("v: {n}\n")).unwrap();
+        ws.commit_all(&format!("local {n}"), &format!("p{n}"))
+            .await
+            .unwrap()
+            .unwrap();
+        cache.recycle(&url, &work).await;
+        if n < barge_git::cache::MAINTENANCE_EVERY {
+            assert!(!graphs.exists(), "maintenance ran after recycle {n}");
+        }
+    }
+    // git may run it in the background (maintenance.autoDetach).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !graphs.exists() {
+        assert!(std::time::Instant::now() < deadline, "maintenance never ran");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

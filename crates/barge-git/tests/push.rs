@@ -113,6 +113,55 @@ async fn a_push_that_lost_the_race_rebases_and_lands() {
         git(&bare, &["show", "main:stages/dev/kustomization.yaml"]),
         "images:\n  - name: app\n    newTag: 1.2.0"
     );
+    // The replayed commit is b's: same message and trailer, author and date; and b's working
+    // copy now holds a's change too, as after a rebase.
+    let show = |rev: &str| git(b.path(), &["log", "-1", "--format=%an|%ae|%ad|%B", rev]);
+    assert_eq!(show(&pushed), show(&b_local));
+    assert!(show(&pushed).contains("Barge-Promotion: prod.1"));
+    assert_eq!(
+        git(b.path(), &["rev-parse", "HEAD^"]),
+        git(&bare, &["rev-parse", "main^"])
+    );
+    assert!(
+        std::fs::read_to_string(b.path().join("stages/dev/kustomization.yaml"))
+            .unwrap()
+            .contains("1.2.0")
+    );
+    assert_eq!(git(b.path(), &["status", "--porcelain"]), "");
+    // A single commit is replayed without git's rebase machinery (twice as fast).
+    assert!(
+        git(b.path(), &["reflog", "-1", "--format=%gs", "HEAD"]).starts_with("reset: moving to"),
+        "{}",
+        git(b.path(), &["reflog", "-3", "--format=%gs", "HEAD"])
+    );
+}
+
+/// Several local commits (two git-commit steps in one promotion) are all replayed, in order,
+/// when the branch moved: git's rebase does it.
+#[tokio::test]
+async fn several_local_commits_are_replayed_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    let url = format!("file://{}", bare.display());
+    let a = Workspace::clone(&url, "main", &dir.path().join("a"), None, Author::default())
+        .await
+        .unwrap();
+    let b = Workspace::clone(&url, "main", &dir.path().join("b"), None, Author::default())
+        .await
+        .unwrap();
+    edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
+    a.commit_all("dev", "dev.1").await.unwrap();
+    a.push(&fast()).await.unwrap();
+    edit(&b, "stages/prod/kustomization.yaml", "1.1.0");
+    b.commit_all("prod first", "prod.1").await.unwrap();
+    edit(&b, "stages/prod/kustomization.yaml", "1.1.1");
+    b.commit_all("prod second", "prod.1").await.unwrap();
+    b.push(&fast()).await.unwrap();
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(
+        log.lines().collect::<Vec<_>>(),
+        ["prod second", "prod first", "dev", "seed"]
+    );
 }
 
 #[tokio::test]

@@ -448,7 +448,7 @@ async fn a_crash_at_any_step_boundary_resumes_with_exactly_one_commit() {
 }
 
 #[tokio::test]
-async fn fifty_promotions_racing_into_one_branch_all_land() {
+async fn fifty_promotions_racing_into_one_branch_with_an_outside_writer_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("seed");
     std::fs::create_dir_all(&work).unwrap();
@@ -474,24 +474,70 @@ async fn fifty_promotions_racing_into_one_branch_all_land() {
     let mut e = engine(dir.path(), dir.path());
     e.push_policy.max_attempts = 60;
     let e = Arc::new(e);
+    // Someone else pushes to the same branch meanwhile: the batched pushes must notice the
+    // branch moved, integrate, and lose nothing (theirs or ours).
+    let outsider = {
+        let (bare, dir) = (bare.clone(), dir.path().to_path_buf());
+        std::thread::spawn(move || {
+            let clone = dir.join("outsider");
+            git(&dir, &["clone", "-q", bare.to_str().unwrap(), clone.to_str().unwrap()]);
+            for n in 0..10 {
+                std::fs::write(clone.join("outsider.txt"), format!("{n}\n")).unwrap();
+                git(&clone, &["add", "outsider.txt"]);
+                git(&clone, &["commit", "-q", "-m", &format!("outsider {n}")]);
+                while !std::process::Command::new("git")
+                    .args(["push", "-q", "origin", "HEAD:main"])
+                    .current_dir(&clone)
+                    .stderr(std::process::Stdio::null())
+                    .status()
+                    .unwrap()
+                    .success()
+                {
+                    git(&clone, &["pull", "-q", "--rebase", "origin", "main"]);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..50 {
         let p = Promotion::plan(&catalog, "shop", &format!("s{i}"), freight(), Vec::new(), "alice").unwrap();
         let e = e.clone();
         tasks.spawn(async move {
             let rec = Recorder::default();
-            e.run(&p, State::new(&p.steps), &rec, &rec).await
+            (i, e.run(&p, State::new(&p.steps), &rec, &rec).await)
         });
     }
+    let mut reported = Vec::new();
     while let Some(out) = tasks.join_next().await {
-        let out = out.unwrap();
+        let (i, out) = out.unwrap();
         assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+        let pushed = out
+            .state
+            .outputs
+            .values()
+            .find_map(|o| o.get("branch").and(o.get("commit")).and_then(|c| c.as_str()))
+            .expect("git-push reports its commit")
+            .to_string();
+        reported.push((i, pushed));
     }
+    outsider.join().unwrap();
     assert_eq!(
         git(&bare, &["rev-list", "--count", "main"]),
-        "51",
-        "50 commits on top of the seed"
+        "61",
+        "50 promotions' and 10 outside commits on top of the seed"
     );
+    // Each promotion reports its own commit, which is on the branch (a commit landed by a
+    // later promotion's push included).
+    for (i, commit) in reported {
+        assert_eq!(git(&bare, &["log", "-1", "--format=%s", &commit]), format!("s{i}"));
+        assert_eq!(
+            git(&bare, &["diff", "--name-only", &format!("{commit}^"), &commit]),
+            format!("stages/s{i}/kustomization.yaml"),
+            "the commit holds the stage's change (replays never empty it)"
+        );
+        git(&bare, &["merge-base", "--is-ancestor", &commit, "main"]);
+    }
     for i in 0..50 {
         let k = git(&bare, &["show", &format!("main:stages/s{i}/kustomization.yaml")]);
         assert!(k.contains("newTag: \"1.10\""), "stage s{i} landed: {k}");

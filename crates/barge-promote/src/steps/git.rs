@@ -9,8 +9,8 @@ use crate::BoxFuture;
 use barge_core::ErrorClass;
 use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
-use barge_git::cache::Checkout;
-use barge_git::repo::{Author, Workspace};
+use barge_git::cache::{ChainTurn, Checkout};
+use barge_git::repo::{Author, PushPolicy, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
@@ -72,16 +72,33 @@ fn git_error(e: GitError) -> StepError {
     }
 }
 
-/// The checkout at `path` (one git-clone made), as a workspace.
-fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepError> {
+/// The innermost checkout (one git-clone made) holding `path`: its path in the work directory
+/// and what was recorded of it.
+fn checkout_at(ctx: &StepCtx<'_>, path: &str) -> Result<(String, Recorded), StepError> {
     let dir = ctx.path(path)?;
     let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
-    // The innermost checkout holding the path.
-    let (prefix, rec) = load_checkouts(ctx.work)
+    load_checkouts(ctx.work)
         .into_iter()
         .filter(|(p, _)| rel == *p || rel.starts_with(&format!("{p}/")))
         .max_by_key(|(p, _)| p.len())
-        .ok_or_else(|| StepError::Invalid(format!("`{path}` is not a git checkout: clone it with git-clone first")))?;
+        .ok_or_else(|| StepError::Invalid(format!("`{path}` is not a git checkout: clone it with git-clone first")))
+}
+
+/// Records that the checkout at `path` now starts from `commit` (its own commits are above it).
+fn record_base(ctx: &StepCtx<'_>, path: &str, commit: &str) -> Result<(), StepError> {
+    let (prefix, _) = checkout_at(ctx, path)?;
+    let mut all = load_checkouts(ctx.work);
+    if let Some(rec) = all.get_mut(&prefix) {
+        rec.base = Some(commit.to_string());
+    }
+    let text = serde_json::to_string(&all).map_err(|e| StepError::Invalid(e.to_string()))?;
+    std::fs::write(checkouts_file(ctx.work), text)
+        .map_err(|e| StepError::Invalid(format!("cannot record checkouts: {e}")))
+}
+
+/// The checkout at `path` (one git-clone made), as a workspace.
+fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepError> {
+    let (prefix, rec) = checkout_at(ctx, path)?;
     let author = rec
         .author
         .map_or_else(|| ctx.engine.author.clone(), |(name, email)| Author { name, email });
@@ -284,6 +301,8 @@ pub(super) fn commit<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepR
                 .map_err(git_error)?
         {
             ws.reset_to(&landed).await.map_err(git_error)?;
+            // It is on the branch already: nothing of this promotion's is left to push.
+            record_base(ctx, &c.path, &landed)?;
             tracing::info!(commit = %landed, "git-commit: the promotion's commit is already on the branch; adopting it");
             return done(commit_outputs(&landed));
         }
@@ -356,31 +375,114 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         if let Some(n) = c.max_attempts {
             policy.max_attempts = n.max(1);
         }
-        // Pushes to one branch are serialised inside this process (as in Kargo): racing
-        // promotions then integrate once each instead of colliding again and again.
-        let lock = ctx.engine.cache.push_lock(ws.url(), &branch);
-        let _turn = lock.lock().await;
         let to_step_error = |e: GitError| match e {
             // A conflict is terminal; transient faults may pass.
             GitError::Conflict { .. } => StepError::Invalid(e.to_string()),
             other => git_error(other),
         };
-        // When this process pushed to the branch since our checkout, the push would be
-        // rejected: integrate first and save the round trip.
-        if let Some(last) = ctx.engine.cache.last_pushed(ws.url(), &branch)
-            && ws.base() != Some(last.as_str())
-            && !ws.contains(&last).await
-        {
-            ws.integrate(&branch).await.map_err(to_step_error)?;
-        }
-        let sha = ws.push_to(&branch, &policy).await.map_err(to_step_error)?;
-        ctx.engine.cache.set_last_pushed(ws.url(), &branch, &sha);
+        let sha = push_in_chain(ctx, &ws, &branch, &policy).await.map_err(to_step_error)?;
         out.insert("commit".into(), json!(sha));
         if let Some(url) = commit_url(&original_url, &sha) {
             out.insert("commitURL".into(), json!(url));
         }
         done(out)
     })
+}
+
+/// Pushes the workspace's commits to `branch` with the other promotions of this process
+/// pushing there. Pushes to one branch are serialised (as in Kargo), and batched: each
+/// promotion replays its own commits onto the newest commit waiting to be pushed (no fetch:
+/// the object store is shared), and whoever's turn it is pushes the newest, landing every
+/// commit below it at once. Should the branch have moved under someone else's push, git
+/// refuses the push, the chain breaks, and each member integrates with the remote branch and
+/// pushes alone.
+///
+/// A promotion aborted after joining a chain may still see its commit land through a later
+/// member's push, as it would have had its own push been a moment quicker.
+async fn push_in_chain(
+    ctx: &StepCtx<'_>,
+    ws: &Workspace,
+    branch: &str,
+    policy: &PushPolicy,
+) -> Result<String, GitError> {
+    let cache = &ctx.engine.cache;
+    let url = ws.url().to_string();
+    let push_lock = cache.push_lock(&url, branch);
+    let head = ws.head().await?;
+    if ws.own_base().as_deref() == Some(head.as_str()) {
+        // Nothing of its own to push (git-commit found nothing to commit).
+        let _turn = push_lock.lock().await;
+        let sha = ws.push_to(branch, policy).await?;
+        cache.set_last_pushed(&url, branch, &sha);
+        return Ok(sha);
+    }
+    // After a rejection, the first to join the next chain integrates with the remote branch.
+    let mut fetch_first = false;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let link = {
+            let chain = cache.chain_lock(&url, branch);
+            let _replaying = chain.lock().await;
+            loop {
+                let (generation, newest) = cache.chain_newest(&url, branch);
+                let onto = match newest {
+                    Some(newest) => Some(newest),
+                    None if fetch_first => {
+                        ws.integrate(branch).await?;
+                        None
+                    }
+                    None => cache.last_pushed(&url, branch),
+                };
+                if let Some(onto) = onto
+                    && ws.own_base().as_deref() != Some(onto.as_str())
+                    && !ws.contains(&onto).await
+                {
+                    ws.rebase_onto(&onto, branch).await?;
+                }
+                match cache.chain_join(&url, branch, &ws.head().await?, generation) {
+                    Some(link) => break link,
+                    // A push failed while this replayed onto the chain: start again from the
+                    // remote branch.
+                    None => fetch_first = true,
+                }
+            }
+        };
+        let _turn = push_lock.lock().await;
+        match cache.chain_turn(&link) {
+            ChainTurn::Landed => return Ok(link.commit),
+            ChainTurn::Push(newest) => match ws.push_commit(&newest, branch).await {
+                Ok(()) => {
+                    cache.chain_pushed(&link, &newest);
+                    cache.set_last_pushed(&url, branch, &newest);
+                    return Ok(link.commit);
+                }
+                Err(e) => {
+                    // Whatever failed, the commits stacked on this one must not land through it.
+                    cache.chain_break(&link);
+                    if !barge_git::repo::rejected_because_moved(&e) || attempt >= policy.max_attempts.max(1) {
+                        return Err(e);
+                    }
+                    tracing::info!(
+                        branch,
+                        attempt,
+                        "Push rejected: the branch moved; rebasing and retrying."
+                    );
+                }
+            },
+            // Another member's push was rejected: join the next chain.
+            ChainTurn::Broken if attempt < policy.max_attempts.max(1) => {}
+            ChainTurn::Broken => {
+                return Err(GitError::Transient {
+                    url: barge_core::secret::redact_url(&url),
+                    message: format!("the branch {branch} kept moving: not pushed after {attempt} attempts"),
+                });
+            }
+        }
+        drop(_turn);
+        fetch_first = true;
+        tokio::time::sleep(policy.backoff(attempt)).await;
+    }
 }
 
 /// A browsable link to a commit on the hosting services Kargo knows.
