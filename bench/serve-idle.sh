@@ -68,23 +68,24 @@ ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 b0=$(ticks $serve_pid); r0=$(ticks $registry_pid)
-peak=0; reg_peak=0
+peak=0; reg_peak=0; samples=
 for _ in $(seq "$idle"); do
   sleep 1
-  r=$(rss_kb $serve_pid); [ "$r" -gt "$peak" ] && peak=$r
+  r=$(rss_kb $serve_pid); [ "$r" -gt "$peak" ] && peak=$r; samples="$samples $r"
   r=$(rss_kb $registry_pid); [ "$r" -gt "$reg_peak" ] && reg_peak=$r
 done
 b1=$(ticks $serve_pid); r1=$(ticks $registry_pid)
-python3 - "$settled" "$idle" "$hz" "$b0" "$b1" "$r0" "$r1" "$peak" "$reg_peak" <<'PY'
-import sys
-settled, idle, hz, b0, b1, r0, r1, peak, reg = sys.argv[1:]
+python3 - "$settled" "$idle" "$hz" "$b0" "$b1" "$r0" "$r1" "$peak" "$reg_peak" "$samples" <<'PY'
+import sys, statistics
+settled, idle, hz, b0, b1, r0, r1, peak, reg, samples = sys.argv[1:]
+median = statistics.median(int(x) for x in samples.split()) / 1024
 idle, hz = float(idle), float(hz)
 cpu = (int(b1) - int(b0)) / hz / idle * 100
 reg_cpu = (int(r1) - int(r0)) / hz / idle * 100
 peak, reg = int(peak) / 1024, int(reg) / 1024
 print(f"barge serve: 100 warehouses, 300 stages, all 300 promoted in {settled}s")
 print(f"idle for {idle:.0f}s:")
-print(f"  barge serve      RSS {peak:6.1f} MB   CPU {cpu:5.2f}%   ({peak / 30:.2f}x the 30 MB goal)")
+print(f"  barge serve      RSS {peak:6.1f} MB   CPU {cpu:5.2f}%   ({peak / 30:.2f}x the 30 MB goal; median {median:.1f} MB)")
 print(f"  docker-registry  RSS {reg:6.1f} MB   CPU {reg_cpu:5.2f}%   (the reference: an idle daemon)")
 print(f"  ratio            RSS {peak / reg:.2f}x   CPU {cpu / max(reg_cpu, 0.01):.1f}x the registry")
 PY

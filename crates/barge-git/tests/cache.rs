@@ -6,21 +6,28 @@ use barge_git::repo::Author;
 mod support;
 use support::git;
 
-#[tokio::test]
-async fn a_recycled_worktree_comes_back_clean_at_the_new_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let seed = dir.path().join("seed");
+/// A repository whose `main` holds `a.yaml` (`v: 1`), its URL, an empty cache, and a checkout
+/// of `main`.
+fn seeded_cache(root: &std::path::Path) -> (std::path::PathBuf, String, RepoCache, Checkout) {
+    let seed = root.join("seed");
     std::fs::create_dir_all(&seed).unwrap();
     std::fs::write(seed.join("a.yaml"), "v: 1\n").unwrap();
     git(&seed, &["init", "-q", "-b", "main"]);
     git(&seed, &["add", "."]);
     git(&seed, &["commit", "-q", "-m", "one"]);
     let url = format!("file://{}", seed.display());
-    let cache = RepoCache::new(&dir.path().join("cache"));
+    let cache = RepoCache::new(&root.join("cache"));
     let main = Checkout::Branch {
         name: "main".into(),
         create: false,
     };
+    (seed, url, cache, main)
+}
+
+#[tokio::test]
+async fn a_recycled_worktree_comes_back_clean_at_the_new_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seed, url, cache, main) = seeded_cache(dir.path());
     let first = dir.path().join("p1/src");
     let ws = cache
         .checkout(&url, &main, &first, None, Author::default())
@@ -95,18 +102,7 @@ async fn fetches_are_blobless_where_the_server_allows_it() {
 #[tokio::test]
 async fn the_cache_runs_git_maintenance_every_so_many_promotions() {
     let dir = tempfile::tempdir().unwrap();
-    let seed = dir.path().join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
-    std::fs::write(seed.join("a.yaml"), "v: 0\n").unwrap();
-    git(&seed, &["init", "-q", "-b", "main"]);
-    git(&seed, &["add", "."]);
-    git(&seed, &["commit", "-q", "-m", "zero"]);
-    let url = format!("file://{}", seed.display());
-    let cache = RepoCache::new(&dir.path().join("cache"));
-    let main = Checkout::Branch {
-        name: "main".into(),
-        create: false,
-    };
+    let (_, url, cache, main) = seeded_cache(dir.path());
     let bare = cache.bare_path(&url);
     let graphs = bare.join("objects/info/commit-graphs");
     for n in 1..=barge_git::cache::MAINTENANCE_EVERY {
@@ -119,7 +115,7 @@ async fn the_cache_runs_git_maintenance_every_so_many_promotions() {
             git(&bare, &["config", "maintenance.commit-graph.enabled", "true"]);
             git(&bare, &["config", "maintenance.commit-graph.auto", "1"]);
         }
-        std::fs::write(work.join("a.yaml"), format!("v: {n}\n")).unwrap();
+        std::fs::write(work.join("a.yaml"), format!("v: {}\n", n + 1)).unwrap();
         ws.commit_all(&format!("local {n}"), &format!("p{n}"))
             .await
             .unwrap()

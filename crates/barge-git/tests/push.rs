@@ -47,6 +47,19 @@ fn edit(ws: &Workspace, file: &str, tag: &str) {
     std::fs::write(path, out).unwrap();
 }
 
+/// The seeded bare repository and two clones of its `main`, `a` and `b`, racing to push.
+async fn two_writers(root: &Path) -> (PathBuf, Workspace, Workspace) {
+    let bare = seed(root);
+    let url = format!("file://{}", bare.display());
+    let a = Workspace::clone(&url, "main", &root.join("a"), None, Author::default())
+        .await
+        .unwrap();
+    let b = Workspace::clone(&url, "main", &root.join("b"), None, Author::default())
+        .await
+        .unwrap();
+    (bare, a, b)
+}
+
 #[tokio::test]
 async fn commit_push_and_recognise_the_promotions_commit_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,14 +105,7 @@ async fn commit_push_and_recognise_the_promotions_commit_after_a_restart() {
 #[tokio::test]
 async fn a_push_that_lost_the_race_rebases_and_lands() {
     let dir = tempfile::tempdir().unwrap();
-    let bare = seed(dir.path());
-    let url = format!("file://{}", bare.display());
-    let a = Workspace::clone(&url, "main", &dir.path().join("a"), None, Author::default())
-        .await
-        .unwrap();
-    let b = Workspace::clone(&url, "main", &dir.path().join("b"), None, Author::default())
-        .await
-        .unwrap();
+    let (bare, a, b) = two_writers(dir.path()).await;
     edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
     edit(&b, "stages/prod/kustomization.yaml", "1.1.0");
     a.commit_all("dev", "dev.1").await.unwrap();
@@ -141,14 +147,7 @@ async fn a_push_that_lost_the_race_rebases_and_lands() {
 #[tokio::test]
 async fn several_local_commits_are_replayed_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let bare = seed(dir.path());
-    let url = format!("file://{}", bare.display());
-    let a = Workspace::clone(&url, "main", &dir.path().join("a"), None, Author::default())
-        .await
-        .unwrap();
-    let b = Workspace::clone(&url, "main", &dir.path().join("b"), None, Author::default())
-        .await
-        .unwrap();
+    let (bare, a, b) = two_writers(dir.path()).await;
     edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
     a.commit_all("dev", "dev.1").await.unwrap();
     a.push(&fast()).await.unwrap();
@@ -167,14 +166,7 @@ async fn several_local_commits_are_replayed_in_order() {
 #[tokio::test]
 async fn conflicting_changes_are_a_conflict_not_a_retry_loop() {
     let dir = tempfile::tempdir().unwrap();
-    let bare = seed(dir.path());
-    let url = format!("file://{}", bare.display());
-    let a = Workspace::clone(&url, "main", &dir.path().join("a"), None, Author::default())
-        .await
-        .unwrap();
-    let b = Workspace::clone(&url, "main", &dir.path().join("b"), None, Author::default())
-        .await
-        .unwrap();
+    let (bare, a, b) = two_writers(dir.path()).await;
     edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
     edit(&b, "stages/dev/kustomization.yaml", "1.3.0");
     a.commit_all("a", "dev.a").await.unwrap();

@@ -5,6 +5,7 @@ mod api;
 mod client;
 mod config;
 mod discover;
+mod memory;
 mod ops;
 mod pipeline;
 mod promote;
@@ -1008,6 +1009,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .unwrap_or_else(|_| "barge".into());
                 format!("{host}:{}", work_dir.display())
             });
+            memory::use_few_arenas();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let ok = runtime.block_on(async {
                 let store = barge_store::Store::open(&db).await?;

@@ -24,6 +24,8 @@ const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
 
 /// The longest a Stage goes undecided while nothing happens.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How often a quiet daemon returns freed heap to the operating system (memory.rs).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 pub struct Options {
     pub paths: Vec<String>,
@@ -144,6 +146,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     // (soak time running out, a window opening).
     let mut dirty = true;
     let mut last_reconcile = 0;
+    let mut last_trim = std::time::Instant::now();
+    let mut worked_since_trim = false;
     let mut last_load = LastLoad {
         files: fingerprint(&opts.paths),
         texts: shared.catalog().texts.clone(),
@@ -226,39 +230,61 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         if running.is_empty() && verifying.is_empty() && (stopping || (opts.once && created == 0 && launched == 0)) {
             break;
         }
+        // Quiet now: what the work freed goes back to the operating system, as soon as the
+        // last promotion or verification ends and then every TRIM_EVERY (discovery passes
+        // allocate too). A trim of a quiet heap takes about a millisecond.
+        let quiet = running.is_empty() && verifying.is_empty() && launched == 0;
+        if !quiet {
+            worked_since_trim = true;
+        } else if worked_since_trim || last_trim.elapsed() >= TRIM_EVERY {
+            crate::memory::return_free_heap();
+            last_trim = std::time::Instant::now();
+            worked_since_trim = false;
+        }
         let tick = if opts.once {
             Duration::from_millis(200)
         } else {
             Duration::from_secs(1)
         };
         tokio::select! {
+            // Everything that finished meanwhile is taken at once, so that the Stages are
+            // decided once for all of them (a burst of promotions ending one after another
+            // would otherwise decide every Stage again for each).
             done = running.join_next(), if !running.is_empty() => {
                 dirty = true;
-                if let Some(Ok((project, stage, name, phase))) = done {
-                    running_stages.remove(&(project, stage));
-                    let phase = phase.unwrap_or_else(|e| {
-                        tracing::error!(promotion = %name, "promotion could not run: {e:#}");
-                        Phase::Errored
-                    });
-                    eprintln!("barge: promotion {name}: {}", phase.as_str());
-                    if phase != Phase::Succeeded {
-                        tally.failures.push(format!("promotion {name} {}", phase.as_str()));
+                let mut done = done;
+                while let Some(finished) = done {
+                    if let Ok((project, stage, name, phase)) = finished {
+                        running_stages.remove(&(project, stage));
+                        let phase = phase.unwrap_or_else(|e| {
+                            tracing::error!(promotion = %name, "promotion could not run: {e:#}");
+                            Phase::Errored
+                        });
+                        eprintln!("barge: promotion {name}: {}", phase.as_str());
+                        if phase != Phase::Succeeded {
+                            tally.failures.push(format!("promotion {name} {}", phase.as_str()));
+                        }
+                        tally.promotions += 1;
                     }
-                    tally.promotions += 1;
+                    done = running.try_join_next();
                 }
             }
             done = verifying.join_next(), if !verifying.is_empty() => {
                 dirty = true;
-                if let Some(Ok((project, stage, id, phase))) = done {
-                    verifying_stages.remove(&(project, stage.clone()));
-                    let phase = phase.unwrap_or_else(|e| {
-                        tracing::error!(verification = %id, "verification could not run: {e:#}");
-                        "Error".into()
-                    });
-                    eprintln!("barge: verification {id} of {stage}: {phase}");
-                    if phase != "Succeeded" {
-                        tally.failures.push(format!("verification {id} of {stage} {phase}"));
+                let mut done = done;
+                while let Some(finished) = done {
+                    if let Ok((project, stage, id, phase)) = finished {
+                        verifying_stages.remove(&(project, stage.clone()));
+                        let phase = phase.unwrap_or_else(|e| {
+                            tracing::error!(verification = %id, "verification could not run: {e:#}");
+                            "Error".into()
+                        });
+                        eprintln!("barge: verification {id} of {stage}: {phase}");
+                        if phase != "Succeeded" {
+                            tally.failures.push(format!("verification {id} of {stage} {phase}"));
+                        }
                     }
+                    done = verifying.try_join_next();
                 }
             }
             _ = tokio::time::sleep(tick) => {}
