@@ -45,9 +45,8 @@ pub struct RepoCache {
     /// fetch started needs no fetch of its own (many promotions of one repository at once
     /// share one fetch).
     fetched: Mutex<HashMap<String, std::time::Instant>>,
-    /// The last commit this process pushed to each `URL branch`.
-    pushed: Mutex<HashMap<String, String>>,
-    /// Per `URL branch`: the commits waiting to be pushed, each replayed onto the one before.
+    /// Per `URL branch`: the last commit this process pushed, and the commits waiting to be
+    /// pushed, each replayed onto the one before.
     chains: Mutex<HashMap<String, Chain>>,
 }
 
@@ -60,6 +59,8 @@ pub struct RepoCache {
 /// whose push failed never lands through another's.
 #[derive(Default)]
 struct Chain {
+    /// The last commit this process pushed to the branch.
+    pushed: Option<String>,
     generation: u64,
     /// Not yet pushed, oldest first.
     commits: Vec<String>,
@@ -96,25 +97,26 @@ impl RepoCache {
             recycled: std::sync::atomic::AtomicU64::new(0),
             since_maintenance: Mutex::new(HashMap::new()),
             fetched: Mutex::new(HashMap::new()),
-            pushed: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
         }
     }
 
     /// The last commit this process pushed to `branch` of `url`.
     pub fn last_pushed(&self, url: &str, branch: &str) -> Option<String> {
-        self.pushed
+        self.chains
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&format!("{url} {branch}"))
-            .cloned()
+            .and_then(|c| c.pushed.clone())
     }
 
     pub fn set_last_pushed(&self, url: &str, branch: &str, commit: &str) {
-        self.pushed
+        self.chains
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(format!("{url} {branch}"), commit.to_string());
+            .entry(format!("{url} {branch}"))
+            .or_default()
+            .pushed = Some(commit.to_string());
     }
 
     /// The generation of the chain of `branch` of `url` and its newest commit, if any.
@@ -166,10 +168,11 @@ impl RepoCache {
     }
 
     /// Records that `pushed` (a commit of the link's chain) is on the remote, and so is every
-    /// commit of the chain below it.
+    /// commit of the chain below it; it is the last commit pushed.
     pub fn chain_pushed(&self, link: &ChainLink, pushed: &str) {
         let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let chain = chains.entry(link.key.clone()).or_default();
+        chain.pushed = Some(pushed.to_string());
         if chain.generation == link.generation
             && let Some(at) = chain.commits.iter().position(|c| c == pushed)
         {
@@ -482,6 +485,7 @@ mod tests {
         assert_eq!(cache.chain_turn(&a), ChainTurn::Push("bbb".into()));
         cache.chain_pushed(&a, "bbb");
         assert_eq!(cache.chain_turn(&b), ChainTurn::Landed);
+        assert_eq!(cache.last_pushed(URL, "main").as_deref(), Some("bbb"));
         assert_eq!(cache.chain_newest(URL, "main"), (0, None), "nothing waits any more");
         // A later member pushes its own.
         let c = cache.chain_join(URL, "main", "ccc", 0).unwrap();

@@ -9,7 +9,7 @@ use crate::BoxFuture;
 use barge_core::ErrorClass;
 use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
-use barge_git::cache::{ChainTurn, Checkout};
+use barge_git::cache::{ChainLink, ChainTurn, Checkout};
 use barge_git::repo::{Author, PushPolicy, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
@@ -421,40 +421,13 @@ async fn push_in_chain(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let link = {
-            let chain = cache.chain_lock(&url, branch);
-            let _replaying = chain.lock().await;
-            loop {
-                let (generation, newest) = cache.chain_newest(&url, branch);
-                let onto = match newest {
-                    Some(newest) => Some(newest),
-                    None if fetch_first => {
-                        ws.integrate(branch).await?;
-                        None
-                    }
-                    None => cache.last_pushed(&url, branch),
-                };
-                if let Some(onto) = onto
-                    && ws.own_base().as_deref() != Some(onto.as_str())
-                    && !ws.contains(&onto).await
-                {
-                    ws.rebase_onto(&onto, branch).await?;
-                }
-                match cache.chain_join(&url, branch, &ws.head().await?, generation) {
-                    Some(link) => break link,
-                    // A push failed while this replayed onto the chain: start again from the
-                    // remote branch.
-                    None => fetch_first = true,
-                }
-            }
-        };
+        let link = join_chain(ctx, ws, branch, &mut fetch_first).await?;
         let _turn = push_lock.lock().await;
         match cache.chain_turn(&link) {
             ChainTurn::Landed => return Ok(link.commit),
             ChainTurn::Push(newest) => match ws.push_commit(&newest, branch).await {
                 Ok(()) => {
                     cache.chain_pushed(&link, &newest);
-                    cache.set_last_pushed(&url, branch, &newest);
                     return Ok(link.commit);
                 }
                 Err(e) => {
@@ -482,6 +455,44 @@ async fn push_in_chain(
         drop(_turn);
         fetch_first = true;
         tokio::time::sleep(policy.backoff(attempt)).await;
+    }
+}
+
+/// Replays the workspace's own commits onto the branch's chain (its newest waiting commit,
+/// else this process's last push, else, with `fetch_first`, the remote branch as fetched) and
+/// joins it, one promotion at a time.
+async fn join_chain(
+    ctx: &StepCtx<'_>,
+    ws: &Workspace,
+    branch: &str,
+    fetch_first: &mut bool,
+) -> Result<ChainLink, GitError> {
+    let cache = &ctx.engine.cache;
+    let url = ws.url();
+    let chain = cache.chain_lock(url, branch);
+    let _replaying = chain.lock().await;
+    loop {
+        let (generation, newest) = cache.chain_newest(url, branch);
+        let onto = match newest {
+            Some(newest) => Some(newest),
+            None if *fetch_first => {
+                ws.integrate(branch).await?;
+                None
+            }
+            None => cache.last_pushed(url, branch),
+        };
+        if let Some(onto) = onto
+            && ws.own_base().as_deref() != Some(onto.as_str())
+            && !ws.contains(&onto).await
+        {
+            ws.rebase_onto(&onto, branch).await?;
+        }
+        match cache.chain_join(url, branch, &ws.head().await?, generation) {
+            Some(link) => return Ok(link),
+            // A push failed while this replayed onto the chain: start again from the remote
+            // branch.
+            None => *fetch_first = true,
+        }
     }
 }
 
