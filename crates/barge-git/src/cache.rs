@@ -34,10 +34,16 @@ pub struct RepoCache {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Repositories whose stale worktrees were pruned by this process.
     pruned: Mutex<std::collections::HashSet<String>>,
-    /// Worktrees of finished promotions, per URL, ready for the next checkout: moving one
-    /// and checking out the new commit rewrites only the files that differ, where a fresh
-    /// worktree writes the whole tree.
-    pool: Mutex<HashMap<String, Vec<PathBuf>>>,
+    /// Worktrees of finished promotions, per URL, for the next checkouts: moving one and
+    /// checking out the new commit rewrites only the files that differ, where a fresh worktree
+    /// writes the whole tree. Each is made clean at its HEAD in the background as it comes back
+    /// (the task answers its path, or `None` when it could not be cleaned), so a checkout of the
+    /// commit it already holds (the branch did not move since this process last pushed it)
+    /// costs no git process at all.
+    pool: Mutex<HashMap<String, Vec<tokio::task::JoinHandle<Option<PathBuf>>>>>,
+    /// Where this process keeps its pool: `pool/<pid>-<start>` (a pid alone may be reused,
+    /// as PID 1 is by every container).
+    pool_dir: PathBuf,
     recycled: std::sync::atomic::AtomicU64,
     /// Checkouts recycled per URL since its last maintenance.
     since_maintenance: Mutex<HashMap<String, u32>>,
@@ -94,6 +100,13 @@ impl RepoCache {
             locks: Mutex::new(HashMap::new()),
             pruned: Mutex::new(std::collections::HashSet::new()),
             pool: Mutex::new(HashMap::new()),
+            pool_dir: root.join("pool").join(format!(
+                "{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            )),
             recycled: std::sync::atomic::AtomicU64::new(0),
             since_maintenance: Mutex::new(HashMap::new()),
             fetched: Mutex::new(HashMap::new()),
@@ -202,22 +215,64 @@ impl RepoCache {
             let lock = self.lock_for(url);
             let _guard = lock.lock().await;
             let n = self.recycled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let target = self.root.join("pool").join(format!("{}-{n}", std::process::id()));
+            let target = self.pool_dir.join(n.to_string());
             let admin = Workspace::open(&self.bare_path(url), url, None, None, Author::default());
-            let _ = std::fs::create_dir_all(self.root.join("pool"));
+            let _ = std::fs::create_dir_all(&self.pool_dir);
             if move_worktree(&admin, dir, &target).await.is_ok() {
                 self.maintain(url, &admin).await;
-
+                let cleaning = tokio::spawn(clean_at_head(url.to_string(), target));
                 self.pool
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .entry(url.to_string())
                     .or_default()
-                    .push(target);
+                    .push(cleaning);
                 return;
             }
         }
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Deletes the pools of processes that are gone (a cache may be shared by a daemon and CLI
+    /// calls: live ones keep theirs).
+    fn sweep_ended_pools(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("pool")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // Another live process: a pid other than this one's (an earlier holder of this pid
+            // has ended) that /proc still lists.
+            let another_alive = || {
+                entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.split_once('-'))
+                    .and_then(|(pid, _)| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
+            };
+            if path != self.pool_dir && !another_alive() {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+
+    /// A clean worktree of `url` from the pool, if any: one already cleaned, else the one whose
+    /// cleaning finishes first (a fresh worktree would write the whole tree, which costs more
+    /// than waiting for a cleaning under way).
+    async fn pooled_worktree(&self, url: &str) -> Option<PathBuf> {
+        loop {
+            let cleaning = {
+                let mut pool = self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let waiting = pool.get_mut(url)?;
+                let done = waiting.iter().rposition(tokio::task::JoinHandle::is_finished);
+                let at = done.or_else(|| waiting.len().checked_sub(1))?;
+                waiting.swap_remove(at)
+            };
+            if let Ok(Some(dir)) = cleaning.await {
+                return Some(dir);
+            }
+        }
     }
 
     /// Every [`MAINTENANCE_EVERY`] promotions of a repository, git's own housekeeping (packing
@@ -292,8 +347,8 @@ impl RepoCache {
             .insert(url.to_string())
         {
             // Worktrees of promotions that ended (or crashed) before this process started
-            // are forgotten here, once, with the pool of an earlier process.
-            let _ = std::fs::remove_dir_all(self.root.join("pool"));
+            // are forgotten here, once, with the pools of processes that ended.
+            self.sweep_ended_pools();
             admin.run(&["worktree", "prune"]).await?;
         }
         let (start, branch) = match what {
@@ -376,12 +431,7 @@ impl RepoCache {
         }
         let dir_arg = dir.display().to_string();
         let pooled = match &start {
-            Some(_) => self
-                .pool
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get_mut(url)
-                .and_then(Vec::pop),
+            Some(_) => self.pooled_worktree(url).await,
             None => None,
         };
         // Only the worktree bookkeeping needs the lock; writing the files does not.
@@ -392,9 +442,12 @@ impl RepoCache {
                 base = Some(sha.clone());
                 move_worktree(&admin, &free, dir).await?;
                 drop(guard);
-                let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
-                ws.run(&["checkout", "-q", "--detach", "-f", &sha]).await?;
-                ws.run(&["clean", "-q", "-f", "-d", "-x"]).await?;
+                // Pooled worktrees are clean at their HEAD: one already at the commit is ready,
+                // another needs only the files that differ rewritten.
+                if crate::files::head(dir).as_deref() != Some(sha.as_str()) {
+                    let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
+                    ws.run(&["checkout", "-q", "--detach", "-f", &sha]).await?;
+                }
             }
             (Some(start), None) => {
                 let sha = commit_of(&admin, start).await?;
@@ -426,6 +479,20 @@ impl RepoCache {
         }
         Ok(Workspace::open(dir, url, branch, credentials, author).with_base(base))
     }
+}
+
+/// Makes a worktree a finished promotion left behind clean at its HEAD: uncommitted changes
+/// undone, untracked and ignored files (nested repositories too) removed. Its path, or `None`
+/// (and the worktree deleted; git forgets it at the next prune) when git could not.
+async fn clean_at_head(url: String, dir: PathBuf) -> Option<PathBuf> {
+    let ws = Workspace::open(&dir, &url, None, None, Author::default());
+    let cleaned = ws.run(&["reset", "-q", "--hard", "HEAD"]).await.is_ok()
+        && ws.run(&["clean", "-q", "-f", "-f", "-d", "-x"]).await.is_ok();
+    if cleaned {
+        return Some(dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    None
 }
 
 /// The commit `rev` names in the cache: a tracking branch is read from its ref file, anything

@@ -10,6 +10,7 @@
 pub mod cache;
 pub mod discover;
 pub mod files;
+pub mod local;
 pub mod repo;
 
 use std::process::Output;

@@ -290,8 +290,21 @@ impl Workspace {
     /// Commits every change in the working copy with `message` and the promotion trailer.
     /// `None` when there is nothing to commit (as Kargo's git-commit skips empty commits).
     pub async fn commit_all(&self, message: &str, promotion: &str) -> Result<Option<String>, GitError> {
-        self.git(&["add", "--all"]).await?;
         let body = format!("{}\n\n{TRAILER}: {promotion}\n", message.trim_end());
+        // In this process where libgit2 makes exactly git's commit; signed commits are git's.
+        if self.signing.is_none() {
+            let (dir, author, in_process_body) = (self.dir.clone(), self.author.clone(), body.clone());
+            let made = tokio::task::spawn_blocking(move || {
+                crate::local::commit_all(&dir, &author.name, &author.email, &in_process_body)
+            })
+            .await;
+            match made {
+                Ok(Ok(commit)) => return Ok(commit),
+                Ok(Err(declined)) => tracing::debug!(?declined, "git makes this commit"),
+                Err(panicked) => tracing::warn!(error = %panicked, "the in-process commit failed; git makes it"),
+            }
+        }
+        self.git(&["add", "--all"]).await?;
         match self.git(&["commit", "-q", "--no-verify", "-m", &body]).await {
             Ok(_) => Ok(Some(self.head().await?)),
             // git refuses an empty commit; only then is it worth asking whether that was why.

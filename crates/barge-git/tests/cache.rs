@@ -1,7 +1,7 @@
 //! The repository cache: worktrees per checkout, recycled worktrees that come back clean.
 
 use barge_git::cache::{Checkout, RepoCache};
-use barge_git::repo::Author;
+use barge_git::repo::{Author, Workspace};
 
 mod support;
 use support::git;
@@ -29,10 +29,7 @@ async fn a_recycled_worktree_comes_back_clean_at_the_new_commit() {
     let dir = tempfile::tempdir().unwrap();
     let (seed, url, cache, main) = seeded_cache(dir.path());
     let first = dir.path().join("p1/src");
-    let ws = cache
-        .checkout(&url, &main, &first, None, Author::default())
-        .await
-        .unwrap();
+    let ws = check_out(&cache, &url, &main, &first).await;
     // A promotion leaves a commit that was never pushed and an untracked file behind.
     std::fs::write(first.join("a.yaml"), "v: local\n").unwrap();
     std::fs::write(first.join("junk.txt"), "x").unwrap();
@@ -43,21 +40,119 @@ async fn a_recycled_worktree_comes_back_clean_at_the_new_commit() {
     std::fs::write(seed.join("a.yaml"), "v: 2\n").unwrap();
     git(&seed, &["commit", "-q", "-am", "two"]);
     let second = dir.path().join("p2/src");
-    let ws = cache
-        .checkout(&url, &main, &second, None, Author::default())
-        .await
-        .unwrap();
+    let ws = check_out(&cache, &url, &main, &second).await;
     assert_eq!(ws.head().await.unwrap(), git(&seed, &["rev-parse", "main"]));
     assert_eq!(std::fs::read_to_string(second.join("a.yaml")).unwrap(), "v: 2\n");
     assert!(!second.join("junk.txt").exists(), "untracked files are cleaned");
     // It is the recycled worktree (the pool is empty again), and git agrees it is clean.
-    assert!(
-        std::fs::read_dir(dir.path().join("cache/pool"))
-            .unwrap()
-            .next()
-            .is_none()
-    );
+    assert_eq!(pooled(dir.path()), 0);
     assert_eq!(git(&second, &["status", "--porcelain"]), "");
+}
+
+/// A checkout of `what` at `dir`, as a promotion's git-clone asks for it.
+async fn check_out(cache: &RepoCache, url: &str, what: &Checkout, dir: &std::path::Path) -> Workspace {
+    cache.checkout(url, what, dir, None, Author::default()).await.unwrap()
+}
+
+/// How many worktrees wait in the pools under `root/cache`.
+fn pooled(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root.join("cache/pool"))
+        .unwrap()
+        .flatten()
+        .map(|pool| std::fs::read_dir(pool.path()).unwrap().count())
+        .sum()
+}
+
+/// The checkout of a branch that has not moved since the worktree came back (the usual case
+/// for a process that pushed it last) gets the worktree as the background cleaning left it:
+/// no checkout at all, yet every trace of the last promotion is gone.
+#[tokio::test]
+async fn a_worktree_already_at_the_branch_head_needs_no_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seed, url, cache, main) = seeded_cache(dir.path());
+    std::fs::write(seed.join(".gitignore"), "rendered/\n").unwrap();
+    git(&seed, &["add", "."]);
+    git(&seed, &["commit", "-q", "-m", "ignore rendered"]);
+    let first = dir.path().join("p1/src");
+    check_out(&cache, &url, &main, &first).await;
+    // The promotion failed half-way: an edit, a new file, an ignored directory, a nested repository.
+    std::fs::write(first.join("a.yaml"), "v: half-done\n").unwrap();
+    std::fs::write(first.join("new.yaml"), "x: 1\n").unwrap();
+    std::fs::create_dir_all(first.join("rendered")).unwrap();
+    std::fs::write(first.join("rendered/all.yaml"), "kind: List\n").unwrap();
+    git(&first, &["init", "-q", "nested"]);
+    cache.recycle(&url, &first).await;
+    // Wait for the background cleaning to finish, and note the worktree's index file then
+    // (git rewrites it, under a new inode, on any checkout).
+    let pooled_dir = std::fs::read_dir(dir.path().join("cache/pool"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("0");
+    let index = std::path::PathBuf::from(git(
+        &pooled_dir,
+        &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while ["new.yaml", "rendered", "nested"]
+        .iter()
+        .any(|f| pooled_dir.join(f).exists())
+        || index.with_extension("lock").exists()
+    {
+        assert!(std::time::Instant::now() < deadline, "the cleaning never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let cleaned_index = std::fs::metadata(&index).unwrap().ino();
+
+    let second = dir.path().join("p2/src");
+    let ws = check_out(&cache, &url, &main, &second).await;
+    assert_eq!(ws.head().await.unwrap(), git(&seed, &["rev-parse", "main"]));
+    assert_eq!(std::fs::read_to_string(second.join("a.yaml")).unwrap(), "v: 1\n");
+    for gone in ["new.yaml", "rendered", "nested"] {
+        assert!(!second.join(gone).exists(), "{gone} is cleaned");
+    }
+    assert_eq!(pooled(dir.path()), 0, "it is the recycled worktree");
+    assert_eq!(
+        std::fs::metadata(&index).unwrap().ino(),
+        cleaned_index,
+        "no checkout ran after the cleaning"
+    );
+    // (git status may rewrite the index: asked last.)
+    assert_eq!(git(&second, &["status", "--porcelain", "--ignored"]), "");
+}
+
+/// A cache directory may be shared by a daemon and CLI calls: a process deletes the pools of
+/// processes that ended (the pid is gone, or it is its own pid from an earlier life), never one
+/// of a live process.
+#[tokio::test]
+async fn only_the_pools_of_ended_processes_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url, cache, main) = seeded_cache(dir.path());
+    let first = dir.path().join("p1/src");
+    check_out(&cache, &url, &main, &first).await;
+    cache.recycle(&url, &first).await;
+    let pools = dir.path().join("cache/pool");
+    // The parent of this test process is alive; pid 4194305 is above Linux's maximum.
+    let live = pools.join(format!("{}-1", std::os::unix::process::parent_id()));
+    let ended = pools.join("4194305-1");
+    for pool in [&live, &ended] {
+        std::fs::create_dir_all(pool.join("0")).unwrap();
+    }
+    // A new cache over the same directory, as a process started later would open it.
+    let later = RepoCache::new(&dir.path().join("cache"));
+    let second = dir.path().join("p2/src");
+    check_out(&later, &url, &main, &second).await;
+    assert!(live.join("0").exists(), "a live process keeps its pool");
+    assert!(!ended.exists());
+    let left: Vec<_> = std::fs::read_dir(&pools).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(
+        left,
+        vec![live],
+        "the first cache's pool went with it (same pid, earlier start)"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +175,7 @@ async fn fetches_are_blobless_where_the_server_allows_it() {
         create: false,
     };
     let wt = dir.path().join("p1/src");
-    cache.checkout(&url, &main, &wt, None, Author::default()).await.unwrap();
+    check_out(&cache, &url, &main, &wt).await;
     // The cache is a partial clone of the remote, and the checkout still has every file.
     let cached = cache.bare_path(&url);
     assert_eq!(git(&cached, &["config", "remote.origin.promisor"]), "true");
@@ -107,10 +202,7 @@ async fn the_cache_runs_git_maintenance_every_so_many_promotions() {
     let graphs = bare.join("objects/info/commit-graphs");
     for n in 1..=barge_git::cache::MAINTENANCE_EVERY {
         let work = dir.path().join(format!("p{n}/src"));
-        let ws = cache
-            .checkout(&url, &main, &work, None, Author::default())
-            .await
-            .unwrap();
+        let ws = check_out(&cache, &url, &main, &work).await;
         if n == 1 {
             git(&bare, &["config", "maintenance.commit-graph.enabled", "true"]);
             git(&bare, &["config", "maintenance.commit-graph.auto", "1"]);
