@@ -224,3 +224,28 @@ async fn the_cache_runs_git_maintenance_every_so_many_promotions() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// A daemon promoting through several repositories meets each for the first time at its own
+/// moment; that first checkout sweeps ended processes' pools, never the daemon's own.
+#[tokio::test]
+async fn meeting_another_repository_keeps_the_pooled_worktrees_of_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, first_url, earlier, main) = seeded_cache(dir.path());
+    let other = support::bare_repo(dir.path(), "other.git", &[("b.yaml", "v: 1\n")]);
+    let other_url = format!("file://{}", other.display());
+    // An earlier process cached both repositories.
+    check_out(&earlier, &first_url, &main, &dir.path().join("p0/a")).await;
+    check_out(&earlier, &other_url, &main, &dir.path().join("p0/b")).await;
+
+    let cache = RepoCache::new(&dir.path().join("cache"));
+    let p1 = dir.path().join("p1/src");
+    check_out(&cache, &first_url, &main, &p1).await;
+    cache.recycle(&first_url, &p1).await;
+    check_out(&cache, &other_url, &main, &dir.path().join("p2/src")).await;
+    assert_eq!(pooled(dir.path()), 1, "the first repository's worktree is still pooled");
+    let p3 = dir.path().join("p3/src");
+    let ws = check_out(&cache, &first_url, &main, &p3).await;
+    assert_eq!(std::fs::read_to_string(p3.join("a.yaml")).unwrap(), "v: 1\n");
+    assert_eq!(ws.head().await.unwrap(), git(&p3, &["rev-parse", "HEAD"]));
+    assert_eq!(pooled(dir.path()), 0, "and it served the next checkout");
+}
