@@ -163,3 +163,36 @@ async fn attributes_leave_the_commit_to_git() {
         Err(Declined::Attributes)
     ));
 }
+
+/// A repository cloned inside the checkout (a step that clones next to the files it renders)
+/// is one libgit2 refuses to add; git commits it (as a gitlink, not its files), and so the
+/// workspace's commit is git's.
+#[tokio::test]
+async fn an_embedded_repository_is_left_to_git() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = two_clones(root.path());
+    for dir in [&a, &b] {
+        let nested = dir.join("vendor/chart");
+        write(dir, "vendor/chart/Chart.yaml", "name: chart\n");
+        git(&nested, &["init", "-q"]);
+        git(&nested, &["add", "."]);
+        git(&nested, &["commit", "-q", "-m", "chart"]);
+    }
+    assert!(matches!(
+        local::commit_all(&a, "Bob", "bob@example.com", "m"),
+        Err(Declined::Libgit2(_))
+    ));
+    let bob = Author {
+        name: "Bob".into(),
+        email: "bob@example.com".into(),
+    };
+    let ws = Workspace::open(&a, "file:///seed", None, None, bob);
+    ws.commit_all("vendor", "p1").await.unwrap().expect("a commit");
+    git_commit_all(&b, "vendor\n\nBarge-Promotion: p1\n");
+    assert_eq!(
+        git(&a, &["rev-parse", "HEAD^{tree}"]),
+        git(&b, &["rev-parse", "HEAD^{tree}"])
+    );
+    let vendored = git(&a, &["ls-tree", "-r", "HEAD", "vendor"]);
+    assert!(vendored.starts_with("160000 commit"), "{vendored}");
+}
