@@ -161,17 +161,7 @@ impl Workspace {
         credentials: Option<Credentials>,
         author: Author,
     ) -> Result<Workspace, GitError> {
-        let ws = Workspace {
-            dir: dir.to_path_buf(),
-            url: url.to_string(),
-            branch: Some(branch.to_string()),
-            credentials,
-            author,
-            timeout: Duration::from_secs(300),
-            signing: None,
-            base: None,
-            own_base: std::sync::Mutex::new(None),
-        };
+        let ws = Workspace::open(dir, url, Some(branch.to_string()), credentials, author);
         std::fs::create_dir_all(dir).map_err(|e| GitError::Invalid {
             url: crate::redact(url),
             message: format!("cannot create {}: {e}", dir.display()),
