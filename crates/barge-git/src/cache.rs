@@ -241,17 +241,7 @@ impl RepoCache {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            // Another live process: a pid other than this one's (an earlier holder of this pid
-            // has ended) that /proc still lists.
-            let another_alive = || {
-                entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|name| name.split_once('-'))
-                    .and_then(|(pid, _)| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
-            };
-            if path != self.pool_dir && !another_alive() {
+            if path != self.pool_dir && !of_another_live_process(&entry.file_name()) {
                 let _ = std::fs::remove_dir_all(&path);
             }
         }
@@ -479,6 +469,15 @@ impl RepoCache {
         }
         Ok(Workspace::open(dir, url, branch, credentials, author).with_base(base))
     }
+}
+
+/// Whether the pool directory `name` (`<pid>-<start>`) is another running process's: its pid
+/// is not this process's (an earlier holder of this pid has ended) and /proc lists it.
+fn of_another_live_process(name: &std::ffi::OsStr) -> bool {
+    name.to_str()
+        .and_then(|name| name.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// Makes a worktree a finished promotion left behind clean at its HEAD: uncommitted changes
