@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod support;
-use support::git;
+use support::{git, git_dated};
 
 /// `git add --all` + `git commit -m` as `Bob <bob@example.com>` (author and committer), the
 /// way barge ran them before committing in-process.
@@ -176,7 +176,8 @@ async fn an_embedded_repository_is_left_to_git() {
         write(dir, "vendor/chart/Chart.yaml", "name: chart\n");
         git(&nested, &["init", "-q"]);
         git(&nested, &["add", "."]);
-        git(&nested, &["commit", "-q", "-m", "chart"]);
+        // Dated, so both clones' nested repositories hold the same commit.
+        git_dated(&nested, &["commit", "-q", "-m", "chart"], "1700000000 +0000");
     }
     assert!(matches!(
         local::commit_all(&a, "Bob", "bob@example.com", "m"),
