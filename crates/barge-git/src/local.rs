@@ -69,8 +69,8 @@ fn has_attributes(repo: &git2::Repository, index: &git2::Index) -> Result<bool, 
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".config")))
         .map(|config| config.join("git/attributes"));
-    if repo.path().join("info/attributes").exists()
-        || repo.commondir().join("info/attributes").exists()
+    // (A worktree reads `info/attributes` from the directory all worktrees share.)
+    if repo.commondir().join("info/attributes").exists()
         || repo.config()?.get_path("core.attributesFile").is_ok()
         || users.is_some_and(|file| file.exists())
     {
