@@ -29,19 +29,10 @@ pub struct Target {
 }
 
 impl Target {
+    /// The token from --token-file (or BARGE_TOKEN_FILE), else BARGE_TOKEN.
     fn token(&self) -> Result<String> {
-        if let Ok(t) = std::env::var("BARGE_TOKEN")
-            && !t.trim().is_empty()
-        {
-            return Ok(t.trim().to_string());
-        }
-        match &self.token_file {
-            Some(f) => Ok(std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read the token file {}", f.display()))?
-                .trim()
-                .to_string()),
-            None => bail!("--server needs the server's token: set BARGE_TOKEN or --token-file FILE"),
-        }
+        crate::api::read(self.token_file.as_deref())?
+            .context("--server needs the server's token: set BARGE_TOKEN or --token-file FILE")
     }
 }
 

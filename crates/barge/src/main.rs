@@ -191,7 +191,8 @@ enum Command {
     /// a discovery or promotion failed.
     ///
     /// Examples:
-    ///   barge serve pipelines/ --db sqlite://barge.db --listen 127.0.0.1:7070 --token-file token
+    ///   openssl rand -hex 32 > barge.token
+    ///   barge serve pipelines/ --db sqlite://barge.db --listen 127.0.0.1:7070 --token-file barge.token
     ///   barge serve pipelines/ --db postgres://barge@db/barge --replica-id pod-a
     ///   barge serve pipelines/ --once --rewrite ghcr.io/acme/=127.0.0.1:5000/acme/
     #[command(verbatim_doc_comment)]
@@ -204,9 +205,14 @@ enum Command {
         /// Serve the CLI's API on this address (e.g. 127.0.0.1:7070).
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
-        /// The API's bearer token, from this file (or BARGE_TOKEN).
+        /// The API's bearer token, from this file (or BARGE_TOKEN). Make one with
+        /// `openssl rand -hex 32 > barge.token`.
         #[arg(long, value_name = "FILE")]
         token_file: Option<std::path::PathBuf>,
+        /// Who the token's holder is in the audit log: calls through the API are recorded
+        /// as `token:NAME`, whatever actor the client names.
+        #[arg(long, value_name = "NAME", default_value = api::DEFAULT_TOKEN_NAME, value_parser = api::parse_token_name)]
+        token_name: String,
         /// How often to look for changed definitions.
         #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
         reload_interval: std::time::Duration,
@@ -967,6 +973,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             once,
             listen,
             token_file,
+            token_name,
             reload_interval,
             replica_id,
             workers,
@@ -992,15 +999,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let token = match (&token_file, std::env::var("BARGE_TOKEN")) {
-                (Some(f), _) => Some(
-                    std::fs::read_to_string(f)
-                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?
-                        .trim()
-                        .to_string(),
-                ),
-                (None, Ok(t)) if !t.trim().is_empty() => Some(t.trim().to_string()),
-                _ => None,
+            let token = match listen
+                .map(|_| api::Token::load(token_file.as_deref(), &token_name))
+                .transpose()
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("barge: error: {e:#}");
+                    return Ok(ExitCode::from(2));
+                }
             };
             let work_dir = work_dir.unwrap_or_else(default_work_dir);
             let replica_id = replica_id.unwrap_or_else(|| {

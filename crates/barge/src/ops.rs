@@ -12,6 +12,8 @@ use barge_store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// A call, as the API takes it in JSON. `actor` may be left out there: the API records its
+/// token's identity instead ([`Call::actor_mut`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Call {
@@ -46,6 +48,7 @@ pub enum Call {
         project: Option<String>,
         stage: String,
         freight: String,
+        #[serde(default)]
         actor: String,
         override_reason: Option<String>,
     },
@@ -54,33 +57,39 @@ pub enum Call {
         project: Option<String>,
         from: String,
         freight: String,
+        #[serde(default)]
         actor: String,
     },
     Approve {
         project: Option<String>,
         stage: String,
         freight: String,
+        #[serde(default)]
         actor: String,
     },
     Abort {
         project: Option<String>,
         name: String,
+        #[serde(default)]
         actor: String,
     },
     Hold {
         project: Option<String>,
         stage: String,
+        #[serde(default)]
         actor: String,
     },
     Release {
         project: Option<String>,
         stage: String,
+        #[serde(default)]
         actor: String,
     },
     Alias {
         project: Option<String>,
         freight: String,
         alias: String,
+        #[serde(default)]
         actor: String,
     },
     /// Queues a new verification of the Stage's current Freight, or aborts the running one.
@@ -88,14 +97,39 @@ pub enum Call {
         project: Option<String>,
         stage: String,
         abort: bool,
+        #[serde(default)]
         actor: String,
     },
     /// Discover a Warehouse now (the daemon's next pass takes it first).
     Refresh {
         project: Option<String>,
         warehouse: String,
+        #[serde(default)]
         actor: String,
     },
+}
+
+impl Call {
+    /// Who the call says acts, for the verbs that record one. The API replaces it with its
+    /// token's identity.
+    pub fn actor_mut(&mut self) -> Option<&mut String> {
+        match self {
+            Call::Promote { actor, .. }
+            | Call::PromoteDownstream { actor, .. }
+            | Call::Approve { actor, .. }
+            | Call::Abort { actor, .. }
+            | Call::Hold { actor, .. }
+            | Call::Release { actor, .. }
+            | Call::Alias { actor, .. }
+            | Call::Verify { actor, .. }
+            | Call::Refresh { actor, .. } => Some(actor),
+            Call::GetStages { .. }
+            | Call::GetWarehouses { .. }
+            | Call::GetFreight { .. }
+            | Call::GetPromotions { .. }
+            | Call::History { .. } => None,
+        }
+    }
 }
 
 /// Asks the daemon to discover a Warehouse (project, warehouse) on its next pass.

@@ -31,7 +31,7 @@ pub struct Options {
     pub paths: Vec<String>,
     pub once: bool,
     pub listen: Option<std::net::SocketAddr>,
-    pub token: Option<String>,
+    pub token: Option<crate::api::Token>,
     pub reload_interval: Duration,
     pub replica_id: String,
     pub registry: barge_registry::RegistryConfig,
@@ -98,20 +98,14 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let engine = Arc::new(engine);
     let shutdown = tokio_util_shutdown();
     if let Some(addr) = opts.listen {
-        let token = opts
-            .token
-            .clone()
-            .context("the API needs a token: --token-file FILE or BARGE_TOKEN")?;
+        let token = opts.token.clone().context("the API needs a token")?;
+        let limits = crate::api::Limits::from_env()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("barge: API listening on http://{}", listener.local_addr()?);
-        let app = crate::api::router(shared.clone(), token);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!("API server stopped: {e}");
-            }
-        });
+        // It answers until the process ends, also while running promotions finish.
+        tokio::spawn(crate::api::serve(listener, shared.clone(), token, limits));
     }
     // Renew the leases of the promotions this replica runs.
     {

@@ -1,0 +1,598 @@
+//! `barge serve`'s HTTP API, through the real binary on loopback: its token is never empty
+//! (on either side), the audit log records the token's identity rather than whatever actor
+//! a client names, and slow, idle, numerous or oversized clients get a timely answer or a
+//! closed connection instead of holding the daemon's connections forever.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::{stderr, stdout};
+
+/// One Stage that takes Freight straight from its Warehouse and has no steps: a promotion
+/// into it succeeds without a registry or a config repository.
+const DEFINITIONS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: shop}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  interval: 1h
+  subscriptions:
+    - image: {repoURL: ghcr.io/acme/app, constraint: ^1.0.0}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+"#;
+
+const TOKEN: &str = "api-test-token";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    defs: PathBuf,
+    db: String,
+    token_file: PathBuf,
+    /// The alias of the one Freight in the store.
+    alias: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = dir.path().join("shop.yaml");
+        std::fs::write(&defs, DEFINITIONS).unwrap();
+        let token_file = dir.path().join("barge.token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let db = format!("sqlite://{}/barge.db", dir.path().display());
+        // Freight as discovery would have stored it.
+        let alias = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let store = barge_store::Store::open(&db).await.unwrap();
+                let mut f = barge_core::model::kargo::Freight {
+                    origin: Some(barge_core::model::kargo::FreightOrigin {
+                        kind: "Warehouse".into(),
+                        name: "app".into(),
+                    }),
+                    images: vec![barge_core::model::kargo::Image {
+                        repo_url: "ghcr.io/acme/app".into(),
+                        tag: "1.0.0".into(),
+                        digest: "sha256:aaaa".into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                };
+                f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
+                let minted = store.mint_freight("shop", "app", f, 1).await.unwrap();
+                minted.freight.freight.alias.unwrap()
+            });
+        Fixture {
+            dir,
+            defs,
+            db,
+            token_file,
+            alias,
+        }
+    }
+
+    /// `barge ARGS` on this fixture's store, as local user alice.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = support::barge();
+        c.args(args)
+            .env("BARGE_DB", &self.db)
+            .env("BARGE_WORK_DIR", self.dir.path().join("work"))
+            .env_remove("BARGE_TOKEN")
+            .env_remove("BARGE_TOKEN_FILE")
+            .env_remove("BARGE_SERVER")
+            .env("USER", "alice");
+        c
+    }
+
+    /// `barge serve --listen` with the token file and these extra flags and variables;
+    /// nothing is registry-bound (discovery finds a closed port at once).
+    fn serve_command(&self, port: u16, extra: &[&str], vars: &[(&str, &str)]) -> Command {
+        let listen = format!("127.0.0.1:{port}");
+        let rewrite = format!("ghcr.io/acme/=127.0.0.1:{}/acme/", support::free_port());
+        let mut args = vec![
+            "serve",
+            self.defs.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--rewrite",
+            &rewrite,
+        ];
+        args.extend(extra);
+        let mut c = self.command(&args);
+        c.envs(vars.iter().copied());
+        c
+    }
+
+    /// Starts the daemon with the token file and waits (bounded) until its API answers.
+    fn daemon(&self, extra: &[&str], vars: &[(&str, &str)]) -> Daemon {
+        let port = support::free_port();
+        let token_file = self.token_file.to_str().unwrap();
+        let mut args = vec!["--token-file", token_file];
+        args.extend(extra);
+        let log = self.dir.path().join(format!("serve-{port}.log"));
+        let child = self
+            .serve_command(port, &args, vars)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut daemon = Daemon {
+            child,
+            port,
+            server: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: barge\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1 200") {
+                    return daemon;
+                }
+            }
+            if let Some(status) = daemon.child.try_wait().unwrap() {
+                panic!("barge serve exited ({status}):\n{}", daemon.log());
+            }
+            assert!(Instant::now() < deadline, "the API never answered:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `barge history -o json` on the store.
+    fn history(&self) -> Vec<Value> {
+        let out = self
+            .command(&["history", "--limit", "1000", "-o", "json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+/// `barge serve` in the background, killed when dropped.
+struct Daemon {
+    child: Child,
+    port: u16,
+    server: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A connection to the API with reads bounded by `timeout`.
+    fn connect(&self, timeout: Duration) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(timeout)).unwrap();
+        s
+    }
+
+    /// `POST /api/v1/call` with the token over a fresh connection: the status and body.
+    fn call(&self, body: &Value) -> (u16, Value) {
+        let body = body.to_string();
+        let mut s = self.connect(Duration::from_secs(30));
+        write!(
+            s,
+            "POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        parse_response(&answer)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A whole HTTP/1.1 response (the connection closed after it): its status and JSON body.
+fn parse_response(answer: &str) -> (u16, Value) {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {answer:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {answer:?}"));
+    (status, body)
+}
+
+/// Waits for a child to exit within `timeout` (killing it if it does not) and returns its
+/// output.
+fn exits_within(mut child: Child, timeout: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + timeout;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} is still running after {timeout:?}:\n{}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Reads until the server closes the connection (end of file or reset); fails if it is
+/// still open after `within`. Returns what was read and when the close was seen.
+fn closed_by_server(mut s: TcpStream, within: Duration) -> (String, Instant) {
+    let start = Instant::now();
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!(
+                "the connection is still open after {:?} ({e}); read so far: {:?}",
+                start.elapsed(),
+                String::from_utf8_lossy(&got)
+            ),
+        }
+        assert!(start.elapsed() < within, "the server kept the connection open");
+    }
+    (String::from_utf8_lossy(&got).into_owned(), Instant::now())
+}
+
+#[test]
+fn an_empty_token_is_refused_by_the_daemon_naming_its_file() {
+    let fx = Fixture::new();
+    for (name, contents) in [("empty.token", ""), ("blank.token", " \n\t\n")] {
+        let file = fx.dir.path().join(name);
+        std::fs::write(&file, contents).unwrap();
+        let child = fx
+            .serve_command(support::free_port(), &["--token-file", file.to_str().unwrap()], &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = exits_within(child, Duration::from_secs(30), "barge serve with an empty token file");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&file.display().to_string()) && stderr(&out).contains("empty"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    // A missing file is named too.
+    let missing = fx.dir.path().join("no-such.token");
+    let child = fx
+        .serve_command(support::free_port(), &["--token-file", missing.to_str().unwrap()], &[])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = exits_within(child, Duration::from_secs(30), "barge serve with a missing token file");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&missing.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    // An empty BARGE_TOKEN, and no token at all, say how to make one.
+    for vars in [&[("BARGE_TOKEN", "  ")][..], &[]] {
+        let child = fx
+            .serve_command(support::free_port(), &[], vars)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = exits_within(child, Duration::from_secs(30), "barge serve without a token");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("openssl rand"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn an_empty_token_is_refused_by_the_client_naming_its_file() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let empty = fx.dir.path().join("empty.token");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = fx
+        .command(&[
+            "get",
+            "stages",
+            "--server",
+            &daemon.server,
+            "--token-file",
+            empty.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains(&empty.display().to_string()) && stderr(&out).contains("empty"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fx
+        .command(&["get", "stages", "--server", &daemon.server])
+        .env("BARGE_TOKEN", "")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("BARGE_TOKEN is empty"), "{}", stderr(&out));
+    // The token from the file works.
+    let out = fx
+        .command(&["get", "stages", "--server", &daemon.server, "--token-file"])
+        .arg(&fx.token_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names() {
+    let fx = Fixture::new();
+    // The default identity.
+    {
+        let daemon = fx.daemon(&[], &[]);
+        let approve = json!({"op": "approve", "stage": "prod", "freight": fx.alias, "actor": "mallory"});
+        let (status, body) = daemon.call(&approve);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["approvedBy"], "token:api-token", "{body}");
+        // The CLI through the API: its local user is not the actor either.
+        let out = fx
+            .command(&[
+                "update",
+                "freight",
+                &fx.alias,
+                "--alias",
+                "through-api",
+                "--server",
+                &daemon.server,
+            ])
+            .arg("--token-file")
+            .arg(&fx.token_file)
+            .env("USER", "mallory")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // A named token; the client may leave the actor out.
+    let daemon = fx.daemon(&["--token-name", "ci-bot"], &[]);
+    let (status, body) = daemon.call(&json!({"op": "promote", "stage": "prod", "freight": "through-api"}));
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fx.history().iter().any(|e| e["kind"] == "promotion.finished") {
+        assert!(
+            Instant::now() < deadline,
+            "the promotion never finished:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A call in-process (--db) records the local user, as before.
+    let out = fx
+        .command(&["update", "freight", "through-api", "--alias", "local"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let history = fx.history();
+    let actor_of = |kind: &str| -> Vec<&str> {
+        history
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["actor"].as_str().unwrap())
+            .collect()
+    };
+    assert_eq!(actor_of("freight.approved"), ["token:api-token"], "{history:#?}");
+    assert_eq!(
+        actor_of("freight.aliased"),
+        ["alice", "token:api-token"],
+        "{history:#?}"
+    );
+    assert_eq!(actor_of("promotion.created"), ["token:ci-bot"], "{history:#?}");
+    assert!(
+        !history.iter().any(|e| e.to_string().contains("mallory")),
+        "{history:#?}"
+    );
+}
+
+#[test]
+fn partial_headers_slow_bodies_and_idle_connections_are_closed_after_the_client_timeout() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[("BARGE_API_CLIENT_TIMEOUT", "1s")]);
+    let within = Duration::from_secs(8);
+    let opened = Instant::now();
+    let silent = daemon.connect(within);
+    let mut partial = daemon.connect(within);
+    partial
+        .write_all(b"POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer ")
+        .unwrap();
+    let mut slow_body = daemon.connect(within);
+    write!(
+        slow_body,
+        "POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 100\r\n\r\n{{\"op\":"
+    )
+    .unwrap();
+    // A kept-alive connection that goes quiet after one request.
+    let mut kept_alive = daemon.connect(within);
+    kept_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: barge\r\n\r\n")
+        .unwrap();
+    let (answer, closed) = closed_by_server(silent, within);
+    assert_eq!(answer, "");
+    // Closed by the timeout, not at once.
+    assert!(closed >= opened + Duration::from_millis(900), "{:?}", closed - opened);
+    let (answer, _) = closed_by_server(partial, within);
+    assert_eq!(answer, "", "a partial request gets no answer");
+    let (answer, _) = closed_by_server(slow_body, within);
+    let (status, body) = parse_response(&answer);
+    assert_eq!(status, 408, "{answer}");
+    assert!(body["error"].as_str().unwrap().contains("did not arrive"), "{body}");
+    let (answer, _) = closed_by_server(kept_alive, within);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The API still answers.
+    let (status, body) = daemon.call(&json!({"op": "getStages"}));
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_time_out() {
+    let fx = Fixture::new();
+    let limit = 8;
+    let daemon = fx.daemon(
+        &[],
+        &[
+            ("BARGE_API_CLIENT_TIMEOUT", "4s"),
+            ("BARGE_API_MAX_CONNECTIONS", &limit.to_string()),
+        ],
+    );
+    // Idle connections take every slot (the daemon takes connections in order).
+    let idle: Vec<TcpStream> = (0..limit).map(|_| daemon.connect(Duration::from_secs(10))).collect();
+    // More are refused at once with a JSON 503.
+    for _ in 0..100 {
+        let mut s = daemon.connect(Duration::from_secs(10));
+        let asked = Instant::now();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: barge\r\n\r\n").unwrap();
+        let (answer, closed) = closed_by_server(s, Duration::from_secs(10));
+        assert!(
+            closed - asked < Duration::from_secs(3),
+            "refused only after {:?}: {answer:?}",
+            closed - asked
+        );
+        let (status, body) = parse_response(&answer);
+        assert_eq!(status, 503, "{answer}");
+        assert!(
+            body["error"].as_str().unwrap().contains("too many connections"),
+            "{body}"
+        );
+    }
+    // The CLI says so too.
+    let out = fx
+        .command(&["get", "stages", "--server", &daemon.server, "--token-file"])
+        .arg(&fx.token_file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("too many connections"), "{}", stderr(&out));
+    // As many silent ones wait for their request to be refused; beyond that, they are
+    // closed at once. (A permit of the refusals above may still be on its way back, so
+    // this counts rather than picks the ones closed at once.)
+    let extra = 4;
+    let silent: Vec<_> = (0..limit + extra)
+        .map(|_| {
+            let s = daemon.connect(Duration::from_secs(10));
+            let opened = Instant::now();
+            std::thread::spawn(move || {
+                let (answer, closed) = closed_by_server(s, Duration::from_secs(10));
+                (answer, closed - opened)
+            })
+        })
+        .collect();
+    let silent: Vec<(String, Duration)> = silent.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(silent.iter().all(|(answer, _)| answer.is_empty()), "{silent:?}");
+    let at_once = silent
+        .iter()
+        .filter(|(_, waited)| *waited < Duration::from_secs(3))
+        .count();
+    assert!(at_once >= extra, "{silent:?}");
+    // Once the idle connections time out, an authenticated request is served (refused
+    // with 503 while a slot is on its way back).
+    for s in idle {
+        let (answer, _) = closed_by_server(s, Duration::from_secs(10));
+        assert_eq!(answer, "");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = daemon.call(&json!({"op": "getStages"}));
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(Instant::now() < deadline, "still refused: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_64_mb_body_gets_413_with_a_json_error() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let url = format!("{}/api/v1/call", daemon.server);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = barge_promote::http_client();
+    for (token, want) in [(TOKEN, 413), ("wrong", 401)] {
+        let (status, body) = runtime.block_on(async {
+            let response = client
+                .post(&url)
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(vec![b' '; 64 << 20])
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("no answer to a 64 MB body: {e:?}"));
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        });
+        assert_eq!(status, want, "{body}");
+        assert!(body["error"].is_string(), "{body}");
+        if want == 413 {
+            assert!(body["error"].as_str().unwrap().contains("1048576 bytes"), "{body}");
+        }
+    }
+    // A body without a length, sent in chunks, is cut off at the limit too.
+    let mut s = daemon.connect(Duration::from_secs(30));
+    let mut writer = s.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(
+            format!("POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let chunk = [b' '; 1 << 20];
+        for _ in 0..64 {
+            writer.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+            writer.write_all(&chunk)?;
+            writer.write_all(b"\r\n")?;
+        }
+        writer.write_all(b"0\r\n\r\n")
+    });
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    // The server stops reading once it refused: the sender may or may not get it all out.
+    let _ = sender.join().unwrap();
+    let (status, body) = parse_response(&String::from_utf8_lossy(&answer));
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("1048576 bytes"), "{body}");
+}
