@@ -53,6 +53,9 @@ pub struct Catalog {
     pub documents: usize,
     /// Each loaded file's text, for showing the source line of a diagnostic.
     pub texts: std::collections::BTreeMap<String, String>,
+    /// The credentials written in the texts' git URLs, which [`Self::load_text`] took out:
+    /// `texts` and the resources never carry them, so neither does anything stored from them.
+    pub url_credentials: crate::secret::UrlCredentials,
 }
 
 impl Catalog {
@@ -76,16 +79,18 @@ impl Catalog {
         }
     }
 
-    /// Loads one file's text. `file` is the name diagnostics use.
+    /// Loads one file's text. `file` is the name diagnostics use. The userinfo of its
+    /// `http(s)` URLs is taken out first (kept in [`Self::url_credentials`]).
     pub fn load_text(&mut self, file: &str, text: &str) {
-        self.texts.insert(file.to_string(), text.to_string());
-        let (docs, err) = yaml::parse_stream(text);
+        let text = self.url_credentials.strip(text);
+        let (docs, err) = yaml::parse_stream(&text);
         for doc in docs {
             self.load_document(file, doc);
         }
         if let Some(err) = err {
-            self.diagnostics.push(syntax_diagnostic(file, text, &err));
+            self.diagnostics.push(syntax_diagnostic(file, &text, &err));
         }
+        self.texts.insert(file.to_string(), text);
     }
 
     /// Records that a file could not be read as text at all.
@@ -457,5 +462,30 @@ fn syntax_diagnostic(file: &str, text: &str, err: &yaml::SyntaxError) -> Diagnos
     } else {
         Diagnostic::new(Code::YamlSyntax, file, span, format!("invalid YAML: {}", err.message))
             .hint("check the indentation and quoting around this position; documents before it were loaded")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_token_in_a_git_url_is_kept_out_of_the_texts_and_resources() {
+        let mut catalog = super::Catalog::default();
+        catalog.load_text(
+            "w.yaml",
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: w, namespace: p}\nspec:\n  subscriptions:\n    - git: {repoURL: \"https://bot:TOKEN@git.example.com/x.git\"}\n",
+        );
+        assert!(!catalog.texts["w.yaml"].contains("TOKEN"));
+        assert!(!format!("{:?}", catalog.resources).contains("TOKEN"));
+        let Some(crate::model::Body::Warehouse(w)) = &catalog.resources[0].body else {
+            panic!("a Warehouse: {:?}", catalog.diagnostics);
+        };
+        let url = w
+            .spec
+            .as_ref()
+            .and_then(|s| s.subscriptions[0].git.as_ref())
+            .map(|g| g.repo_url.as_str());
+        assert_eq!(url, Some("https://git.example.com/x.git"));
+        let found = catalog.url_credentials.get("https://git.example.com/x.git").unwrap();
+        assert_eq!((found.username.as_str(), found.password.as_str()), ("bot", "TOKEN"));
     }
 }

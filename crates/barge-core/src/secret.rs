@@ -39,6 +39,154 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Splits the userinfo off an `http(s)` URL: `https://bot:tok@h/x.git` becomes `https://h/x.git`
+/// and the credentials `bot` / `tok`, percent-decoded as git decodes them. A lone userinfo
+/// (`https://tok@h/x`) is a username with an empty password, which is what git made of it
+/// (it asked for a password and got none). Other schemes keep their userinfo (ssh's user is a
+/// login name, never a secret to hide), and a URL without userinfo comes back as it is.
+pub fn split_userinfo(url: &str) -> (String, Option<Credentials>) {
+    let Some(found) = userinfo_at(url, 0) else {
+        return (url.to_string(), None);
+    };
+    let clean = format!("{}{}", &url[..found.userinfo.start], &url[found.userinfo.end + 1..]);
+    (clean, Some(found.credentials(url)))
+}
+
+/// Where an `http(s)` URL starting at or after `from` in `text` writes a userinfo.
+struct Userinfo {
+    /// The URL's first character (its scheme's).
+    url_start: usize,
+    /// The userinfo, without the `@` that follows it.
+    userinfo: std::ops::Range<usize>,
+}
+
+impl Userinfo {
+    fn credentials(&self, text: &str) -> Credentials {
+        let userinfo = &text[self.userinfo.clone()];
+        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+        Credentials {
+            username: percent_decode(user),
+            password: percent_decode(password),
+        }
+    }
+}
+
+/// The characters that end a URL written in YAML or prose (RFC 3986 never allows them
+/// unencoded; `,` and `]` end flow-style YAML items).
+fn ends_url(c: char) -> bool {
+    c.is_whitespace() || "\"'<>`{}|\\^,]".contains(c)
+}
+
+/// The first `http(s)` URL with a userinfo at or after `from` in `text`.
+fn userinfo_at(text: &str, mut from: usize) -> Option<Userinfo> {
+    while let Some(at) = text[from..].find("://").map(|i| from + i) {
+        from = at + 3;
+        let scheme_start = text[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+            .map_or(0, |i| i + 1);
+        let scheme = &text[scheme_start..at];
+        if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+            continue;
+        }
+        let rest = &text[from..];
+        let authority = &rest[..rest
+            .find(|c: char| "/?#".contains(c) || ends_url(c))
+            .unwrap_or(rest.len())];
+        if let Some(at_sign) = authority.rfind('@') {
+            return Some(Userinfo {
+                url_start: scheme_start,
+                userinfo: from..from + at_sign,
+            });
+        }
+    }
+    None
+}
+
+/// `%XX` escapes decoded (invalid UTF-8 is replaced, an incomplete escape kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The credentials definitions wrote in their git URLs (`repoURL: https://bot:TOKEN@host/x.git`),
+/// by the URL without them. Loading takes them out of the text ([`Self::strip`]), so nothing
+/// stored or shown carries them; the process that loaded the definitions keeps them here, in
+/// memory only, and hands them to git as it hands configured credentials.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct UrlCredentials(std::collections::BTreeMap<String, Credentials>);
+
+impl std::fmt::Debug for UrlCredentials {
+    /// The URLs only: a lone userinfo is a username that may be a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl UrlCredentials {
+    /// `text` with the userinfo of every `http(s)` URL removed; each URL's credentials are
+    /// remembered under the URL as it now reads (a later one replaces an earlier one).
+    pub fn strip(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        while let Some(found) = userinfo_at(text, copied) {
+            let url_end = text[found.url_start..]
+                .find(ends_url)
+                .map_or(text.len(), |i| found.url_start + i);
+            let clean = format!(
+                "{}{}",
+                &text[found.url_start..found.userinfo.start],
+                &text[found.userinfo.end + 1..url_end]
+            );
+            self.0.insert(clean, found.credentials(text));
+            out.push_str(&text[copied..found.userinfo.start]);
+            copied = found.userinfo.end + 1;
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+
+    /// The credentials written in `url` (without its userinfo, as the definitions now read).
+    pub fn get(&self, url: &str) -> Option<&Credentials> {
+        self.0.get(url)
+    }
+}
+
+/// The credentials for a URL that wrote `embedded` ones, where `configured` finds those a
+/// configuration gives it. The URL's own win, as git let them; only a URL without a password
+/// (`https://bot@h/x`) takes the configured password, as git asked for one.
+pub fn with_configured(
+    embedded: Option<Credentials>,
+    configured: impl FnOnce() -> Option<Credentials>,
+) -> Option<Credentials> {
+    match embedded {
+        Some(own) if own.password.is_empty() => Some(Credentials {
+            password: configured().map(|c| c.password).unwrap_or_default(),
+            ..own
+        }),
+        Some(own) => Some(own),
+        None => configured(),
+    }
+}
+
 /// Hides `url`'s credentials in text a tool printed (git echoes URLs), and any `extra` secret
 /// (a password handed over out of band, e.g. through an askpass helper).
 pub fn redact_text(text: &str, url: &str, extra: Option<&str>) -> String {
@@ -118,6 +266,78 @@ mod tests {
         );
         assert_eq!(redact_url("sqlite:///var/lib/barge.db"), "sqlite:///var/lib/barge.db");
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    fn creds(username: &str, password: &str) -> Credentials {
+        Credentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn userinfo_is_split_off_http_urls_only() {
+        assert_eq!(
+            split_userinfo("https://bot:s3cret@git.example.com:8443/x.git"),
+            (
+                "https://git.example.com:8443/x.git".into(),
+                Some(creds("bot", "s3cret"))
+            )
+        );
+        // Percent-encoded as git decodes it; the last '@' ends the userinfo.
+        assert_eq!(
+            split_userinfo("http://bot:p%40ss%3Aw@127.0.0.1/x.git"),
+            ("http://127.0.0.1/x.git".into(), Some(creds("bot", "p@ss:w")))
+        );
+        assert_eq!(
+            split_userinfo("https://ghp_token@github.com/a/b"),
+            ("https://github.com/a/b".into(), Some(creds("ghp_token", "")))
+        );
+        for kept in [
+            "https://git.example.com/x.git@v1",
+            "ssh://git@github.com/a/b.git",
+            "git@github.com:a/b.git",
+            "file:///tmp/x.git",
+        ] {
+            assert_eq!(split_userinfo(kept), (kept.to_string(), None), "{kept}");
+        }
+    }
+
+    #[test]
+    fn definitions_text_loses_every_userinfo_and_keeps_it_by_url() {
+        let text = "spec:\n  repoURL: https://bot:TOKEN@h:8443/x.git # bot's\n  other: \"http://ro%40x:PW@h/y.git\"\n  list: [https://T2@h/z.git, ssh://git@h/w.git]\n  plain: https://h/x.git\n";
+        let mut found = UrlCredentials::default();
+        let clean = found.strip(text);
+        assert_eq!(
+            clean,
+            "spec:\n  repoURL: https://h:8443/x.git # bot's\n  other: \"http://h/y.git\"\n  list: [https://h/z.git, ssh://git@h/w.git]\n  plain: https://h/x.git\n"
+        );
+        assert_eq!(found.get("https://h:8443/x.git"), Some(&creds("bot", "TOKEN")));
+        assert_eq!(found.get("http://h/y.git"), Some(&creds("ro@x", "PW")));
+        assert_eq!(found.get("https://h/z.git"), Some(&creds("T2", "")));
+        assert_eq!(found.get("https://h/x.git"), None);
+        let shown = format!("{found:?}");
+        assert!(
+            !shown.contains("TOKEN") && !shown.contains("T2") && !shown.contains("PW"),
+            "{shown}"
+        );
+        // Stripping clean text changes nothing.
+        assert_eq!(UrlCredentials::default().strip(&clean), clean);
+    }
+
+    #[test]
+    fn a_url_without_a_password_takes_the_configured_one() {
+        let configured = || Some(creds("cfg", "cfg-pw"));
+        assert_eq!(
+            with_configured(Some(creds("bot", "pw")), configured),
+            Some(creds("bot", "pw"))
+        );
+        assert_eq!(
+            with_configured(Some(creds("bot", "")), configured),
+            Some(creds("bot", "cfg-pw"))
+        );
+        assert_eq!(with_configured(Some(creds("tok", "")), || None), Some(creds("tok", "")));
+        assert_eq!(with_configured(None, configured), configured());
     }
 
     #[test]

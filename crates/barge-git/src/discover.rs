@@ -200,17 +200,14 @@ pub async fn discover_git(
         .tempdir()
         .map_err(|e| invalid(format!("cannot create a work directory: {e}")))?;
     let credentials = cfg.credentials.as_ref().and_then(|lookup| lookup(&sub.repo_url));
-    let env = crate::credential_env(credentials.as_ref())?;
-    let secret = credentials.as_ref().map(|c| c.password.clone());
     let run = |args: Vec<String>| {
         let dir = dir.path().to_path_buf();
         let url = url.clone();
         let timeout = cfg.timeout;
-        let env = env.clone();
-        let secret = secret.clone();
+        let credentials = credentials.clone();
         async move {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            crate::git_env(Some(&dir), &refs, &url, timeout, &env, secret.as_deref()).await
+            crate::git_env(Some(&dir), &refs, &url, timeout, &[], credentials.as_ref()).await
         }
     };
     let text = |o: std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();

@@ -56,16 +56,22 @@ pub(crate) async fn git(
     git_env(dir, args, url, timeout, &[], None).await
 }
 
-/// [`git`] with extra environment variables (identity, askpass credentials); `secret`, when
-/// given, is removed from anything git prints before it reaches an error.
+/// [`git`] with extra environment variables (identity) and HTTPS `credentials`. A userinfo
+/// in `url` (`https://bot:TOKEN@host/x.git`) is taken off every argument that carries the URL
+/// (so it is neither on git's command line nor written to a repository's config by
+/// `clone`/`remote add`) and handed over with the credentials, through `GIT_ASKPASS`.
 pub(crate) async fn git_env(
     dir: Option<&std::path::Path>,
     args: &[&str],
     url: &str,
     timeout: Duration,
     env: &[(&str, String)],
-    secret: Option<&str>,
+    credentials: Option<&barge_core::secret::Credentials>,
 ) -> Result<Output, GitError> {
+    let (clean_url, embedded) = barge_core::secret::split_userinfo(url);
+    let credentials = barge_core::secret::with_configured(embedded, || credentials.cloned());
+    // Removed when this call ends, however it ends (an error, a timeout, a dropped future).
+    let askpass = credentials.as_ref().map(Askpass::new).transpose()?;
     let mut cmd = tokio::process::Command::new(git_program());
     // No automatic maintenance after each command: it is a process of its own each time.
     // The repository cache runs it now and then instead (`cache::MAINTENANCE_EVERY`).
@@ -77,11 +83,20 @@ pub(crate) async fn git_env(
         "-c",
         "maintenance.auto=false",
     ])
-    .args(args)
+    .args(args.iter().map(|a| {
+        if clean_url == url {
+            (*a).to_string()
+        } else {
+            a.replace(url, &clean_url)
+        }
+    }))
     .env("GIT_TERMINAL_PROMPT", "0")
     .env("GIT_ASKPASS", "true")
     .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     .kill_on_drop(true);
+    if let Some(askpass) = &askpass {
+        cmd.envs(askpass.env());
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -106,6 +121,7 @@ pub(crate) async fn git_env(
     if out.status.success() {
         return Ok(out);
     }
+    let secret = credentials.as_ref().map(|c| c.password.as_str());
     let stderr = barge_core::secret::redact_text(&String::from_utf8_lossy(&out.stderr), url, secret);
     // Everything git said but its hints ("! [rejected] … (fetch first)" decides a retry).
     let said: Vec<&str> = stderr
@@ -157,39 +173,84 @@ pub(crate) use barge_core::secret::redact_url as redact;
 /// Finds the HTTPS credentials for a repository URL (as written, before rewrites).
 pub type CredentialLookup = std::sync::Arc<dyn Fn(&str) -> Option<barge_core::secret::Credentials> + Send + Sync>;
 
-/// The environment that hands `credentials` to git through `GIT_ASKPASS` (never a command
-/// line or a URL).
-pub(crate) fn credential_env(
-    credentials: Option<&barge_core::secret::Credentials>,
-) -> Result<Vec<(&'static str, String)>, GitError> {
-    let Some(c) = credentials else { return Ok(Vec::new()) };
-    Ok(vec![
-        ("GIT_ASKPASS", askpass_script()?.display().to_string()),
-        ("BARGE_GIT_USERNAME", c.username.clone()),
-        ("BARGE_GIT_PASSWORD", c.password.clone()),
-    ])
+/// A tiny askpass program that hands credentials to git (never a command line or a URL): git
+/// runs it for the username and the password, which it reads from git's environment, so they
+/// are never arguments of any process. It lives in a fresh private directory (random name,
+/// mode 0700: a predictable path in the temporary directory could be prepared by another user
+/// to run their own program with the password in its environment), removed when this is
+/// dropped, on every path out of the git call it serves.
+pub struct Askpass {
+    /// Deleted (with the script) on drop.
+    dir: tempfile::TempDir,
+    script: std::path::PathBuf,
+    username: String,
+    password: String,
 }
 
-/// A tiny askpass program: git runs it for the username and the password, which it reads from
-/// its own environment (so they are never arguments of any process).
-fn askpass_script() -> Result<std::path::PathBuf, GitError> {
-    use std::sync::OnceLock;
-    static PATH: OnceLock<Result<std::path::PathBuf, String>> = OnceLock::new();
-    PATH.get_or_init(|| {
-        // A fresh private directory (random name, mode 0700): a predictable path in /tmp could
-        // be prepared by another user to run their own program with the password in its
-        // environment. It lives as long as the process.
+impl Askpass {
+    pub fn new(credentials: &barge_core::secret::Credentials) -> Result<Askpass, GitError> {
+        use std::os::unix::fs::PermissionsExt;
+        let failed = |e: std::io::Error| GitError::Invalid {
+            url: String::new(),
+            message: format!("cannot write the askpass helper: {e}"),
+        };
         let dir = tempfile::Builder::new()
             .prefix("barge-askpass-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
-            .map_err(|e| e.to_string())?
-            .keep();
-        let path = dir.join("askpass.sh");
-        std::fs::write(&path, "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n").map_err(|e| e.to_string())?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
-        Ok(path)
-    })
-    .clone()
-    .map_err(|message| GitError::Invalid { url: String::new(), message: format!("cannot write the askpass helper: {message}") })
+            .map_err(failed)?;
+        let script = dir.path().join("askpass.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n",
+        )
+        .map_err(failed)?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
+        Ok(Askpass {
+            dir,
+            script,
+            username: credentials.username.clone(),
+            password: credentials.password.clone(),
+        })
+    }
+
+    /// The private directory holding the program.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The environment a git process needs to use it.
+    pub fn env(&self) -> [(&'static str, &std::ffi::OsStr); 3] {
+        [
+            ("GIT_ASKPASS", self.script.as_os_str()),
+            ("BARGE_GIT_USERNAME", self.username.as_ref()),
+            ("BARGE_GIT_PASSWORD", self.password.as_ref()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Askpass;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_askpass_helper_is_private_and_removed_when_dropped() {
+        let askpass = Askpass::new(&barge_core::secret::Credentials {
+            username: "bot".into(),
+            password: "s3cret".into(),
+        })
+        .unwrap();
+        let dir = askpass.dir().to_path_buf();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let [(_, program), ..] = askpass.env();
+        let said = std::process::Command::new(program)
+            .arg("Password for 'https://bot@h': ")
+            .envs(askpass.env().into_iter().skip(1))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&said.stdout), "s3cret\n");
+        drop(askpass);
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
 }

@@ -8,7 +8,9 @@
 //!   with backoff, like Kargo's git-push (up to 10 attempts, 1 s × 1.5, jitter, at most 30 s).
 //!   A rebase conflict is terminal.
 //! - HTTPS credentials reach git through `GIT_ASKPASS` and the environment of the git process,
-//!   never a command line, a URL in a log, or an error.
+//!   never a command line, a URL in a log, or an error. Credentials written in the URL
+//!   (`https://bot:TOKEN@host/x.git`) are taken out of it and handed over the same way, so a
+//!   clone's or a cache's `remote.origin.url` never holds them.
 
 use crate::{GitError, git_env};
 use std::path::{Path, PathBuf};
@@ -265,16 +267,15 @@ impl Workspace {
         if let Some(date) = date {
             env.push(("GIT_AUTHOR_DATE", date.to_string()));
         }
-        env.extend(crate::credential_env(self.credentials.as_ref())?);
-        let secret = self.credentials.as_ref().map(|c| c.password.as_str());
+        let credentials = self.credentials.as_ref();
         let Some(signing) = &self.signing else {
-            return git_env(Some(&self.dir), args, &self.url, self.timeout, &env, secret).await;
+            return git_env(Some(&self.dir), args, &self.url, self.timeout, &env, credentials).await;
         };
         env.push(("GNUPGHOME", signing.gnupg_home.display().to_string()));
         let key = format!("user.signingkey={}", signing.key);
         let mut signed: Vec<&str> = vec!["-c", "commit.gpgsign=true", "-c", &key, "-c", "gpg.program=gpg"];
         signed.extend_from_slice(args);
-        git_env(Some(&self.dir), &signed, &self.url, self.timeout, &env, secret).await
+        git_env(Some(&self.dir), &signed, &self.url, self.timeout, &env, credentials).await
     }
 
     /// Commits every change in the working copy with `message` and the promotion trailer.

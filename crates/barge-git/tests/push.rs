@@ -226,3 +226,79 @@ async fn https_style_credentials_over_smart_http_never_leak() {
         .contains("p4ss")
     );
 }
+
+/// Every file below `dir` that contains `needle` (bytes, any file).
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(p);
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_token_written_in_the_url_authenticates_and_is_never_stored_in_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    git(&bare, &["config", "http.receivepack", "true"]);
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rwX", dir.path().to_str().unwrap()])
+        .status();
+    let (_server, port) = smart_http(dir.path(), "bot", "tok-in-the-url-7");
+    let url = format!("http://bot:tok-in-the-url-7@127.0.0.1:{port}/config.git");
+    let cache_dir = dir.path().join("cache");
+    let cache = barge_git::cache::RepoCache::new(&cache_dir);
+    let what = barge_git::cache::Checkout::Branch {
+        name: "main".into(),
+        create: false,
+    };
+    // No configured credentials: the URL's own authenticate the fetch, the checkout and the push.
+    let ws = cache
+        .checkout(&url, &what, &dir.path().join("work/w"), None, Author::default())
+        .await
+        .unwrap();
+    edit(&ws, "stages/dev/kustomization.yaml", "3.0.0");
+    let sha = ws.commit_all("token in the url", "dev.url").await.unwrap().unwrap();
+    assert_eq!(ws.push(&fast()).await.unwrap(), sha);
+    assert_eq!(git(&bare, &["rev-parse", "main"]), sha);
+    // An orphan branch's repository gets its remote written too.
+    let orphan = barge_git::cache::Checkout::Branch {
+        name: "fresh".into(),
+        create: true,
+    };
+    let fresh = cache
+        .checkout(&url, &orphan, &dir.path().join("work/o"), None, Author::default())
+        .await
+        .unwrap();
+    std::fs::write(fresh.path().join("a.txt"), "a\n").unwrap();
+    fresh.commit_all("orphan", "dev.orphan").await.unwrap().unwrap();
+    fresh.push(&fast()).await.unwrap();
+    let leaked = files_containing(dir.path(), "tok-in-the-url-7")
+        .into_iter()
+        .filter(|p| !p.starts_with(dir.path().join("htpasswd")))
+        .collect::<Vec<_>>();
+    assert!(leaked.is_empty(), "the token is stored in {leaked:?}");
+    let remote = git(&cache.bare_path(&url), &["config", "remote.origin.url"]);
+    assert_eq!(remote, format!("http://127.0.0.1:{port}/config.git"));
+
+    // A wrong token in the URL is an authentication error that does not show it.
+    let wrong = format!("http://bot:wrong-tok-99@127.0.0.1:{port}/config.git");
+    let err = match Workspace::clone(&wrong, "main", &dir.path().join("w3"), None, Author::default()).await {
+        Err(e) => e,
+        Ok(_) => panic!("a wrong token must fail"),
+    };
+    assert_eq!(err.class(), barge_core::ErrorClass::Auth, "{err}");
+    assert!(!err.to_string().contains("wrong-tok-99"), "{err}");
+}

@@ -5,7 +5,9 @@
 //! `<repo-url>[//<path>][?ref=<branch|tag|commit>]`, e.g.
 //! `https://git.example.com/org/config.git//kargo?ref=main`. The repository is fetched with the
 //! git CLI (shallow where the ref allows) into a temporary directory that is removed afterwards.
-//! Credentials in URLs never reach a message: every URL shown is [`redact_url`]ed.
+//! Credentials in URLs never reach a message: every URL shown is [`redact_url`]ed. Nor do
+//! they reach git's command line or the fetched repository's config: the userinfo is taken off
+//! the URL and handed to git through barge-git's askpass helper.
 
 #![forbid(unsafe_code)]
 
@@ -179,23 +181,34 @@ fn load_git(url: &str, reference: Option<&str>, path: &str, catalog: &mut Catalo
 
 /// Fetches `reference` (default: the remote's HEAD) of `url` into a temporary directory.
 fn fetch(url: &str, reference: Option<&str>) -> Result<tempfile::TempDir, SourceError> {
+    let (clean_url, credentials) = barge_core::secret::split_userinfo(url);
+    let secret = credentials.as_ref().map(|c| c.password.clone());
     let err = |message: String| SourceError::Git {
         url: redact_url(url),
         reference: reference.map(str::to_string),
-        message: barge_core::secret::redact_text(&message, url, None),
+        message: barge_core::secret::redact_text(&message, url, secret.as_deref()),
     };
+    // Removed when this function returns, whichever way.
+    let askpass = credentials
+        .as_ref()
+        .map(barge_git::Askpass::new)
+        .transpose()
+        .map_err(|e| err(e.to_string()))?;
     let dir = tempfile::Builder::new()
         .prefix("barge-source-")
         .tempdir()
         .map_err(|e| err(e.to_string()))?;
+    let url = clean_url.as_str();
     let git = |args: &[&str]| -> Result<(), String> {
-        let out = Command::new("git")
-            .args(args)
+        let mut cmd = Command::new("git");
+        cmd.args(args)
             .current_dir(dir.path())
             .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", "true")
-            .output()
-            .map_err(|e| format!("cannot run git ({e}); install git"))?;
+            .env("GIT_ASKPASS", "true");
+        if let Some(askpass) = &askpass {
+            cmd.envs(askpass.env());
+        }
+        let out = cmd.output().map_err(|e| format!("cannot run git ({e}); install git"))?;
         if out.status.success() {
             Ok(())
         } else {

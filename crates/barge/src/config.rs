@@ -184,3 +184,40 @@ fn compile_rules(entries: &[CredentialEntry]) -> Vec<CredentialRule> {
         })
         .collect()
 }
+
+/// The credentials the running definitions wrote in their git URLs
+/// (`repoURL: https://bot:TOKEN@host/x.git`). Loading took them out of the text
+/// (`barge_core::secret::UrlCredentials`), so the store, plans and output never see them: they
+/// live in this process's memory only. Promotions and discovery share one; a daemon's reload
+/// replaces its content with the new definitions'.
+#[derive(Clone, Default)]
+pub struct DefinedCredentials(std::sync::Arc<std::sync::RwLock<barge_core::secret::UrlCredentials>>);
+
+impl DefinedCredentials {
+    pub fn of(catalog: &barge_core::Catalog) -> DefinedCredentials {
+        let defined = DefinedCredentials::default();
+        defined.adopt(catalog);
+        defined
+    }
+
+    /// Replaces the credentials with those of `catalog` (definitions now running).
+    pub fn adopt(&self, catalog: &barge_core::Catalog) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = catalog.url_credentials.clone();
+    }
+
+    /// The git credentials of a repository URL (as written, before rewrites): those its URL
+    /// carried in the definitions, else the configuration's rules (a URL written with a
+    /// username only takes the rule's password, as git did).
+    pub fn lookup(&self, rules: Vec<CredentialRule>) -> barge_git::CredentialLookup {
+        let defined = self.clone();
+        std::sync::Arc::new(move |url: &str| {
+            let own = defined
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(url)
+                .cloned();
+            barge_core::secret::with_configured(own, || barge_registry::rule_credentials(&rules, url))
+        })
+    }
+}

@@ -88,13 +88,11 @@ pub struct Discoverer {
 }
 
 impl Discoverer {
-    pub fn new(config: RegistryConfig, git_rules: &[barge_registry::CredentialRule]) -> Result<Discoverer> {
-        let rules = git_rules.to_vec();
+    /// `git_credentials`: see [`crate::config::DefinedCredentials::lookup`].
+    pub fn new(config: RegistryConfig, git_credentials: barge_git::CredentialLookup) -> Result<Discoverer> {
         let git_config = GitConfig {
             rewrites: config.rewrites.clone(),
-            credentials: Some(std::sync::Arc::new(move |url: &str| {
-                barge_registry::rule_credentials(&rules, url)
-            })),
+            credentials: Some(git_credentials),
             ..Default::default()
         };
         Ok(Discoverer {

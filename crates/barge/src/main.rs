@@ -1020,7 +1020,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let ok = runtime.block_on(async {
                 let store = barge_store::Store::open(&db).await?;
-                let mut engine = promote::engine(work_dir, &config, &file, false)?;
+                let defined = config::DefinedCredentials::of(&catalog);
+                let mut engine = promote::engine(work_dir, &config, &file, false, &defined)?;
                 engine.slots = std::sync::Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
                 let opts = serve::Options {
                     paths,
@@ -1030,6 +1031,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     reload_interval,
                     replica_id,
                     git_rules: file.git_credential_rules(),
+                    defined,
                     registry: config,
                     audit_retention,
                     analysis_in_cluster: analysis_runs == AnalysisRuns::Cluster,
@@ -1109,7 +1111,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let file = registry.file()?;
             let (p, outcome) = runtime.block_on(async {
                 let store = barge_store::Store::open(&target.db).await?;
-                let engine = promote::engine(work_dir, &config, &file, dry_run)?;
+                let engine = promote::engine(
+                    work_dir,
+                    &config,
+                    &file,
+                    dry_run,
+                    &config::DefinedCredentials::of(&catalog),
+                )?;
                 let req = promote::Request {
                     stage: &stage,
                     project: project.as_deref(),
@@ -1275,6 +1283,7 @@ fn discover(
             return Ok(ExitCode::from(2));
         }
     };
+    let git_credentials = config::DefinedCredentials::of(&catalog).lookup(git_rules);
     let store = runtime.block_on(async {
         match db {
             Some(url) => anyhow::Ok(Some(barge_store::Store::open(url).await?)),
@@ -1286,14 +1295,14 @@ fn discover(
             &catalog,
             warehouse,
             &registry_config,
-            &git_rules,
+            &git_credentials,
             store.as_ref(),
             output,
             passes,
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let discoverer = discover::Discoverer::new(registry_config, &git_rules)?;
+    let discoverer = discover::Discoverer::new(registry_config, git_credentials)?;
     let reports = runtime.block_on(discoverer.run(&catalog, warehouse, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
@@ -1321,13 +1330,13 @@ async fn watch(
     catalog: &Catalog,
     only: Option<&str>,
     registry: &barge_registry::RegistryConfig,
-    git_rules: &[barge_registry::CredentialRule],
+    git_credentials: &barge_git::CredentialLookup,
     store: Option<&barge_store::Store>,
     output: Format,
     passes: Option<u32>,
 ) -> Result<()> {
     use barge_core::schedule::Schedule;
-    let discoverer = discover::Discoverer::new(registry.clone(), git_rules)?;
+    let discoverer = discover::Discoverer::new(registry.clone(), git_credentials.clone())?;
     let mut warehouses = Vec::new();
     for (r, spec) in discover::warehouses(catalog, only) {
         let key = format!("{}/{}", r.project, r.name);

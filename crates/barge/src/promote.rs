@@ -414,14 +414,15 @@ async fn apply_effects(store: &Store, p: &Promotion, effects: &[barge_promote::s
 }
 
 /// The engine for the CLI: caches and work directories under `work_dir`; commit author, git
-/// credentials and PR API addresses from the configuration file's `git` section.
+/// credentials and PR API addresses from the configuration file's `git` section (and git
+/// credentials the definitions wrote in their URLs, `defined`).
 pub fn engine(
     work_dir: PathBuf,
     config: &barge_registry::RegistryConfig,
     file: &crate::config::Config,
     dry_run: bool,
+    defined: &crate::config::DefinedCredentials,
 ) -> Result<Engine> {
-    let rules = file.git_credential_rules();
     let secrets = file.read_secrets()?;
     let author = file
         .git
@@ -434,7 +435,7 @@ pub fn engine(
     Ok(Engine {
         cache: Arc::new(barge_git::cache::RepoCache::new(&work_dir.join("repos"))),
         work_root: work_dir.join("promotions"),
-        credentials: Arc::new(move |url| barge_registry::rule_credentials(&rules, url)),
+        credentials: defined.lookup(file.git_credential_rules()),
         author,
         rewrites: config.rewrites.clone(),
         push_policy: barge_git::repo::PushPolicy::default(),

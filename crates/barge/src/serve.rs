@@ -36,6 +36,9 @@ pub struct Options {
     pub replica_id: String,
     pub registry: barge_registry::RegistryConfig,
     pub git_rules: Vec<barge_registry::CredentialRule>,
+    /// The credentials of the running definitions' git URLs, which the engine's lookup shares:
+    /// a reload replaces them.
+    pub defined: crate::config::DefinedCredentials,
     /// Delete audit events older than this (checked hourly); `None` keeps everything.
     pub audit_retention: Option<Duration>,
     /// Verify by creating AnalysisRuns in the cluster (its Argo Rollouts controller measures)
@@ -84,7 +87,14 @@ struct Tally {
 }
 
 pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> Result<bool> {
-    let source = opts.paths.join(" ");
+    // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
+    // redacted.
+    let source = opts
+        .paths
+        .iter()
+        .map(|p| barge_core::secret::redact_url(p))
+        .collect::<Vec<_>>()
+        .join(" ");
     catalog.compact();
     store.save_definitions(&source, &catalog.texts, now_millis()).await?;
     let shared = Arc::new(Shared {
@@ -134,7 +144,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let mut tally = Tally::default();
     let mut stopping = false;
     let mut last_prune = 0;
-    let discoverer = crate::discover::Discoverer::new(opts.registry.clone(), &opts.git_rules)?;
+    let discoverer =
+        crate::discover::Discoverer::new(opts.registry.clone(), opts.defined.lookup(opts.git_rules.clone()))?;
     // Stages are decided again when something happened (Freight minted, a promotion
     // finished, a call or a reload), and every RECONCILE_EVERY for what time alone changes
     // (soak time running out, a window opening).
@@ -159,7 +170,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         }
         if !opts.once && now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 {
             last_reload = now_millis();
-            dirty |= reload(&shared, &opts.paths, &source, &mut last_load).await;
+            dirty |= reload(&shared, &opts, &source, &mut last_load).await;
         }
         let catalog = shared.catalog();
         if !stopping {
@@ -359,7 +370,8 @@ fn fingerprint(paths: &[String]) -> Option<Vec<(std::path::PathBuf, u64, std::ti
 
 /// Loads the definitions again; a valid change replaces the running ones (and is recorded),
 /// an invalid one is reported and ignored. Returns whether the definitions changed.
-async fn reload(shared: &Shared, paths: &[String], source: &str, last: &mut LastLoad) -> bool {
+async fn reload(shared: &Shared, opts: &Options, source: &str, last: &mut LastLoad) -> bool {
+    let paths = &opts.paths;
     let now_seen = fingerprint(paths);
     if now_seen.is_some() && now_seen == last.files {
         return false;
@@ -417,6 +429,7 @@ async fn reload(shared: &Shared, paths: &[String], source: &str, last: &mut Last
     {
         Ok(_) => {
             eprintln!("barge: definitions reloaded");
+            opts.defined.adopt(&catalog);
             if let Ok(mut c) = shared.catalog.write() {
                 *c = Arc::new(catalog);
             }
