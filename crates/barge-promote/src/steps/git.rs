@@ -421,7 +421,10 @@ async fn push_in_chain(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let link = join_chain(ctx, ws, branch, &mut fetch_first).await?;
+        let link = match join_chain(ctx, ws, branch, &mut fetch_first).await? {
+            Joined::Link(link) => link,
+            Joined::Landed(commit) => return Ok(commit),
+        };
         let _turn = push_lock.lock().await;
         match cache.chain_turn(&link) {
             ChainTurn::Landed => return Ok(link.commit),
@@ -458,6 +461,14 @@ async fn push_in_chain(
     }
 }
 
+/// What joining a branch's chain came to.
+enum Joined {
+    Link(ChainLink),
+    /// The remote branch already holds the promotion's commit (an earlier life of the
+    /// promotion pushed it): nothing to push.
+    Landed(String),
+}
+
 /// Replays the workspace's own commits onto the branch's chain (its newest waiting commit,
 /// else this process's last push, else, with `fetch_first`, the remote branch as fetched) and
 /// joins it, one promotion at a time.
@@ -466,7 +477,7 @@ async fn join_chain(
     ws: &Workspace,
     branch: &str,
     fetch_first: &mut bool,
-) -> Result<ChainLink, GitError> {
+) -> Result<Joined, GitError> {
     let cache = &ctx.engine.cache;
     let url = ws.url();
     let chain = cache.chain_lock(url, branch);
@@ -476,7 +487,9 @@ async fn join_chain(
         let onto = match newest {
             Some(newest) => Some(newest),
             None if *fetch_first => {
-                ws.integrate(branch).await?;
+                if let Some(landed) = ws.integrate(branch).await? {
+                    return Ok(Joined::Landed(landed));
+                }
                 None
             }
             None => cache.last_pushed(url, branch),
@@ -488,7 +501,7 @@ async fn join_chain(
             ws.rebase_onto(&onto, branch).await?;
         }
         match cache.chain_join(url, branch, &ws.head().await?, generation) {
-            Some(link) => return Ok(link),
+            Some(link) => return Ok(Joined::Link(link)),
             // A push failed while this replayed onto the chain: start again from the remote
             // branch.
             None => *fetch_first = true,
