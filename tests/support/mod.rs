@@ -62,7 +62,7 @@ pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
 #[path = "../../crates/barge-git/tests/support/mod.rs"]
 mod git_kit;
 #[allow(unused_imports)] // each test crate uses some of the kit
-pub use git_kit::{GitDaemon, free_port, git};
+pub use git_kit::{GitDaemon, empty_commits, free_port, git};
 
 /// Copies a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {

@@ -38,10 +38,11 @@ pub const MAINTENANCE_EVERY: u32 = 50;
 /// process that is stuck makes it run out.
 pub const CACHE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
-/// One repository of the cache, held by one task: the process's per-URL mutex, and an
-/// exclusive `flock` of `<repository>.lock` for the processes sharing the cache directory (the
-/// kernel releases it when the process dies, however it dies).
-struct RepoGuard {
+/// Something of the cache held by one task (a repository, or the turn to push to a branch):
+/// this process's mutex, and an exclusive `flock` of a lock file beside the repository for the
+/// processes sharing the cache directory (the kernel releases it when the process dies, however
+/// it dies). Released when dropped.
+pub struct Held {
     _file: std::fs::File,
     _task: tokio::sync::OwnedMutexGuard<()>,
 }
@@ -192,7 +193,7 @@ impl RepoCache {
         })
     }
 
-    /// What the member does now that it may push. Called under [`Self::push_lock`].
+    /// What the member does now that it may push. Called during [`Self::push_turn`].
     pub fn chain_turn(&self, link: &ChainLink) -> ChainTurn {
         let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let chain = chains.entry(link.key.clone()).or_default();
@@ -311,17 +312,28 @@ impl RepoCache {
         }
     }
 
-    /// The lock that serialises this process's pushes to `branch` of `url`.
-    pub fn push_lock(&self, url: &str, branch: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.lock_for(&format!("{url} {branch}"))
+    /// The turn to push to `branch` of `url`: pushes of this process, and of the others sharing
+    /// the cache directory, go one at a time (one that integrated with the branch during its
+    /// turn is not rejected because another process pushed meanwhile).
+    pub async fn push_turn(&self, url: &str, branch: &str) -> Result<Held, GitError> {
+        use sha1::Digest;
+        let branch_hash = sha1::Sha1::digest(branch.as_bytes());
+        let hex: String = branch_hash.iter().take(10).map(|b| format!("{b:02x}")).collect();
+        let lock = self.bare_path(url).with_extension(format!("push-{hex}.lock"));
+        self.hold(url, &format!("{url} {branch}"), &lock).await
     }
 
     /// Holds the repository of `url` for this task: first against the other tasks of this
     /// process, then against other processes. The file lock is waited for on a blocking thread,
     /// never the runtime's, for at most the cache's lock wait.
-    async fn lock_repo(&self, url: &str) -> Result<RepoGuard, GitError> {
-        let task = self.lock_for(url).lock_owned().await;
-        let path = self.bare_path(url).with_extension("lock");
+    async fn lock_repo(&self, url: &str) -> Result<Held, GitError> {
+        self.hold(url, url, &self.bare_path(url).with_extension("lock")).await
+    }
+
+    /// Holds this process's mutex `key`, then the file lock at `path` (of `url`'s repository).
+    async fn hold(&self, url: &str, key: &str, path: &Path) -> Result<Held, GitError> {
+        let task = self.lock_for(key).lock_owned().await;
+        let path = path.to_path_buf();
         std::fs::create_dir_all(&self.root).map_err(|e| io_error(url, &self.root, &e))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -353,7 +365,7 @@ impl RepoCache {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io_error(url, &path, &e)),
         };
-        Ok(RepoGuard {
+        Ok(Held {
             _file: file,
             _task: task,
         })

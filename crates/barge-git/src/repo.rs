@@ -458,11 +458,7 @@ impl Workspace {
     /// land.)
     async fn replay(&self, commit: &str, branch: &str, drop_empty: bool) -> Result<(), GitError> {
         let own_base = self.own_base();
-        if self.signing.is_none()
-            && self
-                .replay_single_commit(commit, own_base.as_deref(), drop_empty)
-                .await
-        {
+        if self.signing.is_none() && self.replay_single_commit(commit, own_base.as_deref(), drop_empty).await {
             self.set_own_base(commit.to_string());
             return Ok(());
         }

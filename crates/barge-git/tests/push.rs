@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{git, smart_http};
+use support::{empty_commits, git, smart_http};
 
 /// A bare repository whose `main` holds stages/dev/kustomization.yaml.
 fn seed(root: &Path) -> PathBuf {
@@ -163,18 +163,6 @@ async fn several_local_commits_are_replayed_in_order() {
     );
 }
 
-/// The commits of `main` in `bare` that change nothing (their tree is their parent's).
-fn empty_commits(bare: &Path) -> Vec<String> {
-    git(bare, &["log", "--format=%H %T %P", "main"])
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let (commit, tree, parent) = (f.next()?, f.next()?, f.next()?);
-            (git(bare, &["rev-parse", &format!("{parent}^{{tree}}")]) == tree).then(|| commit.to_string())
-        })
-        .collect()
-}
-
 /// How many commits of `main` in `bare` carry the trailer of `promotion`.
 fn commits_of(bare: &Path, promotion: &str) -> usize {
     git(bare, &["log", "--format=%B", "main"])
@@ -202,7 +190,7 @@ async fn a_retried_push_whose_commit_already_landed_pushes_nothing() {
     assert_eq!(a.push(&fast()).await.unwrap(), landed, "it answers the landed commit");
     assert_eq!(git(&bare, &["rev-parse", "main"]), tip, "nothing was pushed");
     assert_eq!(commits_of(&bare, "dev.1"), 1);
-    assert_eq!(empty_commits(&bare), Vec::<String>::new());
+    assert_eq!(empty_commits(&bare, "main"), Vec::<String>::new());
 }
 
 /// The branch already has the promotion's change (another writer made the same edit): the
@@ -220,7 +208,7 @@ async fn a_commit_whose_change_the_branch_already_has_is_never_pushed_empty() {
     assert_eq!(a.push(&fast()).await.unwrap(), tip);
     let log = git(&bare, &["log", "--format=%s", "main"]);
     assert_eq!(log.lines().collect::<Vec<_>>(), ["b", "seed"]);
-    assert_eq!(empty_commits(&bare), Vec::<String>::new());
+    assert_eq!(empty_commits(&bare, "main"), Vec::<String>::new());
     assert_eq!(git(a.path(), &["status", "--porcelain"]), "");
 }
 

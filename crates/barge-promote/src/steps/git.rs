@@ -390,7 +390,8 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
 }
 
 /// Pushes the workspace's commits to `branch` with the other promotions of this process
-/// pushing there. Pushes to one branch are serialised (as in Kargo), and batched: each
+/// pushing there. Pushes to one branch are serialised (as in Kargo; across the processes
+/// sharing the cache too), and batched: each
 /// promotion replays its own commits onto the newest commit waiting to be pushed (no fetch:
 /// the object store is shared), and whoever's turn it is pushes the newest, landing every
 /// commit below it at once. Should the branch have moved under someone else's push, git
@@ -407,11 +408,10 @@ async fn push_in_chain(
 ) -> Result<String, GitError> {
     let cache = &ctx.engine.cache;
     let url = ws.url().to_string();
-    let push_lock = cache.push_lock(&url, branch);
     let head = ws.head().await?;
     if ws.own_base().as_deref() == Some(head.as_str()) {
         // Nothing of its own to push (git-commit found nothing to commit).
-        let _turn = push_lock.lock().await;
+        let _turn = cache.push_turn(&url, branch).await?;
         let sha = ws.push_to(branch, policy).await?;
         cache.set_last_pushed(&url, branch, &sha);
         return Ok(sha);
@@ -421,11 +421,21 @@ async fn push_in_chain(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // After a rejection the turn comes first: integrating with the branch during it, no
+        // process sharing the cache can move the branch before this push.
+        let early_turn = if fetch_first {
+            Some(cache.push_turn(&url, branch).await?)
+        } else {
+            None
+        };
         let link = match join_chain(ctx, ws, branch, &mut fetch_first).await? {
             Joined::Link(link) => link,
             Joined::Landed(commit) => return Ok(commit),
         };
-        let _turn = push_lock.lock().await;
+        let _turn = match early_turn {
+            Some(turn) => turn,
+            None => cache.push_turn(&url, branch).await?,
+        };
         match cache.chain_turn(&link) {
             ChainTurn::Landed => return Ok(link.commit),
             ChainTurn::Push(newest) => match ws.push_commit(&newest, branch).await {
