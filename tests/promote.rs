@@ -79,14 +79,22 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_stages(STAGES, &["dev"])
+    }
+
+    /// The config repository with `env/<stage>` for each of `stages`, served by `git daemon`;
+    /// `stages_yaml` as the definitions; the Freight minted in the store.
+    fn with_stages(stages_yaml: &str, stages: &[&str]) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let seed = dir.path().join("seed");
-        std::fs::create_dir_all(seed.join("env/dev")).unwrap();
-        std::fs::write(
-            seed.join("env/dev/kustomization.yaml"),
-            "# dev\nresources: [../../base]\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0 # pinned by barge\n",
-        )
-        .unwrap();
+        for stage in stages {
+            std::fs::create_dir_all(seed.join("env").join(stage)).unwrap();
+            std::fs::write(
+                seed.join("env").join(stage).join("kustomization.yaml"),
+                format!("# {stage}\nresources: [../../base]\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0 # pinned by barge\n"),
+            )
+            .unwrap();
+        }
         git(&seed, &["init", "-q", "-b", "main"]);
         git(&seed, &["add", "."]);
         git(&seed, &["commit", "-q", "-m", "seed"]);
@@ -101,40 +109,11 @@ impl Fixture {
         let health_port = support::free_port();
         std::fs::write(
             dir.path().join("stages.yaml"),
-            STAGES.replace("HEALTH_PORT", &health_port.to_string()),
+            stages_yaml.replace("HEALTH_PORT", &health_port.to_string()),
         )
         .unwrap();
         let db = format!("sqlite://{}/barge.db", dir.path().display());
-        // Freight as discovery would have stored it.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let alias = runtime.block_on(async {
-            let store = barge_store::Store::open(&db).await.unwrap();
-            let mut f = barge_core::model::kargo::Freight {
-                origin: Some(barge_core::model::kargo::FreightOrigin {
-                    kind: "Warehouse".into(),
-                    name: "app".into(),
-                }),
-                images: vec![barge_core::model::kargo::Image {
-                    repo_url: "ghcr.io/acme/app".into(),
-                    tag: "1.4.0".into(),
-                    digest: "sha256:aaaa".into(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            };
-            f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
-            store
-                .mint_freight("shop", "app", f, 1)
-                .await
-                .unwrap()
-                .freight
-                .freight
-                .alias
-                .unwrap()
-        });
+        let alias = mint_freight(&db);
         let git_port = daemon.port;
         Fixture {
             dir,
@@ -148,15 +127,20 @@ impl Fixture {
     }
 
     fn args(&self, extra: &[&str]) -> Vec<String> {
+        self.args_for("dev", &self.db, extra)
+    }
+
+    /// `barge promote` of `stage` with the store `db`, this fixture's Freight and work dir.
+    fn args_for(&self, stage: &str, db: &str, extra: &[&str]) -> Vec<String> {
         let mut a: Vec<String> = vec![
             "promote".into(),
             self.dir.path().join("stages.yaml").display().to_string(),
             "--stage".into(),
-            "dev".into(),
+            stage.into(),
             "--freight".into(),
             self.alias.clone(),
             "--db".into(),
-            self.db.clone(),
+            db.into(),
             "--work-dir".into(),
             self.dir.path().join("cache").display().to_string(),
             "--rewrite".into(),
@@ -174,6 +158,39 @@ impl Fixture {
             .filter(|l| l.starts_with("Barge-Promotion:"))
             .count()
     }
+}
+
+/// Mints the test's Freight into the store `db`, as discovery would have stored it; its alias.
+fn mint_freight(db: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = barge_store::Store::open(db).await.unwrap();
+        let mut f = barge_core::model::kargo::Freight {
+            origin: Some(barge_core::model::kargo::FreightOrigin {
+                kind: "Warehouse".into(),
+                name: "app".into(),
+            }),
+            images: vec![barge_core::model::kargo::Image {
+                repo_url: "ghcr.io/acme/app".into(),
+                tag: "1.4.0".into(),
+                digest: "sha256:aaaa".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
+        store
+            .mint_freight("shop", "app", f, 1)
+            .await
+            .unwrap()
+            .freight
+            .freight
+            .alias
+            .unwrap()
+    })
 }
 
 #[test]
@@ -382,4 +399,167 @@ fn metadata_aliases_config_values_and_secrets_reach_the_store_redacted() {
         kinds.contains(&"metadata.updated") && kinds.contains(&"freight.aliased"),
         "{kinds:?}"
     );
+}
+
+/// The Project and Warehouse of STAGES, and Stages `s0`… that each clone, set the image in
+/// `env/<stage>`, commit and push.
+fn stages_named(names: &[String]) -> String {
+    const STAGE: &str = "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\n";
+    let (head, stage) = STAGES.split_once(STAGE).unwrap();
+    let (stage, _) = stage.split_once("        - uses: set-metadata").unwrap();
+    let mut text = head.to_string();
+    for name in names {
+        text.push_str(STAGE);
+        text.push_str(&stage.replace("{name: dev,", &format!("{{name: {name},")));
+    }
+    text
+}
+
+/// Waits (bounded) for a child to exit; its status.
+fn wait_bounded(child: &mut std::process::Child, deadline: std::time::Instant) -> std::process::ExitStatus {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("barge did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Fifty `barge promote` processes, each promoting its own Stage of one config repository,
+/// share the default work directory (its repository cache): every one lands. (Without a lock
+/// across processes they raced on git's locks: "cannot lock ref", "could not lock config
+/// file", "remote origin already exists".)
+#[test]
+fn fifty_processes_sharing_a_work_dir_all_land() {
+    const N: usize = 50;
+    let names: Vec<String> = (0..N).map(|i| format!("s{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let fx = Fixture::with_stages(&stages_named(&names), &refs);
+    // Over file:// (git daemon drops connections beyond 32 at once); a store per process, so
+    // that only the work dir is shared.
+    let remote = format!(
+        "https://git.example.com/acme/=file://{}/",
+        fx.bare.parent().unwrap().display()
+    );
+    let mut children: Vec<_> = names
+        .iter()
+        .map(|stage| {
+            let db = format!("sqlite://{}/{stage}.db", fx.dir.path().display());
+            assert_eq!(mint_freight(&db), fx.alias);
+            let mut args = fx.args_for(stage, &db, &[]);
+            let rewrite = args
+                .iter()
+                .position(|a| a.starts_with("https://git.example.com/"))
+                .unwrap();
+            args[rewrite] = remote.clone();
+            let log = std::fs::File::create(fx.dir.path().join(format!("{stage}.log"))).unwrap();
+            let child = barge().args(&args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+            (stage.clone(), child)
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    let mut failed = Vec::new();
+    for (stage, child) in &mut children {
+        if !wait_bounded(child, deadline).success() {
+            let log = std::fs::read_to_string(fx.dir.path().join(format!("{stage}.log"))).unwrap();
+            failed.push(format!("{stage}: {log}"));
+        }
+    }
+    assert_eq!(failed, Vec::<String>::new(), "every promotion lands");
+    assert_eq!(fx.trailers(), N, "one commit per promotion on the remote");
+    assert_eq!(support::empty_commits(&fx.bare, "main"), Vec::<String>::new());
+}
+
+/// A promotion killed before its push, resumed by two `barge promote` at once: the promotion's
+/// lease lets one run it (taken over at once: its holder is a process of this host that is
+/// gone), and the other says that it runs elsewhere instead of running it too. One commit.
+#[test]
+fn two_reruns_of_a_killed_promotion_run_it_once() {
+    let fx = Fixture::new();
+    // A step that waits before the push: /ready answers 404 until the test writes it.
+    let stages = std::fs::read_to_string(fx.dir.path().join("stages.yaml"))
+        .unwrap()
+        .replace(
+            "        - uses: git-push\n",
+            &format!(
+                "        - uses: http\n          as: ready\n          config:\n            url: http://127.0.0.1:{}/ready\n            successExpression: response.status == 200\n        - uses: git-push\n",
+                fx.health_port
+            ),
+        );
+    std::fs::write(fx.dir.path().join("stages.yaml"), stages).unwrap();
+    let web = fx.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let _server = health_server(&web, fx.health_port);
+    let promote = |log: &str| {
+        barge()
+            .args(fx.args(&[]))
+            .env("BARGE_POLL_INTERVAL", "200ms")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(fx.dir.path().join(log)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let read = |log: &str| std::fs::read_to_string(fx.dir.path().join(log)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let waits_for_ready = |log: &str| {
+        while !read(log).contains("http (ready) …") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never reached the ready step: {}",
+                read(log)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let mut first = promote("first.log");
+    waits_for_ready("first.log");
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    assert_eq!(fx.trailers(), 0, "killed before its push");
+
+    let mut reruns = [promote("a.log"), promote("b.log")];
+    let logs = ["a.log", "b.log"];
+    // One of them ends at once; both resuming the promotion is the failure.
+    let (loser, status) = loop {
+        if let Some((i, status)) = reruns
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, c)| c.try_wait().unwrap().map(|s| (i, s)))
+        {
+            break (i, status);
+        }
+        assert!(
+            !logs.iter().all(|l| read(l).contains("Resuming promotion")),
+            "both reruns resumed the promotion:\n{}\n{}",
+            read(logs[0]),
+            read(logs[1])
+        );
+        assert!(std::time::Instant::now() < deadline, "neither rerun ended");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let winner = 1 - loser;
+    let said = read(logs[loser]);
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(said.contains("is running in another process"), "{said}");
+    assert!(
+        !said.contains("Resuming promotion") && !said.contains("git-push"),
+        "{said}"
+    );
+    waits_for_ready(logs[winner]);
+    assert!(
+        read(logs[winner]).contains("Resuming promotion dev."),
+        "{}",
+        read(logs[winner])
+    );
+
+    std::fs::write(web.join("ready"), "ok").unwrap();
+    let status = wait_bounded(&mut reruns[winner], deadline);
+    assert!(status.success(), "{}", read(logs[winner]));
+    assert_eq!(fx.trailers(), 1, "exactly one commit for the promotion");
+    assert_eq!(support::empty_commits(&fx.bare, "main"), Vec::<String>::new());
 }

@@ -62,7 +62,7 @@ pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
 #[path = "../../crates/barge-git/tests/support/mod.rs"]
 mod git_kit;
 #[allow(unused_imports)] // each test crate uses some of the kit
-pub use git_kit::{GitDaemon, SmartHttp, bare_repo, free_port, git, smart_http};
+pub use git_kit::{GitDaemon, SmartHttp, bare_repo, empty_commits, free_port, git, smart_http};
 
 /// Copies a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {

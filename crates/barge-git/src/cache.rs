@@ -5,7 +5,12 @@
 //! commits are pushed with `HEAD:refs/heads/<branch>`. Fetches are blobless where the server
 //! allows it (`--filter=blob:none`; others ignore the filter): a checkout then fetches only
 //! the blobs of the commit it needs, with the same credentials. Fetches and worktree bookkeeping of one
-//! repository are serialised by a per-URL lock; object writes need none.
+//! repository are serialised by a per-URL lock, in this process and (with a file lock beside the
+//! repository) across the processes sharing the cache directory; object writes need none.
+//!
+//! A repository enters the cache whole: it is made in a temporary directory and renamed into
+//! place, so a process killed half-way leaves no entry behind, and an entry found unsound (no
+//! `remote.origin.url`, as older versions could leave one) is rebuilt.
 
 use crate::repo::{Author, Credentials, Workspace};
 use crate::{GitError, redact};
@@ -28,12 +33,28 @@ pub enum Checkout {
 /// How many checkouts of a repository are recycled between two runs of git's maintenance.
 pub const MAINTENANCE_EVERY: u32 = 50;
 
+/// How long a checkout waits, by default, while another process sharing the cache directory
+/// holds the repository: longer than a fetch may take (git's time limit, 300 s), so only a
+/// process that is stuck makes it run out.
+pub const CACHE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Something of the cache held by one task (a repository, or the turn to push to a branch):
+/// this process's mutex, and an exclusive `flock` of a lock file beside the repository for the
+/// processes sharing the cache directory (the kernel releases it when the process dies, however
+/// it dies). Released when dropped.
+pub struct Held {
+    _file: std::fs::File,
+    _task: tokio::sync::OwnedMutexGuard<()>,
+}
+
 pub struct RepoCache {
     root: PathBuf,
     /// Per URL: fetches and worktree bookkeeping. Per `URL branch`: pushes.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Repositories whose stale worktrees were pruned by this process.
-    pruned: Mutex<std::collections::HashSet<String>>,
+    /// Repositories this process has checked (or created) and pruned of stale worktrees.
+    prepared: Mutex<std::collections::HashSet<String>>,
+    /// How long to wait for another process's hold on a repository (see [`Self::with_lock_wait`]).
+    lock_wait: std::time::Duration,
     /// Worktrees of finished promotions, per URL, for the next checkouts: moving one and
     /// checking out the new commit rewrites only the files that differ, where a fresh worktree
     /// writes the whole tree. Each is made clean at its HEAD in the background as it comes back
@@ -98,7 +119,8 @@ impl RepoCache {
         RepoCache {
             root: root.to_path_buf(),
             locks: Mutex::new(HashMap::new()),
-            pruned: Mutex::new(std::collections::HashSet::new()),
+            prepared: Mutex::new(std::collections::HashSet::new()),
+            lock_wait: CACHE_LOCK_WAIT,
             pool: Mutex::new(HashMap::new()),
             pool_dir: root.join("pool").join(format!(
                 "{}-{}",
@@ -112,6 +134,12 @@ impl RepoCache {
             fetched: Mutex::new(HashMap::new()),
             chains: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache, waiting at most `wait` for a repository another process holds.
+    pub fn with_lock_wait(mut self, wait: std::time::Duration) -> RepoCache {
+        self.lock_wait = wait;
+        self
     }
 
     /// The last commit this process pushed to `branch` of `url`.
@@ -165,7 +193,7 @@ impl RepoCache {
         })
     }
 
-    /// What the member does now that it may push. Called under [`Self::push_lock`].
+    /// What the member does now that it may push. Called during [`Self::push_turn`].
     pub fn chain_turn(&self, link: &ChainLink) -> ChainTurn {
         let mut chains = self.chains.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let chain = chains.entry(link.key.clone()).or_default();
@@ -211,9 +239,7 @@ impl RepoCache {
     /// of this cache; anything else is just deleted).
     pub async fn recycle(&self, url: &str, dir: &Path) {
         let is_worktree = std::fs::metadata(dir.join(".git")).is_ok_and(|m| m.is_file());
-        if is_worktree {
-            let lock = self.lock_for(url);
-            let _guard = lock.lock().await;
+        if is_worktree && let Ok(_guard) = self.lock_repo(url).await {
             let n = self.recycled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let target = self.pool_dir.join(n.to_string());
             let admin = Workspace::open(&self.bare_path(url), url, None, None, Author::default());
@@ -286,9 +312,98 @@ impl RepoCache {
         }
     }
 
-    /// The lock that serialises this process's pushes to `branch` of `url`.
-    pub fn push_lock(&self, url: &str, branch: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.lock_for(&format!("{url} {branch}"))
+    /// The turn to push to `branch` of `url`: pushes of this process, and of the others sharing
+    /// the cache directory, go one at a time (one that integrated with the branch during its
+    /// turn is not rejected because another process pushed meanwhile).
+    pub async fn push_turn(&self, url: &str, branch: &str) -> Result<Held, GitError> {
+        use sha1::Digest;
+        let branch_hash = sha1::Sha1::digest(branch.as_bytes());
+        let hex: String = branch_hash.iter().take(10).map(|b| format!("{b:02x}")).collect();
+        let lock = self.bare_path(url).with_extension(format!("push-{hex}.lock"));
+        self.hold(url, &format!("{url} {branch}"), &lock).await
+    }
+
+    /// Holds the repository of `url` for this task: first against the other tasks of this
+    /// process, then against other processes. The file lock is waited for on a blocking thread,
+    /// never the runtime's, for at most the cache's lock wait.
+    async fn lock_repo(&self, url: &str) -> Result<Held, GitError> {
+        self.hold(url, url, &self.bare_path(url).with_extension("lock")).await
+    }
+
+    /// Holds this process's mutex `key`, then the file lock at `path` (of `url`'s repository).
+    async fn hold(&self, url: &str, key: &str, path: &Path) -> Result<Held, GitError> {
+        let task = self.lock_for(key).lock_owned().await;
+        let path = path.to_path_buf();
+        std::fs::create_dir_all(&self.root).map_err(|e| io_error(url, &self.root, &e))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_error(url, &path, &e))?;
+        let file = match file.try_lock() {
+            Ok(()) => file,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                // Should the wait run out, the blocking thread still takes the lock in the end,
+                // and releases it at once: the file is dropped with the unclaimed result.
+                let waiting = tokio::task::spawn_blocking(move || file.lock().map(|()| file));
+                match tokio::time::timeout(self.lock_wait, waiting).await {
+                    Ok(Ok(Ok(file))) => file,
+                    Ok(Ok(Err(e))) => return Err(io_error(url, &path, &e)),
+                    Ok(Err(e)) => return Err(io_error(url, &path, &std::io::Error::other(e))),
+                    Err(_) => {
+                        return Err(GitError::Transient {
+                            url: redact(url),
+                            message: format!(
+                                "the repository cache is held by another process (lock {}) for more than {}s; is a barge process stuck?",
+                                path.display(),
+                                self.lock_wait.as_secs()
+                            ),
+                        });
+                    }
+                }
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_error(url, &path, &e)),
+        };
+        Ok(Held {
+            _file: file,
+            _task: task,
+        })
+    }
+
+    /// Makes sure the repository of `url` is in the cache and sound, once per process (and
+    /// again should it disappear): an unsound one is rebuilt, a new one created whole; an
+    /// existing one is pruned of the worktrees of promotions that ended (or crashed) before this
+    /// process started, with the pools of processes that ended. Called under the repository's lock.
+    async fn prepare(&self, url: &str, bare: &Path) -> Result<(), GitError> {
+        let prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(url);
+        if prepared && bare.join("HEAD").exists() {
+            return Ok(());
+        }
+        if bare.exists() && is_sound(url, bare).await {
+            self.sweep_ended_pools();
+            let admin = Workspace::open(bare, url, None, None, Author::default());
+            admin.run(&["worktree", "prune"]).await?;
+        } else {
+            if bare.exists() {
+                tracing::warn!(repo = %redact(url), path = %bare.display(), "the cached repository is unsound (a process was killed while creating it?); rebuilding it");
+                // Renamed first, so that a failure half-way through the deletion leaves no entry.
+                let old = bare.with_extension("git.old");
+                let _ = std::fs::remove_dir_all(&old);
+                std::fs::rename(bare, &old).map_err(|e| io_error(url, bare, &e))?;
+                let _ = std::fs::remove_dir_all(&old);
+            }
+            create_bare(url, bare).await?;
+        }
+        self.prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(url.to_string());
+        Ok(())
     }
 
     fn lock_for(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -314,33 +429,10 @@ impl RepoCache {
         author: Author,
     ) -> Result<Workspace, GitError> {
         let asked = std::time::Instant::now();
-        let lock = self.lock_for(url);
-        let guard = lock.lock().await;
+        let guard = self.lock_repo(url).await?;
         let bare = self.bare_path(url);
+        self.prepare(url, &bare).await?;
         let admin = Workspace::open(&bare, url, None, credentials.clone(), author.clone());
-        if !bare.join("HEAD").exists() {
-            std::fs::create_dir_all(&bare).map_err(|e| io_error(url, &bare, &e))?;
-            admin.run(&["init", "-q", "--bare"]).await?;
-            admin.run(&["remote", "add", "origin", url]).await?;
-            // No fetch refspec: fetches name their refs, and pushes from worktrees must not
-            // update tracking refs behind the lock (concurrent pushes would fight over them).
-            admin.run(&["config", "--unset-all", "remote.origin.fetch"]).await?;
-            // A new cache has nothing stale to prune.
-            self.pruned
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(url.to_string());
-        } else if self
-            .pruned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(url.to_string())
-        {
-            // Worktrees of promotions that ended (or crashed) before this process started
-            // are forgotten here, once, with the pools of processes that ended.
-            self.sweep_ended_pools();
-            admin.run(&["worktree", "prune"]).await?;
-        }
         let (start, branch) = match what {
             Checkout::Branch { name, create } => {
                 let tracking = format!("refs/remotes/origin/{name}");
@@ -469,6 +561,36 @@ impl RepoCache {
         }
         Ok(Workspace::open(dir, url, branch, credentials, author).with_base(base))
     }
+}
+
+/// Creates the cache's bare repository of `url` at `bare` whole: made in a temporary directory
+/// beside it and renamed into place. Called under the repository's lock, so a temporary
+/// directory found there is a killed process's and is deleted.
+async fn create_bare(url: &str, bare: &Path) -> Result<(), GitError> {
+    let new = bare.with_extension("git.new");
+    if new.exists() {
+        std::fs::remove_dir_all(&new).map_err(|e| io_error(url, &new, &e))?;
+    }
+    std::fs::create_dir_all(&new).map_err(|e| io_error(url, &new, &e))?;
+    let admin = Workspace::open(&new, url, None, None, Author::default());
+    admin.run(&["init", "-q", "--bare"]).await?;
+    admin.run(&["remote", "add", "origin", url]).await?;
+    // No fetch refspec: fetches name their refs, and pushes from worktrees must not
+    // update tracking refs behind the lock (concurrent pushes would fight over them).
+    admin.run(&["config", "--unset-all", "remote.origin.fetch"]).await?;
+    std::fs::rename(&new, bare).map_err(|e| io_error(url, bare, &e))
+}
+
+/// Whether the cached repository at `bare` is one [`create_bare`] finished for `url`: a bare
+/// repository (asked of git with `--git-dir`, so that a broken one is not mistaken for a
+/// repository above it) whose origin is `url` and which has no fetch refspec.
+async fn is_sound(url: &str, bare: &Path) -> bool {
+    let admin = Workspace::open(bare, url, None, None, Author::default());
+    let Ok(config) = admin.run(&["--git-dir=.", "config", "--local", "--list"]).await else {
+        return false;
+    };
+    let origin = format!("remote.origin.url={url}");
+    config.lines().any(|l| l == origin) && !config.lines().any(|l| l.starts_with("remote.origin.fetch="))
 }
 
 /// Whether the pool directory `name` (`<pid>-<start>`) is another running process's: its pid

@@ -6,7 +6,10 @@
 //!   commits twice.
 //! - A push rejected because the branch moved is integrated (`fetch` + `rebase`) and retried
 //!   with backoff, like Kargo's git-push (up to 10 attempts, 1 s × 1.5, jitter, at most 30 s).
-//!   A rebase conflict is terminal.
+//!   A rebase conflict is terminal. Integrating first looks for the promotion's trailer on the
+//!   branch (an earlier life of the promotion, killed while its `git push` ran on, may have
+//!   landed it), and a commit whose changes the branch already has is dropped, never pushed
+//!   empty.
 //! - HTTPS credentials reach git through `GIT_ASKPASS` and the environment of the git process,
 //!   never a command line, a URL in a log, or an error. Credentials written in the URL
 //!   (`https://bot:TOKEN@host/x.git`) are taken out of it and handed over the same way, so a
@@ -377,7 +380,9 @@ impl Workspace {
                         "Push rejected: the branch moved; rebasing and retrying."
                     );
                     tokio::time::sleep(policy.backoff(attempt)).await;
-                    self.integrate(branch).await?;
+                    if let Some(landed) = self.integrate(branch).await? {
+                        return Ok(landed);
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -392,20 +397,69 @@ impl Workspace {
     }
 
     /// Rebases this workspace's own commits onto the remote `branch` as it is now; a conflict
-    /// is terminal (the rebase is undone).
-    pub async fn integrate(&self, branch: &str) -> Result<(), GitError> {
+    /// is terminal (the rebase is undone). `Some(commit)` when the branch already holds a
+    /// commit of this workspace's promotion (by its trailer): it landed, nothing is rebased and
+    /// nothing is left to push. Commits whose changes the branch already has are dropped (the
+    /// workspace may end up at the branch itself, with nothing of its own).
+    pub async fn integrate(&self, branch: &str) -> Result<Option<String>, GitError> {
         self.git(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
             .await?;
         let fetched = self.run(&["rev-parse", "FETCH_HEAD"]).await?;
-        self.rebase_onto(fetched.trim(), branch).await
+        let fetched = fetched.trim();
+        if let Some(landed) = self.promotion_commit_in(fetched).await? {
+            tracing::info!(branch, commit = %landed, "The promotion's commit is already on the branch; not pushing it again.");
+            return Ok(Some(landed));
+        }
+        self.replay(fetched, branch, true).await?;
+        Ok(None)
+    }
+
+    /// The commit of `commit`'s history, above this workspace's own base, that carries the
+    /// `Barge-Promotion` trailer of one of this workspace's own commits.
+    async fn promotion_commit_in(&self, commit: &str) -> Result<Option<String>, GitError> {
+        let format = format!("--format=%(trailers:key={TRAILER},valueonly)");
+        let (own, theirs) = match self.own_base() {
+            Some(base) => (vec![format!("{base}..HEAD")], vec![format!("{base}..{commit}")]),
+            None => (vec!["-1".to_string(), "HEAD".to_string()], vec![commit.to_string()]),
+        };
+        let mut args = vec!["log", format.as_str()];
+        args.extend(own.iter().map(String::as_str));
+        let promotions: std::collections::BTreeSet<String> = self
+            .run(&args)
+            .await?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        if promotions.is_empty() {
+            return Ok(None);
+        }
+        let greps: Vec<String> = promotions
+            .iter()
+            .map(|p| format!("--grep=^{TRAILER}: {}$", regex_escape(p)))
+            .collect();
+        let mut args = vec!["log", "--max-count=1", "--format=%H"];
+        args.extend(greps.iter().map(String::as_str));
+        args.extend(theirs.iter().map(String::as_str));
+        Ok(self.run(&args).await?.lines().next().map(str::to_string))
     }
 
     /// Rebases this workspace's own commits onto `commit`, which the repository already has
     /// (e.g. one this process pushed to `branch`: no fetch needed); a conflict is terminal (the
     /// rebase is undone).
     pub async fn rebase_onto(&self, commit: &str, branch: &str) -> Result<(), GitError> {
+        self.replay(commit, branch, false).await
+    }
+
+    /// [`Self::rebase_onto`]; with `drop_empty` (`commit` is on the remote branch), a commit
+    /// whose changes `commit` already has is dropped as `git rebase` drops it, where the quick
+    /// replay would otherwise make it an empty commit. (Onto a commit that is not on the
+    /// remote, such as another promotion's waiting in a chain, it is kept: that commit may never
+    /// land.)
+    async fn replay(&self, commit: &str, branch: &str, drop_empty: bool) -> Result<(), GitError> {
         let own_base = self.own_base();
-        if self.signing.is_none() && self.replay_single_commit(commit, own_base.as_deref()).await {
+        if self.signing.is_none() && self.replay_single_commit(commit, own_base.as_deref(), drop_empty).await {
             self.set_own_base(commit.to_string());
             return Ok(());
         }
@@ -428,10 +482,11 @@ impl Workspace {
     /// rebase would (same tree merge, message, author and date; the committer is this
     /// workspace's), but without the rebase machinery, which costs twice as much: the merge is
     /// computed in memory (`merge-tree`), the commit written (`commit-tree`) and the checkout
-    /// moved to it (`reset --keep` rewrites only the files others changed). `false`, with
-    /// nothing changed, for anything else (a merge commit, a conflict, a git older than 2.40):
+    /// moved to it (`reset --keep` rewrites only the files others changed); with `drop_empty`,
+    /// a commit that would change nothing is not written and the checkout moves to `onto`.
+    /// `false`, with nothing changed, for anything else (a merge commit, a conflict, a git older than 2.40):
     /// the caller then rebases.
-    async fn replay_single_commit(&self, onto: &str, own_base: Option<&str>) -> bool {
+    async fn replay_single_commit(&self, onto: &str, own_base: Option<&str>, drop_empty: bool) -> bool {
         let Ok(raw) = self.run(&["cat-file", "commit", "HEAD"]).await else {
             return false;
         };
@@ -463,6 +518,14 @@ impl Workspace {
             return false;
         };
         let tree = tree.lines().next().unwrap_or_default().to_string();
+        if drop_empty
+            && self
+                .run(&["rev-parse", &format!("{onto}^{{tree}}")])
+                .await
+                .is_ok_and(|onto_tree| onto_tree.trim() == tree)
+        {
+            return self.git(&["reset", "-q", "--keep", onto]).await.is_ok();
+        }
         let Ok(out) = self
             .git_as(
                 &["commit-tree", &tree, "-p", onto, "-m", message.trim_end()],

@@ -249,3 +249,48 @@ async fn meeting_another_repository_keeps_the_pooled_worktrees_of_the_first() {
     assert_eq!(ws.head().await.unwrap(), git(&p3, &["rev-parse", "HEAD"]));
     assert_eq!(pooled(dir.path()), 0, "and it served the next checkout");
 }
+
+/// What a process killed in the first milliseconds of creating a cache entry left behind with
+/// earlier versions: a bare repository without `remote.origin.url` (`init` done, `remote add`
+/// not). The next checkout rebuilds it instead of failing with "branch main does not exist"
+/// for ever; the temporary directory of a killed creation is no entry at all.
+#[tokio::test]
+async fn a_half_created_cache_entry_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seed, url, cache, main) = seeded_cache(dir.path());
+    let bare = cache.bare_path(&url);
+    std::fs::create_dir_all(&bare).unwrap();
+    git(&bare, &["init", "-q", "--bare"]);
+    let killed_creation = bare.with_extension("git.new");
+    std::fs::create_dir_all(killed_creation.join("objects")).unwrap();
+
+    let wt = dir.path().join("p1/src");
+    let ws = check_out(&cache, &url, &main, &wt).await;
+    assert_eq!(ws.head().await.unwrap(), git(&seed, &["rev-parse", "main"]));
+    assert_eq!(git(&bare, &["config", "remote.origin.url"]), url);
+    assert!(!killed_creation.exists(), "the killed creation's leftovers are gone");
+}
+
+/// Processes sharing a cache directory take turns on a repository through a file lock; one
+/// that waits too long for it gets an error that says so, instead of hanging.
+#[tokio::test]
+async fn a_repository_held_by_another_process_is_waited_for_within_a_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, url, cache, main) = seeded_cache(dir.path());
+    let cache = cache.with_lock_wait(std::time::Duration::from_millis(300));
+    let lock = cache.bare_path(&url).with_extension("lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    // Another open file description of the lock stands for another process.
+    let other = std::fs::File::create(&lock).unwrap();
+    other.lock().unwrap();
+    let wt = dir.path().join("p1/src");
+    let held = cache
+        .checkout(&url, &main, &wt, None, Author::default())
+        .await
+        .err()
+        .expect("the checkout waits for the lock, then gives up");
+    assert!(held.to_string().contains("held by another process"), "{held}");
+    assert_eq!(held.class(), barge_core::ErrorClass::Transient);
+    other.unlock().unwrap();
+    check_out(&cache, &url, &main, &wt).await;
+}

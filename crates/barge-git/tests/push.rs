@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{git, smart_http};
+use support::{empty_commits, git, smart_http};
 
 /// A bare repository whose `main` holds stages/dev/kustomization.yaml.
 fn seed(root: &Path) -> PathBuf {
@@ -161,6 +161,55 @@ async fn several_local_commits_are_replayed_in_order() {
         log.lines().collect::<Vec<_>>(),
         ["prod second", "prod first", "dev", "seed"]
     );
+}
+
+/// How many commits of `main` in `bare` carry the trailer of `promotion`.
+fn commits_of(bare: &Path, promotion: &str) -> usize {
+    git(bare, &["log", "--format=%B", "main"])
+        .lines()
+        .filter(|l| *l == format!("Barge-Promotion: {promotion}"))
+        .count()
+}
+
+/// A promotion killed while its `git push` ran on: the push landed after all, and another
+/// writer pushed on top of it. The resumed promotion's push is rejected (the branch moved);
+/// integrating finds the promotion's trailer on the branch and pushes nothing (it used to
+/// replay the commit onto the branch that already had it: a second, empty commit).
+#[tokio::test]
+async fn a_retried_push_whose_commit_already_landed_pushes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, a, b) = two_writers(dir.path()).await;
+    edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
+    let landed = a.commit_all("dev", "dev.1").await.unwrap().unwrap();
+    // The killed process's git push, which outlived it.
+    git(a.path(), &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    edit(&b, "stages/prod/kustomization.yaml", "1.1.0");
+    b.commit_all("prod", "prod.1").await.unwrap();
+    let tip = b.push(&fast()).await.unwrap();
+
+    assert_eq!(a.push(&fast()).await.unwrap(), landed, "it answers the landed commit");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), tip, "nothing was pushed");
+    assert_eq!(commits_of(&bare, "dev.1"), 1);
+    assert_eq!(empty_commits(&bare, "main"), Vec::<String>::new());
+}
+
+/// The branch already has the promotion's change (another writer made the same edit): the
+/// retried push drops the commit that would change nothing, as `git rebase` does, instead of
+/// pushing it empty.
+#[tokio::test]
+async fn a_commit_whose_change_the_branch_already_has_is_never_pushed_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, a, b) = two_writers(dir.path()).await;
+    edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
+    edit(&b, "stages/dev/kustomization.yaml", "1.2.0");
+    a.commit_all("a", "dev.a").await.unwrap().unwrap();
+    b.commit_all("b", "dev.b").await.unwrap().unwrap();
+    let tip = b.push(&fast()).await.unwrap();
+    assert_eq!(a.push(&fast()).await.unwrap(), tip);
+    let log = git(&bare, &["log", "--format=%s", "main"]);
+    assert_eq!(log.lines().collect::<Vec<_>>(), ["b", "seed"]);
+    assert_eq!(empty_commits(&bare, "main"), Vec::<String>::new());
+    assert_eq!(git(a.path(), &["status", "--porcelain"]), "");
 }
 
 #[tokio::test]

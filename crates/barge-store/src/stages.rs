@@ -278,6 +278,44 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Who holds the lease of a Running promotion, and until when (Unix milliseconds).
+    pub async fn promotion_lease(&self, project: &str, name: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT owner, lease_until FROM promotions WHERE project = $1 AND name = $2 AND phase = 'Running'",
+        )
+        .bind(project)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("owner")?, r.try_get("lease_until")?)))
+            .transpose()
+    }
+
+    /// Takes a Running promotion over from `from`, a runner known to have died before its
+    /// lease ran out, for `owner` until `lease_until`; false when `from` no longer holds it
+    /// (another runner took it over first, or it finished).
+    pub async fn take_over_promotion(
+        &self,
+        project: &str,
+        name: &str,
+        from: &str,
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE promotions SET owner = $1, lease_until = $2 \
+             WHERE project = $3 AND name = $4 AND phase = 'Running' AND owner = $5",
+        )
+        .bind(owner)
+        .bind(lease_until)
+        .bind(project)
+        .bind(name)
+        .bind(from)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Extends the leases of every promotion and verification `owner` is running.
     pub async fn renew_leases(&self, owner: &str, lease_until: i64) -> Result<u64, StoreError> {
         let mut renewed = 0;

@@ -1010,12 +1010,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             };
             let work_dir = work_dir.unwrap_or_else(default_work_dir);
-            let replica_id = replica_id.unwrap_or_else(|| {
-                let host = std::fs::read_to_string("/etc/hostname")
-                    .map(|h| h.trim().to_string())
-                    .unwrap_or_else(|_| "barge".into());
-                format!("{host}:{}", work_dir.display())
-            });
+            let replica_id = replica_id.unwrap_or_else(|| format!("{}:{}", promote::host_name(), work_dir.display()));
             memory::use_few_arenas();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let ok = runtime.block_on(async {

@@ -3,6 +3,12 @@
 //! The promotion (its inflated steps, vars and Freight) is stored when it is created and its
 //! progress after every step; running the same command again after a crash resumes it. The
 //! events sink here is the one place step events are shown, logged and audited.
+//!
+//! A promotion runs under a lease, as the daemon's do (`serve.rs`): the command takes it before
+//! running or resuming and renews it while it runs, so a promotion runs in one process at a
+//! time. Another `barge promote` of the same Stage says where it runs instead of running it
+//! again; when the holder was a `barge promote` of this host that is gone (killed), its lease
+//! is taken over at once rather than when it runs out.
 
 use crate::pipeline;
 use anyhow::{Context, Result, bail};
@@ -314,8 +320,10 @@ pub async fn run(
     } else {
         store.unfinished_promotion(&project, req.stage).await?
     };
+    let owner = cli_owner();
     let (promotion, state) = match unfinished {
         Some(existing) if existing.freight == freight.freight.metadata.name => {
+            take_lease(&store, &project, &existing.name, &owner).await?;
             let p: Promotion = serde_json::from_value(existing.plan).context("the stored promotion is unreadable")?;
             let state: State =
                 serde_json::from_value(existing.state).context("the stored promotion state is unreadable")?;
@@ -349,12 +357,116 @@ pub async fn run(
                 .await?;
             }
             let p = create(catalog, &store, def, &freight, req.actor, Phase::Running, req.dry_run).await?;
+            if !req.dry_run {
+                take_lease(&store, &project, &p.name, &owner).await?;
+            }
             let state = State::new(&p.steps);
             (p, state)
         }
     };
+    let _renewing = (!req.dry_run).then(|| Renewal::start(store.clone(), owner));
     let outcome = execute(catalog, &store, &engine, &promotion, state, true, req.dry_run).await?;
     Ok((promotion, outcome))
+}
+
+/// Who runs a promotion from this process: `barge promote@<host>:<pid>:<start>` (the process's
+/// start time, since a pid alone is reused), so that another `barge promote` on this host can
+/// tell when the holder is gone.
+fn cli_owner() -> String {
+    let pid = std::process::id();
+    format!(
+        "{CLI_OWNER}{}:{pid}:{}",
+        host_name(),
+        process_start(pid).unwrap_or_default()
+    )
+}
+
+const CLI_OWNER: &str = "barge promote@";
+
+/// This host's name (`/etc/hostname`), or `barge`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "barge".into())
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`,
+/// proc(5)); `None` when there is no such process (or no /proc).
+fn process_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Whether the lease holder `owner` is a `barge promote` of this host that is gone: no process
+/// with its pid, or one that started at another time. Never says so without /proc to ask.
+fn holder_is_gone(owner: &str) -> bool {
+    let Some(rest) = owner.strip_prefix(CLI_OWNER) else {
+        return false;
+    };
+    let mut fields = rest.rsplitn(3, ':');
+    let (Some(start), Some(pid), Some(host)) = (fields.next(), fields.next(), fields.next()) else {
+        return false;
+    };
+    process_start(std::process::id()).is_some()
+        && host == host_name()
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| process_start(pid).as_deref() != Some(start))
+}
+
+/// Takes the promotion's lease for `owner`: free (or expired), or held by a `barge promote`
+/// of this host that is gone. An error that says where it runs when another runner holds it.
+async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Result<()> {
+    let lease_until = || now_millis() + crate::serve::LEASE.as_millis() as i64;
+    if store
+        .claim_promotion(project, name, owner, lease_until(), now_millis())
+        .await?
+    {
+        return Ok(());
+    }
+    let Some((holder, until)) = store.promotion_lease(project, name).await? else {
+        bail!("promotion {name} finished meanwhile; see `barge get promotion {name}`");
+    };
+    if holder_is_gone(&holder)
+        && store
+            .take_over_promotion(project, name, &holder, owner, lease_until())
+            .await?
+    {
+        tracing::info!(promotion = %name, previous = %holder, "the process that ran the promotion is gone; taking it over");
+        return Ok(());
+    }
+    bail!(
+        "promotion {name} is running in another process ({holder}; its lease runs for {}s more); wait for it to finish, or abort it with `barge abort promotion {name}`",
+        ((until - now_millis()) / 1000).max(0)
+    )
+}
+
+/// Renews the leases `owner` holds while it lives (every third of a lease, as the daemon
+/// does); dropping it stops the renewal.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Renewal {
+    fn start(store: Store, owner: String) -> Renewal {
+        Renewal(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(crate::serve::LEASE / 3).await;
+                let until = now_millis() + crate::serve::LEASE.as_millis() as i64;
+                if let Err(e) = store.renew_leases(&owner, until).await {
+                    tracing::warn!("cannot renew the promotion's lease: {e}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Records that a person promoted through a closed promotion window, and why.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// How long a claim on a promotion lasts without renewal; renewed every third of it.
-const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 /// Who clears holds when a policy stops enabling auto-promotion.
 const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";

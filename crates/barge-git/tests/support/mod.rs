@@ -170,3 +170,16 @@ pub fn bare_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> std::path::
     );
     bare
 }
+
+/// The commits of `branch` in the repository at `dir` that change nothing (their tree is
+/// their parent's), newest first.
+pub fn empty_commits(dir: &Path, branch: &str) -> Vec<String> {
+    git(dir, &["log", "--format=%H %T %P", branch])
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let (commit, tree, parent) = (f.next()?, f.next()?, f.next()?);
+            (git(dir, &["rev-parse", &format!("{parent}^{{tree}}")]) == tree).then(|| commit.to_string())
+        })
+        .collect()
+}

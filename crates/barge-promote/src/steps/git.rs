@@ -390,7 +390,8 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
 }
 
 /// Pushes the workspace's commits to `branch` with the other promotions of this process
-/// pushing there. Pushes to one branch are serialised (as in Kargo), and batched: each
+/// pushing there. Pushes to one branch are serialised (as in Kargo; across the processes
+/// sharing the cache too), and batched: each
 /// promotion replays its own commits onto the newest commit waiting to be pushed (no fetch:
 /// the object store is shared), and whoever's turn it is pushes the newest, landing every
 /// commit below it at once. Should the branch have moved under someone else's push, git
@@ -407,11 +408,10 @@ async fn push_in_chain(
 ) -> Result<String, GitError> {
     let cache = &ctx.engine.cache;
     let url = ws.url().to_string();
-    let push_lock = cache.push_lock(&url, branch);
     let head = ws.head().await?;
     if ws.own_base().as_deref() == Some(head.as_str()) {
         // Nothing of its own to push (git-commit found nothing to commit).
-        let _turn = push_lock.lock().await;
+        let _turn = cache.push_turn(&url, branch).await?;
         let sha = ws.push_to(branch, policy).await?;
         cache.set_last_pushed(&url, branch, &sha);
         return Ok(sha);
@@ -421,8 +421,21 @@ async fn push_in_chain(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let link = join_chain(ctx, ws, branch, &mut fetch_first).await?;
-        let _turn = push_lock.lock().await;
+        // After a rejection the turn comes first: integrating with the branch during it, no
+        // process sharing the cache can move the branch before this push.
+        let early_turn = if fetch_first {
+            Some(cache.push_turn(&url, branch).await?)
+        } else {
+            None
+        };
+        let link = match join_chain(ctx, ws, branch, &mut fetch_first).await? {
+            Joined::Link(link) => link,
+            Joined::Landed(commit) => return Ok(commit),
+        };
+        let _turn = match early_turn {
+            Some(turn) => turn,
+            None => cache.push_turn(&url, branch).await?,
+        };
         match cache.chain_turn(&link) {
             ChainTurn::Landed => return Ok(link.commit),
             ChainTurn::Push(newest) => match ws.push_commit(&newest, branch).await {
@@ -458,6 +471,14 @@ async fn push_in_chain(
     }
 }
 
+/// What joining a branch's chain came to.
+enum Joined {
+    Link(ChainLink),
+    /// The remote branch already holds the promotion's commit (an earlier life of the
+    /// promotion pushed it): nothing to push.
+    Landed(String),
+}
+
 /// Replays the workspace's own commits onto the branch's chain (its newest waiting commit,
 /// else this process's last push, else, with `fetch_first`, the remote branch as fetched) and
 /// joins it, one promotion at a time.
@@ -466,7 +487,7 @@ async fn join_chain(
     ws: &Workspace,
     branch: &str,
     fetch_first: &mut bool,
-) -> Result<ChainLink, GitError> {
+) -> Result<Joined, GitError> {
     let cache = &ctx.engine.cache;
     let url = ws.url();
     let chain = cache.chain_lock(url, branch);
@@ -476,7 +497,9 @@ async fn join_chain(
         let onto = match newest {
             Some(newest) => Some(newest),
             None if *fetch_first => {
-                ws.integrate(branch).await?;
+                if let Some(landed) = ws.integrate(branch).await? {
+                    return Ok(Joined::Landed(landed));
+                }
                 None
             }
             None => cache.last_pushed(url, branch),
@@ -488,7 +511,7 @@ async fn join_chain(
             ws.rebase_onto(&onto, branch).await?;
         }
         match cache.chain_join(url, branch, &ws.head().await?, generation) {
-            Some(link) => return Ok(link),
+            Some(link) => return Ok(Joined::Link(link)),
             // A push failed while this replayed onto the chain: start again from the remote
             // branch.
             None => *fetch_first = true,
