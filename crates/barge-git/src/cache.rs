@@ -589,7 +589,8 @@ async fn is_sound(url: &str, bare: &Path) -> bool {
     let Ok(config) = admin.run(&["--git-dir=.", "config", "--local", "--list"]).await else {
         return false;
     };
-    let origin = format!("remote.origin.url={url}");
+    // `create_bare`'s `remote add` stored the URL without its userinfo (git_env takes it off).
+    let origin = format!("remote.origin.url={}", barge_core::secret::split_userinfo(url).0);
     config.lines().any(|l| l == origin) && !config.lines().any(|l| l.starts_with("remote.origin.fetch="))
 }
 

@@ -341,6 +341,15 @@ async fn a_token_written_in_the_url_authenticates_and_is_never_stored_in_the_cac
     assert!(leaked.is_empty(), "the token is stored in {leaked:?}");
     let remote = git(&cache.bare_path(&url), &["config", "remote.origin.url"]);
     assert_eq!(remote, format!("http://127.0.0.1:{port}/config.git"));
+    // Another process's cache finds that entry sound (its origin is the URL without the
+    // userinfo) and keeps it: a marker inside the entry survives the next checkout.
+    let marker = cache.bare_path(&url).join("barge-test-marker");
+    std::fs::write(&marker, "kept").unwrap();
+    barge_git::cache::RepoCache::new(&cache_dir)
+        .checkout(&url, &what, &dir.path().join("work/again"), None, Author::default())
+        .await
+        .unwrap();
+    assert!(marker.exists(), "a sound cache entry was rebuilt");
 
     // A wrong token in the URL is an authentication error that does not show it.
     let wrong = format!("http://bot:wrong-tok-99@127.0.0.1:{port}/config.git");
