@@ -220,3 +220,85 @@ fn hostile_inputs_get_diagnostics_not_crashes() {
     let flat: String = (0..50_000).map(|i| format!("k{i}: v\n")).collect();
     check(&flat);
 }
+
+/// A Stage whose step config holds `expression` and an AnalysisTemplate whose success
+/// condition is `condition`.
+fn definitions_with(expression: &str, condition: &str) -> String {
+    format!(
+        r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {{name: w, namespace: p}}
+spec:
+  subscriptions: [{{image: {{repoURL: ghcr.io/acme/web}}}}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {{name: s, namespace: p}}
+spec:
+  requestedFreight: [{{origin: {{kind: Warehouse, name: w}}, sources: {{direct: true}}}}]
+  promotionTemplate:
+    spec:
+      steps:
+      - uses: git-clone
+        config:
+          repoURL: "${{{{ {expression} }}}}"
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {{name: t, namespace: p}}
+spec:
+  metrics:
+  - name: m
+    successCondition: "{condition}"
+    provider: {{web: {{url: "http://localhost/x"}}}}
+"#
+    )
+}
+
+#[test]
+fn deeply_nested_expressions_get_a_diagnostic_not_an_abort() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("deep.yaml");
+    for (construct, deep) in [
+        ("parentheses", format!("{}1{}", "(".repeat(3_000), ")".repeat(3_000))),
+        ("brackets", format!("{}{}", "[".repeat(10_000), "]".repeat(10_000))),
+        ("ternaries", format!("{}1", "true ? 1 : ".repeat(3_000))),
+        ("calls", format!("{}1{}", "string(".repeat(1_000), ")".repeat(1_000))),
+    ] {
+        std::fs::write(&file, definitions_with(&deep, &format!("result == ({deep})"))).expect("write");
+        let report = support::validate_json(&[&file]);
+        let deep_ones: Vec<&serde_json::Value> = report["diagnostics"]
+            .as_array()
+            .expect("diagnostics")
+            .iter()
+            .filter(|d| {
+                d["code"] == "invalid-expression"
+                    && d["message"].as_str().unwrap_or_default().contains("nests more than")
+            })
+            .collect();
+        // The step's expression (line 17, where its string starts) and the condition (line 25).
+        let positions: Vec<(u64, u64)> = deep_ones
+            .iter()
+            .map(|d| (d["line"].as_u64().unwrap(), d["column"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(positions, [(17, 20), (25, 23)], "{construct}: {deep_ones:?}");
+        assert!(
+            deep_ones.iter().all(|d| d["message"].as_str().unwrap().len() < 400),
+            "{construct}: messages quote an excerpt, not the whole expression"
+        );
+        for verb in ["plan", "discover"] {
+            let out = support::run(&[verb, file.to_str().expect("utf-8")]);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{construct}: barge {verb}: {}",
+                support::stderr(&out)
+            );
+            assert!(
+                support::stderr(&out).contains("nests more than"),
+                "{construct}: barge {verb}: {}",
+                support::stderr(&out)
+            );
+        }
+    }
+}
