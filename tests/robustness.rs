@@ -302,3 +302,155 @@ fn deeply_nested_expressions_get_a_diagnostic_not_an_abort() {
         }
     }
 }
+
+/// Runs barge with `args`, killed if it has not ended within `limit`: a hang is a failure
+/// with a message, not a stuck test run.
+fn run_within(limit: std::time::Duration, args: &[&str]) -> std::process::Output {
+    let mut child = support::barge()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("barge runs");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("barge {args:?} hung: {}", support::stderr(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+const PROJECT: &str = "apiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {name: p}\n";
+
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(made.success());
+}
+
+#[test]
+fn only_regular_files_are_read_and_no_more_than_16_mib_of_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let defs = dir.path().join("defs");
+    std::fs::create_dir(&defs).expect("mkdir");
+    std::fs::write(defs.join("project.yaml"), PROJECT).expect("write");
+    mkfifo(&defs.join("pipe.yaml"));
+    let limit = std::time::Duration::from_secs(30);
+    // In a directory, a FIFO is skipped with a warning; the rest loads.
+    let out = run_within(limit, &["validate", "-o", "json", defs.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(report["resources"], 1);
+    let d = &report["diagnostics"][0];
+    assert_eq!(
+        (d["code"].as_str(), d["severity"].as_str()),
+        (Some("not-yaml"), Some("warning")),
+        "{report}"
+    );
+    assert!(d["file"].as_str().unwrap().ends_with("pipe.yaml"), "{report}");
+    assert!(d["message"].as_str().unwrap().contains("FIFO"), "{report}");
+    // Named, a FIFO or an endless device is an error, at once.
+    for named in [defs.join("pipe.yaml").to_str().unwrap(), "/dev/urandom"] {
+        let out = run_within(limit, &["validate", named]);
+        assert_eq!(out.status.code(), Some(1), "{named}: {}", support::stderr(&out));
+        assert!(
+            support::stdout(&out).contains("not a regular file"),
+            "{named}: {}",
+            support::stdout(&out)
+        );
+    }
+    // A file over the cap is an error naming the file and the cap.
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, format!("{PROJECT}# {}\n", "x".repeat(16 << 20))).expect("write");
+    let report = support::validate_json(&[&big]);
+    let d = &report["diagnostics"][0];
+    assert_eq!(d["code"], "not-yaml", "{report}");
+    assert!(d["file"].as_str().unwrap().ends_with("big.yaml"));
+    assert!(
+        d["message"].as_str().unwrap().contains("larger than 16 MiB"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_fifo_in_the_definitions_stops_neither_reloads_nor_shutdown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let defs = dir.path().join("defs");
+    std::fs::create_dir(&defs).expect("mkdir");
+    std::fs::write(defs.join("p.yaml"), PROJECT).expect("write");
+    let log = dir.path().join("serve.log");
+    let db = format!("sqlite://{}", dir.path().join("barge.db").display());
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut daemon = Killed(
+        support::barge()
+            .args([
+                "serve",
+                defs.to_str().unwrap(),
+                "--db",
+                &db,
+                "--reload-interval",
+                "100ms",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("barge serve"),
+    );
+    let reloads = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("definitions reloaded")
+            .count()
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let project = |name: &str| PROJECT.replace("name: p", &format!("name: {name}"));
+    // The daemon is up when a change reloads; until then, each write is another change.
+    let writes = std::cell::Cell::new(0);
+    wait_for("the first reload", &|| {
+        writes.set(writes.get() + 1);
+        std::fs::write(
+            defs.join("q.yaml"),
+            format!("{}#{}\n", project("q"), "x".repeat(writes.get())),
+        )
+        .expect("write");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        reloads() > 0
+    });
+    let before = reloads();
+    // A FIFO nobody writes to appears with a change: the change is still picked up.
+    mkfifo(&defs.join("pipe.yaml"));
+    std::fs::write(defs.join("r.yaml"), project("r")).expect("write");
+    wait_for("the reload beside the FIFO", &|| reloads() > before);
+    let pid = daemon.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while daemon.0.try_wait().expect("wait").is_none() {
+        assert!(std::time::Instant::now() < deadline, "the daemon ignored SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

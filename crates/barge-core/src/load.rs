@@ -88,16 +88,58 @@ impl Catalog {
         }
     }
 
-    /// Records that a file could not be read as text at all.
+    /// Loads one file's bytes: UTF-8 text (a byte order mark is dropped) is loaded; anything
+    /// else is reported at its first byte that is not UTF-8 text.
+    pub fn load_bytes(&mut self, file: &str, bytes: &[u8]) {
+        let first_nul = bytes.iter().position(|&b| b == 0);
+        let (at, why) = match (std::str::from_utf8(bytes), first_nul) {
+            (Ok(text), None) => {
+                self.load_text(file, text.strip_prefix('\u{feff}').unwrap_or(text));
+                return;
+            }
+            _ if is_utf16(bytes) => (0, "it is UTF-16 text; barge reads UTF-8".to_string()),
+            (Err(e), nul) if nul.is_none_or(|n| e.valid_up_to() < n) => (
+                e.valid_up_to(),
+                format!(
+                    "it is not UTF-8 text (byte 0x{:02X} at offset {})",
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to()
+                ),
+            ),
+            (_, nul) => {
+                let at = nul.unwrap_or_default();
+                (at, format!("it is a binary file (a NUL byte at offset {at})"))
+            }
+        };
+        // Everything before `at` is UTF-8 (the first bad byte is at `at`).
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let pos = yaml::Pos {
+            line: before.matches('\n').count() as u32 + 1,
+            column: before[line_start..].chars().count() as u32 + 1,
+        };
+        self.unreadable(file, yaml::Span { start: pos, end: pos }, Severity::Error, &why);
+    }
+
+    /// Records that a file could not be read as text at all (e.g. it is too large).
     pub fn not_text(&mut self, file: &str, why: &str) {
+        self.unreadable(file, Default::default(), Severity::Error, why);
+    }
+
+    /// Records that a file was skipped without reading it (a FIFO, a socket, a device).
+    pub fn skipped(&mut self, file: &str, why: &str) {
+        self.unreadable(file, Default::default(), Severity::Warning, why);
+    }
+
+    fn unreadable(&mut self, file: &str, at: yaml::Span, severity: Severity, why: &str) {
+        let verb = match severity {
+            Severity::Error => "cannot read this file as YAML",
+            Severity::Warning => "skipped this file",
+        };
         self.diagnostics.push(
-            Diagnostic::new(
-                Code::NotYaml,
-                file,
-                Default::default(),
-                format!("cannot read this file as YAML: {why}"),
-            )
-            .hint("keep only UTF-8 YAML manifests under the paths you load, or name the YAML files directly"),
+            Diagnostic::new(Code::NotYaml, file, at, format!("{verb}: {why}"))
+                .severity(severity)
+                .hint("keep only UTF-8 YAML manifests under the paths you load, or name the YAML files directly"),
         );
     }
 
@@ -457,5 +499,15 @@ fn syntax_diagnostic(file: &str, text: &str, err: &yaml::SyntaxError) -> Diagnos
     } else {
         Diagnostic::new(Code::YamlSyntax, file, span, format!("invalid YAML: {}", err.message))
             .hint("check the indentation and quoting around this position; documents before it were loaded")
+    }
+}
+
+/// UTF-16 by its byte order mark, or by the NULs that ASCII text in UTF-16 without one has
+/// at every other byte.
+fn is_utf16(bytes: &[u8]) -> bool {
+    match bytes {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => true,
+        [a, 0, b, 0, ..] | [0, a, 0, b, ..] => *a != 0 && *b != 0 && a.is_ascii() && b.is_ascii(),
+        _ => false,
     }
 }
