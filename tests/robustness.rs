@@ -454,3 +454,31 @@ fn a_fifo_in_the_definitions_stops_neither_reloads_nor_shutdown() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+#[test]
+fn unreadable_bytes_and_stray_documents_are_pointed_at() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let latin1 = dir.path().join("latin1.yaml");
+    std::fs::write(&latin1, b"kind: Project\nmetadata: {name: caf\xe9}\n").expect("write");
+    let report = support::validate_json(&[&latin1]);
+    let d = &report["diagnostics"][0];
+    assert_eq!(
+        (d["code"].as_str(), d["line"].as_u64(), d["column"].as_u64()),
+        (Some("not-yaml"), Some(2), Some(21)),
+        "{report}"
+    );
+    // A list at the top passed as "ok: 0 resources"; it is a warning now.
+    let list = dir.path().join("list.yaml");
+    std::fs::write(&list, format!("- {}", PROJECT.replace('\n', "\n  "))).expect("write");
+    let out = support::run(&["validate", list.to_str().unwrap()]);
+    assert!(
+        support::stdout(&out).contains("warning[not-a-resource]"),
+        "{}",
+        support::stdout(&out)
+    );
+    assert!(
+        support::stdout(&out).contains("0 resources, 0 errors, 1 warning"),
+        "{}",
+        support::stdout(&out)
+    );
+}

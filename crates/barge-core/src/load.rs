@@ -145,6 +145,20 @@ impl Catalog {
 
     fn load_document(&mut self, file: &str, doc: yaml::Document) {
         let root = doc.root;
+        // Empty documents are nothing; a list or a scalar is likely a mistake (indentation, a
+        // `- ` too many) that would otherwise pass silently as zero resources.
+        if !matches!(root.value, yaml::Value::Map(_) | yaml::Value::Null) {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::NotAResource,
+                    file,
+                    root.span,
+                    format!("this document is {}, not a resource; it is ignored", root.describe()),
+                )
+                .hint("a resource is a mapping with apiVersion, kind and metadata: check the indentation (a list item `- ` before `apiVersion`?)"),
+            );
+            return;
+        }
         let Some(kind) = self.classify(file, &root) else {
             return;
         };
@@ -509,5 +523,74 @@ fn is_utf16(bytes: &[u8]) -> bool {
         [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => true,
         [a, 0, b, 0, ..] | [0, a, 0, b, ..] => *a != 0 && *b != 0 && a.is_ascii() && b.is_ascii(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(bytes: &[u8]) -> Catalog {
+        let mut c = Catalog::default();
+        c.load_bytes("f.yaml", bytes);
+        c
+    }
+
+    /// The one diagnostic of loading `bytes`: code, severity, line, column, message.
+    fn only(bytes: &[u8]) -> (Code, Severity, u32, u32, String) {
+        let c = loaded(bytes);
+        assert_eq!(c.diagnostics.len(), 1, "{:?}", c.diagnostics);
+        let d = &c.diagnostics[0];
+        (d.code, d.severity, d.line, d.column, d.message.clone())
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_text_are_reported_at_the_first_bad_one() {
+        // Columns count characters: `é` before the bad byte is one.
+        let (code, _, line, column, message) = only(b"a: 1\nb: \xc3\xa9\xff\n");
+        assert_eq!((code, line, column), (Code::NotYaml, 2, 5));
+        assert!(message.contains("not UTF-8 text (byte 0xFF at offset 10)"), "{message}");
+        let (_, _, line, column, message) = only(b"kind: Stage\nspec: {}\n\x00\x01\x02");
+        assert_eq!((line, column), (3, 1));
+        assert!(message.contains("binary"), "{message}");
+        // A NUL before an invalid byte is the first bad byte, and the other way round.
+        let (_, _, line, column, message) = only(b"ab\x00\xff");
+        assert_eq!((line, column), (1, 3));
+        assert!(message.contains("binary"), "{message}");
+        let (_, _, line, column, message) = only(b"ab\xff\x00");
+        assert_eq!((line, column), (1, 3));
+        assert!(message.contains("not UTF-8"), "{message}");
+        for utf16 in [
+            &b"\xff\xfek\x00i\x00"[..],
+            b"\xfe\xff\x00k\x00i",
+            b"k\x00i\x00n\x00",
+            b"\x00k\x00i",
+        ] {
+            let (code, severity, line, column, message) = only(utf16);
+            assert_eq!((code, severity, line, column), (Code::NotYaml, Severity::Error, 1, 1));
+            assert!(message.contains("UTF-16"), "{message}");
+        }
+        // A UTF-8 byte order mark is dropped.
+        assert!(loaded(b"\xef\xbb\xbfa: 1\n").diagnostics.is_empty());
+    }
+
+    #[test]
+    fn a_list_or_a_scalar_document_is_a_warning_not_zero_resources() {
+        for (text, what, line) in [
+            ("- apiVersion: kargo.akuity.io/v1alpha1\n  kind: Project\n", "a list", 1),
+            ("a: 1\n---\njust some text\n", "a string", 3),
+            ("42\n", "the number 42", 1),
+        ] {
+            let mut c = Catalog::default();
+            c.load_text("f.yaml", text);
+            let d: Vec<_> = c.diagnostics.iter().filter(|d| d.code == Code::NotAResource).collect();
+            assert_eq!(d.len(), 1, "{text}: {:?}", c.diagnostics);
+            assert_eq!((d[0].severity, d[0].line), (Severity::Warning, line), "{text}");
+            assert!(d[0].message.contains(what), "{text}: {}", d[0].message);
+        }
+        // Empty documents and mappings that are not barge's are nothing to report.
+        let mut c = Catalog::default();
+        c.load_text("f.yaml", "---\n# nothing\n---\napiVersion: apps/v1\nkind: Deployment\n");
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     }
 }
