@@ -482,3 +482,52 @@ fn unreadable_bytes_and_stray_documents_are_pointed_at() {
         support::stdout(&out)
     );
 }
+
+/// YAML bombs: nested aliases (sequences, mappings) of a few hundred bytes, and a long
+/// string aliased thousands of times.
+fn bombs() -> Vec<(&'static str, String)> {
+    let mut sequences = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    let mut mappings = String::from("a0: &a0 {k0: xxxxxxxx, k1: xxxxxxxx, k2: xxxxxxxx, k3: xxxxxxxx}\n");
+    for i in 1..14 {
+        let p = i - 1;
+        if i < 10 {
+            sequences.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{p}"); 10].join(", ")));
+        }
+        let entries: Vec<String> = (0..4).map(|k| format!("k{k}: *a{p}")).collect();
+        mappings.push_str(&format!("a{i}: &a{i} {{{}}}\n", entries.join(", ")));
+    }
+    let strings = format!("a: &a {}\nb: [{}]\n", "x".repeat(1 << 20), vec!["*a"; 2_000].join(", "));
+    vec![("sequences", sequences), ("mappings", mappings), ("strings", strings)]
+}
+
+#[test]
+fn yaml_bombs_are_refused_in_less_than_64_mb() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, bomb) in bombs() {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, &bomb).expect("write");
+        // GNU time reports the peak resident memory of exactly this process (wait4), however
+        // many other tests run barge meanwhile.
+        let peak_file = dir.path().join("peak");
+        let out = std::process::Command::new("/usr/bin/time")
+            .args(["-o", peak_file.to_str().unwrap(), "-f", "%M"])
+            .arg(env!("CARGO_BIN_EXE_barge"))
+            .args(["validate", "-o", "json", file.to_str().unwrap()])
+            .output()
+            .expect("/usr/bin/time (GNU time; scripts/test installs it)");
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", support::stderr(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let message = report["diagnostics"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(message.contains("alias"), "{name} ({} bytes): {report}", bomb.len());
+        let peak = std::fs::read_to_string(&peak_file).expect("peak");
+        let peak_kib: u64 = peak.lines().last().unwrap_or_default().trim().parse().expect("KiB");
+        assert!(
+            peak_kib < 64 << 10,
+            "{name} ({} bytes): peak {peak_kib} KiB: {message}",
+            bomb.len()
+        );
+    }
+}
