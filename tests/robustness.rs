@@ -9,18 +9,29 @@ use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-/// Real files to mutate: the repository's own examples and every corpus file.
+/// Real files to mutate: the repository's own examples, pipelines and diagnostic fixtures
+/// (definitions and AnalysisTemplates), and the corpus's files when it is there. The suite
+/// stands on the repository's own files; the corpus adds variety, not a precondition.
 static SEEDS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let root = support::root();
+    let mut dirs = vec![
+        root.join("examples"),
+        root.join("pipelines"),
+        root.join("stages"),
+        root.join("tests/fixtures"),
+    ];
+    let corpus = std::env::var_os("BARGE_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/corpus"));
+    if corpus.join("SOURCES.tsv").is_file() {
+        dirs.push(corpus);
+    }
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in [
-        support::root().join("examples"),
-        support::root().join("pipelines"),
-        support::corpus(),
-    ] {
-        files.extend(barge_source::yaml_files(&dir).expect("list"));
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        files.extend(barge_source::yaml_files(dir).expect("list"));
     }
     let texts: Vec<String> = files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).collect();
-    assert!(texts.len() > 100, "seed files: {}", texts.len());
+    assert!(texts.len() > 50, "seed files: {}", texts.len());
     texts
 });
 
@@ -92,6 +103,14 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         "${VAR}",
         "kind: Stage\n",
         "apiVersion: kargo.akuity.io/v1alpha1\n",
+        "kind: AnalysisTemplate\n",
+        "successCondition: result[0] >= {{args.x}}\n",
+        "${{ ((( ",
+        " ? 1 : ",
+        " ?? ",
+        "outputs['a'].",
+        "{{args.",
+        "\u{0}",
     ]);
     prop_oneof![
         (any::<usize>(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
@@ -179,6 +198,114 @@ proptest! {
         "a", "kind", "spec", ":", " ", "  ", "\n", "- ", "[", "]", "{", "}", ",", "&x", "*x", "<<", "'", "\"", "|", ">", "#", "---", "...", "?", "!", "%YAML 1.2\n", "${{", "}}", "1", "-1.5e3", "true",
     ]), 0..120)) {
         check(&parts.concat());
+    }
+}
+
+/// Expression-shaped noise: expr-lang's tokens, Kargo's functions and variables, in any order.
+fn expression() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            prop::sample::select(vec![
+                "(",
+                ")",
+                "[",
+                "]",
+                "{",
+                "}",
+                ",",
+                ":",
+                "?",
+                "??",
+                "?.",
+                ".",
+                "+",
+                "-",
+                "*",
+                "/",
+                "%",
+                "**",
+                "==",
+                "!=",
+                "<",
+                ">=",
+                "&&",
+                "||",
+                "!",
+                "not",
+                "in",
+                "matches",
+                "contains",
+                "..",
+                "|",
+                ";",
+                "let x = ",
+                "if",
+                "else",
+                "#",
+                "'a'",
+                "\"b\"",
+                "`c`",
+                "'",
+                "\"",
+                "1",
+                "1.5",
+                "0x1F",
+                "1e400",
+                "-9223372036854775808",
+                "nil",
+                "true",
+                "vars",
+                "ctx",
+                "outputs",
+                "result",
+                "imageFrom(",
+                "quote(",
+                "semverParse(",
+                "now()",
+                "len(",
+                "map(",
+                "filter(",
+                "toJSON(",
+                "fromJSON(",
+                "string(",
+                "int(",
+                "secret(",
+                "vars.x",
+                "ctx.stage",
+                "outputs['a'].b",
+                "result[0]",
+                "/* ",
+                " */",
+                "// ",
+                "\n",
+                " ",
+            ])
+            .prop_map(str::to_string),
+            "\\PC{0,6}",
+        ],
+        0..80,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1_500, failure_persistence: None, .. ProptestConfig::default() })]
+
+    /// Every way barge compiles and evaluates expressions: validation's parse, promotion
+    /// rendering, step conditions, and analysis conditions (after `{{args.x}}` substitution,
+    /// which can put any text there). Any result is fine; a panic, an abort or a slow case
+    /// is not.
+    #[test]
+    fn expressions_never_panic_abort_or_stall(body in expression(), nested in 0usize..3) {
+        let body = format!("{}{body}{}", "(".repeat(nested * 40), ")".repeat(nested * 40));
+        let started = std::time::Instant::now();
+        let _ = barge_core::expr::parse(&body);
+        let data = barge_core::eval::Data { now: "2026-01-01T00:00:00Z".into(), ..Default::default() };
+        let scope = barge_core::eval::Scope::default();
+        let _ = barge_core::eval::render_string(&format!("${{{{ {body} }}}}"), &data, &scope);
+        let _ = barge_core::eval::condition(&body, &data, &scope);
+        let _ = barge_core::analysis::evaluate(Some(&body), None, &barge_core::analysis::MeasuredValue::Vector(vec![0.5]));
+        prop_assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?} for {body:?}", started.elapsed());
     }
 }
 
