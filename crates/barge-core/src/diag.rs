@@ -50,7 +50,8 @@ macro_rules! codes {
 
 codes! {
     YamlSyntax = "yaml-syntax", Error, "The file is not valid YAML.";
-    NotYaml = "not-yaml", Error, "The file is a template (Helm/Go `{{ }}`) or other non-YAML text.";
+    NotYaml = "not-yaml", Error, "The file is a template (Helm/Go `{{ }}`), not UTF-8 text (reported at the first bad byte), over 16 MiB, or not a regular file (skipped with a warning in a directory).";
+    NotAResource = "not-a-resource", Warning, "A document that is a list or a single value, not a mapping: it cannot be a resource and is ignored.";
     DuplicateKey = "duplicate-key", Error, "A mapping sets the same key twice; the last value wins.";
     MissingApiVersion = "missing-api-version", Error, "A document names a Kargo kind but has no apiVersion.";
     UnsupportedVersion = "unsupported-version", Error, "A known kind in an API version barge does not read.";

@@ -188,7 +188,7 @@ fn eval_body(env: &Environment<'_>, ctx: &Context, body: &str) -> Result<Value, 
         expression: body.trim().to_string(),
         message,
     };
-    let program = expr::compile(body).map_err(|e| err(crate::expr::one_line(&e)))?;
+    let program = crate::expr::compile(body).map_err(err)?;
     env.run(&program, ctx)
         .map_err(|e| err(explain(&crate::expr::one_line(&e))))
 }
@@ -618,6 +618,15 @@ mod tests {
             render("${{ semverParse('v1.2.3-rc.1').Prerelease }}", &scope).unwrap(),
             json!("rc.1")
         );
+    }
+
+    #[test]
+    fn deep_expressions_are_errors_not_stack_overflows() {
+        let deep = format!("{}1", "true ? 1 : ".repeat(5_000));
+        let e = render(&format!("${{{{ {deep} }}}}"), &Scope::default()).unwrap_err();
+        assert!(e.message.contains("nests more than"), "{}", e.message);
+        let e = condition(&deep, &data(), &Scope::default()).unwrap_err();
+        assert!(e.message.contains("nests more than"), "{}", e.message);
     }
 
     #[test]

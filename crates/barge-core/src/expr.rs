@@ -50,7 +50,116 @@ pub fn parse(body: &str) -> Result<(), String> {
     if body.trim().is_empty() {
         return Err("the expression is empty".to_string());
     }
-    expr::compile(body).map(|_| ()).map_err(|e| one_line(&e))
+    compile(body).map(|_| ())
+}
+
+/// How deep an expression may nest: brackets, calls, ternaries, `??`, `**` and `if`, each
+/// counted with the operators beside it. expr-lang builds and evaluates its tree recursively,
+/// and a few hundred levels overflow a 2 MiB thread stack (an abort, not an error), so every
+/// expression barge compiles is measured first. Kargo expressions nest a handful of levels.
+pub const MAX_DEPTH: usize = 64;
+
+/// Compiles an expression with expr-lang after checking its depth (see [`MAX_DEPTH`]); the
+/// one way barge compiles expressions, so no caller can hand expr-lang a stack overflow.
+pub fn compile(body: &str) -> Result<expr::Program, String> {
+    check_depth(body)?;
+    expr::compile(body).map_err(|e| one_line(&e))
+}
+
+/// An upper bound of the depth of the tree expr-lang would build, without building it.
+///
+/// Each open bracket is a frame. Within a frame, every operator of the current argument
+/// (between commas) may add a level: left-associative chains (`a + b + c`, `a.b.c`) nest to
+/// the left, ternaries, `??`, `**` and `if` to the right. The bound is the sum over the open
+/// frames of one plus their operators. String literals and comments are skipped.
+fn check_depth(body: &str) -> Result<(), String> {
+    let mut frames: Vec<usize> = vec![0];
+    let mut depth = 1;
+    let mut chars = body.chars().enumerate().peekable();
+    while let Some((at, c)) = chars.next() {
+        let mut operator = false;
+        match c {
+            '\'' | '"' | '`' => {
+                while let Some((_, s)) = chars.next() {
+                    if s == '\\' && c != '`' {
+                        chars.next();
+                    } else if s == c {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek().is_some_and(|&(_, n)| n == '/') => {
+                while chars.next_if(|&(_, n)| n != '\n').is_some() {}
+            }
+            '/' if chars.peek().is_some_and(|&(_, n)| n == '*') => {
+                chars.next();
+                let mut star = false;
+                for (_, n) in chars.by_ref() {
+                    if star && n == '/' {
+                        break;
+                    }
+                    star = n == '*';
+                }
+            }
+            '(' | '[' | '{' => {
+                frames.push(0);
+                depth += 1;
+            }
+            ')' | ']' | '}' => {
+                if frames.len() > 1 {
+                    depth -= 1 + frames.pop().unwrap_or(0);
+                }
+            }
+            ',' | ';' => {
+                let last = frames.last_mut().expect("the outermost frame is never popped");
+                depth -= *last;
+                *last = 0;
+            }
+            c if c.is_ascii_digit() => {
+                while chars
+                    .next_if(|&(_, n)| n.is_ascii_alphanumeric() || n == '_' || n == '.')
+                    .is_some()
+                {}
+            }
+            c if c.is_alphabetic() || matches!(c, '_' | '$' | '#') => {
+                let mut word = String::from(c);
+                while let Some((_, n)) = chars.next_if(|&(_, n)| n.is_alphanumeric() || n == '_') {
+                    word.push(n);
+                }
+                operator = matches!(
+                    word.as_str(),
+                    "if" | "and" | "or" | "not" | "in" | "contains" | "startsWith" | "endsWith" | "matches"
+                );
+            }
+            c if c.is_whitespace() || c == ':' => {}
+            _ => {
+                // `==`, `&&`, `?.`: one operator.
+                while chars.next_if(|&(_, n)| "+-*/%^<>=!&|?.~".contains(n)).is_some() {}
+                operator = true;
+            }
+        }
+        if operator {
+            *frames.last_mut().expect("the outermost frame is never popped") += 1;
+            depth += 1;
+        }
+        if depth > MAX_DEPTH {
+            return Err(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep (at character {}): brackets, calls and operators nest",
+                at + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An expression as a message quotes it: trimmed, and cut after 80 characters (a hostile one
+/// can be megabytes long).
+pub fn excerpt(body: &str) -> String {
+    let body = body.trim();
+    match body.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &body[..cut]),
+        None => body.to_string(),
+    }
 }
 
 /// An expr-lang error (often several lines with a caret drawing) as one line for a diagnostic.
@@ -119,6 +228,88 @@ mod tests {
         // Map literals with expression values (vendor/expr-lang fixes the upstream panic).
         assert!(parse("quote({\"ref\": vars.branch, \"n\": [1, vars.x]})").is_ok());
         assert!(parse("   ").is_err());
+    }
+
+    /// Nesting constructs expr-lang recurses over, `n` levels deep.
+    fn nested(construct: &str, n: usize) -> String {
+        match construct {
+            "parentheses" => format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            "brackets" => format!("{}{}", "[".repeat(n), "]".repeat(n)),
+            "maps" => format!("{}1{}", "{a: ".repeat(n), "}".repeat(n)),
+            "calls" => format!("{}1{}", "string(".repeat(n), ")".repeat(n)),
+            "ternaries" => format!("{}1", "true ? 1 : ".repeat(n)),
+            "defaults" => format!("{}1", "nil ?? ".repeat(n)),
+            "powers" => format!("1{}", " ** 1".repeat(n)),
+            "sums" => format!("1{}", " + 1".repeat(n)),
+            "members" => format!("{{}}{}", "?.a".repeat(n)),
+            "ifs" => format!("{}{{1}}", "if true { 1 } else ".repeat(n)),
+            _ => unreachable!("{construct}"),
+        }
+    }
+
+    const CONSTRUCTS: [&str; 10] = [
+        "parentheses",
+        "brackets",
+        "maps",
+        "calls",
+        "ternaries",
+        "defaults",
+        "powers",
+        "sums",
+        "members",
+        "ifs",
+    ];
+
+    #[test]
+    fn deep_expressions_are_refused_with_a_position() {
+        for construct in CONSTRUCTS {
+            for n in [MAX_DEPTH + 1, 3_000, 10_000] {
+                let e = parse(&nested(construct, n)).expect_err(construct);
+                assert!(
+                    e.contains(&format!("nests more than {MAX_DEPTH} levels")),
+                    "{construct}: {e}"
+                );
+                assert!(e.contains("at character "), "{construct}: {e}");
+            }
+        }
+        // Brackets inside string literals and comments are text, not nesting.
+        let quoted = format!(
+            "'{}' + \"{}\" + `{}` /* {} */",
+            "(".repeat(500),
+            "[".repeat(500),
+            "{".repeat(500),
+            "(".repeat(500)
+        );
+        assert!(parse(&quoted).is_ok(), "{:?}", parse(&quoted));
+        // Siblings do not add up: a long list or call is flat.
+        let list = format!("[{}]", vec!["a.b + 1"; 1_000].join(", "));
+        assert!(parse(&list).is_ok(), "{:?}", parse(&list));
+    }
+
+    #[test]
+    fn the_deepest_accepted_expressions_evaluate_on_a_small_stack() {
+        // The limit is only a limit if what passes it runs: the deepest accepted expression
+        // of every construct, compiled and evaluated on a 2 MiB thread (Rust's default for
+        // spawned threads and tokio's workers), in whatever build runs the tests.
+        for construct in CONSTRUCTS {
+            let deepest = (1..=MAX_DEPTH)
+                .rev()
+                .map(|n| nested(construct, n))
+                .find(|e| parse(e).is_ok())
+                .unwrap_or_else(|| panic!("{construct}: nothing parses"));
+            std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || {
+                    let program = compile(&deepest).expect("compiles");
+                    expr::Environment::new()
+                        .run(&program, &expr::Context::default())
+                        .map(drop)
+                        .expect("evaluates");
+                })
+                .expect("thread")
+                .join()
+                .unwrap_or_else(|_| panic!("{construct}"));
+        }
     }
 
     #[test]

@@ -93,21 +93,77 @@ impl Catalog {
         self.texts.insert(file.to_string(), text);
     }
 
-    /// Records that a file could not be read as text at all.
+    /// Loads one file's bytes: UTF-8 text (a byte order mark is dropped) is loaded; anything
+    /// else is reported at its first byte that is not UTF-8 text.
+    pub fn load_bytes(&mut self, file: &str, bytes: &[u8]) {
+        let first_nul = bytes.iter().position(|&b| b == 0);
+        let (at, why) = match (std::str::from_utf8(bytes), first_nul) {
+            (Ok(text), None) => {
+                self.load_text(file, text.strip_prefix('\u{feff}').unwrap_or(text));
+                return;
+            }
+            _ if is_utf16(bytes) => (0, "it is UTF-16 text; barge reads UTF-8".to_string()),
+            (Err(e), nul) if nul.is_none_or(|n| e.valid_up_to() < n) => (
+                e.valid_up_to(),
+                format!(
+                    "it is not UTF-8 text (byte 0x{:02X} at offset {})",
+                    bytes[e.valid_up_to()],
+                    e.valid_up_to()
+                ),
+            ),
+            (_, nul) => {
+                let at = nul.unwrap_or_default();
+                (at, format!("it is a binary file (a NUL byte at offset {at})"))
+            }
+        };
+        // Everything before `at` is UTF-8 (the first bad byte is at `at`).
+        let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let pos = yaml::Pos {
+            line: before.matches('\n').count() as u32 + 1,
+            column: before[line_start..].chars().count() as u32 + 1,
+        };
+        self.unreadable(file, yaml::Span { start: pos, end: pos }, Severity::Error, &why);
+    }
+
+    /// Records that a file could not be read as text at all (e.g. it is too large).
     pub fn not_text(&mut self, file: &str, why: &str) {
+        self.unreadable(file, Default::default(), Severity::Error, why);
+    }
+
+    /// Records that a file was skipped without reading it (a FIFO, a socket, a device).
+    pub fn skipped(&mut self, file: &str, why: &str) {
+        self.unreadable(file, Default::default(), Severity::Warning, why);
+    }
+
+    fn unreadable(&mut self, file: &str, at: yaml::Span, severity: Severity, why: &str) {
+        let verb = match severity {
+            Severity::Error => "cannot read this file as YAML",
+            Severity::Warning => "skipped this file",
+        };
         self.diagnostics.push(
-            Diagnostic::new(
-                Code::NotYaml,
-                file,
-                Default::default(),
-                format!("cannot read this file as YAML: {why}"),
-            )
-            .hint("keep only UTF-8 YAML manifests under the paths you load, or name the YAML files directly"),
+            Diagnostic::new(Code::NotYaml, file, at, format!("{verb}: {why}"))
+                .severity(severity)
+                .hint("keep only UTF-8 YAML manifests under the paths you load, or name the YAML files directly"),
         );
     }
 
     fn load_document(&mut self, file: &str, doc: yaml::Document) {
         let root = doc.root;
+        // Empty documents are nothing; a list or a scalar is likely a mistake (indentation, a
+        // `- ` too many) that would otherwise pass silently as zero resources.
+        if !matches!(root.value, yaml::Value::Map(_) | yaml::Value::Null) {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::NotAResource,
+                    file,
+                    root.span,
+                    format!("this document is {}, not a resource; it is ignored", root.describe()),
+                )
+                .hint("a resource is a mapping with apiVersion, kind and metadata: check the indentation (a list item `- ` before `apiVersion`?)"),
+            );
+            return;
+        }
         let Some(kind) = self.classify(file, &root) else {
             return;
         };
@@ -465,8 +521,84 @@ fn syntax_diagnostic(file: &str, text: &str, err: &yaml::SyntaxError) -> Diagnos
     }
 }
 
+/// UTF-16 by its byte order mark, or by the NULs that ASCII text in UTF-16 without one has
+/// at every other byte.
+fn is_utf16(bytes: &[u8]) -> bool {
+    match bytes {
+        [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..] => true,
+        [a, 0, b, 0, ..] | [0, a, 0, b, ..] => *a != 0 && *b != 0 && a.is_ascii() && b.is_ascii(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn loaded(bytes: &[u8]) -> Catalog {
+        let mut c = Catalog::default();
+        c.load_bytes("f.yaml", bytes);
+        c
+    }
+
+    /// The one diagnostic of loading `bytes`: code, severity, line, column, message.
+    fn only(bytes: &[u8]) -> (Code, Severity, u32, u32, String) {
+        let c = loaded(bytes);
+        assert_eq!(c.diagnostics.len(), 1, "{:?}", c.diagnostics);
+        let d = &c.diagnostics[0];
+        (d.code, d.severity, d.line, d.column, d.message.clone())
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_text_are_reported_at_the_first_bad_one() {
+        // Columns count characters: `é` before the bad byte is one.
+        let (code, _, line, column, message) = only(b"a: 1\nb: \xc3\xa9\xff\n");
+        assert_eq!((code, line, column), (Code::NotYaml, 2, 5));
+        assert!(message.contains("not UTF-8 text (byte 0xFF at offset 10)"), "{message}");
+        let (_, _, line, column, message) = only(b"kind: Stage\nspec: {}\n\x00\x01\x02");
+        assert_eq!((line, column), (3, 1));
+        assert!(message.contains("binary"), "{message}");
+        // A NUL before an invalid byte is the first bad byte, and the other way round.
+        let (_, _, line, column, message) = only(b"ab\x00\xff");
+        assert_eq!((line, column), (1, 3));
+        assert!(message.contains("binary"), "{message}");
+        let (_, _, line, column, message) = only(b"ab\xff\x00");
+        assert_eq!((line, column), (1, 3));
+        assert!(message.contains("not UTF-8"), "{message}");
+        for utf16 in [
+            &b"\xff\xfek\x00i\x00"[..],
+            b"\xfe\xff\x00k\x00i",
+            b"k\x00i\x00n\x00",
+            b"\x00k\x00i",
+        ] {
+            let (code, severity, line, column, message) = only(utf16);
+            assert_eq!((code, severity, line, column), (Code::NotYaml, Severity::Error, 1, 1));
+            assert!(message.contains("UTF-16"), "{message}");
+        }
+        // A UTF-8 byte order mark is dropped.
+        assert!(loaded(b"\xef\xbb\xbfa: 1\n").diagnostics.is_empty());
+    }
+
+    #[test]
+    fn a_list_or_a_scalar_document_is_a_warning_not_zero_resources() {
+        for (text, what, line) in [
+            ("- apiVersion: kargo.akuity.io/v1alpha1\n  kind: Project\n", "a list", 1),
+            ("a: 1\n---\njust some text\n", "a string", 3),
+            ("42\n", "the number 42", 1),
+        ] {
+            let mut c = Catalog::default();
+            c.load_text("f.yaml", text);
+            let d: Vec<_> = c.diagnostics.iter().filter(|d| d.code == Code::NotAResource).collect();
+            assert_eq!(d.len(), 1, "{text}: {:?}", c.diagnostics);
+            assert_eq!((d[0].severity, d[0].line), (Severity::Warning, line), "{text}");
+            assert!(d[0].message.contains(what), "{text}: {}", d[0].message);
+        }
+        // Empty documents and mappings that are not barge's are nothing to report.
+        let mut c = Catalog::default();
+        c.load_text("f.yaml", "---\n# nothing\n---\napiVersion: apps/v1\nkind: Deployment\n");
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+    }
+
     #[test]
     fn a_token_in_a_git_url_is_kept_out_of_the_texts_and_resources() {
         let mut catalog = super::Catalog::default();

@@ -1291,7 +1291,7 @@ impl<'a> Cx<'a, '_> {
                     for f in list {
                         if let Err(e) = expr::parse(f.body) {
                             found.push(
-                                r.diag(Code::InvalidExpression, n, format!("expression `{}` does not parse: {e}", f.body.trim()))
+                                r.diag(Code::InvalidExpression, n, format!("expression `{}` does not parse: {e}", expr::excerpt(f.body)))
                                     .hint("expressions use expr-lang syntax (https://expr-lang.org); see docs/reference/expressions.md"),
                             );
                         }

@@ -7,8 +7,9 @@
 //! * duplicate keys are recorded, not fatal: Go's YAML→JSON path keeps the last value and real
 //!   repositories (even Kargo's own examples) contain them, so barge reports and continues;
 //! * `<<` merge keys are applied as Go's yaml does;
-//! * aliases are expanded with a node budget (no "billion laughs"), and nesting is bounded,
-//!   so hostile input yields a diagnostic instead of exhausting memory or the stack.
+//! * aliases are expanded within bounds relative to the input (Go yaml's alias ratio, and
+//!   the bytes copied), so "billion laughs" stop after kilobytes; nesting is bounded too, so
+//!   hostile input yields a diagnostic instead of exhausting memory or the stack.
 //!
 //! Scalars resolve with the YAML 1.2 core schema. Plain scalars keep their source text so a
 //! value like `tag: 1.10` can be reported as "this is the number 1.1, quote it".
@@ -254,10 +255,20 @@ pub struct SyntaxError {
 pub const MAX_DEPTH: usize = 200;
 pub const MAX_NODES: usize = 2_000_000;
 
+/// What alias expansion may copy, in bytes of nodes and strings: this much, or
+/// [`ALIAS_BYTES_PER_INPUT_BYTE`] times the input's size when that is more. Expanded aliases
+/// are copies, so a few hundred bytes of nested aliases ("billion laughs") would otherwise
+/// fill hundreds of megabytes before [`MAX_NODES`] stops them.
+pub const ALIAS_BYTES_FLOOR: usize = 4 << 20;
+pub const ALIAS_BYTES_PER_INPUT_BYTE: usize = 16;
+
 /// Parses every document of a YAML stream. Documents before a syntax error are kept, so a
 /// caller can still report what loaded; the error ends the stream (the parser cannot resync).
 pub fn parse_stream(text: &str) -> (Vec<Document>, Option<SyntaxError>) {
-    let mut builder = Builder::default();
+    let mut builder = Builder {
+        alias_bytes_allowed: ALIAS_BYTES_FLOOR.max(text.len().saturating_mul(ALIAS_BYTES_PER_INPUT_BYTE)),
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     // saphyr reports columns 0-based; the first line is 1.
     let pos = |m: &saphyr_parser::Marker| Pos {
@@ -321,10 +332,23 @@ enum Frame {
 struct Builder {
     docs: Vec<Document>,
     stack: Vec<Frame>,
-    anchors: HashMap<usize, Node>,
+    /// Anchored nodes with their size (nodes, bytes), measured once when anchored.
+    anchors: HashMap<usize, (Node, Size)>,
     duplicates: Vec<DuplicateKey>,
     doc_start: u32,
+    /// Nodes of the current document, and how many of them came from expanding aliases.
     nodes: usize,
+    alias_nodes: usize,
+    /// Bytes alias expansion copied in the whole stream, and the most it may.
+    alias_bytes: usize,
+    alias_bytes_allowed: usize,
+}
+
+/// A subtree's size: its nodes, and the bytes they and their strings take.
+#[derive(Clone, Copy, Debug, Default)]
+struct Size {
+    nodes: usize,
+    bytes: usize,
 }
 
 impl Builder {
@@ -337,12 +361,15 @@ impl Builder {
                 self.duplicates.clear();
             }
             Event::Alias(id) => {
-                let node = self
+                let size = self
                     .anchors
                     .get(&id)
-                    .cloned()
+                    .map(|(_, size)| *size)
                     .ok_or_else(|| "alias refers to an unknown anchor".to_string())?;
-                self.count(count_nodes(&node))?;
+                // Counted before the copy is made.
+                self.count(size.nodes)?;
+                self.count_alias(size)?;
+                let node = self.anchors[&id].0.clone();
                 self.push_node(node)?;
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -352,9 +379,7 @@ impl Builder {
                 if style == ScalarStyle::Plain && !matches!(node.value, Value::Str(_)) {
                     node.plain = Some(text.into_owned());
                 }
-                if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
-                }
+                self.anchor(anchor, &node);
                 self.push_node(node)?;
             }
             Event::SequenceStart(anchor, _) => {
@@ -394,9 +419,7 @@ impl Builder {
                     },
                     Value::Seq(items),
                 );
-                if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
-                }
+                self.anchor(anchor, &node);
                 self.push_node(node)?;
             }
             Event::MappingEnd => {
@@ -433,11 +456,44 @@ impl Builder {
                     },
                     Value::Map(entries),
                 );
-                if anchor > 0 {
-                    self.anchors.insert(anchor, node.clone());
-                }
+                self.anchor(anchor, &node);
                 self.push_node(node)?;
             }
+        }
+        Ok(())
+    }
+
+    fn anchor(&mut self, anchor: usize, node: &Node) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (node.clone(), measure(node)));
+        }
+    }
+
+    /// Go's yaml (v3, `allowedAliasRatio`), which Kubernetes decodes with, refuses a document
+    /// in which nodes from aliases outnumber the rest by too much: more than 99% of its nodes
+    /// up to 400,000 of them, falling to 10% at 4,000,000. barge applies the same rule, and
+    /// also bounds the bytes aliases copy by the input's size (Go shares strings; Rust's
+    /// copies do not).
+    fn count_alias(&mut self, size: Size) -> Result<(), String> {
+        self.alias_nodes += size.nodes;
+        self.alias_bytes += size.bytes;
+        let allowed_ratio = match self.nodes {
+            n if n <= 400_000 => 0.99,
+            n if n >= 4_000_000 => 0.10,
+            n => 0.99 - 0.89 * (n - 400_000) as f64 / 3_600_000.0,
+        };
+        if self.alias_nodes > 100 && self.nodes > 1_000 && self.alias_nodes as f64 / self.nodes as f64 > allowed_ratio {
+            return Err(format!(
+                "the document contains excessive aliasing: {} of its {} nodes come from aliases (Kubernetes' YAML decoder refuses this too)",
+                self.alias_nodes, self.nodes
+            ));
+        }
+        if self.alias_bytes > self.alias_bytes_allowed {
+            return Err(format!(
+                "aliases expand to more than {} MiB (the most for any input is {} MiB or {ALIAS_BYTES_PER_INPUT_BYTE} times its size): aliases repeated too often?",
+                self.alias_bytes_allowed >> 20,
+                ALIAS_BYTES_FLOOR >> 20
+            ));
         }
         Ok(())
     }
@@ -468,6 +524,7 @@ impl Builder {
                     duplicates: std::mem::take(&mut self.duplicates),
                 });
                 self.nodes = 0;
+                self.alias_nodes = 0;
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
@@ -505,13 +562,15 @@ impl Builder {
     }
 }
 
-fn count_nodes(node: &Node) -> usize {
+fn measure(node: &Node) -> Size {
     // Iterative, so a deep alias cannot overflow the stack here either.
-    let mut n = 0;
+    let mut size = Size::default();
     let mut todo = vec![node];
     while let Some(x) = todo.pop() {
-        n += 1;
+        size.nodes += 1;
+        size.bytes += std::mem::size_of::<Node>() + x.plain.as_ref().map_or(0, String::len);
         match &x.value {
+            Value::Str(s) => size.bytes += s.len(),
             Value::Seq(items) => todo.extend(items.iter()),
             Value::Map(entries) => {
                 for e in entries {
@@ -522,7 +581,7 @@ fn count_nodes(node: &Node) -> usize {
             _ => {}
         }
     }
-    n
+    size
 }
 
 /// YAML 1.2 core schema resolution for a scalar.
@@ -662,7 +721,26 @@ mod tests {
             ));
         }
         let (_, err) = parse_stream(&s);
-        assert!(err.unwrap().message.contains("more than"));
+        assert!(err.unwrap().message.contains("excessive aliasing"));
+    }
+
+    #[test]
+    fn alias_expansion_is_bounded_by_the_input_size() {
+        // Few aliases of a long string: Go's node ratio allows it, the byte bound does not.
+        let long = format!("a: &a {}\nb: [{}]\n", "x".repeat(100_000), vec!["*a"; 1_000].join(", "));
+        let (_, err) = parse_stream(&long);
+        assert!(err.unwrap().message.contains("aliases expand to more than 4 MiB"));
+        // Anchors as people use them (a step list reused per stage) stay well inside.
+        let mut reuse = String::from("steps: &steps [{uses: git-clone, config: {repoURL: x}}, {uses: git-push}]\n");
+        for i in 0..200 {
+            reuse.push_str(&format!("s{i}: {{steps: *steps, <<: {{x: 1}}}}\n"));
+        }
+        let (docs, err) = parse_stream(&reuse);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(
+            docs[0].root.get("s199").unwrap().get("steps").unwrap().as_seq().len(),
+            2
+        );
     }
 
     #[test]

@@ -132,7 +132,10 @@ impl Filters {
         for (k, v) in vars {
             ctx.insert(*k, *v);
         }
-        match expr::eval(code, &ctx) {
+        // barge_core's compile bounds the expression's depth before expr-lang recurses over it.
+        let evaluated =
+            barge_core::expr::compile(code).and_then(|program| expr::run(&program, &ctx).map_err(|e| e.to_string()));
+        match evaluated {
             Ok(expr::Value::Bool(b)) => Ok(b),
             Ok(other) => Err(GitError::Invalid {
                 url: url.to_string(),

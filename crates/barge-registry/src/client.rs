@@ -765,6 +765,76 @@ mod sha2_shim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Header values as registries and hostile servers send them: the syntax's own
+    /// characters, quotes, unicode and noise.
+    fn header_value() -> impl Strategy<Value = String> {
+        prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec![
+                    "Bearer ",
+                    "Basic ",
+                    "realm=",
+                    "service=",
+                    "scope=",
+                    "\"",
+                    ",",
+                    ";",
+                    "<",
+                    ">",
+                    " ",
+                    "=",
+                    "rel=next",
+                    "rel=\"next\"",
+                    "https://r.io/v2/x/tags/list?n=1",
+                    "/v2/",
+                    "w=",
+                    "100",
+                    "é",
+                    "\u{0}",
+                    "Wed, 21 Oct 2015 07:28:00 GMT",
+                ])
+                .prop_map(str::to_string),
+                "\\PC{0,12}",
+            ],
+            0..24,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        // Bounded (each case is microseconds); on failure proptest prints the minimal input
+        // and the seed to replay it.
+        #![proptest_config(ProptestConfig { cases: 2_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn response_headers_never_panic(value in header_value(), other in header_value()) {
+            let (kind, params) = parse_challenge(&value);
+            prop_assert_eq!(kind.to_ascii_lowercase(), kind);
+            prop_assert!(params.keys().all(|k| k.to_ascii_lowercase() == *k));
+            if let Some(next) = next_link(&value) {
+                prop_assert!(value.contains(&next));
+                let _ = absolute("https", "r.io", &next);
+            }
+            let _ = parse_retry_after(&value);
+            let _ = RateLimitStatus::parse(Some(&value), Some(&other));
+        }
+
+        #[test]
+        fn response_bodies_are_parsed_or_refused_never_panic(body in prop::collection::vec(any::<u8>(), 0..300), json in "[\\[\\]{}\",:0-9a-z ]{0,120}") {
+            #[derive(serde::Deserialize)]
+            struct TagList {
+                #[allow(dead_code)]
+                tags: Option<Vec<String>>,
+            }
+            for bytes in [&body[..], json.as_bytes()] {
+                if let Err(e) = parse_json::<TagList>("https://r.io/v2/x/tags/list", bytes) {
+                    prop_assert!(e.to_string().contains("unexpected response"));
+                }
+            }
+        }
+    }
 
     #[test]
     fn rate_limit_headers() {

@@ -115,28 +115,79 @@ fn load_path(path: &Path, shown: &str, catalog: &mut Catalog) -> Result<(), Sour
         })? {
             let rel = file.strip_prefix(path).unwrap_or(&file);
             let name = Path::new(shown).join(rel).display().to_string();
-            load_file(&file, &name, catalog)?;
+            load_file(&file, &name, false, catalog)?;
         }
         Ok(())
     } else {
-        load_file(path, shown, catalog)
+        load_file(path, shown, true, catalog)
     }
 }
 
-fn load_file(path: &Path, shown: &str, catalog: &mut Catalog) -> Result<(), SourceError> {
-    let bytes = std::fs::read(path).map_err(|e| SourceError::Io {
+/// The most barge reads from one file. Real definition files are kilobytes; the cap keeps a
+/// huge or endless file (a log, `/dev/urandom` behind a link) from exhausting memory.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads one file; `named` when the user named it (not found in a directory), where a file
+/// that cannot be read is an error rather than skipped with a warning.
+fn load_file(path: &Path, shown: &str, named: bool, catalog: &mut Catalog) -> Result<(), SourceError> {
+    let io = |source| SourceError::Io {
         path: shown.to_string(),
-        source: e,
-    })?;
-    if bytes.contains(&0) {
-        catalog.not_text(shown, "it is a binary file");
+        source,
+    };
+    let mut file = open_without_blocking(path).map_err(io)?;
+    // Only regular files are read: a FIFO would block the read until something writes to it
+    // (forever, in a definitions directory), and a device may never end.
+    let kind = file.metadata().map_err(io)?.file_type();
+    if !kind.is_file() {
+        let why = format!("it is {}, not a regular file", describe(kind));
+        if named {
+            catalog.not_text(shown, &why);
+        } else {
+            catalog.skipped(shown, &why);
+        }
         return Ok(());
     }
-    match String::from_utf8(bytes) {
-        Ok(text) => catalog.load_text(shown, text.strip_prefix('\u{feff}').unwrap_or(&text)),
-        Err(_) => catalog.not_text(shown, "it is not UTF-8 text"),
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_FILE_BYTES + 1), &mut bytes).map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        catalog.not_text(
+            shown,
+            &format!(
+                "it is larger than {} MiB, the most barge reads from one file",
+                MAX_FILE_BYTES >> 20
+            ),
+        );
+        return Ok(());
     }
+    catalog.load_bytes(shown, &bytes);
     Ok(())
+}
+
+/// Opens a file for reading without waiting: opening a FIFO for reading otherwise blocks until
+/// a writer opens it. (Non-blocking mode has no effect on reads of regular files.)
+fn open_without_blocking(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
+fn describe(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() { "a directory" } else { "a special file" }
 }
 
 /// `.yaml`/`.yml` files below `dir`, sorted, skipping `.git` directories.

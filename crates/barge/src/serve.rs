@@ -153,6 +153,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let mut last_reconcile = 0;
     let mut last_trim = std::time::Instant::now();
     let mut worked_since_trim = false;
+    let mut reloading: Option<Reloading> = None;
     let mut last_load = LastLoad {
         files: fingerprint(&opts.paths),
         texts: shared.catalog().texts.clone(),
@@ -168,9 +169,27 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
                 Err(e) => tracing::warn!("audit retention failed: {e}"),
             }
         }
-        if !opts.once && now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 {
-            last_reload = now_millis();
-            dirty |= reload(&shared, &opts, &source, &mut last_load).await;
+        if !opts.once {
+            match reloading.as_mut().map(|r| r.loaded.try_recv()) {
+                Some(Ok(loaded)) => {
+                    reloading = None;
+                    dirty |= apply_reload(&shared, &opts, &source, &mut last_load, loaded).await;
+                }
+                Some(Err(tokio::sync::oneshot::error::TryRecvError::Empty)) => {
+                    if let Some(r) = reloading.as_mut() {
+                        r.warn_when_stuck();
+                    }
+                }
+                Some(Err(tokio::sync::oneshot::error::TryRecvError::Closed)) => {
+                    reloading = None;
+                    tracing::warn!("reload failed: loading the definitions ended without a result");
+                }
+                None if now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 => {
+                    last_reload = now_millis();
+                    reloading = start_reload(&shared, &opts.paths, &mut last_load);
+                }
+                None => {}
+            }
         }
         let catalog = shared.catalog();
         if !stopping {
@@ -368,28 +387,71 @@ fn fingerprint(paths: &[String]) -> Option<Vec<(std::path::PathBuf, u64, std::ti
     Some(out)
 }
 
-/// Loads the definitions again; a valid change replaces the running ones (and is recorded),
-/// an invalid one is reported and ignored. Returns whether the definitions changed.
-async fn reload(shared: &Shared, opts: &Options, source: &str, last: &mut LastLoad) -> bool {
-    let paths = &opts.paths;
+/// A reload of the definitions in progress. The load runs on a thread of its own, not a
+/// `spawn_blocking` task: a read that never returns (a hung network file system, a Git server
+/// that stops answering) then holds up neither the daemon's loop nor its shutdown (a tokio
+/// runtime waits for its blocking tasks when it stops; a process does not wait for threads).
+struct Reloading {
+    loaded: tokio::sync::oneshot::Receiver<Result<Catalog, barge_source::SourceError>>,
+    since: std::time::Instant,
+    warned: bool,
+}
+
+/// How long a reload may take before the daemon says that it waits for it.
+const SLOW_RELOAD: Duration = Duration::from_secs(60);
+
+impl Reloading {
+    fn warn_when_stuck(&mut self) {
+        if !self.warned && self.since.elapsed() >= SLOW_RELOAD {
+            self.warned = true;
+            tracing::warn!(
+                "reloading the definitions has taken more than {}s (a read that does not return?); the running definitions stay, and the next reload starts when this one ends",
+                SLOW_RELOAD.as_secs()
+            );
+        }
+    }
+}
+
+/// Starts loading the definitions again when the local files changed (or a source is Git);
+/// the loop applies the result with [`apply_reload`] when it arrives.
+fn start_reload(shared: &Arc<Shared>, paths: &[String], last: &mut LastLoad) -> Option<Reloading> {
     let now_seen = fingerprint(paths);
     if now_seen.is_some() && now_seen == last.files {
-        return false;
+        return None;
     }
     last.files = now_seen;
-    let loaded = tokio::task::spawn_blocking({
-        let paths = paths.to_vec();
-        move || crate::load_catalog(&paths)
-    })
-    .await;
-    let catalog = match loaded {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            tracing::warn!("cannot reload the definitions (keeping the last good ones): {e}");
-            return false;
-        }
+    let (send, loaded) = tokio::sync::oneshot::channel();
+    let (paths, shared) = (paths.to_vec(), shared.clone());
+    let started = std::thread::Builder::new().name("barge-reload".into()).spawn(move || {
+        let _ = send.send(crate::load_catalog(&paths));
+        shared.wake.notify_one();
+    });
+    match started {
+        Ok(_) => Some(Reloading {
+            loaded,
+            since: std::time::Instant::now(),
+            warned: false,
+        }),
         Err(e) => {
-            tracing::warn!("reload failed: {e}");
+            tracing::warn!("cannot start a reload: {e}");
+            None
+        }
+    }
+}
+
+/// Applies loaded definitions: a valid change replaces the running ones (and is recorded), an
+/// invalid one is reported and ignored. Returns whether the definitions changed.
+async fn apply_reload(
+    shared: &Shared,
+    opts: &Options,
+    source: &str,
+    last: &mut LastLoad,
+    loaded: Result<Catalog, barge_source::SourceError>,
+) -> bool {
+    let catalog = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("cannot reload the definitions (keeping the last good ones): {e}");
             return false;
         }
     };

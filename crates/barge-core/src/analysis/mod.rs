@@ -164,18 +164,18 @@ pub fn evaluate(success: Option<&str>, failure: Option<&str>, result: &MeasuredV
     let mut ctx = expr::Context::default();
     ctx.insert("result", raw.clone());
     let check = |code: &str| -> Result<bool, String> {
-        match env.eval(code, &ctx) {
+        // Compiled by barge (its depth checked: `{{args.x}}` may have put anything here).
+        let evaluated = crate::expr::compile(code)
+            .and_then(|program| env.run(&program, &ctx).map_err(|e| crate::expr::one_line(&e)));
+        match evaluated {
             Ok(expr::Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("condition {code:?} returned {other:?}, not true or false")),
             Err(e) => {
                 let empty = matches!(&raw, expr::Value::Nil) || matches!(&raw, expr::Value::Array(a) if a.is_empty());
                 Err(if empty {
-                    format!(
-                        "metric result is nil or empty: no data returned from the metric provider ({})",
-                        crate::expr::one_line(&e)
-                    )
+                    format!("metric result is nil or empty: no data returned from the metric provider ({e})")
                 } else {
-                    crate::expr::one_line(&e)
+                    e
                 })
             }
         }
@@ -422,6 +422,16 @@ mod tests {
     fn limits(yaml: &str) -> Limits {
         let m: Metric = yaml_serde::from_str(yaml).unwrap();
         Limits::from_metric(&m).unwrap()
+    }
+
+    #[test]
+    fn a_deep_condition_is_an_error_not_a_stack_overflow() {
+        // `{{args.threshold}}` is substituted before evaluation, so an argument can make a
+        // condition of any depth.
+        let threshold = format!("{}0.5{}", "(".repeat(5_000), ")".repeat(5_000));
+        let (phase, message) = evaluate(Some(&format!("result > {threshold}")), None, &Float(0.9));
+        assert_eq!(phase, Phase::Error);
+        assert!(message.unwrap_or_default().contains("nests more than"));
     }
 
     #[test]
