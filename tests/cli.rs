@@ -399,3 +399,94 @@ fn credentials_in_git_urls_never_appear_in_output() {
     assert!(!all.contains("hunter2-secret"), "{all}");
     assert!(all.contains("deploy-bot:***@127.0.0.1"), "{all}");
 }
+
+#[test]
+fn a_closed_pipe_ends_barge_quietly() {
+    // The reader is gone before barge writes (`barge plan -o json | head -1` once head exits).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = support::barge()
+        .args(["plan", root().join("pipelines").to_str().unwrap(), "-o", "json"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "nothing about a broken pipe");
+}
+
+#[test]
+fn a_glob_skips_files_that_are_not_yaml_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        &STAGE_WITH_TYPO.replace("name: ap\n", "name: app\n"),
+    );
+    let readme = write(dir.path(), "README.md", "# Examples\n\nkey: [unclosed\n");
+    // What the shell makes of `dir/*`.
+    let out = run(&["validate", readme.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("ok: 2 resources"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!("note: skipping {}: not a .yaml/.yml file", readme.display())),
+        "{}",
+        stderr(&out)
+    );
+    // A file named alone is read whatever its name.
+    assert_eq!(run(&["validate", readme.to_str().unwrap()]).status.code(), Some(1));
+}
+
+#[test]
+fn promote_without_a_stage_asks_for_the_stage() {
+    for env in [
+        ("BARGE_DB", "sqlite:///nonexistent/barge.db"),
+        ("BARGE_SERVER", "http://127.0.0.1:9"),
+    ] {
+        let out = support::barge()
+            .args(["promote", "--freight", "cosmic-ocelot"])
+            .env(env.0, env.1)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = stderr(&out);
+        assert!(err.contains("--stage STAGE"), "{err}");
+        assert!(!err.contains("--db") && !err.contains("--server <"), "{err}");
+    }
+}
+
+#[test]
+fn every_verb_and_subcommand_has_a_description() {
+    for verb in [
+        "hold", "release", "verify", "abort", "refresh", "update", "get", "analysis",
+    ] {
+        let text = stdout(&run(&[verb, "--help"]));
+        let commands = text.split("Commands:\n").nth(1).unwrap_or_else(|| panic!("{text}"));
+        for line in commands.lines().take_while(|l| l.starts_with("  ")) {
+            let mut words = line.split_whitespace();
+            let name = words.next().unwrap();
+            assert!(
+                words.next().is_some(),
+                "`barge {verb} {name}` has no description:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn help_shows_the_shared_flags_and_completions_are_generated() {
+    let text = stdout(&run(&["--help"]));
+    for flag in [
+        "--server URL",
+        "--db URL",
+        "-o, --output",
+        "BARGE_TOKEN",
+        "barge completion bash",
+    ] {
+        assert!(text.contains(flag), "{flag} in:\n{text}");
+    }
+    let bash = stdout(&run(&["completion", "bash"]));
+    assert!(bash.contains("_barge()") && bash.contains("promote"), "{bash}");
+    assert!(stdout(&run(&["completion", "zsh"])).starts_with("#compdef barge"));
+    assert!(stdout(&run(&["completion", "fish"])).contains("complete -c barge"));
+    assert_eq!(run(&["completion", "tcsh"]).status.code(), Some(2));
+}

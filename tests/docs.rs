@@ -61,3 +61,37 @@ fn deploy_manifests_parse() {
         );
     }
 }
+
+/// The scripts run on a minimal Debian (a container, as root, without sudo): each installs
+/// the tools it calls when missing, and finds PostgreSQL whatever its major version.
+#[test]
+fn scripts_install_what_they_call_and_find_postgresql() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for script in ["scripts/demo", "scripts/test"] {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        for tool in ["git", "python3", "curl"] {
+            let called = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .any(|l| l.contains(&format!("{tool} ")) && !l.contains("command -v"));
+            if called || script == "scripts/demo" {
+                assert!(
+                    text.contains(&format!("command -v {tool} >/dev/null || need")),
+                    "{script} calls {tool} without installing it when missing"
+                );
+            }
+        }
+        // sudo only when not root; the variable must reach apt-get through sudo.
+        assert!(text.contains(r#"[ "$(id -u)" = 0 ] || sudo=sudo"#), "{script}");
+        assert!(
+            text.contains("$sudo env DEBIAN_FRONTEND=noninteractive apt-get install"),
+            "{script}"
+        );
+        assert!(!text.contains("postgresql/15"), "{script} hard-codes PostgreSQL 15");
+    }
+    let support = std::fs::read_to_string(root.join("crates/barge-store/tests/support/postgres.rs")).unwrap();
+    assert!(
+        !support.contains("postgresql/15"),
+        "the tests' PostgreSQL starter hard-codes 15"
+    );
+}

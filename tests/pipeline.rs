@@ -283,7 +283,7 @@ impl Fixture {
     /// The stage's one freight request, as `barge get stage` reports it.
     fn request(&self, stage: &str) -> Value {
         let v = self.json(&["get", "stage", stage]);
-        v[0]["requests"][0].clone()
+        v["requests"][0].clone()
     }
 
     /// The tag each overlay pins in the config repository now.
@@ -539,7 +539,7 @@ async fn a_manual_promotion_holds_auto_promotion_until_released(b: Backend) {
     )
     .unwrap();
     fx.once_ok();
-    assert!(fx.json(&["get", "stage", "dev"])[0].get("holds").is_none());
+    assert!(fx.json(&["get", "stage", "dev"]).get("holds").is_none());
     let cleared = fx.json(&["history", "--stage", "dev", "--limit", "1"]);
     assert_eq!(
         (cleared[0]["kind"].as_str(), cleared[0]["actor"].as_str()),
@@ -689,7 +689,7 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     );
     let stages = via_api(&["get", "stage", "staging", "-o", "json"]);
     let stages: Value = serde_json::from_slice(&stages.stdout).unwrap();
-    assert_eq!(stages[0]["requests"][0]["reason"], "PromotionRunning");
+    assert_eq!(stages["requests"][0]["reason"], "PromotionRunning");
     let out = via_api(&["abort", "promotion", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for("the abort to be recorded", Duration::from_secs(10), || {
@@ -741,7 +741,7 @@ async fn once_exits_non_zero_when_a_promotion_fails(b: Backend) {
         "{}",
         stderr(&out)
     );
-    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    let dev = &fx.json(&["get", "stage", "dev"]);
     let last = &dev["lastPromotion"];
     assert_eq!(last["phase"], "Errored", "{last}");
     assert!(last["message"].as_str().unwrap().contains("git-clone"), "{last}");
@@ -946,7 +946,7 @@ async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) 
         (fx.pinned("dev"), fx.pinned("staging")),
         ("1.0.0".into(), "1.0.0".into())
     );
-    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    let dev = &fx.json(&["get", "stage", "dev"]);
     let v = &dev["lastVerification"];
     assert_eq!(v["phase"], "Succeeded", "{dev:#}");
     let metric = &v["report"]["metrics"][0];
@@ -1211,7 +1211,7 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
             .any(|e| e["body"]["uses"] == "rollout-wait" && e["body"]["status"] == "Succeeded"),
         "{steps:#?}"
     );
-    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    let dev = &fx.json(&["get", "stage", "dev"]);
     assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
     assert_eq!(
         dev["lastVerification"]["report"]["metrics"][0]["resolved"],
@@ -1229,7 +1229,7 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
         if !out.status.success() {
             return Value::Null;
         }
-        serde_json::from_str::<Value>(&stdout(&out)).unwrap()[0]["health"].clone()
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()["health"].clone()
     };
     wait_for("dev to be Healthy", Duration::from_secs(30), || {
         health(&fx)["status"] == "Healthy" || panic_if_gone(&daemon.log)
@@ -1330,7 +1330,7 @@ async fn verification_by_analysis_runs_in_the_cluster(b: Backend) {
         run["spec"]["metrics"][0]["provider"]["web"]["url"],
         "{{args.base}}/smoke/{{args.stage}}"
     );
-    let dev = &fx.json(&["get", "stage", "dev"])[0];
+    let dev = &fx.json(&["get", "stage", "dev"]);
     assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
     assert_eq!(
         dev["lastVerification"]["alias"].as_str(),

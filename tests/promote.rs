@@ -213,6 +213,96 @@ fn dry_run_prints_the_diff_and_pushes_nothing() {
         before,
         "a dry run pushes nothing"
     );
+    // A dry run stores no promotion, so it names none.
+    assert!(
+        text.contains(&format!("Dry run of {} into dev: Succeeded", fx.alias)),
+        "{text}"
+    );
+    assert!(!text.contains("Promotion "), "{text}");
+    let listed = barge()
+        .args(["get", "promotions", "--db", &fx.db, "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&listed).trim(), "[]");
+    let server = health_server(&web, fx.health_port);
+    let out = barge().args(fx.args(&["--dry-run", "-o", "json"])).output().unwrap();
+    drop(server);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["name"].is_null(), "{report}");
+}
+
+/// An RFC 3339 time in UTC to the second, as Kubernetes writes metav1.Time.
+fn assert_rfc3339(v: &serde_json::Value) {
+    let t = v.as_str().unwrap_or_else(|| panic!("{v} is not a string"));
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(t).is_ok() && t.len() == 20 && t.ends_with('Z'),
+        "{t} is not like 2024-05-01T12:00:00Z"
+    );
+}
+
+#[test]
+fn freight_and_promotions_use_kargos_formats_and_the_text_shows_step_outputs() {
+    let fx = Fixture::new();
+    let web = fx.dir.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    std::fs::write(web.join("healthz"), "ok").unwrap();
+    let server = health_server(&web, fx.health_port);
+    let out = barge().args(fx.args(&[])).output().unwrap();
+    drop(server);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let get = |args: &[&str]| {
+        let out = barge().args(args).args(["--db", &fx.db]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+
+    // Freight: metav1.Time and metav1.Duration, as its apiVersion promises.
+    let freight: serde_json::Value = serde_json::from_str(&get(&["get", "freight", &fx.alias, "-o", "json"])).unwrap();
+    assert_rfc3339(&freight["metadata"]["creationTimestamp"]);
+    assert!(freight.get("createdAt").is_none(), "{freight}");
+    let status = &freight["status"];
+    assert_rfc3339(&status["currentlyIn"]["dev"]["since"]);
+    assert_rfc3339(&status["verifiedIn"]["dev"]["verifiedAt"]);
+    let soak = status["verifiedIn"]["dev"]["longestSoak"].as_str().unwrap();
+    assert!(
+        barge_core::duration::parse_go_duration(soak).is_ok() && soak.ends_with('s'),
+        "{soak} is a Go duration"
+    );
+    let yaml = get(&["get", "freight", &fx.alias, "-o", "yaml"]);
+    assert!(yaml.contains("creationTimestamp: "), "{yaml}");
+    let table = get(&["get", "freight"]);
+    // The fixture minted it at Unix millisecond 1.
+    assert!(
+        table.contains("  1970-01-01 00:00:00  "),
+        "the table reads the time back: {table}"
+    );
+
+    // Promotions: the same times; one promotion's text shows what its steps produced.
+    let list: serde_json::Value = serde_json::from_str(&get(&["get", "promotions", "-o", "json"])).unwrap();
+    let name = list[0]["name"].as_str().unwrap().to_string();
+    assert_rfc3339(&list[0]["createdAt"]);
+    assert_rfc3339(&list[0]["updatedAt"]);
+    let pushed = git(&fx.bare, &["rev-parse", "main"]);
+    let text = get(&["get", "promotion", &name]);
+    let push_line = text
+        .lines()
+        // The fourth step, git-push (Kargo's default aliases count from 1).
+        .find(|l| l.trim_start().starts_with("step-4 "))
+        .unwrap_or_else(|| {
+            panic!(
+                "no git-push step in
+{text}"
+            )
+        });
+    assert!(
+        push_line.contains(&format!("commit={}", pushed.trim())),
+        "the pushed commit in the text view:
+{text}"
+    );
+    assert_eq!(
+        get(&["get", "promotion", &name, "-o", "name"]),
+        format!("promotion.kargo.akuity.io/{name}\n")
+    );
 }
 
 #[test]

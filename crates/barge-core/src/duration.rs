@@ -76,6 +76,45 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// A duration as Go's `time.Duration.String` writes it (`1h0m0s`, `2m30s`, `1.5s`, `300ms`,
+/// `0s`): the form Kargo's `metav1.Duration` fields (e.g. Freight's `longestSoak`) carry in
+/// JSON and YAML. See <https://pkg.go.dev/time#Duration.String>.
+pub fn format_go_duration(d: Duration) -> String {
+    const SECOND: u128 = 1_000_000_000;
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < SECOND {
+        let (unit, scale) = match ns {
+            0..1_000 => ("ns", 1),
+            1_000..1_000_000 => ("\u{b5}s", 1_000),
+            _ => ("ms", 1_000_000),
+        };
+        return format!("{}{unit}", decimal(ns, scale));
+    }
+    let secs = ns / SECOND;
+    let (h, m) = (secs / 3600, (secs / 60) % 60);
+    let s = decimal((secs % 60) * SECOND + ns % SECOND, SECOND);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, m) => format!("{m}m{s}s"),
+        (h, m) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+/// `n / scale` (scale a power of ten) with the fraction's trailing zeros dropped, as Go's
+/// `fmtFrac` does: `1500, 1000` is `1.5`, `2000, 1000` is `2`.
+fn decimal(n: u128, scale: u128) -> String {
+    let (whole, frac) = (n / scale, n % scale);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = scale.ilog10() as usize;
+    let frac = format!("{frac:0digits$}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
+
 #[cfg(test)]
 mod format_tests {
     use super::*;
@@ -87,5 +126,23 @@ mod format_tests {
         assert_eq!(format_duration(Duration::from_secs(270)), "4m30s");
         assert_eq!(format_duration(Duration::from_secs(7200)), "2h");
         assert_eq!(format_duration(Duration::from_secs(3720)), "1h2m");
+    }
+
+    #[test]
+    fn go_durations_read_like_go_writes_them() {
+        // The expected strings are Go's `time.Duration(n).String()` for the same values.
+        assert_eq!(format_go_duration(Duration::ZERO), "0s");
+        assert_eq!(format_go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(format_go_duration(Duration::from_secs(150)), "2m30s");
+        assert_eq!(format_go_duration(Duration::from_secs(59)), "59s");
+        assert_eq!(format_go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_go_duration(Duration::from_millis(300)), "300ms");
+        assert_eq!(format_go_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(format_go_duration(Duration::from_nanos(1500)), "1.5\u{b5}s");
+        assert_eq!(format_go_duration(Duration::from_nanos(7)), "7ns");
+        assert_eq!(format_go_duration(Duration::from_millis(259_200_500)), "72h0m0.5s");
+        for s in ["1h0m0s", "2m30s", "1.5s", "300ms", "72h0m0.5s"] {
+            assert_eq!(format_go_duration(parse_go_duration(s).unwrap()), s, "round trip");
+        }
     }
 }

@@ -4,14 +4,15 @@
 //! [`ops::Call`] runs; this module also prints the answers for people.
 
 use crate::ops::{self, Call};
-use crate::render::{table, time};
-use crate::{Format, render};
+use crate::render::{rfc3339_time, table, time};
+use crate::{Format, GetFormat, render};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 use std::io::Write;
 
+/// A running `barge serve` and its token.
 #[derive(clap::Args, Debug, Clone)]
-pub struct Target {
+pub struct Server {
     /// A running `barge serve` to ask (its --listen address), e.g. http://127.0.0.1:7070.
     /// Without it, barge works on the store directly (--db).
     #[arg(long, value_name = "URL", env = "BARGE_SERVER")]
@@ -19,9 +20,16 @@ pub struct Target {
     /// A file holding the server's bearer token (or set BARGE_TOKEN).
     #[arg(long, value_name = "FILE", env = "BARGE_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
-    /// The store (sqlite://PATH or postgres://...), when there is no --server.
-    #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
-    pub db: String,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    #[command(flatten)]
+    pub remote: Server,
+    /// The store (sqlite://PATH or postgres://...), when there is no --server. Default:
+    /// sqlite://$XDG_DATA_HOME/barge/barge.db (~/.local/share/barge/barge.db).
+    #[arg(long, value_name = "URL", env = "BARGE_DB")]
+    pub db: Option<String>,
     /// With --db: the definitions (files, directories, Git sources). Default: the ones
     /// `barge serve` last loaded into this store.
     #[arg(short = 'f', long = "definitions", value_name = "PATH")]
@@ -29,11 +37,51 @@ pub struct Target {
 }
 
 impl Target {
+    /// The `barge serve` to ask, when one was given.
+    pub fn server(&self) -> Option<&str> {
+        self.remote.server.as_deref()
+    }
+
+    /// The store's URL: --db (BARGE_DB), or the default one.
+    pub fn db(&self) -> Result<String> {
+        match &self.db {
+            Some(url) => Ok(url.clone()),
+            None => default_db(),
+        }
+    }
+}
+
+impl Server {
     /// The token from --token-file (or BARGE_TOKEN_FILE), else BARGE_TOKEN.
     fn token(&self) -> Result<String> {
         crate::api::read(self.token_file.as_deref())?
             .context("--server needs the server's token: set BARGE_TOKEN or --token-file FILE")
     }
+}
+
+/// The store verbs use without --db: `$XDG_DATA_HOME/barge/barge.db` (XDG Base Directory
+/// specification; `~/.local/share` when unset). Not the current directory: barge is run in
+/// config repositories, and a store there would be committed by the next `git add -A`.
+pub fn default_db() -> Result<String> {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        // The specification: a relative path is invalid and is to be ignored.
+        .filter(|d| d.is_absolute())
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(|h| std::path::PathBuf::from(h).join(".local/share"))
+        })
+        .context("no default store: neither XDG_DATA_HOME nor HOME is set; give --db URL (or BARGE_DB)")?;
+    Ok(format!("sqlite://{}", data.join("barge").join("barge.db").display()))
+}
+
+/// The file of a SQLite store that has never been written (so there is nothing to read in it),
+/// or None when it exists or the store is PostgreSQL.
+pub fn unwritten_store(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = std::path::PathBuf::from(path.split('?').next().unwrap_or(path));
+    (!file.exists()).then_some(file)
 }
 
 /// The definitions for a call against the store.
@@ -64,29 +112,50 @@ pub async fn stored_definitions(store: &barge_store::Store) -> Result<Option<bar
     }))
 }
 
+/// Runs a call on `barge serve` (`remote.server`, which must be set).
+pub async fn call_server(remote: &Server, c: Call) -> Result<Value> {
+    let server = remote.server.as_deref().context("no --server given")?;
+    let token = remote.token()?;
+    let url = format!("{}/api/v1/call", server.trim_end_matches('/'));
+    let response = barge_promote::http_client()
+        .post(&url)
+        .bearer_auth(token)
+        .json(&c)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach barge serve at {server}"))?;
+    let status = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("{server} did not answer with JSON"))?;
+    if !status.is_success() {
+        bail!("{}", body["error"].as_str().unwrap_or("the server refused the call"));
+    }
+    Ok(body)
+}
+
 /// Runs a call where the target says.
 pub async fn call(target: &Target, c: Call) -> Result<Value> {
-    if let Some(server) = &target.server {
-        let token = target.token()?;
-        let url = format!("{}/api/v1/call", server.trim_end_matches('/'));
-        let response = barge_promote::http_client()
-            .post(&url)
-            .bearer_auth(token)
-            .json(&c)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach barge serve at {server}"))?;
-        let status = response.status();
-        let body: Value = response
-            .json()
-            .await
-            .with_context(|| format!("{server} did not answer with JSON"))?;
-        if !status.is_success() {
-            bail!("{}", body["error"].as_str().unwrap_or("the server refused the call"));
-        }
-        return Ok(body);
+    if target.remote.server.is_some() {
+        return call_server(&target.remote, c).await;
     }
-    let store = barge_store::Store::open_for_one_call(&target.db).await?;
+    let db = target.db()?;
+    // Reading a store that was never written shows an empty one and creates no file: a
+    // `barge get` in the wrong directory or with a typo in --db leaves nothing behind.
+    let _scratch;
+    let store = match unwritten_store(&db).filter(|_| c.reads_only()) {
+        Some(file) => {
+            eprintln!(
+                "barge: note: nothing stored yet ({} does not exist; `barge serve` or `barge discover --db` fill it)",
+                file.display()
+            );
+            _scratch = tempfile::tempdir()?;
+            let empty = format!("sqlite://{}", _scratch.path().join("empty.db").display());
+            barge_store::Store::open_for_one_call(&empty).await?
+        }
+        None => barge_store::Store::open_for_one_call(&db).await?,
+    };
     let needs_definitions = !matches!(
         c,
         Call::GetFreight { .. }
@@ -104,7 +173,7 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
     if needs_definitions && catalog.resources.is_empty() {
         bail!(
             "no definitions: pass them with -f PATH, or run `barge serve PATH --db {}` once so the store has them",
-            target.db
+            barge_store::redact_url(&db)
         );
     }
     let cx = ops::Context {
@@ -130,6 +199,60 @@ pub fn print(output: Format, v: &Value, text: impl FnOnce(&Value) -> String) -> 
     Ok(())
 }
 
+/// Prints what a `get` verb found: `list` is always the array the call answers; with `one`
+/// (a name was asked for) JSON and YAML print the one object, as `kubectl get KIND NAME` does.
+/// `-o name` prints `kind.kargo.akuity.io/NAME` lines; `-o wide` is the table with more columns.
+pub fn print_get(
+    output: GetFormat,
+    list: &Value,
+    one: bool,
+    kind: Kind,
+    table: impl FnOnce(&Value, bool) -> String,
+) -> Result<()> {
+    let shown = if one { list[0].clone() } else { list.clone() };
+    let mut out = std::io::stdout().lock();
+    match output {
+        GetFormat::Json => return print(Format::Json, &shown, |_| String::new()),
+        GetFormat::Yaml => return print(Format::Yaml, &shown, |_| String::new()),
+        GetFormat::Text => write!(out, "{}", table(list, false))?,
+        GetFormat::Wide => write!(out, "{}", table(list, true))?,
+        GetFormat::Name => {
+            for item in list.as_array().into_iter().flatten() {
+                writeln!(out, "{}/{}", kind.resource(), kind.name_of(item))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a `get` verb lists, for `-o name`.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Stage,
+    Warehouse,
+    Freight,
+    Promotion,
+}
+
+impl Kind {
+    /// kubectl's `-o name` form: the lower-case kind and Kargo's API group.
+    fn resource(self) -> &'static str {
+        match self {
+            Kind::Stage => "stage.kargo.akuity.io",
+            Kind::Warehouse => "warehouse.kargo.akuity.io",
+            Kind::Freight => "freight.kargo.akuity.io",
+            Kind::Promotion => "promotion.kargo.akuity.io",
+        }
+    }
+
+    fn name_of(self, item: &Value) -> String {
+        match self {
+            Kind::Freight => s(&item["metadata"]["name"]),
+            _ => s(&item["name"]),
+        }
+    }
+}
+
 /// `: message`, or nothing when there is none.
 fn reason(message: &Value) -> String {
     message
@@ -152,12 +275,13 @@ fn short(v: &Value) -> String {
 }
 
 /// `barge get stages`: one line per freight request; with a single Stage, the details.
-pub fn stages_text(v: &Value) -> String {
+/// Wide adds the current Freight's ID and the Stage's verification templates.
+pub fn stages_text(v: &Value, wide: bool) -> String {
     let list = v.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         return "no stages\n".into();
     }
-    let mut rows = vec![vec![
+    let mut header = vec![
         "PROJECT".to_string(),
         "STAGE".into(),
         "WAREHOUSE".into(),
@@ -165,12 +289,21 @@ pub fn stages_text(v: &Value) -> String {
         "VERIFIED".into(),
         "AUTO".into(),
         "STATE".into(),
-        "WHY".into(),
-    ]];
+    ];
+    if wide {
+        header.extend(["FREIGHT ID".into(), "VERIFICATION".into()]);
+    }
+    header.push("WHY".into());
+    let mut rows = vec![header];
     for st in &list {
         for r in st["requests"].as_array().into_iter().flatten() {
             let current = &r["current"];
-            rows.push(vec![
+            let held = st["holds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|h| h["warehouse"] == r["warehouse"]);
+            let mut row = vec![
                 s(&st["project"]),
                 s(&st["name"]),
                 s(&r["warehouse"]),
@@ -191,14 +324,28 @@ pub fn stages_text(v: &Value) -> String {
                     }
                     Some(other) => other.to_string(),
                 },
-                if st["autoPromotion"] == true {
-                    "yes".into()
-                } else {
-                    "no".into()
+                match (st["autoPromotion"] == true, held) {
+                    (true, true) => "held".into(),
+                    (true, false) => "yes".into(),
+                    (false, _) => "no".into(),
                 },
                 s(&r["state"]),
-                s(&r["message"]),
-            ]);
+            ];
+            if wide {
+                row.push(if current.is_null() {
+                    "-".into()
+                } else {
+                    s(&current["name"])
+                });
+                let templates: Vec<String> = st["verification"].as_array().into_iter().flatten().map(s).collect();
+                row.push(if templates.is_empty() {
+                    "-".into()
+                } else {
+                    templates.join(",")
+                });
+            }
+            row.push(s(&r["message"]));
+            rows.push(row);
         }
     }
     let mut out = table(rows);
@@ -269,44 +416,54 @@ pub fn stages_text(v: &Value) -> String {
     out
 }
 
-pub fn warehouses_text(v: &Value) -> String {
-    let mut rows = vec![vec![
-        "PROJECT".to_string(),
-        "WAREHOUSE".into(),
-        "INTERVAL".into(),
+/// `barge get warehouses`; wide adds the number of subscriptions.
+pub fn warehouses_text(v: &Value, wide: bool) -> String {
+    let mut header = vec!["PROJECT".to_string(), "WAREHOUSE".into(), "INTERVAL".into()];
+    if wide {
+        header.push("SUBSCRIPTIONS".into());
+    }
+    header.extend([
         "FREIGHT".into(),
         "NEWEST".into(),
         "LAST DISCOVERY".into(),
         "ERROR".into(),
-    ]];
+    ]);
+    let mut rows = vec![header];
     for w in v.as_array().into_iter().flatten() {
-        rows.push(vec![
-            s(&w["project"]),
-            s(&w["name"]),
-            s(&w["interval"]),
+        let mut row = vec![s(&w["project"]), s(&w["name"]), s(&w["interval"])];
+        if wide {
+            row.push(s(&w["subscriptions"]));
+        }
+        row.extend([
             s(&w["freight"]),
             s(&w["newest"]),
             w["lastDiscovery"].as_i64().map_or("never".into(), time),
             s(&w["error"]),
         ]);
+        rows.push(row);
     }
     table(rows)
 }
 
-pub fn freight_text(v: &Value) -> String {
+/// `barge get freight`; wide shows the whole ID and the Stages it is approved for.
+pub fn freight_text(v: &Value, wide: bool) -> String {
     let list = v.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         return "no freight stored\n".into();
     }
-    let mut rows = vec![vec![
+    let mut header = vec![
         "NAME".to_string(),
         "ALIAS".into(),
         "WAREHOUSE".into(),
         "CREATED".into(),
         "IN".into(),
         "VERIFIED IN".into(),
-        "ARTIFACTS".into(),
-    ]];
+    ];
+    if wide {
+        header.push("APPROVED FOR".into());
+    }
+    header.push("ARTIFACTS".into());
+    let mut rows = vec![header];
     for f in &list {
         let keys = |k: &str| -> String {
             let names: Vec<String> = f["status"][k]
@@ -339,51 +496,93 @@ pub fn freight_text(v: &Value) -> String {
                 .flatten()
                 .map(|c| format!("{}:{}", s(&c["repoURL"]), s(&c["version"]))),
         );
-        rows.push(vec![
-            s(&f["metadata"]["name"]).chars().take(12).collect(),
+        let name = s(&f["metadata"]["name"]);
+        let mut row = vec![
+            if wide { name } else { name.chars().take(12).collect() },
             s(&f["alias"]),
             s(&f["warehouse"]),
-            time(f["createdAt"].as_i64().unwrap_or(0)),
+            rfc3339_time(&f["metadata"]["creationTimestamp"]),
             keys("currentlyIn"),
             keys("verifiedIn"),
-            artifacts.join(", "),
-        ]);
+        ];
+        if wide {
+            row.push(keys("approvedFor"));
+        }
+        row.push(artifacts.join(", "));
+        rows.push(row);
     }
     table(rows)
 }
 
-pub fn promotions_text(v: &Value) -> String {
+/// `barge get promotions`; with one promotion, its steps and what each step produced (the
+/// commit a git-commit made, the branch a git-push updated). Wide shows the whole Freight ID
+/// and when the promotion last changed.
+pub fn promotions_text(v: &Value, wide: bool) -> String {
     let list = v.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         return "no promotions\n".into();
     }
-    let mut rows = vec![vec![
+    let mut header = vec![
         "NAME".to_string(),
         "STAGE".into(),
         "FREIGHT".into(),
         "PHASE".into(),
         "ACTOR".into(),
         "CREATED".into(),
-        "MESSAGE".into(),
-    ]];
+    ];
+    if wide {
+        header.push("UPDATED".into());
+    }
+    header.push("MESSAGE".into());
+    let mut rows = vec![header];
     for p in &list {
-        rows.push(vec![
+        let mut row = vec![
             s(&p["name"]),
             s(&p["stage"]),
-            short(&p["freight"]),
+            if wide { s(&p["freight"]) } else { short(&p["freight"]) },
             s(&p["phase"]),
             s(&p["actor"]),
-            time(p["createdAt"].as_i64().unwrap_or(0)),
-            s(&p["message"]),
-        ]);
+            rfc3339_time(&p["createdAt"]),
+        ];
+        if wide {
+            row.push(rfc3339_time(&p["updatedAt"]));
+        }
+        row.push(s(&p["message"]));
+        rows.push(row);
     }
     let mut out = table(rows);
     if list.len() == 1 {
-        for step in list[0]["steps"].as_array().into_iter().flatten() {
-            out += &format!("  {:<24} {}\n", s(&step["alias"]), s(&step["status"]));
-        }
+        let outputs = &list[0]["outputs"];
+        let steps: Vec<Vec<String>> = list[0]["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|step| {
+                let alias = s(&step["alias"]);
+                let mut produced = step_outputs(&outputs[&alias]);
+                if let Some(m) = step["message"].as_str().filter(|m| !m.is_empty()) {
+                    produced.push(m.to_string());
+                }
+                vec![format!("  {alias}"), s(&step["status"]), produced.join(" ")]
+            })
+            .collect();
+        out += &table(steps);
     }
     out
+}
+
+/// A step's outputs that fit on a line (`commit=3f2a9c1…`, `branch=main`); multi-line ones
+/// (a dry run's diff, a response body) stay in `-o json`.
+fn step_outputs(outputs: &Value) -> Vec<String> {
+    outputs
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| !v.is_object() && !v.is_array() && !v.is_null())
+        .map(|(k, v)| (k, s(v)))
+        .filter(|(_, v)| !v.contains('\n') && v.chars().count() <= 100)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect()
 }
 
 /// One line per event, oldest at the bottom like `git log`.

@@ -26,11 +26,34 @@ use std::process::ExitCode;
 /// ClusterPromotionTask), Argo Rollouts AnalysisTemplates and barge's own `Pipeline`
 /// shorthand, from files, directories or Git repositories.
 #[derive(Parser, Debug)]
-#[command(name = "barge", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "barge",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = GLOBAL_FLAGS
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The flags most verbs share, shown under the verb list of `barge --help` (each verb's own
+/// `--help` lists the ones it takes).
+const GLOBAL_FLAGS: &str = "\
+Flags most verbs take:
+  -o, --output FORMAT       text, json or yaml; `get` also takes wide and name
+      --server URL          ask a running `barge serve` (BARGE_SERVER); its token from
+                            BARGE_TOKEN or --token-file FILE (BARGE_TOKEN_FILE)
+      --db URL              without --server, the store: sqlite://PATH or postgres://...
+                            (BARGE_DB; default ~/.local/share/barge/barge.db, under
+                            $XDG_DATA_HOME when set)
+  -f, --definitions PATH    with --db, the definitions (default: the ones `barge serve` stored)
+      --config FILE         barge's configuration file (BARGE_CONFIG)
+      --actor NAME          who acts, for the audit log (default: $USER)
+
+Environment: BARGE_LOG (log filter, default warn), BARGE_LOG_FORMAT=json, NO_COLOR.
+Completion: `source <(barge completion bash)` (zsh and fish too).";
 
 #[derive(Subcommand, Debug)]
 enum Command {
@@ -141,8 +164,11 @@ enum Command {
         /// The definitions (default: the ones `barge serve` recorded in the store).
         #[arg(value_name = "PATH")]
         paths: Vec<String>,
-        /// The Stage to promote into.
-        #[arg(long, required_unless_present = "downstream_from")]
+        /// The Stage to promote into (or --downstream-from).
+        // Checked in `run`, not by clap: clap's "required" error prints a usage line with
+        // every flag an environment variable set (BARGE_DB, BARGE_SERVER), which read as if
+        // those were what is missing.
+        #[arg(long)]
         stage: Option<String>,
         /// Promote into every Stage directly downstream of this one.
         #[arg(long, value_name = "STAGE", conflicts_with = "stage")]
@@ -192,7 +218,7 @@ enum Command {
     ///
     /// Examples:
     ///   openssl rand -hex 32 > barge.token
-    ///   barge serve pipelines/ --db sqlite://barge.db --listen 127.0.0.1:7070 --token-file barge.token
+    ///   barge serve pipelines/ --listen 127.0.0.1:7070 --token-file barge.token
     ///   barge serve pipelines/ --db postgres://barge@db/barge --replica-id pod-a
     ///   barge serve pipelines/ --once --rewrite ghcr.io/acme/=127.0.0.1:5000/acme/
     #[command(verbatim_doc_comment)]
@@ -236,8 +262,10 @@ enum Command {
         work_dir: Option<std::path::PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
-        #[arg(long, value_name = "URL", env = "BARGE_DB", default_value = "sqlite://barge.db")]
-        db: String,
+        /// The store (sqlite://PATH or postgres://...). Default:
+        /// sqlite://$XDG_DATA_HOME/barge/barge.db (~/.local/share/barge/barge.db).
+        #[arg(long, value_name = "URL", env = "BARGE_DB")]
+        db: Option<String>,
     },
     /// The audit log, newest first: freight minted, promotions and their steps, pushes,
     /// approvals, holds, aborts, window overrides, config reloads.
@@ -327,6 +355,29 @@ enum Command {
         #[command(subcommand)]
         what: GetWhat,
     },
+    /// Print barge's version and, with --server, the version of the `barge serve` it talks to.
+    ///
+    /// Examples:
+    ///   barge version
+    ///   barge version --server http://127.0.0.1:7070 -o json
+    #[command(verbatim_doc_comment)]
+    Version {
+        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+        #[command(flatten)]
+        remote: client::Server,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   source <(barge completion bash)
+    ///   barge completion zsh > "${fpath[1]}/_barge"
+    ///   barge completion fish > ~/.config/fish/completions/barge.fish
+    #[command(verbatim_doc_comment)]
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -337,7 +388,7 @@ enum RefreshWhat {
     /// discovers it right away.
     ///
     /// Examples:
-    ///   barge refresh warehouse guestbook pipelines/ --db sqlite://barge.db
+    ///   barge refresh warehouse guestbook pipelines/
     ///   barge refresh warehouse guestbook --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment)]
     Warehouse {
@@ -370,8 +421,8 @@ enum GetWhat {
         name: Option<String>,
         #[arg(long)]
         project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
+        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+        output: GetFormat,
         #[command(flatten)]
         target: client::Target,
     },
@@ -380,8 +431,8 @@ enum GetWhat {
     Warehouses {
         #[arg(long)]
         project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
+        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+        output: GetFormat,
         #[command(flatten)]
         target: client::Target,
     },
@@ -400,8 +451,8 @@ enum GetWhat {
         project: Option<String>,
         #[arg(long, value_name = "NAME")]
         warehouse: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
+        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+        output: GetFormat,
         #[command(flatten)]
         target: client::Target,
     },
@@ -413,8 +464,8 @@ enum GetWhat {
         stage: Option<String>,
         #[arg(long)]
         project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
+        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+        output: GetFormat,
         #[command(flatten)]
         target: client::Target,
     },
@@ -438,6 +489,12 @@ enum AbortWhat {
 
 #[derive(Subcommand, Debug)]
 enum StageVerb {
+    /// The Stage to hold or release (auto-promotion only; `barge promote` still works).
+    ///
+    /// Examples:
+    ///   barge hold stage prod
+    ///   barge release stage prod --server http://127.0.0.1:7070
+    #[command(verbatim_doc_comment)]
     Stage {
         name: String,
         #[arg(long)]
@@ -453,6 +510,13 @@ enum StageVerb {
 
 #[derive(Subcommand, Debug)]
 enum VerifyWhat {
+    /// Re-run the Stage's verification on its current Freight (`barge serve` runs it), or stop
+    /// the running one with --abort.
+    ///
+    /// Examples:
+    ///   barge verify stage prod
+    ///   barge verify stage prod --abort
+    #[command(verbatim_doc_comment)]
     Stage {
         name: String,
         /// Stop the running verification instead (the Freight stays unverified).
@@ -611,6 +675,20 @@ enum AnalysisRuns {
     Cluster,
 }
 
+/// `barge get`'s output formats, kubectl's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GetFormat {
+    /// A table for people (`table` is accepted too).
+    #[value(alias = "table")]
+    Text,
+    /// The table with more columns.
+    Wide,
+    /// `kind.kargo.akuity.io/NAME` per line, for scripts (`xargs`).
+    Name,
+    Json,
+    Yaml,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// For people (`table` is accepted too, as in kubectl).
@@ -642,9 +720,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`barge plan | head`) is not an error.
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
             eprintln!("barge: error: {e:#}");
@@ -653,8 +729,55 @@ fn main() -> ExitCode {
     }
 }
 
+/// `barge promote` without a Stage: a usage error (exit status 2).
+fn missing_stage() -> ExitCode {
+    eprintln!(
+        "barge: error: which Stage? give --stage STAGE (or --downstream-from STAGE with --server)\n\nFor more information, try 'barge promote --help'."
+    );
+    ExitCode::from(2)
+}
+
+/// Whether writing the output failed because its reader went away: an `io::Error`, or one
+/// serde_json's writer wrapped, anywhere in the chain.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Version { output, remote } => {
+            let client = env!("CARGO_PKG_VERSION");
+            let mut v = serde_json::json!({"clientVersion": client});
+            if remote.server.is_some() {
+                v["serverVersion"] = block_on(client::call_server(&remote, ops::Call::Version))?["version"].clone();
+            }
+            client::print(output, &v, |v| {
+                let mut text = format!("Client Version: {client}\n");
+                if let Some(server) = v["serverVersion"].as_str() {
+                    text += &format!("Server Version: {server}\n");
+                }
+                text
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completion { shell } => {
+            use clap::CommandFactory as _;
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "barge", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Validate {
             paths,
             output,
@@ -707,14 +830,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     target,
                 },
         } => {
-            if target.server.is_none() {
+            if target.server().is_none() {
                 if paths.is_empty() {
                     eprintln!(
                         "barge: error: give the definitions (PATH...) to discover here, or --server to ask barge serve"
                     );
                     return Ok(ExitCode::from(2));
                 }
-                return discover(&paths, Some(&name), output, &registry, Some(&target.db), Mode::Once);
+                return discover(&paths, Some(&name), output, &registry, Some(&target.db()?), Mode::Once);
             }
             let c = ops::Call::Refresh {
                 project,
@@ -731,20 +854,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 project,
                 output,
                 target,
-            } => verb(
+            } => get(
                 &target,
                 ops::Call::GetStages { project, name },
                 output,
+                client::Kind::Stage,
                 client::stages_text,
             ),
             GetWhat::Warehouses {
                 project,
                 output,
                 target,
-            } => verb(
+            } => get(
                 &target,
                 ops::Call::GetWarehouses { project },
                 output,
+                client::Kind::Warehouse,
                 client::warehouses_text,
             ),
             GetWhat::Freight {
@@ -753,33 +878,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 warehouse,
                 output,
                 target,
-            } => {
-                let one = name.is_some();
-                let v = block_on(client::call(
-                    &target,
-                    ops::Call::GetFreight {
-                        project,
-                        warehouse,
-                        name,
-                    },
-                ))?;
-                // One Freight by name prints as an object, like `kubectl get freight NAME`.
-                let v = if one { v[0].clone() } else { v };
-                client::print(output, &v, |v| {
-                    client::freight_text(&if one { serde_json::json!([v]) } else { v.clone() })
-                })?;
-                Ok(ExitCode::SUCCESS)
-            }
+            } => get(
+                &target,
+                ops::Call::GetFreight {
+                    project,
+                    warehouse,
+                    name,
+                },
+                output,
+                client::Kind::Freight,
+                client::freight_text,
+            ),
             GetWhat::Promotions {
                 name,
                 stage,
                 project,
                 output,
                 target,
-            } => verb(
+            } => get(
                 &target,
                 ops::Call::GetPromotions { project, stage, name },
                 output,
+                client::Kind::Promotion,
                 client::promotions_text,
             ),
         },
@@ -1014,6 +1134,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             memory::use_few_arenas();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let ok = runtime.block_on(async {
+                let db = match db {
+                    Some(url) => url,
+                    None => client::default_db()?,
+                };
                 let store = barge_store::Store::open(&db).await?;
                 let defined = config::DefinedCredentials::of(&catalog);
                 let mut engine = promote::engine(work_dir, &config, &file, false, &defined)?;
@@ -1052,7 +1176,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             target,
         } => {
             let override_reason = if override_window { reason.clone() } else { None };
-            if target.server.is_some() {
+            if target.server().is_some() {
                 if dry_run {
                     eprintln!("barge: error: --dry-run runs here; drop --server");
                     return Ok(ExitCode::from(2));
@@ -1071,25 +1195,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         actor,
                         override_reason,
                     },
-                    (None, None) => unreachable!("clap requires --stage or --downstream-from"),
+                    (None, None) => return Ok(missing_stage()),
                 };
                 return queue_and_wait(&target, c, wait, output);
             }
             let Some(stage) = stage else {
+                if downstream_from.is_none() {
+                    return Ok(missing_stage());
+                }
                 eprintln!("barge: error: --downstream-from queues promotions on barge serve; add --server");
                 return Ok(ExitCode::from(2));
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let db = target.db()?;
             let catalog = if paths.is_empty() {
-                let db = target.db.clone();
-                runtime
-                    .block_on(async move { client::stored_definitions(&barge_store::Store::open(&db).await?).await })?
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
-                            target.db
-                        )
-                    })?
+                // A store never written has no definitions: say so without creating it.
+                let stored = match client::unwritten_store(&db) {
+                    Some(_) => None,
+                    None => runtime
+                        .block_on(async { client::stored_definitions(&barge_store::Store::open(&db).await?).await })?,
+                };
+                stored.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
+                        barge_store::redact_url(&db)
+                    )
+                })?
             } else {
                 match load(&paths) {
                     Ok(c) => c,
@@ -1105,7 +1236,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = registry.config()?;
             let file = registry.file()?;
             let (p, outcome) = runtime.block_on(async {
-                let store = barge_store::Store::open(&target.db).await?;
+                let store = barge_store::Store::open(&db).await?;
                 let engine = promote::engine(
                     work_dir,
                     &config,
@@ -1124,8 +1255,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 promote::run(&catalog, store, engine, &req).await
             })?;
             let mut out = std::io::stdout().lock();
+            // A dry run stores no promotion, so it has no name to show (one would send people
+            // looking for it with `barge get promotion`).
+            let name = (!dry_run).then_some(&p.name);
             let report = serde_json::json!({
-                "name": p.name,
+                "name": name,
                 "project": p.project,
                 "stage": p.stage,
                 "freight": p.freight.metadata.name,
@@ -1157,8 +1291,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     }
                     writeln!(
                         out,
-                        "Promotion {} of {} into {}: {}{}",
-                        p.name,
+                        "{} of {} into {}: {}{}",
+                        name.map_or_else(|| "Dry run".to_string(), |n| format!("Promotion {n}")),
                         p.freight.alias.as_deref().unwrap_or(&p.freight.metadata.name),
                         p.stage,
                         outcome.phase.as_str(),
@@ -1383,15 +1517,33 @@ fn default_work_dir() -> std::path::PathBuf {
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a
 /// source that cannot be fetched exit status 1.
 fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
+    for skipped in paths.iter().filter(|p| not_yaml(paths, p)) {
+        eprintln!("barge: note: skipping {skipped}: not a .yaml/.yml file");
+    }
     load_catalog(paths).map_err(|e| {
         eprintln!("barge: error: {e}");
         ExitCode::from(if e.is_usage() { 2 } else { 1 })
     })
 }
 
+/// Whether `path`, one of `paths`, is a file to skip: with several paths (a shell glob such as
+/// `examples/*`), files that are not `.yaml`/`.yml` are left out, as a directory's are. A file
+/// named alone is read whatever its name.
+fn not_yaml(paths: &[String], path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    paths.len() > 1
+        && matches!(barge_source::parse_source(path), barge_source::Source::Path(_))
+        && p.is_file()
+        && !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
 /// Loads and validates sources (the daemon's reload uses this too).
 pub fn load_catalog(paths: &[String]) -> Result<Catalog, barge_source::SourceError> {
-    let sources: Vec<barge_source::Source> = paths.iter().map(|p| barge_source::parse_source(p)).collect();
+    let sources: Vec<barge_source::Source> = paths
+        .iter()
+        .filter(|p| !not_yaml(paths, p))
+        .map(|p| barge_source::parse_source(p))
+        .collect();
     let mut catalog = Catalog::default();
     barge_source::load(&sources, &mut catalog)?;
     barge_core::validate::validate(&mut catalog);
@@ -1418,6 +1570,26 @@ fn verb(
 ) -> Result<ExitCode> {
     let v = block_on(client::call(target, c))?;
     client::print(output, &v, text)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a `get` call and prints what it found. One object asked for by name prints as an
+/// object, like `kubectl get stage NAME -o json`.
+fn get(
+    target: &client::Target,
+    c: ops::Call,
+    output: GetFormat,
+    kind: client::Kind,
+    table: impl FnOnce(&serde_json::Value, bool) -> String,
+) -> Result<ExitCode> {
+    let one = match &c {
+        ops::Call::GetStages { name, .. }
+        | ops::Call::GetFreight { name, .. }
+        | ops::Call::GetPromotions { name, .. } => name.is_some(),
+        _ => false,
+    };
+    let list = block_on(client::call(target, c))?;
+    client::print_get(output, &list, one, kind, table)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1481,7 +1653,7 @@ fn queue_and_wait(target: &client::Target, c: ops::Call, wait: bool, output: For
         }
         let ok = finished.iter().all(|p| p["phase"] == "Succeeded");
         let v = serde_json::Value::Array(finished);
-        client::print(output, &v, client::promotions_text)?;
+        client::print(output, &v, |v| client::promotions_text(v, false))?;
         Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
 }

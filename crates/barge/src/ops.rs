@@ -5,6 +5,7 @@
 
 use crate::pipeline::{self, Snapshot};
 use crate::promote::now_millis;
+use crate::render::{go_duration, rfc3339};
 use anyhow::{Context as _, Result, bail};
 use barge_core::Catalog;
 use barge_core::promotion::Phase;
@@ -107,6 +108,22 @@ pub enum Call {
         #[serde(default)]
         actor: String,
     },
+    /// The answering barge's version (`barge version --server`).
+    Version,
+}
+
+impl Call {
+    /// Whether the call only reads the store.
+    pub fn reads_only(&self) -> bool {
+        matches!(
+            self,
+            Call::GetStages { .. }
+                | Call::GetWarehouses { .. }
+                | Call::GetFreight { .. }
+                | Call::GetPromotions { .. }
+                | Call::History { .. }
+        )
+    }
 }
 
 impl Call {
@@ -127,7 +144,8 @@ impl Call {
             | Call::GetWarehouses { .. }
             | Call::GetFreight { .. }
             | Call::GetPromotions { .. }
-            | Call::History { .. } => None,
+            | Call::History { .. }
+            | Call::Version => None,
         }
     }
 }
@@ -157,6 +175,31 @@ fn projects_of(catalog: &Catalog) -> Vec<String> {
     pipeline::stages(catalog).into_iter().map(|(p, _)| p).collect()
 }
 
+/// Refuses a `--project` the definitions do not have (an empty list would read as "nothing
+/// there yet").
+fn known_project(catalog: &Catalog, project: Option<&str>) -> Result<()> {
+    let Some(want) = project else { return Ok(()) };
+    let mut all: Vec<&str> = catalog
+        .resources
+        .iter()
+        .map(|r| r.project.as_str())
+        .filter(|p| !p.is_empty())
+        .collect();
+    all.sort_unstable();
+    all.dedup();
+    if all.contains(&want) {
+        return Ok(());
+    }
+    Err(CallError {
+        status: 404,
+        message: format!(
+            "no project named {want:?} in the definitions (projects: {})",
+            if all.is_empty() { "none".into() } else { all.join(", ") }
+        ),
+    }
+    .into())
+}
+
 /// The project a call means: the one given, or the only one there is.
 fn one_project(catalog: &Catalog, project: Option<&str>) -> Result<String> {
     if let Some(p) = project {
@@ -177,6 +220,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
     let catalog = cx.catalog;
     Ok(match call {
         Call::GetStages { project, name } => {
+            known_project(catalog, project.as_deref())?;
             let all = pipeline::stages(catalog);
             let mut out = Vec::new();
             for (p, defs) in &all {
@@ -201,6 +245,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             serde_json::to_value(out)?
         }
         Call::GetWarehouses { project } => {
+            known_project(catalog, project.as_deref())?;
             let mut out = Vec::new();
             for (r, spec) in crate::discover::warehouses(catalog, None) {
                 if project.as_deref().is_some_and(|p| p != r.project) {
@@ -454,6 +499,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             };
             serde_json::to_value(&v)?
         }
+        Call::Version => json!({"version": env!("CARGO_PKG_VERSION")}),
         Call::Refresh {
             project,
             warehouse,
@@ -558,8 +604,10 @@ async fn queue_promotion(
     Ok(p.name)
 }
 
+/// The first failed subscription of a stored discovery pass (the store keeps the pass as the
+/// array of subscription reports `barge discover -o json` prints per Warehouse).
 fn discovery_error(status: &Value) -> Option<String> {
-    status["subscriptions"]
+    status
         .as_array()?
         .iter()
         .find_map(|s| s["error"].as_str().map(str::to_string))
@@ -572,22 +620,27 @@ fn freight_json(f: &barge_store::StoredFreight, facts: &[barge_store::FreightSta
     let mut currently = serde_json::Map::new();
     let mut verified = serde_json::Map::new();
     let mut approved = serde_json::Map::new();
+    // Times and durations in Kargo's forms (metav1.Time, metav1.Duration), as the
+    // `apiVersion: kargo.akuity.io/v1alpha1` the Freight carries promises.
     for x in mine {
         if x.current() {
-            currently.insert(x.stage.clone(), json!({"since": x.entered_at}));
+            currently.insert(x.stage.clone(), json!({"since": x.entered_at.map(rfc3339)}));
         }
         if let Some(at) = x.verified_at {
             verified.insert(
                 x.stage.clone(),
-                json!({"verifiedAt": at, "longestSoak": x.longest_soak}),
+                json!({"verifiedAt": rfc3339(at), "longestSoak": go_duration(x.longest_soak)}),
             );
         }
         if let Some(at) = x.approved_at {
-            approved.insert(x.stage.clone(), json!({"approvedAt": at, "approvedBy": x.approved_by}));
+            approved.insert(
+                x.stage.clone(),
+                json!({"approvedAt": rfc3339(at), "approvedBy": x.approved_by}),
+            );
         }
     }
+    v["metadata"]["creationTimestamp"] = json!(rfc3339(f.created_at));
     v["warehouse"] = json!(f.warehouse);
-    v["createdAt"] = json!(f.created_at);
     v["status"] = json!({"currentlyIn": currently, "verifiedIn": verified, "approvedFor": approved});
     v
 }
@@ -601,8 +654,8 @@ fn promotion_json(p: &barge_store::StoredPromotion, full: bool) -> Value {
         "actor": p.actor,
         "phase": p.phase,
         "message": p.message,
-        "createdAt": p.created_at,
-        "updatedAt": p.updated_at,
+        "createdAt": rfc3339(p.created_at),
+        "updatedAt": rfc3339(p.updated_at),
         "steps": p.state["steps"],
     });
     if full {

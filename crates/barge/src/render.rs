@@ -158,6 +158,30 @@ pub fn table(rows: Vec<Vec<String>>) -> String {
 /// A Unix-millisecond time for tables.
 pub fn time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .map(|t| t.format(TABLE_TIME).to_string())
         .unwrap_or_default()
+}
+
+const TABLE_TIME: &str = "%Y-%m-%d %H:%M:%S";
+
+/// A Unix-millisecond time as Kubernetes writes `metav1.Time` in Kargo's resources: RFC 3339
+/// in UTC, to the second (`2024-05-01T12:00:00Z`).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// An RFC 3339 time (as [`rfc3339`] writes it) for tables.
+pub fn rfc3339_time(v: &serde_json::Value) -> String {
+    v.as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.format(TABLE_TIME).to_string())
+        .unwrap_or_default()
+}
+
+/// A span of Unix milliseconds as Kubernetes writes `metav1.Duration`: Go's duration form
+/// (`1h0m0s`).
+pub fn go_duration(ms: i64) -> String {
+    barge_core::duration::format_go_duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }

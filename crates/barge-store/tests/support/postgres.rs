@@ -36,9 +36,21 @@ fn as_postgres_user(script: &str) -> Command {
     }
 }
 
-/// PostgreSQL's server binaries (Debian's location unless `PG_BIN` says otherwise).
+/// PostgreSQL's server binaries: `PG_BIN`, else the newest of Debian's
+/// `/usr/lib/postgresql/<major>/bin` (whichever major version the distribution ships).
 pub fn pg_bin() -> String {
-    std::env::var("PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into())
+    if let Ok(bin) = std::env::var("PG_BIN") {
+        return bin;
+    }
+    let newest = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .max();
+    match newest {
+        Some(major) => format!("/usr/lib/postgresql/{major}/bin"),
+        None => panic!("PostgreSQL not found under /usr/lib/postgresql (install it, or set PG_BIN)"),
+    }
 }
 
 fn postgres() -> &'static Postgres {

@@ -1,0 +1,298 @@
+//! `barge get` and the verbs around it, as a new user meets them: against a SQLite store
+//! (`--db`, with the definitions from `-f`), against the default store, and through a running
+//! `barge serve`. Output contracts: kubectl's `-o wide|name`, one object for one name, exit
+//! status 1 for a project that does not exist.
+
+#[path = "../crates/barge-registry/tests/support/mod.rs"]
+mod registry;
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use support::{barge, stderr, stdout};
+
+/// One project: a Warehouse and a Stage `dev` that auto-promotes from it.
+const SHOP: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: shop}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: dev}
+      autoPromotionEnabled: true
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  subscriptions:
+    - image: {repoURL: ghcr.io/acme/app}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    defs: PathBuf,
+    db: String,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = dir.path().join("shop.yaml");
+        std::fs::write(&defs, SHOP).unwrap();
+        let db = format!("sqlite://{}/barge.db", dir.path().display());
+        Fixture { dir, defs, db }
+    }
+
+    /// `barge ARGS -f DEFS --db DB`.
+    fn run(&self, args: &[&str]) -> Output {
+        barge()
+            .args(args)
+            .args(["-f", self.defs.to_str().unwrap(), "--db", &self.db])
+            .env("USER", "alice")
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "barge {args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+}
+
+/// The row of a table whose first cells are `first`, split into cells by runs of spaces,
+/// keyed by the header's column names.
+fn row(table: &str, first: &str) -> std::collections::BTreeMap<String, String> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    // Column starts, from the header (names may hold one space: "LAST DISCOVERY").
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header[..i].ends_with("  ")))
+        .map(|(i, _)| i)
+        .collect();
+    let line = lines
+        .find(|l| l.starts_with(first))
+        .unwrap_or_else(|| panic!("no row {first:?} in\n{table}"));
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| {
+            let end = starts.get(n + 1).copied().unwrap_or(line.len()).min(line.len());
+            let name = header[start..starts.get(n + 1).copied().unwrap_or(header.len())].trim();
+            (name.to_string(), line.get(start..end).unwrap_or("").trim().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warehouses_show_the_last_discovery_error() {
+    // A registry without the repository: discovery fails with not-found, and is stored.
+    let reg = registry::TestRegistry::start(None).await;
+    let fx = Fixture::new();
+    let out = barge()
+        .args(["discover", fx.defs.to_str().unwrap(), "--db", &fx.db, "--rewrite"])
+        .arg(format!("ghcr.io/acme/={}/acme/", reg.host))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let table = fx.ok(&["get", "warehouses"]);
+    let error = &row(&table, "shop")["ERROR"];
+    assert!(error.contains("not-found"), "the ERROR column is filled: {table}");
+    let json: Value = serde_json::from_str(&fx.ok(&["get", "warehouses", "-o", "json"])).unwrap();
+    assert!(json[0]["error"].as_str().unwrap().contains("not-found"), "{json}");
+}
+
+#[test]
+fn a_held_stage_says_so_in_the_auto_column() {
+    let fx = Fixture::new();
+    assert_eq!(row(&fx.ok(&["get", "stages"]), "shop")["AUTO"], "yes");
+    fx.ok(&["hold", "stage", "dev"]);
+    let table = fx.ok(&["get", "stages"]);
+    assert_eq!(row(&table, "shop")["AUTO"], "held", "{table}");
+    fx.ok(&["release", "stage", "dev"]);
+    assert_eq!(row(&fx.ok(&["get", "stages"]), "shop")["AUTO"], "yes");
+}
+
+#[test]
+fn one_stage_by_name_is_one_object() {
+    let fx = Fixture::new();
+    let one: Value = serde_json::from_str(&fx.ok(&["get", "stage", "dev", "-o", "json"])).unwrap();
+    assert_eq!(one["name"], "dev", "an object, not an array: {one}");
+    let yaml = fx.ok(&["get", "stage", "dev", "-o", "yaml"]);
+    assert!(yaml.starts_with("project: shop\n"), "{yaml}");
+    let all: Value = serde_json::from_str(&fx.ok(&["get", "stages", "-o", "json"])).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "the list stays a list");
+}
+
+#[test]
+fn an_unknown_project_is_an_error_not_an_empty_list() {
+    let fx = Fixture::new();
+    for verb in ["stages", "warehouses"] {
+        let out = fx.run(&["get", verb, "--project", "nope"]);
+        assert_eq!(out.status.code(), Some(1), "get {verb}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("no project named \"nope\" in the definitions (projects: shop)"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(fx.run(&["get", "stages", "--project", "shop"]).status.success());
+}
+
+#[test]
+fn name_and_wide_output_follow_kubectl() {
+    let fx = Fixture::new();
+    assert_eq!(fx.ok(&["get", "stages", "-o", "name"]), "stage.kargo.akuity.io/dev\n");
+    assert_eq!(
+        fx.ok(&["get", "warehouses", "-o", "name"]),
+        "warehouse.kargo.akuity.io/app\n"
+    );
+    let wide = fx.ok(&["get", "stages", "-o", "wide"]);
+    let dev = row(&wide, "shop");
+    assert_eq!(dev["FREIGHT ID"], "-", "{wide}");
+    assert_eq!(dev["VERIFICATION"], "-", "{wide}");
+    let wide = fx.ok(&["get", "warehouses", "-o", "wide"]);
+    assert_eq!(row(&wide, "shop")["SUBSCRIPTIONS"], "1", "{wide}");
+    let narrow = fx.ok(&["get", "warehouses"]);
+    assert!(!narrow.contains("SUBSCRIPTIONS"), "{narrow}");
+}
+
+/// Every file below `dir`.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_default_store_lives_in_the_users_data_directory_and_reading_creates_nothing() {
+    let fx = Fixture::new();
+    let home = fx.dir.path().join("home");
+    let repo = fx.dir.path().join("repo");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    let barge_in_repo = |args: &[&str], data_home: Option<&Path>| {
+        let mut c = barge();
+        c.args(args)
+            .current_dir(&repo)
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("BARGE_DB");
+        if let Some(d) = data_home {
+            c.env("XDG_DATA_HOME", d);
+        }
+        c.output().unwrap()
+    };
+    // Reading verbs, even failing ones, create nothing anywhere.
+    let out = barge_in_repo(&["get", "freight"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "no freight stored\n");
+    assert!(stderr(&out).contains("nothing stored yet"), "{}", stderr(&out));
+    let out = barge_in_repo(&["get", "stages"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no definitions"), "{}", stderr(&out));
+    assert_eq!(barge_in_repo(&["history"], None).status.code(), Some(0));
+    assert!(
+        files(&repo).is_empty() && files(&home).is_empty(),
+        "{:?}",
+        files(fx.dir.path())
+    );
+
+    // A verb that writes creates the store under ~/.local/share/barge, never in the repository.
+    let defs = fx.defs.to_str().unwrap();
+    let out = barge_in_repo(&["hold", "stage", "dev", "-f", defs], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(home.join(".local/share/barge/barge.db").is_file());
+    assert!(files(&repo).is_empty(), "{:?}", files(&repo));
+    let table = stdout(&barge_in_repo(&["get", "stages", "-f", defs], None));
+    assert_eq!(
+        row(&table, "shop")["AUTO"],
+        "held",
+        "the same store is read back: {table}"
+    );
+
+    // XDG_DATA_HOME moves it.
+    let data = fx.dir.path().join("data");
+    let out = barge_in_repo(&["hold", "stage", "dev", "-f", defs], Some(&data));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(data.join("barge/barge.db").is_file());
+    assert!(files(&repo).is_empty(), "{:?}", files(&repo));
+}
+
+#[test]
+fn version_names_the_client_and_with_server_the_server() {
+    let out = barge().arg("version").output().unwrap();
+    assert_eq!(stdout(&out), format!("Client Version: {}\n", env!("CARGO_PKG_VERSION")));
+
+    let fx = Fixture::new();
+    let token = fx.dir.path().join("token");
+    std::fs::write(&token, "version-token\n").unwrap();
+    let port = support::free_port();
+    let server = format!("http://127.0.0.1:{port}");
+    let log = std::fs::File::create(fx.dir.path().join("serve.log")).unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_barge"))
+        .args(["serve", fx.defs.to_str().unwrap(), "--db", &fx.db, "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--token-file")
+        .arg(&token)
+        .arg("--work-dir")
+        .arg(fx.dir.path().join("work"))
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let serve = Kill(&mut serve);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(serve.0.try_wait().unwrap().is_none(), "barge serve exited");
+        assert!(std::time::Instant::now() < deadline, "barge serve did not listen");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let version = |token: &Path| {
+        barge()
+            .args(["version", "-o", "json", "--server", &server, "--token-file"])
+            .arg(token)
+            .env_remove("BARGE_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = version(&token);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["clientVersion"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["serverVersion"], env!("CARGO_PKG_VERSION"));
+    // Authenticated like every other call.
+    let wrong = fx.dir.path().join("wrong");
+    std::fs::write(&wrong, "guess").unwrap();
+    let out = version(&wrong);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("bearer token"), "{}", stderr(&out));
+}
