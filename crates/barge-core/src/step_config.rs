@@ -201,6 +201,18 @@ step_config!(
 );
 
 step_config!(
+    /// yaml-merge.
+    YamlMerge {
+        /// The YAML files to merge, in order; a later file's values win.
+        in_files: Vec<String>,
+        /// The merged file, created or replaced.
+        out_file: String,
+        /// Skip input files that do not exist (default: a missing file is an error).
+        ignore_missing_files: bool,
+    }
+);
+
+step_config!(
     /// yaml-parse, json-parse, toml-parse.
     FileParse {
         /// The file.
@@ -332,6 +344,34 @@ step_config!(
         paths: Vec<String>,
         /// A missing path is an error.
         strict: bool,
+    }
+);
+
+step_config!(
+    /// tar.
+    Tar {
+        /// The file or directory to archive.
+        in_path: String,
+        /// The archive to create (replaced if it exists).
+        out_path: String,
+        /// `.gitignore` lines (one per line) of paths to leave out (default: `.git`).
+        ignore: Option<String>,
+        /// Compress the archive with gzip.
+        gzip: bool,
+    }
+);
+
+step_config!(
+    /// untar.
+    Untar {
+        /// The archive (plain or gzip-compressed, told by its first bytes).
+        in_path: String,
+        /// The directory to extract into (replaced if it exists).
+        out_path: String,
+        /// Leading path components to strip from each entry's name.
+        strip_components: u32,
+        /// `.gitignore` lines (one per line) of entries to leave out (default: `.git`).
+        ignore: Option<String>,
     }
 );
 
@@ -570,12 +610,15 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "git-wait-for-pr" | "git-merge-pr" => GitPr::shape(),
         "yaml-update" | "json-update" | "toml-update" => FileUpdate::shape(),
         "yaml-parse" | "json-parse" | "toml-parse" => FileParse::shape(),
+        "yaml-merge" => YamlMerge::shape(),
         "kustomize-set-image" => KustomizeSetImage::shape(),
         "kustomize-build" => KustomizeBuild::shape(),
         "helm-template" => HelmTemplate::shape(),
         "copy" => Copy::shape(),
         "delete" => Delete::shape(),
         "file-write" => FileWrite::shape(),
+        "tar" => Tar::shape(),
+        "untar" => Untar::shape(),
         "http" => Http::shape(),
         "argocd-update" => ArgoCdUpdate::shape(),
         "argocd-wait" => ArgoCdWait::shape(),

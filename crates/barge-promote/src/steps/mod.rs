@@ -4,6 +4,7 @@
 //! or an error whose kind decides what the engine does: `Failed` ends the step as a business
 //! failure, `Invalid` as an error without retry, `Retryable` counts towards `errorThreshold`.
 
+mod archive;
 mod cluster;
 mod files;
 mod git;
@@ -95,8 +96,11 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("rollout-wait", cluster::rollout_wait),
     ("set-freight-alias", meta::set_freight_alias),
     ("set-metadata", meta::set_metadata),
+    ("tar", archive::tar),
     ("toml-parse", update::toml_parse),
     ("toml-update", update::toml_update),
+    ("untar", archive::untar),
+    ("yaml-merge", update::yaml_merge),
     ("yaml-parse", update::yaml_parse),
     ("yaml-update", update::yaml_update),
 ];
@@ -187,9 +191,6 @@ mod tests {
                 "http-download",
                 "oci-download",
                 "oci-push",
-                "tar",
-                "untar",
-                "yaml-merge"
             ]
         );
         let doc = include_str!("../../../../docs/reference/steps.md");

@@ -1,5 +1,5 @@
 //! Edits and reads of config files: kustomize-set-image, yaml-update, json-update,
-//! toml-update, yaml-parse, json-parse, toml-parse.
+//! toml-update, yaml-merge, yaml-parse, json-parse, toml-parse.
 //!
 //! YAML edits go through barge_core::yamlmut (only the intended scalars change) and TOML
 //! edits through toml_edit (comments and layout kept). JSON is rewritten with the file's own
@@ -9,7 +9,7 @@ use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::eval;
 use barge_core::freight::normalize_image;
-use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeImage, KustomizeSetImage};
+use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeImage, KustomizeSetImage, YamlMerge};
 use barge_core::yamlmut::{self, ImageEdit};
 use serde_json::{Map, Value as Json, json};
 
@@ -34,6 +34,46 @@ pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
             .map_err(|e| StepError::Invalid(format!("yaml-update {}: {e}", c.path)))?;
         ctx.write(&c.path, &out)?;
         done(commit_message(&c.path, &c.updates))
+    })
+}
+
+/// Kargo's yaml-merge: the existing `inFiles` merged in order into `outFile`.
+pub(super) fn yaml_merge<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: YamlMerge = config("yaml-merge", cfg)?;
+        if c.in_files.is_empty() || c.out_file.is_empty() {
+            return Err(StepError::Invalid(
+                "yaml-merge: inFiles (at least one) and outFile are required".into(),
+            ));
+        }
+        let mut inputs: Vec<(&str, String)> = Vec::new();
+        for rel in &c.in_files {
+            if !ctx.path(rel)?.exists() {
+                if c.ignore_missing_files {
+                    continue;
+                }
+                return Err(StepError::Invalid(format!(
+                    "yaml-merge: input file {rel:?} not found (set ignoreMissingFiles to skip missing files)"
+                )));
+            }
+            inputs.push((rel, ctx.read(rel)?));
+        }
+        let texts: Vec<(&str, &str)> = inputs.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let merged = yamlmut::merge_documents(&texts).map_err(|e| StepError::Invalid(format!("yaml-merge: {e}")))?;
+        ctx.write(&c.out_file, &merged)?;
+        // Kargo's message names the files that were merged (not the skipped ones).
+        let message = match texts.as_slice() {
+            [] => return done(Map::new()),
+            [(one, _)] => format!("Wrote {one} to {}", c.out_file),
+            many => {
+                let mut m = format!("Merged {} YAML files to {}", many.len(), c.out_file);
+                for (name, _) in many {
+                    m.push_str(&format!("\n- {name}"));
+                }
+                m
+            }
+        };
+        done(Map::from_iter([("commitMessage".to_string(), json!(message))]))
     })
 }
 
