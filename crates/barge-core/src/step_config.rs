@@ -417,6 +417,27 @@ step_config!(
 );
 
 step_config!(
+    /// http-download.
+    HttpDownload {
+        /// The URL to GET.
+        url: String,
+        /// The file to write.
+        out_path: String,
+        /// Replace an existing file (default: an existing file is an error).
+        allow_overwrite: bool,
+        /// Headers.
+        headers: Vec<NameValue>,
+        /// Query parameters.
+        query_params: Vec<NameValue>,
+        /// Not supported: the system's TLS checks apply.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+        /// Go duration for the whole download (default 5m).
+        timeout: Option<String>,
+    }
+);
+
+step_config!(
     /// argocd-update.
     ArgoCdUpdate {
         /// The Applications to update and sync.
@@ -620,6 +641,7 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "tar" => Tar::shape(),
         "untar" => Untar::shape(),
         "http" => Http::shape(),
+        "http-download" => HttpDownload::shape(),
         "argocd-update" => ArgoCdUpdate::shape(),
         "argocd-wait" => ArgoCdWait::shape(),
         "rollout-wait" => RolloutWait::shape(),

@@ -288,3 +288,104 @@ async fn untar_refuses_a_file_over_the_size_limit_before_reading_it() {
     );
     assert!(!after.join("0/out").exists());
 }
+
+/// A download server on a loopback port: `/chart.tgz` (needs a bearer token, echoes the query
+/// `v`), `/endless` (101 MiB, chunked, no Content-Length) and anything else 404.
+async fn download_server() -> u16 {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::get;
+    use std::collections::HashMap;
+    async fn chart(h: HeaderMap, q: Query<HashMap<String, String>>) -> (StatusCode, String) {
+        if h.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer t0ken") {
+            return (StatusCode::UNAUTHORIZED, String::new());
+        }
+        (
+            StatusCode::OK,
+            format!("chart v{}", q.get("v").map_or("?", String::as_str)),
+        )
+    }
+    async fn endless() -> axum::body::Body {
+        let chunks = (0..101).map(|_| Ok::<_, std::io::Error>(vec![0u8; 1024 * 1024]));
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+    }
+    let app = axum::Router::new()
+        .route("/chart.tgz", get(chart))
+        .route("/endless", get(endless));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+fn download_step(port: u16, path: &str, overwrite: bool) -> String {
+    format!(
+        r#"
+        - uses: http-download
+          config:
+            url: http://127.0.0.1:{port}{path}
+            outPath: ./charts/chart.tgz
+            allowOverwrite: {overwrite}
+            headers: [{{name: Authorization, value: Bearer t0ken}}]
+            queryParams: [{{name: v, value: "1.2.0"}}]
+            timeout: 30s
+"#
+    )
+}
+
+#[tokio::test]
+async fn http_download_writes_the_file_and_refuses_to_overwrite_unless_allowed() {
+    let port = download_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/chart.tgz", false), &[]).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/chart.tgz")).unwrap(),
+        "chart v1.2.0"
+    );
+
+    let existing: &[(&str, &[u8])] = &[("charts/chart.tgz", b"old")];
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/chart.tgz", false), existing).await;
+    assert!(
+        error_of(&out).contains("./charts/chart.tgz already exists and allowOverwrite is false"),
+        "{}",
+        error_of(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/chart.tgz")).unwrap(),
+        "old"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/chart.tgz", true), existing).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/chart.tgz")).unwrap(),
+        "chart v1.2.0"
+    );
+}
+
+#[tokio::test]
+async fn http_download_stops_at_the_size_limit_and_leaves_no_partial_file() {
+    let port = download_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/endless", false), &[]).await;
+    assert!(
+        error_of(&out).contains("the download exceeds the limit of 104857600 bytes"),
+        "{}",
+        error_of(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(after.join("0/charts")).unwrap().collect();
+    assert!(left.is_empty(), "no file and no partial file: {left:?}");
+
+    // A status that is not success fails the step (a 404 is not retried).
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(dir.path(), &download_step(port, "/nothing", false), &[]).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    assert!(
+        out.state.steps[0].message.contains("status 404"),
+        "{}",
+        out.state.steps[0].message
+    );
+}

@@ -8,7 +8,7 @@
 //! skipping the entry as Kargo does: such an archive is hostile or broken, and saying so is
 //! clearer than a partial extraction.
 
-use super::{StepCtx, StepError, StepResult, config, done};
+use super::{StepCtx, StepError, StepResult, config, done, partial_beside, remove_any};
 use crate::BoxFuture;
 use barge_core::glob::IgnoreRules;
 use barge_core::step_config::{Tar, Untar};
@@ -43,22 +43,6 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| StepError::Invalid(format!("{step}: {e}")))?
         .map_err(|e| StepError::Invalid(format!("{step}: {e}")))
-}
-
-/// A sibling of `path` for work in progress (`.name.partial`), emptied of any leftover.
-fn partial_beside(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let partial = path.with_file_name(format!(".{name}.partial"));
-    remove_any(&partial);
-    partial
-}
-
-fn remove_any(path: &Path) {
-    // Nothing there is the usual case; a leftover is removed whatever it is.
-    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
 }
 
 pub(super) fn tar<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {

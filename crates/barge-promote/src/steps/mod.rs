@@ -89,6 +89,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("git-wait-for-pr", pr::wait_for_pr),
     ("helm-template", render::helm_template),
     ("http", http::http),
+    ("http-download", http::http_download),
     ("json-parse", update::json_parse),
     ("json-update", update::json_update),
     ("kustomize-build", render::kustomize_build),
@@ -118,6 +119,22 @@ pub(crate) fn done(outputs: Map<String, Json>) -> StepResult {
         outputs,
         effects: Vec::new(),
     })
+}
+
+/// A sibling of `path` for work in progress (`.name.partial`), emptied of any leftover.
+pub(crate) fn partial_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    remove_any(&partial);
+    partial
+}
+
+pub(crate) fn remove_any(path: &Path) {
+    // Nothing there is the usual case; a leftover is removed whatever it is.
+    let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
 }
 
 /// Reads a step's config into its typed form; unknown fields are errors, as in Kargo's schemas.
@@ -185,13 +202,7 @@ mod tests {
         // docs/reference/steps.md, "Known to barge, not yet runnable", lists exactly these.
         assert_eq!(
             missing,
-            vec![
-                "github-push",
-                "helm-update-chart",
-                "http-download",
-                "oci-download",
-                "oci-push",
-            ]
+            vec!["github-push", "helm-update-chart", "oci-download", "oci-push",]
         );
         let doc = include_str!("../../../../docs/reference/steps.md");
         for m in missing {
