@@ -619,6 +619,43 @@ step_config!(
     }
 );
 
+/// A config field whose value `true` barge does not honour as Kargo does.
+pub struct UnhonouredField {
+    pub steps: &'static [&'static str],
+    pub field: &'static str,
+    /// The step refuses to run with it (an error); otherwise barge ignores it (a warning).
+    pub refused: bool,
+    pub why: &'static str,
+}
+
+/// Every field of [`UnhonouredField`]: what validation reports before a promotion meets it.
+pub const UNHONOURED: &[UnhonouredField] = &[
+    UnhonouredField {
+        steps: &["http", "http-download"],
+        field: "insecureSkipTLSVerify",
+        refused: true,
+        why: "barge keeps the system's TLS checks; add the server's CA to the system trust store",
+    },
+    UnhonouredField {
+        steps: &["git-push"],
+        field: "force",
+        refused: true,
+        why: "barge never force-pushes (it can drop others' commits)",
+    },
+    UnhonouredField {
+        steps: &["git-clone", "git-open-pr", "git-wait-for-pr", "git-merge-pr"],
+        field: "insecureSkipTLSVerify",
+        refused: false,
+        why: "barge ignores it and keeps the system's TLS checks",
+    },
+    UnhonouredField {
+        steps: &["git-open-pr"],
+        field: "createTargetBranch",
+        refused: false,
+        why: "barge does not create the target branch; it must exist",
+    },
+];
+
 /// The config shape of a step barge runs (`None` for free-form configs and steps it does not run).
 pub fn shape_of(uses: &str) -> Option<Shape> {
     Some(match uses {
