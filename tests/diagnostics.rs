@@ -91,3 +91,69 @@ fn each_good_fixture_is_clean() {
         );
     }
 }
+
+/// A pipeline that validates must run: every Kargo step barge has no runner for, and every
+/// config value a step refuses, is an error at its position; a value barge ignores is a
+/// warning that says so.
+#[test]
+fn steps_and_values_barge_cannot_run_are_reported_where_they_are() {
+    let stage = |steps: &str| {
+        format!(
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: dev, namespace: demo}}\nspec:\n  requestedFreight:\n    - origin: {{kind: Warehouse, name: app}}\n      sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n{steps}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  subscriptions:\n    - image: {{repoURL: ghcr.io/example/app}}\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("stage.yaml");
+    let mut steps = String::new();
+    for (name, _) in barge_core::steps::NOT_RUNNABLE {
+        steps.push_str(&format!("        - uses: {name}\n"));
+    }
+    steps.push_str("        - uses: git-push\n          config: {path: ./out, force: true}\n");
+    steps.push_str("        - uses: git-open-pr\n          config: {repoURL: https://git.example.com/c.git, createTargetBranch: true}\n");
+    std::fs::write(&file, stage(&steps)).unwrap();
+    let report = validate_json(&[&file]);
+    let diags = report["diagnostics"].as_array().unwrap();
+    let at = |line: u64| {
+        diags
+            .iter()
+            .find(|d| d["line"] == line)
+            .unwrap_or_else(|| panic!("nothing at line {line}: {diags:?}"))
+    };
+    for (i, (name, why)) in barge_core::steps::NOT_RUNNABLE.iter().enumerate() {
+        let d = at(11 + i as u64);
+        assert_eq!(
+            (d["code"].as_str(), d["severity"].as_str(), d["column"].as_u64()),
+            (Some("unsupported-step"), Some("error"), Some(17))
+        );
+        assert_eq!(
+            d["message"],
+            format!("barge cannot run \"{name}\" (a Kargo step): {why}")
+        );
+    }
+    let n = barge_core::steps::NOT_RUNNABLE.len() as u64;
+    let force = at(12 + n);
+    assert_eq!(
+        (force["code"].as_str(), force["severity"].as_str()),
+        (Some("unsupported-step-field"), Some("error"))
+    );
+    assert!(
+        force["message"]
+            .as_str()
+            .unwrap()
+            .contains("git-push with force: true would fail"),
+        "{force}"
+    );
+    let ignored = at(14 + n);
+    assert_eq!(
+        (ignored["code"].as_str(), ignored["severity"].as_str()),
+        (Some("unsupported-step-field"), Some("warning"))
+    );
+    assert!(
+        ignored["message"]
+            .as_str()
+            .unwrap()
+            .contains("createTargetBranch: true has no effect in barge"),
+        "{ignored}"
+    );
+    assert_eq!(diags.len() as u64, n + 2, "{diags:?}");
+}

@@ -73,7 +73,8 @@ codes! {
     UnfilledPlaceholder = "unfilled-placeholder", Error, "A shell-style ${VAR} placeholder was left in (the file was meant to go through envsubst).";
     UnknownStep = "unknown-step", Error, "A promotion step name barge does not know.";
     UnknownStepField = "unknown-step-field", Error, "A step's config has a field the step does not accept; the promotion would fail there.";
-    UnsupportedStep = "unsupported-step", Error, "A Kargo Enterprise, removed or custom step that barge cannot run.";
+    UnsupportedStep = "unsupported-step", Error, "A Kargo Enterprise, removed or custom step, or a Kargo step barge cannot run yet.";
+    UnsupportedStepField = "unsupported-step-field", Error, "A step config value barge refuses (e.g. insecureSkipTLSVerify: true on http); a warning where barge ignores it instead.";
     InvalidStep = "invalid-step", Error, "A step with neither or both of `uses` and `task`, or task-only fields misused.";
     DuplicateStepAlias = "duplicate-step-alias", Error, "Two steps share one `as` alias.";
     UnresolvedStepOutput = "unresolved-step-output", Error, "An expression reads outputs of a step that does not run before it.";

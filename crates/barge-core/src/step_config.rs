@@ -201,6 +201,18 @@ step_config!(
 );
 
 step_config!(
+    /// yaml-merge.
+    YamlMerge {
+        /// The YAML files to merge, in order; a later file's values win.
+        in_files: Vec<String>,
+        /// The merged file, created or replaced.
+        out_file: String,
+        /// Skip input files that do not exist (default: a missing file is an error).
+        ignore_missing_files: bool,
+    }
+);
+
+step_config!(
     /// yaml-parse, json-parse, toml-parse.
     FileParse {
         /// The file.
@@ -336,6 +348,34 @@ step_config!(
 );
 
 step_config!(
+    /// tar.
+    Tar {
+        /// The file or directory to archive.
+        in_path: String,
+        /// The archive to create (replaced if it exists).
+        out_path: String,
+        /// `.gitignore` lines (one per line) of paths to leave out (default: `.git`).
+        ignore: Option<String>,
+        /// Compress the archive with gzip.
+        gzip: bool,
+    }
+);
+
+step_config!(
+    /// untar.
+    Untar {
+        /// The archive (plain or gzip-compressed, told by its first bytes).
+        in_path: String,
+        /// The directory to extract into (replaced if it exists).
+        out_path: String,
+        /// Leading path components to strip from each entry's name.
+        strip_components: u32,
+        /// `.gitignore` lines (one per line) of entries to leave out (default: `.git`).
+        ignore: Option<String>,
+    }
+);
+
+step_config!(
     /// file-write.
     FileWrite {
         /// The file.
@@ -373,6 +413,27 @@ step_config!(
         failure_expression: Option<String>,
         /// Outputs computed from the response.
         outputs: Vec<NamedExpression>,
+    }
+);
+
+step_config!(
+    /// http-download.
+    HttpDownload {
+        /// The URL to GET.
+        url: String,
+        /// The file to write.
+        out_path: String,
+        /// Replace an existing file (default: an existing file is an error).
+        allow_overwrite: bool,
+        /// Headers.
+        headers: Vec<NameValue>,
+        /// Query parameters.
+        query_params: Vec<NameValue>,
+        /// Not supported: the system's TLS checks apply.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+        /// Go duration for the whole download (default 5m).
+        timeout: Option<String>,
     }
 );
 
@@ -558,6 +619,43 @@ step_config!(
     }
 );
 
+/// A config field whose value `true` barge does not honour as Kargo does.
+pub struct UnhonouredField {
+    pub steps: &'static [&'static str],
+    pub field: &'static str,
+    /// The step refuses to run with it (an error); otherwise barge ignores it (a warning).
+    pub refused: bool,
+    pub why: &'static str,
+}
+
+/// Every field of [`UnhonouredField`]: what validation reports before a promotion meets it.
+pub const UNHONOURED: &[UnhonouredField] = &[
+    UnhonouredField {
+        steps: &["http", "http-download"],
+        field: "insecureSkipTLSVerify",
+        refused: true,
+        why: "barge keeps the system's TLS checks; add the server's CA to the system trust store",
+    },
+    UnhonouredField {
+        steps: &["git-push"],
+        field: "force",
+        refused: true,
+        why: "barge never force-pushes (it can drop others' commits)",
+    },
+    UnhonouredField {
+        steps: &["git-clone", "git-open-pr", "git-wait-for-pr", "git-merge-pr"],
+        field: "insecureSkipTLSVerify",
+        refused: false,
+        why: "barge ignores it and keeps the system's TLS checks",
+    },
+    UnhonouredField {
+        steps: &["git-open-pr"],
+        field: "createTargetBranch",
+        refused: false,
+        why: "barge does not create the target branch; it must exist",
+    },
+];
+
 /// The config shape of a step barge runs (`None` for free-form configs and steps it does not run).
 pub fn shape_of(uses: &str) -> Option<Shape> {
     Some(match uses {
@@ -570,13 +668,17 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "git-wait-for-pr" | "git-merge-pr" => GitPr::shape(),
         "yaml-update" | "json-update" | "toml-update" => FileUpdate::shape(),
         "yaml-parse" | "json-parse" | "toml-parse" => FileParse::shape(),
+        "yaml-merge" => YamlMerge::shape(),
         "kustomize-set-image" => KustomizeSetImage::shape(),
         "kustomize-build" => KustomizeBuild::shape(),
         "helm-template" => HelmTemplate::shape(),
         "copy" => Copy::shape(),
         "delete" => Delete::shape(),
         "file-write" => FileWrite::shape(),
+        "tar" => Tar::shape(),
+        "untar" => Untar::shape(),
         "http" => Http::shape(),
+        "http-download" => HttpDownload::shape(),
         "argocd-update" => ArgoCdUpdate::shape(),
         "argocd-wait" => ArgoCdWait::shape(),
         "rollout-wait" => RolloutWait::shape(),

@@ -45,6 +45,22 @@ pub const BUILTIN: &[&str] = &[
     "yaml-update",
 ];
 
+/// Kargo steps barge knows but cannot run yet, with why: validation reports them, so a
+/// pipeline that validates never meets "no runner" at run time. barge-promote's tests keep
+/// this list equal to the steps it has no runner for.
+pub const NOT_RUNNABLE: &[(&str, &str)] = &[
+    (
+        "github-push",
+        "barge does not push through GitHub's API; use git-push (add author.signingKey to git-clone for signed commits)",
+    ),
+    (
+        "helm-update-chart",
+        "barge does not update Helm chart dependencies yet; use yaml-update on Chart.yaml's dependencies[].version",
+    ),
+    ("oci-download", "barge does not download OCI artifacts yet"),
+    ("oci-push", "barge does not push OCI artifacts yet"),
+];
+
 /// Steps that exist only in Kargo Enterprise (kargo.md §2.2).
 pub const ENTERPRISE: &[&str] = &[
     "send-message",
@@ -123,5 +139,8 @@ mod tests {
         assert_eq!(classify("git-clone"), StepKind::Builtin);
         assert!(matches!(classify("helm-update-image"), StepKind::Removed(_)));
         assert_eq!(classify("trivy-image"), StepKind::Unknown);
+        for (n, _) in NOT_RUNNABLE {
+            assert_eq!(classify(n), StepKind::Builtin);
+        }
     }
 }

@@ -228,6 +228,34 @@ impl<'a> Cx<'a, '_> {
             };
             self.push(d);
         }
+        // Values barge refuses or ignores (only literal `true`: an expression is unknown here).
+        for u in crate::step_config::UNHONOURED
+            .iter()
+            .filter(|u| u.steps.contains(&uses))
+        {
+            let Some(value) = node
+                .get(u.field)
+                .filter(|v| v.to_json() == serde_json::Value::Bool(true))
+            else {
+                continue;
+            };
+            let d = if u.refused {
+                self.r.diag(
+                    Code::UnsupportedStepField,
+                    value,
+                    format!("{uses} with {}: true would fail at this step: {}", u.field, u.why),
+                )
+            } else {
+                self.r
+                    .diag(
+                        Code::UnsupportedStepField,
+                        value,
+                        format!("{uses}: {}: true has no effect in barge: {}", u.field, u.why),
+                    )
+                    .severity(crate::Severity::Warning)
+            };
+            self.push(d.hint(format!("remove `{}` or set it to false", u.field)));
+        }
     }
 
     fn diag(&self, code: Code, path: &[PathSeg], message: impl Into<String>) -> Diagnostic {
@@ -1091,7 +1119,18 @@ impl<'a> Cx<'a, '_> {
 
     fn step_name(&mut self, uses: &str, path: &[PathSeg]) {
         match steps::classify(uses) {
-            StepKind::Builtin => {}
+            StepKind::Builtin => {
+                if let Some((_, why)) = steps::NOT_RUNNABLE.iter().find(|(n, _)| *n == uses) {
+                    let d = self
+                        .diag(
+                            Code::UnsupportedStep,
+                            path,
+                            format!("barge cannot run {uses:?} (a Kargo step): {why}"),
+                        )
+                        .hint("a promotion reaching this step would fail; replace it before promoting");
+                    self.push(d);
+                }
+            }
             StepKind::Enterprise => {
                 let d = self
                     .diag(

@@ -6,6 +6,9 @@
 //! setting a path that does not exist *creates* it (so `update_values` checks first: Kargo's
 //! `yaml-update` requires existing keys), and a written string takes the default quote style
 //! (so the existing node's style is read and kept).
+//!
+//! `yaml-merge` is the exception: like Kargo's, it writes its merged file afresh
+//! ([`merge_documents`]).
 
 use std::str::FromStr;
 use yaml_edit::path::YamlPath;
@@ -21,6 +24,8 @@ pub enum EditError {
     NotScalar(String),
     #[error("the file has no document to edit")]
     Empty,
+    #[error("{0} holds more than one YAML document; yaml-merge merges single-document files")]
+    MultipleDocuments(String),
 }
 
 /// Converts Kargo's sjson-style key (`image.tag`, `containers.0.image`, `a\.b` for a key with a
@@ -166,6 +171,87 @@ pub fn set_kustomize_image(text: &str, edit: &ImageEdit) -> Result<String, EditE
         (None, None) => {}
     }
     Ok(file.to_string())
+}
+
+/// The keys kustomize's kyaml recognises as associative (merge) keys of a list, in the order
+/// it tries them (kustomize's cmd/config/docs/api-conventions/merge2.md, "Associative Keys").
+const ASSOCIATIVE_KEYS: &[&str] = &[
+    "mountPath",
+    "devicePath",
+    "ip",
+    "type",
+    "topologyKey",
+    "name",
+    "containerPort",
+];
+
+/// The associative key of two lists: the first of [`ASSOCIATIVE_KEYS`] that every item of both
+/// holds (every item a mapping). Lists without one are replaced, not merged.
+fn associative_key(dest: &[yaml_serde::Value], src: &[yaml_serde::Value]) -> Option<&'static str> {
+    ASSOCIATIVE_KEYS.iter().copied().find(|key| {
+        dest.iter()
+            .chain(src)
+            .all(|item| item.as_mapping().is_some_and(|m| m.contains_key(*key)))
+    })
+}
+
+/// Merges `src` onto `dest` with kyaml's two-way merge rules (merge2, which Kargo's
+/// yaml-merge uses): mappings merge key by key, a null in `src` removes the key, lists whose
+/// items share an associative key merge item by item (new items appended), any other value
+/// (scalars, other lists) is replaced by `src`'s.
+fn merge_value(dest: &mut yaml_serde::Value, src: yaml_serde::Value) {
+    use yaml_serde::Value;
+    match (dest, src) {
+        (Value::Mapping(d), Value::Mapping(s)) => {
+            for (key, value) in s {
+                if value.is_null() {
+                    d.shift_remove(&key);
+                } else if let Some(existing) = d.get_mut(&key) {
+                    merge_value(existing, value);
+                } else {
+                    d.insert(key, value);
+                }
+            }
+        }
+        (Value::Sequence(d), Value::Sequence(s)) if associative_key(d, &s).is_some() => {
+            let key = associative_key(d, &s).expect("checked");
+            for item in s {
+                let id = item.get(key).cloned();
+                match d.iter_mut().find(|existing| existing.get(key) == id.as_ref()) {
+                    Some(existing) => merge_value(existing, item),
+                    None => d.push(item),
+                }
+            }
+        }
+        (dest, src) => *dest = src,
+    }
+}
+
+/// Kargo's `yaml-merge`: merges `(name, text)` files in order, each later one's values winning,
+/// into one YAML text. Empty files (and null documents) are skipped; no input gives an empty
+/// text. The result is written afresh: the inputs' comments and layout are not kept.
+pub fn merge_documents(files: &[(&str, &str)]) -> Result<String, EditError> {
+    use serde::Deserialize;
+    let mut merged: Option<yaml_serde::Value> = None;
+    for (name, text) in files {
+        let mut docs = yaml_serde::Deserializer::from_str(text);
+        let Some(first) = docs.next() else { continue };
+        let doc = yaml_serde::Value::deserialize(first).map_err(|e| EditError::Parse(format!("{name}: {e}")))?;
+        if docs.next().is_some() {
+            return Err(EditError::MultipleDocuments(name.to_string()));
+        }
+        if doc.is_null() {
+            continue;
+        }
+        match merged.as_mut() {
+            None => merged = Some(doc),
+            Some(m) => merge_value(m, doc),
+        }
+    }
+    match merged {
+        None => Ok(String::new()),
+        Some(v) => yaml_serde::to_string(&v).map_err(|e| EditError::Parse(e.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -318,5 +404,51 @@ mod tests {
         );
         assert_eq!(to_path("annotations.example\\.com/tag"), "annotations.example.com/tag");
         assert_eq!(to_path("spec.containers.0.image"), "spec.containers[0].image");
+    }
+
+    fn yaml(text: &str) -> serde_json::Value {
+        yaml_serde::from_str(text).unwrap()
+    }
+
+    /// Kargo's pkg/yaml/merge_test.go "successful merge": maps merge, lists of scalars are
+    /// replaced whole (as Helm's values layering does), empty files are skipped.
+    #[test]
+    fn merge_layers_maps_and_replaces_plain_lists() {
+        let base = "character:\n  name: Vader\n  ability: Force\n  affiliation: Empire\n  saberColor: red\nvehicles:\n- Star Destroyer";
+        let overlay = "character:\n  name: Luke # a comment\n  affiliation: Rebel Alliance\n  saberColor: blue\n  siblings:\n  - Leia\nvehicles:\n- Millennium Falcon";
+        let out = merge_documents(&[("empty.yaml", ""), ("base.yaml", base), ("overlay.yaml", overlay)]).unwrap();
+        assert_eq!(
+            yaml(&out),
+            yaml(
+                "character:\n  name: Luke\n  ability: Force\n  affiliation: Rebel Alliance\n  saberColor: blue\n  siblings: [Leia]\nvehicles: [Millennium Falcon]\n"
+            )
+        );
+        assert_eq!(merge_documents(&[]).unwrap(), "");
+        assert_eq!(merge_documents(&[("a.yaml", "# only a comment\n")]).unwrap(), "");
+    }
+
+    #[test]
+    fn merge_removes_nulls_and_merges_lists_by_their_associative_key() {
+        let base = "env:\n- name: A\n  value: '1'\n- name: B\n  value: '2'\ndrop: me\nkeep: 1\n";
+        let overlay = "env:\n- name: B\n  value: '3'\n- name: C\n  value: '4'\ndrop: null\nkeep: \"1.10\"\n";
+        let out = merge_documents(&[("base.yaml", base), ("overlay.yaml", overlay)]).unwrap();
+        assert_eq!(
+            yaml(&out),
+            json!({"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "3"}, {"name": "C", "value": "4"}], "keep": "1.10"})
+        );
+        // A string that reads as a number stays a string in the written file.
+        assert!(out.contains("keep: '1.10'"), "{out}");
+    }
+
+    #[test]
+    fn merge_refuses_bad_yaml_and_several_documents() {
+        assert!(matches!(
+            merge_documents(&[("bad.yaml", "a: [")]),
+            Err(EditError::Parse(m)) if m.starts_with("bad.yaml: ")
+        ));
+        assert_eq!(
+            merge_documents(&[("two.yaml", "a: 1\n---\nb: 2\n")]),
+            Err(EditError::MultipleDocuments("two.yaml".into()))
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Edits and reads of config files: kustomize-set-image, yaml-update, json-update,
-//! toml-update, yaml-parse, json-parse, toml-parse.
+//! toml-update, yaml-merge, yaml-parse, json-parse, toml-parse.
 //!
 //! YAML edits go through barge_core::yamlmut (only the intended scalars change) and TOML
 //! edits through toml_edit (comments and layout kept). JSON is rewritten with the file's own
@@ -9,18 +9,46 @@ use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::eval;
 use barge_core::freight::normalize_image;
-use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeImage, KustomizeSetImage};
+use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeImage, KustomizeSetImage, YamlMerge};
 use barge_core::yamlmut::{self, ImageEdit};
 use serde_json::{Map, Value as Json, json};
 
-fn commit_message(file: &str, updates: &[KeyValue]) -> Map<String, Json> {
-    let mut m = format!("Updated {file}");
+/// How an update's value shows in its commit message, as Kargo's updaters write it.
+#[derive(Clone, Copy, Debug)]
+enum Shown {
+    /// yaml-update: a string is quoted only when YAML would read it as another type (Kargo's
+    /// pkg/yaml QuoteIfNecessary: a number, a Go boolean, or JSON).
+    QuotedIfNecessary,
+    /// json-update and toml-update: strings are always quoted.
+    Quoted,
+}
+
+/// The spellings Go's strconv.ParseBool accepts.
+const GO_BOOLS: &[&str] = &[
+    "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
+];
+
+fn reads_as_another_type(s: &str) -> bool {
+    s.parse::<f64>().is_ok() || GO_BOOLS.contains(&s) || serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok()
+}
+
+fn shown(value: &Json, how: Shown) -> String {
+    match (value, how) {
+        (Json::String(s), Shown::QuotedIfNecessary) if !reads_as_another_type(s) => s.clone(),
+        // Go's %q: JSON's quoting for the strings commit messages carry.
+        (other, _) => other.to_string(),
+    }
+}
+
+/// Kargo's `Updated <file>`, a blank line, then `- key: value` per update (no message without
+/// updates).
+fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Map<String, Json> {
+    if updates.is_empty() {
+        return Map::new();
+    }
+    let mut m = format!("Updated {file}\n");
     for u in updates {
-        let v = match &u.value {
-            Json::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        m.push_str(&format!("\n- {}: {v}", u.key));
+        m.push_str(&format!("\n- {}: {}", u.key, shown(&u.value, how)));
     }
     Map::from_iter([("commitMessage".to_string(), json!(m))])
 }
@@ -33,7 +61,47 @@ pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         let out = yamlmut::update_values(&text, &pairs)
             .map_err(|e| StepError::Invalid(format!("yaml-update {}: {e}", c.path)))?;
         ctx.write(&c.path, &out)?;
-        done(commit_message(&c.path, &c.updates))
+        done(commit_message(&c.path, &c.updates, Shown::QuotedIfNecessary))
+    })
+}
+
+/// Kargo's yaml-merge: the existing `inFiles` merged in order into `outFile`.
+pub(super) fn yaml_merge<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
+    Box::pin(async move {
+        let c: YamlMerge = config("yaml-merge", cfg)?;
+        if c.in_files.is_empty() || c.out_file.is_empty() {
+            return Err(StepError::Invalid(
+                "yaml-merge: inFiles (at least one) and outFile are required".into(),
+            ));
+        }
+        let mut inputs: Vec<(&str, String)> = Vec::new();
+        for rel in &c.in_files {
+            if !ctx.path(rel)?.exists() {
+                if c.ignore_missing_files {
+                    continue;
+                }
+                return Err(StepError::Invalid(format!(
+                    "yaml-merge: input file {rel:?} not found (set ignoreMissingFiles to skip missing files)"
+                )));
+            }
+            inputs.push((rel, ctx.read(rel)?));
+        }
+        let texts: Vec<(&str, &str)> = inputs.iter().map(|(n, t)| (*n, t.as_str())).collect();
+        let merged = yamlmut::merge_documents(&texts).map_err(|e| StepError::Invalid(format!("yaml-merge: {e}")))?;
+        ctx.write(&c.out_file, &merged)?;
+        // Kargo's message names the files that were merged (not the skipped ones).
+        let message = match texts.as_slice() {
+            [] => return done(Map::new()),
+            [(one, _)] => format!("Wrote {one} to {}", c.out_file),
+            many => {
+                let mut m = format!("Merged {} YAML files to {}", many.len(), c.out_file);
+                for (name, _) in many {
+                    m.push_str(&format!("\n- {name}"));
+                }
+                m
+            }
+        };
+        done(Map::from_iter([("commitMessage".to_string(), json!(message))]))
     })
 }
 
@@ -88,7 +156,7 @@ pub(super) fn json_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
             out.push('\n');
         }
         ctx.write(&c.path, &out)?;
-        done(commit_message(&c.path, &c.updates))
+        done(commit_message(&c.path, &c.updates, Shown::Quoted))
     })
 }
 
@@ -136,7 +204,7 @@ pub(super) fn toml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
             *item = toml_edit::Item::Value(new);
         }
         ctx.write(&c.path, &doc.to_string())?;
-        done(commit_message(&c.path, &c.updates))
+        done(commit_message(&c.path, &c.updates, Shown::Quoted))
     })
 }
 
@@ -299,6 +367,40 @@ pub(super) fn kustomize_set_image<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFut
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn updates(pairs: &[(&str, Json)]) -> Vec<KeyValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| KeyValue {
+                key: k.to_string(),
+                value: v.clone(),
+            })
+            .collect()
+    }
+
+    /// Kargo's yaml_updater_test.go and json_updater_test.go expected messages.
+    #[test]
+    fn update_commit_messages_are_kargos() {
+        let u = updates(&[
+            ("image.tag", json!("fake-tag")),
+            ("image.numStr", json!("42")),
+            ("image.realNum", json!(42)),
+            ("flag", json!("true")),
+            ("list", json!("[1]")),
+        ]);
+        assert_eq!(
+            commit_message("values.yaml", &u, Shown::QuotedIfNecessary)["commitMessage"],
+            "Updated values.yaml\n\n- image.tag: fake-tag\n- image.numStr: \"42\"\n- image.realNum: 42\n- flag: \"true\"\n- list: \"[1]\""
+        );
+        assert_eq!(
+            commit_message("config.json", &u[..3], Shown::Quoted)["commitMessage"],
+            "Updated config.json\n\n- image.tag: \"fake-tag\"\n- image.numStr: \"42\"\n- image.realNum: 42"
+        );
+        assert!(commit_message("values.yaml", &[], Shown::QuotedIfNecessary).is_empty());
+    }
+
     #[test]
     fn sjson_keys() {
         assert_eq!(super::key_segments("a.b.0"), vec!["a", "b", "0"]);

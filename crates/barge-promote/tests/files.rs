@@ -1,0 +1,391 @@
+//! The file steps against real files in a promotion's work directory: yaml-merge, tar and
+//! untar, and each refusal of bad input.
+
+mod support;
+
+use barge_core::eval::StepStatus;
+use barge_core::promotion::{Phase, State};
+use barge_promote::{BoxFuture, Event, Events, Outcome};
+use std::path::{Path, PathBuf};
+
+/// Keeps a copy of the work directory as it is after each step (the engine deletes the work
+/// directory when the promotion ends): `<to>/<step index>`.
+struct Snapshots {
+    work: PathBuf,
+    to: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let meta = std::fs::symlink_metadata(from).unwrap();
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from).unwrap(), to).unwrap();
+    } else if meta.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+impl Events for Snapshots {
+    fn event<'a>(&'a self, e: &'a Event) -> BoxFuture<'a, ()> {
+        if let Event::StepFinished { index, .. } = e {
+            copy_tree(&self.work, &self.to.join(index.to_string()));
+        }
+        Box::pin(async {})
+    }
+}
+
+/// Runs `steps` (YAML list items indented by 8 spaces) in Stage dev, with `files` written to
+/// the promotion's work directory first; returns the outcome and the directory holding the
+/// work directory after each step (`<dir>/<step index>`).
+async fn run(root: &Path, steps: &str, files: &[(&str, &[u8])]) -> (Outcome, PathBuf) {
+    let engine = support::engine(root, Vec::new());
+    let p = support::plan(
+        &support::dev_stage(steps),
+        "dev",
+        support::image_freight("ghcr.io/acme/app", "1.10"),
+    );
+    let work = engine.work_dir(&p.name);
+    for (rel, bytes) in files {
+        let path = work.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let snapshots = Snapshots {
+        work,
+        to: root.join("after"),
+    };
+    let out = engine.run(&p, State::new(&p.steps), &support::Quiet, &snapshots).await;
+    (out, snapshots.to)
+}
+
+fn yaml(text: &str) -> serde_json::Value {
+    yaml_serde::from_str(text).unwrap()
+}
+
+/// The one step's error message, asserting that the step errored.
+fn error_of(out: &Outcome) -> &str {
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    assert_eq!(out.state.steps[0].status, StepStatus::Errored);
+    &out.state.steps[0].message
+}
+
+const MERGE: &str = r#"
+        - uses: yaml-merge
+          as: merge
+          config:
+            inFiles: [base.yaml, missing.yaml, stages/dev/overlay.yaml]
+            outFile: out/values.yaml
+            ignoreMissingFiles: true
+"#;
+
+#[tokio::test]
+async fn yaml_merge_layers_the_files_in_order_and_names_them_in_its_commit_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = run(
+        dir.path(),
+        MERGE,
+        &[
+            (
+                "base.yaml",
+                b"image:\n  repository: ghcr.io/acme/app\n  tag: '1.9'\nreplicas: 2\n",
+            ),
+            ("stages/dev/overlay.yaml", b"image:\n  tag: '1.10'\nreplicas: null\n"),
+        ],
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let merged = std::fs::read_to_string(work.join("0/out/values.yaml")).unwrap();
+    assert_eq!(
+        yaml(&merged),
+        yaml("image: {repository: ghcr.io/acme/app, tag: '1.10'}\n")
+    );
+    // Kargo's message: the merged files, not the skipped missing one.
+    assert_eq!(
+        out.state.outputs["merge"]["commitMessage"],
+        "Merged 2 YAML files to out/values.yaml\n- base.yaml\n- stages/dev/overlay.yaml"
+    );
+}
+
+#[tokio::test]
+async fn yaml_merge_refuses_a_missing_file_and_a_multi_document_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = MERGE.replace("ignoreMissingFiles: true", "ignoreMissingFiles: false");
+    let (out, work) = run(dir.path(), &strict, &[("base.yaml", b"a: 1\n")]).await;
+    assert!(
+        error_of(&out).contains("input file \"missing.yaml\" not found"),
+        "{}",
+        error_of(&out)
+    );
+    assert!(!work.join("0/out/values.yaml").exists());
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, work) = run(
+        dir.path(),
+        MERGE,
+        &[
+            ("base.yaml", b"a: 1\n---\nb: 2\n"),
+            ("stages/dev/overlay.yaml", b"a: 2\n"),
+        ],
+    )
+    .await;
+    assert!(
+        error_of(&out).contains("base.yaml holds more than one YAML document"),
+        "{}",
+        error_of(&out)
+    );
+    assert!(!work.join("0/out/values.yaml").exists());
+}
+
+const ROUND_TRIP: &str = r#"
+        - uses: tar
+          config:
+            inPath: ./src
+            outPath: ./out/app.tgz
+            gzip: true
+            ignore: |
+              # scratch files stay out
+              *.tmp
+        - uses: untar
+          config:
+            inPath: ./out/app.tgz
+            outPath: ./extracted
+        - uses: untar
+          config:
+            inPath: ./out/app.tgz
+            outPath: ./stripped
+            stripComponents: 1
+            ignore: values.yaml
+"#;
+
+#[tokio::test]
+async fn tar_and_untar_round_trip_with_gzip_ignore_and_strip_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(
+        dir.path(),
+        ROUND_TRIP,
+        &[
+            ("src/chart/values.yaml", b"tag: '1.10'\n"),
+            ("src/chart/templates/deploy.yaml", b"kind: Deployment\n"),
+            ("src/scratch.tmp", b"junk"),
+            ("src/.git/config", b"[core]\n"),
+        ],
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let archive = std::fs::read(after.join("0/out/app.tgz")).unwrap();
+    assert_eq!(&archive[..2], &[0x1f, 0x8b], "gzip: true compresses");
+    let extracted = after.join("1/extracted");
+    assert_eq!(
+        std::fs::read_to_string(extracted.join("chart/values.yaml")).unwrap(),
+        "tag: '1.10'\n"
+    );
+    assert!(extracted.join("chart/templates/deploy.yaml").is_file());
+    assert!(!extracted.join("scratch.tmp").exists(), "ignored by the pattern");
+    assert!(
+        !extracted.join(".git").exists(),
+        "with patterns given, .git is only left out by untar's default"
+    );
+    let stripped = after.join("2/stripped");
+    assert!(stripped.join("templates/deploy.yaml").is_file(), "chart/ stripped");
+    assert!(!stripped.join("values.yaml").exists(), "ignored on extraction");
+    // No partial file or directory is left beside the outputs.
+    let names: Vec<String> = std::fs::read_dir(after.join("2"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
+}
+
+/// A tar whose entries are written as given, names and link targets unchecked (as an
+/// attacker would write them).
+fn hostile_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+        gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_entry_type(*kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+const UNTAR: &str = r#"
+        - uses: untar
+          config:
+            inPath: ./in.tar
+            outPath: ./out
+"#;
+
+#[tokio::test]
+async fn untar_refuses_entries_that_would_land_outside_and_extracts_nothing() {
+    use tar::EntryType::{Regular, Symlink};
+    let cases: &[(&str, Vec<u8>, &str)] = &[
+        (
+            "dot-dot",
+            hostile_tar(&[("ok.txt", Regular, "", b"fine"), ("../evil.txt", Regular, "", b"x")]),
+            "entry ../evil.txt contains `..`",
+        ),
+        (
+            "absolute",
+            hostile_tar(&[("/tmp/evil.txt", Regular, "", b"x")]),
+            "entry /tmp/evil.txt has an absolute path",
+        ),
+        (
+            "symlink out",
+            hostile_tar(&[("sub/link", Symlink, "../../outside", b"")]),
+            "symlink sub/link points to ../../outside, outside the output directory",
+        ),
+        (
+            "absolute symlink",
+            hostile_tar(&[("link", Symlink, "/etc", b"")]),
+            "symlink link points to /etc",
+        ),
+        (
+            // Each link alone stays inside; through the first, the second would not.
+            "through a symlink",
+            hostile_tar(&[("a", Symlink, ".", b""), ("a/b", Symlink, "..", b"")]),
+            "entry a/b lies under the symlink a",
+        ),
+    ];
+    for (what, archive, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, after) = run(dir.path(), UNTAR, &[("in.tar", archive)]).await;
+        let message = error_of(&out);
+        assert!(message.contains(want), "{what}: {message}");
+        assert!(!after.join("0/out").exists(), "{what}: nothing extracted");
+        assert!(!dir.path().join("evil.txt").exists() && !dir.path().join("work/evil.txt").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(after.join("0")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "{what}: only in.tar remains");
+    }
+}
+
+#[tokio::test]
+async fn untar_refuses_a_file_over_the_size_limit_before_reading_it() {
+    // The header claims 60 MB (over the 50 MB limit for one file); the data never comes.
+    let mut h = tar::Header::new_gnu();
+    h.set_path("huge.bin").unwrap();
+    h.set_size(60 * 1024 * 1024);
+    h.set_mode(0o644);
+    h.set_cksum();
+    let mut archive = h.as_bytes().to_vec();
+    archive.extend_from_slice(&[0u8; 1024]);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), UNTAR, &[("in.tar", &archive)]).await;
+    assert!(
+        error_of(&out).contains("huge.bin is 62914560 bytes, over the limit of 52428800 bytes for one file"),
+        "{}",
+        error_of(&out)
+    );
+    assert!(!after.join("0/out").exists());
+}
+
+/// A download server on a loopback port: `/chart.tgz` (needs a bearer token, echoes the query
+/// `v`), `/endless` (101 MiB, chunked, no Content-Length) and anything else 404.
+async fn download_server() -> u16 {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::get;
+    use std::collections::HashMap;
+    async fn chart(h: HeaderMap, q: Query<HashMap<String, String>>) -> (StatusCode, String) {
+        if h.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer t0ken") {
+            return (StatusCode::UNAUTHORIZED, String::new());
+        }
+        (
+            StatusCode::OK,
+            format!("chart v{}", q.get("v").map_or("?", String::as_str)),
+        )
+    }
+    async fn endless() -> axum::body::Body {
+        let chunks = (0..101).map(|_| Ok::<_, std::io::Error>(vec![0u8; 1024 * 1024]));
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+    }
+    let app = axum::Router::new()
+        .route("/chart.tgz", get(chart))
+        .route("/endless", get(endless));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    port
+}
+
+fn download_step(port: u16, path: &str, overwrite: bool) -> String {
+    format!(
+        r#"
+        - uses: http-download
+          config:
+            url: http://127.0.0.1:{port}{path}
+            outPath: ./charts/chart.tgz
+            allowOverwrite: {overwrite}
+            headers: [{{name: Authorization, value: Bearer t0ken}}]
+            queryParams: [{{name: v, value: "1.2.0"}}]
+            timeout: 30s
+"#
+    )
+}
+
+#[tokio::test]
+async fn http_download_writes_the_file_and_refuses_to_overwrite_unless_allowed() {
+    let port = download_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/chart.tgz", false), &[]).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/chart.tgz")).unwrap(),
+        "chart v1.2.0"
+    );
+
+    let existing: &[(&str, &[u8])] = &[("charts/chart.tgz", b"old")];
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/chart.tgz", false), existing).await;
+    assert!(
+        error_of(&out).contains("./charts/chart.tgz already exists and allowOverwrite is false"),
+        "{}",
+        error_of(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/chart.tgz")).unwrap(),
+        "old"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/chart.tgz", true), existing).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/chart.tgz")).unwrap(),
+        "chart v1.2.0"
+    );
+}
+
+#[tokio::test]
+async fn http_download_stops_at_the_size_limit_and_leaves_no_partial_file() {
+    let port = download_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(dir.path(), &download_step(port, "/endless", false), &[]).await;
+    assert!(
+        error_of(&out).contains("the download exceeds the limit of 104857600 bytes"),
+        "{}",
+        error_of(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(after.join("0/charts")).unwrap().collect();
+    assert!(left.is_empty(), "no file and no partial file: {left:?}");
+
+    // A status that is not success fails the step (a 404 is not retried).
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(dir.path(), &download_step(port, "/nothing", false), &[]).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    assert!(
+        out.state.steps[0].message.contains("status 404"),
+        "{}",
+        out.state.steps[0].message
+    );
+}
