@@ -57,29 +57,7 @@ impl Fixture {
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
         let db = format!("sqlite://{}/barge.db", dir.path().display());
         // Freight as discovery would have stored it.
-        let alias = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async {
-                let store = barge_store::Store::open(&db).await.unwrap();
-                let mut f = barge_core::model::kargo::Freight {
-                    origin: Some(barge_core::model::kargo::FreightOrigin {
-                        kind: "Warehouse".into(),
-                        name: "app".into(),
-                    }),
-                    images: vec![barge_core::model::kargo::Image {
-                        repo_url: "ghcr.io/acme/app".into(),
-                        tag: "1.0.0".into(),
-                        digest: "sha256:aaaa".into(),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                };
-                f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
-                let minted = store.mint_freight("shop", "app", f, 1).await.unwrap();
-                minted.freight.freight.alias.unwrap()
-            });
+        let alias = support::mint_freight(&db, "1.0.0");
         Fixture {
             dir,
             defs,

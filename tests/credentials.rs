@@ -8,7 +8,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use support::{barge, git, stderr, stdout};
+use support::{barge, files_containing, git, stderr, stdout};
 
 const TOKEN: &str = "tok-e2e-5f1c9a";
 const WRONG: &str = "wrong-e2e-77d2";
@@ -95,7 +95,7 @@ impl Fixture {
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         wrap_git(dir.path());
         let db = format!("sqlite://{}/barge.db", dir.path().display());
-        let alias = mint(&db);
+        let alias = support::mint_freight(&db, "1.4.0");
         Fixture {
             dir,
             port,
@@ -200,60 +200,6 @@ fn wrap_git(dir: &Path) {
     );
     std::fs::write(bin.join("git"), script).unwrap();
     std::fs::set_permissions(bin.join("git"), std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-/// Freight as discovery would have stored it; its alias.
-fn mint(db: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store = barge_store::Store::open(db).await.unwrap();
-        let mut f = barge_core::model::kargo::Freight {
-            origin: Some(barge_core::model::kargo::FreightOrigin {
-                kind: "Warehouse".into(),
-                name: "app".into(),
-            }),
-            images: vec![barge_core::model::kargo::Image {
-                repo_url: "ghcr.io/acme/app".into(),
-                tag: "1.4.0".into(),
-                digest: "sha256:aaaa".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
-        store
-            .mint_freight("shop", "app", f, 1)
-            .await
-            .unwrap()
-            .freight
-            .freight
-            .alias
-            .unwrap()
-    })
-}
-
-/// The files below `dir` whose bytes contain `needle`.
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                todo.push(p);
-            } else if std::fs::read(&p)
-                .unwrap_or_default()
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-            {
-                found.push(p);
-            }
-        }
-    }
-    found
 }
 
 #[test]

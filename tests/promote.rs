@@ -113,7 +113,7 @@ impl Fixture {
         )
         .unwrap();
         let db = format!("sqlite://{}/barge.db", dir.path().display());
-        let alias = mint_freight(&db);
+        let alias = support::mint_freight(&db, "1.4.0");
         let git_port = daemon.port;
         Fixture {
             dir,
@@ -158,39 +158,6 @@ impl Fixture {
             .filter(|l| l.starts_with("Barge-Promotion:"))
             .count()
     }
-}
-
-/// Mints the test's Freight into the store `db`, as discovery would have stored it; its alias.
-fn mint_freight(db: &str) -> String {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let store = barge_store::Store::open(db).await.unwrap();
-        let mut f = barge_core::model::kargo::Freight {
-            origin: Some(barge_core::model::kargo::FreightOrigin {
-                kind: "Warehouse".into(),
-                name: "app".into(),
-            }),
-            images: vec![barge_core::model::kargo::Image {
-                repo_url: "ghcr.io/acme/app".into(),
-                tag: "1.4.0".into(),
-                digest: "sha256:aaaa".into(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
-        store
-            .mint_freight("shop", "app", f, 1)
-            .await
-            .unwrap()
-            .freight
-            .freight
-            .alias
-            .unwrap()
-    })
 }
 
 #[test]
@@ -539,7 +506,7 @@ fn fifty_processes_sharing_a_work_dir_all_land() {
         .iter()
         .map(|stage| {
             let db = format!("sqlite://{}/{stage}.db", fx.dir.path().display());
-            assert_eq!(mint_freight(&db), fx.alias);
+            assert_eq!(support::mint_freight(&db, "1.4.0"), fx.alias);
             let mut args = fx.args_for(stage, &db, &[]);
             let rewrite = args
                 .iter()

@@ -62,7 +62,7 @@ pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
 #[path = "../../crates/barge-git/tests/support/mod.rs"]
 mod git_kit;
 #[allow(unused_imports)] // each test crate uses some of the kit
-pub use git_kit::{GitDaemon, SmartHttp, bare_repo, empty_commits, free_port, git, smart_http};
+pub use git_kit::{GitDaemon, SmartHttp, bare_repo, empty_commits, files_containing, free_port, git, smart_http};
 
 /// Copies a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {
@@ -164,4 +164,32 @@ pub fn health_server(dir: &Path, port: u16) -> HealthServer {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     HealthServer(child)
+}
+
+/// Mints Freight of the Warehouse `app` in project `shop` (image ghcr.io/acme/app at `tag`)
+/// into the store `db`, as discovery would have stored it; its alias.
+pub fn mint_freight(db: &str, tag: &str) -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = barge_store::Store::open(db).await.unwrap();
+        let mut f = barge_core::model::kargo::Freight {
+            origin: Some(barge_core::model::kargo::FreightOrigin {
+                kind: "Warehouse".into(),
+                name: "app".into(),
+            }),
+            images: vec![barge_core::model::kargo::Image {
+                repo_url: "ghcr.io/acme/app".into(),
+                tag: tag.into(),
+                digest: "sha256:aaaa".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
+        let minted = store.mint_freight("shop", "app", f, 1).await.unwrap();
+        minted.freight.freight.alias.unwrap()
+    })
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 mod support;
-use support::{empty_commits, git, smart_http};
+use support::{empty_commits, files_containing, git, smart_http};
 
 /// A bare repository whose `main` holds stages/dev/kustomization.yaml.
 fn seed(root: &Path) -> PathBuf {
@@ -274,27 +274,6 @@ async fn https_style_credentials_over_smart_http_never_leak() {
         )
         .contains("p4ss")
     );
-}
-
-/// Every file below `dir` that contains `needle` (bytes, any file).
-fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = entry.path();
-            if entry.file_type().unwrap().is_dir() {
-                todo.push(p);
-            } else if std::fs::read(&p)
-                .unwrap_or_default()
-                .windows(needle.len())
-                .any(|w| w == needle.as_bytes())
-            {
-                found.push(p);
-            }
-        }
-    }
-    found
 }
 
 #[tokio::test]

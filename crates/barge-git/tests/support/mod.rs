@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -182,4 +182,25 @@ pub fn empty_commits(dir: &Path, branch: &str) -> Vec<String> {
             (git(dir, &["rev-parse", &format!("{parent}^{{tree}}")]) == tree).then(|| commit.to_string())
         })
         .collect()
+}
+
+/// Every file below `dir` that contains `needle` (bytes, any file).
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                todo.push(p);
+            } else if std::fs::read(&p)
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
 }
