@@ -66,11 +66,14 @@ pub enum SemverError {
     InvalidConstraint(String),
 }
 
+/// The parts of a loose version as written: major, minor, patch, prerelease, metadata.
+type LooseParts<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+
 /// Masterminds' loose version grammar, `^v?([0-9]+)(\.[0-9]+)?(\.[0-9]+)?(-IDENTS)?(\+IDENTS)?$`
 /// where IDENTS is `[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*`, read by hand: discovery parses every
 /// tag a repository lists (tens of thousands), and the regular expression's captures cost
 /// ten times as much. A test checks both agree.
-fn split_loose(s: &str) -> Option<(&str, Option<&str>, Option<&str>, &str, &str)> {
+fn split_loose(s: &str) -> Option<LooseParts<'_>> {
     fn digits(s: &str) -> (&str, &str) {
         let end = s.bytes().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
         s.split_at(end)
