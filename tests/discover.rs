@@ -374,3 +374,78 @@ async fn credentials_from_the_config_file_with_secrets_from_the_environment() {
     .unwrap();
     assert!(stderr(&discover("x")).contains("set exactly one of `prefix` and `regex`"));
 }
+
+/// Kargo users' first pain point is registry rate limits: with `--db`, a second pass whose tag
+/// list has not changed sends the listing and nothing else (cacheByTag), where it used to send
+/// the listing and a HEAD per candidate every time.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_steady_state_pass_with_a_store_sends_one_listing() {
+    let reg = registry::TestRegistry::start(None).await;
+    reg.push_tags("steady/app", &registry::tags("1.0.", 25)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(
+        defs.join("w.yaml"),
+        format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: steady, namespace: demo}}\nspec:\n  subscriptions:\n    - image: {{repoURL: {}/steady/app, cacheByTag: true}}\n", reg.host),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/barge.db", dir.path().display());
+    let discover = || {
+        let out = run(&["discover", defs.to_str().unwrap(), "--db", &db, "-o", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let first = discover();
+    let sub = &first[0]["subscriptions"][0];
+    assert_eq!(
+        (sub["requests"].as_u64(), sub["reused"].as_bool()),
+        (Some(21), Some(false))
+    );
+    let second = discover();
+    let sub = &second[0]["subscriptions"][0];
+    assert_eq!(
+        (sub["requests"].as_u64(), sub["reused"].as_bool()),
+        (Some(1), Some(true)),
+        "one listing, no HEADs: {sub}"
+    );
+    assert_eq!(second[0]["stored"], "existing");
+    assert_eq!(second[0]["freight"]["images"][0], first[0]["freight"]["images"][0]);
+}
+
+/// A registry whose `Docker-Content-Digest` is made up: the subscription fails with a clear
+/// error and no Freight is minted at the false digest.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_freight_is_minted_at_a_lying_registrys_digest() {
+    let reg = registry::TestRegistry::start(None).await;
+    reg.push_tags("lying/app", &["1.0.0".to_string()]).await;
+    let proxy = registry::Proxy::start(
+        &reg.host,
+        None,
+        std::sync::Arc::new(|_, path: &str| {
+            if path.contains("/manifests/") {
+                registry::Fault::Digest("sha256:0000000000000000000000000000000000000000000000000000000000000000")
+            } else {
+                registry::Fault::Pass
+            }
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    std::fs::write(
+        defs.join("w.yaml"),
+        format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: lying, namespace: demo}}\nspec:\n  subscriptions:\n    - image: {{repoURL: {}/lying/app}}\n", proxy.host),
+    )
+    .unwrap();
+    let db = format!("sqlite://{}/barge.db", dir.path().display());
+    let out = run(&["discover", defs.to_str().unwrap(), "--db", &db, "-o", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = v[0]["subscriptions"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("invalid:") && error.contains("refusing"), "{error}");
+    assert_eq!(v[0]["freight"], Value::Null);
+    let list: Value = serde_json::from_slice(&run(&["get", "freight", "--db", &db, "-o", "json"]).stdout).unwrap();
+    assert_eq!(list, serde_json::json!([]), "nothing stored");
+}

@@ -134,6 +134,12 @@ impl ImagePolicy {
     /// allowed tag (their build times decide, see [`rank_by_created`]); for Digest, the tag
     /// followed.
     pub fn candidates(&self, tags: &[String]) -> Vec<String> {
+        self.candidates_upto(tags, self.limit)
+    }
+
+    /// Like [`ImagePolicy::candidates`], but at most `n` (discovery asks for more than
+    /// `limit` when listed tags turn out to be missing, to move on to the next ones).
+    pub fn candidates_upto(&self, tags: &[String], n: usize) -> Vec<String> {
         match self.strategy {
             ImageStrategy::SemVer => {
                 let mut versions: Vec<(Version, &String)> = tags
@@ -143,18 +149,46 @@ impl ImagePolicy {
                     .filter(|(v, _)| self.constraint.as_ref().is_none_or(|c| c.matches(v)))
                     .collect();
                 // Newest first; equal versions (`v1.2.3` and `1.2.3`) by tag, for a stable order.
-                versions.sort_by(|(a, ta), (b, tb)| b.cmp(a).then_with(|| tb.cmp(ta)));
-                versions.into_iter().take(self.limit).map(|(_, t)| t.clone()).collect()
+                let order =
+                    |(a, ta): &(Version, &String), (b, tb): &(Version, &String)| b.cmp(a).then_with(|| tb.cmp(ta));
+                best_n(&mut versions, n, order);
+                versions.into_iter().map(|(_, t)| t.clone()).collect()
             }
             ImageStrategy::Lexical => {
                 let mut list: Vec<&String> = tags.iter().filter(|t| self.allowed(t)).collect();
-                list.sort_by(|a, b| b.cmp(a));
-                list.into_iter().take(self.limit).cloned().collect()
+                best_n(&mut list, n, |a, b| b.cmp(a));
+                list.into_iter().cloned().collect()
             }
             ImageStrategy::Digest => self.digest_tag.iter().filter(|t| tags.contains(t)).cloned().collect(),
             ImageStrategy::NewestBuild => tags.iter().filter(|t| self.allowed(t)).cloned().collect(),
         }
     }
+}
+
+/// Keeps the first `n` items of `items` in `order`, sorted: a partial selection, then a sort of
+/// those `n` only (a repository lists tens of thousands of tags; discovery keeps twenty).
+fn best_n<T>(items: &mut Vec<T>, n: usize, order: impl Fn(&T, &T) -> Ordering) {
+    if n == 0 {
+        items.clear();
+        return;
+    }
+    if items.len() > n {
+        items.select_nth_unstable_by(n - 1, &order);
+        items.truncate(n);
+    }
+    items.sort_unstable_by(order);
+}
+
+/// Whether a listed tag can be an OCI tag at all (the distribution spec's
+/// `[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`): a registry that lists anything else is broken or
+/// hostile, and requesting it would only fail.
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    (1..=128).contains(&b.len())
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// NewestBuild ordering: newest build time first (RFC 3339 strings compare in time order when
@@ -261,6 +295,27 @@ mod tests {
         );
         assert!(ImagePolicy::new(&sub(&[("strategy", "Digest")])).is_err());
         assert!(ImagePolicy::new(&sub(&[("strategy", "Newest")])).is_err());
+    }
+
+    #[test]
+    fn tag_names_follow_the_distribution_spec() {
+        for good in ["latest", "1.2.3", "_x", "v1.2.3-rc.1_b", &"a".repeat(128)] {
+            assert!(is_valid_tag(good), "{good:?}");
+        }
+        let long = format!("9.9.9-{}", "a".repeat(5000));
+        for bad in ["", ".x", "-x", "1.2.3+build", "a/b", "é", &"a".repeat(129), &long] {
+            assert!(!is_valid_tag(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn more_candidates_than_the_limit_on_request() {
+        let all: Vec<String> = (0..50).map(|i| format!("1.0.{i}")).collect();
+        let p = ImagePolicy::new(&sub(&[("limit", "3")])).unwrap();
+        assert_eq!(p.candidates(&all), tags(&["1.0.49", "1.0.48", "1.0.47"]));
+        assert_eq!(p.candidates_upto(&all, 5)[3..], tags(&["1.0.46", "1.0.45"]));
+        assert_eq!(p.candidates_upto(&all, 500).len(), 50);
+        assert!(p.candidates_upto(&all, 0).is_empty());
     }
 
     #[test]

@@ -60,9 +60,6 @@ impl Default for RegistryConfig {
     }
 }
 
-/// (repository, tag) → (digest, build time).
-pub(crate) type TagCache = Mutex<HashMap<(String, String), (String, Option<String>)>>;
-
 /// A registry's own rate limit, from its `ratelimit-limit` / `ratelimit-remaining` headers
 /// (`100;w=21600`: 100 requests per 6 hours).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -127,8 +124,8 @@ struct Inner {
     requests: AtomicU64,
     /// Image metadata by digest (NewestBuild's build times never change for a digest).
     created_by_digest: Mutex<HashMap<String, Option<String>>>,
-    /// With `cacheByTag`: (repository, tag) → (digest, build time), trusted without a HEAD.
-    by_tag: TagCache,
+    /// What earlier passes learned, by subscription fingerprint (`discover::ImageMemory`).
+    image_memory: Mutex<HashMap<String, crate::discover::ImageMemory>>,
     /// The last `ratelimit-*` headers each host sent.
     rate_status: Mutex<HashMap<String, RateLimitStatus>>,
 }
@@ -140,6 +137,18 @@ pub(crate) struct Fetched {
     pub body: Vec<u8>,
     pub digest: Option<String>,
     pub link_next: Option<String>,
+    pub etag: Option<String>,
+    /// A conditional request's `304 Not Modified`.
+    pub not_modified: bool,
+}
+
+/// A repository's tag list.
+pub(crate) struct TagListing {
+    pub tags: Vec<String>,
+    /// The first page's ETag, to send back as `If-None-Match` next time.
+    pub etag: Option<String>,
+    /// SHA-256 of every page's body: tells an unchanged list from a registry without ETags.
+    pub sha256: String,
 }
 
 impl Registry {
@@ -166,7 +175,7 @@ impl Registry {
                 credentials: Mutex::default(),
                 requests: AtomicU64::new(0),
                 created_by_digest: Mutex::default(),
-                by_tag: Mutex::default(),
+                image_memory: Mutex::default(),
                 rate_status: Mutex::default(),
             }),
         })
@@ -181,8 +190,8 @@ impl Registry {
         &self.inner.created_by_digest
     }
 
-    pub(crate) fn tag_cache(&self) -> &TagCache {
-        &self.inner.by_tag
+    pub(crate) fn image_memory(&self) -> &Mutex<HashMap<String, crate::discover::ImageMemory>> {
+        &self.inner.image_memory
     }
 
     /// The rate limit a host last reported (`ratelimit-limit` / `ratelimit-remaining`, as
@@ -244,17 +253,46 @@ impl Registry {
     /// Every tag of a repository, following `Link: <…>; rel="next"` pages (relative or
     /// absolute), with a page cap and cycle detection.
     pub async fn list_tags(&self, repo: &RepoRef) -> Result<Vec<String>, RegistryError> {
+        // Only a conditional request is answered "not modified" (`None`).
+        Ok(self
+            .list_tags_since(repo, None)
+            .await?
+            .map(|l| l.tags)
+            .unwrap_or_default())
+    }
+
+    /// Like [`Registry::list_tags`], asking the registry first whether the list changed since
+    /// `etag` (`If-None-Match`; registries that do not support it just answer the list):
+    /// `None` when it has not.
+    pub(crate) async fn list_tags_since(
+        &self,
+        repo: &RepoRef,
+        etag: Option<&str>,
+    ) -> Result<Option<TagListing>, RegistryError> {
+        use sha2::Digest;
         let mut url = format!("{}/tags/list", repo.base());
         if let Some(n) = self.inner.config.page_size {
             url.push_str(&format!("?n={n}"));
         }
         let mut tags = Vec::new();
+        let mut hash = sha2::Sha256::new();
+        let mut first_etag = None;
         let mut seen = std::collections::HashSet::new();
-        for _ in 0..self.inner.config.max_pages {
+        for page_number in 0..self.inner.config.max_pages {
             if !seen.insert(url.clone()) {
                 break;
             }
-            let page = self.fetch_json(repo, Method::GET, &url, "application/json").await?;
+            let conditional = etag.filter(|_| page_number == 0);
+            let page = self
+                .fetch_json(repo, Method::GET, &url, "application/json", conditional)
+                .await?;
+            if page.not_modified {
+                return Ok(None);
+            }
+            if page_number == 0 {
+                first_etag = page.etag.clone();
+            }
+            hash.update(&page.body);
             #[derive(serde::Deserialize)]
             struct TagList {
                 #[serde(default)]
@@ -264,32 +302,62 @@ impl Registry {
             tags.extend(list.tags.unwrap_or_default());
             match page.link_next {
                 Some(next) => url = absolute(repo.scheme, &repo.host, &next),
-                None => return Ok(tags),
+                None => {
+                    return Ok(Some(TagListing {
+                        tags,
+                        etag: first_etag,
+                        sha256: hex(&hash.finalize()),
+                    }));
+                }
             }
         }
         tracing::warn!(repo = %repo.original, pages = self.inner.config.max_pages, "Tag listing stopped at the page cap.");
-        Ok(tags)
+        Ok(Some(TagListing {
+            tags,
+            etag: first_etag,
+            sha256: hex(&hash.finalize()),
+        }))
     }
 
-    /// The digest a tag points at, by HEAD (which does not count as a Docker Hub pull).
+    /// The digest a tag points at, by HEAD (which does not count as a Docker Hub pull). A
+    /// malformed `Docker-Content-Digest` is refused: it would be recorded in Freight.
     pub async fn head_digest(&self, repo: &RepoRef, reference: &str) -> Result<String, RegistryError> {
         let url = format!("{}/manifests/{reference}", repo.base());
-        let r = self.fetch(repo, Method::HEAD, &url, MANIFEST_ACCEPT).await?;
+        let r = self.fetch(repo, Method::HEAD, &url, MANIFEST_ACCEPT, None).await?;
         match r.digest {
-            Some(d) => Ok(d),
+            Some(d) if parse_digest(&d).is_some() => Ok(d),
+            Some(d) => Err(malformed_digest(&url, &d)),
             // Some registries omit the header on HEAD: fall back to GET and hash the body.
             None => Ok(self.manifest(repo, reference).await?.digest.unwrap_or_default()),
         }
     }
 
-    /// A manifest (image, index or list) by tag or digest; `digest` is the registry's header or
-    /// the sha256 of the body.
+    /// A manifest (image, index or list) by tag or digest. `digest` is the digest of the bytes
+    /// received, never just the registry's word: a `Docker-Content-Digest` that differs (or is
+    /// malformed), or a manifest fetched by digest whose bytes hash to another, is refused.
     pub(crate) async fn manifest(&self, repo: &RepoRef, reference: &str) -> Result<Fetched, RegistryError> {
         let url = format!("{}/manifests/{reference}", repo.base());
-        let mut r = self.fetch_json(repo, Method::GET, &url, MANIFEST_ACCEPT).await?;
-        if r.digest.is_none() {
-            r.digest = Some(sha256_digest(&r.body));
+        let mut r = self.fetch_json(repo, Method::GET, &url, MANIFEST_ACCEPT, None).await?;
+        let claimed = r
+            .digest
+            .take()
+            .or_else(|| reference.contains(':').then(|| reference.to_string()));
+        let actual = match &claimed {
+            Some(c) => {
+                let (algorithm, _) = parse_digest(c).ok_or_else(|| malformed_digest(&url, c))?;
+                content_digest(algorithm, &r.body)
+            }
+            None => content_digest(DigestAlgorithm::Sha256, &r.body),
+        };
+        if let Some(c) = claimed.filter(|c| *c != actual) {
+            return Err(RegistryError::Invalid {
+                url,
+                message: format!(
+                    "the registry says the manifest is {c}, but the bytes it sent are {actual}: refusing a digest it cannot back"
+                ),
+            });
         }
+        r.digest = Some(actual);
         Ok(r)
     }
 
@@ -312,30 +380,33 @@ impl Registry {
             path: String::new(),
         };
         Ok(self
-            .fetch(&repo, Method::GET, &target, "application/x-yaml, text/yaml, */*")
+            .fetch(&repo, Method::GET, &target, "application/x-yaml, text/yaml, */*", None)
             .await?
             .body)
     }
 
     pub(crate) async fn blob(&self, repo: &RepoRef, digest: &str) -> Result<Fetched, RegistryError> {
         let url = format!("{}/blobs/{digest}", repo.base());
-        self.fetch_json(repo, Method::GET, &url, "application/json, */*").await
+        self.fetch_json(repo, Method::GET, &url, "application/json, */*", None)
+            .await
     }
 
     /// A GET whose body must be complete JSON: an unparseable body counts as a transient
-    /// fault (a truncated response) and is retried like a 503.
+    /// fault (a truncated response) and is retried like a 503. With `if_none_match`, a
+    /// `304 Not Modified` is an answer too.
     async fn fetch_json(
         &self,
         repo: &RepoRef,
         method: Method,
         url: &str,
         accept: &str,
+        if_none_match: Option<&str>,
     ) -> Result<Fetched, RegistryError> {
         let attempts = self.inner.config.max_attempts.max(1);
         let mut last = String::new();
         for attempt in 1..=attempts {
-            let r = self.fetch(repo, method.clone(), url, accept).await?;
-            if serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).is_ok() {
+            let r = self.fetch(repo, method.clone(), url, accept, if_none_match).await?;
+            if r.not_modified || serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).is_ok() {
                 return Ok(r);
             }
             last = format!("incomplete or invalid JSON ({} bytes)", r.body.len());
@@ -352,7 +423,14 @@ impl Registry {
     }
 
     /// Sends one logical request: rate limit, auth, retries with backoff and `Retry-After`.
-    async fn fetch(&self, repo: &RepoRef, method: Method, url: &str, accept: &str) -> Result<Fetched, RegistryError> {
+    async fn fetch(
+        &self,
+        repo: &RepoRef,
+        method: Method,
+        url: &str,
+        accept: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<Fetched, RegistryError> {
         let cfg = &self.inner.config;
         let attempts = cfg.max_attempts.max(1);
         let mut auth_tried = false;
@@ -365,6 +443,9 @@ impl Registry {
                 .http
                 .request(method.clone(), url)
                 .header(header::ACCEPT, accept);
+            if let Some(etag) = if_none_match {
+                req = req.header(header::IF_NONE_MATCH, etag);
+            }
             if let Some(value) = self.authorization(repo).await {
                 req = req.header(header::AUTHORIZATION, value);
             }
@@ -421,6 +502,17 @@ impl Registry {
                             .iter()
                             .filter_map(|v| v.to_str().ok())
                             .find_map(next_link),
+                        etag: get(header::ETAG),
+                        not_modified: false,
+                    });
+                }
+                StatusCode::NOT_MODIFIED if if_none_match.is_some() => {
+                    return Ok(Fetched {
+                        body: Vec::new(),
+                        digest: None,
+                        link_next: None,
+                        etag: if_none_match.map(str::to_string),
+                        not_modified: true,
                     });
                 }
                 StatusCode::UNAUTHORIZED if !auth_tried => {
@@ -692,9 +784,49 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(url: &str, body: &[u8])
     })
 }
 
-pub(crate) fn sha256_digest(body: &[u8]) -> String {
-    use sha2_shim::sha256_hex;
-    format!("sha256:{}", sha256_hex(body))
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DigestAlgorithm {
+    Sha256,
+    Sha512,
+}
+
+/// `sha256:<64 hex>` or `sha512:<128 hex>`, lowercase (the OCI image spec's registered
+/// algorithms): the algorithm and the hex, or `None` for anything else.
+pub(crate) fn parse_digest(d: &str) -> Option<(DigestAlgorithm, &str)> {
+    let (algorithm, hex) = d.split_once(':')?;
+    let (algorithm, len) = match algorithm {
+        "sha256" => (DigestAlgorithm::Sha256, 64),
+        "sha512" => (DigestAlgorithm::Sha512, 128),
+        _ => return None,
+    };
+    (hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then_some((algorithm, hex))
+}
+
+/// The digest of bytes with the algorithm given.
+pub(crate) fn content_digest(algorithm: DigestAlgorithm, body: &[u8]) -> String {
+    use sha2::Digest;
+    match algorithm {
+        DigestAlgorithm::Sha256 => format!("sha256:{}", hex(&sha2::Sha256::digest(body))),
+        DigestAlgorithm::Sha512 => format!("sha512:{}", hex(&sha2::Sha512::digest(body))),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+fn malformed_digest(url: &str, digest: &str) -> RegistryError {
+    RegistryError::Invalid {
+        url: url.to_string(),
+        message: format!(
+            "the registry sent a malformed Docker-Content-Digest {:?}: refusing to record it",
+            digest.chars().take(100).collect::<String>()
+        ),
+    }
 }
 
 /// `Retry-After`: seconds or an HTTP date.
@@ -752,14 +884,6 @@ fn parse_challenge(h: &str) -> (String, HashMap<String, String>) {
         rest = next.trim_start_matches([',', ' ']);
     }
     (kind.to_ascii_lowercase(), params)
-}
-
-/// SHA-256 for manifests fetched without a `Docker-Content-Digest` header.
-mod sha2_shim {
-    pub fn sha256_hex(data: &[u8]) -> String {
-        use sha2::Digest;
-        sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
-    }
 }
 
 #[cfg(test)]
@@ -848,6 +972,29 @@ mod tests {
             }
         );
         assert_eq!(RateLimitStatus::parse(None, Some("5")).remaining, Some(5));
+    }
+
+    #[test]
+    fn digests_are_parsed_strictly() {
+        let good = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(parse_digest(&good), Some((DigestAlgorithm::Sha256, &good[7..])));
+        assert!(parse_digest(&format!("sha512:{}", "0".repeat(128))).is_some());
+        for bad in [
+            "sha256:000",
+            "sha256:",
+            "",
+            "sha256",
+            &format!("sha256:{}", "AB".repeat(32)),
+            &format!("sha256:{}", "g".repeat(64)),
+            &format!("md5:{}", "0".repeat(32)),
+            &format!("sha256:{} ", "0".repeat(64)),
+        ] {
+            assert_eq!(parse_digest(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            content_digest(DigestAlgorithm::Sha256, b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]

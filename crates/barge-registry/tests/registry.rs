@@ -402,3 +402,109 @@ async fn untrusted_tls_fails_clearly_unless_verification_is_skipped() {
     let d = discover_image(&insecure, &sub(&repo, |_| {})).await.unwrap();
     assert_eq!(d.candidates[0].tag, "1.0.0");
 }
+
+/// A registry whose `Docker-Content-Digest` disagrees with the manifests it serves (a
+/// made-up `sha256:000…`) or is not a digest at all: discovery refuses it, so no Freight can
+/// be minted at it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lying_registrys_digests_are_refused() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("lying/app", &["1.0.0".to_string(), "1.1.0".to_string()])
+        .await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let zeros: &'static str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    for (lie, says) in [
+        (zeros, "bytes it sent are sha256:"),
+        ("sha256:not-a-digest", "malformed"),
+    ] {
+        let proxy = Proxy::start(
+            &reg.host,
+            None,
+            Arc::new(move |_, path| {
+                if path.contains("/manifests/") {
+                    Fault::Digest(lie)
+                } else {
+                    Fault::Pass
+                }
+            }),
+        )
+        .await;
+        let err = discover_image(&client, &sub(&format!("{}/lying/app", proxy.host), |_| {}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.class(), barge_core::ErrorClass::Invalid, "{err}");
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(err.to_string().contains("refusing"), "{err}");
+    }
+}
+
+/// A listed tag that cannot be a tag name (5,006 characters) and one the registry does not
+/// have are skipped and reported; the next valid candidates are selected.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_and_missing_listed_tags_are_skipped_for_the_next_candidates() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("broken/app", &["1.0.0".to_string(), "1.1.0".to_string()])
+        .await;
+    let huge = format!("9.9.9-{}", "a".repeat(5000));
+    assert_eq!(huge.len(), 5006);
+    let proxy = Proxy::start_listing_extra(&reg.host, vec![huge, "9.0.0".to_string()]).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let repo = format!("{}/broken/app", proxy.host);
+    let d = discover_image(&client, &sub(&repo, |_| {})).await.unwrap();
+    assert_eq!(d.tags_listed, 4);
+    let tags: Vec<&str> = d.candidates.iter().map(|c| c.tag.as_str()).collect();
+    assert_eq!(tags, ["1.1.0", "1.0.0"]);
+    assert_eq!(d.skipped.len(), 2, "{:?}", d.skipped);
+    assert!(d.skipped[0].tag.starts_with("9.9.9-aaa") && d.skipped[0].tag.chars().count() == 65);
+    assert_eq!(d.skipped[0].reason, "not a valid OCI tag name (5006 characters)");
+    assert_eq!(d.skipped[1].tag, "9.0.0");
+    assert!(d.skipped[1].reason.contains("no manifest"), "{:?}", d.skipped[1]);
+
+    // With discoveryLimit 1, the missing tag's place goes to the next one.
+    let one = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let d = discover_image(&one, &sub(&repo, |s| s.discovery_limit = Some(1)))
+        .await
+        .unwrap();
+    assert_eq!(d.candidates.len(), 1);
+    assert_eq!(d.candidates[0].tag, "1.1.0");
+    assert_eq!(d.requests, 1 + 2, "the listing, the missing tag, its replacement");
+}
+
+/// What a pass learned spares the next one its requests: with cacheByTag, an unchanged tag
+/// list costs the listing alone; without it, the listing and a HEAD of the selected tag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_steady_state_pass_costs_one_listing() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("steady/app", &tags("1.0.", 25)).await;
+    let repo = format!("{}/steady/app", reg.host);
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let immutable = sub(&repo, |s| s.cache_by_tag = Some(true));
+    let first = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!((first.requests, first.reused), (1 + 20, false));
+    assert!(first.learned.is_some());
+    let second = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!((second.requests, second.reused), (1, true));
+    assert_eq!(second.candidates, first.candidates);
+    assert!(second.learned.is_none(), "nothing new to keep");
+
+    let mutable = sub(&repo, |_| {});
+    discover_image(&client, &mutable).await.unwrap();
+    let again = discover_image(&client, &mutable).await.unwrap();
+    assert_eq!(
+        (again.requests, again.reused),
+        (2, true),
+        "the listing and the selected tag's HEAD"
+    );
+    assert_eq!(again.candidates, first.candidates);
+
+    // A new tag: the listing, and the new tag fetched (the others are known).
+    reg.push_tags("steady/app", &["1.0.25".to_string()]).await;
+    let third = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!((third.requests, third.reused), (2, false));
+    assert_eq!(third.candidates[0].tag, "1.0.25");
+    // Memory handed to a new client (as the store does) serves it the same way.
+    let fresh = Registry::new(fast(RegistryConfig::default())).unwrap();
+    fresh.recall_image(third.learned.unwrap()).await;
+    let d = discover_image(&fresh, &immutable).await.unwrap();
+    assert_eq!((d.requests, d.reused), (1, true));
+}

@@ -436,6 +436,36 @@ impl Store {
         }
     }
 
+    /// Records what image discovery learned of a subscription (see `barge_registry::discover::
+    /// ImageMemory`), keyed by the subscription's fingerprint.
+    pub async fn put_image_memory(
+        &self,
+        fingerprint: &str,
+        memory: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO image_memory (fingerprint, body, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (fingerprint) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+        )
+        .bind(fingerprint)
+        .bind(memory.to_string())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// What image discovery last learned of the subscription with this fingerprint.
+    pub async fn get_image_memory(&self, fingerprint: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let body: Option<String> = sqlx::query_scalar("SELECT body FROM image_memory WHERE fingerprint = $1")
+            .bind(fingerprint)
+            .fetch_optional(&self.pool)
+            .await?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
     /// Appends an audit event.
     pub async fn append_audit(&self, event: NewAudit<'_>) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;

@@ -57,6 +57,7 @@ conformance!(
     aliases_are_unique_per_project,
     lookup_by_name_or_alias_and_listing,
     discovery_status_upserts,
+    image_memory_upserts_by_fingerprint,
     audit_is_append_only_and_ordered,
     concurrent_mints_create_once,
     promotions_are_one_per_stage_and_keep_their_state,
@@ -888,6 +889,25 @@ async fn discovery_status_upserts(b: Backend) {
     .unwrap();
     let (status, at) = s.get_discovery_status("demo", "app").await.unwrap().unwrap();
     assert_eq!((status["observedRefs"][0][1].as_str(), at), (Some("def"), 2));
+}
+
+async fn image_memory_upserts_by_fingerprint(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    assert!(s.get_image_memory("sha256:aa").await.unwrap().is_none());
+    s.put_image_memory("sha256:aa", &serde_json::json!({"listSha256": "1"}), 1)
+        .await
+        .unwrap();
+    s.put_image_memory("sha256:bb", &serde_json::json!({"listSha256": "other"}), 1)
+        .await
+        .unwrap();
+    s.put_image_memory("sha256:aa", &serde_json::json!({"listSha256": "2"}), 2)
+        .await
+        .unwrap();
+    let memory = s.get_image_memory("sha256:aa").await.unwrap().unwrap();
+    assert_eq!(memory["listSha256"], "2", "the latest pass wins");
+    let other = s.get_image_memory("sha256:bb").await.unwrap().unwrap();
+    assert_eq!(other["listSha256"], "other", "each subscription has its own");
 }
 
 async fn audit_is_append_only_and_ordered(b: Backend) {

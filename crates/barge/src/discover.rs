@@ -141,7 +141,7 @@ async fn run_with(
                 } else {
                     registry
                 };
-                match discover_image(client, img).await {
+                match discover_image_remembering(client, img, store).await? {
                     Ok(d) => {
                         match d.candidates.first() {
                             Some(best) => images.push(Image {
@@ -296,6 +296,34 @@ async fn run_with(
         });
     }
     Ok(reports)
+}
+
+/// Discovers an image subscription with what earlier passes learned, kept in the store when
+/// there is one (so a CLI pass with `--db` whose tag list is unchanged sends no HEADs).
+async fn discover_image_remembering(
+    client: &Registry,
+    sub: &barge_core::model::kargo::ImageSubscription,
+    store: Option<&barge_store::Store>,
+) -> Result<Result<ImageDiscovery, barge_registry::RegistryError>> {
+    let Some(store) = store else {
+        return Ok(discover_image(client, sub).await);
+    };
+    let fingerprint = barge_registry::discover::fingerprint(sub);
+    // Unreadable memory (from another barge version) is a cache miss.
+    if let Some(memory) = store
+        .get_image_memory(&fingerprint)
+        .await?
+        .and_then(|m| serde_json::from_value(m).ok())
+    {
+        client.recall_image(memory).await;
+    }
+    let discovery = discover_image(client, sub).await;
+    if let Ok(ImageDiscovery { learned: Some(m), .. }) = &discovery {
+        store
+            .put_image_memory(&fingerprint, &serde_json::to_value(m)?, now_millis())
+            .await?;
+    }
+    Ok(discovery)
 }
 
 /// Text for people.

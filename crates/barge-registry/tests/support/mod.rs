@@ -241,10 +241,14 @@ impl TestRegistry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
     Pass,
-    TooMany { retry_after_secs: u64 },
+    TooMany {
+        retry_after_secs: u64,
+    },
     Unavailable,
     Reset,
     TruncatedJson,
+    /// A lying registry: answers with this `Docker-Content-Digest` instead of the real one.
+    Digest(&'static str),
 }
 
 /// A proxy in front of a registry. `plan` decides a fault for the n-th request (1-based)
@@ -278,6 +282,22 @@ impl Proxy {
         plan: Plan,
         page: Option<usize>,
     ) -> Proxy {
+        Proxy::start_listing(upstream, bearer, plan, page, Vec::new()).await
+    }
+
+    /// A registry whose tag lists also name `extra_tags`, which it does not have (a broken or
+    /// hostile registry: tags that cannot be tag names, tags deleted but still listed).
+    pub async fn start_listing_extra(upstream: &str, extra_tags: Vec<String>) -> Proxy {
+        Proxy::start_listing(upstream, None, Arc::new(|_, _| Fault::Pass), None, extra_tags).await
+    }
+
+    async fn start_listing(
+        upstream: &str,
+        bearer: Option<(&str, &str)>,
+        plan: Plan,
+        page: Option<usize>,
+        extra_tags: Vec<String>,
+    ) -> Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();
         let requests = Arc::new(AtomicU64::new(0));
@@ -293,6 +313,7 @@ impl Proxy {
             counter,
             me,
             page,
+            extra_tags,
         });
         let task = tokio::spawn(async move {
             loop {
@@ -316,6 +337,7 @@ struct ProxyState {
     /// The proxy's own address (the token realm).
     me: String,
     page: Option<usize>,
+    extra_tags: Vec<String>,
 }
 
 async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Result<()> {
@@ -417,9 +439,9 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                     .await?;
                 continue;
             }
-            Fault::Pass | Fault::TruncatedJson => {}
+            Fault::Pass | Fault::TruncatedJson | Fault::Digest(_) => {}
         }
-        if path.contains("/tags/list") && (page.is_some() || path.contains("n=")) {
+        if path.contains("/tags/list") && (page.is_some() || path.contains("n=") || !st.extra_tags.is_empty()) {
             let (base, query) = path.split_once('?').unwrap_or((&path, ""));
             let param = |k: &str| {
                 query
@@ -441,6 +463,7 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                 .unwrap()
                 .iter()
                 .map(|t| t.as_str().unwrap().to_string())
+                .chain(st.extra_tags.iter().cloned())
                 .collect();
             all.sort();
             let start = last.map_or(0, |l| all.partition_point(|t| t.as_str() <= l.as_str()));
@@ -483,7 +506,9 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
         );
         for (k, v) in resp.headers() {
             let k = k.as_str();
-            if matches!(
+            if let ("docker-content-digest", Fault::Digest(lie)) = (k, plan(n, &path)) {
+                out.push_str(&format!("{k}: {lie}\r\n"));
+            } else if matches!(
                 k,
                 "content-type" | "docker-content-digest" | "link" | "www-authenticate"
             ) {
