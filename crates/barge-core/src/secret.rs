@@ -81,9 +81,12 @@ fn ends_url(c: char) -> bool {
 fn userinfo_at(text: &str, mut from: usize) -> Option<Userinfo> {
     while let Some(at) = text[from..].find("://").map(|i| from + i) {
         from = at + 3;
+        // After the last character that cannot be in a scheme (which may be several bytes long).
         let scheme_start = text[..at]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
-            .map_or(0, |i| i + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+            .map_or(0, |(i, c)| i + c.len_utf8());
         let scheme = &text[scheme_start..at];
         if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
             continue;
@@ -226,6 +229,15 @@ pub fn redact_json(v: &serde_json::Value, secrets: &[String]) -> serde_json::Val
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_scheme_after_a_multibyte_character_is_found() {
+        // The character before the scheme is three bytes long (found by tests/robustness.rs).
+        let (clean, found) = super::split_userinfo("ൈhttps://bot:tok@h/x.git");
+        assert_eq!(clean, "ൈhttps://h/x.git");
+        assert_eq!(found.map(|c| c.password), Some("tok".to_string()));
+        assert_eq!(super::split_userinfo("ൈ://x@h").0, "ൈ://x@h");
+    }
+
     #[test]
     fn known_values_are_hidden_longest_first() {
         let secrets = vec!["abc".to_string(), "abcdef".to_string(), String::new()];
