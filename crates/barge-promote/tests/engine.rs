@@ -675,10 +675,8 @@ const RENDER_TOOLS: &str = r#"
 "#;
 
 /// kustomize and helm are programs barge runs, not libraries it embeds: without them the
-/// step says so and where to get them. (helm cannot be installed on this project's build
-/// machines: not in Debian, and its download site is unreachable. `scripts/test` installs a
-/// kustomize built from PyPI's pykustomize, so there kustomize's branch of this test checks
-/// that it ran.)
+/// step says so and where to get them. (`scripts/test` installs both from PyPI, see
+/// scripts/install-kustomize and scripts/install-helm, so there this test checks that they ran.)
 #[tokio::test]
 async fn render_steps_say_when_their_tool_is_missing() {
     let dir = tempfile::tempdir().unwrap();
