@@ -54,7 +54,8 @@ step_config!(
         /// The key of this checkout in the `commits` output.
         #[serde(rename = "as")]
         alias: Option<String>,
-        /// Accepted; the full tree is checked out.
+        /// Check out only these directories (and the files at the repository's root): a
+        /// cone-mode sparse checkout. Directory paths, no globs.
         sparse: Vec<String>,
     }
 );

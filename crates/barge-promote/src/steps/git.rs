@@ -148,9 +148,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         let mut recorded = load_checkouts(ctx.work);
         let mut commits = Map::new();
         for co in &c.checkout {
-            if !co.sparse.is_empty() {
-                tracing::info!("git-clone: sparse checkout ignored; the full tree is checked out");
-            }
+            check_sparse(&co.path, &co.sparse)?;
             // The deprecated fromFreight: the commit the Freight carries for this repository.
             let from_freight = if co.from_freight {
                 let origin = co.from_origin.as_ref().and_then(|o| o["name"].as_str());
@@ -196,7 +194,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             let ws = ctx
                 .engine
                 .cache
-                .checkout(&fetch_url, &what, &dir, credentials.clone(), author_)
+                .checkout_sparse(&fetch_url, &what, &dir, credentials.clone(), author_, &co.sparse)
                 .await
                 .map_err(git_error)?;
             let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
@@ -228,6 +226,30 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         out.insert("commits".into(), Json::Object(commits));
         done(out)
     })
+}
+
+/// A sparse checkout's directories must be paths inside the repository, without globs: git's
+/// cone mode takes directories only (Kargo refuses the same).
+fn check_sparse(checkout: &str, dirs: &[String]) -> Result<(), StepError> {
+    for dir in dirs {
+        let bad = if dir.trim().is_empty() {
+            Some("is empty")
+        } else if dir.starts_with('/') {
+            Some("is absolute; use a path relative to the repository's root")
+        } else if dir.split('/').any(|part| part == "..") {
+            Some("leaves the repository")
+        } else if dir.contains(['*', '?', '[']) {
+            Some("is a glob; sparse checkouts take directories (e.g. `stages/prod`)")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            return Err(StepError::Invalid(format!(
+                "git-clone checkout `{checkout}`: sparse path {dir:?} {why}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {

@@ -1,0 +1,172 @@
+//! Step options against real git repositories and a loopback HTTP server: each test shows the
+//! option's effect (sparse checkouts, force pushes, delete globs, http's error, content-type,
+//! body-file and poll options).
+
+#[path = "../../barge-git/tests/support/mod.rs"]
+mod git_kit;
+mod support;
+
+use barge_core::promotion::{Phase, State};
+use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
+use git_kit::git;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A bare repository whose main holds two stages, a base and a README at the top.
+fn seed(root: &Path) -> PathBuf {
+    git_kit::bare_repo(
+        root,
+        "config.git",
+        &[
+            ("README.md", "config\n"),
+            ("stages/dev/values.yaml", "tag: '1.9'\n"),
+            ("stages/prod/values.yaml", "tag: '1.8'\n"),
+            ("base/deploy.yaml", "kind: Deployment\n"),
+        ],
+    )
+}
+
+fn engine(root: &Path) -> Engine {
+    support::engine(
+        root,
+        vec![support::rewrite_to_dir("https://git.example.com/acme/", root)],
+    )
+}
+
+fn promotion(steps: &str) -> Promotion {
+    support::plan(
+        &support::dev_stage(steps),
+        "dev",
+        support::image_freight("ghcr.io/acme/app", "1.10"),
+    )
+}
+
+/// Events that record, when a step finishes, the files then in the promotion's work directory
+/// (relative paths, `.git` left out), by step alias.
+struct Snapshots {
+    work: PathBuf,
+    files: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Snapshots {
+    fn new(engine: &Engine, p: &Promotion) -> Snapshots {
+        Snapshots {
+            work: engine.work_dir(&p.name),
+            files: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn after(&self, alias: &str) -> Vec<String> {
+        self.files.lock().unwrap().get(alias).cloned().unwrap_or_default()
+    }
+}
+
+fn list(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        if path.is_dir() {
+            list(root, &path, out);
+        } else {
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
+
+impl Events for Snapshots {
+    fn event<'a>(&'a self, e: &'a Event) -> BoxFuture<'a, ()> {
+        if let Event::StepFinished { alias, .. } = e {
+            let mut files = Vec::new();
+            list(&self.work, &self.work, &mut files);
+            files.sort();
+            self.files.lock().unwrap().insert(alias.clone(), files);
+        }
+        Box::pin(async {})
+    }
+}
+
+impl Journal for Snapshots {
+    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+const SPARSE: &str = r#"
+        - uses: git-clone
+          as: clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout:
+              - branch: main
+                path: ./repo
+                sparse: [stages/dev]
+        - uses: yaml-update
+          config:
+            path: ./repo/stages/dev/values.yaml
+            updates: [{key: tag, value: "1.10"}]
+        - uses: git-commit
+          config: {path: ./repo, message: bump dev}
+        - uses: git-push
+          as: push
+          config: {path: ./repo}
+"#;
+
+const FULL: &str = r#"
+        - uses: git-clone
+          as: clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./repo}]
+"#;
+
+#[tokio::test]
+async fn a_sparse_checkout_holds_only_its_cone_and_commits_keep_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    let e = engine(dir.path());
+    let p = promotion(SPARSE);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // Cone mode: the listed directory and the files at the top; nothing else.
+    assert_eq!(
+        seen.after("clone"),
+        vec!["repo/README.md", "repo/stages/dev/values.yaml"]
+    );
+    // The commit changed the one file: what the checkout left out is still in the branch.
+    assert_eq!(
+        git(&bare, &["diff", "--name-status", "main~1", "main"]),
+        "M\tstages/dev/values.yaml"
+    );
+    assert_eq!(git(&bare, &["ls-tree", "-r", "--name-only", "main"]).lines().count(), 4);
+    // The sparse worktree is not handed to the next checkout: that one is whole.
+    let p = promotion(FULL);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        seen.after("clone"),
+        vec![
+            "repo/README.md",
+            "repo/base/deploy.yaml",
+            "repo/stages/dev/values.yaml",
+            "repo/stages/prod/values.yaml"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sparse_paths_that_are_globs_or_leave_the_repository_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path());
+    let e = engine(dir.path());
+    for (bad, why) in [("stages/*", "is a glob"), ("../x", "leaves the repository")] {
+        let p = promotion(&SPARSE.replace("[stages/dev]", &format!("[\"{bad}\"]")));
+        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        assert_eq!(out.phase, Phase::Errored);
+        assert!(out.message.contains(why), "{}", out.message);
+    }
+}
