@@ -106,7 +106,8 @@ step_config!(
         generate_target_branch: bool,
         /// Push attempts while others win the race (default 10).
         max_attempts: Option<u32>,
-        /// Refused: barge never force-pushes.
+        /// Overwrite the branch with this checkout's history (commits only the remote has are
+        /// dropped); no rebase, no retries. Not with `tag`.
         force: bool,
         /// Accepted for Kargo compatibility; the transport is git's.
         provider: Option<String>,

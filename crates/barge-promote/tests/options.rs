@@ -170,3 +170,49 @@ async fn sparse_paths_that_are_globs_or_leave_the_repository_are_refused() {
         assert!(out.message.contains(why), "{}", out.message);
     }
 }
+
+const FORCE: &str = r#"
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./repo}]
+        - uses: file-write
+          config: {path: ./repo/rendered.yaml, contents: "kind: ConfigMap\n"}
+        - uses: git-commit
+          config: {path: ./repo, message: render}
+        - uses: git-push
+          as: push
+          config: {path: ./repo, targetBranch: rendered, force: true}
+"#;
+
+#[tokio::test]
+async fn a_forced_push_overwrites_a_diverged_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    // Someone else's history on the target branch, unrelated to main.
+    let other = dir.path().join("other");
+    git(
+        dir.path(),
+        &["clone", "-q", bare.to_str().unwrap(), other.to_str().unwrap()],
+    );
+    git(&other, &["checkout", "-q", "--orphan", "rendered"]);
+    std::fs::write(other.join("theirs.txt"), "theirs\n").unwrap();
+    git(&other, &["add", "theirs.txt"]);
+    git(&other, &["commit", "-q", "-m", "theirs"]);
+    git(&other, &["push", "-q", "origin", "rendered"]);
+    let theirs = git(&other, &["rev-parse", "HEAD"]);
+    let e = engine(dir.path());
+    let p = promotion(FORCE);
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let pushed = out.state.outputs["push"]["commit"].as_str().unwrap().to_string();
+    assert_eq!(git(&bare, &["rev-parse", "rendered"]), pushed);
+    // Their commit is gone from the branch: it was overwritten, not rebased onto.
+    assert_eq!(
+        git(&bare, &["rev-parse", "rendered~1"]),
+        git(&bare, &["rev-parse", "main"])
+    );
+    let ancestors = git(&bare, &["rev-list", "rendered"]);
+    assert!(!ancestors.contains(&theirs), "{ancestors}");
+    assert!(git(&bare, &["ls-tree", "--name-only", "rendered"]).contains("rendered.yaml"));
+}

@@ -348,6 +348,9 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         let c: GitPush = config("git-push", cfg)?;
         let _ = &c.provider;
         let (ws, original_url) = workspace(ctx, &c.path)?;
+        if c.force && c.tag.is_some() {
+            return Err(StepError::Invalid("git-push: set tag or force, not both".into()));
+        }
         if let Some(tag) = &c.tag {
             if ctx.engine.dry_run {
                 return done(Map::from_iter([("tag".into(), json!(tag))]));
@@ -371,11 +374,6 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             (None, true) => format!("kargo/promotion/{}", ctx.promotion.name),
             (None, false) => ws.followed_branch().map_err(git_error)?.to_string(),
         };
-        if c.force {
-            return Err(StepError::Invalid(
-                "git-push: force pushes are refused by barge (they can lose others' commits)".into(),
-            ));
-        }
         let mut out = Map::new();
         out.insert("branch".into(), json!(branch));
         if ctx.engine.dry_run {
@@ -391,6 +389,14 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             let diff = ws.run(&["diff", &base, "HEAD"]).await.map_err(git_error)?;
             out.insert("commit".into(), json!(ws.head().await.unwrap_or_default()));
             out.insert("diff".into(), json!(diff));
+            return done(out);
+        }
+        if c.force {
+            let sha = force_push(ctx, &ws, &branch).await.map_err(git_error)?;
+            out.insert("commit".into(), json!(sha));
+            if let Some(url) = commit_url(&original_url, &sha) {
+                out.insert("commitURL".into(), json!(url));
+            }
             return done(out);
         }
         let mut policy = ctx.engine.push_policy.clone();
@@ -491,6 +497,19 @@ async fn push_in_chain(
         fetch_first = true;
         tokio::time::sleep(policy.backoff(attempt)).await;
     }
+}
+
+/// Kargo's `force`: the branch becomes this checkout's HEAD, whatever it held (commits only
+/// the remote had are dropped from it). Nothing is integrated or retried: a forced push is not
+/// refused because the branch moved. It waits for its turn like any push to the branch.
+async fn force_push(ctx: &StepCtx<'_>, ws: &Workspace, branch: &str) -> Result<String, GitError> {
+    let cache = &ctx.engine.cache;
+    let _turn = cache.push_turn(ws.url(), branch).await?;
+    let sha = ws.head().await?;
+    ws.run(&["push", "-q", "origin", &format!("+{sha}:refs/heads/{branch}")])
+        .await?;
+    cache.set_last_pushed(ws.url(), branch, &sha);
+    Ok(sha)
 }
 
 /// What joining a branch's chain came to.
