@@ -332,8 +332,11 @@ step_config!(
         path: Option<String>,
         /// More paths.
         paths: Vec<String>,
-        /// A missing path is an error.
+        /// A missing path (or a glob matching nothing) is an error.
         strict: bool,
+        /// `path` and `paths` are glob patterns (`*`, `?`, `[abc]`, `**/`), matching files and
+        /// directories.
+        paths_are_globs: bool,
     }
 );
 

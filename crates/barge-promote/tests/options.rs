@@ -216,3 +216,56 @@ async fn a_forced_push_overwrites_a_diverged_branch() {
     assert!(!ancestors.contains(&theirs), "{ancestors}");
     assert!(git(&bare, &["ls-tree", "--name-only", "rendered"]).contains("rendered.yaml"));
 }
+
+const GLOBS: &str = r#"
+        - uses: file-write
+          config: {path: ./out/a.yaml, contents: a}
+        - uses: file-write
+          config: {path: ./out/keep.json, contents: k}
+        - uses: file-write
+          config: {path: ./out/nested/b.yaml, contents: b}
+        - uses: file-write
+          config: {path: ./out/nested/keep.txt, contents: k}
+        - uses: file-write
+          config: {path: ./out/old-1/x.txt, contents: x}
+        - uses: delete
+          as: top
+          config: {path: ./out/*.yaml, pathsAreGlobs: true}
+        - uses: delete
+          as: deep
+          config: {paths: ["out/**/*.yaml", "out/old-?"], pathsAreGlobs: true}
+        - uses: delete
+          as: strict
+          continueOnError: true
+          config: {path: "out/*.toml", pathsAreGlobs: true, strict: true}
+"#;
+
+#[tokio::test]
+async fn deleting_globs_removes_the_matching_paths_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let p = promotion(GLOBS);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // `*` stays within its directory.
+    assert_eq!(
+        seen.after("top"),
+        vec![
+            "out/keep.json",
+            "out/nested/b.yaml",
+            "out/nested/keep.txt",
+            "out/old-1/x.txt"
+        ]
+    );
+    // `**/` crosses directories; a matching directory goes whole.
+    assert_eq!(seen.after("deep"), vec!["out/keep.json", "out/nested/keep.txt"]);
+    // strict: a glob that matches nothing is an error.
+    let strict = out.state.steps.iter().position(|s| s.status.is_failure()).unwrap();
+    assert_eq!(p.steps[strict].alias, "strict");
+    assert!(
+        out.state.steps[strict].message.contains("no path matches"),
+        "{}",
+        out.state.steps[strict].message
+    );
+}
