@@ -367,6 +367,8 @@ step_config!(
         query_params: Vec<NameValue>,
         /// Request body.
         body: Option<Value>,
+        /// The request body: this file of the work directory (at most 2 MiB; not with `body`).
+        body_from_file: Option<String>,
         /// Go duration (default 10s).
         timeout: Option<String>,
         /// Not supported.
@@ -376,6 +378,15 @@ step_config!(
         success_expression: Option<String>,
         /// Failed when true.
         failure_expression: Option<String>,
+        /// When failureExpression is true: a string expression over the response added to the
+        /// failure's message (e.g. `response.body.message`).
+        error_expression: Option<String>,
+        /// Read the response body as `application/json`, `application/yaml` or `text/plain`
+        /// (default: by its Content-Type; JSON when it parses, else text).
+        response_content_type: Option<String>,
+        /// Go duration between polls while neither expression decides (default: the
+        /// engine's poll interval, which is also the least).
+        poll_interval: Option<String>,
         /// Outputs computed from the response.
         outputs: Vec<NamedExpression>,
     }

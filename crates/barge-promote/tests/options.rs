@@ -269,3 +269,125 @@ async fn deleting_globs_removes_the_matching_paths_only() {
         out.state.steps[strict].message
     );
 }
+
+/// A loopback HTTP server for the http step: `/echo` answers the request body inside JSON,
+/// `/quota` a 200 whose JSON says what went wrong, `/yaml` YAML labelled as bytes, `/poll`
+/// `{"ready": true}` from its third request on (the request times are kept).
+async fn http_server() -> (String, std::sync::Arc<Mutex<Vec<std::time::Instant>>>) {
+    use axum::routing::{get, post};
+    let polls = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = polls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/echo",
+            post(|body: String| async move { axum::Json(serde_json::json!({"got": body})) }),
+        )
+        .route(
+            "/quota",
+            get(|| async { axum::Json(serde_json::json!({"error": "quota exceeded"})) }),
+        )
+        .route(
+            "/yaml",
+            get(|| async { ([("content-type", "application/octet-stream")], "n: 3\nlist: [a, b]\n") }),
+        )
+        .route(
+            "/poll",
+            get(move || {
+                let seen = seen.clone();
+                async move {
+                    let mut times = seen.lock().unwrap();
+                    times.push(std::time::Instant::now());
+                    axum::Json(serde_json::json!({"ready": times.len() >= 3}))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, polls)
+}
+
+#[tokio::test]
+async fn http_error_expression_says_why_a_response_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: http
+          config:
+            url: {base}/quota
+            successExpression: response.body.error == nil
+            failureExpression: response.body.error != nil
+            errorExpression: response.body.error
+"#
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    assert!(
+        out.state.steps[0]
+            .message
+            .ends_with("failureExpression is true (status 200): quota exceeded"),
+        "{}",
+        out.state.steps[0].message
+    );
+}
+
+#[tokio::test]
+async fn http_reads_the_body_as_the_given_content_type_and_sends_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: file-write
+          config: {{path: ./payload.json, contents: "{{\"release\": \"1.10\"}}"}}
+        - uses: http
+          as: sent
+          config:
+            method: POST
+            url: {base}/echo
+            bodyFromFile: ./payload.json
+            outputs: [{{name: got, fromExpression: response.body.got}}]
+        - uses: http
+          as: yaml
+          config:
+            url: {base}/yaml
+            responseContentType: application/yaml
+            outputs: [{{name: n, fromExpression: response.body.n}}, {{name: second, fromExpression: "response.body.list[1]"}}]
+"#
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(out.state.outputs["sent"]["got"], "{\"release\": \"1.10\"}");
+    assert_eq!(out.state.outputs["yaml"]["n"], 3);
+    assert_eq!(out.state.outputs["yaml"]["second"], "b");
+}
+
+#[tokio::test]
+async fn http_polls_no_sooner_than_its_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, polls) = http_server().await;
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: http
+          config:
+            url: {base}/poll
+            successExpression: response.body.ready
+            pollInterval: 300ms
+"#
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let times = polls.lock().unwrap();
+    assert_eq!(times.len(), 3);
+    // The engine alone would poll every 20 ms.
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= std::time::Duration::from_millis(300),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}

@@ -40,6 +40,9 @@ pub enum StepDone {
     },
     /// Not finished yet (a PR not merged, an app not healthy): poll again.
     Waiting(String),
+    /// [`StepDone::Waiting`], polling again no sooner than `at_least` (a step's own
+    /// `pollInterval`; the engine's interval stays the floor).
+    WaitingFor { why: String, at_least: std::time::Duration },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
