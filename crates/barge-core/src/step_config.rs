@@ -26,7 +26,7 @@ step_config!(
         repo_url: String,
         /// What to check out, and where.
         checkout: Vec<GitCheckout>,
-        /// Not supported: the system's TLS checks apply.
+        /// Not supported (`unsupported-step-option`): the system's TLS checks apply.
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
         /// The identity of commits made in these checkouts.
@@ -150,9 +150,9 @@ step_config!(
         description: Option<String>,
         /// Labels.
         labels: Vec<String>,
-        /// Accepted; the target branch must exist.
+        /// Deprecated: a no-op in Kargo, and in barge.
         create_target_branch: bool,
-        /// Not supported.
+        /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
     }
@@ -176,7 +176,7 @@ step_config!(
         wait: bool,
         /// Accepted; the engine's poll interval applies.
         poll_interval: Option<String>,
-        /// Not supported.
+        /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
     }
@@ -259,7 +259,8 @@ step_config!(
         path: String,
         /// A .yaml file, or a directory (one file per resource).
         out_path: String,
-        /// Accepted (`kargo` layout).
+        /// `kargo` (the default: one `<kind>-<name>.yaml` per resource); `kustomize` is not
+        /// supported (`unsupported-step-option`).
         output_format: Option<String>,
         /// Helm inflation: runs `kustomize build --enable-helm`.
         plugin: Option<Value>,
@@ -371,7 +372,7 @@ step_config!(
         body_from_file: Option<String>,
         /// Go duration (default 10s).
         timeout: Option<String>,
-        /// Not supported.
+        /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
         /// Done when true (over `response{status, headers, body}`).
@@ -573,6 +574,39 @@ step_config!(
         message: Option<String>,
     }
 );
+
+/// An option of a step's config (Kargo's) that barge reads but cannot honour: validation
+/// reports it (`unsupported-step-option`) unless it holds `false`, null or `fine`, the value
+/// that asks for nothing barge lacks.
+pub struct UnsupportedOption {
+    /// The top-level config field.
+    pub field: &'static str,
+    /// A value that is honoured (besides false and null), if any.
+    pub fine: Option<&'static str>,
+    /// Why barge cannot honour it, and what to do instead.
+    pub why: &'static str,
+}
+
+const NO_TLS_SKIP: &str =
+    "barge cannot skip TLS verification; add the server's CA to the system trust store and remove the option";
+
+/// The options of step `uses` that barge cannot honour (see [`UnsupportedOption`]).
+pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
+    const TLS: UnsupportedOption = UnsupportedOption {
+        field: "insecureSkipTLSVerify",
+        fine: None,
+        why: NO_TLS_SKIP,
+    };
+    match uses {
+        "git-clone" | "http" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr" => &[TLS],
+        "kustomize-build" => &[UnsupportedOption {
+            field: "outputFormat",
+            fine: Some("kargo"),
+            why: "barge writes Kargo's layout (`<kind>-<name>.yaml`) only",
+        }],
+        _ => &[],
+    }
+}
 
 /// The config shape of a step barge runs (`None` for free-form configs and steps it does not run).
 pub fn shape_of(uses: &str) -> Option<Shape> {

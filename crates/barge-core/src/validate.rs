@@ -209,6 +209,26 @@ impl<'a> Cx<'a, '_> {
             return;
         };
         let Some(node) = self.r.node.at(path) else { return };
+        // Options barge reads but cannot honour: the promotion would fail (or differ) there.
+        for option in crate::step_config::unsupported_options(uses) {
+            let Some(value) = node.get(option.field) else { continue };
+            let honoured = match value.to_json() {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => true,
+                serde_json::Value::String(s) => option.fine == Some(s.as_str()),
+                _ => false,
+            };
+            if !honoured {
+                let d = self
+                    .r
+                    .diag(
+                        Code::UnsupportedStepOption,
+                        node.key_node(option.field).unwrap_or(value),
+                        format!("{uses}: barge cannot honour `{}`", option.field),
+                    )
+                    .hint(option.why);
+                self.push(d);
+            }
+        }
         for unknown in crate::schema::unknown_fields(node, shape) {
             let key = unknown.key.key_text();
             let names: Vec<&str> = unknown.known.fields.iter().map(|f| f.name).collect();

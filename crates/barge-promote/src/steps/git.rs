@@ -118,9 +118,6 @@ fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepE
 pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitClone = config("git-clone", cfg)?;
-        if c.insecure_skip_tls_verify {
-            tracing::warn!(repo = %barge_core::secret::redact_url(&c.repo_url), "insecureSkipTLSVerify is not supported for git; using the system's TLS checks");
-        }
         // Commits in these checkouts are signed with this key, imported into a keyring of the
         // promotion's own (beside the work directory, removed with it).
         let signing = match c

@@ -69,11 +69,6 @@ fn parse_body(raw: String, content_type: &str) -> Result<Json, StepError> {
 pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Http = config("http", cfg)?;
-        if c.insecure_skip_tls_verify {
-            return Err(StepError::Invalid(
-                "http: insecureSkipTLSVerify is not supported; add the server's CA to the system trust store".into(),
-            ));
-        }
         if let Some(t) = &c.response_content_type
             && !matches!(t.as_str(), "application/json" | "application/yaml" | "text/plain")
         {

@@ -119,8 +119,22 @@ pub(crate) fn done(outputs: Map<String, Json>) -> StepResult {
     })
 }
 
-/// Reads a step's config into its typed form; unknown fields are errors, as in Kargo's schemas.
+/// Reads a step's config into its typed form; unknown fields are errors, as in Kargo's schemas,
+/// and so are options barge cannot honour (validation reports them the same way).
 pub(crate) fn config<T: DeserializeOwned>(step: &str, value: Json) -> Result<T, StepError> {
+    for option in barge_core::step_config::unsupported_options(step) {
+        let honoured = match value.get(option.field) {
+            None | Some(Json::Null | Json::Bool(false)) => true,
+            Some(Json::String(s)) => option.fine == Some(s.as_str()),
+            Some(_) => false,
+        };
+        if !honoured {
+            return Err(StepError::Invalid(format!(
+                "{step}: barge cannot honour `{}`: {}",
+                option.field, option.why
+            )));
+        }
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
         let at = if at == "." {
