@@ -93,8 +93,7 @@ fn each_good_fixture_is_clean() {
 }
 
 /// A pipeline that validates must run: every Kargo step barge has no runner for, and every
-/// config value a step refuses, is an error at its position; a value barge ignores is a
-/// warning that says so.
+/// option a step cannot honour, is an error at its position.
 #[test]
 fn steps_and_values_barge_cannot_run_are_reported_where_they_are() {
     let stage = |steps: &str| {
@@ -108,8 +107,9 @@ fn steps_and_values_barge_cannot_run_are_reported_where_they_are() {
     for (name, _) in barge_core::steps::NOT_RUNNABLE {
         steps.push_str(&format!("        - uses: {name}\n"));
     }
+    // Honoured since git-push has `force`: no diagnostic.
     steps.push_str("        - uses: git-push\n          config: {path: ./out, force: true}\n");
-    steps.push_str("        - uses: git-open-pr\n          config: {repoURL: https://git.example.com/c.git, createTargetBranch: true}\n");
+    steps.push_str("        - uses: http-download\n          config: {url: https://x.example.com/a, outPath: a, insecureSkipTLSVerify: true}\n");
     std::fs::write(&file, stage(&steps)).unwrap();
     let report = validate_json(&[&file]);
     let diags = report["diagnostics"].as_array().unwrap();
@@ -131,29 +131,11 @@ fn steps_and_values_barge_cannot_run_are_reported_where_they_are() {
         );
     }
     let n = barge_core::steps::NOT_RUNNABLE.len() as u64;
-    let force = at(12 + n);
+    let tls = at(14 + n);
     assert_eq!(
-        (force["code"].as_str(), force["severity"].as_str()),
-        (Some("unsupported-step-field"), Some("error"))
+        (tls["code"].as_str(), tls["severity"].as_str()),
+        (Some("unsupported-step-option"), Some("error"))
     );
-    assert!(
-        force["message"]
-            .as_str()
-            .unwrap()
-            .contains("git-push with force: true would fail"),
-        "{force}"
-    );
-    let ignored = at(14 + n);
-    assert_eq!(
-        (ignored["code"].as_str(), ignored["severity"].as_str()),
-        (Some("unsupported-step-field"), Some("warning"))
-    );
-    assert!(
-        ignored["message"]
-            .as_str()
-            .unwrap()
-            .contains("createTargetBranch: true has no effect in barge"),
-        "{ignored}"
-    );
-    assert_eq!(diags.len() as u64, n + 2, "{diags:?}");
+    assert_eq!(tls["message"], "http-download: barge cannot honour `insecureSkipTLSVerify`");
+    assert_eq!(diags.len() as u64, n + 1, "{diags:?}");
 }

@@ -74,7 +74,7 @@ codes! {
     UnknownStep = "unknown-step", Error, "A promotion step name barge does not know.";
     UnknownStepField = "unknown-step-field", Error, "A step's config has a field the step does not accept; the promotion would fail there.";
     UnsupportedStep = "unsupported-step", Error, "A Kargo Enterprise, removed or custom step, or a Kargo step barge cannot run yet.";
-    UnsupportedStepField = "unsupported-step-field", Error, "A step config value barge refuses (e.g. insecureSkipTLSVerify: true on http); a warning where barge ignores it instead.";
+    UnsupportedStepOption = "unsupported-step-option", Error, "A step option of Kargo's that barge accepts but cannot honour (e.g. insecureSkipTLSVerify); the step would fail or differ when it runs.";
     InvalidStep = "invalid-step", Error, "A step with neither or both of `uses` and `task`, or task-only fields misused.";
     DuplicateStepAlias = "duplicate-step-alias", Error, "Two steps share one `as` alias.";
     UnresolvedStepOutput = "unresolved-step-output", Error, "An expression reads outputs of a step that does not run before it.";

@@ -1,6 +1,7 @@
-//! Glob patterns as Kargo uses them in `glob:` stage selectors and git include/exclude paths:
-//! `*` (within a path segment), `**` (across segments), `?` and `[abc]` / `[!abc]` classes;
-//! and [`IgnoreRules`], the `.gitignore` lines of the tar and untar steps' `ignore`.
+//! Glob patterns as Kargo uses them in `glob:` stage selectors, git include/exclude paths and
+//! delete's `pathsAreGlobs`: `*` (within a path segment), `**` (across segments), `?` and
+//! `[abc]` / `[!abc]` classes; and [`IgnoreRules`], the `.gitignore` lines of the tar and untar
+//! steps' `ignore`.
 
 use regex::Regex;
 
@@ -20,6 +21,11 @@ impl Glob {
         let mut i = 0;
         while i < chars.len() {
             match chars[i] {
+                // `**/` is any number of directories, none too (doublestar, which Kargo uses).
+                '*' if chars.get(i + 1) == Some(&'*') && chars.get(i + 2) == Some(&'/') => {
+                    re.push_str("(?:.*/)?");
+                    i += 2;
+                }
                 '*' if chars.get(i + 1) == Some(&'*') => {
                     re.push_str(".*");
                     i += 1;
@@ -157,6 +163,10 @@ mod tests {
         assert!(!Glob::new("prod-*").unwrap().matches("dev-eu"));
         assert!(!Glob::new("apps/*").unwrap().matches("apps/a/b"));
         assert!(Glob::new("apps/**").unwrap().matches("apps/a/b"));
+        assert!(Glob::new("apps/**/*.yaml").unwrap().matches("apps/a.yaml"));
+        assert!(Glob::new("apps/**/*.yaml").unwrap().matches("apps/a/b/c.yaml"));
+        assert!(Glob::new("**/*.yaml").unwrap().matches("c.yaml"));
+        assert!(!Glob::new("apps/**/*.yaml").unwrap().matches("apps.yaml"));
         assert!(Glob::new("v[0-9].?").unwrap().matches("v1.x"));
         assert!(Glob::new("[!a]*").unwrap().matches("bcd"));
         assert!(Glob::new("[abc").is_err());

@@ -26,7 +26,7 @@ step_config!(
         repo_url: String,
         /// What to check out, and where.
         checkout: Vec<GitCheckout>,
-        /// Not supported: the system's TLS checks apply.
+        /// Not supported (`unsupported-step-option`): the system's TLS checks apply.
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
         /// The identity of commits made in these checkouts.
@@ -54,7 +54,8 @@ step_config!(
         /// The key of this checkout in the `commits` output.
         #[serde(rename = "as")]
         alias: Option<String>,
-        /// Accepted; the full tree is checked out.
+        /// Check out only these directories (and the files at the repository's root): a
+        /// cone-mode sparse checkout. Directory paths, no globs.
         sparse: Vec<String>,
     }
 );
@@ -105,7 +106,8 @@ step_config!(
         generate_target_branch: bool,
         /// Push attempts while others win the race (default 10).
         max_attempts: Option<u32>,
-        /// Refused: barge never force-pushes.
+        /// Overwrite the branch with this checkout's history (commits only the remote has are
+        /// dropped); no rebase, no retries. Not with `tag`.
         force: bool,
         /// Accepted for Kargo compatibility; the transport is git's.
         provider: Option<String>,
@@ -148,9 +150,9 @@ step_config!(
         description: Option<String>,
         /// Labels.
         labels: Vec<String>,
-        /// Accepted; the target branch must exist.
+        /// Deprecated: a no-op in Kargo, and in barge.
         create_target_branch: bool,
-        /// Not supported.
+        /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
     }
@@ -174,7 +176,7 @@ step_config!(
         wait: bool,
         /// Accepted; the engine's poll interval applies.
         poll_interval: Option<String>,
-        /// Not supported.
+        /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
     }
@@ -269,7 +271,8 @@ step_config!(
         path: String,
         /// A .yaml file, or a directory (one file per resource).
         out_path: String,
-        /// Accepted (`kargo` layout).
+        /// `kargo` (the default: one `<kind>-<name>.yaml` per resource); `kustomize` is not
+        /// supported (`unsupported-step-option`).
         output_format: Option<String>,
         /// Helm inflation: runs `kustomize build --enable-helm`.
         plugin: Option<Value>,
@@ -342,8 +345,11 @@ step_config!(
         path: Option<String>,
         /// More paths.
         paths: Vec<String>,
-        /// A missing path is an error.
+        /// A missing path (or a glob matching nothing) is an error.
         strict: bool,
+        /// `path` and `paths` are glob patterns (`*`, `?`, `[abc]`, `**/`), matching files and
+        /// directories.
+        paths_are_globs: bool,
     }
 );
 
@@ -402,15 +408,26 @@ step_config!(
         query_params: Vec<NameValue>,
         /// Request body.
         body: Option<Value>,
+        /// The request body: this file of the work directory (at most 2 MiB; not with `body`).
+        body_from_file: Option<String>,
         /// Go duration (default 10s).
         timeout: Option<String>,
-        /// Not supported.
+        /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
         /// Done when true (over `response{status, headers, body}`).
         success_expression: Option<String>,
         /// Failed when true.
         failure_expression: Option<String>,
+        /// When failureExpression is true: a string expression over the response added to the
+        /// failure's message (e.g. `response.body.message`).
+        error_expression: Option<String>,
+        /// Read the response body as `application/json`, `application/yaml` or `text/plain`
+        /// (default: by its Content-Type; JSON when it parses, else text).
+        response_content_type: Option<String>,
+        /// Go duration between polls while neither expression decides (default: the
+        /// engine's poll interval, which is also the least).
+        poll_interval: Option<String>,
         /// Outputs computed from the response.
         outputs: Vec<NamedExpression>,
     }
@@ -619,42 +636,38 @@ step_config!(
     }
 );
 
-/// A config field whose value `true` barge does not honour as Kargo does.
-pub struct UnhonouredField {
-    pub steps: &'static [&'static str],
+/// An option of a step's config (Kargo's) that barge reads but cannot honour: validation
+/// reports it (`unsupported-step-option`) unless it holds `false`, null or `fine`, the value
+/// that asks for nothing barge lacks.
+pub struct UnsupportedOption {
+    /// The top-level config field.
     pub field: &'static str,
-    /// The step refuses to run with it (an error); otherwise barge ignores it (a warning).
-    pub refused: bool,
+    /// A value that is honoured (besides false and null), if any.
+    pub fine: Option<&'static str>,
+    /// Why barge cannot honour it, and what to do instead.
     pub why: &'static str,
 }
 
-/// Every field of [`UnhonouredField`]: what validation reports before a promotion meets it.
-pub const UNHONOURED: &[UnhonouredField] = &[
-    UnhonouredField {
-        steps: &["http", "http-download"],
+const NO_TLS_SKIP: &str =
+    "barge cannot skip TLS verification; add the server's CA to the system trust store and remove the option";
+
+/// The options of step `uses` that barge cannot honour (see [`UnsupportedOption`]).
+pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
+    const TLS: UnsupportedOption = UnsupportedOption {
         field: "insecureSkipTLSVerify",
-        refused: true,
-        why: "barge keeps the system's TLS checks; add the server's CA to the system trust store",
-    },
-    UnhonouredField {
-        steps: &["git-push"],
-        field: "force",
-        refused: true,
-        why: "barge never force-pushes (it can drop others' commits)",
-    },
-    UnhonouredField {
-        steps: &["git-clone", "git-open-pr", "git-wait-for-pr", "git-merge-pr"],
-        field: "insecureSkipTLSVerify",
-        refused: false,
-        why: "barge ignores it and keeps the system's TLS checks",
-    },
-    UnhonouredField {
-        steps: &["git-open-pr"],
-        field: "createTargetBranch",
-        refused: false,
-        why: "barge does not create the target branch; it must exist",
-    },
-];
+        fine: None,
+        why: NO_TLS_SKIP,
+    };
+    match uses {
+        "git-clone" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr" => &[TLS],
+        "kustomize-build" => &[UnsupportedOption {
+            field: "outputFormat",
+            fine: Some("kargo"),
+            why: "barge writes Kargo's layout (`<kind>-<name>.yaml`) only",
+        }],
+        _ => &[],
+    }
+}
 
 /// The config shape of a step barge runs (`None` for free-form configs and steps it does not run).
 pub fn shape_of(uses: &str) -> Option<Shape> {

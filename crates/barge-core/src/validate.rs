@@ -209,6 +209,26 @@ impl<'a> Cx<'a, '_> {
             return;
         };
         let Some(node) = self.r.node.at(path) else { return };
+        // Options barge reads but cannot honour: the promotion would fail (or differ) there.
+        for option in crate::step_config::unsupported_options(uses) {
+            let Some(value) = node.get(option.field) else { continue };
+            let honoured = match value.to_json() {
+                serde_json::Value::Null | serde_json::Value::Bool(false) => true,
+                serde_json::Value::String(s) => option.fine == Some(s.as_str()),
+                _ => false,
+            };
+            if !honoured {
+                let d = self
+                    .r
+                    .diag(
+                        Code::UnsupportedStepOption,
+                        node.key_node(option.field).unwrap_or(value),
+                        format!("{uses}: barge cannot honour `{}`", option.field),
+                    )
+                    .hint(option.why);
+                self.push(d);
+            }
+        }
         for unknown in crate::schema::unknown_fields(node, shape) {
             let key = unknown.key.key_text();
             let names: Vec<&str> = unknown.known.fields.iter().map(|f| f.name).collect();
@@ -227,34 +247,6 @@ impl<'a> Cx<'a, '_> {
                 None => d.hint(format!("{uses} accepts: {}", names.join(", "))),
             };
             self.push(d);
-        }
-        // Values barge refuses or ignores (only literal `true`: an expression is unknown here).
-        for u in crate::step_config::UNHONOURED
-            .iter()
-            .filter(|u| u.steps.contains(&uses))
-        {
-            let Some(value) = node
-                .get(u.field)
-                .filter(|v| v.to_json() == serde_json::Value::Bool(true))
-            else {
-                continue;
-            };
-            let d = if u.refused {
-                self.r.diag(
-                    Code::UnsupportedStepField,
-                    value,
-                    format!("{uses} with {}: true would fail at this step: {}", u.field, u.why),
-                )
-            } else {
-                self.r
-                    .diag(
-                        Code::UnsupportedStepField,
-                        value,
-                        format!("{uses}: {}: true has no effect in barge: {}", u.field, u.why),
-                    )
-                    .severity(crate::Severity::Warning)
-            };
-            self.push(d.hint(format!("remove `{}` or set it to false", u.field)));
         }
     }
 

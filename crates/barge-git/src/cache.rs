@@ -239,7 +239,18 @@ impl RepoCache {
     /// of this cache; anything else is just deleted).
     pub async fn recycle(&self, url: &str, dir: &Path) {
         let is_worktree = std::fs::metadata(dir.join(".git")).is_ok_and(|m| m.is_file());
-        if is_worktree && let Ok(_guard) = self.lock_repo(url).await {
+        // A sparse worktree would hand its cone to the next checkout: it is removed instead.
+        let sparse = is_worktree && crate::files::is_sparse(dir);
+        if sparse && let Ok(_guard) = self.lock_repo(url).await {
+            let admin = Workspace::open(&self.bare_path(url), url, None, None, Author::default());
+            let dir_arg = dir.display().to_string();
+            if admin.run(&["worktree", "remove", "--force", &dir_arg]).await.is_ok() {
+                return;
+            }
+        } else if is_worktree
+            && !sparse
+            && let Ok(_guard) = self.lock_repo(url).await
+        {
             let n = self.recycled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let target = self.pool_dir.join(n.to_string());
             let admin = Workspace::open(&self.bare_path(url), url, None, None, Author::default());
@@ -428,6 +439,22 @@ impl RepoCache {
         credentials: Option<Credentials>,
         author: Author,
     ) -> Result<Workspace, GitError> {
+        self.checkout_sparse(url, what, dir, credentials, author, &[]).await
+    }
+
+    /// [`Self::checkout`] with only the directories `sparse` (and the files at the top of the
+    /// repository) in the worktree, when it is not empty: a cone-mode sparse checkout
+    /// (`git sparse-checkout set --cone`), set before any file is written, so blobs outside
+    /// the cone are not even fetched. Such a worktree never returns to the pool.
+    pub async fn checkout_sparse(
+        &self,
+        url: &str,
+        what: &Checkout,
+        dir: &Path,
+        credentials: Option<Credentials>,
+        author: Author,
+        sparse: &[String],
+    ) -> Result<Workspace, GitError> {
         let asked = std::time::Instant::now();
         let guard = self.lock_repo(url).await?;
         let bare = self.bare_path(url);
@@ -524,10 +551,11 @@ impl RepoCache {
                 base = Some(sha.clone());
                 move_worktree(&admin, &free, dir).await?;
                 drop(guard);
+                let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
+                set_sparse(&ws, sparse).await?;
                 // Pooled worktrees are clean at their HEAD: one already at the commit is ready,
                 // another needs only the files that differ rewritten.
                 if crate::files::head(dir).as_deref() != Some(sha.as_str()) {
-                    let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
                     ws.run(&["checkout", "-q", "--detach", "-f", &sha]).await?;
                 }
             }
@@ -548,6 +576,7 @@ impl RepoCache {
                     .await?;
                 drop(guard);
                 let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
+                set_sparse(&ws, sparse).await?;
                 ws.run(&["reset", "-q", "--hard", &sha]).await?;
             }
             (None, _) => {
@@ -557,10 +586,24 @@ impl RepoCache {
                 let fresh = Workspace::open(dir, url, branch.clone(), credentials.clone(), author.clone());
                 fresh.run(&["init", "-q"]).await?;
                 fresh.run(&["remote", "add", "origin", url]).await?;
+                set_sparse(&fresh, sparse).await?;
             }
         }
         Ok(Workspace::open(dir, url, branch, credentials, author).with_base(base))
     }
+}
+
+/// Limits the worktree of `ws` to the directories `sparse` (cone mode: their files, and the
+/// files at the top of the repository), before it is filled; nothing when `sparse` is empty.
+/// git keeps the setting in the worktree's own configuration (`extensions.worktreeConfig`), so
+/// other worktrees of the cache stay whole.
+async fn set_sparse(ws: &Workspace, sparse: &[String]) -> Result<(), GitError> {
+    if sparse.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
+    args.extend(sparse.iter().map(String::as_str));
+    ws.run(&args).await.map(|_| ())
 }
 
 /// Creates the cache's bare repository of `url` at `bare` whole: made in a temporary directory

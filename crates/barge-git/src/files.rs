@@ -63,6 +63,13 @@ pub fn head(dir: &Path) -> Option<String> {
     }
 }
 
+/// Whether the checkout at `dir` is (or was once made) a sparse checkout: its repository
+/// directory holds `info/sparse-checkout`, which `git sparse-checkout` writes. A checkout this
+/// cannot read counts as sparse (the careful answer: such a worktree is not reused).
+pub fn is_sparse(dir: &Path) -> bool {
+    git_dir(dir).is_none_or(|git_dir| git_dir.join("info/sparse-checkout").exists())
+}
+
 /// Moves the worktree at `from` to `to`, as `git worktree move` does: the directory is renamed
 /// and the administrative directory's `gitdir` is pointed at the new place. `false` (nothing
 /// moved) when `from` is not a worktree linked by an absolute path.

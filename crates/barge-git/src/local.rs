@@ -5,14 +5,18 @@
 //!
 //! Only where libgit2 and git agree exactly: a repository whose checkouts carry attributes
 //! (`.gitattributes`, `info/attributes`, `core.attributesFile`: filter drivers such as LFS,
-//! `working-tree-encoding`, which libgit2 does not run) is left to git, and so is anything libgit2
-//! refuses (an embedded repository, say). The caller then runs git, which has the last word.
+//! `working-tree-encoding`, which libgit2 does not run) is left to git, and so are a sparse
+//! checkout and anything libgit2 refuses (an embedded repository, say). The caller then runs
+//! git, which has the last word.
 
 use std::path::Path;
 
 /// Why a commit was left to git.
 #[derive(Debug)]
 pub enum Declined {
+    /// A sparse checkout: libgit2's `add_all` takes the files left out of the worktree for
+    /// deleted ones, where git keeps them.
+    Sparse,
     /// Attributes may transform what is committed; only git applies them all.
     Attributes,
     /// libgit2 could not (its message).
@@ -30,6 +34,9 @@ impl From<git2::Error> for Declined {
 /// cleaned up as `git commit -m` does. `Ok(None)` when nothing changed (git refuses an empty
 /// commit). HEAD moves to the new commit, and the index matches it.
 pub fn commit_all(dir: &Path, name: &str, email: &str, message: &str) -> Result<Option<String>, Declined> {
+    if crate::files::is_sparse(dir) {
+        return Err(Declined::Sparse);
+    }
     let repo = git2::Repository::open(dir)?;
     let mut index = repo.index()?;
     // As `git add --all`: deleted files leave the index too.

@@ -403,6 +403,13 @@ impl Engine {
                     tracing::info!(step = %step.alias, "{why}");
                     tokio::time::sleep(self.poll_interval).await;
                 }
+                Ok(steps::StepDone::WaitingFor { why, at_least }) => {
+                    if promotion::timed_out(step, first_start.elapsed()) {
+                        return (StepStatus::Errored, format!("timed out while {why}"), Map::new());
+                    }
+                    tracing::info!(step = %step.alias, "{why}");
+                    tokio::time::sleep(at_least.max(self.poll_interval)).await;
+                }
                 Err(steps::StepError::Failed(m)) => return (StepStatus::Failed, m, Map::new()),
                 Err(steps::StepError::Invalid(m)) => return (StepStatus::Errored, m, Map::new()),
                 Err(steps::StepError::Retryable(m)) => {

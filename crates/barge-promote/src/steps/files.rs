@@ -37,10 +37,65 @@ pub(super) fn copy<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
     })
 }
 
+/// The paths in the work directory (relative, `/`-separated) that the glob `pattern` matches,
+/// files and directories alike, as Kargo's delete matches them (doublestar: `*` within a
+/// directory, `**/` any number of directories). Only the directory the pattern's literal
+/// prefix names is walked; `.git` entries (a checkout's link to its repository) never match.
+fn glob_matches(ctx: &StepCtx<'_>, pattern: &str) -> Result<Vec<String>, StepError> {
+    let pattern = pattern.trim_start_matches("./");
+    let glob = barge_core::glob::Glob::new(pattern).map_err(|e| StepError::Invalid(format!("delete: {e}")))?;
+    let literal: Vec<&str> = pattern
+        .split('/')
+        .take_while(|part| !part.contains(['*', '?', '[']))
+        .collect();
+    // A pattern without wildcards names one path: its parent is where to look.
+    let prefix = match literal.len() == pattern.split('/').count() {
+        true => literal[..literal.len() - 1].join("/"),
+        false => literal.join("/"),
+    };
+    let mut found = Vec::new();
+    let mut pending = vec![prefix];
+    while let Some(rel) = pending.pop() {
+        let dir = ctx.path(&rel)?;
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name == ".git" {
+                continue;
+            }
+            let path = match rel.as_str() {
+                "" => name.to_string_lossy().into_owned(),
+                _ => format!("{rel}/{}", name.to_string_lossy()),
+            };
+            if glob.matches(&path) {
+                found.push(path.clone());
+            }
+            // Symbolic links are matched, never followed.
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 pub(super) fn delete<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Delete = config("delete", cfg)?;
-        for rel in c.path.iter().chain(&c.paths) {
+        let mut targets = Vec::new();
+        for given in c.path.iter().chain(&c.paths) {
+            if !c.paths_are_globs {
+                targets.push(given.clone());
+                continue;
+            }
+            let matched = glob_matches(ctx, given)?;
+            if matched.is_empty() && c.strict {
+                return Err(StepError::Invalid(format!("delete: no path matches {given:?}")));
+            }
+            targets.extend(matched);
+        }
+        for rel in &targets {
             let p = ctx.path(rel)?;
             if p == ctx.work {
                 return Err(StepError::Invalid(

@@ -118,9 +118,6 @@ fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepE
 pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitClone = config("git-clone", cfg)?;
-        if c.insecure_skip_tls_verify {
-            tracing::warn!(repo = %barge_core::secret::redact_url(&c.repo_url), "insecureSkipTLSVerify is not supported for git; using the system's TLS checks");
-        }
         // Commits in these checkouts are signed with this key, imported into a keyring of the
         // promotion's own (beside the work directory, removed with it).
         let signing = match c
@@ -148,9 +145,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         let mut recorded = load_checkouts(ctx.work);
         let mut commits = Map::new();
         for co in &c.checkout {
-            if !co.sparse.is_empty() {
-                tracing::info!("git-clone: sparse checkout ignored; the full tree is checked out");
-            }
+            check_sparse(&co.path, &co.sparse)?;
             // The deprecated fromFreight: the commit the Freight carries for this repository.
             let from_freight = if co.from_freight {
                 let origin = co.from_origin.as_ref().and_then(|o| o["name"].as_str());
@@ -196,7 +191,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             let ws = ctx
                 .engine
                 .cache
-                .checkout(&fetch_url, &what, &dir, credentials.clone(), author_)
+                .checkout_sparse(&fetch_url, &what, &dir, credentials.clone(), author_, &co.sparse)
                 .await
                 .map_err(git_error)?;
             let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
@@ -228,6 +223,30 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         out.insert("commits".into(), Json::Object(commits));
         done(out)
     })
+}
+
+/// A sparse checkout's directories must be paths inside the repository, without globs: git's
+/// cone mode takes directories only (Kargo refuses the same).
+fn check_sparse(checkout: &str, dirs: &[String]) -> Result<(), StepError> {
+    for dir in dirs {
+        let bad = if dir.trim().is_empty() {
+            Some("is empty")
+        } else if dir.starts_with('/') {
+            Some("is absolute; use a path relative to the repository's root")
+        } else if dir.split('/').any(|part| part == "..") {
+            Some("leaves the repository")
+        } else if dir.contains(['*', '?', '[']) {
+            Some("is a glob; sparse checkouts take directories (e.g. `stages/prod`)")
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            return Err(StepError::Invalid(format!(
+                "git-clone checkout `{checkout}`: sparse path {dir:?} {why}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
@@ -326,6 +345,9 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         let c: GitPush = config("git-push", cfg)?;
         let _ = &c.provider;
         let (ws, original_url) = workspace(ctx, &c.path)?;
+        if c.force && c.tag.is_some() {
+            return Err(StepError::Invalid("git-push: set tag or force, not both".into()));
+        }
         if let Some(tag) = &c.tag {
             if ctx.engine.dry_run {
                 return done(Map::from_iter([("tag".into(), json!(tag))]));
@@ -349,11 +371,6 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             (None, true) => format!("kargo/promotion/{}", ctx.promotion.name),
             (None, false) => ws.followed_branch().map_err(git_error)?.to_string(),
         };
-        if c.force {
-            return Err(StepError::Invalid(
-                "git-push: force pushes are refused by barge (they can lose others' commits)".into(),
-            ));
-        }
         let mut out = Map::new();
         out.insert("branch".into(), json!(branch));
         if ctx.engine.dry_run {
@@ -369,6 +386,14 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             let diff = ws.run(&["diff", &base, "HEAD"]).await.map_err(git_error)?;
             out.insert("commit".into(), json!(ws.head().await.unwrap_or_default()));
             out.insert("diff".into(), json!(diff));
+            return done(out);
+        }
+        if c.force {
+            let sha = force_push(ctx, &ws, &branch).await.map_err(git_error)?;
+            out.insert("commit".into(), json!(sha));
+            if let Some(url) = commit_url(&original_url, &sha) {
+                out.insert("commitURL".into(), json!(url));
+            }
             return done(out);
         }
         let mut policy = ctx.engine.push_policy.clone();
@@ -469,6 +494,19 @@ async fn push_in_chain(
         fetch_first = true;
         tokio::time::sleep(policy.backoff(attempt)).await;
     }
+}
+
+/// Kargo's `force`: the branch becomes this checkout's HEAD, whatever it held (commits only
+/// the remote had are dropped from it). Nothing is integrated or retried: a forced push is not
+/// refused because the branch moved. It waits for its turn like any push to the branch.
+async fn force_push(ctx: &StepCtx<'_>, ws: &Workspace, branch: &str) -> Result<String, GitError> {
+    let cache = &ctx.engine.cache;
+    let _turn = cache.push_turn(ws.url(), branch).await?;
+    let sha = ws.head().await?;
+    ws.run(&["push", "-q", "origin", &format!("+{sha}:refs/heads/{branch}")])
+        .await?;
+    cache.set_last_pushed(ws.url(), branch, &sha);
+    Ok(sha)
 }
 
 /// What joining a branch's chain came to.

@@ -21,9 +21,63 @@ fn strip(e: &str) -> &str {
     t.strip_prefix("${{").and_then(|x| x.strip_suffix("}}")).unwrap_or(t)
 }
 
+/// The most of a file `bodyFromFile` sends, and of a response read (Kargo's limit, 2 MiB).
+const MAX_BODY: u64 = 2 << 20;
+
+/// The request body from a file in the work directory (bodyFromFile), at most [`MAX_BODY`].
+fn body_from_file(ctx: &StepCtx<'_>, rel: &str) -> Result<Vec<u8>, StepError> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(ctx.path(rel)?).map_err(|e| StepError::Invalid(format!("http bodyFromFile {rel}: {e}")))?;
+    let mut body = Vec::new();
+    file.take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| StepError::Invalid(format!("http bodyFromFile {rel}: {e}")))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(StepError::Invalid(format!(
+            "http bodyFromFile {rel}: larger than {MAX_BODY} bytes"
+        )));
+    }
+    Ok(body)
+}
+
+/// `response.body` as Kargo reads it by media type (responseContentType, else the response's
+/// Content-Type): YAML types as YAML, text/plain as text, application/json as JSON (an error
+/// when it is not); anything else as JSON when it parses, else (a barge leniency; Kargo drops
+/// it) as text.
+fn parse_body(raw: String, content_type: &str) -> Result<Json, StepError> {
+    if raw.is_empty() {
+        return Ok(Json::Null);
+    }
+    match content_type {
+        "text/plain" => Ok(Json::String(raw)),
+        "application/yaml" | "text/yaml" | "application/x-yaml" => {
+            let (docs, err) = barge_core::yaml::parse_stream(&raw);
+            if let Some(e) = err {
+                return Err(StepError::Invalid(format!(
+                    "http: the response is not YAML ({}:{}: {e})",
+                    e.pos.line, e.pos.column
+                )));
+            }
+            Ok(docs.first().map_or(Json::Null, |d| d.root.to_json()))
+        }
+        "application/json" => {
+            serde_json::from_str(&raw).map_err(|e| StepError::Invalid(format!("http: the response is not JSON: {e}")))
+        }
+        _ => Ok(serde_json::from_str::<Json>(&raw).unwrap_or(Json::String(raw))),
+    }
+}
+
 pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Http = config("http", cfg)?;
+        if let Some(t) = &c.response_content_type
+            && !matches!(t.as_str(), "application/json" | "application/yaml" | "text/plain")
+        {
+            return Err(StepError::Invalid(format!(
+                "http: responseContentType {t:?} is not application/json, application/yaml or text/plain"
+            )));
+        }
         let method = reqwest::Method::from_bytes(c.method.as_deref().unwrap_or("GET").to_uppercase().as_bytes())
             .map_err(|_| StepError::Invalid(format!("http: bad method {:?}", c.method)))?;
         let mut req = request(
@@ -39,8 +93,13 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
                 insecure_skip_tls_verify: c.insecure_skip_tls_verify,
             },
         )?;
-        if let Some(b) = &c.body {
-            req = req.body(text(b));
+        match (&c.body, &c.body_from_file) {
+            (Some(_), Some(_)) => {
+                return Err(StepError::Invalid("http: set body or bodyFromFile, not both".into()));
+            }
+            (Some(b), None) => req = req.body(text(b)),
+            (None, Some(file)) => req = req.body(body_from_file(ctx, file)?),
+            (None, None) => {}
         }
         let shown_url = barge_core::secret::redact_url(&c.url);
         let resp = send(req, "http", &c.url).await?;
@@ -54,7 +113,15 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             .text()
             .await
             .map_err(|e| StepError::Retryable(format!("http {shown_url}: reading the body: {e}")))?;
-        let body = serde_json::from_str::<Json>(&raw).unwrap_or(Json::String(raw));
+        let content_type = match &c.response_content_type {
+            Some(given) => given.clone(),
+            None => headers
+                .get("content-type")
+                .and_then(Json::as_str)
+                .map(|t| t.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+                .unwrap_or_default(),
+        };
+        let body = parse_body(raw, &content_type)?;
         let response = json!({"status": status, "headers": headers, "body": body});
         let extra = [("response", response)];
         let decide = |e: &str| -> Result<bool, StepError> {
@@ -69,8 +136,16 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         if let Some(f) = &c.failure_expression
             && decide(f)?
         {
+            // errorExpression: the reason, read from the response (Kargo: a string, or none).
+            let reason = match &c.error_expression {
+                Some(e) => match eval::expression(strip(e), ctx.data, ctx.scope, &extra) {
+                    Ok(Json::String(m)) if !m.is_empty() => format!(": {m}"),
+                    Ok(_) | Err(_) => String::new(),
+                },
+                None => String::new(),
+            };
             return Err(StepError::Failed(format!(
-                "http {shown_url}: failureExpression is true (status {status})"
+                "http {shown_url}: failureExpression is true (status {status}){reason}"
             )));
         }
         let succeeded = match &c.success_expression {
@@ -83,9 +158,15 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             if c.failure_expression.is_none() && c.success_expression.is_none() {
                 return Err(StepError::Retryable(format!("http {shown_url}: status {status}")));
             }
-            return Ok(StepDone::Waiting(format!(
-                "waiting for {shown_url} to meet successExpression (status {status})"
-            )));
+            let why = format!("waiting for {shown_url} to meet successExpression (status {status})");
+            return Ok(match c.poll_interval.as_deref() {
+                Some(every) => StepDone::WaitingFor {
+                    why,
+                    at_least: barge_core::duration::parse_go_duration(every)
+                        .map_err(|e| StepError::Invalid(format!("http pollInterval: {e}")))?,
+                },
+                None => StepDone::Waiting(why),
+            });
         }
         let mut out = Map::new();
         for o in &c.outputs {

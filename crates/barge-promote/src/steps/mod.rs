@@ -41,6 +41,9 @@ pub enum StepDone {
     },
     /// Not finished yet (a PR not merged, an app not healthy): poll again.
     Waiting(String),
+    /// [`StepDone::Waiting`], polling again no sooner than `at_least` (a step's own
+    /// `pollInterval`; the engine's interval stays the floor).
+    WaitingFor { why: String, at_least: std::time::Duration },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -137,8 +140,22 @@ pub(crate) fn remove_any(path: &Path) {
     let _ = std::fs::remove_dir_all(path).or_else(|_| std::fs::remove_file(path));
 }
 
-/// Reads a step's config into its typed form; unknown fields are errors, as in Kargo's schemas.
+/// Reads a step's config into its typed form; unknown fields are errors, as in Kargo's schemas,
+/// and so are options barge cannot honour (validation reports them the same way).
 pub(crate) fn config<T: DeserializeOwned>(step: &str, value: Json) -> Result<T, StepError> {
+    for option in barge_core::step_config::unsupported_options(step) {
+        let honoured = match value.get(option.field) {
+            None | Some(Json::Null | Json::Bool(false)) => true,
+            Some(Json::String(s)) => option.fine == Some(s.as_str()),
+            Some(_) => false,
+        };
+        if !honoured {
+            return Err(StepError::Invalid(format!(
+                "{step}: barge cannot honour `{}`: {}",
+                option.field, option.why
+            )));
+        }
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let at = e.path().to_string();
         let at = if at == "." {

@@ -1,0 +1,393 @@
+//! Step options against real git repositories and a loopback HTTP server: each test shows the
+//! option's effect (sparse checkouts, force pushes, delete globs, http's error, content-type,
+//! body-file and poll options).
+
+#[path = "../../barge-git/tests/support/mod.rs"]
+mod git_kit;
+mod support;
+
+use barge_core::promotion::{Phase, State};
+use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
+use git_kit::git;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A bare repository whose main holds two stages, a base and a README at the top.
+fn seed(root: &Path) -> PathBuf {
+    git_kit::bare_repo(
+        root,
+        "config.git",
+        &[
+            ("README.md", "config\n"),
+            ("stages/dev/values.yaml", "tag: '1.9'\n"),
+            ("stages/prod/values.yaml", "tag: '1.8'\n"),
+            ("base/deploy.yaml", "kind: Deployment\n"),
+        ],
+    )
+}
+
+fn engine(root: &Path) -> Engine {
+    support::engine(
+        root,
+        vec![support::rewrite_to_dir("https://git.example.com/acme/", root)],
+    )
+}
+
+fn promotion(steps: &str) -> Promotion {
+    support::plan(
+        &support::dev_stage(steps),
+        "dev",
+        support::image_freight("ghcr.io/acme/app", "1.10"),
+    )
+}
+
+/// Events that record, when a step finishes, the files then in the promotion's work directory
+/// (relative paths, `.git` left out), by step alias.
+struct Snapshots {
+    work: PathBuf,
+    files: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Snapshots {
+    fn new(engine: &Engine, p: &Promotion) -> Snapshots {
+        Snapshots {
+            work: engine.work_dir(&p.name),
+            files: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn after(&self, alias: &str) -> Vec<String> {
+        self.files.lock().unwrap().get(alias).cloned().unwrap_or_default()
+    }
+}
+
+fn list(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        if path.is_dir() {
+            list(root, &path, out);
+        } else {
+            out.push(path.strip_prefix(root).unwrap().display().to_string());
+        }
+    }
+}
+
+impl Events for Snapshots {
+    fn event<'a>(&'a self, e: &'a Event) -> BoxFuture<'a, ()> {
+        if let Event::StepFinished { alias, .. } = e {
+            let mut files = Vec::new();
+            list(&self.work, &self.work, &mut files);
+            files.sort();
+            self.files.lock().unwrap().insert(alias.clone(), files);
+        }
+        Box::pin(async {})
+    }
+}
+
+impl Journal for Snapshots {
+    fn save<'a>(&'a self, _s: &'a State, _p: Phase, _m: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+const SPARSE: &str = r#"
+        - uses: git-clone
+          as: clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout:
+              - branch: main
+                path: ./repo
+                sparse: [stages/dev]
+        - uses: yaml-update
+          config:
+            path: ./repo/stages/dev/values.yaml
+            updates: [{key: tag, value: "1.10"}]
+        - uses: git-commit
+          config: {path: ./repo, message: bump dev}
+        - uses: git-push
+          as: push
+          config: {path: ./repo}
+"#;
+
+const FULL: &str = r#"
+        - uses: git-clone
+          as: clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./repo}]
+"#;
+
+#[tokio::test]
+async fn a_sparse_checkout_holds_only_its_cone_and_commits_keep_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    let e = engine(dir.path());
+    let p = promotion(SPARSE);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // Cone mode: the listed directory and the files at the top; nothing else.
+    assert_eq!(
+        seen.after("clone"),
+        vec!["repo/README.md", "repo/stages/dev/values.yaml"]
+    );
+    // The commit changed the one file: what the checkout left out is still in the branch.
+    assert_eq!(
+        git(&bare, &["diff", "--name-status", "main~1", "main"]),
+        "M\tstages/dev/values.yaml"
+    );
+    assert_eq!(git(&bare, &["ls-tree", "-r", "--name-only", "main"]).lines().count(), 4);
+    // The sparse worktree is not handed to the next checkout: that one is whole.
+    let p = promotion(FULL);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        seen.after("clone"),
+        vec![
+            "repo/README.md",
+            "repo/base/deploy.yaml",
+            "repo/stages/dev/values.yaml",
+            "repo/stages/prod/values.yaml"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sparse_paths_that_are_globs_or_leave_the_repository_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path());
+    let e = engine(dir.path());
+    for (bad, why) in [("stages/*", "is a glob"), ("../x", "leaves the repository")] {
+        let p = promotion(&SPARSE.replace("[stages/dev]", &format!("[\"{bad}\"]")));
+        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        assert_eq!(out.phase, Phase::Errored);
+        assert!(out.message.contains(why), "{}", out.message);
+    }
+}
+
+const FORCE: &str = r#"
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./repo}]
+        - uses: file-write
+          config: {path: ./repo/rendered.yaml, contents: "kind: ConfigMap\n"}
+        - uses: git-commit
+          config: {path: ./repo, message: render}
+        - uses: git-push
+          as: push
+          config: {path: ./repo, targetBranch: rendered, force: true}
+"#;
+
+#[tokio::test]
+async fn a_forced_push_overwrites_a_diverged_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    // Someone else's history on the target branch, unrelated to main.
+    let other = dir.path().join("other");
+    git(
+        dir.path(),
+        &["clone", "-q", bare.to_str().unwrap(), other.to_str().unwrap()],
+    );
+    git(&other, &["checkout", "-q", "--orphan", "rendered"]);
+    std::fs::write(other.join("theirs.txt"), "theirs\n").unwrap();
+    git(&other, &["add", "theirs.txt"]);
+    git(&other, &["commit", "-q", "-m", "theirs"]);
+    git(&other, &["push", "-q", "origin", "rendered"]);
+    let theirs = git(&other, &["rev-parse", "HEAD"]);
+    let e = engine(dir.path());
+    let p = promotion(FORCE);
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let pushed = out.state.outputs["push"]["commit"].as_str().unwrap().to_string();
+    assert_eq!(git(&bare, &["rev-parse", "rendered"]), pushed);
+    // Their commit is gone from the branch: it was overwritten, not rebased onto.
+    assert_eq!(
+        git(&bare, &["rev-parse", "rendered~1"]),
+        git(&bare, &["rev-parse", "main"])
+    );
+    let ancestors = git(&bare, &["rev-list", "rendered"]);
+    assert!(!ancestors.contains(&theirs), "{ancestors}");
+    assert!(git(&bare, &["ls-tree", "--name-only", "rendered"]).contains("rendered.yaml"));
+}
+
+const GLOBS: &str = r#"
+        - uses: file-write
+          config: {path: ./out/a.yaml, contents: a}
+        - uses: file-write
+          config: {path: ./out/keep.json, contents: k}
+        - uses: file-write
+          config: {path: ./out/nested/b.yaml, contents: b}
+        - uses: file-write
+          config: {path: ./out/nested/keep.txt, contents: k}
+        - uses: file-write
+          config: {path: ./out/old-1/x.txt, contents: x}
+        - uses: delete
+          as: top
+          config: {path: ./out/*.yaml, pathsAreGlobs: true}
+        - uses: delete
+          as: deep
+          config: {paths: ["out/**/*.yaml", "out/old-?"], pathsAreGlobs: true}
+        - uses: delete
+          as: strict
+          continueOnError: true
+          config: {path: "out/*.toml", pathsAreGlobs: true, strict: true}
+"#;
+
+#[tokio::test]
+async fn deleting_globs_removes_the_matching_paths_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let p = promotion(GLOBS);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // `*` stays within its directory.
+    assert_eq!(
+        seen.after("top"),
+        vec![
+            "out/keep.json",
+            "out/nested/b.yaml",
+            "out/nested/keep.txt",
+            "out/old-1/x.txt"
+        ]
+    );
+    // `**/` crosses directories; a matching directory goes whole.
+    assert_eq!(seen.after("deep"), vec!["out/keep.json", "out/nested/keep.txt"]);
+    // strict: a glob that matches nothing is an error.
+    let strict = out.state.steps.iter().position(|s| s.status.is_failure()).unwrap();
+    assert_eq!(p.steps[strict].alias, "strict");
+    assert!(
+        out.state.steps[strict].message.contains("no path matches"),
+        "{}",
+        out.state.steps[strict].message
+    );
+}
+
+/// A loopback HTTP server for the http step: `/echo` answers the request body inside JSON,
+/// `/quota` a 200 whose JSON says what went wrong, `/yaml` YAML labelled as bytes, `/poll`
+/// `{"ready": true}` from its third request on (the request times are kept).
+async fn http_server() -> (String, std::sync::Arc<Mutex<Vec<std::time::Instant>>>) {
+    use axum::routing::{get, post};
+    let polls = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let seen = polls.clone();
+    let app = axum::Router::new()
+        .route(
+            "/echo",
+            post(|body: String| async move { axum::Json(serde_json::json!({"got": body})) }),
+        )
+        .route(
+            "/quota",
+            get(|| async { axum::Json(serde_json::json!({"error": "quota exceeded"})) }),
+        )
+        .route(
+            "/yaml",
+            get(|| async { ([("content-type", "application/octet-stream")], "n: 3\nlist: [a, b]\n") }),
+        )
+        .route(
+            "/poll",
+            get(move || {
+                let seen = seen.clone();
+                async move {
+                    let mut times = seen.lock().unwrap();
+                    times.push(std::time::Instant::now());
+                    axum::Json(serde_json::json!({"ready": times.len() >= 3}))
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, polls)
+}
+
+#[tokio::test]
+async fn http_error_expression_says_why_a_response_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: http
+          config:
+            url: {base}/quota
+            successExpression: response.body.error == nil
+            failureExpression: response.body.error != nil
+            errorExpression: response.body.error
+"#
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    assert!(
+        out.state.steps[0]
+            .message
+            .ends_with("failureExpression is true (status 200): quota exceeded"),
+        "{}",
+        out.state.steps[0].message
+    );
+}
+
+#[tokio::test]
+async fn http_reads_the_body_as_the_given_content_type_and_sends_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: file-write
+          config: {{path: ./payload.json, contents: "{{\"release\": \"1.10\"}}"}}
+        - uses: http
+          as: sent
+          config:
+            method: POST
+            url: {base}/echo
+            bodyFromFile: ./payload.json
+            outputs: [{{name: got, fromExpression: response.body.got}}]
+        - uses: http
+          as: yaml
+          config:
+            url: {base}/yaml
+            responseContentType: application/yaml
+            outputs: [{{name: n, fromExpression: response.body.n}}, {{name: second, fromExpression: "response.body.list[1]"}}]
+"#
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(out.state.outputs["sent"]["got"], "{\"release\": \"1.10\"}");
+    assert_eq!(out.state.outputs["yaml"]["n"], 3);
+    assert_eq!(out.state.outputs["yaml"]["second"], "b");
+}
+
+#[tokio::test]
+async fn http_polls_no_sooner_than_its_poll_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, polls) = http_server().await;
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: http
+          config:
+            url: {base}/poll
+            successExpression: response.body.ready
+            pollInterval: 300ms
+"#
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let times = polls.lock().unwrap();
+    assert_eq!(times.len(), 3);
+    // The engine alone would poll every 20 ms.
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= std::time::Duration::from_millis(300),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
