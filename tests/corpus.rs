@@ -133,8 +133,6 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
             "53-jjshanks-kargo-poc",
             vec![("unfilled-placeholder", 7), ("unsupported-step", 3)],
         ),
-        // helm-update-chart, which barge cannot run yet.
-        ("59-kdwils-homelab", vec![("unsupported-step", 3)]),
         // http with insecureSkipTLSVerify: true, which barge refuses.
         ("61-laprus-devops-config", vec![("unsupported-step-field", 3)]),
         // `promotionPolicies` twice in one ProjectConfig.
