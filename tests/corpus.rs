@@ -133,8 +133,6 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
             "53-jjshanks-kargo-poc",
             vec![("unfilled-placeholder", 7), ("unsupported-step", 3)],
         ),
-        // helm-update-chart, which barge cannot run yet.
-        ("59-kdwils-homelab", vec![("unsupported-step", 3)]),
         // http steps with insecureSkipTLSVerify: true, which barge cannot honour (the step
         // refused it when it ran; now validation says so).
         ("61-laprus-devops-config", vec![("unsupported-step-option", 3)]),

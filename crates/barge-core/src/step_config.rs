@@ -203,6 +203,28 @@ step_config!(
 );
 
 step_config!(
+    /// helm-update-chart.
+    HelmUpdateChart {
+        /// The chart directory (holding Chart.yaml).
+        path: String,
+        /// The dependencies to set, each matched by repository and name (at least one when given).
+        charts: Option<Vec<ChartDependencyUpdate>>,
+    }
+);
+
+step_config!(
+    /// One dependency of helm-update-chart.
+    ChartDependencyUpdate {
+        /// The dependency's repository, as written in Chart.yaml (`https://…`, `oci://…`).
+        repository: String,
+        /// The dependency's name, as written in Chart.yaml.
+        name: String,
+        /// The version to set, e.g. `${{ chartFrom(...).Version }}`.
+        version: String,
+    }
+);
+
+step_config!(
     /// yaml-merge.
     YamlMerge {
         /// The YAML files to merge, in order; a later file's values win.
@@ -685,6 +707,7 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "kustomize-set-image" => KustomizeSetImage::shape(),
         "kustomize-build" => KustomizeBuild::shape(),
         "helm-template" => HelmTemplate::shape(),
+        "helm-update-chart" => HelmUpdateChart::shape(),
         "copy" => Copy::shape(),
         "delete" => Delete::shape(),
         "file-write" => FileWrite::shape(),

@@ -53,10 +53,6 @@ pub const NOT_RUNNABLE: &[(&str, &str)] = &[
         "github-push",
         "barge does not push through GitHub's API; use git-push (add author.signingKey to git-clone for signed commits)",
     ),
-    (
-        "helm-update-chart",
-        "barge does not update Helm chart dependencies yet; use yaml-update on Chart.yaml's dependencies[].version",
-    ),
     ("oci-download", "barge does not download OCI artifacts yet"),
     ("oci-push", "barge does not push OCI artifacts yet"),
 ];

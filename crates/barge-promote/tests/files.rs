@@ -389,3 +389,261 @@ async fn http_download_stops_at_the_size_limit_and_leaves_no_partial_file() {
         out.state.steps[0].message
     );
 }
+
+/// A chart before and after a Kargo helm-update-chart promotion (kdwils/homelab,
+/// charts/argocd, commit e422d614 "Update ArgoCD chart dependencies", written by Kargo).
+const ARGOCD_CHART_BEFORE: &str = "apiVersion: v2
+name: argocd
+description: ArgoCD GitOps controller
+version: 0.1.0
+dependencies:
+  - name: argo-cd
+    version: 10.2.1
+    repository: https://argoproj.github.io/argo-helm
+    alias: argocd
+  - name: homelab-chart
+    version: 0.1.31
+    repository: oci://ghcr.io/kdwils/charts
+    alias: homelab
+";
+const ARGOCD_LOCK_BEFORE: &str = "dependencies:
+- name: argo-cd
+  repository: https://argoproj.github.io/argo-helm
+  version: 10.2.1
+- name: homelab-chart
+  repository: oci://ghcr.io/kdwils/charts
+  version: 0.1.31
+digest: sha256:0affd20cc6d54f7fa7c0b32e344574812544d19fb886a885c630df3824e9db6c
+generated: \"2026-07-24T02:19:36.315209031Z\"
+";
+const ARGOCD_LOCK_AFTER_BUT_GENERATED: &str = "dependencies:
+- name: argo-cd
+  repository: https://argoproj.github.io/argo-helm
+  version: 10.2.2
+- name: homelab-chart
+  repository: oci://ghcr.io/kdwils/charts
+  version: 0.1.31
+digest: sha256:63895cc4ee75a80b0bcf82af8bf4defdc972eba66bae754d8dc77eecb820e501
+";
+
+fn update_chart_step(path: &str, charts: &str) -> String {
+    format!(
+        r#"
+        - uses: helm-update-chart
+          as: chart
+          config:
+            path: {path}
+            charts: {charts}
+"#
+    )
+}
+
+const ARGO_CD_10_2_2: &str =
+    "[{repository: 'https://argoproj.github.io/argo-helm', name: argo-cd, version: \"${{ '10.2.' + string(2) }}\"}]";
+
+#[tokio::test]
+async fn helm_update_chart_writes_what_kargo_wrote_and_removes_the_stale_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, after) = run(
+        dir.path(),
+        &update_chart_step("./charts/argocd", ARGO_CD_10_2_2),
+        &[
+            ("charts/argocd/Chart.yaml", ARGOCD_CHART_BEFORE.as_bytes()),
+            ("charts/argocd/Chart.lock", ARGOCD_LOCK_BEFORE.as_bytes()),
+            ("charts/argocd/charts/argo-cd-10.2.1.tgz", b"old archive"),
+            ("charts/argocd/charts/homelab-chart-0.1.31.tgz", b"kept archive"),
+        ],
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let chart = after.join("0/charts/argocd");
+    assert_eq!(
+        std::fs::read_to_string(chart.join("Chart.yaml")).unwrap(),
+        ARGOCD_CHART_BEFORE.replace("10.2.1", "10.2.2"),
+        "Kargo's Chart.yaml, byte for byte"
+    );
+    let lock = std::fs::read_to_string(chart.join("Chart.lock")).unwrap();
+    let (lock_but_generated, generated) = lock.split_once("generated: ").unwrap();
+    assert_eq!(lock_but_generated, ARGOCD_LOCK_AFTER_BUT_GENERATED, "Helm's digest");
+    assert!(
+        generated.starts_with('"') && generated.ends_with("Z\"\n"),
+        "{generated}"
+    );
+    assert_ne!(generated, "\"2026-07-24T02:19:36.315209031Z\"\n");
+    assert!(!chart.join("charts/argo-cd-10.2.1.tgz").exists(), "no longer locked");
+    assert!(chart.join("charts/homelab-chart-0.1.31.tgz").is_file());
+    assert_eq!(
+        out.state.outputs["chart"]["commitMessage"],
+        "Updated chart dependencies for ./charts/argocd\n\n- argo-cd: 10.2.1 -> 10.2.2"
+    );
+
+    // The same version again changes nothing and has no commit message.
+    let dir = tempfile::tempdir().unwrap();
+    let lock_after = format!("{ARGOCD_LOCK_AFTER_BUT_GENERATED}generated: \"2026-07-31T14:54:34.26798158Z\"\n");
+    let chart_after = ARGOCD_CHART_BEFORE.replace("10.2.1", "10.2.2");
+    let (out, after) = run(
+        dir.path(),
+        &update_chart_step("charts/argocd", ARGO_CD_10_2_2),
+        &[
+            ("charts/argocd/Chart.yaml", chart_after.as_bytes()),
+            ("charts/argocd/Chart.lock", lock_after.as_bytes()),
+        ],
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/charts/argocd/Chart.lock")).unwrap(),
+        lock_after
+    );
+    assert!(
+        !out.state.outputs["chart"]
+            .as_object()
+            .is_some_and(|o| o.contains_key("commitMessage"))
+    );
+}
+
+/// Kargo's "successful run with HTTP repository" case (helm_chart_updater_test.go), without a
+/// Chart.lock: barge sets the version and creates no lock (Kargo's Helm would create one).
+#[tokio::test]
+async fn helm_update_chart_without_a_lock_sets_the_version_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart_yaml = "apiVersion: v2\nname: test-chart\nversion: 0.1.0\ndependencies:\n- name: examplechart\n  version: '>=0.0.1'\n  repository: https://charts.example.com\n";
+    let (out, after) = run(
+        dir.path(),
+        &update_chart_step(
+            "testchart",
+            "[{repository: 'https://charts.example.com', name: examplechart, version: 0.1.0}]",
+        ),
+        &[("testchart/Chart.yaml", chart_yaml.as_bytes())],
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        std::fs::read_to_string(after.join("0/testchart/Chart.yaml")).unwrap(),
+        chart_yaml.replace("'>=0.0.1'", "'0.1.0'"),
+        "the quote style is kept"
+    );
+    assert!(!after.join("0/testchart/Chart.lock").exists());
+    assert_eq!(
+        out.state.outputs["chart"]["commitMessage"],
+        "Updated chart dependencies for testchart\n\n- examplechart: >=0.0.1 -> 0.1.0"
+    );
+}
+
+/// Two dependencies on one chart under different aliases: the archive the other still uses
+/// stays.
+#[tokio::test]
+async fn helm_update_chart_keeps_an_archive_another_alias_is_locked_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart_yaml = "apiVersion: v2\nname: homelab\nversion: 0.1.0\ndependencies:\n  - name: app\n    version: 0.1.30\n    repository: oci://ghcr.io/acme/charts\n    alias: blog\n  - name: app\n    version: 0.1.30\n    repository: oci://ghcr.io/acme/charts\n    alias: rss\n";
+    let lock = "dependencies:\n- name: app\n  repository: oci://ghcr.io/acme/charts\n  version: 0.1.30\n- name: app\n  repository: oci://ghcr.io/acme/charts\n  version: 0.1.30\ndigest: sha256:0\ngenerated: \"2026-07-07T03:23:43.932274652Z\"\n";
+    let (out, after) = run(
+        dir.path(),
+        &update_chart_step(
+            "homelab",
+            "[{repository: 'oci://ghcr.io/acme/charts', name: app, version: 0.1.31}]",
+        ),
+        &[
+            ("homelab/Chart.yaml", chart_yaml.as_bytes()),
+            ("homelab/Chart.lock", lock.as_bytes()),
+            ("homelab/charts/app-0.1.30.tgz", b"still used by rss"),
+        ],
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let locked = yaml(&std::fs::read_to_string(after.join("0/homelab/Chart.lock")).unwrap());
+    assert_eq!(
+        locked["dependencies"][0]["version"], "0.1.31",
+        "the first match, as Kargo"
+    );
+    assert_eq!(locked["dependencies"][1]["version"], "0.1.30");
+    assert!(after.join("0/homelab/charts/app-0.1.30.tgz").is_file());
+}
+
+#[tokio::test]
+async fn helm_update_chart_refuses_what_it_cannot_do_and_changes_no_file() {
+    let chart_yaml = ARGOCD_CHART_BEFORE.replace("10.2.1", "^10.2.0");
+    let files: &[(&str, &[u8])] = &[
+        ("charts/argocd/Chart.yaml", chart_yaml.as_bytes()),
+        ("charts/argocd/Chart.lock", ARGOCD_LOCK_BEFORE.as_bytes()),
+    ];
+    let argo = "[{repository: 'https://argoproj.github.io/argo-helm', name: argo-cd, version: VERSION}]";
+    let cases = [
+        (
+            update_chart_step(
+                "charts/argocd",
+                &argo.replace("argo-cd", "argo-cd-x").replace("VERSION", "1.0.0"),
+            ),
+            "no dependency in charts/argocd/Chart.yaml matches update with repository \"https://argoproj.github.io/argo-helm\" and name \"argo-cd-x\"",
+        ),
+        (
+            update_chart_step("charts/argocd", &argo.replace("VERSION", "'^10.3.0'")),
+            "version \"^10.3.0\" of dependency \"argo-cd\" is not an exact version",
+        ),
+        (
+            update_chart_step("../outside", &argo.replace("VERSION", "1.0.0")),
+            "path `../outside` leaves the promotion's work directory",
+        ),
+        (
+            update_chart_step("charts", &argo.replace("VERSION", "1.0.0")),
+            "charts is not a chart directory: it has no Chart.yaml",
+        ),
+        (
+            update_chart_step("charts/argocd", "[]"),
+            "charts, when given, needs at least one item",
+        ),
+        (
+            update_chart_step("charts/argocd", "[{name: argo-cd, version: 1.0.0}]"),
+            "charts[0] needs repository, name and version",
+        ),
+        (
+            update_chart_step("charts/argocd", "[{repository: r, name: n, version: v, digest: d}]"),
+            "unknown field `digest`",
+        ),
+    ];
+    for (step, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, after) = run(dir.path(), &step, files).await;
+        assert!(error_of(&out).contains(expected), "{}", error_of(&out));
+        for (rel, bytes) in files {
+            assert_eq!(std::fs::read(after.join("0").join(rel)).unwrap(), *bytes, "{rel}");
+        }
+    }
+
+    // A repository named by alias cannot be hashed as Helm does without Helm's repository config.
+    let aliased = ARGOCD_CHART_BEFORE.replace("oci://ghcr.io/kdwils/charts", "'@kdwils'");
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(
+        dir.path(),
+        &update_chart_step("charts/argocd", ARGO_CD_10_2_2),
+        &[
+            ("charts/argocd/Chart.yaml", aliased.as_bytes()),
+            ("charts/argocd/Chart.lock", ARGOCD_LOCK_BEFORE.as_bytes()),
+        ],
+    )
+    .await;
+    assert!(
+        error_of(&out).contains("dependency \"homelab-chart\" names its repository by the alias \"@kdwils\""),
+        "{}",
+        error_of(&out)
+    );
+
+    // A lock that does not follow Chart.yaml cannot be carried forward without Helm.
+    let stale_lock = ARGOCD_LOCK_BEFORE.replace("homelab-chart", "other-chart");
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(
+        dir.path(),
+        &update_chart_step("charts/argocd", ARGO_CD_10_2_2),
+        &[
+            ("charts/argocd/Chart.yaml", ARGOCD_CHART_BEFORE.as_bytes()),
+            ("charts/argocd/Chart.lock", stale_lock.as_bytes()),
+        ],
+    )
+    .await;
+    assert!(
+        error_of(&out)
+            .contains("charts/argocd/Chart.lock does not lock the dependencies of charts/argocd/Chart.yaml in order"),
+        "{}",
+        error_of(&out)
+    );
+}

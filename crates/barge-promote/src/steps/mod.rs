@@ -5,6 +5,7 @@
 //! failure, `Invalid` as an error without retry, `Retryable` counts towards `errorThreshold`.
 
 mod archive;
+mod chart;
 mod cluster;
 mod files;
 mod git;
@@ -91,6 +92,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("git-tag", git::tag),
     ("git-wait-for-pr", pr::wait_for_pr),
     ("helm-template", render::helm_template),
+    ("helm-update-chart", chart::helm_update_chart),
     ("http", http::http),
     ("http-download", http::http_download),
     ("json-parse", update::json_parse),

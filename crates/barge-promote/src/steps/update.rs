@@ -40,17 +40,30 @@ fn shown(value: &Json, how: Shown) -> String {
     }
 }
 
-/// Kargo's `Updated <file>`, a blank line, then `- key: value` per update (no message without
-/// updates).
-fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Map<String, Json> {
-    if updates.is_empty() {
+/// The `commitMessage` output of Kargo's updaters: a headline, a blank line, then `- key: value`
+/// per change; no output without changes.
+pub(super) fn listed_commit_message(
+    headline: &str,
+    changes: impl IntoIterator<Item = (String, String)>,
+) -> Map<String, Json> {
+    let mut m = format!("{headline}\n");
+    let mut any = false;
+    for (key, value) in changes {
+        m.push_str(&format!("\n- {key}: {value}"));
+        any = true;
+    }
+    if !any {
         return Map::new();
     }
-    let mut m = format!("Updated {file}\n");
-    for u in updates {
-        m.push_str(&format!("\n- {}: {}", u.key, shown(&u.value, how)));
-    }
     Map::from_iter([("commitMessage".to_string(), json!(m))])
+}
+
+/// Kargo's `Updated <file>` message of yaml-update, json-update and toml-update.
+fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Map<String, Json> {
+    listed_commit_message(
+        &format!("Updated {file}"),
+        updates.iter().map(|u| (u.key.clone(), shown(&u.value, how))),
+    )
 }
 
 pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
