@@ -410,53 +410,6 @@ impl Store {
         rows.iter().map(freight_stage_row).collect()
     }
 
-    /// Records a verification outcome of the Freight's current stay in a Stage (`Succeeded`
-    /// also marks it verified there) and audits it.
-    pub async fn record_verification(
-        &self,
-        project: &str,
-        stage: &str,
-        freight: &str,
-        outcome: &str,
-        detail: &serde_json::Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE freight_stages SET verification = $1, verified_at = CASE WHEN $1 = 'Succeeded' THEN $2 ELSE verified_at END \
-             WHERE project = $3 AND stage = $4 AND freight = $5 AND entered_at IS NOT NULL AND left_at IS NULL",
-        )
-        .bind(outcome)
-        .bind(now)
-        .bind(project)
-        .bind(stage)
-        .bind(freight)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "Freight {freight} is not in Stage {stage}"
-            )));
-        }
-        let subject = format!("Stage/{stage}");
-        insert_audit(
-            &mut tx,
-            NewAudit {
-                at: now,
-                project,
-                kind: "verification.finished",
-                subject: &subject,
-                actor: "barge",
-                stage,
-                freight,
-                body: &serde_json::json!({"outcome": outcome, "detail": detail}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Approves Freight for a Stage: it becomes available there without upstream
     /// verification or soak time (Kargo's `kargo approve`). Audited.
     pub async fn approve(

@@ -305,8 +305,10 @@ async fn freight_moves_through_stages(b: Backend) {
         ),
         ("f2", "alice", "dev.b.f2")
     );
-    // Verification of f2's stay.
-    s.record_verification("demo", "dev", "f2", "Succeeded", &serde_json::json!({}), 5_000)
+    // Verification of f2's stay, through the path the daemon takes.
+    let v = s.create_verification("demo", "dev", "f2", "barge", 4_500).await.unwrap();
+    assert!(s.claim_verification("demo", &v.id, "r1", 10_000, 4_600).await.unwrap());
+    s.finish_verification(&v, "Succeeded", "", &serde_json::json!({}), 5_000)
         .await
         .unwrap();
     let f2 = s
@@ -317,8 +319,9 @@ async fn freight_moves_through_stages(b: Backend) {
         .find(|f| f.freight == "f2")
         .unwrap();
     assert_eq!((f2.verified_at, f2.verification.as_str()), (Some(5_000), "Succeeded"));
+    // f1 left dev: there is no stay of it to verify.
     let not_there = s
-        .record_verification("demo", "dev", "f1", "Failed", &serde_json::json!({}), 5_000)
+        .create_verification("demo", "dev", "f1", "barge", 5_000)
         .await
         .unwrap_err();
     assert_eq!(not_there.class(), barge_core::ErrorClass::NotFound);
@@ -373,6 +376,7 @@ async fn freight_moves_through_stages(b: Backend) {
             "promotion.finished",
             "stage.entered",
             "stage.held",
+            "verification.started",
             "verification.finished",
             "freight.approved",
             "promotion.created",
