@@ -469,7 +469,7 @@ impl Workspace {
         };
         if let Err(conflict) = rebased {
             let _ = self.git(&["rebase", "--abort"]).await;
-            return Err(GitError::Conflict {
+            return Err(GitError::MergeConflict {
                 url: crate::redact(&self.url),
                 message: format!("the promotion's changes conflict with the branch {branch} ({conflict})"),
             });
