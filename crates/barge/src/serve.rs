@@ -106,7 +106,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         wake: tokio::sync::Notify::new(),
     });
     let engine = Arc::new(engine);
-    let shutdown = tokio_util_shutdown();
+    let shutdown = shutdown_on_signal();
     if let Some(addr) = opts.listen {
         let token = opts.token.clone().context("the API needs a token")?;
         let limits = crate::api::Limits::from_env()?;
@@ -337,7 +337,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
 }
 
 /// A signal (Ctrl-C or SIGTERM) asks the loop to stop taking work.
-fn tokio_util_shutdown() -> Arc<tokio::sync::Notify> {
+fn shutdown_on_signal() -> Arc<tokio::sync::Notify> {
     let notify = Arc::new(tokio::sync::Notify::new());
     let n = notify.clone();
     tokio::spawn(async move {
