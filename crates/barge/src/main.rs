@@ -1645,7 +1645,7 @@ fn queue_and_wait(target: &client::Target, c: ops::Call, wait: bool, output: For
                     eprintln!("  {} {status}", step["alias"].as_str().unwrap_or_default());
                     seen += 1;
                 }
-                if !phase_of(&p).is_some_and(|phase| !phase.is_terminal()) {
+                if phase_of(&p).is_none_or(Phase::is_terminal) {
                     finished.push(p);
                     break;
                 }
