@@ -15,8 +15,14 @@ pub enum ErrorClass {
     Auth,
     /// The repository, tag, chart or ref does not exist.
     NotFound,
-    /// Lost a race with a concurrent writer (a push rejected after rebasing, a write conflict).
+    /// A write lost a race with a concurrent one: what the writer read is stale (Kubernetes'
+    /// 409 on an optimistic-concurrency update or a create of an existing object, a row
+    /// another writer made first). Re-read, then try again or give way.
     Conflict,
+    /// Changes that cannot be combined with what a concurrent writer made of the same lines
+    /// (a git rebase that stops on a conflict). Trying again replays the same conflict; a
+    /// person must reconcile them. Not a [`ErrorClass::Conflict`]: nothing here is stale.
+    MergeConflict,
     /// The request or the answer is unusable (bad configuration, bad data); a person must act.
     Invalid,
 }
@@ -30,6 +36,7 @@ impl ErrorClass {
             ErrorClass::Auth => "auth",
             ErrorClass::NotFound => "not-found",
             ErrorClass::Conflict => "conflict",
+            ErrorClass::MergeConflict => "merge-conflict",
             ErrorClass::Invalid => "invalid",
         }
     }
@@ -53,6 +60,7 @@ mod tests {
             ErrorClass::Auth,
             ErrorClass::NotFound,
             ErrorClass::Conflict,
+            ErrorClass::MergeConflict,
             ErrorClass::Invalid,
         ] {
             assert_eq!(serde_json::to_value(class).unwrap(), class.as_str());

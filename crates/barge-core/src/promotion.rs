@@ -340,6 +340,12 @@ impl Phase {
     }
 }
 
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether a step runs: its `if`, or by default only while nothing has failed.
 pub fn should_run(step: &FlatStep, data: &Data, scope: &Scope) -> Result<bool, EvalError> {
     match step.if_.as_deref() {

@@ -64,7 +64,7 @@ pub struct FailedPromotion {
     pub name: String,
     pub freight: String,
     /// Failed, Errored or Aborted.
-    pub phase: String,
+    pub phase: crate::promotion::Phase,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -554,7 +554,7 @@ mod tests {
         dev.failed_promotion = Some(FailedPromotion {
             name: "dev.01j.a".into(),
             freight: "a".into(),
-            phase: "Errored".into(),
+            phase: crate::promotion::Phase::Errored,
         });
         let waiting = decide(&dev, &direct(), &[freight("a", 1)], NOW);
         let Decision::Wait(w) = &waiting else {

@@ -28,9 +28,10 @@ pub enum GitError {
     /// A bad subscription (regex, constraint, expression) or an unusable answer.
     #[error("{url}: {message}")]
     Invalid { url: String, message: String },
-    /// Changes that cannot be integrated with the remote branch (a rebase conflict).
+    /// Changes that cannot be integrated with the remote branch (a rebase conflict): terminal.
+    /// (A branch that merely moved is not one: a push fetches, replays and retries.)
     #[error("{url}: {message}")]
-    Conflict { url: String, message: String },
+    MergeConflict { url: String, message: String },
 }
 
 impl GitError {
@@ -40,7 +41,7 @@ impl GitError {
             GitError::Auth { .. } => barge_core::ErrorClass::Auth,
             GitError::NotFound { .. } => barge_core::ErrorClass::NotFound,
             GitError::Invalid { .. } => barge_core::ErrorClass::Invalid,
-            GitError::Conflict { .. } => barge_core::ErrorClass::Conflict,
+            GitError::MergeConflict { .. } => barge_core::ErrorClass::MergeConflict,
         }
     }
 }

@@ -66,7 +66,7 @@ impl PushPolicy {
             .base_backoff
             .mul_f64(1.5f64.powi(attempt as i32 - 2))
             .min(self.max_backoff);
-        backoff.mul_f64(0.5 + fastrand_half())
+        backoff.mul_f64(0.5 + clock_jitter())
     }
 }
 
@@ -469,7 +469,7 @@ impl Workspace {
         };
         if let Err(conflict) = rebased {
             let _ = self.git(&["rebase", "--abort"]).await;
-            return Err(GitError::Conflict {
+            return Err(GitError::MergeConflict {
                 url: crate::redact(&self.url),
                 message: format!("the promotion's changes conflict with the branch {branch} ({conflict})"),
             });
@@ -572,7 +572,7 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// A jitter factor in [0, 0.5) without a random-number dependency (the clock's nanoseconds).
-fn fastrand_half() -> f64 {
+fn clock_jitter() -> f64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

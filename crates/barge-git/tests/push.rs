@@ -213,7 +213,7 @@ async fn a_commit_whose_change_the_branch_already_has_is_never_pushed_empty() {
 }
 
 #[tokio::test]
-async fn conflicting_changes_are_a_conflict_not_a_retry_loop() {
+async fn conflicting_changes_are_a_merge_conflict_not_a_retry_loop() {
     let dir = tempfile::tempdir().unwrap();
     let (bare, a, b) = two_writers(dir.path()).await;
     edit(&a, "stages/dev/kustomization.yaml", "1.2.0");
@@ -222,8 +222,8 @@ async fn conflicting_changes_are_a_conflict_not_a_retry_loop() {
     b.commit_all("b", "dev.b").await.unwrap();
     a.push(&fast()).await.unwrap();
     let err = b.push(&fast()).await.unwrap_err();
-    assert!(matches!(err, GitError::Conflict { .. }), "{err}");
-    assert_eq!(err.class(), barge_core::ErrorClass::Conflict);
+    assert!(matches!(err, GitError::MergeConflict { .. }), "{err}");
+    assert_eq!(err.class(), barge_core::ErrorClass::MergeConflict);
     assert!(
         git(&bare, &["log", "--format=%s", "main"]).starts_with('a'),
         "the remote keeps a's change only"

@@ -26,7 +26,8 @@ pub enum KubeError {
     Config(String),
     #[error("{0}")]
     NotFound(String),
-    /// A write lost to a concurrent one (409), or the object already exists.
+    /// A write lost to a concurrent one (409: a stale resourceVersion, or the object already
+    /// exists): re-read and try again.
     #[error("{0}")]
     Conflict(String),
     /// Credentials refused (401) or not allowed (403).

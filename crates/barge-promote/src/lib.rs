@@ -116,25 +116,22 @@ impl Promotion {
     }
 }
 
-/// Kargo's promotion name: `<stage>.<ULID>.<first 7 characters of the freight>`.
+/// Kargo's promotion name: `<stage>.<ULID>.<first 7 characters of the freight>`, lowercase
+/// (Kargo lowercases the joined parts). The ULIDs of one process are monotonic, as Kargo's
+/// `ulid.Make()` (oklog/ulid's monotonic entropy): names made in the same millisecond still
+/// sort in the order they were made, and never repeat.
 pub fn promotion_name(stage: &str, freight: &str) -> String {
-    use std::hash::{BuildHasher, Hasher};
-    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    // 80 random bits from std's per-process random hasher keys and a counter.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    let random = (u128::from(h.finish()) << 16) ^ u128::from(std::process::id());
-    let value = (millis << 80) | (random & ((1u128 << 80) - 1));
-    let ulid: String = (0..26)
-        .rev()
-        .map(|i| CROCKFORD[((value >> (i * 5)) & 31) as usize] as char)
-        .collect();
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let ulid = {
+        // The generator is a timestamp and a counter: a panic elsewhere cannot leave it unsound.
+        let mut generator = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // 2^80 names in one millisecond: carry into the next one, still in order.
+        generator
+            .generate()
+            .unwrap_or_else(ulid::Overflow::commit_overflow_increment)
+    };
     let short: String = freight.chars().take(7).collect();
-    format!("{stage}.{}.{short}", ulid.to_lowercase())
+    format!("{stage}.{}.{short}", ulid.to_string().to_lowercase())
 }
 
 /// Where step progress is stored between steps.
@@ -492,4 +489,57 @@ impl Engine {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::promotion_name;
+
+    fn ulid_of(name: &str) -> &str {
+        name.split('.').nth(1).unwrap()
+    }
+
+    #[test]
+    fn promotion_names_are_stage_lowercase_ulid_and_short_freight() {
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64
+        };
+        let before = now();
+        let name = promotion_name("prod-eu", "3c5a1d7e9f0b2a4c6e8d0f1a3b5c7d9e1f2a4b6c");
+        let after = now();
+        let parts: Vec<&str> = name.split('.').collect();
+        assert_eq!((parts.len(), parts[0], parts[2]), (3, "prod-eu", "3c5a1d7"), "{name}");
+        let ulid = parts[1];
+        assert_eq!(ulid.len(), 26, "{name}");
+        assert!(
+            ulid.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()),
+            "lowercase Crockford base32: {name}"
+        );
+        let decoded = ulid::Ulid::from_string(&ulid.to_uppercase()).unwrap();
+        assert!((before..=after).contains(&decoded.timestamp_ms()), "{name}");
+        assert_eq!(
+            promotion_name("dev", "abc").rsplit('.').next(),
+            Some("abc"),
+            "a short freight whole"
+        );
+    }
+
+    #[test]
+    fn promotion_names_of_one_process_sort_in_creation_order_and_never_repeat() {
+        // Thousands within a few milliseconds: most share their millisecond with others.
+        let names: Vec<String> = (0..10_000).map(|_| promotion_name("dev", "f")).collect();
+        for pair in names.windows(2) {
+            assert!(ulid_of(&pair[0]) < ulid_of(&pair[1]), "{} then {}", pair[0], pair[1]);
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..2_000).map(|_| promotion_name("dev", "f")).collect::<Vec<_>>()))
+            .collect();
+        let mut all: Vec<String> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 8_000, "concurrent names are unique");
+    }
 }

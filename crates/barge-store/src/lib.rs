@@ -10,6 +10,7 @@
 
 use barge_core::freight;
 use barge_core::model::kargo::Freight;
+use barge_core::promotion::Phase;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
@@ -120,7 +121,7 @@ pub struct StoredPromotion {
     pub stage: String,
     pub freight: String,
     pub actor: String,
-    pub phase: String,
+    pub phase: Phase,
     pub message: String,
     pub plan: serde_json::Value,
     pub state: serde_json::Value,
@@ -519,7 +520,7 @@ impl Store {
         .bind(&p.stage)
         .bind(&p.freight)
         .bind(&p.actor)
-        .bind(&p.phase)
+        .bind(p.phase.as_str())
         .bind(&p.message)
         .bind(p.plan.to_string())
         .bind(p.state.to_string())
@@ -813,7 +814,10 @@ fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
         stage: r.try_get("stage")?,
         freight: r.try_get("freight")?,
         actor: r.try_get("actor")?,
-        phase: r.try_get("phase")?,
+        phase: {
+            let text: String = r.try_get("phase")?;
+            Phase::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("promotion phase {text:?}")))?
+        },
         message: r.try_get("message")?,
         plan: json("plan")?,
         state: json("state")?,

@@ -3,6 +3,7 @@
 //! query; and the definitions `barge serve` runs. Times are Unix milliseconds.
 
 use crate::{AuditEvent, NewAudit, Store, StoreError, StoredPromotion, audit_row, insert_audit, promotion_row};
+use barge_core::promotion::Phase;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -129,7 +130,7 @@ impl Store {
         project: &str,
         name: &str,
         state: &serde_json::Value,
-        phase: &str,
+        phase: Phase,
         message: &str,
         now: i64,
         entry: Option<&StageEntry<'_>>,
@@ -141,7 +142,7 @@ impl Store {
              WHERE project = $5 AND name = $6 AND phase <> 'Aborted'",
         )
         .bind(state.to_string())
-        .bind(phase)
+        .bind(phase.as_str())
         .bind(message)
         .bind(now)
         .bind(project)
@@ -162,7 +163,7 @@ impl Store {
                 StoreError::NotFound(format!("promotion {name} in project {project}"))
             });
         }
-        if matches!(phase, "Succeeded" | "Failed" | "Errored") {
+        if matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Errored) {
             let body = serde_json::json!({"phase": phase, "message": message});
             let subject = format!("Promotion/{name}");
             let (stage, freight, actor): (String, String, String) = {
@@ -356,7 +357,7 @@ impl Store {
         .map(promotion_row)
         .transpose()?
         .ok_or_else(|| StoreError::NotFound(format!("promotion {name} in project {project}")))?;
-        if !matches!(p.phase.as_str(), "Pending" | "Running") {
+        if p.phase.is_terminal() {
             return Err(StoreError::Conflict(format!(
                 "promotion {name} already finished ({}); only Pending or Running promotions can be aborted",
                 p.phase
@@ -373,7 +374,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let subject = format!("Promotion/{name}");
-        let body = serde_json::json!({"phase": "Aborted", "previousPhase": p.phase});
+        let body = serde_json::json!({"phase": Phase::Aborted, "previousPhase": p.phase});
         insert_audit(
             &mut tx,
             NewAudit {
@@ -390,7 +391,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(StoredPromotion {
-            phase: "Aborted".into(),
+            phase: Phase::Aborted,
             message,
             updated_at: now,
             ..p
@@ -408,53 +409,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(freight_stage_row).collect()
-    }
-
-    /// Records a verification outcome of the Freight's current stay in a Stage (`Succeeded`
-    /// also marks it verified there) and audits it.
-    pub async fn record_verification(
-        &self,
-        project: &str,
-        stage: &str,
-        freight: &str,
-        outcome: &str,
-        detail: &serde_json::Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE freight_stages SET verification = $1, verified_at = CASE WHEN $1 = 'Succeeded' THEN $2 ELSE verified_at END \
-             WHERE project = $3 AND stage = $4 AND freight = $5 AND entered_at IS NOT NULL AND left_at IS NULL",
-        )
-        .bind(outcome)
-        .bind(now)
-        .bind(project)
-        .bind(stage)
-        .bind(freight)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "Freight {freight} is not in Stage {stage}"
-            )));
-        }
-        let subject = format!("Stage/{stage}");
-        insert_audit(
-            &mut tx,
-            NewAudit {
-                at: now,
-                project,
-                kind: "verification.finished",
-                subject: &subject,
-                actor: "barge",
-                stage,
-                freight,
-                body: &serde_json::json!({"outcome": outcome, "detail": detail}),
-            },
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Approves Freight for a Stage: it becomes available there without upstream

@@ -4,6 +4,7 @@
 //! or aborted. An abort wins over a runner's later save. Times are Unix milliseconds.
 
 use crate::{NewAudit, Store, StoreError, insert_audit};
+use barge_core::analysis::VerificationPhase;
 use serde::Serialize;
 use sqlx::Row;
 
@@ -15,8 +16,7 @@ pub struct Verification {
     pub id: String,
     pub stage: String,
     pub freight: String,
-    /// Pending, Running, Succeeded, Failed, Error, Inconclusive or Aborted.
-    pub phase: String,
+    pub phase: VerificationPhase,
     pub message: String,
     /// The analysis report (metrics, counters, measurements) as JSON.
     pub report: serde_json::Value,
@@ -27,7 +27,7 @@ pub struct Verification {
 
 impl Verification {
     pub fn is_finished(&self) -> bool {
-        !matches!(self.phase.as_str(), "Pending" | "Running")
+        self.phase.is_finished()
     }
 }
 
@@ -44,7 +44,11 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Verification, StoreError> {
         id: r.try_get("id")?,
         stage: r.try_get("stage")?,
         freight: r.try_get("freight")?,
-        phase: r.try_get("phase")?,
+        phase: {
+            let text: String = r.try_get("phase")?;
+            VerificationPhase::parse(&text)
+                .ok_or_else(|| StoreError::Corrupt(format!("verification phase {text:?}")))?
+        },
         message: r.try_get("message")?,
         report: serde_json::from_str(&report).map_err(|e| StoreError::Corrupt(format!("verification report: {e}")))?,
         actor: r.try_get("actor")?,
@@ -120,7 +124,7 @@ impl Store {
             id,
             stage: stage.into(),
             freight: freight.into(),
-            phase: "Pending".into(),
+            phase: VerificationPhase::Pending,
             message: String::new(),
             report: serde_json::json!({}),
             actor: actor.into(),
@@ -189,7 +193,7 @@ impl Store {
     pub async fn finish_verification(
         &self,
         v: &Verification,
-        phase: &str,
+        phase: VerificationPhase,
         message: &str,
         report: &serde_json::Value,
         now: i64,
@@ -199,7 +203,7 @@ impl Store {
             "UPDATE verifications SET phase = $1, message = $2, report = $3, finished_at = $4, lease_until = 0 \
              WHERE project = $5 AND id = $6 AND phase = 'Running'",
         )
-        .bind(phase)
+        .bind(phase.as_str())
         .bind(message)
         .bind(report.to_string())
         .bind(now)
@@ -250,9 +254,9 @@ impl Store {
         .bind(&v.id)
         .execute(&mut *tx)
         .await?;
-        record_outcome(&mut tx, &v, "Aborted", &message, actor, now).await?;
+        record_outcome(&mut tx, &v, VerificationPhase::Aborted, &message, actor, now).await?;
         tx.commit().await?;
-        v.phase = "Aborted".into();
+        v.phase = VerificationPhase::Aborted;
         v.message = message;
         v.finished_at = Some(now);
         Ok(v)
@@ -313,7 +317,7 @@ impl Store {
 async fn record_outcome(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     v: &Verification,
-    phase: &str,
+    phase: VerificationPhase,
     message: &str,
     actor: &str,
     now: i64,
@@ -322,7 +326,7 @@ async fn record_outcome(
         "UPDATE freight_stages SET verification = $1, verified_at = CASE WHEN $1 = 'Succeeded' THEN $2 ELSE verified_at END \
          WHERE project = $3 AND stage = $4 AND freight = $5 AND entered_at IS NOT NULL AND left_at IS NULL",
     )
-    .bind(phase)
+    .bind(phase.as_str())
     .bind(now)
     .bind(&v.project)
     .bind(&v.stage)

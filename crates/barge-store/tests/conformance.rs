@@ -1,7 +1,9 @@
 //! One conformance suite, run against SQLite and against a real PostgreSQL server.
 
+use barge_core::analysis::VerificationPhase;
 use barge_core::model::ObjectMeta;
 use barge_core::model::kargo::{Freight, FreightOrigin, Image};
+use barge_core::promotion::Phase;
 use barge_store::{Backend, Store};
 
 #[path = "support/postgres.rs"]
@@ -85,7 +87,7 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     promote_into_dev(&s, "dev.1", &name, 10, 20, false, barge_store::HoldChange::Keep).await;
 
     let v = s.create_verification("demo", "dev", &name, "barge", 30).await.unwrap();
-    assert_eq!(v.phase, "Pending");
+    assert_eq!(v.phase, VerificationPhase::Pending);
     let again = s
         .create_verification("demo", "dev", &name, "alice", 31)
         .await
@@ -110,7 +112,9 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
         .unwrap();
     assert_eq!(s.verifications("demo", "dev", 10).await.unwrap()[0].report, report);
 
-    s.finish_verification(&v, "Succeeded", "", &report, 50).await.unwrap();
+    s.finish_verification(&v, VerificationPhase::Succeeded, "", &report, 50)
+        .await
+        .unwrap();
     let stay = s.freight_stages("demo").await.unwrap();
     assert_eq!(
         (stay[0].verification.as_str(), stay[0].verified_at),
@@ -122,6 +126,9 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
         ("Succeeded", Some(50))
     );
     assert!(s.runnable_verifications("r1", 60).await.unwrap().is_empty());
+    let audited = s.list_audit(Some("demo"), 0).await.unwrap();
+    let finished = audited.iter().rfind(|a| a.kind == "verification.finished").unwrap();
+    assert_eq!(finished.body["outcome"], "Succeeded");
     let kinds = audit_kinds(&s).await;
     let tail: Vec<&str> = kinds.iter().rev().take(3).rev().map(String::as_str).collect();
     assert_eq!(
@@ -133,9 +140,15 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     // in a new stay.
     let v2 = s.create_verification("demo", "dev", &name, "alice", 70).await.unwrap();
     assert!(s.claim_verification("demo", &v2.id, "r1", 1_000, 71).await.unwrap());
-    s.finish_verification(&v2, "Failed", "Metric \"rate\" assessed Failed", &report, 80)
-        .await
-        .unwrap();
+    s.finish_verification(
+        &v2,
+        VerificationPhase::Failed,
+        "Metric \"rate\" assessed Failed",
+        &report,
+        80,
+    )
+    .await
+    .unwrap();
     let stay = s.freight_stages("demo").await.unwrap();
     assert_eq!(stay[0].verification, "Failed");
     let ids: Vec<String> = s
@@ -178,7 +191,7 @@ async fn verifications_are_leased_and_an_abort_wins(b: Backend) {
         .unwrap_err();
     assert!(matches!(late, barge_store::StoreError::Aborted(_)), "{late}");
     let late = s
-        .finish_verification(&v, "Succeeded", "", &serde_json::json!({}), 310)
+        .finish_verification(&v, VerificationPhase::Succeeded, "", &serde_json::json!({}), 310)
         .await
         .unwrap_err();
     assert!(
@@ -203,7 +216,7 @@ async fn racing_replicas_queue_one_promotion_per_stage(b: Backend) {
     for i in 0..16 {
         let s = replicas[i % 4].clone();
         tasks.push(tokio::spawn(async move {
-            s.create_promotion(&promotion(&format!("dev.{i}.f1"), "dev", "f1", "Pending", 100))
+            s.create_promotion(&promotion(&format!("dev.{i}.f1"), "dev", "f1", Phase::Pending, 100))
                 .await
         }));
     }
@@ -218,14 +231,14 @@ async fn racing_replicas_queue_one_promotion_per_stage(b: Backend) {
     assert_eq!(replicas[0].stage_promotions("demo").await.unwrap().len(), 1);
 }
 
-fn promotion(name: &str, stage: &str, freight: &str, phase: &str, at: i64) -> barge_store::StoredPromotion {
+fn promotion(name: &str, stage: &str, freight: &str, phase: Phase, at: i64) -> barge_store::StoredPromotion {
     barge_store::StoredPromotion {
         project: "demo".into(),
         name: name.into(),
         stage: stage.into(),
         freight: freight.into(),
         actor: "alice".into(),
-        phase: phase.into(),
+        phase,
         message: String::new(),
         plan: serde_json::json!({}),
         state: serde_json::json!({}),
@@ -262,7 +275,7 @@ async fn promote_into_dev(
     verified: bool,
     hold: barge_store::HoldChange,
 ) {
-    s.create_promotion(&promotion(name, "dev", freight, "Running", created))
+    s.create_promotion(&promotion(name, "dev", freight, Phase::Running, created))
         .await
         .unwrap();
     let entry = entry("dev", freight, name, verified, hold);
@@ -270,7 +283,7 @@ async fn promote_into_dev(
         "demo",
         name,
         &serde_json::json!({}),
-        "Succeeded",
+        Phase::Succeeded,
         "",
         finished,
         Some(&entry),
@@ -306,8 +319,13 @@ async fn freight_moves_through_stages(b: Backend) {
         ),
         ("f2", "alice", "dev.b.f2")
     );
-    // Verification of f2's stay.
-    s.record_verification("demo", "dev", "f2", "Succeeded", &serde_json::json!({}), 5_000)
+    // Verification of f2's stay, through the path the daemon takes.
+    let v = s
+        .create_verification("demo", "dev", "f2", "barge", 4_500)
+        .await
+        .unwrap();
+    assert!(s.claim_verification("demo", &v.id, "r1", 10_000, 4_600).await.unwrap());
+    s.finish_verification(&v, VerificationPhase::Succeeded, "", &serde_json::json!({}), 5_000)
         .await
         .unwrap();
     let f2 = s
@@ -318,8 +336,9 @@ async fn freight_moves_through_stages(b: Backend) {
         .find(|f| f.freight == "f2")
         .unwrap();
     assert_eq!((f2.verified_at, f2.verification.as_str()), (Some(5_000), "Succeeded"));
+    // f1 left dev: there is no stay of it to verify.
     let not_there = s
-        .record_verification("demo", "dev", "f1", "Failed", &serde_json::json!({}), 5_000)
+        .create_verification("demo", "dev", "f1", "barge", 5_000)
         .await
         .unwrap_err();
     assert_eq!(not_there.class(), barge_core::ErrorClass::NotFound);
@@ -374,6 +393,7 @@ async fn freight_moves_through_stages(b: Backend) {
             "promotion.finished",
             "stage.entered",
             "stage.held",
+            "verification.started",
             "verification.finished",
             "freight.approved",
             "promotion.created",
@@ -389,10 +409,10 @@ async fn freight_moves_through_stages(b: Backend) {
 async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&url(b, &dir)).await.unwrap();
-    s.create_promotion(&promotion("dev.a.f1", "dev", "f1", "Pending", 100))
+    s.create_promotion(&promotion("dev.a.f1", "dev", "f1", Phase::Pending, 100))
         .await
         .unwrap();
-    s.create_promotion(&promotion("qa.a.f1", "qa", "f1", "Pending", 200))
+    s.create_promotion(&promotion("qa.a.f1", "qa", "f1", Phase::Pending, 200))
         .await
         .unwrap();
     let runnable: Vec<String> = s
@@ -449,28 +469,43 @@ async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
         (aborted.phase.as_str(), aborted.message.as_str()),
         ("Aborted", "aborted by bob")
     );
+    // The phases keep their text in the audit trail (and the database: rows read back above).
+    let audited = s.list_audit(Some("demo"), 0).await.unwrap();
+    let abort = audited.iter().rfind(|a| a.kind == "promotion.aborted").unwrap();
+    assert_eq!(
+        (&abort.body["phase"], &abort.body["previousPhase"]),
+        (&serde_json::json!("Aborted"), &serde_json::json!("Running"))
+    );
     let refused = s
-        .save_promotion_state("demo", "dev.a.f1", &serde_json::json!({}), "Running", "", 27_000, None)
+        .save_promotion_state(
+            "demo",
+            "dev.a.f1",
+            &serde_json::json!({}),
+            Phase::Running,
+            "",
+            27_000,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(matches!(refused, barge_store::StoreError::Aborted(_)), "{refused}");
     assert_eq!(
         s.get_promotion("demo", "dev.a.f1").await.unwrap().unwrap().phase,
-        "Aborted"
+        Phase::Aborted
     );
-    let named: Vec<String> = s
+    let named: Vec<Phase> = s
         .promotions_named("dev.a.f1")
         .await
         .unwrap()
         .into_iter()
         .map(|p| p.phase)
         .collect();
-    assert_eq!(named, ["Aborted"]);
+    assert_eq!(named, [Phase::Aborted]);
     assert!(s.promotions_named("nope").await.unwrap().is_empty());
     let again = s.abort_promotion("demo", "dev.a.f1", "bob", 28_000).await.unwrap_err();
     assert_eq!(again.class(), barge_core::ErrorClass::Conflict);
     // The stage is free for a new promotion.
-    s.create_promotion(&promotion("dev.b.f2", "dev", "f2", "Pending", 29_000))
+    s.create_promotion(&promotion("dev.b.f2", "dev", "f2", Phase::Pending, 29_000))
         .await
         .unwrap();
     let aborts = s
@@ -635,7 +670,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         stage: "dev".into(),
         freight: "1234567890".into(),
         actor: "alice".into(),
-        phase: "Running".into(),
+        phase: Phase::Running,
         message: String::new(),
         plan: serde_json::json!({"steps": [{"uses": "git-clone"}]}),
         state: serde_json::json!({"steps": [], "outputs": {}}),
@@ -661,7 +696,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
     .await
     .unwrap();
     let state = serde_json::json!({"steps": [{"alias": "step-1", "status": "Succeeded"}], "outputs": {"step-1": {"commits": {}}}});
-    s.save_promotion_state("demo", &p.name, &state, "Running", "", 20, None)
+    s.save_promotion_state("demo", &p.name, &state, Phase::Running, "", 20, None)
         .await
         .unwrap();
     let unfinished = s.unfinished_promotion("demo", "dev").await.unwrap().unwrap();
@@ -669,7 +704,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         (unfinished.state, unfinished.updated_at, unfinished.plan),
         (state.clone(), 20, p.plan.clone())
     );
-    s.save_promotion_state("demo", &p.name, &state, "Succeeded", "", 30, None)
+    s.save_promotion_state("demo", &p.name, &state, Phase::Succeeded, "", 30, None)
         .await
         .unwrap();
     assert!(s.unfinished_promotion("demo", "dev").await.unwrap().is_none());
@@ -682,7 +717,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         .collect();
     assert_eq!(listed, vec!["prod.01jxyz.1234567", "dev.01jabc.1234567"]);
     let missing = s
-        .save_promotion_state("demo", "nope", &state, "Running", "", 40, None)
+        .save_promotion_state("demo", "nope", &state, Phase::Running, "", 40, None)
         .await
         .unwrap_err();
     assert_eq!(missing.class(), barge_core::ErrorClass::NotFound);

@@ -16,6 +16,7 @@ mod verify;
 use anyhow::Result;
 use barge_core::Catalog;
 use barge_core::model::Body;
+use barge_core::promotion::Phase;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::process::ExitCode;
@@ -1644,16 +1645,21 @@ fn queue_and_wait(target: &client::Target, c: ops::Call, wait: bool, output: For
                     eprintln!("  {} {status}", step["alias"].as_str().unwrap_or_default());
                     seen += 1;
                 }
-                if !matches!(p["phase"].as_str(), Some("Pending" | "Running")) {
+                if phase_of(&p).is_none_or(Phase::is_terminal) {
                     finished.push(p);
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         }
-        let ok = finished.iter().all(|p| p["phase"] == "Succeeded");
+        let ok = finished.iter().all(|p| phase_of(p) == Some(Phase::Succeeded));
         let v = serde_json::Value::Array(finished);
         client::print(output, &v, |v| client::promotions_text(v, false))?;
         Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
+}
+
+/// A promotion's phase as the API answers it (its JSON form).
+fn phase_of(p: &serde_json::Value) -> Option<Phase> {
+    p["phase"].as_str().and_then(Phase::parse)
 }

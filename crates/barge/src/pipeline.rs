@@ -4,8 +4,10 @@
 
 use anyhow::{Result, bail};
 use barge_core::Catalog;
+use barge_core::analysis::VerificationPhase;
 use barge_core::model::Body;
 use barge_core::model::kargo::{FreightSources, StageSpec};
+use barge_core::promotion::Phase;
 use barge_core::stage::{Decision, FreightView, Hold, Soak, StageView, Waiting};
 use barge_store::{FreightStage, StageHold, Store, StoredFreight, StoredPromotion};
 use serde::Serialize;
@@ -38,10 +40,7 @@ impl Snapshot {
             freight: store.list_freight(Some(project), None).await?,
             facts: store.freight_stages(project).await?,
             holds: store.holds(project).await?,
-            unfinished: promotions
-                .into_iter()
-                .filter(|p| matches!(p.phase.as_str(), "Pending" | "Running"))
-                .collect(),
+            unfinished: promotions.into_iter().filter(|p| !p.phase.is_terminal()).collect(),
             last,
             verifications: store
                 .latest_verifications(project)
@@ -200,7 +199,7 @@ pub struct VerificationStatus {
 pub struct PromotionRef {
     pub name: String,
     pub freight: String,
-    pub phase: String,
+    pub phase: Phase,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub actor: String,
@@ -211,7 +210,7 @@ impl From<&StoredPromotion> for PromotionRef {
         PromotionRef {
             name: p.name.clone(),
             freight: p.freight.clone(),
-            phase: p.phase.clone(),
+            phase: p.phase,
             message: p.message.clone(),
             actor: p.actor.clone(),
         }
@@ -339,20 +338,20 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
                 .map(|w| w.next_open.map_or(i64::MAX, |t| t / 1000)),
             running: running.map(|p| p.name.clone()),
             verification_failed: current
-                .filter(|c| matches!(c.verification.as_str(), "Failed" | "Error" | "Inconclusive"))
+                .filter(|c| VerificationPhase::parse(&c.verification).is_some_and(VerificationPhase::is_failure))
                 .map(|c| c.freight.clone()),
             verification_running: current
-                .filter(|c| c.verification == "Running")
+                .filter(|c| VerificationPhase::parse(&c.verification) == Some(VerificationPhase::Running))
                 .map(|c| c.freight.clone()),
             upstream_current,
             failed_promotion: snap
                 .last
                 .get(def.name)
-                .filter(|p| matches!(p.phase.as_str(), "Failed" | "Errored" | "Aborted"))
+                .filter(|p| matches!(p.phase, Phase::Failed | Phase::Errored | Phase::Aborted))
                 .map(|p| barge_core::stage::FailedPromotion {
                     name: p.name.clone(),
                     freight: p.freight.clone(),
-                    phase: p.phase.clone(),
+                    phase: p.phase,
                 }),
         };
         let freight = snap.views(warehouse);
@@ -411,7 +410,7 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
         last_promotion: snap
             .last
             .get(def.name)
-            .filter(|p| !matches!(p.phase.as_str(), "Pending" | "Running"))
+            .filter(|p| p.phase.is_terminal())
             .map(PromotionRef::from),
         last_verification: snap.verifications.get(def.name).map(|v| VerificationStatus {
             alias: snap.display(&v.freight),

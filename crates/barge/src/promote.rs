@@ -68,15 +68,7 @@ impl Journal for StoreJournal {
             };
             let entry = (phase == Phase::Succeeded).then_some(&entry);
             match store
-                .save_promotion_state(
-                    &self.project,
-                    &self.name,
-                    &state,
-                    phase.as_str(),
-                    message,
-                    now_millis(),
-                    entry,
-                )
+                .save_promotion_state(&self.project, &self.name, &state, phase, message, now_millis(), entry)
                 .await
             {
                 Err(barge_store::StoreError::Aborted(_)) => {
@@ -139,7 +131,7 @@ impl Events for Progress {
                     let Some(store) = &self.store else { return };
                     let subject = format!("Promotion/{}", self.promotion);
                     let body = serde_json::json!({"step": alias, "uses": uses, "status": status.as_str(), "message": message, "outputs": outputs});
-                    let kind = if uses == "git-push" && status.as_str() == "Succeeded" {
+                    let kind = if uses == "git-push" && *status == barge_core::eval::StepStatus::Succeeded {
                         "promotion.pushed"
                     } else {
                         "promotion.step"
@@ -202,7 +194,7 @@ pub async fn create(
                 stage: def.name.to_string(),
                 freight: freight.freight.metadata.name.clone(),
                 actor: actor.to_string(),
-                phase: phase.as_str().into(),
+                phase,
                 message: String::new(),
                 plan: serde_json::to_value(&p)?,
                 state: serde_json::to_value(State::new(&p.steps))?,
@@ -291,7 +283,7 @@ async fn aborted(store: &Store, project: &str, name: &str) {
     loop {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         if let Ok(Some(p)) = store.get_promotion(project, name).await
-            && p.phase == Phase::Aborted.as_str()
+            && p.phase == Phase::Aborted
         {
             return;
         }

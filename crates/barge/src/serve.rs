@@ -9,6 +9,7 @@ use crate::pipeline::{self, AUTO_ACTOR, Snapshot};
 use crate::promote::{self, now_millis};
 use anyhow::{Context as _, Result};
 use barge_core::Catalog;
+use barge_core::analysis::VerificationPhase;
 use barge_core::promotion::{Phase, State};
 use barge_promote::{Engine, Promotion};
 use barge_store::Store;
@@ -106,7 +107,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         wake: tokio::sync::Notify::new(),
     });
     let engine = Arc::new(engine);
-    let shutdown = tokio_util_shutdown();
+    let shutdown = shutdown_on_signal();
     if let Some(addr) = opts.listen {
         let token = opts.token.clone().context("the API needs a token")?;
         let limits = crate::api::Limits::from_env()?;
@@ -139,7 +140,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let mut last_reload = now_millis();
     let mut running: tokio::task::JoinSet<(String, String, String, Result<Phase>)> = tokio::task::JoinSet::new();
     let mut running_stages: HashSet<(String, String)> = HashSet::new();
-    let mut verifying: tokio::task::JoinSet<(String, String, String, Result<String>)> = tokio::task::JoinSet::new();
+    let mut verifying: tokio::task::JoinSet<(String, String, String, Result<VerificationPhase>)> =
+        tokio::task::JoinSet::new();
     let mut verifying_stages: HashSet<(String, String)> = HashSet::new();
     let mut tally = Tally::default();
     let mut stopping = false;
@@ -301,10 +303,10 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
                         verifying_stages.remove(&(project, stage.clone()));
                         let phase = phase.unwrap_or_else(|e| {
                             tracing::error!(verification = %id, "verification could not run: {e:#}");
-                            "Error".into()
+                            VerificationPhase::Error
                         });
                         eprintln!("barge: verification {id} of {stage}: {phase}");
-                        if phase != "Succeeded" {
+                        if phase != VerificationPhase::Succeeded {
                             tally.failures.push(format!("verification {id} of {stage} {phase}"));
                         }
                     }
@@ -337,7 +339,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
 }
 
 /// A signal (Ctrl-C or SIGTERM) asks the loop to stop taking work.
-fn tokio_util_shutdown() -> Arc<tokio::sync::Notify> {
+fn shutdown_on_signal() -> Arc<tokio::sync::Notify> {
     let notify = Arc::new(tokio::sync::Notify::new());
     let n = notify.clone();
     tokio::spawn(async move {
@@ -657,7 +659,7 @@ async fn launch_verifications(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
-    verifying: &mut tokio::task::JoinSet<(String, String, String, Result<String>)>,
+    verifying: &mut tokio::task::JoinSet<(String, String, String, Result<VerificationPhase>)>,
     verifying_stages: &mut HashSet<(String, String)>,
     in_cluster: bool,
 ) -> usize {
@@ -740,7 +742,7 @@ async fn stage_health(
     def: &pipeline::StageDef<'_>,
     now: i64,
 ) -> Option<pipeline::StageHealth> {
-    let last = snap.last.get(def.name).filter(|p| p.phase == "Succeeded")?;
+    let last = snap.last.get(def.name).filter(|p| p.phase == Phase::Succeeded)?;
     let key = (def.project.to_string(), def.name.to_string());
     let known = shared.synced_apps.lock().ok().and_then(|m| {
         m.get(&key)
@@ -859,7 +861,7 @@ async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::S
                 &stored.project,
                 &stored.name,
                 &stored.state,
-                Phase::Errored.as_str(),
+                Phase::Errored,
                 &message,
                 now_millis(),
                 None,

@@ -11,9 +11,9 @@
 use crate::pipeline::{self, StageDef};
 use crate::promote::now_millis;
 use anyhow::{Context as _, Result};
-use barge_analysis::{Analysis, Measurement, MetricReport, Report};
+use barge_analysis::{Analysis, Measurement, MetricReport};
 use barge_core::Catalog;
-use barge_core::analysis::{Phase, args};
+use barge_core::analysis::{VerificationPhase, args};
 use barge_core::model::Body;
 use barge_core::model::analysis::AnalysisTemplateSpec;
 use barge_store::{Store, StoreError, Verification};
@@ -69,7 +69,7 @@ async fn last_rollout(store: &Store, clusters: &barge_kube::Clusters, def: &Stag
         .await
         .ok()?
         .into_iter()
-        .find(|p| p.stage == def.name && p.phase == "Succeeded")?;
+        .find(|p| p.stage == def.name && p.phase == barge_core::promotion::Phase::Succeeded)?;
     let stored = store.get_promotion(def.project, &last.name).await.ok()??;
     let waited = crate::promote::step_outputs(&stored, "rollout-wait")
         .find(|o| o["name"].is_string())?
@@ -157,16 +157,6 @@ pub enum Mode {
     },
 }
 
-/// The store's word for an analysis outcome.
-fn outcome(report: &Report) -> &'static str {
-    match report.phase {
-        Phase::Successful => "Succeeded",
-        Phase::Failed => "Failed",
-        Phase::Inconclusive => "Inconclusive",
-        Phase::Error | Phase::Running | Phase::Pending => "Error",
-    }
-}
-
 /// Runs a claimed verification to its end and records it; returns its final phase
 /// (`Aborted` when someone aborted it meanwhile). `progress` sees each measurement.
 pub async fn run(
@@ -176,7 +166,7 @@ pub async fn run(
     mode: &Mode,
     v: &Verification,
     progress: &(dyn Fn(&MetricReport, &Measurement) + Sync),
-) -> Result<String> {
+) -> Result<VerificationPhase> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
     let prepared = match (verification_spec(catalog, def), mode) {
@@ -198,7 +188,7 @@ pub async fn run(
         Ok(p) => p,
         Err(e) => {
             let message = format!("the verification cannot run: {e}");
-            return finish(store, v, "Error", &message, &serde_json::json!({})).await;
+            return finish(store, v, VerificationPhase::Error, &message, &serde_json::json!({})).await;
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -268,7 +258,7 @@ pub async fn run(
                     let _ = writer.await;
                     watcher.abort();
                     let message = format!("the AnalysisRun cannot be created or followed: {e}");
-                    return finish(store, v, "Error", &message, &serde_json::json!({})).await;
+                    return finish(store, v, VerificationPhase::Error, &message, &serde_json::json!({})).await;
                 }
             }
         }
@@ -279,11 +269,18 @@ pub async fn run(
     let json = serde_json::to_value(&report)?;
     if report.stopped {
         // Only an abort (or a newer verification) stops a run; it recorded itself.
-        return Ok("Aborted".into());
+        return Ok(VerificationPhase::Aborted);
     }
-    let phase = finish(store, v, outcome(&report), &report.message, &json).await?;
-    if phase == "Failed" || phase == "Error" {
-        rollback(store, catalog, def, v, &phase).await;
+    let phase = finish(
+        store,
+        v,
+        VerificationPhase::of_run(report.phase),
+        &report.message,
+        &json,
+    )
+    .await?;
+    if matches!(phase, VerificationPhase::Failed | VerificationPhase::Error) {
+        rollback(store, catalog, def, v, phase).await;
     }
     Ok(phase)
 }
@@ -328,20 +325,21 @@ fn cluster_run(
 async fn finish(
     store: &Store,
     v: &Verification,
-    phase: &str,
+    phase: VerificationPhase,
     message: &str,
     report: &serde_json::Value,
-) -> Result<String> {
+) -> Result<VerificationPhase> {
     match store.finish_verification(v, phase, message, report, now_millis()).await {
-        Ok(()) => Ok(phase.to_string()),
-        Err(StoreError::Aborted(_)) => Ok("Aborted".into()),
+        Ok(()) => Ok(phase),
+        Err(StoreError::Aborted(_)) => Ok(VerificationPhase::Aborted),
         Err(e) => Err(e).context("cannot record the verification's outcome"),
     }
 }
 
 /// The verification phases that roll a Stage back, when a ProjectConfig policy selecting it
-/// enables `autoRollback` (`onVerification`, default `[Failed]`).
-fn rollback_on(catalog: &Catalog, def: &StageDef<'_>) -> Vec<String> {
+/// enables `autoRollback` (`onVerification`, default `[Failed]`; validation refuses other
+/// names than Failed and Error).
+fn rollback_on(catalog: &Catalog, def: &StageDef<'_>) -> Vec<VerificationPhase> {
     catalog
         .resources
         .iter()
@@ -355,9 +353,12 @@ fn rollback_on(catalog: &Catalog, def: &StageDef<'_>) -> Vec<String> {
         .filter(|r| r.enabled == Some(true))
         .flat_map(|r| {
             if r.on_verification.is_empty() {
-                vec!["Failed".to_string()]
+                vec![VerificationPhase::Failed]
             } else {
-                r.on_verification.clone()
+                r.on_verification
+                    .iter()
+                    .filter_map(|p| VerificationPhase::parse(p))
+                    .collect()
             }
         })
         .collect()
@@ -366,8 +367,8 @@ fn rollback_on(catalog: &Catalog, def: &StageDef<'_>) -> Vec<String> {
 /// Re-promotes the Stage's previous verified Freight of the same origin, if rollback is on
 /// for this outcome and there is one. The promotion holds the Stage (it is not the newest
 /// Freight), so auto-promotion does not bring the failed Freight straight back.
-async fn rollback(store: &Store, catalog: &Catalog, def: &StageDef<'_>, v: &Verification, phase: &str) {
-    if !rollback_on(catalog, def).iter().any(|p| p == phase) {
+async fn rollback(store: &Store, catalog: &Catalog, def: &StageDef<'_>, v: &Verification, phase: VerificationPhase) {
+    if !rollback_on(catalog, def).contains(&phase) {
         return;
     }
     let result = async {

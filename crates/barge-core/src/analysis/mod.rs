@@ -54,6 +54,76 @@ impl Phase {
     }
 }
 
+/// A Stage's verification as barge records it (stored and shown with these names): the
+/// analysis's outcome in barge's spelling (`Succeeded`, as promotions), plus `Aborted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum VerificationPhase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Error,
+    Inconclusive,
+    Aborted,
+}
+
+impl VerificationPhase {
+    const ALL: [VerificationPhase; 7] = [
+        VerificationPhase::Pending,
+        VerificationPhase::Running,
+        VerificationPhase::Succeeded,
+        VerificationPhase::Failed,
+        VerificationPhase::Error,
+        VerificationPhase::Inconclusive,
+        VerificationPhase::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationPhase::Pending => "Pending",
+            VerificationPhase::Running => "Running",
+            VerificationPhase::Succeeded => "Succeeded",
+            VerificationPhase::Failed => "Failed",
+            VerificationPhase::Error => "Error",
+            VerificationPhase::Inconclusive => "Inconclusive",
+            VerificationPhase::Aborted => "Aborted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VerificationPhase> {
+        VerificationPhase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, VerificationPhase::Pending | VerificationPhase::Running)
+    }
+
+    /// An outcome that says the Freight is not good here (what `autoRollback` and the Stage's
+    /// waiting reasons act on); an abort says nothing about the Freight.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            VerificationPhase::Failed | VerificationPhase::Error | VerificationPhase::Inconclusive
+        )
+    }
+
+    /// The outcome of a finished analysis run: one that stopped undecided is an error.
+    pub fn of_run(phase: Phase) -> VerificationPhase {
+        match phase {
+            Phase::Successful => VerificationPhase::Succeeded,
+            Phase::Failed => VerificationPhase::Failed,
+            Phase::Inconclusive => VerificationPhase::Inconclusive,
+            Phase::Error | Phase::Running | Phase::Pending => VerificationPhase::Error,
+        }
+    }
+}
+
+impl std::fmt::Display for VerificationPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a provider measured.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MeasuredValue {
@@ -418,6 +488,26 @@ pub fn terminating(metrics: &[(Phase, bool)]) -> bool {
 mod tests {
     use super::*;
     use MeasuredValue::*;
+
+    /// The names are the stored and wire text: as_str, parse and serde agree on each.
+    #[test]
+    fn verification_phases_keep_their_names() {
+        for phase in VerificationPhase::ALL {
+            assert_eq!(serde_json::to_value(phase).unwrap(), phase.as_str());
+            assert_eq!(VerificationPhase::parse(phase.as_str()), Some(phase));
+            assert_eq!(phase.to_string(), phase.as_str());
+        }
+        assert_eq!(
+            VerificationPhase::parse("Successful"),
+            None,
+            "Rollouts' spelling is not barge's"
+        );
+        assert_eq!(
+            VerificationPhase::of_run(Phase::Successful),
+            VerificationPhase::Succeeded
+        );
+        assert_eq!(VerificationPhase::of_run(Phase::Running), VerificationPhase::Error);
+    }
 
     fn limits(yaml: &str) -> Limits {
         let m: Metric = yaml_serde::from_str(yaml).unwrap();

@@ -24,12 +24,7 @@ use serde_json::{Map, Value as Json, json};
 pub const AUTHORIZED_STAGE: &str = "kargo.akuity.io/authorized-stage";
 
 fn kube_error(e: KubeError) -> StepError {
-    match e.class() {
-        barge_core::ErrorClass::Transient | barge_core::ErrorClass::RateLimited | barge_core::ErrorClass::Conflict => {
-            StepError::Retryable(e.to_string())
-        }
-        _ => StepError::Invalid(e.to_string()),
-    }
+    StepError::of_class(e.class(), e.to_string())
 }
 
 async fn objects(

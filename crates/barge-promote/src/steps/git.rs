@@ -6,7 +6,6 @@
 
 use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
-use barge_core::ErrorClass;
 use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
 use barge_git::cache::{ChainLink, ChainTurn, Checkout};
@@ -66,10 +65,7 @@ pub(crate) async fn release(engine: &crate::Engine, work: &std::path::Path) {
 }
 
 fn git_error(e: GitError) -> StepError {
-    match e.class() {
-        ErrorClass::Transient | ErrorClass::RateLimited => StepError::Retryable(e.to_string()),
-        _ => StepError::Invalid(e.to_string()),
-    }
+    StepError::of_class(e.class(), e.to_string())
 }
 
 /// The innermost checkout (one git-clone made) holding `path`: its path in the work directory
@@ -400,12 +396,8 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         if let Some(n) = c.max_attempts {
             policy.max_attempts = n.max(1);
         }
-        let to_step_error = |e: GitError| match e {
-            // A conflict is terminal; transient faults may pass.
-            GitError::Conflict { .. } => StepError::Invalid(e.to_string()),
-            other => git_error(other),
-        };
-        let sha = push_in_chain(ctx, &ws, &branch, &policy).await.map_err(to_step_error)?;
+        // A merge conflict is terminal (its class says so); transient faults may pass.
+        let sha = push_in_chain(ctx, &ws, &branch, &policy).await.map_err(git_error)?;
         out.insert("commit".into(), json!(sha));
         if let Some(url) = commit_url(&original_url, &sha) {
             out.insert("commitURL".into(), json!(url));

@@ -16,6 +16,7 @@ mod render;
 mod update;
 
 use crate::{BoxFuture, Engine, Promotion};
+use barge_core::ErrorClass;
 use barge_core::eval::{Data, Scope};
 use barge_core::promotion::FlatStep;
 use serde::de::DeserializeOwned;
@@ -55,9 +56,24 @@ pub enum StepError {
     /// Bad config or an unrecoverable condition: retrying cannot help.
     #[error("{0}")]
     Invalid(String),
-    /// A fault that may pass (network, a busy remote).
+    /// A fault that may pass (network, a busy remote, a write that lost a race).
     #[error("{0}")]
     Retryable(String),
+}
+
+impl StepError {
+    /// The step error for an edge crate's failure of `class`: the one place a class decides
+    /// whether a step tries again. A [`ErrorClass::Conflict`] (a stale read, e.g. Kubernetes'
+    /// 409) passes once the step re-reads, so it is retried; a
+    /// [`ErrorClass::MergeConflict`] (a git rebase conflict) would only replay itself.
+    pub(crate) fn of_class(class: ErrorClass, message: String) -> StepError {
+        match class {
+            ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Conflict => StepError::Retryable(message),
+            ErrorClass::Auth | ErrorClass::NotFound | ErrorClass::MergeConflict | ErrorClass::Invalid => {
+                StepError::Invalid(message)
+            }
+        }
+    }
 }
 
 /// A change outside the work tree that a step asks for; the caller applies it to the store.
@@ -226,5 +242,30 @@ mod tests {
         for m in missing {
             assert!(doc.contains(&format!("`{m}`")), "{m} is not documented");
         }
+    }
+
+    /// One meaning per class, whichever crate reports it: a write that lost a race (Kubernetes'
+    /// 409) is tried again, a git merge conflict ends the step.
+    #[test]
+    fn a_stale_write_is_retried_and_a_merge_conflict_is_terminal() {
+        let of = |class| StepError::of_class(class, "m".into());
+        for retried in [ErrorClass::Transient, ErrorClass::RateLimited, ErrorClass::Conflict] {
+            assert_eq!(of(retried), StepError::Retryable("m".into()), "{retried}");
+        }
+        for terminal in [
+            ErrorClass::Auth,
+            ErrorClass::NotFound,
+            ErrorClass::MergeConflict,
+            ErrorClass::Invalid,
+        ] {
+            assert_eq!(of(terminal), StepError::Invalid("m".into()), "{terminal}");
+        }
+        let kube_409 = barge_kube::KubeError::Conflict("the object has been modified".into());
+        assert_eq!(of(kube_409.class()), StepError::Retryable("m".into()));
+        let rebase = barge_git::GitError::MergeConflict {
+            url: "https://git.example/config.git".into(),
+            message: "the promotion's changes conflict with the branch main".into(),
+        };
+        assert_eq!(of(rebase.class()), StepError::Invalid("m".into()));
     }
 }
