@@ -64,16 +64,40 @@ impl SubscriptionReport {
     }
 }
 
-/// The Warehouses of the catalog with their specs (only the one named, when given).
+/// Which Warehouses a discovery pass covers. A Warehouse is its project and its name: two
+/// projects may each have an `app`.
+#[derive(Clone, Copy, Debug)]
+pub enum Selection<'a> {
+    All,
+    /// Every project's Warehouse of this name (`barge discover --warehouse NAME`).
+    Named(&'a str),
+    /// One Warehouse.
+    One {
+        project: &'a str,
+        name: &'a str,
+    },
+}
+
+impl Selection<'_> {
+    fn matches(&self, r: &barge_core::Resource) -> bool {
+        match *self {
+            Selection::All => true,
+            Selection::Named(name) => r.name == name,
+            Selection::One { project, name } => r.project == project && r.name == name,
+        }
+    }
+}
+
+/// The Warehouses of the catalog the selection covers, with their specs.
 pub fn warehouses<'a>(
     catalog: &'a Catalog,
-    only: Option<&'a str>,
+    only: Selection<'a>,
 ) -> impl Iterator<Item = (&'a barge_core::Resource, &'a barge_core::model::kargo::WarehouseSpec)> + 'a {
     // A Warehouse without a spec has no subscriptions (discovery says so).
     static NO_SPEC: std::sync::LazyLock<barge_core::model::kargo::WarehouseSpec> =
         std::sync::LazyLock::new(Default::default);
     catalog.resources.iter().filter_map(move |r| match &r.body {
-        Some(Body::Warehouse(w)) if only.is_none_or(|n| n == r.name) => Some((r, w.spec.as_ref().unwrap_or(&NO_SPEC))),
+        Some(Body::Warehouse(w)) if only.matches(r) => Some((r, w.spec.as_ref().unwrap_or(&NO_SPEC))),
         _ => None,
     })
 }
@@ -105,11 +129,11 @@ impl Discoverer {
         })
     }
 
-    /// Runs discovery for the Warehouses in the catalog (or the one named).
+    /// Runs discovery for the Warehouses of the catalog the selection covers.
     pub async fn run(
         &self,
         catalog: &Catalog,
-        only: Option<&str>,
+        only: Selection<'_>,
         store: Option<&barge_store::Store>,
     ) -> Result<Vec<WarehouseReport>> {
         run_with(self, catalog, only, store).await
@@ -119,7 +143,7 @@ impl Discoverer {
 async fn run_with(
     d: &Discoverer,
     catalog: &Catalog,
-    only: Option<&str>,
+    only: Selection<'_>,
     store: Option<&barge_store::Store>,
 ) -> Result<Vec<WarehouseReport>> {
     let (registry, insecure, git_config) = (&d.registry, &d.insecure, &d.git_config);

@@ -817,7 +817,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             passes,
         } => {
             let mode = if watch { Mode::Watch(passes) } else { Mode::Once };
-            discover(&paths, warehouse.as_deref(), output, &registry, db.as_deref(), mode)
+            let selection = warehouse
+                .as_deref()
+                .map_or(discover::Selection::All, discover::Selection::Named);
+            discover(&paths, selection, output, &registry, db.as_deref(), mode)
         }
         Command::Refresh {
             what:
@@ -837,7 +840,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::from(2));
                 }
-                return discover(&paths, Some(&name), output, &registry, Some(&target.db()?), Mode::Once);
+                let selection = match &project {
+                    Some(project) => discover::Selection::One { project, name: &name },
+                    None => discover::Selection::Named(&name),
+                };
+                return discover(&paths, selection, output, &registry, Some(&target.db()?), Mode::Once);
             }
             let c = ops::Call::Refresh {
                 project,
@@ -1375,7 +1382,7 @@ enum Mode {
 
 fn discover(
     paths: &[String],
-    warehouse: Option<&str>,
+    selection: discover::Selection<'_>,
     output: Format,
     registry: &RegistryArgs,
     db: Option<&str>,
@@ -1391,14 +1398,18 @@ fn discover(
         eprintln!("barge: error: fix the definitions before discovering");
         return Ok(ExitCode::from(1));
     }
-    if let Some(w) = warehouse
-        && !catalog
-            .resources
-            .iter()
-            .any(|r| r.kind == barge_core::model::Kind::Warehouse && r.name == w)
-    {
-        eprintln!("barge: error: no Warehouse named {w:?} in the definitions");
-        return Ok(ExitCode::from(2));
+    if discover::warehouses(&catalog, selection).next().is_none() {
+        match selection {
+            discover::Selection::All => {}
+            discover::Selection::Named(name) => {
+                eprintln!("barge: error: no Warehouse named {name:?} in the definitions");
+                return Ok(ExitCode::from(2));
+            }
+            discover::Selection::One { project, name } => {
+                eprintln!("barge: error: no Warehouse named {name:?} in project {project:?} in the definitions");
+                return Ok(ExitCode::from(2));
+            }
+        }
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // A bad config file is the user's to fix: exit 2, before anything runs.
@@ -1422,7 +1433,7 @@ fn discover(
     if let Mode::Watch(passes) = mode {
         runtime.block_on(watch(
             &catalog,
-            warehouse,
+            selection,
             &registry_config,
             &git_credentials,
             store.as_ref(),
@@ -1432,7 +1443,7 @@ fn discover(
         return Ok(ExitCode::SUCCESS);
     }
     let discoverer = discover::Discoverer::new(registry_config, git_credentials)?;
-    let reports = runtime.block_on(discoverer.run(&catalog, warehouse, store.as_ref()))?;
+    let reports = runtime.block_on(discoverer.run(&catalog, selection, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
         .iter()
@@ -1457,7 +1468,7 @@ fn print_reports(reports: &[discover::WarehouseReport], output: Format) -> Resul
 /// Discovers Warehouses as they come due, until Ctrl-C (or `passes` Warehouse passes).
 async fn watch(
     catalog: &Catalog,
-    only: Option<&str>,
+    selection: discover::Selection<'_>,
     registry: &barge_registry::RegistryConfig,
     git_credentials: &barge_git::CredentialLookup,
     store: Option<&barge_store::Store>,
@@ -1467,7 +1478,7 @@ async fn watch(
     use barge_core::schedule::Schedule;
     let discoverer = discover::Discoverer::new(registry.clone(), git_credentials.clone())?;
     let mut warehouses = Vec::new();
-    for (r, spec) in discover::warehouses(catalog, only) {
+    for (r, spec) in discover::warehouses(catalog, selection) {
         let key = format!("{}/{}", r.project, r.name);
         let schedule =
             Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
@@ -1476,15 +1487,19 @@ async fn watch(
             Some(s) => s.get_discovery_status(&r.project, &r.name).await?.map(|(_, at)| at),
             None => None,
         };
-        warehouses.push((r.name.clone(), schedule, last));
+        warehouses.push((r, schedule, last));
     }
     anyhow::ensure!(!warehouses.is_empty(), "no Warehouse to watch");
     let mut done = 0u32;
     loop {
         let now = discover::now_millis();
-        for (name, schedule, last) in &mut warehouses {
+        for (r, schedule, last) in &mut warehouses {
             if schedule.next_due(*last, now) <= now {
-                let reports = discoverer.run(catalog, Some(name), store).await?;
+                let this = discover::Selection::One {
+                    project: &r.project,
+                    name: &r.name,
+                };
+                let reports = discoverer.run(catalog, this, store).await?;
                 print_reports(&reports, output)?;
                 *last = Some(discover::now_millis());
                 done += 1;
