@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use barge_core::Catalog;
-use barge_core::freight;
+use barge_core::criteria::{self, MintDecision};
 use barge_core::model::Body;
-use barge_core::model::kargo::{Chart, FreightOrigin, GitCommit, Image};
+use barge_core::model::kargo::{Chart, GitCommit, Image};
 use barge_git::discover::{GitConfig, GitDiscovery, discover_git};
 use barge_registry::discover::{ChartDiscovery, ImageDiscovery, discover_chart, discover_image};
 use barge_registry::{Registry, RegistryConfig};
@@ -250,60 +250,32 @@ async fn run_with(
                 }
             }
         }
-        let manual = spec.freight_creation_policy.as_deref() == Some("Manual");
+        let found = criteria::Found {
+            commits,
+            images,
+            charts,
+            missing,
+        };
         let mut criteria_failed = false;
-        let (freight, reason) = if !missing.is_empty() {
-            (None, Some(missing.join("; ")))
-        } else if images.is_empty() && commits.is_empty() && charts.is_empty() {
-            (None, Some("the warehouse has no subscriptions".to_string()))
-        } else {
-            let origin = FreightOrigin {
-                kind: "Warehouse".into(),
-                name: r.name.clone(),
-            };
-            let mut f = freight::mint(origin, commits, images, charts, &|_| false);
-            f.metadata.namespace = Some(r.project.clone()).filter(|p| !p.is_empty());
-            let value = barge_core::model::prune(serde_json::to_value(&f)?);
-            if manual {
-                (
-                    None,
-                    Some(format!(
-                        "freightCreationPolicy is Manual: Freight {} is not created automatically",
-                        f.metadata.name
-                    )),
-                )
-            } else if let Some(expression) = spec
-                .freight_creation_criteria
-                .as_ref()
-                .and_then(|c| c.expression.as_deref())
-            {
-                match barge_core::criteria::evaluate(expression, &f) {
-                    Ok(true) => (Some(value), None),
-                    Ok(false) => (
-                        None,
-                        Some(format!(
-                            "freightCreationCriteria is false for these candidates ({expression}): Freight {} is not created",
-                            f.metadata.name
-                        )),
-                    ),
-                    Err(e) => {
-                        criteria_failed = true;
-                        (None, Some(format!("freightCreationCriteria failed: {e}")))
-                    }
-                }
-            } else {
-                (Some(value), None)
+        let (to_create, reason) = match criteria::decide(&r.project, &r.name, spec, found) {
+            MintDecision::Create(f) => (Some(*f), None),
+            MintDecision::Skip(reason) => (None, Some(reason)),
+            MintDecision::CriteriaFailed(reason) => {
+                criteria_failed = true;
+                (None, Some(reason))
             }
         };
-        let mut freight = freight;
+        let mut freight = match &to_create {
+            Some(f) => Some(barge_core::model::prune(serde_json::to_value(f)?)),
+            None => None,
+        };
         let mut stored = None;
         if let Some(store) = store {
             let now = now_millis();
             store
                 .put_discovery_status(&r.project, &r.name, &serde_json::to_value(&subs)?, now)
                 .await?;
-            if let (Some(value), false) = (&freight, manual) {
-                let f: barge_core::model::kargo::Freight = serde_json::from_value(value.clone())?;
+            if let Some(f) = to_create {
                 let minted = store.mint_freight(&r.project, &r.name, f, now).await?;
                 stored = Some(if minted.created { "created" } else { "existing" });
                 freight = Some(barge_core::model::prune(serde_json::to_value(&minted.freight.freight)?));
