@@ -1532,7 +1532,7 @@ fn default_work_dir() -> std::path::PathBuf {
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a
 /// source that cannot be fetched exit status 1.
 fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
-    for skipped in paths.iter().filter(|p| not_yaml(paths, p)) {
+    for skipped in paths.iter().filter(|p| barge_source::skipped(paths, p)) {
         eprintln!("barge: note: skipping {skipped}: not a .yaml/.yml file");
     }
     load_catalog(paths).map_err(|e| {
@@ -1541,28 +1541,15 @@ fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
     })
 }
 
-/// Whether `path`, one of `paths`, is a file to skip: with several paths (a shell glob such as
-/// `examples/*`), files that are not `.yaml`/`.yml` are left out, as a directory's are. A file
-/// named alone is read whatever its name.
-fn not_yaml(paths: &[String], path: &str) -> bool {
-    let p = std::path::Path::new(path);
-    paths.len() > 1
-        && matches!(barge_source::parse_source(path), barge_source::Source::Path(_))
-        && p.is_file()
-        && !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-}
-
-/// Loads and validates sources (the daemon's reload uses this too).
+/// Loads and validates sources (the daemon's reload uses this too); each git command of a Git
+/// source within BARGE_SOURCE_TIMEOUT (a Go duration), 2 minutes by default.
 pub fn load_catalog(paths: &[String]) -> Result<Catalog, barge_source::SourceError> {
-    let sources: Vec<barge_source::Source> = paths
-        .iter()
-        .filter(|p| !not_yaml(paths, p))
-        .map(|p| barge_source::parse_source(p))
-        .collect();
-    let mut catalog = Catalog::default();
-    barge_source::load(&sources, &mut catalog)?;
-    barge_core::validate::validate(&mut catalog);
-    Ok(catalog)
+    let git_timeout = std::env::var("BARGE_SOURCE_TIMEOUT")
+        .ok()
+        .and_then(|d| barge_core::duration::parse_go_duration(&d).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(barge_source::DEFAULT_GIT_TIMEOUT);
+    barge_source::load_catalog(paths, git_timeout)
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
