@@ -400,6 +400,51 @@ fn credentials_in_git_urls_never_appear_in_output() {
     assert!(all.contains("deploy-bot:***@127.0.0.1"), "{all}");
 }
 
+/// A git server that accepts the connection and never answers: loading fails with a timeout
+/// within the bound (BARGE_SOURCE_TIMEOUT), instead of hanging (and, in the daemon, stalling
+/// every reload after it).
+#[test]
+fn a_git_source_that_never_answers_times_out() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Accepts every connection and keeps it open, saying nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut child = support::barge()
+        .args(["validate", &format!("http://127.0.0.1:{port}/x.git")])
+        .env("BARGE_SOURCE_TIMEOUT", "2s")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("barge validate still waiting on a silent git server after 60s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "cannot fetch http://127.0.0.1:{port}/x.git: git fetch timed out after 2s"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "one fetch, not one per attempt: {:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_closed_pipe_ends_barge_quietly() {
     // The reader is gone before barge writes (`barge plan -o json | head -1` once head exits).

@@ -187,7 +187,12 @@ fn run_stage(repo: &str, project: &str, stage: &str) -> Result<String, String> {
     let root = dir.path().join("remotes");
     let mut catalog = barge_core::Catalog::default();
     let src = source(repo);
-    barge_source::load(&[barge_source::parse_source(src.to_str().unwrap())], &mut catalog).unwrap();
+    barge_source::load(
+        &[barge_source::parse_source(src.to_str().unwrap())],
+        &mut catalog,
+        barge_source::DEFAULT_GIT_TIMEOUT,
+    )
+    .unwrap();
     let spec = catalog
         .resources
         .iter()
@@ -404,7 +409,12 @@ fn corpus_templates_promote_end_to_end() {
     for (repo, project, stage) in CASES {
         let mut catalog = barge_core::Catalog::default();
         let src = source(repo);
-        barge_source::load(&[barge_source::parse_source(src.to_str().unwrap())], &mut catalog).unwrap();
+        barge_source::load(
+            &[barge_source::parse_source(src.to_str().unwrap())],
+            &mut catalog,
+            barge_source::DEFAULT_GIT_TIMEOUT,
+        )
+        .unwrap();
         // Every Stage of the repository when none is named.
         let stages: Vec<(String, String)> = catalog
             .resources

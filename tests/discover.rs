@@ -449,3 +449,62 @@ async fn no_freight_is_minted_at_a_lying_registrys_digest() {
     let list: Value = serde_json::from_slice(&run(&["get", "freight", "--db", &db, "-o", "json"]).stdout).unwrap();
     assert_eq!(list, serde_json::json!([]), "nothing stored");
 }
+
+/// A Warehouse is its project and its name: two projects with an `app` Warehouse each are two
+/// Warehouses, and one daemon pass discovers each of them once (not both of them once per
+/// Warehouse of that name, the second time off schedule).
+#[tokio::test(flavor = "multi_thread")]
+async fn same_named_warehouses_in_two_projects_are_each_discovered_once_per_pass() {
+    let reg = registry::TestRegistry::start(None).await;
+    for repo in ["alpha/app", "beta/app"] {
+        reg.push_tags(repo, &["1.0.0".to_string()]).await;
+    }
+    // The tag listings the daemon sends, by request number (the plan is asked more than once
+    // per request).
+    let listings = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let seen = listings.clone();
+    let proxy = registry::Proxy::start(
+        &reg.host,
+        None,
+        std::sync::Arc::new(move |n, path: &str| {
+            if path.contains("/tags/list") {
+                seen.lock()
+                    .unwrap()
+                    .insert((n, path.split('?').next().unwrap().to_string()));
+            }
+            registry::Fault::Pass
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs");
+    std::fs::create_dir_all(&defs).unwrap();
+    for project in ["alpha", "beta"] {
+        std::fs::write(
+            defs.join(format!("{project}.yaml")),
+            format!("apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: {project}}}\nspec:\n  interval: 1h\n  subscriptions:\n    - image: {{repoURL: {}/{project}/app}}\n", proxy.host),
+        )
+        .unwrap();
+    }
+    let out = support::barge()
+        .args(["serve", defs.to_str().unwrap(), "--once"])
+        .env("BARGE_DB", format!("sqlite://{}/barge.db", dir.path().display()))
+        .env("BARGE_WORK_DIR", dir.path().join("work"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "serve --once failed:\n{}", stderr(&out));
+    let mut per_repo = std::collections::BTreeMap::new();
+    for (_, path) in listings.lock().unwrap().iter() {
+        *per_repo.entry(path.clone()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        per_repo,
+        std::collections::BTreeMap::from([
+            ("/v2/alpha/app/tags/list".to_string(), 1),
+            ("/v2/beta/app/tags/list".to_string(), 1),
+        ]),
+        "one discovery per Warehouse per pass"
+    );
+    let minted = stderr(&out).matches("minted freight").count();
+    assert_eq!(minted, 2, "each Warehouse mints its Freight once:\n{}", stderr(&out));
+}

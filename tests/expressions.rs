@@ -156,7 +156,12 @@ fn every_corpus_expression_evaluates() {
     for repo in repos {
         let name = repo.file_name().unwrap().to_string_lossy().to_string();
         let mut catalog = barge_core::Catalog::default();
-        barge_source::load(&[barge_source::parse_source(repo.to_str().unwrap())], &mut catalog).unwrap();
+        barge_source::load(
+            &[barge_source::parse_source(repo.to_str().unwrap())],
+            &mut catalog,
+            barge_source::DEFAULT_GIT_TIMEOUT,
+        )
+        .unwrap();
         let stages: Vec<(String, String)> = catalog
             .resources
             .iter()

@@ -141,19 +141,16 @@ impl ImagePolicy {
     /// `limit` when listed tags turn out to be missing, to move on to the next ones).
     pub fn candidates_upto(&self, tags: &[String], n: usize) -> Vec<String> {
         match self.strategy {
-            ImageStrategy::SemVer => {
-                let mut versions: Vec<(Version, &String)> = tags
-                    .iter()
-                    .filter(|t| self.allowed(t))
-                    .filter_map(|t| Version::parse(t, self.strict).ok().map(|v| (v, t)))
-                    .filter(|(v, _)| self.constraint.as_ref().is_none_or(|c| c.matches(v)))
-                    .collect();
-                // Newest first; equal versions (`v1.2.3` and `1.2.3`) by tag, for a stable order.
-                let order =
-                    |(a, ta): &(Version, &String), (b, tb): &(Version, &String)| b.cmp(a).then_with(|| tb.cmp(ta));
-                best_n(&mut versions, n, order);
-                versions.into_iter().map(|(_, t)| t.clone()).collect()
-            }
+            ImageStrategy::SemVer => newest_versions(
+                tags.iter().filter(|t| self.allowed(t)),
+                |t| t.as_str(),
+                self.strict,
+                self.constraint.as_ref(),
+                n,
+            )
+            .into_iter()
+            .cloned()
+            .collect(),
             ImageStrategy::Lexical => {
                 let mut list: Vec<&String> = tags.iter().filter(|t| self.allowed(t)).collect();
                 best_n(&mut list, n, |a, b| b.cmp(a));
@@ -163,6 +160,31 @@ impl ImagePolicy {
             ImageStrategy::NewestBuild => tags.iter().filter(|t| self.allowed(t)).cloned().collect(),
         }
     }
+}
+
+/// Kargo's SemVer selection, the one rule for image tags, git tags and chart versions
+/// (Kargo's pkg/image/semver_selector.go, pkg/controller/git/commit/semver_selector.go and
+/// pkg/helm/chart/base_selector.go): the items whose name reads as a version (`strict`: all of
+/// major, minor and patch) that the constraint allows, newest first, at most `n`. Prereleases
+/// are Masterminds' rule: a constraint allows one only when it names a prerelease itself;
+/// without a constraint every version counts. Equal versions (`1.0` and `1.0.0`, `v1.2.3` and
+/// `1.2.3`) are ordered by name, greatest first, so the order never depends on the listing's.
+pub fn newest_versions<T>(
+    items: impl IntoIterator<Item = T>,
+    name: impl Fn(&T) -> &str,
+    strict: bool,
+    constraint: Option<&Constraint>,
+    n: usize,
+) -> Vec<T> {
+    let mut versions: Vec<(Version, T)> = items
+        .into_iter()
+        .filter_map(|item| Version::parse(name(&item), strict).ok().map(|v| (v, item)))
+        .filter(|(v, _)| constraint.is_none_or(|c| c.matches(v)))
+        .collect();
+    best_n(&mut versions, n, |(a, _), (b, _)| {
+        b.cmp(a).then_with(|| b.original.cmp(&a.original))
+    });
+    versions.into_iter().map(|(_, item)| item).collect()
 }
 
 /// Keeps the first `n` items of `items` in `order`, sorted: a partial selection, then a sort of
@@ -306,6 +328,50 @@ mod tests {
         for bad in ["", ".x", "-x", "1.2.3+build", "a/b", "é", &"a".repeat(129), &long] {
             assert!(!is_valid_tag(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn one_semver_order_for_tags_and_versions() {
+        let all = tags(&[
+            "1.0",
+            "1.0.0",
+            "v1.0.0",
+            "2.0.0-rc.1",
+            "1.1.0",
+            "latest",
+            "0.9.0+build.1",
+        ]);
+        let newest = |strict, constraint: Option<&str>| {
+            let c = constraint.map(|c| Constraint::parse(c).unwrap());
+            newest_versions(all.iter(), |t| t.as_str(), strict, c.as_ref(), usize::MAX)
+                .into_iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            newest(false, None),
+            ["2.0.0-rc.1", "1.1.0", "v1.0.0", "1.0.0", "1.0", "0.9.0+build.1"],
+            "no constraint: every version, prereleases too; equal versions by name"
+        );
+        assert_eq!(
+            newest(true, None),
+            ["2.0.0-rc.1", "1.1.0", "v1.0.0", "1.0.0", "0.9.0+build.1"],
+            "strict: all three numbers"
+        );
+        assert_eq!(
+            newest(true, Some(">=1.0.0")),
+            ["1.1.0", "v1.0.0", "1.0.0"],
+            "a constraint without a prerelease excludes them"
+        );
+        assert_eq!(newest(true, Some(">=1.1.0-0")), ["2.0.0-rc.1", "1.1.0"]);
+        let first_two = newest_versions(all.iter(), |t| t.as_str(), true, None, 2);
+        assert_eq!(first_two, [&all[3], &all[4]], "at most n, the newest");
+        // Items other than tags: the name is read from each.
+        let items = [("a", 1), ("3.0.0", 2), ("2.0.0", 3)];
+        assert_eq!(
+            newest_versions(items, |i| i.0, true, None, 10),
+            [("3.0.0", 2), ("2.0.0", 3)]
+        );
     }
 
     #[test]

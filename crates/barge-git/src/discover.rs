@@ -8,7 +8,7 @@ use barge_core::glob::Glob;
 use barge_core::model::kargo::GitSubscription;
 use barge_core::rewrite::{Rewrite, apply};
 use barge_core::select::TagFilter;
-use barge_core::semver::{Constraint, Version};
+use barge_core::semver::Constraint;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -356,14 +356,9 @@ pub async fn discover_git(
             .collect();
         let strict = sub.strict_semvers.unwrap_or(true);
         match strategy {
+            // Every matching tag, in order: the path and expression filters below may skip some.
             Strategy::SemVer => {
-                let mut versioned: Vec<(Version, (String, String, String, String))> = tags
-                    .into_iter()
-                    .filter_map(|t| Version::parse(&t.0, strict).ok().map(|v| (v, t)))
-                    .filter(|(v, _)| constraint.as_ref().is_none_or(|c| c.matches(v)))
-                    .collect();
-                versioned.sort_by(|(a, ta), (b, tb)| b.cmp(a).then_with(|| tb.0.cmp(&ta.0)));
-                tags = versioned.into_iter().map(|(_, t)| t).collect();
+                tags = barge_core::select::newest_versions(tags, |t| &t.0, strict, constraint.as_ref(), usize::MAX)
             }
             Strategy::Lexical => tags.sort_by(|a, b| b.0.cmp(&a.0)),
             _ => tags.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(&a.0))),

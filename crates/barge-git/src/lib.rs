@@ -32,6 +32,9 @@ pub enum GitError {
     /// (A branch that merely moved is not one: a push fetches, replays and retries.)
     #[error("{url}: {message}")]
     MergeConflict { url: String, message: String },
+    /// git did not finish within its time limit (a server that accepts and never answers).
+    #[error("{url}: {message}")]
+    TimedOut { url: String, message: String },
 }
 
 impl GitError {
@@ -42,8 +45,35 @@ impl GitError {
             GitError::NotFound { .. } => barge_core::ErrorClass::NotFound,
             GitError::Invalid { .. } => barge_core::ErrorClass::Invalid,
             GitError::MergeConflict { .. } => barge_core::ErrorClass::MergeConflict,
+            GitError::TimedOut { .. } => barge_core::ErrorClass::Transient,
         }
     }
+
+    /// What went wrong, without the URL the `Display` starts with.
+    pub fn message(&self) -> &str {
+        match self {
+            GitError::Transient { message, .. }
+            | GitError::Auth { message, .. }
+            | GitError::NotFound { message, .. }
+            | GitError::Invalid { message, .. }
+            | GitError::MergeConflict { message, .. }
+            | GitError::TimedOut { message, .. } => message,
+        }
+    }
+}
+
+/// [`git_env`] for a caller on a thread without an async runtime (loading definitions, which
+/// the daemon does on a thread of its own): the same clean environment, askpass for a URL's
+/// userinfo, redaction and time limit.
+pub fn git_blocking(dir: &std::path::Path, args: &[&str], url: &str, timeout: Duration) -> Result<Output, GitError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| GitError::Invalid {
+            url: redact(url),
+            message: format!("cannot start git ({e})"),
+        })?;
+    runtime.block_on(git_env(Some(dir), args, url, timeout, &[], None))
 }
 
 /// Runs git with a clean, non-interactive environment and a time limit; the error text never
@@ -107,13 +137,9 @@ pub(crate) async fn git_env(
     let shown = redact(url);
     let out = tokio::time::timeout(timeout, cmd.output())
         .await
-        .map_err(|_| GitError::Transient {
+        .map_err(|_| GitError::TimedOut {
             url: shown.clone(),
-            message: format!(
-                "git {} timed out after {}s",
-                args.first().unwrap_or(&""),
-                timeout.as_secs()
-            ),
+            message: format!("git {} timed out after {:?}", args.first().unwrap_or(&""), timeout),
         })?
         .map_err(|e| GitError::Invalid {
             url: shown.clone(),

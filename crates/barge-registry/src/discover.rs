@@ -604,7 +604,7 @@ pub async fn discover_chart(
     reg: &Registry,
     sub: &barge_core::model::kargo::ChartSubscription,
 ) -> Result<ChartDiscovery, RegistryError> {
-    use barge_core::semver::{Constraint, Version};
+    use barge_core::semver::Constraint;
     let before = reg.requests();
     let invalid = |message: String| RegistryError::Invalid {
         url: sub.repo_url.clone(),
@@ -649,18 +649,16 @@ pub async fn discover_chart(
         )
     };
     let listed = raw_versions.len();
-    let mut versions: Vec<(Version, String)> = raw_versions
-        .into_iter()
-        .filter_map(|v| Version::parse(&v, false).ok().map(|p| (p, v)))
-        .filter(|(v, _)| constraint.as_ref().map_or(v.pre.is_empty(), |c| c.matches(v)))
-        .collect();
-    versions.sort_by(|(a, ta), (b, tb)| b.cmp(a).then_with(|| tb.cmp(ta)));
-    versions.dedup_by(|a, b| a.1 == b.1);
+    // An index may list a version twice; it is one candidate.
+    let mut distinct = raw_versions;
+    distinct.sort_unstable();
+    distinct.dedup();
+    let versions = barge_core::select::newest_versions(distinct, |v| v.as_str(), false, constraint.as_ref(), limit);
     Ok(ChartDiscovery {
         repo_url: sub.repo_url.clone(),
         name,
         versions_listed: listed,
-        versions: versions.into_iter().take(limit).map(|(_, v)| v).collect(),
+        versions,
         requests: reg.requests() - before,
     })
 }

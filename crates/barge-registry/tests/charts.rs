@@ -74,8 +74,9 @@ async fn classic_http_repository() {
     assert_eq!((d.versions_listed, d.requests), (4, 1));
     let latest = discover_chart(&client, &sub(None)).await.unwrap();
     assert_eq!(
-        latest.versions[0], "6.6.0",
-        "without a constraint: the newest stable version"
+        latest.versions,
+        ["6.7.0-rc.1", "6.6.0", "6.5.4", "5.2.1"],
+        "without a constraint: every version, prereleases too (as Kargo, and as image and git tags)"
     );
     let pre = discover_chart(&client, &sub(Some(">=6.7.0-0"))).await.unwrap();
     assert_eq!(pre.versions, ["6.7.0-rc.1"]);

@@ -13,7 +13,7 @@
 
 use barge_core::Catalog;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 /// One place to load definitions from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,13 +88,42 @@ pub fn parse_source(arg: &str) -> Source {
 
 pub use barge_core::secret::redact_url;
 
+/// How long one git command fetching a Git source may take by default: a server that accepts
+/// the connection and never answers must not hold a load (or the daemon's reload) forever.
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Loads and validates definitions named on a command line (the CLI's verbs and the daemon's
+/// reload): every argument but the [`skipped`] ones, each git command within `git_timeout`.
+pub fn load_catalog(args: &[String], git_timeout: Duration) -> Result<Catalog, SourceError> {
+    let sources: Vec<Source> = args
+        .iter()
+        .filter(|a| !skipped(args, a))
+        .map(|a| parse_source(a))
+        .collect();
+    let mut catalog = Catalog::default();
+    load(&sources, &mut catalog, git_timeout)?;
+    barge_core::validate::validate(&mut catalog);
+    Ok(catalog)
+}
+
+/// Whether `arg`, one of `args`, is a file to skip: with several arguments (a shell glob such
+/// as `examples/*`), files that are not `.yaml`/`.yml` are left out, as a directory's are. A
+/// file named alone is read whatever its name.
+pub fn skipped(args: &[String], arg: &str) -> bool {
+    let p = Path::new(arg);
+    args.len() > 1
+        && matches!(parse_source(arg), Source::Path(_))
+        && p.is_file()
+        && !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
 /// Loads every source into the catalog. Problems with file content become diagnostics in the
 /// catalog; only an unreadable source is an `Err`.
-pub fn load(sources: &[Source], catalog: &mut Catalog) -> Result<(), SourceError> {
+pub fn load(sources: &[Source], catalog: &mut Catalog, git_timeout: Duration) -> Result<(), SourceError> {
     for source in sources {
         match source {
             Source::Path(p) => load_path(p, &p.display().to_string(), catalog)?,
-            Source::Git { url, reference, path } => load_git(url, reference.as_deref(), path, catalog)?,
+            Source::Git { url, reference, path } => load_git(url, reference.as_deref(), path, catalog, git_timeout)?,
         }
     }
     Ok(())
@@ -212,9 +241,15 @@ pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn load_git(url: &str, reference: Option<&str>, path: &str, catalog: &mut Catalog) -> Result<(), SourceError> {
+fn load_git(
+    url: &str,
+    reference: Option<&str>,
+    path: &str,
+    catalog: &mut Catalog,
+    timeout: Duration,
+) -> Result<(), SourceError> {
     let shown_url = redact_url(url);
-    let checkout = fetch(url, reference)?;
+    let checkout = fetch(url, reference, timeout)?;
     let root = checkout.path().join(path);
     if !root.exists() {
         return Err(SourceError::GitPathNotFound {
@@ -230,67 +265,50 @@ fn load_git(url: &str, reference: Option<&str>, path: &str, catalog: &mut Catalo
     load_path(&root, &shown, catalog)
 }
 
-/// Fetches `reference` (default: the remote's HEAD) of `url` into a temporary directory.
-fn fetch(url: &str, reference: Option<&str>) -> Result<tempfile::TempDir, SourceError> {
-    let (clean_url, credentials) = barge_core::secret::split_userinfo(url);
-    let secret = credentials.as_ref().map(|c| c.password.clone());
-    let err = |message: String| SourceError::Git {
+/// Fetches `reference` (default: the remote's HEAD) of `url` into a temporary directory, with
+/// barge-git's runner: non-interactive, a URL's userinfo through askpass, each git command
+/// within `timeout`.
+fn fetch(url: &str, reference: Option<&str>, timeout: Duration) -> Result<tempfile::TempDir, SourceError> {
+    let err = |message: &str| SourceError::Git {
         url: redact_url(url),
         reference: reference.map(str::to_string),
-        message: barge_core::secret::redact_text(&message, url, secret.as_deref()),
+        message: message.to_string(),
     };
-    // Removed when this function returns, whichever way.
-    let askpass = credentials
-        .as_ref()
-        .map(barge_git::Askpass::new)
-        .transpose()
-        .map_err(|e| err(e.to_string()))?;
     let dir = tempfile::Builder::new()
         .prefix("barge-source-")
         .tempdir()
-        .map_err(|e| err(e.to_string()))?;
-    let url = clean_url.as_str();
-    let git = |args: &[&str]| -> Result<(), String> {
-        let mut cmd = Command::new("git");
-        cmd.args(args)
-            .current_dir(dir.path())
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_ASKPASS", "true");
-        if let Some(askpass) = &askpass {
-            cmd.envs(askpass.env());
-        }
-        let out = cmd.output().map_err(|e| format!("cannot run git ({e}); install git"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    };
-    git(&["init", "-q"]).map_err(err)?;
+        .map_err(|e| err(&e.to_string()))?;
+    let git = |args: &[&str]| barge_git::git_blocking(dir.path(), args, url, timeout).map(drop);
+    let failed = |e: barge_git::GitError| err(e.message());
+    git(&["init", "-q"]).map_err(failed)?;
     let want = reference.unwrap_or("HEAD");
     // Shallow first; a server that refuses to serve an arbitrary commit shallowly gets a full
-    // fetch of everything and a checkout of the commit.
-    if git(&["fetch", "-q", "--depth", "1", url, want]).is_err() {
-        git(&[
-            "fetch",
-            "-q",
-            url,
-            "+refs/heads/*:refs/remotes/origin/*",
-            "+refs/tags/*:refs/tags/*",
-        ])
-        .map_err(err)?;
-        git(&["-c", "advice.detachedHead=false", "checkout", "-q", want]).map_err(|e| {
-            err(
-                if e.contains("did not match") || e.contains("reference is not a tree") {
-                    format!("no branch, tag or commit named {want:?}")
+    // fetch of everything and a checkout of the commit. A server that did not answer in time
+    // is not asked again.
+    match git(&["fetch", "-q", "--depth", "1", url, want]) {
+        Ok(()) => {}
+        Err(e @ barge_git::GitError::TimedOut { .. }) => return Err(failed(e)),
+        Err(_) => {
+            git(&[
+                "fetch",
+                "-q",
+                url,
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/tags/*:refs/tags/*",
+            ])
+            .map_err(failed)?;
+            git(&["-c", "advice.detachedHead=false", "checkout", "-q", want]).map_err(|e| {
+                let said = e.message();
+                if said.contains("did not match") || said.contains("reference is not a tree") {
+                    err(&format!("no branch, tag or commit named {want:?}"))
                 } else {
-                    e
-                },
-            )
-        })?;
-        return Ok(dir);
+                    failed(e)
+                }
+            })?;
+            return Ok(dir);
+        }
     }
-    git(&["-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]).map_err(err)?;
+    git(&["-c", "advice.detachedHead=false", "checkout", "-q", "FETCH_HEAD"]).map_err(failed)?;
     Ok(dir)
 }
 

@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 use barge_core::Catalog;
-use barge_core::freight;
+use barge_core::criteria::{self, MintDecision};
 use barge_core::model::Body;
-use barge_core::model::kargo::{Chart, FreightOrigin, GitCommit, Image};
+use barge_core::model::kargo::{Chart, GitCommit, Image};
 use barge_git::discover::{GitConfig, GitDiscovery, discover_git};
 use barge_registry::discover::{ChartDiscovery, ImageDiscovery, discover_chart, discover_image};
 use barge_registry::{Registry, RegistryConfig};
@@ -64,16 +64,40 @@ impl SubscriptionReport {
     }
 }
 
-/// The Warehouses of the catalog with their specs (only the one named, when given).
+/// Which Warehouses a discovery pass covers. A Warehouse is its project and its name: two
+/// projects may each have an `app`.
+#[derive(Clone, Copy, Debug)]
+pub enum Selection<'a> {
+    All,
+    /// Every project's Warehouse of this name (`barge discover --warehouse NAME`).
+    Named(&'a str),
+    /// One Warehouse.
+    One {
+        project: &'a str,
+        name: &'a str,
+    },
+}
+
+impl Selection<'_> {
+    fn matches(&self, r: &barge_core::Resource) -> bool {
+        match *self {
+            Selection::All => true,
+            Selection::Named(name) => r.name == name,
+            Selection::One { project, name } => r.project == project && r.name == name,
+        }
+    }
+}
+
+/// The Warehouses of the catalog the selection covers, with their specs.
 pub fn warehouses<'a>(
     catalog: &'a Catalog,
-    only: Option<&'a str>,
+    only: Selection<'a>,
 ) -> impl Iterator<Item = (&'a barge_core::Resource, &'a barge_core::model::kargo::WarehouseSpec)> + 'a {
     // A Warehouse without a spec has no subscriptions (discovery says so).
     static NO_SPEC: std::sync::LazyLock<barge_core::model::kargo::WarehouseSpec> =
         std::sync::LazyLock::new(Default::default);
     catalog.resources.iter().filter_map(move |r| match &r.body {
-        Some(Body::Warehouse(w)) if only.is_none_or(|n| n == r.name) => Some((r, w.spec.as_ref().unwrap_or(&NO_SPEC))),
+        Some(Body::Warehouse(w)) if only.matches(r) => Some((r, w.spec.as_ref().unwrap_or(&NO_SPEC))),
         _ => None,
     })
 }
@@ -105,11 +129,11 @@ impl Discoverer {
         })
     }
 
-    /// Runs discovery for the Warehouses in the catalog (or the one named).
+    /// Runs discovery for the Warehouses of the catalog the selection covers.
     pub async fn run(
         &self,
         catalog: &Catalog,
-        only: Option<&str>,
+        only: Selection<'_>,
         store: Option<&barge_store::Store>,
     ) -> Result<Vec<WarehouseReport>> {
         run_with(self, catalog, only, store).await
@@ -119,7 +143,7 @@ impl Discoverer {
 async fn run_with(
     d: &Discoverer,
     catalog: &Catalog,
-    only: Option<&str>,
+    only: Selection<'_>,
     store: Option<&barge_store::Store>,
 ) -> Result<Vec<WarehouseReport>> {
     let (registry, insecure, git_config) = (&d.registry, &d.insecure, &d.git_config);
@@ -226,60 +250,32 @@ async fn run_with(
                 }
             }
         }
-        let manual = spec.freight_creation_policy.as_deref() == Some("Manual");
+        let found = criteria::Found {
+            commits,
+            images,
+            charts,
+            missing,
+        };
         let mut criteria_failed = false;
-        let (freight, reason) = if !missing.is_empty() {
-            (None, Some(missing.join("; ")))
-        } else if images.is_empty() && commits.is_empty() && charts.is_empty() {
-            (None, Some("the warehouse has no subscriptions".to_string()))
-        } else {
-            let origin = FreightOrigin {
-                kind: "Warehouse".into(),
-                name: r.name.clone(),
-            };
-            let mut f = freight::mint(origin, commits, images, charts, &|_| false);
-            f.metadata.namespace = Some(r.project.clone()).filter(|p| !p.is_empty());
-            let value = barge_core::model::prune(serde_json::to_value(&f)?);
-            if manual {
-                (
-                    None,
-                    Some(format!(
-                        "freightCreationPolicy is Manual: Freight {} is not created automatically",
-                        f.metadata.name
-                    )),
-                )
-            } else if let Some(expression) = spec
-                .freight_creation_criteria
-                .as_ref()
-                .and_then(|c| c.expression.as_deref())
-            {
-                match barge_core::criteria::evaluate(expression, &f) {
-                    Ok(true) => (Some(value), None),
-                    Ok(false) => (
-                        None,
-                        Some(format!(
-                            "freightCreationCriteria is false for these candidates ({expression}): Freight {} is not created",
-                            f.metadata.name
-                        )),
-                    ),
-                    Err(e) => {
-                        criteria_failed = true;
-                        (None, Some(format!("freightCreationCriteria failed: {e}")))
-                    }
-                }
-            } else {
-                (Some(value), None)
+        let (to_create, reason) = match criteria::decide(&r.project, &r.name, spec, found) {
+            MintDecision::Create(f) => (Some(*f), None),
+            MintDecision::Skip(reason) => (None, Some(reason)),
+            MintDecision::CriteriaFailed(reason) => {
+                criteria_failed = true;
+                (None, Some(reason))
             }
         };
-        let mut freight = freight;
+        let mut freight = match &to_create {
+            Some(f) => Some(barge_core::model::prune(serde_json::to_value(f)?)),
+            None => None,
+        };
         let mut stored = None;
         if let Some(store) = store {
             let now = now_millis();
             store
                 .put_discovery_status(&r.project, &r.name, &serde_json::to_value(&subs)?, now)
                 .await?;
-            if let (Some(value), false) = (&freight, manual) {
-                let f: barge_core::model::kargo::Freight = serde_json::from_value(value.clone())?;
+            if let Some(f) = to_create {
                 let minted = store.mint_freight(&r.project, &r.name, f, now).await?;
                 stored = Some(if minted.created { "created" } else { "existing" });
                 freight = Some(barge_core::model::prune(serde_json::to_value(&minted.freight.freight)?));

@@ -818,7 +818,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             passes,
         } => {
             let mode = if watch { Mode::Watch(passes) } else { Mode::Once };
-            discover(&paths, warehouse.as_deref(), output, &registry, db.as_deref(), mode)
+            let selection = warehouse
+                .as_deref()
+                .map_or(discover::Selection::All, discover::Selection::Named);
+            discover(&paths, selection, output, &registry, db.as_deref(), mode)
         }
         Command::Refresh {
             what:
@@ -838,7 +841,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     );
                     return Ok(ExitCode::from(2));
                 }
-                return discover(&paths, Some(&name), output, &registry, Some(&target.db()?), Mode::Once);
+                let selection = match &project {
+                    Some(project) => discover::Selection::One { project, name: &name },
+                    None => discover::Selection::Named(&name),
+                };
+                return discover(&paths, selection, output, &registry, Some(&target.db()?), Mode::Once);
             }
             let c = ops::Call::Refresh {
                 project,
@@ -1376,7 +1383,7 @@ enum Mode {
 
 fn discover(
     paths: &[String],
-    warehouse: Option<&str>,
+    selection: discover::Selection<'_>,
     output: Format,
     registry: &RegistryArgs,
     db: Option<&str>,
@@ -1392,14 +1399,18 @@ fn discover(
         eprintln!("barge: error: fix the definitions before discovering");
         return Ok(ExitCode::from(1));
     }
-    if let Some(w) = warehouse
-        && !catalog
-            .resources
-            .iter()
-            .any(|r| r.kind == barge_core::model::Kind::Warehouse && r.name == w)
-    {
-        eprintln!("barge: error: no Warehouse named {w:?} in the definitions");
-        return Ok(ExitCode::from(2));
+    if discover::warehouses(&catalog, selection).next().is_none() {
+        match selection {
+            discover::Selection::All => {}
+            discover::Selection::Named(name) => {
+                eprintln!("barge: error: no Warehouse named {name:?} in the definitions");
+                return Ok(ExitCode::from(2));
+            }
+            discover::Selection::One { project, name } => {
+                eprintln!("barge: error: no Warehouse named {name:?} in project {project:?} in the definitions");
+                return Ok(ExitCode::from(2));
+            }
+        }
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // A bad config file is the user's to fix: exit 2, before anything runs.
@@ -1423,7 +1434,7 @@ fn discover(
     if let Mode::Watch(passes) = mode {
         runtime.block_on(watch(
             &catalog,
-            warehouse,
+            selection,
             &registry_config,
             &git_credentials,
             store.as_ref(),
@@ -1433,7 +1444,7 @@ fn discover(
         return Ok(ExitCode::SUCCESS);
     }
     let discoverer = discover::Discoverer::new(registry_config, git_credentials)?;
-    let reports = runtime.block_on(discoverer.run(&catalog, warehouse, store.as_ref()))?;
+    let reports = runtime.block_on(discoverer.run(&catalog, selection, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
         .iter()
@@ -1458,7 +1469,7 @@ fn print_reports(reports: &[discover::WarehouseReport], output: Format) -> Resul
 /// Discovers Warehouses as they come due, until Ctrl-C (or `passes` Warehouse passes).
 async fn watch(
     catalog: &Catalog,
-    only: Option<&str>,
+    selection: discover::Selection<'_>,
     registry: &barge_registry::RegistryConfig,
     git_credentials: &barge_git::CredentialLookup,
     store: Option<&barge_store::Store>,
@@ -1468,7 +1479,7 @@ async fn watch(
     use barge_core::schedule::Schedule;
     let discoverer = discover::Discoverer::new(registry.clone(), git_credentials.clone())?;
     let mut warehouses = Vec::new();
-    for (r, spec) in discover::warehouses(catalog, only) {
+    for (r, spec) in discover::warehouses(catalog, selection) {
         let key = format!("{}/{}", r.project, r.name);
         let schedule =
             Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
@@ -1477,15 +1488,19 @@ async fn watch(
             Some(s) => s.get_discovery_status(&r.project, &r.name).await?.map(|(_, at)| at),
             None => None,
         };
-        warehouses.push((r.name.clone(), schedule, last));
+        warehouses.push((r, schedule, last));
     }
     anyhow::ensure!(!warehouses.is_empty(), "no Warehouse to watch");
     let mut done = 0u32;
     loop {
         let now = discover::now_millis();
-        for (name, schedule, last) in &mut warehouses {
+        for (r, schedule, last) in &mut warehouses {
             if schedule.next_due(*last, now) <= now {
-                let reports = discoverer.run(catalog, Some(name), store).await?;
+                let this = discover::Selection::One {
+                    project: &r.project,
+                    name: &r.name,
+                };
+                let reports = discoverer.run(catalog, this, store).await?;
                 print_reports(&reports, output)?;
                 *last = Some(discover::now_millis());
                 done += 1;
@@ -1518,7 +1533,7 @@ fn default_work_dir() -> std::path::PathBuf {
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a
 /// source that cannot be fetched exit status 1.
 fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
-    for skipped in paths.iter().filter(|p| not_yaml(paths, p)) {
+    for skipped in paths.iter().filter(|p| barge_source::skipped(paths, p)) {
         eprintln!("barge: note: skipping {skipped}: not a .yaml/.yml file");
     }
     load_catalog(paths).map_err(|e| {
@@ -1527,28 +1542,15 @@ fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
     })
 }
 
-/// Whether `path`, one of `paths`, is a file to skip: with several paths (a shell glob such as
-/// `examples/*`), files that are not `.yaml`/`.yml` are left out, as a directory's are. A file
-/// named alone is read whatever its name.
-fn not_yaml(paths: &[String], path: &str) -> bool {
-    let p = std::path::Path::new(path);
-    paths.len() > 1
-        && matches!(barge_source::parse_source(path), barge_source::Source::Path(_))
-        && p.is_file()
-        && !matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-}
-
-/// Loads and validates sources (the daemon's reload uses this too).
+/// Loads and validates sources (the daemon's reload uses this too); each git command of a Git
+/// source within BARGE_SOURCE_TIMEOUT (a Go duration), 2 minutes by default.
 pub fn load_catalog(paths: &[String]) -> Result<Catalog, barge_source::SourceError> {
-    let sources: Vec<barge_source::Source> = paths
-        .iter()
-        .filter(|p| !not_yaml(paths, p))
-        .map(|p| barge_source::parse_source(p))
-        .collect();
-    let mut catalog = Catalog::default();
-    barge_source::load(&sources, &mut catalog)?;
-    barge_core::validate::validate(&mut catalog);
-    Ok(catalog)
+    let git_timeout = std::env::var("BARGE_SOURCE_TIMEOUT")
+        .ok()
+        .and_then(|d| barge_core::duration::parse_go_duration(&d).ok())
+        .filter(|d| !d.is_zero())
+        .unwrap_or(barge_source::DEFAULT_GIT_TIMEOUT);
+    barge_source::load_catalog(paths, git_timeout)
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {

@@ -247,7 +247,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
         Call::GetWarehouses { project } => {
             known_project(catalog, project.as_deref())?;
             let mut out = Vec::new();
-            for (r, spec) in crate::discover::warehouses(catalog, None) {
+            for (r, spec) in crate::discover::warehouses(catalog, crate::discover::Selection::All) {
                 if project.as_deref().is_some_and(|p| p != r.project) {
                     continue;
                 }
@@ -511,7 +511,11 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 );
             };
             let project = one_project(catalog, project.as_deref())?;
-            if !crate::discover::warehouses(catalog, Some(&warehouse)).any(|(r, _)| r.project == project) {
+            let this = crate::discover::Selection::One {
+                project: &project,
+                name: &warehouse,
+            };
+            if crate::discover::warehouses(catalog, this).next().is_none() {
                 return Err(CallError {
                     status: 404,
                     message: format!("no Warehouse named {warehouse:?} in project {project:?}"),

@@ -523,7 +523,7 @@ async fn discover_due(
         .unwrap_or_default();
     let mut failed = Vec::new();
     let mut minted = false;
-    for (r, spec) in crate::discover::warehouses(catalog, None) {
+    for (r, spec) in crate::discover::warehouses(catalog, crate::discover::Selection::All) {
         let key = (r.project.clone(), r.name.clone());
         let due = first
             || requested.contains(&key)
@@ -542,9 +542,13 @@ async fn discover_due(
             // Warehouse is not polled again rather than polled every second.
             Err(_) => next_pass.insert(key, i64::MAX),
         };
-        match discoverer.run(catalog, Some(&r.name), Some(&shared.store)).await {
+        let this = crate::discover::Selection::One {
+            project: &r.project,
+            name: &r.name,
+        };
+        match discoverer.run(catalog, this, Some(&shared.store)).await {
             Ok(reports) => {
-                for report in reports.iter().filter(|rep| rep.project == r.project) {
+                for report in &reports {
                     for s in &report.subscriptions {
                         if let Some(e) = &s.error {
                             tracing::warn!(warehouse = %report.warehouse, "discovery of {} failed: {e}", s.repo_url);
