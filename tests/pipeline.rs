@@ -338,6 +338,7 @@ both_stores!(
     verification_gates_staging_and_a_failed_one_rolls_dev_back,
     argo_cd_and_the_rollout_gate_verification_and_staging,
     verification_by_analysis_runs_in_the_cluster,
+    urls_written_with_credentials_authenticate_steps_and_verification_and_are_stored_without,
 );
 
 async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
@@ -1369,4 +1370,118 @@ async fn verification_by_analysis_runs_in_the_cluster(b: Backend) {
         3,
         "one run per verification"
     );
+}
+
+/// dev calls a private endpoint in its promotion (an `http` step) and in its verification (a
+/// web metric under a base URL given as an argument), both written with the credentials.
+const PRIVATE_DEFINITIONS: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: dev}
+      autoPromotionEnabled: true
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: private, namespace: shop}
+spec:
+  args: [{name: base}]
+  metrics:
+    - name: private
+      successCondition: result.ok == true
+      provider:
+        web: {url: "{{args.base}}/private"}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: http
+          config:
+            url: http://deployer:D3PLOY-PW@127.0.0.1:PRIVATE_PORT/private
+            successExpression: response.status == 200
+            failureExpression: response.status != 200
+  verification:
+    analysisTemplates: [{name: private}]
+    args:
+      - {name: base, value: "http://deployer:D3PLOY-PW@127.0.0.1:PRIVATE_PORT"}
+"#;
+
+/// `/private` answers `{"ok": true}` to basic auth as deployer / D3PLOY-PW, 401 to anything else.
+async fn private_server(port: u16) {
+    let expected = barge_promote::http_client()
+        .get("http://127.0.0.1/")
+        .basic_auth("deployer", Some("D3PLOY-PW"))
+        .build()
+        .unwrap()
+        .headers()[reqwest::header::AUTHORIZATION]
+        .clone();
+    let app = axum::Router::new().route(
+        "/private",
+        axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+            if headers.get(reqwest::header::AUTHORIZATION) == Some(&expected) {
+                (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"ok": true})))
+            } else {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({"ok": false})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+}
+
+/// Every file under `dir`, recursively, whose bytes contain `secret`.
+fn files_containing(dir: &std::path::Path, secret: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, secret));
+        } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(secret.len()).any(|w| w == secret)) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+async fn urls_written_with_credentials_authenticate_steps_and_verification_and_are_stored_without(b: Backend) {
+    let port = support::free_port();
+    let stages = PRIVATE_DEFINITIONS.replace("PRIVATE_PORT", &port.to_string());
+    let fx = Fixture::with(b, &format!("{COMMON}---{stages}")).await;
+    private_server(port).await;
+
+    fx.push("1.0.0").await;
+    fx.once_ok();
+    let dev = fx.json(&["get", "stage", "dev"]);
+    assert_eq!(dev["lastVerification"]["phase"], "Succeeded", "{dev:#}");
+    let metric = &dev["lastVerification"]["report"]["metrics"][0];
+    assert_eq!(metric["resolved"], format!("GET http://127.0.0.1:{port}/private"));
+    assert_eq!(metric["measurements"][0]["value"], r#"{"ok":true}"#);
+
+    // Nothing barge stored or shows carries the password: not the recorded definitions, the
+    // promotion, the report or the audit trail (nor, on SQLite, any byte of the database).
+    for shown in [
+        fx.ok(&["get", "stage", "dev", "-o", "json"]),
+        fx.ok(&["get", "promotions", "-o", "json"]),
+        fx.ok(&["history", "--limit", "1000", "-o", "json"]),
+    ] {
+        assert!(!shown.contains("D3PLOY-PW"), "{shown}");
+    }
+    let defs = fx.dir.path().join("defs");
+    let leaked: Vec<PathBuf> = files_containing(fx.dir.path(), b"D3PLOY-PW")
+        .into_iter()
+        .filter(|p| !p.starts_with(&defs))
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:?}");
 }

@@ -1,11 +1,11 @@
 //! The HTTP layer both providers share: headers, per-request timeouts, `insecure` (TLS
-//! verification off), authentication (`basicAuth`, `oauth2` client credentials) and the
-//! classification of failures, so Prometheus and web metrics behave alike.
+//! verification off), authentication (`basicAuth`, `oauth2` client credentials, a URL's
+//! userinfo) and the classification of failures, so Prometheus and web metrics behave alike.
 
 use crate::MeasureError;
 use barge_core::model::analysis::WebHeader;
 use barge_core::rewrite::Rewrite;
-use barge_core::secret::{redact_text, redact_url};
+use barge_core::secret::{Credentials, UrlCredentials, redact_text, redact_url};
 use serde::Deserialize;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -17,6 +17,9 @@ use std::time::Duration;
 pub struct Http {
     inner: Arc<Clients>,
     rewrites: Arc<Vec<Rewrite>>,
+    /// The credentials the definitions wrote in their URLs (taken out when they were loaded):
+    /// a request to a URL that is or extends one of them sends them as basic auth.
+    url_credentials: Arc<UrlCredentials>,
 }
 
 #[derive(Default)]
@@ -44,7 +47,7 @@ pub struct Request<'a> {
     pub authentication: Option<&'a serde_json::Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Authentication {
     #[serde(default)]
@@ -79,8 +82,17 @@ struct OAuth2 {
 impl Http {
     pub fn with_rewrites(rewrites: Vec<Rewrite>) -> Http {
         Http {
-            inner: Arc::default(),
             rewrites: Arc::new(rewrites),
+            ..Http::default()
+        }
+    }
+
+    /// These clients, sending the credentials the definitions wrote in their URLs
+    /// (`barge_core::Catalog::url_credentials`) to the URLs they belong to.
+    pub fn with_url_credentials(&self, url_credentials: UrlCredentials) -> Http {
+        Http {
+            url_credentials: Arc::new(url_credentials),
+            ..self.clone()
         }
     }
 
@@ -104,7 +116,9 @@ impl Http {
     /// naming the method, the (redacted) URL and what came back.
     pub async fn send(&self, req: Request<'_>) -> Result<String, MeasureError> {
         let shown = format!("{} {}", req.method, redact_url(req.url));
-        let url = reqwest::Url::parse(&barge_core::rewrite::apply(&self.rewrites, req.url))
+        let (bare, in_url) =
+            barge_core::secret::request_credentials(req.url, |u| self.url_credentials.for_request(u).cloned());
+        let url = reqwest::Url::parse(&barge_core::rewrite::apply(&self.rewrites, &bare))
             .map_err(|e| MeasureError::Invalid(format!("{}: not a URL ({e})", redact_url(req.url))))?;
         let mut builder = self
             .client(req.insecure)
@@ -113,25 +127,40 @@ impl Http {
         for h in req.headers {
             builder = builder.header(h.key.as_str(), h.value.as_str());
         }
-        if let Some(auth) = req.authentication.filter(|a| !a.is_null()) {
-            let auth: Authentication = serde_json::from_value(auth.clone())
-                .map_err(|e| MeasureError::Invalid(format!("authentication: {e}")))?;
-            if auth.sigv4.is_some() {
+        let auth: Authentication = match req.authentication.filter(|a| !a.is_null()) {
+            Some(auth) => serde_json::from_value(auth.clone())
+                .map_err(|e| MeasureError::Invalid(format!("authentication: {e}")))?,
+            None => Authentication::default(),
+        };
+        if auth.sigv4.is_some() {
+            return Err(MeasureError::Invalid(
+                "authentication.sigv4 (AWS managed Prometheus) is not supported by barge".into(),
+            ));
+        }
+        let basic_auth = match auth.basic_auth {
+            Some(b) if b.username.is_empty() || b.password.is_empty() => {
                 return Err(MeasureError::Invalid(
-                    "authentication.sigv4 (AWS managed Prometheus) is not supported by barge".into(),
+                    "authentication.basicAuth needs both username and password".into(),
                 ));
             }
-            if let Some(b) = auth.basic_auth {
-                if b.username.is_empty() || b.password.is_empty() {
-                    return Err(MeasureError::Invalid(
-                        "authentication.basicAuth needs both username and password".into(),
-                    ));
-                }
-                builder = builder.basic_auth(b.username, Some(b.password));
-            }
+            Some(b) => Some(Credentials {
+                username: b.username,
+                password: b.password,
+            }),
+            None => None,
+        };
+        // One Authorization header, chosen as Rollouts' Prometheus client chooses it
+        // (metricproviders/prometheus/prometheus.go, NewPrometheusAPI): a header the metric
+        // sets wins; then an oauth2 token; then the URL's userinfo (Go's http.Client sends it
+        // unless a header is set, and the basicAuth round tripper then adds nothing); then
+        // basicAuth.
+        let header_set = req.headers.iter().any(|h| h.key.eq_ignore_ascii_case("authorization"));
+        if !header_set {
             if let Some(o) = auth.oauth2 {
                 let token = self.oauth2_token(&o, req.timeout, req.insecure).await?;
                 builder = builder.bearer_auth(token);
+            } else if let Some(c) = in_url.or(basic_auth) {
+                builder = builder.basic_auth(c.username, Some(c.password));
             }
         }
         builder = match req.body {

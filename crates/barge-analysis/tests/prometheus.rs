@@ -273,3 +273,55 @@ async fn penvoice_template_fails_after_three_sub_threshold_reads() {
         bad.message
     );
 }
+
+/// The one AnalysisTemplate of `text`, loaded as barge loads definitions (the userinfo of
+/// its URLs taken out and kept in the catalog).
+fn loaded_template(text: &str) -> (barge_core::Catalog, barge_core::model::analysis::AnalysisTemplateSpec) {
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("t.yaml", text);
+    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
+    let spec = match &catalog.resources[0].body {
+        Some(barge_core::model::Body::AnalysisTemplate(t)) => t.spec.clone().unwrap(),
+        other => panic!("not an AnalysisTemplate: {other:?}"),
+    };
+    (catalog, spec)
+}
+
+#[tokio::test]
+async fn an_address_written_with_credentials_sends_them_after_loading_took_them_out() {
+    let prom = Prometheus::start_with(&requests("demo", 9.7, 0.3), Some(("reader", "s3cret-pw")));
+    let address = prom.url.replace("http://", "http://reader:s3cret-pw@");
+    // A wrong basicAuth too: the address's userinfo wins, as in Rollouts (Go's client sends it,
+    // and the basicAuth round tripper adds nothing to a request that has an Authorization).
+    let text = ratio_template("result[0] >= 0.95", "").replace(
+        "      prometheus:\n",
+        &format!(
+            "      prometheus:\n        address: {address}\n        authentication: {{basicAuth: {{username: reader, password: wrong}}}}\n"
+        ),
+    );
+    let (catalog, spec) = loaded_template(&text);
+    assert!(!catalog.texts["t.yaml"].contains("s3cret-pw"));
+    let written = spec.metrics[0].provider.prometheus.as_ref().unwrap().address.clone();
+    assert_eq!(written.as_deref(), Some(prom.url.as_str()), "the address as stored");
+    let analysis = barge_analysis::Analysis::prepare(&spec, &Default::default()).unwrap();
+    let measure = |http: barge_analysis::http::Http| {
+        let analysis = analysis.clone();
+        async move {
+            let (_stop, stopped) = tokio::sync::watch::channel(false);
+            barge_analysis::run(&analysis, &barge_analysis::Providers::new(http), stopped, |_, _| {}).await
+        }
+    };
+
+    let report =
+        measure(barge_analysis::http::Http::default().with_url_credentials(catalog.url_credentials.clone())).await;
+    assert_eq!(report.phase, Phase::Successful, "{report:#?}");
+    let shown = serde_json::to_string(&report).unwrap();
+    assert!(!shown.contains("s3cret-pw"), "{shown}");
+
+    // Without the loaded credentials (a replica resuming from stored definitions) only the
+    // wrong basicAuth is left, and Prometheus refuses it.
+    let denied = measure(barge_analysis::http::Http::default()).await;
+    let m = &denied.metrics[0].measurements[0];
+    assert_eq!(m.phase, Phase::Error);
+    assert!(m.message.as_deref().unwrap().contains("HTTP 401"), "{m:?}");
+}

@@ -171,6 +171,49 @@ impl UrlCredentials {
     pub fn get(&self, url: &str) -> Option<&Credentials> {
         self.0.get(url)
     }
+
+    /// The credentials an HTTP request to `url` sends: those of the longest URL the
+    /// definitions wrote that `url` is or extends at a path boundary (the same scheme, host and
+    /// port, then the written path followed by `/`, `?`, `#` or nothing), since the request
+    /// URL is often an address plus a path (`http://prom:9090` + `/api/v1/query`). A URL
+    /// written without a whole host (`http://u:p@{{args.host}}/x`) matches nothing.
+    pub fn for_request(&self, url: &str) -> Option<&Credentials> {
+        self.0
+            .iter()
+            .filter(|(written, _)| extends(url, written))
+            .max_by_key(|(written, _)| written.len())
+            .map(|(_, credentials)| credentials)
+    }
+}
+
+/// Whether `url` is `written` or continues it at a path boundary, `written`'s host complete.
+fn extends(url: &str, written: &str) -> bool {
+    let Some(rest) = url.strip_prefix(written) else {
+        return false;
+    };
+    let Some(host_start) = written.find("://").map(|i| i + 3) else {
+        return false;
+    };
+    let host_end = written[host_start..]
+        .find(['/', '?', '#'])
+        .map_or(written.len(), |i| host_start + i);
+    host_end > host_start
+        && (rest.is_empty()
+            || rest.starts_with(['/', '?', '#'])
+            || (host_end < written.len() && written.ends_with('/')))
+}
+
+/// The URL an HTTP request goes to and the basic-auth credentials it sends, as Go's net/http
+/// (Argo Rollouts' and Kargo's client) turns a URL's userinfo into basic auth: the URL's own
+/// userinfo (taken off the URL), else `defined`'s for the bare URL (those the definitions
+/// wrote, [`UrlCredentials::for_request`]).
+pub fn request_credentials(
+    url: &str,
+    defined: impl FnOnce(&str) -> Option<Credentials>,
+) -> (String, Option<Credentials>) {
+    let (bare, own) = split_userinfo(url);
+    let credentials = own.or_else(|| defined(&bare));
+    (bare, credentials)
 }
 
 /// The credentials for a URL that wrote `embedded` ones, where `configured` finds those a
@@ -335,6 +378,45 @@ mod tests {
         );
         // Stripping clean text changes nothing.
         assert_eq!(UrlCredentials::default().strip(&clean), clean);
+    }
+
+    #[test]
+    fn a_request_takes_the_longest_written_url_it_extends_at_a_path_boundary() {
+        let mut defined = UrlCredentials::default();
+        defined.strip("a: http://p:P1@prom:9090\nb: http://q:P2@prom:9090/tenant/\nc: http://r:P3@{{args.host}}/x\nd: https://s:P4@h/x?a=1\n");
+        let found = |url: &str| defined.for_request(url).map(|c| c.password.clone());
+        assert_eq!(found("http://prom:9090"), Some("P1".into()));
+        assert_eq!(found("http://prom:9090/api/v1/query"), Some("P1".into()));
+        assert_eq!(found("http://prom:9090?x=1"), Some("P1".into()));
+        assert_eq!(found("http://prom:9090/tenant/api/v1/query"), Some("P2".into()));
+        assert_eq!(found("http://prom:9090/tenantx"), Some("P1".into()));
+        assert_eq!(found("https://h/x?a=1"), Some("P4".into()));
+        // Another port, host or scheme, or a longer host, is another server.
+        for other in [
+            "http://prom:90901/x",
+            "http://prom/x",
+            "https://prom:9090/x",
+            "http://prom:9090.evil.example/x",
+            "http://prom:9090@evil.example/x",
+            "https://h/x?a=12",
+            "http://other/x",
+        ] {
+            assert_eq!(found(other), None, "{other}");
+        }
+        // The URL's own userinfo wins; the rest comes from the definitions.
+        let lookup = |u: &str| defined.for_request(u).cloned();
+        assert_eq!(
+            request_credentials("http://own:OWN@prom:9090/api", lookup),
+            ("http://prom:9090/api".into(), Some(creds("own", "OWN")))
+        );
+        assert_eq!(
+            request_credentials("http://prom:9090/api", lookup),
+            ("http://prom:9090/api".into(), Some(creds("p", "P1")))
+        );
+        assert_eq!(
+            request_credentials("http://x/api", lookup),
+            ("http://x/api".into(), None)
+        );
     }
 
     #[test]

@@ -172,6 +172,10 @@ pub struct Engine {
     /// Promotions' work directories live under here (`<root>/<promotion>`).
     pub work_root: PathBuf,
     pub credentials: CredentialLookup,
+    /// The credentials the definitions wrote in their URLs (taken out when they were loaded),
+    /// sent as basic auth by `http` and `http-download` requests to a URL that is or extends
+    /// one of them (`barge_core::secret::UrlCredentials::for_request`).
+    pub request_credentials: CredentialLookup,
     pub author: Author,
     /// URL rewrites (mirrors, local substitutes) applied to every repository a step fetches.
     pub rewrites: Vec<barge_core::rewrite::Rewrite>,

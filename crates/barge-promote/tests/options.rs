@@ -391,3 +391,83 @@ async fn http_polls_no_sooner_than_its_poll_interval() {
         );
     }
 }
+
+/// A loopback server whose `/private` answers `{"ok": true}` only to basic auth as
+/// `user`/`password`, and 401 to anything else.
+async fn private_server(user: &str, password: &str) -> String {
+    let expected = barge_promote::http_client()
+        .get("http://127.0.0.1/")
+        .basic_auth(user, Some(password))
+        .build()
+        .unwrap()
+        .headers()[reqwest::header::AUTHORIZATION]
+        .clone();
+    let app = axum::Router::new().route(
+        "/private",
+        axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+            if headers.get(reqwest::header::AUTHORIZATION) == Some(&expected) {
+                (axum::http::StatusCode::OK, axum::Json(serde_json::json!({"ok": true})))
+            } else {
+                (
+                    axum::http::StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({"ok": false})),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn http_and_http_download_send_the_credentials_their_url_was_written_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = private_server("deployer", "d3ploy-pw").await;
+    let written = base.replace("http://", "http://deployer:d3ploy-pw@");
+    let stage = support::dev_stage(&format!(
+        r#"
+        - uses: http
+          as: private
+          config:
+            url: {written}/private
+            successExpression: response.status == 200
+            failureExpression: response.status == 401
+            outputs: [{{name: ok, fromExpression: response.body.ok}}]
+        - uses: http-download
+          config: {{url: "{written}/private", outPath: ./private.json}}
+"#
+    ));
+    // Loaded as barge loads definitions: the password leaves the text and the plan.
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("test.yaml", &stage);
+    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
+    assert!(!catalog.texts["test.yaml"].contains("d3ploy-pw"));
+    let plan = || {
+        let freight = support::image_freight("ghcr.io/acme/app", "1.10");
+        Promotion::plan(&catalog, "shop", "dev", freight, Vec::new(), "alice").unwrap()
+    };
+    assert!(!serde_json::to_string(&plan().steps).unwrap().contains("d3ploy-pw"));
+
+    let mut e = engine(dir.path());
+    let defined = catalog.url_credentials.clone();
+    e.request_credentials = std::sync::Arc::new(move |url| defined.for_request(url).cloned());
+    let p = plan();
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(out.state.outputs["private"]["ok"], true);
+    // http-download got its 200 too (a 401 fails it).
+    assert_eq!(out.state.steps[1].status, barge_core::eval::StepStatus::Succeeded);
+
+    // Without the loaded credentials (a promotion from stored definitions) the server refuses.
+    let e = engine(&dir.path().join("again"));
+    let p = plan();
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    assert!(
+        out.state.steps[0].message.contains("status 401"),
+        "{}",
+        out.state.steps[0].message
+    );
+}

@@ -91,7 +91,8 @@ pub fn run(
             }
         });
         let providers = barge_analysis::Providers {
-            http: barge_analysis::http::Http::default(),
+            // The definitions' URLs lost their userinfo when loaded; requests to them send it.
+            http: barge_analysis::http::Http::default().with_url_credentials(catalog.url_credentials.clone()),
             jobs: Some(barge_analysis::job::JobTarget {
                 clusters: std::sync::Arc::new(barge_kube::Clusters::new(None)),
                 context: None,

@@ -220,4 +220,19 @@ impl DefinedCredentials {
             barge_core::secret::with_configured(own, || barge_registry::rule_credentials(&rules, url))
         })
     }
+
+    /// The credentials an HTTP request to a URL sends (the `http` steps): those of the longest
+    /// URL the definitions wrote that it is or extends (`UrlCredentials::for_request`). Git's
+    /// configured rules are for git, not for these.
+    pub fn for_requests(&self) -> barge_git::CredentialLookup {
+        let defined = self.clone();
+        std::sync::Arc::new(move |url: &str| {
+            defined
+                .0
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .for_request(url)
+                .cloned()
+        })
+    }
 }

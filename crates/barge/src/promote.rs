@@ -540,6 +540,7 @@ pub fn engine(
         cache: Arc::new(barge_git::cache::RepoCache::new(&work_dir.join("repos"))),
         work_root: work_dir.join("promotions"),
         credentials: defined.lookup(file.git_credential_rules()),
+        request_credentials: defined.for_requests(),
         author,
         rewrites: config.rewrites.clone(),
         push_policy: barge_git::repo::PushPolicy::default(),

@@ -179,6 +179,11 @@ pub async fn run(
                 Some(t) if reads_rollout => last_rollout(store, &t.clusters, def).await,
                 _ => None,
             };
+            // The definitions' URLs lost their userinfo when loaded; requests to them send it.
+            let providers = barge_analysis::Providers {
+                http: providers.http.with_url_credentials(catalog.url_credentials.clone()),
+                ..providers.clone()
+            };
             prepare(&spec, &given, secrets, rollout.as_ref()).map(|a| Prepared::Native(a, providers))
         }
         (Ok((spec, given)), Mode::InCluster { clusters }) => Ok(Prepared::InCluster(spec, given, clusters)),
@@ -287,7 +292,7 @@ pub async fn run(
 
 /// What a verification runs, prepared for its mode, with what runs it.
 enum Prepared<'a> {
-    Native(Analysis, &'a barge_analysis::Providers),
+    Native(Analysis, barge_analysis::Providers),
     InCluster(
         AnalysisTemplateSpec,
         BTreeMap<String, String>,

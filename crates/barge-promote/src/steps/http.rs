@@ -200,7 +200,8 @@ fn request(ctx: &StepCtx<'_>, step: &str, r: Request<'_>) -> Result<reqwest::Req
             .map_err(|e| StepError::Invalid(format!("{step} timeout: {e}")))?,
         None => r.default_timeout,
     };
-    let mut url = reqwest::Url::parse(r.url).map_err(|e| StepError::Invalid(format!("{step}: bad url: {e}")))?;
+    let (bare, credentials) = barge_core::secret::request_credentials(r.url, |u| (ctx.engine.request_credentials)(u));
+    let mut url = reqwest::Url::parse(&bare).map_err(|e| StepError::Invalid(format!("{step}: bad url: {e}")))?;
     if !r.query_params.is_empty() {
         let mut pairs = url.query_pairs_mut();
         for q in r.query_params {
@@ -210,6 +211,11 @@ fn request(ctx: &StepCtx<'_>, step: &str, r: Request<'_>) -> Result<reqwest::Req
     let mut req = ctx.engine.http.request(r.method, url).timeout(timeout);
     for h in r.headers {
         req = req.header(h.name.as_str(), text(&h.value));
+    }
+    // Kargo's client is Go's: a URL's userinfo is basic auth unless the request sets its own
+    // Authorization header (net/http's Client.send).
+    if let Some(c) = credentials.filter(|_| !r.headers.iter().any(|h| h.name.eq_ignore_ascii_case("authorization"))) {
+        req = req.basic_auth(c.username, Some(c.password));
     }
     Ok(req)
 }

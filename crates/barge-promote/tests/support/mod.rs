@@ -36,6 +36,7 @@ pub fn engine(root: &Path, rewrites: Vec<Rewrite>) -> Engine {
         cache: Arc::new(RepoCache::new(&root.join("cache"))),
         work_root: root.join("work"),
         credentials: Arc::new(|_| None),
+        request_credentials: Arc::new(|_| None),
         author: Author {
             name: "barge".into(),
             email: "barge@example.com".into(),
