@@ -38,6 +38,24 @@ pub struct RegistryConfig {
     pub plain_http_hosts: Vec<String>,
     /// Skip TLS certificate verification (per subscription: `insecureSkipTLSVerify`).
     pub insecure_skip_tls_verify: bool,
+    /// The credentials definitions wrote in a repository's URL (`https://u:p@charts.example.com/`),
+    /// which loading took out of the text; they win over the rules above.
+    pub url_credentials: Option<UrlCredentialLookup>,
+}
+
+/// Finds the credentials a definitions URL was written with (see
+/// `barge_core::secret::UrlCredentials::for_request`). Asked on every use, never cached: a
+/// daemon's reload replaces what it answers.
+#[derive(Clone)]
+pub struct UrlCredentialLookup(pub Arc<FindCredentials>);
+
+/// What a [`UrlCredentialLookup`] asks: the credentials a URL was written with, if any.
+pub type FindCredentials = dyn Fn(&str) -> Option<Credentials> + Send + Sync;
+
+impl std::fmt::Debug for UrlCredentialLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UrlCredentialLookup")
+    }
 }
 
 impl Default for RegistryConfig {
@@ -56,6 +74,7 @@ impl Default for RegistryConfig {
             helper_path: None,
             plain_http_hosts: Vec::new(),
             insecure_skip_tls_verify: false,
+            url_credentials: None,
         }
     }
 }
@@ -608,6 +627,15 @@ impl Registry {
     }
 
     async fn credentials(&self, repo: &RepoRef) -> Option<Credentials> {
+        if let Some(written) = self
+            .inner
+            .config
+            .url_credentials
+            .as_ref()
+            .and_then(|l| (l.0)(&repo.original))
+        {
+            return Some(written);
+        }
         let mut cache = self.inner.credentials.lock().await;
         if let Some(c) = cache.get(&repo.original) {
             return c.clone();

@@ -17,7 +17,7 @@ mod client;
 pub mod discover;
 
 pub use auth::{CredentialRule, Credentials, SecretSource, rule_credentials};
-pub use client::{RateLimitStatus, Registry, RegistryConfig, RepoRef, Rewrite};
+pub use client::{RateLimitStatus, Registry, RegistryConfig, RepoRef, Rewrite, UrlCredentialLookup};
 
 use std::time::Duration;
 

@@ -30,8 +30,14 @@ entries:
 generated: "2026-01-01T00:00:00Z"
 "#;
 
-/// Serves `INDEX` at /charts/index.yaml; counts requests.
+/// Serves `INDEX` at /charts/index.yaml.
 async fn index_server() -> (String, tokio::task::JoinHandle<()>) {
+    index_server_with(None).await
+}
+
+/// Serves `INDEX` at /charts/index.yaml, behind basic auth when `authorization` is given (the
+/// header's expected value): a request without it is answered 401 with a Basic challenge.
+async fn index_server_with(authorization: Option<&'static str>) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let task = tokio::spawn(async move {
@@ -43,7 +49,13 @@ async fn index_server() -> (String, tokio::task::JoinHandle<()>) {
                 let mut buf = vec![0u8; 4096];
                 let n = sock.read(&mut buf).await.unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) = if req.starts_with("GET /charts/index.yaml ") {
+                let authorized = authorization.is_none_or(|a| {
+                    req.lines()
+                        .any(|l| l.to_ascii_lowercase() == format!("authorization: {}", a.to_ascii_lowercase()))
+                });
+                let (status, body) = if !authorized {
+                    ("401 Unauthorized\r\nwww-authenticate: Basic realm=\"charts\"", "")
+                } else if req.starts_with("GET /charts/index.yaml ") {
                     ("200 OK", INDEX)
                 } else {
                     ("404 Not Found", "")
@@ -90,6 +102,41 @@ async fn classic_http_repository() {
     .await
     .unwrap_err();
     assert_eq!(missing.class(), barge_core::ErrorClass::NotFound, "{missing}");
+    server.abort();
+}
+
+/// A chart repository written with a userinfo (`http://u:p@host/charts/`): loading takes it out
+/// of the definitions, and discovery gets it back from the catalog's memory of it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_written_with_credentials_authenticates_after_loading_took_them_out() {
+    // base64("bot:s3cret")
+    let (addr, server) = index_server_with(Some("Basic Ym90OnMzY3JldA==")).await;
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text(
+        "w.yaml",
+        &format!(
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: w, namespace: p}}\nspec:\n  subscriptions:\n    - chart: {{repoURL: \"http://bot:s3cret@{addr}/charts/\", name: podinfo}}\n"
+        ),
+    );
+    assert!(!catalog.texts["w.yaml"].contains("s3cret"));
+    let Some(barge_core::model::Body::Warehouse(w)) = &catalog.resources[0].body else {
+        panic!("a Warehouse: {:?}", catalog.diagnostics);
+    };
+    let sub = w.spec.as_ref().unwrap().subscriptions[0].chart.clone().unwrap();
+    assert_eq!(sub.repo_url, format!("http://{addr}/charts/"));
+    let without = Registry::new(RegistryConfig::default()).unwrap();
+    let refused = discover_chart(&without, &sub).await.unwrap_err();
+    assert_eq!(refused.class(), barge_core::ErrorClass::Auth, "{refused}");
+    let written = catalog.url_credentials.clone();
+    let with = Registry::new(RegistryConfig {
+        url_credentials: Some(barge_registry::UrlCredentialLookup(std::sync::Arc::new(
+            move |url: &str| written.for_request(url).cloned(),
+        ))),
+        ..Default::default()
+    })
+    .unwrap();
+    let d = discover_chart(&with, &sub).await.unwrap();
+    assert_eq!(d.versions[0], "6.7.0-rc.1");
     server.abort();
 }
 

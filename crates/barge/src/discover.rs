@@ -112,11 +112,17 @@ pub struct Discoverer {
 }
 
 impl Discoverer {
-    /// `git_credentials`: see [`crate::config::DefinedCredentials::lookup`].
-    pub fn new(config: RegistryConfig, git_credentials: barge_git::CredentialLookup) -> Result<Discoverer> {
+    /// Git gets `defined`'s credentials, else the `git_rules`; chart repositories written with
+    /// a userinfo get theirs (see [`crate::config::DefinedCredentials`]).
+    pub fn new(
+        mut config: RegistryConfig,
+        defined: &crate::config::DefinedCredentials,
+        git_rules: Vec<barge_registry::CredentialRule>,
+    ) -> Result<Discoverer> {
+        config.url_credentials = Some(barge_registry::UrlCredentialLookup(defined.for_requests()));
         let git_config = GitConfig {
             rewrites: config.rewrites.clone(),
-            credentials: Some(git_credentials),
+            credentials: Some(defined.lookup(git_rules)),
             ..Default::default()
         };
         Ok(Discoverer {

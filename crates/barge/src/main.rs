@@ -1424,7 +1424,7 @@ fn discover(
             return Ok(ExitCode::from(2));
         }
     };
-    let git_credentials = config::DefinedCredentials::of(&catalog).lookup(git_rules);
+    let defined = config::DefinedCredentials::of(&catalog);
     let store = runtime.block_on(async {
         match db {
             Some(url) => anyhow::Ok(Some(barge_store::Store::open(url).await?)),
@@ -1436,14 +1436,14 @@ fn discover(
             &catalog,
             selection,
             &registry_config,
-            &git_credentials,
+            (&defined, &git_rules),
             store.as_ref(),
             output,
             passes,
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let discoverer = discover::Discoverer::new(registry_config, git_credentials)?;
+    let discoverer = discover::Discoverer::new(registry_config, &defined, git_rules)?;
     let reports = runtime.block_on(discoverer.run(&catalog, selection, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
@@ -1471,13 +1471,13 @@ async fn watch(
     catalog: &Catalog,
     selection: discover::Selection<'_>,
     registry: &barge_registry::RegistryConfig,
-    git_credentials: &barge_git::CredentialLookup,
+    (defined, git_rules): (&config::DefinedCredentials, &[barge_registry::CredentialRule]),
     store: Option<&barge_store::Store>,
     output: Format,
     passes: Option<u32>,
 ) -> Result<()> {
     use barge_core::schedule::Schedule;
-    let discoverer = discover::Discoverer::new(registry.clone(), git_credentials.clone())?;
+    let discoverer = discover::Discoverer::new(registry.clone(), defined, git_rules.to_vec())?;
     let mut warehouses = Vec::new();
     for (r, spec) in discover::warehouses(catalog, selection) {
         let key = format!("{}/{}", r.project, r.name);

@@ -146,8 +146,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let mut tally = Tally::default();
     let mut stopping = false;
     let mut last_prune = 0;
-    let discoverer =
-        crate::discover::Discoverer::new(opts.registry.clone(), opts.defined.lookup(opts.git_rules.clone()))?;
+    let discoverer = crate::discover::Discoverer::new(opts.registry.clone(), &opts.defined, opts.git_rules.clone())?;
     // Stages are decided again when something happened (Freight minted, a promotion
     // finished, a call or a reload), and every RECONCILE_EVERY for what time alone changes
     // (soak time running out, a window opening).
