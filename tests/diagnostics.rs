@@ -136,6 +136,9 @@ fn steps_and_values_barge_cannot_run_are_reported_where_they_are() {
         (tls["code"].as_str(), tls["severity"].as_str()),
         (Some("unsupported-step-option"), Some("error"))
     );
-    assert_eq!(tls["message"], "http-download: barge cannot honour `insecureSkipTLSVerify`");
+    assert_eq!(
+        tls["message"],
+        "http-download: barge cannot honour `insecureSkipTLSVerify`"
+    );
     assert_eq!(diags.len() as u64, n + 1, "{diags:?}");
 }

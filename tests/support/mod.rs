@@ -59,10 +59,10 @@ pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(&out)))
 }
 
-#[path = "../../crates/barge-git/tests/support/mod.rs"]
-mod git_kit;
 #[allow(unused_imports)] // each test crate uses some of the kit
-pub use git_kit::{GitDaemon, SmartHttp, bare_repo, empty_commits, files_containing, free_port, git, smart_http};
+pub use barge_testkit::git::{
+    GitDaemon, SmartHttp, bare_repo, empty_commits, files_containing, free_port, git, smart_http,
+};
 
 /// Copies a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {

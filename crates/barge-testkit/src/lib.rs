@@ -1,0 +1,18 @@
+//! barge's shared test support, used by every crate's tests as a dev-dependency: real
+//! components started on loopback ports in temp dirs (no mocks), and fixtures.
+//!
+//! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
+//!
+//! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
+#![forbid(unsafe_code)]
+
+pub mod git;
+
+/// A loopback port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
