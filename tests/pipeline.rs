@@ -8,8 +8,7 @@
 mod kube_support;
 #[path = "../crates/barge-store/tests/support/postgres.rs"]
 mod postgres;
-#[path = "../crates/barge-registry/tests/support/mod.rs"]
-mod registry;
+use barge_testkit::registry;
 mod support;
 
 use barge_store::Backend;

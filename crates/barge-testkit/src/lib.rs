@@ -2,11 +2,13 @@
 //! components started on loopback ports in temp dirs (no mocks), and fixtures.
 //!
 //! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
+//! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
 
 pub mod git;
+pub mod registry;
 
 /// A loopback port nothing listens on (at the time of asking).
 pub fn free_port() -> u16 {
