@@ -6,9 +6,7 @@
 
 #[path = "../crates/barge-kube/tests/support/mod.rs"]
 mod kube_support;
-#[path = "../crates/barge-store/tests/support/postgres.rs"]
-mod postgres;
-use barge_testkit::registry;
+use barge_testkit::{postgres, registry};
 mod support;
 
 use barge_store::Backend;
@@ -167,7 +165,10 @@ impl Fixture {
             definitions.replace("HEALTH_PORT", &health_port.to_string()),
         )
         .unwrap();
-        let db = postgres::url(backend, &dir);
+        let db = match backend {
+            Backend::Sqlite => postgres::sqlite_url(&dir),
+            Backend::Postgres => postgres::postgres_url(),
+        };
         let reg = registry::TestRegistry::start(None).await;
         Fixture {
             git_port: git_daemon.port,
