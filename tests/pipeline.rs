@@ -4,8 +4,7 @@
 //! promotion windows defer auto-promotion with the reason `barge get stage` gives; abort
 //! stops a running promotion; `kill -9` of the daemon mid-promotion loses nothing.
 
-#[path = "../crates/barge-kube/tests/support/mod.rs"]
-mod kube_support;
+use barge_testkit::kube as kube_support;
 use barge_testkit::{postgres, registry};
 mod support;
 

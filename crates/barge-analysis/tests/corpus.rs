@@ -5,8 +5,7 @@
 
 mod support;
 
-#[path = "../../barge-kube/tests/support/mod.rs"]
-mod kube_support;
+use barge_testkit::kube as kube_support;
 
 use barge_analysis::Analysis;
 use barge_analysis::Providers;

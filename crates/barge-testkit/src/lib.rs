@@ -3,12 +3,14 @@
 //!
 //! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
 //! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
+//! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
 //! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
 
 pub mod git;
+pub mod kube;
 pub mod postgres;
 pub mod registry;
 
