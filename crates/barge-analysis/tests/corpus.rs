@@ -13,9 +13,9 @@ use barge_core::Catalog;
 use barge_core::analysis::{Phase, args};
 use barge_core::model::Body;
 use barge_core::model::analysis::{AnalysisTemplateSpec, IntOrString};
+use barge_testkit::prometheus::{Prometheus, requests};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use support::prometheus::{Prometheus, requests};
 
 fn corpus() -> PathBuf {
     let dir = std::env::var_os("BARGE_CORPUS")

@@ -5,6 +5,7 @@
 //! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
 //! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
+//! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@
 pub mod git;
 pub mod kube;
 pub mod postgres;
+pub mod prometheus;
 pub mod registry;
 
 /// A loopback port nothing listens on (at the time of asking).
