@@ -1,5 +1,5 @@
 //! Fixtures shared by the crates' tests: the workspace's own files, the real-world corpus the
-//! conformance tests read, and Freight made up from a Warehouse.
+//! conformance tests read, Freight made up from a Warehouse, and the Stage the step tests run.
 
 use std::path::{Path, PathBuf};
 
@@ -92,4 +92,13 @@ pub fn freight_from_warehouse(
         }
     }
     f
+}
+
+/// Stage `dev` of project `shop`, taking Freight from Warehouse `app` directly, running
+/// `steps` (YAML list items indented by 8 spaces).
+pub fn dev_stage(steps: &str) -> String {
+    format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: dev, namespace: shop}}\nspec:\n  requestedFreight:\n    - origin: {{kind: Warehouse, name: app}}\n      sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n{}",
+        steps.trim_start_matches('\n')
+    )
 }
