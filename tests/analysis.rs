@@ -2,11 +2,9 @@
 //! bundled example's success-rate template passes healthy traffic and fails degraded traffic,
 //! with every measurement shown, and refuses to start without its arguments.
 
-#[path = "../crates/barge-analysis/tests/support/prometheus.rs"]
-mod prometheus;
 mod support;
 
-use prometheus::{Counter, Prometheus};
+use barge_testkit::prometheus::{Counter, Prometheus};
 use support::{barge, root, stderr, stdout};
 
 fn guestbook(ok: f64, failing: f64) -> Vec<Counter> {

@@ -1,4 +1,5 @@
-//! Conformance against real-world Kargo pipelines and AnalysisTemplates (shared/corpus).
+//! Conformance against real-world Kargo pipelines and AnalysisTemplates (the corpus that
+//! `scripts/conformance CORPUS_DIR` names).
 //!
 //! The yardstick of issue #2: every current-format repository loads with the resource count
 //! its SOURCES.tsv row says; genuinely invalid content gets exactly the diagnostics reviewed

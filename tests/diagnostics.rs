@@ -98,7 +98,8 @@ fn each_good_fixture_is_clean() {
 fn steps_and_values_barge_cannot_run_are_reported_where_they_are() {
     let stage = |steps: &str| {
         format!(
-            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: dev, namespace: demo}}\nspec:\n  requestedFreight:\n    - origin: {{kind: Warehouse, name: app}}\n      sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n{steps}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  subscriptions:\n    - image: {{repoURL: ghcr.io/example/app}}\n"
+            "{}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: shop}}\nspec:\n  subscriptions:\n    - image: {{repoURL: ghcr.io/example/app}}\n",
+            barge_testkit::fixtures::dev_stage(steps)
         )
     };
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,6 @@
 //! `barge discover` end to end: the bundled pipeline against a real registry, via rewrites.
 
-#[path = "../crates/barge-registry/tests/support/mod.rs"]
-mod registry;
+use barge_testkit::registry;
 mod support;
 
 use serde_json::Value;

@@ -67,7 +67,15 @@ fn deploy_manifests_parse() {
 #[test]
 fn scripts_install_what_they_call_and_find_postgresql() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for script in ["scripts/demo", "scripts/test"] {
+    // scripts/test and scripts/conformance install through scripts/test-env.
+    for script in ["scripts/test", "scripts/conformance"] {
+        let text = std::fs::read_to_string(root.join(script)).unwrap();
+        assert!(
+            text.contains("\n. scripts/test-env\n"),
+            "{script} does not source scripts/test-env"
+        );
+    }
+    for script in ["scripts/demo", "scripts/test-env"] {
         let text = std::fs::read_to_string(root.join(script)).unwrap();
         for tool in ["git", "python3", "curl"] {
             let called = text
@@ -89,7 +97,7 @@ fn scripts_install_what_they_call_and_find_postgresql() {
         );
         assert!(!text.contains("postgresql/15"), "{script} hard-codes PostgreSQL 15");
     }
-    let support = std::fs::read_to_string(root.join("crates/barge-store/tests/support/postgres.rs")).unwrap();
+    let support = std::fs::read_to_string(root.join("crates/barge-testkit/src/postgres.rs")).unwrap();
     assert!(
         !support.contains("postgresql/15"),
         "the tests' PostgreSQL starter hard-codes 15"

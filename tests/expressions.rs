@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 
 /// The outputs a step's runner returns, shaped as barge's runners return them (which are
-/// Kargo's shapes, kargo.md §2.1), with the step's rendered config where outputs echo it.
+/// Kargo's shapes, from its `pkg/promotion/runner/builtin/`), with the step's rendered config where outputs echo it.
 fn outputs_of(step: &FlatStep, config: &Json) -> Map<String, Json> {
     let sha = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c";
     let out = match step.uses.as_str() {

@@ -3,8 +3,7 @@
 //! `barge serve`. Output contracts: kubectl's `-o wide|name`, one object for one name, exit
 //! status 1 for a project that does not exist.
 
-#[path = "../crates/barge-registry/tests/support/mod.rs"]
-mod registry;
+use barge_testkit::registry;
 mod support;
 
 use serde_json::Value;

@@ -4,12 +4,8 @@
 //! promotion windows defer auto-promotion with the reason `barge get stage` gives; abort
 //! stops a running promotion; `kill -9` of the daemon mid-promotion loses nothing.
 
-#[path = "../crates/barge-kube/tests/support/mod.rs"]
-mod kube_support;
-#[path = "../crates/barge-store/tests/support/postgres.rs"]
-mod postgres;
-#[path = "../crates/barge-registry/tests/support/mod.rs"]
-mod registry;
+use barge_testkit::kube as kube_support;
+use barge_testkit::{postgres, registry};
 mod support;
 
 use barge_store::Backend;
@@ -168,7 +164,10 @@ impl Fixture {
             definitions.replace("HEALTH_PORT", &health_port.to_string()),
         )
         .unwrap();
-        let db = postgres::url(backend, &dir);
+        let db = match backend {
+            Backend::Sqlite => postgres::sqlite_url(&dir),
+            Backend::Postgres => postgres::postgres_url(),
+        };
         let reg = registry::TestRegistry::start(None).await;
         Fixture {
             git_port: git_daemon.port,

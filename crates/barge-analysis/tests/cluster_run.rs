@@ -3,8 +3,7 @@
 
 mod support;
 
-#[path = "../../barge-kube/tests/support/mod.rs"]
-mod kube_support;
+use barge_testkit::kube as kube_support;
 
 use barge_analysis::cluster::{self, ClusterRun};
 use barge_core::analysis::Phase;

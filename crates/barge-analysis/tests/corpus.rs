@@ -1,12 +1,11 @@
-//! Every AnalysisTemplate of the conformance corpus (shared/corpus/analysis) whose metrics
+//! Every AnalysisTemplate of the real-world corpus (its `analysis/` directory) whose metrics
 //! barge can measure is run against local servers: Prometheus accepts every query after
 //! argument substitution, every web metric reaches the server, every Job metric becomes a Job
 //! on the test API server that its controller completes, and every run ends in a phase.
 
 mod support;
 
-#[path = "../../barge-kube/tests/support/mod.rs"]
-mod kube_support;
+use barge_testkit::kube as kube_support;
 
 use barge_analysis::Analysis;
 use barge_analysis::Providers;
@@ -14,21 +13,10 @@ use barge_core::Catalog;
 use barge_core::analysis::{Phase, args};
 use barge_core::model::Body;
 use barge_core::model::analysis::{AnalysisTemplateSpec, IntOrString};
+use barge_testkit::fixtures::corpus;
+use barge_testkit::prometheus::{Prometheus, requests};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use support::prometheus::{Prometheus, requests};
-
-fn corpus() -> PathBuf {
-    let dir = std::env::var_os("BARGE_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));
-    assert!(
-        dir.join("SOURCES.tsv").is_file(),
-        "corpus not found at {} (set BARGE_CORPUS)",
-        dir.display()
-    );
-    dir
-}
 
 /// A server answering every path with a small JSON document, recording what was asked.
 async fn any_web() -> (String, Arc<Mutex<Vec<String>>>) {

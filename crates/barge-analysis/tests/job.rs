@@ -3,8 +3,7 @@
 
 mod support;
 
-#[path = "../../barge-kube/tests/support/mod.rs"]
-mod kube_support;
+use barge_testkit::kube as kube_support;
 
 use barge_analysis::job::JobTarget;
 use barge_analysis::{Analysis, Providers};

@@ -5,7 +5,7 @@
 mod support;
 
 use barge_core::analysis::Phase;
-use support::prometheus::{Counter, Prometheus, requests};
+use barge_testkit::prometheus::{Counter, Prometheus, requests};
 use support::{at_prometheus, fixture, run, run_stopping_after, spec, with_timing};
 
 const RATIO: &str =

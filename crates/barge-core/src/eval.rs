@@ -1,4 +1,4 @@
-//! Evaluating `${{ }}` / `${% %}` expressions the way Kargo does (kargo.md §2.4), with
+//! Evaluating `${{ }}` / `${% %}` expressions the way Kargo does (its `pkg/expressions`), with
 //! expr-lang and Kargo's functions.
 //!
 //! Kargo renders a template string by replacing each expression with its result (strings as

@@ -1,6 +1,6 @@
 //! Freight identity: Kargo's content-derived ID and human-friendly aliases.
 //!
-//! The ID is Kargo's `GenerateFreightID` (kargo.md §1.5), so Freight minted by barge and by Kargo
+//! The ID is Kargo's `GenerateFreightID` (its `pkg/api/freight.go`), so Freight minted by barge and by Kargo
 //! for the same artifacts has the same name: SHA-1 over the origin and the sorted artifact
 //! parts, where an image part carries both tag and digest (a re-pushed tag and a re-tagged
 //! digest are both new Freight) and a commit part carries its tag (rc → GA is new Freight).

@@ -1,4 +1,5 @@
-//! A promotion's steps as Kargo runs them (kargo.md §1.7, §1.8, §2.3), without the IO:
+//! A promotion's steps as Kargo runs them (Kargo's `api/v1alpha1/promotion_types.go` and
+//! `promotion_task_types.go`, `pkg/promotion/local_orchestrator.go`), without the IO:
 //! inflating a template and its tasks into a flat list, layering vars, deciding whether a
 //! step runs, counting retries against `errorThreshold` / `timeout`, and rolling the step
 //! statuses up into the promotion's phase. The promotion engine (crate barge-promote) drives
@@ -135,8 +136,8 @@ fn flat_step(step: &Step, alias: String, local_alias: String) -> Result<FlatStep
     })
 }
 
-/// Kargo's step-specific default timeouts (kargo.md §2.3); a canary with pauses and analyses
-/// takes longer than a sync, so barge's rollout-wait gets 30 minutes.
+/// Kargo's step-specific default timeouts (its `pkg/promotion/registry.go`); a canary with
+/// pauses and analyses takes longer than a sync, so barge's rollout-wait gets 30 minutes.
 fn default_timeout(uses: &str) -> Option<Duration> {
     match uses {
         "argocd-update" | "argocd-wait" => Some(Duration::from_secs(300)),
@@ -255,7 +256,8 @@ impl State {
     }
 
     /// Stores a step's outputs; `compose-output` inside a task also exports to the task alias,
-    /// which is how a task hands values to the steps after it (kargo.md §1.8).
+    /// which is how a task hands values to the steps after it (Kargo's
+    /// `api/v1alpha1/promotion_task_types.go`).
     pub fn record_outputs(&mut self, step: &FlatStep, outputs: Map<String, Json>) {
         if step.uses == "compose-output"
             && let Some(task) = &step.task_alias
@@ -271,7 +273,8 @@ impl State {
         self.outputs.insert(step.alias.clone(), Json::Object(outputs));
     }
 
-    /// The promotion's phase from its steps (kargo.md §1.7): a failure of a step without
+    /// The promotion's phase from its steps (Kargo's `pkg/promotion/local_orchestrator.go`): a
+    /// failure of a step without
     /// `continueOnError` decides it; Errored outranks Failed; Aborted outranks both.
     pub fn phase(&self, steps: &[FlatStep]) -> Phase {
         let mut phase = Phase::Succeeded;

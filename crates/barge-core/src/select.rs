@@ -1,5 +1,6 @@
 //! Which image tags a subscription considers and in what order: Kargo's selection strategies
-//! (kargo.md §1.4) as pure functions over tag lists, so the registry code only fetches.
+//! (Kargo's `api/v1alpha1/warehouse_types.go`) as pure functions over tag lists, so the
+//! registry code only fetches.
 
 use crate::model::kargo::ImageSubscription;
 use crate::semver::{Constraint, Version};

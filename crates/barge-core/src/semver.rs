@@ -430,7 +430,7 @@ mod tests {
             .matches(&Version::parse(v, false).unwrap_or_else(|e| panic!("{v}: {e}")))
     }
 
-    /// barge's own cases: the spellings rust-stack.md found Rust crates getting wrong (space as
+    /// barge's own cases: the spellings Masterminds accepts that Rust semver crates get wrong (space as
     /// AND, bare versions as `=`, hyphen ranges, `v` prefixes, dirty partials) and the
     /// group-level prerelease opt-in. Masterminds' own tables are in `semver_masterminds_tests.rs`.
     #[test]

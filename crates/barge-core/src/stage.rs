@@ -1,6 +1,6 @@
 //! What a Stage should do next for one freight request, and why it is waiting when it is not
-//! promoting (kargo.md §1.6): availability (direct, upstream verification and soak time,
-//! `OneOf` / `All`, approvals), the auto-promotion candidate (`NewestFreight` /
+//! promoting (Kargo's `api/v1alpha1/stage_types.go`): availability (direct, upstream
+//! verification and soak time, `OneOf` / `All`, approvals), the auto-promotion candidate (`NewestFreight` /
 //! `MatchUpstream`), holds, promotion windows, a running promotion and a failed verification.
 //!
 //! Pure: the caller hands in the Freight with its history, the Stage's state and the time.

@@ -3,7 +3,7 @@
 //! The promotion engine registers one runner per name in [`BUILTIN`]; validation uses this list
 //! so that an unknown `uses:` is caught before a promotion starts, with the known names listed.
 
-/// Kargo's open-source steps (shared/reference/kargo.md §2.1). The promotion engine runs
+/// Kargo's open-source steps (its `pkg/promotion/runner/builtin/`). The promotion engine runs
 /// most of them; docs/reference/steps.md lists the ones it cannot run yet.
 pub const BUILTIN: &[&str] = &[
     "argocd-update",
@@ -57,7 +57,7 @@ pub const NOT_RUNNABLE: &[(&str, &str)] = &[
     ("oci-push", "barge does not push OCI artifacts yet"),
 ];
 
-/// Steps that exist only in Kargo Enterprise (kargo.md §2.2).
+/// Steps that exist only in Kargo Enterprise (Kargo's `docs/enterprise-features.json`).
 pub const ENTERPRISE: &[&str] = &[
     "send-message",
     "wait-for-approval",

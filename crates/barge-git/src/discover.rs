@@ -1,4 +1,5 @@
-//! Git subscription discovery with Kargo's semantics (kargo.md §1.4): NewestFromBranch (the
+//! Git subscription discovery with Kargo's semantics (its `api/v1alpha1/warehouse_types.go`):
+//! NewestFromBranch (the
 //! default), SemVer, Lexical and NewestTag; allow/ignore tag regexes, include/exclude paths
 //! (exact, `glob:`, `regex:`/`regexp:`), `expressionFilter`, `since`, `strictSemvers`,
 //! `discoveryLimit`.

@@ -3,8 +3,7 @@
 use barge_git::cache::{Checkout, RepoCache};
 use barge_git::repo::{Author, Workspace};
 
-mod support;
-use support::git;
+use barge_testkit::git::{bare_repo, git};
 
 /// A repository whose `main` holds `a.yaml` (`v: 1`), its URL, an empty cache, and a checkout
 /// of `main`.
@@ -158,7 +157,7 @@ async fn only_the_pools_of_ended_processes_are_deleted() {
 #[tokio::test]
 async fn fetches_are_blobless_where_the_server_allows_it() {
     let dir = tempfile::tempdir().unwrap();
-    let bare = support::bare_repo(
+    let bare = bare_repo(
         dir.path(),
         "config.git",
         &[
@@ -231,7 +230,7 @@ async fn the_cache_runs_git_maintenance_every_so_many_promotions() {
 async fn meeting_another_repository_keeps_the_pooled_worktrees_of_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let (_, first_url, earlier, main) = seeded_cache(dir.path());
-    let other = support::bare_repo(dir.path(), "other.git", &[("b.yaml", "v: 1\n")]);
+    let other = bare_repo(dir.path(), "other.git", &[("b.yaml", "v: 1\n")]);
     let other_url = format!("file://{}", other.display());
     // An earlier process cached both repositories.
     check_out(&earlier, &first_url, &main, &dir.path().join("p0/a")).await;

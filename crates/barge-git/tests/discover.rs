@@ -5,8 +5,7 @@ use barge_core::rewrite::Rewrite;
 use barge_git::discover::{GitConfig, discover_git};
 use std::path::{Path, PathBuf};
 
-mod support;
-use support::{GitDaemon, free_port, git, git_dated};
+use barge_testkit::git::{GitDaemon, free_port, git, git_dated, smart_http};
 
 fn write(dir: &Path, file: &str, text: &str) {
     let p = dir.join(file);
@@ -328,7 +327,7 @@ async fn over_smart_http_with_credentials_from_the_lookup() {
     let _ = std::process::Command::new("chmod")
         .args(["-R", "a+rwX", dir.path().to_str().unwrap()])
         .status();
-    let (_server, port) = support::smart_http(dir.path(), "reader", "open-sesame-42");
+    let (_server, port) = smart_http(dir.path(), "reader", "open-sesame-42");
     let url = "https://git.example.com/acme/config.git";
     let config = |password: &'static str| GitConfig {
         rewrites: vec![Rewrite::parse(&format!("https://git.example.com/acme/=http://127.0.0.1:{port}/")).unwrap()],

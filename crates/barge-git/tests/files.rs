@@ -4,8 +4,7 @@
 use barge_git::files;
 use std::path::Path;
 
-mod support;
-use support::git;
+use barge_testkit::git::git;
 
 fn repo(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();

@@ -6,8 +6,7 @@ use barge_git::repo::{Author, Workspace};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod support;
-use support::{git, git_dated};
+use barge_testkit::git::{git, git_dated};
 
 /// `git add --all` + `git commit -m` as `Bob <bob@example.com>` (author and committer), the
 /// way barge ran them before committing in-process.

@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-mod support;
-use support::{empty_commits, files_containing, git, smart_http};
+use barge_testkit::git::{bare_repo, empty_commits, files_containing, git, smart_http};
 
 /// A bare repository whose `main` holds stages/dev/kustomization.yaml.
 fn seed(root: &Path) -> PathBuf {
     let k = "images:\n  - name: app\n    newTag: 1.0.0\n";
-    support::bare_repo(
+    bare_repo(
         root,
         "config.git",
         &[

@@ -2,13 +2,11 @@
 //! (GET, LIST with selectors, merge PATCH, create with generateName, WATCH from a
 //! resourceVersion, DELETE) and each failure's class (404, 409, 401, no configuration).
 
-mod support;
-
 use barge_core::ErrorClass;
 use barge_kube::{APPLICATION, Clusters, Objects, ROLLOUT, resource_version};
+use barge_testkit::kube::apiserver::ApiServer;
 use serde_json::json;
 use std::time::Duration;
-use support::apiserver::ApiServer;
 
 fn app(name: &str, team: &str) -> serde_json::Value {
     json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",

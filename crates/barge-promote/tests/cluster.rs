@@ -1,8 +1,7 @@
 //! argocd-update, argocd-wait and rollout-wait against the test Kubernetes API server, with
 //! test controllers moving Applications and Rollouts through their real status fields.
 
-#[path = "../../barge-kube/tests/support/mod.rs"]
-mod kube_support;
+use barge_testkit::kube as kube_support;
 mod support;
 
 use barge_core::promotion::{Phase, State};

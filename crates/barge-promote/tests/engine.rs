@@ -2,8 +2,7 @@
 //! (orphan) branches, retries, conditions, a crash at every step boundary, 50 promotions
 //! racing into one branch, and credentials over smart HTTP.
 
-#[path = "../../barge-git/tests/support/mod.rs"]
-mod git_kit;
+use barge_testkit::git as git_kit;
 mod support;
 
 use barge_core::eval::StepStatus;

@@ -3,8 +3,7 @@
 //! with a dependency, CRDs and a test hook, two values files and setValues, promoted from a
 //! real git repository into it; and a broken template failing the step with Helm's message.
 
-#[path = "../../barge-git/tests/support/mod.rs"]
-mod git_kit;
+use barge_testkit::git as git_kit;
 mod support;
 
 use barge_core::eval::StepStatus;

@@ -2,8 +2,7 @@
 //! option's effect (sparse checkouts, force pushes, delete globs, http's error, content-type,
 //! body-file and poll options).
 
-#[path = "../../barge-git/tests/support/mod.rs"]
-mod git_kit;
+use barge_testkit::git as git_kit;
 mod support;
 
 use barge_core::promotion::{Phase, State};

@@ -1,8 +1,7 @@
 //! PR steps against a test forge that speaks the GitHub, GitLab and Gitea calls barge uses,
 //! and merges for real in a bare repository (git CLI).
 
-#[path = "../../barge-git/tests/support/mod.rs"]
-mod git_kit;
+use barge_testkit::git as git_kit;
 mod support;
 
 use axum::extract::{Path as UrlPath, Query, State as AxState};

@@ -5,9 +5,6 @@
 //!
 //! Run: `cargo bench -p barge-registry --bench discovery` (needs docker-registry and skopeo).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use barge_core::model::kargo::ImageSubscription;
 use barge_registry::discover::discover_image;
 use barge_registry::{Registry, RegistryConfig};
@@ -25,7 +22,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let runs = 7;
-    let reg = support::TestRegistry::start(None).await;
+    let reg = barge_testkit::registry::TestRegistry::start(None).await;
     let started = Instant::now();
     let names: Vec<String> = (0..tags)
         .map(|i| format!("{}.{}.{}", i / 1000, (i / 10) % 100, i % 10))

@@ -1,12 +1,10 @@
 //! Chart subscriptions: a classic repository's index.yaml served over HTTP in the test, and an
 //! OCI chart in a real registry.
 
-mod support;
-
 use barge_core::model::kargo::ChartSubscription;
 use barge_registry::discover::discover_chart;
 use barge_registry::{Registry, RegistryConfig};
-use support::TestRegistry;
+use barge_testkit::registry::TestRegistry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const INDEX: &str = r#"apiVersion: v1

@@ -1,13 +1,11 @@
 //! Image discovery against a real distribution registry (Debian's `docker-registry`).
 
-mod support;
-
 use barge_core::model::kargo::ImageSubscription;
 use barge_registry::discover::discover_image;
 use barge_registry::{Registry, RegistryConfig, RegistryError, Rewrite};
+use barge_testkit::registry::{Fault, Plan, Proxy, TestRegistry, tags, write_docker_config};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Fault, Proxy, TestRegistry, tags, write_docker_config};
 
 fn fast(config: RegistryConfig) -> RegistryConfig {
     RegistryConfig {
@@ -172,7 +170,7 @@ async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error()
     reg.push_tags("flaky/app", &tags("1.0.", 3)).await;
     // First request of each kind: 429 (Retry-After: 1), then 503, a reset, and a truncated
     // tag list; discovery must come through with the right answer.
-    let plan: support::Plan = Arc::new(|n, path: &str| match n {
+    let plan: Plan = Arc::new(|n, path: &str| match n {
         1 => Fault::TooMany { retry_after_secs: 1 },
         2 => Fault::Unavailable,
         3 => Fault::Reset,
@@ -191,7 +189,7 @@ async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error()
     assert_eq!(d.requests, 5 + 3, "4 faulted attempts + the good listing + 3 HEADs");
 
     // A registry that never recovers: a clear, classified error and no candidates at all.
-    let always: support::Plan = Arc::new(|_, _| Fault::TooMany { retry_after_secs: 0 });
+    let always: Plan = Arc::new(|_, _| Fault::TooMany { retry_after_secs: 0 });
     let proxy = Proxy::start(&reg.host, None, always).await;
     let client = Registry::new(fast(RegistryConfig {
         max_attempts: 3,
@@ -208,7 +206,7 @@ async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error()
         "max_attempts bounds the retries"
     );
 
-    let truncating: support::Plan = Arc::new(|_, path: &str| {
+    let truncating: Plan = Arc::new(|_, path: &str| {
         if path.contains("/tags/list") {
             Fault::TruncatedJson
         } else {

@@ -6,8 +6,8 @@
 //!
 //! Run: cargo bench -p barge-store --bench history [-- ROWS]
 
-#[path = "../tests/support/postgres.rs"]
-mod postgres;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use barge_store::{AuditQuery, Backend, Store};
 use sqlx::any::AnyPoolOptions;
@@ -101,7 +101,7 @@ fn psql(url: &str) -> Vec<Duration> {
     (0..30)
         .map(|_| {
             let t = Instant::now();
-            let out = std::process::Command::new(format!("{}/psql", postgres::pg_bin()))
+            let out = std::process::Command::new(format!("{}/psql", barge_testkit::postgres::pg_bin()))
                 .args([url, "-qAt", "-c", query])
                 .output()
                 .unwrap();
@@ -119,7 +119,7 @@ async fn main() {
         .unwrap_or(1_000_000);
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let dir = tempfile::tempdir().unwrap();
-        let url = postgres::url(backend, &dir);
+        let url = support::url(backend, &dir);
         let store = Store::open(&url).await.unwrap();
         let t = Instant::now();
         fill(&url, backend, rows).await;

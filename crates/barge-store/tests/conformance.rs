@@ -6,10 +6,9 @@ use barge_core::model::kargo::{Freight, FreightOrigin, Image};
 use barge_core::promotion::Phase;
 use barge_store::{Backend, Store};
 
-#[path = "support/postgres.rs"]
-mod postgres_server;
-use postgres_server::url;
+mod support;
 use std::collections::HashSet;
+use support::url;
 
 /// The kinds of a project's audit events, oldest first.
 async fn audit_kinds(s: &Store) -> Vec<String> {

@@ -2,8 +2,6 @@
 
 #![allow(dead_code)] // each test crate uses part of it
 
-pub mod prometheus;
-
 use barge_analysis::Providers;
 use barge_analysis::{Analysis, Report};
 use barge_core::analysis::args;

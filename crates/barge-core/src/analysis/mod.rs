@@ -1,4 +1,5 @@
-//! Argo Rollouts' analysis semantics (shared/reference/peers.md §3), as pure functions:
+//! Argo Rollouts' analysis semantics (its `analysis/analysis.go`, `utils/evaluate/evaluate.go`
+//! and `docs/features/analysis.md`), as pure functions:
 //! condition evaluation (`successCondition` / `failureCondition` over `result`), the
 //! per-metric counters and assessment, when the next measurement is due, and the run phase.
 //! Providers (Prometheus, web, Job) only produce measured values; everything that decides

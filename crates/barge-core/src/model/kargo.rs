@@ -1,4 +1,5 @@
-//! Kargo's `kargo.akuity.io/v1alpha1` resources, field for field (shared/reference/kargo.md §1).
+//! Kargo's `kargo.akuity.io/v1alpha1` resources, field for field (Kargo's
+//! `api/v1alpha1/*_types.go`).
 //!
 //! Enumerations (strategies, policies) and durations are kept as strings: a bad value must
 //! become a diagnostic at its position, not a deserialization failure that loses the resource.

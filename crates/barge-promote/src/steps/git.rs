@@ -1,4 +1,4 @@
-//! git-clone, git-clear, git-commit, git-push, git-tag (kargo.md §2.1).
+//! git-clone, git-clear, git-commit, git-push, git-tag (Kargo's `pkg/promotion/runner/builtin/git_*.go`).
 //!
 //! Checkouts are worktrees of the engine's repository cache. Which repository and branch a
 //! path belongs to is kept in `<work>.checkouts.json`, beside the work directory, so a resumed
@@ -348,7 +348,7 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             if ctx.engine.dry_run {
                 return done(Map::from_iter([("tag".into(), json!(tag))]));
             }
-            // Tag pushes are never retried (kargo.md §2.3).
+            // Tag pushes are never retried (Kargo's `pkg/promotion/runner/builtin/git_pusher.go`).
             ws.run(&["push", "-q", "origin", &format!("refs/tags/{tag}")])
                 .await
                 .map_err(git_error)?;

@@ -1,6 +1,5 @@
-//! Promotion-engine test kit shared by barge-promote's tests and benchmark and the end-to-end
-//! tests (which include it with `#[path]`): a quiet journal, an engine with fast retry
-//! timings, Freight, and promotions planned from YAML text.
+//! Promotion-engine test kit shared by barge-promote's tests and benchmark: a quiet journal, an
+//! engine with fast retry timings, Freight, and promotions planned from YAML text.
 #![allow(dead_code)]
 
 use barge_core::eval::Data;
@@ -10,6 +9,8 @@ use barge_core::rewrite::Rewrite;
 use barge_git::cache::RepoCache;
 use barge_git::repo::{Author, PushPolicy};
 use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
+#[allow(unused_imports)] // each test crate uses some of the kit
+pub use barge_testkit::fixtures::dev_stage;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,13 +97,4 @@ pub fn plan(yaml: &str, stage: &str, freight: Freight) -> Promotion {
     catalog.load_text("test.yaml", yaml);
     assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
     Promotion::plan(&catalog, "shop", stage, freight, Vec::new(), "alice").unwrap()
-}
-
-/// Stage `dev` of project `shop`, taking Freight from Warehouse `app` directly, running
-/// `steps` (YAML list items indented by 8 spaces).
-pub fn dev_stage(steps: &str) -> String {
-    format!(
-        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {{name: dev, namespace: shop}}\nspec:\n  requestedFreight:\n    - origin: {{kind: Warehouse, name: app}}\n      sources: {{direct: true}}\n  promotionTemplate:\n    spec:\n      steps:\n{}",
-        steps.trim_start_matches('\n')
-    )
 }

@@ -1,11 +1,7 @@
 //! A real PostgreSQL server for tests: initdb in a temp dir on a loopback port, one per test
 //! binary, stopped by a watchdog when the test process exits; and a fresh database URL per
-//! test for either backend. Shared by the store's conformance suite and the end-to-end tests
-//! (included with `#[path]`).
+//! test for either of barge's store backends.
 
-#![allow(dead_code)]
-
-use barge_store::Backend;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -79,20 +75,20 @@ fn postgres() -> &'static Postgres {
     })
 }
 
-/// A fresh, empty database URL for each test.
-pub fn url(backend: Backend, dir: &tempfile::TempDir) -> String {
+/// A fresh, empty SQLite database URL for each test (the file is created below `dir`).
+pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}/state/barge.db", dir.path().display())
+}
+
+/// A fresh, empty PostgreSQL database URL for each test, on this test binary's server.
+pub fn postgres_url() -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    match backend {
-        Backend::Sqlite => format!("sqlite://{}/state/barge.db", dir.path().display()),
-        Backend::Postgres => {
-            let pg = postgres();
-            let db = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
-            let out = Command::new(format!("{}/createdb", pg_bin()))
-                .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "barge", &db])
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            format!("postgres://barge:secret-pw@127.0.0.1:{}/{db}", pg.port)
-        }
-    }
+    let pg = postgres();
+    let db = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+    let out = Command::new(format!("{}/createdb", pg_bin()))
+        .args(["-h", "127.0.0.1", "-p", &pg.port.to_string(), "-U", "barge", &db])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    format!("postgres://barge:secret-pw@127.0.0.1:{}/{db}", pg.port)
 }

@@ -1,9 +1,8 @@
 //! A real CNCF distribution registry (`docker-registry`) on an ephemeral loopback port, with
 //! helpers that push tiny OCI images over the registry API, and a fault-injecting proxy.
-#![allow(dead_code)]
 
+use crate::free_port;
 use sha2::Digest;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,10 +26,6 @@ impl Drop for TestRegistry {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl TestRegistry {
     /// Starts a registry; with `auth`, it requires HTTP basic auth (htpasswd, bcrypt).
     pub async fn start(auth: Option<(&str, &str)>) -> TestRegistry {
@@ -43,7 +38,9 @@ impl TestRegistry {
     }
 
     async fn start_with(auth: Option<(&str, &str)>, tls: bool) -> TestRegistry {
-        barge_registry::install_crypto_provider();
+        // reqwest is built without a default TLS provider (as barge is); install ring's, as
+        // barge_registry::install_crypto_provider does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(

@@ -1,8 +1,8 @@
-//! Git test kit shared by barge-git's tests and the end-to-end tests (which include it with
-//! `#[path]`): the git CLI with a fixed identity, and `git daemon` on an ephemeral port.
-#![allow(dead_code)]
+//! Git test kit: the git CLI with a fixed identity, `git daemon` on an ephemeral port, and git
+//! smart HTTP behind nginx with basic auth.
 
-use std::net::{TcpListener, TcpStream};
+pub use crate::free_port;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,11 +37,6 @@ fn run_git(dir: &Path, args: &[&str], date: Option<&str>) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A loopback port nothing listens on (at the time of asking).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// `git daemon` exporting every repository below a directory; killed on drop.
@@ -100,8 +95,8 @@ impl Drop for SmartHttp {
     }
 }
 
-/// git smart HTTP (git-http-backend via fcgiwrap) behind nginx with basic auth, as in
-/// shared/TESTING.md.
+/// git smart HTTP (git-http-backend via fcgiwrap) behind nginx with basic auth, the setup
+/// git-http-backend(1) describes for serving repositories over HTTP.
 pub fn smart_http(root: &Path, user: &str, pass: &str) -> (SmartHttp, u16) {
     let port = free_port();
     let sock = root.join("fcgi.sock");

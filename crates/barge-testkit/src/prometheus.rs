@@ -1,9 +1,6 @@
 //! A real Prometheus (Debian `prometheus`) serving data backfilled with `promtool`, so analysis
 //! tests are exact: every counter grows at a fixed rate from an hour ago to an hour from now,
 //! so any `rate(...[2m])` queried "now" — as the provider does — has a known value.
-//! Shared by the analysis crate's tests and the end-to-end tests (via `#[path]`).
-
-#![allow(dead_code)] // each test crate uses part of it
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,4 @@
+//! The test Kubernetes API server and test controllers.
+
+pub mod apiserver;
+pub mod controllers;

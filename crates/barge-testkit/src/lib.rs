@@ -1,0 +1,30 @@
+//! barge's shared test support, used by every crate's tests as a dev-dependency: real
+//! components started on loopback ports in temp dirs (no mocks), and fixtures.
+//!
+//! - [`fixtures`]: the workspace's root, the real-world corpus, Freight from a Warehouse.
+//! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
+//! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
+//! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
+//! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
+//! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
+//! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
+//!
+//! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
+#![forbid(unsafe_code)]
+
+pub mod fixtures;
+pub mod git;
+pub mod kube;
+pub mod postgres;
+pub mod prometheus;
+pub mod registry;
+pub mod web;
+
+/// A loopback port nothing listens on (at the time of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
