@@ -5,6 +5,7 @@ use barge_registry::discover::discover_image;
 use barge_registry::{Registry, RegistryConfig, RegistryError, Rewrite};
 use barge_testkit::registry::{Fault, Plan, Proxy, TestRegistry, tags, write_docker_config};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 fn fast(config: RegistryConfig) -> RegistryConfig {
@@ -201,7 +202,7 @@ async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error()
         .unwrap_err();
     assert_eq!(err.class(), barge_core::ErrorClass::RateLimited, "{err}");
     assert_eq!(
-        proxy.requests.load(std::sync::atomic::Ordering::SeqCst),
+        proxy.requests.load(Ordering::SeqCst),
         3,
         "max_attempts bounds the retries"
     );
@@ -505,4 +506,32 @@ async fn a_steady_state_pass_costs_one_listing() {
     fresh.recall_image(third.learned.unwrap()).await;
     let d = discover_image(&fresh, &immutable).await.unwrap();
     assert_eq!((d.requests, d.reused), (1, true));
+}
+
+/// A registry that sends ETags on tag lists: the next pass asks with `If-None-Match`, the
+/// unchanged list comes back as a 304 without a body, and the pass reuses what it knew.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_listing_is_revalidated_with_its_etag() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("etag/app", &tags("1.0.", 25)).await;
+    let proxy = Proxy::start_paginating(&reg.host, None, Arc::new(|_, _| Fault::Pass), Some(100)).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let immutable = sub(&format!("{}/etag/app", proxy.host), |s| s.cache_by_tag = Some(true));
+    let first = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!((first.requests, first.reused), (1 + 20, false));
+    assert_eq!(proxy.not_modified.load(Ordering::SeqCst), 0);
+    let second = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!((second.requests, second.reused), (1, true));
+    assert_eq!(
+        proxy.not_modified.load(Ordering::SeqCst),
+        1,
+        "the listing was revalidated, not sent again"
+    );
+    assert_eq!(second.candidates, first.candidates);
+    // A new tag changes the list and its ETag: a 200 with the list, and the new tag fetched.
+    reg.push_tags("etag/app", &["1.0.25".to_string()]).await;
+    let third = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!((third.requests, third.reused), (2, false));
+    assert_eq!(third.candidates[0].tag, "1.0.25");
+    assert_eq!(proxy.not_modified.load(Ordering::SeqCst), 1);
 }

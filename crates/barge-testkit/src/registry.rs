@@ -254,6 +254,9 @@ pub enum Fault {
 pub struct Proxy {
     pub host: String,
     pub requests: Arc<AtomicU64>,
+    /// Tag listings it answered `304 Not Modified` (its listings carry an ETag, and an
+    /// `If-None-Match` naming the current one gets a 304, as GHCR and Docker Hub answer).
+    pub not_modified: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -301,6 +304,7 @@ impl Proxy {
         let upstream = upstream.to_string();
         let bearer = bearer.map(|(u, p)| (u.to_string(), p.to_string()));
         let counter = requests.clone();
+        let not_modified = Arc::new(AtomicU64::new(0));
         let me = host.clone();
         let state = Arc::new(ProxyState {
             client: reqwest::Client::new(),
@@ -311,6 +315,7 @@ impl Proxy {
             me,
             page,
             extra_tags,
+            not_modified: not_modified.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -321,7 +326,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { host, requests, task }
+        Proxy {
+            host,
+            requests,
+            not_modified,
+            task,
+        }
     }
 }
 
@@ -335,6 +345,7 @@ struct ProxyState {
     me: String,
     page: Option<usize>,
     extra_tags: Vec<String>,
+    not_modified: Arc<AtomicU64>,
 }
 
 async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Result<()> {
@@ -470,13 +481,28 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                 extra = format!("link: <{base}?last={}&n={n}>; rel=\"next\"\r\n", chunk.last().unwrap());
             }
             let mut body = serde_json::to_vec(&serde_json::json!({"name": full["name"], "tags": chunk})).unwrap();
+            let etag = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                body.hash(&mut h);
+                format!("\"{:016x}\"", h.finish())
+            };
+            if header("if-none-match").as_deref() == Some(etag.as_str()) {
+                st.not_modified.fetch_add(1, Ordering::SeqCst);
+                write
+                    .write_all(
+                        format!("HTTP/1.1 304 Not Modified\r\netag: {etag}\r\ncontent-length: 0\r\n\r\n").as_bytes(),
+                    )
+                    .await?;
+                continue;
+            }
             if plan(n_req(counter), &path) == Fault::TruncatedJson {
                 body.truncate(body.len() / 2);
             }
             write
                 .write_all(
                     format!(
-                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n",
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\netag: {etag}\r\n{extra}content-length: {}\r\n\r\n",
                         body.len()
                     )
                     .as_bytes(),
