@@ -24,7 +24,7 @@ pub fn run(
         Err(code) => return Ok(code),
     };
     if catalog.errors() > 0 {
-        eprint!("{}", crate::render::diagnostics_text(&catalog, false));
+        eprint!("{}", barge_engine::diagnostics::diagnostics_text(&catalog, false));
         return Ok(ExitCode::from(2));
     }
     let found: Vec<(&str, &AnalysisTemplateSpec)> = catalog
@@ -67,12 +67,12 @@ pub fn run(
         }
     }
     let secrets = match config {
-        Some(path) => crate::config::Config::load(path)?.read_secrets()?,
+        Some(path) => barge_engine::config::Config::load(path)?.read_secrets()?,
         None => BTreeMap::new(),
     };
     let given: BTreeMap<String, String> = given.iter().cloned().collect();
     let prepared = args::resolve(&spec.args, &given, &mut |n, k| {
-        crate::verify::lookup_secret(&secrets, n, k)
+        barge_engine::verify::lookup_secret(&secrets, n, k)
     })
     .and_then(|resolved| Analysis::prepare(&spec, &resolved));
     let analysis = match prepared {
@@ -97,7 +97,7 @@ pub fn run(
                 clusters: std::sync::Arc::new(barge_kube::Clusters::new(None)),
                 context: None,
                 namespace: namespace.to_string(),
-                run: format!("{name}-{:x}", crate::promote::now_millis()),
+                run: format!("{name}-{:x}", barge_engine::promote::now_millis()),
             }),
         };
         Ok(barge_analysis::run(&analysis, &providers, stopped, |metric, m| {

@@ -3,10 +3,10 @@
 //! definitions from `-f PATH` or the ones `barge serve` recorded last). Either way the same
 //! [`ops::Call`] runs; this module also prints the answers for people.
 
-use crate::ops::{self, Call};
 use crate::render::{rfc3339_time, table, time};
-use crate::{Format, GetFormat, render};
+use crate::{Format, GetFormat};
 use anyhow::{Context as _, Result, bail};
+use barge_engine::ops::{self, Call};
 use serde_json::Value;
 use std::io::Write;
 
@@ -46,7 +46,7 @@ impl Target {
     pub fn db(&self) -> Result<String> {
         match &self.db {
             Some(url) => Ok(url.clone()),
-            None => default_db(),
+            None => barge_engine::default_db(),
         }
     }
 }
@@ -54,62 +54,25 @@ impl Target {
 impl Server {
     /// The token from --token-file (or BARGE_TOKEN_FILE), else BARGE_TOKEN.
     fn token(&self) -> Result<String> {
-        crate::api::read(self.token_file.as_deref())?
+        barge_server::api::read(self.token_file.as_deref())?
             .context("--server needs the server's token: set BARGE_TOKEN or --token-file FILE")
     }
-}
-
-/// The store verbs use without --db: `$XDG_DATA_HOME/barge/barge.db` (XDG Base Directory
-/// specification; `~/.local/share` when unset). Not the current directory: barge is run in
-/// config repositories, and a store there would be committed by the next `git add -A`.
-pub fn default_db() -> Result<String> {
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .map(std::path::PathBuf::from)
-        // The specification: a relative path is invalid and is to be ignored.
-        .filter(|d| d.is_absolute())
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|h| !h.is_empty())
-                .map(|h| std::path::PathBuf::from(h).join(".local/share"))
-        })
-        .context("no default store: neither XDG_DATA_HOME nor HOME is set; give --db URL (or BARGE_DB)")?;
-    Ok(format!("sqlite://{}", data.join("barge").join("barge.db").display()))
-}
-
-/// The file of a SQLite store that has never been written (so there is nothing to read in it),
-/// or None when it exists or the store is PostgreSQL.
-pub fn unwritten_store(url: &str) -> Option<std::path::PathBuf> {
-    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let file = std::path::PathBuf::from(path.split('?').next().unwrap_or(path));
-    (!file.exists()).then_some(file)
 }
 
 /// The definitions for a call against the store.
 async fn definitions(target: &Target, store: &barge_store::Store) -> Result<barge_core::Catalog> {
     if !target.definitions.is_empty() {
         let paths = target.definitions.clone();
-        let catalog = tokio::task::spawn_blocking(move || crate::load_catalog(&paths)).await??;
+        let catalog = tokio::task::spawn_blocking(move || barge_engine::load_catalog(&paths)).await??;
         if catalog.errors() > 0 {
             bail!(
                 "the definitions have errors:\n{}",
-                render::diagnostics_text(&catalog, false)
+                barge_engine::diagnostics::diagnostics_text(&catalog, false)
             );
         }
         return Ok(catalog);
     }
-    Ok(stored_definitions(store).await?.unwrap_or_default())
-}
-
-/// The definitions `barge serve` last recorded in the store, loaded and validated.
-pub async fn stored_definitions(store: &barge_store::Store) -> Result<Option<barge_core::Catalog>> {
-    Ok(store.latest_definitions().await?.map(|d| {
-        let mut catalog = barge_core::Catalog::default();
-        for (file, text) in &d.texts {
-            catalog.load_text(file, text);
-        }
-        barge_core::validate::validate(&mut catalog);
-        catalog
-    }))
+    Ok(barge_engine::stored_definitions(store).await?.unwrap_or_default())
 }
 
 /// Runs a call on `barge serve` (`remote.server`, which must be set).
@@ -144,7 +107,7 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
     // Reading a store that was never written shows an empty one and creates no file: a
     // `barge get` in the wrong directory or with a typo in --db leaves nothing behind.
     let _scratch;
-    let store = match unwritten_store(&db).filter(|_| c.reads_only()) {
+    let store = match barge_engine::unwritten_store(&db).filter(|_| c.reads_only()) {
         Some(file) => {
             eprintln!(
                 "barge: note: nothing stored yet ({} does not exist; `barge serve` or `barge discover --db` fill it)",

@@ -1,17 +1,13 @@
 //! The `barge` command: wires the core and the edge crates into verbs.
 
+#![forbid(unsafe_code)]
+
 mod analysis_cli;
-mod api;
 mod client;
-mod config;
-mod discover;
-mod memory;
-mod ops;
-mod pipeline;
-mod promote;
 mod render;
-mod serve;
-mod verify;
+
+use barge_engine::{config, diagnostics, discover, ops, promote};
+use barge_server::{api, memory, serve};
 
 use anyhow::Result;
 use barge_core::Catalog;
@@ -68,18 +64,7 @@ enum Command {
     ///   barge validate kargo/ analysis-templates.yaml -o json
     ///   barge validate 'https://git.example.com/org/config.git//kargo?ref=main'
     #[command(verbatim_doc_comment)]
-    Validate {
-        /// Files, directories (searched recursively for .yaml/.yml) or Git sources
-        /// (`<repo-url>[//<path>][?ref=<branch|tag|commit>]`).
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<String>,
-        /// Output format.
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        /// Treat warnings as errors (exit 1 when there are any).
-        #[arg(long)]
-        deny_warnings: bool,
-    },
+    Validate(ValidateArgs),
     /// Show the pipeline graph: warehouses → stages, each stage's freight sources, steps and
     /// verification, in promotion order.
     ///
@@ -88,15 +73,7 @@ enum Command {
     ///   barge plan pipelines/ -o json
     ///   barge plan pipelines/ --expand      # the Kargo resources a Pipeline expands into
     #[command(verbatim_doc_comment)]
-    Plan {
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        /// Print the Kargo resources that barge `Pipeline`s expand into (YAML by default).
-        #[arg(long)]
-        expand: bool,
-    },
+    Plan(PlanArgs),
     /// Run one discovery pass: for each Warehouse, list each subscription's candidates (best
     /// first) and the Freight it would mint. Nothing is stored.
     ///
@@ -110,28 +87,7 @@ enum Command {
     ///   barge discover pipelines/ --warehouse guestbook -o json
     ///   barge discover pipelines/ --rewrite ghcr.io/barge-demo/=127.0.0.1:5000/barge-demo/
     #[command(verbatim_doc_comment)]
-    Discover {
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<String>,
-        /// Only this Warehouse.
-        #[arg(long, value_name = "NAME")]
-        warehouse: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        /// Store the discovery and mint the Freight in this database (sqlite://PATH or
-        /// postgres://...). Without it, nothing is stored.
-        #[arg(long, value_name = "URL", env = "BARGE_DB")]
-        db: Option<String>,
-        /// Keep running: discover each Warehouse whenever it is due (its `interval`, default
-        /// 5m, or barge's cron `schedule`, with a per-Warehouse jitter). Stop with Ctrl-C.
-        #[arg(long)]
-        watch: bool,
-        /// With --watch: stop after this many Warehouse passes.
-        #[arg(long, hide = true, requires = "watch")]
-        passes: Option<u32>,
-    },
+    Discover(DiscoverArgs),
     /// Ask for an immediate pass (`barge refresh warehouse NAME PATH...`).
     Refresh {
         #[command(subcommand)]
@@ -161,50 +117,7 @@ enum Command {
     ///   barge promote --stage prod --freight cosmic-ocelot --override-window --reason "hotfix INC-42"
     ///   barge promote --downstream-from staging --freight cosmic-ocelot --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment)]
-    Promote {
-        /// The definitions (default: the ones `barge serve` recorded in the store).
-        #[arg(value_name = "PATH")]
-        paths: Vec<String>,
-        /// The Stage to promote into (or --downstream-from).
-        // Checked in `run`, not by clap: clap's "required" error prints a usage line with
-        // every flag an environment variable set (BARGE_DB, BARGE_SERVER), which read as if
-        // those were what is missing.
-        #[arg(long)]
-        stage: Option<String>,
-        /// Promote into every Stage directly downstream of this one.
-        #[arg(long, value_name = "STAGE", conflicts_with = "stage")]
-        downstream_from: Option<String>,
-        /// The Freight: its name (ID) or alias (`--freight-alias` works too, as in kargo).
-        #[arg(long, value_name = "ID|ALIAS", alias = "freight-alias")]
-        freight: String,
-        /// The Stage's project (needed only when several projects have a Stage of that name).
-        #[arg(long)]
-        project: Option<String>,
-        /// Run every step but push nothing; print the diff each git-push would land.
-        #[arg(long)]
-        dry_run: bool,
-        /// With --server: follow the queued promotion until it finishes.
-        #[arg(long)]
-        wait: bool,
-        /// Promote although the Stage's promotion window is closed (needs --reason).
-        #[arg(long, requires = "reason")]
-        override_window: bool,
-        /// Why the window is overridden (recorded in the audit log).
-        #[arg(long)]
-        reason: Option<String>,
-        /// Who is promoting (recorded in the audit log).
-        #[arg(long, env = "USER", default_value = "barge")]
-        actor: String,
-        /// Where the repository cache and promotions' work directories live.
-        #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
-        work_dir: Option<std::path::PathBuf>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Promote(PromoteArgs),
     /// Run the pipeline: discover Warehouses when due, auto-promote where a ProjectConfig
     /// policy allows it, run queued promotions, serve the CLI's API.
     ///
@@ -223,51 +136,7 @@ enum Command {
     ///   barge serve pipelines/ --db postgres://barge@db/barge --replica-id pod-a
     ///   barge serve pipelines/ --once --rewrite ghcr.io/acme/=127.0.0.1:5000/acme/
     #[command(verbatim_doc_comment)]
-    Serve {
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<String>,
-        /// Run until the pipeline is idle, then exit.
-        #[arg(long)]
-        once: bool,
-        /// Serve the CLI's API on this address (e.g. 127.0.0.1:7070).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<std::net::SocketAddr>,
-        /// The API's bearer token, from this file (or BARGE_TOKEN). Make one with
-        /// `openssl rand -hex 32 > barge.token`.
-        #[arg(long, value_name = "FILE")]
-        token_file: Option<std::path::PathBuf>,
-        /// Who the token's holder is in the audit log: calls through the API are recorded
-        /// as `token:NAME`, whatever actor the client names.
-        #[arg(long, value_name = "NAME", default_value = api::DEFAULT_TOKEN_NAME, value_parser = api::parse_token_name)]
-        token_name: String,
-        /// How often to look for changed definitions.
-        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-        reload_interval: std::time::Duration,
-        /// This replica's name in promotion leases (default: host name and work directory).
-        /// Replicas sharing a PostgreSQL store need different ones.
-        #[arg(long, value_name = "NAME")]
-        replica_id: Option<String>,
-        /// Promotions run at once.
-        #[arg(long, default_value_t = barge_promote::DEFAULT_SLOTS)]
-        workers: usize,
-        /// Keep audit events this long (a Go duration, e.g. 2160h for 90 days); older ones
-        /// are deleted hourly. Default: keep everything.
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        audit_retention: Option<std::time::Duration>,
-        /// Who measures verifications: `native` (barge runs the AnalysisTemplates itself) or
-        /// `cluster` (barge creates an AnalysisRun per verification in the project's namespace,
-        /// as Kargo does, and follows it; the cluster's Argo Rollouts controller measures).
-        #[arg(long, value_enum, default_value_t = AnalysisRuns::Native)]
-        analysis_runs: AnalysisRuns,
-        #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
-        work_dir: Option<std::path::PathBuf>,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        /// The store (sqlite://PATH or postgres://...). Default:
-        /// sqlite://$XDG_DATA_HOME/barge/barge.db (~/.local/share/barge/barge.db).
-        #[arg(long, value_name = "URL", env = "BARGE_DB")]
-        db: Option<String>,
-    },
+    Serve(ServeArgs),
     /// The audit log, newest first: freight minted, promotions and their steps, pushes,
     /// approvals, holds, aborts, window overrides, config reloads.
     ///
@@ -276,44 +145,14 @@ enum Command {
     ///   barge history --stage prod --since 24h
     ///   barge history --freight cosmic-ocelot -o json
     #[command(verbatim_doc_comment)]
-    History {
-        #[arg(long)]
-        stage: Option<String>,
-        /// A Freight's name or alias.
-        #[arg(long)]
-        freight: Option<String>,
-        /// Only events this recent (a duration like 2h) or since this time (RFC 3339).
-        #[arg(long, value_name = "WHEN")]
-        since: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    History(HistoryArgs),
     /// Make Freight available to a Stage without upstream verification or soak time (for
     /// hotfixes). It does not promote; auto-promotion or `barge promote` does.
     ///
     /// Example:
     ///   barge approve --freight cosmic-ocelot --stage prod
     #[command(verbatim_doc_comment)]
-    Approve {
-        #[arg(long, value_name = "ID|ALIAS")]
-        freight: String,
-        #[arg(long)]
-        stage: String,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, env = "USER", default_value = "barge")]
-        actor: String,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Approve(ApproveArgs),
     /// Abort a Pending or Running promotion (`barge abort promotion NAME`).
     Abort {
         #[command(subcommand)]
@@ -362,12 +201,7 @@ enum Command {
     ///   barge version
     ///   barge version --server http://127.0.0.1:7070 -o json
     #[command(verbatim_doc_comment)]
-    Version {
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        remote: client::Server,
-    },
+    Version(VersionArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -392,19 +226,7 @@ enum RefreshWhat {
     ///   barge refresh warehouse guestbook pipelines/
     ///   barge refresh warehouse guestbook --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment)]
-    Warehouse {
-        name: String,
-        #[arg(value_name = "PATH")]
-        paths: Vec<String>,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        registry: RegistryArgs,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Warehouse(RefreshArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -418,25 +240,10 @@ enum GetWhat {
     ///   barge get stage prod
     ///   barge get stages -o json
     #[command(verbatim_doc_comment, alias = "stage")]
-    Stages {
-        name: Option<String>,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
-        output: GetFormat,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Stages(GetStagesArgs),
     /// Warehouses: their Freight count, newest Freight, last discovery and its error.
     #[command(alias = "warehouse")]
-    Warehouses {
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
-        output: GetFormat,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Warehouses(GetWarehousesArgs),
     /// Stored Freight, newest first, with where it is and where it is verified; or one by ID
     /// or alias.
     ///
@@ -445,47 +252,16 @@ enum GetWhat {
     ///   barge get freight --warehouse guestbook -o json
     ///   barge get freight cosmic-ocelot --project demo -o yaml
     #[command(verbatim_doc_comment)]
-    Freight {
-        /// A Freight's name (ID) or alias.
-        name: Option<String>,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, value_name = "NAME")]
-        warehouse: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
-        output: GetFormat,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Freight(GetFreightArgs),
     /// Promotions, newest first; or one by name with its steps and outputs.
     #[command(alias = "promotion", alias = "promo", alias = "promos")]
-    Promotions {
-        name: Option<String>,
-        #[arg(long)]
-        stage: Option<String>,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
-        output: GetFormat,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Promotions(GetPromotionsArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum AbortWhat {
     /// Abort a promotion; its runner stops at the next step boundary.
-    Promotion {
-        name: String,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, env = "USER", default_value = "barge")]
-        actor: String,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Promotion(AbortArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -496,17 +272,7 @@ enum StageVerb {
     ///   barge hold stage prod
     ///   barge release stage prod --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment)]
-    Stage {
-        name: String,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, env = "USER", default_value = "barge")]
-        actor: String,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Stage(StageArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -518,20 +284,7 @@ enum VerifyWhat {
     ///   barge verify stage prod
     ///   barge verify stage prod --abort
     #[command(verbatim_doc_comment)]
-    Stage {
-        name: String,
-        /// Stop the running verification instead (the Freight stays unverified).
-        #[arg(long)]
-        abort: bool,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, env = "USER", default_value = "barge")]
-        actor: String,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Stage(VerifyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -550,29 +303,7 @@ enum AnalysisWhat {
     ///   barge analysis run templates/ --template success-rate --prometheus http://127.0.0.1:9090
     ///   barge analysis run success-rate.yaml -o json
     #[command(verbatim_doc_comment)]
-    Run {
-        /// Files or directories holding the template.
-        #[arg(required = true, value_name = "PATH")]
-        paths: Vec<String>,
-        /// The template to run, when the paths hold several.
-        #[arg(long, value_name = "NAME")]
-        template: Option<String>,
-        /// An argument value (repeatable).
-        #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
-        args: Vec<(String, String)>,
-        /// Query this Prometheus instead of the address each metric names (e.g. a
-        /// port-forwarded one).
-        #[arg(long, value_name = "URL")]
-        prometheus: Option<String>,
-        /// The namespace Job metrics run in (the cluster is KUBECONFIG's current context).
-        #[arg(long, default_value = "default")]
-        namespace: String,
-        /// barge's configuration file (for `secrets`).
-        #[arg(long, value_name = "FILE", env = "BARGE_CONFIG")]
-        config: Option<std::path::PathBuf>,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-    },
+    Run(AnalysisRunArgs),
 }
 
 fn parse_arg(s: &str) -> Result<(String, String), String> {
@@ -589,19 +320,338 @@ enum UpdateWhat {
     /// Example:
     ///   barge update freight cosmic-ocelot --alias release-2026-11
     #[command(verbatim_doc_comment)]
-    Freight {
-        name: String,
-        #[arg(long)]
-        alias: String,
-        #[arg(long)]
-        project: Option<String>,
-        #[arg(long, env = "USER", default_value = "barge")]
-        actor: String,
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
-        output: Format,
-        #[command(flatten)]
-        target: client::Target,
-    },
+    Freight(UpdateFreightArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ValidateArgs {
+    /// Files, directories (searched recursively for .yaml/.yml) or Git sources
+    /// (`<repo-url>[//<path>][?ref=<branch|tag|commit>]`).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    /// Treat warnings as errors (exit 1 when there are any).
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct PlanArgs {
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    /// Print the Kargo resources that barge `Pipeline`s expand into (YAML by default).
+    #[arg(long)]
+    expand: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DiscoverArgs {
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// Only this Warehouse.
+    #[arg(long, value_name = "NAME")]
+    warehouse: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Store the discovery and mint the Freight in this database (sqlite://PATH or
+    /// postgres://...). Without it, nothing is stored.
+    #[arg(long, value_name = "URL", env = "BARGE_DB")]
+    db: Option<String>,
+    /// Keep running: discover each Warehouse whenever it is due (its `interval`, default
+    /// 5m, or barge's cron `schedule`, with a per-Warehouse jitter). Stop with Ctrl-C.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: stop after this many Warehouse passes.
+    #[arg(long, hide = true, requires = "watch")]
+    passes: Option<u32>,
+}
+
+#[derive(clap::Args, Debug)]
+struct PromoteArgs {
+    /// The definitions (default: the ones `barge serve` recorded in the store).
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
+    /// The Stage to promote into (or --downstream-from).
+    // Checked in `promote_verb`, not by clap: clap's "required" error prints a usage line with
+    // every flag an environment variable set (BARGE_DB, BARGE_SERVER), which read as if
+    // those were what is missing.
+    #[arg(long)]
+    stage: Option<String>,
+    /// Promote into every Stage directly downstream of this one.
+    #[arg(long, value_name = "STAGE", conflicts_with = "stage")]
+    downstream_from: Option<String>,
+    /// The Freight: its name (ID) or alias (`--freight-alias` works too, as in kargo).
+    #[arg(long, value_name = "ID|ALIAS", alias = "freight-alias")]
+    freight: String,
+    /// The Stage's project (needed only when several projects have a Stage of that name).
+    #[arg(long)]
+    project: Option<String>,
+    /// Run every step but push nothing; print the diff each git-push would land.
+    #[arg(long)]
+    dry_run: bool,
+    /// With --server: follow the queued promotion until it finishes.
+    #[arg(long)]
+    wait: bool,
+    /// Promote although the Stage's promotion window is closed (needs --reason).
+    #[arg(long, requires = "reason")]
+    override_window: bool,
+    /// Why the window is overridden (recorded in the audit log).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Who is promoting (recorded in the audit log).
+    #[arg(long, env = "USER", default_value = "barge")]
+    actor: String,
+    /// Where the repository cache and promotions' work directories live.
+    #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
+    work_dir: Option<std::path::PathBuf>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// Run until the pipeline is idle, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Serve the CLI's API on this address (e.g. 127.0.0.1:7070).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// The API's bearer token, from this file (or BARGE_TOKEN). Make one with
+    /// `openssl rand -hex 32 > barge.token`.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// Who the token's holder is in the audit log: calls through the API are recorded
+    /// as `token:NAME`, whatever actor the client names.
+    #[arg(long, value_name = "NAME", default_value = api::DEFAULT_TOKEN_NAME, value_parser = api::parse_token_name)]
+    token_name: String,
+    /// How often to look for changed definitions.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    reload_interval: std::time::Duration,
+    /// This replica's name in promotion leases (default: host name and work directory).
+    /// Replicas sharing a PostgreSQL store need different ones.
+    #[arg(long, value_name = "NAME")]
+    replica_id: Option<String>,
+    /// Promotions run at once.
+    #[arg(long, default_value_t = barge_promote::DEFAULT_SLOTS)]
+    workers: usize,
+    /// Keep audit events this long (a Go duration, e.g. 2160h for 90 days); older ones
+    /// are deleted hourly. Default: keep everything.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    audit_retention: Option<std::time::Duration>,
+    /// Who measures verifications: `native` (barge runs the AnalysisTemplates itself) or
+    /// `cluster` (barge creates an AnalysisRun per verification in the project's namespace,
+    /// as Kargo does, and follows it; the cluster's Argo Rollouts controller measures).
+    #[arg(long, value_enum, default_value_t = AnalysisRuns::Native)]
+    analysis_runs: AnalysisRuns,
+    #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
+    work_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// The store (sqlite://PATH or postgres://...). Default:
+    /// sqlite://$XDG_DATA_HOME/barge/barge.db (~/.local/share/barge/barge.db).
+    #[arg(long, value_name = "URL", env = "BARGE_DB")]
+    db: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct HistoryArgs {
+    #[arg(long)]
+    stage: Option<String>,
+    /// A Freight's name or alias.
+    #[arg(long)]
+    freight: Option<String>,
+    /// Only events this recent (a duration like 2h) or since this time (RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct ApproveArgs {
+    #[arg(long, value_name = "ID|ALIAS")]
+    freight: String,
+    #[arg(long)]
+    stage: String,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long, env = "USER", default_value = "barge")]
+    actor: String,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct VersionArgs {
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    remote: client::Server,
+}
+
+#[derive(clap::Args, Debug)]
+struct RefreshArgs {
+    name: String,
+    #[arg(value_name = "PATH")]
+    paths: Vec<String>,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct GetStagesArgs {
+    name: Option<String>,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct GetWarehousesArgs {
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct GetFreightArgs {
+    /// A Freight's name (ID) or alias.
+    name: Option<String>,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long, value_name = "NAME")]
+    warehouse: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct GetPromotionsArgs {
+    name: Option<String>,
+    #[arg(long)]
+    stage: Option<String>,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct AbortArgs {
+    name: String,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long, env = "USER", default_value = "barge")]
+    actor: String,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct StageArgs {
+    name: String,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long, env = "USER", default_value = "barge")]
+    actor: String,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct VerifyArgs {
+    name: String,
+    /// Stop the running verification instead (the Freight stays unverified).
+    #[arg(long)]
+    abort: bool,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long, env = "USER", default_value = "barge")]
+    actor: String,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct AnalysisRunArgs {
+    /// Files or directories holding the template.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<String>,
+    /// The template to run, when the paths hold several.
+    #[arg(long, value_name = "NAME")]
+    template: Option<String>,
+    /// An argument value (repeatable).
+    #[arg(long = "arg", value_name = "NAME=VALUE", value_parser = parse_arg)]
+    args: Vec<(String, String)>,
+    /// Query this Prometheus instead of the address each metric names (e.g. a
+    /// port-forwarded one).
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
+    /// The namespace Job metrics run in (the cluster is KUBECONFIG's current context).
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// barge's configuration file (for `secrets`).
+    #[arg(long, value_name = "FILE", env = "BARGE_CONFIG")]
+    config: Option<std::path::PathBuf>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+}
+
+#[derive(clap::Args, Debug)]
+struct UpdateFreightArgs {
+    name: String,
+    #[arg(long)]
+    alias: String,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(long, env = "USER", default_value = "barge")]
+    actor: String,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -635,8 +685,6 @@ fn parse_rewrite(s: &str) -> Result<barge_registry::Rewrite, String> {
 }
 
 impl RegistryArgs {
-    /// The registry configuration: the config file, then the flags (which add rewrites and
-    /// plain-HTTP hosts, and override the rate limit when given).
     /// The configuration file, or the defaults without one.
     fn file(&self) -> Result<config::Config> {
         match &self.config {
@@ -645,27 +693,15 @@ impl RegistryArgs {
         }
     }
 
+    /// The registry configuration: the config file's, with these flags on top.
     fn config(&self) -> Result<barge_registry::RegistryConfig> {
-        let file = self.file()?;
-        let mut rewrites: Vec<barge_registry::Rewrite> = file
-            .rewrites
-            .iter()
-            .map(|r| barge_registry::Rewrite {
-                from: r.from.clone(),
-                to: r.to.clone(),
-            })
-            .collect();
-        rewrites.extend(self.rewrite.iter().cloned());
-        let mut plain = file.registries.plain_http.clone();
-        plain.extend(self.plain_http.iter().cloned());
-        Ok(barge_registry::RegistryConfig {
-            rewrites,
-            plain_http_hosts: plain,
-            rate_limit: self.rate_limit.or(file.registries.rate_limit).unwrap_or(20.0),
+        let flags = config::RegistryFlags {
+            rewrites: &self.rewrite,
+            plain_http: &self.plain_http,
+            rate_limit: self.rate_limit,
             page_size: self.page_size,
-            credentials: file.credential_rules(),
-            ..Default::default()
-        })
+        };
+        Ok(self.file()?.registry_config(&flags))
     }
 }
 
@@ -756,622 +792,562 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Version { output, remote } => {
-            let client = env!("CARGO_PKG_VERSION");
-            let mut v = serde_json::json!({"clientVersion": client});
-            if remote.server.is_some() {
-                v["serverVersion"] = block_on(client::call_server(&remote, ops::Call::Version))?["version"].clone();
-            }
-            client::print(output, &v, |v| {
-                let mut text = format!("Client Version: {client}\n");
-                if let Some(server) = v["serverVersion"].as_str() {
-                    text += &format!("Server Version: {server}\n");
-                }
-                text
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Completion { shell } => {
-            use clap::CommandFactory as _;
-            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "barge", &mut script);
-            std::io::stdout().lock().write_all(&script)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Validate {
-            paths,
-            output,
-            deny_warnings,
-        } => {
-            let catalog = match load(&paths) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            let mut out = std::io::stdout().lock();
-            match output {
-                Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &render::validate_json(&catalog))?;
-                    writeln!(out)?;
-                }
-                Format::Yaml => write!(out, "{}", yaml_serde::to_string(&render::validate_json(&catalog))?)?,
-                Format::Text => {
-                    let color = render::use_color();
-                    write!(out, "{}", render::diagnostics_text(&catalog, color))?;
-                    writeln!(out, "{}", render::summary(&catalog))?;
-                }
-            }
-            let warnings = catalog.diagnostics.len() - catalog.errors();
-            Ok(if catalog.errors() > 0 || (deny_warnings && warnings > 0) {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Discover {
-            paths,
-            warehouse,
-            output,
-            registry,
-            db,
-            watch,
-            passes,
-        } => {
-            let mode = if watch { Mode::Watch(passes) } else { Mode::Once };
-            let selection = warehouse
-                .as_deref()
-                .map_or(discover::Selection::All, discover::Selection::Named);
-            discover(&paths, selection, output, &registry, db.as_deref(), mode)
-        }
+        Command::Version(args) => version(args),
+        Command::Completion { shell } => completion(shell),
+        Command::Validate(args) => validate(args),
+        Command::Plan(args) => plan(args),
+        Command::Discover(args) => discover_verb(args),
         Command::Refresh {
-            what:
-                RefreshWhat::Warehouse {
-                    name,
-                    paths,
-                    project,
-                    output,
-                    registry,
-                    target,
-                },
-        } => {
-            if target.server().is_none() {
-                if paths.is_empty() {
-                    eprintln!(
-                        "barge: error: give the definitions (PATH...) to discover here, or --server to ask barge serve"
-                    );
-                    return Ok(ExitCode::from(2));
-                }
-                let selection = match &project {
-                    Some(project) => discover::Selection::One { project, name: &name },
-                    None => discover::Selection::Named(&name),
-                };
-                return discover(&paths, selection, output, &registry, Some(&target.db()?), Mode::Once);
-            }
-            let c = ops::Call::Refresh {
-                project,
-                warehouse: name,
-                actor: whoami(),
-            };
-            verb(&target, c, output, |v| {
-                format!("refresh of {} requested\n", v["warehouse"].as_str().unwrap_or_default())
-            })
-        }
-        Command::Get { what } => match what {
-            GetWhat::Stages {
-                name,
-                project,
-                output,
-                target,
-            } => get(
-                &target,
-                ops::Call::GetStages { project, name },
-                output,
-                client::Kind::Stage,
-                client::stages_text,
-            ),
-            GetWhat::Warehouses {
-                project,
-                output,
-                target,
-            } => get(
-                &target,
-                ops::Call::GetWarehouses { project },
-                output,
-                client::Kind::Warehouse,
-                client::warehouses_text,
-            ),
-            GetWhat::Freight {
-                name,
-                project,
-                warehouse,
-                output,
-                target,
-            } => get(
-                &target,
-                ops::Call::GetFreight {
-                    project,
-                    warehouse,
-                    name,
-                },
-                output,
-                client::Kind::Freight,
-                client::freight_text,
-            ),
-            GetWhat::Promotions {
-                name,
-                stage,
-                project,
-                output,
-                target,
-            } => get(
-                &target,
-                ops::Call::GetPromotions { project, stage, name },
-                output,
-                client::Kind::Promotion,
-                client::promotions_text,
-            ),
-        },
-        Command::History {
-            stage,
-            freight,
-            since,
-            limit,
-            project,
-            output,
-            target,
-        } => {
-            let since = match since.as_deref().map(parse_since).transpose() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("barge: error: --since: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let c = ops::Call::History {
-                project,
-                stage,
-                freight,
-                since,
-                limit,
-            };
-            verb(&target, c, output, client::history_text)
-        }
-        Command::Approve {
-            freight,
-            stage,
-            project,
-            actor,
-            output,
-            target,
-        } => verb(
-            &target,
-            ops::Call::Approve {
-                project,
-                stage,
-                freight,
-                actor,
-            },
-            output,
-            |v| {
-                format!(
-                    "{} approved for {}\n",
-                    v["alias"].as_str().unwrap_or_default(),
-                    v["stage"].as_str().unwrap_or_default()
-                )
-            },
-        ),
+            what: RefreshWhat::Warehouse(args),
+        } => refresh(args),
+        Command::Get { what } => get_verb(what),
+        Command::History(args) => history(args),
+        Command::Approve(args) => approve(args),
         Command::Abort {
-            what:
-                AbortWhat::Promotion {
-                    name,
-                    project,
-                    actor,
-                    output,
-                    target,
-                },
-        } => verb(&target, ops::Call::Abort { project, name, actor }, output, |v| {
-            format!("promotion {} aborted\n", v["name"].as_str().unwrap_or_default())
-        }),
+            what: AbortWhat::Promotion(args),
+        } => abort(args),
         Command::Hold {
-            what:
-                StageVerb::Stage {
-                    name,
-                    project,
-                    actor,
-                    output,
-                    target,
-                },
-        } => verb(
-            &target,
-            ops::Call::Hold {
-                project,
-                stage: name,
-                actor,
-            },
-            output,
-            |v| {
-                format!(
-                    "auto-promotion into {} is held\n",
-                    v["stage"].as_str().unwrap_or_default()
-                )
-            },
-        ),
+            what: StageVerb::Stage(args),
+        } => hold(args),
         Command::Release {
-            what:
-                StageVerb::Stage {
-                    name,
-                    project,
-                    actor,
-                    output,
-                    target,
-                },
-        } => verb(
-            &target,
-            ops::Call::Release {
-                project,
-                stage: name,
-                actor,
-            },
-            output,
-            |v| {
-                format!(
-                    "auto-promotion into {} released ({} hold(s) lifted)\n",
-                    v["stage"].as_str().unwrap_or_default(),
-                    v["released"]
-                )
-            },
-        ),
+            what: StageVerb::Stage(args),
+        } => release(args),
         Command::Verify {
-            what:
-                VerifyWhat::Stage {
-                    name,
-                    abort,
-                    project,
-                    actor,
-                    output,
-                    target,
-                },
-        } => verb(
-            &target,
-            ops::Call::Verify {
-                project,
-                stage: name,
-                abort,
-                actor,
-            },
-            output,
-            |v| {
-                let id = v["id"].as_str().unwrap_or_default();
-                if v["phase"] == "Aborted" {
-                    format!("verification {id} aborted\n")
-                } else {
-                    format!("verification {id} queued (barge serve runs it)\n")
-                }
-            },
-        ),
+            what: VerifyWhat::Stage(args),
+        } => verify(args),
         Command::Analysis {
-            what:
-                AnalysisWhat::Run {
-                    paths,
-                    template,
-                    args,
-                    prometheus,
-                    namespace,
-                    config,
-                    output,
-                },
+            what: AnalysisWhat::Run(args),
         } => analysis_cli::run(
-            &paths,
-            template.as_deref(),
-            &args,
-            prometheus.as_deref(),
-            &namespace,
-            config.as_deref(),
-            output,
+            &args.paths,
+            args.template.as_deref(),
+            &args.args,
+            args.prometheus.as_deref(),
+            &args.namespace,
+            args.config.as_deref(),
+            args.output,
         ),
         Command::Update {
-            what:
-                UpdateWhat::Freight {
-                    name,
-                    alias,
-                    project,
-                    actor,
-                    output,
-                    target,
-                },
-        } => verb(
-            &target,
-            ops::Call::Alias {
-                project,
-                freight: name,
-                alias,
-                actor,
-            },
-            output,
-            |v| {
-                format!(
-                    "freight {} is now {}\n",
-                    v["freight"].as_str().unwrap_or_default(),
-                    v["alias"].as_str().unwrap_or_default()
-                )
-            },
-        ),
-        Command::Serve {
-            paths,
-            once,
-            listen,
-            token_file,
-            token_name,
-            reload_interval,
-            replica_id,
-            workers,
-            audit_retention,
-            analysis_runs,
-            work_dir,
-            registry,
-            db,
-        } => {
-            let catalog = match load(&paths) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            if catalog.errors() > 0 {
-                eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
-                eprintln!("{}", render::summary(&catalog));
-                return Ok(ExitCode::from(1));
-            }
-            let (config, file) = match registry.config().and_then(|c| Ok((c, registry.file()?))) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("barge: error: {e:#}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let token = match listen
-                .map(|_| api::Token::load(token_file.as_deref(), &token_name))
-                .transpose()
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("barge: error: {e:#}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let work_dir = work_dir.unwrap_or_else(default_work_dir);
-            let replica_id = replica_id.unwrap_or_else(|| format!("{}:{}", promote::host_name(), work_dir.display()));
-            memory::use_few_arenas();
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let ok = runtime.block_on(async {
-                let db = match db {
-                    Some(url) => url,
-                    None => client::default_db()?,
-                };
-                let store = barge_store::Store::open(&db).await?;
-                let defined = config::DefinedCredentials::of(&catalog);
-                let mut engine = promote::engine(work_dir, &config, &file, false, &defined)?;
-                engine.slots = std::sync::Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
-                let opts = serve::Options {
-                    paths,
-                    once,
-                    listen,
-                    token,
-                    reload_interval,
-                    replica_id,
-                    git_rules: file.git_credential_rules(),
-                    defined,
-                    registry: config,
-                    audit_retention,
-                    analysis_in_cluster: analysis_runs == AnalysisRuns::Cluster,
-                };
-                serve::serve(opts, catalog, store, engine).await
-            })?;
-            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            what: UpdateWhat::Freight(args),
+        } => update_freight(args),
+        Command::Serve(args) => serve_verb(args),
+        Command::Promote(args) => promote_verb(args),
+    }
+}
+
+fn version(VersionArgs { output, remote }: VersionArgs) -> Result<ExitCode> {
+    let client = env!("CARGO_PKG_VERSION");
+    let mut v = serde_json::json!({"clientVersion": client});
+    if remote.server.is_some() {
+        v["serverVersion"] = block_on(client::call_server(&remote, ops::Call::Version))?["version"].clone();
+    }
+    client::print(output, &v, |v| {
+        let mut text = format!("Client Version: {client}\n");
+        if let Some(server) = v["serverVersion"].as_str() {
+            text += &format!("Server Version: {server}\n");
         }
-        Command::Promote {
-            paths,
-            stage,
-            downstream_from,
-            freight,
-            project,
-            dry_run,
-            wait,
-            override_window,
-            reason,
-            actor,
-            work_dir,
-            output,
-            registry,
-            target,
-        } => {
-            let override_reason = if override_window { reason.clone() } else { None };
-            if target.server().is_some() {
-                if dry_run {
-                    eprintln!("barge: error: --dry-run runs here; drop --server");
-                    return Ok(ExitCode::from(2));
-                }
-                let c = match (stage, downstream_from) {
-                    (_, Some(from)) => ops::Call::PromoteDownstream {
-                        project,
-                        from,
-                        freight,
-                        actor,
-                    },
-                    (Some(stage), None) => ops::Call::Promote {
-                        project,
-                        stage,
-                        freight,
-                        actor,
-                        override_reason,
-                    },
-                    (None, None) => return Ok(missing_stage()),
-                };
-                return queue_and_wait(&target, c, wait, output);
-            }
-            let Some(stage) = stage else {
-                if downstream_from.is_none() {
-                    return Ok(missing_stage());
-                }
-                eprintln!("barge: error: --downstream-from queues promotions on barge serve; add --server");
-                return Ok(ExitCode::from(2));
-            };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            let db = target.db()?;
-            let catalog = if paths.is_empty() {
-                // A store never written has no definitions: say so without creating it.
-                let stored = match client::unwritten_store(&db) {
-                    Some(_) => None,
-                    None => runtime
-                        .block_on(async { client::stored_definitions(&barge_store::Store::open(&db).await?).await })?,
-                };
-                stored.ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
-                        barge_store::redact_url(&db)
-                    )
-                })?
-            } else {
-                match load(&paths) {
-                    Ok(c) => c,
-                    Err(code) => return Ok(code),
-                }
-            };
-            if catalog.errors() > 0 {
-                eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
-                eprintln!("{}", render::summary(&catalog));
-                return Ok(ExitCode::from(1));
-            }
-            let work_dir = work_dir.unwrap_or_else(default_work_dir);
-            let config = registry.config()?;
-            let file = registry.file()?;
-            let (p, outcome) = runtime.block_on(async {
-                let store = barge_store::Store::open(&db).await?;
-                let engine = promote::engine(
-                    work_dir,
-                    &config,
-                    &file,
-                    dry_run,
-                    &config::DefinedCredentials::of(&catalog),
-                )?;
-                let req = promote::Request {
-                    stage: &stage,
-                    project: project.as_deref(),
-                    freight: &freight,
-                    actor: &actor,
-                    dry_run,
-                    override_window: override_reason.as_deref(),
-                };
-                promote::run(&catalog, store, engine, &req).await
-            })?;
-            let mut out = std::io::stdout().lock();
-            // A dry run stores no promotion, so it has no name to show (one would send people
-            // looking for it with `barge get promotion`).
-            let name = (!dry_run).then_some(&p.name);
-            let report = serde_json::json!({
-                "name": name,
-                "project": p.project,
-                "stage": p.stage,
-                "freight": p.freight.metadata.name,
-                "dryRun": dry_run,
-                "phase": outcome.phase.as_str(),
-                "message": outcome.message,
-                "steps": outcome.state.steps,
-                "outputs": outcome.state.outputs,
-                "effects": outcome.effects,
-            });
-            match output {
-                Format::Json => {
-                    serde_json::to_writer_pretty(&mut out, &report)?;
-                    writeln!(out)?;
-                }
-                Format::Yaml => write!(out, "{}", yaml_serde::to_string(&report)?)?,
-                Format::Text => {
-                    if dry_run {
-                        for (alias, o) in &outcome.state.outputs {
-                            if let Some(diff) = o.get("diff").and_then(|d| d.as_str()) {
-                                writeln!(
-                                    out,
-                                    "# {alias}: the diff a push to {} would land",
-                                    o["branch"].as_str().unwrap_or("?")
-                                )?;
-                                write!(out, "{diff}")?;
-                            }
-                        }
-                    }
-                    writeln!(
-                        out,
-                        "{} of {} into {}: {}{}",
-                        name.map_or_else(|| "Dry run".to_string(), |n| format!("Promotion {n}")),
-                        p.freight.alias.as_deref().unwrap_or(&p.freight.metadata.name),
-                        p.stage,
-                        outcome.phase.as_str(),
-                        if outcome.message.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", outcome.message)
-                        }
-                    )?;
-                    if !outcome.effects.is_empty() {
-                        let verb = if dry_run { "Would apply" } else { "Applied" };
-                        writeln!(out, "{verb} {} metadata/alias change(s)", outcome.effects.len())?;
-                    }
-                }
-            }
-            Ok(if outcome.phase == barge_core::promotion::Phase::Succeeded {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+        text
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn completion(shell: clap_complete::Shell) -> Result<ExitCode> {
+    use clap::CommandFactory as _;
+    // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "barge", &mut script);
+    std::io::stdout().lock().write_all(&script)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let catalog = match load(&args.paths) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &diagnostics::validate_json(&catalog))?;
+            writeln!(out)?;
         }
-        Command::Plan { paths, output, expand } => {
-            let catalog = match load(&paths) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            };
-            // Problems go to stderr so stdout stays a clean plan for scripts.
-            if !catalog.diagnostics.is_empty() {
-                eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
-                eprintln!("{}", render::summary(&catalog));
-            }
-            let mut out = std::io::stdout().lock();
-            if expand {
-                let docs: Vec<serde_json::Value> = catalog
-                    .resources
-                    .iter()
-                    .filter(|r| r.expanded_from.is_some())
-                    .filter_map(|r| r.body.as_ref().map(Body::to_json))
-                    .collect();
-                if docs.is_empty() {
-                    eprintln!("barge: no barge.dev/v1alpha1 Pipeline found; --expand has nothing to show");
-                }
-                match output {
-                    Format::Json => {
-                        serde_json::to_writer_pretty(&mut out, &docs)?;
-                        writeln!(out)?;
-                    }
-                    Format::Yaml | Format::Text => {
-                        for d in &docs {
-                            write!(out, "---\n{}", yaml_serde::to_string(d)?)?;
-                        }
-                    }
-                }
-            } else {
-                let plan = barge_core::plan::plan(&catalog);
-                match output {
-                    Format::Json => {
-                        serde_json::to_writer_pretty(&mut out, &plan)?;
-                        writeln!(out)?;
-                    }
-                    Format::Yaml => write!(out, "{}", yaml_serde::to_string(&plan)?)?,
-                    Format::Text => write!(out, "{}", barge_core::plan::render_text(&plan))?,
-                }
-            }
-            Ok(if catalog.errors() > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+        Format::Yaml => write!(out, "{}", yaml_serde::to_string(&diagnostics::validate_json(&catalog))?)?,
+        Format::Text => {
+            write!(out, "{}", diagnostics::diagnostics_text(&catalog, render::use_color()))?;
+            writeln!(out, "{}", diagnostics::summary(&catalog))?;
         }
     }
+    let warnings = catalog.diagnostics.len() - catalog.errors();
+    Ok(if catalog.errors() > 0 || (args.deny_warnings && warnings > 0) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn plan(PlanArgs { paths, output, expand }: PlanArgs) -> Result<ExitCode> {
+    let catalog = match load(&paths) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    // Problems go to stderr so stdout stays a clean plan for scripts.
+    if !catalog.diagnostics.is_empty() {
+        report_problems(&catalog);
+    }
+    let mut out = std::io::stdout().lock();
+    if expand {
+        let docs: Vec<serde_json::Value> = catalog
+            .resources
+            .iter()
+            .filter(|r| r.expanded_from.is_some())
+            .filter_map(|r| r.body.as_ref().map(Body::to_json))
+            .collect();
+        if docs.is_empty() {
+            eprintln!("barge: no barge.dev/v1alpha1 Pipeline found; --expand has nothing to show");
+        }
+        match output {
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut out, &docs)?;
+                writeln!(out)?;
+            }
+            Format::Yaml | Format::Text => {
+                for d in &docs {
+                    write!(out, "---\n{}", yaml_serde::to_string(d)?)?;
+                }
+            }
+        }
+    } else {
+        let plan = barge_core::plan::plan(&catalog);
+        match output {
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut out, &plan)?;
+                writeln!(out)?;
+            }
+            Format::Yaml => write!(out, "{}", yaml_serde::to_string(&plan)?)?,
+            Format::Text => write!(out, "{}", barge_core::plan::render_text(&plan))?,
+        }
+    }
+    Ok(if catalog.errors() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Prints a catalog's diagnostics and summary on stderr.
+fn report_problems(catalog: &Catalog) {
+    eprint!("{}", diagnostics::diagnostics_text(catalog, render::use_color_stderr()));
+    eprintln!("{}", diagnostics::summary(catalog));
+}
+
+fn discover_verb(args: DiscoverArgs) -> Result<ExitCode> {
+    let mode = if args.watch {
+        Mode::Watch(args.passes)
+    } else {
+        Mode::Once
+    };
+    let selection = args
+        .warehouse
+        .as_deref()
+        .map_or(discover::Selection::All, discover::Selection::Named);
+    discover(
+        &args.paths,
+        selection,
+        args.output,
+        &args.registry,
+        args.db.as_deref(),
+        mode,
+    )
+}
+
+fn refresh(args: RefreshArgs) -> Result<ExitCode> {
+    let RefreshArgs {
+        name,
+        paths,
+        project,
+        output,
+        registry,
+        target,
+    } = args;
+    if target.server().is_none() {
+        if paths.is_empty() {
+            eprintln!("barge: error: give the definitions (PATH...) to discover here, or --server to ask barge serve");
+            return Ok(ExitCode::from(2));
+        }
+        let selection = match &project {
+            Some(project) => discover::Selection::One { project, name: &name },
+            None => discover::Selection::Named(&name),
+        };
+        return discover(&paths, selection, output, &registry, Some(&target.db()?), Mode::Once);
+    }
+    let c = ops::Call::Refresh {
+        project,
+        warehouse: name,
+        actor: whoami(),
+    };
+    verb(&target, c, output, |v| {
+        format!("refresh of {} requested\n", v["warehouse"].as_str().unwrap_or_default())
+    })
+}
+
+fn get_verb(what: GetWhat) -> Result<ExitCode> {
+    match what {
+        GetWhat::Stages(GetStagesArgs {
+            name,
+            project,
+            output,
+            target,
+        }) => get(
+            &target,
+            ops::Call::GetStages { project, name },
+            output,
+            client::Kind::Stage,
+            client::stages_text,
+        ),
+        GetWhat::Warehouses(GetWarehousesArgs {
+            project,
+            output,
+            target,
+        }) => get(
+            &target,
+            ops::Call::GetWarehouses { project },
+            output,
+            client::Kind::Warehouse,
+            client::warehouses_text,
+        ),
+        GetWhat::Freight(GetFreightArgs {
+            name,
+            project,
+            warehouse,
+            output,
+            target,
+        }) => get(
+            &target,
+            ops::Call::GetFreight {
+                project,
+                warehouse,
+                name,
+            },
+            output,
+            client::Kind::Freight,
+            client::freight_text,
+        ),
+        GetWhat::Promotions(GetPromotionsArgs {
+            name,
+            stage,
+            project,
+            output,
+            target,
+        }) => get(
+            &target,
+            ops::Call::GetPromotions { project, stage, name },
+            output,
+            client::Kind::Promotion,
+            client::promotions_text,
+        ),
+    }
+}
+
+fn history(args: HistoryArgs) -> Result<ExitCode> {
+    let since = match args.since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("barge: error: --since: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let c = ops::Call::History {
+        project: args.project,
+        stage: args.stage,
+        freight: args.freight,
+        since,
+        limit: args.limit,
+    };
+    verb(&args.target, c, args.output, client::history_text)
+}
+
+fn approve(args: ApproveArgs) -> Result<ExitCode> {
+    let c = ops::Call::Approve {
+        project: args.project,
+        stage: args.stage,
+        freight: args.freight,
+        actor: args.actor,
+    };
+    verb(&args.target, c, args.output, |v| {
+        format!(
+            "{} approved for {}\n",
+            v["alias"].as_str().unwrap_or_default(),
+            v["stage"].as_str().unwrap_or_default()
+        )
+    })
+}
+
+fn abort(args: AbortArgs) -> Result<ExitCode> {
+    let c = ops::Call::Abort {
+        project: args.project,
+        name: args.name,
+        actor: args.actor,
+    };
+    verb(&args.target, c, args.output, |v| {
+        format!("promotion {} aborted\n", v["name"].as_str().unwrap_or_default())
+    })
+}
+
+fn hold(args: StageArgs) -> Result<ExitCode> {
+    let c = ops::Call::Hold {
+        project: args.project,
+        stage: args.name,
+        actor: args.actor,
+    };
+    verb(&args.target, c, args.output, |v| {
+        format!(
+            "auto-promotion into {} is held\n",
+            v["stage"].as_str().unwrap_or_default()
+        )
+    })
+}
+
+fn release(args: StageArgs) -> Result<ExitCode> {
+    let c = ops::Call::Release {
+        project: args.project,
+        stage: args.name,
+        actor: args.actor,
+    };
+    verb(&args.target, c, args.output, |v| {
+        format!(
+            "auto-promotion into {} released ({} hold(s) lifted)\n",
+            v["stage"].as_str().unwrap_or_default(),
+            v["released"]
+        )
+    })
+}
+
+fn verify(args: VerifyArgs) -> Result<ExitCode> {
+    let c = ops::Call::Verify {
+        project: args.project,
+        stage: args.name,
+        abort: args.abort,
+        actor: args.actor,
+    };
+    verb(&args.target, c, args.output, |v| {
+        let id = v["id"].as_str().unwrap_or_default();
+        if v["phase"] == "Aborted" {
+            format!("verification {id} aborted\n")
+        } else {
+            format!("verification {id} queued (barge serve runs it)\n")
+        }
+    })
+}
+
+fn update_freight(args: UpdateFreightArgs) -> Result<ExitCode> {
+    let c = ops::Call::Alias {
+        project: args.project,
+        freight: args.name,
+        alias: args.alias,
+        actor: args.actor,
+    };
+    verb(&args.target, c, args.output, |v| {
+        format!(
+            "freight {} is now {}\n",
+            v["freight"].as_str().unwrap_or_default(),
+            v["alias"].as_str().unwrap_or_default()
+        )
+    })
+}
+
+fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
+    let catalog = match load(&args.paths) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if catalog.errors() > 0 {
+        report_problems(&catalog);
+        return Ok(ExitCode::from(1));
+    }
+    // A bad config file or token is the user's to fix: exit 2, before anything runs.
+    let settings = args.registry.config().and_then(|c| Ok((c, args.registry.file()?)));
+    let token = args
+        .listen
+        .map(|_| api::Token::load(args.token_file.as_deref(), &args.token_name))
+        .transpose();
+    let ((config, file), token) = match settings.and_then(|s| Ok((s, token?))) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("barge: error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let work_dir = args.work_dir.unwrap_or_else(barge_engine::default_work_dir);
+    let replica_id = args
+        .replica_id
+        .unwrap_or_else(|| format!("{}:{}", promote::host_name(), work_dir.display()));
+    memory::use_few_arenas();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let ok = runtime.block_on(async {
+        let db = match args.db {
+            Some(url) => url,
+            None => barge_engine::default_db()?,
+        };
+        let store = barge_store::Store::open(&db).await?;
+        let defined = config::DefinedCredentials::of(&catalog);
+        let mut engine = promote::engine(work_dir, &config, &file, false, &defined)?;
+        engine.slots = std::sync::Arc::new(tokio::sync::Semaphore::new(args.workers.max(1)));
+        let opts = serve::Options {
+            paths: args.paths,
+            once: args.once,
+            listen: args.listen,
+            token,
+            reload_interval: args.reload_interval,
+            replica_id,
+            git_rules: file.git_credential_rules(),
+            defined,
+            registry: config,
+            audit_retention: args.audit_retention,
+            analysis_in_cluster: args.analysis_runs == AnalysisRuns::Cluster,
+        };
+        serve::serve(opts, catalog, store, engine).await
+    })?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
+    let override_reason = if args.override_window {
+        args.reason.clone()
+    } else {
+        None
+    };
+    if args.target.server().is_some() {
+        if args.dry_run {
+            eprintln!("barge: error: --dry-run runs here; drop --server");
+            return Ok(ExitCode::from(2));
+        }
+        let (project, freight, actor) = (args.project, args.freight, args.actor);
+        let c = match (args.stage, args.downstream_from) {
+            (_, Some(from)) => ops::Call::PromoteDownstream {
+                project,
+                from,
+                freight,
+                actor,
+            },
+            (Some(stage), None) => ops::Call::Promote {
+                project,
+                stage,
+                freight,
+                actor,
+                override_reason,
+            },
+            (None, None) => return Ok(missing_stage()),
+        };
+        return queue_and_wait(&args.target, c, args.wait, args.output);
+    }
+    let Some(stage) = args.stage.as_deref() else {
+        if args.downstream_from.is_none() {
+            return Ok(missing_stage());
+        }
+        eprintln!("barge: error: --downstream-from queues promotions on barge serve; add --server");
+        return Ok(ExitCode::from(2));
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let db = args.target.db()?;
+    let catalog = if args.paths.is_empty() {
+        // A store never written has no definitions: say so without creating it.
+        let stored = match barge_engine::unwritten_store(&db) {
+            Some(_) => None,
+            None => runtime
+                .block_on(async { barge_engine::stored_definitions(&barge_store::Store::open(&db).await?).await })?,
+        };
+        stored.ok_or_else(|| {
+            anyhow::anyhow!(
+                "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
+                barge_store::redact_url(&db)
+            )
+        })?
+    } else {
+        match load(&args.paths) {
+            Ok(c) => c,
+            Err(code) => return Ok(code),
+        }
+    };
+    if catalog.errors() > 0 {
+        report_problems(&catalog);
+        return Ok(ExitCode::from(1));
+    }
+    let work_dir = args.work_dir.clone().unwrap_or_else(barge_engine::default_work_dir);
+    let config = args.registry.config()?;
+    let file = args.registry.file()?;
+    let dry_run = args.dry_run;
+    let (p, outcome) = runtime.block_on(async {
+        let store = barge_store::Store::open(&db).await?;
+        let defined = config::DefinedCredentials::of(&catalog);
+        let engine = promote::engine(work_dir, &config, &file, dry_run, &defined)?;
+        let req = promote::Request {
+            stage,
+            project: args.project.as_deref(),
+            freight: &args.freight,
+            actor: &args.actor,
+            dry_run,
+            override_window: override_reason.as_deref(),
+        };
+        promote::run(&catalog, store, engine, &req).await
+    })?;
+    let mut out = std::io::stdout().lock();
+    // A dry run stores no promotion, so it has no name to show (one would send people
+    // looking for it with `barge get promotion`).
+    let name = (!dry_run).then_some(&p.name);
+    let report = serde_json::json!({
+        "name": name,
+        "project": p.project,
+        "stage": p.stage,
+        "freight": p.freight.metadata.name,
+        "dryRun": dry_run,
+        "phase": outcome.phase.as_str(),
+        "message": outcome.message,
+        "steps": outcome.state.steps,
+        "outputs": outcome.state.outputs,
+        "effects": outcome.effects,
+    });
+    match args.output {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Yaml => write!(out, "{}", yaml_serde::to_string(&report)?)?,
+        Format::Text => {
+            if dry_run {
+                for (alias, o) in &outcome.state.outputs {
+                    if let Some(diff) = o.get("diff").and_then(|d| d.as_str()) {
+                        writeln!(
+                            out,
+                            "# {alias}: the diff a push to {} would land",
+                            o["branch"].as_str().unwrap_or("?")
+                        )?;
+                        write!(out, "{diff}")?;
+                    }
+                }
+            }
+            writeln!(
+                out,
+                "{} of {} into {}: {}{}",
+                name.map_or_else(|| "Dry run".to_string(), |n| format!("Promotion {n}")),
+                p.freight.alias.as_deref().unwrap_or(&p.freight.metadata.name),
+                p.stage,
+                outcome.phase.as_str(),
+                if outcome.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", outcome.message)
+                }
+            )?;
+            if !outcome.effects.is_empty() {
+                let verb = if dry_run { "Would apply" } else { "Applied" };
+                writeln!(out, "{verb} {} metadata/alias change(s)", outcome.effects.len())?;
+            }
+        }
+    }
+    Ok(if outcome.phase == Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// One pass, or passes as Warehouses come due.
@@ -1394,8 +1370,7 @@ fn discover(
         Err(code) => return Ok(code),
     };
     if catalog.errors() > 0 {
-        eprint!("{}", render::diagnostics_text(&catalog, render::use_color_stderr()));
-        eprintln!("{}", render::summary(&catalog));
+        report_problems(&catalog);
         eprintln!("barge: error: fix the definitions before discovering");
         return Ok(ExitCode::from(1));
     }
@@ -1431,19 +1406,18 @@ fn discover(
             None => Ok(None),
         }
     })?;
+    let discoverer = discover::Discoverer::new(registry_config, &defined, git_rules)?;
     if let Mode::Watch(passes) = mode {
-        runtime.block_on(watch(
+        runtime.block_on(discover::watch(
             &catalog,
             selection,
-            &registry_config,
-            (&defined, &git_rules),
+            &discoverer,
             store.as_ref(),
-            output,
             passes,
+            |reports| print_reports(reports, output),
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
-    let discoverer = discover::Discoverer::new(registry_config, &defined, git_rules)?;
     let reports = runtime.block_on(discoverer.run(&catalog, selection, store.as_ref()))?;
     print_reports(&reports, output)?;
     let failed = reports
@@ -1460,74 +1434,10 @@ fn print_reports(reports: &[discover::WarehouseReport], output: Format) -> Resul
             writeln!(out)?;
         }
         Format::Yaml => write!(out, "{}", yaml_serde::to_string(reports)?)?,
-        Format::Text => write!(out, "{}", discover::render(reports))?,
+        Format::Text => write!(out, "{}", render::discovery_text(reports))?,
     }
     out.flush()?;
     Ok(())
-}
-
-/// Discovers Warehouses as they come due, until Ctrl-C (or `passes` Warehouse passes).
-async fn watch(
-    catalog: &Catalog,
-    selection: discover::Selection<'_>,
-    registry: &barge_registry::RegistryConfig,
-    (defined, git_rules): (&config::DefinedCredentials, &[barge_registry::CredentialRule]),
-    store: Option<&barge_store::Store>,
-    output: Format,
-    passes: Option<u32>,
-) -> Result<()> {
-    use barge_core::schedule::Schedule;
-    let discoverer = discover::Discoverer::new(registry.clone(), defined, git_rules.to_vec())?;
-    let mut warehouses = Vec::new();
-    for (r, spec) in discover::warehouses(catalog, selection) {
-        let key = format!("{}/{}", r.project, r.name);
-        let schedule =
-            Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
-        // With a store, the last pass survives restarts.
-        let last = match store {
-            Some(s) => s.get_discovery_status(&r.project, &r.name).await?.map(|(_, at)| at),
-            None => None,
-        };
-        warehouses.push((r, schedule, last));
-    }
-    anyhow::ensure!(!warehouses.is_empty(), "no Warehouse to watch");
-    let mut done = 0u32;
-    loop {
-        let now = discover::now_millis();
-        for (r, schedule, last) in &mut warehouses {
-            if schedule.next_due(*last, now) <= now {
-                let this = discover::Selection::One {
-                    project: &r.project,
-                    name: &r.name,
-                };
-                let reports = discoverer.run(catalog, this, store).await?;
-                print_reports(&reports, output)?;
-                *last = Some(discover::now_millis());
-                done += 1;
-                if passes.is_some_and(|p| done >= p) {
-                    return Ok(());
-                }
-            }
-        }
-        let next = warehouses
-            .iter()
-            .map(|(_, s, last)| s.next_due(*last, now))
-            .min()
-            .unwrap_or(now + 60_000);
-        let wait = std::time::Duration::from_millis((next - discover::now_millis()).clamp(50, 60_000) as u64);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-    }
-}
-
-/// `$XDG_CACHE_HOME/barge`, `~/.cache/barge`, or `.barge` when neither is known.
-fn default_work_dir() -> std::path::PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .map_or_else(|| std::path::PathBuf::from(".barge"), |c| c.join("barge"))
 }
 
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a
@@ -1536,21 +1446,10 @@ fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
     for skipped in paths.iter().filter(|p| barge_source::skipped(paths, p)) {
         eprintln!("barge: note: skipping {skipped}: not a .yaml/.yml file");
     }
-    load_catalog(paths).map_err(|e| {
+    barge_engine::load_catalog(paths).map_err(|e| {
         eprintln!("barge: error: {e}");
         ExitCode::from(if e.is_usage() { 2 } else { 1 })
     })
-}
-
-/// Loads and validates sources (the daemon's reload uses this too); each git command of a Git
-/// source within BARGE_SOURCE_TIMEOUT (a Go duration), 2 minutes by default.
-pub fn load_catalog(paths: &[String]) -> Result<Catalog, barge_source::SourceError> {
-    let git_timeout = std::env::var("BARGE_SOURCE_TIMEOUT")
-        .ok()
-        .and_then(|d| barge_core::duration::parse_go_duration(&d).ok())
-        .filter(|d| !d.is_zero())
-        .unwrap_or(barge_source::DEFAULT_GIT_TIMEOUT);
-    barge_source::load_catalog(paths, git_timeout)
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {

@@ -1,6 +1,5 @@
-//! How diagnostics look: rustc-style text for people, the documented JSON for scripts.
+//! How answers look for people: colours, aligned tables, times.
 
-use barge_core::{Catalog, Diagnostic, Severity};
 use std::io::IsTerminal;
 
 pub fn use_color() -> bool {
@@ -9,119 +8,6 @@ pub fn use_color() -> bool {
 
 pub fn use_color_stderr() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
-}
-
-/// `{"resources": N, "diagnostics": [...]}`, the contract of `barge validate -o json`.
-pub fn validate_json(catalog: &Catalog) -> serde_json::Value {
-    serde_json::json!({
-        "resources": catalog.documents,
-        "diagnostics": catalog.diagnostics,
-    })
-}
-
-pub fn summary(catalog: &Catalog) -> String {
-    let errors = catalog.errors();
-    let warnings = catalog.diagnostics.len() - errors;
-    let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-    format!(
-        "{}: {}, {}, {}",
-        if errors > 0 { "failed" } else { "ok" },
-        plural(catalog.documents, "resource"),
-        plural(errors, "error"),
-        plural(warnings, "warning")
-    )
-}
-
-/// Every diagnostic, each like rustc's:
-///
-/// ```text
-/// error[unresolved-warehouse]: Warehouse "x" is not defined in project "demo"
-///   --> kargo/stages.yaml:12:13 (Stage demo/dev)
-///    |
-/// 12 |       name: x
-///    |             ^
-///    = help: did you mean "kargo-demo"?
-/// ```
-pub fn diagnostics_text(catalog: &Catalog, color: bool) -> String {
-    let mut s = String::new();
-    for d in &catalog.diagnostics {
-        s.push_str(&diagnostic_text(
-            d,
-            catalog.texts.get(&d.file).map(String::as_str),
-            color,
-        ));
-        s.push('\n');
-    }
-    s
-}
-
-fn diagnostic_text(d: &Diagnostic, text: Option<&str>, color: bool) -> String {
-    let paint = |code: &str, t: &str| {
-        if color {
-            format!("\x1b[{code}m{t}\x1b[0m")
-        } else {
-            t.to_string()
-        }
-    };
-    let (sev_color, sev) = match d.severity {
-        Severity::Error => ("1;31", "error"),
-        Severity::Warning => ("1;33", "warning"),
-    };
-    let mut s = format!(
-        "{}{}\n",
-        paint(sev_color, &format!("{sev}[{}]", d.code)),
-        paint("1", &format!(": {}", d.message))
-    );
-    let resource = if d.kind.is_empty() {
-        String::new()
-    } else if d.namespace.is_empty() {
-        format!(" ({} {})", d.kind, d.name)
-    } else {
-        format!(" ({} {}/{})", d.kind, d.namespace, d.name)
-    };
-    let line_no = d.line.to_string();
-    let pad = " ".repeat(line_no.len());
-    if d.line == 0 {
-        s.push_str(&format!("{pad}{} {}{resource}\n", paint("1;34", "-->"), d.file));
-    } else {
-        s.push_str(&format!(
-            "{pad}{} {}:{}:{}{resource}\n",
-            paint("1;34", "-->"),
-            d.file,
-            d.line,
-            d.column
-        ));
-    }
-    if let Some(line) = text
-        .and_then(|t| t.lines().nth(d.line.saturating_sub(1) as usize))
-        .filter(|_| d.line > 0)
-    {
-        let bar = paint("1;34", "|");
-        let line = line.trim_end_matches('\r');
-        // Carets go under the characters; tabs are kept so the columns line up.
-        let lead: String = line
-            .chars()
-            .take(d.column.saturating_sub(1) as usize)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        let available = line
-            .chars()
-            .count()
-            .saturating_sub(d.column.saturating_sub(1) as usize)
-            .max(1);
-        let width = (d.width as usize).clamp(1, available);
-        s.push_str(&format!("{pad} {bar}\n"));
-        s.push_str(&format!("{} {bar} {line}\n", paint("1;34", &line_no)));
-        s.push_str(&format!("{pad} {bar} {lead}{}\n", paint(sev_color, &"^".repeat(width))));
-    }
-    if !d.hint.is_empty() {
-        s.push_str(&format!(
-            "{pad} {} {}\n",
-            paint("1;34", "="),
-            paint("1", &format!("help: {}", d.hint))
-        ));
-    }
-    s
 }
 
 /// Aligned columns; the last column is not padded.
@@ -164,15 +50,7 @@ pub fn time(ms: i64) -> String {
 
 const TABLE_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
-/// A Unix-millisecond time as Kubernetes writes `metav1.Time` in Kargo's resources: RFC 3339
-/// in UTC, to the second (`2024-05-01T12:00:00Z`).
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
-}
-
-/// An RFC 3339 time (as [`rfc3339`] writes it) for tables.
+/// An RFC 3339 time (as the engine writes Kargo's `metav1.Time`) for tables.
 pub fn rfc3339_time(v: &serde_json::Value) -> String {
     v.as_str()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -180,8 +58,92 @@ pub fn rfc3339_time(v: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
-/// A span of Unix milliseconds as Kubernetes writes `metav1.Duration`: Go's duration form
-/// (`1h0m0s`).
-pub fn go_duration(ms: i64) -> String {
-    barge_core::duration::format_go_duration(std::time::Duration::from_millis(ms.max(0) as u64))
+/// `barge discover`'s text for people.
+pub fn discovery_text(reports: &[barge_engine::discover::WarehouseReport]) -> String {
+    let mut s = String::new();
+    for w in reports {
+        let project = if w.project.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", w.project)
+        };
+        s.push_str(&format!("warehouse {project}{}\n", w.warehouse));
+        for sub in &w.subscriptions {
+            match (&sub.image, &sub.error) {
+                (Some(d), _) => {
+                    s.push_str(&format!(
+                        "  image {}  {}: {} tags listed, {} eligible, {} requests\n",
+                        sub.repo_url, d.strategy, d.tags_listed, d.tags_eligible, d.requests
+                    ));
+                    for (i, c) in d.candidates.iter().enumerate() {
+                        let short = c.digest.get(..19).unwrap_or(&c.digest);
+                        let created = c.created.as_deref().map(|t| format!("  built {t}")).unwrap_or_default();
+                        s.push_str(&format!(
+                            "    {} {:<24} {short}…{created}\n",
+                            if i == 0 { "→" } else { " " },
+                            c.tag
+                        ));
+                    }
+                    if d.candidates.is_empty() {
+                        s.push_str("    (no candidates)\n");
+                    }
+                }
+                (None, Some(e)) => s.push_str(&format!("  {} {}  error: {e}\n", sub.kind, sub.repo_url)),
+                (None, None) => {
+                    if let Some(g) = &sub.git {
+                        s.push_str(&format!("  git {}  {}\n", sub.repo_url, g.strategy));
+                        for (i, c) in g.candidates.iter().enumerate() {
+                            let at = c.tag.clone().or_else(|| c.branch.clone()).unwrap_or_default();
+                            s.push_str(&format!(
+                                "    {} {} {:<16} {}\n",
+                                if i == 0 { "→" } else { " " },
+                                c.id.get(..12).unwrap_or(&c.id),
+                                at,
+                                c.message
+                            ));
+                        }
+                    }
+                    if let Some(c) = &sub.chart {
+                        s.push_str(&format!(
+                            "  chart {} {}: {} versions listed\n",
+                            sub.repo_url, c.name, c.versions_listed
+                        ));
+                        for (i, v) in c.versions.iter().enumerate() {
+                            s.push_str(&format!("    {} {v}\n", if i == 0 { "→" } else { " " }));
+                        }
+                    }
+                }
+            }
+        }
+        match (&w.freight, &w.no_freight_reason) {
+            (Some(f), note) => {
+                let stored = match w.stored {
+                    Some("created") => "  [stored]",
+                    Some(_) => "  [already stored]",
+                    None => "",
+                };
+                s.push_str(&format!(
+                    "  freight {} ({}){stored}\n",
+                    f["metadata"]["name"].as_str().unwrap_or(""),
+                    f["alias"].as_str().unwrap_or("")
+                ));
+                for img in f["images"].as_array().into_iter().flatten() {
+                    s.push_str(&format!(
+                        "    {}:{}\n",
+                        img["repoURL"].as_str().unwrap_or(""),
+                        img["tag"].as_str().unwrap_or("")
+                    ));
+                }
+                if let Some(n) = note {
+                    s.push_str(&format!("    note: {n}\n"));
+                }
+            }
+            (None, Some(reason)) => s.push_str(&format!("  no freight: {reason}\n")),
+            (None, None) => {}
+        }
+    }
+    if reports.is_empty() {
+        s.push_str("no warehouses found\n");
+    }
+    s
 }

@@ -328,94 +328,58 @@ async fn discover_image_remembering(
     Ok(discovery)
 }
 
-/// Text for people.
-pub fn render(reports: &[WarehouseReport]) -> String {
-    let mut s = String::new();
-    for w in reports {
-        let project = if w.project.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", w.project)
+/// Discovers Warehouses as they come due, handing each pass's reports to `report`, until
+/// Ctrl-C (or `passes` Warehouse passes). With a store, each Warehouse's last pass survives
+/// restarts.
+pub async fn watch(
+    catalog: &Catalog,
+    selection: Selection<'_>,
+    discoverer: &Discoverer,
+    store: Option<&barge_store::Store>,
+    passes: Option<u32>,
+    mut report: impl FnMut(&[WarehouseReport]) -> Result<()>,
+) -> Result<()> {
+    use barge_core::schedule::Schedule;
+    let mut watched = Vec::new();
+    for (r, spec) in warehouses(catalog, selection) {
+        let key = format!("{}/{}", r.project, r.name);
+        let schedule =
+            Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
+        let last = match store {
+            Some(s) => s.get_discovery_status(&r.project, &r.name).await?.map(|(_, at)| at),
+            None => None,
         };
-        s.push_str(&format!("warehouse {project}{}\n", w.warehouse));
-        for sub in &w.subscriptions {
-            match (&sub.image, &sub.error) {
-                (Some(d), _) => {
-                    s.push_str(&format!(
-                        "  image {}  {}: {} tags listed, {} eligible, {} requests\n",
-                        sub.repo_url, d.strategy, d.tags_listed, d.tags_eligible, d.requests
-                    ));
-                    for (i, c) in d.candidates.iter().enumerate() {
-                        let short = c.digest.get(..19).unwrap_or(&c.digest);
-                        let created = c.created.as_deref().map(|t| format!("  built {t}")).unwrap_or_default();
-                        s.push_str(&format!(
-                            "    {} {:<24} {short}…{created}\n",
-                            if i == 0 { "→" } else { " " },
-                            c.tag
-                        ));
-                    }
-                    if d.candidates.is_empty() {
-                        s.push_str("    (no candidates)\n");
-                    }
-                }
-                (None, Some(e)) => s.push_str(&format!("  {} {}  error: {e}\n", sub.kind, sub.repo_url)),
-                (None, None) => {
-                    if let Some(g) = &sub.git {
-                        s.push_str(&format!("  git {}  {}\n", sub.repo_url, g.strategy));
-                        for (i, c) in g.candidates.iter().enumerate() {
-                            let at = c.tag.clone().or_else(|| c.branch.clone()).unwrap_or_default();
-                            s.push_str(&format!(
-                                "    {} {} {:<16} {}\n",
-                                if i == 0 { "→" } else { " " },
-                                c.id.get(..12).unwrap_or(&c.id),
-                                at,
-                                c.message
-                            ));
-                        }
-                    }
-                    if let Some(c) = &sub.chart {
-                        s.push_str(&format!(
-                            "  chart {} {}: {} versions listed\n",
-                            sub.repo_url, c.name, c.versions_listed
-                        ));
-                        for (i, v) in c.versions.iter().enumerate() {
-                            s.push_str(&format!("    {} {v}\n", if i == 0 { "→" } else { " " }));
-                        }
-                    }
-                }
-            }
-        }
-        match (&w.freight, &w.no_freight_reason) {
-            (Some(f), note) => {
-                let stored = match w.stored {
-                    Some("created") => "  [stored]",
-                    Some(_) => "  [already stored]",
-                    None => "",
+        watched.push((r, schedule, last));
+    }
+    anyhow::ensure!(!watched.is_empty(), "no Warehouse to watch");
+    let mut done = 0u32;
+    loop {
+        let now = now_millis();
+        for (r, schedule, last) in &mut watched {
+            if schedule.next_due(*last, now) <= now {
+                let this = Selection::One {
+                    project: &r.project,
+                    name: &r.name,
                 };
-                s.push_str(&format!(
-                    "  freight {} ({}){stored}\n",
-                    f["metadata"]["name"].as_str().unwrap_or(""),
-                    f["alias"].as_str().unwrap_or("")
-                ));
-                for img in f["images"].as_array().into_iter().flatten() {
-                    s.push_str(&format!(
-                        "    {}:{}\n",
-                        img["repoURL"].as_str().unwrap_or(""),
-                        img["tag"].as_str().unwrap_or("")
-                    ));
-                }
-                if let Some(n) = note {
-                    s.push_str(&format!("    note: {n}\n"));
+                report(&discoverer.run(catalog, this, store).await?)?;
+                *last = Some(now_millis());
+                done += 1;
+                if passes.is_some_and(|p| done >= p) {
+                    return Ok(());
                 }
             }
-            (None, Some(reason)) => s.push_str(&format!("  no freight: {reason}\n")),
-            (None, None) => {}
+        }
+        let next = watched
+            .iter()
+            .map(|(_, s, last)| s.next_due(*last, now))
+            .min()
+            .unwrap_or(now + 60_000);
+        let wait = std::time::Duration::from_millis((next - now_millis()).clamp(50, 60_000) as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
-    if reports.is_empty() {
-        s.push_str("no warehouses found\n");
-    }
-    s
 }
 
 pub fn now_millis() -> i64 {

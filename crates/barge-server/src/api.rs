@@ -13,7 +13,6 @@
 //! answered 503 as soon as its request arrives (and closed, silent, at the client timeout);
 //! beyond as many again, it is closed at once.
 
-use crate::ops;
 use crate::serve::Shared;
 use anyhow::{Context as _, Result, bail};
 use axum::Json;
@@ -22,6 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use barge_engine::ops;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;

@@ -98,7 +98,40 @@ pub struct RewriteEntry {
     pub to: String,
 }
 
+/// What the command line adds to the configuration file's registry settings.
+pub struct RegistryFlags<'a> {
+    pub rewrites: &'a [barge_registry::Rewrite],
+    pub plain_http: &'a [String],
+    /// Overrides the file's rate limit when given.
+    pub rate_limit: Option<f64>,
+    pub page_size: Option<u32>,
+}
+
 impl Config {
+    /// The registry configuration: the file's, then the flags (which add rewrites and
+    /// plain-HTTP hosts, and override the rate limit when given).
+    pub fn registry_config(&self, flags: &RegistryFlags<'_>) -> barge_registry::RegistryConfig {
+        let mut rewrites: Vec<barge_registry::Rewrite> = self
+            .rewrites
+            .iter()
+            .map(|r| barge_registry::Rewrite {
+                from: r.from.clone(),
+                to: r.to.clone(),
+            })
+            .collect();
+        rewrites.extend(flags.rewrites.iter().cloned());
+        let mut plain = self.registries.plain_http.clone();
+        plain.extend(flags.plain_http.iter().cloned());
+        barge_registry::RegistryConfig {
+            rewrites,
+            plain_http_hosts: plain,
+            rate_limit: flags.rate_limit.or(self.registries.rate_limit).unwrap_or(20.0),
+            page_size: flags.page_size,
+            credentials: self.credential_rules(),
+            ..Default::default()
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Config> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;

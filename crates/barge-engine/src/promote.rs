@@ -31,6 +31,10 @@ pub struct Request<'a> {
 
 pub use crate::discover::now_millis;
 
+/// How long a claim on a promotion lasts without renewal; its holder renews it every third of
+/// it (the daemon for its promotions, `barge promote` for the one it runs).
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Saves progress to the store (or nowhere, for a dry run). The final save of a success moves
 /// the Freight into the Stage in the same transaction.
 struct StoreJournal {
@@ -413,7 +417,7 @@ fn holder_is_gone(owner: &str) -> bool {
 /// Takes the promotion's lease for `owner`: free (or expired), or held by a `barge promote`
 /// of this host that is gone. An error that says where it runs when another runner holds it.
 async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Result<()> {
-    let lease_until = || now_millis() + crate::serve::LEASE.as_millis() as i64;
+    let lease_until = || now_millis() + LEASE.as_millis() as i64;
     if store
         .claim_promotion(project, name, owner, lease_until(), now_millis())
         .await?
@@ -445,8 +449,8 @@ impl Renewal {
     fn start(store: Store, owner: String) -> Renewal {
         Renewal(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(crate::serve::LEASE / 3).await;
-                let until = now_millis() + crate::serve::LEASE.as_millis() as i64;
+                tokio::time::sleep(LEASE / 3).await;
+                let until = now_millis() + LEASE.as_millis() as i64;
                 if let Err(e) = store.renew_leases(&owner, until).await {
                     tracing::warn!("cannot renew the promotion's lease: {e}");
                 }

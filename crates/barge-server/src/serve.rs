@@ -4,21 +4,18 @@
 //! queued promotions on a bounded pool with a lease per promotion, and answers the CLI over a
 //! small bearer-token HTTP API. `--once` runs the pipeline until it is idle and exits.
 
-use crate::ops;
-use crate::pipeline::{self, AUTO_ACTOR, Snapshot};
-use crate::promote::{self, now_millis};
 use anyhow::{Context as _, Result};
 use barge_core::Catalog;
 use barge_core::analysis::VerificationPhase;
 use barge_core::promotion::{Phase, State};
+use barge_engine::ops;
+use barge_engine::pipeline::{self, AUTO_ACTOR, Snapshot};
+use barge_engine::promote::{self, LEASE, now_millis};
 use barge_promote::{Engine, Promotion};
 use barge_store::Store;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-
-/// How long a claim on a promotion lasts without renewal; renewed every third of it.
-pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 /// Who clears holds when a policy stops enabling auto-promotion.
 const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
@@ -39,7 +36,7 @@ pub struct Options {
     pub git_rules: Vec<barge_registry::CredentialRule>,
     /// The credentials of the running definitions' git URLs, which the engine's lookup shares:
     /// a reload replaces them.
-    pub defined: crate::config::DefinedCredentials,
+    pub defined: barge_engine::config::DefinedCredentials,
     /// Delete audit events older than this (checked hourly); `None` keeps everything.
     pub audit_retention: Option<Duration>,
     /// Verify by creating AnalysisRuns in the cluster (its Argo Rollouts controller measures)
@@ -146,7 +143,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let mut tally = Tally::default();
     let mut stopping = false;
     let mut last_prune = 0;
-    let discoverer = crate::discover::Discoverer::new(opts.registry.clone(), &opts.defined, opts.git_rules.clone())?;
+    let discoverer =
+        barge_engine::discover::Discoverer::new(opts.registry.clone(), &opts.defined, opts.git_rules.clone())?;
     // Stages are decided again when something happened (Freight minted, a promotion
     // finished, a call or a reload), and every RECONCILE_EVERY for what time alone changes
     // (soak time running out, a window opening).
@@ -424,7 +422,7 @@ fn start_reload(shared: &Arc<Shared>, paths: &[String], last: &mut LastLoad) -> 
     let (send, loaded) = tokio::sync::oneshot::channel();
     let (paths, shared) = (paths.to_vec(), shared.clone());
     let started = std::thread::Builder::new().name("barge-reload".into()).spawn(move || {
-        let _ = send.send(crate::load_catalog(&paths));
+        let _ = send.send(barge_engine::load_catalog(&paths));
         shared.wake.notify_one();
     });
     match started {
@@ -463,13 +461,13 @@ async fn apply_reload(
     }
     last.texts = catalog.texts.clone();
     if catalog.errors() > 0 {
-        let text = crate::render::diagnostics_text(&catalog, false);
+        let text = barge_engine::diagnostics::diagnostics_text(&catalog, false);
         tracing::warn!("the changed definitions have errors; keeping the last good ones:\n{text}");
         eprintln!(
             "barge: the changed definitions have {} error(s); keeping the last good ones:\n{text}",
             catalog.errors()
         );
-        let body = serde_json::json!({"errors": catalog.errors(), "diagnostics": crate::render::validate_json(&catalog)["diagnostics"]});
+        let body = serde_json::json!({"errors": catalog.errors(), "diagnostics": barge_engine::diagnostics::validate_json(&catalog)["diagnostics"]});
         let _ = shared
             .store
             .append_audit(barge_store::NewAudit {
@@ -509,7 +507,7 @@ async fn apply_reload(
 /// asked); returns what failed.
 async fn discover_due(
     shared: &Shared,
-    discoverer: &crate::discover::Discoverer,
+    discoverer: &barge_engine::discover::Discoverer,
     catalog: &Catalog,
     opts: &Options,
     next_pass: &mut HashMap<(String, String), i64>,
@@ -522,7 +520,7 @@ async fn discover_due(
         .unwrap_or_default();
     let mut failed = Vec::new();
     let mut minted = false;
-    for (r, spec) in crate::discover::warehouses(catalog, crate::discover::Selection::All) {
+    for (r, spec) in barge_engine::discover::warehouses(catalog, barge_engine::discover::Selection::All) {
         let key = (r.project.clone(), r.name.clone());
         let due = first
             || requested.contains(&key)
@@ -541,7 +539,7 @@ async fn discover_due(
             // Warehouse is not polled again rather than polled every second.
             Err(_) => next_pass.insert(key, i64::MAX),
         };
-        let this = crate::discover::Selection::One {
+        let this = barge_engine::discover::Selection::One {
             project: &r.project,
             name: &r.name,
         };
@@ -698,12 +696,12 @@ async fn launch_verifications(
         verifying.spawn(async move {
             let catalog = shared.catalog();
             let mode = if in_cluster {
-                crate::verify::Mode::InCluster {
+                barge_engine::verify::Mode::InCluster {
                     clusters: engine.kube.clone(),
                 }
             } else {
                 // Job metrics run in the project's namespace (Rollouts: the run's namespace).
-                crate::verify::Mode::Native(barge_analysis::Providers {
+                barge_engine::verify::Mode::Native(barge_analysis::Providers {
                     http: barge_analysis::http::Http::with_rewrites(engine.rewrites.clone()),
                     jobs: Some(barge_analysis::job::JobTarget {
                         clusters: engine.kube.clone(),
@@ -713,7 +711,7 @@ async fn launch_verifications(
                     }),
                 })
             };
-            let phase = crate::verify::run(
+            let phase = barge_engine::verify::run(
                 &shared.store,
                 &catalog,
                 &engine.data.secrets,

@@ -3,9 +3,9 @@
 //! a call against the store directly (`--db`) or sends it to `barge serve` (`--server`),
 //! whose API runs the same handler: one implementation, two transports.
 
+use crate::format::{go_duration, rfc3339};
 use crate::pipeline::{self, Snapshot};
 use crate::promote::now_millis;
-use crate::render::{go_duration, rfc3339};
 use anyhow::{Context as _, Result, bail};
 use barge_core::Catalog;
 use barge_core::promotion::Phase;
