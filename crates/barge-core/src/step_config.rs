@@ -477,6 +477,39 @@ step_config!(
 );
 
 step_config!(
+    /// oci-download.
+    OciDownload {
+        /// The artifact: `[oci://]host/repo:tag` or `[oci://]host/repo@sha256:…`.
+        image_ref: String,
+        /// The file to write the layer to.
+        out_path: String,
+        /// Replace an existing file (default: an existing file is an error).
+        allow_overwrite: bool,
+        /// The media type of the layer to take (default: the first layer).
+        media_type: Option<String>,
+        /// Not supported: the system's TLS checks apply.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+    }
+);
+
+step_config!(
+    /// oci-push.
+    OciPush {
+        /// The artifact to copy, by tag or digest (`oci://` for Helm charts).
+        src_ref: String,
+        /// Where to, with a tag (`[oci://]host/repo:tag`); the same repository retags.
+        dest_ref: String,
+        /// Annotations to set; `index:` / `manifest:` prefixes choose the index or the image
+        /// manifests (unprefixed: the image manifests).
+        annotations: BTreeMap<String, String>,
+        /// Not supported: the system's TLS checks apply.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+    }
+);
+
+step_config!(
     /// argocd-update.
     ArgoCdUpdate {
         /// The Applications to update and sync.
@@ -681,7 +714,8 @@ pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
         why: NO_TLS_SKIP,
     };
     match uses {
-        "git-clone" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr" => &[TLS],
+        "git-clone" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr"
+        | "oci-download" | "oci-push" => &[TLS],
         "kustomize-build" => &[UnsupportedOption {
             field: "outputFormat",
             fine: Some("kargo"),
@@ -715,6 +749,8 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "untar" => Untar::shape(),
         "http" => Http::shape(),
         "http-download" => HttpDownload::shape(),
+        "oci-download" => OciDownload::shape(),
+        "oci-push" => OciPush::shape(),
         "argocd-update" => ArgoCdUpdate::shape(),
         "argocd-wait" => ArgoCdWait::shape(),
         "rollout-wait" => RolloutWait::shape(),

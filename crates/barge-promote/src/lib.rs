@@ -181,6 +181,9 @@ pub struct Engine {
     pub rewrites: Vec<barge_core::rewrite::Rewrite>,
     pub push_policy: PushPolicy,
     pub http: reqwest::Client,
+    /// The registry client of the oci-download and oci-push steps: barge's registry
+    /// credentials, rewrites and rate limits (the ones image discovery uses).
+    pub registry: barge_registry::Registry,
     /// API addresses for PR steps by repository URL prefix (self-hosted or test servers);
     /// without one, the provider's public API address is used.
     pub pr_apis: Vec<(String, String)>,

@@ -3,75 +3,11 @@
 
 mod support;
 
-use barge_core::eval::StepStatus;
-use barge_core::promotion::{Phase, State};
-use barge_promote::{BoxFuture, Event, Events, Outcome};
-use std::path::{Path, PathBuf};
-
-/// Keeps a copy of the work directory as it is after each step (the engine deletes the work
-/// directory when the promotion ends): `<to>/<step index>`.
-struct Snapshots {
-    work: PathBuf,
-    to: PathBuf,
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let meta = std::fs::symlink_metadata(from).unwrap();
-    if meta.file_type().is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(from).unwrap(), to).unwrap();
-    } else if meta.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let e = e.unwrap();
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
-}
-
-impl Events for Snapshots {
-    fn event<'a>(&'a self, e: &'a Event) -> BoxFuture<'a, ()> {
-        if let Event::StepFinished { index, .. } = e {
-            copy_tree(&self.work, &self.to.join(index.to_string()));
-        }
-        Box::pin(async {})
-    }
-}
-
-/// Runs `steps` (YAML list items indented by 8 spaces) in Stage dev, with `files` written to
-/// the promotion's work directory first; returns the outcome and the directory holding the
-/// work directory after each step (`<dir>/<step index>`).
-async fn run(root: &Path, steps: &str, files: &[(&str, &[u8])]) -> (Outcome, PathBuf) {
-    let engine = support::engine(root, Vec::new());
-    let p = support::plan(
-        &support::dev_stage(steps),
-        "dev",
-        support::image_freight("ghcr.io/acme/app", "1.10"),
-    );
-    let work = engine.work_dir(&p.name);
-    for (rel, bytes) in files {
-        let path = work.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
-    let snapshots = Snapshots {
-        work,
-        to: root.join("after"),
-    };
-    let out = engine.run(&p, State::new(&p.steps), &support::Quiet, &snapshots).await;
-    (out, snapshots.to)
-}
+use barge_core::promotion::Phase;
+use support::{error_of, run};
 
 fn yaml(text: &str) -> serde_json::Value {
     yaml_serde::from_str(text).unwrap()
-}
-
-/// The one step's error message, asserting that the step errored.
-fn error_of(out: &Outcome) -> &str {
-    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
-    assert_eq!(out.state.steps[0].status, StepStatus::Errored);
-    &out.state.steps[0].message
 }
 
 const MERGE: &str = r#"

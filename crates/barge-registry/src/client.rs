@@ -14,6 +14,10 @@ use tokio::sync::Mutex;
 
 pub use barge_core::rewrite::Rewrite;
 
+/// Pushes and streamed blobs (the `oci-download` and `oci-push` steps), through this module's
+/// request path.
+pub(crate) mod transfer;
+
 #[derive(Clone, Debug)]
 pub struct RegistryConfig {
     /// Requests per second per registry host (Kargo's default is 20), with bursts of twice as many.

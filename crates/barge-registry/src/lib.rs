@@ -1,12 +1,15 @@
 //! OCI registry access for barge's Warehouses.
 //!
-//! A small read-only client over reqwest rather than `oci-client`: discovery needs control over
+//! A small client over reqwest rather than `oci-client`: discovery needs control over
 //! every request (counting them, a per-host rate limit, retries honouring `Retry-After`,
 //! following `Link: rel="next"` pagination), none of which `oci-client` exposes.
 //!
 //! - [`Registry`]: the HTTP client with auth (anonymous, basic, bearer-token challenges;
 //!   credentials from barge rules, docker `config.json` and `docker-credential-*` helpers),
 //!   retries, rate limits and repository URL rewrites.
+//! - [`Registry::download_layer`], [`Registry::copy_artifact`]: one layer of an artifact into a
+//!   file, and an image, chart or index copied between repositories (Kargo's `oci-download` and
+//!   `oci-push` steps).
 //! - [`discover`]: a subscription's candidates (tags, digests, build times), using the pure
 //!   selection rules in `barge_core::select`.
 
@@ -17,6 +20,7 @@ mod client;
 pub mod discover;
 
 pub use auth::{CredentialRule, Credentials, SecretSource, rule_credentials};
+pub use client::transfer::{Copied, DownloadedLayer, OciReference};
 pub use client::{RateLimitStatus, Registry, RegistryConfig, RepoRef, Rewrite, UrlCredentialLookup};
 
 use std::time::Duration;

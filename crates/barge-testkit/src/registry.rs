@@ -37,14 +37,25 @@ impl TestRegistry {
         TestRegistry::start_with(None, true).await
     }
 
+    /// A registry in distribution's read-only maintenance mode: reads are served, every write
+    /// is refused (HTTP 405), as a registry under maintenance or a pull-through mirror answers.
+    pub async fn start_read_only() -> TestRegistry {
+        TestRegistry::start_configured(None, false, "  maintenance: {readonly: {enabled: true}}\n").await
+    }
+
     async fn start_with(auth: Option<(&str, &str)>, tls: bool) -> TestRegistry {
+        TestRegistry::start_configured(auth, tls, "").await
+    }
+
+    /// `storage` is more of the config's `storage:` section (indented by two spaces).
+    async fn start_configured(auth: Option<(&str, &str)>, tls: bool, storage: &str) -> TestRegistry {
         // reqwest is built without a default TLS provider (as barge is); install ring's, as
         // barge_registry::install_crypto_provider does.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(
-            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\n{storage}http:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
         if tls {
@@ -194,6 +205,73 @@ impl TestRegistry {
         let body = serde_json::to_vec(&manifest).unwrap();
         let digest = format!("sha256:{:x}", sha2::Sha256::digest(&body));
         (body, digest)
+    }
+
+    /// An OCI artifact (a Helm chart, a bundle of files): a config blob of `config_media_type`
+    /// and one blob per layer, tagged `tag`. Returns the manifest's digest.
+    pub async fn push_artifact(
+        &self,
+        repo: &str,
+        tag: &str,
+        config_media_type: &str,
+        layers: &[(&str, &[u8])],
+    ) -> String {
+        let config = b"{}";
+        let config_digest = self.push_blob(repo, config).await;
+        let mut descriptors = Vec::new();
+        for (media_type, data) in layers {
+            let digest = self.push_blob(repo, data).await;
+            descriptors.push(serde_json::json!({"mediaType": media_type, "digest": digest, "size": data.len()}));
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": config_media_type, "digest": config_digest, "size": config.len()},
+            "layers": descriptors
+        });
+        self.put_manifest(
+            repo,
+            tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &serde_json::to_vec(&manifest).unwrap(),
+        )
+        .await
+    }
+
+    /// Whether the registry has a manifest (by tag or digest) or a blob (`blobs/<digest>`):
+    /// `kind` is `manifests` or `blobs`.
+    pub async fn has(&self, repo: &str, kind: &str, reference: &str) -> bool {
+        let r = self
+            .req(
+                reqwest::Method::HEAD,
+                &format!("{}://{}/v2/{repo}/{kind}/{reference}", self.scheme, self.host),
+            )
+            .header(
+                "accept",
+                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+            )
+            .send()
+            .await
+            .unwrap();
+        r.status().is_success()
+    }
+
+    /// A manifest's bytes, by tag or digest.
+    pub async fn manifest(&self, repo: &str, reference: &str) -> Vec<u8> {
+        let r = self
+            .req(
+                reqwest::Method::GET,
+                &format!("{}://{}/v2/{repo}/manifests/{reference}", self.scheme, self.host),
+            )
+            .header(
+                "accept",
+                "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "manifest {repo}:{reference}: {}", r.status());
+        r.bytes().await.unwrap().to_vec()
     }
 
     /// A multi-platform image index: one image per (arch, created).

@@ -11,6 +11,7 @@ mod files;
 mod git;
 mod http;
 mod meta;
+mod oci;
 mod pr;
 mod render;
 mod update;
@@ -115,6 +116,8 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("json-update", update::json_update),
     ("kustomize-build", render::kustomize_build),
     ("kustomize-set-image", update::kustomize_set_image),
+    ("oci-download", oci::oci_download),
+    ("oci-push", oci::oci_push),
     ("rollout-wait", cluster::rollout_wait),
     ("set-freight-alias", meta::set_freight_alias),
     ("set-metadata", meta::set_metadata),

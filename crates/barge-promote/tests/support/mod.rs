@@ -3,15 +3,16 @@
 #![allow(dead_code)]
 
 use barge_core::eval::Data;
+use barge_core::eval::StepStatus;
 use barge_core::model::kargo::{Freight, FreightOrigin, Image};
 use barge_core::promotion::{Phase, State};
 use barge_core::rewrite::Rewrite;
 use barge_git::cache::RepoCache;
 use barge_git::repo::{Author, PushPolicy};
-use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
+use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Outcome, Promotion};
 #[allow(unused_imports)] // each test crate uses some of the kit
 pub use barge_testkit::fixtures::dev_stage;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,7 @@ pub fn engine(root: &Path, rewrites: Vec<Rewrite>) -> Engine {
             max_backoff: Duration::from_millis(200),
         },
         http: barge_promote::http_client(),
+        registry: barge_registry::Registry::new(barge_registry::RegistryConfig::default()).unwrap(),
         pr_apis: Vec::new(),
         data: Data {
             now: "2026-11-22T10:00:00Z".into(),
@@ -97,4 +99,62 @@ pub fn plan(yaml: &str, stage: &str, freight: Freight) -> Promotion {
     catalog.load_text("test.yaml", yaml);
     assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
     Promotion::plan(&catalog, "shop", stage, freight, Vec::new(), "alice").unwrap()
+}
+
+/// Keeps a copy of the work directory as it is after each step (the engine deletes the work
+/// directory when the promotion ends): `<to>/<step index>`.
+struct Snapshots {
+    work: PathBuf,
+    to: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let meta = std::fs::symlink_metadata(from).unwrap();
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from).unwrap(), to).unwrap();
+    } else if meta.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+impl Events for Snapshots {
+    fn event<'a>(&'a self, e: &'a Event) -> BoxFuture<'a, ()> {
+        if let Event::StepFinished { index, .. } = e {
+            copy_tree(&self.work, &self.to.join(index.to_string()));
+        }
+        Box::pin(async {})
+    }
+}
+
+/// Runs `steps` (YAML list items indented by 8 spaces) in Stage dev, with `files` written to
+/// the promotion's work directory first; returns the outcome and the directory holding the
+/// work directory after each step (`<dir>/<step index>`).
+pub async fn run(root: &Path, steps: &str, files: &[(&str, &[u8])]) -> (Outcome, PathBuf) {
+    let engine = engine(root, Vec::new());
+    let p = plan(&dev_stage(steps), "dev", image_freight("ghcr.io/acme/app", "1.10"));
+    let work = engine.work_dir(&p.name);
+    for (rel, bytes) in files {
+        let path = work.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let snapshots = Snapshots {
+        work,
+        to: root.join("after"),
+    };
+    let out = engine.run(&p, State::new(&p.steps), &Quiet, &snapshots).await;
+    (out, snapshots.to)
+}
+
+/// The one step's error message, asserting that the step errored.
+pub fn error_of(out: &Outcome) -> &str {
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    assert_eq!(out.state.steps[0].status, StepStatus::Errored);
+    &out.state.steps[0].message
 }
