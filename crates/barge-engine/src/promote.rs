@@ -547,6 +547,7 @@ pub fn engine(
         request_credentials: defined.for_requests(),
         author,
         rewrites: config.rewrites.clone(),
+        registry: barge_registry::Registry::new(config.clone())?,
         push_policy: barge_git::repo::PushPolicy::default(),
         http: barge_promote::http_client(),
         pr_apis: file
