@@ -75,7 +75,10 @@ fn value_sets() -> [(&'static str, &'static str); 5] {
 
 /// The checkout's root, from this crate's own manifest directory.
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn chart() -> PathBuf {
@@ -120,14 +123,20 @@ fn template(values: &str) -> Result<String, String> {
             file.to_str().unwrap(),
         ],
     );
-    if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
+    if out.status.success() {
+        Ok(text(&out.stdout))
+    } else {
+        Err(text(&out.stderr))
+    }
 }
 
 /// The rendered manifests as JSON documents.
 fn render(values: &str) -> Vec<Value> {
     let manifests = template(values).unwrap_or_else(|e| panic!("helm template failed: {e}"));
     yaml_serde::Deserializer::from_str(&manifests)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("helm rendered unreadable YAML ({e}):\n{manifests}")))
+        .map(|doc| {
+            Value::deserialize(doc).unwrap_or_else(|e| panic!("helm rendered unreadable YAML ({e}):\n{manifests}"))
+        })
         .filter(|doc| !doc.is_null())
         .collect()
 }
@@ -143,7 +152,9 @@ fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 }
 
 fn container(docs: &[Value]) -> &Value {
-    let containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    let containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
     assert_eq!(containers.len(), 1, "barge's pod has one container (no sidecar)");
     &containers[0]
 }
@@ -158,7 +169,12 @@ fn env<'a>(container: &'a Value, name: &str) -> &'a Value {
 }
 
 fn args(container: &Value) -> Vec<&str> {
-    container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect()
+    container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
 }
 
 fn volume<'a>(docs: &'a [Value], name: &str) -> Option<&'a Value> {
@@ -170,12 +186,18 @@ fn volume<'a>(docs: &'a [Value], name: &str) -> Option<&'a Value> {
 }
 
 fn mount<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
-    container["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == name)
+    container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
 }
 
 /// Every path a container reads a file from must lie on one of its mounts.
 fn mount_path_of<'a>(container: &'a Value, name: &str) -> &'a str {
-    mount(container, name).unwrap_or_else(|| panic!("no mount {name}"))["mountPath"].as_str().unwrap()
+    mount(container, name).unwrap_or_else(|| panic!("no mount {name}"))["mountPath"]
+        .as_str()
+        .unwrap()
 }
 
 /// The rules barge's Kubernetes code needs (crates/barge-kube's `Objects` calls, by caller):
@@ -210,7 +232,10 @@ fn chart_lints_strictly_with_every_value_set() {
         let said = text(&out.stdout) + &text(&out.stderr);
         assert!(out.status.success(), "helm lint --strict with {name}:\n{said}");
         assert!(said.contains("1 chart(s) linted, 0 chart(s) failed"), "{name}: {said}");
-        assert!(!said.contains("[WARNING]") && !said.contains("[ERROR]"), "{name}: {said}");
+        assert!(
+            !said.contains("[WARNING]") && !said.contains("[ERROR]"),
+            "{name}: {said}"
+        );
     }
 }
 
@@ -236,7 +261,10 @@ fn every_rendered_manifest_matches_the_kubernetes_schemas() {
         // Custom resources: kubernetes-validate bundles only Kubernetes' own schemas, so the
         // ServiceMonitor (monitoring.coreos.com) is skipped and checked field by field in
         // `ingress_and_service_monitor_point_at_the_api_port`.
-        let custom: Vec<&Value> = docs.iter().filter(|d| d["apiVersion"] == "monitoring.coreos.com/v1").collect();
+        let custom: Vec<&Value> = docs
+            .iter()
+            .filter(|d| d["apiVersion"] == "monitoring.coreos.com/v1")
+            .collect();
         let mut argv = vec!["--strict"];
         for v in KUBE_VERSIONS {
             argv.extend(["-k", v]);
@@ -246,7 +274,10 @@ fn every_rendered_manifest_matches_the_kubernetes_schemas() {
         let said = text(&out.stdout) + &text(&out.stderr);
         assert!(out.status.success(), "{name} does not validate:\n{said}");
         let lines: Vec<&str> = said.lines().collect();
-        let passed = lines.iter().filter(|l| l.starts_with("INFO ") && l.contains(" passed for resource ")).count();
+        let passed = lines
+            .iter()
+            .filter(|l| l.starts_with("INFO ") && l.contains(" passed for resource "))
+            .count();
         assert_eq!(
             passed,
             (docs.len() - custom.len()) * KUBE_VERSIONS.len(),
@@ -254,8 +285,14 @@ fn every_rendered_manifest_matches_the_kubernetes_schemas() {
         );
         let skipped: Vec<&&str> = lines.iter().filter(|l| l.starts_with("WARN ")).collect();
         assert_eq!(skipped.len(), custom.len() * KUBE_VERSIONS.len(), "{name}: {said}");
-        assert!(skipped.iter().all(|l| l.contains("kind ServiceMonitor")), "{name}: {said}");
-        assert!(!lines.iter().any(|l| l.starts_with("ERROR") || l.starts_with("FATAL")), "{name}: {said}");
+        assert!(
+            skipped.iter().all(|l| l.contains("kind ServiceMonitor")),
+            "{name}: {said}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.starts_with("ERROR") || l.starts_with("FATAL")),
+            "{name}: {said}"
+        );
     }
 }
 
@@ -264,7 +301,10 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
     let docs = render("");
     let deployment = one(&docs, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 1);
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate", "two pods never share the SQLite volume");
+    assert_eq!(
+        deployment["spec"]["strategy"]["type"], "Recreate",
+        "two pods never share the SQLite volume"
+    );
     let pod = &deployment["spec"]["template"]["spec"];
     let c = container(&docs);
 
@@ -272,15 +312,28 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
     assert_eq!(env(c, "BARGE_DB")["value"], "sqlite:///var/lib/barge/barge.db");
     assert_eq!(mount_path_of(c, "data"), "/var/lib/barge");
     let claim = one(&docs, "PersistentVolumeClaim");
-    assert_eq!(volume(&docs, "data").unwrap()["persistentVolumeClaim"]["claimName"], claim["metadata"]["name"]);
+    assert_eq!(
+        volume(&docs, "data").unwrap()["persistentVolumeClaim"]["claimName"],
+        claim["metadata"]["name"]
+    );
 
     // Probes: liveness on /healthz, readiness on /readyz (the store answering), both on the
     // port barge listens on.
     let port = c["ports"][0]["containerPort"].as_u64().unwrap();
     assert_eq!(c["ports"][0]["name"], "api");
-    assert!(args(c).contains(&format!("--listen=0.0.0.0:{port}").as_str()), "{:?}", args(c));
-    assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "api"}));
-    assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "api"}));
+    assert!(
+        args(c).contains(&format!("--listen=0.0.0.0:{port}").as_str()),
+        "{:?}",
+        args(c)
+    );
+    assert_eq!(
+        c["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "api"})
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "api"})
+    );
 
     // The token: a file from a Secret (never an argument or an environment value).
     let token_secret = all(&docs, "Secret")
@@ -307,7 +360,10 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
     assert!(volume(&docs, "tmp").unwrap()["emptyDir"].is_object());
     assert_eq!(mount_path_of(c, "tmp"), "/tmp");
     for var in ["BARGE_WORK_DIR", "HOME"] {
-        assert!(env(c, var)["value"].as_str().unwrap().starts_with(work), "{var} on the work volume");
+        assert!(
+            env(c, var)["value"].as_str().unwrap().starts_with(work),
+            "{var} on the work volume"
+        );
     }
 
     // Resources from BENCHMARKS.md's idle figure (27.3 MB): requested with headroom.
@@ -316,7 +372,10 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
 
     // Definitions: the chart's (empty) ConfigMap, read through kubelet's `..data` link.
     let defs = one(&docs, "ConfigMap");
-    assert_eq!(volume(&docs, "definitions").unwrap()["configMap"]["name"], defs["metadata"]["name"]);
+    assert_eq!(
+        volume(&docs, "definitions").unwrap()["configMap"]["name"],
+        defs["metadata"]["name"]
+    );
     assert_eq!(args(c)[0], format!("{}/..data/", mount_path_of(c, "definitions")));
 
     // RBAC: one ClusterRole with exactly what barge's code does, bound to the pod's account.
@@ -336,14 +395,20 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
         binding["subjects"],
         json!([{"kind": "ServiceAccount", "name": pod["serviceAccountName"], "namespace": "barge"}])
     );
-    assert_eq!(one(&docs, "ServiceAccount")["metadata"]["name"], pod["serviceAccountName"]);
+    assert_eq!(
+        one(&docs, "ServiceAccount")["metadata"]["name"],
+        pod["serviceAccountName"]
+    );
     assert!(all(&docs, "Role").is_empty() && all(&docs, "Ingress").is_empty());
     assert!(all(&docs, "ServiceMonitor").is_empty());
 
     // The Service reaches the pods' API port.
     let service = one(&docs, "Service");
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "api");
-    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
 }
 
 #[test]
@@ -361,7 +426,10 @@ fn postgres_runs_three_replicas_with_the_url_and_token_from_existing_secrets() {
     // No volume for SQLite, no Secret made for what exists already.
     assert!(all(&docs, "PersistentVolumeClaim").is_empty());
     assert!(volume(&docs, "data").is_none() && mount(c, "data").is_none());
-    assert!(all(&docs, "Secret").is_empty(), "the chart makes no Secret when both exist");
+    assert!(
+        all(&docs, "Secret").is_empty(),
+        "the chart makes no Secret when both exist"
+    );
     assert_eq!(volume(&docs, "token").unwrap()["secret"]["secretName"], "barge-api");
     assert!(args(c).contains(&format!("--token-file={}/api-token", mount_path_of(c, "token")).as_str()));
     // Definitions from git, fetched by barge itself: no ConfigMap, no sidecar, no init container.
@@ -369,7 +437,10 @@ fn postgres_runs_three_replicas_with_the_url_and_token_from_existing_secrets() {
     assert!(all(&docs, "ConfigMap").is_empty() && volume(&docs, "definitions").is_none());
     assert!(deployment["spec"]["template"]["spec"]["initContainers"].is_null());
     let pdb = one(&docs, "PodDisruptionBudget");
-    assert_eq!(pdb["spec"]["selector"]["matchLabels"], deployment["spec"]["selector"]["matchLabels"]);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
 }
 
 #[test]
@@ -388,9 +459,15 @@ definitions:
     let manifests = template(&values).unwrap();
     let docs = render(&values);
     let secrets = all(&docs, "Secret");
-    let db = secrets.iter().find(|s| s["metadata"]["name"] == "barge-database").expect("database Secret");
+    let db = secrets
+        .iter()
+        .find(|s| s["metadata"]["name"] == "barge-database")
+        .expect("database Secret");
     assert_eq!(db["data"]["url"].as_str().unwrap(), base64(url));
-    let tok = secrets.iter().find(|s| s["metadata"]["name"] == "barge-token").expect("token Secret");
+    let tok = secrets
+        .iter()
+        .find(|s| s["metadata"]["name"] == "barge-token")
+        .expect("token Secret");
     assert_eq!(tok["data"]["token"].as_str().unwrap(), base64(token));
     let c = container(&docs);
     assert_eq!(
@@ -405,8 +482,14 @@ definitions:
     let helper = env(c, "GIT_CONFIG_VALUE_0")["value"].as_str().unwrap();
     assert_eq!(env(c, "GIT_CONFIG_KEY_0")["value"], "credential.helper");
     assert_eq!(env(c, "GIT_CONFIG_COUNT")["value"], "1");
-    assert_eq!(helper, format!("store --file={}/credentials", mount_path_of(c, "git-credentials")));
-    assert_eq!(volume(&docs, "git-credentials").unwrap()["secret"]["secretName"], "git-creds");
+    assert_eq!(
+        helper,
+        format!("store --file={}/credentials", mount_path_of(c, "git-credentials"))
+    );
+    assert_eq!(
+        volume(&docs, "git-credentials").unwrap()["secret"]["secretName"],
+        "git-creds"
+    );
 }
 
 /// Standard base64 with padding (RFC 4648 section 4), as a Secret's `data` holds values.
@@ -414,9 +497,16 @@ fn base64(text: &str) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in text.as_bytes().chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..4 {
-            out.push(if i <= chunk.len() { ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -430,7 +520,11 @@ fn sqlite_with_more_than_one_replica_is_refused_with_what_to_change() {
         "{err}"
     );
     // The same holds when SQLite is asked for by name; PostgreSQL without a URL is refused too.
-    assert!(template("replicaCount: 2\ndatabase: {type: sqlite}\n").unwrap_err().contains("replicaCount=2 needs"));
+    assert!(
+        template("replicaCount: 2\ndatabase: {type: sqlite}\n")
+            .unwrap_err()
+            .contains("replicaCount=2 needs")
+    );
     let err = template("database: {type: postgres}\n").unwrap_err();
     assert!(err.contains("database.postgres.existingSecret"), "{err}");
     let err = template("database: {type: mysql}\n").unwrap_err();
@@ -445,7 +539,11 @@ fn namespaced_rbac_grants_roles_in_each_namespace_and_analysis_runs_in_cluster_m
     assert!(all(&docs, "ClusterRole").is_empty() && all(&docs, "ClusterRoleBinding").is_empty());
     let roles = all(&docs, "Role");
     let bindings = all(&docs, "RoleBinding");
-    let namespaces = |objs: &[&Value]| objs.iter().map(|o| o["metadata"]["namespace"].clone()).collect::<Vec<_>>();
+    let namespaces = |objs: &[&Value]| {
+        objs.iter()
+            .map(|o| o["metadata"]["namespace"].clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(namespaces(&roles), [json!("argocd"), json!("shop")]);
     assert_eq!(namespaces(&bindings), [json!("argocd"), json!("shop")]);
     let account = one(&docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"].clone();
@@ -460,13 +558,22 @@ fn namespaced_rbac_grants_roles_in_each_namespace_and_analysis_runs_in_cluster_m
                 rule("argoproj.io", "analysisruns", &["create", "get", "watch", "patch"]),
             ])
         );
-        assert_eq!(binding["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}));
-        assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": account, "namespace": "barge"}]));
+        assert_eq!(
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]})
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": account, "namespace": "barge"}])
+        );
     }
     let c = container(&docs);
     assert!(args(c).contains(&"--analysis-runs=cluster"));
     // An existing ConfigMap of definitions, read through `..data`.
-    assert_eq!(volume(&docs, "definitions").unwrap()["configMap"]["name"], "shop-pipelines");
+    assert_eq!(
+        volume(&docs, "definitions").unwrap()["configMap"]["name"],
+        "shop-pipelines"
+    );
     assert!(all(&docs, "ConfigMap").is_empty());
     // Without namespaces the release's own namespace gets the Role.
     let docs = render("rbac: {namespaced: true}\n");
@@ -492,7 +599,10 @@ fn ingress_and_service_monitor_point_at_the_api_port() {
     assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
     for label in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
-        assert_eq!(&service["metadata"]["labels"][label.0], label.1, "the ServiceMonitor selects the Service");
+        assert_eq!(
+            &service["metadata"]["labels"][label.0], label.1,
+            "the ServiceMonitor selects the Service"
+        );
     }
     assert_eq!(monitor["spec"]["namespaceSelector"], json!({"matchNames": ["barge"]}));
     assert_eq!(
@@ -511,7 +621,10 @@ fn configmap_definitions_load_once_through_the_path_the_chart_gives_barge() {
     let pipelines = root().join("pipelines");
     let mut files = serde_json::Map::new();
     for name in ["guestbook.yaml", "analysis.yaml"] {
-        files.insert(name.into(), std::fs::read_to_string(pipelines.join(name)).unwrap().into());
+        files.insert(
+            name.into(),
+            std::fs::read_to_string(pipelines.join(name)).unwrap().into(),
+        );
     }
     let values = serde_json::to_string(&json!({"definitions": {"files": files}})).unwrap();
     let docs = render(&values);
@@ -530,11 +643,17 @@ fn configmap_definitions_load_once_through_the_path_the_chart_gives_barge() {
     let c = container(&docs);
     let mount_path = mount_path_of(c, "definitions");
     let in_pod = args(c)[0];
-    let here = volume_root.path().join(in_pod.strip_prefix(mount_path).unwrap().trim_start_matches('/'));
+    let here = volume_root
+        .path()
+        .join(in_pod.strip_prefix(mount_path).unwrap().trim_start_matches('/'));
     let loaded = support::validate_json(&[&here]);
     let expected = support::validate_json(&[&pipelines]);
     assert_eq!(loaded["resources"], expected["resources"], "{loaded}");
-    assert_eq!(loaded["diagnostics"], json!([]), "each file loaded once, without duplicates: {loaded}");
+    assert_eq!(
+        loaded["diagnostics"],
+        json!([]),
+        "each file loaded once, without duplicates: {loaded}"
+    );
 }
 
 #[test]
@@ -545,26 +664,58 @@ fn containerfile_builds_barge_and_runs_serve_as_a_non_root_user() {
     let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
     let instructions = parsed["instructions"].as_array().unwrap();
     const KNOWN: [&str; 18] = [
-        "FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR",
-        "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL", "MAINTAINER",
+        "FROM",
+        "RUN",
+        "CMD",
+        "LABEL",
+        "EXPOSE",
+        "ENV",
+        "ADD",
+        "COPY",
+        "ENTRYPOINT",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "ARG",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "SHELL",
+        "MAINTAINER",
     ];
     for i in instructions {
         let name = i["instruction"].as_str().unwrap();
-        assert!(KNOWN.contains(&name), "unknown instruction {name} at line {}", i["startline"]);
+        assert!(
+            KNOWN.contains(&name),
+            "unknown instruction {name} at line {}",
+            i["startline"]
+        );
     }
     let stages = parsed["stages"].as_array().unwrap();
     // Build args first, then two stages: the Rust build and the runtime.
     assert!(stages[0].as_array().unwrap().iter().all(|i| i["instruction"] == "ARG"));
-    let stages: Vec<&Vec<Value>> = stages.iter().map(|s| s.as_array().unwrap()).filter(|s| s[0]["instruction"] == "FROM").collect();
+    let stages: Vec<&Vec<Value>> = stages
+        .iter()
+        .map(|s| s.as_array().unwrap())
+        .filter(|s| s[0]["instruction"] == "FROM")
+        .collect();
     assert_eq!(stages.len(), 2, "multi-stage: build and runtime");
     let values = |stage: &[Value], what: &str| -> Vec<String> {
-        stage.iter().filter(|i| i["instruction"] == what).map(|i| i["value"].as_str().unwrap().to_string()).collect()
+        stage
+            .iter()
+            .filter(|i| i["instruction"] == what)
+            .map(|i| i["value"].as_str().unwrap().to_string())
+            .collect()
     };
 
     let build = stages[0];
     let from = &values(build, "FROM")[0];
     assert!(from.contains("/rust:") && from.ends_with(" AS build"), "{from}");
-    assert!(values(build, "RUN").iter().any(|r| r.contains("cargo build --release --locked -p barge")));
+    assert!(
+        values(build, "RUN")
+            .iter()
+            .any(|r| r.contains("cargo build --release --locked -p barge"))
+    );
     // What the build copies exists here (it copies no target/ directory).
     for copy in values(build, "COPY") {
         let parts: Vec<&str> = copy.split_whitespace().collect();
@@ -577,17 +728,30 @@ fn containerfile_builds_barge_and_runs_serve_as_a_non_root_user() {
     let base = &values(runtime, "FROM")[0];
     assert!(base.contains("debian:") && base.contains("-slim"), "{base}");
     let installs = values(runtime, "RUN").join(" ");
-    let apt = installs.split("apt-get install").nth(1).expect("the runtime installs packages");
+    let apt = installs
+        .split("apt-get install")
+        .nth(1)
+        .expect("the runtime installs packages");
     for package in ["git", "ca-certificates", "gnupg", "openssh-client"] {
-        assert!(apt.split_whitespace().any(|w| w == package), "{package} is not installed: {apt}");
+        assert!(
+            apt.split_whitespace().any(|w| w == package),
+            "{package} is not installed: {apt}"
+        );
     }
     assert!(
-        values(runtime, "COPY").iter().any(|c| c.starts_with("--from=build ") && c.ends_with(" /usr/local/bin/barge")),
+        values(runtime, "COPY")
+            .iter()
+            .any(|c| c.starts_with("--from=build ") && c.ends_with(" /usr/local/bin/barge")),
         "the binary comes from the build stage"
     );
     // The last USER is a numeric, non-root uid (so runAsNonRoot can verify it).
     let user = values(runtime, "USER").pop().expect("a USER");
-    let uid: u32 = user.split(':').next().unwrap().parse().unwrap_or_else(|_| panic!("USER {user} is not numeric"));
+    let uid: u32 = user
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("USER {user} is not numeric"));
     assert_ne!(uid, 0);
     let docs = render("");
     let pod_user = &one(&docs, "Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"];
