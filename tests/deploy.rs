@@ -193,7 +193,7 @@ fn mount<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|m| m["name"] == name)
 }
 
-/// Every path a container reads a file from must lie on one of its mounts.
+/// Where the container mounts the named volume.
 fn mount_path_of<'a>(container: &'a Value, name: &str) -> &'a str {
     mount(container, name).unwrap_or_else(|| panic!("no mount {name}"))["mountPath"]
         .as_str()
