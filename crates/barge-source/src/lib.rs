@@ -229,7 +229,12 @@ pub fn yaml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
             let p = entry.path();
             let ty = entry.file_type()?;
             if ty.is_dir() {
-                if entry.file_name() != ".git" {
+                // A mounted ConfigMap or Secret keeps each version in a `..<timestamp>` directory
+                // behind the `..data` link, and links every key at the top (kubelet's
+                // AtomicWriter, pkg/volume/util/atomic_writer.go): reading those directories
+                // would load every file twice.
+                let name = entry.file_name();
+                if name != ".git" && !name.as_encoded_bytes().starts_with(b"..") {
                     todo.push(p);
                 }
             } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
@@ -315,6 +320,22 @@ fn fetch(url: &str, reference: Option<&str>, timeout: Duration) -> Result<tempfi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mounted_config_map_is_read_once_through_its_key_links() {
+        // The layout kubelet writes for a ConfigMap volume with the key app.yaml.
+        let dir = tempfile::tempdir().unwrap();
+        let version = dir.path().join("..2026_12_06_00_00_00.000000001");
+        std::fs::create_dir(&version).unwrap();
+        std::fs::write(version.join("app.yaml"), "kind: Project\n").unwrap();
+        std::os::unix::fs::symlink(version.file_name().unwrap(), dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/app.yaml", dir.path().join("app.yaml")).unwrap();
+        std::fs::create_dir(dir.path().join("nested")).unwrap();
+        std::fs::write(dir.path().join("nested/stage.yml"), "kind: Stage\n").unwrap();
+
+        let files = yaml_files(dir.path()).unwrap();
+        assert_eq!(files, vec![dir.path().join("app.yaml"), dir.path().join("nested/stage.yml")]);
+    }
 
     #[test]
     fn parses_kustomize_style_git_sources() {
