@@ -23,6 +23,7 @@ pub mod load;
 pub mod model;
 pub mod plan;
 pub mod promotion;
+pub mod retry;
 pub mod rewrite;
 pub mod schedule;
 pub mod schema;

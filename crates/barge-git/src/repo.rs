@@ -5,7 +5,8 @@
 //!   crash finds its own commit on the remote ([`Workspace::find_promotion_commit`]) and never
 //!   commits twice.
 //! - A push rejected because the branch moved is integrated (`fetch` + `rebase`) and retried
-//!   with backoff, like Kargo's git-push (up to 10 attempts, 1 s × 1.5, jitter, at most 30 s).
+//!   under the one retry policy (`barge_core::retry`) with Kargo's git-push numbers (up to 10
+//!   attempts, 1 s × 1.5, jitter, at most 30 s).
 //!   A rebase conflict is terminal. Integrating first looks for the promotion's trailer on the
 //!   branch (an earlier life of the promotion, killed while its `git push` ran on, may have
 //!   landed it), and a commit whose changes the branch already has is dropped, never pushed
@@ -16,6 +17,7 @@
 //!   clone's or a cache's `remote.origin.url` never holds them.
 
 use crate::{GitError, git_env};
+use barge_core::retry::RetryPolicy;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,9 +39,11 @@ impl Default for Author {
     }
 }
 
+/// How pushes retry: the tunables of `barge_core::retry::RetryPolicy` for pushes.
 #[derive(Clone, Debug)]
 pub struct PushPolicy {
     pub max_attempts: u32,
+    /// The wait before the second retry; × 1.5 (with jitter) for each next one.
     pub base_backoff: Duration,
     pub max_backoff: Duration,
 }
@@ -55,18 +59,83 @@ impl Default for PushPolicy {
 }
 
 impl PushPolicy {
-    /// How long to wait before integrating after the `attempt`-th rejected push. The first
-    /// rejection just means the branch moved since the checkout: integrate at once. Repeated
-    /// ones mean a race with other writers: back off (× 1.5 each time, with jitter).
-    pub fn backoff(&self, attempt: u32) -> Duration {
-        if attempt <= 1 {
-            return Duration::ZERO;
+    /// The retry policy with these numbers. The first rejection just means the branch moved
+    /// since the checkout: it is integrated at once. Repeated ones mean a race with other
+    /// writers: back off.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            base_delay: self.base_backoff,
+            max_delay: self.max_backoff,
+            factor: 1.5,
+            jitter: true,
+            first_retry_at_once: true,
         }
-        let backoff = self
-            .base_backoff
-            .mul_f64(1.5f64.powi(attempt as i32 - 2))
-            .min(self.max_backoff);
-        backoff.mul_f64(0.5 + clock_jitter())
+    }
+
+    /// Runs push attempts (given their number, from 1) under this policy: only a push the
+    /// remote refused because `branch` moved is tried again ([`PushFailure`]).
+    pub async fn run<T, Fut>(&self, branch: &str, attempt: impl FnMut(u32) -> Fut) -> Result<T, GitError>
+    where
+        Fut: Future<Output = Result<T, PushFailure>>,
+    {
+        barge_core::retry::retry(
+            &self.retry_policy(),
+            tokio::time::sleep,
+            fastrand::u64(..),
+            attempt,
+            |failure: &PushFailure| failure.branch_moved,
+            |_, attempt, wait| {
+                tracing::info!(
+                    branch,
+                    attempt,
+                    ?wait,
+                    "Push rejected: the branch moved; rebasing and retrying."
+                );
+            },
+        )
+        .await
+        .map_err(|failure| failure.error)
+    }
+}
+
+/// A failed push attempt. Only a push the remote refused because the branch moved (Kargo's
+/// rule, [`rejected_because_moved`]) is retried; what integrating with the branch runs into
+/// (a conflict, an unreachable remote) ends the push.
+#[derive(Debug)]
+pub struct PushFailure {
+    pub error: GitError,
+    pub branch_moved: bool,
+}
+
+impl PushFailure {
+    /// The failure of `git push` itself.
+    pub fn of_push(error: GitError) -> PushFailure {
+        let branch_moved = rejected_because_moved(&error);
+        PushFailure { error, branch_moved }
+    }
+
+    /// Others kept winning the race (the refusal reached this push through another's).
+    pub fn branch_moved(error: GitError) -> PushFailure {
+        PushFailure {
+            error,
+            branch_moved: true,
+        }
+    }
+}
+
+impl From<GitError> for PushFailure {
+    fn from(error: GitError) -> PushFailure {
+        PushFailure {
+            error,
+            branch_moved: false,
+        }
+    }
+}
+
+impl barge_core::retry::Failure for PushFailure {
+    fn class(&self) -> barge_core::ErrorClass {
+        self.error.class()
     }
 }
 
@@ -365,28 +434,24 @@ impl Workspace {
         self.push_to(&branch, policy).await
     }
 
-    /// Pushes HEAD to `branch` (created if missing), with the same integrate-and-retry loop.
+    /// Pushes HEAD to `branch` (created if missing); a push refused because the branch moved
+    /// is integrated with it and retried.
     pub async fn push_to(&self, branch: &str, policy: &PushPolicy) -> Result<String, GitError> {
         let refspec = format!("HEAD:refs/heads/{branch}");
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.git(&["push", "-q", "origin", &refspec]).await {
-                Ok(_) => return self.head().await,
-                Err(e) if attempt < policy.max_attempts.max(1) && rejected_because_moved(&e) => {
-                    tracing::info!(
-                        branch,
-                        attempt,
-                        "Push rejected: the branch moved; rebasing and retrying."
-                    );
-                    tokio::time::sleep(policy.backoff(attempt)).await;
-                    if let Some(landed) = self.integrate(branch).await? {
-                        return Ok(landed);
-                    }
+        let refspec = refspec.as_str();
+        policy
+            .run(branch, |attempt| async move {
+                if attempt > 1
+                    && let Some(landed) = self.integrate(branch).await?
+                {
+                    return Ok(landed);
                 }
-                Err(e) => return Err(e),
-            }
-        }
+                self.git(&["push", "-q", "origin", refspec])
+                    .await
+                    .map_err(PushFailure::of_push)?;
+                Ok(self.head().await?)
+            })
+            .await
     }
 
     /// Pushes `commit` (this workspace's HEAD or a commit stacked on it) to `branch`, once.
@@ -569,12 +634,4 @@ fn regex_escape(s: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A jitter factor in [0, 0.5) without a random-number dependency (the clock's nanoseconds).
-fn clock_jitter() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos % 1000) / 2000.0
 }

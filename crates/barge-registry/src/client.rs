@@ -3,6 +3,7 @@
 
 use crate::RegistryError;
 use crate::auth::{self, CredentialRule, Credentials};
+use barge_core::retry::RetryPolicy;
 use base64::Engine;
 use reqwest::{Method, StatusCode, header};
 use std::collections::HashMap;
@@ -24,9 +25,12 @@ pub struct RegistryConfig {
     pub rate_limit: f64,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Attempts per request for transient faults (429, 5xx, resets, truncated bodies).
+    /// Attempts per request for transient faults (429, 5xx, resets, truncated bodies), token
+    /// requests included.
     pub max_attempts: u32,
+    /// The wait before the first retry; it doubles (with jitter) for each next one.
     pub base_backoff: Duration,
+    /// The longest wait between attempts, a registry's `Retry-After` included.
     pub max_backoff: Duration,
     /// `n` for tag listing; `None` lets the registry choose (and follow its `Link` pages).
     pub page_size: Option<u32>,
@@ -79,6 +83,18 @@ impl Default for RegistryConfig {
             plain_http_hosts: Vec::new(),
             insecure_skip_tls_verify: false,
             url_credentials: None,
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// The retry policy of every request (`barge_core::retry`) with these numbers.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            base_delay: self.base_backoff,
+            max_delay: self.max_backoff,
+            ..RetryPolicy::default()
         }
     }
 }
@@ -425,24 +441,15 @@ impl Registry {
         accept: &str,
         if_none_match: Option<&str>,
     ) -> Result<Fetched, RegistryError> {
-        let attempts = self.inner.config.max_attempts.max(1);
-        let mut last = String::new();
-        for attempt in 1..=attempts {
-            let r = self.fetch(repo, method.clone(), url, accept, if_none_match).await?;
-            if r.not_modified || serde_json::from_slice::<serde::de::IgnoredAny>(&r.body).is_ok() {
-                return Ok(r);
-            }
-            last = format!("incomplete or invalid JSON ({} bytes)", r.body.len());
-            tracing::warn!(%url, attempt, "Registry sent an unreadable body; retrying.");
-            if attempt < attempts {
-                tokio::time::sleep(self.backoff(attempt, None)).await;
-            }
-        }
-        Err(RegistryError::Transient {
-            url: url.to_string(),
-            message: last,
-            attempts,
-        })
+        let request = Request {
+            repo,
+            method: &method,
+            url,
+            accept,
+            if_none_match,
+            json: true,
+        };
+        self.send(&request).await
     }
 
     /// Sends one logical request: rate limit, auth, retries with backoff and `Retry-After`.
@@ -454,12 +461,51 @@ impl Registry {
         accept: &str,
         if_none_match: Option<&str>,
     ) -> Result<Fetched, RegistryError> {
-        let cfg = &self.inner.config;
-        let attempts = cfg.max_attempts.max(1);
-        let mut auth_tried = false;
-        let mut attempt = 0;
+        let request = Request {
+            repo,
+            method: &method,
+            url,
+            accept,
+            if_none_match,
+            json: false,
+        };
+        self.send(&request).await
+    }
+
+    /// Attempts a request under the retry policy (`barge_core::retry`).
+    async fn send(&self, request: &Request<'_>) -> Result<Fetched, RegistryError> {
+        barge_core::retry::retry(
+            &self.inner.config.retry_policy(),
+            tokio::time::sleep,
+            fastrand::u64(..),
+            |attempt| self.attempt(request, attempt),
+            |_| true,
+            |failed: &Failed, attempt, wait| {
+                tracing::warn!(url = %request.url, attempt, ?wait, error = %failed.error, "Registry request failed; retrying.");
+            },
+        )
+        .await
+        .map_err(|failed| failed.error)
+    }
+
+    /// One attempt at a request. A `401` challenge is answered within the attempt (fetching a
+    /// bearer token is part of it, so a token server's fault is retried like the registry's).
+    async fn attempt(&self, request: &Request<'_>, attempt: u32) -> Result<Fetched, Failed> {
+        let Request {
+            repo,
+            method,
+            url,
+            accept,
+            if_none_match,
+            json,
+        } = *request;
+        let transient = |message: String| RegistryError::Transient {
+            url: url.to_string(),
+            message,
+            attempts: attempt,
+        };
+        let mut challenge_answered = false;
         loop {
-            attempt += 1;
             self.wait_for_slot(&repo.host).await;
             let mut req = self
                 .inner
@@ -472,44 +518,24 @@ impl Registry {
             if let Some(value) = self.authorization(repo).await {
                 req = req.header(header::AUTHORIZATION, value);
             }
-            self.inner.requests.fetch_add(1, Ordering::Relaxed);
-            let outcome = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let headers = resp.headers().clone();
-                    match resp.bytes().await {
-                        Ok(body) => Ok((status, headers, body.to_vec())),
-                        Err(e) => Err(format!("reading the response failed: {}", without_url(&e))),
+            let (status, headers, body) = self.exchange(req).await.map_err(|message| {
+                // An untrusted certificate will not become trusted by retrying.
+                if message.contains("certificate") {
+                    RegistryError::Invalid {
+                        url: url.to_string(),
+                        message: format!(
+                            "{message} (trust the registry's CA, or set insecureSkipTLSVerify: true on the subscription)"
+                        ),
                     }
+                } else {
+                    transient(message)
                 }
-                Err(e) => Err(without_url(&e)),
-            };
-            let (status, headers, body) = match outcome {
-                Ok(x) => x,
-                Err(message) => {
-                    // An untrusted certificate will not become trusted by retrying.
-                    if message.contains("certificate") {
-                        return Err(RegistryError::Invalid {
-                            url: url.to_string(),
-                            message: format!(
-                                "{message} (trust the registry's CA, or set insecureSkipTLSVerify: true on the subscription)"
-                            ),
-                        });
-                    }
-                    if attempt >= attempts {
-                        return Err(RegistryError::Transient {
-                            url: url.to_string(),
-                            message,
-                            attempts,
-                        });
-                    }
-                    tracing::warn!(%url, attempt, error = %message, "Registry request failed; retrying.");
-                    tokio::time::sleep(self.backoff(attempt, None)).await;
-                    continue;
-                }
-            };
+            })?;
             match status {
                 s if s.is_success() => {
+                    if json && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+                        return Err(transient(format!("incomplete or invalid JSON ({} bytes)", body.len())).into());
+                    }
                     let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok()).map(str::to_string);
                     let limit = get(header::HeaderName::from_static("ratelimit-limit"));
                     let remaining = get(header::HeaderName::from_static("ratelimit-remaining"));
@@ -538,16 +564,14 @@ impl Registry {
                         not_modified: true,
                     });
                 }
-                StatusCode::UNAUTHORIZED if !auth_tried => {
-                    auth_tried = true;
+                StatusCode::UNAUTHORIZED if !challenge_answered => {
+                    challenge_answered = true;
                     let challenge = headers
                         .get(header::WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    self.answer_challenge(repo, url, &challenge).await?;
-                    attempt -= 1; // authenticating is not a failed attempt
-                    continue;
+                    self.answer_challenge(repo, url, &challenge, attempt).await?;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     let has_creds = self.credentials(repo).await.is_some();
@@ -559,32 +583,11 @@ impl Registry {
                         } else {
                             "the registry requires credentials and none are configured (docker config.json, a credential helper, or a barge credential rule)".to_string()
                         },
-                    });
-                }
-                StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { url: url.to_string() }),
-                s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-                    let retry_after = headers
-                        .get(header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    if attempt >= attempts {
-                        return Err(if s == StatusCode::TOO_MANY_REQUESTS {
-                            RegistryError::RateLimited {
-                                url: url.to_string(),
-                                attempts,
-                                retry_after,
-                            }
-                        } else {
-                            RegistryError::Transient {
-                                url: url.to_string(),
-                                message: format!("HTTP {s}"),
-                                attempts,
-                            }
-                        });
                     }
-                    tracing::warn!(%url, attempt, status = %s, "Registry asked to back off; retrying.");
-                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+                    .into());
                 }
+                StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { url: url.to_string() }.into()),
+                s if is_retryable_status(s) => return Err(Failed::status(url, s, &headers, attempt)),
                 s => {
                     return Err(RegistryError::Invalid {
                         url: url.to_string(),
@@ -592,23 +595,23 @@ impl Registry {
                             "HTTP {s}: {}",
                             String::from_utf8_lossy(&body).chars().take(200).collect::<String>()
                         ),
-                    });
+                    }
+                    .into());
                 }
             }
         }
     }
 
-    /// Exponential backoff with full jitter; `Retry-After` (capped) wins when given.
-    fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let cfg = &self.inner.config;
-        if let Some(d) = retry_after {
-            return d.min(cfg.max_backoff);
+    /// Sends a request (counted) and reads the whole answer; a transport fault is its message.
+    async fn exchange(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, header::HeaderMap, Vec<u8>), String> {
+        self.inner.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = req.send().await.map_err(|e| without_url(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        match resp.bytes().await {
+            Ok(body) => Ok((status, headers, body.to_vec())),
+            Err(e) => Err(format!("reading the response failed: {}", without_url(&e))),
         }
-        let exp = cfg
-            .base_backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(cfg.max_backoff);
-        exp.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
 
     /// A token bucket per host (GCRA): bursts of up to two seconds' worth of requests (so one
@@ -672,7 +675,7 @@ impl Registry {
 
     /// Responds to a `WWW-Authenticate` challenge: fetch a bearer token from the realm, or
     /// remember that the host wants Basic.
-    async fn answer_challenge(&self, repo: &RepoRef, url: &str, challenge: &str) -> Result<(), RegistryError> {
+    async fn answer_challenge(&self, repo: &RepoRef, url: &str, challenge: &str, attempt: u32) -> Result<(), Failed> {
         let creds = self.credentials(repo).await;
         let (kind, params) = parse_challenge(challenge);
         match kind.as_str() {
@@ -698,25 +701,27 @@ impl Registry {
                 if let Some(c) = &creds {
                     req = req.header(header::AUTHORIZATION, basic(c));
                 }
-                self.inner.requests.fetch_add(1, Ordering::Relaxed);
-                let resp = req.send().await.map_err(|e| RegistryError::Transient {
+                let (status, headers, body) = self.exchange(req).await.map_err(|message| RegistryError::Transient {
                     url: realm.clone(),
-                    message: without_url(&e),
-                    attempts: 1,
+                    message,
+                    attempts: attempt,
                 })?;
-                let status = resp.status();
                 if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                     return Err(RegistryError::Auth {
                         url: realm.clone(),
                         message: "the token server rejected the credentials".into(),
-                    });
+                    }
+                    .into());
+                }
+                if is_retryable_status(status) {
+                    return Err(Failed::status(realm, status, &headers, attempt));
                 }
                 if !status.is_success() {
-                    return Err(RegistryError::Transient {
+                    return Err(RegistryError::Invalid {
                         url: realm.clone(),
                         message: format!("token server answered HTTP {status}"),
-                        attempts: 1,
-                    });
+                    }
+                    .into());
                 }
                 #[derive(serde::Deserialize)]
                 struct Token {
@@ -724,11 +729,6 @@ impl Registry {
                     access_token: Option<String>,
                     expires_in: Option<u64>,
                 }
-                let body = resp.bytes().await.map_err(|e| RegistryError::Transient {
-                    url: realm.clone(),
-                    message: without_url(&e),
-                    attempts: 1,
-                })?;
                 let t: Token = parse_json(realm, &body)?;
                 let token = t.token.or(t.access_token).ok_or_else(|| RegistryError::Auth {
                     url: realm.clone(),
@@ -747,7 +747,8 @@ impl Registry {
                     return Err(RegistryError::Auth {
                         url: url.to_string(),
                         message: "the registry requires credentials and none are configured (docker config.json, a credential helper, or a barge credential rule)".into(),
-                    });
+                    }
+                    .into());
                 }
                 self.inner.basic_hosts.lock().await.insert(repo.host.clone(), ());
                 Ok(())
@@ -758,9 +759,79 @@ impl Registry {
                     "unsupported authentication challenge {:?}",
                     challenge.split_whitespace().next().unwrap_or("")
                 ),
-            }),
+            }
+            .into()),
         }
     }
+}
+
+/// What one request is: where it goes, what it accepts, and whether its body must be JSON.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    repo: &'a RepoRef,
+    method: &'a Method,
+    url: &'a str,
+    accept: &'a str,
+    if_none_match: Option<&'a str>,
+    /// A body that is not complete JSON is a transient fault (a truncated response).
+    json: bool,
+}
+
+/// A failed attempt: the error, and the wait the server asked for (`Retry-After` comes with
+/// 503s too, not only with 429s).
+struct Failed {
+    error: RegistryError,
+    retry_after: Option<Duration>,
+}
+
+impl Failed {
+    /// A status the policy retries (see [`is_retryable_status`]), after `attempt` attempts.
+    fn status(url: &str, status: StatusCode, headers: &header::HeaderMap, attempt: u32) -> Failed {
+        let retry_after = headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let url = url.to_string();
+        Failed {
+            error: if status == StatusCode::TOO_MANY_REQUESTS {
+                RegistryError::RateLimited {
+                    url,
+                    attempts: attempt,
+                    retry_after,
+                }
+            } else {
+                RegistryError::Transient {
+                    url,
+                    message: format!("HTTP {status}"),
+                    attempts: attempt,
+                }
+            },
+            retry_after,
+        }
+    }
+}
+
+impl From<RegistryError> for Failed {
+    fn from(error: RegistryError) -> Failed {
+        Failed {
+            error,
+            retry_after: None,
+        }
+    }
+}
+
+impl barge_core::retry::Failure for Failed {
+    fn class(&self) -> barge_core::ErrorClass {
+        self.error.class()
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+/// Statuses that may be answered differently later: 408, 429 and 5xx.
+fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error()
 }
 
 fn basic(c: &Credentials) -> String {

@@ -166,6 +166,68 @@ async fn bearer_token_challenge_through_a_token_server() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_token_server_fault_is_retried_like_the_registrys() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("org/app", &tags("3.0.", 5)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // The first token request fails: a 503, or a connection dropped without an answer.
+    for fault in [Fault::Unavailable, Fault::Reset] {
+        let plan: Plan = Arc::new(move |n, path: &str| {
+            if path.starts_with("/token") && n == 1 {
+                fault
+            } else {
+                Fault::Pass
+            }
+        });
+        let proxy = Proxy::start(&reg.host, Some(("robot", "token-secret")), plan).await;
+        let cfg = write_docker_config(dir.path(), &proxy.host, "robot", "token-secret");
+        let client = Registry::new(fast(RegistryConfig {
+            docker_config: Some(cfg),
+            ..Default::default()
+        }))
+        .unwrap();
+        let d = discover_image(&client, &sub(&format!("{}/org/app", proxy.host), |_| {}))
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?} on the token request: {e}"));
+        assert_eq!(d.candidates[0].tag, "3.0.4", "{fault:?}");
+        assert_eq!(
+            proxy.token_requests.load(Ordering::SeqCst),
+            2,
+            "{fault:?}: the token request was retried"
+        );
+        // The failed attempt (challenge + token), then challenge + token + list + 5 HEADs.
+        assert_eq!(d.requests, 2 + 3 + 5, "{fault:?}");
+    }
+
+    // A token server that never recovers: the policy's attempts, then a transient error.
+    let down: Plan = Arc::new(|_, path: &str| {
+        if path.starts_with("/token") {
+            Fault::Unavailable
+        } else {
+            Fault::Pass
+        }
+    });
+    let proxy = Proxy::start(&reg.host, Some(("robot", "token-secret")), down).await;
+    let cfg = write_docker_config(dir.path(), &proxy.host, "robot", "token-secret");
+    let client = Registry::new(fast(RegistryConfig {
+        docker_config: Some(cfg),
+        max_attempts: 3,
+        ..Default::default()
+    }))
+    .unwrap();
+    let err = discover_image(&client, &sub(&format!("{}/org/app", proxy.host), |_| {}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.class(), barge_core::ErrorClass::Transient, "{err}");
+    assert!(
+        err.to_string().contains("HTTP 503") && err.to_string().contains("after 3 attempts"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("token-secret"), "{err}");
+    assert_eq!(proxy.token_requests.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn transient_faults_are_retried_and_persistent_ones_end_in_a_clear_error() {
     let reg = TestRegistry::start(None).await;
     reg.push_tags("flaky/app", &tags("1.0.", 3)).await;

@@ -334,7 +334,10 @@ mod tests {
         std::fs::write(dir.path().join("nested/stage.yml"), "kind: Stage\n").unwrap();
 
         let files = yaml_files(dir.path()).unwrap();
-        assert_eq!(files, vec![dir.path().join("app.yaml"), dir.path().join("nested/stage.yml")]);
+        assert_eq!(
+            files,
+            vec![dir.path().join("app.yaml"), dir.path().join("nested/stage.yml")]
+        );
     }
 
     #[test]

@@ -328,10 +328,15 @@ pub enum Fault {
 
 /// A proxy in front of a registry. `plan` decides a fault for the n-th request (1-based)
 /// matching the path filter; with `bearer`, it demands tokens from its own token endpoint
-/// (`/token`, which checks basic credentials), the way Docker Hub and GHCR do.
+/// (`/token`, which checks basic credentials), the way Docker Hub and GHCR do. Token requests
+/// are numbered on their own (`token_requests`) and given to `plan` too, with their path
+/// (`/token?…`), so a plan can fail the token exchange (`Pass` for the rest).
 pub struct Proxy {
     pub host: String,
+    /// Registry requests, token requests not included.
     pub requests: Arc<AtomicU64>,
+    /// Requests to the token endpoint.
+    pub token_requests: Arc<AtomicU64>,
     /// Tag listings it answered `304 Not Modified` (its listings carry an ETag, and an
     /// `If-None-Match` naming the current one gets a 304, as GHCR and Docker Hub answer).
     pub not_modified: Arc<AtomicU64>,
@@ -383,6 +388,7 @@ impl Proxy {
         let bearer = bearer.map(|(u, p)| (u.to_string(), p.to_string()));
         let counter = requests.clone();
         let not_modified = Arc::new(AtomicU64::new(0));
+        let token_requests = Arc::new(AtomicU64::new(0));
         let me = host.clone();
         let state = Arc::new(ProxyState {
             client: reqwest::Client::new(),
@@ -394,6 +400,7 @@ impl Proxy {
             page,
             extra_tags,
             not_modified: not_modified.clone(),
+            token_requests: token_requests.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -407,6 +414,7 @@ impl Proxy {
         Proxy {
             host,
             requests,
+            token_requests,
             not_modified,
             task,
         }
@@ -424,6 +432,41 @@ struct ProxyState {
     page: Option<usize>,
     extra_tags: Vec<String>,
     not_modified: Arc<AtomicU64>,
+    token_requests: Arc<AtomicU64>,
+}
+
+/// What a fault did to a request.
+enum Faulted {
+    /// Nothing yet: the request is answered (`Pass`, or a fault that alters the real answer).
+    Proceed,
+    /// The fault was the answer (429, 503).
+    Answered,
+    /// The connection is dropped without an answer.
+    Close,
+}
+
+async fn answer_fault(fault: Fault, write: &mut (impl tokio::io::AsyncWrite + Unpin)) -> std::io::Result<Faulted> {
+    use tokio::io::AsyncWriteExt;
+    match fault {
+        Fault::Reset => return Ok(Faulted::Close),
+        Fault::TooMany { retry_after_secs } => {
+            write
+                .write_all(
+                    format!(
+                        "HTTP/1.1 429 Too Many Requests\r\nretry-after: {retry_after_secs}\r\ncontent-length: 0\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+        }
+        Fault::Unavailable => {
+            write
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+                .await?;
+        }
+        Fault::Pass | Fault::TruncatedJson | Fault::Digest(_) => return Ok(Faulted::Proceed),
+    }
+    Ok(Faulted::Answered)
 }
 
 async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Result<()> {
@@ -465,6 +508,12 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
         let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         // The token endpoint.
         if path.starts_with("/token") {
+            let n = st.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
+            match answer_fault(plan(n, &path), &mut write).await? {
+                Faulted::Proceed => {}
+                Faulted::Answered => continue,
+                Faulted::Close => return Ok(()),
+            }
             let want = bearer.map(|(u, p)| {
                 format!(
                     "Basic {}",
@@ -513,19 +562,10 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                 .await?;
             continue;
         }
-        match plan(n, &path) {
-            Fault::Reset => return Ok(()), // drop the connection without answering
-            Fault::TooMany { retry_after_secs } => {
-                write.write_all(format!("HTTP/1.1 429 Too Many Requests\r\nretry-after: {retry_after_secs}\r\ncontent-length: 0\r\n\r\n").as_bytes()).await?;
-                continue;
-            }
-            Fault::Unavailable => {
-                write
-                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
-                    .await?;
-                continue;
-            }
-            Fault::Pass | Fault::TruncatedJson | Fault::Digest(_) => {}
+        match answer_fault(plan(n, &path), &mut write).await? {
+            Faulted::Proceed => {}
+            Faulted::Answered => continue,
+            Faulted::Close => return Ok(()),
         }
         if path.contains("/tags/list") && (page.is_some() || path.contains("n=") || !st.extra_tags.is_empty()) {
             let (base, query) = path.split_once('?').unwrap_or((&path, ""));

@@ -9,7 +9,7 @@ use crate::BoxFuture;
 use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
 use barge_git::cache::{ChainLink, ChainTurn, Checkout};
-use barge_git::repo::{Author, PushPolicy, Workspace};
+use barge_git::repo::{Author, PushFailure, PushPolicy, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
@@ -433,59 +433,52 @@ async fn push_in_chain(
         cache.set_last_pushed(&url, branch, &sha);
         return Ok(sha);
     }
-    // After a rejection, the first to join the next chain integrates with the remote branch.
-    let mut fetch_first = false;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        // After a rejection the turn comes first: integrating with the branch during it, no
-        // process sharing the cache can move the branch before this push.
-        let early_turn = if fetch_first {
-            Some(cache.push_turn(&url, branch).await?)
-        } else {
-            None
-        };
-        let link = match join_chain(ctx, ws, branch, &mut fetch_first).await? {
-            Joined::Link(link) => link,
-            Joined::Landed(commit) => return Ok(commit),
-        };
-        let _turn = match early_turn {
-            Some(turn) => turn,
-            None => cache.push_turn(&url, branch).await?,
-        };
-        match cache.chain_turn(&link) {
-            ChainTurn::Landed => return Ok(link.commit),
-            ChainTurn::Push(newest) => match ws.push_commit(&newest, branch).await {
-                Ok(()) => {
-                    cache.chain_pushed(&link, &newest);
-                    return Ok(link.commit);
+    let max_attempts = policy.max_attempts.max(1);
+    policy
+        .run(branch, |attempt| {
+            let url = url.as_str();
+            async move {
+                // After a rejection, the first to join the next chain integrates with the
+                // remote branch.
+                let mut fetch_first = attempt > 1;
+                // After a rejection the turn comes first: integrating with the branch during
+                // it, no process sharing the cache can move the branch before this push.
+                let early_turn = if fetch_first {
+                    Some(cache.push_turn(url, branch).await?)
+                } else {
+                    None
+                };
+                let link = match join_chain(ctx, ws, branch, &mut fetch_first).await? {
+                    Joined::Link(link) => link,
+                    Joined::Landed(commit) => return Ok(commit),
+                };
+                let _turn = match early_turn {
+                    Some(turn) => turn,
+                    None => cache.push_turn(url, branch).await?,
+                };
+                match cache.chain_turn(&link) {
+                    ChainTurn::Landed => Ok(link.commit),
+                    ChainTurn::Push(newest) => match ws.push_commit(&newest, branch).await {
+                        Ok(()) => {
+                            cache.chain_pushed(&link, &newest);
+                            Ok(link.commit)
+                        }
+                        Err(e) => {
+                            // Whatever failed, the commits stacked on this one must not land
+                            // through it.
+                            cache.chain_break(&link);
+                            Err(PushFailure::of_push(e))
+                        }
+                    },
+                    // Another member's push was rejected: join the next chain.
+                    ChainTurn::Broken => Err(PushFailure::branch_moved(GitError::Transient {
+                        url: barge_core::secret::redact_url(url),
+                        message: format!("the branch {branch} kept moving: not pushed after {max_attempts} attempts"),
+                    })),
                 }
-                Err(e) => {
-                    // Whatever failed, the commits stacked on this one must not land through it.
-                    cache.chain_break(&link);
-                    if !barge_git::repo::rejected_because_moved(&e) || attempt >= policy.max_attempts.max(1) {
-                        return Err(e);
-                    }
-                    tracing::info!(
-                        branch,
-                        attempt,
-                        "Push rejected: the branch moved; rebasing and retrying."
-                    );
-                }
-            },
-            // Another member's push was rejected: join the next chain.
-            ChainTurn::Broken if attempt < policy.max_attempts.max(1) => {}
-            ChainTurn::Broken => {
-                return Err(GitError::Transient {
-                    url: barge_core::secret::redact_url(&url),
-                    message: format!("the branch {branch} kept moving: not pushed after {attempt} attempts"),
-                });
             }
-        }
-        drop(_turn);
-        fetch_first = true;
-        tokio::time::sleep(policy.backoff(attempt)).await;
-    }
+        })
+        .await
 }
 
 /// Kargo's `force`: the branch becomes this checkout's HEAD, whatever it held (commits only

@@ -9,7 +9,8 @@
 //! and a blob moves in chunks of at most [`CHUNK`] bytes.
 
 use super::{
-    DigestAlgorithm, Registry, RepoRef, absolute, content_digest, parse_digest, parse_retry_after, without_url,
+    DigestAlgorithm, Failed, Registry, RepoRef, absolute, content_digest, is_retryable_status, parse_digest,
+    without_url,
 };
 use crate::RegistryError;
 use reqwest::{Method, Response, StatusCode, header};
@@ -129,6 +130,7 @@ struct Blob {
 }
 
 /// A request body that can be sent again (a retry, or after answering an auth challenge).
+#[derive(Clone, Copy)]
 enum Payload<'a> {
     Empty,
     Bytes(&'a [u8]),
@@ -179,7 +181,7 @@ impl Registry {
         }
         let url = format!("{}/blobs/{}", repo.base(), blob.digest);
         let mut resp = self
-            .send(&repo, Method::GET, &url, &[(header::ACCEPT, "*/*")], Payload::Empty)
+            .transfer_request(&repo, Method::GET, &url, &[(header::ACCEPT, "*/*")], Payload::Empty)
             .await?;
         let (algorithm, _) = parse_digest(&blob.digest).ok_or_else(|| invalid("bad layer digest".into()))?;
         let mut hasher = Hasher::new(algorithm);
@@ -360,7 +362,7 @@ impl Registry {
                 }
             }
             let url = format!("{}/manifests/{reference}", dst.base());
-            self.send(
+            self.transfer_request(
                 dst,
                 Method::PUT,
                 &url,
@@ -377,7 +379,10 @@ impl Registry {
     /// else streamed from `src` in chunks. Returns the bytes uploaded.
     async fn copy_blob(&self, src: &RepoRef, dst: &RepoRef, blob: &Blob) -> Result<u64, RegistryError> {
         let head = format!("{}/blobs/{}", dst.base(), blob.digest);
-        match self.send(dst, Method::HEAD, &head, &[], Payload::Empty).await {
+        match self
+            .transfer_request(dst, Method::HEAD, &head, &[], Payload::Empty)
+            .await
+        {
             Ok(_) => return Ok(0),
             Err(RegistryError::NotFound { .. }) => {}
             Err(e) => return Err(e),
@@ -386,14 +391,16 @@ impl Registry {
         if src.host == dst.host {
             start.push_str(&format!("?mount={}&from={}", blob.digest, src.path));
         }
-        let started = self.send(dst, Method::POST, &start, &[], Payload::Empty).await?;
+        let started = self
+            .transfer_request(dst, Method::POST, &start, &[], Payload::Empty)
+            .await?;
         if started.status() == StatusCode::CREATED {
             return Ok(0);
         }
         let mut location = upload_location(dst, &started, &start)?;
         let get = format!("{}/blobs/{}", src.base(), blob.digest);
         let mut resp = self
-            .send(src, Method::GET, &get, &[(header::ACCEPT, "*/*")], Payload::Empty)
+            .transfer_request(src, Method::GET, &get, &[(header::ACCEPT, "*/*")], Payload::Empty)
             .await?;
         let mut buffer: Vec<u8> = Vec::with_capacity(CHUNK.min(usize::try_from(blob.size).unwrap_or(CHUNK)));
         let mut sent = 0u64;
@@ -416,7 +423,7 @@ impl Registry {
             if buffer.len() >= CHUNK && !end {
                 let range = format!("{sent}-{}", sent + buffer.len() as u64 - 1);
                 let patched = self
-                    .send(
+                    .transfer_request(
                         dst,
                         Method::PATCH,
                         &location,
@@ -437,7 +444,7 @@ impl Registry {
         }
         let sep = if location.contains('?') { '&' } else { '?' };
         let finish = format!("{location}{sep}digest={}", blob.digest);
-        self.send(
+        self.transfer_request(
             dst,
             Method::PUT,
             &finish,
@@ -449,9 +456,9 @@ impl Registry {
     }
 
     /// One request through the shared path (rate limit, credentials, bearer tokens for the
-    /// scope the registry asks — push scope for writes —, counting), retried like discovery's
-    /// for transient faults. Success answers are returned unread, for streaming.
-    async fn send(
+    /// scope the registry asks — push scope for writes —, counting), under the retry policy
+    /// (`barge_core::retry`) like discovery's. Success answers are returned unread, for streaming.
+    async fn transfer_request(
         &self,
         repo: &RepoRef,
         method: Method,
@@ -459,11 +466,32 @@ impl Registry {
         headers: &[(header::HeaderName, &str)],
         payload: Payload<'_>,
     ) -> Result<Response, RegistryError> {
-        let attempts = self.inner.config.max_attempts.max(1);
-        let mut auth_tried = false;
-        let mut attempt = 0;
+        barge_core::retry::retry(
+            &self.inner.config.retry_policy(),
+            tokio::time::sleep,
+            fastrand::u64(..),
+            |attempt| self.transfer_attempt(repo, &method, url, headers, payload, attempt),
+            |_| true,
+            |failed: &Failed, attempt, wait| {
+                tracing::warn!(%url, attempt, ?wait, error = %failed.error, "Registry request failed; retrying.");
+            },
+        )
+        .await
+        .map_err(|failed| failed.error)
+    }
+
+    /// One attempt at a transfer request; a `401` challenge is answered within it.
+    async fn transfer_attempt(
+        &self,
+        repo: &RepoRef,
+        method: &Method,
+        url: &str,
+        headers: &[(header::HeaderName, &str)],
+        payload: Payload<'_>,
+        attempt: u32,
+    ) -> Result<Response, Failed> {
+        let mut challenge_answered = false;
         loop {
-            attempt += 1;
             self.wait_for_slot(&repo.host).await;
             let mut req = self.inner.http.request(method.clone(), url);
             for (name, value) in headers {
@@ -471,45 +499,33 @@ impl Registry {
             }
             if let Payload::Bytes(bytes) = payload {
                 req = req.body(bytes.to_vec());
-            } else if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            } else if matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
                 req = req.header(header::CONTENT_LENGTH, "0");
             }
             if let Some(value) = self.authorization(repo).await {
                 req = req.header(header::AUTHORIZATION, value);
             }
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = match req.send().await {
-                Ok(resp) => resp,
-                Err(e) => {
-                    let message = without_url(&e);
-                    if attempt >= attempts {
-                        return Err(RegistryError::Transient {
-                            url: url.to_string(),
-                            message,
-                            attempts,
-                        });
-                    }
-                    tracing::warn!(%url, attempt, error = %message, "Registry request failed; retrying.");
-                    tokio::time::sleep(self.backoff(attempt, None)).await;
-                    continue;
-                }
-            };
+            let resp = req.send().await.map_err(|e| RegistryError::Transient {
+                url: url.to_string(),
+                message: without_url(&e),
+                attempts: attempt,
+            })?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(resp);
             }
-            let write = !matches!(method, Method::GET | Method::HEAD);
+            let write = !matches!(*method, Method::GET | Method::HEAD);
             match status {
-                StatusCode::UNAUTHORIZED if !auth_tried => {
-                    auth_tried = true;
+                StatusCode::UNAUTHORIZED if !challenge_answered => {
+                    challenge_answered = true;
                     let challenge = resp
                         .headers()
                         .get(header::WWW_AUTHENTICATE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    self.answer_challenge(repo, url, &challenge).await?;
-                    attempt -= 1; // authenticating is not a failed attempt
+                    self.answer_challenge(repo, url, &challenge, attempt).await?;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     let has_creds = self.credentials(repo).await.is_some();
@@ -521,39 +537,18 @@ impl Registry {
                     return Err(RegistryError::Auth {
                         url: url.to_string(),
                         message,
-                    });
-                }
-                StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { url: url.to_string() }),
-                s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
-                    let retry_after = resp
-                        .headers()
-                        .get(header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    if attempt >= attempts {
-                        return Err(if s == StatusCode::TOO_MANY_REQUESTS {
-                            RegistryError::RateLimited {
-                                url: url.to_string(),
-                                attempts,
-                                retry_after,
-                            }
-                        } else {
-                            RegistryError::Transient {
-                                url: url.to_string(),
-                                message: format!("HTTP {s}"),
-                                attempts,
-                            }
-                        });
                     }
-                    tracing::warn!(%url, attempt, status = %s, "Registry asked to back off; retrying.");
-                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+                    .into());
                 }
+                StatusCode::NOT_FOUND => return Err(RegistryError::NotFound { url: url.to_string() }.into()),
+                s if is_retryable_status(s) => return Err(Failed::status(url, s, resp.headers(), attempt)),
                 s => {
                     let what = if write { "refused the write" } else { "answered" };
                     return Err(RegistryError::Invalid {
                         url: url.to_string(),
                         message: format!("the registry {what} with HTTP {s}: {}", error_text(resp).await),
-                    });
+                    }
+                    .into());
                 }
             }
         }
