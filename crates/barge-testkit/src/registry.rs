@@ -246,6 +246,8 @@ pub enum Fault {
     TruncatedJson,
     /// A lying registry: answers with this `Docker-Content-Digest` instead of the real one.
     Digest(&'static str),
+    /// A slow registry: answers (as with `Pass`) after this long.
+    Delay(Duration),
 }
 
 /// A proxy in front of a registry. `plan` decides a fault for the n-th request (1-based)
@@ -257,6 +259,8 @@ pub struct Proxy {
     /// Tag listings it answered `304 Not Modified` (its listings carry an ETag, and an
     /// `If-None-Match` naming the current one gets a 304, as GHCR and Docker Hub answer).
     pub not_modified: Arc<AtomicU64>,
+    /// Requests it answered late (`Fault::Delay`), counted when the delay is over.
+    pub delayed: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -305,6 +309,7 @@ impl Proxy {
         let bearer = bearer.map(|(u, p)| (u.to_string(), p.to_string()));
         let counter = requests.clone();
         let not_modified = Arc::new(AtomicU64::new(0));
+        let delayed = Arc::new(AtomicU64::new(0));
         let me = host.clone();
         let state = Arc::new(ProxyState {
             client: reqwest::Client::new(),
@@ -316,6 +321,7 @@ impl Proxy {
             page,
             extra_tags,
             not_modified: not_modified.clone(),
+            delayed: delayed.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -330,6 +336,7 @@ impl Proxy {
             host,
             requests,
             not_modified,
+            delayed,
             task,
         }
     }
@@ -346,6 +353,7 @@ struct ProxyState {
     page: Option<usize>,
     extra_tags: Vec<String>,
     not_modified: Arc<AtomicU64>,
+    delayed: Arc<AtomicU64>,
 }
 
 async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Result<()> {
@@ -446,6 +454,10 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                     .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
                     .await?;
                 continue;
+            }
+            Fault::Delay(late) => {
+                tokio::time::sleep(late).await;
+                st.delayed.fetch_add(1, Ordering::SeqCst);
             }
             Fault::Pass | Fault::TruncatedJson | Fault::Digest(_) => {}
         }
