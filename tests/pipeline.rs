@@ -2,7 +2,8 @@
 //! remote (`git daemon`) and a real store, SQLite and PostgreSQL. A new tag is auto-promoted
 //! to dev, then to staging once verified there; prod waits for a person; soak time, holds and
 //! promotion windows defer auto-promotion with the reason `barge get stage` gives; abort
-//! stops a running promotion; `kill -9` of the daemon mid-promotion loses nothing.
+//! stops a running promotion; `kill -9` of the daemon mid-promotion loses nothing; a slow
+//! registry delays neither a promotion nor another Warehouse's refresh.
 
 use barge_testkit::kube as kube_support;
 use barge_testkit::{postgres, registry};
@@ -1483,4 +1484,117 @@ async fn urls_written_with_credentials_authenticate_steps_and_verification_and_a
         .filter(|p| !p.starts_with(&defs))
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
+}
+
+/// A second Warehouse, `slow` (image quay.io/acme/slow), beside COMMON's `app`, and a Stage
+/// `dev` that only people promote (no policy enables auto-promotion).
+const SLOW_WAREHOUSE: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: slow, namespace: shop}
+spec:
+  interval: 1h
+  subscriptions:
+    - image: {repoURL: quay.io/acme/slow}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - task: {name: update-overlay}
+"#;
+
+/// How long the Warehouse `slow`'s registry takes to list tags once it turned slow.
+const SLOW_LISTING: Duration = Duration::from_secs(10);
+
+/// A daemon in the middle of a pass of the Warehouse `slow`, whose registry (a proxy) lists
+/// its tags only after SLOW_LISTING.
+struct SlowDiscovery {
+    daemon: Daemon,
+    proxy: registry::Proxy,
+    fx: Fixture,
+}
+
+impl SlowDiscovery {
+    async fn start() -> SlowDiscovery {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let fx = Fixture::with(Backend::Sqlite, &format!("{COMMON}---{SLOW_WAREHOUSE}")).await;
+        fx.push("1.0.0").await;
+        fx.reg
+            .push_image("acme/slow", "2.0.0", "2026-01-01T00:00:00Z", "amd64")
+            .await;
+        let (slow, listing) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let plan: registry::Plan = {
+            let (slow, listing) = (slow.clone(), listing.clone());
+            Arc::new(move |_, path| {
+                if slow.load(Ordering::SeqCst) && path.contains("/tags/list") {
+                    listing.store(true, Ordering::SeqCst);
+                    registry::Fault::Delay(SLOW_LISTING)
+                } else {
+                    registry::Fault::Pass
+                }
+            })
+        };
+        let proxy = registry::Proxy::start(&fx.reg.host, None, plan).await;
+        let rewrite = format!("quay.io/acme/={}/acme/", proxy.host);
+        let daemon = fx.daemon(&["--rewrite", &rewrite], Some("t0ken"));
+        wait_for("both Warehouses' first Freight", Duration::from_secs(60), || {
+            panic_if_gone(&daemon.log) || fx.json(&["get", "freight"]).as_array().unwrap().len() == 2
+        });
+        slow.store(true, Ordering::SeqCst);
+        let out = daemon.api(&fx, &["refresh", "warehouse", "slow"], "t0ken");
+        assert!(out.status.success(), "{}", stderr(&out));
+        wait_for("the slow listing to be asked for", Duration::from_secs(30), || {
+            listing.load(Ordering::SeqCst)
+        });
+        SlowDiscovery { daemon, proxy, fx }
+    }
+
+    /// Fails when the slow registry has answered already: `what` waited for it.
+    fn assert_still_listing(&self, what: &str) {
+        assert_eq!(
+            self.proxy.delayed.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{what} waited for the slow registry:\n{}",
+            std::fs::read_to_string(&self.daemon.log).unwrap_or_default()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promotion_lands_while_another_warehouse_waits_on_a_slow_registry() {
+    let s = SlowDiscovery::start().await;
+    let alias = s.fx.alias_of("1.0.0");
+    let out = s
+        .daemon
+        .api(&s.fx, &["promote", "--stage", "dev", "--freight", &alias], "t0ken");
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("dev's commit on the remote", SLOW_LISTING * 3, || {
+        s.fx.commits("dev:") == 1
+    });
+    s.assert_still_listing("the promotion");
+    assert_eq!(s.fx.pinned("dev"), "1.0.0");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_is_served_while_another_warehouse_waits_on_a_slow_registry() {
+    let s = SlowDiscovery::start().await;
+    s.fx.push("1.1.0").await;
+    let out = s.daemon.api(&s.fx, &["refresh", "warehouse", "app"], "t0ken");
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_for("Freight of app 1.1.0", SLOW_LISTING * 3, || {
+        let list = s.fx.json(&["get", "freight"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["images"][0]["tag"] == "1.1.0")
+    });
+    s.assert_still_listing("the refresh");
 }

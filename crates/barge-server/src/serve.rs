@@ -3,6 +3,14 @@
 //! due, reconciles every Stage (auto-promotion where a ProjectConfig policy allows it), runs
 //! queued promotions on a bounded pool with a lease per promotion, and answers the CLI over a
 //! small bearer-token HTTP API. `--once` runs the pipeline until it is idle and exits.
+//!
+//! Each of these is a task of its own, so that none waits behind another (a slow registry
+//! delays only its own Warehouses): the reloader publishes the running definitions on a
+//! `watch` channel (`Shared::catalog`); the discovery worker (`Discovery`) runs the passes that
+//! are due, a few at once; the reconciler (`decide_stages`) decides every Stage; the runners
+//! (`Runners`) claim and run promotions and verifications. They wake one another through
+//! `Shared`'s `Notify`s: a refresh wakes discovery, minted Freight or a finished run wakes the
+//! reconciler, a created promotion or verification wakes the runners.
 
 use anyhow::{Context as _, Result};
 use barge_core::Catalog;
@@ -14,8 +22,10 @@ use barge_engine::promote::{self, LEASE, now_millis};
 use barge_promote::{Engine, Promotion};
 use barge_store::Store;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 /// Who clears holds when a policy stops enabling auto-promotion.
 const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
@@ -24,6 +34,9 @@ const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 /// How often a quiet daemon returns freed heap to the operating system (memory.rs).
 const TRIM_EVERY: Duration = Duration::from_secs(10);
+/// Discovery passes under way at once (one per Warehouse): enough that a slow registry does
+/// not hold up the other Warehouses, few enough not to flood registries at start.
+const DISCOVERIES_AT_ONCE: usize = 4;
 
 pub struct Options {
     pub paths: Vec<String>,
@@ -44,32 +57,39 @@ pub struct Options {
     pub analysis_in_cluster: bool,
 }
 
-/// What the loop, the promotion tasks and the API share.
+/// A Warehouse or a Stage: its project and its name.
+type Key = (String, String);
+
+/// What the daemon's tasks and the API share.
 pub struct Shared {
     pub store: Store,
-    catalog: RwLock<Arc<Catalog>>,
+    /// The running definitions; a reload sends the new ones to every task.
+    catalog: watch::Sender<Arc<Catalog>>,
     /// Warehouses someone asked to discover now.
-    refresh: Mutex<HashSet<(String, String)>>,
+    refresh: Mutex<HashSet<Key>>,
     /// Each Stage's health, checked on every reconcile.
     health: Mutex<pipeline::HealthMap>,
     /// Per Stage, its last successful promotion and the apps it synced (argocd-update's
     /// output): a finished promotion never changes, so its stored state is read once.
-    synced_apps: Mutex<HashMap<(String, String), SyncedApps>>,
-    wake: tokio::sync::Notify,
+    synced_apps: Mutex<HashMap<Key, SyncedApps>>,
+    /// Wakes the discovery worker: a refresh was asked for.
+    discover: Notify,
+    /// Wakes the reconciler: something happened that may change what a Stage does next.
+    decide: Notify,
+    /// Wakes the runners: a promotion or verification may be waiting to be claimed.
+    claim: Notify,
 }
 
 impl Shared {
     pub fn catalog(&self) -> Arc<Catalog> {
-        self.catalog
-            .read()
-            .map_or_else(|p| p.into_inner().clone(), |c| c.clone())
+        self.catalog.borrow().clone()
     }
 
     fn request_refresh(&self, project: &str, warehouse: &str) {
         if let Ok(mut r) = self.refresh.lock() {
             r.insert((project.to_string(), warehouse.to_string()));
         }
-        self.wake.notify_one();
+        self.discover.notify_one();
     }
 }
 
@@ -97,14 +117,17 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     store.save_definitions(&source, &catalog.texts, now_millis()).await?;
     let shared = Arc::new(Shared {
         store: store.clone(),
-        catalog: RwLock::new(Arc::new(catalog)),
+        catalog: watch::Sender::new(Arc::new(catalog)),
         refresh: Mutex::new(HashSet::new()),
         health: Mutex::new(pipeline::HealthMap::new()),
         synced_apps: Mutex::new(HashMap::new()),
-        wake: tokio::sync::Notify::new(),
+        discover: Notify::new(),
+        decide: Notify::new(),
+        claim: Notify::new(),
     });
     let engine = Arc::new(engine);
-    let shutdown = shutdown_on_signal();
+    let opts = Arc::new(opts);
+    let stop = stop_on_signal();
     if let Some(addr) = opts.listen {
         let token = opts.token.clone().context("the API needs a token")?;
         let limits = crate::api::Limits::from_env()?;
@@ -115,212 +138,44 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         // It answers until the process ends, also while running promotions finish.
         tokio::spawn(crate::api::serve(listener, shared.clone(), token, limits));
     }
-    // Renew the leases of the promotions this replica runs.
-    {
-        let store = store.clone();
-        let owner = opts.replica_id.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE / 3).await;
-                if let Err(e) = store
-                    .renew_leases(&owner, now_millis() + LEASE.as_millis() as i64)
-                    .await
-                {
-                    tracing::warn!("cannot renew promotion leases: {e}");
-                }
-            }
-        });
-    }
-    // When each Warehouse is next due, worked out once after each of its passes.
-    let mut next_pass: HashMap<(String, String), i64> = HashMap::new();
-    let mut discovered_once = false;
-    let mut last_reload = now_millis();
-    let mut running: tokio::task::JoinSet<(String, String, String, Result<Phase>)> = tokio::task::JoinSet::new();
-    let mut running_stages: HashSet<(String, String)> = HashSet::new();
-    let mut verifying: tokio::task::JoinSet<(String, String, String, Result<VerificationPhase>)> =
-        tokio::task::JoinSet::new();
-    let mut verifying_stages: HashSet<(String, String)> = HashSet::new();
-    let mut tally = Tally::default();
-    let mut stopping = false;
-    let mut last_prune = 0;
-    let discoverer =
-        barge_engine::discover::Discoverer::new(opts.registry.clone(), &opts.defined, opts.git_rules.clone())?;
-    // Stages are decided again when something happened (Freight minted, a promotion
-    // finished, a call or a reload), and every RECONCILE_EVERY for what time alone changes
-    // (soak time running out, a window opening).
-    let mut dirty = true;
-    let mut last_reconcile = 0;
-    let mut last_trim = std::time::Instant::now();
-    let mut worked_since_trim = false;
-    let mut reloading: Option<Reloading> = None;
-    let mut last_load = LastLoad {
-        files: fingerprint(&opts.paths),
-        texts: shared.catalog().texts.clone(),
+    let discovery = Discovery::new(shared.clone(), &opts)?;
+    let runners = Runners {
+        shared: shared.clone(),
+        engine: engine.clone(),
+        owner: opts.replica_id.clone(),
+        in_cluster: opts.analysis_in_cluster,
+        promotions: JoinSet::new(),
+        promoting: HashSet::new(),
+        verifications: JoinSet::new(),
+        verifying: HashSet::new(),
     };
-    loop {
-        if let Some(keep) = opts.audit_retention
-            && now_millis() - last_prune >= 3_600_000
-        {
-            last_prune = now_millis();
-            match store.prune_audit(now_millis() - keep.as_millis() as i64).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("audit retention removed {n} event(s)"),
-                Err(e) => tracing::warn!("audit retention failed: {e}"),
-            }
-        }
-        if !opts.once {
-            match reloading.as_mut().map(|r| r.loaded.try_recv()) {
-                Some(Ok(loaded)) => {
-                    reloading = None;
-                    dirty |= apply_reload(&shared, &opts, &source, &mut last_load, loaded).await;
-                }
-                Some(Err(tokio::sync::oneshot::error::TryRecvError::Empty)) => {
-                    if let Some(r) = reloading.as_mut() {
-                        r.warn_when_stuck();
-                    }
-                }
-                Some(Err(tokio::sync::oneshot::error::TryRecvError::Closed)) => {
-                    reloading = None;
-                    tracing::warn!("reload failed: loading the definitions ended without a result");
-                }
-                None if now_millis() - last_reload >= opts.reload_interval.as_millis() as i64 => {
-                    last_reload = now_millis();
-                    reloading = start_reload(&shared, &opts.paths, &mut last_load);
-                }
-                None => {}
-            }
-        }
-        let catalog = shared.catalog();
-        if !stopping {
-            let (failed, minted) =
-                discover_due(&shared, &discoverer, &catalog, &opts, &mut next_pass, !discovered_once).await;
-            discovered_once = true;
-            dirty |= minted;
-            tally.failures.extend(failed);
-        }
-        let due = opts.once || dirty || now_millis() - last_reconcile >= RECONCILE_EVERY.as_millis() as i64;
-        let created = if stopping || !due {
-            0
-        } else {
-            dirty = false;
-            last_reconcile = now_millis();
-            reconcile(&shared, &catalog, &engine.kube).await
+    // The tasks that end with the process: none holds work that a shutdown waits for (a
+    // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
+    let mut background = JoinSet::new();
+    background.spawn(renew_leases(store.clone(), opts.replica_id.clone()));
+    if let Some(keep) = opts.audit_retention {
+        background.spawn(prune_audit(store.clone(), keep));
+    }
+    let mut tally = Tally::default();
+    if opts.once {
+        tally.failures = discovery.every_warehouse_once().await;
+        runners.run(&mut tally, true, stop).await;
+    } else {
+        let reloader = Reloader {
+            last: LastLoad {
+                files: fingerprint(&opts.paths),
+                texts: shared.catalog().texts.clone(),
+            },
+            shared: shared.clone(),
+            source,
+            opts: opts.clone(),
         };
-        let mut launched = 0;
-        if !stopping {
-            match store.runnable_promotions(&opts.replica_id, now_millis()).await {
-                Ok(runnable) => {
-                    for p in runnable {
-                        let key = (p.project.clone(), p.stage.clone());
-                        if running_stages.contains(&key) {
-                            continue;
-                        }
-                        let lease = now_millis() + LEASE.as_millis() as i64;
-                        match store
-                            .claim_promotion(&p.project, &p.name, &opts.replica_id, lease, now_millis())
-                            .await
-                        {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => {
-                                tracing::warn!("cannot claim promotion {}: {e}", p.name);
-                                continue;
-                            }
-                        }
-                        running_stages.insert(key);
-                        launched += 1;
-                        let (shared, engine) = (shared.clone(), engine.clone());
-                        running.spawn(async move {
-                            let phase = run_promotion(&shared, &engine, &p).await;
-                            (p.project, p.stage, p.name, phase)
-                        });
-                    }
-                }
-                Err(e) => tracing::warn!("cannot list runnable promotions: {e}"),
-            }
-        }
-        if !stopping {
-            launched += launch_verifications(
-                &shared,
-                &engine,
-                &opts.replica_id,
-                &mut verifying,
-                &mut verifying_stages,
-                opts.analysis_in_cluster,
-            )
-            .await;
-        }
-        if running.is_empty() && verifying.is_empty() && (stopping || (opts.once && created == 0 && launched == 0)) {
-            break;
-        }
-        // Quiet now: what the work freed goes back to the operating system, as soon as the
-        // last promotion or verification ends and then every TRIM_EVERY (discovery passes
-        // allocate too). A trim of a quiet heap takes about a millisecond.
-        let quiet = running.is_empty() && verifying.is_empty() && launched == 0;
-        if !quiet {
-            worked_since_trim = true;
-        } else if worked_since_trim || last_trim.elapsed() >= TRIM_EVERY {
-            crate::memory::return_free_heap();
-            last_trim = std::time::Instant::now();
-            worked_since_trim = false;
-        }
-        let tick = if opts.once {
-            Duration::from_millis(200)
-        } else {
-            Duration::from_secs(1)
-        };
-        tokio::select! {
-            // Everything that finished meanwhile is taken at once, so that the Stages are
-            // decided once for all of them (a burst of promotions ending one after another
-            // would otherwise decide every Stage again for each).
-            done = running.join_next(), if !running.is_empty() => {
-                dirty = true;
-                let mut done = done;
-                while let Some(finished) = done {
-                    if let Ok((project, stage, name, phase)) = finished {
-                        running_stages.remove(&(project, stage));
-                        let phase = phase.unwrap_or_else(|e| {
-                            tracing::error!(promotion = %name, "promotion could not run: {e:#}");
-                            Phase::Errored
-                        });
-                        eprintln!("barge: promotion {name}: {}", phase.as_str());
-                        if phase != Phase::Succeeded {
-                            tally.failures.push(format!("promotion {name} {}", phase.as_str()));
-                        }
-                        tally.promotions += 1;
-                    }
-                    done = running.try_join_next();
-                }
-            }
-            done = verifying.join_next(), if !verifying.is_empty() => {
-                dirty = true;
-                let mut done = done;
-                while let Some(finished) = done {
-                    if let Ok((project, stage, id, phase)) = finished {
-                        verifying_stages.remove(&(project, stage.clone()));
-                        let phase = phase.unwrap_or_else(|e| {
-                            tracing::error!(verification = %id, "verification could not run: {e:#}");
-                            VerificationPhase::Error
-                        });
-                        eprintln!("barge: verification {id} of {stage}: {phase}");
-                        if phase != VerificationPhase::Succeeded {
-                            tally.failures.push(format!("verification {id} of {stage} {phase}"));
-                        }
-                    }
-                    done = verifying.try_join_next();
-                }
-            }
-            _ = tokio::time::sleep(tick) => {}
-            _ = shared.wake.notified() => dirty = true,
-            _ = shutdown.notified(), if !stopping => {
-                eprintln!(
-                    "barge: stopping: no new work; waiting for {} running promotion(s) and {} verification(s)",
-                    running.len(),
-                    verifying.len()
-                );
-                stopping = true;
-            }
-        }
+        background.spawn(reloader.run(stop.clone()));
+        background.spawn(discovery.run(stop.clone()));
+        let reconciler = tokio::spawn(decide_stages(shared.clone(), engine.clone(), stop.clone()));
+        runners.run(&mut tally, false, stop).await;
+        // A pass under way ends first: it may be creating a promotion.
+        let _ = reconciler.await;
     }
     if opts.once {
         eprintln!(
@@ -335,17 +190,16 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     Ok(tally.failures.is_empty())
 }
 
-/// A signal (Ctrl-C or SIGTERM) asks the loop to stop taking work.
-fn shutdown_on_signal() -> Arc<tokio::sync::Notify> {
-    let notify = Arc::new(tokio::sync::Notify::new());
-    let n = notify.clone();
+/// A signal (Ctrl-C or SIGTERM) asks the daemon to stop taking work: the receivers see `true`.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (send, stop) = watch::channel(false);
     tokio::spawn(async move {
         let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!("cannot watch SIGTERM: {e}");
                 let _ = tokio::signal::ctrl_c().await;
-                n.notify_one();
+                send.send_replace(true);
                 return;
             }
         };
@@ -353,9 +207,41 @@ fn shutdown_on_signal() -> Arc<tokio::sync::Notify> {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
         }
-        n.notify_one();
+        send.send_replace(true);
     });
-    notify
+    stop
+}
+
+/// Returns once the daemon is asked to stop.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the signal task is gone, which happens only as the runtime shuts down.
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// Renews the leases of the promotions and verifications this replica runs, until the process
+/// ends (also while running work finishes after a signal).
+async fn renew_leases(store: Store, owner: String) {
+    loop {
+        tokio::time::sleep(LEASE / 3).await;
+        if let Err(e) = store
+            .renew_leases(&owner, now_millis() + LEASE.as_millis() as i64)
+            .await
+        {
+            tracing::warn!("cannot renew promotion leases: {e}");
+        }
+    }
+}
+
+/// Deletes audit events older than `keep`, at start and hourly.
+async fn prune_audit(store: Store, keep: Duration) {
+    loop {
+        match store.prune_audit(now_millis() - keep.as_millis() as i64).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("audit retention removed {n} event(s)"),
+            Err(e) => tracing::warn!("audit retention failed: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
 }
 
 /// What the last reload saw: the local files' fingerprint and the texts it loaded (the
@@ -386,78 +272,98 @@ fn fingerprint(paths: &[String]) -> Option<Vec<(std::path::PathBuf, u64, std::ti
     Some(out)
 }
 
-/// A reload of the definitions in progress. The load runs on a thread of its own, not a
-/// `spawn_blocking` task: a read that never returns (a hung network file system, a Git server
-/// that stops answering) then holds up neither the daemon's loop nor its shutdown (a tokio
-/// runtime waits for its blocking tasks when it stops; a process does not wait for threads).
-struct Reloading {
-    loaded: tokio::sync::oneshot::Receiver<Result<Catalog, barge_source::SourceError>>,
-    since: std::time::Instant,
-    warned: bool,
-}
-
 /// How long a reload may take before the daemon says that it waits for it.
 const SLOW_RELOAD: Duration = Duration::from_secs(60);
 
-impl Reloading {
-    fn warn_when_stuck(&mut self) {
-        if !self.warned && self.since.elapsed() >= SLOW_RELOAD {
-            self.warned = true;
-            tracing::warn!(
-                "reloading the definitions has taken more than {}s (a read that does not return?); the running definitions stay, and the next reload starts when this one ends",
-                SLOW_RELOAD.as_secs()
-            );
-        }
-    }
+/// The reloader: every `--reload-interval`, loads the definitions again when they changed and
+/// publishes a valid change to the other tasks.
+struct Reloader {
+    shared: Arc<Shared>,
+    opts: Arc<Options>,
+    /// The definitions' sources as recorded (redacted).
+    source: String,
+    last: LastLoad,
 }
 
-/// Starts loading the definitions again when the local files changed (or a source is Git);
-/// the loop applies the result with [`apply_reload`] when it arrives.
-fn start_reload(shared: &Arc<Shared>, paths: &[String], last: &mut LastLoad) -> Option<Reloading> {
-    let now_seen = fingerprint(paths);
-    if now_seen.is_some() && now_seen == last.files {
-        return None;
+impl Reloader {
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stopped(&mut stop) => return,
+                _ = tokio::time::sleep(self.opts.reload_interval) => {}
+            }
+            let Some(mut loading) = self.start() else {
+                continue;
+            };
+            let loaded = tokio::select! {
+                _ = stopped(&mut stop) => return,
+                loaded = async {
+                    match tokio::time::timeout(SLOW_RELOAD, &mut loading).await {
+                        Ok(loaded) => loaded,
+                        Err(_) => {
+                            tracing::warn!(
+                                "reloading the definitions has taken more than {}s (a read that does not return?); the running definitions stay, and the next reload starts when this one ends",
+                                SLOW_RELOAD.as_secs()
+                            );
+                            loading.await
+                        }
+                    }
+                } => loaded,
+            };
+            match loaded {
+                Ok(loaded) => apply_reload(&self.shared, &self.opts, &self.source, &mut self.last, loaded).await,
+                Err(_) => tracing::warn!("reload failed: loading the definitions ended without a result"),
+            }
+        }
     }
-    last.files = now_seen;
-    let (send, loaded) = tokio::sync::oneshot::channel();
-    let (paths, shared) = (paths.to_vec(), shared.clone());
-    let started = std::thread::Builder::new().name("barge-reload".into()).spawn(move || {
-        let _ = send.send(barge_engine::load_catalog(&paths));
-        shared.wake.notify_one();
-    });
-    match started {
-        Ok(_) => Some(Reloading {
-            loaded,
-            since: std::time::Instant::now(),
-            warned: false,
-        }),
-        Err(e) => {
-            tracing::warn!("cannot start a reload: {e}");
-            None
+
+    /// Starts loading the definitions again when the local files changed (or a source is
+    /// Git). The load runs on a thread of its own, not a `spawn_blocking` task: a read that
+    /// never returns (a hung network file system, a Git server that stops answering) then holds
+    /// up neither the daemon nor its shutdown (a tokio runtime waits for its blocking tasks
+    /// when it stops; a process does not wait for threads).
+    fn start(&mut self) -> Option<tokio::sync::oneshot::Receiver<Result<Catalog, barge_source::SourceError>>> {
+        let now_seen = fingerprint(&self.opts.paths);
+        if now_seen.is_some() && now_seen == self.last.files {
+            return None;
+        }
+        self.last.files = now_seen;
+        let (send, loaded) = tokio::sync::oneshot::channel();
+        let paths = self.opts.paths.clone();
+        let started = std::thread::Builder::new().name("barge-reload".into()).spawn(move || {
+            let _ = send.send(barge_engine::load_catalog(&paths));
+        });
+        match started {
+            Ok(_) => Some(loaded),
+            Err(e) => {
+                tracing::warn!("cannot start a reload: {e}");
+                None
+            }
         }
     }
 }
 
 /// Applies loaded definitions: a valid change replaces the running ones (and is recorded), an
-/// invalid one is reported and ignored. Returns whether the definitions changed.
+/// invalid one is reported and ignored. A change reaches the other tasks through
+/// [`Shared::catalog`].
 async fn apply_reload(
     shared: &Shared,
     opts: &Options,
     source: &str,
     last: &mut LastLoad,
     loaded: Result<Catalog, barge_source::SourceError>,
-) -> bool {
+) {
     let catalog = match loaded {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("cannot reload the definitions (keeping the last good ones): {e}");
-            return false;
+            return;
         }
     };
     // Unchanged texts (a Git source fetched again, a file touched) are not news, and a
     // rejected change is reported once.
     if catalog.texts == last.texts {
-        return false;
+        return;
     }
     last.texts = catalog.texts.clone();
     if catalog.errors() > 0 {
@@ -481,7 +387,7 @@ async fn apply_reload(
                 body: &body,
             })
             .await;
-        return false;
+        return;
     }
     match shared
         .store
@@ -491,86 +397,225 @@ async fn apply_reload(
         Ok(_) => {
             eprintln!("barge: definitions reloaded");
             opts.defined.adopt(&catalog);
-            if let Ok(mut c) = shared.catalog.write() {
-                *c = Arc::new(catalog);
-            }
-            true
+            shared.catalog.send_replace(Arc::new(catalog));
         }
-        Err(e) => {
-            tracing::warn!("cannot record the reloaded definitions: {e}");
-            false
-        }
+        Err(e) => tracing::warn!("cannot record the reloaded definitions: {e}"),
     }
 }
 
-/// Discovers the Warehouses that are due (all of them on the first pass, or when someone
-/// asked); returns what failed.
-async fn discover_due(
-    shared: &Shared,
-    discoverer: &barge_engine::discover::Discoverer,
-    catalog: &Catalog,
-    opts: &Options,
-    next_pass: &mut HashMap<(String, String), i64>,
-    first: bool,
-) -> (Vec<String>, bool) {
-    let requested: HashSet<(String, String)> = shared
-        .refresh
-        .lock()
-        .map(|mut r| std::mem::take(&mut *r))
-        .unwrap_or_default();
-    let mut failed = Vec::new();
-    let mut minted = false;
-    for (r, spec) in barge_engine::discover::warehouses(catalog, barge_engine::discover::Selection::All) {
-        let key = (r.project.clone(), r.name.clone());
-        let due = first
-            || requested.contains(&key)
-            || (!opts.once && next_pass.get(&key).is_none_or(|at| *at <= now_millis()));
-        if !due {
-            continue;
-        }
-        let pass = now_millis();
-        match barge_core::schedule::Schedule::new(
-            spec.interval.as_deref(),
-            spec.schedule.as_deref(),
-            &format!("{}/{}", r.project, r.name),
-        ) {
-            Ok(schedule) => next_pass.insert(key, schedule.next_due(Some(pass), pass)),
-            // Validation rejects a bad interval or schedule; should one get through, the
-            // Warehouse is not polled again rather than polled every second.
-            Err(_) => next_pass.insert(key, i64::MAX),
-        };
-        let this = barge_engine::discover::Selection::One {
-            project: &r.project,
-            name: &r.name,
-        };
-        match discoverer.run(catalog, this, Some(&shared.store)).await {
-            Ok(reports) => {
-                for report in &reports {
-                    for s in &report.subscriptions {
-                        if let Some(e) = &s.error {
-                            tracing::warn!(warehouse = %report.warehouse, "discovery of {} failed: {e}", s.repo_url);
-                            failed.push(format!("warehouse {}: {} {e}", report.warehouse, s.repo_url));
-                        }
-                    }
-                    if report.stored == Some("created")
-                        && let Some(f) = &report.freight
-                    {
-                        minted = true;
-                        eprintln!(
-                            "barge: warehouse {} minted freight {}",
-                            report.warehouse,
-                            f["alias"].as_str().unwrap_or_default()
-                        );
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(warehouse = %r.name, "discovery failed: {e:#}");
-                failed.push(format!("warehouse {}: {e:#}", r.name));
+/// The discovery worker: runs a Warehouse's pass when it is due (its interval or schedule,
+/// every Warehouse at start) or someone asked, at most DISCOVERIES_AT_ONCE at once and one per
+/// Warehouse, so a slow registry holds up only its own Warehouses.
+struct Discovery {
+    shared: Arc<Shared>,
+    discoverer: Arc<barge_engine::discover::Discoverer>,
+    /// Whether Warehouses are discovered on their schedule (not in `--once`).
+    scheduled: bool,
+    /// When each Warehouse is next due, worked out as its pass starts.
+    next_pass: HashMap<Key, i64>,
+    /// Refreshes asked for, kept while the Warehouse's pass runs: the pass under way may
+    /// have listed its sources before what the caller wants discovered appeared.
+    requested: HashSet<Key>,
+    passes: JoinSet<Pass>,
+    /// The Warehouse of each pass under way.
+    discovering: HashMap<tokio::task::Id, Key>,
+}
+
+/// What one Warehouse's pass did.
+struct Pass {
+    failed: Vec<String>,
+    minted: bool,
+}
+
+impl Discovery {
+    fn new(shared: Arc<Shared>, opts: &Options) -> Result<Discovery> {
+        let discoverer =
+            barge_engine::discover::Discoverer::new(opts.registry.clone(), &opts.defined, opts.git_rules.clone())?;
+        Ok(Discovery {
+            shared,
+            discoverer: Arc::new(discoverer),
+            scheduled: !opts.once,
+            next_pass: HashMap::new(),
+            requested: HashSet::new(),
+            passes: JoinSet::new(),
+            discovering: HashMap::new(),
+        })
+    }
+
+    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut catalogs = self.shared.catalog.subscribe();
+        let shared = self.shared.clone();
+        loop {
+            let catalog = catalogs.borrow_and_update().clone();
+            self.start_due(&catalog);
+            let until_due = self.next_due(&catalog).map_or(Duration::MAX, |at| {
+                Duration::from_millis((at - now_millis()).max(0) as u64)
+            });
+            tokio::select! {
+                biased;
+                // The passes under way are dropped (see `serve`).
+                _ = stopped(&mut stop) => return,
+                _ = self.finished(), if !self.passes.is_empty() => {}
+                _ = shared.discover.notified() => {}
+                Ok(()) = catalogs.changed() => {}
+                _ = tokio::time::sleep(until_due) => {}
             }
         }
     }
-    (failed, minted)
+
+    /// `--once`: every Warehouse's pass, and the refreshes asked for meanwhile; what failed.
+    async fn every_warehouse_once(mut self) -> Vec<String> {
+        let catalog = self.shared.catalog();
+        let mut failed = Vec::new();
+        loop {
+            self.start_due(&catalog);
+            match self.finished().await {
+                Some(pass) => failed.extend(pass.failed),
+                None => return failed,
+            }
+        }
+    }
+
+    /// Starts the passes that are due, as far as the bound allows.
+    fn start_due(&mut self, catalog: &Arc<Catalog>) {
+        if let Ok(mut asked) = self.shared.refresh.lock() {
+            self.requested.extend(asked.drain());
+        }
+        for (r, spec) in barge_engine::discover::warehouses(catalog, barge_engine::discover::Selection::All) {
+            if self.passes.len() >= DISCOVERIES_AT_ONCE {
+                return;
+            }
+            let key = (r.project.clone(), r.name.clone());
+            if self.discovering.values().any(|k| *k == key) {
+                continue;
+            }
+            let due = self.requested.remove(&key)
+                || self
+                    .next_pass
+                    .get(&key)
+                    .is_none_or(|at| self.scheduled && *at <= now_millis());
+            if !due {
+                continue;
+            }
+            let pass = now_millis();
+            match barge_core::schedule::Schedule::new(
+                spec.interval.as_deref(),
+                spec.schedule.as_deref(),
+                &format!("{}/{}", r.project, r.name),
+            ) {
+                Ok(schedule) => self.next_pass.insert(key.clone(), schedule.next_due(Some(pass), pass)),
+                // Validation rejects a bad interval or schedule; should one get through, the
+                // Warehouse is not polled again rather than polled every second.
+                Err(_) => self.next_pass.insert(key.clone(), i64::MAX),
+            };
+            let (shared, discoverer, catalog) = (self.shared.clone(), self.discoverer.clone(), catalog.clone());
+            let task = self.passes.spawn(async move {
+                let pass = discover(&shared, &discoverer, &catalog, &key).await;
+                if pass.minted {
+                    shared.decide.notify_one();
+                }
+                pass
+            });
+            self.discovering.insert(task.id(), (r.project.clone(), r.name.clone()));
+        }
+    }
+
+    /// When the next scheduled pass is due; `None` when none is, or no pass could start.
+    fn next_due(&self, catalog: &Catalog) -> Option<i64> {
+        if !self.scheduled || self.passes.len() >= DISCOVERIES_AT_ONCE {
+            return None;
+        }
+        barge_engine::discover::warehouses(catalog, barge_engine::discover::Selection::All)
+            .filter(|(r, _)| {
+                !self
+                    .discovering
+                    .values()
+                    .any(|(project, name)| *project == r.project && *name == r.name)
+            })
+            .filter_map(|(r, _)| self.next_pass.get(&(r.project.clone(), r.name.clone())).copied())
+            .min()
+    }
+
+    /// Waits for a pass to end; `None` when none is under way.
+    async fn finished(&mut self) -> Option<Pass> {
+        let (id, pass) = match self.passes.join_next_with_id().await? {
+            Ok((id, pass)) => (id, pass),
+            Err(e) => {
+                let warehouse = self
+                    .discovering
+                    .remove(&e.id())
+                    .map(|(_, name)| name)
+                    .unwrap_or_default();
+                tracing::error!(%warehouse, "discovery failed: {e}");
+                return Some(Pass {
+                    failed: vec![format!("warehouse {warehouse}: {e}")],
+                    minted: false,
+                });
+            }
+        };
+        self.discovering.remove(&id);
+        Some(pass)
+    }
+}
+
+/// Discovers one Warehouse.
+async fn discover(
+    shared: &Shared,
+    discoverer: &barge_engine::discover::Discoverer,
+    catalog: &Catalog,
+    (project, name): &Key,
+) -> Pass {
+    let mut failed = Vec::new();
+    let mut minted = false;
+    let this = barge_engine::discover::Selection::One { project, name };
+    match discoverer.run(catalog, this, Some(&shared.store)).await {
+        Ok(reports) => {
+            for report in &reports {
+                for s in &report.subscriptions {
+                    if let Some(e) = &s.error {
+                        tracing::warn!(warehouse = %report.warehouse, "discovery of {} failed: {e}", s.repo_url);
+                        failed.push(format!("warehouse {}: {} {e}", report.warehouse, s.repo_url));
+                    }
+                }
+                if report.stored == Some("created")
+                    && let Some(f) = &report.freight
+                {
+                    minted = true;
+                    eprintln!(
+                        "barge: warehouse {} minted freight {}",
+                        report.warehouse,
+                        f["alias"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(warehouse = %name, "discovery failed: {e:#}");
+            failed.push(format!("warehouse {name}: {e:#}"));
+        }
+    }
+    Pass { failed, minted }
+}
+
+/// The reconciler: decides every Stage when something happened (Freight minted, a promotion
+/// or verification ended, a call through the API, a reload), and every RECONCILE_EVERY for
+/// what time alone changes (soak time running out, a window opening). A pass under way when
+/// the daemon is asked to stop ends first.
+async fn decide_stages(shared: Arc<Shared>, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+    let mut catalogs = shared.catalog.subscribe();
+    loop {
+        let catalog = catalogs.borrow_and_update().clone();
+        if reconcile(&shared, &catalog, &engine.kube).await > 0 {
+            shared.claim.notify_one();
+        }
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => return,
+            _ = shared.decide.notified() => {}
+            Ok(()) = catalogs.changed() => {}
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        }
+    }
 }
 
 /// Creates the auto-promotions policy allows now; returns how many.
@@ -655,13 +700,189 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
     created
 }
 
+/// The runners: claim the promotions and verifications this replica may run and run them, one
+/// of each per Stage at a time (promotions also wait for one of the engine's `--workers`
+/// slots).
+struct Runners {
+    shared: Arc<Shared>,
+    engine: Arc<Engine>,
+    /// This replica, in leases.
+    owner: String,
+    in_cluster: bool,
+    promotions: JoinSet<(String, String, String, Result<Phase>)>,
+    promoting: HashSet<Key>,
+    verifications: JoinSet<(String, String, String, Result<VerificationPhase>)>,
+    verifying: HashSet<Key>,
+}
+
+impl Runners {
+    /// Runs until asked to stop, then until what runs has ended. With `once`, it also decides
+    /// the Stages before each claim (there is no reconciler then), and returns when nothing
+    /// is left to decide or run.
+    async fn run(mut self, tally: &mut Tally, once: bool, mut stop: watch::Receiver<bool>) {
+        let mut stopping = false;
+        let mut last_trim = std::time::Instant::now();
+        let mut worked_since_trim = false;
+        // Besides being woken, the runners look for work every tick: promotions queued by
+        // other processes, leases of a replica that died.
+        let tick = if once {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_secs(1)
+        };
+        loop {
+            let created = if once && !stopping {
+                let catalog = self.shared.catalog();
+                reconcile(&self.shared, &catalog, &self.engine.kube).await
+            } else {
+                0
+            };
+            let launched = if stopping { 0 } else { self.claim().await };
+            let idle = self.promotions.is_empty() && self.verifications.is_empty();
+            if idle && (stopping || (once && created == 0 && launched == 0)) {
+                break;
+            }
+            // Quiet now: what the work freed goes back to the operating system, as soon as the
+            // last promotion or verification ends and then every TRIM_EVERY (discovery passes
+            // allocate too). A trim of a quiet heap takes about a millisecond.
+            let quiet = idle && launched == 0;
+            if !quiet {
+                worked_since_trim = true;
+            } else if worked_since_trim || last_trim.elapsed() >= TRIM_EVERY {
+                crate::memory::return_free_heap();
+                last_trim = std::time::Instant::now();
+                worked_since_trim = false;
+            }
+            tokio::select! {
+                // Everything that finished meanwhile is taken at once, so that the Stages are
+                // decided once for all of them (a burst of promotions ending one after another
+                // would otherwise decide every Stage again for each).
+                done = self.promotions.join_next(), if !self.promotions.is_empty() => {
+                    let mut done = done;
+                    while let Some(finished) = done {
+                        if let Ok((project, stage, name, phase)) = finished {
+                            self.promoting.remove(&(project, stage));
+                            let phase = phase.unwrap_or_else(|e| {
+                                tracing::error!(promotion = %name, "promotion could not run: {e:#}");
+                                Phase::Errored
+                            });
+                            eprintln!("barge: promotion {name}: {}", phase.as_str());
+                            if phase != Phase::Succeeded {
+                                tally.failures.push(format!("promotion {name} {}", phase.as_str()));
+                            }
+                            tally.promotions += 1;
+                        }
+                        done = self.promotions.try_join_next();
+                    }
+                    self.shared.decide.notify_one();
+                }
+                done = self.verifications.join_next(), if !self.verifications.is_empty() => {
+                    let mut done = done;
+                    while let Some(finished) = done {
+                        if let Ok((project, stage, id, phase)) = finished {
+                            self.verifying.remove(&(project, stage.clone()));
+                            let phase = phase.unwrap_or_else(|e| {
+                                tracing::error!(verification = %id, "verification could not run: {e:#}");
+                                VerificationPhase::Error
+                            });
+                            eprintln!("barge: verification {id} of {stage}: {phase}");
+                            if phase != VerificationPhase::Succeeded {
+                                tally.failures.push(format!("verification {id} of {stage} {phase}"));
+                            }
+                        }
+                        done = self.verifications.try_join_next();
+                    }
+                    self.shared.decide.notify_one();
+                }
+                _ = tokio::time::sleep(tick) => {}
+                _ = self.shared.claim.notified() => {}
+                _ = stopped(&mut stop), if !stopping => {
+                    eprintln!(
+                        "barge: stopping: no new work; waiting for {} running promotion(s) and {} verification(s)",
+                        self.promotions.len(),
+                        self.verifications.len()
+                    );
+                    stopping = true;
+                }
+            }
+        }
+    }
+
+    /// Claims the promotions and verifications this replica may run and starts them;
+    /// returns how many.
+    async fn claim(&mut self) -> usize {
+        launch_promotions(
+            &self.shared,
+            &self.engine,
+            &self.owner,
+            &mut self.promotions,
+            &mut self.promoting,
+        )
+        .await
+            + launch_verifications(
+                &self.shared,
+                &self.engine,
+                &self.owner,
+                &mut self.verifications,
+                &mut self.verifying,
+                self.in_cluster,
+            )
+            .await
+    }
+}
+
+/// Claims the promotions this replica may run and starts them; returns how many.
+async fn launch_promotions(
+    shared: &Arc<Shared>,
+    engine: &Arc<Engine>,
+    owner: &str,
+    running: &mut JoinSet<(String, String, String, Result<Phase>)>,
+    running_stages: &mut HashSet<Key>,
+) -> usize {
+    let runnable = match shared.store.runnable_promotions(owner, now_millis()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("cannot list runnable promotions: {e}");
+            return 0;
+        }
+    };
+    let mut launched = 0;
+    for p in runnable {
+        let key = (p.project.clone(), p.stage.clone());
+        if running_stages.contains(&key) {
+            continue;
+        }
+        let lease = now_millis() + LEASE.as_millis() as i64;
+        match shared
+            .store
+            .claim_promotion(&p.project, &p.name, owner, lease, now_millis())
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!("cannot claim promotion {}: {e}", p.name);
+                continue;
+            }
+        }
+        running_stages.insert(key);
+        launched += 1;
+        let (shared, engine) = (shared.clone(), engine.clone());
+        running.spawn(async move {
+            let phase = run_promotion(&shared, &engine, &p).await;
+            (p.project, p.stage, p.name, phase)
+        });
+    }
+    launched
+}
+
 /// Claims the verifications this replica may run and starts them; returns how many.
 async fn launch_verifications(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
-    verifying: &mut tokio::task::JoinSet<(String, String, String, Result<VerificationPhase>)>,
-    verifying_stages: &mut HashSet<(String, String)>,
+    verifying: &mut JoinSet<(String, String, String, Result<VerificationPhase>)>,
+    verifying_stages: &mut HashSet<Key>,
     in_cluster: bool,
 ) -> usize {
     let runnable = match shared.store.runnable_verifications(owner, now_millis()).await {
@@ -887,7 +1108,9 @@ pub async fn call(shared: &Shared, c: ops::Call) -> Result<serde_json::Value> {
         health: Some(&health),
     };
     let out = ops::handle(&cx, c).await;
-    // A queued promotion starts now rather than at the next tick.
-    shared.wake.notify_one();
+    // A queued promotion starts now, and a hold, release or approval is decided now, rather
+    // than at the next tick.
+    shared.claim.notify_one();
+    shared.decide.notify_one();
     out
 }

@@ -324,6 +324,8 @@ pub enum Fault {
     TruncatedJson,
     /// A lying registry: answers with this `Docker-Content-Digest` instead of the real one.
     Digest(&'static str),
+    /// A slow registry: answers (as with `Pass`) after this long.
+    Delay(Duration),
 }
 
 /// A proxy in front of a registry. `plan` decides a fault for the n-th request (1-based)
@@ -340,6 +342,8 @@ pub struct Proxy {
     /// Tag listings it answered `304 Not Modified` (its listings carry an ETag, and an
     /// `If-None-Match` naming the current one gets a 304, as GHCR and Docker Hub answer).
     pub not_modified: Arc<AtomicU64>,
+    /// Requests it answered late (`Fault::Delay`), counted when the delay is over.
+    pub delayed: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -389,6 +393,7 @@ impl Proxy {
         let counter = requests.clone();
         let not_modified = Arc::new(AtomicU64::new(0));
         let token_requests = Arc::new(AtomicU64::new(0));
+        let delayed = Arc::new(AtomicU64::new(0));
         let me = host.clone();
         let state = Arc::new(ProxyState {
             client: reqwest::Client::new(),
@@ -401,6 +406,7 @@ impl Proxy {
             extra_tags,
             not_modified: not_modified.clone(),
             token_requests: token_requests.clone(),
+            delayed: delayed.clone(),
         });
         let task = tokio::spawn(async move {
             loop {
@@ -416,6 +422,7 @@ impl Proxy {
             requests,
             token_requests,
             not_modified,
+            delayed,
             task,
         }
     }
@@ -433,6 +440,7 @@ struct ProxyState {
     extra_tags: Vec<String>,
     not_modified: Arc<AtomicU64>,
     token_requests: Arc<AtomicU64>,
+    delayed: Arc<AtomicU64>,
 }
 
 /// What a fault did to a request.
@@ -445,7 +453,11 @@ enum Faulted {
     Close,
 }
 
-async fn answer_fault(fault: Fault, write: &mut (impl tokio::io::AsyncWrite + Unpin)) -> std::io::Result<Faulted> {
+async fn answer_fault(
+    fault: Fault,
+    delayed: &AtomicU64,
+    write: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> std::io::Result<Faulted> {
     use tokio::io::AsyncWriteExt;
     match fault {
         Fault::Reset => return Ok(Faulted::Close),
@@ -463,6 +475,11 @@ async fn answer_fault(fault: Fault, write: &mut (impl tokio::io::AsyncWrite + Un
             write
                 .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
                 .await?;
+        }
+        Fault::Delay(late) => {
+            tokio::time::sleep(late).await;
+            delayed.fetch_add(1, Ordering::SeqCst);
+            return Ok(Faulted::Proceed);
         }
         Fault::Pass | Fault::TruncatedJson | Fault::Digest(_) => return Ok(Faulted::Proceed),
     }
@@ -509,7 +526,7 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
         // The token endpoint.
         if path.starts_with("/token") {
             let n = st.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
-            match answer_fault(plan(n, &path), &mut write).await? {
+            match answer_fault(plan(n, &path), &st.delayed, &mut write).await? {
                 Faulted::Proceed => {}
                 Faulted::Answered => continue,
                 Faulted::Close => return Ok(()),
@@ -562,7 +579,7 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                 .await?;
             continue;
         }
-        match answer_fault(plan(n, &path), &mut write).await? {
+        match answer_fault(plan(n, &path), &st.delayed, &mut write).await? {
             Faulted::Proceed => {}
             Faulted::Answered => continue,
             Faulted::Close => return Ok(()),
