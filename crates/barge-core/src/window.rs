@@ -36,15 +36,15 @@ pub struct Window {
 }
 
 /// Whether a Stage may be promoted into now, and if not, until when.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WindowStatus {
     pub open: bool,
     /// The windows that close it (Deny windows active, or the Allow windows not active).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closed_by: Vec<String>,
     /// When it opens again (Unix milliseconds), when that is known within a year.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_open: Option<i64>,
 }
 

@@ -5,16 +5,20 @@
 
 #![forbid(unsafe_code)]
 
+pub mod answer;
 pub mod config;
 pub mod diagnostics;
 pub mod discover;
+pub mod error;
 pub mod format;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;
 pub mod verify;
 
-use anyhow::{Context as _, Result};
+pub use answer::Answer;
+pub use error::EngineError;
+
 use barge_core::Catalog;
 
 /// Loads and validates sources (the CLI's verbs and the daemon's reload); each git command of
@@ -29,7 +33,7 @@ pub fn load_catalog(paths: &[String]) -> Result<Catalog, barge_source::SourceErr
 }
 
 /// The definitions `barge serve` last recorded in the store, loaded and validated.
-pub async fn stored_definitions(store: &barge_store::Store) -> Result<Option<Catalog>> {
+pub async fn stored_definitions(store: &barge_store::Store) -> Result<Option<Catalog>, EngineError> {
     Ok(store.latest_definitions().await?.map(|d| {
         let mut catalog = Catalog::default();
         for (file, text) in &d.texts {
@@ -43,7 +47,7 @@ pub async fn stored_definitions(store: &barge_store::Store) -> Result<Option<Cat
 /// The store used without `--db`: `$XDG_DATA_HOME/barge/barge.db` (XDG Base Directory
 /// specification; `~/.local/share` when unset). Not the current directory: barge is run in
 /// config repositories, and a store there would be committed by the next `git add -A`.
-pub fn default_db() -> Result<String> {
+pub fn default_db() -> Result<String, EngineError> {
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(std::path::PathBuf::from)
         // The specification: a relative path is invalid and is to be ignored.
@@ -53,7 +57,11 @@ pub fn default_db() -> Result<String> {
                 .filter(|h| !h.is_empty())
                 .map(|h| std::path::PathBuf::from(h).join(".local/share"))
         })
-        .context("no default store: neither XDG_DATA_HOME nor HOME is set; give --db URL (or BARGE_DB)")?;
+        .ok_or_else(|| {
+            EngineError::Invalid(
+                "no default store: neither XDG_DATA_HOME nor HOME is set; give --db URL (or BARGE_DB)".into(),
+            )
+        })?;
     Ok(format!("sqlite://{}", data.join("barge").join("barge.db").display()))
 }
 

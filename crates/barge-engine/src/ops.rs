@@ -1,17 +1,18 @@
 //! The verbs people and scripts use on a running pipeline (get, history, promote, approve,
-//! abort, hold, release, alias, refresh), as one [`Call`] type with one handler. The CLI runs
-//! a call against the store directly (`--db`) or sends it to `barge serve` (`--server`),
-//! whose API runs the same handler: one implementation, two transports.
+//! abort, hold, release, alias, refresh), as one [`Call`] type with one handler that answers
+//! each with its typed [`Answer`] or an [`EngineError`]. The CLI runs a call against the store
+//! directly (`--db`) or sends it to `barge serve` (`--server`), whose API runs the same
+//! handler: one implementation, two transports.
 
+use crate::answer::*;
+use crate::error::{EngineError, invalid, not_found};
 use crate::format::{go_duration, rfc3339};
 use crate::pipeline::{self, Snapshot};
 use crate::promote::now_millis;
-use anyhow::{Context as _, Result, bail};
 use barge_core::Catalog;
 use barge_core::promotion::Phase;
 use barge_store::Store;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 /// A call, as the API takes it in JSON. `actor` may be left out there: the API records its
 /// token's identity instead ([`Call::actor_mut`]).
@@ -163,13 +164,7 @@ pub struct Context<'a> {
     pub health: Option<&'a pipeline::HealthMap>,
 }
 
-/// A call's failure the caller can act on: the HTTP status the API answers with.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct CallError {
-    pub status: u16,
-    pub message: String,
-}
+type Result<T, E = EngineError> = std::result::Result<T, E>;
 
 fn projects_of(catalog: &Catalog) -> Vec<String> {
     pipeline::stages(catalog).into_iter().map(|(p, _)| p).collect()
@@ -190,14 +185,10 @@ fn known_project(catalog: &Catalog, project: Option<&str>) -> Result<()> {
     if all.contains(&want) {
         return Ok(());
     }
-    Err(CallError {
-        status: 404,
-        message: format!(
-            "no project named {want:?} in the definitions (projects: {})",
-            if all.is_empty() { "none".into() } else { all.join(", ") }
-        ),
-    }
-    .into())
+    not_found!(
+        "no project named {want:?} in the definitions (projects: {})",
+        if all.is_empty() { "none".into() } else { all.join(", ") }
+    )
 }
 
 /// The project a call means: the one given, or the only one there is.
@@ -208,13 +199,14 @@ fn one_project(catalog: &Catalog, project: Option<&str>) -> Result<String> {
     let all = projects_of(catalog);
     match all.as_slice() {
         [one] => Ok(one.clone()),
-        [] => bail!("the definitions have no Stages"),
-        many => bail!("several projects ({}); add --project", many.join(", ")),
+        [] => invalid!("the definitions have no Stages"),
+        many => invalid!("several projects ({}); add --project", many.join(", ")),
     }
 }
 
-/// Runs a call. Errors name what is wrong and what to do.
-pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
+/// Runs a call. Errors name what is wrong and what to do; their class says which kind of
+/// wrong it is.
+pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
     let now = now_millis();
     let store = cx.store;
     let catalog = cx.catalog;
@@ -240,9 +232,9 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             if let Some(n) = &name
                 && out.is_empty()
             {
-                bail!("no Stage named {n:?} in the definitions");
+                return not_found!("no Stage named {n:?} in the definitions");
             }
-            serde_json::to_value(out)?
+            Answer::Stages(out)
         }
         Call::GetWarehouses { project } => {
             known_project(catalog, project.as_deref())?;
@@ -253,18 +245,18 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 }
                 let status = store.get_discovery_status(&r.project, &r.name).await?;
                 let freight = store.list_freight(Some(&r.project), Some(&r.name)).await?;
-                out.push(json!({
-                    "project": r.project,
-                    "name": r.name,
-                    "interval": spec.interval.clone().unwrap_or_else(|| "5m".into()),
-                    "subscriptions": spec.subscriptions.len(),
-                    "freight": freight.len(),
-                    "newest": freight.first().map(|f| f.freight.alias.clone().unwrap_or_default()),
-                    "lastDiscovery": status.as_ref().map(|(_, at)| *at),
-                    "error": status.as_ref().and_then(|(s, _)| discovery_error(s)),
-                }));
+                out.push(WarehouseSummary {
+                    project: r.project.clone(),
+                    name: r.name.clone(),
+                    interval: spec.interval.clone().unwrap_or_else(|| "5m".into()),
+                    subscriptions: spec.subscriptions.len(),
+                    freight: freight.len(),
+                    newest: freight.first().map(|f| f.freight.alias.clone().unwrap_or_default()),
+                    last_discovery: status.as_ref().map(|(_, at)| *at),
+                    error: status.as_ref().and_then(|(s, _)| discovery_error(s)),
+                });
             }
-            Value::Array(out)
+            Answer::Warehouses(out)
         }
         Call::GetFreight {
             project,
@@ -275,26 +267,22 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             if let Some(n) = &name {
                 list.retain(|f| &f.freight.metadata.name == n || f.freight.alias.as_deref() == Some(n));
                 if list.is_empty() {
-                    return Err(CallError {
-                        status: 404,
-                        message: format!("no Freight named or aliased {n:?}"),
-                    }
-                    .into());
+                    return not_found!("no Freight named or aliased {n:?}");
                 }
                 if list.len() > 1 {
-                    bail!("{n:?} matches Freight in several projects; add --project");
+                    return invalid!("{n:?} matches Freight in several projects; add --project");
                 }
             }
             let mut out = Vec::new();
             let mut facts_by_project = std::collections::BTreeMap::new();
-            for f in &list {
+            for f in list {
                 if !facts_by_project.contains_key(&f.project) {
                     facts_by_project.insert(f.project.clone(), store.freight_stages(&f.project).await?);
                 }
                 let facts = &facts_by_project[&f.project];
-                out.push(freight_json(f, facts));
+                out.push(freight_info(f, facts));
             }
-            Value::Array(out)
+            Answer::Freight(out)
         }
         Call::GetPromotions { project, stage, name } => {
             let mut list = match &name {
@@ -308,14 +296,10 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                         && stage.as_deref().is_none_or(|want| want == p.stage)
                 });
                 if list.is_empty() {
-                    return Err(CallError {
-                        status: 404,
-                        message: format!("no promotion named {n:?}"),
-                    }
-                    .into());
+                    return not_found!("no promotion named {n:?}");
                 }
             }
-            Value::Array(list.iter().map(|p| promotion_json(p, name.is_some())).collect())
+            Answer::Promotions(list.iter().map(|p| promotion_info(p, name.is_some())).collect())
         }
         Call::History {
             project,
@@ -339,7 +323,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                     limit,
                 })
                 .await?;
-            serde_json::to_value(events)?
+            Answer::History(events)
         }
         Call::Promote {
             project,
@@ -351,7 +335,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let name = queue_promotion(cx, def, &freight, &actor, override_reason.as_deref()).await?;
-            json!({"promotions": [name]})
+            Answer::Queued(Queued { promotions: vec![name] })
         }
         Call::PromoteDownstream {
             project,
@@ -373,13 +357,13 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 })
                 .collect();
             if downstream.is_empty() {
-                bail!("no Stage takes Freight from {from}");
+                return invalid!("no Stage takes Freight from {from}");
             }
             let mut names = Vec::new();
             for def in downstream {
                 names.push(queue_promotion(cx, def, &freight, &actor, None).await?);
             }
-            json!({"promotions": names})
+            Answer::Queued(Queued { promotions: names })
         }
         Call::Approve {
             project,
@@ -391,7 +375,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let f = stored_freight(store, def.project, &freight).await?;
             if def.sources(&f.warehouse).is_none() {
-                bail!(
+                return invalid!(
                     "Stage {stage} does not request Freight from Warehouse {}, so {freight} cannot be approved for it",
                     f.warehouse
                 );
@@ -399,33 +383,31 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             store
                 .approve(def.project, &f.freight.metadata.name, &stage, &f.warehouse, &actor, now)
                 .await?;
-            json!({"freight": f.freight.metadata.name, "alias": f.freight.alias, "stage": stage, "approvedBy": actor})
+            Answer::Approved(Approved {
+                freight: f.freight.metadata.name,
+                alias: f.freight.alias,
+                stage,
+                approved_by: actor,
+            })
         }
         Call::Abort { project, name, actor } => {
             let project = match project {
                 Some(p) => p,
-                None => store
-                    .promotions_named(&name)
-                    .await?
-                    .into_iter()
-                    .next()
-                    .map(|p| p.project)
-                    .ok_or_else(|| CallError {
-                        status: 404,
-                        message: format!("no promotion named {name:?}"),
-                    })?,
+                None => match store.promotions_named(&name).await?.into_iter().next() {
+                    Some(p) => p.project,
+                    None => return not_found!("no promotion named {name:?}"),
+                },
             };
-            let p = store
-                .abort_promotion(&project, &name, &actor, now)
-                .await
-                .map_err(store_error)?;
-            promotion_json(&p, false)
+            let p = store.abort_promotion(&project, &name, &actor, now).await?;
+            Answer::Aborted(promotion_info(&p, false))
         }
         Call::Hold { project, stage, actor } => {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             if !def.auto_promotion {
-                bail!("Stage {stage} has no auto-promotion to hold: no ProjectConfig promotion policy enables it");
+                return invalid!(
+                    "Stage {stage} has no auto-promotion to hold: no ProjectConfig promotion policy enables it"
+                );
             }
             let snap = Snapshot::read(store, def.project).await?;
             let status = pipeline::stage_status(catalog, &snap, def, now)?;
@@ -443,13 +425,13 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 store.hold_stage(&hold).await?;
                 held.push(hold);
             }
-            json!({"stage": stage, "holds": held})
+            Answer::Held(Held { stage, holds: held })
         }
         Call::Release { project, stage, actor } => {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
-            let n = store.release_stage(def.project, &stage, &actor, now).await?;
-            json!({"stage": stage, "released": n})
+            let released = store.release_stage(def.project, &stage, &actor, now).await?;
+            Answer::Released(Released { stage, released })
         }
         Call::Alias {
             project,
@@ -462,15 +444,13 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 None => stored_freight_any(store, &freight).await?.project,
             };
             if !barge_core::freight::valid_alias(&alias) {
-                bail!(
+                return invalid!(
                     "{alias:?} is not a valid alias: use lowercase letters, digits and '-', up to 63 characters, starting with a letter"
                 );
             }
-            store
-                .set_freight_alias(&project, &freight, &alias, &actor, now)
-                .await
-                .map_err(store_error)?;
-            json!({"freight": stored_freight(store, &project, &alias).await?.freight.metadata.name, "alias": alias})
+            store.set_freight_alias(&project, &freight, &alias, &actor, now).await?;
+            let freight = stored_freight(store, &project, &alias).await?.freight.metadata.name;
+            Answer::Aliased(Aliased { freight, alias })
         }
         Call::Verify {
             project,
@@ -481,32 +461,31 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let v = if abort {
-                store
-                    .abort_verification(def.project, def.name, &actor, now)
-                    .await
-                    .map_err(store_error)?
+                store.abort_verification(def.project, def.name, &actor, now).await?
             } else {
                 if !def.has_verification() {
-                    bail!("Stage {stage} has no verification (spec.verification.analysisTemplates)");
+                    return invalid!("Stage {stage} has no verification (spec.verification.analysisTemplates)");
                 }
                 let facts = store.freight_stages(def.project).await?;
-                let current = pipeline::verification_subject(&facts, def.name)
-                    .ok_or_else(|| anyhow::anyhow!("Stage {stage} has no Freight to verify yet"))?;
+                let Some(current) = pipeline::verification_subject(&facts, def.name) else {
+                    return invalid!("Stage {stage} has no Freight to verify yet");
+                };
                 store
                     .create_verification(def.project, def.name, &current.freight, &actor, now)
-                    .await
-                    .map_err(store_error)?
+                    .await?
             };
-            serde_json::to_value(&v)?
+            Answer::Verification(v)
         }
-        Call::Version => json!({"version": env!("CARGO_PKG_VERSION")}),
+        Call::Version => Answer::Version(VersionInfo {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }),
         Call::Refresh {
             project,
             warehouse,
             actor,
         } => {
             let Some(refresh) = cx.refresh else {
-                bail!(
+                return invalid!(
                     "refreshing needs `barge serve`; without a server, run `barge refresh warehouse {warehouse} PATH --db URL`"
                 );
             };
@@ -516,43 +495,25 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 name: &warehouse,
             };
             if crate::discover::warehouses(catalog, this).next().is_none() {
-                return Err(CallError {
-                    status: 404,
-                    message: format!("no Warehouse named {warehouse:?} in project {project:?}"),
-                }
-                .into());
+                return not_found!("no Warehouse named {warehouse:?} in project {project:?}");
             }
             refresh(&project, &warehouse);
             tracing::info!(%project, %warehouse, %actor, "refresh requested");
-            json!({"warehouse": warehouse, "refresh": "requested"})
+            Answer::Refresh(RefreshRequested {
+                warehouse,
+                refresh: "requested".into(),
+            })
         }
     })
-}
-
-/// Conflicts and missing objects keep their meaning over HTTP.
-fn store_error(e: barge_store::StoreError) -> anyhow::Error {
-    let status = match e.class() {
-        barge_core::ErrorClass::NotFound => 404,
-        barge_core::ErrorClass::Conflict => 409,
-        _ => 500,
-    };
-    CallError {
-        status,
-        message: e.to_string(),
-    }
-    .into()
 }
 
 async fn stored_freight(store: &Store, project: &str, name_or_alias: &str) -> Result<barge_store::StoredFreight> {
-    store.get_freight(project, name_or_alias).await?.ok_or_else(|| {
-        CallError {
-            status: 404,
-            message: format!(
-                "no Freight named or aliased {name_or_alias:?} in project {project:?}; `barge get freight` lists them"
-            ),
-        }
-        .into()
-    })
+    match store.get_freight(project, name_or_alias).await? {
+        Some(f) => Ok(f),
+        None => not_found!(
+            "no Freight named or aliased {name_or_alias:?} in project {project:?}; `barge get freight` lists them"
+        ),
+    }
 }
 
 /// A Freight by name or alias in whichever project has it (exactly one).
@@ -561,12 +522,8 @@ async fn stored_freight_any(store: &Store, name_or_alias: &str) -> Result<barge_
     all.retain(|f| f.freight.metadata.name == name_or_alias || f.freight.alias.as_deref() == Some(name_or_alias));
     match all.len() {
         1 => Ok(all.remove(0)),
-        0 => Err(CallError {
-            status: 404,
-            message: format!("no Freight named or aliased {name_or_alias:?}"),
-        }
-        .into()),
-        _ => bail!("{name_or_alias:?} matches Freight in several projects; add --project"),
+        0 => not_found!("no Freight named or aliased {name_or_alias:?}"),
+        _ => invalid!("{name_or_alias:?} matches Freight in several projects; add --project"),
     }
 }
 
@@ -588,82 +545,78 @@ async fn queue_promotion(
     let f = stored_freight(cx.store, def.project, freight).await?;
     let snap = Snapshot::read(cx.store, def.project).await?;
     if let Some(running) = snap.unfinished.iter().find(|p| p.stage == def.name) {
-        return Err(CallError {
-            status: 409,
-            message: format!(
-                "Stage {} is still promoting ({}); wait for it or abort it with `barge abort promotion {}`",
-                def.name, running.name, running.name
-            ),
-        }
-        .into());
+        return Err(EngineError::Conflict(format!(
+            "Stage {} is still promoting ({}); wait for it or abort it with `barge abort promotion {}`",
+            def.name, running.name, running.name
+        )));
     }
     pipeline::check_manual(cx.catalog, &snap, def, &f, override_reason, now_millis())?;
     if let Some(reason) = override_reason {
         crate::promote::audit_override(cx.store, def.project, def.name, &f.freight.metadata.name, actor, reason)
             .await?;
     }
-    let p = crate::promote::create(cx.catalog, cx.store, def, &f, actor, Phase::Pending, false)
-        .await
-        .context("cannot queue the promotion")?;
+    let p = crate::promote::create(cx.catalog, cx.store, def, &f, actor, Phase::Pending, false).await?;
     Ok(p.name)
 }
 
 /// The first failed subscription of a stored discovery pass (the store keeps the pass as the
 /// array of subscription reports `barge discover -o json` prints per Warehouse).
-fn discovery_error(status: &Value) -> Option<String> {
+fn discovery_error(status: &serde_json::Value) -> Option<String> {
     status
         .as_array()?
         .iter()
         .find_map(|s| s["error"].as_str().map(str::to_string))
 }
 
-/// A Freight with Kargo's status fields (currentlyIn, verifiedIn, approvedFor).
-fn freight_json(f: &barge_store::StoredFreight, facts: &[barge_store::FreightStage]) -> Value {
-    let mut v = barge_core::model::prune(serde_json::to_value(&f.freight).unwrap_or_default());
-    let mine = facts.iter().filter(|x| x.freight == f.freight.metadata.name);
-    let mut currently = serde_json::Map::new();
-    let mut verified = serde_json::Map::new();
-    let mut approved = serde_json::Map::new();
-    // Times and durations in Kargo's forms (metav1.Time, metav1.Duration), as the
-    // `apiVersion: kargo.akuity.io/v1alpha1` the Freight carries promises.
-    for x in mine {
+/// A Freight with Kargo's status fields (currentlyIn, verifiedIn, approvedFor), its times and
+/// durations in Kargo's forms (metav1.Time, metav1.Duration), as the
+/// `apiVersion: kargo.akuity.io/v1alpha1` the Freight carries promises.
+fn freight_info(f: barge_store::StoredFreight, facts: &[barge_store::FreightStage]) -> FreightInfo {
+    let mut status = FreightStatus::default();
+    for x in facts.iter().filter(|x| x.freight == f.freight.metadata.name) {
         if x.current() {
-            currently.insert(x.stage.clone(), json!({"since": x.entered_at.map(rfc3339)}));
+            let since = x.entered_at.map(rfc3339);
+            status.currently_in.insert(x.stage.clone(), CurrentlyIn { since });
         }
         if let Some(at) = x.verified_at {
-            verified.insert(
-                x.stage.clone(),
-                json!({"verifiedAt": rfc3339(at), "longestSoak": go_duration(x.longest_soak)}),
-            );
+            let verified = VerifiedIn {
+                verified_at: rfc3339(at),
+                longest_soak: go_duration(x.longest_soak),
+            };
+            status.verified_in.insert(x.stage.clone(), verified);
         }
         if let Some(at) = x.approved_at {
-            approved.insert(
-                x.stage.clone(),
-                json!({"approvedAt": rfc3339(at), "approvedBy": x.approved_by}),
-            );
+            let approved = ApprovedFor {
+                approved_at: rfc3339(at),
+                approved_by: x.approved_by.clone(),
+            };
+            status.approved_for.insert(x.stage.clone(), approved);
         }
     }
-    v["metadata"]["creationTimestamp"] = json!(rfc3339(f.created_at));
-    v["warehouse"] = json!(f.warehouse);
-    v["status"] = json!({"currentlyIn": currently, "verifiedIn": verified, "approvedFor": approved});
-    v
+    FreightInfo {
+        created: rfc3339(f.created_at),
+        warehouse: f.warehouse,
+        freight: f.freight,
+        status,
+    }
 }
 
-fn promotion_json(p: &barge_store::StoredPromotion, full: bool) -> Value {
-    let mut v = json!({
-        "project": p.project,
-        "name": p.name,
-        "stage": p.stage,
-        "freight": p.freight,
-        "actor": p.actor,
-        "phase": p.phase,
-        "message": p.message,
-        "createdAt": rfc3339(p.created_at),
-        "updatedAt": rfc3339(p.updated_at),
-        "steps": p.state["steps"],
-    });
-    if full {
-        v["outputs"] = p.state["outputs"].clone();
+/// A stored promotion as the API shows it; `full` adds its steps' outputs.
+fn promotion_info(p: &barge_store::StoredPromotion, full: bool) -> PromotionInfo {
+    // The state is what the runner stored (barge_core::promotion::State); a promotion queued
+    // before it ran has its steps Pending.
+    let state: barge_core::promotion::State = serde_json::from_value(p.state.clone()).unwrap_or_default();
+    PromotionInfo {
+        project: p.project.clone(),
+        name: p.name.clone(),
+        stage: p.stage.clone(),
+        freight: p.freight.clone(),
+        actor: p.actor.clone(),
+        phase: p.phase,
+        message: p.message.clone(),
+        created_at: rfc3339(p.created_at),
+        updated_at: rfc3339(p.updated_at),
+        steps: state.steps,
+        outputs: full.then_some(state.outputs),
     }
-    v
 }

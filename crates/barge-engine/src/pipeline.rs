@@ -2,7 +2,7 @@
 //! auto-promotion would do and why it waits (barge_core::stage::decide over the stored facts).
 //! The daemon's reconcile, `barge get stages` and manual promotion checks all read this.
 
-use anyhow::{Result, bail};
+use crate::error::{EngineError, invalid, not_found};
 use barge_core::Catalog;
 use barge_core::analysis::VerificationPhase;
 use barge_core::model::Body;
@@ -10,7 +10,7 @@ use barge_core::model::kargo::{FreightSources, StageSpec};
 use barge_core::promotion::Phase;
 use barge_core::stage::{Decision, FreightView, Hold, Soak, StageView, Waiting};
 use barge_store::{FreightStage, StageHold, Store, StoredFreight, StoredPromotion};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The actor auto-promotions are recorded under.
@@ -30,7 +30,7 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub async fn read(store: &Store, project: &str) -> Result<Snapshot> {
+    pub async fn read(store: &Store, project: &str) -> Result<Snapshot, EngineError> {
         let promotions = store.stage_promotions(project).await?;
         let mut last = BTreeMap::new();
         for p in &promotions {
@@ -111,25 +111,25 @@ impl Snapshot {
 }
 
 /// One freight request of a Stage: what the Stage has and what happens next.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestStatus {
     pub warehouse: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<CurrentFreight>,
     /// `UpToDate`, `Promote` (auto-promotion is about to) or `Waiting`.
-    pub state: &'static str,
+    pub state: String,
     /// The Freight auto-promotion would bring, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidate: Option<String>,
     /// Why it waits (a stable code), and in words.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CurrentFreight {
     pub name: String,
@@ -141,7 +141,7 @@ pub struct CurrentFreight {
 }
 
 /// Everything `barge get stage` shows about one Stage.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageStatus {
     pub project: String,
@@ -151,30 +151,30 @@ pub struct StageStatus {
     pub steps: usize,
     pub verification: Vec<String>,
     pub requests: Vec<RequestStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<barge_core::window::WindowStatus>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub holds: Vec<StageHold>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_promotion: Option<PromotionRef>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_promotion: Option<PromotionRef>,
     /// The newest verification run here, with every metric's measurements.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verification: Option<VerificationStatus>,
     /// The health of the Argo CD Applications the last promotion updated (`barge serve`
     /// checks them on every reconcile).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<StageHealth>,
 }
 
 /// A Stage's health: the worst of its apps' (Healthy < Progressing < Unknown < Degraded).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageHealth {
     pub status: String,
     /// Why, when not Healthy: the first app that is not.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// Each app: `{name, namespace, revision, status, message}`.
     pub apps: Vec<serde_json::Value>,
@@ -186,7 +186,7 @@ pub struct StageHealth {
 pub type HealthMap = std::collections::HashMap<(String, String), StageHealth>;
 
 /// A verification run and what people call its Freight.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationStatus {
     #[serde(flatten)]
@@ -194,13 +194,13 @@ pub struct VerificationStatus {
     pub alias: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionRef {
     pub name: String,
     pub freight: String,
     pub phase: Phase,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     pub actor: String,
 }
@@ -286,7 +286,7 @@ pub fn windows_for(
     project: &str,
     stage: &str,
     labels: &BTreeMap<String, String>,
-) -> Result<Vec<barge_core::window::Window>> {
+) -> Result<Vec<barge_core::window::Window>, EngineError> {
     let mut out = Vec::new();
     for r in &catalog.resources {
         if let Some(Body::ProjectConfig(pc)) = &r.body
@@ -297,7 +297,7 @@ pub fn windows_for(
                 .as_ref()
                 .map(|s| s.promotion_windows.clone())
                 .unwrap_or_default();
-            let windows = barge_core::window::parse(&values).map_err(anyhow::Error::msg)?;
+            let windows = barge_core::window::parse(&values).map_err(EngineError::Invalid)?;
             out.extend(windows.into_iter().filter(|w| w.selects(stage, labels)));
         }
     }
@@ -305,7 +305,12 @@ pub fn windows_for(
 }
 
 /// The status of one Stage at `now_ms`.
-pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_ms: i64) -> Result<StageStatus> {
+pub fn stage_status(
+    catalog: &Catalog,
+    snap: &Snapshot,
+    def: &StageDef<'_>,
+    now_ms: i64,
+) -> Result<StageStatus, EngineError> {
     let now = now_ms / 1000;
     let windows = windows_for(catalog, def.project, def.name, def.labels)?;
     let window = (!windows.is_empty()).then(|| {
@@ -386,9 +391,9 @@ pub fn stage_status(catalog: &Catalog, snap: &Snapshot, def: &StageDef<'_>, now_
                 since: c.entered_at.unwrap_or_default(),
                 verification: c.verification.clone(),
             }),
-            state,
+            state: state.to_string(),
             candidate,
-            reason,
+            reason: reason.map(str::to_string),
             message,
         });
     }
@@ -440,10 +445,10 @@ pub fn check_manual(
     freight: &StoredFreight,
     override_reason: Option<&str>,
     now_ms: i64,
-) -> Result<()> {
+) -> Result<(), EngineError> {
     let name = snap.display(&freight.freight.metadata.name);
     let Some(sources) = def.sources(&freight.warehouse) else {
-        bail!(
+        return invalid!(
             "Stage {} does not request Freight from Warehouse {} (the origin of {name})",
             def.name,
             freight.warehouse
@@ -455,7 +460,7 @@ pub fn check_manual(
         .find(|v| v.name == freight.freight.metadata.name)
         .unwrap_or_default();
     if let Err(w) = barge_core::stage::availability(&view, def.name, sources, now_ms / 1000) {
-        bail!(
+        return invalid!(
             "{name} is not available to Stage {}: {}; `barge approve --freight {name} --stage {}` makes it available",
             def.name,
             w.message(now_ms / 1000, &|n| snap.display(n)),
@@ -470,7 +475,7 @@ pub fn check_manual(
             .next_open
             .and_then(chrono::DateTime::from_timestamp_millis)
             .map_or("(no opening within a year)".to_string(), |d| d.to_rfc3339());
-        bail!(
+        return invalid!(
             "the promotion window of Stage {} is closed ({}) until {until}; promote anyway with --override-window --reason \"…\"",
             def.name,
             status.closed_by.join(", ")
@@ -514,7 +519,7 @@ pub fn find_stage<'a>(
     all: &'a [(String, Vec<StageDef<'a>>)],
     stage: &str,
     project: Option<&str>,
-) -> Result<&'a StageDef<'a>> {
+) -> Result<&'a StageDef<'a>, EngineError> {
     let found: Vec<&StageDef> = all
         .iter()
         .filter(|(p, _)| project.is_none_or(|want| want == p))
@@ -522,11 +527,11 @@ pub fn find_stage<'a>(
         .collect();
     match found.as_slice() {
         [one] => Ok(one),
-        [] => bail!(
+        [] => not_found!(
             "no Stage named {stage:?}{} in the definitions",
             project.map(|p| format!(" in project {p:?}")).unwrap_or_default()
         ),
-        many => bail!(
+        many => invalid!(
             "Stage {stage:?} exists in several projects ({}); add --project",
             many.iter().map(|d| d.project).collect::<Vec<_>>().join(", ")
         ),

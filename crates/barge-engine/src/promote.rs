@@ -169,7 +169,7 @@ pub async fn create(
     actor: &str,
     phase: Phase,
     dry_run: bool,
-) -> Result<Promotion> {
+) -> Result<Promotion, crate::EngineError> {
     let facts = store.freight_stages(def.project).await?;
     let mut collection = Vec::new();
     for fact in facts
@@ -188,7 +188,7 @@ pub async fn create(
         collection,
         actor,
     )
-    .map_err(anyhow::Error::msg)?;
+    .map_err(crate::EngineError::Invalid)?;
     if !dry_run {
         let now = now_millis();
         store
@@ -473,7 +473,7 @@ pub async fn audit_override(
     freight: &str,
     actor: &str,
     reason: &str,
-) -> Result<()> {
+) -> Result<(), crate::EngineError> {
     let subject = format!("Stage/{stage}");
     store
         .append_audit(NewAudit {

@@ -21,6 +21,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use barge_core::ErrorClass;
 use barge_engine::ops;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -310,13 +311,20 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Respons
         actor.clone_from(&api.token.actor);
     }
     match crate::serve::call(&api.shared, c).await {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => {
-            let status = e
-                .downcast_ref::<ops::CallError>()
-                .and_then(|c| StatusCode::from_u16(c.status).ok())
-                .unwrap_or(StatusCode::BAD_REQUEST);
-            error(status, format!("{e:#}"))
-        }
+        Ok(answer) => Json(answer).into_response(),
+        Err(e) => error(status_of(e.class()), e.to_string()),
+    }
+}
+
+/// The HTTP status of an engine error's class: the one place the classes meet HTTP. A
+/// database that cannot be reached is the server's trouble (503, try again), not the caller's.
+pub fn status_of(class: Option<ErrorClass>) -> StatusCode {
+    match class {
+        Some(ErrorClass::Invalid) => StatusCode::BAD_REQUEST,
+        Some(ErrorClass::Auth) => StatusCode::UNAUTHORIZED,
+        Some(ErrorClass::NotFound) => StatusCode::NOT_FOUND,
+        Some(ErrorClass::Conflict | ErrorClass::MergeConflict) => StatusCode::CONFLICT,
+        Some(ErrorClass::Transient | ErrorClass::RateLimited) => StatusCode::SERVICE_UNAVAILABLE,
+        None => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -1097,7 +1097,7 @@ async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::S
 }
 
 /// The handler the API runs calls with.
-pub async fn call(shared: &Shared, c: ops::Call) -> Result<serde_json::Value> {
+pub async fn call(shared: &Shared, c: ops::Call) -> Result<barge_engine::Answer, barge_engine::EngineError> {
     let catalog = shared.catalog();
     let refresh = |p: &str, w: &str| shared.request_refresh(p, w);
     let health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();

@@ -78,7 +78,7 @@ pub struct Minted {
 }
 
 /// One audit event.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub id: i64,
     /// Unix milliseconds.

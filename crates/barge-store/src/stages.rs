@@ -36,7 +36,7 @@ impl FreightStage {
 }
 
 /// A hold on auto-promotion of one origin into one Stage.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageHold {
     pub project: String,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 /// One verification run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     pub project: String,

@@ -105,7 +105,7 @@ pub fn run(
         })
         .await)
     })?;
-    crate::client::print(output, &serde_json::to_value(&report)?, |_| report_text(&report))?;
+    crate::client::print(output, &report, || report_text(&report))?;
     Ok(if report.phase == Phase::Successful && !report.stopped {
         ExitCode::SUCCESS
     } else {

@@ -1,12 +1,17 @@
 //! How a CLI verb reaches the pipeline: through `barge serve`'s API (`--server`, with the
 //! token from BARGE_TOKEN or `--token-file`) or straight at the store (`--db`, with the
 //! definitions from `-f PATH` or the ones `barge serve` recorded last). Either way the same
-//! [`ops::Call`] runs; this module also prints the answers for people.
+//! [`ops::Call`] runs and the same typed [`Answer`] comes back; this module also prints the
+//! answers for people.
 
 use crate::render::{rfc3339_time, table, time};
 use crate::{Format, GetFormat};
 use anyhow::{Context as _, Result, bail};
+use barge_engine::Answer;
+use barge_engine::answer::{FreightInfo, PromotionInfo, WarehouseSummary};
 use barge_engine::ops::{self, Call};
+use barge_engine::pipeline::StageStatus;
+use barge_store::AuditEvent;
 use serde_json::Value;
 use std::io::Write;
 
@@ -46,7 +51,7 @@ impl Target {
     pub fn db(&self) -> Result<String> {
         match &self.db {
             Some(url) => Ok(url.clone()),
-            None => barge_engine::default_db(),
+            None => Ok(barge_engine::default_db()?),
         }
     }
 }
@@ -75,8 +80,9 @@ async fn definitions(target: &Target, store: &barge_store::Store) -> Result<barg
     Ok(barge_engine::stored_definitions(store).await?.unwrap_or_default())
 }
 
-/// Runs a call on `barge serve` (`remote.server`, which must be set).
-pub async fn call_server(remote: &Server, c: Call) -> Result<Value> {
+/// Runs a call on `barge serve` (`remote.server`, which must be set); the answer is read as
+/// the call's typed answer.
+pub async fn call_server(remote: &Server, c: Call) -> Result<Answer> {
     let server = remote.server.as_deref().context("no --server given")?;
     let token = remote.token()?;
     let url = format!("{}/api/v1/call", server.trim_end_matches('/'));
@@ -95,11 +101,12 @@ pub async fn call_server(remote: &Server, c: Call) -> Result<Value> {
     if !status.is_success() {
         bail!("{}", body["error"].as_str().unwrap_or("the server refused the call"));
     }
-    Ok(body)
+    c.decode(body)
+        .with_context(|| format!("{server} answered with something other than barge's answer to the call"))
 }
 
-/// Runs a call where the target says.
-pub async fn call(target: &Target, c: Call) -> Result<Value> {
+/// Runs a call where the target says: the one way every verb reaches the pipeline.
+pub async fn call(target: &Target, c: Call) -> Result<Answer> {
     if target.remote.server.is_some() {
         return call_server(&target.remote, c).await;
     }
@@ -145,11 +152,11 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
         refresh: None,
         health: None,
     };
-    ops::handle(&cx, c).await
+    Ok(ops::handle(&cx, c).await?)
 }
 
 /// Prints an answer: JSON or YAML as is, or `text` for people.
-pub fn print(output: Format, v: &Value, text: impl FnOnce(&Value) -> String) -> Result<()> {
+pub fn print(output: Format, v: &impl serde::Serialize, text: impl FnOnce() -> String) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match output {
         Format::Json => {
@@ -157,74 +164,94 @@ pub fn print(output: Format, v: &Value, text: impl FnOnce(&Value) -> String) -> 
             writeln!(out)?;
         }
         Format::Yaml => write!(out, "{}", yaml_serde::to_string(v)?)?,
-        Format::Text => write!(out, "{}", text(v))?,
+        Format::Text => write!(out, "{}", text())?,
     }
     Ok(())
 }
 
-/// Prints what a `get` verb found: `list` is always the array the call answers; with `one`
-/// (a name was asked for) JSON and YAML print the one object, as `kubectl get KIND NAME` does.
-/// `-o name` prints `kind.kargo.akuity.io/NAME` lines; `-o wide` is the table with more columns.
-pub fn print_get(
-    output: GetFormat,
-    list: &Value,
-    one: bool,
-    kind: Kind,
-    table: impl FnOnce(&Value, bool) -> String,
-) -> Result<()> {
-    let shown = if one { list[0].clone() } else { list.clone() };
+/// Prints what a `get` verb found. With `one` (a name was asked for) JSON and YAML print the
+/// one object, as `kubectl get KIND NAME` does. `-o name` prints `kind.kargo.akuity.io/NAME`
+/// lines; `-o wide` is the table with more columns.
+pub fn print_get(output: GetFormat, answer: &Answer, one: bool) -> Result<()> {
+    let list = serde_json::to_value(answer)?;
+    let shown = if one { &list[0] } else { &list };
     let mut out = std::io::stdout().lock();
     match output {
-        GetFormat::Json => return print(Format::Json, &shown, |_| String::new()),
-        GetFormat::Yaml => return print(Format::Yaml, &shown, |_| String::new()),
-        GetFormat::Text => write!(out, "{}", table(list, false))?,
-        GetFormat::Wide => write!(out, "{}", table(list, true))?,
+        GetFormat::Json => return print(Format::Json, shown, String::new),
+        GetFormat::Yaml => return print(Format::Yaml, shown, String::new),
+        GetFormat::Text => write!(out, "{}", text(answer, false))?,
+        GetFormat::Wide => write!(out, "{}", text(answer, true))?,
         GetFormat::Name => {
-            for item in list.as_array().into_iter().flatten() {
-                writeln!(out, "{}/{}", kind.resource(), kind.name_of(item))?;
+            for name in names(answer) {
+                writeln!(out, "{name}")?;
             }
         }
     }
     Ok(())
 }
 
-/// What a `get` verb lists, for `-o name`.
-#[derive(Clone, Copy, Debug)]
-pub enum Kind {
-    Stage,
-    Warehouse,
-    Freight,
-    Promotion,
+/// kubectl's `-o name` form of a listing: the lower-case kind, Kargo's API group and the name.
+fn names(answer: &Answer) -> Vec<String> {
+    let named = |kind: &str, names: Vec<&str>| -> Vec<String> {
+        names
+            .into_iter()
+            .map(|n| format!("{kind}.kargo.akuity.io/{n}"))
+            .collect()
+    };
+    match answer {
+        Answer::Stages(l) => named("stage", l.iter().map(|s| s.name.as_str()).collect()),
+        Answer::Warehouses(l) => named("warehouse", l.iter().map(|w| w.name.as_str()).collect()),
+        Answer::Freight(l) => named("freight", l.iter().map(|f| f.freight.metadata.name.as_str()).collect()),
+        Answer::Promotions(l) => named("promotion", l.iter().map(|p| p.name.as_str()).collect()),
+        Answer::History(_)
+        | Answer::Queued(_)
+        | Answer::Approved(_)
+        | Answer::Aborted(_)
+        | Answer::Held(_)
+        | Answer::Released(_)
+        | Answer::Aliased(_)
+        | Answer::Verification(_)
+        | Answer::Refresh(_)
+        | Answer::Version(_) => Vec::new(),
+    }
 }
 
-impl Kind {
-    /// kubectl's `-o name` form: the lower-case kind and Kargo's API group.
-    fn resource(self) -> &'static str {
-        match self {
-            Kind::Stage => "stage.kargo.akuity.io",
-            Kind::Warehouse => "warehouse.kargo.akuity.io",
-            Kind::Freight => "freight.kargo.akuity.io",
-            Kind::Promotion => "promotion.kargo.akuity.io",
+/// An answer for people; `wide` adds columns to the listings.
+pub fn text(answer: &Answer, wide: bool) -> String {
+    match answer {
+        Answer::Stages(l) => stages_text(l, wide),
+        Answer::Warehouses(l) => warehouses_text(l, wide),
+        Answer::Freight(l) => freight_text(l, wide),
+        Answer::Promotions(l) => promotions_text(l, wide),
+        Answer::History(l) => history_text(l),
+        Answer::Queued(q) => q.promotions.iter().map(|n| format!("promotion {n} queued\n")).collect(),
+        Answer::Approved(a) => format!("{} approved for {}\n", a.alias.as_deref().unwrap_or_default(), a.stage),
+        Answer::Aborted(p) => format!("promotion {} aborted\n", p.name),
+        Answer::Held(h) => format!("auto-promotion into {} is held\n", h.stage),
+        Answer::Released(r) => format!(
+            "auto-promotion into {} released ({} hold(s) lifted)\n",
+            r.stage, r.released
+        ),
+        Answer::Aliased(a) => format!("freight {} is now {}\n", a.freight, a.alias),
+        Answer::Verification(v) if v.phase == barge_core::analysis::VerificationPhase::Aborted => {
+            format!("verification {} aborted\n", v.id)
         }
-    }
-
-    fn name_of(self, item: &Value) -> String {
-        match self {
-            Kind::Freight => s(&item["metadata"]["name"]),
-            _ => s(&item["name"]),
-        }
+        Answer::Verification(v) => format!("verification {} queued (barge serve runs it)\n", v.id),
+        Answer::Refresh(r) => format!("refresh of {} requested\n", r.warehouse),
+        Answer::Version(v) => format!("Server Version: {}\n", v.version),
     }
 }
 
 /// `: message`, or nothing when there is none.
-fn reason(message: &Value) -> String {
-    message
-        .as_str()
-        .filter(|m| !m.is_empty())
-        .map(|m| format!(": {m}"))
-        .unwrap_or_default()
+fn reason(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
 }
 
+/// A free-form JSON value (an audit event's body, a step's output) as text.
 fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -233,14 +260,20 @@ fn s(v: &Value) -> String {
     }
 }
 
-fn short(v: &Value) -> String {
-    s(v).chars().take(7).collect()
+/// A commit or Freight ID's first seven characters.
+fn short(id: &str) -> String {
+    id.chars().take(7).collect()
+}
+
+/// `-` for nothing, else the items joined with `,`.
+fn list_or_dash<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    let items: Vec<&str> = items.into_iter().map(String::as_str).collect();
+    if items.is_empty() { "-".into() } else { items.join(",") }
 }
 
 /// `barge get stages`: one line per freight request; with a single Stage, the details.
 /// Wide adds the current Freight's ID and the Stage's verification templates.
-pub fn stages_text(v: &Value, wide: bool) -> String {
-    let list = v.as_array().cloned().unwrap_or_default();
+pub fn stages_text(list: &[StageStatus], wide: bool) -> String {
     if list.is_empty() {
         return "no stages\n".into();
     }
@@ -258,129 +291,99 @@ pub fn stages_text(v: &Value, wide: bool) -> String {
     }
     header.push("WHY".into());
     let mut rows = vec![header];
-    for st in &list {
-        for r in st["requests"].as_array().into_iter().flatten() {
-            let current = &r["current"];
-            let held = st["holds"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|h| h["warehouse"] == r["warehouse"]);
+    for st in list {
+        for r in &st.requests {
+            let held = st.holds.iter().any(|h| h.warehouse == r.warehouse);
+            let current = r.current.as_ref();
             let mut row = vec![
-                s(&st["project"]),
-                s(&st["name"]),
-                s(&r["warehouse"]),
-                if current.is_null() {
-                    "-".into()
-                } else {
-                    s(&current["alias"])
-                },
-                match current["verification"].as_str() {
-                    _ if current.is_null() => "-".into(),
+                st.project.clone(),
+                st.name.clone(),
+                r.warehouse.clone(),
+                current.map_or("-".into(), |c| c.alias.clone()),
+                match current.map(|c| c.verification.as_str()) {
+                    None => "-".into(),
                     Some("Succeeded") => "yes".into(),
-                    Some("") | None => {
-                        if st["verification"].as_array().is_some_and(|a| !a.is_empty()) {
-                            "not run".into()
-                        } else {
-                            "no".into()
-                        }
-                    }
+                    Some("") if !st.verification.is_empty() => "not run".into(),
+                    Some("") => "no".into(),
                     Some(other) => other.to_string(),
                 },
-                match (st["autoPromotion"] == true, held) {
+                match (st.auto_promotion, held) {
                     (true, true) => "held".into(),
                     (true, false) => "yes".into(),
                     (false, _) => "no".into(),
                 },
-                s(&r["state"]),
+                r.state.clone(),
             ];
             if wide {
-                row.push(if current.is_null() {
-                    "-".into()
-                } else {
-                    s(&current["name"])
-                });
-                let templates: Vec<String> = st["verification"].as_array().into_iter().flatten().map(s).collect();
-                row.push(if templates.is_empty() {
-                    "-".into()
-                } else {
-                    templates.join(",")
-                });
+                row.push(current.map_or("-".into(), |c| c.name.clone()));
+                row.push(list_or_dash(&st.verification));
             }
-            row.push(s(&r["message"]));
+            row.push(r.message.clone());
             rows.push(row);
         }
     }
     let mut out = table(rows);
-    if list.len() == 1 {
-        let st = &list[0];
-        if let Some(p) = st.get("currentPromotion") {
-            out += &format!(
-                "promotion running: {} ({}, by {})\n",
-                s(&p["name"]),
-                s(&p["phase"]),
-                s(&p["actor"])
-            );
-        }
-        if let Some(p) = st.get("lastPromotion") {
-            let msg = reason(&p["message"]);
-            out += &format!(
-                "last promotion: {} {} (by {}){msg}\n",
-                s(&p["name"]),
-                s(&p["phase"]),
-                s(&p["actor"])
-            );
-        }
-        if let Some(h) = st.get("health") {
-            let msg = reason(&h["message"]);
-            out += &format!("health: {}{msg}\n", s(&h["status"]));
-        }
-        if let Some(v) = st.get("lastVerification") {
-            let msg = reason(&v["message"]);
-            out += &format!(
-                "last verification: {} {} (of {}, by {}){msg}\n",
-                s(&v["id"]),
-                s(&v["phase"]),
-                s(&v["alias"]),
-                s(&v["actor"])
-            );
-            if let Ok(report) = serde_json::from_value::<barge_analysis::Report>(v["report"].clone()) {
-                for line in crate::analysis_cli::report_text(&report)
-                    .lines()
-                    .filter(|l| !l.starts_with("Phase: "))
-                {
-                    out += &format!("  {line}\n");
-                }
+    if let [st] = list {
+        out += &stage_details(st);
+    }
+    out
+}
+
+/// What `barge get stage NAME` adds under the table.
+fn stage_details(st: &StageStatus) -> String {
+    let mut out = String::new();
+    if let Some(p) = &st.current_promotion {
+        out += &format!("promotion running: {} ({}, by {})\n", p.name, p.phase, p.actor);
+    }
+    if let Some(p) = &st.last_promotion {
+        let msg = reason(&p.message);
+        out += &format!("last promotion: {} {} (by {}){msg}\n", p.name, p.phase, p.actor);
+    }
+    if let Some(h) = &st.health {
+        out += &format!("health: {}{}\n", h.status, reason(&h.message));
+    }
+    if let Some(v) = &st.last_verification {
+        let msg = reason(&v.run.message);
+        out += &format!(
+            "last verification: {} {} (of {}, by {}){msg}\n",
+            v.run.id,
+            v.run.phase.as_str(),
+            v.alias,
+            v.run.actor
+        );
+        if let Ok(report) = serde_json::from_value::<barge_analysis::Report>(v.run.report.clone()) {
+            for line in crate::analysis_cli::report_text(&report)
+                .lines()
+                .filter(|l| !l.starts_with("Phase: "))
+            {
+                out += &format!("  {line}\n");
             }
         }
-        if let Some(w) = st.get("window") {
-            if w["open"] == true {
-                out += "promotion window: open\n";
-            } else {
-                out += &format!(
-                    "promotion window: closed by {} until {}\n",
-                    w["closedBy"]
-                        .as_array()
-                        .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
-                        .unwrap_or_default(),
-                    w["nextOpen"].as_i64().map_or("(no opening within a year)".into(), time)
-                );
-            }
-        }
-        for h in st["holds"].as_array().into_iter().flatten() {
+    }
+    if let Some(w) = &st.window {
+        if w.open {
+            out += "promotion window: open\n";
+        } else {
             out += &format!(
-                "held by {} since {} (warehouse {})\n",
-                s(&h["actor"]),
-                time(h["createdAt"].as_i64().unwrap_or(0)),
-                s(&h["warehouse"])
+                "promotion window: closed by {} until {}\n",
+                w.closed_by.join(", "),
+                w.next_open.map_or("(no opening within a year)".into(), time)
             );
         }
+    }
+    for h in &st.holds {
+        out += &format!(
+            "held by {} since {} (warehouse {})\n",
+            h.actor,
+            time(h.created_at),
+            h.warehouse
+        );
     }
     out
 }
 
 /// `barge get warehouses`; wide adds the number of subscriptions.
-pub fn warehouses_text(v: &Value, wide: bool) -> String {
+pub fn warehouses_text(list: &[WarehouseSummary], wide: bool) -> String {
     let mut header = vec!["PROJECT".to_string(), "WAREHOUSE".into(), "INTERVAL".into()];
     if wide {
         header.push("SUBSCRIPTIONS".into());
@@ -392,16 +395,16 @@ pub fn warehouses_text(v: &Value, wide: bool) -> String {
         "ERROR".into(),
     ]);
     let mut rows = vec![header];
-    for w in v.as_array().into_iter().flatten() {
-        let mut row = vec![s(&w["project"]), s(&w["name"]), s(&w["interval"])];
+    for w in list {
+        let mut row = vec![w.project.clone(), w.name.clone(), w.interval.clone()];
         if wide {
-            row.push(s(&w["subscriptions"]));
+            row.push(w.subscriptions.to_string());
         }
         row.extend([
-            s(&w["freight"]),
-            s(&w["newest"]),
-            w["lastDiscovery"].as_i64().map_or("never".into(), time),
-            s(&w["error"]),
+            w.freight.to_string(),
+            w.newest.clone().unwrap_or_default(),
+            w.last_discovery.map_or("never".into(), time),
+            w.error.clone().unwrap_or_default(),
         ]);
         rows.push(row);
     }
@@ -409,8 +412,7 @@ pub fn warehouses_text(v: &Value, wide: bool) -> String {
 }
 
 /// `barge get freight`; wide shows the whole ID and the Stages it is approved for.
-pub fn freight_text(v: &Value, wide: bool) -> String {
-    let list = v.as_array().cloned().unwrap_or_default();
+pub fn freight_text(list: &[FreightInfo], wide: bool) -> String {
     if list.is_empty() {
         return "no freight stored\n".into();
     }
@@ -427,49 +429,29 @@ pub fn freight_text(v: &Value, wide: bool) -> String {
     }
     header.push("ARTIFACTS".into());
     let mut rows = vec![header];
-    for f in &list {
-        let keys = |k: &str| -> String {
-            let names: Vec<String> = f["status"][k]
-                .as_object()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            if names.is_empty() { "-".into() } else { names.join(",") }
-        };
-        let mut artifacts: Vec<String> = f["images"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|i| format!("{}:{}", s(&i["repoURL"]), s(&i["tag"])))
-            .collect();
-        artifacts.extend(f["commits"].as_array().into_iter().flatten().map(|c| {
-            format!(
-                "{}@{}",
-                s(&c["repoURL"]),
-                if c["tag"].is_string() {
-                    s(&c["tag"])
-                } else {
-                    short(&c["id"])
-                }
-            )
+    for f in list {
+        let k = &f.freight;
+        let mut artifacts: Vec<String> = k.images.iter().map(|i| format!("{}:{}", i.repo_url, i.tag)).collect();
+        artifacts.extend(k.commits.iter().map(|c| {
+            let at = c.tag.clone().unwrap_or_else(|| short(&c.id));
+            format!("{}@{at}", c.repo_url)
         }));
-        artifacts.extend(
-            f["charts"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| format!("{}:{}", s(&c["repoURL"]), s(&c["version"]))),
-        );
-        let name = s(&f["metadata"]["name"]);
+        artifacts.extend(k.charts.iter().map(|c| format!("{}:{}", c.repo_url, c.version)));
+        let name = &k.metadata.name;
         let mut row = vec![
-            if wide { name } else { name.chars().take(12).collect() },
-            s(&f["alias"]),
-            s(&f["warehouse"]),
-            rfc3339_time(&f["metadata"]["creationTimestamp"]),
-            keys("currentlyIn"),
-            keys("verifiedIn"),
+            if wide {
+                name.clone()
+            } else {
+                name.chars().take(12).collect()
+            },
+            k.alias.clone().unwrap_or_default(),
+            f.warehouse.clone(),
+            rfc3339_time(&f.created),
+            list_or_dash(f.status.currently_in.keys()),
+            list_or_dash(f.status.verified_in.keys()),
         ];
         if wide {
-            row.push(keys("approvedFor"));
+            row.push(list_or_dash(f.status.approved_for.keys()));
         }
         row.push(artifacts.join(", "));
         rows.push(row);
@@ -480,8 +462,7 @@ pub fn freight_text(v: &Value, wide: bool) -> String {
 /// `barge get promotions`; with one promotion, its steps and what each step produced (the
 /// commit a git-commit made, the branch a git-push updated). Wide shows the whole Freight ID
 /// and when the promotion last changed.
-pub fn promotions_text(v: &Value, wide: bool) -> String {
-    let list = v.as_array().cloned().unwrap_or_default();
+pub fn promotions_text(list: &[PromotionInfo], wide: bool) -> String {
     if list.is_empty() {
         return "no promotions\n".into();
     }
@@ -498,35 +479,37 @@ pub fn promotions_text(v: &Value, wide: bool) -> String {
     }
     header.push("MESSAGE".into());
     let mut rows = vec![header];
-    for p in &list {
+    for p in list {
         let mut row = vec![
-            s(&p["name"]),
-            s(&p["stage"]),
-            if wide { s(&p["freight"]) } else { short(&p["freight"]) },
-            s(&p["phase"]),
-            s(&p["actor"]),
-            rfc3339_time(&p["createdAt"]),
+            p.name.clone(),
+            p.stage.clone(),
+            if wide { p.freight.clone() } else { short(&p.freight) },
+            p.phase.to_string(),
+            p.actor.clone(),
+            rfc3339_time(&p.created_at),
         ];
         if wide {
-            row.push(rfc3339_time(&p["updatedAt"]));
+            row.push(rfc3339_time(&p.updated_at));
         }
-        row.push(s(&p["message"]));
+        row.push(p.message.clone());
         rows.push(row);
     }
     let mut out = table(rows);
-    if list.len() == 1 {
-        let outputs = &list[0]["outputs"];
-        let steps: Vec<Vec<String>> = list[0]["steps"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    if let [p] = list {
+        let steps: Vec<Vec<String>> = p
+            .steps
+            .iter()
             .map(|step| {
-                let alias = s(&step["alias"]);
-                let mut produced = step_outputs(&outputs[&alias]);
-                if let Some(m) = step["message"].as_str().filter(|m| !m.is_empty()) {
-                    produced.push(m.to_string());
+                let outputs = p.outputs.as_ref().and_then(|o| o.get(&step.alias));
+                let mut produced = outputs.map(step_outputs).unwrap_or_default();
+                if !step.message.is_empty() {
+                    produced.push(step.message.clone());
                 }
-                vec![format!("  {alias}"), s(&step["status"]), produced.join(" ")]
+                vec![
+                    format!("  {}", step.alias),
+                    step.status.as_str().to_string(),
+                    produced.join(" "),
+                ]
             })
             .collect();
         out += &table(steps);
@@ -549,8 +532,7 @@ fn step_outputs(outputs: &Value) -> Vec<String> {
 }
 
 /// One line per event, oldest at the bottom like `git log`.
-pub fn history_text(v: &Value) -> String {
-    let list = v.as_array().cloned().unwrap_or_default();
+pub fn history_text(list: &[AuditEvent]) -> String {
     if list.is_empty() {
         return "no events\n".into();
     }
@@ -562,35 +544,34 @@ pub fn history_text(v: &Value) -> String {
         "ACTOR".into(),
         "DETAIL".into(),
     ]];
-    for e in &list {
+    for e in list {
         rows.push(vec![
-            time(e["at"].as_i64().unwrap_or(0)),
-            s(&e["kind"]),
-            s(&e["stage"]),
-            short(&e["freight"]),
-            s(&e["actor"]),
+            time(e.at),
+            e.kind.clone(),
+            e.stage.clone(),
+            short(&e.freight),
+            e.actor.clone(),
             detail(e),
         ]);
     }
     table(rows)
 }
 
-/// The one fact of an event people look for.
-fn detail(e: &Value) -> String {
-    let b = &e["body"];
-    match e["kind"].as_str().unwrap_or_default() {
+/// The one fact of an event people look for (its body is free-form JSON, one shape per kind).
+fn detail(e: &AuditEvent) -> String {
+    let b = &e.body;
+    match e.kind.as_str() {
         "freight.minted" => format!("alias {}", s(&b["alias"])),
         "promotion.created" | "promotion.finished" | "promotion.aborted" => {
-            let subject = s(&e["subject"]);
-            let name = subject.trim_start_matches("Promotion/");
+            let name = e.subject.trim_start_matches("Promotion/");
             let phase = b["phase"].as_str().map(|p| format!(" {p}")).unwrap_or_default();
-            let msg = reason(&b["message"]);
+            let msg = reason(b["message"].as_str().unwrap_or_default());
             format!("{name}{phase}{msg}")
         }
         "promotion.step" => format!("{} {} {}", s(&b["uses"]), s(&b["step"]), s(&b["status"])),
         "promotion.pushed" => {
             let o = &b["outputs"];
-            format!("pushed {} to {}", short(&o["commit"]), s(&o["branch"]))
+            format!("pushed {} to {}", short(&s(&o["commit"])), s(&o["branch"]))
         }
         "stage.entered" => format!("via {}", s(&b["promotion"])),
         "window.overridden" => format!("reason: {}", s(&b["reason"])),
@@ -606,7 +587,7 @@ fn detail(e: &Value) -> String {
             b["message"].as_str().map(|m| format!(" ({m})")).unwrap_or_default()
         ),
         "verification.finished" => {
-            let msg = reason(&b["message"]);
+            let msg = reason(b["message"].as_str().unwrap_or_default());
             format!("{} {}{msg}", s(&b["verification"]), s(&b["outcome"]))
         }
         _ => String::new(),

@@ -11,8 +11,10 @@ use barge_server::{api, memory, serve};
 
 use anyhow::Result;
 use barge_core::Catalog;
+use barge_core::eval::StepStatus;
 use barge_core::model::Body;
 use barge_core::promotion::Phase;
+use barge_engine::Answer;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::process::ExitCode;
@@ -838,9 +840,12 @@ fn version(VersionArgs { output, remote }: VersionArgs) -> Result<ExitCode> {
     let client = env!("CARGO_PKG_VERSION");
     let mut v = serde_json::json!({"clientVersion": client});
     if remote.server.is_some() {
-        v["serverVersion"] = block_on(client::call_server(&remote, ops::Call::Version))?["version"].clone();
+        let Answer::Version(server) = block_on(client::call_server(&remote, ops::Call::Version))? else {
+            anyhow::bail!("the server did not answer with its version");
+        };
+        v["serverVersion"] = server.version.into();
     }
-    client::print(output, &v, |v| {
+    client::print(output, &v, || {
         let mut text = format!("Client Version: {client}\n");
         if let Some(server) = v["serverVersion"].as_str() {
             text += &format!("Server Version: {server}\n");
@@ -984,9 +989,7 @@ fn refresh(args: RefreshArgs) -> Result<ExitCode> {
         warehouse: name,
         actor: whoami(),
     };
-    verb(&target, c, output, |v| {
-        format!("refresh of {} requested\n", v["warehouse"].as_str().unwrap_or_default())
-    })
+    verb(&target, c, output)
 }
 
 fn get_verb(what: GetWhat) -> Result<ExitCode> {
@@ -996,24 +999,12 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
             project,
             output,
             target,
-        }) => get(
-            &target,
-            ops::Call::GetStages { project, name },
-            output,
-            client::Kind::Stage,
-            client::stages_text,
-        ),
+        }) => get(&target, ops::Call::GetStages { project, name }, output),
         GetWhat::Warehouses(GetWarehousesArgs {
             project,
             output,
             target,
-        }) => get(
-            &target,
-            ops::Call::GetWarehouses { project },
-            output,
-            client::Kind::Warehouse,
-            client::warehouses_text,
-        ),
+        }) => get(&target, ops::Call::GetWarehouses { project }, output),
         GetWhat::Freight(GetFreightArgs {
             name,
             project,
@@ -1028,8 +1019,6 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
                 name,
             },
             output,
-            client::Kind::Freight,
-            client::freight_text,
         ),
         GetWhat::Promotions(GetPromotionsArgs {
             name,
@@ -1037,13 +1026,7 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
             project,
             output,
             target,
-        }) => get(
-            &target,
-            ops::Call::GetPromotions { project, stage, name },
-            output,
-            client::Kind::Promotion,
-            client::promotions_text,
-        ),
+        }) => get(&target, ops::Call::GetPromotions { project, stage, name }, output),
     }
 }
 
@@ -1062,7 +1045,7 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         since,
         limit: args.limit,
     };
-    verb(&args.target, c, args.output, client::history_text)
+    verb(&args.target, c, args.output)
 }
 
 fn approve(args: ApproveArgs) -> Result<ExitCode> {
@@ -1072,13 +1055,7 @@ fn approve(args: ApproveArgs) -> Result<ExitCode> {
         freight: args.freight,
         actor: args.actor,
     };
-    verb(&args.target, c, args.output, |v| {
-        format!(
-            "{} approved for {}\n",
-            v["alias"].as_str().unwrap_or_default(),
-            v["stage"].as_str().unwrap_or_default()
-        )
-    })
+    verb(&args.target, c, args.output)
 }
 
 fn abort(args: AbortArgs) -> Result<ExitCode> {
@@ -1087,9 +1064,7 @@ fn abort(args: AbortArgs) -> Result<ExitCode> {
         name: args.name,
         actor: args.actor,
     };
-    verb(&args.target, c, args.output, |v| {
-        format!("promotion {} aborted\n", v["name"].as_str().unwrap_or_default())
-    })
+    verb(&args.target, c, args.output)
 }
 
 fn hold(args: StageArgs) -> Result<ExitCode> {
@@ -1098,12 +1073,7 @@ fn hold(args: StageArgs) -> Result<ExitCode> {
         stage: args.name,
         actor: args.actor,
     };
-    verb(&args.target, c, args.output, |v| {
-        format!(
-            "auto-promotion into {} is held\n",
-            v["stage"].as_str().unwrap_or_default()
-        )
-    })
+    verb(&args.target, c, args.output)
 }
 
 fn release(args: StageArgs) -> Result<ExitCode> {
@@ -1112,13 +1082,7 @@ fn release(args: StageArgs) -> Result<ExitCode> {
         stage: args.name,
         actor: args.actor,
     };
-    verb(&args.target, c, args.output, |v| {
-        format!(
-            "auto-promotion into {} released ({} hold(s) lifted)\n",
-            v["stage"].as_str().unwrap_or_default(),
-            v["released"]
-        )
-    })
+    verb(&args.target, c, args.output)
 }
 
 fn verify(args: VerifyArgs) -> Result<ExitCode> {
@@ -1128,14 +1092,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         abort: args.abort,
         actor: args.actor,
     };
-    verb(&args.target, c, args.output, |v| {
-        let id = v["id"].as_str().unwrap_or_default();
-        if v["phase"] == "Aborted" {
-            format!("verification {id} aborted\n")
-        } else {
-            format!("verification {id} queued (barge serve runs it)\n")
-        }
-    })
+    verb(&args.target, c, args.output)
 }
 
 fn update_freight(args: UpdateFreightArgs) -> Result<ExitCode> {
@@ -1145,13 +1102,7 @@ fn update_freight(args: UpdateFreightArgs) -> Result<ExitCode> {
         alias: args.alias,
         actor: args.actor,
     };
-    verb(&args.target, c, args.output, |v| {
-        format!(
-            "freight {} is now {}\n",
-            v["freight"].as_str().unwrap_or_default(),
-            v["alias"].as_str().unwrap_or_default()
-        )
-    })
+    verb(&args.target, c, args.output)
 }
 
 fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
@@ -1464,34 +1415,23 @@ fn whoami() -> String {
 }
 
 /// Runs a call where the target says and prints its answer.
-fn verb(
-    target: &client::Target,
-    c: ops::Call,
-    output: Format,
-    text: impl FnOnce(&serde_json::Value) -> String,
-) -> Result<ExitCode> {
-    let v = block_on(client::call(target, c))?;
-    client::print(output, &v, text)?;
+fn verb(target: &client::Target, c: ops::Call, output: Format) -> Result<ExitCode> {
+    let answer = block_on(client::call(target, c))?;
+    client::print(output, &answer, || client::text(&answer, false))?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a `get` call and prints what it found. One object asked for by name prints as an
 /// object, like `kubectl get stage NAME -o json`.
-fn get(
-    target: &client::Target,
-    c: ops::Call,
-    output: GetFormat,
-    kind: client::Kind,
-    table: impl FnOnce(&serde_json::Value, bool) -> String,
-) -> Result<ExitCode> {
+fn get(target: &client::Target, c: ops::Call, output: GetFormat) -> Result<ExitCode> {
     let one = match &c {
         ops::Call::GetStages { name, .. }
         | ops::Call::GetFreight { name, .. }
         | ops::Call::GetPromotions { name, .. } => name.is_some(),
         _ => false,
     };
-    let list = block_on(client::call(target, c))?;
-    client::print_get(output, &list, one, kind, table)?;
+    let answer = block_on(client::call(target, c))?;
+    client::print_get(output, &answer, one)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1509,58 +1449,45 @@ fn parse_since(s: &str) -> Result<i64, String> {
 fn queue_and_wait(target: &client::Target, c: ops::Call, wait: bool, output: Format) -> Result<ExitCode> {
     block_on(async {
         let queued = client::call(target, c).await?;
-        let names: Vec<String> = queued["promotions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str().map(str::to_string))
-            .collect();
+        let Answer::Queued(names) = &queued else {
+            anyhow::bail!("the server did not answer with the promotions it queued");
+        };
         if !wait {
-            client::print(output, &queued, |_| {
-                names.iter().map(|n| format!("promotion {n} queued\n")).collect()
-            })?;
+            client::print(output, &queued, || client::text(&queued, false))?;
             return Ok(ExitCode::SUCCESS);
         }
         let mut finished = Vec::new();
-        for name in &names {
+        for name in &names.promotions {
             eprintln!("waiting for promotion {name} …");
             let mut seen = 0;
             loop {
-                let v = client::call(
-                    target,
-                    ops::Call::GetPromotions {
-                        project: None,
-                        stage: None,
-                        name: Some(name.clone()),
-                    },
-                )
-                .await?;
-                let p = v[0].clone();
+                let c = ops::Call::GetPromotions {
+                    project: None,
+                    stage: None,
+                    name: Some(name.clone()),
+                };
+                let Answer::Promotions(mut found) = client::call(target, c).await? else {
+                    anyhow::bail!("the server did not answer with promotion {name}");
+                };
+                let p = found.swap_remove(0);
                 // Step progress as it happens.
-                let steps = p["steps"].as_array().cloned().unwrap_or_default();
-                for step in steps.iter().skip(seen) {
-                    let status = step["status"].as_str().unwrap_or_default();
-                    if matches!(status, "Pending" | "Running" | "") {
+                for step in p.steps.iter().skip(seen) {
+                    if matches!(step.status, StepStatus::Pending | StepStatus::Running) {
                         break;
                     }
-                    eprintln!("  {} {status}", step["alias"].as_str().unwrap_or_default());
+                    eprintln!("  {} {}", step.alias, step.status.as_str());
                     seen += 1;
                 }
-                if phase_of(&p).is_none_or(Phase::is_terminal) {
+                if p.phase.is_terminal() {
                     finished.push(p);
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         }
-        let ok = finished.iter().all(|p| phase_of(p) == Some(Phase::Succeeded));
-        let v = serde_json::Value::Array(finished);
-        client::print(output, &v, |v| client::promotions_text(v, false))?;
+        let ok = finished.iter().all(|p| p.phase == Phase::Succeeded);
+        let answer = Answer::Promotions(finished);
+        client::print(output, &answer, || client::text(&answer, false))?;
         Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
     })
-}
-
-/// A promotion's phase as the API answers it (its JSON form).
-fn phase_of(p: &serde_json::Value) -> Option<Phase> {
-    p["phase"].as_str().and_then(Phase::parse)
 }

@@ -51,9 +51,9 @@ pub fn time(ms: i64) -> String {
 const TABLE_TIME: &str = "%Y-%m-%d %H:%M:%S";
 
 /// An RFC 3339 time (as the engine writes Kargo's `metav1.Time`) for tables.
-pub fn rfc3339_time(v: &serde_json::Value) -> String {
-    v.as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+pub fn rfc3339_time(t: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .ok()
         .map(|t| t.format(TABLE_TIME).to_string())
         .unwrap_or_default()
 }

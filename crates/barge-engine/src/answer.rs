@@ -1,0 +1,231 @@
+//! What each [`Call`] answers, typed. Serialised, an answer is the JSON the API sends and
+//! `barge … -o json` prints (the shapes are a contract: tests/get.rs, tests/api.rs); the CLI's
+//! `--server` client reads it back with [`Call::decode`], so both ends share these types.
+
+use crate::ops::Call;
+use crate::pipeline::StageStatus;
+use barge_core::model::kargo::Freight;
+use barge_core::promotion::{Phase, StepRecord};
+use barge_store::{AuditEvent, StageHold, Verification};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A call's answer: one variant per kind of answer (several calls share one).
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// `GetStages`.
+    Stages(Vec<StageStatus>),
+    /// `GetWarehouses`.
+    Warehouses(Vec<WarehouseSummary>),
+    /// `GetFreight`, newest first.
+    Freight(Vec<FreightInfo>),
+    /// `GetPromotions`, newest first.
+    Promotions(Vec<PromotionInfo>),
+    /// `History`, newest first.
+    History(Vec<AuditEvent>),
+    /// `Promote` and `PromoteDownstream`.
+    Queued(Queued),
+    Approved(Approved),
+    /// `Abort`: the promotion as it is now.
+    Aborted(PromotionInfo),
+    Held(Held),
+    Released(Released),
+    Aliased(Aliased),
+    /// `Verify`: the queued (or aborted) verification.
+    Verification(Verification),
+    Refresh(RefreshRequested),
+    Version(VersionInfo),
+}
+
+impl Call {
+    /// Reads this call's answer from its JSON (what the API sent).
+    pub fn decode(&self, json: serde_json::Value) -> serde_json::Result<Answer> {
+        use serde_json::from_value as read;
+        Ok(match self {
+            Call::GetStages { .. } => Answer::Stages(read(json)?),
+            Call::GetWarehouses { .. } => Answer::Warehouses(read(json)?),
+            Call::GetFreight { .. } => Answer::Freight(read(json)?),
+            Call::GetPromotions { .. } => Answer::Promotions(read(json)?),
+            Call::History { .. } => Answer::History(read(json)?),
+            Call::Promote { .. } | Call::PromoteDownstream { .. } => Answer::Queued(read(json)?),
+            Call::Approve { .. } => Answer::Approved(read(json)?),
+            Call::Abort { .. } => Answer::Aborted(read(json)?),
+            Call::Hold { .. } => Answer::Held(read(json)?),
+            Call::Release { .. } => Answer::Released(read(json)?),
+            Call::Alias { .. } => Answer::Aliased(read(json)?),
+            Call::Verify { .. } => Answer::Verification(read(json)?),
+            Call::Refresh { .. } => Answer::Refresh(read(json)?),
+            Call::Version => Answer::Version(read(json)?),
+        })
+    }
+}
+
+/// One Warehouse in `barge get warehouses`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WarehouseSummary {
+    pub project: String,
+    pub name: String,
+    /// Its discovery interval (Kargo's default 5m when it names none).
+    pub interval: String,
+    pub subscriptions: usize,
+    /// How many Freight it has minted.
+    pub freight: usize,
+    /// The newest Freight's alias.
+    pub newest: Option<String>,
+    /// Unix milliseconds.
+    pub last_discovery: Option<i64>,
+    /// The first failed subscription of the last pass.
+    pub error: Option<String>,
+}
+
+/// Freight as Kargo's API shows it: the resource (empty fields left out), when it was minted
+/// (`metadata.creationTimestamp`), its Warehouse and its status.
+#[derive(Clone, Debug)]
+pub struct FreightInfo {
+    pub freight: Freight,
+    /// RFC 3339 (metav1.Time).
+    pub created: String,
+    pub warehouse: String,
+    pub status: FreightStatus,
+}
+
+/// Kargo's Freight status: where it is, where it was verified, what it was approved for, each
+/// by Stage (Go maps, so sorted by Stage name as Kargo prints them).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FreightStatus {
+    pub currently_in: BTreeMap<String, CurrentlyIn>,
+    pub verified_in: BTreeMap<String, VerifiedIn>,
+    pub approved_for: BTreeMap<String, ApprovedFor>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CurrentlyIn {
+    /// RFC 3339, when known.
+    pub since: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifiedIn {
+    /// RFC 3339.
+    pub verified_at: String,
+    /// Go's duration form (metav1.Duration).
+    pub longest_soak: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovedFor {
+    /// RFC 3339.
+    pub approved_at: String,
+    pub approved_by: Option<String>,
+}
+
+impl Serialize for FreightInfo {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let mut v = barge_core::model::prune(serde_json::to_value(&self.freight).map_err(S::Error::custom)?);
+        v["metadata"]["creationTimestamp"] = self.created.clone().into();
+        v["warehouse"] = self.warehouse.clone().into();
+        v["status"] = serde_json::to_value(&self.status).map_err(S::Error::custom)?;
+        v.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for FreightInfo {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut v = serde_json::Value::deserialize(deserializer)?;
+        let take = |v: &mut serde_json::Value, key: &str| v.as_object_mut().and_then(|m| m.remove(key));
+        let created = v
+            .get_mut("metadata")
+            .and_then(|m| take(m, "creationTimestamp"))
+            .and_then(|t| t.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let warehouse = take(&mut v, "warehouse")
+            .and_then(|w| w.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let status = take(&mut v, "status")
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(D::Error::custom)?
+            .unwrap_or_default();
+        Ok(FreightInfo {
+            freight: serde_json::from_value(v).map_err(D::Error::custom)?,
+            created,
+            warehouse,
+            status,
+        })
+    }
+}
+
+/// A promotion as `barge get promotions` shows it; `outputs` only when asked for by name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionInfo {
+    pub project: String,
+    pub name: String,
+    pub stage: String,
+    pub freight: String,
+    pub actor: String,
+    pub phase: Phase,
+    pub message: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    pub steps: Vec<StepRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// The promotions a `Promote` or `PromoteDownstream` queued.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub promotions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approved {
+    pub freight: String,
+    pub alias: Option<String>,
+    pub stage: String,
+    pub approved_by: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Held {
+    pub stage: String,
+    /// One per freight request of the Stage.
+    pub holds: Vec<StageHold>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Released {
+    pub stage: String,
+    /// How many holds were lifted.
+    pub released: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Aliased {
+    /// The Freight's name (ID).
+    pub freight: String,
+    pub alias: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefreshRequested {
+    pub warehouse: String,
+    /// `requested`.
+    pub refresh: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: String,
+}

@@ -1,0 +1,61 @@
+//! The engine's errors, each with the [`ErrorClass`] its callers branch on (none for a fault
+//! in barge itself): the API answers
+//! with the HTTP status of the class (barge-server's api.rs), the CLI prints the message.
+
+use barge_core::ErrorClass;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The call cannot be done as asked (a bad alias, a Stage without verification, Freight
+    /// that is not available there); the caller must change it.
+    #[error("{0}")]
+    Invalid(String),
+    /// A Stage, Freight, promotion, project or Warehouse that is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// The call collides with the state (a Stage still promoting).
+    #[error("{0}")]
+    Conflict(String),
+    /// The store failed; its class says whether it is unreachable, a conflict or corrupt.
+    #[error(transparent)]
+    Store(#[from] barge_store::StoreError),
+    /// A fault in barge itself (what it stored or made cannot be read back).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// What kind of failure it is; `None` for a fault in barge itself, which neither the
+    /// caller nor a retry can mend (the API answers 500).
+    pub fn class(&self) -> Option<ErrorClass> {
+        match self {
+            EngineError::Invalid(_) => Some(ErrorClass::Invalid),
+            EngineError::NotFound(_) => Some(ErrorClass::NotFound),
+            EngineError::Conflict(_) => Some(ErrorClass::Conflict),
+            EngineError::Store(e) => Some(e.class()),
+            EngineError::Internal(_) => None,
+        }
+    }
+}
+
+impl From<serde_json::Error> for EngineError {
+    fn from(e: serde_json::Error) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}
+
+/// `Err(EngineError::Invalid(format!(...)))`.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        Err($crate::error::EngineError::Invalid(format!($($arg)*)))
+    };
+}
+
+/// `Err(EngineError::NotFound(format!(...)))`.
+macro_rules! not_found {
+    ($($arg:tt)*) => {
+        Err($crate::error::EngineError::NotFound(format!($($arg)*)))
+    };
+}
+
+pub(crate) use {invalid, not_found};

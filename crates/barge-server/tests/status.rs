@@ -1,0 +1,59 @@
+//! The API's status for each engine error: a caller's mistake is 4xx, a store that cannot be
+//! reached is 503 (try again), not 400.
+
+use axum::http::StatusCode;
+use barge_engine::EngineError;
+use barge_engine::ops::{self, Call};
+use barge_server::api::status_of;
+
+#[tokio::test]
+async fn an_unknown_stage_is_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = barge_store::Store::open(&barge_testkit::postgres::sqlite_url(&dir))
+        .await
+        .unwrap();
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text(
+        "dev.yaml",
+        &barge_testkit::fixtures::dev_stage("        - uses: fake\n"),
+    );
+    let cx = ops::Context {
+        store: &store,
+        catalog: &catalog,
+        refresh: None,
+        health: None,
+    };
+    let promote = Call::Promote {
+        project: None,
+        stage: "nope".into(),
+        freight: "anything".into(),
+        actor: "alice".into(),
+        override_reason: None,
+    };
+    let e = ops::handle(&cx, promote).await.unwrap_err();
+    assert_eq!(status_of(e.class()), StatusCode::NOT_FOUND, "{e}");
+}
+
+/// A PostgreSQL server that was stopped: nothing listens on its port any more.
+#[tokio::test]
+async fn a_store_that_cannot_be_reached_is_503() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let e = barge_store::Store::open(&format!("postgres://barge@127.0.0.1:{port}/barge"))
+        .await
+        .unwrap_err();
+    let e = EngineError::from(e);
+    assert_eq!(status_of(e.class()), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+}
+
+#[test]
+fn invalid_calls_are_400_and_faults_500() {
+    let invalid = EngineError::Invalid("bad alias".into());
+    assert_eq!(status_of(invalid.class()), StatusCode::BAD_REQUEST);
+    let conflict = EngineError::Conflict("still promoting".into());
+    assert_eq!(status_of(conflict.class()), StatusCode::CONFLICT);
+    let fault = EngineError::Internal("unreadable".into());
+    assert_eq!(status_of(fault.class()), StatusCode::INTERNAL_SERVER_ERROR);
+}
