@@ -3,6 +3,7 @@
 //! a call against the store directly (`--db`) or sends it to `barge serve` (`--server`),
 //! whose API runs the same handler: one implementation, two transports.
 
+use crate::events::{Event, EventSink, PromotionRef, VerificationRef};
 use crate::format::{go_duration, rfc3339};
 use crate::pipeline::{self, Snapshot};
 use crate::promote::now_millis;
@@ -157,6 +158,8 @@ pub type Refresh<'a> = dyn Fn(&str, &str) + Send + Sync + 'a;
 /// immediate discovery.
 pub struct Context<'a> {
     pub store: &'a Store,
+    /// Where the changes a call makes are announced.
+    pub events: &'a EventSink,
     pub catalog: &'a Catalog,
     pub refresh: Option<&'a Refresh<'a>>,
     /// Stage health as the daemon last checked it (none without a daemon).
@@ -399,6 +402,15 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             store
                 .approve(def.project, &f.freight.metadata.name, &stage, &f.warehouse, &actor, now)
                 .await?;
+            let _ = cx
+                .events
+                .emit(Event::FreightApproved {
+                    project: def.project.into(),
+                    stage: stage.clone(),
+                    freight: f.freight.metadata.name.clone(),
+                    actor: actor.clone(),
+                })
+                .await;
             json!({"freight": f.freight.metadata.name, "alias": f.freight.alias, "stage": stage, "approvedBy": actor})
         }
         Call::Abort { project, name, actor } => {
@@ -419,6 +431,8 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 .abort_promotion(&project, &name, &actor, now)
                 .await
                 .map_err(store_error)?;
+            let promotion = PromotionRef::of_stored(&p);
+            let _ = cx.events.emit(Event::PromotionAborted { promotion, by: actor }).await;
             promotion_json(&p, false)
         }
         Call::Hold { project, stage, actor } => {
@@ -441,6 +455,16 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                     created_at: now,
                 };
                 store.hold_stage(&hold).await?;
+                let _ = cx
+                    .events
+                    .emit(Event::StageHeld {
+                        project: hold.project.clone(),
+                        stage: hold.stage.clone(),
+                        warehouse: hold.warehouse.clone(),
+                        freight: hold.freight.clone(),
+                        actor: hold.actor.clone(),
+                    })
+                    .await;
                 held.push(hold);
             }
             json!({"stage": stage, "holds": held})
@@ -449,6 +473,17 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let n = store.release_stage(def.project, &stage, &actor, now).await?;
+            if n > 0 {
+                let _ = cx
+                    .events
+                    .emit(Event::StageReleased {
+                        project: def.project.into(),
+                        stage: stage.clone(),
+                        actor,
+                        holds: n,
+                    })
+                    .await;
+            }
             json!({"stage": stage, "released": n})
         }
         Call::Alias {
@@ -470,6 +505,13 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 .set_freight_alias(&project, &freight, &alias, &actor, now)
                 .await
                 .map_err(store_error)?;
+            let aliased = Event::FreightAliased {
+                project: project.clone(),
+                freight,
+                alias: alias.clone(),
+                actor,
+            };
+            let _ = cx.events.emit(aliased).await;
             json!({"freight": stored_freight(store, &project, &alias).await?.freight.metadata.name, "alias": alias})
         }
         Call::Verify {
@@ -481,10 +523,18 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let v = if abort {
-                store
+                let v = store
                     .abort_verification(def.project, def.name, &actor, now)
                     .await
-                    .map_err(store_error)?
+                    .map_err(store_error)?;
+                let finished = Event::VerificationFinished {
+                    verification: VerificationRef::of(&v),
+                    phase: v.phase,
+                    message: v.message.clone(),
+                    actor,
+                };
+                let _ = cx.events.emit(finished).await;
+                v
             } else {
                 if !def.has_verification() {
                     bail!("Stage {stage} has no verification (spec.verification.analysisTemplates)");
@@ -492,10 +542,13 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 let facts = store.freight_stages(def.project).await?;
                 let current = pipeline::verification_subject(&facts, def.name)
                     .ok_or_else(|| anyhow::anyhow!("Stage {stage} has no Freight to verify yet"))?;
-                store
+                let v = store
                     .create_verification(def.project, def.name, &current.freight, &actor, now)
                     .await
-                    .map_err(store_error)?
+                    .map_err(store_error)?;
+                let verification = VerificationRef::of(&v);
+                let _ = cx.events.emit(Event::VerificationStarted { verification, actor }).await;
+                v
             };
             serde_json::to_value(&v)?
         }
@@ -523,8 +576,16 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
                 .into());
             }
             refresh(&project, &warehouse);
-            tracing::info!(%project, %warehouse, %actor, "refresh requested");
-            json!({"warehouse": warehouse, "refresh": "requested"})
+            let answer = json!({"warehouse": warehouse, "refresh": "requested"});
+            let _ = cx
+                .events
+                .emit(Event::RefreshRequested {
+                    project,
+                    warehouse,
+                    actor,
+                })
+                .await;
+            answer
         }
     })
 }
@@ -599,10 +660,17 @@ async fn queue_promotion(
     }
     pipeline::check_manual(cx.catalog, &snap, def, &f, override_reason, now_millis())?;
     if let Some(reason) = override_reason {
-        crate::promote::audit_override(cx.store, def.project, def.name, &f.freight.metadata.name, actor, reason)
-            .await?;
+        crate::promote::audit_override(
+            cx.events,
+            def.project,
+            def.name,
+            &f.freight.metadata.name,
+            actor,
+            reason,
+        )
+        .await?;
     }
-    let p = crate::promote::create(cx.catalog, cx.store, def, &f, actor, Phase::Pending, false)
+    let p = crate::promote::create(cx.catalog, cx.store, cx.events, def, &f, actor, Phase::Pending, false)
         .await
         .context("cannot queue the promotion")?;
     Ok(p.name)
