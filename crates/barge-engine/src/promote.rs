@@ -1,8 +1,9 @@
 //! `barge promote`: one promotion run in-process, recorded in the store, resumable.
 //!
 //! The promotion (its inflated steps, vars and Freight) is stored when it is created and its
-//! progress after every step; running the same command again after a crash resumes it. The
-//! events sink here is the one place step events are shown, logged and audited.
+//! progress after every step; running the same command again after a crash resumes it. Step
+//! events are shown here (`Progress`, for the CLI) and go to the events sink
+//! ([`crate::events`]), which logs and audits them.
 //!
 //! A promotion runs under a lease, as the daemon's do (`serve.rs`): the command takes it before
 //! running or resuming and renews it while it runs, so a promotion runs in one process at a
@@ -150,6 +151,7 @@ impl Events for Progress {
 
 /// Creates a promotion of stored Freight into a Stage: the plan is inflated now (tasks,
 /// vars, the Freight collection with the Stage's Freight from its other origins) and stored.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     catalog: &Catalog,
     store: &Store,
@@ -203,6 +205,7 @@ pub async fn create(
 
 /// Runs (or resumes) a stored promotion to its end, moving the Freight into the Stage when
 /// it succeeds and applying the metadata and alias changes its steps asked for.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     catalog: &Catalog,
     store: &Store,
