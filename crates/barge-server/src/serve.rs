@@ -97,9 +97,11 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         .collect::<Vec<_>>()
         .join(" ");
     catalog.compact();
-    store.save_definitions(&source, &catalog.texts, now_millis()).await?;
+    let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
     let events = EventSink::for_engine(store.clone(), &engine);
-    let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
+    if recorded {
+        let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
+    }
     let shared = Arc::new(Shared {
         store: store.clone(),
         events,
@@ -488,14 +490,14 @@ async fn apply_reload(
         .save_definitions(source, &catalog.texts, now_millis())
         .await
     {
-        Ok(_) => {
+        Ok(recorded) => {
             eprintln!("barge: definitions reloaded");
-            let _ = shared
-                .events
-                .emit(Event::DefinitionsReloaded {
+            if recorded {
+                let reloaded = Event::DefinitionsReloaded {
                     source: source.to_string(),
-                })
-                .await;
+                };
+                let _ = shared.events.emit(reloaded).await;
+            }
             opts.defined.adopt(&catalog);
             if let Ok(mut c) = shared.catalog.write() {
                 *c = Arc::new(catalog);
