@@ -261,11 +261,20 @@ pub fn redact_values(text: &str, secrets: &[String]) -> String {
 
 /// [`redact_values`] over every string in a JSON value (step outputs).
 pub fn redact_json(v: &serde_json::Value, secrets: &[String]) -> serde_json::Value {
+    map_json_strings(v, &|s| redact_values(s, secrets))
+}
+
+/// `v` with `redact` applied to every string value in it (keys are kept).
+pub fn map_json_strings(v: &serde_json::Value, redact: &dyn Fn(&str) -> String) -> serde_json::Value {
     use serde_json::Value;
     match v {
-        Value::String(s) => Value::String(redact_values(s, secrets)),
-        Value::Array(a) => Value::Array(a.iter().map(|x| redact_json(x, secrets)).collect()),
-        Value::Object(m) => Value::Object(m.iter().map(|(k, x)| (k.clone(), redact_json(x, secrets))).collect()),
+        Value::String(s) => Value::String(redact(s)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| map_json_strings(x, redact)).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), map_json_strings(x, redact)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

@@ -109,15 +109,19 @@ pub struct Discoverer {
     /// For subscriptions with insecureSkipTLSVerify.
     insecure: Registry,
     git_config: GitConfig,
+    /// Where minted Freight is announced.
+    events: crate::events::EventSink,
 }
 
 impl Discoverer {
     /// Git gets `defined`'s credentials, else the `git_rules`; chart repositories written with
-    /// a userinfo get theirs (see [`crate::config::DefinedCredentials`]).
+    /// a userinfo get theirs (see [`crate::config::DefinedCredentials`]). Minted Freight goes
+    /// to `events`.
     pub fn new(
         mut config: RegistryConfig,
         defined: &crate::config::DefinedCredentials,
         git_rules: Vec<barge_registry::CredentialRule>,
+        events: crate::events::EventSink,
     ) -> Result<Discoverer> {
         config.url_credentials = Some(barge_registry::UrlCredentialLookup(defined.for_requests()));
         let git_config = GitConfig {
@@ -132,6 +136,7 @@ impl Discoverer {
                 ..config
             })?,
             git_config,
+            events,
         })
     }
 
@@ -284,6 +289,18 @@ async fn run_with(
             if let Some(f) = to_create {
                 let minted = store.mint_freight(&r.project, &r.name, f, now).await?;
                 stored = Some(if minted.created { "created" } else { "existing" });
+                if minted.created {
+                    let f = &minted.freight;
+                    let _ = d
+                        .events
+                        .emit(crate::events::Event::FreightMinted {
+                            project: f.project.clone(),
+                            warehouse: f.warehouse.clone(),
+                            freight: f.freight.metadata.name.clone(),
+                            alias: f.freight.alias.clone(),
+                        })
+                        .await;
+                }
                 freight = Some(barge_core::model::prune(serde_json::to_value(&minted.freight.freight)?));
             }
         }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod discover;
 pub mod error;
+pub mod events;
 pub mod format;
 pub mod ops;
 pub mod pipeline;

@@ -6,6 +6,7 @@
 
 use crate::answer::*;
 use crate::error::{EngineError, invalid, not_found};
+use crate::events::{Event, EventSink, PromotionRef, VerificationRef};
 use crate::format::{go_duration, rfc3339};
 use crate::pipeline::{self, Snapshot};
 use crate::promote::now_millis;
@@ -158,6 +159,8 @@ pub type Refresh<'a> = dyn Fn(&str, &str) + Send + Sync + 'a;
 /// immediate discovery.
 pub struct Context<'a> {
     pub store: &'a Store,
+    /// Where the changes a call makes are announced.
+    pub events: &'a EventSink,
     pub catalog: &'a Catalog,
     pub refresh: Option<&'a Refresh<'a>>,
     /// Stage health as the daemon last checked it (none without a daemon).
@@ -383,6 +386,15 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
             store
                 .approve(def.project, &f.freight.metadata.name, &stage, &f.warehouse, &actor, now)
                 .await?;
+            let _ = cx
+                .events
+                .emit(Event::FreightApproved {
+                    project: def.project.into(),
+                    stage: stage.clone(),
+                    freight: f.freight.metadata.name.clone(),
+                    actor: actor.clone(),
+                })
+                .await;
             Answer::Approved(Approved {
                 freight: f.freight.metadata.name,
                 alias: f.freight.alias,
@@ -399,6 +411,8 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
                 },
             };
             let p = store.abort_promotion(&project, &name, &actor, now).await?;
+            let promotion = PromotionRef::of_stored(&p);
+            let _ = cx.events.emit(Event::PromotionAborted { promotion, by: actor }).await;
             Answer::Aborted(promotion_info(&p, false))
         }
         Call::Hold { project, stage, actor } => {
@@ -423,6 +437,16 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
                     created_at: now,
                 };
                 store.hold_stage(&hold).await?;
+                let _ = cx
+                    .events
+                    .emit(Event::StageHeld {
+                        project: hold.project.clone(),
+                        stage: hold.stage.clone(),
+                        warehouse: hold.warehouse.clone(),
+                        freight: hold.freight.clone(),
+                        actor: hold.actor.clone(),
+                    })
+                    .await;
                 held.push(hold);
             }
             Answer::Held(Held { stage, holds: held })
@@ -431,6 +455,17 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let released = store.release_stage(def.project, &stage, &actor, now).await?;
+            if released > 0 {
+                let _ = cx
+                    .events
+                    .emit(Event::StageReleased {
+                        project: def.project.into(),
+                        stage: stage.clone(),
+                        actor,
+                        holds: released,
+                    })
+                    .await;
+            }
             Answer::Released(Released { stage, released })
         }
         Call::Alias {
@@ -449,6 +484,13 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
                 );
             }
             store.set_freight_alias(&project, &freight, &alias, &actor, now).await?;
+            let aliased = Event::FreightAliased {
+                project: project.clone(),
+                freight,
+                alias: alias.clone(),
+                actor,
+            };
+            let _ = cx.events.emit(aliased).await;
             let freight = stored_freight(store, &project, &alias).await?.freight.metadata.name;
             Answer::Aliased(Aliased { freight, alias })
         }
@@ -461,7 +503,15 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
             let all = pipeline::stages(catalog);
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let v = if abort {
-                store.abort_verification(def.project, def.name, &actor, now).await?
+                let v = store.abort_verification(def.project, def.name, &actor, now).await?;
+                let finished = Event::VerificationFinished {
+                    verification: VerificationRef::of(&v),
+                    phase: v.phase,
+                    message: v.message.clone(),
+                    actor,
+                };
+                let _ = cx.events.emit(finished).await;
+                v
             } else {
                 if !def.has_verification() {
                     return invalid!("Stage {stage} has no verification (spec.verification.analysisTemplates)");
@@ -470,9 +520,12 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
                 let Some(current) = pipeline::verification_subject(&facts, def.name) else {
                     return invalid!("Stage {stage} has no Freight to verify yet");
                 };
-                store
+                let v = store
                     .create_verification(def.project, def.name, &current.freight, &actor, now)
-                    .await?
+                    .await?;
+                let verification = VerificationRef::of(&v);
+                let _ = cx.events.emit(Event::VerificationStarted { verification, actor }).await;
+                v
             };
             Answer::Verification(v)
         }
@@ -498,11 +551,19 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
                 return not_found!("no Warehouse named {warehouse:?} in project {project:?}");
             }
             refresh(&project, &warehouse);
-            tracing::info!(%project, %warehouse, %actor, "refresh requested");
-            Answer::Refresh(RefreshRequested {
-                warehouse,
+            let answer = Answer::Refresh(RefreshRequested {
+                warehouse: warehouse.clone(),
                 refresh: "requested".into(),
-            })
+            });
+            let _ = cx
+                .events
+                .emit(Event::RefreshRequested {
+                    project,
+                    warehouse,
+                    actor,
+                })
+                .await;
+            answer
         }
     })
 }
@@ -552,10 +613,17 @@ async fn queue_promotion(
     }
     pipeline::check_manual(cx.catalog, &snap, def, &f, override_reason, now_millis())?;
     if let Some(reason) = override_reason {
-        crate::promote::audit_override(cx.store, def.project, def.name, &f.freight.metadata.name, actor, reason)
-            .await?;
+        crate::promote::audit_override(
+            cx.events,
+            def.project,
+            def.name,
+            &f.freight.metadata.name,
+            actor,
+            reason,
+        )
+        .await?;
     }
-    let p = crate::promote::create(cx.catalog, cx.store, def, &f, actor, Phase::Pending, false).await?;
+    let p = crate::promote::create(cx.catalog, cx.store, cx.events, def, &f, actor, Phase::Pending, false).await?;
     Ok(p.name)
 }
 

@@ -1,8 +1,9 @@
 //! `barge promote`: one promotion run in-process, recorded in the store, resumable.
 //!
 //! The promotion (its inflated steps, vars and Freight) is stored when it is created and its
-//! progress after every step; running the same command again after a crash resumes it. The
-//! events sink here is the one place step events are shown, logged and audited.
+//! progress after every step; running the same command again after a crash resumes it. Step
+//! events are shown here (`Progress`, for the CLI) and go to the events sink
+//! ([`crate::events`]), which logs and audits them.
 //!
 //! A promotion runs under a lease, as the daemon's do (`serve.rs`): the command takes it before
 //! running or resuming and renews it while it runs, so a promotion runs in one process at a
@@ -10,12 +11,13 @@
 //! again; when the holder was a `barge promote` of this host that is gone (killed), its lease
 //! is taken over at once rather than when it runs out.
 
+use crate::events::{Event, EventSink, PromotionRef};
 use crate::pipeline;
 use anyhow::{Context, Result, bail};
 use barge_core::Catalog;
 use barge_core::promotion::{Phase, State};
-use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
-use barge_store::{NewAudit, Store, StoredPromotion};
+use barge_promote::{BoxFuture, Engine, Event as StepEvent, Events, Journal, Promotion};
+use barge_store::{Store, StoredPromotion};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -85,30 +87,30 @@ impl Journal for StoreJournal {
     }
 }
 
-/// Shows progress on stderr (for the CLI), logs, and audits every finished step.
-pub struct Progress {
-    pub store: Option<Store>,
-    pub project: String,
-    pub stage: String,
-    pub freight: String,
-    pub promotion: String,
-    pub actor: String,
-    pub total: usize,
+/// Shows progress on stderr (for the CLI); logging and auditing the steps is the events
+/// sink's.
+struct Progress {
+    events: EventSink,
+    promotion: PromotionRef,
+    total: usize,
     /// Print step lines on stderr (the CLI); the daemon only logs.
-    pub print: bool,
+    print: bool,
 }
 
 impl Events for Progress {
-    fn event<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, ()> {
+    fn event<'a>(&'a self, event: &'a StepEvent) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            let promotion = self.promotion.clone();
             match event {
-                Event::StepStarted { index, alias, uses } => {
-                    tracing::info!(promotion = %self.promotion, step = %alias, uses = %uses, "step started");
+                StepEvent::StepStarted { index, alias, uses } => {
                     if self.print {
                         eprintln!("[{}/{}] {uses} ({alias}) …", index + 1, self.total);
                     }
+                    let step = alias.clone();
+                    let uses = uses.clone();
+                    let _ = self.events.emit(Event::StepStarted { promotion, step, uses }).await;
                 }
-                Event::StepFinished {
+                StepEvent::StepFinished {
                     index,
                     alias,
                     uses,
@@ -117,7 +119,6 @@ impl Events for Progress {
                     outputs,
                     elapsed,
                 } => {
-                    tracing::info!(promotion = %self.promotion, step = %alias, uses = %uses, status = status.as_str(), "step finished");
                     if self.print {
                         let detail = if message.is_empty() {
                             String::new()
@@ -132,27 +133,16 @@ impl Events for Progress {
                             elapsed.as_secs_f64()
                         );
                     }
-                    let Some(store) = &self.store else { return };
-                    let subject = format!("Promotion/{}", self.promotion);
-                    let body = serde_json::json!({"step": alias, "uses": uses, "status": status.as_str(), "message": message, "outputs": outputs});
-                    let kind = if uses == "git-push" && *status == barge_core::eval::StepStatus::Succeeded {
-                        "promotion.pushed"
-                    } else {
-                        "promotion.step"
+                    let finished = Event::StepFinished {
+                        promotion,
+                        step: alias.clone(),
+                        uses: uses.clone(),
+                        status: *status,
+                        message: message.clone(),
+                        outputs: outputs.clone(),
                     };
-                    let audit = NewAudit {
-                        at: now_millis(),
-                        project: &self.project,
-                        kind,
-                        subject: &subject,
-                        actor: &self.actor,
-                        stage: &self.stage,
-                        freight: &self.freight,
-                        body: &body,
-                    };
-                    if let Err(e) = store.append_audit(audit).await {
-                        tracing::error!("cannot audit step {alias}: {e}");
-                    }
+                    // A failed audit is logged by the sink; the promotion goes on.
+                    let _ = self.events.emit(finished).await;
                 }
             }
         })
@@ -161,9 +151,11 @@ impl Events for Progress {
 
 /// Creates a promotion of stored Freight into a Stage: the plan is inflated now (tasks,
 /// vars, the Freight collection with the Stage's Freight from its other origins) and stored.
+#[allow(clippy::too_many_arguments)]
 pub async fn create(
     catalog: &Catalog,
     store: &Store,
+    events: &EventSink,
     def: &pipeline::StageDef<'_>,
     freight: &barge_store::StoredFreight,
     actor: &str,
@@ -206,15 +198,18 @@ pub async fn create(
                 updated_at: now,
             })
             .await?;
+        let _ = events.emit(Event::PromotionCreated(PromotionRef::of(&p))).await;
     }
     Ok(p)
 }
 
 /// Runs (or resumes) a stored promotion to its end, moving the Freight into the Stage when
 /// it succeeds and applying the metadata and alias changes its steps asked for.
+#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     catalog: &Catalog,
     store: &Store,
+    events: &EventSink,
     engine: &Engine,
     p: &Promotion,
     state: State,
@@ -237,21 +232,16 @@ pub async fn execute(
     let mut data = engine.data.clone();
     data.stage_metadata = store.list_metadata(&p.project, "Stage").await?;
     data.freight_metadata = store.list_metadata(&p.project, "Freight").await?;
-    let recording = if dry_run { None } else { Some(store.clone()) };
     let journal = StoreJournal {
-        store: recording.clone(),
+        store: (!dry_run).then(|| store.clone()),
         project: p.project.clone(),
         name: p.name.clone(),
         entry,
         aborted: std::sync::atomic::AtomicBool::new(false),
     };
     let progress = Progress {
-        store: recording,
-        project: p.project.clone(),
-        stage: p.stage.clone(),
-        freight: p.freight.metadata.name.clone(),
-        promotion: p.name.clone(),
-        actor: p.actor.clone(),
+        events: if dry_run { events.logging_only() } else { events.clone() },
+        promotion: PromotionRef::of(p),
         total: p.steps.len(),
         print,
     };
@@ -276,8 +266,24 @@ pub async fn execute(
         outcome.message = "aborted".into();
         return Ok(outcome);
     }
-    if !dry_run && outcome.phase == Phase::Succeeded {
-        apply_effects(store, p, &outcome.effects).await?;
+    if dry_run {
+        return Ok(outcome);
+    }
+    // The journal's last save recorded the end (and, on success, the Freight's entry) with
+    // their audit rows; a promotion that stopped before its end (its progress could not be
+    // saved) resumes and ends later.
+    if matches!(outcome.phase, Phase::Succeeded | Phase::Failed | Phase::Errored) {
+        let _ = events
+            .emit(Event::PromotionFinished {
+                promotion: PromotionRef::of(p),
+                phase: outcome.phase,
+                message: outcome.message.clone(),
+            })
+            .await;
+    }
+    if outcome.phase == Phase::Succeeded {
+        let _ = events.emit(Event::FreightEntered(PromotionRef::of(p))).await;
+        apply_effects(store, events, p, &outcome.effects).await?;
     }
     Ok(outcome)
 }
@@ -298,6 +304,7 @@ async fn aborted(store: &Store, project: &str, name: &str) {
 pub async fn run(
     catalog: &Catalog,
     store: Store,
+    events: &EventSink,
     engine: Engine,
     req: &Request<'_>,
 ) -> Result<(Promotion, barge_promote::Outcome)> {
@@ -343,7 +350,7 @@ pub async fn run(
             pipeline::check_manual(catalog, &snap, def, &freight, req.override_window, now_millis())?;
             if let Some(reason) = req.override_window.filter(|_| !req.dry_run) {
                 audit_override(
-                    &store,
+                    events,
                     &project,
                     req.stage,
                     &freight.freight.metadata.name,
@@ -352,7 +359,17 @@ pub async fn run(
                 )
                 .await?;
             }
-            let p = create(catalog, &store, def, &freight, req.actor, Phase::Running, req.dry_run).await?;
+            let p = create(
+                catalog,
+                &store,
+                events,
+                def,
+                &freight,
+                req.actor,
+                Phase::Running,
+                req.dry_run,
+            )
+            .await?;
             if !req.dry_run {
                 take_lease(&store, &project, &p.name, &owner).await?;
             }
@@ -361,7 +378,7 @@ pub async fn run(
         }
     };
     let _renewing = (!req.dry_run).then(|| Renewal::start(store.clone(), owner));
-    let outcome = execute(catalog, &store, &engine, &promotion, state, true, req.dry_run).await?;
+    let outcome = execute(catalog, &store, events, &engine, &promotion, state, true, req.dry_run).await?;
     Ok((promotion, outcome))
 }
 
@@ -465,40 +482,49 @@ impl Drop for Renewal {
     }
 }
 
-/// Records that a person promoted through a closed promotion window, and why.
+/// Records that a person promoted through a closed promotion window, and why; the promotion
+/// is not created unless this is audited.
 pub async fn audit_override(
-    store: &Store,
+    events: &EventSink,
     project: &str,
     stage: &str,
     freight: &str,
     actor: &str,
     reason: &str,
 ) -> Result<(), crate::EngineError> {
-    let subject = format!("Stage/{stage}");
-    store
-        .append_audit(NewAudit {
-            at: now_millis(),
-            project,
-            kind: "window.overridden",
-            subject: &subject,
-            actor,
-            stage,
-            freight,
-            body: &serde_json::json!({"reason": reason}),
+    events
+        .emit(Event::WindowOverridden {
+            project: project.into(),
+            stage: stage.into(),
+            freight: freight.into(),
+            actor: actor.into(),
+            reason: reason.into(),
         })
         .await?;
     Ok(())
 }
 
 /// Applies what set-metadata and set-freight-alias asked for (each change is audited).
-async fn apply_effects(store: &Store, p: &Promotion, effects: &[barge_promote::steps::Effect]) -> Result<()> {
+async fn apply_effects(
+    store: &Store,
+    events: &EventSink,
+    p: &Promotion,
+    effects: &[barge_promote::steps::Effect],
+) -> Result<()> {
     use barge_promote::steps::Effect;
+    let updated = |kind: &str, name: &str| Event::MetadataUpdated {
+        project: p.project.clone(),
+        kind: kind.into(),
+        name: name.into(),
+        actor: p.actor.clone(),
+    };
     for e in effects {
         match e {
             Effect::StageMetadata { stage, values } => {
                 store
                     .merge_metadata(&p.project, "Stage", stage, values, &p.actor, now_millis())
                     .await?;
+                let _ = events.emit(updated("Stage", stage)).await;
             }
             Effect::FreightMetadata { freight, values } => {
                 // A Freight named by alias is recorded under its name.
@@ -509,12 +535,21 @@ async fn apply_effects(store: &Store, p: &Promotion, effects: &[barge_promote::s
                 store
                     .merge_metadata(&p.project, "Freight", &name, values, &p.actor, now_millis())
                     .await?;
+                let _ = events.emit(updated("Freight", &name)).await;
             }
             Effect::FreightAlias { freight, alias } => {
                 store
                     .set_freight_alias(&p.project, freight, alias, &p.actor, now_millis())
                     .await
                     .with_context(|| format!("set-freight-alias of {freight}"))?;
+                let _ = events
+                    .emit(Event::FreightAliased {
+                        project: p.project.clone(),
+                        freight: freight.clone(),
+                        alias: alias.clone(),
+                        actor: p.actor.clone(),
+                    })
+                    .await;
             }
         }
     }

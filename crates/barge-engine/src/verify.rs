@@ -8,6 +8,7 @@
 //! conditions, the value and the phase) and the run's report is saved as it grows, so
 //! `barge get stage S` shows the numbers while the run is going.
 
+use crate::events::{Event, EventSink, Measured, VerificationRef};
 use crate::pipeline::{self, StageDef};
 use crate::promote::now_millis;
 use anyhow::{Context as _, Result};
@@ -158,14 +159,15 @@ pub enum Mode {
 }
 
 /// Runs a claimed verification to its end and records it; returns its final phase
-/// (`Aborted` when someone aborted it meanwhile). `progress` sees each measurement.
+/// (`Aborted` when someone aborted it meanwhile). Each measurement and the outcome go to
+/// `events`.
 pub async fn run(
     store: &Store,
+    events: &EventSink,
     catalog: &Catalog,
     secrets: &Secrets,
     mode: &Mode,
     v: &Verification,
-    progress: &(dyn Fn(&MetricReport, &Measurement) + Sync),
 ) -> Result<VerificationPhase> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
@@ -193,7 +195,15 @@ pub async fn run(
         Ok(p) => p,
         Err(e) => {
             let message = format!("the verification cannot run: {e}");
-            return finish(store, v, VerificationPhase::Error, &message, &serde_json::json!({})).await;
+            return finish(
+                store,
+                events,
+                v,
+                VerificationPhase::Error,
+                &message,
+                &serde_json::json!({}),
+            )
+            .await;
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -214,25 +224,27 @@ pub async fn run(
     // Measurements go to the store in order, off the measuring path.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(MetricReport, Measurement)>();
     let writer = {
-        let (store, v, stop) = (store.clone(), v.clone(), stop.clone());
+        let (store, events, v, stop) = (store.clone(), events.clone(), v.clone(), stop.clone());
         tokio::spawn(async move {
             let mut metrics: BTreeMap<String, MetricReport> = BTreeMap::new();
             while let Some((metric, m)) = rx.recv().await {
-                let body = serde_json::json!({
-                    "verification": v.id,
-                    "metric": metric.name,
-                    "provider": metric.provider,
-                    "resolved": metric.resolved,
-                    "successCondition": metric.success_condition,
-                    "failureCondition": metric.failure_condition,
-                    "phase": m.phase,
-                    "value": m.value,
-                    "message": m.message,
-                    "metricPhase": metric.phase,
-                });
-                if let Err(e) = store.audit_measurement(&v, &body, m.finished_at).await {
-                    tracing::warn!(verification = %v.id, "cannot audit a measurement: {e}");
-                }
+                let measured = Measured {
+                    metric: metric.name.clone(),
+                    provider: metric.provider.clone(),
+                    resolved: metric.resolved.clone(),
+                    success_condition: metric.success_condition.clone(),
+                    failure_condition: metric.failure_condition.clone(),
+                    phase: m.phase.as_str().into(),
+                    value: m.value,
+                    message: m.message,
+                    metric_phase: metric.phase.as_str().into(),
+                    at: m.finished_at,
+                };
+                let verification = VerificationRef::of(&v);
+                // A failed audit is logged by the sink; the run goes on.
+                let _ = events
+                    .emit(Event::VerificationMeasured { verification, measured })
+                    .await;
                 metrics.insert(metric.name.clone(), metric);
                 let so_far = serde_json::json!({
                     "phase": "Running",
@@ -246,7 +258,6 @@ pub async fn run(
         })
     };
     let observe = |metric: &MetricReport, m: &Measurement| {
-        progress(metric, m);
         let _ = tx.send((metric.clone(), m.clone()));
     };
     let report = match &prepared {
@@ -263,7 +274,15 @@ pub async fn run(
                     let _ = writer.await;
                     watcher.abort();
                     let message = format!("the AnalysisRun cannot be created or followed: {e}");
-                    return finish(store, v, VerificationPhase::Error, &message, &serde_json::json!({})).await;
+                    return finish(
+                        store,
+                        events,
+                        v,
+                        VerificationPhase::Error,
+                        &message,
+                        &serde_json::json!({}),
+                    )
+                    .await;
                 }
             }
         }
@@ -278,6 +297,7 @@ pub async fn run(
     }
     let phase = finish(
         store,
+        events,
         v,
         VerificationPhase::of_run(report.phase),
         &report.message,
@@ -285,7 +305,7 @@ pub async fn run(
     )
     .await?;
     if matches!(phase, VerificationPhase::Failed | VerificationPhase::Error) {
-        rollback(store, catalog, def, v, phase).await;
+        rollback(store, events, catalog, def, v, phase).await;
     }
     Ok(phase)
 }
@@ -329,13 +349,24 @@ fn cluster_run(
 
 async fn finish(
     store: &Store,
+    events: &EventSink,
     v: &Verification,
     phase: VerificationPhase,
     message: &str,
     report: &serde_json::Value,
 ) -> Result<VerificationPhase> {
     match store.finish_verification(v, phase, message, report, now_millis()).await {
-        Ok(()) => Ok(phase),
+        Ok(()) => {
+            let _ = events
+                .emit(Event::VerificationFinished {
+                    verification: VerificationRef::of(v),
+                    phase,
+                    message: message.into(),
+                    actor: "barge".into(),
+                })
+                .await;
+            Ok(phase)
+        }
         Err(StoreError::Aborted(_)) => Ok(VerificationPhase::Aborted),
         Err(e) => Err(e).context("cannot record the verification's outcome"),
     }
@@ -372,7 +403,14 @@ fn rollback_on(catalog: &Catalog, def: &StageDef<'_>) -> Vec<VerificationPhase> 
 /// Re-promotes the Stage's previous verified Freight of the same origin, if rollback is on
 /// for this outcome and there is one. The promotion holds the Stage (it is not the newest
 /// Freight), so auto-promotion does not bring the failed Freight straight back.
-async fn rollback(store: &Store, catalog: &Catalog, def: &StageDef<'_>, v: &Verification, phase: VerificationPhase) {
+async fn rollback(
+    store: &Store,
+    events: &EventSink,
+    catalog: &Catalog,
+    def: &StageDef<'_>,
+    v: &Verification,
+    phase: VerificationPhase,
+) {
     if !rollback_on(catalog, def).contains(&phase) {
         return;
     }
@@ -395,6 +433,7 @@ async fn rollback(store: &Store, catalog: &Catalog, def: &StageDef<'_>, v: &Veri
         let p = crate::promote::create(
             catalog,
             store,
+            events,
             def,
             &stored,
             ROLLBACK_ACTOR,

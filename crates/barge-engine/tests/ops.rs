@@ -57,8 +57,10 @@ async fn fixture(repo: &str) -> Fixture {
 
 impl Fixture {
     async fn call(&self, call: Call) -> Result<Answer, EngineError> {
+        let events = barge_engine::events::EventSink::new(Some(self.store.clone()), Vec::new());
         let cx = ops::Context {
             store: &self.store,
+            events: &events,
             catalog: &self.catalog,
             refresh: None,
             health: None,
@@ -308,7 +310,8 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
         dry_run: false,
         override_window: None,
     };
-    let (promotion, outcome) = barge_engine::promote::run(&fx.catalog, fx.store.clone(), engine, &request)
+    let events = barge_engine::events::EventSink::for_engine(fx.store.clone(), &engine);
+    let (promotion, outcome) = barge_engine::promote::run(&fx.catalog, fx.store.clone(), &events, engine, &request)
         .await
         .unwrap();
     assert_eq!(outcome.phase, Phase::Succeeded, "{}", outcome.message);

@@ -434,7 +434,7 @@ impl Engine {
     }
 
     /// Every secret value steps can read (values under 3 characters would redact noise).
-    fn secret_values(&self) -> Vec<String> {
+    pub fn secret_values(&self) -> Vec<String> {
         self.data
             .secrets
             .values()

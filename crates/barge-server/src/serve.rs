@@ -16,6 +16,7 @@ use anyhow::{Context as _, Result};
 use barge_core::Catalog;
 use barge_core::analysis::VerificationPhase;
 use barge_core::promotion::{Phase, State};
+use barge_engine::events::{Event, EventSink, PromotionRef, VerificationRef};
 use barge_engine::ops;
 use barge_engine::pipeline::{self, AUTO_ACTOR, Snapshot};
 use barge_engine::promote::{self, LEASE, now_millis};
@@ -63,6 +64,8 @@ type Key = (String, String);
 /// What the daemon's tasks and the API share.
 pub struct Shared {
     pub store: Store,
+    /// The one sink of this daemon's domain events.
+    pub events: EventSink,
     /// The running definitions; a reload sends the new ones to every task.
     catalog: watch::Sender<Arc<Catalog>>,
     /// Warehouses someone asked to discover now.
@@ -114,9 +117,14 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         .collect::<Vec<_>>()
         .join(" ");
     catalog.compact();
-    store.save_definitions(&source, &catalog.texts, now_millis()).await?;
+    let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
+    let events = EventSink::for_engine(store.clone(), &engine);
+    if recorded {
+        let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
+    }
     let shared = Arc::new(Shared {
         store: store.clone(),
+        events,
         catalog: watch::Sender::new(Arc::new(catalog)),
         refresh: Mutex::new(HashSet::new()),
         health: Mutex::new(pipeline::HealthMap::new()),
@@ -368,25 +376,15 @@ async fn apply_reload(
     last.texts = catalog.texts.clone();
     if catalog.errors() > 0 {
         let text = barge_engine::diagnostics::diagnostics_text(&catalog, false);
-        tracing::warn!("the changed definitions have errors; keeping the last good ones:\n{text}");
         eprintln!(
             "barge: the changed definitions have {} error(s); keeping the last good ones:\n{text}",
             catalog.errors()
         );
-        let body = serde_json::json!({"errors": catalog.errors(), "diagnostics": barge_engine::diagnostics::validate_json(&catalog)["diagnostics"]});
-        let _ = shared
-            .store
-            .append_audit(barge_store::NewAudit {
-                at: now_millis(),
-                project: "",
-                kind: "config.rejected",
-                subject: "Definitions",
-                actor: "barge",
-                stage: "",
-                freight: "",
-                body: &body,
-            })
-            .await;
+        let rejected = Event::DefinitionsRejected {
+            errors: catalog.errors(),
+            diagnostics: barge_engine::diagnostics::validate_json(&catalog)["diagnostics"].take(),
+        };
+        let _ = shared.events.emit(rejected).await;
         return;
     }
     match shared
@@ -394,8 +392,14 @@ async fn apply_reload(
         .save_definitions(source, &catalog.texts, now_millis())
         .await
     {
-        Ok(_) => {
+        Ok(recorded) => {
             eprintln!("barge: definitions reloaded");
+            if recorded {
+                let reloaded = Event::DefinitionsReloaded {
+                    source: source.to_string(),
+                };
+                let _ = shared.events.emit(reloaded).await;
+            }
             opts.defined.adopt(&catalog);
             shared.catalog.send_replace(Arc::new(catalog));
         }
@@ -429,8 +433,12 @@ struct Pass {
 
 impl Discovery {
     fn new(shared: Arc<Shared>, opts: &Options) -> Result<Discovery> {
-        let discoverer =
-            barge_engine::discover::Discoverer::new(opts.registry.clone(), &opts.defined, opts.git_rules.clone())?;
+        let discoverer = barge_engine::discover::Discoverer::new(
+            opts.registry.clone(),
+            &opts.defined,
+            opts.git_rules.clone(),
+            shared.events.clone(),
+        )?;
         Ok(Discovery {
             shared,
             discoverer: Arc::new(discoverer),
@@ -573,7 +581,15 @@ async fn discover(
             for report in &reports {
                 for s in &report.subscriptions {
                     if let Some(e) = &s.error {
-                        tracing::warn!(warehouse = %report.warehouse, "discovery of {} failed: {e}", s.repo_url);
+                        let _ = shared
+                            .events
+                            .emit(Event::DiscoveryFailed {
+                                project: report.project.clone(),
+                                warehouse: report.warehouse.clone(),
+                                repo_url: Some(s.repo_url.clone()),
+                                error: e.clone(),
+                            })
+                            .await;
                         failed.push(format!("warehouse {}: {} {e}", report.warehouse, s.repo_url));
                     }
                 }
@@ -590,7 +606,15 @@ async fn discover(
             }
         }
         Err(e) => {
-            tracing::warn!(warehouse = %name, "discovery failed: {e:#}");
+            let _ = shared
+                .events
+                .emit(Event::DiscoveryFailed {
+                    project: project.clone(),
+                    warehouse: name.clone(),
+                    repo_url: None,
+                    error: format!("{e:#}"),
+                })
+                .await;
             failed.push(format!("warehouse {name}: {e:#}"));
         }
     }
@@ -654,7 +678,15 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
                     .release_stage(def.project, def.name, DISABLED_ACTOR, now)
                     .await
                 {
-                    Ok(n) => tracing::info!(stage = %def.name, "auto-promotion is off: {n} hold(s) cleared"),
+                    Ok(n) => {
+                        let released = Event::StageReleased {
+                            project: def.project.into(),
+                            stage: def.name.into(),
+                            actor: DISABLED_ACTOR.into(),
+                            holds: n,
+                        };
+                        let _ = shared.events.emit(released).await;
+                    }
                     Err(e) => tracing::warn!(stage = %def.name, "cannot clear holds: {e}"),
                 }
             }
@@ -678,7 +710,17 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
             else {
                 continue;
             };
-            match promote::create(catalog, &shared.store, def, &stored, AUTO_ACTOR, Phase::Pending, false).await {
+            let auto = promote::create(
+                catalog,
+                &shared.store,
+                &shared.events,
+                def,
+                &stored,
+                AUTO_ACTOR,
+                Phase::Pending,
+                false,
+            );
+            match auto.await {
                 Ok(p) => {
                     created += 1;
                     eprintln!(
@@ -932,23 +974,9 @@ async fn launch_verifications(
                     }),
                 })
             };
-            let phase = barge_engine::verify::run(
-                &shared.store,
-                &catalog,
-                &engine.data.secrets,
-                &mode,
-                &v,
-                &|metric, m| {
-                    tracing::info!(
-                        verification = %v.id,
-                        metric = %metric.name,
-                        phase = m.phase.as_str(),
-                        value = m.value.as_deref().unwrap_or(""),
-                        "measured"
-                    );
-                },
-            )
-            .await;
+            let phase =
+                barge_engine::verify::run(&shared.store, &shared.events, &catalog, &engine.data.secrets, &mode, &v)
+                    .await;
             (v.project, v.stage, v.id, phase)
         });
     }
@@ -1045,6 +1073,12 @@ async fn start_verification(shared: &Shared, snap: &Snapshot, def: &pipeline::St
         .await
     {
         Ok(v) => {
+            let verification = VerificationRef::of(&v);
+            let actor = v.actor.clone();
+            let _ = shared
+                .events
+                .emit(Event::VerificationStarted { verification, actor })
+                .await;
             eprintln!(
                 "barge: verifying {} in {} ({})",
                 snap.display(&arrived.freight),
@@ -1068,16 +1102,14 @@ async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::S
         let state: State =
             serde_json::from_value(stored.state.clone()).context("the stored promotion state is unreadable")?;
         let catalog = shared.catalog();
-        let outcome = promote::execute(&catalog, &shared.store, engine, &p, state, false, false).await?;
-        if !outcome.message.is_empty() {
-            tracing::info!(promotion = %p.name, phase = outcome.phase.as_str(), "{}", outcome.message);
-        }
+        let outcome =
+            promote::execute(&catalog, &shared.store, &shared.events, engine, &p, state, false, false).await?;
         Ok(outcome.phase)
     }
     .await;
     if let Err(e) = &result {
         let message = format!("{e:#}");
-        if let Err(save) = shared
+        match shared
             .store
             .save_promotion_state(
                 &stored.project,
@@ -1090,7 +1122,15 @@ async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::S
             )
             .await
         {
-            tracing::error!(promotion = %stored.name, "cannot record the error: {save}");
+            Ok(()) => {
+                let finished = Event::PromotionFinished {
+                    promotion: PromotionRef::of_stored(stored),
+                    phase: Phase::Errored,
+                    message,
+                };
+                let _ = shared.events.emit(finished).await;
+            }
+            Err(save) => tracing::error!(promotion = %stored.name, "cannot record the error: {save}"),
         }
     }
     result
@@ -1103,6 +1143,7 @@ pub async fn call(shared: &Shared, c: ops::Call) -> Result<barge_engine::Answer,
     let health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();
     let cx = ops::Context {
         store: &shared.store,
+        events: &shared.events,
         catalog: &catalog,
         refresh: Some(&refresh),
         health: Some(&health),

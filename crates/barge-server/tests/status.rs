@@ -17,8 +17,10 @@ async fn an_unknown_stage_is_404() {
         "dev.yaml",
         &barge_testkit::fixtures::dev_stage("        - uses: fake\n"),
     );
+    let events = barge_engine::events::EventSink::new(Some(store.clone()), Vec::new());
     let cx = ops::Context {
         store: &store,
+        events: &events,
         catalog: &catalog,
         refresh: None,
         health: None,

@@ -146,8 +146,10 @@ pub async fn call(target: &Target, c: Call) -> Result<Answer> {
             barge_store::redact_url(&db)
         );
     }
+    let events = barge_engine::events::EventSink::new(Some(store.clone()), Vec::new());
     let cx = ops::Context {
         store: &store,
+        events: &events,
         catalog: &catalog,
         refresh: None,
         health: None,

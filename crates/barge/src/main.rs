@@ -1238,7 +1238,8 @@ fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
             dry_run,
             override_window: override_reason.as_deref(),
         };
-        promote::run(&catalog, store, engine, &req).await
+        let events = barge_engine::events::EventSink::for_engine(store.clone(), &engine);
+        promote::run(&catalog, store, &events, engine, &req).await
     })?;
     let mut out = std::io::stdout().lock();
     // A dry run stores no promotion, so it has no name to show (one would send people
@@ -1357,7 +1358,8 @@ fn discover(
             None => Ok(None),
         }
     })?;
-    let discoverer = discover::Discoverer::new(registry_config, &defined, git_rules)?;
+    let events = barge_engine::events::EventSink::new(store.clone(), Vec::new());
+    let discoverer = discover::Discoverer::new(registry_config, &defined, git_rules, events)?;
     if let Mode::Watch(passes) = mode {
         runtime.block_on(discover::watch(
             &catalog,
