@@ -212,12 +212,7 @@ impl<'a> Cx<'a, '_> {
         // Options barge reads but cannot honour: the promotion would fail (or differ) there.
         for option in crate::step_config::unsupported_options(uses) {
             let Some(value) = node.get(option.field) else { continue };
-            let honoured = match value.to_json() {
-                serde_json::Value::Null | serde_json::Value::Bool(false) => true,
-                serde_json::Value::String(s) => option.fine == Some(s.as_str()),
-                _ => false,
-            };
-            if !honoured {
+            if !crate::step_config::asks_nothing(Some(&value.to_json())) {
                 let d = self
                     .r
                     .diag(
