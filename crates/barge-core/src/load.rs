@@ -336,7 +336,7 @@ impl Catalog {
                     .diag(
                         Code::OldKargoSchema,
                         &node,
-                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed in Kargo v0.6); barge reads the current v1alpha1 schema only"),
+                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed in Kargo v0.6, and no `spec.requestedFreight`, which Kargo's CRD requires); Kubernetes and barge reject it"),
                     )
                     .hint(old_schema_hint(kind)),
             );
@@ -402,7 +402,13 @@ fn typed<T: DeserializeOwned + Schema>(
             schema::Shape::Struct(child) => child.field(&key).is_some(),
             _ => false,
         });
+        let old_schema =
+            unknown.path == [PathSeg::Key("spec".into())] && old_schema_fields(r.kind).contains(&key.as_str());
         d = match (belongs_under, did_you_mean(&key, names.clone())) {
+            _ if old_schema => d.hint(format!(
+                "`spec.{key}` is Kargo's pre-v0.6 schema, which this {} no longer needs (it has `requestedFreight`): remove it; see docs/migrating-from-kargo.md",
+                r.kind
+            )),
             (Some(parent), _) => d.hint(format!("`{key}` belongs under `{}`: indent it there", parent.name)),
             (None, Some(m)) => d.hint(format!("did you mean `{m}`?")),
             (None, None) => d.hint(format!("fields here: {}", names.collect::<Vec<_>>().join(", "))),
@@ -482,15 +488,24 @@ fn meta_str(root: &Node, key: &str) -> String {
         .to_string()
 }
 
-/// The field that marks a resource as Kargo's pre-v0.6 schema, if any.
+/// The spec fields of Kargo's pre-v0.6 schema of `kind`.
+fn old_schema_fields(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Stage => &["subscriptions", "promotionMechanisms"],
+        _ => &[],
+    }
+}
+
+/// The field that marks a resource as written in Kargo's pre-v0.6 schema, if any: an old field,
+/// and not the current schema's required `requestedFreight` (Kargo's Stage CRD requires it, so
+/// Kubernetes rejects such a Stage whatever else it holds). An old field beside a current spec
+/// is only an unknown field, as any other (Kubernetes drops it).
 fn old_schema_key(kind: Kind, root: &Node) -> Option<&'static str> {
     let spec = root.get("spec")?;
-    match kind {
-        Kind::Stage => ["subscriptions", "promotionMechanisms"]
-            .into_iter()
-            .find(|k| spec.get(k).is_some()),
-        _ => None,
+    if spec.get("requestedFreight").is_some() {
+        return None;
     }
+    old_schema_fields(kind).iter().copied().find(|k| spec.get(k).is_some())
 }
 
 fn old_schema_hint(kind: Kind) -> String {
