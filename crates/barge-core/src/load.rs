@@ -336,7 +336,7 @@ impl Catalog {
                     .diag(
                         Code::OldKargoSchema,
                         &node,
-                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed in Kargo v0.6, and no `spec.requestedFreight`, which Kargo's CRD requires); Kubernetes and barge reject it"),
+                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed before Kargo v1.0) without the field that replaced it; barge reads the current v1alpha1 schema only, and Kubernetes would drop the field"),
                     )
                     .hint(old_schema_hint(kind)),
             );
@@ -402,11 +402,13 @@ fn typed<T: DeserializeOwned + Schema>(
             schema::Shape::Struct(child) => child.field(&key).is_some(),
             _ => false,
         });
-        let old_schema =
-            unknown.path == [PathSeg::Key("spec".into())] && old_schema_fields(r.kind).contains(&key.as_str());
+        let replaced_by = old_schema_fields(r.kind)
+            .iter()
+            .find(|(old, _)| unknown.path == [PathSeg::Key("spec".into())] && *old == key)
+            .map(|(_, new)| *new);
         d = match (belongs_under, did_you_mean(&key, names.clone())) {
-            _ if old_schema => d.hint(format!(
-                "`spec.{key}` is Kargo's pre-v0.6 schema, which this {} no longer needs (it has `requestedFreight`): remove it; see docs/migrating-from-kargo.md",
+            _ if let Some(new) = replaced_by => d.hint(format!(
+                "`spec.{key}` is Kargo's old schema, replaced by the `spec.{new}` this {} has: remove it; see docs/migrating-from-kargo.md",
                 r.kind
             )),
             (Some(parent), _) => d.hint(format!("`{key}` belongs under `{}`: indent it there", parent.name)),
@@ -488,24 +490,29 @@ fn meta_str(root: &Node, key: &str) -> String {
         .to_string()
 }
 
-/// The spec fields of Kargo's pre-v0.6 schema of `kind`.
-fn old_schema_fields(kind: Kind) -> &'static [&'static str] {
+/// The spec fields of Kargo's old schema of `kind` (`subscriptions`, removed in v0.6, and
+/// `promotionMechanisms`, removed in v1.0, on a Stage), each with the field that replaced it.
+fn old_schema_fields(kind: Kind) -> &'static [(&'static str, &'static str)] {
     match kind {
-        Kind::Stage => &["subscriptions", "promotionMechanisms"],
+        Kind::Stage => &[
+            ("subscriptions", "requestedFreight"),
+            ("promotionMechanisms", "promotionTemplate"),
+        ],
         _ => &[],
     }
 }
 
-/// The field that marks a resource as written in Kargo's pre-v0.6 schema, if any: an old field,
-/// and not the current schema's required `requestedFreight` (Kargo's Stage CRD requires it, so
-/// Kubernetes rejects such a Stage whatever else it holds). An old field beside a current spec
-/// is only an unknown field, as any other (Kubernetes drops it).
+/// The field that marks a resource as written in Kargo's old schema, if any: an old field
+/// without the field that replaced it. Kubernetes drops unknown fields (Kargo's CRDs keep
+/// none), so such a resource would silently lose what the field asks for (a Stage without
+/// `requestedFreight` is even rejected: the CRD requires it). An old field beside its
+/// replacement is a leftover: an unknown field like any other.
 fn old_schema_key(kind: Kind, root: &Node) -> Option<&'static str> {
     let spec = root.get("spec")?;
-    if spec.get("requestedFreight").is_some() {
-        return None;
-    }
-    old_schema_fields(kind).iter().copied().find(|k| spec.get(k).is_some())
+    old_schema_fields(kind)
+        .iter()
+        .find(|(old, new)| spec.get(old).is_some() && spec.get(new).is_none())
+        .map(|(old, _)| *old)
 }
 
 fn old_schema_hint(kind: Kind) -> String {

@@ -104,11 +104,10 @@ metadata: {name: dev, namespace: shop}
 spec:
 ";
 
-/// Kargo's Stage CRD keeps no unknown fields: Kubernetes drops an unknown field (or rejects it,
-/// with kubectl's strict validation) wherever it is, and rejects a Stage without the required
-/// `requestedFreight`. So a pre-v0.6 field beside a current spec is an unknown field like any
-/// other (a warning, saying to remove it); a Stage in the old schema (no requestedFreight) is
-/// the error.
+/// Kargo's Stage CRD keeps no unknown fields: Kubernetes drops an unknown field wherever it is.
+/// So an old-schema field beside the field that replaced it is a leftover, an unknown field
+/// like any other (a warning, saying to remove it); one without its replacement would silently
+/// lose what it asks for, and is the error.
 #[test]
 fn old_schema_fields_beside_a_current_spec_are_unknown_fields_like_any_other() {
     let text = format!(
@@ -137,7 +136,10 @@ spec:
     let mut c = Catalog::default();
     c.load_text("f.yaml", &text);
     let hint = c.diagnostics[0].hint.clone();
-    assert!(hint.contains("pre-v0.6") && hint.contains("remove it"), "{hint}");
+    assert!(
+        hint.contains("replaced by the `spec.requestedFreight`") && hint.contains("remove it"),
+        "{hint}"
+    );
 }
 
 #[test]
@@ -150,5 +152,20 @@ fn a_stage_in_the_old_schema_is_one_error_that_says_how_to_rewrite_it() {
         (*code, *severity, *line, *column),
         (Code::OldKargoSchema, Severity::Error, 5, 3)
     );
-    assert!(message.contains("requestedFreight"), "{message}");
+    assert!(message.contains("without the field that replaced it"), "{message}");
+}
+
+/// Kargo v0.6 to v0.9 Stages: `requestedFreight` with `promotionMechanisms` and no
+/// `promotionTemplate`: what they promote would be lost.
+#[test]
+fn promotion_mechanisms_without_a_promotion_template_are_the_old_schema() {
+    let text = format!(
+        "{STAGE_HEAD}  requestedFreight: [{{origin: {{kind: Warehouse, name: app}}, sources: {{direct: true}}}}]\n  promotionMechanisms: {{gitRepoUpdates: []}}\n"
+    );
+    let found: Vec<_> = diagnostics(&text)
+        .into_iter()
+        .filter(|d| d.0 != Code::UnresolvedWarehouse)
+        .map(|(code, severity, line, column, _)| (code, severity, line, column))
+        .collect();
+    assert_eq!(found, vec![(Code::OldKargoSchema, Severity::Error, 6, 3)]);
 }
