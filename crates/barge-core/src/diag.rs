@@ -56,10 +56,10 @@ codes! {
     MissingApiVersion = "missing-api-version", Error, "A document names a Kargo kind but has no apiVersion.";
     UnsupportedVersion = "unsupported-version", Error, "A known kind in an API version barge does not read.";
     UnknownKind = "unknown-kind", Warning, "A kind in a Kargo/barge API group that barge does not know.";
-    OldKargoSchema = "old-kargo-schema", Error, "A resource in Kargo's pre-v0.6 schema (subscriptions / promotionMechanisms on a Stage).";
+    OldKargoSchema = "old-kargo-schema", Error, "A resource in Kargo's old schema (subscriptions / promotionMechanisms on a Stage without requestedFreight / promotionTemplate, which replaced them).";
     InvalidType = "invalid-type", Error, "A field holds the wrong type of value.";
     MissingField = "missing-field", Error, "A required field is absent or empty.";
-    UnknownField = "unknown-field", Warning, "A field no version of the schema defines; it is ignored.";
+    UnknownField = "unknown-field", Warning, "A field no version of the schema defines (an old Stage field beside its replacement too); it is ignored, as Kubernetes drops it.";
     DeprecatedField = "deprecated-field", Warning, "A field Kargo deprecated or removed; barge still reads it.";
     InvalidName = "invalid-name", Error, "A name that is not a valid Kubernetes (RFC 1123) name.";
     DuplicateResource = "duplicate-resource", Error, "Two resources with the same kind, namespace and name.";

@@ -336,7 +336,7 @@ impl Catalog {
                     .diag(
                         Code::OldKargoSchema,
                         &node,
-                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed in Kargo v0.6); barge reads the current v1alpha1 schema only"),
+                        format!("this {kind} uses the old Kargo schema (`spec.{key}`, removed before Kargo v1.0) without the field that replaced it; barge reads the current v1alpha1 schema only, and Kubernetes would drop the field"),
                     )
                     .hint(old_schema_hint(kind)),
             );
@@ -402,7 +402,15 @@ fn typed<T: DeserializeOwned + Schema>(
             schema::Shape::Struct(child) => child.field(&key).is_some(),
             _ => false,
         });
+        let replaced_by = old_schema_fields(r.kind)
+            .iter()
+            .find(|(old, _)| unknown.path == [PathSeg::Key("spec".into())] && *old == key)
+            .map(|(_, new)| *new);
         d = match (belongs_under, did_you_mean(&key, names.clone())) {
+            _ if let Some(new) = replaced_by => d.hint(format!(
+                "`spec.{key}` is Kargo's old schema, replaced by the `spec.{new}` this {} has: remove it; see docs/migrating-from-kargo.md",
+                r.kind
+            )),
             (Some(parent), _) => d.hint(format!("`{key}` belongs under `{}`: indent it there", parent.name)),
             (None, Some(m)) => d.hint(format!("did you mean `{m}`?")),
             (None, None) => d.hint(format!("fields here: {}", names.collect::<Vec<_>>().join(", "))),
@@ -482,15 +490,29 @@ fn meta_str(root: &Node, key: &str) -> String {
         .to_string()
 }
 
-/// The field that marks a resource as Kargo's pre-v0.6 schema, if any.
+/// The spec fields of Kargo's old schema of `kind` (`subscriptions`, removed in v0.6, and
+/// `promotionMechanisms`, removed in v1.0, on a Stage), each with the field that replaced it.
+fn old_schema_fields(kind: Kind) -> &'static [(&'static str, &'static str)] {
+    match kind {
+        Kind::Stage => &[
+            ("subscriptions", "requestedFreight"),
+            ("promotionMechanisms", "promotionTemplate"),
+        ],
+        _ => &[],
+    }
+}
+
+/// The field that marks a resource as written in Kargo's old schema, if any: an old field
+/// without the field that replaced it. Kubernetes drops unknown fields (Kargo's CRDs keep
+/// none), so such a resource would silently lose what the field asks for (a Stage without
+/// `requestedFreight` is even rejected: the CRD requires it). An old field beside its
+/// replacement is a leftover: an unknown field like any other.
 fn old_schema_key(kind: Kind, root: &Node) -> Option<&'static str> {
     let spec = root.get("spec")?;
-    match kind {
-        Kind::Stage => ["subscriptions", "promotionMechanisms"]
-            .into_iter()
-            .find(|k| spec.get(k).is_some()),
-        _ => None,
-    }
+    old_schema_fields(kind)
+        .iter()
+        .find(|(old, new)| spec.get(old).is_some() && spec.get(new).is_none())
+        .map(|(old, _)| *old)
 }
 
 fn old_schema_hint(kind: Kind) -> String {

@@ -26,9 +26,17 @@ step_config!(
         repo_url: String,
         /// What to check out, and where.
         checkout: Vec<GitCheckout>,
-        /// Not supported (`unsupported-step-option`): the system's TLS checks apply.
+        /// Skip TLS certificate verification for this repository: git's `http.sslVerify=false`
+        /// for every git command of these checkouts (clone, fetch, push), never a global setting.
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
+        /// Initialise the checkouts' submodules, recursively (`git submodule update --init
+        /// --recursive`), with the repository's credentials.
+        recurse_submodules: bool,
+        /// A blobless fetch (`--filter=blob:none`): file contents are fetched when checked out.
+        /// barge's fetches are always blobless where the server allows it, so this changes
+        /// nothing.
+        blobless: bool,
         /// The identity of commits made in these checkouts.
         author: Option<GitAuthor>,
     }
@@ -293,11 +301,30 @@ step_config!(
         path: String,
         /// A .yaml file, or a directory (one file per resource).
         out_path: String,
-        /// `kargo` (the default: one `<kind>-<name>.yaml` per resource); `kustomize` is not
-        /// supported (`unsupported-step-option`).
+        /// File names when `outPath` is a directory: `kargo` (the default:
+        /// `[namespace-]kind-name.yaml`) or `kustomize` (`kustomize build -o dir/`'s
+        /// `[namespace_]group_version_kind_name.yaml`, the namespace only when there are several).
         output_format: Option<String>,
-        /// Helm inflation: runs `kustomize build --enable-helm`.
-        plugin: Option<Value>,
+        /// Options of kustomize's builtin plugins.
+        plugin: Option<KustomizePlugin>,
+    }
+);
+
+step_config!(
+    /// kustomize-build's plugin options.
+    KustomizePlugin {
+        /// Options of the Helm chart inflator (`helmCharts`, which kustomize-build always enables).
+        helm: Option<KustomizeHelm>,
+    }
+);
+
+step_config!(
+    /// kustomize-build's Helm chart inflator options.
+    KustomizeHelm {
+        /// `--helm-api-versions`: the API versions the charts see (`.Capabilities.APIVersions`).
+        api_versions: Vec<String>,
+        /// `--helm-kube-version`: the Kubernetes version the charts see.
+        kube_version: Option<String>,
     }
 );
 
@@ -692,37 +719,33 @@ step_config!(
 );
 
 /// An option of a step's config (Kargo's) that barge reads but cannot honour: validation
-/// reports it (`unsupported-step-option`) unless it holds `false`, null or `fine`, the value
-/// that asks for nothing barge lacks.
+/// reports it (`unsupported-step-option`) unless it holds `false` or null, the values that ask
+/// for nothing barge lacks.
 pub struct UnsupportedOption {
     /// The top-level config field.
     pub field: &'static str,
-    /// A value that is honoured (besides false and null), if any.
-    pub fine: Option<&'static str>,
     /// Why barge cannot honour it, and what to do instead.
     pub why: &'static str,
 }
-
-const NO_TLS_SKIP: &str =
-    "barge cannot skip TLS verification; add the server's CA to the system trust store and remove the option";
 
 /// The options of step `uses` that barge cannot honour (see [`UnsupportedOption`]).
 pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
     const TLS: UnsupportedOption = UnsupportedOption {
         field: "insecureSkipTLSVerify",
-        fine: None,
-        why: NO_TLS_SKIP,
+        why: "barge cannot skip TLS verification; add the server's CA to the system trust store and remove the option",
     };
     match uses {
-        "git-clone" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr"
-        | "oci-download" | "oci-push" => &[TLS],
-        "kustomize-build" => &[UnsupportedOption {
-            field: "outputFormat",
-            fine: Some("kargo"),
-            why: "barge writes Kargo's layout (`<kind>-<name>.yaml`) only",
-        }],
+        "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr" | "oci-download" | "oci-push" => {
+            &[TLS]
+        }
         _ => &[],
     }
+}
+
+/// Whether a step option's value asks for nothing (absent, null or `false`): an option barge
+/// cannot honour may hold it.
+pub fn asks_nothing(value: Option<&Value>) -> bool {
+    matches!(value, None | Some(Value::Null | Value::Bool(false)))
 }
 
 /// The config shape of a step barge runs (`None` for free-form configs and steps it does not run).

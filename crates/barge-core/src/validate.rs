@@ -128,6 +128,31 @@ fn assign_default_project(catalog: &mut Catalog) {
 struct Index<'a> {
     by_key: HashMap<(Kind, &'a str, &'a str), &'a Resource>,
     custom_steps: HashSet<&'a str>,
+    /// Per analysis template (kind, project, name): the Stages whose verification runs it.
+    verified_by: HashMap<(Kind, &'a str, &'a str), Vec<&'a Resource>>,
+}
+
+/// The kind an analysis template reference names, if it is one.
+fn template_kind(kind: Option<&str>) -> Option<Kind> {
+    match kind {
+        None | Some("") | Some("AnalysisTemplate") => Some(Kind::AnalysisTemplate),
+        Some("ClusterAnalysisTemplate") => Some(Kind::ClusterAnalysisTemplate),
+        Some(_) => None,
+    }
+}
+
+/// The template references of a Stage's verification, with their kinds.
+fn verification_templates(stage: &Resource) -> Vec<(Kind, &str)> {
+    let Some(Body::Stage(s)) = &stage.body else {
+        return Vec::new();
+    };
+    let Some(v) = s.spec.as_ref().and_then(|spec| spec.verification.as_ref()) else {
+        return Vec::new();
+    };
+    v.analysis_templates
+        .iter()
+        .filter_map(|t| Some((template_kind(t.kind.as_deref())?, t.name.as_str())))
+        .collect()
 }
 
 impl<'a> Index<'a> {
@@ -140,7 +165,54 @@ impl<'a> Index<'a> {
                 custom_steps.insert(r.name.as_str());
             }
         }
-        Index { by_key, custom_steps }
+        let mut verified_by: HashMap<_, Vec<&Resource>> = HashMap::new();
+        for stage in resources.iter().filter(|r| r.kind == Kind::Stage) {
+            for (kind, name) in verification_templates(stage) {
+                let project = if kind.cluster_scoped() {
+                    ""
+                } else {
+                    stage.project.as_str()
+                };
+                let stages = verified_by.entry((kind, project, name)).or_default();
+                if !stages.iter().any(|s| std::ptr::eq(*s, stage)) {
+                    stages.push(stage);
+                }
+            }
+        }
+        Index {
+            by_key,
+            custom_steps,
+            verified_by,
+        }
+    }
+
+    /// The Stages whose verification runs the template `r`.
+    fn verifying(&self, r: &'a Resource) -> &[&'a Resource] {
+        let project = if r.kind.cluster_scoped() {
+            ""
+        } else {
+            r.project.as_str()
+        };
+        match self.verified_by.get(&(r.kind, project, r.name.as_str())) {
+            Some(stages) => stages,
+            None => &[],
+        }
+    }
+
+    /// The arguments the templates of `stage`'s verification declare together: Kargo (and
+    /// barge's runner) merge them into one analysis, so `{{args.x}}` in one may be declared by
+    /// another.
+    fn merged_args(&self, stage: &Resource) -> HashSet<&'a str> {
+        verification_templates(stage)
+            .into_iter()
+            .filter_map(|(kind, name)| self.get(kind, &stage.project, name))
+            .filter_map(|t| match &t.body {
+                Some(Body::AnalysisTemplate(t)) => t.spec.as_ref(),
+                Some(Body::ClusterAnalysisTemplate(t)) => t.spec.as_ref(),
+                _ => None,
+            })
+            .flat_map(|spec| spec.args.iter().map(|a| a.name.as_str()))
+            .collect()
     }
 
     fn get(&self, kind: Kind, project: &str, name: &str) -> Option<&'a Resource> {
@@ -212,12 +284,7 @@ impl<'a> Cx<'a, '_> {
         // Options barge reads but cannot honour: the promotion would fail (or differ) there.
         for option in crate::step_config::unsupported_options(uses) {
             let Some(value) = node.get(option.field) else { continue };
-            let honoured = match value.to_json() {
-                serde_json::Value::Null | serde_json::Value::Bool(false) => true,
-                serde_json::Value::String(s) => option.fine == Some(s.as_str()),
-                _ => false,
-            };
-            if !honoured {
+            if !crate::step_config::asks_nothing(Some(&value.to_json())) {
                 let d = self
                     .r
                     .diag(
@@ -962,10 +1029,10 @@ impl<'a> Cx<'a, '_> {
         if let Some(v) = &spec.verification {
             for (i, t) in v.analysis_templates.iter().enumerate() {
                 let path = path!["spec", "verification", "analysisTemplates", i];
-                let kind = match t.kind.as_deref() {
-                    None | Some("") | Some("AnalysisTemplate") => Kind::AnalysisTemplate,
-                    Some("ClusterAnalysisTemplate") => Kind::ClusterAnalysisTemplate,
-                    Some(other) => {
+                let kind = match template_kind(t.kind.as_deref()) {
+                    Some(kind) => kind,
+                    None => {
+                        let other = t.kind.as_deref().unwrap_or_default();
                         let d = self
                             .diag(
                                 Code::InvalidValue,
@@ -1350,6 +1417,15 @@ impl<'a> Cx<'a, '_> {
             self.push(d);
         }
         let declared: HashSet<&str> = spec.args.iter().map(|a| a.name.as_str()).collect();
+        // `{{args.x}}` is checked against the arguments of each Stage's verification that runs
+        // this template (all its templates merged); a template no Stage runs is checked alone,
+        // and an argument it lacks is only a warning (another template may declare it).
+        let verifying: Vec<(&Resource, HashSet<&str>)> = self
+            .index
+            .verifying(self.r)
+            .iter()
+            .map(|stage| (*stage, self.index.merged_args(stage)))
+            .collect();
         let mut names = HashSet::new();
         for (i, m) in spec.metrics.iter().enumerate() {
             let base = path!["spec", "metrics", i];
@@ -1482,14 +1558,41 @@ impl<'a> Cx<'a, '_> {
                     }
                 });
                 for (name, n) in refs {
-                    let d = self
-                        .r
-                        .diag(
-                            Code::InvalidValue,
-                            n,
-                            format!("`{{{{args.{name}}}}}` names an argument the template does not declare"),
-                        )
-                        .hint(format!("add `args: [{{name: {name}}}]` to the template's spec"));
+                    let d = if verifying.is_empty() {
+                        self.r
+                            .diag(
+                                Code::InvalidValue,
+                                n,
+                                format!(
+                                    "`{{{{args.{name}}}}}` names an argument the template does not declare, and no Stage verifies with it"
+                                ),
+                            )
+                            .severity(Severity::Warning)
+                            .hint(format!(
+                                "add `args: [{{name: {name}}}]` to this template, or to another one each Stage verifying with it also lists"
+                            ))
+                    } else {
+                        let lacking: Vec<String> = verifying
+                            .iter()
+                            .filter(|(_, args)| !args.contains(name.as_str()))
+                            .map(|(stage, _)| format!("{:?}", stage.name))
+                            .collect();
+                        if lacking.is_empty() {
+                            continue;
+                        }
+                        self.r
+                            .diag(
+                                Code::InvalidValue,
+                                n,
+                                format!(
+                                    "`{{{{args.{name}}}}}` names an argument no template of the verification of Stage {} declares",
+                                    lacking.join(", ")
+                                ),
+                            )
+                            .hint(format!(
+                                "add `args: [{{name: {name}}}]` to this template or to another one in that verification"
+                            ))
+                    };
                     self.push(d);
                 }
             }
@@ -1714,3 +1817,7 @@ fn is_rfc3339(s: &str) -> bool {
     });
     RE.is_match(s)
 }
+
+#[cfg(test)]
+#[path = "validate_tests.rs"]
+mod tests;

@@ -30,6 +30,23 @@ pub enum Checkout {
     Commit(String),
 }
 
+/// How a checkout is made, besides what it checks out (git-clone's options).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckoutOptions {
+    /// Only these directories (and the files at the top of the repository) in the worktree,
+    /// when not empty: a cone-mode sparse checkout (`git sparse-checkout set --cone`), set
+    /// before any file is written, so blobs outside the cone are not even fetched. Such a
+    /// worktree never returns to the pool.
+    pub sparse: Vec<String>,
+    /// git's `http.sslVerify=false` on every git command of this checkout (see
+    /// [`Workspace::with_insecure_tls`]).
+    pub insecure_skip_tls_verify: bool,
+    /// Initialise the submodules, recursively, once the files are checked out (`git submodule
+    /// update --init --recursive`, with the checkout's credentials and TLS setting). Such a
+    /// worktree never returns to the pool.
+    pub recurse_submodules: bool,
+}
+
 /// How many checkouts of a repository are recycled between two runs of git's maintenance.
 pub const MAINTENANCE_EVERY: u32 = 50;
 
@@ -239,16 +256,17 @@ impl RepoCache {
     /// of this cache; anything else is just deleted).
     pub async fn recycle(&self, url: &str, dir: &Path) {
         let is_worktree = std::fs::metadata(dir.join(".git")).is_ok_and(|m| m.is_file());
-        // A sparse worktree would hand its cone to the next checkout: it is removed instead.
-        let sparse = is_worktree && crate::files::is_sparse(dir);
-        if sparse && let Ok(_guard) = self.lock_repo(url).await {
+        // A sparse worktree would hand its cone to the next checkout, one with submodules their
+        // checkouts (a fresh checkout has empty submodule directories): it is removed instead.
+        let unpooled = is_worktree && (crate::files::is_sparse(dir) || crate::files::has_submodules(dir));
+        if unpooled && let Ok(_guard) = self.lock_repo(url).await {
             let admin = Workspace::open(&self.bare_path(url), url, None, None, Author::default());
             let dir_arg = dir.display().to_string();
             if admin.run(&["worktree", "remove", "--force", &dir_arg]).await.is_ok() {
                 return;
             }
         } else if is_worktree
-            && !sparse
+            && !unpooled
             && let Ok(_guard) = self.lock_repo(url).await
         {
             let n = self.recycled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -439,27 +457,32 @@ impl RepoCache {
         credentials: Option<Credentials>,
         author: Author,
     ) -> Result<Workspace, GitError> {
-        self.checkout_sparse(url, what, dir, credentials, author, &[]).await
+        self.checkout_with(url, what, dir, credentials, author, &CheckoutOptions::default())
+            .await
     }
 
-    /// [`Self::checkout`] with only the directories `sparse` (and the files at the top of the
-    /// repository) in the worktree, when it is not empty: a cone-mode sparse checkout
-    /// (`git sparse-checkout set --cone`), set before any file is written, so blobs outside
-    /// the cone are not even fetched. Such a worktree never returns to the pool.
-    pub async fn checkout_sparse(
+    /// [`Self::checkout`] made as `options` say.
+    pub async fn checkout_with(
         &self,
         url: &str,
         what: &Checkout,
         dir: &Path,
         credentials: Option<Credentials>,
         author: Author,
-        sparse: &[String],
+        options: &CheckoutOptions,
     ) -> Result<Workspace, GitError> {
         let asked = std::time::Instant::now();
         let guard = self.lock_repo(url).await?;
         let bare = self.bare_path(url);
         self.prepare(url, &bare).await?;
-        let admin = Workspace::open(&bare, url, None, credentials.clone(), author.clone());
+        let sparse = options.sparse.as_slice();
+        // Every git process of this checkout (fetches, the lazy blob fetches of a checkout,
+        // submodules, later pushes) gets the same TLS setting; nothing is written to a config.
+        let open = |dir: &Path, branch: Option<String>| {
+            Workspace::open(dir, url, branch, credentials.clone(), author.clone())
+                .with_insecure_tls(options.insecure_skip_tls_verify)
+        };
+        let admin = open(&bare, None);
         let (start, branch) = match what {
             Checkout::Branch { name, create } => {
                 let tracking = format!("refs/remotes/origin/{name}");
@@ -551,7 +574,7 @@ impl RepoCache {
                 base = Some(sha.clone());
                 move_worktree(&admin, &free, dir).await?;
                 drop(guard);
-                let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
+                let ws = open(dir, None);
                 set_sparse(&ws, sparse).await?;
                 // Pooled worktrees are clean at their HEAD: one already at the commit is ready,
                 // another needs only the files that differ rewritten.
@@ -575,7 +598,7 @@ impl RepoCache {
                     ])
                     .await?;
                 drop(guard);
-                let ws = Workspace::open(dir, url, None, credentials.clone(), author.clone());
+                let ws = open(dir, None);
                 set_sparse(&ws, sparse).await?;
                 ws.run(&["reset", "-q", "--hard", &sha]).await?;
             }
@@ -583,13 +606,29 @@ impl RepoCache {
                 // An orphan branch: a fresh repository whose first commit has no parent (works
                 // with any git; `worktree add --orphan` needs 2.42).
                 std::fs::create_dir_all(dir).map_err(|e| io_error(url, dir, &e))?;
-                let fresh = Workspace::open(dir, url, branch.clone(), credentials.clone(), author.clone());
+                let fresh = open(dir, branch.clone());
                 fresh.run(&["init", "-q"]).await?;
                 fresh.run(&["remote", "add", "origin", url]).await?;
                 set_sparse(&fresh, sparse).await?;
             }
         }
-        Ok(Workspace::open(dir, url, branch, credentials, author).with_base(base))
+        let ws = open(dir, branch).with_base(base);
+        // An orphan branch has no files yet, so no submodules. A submodule may not be a local
+        // path (git's default for submodules since 2.38.1, CVE-2022-39253): one could name
+        // another repository of this cache.
+        if options.recurse_submodules && start.is_some() {
+            ws.run(&[
+                "-c",
+                "protocol.file.allow=user",
+                "submodule",
+                "--quiet",
+                "update",
+                "--init",
+                "--recursive",
+            ])
+            .await?;
+        }
+        Ok(ws)
     }
 }
 

@@ -70,6 +70,13 @@ pub fn is_sparse(dir: &Path) -> bool {
     git_dir(dir).is_none_or(|git_dir| git_dir.join("info/sparse-checkout").exists())
 }
 
+/// Whether the checkout at `dir` has initialised submodules: its repository directory holds
+/// `modules/`, where `git submodule update --init` keeps their repositories. A checkout this
+/// cannot read counts as having some (such a worktree is not reused).
+pub fn has_submodules(dir: &Path) -> bool {
+    git_dir(dir).is_none_or(|git_dir| git_dir.join("modules").exists())
+}
+
 /// Moves the worktree at `from` to `to`, as `git worktree move` does: the directory is renamed
 /// and the administrative directory's `gitdir` is pointed at the new place. `false` (nothing
 /// moved) when `from` is not a worktree linked by an absolute path.

@@ -102,7 +102,7 @@ pub(crate) async fn git_env(
     let (clean_url, embedded) = barge_core::secret::split_userinfo(url);
     let credentials = barge_core::secret::with_configured(embedded, || credentials.cloned());
     // Removed when this call ends, however it ends (an error, a timeout, a dropped future).
-    let askpass = credentials.as_ref().map(Askpass::new).transpose()?;
+    let askpass = credentials.as_ref().map(|c| Askpass::new(c, &clean_url)).transpose()?;
     let mut cmd = tokio::process::Command::new(git_program());
     // No automatic maintenance after each command: it is a process of its own each time.
     // The repository cache runs it now and then instead (`cache::MAINTENANCE_EVERY`).
@@ -206,16 +206,23 @@ pub type CredentialLookup = std::sync::Arc<dyn Fn(&str) -> Option<barge_core::se
 /// mode 0700: a predictable path in the temporary directory could be prepared by another user
 /// to run their own program with the password in its environment), removed when this is
 /// dropped, on every path out of the git call it serves.
+///
+/// It answers only git's prompts for the server of the repository's URL (`scheme://host[:port]`,
+/// as git's prompt names it), as a credential helper keyed by host would: a submodule on
+/// another server is never sent these credentials.
 pub struct Askpass {
     /// Deleted (with the script) on drop.
     dir: tempfile::TempDir,
     script: std::path::PathBuf,
     username: String,
     password: String,
+    /// `host[:port]` of the repository's URL.
+    server: String,
 }
 
 impl Askpass {
-    pub fn new(credentials: &barge_core::secret::Credentials) -> Result<Askpass, GitError> {
+    /// An askpass for `credentials`, answering prompts for the server of `url`.
+    pub fn new(credentials: &barge_core::secret::Credentials, url: &str) -> Result<Askpass, GitError> {
         use std::os::unix::fs::PermissionsExt;
         let failed = |e: std::io::Error| GitError::Invalid {
             url: String::new(),
@@ -229,7 +236,7 @@ impl Askpass {
         let script = dir.path().join("askpass.sh");
         std::fs::write(
             &script,
-            "#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n",
+            "#!/bin/sh\ncase \"$1\" in\n  *\"://$BARGE_GIT_SERVER'\"*|*\"@$BARGE_GIT_SERVER'\"*) ;;\n  *) exit 1 ;;\nesac\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$BARGE_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$BARGE_GIT_PASSWORD\" ;;\nesac\n",
         )
         .map_err(failed)?;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).map_err(failed)?;
@@ -238,6 +245,7 @@ impl Askpass {
             script,
             username: credentials.username.clone(),
             password: credentials.password.clone(),
+            server: server_of(url).to_string(),
         })
     }
 
@@ -247,13 +255,22 @@ impl Askpass {
     }
 
     /// The environment a git process needs to use it.
-    pub fn env(&self) -> [(&'static str, &std::ffi::OsStr); 3] {
+    pub fn env(&self) -> [(&'static str, &std::ffi::OsStr); 4] {
         [
             ("GIT_ASKPASS", self.script.as_os_str()),
             ("BARGE_GIT_USERNAME", self.username.as_ref()),
             ("BARGE_GIT_PASSWORD", self.password.as_ref()),
+            ("BARGE_GIT_SERVER", self.server.as_ref()),
         ]
     }
+}
+
+/// The `host[:port]` of a URL (`scheme://[userinfo@]host[:port]/path`): what git's credential
+/// prompts name after the scheme (or the user).
+fn server_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
 #[cfg(test)]
@@ -263,10 +280,13 @@ mod tests {
 
     #[test]
     fn the_askpass_helper_is_private_and_removed_when_dropped() {
-        let askpass = Askpass::new(&barge_core::secret::Credentials {
-            username: "bot".into(),
-            password: "s3cret".into(),
-        })
+        let askpass = Askpass::new(
+            &barge_core::secret::Credentials {
+                username: "bot".into(),
+                password: "s3cret".into(),
+            },
+            "https://h/x.git",
+        )
         .unwrap();
         let dir = askpass.dir().to_path_buf();
         assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
@@ -279,5 +299,50 @@ mod tests {
         assert_eq!(String::from_utf8_lossy(&said.stdout), "s3cret\n");
         drop(askpass);
         assert!(!dir.exists(), "{} is left behind", dir.display());
+    }
+
+    /// A submodule on another server (or the same host on another port) gets no answer, so its
+    /// server never sees the repository's credentials; the repository's own server does.
+    #[test]
+    fn the_askpass_helper_answers_only_for_the_repository_server() {
+        let askpass = Askpass::new(
+            &barge_core::secret::Credentials {
+                username: "bot".into(),
+                password: "s3cret".into(),
+            },
+            "http://127.0.0.1:8080/config.git",
+        )
+        .unwrap();
+        let [(_, program), ..] = askpass.env();
+        let ask = |prompt: &str| {
+            std::process::Command::new(program)
+                .arg(prompt)
+                .envs(askpass.env().into_iter().skip(1))
+                .output()
+                .unwrap()
+        };
+        let user = ask("Username for 'http://127.0.0.1:8080': ");
+        assert_eq!(String::from_utf8_lossy(&user.stdout), "bot\n");
+        let pass = ask("Password for 'http://bot@127.0.0.1:8080': ");
+        assert_eq!(String::from_utf8_lossy(&pass.stdout), "s3cret\n");
+        for elsewhere in [
+            "Username for 'https://evil.example': ",
+            "Password for 'http://bot@127.0.0.1:9090': ",
+            "Password for 'http://bot@127.0.0.1:80800': ",
+        ] {
+            let said = ask(elsewhere);
+            assert!(!said.status.success(), "{elsewhere}");
+            assert!(said.stdout.is_empty(), "{elsewhere}: {:?}", said.stdout);
+        }
+    }
+
+    #[test]
+    fn the_server_of_a_url_is_its_host_and_port() {
+        assert_eq!(
+            super::server_of("https://bot:t@git.example.com:8443/a/b.git"),
+            "git.example.com:8443"
+        );
+        assert_eq!(super::server_of("http://127.0.0.1/x.git"), "127.0.0.1");
+        assert_eq!(super::server_of("file:///srv/x.git"), "");
     }
 }

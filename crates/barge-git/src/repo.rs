@@ -152,6 +152,8 @@ pub struct Workspace {
     signing: Option<Signing>,
     /// The commit this checkout started from, when known.
     base: Option<String>,
+    /// git-clone's `insecureSkipTLSVerify`: `-c http.sslVerify=false` on each git command.
+    insecure_tls: bool,
     /// The commit this workspace's own commits sit on: `base`, until they are replayed onto
     /// another. Only these commits are replayed when the branch moved, never commits they were
     /// stacked on (another promotion's, which may never land).
@@ -271,6 +273,7 @@ impl Workspace {
             timeout: Duration::from_secs(300),
             signing: None,
             base: None,
+            insecure_tls: false,
             own_base: std::sync::Mutex::new(None),
         }
     }
@@ -297,6 +300,14 @@ impl Workspace {
     /// The commit this checkout started from, when known (no git process needed).
     pub fn base(&self) -> Option<&str> {
         self.base.as_deref()
+    }
+
+    /// The same checkout, its git commands not verifying the server's TLS certificate (git's
+    /// `http.sslVerify=false` given on each command line, so it holds for this checkout only and
+    /// reaches the git processes it starts, such as submodule clones, but no configuration file).
+    pub fn with_insecure_tls(mut self, insecure: bool) -> Workspace {
+        self.insecure_tls = insecure;
+        self
     }
 
     /// The same checkout, signing its commits (rebased ones too).
@@ -340,14 +351,18 @@ impl Workspace {
             env.push(("GIT_AUTHOR_DATE", date.to_string()));
         }
         let credentials = self.credentials.as_ref();
-        let Some(signing) = &self.signing else {
-            return git_env(Some(&self.dir), args, &self.url, self.timeout, &env, credentials).await;
-        };
-        env.push(("GNUPGHOME", signing.gnupg_home.display().to_string()));
-        let key = format!("user.signingkey={}", signing.key);
-        let mut signed: Vec<&str> = vec!["-c", "commit.gpgsign=true", "-c", &key, "-c", "gpg.program=gpg"];
-        signed.extend_from_slice(args);
-        git_env(Some(&self.dir), &signed, &self.url, self.timeout, &env, credentials).await
+        let mut all: Vec<&str> = Vec::with_capacity(args.len() + 8);
+        if self.insecure_tls {
+            all.extend(["-c", "http.sslVerify=false"]);
+        }
+        let key;
+        if let Some(signing) = &self.signing {
+            env.push(("GNUPGHOME", signing.gnupg_home.display().to_string()));
+            key = format!("user.signingkey={}", signing.key);
+            all.extend(["-c", "commit.gpgsign=true", "-c", &key, "-c", "gpg.program=gpg"]);
+        }
+        all.extend_from_slice(args);
+        git_env(Some(&self.dir), &all, &self.url, self.timeout, &env, credentials).await
     }
 
     /// Commits every change in the working copy with `message` and the promotion trailer.

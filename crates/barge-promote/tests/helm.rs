@@ -249,8 +249,9 @@ async fn a_broken_template_fails_the_step_with_helms_message() {
     assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "1");
 }
 
-/// kustomize-build with `plugin` runs `kustomize build --enable-helm`, whose helmCharts
-/// generator runs the `helm` on PATH (`helm version --short`, then `helm template ... -f`).
+/// kustomize-build runs `kustomize build --enable-helm` (Kargo always enables the Helm chart
+/// inflator), whose helmCharts generator runs the `helm` on PATH (`helm version --short`, then
+/// `helm template ... -f`).
 #[tokio::test]
 async fn kustomize_build_inflates_helm_charts_with_the_helm_on_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -263,11 +264,157 @@ async fn kustomize_build_inflates_helm_charts_with_the_helm_on_path() {
             "helmCharts:\n  - {name: cache, releaseName: shop, namespace: prod, valuesInline: {tier: gold}}\nnamePrefix: eu-\n",
         ),
     ];
-    let config = "{path: ./r/app, outPath: ./r/out.yaml, plugin: {helm: {}}}";
+    let config = "{path: ./r/app, outPath: ./r/out.yaml}";
     let (out, bare) = promote(dir.path(), &files, "kustomize-build", config).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     let rendered = git(&bare, &["show", "main:out.yaml"]);
     assert!(rendered.contains("name: eu-shop-cache"), "{rendered}");
     assert!(rendered.contains("tier: gold"), "{rendered}");
     assert!(rendered.contains("size: 512Mi"), "{rendered}");
+}
+
+/// A chart template showing what Helm's Capabilities say.
+const CAPABILITIES_CONFIGMAP: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: caps}
+data:
+  kube: {{ .Capabilities.KubeVersion.Version | quote }}
+  widgets: {{ .Capabilities.APIVersions.Has \"widgets.example.com/v1\" | quote }}
+";
+
+/// kustomize-build's `plugin.helm` sets what every chart of helmCharts sees
+/// (`--helm-kube-version`, `--helm-api-versions`, as Kargo's HelmConfig does).
+#[tokio::test]
+async fn kustomize_build_plugin_helm_sets_the_kube_version_and_api_versions_charts_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "app/charts/caps/Chart.yaml",
+            "apiVersion: v2\nname: caps\nversion: 0.1.0\n",
+        ),
+        ("app/charts/caps/values.yaml", "{}\n"),
+        ("app/charts/caps/templates/configmap.yaml", CAPABILITIES_CONFIGMAP),
+        (
+            "app/kustomization.yaml",
+            "helmCharts:\n  - {name: caps, releaseName: caps}\n",
+        ),
+    ];
+    let config = "{path: ./r/app, outPath: ./r/out.yaml, plugin: {helm: {kubeVersion: v1.29.3, apiVersions: [widgets.example.com/v1]}}}";
+    let (out, bare) = promote(dir.path(), &files, "kustomize-build", config).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let rendered = git(&bare, &["show", "main:out.yaml"]);
+    assert!(rendered.contains("kube: v1.29.3"), "{rendered}");
+    assert!(rendered.contains("widgets: \"true\""), "{rendered}");
+}
+
+const MANIFESTS: &str = "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: Web, namespace: prod}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: prod}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+";
+
+/// The files of directory `path` on branch main of `bare`, sorted.
+fn files_in(bare: &std::path::Path, path: &str) -> Vec<String> {
+    let listed = git(bare, &["ls-tree", "--name-only", &format!("main:{path}")]);
+    let mut names: Vec<String> = listed.lines().map(str::to_string).collect();
+    names.sort();
+    names
+}
+
+/// kustomize-build into a directory names files as Kargo's `outputFormat` says: `kargo` (the
+/// default) `[namespace-]kind-name.yaml`; `kustomize` as `kustomize build -o dir/` does,
+/// `[namespace_]group_version_kind_name.yaml` with the namespace only when the namespaced
+/// resources are in several (cluster-scoped kinds are in none).
+#[tokio::test]
+async fn kustomize_build_names_files_by_output_format() {
+    let one_namespace = [
+        ("app/all.yaml", MANIFESTS),
+        ("app/kustomization.yaml", "resources: [all.yaml]\n"),
+    ];
+    let several =
+        format!("{MANIFESTS}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg, namespace: staging}}\n");
+    let several_namespaces = [
+        ("app/all.yaml", several.as_str()),
+        ("app/kustomization.yaml", "resources: [all.yaml]\n"),
+    ];
+    for (files, format, expected) in [
+        (
+            &one_namespace,
+            "",
+            vec![
+                "ingressclass-nginx.yaml",
+                "namespace-prod.yaml",
+                "prod-deployment-web.yaml",
+                "prod-service-web.yaml",
+            ],
+        ),
+        (
+            &one_namespace,
+            ", outputFormat: kustomize",
+            vec![
+                "apps_v1_deployment_web.yaml",
+                "networking.k8s.io_v1_ingressclass_nginx.yaml",
+                "v1_namespace_prod.yaml",
+                "v1_service_web.yaml",
+            ],
+        ),
+        (
+            &several_namespaces,
+            ", outputFormat: kustomize",
+            vec![
+                "networking.k8s.io_v1_ingressclass_nginx.yaml",
+                "prod_apps_v1_deployment_web.yaml",
+                "prod_v1_service_web.yaml",
+                "staging_v1_configmap_cfg.yaml",
+                "v1_namespace_prod.yaml",
+            ],
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!("{{path: ./r/app, outPath: ./r/out{format}}}");
+        let (out, bare) = promote(dir.path(), files, "kustomize-build", &config).await;
+        assert_eq!(out.phase, Phase::Succeeded, "{format}: {}", out.message);
+        assert_eq!(files_in(&bare, "out"), expected, "{format}");
+        let deployment = expected.iter().find(|f| f.contains("deployment")).unwrap();
+        let text = git(&bare, &["show", &format!("main:out/{deployment}")]);
+        assert!(text.starts_with("apiVersion: apps/v1\nkind: Deployment\n"), "{text}");
+    }
+}
+
+/// A value outside Kargo's enum fails the step and says which values there are.
+#[tokio::test]
+async fn kustomize_build_refuses_an_unknown_output_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        ("app/all.yaml", MANIFESTS),
+        ("app/kustomization.yaml", "resources: [all.yaml]\n"),
+    ];
+    let (out, _) = promote(
+        dir.path(),
+        &files,
+        "kustomize-build",
+        "{path: ./r/app, outPath: ./r/out, outputFormat: flat}",
+    )
+    .await;
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    let step = &out.state.steps[1];
+    assert!(
+        step.message
+            .contains("outputFormat \"flat\" is neither `kargo` nor `kustomize`"),
+        "{}",
+        step.message
+    );
 }

@@ -470,3 +470,130 @@ async fn http_and_http_download_send_the_credentials_their_url_was_written_with(
         out.state.steps[0].message
     );
 }
+
+const TLS_TOKEN: &str = "tls-tok-81d2";
+
+/// A config repository on git smart HTTPS (self-signed certificate, basic auth) whose main has a
+/// submodule `vendor/lib`, itself a repository on the same server, and the server's base URL.
+fn https_config_with_submodule(root: &Path) -> (PathBuf, String, git_kit::SmartHttp) {
+    let git_root = root.join("git");
+    std::fs::create_dir_all(&git_root).unwrap();
+    let (server, port) = git_kit::smart_https(&git_root, "bot", TLS_TOKEN);
+    let base = format!("https://127.0.0.1:{port}");
+    let sub = git_kit::bare_repo(&git_root, "lib.git", &[("lib.txt", "from the submodule\n")]);
+    let sub_head = git(&sub, &["rev-parse", "main"]);
+    let gitmodules = format!("[submodule \"vendor/lib\"]\n\tpath = vendor/lib\n\turl = {base}/lib.git\n");
+    let config = git_kit::bare_repo(
+        &git_root,
+        "config.git",
+        &[("values.yaml", "tag: '1.0'\n"), (".gitmodules", &gitmodules)],
+    );
+    // The submodule is a gitlink in the tree, added by hand (no clone of it needed here).
+    let seed = git_root.join("seed-config.git");
+    git(
+        &seed,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{sub_head},vendor/lib"),
+        ],
+    );
+    git(&seed, &["commit", "-q", "-m", "add the submodule"]);
+    git(&seed, &["push", "-q", config.to_str().unwrap(), "main"]);
+    git(&config, &["config", "http.receivepack", "true"]);
+    // The server runs as root; git refuses repositories owned by others unless told.
+    let _ = std::process::Command::new("chmod")
+        .args(["-R", "a+rwX", git_root.to_str().unwrap()])
+        .status();
+    (config, base, server)
+}
+
+/// git-clone's `insecureSkipTLSVerify` and `recurseSubmodules`, against a server whose
+/// certificate git cannot verify: without the option the clone fails on the certificate; with
+/// it the checkout, its submodule (fetched with the same credentials, as Kargo's) and the later
+/// push all go through, while no git configuration file (the cache's, the user's) says so.
+#[tokio::test]
+async fn git_clone_skips_tls_verification_for_its_repository_and_initialises_submodules() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, base, _server) = https_config_with_submodule(dir.path());
+    let steps = |options: &str| {
+        format!(
+            r#"
+        - uses: git-clone
+          as: clone
+          config:
+            repoURL: {base}/config.git
+            checkout: [{{branch: main, path: ./repo}}]{options}
+        - uses: yaml-update
+          config: {{path: ./repo/values.yaml, updates: [{{key: tag, value: "1.10"}}]}}
+        - uses: git-commit
+          config: {{path: ./repo, message: promote}}
+        - uses: git-push
+          config: {{path: ./repo}}
+"#
+        )
+    };
+    let mut e = support::engine(dir.path(), Vec::new());
+    let server = base.clone();
+    e.credentials = std::sync::Arc::new(move |url| {
+        url.starts_with(&server).then(|| barge_core::secret::Credentials {
+            username: "bot".into(),
+            password: TLS_TOKEN.into(),
+        })
+    });
+
+    let p = promotion(&steps(""));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_ne!(out.phase, Phase::Succeeded);
+    let said = &out.state.steps[0].message;
+    assert!(said.to_lowercase().contains("certificate"), "{said}");
+
+    let p = promotion(&steps(
+        "\n            insecureSkipTLSVerify: true\n            recurseSubmodules: true",
+    ));
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert!(
+        seen.after("clone").contains(&"repo/vendor/lib/lib.txt".to_string()),
+        "{:?}",
+        seen.after("clone")
+    );
+    assert_eq!(git(&config, &["show", "main:values.yaml"]), "tag: '1.10'");
+    // Only the commands said so: the setting is in no configuration file.
+    let cache = dir.path().join("cache");
+    let mut configs = git_kit::files_containing(&cache, "sslVerify");
+    configs.extend(git_kit::files_containing(&cache, "sslverify"));
+    assert!(configs.is_empty(), "{configs:?}");
+    if let Some(home) = std::env::var_os("HOME") {
+        let global = std::fs::read_to_string(Path::new(&home).join(".gitconfig")).unwrap_or_default();
+        assert!(!global.to_lowercase().contains("sslverify"), "{global}");
+    }
+}
+
+/// `blobless` asks for what barge's fetches are anyway: the cache is a partial clone (blobs are
+/// fetched when a checkout needs them), and the checkout is whole.
+#[tokio::test]
+async fn a_blobless_clone_is_a_partial_clone_with_a_whole_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let bare = seed(dir.path());
+    git(&bare, &["config", "uploadpack.allowFilter", "true"]);
+    let e = engine(dir.path());
+    let p = promotion(&FULL.replace("checkout: [", "blobless: true\n            checkout: ["));
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(seen.after("clone").len(), 4, "{:?}", seen.after("clone"));
+    let cached = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "git"))
+        .unwrap();
+    assert_eq!(git(&cached, &["config", "remote.origin.promisor"]), "true");
+    assert_eq!(
+        git(&cached, &["config", "remote.origin.partialclonefilter"]),
+        "blob:none"
+    );
+}

@@ -98,7 +98,27 @@ impl Drop for SmartHttp {
 /// git smart HTTP (git-http-backend via fcgiwrap) behind nginx with basic auth, the setup
 /// git-http-backend(1) describes for serving repositories over HTTP.
 pub fn smart_http(root: &Path, user: &str, pass: &str) -> (SmartHttp, u16) {
+    serve_smart_http(root, user, pass, false)
+}
+
+/// [`smart_http`] over HTTPS with a self-signed certificate (`root/cert.pem`), which git
+/// refuses unless told not to verify it.
+pub fn smart_https(root: &Path, user: &str, pass: &str) -> (SmartHttp, u16) {
+    serve_smart_http(root, user, pass, true)
+}
+
+fn serve_smart_http(root: &Path, user: &str, pass: &str, tls: bool) -> (SmartHttp, u16) {
     let port = free_port();
+    let listen = if tls {
+        let (cert, key) = crate::self_signed_cert(root);
+        format!(
+            "{port} ssl; ssl_certificate {}; ssl_certificate_key {}",
+            cert.display(),
+            key.display()
+        )
+    } else {
+        port.to_string()
+    };
     let sock = root.join("fcgi.sock");
     let htpasswd = root.join("htpasswd");
     assert!(
@@ -120,7 +140,7 @@ pub fn smart_http(root: &Path, user: &str, pass: &str) -> (SmartHttp, u16) {
     std::fs::write(
         &conf,
         format!(
-            "daemon off; user root; pid {r}/nginx.pid; error_log {r}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; proxy_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      auth_basic \"git\"; auth_basic_user_file {htpasswd};\n      client_max_body_size 0;\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n      fastcgi_param GIT_PROJECT_ROOT {r};\n      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_param REMOTE_USER $remote_user;\n      fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n",
+            "daemon off; user root; pid {r}/nginx.pid; error_log {r}/error.log;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {r}/tmp; fastcgi_temp_path {r}/tmp; proxy_temp_path {r}/tmp; uwsgi_temp_path {r}/tmp; scgi_temp_path {r}/tmp;\n  server {{\n    listen 127.0.0.1:{listen};\n    location / {{\n      auth_basic \"git\"; auth_basic_user_file {htpasswd};\n      client_max_body_size 0;\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;\n      fastcgi_param GIT_PROJECT_ROOT {r};\n      fastcgi_param GIT_HTTP_EXPORT_ALL \"\";\n      fastcgi_param PATH_INFO $uri;\n      fastcgi_param REMOTE_USER $remote_user;\n      fastcgi_pass unix:{sock};\n    }}\n  }}\n}}\n",
             htpasswd = htpasswd.display(),
             sock = sock.display()
         ),

@@ -59,25 +59,7 @@ impl TestRegistry {
             dir.path().join("data").display()
         );
         if tls {
-            let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-            let out = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "1",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ])
-                .args(["-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap()])
-                .output()
-                .expect("openssl");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let (cert, key) = crate::self_signed_cert(dir.path());
             config.push_str(&format!(
                 "  tls: {{certificate: {}, key: {}}}\n",
                 cert.display(),

@@ -8,7 +8,7 @@ use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
-use barge_git::cache::{ChainLink, ChainTurn, Checkout};
+use barge_git::cache::{ChainLink, ChainTurn, Checkout, CheckoutOptions};
 use barge_git::repo::{Author, PushFailure, PushPolicy, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
@@ -29,6 +29,10 @@ struct Recorded {
     base: Option<String>,
     branch: Option<String>,
     author: Option<(String, String)>,
+    /// git-clone's `insecureSkipTLSVerify`: later git commands of the checkout (pushes) skip
+    /// TLS verification too, as Kargo's clone remembers it.
+    #[serde(default)]
+    insecure_skip_tls_verify: bool,
 }
 
 /// `<work>.<suffix>`: promotion state kept beside the work directory, out of the checkouts.
@@ -107,7 +111,8 @@ fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepE
         author,
     )
     .with_signing(rec.signing)
-    .with_base(rec.base);
+    .with_base(rec.base)
+    .with_insecure_tls(rec.insecure_skip_tls_verify);
     Ok((ws, rec.original_url))
 }
 
@@ -184,10 +189,18 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             let author_ = author
                 .clone()
                 .map_or_else(|| ctx.engine.author.clone(), |(name, email)| Author { name, email });
+            // `blobless` asks for what barge's fetches always are (blobless where the server
+            // allows it).
+            let _ = c.blobless;
+            let options = CheckoutOptions {
+                sparse: co.sparse.clone(),
+                insecure_skip_tls_verify: c.insecure_skip_tls_verify,
+                recurse_submodules: c.recurse_submodules,
+            };
             let ws = ctx
                 .engine
                 .cache
-                .checkout_sparse(&fetch_url, &what, &dir, credentials.clone(), author_, &co.sparse)
+                .checkout_with(&fetch_url, &what, &dir, credentials.clone(), author_, &options)
                 .await
                 .map_err(git_error)?;
             let rel = dir.strip_prefix(ctx.work).unwrap_or(&dir).to_string_lossy().to_string();
@@ -204,6 +217,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
                     author: author.clone(),
                     signing: signing.clone(),
                     base: ws.base().map(str::to_string),
+                    insecure_skip_tls_verify: c.insecure_skip_tls_verify,
                 },
             );
             let head = match ws.base() {

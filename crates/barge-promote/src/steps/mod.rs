@@ -165,12 +165,7 @@ pub(crate) fn remove_any(path: &Path) {
 /// and so are options barge cannot honour (validation reports them the same way).
 pub(crate) fn config<T: DeserializeOwned>(step: &str, value: Json) -> Result<T, StepError> {
     for option in barge_core::step_config::unsupported_options(step) {
-        let honoured = match value.get(option.field) {
-            None | Some(Json::Null | Json::Bool(false)) => true,
-            Some(Json::String(s)) => option.fine == Some(s.as_str()),
-            Some(_) => false,
-        };
-        if !honoured {
+        if !barge_core::step_config::asks_nothing(value.get(option.field)) {
             return Err(StepError::Invalid(format!(
                 "{step}: barge cannot honour `{}`: {}",
                 option.field, option.why
