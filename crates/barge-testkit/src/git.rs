@@ -49,9 +49,11 @@ impl GitDaemon {
     /// Starts the daemon with `base` as its base path and waits (bounded) until it listens.
     pub fn start(base: &Path) -> GitDaemon {
         let port = free_port();
-        let child = Command::new("git")
+        // `git daemon` runs git-daemon as a child of its own and waits for it: killing `git`
+        // would leave the daemon running, orphaned (with the test's inherited descriptors).
+        // Started directly, the process dropped is the one that listens.
+        let child = Command::new(exec_path().join("git-daemon"))
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--enable=receive-pack",
@@ -72,6 +74,20 @@ impl GitDaemon {
         }
         daemon
     }
+}
+
+/// Where git keeps its programs (`git --exec-path`).
+fn exec_path() -> PathBuf {
+    static EXEC_PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXEC_PATH
+        .get_or_init(|| {
+            let out = Command::new("git")
+                .arg("--exec-path")
+                .output()
+                .expect("git (Debian package git)");
+            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
 }
 
 impl Drop for GitDaemon {
@@ -218,4 +234,26 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dropped_daemon_stops_listening() {
+        let base = tempfile::tempdir().unwrap();
+        let daemon = GitDaemon::start(base.path());
+        let port = daemon.port;
+        drop(daemon);
+        // Nothing may be left accepting on the port (an orphaned git-daemon would be).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "a git-daemon still listens on port {port} after the drop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
