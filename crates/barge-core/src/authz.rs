@@ -29,6 +29,15 @@ impl Role {
         }
     }
 
+    /// `a viewer`, `a promoter`, `an admin`.
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Role::Viewer => "a viewer",
+            Role::Promoter => "a promoter",
+            Role::Admin => "an admin",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Role> {
         match s {
             "viewer" => Some(Role::Viewer),
@@ -72,7 +81,7 @@ enum Kind {
 /// Why a principal cannot be made.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidPrincipal {
-    #[error("only a promoter is limited to Stages (--stages); a {0} is not")]
+    #[error("only a promoter is limited to Stages (--stages), not {}", .0.with_article())]
     StagesWithoutPromoter(Role),
     #[error("--stages names no Stage")]
     NoStages,
@@ -116,10 +125,10 @@ impl Principal {
         })
     }
 
-    /// The CLI working on the store itself (`--db`), acting as `user`.
-    pub fn local(user: &str) -> Principal {
+    /// The CLI working on the store itself (`--db`).
+    pub fn local() -> Principal {
         Principal {
-            name: user.to_string(),
+            name: "local".to_string(),
             role: Role::Admin,
             project: None,
             stages: None,
@@ -127,17 +136,32 @@ impl Principal {
         }
     }
 
+    /// The in-process CLI (`--db`), which acts as its `--actor`.
+    pub fn is_local(&self) -> bool {
+        self.kind == Kind::Local
+    }
+
     pub fn is_anonymous(&self) -> bool {
         self.kind == Kind::Anonymous
     }
 
-    /// Who the audit log says acted: `token:NAME`, `anonymous`, or the local user.
+    /// Who the audit log says acted: `token:NAME` or `anonymous` (the in-process CLI records
+    /// its `--actor` instead).
     pub fn actor(&self) -> String {
         match self.kind {
             Kind::Token => format!("token:{}", self.name),
             Kind::Anonymous | Kind::Local => self.name.clone(),
         }
     }
+}
+
+/// A token's name as the audit log shows it (`token:NAME`): 1 to 64 letters, digits, `.`,
+/// `_` and `-`.
+pub fn valid_token_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// What a call does, as far as permissions go.
@@ -221,7 +245,12 @@ pub struct Denied {
 
 /// Whether `principal` may do `action` in `project` (`None`: across every project) on
 /// `stage` (`None`: no particular Stage, or one not known).
-pub fn authorize(principal: &Principal, action: Action, project: Option<&str>, stage: Option<&str>) -> Result<(), Denied> {
+pub fn authorize(
+    principal: &Principal,
+    action: Action,
+    project: Option<&str>,
+    stage: Option<&str>,
+) -> Result<(), Denied> {
     let who = match principal.kind {
         Kind::Token => format!("token {:?} ({})", principal.name, principal.role),
         Kind::Anonymous => "a request without a token".to_string(),
@@ -243,7 +272,7 @@ pub fn authorize(principal: &Principal, action: Action, project: Option<&str>, s
         let how = if principal.is_anonymous() {
             "; send a token (BARGE_TOKEN or --token-file)".to_string()
         } else {
-            format!("; it needs a {} token", action.needs())
+            format!("; it needs {} token", action.needs().with_article())
         };
         return deny(format!("{who} may not {}{how}", action.as_str()));
     }
@@ -319,17 +348,35 @@ mod tests {
         let admin = token(Role::Admin, None, None);
         for action in Action::ALL {
             let expect = |role: Role| role >= action.needs();
-            assert_eq!(authorize(&viewer, action, Some("p"), Some("s")).is_ok(), expect(Role::Viewer), "{action:?}");
-            assert_eq!(authorize(&promoter, action, Some("p"), Some("s")).is_ok(), expect(Role::Promoter), "{action:?}");
+            assert_eq!(
+                authorize(&viewer, action, Some("p"), Some("s")).is_ok(),
+                expect(Role::Viewer),
+                "{action:?}"
+            );
+            assert_eq!(
+                authorize(&promoter, action, Some("p"), Some("s")).is_ok(),
+                expect(Role::Promoter),
+                "{action:?}"
+            );
             assert!(authorize(&admin, action, Some("p"), Some("s")).is_ok(), "{action:?}");
         }
         // The promoter's list, exactly as the issue names it.
-        for a in [Action::Promote, Action::Approve, Action::Abort, Action::Hold, Action::Release, Action::Verify] {
+        for a in [
+            Action::Promote,
+            Action::Approve,
+            Action::Abort,
+            Action::Hold,
+            Action::Release,
+            Action::Verify,
+        ] {
             assert!(authorize(&promoter, a, None, Some("prod")).is_ok(), "{a:?}");
         }
         for a in [Action::Alias, Action::Refresh, Action::ManageTokens] {
             let denied = authorize(&promoter, a, None, None).unwrap_err();
-            assert!(denied.reason.contains("needs a admin token") && !denied.unauthenticated, "{denied}");
+            assert!(
+                denied.reason.contains("needs an admin token") && !denied.unauthenticated,
+                "{denied}"
+            );
         }
     }
 
@@ -374,7 +421,10 @@ mod tests {
         let anon = Principal::anonymous(Role::Viewer).unwrap();
         assert!(authorize(&anon, Action::Read, None, None).is_ok());
         let denied = authorize(&anon, Action::Promote, None, Some("dev")).unwrap_err();
-        assert!(denied.unauthenticated && denied.reason.contains("send a token"), "{denied}");
+        assert!(
+            denied.unauthenticated && denied.reason.contains("send a token"),
+            "{denied}"
+        );
         assert_eq!(anon.actor(), "anonymous");
         assert_eq!(token(Role::Viewer, None, None).actor(), "token:t");
     }
@@ -440,7 +490,7 @@ mod tests {
             stage in proptest::option::of(name()),
         ) {
             prop_assert!(authorize(&token(Role::Admin, None, None), action, project.as_deref(), stage.as_deref()).is_ok());
-            prop_assert!(authorize(&Principal::local("alice"), action, project.as_deref(), stage.as_deref()).is_ok());
+            prop_assert!(authorize(&Principal::local(), action, project.as_deref(), stage.as_deref()).is_ok());
         }
     }
 }

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod config;
 pub mod diagnostics;
 pub mod discover;
@@ -12,6 +13,7 @@ pub mod format;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;
+pub mod tokens;
 pub mod verify;
 
 use anyhow::{Context as _, Result};

@@ -110,6 +110,8 @@ pub enum Call {
     },
     /// The answering barge's version (`barge version --server`).
     Version,
+    /// `barge token create|list|revoke`.
+    Token(crate::tokens::TokenCall),
 }
 
 impl Call {
@@ -140,6 +142,7 @@ impl Call {
             | Call::Alias { actor, .. }
             | Call::Verify { actor, .. }
             | Call::Refresh { actor, .. } => Some(actor),
+            Call::Token(t) => t.actor_mut(),
             Call::GetStages { .. }
             | Call::GetWarehouses { .. }
             | Call::GetFreight { .. }
@@ -161,6 +164,8 @@ pub struct Context<'a> {
     pub refresh: Option<&'a Refresh<'a>>,
     /// Stage health as the daemon last checked it (none without a daemon).
     pub health: Option<&'a pipeline::HealthMap>,
+    /// Who calls; every call is authorized against it first ([`crate::access`]).
+    pub principal: &'a barge_core::authz::Principal,
 }
 
 /// A call's failure the caller can act on: the HTTP status the API answers with.
@@ -214,7 +219,8 @@ fn one_project(catalog: &Catalog, project: Option<&str>) -> Result<String> {
 }
 
 /// Runs a call. Errors name what is wrong and what to do.
-pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
+pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Value> {
+    crate::access::authorize(cx, &mut call).await?;
     let now = now_millis();
     let store = cx.store;
     let catalog = cx.catalog;
@@ -361,17 +367,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
         } => {
             let all = pipeline::stages(catalog);
             let upstream = pipeline::find_stage(&all, &from, project.as_deref())?;
-            let downstream: Vec<&pipeline::StageDef> = all
-                .iter()
-                .filter(|(p, _)| p == upstream.project)
-                .flat_map(|(_, defs)| defs.iter())
-                .filter(|d| {
-                    d.spec
-                        .requested_freight
-                        .iter()
-                        .any(|r| r.sources.stages.iter().any(|s| s == &from))
-                })
-                .collect();
+            let downstream = pipeline::downstream(&all, upstream);
             if downstream.is_empty() {
                 bail!("no Stage takes Freight from {from}");
             }
@@ -500,6 +496,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
             serde_json::to_value(&v)?
         }
         Call::Version => json!({"version": env!("CARGO_PKG_VERSION")}),
+        Call::Token(t) => crate::tokens::handle(store, t).await?,
         Call::Refresh {
             project,
             warehouse,
@@ -530,7 +527,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Value> {
 }
 
 /// Conflicts and missing objects keep their meaning over HTTP.
-fn store_error(e: barge_store::StoreError) -> anyhow::Error {
+pub(crate) fn store_error(e: barge_store::StoreError) -> anyhow::Error {
     let status = match e.class() {
         barge_core::ErrorClass::NotFound => 404,
         barge_core::ErrorClass::Conflict => 409,

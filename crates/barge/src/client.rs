@@ -54,7 +54,7 @@ impl Target {
 impl Server {
     /// The token from --token-file (or BARGE_TOKEN_FILE), else BARGE_TOKEN.
     fn token(&self) -> Result<String> {
-        barge_server::api::read(self.token_file.as_deref())?
+        barge_server::api::read(self.token_file.as_deref(), &["BARGE_TOKEN"])?
             .context("--server needs the server's token: set BARGE_TOKEN or --token-file FILE")
     }
 }
@@ -126,6 +126,7 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
             | Call::History { .. }
             | Call::Abort { .. }
             | Call::Alias { .. }
+            | Call::Token(_)
     );
     // Verbs that only read the store skip parsing the definitions.
     let catalog = if needs_definitions {
@@ -144,6 +145,8 @@ pub async fn call(target: &Target, c: Call) -> Result<Value> {
         catalog: &catalog,
         refresh: None,
         health: None,
+        // Whoever can open the store can change it; the call records its --actor.
+        principal: &barge_core::authz::Principal::local(),
     };
     ops::handle(&cx, c).await
 }
@@ -195,6 +198,7 @@ pub enum Kind {
     Warehouse,
     Freight,
     Promotion,
+    Token,
 }
 
 impl Kind {
@@ -205,6 +209,7 @@ impl Kind {
             Kind::Warehouse => "warehouse.kargo.akuity.io",
             Kind::Freight => "freight.kargo.akuity.io",
             Kind::Promotion => "promotion.kargo.akuity.io",
+            Kind::Token => "token.barge.dev",
         }
     }
 
@@ -225,7 +230,7 @@ fn reason(message: &Value) -> String {
         .unwrap_or_default()
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
