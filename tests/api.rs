@@ -43,6 +43,14 @@ spec:
   requestedFreight:
     - origin: {kind: Warehouse, name: app}
       sources: {direct: true}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: qa, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [dev]}
 "#;
 
 const TOKEN: &str = "api-test-token";
@@ -614,7 +622,7 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
     // A viewer reads, and may not promote.
     let (status, body) = daemon.call_as(Some(&wall), &json!({"op": "getStages"}));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body.as_array().map(Vec::len), Some(2), "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(3), "{body}");
     let (status, body) = daemon.call_as(Some(&wall), &promote("prod"));
     assert_eq!(status, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("may not promote"), "{body}");
@@ -624,6 +632,11 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
     let (status, body) = daemon.call_as(Some(&ci), &promote("prod"));
     assert_eq!(status, 403, "{body}");
     assert!(body["error"].as_str().unwrap().contains("only on Stages dev"), "{body}");
+    // Promoting downstream of dev promotes into qa, which the token may not.
+    let downstream = json!({"op": "promoteDownstream", "from": "dev", "freight": fx.alias});
+    let (status, body) = daemon.call_as(Some(&ci), &downstream);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not \"qa\""), "{body}");
     // Tokens are an admin's: not a viewer's, and the bootstrap admin's through the CLI.
     let out = fx
         .command(&["token", "list", "--server", &daemon.server])
@@ -669,6 +682,7 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
         [
             ("token:wall", "prod", 403),
             ("token:ci", "prod", 403),
+            ("token:ci", "qa", 403),
             ("token:wall", "", 403),
             ("anonymous", "", 401),
             ("anonymous", "", 401),

@@ -25,8 +25,7 @@ pub enum TokenWhat {
     ///   barge token create --name ops --role admin --server http://127.0.0.1:7070 -o json
     #[command(verbatim_doc_comment)]
     Create(CreateArgs),
-    /// List tokens (never the tokens themselves): role, project, Stages, created, last
-    /// used, revoked.
+    /// List tokens with their role, project, Stages and times (never the tokens).
     List(ListArgs),
     /// Revoke a token: from now on it is refused (401). Its name stays taken.
     Revoke(RevokeArgs),
