@@ -35,6 +35,22 @@ spec:
   requestedFreight:
     - origin: {kind: Warehouse, name: app}
       sources: {direct: true}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: qa, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {stages: [dev]}
 "#;
 
 const TOKEN: &str = "api-test-token";
@@ -138,6 +154,18 @@ impl Fixture {
         }
     }
 
+    /// `barge token create --name NAME ARGS -o json` in-process: the token.
+    fn create_token(&self, name: &str, args: &[&str]) -> String {
+        let out = self
+            .command(&["token", "create", "--name", name, "-o", "json"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
     /// `barge history -o json` on the store.
     fn history(&self) -> Vec<Value> {
         let out = self
@@ -175,11 +203,19 @@ impl Daemon {
 
     /// `POST /api/v1/call` with the token over a fresh connection: the status and body.
     fn call(&self, body: &Value) -> (u16, Value) {
+        self.call_as(Some(TOKEN), body)
+    }
+
+    /// `POST /api/v1/call` with this bearer token (none: no Authorization header).
+    fn call_as(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
         let body = body.to_string();
+        let authorization = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
         let mut s = self.connect(Duration::from_secs(30));
         write!(
             s,
-            "POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\n\
+            "POST /api/v1/call HTTP/1.1\r\nHost: barge\r\n{authorization}\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
@@ -573,4 +609,255 @@ fn a_64_mb_body_gets_413_with_a_json_error() {
     let (status, body) = parse_response(&String::from_utf8_lossy(&answer));
     assert_eq!(status, 413, "{body}");
     assert!(body["error"].as_str().unwrap().contains("1048576 bytes"), "{body}");
+}
+
+#[test]
+fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
+    let fx = Fixture::new();
+    let wall = fx.create_token("wall", &["--role", "viewer"]);
+    let ci = fx.create_token("ci", &["--role", "promoter", "--stages", "dev", "--project", "shop"]);
+    let daemon = fx.daemon(&[], &[]);
+    let promote = |stage: &str| json!({"op": "promote", "stage": stage, "freight": fx.alias, "actor": "mallory"});
+
+    // A viewer reads, and may not promote.
+    let (status, body) = daemon.call_as(Some(&wall), &json!({"op": "getStages"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.as_array().map(Vec::len), Some(3), "{body}");
+    let (status, body) = daemon.call_as(Some(&wall), &promote("prod"));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("may not promote"), "{body}");
+    // A promoter limited to dev promotes into dev, not prod.
+    let (status, body) = daemon.call_as(Some(&ci), &promote("dev"));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = daemon.call_as(Some(&ci), &promote("prod"));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("only on Stages dev"), "{body}");
+    // Promoting downstream of dev promotes into qa, which the token may not.
+    let downstream = json!({"op": "promoteDownstream", "from": "dev", "freight": fx.alias});
+    let (status, body) = daemon.call_as(Some(&ci), &downstream);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("not \"qa\""), "{body}");
+    // Tokens are an admin's: not a viewer's, and the bootstrap admin's through the CLI.
+    let out = fx
+        .command(&["token", "list", "--server", &daemon.server])
+        .env("BARGE_TOKEN", &wall)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stderr(&out).contains("may not manage tokens"), "{}", stderr(&out));
+    let out = fx
+        .command(&["token", "revoke", "ci", "--server", &daemon.server, "--token-file"])
+        .arg(&fx.token_file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A revoked token is no token (401); so is one never issued.
+    let (status, body) = daemon.call_as(Some(&ci), &promote("dev"));
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("revoked"), "{body}");
+    let (status, _) = daemon.call_as(Some("barge_0000"), &json!({"op": "getStages"}));
+    assert_eq!(status, 401);
+
+    let history = fx.history();
+    let promotions: Vec<(&str, &str)> = history
+        .iter()
+        .filter(|e| e["kind"] == "promotion.created")
+        .map(|e| (e["stage"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(promotions, [("dev", "token:ci")], "{history:#?}");
+    let mut denials: Vec<(&str, &str, u64)> = history
+        .iter()
+        .filter(|e| e["kind"] == "access.denied")
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["stage"].as_str().unwrap(),
+                e["body"]["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    denials.reverse();
+    assert_eq!(
+        denials,
+        [
+            ("token:wall", "prod", 403),
+            ("token:ci", "prod", 403),
+            ("token:ci", "qa", 403),
+            ("token:wall", "", 403),
+            ("anonymous", "", 401),
+            ("anonymous", "", 401),
+        ],
+        "{history:#?}"
+    );
+    assert_eq!(
+        history
+            .iter()
+            .find(|e| e["body"]["token"] == "ci")
+            .map(|e| &e["body"]["reason"]),
+        Some(&json!("the bearer token \"ci\" was revoked")),
+        "{history:#?}"
+    );
+    assert_eq!(
+        history
+            .iter()
+            .find(|e| e["kind"] == "token.revoked")
+            .map(|e| &e["actor"]),
+        Some(&json!("token:api-token")),
+        "{history:#?}"
+    );
+    // The tokens themselves are nowhere: not in the history, the log or the database files.
+    drop(daemon);
+    let mut places = vec![("history".to_string(), serde_json::to_vec(&history).unwrap())];
+    for entry in std::fs::read_dir(fx.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("barge.db") || name.starts_with("serve-") {
+            places.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(places.iter().any(|(n, _)| n == "barge.db"), "no database file");
+    for (place, bytes) in &places {
+        for token in [&wall, &ci] {
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "{place} holds a token"
+            );
+        }
+    }
+}
+
+#[test]
+fn anonymous_requests_read_when_allowed_and_never_write() {
+    let fx = Fixture::new();
+    let promote = json!({"op": "promote", "stage": "dev", "freight": fx.alias});
+    // Off by default.
+    {
+        let daemon = fx.daemon(&[], &[]);
+        let (status, body) = daemon.call_as(None, &json!({"op": "getStages"}));
+        assert_eq!(status, 401, "{body}");
+    }
+    let daemon = fx.daemon(&["--anonymous-role", "viewer"], &[]);
+    let (status, body) = daemon.call_as(None, &json!({"op": "getStages"}));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = daemon.call_as(None, &promote);
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("send a token"), "{body}");
+    // A wrong token is refused, not taken for anonymous.
+    let (status, _) = daemon.call_as(Some("wrong"), &json!({"op": "getStages"}));
+    assert_eq!(status, 401);
+    assert!(
+        fx.history()
+            .iter()
+            .any(|e| e["kind"] == "access.denied" && e["actor"] == "anonymous" && e["stage"] == "dev"),
+        "{:#?}",
+        fx.history()
+    );
+    // Never more than viewer.
+    for role in ["promoter", "admin"] {
+        let child = fx
+            .serve_command(
+                support::free_port(),
+                &[
+                    "--token-file",
+                    fx.token_file.to_str().unwrap(),
+                    "--anonymous-role",
+                    role,
+                ],
+                &[],
+            )
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = exits_within(child, Duration::from_secs(30), "barge serve --anonymous-role");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains(&format!("anonymous access is at most viewer, not {role}")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_token_is_printed_once_and_never_listed() {
+    let fx = Fixture::new();
+    let out = fx
+        .command(&[
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "promoter",
+            "--stages",
+            "dev,staging",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The token alone on stdout, so `> file` keeps it; what it is on stderr.
+    let token = stdout(&out).trim().to_string();
+    assert!(token.starts_with("barge_") && token.len() == 6 + 64, "{token:?}");
+    assert!(stderr(&out).contains("shown this once"), "{}", stderr(&out));
+    let daemon = fx.daemon(&[], &[]);
+    for (how, output) in [
+        ("in-process", "text"),
+        ("in-process", "json"),
+        ("in-process", "yaml"),
+        ("server", "json"),
+    ] {
+        let mut c = fx.command(&["token", "list", "-o", output]);
+        if how == "server" {
+            c.args(["--server", &daemon.server, "--token-file"]).arg(&fx.token_file);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("ci") && stdout(&out).contains("promoter"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(!stdout(&out).contains(&token), "{how} -o {output} shows the token");
+        assert!(!stdout(&out).contains(&token[6..]), "{how} -o {output} shows the token");
+    }
+    // The token works, and `token list` tells when it was last used.
+    let (status, body) = daemon.call_as(Some(&token), &json!({"op": "getStages"}));
+    assert_eq!(status, 200, "{body}");
+    let out = fx.command(&["token", "list", "-o", "json"]).output().unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(list[0]["lastUsedAt"].is_string(), "{list}");
+    let mut fields: Vec<&str> = list[0].as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "createdAt",
+            "lastUsedAt",
+            "name",
+            "project",
+            "revokedAt",
+            "role",
+            "stages"
+        ],
+        "{list}"
+    );
+    // `-o name` names tokens in barge's own API group, through the server as in-process.
+    let mut c = fx.command(&[
+        "token",
+        "list",
+        "-o",
+        "name",
+        "--server",
+        &daemon.server,
+        "--token-file",
+    ]);
+    let out = c.arg(&fx.token_file).output().unwrap();
+    assert_eq!(stdout(&out), "token.barge.dev/ci\n", "{}", stderr(&out));
+    // A second token of that name is refused.
+    let out = fx
+        .command(&["token", "create", "--name", "ci", "--role", "viewer"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
 }

@@ -502,7 +502,7 @@ fn promote_without_a_stage_asks_for_the_stage() {
 #[test]
 fn every_verb_and_subcommand_has_a_description() {
     for verb in [
-        "hold", "release", "verify", "abort", "refresh", "update", "get", "analysis",
+        "hold", "release", "verify", "abort", "refresh", "update", "get", "analysis", "token",
     ] {
         let text = stdout(&run(&[verb, "--help"]));
         let commands = text.split("Commands:\n").nth(1).unwrap_or_else(|| panic!("{text}"));
@@ -529,6 +529,9 @@ fn help_shows_the_shared_flags_and_completions_are_generated() {
     ] {
         assert!(text.contains(flag), "{flag} in:\n{text}");
     }
+    // --actor names who acts only in-process: through --server the token does.
+    let approve = stdout(&run(&["approve", "--help"]));
+    assert!(approve.contains("With --db only (in-process)"), "{approve}");
     let bash = stdout(&run(&["completion", "bash"]));
     assert!(bash.contains("_barge()") && bash.contains("promote"), "{bash}");
     assert!(stdout(&run(&["completion", "zsh"])).starts_with("#compdef barge"));

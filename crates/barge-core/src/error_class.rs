@@ -13,6 +13,9 @@ pub enum ErrorClass {
     RateLimited,
     /// Credentials are missing or refused; retrying without new ones will not help.
     Auth,
+    /// The caller is known but its role or scope does not allow the call (an API token that
+    /// is not an admin's, or limited to another project or Stage); only new rights help.
+    Forbidden,
     /// The repository, tag, chart or ref does not exist.
     NotFound,
     /// A write lost a race with a concurrent one: what the writer read is stale (Kubernetes'
@@ -34,6 +37,7 @@ impl ErrorClass {
             ErrorClass::Transient => "transient",
             ErrorClass::RateLimited => "rate-limited",
             ErrorClass::Auth => "auth",
+            ErrorClass::Forbidden => "forbidden",
             ErrorClass::NotFound => "not-found",
             ErrorClass::Conflict => "conflict",
             ErrorClass::MergeConflict => "merge-conflict",
@@ -58,6 +62,7 @@ mod tests {
             ErrorClass::Transient,
             ErrorClass::RateLimited,
             ErrorClass::Auth,
+            ErrorClass::Forbidden,
             ErrorClass::NotFound,
             ErrorClass::Conflict,
             ErrorClass::MergeConflict,

@@ -209,6 +209,7 @@ mod tests {
     fn failures_that_would_fail_again_are_not_retried() {
         for class in [
             ErrorClass::Auth,
+            ErrorClass::Forbidden,
             ErrorClass::NotFound,
             ErrorClass::Invalid,
             ErrorClass::Conflict,

@@ -4,6 +4,8 @@
 
 use crate::ops::Call;
 use crate::pipeline::StageStatus;
+use crate::tokens::TokenCall;
+use barge_core::authz::Role;
 use barge_core::model::kargo::Freight;
 use barge_core::promotion::{Phase, StepRecord};
 use barge_store::{AuditEvent, StageHold, Verification};
@@ -36,6 +38,12 @@ pub enum Answer {
     Verification(Verification),
     Refresh(RefreshRequested),
     Version(VersionInfo),
+    /// `token create`: the token and, this once, its secret.
+    TokenCreated(CreatedToken),
+    /// `token list`.
+    Tokens(Vec<TokenInfo>),
+    /// `token revoke`: the token as it is now.
+    TokenRevoked(TokenInfo),
 }
 
 impl Call {
@@ -57,6 +65,9 @@ impl Call {
             Call::Verify { .. } => Answer::Verification(read(json)?),
             Call::Refresh { .. } => Answer::Refresh(read(json)?),
             Call::Version => Answer::Version(read(json)?),
+            Call::Token(TokenCall::Create { .. }) => Answer::TokenCreated(read(json)?),
+            Call::Token(TokenCall::List) => Answer::Tokens(read(json)?),
+            Call::Token(TokenCall::Revoke { .. }) => Answer::TokenRevoked(read(json)?),
         })
     }
 }
@@ -228,4 +239,28 @@ pub struct RefreshRequested {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub version: String,
+}
+
+/// An API token as `barge token` shows it: never its secret or hash; times in RFC 3339.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    /// The one project it may act in; `None`: every project.
+    pub project: Option<String>,
+    /// The Stages a promoter may act on; `None`: every Stage.
+    pub stages: Option<Vec<String>>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+/// A token just created: its description and the secret, shown this once (the store keeps
+/// only its SHA-256).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub info: TokenInfo,
+    pub token: String,
 }

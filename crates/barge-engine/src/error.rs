@@ -16,6 +16,13 @@ pub enum EngineError {
     /// The call collides with the state (a Stage still promoting).
     #[error("{0}")]
     Conflict(String),
+    /// The caller is nobody the server knows (anonymous where a token is needed, or an
+    /// unknown or revoked token): a valid token might be allowed.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but its role or scope does not allow the call ([`crate::access`]).
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed; its class says whether it is unreachable, a conflict or corrupt.
     #[error(transparent)]
     Store(#[from] barge_store::StoreError),
@@ -32,8 +39,21 @@ impl EngineError {
             EngineError::Invalid(_) => Some(ErrorClass::Invalid),
             EngineError::NotFound(_) => Some(ErrorClass::NotFound),
             EngineError::Conflict(_) => Some(ErrorClass::Conflict),
+            EngineError::Unauthenticated(_) => Some(ErrorClass::Auth),
+            EngineError::Forbidden(_) => Some(ErrorClass::Forbidden),
             EngineError::Store(e) => Some(e.class()),
             EngineError::Internal(_) => None,
+        }
+    }
+}
+
+/// An anonymous caller's refusal asks for a token; anyone else's is forbidden.
+impl From<barge_core::authz::Denied> for EngineError {
+    fn from(denied: barge_core::authz::Denied) -> Self {
+        if denied.unauthenticated {
+            EngineError::Unauthenticated(denied.reason)
+        } else {
+            EngineError::Forbidden(denied.reason)
         }
     }
 }

@@ -209,6 +209,16 @@ pub enum Event {
         repo_url: Option<String>,
         error: String,
     },
+    /// A call refused: 401 (no valid token) or 403 (a caller who may not).
+    AccessDenied {
+        project: String,
+        stage: String,
+        /// What was refused: `Call/promote`, `Call/unauthenticated`.
+        subject: String,
+        actor: String,
+        /// `status`, `reason` and what was asked (never a token).
+        body: Value,
+    },
 }
 
 /// The columns of an audit row other than its time, project and kind.
@@ -251,6 +261,7 @@ impl Event {
             Event::DefinitionsReloaded { .. } => "config.reloaded",
             Event::DefinitionsRejected { .. } => "config.rejected",
             Event::DiscoveryFailed { .. } => "discovery.failed",
+            Event::AccessDenied { .. } => "access.denied",
         }
     }
 
@@ -290,7 +301,8 @@ impl Event {
             | Event::VerificationMeasured { .. }
             | Event::RefreshRequested { .. }
             | Event::DefinitionsRejected { .. }
-            | Event::DiscoveryFailed { .. } => false,
+            | Event::DiscoveryFailed { .. }
+            | Event::AccessDenied { .. } => false,
         }
     }
 
@@ -331,7 +343,8 @@ impl Event {
             | Event::StageHeld { project, .. }
             | Event::StageReleased { project, .. }
             | Event::RefreshRequested { project, .. }
-            | Event::DiscoveryFailed { project, .. } => project,
+            | Event::DiscoveryFailed { project, .. }
+            | Event::AccessDenied { project, .. } => project,
             Event::PromotionCreated(p)
             | Event::FreightEntered(p)
             | Event::StepStarted { promotion: p, .. }
@@ -347,7 +360,10 @@ impl Event {
 
     /// Problems are warnings; everything else is information.
     fn is_problem(&self) -> bool {
-        matches!(self, Event::DefinitionsRejected { .. } | Event::DiscoveryFailed { .. })
+        matches!(
+            self,
+            Event::DefinitionsRejected { .. } | Event::DiscoveryFailed { .. } | Event::AccessDenied { .. }
+        )
     }
 
     /// The rows the sink appends itself (events not audited in the store), as barge has
@@ -401,6 +417,19 @@ impl Event {
                     "message": m.message,
                     "metricPhase": m.metric_phase,
                 }),
+            },
+            Event::AccessDenied {
+                stage,
+                subject,
+                actor,
+                body,
+                ..
+            } => AuditRow {
+                subject: subject.clone(),
+                actor,
+                stage,
+                freight: "",
+                body: body.clone(),
             },
             Event::DefinitionsRejected { errors, diagnostics } => AuditRow {
                 subject: "Definitions".into(),
@@ -465,6 +494,11 @@ impl Event {
                 ..
             } => format!("discovery of {url} failed: {error}"),
             Event::DiscoveryFailed { error, .. } => format!("discovery failed: {error}"),
+            Event::AccessDenied { subject, body, .. } => format!(
+                "{subject} refused ({}): {}",
+                body["status"],
+                body["reason"].as_str().unwrap_or_default()
+            ),
         }
     }
 
@@ -535,6 +569,10 @@ impl Event {
                 f.actor = Some(actor);
             }
             Event::DiscoveryFailed { warehouse, .. } => f.warehouse = Some(warehouse),
+            Event::AccessDenied { stage, actor, .. } => {
+                f.stage = Some(stage);
+                f.actor = Some(actor);
+            }
             Event::DefinitionsReloaded { .. } | Event::DefinitionsRejected { .. } => {}
         }
         f
@@ -570,6 +608,7 @@ impl Event {
             }
             Event::DefinitionsReloaded { source } => *source = r.text(source),
             Event::DefinitionsRejected { diagnostics, .. } => *diagnostics = r.json(diagnostics),
+            Event::AccessDenied { body, .. } => *body = r.json(body),
             Event::DiscoveryFailed { repo_url, error, .. } => {
                 *error = r.text(error);
                 if let Some(url) = repo_url {

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod answer;
 pub mod config;
 pub mod diagnostics;
@@ -15,6 +16,7 @@ pub mod format;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;
+pub mod tokens;
 pub mod verify;
 
 pub use answer::Answer;

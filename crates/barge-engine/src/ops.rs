@@ -112,6 +112,8 @@ pub enum Call {
     },
     /// The answering barge's version (`barge version --server`).
     Version,
+    /// `barge token create|list|revoke`.
+    Token(crate::tokens::TokenCall),
 }
 
 impl Call {
@@ -142,6 +144,7 @@ impl Call {
             | Call::Alias { actor, .. }
             | Call::Verify { actor, .. }
             | Call::Refresh { actor, .. } => Some(actor),
+            Call::Token(t) => t.actor_mut(),
             Call::GetStages { .. }
             | Call::GetWarehouses { .. }
             | Call::GetFreight { .. }
@@ -165,6 +168,8 @@ pub struct Context<'a> {
     pub refresh: Option<&'a Refresh<'a>>,
     /// Stage health as the daemon last checked it (none without a daemon).
     pub health: Option<&'a pipeline::HealthMap>,
+    /// Who calls; every call is authorized against it first ([`crate::access`]).
+    pub principal: &'a barge_core::authz::Principal,
 }
 
 type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -209,7 +214,8 @@ fn one_project(catalog: &Catalog, project: Option<&str>) -> Result<String> {
 
 /// Runs a call. Errors name what is wrong and what to do; their class says which kind of
 /// wrong it is.
-pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
+pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
+    crate::access::authorize(cx, &mut call).await?;
     let now = now_millis();
     let store = cx.store;
     let catalog = cx.catalog;
@@ -348,17 +354,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
         } => {
             let all = pipeline::stages(catalog);
             let upstream = pipeline::find_stage(&all, &from, project.as_deref())?;
-            let downstream: Vec<&pipeline::StageDef> = all
-                .iter()
-                .filter(|(p, _)| p == upstream.project)
-                .flat_map(|(_, defs)| defs.iter())
-                .filter(|d| {
-                    d.spec
-                        .requested_freight
-                        .iter()
-                        .any(|r| r.sources.stages.iter().any(|s| s == &from))
-                })
-                .collect();
+            let downstream = pipeline::downstream(&all, upstream);
             if downstream.is_empty() {
                 return invalid!("no Stage takes Freight from {from}");
             }
@@ -532,6 +528,7 @@ pub async fn handle(cx: &Context<'_>, call: Call) -> Result<Answer> {
         Call::Version => Answer::Version(VersionInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
         }),
+        Call::Token(t) => crate::tokens::handle(store, t).await?,
         Call::Refresh {
             project,
             warehouse,

@@ -513,6 +513,20 @@ pub fn hold_change(
     }
 }
 
+/// The Stages of `upstream`'s project that take Freight straight from it.
+pub fn downstream<'a>(all: &'a [(String, Vec<StageDef<'a>>)], upstream: &StageDef<'_>) -> Vec<&'a StageDef<'a>> {
+    all.iter()
+        .filter(|(p, _)| p == upstream.project)
+        .flat_map(|(_, defs)| defs.iter())
+        .filter(|d| {
+            d.spec
+                .requested_freight
+                .iter()
+                .any(|r| r.sources.stages.iter().any(|s| s == upstream.name))
+        })
+        .collect()
+}
+
 /// Finds a Stage's definition: in the project given, or the only project with a Stage of
 /// that name.
 pub fn find_stage<'a>(

@@ -1,9 +1,11 @@
 //! The engine's operations against a real SQLite store, answered typed; and one promotion run
 //! end to end against a real git repository (git daemon).
 
+use barge_core::authz::{Principal, Role};
 use barge_core::promotion::Phase;
 use barge_core::{Catalog, ErrorClass};
 use barge_engine::ops::{self, Call};
+use barge_engine::tokens::TokenCall;
 use barge_engine::{Answer, EngineError};
 use barge_store::Store;
 use barge_testkit::fixtures::{dev_stage, freight_from_warehouse};
@@ -56,7 +58,12 @@ async fn fixture(repo: &str) -> Fixture {
 }
 
 impl Fixture {
+    /// In-process, as the CLI's `--db` calls.
     async fn call(&self, call: Call) -> Result<Answer, EngineError> {
+        self.call_as(&Principal::local(), call).await
+    }
+
+    async fn call_as(&self, principal: &Principal, call: Call) -> Result<Answer, EngineError> {
         let events = barge_engine::events::EventSink::new(Some(self.store.clone()), Vec::new());
         let cx = ops::Context {
             store: &self.store,
@@ -64,9 +71,20 @@ impl Fixture {
             catalog: &self.catalog,
             refresh: None,
             health: None,
+            principal,
         };
         ops::handle(&cx, call).await
     }
+}
+
+fn create_token(name: &str, role: Role, stages: Option<Vec<String>>) -> Call {
+    Call::Token(TokenCall::Create {
+        name: name.into(),
+        role,
+        project: Some("shop".into()),
+        stages,
+        actor: "alice".into(),
+    })
 }
 
 fn promote(freight: &str) -> Call {
@@ -250,6 +268,81 @@ async fn the_operations_answer_typed_and_fail_with_a_class() {
     }
 }
 
+/// Tokens answer typed (the secret only when created); a refusal has a class: none for an
+/// anonymous caller is `auth` (401), one for a known caller's role or scope is `forbidden`.
+#[tokio::test]
+async fn tokens_answer_typed_and_refusals_have_a_class() {
+    let fx = fixture("git://127.0.0.1:9/config.git").await;
+    let alias = fx.freight.1.clone();
+    let Answer::TokenCreated(created) = fx
+        .call(create_token("ci", Role::Promoter, Some(vec!["staging".into()])))
+        .await
+        .unwrap()
+    else {
+        panic!("not a created token")
+    };
+    assert!(
+        created.token.starts_with(barge_engine::tokens::PREFIX),
+        "{}",
+        created.token
+    );
+    assert_eq!(
+        (
+            created.info.name.as_str(),
+            created.info.role,
+            created.info.project.as_deref()
+        ),
+        ("ci", Role::Promoter, Some("shop"))
+    );
+    assert_eq!(created.info.stages, Some(vec!["staging".to_string()]));
+    let again = fx.call(create_token("ci", Role::Viewer, None)).await.unwrap_err();
+    assert_eq!(again.class(), Some(ErrorClass::Conflict), "{again}");
+    let bad = fx
+        .call(create_token("ci", Role::Viewer, Some(vec!["dev".into()])))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.class(), Some(ErrorClass::Invalid), "{bad}");
+
+    // The promoter limited to staging may not promote into dev; anonymous may not at all.
+    let ci = Principal::token("ci", Role::Promoter, Some("shop".into()), Some(vec!["staging".into()])).unwrap();
+    let forbidden = fx.call_as(&ci, promote(&alias)).await.unwrap_err();
+    assert_eq!(forbidden.class(), Some(ErrorClass::Forbidden), "{forbidden}");
+    let anonymous = Principal::anonymous(Role::Viewer).unwrap();
+    let unauthenticated = fx.call_as(&anonymous, promote(&alias)).await.unwrap_err();
+    assert_eq!(unauthenticated.class(), Some(ErrorClass::Auth), "{unauthenticated}");
+    let listing = fx.call_as(&ci, Call::Token(TokenCall::List)).await.unwrap_err();
+    assert_eq!(
+        listing.class(),
+        Some(ErrorClass::Forbidden),
+        "only an admin lists tokens: {listing}"
+    );
+
+    let Answer::TokenRevoked(revoked) = fx
+        .call(Call::Token(TokenCall::Revoke {
+            name: "ci".into(),
+            actor: "alice".into(),
+        }))
+        .await
+        .unwrap()
+    else {
+        panic!("not a revoked token")
+    };
+    assert!(revoked.revoked_at.is_some());
+    let Answer::Tokens(tokens) = fx.call(Call::Token(TokenCall::List)).await.unwrap() else {
+        panic!("not tokens")
+    };
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0].revoked_at, revoked.revoked_at);
+    let unknown = fx
+        .call(Call::Token(TokenCall::Revoke {
+            name: "nobody".into(),
+            actor: "alice".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.class(), Some(ErrorClass::NotFound), "{unknown}");
+}
+
 /// Each answer read back from its JSON (what `--server` does) serialises to the same JSON.
 #[tokio::test]
 async fn answers_survive_the_wire() {
@@ -279,6 +372,12 @@ async fn answers_survive_the_wire() {
             since: None,
             limit: 10,
         },
+        create_token("wall", Role::Viewer, None),
+        Call::Token(TokenCall::List),
+        Call::Token(TokenCall::Revoke {
+            name: "wall".into(),
+            actor: "alice".into(),
+        }),
     ] {
         let sent = serde_json::to_value(fx.call(call.clone()).await.unwrap()).unwrap();
         let read = call.decode(sent.clone()).unwrap();

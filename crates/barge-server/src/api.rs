@@ -1,10 +1,14 @@
 //! The daemon's HTTP API, for the CLI: `POST /api/v1/call` with an [`ops::Call`] as JSON,
 //! behind a bearer token; `GET /healthz` without one. Errors are `{"error": "..."}` with the
-//! status the call's failure means (400 invalid, 401, 404, 409 conflict, 413 too large, 408
-//! too slow, 500, 503 too many connections).
+//! status the call's failure means (400 invalid, 401 no valid token, 403 forbidden, 404, 409
+//! conflict, 413 too large, 408 too slow, 500, 503 too many connections).
 //!
-//! The audit log records the token's identity (`token:NAME`) as the actor of every call,
-//! whatever `actor` the body names: the token is all the server knows about who calls.
+//! A bearer token is the bootstrap admin token (`--token-file`, BARGE_ADMIN_TOKEN or
+//! BARGE_TOKEN) or one `barge token create` stored; with `--anonymous-role viewer`, a request
+//! without one reads. The engine authorizes each call for that principal and records it as
+//! the actor (`token:NAME`), whatever `actor` the body names: the token is all the server
+//! knows about who calls. A request refused for want of a valid token (401) is audited
+//! here, without the token; one refused for its role (403) by the engine.
 //!
 //! The server guards itself against clients that are slow, idle, numerous or greedy: a
 //! request's headers (and the next request on a kept-alive connection) must arrive within
@@ -22,6 +26,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use barge_core::ErrorClass;
+use barge_core::authz::{Principal, Role};
 use barge_engine::ops;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -37,7 +42,7 @@ use tokio::sync::Semaphore;
 /// The largest request body: a call is a few hundred bytes of JSON.
 pub const MAX_BODY: usize = 1 << 20;
 
-/// The name the audit log gives the token's holder without `--token-name`.
+/// The name the audit log gives the bootstrap admin token's holder without `--token-name`.
 pub const DEFAULT_TOKEN_NAME: &str = "api-token";
 
 /// What every "no token" error adds.
@@ -47,36 +52,43 @@ const HOW_TO_MAKE_A_TOKEN: &str =
 /// How long a closing connection keeps reading what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
 
-/// The API's bearer token and who its holder is in the audit log.
+/// Who may call the API: the bootstrap admin token, the tokens in the store, and, when
+/// allowed, requests without a token.
 #[derive(Clone)]
-pub struct Token {
+pub struct Access {
+    /// The bootstrap admin token.
     secret: String,
-    /// `token:NAME`, recorded as the actor of every call.
-    actor: String,
+    admin: Principal,
+    anonymous: Option<Principal>,
 }
 
-impl Token {
-    /// The daemon's token, from `file` or BARGE_TOKEN; its holder is `token:NAME`.
-    pub fn load(file: Option<&Path>, name: &str) -> Result<Token> {
-        let secret = read(file)?.with_context(|| format!("the API needs a token: {HOW_TO_MAKE_A_TOKEN}"))?;
-        Ok(Token {
+impl Access {
+    /// The bootstrap admin token, from `file`, else BARGE_ADMIN_TOKEN, else BARGE_TOKEN; its
+    /// holder is `token:NAME`. With `anonymous`, requests without a token act with that role
+    /// (at most viewer).
+    pub fn load(file: Option<&Path>, name: &str, anonymous: Option<Role>) -> Result<Access> {
+        let secret = read(file, &["BARGE_ADMIN_TOKEN", "BARGE_TOKEN"])?
+            .with_context(|| format!("the API needs a token: {HOW_TO_MAKE_A_TOKEN}"))?;
+        Ok(Access {
             secret,
-            actor: format!("token:{name}"),
+            admin: Principal::token(name, Role::Admin, None, None)?,
+            anonymous: anonymous.map(Principal::anonymous).transpose()?,
         })
     }
 }
 
-/// The token from `file` when given, else from BARGE_TOKEN; `None` when neither is set. An
-/// empty token is an error: it must never mean "no authentication".
-pub fn read(file: Option<&Path>) -> Result<Option<String>> {
+/// The token from `file` when given, else from the first of the environment variables
+/// `vars` that is set; `None` when none is. An empty token is an error: it must never mean
+/// "no authentication".
+pub fn read(file: Option<&Path>, vars: &[&str]) -> Result<Option<String>> {
     let (token, from) = match file {
         Some(f) => (
             std::fs::read_to_string(f).with_context(|| format!("cannot read the token file {}", f.display()))?,
             format!("the token file {}", f.display()),
         ),
-        None => match std::env::var("BARGE_TOKEN") {
-            Ok(t) => (t, "BARGE_TOKEN".to_string()),
-            Err(_) => return Ok(None),
+        None => match vars.iter().find_map(|v| Some((std::env::var(v).ok()?, v.to_string()))) {
+            Some(found) => found,
+            None => return Ok(None),
         },
     };
     let token = token.trim();
@@ -92,15 +104,18 @@ pub fn read(file: Option<&Path>) -> Result<Option<String>> {
 
 /// `--token-name`: letters, digits, `.`, `_` and `-`, as it appears in the audit log.
 pub fn parse_token_name(name: &str) -> Result<String, String> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if barge_core::authz::valid_token_name(name) {
         Ok(name.to_string())
     } else {
         Err("1 to 64 letters, digits, '.', '_' or '-'".into())
     }
+}
+
+/// `--anonymous-role`: viewer, and nothing more.
+pub fn parse_anonymous_role(role: &str) -> Result<Role, String> {
+    let role = Role::parse(role).ok_or_else(|| format!("{role:?} is not a role (viewer)"))?;
+    Principal::anonymous(role).map_err(|e| e.to_string())?;
+    Ok(role)
 }
 
 /// How long the API waits for clients and how many it serves at once.
@@ -141,24 +156,24 @@ impl Limits {
 #[derive(Clone)]
 struct Api {
     shared: Arc<Shared>,
-    token: Arc<Token>,
+    access: Arc<Access>,
     client_timeout: Duration,
 }
 
-fn router(shared: Arc<Shared>, token: Token, limits: Limits) -> axum::Router {
+fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/call", post(call))
         .with_state(Api {
             shared,
-            token: Arc::new(token),
+            access: Arc::new(access),
             client_timeout: limits.client_timeout,
         })
 }
 
 /// Serves the API on `listener` until the process ends.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, token: Token, limits: Limits) {
-    let app = router(shared, token, limits);
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Access, limits: Limits) {
+    let app = router(shared, access, limits);
     let serving = Arc::new(Semaphore::new(limits.max_connections));
     // Closing politely (lingering, or answering 503 first) takes a moment too: as many
     // connections as are served may be closing at once; beyond that they are closed at once.
@@ -287,30 +302,67 @@ async fn read_body(body: Body, client_timeout: Duration) -> Result<axum::body::B
     }
 }
 
+/// The principal a request's bearer token stands for, or the 401 (audited) that says why
+/// there is none.
+async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Response> {
+    let presented = match headers.get(axum::http::header::AUTHORIZATION) {
+        None => match &api.access.anonymous {
+            Some(anonymous) => return Ok(anonymous.clone()),
+            None => None,
+        },
+        Some(v) => v.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim),
+    };
+    let refused = match presented {
+        None | Some("") => ("no bearer token".to_string(), None),
+        Some(token) if same(token.as_bytes(), api.access.secret.as_bytes()) => return Ok(api.access.admin.clone()),
+        Some(token) => match barge_engine::tokens::authenticate(&api.shared.store, token).await {
+            Ok(Ok(principal)) => return Ok(principal),
+            Ok(Err(why)) => {
+                let name = match &why {
+                    barge_engine::tokens::Unauthenticated::Revoked(name) => Some(name.clone()),
+                    barge_engine::tokens::Unauthenticated::Unknown => None,
+                };
+                (why.to_string(), name)
+            }
+            Err(e) => {
+                return Err(error(
+                    status_of(e.class()),
+                    format!("cannot check the bearer token: {e}"),
+                ));
+            }
+        },
+    };
+    let (reason, token) = refused;
+    let body = serde_json::json!({"status": 401, "reason": reason, "token": token});
+    let denied = barge_engine::events::Event::AccessDenied {
+        project: String::new(),
+        stage: String::new(),
+        subject: "Call/unauthenticated".into(),
+        actor: "anonymous".into(),
+        body,
+    };
+    // The sink logs a failure to audit; the call is refused all the same.
+    let _ = api.shared.events.emit(denied).await;
+    Err(error(
+        status_of(Some(ErrorClass::Auth)),
+        format!("{reason} (set BARGE_TOKEN or --token-file to a token of this server)"),
+    ))
+}
+
 async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !same(presented.as_bytes(), api.token.secret.as_bytes()) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token (set BARGE_TOKEN or --token-file to the server's token)".into(),
-        );
-    }
+    let principal = match authenticate(&api, &headers).await {
+        Ok(p) => p,
+        Err(response) => return response,
+    };
     let body = match read_body(body, api.client_timeout).await {
         Ok(b) => b,
         Err(response) => return response,
     };
-    let mut c: ops::Call = match serde_json::from_slice(&body) {
+    let c: ops::Call = match serde_json::from_slice(&body) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a barge call: {e}")),
     };
-    if let Some(actor) = c.actor_mut() {
-        actor.clone_from(&api.token.actor);
-    }
-    match crate::serve::call(&api.shared, c).await {
+    match crate::serve::call(&api.shared, &principal, c).await {
         Ok(answer) => Json(answer).into_response(),
         Err(e) => error(status_of(e.class()), e.to_string()),
     }
@@ -318,10 +370,12 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Respons
 
 /// The HTTP status of an engine error's class: the one place the classes meet HTTP. A
 /// database that cannot be reached is the server's trouble (503, try again), not the caller's.
+/// No valid token is 401 (a token might be allowed); a known caller without the right is 403.
 pub fn status_of(class: Option<ErrorClass>) -> StatusCode {
     match class {
         Some(ErrorClass::Invalid) => StatusCode::BAD_REQUEST,
         Some(ErrorClass::Auth) => StatusCode::UNAUTHORIZED,
+        Some(ErrorClass::Forbidden) => StatusCode::FORBIDDEN,
         Some(ErrorClass::NotFound) => StatusCode::NOT_FOUND,
         Some(ErrorClass::Conflict | ErrorClass::MergeConflict) => StatusCode::CONFLICT,
         Some(ErrorClass::Transient | ErrorClass::RateLimited) => StatusCode::SERVICE_UNAVAILABLE,

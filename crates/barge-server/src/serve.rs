@@ -43,7 +43,7 @@ pub struct Options {
     pub paths: Vec<String>,
     pub once: bool,
     pub listen: Option<std::net::SocketAddr>,
-    pub token: Option<crate::api::Token>,
+    pub access: Option<crate::api::Access>,
     pub reload_interval: Duration,
     pub replica_id: String,
     pub registry: barge_registry::RegistryConfig,
@@ -137,14 +137,14 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let opts = Arc::new(opts);
     let stop = stop_on_signal();
     if let Some(addr) = opts.listen {
-        let token = opts.token.clone().context("the API needs a token")?;
+        let access = opts.access.clone().context("the API needs a token")?;
         let limits = crate::api::Limits::from_env()?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("barge: API listening on http://{}", listener.local_addr()?);
         // It answers until the process ends, also while running promotions finish.
-        tokio::spawn(crate::api::serve(listener, shared.clone(), token, limits));
+        tokio::spawn(crate::api::serve(listener, shared.clone(), access, limits));
     }
     let discovery = Discovery::new(shared.clone(), &opts)?;
     let runners = Runners {
@@ -1136,8 +1136,13 @@ async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::S
     result
 }
 
-/// The handler the API runs calls with.
-pub async fn call(shared: &Shared, c: ops::Call) -> Result<barge_engine::Answer, barge_engine::EngineError> {
+/// The handler the API runs calls with, for `principal` (the engine authorizes the call
+/// first).
+pub async fn call(
+    shared: &Shared,
+    principal: &barge_core::authz::Principal,
+    c: ops::Call,
+) -> Result<barge_engine::Answer, barge_engine::EngineError> {
     let catalog = shared.catalog();
     let refresh = |p: &str, w: &str| shared.request_refresh(p, w);
     let health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();
@@ -1147,6 +1152,7 @@ pub async fn call(shared: &Shared, c: ops::Call) -> Result<barge_engine::Answer,
         catalog: &catalog,
         refresh: Some(&refresh),
         health: Some(&health),
+        principal,
     };
     let out = ops::handle(&cx, c).await;
     // A queued promotion starts now, and a hold, release or approval is decided now, rather

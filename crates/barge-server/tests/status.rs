@@ -2,12 +2,13 @@
 //! reached is 503 (try again), not 400.
 
 use axum::http::StatusCode;
+use barge_core::authz::{Principal, Role};
 use barge_engine::EngineError;
 use barge_engine::ops::{self, Call};
 use barge_server::api::status_of;
 
-#[tokio::test]
-async fn an_unknown_stage_is_404() {
+/// Promotes into a Stage that is not defined, as `principal`: what the API would answer.
+async fn promote_as(principal: &Principal) -> StatusCode {
     let dir = tempfile::tempdir().unwrap();
     let store = barge_store::Store::open(&barge_testkit::postgres::sqlite_url(&dir))
         .await
@@ -24,6 +25,7 @@ async fn an_unknown_stage_is_404() {
         catalog: &catalog,
         refresh: None,
         health: None,
+        principal,
     };
     let promote = Call::Promote {
         project: None,
@@ -33,7 +35,22 @@ async fn an_unknown_stage_is_404() {
         override_reason: None,
     };
     let e = ops::handle(&cx, promote).await.unwrap_err();
-    assert_eq!(status_of(e.class()), StatusCode::NOT_FOUND, "{e}");
+    status_of(e.class())
+}
+
+#[tokio::test]
+async fn an_unknown_stage_is_404() {
+    assert_eq!(promote_as(&Principal::local()).await, StatusCode::NOT_FOUND);
+}
+
+/// The engine refuses before it looks for the Stage: an anonymous caller may try with a
+/// token (401), a viewer's token will never do (403).
+#[tokio::test]
+async fn a_refused_caller_is_401_without_a_token_and_403_with_one() {
+    let anonymous = Principal::anonymous(Role::Viewer).unwrap();
+    assert_eq!(promote_as(&anonymous).await, StatusCode::UNAUTHORIZED);
+    let viewer = Principal::token("wall", Role::Viewer, None, None).unwrap();
+    assert_eq!(promote_as(&viewer).await, StatusCode::FORBIDDEN);
 }
 
 /// A PostgreSQL server that was stopped: nothing listens on its port any more.

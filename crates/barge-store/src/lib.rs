@@ -144,8 +144,10 @@ macro_rules! audit_columns {
 }
 
 mod stages;
+mod tokens;
 mod verifications;
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
+pub use tokens::{NewToken, StoredToken};
 pub use verifications::Verification;
 
 #[derive(Clone, Debug)]

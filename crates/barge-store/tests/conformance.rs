@@ -70,7 +70,70 @@ conformance!(
     racing_replicas_queue_one_promotion_per_stage,
     verifications_run_once_per_stage_and_record_their_outcome,
     verifications_are_leased_and_an_abort_wins,
+    tokens_are_found_by_hash_listed_and_revoked,
 );
+
+async fn tokens_are_found_by_hash_listed_and_revoked(b: Backend) {
+    use barge_core::authz::Role;
+    use barge_store::NewToken;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let stages = vec!["dev".to_string(), "staging".into()];
+    let ci = NewToken {
+        name: "ci",
+        hash: "aa11",
+        role: Role::Promoter,
+        project: Some("demo"),
+        stages: Some(&stages),
+    };
+    let created = s.create_token(ci, "alice", 10).await.unwrap();
+    assert_eq!(created.stages.as_deref(), Some(&stages[..]));
+    let ops = NewToken {
+        name: "ops",
+        hash: "bb22",
+        role: Role::Admin,
+        project: None,
+        stages: None,
+    };
+    s.create_token(ops, "alice", 11).await.unwrap();
+    // A name is taken once, also by another hash.
+    let again = s
+        .create_token(NewToken { hash: "cc33", ..ci }, "alice", 12)
+        .await
+        .unwrap_err();
+    assert_eq!(again.class(), barge_core::ErrorClass::Conflict, "{again}");
+    assert_eq!(s.token_by_hash("aa11").await.unwrap(), Some(created.clone()));
+    assert_eq!(s.token_by_hash("cc33").await.unwrap(), None);
+    s.token_used("ci", 20).await.unwrap();
+    let listed = s.list_tokens().await.unwrap();
+    assert_eq!(
+        listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["ci", "ops"]
+    );
+    assert_eq!(listed[0].last_used_at, Some(20));
+    assert_eq!(listed[1].project, None);
+    // Revoked once; the second revocation changes nothing.
+    assert_eq!(s.revoke_token("ci", "bob", 30).await.unwrap().revoked_at, Some(30));
+    assert_eq!(s.revoke_token("ci", "bob", 40).await.unwrap().revoked_at, Some(30));
+    assert_eq!(s.token_by_hash("aa11").await.unwrap().unwrap().revoked_at, Some(30));
+    let missing = s.revoke_token("nobody", "bob", 40).await.unwrap_err();
+    assert_eq!(missing.class(), barge_core::ErrorClass::NotFound, "{missing}");
+    let audit: Vec<(String, String, String)> = s
+        .list_audit(None, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.kind, a.subject, a.actor))
+        .collect();
+    assert_eq!(
+        audit,
+        [
+            ("token.created".to_string(), "Token/ci".to_string(), "alice".to_string()),
+            ("token.created".into(), "Token/ops".into(), "alice".into()),
+            ("token.revoked".into(), "Token/ci".into(), "bob".into()),
+        ]
+    );
+}
 
 async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     let dir = tempfile::tempdir().unwrap();

@@ -59,7 +59,7 @@ impl Target {
 impl Server {
     /// The token from --token-file (or BARGE_TOKEN_FILE), else BARGE_TOKEN.
     fn token(&self) -> Result<String> {
-        barge_server::api::read(self.token_file.as_deref())?
+        barge_server::api::read(self.token_file.as_deref(), &["BARGE_TOKEN"])?
             .context("--server needs the server's token: set BARGE_TOKEN or --token-file FILE")
     }
 }
@@ -133,6 +133,7 @@ pub async fn call(target: &Target, c: Call) -> Result<Answer> {
             | Call::History { .. }
             | Call::Abort { .. }
             | Call::Alias { .. }
+            | Call::Token(_)
     );
     // Verbs that only read the store skip parsing the definitions.
     let catalog = if needs_definitions {
@@ -153,6 +154,8 @@ pub async fn call(target: &Target, c: Call) -> Result<Answer> {
         catalog: &catalog,
         refresh: None,
         health: None,
+        // Whoever can open the store can change it; the call records its --actor.
+        principal: &barge_core::authz::Principal::local(),
     };
     Ok(ops::handle(&cx, c).await?)
 }
@@ -192,19 +195,21 @@ pub fn print_get(output: GetFormat, answer: &Answer, one: bool) -> Result<()> {
     Ok(())
 }
 
-/// kubectl's `-o name` form of a listing: the lower-case kind, Kargo's API group and the name.
+/// kubectl's `-o name` form of a listing: the lower-case kind, the API group (Kargo's, or
+/// barge's own for tokens, which Kargo has not) and the name.
 fn names(answer: &Answer) -> Vec<String> {
-    let named = |kind: &str, names: Vec<&str>| -> Vec<String> {
-        names
-            .into_iter()
-            .map(|n| format!("{kind}.kargo.akuity.io/{n}"))
-            .collect()
+    let named = |resource: &str, names: Vec<&str>| -> Vec<String> {
+        names.into_iter().map(|n| format!("{resource}/{n}")).collect()
     };
     match answer {
-        Answer::Stages(l) => named("stage", l.iter().map(|s| s.name.as_str()).collect()),
-        Answer::Warehouses(l) => named("warehouse", l.iter().map(|w| w.name.as_str()).collect()),
-        Answer::Freight(l) => named("freight", l.iter().map(|f| f.freight.metadata.name.as_str()).collect()),
-        Answer::Promotions(l) => named("promotion", l.iter().map(|p| p.name.as_str()).collect()),
+        Answer::Stages(l) => named("stage.kargo.akuity.io", l.iter().map(|s| s.name.as_str()).collect()),
+        Answer::Warehouses(l) => named("warehouse.kargo.akuity.io", l.iter().map(|w| w.name.as_str()).collect()),
+        Answer::Freight(l) => named(
+            "freight.kargo.akuity.io",
+            l.iter().map(|f| f.freight.metadata.name.as_str()).collect(),
+        ),
+        Answer::Promotions(l) => named("promotion.kargo.akuity.io", l.iter().map(|p| p.name.as_str()).collect()),
+        Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
         Answer::History(_)
         | Answer::Queued(_)
         | Answer::Approved(_)
@@ -214,7 +219,9 @@ fn names(answer: &Answer) -> Vec<String> {
         | Answer::Aliased(_)
         | Answer::Verification(_)
         | Answer::Refresh(_)
-        | Answer::Version(_) => Vec::new(),
+        | Answer::Version(_)
+        | Answer::TokenCreated(_)
+        | Answer::TokenRevoked(_) => Vec::new(),
     }
 }
 
@@ -241,6 +248,14 @@ pub fn text(answer: &Answer, wide: bool) -> String {
         Answer::Verification(v) => format!("verification {} queued (barge serve runs it)\n", v.id),
         Answer::Refresh(r) => format!("refresh of {} requested\n", r.warehouse),
         Answer::Version(v) => format!("Server Version: {}\n", v.version),
+        // The token alone (`> file` keeps just it); token_cli.rs says what it is on stderr.
+        Answer::TokenCreated(t) => format!("{}\n", t.token),
+        Answer::Tokens(l) => crate::token_cli::list_text(l),
+        Answer::TokenRevoked(t) => format!(
+            "token {} revoked at {}\n",
+            t.name,
+            rfc3339_time(t.revoked_at.as_deref().unwrap_or_default())
+        ),
     }
 }
 

@@ -5,6 +5,7 @@
 mod analysis_cli;
 mod client;
 mod render;
+mod token_cli;
 
 use barge_engine::{config, diagnostics, discover, ops, promote};
 use barge_server::{api, memory, serve};
@@ -49,7 +50,8 @@ Flags most verbs take:
                             $XDG_DATA_HOME when set)
   -f, --definitions PATH    with --db, the definitions (default: the ones `barge serve` stored)
       --config FILE         barge's configuration file (BARGE_CONFIG)
-      --actor NAME          who acts, for the audit log (default: $USER)
+      --actor NAME          with --db only (in-process): who acts, for the audit log
+                            (default: $USER); through --server it is the token's name
 
 Environment: BARGE_LOG (log filter, default warn), BARGE_LOG_FORMAT=json, NO_COLOR.
 Completion: `source <(barge completion bash)` (zsh and fish too).";
@@ -204,6 +206,18 @@ enum Command {
     ///   barge version --server http://127.0.0.1:7070 -o json
     #[command(verbatim_doc_comment)]
     Version(VersionArgs),
+    /// The API's tokens: create (printed once), list, revoke. Needs an admin token with
+    /// --server.
+    ///
+    /// Examples:
+    ///   barge token create --name ci --role promoter --stages dev,staging > ci.token
+    ///   barge token list --server http://127.0.0.1:7070
+    ///   barge token revoke ci
+    #[command(verbatim_doc_comment)]
+    Token {
+        #[command(subcommand)]
+        what: token_cli::TokenWhat,
+    },
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -406,7 +420,8 @@ struct PromoteArgs {
     /// Why the window is overridden (recorded in the audit log).
     #[arg(long)]
     reason: Option<String>,
-    /// Who is promoting (recorded in the audit log).
+    /// With --db only (in-process): who is promoting, for the audit log. Through --server
+    /// the audit log records the token's name.
     #[arg(long, env = "USER", default_value = "barge")]
     actor: String,
     /// Where the repository cache and promotions' work directories live.
@@ -430,14 +445,19 @@ struct ServeArgs {
     /// Serve the CLI's API on this address (e.g. 127.0.0.1:7070).
     #[arg(long, value_name = "ADDR")]
     listen: Option<std::net::SocketAddr>,
-    /// The API's bearer token, from this file (or BARGE_TOKEN). Make one with
-    /// `openssl rand -hex 32 > barge.token`.
+    /// The bootstrap admin token of the API, from this file (or BARGE_ADMIN_TOKEN, or
+    /// BARGE_TOKEN). Make one with `openssl rand -hex 32 > barge.token`; more tokens, with
+    /// narrower roles, with `barge token create`.
     #[arg(long, value_name = "FILE")]
     token_file: Option<std::path::PathBuf>,
-    /// Who the token's holder is in the audit log: calls through the API are recorded
-    /// as `token:NAME`, whatever actor the client names.
+    /// Who the bootstrap admin token's holder is in the audit log: calls through the API are
+    /// recorded as `token:NAME`, whatever actor the client names.
     #[arg(long, value_name = "NAME", default_value = api::DEFAULT_TOKEN_NAME, value_parser = api::parse_token_name)]
     token_name: String,
+    /// Let requests without a token read (viewer, and never more), e.g. for wall displays.
+    /// Off by default.
+    #[arg(long, value_name = "ROLE", requires = "listen", value_parser = api::parse_anonymous_role)]
+    anonymous_role: Option<barge_core::authz::Role>,
     /// How often to look for changed definitions.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     reload_interval: std::time::Duration,
@@ -495,6 +515,8 @@ struct ApproveArgs {
     stage: String,
     #[arg(long)]
     project: Option<String>,
+    /// With --db only (in-process): who acts, for the audit log. Through --server the
+    /// audit log records the token's name.
     #[arg(long, env = "USER", default_value = "barge")]
     actor: String,
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -579,6 +601,8 @@ struct AbortArgs {
     name: String,
     #[arg(long)]
     project: Option<String>,
+    /// With --db only (in-process): who acts, for the audit log. Through --server the
+    /// audit log records the token's name.
     #[arg(long, env = "USER", default_value = "barge")]
     actor: String,
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -592,6 +616,8 @@ struct StageArgs {
     name: String,
     #[arg(long)]
     project: Option<String>,
+    /// With --db only (in-process): who acts, for the audit log. Through --server the
+    /// audit log records the token's name.
     #[arg(long, env = "USER", default_value = "barge")]
     actor: String,
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -608,6 +634,8 @@ struct VerifyArgs {
     abort: bool,
     #[arg(long)]
     project: Option<String>,
+    /// With --db only (in-process): who acts, for the audit log. Through --server the
+    /// audit log records the token's name.
     #[arg(long, env = "USER", default_value = "barge")]
     actor: String,
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -648,6 +676,8 @@ struct UpdateFreightArgs {
     alias: String,
     #[arg(long)]
     project: Option<String>,
+    /// With --db only (in-process): who acts, for the audit log. Through --server the
+    /// audit log records the token's name.
     #[arg(long, env = "USER", default_value = "barge")]
     actor: String,
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
@@ -796,6 +826,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Version(args) => version(args),
         Command::Completion { shell } => completion(shell),
+        Command::Token { what } => token_cli::run(what),
         Command::Validate(args) => validate(args),
         Command::Plan(args) => plan(args),
         Command::Discover(args) => discover_verb(args),
@@ -1118,9 +1149,9 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
     let settings = args.registry.config().and_then(|c| Ok((c, args.registry.file()?)));
     let token = args
         .listen
-        .map(|_| api::Token::load(args.token_file.as_deref(), &args.token_name))
+        .map(|_| api::Access::load(args.token_file.as_deref(), &args.token_name, args.anonymous_role))
         .transpose();
-    let ((config, file), token) = match settings.and_then(|s| Ok((s, token?))) {
+    let ((config, file), access) = match settings.and_then(|s| Ok((s, token?))) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("barge: error: {e:#}");
@@ -1146,7 +1177,7 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
             paths: args.paths,
             once: args.once,
             listen: args.listen,
-            token,
+            access,
             reload_interval: args.reload_interval,
             replica_id,
             git_rules: file.git_credential_rules(),
@@ -1405,7 +1436,7 @@ fn load(paths: &[String]) -> Result<Catalog, ExitCode> {
     })
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?

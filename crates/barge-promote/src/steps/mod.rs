@@ -70,9 +70,11 @@ impl StepError {
     pub(crate) fn of_class(class: ErrorClass, message: String) -> StepError {
         match class {
             ErrorClass::Transient | ErrorClass::RateLimited | ErrorClass::Conflict => StepError::Retryable(message),
-            ErrorClass::Auth | ErrorClass::NotFound | ErrorClass::MergeConflict | ErrorClass::Invalid => {
-                StepError::Invalid(message)
-            }
+            ErrorClass::Auth
+            | ErrorClass::Forbidden
+            | ErrorClass::NotFound
+            | ErrorClass::MergeConflict
+            | ErrorClass::Invalid => StepError::Invalid(message),
         }
     }
 }
@@ -252,6 +254,7 @@ mod tests {
         }
         for terminal in [
             ErrorClass::Auth,
+            ErrorClass::Forbidden,
             ErrorClass::NotFound,
             ErrorClass::MergeConflict,
             ErrorClass::Invalid,
