@@ -14,7 +14,7 @@
 //!   - {from: ghcr.io/barge-demo/, to: 127.0.0.1:5000/barge-demo/}
 //! ```
 
-use anyhow::{Context, Result, bail};
+use crate::error::{EngineError, invalid};
 use barge_registry::{CredentialRule, SecretSource};
 use serde::Deserialize;
 use std::path::Path;
@@ -132,11 +132,13 @@ impl Config {
         }
     }
 
-    pub fn load(path: &Path) -> Result<Config> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
-        let config: Config =
-            yaml_serde::from_str(&text).with_context(|| format!("{} is not a valid barge config", path.display()))?;
+    /// The configuration file at `path`; an [`EngineError::Invalid`] naming the file and what
+    /// is wrong with it when it cannot be read or used.
+    pub fn load(path: &Path) -> Result<Config, EngineError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Invalid(format!("cannot read the config file {}: {e}", path.display())))?;
+        let config: Config = yaml_serde::from_str(&text)
+            .map_err(|e| EngineError::Invalid(format!("{} is not a valid barge config: {e}", path.display())))?;
         let all = config
             .registries
             .credentials
@@ -154,35 +156,44 @@ impl Config {
         for (entry, c) in all {
             let place = format!("{}: {entry}", path.display());
             match (&c.prefix, &c.regex) {
-                (Some(_), Some(_)) | (None, None) => bail!("{place}: set exactly one of `prefix` and `regex`"),
+                (Some(_), Some(_)) | (None, None) => {
+                    return invalid!("{place}: set exactly one of `prefix` and `regex`");
+                }
                 (_, Some(r)) => {
-                    regex::Regex::new(r).with_context(|| format!("{place}: invalid regex {r:?}"))?;
+                    regex::Regex::new(r)
+                        .map_err(|e| EngineError::Invalid(format!("{place}: invalid regex {r:?}: {e}")))?;
                 }
                 _ => {}
             }
             if c.password_from.env.is_some() == c.password_from.file.is_some() {
-                bail!("{place}: passwordFrom needs exactly one of `env` and `file`");
+                return invalid!("{place}: passwordFrom needs exactly one of `env` and `file`");
             }
         }
         Ok(config)
     }
 
-    /// The secrets, read now from their environment variables and files.
+    /// The secrets, read now from their environment variables and files; an
+    /// [`EngineError::Invalid`] naming the secret whose source cannot be read.
     pub fn read_secrets(
         &self,
-    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>> {
+    ) -> Result<std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>, EngineError> {
         let mut out = std::collections::BTreeMap::new();
         for (name, keys) in &self.secrets {
             let mut values = std::collections::BTreeMap::new();
             for (key, from) in keys {
                 let value = match (&from.env, &from.file) {
-                    (Some(var), None) => std::env::var(var)
-                        .with_context(|| format!("secret {name}.{key}: environment variable {var} is not set"))?,
+                    (Some(var), None) => std::env::var(var).map_err(|e| {
+                        EngineError::Invalid(format!(
+                            "secret {name}.{key}: environment variable {var} is not set: {e}"
+                        ))
+                    })?,
                     (None, Some(file)) => std::fs::read_to_string(file)
-                        .with_context(|| format!("secret {name}.{key}: cannot read {}", file.display()))?
+                        .map_err(|e| {
+                            EngineError::Invalid(format!("secret {name}.{key}: cannot read {}: {e}", file.display()))
+                        })?
                         .trim_end_matches(['\n', '\r'])
                         .to_string(),
-                    _ => bail!("secret {name}.{key}: set exactly one of `env` and `file`"),
+                    _ => return invalid!("secret {name}.{key}: set exactly one of `env` and `file`"),
                 };
                 values.insert(key.clone(), value);
             }
@@ -267,5 +278,36 @@ impl DefinedCredentials {
                 .for_request(url)
                 .cloned()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unusable_config_file_is_invalid_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.yaml");
+        let e = Config::load(&missing).unwrap_err();
+        assert_eq!(e.class(), Some(barge_core::ErrorClass::Invalid));
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot read the config file {}: ", missing.display())),
+            "{e}"
+        );
+
+        let both = dir.path().join("both.yaml");
+        let text = "registries:\n  credentials:\n    - {prefix: a/, regex: b, username: u, passwordFrom: {env: X}}\n";
+        std::fs::write(&both, text).unwrap();
+        let e = Config::load(&both).unwrap_err();
+        assert_eq!(e.class(), Some(barge_core::ErrorClass::Invalid));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: registries.credentials[0]: set exactly one of `prefix` and `regex`",
+                both.display()
+            )
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `barge discover`: one discovery pass over Warehouses, without a daemon: per subscription
 //! the candidates considered, and the Freight it would mint.
 
-use anyhow::Result;
+use crate::error::EngineError;
 use barge_core::Catalog;
 use barge_core::criteria::{self, MintDecision};
 use barge_core::model::Body;
@@ -122,7 +122,7 @@ impl Discoverer {
         defined: &crate::config::DefinedCredentials,
         git_rules: Vec<barge_registry::CredentialRule>,
         events: crate::events::EventSink,
-    ) -> Result<Discoverer> {
+    ) -> Result<Discoverer, EngineError> {
         config.url_credentials = Some(barge_registry::UrlCredentialLookup(defined.for_requests()));
         let git_config = GitConfig {
             rewrites: config.rewrites.clone(),
@@ -146,7 +146,7 @@ impl Discoverer {
         catalog: &Catalog,
         only: Selection<'_>,
         store: Option<&barge_store::Store>,
-    ) -> Result<Vec<WarehouseReport>> {
+    ) -> Result<Vec<WarehouseReport>, EngineError> {
         run_with(self, catalog, only, store).await
     }
 }
@@ -156,7 +156,7 @@ async fn run_with(
     catalog: &Catalog,
     only: Selection<'_>,
     store: Option<&barge_store::Store>,
-) -> Result<Vec<WarehouseReport>> {
+) -> Result<Vec<WarehouseReport>, EngineError> {
     let (registry, insecure, git_config) = (&d.registry, &d.insecure, &d.git_config);
     let mut reports = Vec::new();
     for (r, spec) in warehouses(catalog, only) {
@@ -318,12 +318,13 @@ async fn run_with(
 }
 
 /// Discovers an image subscription with what earlier passes learned, kept in the store when
-/// there is one (so a CLI pass with `--db` whose tag list is unchanged sends no HEADs).
+/// there is one (so a CLI pass with `--db` whose tag list is unchanged sends no HEADs). The
+/// outer error is the store's, the inner the subscription's.
 async fn discover_image_remembering(
     client: &Registry,
     sub: &barge_core::model::kargo::ImageSubscription,
     store: Option<&barge_store::Store>,
-) -> Result<Result<ImageDiscovery, barge_registry::RegistryError>> {
+) -> Result<Result<ImageDiscovery, barge_registry::RegistryError>, EngineError> {
     let Some(store) = store else {
         return Ok(discover_image(client, sub).await);
     };
@@ -347,28 +348,34 @@ async fn discover_image_remembering(
 
 /// Discovers Warehouses as they come due, handing each pass's reports to `report`, until
 /// Ctrl-C (or `passes` Warehouse passes). With a store, each Warehouse's last pass survives
-/// restarts.
-pub async fn watch(
+/// restarts. An error of `report` (in the caller's error type) ends the watch.
+pub async fn watch<E: From<EngineError>>(
     catalog: &Catalog,
     selection: Selection<'_>,
     discoverer: &Discoverer,
     store: Option<&barge_store::Store>,
     passes: Option<u32>,
-    mut report: impl FnMut(&[WarehouseReport]) -> Result<()>,
-) -> Result<()> {
+    mut report: impl FnMut(&[WarehouseReport]) -> Result<(), E>,
+) -> Result<(), E> {
     use barge_core::schedule::Schedule;
     let mut watched = Vec::new();
     for (r, spec) in warehouses(catalog, selection) {
         let key = format!("{}/{}", r.project, r.name);
         let schedule =
-            Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(anyhow::Error::msg)?;
+            Schedule::new(spec.interval.as_deref(), spec.schedule.as_deref(), &key).map_err(EngineError::Invalid)?;
         let last = match store {
-            Some(s) => s.get_discovery_status(&r.project, &r.name).await?.map(|(_, at)| at),
+            Some(s) => s
+                .get_discovery_status(&r.project, &r.name)
+                .await
+                .map_err(EngineError::from)?
+                .map(|(_, at)| at),
             None => None,
         };
         watched.push((r, schedule, last));
     }
-    anyhow::ensure!(!watched.is_empty(), "no Warehouse to watch");
+    if watched.is_empty() {
+        return Err(EngineError::Invalid("no Warehouse to watch".into()).into());
+    }
     let mut done = 0u32;
     loop {
         let now = now_millis();

@@ -26,6 +26,14 @@ pub enum EngineError {
     /// The store failed; its class says whether it is unreachable, a conflict or corrupt.
     #[error(transparent)]
     Store(#[from] barge_store::StoreError),
+    /// A registry client could not be made (a bad TLS setting, an unreadable certificate).
+    #[error(transparent)]
+    Registry(#[from] barge_registry::RegistryError),
+    /// What the engine was doing when `cause` failed; the class is the cause's. The message
+    /// holds both (`set-freight-alias of F: <cause>`), so the cause is not also a `source`
+    /// (a caller printing the chain would show it twice).
+    #[error("{context}: {cause}")]
+    Context { context: String, cause: Box<EngineError> },
     /// A fault in barge itself (what it stored or made cannot be read back).
     #[error("{0}")]
     Internal(String),
@@ -42,7 +50,17 @@ impl EngineError {
             EngineError::Unauthenticated(_) => Some(ErrorClass::Auth),
             EngineError::Forbidden(_) => Some(ErrorClass::Forbidden),
             EngineError::Store(e) => Some(e.class()),
+            EngineError::Registry(e) => Some(e.class()),
+            EngineError::Context { cause, .. } => cause.class(),
             EngineError::Internal(_) => None,
+        }
+    }
+
+    /// This error as the cause of what the engine was doing (`context`).
+    pub fn within(self, context: impl Into<String>) -> EngineError {
+        EngineError::Context {
+            context: context.into(),
+            cause: Box::new(self),
         }
     }
 }
@@ -79,3 +97,23 @@ macro_rules! not_found {
 }
 
 pub(crate) use {invalid, not_found};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_within_context_keeps_its_class_and_message() {
+        let unreachable = barge_store::StoreError::Connect {
+            url: "postgres://db".into(),
+            message: "connection refused".into(),
+        };
+        let e = EngineError::from(unreachable).within("set-freight-alias of abc");
+        assert_eq!(e.class(), Some(ErrorClass::Transient));
+        assert_eq!(
+            e.to_string(),
+            "set-freight-alias of abc: cannot open the store postgres://db: connection refused"
+        );
+        assert_eq!(EngineError::Internal("x".into()).within("y").class(), None);
+    }
+}

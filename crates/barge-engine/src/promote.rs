@@ -11,9 +11,9 @@
 //! again; when the holder was a `barge promote` of this host that is gone (killed), its lease
 //! is taken over at once rather than when it runs out.
 
+use crate::error::{EngineError, not_found};
 use crate::events::{Event, EventSink, PromotionRef};
 use crate::pipeline;
-use anyhow::{Context, Result, bail};
 use barge_core::Catalog;
 use barge_core::promotion::{Phase, State};
 use barge_promote::{BoxFuture, Engine, Event as StepEvent, Events, Journal, Promotion};
@@ -161,7 +161,7 @@ pub async fn create(
     actor: &str,
     phase: Phase,
     dry_run: bool,
-) -> Result<Promotion, crate::EngineError> {
+) -> Result<Promotion, EngineError> {
     let facts = store.freight_stages(def.project).await?;
     let mut collection = Vec::new();
     for fact in facts
@@ -180,7 +180,7 @@ pub async fn create(
         collection,
         actor,
     )
-    .map_err(crate::EngineError::Invalid)?;
+    .map_err(EngineError::Invalid)?;
     if !dry_run {
         let now = now_millis();
         store
@@ -215,7 +215,7 @@ pub async fn execute(
     state: State,
     print: bool,
     dry_run: bool,
-) -> Result<barge_promote::Outcome> {
+) -> Result<barge_promote::Outcome, EngineError> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &p.stage, Some(&p.project))?;
     let warehouse = p.freight.origin.clone().unwrap_or_default().name;
@@ -300,6 +300,16 @@ async fn aborted(store: &Store, project: &str, name: &str) {
     }
 }
 
+/// What a stored promotion runs and how far it got: its plan and its state.
+pub fn stored_run(stored: &StoredPromotion) -> Result<(Promotion, State), EngineError> {
+    use serde::Deserialize as _;
+    let p = Promotion::deserialize(&stored.plan)
+        .map_err(|e| EngineError::Internal(format!("the stored promotion is unreadable: {e}")))?;
+    let state = State::deserialize(&stored.state)
+        .map_err(|e| EngineError::Internal(format!("the stored promotion state is unreadable: {e}")))?;
+    Ok((p, state))
+}
+
 /// `barge promote`: runs (or resumes) one promotion in this process.
 pub async fn run(
     catalog: &Catalog,
@@ -307,16 +317,16 @@ pub async fn run(
     events: &EventSink,
     engine: Engine,
     req: &Request<'_>,
-) -> Result<(Promotion, barge_promote::Outcome)> {
+) -> Result<(Promotion, barge_promote::Outcome), EngineError> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, req.stage, req.project)?;
     let project = def.project.to_string();
-    let freight = store.get_freight(&project, req.freight).await?.with_context(|| {
-        format!(
+    let Some(freight) = store.get_freight(&project, req.freight).await? else {
+        return not_found!(
             "no Freight {:?} in project {project:?}; list it with `barge get freight --project {project}` (discover it with `barge discover --db`)",
             req.freight
-        )
-    })?;
+        );
+    };
     // A promotion of this stage that did not finish (a crash) resumes; a dry run never does.
     let unfinished = if req.dry_run {
         None
@@ -327,9 +337,7 @@ pub async fn run(
     let (promotion, state) = match unfinished {
         Some(existing) if existing.freight == freight.freight.metadata.name => {
             take_lease(&store, &project, &existing.name, &owner).await?;
-            let p: Promotion = serde_json::from_value(existing.plan).context("the stored promotion is unreadable")?;
-            let state: State =
-                serde_json::from_value(existing.state).context("the stored promotion state is unreadable")?;
+            let (p, state) = stored_run(&existing)?;
             eprintln!(
                 "Resuming promotion {} at step {}/{}",
                 p.name,
@@ -338,13 +346,12 @@ pub async fn run(
             );
             (p, state)
         }
-        Some(existing) => bail!(
-            "stage {} is still promoting {} ({}); wait for it to finish or abort it with `barge abort promotion {}`",
-            req.stage,
-            existing.freight,
-            existing.name,
-            existing.name
-        ),
+        Some(existing) => {
+            return Err(EngineError::Conflict(format!(
+                "stage {} is still promoting {} ({}); wait for it to finish or abort it with `barge abort promotion {}`",
+                req.stage, existing.freight, existing.name, existing.name
+            )));
+        }
         None => {
             let snap = pipeline::Snapshot::read(&store, &project).await?;
             pipeline::check_manual(catalog, &snap, def, &freight, req.override_window, now_millis())?;
@@ -433,7 +440,7 @@ fn holder_is_gone(owner: &str) -> bool {
 
 /// Takes the promotion's lease for `owner`: free (or expired), or held by a `barge promote`
 /// of this host that is gone. An error that says where it runs when another runner holds it.
-async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Result<()> {
+async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Result<(), EngineError> {
     let lease_until = || now_millis() + LEASE.as_millis() as i64;
     if store
         .claim_promotion(project, name, owner, lease_until(), now_millis())
@@ -442,7 +449,9 @@ async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Re
         return Ok(());
     }
     let Some((holder, until)) = store.promotion_lease(project, name).await? else {
-        bail!("promotion {name} finished meanwhile; see `barge get promotion {name}`");
+        return Err(EngineError::Conflict(format!(
+            "promotion {name} finished meanwhile; see `barge get promotion {name}`"
+        )));
     };
     if holder_is_gone(&holder)
         && store
@@ -452,10 +461,10 @@ async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Re
         tracing::info!(promotion = %name, previous = %holder, "the process that ran the promotion is gone; taking it over");
         return Ok(());
     }
-    bail!(
+    Err(EngineError::Conflict(format!(
         "promotion {name} is running in another process ({holder}; its lease runs for {}s more); wait for it to finish, or abort it with `barge abort promotion {name}`",
         ((until - now_millis()) / 1000).max(0)
-    )
+    )))
 }
 
 /// Renews the leases `owner` holds while it lives (every third of a lease, as the daemon
@@ -491,7 +500,7 @@ pub async fn audit_override(
     freight: &str,
     actor: &str,
     reason: &str,
-) -> Result<(), crate::EngineError> {
+) -> Result<(), EngineError> {
     events
         .emit(Event::WindowOverridden {
             project: project.into(),
@@ -510,7 +519,7 @@ async fn apply_effects(
     events: &EventSink,
     p: &Promotion,
     effects: &[barge_promote::steps::Effect],
-) -> Result<()> {
+) -> Result<(), EngineError> {
     use barge_promote::steps::Effect;
     let updated = |kind: &str, name: &str| Event::MetadataUpdated {
         project: p.project.clone(),
@@ -541,7 +550,7 @@ async fn apply_effects(
                 store
                     .set_freight_alias(&p.project, freight, alias, &p.actor, now_millis())
                     .await
-                    .with_context(|| format!("set-freight-alias of {freight}"))?;
+                    .map_err(|e| EngineError::from(e).within(format!("set-freight-alias of {freight}")))?;
                 let _ = events
                     .emit(Event::FreightAliased {
                         project: p.project.clone(),
@@ -565,7 +574,7 @@ pub fn engine(
     file: &crate::config::Config,
     dry_run: bool,
     defined: &crate::config::DefinedCredentials,
-) -> Result<Engine> {
+) -> Result<Engine, EngineError> {
     let secrets = file.read_secrets()?;
     let author = file
         .git

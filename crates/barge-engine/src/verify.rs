@@ -8,10 +8,10 @@
 //! conditions, the value and the phase) and the run's report is saved as it grows, so
 //! `barge get stage S` shows the numbers while the run is going.
 
+use crate::error::{EngineError, not_found};
 use crate::events::{Event, EventSink, Measured, VerificationRef};
 use crate::pipeline::{self, StageDef};
 use crate::promote::now_millis;
-use anyhow::{Context as _, Result};
 use barge_analysis::{Analysis, Measurement, MetricReport};
 use barge_core::Catalog;
 use barge_core::analysis::{VerificationPhase, args};
@@ -168,7 +168,7 @@ pub async fn run(
     secrets: &Secrets,
     mode: &Mode,
     v: &Verification,
-) -> Result<VerificationPhase> {
+) -> Result<VerificationPhase, EngineError> {
     let all = pipeline::stages(catalog);
     let def = pipeline::find_stage(&all, &v.stage, Some(&v.project))?;
     let prepared = match (verification_spec(catalog, def), mode) {
@@ -194,16 +194,7 @@ pub async fn run(
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
-            let message = format!("the verification cannot run: {e}");
-            return finish(
-                store,
-                events,
-                v,
-                VerificationPhase::Error,
-                &message,
-                &serde_json::json!({}),
-            )
-            .await;
+            return record_error(store, events, v, &format!("the verification cannot run: {e}")).await;
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -274,15 +265,7 @@ pub async fn run(
                     let _ = writer.await;
                     watcher.abort();
                     let message = format!("the AnalysisRun cannot be created or followed: {e}");
-                    return finish(
-                        store,
-                        events,
-                        v,
-                        VerificationPhase::Error,
-                        &message,
-                        &serde_json::json!({}),
-                    )
-                    .await;
+                    return record_error(store, events, v, &message).await;
                 }
             }
         }
@@ -347,6 +330,25 @@ fn cluster_run(
     }
 }
 
+/// Records that a verification ended in `Error` without a report (it could not run, or its
+/// run broke off), and why; `Aborted` when someone aborted it meanwhile.
+pub async fn record_error(
+    store: &Store,
+    events: &EventSink,
+    v: &Verification,
+    message: &str,
+) -> Result<VerificationPhase, EngineError> {
+    finish(
+        store,
+        events,
+        v,
+        VerificationPhase::Error,
+        message,
+        &serde_json::json!({}),
+    )
+    .await
+}
+
 async fn finish(
     store: &Store,
     events: &EventSink,
@@ -354,7 +356,7 @@ async fn finish(
     phase: VerificationPhase,
     message: &str,
     report: &serde_json::Value,
-) -> Result<VerificationPhase> {
+) -> Result<VerificationPhase, EngineError> {
     match store.finish_verification(v, phase, message, report, now_millis()).await {
         Ok(()) => {
             let _ = events
@@ -368,7 +370,7 @@ async fn finish(
             Ok(phase)
         }
         Err(StoreError::Aborted(_)) => Ok(VerificationPhase::Aborted),
-        Err(e) => Err(e).context("cannot record the verification's outcome"),
+        Err(e) => Err(EngineError::from(e).within("cannot record the verification's outcome")),
     }
 }
 
@@ -416,20 +418,20 @@ async fn rollback(
     }
     let result = async {
         let facts = store.freight_stages(def.project).await?;
-        let failed = facts
-            .iter()
-            .find(|f| f.stage == def.name && f.freight == v.freight)
-            .context("the failed Freight is not in the Stage")?;
-        let previous = facts
+        let Some(failed) = facts.iter().find(|f| f.stage == def.name && f.freight == v.freight) else {
+            return not_found!("the failed Freight is not in the Stage");
+        };
+        let Some(previous) = facts
             .iter()
             .filter(|f| f.stage == def.name && f.warehouse == failed.warehouse && f.freight != v.freight)
             .filter(|f| f.verified_at.is_some() && f.entered_at.is_some())
             .max_by_key(|f| f.entered_at)
-            .context("no earlier verified Freight to roll back to")?;
-        let stored = store
-            .get_freight(def.project, &previous.freight)
-            .await?
-            .context("the earlier Freight is no longer stored")?;
+        else {
+            return not_found!("no earlier verified Freight to roll back to");
+        };
+        let Some(stored) = store.get_freight(def.project, &previous.freight).await? else {
+            return not_found!("the earlier Freight is no longer stored");
+        };
         let p = crate::promote::create(
             catalog,
             store,
@@ -441,7 +443,7 @@ async fn rollback(
             false,
         )
         .await?;
-        anyhow::Ok((p.name, stored.freight.alias.unwrap_or(previous.freight.clone())))
+        Ok::<_, EngineError>((p.name, stored.freight.alias.unwrap_or(previous.freight.clone())))
     }
     .await;
     match result {
@@ -451,6 +453,6 @@ async fn rollback(
                 v.freight, def.name
             );
         }
-        Err(e) => tracing::warn!(stage = %def.name, "no rollback after the {phase} verification: {e:#}"),
+        Err(e) => tracing::warn!(stage = %def.name, "no rollback after the {phase} verification: {e}"),
     }
 }

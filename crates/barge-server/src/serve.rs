@@ -12,21 +12,22 @@
 //! `Shared`'s `Notify`s: a refresh wakes discovery, minted Freight or a finished run wakes the
 //! reconciler, a created promotion or verification wakes the runners.
 
-use anyhow::{Context as _, Result};
+use anyhow::Context as _;
 use barge_core::Catalog;
 use barge_core::analysis::VerificationPhase;
-use barge_core::promotion::{Phase, State};
+use barge_core::promotion::Phase;
+use barge_engine::EngineError;
 use barge_engine::events::{Event, EventSink, PromotionRef, VerificationRef};
 use barge_engine::ops;
 use barge_engine::pipeline::{self, AUTO_ACTOR, Snapshot};
 use barge_engine::promote::{self, LEASE, now_millis};
-use barge_promote::{Engine, Promotion};
-use barge_store::Store;
+use barge_promote::Engine;
+use barge_store::{Store, StoredPromotion, Verification};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 /// Who clears holds when a policy stops enabling auto-promotion.
 const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
@@ -60,6 +61,77 @@ pub struct Options {
 
 /// A Warehouse or a Stage: its project and its name.
 type Key = (String, String);
+
+/// Tasks that each work for one Stage (or Warehouse), and what each works on: a Stage is busy
+/// until its task ends, in whatever way. A task that panics frees its Stage too, and says what
+/// it worked on, so that its runner can record it as failed (else the Stage would get no more
+/// runs until the daemon restarts).
+struct InFlight<T, W> {
+    tasks: JoinSet<T>,
+    /// By task: the Stage it works for and what it works on.
+    work: HashMap<tokio::task::Id, (Key, W)>,
+}
+
+/// What a task of an [`InFlight`] worked for and on, and what it returned (or how it failed).
+type Ended<T, W> = (Key, W, Result<T, JoinError>);
+
+impl<T: Send + 'static, W> InFlight<T, W> {
+    fn new() -> Self {
+        InFlight {
+            tasks: JoinSet::new(),
+            work: HashMap::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Whether a task works for `stage` now.
+    fn runs_for(&self, stage: &Key) -> bool {
+        self.work.values().any(|(k, _)| k == stage)
+    }
+
+    fn spawn(&mut self, stage: Key, work: W, task: impl Future<Output = T> + Send + 'static) {
+        let id = self.tasks.spawn(task).id();
+        self.work.insert(id, (stage, work));
+    }
+
+    /// Waits for a task to end; `None` when none runs.
+    async fn join_next(&mut self) -> Option<Ended<T, W>> {
+        loop {
+            let joined = self.tasks.join_next_with_id().await?;
+            if let Some(ended) = self.ended(joined) {
+                return Some(ended);
+            }
+        }
+    }
+
+    /// A task that has ended, without waiting; `None` when none has.
+    fn try_join_next(&mut self) -> Option<Ended<T, W>> {
+        loop {
+            let joined = self.tasks.try_join_next_with_id()?;
+            if let Some(ended) = self.ended(joined) {
+                return Some(ended);
+            }
+        }
+    }
+
+    /// Frees the Stage of a task that ended (every task was spawned with its work, so this
+    /// always finds it).
+    fn ended(&mut self, joined: Result<(tokio::task::Id, T), JoinError>) -> Option<Ended<T, W>> {
+        let (id, result) = match joined {
+            Ok((id, out)) => (id, Ok(out)),
+            Err(e) => (e.id(), Err(e)),
+        };
+        let (stage, work) = self.work.remove(&id)?;
+        Some((stage, work, result))
+    }
+}
 
 /// What the daemon's tasks and the API share.
 pub struct Shared {
@@ -107,7 +179,7 @@ struct Tally {
     failures: Vec<String>,
 }
 
-pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> Result<bool> {
+pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> anyhow::Result<bool> {
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
     // redacted.
     let source = opts
@@ -152,10 +224,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         engine: engine.clone(),
         owner: opts.replica_id.clone(),
         in_cluster: opts.analysis_in_cluster,
-        promotions: JoinSet::new(),
-        promoting: HashSet::new(),
-        verifications: JoinSet::new(),
-        verifying: HashSet::new(),
+        promotions: InFlight::new(),
+        verifications: InFlight::new(),
     };
     // The tasks that end with the process: none holds work that a shutdown waits for (a
     // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
@@ -420,9 +490,8 @@ struct Discovery {
     /// Refreshes asked for, kept while the Warehouse's pass runs: the pass under way may
     /// have listed its sources before what the caller wants discovered appeared.
     requested: HashSet<Key>,
-    passes: JoinSet<Pass>,
-    /// The Warehouse of each pass under way.
-    discovering: HashMap<tokio::task::Id, Key>,
+    /// The passes under way, by Warehouse.
+    passes: InFlight<Pass, ()>,
 }
 
 /// What one Warehouse's pass did.
@@ -432,7 +501,7 @@ struct Pass {
 }
 
 impl Discovery {
-    fn new(shared: Arc<Shared>, opts: &Options) -> Result<Discovery> {
+    fn new(shared: Arc<Shared>, opts: &Options) -> Result<Discovery, EngineError> {
         let discoverer = barge_engine::discover::Discoverer::new(
             opts.registry.clone(),
             &opts.defined,
@@ -445,8 +514,7 @@ impl Discovery {
             scheduled: !opts.once,
             next_pass: HashMap::new(),
             requested: HashSet::new(),
-            passes: JoinSet::new(),
-            discovering: HashMap::new(),
+            passes: InFlight::new(),
         })
     }
 
@@ -494,7 +562,7 @@ impl Discovery {
                 return;
             }
             let key = (r.project.clone(), r.name.clone());
-            if self.discovering.values().any(|k| *k == key) {
+            if self.passes.runs_for(&key) {
                 continue;
             }
             let due = self.requested.remove(&key)
@@ -517,14 +585,14 @@ impl Discovery {
                 Err(_) => self.next_pass.insert(key.clone(), i64::MAX),
             };
             let (shared, discoverer, catalog) = (self.shared.clone(), self.discoverer.clone(), catalog.clone());
-            let task = self.passes.spawn(async move {
-                let pass = discover(&shared, &discoverer, &catalog, &key).await;
+            let warehouse = key.clone();
+            self.passes.spawn(key, (), async move {
+                let pass = discover(&shared, &discoverer, &catalog, &warehouse).await;
                 if pass.minted {
                     shared.decide.notify_one();
                 }
                 pass
             });
-            self.discovering.insert(task.id(), (r.project.clone(), r.name.clone()));
         }
     }
 
@@ -534,35 +602,22 @@ impl Discovery {
             return None;
         }
         barge_engine::discover::warehouses(catalog, barge_engine::discover::Selection::All)
-            .filter(|(r, _)| {
-                !self
-                    .discovering
-                    .values()
-                    .any(|(project, name)| *project == r.project && *name == r.name)
-            })
-            .filter_map(|(r, _)| self.next_pass.get(&(r.project.clone(), r.name.clone())).copied())
+            .map(|(r, _)| (r.project.clone(), r.name.clone()))
+            .filter(|key| !self.passes.runs_for(key))
+            .filter_map(|key| self.next_pass.get(&key).copied())
             .min()
     }
 
     /// Waits for a pass to end; `None` when none is under way.
     async fn finished(&mut self) -> Option<Pass> {
-        let (id, pass) = match self.passes.join_next_with_id().await? {
-            Ok((id, pass)) => (id, pass),
-            Err(e) => {
-                let warehouse = self
-                    .discovering
-                    .remove(&e.id())
-                    .map(|(_, name)| name)
-                    .unwrap_or_default();
-                tracing::error!(%warehouse, "discovery failed: {e}");
-                return Some(Pass {
-                    failed: vec![format!("warehouse {warehouse}: {e}")],
-                    minted: false,
-                });
+        let ((_, warehouse), (), pass) = self.passes.join_next().await?;
+        Some(pass.unwrap_or_else(|e| {
+            tracing::error!(%warehouse, "discovery failed: {e}");
+            Pass {
+                failed: vec![format!("warehouse {warehouse}: {e}")],
+                minted: false,
             }
-        };
-        self.discovering.remove(&id);
-        Some(pass)
+        }))
     }
 }
 
@@ -612,10 +667,10 @@ async fn discover(
                     project: project.clone(),
                     warehouse: name.clone(),
                     repo_url: None,
-                    error: format!("{e:#}"),
+                    error: e.to_string(),
                 })
                 .await;
-            failed.push(format!("warehouse {name}: {e:#}"));
+            failed.push(format!("warehouse {name}: {e}"));
         }
     }
     Pass { failed, minted }
@@ -650,7 +705,7 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
         let mut snap = match Snapshot::read(&shared.store, &project).await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!(%project, "cannot read the project's state: {e:#}");
+                tracing::warn!(%project, "cannot read the project's state: {e}");
                 continue;
             }
         };
@@ -666,7 +721,7 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
             let status = match pipeline::stage_status(catalog, &snap, def, now) {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(stage = %def.name, "cannot decide: {e:#}");
+                    tracing::warn!(stage = %def.name, "cannot decide: {e}");
                     continue;
                 }
             };
@@ -735,7 +790,7 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
                     }
                 }
                 // Another replica (or a person) got there first.
-                Err(e) => tracing::info!(stage = %def.name, "no auto-promotion: {e:#}"),
+                Err(e) => tracing::info!(stage = %def.name, "no auto-promotion: {e}"),
             }
         }
     }
@@ -751,10 +806,10 @@ struct Runners {
     /// This replica, in leases.
     owner: String,
     in_cluster: bool,
-    promotions: JoinSet<(String, String, String, Result<Phase>)>,
-    promoting: HashSet<Key>,
-    verifications: JoinSet<(String, String, String, Result<VerificationPhase>)>,
-    verifying: HashSet<Key>,
+    /// The promotions running, by Stage.
+    promotions: InFlight<Result<Phase, EngineError>, StoredPromotion>,
+    /// The verifications running, by Stage.
+    verifications: InFlight<Result<VerificationPhase, EngineError>, Verification>,
 }
 
 impl Runners {
@@ -801,36 +856,54 @@ impl Runners {
                 // would otherwise decide every Stage again for each).
                 done = self.promotions.join_next(), if !self.promotions.is_empty() => {
                     let mut done = done;
-                    while let Some(finished) = done {
-                        if let Ok((project, stage, name, phase)) = finished {
-                            self.promoting.remove(&(project, stage));
-                            let phase = phase.unwrap_or_else(|e| {
-                                tracing::error!(promotion = %name, "promotion could not run: {e:#}");
+                    while let Some((_, stored, ended)) = done {
+                        let name = &stored.name;
+                        let phase = match ended {
+                            Ok(Ok(phase)) => phase,
+                            Ok(Err(e)) => {
+                                tracing::error!(promotion = %name, "promotion could not run: {e}");
                                 Phase::Errored
-                            });
-                            eprintln!("barge: promotion {name}: {}", phase.as_str());
-                            if phase != Phase::Succeeded {
-                                tally.failures.push(format!("promotion {name} {}", phase.as_str()));
                             }
-                            tally.promotions += 1;
+                            Err(e) => {
+                                tracing::error!(promotion = %name, "the promotion's task failed: {e}");
+                                record_errored(&self.shared, &stored, &internal_error(&e)).await;
+                                Phase::Errored
+                            }
+                        };
+                        eprintln!("barge: promotion {name}: {}", phase.as_str());
+                        if phase != Phase::Succeeded {
+                            tally.failures.push(format!("promotion {name} {}", phase.as_str()));
                         }
+                        tally.promotions += 1;
                         done = self.promotions.try_join_next();
                     }
                     self.shared.decide.notify_one();
                 }
                 done = self.verifications.join_next(), if !self.verifications.is_empty() => {
                     let mut done = done;
-                    while let Some(finished) = done {
-                        if let Ok((project, stage, id, phase)) = finished {
-                            self.verifying.remove(&(project, stage.clone()));
-                            let phase = phase.unwrap_or_else(|e| {
-                                tracing::error!(verification = %id, "verification could not run: {e:#}");
+                    while let Some((_, v, ended)) = done {
+                        let (id, stage) = (&v.id, &v.stage);
+                        let phase = match ended {
+                            Ok(Ok(phase)) => phase,
+                            Ok(Err(e)) => {
+                                tracing::error!(verification = %id, "verification could not run: {e}");
                                 VerificationPhase::Error
-                            });
-                            eprintln!("barge: verification {id} of {stage}: {phase}");
-                            if phase != VerificationPhase::Succeeded {
-                                tally.failures.push(format!("verification {id} of {stage} {phase}"));
                             }
+                            Err(e) => {
+                                tracing::error!(verification = %id, "the verification's task failed: {e}");
+                                let (store, events) = (&self.shared.store, &self.shared.events);
+                                match barge_engine::verify::record_error(store, events, &v, &internal_error(&e)).await {
+                                    Ok(phase) => phase,
+                                    Err(save) => {
+                                        tracing::error!(verification = %id, "cannot record the error: {save}");
+                                        VerificationPhase::Error
+                                    }
+                                }
+                            }
+                        };
+                        eprintln!("barge: verification {id} of {stage}: {phase}");
+                        if phase != VerificationPhase::Succeeded {
+                            tally.failures.push(format!("verification {id} of {stage} {phase}"));
                         }
                         done = self.verifications.try_join_next();
                     }
@@ -853,20 +926,12 @@ impl Runners {
     /// Claims the promotions and verifications this replica may run and starts them;
     /// returns how many.
     async fn claim(&mut self) -> usize {
-        launch_promotions(
-            &self.shared,
-            &self.engine,
-            &self.owner,
-            &mut self.promotions,
-            &mut self.promoting,
-        )
-        .await
+        launch_promotions(&self.shared, &self.engine, &self.owner, &mut self.promotions).await
             + launch_verifications(
                 &self.shared,
                 &self.engine,
                 &self.owner,
                 &mut self.verifications,
-                &mut self.verifying,
                 self.in_cluster,
             )
             .await
@@ -878,8 +943,7 @@ async fn launch_promotions(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
-    running: &mut JoinSet<(String, String, String, Result<Phase>)>,
-    running_stages: &mut HashSet<Key>,
+    running: &mut InFlight<Result<Phase, EngineError>, StoredPromotion>,
 ) -> usize {
     let runnable = match shared.store.runnable_promotions(owner, now_millis()).await {
         Ok(r) => r,
@@ -891,7 +955,7 @@ async fn launch_promotions(
     let mut launched = 0;
     for p in runnable {
         let key = (p.project.clone(), p.stage.clone());
-        if running_stages.contains(&key) {
+        if running.runs_for(&key) {
             continue;
         }
         let lease = now_millis() + LEASE.as_millis() as i64;
@@ -907,13 +971,9 @@ async fn launch_promotions(
                 continue;
             }
         }
-        running_stages.insert(key);
         launched += 1;
-        let (shared, engine) = (shared.clone(), engine.clone());
-        running.spawn(async move {
-            let phase = run_promotion(&shared, &engine, &p).await;
-            (p.project, p.stage, p.name, phase)
-        });
+        let (shared, engine, claimed) = (shared.clone(), engine.clone(), p.clone());
+        running.spawn(key, p, async move { run_promotion(&shared, &engine, &claimed).await });
     }
     launched
 }
@@ -923,8 +983,7 @@ async fn launch_verifications(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
-    verifying: &mut JoinSet<(String, String, String, Result<VerificationPhase>)>,
-    verifying_stages: &mut HashSet<Key>,
+    verifying: &mut InFlight<Result<VerificationPhase, EngineError>, Verification>,
     in_cluster: bool,
 ) -> usize {
     let runnable = match shared.store.runnable_verifications(owner, now_millis()).await {
@@ -937,7 +996,7 @@ async fn launch_verifications(
     let mut launched = 0;
     for v in runnable {
         let key = (v.project.clone(), v.stage.clone());
-        if verifying_stages.contains(&key) {
+        if verifying.runs_for(&key) {
             continue;
         }
         let lease = now_millis() + LEASE.as_millis() as i64;
@@ -953,10 +1012,9 @@ async fn launch_verifications(
                 continue;
             }
         }
-        verifying_stages.insert(key);
         launched += 1;
-        let (shared, engine) = (shared.clone(), engine.clone());
-        verifying.spawn(async move {
+        let (shared, engine, claimed) = (shared.clone(), engine.clone(), v.clone());
+        verifying.spawn(key, claimed, async move {
             let catalog = shared.catalog();
             let mode = if in_cluster {
                 barge_engine::verify::Mode::InCluster {
@@ -974,10 +1032,7 @@ async fn launch_verifications(
                     }),
                 })
             };
-            let phase =
-                barge_engine::verify::run(&shared.store, &shared.events, &catalog, &engine.data.secrets, &mode, &v)
-                    .await;
-            (v.project, v.stage, v.id, phase)
+            barge_engine::verify::run(&shared.store, &shared.events, &catalog, &engine.data.secrets, &mode, &v).await
         });
     }
     launched
@@ -1096,44 +1151,57 @@ async fn start_verification(shared: &Shared, snap: &Snapshot, def: &pipeline::St
 
 /// Runs one claimed promotion to its end; a promotion that cannot run at all (its Stage is
 /// gone from the definitions, its plan unreadable) is recorded as Errored, never left Running.
-async fn run_promotion(shared: &Shared, engine: &Engine, stored: &barge_store::StoredPromotion) -> Result<Phase> {
+async fn run_promotion(shared: &Shared, engine: &Engine, stored: &StoredPromotion) -> Result<Phase, EngineError> {
     let result = async {
-        let p: Promotion = serde_json::from_value(stored.plan.clone()).context("the stored promotion is unreadable")?;
-        let state: State =
-            serde_json::from_value(stored.state.clone()).context("the stored promotion state is unreadable")?;
+        let (p, state) = promote::stored_run(stored)?;
         let catalog = shared.catalog();
         let outcome =
             promote::execute(&catalog, &shared.store, &shared.events, engine, &p, state, false, false).await?;
-        Ok(outcome.phase)
+        Ok::<_, EngineError>(outcome.phase)
     }
     .await;
     if let Err(e) = &result {
-        let message = format!("{e:#}");
-        match shared
-            .store
-            .save_promotion_state(
-                &stored.project,
-                &stored.name,
-                &stored.state,
-                Phase::Errored,
-                &message,
-                now_millis(),
-                None,
-            )
-            .await
-        {
-            Ok(()) => {
-                let finished = Event::PromotionFinished {
-                    promotion: PromotionRef::of_stored(stored),
-                    phase: Phase::Errored,
-                    message,
-                };
-                let _ = shared.events.emit(finished).await;
-            }
-            Err(save) => tracing::error!(promotion = %stored.name, "cannot record the error: {save}"),
-        }
+        record_errored(shared, stored, &e.to_string()).await;
     }
     result
+}
+
+/// What a promotion or verification whose task failed (a panic: a bug in barge) records.
+fn internal_error(e: &JoinError) -> String {
+    format!("barge hit an internal error and stopped it ({e}); see barge's log")
+}
+
+/// Records a promotion that cannot go on as Errored, and why. Its progress stays as last
+/// saved (the state claimed when it cannot be read), so that what its steps did is not lost.
+async fn record_errored(shared: &Shared, stored: &StoredPromotion, message: &str) {
+    let latest = match shared.store.get_promotion(&stored.project, &stored.name).await {
+        Ok(Some(latest)) => Some(latest.state),
+        _ => None,
+    };
+    let state = latest.as_ref().unwrap_or(&stored.state);
+    let saved = shared
+        .store
+        .save_promotion_state(
+            &stored.project,
+            &stored.name,
+            state,
+            Phase::Errored,
+            message,
+            now_millis(),
+            None,
+        )
+        .await;
+    match saved {
+        Ok(()) => {
+            let finished = Event::PromotionFinished {
+                promotion: PromotionRef::of_stored(stored),
+                phase: Phase::Errored,
+                message: message.to_string(),
+            };
+            let _ = shared.events.emit(finished).await;
+        }
+        Err(save) => tracing::error!(promotion = %stored.name, "cannot record the error: {save}"),
+    }
 }
 
 /// The handler the API runs calls with, for `principal` (the engine authorizes the call
@@ -1160,4 +1228,48 @@ pub async fn call(
     shared.claim.notify_one();
     shared.decide.notify_one();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(name: &str) -> Key {
+        ("demo".to_string(), name.to_string())
+    }
+
+    /// Issue #15: a promotion whose task panicked kept its Stage busy, so the Stage got no
+    /// more promotions until the daemon restarted.
+    #[tokio::test]
+    async fn a_task_that_panics_frees_its_stage_and_names_its_work() {
+        let mut in_flight: InFlight<(), &str> = InFlight::new();
+        let (_release, held) = tokio::sync::oneshot::channel::<()>();
+        in_flight.spawn(stage("test"), "promotion-of-test", async move {
+            let _ = held.await;
+        });
+        in_flight.spawn(stage("prod"), "promotion-of-prod", async { panic!("a bug in barge") });
+        assert!(in_flight.runs_for(&stage("prod")));
+
+        let (freed, work, ended) = in_flight.join_next().await.expect("a task ended");
+        assert_eq!(freed, stage("prod"));
+        assert_eq!(work, "promotion-of-prod");
+        assert!(ended.is_err_and(|e| e.is_panic()));
+        assert!(
+            !in_flight.runs_for(&stage("prod")),
+            "the Stage of the panicked task is free"
+        );
+        assert!(in_flight.runs_for(&stage("test")), "the other Stage is still busy");
+        assert_eq!(in_flight.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_frees_its_stage() {
+        let mut in_flight: InFlight<u8, ()> = InFlight::new();
+        in_flight.spawn(stage("prod"), (), async { 7 });
+        let (freed, (), ended) = in_flight.join_next().await.expect("a task ended");
+        assert_eq!((freed, ended.ok()), (stage("prod"), Some(7)));
+        assert!(!in_flight.runs_for(&stage("prod")));
+        assert!(in_flight.is_empty());
+        assert!(in_flight.join_next().await.is_none());
+    }
 }

@@ -720,7 +720,7 @@ impl RegistryArgs {
     /// The configuration file, or the defaults without one.
     fn file(&self) -> Result<config::Config> {
         match &self.config {
-            Some(path) => config::Config::load(path),
+            Some(path) => Ok(config::Config::load(path)?),
             None => Ok(config::Config::default()),
         }
     }
