@@ -1079,7 +1079,9 @@ fn write(s: &ApiServer, c: &Call<'_>) -> Response {
             }
         };
         let Some(current) = current else {
-            // Apply creates what does not exist.
+            // Apply creates what does not exist, named by its path.
+            let mut next = next;
+            next["metadata"]["name"] = json!(name);
             let created = create_locked(&mut inner, group, plural, ns, next, None);
             drop(inner);
             s.changed.notify_waiters();
