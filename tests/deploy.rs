@@ -385,7 +385,7 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
         json!([
             rule("argoproj.io", "applications", &["get", "list", "patch"]),
             rule("argoproj.io", "rollouts", &["get"]),
-            rule("batch", "jobs", &["create", "get", "watch"]),
+            rule("batch", "jobs", &["create", "get", "list", "watch"]),
             rule("", "pods", &["list"]),
         ])
     );
@@ -555,7 +555,11 @@ fn namespaced_rbac_grants_roles_in_each_namespace_and_analysis_runs_in_cluster_m
             json!([
                 rule("argoproj.io", "applications", &["get", "list", "patch"]),
                 rule("argoproj.io", "rollouts", &["get"]),
-                rule("argoproj.io", "analysisruns", &["create", "get", "watch", "patch"]),
+                rule(
+                    "argoproj.io",
+                    "analysisruns",
+                    &["create", "get", "list", "watch", "patch"]
+                ),
             ])
         );
         assert_eq!(

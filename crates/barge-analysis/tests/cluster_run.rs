@@ -7,7 +7,7 @@ use barge_testkit::kube as kube_support;
 
 use barge_analysis::cluster::{self, ClusterRun};
 use barge_core::analysis::Phase;
-use kube_support::apiserver::ApiServer;
+use kube_support::apiserver::{ApiServer, Options};
 use kube_support::controllers;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -124,4 +124,62 @@ async fn stopping_terminates_the_run_in_the_cluster() {
         .await;
     assert_eq!(run["spec"]["terminate"], true);
     assert_eq!(run["status"]["message"], "Run Terminated");
+}
+
+/// While barge follows the run, its watches are cut short (a proxy's timeout) and the server's
+/// history is compacted under them: each reconnect is 410 Gone, barge re-lists the run and
+/// resumes, and still sees the verdict.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_verdict_is_seen_through_cut_watches_and_a_compacted_history() {
+    let server = ApiServer::start_with(Options {
+        cut_watches_after: Some(Duration::from_millis(100)),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let _ctl = controllers::analysis_runs(
+        server.clone(),
+        Arc::new(|_| ("Successful".into(), "[0.99]".into())),
+        Duration::from_millis(1500),
+    );
+    // Other writes move the version on, and each is compacted away at once.
+    server.put(
+        "batch",
+        "jobs",
+        serde_json::json!({"metadata": {"name": "noise", "namespace": "shop"}, "spec": {}}),
+    );
+    let churn = {
+        let server = server.clone();
+        tokio::spawn(async move {
+            for n in 0.. {
+                server.update("batch", "jobs", "shop", "noise", |j| {
+                    j["status"] = serde_json::json!({"n": n});
+                    true
+                });
+                server.compact();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let (_, report) = cluster::run(
+        &target(&server, dir.path()),
+        &spec(TEMPLATE),
+        &args(&[("service", "web")]),
+        stopped,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    churn.abort();
+    assert_eq!(report.phase, Phase::Successful, "{report:#?}");
+    let relists = server
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.starts_with("GET /apis/argoproj.io/v1alpha1/namespaces/shop/analysisruns?fieldSelector=")
+                && !r.contains("watch=true")
+        })
+        .count();
+    assert!(relists > 0, "the 410s were re-listed: {:?}", server.requests());
 }

@@ -205,12 +205,28 @@ impl Objects {
         format!("{} {}/{name}", self.kind.kind, self.namespace)
     }
 
+    /// A failure of `verb` on `what`. A 403 says which RBAC rule barge lacks: the API server's
+    /// message names the user and what it cannot do, and the grant that fixes it is spelled
+    /// out.
+    fn error(&self, verb: &str, what: &str, e: kube::Error) -> KubeError {
+        match e {
+            kube::Error::Api(status) if status.code == 403 => {
+                let (group, plural, ns) = (self.kind.group, self.kind.plural, &self.namespace);
+                KubeError::Auth(format!(
+                    "{what}: {} (403); barge needs RBAC verb {verb:?} on {plural:?} in API group {group:?} in namespace {ns:?}: grant it with a Role rule {{apiGroups: [{group:?}], resources: [{plural:?}], verbs: [{verb:?}]}} bound to barge's service account (or user)",
+                    status.message
+                ))
+            }
+            other => KubeError::from_kube(what, other),
+        }
+    }
+
     pub async fn get(&self, name: &str) -> Result<Value, KubeError> {
         self.api
             .get(name)
             .await
             .map(to_json)
-            .map_err(|e| KubeError::from_kube(&self.what(name), e))
+            .map_err(|e| self.error("get", &self.what(name), e))
     }
 
     /// The objects matching a label selector (`app=web,tier in (a,b)`).
@@ -220,16 +236,26 @@ impl Objects {
             .list(&lp)
             .await
             .map(|l| l.items.into_iter().map(to_json).collect())
-            .map_err(|e| KubeError::from_kube(&format!("{}s in {} ({selector})", self.kind.kind, self.namespace), e))
+            .map_err(|e| {
+                let what = format!("{}s in {} ({selector})", self.kind.kind, self.namespace);
+                self.error("list", &what, e)
+            })
     }
 
     /// A JSON merge patch (RFC 7386) of the object.
+    ///
+    /// Not server-side apply, deliberately: barge patches what Argo CD's own users and
+    /// controllers also write (an Application's sources, its `operation`; an AnalysisRun's
+    /// `spec.terminate`). Under server-side apply barge would own those fields, so the next
+    /// `kubectl apply` or app-of-apps sync of the Application would conflict (409) or, forced,
+    /// take them back and drop barge's change. Kargo's argocd-update and Rollouts' abort are
+    /// merge patches of the same fields.
     pub async fn merge_patch(&self, name: &str, patch: &Value) -> Result<Value, KubeError> {
         self.api
             .patch(name, &PatchParams::default(), &Patch::Merge(patch))
             .await
             .map(to_json)
-            .map_err(|e| KubeError::from_kube(&self.what(name), e))
+            .map_err(|e| self.error("patch", &self.what(name), e))
     }
 
     /// Creates the object (its `apiVersion` and `kind` are filled in).
@@ -244,13 +270,13 @@ impl Objects {
             .create(&PostParams::default(), &typed)
             .await
             .map(to_json)
-            .map_err(|e| KubeError::from_kube(&self.what(&name), e))
+            .map_err(|e| self.error("create", &self.what(&name), e))
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), KubeError> {
         match self.api.delete(name, &Default::default()).await {
             Ok(_) => Ok(()),
-            Err(e) => match KubeError::from_kube(&self.what(name), e) {
+            Err(e) => match self.error("delete", &self.what(name), e) {
                 KubeError::NotFound(_) => Ok(()),
                 other => Err(other),
             },
@@ -260,41 +286,94 @@ impl Objects {
     /// Waits (at most `limit`) for the named object to change after `resource_version`, with
     /// a WATCH from that version; returns the new object, or `None` when nothing changed in
     /// time. A deletion is NotFound.
+    ///
+    /// Like client-go's reflector, it keeps watching through what ends a watch early: a watch
+    /// the server (or a proxy) ends is resumed from the last resourceVersion seen, BOOKMARK
+    /// events included; a 410 Gone (the version fell out of the server's history) re-lists
+    /// the object and, when it has not changed, resumes from the list's resourceVersion. No
+    /// change in between is lost: the list shows the object's latest state.
     pub async fn next_change(
         &self,
         name: &str,
         resource_version: &str,
         limit: Duration,
     ) -> Result<Option<Value>, KubeError> {
-        let wp = WatchParams::default()
-            .fields(&format!("metadata.name={name}"))
-            .timeout(limit.as_secs().clamp(1, 290) as u32);
-        let stream = self
-            .api
-            .watch(&wp, resource_version)
-            .await
-            .map_err(|e| KubeError::from_kube(&self.what(name), e))?;
-        let mut stream = std::pin::pin!(stream);
         let deadline = tokio::time::Instant::now() + limit;
+        let mut resume = resource_version.to_string();
         loop {
-            let next = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) | Ok(None) => return Ok(None),
-                Ok(Some(event)) => event.map_err(|e| KubeError::from_kube(&self.what(name), e))?,
-            };
-            match next {
-                WatchEvent::Added(o) | WatchEvent::Modified(o) => return Ok(Some(to_json(o))),
-                WatchEvent::Deleted(_) => return Err(KubeError::NotFound(format!("{} was deleted", self.what(name)))),
-                WatchEvent::Bookmark(_) => {}
-                WatchEvent::Error(status) => {
-                    // 410 Gone: the version is too old; the caller reads the object again.
-                    if status.code == 410 {
-                        return Ok(None);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // kube-rs allows at most 290s (its read timeout is 295s); bookmarks are on.
+            let wp = WatchParams::default()
+                .fields(&format!("metadata.name={name}"))
+                .timeout(left.as_secs().clamp(1, 290) as u32);
+            // 410 Gone comes as the answer, or as an ERROR event in the stream.
+            let mut gone = false;
+            match self.api.watch(&wp, &resume).await {
+                Ok(stream) => {
+                    let mut stream = std::pin::pin!(stream);
+                    loop {
+                        let event = match tokio::time::timeout_at(deadline, stream.next()).await {
+                            Err(_) => return Ok(None),
+                            // The server ended the watch (its timeout): watch again from `resume`.
+                            Ok(None) => break,
+                            Ok(Some(event)) => event.map_err(|e| self.error("watch", &self.what(name), e))?,
+                        };
+                        match event {
+                            WatchEvent::Added(o) | WatchEvent::Modified(o) => return Ok(Some(to_json(o))),
+                            WatchEvent::Deleted(_) => {
+                                return Err(KubeError::NotFound(format!("{} was deleted", self.what(name))));
+                            }
+                            // Nothing for this watch up to there: a later watch need not start
+                            // earlier.
+                            WatchEvent::Bookmark(b) => resume = b.metadata.resource_version,
+                            WatchEvent::Error(status) if status.code == 410 => {
+                                gone = true;
+                                break;
+                            }
+                            WatchEvent::Error(status) => {
+                                return Err(self.error("watch", &self.what(name), kube::Error::Api(status)));
+                            }
+                        }
                     }
-                    return Err(KubeError::from_kube(&self.what(name), kube::Error::Api(status)));
+                }
+                Err(kube::Error::Api(status)) if status.code == 410 => gone = true,
+                Err(e) => return Err(self.error("watch", &self.what(name), e)),
+            }
+            if gone {
+                match self.relist(name, resource_version).await? {
+                    Relisted::Changed(object) => return Ok(Some(object)),
+                    Relisted::Unchanged(at) => resume = at,
                 }
             }
         }
     }
+
+    /// The named object by LIST (whose resourceVersion a watch can resume from): changed
+    /// since `since`, or unchanged as of the list's version. Gone is NotFound.
+    async fn relist(&self, name: &str, since: &str) -> Result<Relisted, KubeError> {
+        let lp = ListParams::default().fields(&format!("metadata.name={name}"));
+        let list = self
+            .api
+            .list(&lp)
+            .await
+            .map_err(|e| self.error("list", &self.what(name), e))?;
+        let at = list.metadata.resource_version.clone().unwrap_or_default();
+        match list.items.into_iter().next().map(to_json) {
+            None => Err(KubeError::NotFound(format!("{} was deleted", self.what(name)))),
+            Some(object) if resource_version(&object) != since => Ok(Relisted::Changed(object)),
+            Some(_) => Ok(Relisted::Unchanged(at)),
+        }
+    }
+}
+
+/// What a re-list after 410 Gone found.
+enum Relisted {
+    Changed(Value),
+    /// Unchanged; watch again from this (the list's) resourceVersion.
+    Unchanged(String),
 }
 
 /// The resourceVersion of an object as JSON.

@@ -1,6 +1,6 @@
 //! barge-kube's client against the test API server: the REST semantics barge relies on
 //! (GET, LIST with selectors, merge PATCH, create with generateName, WATCH from a
-//! resourceVersion, DELETE) and each failure's class (404, 409, 401, no configuration).
+//! resourceVersion, DELETE) and each failure's class (404, 409, 401, 403, no configuration).
 
 use barge_core::ErrorClass;
 use barge_kube::{APPLICATION, Clusters, Objects, ROLLOUT, resource_version};
@@ -103,6 +103,33 @@ async fn refusals_and_missing_configuration_are_classified() {
     let apps = Objects::new(clusters.client(None).await.unwrap(), APPLICATION, "argocd");
     let e = apps.get("web-dev").await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+
+    // RBAC: a 403 names what is missing and how to grant it.
+    let allowed = ApiServer::start(None).await;
+    allowed.put("argoproj.io", "applications", app("web-dev", "shop"));
+    allowed.deny("patch", "argoproj.io", "applications", "argocd");
+    let apps = Objects::new(
+        Clusters::new(Some(allowed.kubeconfig(dir.path())))
+            .client(None)
+            .await
+            .unwrap(),
+        APPLICATION,
+        "argocd",
+    );
+    assert!(apps.get("web-dev").await.is_ok(), "only patch is denied");
+    let e = apps.merge_patch("web-dev", &json!({"spec": {}})).await.unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Auth, "{e}");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("Application argocd/web-dev: applications.argoproj.io \"web-dev\" is forbidden: User \"system:serviceaccount:barge:barge\" cannot patch resource \"applications\" in API group \"argoproj.io\" in the namespace \"argocd\" (403)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"grant it with a Role rule {apiGroups: ["argoproj.io"], resources: ["applications"], verbs: ["patch"]}"#
+        ),
+        "{text}"
+    );
 
     let missing = Clusters::new(Some(dir.path().join("nope")));
     let Err(e) = missing.client(None).await else {

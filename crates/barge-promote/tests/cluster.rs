@@ -179,6 +179,33 @@ async fn argocd_update_refuses_an_app_that_does_not_authorize_the_stage_and_fail
     );
 }
 
+/// RBAC that does not let barge patch Applications fails the step at once (retrying cannot
+/// help), saying what to grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn argocd_update_without_rbac_to_patch_says_what_to_grant() {
+    let c = Cluster::start().await;
+    c.server.put("argoproj.io", "applications", app("shop:dev"));
+    c.server.deny("patch", "argoproj.io", "applications", "argocd");
+    let out = c.promote(UPDATE).await;
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    assert!(
+        out.message.starts_with(
+            "step step-1 (argocd-update): Application argocd/web-dev: applications.argoproj.io \"web-dev\" is forbidden: User \"system:serviceaccount:barge:barge\" cannot patch resource \"applications\" in API group \"argoproj.io\" in the namespace \"argocd\" (403)"
+        ),
+        "{}",
+        out.message
+    );
+    assert!(
+        out.message.contains(
+            r#"barge needs RBAC verb "patch" on "applications" in API group "argoproj.io" in namespace "argocd": grant it with a Role rule {apiGroups: ["argoproj.io"], resources: ["applications"], verbs: ["patch"]}"#
+        ),
+        "{}",
+        out.message
+    );
+    let patches = c.server.requests().iter().filter(|r| r.starts_with("PATCH")).count();
+    assert_eq!(patches, 1, "tried once, not retried");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn argocd_wait_selects_apps_by_label_and_waits_for_their_conditions() {
     let c = Cluster::start().await;
