@@ -684,7 +684,8 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
         .unwrap();
     assert_eq!(denied.status.code(), Some(1));
     assert!(
-        stderr(&denied).contains("wrong bearer token") && !stderr(&denied).contains("guess"),
+        stderr(&denied).contains("the bearer token is not one this server issued")
+            && !stderr(&denied).contains("guess"),
         "{}",
         stderr(&denied)
     );
