@@ -114,8 +114,6 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
                 ("unsupported-step", 44),
             ],
         ),
-        // github-push and oci-push: Kargo steps barge cannot run yet.
-        ("07-krancour-kargo-examples", vec![("unsupported-step", 2)]),
         // conftest / extract-images are undeclared; trivy-image is a CustomPromotionStep.
         (
             "13-jessesuen-kargo-custom-steps",

@@ -735,8 +735,8 @@ pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
         why: NO_TLS_SKIP,
     };
     match uses {
-        "git-clone" | "github-push" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr"
-        | "git-merge-pr" | "oci-download" | "oci-push" => &[TLS],
+        "git-clone" | "github-push" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr"
+        | "oci-download" | "oci-push" => &[TLS],
         "kustomize-build" => &[UnsupportedOption {
             field: "outputFormat",
             fine: Some("kargo"),

@@ -28,10 +28,7 @@ async fn setup(root: &Path) -> (GitHubApi, Engine, PathBuf) {
         ],
     );
     let server = GitHubApi::start(root, TOKEN).await;
-    let mut engine = support::engine(
-        root,
-        vec![support::rewrite_to_dir("https://github.example.com/", root)],
-    );
+    let mut engine = support::engine(root, vec![support::rewrite_to_dir("https://github.example.com/", root)]);
     engine.credentials = Arc::new(|_| {
         Some(Credentials {
             username: "x-access-token".into(),
@@ -51,7 +48,9 @@ fn promotion(steps: &str) -> Promotion {
 }
 
 async fn run(engine: &Engine, p: &Promotion) -> Outcome {
-    engine.run(p, State::new(&p.steps), &support::Quiet, &support::Quiet).await
+    engine
+        .run(p, State::new(&p.steps), &support::Quiet, &support::Quiet)
+        .await
 }
 
 fn record<'a>(out: &'a Outcome, alias: &str) -> &'a barge_core::promotion::StepRecord {
@@ -62,7 +61,14 @@ fn record<'a>(out: &'a Outcome, alias: &str) -> &'a barge_core::promotion::StepR
 fn clone_of(bare: &Path, branch: &str, into: &Path) -> PathBuf {
     git(
         bare.parent().unwrap(),
-        &["clone", "-q", "-b", branch, bare.to_str().unwrap(), into.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "-b",
+            branch,
+            bare.to_str().unwrap(),
+            into.to_str().unwrap(),
+        ],
     );
     into.to_path_buf()
 }
@@ -137,9 +143,20 @@ async fn a_promotion_lands_through_the_api_with_its_files_modes_and_message() {
     assert!(!clone.join("old").exists(), "the deleted directory is gone");
     assert_eq!(std::fs::read_to_string(clone.join("README.md")).unwrap(), "config\n");
     let modes = git(&clone, &["ls-tree", "-r", "HEAD", "bin"]);
-    assert!(modes.contains("100755 blob") && modes.contains("\tbin/run.sh"), "{modes}");
-    assert!(modes.lines().any(|l| l.starts_with("120000 blob") && l.ends_with("\tbin/current")), "{modes}");
-    assert_eq!(std::fs::read_link(clone.join("bin/current")).unwrap(), Path::new("run.sh"));
+    assert!(
+        modes.contains("100755 blob") && modes.contains("\tbin/run.sh"),
+        "{modes}"
+    );
+    assert!(
+        modes
+            .lines()
+            .any(|l| l.starts_with("120000 blob") && l.ends_with("\tbin/current")),
+        "{modes}"
+    );
+    assert_eq!(
+        std::fs::read_link(clone.join("bin/current")).unwrap(),
+        Path::new("run.sh")
+    );
 
     // GitHub made the commit: its identity, the message kept (with the promotion's trailer),
     // the checkout's author as co-author, and verified.
@@ -147,7 +164,10 @@ async fn a_promotion_lands_through_the_api_with_its_files_modes_and_message() {
     let message = git(&clone, &["log", "-1", "--format=%B"]);
     assert!(message.starts_with("Promote wise-otter to dev\n"), "{message}");
     assert_eq!(
-        git(&clone, &["log", "-1", "--format=%(trailers:key=Barge-Promotion,valueonly)"]),
+        git(
+            &clone,
+            &["log", "-1", "--format=%(trailers:key=Barge-Promotion,valueonly)"]
+        ),
         p.name
     );
     assert!(message.contains("Co-authored-by: Dana <dana@example.com>"), "{message}");
@@ -272,7 +292,10 @@ async fn a_branch_that_moves_during_the_push_is_a_retryable_error_naming_it_then
     assert_eq!(git(&bare, &["log", "-1", "--format=%s", "main"]), "promote");
     assert_eq!(git(&bare, &["rev-parse", "main~2"]), theirs);
     for file in ["concurrent.txt", "concurrent-2.txt"] {
-        assert!(git(&bare, &["ls-tree", "--name-only", "main", file]) == file, "{file} kept");
+        assert!(
+            git(&bare, &["ls-tree", "--name-only", "main", file]) == file,
+            "{file} kept"
+        );
     }
     assert!(git(&bare, &["show", "main:env/dev/values.yaml"]).contains("1.2.0"));
 }
@@ -309,7 +332,8 @@ async fn a_missing_or_wrong_token_is_a_clear_error_without_the_token() {
     let push = record(&out, "push");
     assert_eq!(push.status, StepStatus::Errored);
     assert!(
-        push.message.contains("no token for https://github.example.com/acme/config.git"),
+        push.message
+            .contains("no token for https://github.example.com/acme/config.git"),
         "{}",
         push.message
     );

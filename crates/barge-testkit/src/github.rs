@@ -141,7 +141,15 @@ impl GitHubApi {
         self.inner.verified.lock().expect("verified").contains(sha)
     }
 
-    async fn handle(&self, headers: &HeaderMap, method: Method, owner: &str, repo: &str, rest: &str, body: Value) -> Reply {
+    async fn handle(
+        &self,
+        headers: &HeaderMap,
+        method: Method,
+        owner: &str,
+        repo: &str,
+        rest: &str,
+        body: Value,
+    ) -> Reply {
         let what = match method {
             Method::GET if rest.starts_with("commits/") => format!("GET /repos/{owner}/{repo}/git/{rest}"),
             Method::GET => format!("GET /repos/{owner}/{repo}/git/ref/{rest}"),
@@ -380,7 +388,10 @@ impl Repo {
             let (email, when) = rest.split_once("> ").unwrap_or((rest, ""));
             json!({"name": name, "email": email, "date": when})
         };
-        let tree = headers.lines().find_map(|l| l.strip_prefix("tree ")).unwrap_or_default();
+        let tree = headers
+            .lines()
+            .find_map(|l| l.strip_prefix("tree "))
+            .unwrap_or_default();
         let parents: Vec<Value> = headers
             .lines()
             .filter_map(|l| l.strip_prefix("parent "))
@@ -441,10 +452,15 @@ impl Repo {
             }
         }
         for e in entries {
-            let (Some(path), Some(mode), Some(kind)) = (e["path"].as_str(), e["mode"].as_str(), e["type"].as_str()) else {
+            let (Some(path), Some(mode), Some(kind)) = (e["path"].as_str(), e["mode"].as_str(), e["type"].as_str())
+            else {
                 return unprocessable("Invalid tree info: path, mode and type are required");
             };
-            if path.is_empty() || path.split('/').any(|p| p.is_empty() || p == "." || p == ".." || p == ".git") {
+            if path.is_empty()
+                || path
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == ".." || p == ".git")
+            {
                 return unprocessable("Invalid tree info: bad path");
             }
             let expected = match mode {

@@ -149,7 +149,11 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             })?;
         let api = Api {
             ctx,
-            provider: Provider::for_repo(&original_url, Some("github"), ctx.engine.pr_api_for(&original_url).as_deref())?,
+            provider: Provider::for_repo(
+                &original_url,
+                Some("github"),
+                ctx.engine.pr_api_for(&original_url).as_deref(),
+            )?,
             token,
         };
         let mut policy = ctx.engine.push_policy.clone();
@@ -167,7 +171,12 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             |attempt| push_once(&api, &ws, &branch, force, attempt),
             |failure: &Attempt| failure.branch_moved,
             |_, attempt, wait| {
-                tracing::info!(branch, attempt, ?wait, "github-push: the branch moved; integrating and retrying.");
+                tracing::info!(
+                    branch,
+                    attempt,
+                    ?wait,
+                    "github-push: the branch moved; integrating and retrying."
+                );
             },
         )
         .await
@@ -294,7 +303,9 @@ async fn changes(ws: &Workspace, commit: &str, parent: Option<&str>) -> Result<V
             while let (Some(meta), Some(path)) = (fields.next(), fields.next()) {
                 let meta = String::from_utf8_lossy(meta);
                 let m: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
-                let [old_mode, mode, _, object, status] = m.as_slice() else { break };
+                let [old_mode, mode, _, object, status] = m.as_slice() else {
+                    break;
+                };
                 let deleted = status.starts_with('D');
                 out.push(Change {
                     path: path_text(path)?,
@@ -309,7 +320,9 @@ async fn changes(ws: &Workspace, commit: &str, parent: Option<&str>) -> Result<V
             // `mode type sha\tpath\0` per file.
             let raw = git_bytes(ws, &["ls-tree", "-r", "-z", "--full-tree", commit]).await?;
             for entry in raw.split(|b| *b == 0).filter(|e| !e.is_empty()) {
-                let Some(tab) = entry.iter().position(|b| *b == b'\t') else { continue };
+                let Some(tab) = entry.iter().position(|b| *b == b'\t') else {
+                    continue;
+                };
                 let meta = String::from_utf8_lossy(&entry[..tab]);
                 let m: Vec<&str> = meta.split(' ').collect();
                 let [mode, _, object] = m.as_slice() else { continue };
@@ -343,10 +356,8 @@ async fn replay(
     parent: Option<&str>,
     uploaded: &mut HashSet<String>,
 ) -> Result<String, StepError> {
-    let local_parent = match parent {
-        Some(_) => Some(format!("{commit}^")),
-        None => None,
-    };
+    // The local parent has the tree of `parent` (GitHub's copy of it, or the branch's head).
+    let local_parent = parent.map(|_| format!("{commit}^"));
     let changes = changes(ws, commit, local_parent.as_deref()).await?;
     if changes.len() > MAX_FILES_PER_COMMIT {
         return Err(StepError::Invalid(format!(
@@ -407,10 +418,12 @@ async fn replay(
             json!({"message": message, "tree": tree, "parents": parent.into_iter().collect::<Vec<_>>()}),
         )
         .await?;
-    made["sha"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| StepError::Invalid(format!("github-push: {} answered a commit without a sha", api.provider.api)))
+    made["sha"].as_str().map(str::to_string).ok_or_else(|| {
+        StepError::Invalid(format!(
+            "github-push: {} answered a commit without a sha",
+            api.provider.api
+        ))
+    })
 }
 
 /// Sends blob `id` (the content of `path`) to GitHub, checking the ID GitHub gives it.
