@@ -340,3 +340,40 @@ async fn a_missing_or_wrong_token_is_a_clear_error_without_the_token() {
     assert_eq!(server.calls().len(), calls);
     assert_eq!(git(&bare, &["rev-parse", "main"]), seed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn more_commits_than_a_push_replays_is_a_clear_error_and_nothing_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, engine, bare) = setup(dir.path()).await;
+    let seed = git(&bare, &["rev-parse", "main"]);
+    let mut steps = String::from(
+        "
+        - uses: git-clone
+          config:
+            repoURL: https://github.example.com/acme/config.git
+            checkout: [{branch: main, path: ./src}]
+",
+    );
+    for n in 1..=11 {
+        steps.push_str(&format!(
+            "        - uses: yaml-update
+          config:
+            path: ./src/env/dev/values.yaml
+            updates: [{{key: image.tag, value: \"1.0.{n}\"}}]
+        - uses: git-commit
+          config: {{path: ./src, message: \"commit {n}\"}}
+"
+        ));
+    }
+    steps.push_str("        - uses: github-push\n          as: push\n          config: {path: ./src}\n");
+    let out = run(&engine, &promotion(&steps)).await;
+    let push = record(&out, "push");
+    assert_eq!(push.status, StepStatus::Errored);
+    assert!(push.message.contains("more than 10 commits"), "{}", push.message);
+    assert_eq!(push.error_count, 0, "retrying cannot shrink the history");
+    assert_eq!(git(&bare, &["rev-parse", "main"]), seed);
+    assert!(
+        !server.calls().iter().any(|c| c.starts_with("POST")),
+        "nothing was sent"
+    );
+}
