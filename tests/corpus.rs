@@ -114,8 +114,6 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
                 ("unsupported-step", 44),
             ],
         ),
-        // github-push: a Kargo step barge does not run.
-        ("07-krancour-kargo-examples", vec![("unsupported-step", 1)]),
         // conftest / extract-images are undeclared; trivy-image is a CustomPromotionStep.
         (
             "13-jessesuen-kargo-custom-steps",

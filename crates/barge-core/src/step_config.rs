@@ -125,6 +125,27 @@ step_config!(
 );
 
 step_config!(
+    /// github-push: the checkout's commits replayed through GitHub's REST API (blobs, trees,
+    /// commits, then the branch ref), so GitHub signs them.
+    GitHubPush {
+        /// The checkout to push.
+        path: String,
+        /// The branch to push to (default: the checked-out branch).
+        target_branch: Option<String>,
+        /// Push to `kargo/promotion/<promotion>` (overwritten if it exists, as Kargo does).
+        generate_target_branch: bool,
+        /// Push attempts while others win the race (default 10).
+        max_attempts: Option<u32>,
+        /// Overwrite the branch with this checkout's history (commits only the remote has are
+        /// dropped); no rebase, no retries.
+        force: bool,
+        /// Not supported (`unsupported-step-option`): the system's TLS checks apply.
+        #[serde(rename = "insecureSkipTLSVerify")]
+        insecure_skip_tls_verify: bool,
+    }
+);
+
+step_config!(
     /// git-tag.
     GitTag {
         /// The checkout.
@@ -735,9 +756,8 @@ pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
         why: "barge cannot skip TLS verification; add the server's CA to the system trust store and remove the option",
     };
     match uses {
-        "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr" | "oci-download" | "oci-push" => {
-            &[TLS]
-        }
+        "github-push" | "http" | "http-download" | "git-open-pr" | "git-wait-for-pr" | "git-merge-pr"
+        | "oci-download" | "oci-push" => &[TLS],
         _ => &[],
     }
 }
@@ -756,6 +776,7 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "git-commit" => GitCommit::shape(),
         "git-push" => GitPush::shape(),
         "git-tag" => GitTag::shape(),
+        "github-push" => GitHubPush::shape(),
         "git-open-pr" => GitOpenPr::shape(),
         "git-wait-for-pr" | "git-merge-pr" => GitPr::shape(),
         "yaml-update" | "json-update" | "toml-update" => FileUpdate::shape(),

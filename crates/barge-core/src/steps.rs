@@ -48,10 +48,7 @@ pub const BUILTIN: &[&str] = &[
 /// Kargo steps barge knows but cannot run yet, with why: validation reports them, so a
 /// pipeline that validates never meets "no runner" at run time. barge-promote's tests keep
 /// this list equal to the steps it has no runner for.
-pub const NOT_RUNNABLE: &[(&str, &str)] = &[(
-    "github-push",
-    "barge does not push through GitHub's API; use git-push (add author.signingKey to git-clone for signed commits)",
-)];
+pub const NOT_RUNNABLE: &[(&str, &str)] = &[];
 
 /// Steps that exist only in Kargo Enterprise (Kargo's `docs/enterprise-features.json`).
 pub const ENTERPRISE: &[&str] = &[

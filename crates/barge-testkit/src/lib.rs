@@ -4,6 +4,8 @@
 //! - [`fixtures`]: the workspace's root, the real-world corpus, Freight from a Warehouse.
 //! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
 //! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
+//! - [`github`]: an API-faithful test server for GitHub's Git database endpoints over real
+//!   bare repositories.
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
 //! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
 //! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
@@ -14,6 +16,7 @@
 
 pub mod fixtures;
 pub mod git;
+pub mod github;
 pub mod kube;
 pub mod postgres;
 pub mod prometheus;

@@ -1,4 +1,5 @@
-//! git-clone, git-clear, git-commit, git-push, git-tag (Kargo's `pkg/promotion/runner/builtin/git_*.go`).
+//! git-clone, git-clear, git-commit, git-push, git-tag (Kargo's `pkg/promotion/runner/builtin/git_*.go`);
+//! github-push (`github.rs`) shares the checkouts and the dry run.
 //!
 //! Checkouts are worktrees of the engine's repository cache. Which repository and branch a
 //! path belongs to is kept in `<work>.checkouts.json`, beside the work directory, so a resumed
@@ -68,7 +69,7 @@ pub(crate) async fn release(engine: &crate::Engine, work: &std::path::Path) {
     let _ = std::fs::remove_dir_all(work);
 }
 
-fn git_error(e: GitError) -> StepError {
+pub(super) fn git_error(e: GitError) -> StepError {
     StepError::of_class(e.class(), e.to_string())
 }
 
@@ -85,7 +86,7 @@ fn checkout_at(ctx: &StepCtx<'_>, path: &str) -> Result<(String, Recorded), Step
 }
 
 /// Records that the checkout at `path` now starts from `commit` (its own commits are above it).
-fn record_base(ctx: &StepCtx<'_>, path: &str, commit: &str) -> Result<(), StepError> {
+pub(super) fn record_base(ctx: &StepCtx<'_>, path: &str, commit: &str) -> Result<(), StepError> {
     let (prefix, _) = checkout_at(ctx, path)?;
     let mut all = load_checkouts(ctx.work);
     if let Some(rec) = all.get_mut(&prefix) {
@@ -97,7 +98,7 @@ fn record_base(ctx: &StepCtx<'_>, path: &str, commit: &str) -> Result<(), StepEr
 }
 
 /// The checkout at `path` (one git-clone made), as a workspace.
-fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepError> {
+pub(super) fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, String), StepError> {
     let (prefix, rec) = checkout_at(ctx, path)?;
     let author = rec
         .author
@@ -384,19 +385,7 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         let mut out = Map::new();
         out.insert("branch".into(), json!(branch));
         if ctx.engine.dry_run {
-            // The diff a push would land, against the branch as it is now.
-            let base = match ws
-                .run(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
-                .await
-            {
-                Ok(_) => "FETCH_HEAD".to_string(),
-                Err(GitError::NotFound { .. }) => "4b825dc642cb6eb9a060e54bf8d69288fbee4904".to_string(), // the empty tree
-                Err(e) => return Err(git_error(e)),
-            };
-            let diff = ws.run(&["diff", &base, "HEAD"]).await.map_err(git_error)?;
-            out.insert("commit".into(), json!(ws.head().await.unwrap_or_default()));
-            out.insert("diff".into(), json!(diff));
-            return done(out);
+            return dry_run(&ws, &branch).await;
         }
         if c.force {
             let sha = force_push(ctx, &ws, &branch).await.map_err(git_error)?;
@@ -418,6 +407,25 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         }
         done(out)
     })
+}
+
+/// What pushing the checkout to `branch` would do, for `--dry-run`: the `branch`, `commit` and
+/// `diff` outputs (the diff against the branch as it is now).
+pub(super) async fn dry_run(ws: &Workspace, branch: &str) -> StepResult {
+    let base = match ws
+        .run(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
+        .await
+    {
+        Ok(_) => "FETCH_HEAD".to_string(),
+        Err(GitError::NotFound { .. }) => "4b825dc642cb6eb9a060e54bf8d69288fbee4904".to_string(), // the empty tree
+        Err(e) => return Err(git_error(e)),
+    };
+    let diff = ws.run(&["diff", &base, "HEAD"]).await.map_err(git_error)?;
+    done(Map::from_iter([
+        ("branch".into(), json!(branch)),
+        ("commit".into(), json!(ws.head().await.unwrap_or_default())),
+        ("diff".into(), json!(diff)),
+    ]))
 }
 
 /// Pushes the workspace's commits to `branch` with the other promotions of this process

@@ -9,6 +9,7 @@ mod chart;
 mod cluster;
 mod files;
 mod git;
+mod github;
 mod http;
 mod meta;
 mod oci;
@@ -110,6 +111,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("git-push", git::push),
     ("git-tag", git::tag),
     ("git-wait-for-pr", pr::wait_for_pr),
+    ("github-push", github::push),
     ("helm-template", render::helm_template),
     ("helm-update-chart", chart::helm_update_chart),
     ("http", http::http),

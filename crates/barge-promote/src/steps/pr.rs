@@ -77,7 +77,7 @@ impl Provider {
         Ok(Provider { kind, api, repo: path })
     }
 
-    fn base(&self) -> String {
+    pub(super) fn base(&self) -> String {
         match self.kind {
             Kind::GitHub | Kind::Gitea => format!("{}/repos/{}", self.api, self.repo),
             Kind::GitLab => format!("{}/projects/{}", self.api, self.repo.replace('/', "%2F")),
@@ -136,23 +136,28 @@ fn bad(repo: &str, why: &str) -> StepError {
     StepError::Invalid(format!("{}: {why}", barge_core::secret::redact_url(repo)))
 }
 
-/// Sends a request; 5xx and transport faults are retryable, other failures are not.
-async fn call(
-    ctx: &StepCtx<'_>,
-    p: &Provider,
-    req: reqwest::RequestBuilder,
-    token: Option<&str>,
-) -> Result<Json, StepError> {
-    let resp = p
-        .authorize(req, token)
-        .send()
-        .await
-        .map_err(|e| StepError::Retryable(format!("{}: {e}", p.api)))?;
+/// A call the API refused or never answered: the status it answered with (`None`: no answer)
+/// and what it means for the step.
+pub(super) struct Refusal {
+    pub status: Option<u16>,
+    pub error: StepError,
+}
+
+/// Sends a request; 5xx, 429 and transport faults are retryable, other failures are not.
+/// Neither the token nor the request's headers ever reach an error.
+pub(super) async fn send(p: &Provider, req: reqwest::RequestBuilder, token: Option<&str>) -> Result<Json, Refusal> {
+    let resp = p.authorize(req, token).send().await.map_err(|e| Refusal {
+        status: None,
+        error: StepError::Retryable(format!("{}: {e}", p.api)),
+    })?;
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
-    let _ = ctx;
+    let refusal = |error| Refusal {
+        status: Some(status.as_u16()),
+        error,
+    };
     if status.is_server_error() || status.as_u16() == 429 {
-        return Err(StepError::Retryable(format!("{} answered {status}", p.api)));
+        return Err(refusal(StepError::Retryable(format!("{} answered {status}", p.api))));
     }
     if !status.is_success() {
         let hint = match status.as_u16() {
@@ -161,12 +166,25 @@ async fn call(
             _ => "",
         };
         let text: String = text.chars().take(300).collect();
-        return Err(StepError::Invalid(format!("{} answered {status}{hint}: {text}", p.api)));
+        return Err(refusal(StepError::Invalid(format!(
+            "{} answered {status}{hint}: {text}",
+            p.api
+        ))));
     }
     if text.trim().is_empty() {
         return Ok(Json::Null);
     }
-    serde_json::from_str(&text).map_err(|e| StepError::Invalid(format!("{}: not JSON: {e}", p.api)))
+    serde_json::from_str(&text).map_err(|e| refusal(StepError::Invalid(format!("{}: not JSON: {e}", p.api))))
+}
+
+async fn call(
+    ctx: &StepCtx<'_>,
+    p: &Provider,
+    req: reqwest::RequestBuilder,
+    token: Option<&str>,
+) -> Result<Json, StepError> {
+    let _ = ctx;
+    send(p, req, token).await.map_err(|r| r.error)
 }
 
 /// The provider of `repo_url` and the token to call it with.
