@@ -523,3 +523,60 @@ async fn replays_unknown_receivers_large_and_malformed_bodies_refresh_nothing() 
     assert_eq!((status, woken(&answer)), (200, vec![]), "{answer}");
     drop(daemon);
 }
+
+#[test]
+fn receivers_without_a_provider_or_secret_are_reported_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("bad.yaml");
+    std::fs::write(
+        &defs,
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {name: demo, namespace: demo}\nspec:\n  webhookReceivers:\n    - name: forge\n      githib: {secretRef: {name: hook}}\n    - name: registry\n      distribution: {}\n",
+    )
+    .unwrap();
+    let report = support::validate_json(&[&defs]);
+    let found: Vec<(String, u64, u64)> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["code"].as_str().unwrap().to_string(), d["line"].as_u64().unwrap(), d["column"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("missing-field".to_string(), 6, 7),
+            ("unknown-field".to_string(), 7, 7),
+            ("missing-field".to_string(), 9, 21)
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn a_receiver_whose_secret_is_not_in_the_store_is_an_error_that_shows_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, project_config()).unwrap();
+    // The store has every secret but GitHub's.
+    let config = dir.path().join("barge.yaml");
+    std::fs::write(
+        &config,
+        "secrets:\n  gitlab:\n    secret-token: {env: HOOK_GITLAB}\n  github:\n    wrong-key: {env: HOOK_GITHUB}\n",
+    )
+    .unwrap();
+    let out = command(
+        dir.path(),
+        &["get", "webhooks", defs.to_str().unwrap(), "--config", config.to_str().unwrap(), "--project", "demo"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (support::stdout(&out), support::stderr(&out));
+    assert!(
+        stderr.contains(r#"ProjectConfig "demo" webhook receiver "github-hook": secret "github" has no key "secret""#),
+        "{stderr}"
+    );
+    let gitlab = receiver_path("demo", Provider::GitLab, "gitlab-hook", &[&secret_of(Provider::GitLab)]);
+    assert!(stdout.starts_with("PROJECT  NAME         PROVIDER  URL\n"), "{stdout}");
+    assert!(stdout.contains(&format!("demo     gitlab-hook  gitlab    {gitlab}\n")), "{stdout}");
+    assert!(!stdout.contains("github-hook") && !stderr.contains(&secret_of(Provider::GitHub)));
+}
