@@ -313,6 +313,20 @@ fn fixtures() -> Vec<Fixture> {
             auth: None,
             wakes: vec!["azure-image"],
         },
+        // https://learn.microsoft.com/azure/devops/service-hooks/events#git.push
+        Fixture {
+            provider: Provider::Azure,
+            headers: vec![],
+            body: json!({
+                "id": "03c164c2-8912-4d5e-8009-3707d5f83734", "eventType": "git.push", "publisherId": "tfs",
+                "resource": {
+                    "refUpdates": [{"name": "refs/heads/main", "oldObjectId": "aad331d8", "newObjectId": "33b55f7c"}],
+                    "repository": {"id": "278d5cd2", "name": "configs", "remoteUrl": "http://127.0.0.1:1/acme/configs"}
+                }
+            }),
+            auth: None,
+            wakes: vec!["configs-apps", "configs-docs"],
+        },
         // https://jfrog.com/help/r/jfrog-platform-administration-documentation/event-payloads (docker, pushed)
         Fixture {
             provider: Provider::Artifactory,
@@ -538,7 +552,13 @@ fn receivers_without_a_provider_or_secret_are_reported_where_they_are_written() 
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| (d["code"].as_str().unwrap().to_string(), d["line"].as_u64().unwrap(), d["column"].as_u64().unwrap()))
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         found,
@@ -565,7 +585,15 @@ fn a_receiver_whose_secret_is_not_in_the_store_is_an_error_that_shows_no_secret(
     .unwrap();
     let out = command(
         dir.path(),
-        &["get", "webhooks", defs.to_str().unwrap(), "--config", config.to_str().unwrap(), "--project", "demo"],
+        &[
+            "get",
+            "webhooks",
+            defs.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--project",
+            "demo",
+        ],
     )
     .output()
     .unwrap();
@@ -577,6 +605,9 @@ fn a_receiver_whose_secret_is_not_in_the_store_is_an_error_that_shows_no_secret(
     );
     let gitlab = receiver_path("demo", Provider::GitLab, "gitlab-hook", &[&secret_of(Provider::GitLab)]);
     assert!(stdout.starts_with("PROJECT  NAME         PROVIDER  URL\n"), "{stdout}");
-    assert!(stdout.contains(&format!("demo     gitlab-hook  gitlab    {gitlab}\n")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("demo     gitlab-hook  gitlab    {gitlab}\n")),
+        "{stdout}"
+    );
     assert!(!stdout.contains("github-hook") && !stderr.contains(&secret_of(Provider::GitHub)));
 }

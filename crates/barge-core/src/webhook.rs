@@ -539,7 +539,21 @@ fn harbor(payload: &Value) -> Result<Delivery, Refusal> {
 
 /// Azure Container Registry: `push` events, `request.host` + `target.repository`
 /// (https://learn.microsoft.com/azure/container-registry/container-registry-webhook-reference).
+/// Azure DevOps (Azure Repos) sends service hooks with an `eventType`: `git.push` names the
+/// repository's `remoteUrl` (https://learn.microsoft.com/azure/devops/service-hooks/events#git.push).
 fn azure(payload: &Value) -> Result<Delivery, Refusal> {
+    if let Some(event) = text(payload, "/eventType") {
+        if event != "git.push" {
+            return Ok(Delivery::ignored(format!("event type {event:?} changes nothing")));
+        }
+        return Ok(Delivery {
+            id: text(payload, "/id"),
+            git: vec![
+                text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"))?,
+            ],
+            ..Delivery::default()
+        });
+    }
     match text(payload, "/action").as_deref() {
         Some("push" | "chart_push") => {
             let (Some(host), Some(repo)) = (text(payload, "/request/host"), text(payload, "/target/repository")) else {
@@ -664,5 +678,58 @@ mod tests {
             sig,
             "sha256="
         ));
+    }
+
+    #[test]
+    fn a_cluster_receiver_hashes_no_project_and_wakes_every_projects_warehouses() {
+        let mut catalog = Catalog::default();
+        catalog.load_text(
+            "defs.yaml",
+            r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ClusterConfig
+metadata: {name: cluster}
+spec:
+  webhookReceivers:
+    - {name: hub, dockerhub: {secretRef: {name: hub}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: a, namespace: one}
+spec: {subscriptions: [{image: {repoURL: docker.io/library/nginx}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: b, namespace: two}
+spec: {subscriptions: [{image: {repoURL: nginx}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: c, namespace: two}
+spec: {subscriptions: [{image: {repoURL: nginx-other}}]}
+"#,
+        );
+        let secrets = Secrets::from([(
+            "hub".to_string(),
+            BTreeMap::from([("secret".to_string(), "x".to_string())]),
+        )]);
+        let (found, problems) = receivers(&catalog, &secrets);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].project, "");
+        assert_eq!(found[0].path, receiver_path("", Provider::DockerHub, "hub", &["x"]));
+        let d = receive(
+            &found[0],
+            &|_| None,
+            br#"{"repository": {"repo_name": "library/nginx"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            warehouses(&catalog, &found[0].project, &d),
+            [
+                ("one".to_string(), "a".to_string()),
+                ("two".to_string(), "b".to_string())
+            ]
+        );
     }
 }

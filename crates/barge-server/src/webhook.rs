@@ -164,6 +164,12 @@ async fn deliver(
     if let Some(why) = &delivery.ignored {
         return answer(StatusCode::OK, serde_json::json!({"msg": why}));
     }
+    if delivery.closed_pull_request.is_some() {
+        return answer(
+            StatusCode::OK,
+            serde_json::json!({"msg": "pull request closed: a promotion waiting for it notices at its next poll"}),
+        );
+    }
     let warehouses = webhook::warehouses(&catalog, &receiver.project, &delivery);
     for (project, warehouse) in &warehouses {
         shared.request_refresh(project, warehouse);
