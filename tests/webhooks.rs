@@ -611,3 +611,75 @@ fn a_receiver_whose_secret_is_not_in_the_store_is_an_error_that_shows_no_secret(
     );
     assert!(!stdout.contains("github-hook") && !stderr.contains(&secret_of(Provider::GitHub)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_tags_pushed_at_once_cost_one_discovery() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(None).await;
+    // Tag listing requests, counted by a proxy the Warehouse subscribes through.
+    let listings = Arc::new(AtomicU64::new(0));
+    let counted = listings.clone();
+    let plan: barge_testkit::registry::Plan = Arc::new(move |_, path: &str| {
+        if path.contains("/tags/list") {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        barge_testkit::registry::Fault::Pass
+    });
+    let proxy = barge_testkit::registry::Proxy::start(&reg.host, None, plan).await;
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(
+        &defs,
+        format!(
+            "{}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  interval: 24h\n  subscriptions:\n    - image: {{repoURL: {}/demo/app, constraint: ^1.0.0}}\n",
+            project_config(),
+            proxy.host
+        ),
+    )
+    .unwrap();
+    let config = config(dir.path(), &format!("{}, {}", proxy.host, reg.host));
+    reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
+    let url = format!(
+        "{}{}",
+        daemon.base,
+        listed_path(dir.path(), &defs, &config, Provider::Distribution)
+    );
+    wait_for_freight(dir.path(), &daemon, "1.0.0").await;
+    let before = listings.load(Ordering::SeqCst);
+
+    // 50 tags pushed, and the registry's 50 notifications (one push event each) all at once.
+    reg.push_tags("demo/app", &barge_testkit::registry::tags("1.1.", 50))
+        .await;
+    let secret = secret_of(Provider::Distribution);
+    let started = Instant::now();
+    let deliveries = (0..50).map(|i| {
+        let body = serde_json::to_vec(&json!({"events": [{
+            "id": format!("event-{i}"), "action": "push",
+            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "demo/app", "tag": format!("1.1.{i}")},
+            "request": {"host": proxy.host, "method": "PUT"}
+        }]}))
+        .unwrap();
+        let (url, secret) = (url.clone(), secret.clone());
+        tokio::spawn(async move { post(&url, &[("Authorization", secret)], body).await })
+    });
+    for d in deliveries.collect::<Vec<_>>() {
+        let (status, answer) = d.await.unwrap();
+        assert_eq!((status, woken(&answer)), (202, vec!["app".to_string()]), "{answer}");
+    }
+    // The deliveries gather for 2 s after the first into one refresh (this test needs them
+    // to arrive within that window; loopback takes a fraction of it).
+    let burst = started.elapsed();
+    assert!(burst < Duration::from_secs(2), "the deliveries took {burst:?}");
+    wait_for_freight(dir.path(), &daemon, "1.1.49").await;
+    // The proxy sees the same requests in every pass of this Warehouse: the one pass at
+    // start is the unit. Without gathering, a pass ran again each time one ended during
+    // the burst.
+    let after = listings.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        after, before,
+        "{after} tag listing requests for 50 deliveries, {before} per pass"
+    );
+}

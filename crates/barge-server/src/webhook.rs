@@ -4,9 +4,10 @@
 //! A delivery is matched to a receiver by its whole path (404 otherwise, never saying which
 //! part was wrong), rate-limited per receiver (429), read within the client timeout and
 //! [`MAX_BODY`] (413), authenticated and parsed by `barge_core::webhook` (401 with an audit
-//! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are queued
-//! on the daemon's refresh queue, a set: a Warehouse already queued is not queued twice, so
-//! a burst of pushes costs one discovery per Warehouse. A delivery id seen before (kept in a
+//! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are
+//! gathering: each is put on the daemon's refresh queue [`GATHER`] after the first delivery
+//! naming it, and the deliveries meanwhile join that one, so a burst of pushes costs one
+//! discovery per Warehouse. A delivery id seen before (kept in a
 //! bounded in-memory list, lost on restart) is answered 200 and refreshes nothing.
 
 use crate::serve::Shared;
@@ -31,9 +32,16 @@ const REMEMBERED_DELIVERIES: usize = 4096;
 const BURST: f64 = 100.0;
 const PER_SECOND: f64 = 10.0;
 
+/// How long a Warehouse's refresh waits for more deliveries naming it: a registry reports
+/// 50 tags pushed at once as 50 deliveries over a second or so, and they should cost one
+/// discovery, not one per pass that happens to end meanwhile.
+const GATHER: Duration = Duration::from_secs(2);
+
 /// What the webhook handler keeps between deliveries.
 pub struct Receiving {
     secrets: Secrets,
+    /// Warehouses (project, name) whose refresh is gathering deliveries.
+    gathering: Mutex<HashSet<(String, String)>>,
     seen: Mutex<Seen>,
     /// Per receiver path: tokens left and when they were counted.
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -68,6 +76,7 @@ impl Receiving {
     pub fn new(secrets: Secrets) -> Receiving {
         Receiving {
             secrets,
+            gathering: Mutex::new(HashSet::new()),
             seen: Mutex::new(Seen::default()),
             buckets: Mutex::new(HashMap::new()),
         }
@@ -171,8 +180,8 @@ async fn deliver(
         );
     }
     let warehouses = webhook::warehouses(&catalog, &receiver.project, &delivery);
-    for (project, warehouse) in &warehouses {
-        shared.request_refresh(project, warehouse);
+    for key in &warehouses {
+        gather(shared, key.clone());
     }
     answer(
         StatusCode::ACCEPTED,
@@ -184,6 +193,28 @@ async fn deliver(
                 .collect::<Vec<_>>(),
         }),
     )
+}
+
+/// Queues a Warehouse's refresh [`GATHER`] from now, unless one is gathering already: the
+/// deliveries of a burst join the first one's.
+fn gather(shared: &Arc<Shared>, key: (String, String)) {
+    let first = shared
+        .webhooks
+        .gathering
+        .lock()
+        .map(|mut g| g.insert(key.clone()))
+        .unwrap_or(true);
+    if !first {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(GATHER).await;
+        if let Ok(mut g) = shared.webhooks.gathering.lock() {
+            g.remove(&key);
+        }
+        shared.request_refresh(&key.0, &key.1);
+    });
 }
 
 /// Records a delivery that failed authentication (never what it carried).
