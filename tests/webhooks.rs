@@ -221,6 +221,29 @@ fn fixtures() -> Vec<Fixture> {
             auth: Some(Auth::Hmac("X-Hub-Signature-256", "sha256=")),
             wakes: vec!["configs-apps"],
         },
+        // https://docs.github.com/en/webhooks/webhook-events-and-payloads#registry_package
+        // (a GitHub App's delivery; a repository's is `package` with `package` for
+        // `registry_package`).
+        Fixture {
+            provider: Provider::GitHub,
+            headers: vec![
+                ("X-GitHub-Event", "registry_package".into()),
+                ("X-GitHub-Delivery", "9a0c4e1e-0f4f-11ee-8d8a-2f0f1b0e6a11".into()),
+            ],
+            body: json!({
+                "action": "published",
+                "registry_package": {
+                    "name": "hello-world", "namespace": "octo-org", "ecosystem": "CONTAINER", "package_type": "CONTAINER",
+                    "package_version": {
+                        "version": "sha256:0b21a3e1",
+                        "package_url": "ghcr.io/octo-org/hello-world:1.0.0",
+                        "container_metadata": {"tag": {"name": "1.0.0", "digest": "sha256:0b21a3e1"}, "manifest": {"config": {"media_type": "application/vnd.oci.image.config.v1+json"}}}
+                    }
+                }
+            }),
+            auth: Some(Auth::Hmac("X-Hub-Signature-256", "sha256=")),
+            wakes: vec!["ghcr-image"],
+        },
         // https://docs.gitlab.com/user/project/integrations/webhook_events/#push-events
         Fixture {
             provider: Provider::GitLab,
@@ -260,7 +283,7 @@ fn fixtures() -> Vec<Fixture> {
                 "repository": {"full_name": "acme/configs", "links": {"html": {"href": "http://127.0.0.1:1/acme/configs"}}}
             }),
             auth: Some(Auth::Hmac("X-Hub-Signature", "sha256=")),
-            // No changed paths in Bitbucket's payload: every subscribed Warehouse.
+            // No changed paths in Bitbucket's payload: every Warehouse following main.
             wakes: vec!["configs-apps", "configs-docs"],
         },
         // https://docs.docker.com/docker-hub/repos/manage/webhooks/
@@ -354,8 +377,9 @@ fn fixtures() -> Vec<Fixture> {
     ]
 }
 
-/// Warehouses for the fixtures: the config repository watched for two directories, and one
-/// Warehouse per image, plus one no delivery names.
+/// Warehouses for the fixtures: the config repository's main branch watched for two
+/// directories and its release branch, one Warehouse per image (Lexical: the examples push
+/// `latest`), one whose SemVer constraint no pushed tag meets, and one no delivery names.
 const WAREHOUSES: &str = r#"
 ---
 apiVersion: kargo.akuity.io/v1alpha1
@@ -377,32 +401,47 @@ spec:
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: dockerhub-image, namespace: demo}
-spec: {interval: 24h, subscriptions: [{image: {repoURL: docker.io/svendowideit/testhook}}]}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: docker.io/svendowideit/testhook, imageSelectionStrategy: Lexical}}]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: quay-image, namespace: demo}
-spec: {interval: 24h, subscriptions: [{image: {repoURL: quay.io/mynamespace/repository}}]}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: quay.io/mynamespace/repository, imageSelectionStrategy: Lexical}}]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: harbor-image, namespace: demo}
-spec: {interval: 24h, subscriptions: [{image: {repoURL: harbor.example.com/library/nginx}}]}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: harbor.example.com/library/nginx, imageSelectionStrategy: Lexical}}]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: azure-image, namespace: demo}
-spec: {interval: 24h, subscriptions: [{image: {repoURL: myregistry.azurecr.io/hello-world}}]}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: myregistry.azurecr.io/hello-world, imageSelectionStrategy: Lexical}}]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: artifactory-image, namespace: demo}
-spec: {interval: 24h, subscriptions: [{image: {repoURL: acme.jfrog.io/docker-local/hello-world}}]}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: acme.jfrog.io/docker-local/hello-world, imageSelectionStrategy: Lexical}}]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: distribution-image, namespace: demo}
-spec: {interval: 24h, subscriptions: [{image: {repoURL: registry.example.com/hello-world}}]}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: registry.example.com/hello-world, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: ghcr-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: ghcr.io/octo-org/hello-world}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: quay-semver, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: quay.io/mynamespace/repository, constraint: ^1.0.0}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: configs-release, namespace: demo}
+spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/configs, branch: release}}]}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse

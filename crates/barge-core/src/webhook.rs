@@ -238,6 +238,13 @@ pub struct Delivery {
     pub git: Vec<String>,
     /// Image (or OCI chart) repositories pushed to.
     pub images: Vec<String>,
+    /// The tags pushed, when the sender names them: an image subscription whose selection
+    /// (strategy, constraint, allow/ignore) takes none of them is not woken (Kargo's
+    /// `shouldRefresh`). Empty: every subscribed Warehouse.
+    pub tags: Vec<String>,
+    /// The git ref pushed (`refs/heads/main`, `refs/tags/v1.0.0`), when the sender names it:
+    /// a subscription following another branch, or tags when a branch moved, is not woken.
+    pub git_ref: Option<String>,
     /// The paths a git push changed, when the sender lists them all: Warehouses whose
     /// include/exclude paths match none of them are not woken.
     pub changed_paths: Option<Vec<String>>,
@@ -388,6 +395,7 @@ fn github(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
         "ping" => Delivery::ignored("ping event received, webhook is configured correctly"),
         "push" => Delivery {
             git: texts(payload, &["/repository/clone_url", "/repository/ssh_url"]),
+            git_ref: text(payload, "/ref"),
             changed_paths: changed_paths(payload),
             ..Delivery::default()
         },
@@ -412,6 +420,7 @@ fn github(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
             let url = text(version, "/package_url").ok_or_else(|| bad("package_url"))?;
             Delivery {
                 images: vec![url.trim_end_matches(':').to_string()],
+                tags: text(version, "/container_metadata/tag/name").into_iter().collect(),
                 ..Delivery::default()
             }
         }
@@ -451,6 +460,7 @@ fn distribution(payload: &Value) -> Result<Delivery, Refusal> {
             return Err(bad("a push event without request.host or target.repository"));
         };
         d.images.push(format!("{host}/{repo}"));
+        d.tags.extend(text(e, "/target/tag"));
     }
     if d.images.is_empty() {
         d.ignored = Some("no push events".into());
@@ -466,6 +476,7 @@ fn gitlab(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
         Some("Push Hook" | "Tag Push Hook") => Ok(Delivery {
             id: header("x-gitlab-event-uuid"),
             git: texts(payload, &["/project/git_http_url", "/project/git_ssh_url"]),
+            git_ref: text(payload, "/ref"),
             changed_paths: changed_paths(payload),
             ..Delivery::default()
         }),
@@ -479,6 +490,7 @@ fn gitea(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
         Some("push") => Ok(Delivery {
             id: header("x-gitea-delivery"),
             git: texts(payload, &["/repository/clone_url", "/repository/ssh_url"]),
+            git_ref: text(payload, "/ref"),
             changed_paths: changed_paths(payload),
             ..Delivery::default()
         }),
@@ -493,6 +505,15 @@ fn bitbucket(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> 
         Some("repo:push") => Ok(Delivery {
             id: header("x-request-uuid"),
             git: texts(payload, &["/repository/links/html/href"]),
+            // The first change's new branch or tag.
+            git_ref: match (
+                text(payload, "/push/changes/0/new/type"),
+                text(payload, "/push/changes/0/new/name"),
+            ) {
+                (Some(kind), Some(name)) if kind == "branch" => Some(format!("refs/heads/{name}")),
+                (Some(kind), Some(name)) if kind == "tag" => Some(format!("refs/tags/{name}")),
+                _ => None,
+            },
             ..Delivery::default()
         }),
         Some("diagnostics:ping") => Ok(Delivery::ignored("ping event received")),
@@ -504,6 +525,7 @@ fn bitbucket(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> 
 fn dockerhub(payload: &Value) -> Result<Delivery, Refusal> {
     Ok(Delivery {
         images: vec![text(payload, "/repository/repo_name").ok_or_else(|| bad("repository.repo_name"))?],
+        tags: text(payload, "/push_data/tag").into_iter().collect(),
         ..Delivery::default()
     })
 }
@@ -512,6 +534,13 @@ fn dockerhub(payload: &Value) -> Result<Delivery, Refusal> {
 fn quay(payload: &Value) -> Result<Delivery, Refusal> {
     Ok(Delivery {
         images: vec![text(payload, "/docker_url").ok_or_else(|| bad("docker_url"))?],
+        tags: payload
+            .get("updated_tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
         ..Delivery::default()
     })
 }
@@ -521,18 +550,19 @@ fn harbor(payload: &Value) -> Result<Delivery, Refusal> {
     if text(payload, "/type").as_deref() != Some("PUSH_ARTIFACT") {
         return Ok(Delivery::ignored("only PUSH_ARTIFACT events refresh"));
     }
-    let images: Vec<String> = payload
+    let resources = payload
         .pointer("/event_data/resources")
         .and_then(Value::as_array)
         .into_iter()
-        .flatten()
-        .filter_map(|r| text(r, "/resource_url"))
-        .collect();
+        .flatten();
+    let images: Vec<String> = resources.clone().filter_map(|r| text(r, "/resource_url")).collect();
+    let tags = resources.filter_map(|r| text(r, "/tag")).collect();
     if images.is_empty() {
         return Err(bad("event_data.resources[].resource_url"));
     }
     Ok(Delivery {
         images,
+        tags,
         ..Delivery::default()
     })
 }
@@ -551,6 +581,7 @@ fn azure(payload: &Value) -> Result<Delivery, Refusal> {
             git: vec![
                 text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"))?,
             ],
+            git_ref: text(payload, "/resource/refUpdates/0/name"),
             ..Delivery::default()
         });
     }
@@ -562,6 +593,7 @@ fn azure(payload: &Value) -> Result<Delivery, Refusal> {
             Ok(Delivery {
                 id: text(payload, "/id"),
                 images: vec![format!("{host}/{repo}")],
+                tags: text(payload, "/target/tag").into_iter().collect(),
                 ..Delivery::default()
             })
         }
@@ -594,6 +626,7 @@ fn artifactory(receiver: &Receiver, header: Headers<'_>, payload: &Value) -> Res
     let repo = receiver.virtual_repo.clone().unwrap_or(repo_key);
     Ok(Delivery {
         images: vec![format!("{host}/{repo}/{image}")],
+        tags: text(payload, "/data/tag").into_iter().collect(),
         ..Delivery::default()
     })
 }
@@ -614,7 +647,7 @@ pub fn warehouses(catalog: &Catalog, project: &str, d: &Delivery) -> Vec<(String
         }
         let subscribed = w.spec.iter().flat_map(|s| &s.subscriptions).any(|s| {
             if let Some(g) = &s.git {
-                if !git.contains(&crate::freight::normalize_git(&g.repo_url)) {
+                if !git.contains(&crate::freight::normalize_git(&g.repo_url)) || !follows(g, d.git_ref.as_deref()) {
                     return false;
                 }
                 return match (
@@ -626,7 +659,10 @@ pub fn warehouses(catalog: &Catalog, project: &str, d: &Delivery) -> Vec<(String
                 };
             }
             if let Some(i) = &s.image {
-                return images.contains(&crate::freight::normalize_image(&i.repo_url));
+                return images.contains(&crate::freight::normalize_image(&i.repo_url))
+                    && (d.tags.is_empty()
+                        // A subscription discovery cannot compile reports its error there.
+                        || crate::select::ImagePolicy::new(i).map_or(true, |p| !p.candidates(&d.tags).is_empty()));
             }
             if let Some(c) = &s.chart {
                 return charts.contains(&crate::freight::normalize_chart(&c.repo_url));
@@ -638,6 +674,20 @@ pub fn warehouses(catalog: &Catalog, project: &str, d: &Delivery) -> Vec<(String
         }
     }
     out
+}
+
+/// Whether a push of `git_ref` can change what a git subscription discovers: a branch
+/// strategy follows its branch (any, when it names none: the remote's default is not known
+/// here), the tag strategies follow tags.
+fn follows(g: &crate::model::kargo::GitSubscription, git_ref: Option<&str>) -> bool {
+    let Some(git_ref) = git_ref else { return true };
+    match g.commit_selection_strategy.as_deref().unwrap_or("NewestFromBranch") {
+        "NewestFromBranch" | "" => match g.branch.as_deref().filter(|b| !b.is_empty()) {
+            Some(branch) => git_ref == format!("refs/heads/{branch}"),
+            None => git_ref.starts_with("refs/heads/"),
+        },
+        _ => git_ref.starts_with("refs/tags/"),
+    }
 }
 
 #[cfg(test)]
