@@ -523,7 +523,7 @@ async fn each_providers_delivery_wakes_the_subscribed_warehouses_and_a_forged_on
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn replays_unknown_receivers_large_and_malformed_bodies_refresh_nothing() {
+async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let defs = dir.path().join("defs.yaml");
     std::fs::write(&defs, format!("{}{WAREHOUSES}", project_config())).unwrap();
@@ -574,6 +574,35 @@ async fn replays_unknown_receivers_large_and_malformed_bodies_refresh_nothing() 
     });
     let (status, answer) = post(&url, &headers, ping).await;
     assert_eq!((status, woken(&answer)), (200, vec![]), "{answer}");
+
+    // One receiver takes a burst of 100 deliveries, then 10 a second: the rest are told to
+    // come back (another receiver is not affected).
+    let quay = fixtures().into_iter().find(|f| f.provider == Provider::Quay).unwrap();
+    let quay_url = format!(
+        "{}{}",
+        daemon.base,
+        listed_path(dir.path(), &defs, &config, Provider::Quay)
+    );
+    let body = serde_json::to_vec(&quay.body).unwrap();
+    // Until the bucket is empty (faster than it refills, so within a few hundred).
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    while retry_after.is_none() && statuses.len() < 1000 {
+        let r = client.post(&quay_url).body(body.clone()).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        }
+    }
+    assert!(statuses[..100].iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let (status, _) = post(&url, &[("X-GitHub-Event", "ping".into())], b"{}".to_vec()).await;
+    assert_eq!(
+        status, 401,
+        "the GitHub receiver still answers (unsigned: 401, not 429)"
+    );
     drop(daemon);
 }
 
