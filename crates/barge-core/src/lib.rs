@@ -35,6 +35,7 @@ pub mod stage;
 pub mod step_config;
 pub mod steps;
 pub mod validate;
+pub mod webhook;
 pub mod window;
 pub mod yaml;
 pub mod yamlmut;

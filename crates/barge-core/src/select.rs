@@ -227,6 +227,73 @@ pub fn rank_by_created(mut items: Vec<(String, Option<String>)>, limit: usize) -
     items
 }
 
+/// One `includePaths` / `excludePaths` entry: a path (and everything under it), `glob:` or
+/// `regex:` (`regexp:`), as Kargo reads them.
+enum PathSelector {
+    Exact(String),
+    Glob(crate::glob::Glob),
+    Regex(Regex),
+}
+
+impl PathSelector {
+    fn parse(s: &str) -> Result<PathSelector, String> {
+        if let Some(r) = s.strip_prefix("regex:").or_else(|| s.strip_prefix("regexp:")) {
+            Regex::new(r)
+                .map(PathSelector::Regex)
+                .map_err(|e| format!("invalid path regex {r:?}: {e}"))
+        } else if let Some(g) = s.strip_prefix("glob:") {
+            crate::glob::Glob::new(g)
+                .map(PathSelector::Glob)
+                .map_err(|e| e.to_string())
+        } else {
+            Ok(PathSelector::Exact(s.trim_end_matches('/').to_string()))
+        }
+    }
+
+    /// An exact selector matches the path or anything under it (a directory).
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            PathSelector::Exact(p) => path == p || path.starts_with(&format!("{p}/")),
+            PathSelector::Glob(g) => g.matches(path),
+            PathSelector::Regex(r) => r.is_match(path),
+        }
+    }
+}
+
+/// A git subscription's `includePaths` and `excludePaths`: which commits count (discovery)
+/// and which pushes wake the Warehouse (webhooks).
+pub struct PathFilter {
+    include: Vec<PathSelector>,
+    exclude: Vec<PathSelector>,
+}
+
+impl PathFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Result<PathFilter, String> {
+        let parse = |list: &[String]| {
+            list.iter()
+                .map(|p| PathSelector::parse(p))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(PathFilter {
+            include: parse(include)?,
+            exclude: parse(exclude)?,
+        })
+    }
+
+    /// Whether any paths are filtered at all.
+    pub fn is_set(&self) -> bool {
+        !self.include.is_empty() || !self.exclude.is_empty()
+    }
+
+    /// Kargo: a change counts when at least one changed path is included and not excluded.
+    pub fn allows(&self, changed: &[String]) -> bool {
+        changed.iter().any(|p| {
+            (self.include.is_empty() || self.include.iter().any(|s| s.matches(p)))
+                && !self.exclude.iter().any(|s| s.matches(p))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

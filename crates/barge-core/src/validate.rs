@@ -82,8 +82,12 @@ pub fn validate(catalog: &mut Catalog) {
             Some(Body::ClusterPromotionTask(t)) => cx.task(t.spec.as_ref()),
             Some(Body::AnalysisTemplate(t)) => cx.analysis_template(t.spec.as_ref()),
             Some(Body::ClusterAnalysisTemplate(t)) => cx.analysis_template(t.spec.as_ref()),
-            Some(Body::ClusterConfig(_) | Body::Freight(_) | Body::CustomPromotionStep(_) | Body::Pipeline(_))
-            | None => {}
+            Some(Body::ClusterConfig(cc)) => {
+                if let Some(spec) = &cc.spec {
+                    cx.webhook_receivers(&spec.webhook_receivers);
+                }
+            }
+            Some(Body::Freight(_) | Body::CustomPromotionStep(_) | Body::Pipeline(_)) | None => {}
         }
         if !r.legacy
             && r.body.is_some()
@@ -459,12 +463,77 @@ impl<'a> Cx<'a, '_> {
         for (i, p) in spec.promotion_policies.iter().enumerate() {
             self.promotion_policy(p, &path!["spec", "promotionPolicies", i]);
         }
+        self.webhook_receivers(&spec.webhook_receivers);
         for (i, w) in spec.promotion_windows.iter().enumerate() {
             if let Err(e) = crate::window::parse(std::slice::from_ref(w)) {
                 let d = self
                     .diag(Code::InvalidPromotionWindow, &path!["spec", "promotionWindows", i], e)
                     .hint("write `{name, kind: Allow|Deny, schedule: <cron>, duration: <Go duration>, stageSelector}`; see docs/reference/serve.md");
                 self.push(d);
+            }
+        }
+    }
+
+    /// Each receiver: a unique name, exactly one provider key, a secretRef naming a secret
+    /// (whether barge's secret store has it is checked where the store is read).
+    fn webhook_receivers(&mut self, receivers: &[crate::model::kargo::WebhookReceiver]) {
+        let keys = crate::webhook::Provider::ALL.map(|p| p.key()).join(", ");
+        for (i, w) in receivers.iter().enumerate() {
+            let base = path!["spec", "webhookReceivers", i];
+            if w.name.is_empty() {
+                let d = self
+                    .diag(Code::MissingField, &base, "webhook receiver has no name")
+                    .hint("name it: the name is part of its URL");
+                self.push(d);
+            } else if receivers[..i].iter().any(|o| o.name == w.name) {
+                let d = self
+                    .diag(
+                        Code::InvalidValue,
+                        &path!["spec", "webhookReceivers", i, "name"],
+                        format!("a second webhook receiver named {:?}", w.name),
+                    )
+                    .hint("receiver names are unique in a project");
+                self.push(d);
+            }
+            match &crate::webhook::providers(w)[..] {
+                [] => {
+                    let d = self
+                        .diag(
+                            Code::MissingField,
+                            &base,
+                            format!("webhook receiver {:?} has no provider", w.name),
+                        )
+                        .hint(format!(
+                            "set one of {keys}, e.g. `github: {{secretRef: {{name: hook}}}}`"
+                        ));
+                    self.push(d);
+                }
+                [(provider, secret_ref)] => {
+                    if secret_ref.is_none_or(|s| s.name.is_empty()) {
+                        let d = self
+                            .diag(
+                                Code::MissingField,
+                                &path!["spec", "webhookReceivers", i, provider.key()],
+                                format!("webhook receiver {:?} has no secretRef", w.name),
+                            )
+                            .hint(format!(
+                                "write `{}: {{secretRef: {{name: <secret>}}}}`, the secret in barge's configuration `secrets` with key `{}`",
+                                provider.key(),
+                                provider.secret_key()
+                            ));
+                        self.push(d);
+                    }
+                }
+                [_, (second, _), ..] => {
+                    let d = self
+                        .diag(
+                            Code::InvalidValue,
+                            &path!["spec", "webhookReceivers", i, second.key()],
+                            format!("webhook receiver {:?} sets more than one provider", w.name),
+                        )
+                        .hint("a receiver has exactly one provider key; make one receiver per provider");
+                    self.push(d);
+                }
             }
         }
     }

@@ -219,6 +219,16 @@ pub enum Event {
         /// `status`, `reason` and what was asked (never a token).
         body: Value,
     },
+    /// A webhook delivery that failed its provider's authentication (what it carried is
+    /// never recorded).
+    WebhookRefused {
+        project: String,
+        receiver: String,
+        /// `webhook:<provider>`.
+        actor: String,
+        /// The receiver's URL path (a hash, not the secret).
+        path: String,
+    },
 }
 
 /// The columns of an audit row other than its time, project and kind.
@@ -262,6 +272,7 @@ impl Event {
             Event::DefinitionsRejected { .. } => "config.rejected",
             Event::DiscoveryFailed { .. } => "discovery.failed",
             Event::AccessDenied { .. } => "access.denied",
+            Event::WebhookRefused { .. } => "webhook.unauthorized",
         }
     }
 
@@ -302,7 +313,8 @@ impl Event {
             | Event::RefreshRequested { .. }
             | Event::DefinitionsRejected { .. }
             | Event::DiscoveryFailed { .. }
-            | Event::AccessDenied { .. } => false,
+            | Event::AccessDenied { .. }
+            | Event::WebhookRefused { .. } => false,
         }
     }
 
@@ -344,7 +356,8 @@ impl Event {
             | Event::StageReleased { project, .. }
             | Event::RefreshRequested { project, .. }
             | Event::DiscoveryFailed { project, .. }
-            | Event::AccessDenied { project, .. } => project,
+            | Event::AccessDenied { project, .. }
+            | Event::WebhookRefused { project, .. } => project,
             Event::PromotionCreated(p)
             | Event::FreightEntered(p)
             | Event::StepStarted { promotion: p, .. }
@@ -362,7 +375,10 @@ impl Event {
     fn is_problem(&self) -> bool {
         matches!(
             self,
-            Event::DefinitionsRejected { .. } | Event::DiscoveryFailed { .. } | Event::AccessDenied { .. }
+            Event::DefinitionsRejected { .. }
+                | Event::DiscoveryFailed { .. }
+                | Event::AccessDenied { .. }
+                | Event::WebhookRefused { .. }
         )
     }
 
@@ -431,6 +447,15 @@ impl Event {
                 freight: "",
                 body: body.clone(),
             },
+            Event::WebhookRefused {
+                receiver, actor, path, ..
+            } => AuditRow {
+                subject: format!("WebhookReceiver/{receiver}"),
+                actor,
+                stage: "",
+                freight: "",
+                body: json!({"path": path, "reason": "missing or wrong signature or token"}),
+            },
             Event::DefinitionsRejected { errors, diagnostics } => AuditRow {
                 subject: "Definitions".into(),
                 actor: "barge",
@@ -494,6 +519,9 @@ impl Event {
                 ..
             } => format!("discovery of {url} failed: {error}"),
             Event::DiscoveryFailed { error, .. } => format!("discovery failed: {error}"),
+            Event::WebhookRefused { receiver, .. } => {
+                format!("webhook delivery to {receiver} refused: missing or wrong signature or token")
+            }
             Event::AccessDenied { subject, body, .. } => format!(
                 "{subject} refused ({}): {}",
                 body["status"],
@@ -569,6 +597,7 @@ impl Event {
                 f.actor = Some(actor);
             }
             Event::DiscoveryFailed { warehouse, .. } => f.warehouse = Some(warehouse),
+            Event::WebhookRefused { .. } => {}
             Event::AccessDenied { stage, actor, .. } => {
                 f.stage = Some(stage);
                 f.actor = Some(actor);
@@ -609,6 +638,7 @@ impl Event {
             Event::DefinitionsReloaded { source } => *source = r.text(source),
             Event::DefinitionsRejected { diagnostics, .. } => *diagnostics = r.json(diagnostics),
             Event::AccessDenied { body, .. } => *body = r.json(body),
+            Event::WebhookRefused { .. } => {}
             Event::DiscoveryFailed { repo_url, error, .. } => {
                 *error = r.text(error);
                 if let Some(url) = repo_url {

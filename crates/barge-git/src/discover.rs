@@ -5,12 +5,10 @@
 //! `discoveryLimit`.
 
 use crate::{GitError, git};
-use barge_core::glob::Glob;
 use barge_core::model::kargo::GitSubscription;
 use barge_core::rewrite::{Rewrite, apply};
-use barge_core::select::TagFilter;
+use barge_core::select::{PathFilter, TagFilter};
 use barge_core::semver::Constraint;
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -78,55 +76,13 @@ enum Strategy {
     NewestTag,
 }
 
-enum PathSelector {
-    Exact(String),
-    Glob(Glob),
-    Regex(Regex),
-}
-
-impl PathSelector {
-    fn parse(s: &str) -> Result<PathSelector, String> {
-        if let Some(r) = s.strip_prefix("regex:").or_else(|| s.strip_prefix("regexp:")) {
-            Regex::new(r)
-                .map(PathSelector::Regex)
-                .map_err(|e| format!("invalid path regex {r:?}: {e}"))
-        } else if let Some(g) = s.strip_prefix("glob:") {
-            Glob::new(g).map(PathSelector::Glob).map_err(|e| e.to_string())
-        } else {
-            Ok(PathSelector::Exact(s.trim_end_matches('/').to_string()))
-        }
-    }
-
-    /// An exact selector matches the path or anything under it (a directory).
-    fn matches(&self, path: &str) -> bool {
-        match self {
-            PathSelector::Exact(p) => path == p || path.starts_with(&format!("{p}/")),
-            PathSelector::Glob(g) => g.matches(path),
-            PathSelector::Regex(r) => r.is_match(path),
-        }
-    }
-}
-
 struct Filters {
     tags: TagFilter,
-    include: Vec<PathSelector>,
-    exclude: Vec<PathSelector>,
+    paths: PathFilter,
     expression: Option<String>,
 }
 
 impl Filters {
-    fn has_paths(&self) -> bool {
-        !self.include.is_empty() || !self.exclude.is_empty()
-    }
-
-    /// Kargo: a commit counts when at least one changed path is included and not excluded.
-    fn paths_ok(&self, changed: &[String]) -> bool {
-        changed.iter().any(|p| {
-            (self.include.is_empty() || self.include.iter().any(|s| s.matches(p)))
-                && !self.exclude.iter().any(|s| s.matches(p))
-        })
-    }
-
     fn expression_ok(&self, vars: &[(&str, &str)], url: &str) -> Result<bool, GitError> {
         let Some(code) = &self.expression else { return Ok(true) };
         let mut ctx = expr::Context::default();
@@ -178,16 +134,7 @@ pub async fn discover_git(
             &sub.ignore_tags_regexes,
         )
         .map_err(&invalid)?,
-        include: sub
-            .include_paths
-            .iter()
-            .map(|p| PathSelector::parse(p).map_err(&invalid))
-            .collect::<Result<_, _>>()?,
-        exclude: sub
-            .exclude_paths
-            .iter()
-            .map(|p| PathSelector::parse(p).map_err(&invalid))
-            .collect::<Result<_, _>>()?,
+        paths: PathFilter::new(&sub.include_paths, &sub.exclude_paths).map_err(&invalid)?,
         expression: sub.expression_filter.clone().filter(|e| !e.trim().is_empty()),
     };
     let constraint = match (
@@ -278,7 +225,7 @@ pub async fn discover_git(
             let [id, date, author, committer, subject] = f[..] else {
                 continue;
             };
-            if filters.has_paths() && !filters.paths_ok(&changed_paths(&run, id).await?) {
+            if filters.paths.is_set() && !filters.paths.allows(&changed_paths(&run, id).await?) {
                 continue;
             }
             if !filters.expression_ok(
@@ -379,7 +326,7 @@ pub async fn discover_git(
             let [id, author, committer, subject] = f[..] else {
                 continue;
             };
-            if filters.has_paths() && !filters.paths_ok(&changed_paths(&run, id).await?) {
+            if filters.paths.is_set() && !filters.paths.allows(&changed_paths(&run, id).await?) {
                 continue;
             }
             let vars = [

@@ -161,6 +161,7 @@ struct Api {
 }
 
 fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
+    let shared_for_hooks = shared.clone();
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/api/v1/call", post(call))
@@ -169,6 +170,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
             access: Arc::new(access),
             client_timeout: limits.client_timeout,
         })
+        .merge(crate::webhook::routes(shared_for_hooks, limits.client_timeout))
 }
 
 /// Serves the API on `listener` until the process ends.
@@ -276,19 +278,23 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({"error": message}))).into_response()
 }
 
-/// The request's body, at most [`MAX_BODY`] and within the client timeout.
-async fn read_body(body: Body, client_timeout: Duration) -> Result<axum::body::Bytes, Response> {
+/// The request's body, at most `limit` bytes and within the client timeout.
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    client_timeout: Duration,
+) -> Result<axum::body::Bytes, Response> {
     let too_large = || {
         error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {MAX_BODY} bytes"),
+            format!("the request body is larger than {limit} bytes"),
         )
     };
     // A declared length is refused before any of it is read.
-    if body.size_hint().lower() > MAX_BODY as u64 {
+    if body.size_hint().lower() > limit as u64 {
         return Err(too_large());
     }
-    match tokio::time::timeout(client_timeout, http_body_util::Limited::new(body, MAX_BODY).collect()).await {
+    match tokio::time::timeout(client_timeout, http_body_util::Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Ok(Err(e)) => Err(error(
@@ -354,7 +360,7 @@ async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Respons
         Ok(p) => p,
         Err(response) => return response,
     };
-    let body = match read_body(body, api.client_timeout).await {
+    let body = match read_body(body, MAX_BODY, api.client_timeout).await {
         Ok(b) => b,
         Err(response) => return response,
     };

@@ -10,3 +10,4 @@
 pub mod api;
 pub mod memory;
 pub mod serve;
+pub mod webhook;

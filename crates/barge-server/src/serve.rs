@@ -153,6 +153,8 @@ pub struct Shared {
     decide: Notify,
     /// Wakes the runners: a promotion or verification may be waiting to be claimed.
     claim: Notify,
+    /// Inbound webhooks' secrets, replay list and rate limits.
+    pub(crate) webhooks: crate::webhook::Receiving,
 }
 
 impl Shared {
@@ -160,7 +162,7 @@ impl Shared {
         self.catalog.borrow().clone()
     }
 
-    fn request_refresh(&self, project: &str, warehouse: &str) {
+    pub(crate) fn request_refresh(&self, project: &str, warehouse: &str) {
         if let Ok(mut r) = self.refresh.lock() {
             r.insert((project.to_string(), warehouse.to_string()));
         }
@@ -204,6 +206,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         discover: Notify::new(),
         decide: Notify::new(),
         claim: Notify::new(),
+        webhooks: crate::webhook::Receiving::new(engine.data.secrets.clone()),
     });
     let engine = Arc::new(engine);
     let opts = Arc::new(opts);

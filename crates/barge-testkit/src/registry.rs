@@ -43,11 +43,23 @@ impl TestRegistry {
         TestRegistry::start_configured(None, false, "  maintenance: {readonly: {enabled: true}}\n").await
     }
 
+    /// A registry that sends its notifications (distribution's `notifications.endpoints`) of
+    /// pushes to `url`, with `Authorization: <authorization>`; a delivery that fails is
+    /// retried every 100 ms.
+    pub async fn start_notifying(url: &str, authorization: &str) -> TestRegistry {
+        // `storage` ends at the top level: the notifications section follows it.
+        let notifications = format!(
+            "notifications:\n  endpoints:\n    - name: barge\n      url: {url}\n      headers: {{Authorization: [{authorization:?}]}}\n      timeout: 2s\n      threshold: 1\n      backoff: 100ms\n      ignoredmediatypes: [application/octet-stream]\n"
+        );
+        TestRegistry::start_configured(None, false, &notifications).await
+    }
+
     async fn start_with(auth: Option<(&str, &str)>, tls: bool) -> TestRegistry {
         TestRegistry::start_configured(auth, tls, "").await
     }
 
-    /// `storage` is more of the config's `storage:` section (indented by two spaces).
+    /// `storage` is more of the config's `storage:` section (indented by two spaces), then
+    /// any other top-level sections.
     async fn start_configured(auth: Option<(&str, &str)>, tls: bool, storage: &str) -> TestRegistry {
         // reqwest is built without a default TLS provider (as barge is); install ring's, as
         // barge_registry::install_crypto_provider does.

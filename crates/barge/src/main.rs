@@ -6,6 +6,7 @@ mod analysis_cli;
 mod client;
 mod render;
 mod token_cli;
+mod webhooks_cli;
 
 use barge_engine::{config, diagnostics, discover, ops, promote};
 use barge_server::{api, memory, serve};
@@ -272,6 +273,14 @@ enum GetWhat {
     /// Promotions, newest first; or one by name with its steps and outputs.
     #[command(alias = "promotion", alias = "promo", alias = "promos")]
     Promotions(GetPromotionsArgs),
+    /// Webhook receivers (ProjectConfig and ClusterConfig `webhookReceivers`): project,
+    /// name, provider and the URL path `barge serve --listen` serves each at.
+    ///
+    /// Examples:
+    ///   barge get webhooks pipelines/ --config barge.yaml
+    ///   barge get webhooks pipelines/ --project demo -o json
+    #[command(verbatim_doc_comment, alias = "webhook")]
+    Webhooks(webhooks_cli::GetWebhooksArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -1025,6 +1034,7 @@ fn refresh(args: RefreshArgs) -> Result<ExitCode> {
 
 fn get_verb(what: GetWhat) -> Result<ExitCode> {
     match what {
+        GetWhat::Webhooks(args) => webhooks_cli::get_webhooks(args),
         GetWhat::Stages(GetStagesArgs {
             name,
             project,

@@ -69,7 +69,7 @@ pub struct ProjectConfigSpec {
     /// Which Stages may auto-promote. Auto-promotion is enabled only here, never on a Stage.
     #[serde(default)]
     pub promotion_policies: Vec<PromotionPolicy>,
-    /// Inbound webhooks that refresh Warehouses (read, not yet served).
+    /// Inbound webhooks that refresh Warehouses (docs/reference/webhooks.md).
     #[serde(default)]
     pub webhook_receivers: Vec<WebhookReceiver>,
     /// UI deep links for Freight.
@@ -176,16 +176,129 @@ pub struct AutoRollback {
     pub on_verification: Vec<String>,
 }
 
+/// An inbound webhook receiver (Kargo's `WebhookReceiverConfig`): a name and exactly one
+/// provider key. barge serves it at `/webhook/<provider>/<hash>` (docs/reference/webhooks.md).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookReceiver {
     /// Receiver name (unique in the project).
     #[serde(default)]
     pub name: String,
-    /// One provider key (github, gitlab, quay, dockerhub, artifactory, bitbucket, azure,
-    /// gitea, generic) with its secretRef; kept as data until barge serves webhooks.
-    #[serde(flatten)]
-    pub provider: BTreeMap<String, Value>,
+    /// Bitbucket (`X-Hub-Signature` HMAC with the secret's `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bitbucket: Option<ReceiverSecret>,
+    /// Docker Hub (the secret's `secret` is in the URL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerhub: Option<ReceiverSecret>,
+    /// GitHub (`X-Hub-Signature-256` HMAC with the secret's `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<ReceiverSecret>,
+    /// GitLab (`X-Gitlab-Token` equal to the secret's `secret-token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab: Option<ReceiverSecret>,
+    /// Harbor (`Authorization` equal to the secret's `auth-header`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harbor: Option<ReceiverSecret>,
+    /// Quay (the secret's `secret` is in the URL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quay: Option<ReceiverSecret>,
+    /// JFrog Artifactory (`X-JFrog-Event-Auth` HMAC with the secret's `secret-token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifactory: Option<ArtifactoryReceiver>,
+    /// Azure Container Registry (the secret's `secret` is in the URL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure: Option<ReceiverSecret>,
+    /// Gitea (`X-Hub-Signature-256` HMAC with the secret's `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitea: Option<ReceiverSecret>,
+    /// Any sender: `actions` say what a delivery refreshes (the secret's `secret` is in the
+    /// URL only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic: Option<GenericReceiver>,
+    /// barge extension: the CNCF distribution registry's notifications (`Authorization`
+    /// equal to the secret's `secret`). Kargo does not know this key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distribution: Option<ReceiverSecret>,
+}
+
+/// A provider's secret: its name in barge's secret store (the configuration's `secrets`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiverSecret {
+    /// `{name: <secret>}`: the secret whose values authenticate deliveries.
+    #[serde(default)]
+    pub secret_ref: Option<LocalRef>,
+}
+
+/// A reference by name (Kubernetes' `LocalObjectReference`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRef {
+    /// The referenced object's name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Artifactory's receiver: the secret and the virtual repository its images are pulled from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactoryReceiver {
+    /// `{name: <secret>}`: the secret whose values authenticate deliveries.
+    #[serde(default)]
+    pub secret_ref: Option<LocalRef>,
+    /// The virtual repository Warehouses subscribe through, in place of the local one the
+    /// event names.
+    #[serde(default)]
+    pub virtual_repo_name: Option<String>,
+}
+
+/// The generic receiver: the secret and what a delivery does.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenericReceiver {
+    /// `{name: <secret>}`: the secret whose values are part of the URL.
+    #[serde(default)]
+    pub secret_ref: Option<LocalRef>,
+    /// What each delivery does, when its `whenExpression` holds.
+    #[serde(default)]
+    pub actions: Vec<GenericAction>,
+}
+
+/// One generic action (Kargo's `GenericWebhookAction`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct GenericAction {
+    /// `Refresh` (the one action Kargo has).
+    #[serde(default)]
+    pub action: String,
+    /// expr-lang over `request.body` / `request.header(name)`; empty means always.
+    #[serde(default)]
+    pub when_expression: Option<String>,
+    /// Values (expressions) the action's selection criteria may use.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Which resources the action applies to.
+    #[serde(default)]
+    pub target_selection_criteria: Vec<TargetSelection>,
+}
+
+/// Which resources a generic action applies to (Kargo's
+/// `GenericWebhookTargetSelectionCriteria`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetSelection {
+    /// `Warehouse` (barge refreshes Warehouses only).
+    #[serde(default)]
+    pub kind: String,
+    /// An exact name (an expression).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A Kubernetes label selector.
+    #[serde(default)]
+    pub label_selector: Option<Value>,
+    /// Kargo's index selector (by subscribed repository URL).
+    #[serde(default)]
+    pub index_selector: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]

@@ -1,0 +1,785 @@
+//! Inbound webhooks without the IO: which receivers the definitions configure and at which
+//! URL path (Kargo's scheme, so a URL registered with a forge or registry keeps working after
+//! a move from Kargo), whether a delivery is authentic, what it says was pushed, and which
+//! Warehouses that wakes. The daemon (barge-server's `webhook.rs`) does the HTTP.
+//!
+//! Sources: Kargo's `pkg/webhook/external/` (receiver.go for the path, one file per provider
+//! for the secret keys, headers and payload fields) and the providers' documented payloads.
+
+use crate::Catalog;
+use crate::model::Body;
+use crate::model::kargo::{LocalRef, WebhookReceiver};
+use hmac::{KeyInit as _, Mac as _};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// barge's secret store: values by secret name and key (the configuration's `secrets`).
+pub type Secrets = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The prefix of every receiver's path.
+pub const PATH_PREFIX: &str = "/webhook";
+
+/// A sender barge understands: the key a receiver is configured with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Provider {
+    Artifactory,
+    Azure,
+    Bitbucket,
+    DockerHub,
+    Gitea,
+    GitHub,
+    GitLab,
+    Harbor,
+    Quay,
+    Generic,
+    /// The CNCF distribution registry's notifications (barge's own; Kargo has none).
+    Distribution,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 11] = [
+        Provider::Artifactory,
+        Provider::Azure,
+        Provider::Bitbucket,
+        Provider::DockerHub,
+        Provider::Gitea,
+        Provider::GitHub,
+        Provider::GitLab,
+        Provider::Harbor,
+        Provider::Quay,
+        Provider::Generic,
+        Provider::Distribution,
+    ];
+
+    /// The configuration key, which is also the URL's provider segment (Kargo's receiver type).
+    pub fn key(self) -> &'static str {
+        match self {
+            Provider::Artifactory => "artifactory",
+            Provider::Azure => "azure",
+            Provider::Bitbucket => "bitbucket",
+            Provider::DockerHub => "dockerhub",
+            Provider::Gitea => "gitea",
+            Provider::GitHub => "github",
+            Provider::GitLab => "gitlab",
+            Provider::Harbor => "harbor",
+            Provider::Quay => "quay",
+            Provider::Generic => "generic",
+            Provider::Distribution => "distribution",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Provider> {
+        Provider::ALL.into_iter().find(|p| p.key() == key)
+    }
+
+    /// The secret's key whose value authenticates deliveries and enters the URL's hash
+    /// (Kargo's `*SecretDataKey`).
+    pub fn secret_key(self) -> &'static str {
+        match self {
+            Provider::GitLab | Provider::Artifactory => "secret-token",
+            Provider::Harbor => "auth-header",
+            _ => "secret",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// The provider keys a receiver sets, with each one's secretRef.
+pub fn providers(r: &WebhookReceiver) -> Vec<(Provider, Option<&LocalRef>)> {
+    fn secret(s: &Option<crate::model::kargo::ReceiverSecret>) -> Option<Option<&LocalRef>> {
+        s.as_ref().map(|s| s.secret_ref.as_ref())
+    }
+    [
+        (
+            Provider::Artifactory,
+            r.artifactory.as_ref().map(|a| a.secret_ref.as_ref()),
+        ),
+        (Provider::Azure, secret(&r.azure)),
+        (Provider::Bitbucket, secret(&r.bitbucket)),
+        (Provider::DockerHub, secret(&r.dockerhub)),
+        (Provider::Gitea, secret(&r.gitea)),
+        (Provider::GitHub, secret(&r.github)),
+        (Provider::GitLab, secret(&r.gitlab)),
+        (Provider::Harbor, secret(&r.harbor)),
+        (Provider::Quay, secret(&r.quay)),
+        (Provider::Generic, r.generic.as_ref().map(|g| g.secret_ref.as_ref())),
+        (Provider::Distribution, secret(&r.distribution)),
+    ]
+    .into_iter()
+    .filter_map(|(p, set)| set.map(|secret_ref| (p, secret_ref)))
+    .collect()
+}
+
+/// Kargo's `buildWebhookPath`: `/<provider>/<hex SHA-256 of project + receiver name + the
+/// secret's values>`, under barge's [`PATH_PREFIX`]. A ClusterConfig's receivers have an
+/// empty project, as in Kargo.
+pub fn receiver_path(project: &str, provider: Provider, name: &str, secret_values: &[&str]) -> String {
+    let mut h = Sha256::new();
+    h.update(project.as_bytes());
+    h.update(name.as_bytes());
+    for v in secret_values {
+        h.update(v.as_bytes());
+    }
+    format!("{PATH_PREFIX}/{}/{}", provider.key(), hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A configured receiver with its secret's value resolved.
+#[derive(Clone)]
+pub struct Receiver {
+    /// The ProjectConfig's project; empty for a ClusterConfig's receiver (all projects).
+    pub project: String,
+    pub name: String,
+    pub provider: Provider,
+    /// `/webhook/<provider>/<hash>`.
+    pub path: String,
+    /// The value of the secret's [`Provider::secret_key`].
+    secret: String,
+    /// Artifactory: the virtual repository Warehouses subscribe through.
+    pub virtual_repo: Option<String>,
+}
+
+impl fmt::Debug for Receiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("project", &self.project)
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("path", &self.path)
+            .field("secret", &"***")
+            .finish()
+    }
+}
+
+/// Every receiver the definitions configure, resolved against the secret store; a receiver
+/// whose secret is missing is left out and described in the second list (without values).
+pub fn receivers(catalog: &Catalog, secrets: &Secrets) -> (Vec<Receiver>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut problems = Vec::new();
+    for r in &catalog.resources {
+        let (project, list, owner) = match &r.body {
+            Some(Body::ProjectConfig(pc)) => (
+                if r.project.is_empty() {
+                    r.name.clone()
+                } else {
+                    r.project.clone()
+                },
+                pc.spec.as_ref().map(|s| &s.webhook_receivers),
+                "ProjectConfig",
+            ),
+            Some(Body::ClusterConfig(cc)) => (
+                String::new(),
+                cc.spec.as_ref().map(|s| &s.webhook_receivers),
+                "ClusterConfig",
+            ),
+            _ => continue,
+        };
+        for w in list.into_iter().flatten() {
+            // Validation reports a receiver without exactly one provider or a secretRef.
+            let [(provider, Some(secret_ref))] = providers(w)[..] else {
+                continue;
+            };
+            let key = provider.secret_key();
+            let Some(secret) = secrets.get(&secret_ref.name).and_then(|s| s.get(key)) else {
+                problems.push(format!(
+                    "{owner} {:?} webhook receiver {:?}: secret {:?} has no key {key:?} in barge's secret store (the configuration's `secrets`)",
+                    r.name, w.name, secret_ref.name
+                ));
+                continue;
+            };
+            found.push(Receiver {
+                path: receiver_path(&project, provider, &w.name, &[secret]),
+                project: project.clone(),
+                name: w.name.clone(),
+                provider,
+                secret: secret.clone(),
+                virtual_repo: w.artifactory.as_ref().and_then(|a| a.virtual_repo_name.clone()),
+            });
+        }
+    }
+    (found, problems)
+}
+
+/// Why a delivery was refused; its HTTP status is [`Refusal::status`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Refusal {
+    /// Missing or wrong signature or token: never says which.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl Refusal {
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::Unauthorized => 401,
+            Refusal::BadRequest(_) => 400,
+        }
+    }
+}
+
+/// What an authentic delivery asks for.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The sender's id for the delivery, when it sends one: a repeat is not acted on twice.
+    pub id: Option<String>,
+    /// Git repositories pushed to (as sent; normalised when matched).
+    pub git: Vec<String>,
+    /// Image (or OCI chart) repositories pushed to.
+    pub images: Vec<String>,
+    /// The tags pushed, when the sender names them: an image subscription whose selection
+    /// (strategy, constraint, allow/ignore) takes none of them is not woken (Kargo's
+    /// `shouldRefresh`). Empty: every subscribed Warehouse.
+    pub tags: Vec<String>,
+    /// The git ref pushed (`refs/heads/main`, `refs/tags/v1.0.0`), when the sender names it:
+    /// a subscription following another branch, or tags when a branch moved, is not woken.
+    pub git_ref: Option<String>,
+    /// The paths a git push changed, when the sender lists them all: Warehouses whose
+    /// include/exclude paths match none of them are not woken.
+    pub changed_paths: Option<Vec<String>>,
+    /// A pull request that was closed (its web URL): promotions waiting for it may go on.
+    pub closed_pull_request: Option<String>,
+    /// Why nothing is refreshed (a ping, an event or action that changes nothing).
+    pub ignored: Option<String>,
+}
+
+impl Delivery {
+    fn ignored(why: impl Into<String>) -> Delivery {
+        Delivery {
+            ignored: Some(why.into()),
+            ..Delivery::default()
+        }
+    }
+}
+
+/// A request's header by (case-insensitive) name.
+pub type Headers<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Authenticates a delivery and reads what it says was pushed.
+pub fn receive(receiver: &Receiver, header: Headers<'_>, body: &[u8]) -> Result<Delivery, Refusal> {
+    authenticate(receiver, header, body)?;
+    let json = |body: &[u8]| -> Result<Value, Refusal> {
+        serde_json::from_slice(body).map_err(|e| Refusal::BadRequest(format!("the body is not JSON: {e}")))
+    };
+    match receiver.provider {
+        Provider::GitHub => github(header, &json(body)?),
+        Provider::Distribution => distribution(&json(body)?),
+        Provider::GitLab => gitlab(header, &json(body)?),
+        Provider::Gitea => gitea(header, &json(body)?),
+        Provider::Bitbucket => bitbucket(header, &json(body)?),
+        Provider::DockerHub => dockerhub(&json(body)?),
+        Provider::Quay => quay(&json(body)?),
+        Provider::Harbor => harbor(&json(body)?),
+        Provider::Azure => azure(&json(body)?),
+        Provider::Artifactory => artifactory(receiver, header, &json(body)?),
+        Provider::Generic => Err(Refusal::BadRequest(
+            "generic receivers' actions are not supported by barge yet".into(),
+        )),
+    }
+}
+
+/// Each sender's proof: an HMAC of the body, a token header, or (Docker Hub, Quay, Azure,
+/// generic) the secret in the URL alone, which the caller matched already.
+fn authenticate(receiver: &Receiver, header: Headers<'_>, body: &[u8]) -> Result<(), Refusal> {
+    let secret = receiver.secret.as_bytes();
+    let given = |name: &str| header(name).ok_or(Refusal::Unauthorized);
+    let ok = match receiver.provider {
+        // GitHub and Gitea: `sha256=<hex HMAC-SHA256>`; Bitbucket Cloud sends the same form
+        // in `X-Hub-Signature`.
+        Provider::GitHub | Provider::Gitea => hmac_matches(secret, body, &given("x-hub-signature-256")?, "sha256="),
+        Provider::Bitbucket => hmac_matches(secret, body, &given("x-hub-signature")?, "sha256="),
+        // Artifactory: the bare hex HMAC-SHA256.
+        Provider::Artifactory => hmac_matches(secret, body, &given("x-jfrog-event-auth")?, ""),
+        Provider::GitLab => same(given("x-gitlab-token")?.as_bytes(), secret),
+        Provider::Harbor | Provider::Distribution => same(given("authorization")?.as_bytes(), secret),
+        Provider::DockerHub | Provider::Quay | Provider::Azure | Provider::Generic => true,
+    };
+    if ok { Ok(()) } else { Err(Refusal::Unauthorized) }
+}
+
+fn hmac_matches(secret: &[u8], body: &[u8], signature: &str, prefix: &str) -> bool {
+    let Some(hex_sig) = signature.trim().strip_prefix(prefix) else {
+        return false;
+    };
+    let Some(sig) = unhex(hex_sig) else { return false };
+    let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    // Constant-time comparison.
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// The HMAC-SHA256 of `body` in hex, as senders sign (for tests and documentation).
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    hex(&mac.finalize().into_bytes())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// Compares in time independent of where the values differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn text(v: &Value, pointer: &str) -> Option<String> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn texts(v: &Value, pointers: &[&str]) -> Vec<String> {
+    pointers.iter().filter_map(|p| text(v, p)).collect()
+}
+
+/// The paths a list of commits added, modified or removed (GitHub, Gitea, GitLab), or
+/// `None` when the list is GitHub's truncated one (2048 commits at most): then every
+/// subscribed Warehouse is woken, as Kargo does.
+fn changed_paths(payload: &Value) -> Option<Vec<String>> {
+    let commits: Vec<&Value> = payload
+        .get("commits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(payload.get("head_commit").filter(|c| c.is_object()))
+        .collect();
+    if commits.len() > 2048 {
+        return None;
+    }
+    let mut paths: Vec<String> = commits
+        .iter()
+        .flat_map(|c| ["added", "modified", "removed"].map(|k| c.get(k)))
+        .flatten()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Some(paths)
+}
+
+fn bad(what: &str) -> Refusal {
+    Refusal::BadRequest(format!("invalid request body: {what}"))
+}
+
+/// GitHub: `push` (the repository's clone and SSH URLs and the changed paths),
+/// `package`/`registry_package` (GHCR container images), `pull_request` closed, `ping`
+/// (https://docs.github.com/en/webhooks/webhook-events-and-payloads).
+fn github(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
+    let id = header("x-github-delivery");
+    let event = header("x-github-event").unwrap_or_default();
+    let mut d = match event.as_str() {
+        "ping" => Delivery::ignored("ping event received, webhook is configured correctly"),
+        "push" => Delivery {
+            git: texts(payload, &["/repository/clone_url", "/repository/ssh_url"]),
+            git_ref: text(payload, "/ref"),
+            changed_paths: changed_paths(payload),
+            ..Delivery::default()
+        },
+        "package" | "registry_package" => {
+            let action = text(payload, "/action").unwrap_or_default();
+            if action != "published" && action != "updated" {
+                return Ok(Delivery::ignored(format!("package action {action:?} changes nothing")));
+            }
+            let package = payload
+                .get(event.as_str())
+                .filter(|p| p.is_object())
+                .ok_or_else(|| bad(&event))?;
+            let version = package
+                .get("package_version")
+                .filter(|v| v.is_object())
+                .ok_or_else(|| bad("package_version"))?;
+            match text(package, "/package_type").as_deref() {
+                Some("CONTAINER" | "docker") => {}
+                other => return Ok(Delivery::ignored(format!("package type {other:?} is not an image"))),
+            }
+            // GitHub sometimes sends `ghcr.io/owner/image:` with no tag (Kargo trims it too).
+            let url = text(version, "/package_url").ok_or_else(|| bad("package_url"))?;
+            Delivery {
+                images: vec![url.trim_end_matches(':').to_string()],
+                tags: text(version, "/container_metadata/tag/name").into_iter().collect(),
+                ..Delivery::default()
+            }
+        }
+        "pull_request" => {
+            if text(payload, "/action").as_deref() != Some("closed") {
+                return Ok(Delivery::ignored("only closed pull requests matter"));
+            }
+            Delivery {
+                closed_pull_request: Some(text(payload, "/pull_request/html_url").ok_or_else(|| bad("html_url"))?),
+                ..Delivery::default()
+            }
+        }
+        other => return Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
+    };
+    d.id = id;
+    Ok(d)
+}
+
+/// The distribution registry's notification envelope
+/// (https://distribution.github.io/distribution/about/notifications/): every `push` event's
+/// repository, on the host the pusher addressed. Pulls and deletes change nothing.
+fn distribution(payload: &Value) -> Result<Delivery, Refusal> {
+    let events = payload
+        .get("events")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("events"))?;
+    let mut d = Delivery::default();
+    let mut ids = Vec::new();
+    for e in events {
+        if let Some(id) = text(e, "/id") {
+            ids.push(id);
+        }
+        if text(e, "/action").as_deref() != Some("push") {
+            continue;
+        }
+        let (Some(host), Some(repo)) = (text(e, "/request/host"), text(e, "/target/repository")) else {
+            return Err(bad("a push event without request.host or target.repository"));
+        };
+        d.images.push(format!("{host}/{repo}"));
+        d.tags.extend(text(e, "/target/tag"));
+    }
+    if d.images.is_empty() {
+        d.ignored = Some("no push events".into());
+    }
+    // The registry retries a whole envelope: its events' ids together identify it.
+    d.id = (!ids.is_empty()).then(|| ids.join(","));
+    Ok(d)
+}
+
+/// GitLab: push and tag push hooks (https://docs.gitlab.com/user/project/integrations/webhook_events/).
+fn gitlab(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
+    match header("x-gitlab-event").as_deref() {
+        Some("Push Hook" | "Tag Push Hook") => Ok(Delivery {
+            id: header("x-gitlab-event-uuid"),
+            git: texts(payload, &["/project/git_http_url", "/project/git_ssh_url"]),
+            git_ref: text(payload, "/ref"),
+            changed_paths: changed_paths(payload),
+            ..Delivery::default()
+        }),
+        other => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
+    }
+}
+
+/// Gitea: push (https://docs.gitea.com/usage/webhooks), GitHub's payload shape.
+fn gitea(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
+    match header("x-gitea-event").as_deref() {
+        Some("push") => Ok(Delivery {
+            id: header("x-gitea-delivery"),
+            git: texts(payload, &["/repository/clone_url", "/repository/ssh_url"]),
+            git_ref: text(payload, "/ref"),
+            changed_paths: changed_paths(payload),
+            ..Delivery::default()
+        }),
+        other => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
+    }
+}
+
+/// Bitbucket Cloud: `repo:push` (https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/);
+/// the repository's web URL is its clone URL without `.git`.
+fn bitbucket(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
+    match header("x-event-key").as_deref() {
+        Some("repo:push") => Ok(Delivery {
+            id: header("x-request-uuid"),
+            git: texts(payload, &["/repository/links/html/href"]),
+            // The first change's new branch or tag.
+            git_ref: match (
+                text(payload, "/push/changes/0/new/type"),
+                text(payload, "/push/changes/0/new/name"),
+            ) {
+                (Some(kind), Some(name)) if kind == "branch" => Some(format!("refs/heads/{name}")),
+                (Some(kind), Some(name)) if kind == "tag" => Some(format!("refs/tags/{name}")),
+                _ => None,
+            },
+            ..Delivery::default()
+        }),
+        Some("diagnostics:ping") => Ok(Delivery::ignored("ping event received")),
+        other => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
+    }
+}
+
+/// Docker Hub: `repository.repo_name` (https://docs.docker.com/docker-hub/repos/manage/webhooks/).
+fn dockerhub(payload: &Value) -> Result<Delivery, Refusal> {
+    Ok(Delivery {
+        images: vec![text(payload, "/repository/repo_name").ok_or_else(|| bad("repository.repo_name"))?],
+        tags: text(payload, "/push_data/tag").into_iter().collect(),
+        ..Delivery::default()
+    })
+}
+
+/// Quay: `docker_url` of a repository push (https://docs.quay.io/guides/notifications.html).
+fn quay(payload: &Value) -> Result<Delivery, Refusal> {
+    Ok(Delivery {
+        images: vec![text(payload, "/docker_url").ok_or_else(|| bad("docker_url"))?],
+        tags: payload
+            .get("updated_tags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect(),
+        ..Delivery::default()
+    })
+}
+
+/// Harbor: `PUSH_ARTIFACT` events' resource URLs (https://goharbor.io/docs/main/working-with-projects/project-configuration/configure-webhooks/).
+fn harbor(payload: &Value) -> Result<Delivery, Refusal> {
+    if text(payload, "/type").as_deref() != Some("PUSH_ARTIFACT") {
+        return Ok(Delivery::ignored("only PUSH_ARTIFACT events refresh"));
+    }
+    let resources = payload
+        .pointer("/event_data/resources")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let images: Vec<String> = resources.clone().filter_map(|r| text(r, "/resource_url")).collect();
+    let tags = resources.filter_map(|r| text(r, "/tag")).collect();
+    if images.is_empty() {
+        return Err(bad("event_data.resources[].resource_url"));
+    }
+    Ok(Delivery {
+        images,
+        tags,
+        ..Delivery::default()
+    })
+}
+
+/// Azure Container Registry: `push` events, `request.host` + `target.repository`
+/// (https://learn.microsoft.com/azure/container-registry/container-registry-webhook-reference).
+/// Azure DevOps (Azure Repos) sends service hooks with an `eventType`: `git.push` names the
+/// repository's `remoteUrl` (https://learn.microsoft.com/azure/devops/service-hooks/events#git.push).
+fn azure(payload: &Value) -> Result<Delivery, Refusal> {
+    if let Some(event) = text(payload, "/eventType") {
+        if event != "git.push" {
+            return Ok(Delivery::ignored(format!("event type {event:?} changes nothing")));
+        }
+        return Ok(Delivery {
+            id: text(payload, "/id"),
+            git: vec![
+                text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"))?,
+            ],
+            git_ref: text(payload, "/resource/refUpdates/0/name"),
+            ..Delivery::default()
+        });
+    }
+    match text(payload, "/action").as_deref() {
+        Some("push" | "chart_push") => {
+            let (Some(host), Some(repo)) = (text(payload, "/request/host"), text(payload, "/target/repository")) else {
+                return Err(bad("request.host or target.repository"));
+            };
+            Ok(Delivery {
+                id: text(payload, "/id"),
+                images: vec![format!("{host}/{repo}")],
+                tags: text(payload, "/target/tag").into_iter().collect(),
+                ..Delivery::default()
+            })
+        }
+        Some("ping") => Ok(Delivery::ignored("ping event received")),
+        other => Ok(Delivery::ignored(format!("action {other:?} changes nothing"))),
+    }
+}
+
+/// JFrog Artifactory: docker `pushed` events
+/// (https://jfrog.com/help/r/jfrog-platform-administration-documentation/event-payloads):
+/// the image on the host the `X-JFrog-Origin` (or `Origin`) header names, through the configured virtual
+/// repository when there is one.
+fn artifactory(receiver: &Receiver, header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
+    if text(payload, "/domain").as_deref() != Some("docker")
+        || text(payload, "/event_type").as_deref() != Some("pushed")
+    {
+        return Ok(Delivery::ignored("only docker pushed events refresh"));
+    }
+    let origin = header("x-jfrog-origin").or_else(|| header("origin"));
+    let (Some(repo_key), Some(image)) = (text(payload, "/data/repo_key"), text(payload, "/data/image_name")) else {
+        return Err(bad("data.repo_key or data.image_name"));
+    };
+    let Some(origin) = origin else {
+        return Err(bad("no origin header naming the Artifactory host"));
+    };
+    let host = origin
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let repo = receiver.virtual_repo.clone().unwrap_or(repo_key);
+    Ok(Delivery {
+        images: vec![format!("{host}/{repo}/{image}")],
+        tags: text(payload, "/data/tag").into_iter().collect(),
+        ..Delivery::default()
+    })
+}
+
+/// The Warehouses a delivery wakes: those (of the receiver's project; every project for a
+/// ClusterConfig's receiver) subscribed to a pushed repository, compared as Freight IDs
+/// compare URLs; a git subscription with include/exclude paths only when a changed path
+/// passes them.
+pub fn warehouses(catalog: &Catalog, project: &str, d: &Delivery) -> Vec<(String, String)> {
+    let git: Vec<String> = d.git.iter().map(|u| crate::freight::normalize_git(u)).collect();
+    let images: Vec<String> = d.images.iter().map(|u| crate::freight::normalize_image(u)).collect();
+    let charts: Vec<String> = d.images.iter().map(|u| crate::freight::normalize_chart(u)).collect();
+    let mut out = Vec::new();
+    for r in &catalog.resources {
+        let Some(Body::Warehouse(w)) = &r.body else { continue };
+        if !project.is_empty() && r.project != project {
+            continue;
+        }
+        let subscribed = w.spec.iter().flat_map(|s| &s.subscriptions).any(|s| {
+            if let Some(g) = &s.git {
+                if !git.contains(&crate::freight::normalize_git(&g.repo_url)) || !follows(g, d.git_ref.as_deref()) {
+                    return false;
+                }
+                return match (
+                    &d.changed_paths,
+                    crate::select::PathFilter::new(&g.include_paths, &g.exclude_paths),
+                ) {
+                    (Some(changed), Ok(filter)) if filter.is_set() => filter.allows(changed),
+                    _ => true,
+                };
+            }
+            if let Some(i) = &s.image {
+                return images.contains(&crate::freight::normalize_image(&i.repo_url))
+                    && (d.tags.is_empty()
+                        // A subscription discovery cannot compile reports its error there.
+                        || crate::select::ImagePolicy::new(i).map_or(true, |p| !p.candidates(&d.tags).is_empty()));
+            }
+            if let Some(c) = &s.chart {
+                return charts.contains(&crate::freight::normalize_chart(&c.repo_url));
+            }
+            false
+        });
+        if subscribed {
+            out.push((r.project.clone(), r.name.clone()));
+        }
+    }
+    out
+}
+
+/// Whether a push of `git_ref` can change what a git subscription discovers: a branch
+/// strategy follows its branch (any, when it names none: the remote's default is not known
+/// here), the tag strategies follow tags.
+fn follows(g: &crate::model::kargo::GitSubscription, git_ref: Option<&str>) -> bool {
+    let Some(git_ref) = git_ref else { return true };
+    match g.commit_selection_strategy.as_deref().unwrap_or("NewestFromBranch") {
+        "NewestFromBranch" | "" => match g.branch.as_deref().filter(|b| !b.is_empty()) {
+            Some(branch) => git_ref == format!("refs/heads/{branch}"),
+            None => git_ref.starts_with("refs/heads/"),
+        },
+        _ => git_ref.starts_with("refs/tags/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_is_kargos_hash_of_project_name_and_secret() {
+        // Computed by hand with Kargo's recipe (receiver.go, buildWebhookPath): `printf %s
+        // demogithub-hookss3cret | sha256sum` (project "demo" + receiver name "github-hooks" +
+        // the secret's value).
+        assert_eq!(
+            receiver_path("demo", Provider::GitHub, "github-hooks", &["s3cret"]),
+            "/webhook/github/80e0cac2fa7d346f2c01281e6acf2e22628968e8f11d2716e1a98644af87bb8d"
+        );
+    }
+
+    #[test]
+    fn signatures_are_githubs_documented_example() {
+        // https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries#testing-the-webhook-payload-validation
+        let sig = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(sign("It's a Secret to Everybody", b"Hello, World!"), sig);
+        assert!(hmac_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            &format!("sha256={sig}"),
+            "sha256="
+        ));
+        assert!(!hmac_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World?",
+            &format!("sha256={sig}"),
+            "sha256="
+        ));
+        assert!(!hmac_matches(
+            b"It's a Secret to Everybody",
+            b"Hello, World!",
+            sig,
+            "sha256="
+        ));
+    }
+
+    #[test]
+    fn a_cluster_receiver_hashes_no_project_and_wakes_every_projects_warehouses() {
+        let mut catalog = Catalog::default();
+        catalog.load_text(
+            "defs.yaml",
+            r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ClusterConfig
+metadata: {name: cluster}
+spec:
+  webhookReceivers:
+    - {name: hub, dockerhub: {secretRef: {name: hub}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: a, namespace: one}
+spec: {subscriptions: [{image: {repoURL: docker.io/library/nginx}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: b, namespace: two}
+spec: {subscriptions: [{image: {repoURL: nginx}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: c, namespace: two}
+spec: {subscriptions: [{image: {repoURL: nginx-other}}]}
+"#,
+        );
+        let secrets = Secrets::from([(
+            "hub".to_string(),
+            BTreeMap::from([("secret".to_string(), "x".to_string())]),
+        )]);
+        let (found, problems) = receivers(&catalog, &secrets);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].project, "");
+        assert_eq!(found[0].path, receiver_path("", Provider::DockerHub, "hub", &["x"]));
+        let d = receive(
+            &found[0],
+            &|_| None,
+            br#"{"repository": {"repo_name": "library/nginx"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            warehouses(&catalog, &found[0].project, &d),
+            [
+                ("one".to_string(), "a".to_string()),
+                ("two".to_string(), "b".to_string())
+            ]
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! Inbound webhooks: `POST /webhook/<provider>/<hash>` on the API's listener, without the
+//! bearer token (the provider's signature or secret is the authentication, as in Kargo).
+//!
+//! A delivery is matched to a receiver by its whole path (404 otherwise, never saying which
+//! part was wrong), rate-limited per receiver (429), read within the client timeout and
+//! [`MAX_BODY`] (413), authenticated and parsed by `barge_core::webhook` (401 with an audit
+//! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are
+//! gathering: each is put on the daemon's refresh queue [`GATHER`] after the first delivery
+//! naming it, and the deliveries meanwhile join that one, so a burst of pushes costs one
+//! discovery per Warehouse. A delivery id seen before (kept in a
+//! bounded in-memory list, lost on restart) is answered 200 and refreshes nothing.
+
+use crate::serve::Shared;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use barge_core::webhook::{self, Refusal, Secrets};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The largest delivery, Kargo's limit (`getMaxRequestBodyBytes`).
+pub const MAX_BODY: usize = 2 << 20;
+
+/// Delivery ids remembered for replay protection.
+const REMEMBERED_DELIVERIES: usize = 4096;
+
+/// Per receiver: deliveries at once (a registry reporting a burst of pushed tags) and per
+/// second after that.
+const BURST: f64 = 100.0;
+const PER_SECOND: f64 = 10.0;
+
+/// How long a Warehouse's refresh waits for more deliveries naming it: a registry reports
+/// 50 tags pushed at once as 50 deliveries over a second or so, and they should cost one
+/// discovery, not one per pass that happens to end meanwhile.
+const GATHER: Duration = Duration::from_secs(2);
+
+/// What the webhook handler keeps between deliveries.
+pub struct Receiving {
+    secrets: Secrets,
+    /// Warehouses (project, name) whose refresh is gathering deliveries.
+    gathering: Mutex<HashSet<(String, String)>>,
+    seen: Mutex<Seen>,
+    /// Per receiver path: tokens left and when they were counted.
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// The delivery ids of the last [`REMEMBERED_DELIVERIES`] deliveries, oldest first.
+#[derive(Default)]
+struct Seen {
+    order: VecDeque<(String, String)>,
+    ids: HashSet<(String, String)>,
+}
+
+impl Seen {
+    /// Records a receiver's delivery id; false when it was seen already.
+    fn first_time(&mut self, path: &str, id: &str) -> bool {
+        let key = (path.to_string(), id.to_string());
+        if !self.ids.insert(key.clone()) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > REMEMBERED_DELIVERIES
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
+impl Receiving {
+    /// The secrets are barge's secret store, read when the daemon started.
+    pub fn new(secrets: Secrets) -> Receiving {
+        Receiving {
+            secrets,
+            gathering: Mutex::new(HashSet::new()),
+            seen: Mutex::new(Seen::default()),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token from the receiver's bucket; false when it is empty.
+    fn admit(&self, path: &str) -> bool {
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let (tokens, at) = buckets.entry(path.to_string()).or_insert((BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * PER_SECOND).min(BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Hooks {
+    shared: Arc<Shared>,
+    client_timeout: Duration,
+}
+
+/// The webhook route, for the API's router.
+pub fn routes(shared: Arc<Shared>, client_timeout: Duration) -> axum::Router {
+    axum::Router::new()
+        .route("/webhook/{provider}/{hash}", axum::routing::post(deliver))
+        .with_state(Hooks { shared, client_timeout })
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+async fn deliver(
+    State(hooks): State<Hooks>,
+    Path((provider, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let shared = &hooks.shared;
+    let catalog = shared.catalog();
+    let path = format!("{}/{provider}/{hash}", webhook::PATH_PREFIX);
+    let (receivers, _) = webhook::receivers(&catalog, &shared.webhooks.secrets);
+    let Some(receiver) = receivers.into_iter().find(|r| r.path == path) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "no such webhook receiver"}),
+        );
+    };
+    if !shared.webhooks.admit(&receiver.path) {
+        let mut r = answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::json!({"error": "too many deliveries to this receiver; try again shortly"}),
+        );
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return r;
+    }
+    let body = match crate::api::read_body(body, MAX_BODY, hooks.client_timeout).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let delivery = match webhook::receive(&receiver, &header, &body) {
+        Ok(d) => d,
+        Err(Refusal::Unauthorized) => {
+            refused(shared, &receiver).await;
+            return answer(StatusCode::UNAUTHORIZED, serde_json::json!({"error": "unauthorized"}));
+        }
+        Err(e @ Refusal::BadRequest(_)) => {
+            return answer(StatusCode::BAD_REQUEST, serde_json::json!({"error": e.to_string()}));
+        }
+    };
+    if let Some(id) = &delivery.id {
+        let first = shared
+            .webhooks
+            .seen
+            .lock()
+            .map(|mut s| s.first_time(&receiver.path, id))
+            .unwrap_or(true);
+        if !first {
+            return answer(StatusCode::OK, serde_json::json!({"msg": "delivery already received"}));
+        }
+    }
+    if let Some(why) = &delivery.ignored {
+        return answer(StatusCode::OK, serde_json::json!({"msg": why}));
+    }
+    if delivery.closed_pull_request.is_some() {
+        return answer(
+            StatusCode::OK,
+            serde_json::json!({"msg": "pull request closed: a promotion waiting for it notices at its next poll"}),
+        );
+    }
+    let warehouses = webhook::warehouses(&catalog, &receiver.project, &delivery);
+    for key in &warehouses {
+        gather(shared, key.clone());
+    }
+    answer(
+        StatusCode::ACCEPTED,
+        serde_json::json!({
+            "msg": format!("refreshing {} warehouse(s)", warehouses.len()),
+            "warehouses": warehouses
+                .iter()
+                .map(|(project, name)| serde_json::json!({"project": project, "name": name}))
+                .collect::<Vec<_>>(),
+        }),
+    )
+}
+
+/// Queues a Warehouse's refresh [`GATHER`] from now, unless one is gathering already: the
+/// deliveries of a burst join the first one's.
+fn gather(shared: &Arc<Shared>, key: (String, String)) {
+    let first = shared
+        .webhooks
+        .gathering
+        .lock()
+        .map(|mut g| g.insert(key.clone()))
+        .unwrap_or(true);
+    if !first {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(GATHER).await;
+        if let Ok(mut g) = shared.webhooks.gathering.lock() {
+            g.remove(&key);
+        }
+        shared.request_refresh(&key.0, &key.1);
+    });
+}
+
+/// Records a delivery that failed authentication (never what it carried).
+async fn refused(shared: &Shared, receiver: &webhook::Receiver) {
+    let refused = barge_engine::events::Event::WebhookRefused {
+        project: receiver.project.clone(),
+        receiver: receiver.name.clone(),
+        actor: format!("webhook:{}", receiver.provider),
+        path: receiver.path.clone(),
+    };
+    // The sink logs a failure to audit; the delivery is refused all the same.
+    let _ = shared.events.emit(refused).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_id_is_acted_on_once_and_the_list_is_bounded() {
+        let mut seen = Seen::default();
+        assert!(seen.first_time("/webhook/github/a", "1"));
+        assert!(!seen.first_time("/webhook/github/a", "1"));
+        // Ids are per receiver.
+        assert!(seen.first_time("/webhook/github/b", "1"));
+        for i in 0..REMEMBERED_DELIVERIES {
+            seen.first_time("/webhook/github/a", &format!("n{i}"));
+        }
+        assert_eq!(seen.ids.len(), REMEMBERED_DELIVERIES);
+        // The oldest was forgotten.
+        assert!(seen.first_time("/webhook/github/a", "1"));
+    }
+
+    #[test]
+    fn a_receiver_gets_a_burst_then_is_limited() {
+        let r = Receiving::new(Secrets::new());
+        let admitted = (0..(BURST as usize + 10))
+            .filter(|_| r.admit("/webhook/quay/x"))
+            .count();
+        assert!((BURST as usize..BURST as usize + 2).contains(&admitted), "{admitted}");
+        assert!(r.admit("/webhook/quay/y"), "another receiver has its own bucket");
+    }
+}

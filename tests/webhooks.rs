@@ -1,0 +1,753 @@
+//! Inbound webhooks through the real binary (`barge serve --listen`) on loopback: the URL
+//! path `barge get webhooks` lists is Kargo's, a delivery signed or authenticated as each
+//! provider does wakes exactly the Warehouses subscribed to what was pushed (202), a bad one
+//! is refused (401, audited) and wakes nothing; replays, unknown receivers, oversized and
+//! malformed bodies are answered without refreshing. The distribution registry's own
+//! notifications drive a real discovery end to end.
+//!
+//! Payloads are the providers' documented examples, cut to the fields barge reads, with the
+//! repositories of this test.
+
+mod support;
+
+use barge_core::webhook::{Provider, receiver_path, sign};
+use barge_testkit::registry::TestRegistry;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "webhook-test-token";
+
+/// Every provider's receiver in project `demo`, each with its own secret.
+fn project_config() -> String {
+    let receivers: String = Provider::ALL
+        .iter()
+        .filter(|p| **p != Provider::Generic)
+        .map(|p| format!("    - {{name: {p}-hook, {p}: {{secretRef: {{name: {p}}}}}}}\n"))
+        .collect();
+    format!(
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {{name: demo}}\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {{name: demo, namespace: demo}}\nspec:\n  webhookReceivers:\n{receivers}"
+    )
+}
+
+/// Each provider's secret value (its key is the provider's `secret_key`).
+fn secret_of(p: Provider) -> String {
+    format!("{p}-s3cret")
+}
+
+fn config(dir: &Path, plain_http: &str) -> PathBuf {
+    let secrets: String = Provider::ALL
+        .iter()
+        .map(|p| {
+            format!(
+                "  {p}:\n    {}: {{env: HOOK_{}}}\n",
+                p.secret_key(),
+                p.key().to_uppercase()
+            )
+        })
+        .collect();
+    let path = dir.join("barge.yaml");
+    std::fs::write(
+        &path,
+        format!("registries: {{plainHTTP: [{plain_http}]}}\nsecrets:\n{secrets}"),
+    )
+    .unwrap();
+    path
+}
+
+struct Daemon {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut c = support::barge();
+    c.args(args)
+        .env("BARGE_DB", format!("sqlite://{}/barge.db", dir.display()))
+        .env("BARGE_WORK_DIR", dir.join("work"))
+        .env("BARGE_TOKEN", TOKEN)
+        .env_remove("BARGE_SERVER")
+        .env_remove("BARGE_TOKEN_FILE");
+    for p in Provider::ALL {
+        c.env(format!("HOOK_{}", p.key().to_uppercase()), secret_of(p));
+    }
+    c
+}
+
+async fn start(dir: &Path, defs: &Path, config: &Path, port: u16) -> Daemon {
+    // The test's reqwest client is built without a TLS provider, as barge's is.
+    barge_registry::install_crypto_provider();
+    let listen = format!("127.0.0.1:{port}");
+    let log = dir.join("serve.log");
+    let child = command(dir, &["serve", defs.to_str().unwrap(), "--listen", &listen])
+        .env("BARGE_CONFIG", config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://{listen}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "barge serve did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Daemon { child, base, log }
+}
+
+fn get_json(dir: &Path, args: &[&str]) -> Value {
+    let out = command(dir, args).args(["-o", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The path `barge get webhooks` lists for a provider's receiver.
+fn listed_path(dir: &Path, defs: &Path, config: &Path, p: Provider) -> String {
+    let list = get_json(
+        dir,
+        &[
+            "get",
+            "webhooks",
+            defs.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["provider"] == p.key())
+        .unwrap_or_else(|| panic!("{p} is not listed: {list}"))
+        .clone();
+    assert_eq!(entry["project"], "demo");
+    assert_eq!(entry["name"], format!("{p}-hook"));
+    entry["url"].as_str().unwrap().to_string()
+}
+
+async fn wait_for_freight(dir: &Path, daemon: &Daemon, tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let freight = get_json(dir, &["get", "freight"]);
+        if freight.to_string().contains(&format!("\"{tag}\"")) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Freight with {tag}: {freight}\n{}",
+            std::fs::read_to_string(&daemon.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registrys_notifications_make_the_warehouse_discover_the_pushed_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    // The path is known before the registry starts: it does not depend on the Warehouses.
+    let secret = secret_of(Provider::Distribution);
+    let path = receiver_path("demo", Provider::Distribution, "distribution-hook", &[&secret]);
+    let reg = TestRegistry::start_notifying(&format!("http://127.0.0.1:{port}{path}"), &secret).await;
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(
+        &defs,
+        format!(
+            "{}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  interval: 24h\n  subscriptions:\n    - image: {{repoURL: {}/demo/app, constraint: ^1.0.0}}\n",
+            project_config(),
+            reg.host
+        ),
+    )
+    .unwrap();
+    let config = config(dir.path(), &reg.host);
+    assert_eq!(listed_path(dir.path(), &defs, &config, Provider::Distribution), path);
+
+    reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let daemon = start(dir.path(), &defs, &config, port).await;
+    wait_for_freight(dir.path(), &daemon, "1.0.0").await;
+    // The Warehouse is next due in a day: only the registry's notification makes it look now.
+    reg.push_image("demo/app", "1.1.0", "2026-01-02T00:00:00Z", "amd64")
+        .await;
+    wait_for_freight(dir.path(), &daemon, "1.1.0").await;
+}
+
+/// A provider's documented delivery: headers (before signing) and body.
+struct Fixture {
+    provider: Provider,
+    headers: Vec<(&'static str, String)>,
+    body: Value,
+    /// How the provider authenticates: `None` when the secret is in the URL only.
+    auth: Option<Auth>,
+    /// The Warehouses it wakes.
+    wakes: Vec<&'static str>,
+}
+
+enum Auth {
+    /// `header: <prefix><hex HMAC-SHA256 of the body>`.
+    Hmac(&'static str, &'static str),
+    /// `header: <the secret>`.
+    Token(&'static str),
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let git = "http://127.0.0.1:1/acme/configs.git";
+    vec![
+        // https://docs.github.com/en/webhooks/webhook-events-and-payloads#push
+        Fixture {
+            provider: Provider::GitHub,
+            headers: vec![
+                ("X-GitHub-Event", "push".into()),
+                ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".into()),
+            ],
+            body: json!({
+                "ref": "refs/heads/main",
+                "repository": {"full_name": "acme/configs", "clone_url": git, "ssh_url": "git@127.0.0.1:acme/configs.git"},
+                "commits": [{"id": "6dcb09b5", "added": [], "modified": ["apps/guestbook/values.yaml"], "removed": []}],
+                "head_commit": {"id": "6dcb09b5", "added": [], "modified": ["apps/guestbook/values.yaml"], "removed": []}
+            }),
+            auth: Some(Auth::Hmac("X-Hub-Signature-256", "sha256=")),
+            wakes: vec!["configs-apps"],
+        },
+        // https://docs.github.com/en/webhooks/webhook-events-and-payloads#registry_package
+        // (a GitHub App's delivery; a repository's is `package` with `package` for
+        // `registry_package`).
+        Fixture {
+            provider: Provider::GitHub,
+            headers: vec![
+                ("X-GitHub-Event", "registry_package".into()),
+                ("X-GitHub-Delivery", "9a0c4e1e-0f4f-11ee-8d8a-2f0f1b0e6a11".into()),
+            ],
+            body: json!({
+                "action": "published",
+                "registry_package": {
+                    "name": "hello-world", "namespace": "octo-org", "ecosystem": "CONTAINER", "package_type": "CONTAINER",
+                    "package_version": {
+                        "version": "sha256:0b21a3e1",
+                        "package_url": "ghcr.io/octo-org/hello-world:1.0.0",
+                        "container_metadata": {"tag": {"name": "1.0.0", "digest": "sha256:0b21a3e1"}, "manifest": {"config": {"media_type": "application/vnd.oci.image.config.v1+json"}}}
+                    }
+                }
+            }),
+            auth: Some(Auth::Hmac("X-Hub-Signature-256", "sha256=")),
+            wakes: vec!["ghcr-image"],
+        },
+        // https://docs.gitlab.com/user/project/integrations/webhook_events/#push-events
+        Fixture {
+            provider: Provider::GitLab,
+            headers: vec![
+                ("X-Gitlab-Event", "Push Hook".into()),
+                ("X-Gitlab-Event-UUID", "a1b2".into()),
+            ],
+            body: json!({
+                "object_kind": "push", "ref": "refs/heads/main",
+                "project": {"git_http_url": git, "git_ssh_url": "git@127.0.0.1:acme/configs.git"},
+                "commits": [{"id": "b6568db1", "added": ["docs/README.md"], "modified": [], "removed": []}]
+            }),
+            auth: Some(Auth::Token("X-Gitlab-Token")),
+            wakes: vec!["configs-docs"],
+        },
+        // https://docs.gitea.com/usage/webhooks (GitHub's push shape)
+        Fixture {
+            provider: Provider::Gitea,
+            headers: vec![
+                ("X-Gitea-Event", "push".into()),
+                ("X-Gitea-Delivery", "f6266f16".into()),
+            ],
+            body: json!({
+                "ref": "refs/heads/main",
+                "repository": {"clone_url": git, "ssh_url": "git@127.0.0.1:acme/configs.git"},
+                "commits": [{"id": "28e1879d", "added": ["apps/x.yaml"], "modified": [], "removed": []}]
+            }),
+            auth: Some(Auth::Hmac("X-Hub-Signature-256", "sha256=")),
+            wakes: vec!["configs-apps"],
+        },
+        // https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/#Push
+        Fixture {
+            provider: Provider::Bitbucket,
+            headers: vec![("X-Event-Key", "repo:push".into()), ("X-Request-UUID", "c1d2".into())],
+            body: json!({
+                "push": {"changes": [{"new": {"type": "branch", "name": "main"}}]},
+                "repository": {"full_name": "acme/configs", "links": {"html": {"href": "http://127.0.0.1:1/acme/configs"}}}
+            }),
+            auth: Some(Auth::Hmac("X-Hub-Signature", "sha256=")),
+            // No changed paths in Bitbucket's payload: every Warehouse following main.
+            wakes: vec!["configs-apps", "configs-docs"],
+        },
+        // https://docs.docker.com/docker-hub/repos/manage/webhooks/
+        Fixture {
+            provider: Provider::DockerHub,
+            headers: vec![],
+            body: json!({
+                "callback_url": "https://registry.hub.docker.com/u/svendowideit/testhook/hook/2141b5bi5i5b02bec211i4eeih0242eg11000a/",
+                "push_data": {"pushed_at": 1417566161, "pusher": "trustedbuilder", "tag": "latest"},
+                "repository": {"name": "testhook", "namespace": "svendowideit", "repo_name": "svendowideit/testhook", "repo_url": "https://registry.hub.docker.com/u/svendowideit/testhook/"}
+            }),
+            auth: None,
+            wakes: vec!["dockerhub-image"],
+        },
+        // https://docs.quay.io/guides/notifications.html (Repository Push)
+        Fixture {
+            provider: Provider::Quay,
+            headers: vec![],
+            body: json!({
+                "name": "repository", "repository": "mynamespace/repository", "namespace": "mynamespace",
+                "docker_url": "quay.io/mynamespace/repository", "homepage": "https://quay.io/repository/mynamespace/repository",
+                "updated_tags": ["latest"]
+            }),
+            auth: None,
+            wakes: vec!["quay-image"],
+        },
+        // https://goharbor.io/docs/main/working-with-projects/project-configuration/configure-webhooks/
+        Fixture {
+            provider: Provider::Harbor,
+            headers: vec![],
+            body: json!({
+                "type": "PUSH_ARTIFACT", "occur_at": 1680501893, "operator": "harbor-jobservice",
+                "event_data": {
+                    "resources": [{"digest": "sha256:954b378c", "tag": "latest", "resource_url": "harbor.example.com/library/nginx:latest"}],
+                    "repository": {"name": "nginx", "namespace": "library", "repo_full_name": "library/nginx", "repo_type": "public"}
+                }
+            }),
+            auth: Some(Auth::Token("Authorization")),
+            wakes: vec!["harbor-image"],
+        },
+        // https://learn.microsoft.com/azure/container-registry/container-registry-webhook-reference#push-event
+        Fixture {
+            provider: Provider::Azure,
+            headers: vec![],
+            body: json!({
+                "id": "cb8c3971-9adc-488b-bdd8-43cbb4974ff5", "timestamp": "2017-11-17T16:52:01.343145347Z", "action": "push",
+                "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 524, "digest": "sha256:80f0d5c8", "length": 524, "repository": "hello-world", "tag": "v1"},
+                "request": {"id": "3cbb6949-7549-4fa1-86cd-a6d5451dffc7", "host": "myregistry.azurecr.io", "method": "PUT", "useragent": "docker/17.09.0-ce"}
+            }),
+            auth: None,
+            wakes: vec!["azure-image"],
+        },
+        // https://learn.microsoft.com/azure/devops/service-hooks/events#git.push
+        Fixture {
+            provider: Provider::Azure,
+            headers: vec![],
+            body: json!({
+                "id": "03c164c2-8912-4d5e-8009-3707d5f83734", "eventType": "git.push", "publisherId": "tfs",
+                "resource": {
+                    "refUpdates": [{"name": "refs/heads/main", "oldObjectId": "aad331d8", "newObjectId": "33b55f7c"}],
+                    "repository": {"id": "278d5cd2", "name": "configs", "remoteUrl": "http://127.0.0.1:1/acme/configs"}
+                }
+            }),
+            auth: None,
+            wakes: vec!["configs-apps", "configs-docs"],
+        },
+        // https://jfrog.com/help/r/jfrog-platform-administration-documentation/event-payloads (docker, pushed)
+        Fixture {
+            provider: Provider::Artifactory,
+            headers: vec![("X-JFrog-Origin", "https://acme.jfrog.io".into())],
+            body: json!({
+                "domain": "docker", "event_type": "pushed",
+                "data": {"repo_key": "docker-local", "path": "hello-world/latest/manifest.json", "name": "manifest.json", "sha256": "a10ed7a1", "size": 524, "image_name": "hello-world", "tag": "latest"},
+                "subscription_key": "test", "jpd_origin": "https://acme.jfrog.io", "source": "jfrog/user"
+            }),
+            auth: Some(Auth::Hmac("X-JFrog-Event-Auth", "")),
+            wakes: vec!["artifactory-image"],
+        },
+        // https://distribution.github.io/distribution/about/notifications/#events
+        Fixture {
+            provider: Provider::Distribution,
+            headers: vec![],
+            body: json!({"events": [{
+                "id": "320678d8-ca14-430f-8bb6-4ca139cd83f7", "timestamp": "2016-03-09T14:44:26.402973972-08:00", "action": "push",
+                "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "size": 708, "digest": "sha256:fea8895f", "length": 708, "repository": "hello-world", "url": "http://registry.example.com/v2/hello-world/manifests/sha256:fea8895f", "tag": "latest"},
+                "request": {"id": "6df24a34-0959-4923-81ca-14f09767db19", "addr": "192.168.64.11:42961", "host": "registry.example.com", "method": "PUT", "useragent": "curl/7.38.0"}
+            }]}),
+            auth: Some(Auth::Token("Authorization")),
+            wakes: vec!["distribution-image"],
+        },
+    ]
+}
+
+/// Warehouses for the fixtures: the config repository's main branch watched for two
+/// directories and its release branch, one Warehouse per image (Lexical: the examples push
+/// `latest`), one whose SemVer constraint no pushed tag meets, and one no delivery names.
+const WAREHOUSES: &str = r#"
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: configs-apps, namespace: demo}
+spec:
+  interval: 24h
+  subscriptions:
+    - git: {repoURL: http://127.0.0.1:1/acme/configs, includePaths: [apps/]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: configs-docs, namespace: demo}
+spec:
+  interval: 24h
+  subscriptions:
+    - git: {repoURL: http://127.0.0.1:1/acme/configs.git, includePaths: ["glob:docs/*"]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: dockerhub-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: docker.io/svendowideit/testhook, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: quay-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: quay.io/mynamespace/repository, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: harbor-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: harbor.example.com/library/nginx, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: azure-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: myregistry.azurecr.io/hello-world, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: artifactory-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: acme.jfrog.io/docker-local/hello-world, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: distribution-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: registry.example.com/hello-world, imageSelectionStrategy: Lexical}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: ghcr-image, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: ghcr.io/octo-org/hello-world}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: quay-semver, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: quay.io/mynamespace/repository, constraint: ^1.0.0}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: configs-release, namespace: demo}
+spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/configs, branch: release}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: unrelated, namespace: demo}
+spec: {interval: 24h, subscriptions: [{image: {repoURL: registry.example.com/other}}]}
+"#;
+
+async fn post(url: &str, headers: &[(&str, String)], body: Vec<u8>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().post(url).body(body);
+    for (k, v) in headers {
+        r = r.header(*k, v);
+    }
+    let response = r.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The headers that authenticate `body` for `f`, with `secret`.
+fn signed(f: &Fixture, secret: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    let mut headers = f.headers.clone();
+    match f.auth {
+        Some(Auth::Hmac(name, prefix)) => headers.push((name, format!("{prefix}{}", sign(secret, body)))),
+        Some(Auth::Token(name)) => headers.push((name, secret.to_string())),
+        None => {}
+    }
+    headers
+}
+
+fn woken(answer: &Value) -> Vec<String> {
+    let mut names: Vec<String> = answer["warehouses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| w["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_providers_delivery_wakes_the_subscribed_warehouses_and_a_forged_one_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, format!("{}{WAREHOUSES}", project_config())).unwrap();
+    let config = config(dir.path(), "127.0.0.1:1");
+    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
+
+    let mut refused = 0;
+    for f in fixtures() {
+        let url = format!("{}{}", daemon.base, listed_path(dir.path(), &defs, &config, f.provider));
+        let body = serde_json::to_vec(&f.body).unwrap();
+        if f.auth.is_some() {
+            // A signature or token made with another secret: refused, nothing woken.
+            let (status, answer) = post(&url, &signed(&f, "not-the-secret", &body), body.clone()).await;
+            assert_eq!(status, 401, "{}: {answer}", f.provider);
+            assert_eq!(woken(&answer), Vec::<String>::new());
+            // None at all.
+            let (status, _) = post(&url, &f.headers, body.clone()).await;
+            assert_eq!(status, 401, "{}", f.provider);
+            refused += 2;
+        }
+        let (status, answer) = post(&url, &signed(&f, &secret_of(f.provider), &body), body.clone()).await;
+        assert_eq!(status, 202, "{}: {answer}", f.provider);
+        assert_eq!(woken(&answer), f.wakes, "{}", f.provider);
+    }
+
+    // Every refusal is in the audit trail, and no secret is.
+    let history = get_json(dir.path(), &["history", "--server", &daemon.base]);
+    let events: Vec<&Value> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "webhook.unauthorized")
+        .collect();
+    assert_eq!(events.len(), refused, "{history}");
+    for p in Provider::ALL {
+        assert!(!history.to_string().contains(&secret_of(p)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, format!("{}{WAREHOUSES}", project_config())).unwrap();
+    let config = config(dir.path(), "127.0.0.1:1");
+    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
+    let path = listed_path(dir.path(), &defs, &config, Provider::GitHub);
+    let url = format!("{}{path}", daemon.base);
+    let github = fixtures().into_iter().find(|f| f.provider == Provider::GitHub).unwrap();
+    let secret = secret_of(Provider::GitHub);
+    let body = serde_json::to_vec(&github.body).unwrap();
+
+    // The same delivery twice: the second refreshes nothing.
+    let (status, _) = post(&url, &signed(&github, &secret, &body), body.clone()).await;
+    assert_eq!(status, 202);
+    let (status, answer) = post(&url, &signed(&github, &secret, &body), body.clone()).await;
+    assert_eq!((status, woken(&answer)), (200, vec![]), "{answer}");
+    assert_eq!(answer["msg"], "delivery already received");
+
+    // An unknown hash, a known hash under another provider: the same 404.
+    let unknown = format!("{}/webhook/github/{}", daemon.base, "0".repeat(64));
+    let elsewhere = format!("{}{}", daemon.base, path.replace("/github/", "/gitlab/"));
+    for u in [&unknown, &elsewhere] {
+        let (status, answer) = post(u, &signed(&github, &secret, &body), body.clone()).await;
+        assert_eq!(status, 404, "{u}");
+        assert_eq!(answer, json!({"error": "no such webhook receiver"}));
+    }
+
+    // More than 2 MiB: 413 before it is read whole.
+    let large = vec![b' '; (2 << 20) + 1];
+    let (status, _) = post(&url, &signed(&github, &secret, &large), large.clone()).await;
+    assert_eq!(status, 413);
+
+    // Signed, but not JSON.
+    let malformed = b"{\"ref\": ".to_vec();
+    let mut headers = signed(&github, &secret, &malformed);
+    headers.retain(|(k, _)| *k != "X-GitHub-Delivery");
+    let (status, answer) = post(&url, &headers, malformed).await;
+    assert_eq!(status, 400, "{answer}");
+
+    // A ping is answered and refreshes nothing.
+    let ping = serde_json::to_vec(&json!({"zen": "Keep it logically awesome.", "hook_id": 1})).unwrap();
+    let mut headers = signed(&github, &secret, &ping);
+    headers.retain(|(k, _)| *k != "X-GitHub-Delivery");
+    headers.iter_mut().for_each(|(k, v)| {
+        if *k == "X-GitHub-Event" {
+            *v = "ping".into();
+        }
+    });
+    let (status, answer) = post(&url, &headers, ping).await;
+    assert_eq!((status, woken(&answer)), (200, vec![]), "{answer}");
+
+    // One receiver takes a burst of 100 deliveries, then 10 a second: the rest are told to
+    // come back (another receiver is not affected).
+    let quay = fixtures().into_iter().find(|f| f.provider == Provider::Quay).unwrap();
+    let quay_url = format!(
+        "{}{}",
+        daemon.base,
+        listed_path(dir.path(), &defs, &config, Provider::Quay)
+    );
+    let body = serde_json::to_vec(&quay.body).unwrap();
+    // Until the bucket is empty (faster than it refills, so within a few hundred).
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    while retry_after.is_none() && statuses.len() < 1000 {
+        let r = client.post(&quay_url).body(body.clone()).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        }
+    }
+    assert!(statuses[..100].iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let (status, _) = post(&url, &[("X-GitHub-Event", "ping".into())], b"{}".to_vec()).await;
+    assert_eq!(
+        status, 401,
+        "the GitHub receiver still answers (unsigned: 401, not 429)"
+    );
+    drop(daemon);
+}
+
+#[test]
+fn receivers_without_a_provider_or_secret_are_reported_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("bad.yaml");
+    std::fs::write(
+        &defs,
+        "apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {name: demo, namespace: demo}\nspec:\n  webhookReceivers:\n    - name: forge\n      githib: {secretRef: {name: hook}}\n    - name: registry\n      distribution: {}\n",
+    )
+    .unwrap();
+    let report = support::validate_json(&[&defs]);
+    let found: Vec<(String, u64, u64)> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("missing-field".to_string(), 6, 7),
+            ("unknown-field".to_string(), 7, 7),
+            ("missing-field".to_string(), 9, 21)
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn a_receiver_whose_secret_is_not_in_the_store_is_an_error_that_shows_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, project_config()).unwrap();
+    // The store has every secret but GitHub's.
+    let config = dir.path().join("barge.yaml");
+    std::fs::write(
+        &config,
+        "secrets:\n  gitlab:\n    secret-token: {env: HOOK_GITLAB}\n  github:\n    wrong-key: {env: HOOK_GITHUB}\n",
+    )
+    .unwrap();
+    let out = command(
+        dir.path(),
+        &[
+            "get",
+            "webhooks",
+            defs.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--project",
+            "demo",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (support::stdout(&out), support::stderr(&out));
+    assert!(
+        stderr.contains(r#"ProjectConfig "demo" webhook receiver "github-hook": secret "github" has no key "secret""#),
+        "{stderr}"
+    );
+    let gitlab = receiver_path("demo", Provider::GitLab, "gitlab-hook", &[&secret_of(Provider::GitLab)]);
+    assert!(stdout.starts_with("PROJECT  NAME         PROVIDER  URL\n"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("demo     gitlab-hook  gitlab    {gitlab}\n")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("github-hook") && !stderr.contains(&secret_of(Provider::GitHub)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_tags_pushed_at_once_cost_one_discovery() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let reg = TestRegistry::start(None).await;
+    // Tag listing requests, counted by a proxy the Warehouse subscribes through.
+    let listings = Arc::new(AtomicU64::new(0));
+    let counted = listings.clone();
+    let plan: barge_testkit::registry::Plan = Arc::new(move |_, path: &str| {
+        if path.contains("/tags/list") {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        barge_testkit::registry::Fault::Pass
+    });
+    let proxy = barge_testkit::registry::Proxy::start(&reg.host, None, plan).await;
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(
+        &defs,
+        format!(
+            "{}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  interval: 24h\n  subscriptions:\n    - image: {{repoURL: {}/demo/app, constraint: ^1.0.0}}\n",
+            project_config(),
+            proxy.host
+        ),
+    )
+    .unwrap();
+    let config = config(dir.path(), &format!("{}, {}", proxy.host, reg.host));
+    reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
+    let url = format!(
+        "{}{}",
+        daemon.base,
+        listed_path(dir.path(), &defs, &config, Provider::Distribution)
+    );
+    wait_for_freight(dir.path(), &daemon, "1.0.0").await;
+    let before = listings.load(Ordering::SeqCst);
+
+    // 50 tags pushed, and the registry's 50 notifications (one push event each) all at once.
+    reg.push_tags("demo/app", &barge_testkit::registry::tags("1.1.", 50))
+        .await;
+    let secret = secret_of(Provider::Distribution);
+    let started = Instant::now();
+    let deliveries = (0..50).map(|i| {
+        let body = serde_json::to_vec(&json!({"events": [{
+            "id": format!("event-{i}"), "action": "push",
+            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "demo/app", "tag": format!("1.1.{i}")},
+            "request": {"host": proxy.host, "method": "PUT"}
+        }]}))
+        .unwrap();
+        let (url, secret) = (url.clone(), secret.clone());
+        tokio::spawn(async move { post(&url, &[("Authorization", secret)], body).await })
+    });
+    for d in deliveries.collect::<Vec<_>>() {
+        let (status, answer) = d.await.unwrap();
+        assert_eq!((status, woken(&answer)), (202, vec!["app".to_string()]), "{answer}");
+    }
+    // The deliveries gather for 2 s after the first into one refresh (this test needs them
+    // to arrive within that window; loopback takes a fraction of it).
+    let burst = started.elapsed();
+    assert!(burst < Duration::from_secs(2), "the deliveries took {burst:?}");
+    wait_for_freight(dir.path(), &daemon, "1.1.49").await;
+    // The proxy sees the same requests in every pass of this Warehouse: the one pass at
+    // start is the unit. Without gathering, a pass ran again each time one ended during
+    // the burst.
+    let after = listings.load(Ordering::SeqCst) - before;
+    assert_eq!(
+        after, before,
+        "{after} tag listing requests for 50 deliveries, {before} per pass"
+    );
+}
