@@ -147,174 +147,167 @@ impl Discoverer {
         only: Selection<'_>,
         store: Option<&barge_store::Store>,
     ) -> Result<Vec<WarehouseReport>, EngineError> {
-        run_with(self, catalog, only, store).await
-    }
-}
-
-async fn run_with(
-    d: &Discoverer,
-    catalog: &Catalog,
-    only: Selection<'_>,
-    store: Option<&barge_store::Store>,
-) -> Result<Vec<WarehouseReport>, EngineError> {
-    let (registry, insecure, git_config) = (&d.registry, &d.insecure, &d.git_config);
-    let mut reports = Vec::new();
-    for (r, spec) in warehouses(catalog, only) {
-        let mut subs = Vec::new();
-        let previous_status = match store {
-            Some(store) => store.get_discovery_status(&r.project, &r.name).await?.map(|(v, _)| v),
-            None => None,
-        };
-        let mut images = Vec::new();
-        let mut commits = Vec::new();
-        let mut charts = Vec::new();
-        let mut missing = Vec::new();
-        for s in &spec.subscriptions {
-            if let Some(img) = &s.image {
-                let client = if img.insecure_skip_tls_verify == Some(true) {
-                    insecure
-                } else {
-                    registry
-                };
-                match discover_image_remembering(client, img, store).await? {
-                    Ok(d) => {
-                        match d.candidates.first() {
-                            Some(best) => images.push(Image {
+        let (registry, insecure, git_config) = (&self.registry, &self.insecure, &self.git_config);
+        let mut reports = Vec::new();
+        for (r, spec) in warehouses(catalog, only) {
+            let mut subs = Vec::new();
+            let previous_status = match store {
+                Some(store) => store.get_discovery_status(&r.project, &r.name).await?.map(|(v, _)| v),
+                None => None,
+            };
+            let mut images = Vec::new();
+            let mut commits = Vec::new();
+            let mut charts = Vec::new();
+            let mut missing = Vec::new();
+            for s in &spec.subscriptions {
+                if let Some(img) = &s.image {
+                    let client = if img.insecure_skip_tls_verify == Some(true) {
+                        insecure
+                    } else {
+                        registry
+                    };
+                    match discover_image_remembering(client, img, store).await? {
+                        Ok(d) => {
+                            match d.candidates.first() {
+                                Some(best) => images.push(Image {
+                                    repo_url: img.repo_url.clone(),
+                                    tag: best.tag.clone(),
+                                    digest: best.digest.clone(),
+                                    annotations: best.annotations.clone(),
+                                    subscription_name: s.name.clone(),
+                                }),
+                                None => missing.push(format!("no tag of {} matches the subscription", img.repo_url)),
+                            }
+                            subs.push(SubscriptionReport {
+                                kind: "image",
                                 repo_url: img.repo_url.clone(),
-                                tag: best.tag.clone(),
-                                digest: best.digest.clone(),
-                                annotations: best.annotations.clone(),
-                                subscription_name: s.name.clone(),
-                            }),
-                            None => missing.push(format!("no tag of {} matches the subscription", img.repo_url)),
+                                image: Some(d),
+                                git: None,
+                                chart: None,
+                                error: None,
+                            });
                         }
-                        subs.push(SubscriptionReport {
-                            kind: "image",
-                            repo_url: img.repo_url.clone(),
-                            image: Some(d),
-                            git: None,
-                            chart: None,
-                            error: None,
-                        });
+                        Err(e) => {
+                            missing.push(format!("discovery of {} failed", img.repo_url));
+                            subs.push(SubscriptionReport::failed("image", &img.repo_url, e.class(), &e));
+                        }
                     }
-                    Err(e) => {
-                        missing.push(format!("discovery of {} failed", img.repo_url));
-                        subs.push(SubscriptionReport::failed("image", &img.repo_url, e.class(), &e));
-                    }
-                }
-            } else if let Some(g) = &s.git {
-                let previous = previous_git(previous_status.as_ref(), &g.repo_url);
-                match discover_git(g, git_config, previous.as_ref()).await {
-                    Ok(d) => {
-                        match d.candidates.first() {
-                            Some(best) => commits.push(GitCommit {
+                } else if let Some(g) = &s.git {
+                    let previous = previous_git(previous_status.as_ref(), &g.repo_url);
+                    match discover_git(g, git_config, previous.as_ref()).await {
+                        Ok(d) => {
+                            match d.candidates.first() {
+                                Some(best) => commits.push(GitCommit {
+                                    repo_url: g.repo_url.clone(),
+                                    id: best.id.clone(),
+                                    branch: best.branch.clone(),
+                                    tag: best.tag.clone(),
+                                    message: Some(best.message.clone()),
+                                    author: Some(best.author.clone()),
+                                    committer: Some(best.committer.clone()),
+                                    subscription_name: s.name.clone(),
+                                }),
+                                None => missing.push(format!("no commit of {} matches the subscription", g.repo_url)),
+                            }
+                            subs.push(SubscriptionReport {
+                                kind: "git",
                                 repo_url: g.repo_url.clone(),
-                                id: best.id.clone(),
-                                branch: best.branch.clone(),
-                                tag: best.tag.clone(),
-                                message: Some(best.message.clone()),
-                                author: Some(best.author.clone()),
-                                committer: Some(best.committer.clone()),
-                                subscription_name: s.name.clone(),
-                            }),
-                            None => missing.push(format!("no commit of {} matches the subscription", g.repo_url)),
+                                image: None,
+                                git: Some(d),
+                                chart: None,
+                                error: None,
+                            });
                         }
-                        subs.push(SubscriptionReport {
-                            kind: "git",
-                            repo_url: g.repo_url.clone(),
-                            image: None,
-                            git: Some(d),
-                            chart: None,
-                            error: None,
-                        });
+                        Err(e) => {
+                            missing.push(format!("discovery of {} failed", g.repo_url));
+                            subs.push(SubscriptionReport::failed("git", &g.repo_url, e.class(), &e));
+                        }
                     }
-                    Err(e) => {
-                        missing.push(format!("discovery of {} failed", g.repo_url));
-                        subs.push(SubscriptionReport::failed("git", &g.repo_url, e.class(), &e));
-                    }
-                }
-            } else if let Some(c) = &s.chart {
-                match discover_chart(registry, c).await {
-                    Ok(d) => {
-                        match d.versions.first() {
-                            Some(v) => charts.push(Chart {
+                } else if let Some(c) = &s.chart {
+                    match discover_chart(registry, c).await {
+                        Ok(d) => {
+                            match d.versions.first() {
+                                Some(v) => charts.push(Chart {
+                                    repo_url: c.repo_url.clone(),
+                                    name: c.name.clone().filter(|_| !c.repo_url.starts_with("oci://")),
+                                    version: v.clone(),
+                                    subscription_name: s.name.clone(),
+                                }),
+                                None => {
+                                    missing.push(format!("no version of chart {} matches the subscription", d.name))
+                                }
+                            }
+                            subs.push(SubscriptionReport {
+                                kind: "chart",
                                 repo_url: c.repo_url.clone(),
-                                name: c.name.clone().filter(|_| !c.repo_url.starts_with("oci://")),
-                                version: v.clone(),
-                                subscription_name: s.name.clone(),
-                            }),
-                            None => missing.push(format!("no version of chart {} matches the subscription", d.name)),
+                                image: None,
+                                git: None,
+                                chart: Some(d),
+                                error: None,
+                            });
                         }
-                        subs.push(SubscriptionReport {
-                            kind: "chart",
-                            repo_url: c.repo_url.clone(),
-                            image: None,
-                            git: None,
-                            chart: Some(d),
-                            error: None,
-                        });
-                    }
-                    Err(e) => {
-                        missing.push(format!("discovery of {} failed", c.repo_url));
-                        subs.push(SubscriptionReport::failed("chart", &c.repo_url, e.class(), &e));
+                        Err(e) => {
+                            missing.push(format!("discovery of {} failed", c.repo_url));
+                            subs.push(SubscriptionReport::failed("chart", &c.repo_url, e.class(), &e));
+                        }
                     }
                 }
             }
-        }
-        let found = criteria::Found {
-            commits,
-            images,
-            charts,
-            missing,
-        };
-        let mut criteria_failed = false;
-        let (to_create, reason) = match criteria::decide(&r.project, &r.name, spec, found) {
-            MintDecision::Create(f) => (Some(*f), None),
-            MintDecision::Skip(reason) => (None, Some(reason)),
-            MintDecision::CriteriaFailed(reason) => {
-                criteria_failed = true;
-                (None, Some(reason))
-            }
-        };
-        let mut freight = match &to_create {
-            Some(f) => Some(barge_core::model::prune(serde_json::to_value(f)?)),
-            None => None,
-        };
-        let mut stored = None;
-        if let Some(store) = store {
-            let now = now_millis();
-            store
-                .put_discovery_status(&r.project, &r.name, &serde_json::to_value(&subs)?, now)
-                .await?;
-            if let Some(f) = to_create {
-                let minted = store.mint_freight(&r.project, &r.name, f, now).await?;
-                stored = Some(if minted.created { "created" } else { "existing" });
-                if minted.created {
-                    let f = &minted.freight;
-                    let _ = d
-                        .events
-                        .emit(crate::events::Event::FreightMinted {
-                            project: f.project.clone(),
-                            warehouse: f.warehouse.clone(),
-                            freight: f.freight.metadata.name.clone(),
-                            alias: f.freight.alias.clone(),
-                        })
-                        .await;
+            let found = criteria::Found {
+                commits,
+                images,
+                charts,
+                missing,
+            };
+            let mut criteria_failed = false;
+            let (to_create, reason) = match criteria::decide(&r.project, &r.name, spec, found) {
+                MintDecision::Create(f) => (Some(*f), None),
+                MintDecision::Skip(reason) => (None, Some(reason)),
+                MintDecision::CriteriaFailed(reason) => {
+                    criteria_failed = true;
+                    (None, Some(reason))
                 }
-                freight = Some(barge_core::model::prune(serde_json::to_value(&minted.freight.freight)?));
+            };
+            let mut freight = match &to_create {
+                Some(f) => Some(barge_core::model::prune(serde_json::to_value(f)?)),
+                None => None,
+            };
+            let mut stored = None;
+            if let Some(store) = store {
+                let now = now_millis();
+                store
+                    .put_discovery_status(&r.project, &r.name, &serde_json::to_value(&subs)?, now)
+                    .await?;
+                if let Some(f) = to_create {
+                    let minted = store.mint_freight(&r.project, &r.name, f, now).await?;
+                    stored = Some(if minted.created { "created" } else { "existing" });
+                    if minted.created {
+                        let f = &minted.freight;
+                        let _ = self
+                            .events
+                            .emit(crate::events::Event::FreightMinted {
+                                project: f.project.clone(),
+                                warehouse: f.warehouse.clone(),
+                                freight: f.freight.metadata.name.clone(),
+                                alias: f.freight.alias.clone(),
+                            })
+                            .await;
+                    }
+                    freight = Some(barge_core::model::prune(serde_json::to_value(&minted.freight.freight)?));
+                }
             }
+            reports.push(WarehouseReport {
+                project: r.project.clone(),
+                warehouse: r.name.clone(),
+                subscriptions: subs,
+                freight,
+                stored,
+                no_freight_reason: reason,
+                criteria_failed,
+            });
         }
-        reports.push(WarehouseReport {
-            project: r.project.clone(),
-            warehouse: r.name.clone(),
-            subscriptions: subs,
-            freight,
-            stored,
-            no_freight_reason: reason,
-            criteria_failed,
-        });
+        Ok(reports)
     }
-    Ok(reports)
 }
 
 /// Discovers an image subscription with what earlier passes learned, kept in the store when
