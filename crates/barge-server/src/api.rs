@@ -1,5 +1,5 @@
 //! The daemon's HTTP API, for the CLI: `POST /api/v1/call` with an [`ops::Call`] as JSON,
-//! behind a bearer token; `GET /healthz` without one. Errors are `{"error": "..."}` with the
+//! behind a bearer token; `GET /healthz` and `GET /readyz` without one. Errors are `{"error": "..."}` with the
 //! status the call's failure means (400 invalid, 401 no valid token, 403 forbidden, 404, 409
 //! conflict, 413 too large, 408 too slow, 500, 503 too many connections).
 //!
@@ -163,6 +163,7 @@ struct Api {
 fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/api/v1/call", post(call))
         .with_state(Api {
             shared,
@@ -347,6 +348,26 @@ async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Respo
         status_of(Some(ErrorClass::Auth)),
         format!("{reason} (set BARGE_TOKEN or --token-file to a token of this server)"),
     ))
+}
+
+/// How long `GET /readyz` waits for the store: well within a probe's timeout (the chart's is
+/// 5 s), so a store that hangs is reported as not ready rather than as a probe timing out.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /readyz`, without a token like /healthz: 200 while the store answers a trivial query
+/// within [`READY_TIMEOUT`], else 503, so that a replica which lost its database leaves a
+/// Service's endpoints instead of being restarted. The reason names neither the database nor
+/// the error (which may carry its address); the log has the error.
+async fn readyz(State(api): State<Api>) -> Response {
+    let reason = match tokio::time::timeout(READY_TIMEOUT, api.shared.store.ping()).await {
+        Ok(Ok(())) => return "ok".into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!("not ready: the store does not answer: {e}");
+            "not ready: the store does not answer"
+        }
+        Err(_) => "not ready: the store did not answer within 2 s",
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
 }
 
 async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
