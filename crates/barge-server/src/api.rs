@@ -1,5 +1,5 @@
 //! The daemon's HTTP API, for the CLI: `POST /api/v1/call` with an [`ops::Call`] as JSON,
-//! behind a bearer token; `GET /healthz` and `GET /readyz` without one. Errors are `{"error": "..."}` with the
+//! behind a bearer token; `GET /healthz` without one. Errors are `{"error": "..."}` with the
 //! status the call's failure means (400 invalid, 401 no valid token, 403 forbidden, 404, 409
 //! conflict, 413 too large, 408 too slow, 500, 503 too many connections).
 //!
