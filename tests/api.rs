@@ -226,6 +226,19 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `GET path` without a token over a fresh connection: the status and body.
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut s = self.connect(Duration::from_secs(30));
+        write!(s, "GET {path} HTTP/1.1\r\nHost: barge\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+        (status, body.to_string())
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -860,4 +873,45 @@ fn a_token_is_printed_once_and_never_listed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("exists already"), "{}", stderr(&out));
+}
+
+/// psql as the test server's superuser on its maintenance database (not on the database the
+/// daemon uses, which the test closes).
+fn psql(db_url: &str, sql: &str) {
+    let port = db_url.rsplit_once(':').unwrap().1.split('/').next().unwrap();
+    let out = Command::new(format!("{}/psql", barge_testkit::postgres::pg_bin()))
+        .args(["-h", "127.0.0.1", "-p", port, "-U", "barge", "-d", "postgres"])
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", stderr(&out));
+}
+
+#[test]
+fn readyz_is_503_while_postgresql_refuses_connections_and_200_again_after_healthz_always_200() {
+    let mut fx = Fixture::new();
+    fx.db = barge_testkit::postgres::postgres_url();
+    let db = fx.db.rsplit('/').next().unwrap().to_string();
+    let daemon = fx.daemon(&[], &[]);
+    let ok = (200, "ok".to_string());
+    assert_eq!(daemon.get("/readyz"), ok);
+
+    // The database goes away: no new connections (superusers' neither), the daemon's closed.
+    psql(&fx.db, &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false"));
+    psql(
+        &fx.db,
+        &format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"),
+    );
+    let (status, reason) = daemon.get("/readyz");
+    assert_eq!(status, 503, "{reason}");
+    assert!(reason.starts_with("not ready: the store"), "{reason}");
+    for secret in ["127.0.0.1", "secret-pw", "barge:", db.as_str()] {
+        assert!(!reason.contains(secret), "{secret} in {reason}");
+    }
+    assert_eq!(daemon.get("/healthz"), ok);
+
+    // Back: the pool connects again for the next probe.
+    psql(&fx.db, &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"));
+    assert_eq!(daemon.get("/readyz"), ok, "{}", daemon.log());
+    assert_eq!(daemon.get("/healthz"), ok);
 }

@@ -1,7 +1,7 @@
 //! `barge discover`: one discovery pass over Warehouses, without a daemon: per subscription
 //! the candidates considered, and the Freight it would mint.
 
-use crate::error::EngineError;
+use crate::error::{EngineError, not_found};
 use barge_core::Catalog;
 use barge_core::criteria::{self, MintDecision};
 use barge_core::model::Body;
@@ -102,6 +102,20 @@ pub fn warehouses<'a>(
     })
 }
 
+/// That the selection names Warehouses the catalog has (`All` always does).
+pub fn check_selection(catalog: &Catalog, selection: Selection<'_>) -> Result<(), EngineError> {
+    if warehouses(catalog, selection).next().is_some() {
+        return Ok(());
+    }
+    match selection {
+        Selection::All => Ok(()),
+        Selection::Named(name) => not_found!("no Warehouse named {name:?} in the definitions"),
+        Selection::One { project, name } => {
+            not_found!("no Warehouse named {name:?} in project {project:?} in the definitions")
+        }
+    }
+}
+
 /// Discovery's clients, built once and reused for every pass (building a TLS client loads the
 /// system's root certificates, which is not something to do per Warehouse per minute).
 pub struct Discoverer {
@@ -138,6 +152,20 @@ impl Discoverer {
             git_config,
             events,
         })
+    }
+
+    /// The discoverer of `barge discover` and `barge refresh` without a server: git and chart
+    /// credentials the `catalog` wrote in its URLs, minted Freight announced to the `store`'s
+    /// audit trail (when there is one) and to no webhooks.
+    pub fn for_catalog(
+        catalog: &Catalog,
+        config: RegistryConfig,
+        git_rules: Vec<barge_registry::CredentialRule>,
+        store: Option<&barge_store::Store>,
+    ) -> Result<Discoverer, EngineError> {
+        let defined = crate::config::DefinedCredentials::of(catalog);
+        let events = crate::events::EventSink::new(store.cloned(), Vec::new());
+        Discoverer::new(config, &defined, git_rules, events)
     }
 
     /// Runs discovery for the Warehouses of the catalog the selection covers.

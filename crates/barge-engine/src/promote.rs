@@ -635,3 +635,78 @@ pub fn step_outputs<'a>(
         .filter_map(|s| s["alias"].as_str())
         .map(|alias| &stored.state["outputs"][alias])
 }
+
+/// What `barge promote` reports of the promotion it ran here (`-o json`, `-o yaml`; the text
+/// form is the CLI's).
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionReport {
+    /// None for a dry run: it stores no promotion, so it has no name to show (one would send
+    /// people looking for it with `barge get promotion`).
+    pub name: Option<String>,
+    pub project: String,
+    pub stage: String,
+    pub freight: String,
+    /// The Freight's alias, for people (the text form); scripts have its name.
+    #[serde(skip)]
+    pub freight_alias: Option<String>,
+    pub dry_run: bool,
+    pub phase: Phase,
+    pub message: String,
+    pub steps: Vec<barge_core::promotion::StepRecord>,
+    pub outputs: serde_json::Map<String, serde_json::Value>,
+    pub effects: Vec<barge_promote::steps::Effect>,
+}
+
+impl PromotionReport {
+    fn of(p: Promotion, outcome: barge_promote::Outcome, dry_run: bool) -> PromotionReport {
+        PromotionReport {
+            name: (!dry_run).then_some(p.name),
+            project: p.project,
+            stage: p.stage,
+            freight: p.freight.metadata.name,
+            freight_alias: p.freight.alias,
+            dry_run,
+            phase: outcome.phase,
+            message: outcome.message,
+            steps: outcome.state.steps,
+            outputs: outcome.state.outputs,
+            effects: outcome.effects,
+        }
+    }
+}
+
+/// The definitions `barge promote` without PATHs runs: those `barge serve` last recorded in
+/// the store at `db`. A store never written has none: that is said without creating it.
+pub async fn stored_catalog(db: &str) -> Result<Catalog, EngineError> {
+    let stored = match crate::unwritten_store(db) {
+        Some(_) => None,
+        None => crate::stored_definitions(&Store::open(db).await?).await?,
+    };
+    stored.ok_or_else(|| {
+        EngineError::NotFound(format!(
+            "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
+            barge_store::redact_url(db)
+        ))
+    })
+}
+
+/// Where `barge promote` runs a promotion in its own process: the store, the work directory
+/// and the configuration (registries; the file's git and secrets sections).
+pub struct Here<'a> {
+    pub db: &'a str,
+    pub work_dir: PathBuf,
+    pub registry: &'a barge_registry::RegistryConfig,
+    pub file: &'a crate::config::Config,
+}
+
+/// `barge promote` without a server: builds the engine for `here`, runs (or resumes) the
+/// promotion and reports it.
+pub async fn run_here(catalog: &Catalog, here: Here<'_>, req: &Request<'_>) -> Result<PromotionReport, EngineError> {
+    let store = Store::open(here.db).await?;
+    let defined = crate::config::DefinedCredentials::of(catalog);
+    let engine = engine(here.work_dir, here.registry, here.file, req.dry_run, &defined)?;
+    let events = EventSink::for_engine(store.clone(), &engine);
+    let (p, outcome) = run(catalog, store, &events, engine, req).await?;
+    Ok(PromotionReport::of(p, outcome, req.dry_run))
+}

@@ -456,3 +456,54 @@ async fn rollback(
         Err(e) => tracing::warn!(stage = %def.name, "no rollback after the {phase} verification: {e}"),
     }
 }
+
+/// The template `barge analysis run` runs: the catalog's one (Cluster)AnalysisTemplate, or the
+/// one named `template`. `sources` (the definitions' paths) say where none was found.
+pub fn find_template<'a>(
+    catalog: &'a Catalog,
+    template: Option<&str>,
+    sources: &[String],
+) -> Result<(&'a str, &'a AnalysisTemplateSpec), EngineError> {
+    let found: Vec<(&str, &AnalysisTemplateSpec)> = catalog
+        .resources
+        .iter()
+        .filter_map(|r| match &r.body {
+            Some(Body::AnalysisTemplate(t)) => t.spec.as_ref().map(|s| (r.name.as_str(), s)),
+            Some(Body::ClusterAnalysisTemplate(t)) => t.spec.as_ref().map(|s| (r.name.as_str(), s)),
+            _ => None,
+        })
+        .filter(|(name, _)| template.is_none_or(|t| t == *name))
+        .collect();
+    match (found.as_slice(), template) {
+        ([one], _) => Ok(*one),
+        ([], Some(t)) => not_found!("no AnalysisTemplate named {t:?} in {}", sources.join(" ")),
+        ([], None) => not_found!("no AnalysisTemplate in {}", sources.join(" ")),
+        (many, _) => {
+            let names: Vec<&str> = many.iter().map(|(n, _)| *n).collect();
+            Err(EngineError::Invalid(format!(
+                "several templates ({}); choose one with --template",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// The analysis `barge analysis run` runs from template `name`: its Prometheus metrics asking
+/// `prometheus` when given, its arguments from `given` and `secretKeyRef`s from `secrets`.
+pub fn prepare_adhoc(
+    name: &str,
+    spec: &AnalysisTemplateSpec,
+    prometheus: Option<&str>,
+    given: &BTreeMap<String, String>,
+    secrets: &Secrets,
+) -> Result<Analysis, EngineError> {
+    let mut spec = spec.clone();
+    if let Some(url) = prometheus {
+        for p in spec.metrics.iter_mut().filter_map(|m| m.provider.prometheus.as_mut()) {
+            p.address = Some(url.to_string());
+        }
+    }
+    args::resolve(&spec.args, given, &mut |n, k| lookup_secret(secrets, n, k))
+        .and_then(|resolved| Analysis::prepare(&spec, &resolved))
+        .map_err(|e| EngineError::Invalid(format!("{name}: {e}")))
+}

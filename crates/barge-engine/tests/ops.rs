@@ -391,29 +391,25 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
     let bare = bare_repo(root.path(), "config.git", &[("values.yaml", "image:\n  tag: 1.0.0\n")]);
     let daemon = GitDaemon::start(root.path());
     let fx = fixture(&format!("git://127.0.0.1:{}/config.git", daemon.port)).await;
-    let config = barge_engine::config::Config::default();
-    let registry = config.registry_config(&barge_engine::config::RegistryFlags {
-        rewrites: &[],
-        plain_http: &[],
-        rate_limit: None,
-        page_size: None,
-    });
-    let defined = barge_engine::config::DefinedCredentials::of(&fx.catalog);
-    let engine =
-        barge_engine::promote::engine(fx.dir.path().join("work"), &registry, &config, false, &defined).unwrap();
-    let request = barge_engine::promote::Request {
-        stage: "dev",
-        project: None,
-        freight: &fx.freight.1,
-        actor: "alice",
-        dry_run: false,
-        override_window: None,
-    };
-    let events = barge_engine::events::EventSink::for_engine(fx.store.clone(), &engine);
-    let (promotion, outcome) = barge_engine::promote::run(&fx.catalog, fx.store.clone(), &events, engine, &request)
-        .await
-        .unwrap();
-    assert_eq!(outcome.phase, Phase::Succeeded, "{}", outcome.message);
+    // A dry run first: reported without a name (none is stored), in the CLI's JSON fields.
+    let dry = promote_here(&fx, true).await;
+    assert_eq!((dry.name.as_deref(), dry.dry_run), (None, true));
+    assert_eq!(dry.phase, Phase::Succeeded, "{}", dry.message);
+    let json = serde_json::to_value(&dry).unwrap();
+    let fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+    let expected = [
+        "name", "project", "stage", "freight", "dryRun", "phase", "message", "steps", "outputs", "effects",
+    ];
+    assert_eq!(fields, expected);
+    assert_eq!(
+        (&json["name"], &json["freight"]),
+        (&serde_json::Value::Null, &serde_json::json!(fx.freight.0))
+    );
+    assert_eq!(json["phase"], "Succeeded");
+    let report = promote_here(&fx, false).await;
+    assert_eq!(report.phase, Phase::Succeeded, "{}", report.message);
+    assert_eq!(report.freight_alias.as_deref(), Some(fx.freight.1.as_str()));
+    let promotion = report.name.expect("a promotion that ran has a name");
     let clone = root.path().join("check");
     git(
         root.path(),
@@ -426,7 +422,7 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
         .call(Call::GetFreight {
             project: None,
             warehouse: None,
-            name: Some(promotion.freight.metadata.name.clone()),
+            name: Some(report.freight.clone()),
         })
         .await
         .unwrap()
@@ -434,4 +430,44 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
         panic!("not freight")
     };
     assert!(freight[0].status.currently_in.contains_key("dev"));
+    let Answer::Promotions(stored) = fx
+        .call(Call::GetPromotions {
+            project: None,
+            stage: None,
+            name: Some(promotion),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("not promotions")
+    };
+    assert_eq!(stored[0].phase, Phase::Succeeded);
+}
+
+/// `barge promote` in-process: the fixture's Freight (by alias) into dev, as its report.
+async fn promote_here(fx: &Fixture, dry_run: bool) -> barge_engine::promote::PromotionReport {
+    let config = barge_engine::config::Config::default();
+    let registry = config.registry_config(&barge_engine::config::RegistryFlags {
+        rewrites: &[],
+        plain_http: &[],
+        rate_limit: None,
+        page_size: None,
+    });
+    let here = barge_engine::promote::Here {
+        db: &barge_testkit::postgres::sqlite_url(&fx.dir),
+        work_dir: fx.dir.path().join("work"),
+        registry: &registry,
+        file: &config,
+    };
+    let request = barge_engine::promote::Request {
+        stage: "dev",
+        project: None,
+        freight: &fx.freight.1,
+        actor: "alice",
+        dry_run,
+        override_window: None,
+    };
+    barge_engine::promote::run_here(&fx.catalog, here, &request)
+        .await
+        .unwrap()
 }

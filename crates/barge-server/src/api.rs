@@ -164,6 +164,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
     let shared_for_hooks = shared.clone();
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .route("/api/v1/call", post(call))
         .with_state(Api {
             shared,
@@ -353,6 +354,26 @@ async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Respo
         status_of(Some(ErrorClass::Auth)),
         format!("{reason} (set BARGE_TOKEN or --token-file to a token of this server)"),
     ))
+}
+
+/// How long `GET /readyz` waits for the store: well within a probe's timeout (the chart's is
+/// 5 s), so a store that hangs is reported as not ready rather than as a probe timing out.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /readyz`, without a token like /healthz: 200 while the store answers a trivial query
+/// within [`READY_TIMEOUT`], else 503, so that a replica which lost its database leaves a
+/// Service's endpoints instead of being restarted. The reason names neither the database nor
+/// the error (which may carry its address); the log has the error.
+async fn readyz(State(api): State<Api>) -> Response {
+    let reason = match tokio::time::timeout(READY_TIMEOUT, api.shared.store.ping()).await {
+        Ok(Ok(())) => return "ok".into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!("not ready: the store does not answer: {e}");
+            "not ready: the store does not answer"
+        }
+        Err(_) => "not ready: the store did not answer within 2 s",
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
 }
 
 async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {

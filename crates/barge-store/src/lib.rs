@@ -260,6 +260,13 @@ impl Store {
         self.backend
     }
 
+    /// Whether the database answers a trivial query (`SELECT 1`), on a pooled connection the
+    /// pool checks first (a new one when none is idle), for the daemon's readiness.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// A transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that read first cannot upgrade once another
     /// writer committed (SQLITE_BUSY_SNAPSHOT), whereas an immediate one waits its turn.

@@ -3,10 +3,8 @@
 
 use crate::Format;
 use anyhow::Result;
-use barge_analysis::{Analysis, Measurement, MetricReport, Report};
-use barge_core::analysis::{Phase, args};
-use barge_core::model::Body;
-use barge_core::model::analysis::AnalysisTemplateSpec;
+use barge_analysis::{Measurement, MetricReport, Report};
+use barge_core::analysis::Phase;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -27,60 +25,22 @@ pub fn run(
         eprint!("{}", barge_engine::diagnostics::diagnostics_text(&catalog, false));
         return Ok(ExitCode::from(2));
     }
-    let found: Vec<(&str, &AnalysisTemplateSpec)> = catalog
-        .resources
-        .iter()
-        .filter_map(|r| match &r.body {
-            Some(Body::AnalysisTemplate(t)) => t.spec.as_ref().map(|s| (r.name.as_str(), s)),
-            Some(Body::ClusterAnalysisTemplate(t)) => t.spec.as_ref().map(|s| (r.name.as_str(), s)),
-            _ => None,
-        })
-        .filter(|(name, _)| template.is_none_or(|t| t == *name))
-        .collect();
-    let (name, spec) = match found.as_slice() {
-        [one] => *one,
-        [] => {
-            eprintln!(
-                "barge: error: {}",
-                match template {
-                    Some(t) => format!("no AnalysisTemplate named {t:?} in {}", paths.join(" ")),
-                    None => format!("no AnalysisTemplate in {}", paths.join(" ")),
-                }
-            );
-            return Ok(ExitCode::from(2));
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|(n, _)| *n).collect();
-            eprintln!(
-                "barge: error: several templates ({}); choose one with --template",
-                names.join(", ")
-            );
-            return Ok(ExitCode::from(2));
-        }
+    let usage = |e: barge_engine::EngineError| {
+        eprintln!("barge: error: {e}");
+        ExitCode::from(2)
     };
-    let mut spec = spec.clone();
-    if let Some(url) = prometheus {
-        for m in &mut spec.metrics {
-            if let Some(p) = &mut m.provider.prometheus {
-                p.address = Some(url.to_string());
-            }
-        }
-    }
+    let (name, spec) = match barge_engine::verify::find_template(&catalog, template, paths) {
+        Ok(found) => found,
+        Err(e) => return Ok(usage(e)),
+    };
     let secrets = match config {
         Some(path) => barge_engine::config::Config::load(path)?.read_secrets()?,
         None => BTreeMap::new(),
     };
     let given: BTreeMap<String, String> = given.iter().cloned().collect();
-    let prepared = args::resolve(&spec.args, &given, &mut |n, k| {
-        barge_engine::verify::lookup_secret(&secrets, n, k)
-    })
-    .and_then(|resolved| Analysis::prepare(&spec, &resolved));
-    let analysis = match prepared {
+    let analysis = match barge_engine::verify::prepare_adhoc(name, spec, prometheus, &given, &secrets) {
         Ok(a) => a,
-        Err(e) => {
-            eprintln!("barge: error: {name}: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(e) => return Ok(usage(e)),
     };
     eprintln!("barge: running analysis {name} (Ctrl-C stops it)");
     let report = crate::block_on(async {

@@ -171,6 +171,8 @@ pub fn print(output: Format, v: &impl serde::Serialize, text: impl FnOnce() -> S
         Format::Yaml => write!(out, "{}", yaml_serde::to_string(v)?)?,
         Format::Text => write!(out, "{}", text())?,
     }
+    // Now, not when the lock drops: `discover --watch` prints a pass at a time.
+    out.flush()?;
     Ok(())
 }
 

@@ -726,23 +726,21 @@ fn parse_rewrite(s: &str) -> Result<barge_registry::Rewrite, String> {
 }
 
 impl RegistryArgs {
-    /// The configuration file, or the defaults without one.
-    fn file(&self) -> Result<config::Config> {
-        match &self.config {
-            Some(path) => Ok(config::Config::load(path)?),
-            None => Ok(config::Config::default()),
-        }
-    }
-
-    /// The registry configuration: the config file's, with these flags on top.
-    fn config(&self) -> Result<barge_registry::RegistryConfig> {
+    /// The configuration file (the defaults without one) and the registry configuration: the
+    /// file's, with these flags on top.
+    fn settings(&self) -> Result<(config::Config, barge_registry::RegistryConfig)> {
+        let file = match &self.config {
+            Some(path) => config::Config::load(path)?,
+            None => config::Config::default(),
+        };
         let flags = config::RegistryFlags {
             rewrites: &self.rewrite,
             plain_http: &self.plain_http,
             rate_limit: self.rate_limit,
             page_size: self.page_size,
         };
-        Ok(self.file()?.registry_config(&flags))
+        let registry = file.registry_config(&flags);
+        Ok((file, registry))
     }
 }
 
@@ -909,18 +907,10 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let mut out = std::io::stdout().lock();
-    match args.output {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &diagnostics::validate_json(&catalog))?;
-            writeln!(out)?;
-        }
-        Format::Yaml => write!(out, "{}", yaml_serde::to_string(&diagnostics::validate_json(&catalog))?)?,
-        Format::Text => {
-            write!(out, "{}", diagnostics::diagnostics_text(&catalog, render::use_color()))?;
-            writeln!(out, "{}", diagnostics::summary(&catalog))?;
-        }
-    }
+    client::print(args.output, &diagnostics::validate_json(&catalog), || {
+        let text = diagnostics::diagnostics_text(&catalog, render::use_color());
+        format!("{text}{}\n", diagnostics::summary(&catalog))
+    })?;
     let warnings = catalog.diagnostics.len() - catalog.errors();
     Ok(if catalog.errors() > 0 || (args.deny_warnings && warnings > 0) {
         ExitCode::from(1)
@@ -938,8 +928,8 @@ fn plan(PlanArgs { paths, output, expand }: PlanArgs) -> Result<ExitCode> {
     if !catalog.diagnostics.is_empty() {
         report_problems(&catalog);
     }
-    let mut out = std::io::stdout().lock();
     if expand {
+        let mut out = std::io::stdout().lock();
         let docs: Vec<serde_json::Value> = catalog
             .resources
             .iter()
@@ -949,27 +939,16 @@ fn plan(PlanArgs { paths, output, expand }: PlanArgs) -> Result<ExitCode> {
         if docs.is_empty() {
             eprintln!("barge: no barge.dev/v1alpha1 Pipeline found; --expand has nothing to show");
         }
-        match output {
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut out, &docs)?;
-                writeln!(out)?;
-            }
-            Format::Yaml | Format::Text => {
-                for d in &docs {
-                    write!(out, "---\n{}", yaml_serde::to_string(d)?)?;
-                }
-            }
+        if output == Format::Json {
+            client::print(output, &docs, String::new)?;
+        }
+        // YAML and text alike: the documents as a stream, to apply or read.
+        for d in docs.iter().filter(|_| output != Format::Json) {
+            write!(out, "---\n{}", yaml_serde::to_string(d)?)?;
         }
     } else {
         let plan = barge_core::plan::plan(&catalog);
-        match output {
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut out, &plan)?;
-                writeln!(out)?;
-            }
-            Format::Yaml => write!(out, "{}", yaml_serde::to_string(&plan)?)?,
-            Format::Text => write!(out, "{}", barge_core::plan::render_text(&plan))?,
-        }
+        client::print(output, &plan, || barge_core::plan::render_text(&plan))?;
     }
     Ok(if catalog.errors() > 0 {
         ExitCode::from(1)
@@ -1156,12 +1135,12 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     // A bad config file or token is the user's to fix: exit 2, before anything runs.
-    let settings = args.registry.config().and_then(|c| Ok((c, args.registry.file()?)));
+    let settings = args.registry.settings();
     let token = args
         .listen
         .map(|_| api::Access::load(args.token_file.as_deref(), &args.token_name, args.anonymous_role))
         .transpose();
-    let ((config, file), access) = match settings.and_then(|s| Ok((s, token?))) {
+    let ((file, config), access) = match settings.and_then(|s| Ok((s, token?))) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("barge: error: {e:#}");
@@ -1241,18 +1220,7 @@ fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let db = args.target.db()?;
     let catalog = if args.paths.is_empty() {
-        // A store never written has no definitions: say so without creating it.
-        let stored = match barge_engine::unwritten_store(&db) {
-            Some(_) => None,
-            None => runtime
-                .block_on(async { barge_engine::stored_definitions(&barge_store::Store::open(&db).await?).await })?,
-        };
-        stored.ok_or_else(|| {
-            anyhow::anyhow!(
-                "no definitions: give them as PATH, or run `barge serve PATH --db {}` once",
-                barge_store::redact_url(&db)
-            )
-        })?
+        runtime.block_on(promote::stored_catalog(&db))?
     } else {
         match load(&args.paths) {
             Ok(c) => c,
@@ -1263,80 +1231,24 @@ fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
         report_problems(&catalog);
         return Ok(ExitCode::from(1));
     }
-    let work_dir = args.work_dir.clone().unwrap_or_else(barge_engine::default_work_dir);
-    let config = args.registry.config()?;
-    let file = args.registry.file()?;
-    let dry_run = args.dry_run;
-    let (p, outcome) = runtime.block_on(async {
-        let store = barge_store::Store::open(&db).await?;
-        let defined = config::DefinedCredentials::of(&catalog);
-        let engine = promote::engine(work_dir, &config, &file, dry_run, &defined)?;
-        let req = promote::Request {
-            stage,
-            project: args.project.as_deref(),
-            freight: &args.freight,
-            actor: &args.actor,
-            dry_run,
-            override_window: override_reason.as_deref(),
-        };
-        let events = barge_engine::events::EventSink::for_engine(store.clone(), &engine);
-        promote::run(&catalog, store, &events, engine, &req).await
-    })?;
-    let mut out = std::io::stdout().lock();
-    // A dry run stores no promotion, so it has no name to show (one would send people
-    // looking for it with `barge get promotion`).
-    let name = (!dry_run).then_some(&p.name);
-    let report = serde_json::json!({
-        "name": name,
-        "project": p.project,
-        "stage": p.stage,
-        "freight": p.freight.metadata.name,
-        "dryRun": dry_run,
-        "phase": outcome.phase.as_str(),
-        "message": outcome.message,
-        "steps": outcome.state.steps,
-        "outputs": outcome.state.outputs,
-        "effects": outcome.effects,
-    });
-    match args.output {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
-        }
-        Format::Yaml => write!(out, "{}", yaml_serde::to_string(&report)?)?,
-        Format::Text => {
-            if dry_run {
-                for (alias, o) in &outcome.state.outputs {
-                    if let Some(diff) = o.get("diff").and_then(|d| d.as_str()) {
-                        writeln!(
-                            out,
-                            "# {alias}: the diff a push to {} would land",
-                            o["branch"].as_str().unwrap_or("?")
-                        )?;
-                        write!(out, "{diff}")?;
-                    }
-                }
-            }
-            writeln!(
-                out,
-                "{} of {} into {}: {}{}",
-                name.map_or_else(|| "Dry run".to_string(), |n| format!("Promotion {n}")),
-                p.freight.alias.as_deref().unwrap_or(&p.freight.metadata.name),
-                p.stage,
-                outcome.phase.as_str(),
-                if outcome.message.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", outcome.message)
-                }
-            )?;
-            if !outcome.effects.is_empty() {
-                let verb = if dry_run { "Would apply" } else { "Applied" };
-                writeln!(out, "{verb} {} metadata/alias change(s)", outcome.effects.len())?;
-            }
-        }
-    }
-    Ok(if outcome.phase == Phase::Succeeded {
+    let (file, registry) = args.registry.settings()?;
+    let here = promote::Here {
+        db: &db,
+        work_dir: args.work_dir.clone().unwrap_or_else(barge_engine::default_work_dir),
+        registry: &registry,
+        file: &file,
+    };
+    let req = promote::Request {
+        stage,
+        project: args.project.as_deref(),
+        freight: &args.freight,
+        actor: &args.actor,
+        dry_run: args.dry_run,
+        override_window: override_reason.as_deref(),
+    };
+    let report = runtime.block_on(promote::run_here(&catalog, here, &req))?;
+    client::print(args.output, &report, || render::promotion_text(&report))?;
+    Ok(if report.phase == Phase::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -1367,40 +1279,24 @@ fn discover(
         eprintln!("barge: error: fix the definitions before discovering");
         return Ok(ExitCode::from(1));
     }
-    if discover::warehouses(&catalog, selection).next().is_none() {
-        match selection {
-            discover::Selection::All => {}
-            discover::Selection::Named(name) => {
-                eprintln!("barge: error: no Warehouse named {name:?} in the definitions");
-                return Ok(ExitCode::from(2));
-            }
-            discover::Selection::One { project, name } => {
-                eprintln!("barge: error: no Warehouse named {name:?} in project {project:?} in the definitions");
-                return Ok(ExitCode::from(2));
-            }
-        }
+    if let Err(e) = discover::check_selection(&catalog, selection) {
+        eprintln!("barge: error: {e}");
+        return Ok(ExitCode::from(2));
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     // A bad config file is the user's to fix: exit 2, before anything runs.
-    let (registry_config, git_rules) = match registry
-        .config()
-        .and_then(|c| Ok((c, registry.file()?.git_credential_rules())))
-    {
+    let (file, registry_config) = match registry.settings() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("barge: error: {e:#}");
             return Ok(ExitCode::from(2));
         }
     };
-    let defined = config::DefinedCredentials::of(&catalog);
-    let store = runtime.block_on(async {
-        match db {
-            Some(url) => anyhow::Ok(Some(barge_store::Store::open(url).await?)),
-            None => Ok(None),
-        }
-    })?;
-    let events = barge_engine::events::EventSink::new(store.clone(), Vec::new());
-    let discoverer = discover::Discoverer::new(registry_config, &defined, git_rules, events)?;
+    let store = db
+        .map(|url| runtime.block_on(barge_store::Store::open(url)))
+        .transpose()?;
+    let discoverer =
+        discover::Discoverer::for_catalog(&catalog, registry_config, file.git_credential_rules(), store.as_ref())?;
     if let Mode::Watch(passes) = mode {
         runtime.block_on(discover::watch(
             &catalog,
@@ -1421,17 +1317,7 @@ fn discover(
 }
 
 fn print_reports(reports: &[discover::WarehouseReport], output: Format) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match output {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, reports)?;
-            writeln!(out)?;
-        }
-        Format::Yaml => write!(out, "{}", yaml_serde::to_string(reports)?)?,
-        Format::Text => write!(out, "{}", render::discovery_text(reports))?,
-    }
-    out.flush()?;
-    Ok(())
+    client::print(output, &reports, || render::discovery_text(reports))
 }
 
 /// Loads and validates sources; a usage problem (missing path) becomes exit status 2, a

@@ -147,3 +147,36 @@ pub fn discovery_text(reports: &[barge_engine::discover::WarehouseReport]) -> St
     }
     s
 }
+
+/// `barge promote`'s report for people: a dry run's diffs, then the outcome in a line.
+pub fn promotion_text(report: &barge_engine::promote::PromotionReport) -> String {
+    let mut text = String::new();
+    if report.dry_run {
+        for (alias, o) in &report.outputs {
+            if let Some(diff) = o.get("diff").and_then(|d| d.as_str()) {
+                let branch = o["branch"].as_str().unwrap_or("?");
+                text += &format!("# {alias}: the diff a push to {branch} would land\n{diff}");
+            }
+        }
+    }
+    text += &format!(
+        "{} of {} into {}: {}{}\n",
+        report
+            .name
+            .as_ref()
+            .map_or_else(|| "Dry run".to_string(), |n| format!("Promotion {n}")),
+        report.freight_alias.as_deref().unwrap_or(&report.freight),
+        report.stage,
+        report.phase.as_str(),
+        if report.message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.message)
+        }
+    );
+    if !report.effects.is_empty() {
+        let verb = if report.dry_run { "Would apply" } else { "Applied" };
+        text += &format!("{verb} {} metadata/alias change(s)\n", report.effects.len());
+    }
+    text
+}
