@@ -149,6 +149,27 @@ pub struct Receiver {
     pub virtual_repo: Option<String>,
 }
 
+/// A receiver as `barge get webhooks` lists it (never its secret).
+#[derive(Debug, serde::Serialize)]
+pub struct Listing<'a> {
+    pub project: &'a str,
+    pub name: &'a str,
+    pub provider: &'static str,
+    /// The path barge serves it at.
+    pub url: &'a str,
+}
+
+impl Receiver {
+    pub fn listing(&self) -> Listing<'_> {
+        Listing {
+            project: &self.project,
+            name: &self.name,
+            provider: self.provider.key(),
+            url: &self.path,
+        }
+    }
+}
+
 impl fmt::Debug for Receiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")

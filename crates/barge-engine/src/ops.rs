@@ -131,6 +131,71 @@ impl Call {
 }
 
 impl Call {
+    /// Whether the call needs the definitions (the others only read or change the store).
+    fn needs_definitions(&self) -> bool {
+        !matches!(
+            self,
+            Call::GetFreight { .. }
+                | Call::GetPromotions { .. }
+                | Call::History { .. }
+                | Call::Abort { .. }
+                | Call::Alias { .. }
+                | Call::Token(_)
+        )
+    }
+}
+
+/// Runs a call in this process on the store at `db` (the CLI's `--db`), as the local user
+/// (whoever can open the store can change it; the call records its own actor). The definitions
+/// come from `paths`, or without them from what `barge serve` last recorded; calls that only
+/// touch the store skip them. Reading a store that was never written answers from an empty
+/// one and creates no file: a `barge get` with a typo in --db leaves nothing behind.
+pub async fn handle_here(db: &str, paths: &[String], c: Call) -> Result<Answer, EngineError> {
+    let scratch = match crate::unwritten_store(db).filter(|_| c.reads_only()) {
+        Some(_) => Some(tempfile::tempdir().map_err(|e| EngineError::Internal(format!("no scratch store: {e}")))?),
+        None => None,
+    };
+    let store = match &scratch {
+        Some(dir) => Store::open_for_one_call(&format!("sqlite://{}", dir.path().join("empty.db").display())).await?,
+        None => Store::open_for_one_call(db).await?,
+    };
+    let catalog = if !c.needs_definitions() {
+        Catalog::default()
+    } else if paths.is_empty() {
+        crate::stored_definitions(&store).await?.unwrap_or_default()
+    } else {
+        let paths = paths.to_vec();
+        let loaded = tokio::task::spawn_blocking(move || crate::load_catalog(&paths))
+            .await
+            .map_err(|e| EngineError::Internal(format!("loading the definitions stopped: {e}")))?;
+        let catalog = loaded.map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if catalog.errors() > 0 {
+            return Err(EngineError::Invalid(format!(
+                "the definitions have errors:\n{}",
+                crate::diagnostics::diagnostics_text(&catalog, false)
+            )));
+        }
+        catalog
+    };
+    if c.needs_definitions() && catalog.resources.is_empty() {
+        return Err(EngineError::NotFound(format!(
+            "no definitions: pass them with -f PATH, or run `barge serve PATH --db {}` once so the store has them",
+            barge_store::redact_url(db)
+        )));
+    }
+    let events = EventSink::new(Some(store.clone()), Vec::new());
+    let cx = Context {
+        store: &store,
+        events: &events,
+        catalog: &catalog,
+        refresh: None,
+        health: None,
+        principal: &barge_core::authz::Principal::local(),
+    };
+    handle(&cx, c).await
+}
+
+impl Call {
     /// Who the call says acts, for the verbs that record one. The API replaces it with its
     /// token's identity.
     pub fn actor_mut(&mut self) -> Option<&mut String> {

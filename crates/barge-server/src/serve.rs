@@ -181,6 +181,27 @@ struct Tally {
     failures: Vec<String>,
 }
 
+/// `barge serve`: opens the store at `db` (the default store without one), makes the
+/// promotion engine with `workers` promotions at once, and serves until stopped (false when a
+/// `--once` run had failures).
+pub async fn start(
+    opts: Options,
+    catalog: Catalog,
+    db: Option<String>,
+    work_dir: std::path::PathBuf,
+    file: &barge_engine::config::Config,
+    workers: usize,
+) -> anyhow::Result<bool> {
+    let db = match db {
+        Some(url) => url,
+        None => barge_engine::default_db()?,
+    };
+    let store = Store::open(&db).await?;
+    let mut engine = promote::engine(work_dir, &opts.registry, file, false, &opts.defined)?;
+    engine.slots = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
+    serve(opts, catalog, store, engine).await
+}
+
 pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> anyhow::Result<bool> {
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
     // redacted.

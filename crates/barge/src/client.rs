@@ -65,21 +65,6 @@ impl Server {
 }
 
 /// The definitions for a call against the store.
-async fn definitions(target: &Target, store: &barge_store::Store) -> Result<barge_core::Catalog> {
-    if !target.definitions.is_empty() {
-        let paths = target.definitions.clone();
-        let catalog = tokio::task::spawn_blocking(move || barge_engine::load_catalog(&paths)).await??;
-        if catalog.errors() > 0 {
-            bail!(
-                "the definitions have errors:\n{}",
-                barge_engine::diagnostics::diagnostics_text(&catalog, false)
-            );
-        }
-        return Ok(catalog);
-    }
-    Ok(barge_engine::stored_definitions(store).await?.unwrap_or_default())
-}
-
 /// Runs a call on `barge serve` (`remote.server`, which must be set); the answer is read as
 /// the call's typed answer.
 pub async fn call_server(remote: &Server, c: Call) -> Result<Answer> {
@@ -111,53 +96,13 @@ pub async fn call(target: &Target, c: Call) -> Result<Answer> {
         return call_server(&target.remote, c).await;
     }
     let db = target.db()?;
-    // Reading a store that was never written shows an empty one and creates no file: a
-    // `barge get` in the wrong directory or with a typo in --db leaves nothing behind.
-    let _scratch;
-    let store = match barge_engine::unwritten_store(&db).filter(|_| c.reads_only()) {
-        Some(file) => {
-            eprintln!(
-                "barge: note: nothing stored yet ({} does not exist; `barge serve` or `barge discover --db` fill it)",
-                file.display()
-            );
-            _scratch = tempfile::tempdir()?;
-            let empty = format!("sqlite://{}", _scratch.path().join("empty.db").display());
-            barge_store::Store::open_for_one_call(&empty).await?
-        }
-        None => barge_store::Store::open_for_one_call(&db).await?,
-    };
-    let needs_definitions = !matches!(
-        c,
-        Call::GetFreight { .. }
-            | Call::GetPromotions { .. }
-            | Call::History { .. }
-            | Call::Abort { .. }
-            | Call::Alias { .. }
-            | Call::Token(_)
-    );
-    // Verbs that only read the store skip parsing the definitions.
-    let catalog = if needs_definitions {
-        definitions(target, &store).await?
-    } else {
-        barge_core::Catalog::default()
-    };
-    if needs_definitions && catalog.resources.is_empty() {
-        bail!(
-            "no definitions: pass them with -f PATH, or run `barge serve PATH --db {}` once so the store has them",
-            barge_store::redact_url(&db)
+    if let Some(file) = barge_engine::unwritten_store(&db).filter(|_| c.reads_only()) {
+        eprintln!(
+            "barge: note: nothing stored yet ({} does not exist; `barge serve` or `barge discover --db` fill it)",
+            file.display()
         );
     }
-    let events = barge_engine::events::EventSink::new(Some(store.clone()), Vec::new());
-    let cx = ops::Context {
-        store: &store,
-        events: &events,
-        catalog: &catalog,
-        refresh: None,
-        health: None,
-        // Whoever can open the store can change it; the call records its --actor.
-        principal: &barge_core::authz::Principal::local(),
-    };
-    Ok(ops::handle(&cx, c).await?)
+    Ok(ops::handle_here(&db, &target.definitions, c).await?)
 }
 
 /// Prints an answer: JSON or YAML as is, or `text` for people.

@@ -1151,32 +1151,23 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
     let replica_id = args
         .replica_id
         .unwrap_or_else(|| format!("{}:{}", promote::host_name(), work_dir.display()));
+    let opts = serve::Options {
+        paths: args.paths,
+        once: args.once,
+        listen: args.listen,
+        access,
+        reload_interval: args.reload_interval,
+        replica_id,
+        git_rules: file.git_credential_rules(),
+        defined: config::DefinedCredentials::of(&catalog),
+        registry: config,
+        audit_retention: args.audit_retention,
+        analysis_in_cluster: args.analysis_runs == AnalysisRuns::Cluster,
+    };
+    // Before the runtime's threads allocate: they would each get an arena.
     memory::use_few_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let ok = runtime.block_on(async {
-        let db = match args.db {
-            Some(url) => url,
-            None => barge_engine::default_db()?,
-        };
-        let store = barge_store::Store::open(&db).await?;
-        let defined = config::DefinedCredentials::of(&catalog);
-        let mut engine = promote::engine(work_dir, &config, &file, false, &defined)?;
-        engine.slots = std::sync::Arc::new(tokio::sync::Semaphore::new(args.workers.max(1)));
-        let opts = serve::Options {
-            paths: args.paths,
-            once: args.once,
-            listen: args.listen,
-            access,
-            reload_interval: args.reload_interval,
-            replica_id,
-            git_rules: file.git_credential_rules(),
-            defined,
-            registry: config,
-            audit_retention: args.audit_retention,
-            analysis_in_cluster: args.analysis_runs == AnalysisRuns::Cluster,
-        };
-        serve::serve(opts, catalog, store, engine).await
-    })?;
+    let ok = runtime.block_on(serve::start(opts, catalog, args.db, work_dir, &file, args.workers))?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

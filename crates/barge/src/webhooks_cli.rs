@@ -3,6 +3,7 @@
 
 use crate::{Format, client};
 use anyhow::Result;
+use barge_core::webhook::Listing;
 use barge_engine::config;
 use std::process::ExitCode;
 
@@ -31,15 +32,10 @@ pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
         None => Default::default(),
     };
     let (receivers, problems) = barge_core::webhook::receivers(&catalog, &secrets);
-    let list: Vec<Listed> = receivers
+    let list: Vec<Listing> = receivers
         .iter()
         .filter(|r| args.project.as_deref().is_none_or(|p| r.project == p))
-        .map(|r| Listed {
-            project: &r.project,
-            name: &r.name,
-            provider: r.provider.key(),
-            url: &r.path,
-        })
+        .map(|r| r.listing())
         .collect();
     client::print(args.output, &list, || table(&list))?;
     for p in &problems {
@@ -52,16 +48,7 @@ pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
     })
 }
 
-/// One receiver as `-o json|yaml` lists it.
-#[derive(serde::Serialize)]
-struct Listed<'a> {
-    project: &'a str,
-    name: &'a str,
-    provider: &'a str,
-    url: &'a str,
-}
-
-fn table(list: &[Listed]) -> String {
+fn table(list: &[Listing]) -> String {
     if list.is_empty() {
         return "no webhook receivers\n".into();
     }
