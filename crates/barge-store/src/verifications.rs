@@ -290,27 +290,6 @@ impl Store {
         .await?;
         rows.iter().map(row).collect()
     }
-
-    /// Audits one measurement of a running verification (the numbers behind its outcome).
-    pub async fn audit_measurement(
-        &self,
-        v: &Verification,
-        body: &serde_json::Value,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        self.append_audit(NewAudit {
-            at: now,
-            project: &v.project,
-            kind: "verification.measured",
-            subject: &format!("Stage/{}", v.stage),
-            actor: "barge",
-            stage: &v.stage,
-            freight: &v.freight,
-            body,
-        })
-        .await
-        .map(|_| ())
-    }
 }
 
 /// The outcome on the Freight's stay in the Stage (only while it is still there), audited.

@@ -169,9 +169,19 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     );
     let report = serde_json::json!({"phase": "Running", "metrics": [{"name": "rate"}]});
     s.save_verification_report("demo", &v.id, &report).await.unwrap();
-    s.audit_measurement(&v, &serde_json::json!({"metric": "rate", "value": "[0.97]"}), 45)
-        .await
-        .unwrap();
+    // A measurement, as the engine's event sink audits it.
+    s.append_audit(barge_store::NewAudit {
+        at: 45,
+        project: "demo",
+        kind: "verification.measured",
+        subject: "Stage/dev",
+        actor: "barge",
+        stage: "dev",
+        freight: &v.freight,
+        body: &serde_json::json!({"metric": "rate", "value": "[0.97]"}),
+    })
+    .await
+    .unwrap();
     assert_eq!(s.verifications("demo", "dev", 10).await.unwrap()[0].report, report);
 
     s.finish_verification(&v, VerificationPhase::Succeeded, "", &report, 50)
