@@ -44,6 +44,9 @@ pub enum Call {
         freight: Option<String>,
         /// Unix milliseconds.
         since: Option<i64>,
+        /// Only events older than this one (its `id`): the next page after it.
+        #[serde(default)]
+        before_id: Option<i64>,
         limit: i64,
     },
     /// Queues a promotion (the daemon runs it).
@@ -315,6 +318,7 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             stage,
             freight,
             since,
+            before_id,
             limit,
         } => {
             // An alias names the Freight as it is now; history is recorded by name.
@@ -328,7 +332,7 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     stage: stage.as_deref(),
                     freight: freight_name.as_deref(),
                     since,
-                    before_id: None,
+                    before_id,
                     limit,
                 })
                 .await?;

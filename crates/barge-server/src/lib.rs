@@ -9,4 +9,5 @@
 
 pub mod api;
 pub mod memory;
+mod rest;
 pub mod serve;
