@@ -1045,7 +1045,7 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     );
     let name = body["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
     let (_, body) = daemon.rest("GET", &format!("/freight?alias={}", fx.alias), None);
-    assert_eq!(names(&body), [name.clone()], "{body}");
+    assert_eq!(names(&body), [name.as_str()], "{body}");
     let (_, body) = daemon.rest("GET", "/freight?alias=other&warehouse=app", None);
     assert_eq!(body, json!({"items": []}));
     let (status, body) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
@@ -1081,13 +1081,13 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     let promotion = body["name"].as_str().unwrap().to_string();
     daemon.await_promotion(&promotion, "Succeeded");
     let (_, body) = daemon.rest("GET", "/promotions?stage=prod&phase=Succeeded", None);
-    assert_eq!(names(&body), [promotion.clone()], "{body}");
+    assert_eq!(names(&body), [promotion.as_str()], "{body}");
     let (_, body) = daemon.rest("GET", "/promotions?stage=prod&phase=Running", None);
     assert_eq!(body, json!({"items": []}));
     let message = assert_problem(daemon.rest("GET", "/promotions?phase=Bogus", None), 400, "invalid");
     assert!(message.contains("Bogus"), "{message}");
     let (_, body) = daemon.rest("GET", "/freight?stage=prod", None);
-    assert_eq!(names(&body), [name.clone()], "{body}");
+    assert_eq!(names(&body), [name.as_str()], "{body}");
     assert_problem(daemon.rest("GET", "/promotions/nope", None), 404, "not-found");
 
     // Downstream of dev is qa.
@@ -1253,4 +1253,70 @@ fn rest_errors_are_one_json_shape_with_the_status_of_their_class() {
             .any(|e| e["kind"] == "access.denied" && e["actor"] == "token:wall"),
         "{history:#?}"
     );
+}
+
+/// The resource routes docs/reference/api.md lists, as `(METHOD, /api/v1/projects...)` (its `…` stands for
+/// `/api/v1/projects/{project}`).
+fn routes_in_the_reference() -> std::collections::BTreeSet<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let reference = std::fs::read_to_string(root.join("docs/reference/api.md")).unwrap();
+    reference
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|code| {
+            let (method, path) = code.split_once(' ')?;
+            let path = path.replace('…', "/api/v1/projects/{project}");
+            (["GET", "POST", "PATCH"].contains(&method) && path.starts_with("/api/v1/projects") && !path.contains(' '))
+                .then(|| (method.to_string(), path))
+        })
+        .collect()
+}
+
+#[test]
+fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_the_reference_documents() {
+    let (fx, _hang) = rest_fixture();
+    let daemon = fx.daemon(&[], &[]);
+    // Served without a token, as OpenAPI 3.1.
+    let (status, document) = daemon.request("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(status, 200, "{document}");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1."), "{document}");
+
+    // A real validator (scripts/install-deploy-tools installs it).
+    let file = fx.dir.path().join("openapi.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    let out = Command::new("openapi-spec-validator")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run openapi-spec-validator ({e}): run ./scripts/test, or `. scripts/test-env` first, which installs it")
+        });
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let documented: std::collections::BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "patch", "put", "delete"].contains(&k.as_str()))
+                .map(|method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    assert_eq!(documented, routes_in_the_reference());
+    assert_eq!(documented.len(), 21);
+    // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
+    // the REST API's answer or error.
+    for (method, path) in &documented {
+        let path = path.replace("{project}", "shop").replace("{name}", "nope");
+        let body = (method != "GET").then_some("{}");
+        let (status, answer) = daemon.request(method, &path, Some(TOKEN), body);
+        assert_ne!(status, 405, "{method} {path}: {answer}");
+        assert!(
+            (200..300).contains(&status) || answer["code"].is_string(),
+            "{method} {path}: {status} {answer}"
+        );
+    }
 }

@@ -16,48 +16,112 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
-use barge_engine::answer::{FreightInfo, PromotionInfo};
+use barge_engine::answer::{
+    Aliased, Approved, FreightInfo, Held, PromotionInfo, RefreshRequested, Released, WarehouseSummary,
+};
 use barge_engine::{Answer, EngineError, ops::Call};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// History's page size when the request names none, and the most it may name.
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
+/// The routes and the OpenAPI document describing them, both from the handlers' `#[utoipa::path]`
+/// attributes: a route cannot be served without being documented.
 pub(crate) fn routes() -> axum::Router<Api> {
-    const P: &str = "/api/v1/projects/{project}";
-    axum::Router::new()
-        .route("/api/v1/projects", get(projects))
-        .route(P, get(project))
-        .route(&format!("{P}/warehouses"), get(warehouses))
-        .route(&format!("{P}/warehouses/{{name}}"), get(warehouse))
-        .route(&format!("{P}/warehouses/{{name}}/refresh"), post(refresh))
-        .route(&format!("{P}/stages"), get(stages))
-        .route(&format!("{P}/stages/{{name}}"), get(stage))
-        .route(&format!("{P}/stages/{{name}}/promotions"), post(promote))
-        .route(
-            &format!("{P}/stages/{{name}}/promotions/downstream"),
-            post(promote_downstream),
-        )
-        .route(&format!("{P}/stages/{{name}}/verification"), post(verify))
-        .route(
-            &format!("{P}/stages/{{name}}/verification/abort"),
-            post(abort_verification),
-        )
-        .route(&format!("{P}/stages/{{name}}/hold"), post(hold))
-        .route(&format!("{P}/stages/{{name}}/release"), post(release))
-        .route(&format!("{P}/freight"), get(freight_list))
-        .route(&format!("{P}/freight/{{name}}"), get(freight_one).patch(alias))
-        .route(&format!("{P}/freight/{{name}}/approve"), post(approve))
-        .route(&format!("{P}/promotions"), get(promotions))
-        .route(&format!("{P}/promotions/{{name}}"), get(promotion))
-        .route(&format!("{P}/promotions/{{name}}/abort"), post(abort))
-        .route(&format!("{P}/history"), get(history))
+    let (router, document) = api_router().split_for_parts();
+    let document = std::sync::Arc::new(document);
+    // Unauthenticated, as Kargo serves its API's description: it says what the routes are,
+    // which the open source says too, and nothing of what the store holds.
+    router.route(
+        "/api/v1/openapi.json",
+        get(move || std::future::ready(Json(document.clone()))),
+    )
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "barge", description = "barge's REST API (docs/reference/api.md)"),
+    modifiers(&BearerToken),
+    security(("bearer" = []))
+)]
+struct Document;
+
+/// The bearer token every route takes.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+fn api_router() -> OpenApiRouter<Api> {
+    OpenApiRouter::with_openapi(<Document as utoipa::OpenApi>::openapi())
+        .routes(routes!(projects))
+        .routes(routes!(project))
+        .routes(routes!(warehouses))
+        .routes(routes!(warehouse))
+        .routes(routes!(refresh))
+        .routes(routes!(stages))
+        .routes(routes!(stage))
+        .routes(routes!(promote))
+        .routes(routes!(promote_downstream))
+        .routes(routes!(verify))
+        .routes(routes!(abort_verification))
+        .routes(routes!(hold))
+        .routes(routes!(release))
+        .routes(routes!(freight_list))
+        .routes(routes!(freight_one, alias))
+        .routes(routes!(approve))
+        .routes(routes!(promotions))
+        .routes(routes!(promotion))
+        .routes(routes!(abort))
+        .routes(routes!(history))
+}
+
+/// A list, as Kubernetes answers one: `continue` only when there may be a next page.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Items<T> {
+    items: Vec<T>,
+    /// Pass it back as `?continue=` for the next page.
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProjectSummary {
+    name: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Project {
+    name: String,
+    stages: Vec<String>,
+    warehouses: Vec<String>,
+}
+
+/// Every error's shape.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProblemBody {
+    /// The error's class (`invalid`, `auth`, `forbidden`, `not-found`, `conflict`, ...).
+    code: &'static str,
+    message: String,
+    details: Value,
 }
 
 /// A REST error: `{"code", "message", "details"}`.
@@ -113,7 +177,11 @@ impl From<EngineError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": self.message, "details": self.details});
+        let body = ProblemBody {
+            code: self.code,
+            message: self.message,
+            details: self.details,
+        };
         (self.status, Json(body)).into_response()
     }
 }
@@ -185,13 +253,8 @@ fn ok<T: Serialize>(status: StatusCode, body: T) -> Answered {
     Ok((status, Json(body)).into_response())
 }
 
-/// A Kubernetes-style list; `continue` only when there is a next page.
 fn list<T: Serialize>(items: Vec<T>, next: Option<String>) -> Answered {
-    let mut body = json!({"items": items});
-    if let Some(next) = next {
-        body["continue"] = next.into();
-    }
-    ok(StatusCode::OK, body)
+    ok(StatusCode::OK, Items { items, next })
 }
 
 /// An answer the call cannot give: the engine's contract broken, not the caller's fault.
@@ -246,20 +309,25 @@ async fn project_names(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects", tag = "barge", responses((status = 200, description = "The projects the token may read", body = Items<ProjectSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn projects(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
     let (projects, _, _) = project_names(&api, &caller, None).await?;
-    list(projects.into_iter().map(|name| json!({"name": name})).collect(), None)
+    list(projects.into_iter().map(|name| ProjectSummary { name }).collect(), None)
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Project), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn project(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
     let (_, stages, warehouses) = project_names(&api, &caller, project_of(&project)).await?;
     let warehouses: Vec<String> = warehouses.into_iter().map(|(_, w)| w).collect();
-    ok(
-        StatusCode::OK,
-        json!({"name": project, "stages": stages, "warehouses": warehouses}),
-    )
+    let project = Project {
+        name: project,
+        stages,
+        warehouses,
+    };
+    ok(StatusCode::OK, project)
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Items<WarehouseSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn warehouses(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -279,6 +347,7 @@ async fn warehouses(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 200, description = "The answer", body = WarehouseSummary), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn warehouse(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -303,6 +372,7 @@ async fn warehouse(
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/warehouses/{name}/refresh", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 202, description = "Discovery requested", body = RefreshRequested), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn refresh(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -316,6 +386,7 @@ async fn refresh(
     ok(StatusCode::ACCEPTED, run(&api, &caller, call).await?)
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn stages(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
     let call = Call::GetStages {
         project: project_of(&project),
@@ -327,6 +398,7 @@ async fn stages(api: axum::extract::State<Api>, Caller(caller): Caller, Params(p
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The Stage's status", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn stage(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -343,7 +415,7 @@ async fn stage(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PromoteBody {
     /// The Freight's name or alias.
@@ -372,6 +444,7 @@ async fn queued(api: &Api, caller: &Principal, project: &str, answer: Answer) ->
     Ok(out)
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn promote(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -398,13 +471,14 @@ async fn promote(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FreightBody {
     /// The Freight's name or alias.
     freight: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions/downstream", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage whose downstream Stages to promote into")), request_body = FreightBody, responses((status = 202, description = "The queued promotions", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn promote_downstream(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -419,7 +493,11 @@ async fn promote_downstream(
     };
     let answer = run(&api, &caller, call).await?;
     let queued = queued(&api, &caller, &project, answer).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"items": queued}))).into_response())
+    let queued = Items {
+        items: queued,
+        next: None,
+    };
+    ok(StatusCode::ACCEPTED, queued)
 }
 
 async fn verification(api: &Api, caller: &Principal, project: String, stage: String, abort: bool) -> Answered {
@@ -433,6 +511,7 @@ async fn verification(api: &Api, caller: &Principal, project: String, stage: Str
     ok(status, run(api, caller, call).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 202, description = "The queued verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn verify(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -441,6 +520,7 @@ async fn verify(
     verification(&api, &caller, project, stage, false).await
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The aborted verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn abort_verification(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -449,6 +529,7 @@ async fn abort_verification(
     verification(&api, &caller, project, stage, true).await
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/hold", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Held), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn hold(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -462,6 +543,7 @@ async fn hold(
     ok(StatusCode::OK, run(&api, &caller, call).await?)
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/release", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Released), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn release(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -475,8 +557,9 @@ async fn release(
     ok(StatusCode::OK, run(&api, &caller, call).await?)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct FreightFilters {
     warehouse: Option<String>,
     /// Freight currently in this Stage.
@@ -484,6 +567,7 @@ struct FreightFilters {
     alias: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn freight_list(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -512,6 +596,7 @@ async fn freight_list(
     list(freight, None)
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The answer", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn freight_one(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -530,12 +615,13 @@ async fn freight_one(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AliasBody {
     alias: String,
 }
 
+#[utoipa::path(patch, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = AliasBody, responses((status = 200, description = "The answer", body = Aliased), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn alias(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -551,12 +637,13 @@ async fn alias(
     ok(StatusCode::OK, run(&api, &caller, call).await?)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
     stage: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/freight/{name}/approve", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = ApproveBody, responses((status = 200, description = "The answer", body = Approved), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn approve(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -572,13 +659,17 @@ async fn approve(
     ok(StatusCode::OK, run(&api, &caller, call).await?)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PromotionFilters {
     stage: Option<String>,
+    /// Pending, Running, Succeeded, Failed, Errored or Aborted.
+    #[param(value_type = Option<String>)]
     phase: Option<Phase>,
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters), responses((status = 200, description = "Newest first", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn promotions(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -599,6 +690,7 @@ async fn promotions(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The answer", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn promotion(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -617,6 +709,7 @@ async fn promotion(
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{project}/promotions/{name}/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The aborted promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn abort(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -630,8 +723,9 @@ async fn abort(
     ok(StatusCode::OK, run(&api, &caller, call).await?)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct HistoryFilters {
     stage: Option<String>,
     /// A Freight's name or alias.
@@ -645,6 +739,7 @@ struct HistoryFilters {
     after: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{project}/history", tag = "barge", params(("project" = String, Path, description = "The project"), HistoryFilters), responses((status = 200, description = "Audit events, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
 async fn history(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
