@@ -115,18 +115,13 @@ struct Project {
     warehouses: Vec<String>,
 }
 
-/// Every error's shape.
+/// A REST error, every error's shape: `{"code", "message", "details"}`.
 #[derive(Serialize, utoipa::ToSchema)]
-struct ProblemBody {
-    /// The error's class (`invalid`, `auth`, `forbidden`, `not-found`, `conflict`, ...).
-    code: &'static str,
-    message: String,
-    details: Value,
-}
-
-/// A REST error: `{"code", "message", "details"}`.
 struct Problem {
+    /// The response's status (by the class), not part of the body.
+    #[serde(skip)]
     status: StatusCode,
+    /// The error's class (`invalid`, `auth`, `forbidden`, `not-found`, `conflict`, ...).
     code: &'static str,
     message: String,
     details: Value,
@@ -177,12 +172,7 @@ impl From<EngineError> for Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let body = ProblemBody {
-            code: self.code,
-            message: self.message,
-            details: self.details,
-        };
-        (self.status, Json(body)).into_response()
+        (self.status, Json(self)).into_response()
     }
 }
 
@@ -268,10 +258,6 @@ fn unexpected(answer: &Answer) -> Problem {
     }
 }
 
-fn project_of(project: &str) -> Option<String> {
-    Some(project.to_string())
-}
-
 /// The names of the projects the caller may read: those with Stages or Warehouses.
 async fn project_names(
     api: &Api,
@@ -309,15 +295,15 @@ async fn project_names(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects", tag = "barge", responses((status = 200, description = "The projects the token may read", body = Items<ProjectSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects", tag = "barge", responses((status = 200, description = "The projects the token may read", body = Items<ProjectSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn projects(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
     let (projects, _, _) = project_names(&api, &caller, None).await?;
     list(projects.into_iter().map(|name| ProjectSummary { name }).collect(), None)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Project), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Project), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn project(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
-    let (_, stages, warehouses) = project_names(&api, &caller, project_of(&project)).await?;
+    let (_, stages, warehouses) = project_names(&api, &caller, Some(project.clone())).await?;
     let warehouses: Vec<String> = warehouses.into_iter().map(|(_, w)| w).collect();
     let project = Project {
         name: project,
@@ -327,7 +313,7 @@ async fn project(api: axum::extract::State<Api>, Caller(caller): Caller, Params(
     ok(StatusCode::OK, project)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Items<WarehouseSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Items<WarehouseSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn warehouses(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -337,7 +323,7 @@ async fn warehouses(
         &api,
         &caller,
         Call::GetWarehouses {
-            project: project_of(&project),
+            project: Some(project.clone()),
         },
     )
     .await?
@@ -347,7 +333,7 @@ async fn warehouses(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 200, description = "The answer", body = WarehouseSummary), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 200, description = "The answer", body = WarehouseSummary), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn warehouse(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -357,7 +343,7 @@ async fn warehouse(
         &api,
         &caller,
         Call::GetWarehouses {
-            project: project_of(&project),
+            project: Some(project.clone()),
         },
     )
     .await?
@@ -372,24 +358,24 @@ async fn warehouse(
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/warehouses/{name}/refresh", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 202, description = "Discovery requested", body = RefreshRequested), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/warehouses/{name}/refresh", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 202, description = "Discovery requested", body = RefreshRequested), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn refresh(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params((project, warehouse)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::Refresh {
-        project: project_of(&project),
+        project: Some(project.clone()),
         warehouse,
         actor: String::new(),
     };
     ok(StatusCode::ACCEPTED, run(&api, &caller, call).await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn stages(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
     let call = Call::GetStages {
-        project: project_of(&project),
+        project: Some(project.clone()),
         name: None,
     };
     match run(&api, &caller, call).await? {
@@ -398,14 +384,14 @@ async fn stages(api: axum::extract::State<Api>, Caller(caller): Caller, Params(p
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/stages/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The Stage's status", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The Stage's status", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn stage(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params((project, name)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::GetStages {
-        project: project_of(&project),
+        project: Some(project.clone()),
         name: Some(name),
     };
     match run(&api, &caller, call).await? {
@@ -432,7 +418,7 @@ async fn queued(api: &Api, caller: &Principal, project: &str, answer: Answer) ->
     let mut out = Vec::new();
     for name in queued.promotions {
         let call = Call::GetPromotions {
-            project: project_of(project),
+            project: Some(project.to_string()),
             stage: None,
             name: Some(name),
         };
@@ -444,7 +430,7 @@ async fn queued(api: &Api, caller: &Principal, project: &str, answer: Answer) ->
     Ok(out)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promote(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -452,7 +438,7 @@ async fn promote(
     Body(body): Body<PromoteBody>,
 ) -> Answered {
     let call = Call::Promote {
-        project: project_of(&project),
+        project: Some(project.clone()),
         stage,
         freight: body.freight,
         actor: String::new(),
@@ -478,7 +464,7 @@ struct FreightBody {
     freight: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions/downstream", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage whose downstream Stages to promote into")), request_body = FreightBody, responses((status = 202, description = "The queued promotions", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions/downstream", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage whose downstream Stages to promote into")), request_body = FreightBody, responses((status = 202, description = "The queued promotions", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promote_downstream(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -486,7 +472,7 @@ async fn promote_downstream(
     Body(body): Body<FreightBody>,
 ) -> Answered {
     let call = Call::PromoteDownstream {
-        project: project_of(&project),
+        project: Some(project.clone()),
         from,
         freight: body.freight,
         actor: String::new(),
@@ -511,7 +497,7 @@ async fn verification(api: &Api, caller: &Principal, project: String, stage: Str
     ok(status, run(api, caller, call).await?)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 202, description = "The queued verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 202, description = "The queued verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn verify(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -520,7 +506,7 @@ async fn verify(
     verification(&api, &caller, project, stage, false).await
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The aborted verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The aborted verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn abort_verification(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -529,7 +515,7 @@ async fn abort_verification(
     verification(&api, &caller, project, stage, true).await
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/hold", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Held), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/hold", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Held), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn hold(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -543,7 +529,7 @@ async fn hold(
     ok(StatusCode::OK, run(&api, &caller, call).await?)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/release", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Released), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/release", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Released), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn release(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -567,7 +553,7 @@ struct FreightFilters {
     alias: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn freight_list(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -575,7 +561,7 @@ async fn freight_list(
     Filters(filters): Filters<FreightFilters>,
 ) -> Answered {
     let call = Call::GetFreight {
-        project: project_of(&project),
+        project: Some(project.clone()),
         warehouse: filters.warehouse,
         name: None,
     };
@@ -596,14 +582,14 @@ async fn freight_list(
     list(freight, None)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The answer", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The answer", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn freight_one(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params((project, name)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::GetFreight {
-        project: project_of(&project),
+        project: Some(project.clone()),
         warehouse: None,
         name: Some(name),
     };
@@ -621,7 +607,7 @@ struct AliasBody {
     alias: String,
 }
 
-#[utoipa::path(patch, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = AliasBody, responses((status = 200, description = "The answer", body = Aliased), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(patch, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = AliasBody, responses((status = 200, description = "The answer", body = Aliased), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn alias(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -643,7 +629,7 @@ struct ApproveBody {
     stage: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/freight/{name}/approve", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = ApproveBody, responses((status = 200, description = "The answer", body = Approved), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/freight/{name}/approve", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = ApproveBody, responses((status = 200, description = "The answer", body = Approved), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn approve(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -669,7 +655,7 @@ struct PromotionFilters {
     phase: Option<Phase>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters), responses((status = 200, description = "Newest first", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters), responses((status = 200, description = "Newest first", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promotions(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -690,7 +676,7 @@ async fn promotions(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The answer", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The answer", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promotion(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -709,7 +695,7 @@ async fn promotion(
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/promotions/{name}/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The aborted promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/promotions/{name}/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The aborted promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn abort(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -739,7 +725,7 @@ struct HistoryFilters {
     after: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/history", tag = "barge", params(("project" = String, Path, description = "The project"), HistoryFilters), responses((status = 200, description = "Audit events, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = ProblemBody), (status = "5XX", description = "The server's trouble (503: try again)", body = ProblemBody)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/history", tag = "barge", params(("project" = String, Path, description = "The project"), HistoryFilters), responses((status = 200, description = "Audit events, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn history(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
