@@ -13,8 +13,8 @@
 use crate::api::{self, Api, Refusal};
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use barge_core::authz::Principal;
@@ -40,10 +40,36 @@ pub(crate) fn routes() -> axum::Router<Api> {
     let document = std::sync::Arc::new(document);
     // Unauthenticated, as Kargo serves its API's description: it says what the routes are,
     // which the open source says too, and nothing of what the store holds.
-    router.route(
-        "/api/v1/openapi.json",
-        get(move || std::future::ready(Json(document.clone()))),
-    )
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || std::future::ready(Json(document.clone()))),
+        )
+        // Below every other /api/v1 route (a catch-all matches last), so that a route that
+        // does not exist is answered in the one error shape too.
+        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+}
+
+async fn no_route(method: Method, uri: Uri) -> Problem {
+    Problem {
+        status: StatusCode::NOT_FOUND,
+        code: "no-route",
+        message: format!("no route {method} {} (GET /api/v1/openapi.json lists them)", uri.path()),
+        details: json!({}),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Problem {
+    Problem {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method-not-allowed",
+        message: format!(
+            "{} does not take {method} (GET /api/v1/openapi.json lists its methods)",
+            uri.path()
+        ),
+        details: json!({}),
+    }
 }
 
 #[derive(utoipa::OpenApi)]
