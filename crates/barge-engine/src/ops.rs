@@ -44,9 +44,10 @@ pub enum Call {
         freight: Option<String>,
         /// Unix milliseconds.
         since: Option<i64>,
-        /// Only events older than this one (its `id`): the next page after it.
+        /// Only events after this one (its `at` and `id`) in the newest-first order: the
+        /// next page.
         #[serde(default)]
-        before_id: Option<i64>,
+        before: Option<(i64, i64)>,
         limit: i64,
     },
     /// Queues a promotion (the daemon runs it).
@@ -318,7 +319,7 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             stage,
             freight,
             since,
-            before_id,
+            before,
             limit,
         } => {
             // An alias names the Freight as it is now; history is recorded by name.
@@ -332,7 +333,7 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     stage: stage.as_deref(),
                     freight: freight_name.as_deref(),
                     since,
-                    before_id,
+                    before,
                     limit,
                 })
                 .await?;

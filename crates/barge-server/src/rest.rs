@@ -765,10 +765,14 @@ async fn history(
             json!({"limit": limit}),
         ));
     }
-    // The cursor is the last event's id: the next page is the events older than it.
-    let before_id = match filters.after.as_deref().map(str::parse::<i64>).transpose() {
-        Ok(id) => id,
-        Err(_) => {
+    // The cursor is the last event's time and id (`AT.ID`): the next page is what follows it.
+    let cursor = |c: &str| -> Option<(i64, i64)> {
+        let (at, id) = c.split_once('.')?;
+        Some((at.parse().ok()?, id.parse().ok()?))
+    };
+    let before = match filters.after.as_deref().map(|c| cursor(c).ok_or(())).transpose() {
+        Ok(before) => before,
+        Err(()) => {
             return Err(Problem::invalid(
                 "continue is not a cursor this server gave: pass the previous page's `continue` as it is".into(),
                 json!({}),
@@ -780,13 +784,13 @@ async fn history(
         stage: filters.stage,
         freight: filters.freight,
         since: filters.since,
-        before_id,
+        before,
         limit,
     };
     match run(&api, &caller, call).await? {
         Answer::History(events) => {
             let next = match events.last() {
-                Some(last) if events.len() as i64 == limit => Some(last.id.to_string()),
+                Some(last) if events.len() as i64 == limit => Some(format!("{}.{}", last.at, last.id)),
                 _ => None,
             };
             list(events, next)

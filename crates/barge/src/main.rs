@@ -1074,7 +1074,7 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         stage: args.stage,
         freight: args.freight,
         since,
-        before_id: None,
+        before: None,
         limit: args.limit,
     };
     verb(&args.target, c, args.output)
