@@ -208,16 +208,23 @@ impl Daemon {
 
     /// `POST /api/v1/call` with this bearer token (none: no Authorization header).
     fn call_as(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let body = body.to_string();
+        self.request("POST", "/api/v1/call", token, Some(&body.to_string()))
+    }
+
+    /// `METHOD PATH` with this bearer token (none: no Authorization header) and body over a
+    /// fresh connection: the status and JSON body.
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
         let authorization = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let content = body
+            .map(|b| format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()))
             .unwrap_or_default();
         let mut s = self.connect(Duration::from_secs(30));
         write!(
             s,
-            "POST /api/v1/call HTTP/1.1\r\nHost: barge\r\n{authorization}\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+            "{method} {path} HTTP/1.1\r\nHost: barge\r\n{authorization}{content}Connection: close\r\n\r\n{}",
+            body.unwrap_or_default()
         )
         .unwrap();
         let mut answer = String::new();
@@ -914,4 +921,477 @@ fn readyz_is_503_while_postgresql_refuses_connections_and_200_again_after_health
     psql(&fx.db, &format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"));
     assert_eq!(daemon.get("/readyz"), ok, "{}", daemon.log());
     assert_eq!(daemon.get("/healthz"), ok);
+}
+
+/// The REST tests' pipeline beyond [`DEFINITIONS`]: a Stage with auto-promotion to hold
+/// (its Warehouse never mints, so nothing is promoted there), one whose verification waits
+/// an hour before measuring (so it runs until aborted), and one whose promotion's `http` step
+/// waits on a server that never answers (so it runs until aborted). `{HANG}` is that server.
+const REST_DEFINITIONS: &str = r#"
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: canary}
+      autoPromotionEnabled: true
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: other, namespace: shop}
+spec:
+  interval: 1h
+  subscriptions:
+    - image: {repoURL: ghcr.io/acme/other}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: canary, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: other}
+      sources: {direct: true}
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: later, namespace: shop}
+spec:
+  metrics:
+    - name: later
+      initialDelay: 1h
+      successCondition: result.ok == true
+      provider:
+        web: {url: "{HANG}"}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: staging, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  verification:
+    analysisTemplates: [{name: later}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: slow, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: http
+          config: {url: "{HANG}", timeout: 10m}
+"#;
+
+impl Daemon {
+    /// `METHOD /api/v1/projects/shop{path}` with the admin token and this JSON body.
+    fn rest(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let path = format!("/api/v1/projects/shop{path}");
+        self.request(method, &path, Some(TOKEN), body.map(|b| b.to_string()).as_deref())
+    }
+
+    /// Polls `GET …/promotions/NAME` (bounded) until the promotion is in `phase`.
+    fn await_promotion(&self, name: &str, phase: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.rest("GET", &format!("/promotions/{name}"), None);
+            assert_eq!(status, 200, "{body}");
+            if body["phase"] == phase {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} is still {body}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The fixture with [`REST_DEFINITIONS`] added, and the server that never answers (kept
+/// open: connections queue in its backlog and wait).
+fn rest_fixture() -> (Fixture, std::net::TcpListener) {
+    let fx = Fixture::new();
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/", hang.local_addr().unwrap().port());
+    std::fs::write(
+        &fx.defs,
+        format!("{DEFINITIONS}{}", REST_DEFINITIONS.replace("{HANG}", &url)),
+    )
+    .unwrap();
+    (fx, hang)
+}
+
+/// Asserts an error is the REST API's one shape, with this status and code.
+fn assert_problem((status, body): (u16, Value), want_status: u16, code: &str) -> String {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["details"].is_object(), "{body}");
+    body["message"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
+    let (fx, _hang) = rest_fixture();
+    let daemon = fx.daemon(&[], &[]);
+    let names = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {body}"))
+            .iter()
+            .map(|i| {
+                i["name"]
+                    .as_str()
+                    .or(i["metadata"]["name"].as_str())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+
+    // Projects.
+    let (status, body) = daemon.request("GET", "/api/v1/projects", Some(TOKEN), None);
+    assert_eq!((status, names(&body)), (200, vec!["shop".to_string()]), "{body}");
+    let (status, body) = daemon.rest("GET", "", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["warehouses"], json!(["app", "other"]), "{body}");
+    assert_eq!(body["stages"].as_array().map(Vec::len), Some(6), "{body}");
+    let nope = daemon.request("GET", "/api/v1/projects/nope", Some(TOKEN), None);
+    assert!(assert_problem(nope, 404, "not-found").contains("no project named \"nope\""));
+
+    // Warehouses.
+    let (status, body) = daemon.rest("GET", "/warehouses", None);
+    assert_eq!(
+        (status, names(&body)),
+        (200, vec!["app".into(), "other".into()]),
+        "{body}"
+    );
+    let (status, body) = daemon.rest("GET", "/warehouses/app", None);
+    assert_eq!((status, &body["freight"]), (200, &json!(1)), "{body}");
+    assert_problem(daemon.rest("GET", "/warehouses/nope", None), 404, "not-found");
+    let (status, body) = daemon.rest("POST", "/warehouses/app/refresh", None);
+    assert_eq!(
+        (status, body),
+        (202, json!({"warehouse": "app", "refresh": "requested"}))
+    );
+
+    // Stages.
+    let (status, body) = daemon.rest("GET", "/stages", None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        names(&body),
+        ["canary", "dev", "prod", "qa", "slow", "staging"],
+        "{body}"
+    );
+    let (status, body) = daemon.rest("GET", "/stages/qa", None);
+    assert_eq!((status, &body["name"]), (200, &json!("qa")), "{body}");
+    let message = assert_problem(daemon.rest("GET", "/stages/nope", None), 404, "not-found");
+    assert!(message.contains("no Stage named \"nope\""), "{message}");
+
+    // Freight: listed, filtered, one by alias, renamed, approved; bodies take only their fields.
+    let (status, body) = daemon.rest("GET", "/freight", None);
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{body}"
+    );
+    let name = body["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let (_, body) = daemon.rest("GET", &format!("/freight?alias={}", fx.alias), None);
+    assert_eq!(names(&body), [name.as_str()], "{body}");
+    let (_, body) = daemon.rest("GET", "/freight?alias=other&warehouse=app", None);
+    assert_eq!(body, json!({"items": []}));
+    let (status, body) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
+    assert_eq!((status, &body["metadata"]["name"]), (200, &json!(name)), "{body}");
+    assert_problem(daemon.rest("GET", "/freight/nope", None), 404, "not-found");
+    let path = format!("/freight/{}", fx.alias);
+    let message = assert_problem(
+        daemon.rest("PATCH", &path, Some(json!({"alias": "rest-1", "actor": "mallory"}))),
+        400,
+        "invalid",
+    );
+    assert!(message.contains("unknown field `actor`"), "{message}");
+    let (status, body) = daemon.request("PATCH", &format!("/api/v1/projects/shop{path}"), Some(TOKEN), Some("{"));
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["details"], json!({"line": 1, "column": 1}), "{body}");
+    let (status, body) = daemon.rest("PATCH", &path, Some(json!({"alias": "rest-1"})));
+    assert_eq!((status, body), (200, json!({"freight": name, "alias": "rest-1"})));
+    let (status, body) = daemon.rest("POST", "/freight/rest-1/approve", Some(json!({"stage": "prod"})));
+    assert_eq!(
+        (status, &body["approvedBy"]),
+        (200, &json!("token:api-token")),
+        "{body}"
+    );
+
+    // Promotions: queued (202), listed and filtered, one by name; the Freight is then in prod.
+    let (status, body) = daemon.rest("POST", "/stages/prod/promotions", Some(json!({"freight": "rest-1"})));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (&body["stage"], &body["actor"]),
+        (&json!("prod"), &json!("token:api-token")),
+        "{body}"
+    );
+    let promotion = body["name"].as_str().unwrap().to_string();
+    daemon.await_promotion(&promotion, "Succeeded");
+    let (_, body) = daemon.rest("GET", "/promotions?stage=prod&phase=Succeeded", None);
+    assert_eq!(names(&body), [promotion.as_str()], "{body}");
+    let (_, body) = daemon.rest("GET", "/promotions?stage=prod&phase=Running", None);
+    assert_eq!(body, json!({"items": []}));
+    let message = assert_problem(daemon.rest("GET", "/promotions?phase=Bogus", None), 400, "invalid");
+    assert!(message.contains("Bogus"), "{message}");
+    let (_, body) = daemon.rest("GET", "/freight?stage=prod", None);
+    assert_eq!(names(&body), [name.as_str()], "{body}");
+    assert_problem(daemon.rest("GET", "/promotions/nope", None), 404, "not-found");
+
+    // Downstream of dev is qa.
+    let (status, body) = daemon.rest("POST", "/stages/dev/promotions", Some(json!({"freight": name})));
+    assert_eq!(status, 202, "{body}");
+    daemon.await_promotion(body["name"].as_str().unwrap(), "Succeeded");
+    let (status, body) = daemon.rest(
+        "POST",
+        "/stages/dev/promotions/downstream",
+        Some(json!({"freight": name})),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["items"][0]["stage"], "qa", "{body}");
+
+    // A promotion that runs: a second into its Stage conflicts (409) until it is aborted;
+    // aborting it again conflicts too.
+    let promote_slow = || daemon.rest("POST", "/stages/slow/promotions", Some(json!({"freight": name})));
+    let (status, body) = promote_slow();
+    assert_eq!(status, 202, "{body}");
+    let slow = body["name"].as_str().unwrap().to_string();
+    let message = assert_problem(promote_slow(), 409, "conflict");
+    assert!(message.contains("still promoting"), "{message}");
+    let (status, body) = daemon.rest("POST", &format!("/promotions/{slow}/abort"), None);
+    assert_eq!((status, &body["phase"]), (200, &json!("Aborted")), "{body}");
+    assert_problem(
+        daemon.rest("POST", &format!("/promotions/{slow}/abort"), None),
+        409,
+        "conflict",
+    );
+
+    // Verification: the one the promotion into staging started runs until aborted; a new
+    // one is queued (202).
+    let (status, body) = daemon.rest("POST", "/stages/staging/promotions", Some(json!({"freight": name})));
+    assert_eq!(status, 202, "{body}");
+    daemon.await_promotion(body["name"].as_str().unwrap(), "Succeeded");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = daemon.rest("GET", "/stages/staging", None);
+        if body["lastVerification"].is_object() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no verification started: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = daemon.rest("POST", "/stages/staging/verification/abort", None);
+    assert_eq!((status, &body["phase"]), (200, &json!("Aborted")), "{body}");
+    let (status, body) = daemon.rest("POST", "/stages/staging/verification", None);
+    assert_eq!((status, &body["actor"]), (202, &json!("token:api-token")), "{body}");
+
+    // Hold and release.
+    let (status, body) = daemon.rest("POST", "/stages/canary/hold", None);
+    assert_eq!(
+        (status, body["holds"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{body}"
+    );
+    let (status, body) = daemon.rest("POST", "/stages/canary/release", None);
+    assert_eq!((status, body), (200, json!({"stage": "canary", "released": 1})));
+
+    // History pages back with its cursor; every change above was the token's.
+    let (status, first) = daemon.rest("GET", "/history?limit=3", None);
+    assert_eq!(
+        (status, first["items"].as_array().map(Vec::len)),
+        (200, Some(3)),
+        "{first}"
+    );
+    let cursor = first["continue"].as_str().unwrap();
+    let last = &first["items"][2];
+    assert_eq!(cursor, format!("{}.{}", last["at"], last["id"]));
+    let (_, second) = daemon.rest("GET", &format!("/history?limit=3&continue={cursor}"), None);
+    let (_, six) = daemon.rest("GET", "/history?limit=6", None);
+    let paged: Vec<&Value> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .collect();
+    assert_eq!(paged, six["items"].as_array().unwrap().iter().collect::<Vec<_>>());
+    let (_, all) = daemon.rest("GET", "/history?limit=1000", None);
+    assert!(all.get("continue").is_none(), "{all}");
+    let (_, body) = daemon.rest("GET", "/history?stage=canary", None);
+    let kinds: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["stage.released", "stage.held"], "{body}");
+    for kind in [
+        "freight.aliased",
+        "freight.approved",
+        "promotion.created",
+        "stage.held",
+        "promotion.aborted",
+    ] {
+        let actors: Vec<&Value> = all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| &e["actor"])
+            .collect();
+        assert!(!actors.is_empty(), "no {kind} in {all}");
+        assert!(actors.iter().all(|a| *a == "token:api-token"), "{kind}: {actors:?}");
+    }
+    let message = assert_problem(daemon.rest("GET", "/history?kind=x", None), 400, "invalid");
+    assert!(message.contains("unknown field `kind`"), "{message}");
+    assert_problem(daemon.rest("GET", "/history?limit=0", None), 400, "invalid");
+    assert_problem(daemon.rest("GET", "/history?continue=x", None), 400, "invalid");
+}
+
+#[test]
+fn rest_errors_are_one_json_shape_with_the_status_of_their_class() {
+    let (fx, _hang) = rest_fixture();
+    let wall = fx.create_token("wall", &["--role", "viewer"]);
+    let daemon = fx.daemon(&[], &[]);
+    let promote = json!({"freight": fx.alias}).to_string();
+    let path = "/api/v1/projects/shop/stages/prod/promotions";
+
+    let message = assert_problem(daemon.request("POST", path, None, Some(&promote)), 401, "auth");
+    assert!(message.contains("no bearer token"), "{message}");
+    assert_problem(
+        daemon.request("GET", "/api/v1/projects", Some("barge_0000"), None),
+        401,
+        "auth",
+    );
+    // A viewer reads, and may not promote.
+    let (status, body) = daemon.request("GET", "/api/v1/projects/shop/stages", Some(&wall), None);
+    assert_eq!(
+        (status, body["items"].as_array().map(Vec::len)),
+        (200, Some(6)),
+        "{body}"
+    );
+    let message = assert_problem(
+        daemon.request("POST", path, Some(&wall), Some(&promote)),
+        403,
+        "forbidden",
+    );
+    assert!(message.contains("may not promote"), "{message}");
+    // A Stage or Freight the definitions do not have, or a body that is not what the route takes.
+    let nope = "/api/v1/projects/shop/stages/nope/promotions";
+    assert_problem(
+        daemon.request("POST", nope, Some(TOKEN), Some(&promote)),
+        404,
+        "not-found",
+    );
+    let unknown = json!({"freight": "nope"}).to_string();
+    assert_problem(
+        daemon.request("POST", path, Some(TOKEN), Some(&unknown)),
+        404,
+        "not-found",
+    );
+    let message = assert_problem(daemon.request("POST", path, Some(TOKEN), Some("{}")), 400, "invalid");
+    assert!(message.contains("missing field `freight`"), "{message}");
+    // A route or method the API does not have.
+    let message = assert_problem(
+        daemon.request("GET", "/api/v1/projects/shop/nothing", Some(TOKEN), None),
+        404,
+        "no-route",
+    );
+    assert!(message.contains("GET /api/v1/projects/shop/nothing"), "{message}");
+    let stages = "/api/v1/projects/shop/stages";
+    assert_problem(
+        daemon.request("DELETE", stages, Some(TOKEN), None),
+        405,
+        "method-not-allowed",
+    );
+    // The body limit applies as on /api/v1/call.
+    let big = format!("{{\"freight\": \"{}\"}}", "x".repeat(2 << 20));
+    assert_problem(daemon.request("POST", path, Some(TOKEN), Some(&big)), 413, "too-large");
+    // Nothing was promoted, and the refusals are audited.
+    let history = fx.history();
+    assert!(
+        !history.iter().any(|e| e["kind"] == "promotion.created"),
+        "{history:#?}"
+    );
+    assert!(
+        history
+            .iter()
+            .any(|e| e["kind"] == "access.denied" && e["actor"] == "token:wall"),
+        "{history:#?}"
+    );
+}
+
+/// The resource routes docs/reference/api.md lists, as `(METHOD, /api/v1/projects...)` (its `…` stands for
+/// `/api/v1/projects/{project}`).
+fn routes_in_the_reference() -> std::collections::BTreeSet<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let reference = std::fs::read_to_string(root.join("docs/reference/api.md")).unwrap();
+    reference
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(|code| {
+            let (method, path) = code.split_once(' ')?;
+            let path = path.replace('…', "/api/v1/projects/{project}");
+            (["GET", "POST", "PATCH"].contains(&method) && path.starts_with("/api/v1/projects") && !path.contains(' '))
+                .then(|| (method.to_string(), path))
+        })
+        .collect()
+}
+
+#[test]
+fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_the_reference_documents() {
+    let (fx, _hang) = rest_fixture();
+    let daemon = fx.daemon(&[], &[]);
+    // Served without a token, as OpenAPI 3.1.
+    let (status, document) = daemon.request("GET", "/api/v1/openapi.json", None, None);
+    assert_eq!(status, 200, "{document}");
+    assert!(document["openapi"].as_str().unwrap().starts_with("3.1."), "{document}");
+
+    // A real validator (scripts/install-deploy-tools installs it).
+    let file = fx.dir.path().join("openapi.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    let out = Command::new("openapi-spec-validator")
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run openapi-spec-validator ({e}): run ./scripts/test, or `. scripts/test-env` first, which installs it")
+        });
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+
+    let documented: std::collections::BTreeSet<(String, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "patch", "put", "delete"].contains(&k.as_str()))
+                .map(|method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    assert_eq!(documented, routes_in_the_reference());
+    assert_eq!(documented.len(), 21);
+    // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
+    // the REST API's answer or error.
+    for (method, path) in &documented {
+        let path = path.replace("{project}", "shop").replace("{name}", "nope");
+        let body = (method != "GET").then_some("{}");
+        let (status, answer) = daemon.request(method, &path, Some(TOKEN), body);
+        assert!(
+            (200..300).contains(&status) || answer["code"].is_string(),
+            "{method} {path}: {status} {answer}"
+        );
+        assert!(
+            !["no-route", "method-not-allowed"].contains(&answer["code"].as_str().unwrap_or_default()),
+            "{method} {path}: {answer}"
+        );
+    }
 }

@@ -73,7 +73,7 @@ impl Call {
 }
 
 /// One Warehouse in `barge get warehouses`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WarehouseSummary {
     pub project: String,
@@ -174,7 +174,7 @@ impl<'de> Deserialize<'de> for FreightInfo {
 }
 
 /// A promotion as `barge get promotions` shows it; `outputs` only when asked for by name.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionInfo {
     pub project: String,
@@ -182,24 +182,27 @@ pub struct PromotionInfo {
     pub stage: String,
     pub freight: String,
     pub actor: String,
+    #[schema(value_type = String)]
     pub phase: Phase,
     pub message: String,
     /// RFC 3339.
     pub created_at: String,
     /// RFC 3339.
     pub updated_at: String,
+    #[schema(value_type = Vec<Object>)]
     pub steps: Vec<StepRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub outputs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The promotions a `Promote` or `PromoteDownstream` queued.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Queued {
     pub promotions: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approved {
     pub freight: String,
@@ -208,28 +211,29 @@ pub struct Approved {
     pub approved_by: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Held {
     pub stage: String,
     /// One per freight request of the Stage.
+    #[schema(value_type = Vec<Object>)]
     pub holds: Vec<StageHold>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Released {
     pub stage: String,
     /// How many holds were lifted.
     pub released: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Aliased {
     /// The Freight's name (ID).
     pub freight: String,
     pub alias: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequested {
     pub warehouse: String,
     /// `requested`.

@@ -44,6 +44,10 @@ pub enum Call {
         freight: Option<String>,
         /// Unix milliseconds.
         since: Option<i64>,
+        /// Only events after this one (its `at` and `id`) in the newest-first order: the
+        /// next page.
+        #[serde(default)]
+        before: Option<(i64, i64)>,
         limit: i64,
     },
     /// Queues a promotion (the daemon runs it).
@@ -380,6 +384,7 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             stage,
             freight,
             since,
+            before,
             limit,
         } => {
             // An alias names the Freight as it is now; history is recorded by name.
@@ -393,7 +398,7 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     stage: stage.as_deref(),
                     freight: freight_name.as_deref(),
                     since,
-                    before_id: None,
+                    before,
                     limit,
                 })
                 .await?;

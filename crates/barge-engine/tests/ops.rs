@@ -250,6 +250,7 @@ async fn the_operations_answer_typed_and_fail_with_a_class() {
             stage: None,
             freight: Some("release-1".into()),
             since: None,
+            before: None,
             limit: 100,
         })
         .await
@@ -370,6 +371,7 @@ async fn answers_survive_the_wire() {
             stage: None,
             freight: None,
             since: None,
+            before: None,
             limit: 10,
         },
         create_token("wall", Role::Viewer, None),

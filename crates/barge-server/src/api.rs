@@ -1,5 +1,6 @@
 //! The daemon's HTTP API, for the CLI: `POST /api/v1/call` with an [`ops::Call`] as JSON,
-//! behind a bearer token; `GET /healthz` without one. Errors are `{"error": "..."}` with the
+//! behind a bearer token; `GET /healthz` without one. The REST resources under `/api/v1`
+//! ([`crate::rest`]) share its authentication, body limit and timeouts. Errors are `{"error": "..."}` with the
 //! status the call's failure means (400 invalid, 401 no valid token, 403 forbidden, 404, 409
 //! conflict, 413 too large, 408 too slow, 500, 503 too many connections).
 //!
@@ -154,10 +155,10 @@ impl Limits {
 }
 
 #[derive(Clone)]
-struct Api {
-    shared: Arc<Shared>,
+pub(crate) struct Api {
+    pub(crate) shared: Arc<Shared>,
     access: Arc<Access>,
-    client_timeout: Duration,
+    pub(crate) client_timeout: Duration,
 }
 
 fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
@@ -166,6 +167,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/call", post(call))
+        .merge(crate::rest::routes())
         .with_state(Api {
             shared,
             access: Arc::new(access),
@@ -275,8 +277,28 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn error(status: StatusCode, message: String) -> Response {
+pub(crate) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({"error": message}))).into_response()
+}
+
+/// Why a request is refused before any call runs, whichever API it came to: `/api/v1/call`
+/// answers it as `{"error"}`, the REST API as `{"code", "message", "details"}`.
+pub(crate) struct Refusal {
+    pub(crate) status: StatusCode,
+    /// The engine's error class when it has one (`auth`), else what went wrong with the
+    /// request itself (`too-large`, `timeout`).
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl Refusal {
+    fn of_class(class: ErrorClass, message: String) -> Refusal {
+        Refusal {
+            status: status_of(Some(class)),
+            code: class.as_str(),
+            message,
+        }
+    }
 }
 
 /// The request's body, at most `limit` bytes and within the client timeout.
@@ -284,12 +306,11 @@ pub(crate) async fn read_body(
     body: Body,
     limit: usize,
     client_timeout: Duration,
-) -> Result<axum::body::Bytes, Response> {
-    let too_large = || {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {limit} bytes"),
-        )
+) -> Result<axum::body::Bytes, Refusal> {
+    let too_large = || Refusal {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too-large",
+        message: format!("the request body is larger than {limit} bytes"),
     };
     // A declared length is refused before any of it is read.
     if body.size_hint().lower() > limit as u64 {
@@ -298,20 +319,21 @@ pub(crate) async fn read_body(
     match tokio::time::timeout(client_timeout, http_body_util::Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(e)) => Err(error(
-            StatusCode::BAD_REQUEST,
+        Ok(Err(e)) => Err(Refusal::of_class(
+            ErrorClass::Invalid,
             format!("cannot read the request body: {e}"),
         )),
-        Err(_) => Err(error(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the request body did not arrive within {client_timeout:?}"),
-        )),
+        Err(_) => Err(Refusal {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "timeout",
+            message: format!("the request body did not arrive within {client_timeout:?}"),
+        }),
     }
 }
 
 /// The principal a request's bearer token stands for, or the 401 (audited) that says why
 /// there is none.
-async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Response> {
+pub(crate) async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Refusal> {
     let presented = match headers.get(axum::http::header::AUTHORIZATION) {
         None => match &api.access.anonymous {
             Some(anonymous) => return Ok(anonymous.clone()),
@@ -332,10 +354,11 @@ async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Respo
                 (why.to_string(), name)
             }
             Err(e) => {
-                return Err(error(
-                    status_of(e.class()),
-                    format!("cannot check the bearer token: {e}"),
-                ));
+                return Err(Refusal {
+                    status: status_of(e.class()),
+                    code: e.class().map_or("internal", ErrorClass::as_str),
+                    message: format!("cannot check the bearer token: {e}"),
+                });
             }
         },
     };
@@ -350,8 +373,8 @@ async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Principal, Respo
     };
     // The sink logs a failure to audit; the call is refused all the same.
     let _ = api.shared.events.emit(denied).await;
-    Err(error(
-        status_of(Some(ErrorClass::Auth)),
+    Err(Refusal::of_class(
+        ErrorClass::Auth,
         format!("{reason} (set BARGE_TOKEN or --token-file to a token of this server)"),
     ))
 }
@@ -379,11 +402,11 @@ async fn readyz(State(api): State<Api>) -> Response {
 async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
     let principal = match authenticate(&api, &headers).await {
         Ok(p) => p,
-        Err(response) => return response,
+        Err(refusal) => return error(refusal.status, refusal.message),
     };
     let body = match read_body(body, MAX_BODY, api.client_timeout).await {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(refusal) => return error(refusal.status, refusal.message),
     };
     let c: ops::Call = match serde_json::from_slice(&body) {
         Ok(c) => c,

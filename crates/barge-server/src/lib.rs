@@ -9,5 +9,6 @@
 
 pub mod api;
 pub mod memory;
+mod rest;
 pub mod serve;
 pub mod webhook;

@@ -146,7 +146,7 @@ async fn deliver(
     }
     let body = match crate::api::read_body(body, MAX_BODY, hooks.client_timeout).await {
         Ok(b) => b,
-        Err(response) => return response,
+        Err(refused) => return crate::api::error(refused.status, refused.message),
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let delivery = match webhook::receive(&receiver, &header, &body) {

@@ -80,8 +80,9 @@ pub struct AuditQuery<'a> {
     pub freight: Option<&'a str>,
     /// Events at or after this time.
     pub since: Option<i64>,
-    /// Events strictly before this id (paging backwards).
-    pub before_id: Option<i64>,
+    /// Events strictly after this one (its `at` and `id`) in the newest-first order: the next
+    /// page. Both, because `at` comes from the writer and need not grow with `id`.
+    pub before: Option<(i64, i64)>,
     pub limit: i64,
 }
 
@@ -515,8 +516,9 @@ impl Store {
         if q.since.is_some() {
             sql += &format!(" AND at >= {}", next());
         }
-        if q.before_id.is_some() {
-            sql += &format!(" AND id < {}", next());
+        if q.before.is_some() {
+            let (at, same_at, id) = (next(), next(), next());
+            sql += &format!(" AND (at < {at} OR (at = {same_at} AND id < {id}))");
         }
         sql += &format!(" ORDER BY at DESC, id DESC LIMIT {}", next());
         // Only placeholders are spliced in; every value is bound.
@@ -524,7 +526,8 @@ impl Store {
         for v in [q.project, q.stage, q.freight].into_iter().flatten() {
             query = query.bind(v);
         }
-        for v in [q.since, q.before_id].into_iter().flatten() {
+        let before = q.before.map(|(at, id)| [at, at, id]);
+        for v in q.since.into_iter().chain(before.into_iter().flatten()) {
             query = query.bind(v);
         }
         let rows = query.bind(q.limit.max(1)).fetch_all(&self.pool).await?;

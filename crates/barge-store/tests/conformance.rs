@@ -618,7 +618,7 @@ async fn history_filters_newest_first(b: Backend) {
         stage,
         freight,
         since,
-        before_id: None,
+        before: None,
         limit: 100,
     };
     let is = |events: Vec<barge_store::AuditEvent>| -> Vec<i64> {
@@ -632,13 +632,43 @@ async fn history_filters_newest_first(b: Backend) {
     let all = s.history(&q(None, None, None)).await.unwrap();
     let older = s
         .history(&barge_store::AuditQuery {
-            before_id: Some(all[1].id),
+            before: Some((all[1].at, all[1].id)),
             limit: 1,
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(is(older), [1], "pages backwards by id, limited");
+    assert_eq!(is(older), [1], "pages backwards, limited");
+    // A writer's clock need not follow the ids: an event with a later id and an earlier time
+    // is on the next page after the one before it in time, not skipped.
+    s.append_audit(barge_store::NewAudit {
+        at: 150,
+        project: "other",
+        kind: "k",
+        subject: "s",
+        actor: "a",
+        stage: "",
+        freight: "",
+        body: &serde_json::json!({"i": 4}),
+    })
+    .await
+    .unwrap();
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .history(&barge_store::AuditQuery {
+                before,
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some((last.at, last.id));
+        paged.extend(is(page));
+    }
+    assert_eq!(paged, [3, 2, 1, 4, 0]);
     let demo = s
         .history(&barge_store::AuditQuery {
             project: Some("demo"),

@@ -1063,6 +1063,7 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         stage: args.stage,
         freight: args.freight,
         since,
+        before: None,
         limit: args.limit,
     };
     verb(&args.target, c, args.output)

@@ -1,0 +1,800 @@
+//! The REST API under `/api/v1/projects` (issue #16): resources and verbs over the engine's
+//! calls, for scripts and tools other than barge's CLI. Each handler builds one
+//! [`ops::Call`] and answers its typed answer as JSON; lists are `{"items": [...]}` with a
+//! `continue` cursor where they page, as Kubernetes lists are. docs/reference/api.md lists
+//! every route.
+//!
+//! Every route goes through what `/api/v1/call` does ([`crate::api`]): the bearer token's
+//! principal, the body limit and the client timeouts. The engine authorizes each call for
+//! that principal and records it as the actor: no body names one. Every error is
+//! `{"code", "message", "details"}`, its status by its class ([`api::status_of`]); a body
+//! with a field the route does not take is refused (400), not half-understood.
+
+use crate::api::{self, Api, Refusal};
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use barge_core::authz::Principal;
+use barge_core::promotion::Phase;
+use barge_engine::answer::{
+    Aliased, Approved, FreightInfo, Held, PromotionInfo, RefreshRequested, Released, WarehouseSummary,
+};
+use barge_engine::{Answer, EngineError, ops::Call};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// History's page size when the request names none, and the most it may name.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+/// The routes and the OpenAPI document describing them, both from the handlers' `#[utoipa::path]`
+/// attributes: a route cannot be served without being documented.
+pub(crate) fn routes() -> axum::Router<Api> {
+    let (router, document) = api_router().split_for_parts();
+    let document = std::sync::Arc::new(document);
+    // Unauthenticated, as Kargo serves its API's description: it says what the routes are,
+    // which the open source says too, and nothing of what the store holds.
+    router
+        .method_not_allowed_fallback(method_not_allowed)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || std::future::ready(Json(document.clone()))),
+        )
+        // Below every other /api/v1 route (a catch-all matches last), so that a route that
+        // does not exist is answered in the one error shape too.
+        .route("/api/v1/{*rest}", axum::routing::any(no_route))
+}
+
+async fn no_route(method: Method, uri: Uri) -> Problem {
+    Problem {
+        status: StatusCode::NOT_FOUND,
+        code: "no-route",
+        message: format!("no route {method} {} (GET /api/v1/openapi.json lists them)", uri.path()),
+        details: json!({}),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Problem {
+    Problem {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method-not-allowed",
+        message: format!(
+            "{} does not take {method} (GET /api/v1/openapi.json lists its methods)",
+            uri.path()
+        ),
+        details: json!({}),
+    }
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "barge", description = "barge's REST API (docs/reference/api.md)"),
+    modifiers(&BearerToken),
+    security(("bearer" = []))
+)]
+struct Document;
+
+/// The bearer token every route takes.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+    }
+}
+
+fn api_router() -> OpenApiRouter<Api> {
+    OpenApiRouter::with_openapi(<Document as utoipa::OpenApi>::openapi())
+        .routes(routes!(projects))
+        .routes(routes!(project))
+        .routes(routes!(warehouses))
+        .routes(routes!(warehouse))
+        .routes(routes!(refresh))
+        .routes(routes!(stages))
+        .routes(routes!(stage))
+        .routes(routes!(promote))
+        .routes(routes!(promote_downstream))
+        .routes(routes!(verify))
+        .routes(routes!(abort_verification))
+        .routes(routes!(hold))
+        .routes(routes!(release))
+        .routes(routes!(freight_list))
+        .routes(routes!(freight_one, alias))
+        .routes(routes!(approve))
+        .routes(routes!(promotions))
+        .routes(routes!(promotion))
+        .routes(routes!(abort))
+        .routes(routes!(history))
+}
+
+/// A list, as Kubernetes answers one: `continue` only when there may be a next page.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Items<T> {
+    items: Vec<T>,
+    /// Pass it back as `?continue=` for the next page.
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ProjectSummary {
+    name: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Project {
+    name: String,
+    stages: Vec<String>,
+    warehouses: Vec<String>,
+}
+
+/// A REST error, every error's shape: `{"code", "message", "details"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Problem {
+    /// The response's status (by the class), not part of the body.
+    #[serde(skip)]
+    status: StatusCode,
+    /// The error's class (`invalid`, `auth`, `forbidden`, `not-found`, `conflict`, ...).
+    code: &'static str,
+    message: String,
+    details: Value,
+}
+
+impl Problem {
+    fn invalid(message: String, details: Value) -> Problem {
+        Problem {
+            status: StatusCode::BAD_REQUEST,
+            code: barge_core::ErrorClass::Invalid.as_str(),
+            message,
+            details,
+        }
+    }
+
+    fn not_found(message: String) -> Problem {
+        Problem {
+            status: StatusCode::NOT_FOUND,
+            code: barge_core::ErrorClass::NotFound.as_str(),
+            message,
+            details: json!({}),
+        }
+    }
+}
+
+impl From<Refusal> for Problem {
+    fn from(r: Refusal) -> Problem {
+        Problem {
+            status: r.status,
+            code: r.code,
+            message: r.message,
+            details: json!({}),
+        }
+    }
+}
+
+impl From<EngineError> for Problem {
+    fn from(e: EngineError) -> Problem {
+        let class = e.class();
+        Problem {
+            status: api::status_of(class),
+            code: class.map_or("internal", barge_core::ErrorClass::as_str),
+            message: e.to_string(),
+            details: json!({}),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        (self.status, Json(self)).into_response()
+    }
+}
+
+type Answered = Result<Response, Problem>;
+
+/// Who calls: the principal of the request's bearer token (or the anonymous viewer).
+struct Caller(Principal);
+
+impl FromRequestParts<Api> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Caller, Problem> {
+        Ok(Caller(api::authenticate(api, &parts.headers).await?))
+    }
+}
+
+/// A JSON body of `T` (which denies unknown fields), at most [`api::MAX_BODY`] and within the
+/// client timeout.
+struct Body<T>(T);
+
+impl<T: DeserializeOwned> FromRequest<Api> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, api: &Api) -> Result<Body<T>, Problem> {
+        let bytes = api::read_body(req.into_body(), api::MAX_BODY, api.client_timeout).await?;
+        serde_json::from_slice(&bytes).map(Body).map_err(|e| {
+            Problem::invalid(
+                format!("the request body is not what this route takes: {e}"),
+                json!({"line": e.line(), "column": e.column()}),
+            )
+        })
+    }
+}
+
+/// The path's parameters, refused as a [`Problem`] when they are not UTF-8.
+struct Params<T>(T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<Api> for Params<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Params<T>, Problem> {
+        match axum::extract::Path::<T>::from_request_parts(parts, api).await {
+            Ok(axum::extract::Path(t)) => Ok(Params(t)),
+            Err(e) => Err(Problem::invalid(e.body_text(), json!({}))),
+        }
+    }
+}
+
+/// The query string's filters, `T` denying those it does not know.
+struct Filters<T>(T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<Api> for Filters<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Filters<T>, Problem> {
+        match axum::extract::Query::<T>::from_request_parts(parts, api).await {
+            Ok(axum::extract::Query(t)) => Ok(Filters(t)),
+            Err(e) => Err(Problem::invalid(e.body_text(), json!({}))),
+        }
+    }
+}
+
+async fn run(api: &Api, caller: &Principal, call: Call) -> Result<Answer, Problem> {
+    Ok(crate::serve::call(&api.shared, caller, call).await?)
+}
+
+fn ok<T: Serialize>(status: StatusCode, body: T) -> Answered {
+    Ok((status, Json(body)).into_response())
+}
+
+fn list<T: Serialize>(items: Vec<T>, next: Option<String>) -> Answered {
+    ok(StatusCode::OK, Items { items, next })
+}
+
+/// An answer the call cannot give: the engine's contract broken, not the caller's fault.
+fn unexpected(answer: &Answer) -> Problem {
+    let answer = serde_json::to_string(answer).unwrap_or_default();
+    Problem {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "internal",
+        message: "the engine answered what this route does not expect".into(),
+        details: json!({"answer": answer}),
+    }
+}
+
+/// The names of the projects the caller may read: those with Stages or Warehouses.
+async fn project_names(
+    api: &Api,
+    caller: &Principal,
+    project: Option<String>,
+) -> Result<(Vec<String>, Vec<String>, Vec<(String, String)>), Problem> {
+    let stages = match run(
+        api,
+        caller,
+        Call::GetStages {
+            project: project.clone(),
+            name: None,
+        },
+    )
+    .await?
+    {
+        Answer::Stages(s) => s,
+        other => return Err(unexpected(&other)),
+    };
+    let warehouses = match run(api, caller, Call::GetWarehouses { project }).await? {
+        Answer::Warehouses(w) => w,
+        other => return Err(unexpected(&other)),
+    };
+    let mut projects: Vec<String> = stages
+        .iter()
+        .map(|s| s.project.clone())
+        .chain(warehouses.iter().map(|w| w.project.clone()))
+        .collect();
+    projects.sort();
+    projects.dedup();
+    Ok((
+        projects,
+        stages.into_iter().map(|s| s.name).collect(),
+        warehouses.into_iter().map(|w| (w.project, w.name)).collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects", tag = "barge", responses((status = 200, description = "The projects the token may read", body = Items<ProjectSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn projects(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
+    let (projects, _, _) = project_names(&api, &caller, None).await?;
+    list(projects.into_iter().map(|name| ProjectSummary { name }).collect(), None)
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Project), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn project(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
+    let (_, stages, warehouses) = project_names(&api, &caller, Some(project.clone())).await?;
+    let warehouses: Vec<String> = warehouses.into_iter().map(|(_, w)| w).collect();
+    let project = Project {
+        name: project,
+        stages,
+        warehouses,
+    };
+    ok(StatusCode::OK, project)
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Items<WarehouseSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn warehouses(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+) -> Answered {
+    match run(
+        &api,
+        &caller,
+        Call::GetWarehouses {
+            project: Some(project.clone()),
+        },
+    )
+    .await?
+    {
+        Answer::Warehouses(w) => list(w, None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 200, description = "The answer", body = WarehouseSummary), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn warehouse(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, name)): Params<(String, String)>,
+) -> Answered {
+    match run(
+        &api,
+        &caller,
+        Call::GetWarehouses {
+            project: Some(project.clone()),
+        },
+    )
+    .await?
+    {
+        Answer::Warehouses(w) => match w.into_iter().find(|w| w.name == name) {
+            Some(w) => ok(StatusCode::OK, w),
+            None => Err(Problem::not_found(format!(
+                "no Warehouse named {name:?} in project {project:?}"
+            ))),
+        },
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/warehouses/{name}/refresh", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 202, description = "Discovery requested", body = RefreshRequested), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn refresh(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, warehouse)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::Refresh {
+        project: Some(project.clone()),
+        warehouse,
+        actor: String::new(),
+    };
+    ok(StatusCode::ACCEPTED, run(&api, &caller, call).await?)
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn stages(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
+    let call = Call::GetStages {
+        project: Some(project.clone()),
+        name: None,
+    };
+    match run(&api, &caller, call).await? {
+        Answer::Stages(s) => list(s, None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The Stage's status", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn stage(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, name)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::GetStages {
+        project: Some(project.clone()),
+        name: Some(name),
+    };
+    match run(&api, &caller, call).await? {
+        // The engine answers 404 for a Stage it does not have.
+        Answer::Stages(s) if s.len() == 1 => ok(StatusCode::OK, &s[0]),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct PromoteBody {
+    /// The Freight's name or alias.
+    freight: String,
+    /// Promote although the Stage's promotion window or freight-creation criteria refuse.
+    override_reason: Option<String>,
+}
+
+/// The promotions a call queued, as they are now.
+async fn queued(api: &Api, caller: &Principal, project: &str, answer: Answer) -> Result<Vec<PromotionInfo>, Problem> {
+    let Answer::Queued(queued) = answer else {
+        return Err(unexpected(&answer));
+    };
+    let mut out = Vec::new();
+    for name in queued.promotions {
+        let call = Call::GetPromotions {
+            project: Some(project.to_string()),
+            stage: None,
+            name: Some(name),
+        };
+        match run(api, caller, call).await? {
+            Answer::Promotions(p) => out.extend(p),
+            other => return Err(unexpected(&other)),
+        }
+    }
+    Ok(out)
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn promote(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, stage)): Params<(String, String)>,
+    Body(body): Body<PromoteBody>,
+) -> Answered {
+    let call = Call::Promote {
+        project: Some(project.clone()),
+        stage,
+        freight: body.freight,
+        actor: String::new(),
+        override_reason: body.override_reason,
+    };
+    let answer = run(&api, &caller, call).await?;
+    let mut queued = queued(&api, &caller, &project, answer).await?;
+    match queued.pop() {
+        Some(promotion) if queued.is_empty() => ok(StatusCode::ACCEPTED, promotion),
+        _ => Err(Problem {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal",
+            message: "the engine did not queue exactly one promotion".into(),
+            details: json!({}),
+        }),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct FreightBody {
+    /// The Freight's name or alias.
+    freight: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions/downstream", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage whose downstream Stages to promote into")), request_body = FreightBody, responses((status = 202, description = "The queued promotions", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn promote_downstream(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, from)): Params<(String, String)>,
+    Body(body): Body<FreightBody>,
+) -> Answered {
+    let call = Call::PromoteDownstream {
+        project: Some(project.clone()),
+        from,
+        freight: body.freight,
+        actor: String::new(),
+    };
+    let answer = run(&api, &caller, call).await?;
+    let queued = queued(&api, &caller, &project, answer).await?;
+    let queued = Items {
+        items: queued,
+        next: None,
+    };
+    ok(StatusCode::ACCEPTED, queued)
+}
+
+async fn verification(api: &Api, caller: &Principal, project: String, stage: String, abort: bool) -> Answered {
+    let call = Call::Verify {
+        project: Some(project),
+        stage,
+        abort,
+        actor: String::new(),
+    };
+    let status = if abort { StatusCode::OK } else { StatusCode::ACCEPTED };
+    ok(status, run(api, caller, call).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 202, description = "The queued verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn verify(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, stage)): Params<(String, String)>,
+) -> Answered {
+    verification(&api, &caller, project, stage, false).await
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/verification/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The aborted verification", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn abort_verification(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, stage)): Params<(String, String)>,
+) -> Answered {
+    verification(&api, &caller, project, stage, true).await
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/hold", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Held), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn hold(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, stage)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::Hold {
+        project: Some(project),
+        stage,
+        actor: String::new(),
+    };
+    ok(StatusCode::OK, run(&api, &caller, call).await?)
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/release", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The answer", body = Released), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn release(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, stage)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::Release {
+        project: Some(project),
+        stage,
+        actor: String::new(),
+    };
+    ok(StatusCode::OK, run(&api, &caller, call).await?)
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct FreightFilters {
+    warehouse: Option<String>,
+    /// Freight currently in this Stage.
+    stage: Option<String>,
+    alias: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn freight_list(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+    Filters(filters): Filters<FreightFilters>,
+) -> Answered {
+    let call = Call::GetFreight {
+        project: Some(project.clone()),
+        warehouse: filters.warehouse,
+        name: None,
+    };
+    let mut freight = match run(&api, &caller, call).await? {
+        Answer::Freight(f) => f,
+        other => return Err(unexpected(&other)),
+    };
+    freight.retain(|f: &FreightInfo| {
+        filters
+            .stage
+            .as_ref()
+            .is_none_or(|s| f.status.currently_in.contains_key(s))
+            && filters
+                .alias
+                .as_ref()
+                .is_none_or(|a| f.freight.alias.as_ref() == Some(a))
+    });
+    list(freight, None)
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The answer", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn freight_one(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, name)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::GetFreight {
+        project: Some(project.clone()),
+        warehouse: None,
+        name: Some(name),
+    };
+    match run(&api, &caller, call).await? {
+        // The engine answers 404 for Freight it does not have, 400 for a name it cannot
+        // tell apart.
+        Answer::Freight(f) if f.len() == 1 => ok(StatusCode::OK, &f[0]),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    alias: String,
+}
+
+#[utoipa::path(patch, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = AliasBody, responses((status = 200, description = "The answer", body = Aliased), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn alias(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, freight)): Params<(String, String)>,
+    Body(body): Body<AliasBody>,
+) -> Answered {
+    let call = Call::Alias {
+        project: Some(project),
+        freight,
+        alias: body.alias,
+        actor: String::new(),
+    };
+    ok(StatusCode::OK, run(&api, &caller, call).await?)
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    stage: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/freight/{name}/approve", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), request_body = ApproveBody, responses((status = 200, description = "The answer", body = Approved), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn approve(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, freight)): Params<(String, String)>,
+    Body(body): Body<ApproveBody>,
+) -> Answered {
+    let call = Call::Approve {
+        project: Some(project),
+        stage: body.stage,
+        freight,
+        actor: String::new(),
+    };
+    ok(StatusCode::OK, run(&api, &caller, call).await?)
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct PromotionFilters {
+    stage: Option<String>,
+    /// Pending, Running, Succeeded, Failed, Errored or Aborted.
+    #[param(value_type = Option<String>)]
+    phase: Option<Phase>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters), responses((status = 200, description = "Newest first", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn promotions(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+    Filters(filters): Filters<PromotionFilters>,
+) -> Answered {
+    let call = Call::GetPromotions {
+        project: Some(project),
+        stage: filters.stage,
+        name: None,
+    };
+    match run(&api, &caller, call).await? {
+        Answer::Promotions(mut p) => {
+            p.retain(|p| filters.phase.is_none_or(|phase| p.phase == phase));
+            list(p, None)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The answer", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn promotion(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, name)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::GetPromotions {
+        project: Some(project),
+        stage: None,
+        name: Some(name),
+    };
+    match run(&api, &caller, call).await? {
+        // The engine answers 404 for a promotion it does not have; a name is unique in a
+        // project.
+        Answer::Promotions(p) if p.len() == 1 => ok(StatusCode::OK, &p[0]),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/promotions/{name}/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The aborted promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn abort(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params((project, name)): Params<(String, String)>,
+) -> Answered {
+    let call = Call::Abort {
+        project: Some(project),
+        name,
+        actor: String::new(),
+    };
+    ok(StatusCode::OK, run(&api, &caller, call).await?)
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct HistoryFilters {
+    stage: Option<String>,
+    /// A Freight's name or alias.
+    freight: Option<String>,
+    /// Unix milliseconds.
+    since: Option<i64>,
+    /// At most this many events (100 by default, at most 1000).
+    limit: Option<i64>,
+    /// The `continue` of the previous page.
+    #[serde(rename = "continue")]
+    after: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/history", tag = "barge", params(("project" = String, Path, description = "The project"), HistoryFilters), responses((status = 200, description = "Audit events, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn history(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+    Filters(filters): Filters<HistoryFilters>,
+) -> Answered {
+    let limit = filters.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid(
+            format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
+            json!({"limit": limit}),
+        ));
+    }
+    // The cursor is the last event's time and id (`AT.ID`): the next page is what follows it.
+    let cursor = |c: &str| -> Option<(i64, i64)> {
+        let (at, id) = c.split_once('.')?;
+        Some((at.parse().ok()?, id.parse().ok()?))
+    };
+    let before = match filters.after.as_deref().map(|c| cursor(c).ok_or(())).transpose() {
+        Ok(before) => before,
+        Err(()) => {
+            return Err(Problem::invalid(
+                "continue is not a cursor this server gave: pass the previous page's `continue` as it is".into(),
+                json!({}),
+            ));
+        }
+    };
+    let call = Call::History {
+        project: Some(project),
+        stage: filters.stage,
+        freight: filters.freight,
+        since: filters.since,
+        before,
+        limit,
+    };
+    match run(&api, &caller, call).await? {
+        Answer::History(events) => {
+            let next = match events.last() {
+                Some(last) if events.len() as i64 == limit => Some(format!("{}.{}", last.at, last.id)),
+                _ => None,
+            };
+            list(events, next)
+        }
+        other => Err(unexpected(&other)),
+    }
+}
