@@ -600,6 +600,7 @@ pub fn engine(
             .unwrap_or(std::time::Duration::from_secs(10)),
         retry_backoff: std::time::Duration::from_secs(1),
         slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
+        wakeups: Default::default(),
         kube: std::sync::Arc::new(barge_kube::Clusters::new(None)),
     })
 }

@@ -106,6 +106,7 @@ fn engine(dir: &std::path::Path, git_port: u16) -> barge_promote::Engine {
         poll_interval: Duration::from_millis(20),
         retry_backoff: Duration::from_millis(10),
         slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
+        wakeups: Default::default(),
         kube: Arc::new(barge_kube::Clusters::new(None)),
     }
 }

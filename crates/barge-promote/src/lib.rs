@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod steps;
+pub mod wakeups;
 
 use barge_core::eval::{self, Data, Scope, StepStatus};
 use barge_core::model::kargo::Freight;
@@ -202,6 +203,9 @@ pub struct Engine {
     pub retry_backoff: Duration,
     /// Kubernetes clusters, for the argocd-* and rollout-wait steps (connected on first use).
     pub kube: Arc<barge_kube::Clusters>,
+    /// Steps waiting on something a webhook may announce before their next poll (a pull
+    /// request merged); the daemon's webhook receiver wakes them.
+    pub wakeups: Arc<wakeups::Wakeups>,
     /// Bounds the promotions running at once (Kargo: 4 per controller). More would only
     /// thrash the CPU with checkouts; fewer lets finished promotions' worktrees be reused.
     pub slots: Arc<tokio::sync::Semaphore>,
@@ -435,6 +439,13 @@ impl Engine {
                     }
                     tracing::info!(step = %step.alias, "{why}");
                     tokio::time::sleep(at_least.max(self.poll_interval)).await;
+                }
+                Ok(steps::StepDone::WaitingOn { why, wake }) => {
+                    if promotion::timed_out(step, first_start.elapsed()) {
+                        return (StepStatus::Errored, format!("timed out while {why}"), Map::new());
+                    }
+                    tracing::info!(step = %step.alias, "{why}");
+                    self.wakeups.wait(&wake, self.poll_interval).await;
                 }
                 Err(steps::StepError::Failed(m)) => return (StepStatus::Failed, m, Map::new()),
                 Err(steps::StepError::Invalid(m)) => return (StepStatus::Errored, m, Map::new()),

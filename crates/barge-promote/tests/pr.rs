@@ -445,3 +445,46 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
     );
     assert!(!out.message.contains("wrong-token-9"));
 }
+
+/// Issue #18: a merge a webhook announces (the daemon's GitHub receiver wakes the PR's web
+/// URL) is seen at once, not at the next poll an hour away.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wake_up_rechecks_a_waiting_pr_before_its_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let (forge, port) = start(dir.path()).await;
+    git(&forge.bare, &["branch", "feature", "main"]);
+    forge.prs.lock().unwrap().push(Pr {
+        number: 1,
+        source: "feature".into(),
+        target: "main".into(),
+        title: "t".into(),
+        labels: Vec::new(),
+        state: "open",
+        merged: false,
+        merge_sha: None,
+    });
+    let mut e = engine(dir.path(), port, "gh");
+    e.poll_interval = Duration::from_secs(3600);
+    let p = promotion(&support::dev_stage(WAIT_ONLY));
+    // The PR's web URL as the forge answers it (hub_json), which GitHub's webhook sends.
+    let url = "http://forge/pulls/1";
+    let merge_and_announce = async {
+        while !e.wakeups.is_waited_on(url) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        {
+            let mut prs = forge.prs.lock().unwrap();
+            forge.merge(&mut prs[0]);
+        }
+        assert_eq!(e.wakeups.wake(url), 1, "the step waits on the PR's URL");
+    };
+    let run = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet);
+    let (out, ()) = tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(run, merge_and_announce) })
+        .await
+        .expect("the wake-up ended the wait long before the hour's poll");
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(
+        out.state.outputs["wait"]["commit"],
+        git(&forge.bare, &["rev-parse", "main"]).as_str()
+    );
+}

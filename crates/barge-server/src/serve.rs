@@ -155,8 +155,8 @@ pub struct Shared {
     claim: Notify,
     /// Inbound webhooks' secrets, replay list and rate limits.
     pub(crate) webhooks: crate::webhook::Receiving,
-    /// The promotion engine, for the API's dry runs.
-    engine: Arc<Engine>,
+    /// The promotion engine: the API's dry runs; webhooks wake its waiting steps.
+    pub(crate) engine: Arc<Engine>,
 }
 
 impl Shared {

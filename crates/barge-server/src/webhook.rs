@@ -173,10 +173,15 @@ async fn deliver(
     if let Some(why) = &delivery.ignored {
         return answer(StatusCode::OK, serde_json::json!({"msg": why}));
     }
-    if delivery.closed_pull_request.is_some() {
+    if let Some(pr) = &delivery.closed_pull_request {
+        // A git-wait-for-pr step of this process waiting on the PR checks it again now.
+        let woken = shared.engine.wakeups.wake(pr);
         return answer(
             StatusCode::OK,
-            serde_json::json!({"msg": "pull request closed: a promotion waiting for it notices at its next poll"}),
+            serde_json::json!({
+                "msg": "pull request closed: promotions waiting for it check it again now",
+                "woken": woken,
+            }),
         );
     }
     let warehouses = webhook::warehouses(&catalog, &receiver.project, &delivery);

@@ -48,6 +48,9 @@ pub enum StepDone {
     /// [`StepDone::Waiting`], polling again no sooner than `at_least` (a step's own
     /// `pollInterval`; the engine's interval stays the floor).
     WaitingFor { why: String, at_least: std::time::Duration },
+    /// [`StepDone::Waiting`], polling again early when `wake` is announced
+    /// ([`crate::wakeups`]).
+    WaitingOn { why: String, wake: String },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -321,10 +321,12 @@ pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         if pr.merged {
             merged_outputs(&pr)
         } else if pr.open {
-            Ok(StepDone::Waiting(format!(
-                "waiting for PR #{number} ({}) to be merged",
-                pr.url
-            )))
+            // A webhook announcing the PR closed (GitHub's `pull_request`, by its web URL)
+            // has it checked again at once.
+            Ok(StepDone::WaitingOn {
+                why: format!("waiting for PR #{number} ({}) to be merged", pr.url),
+                wake: pr.url.clone(),
+            })
         } else {
             Err(StepError::Failed(format!(
                 "PR #{number} ({}) was closed without being merged",

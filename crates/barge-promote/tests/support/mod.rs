@@ -60,6 +60,7 @@ pub fn engine(root: &Path, rewrites: Vec<Rewrite>) -> Engine {
         poll_interval: Duration::from_millis(20),
         retry_backoff: Duration::from_millis(10),
         slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
+        wakeups: Default::default(),
         kube: std::sync::Arc::new(barge_kube::Clusters::new(None)),
     }
 }
