@@ -751,3 +751,58 @@ async fn fifty_tags_pushed_at_once_cost_one_discovery() {
         "{after} tag listing requests for 50 deliveries, {before} per pass"
     );
 }
+
+/// Issue #18: `GET /api/v1/webhooks` lists the receivers the daemon serves, as `barge get
+/// webhooks` lists them from the definitions; a viewer may read it (the path does not reveal
+/// the secret), a token of another project sees none of this one's, and without a token it
+/// is refused. `barge get webhooks --server` prints it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_lists_the_receivers_it_serves_to_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, format!("{}{WAREHOUSES}", project_config())).unwrap();
+    let config = config(dir.path(), "127.0.0.1:1");
+    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
+    let local = get_json(
+        dir.path(),
+        &[
+            "get",
+            "webhooks",
+            defs.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(local.as_array().map(Vec::len), Some(Provider::ALL.len() - 1), "{local}");
+
+    let served = get_json(dir.path(), &["get", "webhooks", "--server", &daemon.base]);
+    assert_eq!(served, local);
+
+    let token = |name: &str, args: &[&str]| {
+        let created = get_json(dir.path(), &[&["token", "create", "--name", name][..], args].concat());
+        created["token"].as_str().unwrap().to_string()
+    };
+    let get = |token: Option<String>, query: &'static str| {
+        let mut r = reqwest::Client::new().get(format!("{}/api/v1/webhooks{query}", daemon.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move {
+            let response = r.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let viewer = token("wall", &["--role", "viewer"]);
+    let (status, body) = get(Some(viewer.clone()), "").await;
+    assert_eq!((status, &body["items"]), (200, &local), "{body}");
+    let (status, body) = get(Some(viewer), "?project=demo").await;
+    assert_eq!((status, &body["items"]), (200, &local), "{body}");
+    let elsewhere = token("other", &["--role", "viewer", "--project", "other"]);
+    let (status, body) = get(Some(elsewhere), "?project=demo").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")), "{body}");
+    let (status, body) = get(None, "").await;
+    assert_eq!(status, 401, "{body}");
+    for p in Provider::ALL {
+        assert!(!served.to_string().contains(&secret_of(p)), "no secret listed");
+    }
+}

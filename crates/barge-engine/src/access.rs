@@ -41,6 +41,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
     match call {
         Call::GetStages { project, .. }
         | Call::GetWarehouses { project }
+        | Call::GetWebhooks { project }
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. }
@@ -69,6 +70,9 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. } => one(Action::Read, project, None),
+        // A receiver's path is derived from its secret but is not the secret: as Kargo shows
+        // it in ProjectConfig's status to the project's readers, a viewer may list it.
+        Call::GetWebhooks { project } => one(Action::Read, project, None),
         Call::Version => (Action::ServerInfo, None, vec![None]),
         // A dry run runs the Stage's steps with its credentials and secrets, and costs a
         // checkout and a render: it takes the right to promote there, not to read

@@ -20,6 +20,8 @@ pub enum Answer {
     Stages(Vec<StageStatus>),
     /// `GetWarehouses`.
     Warehouses(Vec<WarehouseSummary>),
+    /// `GetWebhooks`.
+    Webhooks(Vec<WebhookInfo>),
     /// `GetFreight`, newest first.
     Freight(Vec<FreightInfo>),
     /// `GetPromotions`, newest first.
@@ -55,6 +57,7 @@ impl Call {
         Ok(match self {
             Call::GetStages { .. } => Answer::Stages(read(json)?),
             Call::GetWarehouses { .. } => Answer::Warehouses(read(json)?),
+            Call::GetWebhooks { .. } => Answer::Webhooks(read(json)?),
             Call::GetFreight { .. } => Answer::Freight(read(json)?),
             Call::GetPromotions { .. } => Answer::Promotions(read(json)?),
             Call::History { .. } => Answer::History(read(json)?),
@@ -72,6 +75,29 @@ impl Call {
             Call::Token(TokenCall::List) => Answer::Tokens(read(json)?),
             Call::Token(TokenCall::Revoke { .. }) => Answer::TokenRevoked(read(json)?),
         })
+    }
+}
+
+/// A webhook receiver as `barge get webhooks` lists it: never its secret.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookInfo {
+    /// Empty for a ClusterConfig's receiver.
+    pub project: String,
+    pub name: String,
+    /// `github`, `distribution`, ... (docs/reference/webhooks.md).
+    pub provider: String,
+    /// The path `barge serve` answers it at (Kargo's scheme, under `/webhook`).
+    pub url: String,
+}
+
+impl WebhookInfo {
+    pub fn of(l: &barge_core::webhook::Listing<'_>) -> WebhookInfo {
+        WebhookInfo {
+            project: l.project.to_string(),
+            name: l.name.to_string(),
+            provider: l.provider.to_string(),
+            url: l.url.to_string(),
+        }
     }
 }
 

@@ -32,6 +32,11 @@ pub enum Call {
         warehouse: Option<String>,
         name: Option<String>,
     },
+    /// The webhook receivers the running definitions configure, with the path each is served
+    /// at (`barge get webhooks --server`; needs the engine's secret store).
+    GetWebhooks {
+        project: Option<String>,
+    },
     GetPromotions {
         project: Option<String>,
         stage: Option<String>,
@@ -137,6 +142,7 @@ impl Call {
             self,
             Call::GetStages { .. }
                 | Call::GetWarehouses { .. }
+                | Call::GetWebhooks { .. }
                 | Call::GetFreight { .. }
                 | Call::GetPromotions { .. }
                 | Call::History { .. }
@@ -228,6 +234,7 @@ impl Call {
             Call::Token(t) => t.actor_mut(),
             Call::GetStages { .. }
             | Call::GetWarehouses { .. }
+            | Call::GetWebhooks { .. }
             | Call::GetFreight { .. }
             | Call::GetPromotions { .. }
             | Call::History { .. }
@@ -350,6 +357,22 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                 });
             }
             Answer::Warehouses(out)
+        }
+        Call::GetWebhooks { project } => {
+            let Some(engine) = cx.engine else {
+                return invalid!(
+                    "webhook receivers are served by `barge serve`: add --server, or give the definitions"
+                );
+            };
+            known_project(catalog, project.as_deref())?;
+            // A receiver whose secret is missing is not served; the daemon logs why.
+            let (receivers, _) = barge_core::webhook::receivers(catalog, &engine.data.secrets);
+            let list = receivers
+                .iter()
+                .filter(|r| project.as_deref().is_none_or(|p| p == r.project))
+                .map(|r| WebhookInfo::of(&r.listing()))
+                .collect();
+            Answer::Webhooks(list)
         }
         Call::GetFreight {
             project,

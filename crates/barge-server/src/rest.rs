@@ -29,6 +29,8 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod webhooks;
+
 /// History's page size when the request names none, and the most it may name.
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
@@ -118,6 +120,7 @@ fn api_router() -> OpenApiRouter<Api> {
         .routes(routes!(promotion))
         .routes(routes!(abort))
         .routes(routes!(history))
+        .routes(routes!(webhooks::webhooks))
 }
 
 /// A list, as Kubernetes answers one: `continue` only when there may be a next page.

@@ -157,6 +157,7 @@ fn names(answer: &Answer) -> Vec<String> {
         ),
         Answer::Promotions(l) => named("promotion.kargo.akuity.io", l.iter().map(|p| p.name.as_str()).collect()),
         Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
+        Answer::Webhooks(l) => named("webhook.barge.dev", l.iter().map(|w| w.name.as_str()).collect()),
         Answer::History(_)
         | Answer::Queued(_)
         | Answer::PromotionPlan(_)
@@ -178,6 +179,7 @@ pub fn text(answer: &Answer, wide: bool) -> String {
     match answer {
         Answer::Stages(l) => stages_text(l, wide),
         Answer::Warehouses(l) => warehouses_text(l, wide),
+        Answer::Webhooks(l) => crate::webhooks_cli::table(l),
         Answer::Freight(l) => freight_text(l, wide),
         Answer::Promotions(l) => promotions_text(l, wide),
         Answer::History(l) => history_text(l),

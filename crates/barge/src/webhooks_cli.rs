@@ -1,17 +1,21 @@
 //! `barge get webhooks`: the webhook receivers the definitions configure and the URL path each
-//! is served at by `barge serve --listen` (Kargo's scheme; docs/reference/webhooks.md).
+//! is served at by `barge serve --listen` (Kargo's scheme; docs/reference/webhooks.md), read
+//! here from the definitions and secrets, or asked of a running `barge serve` (`--server`).
 
 use crate::{Format, client};
 use anyhow::Result;
-use barge_core::webhook::Listing;
-use barge_engine::config;
+use barge_engine::answer::WebhookInfo;
+use barge_engine::{Answer, config, ops};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct GetWebhooksArgs {
-    /// The definitions (files, directories, Git sources).
-    #[arg(required = true)]
+    /// The definitions (files, directories, Git sources); not with --server, which lists the
+    /// receivers it serves.
+    #[arg(required_unless_present = "server", conflicts_with = "server")]
     paths: Vec<String>,
+    #[command(flatten)]
+    remote: client::Server,
     /// Only this project's receivers (ClusterConfig's are listed with an empty project).
     #[arg(long)]
     project: Option<String>,
@@ -23,6 +27,14 @@ pub struct GetWebhooksArgs {
 }
 
 pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
+    if args.remote.server.is_some() {
+        let call = ops::Call::GetWebhooks { project: args.project };
+        let Answer::Webhooks(list) = crate::block_on(client::call_server(&args.remote, call))? else {
+            anyhow::bail!("barge serve answered with something else than its webhook receivers");
+        };
+        client::print(args.output, &list, || table(&list))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let catalog = match crate::load(&args.paths) {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -32,10 +44,10 @@ pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
         None => Default::default(),
     };
     let (receivers, problems) = barge_core::webhook::receivers(&catalog, &secrets);
-    let list: Vec<Listing> = receivers
+    let list: Vec<WebhookInfo> = receivers
         .iter()
         .filter(|r| args.project.as_deref().is_none_or(|p| r.project == p))
-        .map(|r| r.listing())
+        .map(|r| WebhookInfo::of(&r.listing()))
         .collect();
     client::print(args.output, &list, || table(&list))?;
     for p in &problems {
@@ -48,13 +60,13 @@ pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
     })
 }
 
-fn table(list: &[Listing]) -> String {
+pub fn table(list: &[WebhookInfo]) -> String {
     if list.is_empty() {
         return "no webhook receivers\n".into();
     }
     let header = ["PROJECT", "NAME", "PROVIDER", "URL"].map(String::from).to_vec();
     let rows = list
         .iter()
-        .map(|r| [r.project, r.name, r.provider, r.url].map(String::from).to_vec());
+        .map(|r| vec![r.project.clone(), r.name.clone(), r.provider.clone(), r.url.clone()]);
     crate::render::table(std::iter::once(header).chain(rows).collect())
 }
