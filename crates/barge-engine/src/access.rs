@@ -44,6 +44,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. }
+        | Call::Stats { project, .. }
         | Call::Promote { project, .. }
         | Call::PromoteDownstream { project, .. }
         | Call::Approve { project, .. }
@@ -67,7 +68,8 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         | Call::GetWarehouses { project }
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
-        | Call::History { project, .. } => one(Action::Read, project, None),
+        | Call::History { project, .. }
+        | Call::Stats { project, .. } => one(Action::Read, project, None),
         Call::Version => (Action::ServerInfo, None, vec![None]),
         Call::Promote { project, stage, .. } => one(Action::Promote, project, Some(stage)),
         Call::Approve { project, stage, .. } => one(Action::Approve, project, Some(stage)),

@@ -155,6 +155,8 @@ pub struct Shared {
     claim: Notify,
     /// Inbound webhooks' secrets, replay list and rate limits.
     pub(crate) webhooks: crate::webhook::Receiving,
+    /// What `GET /metrics` serves; the event sink feeds it.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -213,7 +215,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         .join(" ");
     catalog.compact();
     let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
-    let events = EventSink::for_engine(store.clone(), &engine);
+    let metrics = Arc::new(crate::metrics::Metrics::new(store.clone()));
+    let events = EventSink::for_engine(store.clone(), &engine).with_metrics(metrics.clone());
     if recorded {
         let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
     }
@@ -228,6 +231,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         decide: Notify::new(),
         claim: Notify::new(),
         webhooks: crate::webhook::Receiving::new(engine.data.secrets.clone()),
+        metrics,
     });
     let engine = Arc::new(engine);
     let opts = Arc::new(opts);
@@ -652,6 +656,7 @@ async fn discover(
     catalog: &Catalog,
     (project, name): &Key,
 ) -> Pass {
+    let started = std::time::Instant::now();
     let mut failed = Vec::new();
     let mut minted = false;
     let this = barge_engine::discover::Selection::One { project, name };
@@ -697,6 +702,12 @@ async fn discover(
             failed.push(format!("warehouse {name}: {e}"));
         }
     }
+    let outcome = match (failed.is_empty(), minted) {
+        (false, _) => "failed",
+        (true, true) => "minted",
+        (true, false) => "unchanged",
+    };
+    shared.metrics.discovered(project, name, outcome, started.elapsed());
     Pass { failed, minted }
 }
 
