@@ -447,3 +447,101 @@ pub(crate) fn count_deliveries(router: axum::Router, metrics: std::sync::Arc<Met
         },
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barge_core::promotion::Phase;
+    use barge_engine::events::{Measured, PromotionRef, VerificationRef};
+
+    fn promotion(name: &str) -> PromotionRef {
+        PromotionRef {
+            project: "shop".into(),
+            stage: "prod".into(),
+            freight: "f0a1b2c3".into(),
+            name: name.into(),
+            actor: "alice".into(),
+        }
+    }
+
+    fn verification() -> VerificationRef {
+        VerificationRef {
+            project: "shop".into(),
+            stage: "prod".into(),
+            freight: "f0a1b2c3".into(),
+            id: "v-01jabc".into(),
+        }
+    }
+
+    fn verified(phase: VerificationPhase) -> Event {
+        Event::VerificationFinished {
+            verification: verification(),
+            phase,
+            message: String::new(),
+            actor: "barge".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_counted_by_bounded_labels_and_a_restore_spans_a_run_of_failures() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&barge_testkit::postgres::sqlite_url(&dir)).await.unwrap();
+        let metrics = Metrics::new(store);
+        let succeeded = promotion("prod.01jaaa");
+        metrics.record(&Event::PromotionCreated(succeeded.clone()));
+        metrics.record(&Event::PromotionFinished {
+            promotion: succeeded,
+            phase: Phase::Succeeded,
+            message: String::new(),
+        });
+        metrics.record(&Event::PromotionAborted {
+            promotion: promotion("prod.01jbbb"),
+            by: "bob".into(),
+        });
+        metrics.record(&Event::VerificationMeasured {
+            verification: verification(),
+            measured: Measured {
+                metric: "error-rate".into(),
+                provider: "prometheus".into(),
+                resolved: "sum(rate(x[2m]))".into(),
+                success_condition: None,
+                failure_condition: None,
+                phase: "Failed".into(),
+                value: Some("0.5".into()),
+                message: None,
+                metric_phase: "Failed".into(),
+                at: 0,
+            },
+        });
+        // Two failures in a row, then a success: one restore, from the first failure.
+        metrics.record(&verified(VerificationPhase::Failed));
+        metrics.record(&verified(VerificationPhase::Error));
+        metrics.record(&verified(VerificationPhase::Succeeded));
+        metrics.record(&verified(VerificationPhase::Succeeded));
+        metrics.record(&Event::DefinitionsRejected {
+            errors: 2,
+            diagnostics: serde_json::json!([]),
+        });
+        let text = metrics.render().await.unwrap();
+        for line in [
+            r#"barge_promotions_total{project="shop",stage="prod",phase="Succeeded"} 1"#,
+            r#"barge_promotions_total{project="shop",stage="prod",phase="Aborted"} 1"#,
+            r#"barge_promotion_duration_seconds_count{project="shop",stage="prod"} 1"#,
+            r#"barge_verifications_total{project="shop",stage="prod",phase="Failed"} 1"#,
+            r#"barge_verifications_total{project="shop",stage="prod",phase="Error"} 1"#,
+            r#"barge_verifications_total{project="shop",stage="prod",phase="Succeeded"} 2"#,
+            r#"barge_time_to_restore_seconds_count{project="shop",stage="prod"} 1"#,
+            r#"barge_measurements_total{project="shop",stage="prod",metric="error-rate",outcome="Failed"} 1"#,
+            r#"barge_config_reloads_total{outcome="rejected"} 1"#,
+            r#"barge_work{kind="promotion",state="queued"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+        // No Freight, promotion or verification names, no queries or values.
+        for name in ["f0a1b2c3", "01jaaa", "01jbbb", "v-01jabc", "rate(x", "alice", "bob"] {
+            assert!(!text.contains(name), "{name} in:\n{text}");
+        }
+        // The aborted promotion's start (if any) and the finished one's are forgotten.
+        assert!(metrics.promotion_started.lock().unwrap().is_empty());
+    }
+}
