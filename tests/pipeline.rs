@@ -1672,6 +1672,8 @@ async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend
         ),
         (r#"barge_config_reloads_total{outcome="applied"}"#, 1.0),
         (r#"barge_work{kind="promotion",state="queued"}"#, 0.0),
+        (r#"count(barge_registry_requests_total{outcome="ok"} > 0)"#, 1.0),
+        (r#"sum(barge_registry_requests_total{outcome!="ok"}) or vector(0)"#, 0.0),
         (
             r#"count({__name__=~"barge_.+",freight!=""} or {__name__=~"barge_.+",promotion!=""}) or vector(0)"#,
             0.0,
@@ -1698,6 +1700,10 @@ async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // Registry requests are counted by the registry's host.
+    let registry = prometheus.query(r#"barge_registry_requests_total{outcome="ok"}"#).await;
+    assert_eq!(registry[0].0["host"], fx.reg.host.as_str(), "{registry:?}");
 
     // The same history as delivery figures, from the store and through the REST API.
     let stats = fx.json(&["stats", "--stage", "dev"]);

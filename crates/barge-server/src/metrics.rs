@@ -73,6 +73,8 @@ pub struct Metrics {
     lead_time: Histograms<2>,
     time_to_restore: Histograms<2>,
     work: Family<Labels<2>, Gauge>,
+    registry_requests: Family<Labels<2>, Counter>,
+    registry_waits: Histograms<2>,
     /// When this process saw each running promotion start (by project and name).
     promotion_started: Mutex<HashMap<(String, String), Instant>>,
     /// When each running step started (by project, promotion and step).
@@ -169,8 +171,22 @@ impl Metrics {
             "Promotions and verifications in the store by kind and state: queued (Pending) or running (holding a lease)",
             work.clone(),
         );
+        let registry_requests = Family::default();
+        registry.register(
+            "registry_requests",
+            "OCI registry requests (retries included) by registry host and outcome: ok, or the error's class",
+            registry_requests.clone(),
+        );
+        let registry_waits: Histograms<2> = Family::new_with_constructor(steps);
+        registry.register(
+            "registry_wait_seconds",
+            "Waits before registry requests, by host and reason: rate_limit (barge's per-host limit) or retry (backoff, Retry-After)",
+            registry_waits.clone(),
+        );
         Metrics {
             registry,
+            registry_requests,
+            registry_waits,
             store,
             promotions,
             promotion_duration,
@@ -200,6 +216,25 @@ impl Metrics {
         self.discoveries
             .get_or_create(&[p, w, ("outcome", outcome.to_string())])
             .inc();
+    }
+
+    /// What counts the registry client's requests and waits ([`barge_registry::RegistryConfig::observer`]).
+    pub fn registry_observer(&self) -> barge_registry::RequestObserver {
+        let (requests, waits) = (self.registry_requests.clone(), self.registry_waits.clone());
+        barge_registry::RequestObserver(std::sync::Arc::new(move |event| match event {
+            barge_registry::RequestEvent::Finished { host, error } => {
+                let outcome = error.map_or("ok", barge_core::ErrorClass::as_str);
+                requests
+                    .get_or_create(&[("host", host.to_string()), ("outcome", outcome.to_string())])
+                    .inc();
+            }
+            barge_registry::RequestEvent::Waited { host, retry, waited } => {
+                let reason = if retry { "retry" } else { "rate_limit" };
+                waits
+                    .get_or_create(&[("host", host.to_string()), ("reason", reason.to_string())])
+                    .observe(waited.as_secs_f64());
+            }
+        }))
     }
 
     /// The exposition: the series counted so far and the work in the store now.
@@ -540,6 +575,30 @@ mod tests {
         // No Freight, promotion or verification names, no queries or values.
         for name in ["f0a1b2c3", "01jaaa", "01jbbb", "v-01jabc", "rate(x", "alice", "bob"] {
             assert!(!text.contains(name), "{name} in:\n{text}");
+        }
+        // The registry client's requests and waits, by host.
+        let observe = metrics.registry_observer();
+        (observe.0)(barge_registry::RequestEvent::Finished {
+            host: "ghcr.io",
+            error: Some(barge_core::ErrorClass::RateLimited),
+        });
+        (observe.0)(barge_registry::RequestEvent::Finished {
+            host: "ghcr.io",
+            error: None,
+        });
+        (observe.0)(barge_registry::RequestEvent::Waited {
+            host: "ghcr.io",
+            retry: false,
+            waited: Duration::from_millis(40),
+        });
+        let text = metrics.render().await.unwrap();
+        for line in [
+            r#"barge_registry_requests_total{host="ghcr.io",outcome="rate-limited"} 1"#,
+            r#"barge_registry_requests_total{host="ghcr.io",outcome="ok"} 1"#,
+            r#"barge_registry_wait_seconds_count{host="ghcr.io",reason="rate_limit"} 1"#,
+            r#"barge_registry_wait_seconds_sum{host="ghcr.io",reason="rate_limit"} 0.04"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
         }
         // The aborted promotion's start (if any) and the finished one's are forgotten.
         assert!(metrics.promotion_started.lock().unwrap().is_empty());

@@ -187,7 +187,7 @@ struct Tally {
 /// promotion engine with `workers` promotions at once, and serves until stopped (false when a
 /// `--once` run had failures).
 pub async fn start(
-    opts: Options,
+    mut opts: Options,
     catalog: Catalog,
     db: Option<String>,
     work_dir: std::path::PathBuf,
@@ -199,12 +199,21 @@ pub async fn start(
         None => barge_engine::default_db()?,
     };
     let store = Store::open(&db).await?;
+    // Discovery's and the steps' registry requests are counted too.
+    let metrics = Arc::new(crate::metrics::Metrics::new(store.clone()));
+    opts.registry.observer = Some(metrics.registry_observer());
     let mut engine = promote::engine(work_dir, &opts.registry, file, false, &opts.defined)?;
     engine.slots = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
-    serve(opts, catalog, store, engine).await
+    serve(opts, catalog, store, engine, metrics).await
 }
 
-pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> anyhow::Result<bool> {
+pub async fn serve(
+    opts: Options,
+    mut catalog: Catalog,
+    store: Store,
+    engine: Engine,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<bool> {
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
     // redacted.
     let source = opts
@@ -215,7 +224,6 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         .join(" ");
     catalog.compact();
     let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
-    let metrics = Arc::new(crate::metrics::Metrics::new(store.clone()));
     let events = EventSink::for_engine(store.clone(), &engine).with_metrics(metrics.clone());
     if recorded {
         let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
