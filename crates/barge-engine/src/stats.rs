@@ -85,3 +85,77 @@ fn stage_event(row: &AuditEvent, minted: &HashMap<(String, String), i64>) -> Opt
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(kind: &str, at: i64, freight: &str, body: serde_json::Value) -> AuditEvent {
+        AuditEvent {
+            id: at,
+            at,
+            project: "shop".into(),
+            kind: kind.into(),
+            subject: "Stage/prod".into(),
+            actor: "barge".into(),
+            stage: "prod".into(),
+            freight: freight.into(),
+            body,
+        }
+    }
+
+    /// The store's own audit bodies, as it writes them, mean what the figures need.
+    #[test]
+    fn the_stores_audit_rows_become_stage_events() {
+        let minted = HashMap::from([(("shop".to_string(), "f1".to_string()), 1_000)]);
+        let events: Vec<Option<StageEvent>> = [
+            row("stage.entered", 5_000, "f1", json!({"promotion": "p"})),
+            // A Freight the store no longer has (deleted with its project): no lead time.
+            row("stage.entered", 6_000, "gone", json!({})),
+            row("promotion.finished", 5_000, "f1", json!({"phase": "Succeeded"})),
+            row("promotion.finished", 7_000, "f1", json!({"phase": "Errored"})),
+            row("verification.finished", 8_000, "f1", json!({"outcome": "Failed"})),
+            row("verification.finished", 8_500, "f1", json!({"outcome": "Error"})),
+            row("verification.finished", 9_000, "f1", json!({"outcome": "Succeeded"})),
+            // Neither a success nor a failure of the change.
+            row("verification.finished", 9_500, "f1", json!({"outcome": "Aborted"})),
+            row("promotion.created", 4_000, "f1", json!({})),
+        ]
+        .iter()
+        .map(|r| stage_event(r, &minted))
+        .collect();
+        assert_eq!(
+            events,
+            [
+                Some(StageEvent::Entered {
+                    at: 5_000,
+                    minted_at: 1_000
+                }),
+                None,
+                Some(StageEvent::PromotionFinished {
+                    at: 5_000,
+                    succeeded: true
+                }),
+                Some(StageEvent::PromotionFinished {
+                    at: 7_000,
+                    succeeded: false
+                }),
+                Some(StageEvent::Verified {
+                    at: 8_000,
+                    succeeded: false
+                }),
+                Some(StageEvent::Verified {
+                    at: 8_500,
+                    succeeded: false
+                }),
+                Some(StageEvent::Verified {
+                    at: 9_000,
+                    succeeded: true
+                }),
+                None,
+                None,
+            ]
+        );
+    }
+}
