@@ -1719,6 +1719,16 @@ async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend
     assert_eq!(dev["leadTime"]["count"], 1);
     assert_eq!(dev["changeFailureRate"], 0.0);
     assert_eq!(dev["unrestored"], false);
+    let table = fx.ok(&["stats", "--since", "30d"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(4).collect::<Vec<_>>() == ["shop", "dev", "1/1", "0.03"]),
+        "one deployment of dev in 30 days (1/30 a day): {table}"
+    );
+    let bad = fx.run(&["stats", "--since", "30x"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("neither a duration"), "{}", stderr(&bad));
     let (status, body) = get_with(&daemon, "/api/v1/projects/shop/stats", Some(&viewer)).await;
     assert_eq!(status, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();

@@ -1403,8 +1403,12 @@ fn parse_since(s: &str) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
+    // Whole days too (`30d`), which Go durations lack and delivery windows are written in.
+    if let Some(days) = s.strip_suffix('d').and_then(|d| d.parse::<u32>().ok()) {
+        return Ok(discover::now_millis() - i64::from(days) * 86_400_000);
+    }
     let d = barge_core::duration::parse_go_duration(s)
-        .map_err(|e| format!("{s:?} is neither a duration (2h) nor a time (RFC 3339): {e}"))?;
+        .map_err(|e| format!("{s:?} is neither a duration (2h, 30d) nor a time (RFC 3339): {e}"))?;
     Ok(discover::now_millis() - d.as_millis() as i64)
 }
 
