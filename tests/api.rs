@@ -1379,7 +1379,7 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         })
         .collect();
     assert_eq!(documented, routes_in_the_reference());
-    assert_eq!(documented.len(), 22);
+    assert_eq!(documented.len(), 23);
     // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
     // the REST API's answer or error.
     for (method, path) in &documented {
@@ -1544,4 +1544,31 @@ fn a_dry_run_answers_the_diff_each_push_would_land_and_changes_nothing() {
         "{text}"
     );
     assert_eq!(support::git(&bare, &["rev-parse", "main"]), head, "nothing pushed");
+}
+
+/// `/metrics` is refused without a token (and audited as any 401), and read anonymously
+/// when `--anonymous-role viewer` allows reading without one.
+#[test]
+fn metrics_need_a_token_unless_anonymous_viewers_may_read() {
+    let fx = Fixture::new();
+    let closed = fx.daemon(&[], &[]);
+    let (status, body) = closed.get("/metrics");
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("barge_"), "{body}");
+    drop(closed);
+    assert!(
+        fx.history()
+            .iter()
+            .any(|e| e["kind"] == "access.denied" && e["subject"] == "Call/unauthenticated")
+    );
+    let open = fx.daemon(&["--anonymous-role", "viewer"], &[]);
+    let (status, body) = open.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    // Counters appear with their first event; the work in the store is always there.
+    assert!(body.contains("# TYPE barge_work gauge"), "{body}");
+    assert!(
+        body.contains("barge_work{kind=\"promotion\",state=\"queued\"} 0"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF: {body}");
 }

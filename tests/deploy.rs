@@ -61,6 +61,7 @@ ingress:
 serviceMonitor:
   enabled: true
   labels: {release: prometheus}
+  tokenSecret: {name: barge-prometheus, key: viewer-token}
 ";
 
 fn value_sets() -> [(&'static str, &'static str); 5] {
@@ -611,9 +612,23 @@ fn ingress_and_service_monitor_point_at_the_api_port() {
     assert_eq!(monitor["spec"]["namespaceSelector"], json!({"matchNames": ["barge"]}));
     assert_eq!(
         monitor["spec"]["endpoints"],
-        json!([{"port": "api", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}])
+        json!([{
+            "port": "api",
+            "path": "/metrics",
+            "interval": "30s",
+            "scrapeTimeout": "10s",
+            "authorization": {"type": "Bearer", "credentials": {"name": "barge-prometheus", "key": "viewer-token"}}
+        }])
     );
     assert_eq!(service["spec"]["ports"][0]["name"], "api");
+    // Without a Secret of its own, Prometheus sends the API's token (the chart's Secret).
+    let docs = render("serviceMonitor: {enabled: true}\napi: {token: {secretKey: api-token}}\n");
+    let secret = one(&docs, "Secret");
+    assert_eq!(
+        one(&docs, "ServiceMonitor")["spec"]["endpoints"][0]["authorization"],
+        json!({"type": "Bearer", "credentials": {"name": secret["metadata"]["name"], "key": "api-token"}})
+    );
+    assert!(secret["data"]["api-token"].is_string());
 }
 
 /// The definitions a chart-made ConfigMap holds load once each through the path the chart

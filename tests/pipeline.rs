@@ -339,6 +339,7 @@ both_stores!(
     argo_cd_and_the_rollout_gate_verification_and_staging,
     verification_by_analysis_runs_in_the_cluster,
     urls_written_with_credentials_authenticate_steps_and_verification_and_are_stored_without,
+    prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token,
 );
 
 async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backend) {
@@ -1598,4 +1599,145 @@ async fn a_refresh_is_served_while_another_warehouse_waits_on_a_slow_registry() 
             .any(|f| f["images"][0]["tag"] == "1.1.0")
     });
     s.assert_still_listing("the refresh");
+}
+
+/// `GET PATH` on the daemon with this bearer token (none: no Authorization header): the
+/// status and body.
+async fn get_with(daemon: &Daemon, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{}{path}", daemon.server));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let answer = request.send().await.unwrap();
+    (answer.status().as_u16(), answer.text().await.unwrap())
+}
+
+/// A real Prometheus scrapes `barge serve` with a viewer token (from a credentials file, as
+/// the chart's ServiceMonitor does) while a tag flows to dev, gate and staging: PromQL over
+/// what it scraped counts each promotion, the one Freight, the pushes and the lead times,
+/// and no series carries a Freight or promotion name. /metrics refuses a caller without a
+/// token; `barge stats` and its REST route compute the same delivery figures from history.
+async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend) {
+    use barge_testkit::prometheus::Prometheus;
+    let fx = Fixture::new(b, "0s", "[]").await;
+    // Discovered when the daemon starts (the Warehouse's interval is an hour).
+    fx.push("1.0.0").await;
+    let admin = fx.dir.path().join("token");
+    std::fs::write(&admin, "adm1n-token\n").unwrap();
+    let viewer = fx.json(&["token", "create", "--name", "prometheus", "--role", "viewer"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let daemon = fx.daemon(&["--token-file", admin.to_str().unwrap()], None);
+    let log = daemon.log.clone();
+    wait_for("the API", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(daemon.server.trim_start_matches("http://")).is_ok() || panic_if_gone(&log)
+    });
+    let (status, body) = get_with(&daemon, "/metrics", None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("no bearer token"), "{body}");
+    assert_eq!(get_with(&daemon, "/metrics", Some("guess")).await.0, 401);
+    let prometheus = Prometheus::scraping(daemon.server.trim_start_matches("http://"), Some(&viewer));
+    wait_for("staging to pin 1.0.0", Duration::from_secs(90), || {
+        fx.pinned("staging") == "1.0.0" || panic_if_gone(&log)
+    });
+    let expected: &[(&str, f64)] = &[
+        (
+            r#"barge_promotions_total{project="shop",stage="dev",phase="Succeeded"}"#,
+            1.0,
+        ),
+        (
+            r#"barge_promotions_total{project="shop",stage="staging",phase="Succeeded"}"#,
+            1.0,
+        ),
+        (
+            r#"barge_promotions_total{project="shop",stage="gate",phase="Succeeded"}"#,
+            1.0,
+        ),
+        (r#"sum(barge_promotions_total{phase!="Succeeded"}) or vector(0)"#, 0.0),
+        (r#"barge_freight_minted_total{project="shop",warehouse="app"}"#, 1.0),
+        (
+            r#"barge_step_duration_seconds_count{kind="git-push",status="Succeeded"}"#,
+            2.0,
+        ),
+        (
+            r#"barge_promotion_duration_seconds_count{project="shop",stage="dev"}"#,
+            1.0,
+        ),
+        (r#"barge_lead_time_seconds_count{project="shop",stage="dev"}"#, 1.0),
+        (r#"barge_lead_time_seconds_count{project="shop",stage="staging"}"#, 1.0),
+        (
+            r#"sum(barge_discoveries_total{project="shop",warehouse="app",outcome="minted"})"#,
+            1.0,
+        ),
+        (r#"barge_config_reloads_total{outcome="applied"}"#, 1.0),
+        (r#"barge_work{kind="promotion",state="queued"}"#, 0.0),
+        (r#"count(barge_registry_requests_total{outcome="ok"} > 0)"#, 1.0),
+        (r#"sum(barge_registry_requests_total{outcome!="ok"}) or vector(0)"#, 0.0),
+        (
+            r#"count({__name__=~"barge_.+",freight!=""} or {__name__=~"barge_.+",promotion!=""}) or vector(0)"#,
+            0.0,
+        ),
+    ];
+    let mut last = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        last.clear();
+        for (promql, want) in expected {
+            let got = prometheus.query(promql).await;
+            if got.len() != 1 || got[0].1 != *want {
+                last.push(format!("{promql} = {got:?}, want {want}"));
+            }
+        }
+        if last.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scraped series never matched:\n{}\ntargets: {}",
+            last.join("\n"),
+            prometheus.targets().await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // Registry requests are counted by the registry's host.
+    let registry = prometheus.query(r#"barge_registry_requests_total{outcome="ok"}"#).await;
+    assert_eq!(registry[0].0["host"], fx.reg.host.as_str(), "{registry:?}");
+
+    // The same history as delivery figures, from the store and through the REST API.
+    let stats = fx.json(&["stats", "--stage", "dev"]);
+    let dev = &stats.as_array().unwrap()[0];
+    assert_eq!(
+        (dev["project"].as_str(), dev["stage"].as_str()),
+        (Some("shop"), Some("dev"))
+    );
+    assert_eq!(
+        (dev["promotions"].as_u64(), dev["deployments"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(dev["leadTime"]["count"], 1);
+    assert_eq!(dev["changeFailureRate"], 0.0);
+    assert_eq!(dev["unrestored"], false);
+    let table = fx.ok(&["stats", "--since", "30d"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(4).collect::<Vec<_>>() == ["shop", "dev", "1/1", "0.03"]),
+        "one deployment of dev in 30 days (1/30 a day): {table}"
+    );
+    let bad = fx.run(&["stats", "--since", "30x"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("neither a duration"), "{}", stderr(&bad));
+    let (status, body) = get_with(&daemon, "/api/v1/projects/shop/stats", Some(&viewer)).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let stages: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["dev", "gate", "staging"]);
+    assert_eq!(body["items"][0]["deployments"], 1);
 }

@@ -603,6 +603,31 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
         status, 401,
         "the GitHub receiver still answers (unsigned: 401, not 429)"
     );
+
+    // /metrics counts each delivery by provider and outcome; a path naming no receiver
+    // counts as provider `unknown`, whatever provider it wrote.
+    let metrics = client
+        .get(format!("{}/metrics", daemon.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let accepted = statuses.iter().filter(|s| **s == 202).count();
+    for line in [
+        r#"barge_webhook_deliveries_total{provider="github",outcome="accepted"} 1"#.to_string(),
+        r#"barge_webhook_deliveries_total{provider="github",outcome="ignored"} 2"#.into(),
+        r#"barge_webhook_deliveries_total{provider="github",outcome="too_large"} 1"#.into(),
+        r#"barge_webhook_deliveries_total{provider="github",outcome="bad_request"} 1"#.into(),
+        r#"barge_webhook_deliveries_total{provider="github",outcome="unauthorized"} 1"#.into(),
+        r#"barge_webhook_deliveries_total{provider="unknown",outcome="unknown_receiver"} 2"#.into(),
+        format!(r#"barge_webhook_deliveries_total{{provider="quay",outcome="accepted"}} {accepted}"#),
+        r#"barge_webhook_deliveries_total{provider="quay",outcome="rate_limited"} 1"#.into(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in:\n{metrics}");
+    }
     drop(daemon);
 }
 

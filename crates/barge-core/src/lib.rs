@@ -12,6 +12,7 @@ extern crate self as barge_core;
 pub mod analysis;
 pub mod authz;
 pub mod criteria;
+pub mod delivery;
 pub mod diag;
 pub mod duration;
 pub mod error_class;

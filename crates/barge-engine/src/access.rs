@@ -45,6 +45,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. }
+        | Call::Stats { project, .. }
         | Call::Promote { project, .. }
         | Call::PromoteDryRun { project, .. }
         | Call::PromoteDownstream { project, .. }
@@ -69,7 +70,8 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         | Call::GetWarehouses { project }
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
-        | Call::History { project, .. } => one(Action::Read, project, None),
+        | Call::History { project, .. }
+        | Call::Stats { project, .. } => one(Action::Read, project, None),
         // A receiver's path is derived from its secret but is not the secret: as Kargo shows
         // it in ProjectConfig's status to the project's readers, a viewer may list it.
         Call::GetWebhooks { project } => one(Action::Read, project, None),

@@ -28,6 +28,8 @@ pub enum Answer {
     Promotions(Vec<PromotionInfo>),
     /// `History`, newest first.
     History(Vec<AuditEvent>),
+    /// `Stats`, by project and Stage.
+    Stats(Vec<crate::stats::StageStats>),
     /// `Promote` and `PromoteDownstream`.
     Queued(Queued),
     /// `PromoteDryRun`.
@@ -61,6 +63,7 @@ impl Call {
             Call::GetFreight { .. } => Answer::Freight(read(json)?),
             Call::GetPromotions { .. } => Answer::Promotions(read(json)?),
             Call::History { .. } => Answer::History(read(json)?),
+            Call::Stats { .. } => Answer::Stats(read(json)?),
             Call::Promote { .. } | Call::PromoteDownstream { .. } => Answer::Queued(read(json)?),
             Call::PromoteDryRun { .. } => Answer::PromotionPlan(read(json)?),
             Call::Approve { .. } => Answer::Approved(read(json)?),

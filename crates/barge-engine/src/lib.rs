@@ -17,6 +17,7 @@ pub mod format;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;
+pub mod stats;
 pub mod tokens;
 pub mod verify;
 

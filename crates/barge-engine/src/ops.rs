@@ -55,6 +55,13 @@ pub enum Call {
         before: Option<(i64, i64)>,
         limit: i64,
     },
+    /// Each Stage's delivery (DORA) figures since `since` (Unix milliseconds; 30 days back
+    /// without it), from the store's history.
+    Stats {
+        project: Option<String>,
+        stage: Option<String>,
+        since: Option<i64>,
+    },
     /// Queues a promotion (the daemon runs it).
     Promote {
         project: Option<String>,
@@ -146,6 +153,7 @@ impl Call {
                 | Call::GetFreight { .. }
                 | Call::GetPromotions { .. }
                 | Call::History { .. }
+                | Call::Stats { .. }
         )
     }
 }
@@ -158,6 +166,7 @@ impl Call {
             Call::GetFreight { .. }
                 | Call::GetPromotions { .. }
                 | Call::History { .. }
+                | Call::Stats { .. }
                 | Call::Abort { .. }
                 | Call::Alias { .. }
                 | Call::Token(_)
@@ -238,6 +247,7 @@ impl Call {
             | Call::GetFreight { .. }
             | Call::GetPromotions { .. }
             | Call::History { .. }
+            | Call::Stats { .. }
             | Call::Version => None,
         }
     }
@@ -441,6 +451,11 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                 })
                 .await?;
             Answer::History(events)
+        }
+        Call::Stats { project, stage, since } => {
+            let now = now_millis();
+            let since = since.unwrap_or(now - crate::stats::DEFAULT_WINDOW_MS);
+            Answer::Stats(crate::stats::stage_stats(store, project.as_deref(), stage.as_deref(), since, now).await?)
         }
         Call::Promote {
             project,

@@ -49,6 +49,36 @@ pub struct RegistryConfig {
     /// The credentials definitions wrote in a repository's URL (`https://u:p@charts.example.com/`),
     /// which loading took out of the text; they win over the rules above.
     pub url_credentials: Option<UrlCredentialLookup>,
+    /// Told of every request's end and every wait, for the daemon's metrics.
+    pub observer: Option<RequestObserver>,
+}
+
+/// What a [`RequestObserver`] is told.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RequestEvent<'a> {
+    /// A logical request (its retries included) to `host` ended: `None` when it succeeded,
+    /// else its error's class.
+    Finished {
+        host: &'a str,
+        error: Option<barge_core::ErrorClass>,
+    },
+    /// A request to `host` waited `waited` before an attempt: for the per-host rate limit
+    /// (`retry: false`) or before a retry (backoff or the registry's `Retry-After`).
+    Waited {
+        host: &'a str,
+        retry: bool,
+        waited: Duration,
+    },
+}
+
+/// Told of requests as they end and wait (the daemon counts them; nothing else needs to).
+#[derive(Clone)]
+pub struct RequestObserver(pub Arc<dyn Fn(RequestEvent<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for RequestObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestObserver")
+    }
 }
 
 /// Finds the credentials a definitions URL was written with (see
@@ -83,6 +113,7 @@ impl Default for RegistryConfig {
             plain_http_hosts: Vec::new(),
             insecure_skip_tls_verify: false,
             url_credentials: None,
+            observer: None,
         }
     }
 }
@@ -474,7 +505,8 @@ impl Registry {
 
     /// Attempts a request under the retry policy (`barge_core::retry`).
     async fn send(&self, request: &Request<'_>) -> Result<Fetched, RegistryError> {
-        barge_core::retry::retry(
+        let host = request.repo.host.as_str();
+        let result = barge_core::retry::retry(
             &self.inner.config.retry_policy(),
             tokio::time::sleep,
             fastrand::u64(..),
@@ -482,10 +514,26 @@ impl Registry {
             |_| true,
             |failed: &Failed, attempt, wait| {
                 tracing::warn!(url = %request.url, attempt, ?wait, error = %failed.error, "Registry request failed; retrying.");
+                self.observe(RequestEvent::Waited {
+                    host,
+                    retry: true,
+                    waited: wait,
+                });
             },
         )
         .await
-        .map_err(|failed| failed.error)
+        .map_err(|failed| failed.error);
+        self.observe(RequestEvent::Finished {
+            host,
+            error: result.as_ref().err().map(RegistryError::class),
+        });
+        result
+    }
+
+    fn observe(&self, event: RequestEvent<'_>) {
+        if let Some(observer) = &self.inner.config.observer {
+            (observer.0)(event);
+        }
     }
 
     /// One attempt at a request. A `401` challenge is answered within the attempt (fetching a
@@ -630,6 +678,14 @@ impl Registry {
             slots.insert(host.to_string(), tat + interval);
             start
         };
+        let waited = start.saturating_duration_since(Instant::now());
+        if !waited.is_zero() {
+            self.observe(RequestEvent::Waited {
+                host,
+                retry: false,
+                waited,
+            });
+        }
         tokio::time::sleep_until(start.into()).await;
     }
 

@@ -21,7 +21,9 @@ pub mod discover;
 
 pub use auth::{CredentialRule, Credentials, SecretSource, rule_credentials};
 pub use client::transfer::{Copied, DownloadedLayer, OciReference};
-pub use client::{RateLimitStatus, Registry, RegistryConfig, RepoRef, Rewrite, UrlCredentialLookup};
+pub use client::{
+    RateLimitStatus, Registry, RegistryConfig, RepoRef, RequestEvent, RequestObserver, Rewrite, UrlCredentialLookup,
+};
 
 use std::time::Duration;
 

@@ -167,13 +167,17 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/api/v1/call", post(call))
+        .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::rest::routes())
         .with_state(Api {
             shared,
             access: Arc::new(access),
             client_timeout: limits.client_timeout,
         })
-        .merge(crate::webhook::routes(shared_for_hooks, limits.client_timeout))
+        .merge(crate::metrics::count_deliveries(
+            crate::webhook::routes(shared_for_hooks.clone(), limits.client_timeout),
+            shared_for_hooks.metrics.clone(),
+        ))
 }
 
 /// Serves the API on `listener` until the process ends.

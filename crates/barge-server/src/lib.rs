@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod memory;
+pub mod metrics;
 mod rest;
 pub mod serve;
 pub mod webhook;

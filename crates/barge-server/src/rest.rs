@@ -121,6 +121,7 @@ fn api_router() -> OpenApiRouter<Api> {
         .routes(routes!(abort))
         .routes(routes!(history))
         .routes(routes!(webhooks::webhooks))
+        .routes(routes!(stats))
 }
 
 /// A list, as Kubernetes answers one: `continue` only when there may be a next page.
@@ -821,6 +822,35 @@ async fn history(
             };
             list(events, next)
         }
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct StatsFilters {
+    /// Only this Stage.
+    stage: Option<String>,
+    /// The window's start, Unix milliseconds (30 days back by default).
+    since: Option<i64>,
+}
+
+/// Each Stage's delivery (DORA) figures (`barge stats`; docs/reference/metrics.md defines them).
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stats", tag = "barge", params(("project" = String, Path, description = "The project"), StatsFilters), responses((status = 200, description = "Per Stage: promotions, deployments, deploymentsPerDay, leadTime, verificationsFailed, changeFailureRate, timeToRestore, unrestored", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn stats(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+    Filters(filters): Filters<StatsFilters>,
+) -> Answered {
+    let call = Call::Stats {
+        project: Some(project),
+        stage: filters.stage,
+        since: filters.since,
+    };
+    match run(&api, &caller, call).await? {
+        Answer::Stats(figures) => list(figures, None),
         other => Err(unexpected(&other)),
     }
 }

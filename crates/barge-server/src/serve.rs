@@ -157,6 +157,8 @@ pub struct Shared {
     pub(crate) webhooks: crate::webhook::Receiving,
     /// The promotion engine: the API's dry runs; webhooks wake its waiting steps.
     pub(crate) engine: Arc<Engine>,
+    /// What `GET /metrics` serves; the event sink feeds it.
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {
@@ -187,7 +189,7 @@ struct Tally {
 /// promotion engine with `workers` promotions at once, and serves until stopped (false when a
 /// `--once` run had failures).
 pub async fn start(
-    opts: Options,
+    mut opts: Options,
     catalog: Catalog,
     db: Option<String>,
     work_dir: std::path::PathBuf,
@@ -199,12 +201,21 @@ pub async fn start(
         None => barge_engine::default_db()?,
     };
     let store = Store::open(&db).await?;
+    // Discovery's and the steps' registry requests are counted too.
+    let metrics = Arc::new(crate::metrics::Metrics::new(store.clone()));
+    opts.registry.observer = Some(metrics.registry_observer());
     let mut engine = promote::engine(work_dir, &opts.registry, file, false, &opts.defined)?;
     engine.slots = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
-    serve(opts, catalog, store, engine).await
+    serve(opts, catalog, store, engine, metrics).await
 }
 
-pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> anyhow::Result<bool> {
+pub async fn serve(
+    opts: Options,
+    mut catalog: Catalog,
+    store: Store,
+    engine: Engine,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> anyhow::Result<bool> {
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
     // redacted.
     let source = opts
@@ -215,7 +226,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         .join(" ");
     catalog.compact();
     let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
-    let events = EventSink::for_engine(store.clone(), &engine);
+    let events = EventSink::for_engine(store.clone(), &engine).with_metrics(metrics.clone());
     let engine = Arc::new(engine);
     if recorded {
         let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
@@ -232,6 +243,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         claim: Notify::new(),
         webhooks: crate::webhook::Receiving::new(engine.data.secrets.clone()),
         engine: engine.clone(),
+        metrics,
     });
     let opts = Arc::new(opts);
     let stop = stop_on_signal();
@@ -655,6 +667,7 @@ async fn discover(
     catalog: &Catalog,
     (project, name): &Key,
 ) -> Pass {
+    let started = std::time::Instant::now();
     let mut failed = Vec::new();
     let mut minted = false;
     let this = barge_engine::discover::Selection::One { project, name };
@@ -700,6 +713,12 @@ async fn discover(
             failed.push(format!("warehouse {name}: {e}"));
         }
     }
+    let outcome = match (failed.is_empty(), minted) {
+        (false, _) => "failed",
+        (true, true) => "minted",
+        (true, false) => "unchanged",
+    };
+    shared.metrics.discovered(project, name, outcome, started.elapsed());
     Pass { failed, minted }
 }
 

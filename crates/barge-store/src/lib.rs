@@ -146,6 +146,7 @@ macro_rules! audit_columns {
 mod stages;
 mod tokens;
 mod verifications;
+mod work;
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 pub use tokens::{NewToken, StoredToken};
 pub use verifications::Verification;

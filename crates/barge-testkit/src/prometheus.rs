@@ -1,6 +1,8 @@
 //! A real Prometheus (Debian `prometheus`) serving data backfilled with `promtool`, so analysis
 //! tests are exact: every counter grows at a fixed rate from an hour ago to an hour from now,
-//! so any `rate(...[2m])` queried "now" — as the provider does — has a known value.
+//! so any `rate(...[2m])` queried "now" — as the provider does — has a known value. Or one
+//! that scrapes a target (barge's own `/metrics`) every second, for tests that query what it
+//! scraped ([`Prometheus::scraping`], [`Prometheus::query`]).
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -78,6 +80,35 @@ impl Prometheus {
             String::from_utf8_lossy(&out.stderr)
         );
         std::fs::write(dir.path().join("p.yml"), "global: {scrape_interval: 15s}\n").unwrap();
+        Self::launch(dir, &tsdb, basic_auth)
+    }
+
+    /// A Prometheus scraping `target` (`host:port`, path `/metrics`) every second, with
+    /// `bearer_token` (when given) read from a `credentials_file` as its `authorization`.
+    pub fn scraping(target: &str, bearer_token: Option<&str>) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let authorization = match bearer_token {
+            Some(token) => {
+                let file = dir.path().join("barge.token");
+                std::fs::write(&file, token).unwrap();
+                format!("    authorization: {{credentials_file: {}}}\n", file.display())
+            }
+            None => String::new(),
+        };
+        let config = format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s}}\n\
+             scrape_configs:\n\
+             \x20 - job_name: barge\n\
+             {authorization}\
+             \x20   static_configs: [{{targets: ['{target}']}}]\n"
+        );
+        std::fs::write(dir.path().join("p.yml"), config).unwrap();
+        let tsdb = dir.path().join("tsdb");
+        Self::launch(dir, &tsdb, None)
+    }
+
+    /// Starts Prometheus on `dir/p.yml` and `tsdb` and waits until it is ready.
+    fn launch(dir: tempfile::TempDir, tsdb: &std::path::Path, basic_auth: Option<(&str, &str)>) -> Prometheus {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new("prometheus");
         cmd.arg(format!("--config.file={}", dir.path().join("p.yml").display()))
@@ -111,6 +142,52 @@ impl Prometheus {
             std::thread::sleep(Duration::from_millis(100));
         }
         p
+    }
+
+    /// An instant PromQL query through the HTTP API (`/api/v1/query`): each series' labels and
+    /// value. A query Prometheus refuses fails the test with its error.
+    pub async fn query(&self, promql: &str) -> Vec<(serde_json::Value, f64)> {
+        let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/query", self.url), [("query", promql)]).unwrap();
+        let answer: serde_json::Value = reqwest::Client::new()
+            .get(url)
+            .send()
+            .await
+            .expect("prometheus answers")
+            .json()
+            .await
+            .expect("prometheus answers JSON");
+        assert_eq!(answer["status"], "success", "{promql}: {answer}");
+        answer["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let value = r["value"][1].as_str().unwrap().parse().unwrap();
+                (r["metric"].clone(), value)
+            })
+            .collect()
+    }
+
+    /// What Prometheus says of its scrape targets (`/api/v1/targets`): each active one's
+    /// health and last error, to explain a query that never finds the series.
+    pub async fn targets(&self) -> String {
+        let answer: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/targets", self.url))
+            .send()
+            .await
+            .expect("prometheus answers")
+            .json()
+            .await
+            .expect("prometheus answers JSON");
+        answer["data"]["activeTargets"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| format!("{} {}: {}", t["scrapeUrl"], t["health"], t["lastError"]))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
     }
 
     /// `/-/ready` answers 200 (a raw HTTP/1.0 request: no client needed).

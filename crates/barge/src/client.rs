@@ -9,6 +9,7 @@ use crate::{Format, GetFormat};
 use anyhow::{Context as _, Result, bail};
 use barge_engine::Answer;
 use barge_engine::answer::{FreightInfo, PromotionInfo, WarehouseSummary};
+use barge_engine::format::go_duration;
 use barge_engine::ops::{self, Call};
 use barge_engine::pipeline::StageStatus;
 use barge_store::AuditEvent;
@@ -159,6 +160,7 @@ fn names(answer: &Answer) -> Vec<String> {
         Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
         Answer::Webhooks(l) => named("webhook.barge.dev", l.iter().map(|w| w.name.as_str()).collect()),
         Answer::History(_)
+        | Answer::Stats(_)
         | Answer::Queued(_)
         | Answer::PromotionPlan(_)
         | Answer::Approved(_)
@@ -183,6 +185,7 @@ pub fn text(answer: &Answer, wide: bool) -> String {
         Answer::Freight(l) => freight_text(l, wide),
         Answer::Promotions(l) => promotions_text(l, wide),
         Answer::History(l) => history_text(l),
+        Answer::Stats(l) => stats_text(l),
         Answer::Queued(q) => q.promotions.iter().map(|n| format!("promotion {n} queued\n")).collect(),
         Answer::PromotionPlan(p) => crate::render::plan_text(p),
         Answer::Approved(a) => format!("{} approved for {}\n", a.alias.as_deref().unwrap_or_default(), a.stage),
@@ -520,6 +523,41 @@ pub fn history_text(list: &[AuditEvent]) -> String {
             short(&e.freight),
             e.actor.clone(),
             detail(e),
+        ]);
+    }
+    table(rows)
+}
+
+/// `barge stats`: one row per Stage.
+fn stats_text(list: &[barge_engine::stats::StageStats]) -> String {
+    if list.is_empty() {
+        return "no promotions or verifications in the window\n".into();
+    }
+    let secs = |s: Option<f64>| s.map_or_else(|| "-".to_string(), |s| go_duration((s * 1000.0) as i64));
+    let mut rows = vec![vec![
+        "PROJECT".to_string(),
+        "STAGE".into(),
+        "DEPLOYS".into(),
+        "PER DAY".into(),
+        "LEAD TIME (MEDIAN)".into(),
+        "CHANGE FAILURE".into(),
+        "TIME TO RESTORE (MEDIAN)".into(),
+    ]];
+    for s in list {
+        let f = &s.figures;
+        let restore = match (secs(f.time_to_restore.median_seconds), f.unrestored) {
+            (r, true) => format!("{r} (failing)"),
+            (r, false) => r,
+        };
+        rows.push(vec![
+            s.project.clone(),
+            s.stage.clone(),
+            format!("{}/{}", f.deployments, f.promotions),
+            format!("{:.2}", f.deployments_per_day),
+            secs(f.lead_time.median_seconds),
+            f.change_failure_rate
+                .map_or_else(|| "-".to_string(), |r| format!("{:.0}%", r * 100.0)),
+            restore,
         ]);
     }
     table(rows)

@@ -151,6 +151,16 @@ enum Command {
     ///   barge history --freight cosmic-ocelot -o json
     #[command(verbatim_doc_comment)]
     History(HistoryArgs),
+    /// Each Stage's delivery (DORA) figures from the history: lead time (Freight minted to
+    /// entered the Stage), deployment frequency, change failure rate (failed verifications
+    /// per successful promotion) and time to restore (failed verification to the next
+    /// successful one).
+    ///
+    /// Examples:
+    ///   barge stats
+    ///   barge stats --stage prod --since 7d -o json
+    #[command(verbatim_doc_comment)]
+    Stats(StatsArgs),
     /// Make Freight available to a Stage without upstream verification or soak time (for
     /// hotfixes). It does not promote; auto-promotion or `barge promote` does.
     ///
@@ -517,6 +527,21 @@ struct HistoryArgs {
 }
 
 #[derive(clap::Args, Debug)]
+struct StatsArgs {
+    #[arg(long)]
+    stage: Option<String>,
+    /// The window: a duration like 30d (the default) or a time (RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    since: Option<String>,
+    #[arg(long)]
+    project: Option<String>,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    output: Format,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
 struct ApproveArgs {
     #[arg(long, value_name = "ID|ALIAS")]
     freight: String,
@@ -842,6 +867,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => refresh(args),
         Command::Get { what } => get_verb(what),
         Command::History(args) => history(args),
+        Command::Stats(args) => stats(args),
         Command::Approve(args) => approve(args),
         Command::Abort {
             what: AbortWhat::Promotion(args),
@@ -1065,6 +1091,22 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         since,
         before: None,
         limit: args.limit,
+    };
+    verb(&args.target, c, args.output)
+}
+
+fn stats(args: StatsArgs) -> Result<ExitCode> {
+    let since = match args.since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("barge: error: --since: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let c = ops::Call::Stats {
+        project: args.project,
+        stage: args.stage,
+        since,
     };
     verb(&args.target, c, args.output)
 }
@@ -1395,8 +1437,12 @@ fn parse_since(s: &str) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
+    // Whole days too (`30d`), which Go durations lack and delivery windows are written in.
+    if let Some(days) = s.strip_suffix('d').and_then(|d| d.parse::<u32>().ok()) {
+        return Ok(discover::now_millis() - i64::from(days) * 86_400_000);
+    }
     let d = barge_core::duration::parse_go_duration(s)
-        .map_err(|e| format!("{s:?} is neither a duration (2h) nor a time (RFC 3339): {e}"))?;
+        .map_err(|e| format!("{s:?} is neither a duration (2h, 30d) nor a time (RFC 3339): {e}"))?;
     Ok(discover::now_millis() - d.as_millis() as i64)
 }
 
