@@ -53,7 +53,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
         | Call::Alias { project, .. }
         | Call::Verify { project, .. }
         | Call::Refresh { project, .. } => Some(project),
-        Call::Version | Call::Token(_) => None,
+        Call::Version | Call::GetReplicas | Call::Token(_) => None,
     }
 }
 
@@ -69,6 +69,8 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. } => one(Action::Read, project, None),
         Call::Version => (Action::ServerInfo, None, vec![None]),
+        // Replicas hold promotions of every project: a reader of every project sees them.
+        Call::GetReplicas => (Action::Read, None, vec![None]),
         Call::Promote { project, stage, .. } => one(Action::Promote, project, Some(stage)),
         Call::Approve { project, stage, .. } => one(Action::Approve, project, Some(stage)),
         Call::Hold { project, stage, .. } => one(Action::Hold, project, Some(stage)),

@@ -196,6 +196,8 @@ pub async fn start(
         Some(url) => url,
         None => barge_engine::default_db()?,
     };
+    // Held while the daemon runs: a second one on the same SQLite file is refused.
+    let _single = barge_store::lock_single_replica(&db)?;
     let store = Store::open(&db).await?;
     let mut engine = promote::engine(work_dir, &opts.registry, file, false, &opts.defined)?;
     engine.slots = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
@@ -254,7 +256,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     // The tasks that end with the process: none holds work that a shutdown waits for (a
     // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
     let mut background = JoinSet::new();
-    background.spawn(renew_leases(store.clone(), opts.replica_id.clone()));
+    background.spawn(crate::replicas::keep_alive(store.clone(), opts.replica_id.clone()));
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
     }
@@ -318,20 +320,6 @@ fn stop_on_signal() -> watch::Receiver<bool> {
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the signal task is gone, which happens only as the runtime shuts down.
     let _ = stop.wait_for(|stopping| *stopping).await;
-}
-
-/// Renews the leases of the promotions and verifications this replica runs, until the process
-/// ends (also while running work finishes after a signal).
-async fn renew_leases(store: Store, owner: String) {
-    loop {
-        tokio::time::sleep(LEASE / 3).await;
-        if let Err(e) = store
-            .renew_leases(&owner, now_millis() + LEASE.as_millis() as i64)
-            .await
-        {
-            tracing::warn!("cannot renew promotion leases: {e}");
-        }
-    }
 }
 
 /// Deletes audit events older than `keep`, at start and hourly.
@@ -516,6 +504,8 @@ struct Discovery {
     requested: HashSet<Key>,
     /// The passes under way, by Warehouse.
     passes: InFlight<Pass, ()>,
+    /// This replica's id, which holds the discovery leases of its passes.
+    owner: String,
 }
 
 /// What one Warehouse's pass did.
@@ -539,6 +529,7 @@ impl Discovery {
             next_pass: HashMap::new(),
             requested: HashSet::new(),
             passes: InFlight::new(),
+            owner: opts.replica_id.clone(),
         })
     }
 
@@ -547,7 +538,7 @@ impl Discovery {
         let shared = self.shared.clone();
         loop {
             let catalog = catalogs.borrow_and_update().clone();
-            self.start_due(&catalog);
+            self.start_due(&catalog).await;
             let until_due = self.next_due(&catalog).map_or(Duration::MAX, |at| {
                 Duration::from_millis((at - now_millis()).max(0) as u64)
             });
@@ -568,7 +559,7 @@ impl Discovery {
         let catalog = self.shared.catalog();
         let mut failed = Vec::new();
         loop {
-            self.start_due(&catalog);
+            self.start_due(&catalog).await;
             match self.finished().await {
                 Some(pass) => failed.extend(pass.failed),
                 None => return failed,
@@ -576,8 +567,10 @@ impl Discovery {
         }
     }
 
-    /// Starts the passes that are due, as far as the bound allows.
-    fn start_due(&mut self, catalog: &Arc<Catalog>) {
+    /// Starts the passes that are due, as far as the bound allows. A scheduled pass runs
+    /// only under the Warehouse's discovery lease (`replicas.rs`): of several replicas one
+    /// discovers it per due time.
+    async fn start_due(&mut self, catalog: &Arc<Catalog>) {
         if let Ok(mut asked) = self.shared.refresh.lock() {
             self.requested.extend(asked.drain());
         }
@@ -589,7 +582,8 @@ impl Discovery {
             if self.passes.runs_for(&key) {
                 continue;
             }
-            let due = self.requested.remove(&key)
+            let requested = self.requested.remove(&key);
+            let due = requested
                 || self
                     .next_pass
                     .get(&key)
@@ -597,21 +591,35 @@ impl Discovery {
             if !due {
                 continue;
             }
-            let pass = now_millis();
-            match barge_core::schedule::Schedule::new(
+            // Validation rejects a bad interval or schedule; should one get through, the
+            // Warehouse is not polled again rather than polled every second.
+            let schedule = barge_core::schedule::Schedule::new(
                 spec.interval.as_deref(),
                 spec.schedule.as_deref(),
                 &format!("{}/{}", r.project, r.name),
-            ) {
-                Ok(schedule) => self.next_pass.insert(key.clone(), schedule.next_due(Some(pass), pass)),
-                // Validation rejects a bad interval or schedule; should one get through, the
-                // Warehouse is not polled again rather than polled every second.
-                Err(_) => self.next_pass.insert(key.clone(), i64::MAX),
+            )
+            .ok();
+            let lease = if self.scheduled {
+                match crate::replicas::take_discovery(&self.shared.store, &self.owner, &key, requested).await {
+                    crate::replicas::Turn::Ours { started_at } => Some(started_at),
+                    crate::replicas::Turn::Later { retry_in } => {
+                        self.next_pass.insert(key, now_millis() + retry_in.as_millis() as i64);
+                        continue;
+                    }
+                }
+            } else {
+                None
             };
+            let pass = now_millis();
+            let next = schedule.as_ref().map_or(i64::MAX, |s| s.next_due(Some(pass), pass));
+            self.next_pass.insert(key.clone(), next);
             let (shared, discoverer, catalog) = (self.shared.clone(), self.discoverer.clone(), catalog.clone());
-            let warehouse = key.clone();
+            let (warehouse, owner) = (key.clone(), self.owner.clone());
             self.passes.spawn(key, (), async move {
                 let pass = discover(&shared, &discoverer, &catalog, &warehouse).await;
+                if let Some(started_at) = lease {
+                    crate::replicas::end_discovery(&shared.store, &owner, &warehouse, schedule.as_ref(), started_at).await;
+                }
                 if pass.minted {
                     shared.decide.notify_one();
                 }
@@ -969,7 +977,15 @@ async fn launch_promotions(
     owner: &str,
     running: &mut InFlight<Result<Phase, EngineError>, StoredPromotion>,
 ) -> usize {
-    let runnable = match shared.store.runnable_promotions(owner, now_millis()).await {
+    // Leases are measured by the database's clock, not this replica's.
+    let now = match shared.store.now().await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::warn!("cannot read the database's clock: {e}");
+            return 0;
+        }
+    };
+    let runnable = match shared.store.runnable_promotions(owner, now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("cannot list runnable promotions: {e}");
@@ -982,10 +998,10 @@ async fn launch_promotions(
         if running.runs_for(&key) {
             continue;
         }
-        let lease = now_millis() + LEASE.as_millis() as i64;
+        let lease = now + LEASE.as_millis() as i64;
         match shared
             .store
-            .claim_promotion(&p.project, &p.name, owner, lease, now_millis())
+            .claim_promotion(&p.project, &p.name, owner, lease, now)
             .await
         {
             Ok(true) => {}
@@ -1010,7 +1026,15 @@ async fn launch_verifications(
     verifying: &mut InFlight<Result<VerificationPhase, EngineError>, Verification>,
     in_cluster: bool,
 ) -> usize {
-    let runnable = match shared.store.runnable_verifications(owner, now_millis()).await {
+    // Leases are measured by the database's clock, not this replica's.
+    let now = match shared.store.now().await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::warn!("cannot read the database's clock: {e}");
+            return 0;
+        }
+    };
+    let runnable = match shared.store.runnable_verifications(owner, now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("cannot list runnable verifications: {e}");
@@ -1023,10 +1047,10 @@ async fn launch_verifications(
         if verifying.runs_for(&key) {
             continue;
         }
-        let lease = now_millis() + LEASE.as_millis() as i64;
+        let lease = now + LEASE.as_millis() as i64;
         match shared
             .store
-            .claim_verification(&v.project, &v.id, owner, lease, now_millis())
+            .claim_verification(&v.project, &v.id, owner, lease, now)
             .await
         {
             Ok(true) => {}

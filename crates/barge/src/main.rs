@@ -281,6 +281,22 @@ enum GetWhat {
     ///   barge get webhooks pipelines/ --project demo -o json
     #[command(verbatim_doc_comment, alias = "webhook")]
     Webhooks(webhooks_cli::GetWebhooksArgs),
+    /// The `barge serve` replicas sharing the store: their heartbeat's age, whether they are
+    /// alive, and the promotions, verifications and Warehouse discoveries each holds.
+    ///
+    /// Examples:
+    ///   barge get replicas --db postgres://barge@db/barge
+    ///   barge get replicas -o wide
+    #[command(verbatim_doc_comment, alias = "replica")]
+    Replicas(GetReplicasArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GetReplicasArgs {
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
 }
 
 #[derive(Subcommand, Debug)]
@@ -1014,6 +1030,7 @@ fn refresh(args: RefreshArgs) -> Result<ExitCode> {
 fn get_verb(what: GetWhat) -> Result<ExitCode> {
     match what {
         GetWhat::Webhooks(args) => webhooks_cli::get_webhooks(args),
+        GetWhat::Replicas(GetReplicasArgs { output, target }) => get(&target, ops::Call::GetReplicas, output),
         GetWhat::Stages(GetStagesArgs {
             name,
             project,
