@@ -129,7 +129,8 @@ impl Store {
     }
 
     /// Takes the discovery lease of a Warehouse for `owner` for `lease_ms` when it is due (its
-    /// next pass is due, or a refresh was asked for since its last pass started) and no other
+    /// next pass is due, a refresh was asked for since its last pass started, or that pass
+    /// never ended: its replica died and its lease ran out) and no other
     /// replica's lease runs (`owner`'s own is one it held before it restarted).
     pub async fn claim_discovery(
         &self,
@@ -146,7 +147,7 @@ impl Store {
         let taken = sqlx::query(self.at_db_time(
             "UPDATE discovery_leases SET owner = $3, lease_until = {now} + $4, started_at = {now} \
              WHERE project = $1 AND warehouse = $2 AND (lease_until < {now} OR owner = $3) \
-               AND (due_at <= {now} OR requested_at >= started_at) \
+               AND (due_at <= {now} OR requested_at >= started_at OR owner <> '') \
              RETURNING started_at",
         ))
         .bind(project)
