@@ -5,7 +5,6 @@
 //! (`Store::now`), so replicas whose clocks disagree still agree on who holds what.
 //! ARCHITECTURE.md ("Replicas") says why row leases, not advisory locks.
 
-use barge_engine::promote::LEASE;
 use barge_store::{DiscoveryClaim, Store};
 use std::time::Duration;
 
@@ -13,15 +12,15 @@ use std::time::Duration;
 const AFTER_DB_ERROR: Duration = Duration::from_secs(2);
 
 /// A lease's length in milliseconds, as the store takes it.
-fn lease_ms() -> i64 {
-    LEASE.as_millis() as i64
+fn ms(lease: Duration) -> i64 {
+    lease.as_millis() as i64
 }
 
 /// Writes this replica's heartbeat and renews the leases it holds, at once and then every
 /// third of a lease, until the process ends (also while running work finishes after a
 /// signal). A database that does not answer for less than two thirds of a lease costs no
 /// lease.
-pub(crate) async fn keep_alive(store: Store, owner: String) {
+pub(crate) async fn keep_alive(store: Store, owner: String, lease: Duration) {
     let host = barge_engine::promote::host_name();
     let version = env!("CARGO_PKG_VERSION");
     let mut starting = true;
@@ -29,13 +28,13 @@ pub(crate) async fn keep_alive(store: Store, owner: String) {
         match store.heartbeat(&owner, &host, version, starting).await {
             Ok(now) => {
                 starting = false;
-                if let Err(e) = store.renew_leases(&owner, now + lease_ms()).await {
+                if let Err(e) = store.renew_leases(&owner, now + ms(lease)).await {
                     tracing::warn!("cannot renew leases: {e}");
                 }
             }
             Err(e) => tracing::warn!("cannot write this replica's heartbeat: {e}"),
         }
-        tokio::time::sleep(LEASE / 3).await;
+        tokio::time::sleep(lease / 3).await;
     }
 }
 
@@ -51,12 +50,18 @@ pub(crate) enum Turn {
 /// Takes the discovery lease of the Warehouse `(project, name)` when it is due; a refresh
 /// asked of this replica (`requested`) is recorded first, so that whichever replica takes the
 /// lease next runs it.
-pub(crate) async fn take_discovery(store: &Store, owner: &str, (project, name): &(String, String), requested: bool) -> Turn {
+pub(crate) async fn take_discovery(
+    store: &Store,
+    owner: &str,
+    lease: Duration,
+    (project, name): &(String, String),
+    requested: bool,
+) -> Turn {
     let claimed = async {
         if requested {
             store.request_discovery(project, name).await?;
         }
-        store.claim_discovery(project, name, owner, lease_ms()).await
+        store.claim_discovery(project, name, owner, ms(lease)).await
     };
     match claimed.await {
         Ok(DiscoveryClaim::Taken { started_at }) => Turn::Ours { started_at },
@@ -77,12 +82,13 @@ pub(crate) async fn take_discovery(store: &Store, owner: &str, (project, name): 
 pub(crate) async fn end_discovery(
     store: &Store,
     owner: &str,
+    lease: Duration,
     (project, name): &(String, String),
     schedule: Option<&barge_core::schedule::Schedule>,
     started_at: i64,
 ) {
     let next_due = schedule.map_or(i64::MAX, |s| s.next_due(Some(started_at), started_at));
-    let deadline = tokio::time::Instant::now() + LEASE;
+    let deadline = tokio::time::Instant::now() + lease;
     loop {
         match store.finish_discovery(project, name, owner, next_due).await {
             Ok(true) => return,

@@ -20,7 +20,7 @@ use barge_engine::EngineError;
 use barge_engine::events::{Event, EventSink, PromotionRef, VerificationRef};
 use barge_engine::ops;
 use barge_engine::pipeline::{self, AUTO_ACTOR, Snapshot};
-use barge_engine::promote::{self, LEASE, now_millis};
+use barge_engine::promote::{self, now_millis};
 use barge_promote::Engine;
 use barge_store::{Store, StoredPromotion, Verification};
 use std::collections::{HashMap, HashSet};
@@ -47,6 +47,9 @@ pub struct Options {
     pub access: Option<crate::api::Access>,
     pub reload_interval: Duration,
     pub replica_id: String,
+    /// How long a claimed promotion, verification or discovery pass stays this replica's
+    /// after its last renewal (`promote::LEASE` by default).
+    pub lease: Duration,
     pub registry: barge_registry::RegistryConfig,
     pub git_rules: Vec<barge_registry::CredentialRule>,
     /// The credentials of the running definitions' git URLs, which the engine's lookup shares:
@@ -249,6 +252,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         shared: shared.clone(),
         engine: engine.clone(),
         owner: opts.replica_id.clone(),
+        lease: opts.lease,
         in_cluster: opts.analysis_in_cluster,
         promotions: InFlight::new(),
         verifications: InFlight::new(),
@@ -256,7 +260,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     // The tasks that end with the process: none holds work that a shutdown waits for (a
     // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
     let mut background = JoinSet::new();
-    background.spawn(crate::replicas::keep_alive(store.clone(), opts.replica_id.clone()));
+    background.spawn(crate::replicas::keep_alive(store.clone(), opts.replica_id.clone(), opts.lease));
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
     }
@@ -506,6 +510,7 @@ struct Discovery {
     passes: InFlight<Pass, ()>,
     /// This replica's id, which holds the discovery leases of its passes.
     owner: String,
+    lease: Duration,
 }
 
 /// What one Warehouse's pass did.
@@ -530,6 +535,7 @@ impl Discovery {
             requested: HashSet::new(),
             passes: InFlight::new(),
             owner: opts.replica_id.clone(),
+            lease: opts.lease,
         })
     }
 
@@ -600,7 +606,7 @@ impl Discovery {
             )
             .ok();
             let lease = if self.scheduled {
-                match crate::replicas::take_discovery(&self.shared.store, &self.owner, &key, requested).await {
+                match crate::replicas::take_discovery(&self.shared.store, &self.owner, self.lease, &key, requested).await {
                     crate::replicas::Turn::Ours { started_at } => Some(started_at),
                     crate::replicas::Turn::Later { retry_in } => {
                         self.next_pass.insert(key, now_millis() + retry_in.as_millis() as i64);
@@ -614,11 +620,11 @@ impl Discovery {
             let next = schedule.as_ref().map_or(i64::MAX, |s| s.next_due(Some(pass), pass));
             self.next_pass.insert(key.clone(), next);
             let (shared, discoverer, catalog) = (self.shared.clone(), self.discoverer.clone(), catalog.clone());
-            let (warehouse, owner) = (key.clone(), self.owner.clone());
+            let (warehouse, owner, lease_for) = (key.clone(), self.owner.clone(), self.lease);
             self.passes.spawn(key, (), async move {
                 let pass = discover(&shared, &discoverer, &catalog, &warehouse).await;
                 if let Some(started_at) = lease {
-                    crate::replicas::end_discovery(&shared.store, &owner, &warehouse, schedule.as_ref(), started_at).await;
+                    crate::replicas::end_discovery(&shared.store, &owner, lease_for, &warehouse, schedule.as_ref(), started_at).await;
                 }
                 if pass.minted {
                     shared.decide.notify_one();
@@ -837,6 +843,7 @@ struct Runners {
     engine: Arc<Engine>,
     /// This replica, in leases.
     owner: String,
+    lease: Duration,
     in_cluster: bool,
     /// The promotions running, by Stage.
     promotions: InFlight<Result<Phase, EngineError>, StoredPromotion>,
@@ -958,11 +965,12 @@ impl Runners {
     /// Claims the promotions and verifications this replica may run and starts them;
     /// returns how many.
     async fn claim(&mut self) -> usize {
-        launch_promotions(&self.shared, &self.engine, &self.owner, &mut self.promotions).await
+        launch_promotions(&self.shared, &self.engine, &self.owner, self.lease, &mut self.promotions).await
             + launch_verifications(
                 &self.shared,
                 &self.engine,
                 &self.owner,
+                self.lease,
                 &mut self.verifications,
                 self.in_cluster,
             )
@@ -975,6 +983,7 @@ async fn launch_promotions(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
+    lease: Duration,
     running: &mut InFlight<Result<Phase, EngineError>, StoredPromotion>,
 ) -> usize {
     // Leases are measured by the database's clock, not this replica's.
@@ -998,7 +1007,7 @@ async fn launch_promotions(
         if running.runs_for(&key) {
             continue;
         }
-        let lease = now + LEASE.as_millis() as i64;
+        let lease = now + lease.as_millis() as i64;
         match shared
             .store
             .claim_promotion(&p.project, &p.name, owner, lease, now)
@@ -1023,6 +1032,7 @@ async fn launch_verifications(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
+    lease: Duration,
     verifying: &mut InFlight<Result<VerificationPhase, EngineError>, Verification>,
     in_cluster: bool,
 ) -> usize {
@@ -1047,7 +1057,7 @@ async fn launch_verifications(
         if verifying.runs_for(&key) {
             continue;
         }
-        let lease = now + LEASE.as_millis() as i64;
+        let lease = now + lease.as_millis() as i64;
         match shared
             .store
             .claim_verification(&v.project, &v.id, owner, lease, now)

@@ -490,6 +490,12 @@ struct ServeArgs {
     /// Replicas sharing a PostgreSQL store need different ones.
     #[arg(long, value_name = "NAME")]
     replica_id: Option<String>,
+    /// How long the work a replica holds (a promotion, a verification, a Warehouse's
+    /// discovery) stays reserved for it after its last renewal (renewed every third of it):
+    /// shorter hands a dead replica's work to another sooner, longer rides out longer
+    /// database outages. Every replica of a database should use the same.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, env = "BARGE_LEASE")]
+    lease: std::time::Duration,
     /// Promotions run at once.
     #[arg(long, default_value_t = barge_promote::DEFAULT_SLOTS)]
     workers: usize,
@@ -1176,6 +1182,7 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
         access,
         reload_interval: args.reload_interval,
         replica_id,
+        lease: args.lease,
         git_rules: file.git_credential_rules(),
         defined: config::DefinedCredentials::of(&catalog),
         registry: config,
