@@ -1340,7 +1340,8 @@ fn routes_in_the_reference() -> std::collections::BTreeSet<(String, String)> {
             let (method, path) = code.split_once(' ')?;
             let path = path.replace('…', "/api/v1/projects/{project}");
             // The CLI's call endpoint and the document itself are not REST routes.
-            let rest = path.starts_with("/api/v1/") && !["/api/v1/call", "/api/v1/openapi.json"].contains(&path.as_str());
+            let rest =
+                path.starts_with("/api/v1/") && !["/api/v1/call", "/api/v1/openapi.json"].contains(&path.as_str());
             (["GET", "POST", "PATCH"].contains(&method) && rest && !path.contains(' '))
                 .then(|| (method.to_string(), path))
         })

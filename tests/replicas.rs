@@ -83,6 +83,11 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Fixture {
+        Fixture::on(postgres::postgres_url()).await
+    }
+
+    /// A fixture on the database at `db`.
+    async fn on(db: String) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let git_root = dir.path().join("git");
         std::fs::create_dir_all(&git_root).unwrap();
@@ -124,7 +129,7 @@ impl Fixture {
         });
         let proxy = registry::Proxy::start(&reg.host, None, plan).await;
         Fixture {
-            db: postgres::postgres_url(),
+            db,
             dir,
             reg,
             proxy,
@@ -226,7 +231,8 @@ impl Fixture {
                 .unwrap()
                 .iter()
                 .filter(|p| {
-                    p["phase"] == "Succeeded" && tags.get(p["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
+                    p["phase"] == "Succeeded"
+                        && tags.get(p["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
                 })
                 .count();
             if !busy && succeeded == REPOS * STAGES_PER_REPO {
@@ -365,7 +371,12 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
 
     // Every replica is alive, by its heartbeat.
     let listed = fx.json(&["get", "replicas"]);
-    let mut ids: Vec<&str> = listed.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
     ids.sort();
     let want: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>(), "{listed}");
@@ -460,6 +471,43 @@ async fn replicas_killed_with_9_hand_their_promotions_to_the_others() {
     }
 }
 
+/// A replica that loses the database for 10 s (PostgreSQL stopped, started again) carries on
+/// without a restart: nothing is done twice, and what was pushed meanwhile flows on.
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_ride_out_ten_seconds_without_the_database() {
+    let pg = postgres::OwnPostgres::start();
+    let fx = Fixture::on(pg.url()).await;
+    let started = Instant::now();
+    let mut replicas: Vec<Replica> = (0..2).map(|i| fx.replica(&format!("r{i}"), "30s")).collect();
+    let tags = tags(2);
+    push_each(&fx, &tags[..1], &mut replicas, |_| {}).await;
+    fx.wait_settled(&tags[0], &mut replicas, Duration::from_secs(60));
+    pg.stop();
+    fx.push(&tags[1]).await;
+    std::thread::sleep(Duration::from_secs(10));
+    pg.resume();
+    fx.wait_settled(&tags[1], &mut replicas, Duration::from_secs(60));
+    for r in &mut replicas {
+        assert!(
+            r.child.try_wait().unwrap().is_none(),
+            "the replica kept running:\n{}",
+            r.log_text()
+        );
+    }
+    fx.assert_exactly_once(&tags);
+    let elapsed = started.elapsed();
+    let most = (elapsed.as_millis() / INTERVAL.as_millis()) as u64 + 2;
+    for (r, listed) in fx.listings.iter().enumerate() {
+        let listed = listed.lock().unwrap().len() as u64;
+        assert!(listed <= most, "app{r} was listed {listed} times in {elapsed:?}");
+    }
+    let listed = fx.json(&["get", "replicas"]);
+    assert!(
+        listed.as_array().unwrap().iter().all(|r| r["alive"] == true),
+        "both replicas write heartbeats again: {listed}"
+    );
+}
+
 /// Issue #19: SQLite serves one replica; a second `barge serve` on the same file is refused
 /// with a message that says why and what to do, and the first keeps running.
 #[test]
@@ -491,7 +539,9 @@ fn a_second_serve_on_one_sqlite_file_is_refused() {
             .args(["get", "replicas", "-o", "json", "--db", &db])
             .output()
             .unwrap();
-        if out.status.success() && serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v.as_array().is_some_and(|a| !a.is_empty())) {
+        if out.status.success()
+            && serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the first serve never wrote its heartbeat");
@@ -501,8 +551,9 @@ fn a_second_serve_on_one_sqlite_file_is_refused() {
     assert_eq!(second.status.code(), Some(1), "{}", stderr(&second));
     let pid = first.child.id().to_string();
     assert!(
-        stderr(&second).contains(&format!("another `barge serve` (pid {pid}) is running on the SQLite database"))
-            && stderr(&second).contains("PostgreSQL"),
+        stderr(&second).contains(&format!(
+            "another `barge serve` (pid {pid}) is running on the SQLite database"
+        )) && stderr(&second).contains("PostgreSQL"),
         "{}",
         stderr(&second)
     );
@@ -512,4 +563,3 @@ fn a_second_serve_on_one_sqlite_file_is_refused() {
     let after = serve(&["--once"]).output().unwrap();
     assert!(after.status.success(), "{}", stderr(&after));
 }
-

@@ -444,10 +444,7 @@ async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Re
     // Leases are measured by the database's clock, which every replica shares.
     let now = store.now().await?;
     let lease_until = now + LEASE.as_millis() as i64;
-    if store
-        .claim_promotion(project, name, owner, lease_until, now)
-        .await?
-    {
+    if store.claim_promotion(project, name, owner, lease_until, now).await? {
         return Ok(());
     }
     let Some((holder, until)) = store.promotion_lease(project, name).await? else {
@@ -478,7 +475,11 @@ impl Renewal {
         Renewal(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE / 3).await;
-                let renewed = async { store.renew_leases(&owner, store.now().await? + LEASE.as_millis() as i64).await };
+                let renewed = async {
+                    store
+                        .renew_leases(&owner, store.now().await? + LEASE.as_millis() as i64)
+                        .await
+                };
                 if let Err(e) = renewed.await {
                     tracing::warn!("cannot renew the promotion's lease: {e}");
                 }

@@ -70,7 +70,9 @@ pub(crate) async fn take_discovery(
         },
         Err(e) => {
             tracing::warn!(warehouse = %name, "cannot take the discovery lease: {e}");
-            Turn::Later { retry_in: AFTER_DB_ERROR }
+            Turn::Later {
+                retry_in: AFTER_DB_ERROR,
+            }
         }
     }
 }

@@ -260,7 +260,11 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     // The tasks that end with the process: none holds work that a shutdown waits for (a
     // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
     let mut background = JoinSet::new();
-    background.spawn(crate::replicas::keep_alive(store.clone(), opts.replica_id.clone(), opts.lease));
+    background.spawn(crate::replicas::keep_alive(
+        store.clone(),
+        opts.replica_id.clone(),
+        opts.lease,
+    ));
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
     }
@@ -606,7 +610,9 @@ impl Discovery {
             )
             .ok();
             let lease = if self.scheduled {
-                match crate::replicas::take_discovery(&self.shared.store, &self.owner, self.lease, &key, requested).await {
+                match crate::replicas::take_discovery(&self.shared.store, &self.owner, self.lease, &key, requested)
+                    .await
+                {
                     crate::replicas::Turn::Ours { started_at } => Some(started_at),
                     crate::replicas::Turn::Later { retry_in } => {
                         self.next_pass.insert(key, now_millis() + retry_in.as_millis() as i64);
@@ -624,7 +630,15 @@ impl Discovery {
             self.passes.spawn(key, (), async move {
                 let pass = discover(&shared, &discoverer, &catalog, &warehouse).await;
                 if let Some(started_at) = lease {
-                    crate::replicas::end_discovery(&shared.store, &owner, lease_for, &warehouse, schedule.as_ref(), started_at).await;
+                    crate::replicas::end_discovery(
+                        &shared.store,
+                        &owner,
+                        lease_for,
+                        &warehouse,
+                        schedule.as_ref(),
+                        started_at,
+                    )
+                    .await;
                 }
                 if pass.minted {
                     shared.decide.notify_one();
@@ -965,7 +979,14 @@ impl Runners {
     /// Claims the promotions and verifications this replica may run and starts them;
     /// returns how many.
     async fn claim(&mut self) -> usize {
-        launch_promotions(&self.shared, &self.engine, &self.owner, self.lease, &mut self.promotions).await
+        launch_promotions(
+            &self.shared,
+            &self.engine,
+            &self.owner,
+            self.lease,
+            &mut self.promotions,
+        )
+        .await
             + launch_verifications(
                 &self.shared,
                 &self.engine,

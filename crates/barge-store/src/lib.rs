@@ -147,8 +147,8 @@ mod replicas;
 mod stages;
 mod tokens;
 mod verifications;
-pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 pub use replicas::{DiscoveryClaim, Replica};
+pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 pub use tokens::{NewToken, StoredToken};
 pub use verifications::Verification;
 
@@ -802,7 +802,10 @@ pub fn lock_single_replica(url: &str) -> Result<Option<std::fs::File>, StoreErro
         url: url.to_string(),
         message: format!("cannot lock {path}: {e}"),
     };
-    if let Some(parent) = std::path::Path::new(&path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = std::path::Path::new(&path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(cannot)?;
     }
     let mut lock = std::fs::OpenOptions::new()
@@ -818,7 +821,11 @@ pub fn lock_single_replica(url: &str) -> Result<Option<std::fs::File>, StoreErro
             let mut holder = String::new();
             let _ = lock.read_to_string(&mut holder);
             let holder = holder.trim();
-            let holder = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
             return Err(StoreError::Conflict(format!(
                 "another `barge serve`{holder} is running on the SQLite database {file}: SQLite serves one replica; stop that one first, or run several replicas on PostgreSQL (--db postgres://…)"
             )));

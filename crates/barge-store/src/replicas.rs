@@ -104,7 +104,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get("id")?;
-                let of = |all: &[(String, String)]| all.iter().filter(|(o, _)| *o == id).map(|(_, w)| w.clone()).collect();
+                let of =
+                    |all: &[(String, String)]| all.iter().filter(|(o, _)| *o == id).map(|(_, w)| w.clone()).collect();
                 Ok(Replica {
                     host: r.try_get("host")?,
                     version: r.try_get("version")?,
@@ -187,7 +188,13 @@ impl Store {
     /// Ends `owner`'s pass of a Warehouse: the lease is freed and the next pass is due at
     /// `next_due` (database time). False when `owner` no longer held the lease (it ran out
     /// and another replica took it).
-    pub async fn finish_discovery(&self, project: &str, warehouse: &str, owner: &str, next_due: i64) -> Result<bool, StoreError> {
+    pub async fn finish_discovery(
+        &self,
+        project: &str,
+        warehouse: &str,
+        owner: &str,
+        next_due: i64,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE discovery_leases SET owner = '', lease_until = 0, due_at = $4 \
              WHERE project = $1 AND warehouse = $2 AND owner = $3",

@@ -1145,7 +1145,14 @@ async fn discovery_is_leased_once_per_due_time_by_the_databases_clock(b: Backend
     let mut racing = tokio::task::JoinSet::new();
     for (i, s) in replicas.iter().enumerate() {
         let s = s.clone();
-        racing.spawn(async move { (i, s.claim_discovery("demo", "app", &format!("r{i}"), 60_000).await.unwrap()) });
+        racing.spawn(async move {
+            (
+                i,
+                s.claim_discovery("demo", "app", &format!("r{i}"), 60_000)
+                    .await
+                    .unwrap(),
+            )
+        });
     }
     let mut taken = Vec::new();
     while let Some(r) = racing.join_next().await {
@@ -1161,15 +1168,25 @@ async fn discovery_is_leased_once_per_due_time_by_the_databases_clock(b: Backend
     let s = &replicas[0];
     // Its pass ends; the next is due in a minute: nobody takes it now.
     let now = s.now().await.unwrap();
-    assert!(s.finish_discovery("demo", "app", &format!("r{holder}"), now + 60_000).await.unwrap());
-    match s.claim_discovery("demo", "app", &format!("r{other}"), 60_000).await.unwrap() {
+    assert!(
+        s.finish_discovery("demo", "app", &format!("r{holder}"), now + 60_000)
+            .await
+            .unwrap()
+    );
+    match s
+        .claim_discovery("demo", "app", &format!("r{other}"), 60_000)
+        .await
+        .unwrap()
+    {
         DiscoveryClaim::NotNow { retry_in_ms } => assert!((50_000..=60_000).contains(&retry_in_ms), "{retry_in_ms}"),
         taken => panic!("not due yet, but {taken:?}"),
     }
     // A refresh asked of any replica goes to whichever takes the lease.
     s.request_discovery("demo", "app").await.unwrap();
     assert!(matches!(
-        s.claim_discovery("demo", "app", &format!("r{other}"), 60_000).await.unwrap(),
+        s.claim_discovery("demo", "app", &format!("r{other}"), 60_000)
+            .await
+            .unwrap(),
         DiscoveryClaim::Taken { .. }
     ));
     // Asked again during that pass: held now (tried again within a second), due once it ends.
@@ -1178,8 +1195,15 @@ async fn discovery_is_leased_once_per_due_time_by_the_databases_clock(b: Backend
         DiscoveryClaim::NotNow { retry_in_ms } => assert!(retry_in_ms <= 1_000, "{retry_in_ms}"),
         taken => panic!("held by r{other}, but {taken:?}"),
     }
-    assert!(!s.finish_discovery("demo", "app", "r-late", 0).await.unwrap(), "only the holder ends a pass");
-    assert!(s.finish_discovery("demo", "app", &format!("r{other}"), now + 60_000).await.unwrap());
+    assert!(
+        !s.finish_discovery("demo", "app", "r-late", 0).await.unwrap(),
+        "only the holder ends a pass"
+    );
+    assert!(
+        s.finish_discovery("demo", "app", &format!("r{other}"), now + 60_000)
+            .await
+            .unwrap()
+    );
     assert!(matches!(
         s.claim_discovery("demo", "app", "r-late", 300).await.unwrap(),
         DiscoveryClaim::Taken { .. }
@@ -1191,12 +1215,19 @@ async fn discovery_is_leased_once_per_due_time_by_the_databases_clock(b: Backend
         match s.claim_discovery("demo", "app", "r-next", 60_000).await.unwrap() {
             DiscoveryClaim::Taken { .. } => break,
             DiscoveryClaim::NotNow { retry_in_ms } => {
-                assert!(started.elapsed() < std::time::Duration::from_secs(10), "the lease never ran out");
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "the lease never ran out"
+                );
                 tokio::time::sleep(std::time::Duration::from_millis(retry_in_ms.min(100) as u64)).await;
             }
         }
     }
-    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 async fn replicas_heartbeat_and_show_what_they_hold(b: Backend) {
@@ -1210,9 +1241,15 @@ async fn replicas_heartbeat_and_show_what_they_hold(b: Backend) {
         s.claim_discovery("demo", "app", "pod-a", 60_000).await.unwrap(),
         barge_store::DiscoveryClaim::Taken { .. }
     ));
-    s.create_promotion(&promotion("dev.1.f1", "dev", "f1", Phase::Pending, 1)).await.unwrap();
+    s.create_promotion(&promotion("dev.1.f1", "dev", "f1", Phase::Pending, 1))
+        .await
+        .unwrap();
     let now = s.now().await.unwrap();
-    assert!(s.claim_promotion("demo", "dev.1.f1", "pod-b", now + 60_000, now).await.unwrap());
+    assert!(
+        s.claim_promotion("demo", "dev.1.f1", "pod-b", now + 60_000, now)
+            .await
+            .unwrap()
+    );
     // A renewal extends the discovery lease too.
     assert_eq!(s.renew_leases("pod-a", now + 120_000).await.unwrap(), 1);
     let listed = s.list_replicas().await.unwrap();

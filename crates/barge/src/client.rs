@@ -388,11 +388,7 @@ pub fn replicas_text(list: &[ReplicaInfo], wide: bool) -> String {
     }
     header.extend(["PROMOTIONS".into(), "VERIFICATIONS".into(), "WAREHOUSES".into()]);
     let held = |names: &[String]| {
-        if wide {
-            names.join(",")
-        } else {
-            names.len().to_string()
-        }
+        if wide { names.join(",") } else { names.len().to_string() }
     };
     let mut rows = vec![header];
     for r in list {
