@@ -1,6 +1,6 @@
 //! What one PostgreSQL carries of the replicas' coordination (issue #19): barge's own store
 //! calls, from many simulated replicas (each a `Store` with its own connection pool, as each
-//! `barge serve` has), at one total concurrency split over 1, 4 and 16 replicas.
+//! `barge serve` has), at one total concurrency split over 1, 2 and 3 replicas.
 //!
 //! - **floor**: `SELECT 1` round trips (`Store::ping`) at the same concurrency: what the
 //!   server and the driver can do at all; every other figure is printed as a ratio of it.
@@ -61,7 +61,11 @@ fn state(done: usize) -> serde_json::Value {
 async fn transactions(url: &str) -> i64 {
     use sqlx::Row;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(url).await.unwrap();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
     let row = sqlx::query(
         "SELECT CAST(xact_commit + xact_rollback AS BIGINT) AS n FROM pg_stat_database WHERE datname = current_database()",
     )
@@ -89,21 +93,30 @@ where
     F: Fn(Store, usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
+    rate_over(replicas, CONCURRENCY, n, job).await
+}
+
+/// `rate` with `clients` clients.
+async fn rate_over<F, Fut>(replicas: &[Store], clients: usize, n: usize, job: F) -> f64
+where
+    F: Fn(Store, usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let job = Arc::new(job);
     let started = Instant::now();
-    let mut clients = tokio::task::JoinSet::new();
-    for c in 0..CONCURRENCY {
+    let mut running = tokio::task::JoinSet::new();
+    for c in 0..clients {
         let store = replicas[c % replicas.len()].clone();
         let job = job.clone();
-        clients.spawn(async move {
+        running.spawn(async move {
             let mut i = c;
             while i < n {
                 job(store.clone(), c, i).await;
-                i += CONCURRENCY;
+                i += clients;
             }
         });
     }
-    while let Some(r) = clients.join_next().await {
+    while let Some(r) = running.join_next().await {
         r.unwrap();
     }
     n as f64 / started.elapsed().as_secs_f64()
@@ -111,16 +124,18 @@ where
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(2_000);
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(2_000);
     let dir = tempfile::tempdir().unwrap();
     install_default_drivers();
-    println!("{n} promotions per case, {CONCURRENCY} clients at once, PostgreSQL at {}", barge_testkit::postgres::pg_bin());
-    println!("| replicas | floor SELECT 1/s | lifecycle promotions/s (ratio to floor) | transactions per promotion | claims/s | renewals/s | completions/s | discovery claim+end/s |");
+    println!(
+        "{n} promotions per case, {CONCURRENCY} clients at once, PostgreSQL at {}",
+        barge_testkit::postgres::pg_bin()
+    );
+    println!(
+        "| replicas | floor SELECT 1/s | lifecycle promotions/s (ratio to floor) | transactions per promotion | claims/s | renewals/s (one client per replica) | completions/s | discovery claim+end/s |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
-    for replicas in [1usize, 4, 16] {
+    for replicas in [1usize, 2, 3] {
         let url = support::url(Backend::Postgres, &dir);
         let stores = open(&url, replicas).await;
         let floor = rate(&stores, n * 4, |s, _, _| async move { s.ping().await.unwrap() }).await;
@@ -131,14 +146,24 @@ async fn main() {
         let lifecycle = rate(&life, n, move |s, c, i| async move {
             let name = format!("life-{i}");
             let owner = format!("replica-{}", c % replicas);
-            s.create_promotion(&promotion(&name, &format!("life-stage-{i}"))).await.unwrap();
+            s.create_promotion(&promotion(&name, &format!("life-stage-{i}")))
+                .await
+                .unwrap();
             let now = s.now().await.unwrap();
             let _ = s.runnable_promotions(&owner, now).await.unwrap();
-            assert!(s.claim_promotion("demo", &name, &owner, now + LEASE_MS, now).await.unwrap());
+            assert!(
+                s.claim_promotion("demo", &name, &owner, now + LEASE_MS, now)
+                    .await
+                    .unwrap()
+            );
             for step in 1..=STEPS {
-                s.save_promotion_state("demo", &name, &state(step), Phase::Running, "", now, None).await.unwrap();
+                s.save_promotion_state("demo", &name, &state(step), Phase::Running, "", now, None)
+                    .await
+                    .unwrap();
             }
-            s.save_promotion_state("demo", &name, &state(STEPS), Phase::Succeeded, "", now, None).await.unwrap();
+            s.save_promotion_state("demo", &name, &state(STEPS), Phase::Succeeded, "", now, None)
+                .await
+                .unwrap();
         })
         .await;
         // Their connections end, and their backends report.
@@ -148,17 +173,24 @@ async fn main() {
 
         // Claims alone, of promotions queued beforehand.
         for i in 0..n {
-            stores[0].create_promotion(&promotion(&format!("q-{i}"), &format!("q-stage-{i}"))).await.unwrap();
+            stores[0]
+                .create_promotion(&promotion(&format!("q-{i}"), &format!("q-stage-{i}")))
+                .await
+                .unwrap();
         }
         let claims = rate(&stores, n, move |s, c, i| async move {
             let now = s.now().await.unwrap();
             let owner = format!("replica-{}", c % replicas);
-            assert!(s.claim_promotion("demo", &format!("q-{i}"), &owner, now + LEASE_MS, now).await.unwrap());
+            assert!(
+                s.claim_promotion("demo", &format!("q-{i}"), &owner, now + LEASE_MS, now)
+                    .await
+                    .unwrap()
+            );
         })
         .await;
         // Renewals: each replica's heartbeat and lease renewal (its share of the n Running
-        // promotions above), as keep_alive sends them.
-        let renewals = rate(&stores, n, move |s, c, _| async move {
+        // promotions above), one at a time per replica as keep_alive sends them.
+        let renewals = rate_over(&stores, replicas, n, move |s, c, _| async move {
             let owner = format!("replica-{}", c % replicas);
             let now = s.heartbeat(&owner, "bench", "0", false).await.unwrap();
             s.renew_leases(&owner, now + LEASE_MS).await.unwrap();
