@@ -56,7 +56,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
         | Call::Alias { project, .. }
         | Call::Verify { project, .. }
         | Call::Refresh { project, .. } => Some(project),
-        Call::Version | Call::Token(_) => None,
+        Call::Version | Call::GetReplicas | Call::Token(_) => None,
     }
 }
 
@@ -76,6 +76,8 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         // it in ProjectConfig's status to the project's readers, a viewer may list it.
         Call::GetWebhooks { project } => one(Action::Read, project, None),
         Call::Version => (Action::ServerInfo, None, vec![None]),
+        // Replicas hold promotions of every project: a reader of every project sees them.
+        Call::GetReplicas => (Action::Read, None, vec![None]),
         // A dry run runs the Stage's steps with its credentials and secrets, and costs a
         // checkout and a render: it takes the right to promote there, not to read
         // (docs/reference/api.md).

@@ -44,6 +44,8 @@ pub enum Answer {
     Verification(Verification),
     Refresh(RefreshRequested),
     Version(VersionInfo),
+    /// `GetReplicas`, newest heartbeat first.
+    Replicas(Vec<ReplicaInfo>),
     /// `token create`: the token and, this once, its secret.
     TokenCreated(CreatedToken),
     /// `token list`.
@@ -74,6 +76,7 @@ impl Call {
             Call::Verify { .. } => Answer::Verification(read(json)?),
             Call::Refresh { .. } => Answer::Refresh(read(json)?),
             Call::Version => Answer::Version(read(json)?),
+            Call::GetReplicas => Answer::Replicas(read(json)?),
             Call::Token(TokenCall::Create { .. }) => Answer::TokenCreated(read(json)?),
             Call::Token(TokenCall::List) => Answer::Tokens(read(json)?),
             Call::Token(TokenCall::Revoke { .. }) => Answer::TokenRevoked(read(json)?),
@@ -321,6 +324,33 @@ pub struct RefreshRequested {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub version: String,
+}
+
+/// A `barge serve` replica on this database (`barge get replicas`): its heartbeat and the
+/// leases it holds; times by the database's clock.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaInfo {
+    /// Its `--replica-id` (by default `HOST:WORK_DIR`).
+    pub id: String,
+    pub host: String,
+    /// Its barge version.
+    pub version: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// Its last heartbeat, RFC 3339.
+    pub heartbeat_at: String,
+    /// Milliseconds since its last heartbeat.
+    pub heartbeat_age_ms: i64,
+    /// Whether it wrote a heartbeat within a lease (30s); leases of a replica that did not
+    /// run out and another replica takes its work over.
+    pub alive: bool,
+    /// The promotions whose leases it holds.
+    pub promotions: Vec<String>,
+    /// The verifications whose leases it holds.
+    pub verifications: Vec<String>,
+    /// The Warehouses (`project/name`) it is discovering.
+    pub warehouses: Vec<String>,
 }
 
 /// An API token as `barge token` shows it: never its secret or hash; times in RFC 3339.

@@ -138,6 +138,8 @@ pub enum Call {
     },
     /// The answering barge's version (`barge version --server`).
     Version,
+    /// The `barge serve` replicas on the store, with their heartbeats and leases.
+    GetReplicas,
     /// `barge token create|list|revoke`.
     Token(crate::tokens::TokenCall),
 }
@@ -154,6 +156,7 @@ impl Call {
                 | Call::GetPromotions { .. }
                 | Call::History { .. }
                 | Call::Stats { .. }
+                | Call::GetReplicas
         )
     }
 }
@@ -170,6 +173,7 @@ impl Call {
                 | Call::Abort { .. }
                 | Call::Alias { .. }
                 | Call::Token(_)
+                | Call::GetReplicas
         )
     }
 }
@@ -248,6 +252,7 @@ impl Call {
             | Call::GetPromotions { .. }
             | Call::History { .. }
             | Call::Stats { .. }
+            | Call::GetReplicas
             | Call::Version => None,
         }
     }
@@ -666,6 +671,25 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
         Call::Version => Answer::Version(VersionInfo {
             version: env!("CARGO_PKG_VERSION").to_string(),
         }),
+        Call::GetReplicas => Answer::Replicas(
+            store
+                .list_replicas()
+                .await?
+                .into_iter()
+                .map(|r| ReplicaInfo {
+                    alive: r.heartbeat_age_ms <= crate::promote::LEASE.as_millis() as i64,
+                    started_at: rfc3339(r.started_at),
+                    heartbeat_at: rfc3339(r.heartbeat_at),
+                    heartbeat_age_ms: r.heartbeat_age_ms,
+                    id: r.id,
+                    host: r.host,
+                    version: r.version,
+                    promotions: r.promotions,
+                    verifications: r.verifications,
+                    warehouses: r.warehouses,
+                })
+                .collect(),
+        ),
         Call::Token(t) => crate::tokens::handle(store, t).await?,
         Call::Refresh {
             project,

@@ -424,11 +424,10 @@ fn holder_is_gone(owner: &str) -> bool {
 /// Takes the promotion's lease for `owner`: free (or expired), or held by a `barge promote`
 /// of this host that is gone. An error that says where it runs when another runner holds it.
 async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Result<(), EngineError> {
-    let lease_until = || now_millis() + LEASE.as_millis() as i64;
-    if store
-        .claim_promotion(project, name, owner, lease_until(), now_millis())
-        .await?
-    {
+    // Leases are measured by the database's clock, which every replica shares.
+    let now = store.now().await?;
+    let lease_until = now + LEASE.as_millis() as i64;
+    if store.claim_promotion(project, name, owner, lease_until, now).await? {
         return Ok(());
     }
     let Some((holder, until)) = store.promotion_lease(project, name).await? else {
@@ -438,7 +437,7 @@ async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Re
     };
     if holder_is_gone(&holder)
         && store
-            .take_over_promotion(project, name, &holder, owner, lease_until())
+            .take_over_promotion(project, name, &holder, owner, lease_until)
             .await?
     {
         tracing::info!(promotion = %name, previous = %holder, "the process that ran the promotion is gone; taking it over");
@@ -446,7 +445,7 @@ async fn take_lease(store: &Store, project: &str, name: &str, owner: &str) -> Re
     }
     Err(EngineError::Conflict(format!(
         "promotion {name} is running in another process ({holder}; its lease runs for {}s more); wait for it to finish, or abort it with `barge abort promotion {name}`",
-        ((until - now_millis()) / 1000).max(0)
+        ((until - now) / 1000).max(0)
     )))
 }
 
@@ -459,8 +458,12 @@ impl Renewal {
         Renewal(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE / 3).await;
-                let until = now_millis() + LEASE.as_millis() as i64;
-                if let Err(e) = store.renew_leases(&owner, until).await {
+                let renewed = async {
+                    store
+                        .renew_leases(&owner, store.now().await? + LEASE.as_millis() as i64)
+                        .await
+                };
+                if let Err(e) = renewed.await {
                     tracing::warn!("cannot renew the promotion's lease: {e}");
                 }
             }

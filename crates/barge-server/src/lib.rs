@@ -10,6 +10,7 @@
 pub mod api;
 pub mod memory;
 pub mod metrics;
+mod replicas;
 mod rest;
 pub mod serve;
 pub mod webhook;

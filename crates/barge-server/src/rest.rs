@@ -20,7 +20,8 @@ use axum::routing::get;
 use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
 use barge_engine::answer::{
-    Aliased, Approved, FreightInfo, Held, PromotionInfo, PromotionPlan, RefreshRequested, Released, WarehouseSummary,
+    Aliased, Approved, FreightInfo, Held, PromotionInfo, PromotionPlan, RefreshRequested, Released, ReplicaInfo,
+    WarehouseSummary,
 };
 use barge_engine::{Answer, EngineError, ops::Call};
 use serde::Serialize;
@@ -122,6 +123,7 @@ fn api_router() -> OpenApiRouter<Api> {
         .routes(routes!(history))
         .routes(routes!(webhooks::webhooks))
         .routes(routes!(stats))
+        .routes(routes!(replicas))
 }
 
 /// A list, as Kubernetes answers one: `continue` only when there may be a next page.
@@ -851,6 +853,14 @@ async fn stats(
     };
     match run(&api, &caller, call).await? {
         Answer::Stats(figures) => list(figures, None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/replicas", tag = "barge", responses((status = 200, description = "The `barge serve` replicas on this database, newest heartbeat first, with what each holds (as `barge get replicas -o json`)", body = Items<ReplicaInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn replicas(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
+    match run(&api, &caller, Call::GetReplicas).await? {
+        Answer::Replicas(r) => list(r, None),
         other => Err(unexpected(&other)),
     }
 }

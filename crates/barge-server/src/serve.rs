@@ -20,7 +20,7 @@ use barge_engine::EngineError;
 use barge_engine::events::{Event, EventSink, PromotionRef, VerificationRef};
 use barge_engine::ops;
 use barge_engine::pipeline::{self, AUTO_ACTOR, Snapshot};
-use barge_engine::promote::{self, LEASE, now_millis};
+use barge_engine::promote::{self, now_millis};
 use barge_promote::Engine;
 use barge_store::{Store, StoredPromotion, Verification};
 use std::collections::{HashMap, HashSet};
@@ -47,6 +47,9 @@ pub struct Options {
     pub access: Option<crate::api::Access>,
     pub reload_interval: Duration,
     pub replica_id: String,
+    /// How long a claimed promotion, verification or discovery pass stays this replica's
+    /// after its last renewal (`promote::LEASE` by default).
+    pub lease: Duration,
     pub registry: barge_registry::RegistryConfig,
     pub git_rules: Vec<barge_registry::CredentialRule>,
     /// The credentials of the running definitions' git URLs, which the engine's lookup shares:
@@ -200,6 +203,8 @@ pub async fn start(
         Some(url) => url,
         None => barge_engine::default_db()?,
     };
+    // Held while the daemon runs: a second one on the same SQLite file is refused.
+    let _single = barge_store::lock_single_replica(&db)?;
     let store = Store::open(&db).await?;
     // Discovery's and the steps' registry requests are counted too.
     let metrics = Arc::new(crate::metrics::Metrics::new(store.clone()));
@@ -262,6 +267,7 @@ pub async fn serve(
         shared: shared.clone(),
         engine: engine.clone(),
         owner: opts.replica_id.clone(),
+        lease: opts.lease,
         in_cluster: opts.analysis_in_cluster,
         promotions: InFlight::new(),
         verifications: InFlight::new(),
@@ -269,7 +275,11 @@ pub async fn serve(
     // The tasks that end with the process: none holds work that a shutdown waits for (a
     // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
     let mut background = JoinSet::new();
-    background.spawn(renew_leases(store.clone(), opts.replica_id.clone()));
+    background.spawn(crate::replicas::keep_alive(
+        store.clone(),
+        opts.replica_id.clone(),
+        opts.lease,
+    ));
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
     }
@@ -333,20 +343,6 @@ fn stop_on_signal() -> watch::Receiver<bool> {
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // An error means the signal task is gone, which happens only as the runtime shuts down.
     let _ = stop.wait_for(|stopping| *stopping).await;
-}
-
-/// Renews the leases of the promotions and verifications this replica runs, until the process
-/// ends (also while running work finishes after a signal).
-async fn renew_leases(store: Store, owner: String) {
-    loop {
-        tokio::time::sleep(LEASE / 3).await;
-        if let Err(e) = store
-            .renew_leases(&owner, now_millis() + LEASE.as_millis() as i64)
-            .await
-        {
-            tracing::warn!("cannot renew promotion leases: {e}");
-        }
-    }
 }
 
 /// Deletes audit events older than `keep`, at start and hourly.
@@ -531,6 +527,9 @@ struct Discovery {
     requested: HashSet<Key>,
     /// The passes under way, by Warehouse.
     passes: InFlight<Pass, ()>,
+    /// This replica's id, which holds the discovery leases of its passes.
+    owner: String,
+    lease: Duration,
 }
 
 /// What one Warehouse's pass did.
@@ -554,6 +553,8 @@ impl Discovery {
             next_pass: HashMap::new(),
             requested: HashSet::new(),
             passes: InFlight::new(),
+            owner: opts.replica_id.clone(),
+            lease: opts.lease,
         })
     }
 
@@ -562,7 +563,7 @@ impl Discovery {
         let shared = self.shared.clone();
         loop {
             let catalog = catalogs.borrow_and_update().clone();
-            self.start_due(&catalog);
+            self.start_due(&catalog).await;
             let until_due = self.next_due(&catalog).map_or(Duration::MAX, |at| {
                 Duration::from_millis((at - now_millis()).max(0) as u64)
             });
@@ -583,7 +584,7 @@ impl Discovery {
         let catalog = self.shared.catalog();
         let mut failed = Vec::new();
         loop {
-            self.start_due(&catalog);
+            self.start_due(&catalog).await;
             match self.finished().await {
                 Some(pass) => failed.extend(pass.failed),
                 None => return failed,
@@ -591,8 +592,10 @@ impl Discovery {
         }
     }
 
-    /// Starts the passes that are due, as far as the bound allows.
-    fn start_due(&mut self, catalog: &Arc<Catalog>) {
+    /// Starts the passes that are due, as far as the bound allows. A scheduled pass runs
+    /// only under the Warehouse's discovery lease (`replicas.rs`): of several replicas one
+    /// discovers it per due time.
+    async fn start_due(&mut self, catalog: &Arc<Catalog>) {
         if let Ok(mut asked) = self.shared.refresh.lock() {
             self.requested.extend(asked.drain());
         }
@@ -604,7 +607,8 @@ impl Discovery {
             if self.passes.runs_for(&key) {
                 continue;
             }
-            let due = self.requested.remove(&key)
+            let requested = self.requested.remove(&key);
+            let due = requested
                 || self
                     .next_pass
                     .get(&key)
@@ -612,21 +616,45 @@ impl Discovery {
             if !due {
                 continue;
             }
-            let pass = now_millis();
-            match barge_core::schedule::Schedule::new(
+            // Validation rejects a bad interval or schedule; should one get through, the
+            // Warehouse is not polled again rather than polled every second.
+            let schedule = barge_core::schedule::Schedule::new(
                 spec.interval.as_deref(),
                 spec.schedule.as_deref(),
                 &format!("{}/{}", r.project, r.name),
-            ) {
-                Ok(schedule) => self.next_pass.insert(key.clone(), schedule.next_due(Some(pass), pass)),
-                // Validation rejects a bad interval or schedule; should one get through, the
-                // Warehouse is not polled again rather than polled every second.
-                Err(_) => self.next_pass.insert(key.clone(), i64::MAX),
+            )
+            .ok();
+            let lease = if self.scheduled {
+                match crate::replicas::take_discovery(&self.shared.store, &self.owner, self.lease, &key, requested)
+                    .await
+                {
+                    crate::replicas::Turn::Ours { started_at } => Some(started_at),
+                    crate::replicas::Turn::Later { retry_in } => {
+                        self.next_pass.insert(key, now_millis() + retry_in.as_millis() as i64);
+                        continue;
+                    }
+                }
+            } else {
+                None
             };
+            let pass = now_millis();
+            let next = schedule.as_ref().map_or(i64::MAX, |s| s.next_due(Some(pass), pass));
+            self.next_pass.insert(key.clone(), next);
             let (shared, discoverer, catalog) = (self.shared.clone(), self.discoverer.clone(), catalog.clone());
-            let warehouse = key.clone();
+            let (warehouse, owner, lease_for) = (key.clone(), self.owner.clone(), self.lease);
             self.passes.spawn(key, (), async move {
                 let pass = discover(&shared, &discoverer, &catalog, &warehouse).await;
+                if let Some(started_at) = lease {
+                    crate::replicas::end_discovery(
+                        &shared.store,
+                        &owner,
+                        lease_for,
+                        &warehouse,
+                        schedule.as_ref(),
+                        started_at,
+                    )
+                    .await;
+                }
                 if pass.minted {
                     shared.decide.notify_one();
                 }
@@ -851,6 +879,7 @@ struct Runners {
     engine: Arc<Engine>,
     /// This replica, in leases.
     owner: String,
+    lease: Duration,
     in_cluster: bool,
     /// The promotions running, by Stage.
     promotions: InFlight<Result<Phase, EngineError>, StoredPromotion>,
@@ -972,11 +1001,19 @@ impl Runners {
     /// Claims the promotions and verifications this replica may run and starts them;
     /// returns how many.
     async fn claim(&mut self) -> usize {
-        launch_promotions(&self.shared, &self.engine, &self.owner, &mut self.promotions).await
+        launch_promotions(
+            &self.shared,
+            &self.engine,
+            &self.owner,
+            self.lease,
+            &mut self.promotions,
+        )
+        .await
             + launch_verifications(
                 &self.shared,
                 &self.engine,
                 &self.owner,
+                self.lease,
                 &mut self.verifications,
                 self.in_cluster,
             )
@@ -989,9 +1026,18 @@ async fn launch_promotions(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
+    lease: Duration,
     running: &mut InFlight<Result<Phase, EngineError>, StoredPromotion>,
 ) -> usize {
-    let runnable = match shared.store.runnable_promotions(owner, now_millis()).await {
+    // Leases are measured by the database's clock, not this replica's.
+    let now = match shared.store.now().await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::warn!("cannot read the database's clock: {e}");
+            return 0;
+        }
+    };
+    let runnable = match shared.store.runnable_promotions(owner, now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("cannot list runnable promotions: {e}");
@@ -1004,10 +1050,10 @@ async fn launch_promotions(
         if running.runs_for(&key) {
             continue;
         }
-        let lease = now_millis() + LEASE.as_millis() as i64;
+        let lease = now + lease.as_millis() as i64;
         match shared
             .store
-            .claim_promotion(&p.project, &p.name, owner, lease, now_millis())
+            .claim_promotion(&p.project, &p.name, owner, lease, now)
             .await
         {
             Ok(true) => {}
@@ -1029,10 +1075,19 @@ async fn launch_verifications(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
+    lease: Duration,
     verifying: &mut InFlight<Result<VerificationPhase, EngineError>, Verification>,
     in_cluster: bool,
 ) -> usize {
-    let runnable = match shared.store.runnable_verifications(owner, now_millis()).await {
+    // Leases are measured by the database's clock, not this replica's.
+    let now = match shared.store.now().await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::warn!("cannot read the database's clock: {e}");
+            return 0;
+        }
+    };
+    let runnable = match shared.store.runnable_verifications(owner, now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!("cannot list runnable verifications: {e}");
@@ -1045,10 +1100,10 @@ async fn launch_verifications(
         if verifying.runs_for(&key) {
             continue;
         }
-        let lease = now_millis() + LEASE.as_millis() as i64;
+        let lease = now + lease.as_millis() as i64;
         match shared
             .store
-            .claim_verification(&v.project, &v.id, owner, lease, now_millis())
+            .claim_verification(&v.project, &v.id, owner, lease, now)
             .await
         {
             Ok(true) => {}

@@ -143,10 +143,12 @@ macro_rules! audit_columns {
     };
 }
 
+mod replicas;
 mod stages;
 mod tokens;
 mod verifications;
 mod work;
+pub use replicas::{DiscoveryClaim, Replica};
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 pub use tokens::{NewToken, StoredToken};
 pub use verifications::Verification;
@@ -779,13 +781,67 @@ async fn schema_is_current(pool: &AnyPool, migrator: &sqlx::migrate::Migrator) -
     applied.next().is_none()
 }
 
+/// The file of a `sqlite://PATH?…` (or `sqlite:PATH`) URL; `None` for another database.
+fn sqlite_file(url: &str) -> Option<&str> {
+    let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    path.split('?').next()
+}
+
+/// A SQLite store serves one `barge serve`: two daemons on one file would each discover,
+/// claim and push as if alone (SQLite has no row leases across hosts, and a file on a network
+/// share is not safely shared at all). The daemon holds an exclusive lock on
+/// `<database>.serve.lock` while it runs (released when the returned file is dropped, or the
+/// process dies), and a second daemon is refused with the first one's process id. `None` for
+/// PostgreSQL, which coordinates several replicas.
+pub fn lock_single_replica(url: &str) -> Result<Option<std::fs::File>, StoreError> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let Some(file) = sqlite_file(url) else {
+        return Ok(None);
+    };
+    let path = format!("{file}.serve.lock");
+    let cannot = |e: std::io::Error| StoreError::Connect {
+        url: url.to_string(),
+        message: format!("cannot lock {path}: {e}"),
+    };
+    if let Some(parent) = std::path::Path::new(&path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(cannot)?;
+    }
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(cannot)?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = lock.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                String::new()
+            } else {
+                format!(" (pid {holder})")
+            };
+            return Err(StoreError::Conflict(format!(
+                "another `barge serve`{holder} is running on the SQLite database {file}: SQLite serves one replica; stop that one first, or run several replicas on PostgreSQL (--db postgres://…)"
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(cannot(e)),
+    }
+    // Who holds it, for the message above.
+    lock.set_len(0).map_err(cannot)?;
+    lock.rewind().map_err(cannot)?;
+    write!(lock, "{}", std::process::id()).map_err(cannot)?;
+    Ok(Some(lock))
+}
+
 fn sqlite_migration_lock(url: &str) -> Result<std::fs::File, StoreError> {
-    let file = url
-        .strip_prefix("sqlite://")
-        .unwrap_or(url)
-        .split('?')
-        .next()
-        .unwrap_or_default();
+    let file = sqlite_file(url).unwrap_or(url);
     let path = format!("{file}.lock");
     let lock = std::fs::OpenOptions::new()
         .create(true)

@@ -318,12 +318,13 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends the leases of every promotion and verification `owner` is running.
+    /// Extends the leases of every promotion, verification and discovery pass `owner` is running.
     pub async fn renew_leases(&self, owner: &str, lease_until: i64) -> Result<u64, StoreError> {
         let mut renewed = 0;
         for sql in [
             "UPDATE promotions SET lease_until = $1 WHERE owner = $2 AND phase = 'Running'",
             "UPDATE verifications SET lease_until = $1 WHERE owner = $2 AND phase = 'Running'",
+            "UPDATE discovery_leases SET lease_until = $1 WHERE owner = $2 AND lease_until > 0",
         ] {
             let done = sqlx::query(sql)
                 .bind(lease_until)

@@ -71,6 +71,8 @@ conformance!(
     verifications_run_once_per_stage_and_record_their_outcome,
     verifications_are_leased_and_an_abort_wins,
     tokens_are_found_by_hash_listed_and_revoked,
+    discovery_is_leased_once_per_due_time_by_the_databases_clock,
+    replicas_heartbeat_and_show_what_they_hold,
 );
 
 async fn tokens_are_found_by_hash_listed_and_revoked(b: Backend) {
@@ -1127,4 +1129,137 @@ fn database_urls_are_redacted() {
         barge_store::redact_url("sqlite:///var/lib/barge.db"),
         "sqlite:///var/lib/barge.db"
     );
+}
+
+/// Issue #19: replicas racing for a Warehouse's pass: one takes it per due time; a refresh goes
+/// to whichever replica takes the lease next, also when asked during another's pass; a lease
+/// that is not renewed runs out by the database's clock.
+async fn discovery_is_leased_once_per_due_time_by_the_databases_clock(b: Backend) {
+    use barge_store::DiscoveryClaim;
+    let dir = tempfile::tempdir().unwrap();
+    let u = url(b, &dir);
+    let mut replicas = Vec::new();
+    for _ in 0..4 {
+        replicas.push(Store::open(&u).await.unwrap());
+    }
+    let mut racing = tokio::task::JoinSet::new();
+    for (i, s) in replicas.iter().enumerate() {
+        let s = s.clone();
+        racing.spawn(async move {
+            (
+                i,
+                s.claim_discovery("demo", "app", &format!("r{i}"), 60_000)
+                    .await
+                    .unwrap(),
+            )
+        });
+    }
+    let mut taken = Vec::new();
+    while let Some(r) = racing.join_next().await {
+        let (i, claim) = r.unwrap();
+        match claim {
+            DiscoveryClaim::Taken { .. } => taken.push(i),
+            DiscoveryClaim::NotNow { retry_in_ms } => assert!(retry_in_ms > 0),
+        }
+    }
+    assert_eq!(taken.len(), 1, "one replica discovers per due time");
+    let holder = taken[0];
+    let other = (holder + 1) % 4;
+    let s = &replicas[0];
+    // Its pass ends; the next is due in a minute: nobody takes it now.
+    let now = s.now().await.unwrap();
+    assert!(
+        s.finish_discovery("demo", "app", &format!("r{holder}"), now + 60_000)
+            .await
+            .unwrap()
+    );
+    match s
+        .claim_discovery("demo", "app", &format!("r{other}"), 60_000)
+        .await
+        .unwrap()
+    {
+        DiscoveryClaim::NotNow { retry_in_ms } => assert!((50_000..=60_000).contains(&retry_in_ms), "{retry_in_ms}"),
+        taken => panic!("not due yet, but {taken:?}"),
+    }
+    // A refresh asked of any replica goes to whichever takes the lease.
+    s.request_discovery("demo", "app").await.unwrap();
+    assert!(matches!(
+        s.claim_discovery("demo", "app", &format!("r{other}"), 60_000)
+            .await
+            .unwrap(),
+        DiscoveryClaim::Taken { .. }
+    ));
+    // Asked again during that pass: held now (tried again within a second), due once it ends.
+    s.request_discovery("demo", "app").await.unwrap();
+    match s.claim_discovery("demo", "app", "r-late", 60_000).await.unwrap() {
+        DiscoveryClaim::NotNow { retry_in_ms } => assert!(retry_in_ms <= 1_000, "{retry_in_ms}"),
+        taken => panic!("held by r{other}, but {taken:?}"),
+    }
+    assert!(
+        !s.finish_discovery("demo", "app", "r-late", 0).await.unwrap(),
+        "only the holder ends a pass"
+    );
+    assert!(
+        s.finish_discovery("demo", "app", &format!("r{other}"), now + 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        s.claim_discovery("demo", "app", "r-late", 300).await.unwrap(),
+        DiscoveryClaim::Taken { .. }
+    ));
+    // r-late dies without ending its pass: its lease runs out after 300 ms of the database's
+    // clock, and another replica repeats the pass.
+    let started = std::time::Instant::now();
+    loop {
+        match s.claim_discovery("demo", "app", "r-next", 60_000).await.unwrap() {
+            DiscoveryClaim::Taken { .. } => break,
+            DiscoveryClaim::NotNow { retry_in_ms } => {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "the lease never ran out"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(retry_in_ms.min(100) as u64)).await;
+            }
+        }
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+async fn replicas_heartbeat_and_show_what_they_hold(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let first = s.heartbeat("pod-a", "host-a", "1.0", true).await.unwrap();
+    s.heartbeat("pod-b", "host-b", "1.0", true).await.unwrap();
+    let again = s.heartbeat("pod-a", "host-a", "1.0", false).await.unwrap();
+    assert!(again >= first);
+    assert!(matches!(
+        s.claim_discovery("demo", "app", "pod-a", 60_000).await.unwrap(),
+        barge_store::DiscoveryClaim::Taken { .. }
+    ));
+    s.create_promotion(&promotion("dev.1.f1", "dev", "f1", Phase::Pending, 1))
+        .await
+        .unwrap();
+    let now = s.now().await.unwrap();
+    assert!(
+        s.claim_promotion("demo", "dev.1.f1", "pod-b", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    // A renewal extends the discovery lease too.
+    assert_eq!(s.renew_leases("pod-a", now + 120_000).await.unwrap(), 1);
+    let listed = s.list_replicas().await.unwrap();
+    let ids: HashSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, HashSet::from(["pod-a", "pod-b"]));
+    let a = listed.iter().find(|r| r.id == "pod-a").unwrap();
+    let b = listed.iter().find(|r| r.id == "pod-b").unwrap();
+    assert_eq!(a.warehouses, vec!["demo/app".to_string()]);
+    assert!(a.promotions.is_empty());
+    assert_eq!(b.promotions, vec!["dev.1.f1".to_string()]);
+    assert_eq!(a.started_at, first, "a heartbeat does not restart it");
+    assert!((0..10_000).contains(&a.heartbeat_age_ms), "{}", a.heartbeat_age_ms);
 }

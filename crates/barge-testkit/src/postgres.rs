@@ -92,3 +92,85 @@ pub fn postgres_url() -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     format!("postgres://barge:secret-pw@127.0.0.1:{}/{db}", pg.port)
 }
+
+/// A PostgreSQL server of one test's own, which the test can stop and start again (a database
+/// outage); stopped when dropped. The shared server above is never stopped.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl OwnPostgres {
+    pub fn start() -> OwnPostgres {
+        let dir = tempfile::Builder::new().prefix("barge-own-pg-").tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        Command::new("chmod").args(["755", &path]).status().unwrap();
+        let _ = Command::new("chown").args(["postgres", &path]).status();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let bin = pg_bin();
+        let out = as_postgres_user(&format!(
+            "{bin}/initdb -D {path}/data -A trust -U barge >{path}/initdb.log 2>&1"
+        ))
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            std::fs::read_to_string(format!("{path}/initdb.log")).unwrap_or_default()
+        );
+        let pg = OwnPostgres { port, dir };
+        pg.resume();
+        let out = Command::new(format!("{bin}/createdb"))
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "barge", "barge"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        pg
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://barge@127.0.0.1:{}/barge", self.port)
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected).
+    pub fn stop(&self) {
+        let path = self.dir.path().display();
+        let out = as_postgres_user(&format!("{}/pg_ctl -D {path}/data -m fast -w stop", pg_bin()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server (again) and waits until it answers.
+    pub fn resume(&self) {
+        let path = self.dir.path().display();
+        let out = as_postgres_user(&format!(
+            "{}/pg_ctl -D {path}/data -l {path}/pg.log -w -o '-p {} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off' start",
+            pg_bin(),
+            self.port
+        ))
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(format!("{path}/pg.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let path = self.dir.path().display();
+        let _ = as_postgres_user(&format!("{}/pg_ctl -D {path}/data -m immediate stop", pg_bin())).output();
+    }
+}

@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use barge_engine::Answer;
 use barge_engine::answer::{FreightInfo, PromotionInfo, WarehouseSummary};
 use barge_engine::format::go_duration;
+use barge_engine::answer::{FreightInfo, PromotionInfo, ReplicaInfo, WarehouseSummary};
 use barge_engine::ops::{self, Call};
 use barge_engine::pipeline::StageStatus;
 use barge_store::AuditEvent;
@@ -159,6 +160,7 @@ fn names(answer: &Answer) -> Vec<String> {
         Answer::Promotions(l) => named("promotion.kargo.akuity.io", l.iter().map(|p| p.name.as_str()).collect()),
         Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
         Answer::Webhooks(l) => named("webhook.barge.dev", l.iter().map(|w| w.name.as_str()).collect()),
+        Answer::Replicas(l) => named("replica.barge.dev", l.iter().map(|r| r.id.as_str()).collect()),
         Answer::History(_)
         | Answer::Stats(_)
         | Answer::Queued(_)
@@ -205,6 +207,7 @@ pub fn text(answer: &Answer, wide: bool) -> String {
         // The token alone (`> file` keeps just it); token_cli.rs says what it is on stderr.
         Answer::TokenCreated(t) => format!("{}\n", t.token),
         Answer::Tokens(l) => crate::token_cli::list_text(l),
+        Answer::Replicas(l) => replicas_text(l, wide),
         Answer::TokenRevoked(t) => format!(
             "token {} revoked at {}\n",
             t.name,
@@ -377,6 +380,35 @@ pub fn warehouses_text(list: &[WarehouseSummary], wide: bool) -> String {
             w.last_discovery.map_or("never".into(), time),
             w.error.clone().unwrap_or_default(),
         ]);
+        rows.push(row);
+    }
+    table(rows)
+}
+
+/// `barge get replicas`; wide names what each holds instead of counting it.
+pub fn replicas_text(list: &[ReplicaInfo], wide: bool) -> String {
+    if list.is_empty() {
+        return "no replica has run on this store (barge serve writes a heartbeat)\n".into();
+    }
+    let mut header = vec!["REPLICA".to_string(), "STATUS".into(), "HEARTBEAT".into()];
+    if wide {
+        header.extend(["HOST".into(), "VERSION".into(), "STARTED".into()]);
+    }
+    header.extend(["PROMOTIONS".into(), "VERIFICATIONS".into(), "WAREHOUSES".into()]);
+    let held = |names: &[String]| {
+        if wide { names.join(",") } else { names.len().to_string() }
+    };
+    let mut rows = vec![header];
+    for r in list {
+        let mut row = vec![
+            r.id.clone(),
+            if r.alive { "Alive" } else { "Gone" }.to_string(),
+            format!("{}s ago", r.heartbeat_age_ms.max(0) / 1000),
+        ];
+        if wide {
+            row.extend([r.host.clone(), r.version.clone(), rfc3339_time(&r.started_at)]);
+        }
+        row.extend([held(&r.promotions), held(&r.verifications), held(&r.warehouses)]);
         rows.push(row);
     }
     table(rows)

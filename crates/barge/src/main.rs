@@ -291,6 +291,22 @@ enum GetWhat {
     ///   barge get webhooks pipelines/ --project demo -o json
     #[command(verbatim_doc_comment, alias = "webhook")]
     Webhooks(webhooks_cli::GetWebhooksArgs),
+    /// The `barge serve` replicas sharing the store: their heartbeat's age, whether they are
+    /// alive, and the promotions, verifications and Warehouse discoveries each holds.
+    ///
+    /// Examples:
+    ///   barge get replicas --db postgres://barge@db/barge
+    ///   barge get replicas -o wide
+    #[command(verbatim_doc_comment, alias = "replica")]
+    Replicas(GetReplicasArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GetReplicasArgs {
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
 }
 
 #[derive(Subcommand, Debug)]
@@ -484,6 +500,12 @@ struct ServeArgs {
     /// Replicas sharing a PostgreSQL store need different ones.
     #[arg(long, value_name = "NAME")]
     replica_id: Option<String>,
+    /// How long the work a replica holds (a promotion, a verification, a Warehouse's
+    /// discovery) stays reserved for it after its last renewal (renewed every third of it):
+    /// shorter hands a dead replica's work to another sooner, longer rides out longer
+    /// database outages. Every replica of a database should use the same.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration, env = "BARGE_LEASE")]
+    lease: std::time::Duration,
     /// Promotions run at once.
     #[arg(long, default_value_t = barge_promote::DEFAULT_SLOTS)]
     workers: usize,
@@ -1040,6 +1062,7 @@ fn refresh(args: RefreshArgs) -> Result<ExitCode> {
 fn get_verb(what: GetWhat) -> Result<ExitCode> {
     match what {
         GetWhat::Webhooks(args) => webhooks_cli::get_webhooks(args),
+        GetWhat::Replicas(GetReplicasArgs { output, target }) => get(&target, ops::Call::GetReplicas, output),
         GetWhat::Stages(GetStagesArgs {
             name,
             project,
@@ -1201,6 +1224,7 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
         access,
         reload_interval: args.reload_interval,
         replica_id,
+        lease: args.lease,
         git_rules: file.git_credential_rules(),
         defined: config::DefinedCredentials::of(&catalog),
         registry: config,
