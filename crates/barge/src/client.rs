@@ -8,7 +8,6 @@ use crate::render::{rfc3339_time, table, time};
 use crate::{Format, GetFormat};
 use anyhow::{Context as _, Result, bail};
 use barge_engine::Answer;
-use barge_engine::answer::{FreightInfo, PromotionInfo, WarehouseSummary};
 use barge_engine::format::go_duration;
 use barge_engine::answer::{FreightInfo, PromotionInfo, ReplicaInfo, WarehouseSummary};
 use barge_engine::ops::{self, Call};
