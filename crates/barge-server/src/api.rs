@@ -283,7 +283,9 @@ where
 /// and drop what still comes for a moment, then close (RFC 9112, section 9.6).
 async fn linger(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
-    let mut sink = [0u8; 16 * 1024];
+    // On the heap, allocated only now: an array here would be part of every connection's
+    // task from its start (the task awaits this future), 16 KiB per open connection.
+    let mut sink = vec![0u8; 16 * 1024];
     let _ = tokio::time::timeout(LINGER, async { while let Ok(1..) = stream.read(&mut sink).await {} }).await;
 }
 

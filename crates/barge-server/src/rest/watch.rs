@@ -272,8 +272,9 @@ impl Watch {
         let mut woken = self.api.shared.events.subscribe();
         let store = self.api.shared.store.clone();
         let failed = |e: barge_store::StoreError| Ended::Failed(e.to_string());
-        for object in &first {
-            self.send(message("ADDED", object, None)).await?;
+        // By value: the first objects are freed once sent, not kept for the watch's life.
+        for object in first {
+            self.send(message("ADDED", &object, None)).await?;
         }
         if announce {
             self.send(format!("id: {cursor}\n\n")).await?;
@@ -284,10 +285,13 @@ impl Watch {
         poll.tick().await;
         loop {
             let settled = loop {
-                let rows = store.audit_after(cursor, BATCH).await.map_err(failed)?;
+                // Boxed, here and below: an idle watch then holds only the small state of
+                // its wait, not the largest future it ever awaits (a store read, an engine
+                // call), which is what 200 idle watches would cost otherwise.
+                let rows = Box::pin(store.audit_after(cursor, BATCH)).await.map_err(failed)?;
                 let ready = settled(cursor, &rows, barge_engine::discover::now_millis());
                 for row in &rows[..ready] {
-                    self.show(row).await?;
+                    Box::pin(self.show(row)).await?;
                     cursor = row.id;
                 }
                 if ready < rows.len() {
