@@ -1651,3 +1651,83 @@ fn watchers_that_do_not_read_never_hold_up_a_promotion() {
     daemon.await_promotion(&qa, "Succeeded");
     drop(stalled);
 }
+
+#[test]
+fn freight_and_promotions_lists_page_with_limit_and_continue_and_freight_filters_by_verified_stage() {
+    let (fx, _hang) = rest_fixture();
+    let newer: Vec<String> = ["1.0.1", "1.0.2"]
+        .iter()
+        .map(|tag| support::mint_freight(&fx.db, tag))
+        .collect();
+    let daemon = fx.daemon(&[], &[]);
+    let names = |body: &Value| -> Vec<String> {
+        body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {body}"))
+            .iter()
+            .map(|i| {
+                i["metadata"]["name"]
+                    .as_str()
+                    .or(i["name"].as_str())
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    // Pages of a list, `limit` at a time, following `continue` to the end.
+    let pages = |list: &str, limit: usize| -> Vec<Vec<String>> {
+        let mut pages = Vec::new();
+        let mut path = format!("{list}?limit={limit}");
+        loop {
+            let (status, body) = daemon.rest("GET", &path, None);
+            assert_eq!(status, 200, "{body}");
+            pages.push(names(&body));
+            match body["continue"].as_str() {
+                Some(next) => path = format!("{list}?limit={limit}&continue={next}"),
+                None => return pages,
+            }
+        }
+    };
+
+    let (_, all) = daemon.rest("GET", "/freight", None);
+    assert_eq!(all.get("continue"), None, "{all}");
+    let all = names(&all);
+    assert_eq!(all.len(), 3);
+    let paged = pages("/freight", 2);
+    assert_eq!(paged.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(paged.concat(), all);
+    assert_problem(daemon.rest("GET", "/freight?limit=0", None), 400, "invalid");
+    assert_problem(
+        daemon.rest("GET", "/freight?limit=2&continue=nope", None),
+        400,
+        "invalid",
+    );
+
+    // verifiedIn: the Freight a promotion into dev (no verification) left verified there.
+    let dev = promote_rest(&daemon, "dev", &newer[1]);
+    daemon.await_promotion(&dev, "Succeeded");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let verified = loop {
+        let (status, body) = daemon.rest("GET", "/freight?verifiedIn=dev", None);
+        assert_eq!(status, 200, "{body}");
+        if !names(&body).is_empty() || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(verified["items"].as_array().map(Vec::len), Some(1), "{verified}");
+    assert_eq!(verified["items"][0]["alias"], json!(newer[1]), "{verified}");
+    let (_, none) = daemon.rest("GET", "/freight?verifiedIn=prod", None);
+    assert_eq!(none, json!({"items": []}));
+
+    // Promotions page the same way.
+    let prod = promote_rest(&daemon, "prod", &fx.alias);
+    daemon.await_promotion(&prod, "Succeeded");
+    let (_, all) = daemon.rest("GET", "/promotions", None);
+    let all = names(&all);
+    assert_eq!(all.len(), 2);
+    let paged = pages("/promotions", 1);
+    assert_eq!(paged, [vec![all[0].clone()], vec![all[1].clone()]]);
+    let (_, filtered) = daemon.rest("GET", "/promotions?stage=prod&limit=1", None);
+    assert_eq!((names(&filtered), filtered.get("continue")), (vec![prod], None));
+}

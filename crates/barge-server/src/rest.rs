@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod page;
 mod watch;
 pub use watch::WatchTiming;
 
@@ -604,6 +605,14 @@ struct FreightFilters {
     /// Freight currently in this Stage.
     stage: Option<String>,
     alias: Option<String>,
+    /// Freight verified in this Stage.
+    #[serde(rename = "verifiedIn")]
+    verified_in: Option<String>,
+    /// At most this many (1 to 1000); all when not given.
+    limit: Option<i64>,
+    /// The `continue` of the previous page.
+    #[serde(rename = "continue")]
+    after: Option<String>,
     /// Stream the project's Freight and then its changes as Server-Sent Events (without
     /// the other filters; docs/reference/api.md, "Watch").
     #[serde(default)]
@@ -619,7 +628,12 @@ async fn freight_list(
     headers: HeaderMap,
 ) -> Answered {
     if filters.watch {
-        let filtered = filters.warehouse.is_some() || filters.stage.is_some() || filters.alias.is_some();
+        let filtered = filters.warehouse.is_some()
+            || filters.stage.is_some()
+            || filters.alias.is_some()
+            || filters.verified_in.is_some()
+            || filters.limit.is_some()
+            || filters.after.is_some();
         watch::unfiltered(filtered)?;
         return watch::respond(&api, caller, project, watch::Resource::Freight, &headers).await;
     }
@@ -641,8 +655,21 @@ async fn freight_list(
                 .alias
                 .as_ref()
                 .is_none_or(|a| f.freight.alias.as_ref() == Some(a))
+            && filters
+                .verified_in
+                .as_ref()
+                .is_none_or(|s| f.status.verified_in.contains_key(s))
     });
-    list(freight, None)
+    let request = page::PageRequest {
+        limit: filters.limit,
+        after: filters.after,
+    };
+    let (freight, next) = page::page(
+        freight,
+        |f| (f.created.as_str(), f.freight.metadata.name.as_str()),
+        request,
+    )?;
+    list(freight, next)
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The answer", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
@@ -716,6 +743,11 @@ struct PromotionFilters {
     /// Pending, Running, Succeeded, Failed, Errored or Aborted.
     #[param(value_type = Option<String>)]
     phase: Option<Phase>,
+    /// At most this many (1 to 1000); all when not given.
+    limit: Option<i64>,
+    /// The `continue` of the previous page.
+    #[serde(rename = "continue")]
+    after: Option<String>,
     /// Stream the project's promotions and then their changes as Server-Sent Events
     /// (without the other filters; docs/reference/api.md, "Watch").
     #[serde(default)]
@@ -731,7 +763,9 @@ async fn promotions(
     headers: HeaderMap,
 ) -> Answered {
     if filters.watch {
-        watch::unfiltered(filters.stage.is_some() || filters.phase.is_some())?;
+        watch::unfiltered(
+            filters.stage.is_some() || filters.phase.is_some() || filters.limit.is_some() || filters.after.is_some(),
+        )?;
         return watch::respond(&api, caller, project, watch::Resource::Promotions, &headers).await;
     }
     let call = Call::GetPromotions {
@@ -742,7 +776,12 @@ async fn promotions(
     match run(&api, &caller, call).await? {
         Answer::Promotions(mut p) => {
             p.retain(|p| filters.phase.is_none_or(|phase| p.phase == phase));
-            list(p, None)
+            let request = page::PageRequest {
+                limit: filters.limit,
+                after: filters.after,
+            };
+            let (p, next) = page::page(p, |p| (p.created_at.as_str(), p.name.as_str()), request)?;
+            list(p, next)
         }
         other => Err(unexpected(&other)),
     }
