@@ -1729,5 +1729,17 @@ fn freight_and_promotions_lists_page_with_limit_and_continue_and_freight_filters
     let paged = pages("/promotions", 1);
     assert_eq!(paged, [vec![all[0].clone()], vec![all[1].clone()]]);
     let (_, filtered) = daemon.rest("GET", "/promotions?stage=prod&limit=1", None);
-    assert_eq!((names(&filtered), filtered.get("continue")), (vec![prod], None));
+    assert_eq!((names(&filtered), filtered.get("continue")), (vec![prod.clone()], None));
+
+    // History by kind, and until a time: the prod promotion's creation, not dev's.
+    let (status, created) = daemon.rest("GET", "/history?kind=promotion.created", None);
+    assert_eq!(status, 200, "{created}");
+    let created = created["items"].as_array().unwrap().clone();
+    let subjects: Vec<&str> = created.iter().map(|e| e["subject"].as_str().unwrap()).collect();
+    assert_eq!(subjects, [format!("Promotion/{prod}"), format!("Promotion/{dev}")]);
+    assert!(created.iter().all(|e| e["kind"] == "promotion.created"), "{created:?}");
+    let dev_at = created[1]["at"].as_i64().unwrap();
+    let (_, until) = daemon.rest("GET", &format!("/history?kind=promotion.created&until={dev_at}"), None);
+    let until: Vec<&Value> = until["items"].as_array().unwrap().iter().collect();
+    assert_eq!(until, [&created[1]]);
 }

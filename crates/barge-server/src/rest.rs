@@ -827,8 +827,12 @@ struct HistoryFilters {
     stage: Option<String>,
     /// A Freight's name or alias.
     freight: Option<String>,
-    /// Unix milliseconds.
+    /// Unix milliseconds: events at or after it.
     since: Option<i64>,
+    /// Unix milliseconds: events at or before it.
+    until: Option<i64>,
+    /// One audit kind (`promotion.created`, `stage.entered`, ...).
+    kind: Option<String>,
     /// At most this many events (100 by default, at most 1000).
     limit: Option<i64>,
     /// The `continue` of the previous page.
@@ -869,6 +873,8 @@ async fn history(
         stage: filters.stage,
         freight: filters.freight,
         since: filters.since,
+        kind: filters.kind,
+        until: filters.until,
         before,
         limit,
     };
