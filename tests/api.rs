@@ -1248,8 +1248,8 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
         assert!(!actors.is_empty(), "no {kind} in {all}");
         assert!(actors.iter().all(|a| *a == "token:api-token"), "{kind}: {actors:?}");
     }
-    let message = assert_problem(daemon.rest("GET", "/history?kind=x", None), 400, "invalid");
-    assert!(message.contains("unknown field `kind`"), "{message}");
+    let message = assert_problem(daemon.rest("GET", "/history?actor=x", None), 400, "invalid");
+    assert!(message.contains("unknown field `actor`"), "{message}");
     assert_problem(daemon.rest("GET", "/history?limit=0", None), 400, "invalid");
     assert_problem(daemon.rest("GET", "/history?continue=x", None), 400, "invalid");
 }
