@@ -48,7 +48,7 @@ pub use barge_testkit::git::{
 pub use barge_testkit::web::{HealthServer, health_server};
 
 /// Mints Freight of the Warehouse `app` in project `shop` (image ghcr.io/acme/app at `tag`)
-/// into the store `db`, as discovery would have stored it; its alias.
+/// into the store `db`, as discovery would have stored it (one Freight per tag); its alias.
 pub fn mint_freight(db: &str, tag: &str) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -69,7 +69,9 @@ pub fn mint_freight(db: &str, tag: &str) -> String {
             }],
             ..Default::default()
         };
-        f.metadata.name = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into();
+        // A name per tag, as discovery's name is per content: each tag is one Freight.
+        let hex: String = tag.bytes().map(|b| format!("{b:02x}")).collect();
+        f.metadata.name = format!("{hex:0>40}");
         let minted = store.mint_freight("shop", "app", f, 1).await.unwrap();
         minted.freight.freight.alias.unwrap()
     })

@@ -49,6 +49,12 @@ pub enum Call {
         freight: Option<String>,
         /// Unix milliseconds.
         since: Option<i64>,
+        /// Of this audit kind only (`promotion.created`, ...).
+        #[serde(default)]
+        kind: Option<String>,
+        /// At or before this time (Unix milliseconds).
+        #[serde(default)]
+        until: Option<i64>,
         /// Only events after this one (its `at` and `id`) in the newest-first order: the
         /// next page.
         #[serde(default)]
@@ -437,6 +443,8 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             stage,
             freight,
             since,
+            kind,
+            until,
             before,
             limit,
         } => {
@@ -450,7 +458,9 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     project: project.as_deref(),
                     stage: stage.as_deref(),
                     freight: freight_name.as_deref(),
+                    kind: kind.as_deref(),
                     since,
+                    until,
                     before,
                     limit,
                 })

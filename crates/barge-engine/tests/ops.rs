@@ -251,6 +251,8 @@ async fn the_operations_answer_typed_and_fail_with_a_class() {
             stage: None,
             freight: Some("release-1".into()),
             since: None,
+            kind: None,
+            until: None,
             before: None,
             limit: 100,
         })
@@ -372,6 +374,8 @@ async fn answers_survive_the_wire() {
             stage: None,
             freight: None,
             since: None,
+            kind: None,
+            until: None,
             before: None,
             limit: 10,
         },

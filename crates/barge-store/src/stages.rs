@@ -78,8 +78,12 @@ pub struct AuditQuery<'a> {
     pub stage: Option<&'a str>,
     /// A Freight's name (resolve aliases first).
     pub freight: Option<&'a str>,
+    /// Of this kind only (`promotion.created`, ...).
+    pub kind: Option<&'a str>,
     /// Events at or after this time.
     pub since: Option<i64>,
+    /// Events at or before this time.
+    pub until: Option<i64>,
     /// Events strictly after this one (its `at` and `id`) in the newest-first order: the next
     /// page. Both, because `at` comes from the writer and need not grow with `id`.
     pub before: Option<(i64, i64)>,
@@ -514,8 +518,14 @@ impl Store {
         if q.freight.is_some() {
             sql += &format!(" AND freight = {}", next());
         }
+        if q.kind.is_some() {
+            sql += &format!(" AND kind = {}", next());
+        }
         if q.since.is_some() {
             sql += &format!(" AND at >= {}", next());
+        }
+        if q.until.is_some() {
+            sql += &format!(" AND at <= {}", next());
         }
         if q.before.is_some() {
             let (at, same_at, id) = (next(), next(), next());
@@ -524,11 +534,12 @@ impl Store {
         sql += &format!(" ORDER BY at DESC, id DESC LIMIT {}", next());
         // Only placeholders are spliced in; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for v in [q.project, q.stage, q.freight].into_iter().flatten() {
+        // In the order the placeholders were made above.
+        for v in [q.project, q.stage, q.freight, q.kind].into_iter().flatten() {
             query = query.bind(v);
         }
         let before = q.before.map(|(at, id)| [at, at, id]);
-        for v in q.since.into_iter().chain(before.into_iter().flatten()) {
+        for v in q.since.into_iter().chain(q.until).chain(before.into_iter().flatten()) {
             query = query.bind(v);
         }
         let rows = query.bind(q.limit.max(1)).fetch_all(&self.pool).await?;

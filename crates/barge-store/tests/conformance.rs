@@ -622,6 +622,7 @@ async fn history_filters_newest_first(b: Backend) {
         since,
         before: None,
         limit: 100,
+        ..Default::default()
     };
     let is = |events: Vec<barge_store::AuditEvent>| -> Vec<i64> {
         events.iter().map(|e| e.body["i"].as_i64().unwrap()).collect()

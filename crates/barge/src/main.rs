@@ -1112,6 +1112,8 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         stage: args.stage,
         freight: args.freight,
         since,
+        kind: None,
+        until: None,
         before: None,
         limit: args.limit,
     };
