@@ -161,6 +161,13 @@ pub(crate) struct Api {
     pub(crate) client_timeout: Duration,
 }
 
+impl Api {
+    /// Who a request without a token is, when the server lets such requests read.
+    pub(crate) fn anonymous(&self) -> Option<&Principal> {
+        self.access.anonymous.as_ref()
+    }
+}
+
 fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
     let shared_for_hooks = shared.clone();
     axum::Router::new()
@@ -168,6 +175,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/call", post(call))
         .merge(crate::rest::routes())
+        .merge(crate::ui::routes())
         .with_state(Api {
             shared,
             access: Arc::new(access),
@@ -273,7 +281,7 @@ async fn linger(mut stream: TcpStream) {
 }
 
 /// Compares in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

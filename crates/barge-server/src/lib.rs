@@ -11,4 +11,5 @@ pub mod api;
 pub mod memory;
 mod rest;
 pub mod serve;
+mod ui;
 pub mod webhook;
