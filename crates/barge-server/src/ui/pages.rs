@@ -235,7 +235,7 @@ enum Node<'a> {
 
 /// The graph's geometry, in CSS pixels.
 const NODE_W: usize = 250;
-const NODE_H: usize = 170;
+const NODE_H: usize = 210;
 const GAP_X: usize = 60;
 const GAP_Y: usize = 20;
 
@@ -561,7 +561,13 @@ fn pushed_commits(p: &PromotionInfo) -> Vec<String> {
         .iter()
         .flat_map(|o| o.values())
         .filter_map(|v| v.get("commit").and_then(|c| c.as_str()).map(str::to_string))
-        .collect()
+        .fold(Vec::new(), |mut all, c| {
+            // git-commit and git-push both name the commit.
+            if !all.contains(&c) {
+                all.push(c);
+            }
+            all
+        })
 }
 
 fn steps_table(p: &PromotionInfo) -> Markup {
