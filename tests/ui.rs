@@ -225,6 +225,25 @@ async fn texts(c: &Client, css: &str) -> Vec<String> {
     out
 }
 
+/// Waits for the page a click went to: its h1 starts with `want`.
+async fn arrive(c: &Client, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let h1 = match c.find(Locator::Css("h1")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if h1.starts_with(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never arrived at {want:?}; the page says {h1:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Reloads until the page's text contains `needle` (the page has no live update then).
 async fn reload_until(c: &Client, needle: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -327,12 +346,13 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     let c = &browser.client;
     let base = &serve.url;
     sign_in(c, base, &alice).await;
-    assert_eq!(text(c, "h1").await, "Projects");
+    arrive(c, "Projects").await;
     assert!(text(c, "header .who").await.contains("token:alice"));
     accessible(c).await;
 
     // The pipeline graph, in promotion order, each Stage with its Freight.
     c.find(Locator::LinkText("shop")).await.unwrap().click().await.unwrap();
+    arrive(c, "Project shop").await;
     assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
     assert_eq!(texts(c, "article.node.warehouse h3").await, ["WAREHOUSE app"]);
     let dev_node = text(c, "article.node.stage[aria-label='Stage dev']").await;
@@ -381,7 +401,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "h1").await.starts_with("Promotion dev."));
+    arrive(c, "Promotion dev.").await;
     let steps = texts(c, "table.steps tbody tr").await;
     assert_eq!(steps.len(), 4, "{steps:?}");
     assert!(steps.iter().all(|s| s.contains("Succeeded")), "{steps:?}");
@@ -423,7 +443,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .click()
         .await
         .unwrap();
-    assert_eq!(text(c, "h1").await, format!("Promote {second} to prod?"));
+    arrive(c, &format!("Promote {second} to prod?")).await;
     accessible(c).await;
     c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
         .await
@@ -431,9 +451,76 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .click()
         .await
         .unwrap();
-    assert!(text(c, "h1").await.starts_with("Promotion prod."));
+    arrive(c, "Promotion prod.").await;
     reload_until(c, "✔ Succeeded", Duration::from_secs(30)).await;
     assert_eq!(fx.current("prod").as_deref(), Some(second.as_str()));
+
+    // Holding staging (through its confirmation) keeps the next tag out of it; promoting
+    // that tag to prod, where only what staging verified may go, asks for approval instead.
+    c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Hold staging?").await;
+    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Stage staging").await;
+    assert!(text(c, "main").await.contains("⏸ by token:alice"));
+    fx.reg
+        .push_image("acme/app", "1.2.0", "2026-01-03T00:00:00Z", "amd64")
+        .await;
+    let refresh = fx
+        .command(&["refresh", "warehouse", "app"])
+        .env("BARGE_SERVER", base)
+        .output()
+        .unwrap();
+    assert!(refresh.status.success(), "{}", stderr(&refresh));
+    let third = loop {
+        if let Some(a) = fx.alias_of("1.2.0") {
+            break a;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "1.2.0 was never discovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    c.goto(&format!("{base}/projects/shop/stages/prod/promote?freight={third}"))
+        .await
+        .unwrap();
+    let notice = text(c, ".notice").await;
+    assert!(
+        notice.contains("needs approval first") && notice.contains("not available to Stage prod"),
+        "{notice}"
+    );
+    accessible(c).await;
+    c.find(Locator::XPath(&format!(
+        "//button[normalize-space()='Approve {third} for prod']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    arrive(c, "Stage prod").await;
+    c.goto(&format!("{base}/projects/shop/stages/prod/promote?freight={third}"))
+        .await
+        .unwrap();
+    assert!(
+        c.find(Locator::Css(".notice")).await.is_err(),
+        "approved: it may be promoted now"
+    );
+    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
+        .await
+        .unwrap();
+    assert_eq!(fx.current("staging").as_deref(), Some(second.as_str()), "held");
 
     // The history names the signed-in token as the actor.
     c.goto(&format!("{base}/projects/shop/stages/prod")).await.unwrap();
@@ -443,7 +530,16 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     c.goto(&format!("{base}/projects/shop/freight")).await.unwrap();
     assert_eq!(
         texts(c, "ol.timeline li a.alias").await,
-        [second.clone(), first.clone()]
+        [third.as_str(), &second, &first]
+    );
+    let rows = texts(c, "ol.timeline li").await;
+    assert!(
+        rows[0].contains("in dev") && rows[0].contains("approved for prod"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].contains("in prod") && rows[1].contains("verified in staging"),
+        "{rows:?}"
     );
     accessible(c).await;
     std::fs::write(docs_ui().join("freight-timeline.png"), c.screenshot().await.unwrap()).unwrap();
