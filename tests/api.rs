@@ -1395,3 +1395,259 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         );
     }
 }
+
+/// One Server-Sent Events message of a watch.
+#[derive(Debug)]
+struct Sse {
+    /// `ADDED`, `MODIFIED` or `DELETED`; none for an id alone.
+    event: Option<String>,
+    id: Option<i64>,
+    data: Value,
+}
+
+/// A watch (`?watch=true`) read as it streams, message by message.
+struct Watcher {
+    stream: std::io::BufReader<TcpStream>,
+    /// Decoded body not yet parsed into messages.
+    pending: String,
+}
+
+impl Daemon {
+    /// `GET …PATH` as a watch with the token, resuming after `last_id`: its response head
+    /// must be a 200 event stream.
+    fn watch(&self, path: &str, last_id: Option<i64>) -> Watcher {
+        let mut s = self.connect(Duration::from_secs(30));
+        let resume = last_id.map(|id| format!("Last-Event-ID: {id}\r\n")).unwrap_or_default();
+        write!(
+            s,
+            "GET /api/v1/projects/shop{path} HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\n{resume}\r\n"
+        )
+        .unwrap();
+        let mut stream = std::io::BufReader::new(s);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut stream, &mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line.to_ascii_lowercase());
+        }
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-type: text/event-stream"), "{head}");
+        assert!(head.contains("transfer-encoding: chunked"), "{head}");
+        Watcher {
+            stream,
+            pending: String::new(),
+        }
+    }
+}
+
+impl Watcher {
+    /// The next message: an event, or none for a heartbeat (reads bounded by the
+    /// connection's timeout).
+    fn message(&mut self) -> Option<Sse> {
+        use std::io::BufRead;
+        loop {
+            if let Some((message, rest)) = self.pending.split_once("\n\n") {
+                let (message, rest) = (message.to_string(), rest.to_string());
+                self.pending = rest;
+                if message.starts_with(':') {
+                    return None;
+                }
+                let mut sse = Sse {
+                    event: None,
+                    id: None,
+                    data: Value::Null,
+                };
+                for line in message.lines() {
+                    match line.split_once(": ") {
+                        Some(("event", e)) => sse.event = Some(e.to_string()),
+                        Some(("id", id)) => sse.id = Some(id.parse().unwrap()),
+                        Some(("data", d)) => sse.data = serde_json::from_str(d).unwrap(),
+                        _ => panic!("not an SSE line: {line:?}"),
+                    }
+                }
+                return Some(sse);
+            }
+            // One chunk of the chunked body.
+            let mut size = String::new();
+            self.stream.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or_else(|_| panic!("not a chunk: {size:?}"));
+            assert!(size > 0, "the watch ended");
+            let mut chunk = vec![0; size + 2];
+            self.stream.read_exact(&mut chunk).unwrap();
+            self.pending.push_str(std::str::from_utf8(&chunk[..size]).unwrap());
+        }
+    }
+
+    /// The next event, past heartbeats.
+    fn next(&mut self) -> Sse {
+        loop {
+            if let Some(m) = self.message() {
+                return m;
+            }
+        }
+    }
+
+    /// The next message is a heartbeat.
+    fn heartbeat(&mut self) {
+        let m = self.message();
+        assert!(m.is_none(), "an event instead of a heartbeat: {m:?}");
+    }
+
+    /// The first objects (ADDED, without ids) and the id after them.
+    fn first(&mut self) -> (Vec<Value>, i64) {
+        let mut objects = Vec::new();
+        loop {
+            let m = self.next();
+            match (m.event.as_deref(), m.id) {
+                (Some("ADDED"), None) => objects.push(m.data["object"].clone()),
+                (None, Some(id)) => return (objects, id),
+                _ => panic!("not a first object: {m:?}"),
+            }
+        }
+    }
+}
+
+/// The ids of the audit rows about these promotions, oldest first.
+fn promotion_rows(daemon: &Daemon, names: &[&str]) -> Vec<i64> {
+    let (status, body) = daemon.rest("GET", "/history?limit=1000", None);
+    assert_eq!(status, 200, "{body}");
+    let mut ids: Vec<i64> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            names
+                .iter()
+                .any(|n| e["subject"].as_str() == Some(&format!("Promotion/{n}")))
+        })
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Promotes `freight` into `stage` through the REST API: the promotion's name.
+fn promote_rest(daemon: &Daemon, stage: &str, freight: &str) -> String {
+    let (status, body) = daemon.rest(
+        "POST",
+        &format!("/stages/{stage}/promotions"),
+        Some(json!({"freight": freight})),
+    );
+    assert_eq!(status, 202, "{body}");
+    body["name"].as_str().unwrap().to_string()
+}
+
+/// A watch's events, read until `done` says the last one ends what the test waits for.
+fn read_until(w: &mut Watcher, done: impl Fn(&Sse) -> bool) -> Vec<Sse> {
+    let mut got = Vec::new();
+    loop {
+        let m = w.next();
+        let end = done(&m);
+        got.push(m);
+        if end {
+            return got;
+        }
+    }
+}
+
+#[test]
+fn a_watch_shows_a_promotions_events_in_order_and_resumes_after_its_last_id_missing_none() {
+    let (fx, _hang) = rest_fixture();
+    let daemon = fx.daemon(&[], &[("BARGE_WATCH_HEARTBEAT", "100ms")]);
+
+    // Without a token: 401, as every route.
+    let refused = daemon.request("GET", "/api/v1/projects/shop/promotions?watch=true", None, None);
+    assert_problem(refused, 401, "auth");
+    // A watch follows the whole list.
+    let filtered = daemon.rest("GET", "/promotions?watch=true&stage=dev", None);
+    assert_problem(filtered, 400, "invalid");
+
+    // The Stages first: every one ADDED, as the list answers them.
+    let mut stages = daemon.watch("/stages?watch=true", None);
+    let (objects, _) = stages.first();
+    let (_, list) = daemon.rest("GET", "/stages", None);
+    assert_eq!(Value::Array(objects), list["items"]);
+
+    let mut w = daemon.watch("/promotions?watch=true", None);
+    let (objects, start) = w.first();
+    assert_eq!(objects, Vec::<Value>::new());
+    let dev = promote_rest(&daemon, "dev", &fx.alias);
+    let succeeded = |m: &Sse| m.data["object"]["name"] == dev.as_str() && m.data["object"]["phase"] == "Succeeded";
+    let mut events = read_until(&mut w, succeeded);
+    // Its last rows (the Freight entering the Stage) may follow the phase.
+    let rows = promotion_rows(&daemon, &[&dev]);
+    while events.len() < rows.len() {
+        events.push(w.next());
+    }
+    // ADDED first, then MODIFIED; each message's type is its event's; every id is one of
+    // the promotion's audit rows, in order.
+    assert_eq!(events[0].event.as_deref(), Some("ADDED"), "{events:?}");
+    assert!(
+        events[1..].iter().all(|m| m.event.as_deref() == Some("MODIFIED")),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().all(|m| m.data["type"].as_str() == m.event.as_deref()),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().all(|m| m.data["object"]["name"] == dev.as_str()),
+        "{events:?}"
+    );
+    let ids: Vec<i64> = events.iter().map(|m| m.id.unwrap()).collect();
+    assert!(ids[0] > start, "{ids:?} after {start}");
+    assert_eq!(ids, rows);
+    // The object is what GET answers for it.
+    let (_, one) = daemon.rest("GET", &format!("/promotions/{dev}"), None);
+    assert_eq!(events.last().unwrap().data["object"], one);
+    // Heartbeats arrive while nothing happens (every 100 ms here).
+    drop(stages);
+    w.heartbeat();
+    w.heartbeat();
+
+    // Reconnect: a watch cut after the first event of a promotion into qa ...
+    let mut cut = daemon.watch("/promotions?watch=true", Some(*ids.last().unwrap()));
+    let qa = promote_rest(&daemon, "qa", &fx.alias);
+    let before = cut.next();
+    assert_eq!(
+        (before.event.as_deref(), &before.data["object"]["name"]),
+        (Some("ADDED"), &json!(qa)),
+        "{before:?}"
+    );
+    drop(cut);
+    // ... misses none of it when it resumes after its last id, while another promotion
+    // ran unseen, and shows none twice.
+    daemon.await_promotion(&qa, "Succeeded");
+    let prod = promote_rest(&daemon, "prod", &fx.alias);
+    daemon.await_promotion(&prod, "Succeeded");
+    let mut resumed = daemon.watch("/promotions?watch=true", before.id);
+    let rows = promotion_rows(&daemon, &[&qa, &prod]);
+    let mut after = Vec::new();
+    while after.len() + 1 < rows.len() {
+        after.push(resumed.next());
+    }
+    // Exactly the rows, each once, in order: the resumed watch starts after the cut one's id.
+    let seen: Vec<i64> = std::iter::once(&before).chain(&after).map(|m| m.id.unwrap()).collect();
+    assert_eq!(seen, rows);
+    let last = &after.last().unwrap().data["object"];
+    assert_eq!((&last["name"], &last["phase"]), (&json!(prod), &json!("Succeeded")));
+}
+
+#[test]
+fn watchers_that_do_not_read_never_hold_up_a_promotion() {
+    let (fx, _hang) = rest_fixture();
+    let daemon = fx.daemon(&[], &[("BARGE_WATCH_HEARTBEAT", "10ms")]);
+    // Watches that never read past their response head while heartbeats and events pile up.
+    let stalled: Vec<Watcher> = ["/promotions", "/stages", "/freight", "/warehouses"]
+        .iter()
+        .map(|list| daemon.watch(&format!("{list}?watch=true"), None))
+        .collect();
+    let dev = promote_rest(&daemon, "dev", &fx.alias);
+    daemon.await_promotion(&dev, "Succeeded");
+    let qa = promote_rest(&daemon, "qa", &fx.alias);
+    daemon.await_promotion(&qa, "Succeeded");
+    drop(stalled);
+}

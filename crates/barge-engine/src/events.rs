@@ -6,8 +6,9 @@
 //! redacts it (known secret values and URL userinfo out of every free-text field), logs it
 //! with `tracing` (structured fields), appends its audit row (unless the store already wrote
 //! it in the transaction that made the change, [`Event::audited_in_store`]) and hands it to
-//! the metrics hooks. Callers never log or audit a domain event themselves, so there is one
-//! place where redaction happens and one place a metric can count from.
+//! the metrics hooks, then wakes the API's watches ([`EventSink::subscribe`]). Callers never
+//! log or audit a domain event themselves, so there is one place where redaction happens and
+//! one place a metric can count from.
 //!
 //! [`Event::kargo_reason`] names the event as Kargo does where Kargo has the event
 //! (`api/v1alpha1/event.go` in github.com/akuity/kargo: `PromotionCreated`,
@@ -727,6 +728,22 @@ struct Inner {
     store: Option<Store>,
     redactor: Redactor,
     metrics: Vec<Arc<dyn MetricsHook>>,
+    changed: Changed,
+}
+
+/// Wakes the API's watches (`?watch=true`) after an event is recorded: they then read the
+/// audit log from their cursor. It carries no event, only "look again", so a watcher that
+/// lags behind loses nothing (it reads the store), and sending never waits for a watcher:
+/// a broadcast channel overwrites what a slow receiver has not taken.
+#[derive(Clone)]
+struct Changed(tokio::sync::broadcast::Sender<()>);
+
+impl Default for Changed {
+    fn default() -> Changed {
+        // One pending wake-up is as good as many; a little room spares receivers the
+        // `Lagged` error they would handle the same way.
+        Changed(tokio::sync::broadcast::channel(4).0)
+    }
 }
 
 impl EventSink {
@@ -738,6 +755,7 @@ impl EventSink {
                 store,
                 redactor: Redactor { secrets },
                 metrics: Vec::new(),
+                changed: Changed::default(),
             }),
         }
     }
@@ -773,7 +791,15 @@ impl EventSink {
         for hook in &self.inner.metrics {
             hook.record(&event);
         }
+        // No receiver (no watch open) is not an error.
+        let _ = self.inner.changed.0.send(());
         audited
+    }
+
+    /// A receiver woken after each event this sink emits (its audit row, if any, is in
+    /// the store by then): the in-process wake-up of the API's watches.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.inner.changed.0.subscribe()
     }
 
     async fn audit(&self, event: &Event) -> Result<(), StoreError> {

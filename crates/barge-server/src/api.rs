@@ -126,18 +126,19 @@ pub struct Limits {
     /// again for its body.
     pub client_timeout: Duration,
     pub max_connections: usize,
+    /// The watches' heartbeat and store poll (`?watch=true`).
+    pub watch: crate::rest::WatchTiming,
 }
 
 impl Limits {
     /// 10 s and 256 connections, or BARGE_API_CLIENT_TIMEOUT (a Go duration) and
-    /// BARGE_API_MAX_CONNECTIONS.
+    /// BARGE_API_MAX_CONNECTIONS; watches heartbeat every 15 s and poll the store every 5 s,
+    /// or BARGE_WATCH_HEARTBEAT and BARGE_WATCH_POLL.
     pub fn from_env() -> Result<Limits> {
-        let client_timeout = match std::env::var("BARGE_API_CLIENT_TIMEOUT") {
-            Ok(d) => barge_core::duration::parse_go_duration(&d)
-                .ok()
-                .filter(|d| !d.is_zero())
-                .with_context(|| format!("BARGE_API_CLIENT_TIMEOUT: {d:?} is not a positive duration (e.g. 10s)"))?,
-            Err(_) => Duration::from_secs(10),
+        let client_timeout = duration_var("BARGE_API_CLIENT_TIMEOUT", Duration::from_secs(10))?;
+        let watch = crate::rest::WatchTiming {
+            heartbeat: duration_var("BARGE_WATCH_HEARTBEAT", Duration::from_secs(15))?,
+            poll: duration_var("BARGE_WATCH_POLL", Duration::from_secs(5))?,
         };
         let max_connections = match std::env::var("BARGE_API_MAX_CONNECTIONS") {
             Ok(n) => n
@@ -150,7 +151,19 @@ impl Limits {
         Ok(Limits {
             client_timeout,
             max_connections,
+            watch,
         })
+    }
+}
+
+/// A positive Go duration from the variable `name`, or `default` when it is not set.
+fn duration_var(name: &str, default: Duration) -> Result<Duration> {
+    match std::env::var(name) {
+        Ok(d) => barge_core::duration::parse_go_duration(&d)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .with_context(|| format!("{name}: {d:?} is not a positive duration (e.g. 10s)")),
+        Err(_) => Ok(default),
     }
 }
 
@@ -159,6 +172,7 @@ pub(crate) struct Api {
     pub(crate) shared: Arc<Shared>,
     access: Arc<Access>,
     pub(crate) client_timeout: Duration,
+    pub(crate) watch: crate::rest::WatchTiming,
 }
 
 impl Api {
@@ -180,6 +194,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
             shared,
             access: Arc::new(access),
             client_timeout: limits.client_timeout,
+            watch: limits.watch,
         })
         .merge(crate::webhook::routes(shared_for_hooks, limits.client_timeout))
 }

@@ -14,7 +14,7 @@ use crate::api::{self, Api, Refusal};
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use barge_core::authz::Principal;
@@ -28,6 +28,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+mod watch;
+pub use watch::WatchTiming;
 
 /// History's page size when the request names none, and the most it may name.
 const DEFAULT_PAGE: i64 = 100;
@@ -339,12 +342,17 @@ async fn project(api: axum::extract::State<Api>, Caller(caller): Caller, Params(
     ok(StatusCode::OK, project)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Items<WarehouseSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project"), WatchFilter, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "The answer; with `watch=true`, a stream of its changes", content((Items<WarehouseSummary> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn warehouses(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params(project): Params<String>,
+    Filters(filters): Filters<WatchFilter>,
+    headers: HeaderMap,
 ) -> Answered {
+    if filters.watch {
+        return watch::respond(&api, caller, project, watch::Resource::Warehouses, &headers).await;
+    }
     match run(
         &api,
         &caller,
@@ -398,8 +406,27 @@ async fn refresh(
     ok(StatusCode::ACCEPTED, run(&api, &caller, call).await?)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
-async fn stages(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct WatchFilter {
+    /// Stream the list's objects and then their changes as Server-Sent Events
+    /// (docs/reference/api.md, "Watch").
+    #[serde(default)]
+    watch: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project"), WatchFilter, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`; with `watch=true`, a stream of its changes", content((Items<serde_json::Value> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn stages(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+    Filters(filters): Filters<WatchFilter>,
+    headers: HeaderMap,
+) -> Answered {
+    if filters.watch {
+        return watch::respond(&api, caller, project, watch::Resource::Stages, &headers).await;
+    }
     let call = Call::GetStages {
         project: Some(project.clone()),
         name: None,
@@ -577,15 +604,25 @@ struct FreightFilters {
     /// Freight currently in this Stage.
     stage: Option<String>,
     alias: Option<String>,
+    /// Stream the project's Freight and then its changes as Server-Sent Events (without
+    /// the other filters; docs/reference/api.md, "Watch").
+    #[serde(default)]
+    watch: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first; with `watch=true`, a stream of its changes", content((Items<serde_json::Value> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn freight_list(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params(project): Params<String>,
     Filters(filters): Filters<FreightFilters>,
+    headers: HeaderMap,
 ) -> Answered {
+    if filters.watch {
+        let filtered = filters.warehouse.is_some() || filters.stage.is_some() || filters.alias.is_some();
+        watch::unfiltered(filtered)?;
+        return watch::respond(&api, caller, project, watch::Resource::Freight, &headers).await;
+    }
     let call = Call::GetFreight {
         project: Some(project.clone()),
         warehouse: filters.warehouse,
@@ -679,15 +716,24 @@ struct PromotionFilters {
     /// Pending, Running, Succeeded, Failed, Errored or Aborted.
     #[param(value_type = Option<String>)]
     phase: Option<Phase>,
+    /// Stream the project's promotions and then their changes as Server-Sent Events
+    /// (without the other filters; docs/reference/api.md, "Watch").
+    #[serde(default)]
+    watch: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters), responses((status = 200, description = "Newest first", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Newest first; with `watch=true`, a stream of their changes", content((Items<PromotionInfo> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promotions(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params(project): Params<String>,
     Filters(filters): Filters<PromotionFilters>,
+    headers: HeaderMap,
 ) -> Answered {
+    if filters.watch {
+        watch::unfiltered(filters.stage.is_some() || filters.phase.is_some())?;
+        return watch::respond(&api, caller, project, watch::Resource::Promotions, &headers).await;
+    }
     let call = Call::GetPromotions {
         project: Some(project),
         stage: filters.stage,

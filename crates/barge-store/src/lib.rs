@@ -497,6 +497,31 @@ impl Store {
         .await?;
         rows.iter().map(audit_row).collect()
     }
+
+    /// At most `limit` audit events with ids above `after`, in id order, of every project:
+    /// what a watch (`?watch=true`) reads next. Every project's, so that a watcher sees the
+    /// ids in between its project's and can tell a gap (an id not yet committed) from
+    /// another project's event.
+    pub async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            audit_columns!(),
+            " FROM audit WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit.max(1))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    /// The id of the newest audit event (0 when there is none): where a new watch starts.
+    pub async fn last_audit_id(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS last FROM audit")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("last")?)
+    }
 }
 
 impl Store {
