@@ -1650,4 +1650,152 @@ fn watchers_that_do_not_read_never_hold_up_a_promotion() {
     let qa = promote_rest(&daemon, "qa", &fx.alias);
     daemon.await_promotion(&qa, "Succeeded");
     drop(stalled);
+
+/// A dry run's Stage `{STAGE}`: it edits its overlay in the config repository at
+/// `https://git.example.com/acme/config.git`, then calls `{HOOK}`.
+const DRY_RUN_STAGE: &str = r#"
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: {STAGE}, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {SOURCES}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./src}]
+        - uses: kustomize-set-image
+          config:
+            path: ./src/env/${{ ctx.stage }}
+            images: [{image: ghcr.io/acme/app}]
+        - uses: git-commit
+          config: {path: ./src, message: "Promote ${{ ctx.targetFreight.alias }}"}
+        - uses: git-push
+          as: push
+          config: {path: ./src}
+        - uses: http
+          as: notify
+          config: {url: "{HOOK}", method: POST}
+"#;
+
+/// Issue #16: `POST …/promotions?dryRun=true` answers the diff the push would land (the image
+/// tag change in the overlay) without pushing, storing a promotion or sending the `http`
+/// step's request; it refuses what a promotion refuses, alike; it takes the promote right
+/// (a viewer gets 403); and `barge promote --dry-run --server` prints it.
+#[test]
+fn a_dry_run_answers_the_diff_each_push_would_land_and_changes_nothing() {
+    let fx = Fixture::new();
+    let root = fx.dir.path().join("git");
+    let overlay = |stage: &str| {
+        format!("# {stage}\nresources: [../../base]\nimages:\n  - name: ghcr.io/acme/app\n    newTag: 0.9.0\n")
+    };
+    let bare = support::bare_repo(
+        &root,
+        "config.git",
+        &[
+            ("env/web/kustomization.yaml", &overlay("web")),
+            ("env/web-prod/kustomization.yaml", &overlay("web-prod")),
+        ],
+    );
+    let git_daemon = support::GitDaemon::start(&root);
+    // The `http` step's receiver: a request to it would be queued in its backlog.
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    hook.set_nonblocking(true).unwrap();
+    let hook_url = format!("http://127.0.0.1:{}/deployed", hook.local_addr().unwrap().port());
+    // `web` takes Freight straight from the Warehouse, `web-prod` only Freight verified in web.
+    let stage = |name: &str, sources: &str| {
+        DRY_RUN_STAGE
+            .replace("{STAGE}", name)
+            .replace("{SOURCES}", sources)
+            .replace("{HOOK}", &hook_url)
+    };
+    let stages = stage("web", "{direct: true}") + &stage("web-prod", "{stages: [web]}");
+    std::fs::write(&fx.defs, format!("{DEFINITIONS}{stages}")).unwrap();
+    let rewrite = format!("https://git.example.com/acme/=git://127.0.0.1:{}/", git_daemon.port);
+    let daemon = fx.daemon(&["--rewrite", &rewrite], &[]);
+    let head = support::git(&bare, &["rev-parse", "main"]);
+    let freight = json!({"freight": fx.alias});
+
+    let (status, plan) = daemon.rest("POST", "/stages/web/promotions?dryRun=true", Some(freight.clone()));
+    assert_eq!(status, 200, "{plan}\n{}", daemon.log());
+    assert_eq!(
+        (&plan["stage"], &plan["phase"]),
+        (&json!("web"), &json!("Succeeded")),
+        "{plan}"
+    );
+    assert_eq!(plan["alias"], json!(fx.alias), "{plan}");
+    let pushes = plan["pushes"].as_array().unwrap();
+    assert_eq!(pushes.len(), 1, "{plan}");
+    assert_eq!(
+        pushes[0]["repoURL"], "https://git.example.com/acme/config.git",
+        "{plan}"
+    );
+    assert_eq!(pushes[0]["branch"], "main", "{plan}");
+    assert_eq!(pushes[0]["files"], json!(["env/web/kustomization.yaml"]), "{plan}");
+    let diff = pushes[0]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-    newTag: 0.9.0\n+    newTag: 1.0.0\n"),
+        "the image tag change in the overlay: {diff}"
+    );
+    let skipped: Vec<(&str, &str)> = plan["skippedSteps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["uses"].as_str().unwrap()))
+        .collect();
+    assert_eq!(skipped, [("push", "git-push"), ("notify", "http")], "{plan}");
+    assert_eq!(support::git(&bare, &["rev-parse", "main"]), head, "nothing pushed");
+    let (status, promotions) = daemon.rest("GET", "/promotions", None);
+    assert_eq!((status, &promotions["items"]), (200, &json!([])), "no promotion stored");
+    assert_eq!(
+        hook.accept().map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::WouldBlock),
+        "the http step sent nothing"
+    );
+
+    // Freight not verified in web: refused as the promotion itself is refused.
+    let dry = daemon.rest("POST", "/stages/web-prod/promotions?dryRun=true", Some(freight.clone()));
+    let real = daemon.rest("POST", "/stages/web-prod/promotions", Some(freight.clone()));
+    let code = real.1["code"].as_str().unwrap().to_string();
+    let status = real.0;
+    assert!((400..500).contains(&status), "{real:?}");
+    assert_eq!(assert_problem(dry, status, &code), real.1["message"].as_str().unwrap());
+
+    // It takes the right to promote into the Stage, which a viewer has not.
+    let wall = fx.create_token("wall", &["--role", "viewer"]);
+    let path = "/api/v1/projects/shop/stages/web/promotions?dryRun=true";
+    let viewer = daemon.request("POST", path, Some(&wall), Some(&freight.to_string()));
+    assert_problem(viewer, 403, "forbidden");
+
+    // The CLI through the server: the same plan, and the diff for people.
+    let cli = |extra: &[&str]| {
+        let out = fx
+            .command(&["promote", "--stage", "web", "--freight", &fx.alias, "--dry-run"])
+            .args([
+                "--server",
+                &daemon.server,
+                "--token-file",
+                fx.token_file.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let json_plan: Value = serde_json::from_str(&cli(&["-o", "json"])).unwrap();
+    assert_eq!(json_plan["pushes"], plan["pushes"]);
+    let text = cli(&[]);
+    assert!(text.contains("+    newTag: 1.0.0"), "{text}");
+    assert!(text.contains("# notify (http): "), "{text}");
+    assert!(
+        text.contains(&format!("Dry run of {} into web: Succeeded", fx.alias)),
+        "{text}"
+    );
+    assert_eq!(support::git(&bare, &["rev-parse", "main"]), head, "nothing pushed");
 }

@@ -164,17 +164,17 @@ impl Fixture {
 fn dry_run_prints_the_diff_and_pushes_nothing() {
     let fx = Fixture::new();
     let before = git(&fx.bare, &["rev-parse", "main"]);
-    let web = fx.dir.path().join("web");
-    std::fs::create_dir_all(&web).unwrap();
-    std::fs::write(web.join("healthz"), "ok").unwrap();
-    let server = health_server(&web, fx.health_port);
+    // No server answers the `http` step's URL: the dry run skips that step.
     let out = barge().args(fx.args(&["--dry-run"])).output().unwrap();
-    drop(server);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("-    newTag: 1.0.0 # pinned by barge"), "{text}");
     assert!(text.contains("+    newTag: 1.4.0 # pinned by barge"), "{text}");
-    assert!(text.contains("Succeeded"), "{text}");
+    assert!(
+        text.contains("would change 1 file(s): env/dev/kustomization.yaml"),
+        "{text}"
+    );
+    assert!(text.contains("# smoke (http): "), "{text}");
     assert_eq!(
         git(&fx.bare, &["rev-parse", "main"]),
         before,
@@ -191,11 +191,14 @@ fn dry_run_prints_the_diff_and_pushes_nothing() {
         .output()
         .unwrap();
     assert_eq!(stdout(&listed).trim(), "[]");
-    let server = health_server(&web, fx.health_port);
     let out = barge().args(fx.args(&["--dry-run", "-o", "json"])).output().unwrap();
-    drop(server);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report["name"].is_null(), "{report}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(plan["name"].is_null(), "{plan}");
+    assert_eq!(
+        plan["pushes"][0]["files"],
+        serde_json::json!(["env/dev/kustomization.yaml"]),
+        "{plan}"
+    );
 }
 
 /// An RFC 3339 time in UTC to the second, as Kubernetes writes metav1.Time.

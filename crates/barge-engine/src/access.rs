@@ -45,6 +45,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. }
         | Call::Promote { project, .. }
+        | Call::PromoteDryRun { project, .. }
         | Call::PromoteDownstream { project, .. }
         | Call::Approve { project, .. }
         | Call::Abort { project, .. }
@@ -69,7 +70,12 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. } => one(Action::Read, project, None),
         Call::Version => (Action::ServerInfo, None, vec![None]),
-        Call::Promote { project, stage, .. } => one(Action::Promote, project, Some(stage)),
+        // A dry run runs the Stage's steps with its credentials and secrets, and costs a
+        // checkout and a render: it takes the right to promote there, not to read
+        // (docs/reference/api.md).
+        Call::Promote { project, stage, .. } | Call::PromoteDryRun { project, stage, .. } => {
+            one(Action::Promote, project, Some(stage))
+        }
         Call::Approve { project, stage, .. } => one(Action::Approve, project, Some(stage)),
         Call::Hold { project, stage, .. } => one(Action::Hold, project, Some(stage)),
         Call::Release { project, stage, .. } => one(Action::Release, project, Some(stage)),

@@ -28,6 +28,8 @@ pub enum Answer {
     History(Vec<AuditEvent>),
     /// `Promote` and `PromoteDownstream`.
     Queued(Queued),
+    /// `PromoteDryRun`.
+    PromotionPlan(PromotionPlan),
     Approved(Approved),
     /// `Abort`: the promotion as it is now.
     Aborted(PromotionInfo),
@@ -57,6 +59,7 @@ impl Call {
             Call::GetPromotions { .. } => Answer::Promotions(read(json)?),
             Call::History { .. } => Answer::History(read(json)?),
             Call::Promote { .. } | Call::PromoteDownstream { .. } => Answer::Queued(read(json)?),
+            Call::PromoteDryRun { .. } => Answer::PromotionPlan(read(json)?),
             Call::Approve { .. } => Answer::Approved(read(json)?),
             Call::Abort { .. } => Answer::Aborted(read(json)?),
             Call::Hold { .. } => Answer::Held(read(json)?),
@@ -194,6 +197,52 @@ pub struct PromotionInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub outputs: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What a promotion would do, without doing it (`PromoteDryRun`; docs/reference/api.md): the
+/// diff each push would land, and the steps the dry run skipped or simulated. The shape is a
+/// contract (the web UI's diff preview reads it).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionPlan {
+    pub project: String,
+    pub stage: String,
+    /// The Freight's name (ID).
+    pub freight: String,
+    pub alias: Option<String>,
+    /// How the dry run ended: `Succeeded`, or `Failed`/`Errored` with `message` (a step that
+    /// would fail the promotion).
+    #[schema(value_type = String)]
+    pub phase: Phase,
+    pub message: String,
+    /// One per git-push or github-push (of a branch), in step order.
+    pub pushes: Vec<PlannedPush>,
+    /// The steps that ran without their effect or did not run, in step order.
+    pub skipped_steps: Vec<SkippedStep>,
+}
+
+/// What one push would land on a branch.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedPush {
+    /// The repository as the step names it, without credentials.
+    #[serde(rename = "repoURL")]
+    pub repo_url: String,
+    pub branch: String,
+    /// The paths the push would change (added, modified or deleted), as git names them.
+    pub files: Vec<String>,
+    /// `git diff` from the branch's current head (the empty tree for a new branch) to what
+    /// the promotion would commit, secret values redacted.
+    pub diff: String,
+}
+
+/// A step a dry run skipped or simulated, and why.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SkippedStep {
+    /// The step's alias.
+    pub step: String,
+    pub uses: String,
+    pub reason: String,
 }
 
 /// The promotions a `Promote` or `PromoteDownstream` queued.

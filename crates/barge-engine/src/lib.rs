@@ -10,6 +10,7 @@ pub mod answer;
 pub mod config;
 pub mod diagnostics;
 pub mod discover;
+pub mod dryrun;
 pub mod error;
 pub mod events;
 pub mod format;

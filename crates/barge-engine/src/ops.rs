@@ -59,6 +59,16 @@ pub enum Call {
         actor: String,
         override_reason: Option<String>,
     },
+    /// What promoting the Freight would push, without pushing ([`crate::dryrun`]); the same
+    /// checks and rights as `Promote`.
+    PromoteDryRun {
+        project: Option<String>,
+        stage: String,
+        freight: String,
+        #[serde(default)]
+        actor: String,
+        override_reason: Option<String>,
+    },
     /// Queues a promotion of the Freight into every Stage directly downstream of `from`.
     PromoteDownstream {
         project: Option<String>,
@@ -195,6 +205,7 @@ pub async fn handle_here(db: &str, paths: &[String], c: Call) -> Result<Answer, 
         refresh: None,
         health: None,
         principal: &barge_core::authz::Principal::local(),
+        engine: None,
     };
     handle(&cx, c).await
 }
@@ -205,6 +216,7 @@ impl Call {
     pub fn actor_mut(&mut self) -> Option<&mut String> {
         match self {
             Call::Promote { actor, .. }
+            | Call::PromoteDryRun { actor, .. }
             | Call::PromoteDownstream { actor, .. }
             | Call::Approve { actor, .. }
             | Call::Abort { actor, .. }
@@ -227,8 +239,8 @@ impl Call {
 /// Asks the daemon to discover a Warehouse (project, warehouse) on its next pass.
 pub type Refresh<'a> = dyn Fn(&str, &str) + Send + Sync + 'a;
 
-/// Where a call runs: the store, the definitions, and (in the daemon) a way to ask for an
-/// immediate discovery.
+/// Where a call runs: the store, the definitions, (in the daemon) a way to ask for an
+/// immediate discovery, and the promotion engine a dry run runs on.
 pub struct Context<'a> {
     pub store: &'a Store,
     /// Where the changes a call makes are announced.
@@ -239,6 +251,9 @@ pub struct Context<'a> {
     pub health: Option<&'a pipeline::HealthMap>,
     /// Who calls; every call is authorized against it first ([`crate::access`]).
     pub principal: &'a barge_core::authz::Principal,
+    /// The promotion engine (its cache, credentials, secrets); `None` where promotions do
+    /// not run, which refuses a dry run.
+    pub engine: Option<&'a barge_promote::Engine>,
 }
 
 type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -415,6 +430,21 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
             let name = queue_promotion(cx, def, &freight, &actor, override_reason.as_deref()).await?;
             Answer::Queued(Queued { promotions: vec![name] })
+        }
+        Call::PromoteDryRun {
+            project,
+            stage,
+            freight,
+            actor,
+            override_reason,
+        } => {
+            let Some(engine) = cx.engine else {
+                return invalid!("a dry run runs where promotions run: `barge promote --dry-run` or `barge serve`");
+            };
+            let all = pipeline::stages(catalog);
+            let def = pipeline::find_stage(&all, &stage, project.as_deref())?;
+            let plan = crate::dryrun::plan(cx, engine, def, &freight, &actor, override_reason.as_deref()).await?;
+            Answer::PromotionPlan(plan)
         }
         Call::PromoteDownstream {
             project,
@@ -670,7 +700,6 @@ async fn queue_promotion(
     actor: &str,
     override_reason: Option<&str>,
 ) -> Result<String> {
-    let f = stored_freight(cx.store, def.project, freight).await?;
     let snap = Snapshot::read(cx.store, def.project).await?;
     if let Some(running) = snap.unfinished.iter().find(|p| p.stage == def.name) {
         return Err(EngineError::Conflict(format!(
@@ -678,7 +707,7 @@ async fn queue_promotion(
             def.name, running.name, running.name
         )));
     }
-    pipeline::check_manual(cx.catalog, &snap, def, &f, override_reason, now_millis())?;
+    let f = check_promotable(cx, def, freight, override_reason).await?;
     if let Some(reason) = override_reason {
         crate::promote::audit_override(
             cx.events,
@@ -692,6 +721,21 @@ async fn queue_promotion(
     }
     let p = crate::promote::create(cx.catalog, cx.store, cx.events, def, &f, actor, Phase::Pending, false).await?;
     Ok(p.name)
+}
+
+/// The Freight (name or alias) if a person may promote it into the Stage now: it exists and
+/// is available there (verified upstream, approved, soaked; the window open or overridden).
+/// A real promotion and its dry run refuse alike.
+pub(crate) async fn check_promotable(
+    cx: &Context<'_>,
+    def: &pipeline::StageDef<'_>,
+    freight: &str,
+    override_reason: Option<&str>,
+) -> Result<barge_store::StoredFreight> {
+    let f = stored_freight(cx.store, def.project, freight).await?;
+    let snap = Snapshot::read(cx.store, def.project).await?;
+    pipeline::check_manual(cx.catalog, &snap, def, &f, override_reason, now_millis())?;
+    Ok(f)
 }
 
 /// The first failed subscription of a stored discovery pass (the store keeps the pass as the

@@ -26,7 +26,6 @@ pub struct Request<'a> {
     pub project: Option<&'a str>,
     pub freight: &'a str,
     pub actor: &'a str,
-    pub dry_run: bool,
     /// Promote although the promotion window is closed; the reason is audited.
     pub override_window: Option<&'a str>,
 }
@@ -327,12 +326,8 @@ pub async fn run(
             req.freight
         );
     };
-    // A promotion of this stage that did not finish (a crash) resumes; a dry run never does.
-    let unfinished = if req.dry_run {
-        None
-    } else {
-        store.unfinished_promotion(&project, req.stage).await?
-    };
+    // A promotion of this stage that did not finish (a crash) resumes.
+    let unfinished = store.unfinished_promotion(&project, req.stage).await?;
     let owner = cli_owner();
     let (promotion, state) = match unfinished {
         Some(existing) if existing.freight == freight.freight.metadata.name => {
@@ -355,7 +350,7 @@ pub async fn run(
         None => {
             let snap = pipeline::Snapshot::read(&store, &project).await?;
             pipeline::check_manual(catalog, &snap, def, &freight, req.override_window, now_millis())?;
-            if let Some(reason) = req.override_window.filter(|_| !req.dry_run) {
+            if let Some(reason) = req.override_window {
                 audit_override(
                     events,
                     &project,
@@ -366,26 +361,14 @@ pub async fn run(
                 )
                 .await?;
             }
-            let p = create(
-                catalog,
-                &store,
-                events,
-                def,
-                &freight,
-                req.actor,
-                Phase::Running,
-                req.dry_run,
-            )
-            .await?;
-            if !req.dry_run {
-                take_lease(&store, &project, &p.name, &owner).await?;
-            }
+            let p = create(catalog, &store, events, def, &freight, req.actor, Phase::Running, false).await?;
+            take_lease(&store, &project, &p.name, &owner).await?;
             let state = State::new(&p.steps);
             (p, state)
         }
     };
-    let _renewing = (!req.dry_run).then(|| Renewal::start(store.clone(), owner));
-    let outcome = execute(catalog, &store, events, &engine, &promotion, state, true, req.dry_run).await?;
+    let _renewing = Renewal::start(store.clone(), owner);
+    let outcome = execute(catalog, &store, events, &engine, &promotion, state, true, false).await?;
     Ok((promotion, outcome))
 }
 
@@ -641,16 +624,13 @@ pub fn step_outputs<'a>(
 #[derive(Debug, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionReport {
-    /// None for a dry run: it stores no promotion, so it has no name to show (one would send
-    /// people looking for it with `barge get promotion`).
-    pub name: Option<String>,
+    pub name: String,
     pub project: String,
     pub stage: String,
     pub freight: String,
     /// The Freight's alias, for people (the text form); scripts have its name.
     #[serde(skip)]
     pub freight_alias: Option<String>,
-    pub dry_run: bool,
     pub phase: Phase,
     pub message: String,
     pub steps: Vec<barge_core::promotion::StepRecord>,
@@ -659,14 +639,13 @@ pub struct PromotionReport {
 }
 
 impl PromotionReport {
-    fn of(p: Promotion, outcome: barge_promote::Outcome, dry_run: bool) -> PromotionReport {
+    fn of(p: Promotion, outcome: barge_promote::Outcome) -> PromotionReport {
         PromotionReport {
-            name: (!dry_run).then_some(p.name),
+            name: p.name,
             project: p.project,
             stage: p.stage,
             freight: p.freight.metadata.name,
             freight_alias: p.freight.alias,
-            dry_run,
             phase: outcome.phase,
             message: outcome.message,
             steps: outcome.state.steps,
@@ -705,8 +684,8 @@ pub struct Here<'a> {
 pub async fn run_here(catalog: &Catalog, here: Here<'_>, req: &Request<'_>) -> Result<PromotionReport, EngineError> {
     let store = Store::open(here.db).await?;
     let defined = crate::config::DefinedCredentials::of(catalog);
-    let engine = engine(here.work_dir, here.registry, here.file, req.dry_run, &defined)?;
+    let engine = engine(here.work_dir, here.registry, here.file, false, &defined)?;
     let events = EventSink::for_engine(store.clone(), &engine);
     let (p, outcome) = run(catalog, store, &events, engine, req).await?;
-    Ok(PromotionReport::of(p, outcome, req.dry_run))
+    Ok(PromotionReport::of(p, outcome))
 }

@@ -296,6 +296,7 @@ async fn an_approval_the_store_audits_is_announced_once_with_kargos_reason_and_n
         refresh: None,
         health: None,
         principal: &barge_core::authz::Principal::local(),
+        engine: None,
     };
     let approve = barge_engine::ops::Call::Approve {
         project: Some("shop".into()),

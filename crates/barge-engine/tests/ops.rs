@@ -72,6 +72,7 @@ impl Fixture {
             refresh: None,
             health: None,
             principal,
+            engine: None,
         };
         ops::handle(&cx, call).await
     }
@@ -393,25 +394,38 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
     let bare = bare_repo(root.path(), "config.git", &[("values.yaml", "image:\n  tag: 1.0.0\n")]);
     let daemon = GitDaemon::start(root.path());
     let fx = fixture(&format!("git://127.0.0.1:{}/config.git", daemon.port)).await;
-    // A dry run first: reported without a name (none is stored), in the CLI's JSON fields.
-    let dry = promote_here(&fx, true).await;
-    assert_eq!((dry.name.as_deref(), dry.dry_run), (None, true));
-    assert_eq!(dry.phase, Phase::Succeeded, "{}", dry.message);
-    let json = serde_json::to_value(&dry).unwrap();
-    let fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
-    let expected = [
-        "name", "project", "stage", "freight", "dryRun", "phase", "message", "steps", "outputs", "effects",
-    ];
-    assert_eq!(fields, expected);
+    // A dry run first: the diff the push would land, nothing pushed, nothing stored.
+    let head = git(&bare, &["rev-parse", "main"]);
+    let plan = dry_run_here(&fx).await;
+    assert_eq!(plan.phase, Phase::Succeeded, "{}", plan.message);
+    assert_eq!((plan.stage.as_str(), &plan.freight), ("dev", &fx.freight.0));
+    let [push] = plan.pushes.as_slice() else {
+        panic!("one push: {plan:?}")
+    };
     assert_eq!(
-        (&json["name"], &json["freight"]),
-        (&serde_json::Value::Null, &serde_json::json!(fx.freight.0))
+        (push.branch.as_str(), push.files.as_slice()),
+        ("main", &["values.yaml".to_string()][..])
     );
-    assert_eq!(json["phase"], "Succeeded");
-    let report = promote_here(&fx, false).await;
+    assert!(push.diff.contains("-  tag: 1.0.0\n+  tag: 1.4.2\n"), "{}", push.diff);
+    let skipped: Vec<&str> = plan.skipped_steps.iter().map(|s| s.uses.as_str()).collect();
+    assert_eq!(skipped, ["git-push"]);
+    assert_eq!(git(&bare, &["rev-parse", "main"]), head, "a dry run pushes nothing");
+    let Answer::Promotions(none) = fx
+        .call(Call::GetPromotions {
+            project: None,
+            stage: None,
+            name: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("not promotions")
+    };
+    assert!(none.is_empty(), "a dry run stores no promotion: {none:?}");
+    let report = promote_here(&fx).await;
     assert_eq!(report.phase, Phase::Succeeded, "{}", report.message);
     assert_eq!(report.freight_alias.as_deref(), Some(fx.freight.1.as_str()));
-    let promotion = report.name.expect("a promotion that ran has a name");
+    let promotion = report.name;
     let clone = root.path().join("check");
     git(
         root.path(),
@@ -446,8 +460,8 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
     assert_eq!(stored[0].phase, Phase::Succeeded);
 }
 
-/// `barge promote` in-process: the fixture's Freight (by alias) into dev, as its report.
-async fn promote_here(fx: &Fixture, dry_run: bool) -> barge_engine::promote::PromotionReport {
+/// Where `barge promote` runs in-process on the fixture: its store, a work directory under it.
+fn here(fx: &Fixture) -> (barge_engine::config::Config, barge_registry::RegistryConfig, String) {
     let config = barge_engine::config::Config::default();
     let registry = config.registry_config(&barge_engine::config::RegistryFlags {
         rewrites: &[],
@@ -455,8 +469,14 @@ async fn promote_here(fx: &Fixture, dry_run: bool) -> barge_engine::promote::Pro
         rate_limit: None,
         page_size: None,
     });
+    (config, registry, barge_testkit::postgres::sqlite_url(&fx.dir))
+}
+
+/// `barge promote` in-process: the fixture's Freight (by alias) into dev, as its report.
+async fn promote_here(fx: &Fixture) -> barge_engine::promote::PromotionReport {
+    let (config, registry, db) = here(fx);
     let here = barge_engine::promote::Here {
-        db: &barge_testkit::postgres::sqlite_url(&fx.dir),
+        db: &db,
         work_dir: fx.dir.path().join("work"),
         registry: &registry,
         file: &config,
@@ -466,10 +486,28 @@ async fn promote_here(fx: &Fixture, dry_run: bool) -> barge_engine::promote::Pro
         project: None,
         freight: &fx.freight.1,
         actor: "alice",
-        dry_run,
         override_window: None,
     };
     barge_engine::promote::run_here(&fx.catalog, here, &request)
         .await
         .unwrap()
+}
+
+/// `barge promote --dry-run` in-process: the fixture's Freight (by alias) into dev.
+async fn dry_run_here(fx: &Fixture) -> barge_engine::answer::PromotionPlan {
+    let (config, registry, db) = here(fx);
+    let here = barge_engine::promote::Here {
+        db: &db,
+        work_dir: fx.dir.path().join("work"),
+        registry: &registry,
+        file: &config,
+    };
+    let call = Call::PromoteDryRun {
+        project: None,
+        stage: "dev".into(),
+        freight: fx.freight.1.clone(),
+        actor: "alice".into(),
+        override_reason: None,
+    };
+    barge_engine::dryrun::plan_here(&fx.catalog, here, call).await.unwrap()
 }

@@ -167,6 +167,9 @@ pub trait Events: Send + Sync {
 pub use barge_git::CredentialLookup;
 
 /// Everything steps share: git cache, credentials, identity, HTTP client, config values.
+/// Cloning it is cheap and shares the cache, clients and slots (a dry run clones it with its
+/// own work directory, [`Engine::for_dry_run`]).
+#[derive(Clone)]
 pub struct Engine {
     pub cache: Arc<RepoCache>,
     /// Promotions' work directories live under here (`<root>/<promotion>`).
@@ -189,7 +192,9 @@ pub struct Engine {
     pub pr_apis: Vec<(String, String)>,
     /// Secrets and config values for `secret()`, `configMap()` …
     pub data: Data,
-    /// Do everything but push, open PRs or change metadata; git-push reports the diff.
+    /// Do everything but push, open PRs or change metadata; git-push reports the diff. The
+    /// steps with effects outside the work directory are skipped or simulated
+    /// ([`steps::in_dry_run`]).
     pub dry_run: bool,
     /// How long a step that keeps running waits between polls (Kargo: ≥10 s).
     pub poll_interval: Duration,
@@ -223,6 +228,16 @@ impl Engine {
             .filter(|(prefix, _)| repo_url.starts_with(prefix.as_str()))
             .max_by_key(|(prefix, _)| prefix.len())
             .map(|(_, api)| api.clone())
+    }
+
+    /// This engine for a dry run whose work directories are under `work_root` (a scratch
+    /// directory): the same cache, credentials, clients and slots.
+    pub fn for_dry_run(&self, work_root: PathBuf) -> Engine {
+        Engine {
+            work_root,
+            dry_run: true,
+            ..self.clone()
+        }
     }
 
     pub fn work_dir(&self, promotion: &str) -> PathBuf {
@@ -287,10 +302,17 @@ impl Engine {
             // side effects may already exist, and steps check for them.
             let replay = state.steps[i].started_at.is_some();
             state.steps[i].started_at.get_or_insert_with(now);
-            let (status, message, outputs) = match run {
-                Err(e) => (StepStatus::Errored, e.to_string(), Map::new()),
-                Ok(false) => (StepStatus::Skipped, String::new(), Map::new()),
-                Ok(true) => {
+            let skipped_in_dry_run = match steps::in_dry_run(&step.uses) {
+                steps::InDryRun::Skipped(why) if self.dry_run => Some(why),
+                _ => None,
+            };
+            let (status, message, outputs) = match (run, skipped_in_dry_run) {
+                (Err(e), _) => (StepStatus::Errored, e.to_string(), Map::new()),
+                (Ok(false), _) => (StepStatus::Skipped, String::new(), Map::new()),
+                // Skipped before its config is rendered: it may read outputs of steps the dry
+                // run skipped too (a PR's number).
+                (Ok(true), Some(why)) => (StepStatus::Skipped, why.to_string(), Map::new()),
+                (Ok(true), None) => {
                     events
                         .event(&Event::StepStarted {
                             index: i,

@@ -20,7 +20,7 @@ use axum::routing::get;
 use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
 use barge_engine::answer::{
-    Aliased, Approved, FreightInfo, Held, PromotionInfo, RefreshRequested, Released, WarehouseSummary,
+    Aliased, Approved, FreightInfo, Held, PromotionInfo, PromotionPlan, RefreshRequested, Released, WarehouseSummary,
 };
 use barge_engine::{Answer, EngineError, ops::Call};
 use serde::Serialize;
@@ -483,13 +483,36 @@ async fn queued(api: &Api, caller: &Principal, project: &str, answer: Answer) ->
     Ok(out)
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct PromoteOptions {
+    /// Push nothing: answer 200 with the diff each push would land (docs/reference/api.md).
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage"), PromoteOptions), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = 200, description = "With `dryRun=true`: what the promotion would push", body = PromotionPlan), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promote(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params((project, stage)): Params<(String, String)>,
+    Filters(options): Filters<PromoteOptions>,
     Body(body): Body<PromoteBody>,
 ) -> Answered {
+    if options.dry_run {
+        let call = Call::PromoteDryRun {
+            project: Some(project),
+            stage,
+            freight: body.freight,
+            actor: String::new(),
+            override_reason: body.override_reason,
+        };
+        return match run(&api, &caller, call).await? {
+            Answer::PromotionPlan(plan) => ok(StatusCode::OK, plan),
+            other => Err(unexpected(&other)),
+        };
+    }
     let call = Call::Promote {
         project: Some(project.clone()),
         stage,

@@ -155,6 +155,8 @@ pub struct Shared {
     claim: Notify,
     /// Inbound webhooks' secrets, replay list and rate limits.
     pub(crate) webhooks: crate::webhook::Receiving,
+    /// The promotion engine, for the API's dry runs.
+    engine: Arc<Engine>,
 }
 
 impl Shared {
@@ -214,6 +216,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     catalog.compact();
     let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
     let events = EventSink::for_engine(store.clone(), &engine);
+    let engine = Arc::new(engine);
     if recorded {
         let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
     }
@@ -228,8 +231,8 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         decide: Notify::new(),
         claim: Notify::new(),
         webhooks: crate::webhook::Receiving::new(engine.data.secrets.clone()),
+        engine: engine.clone(),
     });
-    let engine = Arc::new(engine);
     let opts = Arc::new(opts);
     let stop = stop_on_signal();
     if let Some(addr) = opts.listen {
@@ -1245,6 +1248,7 @@ pub async fn call(
         refresh: Some(&refresh),
         health: Some(&health),
         principal,
+        engine: Some(&shared.engine),
     };
     let out = ops::handle(&cx, c).await;
     // A queued promotion starts now, and a hold, release or approval is decided now, rather

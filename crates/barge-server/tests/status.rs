@@ -26,6 +26,7 @@ async fn promote_as(principal: &Principal) -> StatusCode {
         refresh: None,
         health: None,
         principal,
+        engine: None,
     };
     let promote = Call::Promote {
         project: None,

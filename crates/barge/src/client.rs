@@ -159,6 +159,7 @@ fn names(answer: &Answer) -> Vec<String> {
         Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
         Answer::History(_)
         | Answer::Queued(_)
+        | Answer::PromotionPlan(_)
         | Answer::Approved(_)
         | Answer::Aborted(_)
         | Answer::Held(_)
@@ -181,6 +182,7 @@ pub fn text(answer: &Answer, wide: bool) -> String {
         Answer::Promotions(l) => promotions_text(l, wide),
         Answer::History(l) => history_text(l),
         Answer::Queued(q) => q.promotions.iter().map(|n| format!("promotion {n} queued\n")).collect(),
+        Answer::PromotionPlan(p) => crate::render::plan_text(p),
         Answer::Approved(a) => format!("{} approved for {}\n", a.alias.as_deref().unwrap_or_default(), a.stage),
         Answer::Aborted(p) => format!("promotion {} aborted\n", p.name),
         Answer::Held(h) => format!("auto-promotion into {} is held\n", h.stage),

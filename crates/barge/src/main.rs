@@ -1178,10 +1178,27 @@ fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    if args.dry_run && args.downstream_from.is_some() {
+        eprintln!("barge: error: --dry-run takes --stage, not --downstream-from");
+        return Ok(ExitCode::from(2));
+    }
+    let dry_run = |stage: String| ops::Call::PromoteDryRun {
+        project: args.project.clone(),
+        stage,
+        freight: args.freight.clone(),
+        actor: args.actor.clone(),
+        override_reason: override_reason.clone(),
+    };
     if args.target.server().is_some() {
         if args.dry_run {
-            eprintln!("barge: error: --dry-run runs here; drop --server");
-            return Ok(ExitCode::from(2));
+            let Some(stage) = args.stage.clone() else {
+                return Ok(missing_stage());
+            };
+            let answer = block_on(client::call_server(&args.target.remote, dry_run(stage)))?;
+            let Answer::PromotionPlan(plan) = answer else {
+                anyhow::bail!("barge serve answered a dry run with something else than its plan");
+            };
+            return print_plan(args.output, &plan);
         }
         let (project, freight, actor) = (args.project, args.freight, args.actor);
         let c = match (args.stage, args.downstream_from) {
@@ -1230,17 +1247,34 @@ fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
         registry: &registry,
         file: &file,
     };
+    if args.dry_run {
+        let plan = runtime.block_on(barge_engine::dryrun::plan_here(
+            &catalog,
+            here,
+            dry_run(stage.to_string()),
+        ))?;
+        return print_plan(args.output, &plan);
+    }
     let req = promote::Request {
         stage,
         project: args.project.as_deref(),
         freight: &args.freight,
         actor: &args.actor,
-        dry_run: args.dry_run,
         override_window: override_reason.as_deref(),
     };
     let report = runtime.block_on(promote::run_here(&catalog, here, &req))?;
     client::print(args.output, &report, || render::promotion_text(&report))?;
     Ok(if report.phase == Phase::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A dry run's plan; the exit code says whether the promotion would succeed.
+fn print_plan(output: Format, plan: &barge_engine::answer::PromotionPlan) -> Result<ExitCode> {
+    client::print(output, plan, || render::plan_text(plan))?;
+    Ok(if plan.phase == Phase::Succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -148,23 +148,12 @@ pub fn discovery_text(reports: &[barge_engine::discover::WarehouseReport]) -> St
     s
 }
 
-/// `barge promote`'s report for people: a dry run's diffs, then the outcome in a line.
+/// `barge promote`'s report for people: the outcome in a line.
 pub fn promotion_text(report: &barge_engine::promote::PromotionReport) -> String {
     let mut text = String::new();
-    if report.dry_run {
-        for (alias, o) in &report.outputs {
-            if let Some(diff) = o.get("diff").and_then(|d| d.as_str()) {
-                let branch = o["branch"].as_str().unwrap_or("?");
-                text += &format!("# {alias}: the diff a push to {branch} would land\n{diff}");
-            }
-        }
-    }
     text += &format!(
-        "{} of {} into {}: {}{}\n",
-        report
-            .name
-            .as_ref()
-            .map_or_else(|| "Dry run".to_string(), |n| format!("Promotion {n}")),
+        "Promotion {} of {} into {}: {}{}\n",
+        report.name,
         report.freight_alias.as_deref().unwrap_or(&report.freight),
         report.stage,
         report.phase.as_str(),
@@ -175,8 +164,38 @@ pub fn promotion_text(report: &barge_engine::promote::PromotionReport) -> String
         }
     );
     if !report.effects.is_empty() {
-        let verb = if report.dry_run { "Would apply" } else { "Applied" };
-        text += &format!("{verb} {} metadata/alias change(s)\n", report.effects.len());
+        text += &format!("Applied {} metadata/alias change(s)\n", report.effects.len());
     }
+    text
+}
+
+/// `barge promote --dry-run` for people: each push's changed files and diff, the steps
+/// skipped or simulated, then the outcome in a line.
+pub fn plan_text(plan: &barge_engine::answer::PromotionPlan) -> String {
+    let mut text = String::new();
+    for push in &plan.pushes {
+        text += &format!(
+            "# a push to {} of {} would change {} file(s): {}\n{}",
+            push.branch,
+            push.repo_url,
+            push.files.len(),
+            push.files.join(", "),
+            push.diff
+        );
+    }
+    for s in &plan.skipped_steps {
+        text += &format!("# {} ({}): {}\n", s.step, s.uses, s.reason);
+    }
+    text += &format!(
+        "Dry run of {} into {}: {}{}\n",
+        plan.alias.as_deref().unwrap_or(&plan.freight),
+        plan.stage,
+        plan.phase.as_str(),
+        if plan.message.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", plan.message)
+        }
+    );
     text
 }

@@ -385,7 +385,7 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         let mut out = Map::new();
         out.insert("branch".into(), json!(branch));
         if ctx.engine.dry_run {
-            return dry_run(&ws, &branch).await;
+            return dry_run(&ws, &original_url, &branch).await;
         }
         if c.force {
             let sha = force_push(ctx, &ws, &branch).await.map_err(git_error)?;
@@ -409,9 +409,10 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
     })
 }
 
-/// What pushing the checkout to `branch` would do, for `--dry-run`: the `branch`, `commit` and
-/// `diff` outputs (the diff against the branch as it is now).
-pub(super) async fn dry_run(ws: &Workspace, branch: &str) -> StepResult {
+/// What pushing the checkout to `branch` would do, for `--dry-run`: the `repoURL` (without
+/// credentials), `branch`, `commit`, the changed `files` and the `diff` outputs, against the
+/// branch as it is now on the remote (all of it for a branch the remote does not have yet).
+pub(super) async fn dry_run(ws: &Workspace, original_url: &str, branch: &str) -> StepResult {
     let base = match ws
         .run(&["fetch", "-q", "--no-tags", "origin", &format!("refs/heads/{branch}")])
         .await
@@ -421,9 +422,16 @@ pub(super) async fn dry_run(ws: &Workspace, branch: &str) -> StepResult {
         Err(e) => return Err(git_error(e)),
     };
     let diff = ws.run(&["diff", &base, "HEAD"]).await.map_err(git_error)?;
+    let files = ws
+        .run(&["diff", "--name-only", "-z", &base, "HEAD"])
+        .await
+        .map_err(git_error)?;
+    let files: Vec<&str> = files.split('\0').filter(|f| !f.is_empty()).collect();
     done(Map::from_iter([
+        ("repoURL".into(), json!(barge_core::secret::redact_url(original_url))),
         ("branch".into(), json!(branch)),
         ("commit".into(), json!(ws.head().await.unwrap_or_default())),
+        ("files".into(), json!(files)),
         ("diff".into(), json!(diff)),
     ]))
 }

@@ -136,7 +136,7 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             (None, false) => (ws.followed_branch().map_err(git_error)?.to_string(), c.force),
         };
         if ctx.engine.dry_run {
-            return super::git::dry_run(&ws, &branch).await;
+            return super::git::dry_run(&ws, &original_url, &branch).await;
         }
         let repo = barge_core::secret::redact_url(&original_url);
         let token = (ctx.engine.credentials)(&original_url)

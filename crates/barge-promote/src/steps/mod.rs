@@ -134,6 +134,37 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("yaml-update", update::yaml_update),
 ];
 
+/// What a dry run does with a step whose effects reach beyond the promotion's work
+/// directory (docs/reference/api.md lists them); every other step runs as it would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InDryRun {
+    Runs,
+    /// It runs without its effect (nothing pushed, opened or applied); why, for people.
+    Simulated(&'static str),
+    /// It does not run (its status is Skipped, its message this reason).
+    Skipped(&'static str),
+}
+
+pub fn in_dry_run(uses: &str) -> InDryRun {
+    match uses {
+        "git-push" | "github-push" => {
+            InDryRun::Simulated("nothing is pushed: the diff against the branch's current head is reported")
+        }
+        "git-open-pr" => InDryRun::Simulated("no pull request is opened: its output is PR 0"),
+        "oci-push" => InDryRun::Simulated("nothing is pushed: the digest is the source's"),
+        "set-metadata" | "set-freight-alias" => InDryRun::Simulated("the change is not applied"),
+        "git-tag" => InDryRun::Skipped("it would create a tag in barge's repository cache"),
+        "git-wait-for-pr" => InDryRun::Skipped("it waits for a pull request a dry run does not open"),
+        "git-merge-pr" => InDryRun::Skipped("it would merge a pull request"),
+        "argocd-update" => InDryRun::Skipped("it would sync Argo CD Applications"),
+        "argocd-wait" | "rollout-wait" => {
+            InDryRun::Skipped("it waits for the cluster to take a change a dry run does not make")
+        }
+        "http" => InDryRun::Skipped("an HTTP request may change something outside barge"),
+        _ => InDryRun::Runs,
+    }
+}
+
 pub fn lookup(name: &str) -> Option<StepFn> {
     REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
