@@ -1650,6 +1650,7 @@ fn watchers_that_do_not_read_never_hold_up_a_promotion() {
     let qa = promote_rest(&daemon, "qa", &fx.alias);
     daemon.await_promotion(&qa, "Succeeded");
     drop(stalled);
+}
 
 /// A dry run's Stage `{STAGE}`: it edits its overlay in the config repository at
 /// `https://git.example.com/acme/config.git`, then calls `{HOOK}`.
