@@ -244,6 +244,15 @@ async fn arrive(c: &Client, want: &str) {
     }
 }
 
+/// Waits until the page's script has its watch open (`#live[data-watching]`).
+async fn wait_live(c: &Client) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find(Locator::Css("#live[data-watching='yes']")).await.is_err() {
+        assert!(Instant::now() < deadline, "the page never opened its watch");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Reloads until the page's text contains `needle` (the page has no live update then).
 async fn reload_until(c: &Client, needle: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -364,7 +373,12 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     );
     accessible(c).await;
 
-    // A new tag: dev's Freight changes (the page is reloaded: no live watch yet).
+    // A new tag: dev's Freight changes live, through the API's watch, without a reload (the
+    // marker set on this page's window survives only if the page is not loaded again).
+    wait_live(c).await;
+    c.execute("window.notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
     fx.reg
         .push_image("acme/app", "1.1.0", "2026-01-02T00:00:00Z", "amd64")
         .await;
@@ -384,7 +398,14 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    reload_until(c, &format!("Freight: {second}"), Duration::from_secs(20)).await;
+    let dev = "article.node.stage[aria-label='Stage dev']";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text(c, dev).await.contains(&format!("Freight: {second}")) {
+        assert!(Instant::now() < deadline, "dev never showed {second} live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(same_page, Value::Bool(true), "updated without a reload");
     wait_for("1.1.0 in staging", Duration::from_secs(30), || {
         fx.current("staging").as_deref() == Some(&second)
     });
@@ -444,6 +465,8 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .await
         .unwrap();
     arrive(c, &format!("Promote {second} to prod?")).await;
+    let diff = text(c, ".preview pre.diff").await;
+    assert!(diff.contains("+    newTag: 1.1.0"), "the dry run's diff: {diff}");
     accessible(c).await;
     c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
         .await

@@ -173,6 +173,9 @@ pub(crate) struct Api {
     access: Arc<Access>,
     pub(crate) client_timeout: Duration,
     pub(crate) watch: crate::rest::WatchTiming,
+    /// The web UI's sign-in sessions (a GET of the REST API may present one instead of a
+    /// bearer token: the UI's live updates watch through it).
+    pub(crate) sessions: Arc<crate::ui::Sessions>,
 }
 
 impl Api {
@@ -195,6 +198,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
             access: Arc::new(access),
             client_timeout: limits.client_timeout,
             watch: limits.watch,
+            sessions: Arc::default(),
         })
         .merge(crate::webhook::routes(shared_for_hooks, limits.client_timeout))
 }

@@ -173,6 +173,12 @@ pub(super) async fn confirm(
         },
         _ => None,
     };
+    // The diff each push would land, from the engine's dry run (as the viewer: one who may
+    // not promote sees why there is no preview instead).
+    let preview = match (verb, name, &blocked) {
+        (Verb::Promote, Some(n), None) => Some(dry_run(&api, &v, &project, &stage, n).await),
+        _ => None,
+    };
     let csrf = v.csrf.clone().unwrap_or_default();
     let denied = v.denied(verb.action(), &project, Some(&stage));
     let approve_denied = v.denied(Action::Approve, &project, Some(&stage));
@@ -191,6 +197,7 @@ pub(super) async fn confirm(
                 p.muted { "Then come back to promote it." }
             }
         } @else {
+            @if let Some(preview) = &preview { (preview) }
             form method="post" action={ (here) "/" (verb_path(verb)) } {
                 input type="hidden" name="csrf" value=(csrf);
                 @if let Some(n) = name { input type="hidden" name="freight" value=(n); }
@@ -201,6 +208,38 @@ pub(super) async fn confirm(
         }
     };
     page(Some(&v), &title, body)
+}
+
+/// The promotion's dry run as the confirmation shows it: each push's files and diff, the steps
+/// that ran without their effect, or why there is no preview.
+async fn dry_run(api: &Api, v: &Viewer, project: &str, stage: &str, freight: &str) -> Markup {
+    let call = Call::PromoteDryRun {
+        project: Some(project.into()),
+        stage: stage.into(),
+        freight: freight.into(),
+        actor: String::new(),
+        override_reason: None,
+    };
+    let plan = match v.ask(api, call).await {
+        Ok(Answer::PromotionPlan(plan)) => plan,
+        Ok(_) => return html! { p.muted { "No preview: the engine answered something else." } },
+        Err(e) => return html! { section.preview { h2 { "What would change" } p.muted { "No preview: " (e) } } },
+    };
+    html! {
+        section.preview aria-labelledby="preview" {
+            h2 #preview { "What would change" }
+            p { "A dry run of this promotion: " (super::status(&plan.phase.to_string())) @if !plan.message.is_empty() { " " (plan.message) } }
+            @if plan.pushes.is_empty() { p { "It pushes nothing." } }
+            @for push in &plan.pushes {
+                h3 { "Push to " (push.repo_url) " branch " (push.branch) }
+                p.muted { (push.files.join(", ")) }
+                pre.diff { (push.diff) }
+            }
+            @if !plan.skipped_steps.is_empty() {
+                p.muted { "Not run in the preview: " @for s in &plan.skipped_steps { (s.step) " (" (s.uses) "): " (s.reason) "; " } }
+            }
+        }
+    }
 }
 
 fn verb_path(verb: Verb) -> &'static str {

@@ -12,7 +12,6 @@ mod pages;
 mod session;
 
 use crate::api::{self, Api};
-use axum::Extension;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -21,8 +20,7 @@ use axum::routing::{get, post};
 use barge_core::authz::{self, Action, Principal};
 use barge_engine::{Answer, EngineError, ops::Call};
 use maud::{DOCTYPE, Markup, html};
-use session::Sessions;
-use std::sync::Arc;
+pub(crate) use session::Sessions;
 
 /// The largest form the UI takes: a pasted token or a CSRF token and a few names.
 const MAX_FORM: usize = 16 * 1024;
@@ -51,7 +49,30 @@ pub(crate) fn routes() -> axum::Router<Api> {
             "/projects/{project}/promotions/{name}/abort",
             get(actions::confirm_abort).post(actions::abort),
         )
-        .layer(Extension(Arc::new(Sessions::default())))
+}
+
+/// The principal of a request's UI session, when it has no bearer token but a live session
+/// (`None` then, and without a session); a session whose token no longer authenticates
+/// ends, and the request is refused as the token would be.
+pub(crate) async fn session_principal(api: &Api, headers: &HeaderMap) -> Result<Option<Principal>, api::Refusal> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Ok(None);
+    }
+    let Some(id) = session::id_from(headers) else {
+        return Ok(None);
+    };
+    let Some((token, _)) = api.sessions.get(&id) else {
+        return Ok(None);
+    };
+    match authenticate(api, &token).await {
+        Ok(principal) => Ok(Some(principal)),
+        Err(refusal) => {
+            if refusal.status == StatusCode::UNAUTHORIZED {
+                api.sessions.end(&id);
+            }
+            Err(refusal)
+        }
+    }
 }
 
 async fn asset(body: &'static str, kind: &'static str) -> Response {
@@ -94,7 +115,7 @@ impl FromRequestParts<Api> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Viewer, Response> {
-        let sessions = sessions(parts);
+        let sessions = &api.sessions;
         let session = session::id_from(&parts.headers).and_then(|id| sessions.get(&id).map(|s| (id, s)));
         let Some((id, (token, csrf))) = session else {
             // Without a session only a server that lets requests without a token read shows
@@ -120,10 +141,6 @@ impl FromRequestParts<Api> for Viewer {
             Err(refusal) => Err(page_error(refusal.status, &refusal.message)),
         }
     }
-}
-
-fn sessions(parts: &Parts) -> Arc<Sessions> {
-    parts.extensions.get::<Arc<Sessions>>().cloned().unwrap_or_default()
 }
 
 /// Authenticates a token as the API does (the same 401 audit when it is not valid).
@@ -321,10 +338,10 @@ struct SignIn {
 
 async fn sign_in(
     axum::extract::State(api): axum::extract::State<Api>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let sessions = &api.sessions;
     // No session yet, so no CSRF token: the Origin check guards against a forged sign-in.
     let form: SignIn = match form(&api, &headers, None, body).await {
         Ok(f) => f,
@@ -354,10 +371,10 @@ struct CsrfOnly {
 
 async fn sign_out(
     axum::extract::State(api): axum::extract::State<Api>,
-    Extension(sessions): Extension<Arc<Sessions>>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Response {
+    let sessions = &api.sessions;
     let Some(id) = session::id_from(&headers) else {
         return redirect("/sign-in");
     };
