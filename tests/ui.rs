@@ -446,6 +446,23 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
             .is_none_or(|h| h.is_empty())
     );
 
+    // The session cookie reads the REST API (the page's watch uses it) but changes nothing:
+    // a change needs the bearer token.
+    let api_get = c
+        .execute("return fetch('/api/v1/projects/shop/stages').then(r => r.status)", vec![])
+        .await
+        .unwrap();
+    assert_eq!(api_get, 200);
+    let api_post = c
+        .execute(
+            "return fetch('/api/v1/call', {method: 'POST', headers: {'Content-Type': 'application/json'}, \
+               body: JSON.stringify({op: 'hold', project: 'shop', stage: 'prod'})}).then(r => r.status)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(api_post, 401);
+
     // Promote 1.1.0 to prod through the confirmation.
     c.goto(&format!("{base}/projects/shop/stages/prod")).await.unwrap();
     let prod_freight = fx.json(&["get", "freight", &second])["metadata"]["name"]
