@@ -449,7 +449,10 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     // The session cookie reads the REST API (the page's watch uses it) but changes nothing:
     // a change needs the bearer token.
     let api_get = c
-        .execute("return fetch('/api/v1/projects/shop/stages').then(r => r.status)", vec![])
+        .execute(
+            "return fetch('/api/v1/projects/shop/stages').then(r => r.status)",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(api_get, 200);
