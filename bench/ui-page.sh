@@ -31,7 +31,7 @@ YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 registry_pid=$!
 serve_pid=
-trap 'kill $registry_pid $serve_pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $registry_pid $serve_pid 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
 for i in $(seq 10); do
   python3 scripts/push-demo-images.py "127.0.0.1:$port" "bench/app-$i" 1.0.0 >/dev/null
