@@ -325,6 +325,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .click()
         .await
         .unwrap();
+    arrive(c, "Projects").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
