@@ -173,6 +173,16 @@ pub(crate) struct Api {
     access: Arc<Access>,
     pub(crate) client_timeout: Duration,
     pub(crate) watch: crate::rest::WatchTiming,
+    /// The web UI's sign-in sessions (a GET of the REST API may present one instead of a
+    /// bearer token: the UI's live updates watch through it).
+    pub(crate) sessions: Arc<crate::ui::Sessions>,
+}
+
+impl Api {
+    /// Who a request without a token is, when the server lets such requests read.
+    pub(crate) fn anonymous(&self) -> Option<&Principal> {
+        self.access.anonymous.as_ref()
+    }
 }
 
 fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
@@ -183,11 +193,13 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
         .route("/api/v1/call", post(call))
         .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::rest::routes())
+        .merge(crate::ui::routes())
         .with_state(Api {
             shared,
             access: Arc::new(access),
             client_timeout: limits.client_timeout,
             watch: limits.watch,
+            sessions: Arc::default(),
         })
         .merge(crate::metrics::count_deliveries(
             crate::webhook::routes(shared_for_hooks.clone(), limits.client_timeout),
@@ -294,7 +306,7 @@ async fn linger(mut stream: TcpStream) {
 }
 
 /// Compares in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -13,4 +13,5 @@ pub mod metrics;
 mod replicas;
 mod rest;
 pub mod serve;
+mod ui;
 pub mod webhook;

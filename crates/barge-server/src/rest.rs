@@ -213,13 +213,20 @@ impl IntoResponse for Problem {
 
 type Answered = Result<Response, Problem>;
 
-/// Who calls: the principal of the request's bearer token (or the anonymous viewer).
+/// Who calls: the principal of the request's bearer token (or the anonymous viewer). A GET
+/// without one may present the web UI's session cookie instead (its live updates watch
+/// through it); a change always needs the bearer token, so the cookie is no CSRF risk here.
 struct Caller(Principal);
 
 impl FromRequestParts<Api> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Caller, Problem> {
+        if parts.method == Method::GET
+            && let Some(principal) = crate::ui::session_principal(api, &parts.headers).await?
+        {
+            return Ok(Caller(principal));
+        }
         Ok(Caller(api::authenticate(api, &parts.headers).await?))
     }
 }

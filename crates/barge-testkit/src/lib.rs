@@ -14,6 +14,7 @@
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod fixtures;
 pub mod git;
 pub mod github;
