@@ -6,7 +6,8 @@
 //! redacts it (known secret values and URL userinfo out of every free-text field), logs it
 //! with `tracing` (structured fields), appends its audit row (unless the store already wrote
 //! it in the transaction that made the change, [`Event::audited_in_store`]) and hands it to
-//! the metrics hooks. Callers never log or audit a domain event themselves, so there is one
+//! the metrics hooks, and writes the notifications its definitions' EventRouters ask for
+//! into the store's outbox (`crate::notify`). Callers never log or audit a domain event themselves, so there is one
 //! place where redaction happens and one place a metric can count from.
 //!
 //! [`Event::kargo_reason`] names the event as Kargo does where Kargo has the event
@@ -727,6 +728,8 @@ struct Inner {
     store: Option<Store>,
     redactor: Redactor,
     metrics: Vec<Arc<dyn MetricsHook>>,
+    /// The definitions whose EventRouters route events into the outbox; none routes nothing.
+    definitions: Option<tokio::sync::watch::Receiver<Arc<barge_core::load::Catalog>>>,
 }
 
 impl EventSink {
@@ -738,13 +741,16 @@ impl EventSink {
                 store,
                 redactor: Redactor { secrets },
                 metrics: Vec::new(),
+                definitions: None,
             }),
         }
     }
 
     /// The sink of a process that runs promotions with `engine`.
     pub fn for_engine(store: Store, engine: &barge_promote::Engine) -> EventSink {
-        EventSink::new(Some(store), engine.secret_values())
+        let mut sink = EventSink::new(Some(store), engine.secret_values());
+        Arc::make_mut(&mut sink.inner).definitions = Some(engine.definitions.clone());
+        sink
     }
 
     /// Adds a metrics hook.
@@ -772,6 +778,16 @@ impl EventSink {
         }
         for hook in &self.inner.metrics {
             hook.record(&event);
+        }
+        if let (Some(store), Some(definitions)) = (&self.inner.store, &self.inner.definitions) {
+            let catalog = definitions.borrow().clone();
+            if let Err(e) = crate::notify::route_into_outbox(store, &catalog, &event).await {
+                tracing::error!(
+                    event = event.name(),
+                    project = event.project(),
+                    "cannot queue notifications: {e}"
+                );
+            }
         }
         audited
     }

@@ -13,6 +13,7 @@ pub mod discover;
 pub mod error;
 pub mod events;
 pub mod format;
+pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod memory;
+mod notify;
 mod rest;
 pub mod serve;
 pub mod webhook;

@@ -202,7 +202,7 @@ pub async fn start(
     serve(opts, catalog, store, engine).await
 }
 
-pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: Engine) -> anyhow::Result<bool> {
+pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, mut engine: Engine) -> anyhow::Result<bool> {
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
     // redacted.
     let source = opts
@@ -213,6 +213,9 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
         .join(" ");
     catalog.compact();
     let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
+    // send-message and the events sink's EventRouters read the running definitions.
+    let catalog = watch::Sender::new(Arc::new(catalog));
+    engine.definitions = catalog.subscribe();
     let events = EventSink::for_engine(store.clone(), &engine);
     if recorded {
         let _ = events.emit(Event::DefinitionsReloaded { source: source.clone() }).await;
@@ -220,7 +223,7 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     let shared = Arc::new(Shared {
         store: store.clone(),
         events,
-        catalog: watch::Sender::new(Arc::new(catalog)),
+        catalog,
         refresh: Mutex::new(HashSet::new()),
         health: Mutex::new(pipeline::HealthMap::new()),
         synced_apps: Mutex::new(HashMap::new()),
@@ -258,6 +261,12 @@ pub async fn serve(opts: Options, mut catalog: Catalog, store: Store, engine: En
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
     }
+    background.spawn(crate::notify::deliver_notifications(
+        shared.clone(),
+        engine.clone(),
+        opts.replica_id.clone(),
+        stop.clone(),
+    ));
     let mut tally = Tally::default();
     if opts.once {
         tally.failures = discovery.every_warehouse_once().await;

@@ -143,9 +143,11 @@ macro_rules! audit_columns {
     };
 }
 
+mod outbox;
 mod stages;
 mod tokens;
 mod verifications;
+pub use outbox::{Attempt, NewNotification, Notification};
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 pub use tokens::{NewToken, StoredToken};
 pub use verifications::Verification;

@@ -61,6 +61,7 @@ pub fn engine(root: &Path, rewrites: Vec<Rewrite>) -> Engine {
         retry_backoff: Duration::from_millis(10),
         slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
         kube: std::sync::Arc::new(barge_kube::Clusters::new(None)),
+        definitions: barge_promote::definitions(Default::default()),
     }
 }
 
