@@ -209,22 +209,26 @@ impl Delivery {
             serde_json::from_value::<Message>(n.message.clone()),
         ) {
             // A channel missing or without its secret may be fixed by a reload: retried.
-            (Err(e), _) => Err((true, e.to_string())),
-            (_, Err(e)) => Err((false, format!("the stored message cannot be read: {e}"))),
+            (Err(e), _) => Err((true, e.to_string(), None)),
+            (_, Err(e)) => Err((false, format!("the stored message cannot be read: {e}"), None)),
             (Ok(to), Ok(message)) => barge_promote::notify::send(http, &to, &n.id, &message)
                 .await
-                .map_err(|e| (RetryPolicy::retries(e.class), e.message)),
+                .map_err(|e| (RetryPolicy::retries(e.class), e.message, e.retry_after)),
         };
         let now = crate::discover::now_millis();
         let attempt = n.attempts as usize + 1;
         let outcome = match &sent {
             Ok(()) => Attempt::Delivered,
-            Err((retryable, error)) => {
-                // The wait before attempt `attempt + 1`, seeded by the row so replicas agree.
+            Err((retryable, error, retry_after)) => {
+                // The wait before attempt `attempt + 1` (a server's Retry-After replaces it),
+                // seeded by the row so replicas agree.
                 let seed =
                     n.id.bytes()
                         .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
-                match self.policy.delays(seed).nth(attempt - 1) {
+                match self
+                    .policy
+                    .wait(self.policy.delays(seed).nth(attempt - 1), *retry_after)
+                {
                     Some(wait) if *retryable => Attempt::RetryAt {
                         error,
                         at: now + wait.as_millis() as i64,

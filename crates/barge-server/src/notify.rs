@@ -1,6 +1,7 @@
 //! The daemon's notification delivery task: it sends what the notification outbox holds
-//! (barge_engine::notify) with the running definitions' channels, every second and right
-//! after a round that found work, until the daemon stops. It shares nothing with the other
+//! (barge_engine::notify) with the running definitions' channels: right after a round that
+//! found work, when the next retry falls due, and at least every second (rows other
+//! processes queued), until the daemon stops. It shares nothing with the other
 //! tasks but the store, so a dead channel slows no promotion.
 
 use crate::serve::Shared;
@@ -33,8 +34,14 @@ pub(crate) async fn deliver_notifications(
         if claimed > 0 && !*stop.borrow() {
             continue;
         }
+        // A retry falls due at the time its backoff set, not at the next idle look.
+        let now = barge_engine::discover::now_millis();
+        let wait = match shared.store.next_notification_due().await {
+            Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now).max(0) as u64).min(IDLE),
+            _ => IDLE,
+        };
         tokio::select! {
-            () = tokio::time::sleep(IDLE) => {}
+            () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|stopping| *stopping) => return,
         }
     }

@@ -174,6 +174,14 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// When the next pending notification is due (none pending: none).
+    pub async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(next_attempt_at) AS due FROM notifications WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("due")?)
+    }
+
     /// Notifications of a project (all projects when empty), newest first.
     pub async fn list_notifications(&self, project: Option<&str>, limit: i64) -> Result<Vec<Notification>, StoreError> {
         let rows = sqlx::query(concat!(
