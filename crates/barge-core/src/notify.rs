@@ -98,6 +98,9 @@ pub struct Message {
     /// A Slack channel other than the webhook's own (the step's `slack.channelID`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack_channel: Option<String>,
+    /// The Slack thread to reply in (the step's `slack.threadTS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_thread: Option<String>,
     /// Recipients other than the channel's (the step's `smtp.to`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<String>,
@@ -412,6 +415,9 @@ pub fn slack_body(message: &Message, channel: Option<&str>) -> Result<Value, Str
     };
     if let Some(c) = message.slack_channel.as_deref().or(channel) {
         body["channel"] = json!(c);
+    }
+    if let Some(ts) = &message.slack_thread {
+        body["thread_ts"] = json!(ts);
     }
     Ok(body)
 }

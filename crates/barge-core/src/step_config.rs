@@ -786,6 +786,9 @@ step_config!(
         /// The Slack channel, instead of the webhook's own.
         #[serde(rename = "channelID")]
         channel_id: String,
+        /// Reply in this thread (Slack's `thread_ts`); empty: a new message.
+        #[serde(rename = "threadTS")]
+        thread_ts: String,
     }
 );
 

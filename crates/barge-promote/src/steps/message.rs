@@ -35,6 +35,7 @@ pub(super) fn send_message<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a,
             encoding: Some(c.encoding_type).filter(|e| !e.is_empty()),
             subject: Some(redact(&subject)),
             slack_channel: Some(c.slack.channel_id).filter(|s| !s.is_empty()),
+            slack_thread: Some(c.slack.thread_ts).filter(|s| !s.is_empty()),
             to: c.smtp.to.to_vec(),
             event: None,
         };
