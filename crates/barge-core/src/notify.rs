@@ -129,7 +129,7 @@ pub fn route(catalog: &Catalog, event: &EventData, now: &str) -> Vec<Routed> {
             continue;
         };
         let Some(spec) = &router.spec else { continue };
-        if !spec.types.iter().any(|t| *t == event.kind) || !selects(router, &event.stage, &labels) {
+        if !spec.types.contains(&event.kind) || !selects(router, &event.stage, &labels) {
             continue;
         }
         let message = render_message(spec.message.as_deref(), spec.subject.as_deref(), event, now);

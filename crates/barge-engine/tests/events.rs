@@ -107,6 +107,7 @@ fn engine(dir: &std::path::Path, git_port: u16) -> barge_promote::Engine {
         retry_backoff: Duration::from_millis(10),
         slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
         kube: Arc::new(barge_kube::Clusters::new(None)),
+        definitions: barge_promote::definitions(Default::default()),
     }
 }
 
