@@ -100,7 +100,7 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
     BTreeMap::from([
         // Seven pkg/server/testdata Stages in Kargo's pre-v0.6 schema.
         ("01-akuity-kargo", vec![("old-kargo-schema", 7)]),
-        // Enterprise/custom steps (jira, gha-*, snow-*, tf-*, send-message, and custom ones
+        // Enterprise/custom steps (jira, gha-*, snow-*, tf-*, and custom ones
         // like kyverno-policy-check), NewestCommit, `args` set twice on one Stage, and a Helm
         // chart's templates. (response-time's `{{args.namespace}}` is declared by the other
         // templates its Stages verify with: fine.)
@@ -111,7 +111,7 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
                 ("invalid-strategy", 1),
                 ("not-yaml", 3),
                 ("unknown-step", 19),
-                ("unsupported-step", 44),
+                ("unsupported-step", 42),
             ],
         ),
         // conftest / extract-images are undeclared; trivy-image is a CustomPromotionStep.

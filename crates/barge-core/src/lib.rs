@@ -23,6 +23,7 @@ pub mod glob;
 pub mod health;
 pub mod load;
 pub mod model;
+pub mod notify;
 pub mod plan;
 pub mod promotion;
 pub mod retry;

@@ -367,6 +367,11 @@ impl Catalog {
             Kind::ClusterPromotionTask => typed(&resource, json, &mut self.diagnostics).map(Body::ClusterPromotionTask),
             Kind::Freight => typed(&resource, json, &mut self.diagnostics).map(Body::Freight),
             Kind::CustomPromotionStep => typed(&resource, json, &mut self.diagnostics).map(Body::CustomPromotionStep),
+            Kind::MessageChannel => typed(&resource, json, &mut self.diagnostics).map(Body::MessageChannel),
+            Kind::ClusterMessageChannel => {
+                typed(&resource, json, &mut self.diagnostics).map(Body::ClusterMessageChannel)
+            }
+            Kind::EventRouter => typed(&resource, json, &mut self.diagnostics).map(Body::EventRouter),
             Kind::AnalysisTemplate => typed(&resource, json, &mut self.diagnostics).map(Body::AnalysisTemplate),
             Kind::ClusterAnalysisTemplate => {
                 typed(&resource, json, &mut self.diagnostics).map(Body::ClusterAnalysisTemplate)

@@ -762,6 +762,72 @@ pub fn unsupported_options(uses: &str) -> &'static [UnsupportedOption] {
     }
 }
 
+step_config!(
+    /// send-message (Kargo Enterprise's): a message through a MessageChannel or
+    /// ClusterMessageChannel (docs/reference/notifications.md).
+    SendMessage {
+        /// The channel: `{kind: MessageChannel|ClusterMessageChannel, name}`.
+        channel: crate::model::notify::ChannelRef,
+        /// The message: text, or a document with `encodingType`.
+        message: String,
+        /// `json` or `yaml` when the message is a document (a Slack body with `blocks`);
+        /// empty for plain text.
+        encoding_type: String,
+        /// Slack options.
+        slack: SendMessageSlack,
+        /// Email options.
+        smtp: SendMessageSmtp,
+    }
+);
+
+step_config!(
+    /// send-message's `slack`.
+    SendMessageSlack {
+        /// The Slack channel, instead of the webhook's own.
+        #[serde(rename = "channelID")]
+        channel_id: String,
+        /// Reply in this thread (Slack's `thread_ts`); empty: a new message.
+        #[serde(rename = "threadTS")]
+        thread_ts: String,
+    }
+);
+
+step_config!(
+    /// send-message's `smtp`.
+    SendMessageSmtp {
+        /// Recipients, instead of the channel's (one address or a list).
+        to: StringOrList,
+        /// The subject (default: the promotion's project, Stage and Freight).
+        subject: String,
+    }
+);
+
+/// One string or a list of strings (Kargo documents `smtp.to` as a string).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrList {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Schema for StringOrList {
+    fn shape() -> Shape {
+        Shape::Scalar("string or list of strings")
+    }
+}
+
+impl StringOrList {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            StringOrList::None => Vec::new(),
+            StringOrList::One(s) => vec![s.clone()],
+            StringOrList::Many(v) => v.clone(),
+        }
+    }
+}
+
 /// Whether a step option's value asks for nothing (absent, null or `false`): an option barge
 /// cannot honour may hold it.
 pub fn asks_nothing(value: Option<&Value>) -> bool {
@@ -801,6 +867,7 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "set-metadata" => SetMetadata::shape(),
         "set-freight-alias" => SetFreightAlias::shape(),
         "fail" => Fail::shape(),
+        "send-message" => SendMessage::shape(),
         _ => return None,
     })
 }

@@ -34,6 +34,8 @@ pub const BUILTIN: &[&str] = &[
     "oci-push",
     // barge's own: waits for an Argo Rollouts Rollout (docs/reference/steps.md).
     "rollout-wait",
+    // Kargo Enterprise's; barge runs it with its notification channels.
+    "send-message",
     "set-freight-alias",
     "set-metadata",
     "tar",
@@ -52,7 +54,6 @@ pub const NOT_RUNNABLE: &[(&str, &str)] = &[];
 
 /// Steps that exist only in Kargo Enterprise (Kargo's `docs/enterprise-features.json`).
 pub const ENTERPRISE: &[&str] = &[
-    "send-message",
     "wait-for-approval",
     "get-user-input",
     "record-audit-event",

@@ -87,6 +87,9 @@ pub fn validate(catalog: &mut Catalog) {
                     cx.webhook_receivers(&spec.webhook_receivers);
                 }
             }
+            Some(Body::MessageChannel(c)) => cx.message_channel(c.spec.as_ref()),
+            Some(Body::ClusterMessageChannel(c)) => cx.message_channel(c.spec.as_ref()),
+            Some(Body::EventRouter(e)) => cx.event_router(e.spec.as_ref()),
             Some(Body::Freight(_) | Body::CustomPromotionStep(_) | Body::Pipeline(_)) | None => {}
         }
         if !r.legacy
@@ -1890,3 +1893,6 @@ fn is_rfc3339(s: &str) -> bool {
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;
+
+#[path = "validate_notify.rs"]
+mod notify;

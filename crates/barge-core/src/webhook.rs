@@ -329,7 +329,7 @@ fn authenticate(receiver: &Receiver, header: Headers<'_>, body: &[u8]) -> Result
     if ok { Ok(()) } else { Err(Refusal::Unauthorized) }
 }
 
-fn hmac_matches(secret: &[u8], body: &[u8], signature: &str, prefix: &str) -> bool {
+pub(crate) fn hmac_matches(secret: &[u8], body: &[u8], signature: &str, prefix: &str) -> bool {
     let Some(hex_sig) = signature.trim().strip_prefix(prefix) else {
         return false;
     };

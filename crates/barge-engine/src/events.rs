@@ -6,9 +6,10 @@
 //! redacts it (known secret values and URL userinfo out of every free-text field), logs it
 //! with `tracing` (structured fields), appends its audit row (unless the store already wrote
 //! it in the transaction that made the change, [`Event::audited_in_store`]) and hands it to
-//! the metrics hooks, then wakes the API's watches ([`EventSink::subscribe`]). Callers never
-//! log or audit a domain event themselves, so there is one place where redaction happens and
-//! one place a metric can count from.
+//! the metrics hooks, writes the notifications its definitions' EventRouters ask for into the
+//! store's outbox (`crate::notify`), then wakes the API's watches ([`EventSink::subscribe`]).
+//! Callers never log or audit a domain event themselves, so there is one place where redaction
+//! happens and one place a metric can count from.
 //!
 //! [`Event::kargo_reason`] names the event as Kargo does where Kargo has the event
 //! (`api/v1alpha1/event.go` in github.com/akuity/kargo: `PromotionCreated`,
@@ -728,6 +729,8 @@ struct Inner {
     store: Option<Store>,
     redactor: Redactor,
     metrics: Vec<Arc<dyn MetricsHook>>,
+    /// The definitions whose EventRouters route events into the outbox; none routes nothing.
+    definitions: Option<tokio::sync::watch::Receiver<Arc<barge_core::load::Catalog>>>,
     changed: Changed,
 }
 
@@ -756,13 +759,16 @@ impl EventSink {
                 redactor: Redactor { secrets },
                 metrics: Vec::new(),
                 changed: Changed::default(),
+                definitions: None,
             }),
         }
     }
 
     /// The sink of a process that runs promotions with `engine`.
     pub fn for_engine(store: Store, engine: &barge_promote::Engine) -> EventSink {
-        EventSink::new(Some(store), engine.secret_values())
+        let mut sink = EventSink::new(Some(store), engine.secret_values());
+        Arc::make_mut(&mut sink.inner).definitions = Some(engine.definitions.clone());
+        sink
     }
 
     /// Adds a metrics hook.
@@ -790,6 +796,16 @@ impl EventSink {
         }
         for hook in &self.inner.metrics {
             hook.record(&event);
+        }
+        if let (Some(store), Some(definitions)) = (&self.inner.store, &self.inner.definitions) {
+            let catalog = definitions.borrow().clone();
+            if let Err(e) = crate::notify::route_into_outbox(store, &catalog, &event).await {
+                tracing::error!(
+                    event = event.name(),
+                    project = event.project(),
+                    "cannot queue notifications: {e}"
+                );
+            }
         }
         // No receiver (no watch open) is not an error.
         let _ = self.inner.changed.0.send(());

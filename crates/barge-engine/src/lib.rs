@@ -14,6 +14,7 @@ pub mod dryrun;
 pub mod error;
 pub mod events;
 pub mod format;
+pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;

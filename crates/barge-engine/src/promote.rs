@@ -605,6 +605,8 @@ pub fn engine(
         slots: std::sync::Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
         wakeups: Default::default(),
         kube: std::sync::Arc::new(barge_kube::Clusters::new(None)),
+        // The CLI and the daemon hand in the definitions they load.
+        definitions: barge_promote::definitions(Default::default()),
     })
 }
 
@@ -688,7 +690,8 @@ pub struct Here<'a> {
 pub async fn run_here(catalog: &Catalog, here: Here<'_>, req: &Request<'_>) -> Result<PromotionReport, EngineError> {
     let store = Store::open(here.db).await?;
     let defined = crate::config::DefinedCredentials::of(catalog);
-    let engine = engine(here.work_dir, here.registry, here.file, false, &defined)?;
+    let mut engine = engine(here.work_dir, here.registry, here.file, false, &defined)?;
+    engine.definitions = barge_promote::definitions(catalog.clone());
     let events = EventSink::for_engine(store.clone(), &engine);
     let (p, outcome) = run(catalog, store, &events, engine, req).await?;
     Ok(PromotionReport::of(p, outcome))

@@ -108,6 +108,7 @@ fn engine(dir: &std::path::Path, git_port: u16) -> barge_promote::Engine {
         slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
         wakeups: Default::default(),
         kube: Arc::new(barge_kube::Clusters::new(None)),
+        definitions: barge_promote::definitions(Default::default()),
     }
 }
 

@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod notify;
 pub mod steps;
 pub mod wakeups;
 
@@ -209,6 +210,14 @@ pub struct Engine {
     /// Bounds the promotions running at once (Kargo: 4 per controller). More would only
     /// thrash the CPU with checkouts; fewer lets finished promotions' worktrees be reused.
     pub slots: Arc<tokio::sync::Semaphore>,
+    /// The definitions send-message finds its channels in: `barge serve` hands in its
+    /// reloaded ones, a CLI run the ones it loaded ([`definitions`]).
+    pub definitions: tokio::sync::watch::Receiver<Arc<barge_core::load::Catalog>>,
+}
+
+/// `definitions` fixed to `catalog` (a process that does not reload).
+pub fn definitions(catalog: barge_core::load::Catalog) -> tokio::sync::watch::Receiver<Arc<barge_core::load::Catalog>> {
+    tokio::sync::watch::channel(Arc::new(catalog)).1
 }
 
 /// The default number of promotions an engine runs at once.

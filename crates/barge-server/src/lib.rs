@@ -11,6 +11,7 @@ pub mod api;
 pub mod memory;
 pub mod metrics;
 mod replicas;
+mod notify;
 mod rest;
 pub mod serve;
 mod ui;

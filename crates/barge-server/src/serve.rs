@@ -218,7 +218,7 @@ pub async fn serve(
     opts: Options,
     mut catalog: Catalog,
     store: Store,
-    engine: Engine,
+    mut engine: Engine,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<bool> {
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
@@ -231,6 +231,9 @@ pub async fn serve(
         .join(" ");
     catalog.compact();
     let recorded = store.save_definitions(&source, &catalog.texts, now_millis()).await?;
+    // send-message and the events sink's EventRouters read the running definitions.
+    let catalog = watch::Sender::new(Arc::new(catalog));
+    engine.definitions = catalog.subscribe();
     let events = EventSink::for_engine(store.clone(), &engine).with_metrics(metrics.clone());
     let engine = Arc::new(engine);
     if recorded {
@@ -239,7 +242,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         store: store.clone(),
         events,
-        catalog: watch::Sender::new(Arc::new(catalog)),
+        catalog,
         refresh: Mutex::new(HashSet::new()),
         health: Mutex::new(pipeline::HealthMap::new()),
         synced_apps: Mutex::new(HashMap::new()),
@@ -283,6 +286,12 @@ pub async fn serve(
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
     }
+    background.spawn(crate::notify::deliver_notifications(
+        shared.clone(),
+        engine.clone(),
+        opts.replica_id.clone(),
+        stop.clone(),
+    ));
     let mut tally = Tally::default();
     if opts.once {
         tally.failures = discovery.every_warehouse_once().await;

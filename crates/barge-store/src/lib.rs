@@ -143,11 +143,13 @@ macro_rules! audit_columns {
     };
 }
 
+mod outbox;
 mod replicas;
 mod stages;
 mod tokens;
 mod verifications;
 mod work;
+pub use outbox::{Attempt, NewNotification, Notification};
 pub use replicas::{DiscoveryClaim, Replica};
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
 pub use tokens::{NewToken, StoredToken};

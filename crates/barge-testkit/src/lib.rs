@@ -9,6 +9,8 @@
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
 //! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
 //! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
+//! - [`notify`]: receivers for notifications: an HTTP receiver (Slack/generic webhooks) and
+//!   an SMTP server (aiosmtpd).
 //! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
@@ -19,6 +21,7 @@ pub mod fixtures;
 pub mod git;
 pub mod github;
 pub mod kube;
+pub mod notify;
 pub mod postgres;
 pub mod prometheus;
 pub mod registry;

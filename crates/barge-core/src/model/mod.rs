@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod kargo;
+pub mod notify;
 pub mod pipeline;
 
 use crate::schema::Schema;
@@ -82,6 +83,9 @@ pub enum Kind {
     ClusterPromotionTask,
     Freight,
     CustomPromotionStep,
+    MessageChannel,
+    ClusterMessageChannel,
+    EventRouter,
     AnalysisTemplate,
     ClusterAnalysisTemplate,
     Pipeline,
@@ -103,6 +107,9 @@ impl Kind {
         Kind::ClusterPromotionTask,
         Kind::Freight,
         Kind::CustomPromotionStep,
+        Kind::MessageChannel,
+        Kind::ClusterMessageChannel,
+        Kind::EventRouter,
         Kind::AnalysisTemplate,
         Kind::ClusterAnalysisTemplate,
         Kind::Pipeline,
@@ -119,6 +126,9 @@ impl Kind {
             Kind::ClusterPromotionTask => "ClusterPromotionTask",
             Kind::Freight => "Freight",
             Kind::CustomPromotionStep => "CustomPromotionStep",
+            Kind::MessageChannel => "MessageChannel",
+            Kind::ClusterMessageChannel => "ClusterMessageChannel",
+            Kind::EventRouter => "EventRouter",
             Kind::AnalysisTemplate => "AnalysisTemplate",
             Kind::ClusterAnalysisTemplate => "ClusterAnalysisTemplate",
             Kind::Pipeline => "Pipeline",
@@ -128,7 +138,9 @@ impl Kind {
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::AnalysisTemplate | Kind::ClusterAnalysisTemplate => ROLLOUTS_API,
-            Kind::CustomPromotionStep => KARGO_EE_API,
+            Kind::CustomPromotionStep | Kind::MessageChannel | Kind::ClusterMessageChannel | Kind::EventRouter => {
+                KARGO_EE_API
+            }
             Kind::Pipeline => BARGE_API,
             _ => KARGO_API,
         }
@@ -142,7 +154,11 @@ impl Kind {
     pub fn cluster_scoped(self) -> bool {
         matches!(
             self,
-            Kind::Project | Kind::ClusterConfig | Kind::ClusterPromotionTask | Kind::ClusterAnalysisTemplate
+            Kind::Project
+                | Kind::ClusterConfig
+                | Kind::ClusterPromotionTask
+                | Kind::ClusterAnalysisTemplate
+                | Kind::ClusterMessageChannel
         )
     }
 
@@ -159,6 +175,9 @@ impl Kind {
             Kind::ClusterPromotionTask => kargo::ClusterPromotionTask::shape(),
             Kind::Freight => kargo::Freight::shape(),
             Kind::CustomPromotionStep => kargo::CustomPromotionStep::shape(),
+            Kind::MessageChannel => notify::MessageChannel::shape(),
+            Kind::ClusterMessageChannel => notify::ClusterMessageChannel::shape(),
+            Kind::EventRouter => notify::EventRouter::shape(),
             Kind::AnalysisTemplate => analysis::AnalysisTemplate::shape(),
             Kind::ClusterAnalysisTemplate => analysis::ClusterAnalysisTemplate::shape(),
             Kind::Pipeline => pipeline::Pipeline::shape(),
@@ -189,6 +208,9 @@ pub enum Body {
     ClusterPromotionTask(kargo::ClusterPromotionTask),
     Freight(kargo::Freight),
     CustomPromotionStep(kargo::CustomPromotionStep),
+    MessageChannel(notify::MessageChannel),
+    ClusterMessageChannel(notify::ClusterMessageChannel),
+    EventRouter(notify::EventRouter),
     AnalysisTemplate(analysis::AnalysisTemplate),
     ClusterAnalysisTemplate(analysis::ClusterAnalysisTemplate),
     Pipeline(pipeline::Pipeline),
@@ -208,6 +230,9 @@ impl Body {
             Body::ClusterPromotionTask(x) => serde_json::to_value(x),
             Body::Freight(x) => serde_json::to_value(x),
             Body::CustomPromotionStep(x) => serde_json::to_value(x),
+            Body::MessageChannel(x) => serde_json::to_value(x),
+            Body::ClusterMessageChannel(x) => serde_json::to_value(x),
+            Body::EventRouter(x) => serde_json::to_value(x),
             Body::AnalysisTemplate(x) => serde_json::to_value(x),
             Body::ClusterAnalysisTemplate(x) => serde_json::to_value(x),
             Body::Pipeline(x) => serde_json::to_value(x),

@@ -11,6 +11,7 @@ mod files;
 mod git;
 mod github;
 mod http;
+mod message;
 mod meta;
 mod oci;
 mod pr;
@@ -126,6 +127,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("oci-download", oci::oci_download),
     ("oci-push", oci::oci_push),
     ("rollout-wait", cluster::rollout_wait),
+    ("send-message", message::send_message),
     ("set-freight-alias", meta::set_freight_alias),
     ("set-metadata", meta::set_metadata),
     ("tar", archive::tar),

@@ -62,6 +62,7 @@ pub fn engine(root: &Path, rewrites: Vec<Rewrite>) -> Engine {
         slots: Arc::new(tokio::sync::Semaphore::new(barge_promote::DEFAULT_SLOTS)),
         wakeups: Default::default(),
         kube: std::sync::Arc::new(barge_kube::Clusters::new(None)),
+        definitions: barge_promote::definitions(Default::default()),
     }
 }
 

@@ -1,0 +1,270 @@
+//! Outbound notifications: the events sink's hook that writes what EventRouters ask for into
+//! the store's outbox ([`route_into_outbox`]), and one delivery round over the outbox
+//! ([`Delivery::deliver_due`]) that `barge serve`'s delivery task runs.
+//!
+//! Delivery is at least once: a row is marked after its send, so a process that dies between
+//! the two sends it again once its lease runs out (receivers can drop repeats by the
+//! notification's id: the `X-Barge-Delivery` header, the `id` field, the email's Message-ID).
+//! A channel that fails is tried again with the one retry policy's backoff, stored in the row
+//! (`next_attempt_at`), so waiting costs no task; sends run concurrently and each within
+//! `barge_promote::notify::SEND_TIMEOUT`, so a dead channel delays only its own messages and
+//! never a promotion (the sink only writes rows).
+
+use crate::events::Event;
+use barge_core::load::Catalog;
+use barge_core::notify::{EventData, Message};
+use barge_core::retry::RetryPolicy;
+use barge_core::webhook::Secrets;
+use barge_store::{Attempt, NewNotification, Notification, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The event type routers name for `event`: Kargo's reason, or barge's for holds and window
+/// overrides (`barge_core::notify::EVENT_TYPES`).
+pub fn event_type(event: &Event) -> Option<&'static str> {
+    event.kargo_reason().or(match event {
+        Event::StageHeld { .. } => Some("StageHeld"),
+        Event::StageReleased { .. } => Some("StageReleased"),
+        Event::WindowOverridden { .. } => Some("PromotionWindowOverridden"),
+        _ => None,
+    })
+}
+
+/// What routers and templates see of `event` (already redacted by the sink).
+pub fn event_data(event: &Event) -> Option<EventData> {
+    let kind = event_type(event)?.to_string();
+    let mut d = EventData {
+        kind,
+        project: event.project().to_string(),
+        ..Default::default()
+    };
+    match event {
+        Event::FreightMinted { freight, .. } => d.freight.clone_from(freight),
+        Event::FreightApproved {
+            stage, freight, actor, ..
+        } => {
+            d.stage.clone_from(stage);
+            d.freight.clone_from(freight);
+            d.actor.clone_from(actor);
+        }
+        Event::PromotionCreated(p) => promotion(&mut d, p),
+        Event::PromotionFinished {
+            promotion: p, message, ..
+        } => {
+            promotion(&mut d, p);
+            d.message.clone_from(message);
+        }
+        Event::PromotionAborted { promotion: p, by } => {
+            promotion(&mut d, p);
+            d.actor.clone_from(by);
+        }
+        Event::VerificationFinished {
+            verification: v,
+            message,
+            actor,
+            ..
+        } => {
+            d.stage.clone_from(&v.stage);
+            d.freight.clone_from(&v.freight);
+            d.actor.clone_from(actor);
+            d.message.clone_from(message);
+        }
+        Event::StageHeld {
+            stage, freight, actor, ..
+        } => {
+            d.stage.clone_from(stage);
+            d.freight.clone_from(freight);
+            d.actor.clone_from(actor);
+        }
+        Event::StageReleased { stage, actor, .. } => {
+            d.stage.clone_from(stage);
+            d.actor.clone_from(actor);
+        }
+        Event::WindowOverridden {
+            stage,
+            freight,
+            actor,
+            reason,
+            ..
+        } => {
+            d.stage.clone_from(stage);
+            d.freight.clone_from(freight);
+            d.actor.clone_from(actor);
+            d.message.clone_from(reason);
+        }
+        _ => {}
+    }
+    Some(d)
+}
+
+fn promotion(d: &mut EventData, p: &crate::events::PromotionRef) {
+    d.stage.clone_from(&p.stage);
+    d.freight.clone_from(&p.freight);
+    d.promotion.clone_from(&p.name);
+    d.actor.clone_from(&p.actor);
+}
+
+/// Writes the notifications the definitions' EventRouters ask for `event` into the outbox.
+pub async fn route_into_outbox(store: &Store, catalog: &Catalog, event: &Event) -> Result<usize, StoreError> {
+    let Some(data) = event_data(event) else { return Ok(0) };
+    let now = chrono::Utc::now();
+    let rows: Vec<NewNotification> = barge_core::notify::route(catalog, &data, &now.to_rfc3339())
+        .into_iter()
+        .map(|r| NewNotification {
+            id: ulid::Ulid::generate().to_string().to_lowercase(),
+            project: data.project.clone(),
+            stage: data.stage.clone(),
+            event: data.kind.clone(),
+            router: r.router,
+            channel_kind: r.channel_kind,
+            channel: r.channel,
+            message: serde_json::to_value(&r.message).unwrap_or_default(),
+        })
+        .collect();
+    store.enqueue_notifications(&rows, now.timestamp_millis()).await?;
+    Ok(rows.len())
+}
+
+/// How the outbox is delivered.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The replica's id: its claims' owner.
+    pub owner: String,
+    /// Attempts and the waits between them (stored as each row's next due time).
+    pub policy: RetryPolicy,
+    /// How long a claim holds a row (longer than a send's timeout).
+    pub lease: Duration,
+    /// Rows claimed per round.
+    pub batch: i64,
+}
+
+impl Delivery {
+    /// Eight attempts over about four minutes (1 s doubling to at most 2 min, with jitter);
+    /// `BARGE_NOTIFY_RETRY_BASE` (a Go duration) changes the first wait.
+    pub fn new(owner: String) -> Delivery {
+        let base = std::env::var("BARGE_NOTIFY_RETRY_BASE")
+            .ok()
+            .and_then(|d| barge_core::duration::parse_go_duration(&d).ok())
+            .unwrap_or(Duration::from_secs(1));
+        Delivery {
+            owner,
+            policy: RetryPolicy {
+                max_attempts: 8,
+                base_delay: base,
+                max_delay: Duration::from_secs(120),
+                ..RetryPolicy::default()
+            },
+            lease: barge_promote::notify::SEND_TIMEOUT * 3,
+            batch: 32,
+        }
+    }
+
+    /// Claims the due notifications, sends them concurrently and records each attempt;
+    /// returns how many it claimed.
+    pub async fn deliver_due(
+        &self,
+        store: &Store,
+        http: &reqwest::Client,
+        catalog: &Arc<Catalog>,
+        secrets: &Arc<Secrets>,
+    ) -> Result<usize, StoreError> {
+        let now = crate::discover::now_millis();
+        let claimed = store
+            .claim_notifications(&self.owner, now + self.lease.as_millis() as i64, now, self.batch)
+            .await?;
+        let count = claimed.len();
+        let mut sends = tokio::task::JoinSet::new();
+        for n in claimed {
+            let (store, http, catalog, secrets, this) = (
+                store.clone(),
+                http.clone(),
+                catalog.clone(),
+                secrets.clone(),
+                self.clone(),
+            );
+            sends.spawn(async move { this.deliver_one(&store, &http, &catalog, &secrets, n).await });
+        }
+        while let Some(done) = sends.join_next().await {
+            if let Ok(Err(e)) = done {
+                tracing::warn!("notification outbox: cannot record a delivery: {e}");
+            }
+        }
+        Ok(count)
+    }
+
+    async fn deliver_one(
+        &self,
+        store: &Store,
+        http: &reqwest::Client,
+        catalog: &Catalog,
+        secrets: &Secrets,
+        n: Notification,
+    ) -> Result<(), StoreError> {
+        let channel = barge_core::model::notify::ChannelRef {
+            kind: n.channel_kind.clone(),
+            name: n.channel.clone(),
+        };
+        let sent = match (
+            barge_core::notify::resolve(catalog, &n.project, &channel, secrets),
+            serde_json::from_value::<Message>(n.message.clone()),
+        ) {
+            // A channel missing or without its secret may be fixed by a reload: retried.
+            (Err(e), _) => Err((true, e.to_string(), None)),
+            (_, Err(e)) => Err((false, format!("the stored message cannot be read: {e}"), None)),
+            (Ok(to), Ok(message)) => barge_promote::notify::send(http, &to, &n.id, &message)
+                .await
+                .map_err(|e| (RetryPolicy::retries(e.class), e.message, e.retry_after)),
+        };
+        let now = crate::discover::now_millis();
+        let attempt = n.attempts as usize + 1;
+        let outcome = match &sent {
+            Ok(()) => Attempt::Delivered,
+            Err((retryable, error, retry_after)) => {
+                // The wait before attempt `attempt + 1` (a server's Retry-After replaces it),
+                // seeded by the row so replicas agree.
+                let seed =
+                    n.id.bytes()
+                        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                match self
+                    .policy
+                    .wait(self.policy.delays(seed).nth(attempt - 1), *retry_after)
+                {
+                    Some(wait) if *retryable => Attempt::RetryAt {
+                        error,
+                        at: now + wait.as_millis() as i64,
+                    },
+                    _ => Attempt::Failed { error },
+                }
+            }
+        };
+        match &outcome {
+            Attempt::Delivered => tracing::info!(
+                notification = n.id,
+                project = n.project,
+                channel = n.channel,
+                event = n.event,
+                attempt,
+                "notification delivered"
+            ),
+            Attempt::RetryAt { error, at } => tracing::warn!(
+                notification = n.id,
+                project = n.project,
+                channel = n.channel,
+                attempt,
+                retry_in_ms = at - now,
+                "notification not delivered, retrying: {error}"
+            ),
+            Attempt::Failed { error } => tracing::error!(
+                notification = n.id,
+                project = n.project,
+                channel = n.channel,
+                attempt,
+                "notification failed for good: {error}"
+            ),
+        }
+        store
+            .record_notification_attempt(&n.id, &self.owner, outcome, now)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! The notification outbox on SQLite and on a real PostgreSQL server: rows are claimed by one
+//! replica at a time (racing replicas never share a row), held by a lease that a dead
+//! replica's claim loses, and record every attempt.
+
+use barge_store::{Attempt, Backend, NewNotification, Store};
+use std::collections::HashSet;
+
+mod support;
+use support::url;
+
+fn row(i: usize) -> NewNotification {
+    NewNotification {
+        id: format!("n{i:03}"),
+        project: "demo".into(),
+        stage: "dev".into(),
+        event: "PromotionSucceeded".into(),
+        router: "r".into(),
+        channel_kind: "MessageChannel".into(),
+        channel: "team".into(),
+        message: serde_json::json!({"text": format!("message {i}")}),
+    }
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(barge_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name(barge_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+both!(
+    racing_replicas_claim_each_notification_once,
+    a_lease_that_ran_out_is_claimed_again_and_attempts_are_recorded,
+);
+
+async fn racing_replicas_claim_each_notification_once(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let u = url(b, &dir);
+    let first = Store::open(&u).await.unwrap();
+    let rows: Vec<NewNotification> = (0..40).map(row).collect();
+    first.enqueue_notifications(&rows, 1_000).await.unwrap();
+    let mut tasks = Vec::new();
+    for r in 0..4 {
+        let s = Store::open(&u).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = s
+                    .claim_notifications(&format!("replica-{r}"), 60_000, 2_000, 3)
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                mine.extend(claimed.into_iter().map(|n| n.id));
+            }
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in tasks {
+        for id in t.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(id.clone()), "{id} claimed twice");
+        }
+    }
+    assert_eq!((total, seen.len()), (40, 40));
+}
+
+async fn a_lease_that_ran_out_is_claimed_again_and_attempts_are_recorded(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    s.enqueue_notifications(&[row(1)], 1_000).await.unwrap();
+    // Not due before it was queued.
+    assert!(s.claim_notifications("a", 5_000, 999, 10).await.unwrap().is_empty());
+    let claimed = s.claim_notifications("a", 5_000, 1_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].message["text"], "message 1");
+    // Leased to "a": nobody else gets it until the lease runs out.
+    assert!(s.claim_notifications("b", 9_000, 4_000, 10).await.unwrap().is_empty());
+    // "a" died; "b" takes it after the lease, and "a"'s late record changes nothing.
+    assert_eq!(s.claim_notifications("b", 9_000, 5_001, 10).await.unwrap().len(), 1);
+    let late = Attempt::Delivered;
+    assert!(!s.record_notification_attempt("n001", "a", late, 5_100).await.unwrap());
+    let retry = Attempt::RetryAt {
+        error: "slack channel answered 503",
+        at: 7_000,
+    };
+    assert!(s.record_notification_attempt("n001", "b", retry, 5_200).await.unwrap());
+    assert_eq!(s.next_notification_due().await.unwrap(), Some(7_000));
+    assert!(s.claim_notifications("b", 20_000, 6_999, 10).await.unwrap().is_empty());
+    assert_eq!(s.claim_notifications("b", 20_000, 7_000, 10).await.unwrap().len(), 1);
+    assert!(
+        s.record_notification_attempt("n001", "b", Attempt::Delivered, 7_100)
+            .await
+            .unwrap()
+    );
+    let listed = s.list_notifications(Some("demo"), 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let n = &listed[0];
+    assert_eq!(
+        (n.state.as_str(), n.attempts, n.last_error.as_str(), n.delivered_at),
+        ("delivered", 2, "", Some(7_100))
+    );
+    assert_eq!(s.next_notification_due().await.unwrap(), None);
+    assert!(s.claim_notifications("c", 90_000, 80_000, 10).await.unwrap().is_empty());
+}

@@ -1,0 +1,268 @@
+//! Receivers for outbound notifications: an HTTP receiver on loopback (a Slack incoming
+//! webhook or a generic webhook: it records every request, and answers a chosen status) and
+//! a real SMTP server (PyPI `aiosmtpd`, installed by scripts/test-env) writing what it
+//! receives to a maildir.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// The status it was answered.
+    pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    received: Mutex<Vec<Received>>,
+    status: AtomicU16,
+}
+
+/// An HTTP server on 127.0.0.1 that records every request; it runs on a thread of its own
+/// (so a test may block) until dropped.
+pub struct HookReceiver {
+    pub port: u16,
+    inner: Arc<Inner>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HookReceiver {
+    /// On a free port, answering 200.
+    pub fn start() -> HookReceiver {
+        HookReceiver::start_on(crate::free_port())
+    }
+
+    /// On `port` (a channel that was down coming up), answering 200.
+    pub fn start_on(port: u16) -> HookReceiver {
+        let inner = Arc::new(Inner {
+            status: AtomicU16::new(200),
+            ..Default::default()
+        });
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver's port");
+        std_listener.set_nonblocking(true).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let state = inner.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+                let app = axum::Router::new().fallback(record).with_state(state);
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await;
+            });
+        });
+        HookReceiver {
+            port,
+            inner,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Answers every later request with `status` (a failing channel: 503, 500, ...).
+    pub fn answer(&self, status: u16) {
+        self.inner.status.store(status, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().unwrap().clone()
+    }
+
+    /// The requests answered 2xx, once there are at least `n` (panics after `within`).
+    pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let ok: Vec<Received> = self.received().into_iter().filter(|r| r.status < 300).collect();
+            if ok.len() >= n {
+                return ok;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the receiver got {} of {n} requests",
+                ok.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+async fn record(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let status = inner.status.load(Ordering::SeqCst);
+    inner.received.lock().unwrap().push(Received {
+        path: uri.path().to_string(),
+        headers,
+        body: body.to_vec(),
+        status,
+        at: Instant::now(),
+    });
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+impl Drop for HookReceiver {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One mail the SMTP server received.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    /// The raw message as stored (headers, blank line, body).
+    pub raw: String,
+}
+
+impl Mail {
+    /// A header's value (the first of that name).
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.raw.split("\n\n").next().unwrap_or_default();
+        head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+
+    /// The body (after the headers), line endings normalised to `\n`, decoded when it is
+    /// quoted-printable (RFC 2045 6.7: `=` + hex is a byte, `=` at a line's end joins lines).
+    pub fn body(&self) -> String {
+        let raw = self.raw.replace("\r\n", "\n");
+        let body = raw.split_once("\n\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        let quoted = self
+            .header("Content-Transfer-Encoding")
+            .is_some_and(|e| e.eq_ignore_ascii_case("quoted-printable"));
+        if !quoted {
+            return body;
+        }
+        let joined = body.replace("=\n", "");
+        let bytes = joined.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'=', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (b, _) => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// aiosmtpd on 127.0.0.1 (plain SMTP, no authentication), storing mail in a maildir; stopped
+/// when dropped.
+pub struct SmtpServer {
+    pub port: u16,
+    child: Child,
+    maildir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("mail");
+        let port = crate::free_port();
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .args(["-l", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (PyPI aiosmtpd, scripts/test-env)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not start (is it installed? scripts/test-env)"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        SmtpServer {
+            port,
+            child,
+            maildir,
+            _dir: dir,
+        }
+    }
+
+    pub fn mails(&self) -> Vec<Mail> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        paths
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .map(|raw| Mail { raw })
+            .collect()
+    }
+
+    /// The mails, once there are at least `n` (panics after `within`).
+    pub fn wait_for(&self, n: usize, within: Duration) -> Vec<Mail> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mails = self.mails();
+            if mails.len() >= n {
+                return mails;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the SMTP server got {} of {n} mails",
+                mails.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
