@@ -10,8 +10,8 @@
 pub mod api;
 pub mod memory;
 pub mod metrics;
-mod replicas;
 mod notify;
+mod replicas;
 mod rest;
 pub mod serve;
 mod ui;

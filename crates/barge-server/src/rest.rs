@@ -30,9 +30,9 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-mod webhooks;
 mod page;
 mod watch;
+mod webhooks;
 pub use watch::WatchTiming;
 
 /// History's page size when the request names none, and the most it may name.
