@@ -44,7 +44,8 @@ pub(crate) async fn plan(
     let engine = engine.for_dry_run(scratch.path().to_path_buf());
     let p = create(cx.catalog, cx.store, cx.events, def, &f, actor, Phase::Running, true).await?;
     let state = State::new(&p.steps);
-    let outcome = execute(cx.catalog, cx.store, cx.events, &engine, &p, state, false, true).await?;
+    // A dry run saves nothing, so it holds no lease to fence its saves by.
+    let outcome = execute(cx.catalog, cx.store, cx.events, &engine, "", &p, state, false, true).await?;
     let mut pushes = Vec::new();
     let mut skipped_steps = Vec::new();
     for (step, record) in p.steps.iter().zip(&outcome.state.steps) {

@@ -42,8 +42,12 @@ struct StoreJournal {
     store: Option<Store>,
     project: String,
     name: String,
+    /// The lease holder the saves are fenced by.
+    owner: String,
     entry: Entry,
     aborted: std::sync::atomic::AtomicBool,
+    /// A save was refused because another runner holds the lease now.
+    lease_lost: std::sync::atomic::AtomicBool,
 }
 
 /// The owned parts of a [`barge_store::StageEntry`].
@@ -73,12 +77,26 @@ impl Journal for StoreJournal {
             };
             let entry = (phase == Phase::Succeeded).then_some(&entry);
             match store
-                .save_promotion_state(&self.project, &self.name, &state, phase, message, now_millis(), entry)
+                .save_promotion_state(
+                    &self.project,
+                    &self.name,
+                    &self.owner,
+                    &state,
+                    phase,
+                    message,
+                    now_millis(),
+                    entry,
+                )
                 .await
             {
                 Err(barge_store::StoreError::Aborted(_)) => {
                     self.aborted.store(true, std::sync::atomic::Ordering::SeqCst);
                     Err("the promotion was aborted".into())
+                }
+                // The engine stops at a refused save, before its next step.
+                Err(lost @ barge_store::StoreError::LeaseLost(_)) => {
+                    self.lease_lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Err(lost.to_string())
                 }
                 other => other.map_err(|e| e.to_string()),
             }
@@ -203,13 +221,16 @@ pub async fn create(
 }
 
 /// Runs (or resumes) a stored promotion to its end, moving the Freight into the Stage when
-/// it succeeds and applying the metadata and alias changes its steps asked for.
+/// it succeeds and applying the metadata and alias changes its steps asked for. `owner` holds
+/// the promotion's lease; every save is fenced by it, and a run whose lease another runner
+/// took stops at once and ends with the promotion still Running (the new holder finishes it).
 #[allow(clippy::too_many_arguments)]
 pub async fn execute(
     catalog: &Catalog,
     store: &Store,
     events: &EventSink,
     engine: &Engine,
+    owner: &str,
     p: &Promotion,
     state: State,
     print: bool,
@@ -235,8 +256,10 @@ pub async fn execute(
         store: (!dry_run).then(|| store.clone()),
         project: p.project.clone(),
         name: p.name.clone(),
+        owner: owner.to_string(),
         entry,
         aborted: std::sync::atomic::AtomicBool::new(false),
+        lease_lost: std::sync::atomic::AtomicBool::new(false),
     };
     let progress = Progress {
         events: if dry_run { events.logging_only() } else { events.clone() },
@@ -263,6 +286,19 @@ pub async fn execute(
     if journal.aborted.load(std::sync::atomic::Ordering::SeqCst) {
         outcome.phase = Phase::Aborted;
         outcome.message = "aborted".into();
+        return Ok(outcome);
+    }
+    if journal.lease_lost.load(std::sync::atomic::Ordering::SeqCst) {
+        tracing::warn!(
+            promotion = %p.name,
+            owner,
+            "lost the promotion's lease to another runner (this one stalled past it); stopped without running further steps"
+        );
+        outcome.phase = Phase::Running;
+        outcome.message = format!(
+            "{owner} lost the lease of promotion {}; another runner carries it on",
+            p.name
+        );
         return Ok(outcome);
     }
     if dry_run {
@@ -367,8 +403,8 @@ pub async fn run(
             (p, state)
         }
     };
-    let _renewing = Renewal::start(store.clone(), owner);
-    let outcome = execute(catalog, &store, events, &engine, &promotion, state, true, false).await?;
+    let _renewing = Renewal::start(store.clone(), owner.clone());
+    let outcome = execute(catalog, &store, events, &engine, &owner, &promotion, state, true, false).await?;
     Ok((promotion, outcome))
 }
 

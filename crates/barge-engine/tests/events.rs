@@ -9,6 +9,7 @@ use barge_engine::{pipeline, promote};
 use barge_store::Store;
 use barge_testkit::fixtures::{dev_stage, freight_from_warehouse};
 use barge_testkit::git::{GitDaemon, bare_repo};
+use barge_testkit::notify::HookReceiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -183,7 +184,14 @@ async fn a_promotion_emits_its_events_in_order_each_logged_audited_and_counted_o
     .await
     .unwrap();
     let state = State::new(&p.steps);
-    let outcome = promote::execute(&catalog, &store, &events, &engine, &p, state, false, false)
+    let now = store.now().await.unwrap();
+    assert!(
+        store
+            .claim_promotion("shop", &p.name, "replica-a", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    let outcome = promote::execute(&catalog, &store, &events, &engine, "replica-a", &p, state, false, false)
         .await
         .unwrap();
     assert_eq!(outcome.phase, Phase::Succeeded, "{}", outcome.message);
@@ -273,8 +281,13 @@ async fn the_sink_redacts_secrets_and_url_userinfo_in_the_log_and_the_audit_row(
 }
 
 fn catalog() -> Catalog {
+    catalog_with(STEPS)
+}
+
+/// Project shop with Stage dev running `steps`.
+fn catalog_with(steps: &str) -> Catalog {
     let mut catalog = Catalog::default();
-    catalog.load_text("shop.yaml", &format!("{PROJECT}{}", dev_stage(STEPS)));
+    catalog.load_text("shop.yaml", &format!("{PROJECT}{}", dev_stage(steps)));
     barge_core::validate::validate(&mut catalog);
     assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
     catalog
@@ -316,4 +329,106 @@ async fn an_approval_the_store_audits_is_announced_once_with_kargos_reason_and_n
         .collect();
     assert_eq!(kinds, ["freight.minted", "freight.approved"]);
     assert_eq!(counter.seen(), [("freight.approved", Some("FreightApproved"))]);
+}
+
+/// Steps of Stage dev: a call that waits for its receiver to answer 200, then another.
+const TWO_CALLS: &str = r#"
+        - uses: http
+          as: first
+          config:
+            url: http://127.0.0.1:PORT/first
+            successExpression: response.status == 200
+        - uses: http
+          as: second
+          config:
+            url: http://127.0.0.1:PORT/second
+"#;
+
+#[tokio::test]
+async fn a_runner_whose_lease_was_taken_over_stops_before_its_next_step_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = HookReceiver::start();
+    // The first call waits (the runner stalls in it) until the receiver answers 200.
+    receiver.answer(503);
+    let catalog = catalog_with(&TWO_CALLS.replace("PORT", &receiver.port.to_string()));
+    let store = store(dir.path()).await;
+    let minted = store
+        .mint_freight("shop", "app", freight_from_warehouse(&catalog, "shop", "app"), 1)
+        .await
+        .unwrap();
+    let engine = engine(dir.path(), 0);
+    let events = EventSink::for_engine(store.clone(), &engine);
+    let all = pipeline::stages(&catalog);
+    let def = pipeline::find_stage(&all, "dev", Some("shop")).unwrap();
+    let p = promote::create(
+        &catalog,
+        &store,
+        &events,
+        def,
+        &minted.freight,
+        "alice",
+        Phase::Running,
+        false,
+    )
+    .await
+    .unwrap();
+    let now = store.now().await.unwrap();
+    let a_lease = now + 60_000;
+    assert!(
+        store
+            .claim_promotion("shop", &p.name, "replica-a", a_lease, now)
+            .await
+            .unwrap()
+    );
+    let (captured, _logging) = Captured::start();
+
+    let run_a = promote::execute(
+        &catalog,
+        &store,
+        &events,
+        &engine,
+        "replica-a",
+        &p,
+        State::new(&p.steps),
+        false,
+        false,
+    );
+    let take_over = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !receiver.received().iter().any(|r| r.path == "/first") {
+            assert!(std::time::Instant::now() < deadline, "the first call never came");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A's lease runs out by the database's clock (A is stalled) and B takes over.
+        assert!(
+            store
+                .claim_promotion("shop", &p.name, "replica-b", a_lease + 60_000, a_lease + 1)
+                .await
+                .unwrap()
+        );
+        receiver.answer(200);
+    };
+    let (outcome, ()) = tokio::join!(run_a, take_over);
+    let outcome = outcome.unwrap();
+
+    // A's save after its first step was refused: it stopped there, and left the promotion
+    // Running, to B.
+    assert_eq!(outcome.phase, Phase::Running, "{}", outcome.message);
+    assert!(outcome.message.contains("lost the lease"), "{}", outcome.message);
+    let paths: Vec<String> = receiver.received().into_iter().map(|r| r.path).collect();
+    assert!(paths.iter().all(|p| p == "/first"), "{paths:?}");
+    let stored = store.get_promotion("shop", &p.name).await.unwrap().unwrap();
+    assert_eq!(stored.phase, Phase::Running);
+    assert_ne!(stored.state["steps"][0]["status"], "Succeeded", "{}", stored.state);
+    assert_eq!(
+        store
+            .promotion_lease("shop", &p.name)
+            .await
+            .unwrap()
+            .map(|(owner, _)| owner),
+        Some("replica-b".to_string())
+    );
+    let log = captured.text();
+    assert!(log.contains("lost the promotion's lease"), "{log}");
+    assert!(!captured.events().contains(&"promotion.finished".to_string()), "{log}");
 }

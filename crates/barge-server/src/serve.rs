@@ -950,7 +950,7 @@ impl Runners {
                             }
                             Err(e) => {
                                 tracing::error!(promotion = %name, "the promotion's task failed: {e}");
-                                record_errored(&self.shared, &stored, &internal_error(&e)).await;
+                                record_errored(&self.shared, &self.owner, &stored, &internal_error(&e)).await;
                                 Phase::Errored
                             }
                         };
@@ -1073,8 +1073,10 @@ async fn launch_promotions(
             }
         }
         launched += 1;
-        let (shared, engine, claimed) = (shared.clone(), engine.clone(), p.clone());
-        running.spawn(key, p, async move { run_promotion(&shared, &engine, &claimed).await });
+        let (shared, engine, claimed, owner) = (shared.clone(), engine.clone(), p.clone(), owner.to_string());
+        running.spawn(key, p, async move {
+            run_promotion(&shared, &engine, &owner, &claimed).await
+        });
     }
     launched
 }
@@ -1261,17 +1263,32 @@ async fn start_verification(shared: &Shared, snap: &Snapshot, def: &pipeline::St
 
 /// Runs one claimed promotion to its end; a promotion that cannot run at all (its Stage is
 /// gone from the definitions, its plan unreadable) is recorded as Errored, never left Running.
-async fn run_promotion(shared: &Shared, engine: &Engine, stored: &StoredPromotion) -> Result<Phase, EngineError> {
+async fn run_promotion(
+    shared: &Shared,
+    engine: &Engine,
+    owner: &str,
+    stored: &StoredPromotion,
+) -> Result<Phase, EngineError> {
     let result = async {
         let (p, state) = promote::stored_run(stored)?;
         let catalog = shared.catalog();
-        let outcome =
-            promote::execute(&catalog, &shared.store, &shared.events, engine, &p, state, false, false).await?;
+        let outcome = promote::execute(
+            &catalog,
+            &shared.store,
+            &shared.events,
+            engine,
+            owner,
+            &p,
+            state,
+            false,
+            false,
+        )
+        .await?;
         Ok::<_, EngineError>(outcome.phase)
     }
     .await;
     if let Err(e) = &result {
-        record_errored(shared, stored, &e.to_string()).await;
+        record_errored(shared, owner, stored, &e.to_string()).await;
     }
     result
 }
@@ -1283,7 +1300,8 @@ fn internal_error(e: &JoinError) -> String {
 
 /// Records a promotion that cannot go on as Errored, and why. Its progress stays as last
 /// saved (the state claimed when it cannot be read), so that what its steps did is not lost.
-async fn record_errored(shared: &Shared, stored: &StoredPromotion, message: &str) {
+/// Fenced by `owner`'s lease like every save: a runner that lost it records nothing.
+async fn record_errored(shared: &Shared, owner: &str, stored: &StoredPromotion, message: &str) {
     let latest = match shared.store.get_promotion(&stored.project, &stored.name).await {
         Ok(Some(latest)) => Some(latest.state),
         _ => None,
@@ -1294,6 +1312,7 @@ async fn record_errored(shared: &Shared, stored: &StoredPromotion, message: &str
         .save_promotion_state(
             &stored.project,
             &stored.name,
+            owner,
             state,
             Phase::Errored,
             message,

@@ -157,11 +157,11 @@ async fn main() {
                     .unwrap()
             );
             for step in 1..=STEPS {
-                s.save_promotion_state("demo", &name, &state(step), Phase::Running, "", now, None)
+                s.save_promotion_state("demo", &name, &owner, &state(step), Phase::Running, "", now, None)
                     .await
                     .unwrap();
             }
-            s.save_promotion_state("demo", &name, &state(STEPS), Phase::Succeeded, "", now, None)
+            s.save_promotion_state("demo", &name, &owner, &state(STEPS), Phase::Succeeded, "", now, None)
                 .await
                 .unwrap();
         })
@@ -196,10 +196,21 @@ async fn main() {
             s.renew_leases(&owner, now + LEASE_MS).await.unwrap();
         })
         .await;
-        let completions = rate(&stores, n, |s, _, i| async move {
-            s.save_promotion_state("demo", &format!("q-{i}"), &state(STEPS), Phase::Succeeded, "", 2, None)
-                .await
-                .unwrap();
+        // Item i runs on client i % CONCURRENCY in every `rate`: the replica that claimed it.
+        let completions = rate(&stores, n, move |s, c, i| async move {
+            let owner = format!("replica-{}", c % replicas);
+            s.save_promotion_state(
+                "demo",
+                &format!("q-{i}"),
+                &owner,
+                &state(STEPS),
+                Phase::Succeeded,
+                "",
+                2,
+                None,
+            )
+            .await
+            .unwrap();
         })
         .await;
         let discovery = rate(&stores, n, move |s, c, i| async move {

@@ -34,13 +34,19 @@ pub enum StoreError {
     /// A user aborted the promotion; its runner must stop.
     #[error("promotion {0} was aborted")]
     Aborted(String),
+    /// The writer no longer holds the lease of the promotion or verification (it ran out, or
+    /// another runner took it): the write was refused and the writer must stop that work.
+    #[error("{0}: this runner no longer holds its lease (another runner took it over)")]
+    LeaseLost(String),
 }
 
 impl StoreError {
     pub fn class(&self) -> barge_core::ErrorClass {
         match self {
             StoreError::Connect { .. } | StoreError::Query(_) => barge_core::ErrorClass::Transient,
-            StoreError::Conflict(_) | StoreError::Aborted(_) => barge_core::ErrorClass::Conflict,
+            StoreError::Conflict(_) | StoreError::Aborted(_) | StoreError::LeaseLost(_) => {
+                barge_core::ErrorClass::Conflict
+            }
             StoreError::NotFound(_) => barge_core::ErrorClass::NotFound,
             StoreError::Migrate(_) | StoreError::Corrupt(_) => barge_core::ErrorClass::Invalid,
         }

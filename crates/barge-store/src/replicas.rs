@@ -48,9 +48,9 @@ impl Store {
         }
     }
 
-    /// `sql` with `{now}` replaced by the database's clock. Only this module's literal
+    /// `sql` with `{now}` replaced by the database's clock. Only this crate's literal
     /// statements and the two clock expressions above go in: nothing from outside.
-    fn at_db_time(&self, sql: &'static str) -> sqlx::AssertSqlSafe<String> {
+    pub(crate) fn at_db_time(&self, sql: &'static str) -> sqlx::AssertSqlSafe<String> {
         sqlx::AssertSqlSafe(sql.replace("{now}", self.db_now()))
     }
 

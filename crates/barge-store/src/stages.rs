@@ -129,11 +129,17 @@ impl Store {
     /// Saves a promotion's run state and phase (after every step). With `entry` (a success),
     /// the Freight enters the Stage in the same transaction. A promotion that was aborted
     /// refuses the save with [`StoreError::Aborted`], which tells its runner to stop.
+    ///
+    /// Fenced: the save only succeeds while `owner` holds the promotion's lease by the
+    /// database's clock. A runner that stalled past its lease (a GC pause, a partition,
+    /// SIGSTOP) and was taken over gets [`StoreError::LeaseLost`] and must stop, so it can
+    /// neither run a step the new holder runs nor move the stored state backwards.
     #[allow(clippy::too_many_arguments)]
     pub async fn save_promotion_state(
         &self,
         project: &str,
         name: &str,
+        owner: &str,
         state: &serde_json::Value,
         phase: Phase,
         message: &str,
@@ -141,31 +147,34 @@ impl Store {
         entry: Option<&StageEntry<'_>>,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        // Conditional, so an abort that commits between a read and this write still wins.
-        let updated = sqlx::query(
+        // Conditional, so an abort that commits between a read and this write still wins, and
+        // so does a runner that took the lease over.
+        let updated = sqlx::query(self.at_db_time(
             "UPDATE promotions SET state = $1, phase = $2, message = $3, updated_at = $4 \
-             WHERE project = $5 AND name = $6 AND phase <> 'Aborted'",
-        )
+             WHERE project = $5 AND name = $6 AND phase <> 'Aborted' AND owner = $7 AND lease_until >= {now}",
+        ))
         .bind(state.to_string())
         .bind(phase.as_str())
         .bind(message)
         .bind(now)
         .bind(project)
         .bind(name)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            let exists = sqlx::query("SELECT phase FROM promotions WHERE project = $1 AND name = $2")
+            let phase: Option<String> = sqlx::query("SELECT phase FROM promotions WHERE project = $1 AND name = $2")
                 .bind(project)
                 .bind(name)
                 .fetch_optional(&mut *tx)
                 .await?
-                .is_some();
+                .map(|r| r.try_get("phase"))
+                .transpose()?;
             tx.rollback().await?;
-            return Err(if exists {
-                StoreError::Aborted(name.to_string())
-            } else {
-                StoreError::NotFound(format!("promotion {name} in project {project}"))
+            return Err(match phase.as_deref() {
+                None => StoreError::NotFound(format!("promotion {name} in project {project}")),
+                Some("Aborted") => StoreError::Aborted(name.to_string()),
+                Some(_) => StoreError::LeaseLost(format!("promotion {name}")),
             });
         }
         if matches!(phase, Phase::Succeeded | Phase::Failed | Phase::Errored) {

@@ -65,6 +65,7 @@ conformance!(
     metadata_merges_and_aliases_rename,
     freight_moves_through_stages,
     promotions_are_claimed_leased_and_aborted,
+    a_promotions_saves_are_fenced_by_its_lease,
     history_filters_newest_first,
     definitions_are_recorded_when_they_change,
     racing_replicas_queue_one_promotion_per_stage,
@@ -339,6 +340,19 @@ fn entry<'a>(
     }
 }
 
+/// The runner that holds the lease of the promotions the tests save.
+const RUNNER: &str = "replica-a";
+
+/// Claims promotion `name` for [`RUNNER`], for a minute of the database's clock.
+async fn hold_lease(s: &Store, name: &str) {
+    let now = s.now().await.unwrap();
+    assert!(
+        s.claim_promotion("demo", name, RUNNER, now + 60_000, now)
+            .await
+            .unwrap()
+    );
+}
+
 /// A promotion into dev, created at `created` and succeeded at `finished`.
 async fn promote_into_dev(
     s: &Store,
@@ -352,10 +366,12 @@ async fn promote_into_dev(
     s.create_promotion(&promotion(name, "dev", freight, Phase::Running, created))
         .await
         .unwrap();
+    hold_lease(s, name).await;
     let entry = entry("dev", freight, name, verified, hold);
     s.save_promotion_state(
         "demo",
         name,
+        RUNNER,
         &serde_json::json!({}),
         Phase::Succeeded,
         "",
@@ -480,6 +496,71 @@ async fn freight_moves_through_stages(b: Backend) {
     );
 }
 
+/// A runner that stalled past its lease (a GC pause, a partition, SIGSTOP) and was taken over
+/// can save nothing: neither progress nor an end, and the new holder's state stays as it is.
+async fn a_promotions_saves_are_fenced_by_its_lease(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let name = "dev.a.f1";
+    s.create_promotion(&promotion(name, "dev", "f1", Phase::Pending, 100))
+        .await
+        .unwrap();
+    let now = s.now().await.unwrap();
+    let a_lease = now + 60_000;
+    assert!(
+        s.claim_promotion("demo", name, "replica-a", a_lease, now)
+            .await
+            .unwrap()
+    );
+    let step =
+        |n: u32| serde_json::json!({"steps": [{"alias": "step-1", "status": "Succeeded", "n": n}], "outputs": {}});
+    s.save_promotion_state("demo", name, "replica-a", &step(1), Phase::Running, "", now, None)
+        .await
+        .unwrap();
+    // A's lease runs out by the database's clock and B takes the promotion over.
+    assert!(
+        s.claim_promotion("demo", name, "replica-b", a_lease + 60_000, a_lease + 1)
+            .await
+            .unwrap()
+    );
+    s.save_promotion_state("demo", name, "replica-b", &step(2), Phase::Running, "", now + 2, None)
+        .await
+        .unwrap();
+    // A wakes: its progress and its end are refused, and leave B's state untouched.
+    for phase in [Phase::Running, Phase::Succeeded, Phase::Errored] {
+        let refused = s
+            .save_promotion_state("demo", name, "replica-a", &step(9), phase, "stale", now + 3, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, barge_store::StoreError::LeaseLost(_)), "{refused}");
+        assert_eq!(refused.class(), barge_core::ErrorClass::Conflict);
+    }
+    let kept = s.get_promotion("demo", name).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.phase, kept.state, kept.message, kept.updated_at),
+        (Phase::Running, step(2), String::new(), now + 2)
+    );
+    assert_eq!(
+        s.promotion_lease("demo", name).await.unwrap(),
+        Some(("replica-b".to_string(), a_lease + 60_000))
+    );
+    assert!(!audit_kinds(&s).await.contains(&"promotion.finished".to_string()));
+    // A lease that ran out by the database's clock fences its holder's saves too, before
+    // anyone takes it over (the holder claims it again to go on).
+    let now = s.now().await.unwrap();
+    assert!(
+        s.claim_promotion("demo", name, "replica-b", now - 1, now)
+            .await
+            .unwrap()
+    );
+    let expired = s
+        .save_promotion_state("demo", name, "replica-b", &step(3), Phase::Running, "", now, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(expired, barge_store::StoreError::LeaseLost(_)), "{expired}");
+    assert_eq!(s.get_promotion("demo", name).await.unwrap().unwrap().state, step(2));
+}
+
 async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&url(b, &dir)).await.unwrap();
@@ -554,6 +635,7 @@ async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
         .save_promotion_state(
             "demo",
             "dev.a.f1",
+            RUNNER,
             &serde_json::json!({}),
             Phase::Running,
             "",
@@ -801,7 +883,8 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
     .await
     .unwrap();
     let state = serde_json::json!({"steps": [{"alias": "step-1", "status": "Succeeded"}], "outputs": {"step-1": {"commits": {}}}});
-    s.save_promotion_state("demo", &p.name, &state, Phase::Running, "", 20, None)
+    hold_lease(&s, &p.name).await;
+    s.save_promotion_state("demo", &p.name, RUNNER, &state, Phase::Running, "", 20, None)
         .await
         .unwrap();
     let unfinished = s.unfinished_promotion("demo", "dev").await.unwrap().unwrap();
@@ -809,7 +892,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         (unfinished.state, unfinished.updated_at, unfinished.plan),
         (state.clone(), 20, p.plan.clone())
     );
-    s.save_promotion_state("demo", &p.name, &state, Phase::Succeeded, "", 30, None)
+    s.save_promotion_state("demo", &p.name, RUNNER, &state, Phase::Succeeded, "", 30, None)
         .await
         .unwrap();
     assert!(s.unfinished_promotion("demo", "dev").await.unwrap().is_none());
@@ -822,7 +905,7 @@ async fn promotions_are_one_per_stage_and_keep_their_state(b: Backend) {
         .collect();
     assert_eq!(listed, vec!["prod.01jxyz.1234567", "dev.01jabc.1234567"]);
     let missing = s
-        .save_promotion_state("demo", "nope", &state, Phase::Running, "", 40, None)
+        .save_promotion_state("demo", "nope", RUNNER, &state, Phase::Running, "", 40, None)
         .await
         .unwrap_err();
     assert_eq!(missing.class(), barge_core::ErrorClass::NotFound);
