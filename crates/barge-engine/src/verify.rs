@@ -158,15 +158,17 @@ pub enum Mode {
     },
 }
 
-/// Runs a claimed verification to its end and records it; returns its final phase
+/// Runs a verification `owner` claimed to its end and records it; returns its final phase
 /// (`Aborted` when someone aborted it meanwhile). Each measurement and the outcome go to
-/// `events`.
+/// `events`. Every save is fenced by `owner`'s lease: a runner whose lease another took
+/// stops measuring and records nothing (`Running`: the new holder finishes it).
 pub async fn run(
     store: &Store,
     events: &EventSink,
     catalog: &Catalog,
     secrets: &Secrets,
     mode: &Mode,
+    owner: &str,
     v: &Verification,
 ) -> Result<VerificationPhase, EngineError> {
     let all = pipeline::stages(catalog);
@@ -194,7 +196,7 @@ pub async fn run(
     let prepared = match prepared {
         Ok(p) => p,
         Err(e) => {
-            return record_error(store, events, v, &format!("the verification cannot run: {e}")).await;
+            return record_error(store, events, owner, v, &format!("the verification cannot run: {e}")).await;
         }
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -216,6 +218,8 @@ pub async fn run(
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(MetricReport, Measurement)>();
     let writer = {
         let (store, events, v, stop) = (store.clone(), events.clone(), v.clone(), stop.clone());
+        let owner = owner.to_string();
+        // Returns whether a save found the lease taken over.
         tokio::spawn(async move {
             let mut metrics: BTreeMap<String, MetricReport> = BTreeMap::new();
             while let Some((metric, m)) = rx.recv().await {
@@ -242,10 +246,18 @@ pub async fn run(
                     "startedAt": v.created_at,
                     "metrics": metrics.values().collect::<Vec<_>>(),
                 });
-                if let Err(StoreError::Aborted(_)) = store.save_verification_report(&v.project, &v.id, &so_far).await {
-                    let _ = stop.send(true);
+                match store.save_verification_report(&v.project, &v.id, &owner, &so_far).await {
+                    Err(StoreError::Aborted(_)) => {
+                        let _ = stop.send(true);
+                    }
+                    Err(StoreError::LeaseLost(_)) => {
+                        let _ = stop.send(true);
+                        return true;
+                    }
+                    _ => {}
                 }
             }
+            false
         })
     };
     let observe = |metric: &MetricReport, m: &Measurement| {
@@ -265,14 +277,17 @@ pub async fn run(
                     let _ = writer.await;
                     watcher.abort();
                     let message = format!("the AnalysisRun cannot be created or followed: {e}");
-                    return record_error(store, events, v, &message).await;
+                    return record_error(store, events, owner, v, &message).await;
                 }
             }
         }
     };
     drop(tx);
-    let _ = writer.await;
+    let lease_lost = writer.await.unwrap_or(false);
     watcher.abort();
+    if lease_lost {
+        return Ok(lost_lease(owner, v));
+    }
     let json = serde_json::to_value(&report)?;
     if report.stopped {
         // Only an abort (or a newer verification) stops a run; it recorded itself.
@@ -281,6 +296,7 @@ pub async fn run(
     let phase = finish(
         store,
         events,
+        owner,
         v,
         VerificationPhase::of_run(report.phase),
         &report.message,
@@ -335,12 +351,14 @@ fn cluster_run(
 pub async fn record_error(
     store: &Store,
     events: &EventSink,
+    owner: &str,
     v: &Verification,
     message: &str,
 ) -> Result<VerificationPhase, EngineError> {
     finish(
         store,
         events,
+        owner,
         v,
         VerificationPhase::Error,
         message,
@@ -352,12 +370,16 @@ pub async fn record_error(
 async fn finish(
     store: &Store,
     events: &EventSink,
+    owner: &str,
     v: &Verification,
     phase: VerificationPhase,
     message: &str,
     report: &serde_json::Value,
 ) -> Result<VerificationPhase, EngineError> {
-    match store.finish_verification(v, phase, message, report, now_millis()).await {
+    match store
+        .finish_verification(v, owner, phase, message, report, now_millis())
+        .await
+    {
         Ok(()) => {
             let _ = events
                 .emit(Event::VerificationFinished {
@@ -370,8 +392,20 @@ async fn finish(
             Ok(phase)
         }
         Err(StoreError::Aborted(_)) => Ok(VerificationPhase::Aborted),
+        Err(StoreError::LeaseLost(_)) => Ok(lost_lease(owner, v)),
         Err(e) => Err(EngineError::from(e).within("cannot record the verification's outcome")),
     }
+}
+
+/// A runner that stalled past its lease and was taken over: it says so and leaves the
+/// verification Running to the runner that holds it now.
+fn lost_lease(owner: &str, v: &Verification) -> VerificationPhase {
+    tracing::warn!(
+        verification = %v.id,
+        owner,
+        "lost the verification's lease to another runner (this one stalled past it); stopped without recording"
+    );
+    VerificationPhase::Running
 }
 
 /// The verification phases that roll a Stage back, when a ProjectConfig policy selecting it

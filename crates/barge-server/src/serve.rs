@@ -976,7 +976,7 @@ impl Runners {
                             Err(e) => {
                                 tracing::error!(verification = %id, "the verification's task failed: {e}");
                                 let (store, events) = (&self.shared.store, &self.shared.events);
-                                match barge_engine::verify::record_error(store, events, &v, &internal_error(&e)).await {
+                                match barge_engine::verify::record_error(store, events, &self.owner, &v, &internal_error(&e)).await {
                                     Ok(phase) => phase,
                                     Err(save) => {
                                         tracing::error!(verification = %id, "cannot record the error: {save}");
@@ -1125,7 +1125,7 @@ async fn launch_verifications(
             }
         }
         launched += 1;
-        let (shared, engine, claimed) = (shared.clone(), engine.clone(), v.clone());
+        let (shared, engine, claimed, owner) = (shared.clone(), engine.clone(), v.clone(), owner.to_string());
         verifying.spawn(key, claimed, async move {
             let catalog = shared.catalog();
             let mode = if in_cluster {
@@ -1144,7 +1144,16 @@ async fn launch_verifications(
                     }),
                 })
             };
-            barge_engine::verify::run(&shared.store, &shared.events, &catalog, &engine.data.secrets, &mode, &v).await
+            barge_engine::verify::run(
+                &shared.store,
+                &shared.events,
+                &catalog,
+                &engine.data.secrets,
+                &mode,
+                &owner,
+                &v,
+            )
+            .await
         });
     }
     launched

@@ -168,55 +168,82 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Saves a running verification's report so far; `Aborted` when someone aborted it.
+    /// Saves a running verification's report so far; `Aborted` when someone aborted it,
+    /// `LeaseLost` when `owner` no longer holds its lease by the database's clock (fenced as
+    /// a promotion's saves are: a runner that stalled past its lease and was taken over
+    /// writes nothing).
     pub async fn save_verification_report(
         &self,
         project: &str,
         id: &str,
+        owner: &str,
         report: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        let done =
-            sqlx::query("UPDATE verifications SET report = $1 WHERE project = $2 AND id = $3 AND phase = 'Running'")
-                .bind(report.to_string())
-                .bind(project)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(self.at_db_time(
+            "UPDATE verifications SET report = $1 WHERE project = $2 AND id = $3 AND phase = 'Running' \
+             AND owner = $4 AND lease_until >= {now}",
+        ))
+        .bind(report.to_string())
+        .bind(project)
+        .bind(id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Aborted(id.to_string()));
+            return Err(self.refused_verification(project, id).await?);
         }
         Ok(())
     }
 
     /// Finishes a running verification with `phase` (Succeeded marks the Freight verified in
-    /// the Stage) and audits the outcome with the report. `Aborted` when it was aborted first.
+    /// the Stage) and audits the outcome with the report. `Aborted` when it was aborted first;
+    /// `LeaseLost` when `owner` no longer holds its lease (see `save_verification_report`).
     pub async fn finish_verification(
         &self,
         v: &Verification,
+        owner: &str,
         phase: VerificationPhase,
         message: &str,
         report: &serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let done = sqlx::query(self.at_db_time(
             "UPDATE verifications SET phase = $1, message = $2, report = $3, finished_at = $4, lease_until = 0 \
-             WHERE project = $5 AND id = $6 AND phase = 'Running'",
-        )
+             WHERE project = $5 AND id = $6 AND phase = 'Running' AND owner = $7 AND lease_until >= {now}",
+        ))
         .bind(phase.as_str())
         .bind(message)
         .bind(report.to_string())
         .bind(now)
         .bind(&v.project)
         .bind(&v.id)
+        .bind(owner)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::Aborted(v.id.clone()));
+            tx.rollback().await?;
+            return Err(self.refused_verification(&v.project, &v.id).await?);
         }
         record_outcome(&mut tx, v, phase, message, "barge", now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Why a verification's runner could not save: still Running, so another runner holds
+    /// it (`LeaseLost`); otherwise it was aborted or superseded (`Aborted`).
+    async fn refused_verification(&self, project: &str, id: &str) -> Result<StoreError, StoreError> {
+        let running = sqlx::query("SELECT id FROM verifications WHERE project = $1 AND id = $2 AND phase = 'Running'")
+            .bind(project)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        Ok(if running {
+            StoreError::LeaseLost(format!("verification {id}"))
+        } else {
+            StoreError::Aborted(id.to_string())
+        })
     }
 
     /// Aborts the Stage's unfinished verification (`barge verify stage S --abort`); the

@@ -165,13 +165,21 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     let stay = s.freight_stages("demo").await.unwrap();
     assert_eq!(stay[0].verification, "Running");
 
-    assert!(s.claim_verification("demo", &v.id, "r1", 1_000, 40).await.unwrap());
+    // Saves are fenced by the lease, by the database's clock.
+    let now = s.now().await.unwrap();
     assert!(
-        !s.claim_verification("demo", &v.id, "r2", 1_000, 41).await.unwrap(),
+        s.claim_verification("demo", &v.id, "r1", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.claim_verification("demo", &v.id, "r2", now + 60_000, now + 1)
+            .await
+            .unwrap(),
         "r1 holds the lease"
     );
     let report = serde_json::json!({"phase": "Running", "metrics": [{"name": "rate"}]});
-    s.save_verification_report("demo", &v.id, &report).await.unwrap();
+    s.save_verification_report("demo", &v.id, "r1", &report).await.unwrap();
     // A measurement, as the engine's event sink audits it.
     s.append_audit(barge_store::NewAudit {
         at: 45,
@@ -187,7 +195,7 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     .unwrap();
     assert_eq!(s.verifications("demo", "dev", 10).await.unwrap()[0].report, report);
 
-    s.finish_verification(&v, VerificationPhase::Succeeded, "", &report, 50)
+    s.finish_verification(&v, "r1", VerificationPhase::Succeeded, "", &report, 50)
         .await
         .unwrap();
     let stay = s.freight_stages("demo").await.unwrap();
@@ -214,9 +222,14 @@ async fn verifications_run_once_per_stage_and_record_their_outcome(b: Backend) {
     // A second run may start once the first finished; a failure leaves the Freight unverified
     // in a new stay.
     let v2 = s.create_verification("demo", "dev", &name, "alice", 70).await.unwrap();
-    assert!(s.claim_verification("demo", &v2.id, "r1", 1_000, 71).await.unwrap());
+    assert!(
+        s.claim_verification("demo", &v2.id, "r1", now + 60_000, now)
+            .await
+            .unwrap()
+    );
     s.finish_verification(
         &v2,
+        "r1",
         VerificationPhase::Failed,
         "Metric \"rate\" assessed Failed",
         &report,
@@ -254,6 +267,20 @@ async fn verifications_are_leased_and_an_abort_wins(b: Backend) {
     // r1 dies: after its lease, r2 takes over.
     assert_eq!(s.runnable_verifications("r2", 250).await.unwrap().len(), 1);
     assert!(s.claim_verification("demo", &v.id, "r2", 1_000, 250).await.unwrap());
+    // r1 was only stalled: waking, its report and its end are refused and change nothing.
+    let stale = serde_json::json!({"phase": "Running", "by": "r1"});
+    let refused = s
+        .save_verification_report("demo", &v.id, "r1", &stale)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, barge_store::StoreError::LeaseLost(_)), "{refused}");
+    let refused = s
+        .finish_verification(&v, "r1", VerificationPhase::Succeeded, "", &stale, 260)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, barge_store::StoreError::LeaseLost(_)), "{refused}");
+    let kept = &s.verifications("demo", "dev", 1).await.unwrap()[0];
+    assert_eq!((kept.phase.as_str(), &kept.report), ("Running", &v.report));
 
     let aborted = s.abort_verification("demo", "dev", "alice", 300).await.unwrap();
     assert_eq!(
@@ -261,12 +288,12 @@ async fn verifications_are_leased_and_an_abort_wins(b: Backend) {
         (v.id.as_str(), "Aborted")
     );
     let late = s
-        .save_verification_report("demo", &v.id, &serde_json::json!({}))
+        .save_verification_report("demo", &v.id, "r2", &serde_json::json!({}))
         .await
         .unwrap_err();
     assert!(matches!(late, barge_store::StoreError::Aborted(_)), "{late}");
     let late = s
-        .finish_verification(&v, VerificationPhase::Succeeded, "", &serde_json::json!({}), 310)
+        .finish_verification(&v, "r2", VerificationPhase::Succeeded, "", &serde_json::json!({}), 310)
         .await
         .unwrap_err();
     assert!(
@@ -414,10 +441,22 @@ async fn freight_moves_through_stages(b: Backend) {
         .create_verification("demo", "dev", "f2", "barge", 4_500)
         .await
         .unwrap();
-    assert!(s.claim_verification("demo", &v.id, "r1", 10_000, 4_600).await.unwrap());
-    s.finish_verification(&v, VerificationPhase::Succeeded, "", &serde_json::json!({}), 5_000)
-        .await
-        .unwrap();
+    let now = s.now().await.unwrap();
+    assert!(
+        s.claim_verification("demo", &v.id, "r1", now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    s.finish_verification(
+        &v,
+        "r1",
+        VerificationPhase::Succeeded,
+        "",
+        &serde_json::json!({}),
+        5_000,
+    )
+    .await
+    .unwrap();
     let f2 = s
         .freight_stages("demo")
         .await
