@@ -1832,6 +1832,55 @@ fn watchers_that_do_not_read_never_hold_up_a_promotion() {
 }
 
 #[test]
+fn a_watch_that_stops_reading_loses_its_connection_and_one_that_reads_keeps_it() {
+    let (fx, _hang) = rest_fixture();
+    // Freight larger than what loopback sockets buffer both ways (a few MiB): the freight
+    // watch's first object fills them while its client reads nothing.
+    let size = 16 << 20;
+    let padding = [("org.example.padding".to_string(), "x".repeat(size))].into();
+    support::mint_annotated_freight(&fx.db, "1.0.1", padding);
+    let bound = Duration::from_secs(1);
+    let daemon = fx.daemon(
+        &[],
+        &[("BARGE_API_WRITE_TIMEOUT", "1s"), ("BARGE_WATCH_HEARTBEAT", "100ms")],
+    );
+    let mut reading = daemon.watch("/stages?watch=true", None);
+    reading.first();
+    let stalled = daemon.watch("/freight?watch=true", None);
+    // The stalled client reads nothing for three bounds; the other reads its heartbeats
+    // all along, and they are progress: its watch goes on.
+    let until = Instant::now() + 3 * bound;
+    while Instant::now() < until {
+        reading.heartbeat();
+    }
+    // When the stalled client reads again, the server has closed its connection: what the
+    // sockets held, then the end (or a reset), short of the whole first object. Before the
+    // write timeout it got all of it, then heartbeats for as long as it read.
+    let mut stream = stalled.stream;
+    let mut buf = vec![0; 1 << 16];
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let end = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the connection of a client that stopped reading is still open ({read} bytes read)"
+        );
+        match stream.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => read += n,
+            Err(e) => break Some(e),
+        }
+    };
+    assert!(
+        end.as_ref()
+            .is_none_or(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{end:?} after {read} bytes"
+    );
+    assert!(read < size, "the whole first object arrived ({read} bytes)");
+    reading.heartbeat();
+}
+
+#[test]
 fn freight_and_promotions_lists_page_with_limit_and_continue_and_freight_filters_by_verified_stage() {
     let (fx, _hang) = rest_fixture();
     let newer: Vec<String> = ["1.0.1", "1.0.2"]
