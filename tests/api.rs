@@ -799,6 +799,63 @@ fn anonymous_requests_read_when_allowed_and_never_write() {
 }
 
 #[test]
+fn history_filters_by_kind_and_until_a_time_written_as_for_since() {
+    let fx = Fixture::new();
+    // Three audited changes, one after the other: two tokens made, the first revoked.
+    fx.create_token("first", &["--role", "viewer"]);
+    fx.create_token("second", &["--role", "viewer"]);
+    let revoked = fx.command(&["token", "revoke", "first"]).output().unwrap();
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let events = |args: &[&str]| -> Vec<String> {
+        let out = fx.command(&["history", "-o", "json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{} {}", e["kind"].as_str().unwrap(), e["subject"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        events(&["--kind", "token.created"]),
+        ["token.created Token/second", "token.created Token/first"]
+    );
+    // Until the second token's creation, as an RFC 3339 time to the millisecond: it and
+    // what came before, not the revocation after.
+    let minted = format!(
+        "freight.minted {}",
+        fx.history().last().unwrap()["subject"].as_str().unwrap()
+    );
+    let second = fx
+        .history()
+        .into_iter()
+        .find(|e| e["subject"] == "Token/second")
+        .unwrap();
+    let at = chrono::DateTime::from_timestamp_millis(second["at"].as_i64().unwrap()).unwrap();
+    let until = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        events(&["--until", &until]),
+        ["token.created Token/second", "token.created Token/first", &minted]
+    );
+    assert_eq!(
+        events(&["--kind", "token.revoked", "--since", "1h", "--until", &until]),
+        Vec::<String>::new()
+    );
+    // A duration means that long ago, as for --since: the tokens came within the hour (the
+    // fixture minted its Freight at the epoch's first millisecond).
+    assert_eq!(events(&["--until", "1h"]), [minted]);
+    assert_eq!(events(&["--since", "1h", "--until", "0s"]).len(), 3);
+    let bad = fx.command(&["history", "--until", "yesterday"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--until: \"yesterday\" is neither"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn a_token_is_printed_once_and_never_listed() {
     let fx = Fixture::new();
     let out = fx
