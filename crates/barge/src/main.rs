@@ -299,6 +299,29 @@ enum GetWhat {
     ///   barge get replicas -o wide
     #[command(verbatim_doc_comment, alias = "replica")]
     Replicas(GetReplicasArgs),
+    /// The notification outbox, newest first: each message's channel, event, state
+    /// (pending, delivered, failed), attempts, last error and next attempt.
+    ///
+    /// Examples:
+    ///   barge get notifications --project demo --state failed
+    ///   barge get notifications -o wide --server https://barge.example.com
+    #[command(verbatim_doc_comment, alias = "notification")]
+    Notifications(GetNotificationsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GetNotificationsArgs {
+    #[arg(long)]
+    project: Option<String>,
+    /// Only those in this state.
+    #[arg(long, value_parser = barge_engine::answer::NOTIFICATION_STATES)]
+    state: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
 }
 
 #[derive(clap::Args, Debug)]
@@ -1070,6 +1093,13 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
     match what {
         GetWhat::Webhooks(args) => webhooks_cli::get_webhooks(args),
         GetWhat::Replicas(GetReplicasArgs { output, target }) => get(&target, ops::Call::GetReplicas, output),
+        GetWhat::Notifications(GetNotificationsArgs {
+            project,
+            state,
+            limit,
+            output,
+            target,
+        }) => get(&target, ops::Call::GetNotifications { project, state, limit }, output),
         GetWhat::Stages(GetStagesArgs {
             name,
             project,
