@@ -799,6 +799,63 @@ fn anonymous_requests_read_when_allowed_and_never_write() {
 }
 
 #[test]
+fn history_filters_by_kind_and_until_a_time_written_as_for_since() {
+    let fx = Fixture::new();
+    // Three audited changes, one after the other: two tokens made, the first revoked.
+    fx.create_token("first", &["--role", "viewer"]);
+    fx.create_token("second", &["--role", "viewer"]);
+    let revoked = fx.command(&["token", "revoke", "first"]).output().unwrap();
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let events = |args: &[&str]| -> Vec<String> {
+        let out = fx.command(&["history", "-o", "json"]).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let events: Value = serde_json::from_slice(&out.stdout).unwrap();
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("{} {}", e["kind"].as_str().unwrap(), e["subject"].as_str().unwrap()))
+            .collect()
+    };
+    assert_eq!(
+        events(&["--kind", "token.created"]),
+        ["token.created Token/second", "token.created Token/first"]
+    );
+    // Until the second token's creation, as an RFC 3339 time to the millisecond: it and
+    // what came before, not the revocation after.
+    let minted = format!(
+        "freight.minted {}",
+        fx.history().last().unwrap()["subject"].as_str().unwrap()
+    );
+    let second = fx
+        .history()
+        .into_iter()
+        .find(|e| e["subject"] == "Token/second")
+        .unwrap();
+    let at = chrono::DateTime::from_timestamp_millis(second["at"].as_i64().unwrap()).unwrap();
+    let until = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        events(&["--until", &until]),
+        ["token.created Token/second", "token.created Token/first", &minted]
+    );
+    assert_eq!(
+        events(&["--kind", "token.revoked", "--since", "1h", "--until", &until]),
+        Vec::<String>::new()
+    );
+    // A duration means that long ago, as for --since: the tokens came within the hour (the
+    // fixture minted its Freight at the epoch's first millisecond).
+    assert_eq!(events(&["--until", "1h"]), [minted]);
+    assert_eq!(events(&["--since", "1h", "--until", "0s"]).len(), 3);
+    let bad = fx.command(&["history", "--until", "yesterday"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--until: \"yesterday\" is neither"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn a_token_is_printed_once_and_never_listed() {
     let fx = Fixture::new();
     let out = fx
@@ -1381,7 +1438,7 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         })
         .collect();
     assert_eq!(documented, routes_in_the_reference());
-    assert_eq!(documented.len(), 24);
+    assert_eq!(documented.len(), 25);
     // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
     // the REST API's answer or error.
     for (method, path) in &documented {
@@ -1829,6 +1886,55 @@ fn watchers_that_do_not_read_never_hold_up_a_promotion() {
     let qa = promote_rest(&daemon, "qa", &fx.alias);
     daemon.await_promotion(&qa, "Succeeded");
     drop(stalled);
+}
+
+#[test]
+fn a_watch_that_stops_reading_loses_its_connection_and_one_that_reads_keeps_it() {
+    let (fx, _hang) = rest_fixture();
+    // Freight larger than what loopback sockets buffer both ways (a few MiB): the freight
+    // watch's first object fills them while its client reads nothing.
+    let size = 16 << 20;
+    let padding = [("org.example.padding".to_string(), "x".repeat(size))].into();
+    support::mint_annotated_freight(&fx.db, "1.0.1", padding);
+    let bound = Duration::from_secs(1);
+    let daemon = fx.daemon(
+        &[],
+        &[("BARGE_API_WRITE_TIMEOUT", "1s"), ("BARGE_WATCH_HEARTBEAT", "100ms")],
+    );
+    let mut reading = daemon.watch("/stages?watch=true", None);
+    reading.first();
+    let stalled = daemon.watch("/freight?watch=true", None);
+    // The stalled client reads nothing for three bounds; the other reads its heartbeats
+    // all along, and they are progress: its watch goes on.
+    let until = Instant::now() + 3 * bound;
+    while Instant::now() < until {
+        reading.heartbeat();
+    }
+    // When the stalled client reads again, the server has closed its connection: what the
+    // sockets held, then the end (or a reset), short of the whole first object. Before the
+    // write timeout it got all of it, then heartbeats for as long as it read.
+    let mut stream = stalled.stream;
+    let mut buf = vec![0; 1 << 16];
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let end = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the connection of a client that stopped reading is still open ({read} bytes read)"
+        );
+        match stream.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => read += n,
+            Err(e) => break Some(e),
+        }
+    };
+    assert!(
+        end.as_ref()
+            .is_none_or(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{end:?} after {read} bytes"
+    );
+    assert!(read < size, "the whole first object arrived ({read} bytes)");
+    reading.heartbeat();
 }
 
 #[test]

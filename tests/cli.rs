@@ -506,7 +506,9 @@ fn every_verb_and_subcommand_has_a_description() {
     ] {
         let text = stdout(&run(&[verb, "--help"]));
         let commands = text.split("Commands:\n").nth(1).unwrap_or_else(|| panic!("{text}"));
-        for line in commands.lines().take_while(|l| l.starts_with("  ")) {
+        // A command's line is indented two spaces; its description's wrapped lines, more.
+        let listed = commands.lines().take_while(|l| l.starts_with("  "));
+        for line in listed.filter(|l| !l.starts_with("   ")) {
             let mut words = line.split_whitespace();
             let name = words.next().unwrap();
             assert!(

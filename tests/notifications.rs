@@ -20,6 +20,8 @@ const SIGNING_KEY: &str = "sign-k3y-0f-the-generic-hook";
 /// The Slack webhook URL's secret part (a real Slack URL is all secret).
 const SLACK_TOKEN: &str = "T000-B000-slack-s3cret";
 const API_TOKEN: &str = "api-t0ken-never-sent";
+/// `barge serve --listen`'s bootstrap admin token.
+const ADMIN_TOKEN: &str = "admin-t0ken-of-the-api";
 
 /// dev and staging promote automatically; dev also says so itself with send-message (its
 /// message reads a secret, which must not leave). Routers: dev's success to Slack, staging's to
@@ -228,13 +230,57 @@ impl Fixture {
 
     fn serve(&self, slack_port: u16) -> Daemon {
         let log = self.dir.path().join(format!("serve-{}.log", ulid_like()));
+        let api_port = support::free_port();
+        let listen = format!("127.0.0.1:{api_port}");
         let child = self
-            .command(&["serve", self.defs.to_str().unwrap()], slack_port)
+            .command(&["serve", self.defs.to_str().unwrap(), "--listen", &listen], slack_port)
+            .env("BARGE_ADMIN_TOKEN", ADMIN_TOKEN)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Daemon { child, log }
+        Daemon {
+            child,
+            log,
+            api: format!("http://{listen}"),
+        }
+    }
+
+    /// `barge get notifications ARGS -o json` on the store.
+    fn get_notifications(&self, args: &[&str], slack_port: u16) -> serde_json::Value {
+        let out = self
+            .command(&["get", "notifications", "-o", "json"], slack_port)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(SLACK_TOKEN));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A token of `role` in `project` (`barge token create`).
+    fn token(&self, name: &str, role: &str, project: &str) -> String {
+        let out = self
+            .command(
+                &[
+                    "token",
+                    "create",
+                    "--name",
+                    name,
+                    "--role",
+                    role,
+                    "--project",
+                    project,
+                    "-o",
+                    "json",
+                ],
+                0,
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        created["token"].as_str().unwrap().to_string()
     }
 
     async fn push(&self, tag: &str) {
@@ -252,7 +298,7 @@ impl Fixture {
 
     async fn outbox(&self) -> Vec<barge_store::Notification> {
         let store = Store::open(&self.db).await.unwrap();
-        store.list_notifications(None, 100).await.unwrap()
+        store.list_notifications(None, None, 100).await.unwrap()
     }
 }
 
@@ -266,11 +312,25 @@ fn ulid_like() -> u128 {
 struct Daemon {
     child: Child,
     log: PathBuf,
+    /// Its API's base URL.
+    api: String,
 }
 
 impl Daemon {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET PATH` of its API with `token`: the status and the JSON body.
+    async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let answer = barge_promote::http_client()
+            .get(format!("{}{path}", self.api))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, serde_json::from_str(&answer.text().await.unwrap()).unwrap())
     }
 
     fn kill(&mut self) {
@@ -458,6 +518,65 @@ async fn a_failing_channel_is_retried_with_backoff_and_delays_no_promotion(b: Ba
     assert_eq!(pending.state, "pending");
     assert!(pending.attempts >= 3, "{pending:?}");
     assert!(pending.last_error.contains("503"), "{}", pending.last_error);
+    // `barge get notifications` shows it: pending, its attempts, why the last failed, when
+    // it is tried next; never the channel's secret (the helper checks).
+    let listed = fx.get_notifications(&["--project", "shop", "--state", "pending"], slack.port);
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["channel"] == "team-slack")
+        .unwrap_or_else(|| panic!("Slack's notification: {listed}"));
+    assert_eq!(
+        (&row["channelKind"], &row["event"], &row["state"], &row["stage"]),
+        (
+            &serde_json::json!("MessageChannel"),
+            &serde_json::json!("PromotionSucceeded"),
+            &serde_json::json!("pending"),
+            &serde_json::json!("dev")
+        ),
+        "{row}"
+    );
+    assert!(row["attempts"].as_i64().unwrap() >= 3, "{row}");
+    assert!(row["lastError"].as_str().unwrap().contains("503"), "{row}");
+    assert!(row["nextAttemptAt"].is_string(), "{row}");
+    assert!(row.get("deliveredAt").is_none(), "{row}");
+    assert_eq!(
+        fx.get_notifications(&["--state", "failed"], slack.port),
+        serde_json::json!([])
+    );
+    let out = fx.command(&["get", "notifications"], slack.port).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("CHANNEL "), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("MessageChannel/team-slack") && l.contains("pending") && l.contains("503")),
+        "{table}"
+    );
+    assert!(!table.contains(SLACK_TOKEN));
+    // The REST API answers the same to a reader of the project, and refuses one of another.
+    let reader = fx.token("shop-reader", "viewer", "shop");
+    let (status, body) = daemon
+        .get("/api/v1/projects/shop/notifications?state=pending", &reader)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["items"].as_array().unwrap().iter().any(|n| n["id"] == row["id"]),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(SLACK_TOKEN));
+    let outsider = fx.token("outsider", "viewer", "elsewhere");
+    let (status, body) = daemon.get("/api/v1/projects/shop/notifications", &outsider).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &serde_json::json!("forbidden")),
+        "{body}"
+    );
+    let (status, body) = daemon
+        .get("/api/v1/projects/shop/notifications?state=lost", ADMIN_TOKEN)
+        .await;
+    assert_eq!((status, &body["code"]), (400, &serde_json::json!("invalid")), "{body}");
 
     slack.answer(200);
     let delivered = slack.wait_for(1, Duration::from_secs(30));
@@ -471,6 +590,17 @@ async fn a_failing_channel_is_retried_with_backoff_and_delays_no_promotion(b: Ba
                 .iter()
                 .any(|n| n.channel == "team-slack" && n.state == "delivered")
         },
+    );
+    let delivered = fx.get_notifications(&["--state", "delivered"], slack.port);
+    let row = delivered
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["channel"] == "team-slack")
+        .unwrap_or_else(|| panic!("Slack's notification: {delivered}"));
+    assert!(
+        row["deliveredAt"].is_string() && row.get("nextAttemptAt").is_none(),
+        "{row}"
     );
     // Every attempt carried the same delivery id.
     let ids: std::collections::BTreeSet<_> = slack

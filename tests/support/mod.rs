@@ -50,6 +50,11 @@ pub use barge_testkit::web::{HealthServer, health_server};
 /// Mints Freight of the Warehouse `app` in project `shop` (image ghcr.io/acme/app at `tag`)
 /// into the store `db`, as discovery would have stored it (one Freight per tag); its alias.
 pub fn mint_freight(db: &str, tag: &str) -> String {
+    mint_annotated_freight(db, tag, Default::default())
+}
+
+/// [`mint_freight`] with these OCI annotations on its image.
+pub fn mint_annotated_freight(db: &str, tag: &str, annotations: std::collections::BTreeMap<String, String>) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -65,6 +70,7 @@ pub fn mint_freight(db: &str, tag: &str) -> String {
                 repo_url: "ghcr.io/acme/app".into(),
                 tag: tag.into(),
                 digest: "sha256:aaaa".into(),
+                annotations,
                 ..Default::default()
             }],
             ..Default::default()

@@ -46,6 +46,7 @@ fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. }
         | Call::Stats { project, .. }
+        | Call::GetNotifications { project, .. }
         | Call::Promote { project, .. }
         | Call::PromoteDryRun { project, .. }
         | Call::PromoteDownstream { project, .. }
@@ -71,7 +72,8 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
         | Call::GetFreight { project, .. }
         | Call::GetPromotions { project, .. }
         | Call::History { project, .. }
-        | Call::Stats { project, .. } => one(Action::Read, project, None),
+        | Call::Stats { project, .. }
+        | Call::GetNotifications { project, .. } => one(Action::Read, project, None),
         // A receiver's path is derived from its secret but is not the secret: as Kargo shows
         // it in ProjectConfig's status to the project's readers, a viewer may list it.
         Call::GetWebhooks { project } => one(Action::Read, project, None),

@@ -46,6 +46,8 @@ pub enum Answer {
     Version(VersionInfo),
     /// `GetReplicas`, newest heartbeat first.
     Replicas(Vec<ReplicaInfo>),
+    /// `GetNotifications`, newest first.
+    Notifications(Vec<NotificationInfo>),
     /// `token create`: the token and, this once, its secret.
     TokenCreated(CreatedToken),
     /// `token list`.
@@ -77,6 +79,7 @@ impl Call {
             Call::Refresh { .. } => Answer::Refresh(read(json)?),
             Call::Version => Answer::Version(read(json)?),
             Call::GetReplicas => Answer::Replicas(read(json)?),
+            Call::GetNotifications { .. } => Answer::Notifications(read(json)?),
             Call::Token(TokenCall::Create { .. }) => Answer::TokenCreated(read(json)?),
             Call::Token(TokenCall::List) => Answer::Tokens(read(json)?),
             Call::Token(TokenCall::Revoke { .. }) => Answer::TokenRevoked(read(json)?),
@@ -324,6 +327,64 @@ pub struct RefreshRequested {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub version: String,
+}
+
+/// The states of a notification in the outbox, as `GetNotifications` filters them.
+pub const NOTIFICATION_STATES: [&str; 3] = ["pending", "delivered", "failed"];
+
+/// A notification in the outbox (`barge get notifications`): where it goes and how its
+/// delivery went. Not its message, which the channel's receiver has; nothing of the
+/// channel's secret (its address or token), which the outbox does not hold either: the
+/// delivery task resolves the channel when it sends, and its errors leave the URL out.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationInfo {
+    /// Its delivery id (the receiver sees it).
+    pub id: String,
+    pub project: String,
+    /// The Stage the event is about; empty when none.
+    pub stage: String,
+    /// The event type (`PromotionSucceeded`, ...) or `send-message`.
+    pub event: String,
+    /// The EventRouter that sent it there; empty for `send-message`.
+    pub router: String,
+    /// The channel's kind (`MessageChannel`, ...) and name.
+    pub channel_kind: String,
+    pub channel: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    /// Why the last attempt failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the next attempt is due (RFC 3339), while it is pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}
+
+impl NotificationInfo {
+    pub fn of(n: barge_store::Notification) -> NotificationInfo {
+        NotificationInfo {
+            next_attempt_at: (n.state == "pending").then(|| crate::format::rfc3339(n.next_attempt_at)),
+            last_error: Some(n.last_error).filter(|e| !e.is_empty()),
+            created_at: crate::format::rfc3339(n.created_at),
+            delivered_at: n.delivered_at.map(crate::format::rfc3339),
+            id: n.id,
+            project: n.project,
+            stage: n.stage,
+            event: n.event,
+            router: n.router,
+            channel_kind: n.channel_kind,
+            channel: n.channel,
+            state: n.state,
+            attempts: n.attempts,
+        }
+    }
 }
 
 /// A `barge serve` replica on this database (`barge get replicas`): its heartbeat and the

@@ -146,6 +146,15 @@ pub enum Call {
     Version,
     /// The `barge serve` replicas on the store, with their heartbeats and leases.
     GetReplicas,
+    /// The notification outbox: what was queued for the project's channels and how its
+    /// delivery went, newest first.
+    GetNotifications {
+        project: Option<String>,
+        /// `pending`, `delivered` or `failed`; every state without it.
+        #[serde(default)]
+        state: Option<String>,
+        limit: i64,
+    },
     /// `barge token create|list|revoke`.
     Token(crate::tokens::TokenCall),
 }
@@ -163,6 +172,7 @@ impl Call {
                 | Call::History { .. }
                 | Call::Stats { .. }
                 | Call::GetReplicas
+                | Call::GetNotifications { .. }
         )
     }
 }
@@ -180,6 +190,7 @@ impl Call {
                 | Call::Alias { .. }
                 | Call::Token(_)
                 | Call::GetReplicas
+                | Call::GetNotifications { .. }
         )
     }
 }
@@ -259,6 +270,7 @@ impl Call {
             | Call::History { .. }
             | Call::Stats { .. }
             | Call::GetReplicas
+            | Call::GetNotifications { .. }
             | Call::Version => None,
         }
     }
@@ -700,6 +712,18 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                 })
                 .collect(),
         ),
+        Call::GetNotifications { project, state, limit } => {
+            if let Some(s) = state.as_deref().filter(|s| !NOTIFICATION_STATES.contains(s)) {
+                return invalid!("{s:?} is not a notification state ({})", NOTIFICATION_STATES.join(", "));
+            }
+            if limit < 1 {
+                return invalid!("the limit must be at least 1, not {limit}");
+            }
+            let listed = store
+                .list_notifications(project.as_deref(), state.as_deref(), limit)
+                .await?;
+            Answer::Notifications(listed.into_iter().map(NotificationInfo::of).collect())
+        }
         Call::Token(t) => crate::tokens::handle(store, t).await?,
         Call::Refresh {
             project,

@@ -13,7 +13,9 @@
 //!
 //! The server guards itself against clients that are slow, idle, numerous or greedy: a
 //! request's headers (and the next request on a kept-alive connection) must arrive within
-//! the client timeout, and its body within the client timeout again; a body is at most
+//! the client timeout, and its body within the client timeout again; a response must make
+//! progress: a client that reads none of it for the write timeout (a watch it stopped
+//! reading, a large answer it does not take) loses its connection; a body is at most
 //! [`MAX_BODY`]; at most `max_connections` connections are served at once. One beyond is
 //! answered 503 as soon as its request arrives (and closed, silent, at the client timeout);
 //! beyond as many again, it is closed at once.
@@ -33,10 +35,13 @@ use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
@@ -125,17 +130,22 @@ pub struct Limits {
     /// For a request's headers (also an idle kept-alive connection's next request), and
     /// again for its body.
     pub client_timeout: Duration,
+    /// How long a response may wait for the client to read any of it: a write that stays
+    /// blocked this long (the socket full of what the client does not read) closes the
+    /// connection.
+    pub write_timeout: Duration,
     pub max_connections: usize,
     /// The watches' heartbeat and store poll (`?watch=true`).
     pub watch: crate::rest::WatchTiming,
 }
 
 impl Limits {
-    /// 10 s and 256 connections, or BARGE_API_CLIENT_TIMEOUT (a Go duration) and
-    /// BARGE_API_MAX_CONNECTIONS; watches heartbeat every 15 s and poll the store every 5 s,
+    /// 10 s, 30 s to write and 256 connections, or BARGE_API_CLIENT_TIMEOUT,
+    /// BARGE_API_WRITE_TIMEOUT (Go durations) and BARGE_API_MAX_CONNECTIONS; watches heartbeat every 15 s and poll the store every 5 s,
     /// or BARGE_WATCH_HEARTBEAT and BARGE_WATCH_POLL.
     pub fn from_env() -> Result<Limits> {
         let client_timeout = duration_var("BARGE_API_CLIENT_TIMEOUT", Duration::from_secs(10))?;
+        let write_timeout = duration_var("BARGE_API_WRITE_TIMEOUT", Duration::from_secs(30))?;
         let watch = crate::rest::WatchTiming {
             heartbeat: duration_var("BARGE_WATCH_HEARTBEAT", Duration::from_secs(15))?,
             poll: duration_var("BARGE_WATCH_POLL", Duration::from_secs(5))?,
@@ -150,6 +160,7 @@ impl Limits {
         };
         Ok(Limits {
             client_timeout,
+            write_timeout,
             max_connections,
             watch,
         })
@@ -237,7 +248,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Access, l
         if let Ok(slot) = serving.clone().try_acquire_owned() {
             let (app, closing) = (app.clone(), closing.clone());
             tokio::spawn(async move {
-                let open = http1(stream, TowerToHyperService::new(app), limits.client_timeout, true).await;
+                let open = http1(stream, TowerToHyperService::new(app), limits, true).await;
                 // Served: the slot is free before the client sees the connection close.
                 drop(slot);
                 if let (Some(stream), Ok(_closing)) = (open, closing.try_acquire_owned()) {
@@ -259,7 +270,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Access, l
                 std::future::ready(Ok::<_, Infallible>(busy))
             });
             tokio::spawn(async move {
-                if let Some(stream) = http1(stream, busy, limits.client_timeout, false).await {
+                if let Some(stream) = http1(stream, busy, limits, false).await {
                     linger(stream).await;
                 }
                 drop(closing);
@@ -268,28 +279,110 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Access, l
     }
 }
 
-/// Serves HTTP/1.1 on a connection with the header timeout until the client or the server
-/// is done with it; returns it for closing unless it failed (a timeout, a protocol error).
-async fn http1<S>(stream: TcpStream, service: S, client_timeout: Duration, keep_alive: bool) -> Option<TcpStream>
+/// Serves HTTP/1.1 on a connection with the header and write timeouts until the client or
+/// the server is done with it; returns it for closing unless it failed (a timeout, a
+/// protocol error).
+async fn http1<S>(stream: TcpStream, service: S, limits: Limits, keep_alive: bool) -> Option<TcpStream>
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible> + Unpin,
     S::Future: Unpin,
 {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(client_timeout)
+        .header_read_timeout(limits.client_timeout)
         .keep_alive(keep_alive);
     // Without shutdown, so that the caller closes it, lingering.
     match http
-        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .serve_connection(
+            hyper_util::rt::TokioIo::new(WriteProgress::new(stream, limits.write_timeout)),
+            service,
+        )
         .without_shutdown()
         .await
     {
-        Ok(parts) => Some(parts.io.into_inner()),
+        Ok(parts) => Some(parts.io.into_inner().io),
         Err(e) => {
             tracing::debug!("API connection closed: {e}");
             None
         }
+    }
+}
+
+/// A connection whose writes must make progress. hyper has no write timeout (only
+/// `header_read_timeout`), and a response it cannot write waits for the socket forever: a
+/// client that stops reading (a watch's stream, a large answer) would hold its connection,
+/// and a slot of `max_connections`, for good. So a write or flush that stays blocked for
+/// `timeout` fails with `TimedOut`, which ends the connection; any write that goes through
+/// (a watch's heartbeat included) starts the wait anew.
+struct WriteProgress<T> {
+    io: T,
+    timeout: Duration,
+    /// Since when the socket has refused every write: set at the first blocked one.
+    blocked: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteProgress<T> {
+    fn new(io: T, timeout: Duration) -> WriteProgress<T> {
+        WriteProgress {
+            io,
+            timeout,
+            blocked: None,
+        }
+    }
+
+    /// `polled` unless the socket has refused writes for the timeout.
+    fn progress<R>(&mut self, cx: &mut Context<'_>, polled: Poll<std::io::Result<R>>) -> Poll<std::io::Result<R>> {
+        if polled.is_ready() {
+            self.blocked = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let blocked = self
+            .blocked
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match blocked.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing of the response for {timeout:?}"),
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteProgress<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteProgress<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.progress(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.progress(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.progress(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.progress(cx, polled)
     }
 }
 

@@ -20,8 +20,8 @@ use axum::routing::get;
 use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
 use barge_engine::answer::{
-    Aliased, Approved, FreightInfo, Held, PromotionInfo, PromotionPlan, RefreshRequested, Released, ReplicaInfo,
-    WarehouseSummary,
+    Aliased, Approved, FreightInfo, Held, NotificationInfo, PromotionInfo, PromotionPlan, RefreshRequested, Released,
+    ReplicaInfo, WarehouseSummary,
 };
 use barge_engine::{Answer, EngineError, ops::Call};
 use serde::Serialize;
@@ -35,7 +35,8 @@ mod watch;
 mod webhooks;
 pub use watch::WatchTiming;
 
-/// History's page size when the request names none, and the most it may name.
+/// A list's page size (history, notifications) when the request names none, and the most
+/// it may name.
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
@@ -127,6 +128,7 @@ fn api_router() -> OpenApiRouter<Api> {
         .routes(routes!(webhooks::webhooks))
         .routes(routes!(stats))
         .routes(routes!(replicas))
+        .routes(routes!(notifications))
 }
 
 /// A list, as Kubernetes answers one: `continue` only when there may be a next page.
@@ -950,6 +952,44 @@ async fn stats(
     };
     match run(&api, &caller, call).await? {
         Answer::Stats(figures) => list(figures, None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct NotificationFilters {
+    /// Only those in this state: `pending`, `delivered` or `failed`.
+    state: Option<String>,
+    /// At most this many, newest first (100 by default, at most 1000).
+    limit: Option<i64>,
+}
+
+/// The project's notification outbox (`barge get notifications -o json`): each queued
+/// message's channel, event, state, attempts, last error and next attempt; never the
+/// channel's secret.
+#[utoipa::path(get, path = "/api/v1/projects/{project}/notifications", tag = "barge", params(("project" = String, Path, description = "The project"), NotificationFilters), responses((status = 200, description = "Notifications, newest first", body = Items<NotificationInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn notifications(
+    api: axum::extract::State<Api>,
+    Caller(caller): Caller,
+    Params(project): Params<String>,
+    Filters(filters): Filters<NotificationFilters>,
+) -> Answered {
+    let limit = filters.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Problem::invalid(
+            format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
+            json!({"limit": limit}),
+        ));
+    }
+    let call = Call::GetNotifications {
+        project: Some(project),
+        state: filters.state,
+        limit,
+    };
+    match run(&api, &caller, call).await? {
+        Answer::Notifications(n) => list(n, None),
         other => Err(unexpected(&other)),
     }
 }

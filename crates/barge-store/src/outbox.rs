@@ -182,14 +182,22 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>("due")?)
     }
 
-    /// Notifications of a project (all projects when empty), newest first.
-    pub async fn list_notifications(&self, project: Option<&str>, limit: i64) -> Result<Vec<Notification>, StoreError> {
+    /// Notifications of a project (all projects without one), in one state (`pending`,
+    /// `delivered`, `failed`; all without one), newest first.
+    pub async fn list_notifications(
+        &self,
+        project: Option<&str>,
+        state: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Notification>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
-            " FROM notifications WHERE ($1 = '' OR project = $1) ORDER BY created_at DESC, id DESC LIMIT $2"
+            " FROM notifications WHERE ($1 = '' OR project = $1) AND ($2 = '' OR state = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
         ))
         .bind(project.unwrap_or(""))
+        .bind(state.unwrap_or(""))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

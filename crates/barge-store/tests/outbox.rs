@@ -99,7 +99,17 @@ async fn a_lease_that_ran_out_is_claimed_again_and_attempts_are_recorded(b: Back
             .await
             .unwrap()
     );
-    let listed = s.list_notifications(Some("demo"), 10).await.unwrap();
+    let listed = s.list_notifications(Some("demo"), None, 10).await.unwrap();
+    assert_eq!(
+        s.list_notifications(Some("demo"), Some("delivered"), 10).await.unwrap(),
+        listed
+    );
+    assert!(
+        s.list_notifications(Some("demo"), Some("failed"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(listed.len(), 1);
     let n = &listed[0];
     assert_eq!(

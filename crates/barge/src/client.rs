@@ -8,7 +8,7 @@ use crate::render::{rfc3339_time, table, time};
 use crate::{Format, GetFormat};
 use anyhow::{Context as _, Result, bail};
 use barge_engine::Answer;
-use barge_engine::answer::{FreightInfo, PromotionInfo, ReplicaInfo, WarehouseSummary};
+use barge_engine::answer::{FreightInfo, NotificationInfo, PromotionInfo, ReplicaInfo, WarehouseSummary};
 use barge_engine::format::go_duration;
 use barge_engine::ops::{self, Call};
 use barge_engine::pipeline::StageStatus;
@@ -160,6 +160,7 @@ fn names(answer: &Answer) -> Vec<String> {
         Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
         Answer::Webhooks(l) => named("webhook.barge.dev", l.iter().map(|w| w.name.as_str()).collect()),
         Answer::Replicas(l) => named("replica.barge.dev", l.iter().map(|r| r.id.as_str()).collect()),
+        Answer::Notifications(l) => named("notification.barge.dev", l.iter().map(|n| n.id.as_str()).collect()),
         Answer::History(_)
         | Answer::Stats(_)
         | Answer::Queued(_)
@@ -207,6 +208,7 @@ pub fn text(answer: &Answer, wide: bool) -> String {
         Answer::TokenCreated(t) => format!("{}\n", t.token),
         Answer::Tokens(l) => crate::token_cli::list_text(l),
         Answer::Replicas(l) => replicas_text(l, wide),
+        Answer::Notifications(l) => notifications_text(l, wide),
         Answer::TokenRevoked(t) => format!(
             "token {} revoked at {}\n",
             t.name,
@@ -408,6 +410,49 @@ pub fn replicas_text(list: &[ReplicaInfo], wide: bool) -> String {
             row.extend([r.host.clone(), r.version.clone(), rfc3339_time(&r.started_at)]);
         }
         row.extend([held(&r.promotions), held(&r.verifications), held(&r.warehouses)]);
+        rows.push(row);
+    }
+    table(rows)
+}
+
+/// `barge get notifications`; wide adds the delivery id, the router, the Stage and when it
+/// was queued and delivered.
+pub fn notifications_text(list: &[NotificationInfo], wide: bool) -> String {
+    if list.is_empty() {
+        return "no notifications queued\n".into();
+    }
+    let time = |t: &Option<String>| t.as_deref().map(rfc3339_time).unwrap_or_default();
+    let mut header = Vec::new();
+    if wide {
+        header.push("ID".to_string());
+    }
+    header.extend(["CHANNEL".into(), "EVENT".into(), "STATE".into(), "ATTEMPTS".into()]);
+    header.extend(["NEXT ATTEMPT".into(), "LAST ERROR".into()]);
+    if wide {
+        header.extend(["ROUTER".into(), "STAGE".into(), "CREATED".into(), "DELIVERED".into()]);
+    }
+    let mut rows = vec![header];
+    for n in list {
+        let mut row = Vec::new();
+        if wide {
+            row.push(n.id.clone());
+        }
+        row.extend([
+            format!("{}/{}", n.channel_kind, n.channel),
+            n.event.clone(),
+            n.state.clone(),
+            n.attempts.to_string(),
+            time(&n.next_attempt_at),
+            n.last_error.clone().unwrap_or_default(),
+        ]);
+        if wide {
+            row.extend([
+                n.router.clone(),
+                n.stage.clone(),
+                rfc3339_time(&n.created_at),
+                time(&n.delivered_at),
+            ]);
+        }
         rows.push(row);
     }
     table(rows)

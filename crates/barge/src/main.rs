@@ -299,6 +299,29 @@ enum GetWhat {
     ///   barge get replicas -o wide
     #[command(verbatim_doc_comment, alias = "replica")]
     Replicas(GetReplicasArgs),
+    /// The notification outbox, newest first: each message's channel, event, state
+    /// (pending, delivered, failed), attempts, last error and next attempt.
+    ///
+    /// Examples:
+    ///   barge get notifications --project demo --state failed
+    ///   barge get notifications -o wide --server https://barge.example.com
+    #[command(verbatim_doc_comment, alias = "notification")]
+    Notifications(GetNotificationsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct GetNotificationsArgs {
+    #[arg(long)]
+    project: Option<String>,
+    /// Only those in this state.
+    #[arg(long, value_parser = barge_engine::answer::NOTIFICATION_STATES)]
+    state: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
 }
 
 #[derive(clap::Args, Debug)]
@@ -538,6 +561,13 @@ struct HistoryArgs {
     /// Only events this recent (a duration like 2h) or since this time (RFC 3339).
     #[arg(long, value_name = "WHEN")]
     since: Option<String>,
+    /// Only events at or before this time: that long ago (a duration like 2h) or a time
+    /// (RFC 3339).
+    #[arg(long, value_name = "WHEN")]
+    until: Option<String>,
+    /// Only events of this kind (promotion.created, stage.held, ...).
+    #[arg(long)]
+    kind: Option<String>,
     #[arg(long, default_value_t = 100)]
     limit: i64,
     #[arg(long)]
@@ -1063,6 +1093,13 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
     match what {
         GetWhat::Webhooks(args) => webhooks_cli::get_webhooks(args),
         GetWhat::Replicas(GetReplicasArgs { output, target }) => get(&target, ops::Call::GetReplicas, output),
+        GetWhat::Notifications(GetNotificationsArgs {
+            project,
+            state,
+            limit,
+            output,
+            target,
+        }) => get(&target, ops::Call::GetNotifications { project, state, limit }, output),
         GetWhat::Stages(GetStagesArgs {
             name,
             project,
@@ -1100,10 +1137,10 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
 }
 
 fn history(args: HistoryArgs) -> Result<ExitCode> {
-    let since = match args.since.as_deref().map(parse_since).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("barge: error: --since: {e}");
+    let (since, until) = match (time_flag("since", &args.since), time_flag("until", &args.until)) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -1112,8 +1149,8 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
         stage: args.stage,
         freight: args.freight,
         since,
-        kind: None,
-        until: None,
+        kind: args.kind,
+        until,
         before: None,
         limit: args.limit,
     };
@@ -1121,10 +1158,10 @@ fn history(args: HistoryArgs) -> Result<ExitCode> {
 }
 
 fn stats(args: StatsArgs) -> Result<ExitCode> {
-    let since = match args.since.as_deref().map(parse_since).transpose() {
+    let since = match time_flag("since", &args.since) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("barge: error: --since: {e}");
+            eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
@@ -1456,6 +1493,14 @@ fn get(target: &client::Target, c: ops::Call, output: GetFormat) -> Result<ExitC
     let answer = block_on(client::call(target, c))?;
     client::print_get(output, &answer, one)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The time flag `--NAME WHEN` ([`parse_since`]) when given, or the error to print.
+fn time_flag(name: &str, when: &Option<String>) -> Result<Option<i64>, String> {
+    when.as_deref()
+        .map(parse_since)
+        .transpose()
+        .map_err(|e| format!("barge: error: --{name}: {e}"))
 }
 
 /// `--since 2h` (that long ago) or `--since 2026-11-22T10:00:00Z`, as Unix milliseconds.
