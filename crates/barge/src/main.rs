@@ -258,9 +258,7 @@ enum RefreshWhat {
 
 #[derive(Subcommand, Debug)]
 enum GetWhat {
-    /// Stages: the Freight each has, whether it is verified, and what happens next — or
-    /// exactly why not: not verified upstream, soak time left, no auto-promotion policy, held
-    /// by whom, window closed until when, a promotion running, verification failed.
+    /// Stages: the Freight each has, whether it is verified, and what happens next — or exactly why not: not verified upstream, soak time left, no auto-promotion policy, held by whom, window closed until when, a promotion running, verification failed.
     ///
     /// Examples:
     ///   barge get stages
@@ -271,8 +269,7 @@ enum GetWhat {
     /// Warehouses: their Freight count, newest Freight, last discovery and its error.
     #[command(alias = "warehouse")]
     Warehouses(GetWarehousesArgs),
-    /// Stored Freight, newest first, with where it is and where it is verified; or one by ID
-    /// or alias.
+    /// Stored Freight, newest first, with where it is and where it is verified; or one by ID or alias.
     ///
     /// Examples:
     ///   barge get freight
@@ -283,24 +280,21 @@ enum GetWhat {
     /// Promotions, newest first; or one by name with its steps and outputs.
     #[command(alias = "promotion", alias = "promo", alias = "promos")]
     Promotions(GetPromotionsArgs),
-    /// Webhook receivers (ProjectConfig and ClusterConfig `webhookReceivers`): project,
-    /// name, provider and the URL path `barge serve --listen` serves each at.
+    /// Webhook receivers (ProjectConfig and ClusterConfig `webhookReceivers`): project, name, provider and the URL path `barge serve --listen` serves each at.
     ///
     /// Examples:
     ///   barge get webhooks pipelines/ --config barge.yaml
     ///   barge get webhooks pipelines/ --project demo -o json
     #[command(verbatim_doc_comment, alias = "webhook")]
     Webhooks(webhooks_cli::GetWebhooksArgs),
-    /// The `barge serve` replicas sharing the store: their heartbeat's age, whether they are
-    /// alive, and the promotions, verifications and Warehouse discoveries each holds.
+    /// The `barge serve` replicas sharing the store: their heartbeat's age, whether they are alive, and the promotions, verifications and Warehouse discoveries each holds.
     ///
     /// Examples:
     ///   barge get replicas --db postgres://barge@db/barge
     ///   barge get replicas -o wide
     #[command(verbatim_doc_comment, alias = "replica")]
     Replicas(GetReplicasArgs),
-    /// The notification outbox, newest first: each message's channel, event, state
-    /// (pending, delivered, failed), attempts, last error and next attempt.
+    /// The notification outbox, newest first: each message's channel, event, state (pending, delivered, failed), attempts, last error and next attempt.
     ///
     /// Examples:
     ///   barge get notifications --project demo --state failed
