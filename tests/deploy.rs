@@ -367,7 +367,7 @@ fn defaults_run_one_hardened_replica_on_sqlite_with_probes_and_a_token_file() {
         );
     }
 
-    // Resources from BENCHMARKS.md's idle figure (28.7 MB): requested with headroom.
+    // Resources from BENCHMARKS.md's idle figure (31.8 MB): requested with headroom.
     assert_eq!(c["resources"]["requests"], json!({"cpu": "50m", "memory": "64Mi"}));
     assert_eq!(c["resources"]["limits"]["memory"], "512Mi");
 
