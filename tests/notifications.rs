@@ -6,6 +6,7 @@
 //! with backoff and delays no promotion; a daemon killed before delivery delivers after its
 //! restart, once; bad definitions are reported at file:line:col.
 
+#[macro_use]
 mod support;
 
 use barge_store::{Backend, Store};
@@ -26,46 +27,8 @@ const ADMIN_TOKEN: &str = "admin-t0ken-of-the-api";
 /// dev and staging promote automatically; dev also says so itself with send-message (its
 /// message reads a secret, which must not leave). Routers: dev's success to Slack, staging's to
 /// the generic hook and mail, failures to the hook (none happen).
-const DEFINITIONS: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Project
-metadata: {name: shop}
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: ProjectConfig
-metadata: {name: shop, namespace: shop}
-spec:
-  promotionPolicies:
-    - stageSelector: {name: "regex:^(dev|staging)$"}
-      autoPromotionEnabled: true
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Warehouse
-metadata: {name: app, namespace: shop}
-spec:
-  interval: 1h
-  subscriptions:
-    - image: {repoURL: ghcr.io/acme/app, constraint: ^1.0.0}
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: PromotionTask
-metadata: {name: update-overlay, namespace: shop}
-spec:
-  steps:
-    - uses: git-clone
-      config:
-        repoURL: https://git.example.com/acme/config.git
-        checkout: [{branch: main, path: ./src}]
-    - uses: kustomize-set-image
-      config:
-        path: ./src/env/${{ ctx.stage }}
-        images: [{image: ghcr.io/acme/app}]
-    - uses: git-commit
-      config: {path: ./src, message: "${{ ctx.stage }}: ${{ imageFrom('ghcr.io/acme/app').Tag }}"}
-    - uses: git-push
-      config: {path: ./src}
----
-apiVersion: kargo.akuity.io/v1alpha1
+const DEFINITIONS: &str = shop_definitions!(
+    r#"apiVersion: kargo.akuity.io/v1alpha1
 kind: Stage
 metadata: {name: dev, namespace: shop}
 spec:
@@ -136,7 +99,8 @@ metadata: {name: failures, namespace: shop}
 spec:
   types: [PromotionFailed, PromotionErrored]
   channels: [{name: hooks}]
-"#;
+"#
+);
 
 struct Fixture {
     dir: tempfile::TempDir,

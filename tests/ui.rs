@@ -5,6 +5,7 @@
 //! as the actor in the history; a viewer's promote button is disabled with the reason; a
 //! POST without the CSRF token is refused. The run leaves screenshots in docs/ui/.
 
+#[macro_use]
 mod support;
 
 use barge_testkit::browser::Browser;
@@ -16,46 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{GitDaemon, bare_repo, stderr};
 
-const DEFINITIONS: &str = r#"
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Project
-metadata: {name: shop}
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: ProjectConfig
-metadata: {name: shop, namespace: shop}
-spec:
-  promotionPolicies:
-    - stageSelector: {name: "regex:^(dev|staging)$"}
-      autoPromotionEnabled: true
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Warehouse
-metadata: {name: app, namespace: shop}
-spec:
-  interval: 1h
-  subscriptions:
-    - image: {repoURL: ghcr.io/acme/app, constraint: ^1.0.0}
----
-apiVersion: kargo.akuity.io/v1alpha1
-kind: PromotionTask
-metadata: {name: update-overlay, namespace: shop}
-spec:
-  steps:
-    - uses: git-clone
-      config:
-        repoURL: https://git.example.com/acme/config.git
-        checkout: [{branch: main, path: ./src}]
-    - uses: kustomize-set-image
-      config:
-        path: ./src/env/${{ ctx.stage }}
-        images: [{image: ghcr.io/acme/app}]
-    - uses: git-commit
-      config: {path: ./src, message: "${{ ctx.stage }}: ${{ imageFrom('ghcr.io/acme/app').Tag }}"}
-    - uses: git-push
-      config: {path: ./src}
----
-apiVersion: kargo.akuity.io/v1alpha1
+const DEFINITIONS: &str = shop_definitions!(
+    r#"apiVersion: kargo.akuity.io/v1alpha1
 kind: Stage
 metadata: {name: prod, namespace: shop}
 spec:
@@ -81,7 +44,8 @@ spec:
     - origin: {kind: Warehouse, name: app}
       sources: {direct: true}
   promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}]}}
-"#;
+"#
+);
 
 const ADMIN: &str = "ui-test-admin-token";
 

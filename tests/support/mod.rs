@@ -82,3 +82,54 @@ pub fn mint_annotated_freight(db: &str, tag: &str, annotations: std::collections
         minted.freight.freight.alias.unwrap()
     })
 }
+
+/// `shop_definitions!(r#"…Stages…"#)`: the project `shop` (dev and staging auto-promoted), its
+/// Warehouse `app` on `ghcr.io/acme/app` and the PromotionTask `update-overlay` (clone, set the
+/// image in `env/<stage>`, commit, push), followed by the test's own Stages, as one literal.
+#[allow(unused_macros)]
+macro_rules! shop_definitions {
+    ($stages:literal) => {
+        concat!(
+            r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: shop}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: shop, namespace: shop}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: "regex:^(dev|staging)$"}
+      autoPromotionEnabled: true
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  interval: 1h
+  subscriptions:
+    - image: {repoURL: ghcr.io/acme/app, constraint: ^1.0.0}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: PromotionTask
+metadata: {name: update-overlay, namespace: shop}
+spec:
+  steps:
+    - uses: git-clone
+      config:
+        repoURL: https://git.example.com/acme/config.git
+        checkout: [{branch: main, path: ./src}]
+    - uses: kustomize-set-image
+      config:
+        path: ./src/env/${{ ctx.stage }}
+        images: [{image: ghcr.io/acme/app}]
+    - uses: git-commit
+      config: {path: ./src, message: "${{ ctx.stage }}: ${{ imageFrom('ghcr.io/acme/app').Tag }}"}
+    - uses: git-push
+      config: {path: ./src}
+---
+"#,
+            $stages
+        )
+    };
+}
