@@ -10,7 +10,7 @@
 mod support;
 
 use barge_store::{Backend, Store};
-use barge_testkit::notify::{HookReceiver, SmtpServer};
+use barge_testkit::notify::{DownPort, HookReceiver, SmtpServer};
 use barge_testkit::{postgres, registry};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -577,7 +577,8 @@ async fn a_failing_channel_is_retried_with_backoff_and_delays_no_promotion(b: Ba
 
 async fn a_daemon_killed_before_delivery_delivers_after_restart_once(b: Backend) {
     // The Slack channel is down (nothing listens) while the daemon runs.
-    let slack_port = support::free_port();
+    let slack_down = DownPort::reserve();
+    let slack_port = slack_down.port;
     let hooks = HookReceiver::start();
     let smtp = SmtpServer::start();
     let fx = Fixture::new(b, hooks.port, smtp.port).await;
@@ -608,7 +609,7 @@ async fn a_daemon_killed_before_delivery_delivers_after_restart_once(b: Backend)
         .unwrap();
     assert_eq!(waiting.state, "pending");
 
-    let slack = HookReceiver::start_on(slack_port);
+    let slack = HookReceiver::start_on(slack_down);
     let daemon = fx.serve(slack_port);
     // Within a lease (60 s), should the daemon have been killed mid-send.
     slack.wait_for(1, Duration::from_secs(90));

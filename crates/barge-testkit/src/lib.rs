@@ -53,10 +53,22 @@ pub fn self_signed_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path
     (cert, key)
 }
 
+/// A loopback port nothing listens on now, for a server a test starts next. Never the same
+/// port twice in one test process: two tests running side by side could otherwise both be
+/// handed a port before either binds it, and one's readiness probe would be answered by the
+/// other's server. (Another process may still take it first; servers that can pick their own
+/// port and report it, as `SmtpServer` does, need no port from here.)
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if HANDED_OUT.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }

@@ -40,6 +40,26 @@ struct Inner {
     status: AtomicU16,
 }
 
+/// A loopback port that refuses connections (a channel that is down) and that no other test
+/// can take meanwhile: the socket is bound but not listening. `HookReceiver::start_on` brings
+/// the channel up on it. (A port from `free_port` stays free only until somebody binds it:
+/// a test that waited on one while its channel was down was once answered by another test's
+/// server.)
+pub struct DownPort {
+    pub port: u16,
+    socket: socket2::Socket,
+}
+
+impl DownPort {
+    pub fn reserve() -> DownPort {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        socket.bind(&any.into()).expect("bind a loopback port");
+        let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+        DownPort { port, socket }
+    }
+}
+
 /// An HTTP server on 127.0.0.1 that records every request; it runs on a thread of its own
 /// (so a test may block) until dropped.
 pub struct HookReceiver {
@@ -50,18 +70,23 @@ pub struct HookReceiver {
 }
 
 impl HookReceiver {
-    /// On a free port, answering 200.
+    /// On a port the kernel picks, answering 200.
     pub fn start() -> HookReceiver {
-        HookReceiver::start_on(crate::free_port())
+        HookReceiver::serve(std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port"))
     }
 
-    /// On `port` (a channel that was down coming up), answering 200.
-    pub fn start_on(port: u16) -> HookReceiver {
+    /// On the port `down` held (a channel that was down coming up), answering 200.
+    pub fn start_on(down: DownPort) -> HookReceiver {
+        down.socket.listen(128).expect("listen on the reserved port");
+        HookReceiver::serve(down.socket.into())
+    }
+
+    fn serve(std_listener: std::net::TcpListener) -> HookReceiver {
+        let port = std_listener.local_addr().unwrap().port();
         let inner = Arc::new(Inner {
             status: AtomicU16::new(200),
             ..Default::default()
         });
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver's port");
         std_listener.set_nonblocking(true).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = inner.clone();
@@ -191,6 +216,22 @@ impl Mail {
     }
 }
 
+/// Serves SMTP on 127.0.0.1, a port the kernel picks (printed first), into the maildir
+/// `argv[1]`.
+const SMTP_SERVER: &str = r#"
+import asyncio, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
+
+async def main():
+    handler = Mailbox(sys.argv[1])
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(handler), "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
+
 /// aiosmtpd on 127.0.0.1 (plain SMTP, no authentication), storing mail in a maildir; stopped
 /// when dropped.
 pub struct SmtpServer {
@@ -204,23 +245,22 @@ impl SmtpServer {
     pub fn start() -> SmtpServer {
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("mail");
-        let port = crate::free_port();
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-c", "aiosmtpd.handlers.Mailbox"])
+        // aiosmtpd binds a port the kernel picks and prints it: a port chosen beforehand
+        // could be taken by another test before Python starts, and the readiness probe would
+        // then be answered by that test's server.
+        let mut child = Command::new("python3")
+            .args(["-c", SMTP_SERVER])
             .arg(&maildir)
-            .args(["-l", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("python3 -m aiosmtpd (PyPI aiosmtpd, scripts/test-env)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start (is it installed? scripts/test-env)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            .expect("python3 with aiosmtpd (PyPI aiosmtpd, scripts/test-env)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("aiosmtpd did not start (is it installed? scripts/test-env): {line:?}"));
         SmtpServer {
             port,
             child,
