@@ -705,75 +705,128 @@ fn a_receiver_whose_secret_is_not_in_the_store_is_an_error_that_shows_no_secret(
     assert!(!stdout.contains("github-hook") && !stderr.contains(&secret_of(Provider::GitHub)));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn fifty_tags_pushed_at_once_cost_one_discovery() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let dir = tempfile::tempdir().unwrap();
-    let reg = TestRegistry::start(None).await;
-    // Tag listing requests, counted by a proxy the Warehouse subscribes through.
-    let listings = Arc::new(AtomicU64::new(0));
-    let counted = listings.clone();
-    let plan: barge_testkit::registry::Plan = Arc::new(move |_, path: &str| {
-        if path.contains("/tags/list") {
-            counted.fetch_add(1, Ordering::SeqCst);
-        }
-        barge_testkit::registry::Fault::Pass
-    });
-    let proxy = barge_testkit::registry::Proxy::start(&reg.host, None, plan).await;
-    let defs = dir.path().join("defs.yaml");
-    std::fs::write(
-        &defs,
-        format!(
-            "{}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  interval: 24h\n  subscriptions:\n    - image: {{repoURL: {}/demo/app, constraint: ^1.0.0}}\n",
-            project_config(),
-            proxy.host
-        ),
-    )
-    .unwrap();
-    let config = config(dir.path(), &format!("{}, {}", proxy.host, reg.host));
-    reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
-        .await;
-    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
-    let url = format!(
-        "{}{}",
-        daemon.base,
-        listed_path(dir.path(), &defs, &config, Provider::Distribution)
-    );
-    wait_for_freight(dir.path(), &daemon, "1.0.0").await;
-    let before = listings.load(Ordering::SeqCst);
+/// A daemon whose one Warehouse subscribes to `demo/app` through a proxy that records when
+/// each tag listing (one per discovery pass) was asked for; its first pass has run.
+struct Listed {
+    reg: TestRegistry,
+    proxy: barge_testkit::registry::Proxy,
+    listings: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+    daemon: Daemon,
+    /// The distribution receiver's URL.
+    url: String,
+}
 
-    // 50 tags pushed, and the registry's 50 notifications (one push event each) all at once.
-    reg.push_tags("demo/app", &barge_testkit::registry::tags("1.1.", 50))
-        .await;
-    let secret = secret_of(Provider::Distribution);
-    let started = Instant::now();
-    let deliveries = (0..50).map(|i| {
+impl Listed {
+    async fn start(dir: &Path) -> Listed {
+        let reg = TestRegistry::start(None).await;
+        let listings = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = listings.clone();
+        let plan: barge_testkit::registry::Plan = std::sync::Arc::new(move |_, path: &str| {
+            if path.contains("/tags/list") {
+                recorded.lock().unwrap().push(Instant::now());
+            }
+            barge_testkit::registry::Fault::Pass
+        });
+        let proxy = barge_testkit::registry::Proxy::start(&reg.host, None, plan).await;
+        let defs = dir.join("defs.yaml");
+        std::fs::write(
+            &defs,
+            format!(
+                "{}---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app, namespace: demo}}\nspec:\n  interval: 24h\n  subscriptions:\n    - image: {{repoURL: {}/demo/app, constraint: ^1.0.0}}\n",
+                project_config(),
+                proxy.host
+            ),
+        )
+        .unwrap();
+        let config = config(dir, &format!("{}, {}", proxy.host, reg.host));
+        reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+            .await;
+        let daemon = start(dir, &defs, &config, support::free_port()).await;
+        let url = format!(
+            "{}{}",
+            daemon.base,
+            listed_path(dir, &defs, &config, Provider::Distribution)
+        );
+        wait_for_freight(dir, &daemon, "1.0.0").await;
+        Listed {
+            reg,
+            proxy,
+            listings,
+            daemon,
+            url,
+        }
+    }
+
+    fn listed(&self) -> usize {
+        self.listings.lock().unwrap().len()
+    }
+
+    /// The registry's notification of `tag` pushed to `demo/app`; its answer.
+    async fn notify(&self, id: &str, tag: &str) -> (u16, Value) {
         let body = serde_json::to_vec(&json!({"events": [{
-            "id": format!("event-{i}"), "action": "push",
-            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "demo/app", "tag": format!("1.1.{i}")},
-            "request": {"host": proxy.host, "method": "PUT"}
+            "id": id, "action": "push",
+            "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "demo/app", "tag": tag},
+            "request": {"host": self.proxy.host, "method": "PUT"}
         }]}))
         .unwrap();
-        let (url, secret) = (url.clone(), secret.clone());
-        tokio::spawn(async move { post(&url, &[("Authorization", secret)], body).await })
+        post(&self.url, &[("Authorization", secret_of(Provider::Distribution))], body).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_tags_pushed_at_once_cost_one_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed = std::sync::Arc::new(Listed::start(dir.path()).await);
+    let before = listed.listed();
+
+    // 50 tags pushed, and the registry's 50 notifications (one push event each) all at once.
+    listed
+        .reg
+        .push_tags("demo/app", &barge_testkit::registry::tags("1.1.", 50))
+        .await;
+    let deliveries = (0..50).map(|i| {
+        let listed = listed.clone();
+        tokio::spawn(async move { listed.notify(&format!("event-{i}"), &format!("1.1.{i}")).await })
     });
     for d in deliveries.collect::<Vec<_>>() {
         let (status, answer) = d.await.unwrap();
         assert_eq!((status, woken(&answer)), (202, vec!["app".to_string()]), "{answer}");
     }
-    // The deliveries gather for 2 s after the first into one refresh (this test needs them
-    // to arrive within that window; loopback takes a fraction of it).
-    let burst = started.elapsed();
-    assert!(burst < Duration::from_secs(2), "the deliveries took {burst:?}");
-    wait_for_freight(dir.path(), &daemon, "1.1.49").await;
+    wait_for_freight(dir.path(), &listed.daemon, "1.1.49").await;
     // The proxy sees the same requests in every pass of this Warehouse: the one pass at
-    // start is the unit. Without gathering, a pass ran again each time one ended during
-    // the burst.
-    let after = listings.load(Ordering::SeqCst) - before;
+    // start is the unit. The deliveries, sent at once, arrive well within one another's
+    // quiet period, so they are one burst window. Without burst windows, a pass ran again
+    // each time one ended during the burst.
+    let after = listed.listed() - before;
     assert_eq!(
         after, before,
         "{after} tag listing requests for 50 deliveries, {before} per pass"
+    );
+}
+
+/// A lone push is discovered after the burst window's short quiet period, not after a fixed
+/// gathering window (2 s before).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lone_deliverys_discovery_starts_within_the_quiet_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let listed = Listed::start(dir.path()).await;
+    let before = listed.listed();
+    listed
+        .reg
+        .push_image("demo/app", "1.0.1", "2026-01-02T00:00:00Z", "amd64")
+        .await;
+    let sent = Instant::now();
+    let (status, answer) = listed.notify("lone", "1.0.1").await;
+    assert_eq!((status, woken(&answer)), (202, vec!["app".to_string()]), "{answer}");
+    wait_for_freight(dir.path(), &listed.daemon, "1.0.1").await;
+    let listings = listed.listings.lock().unwrap().clone();
+    assert_eq!(listings.len(), before * 2, "one pass for the lone delivery");
+    // The quiet period is 300 ms; the rest of the bound is scheduling on a loaded machine,
+    // well under the 2 s the pass waited before.
+    let waited = listings[before] - sent;
+    assert!(
+        waited < Duration::from_secs(1),
+        "the pass started {waited:?} after the delivery"
     );
 }
 

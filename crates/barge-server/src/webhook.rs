@@ -4,10 +4,10 @@
 //! A delivery is matched to a receiver by its whole path (404 otherwise, never saying which
 //! part was wrong), rate-limited per receiver (429), read within the client timeout and
 //! [`MAX_BODY`] (413), authenticated and parsed by `barge_core::webhook` (401 with an audit
-//! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are
-//! gathering: each is put on the daemon's refresh queue [`GATHER`] after the first delivery
-//! naming it, and the deliveries meanwhile join that one, so a burst of pushes costs one
-//! discovery per Warehouse. A delivery id seen before (kept in a
+//! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are in a
+//! burst window: each is put on the daemon's refresh queue when no delivery has named it for
+//! [`QUIET`], or [`MAX_WAIT`] after the window opened, so a lone push is discovered at once and
+//! a burst of pushes costs one discovery per Warehouse. A delivery id seen before (kept in a
 //! bounded in-memory list, lost on restart) is answered 200 and refreshes nothing.
 
 use crate::serve::Shared;
@@ -32,16 +32,40 @@ const REMEMBERED_DELIVERIES: usize = 4096;
 const BURST: f64 = 100.0;
 const PER_SECOND: f64 = 10.0;
 
-/// How long a Warehouse's refresh waits for more deliveries naming it: a registry reports
-/// 50 tags pushed at once as 50 deliveries over a second or so, and they should cost one
-/// discovery, not one per pass that happens to end meanwhile.
-const GATHER: Duration = Duration::from_secs(2);
+/// A Warehouse's burst window closes when no delivery has named it for this long: a registry
+/// reports tags pushed at once as deliveries milliseconds apart, which should cost one
+/// discovery, while a lone push should not wait much longer than a round trip.
+const QUIET: Duration = Duration::from_millis(300);
+/// ... or this long after it opened, whichever comes first: deliveries that keep coming less
+/// than [`QUIET`] apart still get a discovery this often.
+const MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// A Warehouse's open burst window.
+struct Window {
+    opened: Instant,
+    /// When it closes unless another delivery names the Warehouse before then.
+    closes: Instant,
+}
+
+impl Window {
+    fn open(now: Instant) -> Window {
+        Window {
+            opened: now,
+            closes: now + QUIET,
+        }
+    }
+
+    /// A further delivery: the window stays open for [`QUIET`] more, up to [`MAX_WAIT`].
+    fn extend(&mut self, now: Instant) {
+        self.closes = (now + QUIET).min(self.opened + MAX_WAIT).max(self.closes);
+    }
+}
 
 /// What the webhook handler keeps between deliveries.
 pub struct Receiving {
     secrets: Secrets,
-    /// Warehouses (project, name) whose refresh is gathering deliveries.
-    gathering: Mutex<HashSet<(String, String)>>,
+    /// Warehouses (project, name) in a burst window.
+    gathering: Mutex<HashMap<(String, String), Window>>,
     seen: Mutex<Seen>,
     /// Per receiver path: tokens left and when they were counted.
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -76,7 +100,7 @@ impl Receiving {
     pub fn new(secrets: Secrets) -> Receiving {
         Receiving {
             secrets,
-            gathering: Mutex::new(HashSet::new()),
+            gathering: Mutex::new(HashMap::new()),
             seen: Mutex::new(Seen::default()),
             buckets: Mutex::new(HashMap::new()),
         }
@@ -200,23 +224,35 @@ async fn deliver(
     )
 }
 
-/// Queues a Warehouse's refresh [`GATHER`] from now, unless one is gathering already: the
-/// deliveries of a burst join the first one's.
+/// Opens a Warehouse's burst window, or extends the open one: the deliveries of a burst join
+/// the first one's, and one refresh is queued as the window closes.
 fn gather(shared: &Arc<Shared>, key: (String, String)) {
-    let first = shared
-        .webhooks
-        .gathering
-        .lock()
-        .map(|mut g| g.insert(key.clone()))
-        .unwrap_or(true);
-    if !first {
+    let now = Instant::now();
+    let Ok(mut gathering) = shared.webhooks.gathering.lock() else {
+        shared.request_refresh(&key.0, &key.1);
+        return;
+    };
+    if let Some(window) = gathering.get_mut(&key) {
+        window.extend(now);
         return;
     }
+    gathering.insert(key.clone(), Window::open(now));
+    drop(gathering);
     let shared = shared.clone();
     tokio::spawn(async move {
-        tokio::time::sleep(GATHER).await;
-        if let Ok(mut g) = shared.webhooks.gathering.lock() {
-            g.remove(&key);
+        // Sleeps until the window's latest closing time; a delivery meanwhile moved it later.
+        loop {
+            let closes = match shared.webhooks.gathering.lock() {
+                Ok(mut gathering) => match gathering.get(&key).map(|w| w.closes) {
+                    Some(at) if at > Instant::now() => at,
+                    _ => {
+                        gathering.remove(&key);
+                        break;
+                    }
+                },
+                Err(_) => break,
+            };
+            tokio::time::sleep_until(closes.into()).await;
         }
         shared.request_refresh(&key.0, &key.1);
     });
@@ -251,6 +287,30 @@ mod tests {
         assert_eq!(seen.ids.len(), REMEMBERED_DELIVERIES);
         // The oldest was forgotten.
         assert!(seen.first_time("/webhook/github/a", "1"));
+    }
+
+    #[test]
+    fn a_burst_window_closes_after_a_quiet_period_or_at_its_cap() {
+        let opened = Instant::now();
+        let mut window = Window::open(opened);
+        assert_eq!(
+            window.closes,
+            opened + QUIET,
+            "a lone delivery waits only the quiet period"
+        );
+        window.extend(opened + QUIET / 2);
+        assert_eq!(
+            window.closes,
+            opened + QUIET / 2 + QUIET,
+            "a delivery restarts the quiet period"
+        );
+        // Deliveries that keep coming never hold it open past the cap.
+        let mut at = opened;
+        while at < opened + MAX_WAIT * 2 {
+            at += QUIET / 2;
+            window.extend(at);
+        }
+        assert_eq!(window.closes, opened + MAX_WAIT);
     }
 
     #[test]
