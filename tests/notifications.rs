@@ -336,6 +336,7 @@ both_stores!(
     a_promotion_notifies_exactly_the_routed_channels_signed_and_without_secrets,
     a_failing_channel_is_retried_with_backoff_and_delays_no_promotion,
     a_daemon_killed_before_delivery_delivers_after_restart_once,
+    an_event_committed_by_a_process_killed_before_routing_is_notified_once,
 );
 
 async fn a_promotion_notifies_exactly_the_routed_channels_signed_and_without_secrets(b: Backend) {
@@ -629,6 +630,52 @@ async fn a_daemon_killed_before_delivery_delivers_after_restart_once(b: Backend)
     assert_eq!(slack.received().len(), 1, "{:?}", bodies(&slack));
     assert_eq!(hooks.received().len(), 2, "{:?}\n{}", bodies(&hooks), daemon.log());
     assert_eq!(smtp.mails().len(), 1);
+}
+
+/// A process killed right after the store committed a promotion's end (its audit row) and
+/// before its event sink ran: the notification is not lost. The row commits unrouted; the
+/// next `barge serve` routes it at start, queuing its notifications and marking it in one
+/// transaction.
+async fn an_event_committed_by_a_process_killed_before_routing_is_notified_once(b: Backend) {
+    let hooks = HookReceiver::start();
+    let smtp = SmtpServer::start();
+    let fx = Fixture::new(b, hooks.port, smtp.port).await;
+    // What `Store::finish_promotion` writes in the promotion's transaction, without the event
+    // that followed it.
+    let store = Store::open(&fx.db).await.unwrap();
+    store
+        .append_audit(barge_store::NewAudit {
+            at: 1_000,
+            project: "shop",
+            kind: "promotion.finished",
+            subject: "Promotion/staging.p1",
+            actor: "barge",
+            stage: "staging",
+            freight: "f1",
+            body: &serde_json::json!({"phase": "Succeeded", "message": ""}),
+        })
+        .await
+        .unwrap();
+    drop(store);
+
+    let daemon = fx.serve(0);
+    let received = hooks.wait_for(1, Duration::from_secs(30));
+    assert_eq!(
+        received[0].json()["text"],
+        "Promotion staging.p1 moved f1 into staging.",
+        "{}",
+        daemon.log()
+    );
+    smtp.wait_for(1, Duration::from_secs(30));
+    // Routed once: one notification per routed channel (the store test races routers).
+    let outbox = fx.outbox().await;
+    assert_eq!(outbox.len(), 2, "{outbox:#?}");
+    assert!(
+        outbox
+            .iter()
+            .all(|n| n.event == "PromotionSucceeded" && n.stage == "staging")
+    );
+    assert_eq!((hooks.received().len(), smtp.mails().len()), (1, 1));
 }
 
 /// Runs a store read from a sync closure inside the multi-threaded test runtime.

@@ -326,22 +326,9 @@ impl Event {
             Event::FreightMinted { .. } => "FreightCreated",
             Event::FreightApproved { .. } => "FreightApproved",
             Event::PromotionCreated(_) => "PromotionCreated",
-            Event::PromotionFinished { phase, .. } => match phase {
-                Phase::Succeeded => "PromotionSucceeded",
-                Phase::Failed => "PromotionFailed",
-                Phase::Errored => "PromotionErrored",
-                Phase::Aborted => "PromotionAborted",
-                Phase::Pending | Phase::Running => return None,
-            },
+            Event::PromotionFinished { phase, .. } => return promotion_reason(*phase),
             Event::PromotionAborted { .. } => "PromotionAborted",
-            Event::VerificationFinished { phase, .. } => match phase {
-                VerificationPhase::Succeeded => "FreightVerificationSucceeded",
-                VerificationPhase::Failed => "FreightVerificationFailed",
-                VerificationPhase::Error => "FreightVerificationErrored",
-                VerificationPhase::Aborted => "FreightVerificationAborted",
-                VerificationPhase::Inconclusive => "FreightVerificationInconclusive",
-                VerificationPhase::Pending | VerificationPhase::Running => "FreightVerificationUnknown",
-            },
+            Event::VerificationFinished { phase, .. } => verification_reason(*phase),
             _ => return None,
         })
     }
@@ -732,6 +719,8 @@ struct Inner {
     /// The definitions whose EventRouters route events into the outbox; none routes nothing.
     definitions: Option<tokio::sync::watch::Receiver<Arc<barge_core::load::Catalog>>>,
     changed: Changed,
+    /// Wakes the notification delivery task: routing queued notifications.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 /// Wakes the API's watches (`?watch=true`) after an event is recorded: they then read the
@@ -760,6 +749,7 @@ impl EventSink {
                 metrics: Vec::new(),
                 changed: Changed::default(),
                 definitions: None,
+                queued: Arc::default(),
             }),
         }
     }
@@ -797,19 +787,63 @@ impl EventSink {
         for hook in &self.inner.metrics {
             hook.record(&event);
         }
-        if let (Some(store), Some(definitions)) = (&self.inner.store, &self.inner.definitions) {
-            let catalog = definitions.borrow().clone();
-            if let Err(e) = crate::notify::route_into_outbox(store, &catalog, &event).await {
-                tracing::error!(
-                    event = event.name(),
-                    project = event.project(),
-                    "cannot queue notifications: {e}"
-                );
-            }
+        // The event's audit row is in the store now (the store's own, or the one just
+        // appended): route it, and any row a process killed before routing left behind.
+        if crate::notify::event_type(&event).is_some()
+            && let Err(e) = self.route_pending().await
+        {
+            tracing::error!(
+                event = event.name(),
+                project = event.project(),
+                "cannot queue notifications (the next routing pass takes them): {e}"
+            );
         }
         // No receiver (no watch open) is not an error.
         let _ = self.inner.changed.0.send(());
         audited
+    }
+
+    /// Routes every audit row not routed yet into the notification outbox with the running
+    /// definitions' EventRouters (nothing without definitions: a process that has none leaves
+    /// the rows to one that has). Each row's notifications and its mark commit together
+    /// (`Store::route_audit`), so a process killed after the row and before routing loses
+    /// none: the next pass, here or in `barge serve`'s delivery task, routes it. Wakes the
+    /// delivery task when it queued any; returns how many.
+    pub async fn route_pending(&self) -> Result<usize, StoreError> {
+        /// Audit rows per routing transaction.
+        const BATCH: i64 = 256;
+        let (Some(store), Some(definitions)) = (&self.inner.store, &self.inner.definitions) else {
+            return Ok(0);
+        };
+        let catalog = definitions.borrow().clone();
+        let mut queued = 0;
+        loop {
+            let now = crate::discover::now_millis();
+            let (routed, notifications) = store
+                .route_audit(BATCH, now, |row| {
+                    // The store's rows hold what the change held; channels get it redacted.
+                    let redacted = barge_store::AuditEvent {
+                        body: self.inner.redactor.json(&row.body),
+                        ..row.clone()
+                    };
+                    crate::notify::notifications_for(&catalog, &redacted)
+                })
+                .await?;
+            queued += notifications;
+            if routed < BATCH as usize {
+                break;
+            }
+        }
+        if queued > 0 {
+            self.inner.queued.notify_one();
+        }
+        Ok(queued)
+    }
+
+    /// Completes when routing queued notifications since the last call (one wake-up for any
+    /// number): the delivery task's signal to look at the outbox.
+    pub async fn notifications_queued(&self) {
+        self.inner.queued.notified().await;
     }
 
     /// A receiver woken after each event this sink emits (its audit row, if any, is in
@@ -842,6 +876,29 @@ impl EventSink {
                 body: &row.body,
             })
             .await
+    }
+}
+
+/// Kargo's reason for a promotion that ended in `phase` (none while it runs).
+pub fn promotion_reason(phase: Phase) -> Option<&'static str> {
+    Some(match phase {
+        Phase::Succeeded => "PromotionSucceeded",
+        Phase::Failed => "PromotionFailed",
+        Phase::Errored => "PromotionErrored",
+        Phase::Aborted => "PromotionAborted",
+        Phase::Pending | Phase::Running => return None,
+    })
+}
+
+/// Kargo's reason for a verification that ended in `phase`.
+pub fn verification_reason(phase: VerificationPhase) -> &'static str {
+    match phase {
+        VerificationPhase::Succeeded => "FreightVerificationSucceeded",
+        VerificationPhase::Failed => "FreightVerificationFailed",
+        VerificationPhase::Error => "FreightVerificationErrored",
+        VerificationPhase::Aborted => "FreightVerificationAborted",
+        VerificationPhase::Inconclusive => "FreightVerificationInconclusive",
+        VerificationPhase::Pending | VerificationPhase::Running => "FreightVerificationUnknown",
     }
 }
 

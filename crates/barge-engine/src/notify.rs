@@ -1,6 +1,6 @@
-//! Outbound notifications: the events sink's hook that writes what EventRouters ask for into
-//! the store's outbox ([`route_into_outbox`]), and one delivery round over the outbox
-//! ([`Delivery::deliver_due`]) that `barge serve`'s delivery task runs.
+//! Outbound notifications: what EventRouters ask for an audit row ([`notifications_for`],
+//! which the events sink's routing writes into the store's outbox), and one delivery round
+//! over the outbox ([`Delivery::deliver_due`]) that `barge serve`'s delivery task runs.
 //!
 //! Delivery is at least once: a row is marked after its send, so a process that dies between
 //! the two sends it again once its lease runs out (receivers can drop repeats by the
@@ -10,12 +10,12 @@
 //! `barge_promote::notify::SEND_TIMEOUT`, so a dead channel delays only its own messages and
 //! never a promotion (the sink only writes rows).
 
-use crate::events::Event;
+use crate::events::{Event, promotion_reason, verification_reason};
 use barge_core::load::Catalog;
 use barge_core::notify::{EventData, Message};
 use barge_core::retry::RetryPolicy;
 use barge_core::webhook::Secrets;
-use barge_store::{Attempt, NewNotification, Notification, Store, StoreError};
+use barge_store::{Attempt, AuditEvent, NewNotification, Notification, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,85 +30,48 @@ pub fn event_type(event: &Event) -> Option<&'static str> {
     })
 }
 
-/// What routers and templates see of `event` (already redacted by the sink).
-pub fn event_data(event: &Event) -> Option<EventData> {
-    let kind = event_type(event)?.to_string();
-    let mut d = EventData {
-        kind,
-        project: event.project().to_string(),
-        ..Default::default()
+/// What routers and templates see of an audit row (already redacted by the sink); none for a
+/// row of an event no EventRouter can name. The audit row is what routing reads, not the
+/// in-memory event: the row commits with the change it records, so the notification cannot
+/// be lost between the two (`Store::route_audit`).
+pub fn event_data(row: &AuditEvent) -> Option<EventData> {
+    let kind = match row.kind.as_str() {
+        "freight.minted" => "FreightCreated",
+        "freight.approved" => "FreightApproved",
+        "promotion.created" => "PromotionCreated",
+        "promotion.finished" => promotion_reason(serde_json::from_value(row.body["phase"].clone()).ok()?)?,
+        "promotion.aborted" => "PromotionAborted",
+        "verification.finished" => verification_reason(serde_json::from_value(row.body["outcome"].clone()).ok()?),
+        "stage.held" => "StageHeld",
+        "stage.released" => "StageReleased",
+        "window.overridden" => "PromotionWindowOverridden",
+        _ => return None,
     };
-    match event {
-        Event::FreightMinted { freight, .. } => d.freight.clone_from(freight),
-        Event::FreightApproved {
-            stage, freight, actor, ..
-        } => {
-            d.stage.clone_from(stage);
-            d.freight.clone_from(freight);
-            d.actor.clone_from(actor);
-        }
-        Event::PromotionCreated(p) => promotion(&mut d, p),
-        Event::PromotionFinished {
-            promotion: p, message, ..
-        } => {
-            promotion(&mut d, p);
-            d.message.clone_from(message);
-        }
-        Event::PromotionAborted { promotion: p, by } => {
-            promotion(&mut d, p);
-            d.actor.clone_from(by);
-        }
-        Event::VerificationFinished {
-            verification: v,
-            message,
-            actor,
-            ..
-        } => {
-            d.stage.clone_from(&v.stage);
-            d.freight.clone_from(&v.freight);
-            d.actor.clone_from(actor);
-            d.message.clone_from(message);
-        }
-        Event::StageHeld {
-            stage, freight, actor, ..
-        } => {
-            d.stage.clone_from(stage);
-            d.freight.clone_from(freight);
-            d.actor.clone_from(actor);
-        }
-        Event::StageReleased { stage, actor, .. } => {
-            d.stage.clone_from(stage);
-            d.actor.clone_from(actor);
-        }
-        Event::WindowOverridden {
-            stage,
-            freight,
-            actor,
-            reason,
-            ..
-        } => {
-            d.stage.clone_from(stage);
-            d.freight.clone_from(freight);
-            d.actor.clone_from(actor);
-            d.message.clone_from(reason);
-        }
-        _ => {}
-    }
-    Some(d)
+    let text = |key: &str| row.body[key].as_str().unwrap_or_default().to_string();
+    Some(EventData {
+        kind: kind.to_string(),
+        project: row.project.clone(),
+        stage: row.stage.clone(),
+        freight: row.freight.clone(),
+        promotion: row.subject.strip_prefix("Promotion/").unwrap_or_default().to_string(),
+        // Discovery mints Freight: no one to name.
+        actor: if row.kind == "freight.minted" {
+            String::new()
+        } else {
+            row.actor.clone()
+        },
+        message: match row.kind.as_str() {
+            "window.overridden" => text("reason"),
+            _ => text("message"),
+        },
+    })
 }
 
-fn promotion(d: &mut EventData, p: &crate::events::PromotionRef) {
-    d.stage.clone_from(&p.stage);
-    d.freight.clone_from(&p.freight);
-    d.promotion.clone_from(&p.name);
-    d.actor.clone_from(&p.actor);
-}
-
-/// Writes the notifications the definitions' EventRouters ask for `event` into the outbox.
-pub async fn route_into_outbox(store: &Store, catalog: &Catalog, event: &Event) -> Result<usize, StoreError> {
-    let Some(data) = event_data(event) else { return Ok(0) };
-    let now = chrono::Utc::now();
-    let rows: Vec<NewNotification> = barge_core::notify::route(catalog, &data, &now.to_rfc3339())
+/// The notifications the definitions' EventRouters ask for an audit row.
+pub fn notifications_for(catalog: &Catalog, row: &AuditEvent) -> Vec<NewNotification> {
+    let Some(data) = event_data(row) else { return Vec::new() };
+    let at = chrono::DateTime::from_timestamp_millis(row.at).unwrap_or_else(chrono::Utc::now);
+    barge_core::notify::route(catalog, &data, &at.to_rfc3339())
         .into_iter()
         .map(|r| NewNotification {
             id: ulid::Ulid::generate().to_string().to_lowercase(),
@@ -120,9 +83,7 @@ pub async fn route_into_outbox(store: &Store, catalog: &Catalog, event: &Event) 
             channel: r.channel,
             message: serde_json::to_value(&r.message).unwrap_or_default(),
         })
-        .collect();
-    store.enqueue_notifications(&rows, now.timestamp_millis()).await?;
-    Ok(rows.len())
+        .collect()
 }
 
 /// How the outbox is delivered.

@@ -887,7 +887,7 @@ fn sqlite_migration_lock(url: &str) -> Result<std::fs::File, StoreError> {
     Ok(lock)
 }
 
-fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
+pub(crate) fn audit_row(r: &sqlx::any::AnyRow) -> Result<AuditEvent, StoreError> {
     let body: String = r.try_get("body")?;
     Ok(AuditEvent {
         id: r.try_get("id")?,
@@ -926,17 +926,21 @@ fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
 }
 
 async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit (at, project, kind, subject, actor, stage, freight, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(e.at)
-        .bind(e.project)
-        .bind(e.kind)
-        .bind(e.subject)
-        .bind(e.actor)
-        .bind(e.stage)
-        .bind(e.freight)
-        .bind(e.body.to_string())
-        .execute(&mut **tx)
-        .await?;
+    // Unrouted: the notification outbox's routing takes it (outbox.rs, `route_audit`).
+    sqlx::query(
+        "INSERT INTO audit (at, project, kind, subject, actor, stage, freight, body, routed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
+    )
+    .bind(e.at)
+    .bind(e.project)
+    .bind(e.kind)
+    .bind(e.subject)
+    .bind(e.actor)
+    .bind(e.stage)
+    .bind(e.freight)
+    .bind(e.body.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

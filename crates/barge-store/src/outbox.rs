@@ -82,25 +82,51 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        for n in rows {
-            sqlx::query(
-                "INSERT INTO notifications (id, project, stage, event, router, channel_kind, channel, message, \
-                 next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-            )
-            .bind(&n.id)
-            .bind(&n.project)
-            .bind(&n.stage)
-            .bind(&n.event)
-            .bind(&n.router)
-            .bind(&n.channel_kind)
-            .bind(&n.channel)
-            .bind(n.message.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_notifications(&mut tx, rows, now).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Routes up to `limit` audit rows not routed yet, oldest first: queues the notifications
+    /// `route` makes of each and marks the rows routed, in one transaction, so a row's
+    /// notifications are queued exactly once even when the process that wrote the row died
+    /// before routing it. Returns how many rows it routed and how many notifications it
+    /// queued. PostgreSQL: rows another process is routing this instant are skipped.
+    pub async fn route_audit(
+        &self,
+        limit: i64,
+        now: i64,
+        route: impl Fn(&crate::AuditEvent) -> Vec<NewNotification>,
+    ) -> Result<(usize, usize), StoreError> {
+        macro_rules! unrouted {
+            ($lock:literal) => {
+                concat!(
+                    "SELECT ",
+                    audit_columns!(),
+                    " FROM audit WHERE routed = 0 ORDER BY id LIMIT $1",
+                    $lock
+                )
+            };
+        }
+        let sql = match self.backend {
+            Backend::Postgres => unrouted!(" FOR UPDATE SKIP LOCKED"),
+            Backend::Sqlite => unrouted!(""),
+        };
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(sql).bind(limit).fetch_all(&mut *tx).await?;
+        let mut queued = 0;
+        for r in &rows {
+            let audit = crate::audit_row(r)?;
+            let notifications = route(&audit);
+            insert_notifications(&mut tx, &notifications, now).await?;
+            queued += notifications.len();
+            sqlx::query("UPDATE audit SET routed = 1 WHERE id = $1")
+                .bind(audit.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((rows.len(), queued))
     }
 
     /// Claims up to `limit` pending notifications that are due and not leased by a live
@@ -203,6 +229,31 @@ impl Store {
         .await?;
         rows.iter().map(row).collect()
     }
+}
+
+async fn insert_notifications(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    rows: &[NewNotification],
+    now: i64,
+) -> Result<(), StoreError> {
+    for n in rows {
+        sqlx::query(
+            "INSERT INTO notifications (id, project, stage, event, router, channel_kind, channel, message, \
+             next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(&n.id)
+        .bind(&n.project)
+        .bind(&n.stage)
+        .bind(&n.event)
+        .bind(&n.router)
+        .bind(&n.channel_kind)
+        .bind(&n.channel)
+        .bind(n.message.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// How one delivery attempt went.

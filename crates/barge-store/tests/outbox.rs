@@ -8,7 +8,7 @@ use std::collections::HashSet;
 mod support;
 use support::url;
 
-fn row(i: usize) -> NewNotification {
+fn row_of(i: usize) -> NewNotification {
     NewNotification {
         id: format!("n{i:03}"),
         project: "demo".into(),
@@ -35,13 +35,71 @@ macro_rules! both {
 both!(
     racing_replicas_claim_each_notification_once,
     a_lease_that_ran_out_is_claimed_again_and_attempts_are_recorded,
+    racing_routers_queue_each_audit_rows_notifications_once,
 );
+
+/// Audit rows commit unrouted; routers racing over them (processes after a restart, replicas)
+/// queue each row's notifications exactly once, together with its mark, and skip rows routed
+/// already.
+async fn racing_routers_queue_each_audit_rows_notifications_once(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let u = url(b, &dir);
+    let first = Store::open(&u).await.unwrap();
+    for i in 0..40 {
+        first
+            .append_audit(barge_store::NewAudit {
+                at: 1_000 + i,
+                project: "demo",
+                kind: "promotion.finished",
+                subject: &format!("Promotion/p{i}"),
+                actor: "barge",
+                stage: "dev",
+                freight: "f",
+                body: &serde_json::json!({"phase": "Succeeded"}),
+            })
+            .await
+            .unwrap();
+    }
+    // One notification per row, named by the row: a row routed twice would queue a duplicate
+    // id, which the outbox's primary key refuses.
+    let route = |row: &barge_store::AuditEvent| {
+        vec![NewNotification {
+            id: format!("for-{}", row.subject),
+            ..row_of(0)
+        }]
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let s = Store::open(&u).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut queued = 0;
+            loop {
+                let (routed, q) = s.route_audit(3, 2_000, route).await.unwrap();
+                queued += q;
+                if routed == 0 {
+                    return queued;
+                }
+            }
+        }));
+    }
+    let mut queued = 0;
+    for t in tasks {
+        queued += t.await.unwrap();
+    }
+    assert_eq!(queued, 40);
+    let listed = first.list_notifications(None, None, 100).await.unwrap();
+    let ids: HashSet<String> = listed.iter().map(|n| n.id.clone()).collect();
+    assert_eq!(ids.len(), 40);
+    assert!(ids.contains("for-Promotion/p0") && ids.contains("for-Promotion/p39"));
+    // Everything is routed: a later pass routes nothing.
+    assert_eq!(first.route_audit(100, 3_000, route).await.unwrap(), (0, 0));
+}
 
 async fn racing_replicas_claim_each_notification_once(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let u = url(b, &dir);
     let first = Store::open(&u).await.unwrap();
-    let rows: Vec<NewNotification> = (0..40).map(row).collect();
+    let rows: Vec<NewNotification> = (0..40).map(row_of).collect();
     first.enqueue_notifications(&rows, 1_000).await.unwrap();
     let mut tasks = Vec::new();
     for r in 0..4 {
@@ -74,7 +132,7 @@ async fn racing_replicas_claim_each_notification_once(b: Backend) {
 async fn a_lease_that_ran_out_is_claimed_again_and_attempts_are_recorded(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&url(b, &dir)).await.unwrap();
-    s.enqueue_notifications(&[row(1)], 1_000).await.unwrap();
+    s.enqueue_notifications(&[row_of(1)], 1_000).await.unwrap();
     // Not due before it was queued.
     assert!(s.claim_notifications("a", 5_000, 999, 10).await.unwrap().is_empty());
     let claimed = s.claim_notifications("a", 5_000, 1_000, 10).await.unwrap();
