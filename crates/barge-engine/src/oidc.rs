@@ -36,6 +36,9 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_DOCUMENT: usize = 1 << 20;
 /// Keys this old are fetched again before they are used.
 const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
+/// What the web UI's sign-in asks for without BARGE_OIDC_SCOPES (an issuer that sends
+/// groups only for a `groups` scope, as Dex does, needs it added).
+const DEFAULT_SCOPES: &str = "openid profile email";
 /// The least time between two fetches for an unknown `kid`, without BARGE_OIDC_JWKS_COOLDOWN.
 const DEFAULT_COOLDOWN: Duration = Duration::from_secs(10);
 
@@ -224,7 +227,9 @@ pub struct Oidc {
     /// Also the client id of the web UI's sign-in.
     pub audience: String,
     /// The client secret of the web UI's sign-in (`None`: a public client, PKCE only).
-    pub client_secret: Option<String>,
+    client_secret: Option<String>,
+    /// The scopes the web UI's sign-in asks for.
+    scopes: String,
     rules: Rules,
     cooldown: Duration,
     http: reqwest::Client,
@@ -244,6 +249,7 @@ impl Oidc {
             issuer: issuer.trim_end_matches('/').to_string(),
             audience: audience.to_string(),
             client_secret,
+            scopes: std::env::var("BARGE_OIDC_SCOPES").unwrap_or_else(|_| DEFAULT_SCOPES.into()),
             rules,
             cooldown,
             http: http_client(),
@@ -353,14 +359,73 @@ impl Oidc {
         Ok(())
     }
 
-    /// POSTs a form to the issuer (the token endpoint): its JSON answer.
-    pub async fn post_form<T: serde::de::DeserializeOwned>(
+    /// Where a browser signs in: the issuer's authorization endpoint with an
+    /// authorization-code request (OpenID Connect Core 1.0 §3.1.2.1) carrying `state`,
+    /// `nonce` and the PKCE challenge of `verifier` (RFC 7636, S256).
+    pub async fn authorization_url(
         &self,
-        url: &str,
-        form: &[(&str, &str)],
-    ) -> Result<T, OidcError> {
-        fetch_json(self.http.post(url).form(form)).await
+        redirect_uri: &str,
+        state: &str,
+        nonce: &str,
+        verifier: &str,
+    ) -> Result<String, OidcError> {
+        let metadata = self.metadata().await?;
+        let endpoint = metadata
+            .authorization_endpoint
+            .ok_or_else(|| OidcError::Unavailable("the issuer names no authorization_endpoint".into()))?;
+        let mut url = reqwest::Url::parse(&endpoint)
+            .map_err(|e| OidcError::Unavailable(format!("authorization_endpoint {endpoint:?}: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.audience)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &self.scopes)
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &pkce_challenge(verifier))
+            .append_pair("code_challenge_method", "S256");
+        Ok(url.into())
     }
+
+    /// Exchanges a sign-in's code at the token endpoint (§3.1.3.1) and verifies the ID token
+    /// it answers, `nonce` included: the ID token.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+        nonce: &str,
+    ) -> Result<String, OidcError> {
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            id_token: String,
+        }
+        let metadata = self.metadata().await?;
+        let endpoint = metadata
+            .token_endpoint
+            .ok_or_else(|| OidcError::Unavailable("the issuer names no token_endpoint".into()))?;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", &self.audience),
+            ("code_verifier", verifier),
+        ];
+        // client_secret_post (§9): the secret in the body, never in a URL.
+        if let Some(secret) = &self.client_secret {
+            form.push(("client_secret", secret));
+        }
+        let answer: TokenAnswer = fetch_json(self.http.post(&endpoint).form(&form)).await?;
+        self.verify(&answer.id_token, Some(nonce)).await?;
+        Ok(answer.id_token)
+    }
+}
+
+/// The PKCE challenge of a verifier: BASE64URL(SHA256(verifier)) (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
 /// A JWK barge can verify with: RSA for RS256, P-256 for ES256, meant for signatures.

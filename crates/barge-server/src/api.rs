@@ -69,7 +69,7 @@ pub struct Access {
     admin: Principal,
     anonymous: Option<Principal>,
     /// `--oidc-issuer`: JWTs its keys signed (barge_engine::oidc).
-    pub(crate) oidc: Option<Arc<barge_engine::oidc::Oidc>>,
+    oidc: Option<Arc<barge_engine::oidc::Oidc>>,
 }
 
 impl Access {
@@ -206,6 +206,11 @@ impl Api {
     /// Who a request without a token is, when the server lets such requests read.
     pub(crate) fn anonymous(&self) -> Option<&Principal> {
         self.access.anonymous.as_ref()
+    }
+
+    /// The OIDC issuer's verifier, with `--oidc-issuer`.
+    pub(crate) fn oidc(&self) -> Option<&barge_engine::oidc::Oidc> {
+        self.access.oidc.as_deref()
     }
 }
 
