@@ -295,7 +295,8 @@ impl Oidc {
     /// The discovery document (fetched when not cached yet).
     pub async fn metadata(&self) -> Result<Metadata, OidcError> {
         let mut cache = self.cache.lock().await;
-        if cache.metadata.is_none() {
+        // Within the cooldown of a failed fetch, sign-ins do not ask again.
+        if cache.metadata.is_none() && cache.fetched.is_none_or(|at| at.elapsed() >= self.cooldown) {
             self.refresh(&mut cache).await?;
         }
         cache
