@@ -2028,3 +2028,202 @@ fn freight_and_promotions_lists_page_with_limit_and_continue_and_freight_filters
     let until: Vec<&Value> = until["items"].as_array().unwrap().iter().collect();
     assert_eq!(until, [&created[1]]);
 }
+
+/// `barge serve --oidc-*` through the REST API with an issuer's real keys: RS256 and ES256
+/// tokens call with the role the first matching rule gives (audited as `oidc:SUBJECT`);
+/// expired, wrong-audience, wrong-issuer, wrong-key, `alg: none` and HS256-with-the-public-key
+/// tokens are refused 401; a token no rule maps, 403; a rotated key works once published,
+/// the dropped one no longer; made-up `kid`s fetch the keys at most once per cooldown.
+#[test]
+fn oidc_tokens_are_verified_with_the_issuers_keys_and_mapped_to_roles_by_the_rules() {
+    use barge_testkit::oidc::{SigningKey, TestIssuer, now, unsigned};
+    let fx = Fixture::new();
+    let issuer = TestIssuer::start("barge", "alice", json!({}));
+    let rules = fx.dir.path().join("oidc-rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - match: {groups: platform}\n    role: admin\n  - match: {groups: [shop-devs]}\n    role: promoter\n    project: shop\n    stages: [dev]\n",
+    )
+    .unwrap();
+    let cooldown = Duration::from_secs(1);
+    let daemon = fx.daemon(
+        &[
+            "--oidc-issuer",
+            &issuer.url,
+            "--oidc-audience",
+            "barge",
+            "--oidc-rules",
+            rules.to_str().unwrap(),
+        ],
+        &[("BARGE_OIDC_JWKS_COOLDOWN", "1s")],
+    );
+    let stages = |token: &str| daemon.request("GET", "/api/v1/projects/shop/stages", Some(token), None);
+    let promote = |token: &str, stage: &str| {
+        let body = json!({"freight": fx.alias}).to_string();
+        daemon.request(
+            "POST",
+            &format!("/api/v1/projects/shop/stages/{stage}/promotions"),
+            Some(token),
+            Some(&body),
+        )
+    };
+    let claims = |sub: &str, groups: &[&str]| issuer.claims("barge", sub, json!({"groups": groups}));
+
+    // An admin by RS256, a promoter limited to dev by ES256.
+    let admin = issuer.rsa.sign(&claims("alice", &["platform", "other"]));
+    let (status, body) = stages(&admin);
+    assert_eq!(status, 200, "{body}");
+    let dev = issuer.ec.sign(&claims("bob", &["shop-devs"]));
+    let (status, body) = promote(&dev, "dev");
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = promote(&dev, "prod");
+    assert_eq!(status, 403, "{body}");
+
+    // Tokens that prove nothing are refused 401.
+    let mut expired = claims("alice", &["platform"]);
+    (expired["iat"], expired["exp"]) = (json!(now() - 7200), json!(now() - 3600));
+    let mut not_yet = claims("alice", &["platform"]);
+    not_yet["nbf"] = json!(now() + 3600);
+    let mut other_audience = claims("alice", &["platform"]);
+    other_audience["aud"] = json!("someone-else");
+    let mut other_issuer = claims("alice", &["platform"]);
+    other_issuer["iss"] = json!("http://127.0.0.1:1");
+    let mut string_times = claims("alice", &["platform"]);
+    string_times["nbf"] = json!((now() + 3600).to_string());
+    let impostor = SigningKey::rsa("rsa-1");
+    let refused = [
+        ("expired", issuer.rsa.sign(&expired), "ExpiredSignature"),
+        ("not yet valid", issuer.rsa.sign(&not_yet), "ImmatureSignature"),
+        ("another audience", issuer.rsa.sign(&other_audience), "InvalidAudience"),
+        ("another issuer", issuer.rsa.sign(&other_issuer), "InvalidIssuer"),
+        ("a string nbf", issuer.rsa.sign(&string_times), "expected u64"),
+        (
+            "another key, the issuer's kid",
+            impostor.sign(&claims("alice", &["platform"])),
+            "InvalidSignature",
+        ),
+        (
+            "alg none",
+            unsigned(&claims("alice", &["platform"])),
+            "unknown variant `none`",
+        ),
+        (
+            "HS256, public key",
+            issuer.rsa.forge_hs256(&claims("alice", &["platform"])),
+            "HS256 is not",
+        ),
+        (
+            "no JWT at all",
+            "eyJhbGciOiJSUzI1NiJ9.bm9wZQ.bm9wZQ".to_string(),
+            "InvalidSignature",
+        ),
+    ];
+    for (what, token, why) in &refused {
+        let (status, body) = stages(token);
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(why), "{what}: {body}");
+    }
+
+    // A valid token whose claims match no rule: 403.
+    let nobody = issuer.rsa.sign(&claims("carol", &["marketing"]));
+    let (status, body) = stages(&nobody);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("no --oidc-rules rule matches"), "{body}");
+
+    // Tokens with made-up kids fetch the keys at most once per cooldown.
+    let before = issuer.jwks_fetches();
+    let storm = Instant::now();
+    let stranger = SigningKey::rsa("made-up");
+    let made_up = stranger.sign(&claims("alice", &["platform"]));
+    for _ in 0..20 {
+        assert_eq!(stages(&made_up).0, 401);
+    }
+    let fetched = issuer.jwks_fetches() - before;
+    let allowed = (storm.elapsed().as_secs_f64() / cooldown.as_secs_f64()).ceil() as usize + 1;
+    assert!(
+        fetched <= allowed,
+        "{fetched} JWKS fetches for 20 tokens in {:?}",
+        storm.elapsed()
+    );
+
+    // Rotation: a new key works once the issuer publishes it, the dropped one no longer.
+    let rotated = SigningKey::rsa("rsa-2");
+    issuer.publish(&[&rotated]);
+    let fresh = rotated.sign(&claims("alice", &["platform"]));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, body) = stages(&fresh);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 401, "{body}");
+        assert!(Instant::now() < deadline, "the rotated key never worked: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(stages(&admin).0, 401, "the dropped key still works");
+
+    // The audit names the subjects, never a token.
+    let history = fx.history();
+    let actors = |kind: &str| -> Vec<(String, u64)> {
+        history
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| {
+                (
+                    e["actor"].as_str().unwrap().to_string(),
+                    e["body"]["status"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        actors("promotion.created"),
+        [("oidc:bob".to_string(), 0)],
+        "{history:#?}"
+    );
+    let denied = actors("access.denied");
+    assert!(denied.contains(&("oidc:bob".into(), 403)), "{denied:?}");
+    assert!(denied.contains(&("oidc:carol".into(), 403)), "{denied:?}");
+    assert!(
+        denied.iter().filter(|d| d.0 == "anonymous" && d.1 == 401).count() >= refused.len(),
+        "{denied:?}"
+    );
+    let all = serde_json::to_string(&history).unwrap();
+    assert!(
+        !all.contains(&admin) && !all.contains(&nobody),
+        "a token in the audit log"
+    );
+}
+
+/// A rule file that is not one stops `barge serve` at start, naming file, line and column.
+#[test]
+fn a_bad_oidc_rule_file_stops_serve_naming_file_line_and_column() {
+    let fx = Fixture::new();
+    let rules = fx.dir.path().join("rules.yaml");
+    std::fs::write(&rules, "rules:\n  - match: {groups: [a]}\n    role: owner\n").unwrap();
+    let token_file = fx.token_file.to_str().unwrap();
+    let args = [
+        "--token-file",
+        token_file,
+        "--oidc-issuer",
+        "http://127.0.0.1:1",
+        "--oidc-audience",
+        "barge",
+        "--oidc-rules",
+        rules.to_str().unwrap(),
+    ];
+    let child = fx
+        .serve_command(support::free_port(), &args, &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = exits_within(child, Duration::from_secs(30), "barge serve with a bad rule file");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let expected = format!("{}:3:11: ", rules.display());
+    assert!(
+        stderr(&out).contains(&expected) && stderr(&out).contains("owner"),
+        "{}",
+        stderr(&out)
+    );
+}

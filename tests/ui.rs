@@ -109,6 +109,11 @@ impl Pipeline {
     }
 
     fn serve(&self) -> Serve {
+        self.serve_with(&[])
+    }
+
+    /// `barge serve` with these flags too.
+    fn serve_with(&self, extra: &[&str]) -> Serve {
         let port = support::free_port();
         let listen = format!("127.0.0.1:{port}");
         let log = self.dir.path().join("serve.log");
@@ -123,6 +128,7 @@ impl Pipeline {
                 "--rewrite",
                 &format!("https://git.example.com/acme/=git://127.0.0.1:{}/", self.git_port),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -577,4 +583,78 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// With `--oidc-issuer`, the sign-in page offers OIDC: the authorization-code flow with PKCE
+/// against the test issuer signs the person in (the rules' role, `oidc:SUBJECT` as the
+/// actor) with the same session cookie, whose actions keep their CSRF token; a callback
+/// that this browser did not start, or one used already, signs nobody in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_signs_in_with_oidc_and_acts_as_their_subject() {
+    use barge_testkit::oidc::TestIssuer;
+    let fx = Pipeline::new().await;
+    let issuer = TestIssuer::start("barge-ui", "dana", serde_json::json!({"groups": ["shop-devs"]}));
+    let rules = fx.dir.path().join("oidc-rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - match: {groups: shop-devs}\n    role: promoter\n    project: shop\n",
+    )
+    .unwrap();
+    let serve = fx.serve_with(&[
+        "--oidc-issuer",
+        &issuer.url,
+        "--oidc-audience",
+        "barge-ui",
+        "--oidc-rules",
+        rules.to_str().unwrap(),
+    ]);
+    let browser = Browser::start(1280, 900).await;
+    let c = &browser.client;
+    let base = &serve.url;
+
+    // A callback this browser did not start signs nobody in.
+    c.goto(&format!("{base}/sign-in/oidc/callback?code=code-1&state=forged"))
+        .await
+        .unwrap();
+    assert!(text(c, "main").await.contains("not started in this browser"));
+
+    c.goto(&format!("{base}/projects/shop")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().starts_with("/sign-in"));
+    accessible(c).await;
+    c.find(Locator::Css("a#oidc")).await.unwrap().click().await.unwrap();
+    arrive(c, "Project shop").await;
+    assert_eq!(issuer.issued(), 1, "one code exchanged for one ID token");
+    let who = text(c, "header .who").await;
+    assert!(who.contains("oidc:dana") && who.contains("promoter"), "{who}");
+
+    // An action through its confirmation, as the subject.
+    c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Hold staging?").await;
+    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Stage staging").await;
+    assert!(text(c, "main").await.contains("⏸ by oidc:dana"));
+
+    // Coming back to the callback again (its state cookie gone with the sign-in) signs
+    // nobody in, and exchanges no code.
+    let replay = c
+        .execute(
+            "return fetch('/sign-in/oidc/callback?code=code-1&state=x').then(r => r.status)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(replay, 403);
+    assert_eq!(issuer.issued(), 1);
+    browser.close().await;
 }

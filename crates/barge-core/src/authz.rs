@@ -71,6 +71,8 @@ pub struct Principal {
 enum Kind {
     /// Authenticated by a bearer token.
     Token,
+    /// Authenticated by an OIDC issuer's JWT; the name is its subject (`sub`).
+    Oidc,
     /// No token: `barge serve --anonymous-role`.
     Anonymous,
     /// In-process (`--db`): whoever can open the store can do anything to it, so the CLI
@@ -111,6 +113,21 @@ impl Principal {
         })
     }
 
+    /// The subject of a JWT an OIDC issuer signed, with the role a rule gave it. Stages
+    /// limit promoters only, as for tokens.
+    pub fn oidc(
+        subject: &str,
+        role: Role,
+        project: Option<String>,
+        stages: Option<Vec<String>>,
+    ) -> Result<Principal, InvalidPrincipal> {
+        let token = Principal::token(subject, role, project, stages)?;
+        Ok(Principal {
+            kind: Kind::Oidc,
+            ..token
+        })
+    }
+
     /// Requests without a token, when `barge serve --anonymous-role` allows them.
     pub fn anonymous(role: Role) -> Result<Principal, InvalidPrincipal> {
         if role > Role::Viewer {
@@ -145,11 +162,12 @@ impl Principal {
         self.kind == Kind::Anonymous
     }
 
-    /// Who the audit log says acted: `token:NAME` or `anonymous` (the in-process CLI records
-    /// its `--actor` instead).
+    /// Who the audit log says acted: `token:NAME`, `oidc:SUBJECT` or `anonymous` (the
+    /// in-process CLI records its `--actor` instead).
     pub fn actor(&self) -> String {
         match self.kind {
             Kind::Token => format!("token:{}", self.name),
+            Kind::Oidc => format!("oidc:{}", self.name),
             Kind::Anonymous | Kind::Local => self.name.clone(),
         }
     }
@@ -253,6 +271,7 @@ pub fn authorize(
 ) -> Result<(), Denied> {
     let who = match principal.kind {
         Kind::Token => format!("token {:?} ({})", principal.name, principal.role),
+        Kind::Oidc => format!("OIDC subject {:?} ({})", principal.name, principal.role),
         Kind::Anonymous => "a request without a token".to_string(),
         Kind::Local => return Ok(()),
     };

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod format;
 pub mod notify;
+pub mod oidc;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;

@@ -5,7 +5,8 @@
 //! conflict, 413 too large, 408 too slow, 500, 503 too many connections).
 //!
 //! A bearer token is the bootstrap admin token (`--token-file`, BARGE_ADMIN_TOKEN or
-//! BARGE_TOKEN) or one `barge token create` stored; with `--anonymous-role viewer`, a request
+//! BARGE_TOKEN), one `barge token create` stored, or, with `--oidc-issuer`, a JWT of that
+//! issuer (`oidc:SUBJECT` in the audit log; a valid one no rule maps is refused 403); with `--anonymous-role viewer`, a request
 //! without one reads. The engine authorizes each call for that principal and records it as
 //! the actor (`token:NAME`), whatever `actor` the body names: the token is all the server
 //! knows about who calls. A request refused for want of a valid token (401) is audited
@@ -30,6 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use barge_core::ErrorClass;
 use barge_core::authz::{Principal, Role};
+use barge_engine::oidc::OidcError;
 use barge_engine::ops;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -66,6 +68,8 @@ pub struct Access {
     secret: String,
     admin: Principal,
     anonymous: Option<Principal>,
+    /// `--oidc-issuer`: JWTs its keys signed (barge_engine::oidc).
+    oidc: Option<Arc<barge_engine::oidc::Oidc>>,
 }
 
 impl Access {
@@ -79,7 +83,16 @@ impl Access {
             secret,
             admin: Principal::token(name, Role::Admin, None, None)?,
             anonymous: anonymous.map(Principal::anonymous).transpose()?,
+            oidc: None,
         })
+    }
+
+    /// Also accepts the JWTs `oidc` verifies, as the principal its rules give them.
+    pub fn with_oidc(self, oidc: barge_engine::oidc::Oidc) -> Access {
+        Access {
+            oidc: Some(Arc::new(oidc)),
+            ..self
+        }
     }
 }
 
@@ -193,6 +206,11 @@ impl Api {
     /// Who a request without a token is, when the server lets such requests read.
     pub(crate) fn anonymous(&self) -> Option<&Principal> {
         self.access.anonymous.as_ref()
+    }
+
+    /// The OIDC issuer's verifier, with `--oidc-issuer`.
+    pub(crate) fn oidc(&self) -> Option<&barge_engine::oidc::Oidc> {
+        self.access.oidc.as_deref()
     }
 }
 
@@ -470,6 +488,21 @@ pub(crate) async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Princ
     let refused = match presented {
         None | Some("") => ("no bearer token".to_string(), None),
         Some(token) if same(token.as_bytes(), api.access.secret.as_bytes()) => return Ok(api.access.admin.clone()),
+        // Every token barge issues starts with its prefix: any other is the issuer's JWT.
+        Some(token)
+            if let Some(oidc) = &api.access.oidc
+                && !token.starts_with(barge_engine::tokens::PREFIX) =>
+        {
+            match oidc.authenticate(token).await {
+                Ok(principal) => return Ok(principal),
+                Err(OidcError::Invalid(why)) => (format!("the OIDC token is not valid: {why}"), None),
+                Err(OidcError::NoRule(subject)) => return Err(refuse_unmapped(api, subject).await),
+                Err(e @ OidcError::Unavailable(_)) => {
+                    tracing::warn!("cannot check an OIDC token: {e}");
+                    return Err(Refusal::of_class(e.class(), e.to_string()));
+                }
+            }
+        }
         Some(token) => match barge_engine::tokens::authenticate(&api.shared.store, token).await {
             Ok(Ok(principal)) => return Ok(principal),
             Ok(Err(why)) => {
@@ -503,6 +536,22 @@ pub(crate) async fn authenticate(api: &Api, headers: &HeaderMap) -> Result<Princ
         ErrorClass::Auth,
         format!("{reason} (set BARGE_TOKEN or --token-file to a token of this server)"),
     ))
+}
+
+/// The 403 (audited, as the subject) for a valid OIDC token that no rule gives a role.
+async fn refuse_unmapped(api: &Api, subject: String) -> Refusal {
+    let actor = format!("oidc:{subject}");
+    let e = OidcError::NoRule(subject);
+    let denied = barge_engine::events::Event::AccessDenied {
+        project: String::new(),
+        stage: String::new(),
+        subject: "Call/unauthorized".into(),
+        actor,
+        body: serde_json::json!({"status": 403, "reason": e.to_string()}),
+    };
+    // The sink logs a failure to audit; the call is refused all the same.
+    let _ = api.shared.events.emit(denied).await;
+    Refusal::of_class(e.class(), e.to_string())
 }
 
 /// How long `GET /readyz` waits for the store: well within a probe's timeout (the chart's is

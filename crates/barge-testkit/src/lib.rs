@@ -11,6 +11,8 @@
 //! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
 //! - [`notify`]: receivers for notifications: an HTTP receiver (Slack/generic webhooks) and
 //!   an SMTP server (aiosmtpd).
+//! - [`oidc`]: an OpenID Connect issuer with real RSA and EC keys, its JWKS, key rotation
+//!   and the authorization-code flow with PKCE.
 //! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
@@ -22,6 +24,7 @@ pub mod git;
 pub mod github;
 pub mod kube;
 pub mod notify;
+pub mod oidc;
 pub mod postgres;
 pub mod prometheus;
 pub mod registry;

@@ -510,6 +510,22 @@ struct ServeArgs {
     /// Off by default.
     #[arg(long, value_name = "ROLE", requires = "listen", value_parser = api::parse_anonymous_role)]
     anonymous_role: Option<barge_core::authz::Role>,
+    /// Also accept bearer JWTs this OpenID Connect issuer signed (its
+    /// /.well-known/openid-configuration names its keys), as `oidc:SUBJECT` with the role
+    /// the first matching rule of --oidc-rules gives; the web UI then offers OIDC sign-in.
+    #[arg(long, value_name = "URL", requires_all = ["listen", "oidc_audience", "oidc_rules"])]
+    oidc_issuer: Option<String>,
+    /// The audience (`aud`) OIDC tokens must be meant for: barge's client id at the issuer.
+    #[arg(long, value_name = "AUD", requires = "oidc_issuer")]
+    oidc_audience: Option<String>,
+    /// The YAML rule file mapping OIDC claims to a role, project and Stages
+    /// (docs/reference/access.md).
+    #[arg(long, value_name = "FILE", requires = "oidc_issuer")]
+    oidc_rules: Option<std::path::PathBuf>,
+    /// The client secret for the web UI's OIDC sign-in, from this file (none: a public
+    /// client, PKCE only).
+    #[arg(long, value_name = "FILE", requires = "oidc_issuer")]
+    oidc_client_secret_file: Option<std::path::PathBuf>,
     /// How often to look for changed definitions.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     reload_interval: std::time::Duration,
@@ -1224,6 +1240,19 @@ fn update_freight(args: UpdateFreightArgs) -> Result<ExitCode> {
     verb(&args.target, c, args.output)
 }
 
+/// Who may call `barge serve --listen`'s API: the bootstrap token, stored tokens and, with
+/// --oidc-issuer, the issuer's JWTs.
+fn serve_access(args: &ServeArgs) -> Result<api::Access> {
+    let access = api::Access::load(args.token_file.as_deref(), &args.token_name, args.anonymous_role)?;
+    let (Some(issuer), Some(audience), Some(rules)) = (&args.oidc_issuer, &args.oidc_audience, &args.oidc_rules) else {
+        return Ok(access);
+    };
+    let rules = barge_engine::oidc::Rules::load(rules).map_err(anyhow::Error::msg)?;
+    let client_secret = api::read(args.oidc_client_secret_file.as_deref(), &[])?;
+    let oidc = barge_engine::oidc::Oidc::new(issuer, audience, rules, client_secret).map_err(anyhow::Error::msg)?;
+    Ok(access.with_oidc(oidc))
+}
+
 fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
     let catalog = match load(&args.paths) {
         Ok(c) => c,
@@ -1235,10 +1264,7 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
     }
     // A bad config file or token is the user's to fix: exit 2, before anything runs.
     let settings = args.registry.settings();
-    let token = args
-        .listen
-        .map(|_| api::Access::load(args.token_file.as_deref(), &args.token_name, args.anonymous_role))
-        .transpose();
+    let token = args.listen.map(|_| serve_access(&args)).transpose();
     let ((file, config), access) = match settings.and_then(|s| Ok((s, token?))) {
         Ok(t) => t,
         Err(e) => {

@@ -4,10 +4,12 @@
 //! script embedded in the binary from `ui-assets/`. Every value is escaped by `maud`.
 //!
 //! Pages: [`pages`]; the confirmations and POSTs of the actions: [`actions`]; sign-in
-//! sessions and CSRF: [`session`]; the pipeline graph's layout: [`layout`].
+//! sessions and CSRF: [`session`]; OIDC sign-in: [`oidc`]; the pipeline graph's layout:
+//! [`layout`].
 
 mod actions;
 mod layout;
+mod oidc;
 mod pages;
 mod session;
 
@@ -33,6 +35,8 @@ pub(crate) fn routes() -> axum::Router<Api> {
     axum::Router::new()
         .route("/", get(pages::projects))
         .route("/sign-in", get(sign_in_form).post(sign_in))
+        .route("/sign-in/oidc", get(oidc::start))
+        .route("/sign-in/oidc/callback", get(oidc::callback))
         .route("/sign-out", post(sign_out))
         .route("/ui/app.css", get(|| asset(CSS, "text/css; charset=utf-8")))
         .route("/ui/app.js", get(|| asset(JS, "text/javascript; charset=utf-8")))
@@ -309,15 +313,32 @@ fn local_path(next: Option<&str>) -> &str {
     }
 }
 
-async fn sign_in_form(axum::extract::Query(next): axum::extract::Query<Next>) -> Response {
-    sign_in_page(local_path(next.next.as_deref()), None, StatusCode::OK)
+async fn sign_in_form(
+    axum::extract::State(api): axum::extract::State<Api>,
+    axum::extract::Query(next): axum::extract::Query<Next>,
+) -> Response {
+    sign_in_page(
+        local_path(next.next.as_deref()),
+        None,
+        StatusCode::OK,
+        api.oidc().is_some(),
+    )
 }
 
-fn sign_in_page(next: &str, error: Option<&str>, status: StatusCode) -> Response {
+/// The sign-in page; with `oidc`, it also offers signing in with the OIDC issuer.
+fn sign_in_page(next: &str, error: Option<&str>, status: StatusCode, oidc: bool) -> Response {
+    let with_oidc = format!(
+        "/sign-in/oidc?{}",
+        serde_urlencoded::to_string([("next", next)]).unwrap_or_default()
+    );
     let body = html! {
         h1 { "Sign in" }
-        p { "Paste an API token of this server (" code { "barge token create" } " makes one). The browser keeps only a session cookie; the token stays on the server." }
         @if let Some(e) = error { p.error role="alert" { (e) } }
+        @if oidc {
+            p { a.button #oidc href=(with_oidc) { "Sign in with OIDC" } }
+            p { "Or:" }
+        }
+        p { "Paste an API token of this server (" code { "barge token create" } " makes one). The browser keeps only a session cookie; the token stays on the server." }
         form.signin method="post" action="/sign-in" {
             input type="hidden" name="next" value=(next);
             label for="token" { "API token" }
@@ -350,7 +371,7 @@ async fn sign_in(
     let next = local_path(form.next.as_deref()).to_string();
     let token = form.token.trim().to_string();
     if let Err(refusal) = authenticate(&api, &token).await {
-        return sign_in_page(&next, Some(&refusal.message), refusal.status);
+        return sign_in_page(&next, Some(&refusal.message), refusal.status, api.oidc().is_some());
     }
     let id = match sessions.create(token) {
         Ok(id) => id,
