@@ -122,7 +122,14 @@ impl Fixture {
     fn replica_with(&self, id: &str, lease: &str, flags: &[&str]) -> Replica {
         let log = self.dir.path().join(format!("{id}.log"));
         let child = self
-            .command(&["serve", self.defs.to_str().unwrap(), "--replica-id", id, "--lease", lease])
+            .command(&[
+                "serve",
+                self.defs.to_str().unwrap(),
+                "--replica-id",
+                id,
+                "--lease",
+                lease,
+            ])
             .args(Pipeline::rewrites(&self.proxy.host, self._git.port))
             .args(flags)
             .env("BARGE_WORK_DIR", self.dir.path().join(format!("work-{id}")))
@@ -221,7 +228,10 @@ impl Fixture {
         );
         let limit = 100_000;
         let history = self.json(&["history", "--limit", &limit.to_string()]);
-        assert!(history.as_array().unwrap().len() < limit, "the whole audit log was read");
+        assert!(
+            history.as_array().unwrap().len() < limit,
+            "the whole audit log was read"
+        );
         let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
         for e in history.as_array().unwrap() {
             *kinds.entry(e["kind"].as_str().unwrap().to_string()).or_default() += 1;

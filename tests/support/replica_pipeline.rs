@@ -97,5 +97,7 @@ spec:
 /// The config repository (its number) a Stage `a<r>s<s>` promotes into.
 pub fn repo_of(stage: &str) -> usize {
     let digits = stage.strip_prefix('a').and_then(|s| s.split('s').next());
-    digits.and_then(|d| d.parse().ok()).unwrap_or_else(|| panic!("not a pipeline Stage: {stage}"))
+    digits
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("not a pipeline Stage: {stage}"))
 }
