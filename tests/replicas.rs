@@ -13,60 +13,29 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::replica_pipeline::{Pipeline, repo_of};
 use support::{GitDaemon, git, stderr, stdout};
 
 /// Config repositories, each watched by its own Warehouse.
 const REPOS: usize = 3;
-/// Stages per config repository, each auto-promoted straight from its Warehouse.
-const STAGES_PER_REPO: usize = 4;
-/// Every Warehouse's discovery interval.
-const INTERVAL: Duration = Duration::from_secs(2);
+/// Stages per config repository, each auto-promoted straight from its Warehouse: 30 Stages
+/// in all, as issue #19 asks.
+const STAGES_PER_REPO: usize = 10;
+/// New tags of every image pushed over each run (issue #19: 20).
+const TAGS: usize = 20;
+/// Every Warehouse's discovery interval: short, so that 20 tags, each minted before the next
+/// is pushed, take about 20 s.
+const INTERVAL: Duration = Duration::from_secs(1);
+/// How long a pipeline may take to settle after the last tag: 600 promotions on a loaded
+/// 2-core CI machine, in a debug build.
+const SETTLE: Duration = Duration::from_secs(180);
 
-/// A project of REPOS Warehouses (`app0`…), each with STAGES_PER_REPO Stages (`a0s0`…) that
-/// pin its image in their overlay of its config repository (`config0`…).
-fn definitions() -> String {
-    let mut out = String::from(
-        "apiVersion: kargo.akuity.io/v1alpha1\nkind: Project\nmetadata: {name: shop}\n---\n\
-         apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {name: shop, namespace: shop}\n\
-         spec:\n  promotionPolicies:\n    - stageSelector: {name: \"regex:.*\"}\n      autoPromotionEnabled: true\n",
-    );
-    for r in 0..REPOS {
-        out.push_str(&format!(
-            "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: app{r}, namespace: shop}}\n\
-             spec:\n  interval: {}s\n  subscriptions:\n    - image: {{repoURL: ghcr.io/acme/app{r}, constraint: ^1.0.0}}\n",
-            INTERVAL.as_secs()
-        ));
-        for s in 0..STAGES_PER_REPO {
-            out.push_str(&format!(
-                r#"---
-apiVersion: kargo.akuity.io/v1alpha1
-kind: Stage
-metadata: {{name: a{r}s{s}, namespace: shop}}
-spec:
-  requestedFreight:
-    - origin: {{kind: Warehouse, name: app{r}}}
-      sources: {{direct: true}}
-  promotionTemplate:
-    spec:
-      steps:
-        - uses: git-clone
-          config:
-            repoURL: https://git.example.com/acme/config{r}.git
-            checkout: [{{branch: main, path: ./src}}]
-        - uses: kustomize-set-image
-          config:
-            path: ./src/env/s{s}
-            images: [{{image: ghcr.io/acme/app{r}}}]
-        - uses: git-commit
-          config: {{path: ./src, message: "a{r}s{s}: ${{{{ imageFrom('ghcr.io/acme/app{r}').Tag }}}}"}}
-        - uses: git-push
-          config: {{path: ./src}}
-"#
-            ));
-        }
-    }
-    out
-}
+/// The pipeline every test runs: issue #19's 30 Stages on 3 config repositories.
+const PIPELINE: Pipeline = Pipeline {
+    repos: REPOS,
+    stages_per_repo: STAGES_PER_REPO,
+    interval: INTERVAL,
+};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -91,30 +60,11 @@ impl Fixture {
         let dir = tempfile::tempdir().unwrap();
         let git_root = dir.path().join("git");
         std::fs::create_dir_all(&git_root).unwrap();
-        for r in 0..REPOS {
-            let seed = dir.path().join(format!("seed{r}"));
-            for s in 0..STAGES_PER_REPO {
-                let env = seed.join(format!("env/s{s}"));
-                std::fs::create_dir_all(&env).unwrap();
-                std::fs::write(
-                    env.join("kustomization.yaml"),
-                    format!("resources: [../../base]\nimages:\n  - name: ghcr.io/acme/app{r}\n    newTag: 0.9.0\n"),
-                )
-                .unwrap();
-            }
-            git(&seed, &["init", "-q", "-b", "main"]);
-            git(&seed, &["add", "."]);
-            git(&seed, &["commit", "-q", "-m", "seed"]);
-            let bare = git_root.join(format!("config{r}.git"));
-            git(
-                dir.path(),
-                &["clone", "-q", "--bare", seed.to_str().unwrap(), bare.to_str().unwrap()],
-            );
-        }
+        PIPELINE.seed_repos(&git_root);
         let git_daemon = GitDaemon::start(&git_root);
         let defs = dir.path().join("defs");
         std::fs::create_dir_all(&defs).unwrap();
-        std::fs::write(defs.join("shop.yaml"), definitions()).unwrap();
+        std::fs::write(defs.join("shop.yaml"), PIPELINE.definitions()).unwrap();
         let reg = registry::TestRegistry::start(None).await;
         let listings: Arc<Vec<Mutex<HashSet<u64>>>> = Arc::new((0..REPOS).map(|_| Mutex::default()).collect());
         let counted = listings.clone();
@@ -165,8 +115,12 @@ impl Fixture {
 
     /// Starts replica `id` (its own work directory, a lease of `lease`).
     fn replica(&self, id: &str, lease: &str) -> Replica {
+        self.replica_with(id, lease, &[])
+    }
+
+    /// [`Fixture::replica`] with more `barge serve` flags.
+    fn replica_with(&self, id: &str, lease: &str, flags: &[&str]) -> Replica {
         let log = self.dir.path().join(format!("{id}.log"));
-        let git_port = self._git.port;
         let child = self
             .command(&[
                 "serve",
@@ -175,11 +129,9 @@ impl Fixture {
                 id,
                 "--lease",
                 lease,
-                "--rewrite",
-                &format!("ghcr.io/acme/={}/acme/", self.proxy.host),
-                "--rewrite",
-                &format!("https://git.example.com/acme/=git://127.0.0.1:{git_port}/"),
             ])
+            .args(Pipeline::rewrites(&self.proxy.host, self._git.port))
+            .args(flags)
             .env("BARGE_WORK_DIR", self.dir.path().join(format!("work-{id}")))
             .env("BARGE_LOG", "info")
             .stdout(Stdio::null())
@@ -235,7 +187,7 @@ impl Fixture {
                         && tags.get(p["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
                 })
                 .count();
-            if !busy && succeeded == REPOS * STAGES_PER_REPO {
+            if !busy && succeeded == PIPELINE.stages() {
                 return;
             }
             if Instant::now() > deadline {
@@ -257,7 +209,7 @@ impl Fixture {
         for p in promotions {
             assert_eq!(p["phase"], "Succeeded", "every promotion succeeded: {p}");
             let stage = p["stage"].as_str().unwrap();
-            let r: usize = stage[1..2].parse().unwrap();
+            let r = repo_of(stage);
             let tag = &tag_of[p["freight"].as_str().unwrap()];
             expected.entry(r).or_default().push(format!("{stage}: {tag}"));
         }
@@ -274,7 +226,12 @@ impl Fixture {
             tags.len() * REPOS,
             "every tag of every Warehouse minted, once: {freight}"
         );
-        let history = self.json(&["history", "--limit", "1000"]);
+        let limit = 100_000;
+        let history = self.json(&["history", "--limit", &limit.to_string()]);
+        assert!(
+            history.as_array().unwrap().len() < limit,
+            "the whole audit log was read"
+        );
         let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
         for e in history.as_array().unwrap() {
             *kinds.entry(e["kind"].as_str().unwrap().to_string()).or_default() += 1;
@@ -351,9 +308,9 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
     let fx = Fixture::new().await;
     let started = Instant::now();
     let mut replicas: Vec<Replica> = (0..n).map(|i| fx.replica(&format!("r{i}"), "30s")).collect();
-    let tags = tags(4);
+    let tags = tags(TAGS);
     push_each(&fx, &tags, &mut replicas, |_| {}).await;
-    fx.wait_settled(tags.last().unwrap(), &mut replicas, Duration::from_secs(60));
+    fx.wait_settled(tags.last().unwrap(), &mut replicas, SETTLE);
     let elapsed = started.elapsed();
     fx.assert_exactly_once(&tags);
 
@@ -402,6 +359,51 @@ async fn three_replicas_promote_once_and_discover_once_per_due_time() {
     replicas_promote_once_and_discover_once_per_due_time(3).await;
 }
 
+/// A replica claims no more promotions than it runs at once (`--workers`): a burst of 30
+/// queued promotions is shared by both replicas instead of going to whichever looked first
+/// (which then ran them `--workers` at a time while the other stood idle).
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_claim_no_more_promotions_than_their_workers() {
+    let fx = Fixture::new().await;
+    let workers = 2;
+    let mut replicas: Vec<Replica> = (0..2)
+        .map(|i| fx.replica_with(&format!("r{i}"), "30s", &["--workers", &workers.to_string()]))
+        .collect();
+    let tags = tags(1);
+    let mut most_held = 0;
+    push_each(&fx, &tags, &mut replicas, |_| {}).await;
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let listed = fx.json(&["get", "replicas"]);
+        for r in listed.as_array().unwrap() {
+            let held = r["promotions"].as_array().unwrap().len();
+            assert!(held <= workers, "a replica holds more promotions than it runs: {r}");
+            most_held = most_held.max(held);
+        }
+        let promotions = fx.json(&["get", "promotions"]);
+        let promotions = promotions.as_array().unwrap();
+        if promotions.len() == PIPELINE.stages() && promotions.iter().all(|p| p["phase"] == "Succeeded") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let logs: String = replicas.iter_mut().map(|r| r.log_text()).collect();
+            panic!("the burst did not end: {promotions:?}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(most_held > 0, "the replicas were seen holding promotions");
+    fx.assert_exactly_once(&tags);
+    // Both ran a share of them.
+    for r in &mut replicas {
+        let log = r.log_text();
+        let ran = log
+            .lines()
+            .filter(|l| l.starts_with("barge: promotion ") && l.ends_with(": Succeeded"))
+            .count();
+        assert!(ran > 0, "every replica ran promotions:\n{log}");
+    }
+}
+
 /// A pseudo-random number below `n`, seeded from the clock: each run kills at other points
 /// (the seed is printed, to replay a failure).
 fn random_below(state: &mut u64, n: u64) -> u64 {
@@ -423,11 +425,11 @@ async fn replicas_killed_with_9_hand_their_promotions_to_the_others() {
     // A short lease, so that a dead replica's promotions move on within seconds.
     let lease = "3s";
     let mut replicas: Vec<Replica> = (0..3).map(|i| fx.replica(&format!("r{i}"), lease)).collect();
-    let tags = tags(5);
+    let tags = tags(TAGS);
     let mut kills = 0;
     let mut next_id = 3;
     let mut holding_kills = 0;
-    let mut next_kill = Instant::now() + Duration::from_millis(500 + random_below(&mut seed, 2000));
+    let mut next_kill = Instant::now() + Duration::from_millis(1000 + random_below(&mut seed, 5000));
     push_each(&fx, &tags, &mut replicas, |replicas| {
         if kills == 3 || Instant::now() < next_kill {
             return;
@@ -456,11 +458,11 @@ async fn replicas_killed_with_9_hand_their_promotions_to_the_others() {
         // A replacement joins under a new id; the dead one's leases run out.
         replicas[victim] = fx.replica(&format!("r{next_id}"), lease);
         next_id += 1;
-        next_kill = Instant::now() + Duration::from_millis(500 + random_below(&mut seed, 2000));
+        next_kill = Instant::now() + Duration::from_millis(1000 + random_below(&mut seed, 5000));
     })
     .await;
     assert_eq!(kills, 3, "three replicas were killed");
-    fx.wait_settled(tags.last().unwrap(), &mut replicas, Duration::from_secs(60));
+    fx.wait_settled(tags.last().unwrap(), &mut replicas, SETTLE);
     fx.assert_exactly_once(&tags);
     eprintln!("{holding_kills} of the 3 kills hit a replica holding a promotion");
     // The dead replicas are listed, gone, holding nothing.
@@ -481,12 +483,12 @@ async fn replicas_ride_out_ten_seconds_without_the_database() {
     let mut replicas: Vec<Replica> = (0..2).map(|i| fx.replica(&format!("r{i}"), "30s")).collect();
     let tags = tags(2);
     push_each(&fx, &tags[..1], &mut replicas, |_| {}).await;
-    fx.wait_settled(&tags[0], &mut replicas, Duration::from_secs(60));
+    fx.wait_settled(&tags[0], &mut replicas, SETTLE);
     pg.stop();
     fx.push(&tags[1]).await;
     std::thread::sleep(Duration::from_secs(10));
     pg.resume();
-    fx.wait_settled(&tags[1], &mut replicas, Duration::from_secs(60));
+    fx.wait_settled(&tags[1], &mut replicas, SETTLE);
     for r in &mut replicas {
         assert!(
             r.child.try_wait().unwrap().is_none(),

@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod replica_pipeline;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -221,6 +221,8 @@ pub async fn serve(
     mut engine: Engine,
     metrics: Arc<crate::metrics::Metrics>,
 ) -> anyhow::Result<bool> {
+    // Nothing holds a slot yet: all of them are the promotions this replica runs at once.
+    let workers = engine.slots.available_permits();
     // A Git source's URL may carry a token (`https://bot:TOKEN@host/defs.git`): it is recorded
     // redacted.
     let source = opts
@@ -271,6 +273,7 @@ pub async fn serve(
         engine: engine.clone(),
         owner: opts.replica_id.clone(),
         lease: opts.lease,
+        workers,
         in_cluster: opts.analysis_in_cluster,
         promotions: InFlight::new(),
         verifications: InFlight::new(),
@@ -889,6 +892,9 @@ struct Runners {
     /// This replica, in leases.
     owner: String,
     lease: Duration,
+    /// Promotions run at once (`--workers`): no more are claimed, so that promotions this
+    /// replica could not start yet stay free for other replicas.
+    workers: usize,
     in_cluster: bool,
     /// The promotions running, by Stage.
     promotions: InFlight<Result<Phase, EngineError>, StoredPromotion>,
@@ -1015,6 +1021,7 @@ impl Runners {
             &self.engine,
             &self.owner,
             self.lease,
+            self.workers,
             &mut self.promotions,
         )
         .await
@@ -1030,14 +1037,20 @@ impl Runners {
     }
 }
 
-/// Claims the promotions this replica may run and starts them; returns how many.
+/// Claims the promotions this replica may run, up to `workers` running at once, and starts
+/// them; returns how many. Claiming more than it can run would hold them from other replicas
+/// (a burst of queued promotions went to whichever replica looked first, the others idle).
 async fn launch_promotions(
     shared: &Arc<Shared>,
     engine: &Arc<Engine>,
     owner: &str,
     lease: Duration,
+    workers: usize,
     running: &mut InFlight<Result<Phase, EngineError>, StoredPromotion>,
 ) -> usize {
+    if running.len() >= workers {
+        return 0;
+    }
     // Leases are measured by the database's clock, not this replica's.
     let now = match shared.store.now().await {
         Ok(now) => now,
@@ -1055,6 +1068,9 @@ async fn launch_promotions(
     };
     let mut launched = 0;
     for p in runnable {
+        if running.len() >= workers {
+            break;
+        }
         let key = (p.project.clone(), p.stage.clone());
         if running.runs_for(&key) {
             continue;

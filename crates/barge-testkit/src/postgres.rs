@@ -98,10 +98,18 @@ pub fn postgres_url() -> String {
 pub struct OwnPostgres {
     pub port: u16,
     dir: tempfile::TempDir,
+    /// More `postgres` options (`-c name=value …`).
+    options: String,
 }
 
 impl OwnPostgres {
     pub fn start() -> OwnPostgres {
+        OwnPostgres::start_with("")
+    }
+
+    /// A server started with these `postgres` options too (`-c name=value …`), e.g. to load
+    /// `pg_stat_statements`.
+    pub fn start_with(options: &str) -> OwnPostgres {
         let dir = tempfile::Builder::new().prefix("barge-own-pg-").tempdir().unwrap();
         let path = dir.path().display().to_string();
         Command::new("chmod").args(["755", &path]).status().unwrap();
@@ -122,7 +130,11 @@ impl OwnPostgres {
             "initdb failed: {}",
             std::fs::read_to_string(format!("{path}/initdb.log")).unwrap_or_default()
         );
-        let pg = OwnPostgres { port, dir };
+        let pg = OwnPostgres {
+            port,
+            dir,
+            options: options.to_string(),
+        };
         pg.resume();
         let out = Command::new(format!("{bin}/createdb"))
             .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "barge", "barge"])
@@ -153,9 +165,10 @@ impl OwnPostgres {
     pub fn resume(&self) {
         let path = self.dir.path().display();
         let out = as_postgres_user(&format!(
-            "{}/pg_ctl -D {path}/data -l {path}/pg.log -w -o '-p {} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off' start",
+            "{}/pg_ctl -D {path}/data -l {path}/pg.log -w -o '-p {} -k {path} -c listen_addresses=127.0.0.1 -c fsync=off {}' start",
             pg_bin(),
-            self.port
+            self.port,
+            self.options
         ))
         .output()
         .unwrap();
