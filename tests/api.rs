@@ -108,7 +108,8 @@ impl Fixture {
     /// `barge ARGS --server` the daemon, with this fixture's admin token.
     fn through(&self, daemon: &Daemon, args: &[&str]) -> Command {
         let mut c = self.command(args);
-        c.args(["--server", &daemon.server, "--token-file"]).arg(&self.token_file);
+        c.args(["--server", &daemon.server, "--token-file"])
+            .arg(&self.token_file);
         c
     }
 
@@ -1454,7 +1455,7 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         })
         .collect();
     assert_eq!(documented, routes_in_the_reference());
-    assert_eq!(documented.len(), 25);
+    assert_eq!(documented.len(), 29);
     // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
     // the REST API's answer or error.
     for (method, path) in &documented {
@@ -2074,7 +2075,16 @@ fn write_verbs_through_the_rest_api_print_and_exit_as_in_process() {
         &["approve", "--freight", alias, "--stage", "qa"],
         &["update", "freight", alias, "--alias", "renamed", "-o", "json"],
         &["promote", "--stage", "prod", "--freight", "renamed", "--dry-run"],
-        &["promote", "--stage", "qa", "--freight", "renamed", "--dry-run", "-o", "yaml"],
+        &[
+            "promote",
+            "--stage",
+            "qa",
+            "--freight",
+            "renamed",
+            "--dry-run",
+            "-o",
+            "yaml",
+        ],
         &["promote", "--stage", "dev", "--freight", "nope", "--dry-run"],
         &["hold", "stage", "nope"],
         &["release", "stage", "dev", "--project", "elsewhere"],
@@ -2098,7 +2108,11 @@ fn write_verbs_through_the_rest_api_print_and_exit_as_in_process() {
     assert_eq!(answers[0].1, "auto-promotion into qa is held\n");
     assert_eq!(answers[1].1, "auto-promotion into qa released (1 hold(s) lifted)\n");
     assert_eq!(answers[3].1, format!("{alias} approved for qa\n"));
-    assert!(answers[5].1.contains("Dry run of renamed into prod: Succeeded"), "{:?}", answers[5]);
+    assert!(
+        answers[5].1.contains("Dry run of renamed into prod: Succeeded"),
+        "{:?}",
+        answers[5]
+    );
     let errors = answers.iter().filter(|(code, _, _)| *code != Some(0)).count();
     assert_eq!(errors, verbs.len() - 6, "{answers:#?}");
 }
@@ -2112,17 +2126,50 @@ fn write_verbs_with_server_take_their_rest_routes() {
     let alias = fx.alias.as_str();
     let cases: &[(&[&str], &str)] = &[
         (&["hold", "stage", "prod"], "POST /api/v1/projects/-/stages/prod/hold"),
-        (&["release", "stage", "prod", "--project", "shop"], "POST /api/v1/projects/shop/stages/prod/release"),
-        (&["approve", "--freight", alias, "--stage", "qa"], &format!("POST /api/v1/projects/-/freight/{alias}/approve")),
-        (&["update", "freight", alias, "--alias", "renamed"], &format!("PATCH /api/v1/projects/-/freight/{alias}")),
-        (&["promote", "--stage", "prod", "--freight", "renamed", "--dry-run"], "POST /api/v1/projects/-/stages/prod/promotions?dryRun=true"),
-        (&["promote", "--stage", "prod", "--freight", "renamed"], "POST /api/v1/projects/-/stages/prod/promotions"),
-        (&["promote", "--downstream-from", "dev", "--freight", "renamed"], "POST /api/v1/projects/-/stages/dev/promotions/downstream"),
-        (&["verify", "stage", "prod"], "POST /api/v1/projects/-/stages/prod/verification"),
-        (&["verify", "stage", "prod", "--abort"], "POST /api/v1/projects/-/stages/prod/verification/abort"),
-        (&["abort", "promotion", "nope"], "POST /api/v1/projects/-/promotions/nope/abort"),
-        (&["refresh", "warehouse", "app"], "POST /api/v1/projects/-/warehouses/app/refresh"),
-        (&["token", "create", "--name", "ci", "--role", "viewer"], "POST /api/v1/tokens"),
+        (
+            &["release", "stage", "prod", "--project", "shop"],
+            "POST /api/v1/projects/shop/stages/prod/release",
+        ),
+        (
+            &["approve", "--freight", alias, "--stage", "qa"],
+            &format!("POST /api/v1/projects/-/freight/{alias}/approve"),
+        ),
+        (
+            &["update", "freight", alias, "--alias", "renamed"],
+            &format!("PATCH /api/v1/projects/-/freight/{alias}"),
+        ),
+        (
+            &["promote", "--stage", "prod", "--freight", "renamed", "--dry-run"],
+            "POST /api/v1/projects/-/stages/prod/promotions?dryRun=true",
+        ),
+        (
+            &["promote", "--stage", "prod", "--freight", "renamed"],
+            "POST /api/v1/projects/-/stages/prod/promotions",
+        ),
+        (
+            &["promote", "--downstream-from", "dev", "--freight", "renamed"],
+            "POST /api/v1/projects/-/stages/dev/promotions/downstream",
+        ),
+        (
+            &["verify", "stage", "prod"],
+            "POST /api/v1/projects/-/stages/prod/verification",
+        ),
+        (
+            &["verify", "stage", "prod", "--abort"],
+            "POST /api/v1/projects/-/stages/prod/verification/abort",
+        ),
+        (
+            &["abort", "promotion", "nope"],
+            "POST /api/v1/projects/-/promotions/nope/abort",
+        ),
+        (
+            &["refresh", "warehouse", "app"],
+            "POST /api/v1/projects/-/warehouses/app/refresh",
+        ),
+        (
+            &["token", "create", "--name", "ci", "--role", "viewer"],
+            "POST /api/v1/tokens",
+        ),
         (&["token", "list"], "GET /api/v1/tokens"),
         (&["token", "revoke", "ci"], "POST /api/v1/tokens/ci/revoke"),
     ];
@@ -2150,7 +2197,11 @@ fn whoami_names_the_tokens_principal_and_tokens_are_an_admins_through_rest() {
     let fx = Fixture::new();
     let daemon = fx.daemon(&[], &[]);
     let (status, me) = daemon.request("GET", "/api/v1/whoami", Some(TOKEN), None);
-    assert_eq!((status, &me["actor"], &me["role"]), (200, &json!("token:api-token"), &json!("admin")), "{me}");
+    assert_eq!(
+        (status, &me["actor"], &me["role"]),
+        (200, &json!("token:api-token"), &json!("admin")),
+        "{me}"
+    );
     let body = r#"{"name": "ci", "role": "promoter", "project": "shop", "stages": ["dev"]}"#;
     let (status, created) = daemon.request("POST", "/api/v1/tokens", Some(TOKEN), Some(body));
     assert_eq!(status, 201, "{created}");
@@ -2191,15 +2242,37 @@ fn login_checks_the_token_and_saves_a_current_context_that_verbs_use() {
     let contexts = fx.dir.path().join("contexts.yaml");
     let wrong = fx.dir.path().join("wrong.token");
     std::fs::write(&wrong, "not-the-token\n").unwrap();
-    let (code, _, err) = shown(&mut fx.command(&["login", "--server", &daemon.server, "--token-file", wrong.to_str().unwrap()]));
+    let (code, _, err) = shown(&mut fx.command(&[
+        "login",
+        "--server",
+        &daemon.server,
+        "--token-file",
+        wrong.to_str().unwrap(),
+    ]));
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("refused the token in") && err.contains("wrong.token"), "{err}");
+    assert!(
+        err.contains("refused the token in") && err.contains("wrong.token"),
+        "{err}"
+    );
     assert!(!contexts.exists(), "a refused login saved a context");
     let token_file = fx.token_file.to_str().unwrap();
-    let login = ["login", "--server", &daemon.server, "--token-file", token_file, "--context", "dev", "--project", "shop"];
+    let login = [
+        "login",
+        "--server",
+        &daemon.server,
+        "--token-file",
+        token_file,
+        "--context",
+        "dev",
+        "--project",
+        "shop",
+    ];
     let (code, out, err) = shown(&mut fx.command(&login));
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("as token:api-token (admin)") && out.contains("\"dev\" is now current"), "{out}");
+    assert!(
+        out.contains("as token:api-token (admin)") && out.contains("\"dev\" is now current"),
+        "{out}"
+    );
     let saved = std::fs::read_to_string(&contexts).unwrap();
     assert!(!saved.contains(TOKEN), "the token itself was saved:\n{saved}");
     assert!(saved.contains(&format!("tokenFile: {token_file}")), "{saved}");
@@ -2209,10 +2282,16 @@ fn login_checks_the_token_and_saves_a_current_context_that_verbs_use() {
     let approve = ["approve", "--freight", &fx.alias, "--stage", "qa"];
     let (code, out, err) = shown(fx.contextual(&approve).env("BARGE_LOG", "barge=debug"));
     assert_eq!(code, Some(0), "{err}");
-    assert!(err.contains(&format!("/api/v1/projects/shop/freight/{}/approve", fx.alias)), "{err}");
+    assert!(
+        err.contains(&format!("/api/v1/projects/shop/freight/{}/approve", fx.alias)),
+        "{err}"
+    );
     assert_eq!(out, format!("{} approved for qa\n", fx.alias));
     // --project wins over the context's.
-    let (_, _, err) = shown(fx.contextual(&["release", "stage", "prod", "--project", "other"]).env("BARGE_LOG", "barge=debug"));
+    let (_, _, err) = shown(
+        fx.contextual(&["release", "stage", "prod", "--project", "other"])
+            .env("BARGE_LOG", "barge=debug"),
+    );
     assert!(err.contains("/api/v1/projects/other/stages/prod/release"), "{err}");
 }
 
@@ -2223,7 +2302,15 @@ fn flags_and_environment_win_over_the_current_context() {
     let fx = Fixture::new();
     let daemon = fx.daemon(&[], &[]);
     let token_file = fx.token_file.to_str().unwrap();
-    let set = ["config", "set-context", "ctx", "--server", &daemon.server, "--token-file", token_file];
+    let set = [
+        "config",
+        "set-context",
+        "ctx",
+        "--server",
+        &daemon.server,
+        "--token-file",
+        token_file,
+    ];
     assert_eq!(shown(&mut fx.command(&set)).0, Some(0));
     assert_eq!(shown(&mut fx.command(&["config", "use-context", "ctx"])).0, Some(0));
     let debug = |c: &mut Command| {
@@ -2236,13 +2323,19 @@ fn flags_and_environment_win_over_the_current_context() {
     assert!(out.contains("released") && !err.contains("asking barge serve"), "{err}");
     // BARGE_SERVER elsewhere: the context's token is not sent there; the error says so.
     let elsewhere = format!("http://127.0.0.1:{}", support::free_port());
-    let (code, _, err) = debug(fx.contextual(&["release", "stage", "prod"]).env("BARGE_SERVER", &elsewhere));
+    let (code, _, err) = debug(
+        fx.contextual(&["release", "stage", "prod"])
+            .env("BARGE_SERVER", &elsewhere),
+    );
     assert_eq!(code, Some(1));
     assert!(err.contains("--server needs the server's token"), "{err}");
     // BARGE_TOKEN wins over the context's token file: a wrong one is refused.
     let (code, _, err) = debug(fx.contextual(&["release", "stage", "prod"]).env("BARGE_TOKEN", "wrong"));
     assert_eq!(code, Some(1));
-    assert!(err.contains(&format!("url={}/api/v1/projects/-/stages/prod/release", daemon.server)), "{err}");
+    assert!(
+        err.contains(&format!("url={}/api/v1/projects/-/stages/prod/release", daemon.server)),
+        "{err}"
+    );
     assert!(err.contains("token"), "{err}");
     // The context alone: its server and token.
     let (code, out, err) = debug(&mut fx.contextual(&["release", "stage", "prod"]));
@@ -2259,24 +2352,53 @@ fn config_verbs_edit_contexts_and_name_what_is_wrong() {
     let file = fx.dir.path().join("contexts.yaml");
     let run = |args: &[&str]| shown(&mut fx.command(args));
     let (code, out, _) = run(&["config", "get-contexts"]);
-    assert_eq!((code, out.as_str()), (Some(0), "no contexts (`barge login` or `barge config set-context` adds one)\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "no contexts (`barge login` or `barge config set-context` adds one)\n"
+        )
+    );
     let (code, _, err) = run(&["config", "current-context"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("no current context in") && err.contains("use-context"), "{err}");
-    assert_eq!(run(&["config", "set-context", "a", "--server", "http://a.example", "--project", "shop"]).0, Some(0));
-    assert_eq!(run(&["config", "set-context", "b", "--server", "http://b.example"]).0, Some(0));
+    assert!(
+        err.contains("no current context in") && err.contains("use-context"),
+        "{err}"
+    );
+    assert_eq!(
+        run(&[
+            "config",
+            "set-context",
+            "a",
+            "--server",
+            "http://a.example",
+            "--project",
+            "shop"
+        ])
+        .0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&["config", "set-context", "b", "--server", "http://b.example"]).0,
+        Some(0)
+    );
     // Changing one field keeps the others.
     let (_, out, _) = run(&["config", "set-context", "a", "--token-file", "rel.token"]);
     assert_eq!(out, "Context \"a\" modified.\n");
     let (code, _, err) = run(&["config", "use-context", "c"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("no context named \"c\"") && err.contains("(contexts: a, b)"), "{err}");
+    assert!(
+        err.contains("no context named \"c\"") && err.contains("(contexts: a, b)"),
+        "{err}"
+    );
     assert_eq!(run(&["config", "use-context", "a"]).0, Some(0));
     let (_, out, _) = run(&["config", "get-contexts"]);
     // Stored as an absolute path: the CLI runs in the test's directory.
     let rel = std::env::current_dir().unwrap().join("rel.token");
     assert_eq!(
-        out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect::<Vec<_>>(),
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
         [
             "CURRENT NAME SERVER TOKEN FILE PROJECT".to_string(),
             format!("* a http://a.example {} shop", rel.display()),
@@ -2287,13 +2409,23 @@ fn config_verbs_edit_contexts_and_name_what_is_wrong() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["currentContext"], "a", "{v}");
     // A misspelt field: the file, line and column.
-    std::fs::write(&file, "currentContext: a\ncontexts:\n  - name: a\n    sever: http://a.example\n").unwrap();
+    std::fs::write(
+        &file,
+        "currentContext: a\ncontexts:\n  - name: a\n    sever: http://a.example\n",
+    )
+    .unwrap();
     let (code, _, err) = run(&["config", "get-contexts"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains(&format!("{}:4:5: contexts[0]: unknown field `sever`", file.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:4:5: contexts[0]: unknown field `sever`", file.display())),
+        "{err}"
+    );
     // A current context that is not there: verbs without a server or store say so.
     std::fs::write(&file, "currentContext: gone\ncontexts: []\n").unwrap();
     let (code, _, err) = shown(&mut fx.contextual(&["release", "stage", "prod"]));
     assert_eq!(code, Some(1));
-    assert!(err.contains("current context") && err.contains("no context named \"gone\""), "{err}");
+    assert!(
+        err.contains("current context") && err.contains("no context named \"gone\""),
+        "{err}"
+    );
 }

@@ -42,9 +42,7 @@ pub enum ConfigWhat {
     #[command(verbatim_doc_comment)]
     SetContext(SetContextArgs),
     /// Remove a context (the current context is unset when it is the one removed).
-    DeleteContext {
-        name: String,
-    },
+    DeleteContext { name: String },
 }
 
 #[derive(clap::Args, Debug)]
@@ -141,7 +139,10 @@ fn contexts_text(all: &Contexts) -> String {
             if current { "*" } else { "" }.to_string(),
             c.name.clone(),
             c.server.clone().unwrap_or_default(),
-            c.token_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
+            c.token_file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_default(),
             c.project.clone().unwrap_or_default(),
         ]);
     }

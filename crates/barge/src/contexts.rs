@@ -91,9 +91,13 @@ impl Contexts {
     /// Writes the contexts to `file` whole or not at all (a new file renamed over it), with
     /// the directory made when missing.
     pub fn save(&self, file: &Path) -> Result<()> {
-        let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
-        let mut new = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
+        let mut new =
+            tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in {}", dir.display()))?;
         std::io::Write::write_all(&mut new, yaml_serde::to_string(self)?.as_bytes())?;
         new.persist(file)
             .with_context(|| format!("cannot write the contexts file {}", file.display()))?;

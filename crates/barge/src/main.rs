@@ -243,7 +243,7 @@ enum Command {
     ///
     /// Examples:
     ///   barge login --server https://barge.example.com --token-file ~/prod.token --context prod
-    ///   barge config set-context staging --server https://staging.example.com --token-file ~/staging.token --project shop
+    ///   barge config set-context staging --server https://staging.example.com --project shop
     ///   barge config use-context staging
     ///   barge config get-contexts
     ///   barge config current-context
