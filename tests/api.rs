@@ -92,7 +92,24 @@ impl Fixture {
             .env_remove("BARGE_TOKEN")
             .env_remove("BARGE_TOKEN_FILE")
             .env_remove("BARGE_SERVER")
+            .env("BARGE_CLI_CONFIG", self.dir.path().join("contexts.yaml"))
             .env("USER", "alice");
+        c
+    }
+
+    /// `barge ARGS` told no store and no server: the current context of this fixture's
+    /// contexts file decides.
+    fn contextual(&self, args: &[&str]) -> Command {
+        let mut c = self.command(args);
+        c.env_remove("BARGE_DB");
+        c
+    }
+
+    /// `barge ARGS --server` the daemon, with this fixture's admin token.
+    fn through(&self, daemon: &Daemon, args: &[&str]) -> Command {
+        let mut c = self.command(args);
+        c.args(["--server", &daemon.server, "--token-file"])
+            .arg(&self.token_file);
         c
     }
 
@@ -1438,7 +1455,7 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         })
         .collect();
     assert_eq!(documented, routes_in_the_reference());
-    assert_eq!(documented.len(), 25);
+    assert_eq!(documented.len(), 29);
     // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
     // the REST API's answer or error.
     for (method, path) in &documented {
@@ -2225,5 +2242,389 @@ fn a_bad_oidc_rule_file_stops_serve_naming_file_line_and_column() {
         stderr(&out).contains(&expected) && stderr(&out).contains("owner"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// What a CLI run shows: its exit status, stdout and stderr.
+fn shown(c: &mut Command) -> (Option<i32>, String, String) {
+    let out = c.output().unwrap();
+    (out.status.code(), stdout(&out), stderr(&out))
+}
+
+/// Every verb that changes something, with `--server`, goes through its REST route and
+/// prints what it prints in-process on a store of the same definitions and Freight, with the
+/// same exit status: its answers and its errors (`{"code", "message"}` becomes the engine's
+/// message, as in-process).
+#[test]
+fn write_verbs_through_the_rest_api_print_and_exit_as_in_process() {
+    // qa auto-promotes (from dev, which has no Freight: nothing does), so it can be held.
+    let policy = "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {name: shop, namespace: shop}\nspec:\n  promotionPolicies:\n    - stageSelector: {name: qa}\n      autoPromotionEnabled: true\n";
+    let here = Fixture::new();
+    let there = Fixture::new();
+    for fx in [&here, &there] {
+        std::fs::write(&fx.defs, format!("{DEFINITIONS}{policy}")).unwrap();
+    }
+    assert_eq!(here.alias, there.alias, "the same Freight in both stores");
+    let daemon = there.daemon(&[], &[]);
+    let alias = here.alias.as_str();
+    let verbs: &[&[&str]] = &[
+        &["hold", "stage", "qa"],
+        &["release", "stage", "qa"],
+        &["hold", "stage", "prod"],
+        &["approve", "--freight", alias, "--stage", "qa"],
+        &["update", "freight", alias, "--alias", "renamed", "-o", "json"],
+        &["promote", "--stage", "prod", "--freight", "renamed", "--dry-run"],
+        &[
+            "promote",
+            "--stage",
+            "qa",
+            "--freight",
+            "renamed",
+            "--dry-run",
+            "-o",
+            "yaml",
+        ],
+        &["promote", "--stage", "dev", "--freight", "nope", "--dry-run"],
+        &["hold", "stage", "nope"],
+        &["release", "stage", "dev", "--project", "elsewhere"],
+        &["abort", "promotion", "nope"],
+        &["verify", "stage", "dev"],
+        &["verify", "stage", "dev", "--abort"],
+        &["update", "freight", "nope", "--alias", "other"],
+        &["approve", "--freight", "renamed", "--stage", "nope"],
+        &["token", "revoke", "nope"],
+        &["token", "create", "--name", "bad name!", "--role", "viewer"],
+        &["token", "create", "--name", "ci", "--role", "viewer", "--stages", "dev"],
+    ];
+    let mut answers = Vec::new();
+    for args in verbs {
+        let in_process = shown(here.command(args).arg("-f").arg(&here.defs));
+        let served = shown(&mut there.through(&daemon, args));
+        assert_eq!(served, in_process, "barge {}", args.join(" "));
+        answers.push(served);
+    }
+    // Answers and errors alike were compared.
+    assert_eq!(answers[0].1, "auto-promotion into qa is held\n");
+    assert_eq!(answers[1].1, "auto-promotion into qa released (1 hold(s) lifted)\n");
+    assert_eq!(answers[3].1, format!("{alias} approved for qa\n"));
+    assert!(
+        answers[5].1.contains("Dry run of renamed into prod: Succeeded"),
+        "{:?}",
+        answers[5]
+    );
+    let errors = answers.iter().filter(|(code, _, _)| *code != Some(0)).count();
+    assert_eq!(errors, verbs.len() - 6, "{answers:#?}");
+}
+
+/// The routes the CLI takes: `--server` sends each change to its REST route, with `-` for
+/// the project when none is given (the server finds it), and never to /api/v1/call.
+#[test]
+fn write_verbs_with_server_take_their_rest_routes() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let alias = fx.alias.as_str();
+    let cases: &[(&[&str], &str)] = &[
+        (&["hold", "stage", "prod"], "POST /api/v1/projects/-/stages/prod/hold"),
+        (
+            &["release", "stage", "prod", "--project", "shop"],
+            "POST /api/v1/projects/shop/stages/prod/release",
+        ),
+        (
+            &["approve", "--freight", alias, "--stage", "qa"],
+            &format!("POST /api/v1/projects/-/freight/{alias}/approve"),
+        ),
+        (
+            &["update", "freight", alias, "--alias", "renamed"],
+            &format!("PATCH /api/v1/projects/-/freight/{alias}"),
+        ),
+        (
+            &["promote", "--stage", "prod", "--freight", "renamed", "--dry-run"],
+            "POST /api/v1/projects/-/stages/prod/promotions?dryRun=true",
+        ),
+        (
+            &["promote", "--stage", "prod", "--freight", "renamed"],
+            "POST /api/v1/projects/-/stages/prod/promotions",
+        ),
+        (
+            &["promote", "--downstream-from", "dev", "--freight", "renamed"],
+            "POST /api/v1/projects/-/stages/dev/promotions/downstream",
+        ),
+        (
+            &["verify", "stage", "prod"],
+            "POST /api/v1/projects/-/stages/prod/verification",
+        ),
+        (
+            &["verify", "stage", "prod", "--abort"],
+            "POST /api/v1/projects/-/stages/prod/verification/abort",
+        ),
+        (
+            &["abort", "promotion", "nope"],
+            "POST /api/v1/projects/-/promotions/nope/abort",
+        ),
+        (
+            &["refresh", "warehouse", "app"],
+            "POST /api/v1/projects/-/warehouses/app/refresh",
+        ),
+        (
+            &["token", "create", "--name", "ci", "--role", "viewer"],
+            "POST /api/v1/tokens",
+        ),
+        (&["token", "list"], "GET /api/v1/tokens"),
+        (&["token", "revoke", "ci"], "POST /api/v1/tokens/ci/revoke"),
+    ];
+    for (args, route) in cases {
+        let (method, path) = route.split_once(' ').unwrap();
+        let (_, _, err) = shown(fx.through(&daemon, args).env("BARGE_LOG", "barge=debug"));
+        let asked = format!("method={method} url={}{path}", daemon.server);
+        assert!(err.contains(&asked), "barge {}: no {asked}:\n{err}", args.join(" "));
+        assert!(!err.contains("/api/v1/call"), "barge {}:\n{err}", args.join(" "));
+    }
+    // What they did, through the routes: the promotion queued (its name printed as before),
+    // the token created and revoked.
+    let (code, out, err) = shown(&mut fx.command(&["get", "promotions", "-o", "name"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("promotion.kargo.akuity.io/"), "{out}");
+    let (_, out, _) = shown(&mut fx.command(&["token", "list", "-o", "json"]));
+    let tokens: Value = serde_json::from_str(&out).unwrap();
+    assert!(tokens[0]["revokedAt"].is_string(), "{tokens}");
+}
+
+/// `GET /api/v1/whoami` answers the token's principal and role; the token routes are an
+/// admin's, and a created token is printed once and works.
+#[test]
+fn whoami_names_the_tokens_principal_and_tokens_are_an_admins_through_rest() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let (status, me) = daemon.request("GET", "/api/v1/whoami", Some(TOKEN), None);
+    assert_eq!(
+        (status, &me["actor"], &me["role"]),
+        (200, &json!("token:api-token"), &json!("admin")),
+        "{me}"
+    );
+    let body = r#"{"name": "ci", "role": "promoter", "project": "shop", "stages": ["dev"]}"#;
+    let (status, created) = daemon.request("POST", "/api/v1/tokens", Some(TOKEN), Some(body));
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap();
+    let (status, me) = daemon.request("GET", "/api/v1/whoami", Some(token), None);
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        me,
+        json!({"name": "ci", "actor": "token:ci", "role": "promoter", "project": "shop", "stages": ["dev"]})
+    );
+    // A promoter may not list, create or revoke tokens.
+    for (method, path, body) in [
+        ("GET", "/api/v1/tokens", None),
+        ("POST", "/api/v1/tokens", Some(r#"{"name": "x", "role": "admin"}"#)),
+        ("POST", "/api/v1/tokens/ci/revoke", None),
+    ] {
+        let answer = daemon.request(method, path, Some(token), body);
+        assert_problem(answer, 403, "forbidden");
+    }
+    let (status, list) = daemon.request("GET", "/api/v1/tokens", Some(TOKEN), None);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"][0]["name"], "ci", "{list}");
+    assert!(!list.to_string().contains(token), "the list shows the token");
+    let (status, revoked) = daemon.request("POST", "/api/v1/tokens/ci/revoke", Some(TOKEN), None);
+    assert_eq!(status, 200, "{revoked}");
+    assert!(revoked["revokedAt"].is_string(), "{revoked}");
+    assert_problem(daemon.request("GET", "/api/v1/whoami", Some(token), None), 401, "auth");
+    assert_problem(daemon.request("GET", "/api/v1/whoami", None, None), 401, "auth");
+}
+
+/// `barge login` checks the token against the server before it saves anything; the saved
+/// context holds the token file's path, never the token, and is current: verbs told no
+/// server and no store ask its server with its token and project.
+#[test]
+fn login_checks_the_token_and_saves_a_current_context_that_verbs_use() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let contexts = fx.dir.path().join("contexts.yaml");
+    let wrong = fx.dir.path().join("wrong.token");
+    std::fs::write(&wrong, "not-the-token\n").unwrap();
+    let (code, _, err) = shown(&mut fx.command(&[
+        "login",
+        "--server",
+        &daemon.server,
+        "--token-file",
+        wrong.to_str().unwrap(),
+    ]));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("refused the token in") && err.contains("wrong.token"),
+        "{err}"
+    );
+    assert!(!contexts.exists(), "a refused login saved a context");
+    let token_file = fx.token_file.to_str().unwrap();
+    let login = [
+        "login",
+        "--server",
+        &daemon.server,
+        "--token-file",
+        token_file,
+        "--context",
+        "dev",
+        "--project",
+        "shop",
+    ];
+    let (code, out, err) = shown(&mut fx.command(&login));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("as token:api-token (admin)") && out.contains("\"dev\" is now current"),
+        "{out}"
+    );
+    let saved = std::fs::read_to_string(&contexts).unwrap();
+    assert!(!saved.contains(TOKEN), "the token itself was saved:\n{saved}");
+    assert!(saved.contains(&format!("tokenFile: {token_file}")), "{saved}");
+    let (_, out, _) = shown(&mut fx.command(&["config", "current-context"]));
+    assert_eq!(out, "dev\n");
+    // A verb with neither --server nor --db asks the context's server, in its project.
+    let approve = ["approve", "--freight", &fx.alias, "--stage", "qa"];
+    let (code, out, err) = shown(fx.contextual(&approve).env("BARGE_LOG", "barge=debug"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains(&format!("/api/v1/projects/shop/freight/{}/approve", fx.alias)),
+        "{err}"
+    );
+    assert_eq!(out, format!("{} approved for qa\n", fx.alias));
+    // --project wins over the context's.
+    let (_, _, err) = shown(
+        fx.contextual(&["release", "stage", "prod", "--project", "other"])
+            .env("BARGE_LOG", "barge=debug"),
+    );
+    assert!(err.contains("/api/v1/projects/other/stages/prod/release"), "{err}");
+}
+
+/// Flags win over the environment, which wins over the context; a store (--db, BARGE_DB)
+/// means no context; the context's token never goes to another server.
+#[test]
+fn flags_and_environment_win_over_the_current_context() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let token_file = fx.token_file.to_str().unwrap();
+    let set = [
+        "config",
+        "set-context",
+        "ctx",
+        "--server",
+        &daemon.server,
+        "--token-file",
+        token_file,
+    ];
+    assert_eq!(shown(&mut fx.command(&set)).0, Some(0));
+    assert_eq!(shown(&mut fx.command(&["config", "use-context", "ctx"])).0, Some(0));
+    let debug = |c: &mut Command| {
+        c.env("BARGE_LOG", "barge=debug");
+        shown(c)
+    };
+    // BARGE_DB: in-process, whatever the context says (no request is logged).
+    let (code, out, err) = debug(&mut fx.command(&["release", "stage", "prod"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("released") && !err.contains("asking barge serve"), "{err}");
+    // BARGE_SERVER elsewhere: the context's token is not sent there; the error says so.
+    let elsewhere = format!("http://127.0.0.1:{}", support::free_port());
+    let (code, _, err) = debug(
+        fx.contextual(&["release", "stage", "prod"])
+            .env("BARGE_SERVER", &elsewhere),
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--server needs the server's token"), "{err}");
+    // BARGE_TOKEN wins over the context's token file: a wrong one is refused.
+    let (code, _, err) = debug(fx.contextual(&["release", "stage", "prod"]).env("BARGE_TOKEN", "wrong"));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("url={}/api/v1/projects/-/stages/prod/release", daemon.server)),
+        "{err}"
+    );
+    assert!(err.contains("token"), "{err}");
+    // The context alone: its server and token.
+    let (code, out, err) = debug(&mut fx.contextual(&["release", "stage", "prod"]));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "auto-promotion into prod released (0 hold(s) lifted)\n");
+}
+
+/// `barge config`: set-context adds and changes, use-context refuses an unknown context
+/// naming those there are, get-contexts marks the current one, and a broken file is named
+/// with its line and column.
+#[test]
+fn config_verbs_edit_contexts_and_name_what_is_wrong() {
+    let fx = Fixture::new();
+    let file = fx.dir.path().join("contexts.yaml");
+    let run = |args: &[&str]| shown(&mut fx.command(args));
+    let (code, out, _) = run(&["config", "get-contexts"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            Some(0),
+            "no contexts (`barge login` or `barge config set-context` adds one)\n"
+        )
+    );
+    let (code, _, err) = run(&["config", "current-context"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no current context in") && err.contains("use-context"),
+        "{err}"
+    );
+    assert_eq!(
+        run(&[
+            "config",
+            "set-context",
+            "a",
+            "--server",
+            "http://a.example",
+            "--project",
+            "shop"
+        ])
+        .0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&["config", "set-context", "b", "--server", "http://b.example"]).0,
+        Some(0)
+    );
+    // Changing one field keeps the others.
+    let (_, out, _) = run(&["config", "set-context", "a", "--token-file", "rel.token"]);
+    assert_eq!(out, "Context \"a\" modified.\n");
+    let (code, _, err) = run(&["config", "use-context", "c"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("no context named \"c\"") && err.contains("(contexts: a, b)"),
+        "{err}"
+    );
+    assert_eq!(run(&["config", "use-context", "a"]).0, Some(0));
+    let (_, out, _) = run(&["config", "get-contexts"]);
+    // Stored as an absolute path: the CLI runs in the test's directory.
+    let rel = std::env::current_dir().unwrap().join("rel.token");
+    assert_eq!(
+        out.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        [
+            "CURRENT NAME SERVER TOKEN FILE PROJECT".to_string(),
+            format!("* a http://a.example {} shop", rel.display()),
+            "b http://b.example".to_string(),
+        ]
+    );
+    let (_, out, _) = run(&["config", "get-contexts", "-o", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["currentContext"], "a", "{v}");
+    // A misspelt field: the file, line and column.
+    std::fs::write(
+        &file,
+        "currentContext: a\ncontexts:\n  - name: a\n    sever: http://a.example\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["config", "get-contexts"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("{}:4:5: contexts[0]: unknown field `sever`", file.display())),
+        "{err}"
+    );
+    // A current context that is not there: verbs without a server or store say so.
+    std::fs::write(&file, "currentContext: gone\ncontexts: []\n").unwrap();
+    let (code, _, err) = shown(&mut fx.contextual(&["release", "stage", "prod"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("current context") && err.contains("no context named \"gone\""),
+        "{err}"
     );
 }

@@ -502,7 +502,7 @@ fn promote_without_a_stage_asks_for_the_stage() {
 #[test]
 fn every_verb_and_subcommand_has_a_description() {
     for verb in [
-        "hold", "release", "verify", "abort", "refresh", "update", "get", "analysis", "token",
+        "hold", "release", "verify", "abort", "refresh", "update", "get", "analysis", "token", "config",
     ] {
         let text = stdout(&run(&[verb, "--help"]));
         let commands = text.split("Commands:\n").nth(1).unwrap_or_else(|| panic!("{text}"));
@@ -536,6 +536,10 @@ fn help_shows_the_shared_flags_and_completions_are_generated() {
     assert!(approve.contains("With --db only (in-process)"), "{approve}");
     let bash = stdout(&run(&["completion", "bash"]));
     assert!(bash.contains("_barge()") && bash.contains("promote"), "{bash}");
+    // The contexts' verbs complete too.
+    for verb in ["login", "use-context", "set-context", "get-contexts", "current-context"] {
+        assert!(bash.contains(verb), "{verb} in:\n{bash}");
+    }
     assert!(stdout(&run(&["completion", "zsh"])).starts_with("#compdef barge"));
     assert!(stdout(&run(&["completion", "fish"])).contains("complete -c barge"));
     assert_eq!(run(&["completion", "tcsh"]).status.code(), Some(2));

@@ -23,7 +23,7 @@ pub async fn authorize(cx: &Context<'_>, call: &mut Call) -> Result<(), EngineEr
     {
         *actor = principal.actor();
     }
-    if let (Some(mine), Some(project @ None)) = (&principal.project, project_of(call)) {
+    if let (Some(mine), Some(project @ None)) = (&principal.project, call.project_mut()) {
         *project = Some(mine.clone());
     }
     let (action, project, stages) = target(cx, call).await?;
@@ -34,31 +34,6 @@ pub async fn authorize(cx: &Context<'_>, call: &mut Call) -> Result<(), EngineEr
         }
     }
     Ok(())
-}
-
-/// The project a call names, for the calls that name one.
-fn project_of(call: &mut Call) -> Option<&mut Option<String>> {
-    match call {
-        Call::GetStages { project, .. }
-        | Call::GetWarehouses { project }
-        | Call::GetWebhooks { project }
-        | Call::GetFreight { project, .. }
-        | Call::GetPromotions { project, .. }
-        | Call::History { project, .. }
-        | Call::Stats { project, .. }
-        | Call::GetNotifications { project, .. }
-        | Call::Promote { project, .. }
-        | Call::PromoteDryRun { project, .. }
-        | Call::PromoteDownstream { project, .. }
-        | Call::Approve { project, .. }
-        | Call::Abort { project, .. }
-        | Call::Hold { project, .. }
-        | Call::Release { project, .. }
-        | Call::Alias { project, .. }
-        | Call::Verify { project, .. }
-        | Call::Refresh { project, .. } => Some(project),
-        Call::Version | Call::GetReplicas | Call::Token(_) => None,
-    }
 }
 
 /// What the call does, in which project, and on which Stages (one `None` when it acts on

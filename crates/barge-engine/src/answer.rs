@@ -415,10 +415,12 @@ pub struct ReplicaInfo {
 }
 
 /// An API token as `barge token` shows it: never its secret or hash; times in RFC 3339.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenInfo {
     pub name: String,
+    /// viewer, promoter or admin.
+    #[schema(value_type = String)]
     pub role: Role,
     /// The one project it may act in; `None`: every project.
     pub project: Option<String>,
@@ -431,7 +433,7 @@ pub struct TokenInfo {
 
 /// A token just created: its description and the secret, shown this once (the store keeps
 /// only its SHA-256).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub info: TokenInfo,

@@ -178,6 +178,32 @@ impl Call {
 }
 
 impl Call {
+    /// The project the call names, for the calls that name one (`None` for those that act
+    /// on no project).
+    pub fn project_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Call::GetStages { project, .. }
+            | Call::GetWarehouses { project }
+            | Call::GetWebhooks { project }
+            | Call::GetFreight { project, .. }
+            | Call::GetPromotions { project, .. }
+            | Call::History { project, .. }
+            | Call::Stats { project, .. }
+            | Call::GetNotifications { project, .. }
+            | Call::Promote { project, .. }
+            | Call::PromoteDryRun { project, .. }
+            | Call::PromoteDownstream { project, .. }
+            | Call::Approve { project, .. }
+            | Call::Abort { project, .. }
+            | Call::Hold { project, .. }
+            | Call::Release { project, .. }
+            | Call::Alias { project, .. }
+            | Call::Verify { project, .. }
+            | Call::Refresh { project, .. } => Some(project),
+            Call::Version | Call::GetReplicas | Call::Token(_) => None,
+        }
+    }
+
     /// Whether the call needs the definitions (the others only read or change the store).
     fn needs_definitions(&self) -> bool {
         !matches!(

@@ -12,7 +12,7 @@ pub mod memory;
 pub mod metrics;
 mod notify;
 mod replicas;
-mod rest;
+pub mod rest;
 pub mod serve;
 mod ui;
 pub mod webhook;

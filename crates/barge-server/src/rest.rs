@@ -31,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod page;
+mod tokens;
 mod watch;
 mod webhooks;
 pub use watch::WatchTiming;
@@ -129,6 +130,20 @@ fn api_router() -> OpenApiRouter<Api> {
         .routes(routes!(stats))
         .routes(routes!(replicas))
         .routes(routes!(notifications))
+        .routes(routes!(tokens::tokens, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::whoami))
+}
+
+/// In a verb's path, the project `-` stands for the one project that has the named Stage,
+/// Warehouse, Freight or promotion: the engine finds it, or refuses a name several projects
+/// have (400, "add --project"), as the CLI does without `--project`. Google's API design
+/// uses `-` for such a wildcard parent (https://google.aip.dev/159); no project is named
+/// `-` (Kubernetes names start with a letter or digit).
+pub const ANY_PROJECT: &str = "-";
+
+fn any_project(project: String) -> Option<String> {
+    (project != ANY_PROJECT).then_some(project)
 }
 
 /// A list, as Kubernetes answers one: `continue` only when there may be a next page.
@@ -414,7 +429,7 @@ async fn refresh(
     Params((project, warehouse)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::Refresh {
-        project: Some(project.clone()),
+        project: any_project(project),
         warehouse,
         actor: String::new(),
     };
@@ -479,14 +494,19 @@ struct PromoteBody {
 }
 
 /// The promotions a call queued, as they are now.
-async fn queued(api: &Api, caller: &Principal, project: &str, answer: Answer) -> Result<Vec<PromotionInfo>, Problem> {
+async fn queued(
+    api: &Api,
+    caller: &Principal,
+    project: Option<&str>,
+    answer: Answer,
+) -> Result<Vec<PromotionInfo>, Problem> {
     let Answer::Queued(queued) = answer else {
         return Err(unexpected(&answer));
     };
     let mut out = Vec::new();
     for name in queued.promotions {
         let call = Call::GetPromotions {
-            project: Some(project.to_string()),
+            project: project.map(str::to_string),
             stage: None,
             name: Some(name),
         };
@@ -515,9 +535,10 @@ async fn promote(
     Filters(options): Filters<PromoteOptions>,
     Body(body): Body<PromoteBody>,
 ) -> Answered {
+    let project = any_project(project);
     if options.dry_run {
         let call = Call::PromoteDryRun {
-            project: Some(project),
+            project,
             stage,
             freight: body.freight,
             actor: String::new(),
@@ -529,14 +550,14 @@ async fn promote(
         };
     }
     let call = Call::Promote {
-        project: Some(project.clone()),
+        project: project.clone(),
         stage,
         freight: body.freight,
         actor: String::new(),
         override_reason: body.override_reason,
     };
     let answer = run(&api, &caller, call).await?;
-    let mut queued = queued(&api, &caller, &project, answer).await?;
+    let mut queued = queued(&api, &caller, project.as_deref(), answer).await?;
     match queued.pop() {
         Some(promotion) if queued.is_empty() => ok(StatusCode::ACCEPTED, promotion),
         _ => Err(Problem {
@@ -562,14 +583,15 @@ async fn promote_downstream(
     Params((project, from)): Params<(String, String)>,
     Body(body): Body<FreightBody>,
 ) -> Answered {
+    let project = any_project(project);
     let call = Call::PromoteDownstream {
-        project: Some(project.clone()),
+        project: project.clone(),
         from,
         freight: body.freight,
         actor: String::new(),
     };
     let answer = run(&api, &caller, call).await?;
-    let queued = queued(&api, &caller, &project, answer).await?;
+    let queued = queued(&api, &caller, project.as_deref(), answer).await?;
     let queued = Items {
         items: queued,
         next: None,
@@ -579,7 +601,7 @@ async fn promote_downstream(
 
 async fn verification(api: &Api, caller: &Principal, project: String, stage: String, abort: bool) -> Answered {
     let call = Call::Verify {
-        project: Some(project),
+        project: any_project(project),
         stage,
         abort,
         actor: String::new(),
@@ -613,7 +635,7 @@ async fn hold(
     Params((project, stage)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::Hold {
-        project: Some(project),
+        project: any_project(project),
         stage,
         actor: String::new(),
     };
@@ -627,7 +649,7 @@ async fn release(
     Params((project, stage)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::Release {
-        project: Some(project),
+        project: any_project(project),
         stage,
         actor: String::new(),
     };
@@ -742,7 +764,7 @@ async fn alias(
     Body(body): Body<AliasBody>,
 ) -> Answered {
     let call = Call::Alias {
-        project: Some(project),
+        project: any_project(project),
         freight,
         alias: body.alias,
         actor: String::new(),
@@ -764,7 +786,7 @@ async fn approve(
     Body(body): Body<ApproveBody>,
 ) -> Answered {
     let call = Call::Approve {
-        project: Some(project),
+        project: any_project(project),
         stage: body.stage,
         freight,
         actor: String::new(),
@@ -850,7 +872,7 @@ async fn abort(
     Params((project, name)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::Abort {
-        project: Some(project),
+        project: any_project(project),
         name,
         actor: String::new(),
     };

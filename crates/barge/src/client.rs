@@ -1,8 +1,8 @@
 //! How a CLI verb reaches the pipeline: through `barge serve`'s API (`--server`, with the
-//! token from BARGE_TOKEN or `--token-file`) or straight at the store (`--db`, with the
-//! definitions from `-f PATH` or the ones `barge serve` recorded last). Either way the same
-//! [`ops::Call`] runs and the same typed [`Answer`] comes back; this module also prints the
-//! answers for people.
+//! token from BARGE_TOKEN or `--token-file`; or the current context's server, token file and
+//! project, [`crate::contexts`]) or straight at the store (`--db`, with the definitions from
+//! `-f PATH` or the ones `barge serve` recorded last). Either way the same [`ops::Call`] runs
+//! and the same typed [`Answer`] comes back; this module also prints the answers for people.
 
 use crate::render::{rfc3339_time, table, time};
 use crate::{Format, GetFormat};
@@ -26,6 +26,9 @@ pub struct Server {
     /// A file holding the server's bearer token (or set BARGE_TOKEN).
     #[arg(long, value_name = "FILE", env = "BARGE_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// The current context's project, for the calls that name none ([`Server::resolved`]).
+    #[arg(skip)]
+    pub default_project: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -43,9 +46,19 @@ pub struct Target {
 }
 
 impl Target {
-    /// The `barge serve` to ask, when one was given.
+    /// The `barge serve` to ask, when one was given (after [`Target::resolved`]).
     pub fn server(&self) -> Option<&str> {
         self.remote.server.as_deref()
+    }
+
+    /// The target with the current context filled in: only when neither a server nor a store
+    /// is given (flags or BARGE_SERVER, BARGE_DB), which the context never overrides.
+    pub fn resolved(&self) -> Result<Target> {
+        let mut target = self.clone();
+        if self.db.is_none() {
+            target.remote = self.remote.resolved()?;
+        }
+        Ok(target)
     }
 
     /// The store's URL: --db (BARGE_DB), or the default one.
@@ -58,6 +71,28 @@ impl Target {
 }
 
 impl Server {
+    /// The server with the current context filled in when none is given (--server or
+    /// BARGE_SERVER): its server, token file (unless --token-file, BARGE_TOKEN_FILE or
+    /// BARGE_TOKEN gives the token) and project. A context's token is never sent to another
+    /// server than its own.
+    pub fn resolved(&self) -> Result<Server> {
+        if self.server.is_some() {
+            return Ok(self.clone());
+        }
+        let Some(context) = crate::contexts::current()? else {
+            return Ok(self.clone());
+        };
+        let token_given = self.token_file.is_some() || std::env::var_os("BARGE_TOKEN").is_some();
+        Ok(Server {
+            token_file: match token_given {
+                true => self.token_file.clone(),
+                false => context.token_file.filter(|_| context.server.is_some()),
+            },
+            server: context.server,
+            default_project: context.project,
+        })
+    }
+
     /// The token from --token-file (or BARGE_TOKEN_FILE), else BARGE_TOKEN.
     fn token(&self) -> Result<String> {
         barge_server::api::read(self.token_file.as_deref(), &["BARGE_TOKEN"])?
@@ -71,6 +106,9 @@ impl Server {
 pub async fn call_server(remote: &Server, c: Call) -> Result<Answer> {
     let server = remote.server.as_deref().context("no --server given")?;
     let token = remote.token()?;
+    if let Some(answer) = crate::rest_client::call(server, &token, &c).await {
+        return answer;
+    }
     let url = format!("{}/api/v1/call", server.trim_end_matches('/'));
     let response = barge_promote::http_client()
         .post(&url)
@@ -92,7 +130,11 @@ pub async fn call_server(remote: &Server, c: Call) -> Result<Answer> {
 }
 
 /// Runs a call where the target says: the one way every verb reaches the pipeline.
-pub async fn call(target: &Target, c: Call) -> Result<Answer> {
+pub async fn call(target: &Target, mut c: Call) -> Result<Answer> {
+    let target = &target.resolved()?;
+    if let Some(project @ None) = c.project_mut() {
+        project.clone_from(&target.remote.default_project);
+    }
     if target.remote.server.is_some() {
         return call_server(&target.remote, c).await;
     }

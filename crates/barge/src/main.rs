@@ -4,7 +4,10 @@
 
 mod analysis_cli;
 mod client;
+mod config_cli;
+mod contexts;
 mod render;
+mod rest_client;
 mod token_cli;
 mod webhooks_cli;
 
@@ -45,7 +48,8 @@ const GLOBAL_FLAGS: &str = "\
 Flags most verbs take:
   -o, --output FORMAT       text, json or yaml; `get` also takes wide and name
       --server URL          ask a running `barge serve` (BARGE_SERVER); its token from
-                            BARGE_TOKEN or --token-file FILE (BARGE_TOKEN_FILE)
+                            BARGE_TOKEN or --token-file FILE (BARGE_TOKEN_FILE); without
+                            --server and --db, the current context's (`barge config`)
       --db URL              without --server, the store: sqlite://PATH or postgres://...
                             (BARGE_DB; default ~/.local/share/barge/barge.db, under
                             $XDG_DATA_HOME when set)
@@ -229,6 +233,34 @@ enum Command {
         #[command(subcommand)]
         what: token_cli::TokenWhat,
     },
+    /// Contexts: named servers, each with its token file and default project, in
+    /// ~/.config/barge/config.yaml ($XDG_CONFIG_HOME/barge/config.yaml, or BARGE_CLI_CONFIG).
+    ///
+    /// A verb told no --server and no --db (nor BARGE_SERVER, BARGE_DB) asks the current
+    /// context's server, with its token file and, without --project, its project. Flags win
+    /// over the environment, which wins over the context; a context's token goes to its own
+    /// server only. Only the token file's path is stored, never the token.
+    ///
+    /// Examples:
+    ///   barge login --server https://barge.example.com --token-file ~/prod.token --context prod
+    ///   barge config set-context staging --server https://staging.example.com --project shop
+    ///   barge config use-context staging
+    ///   barge config get-contexts
+    ///   barge config current-context
+    #[command(verbatim_doc_comment)]
+    Config {
+        #[command(subcommand)]
+        what: config_cli::ConfigWhat,
+    },
+    /// Check a token against a server (`GET /api/v1/whoami`) and save it as a context, made
+    /// current: the server, the token file's path (never the token) and a default project.
+    /// A refused token changes nothing.
+    ///
+    /// Examples:
+    ///   barge login --server https://barge.example.com --token-file ~/barge.token
+    ///   barge login --server http://127.0.0.1:7070 --token-file dev.token --context dev --project shop
+    #[command(verbatim_doc_comment)]
+    Login(config_cli::LoginArgs),
     /// Print a shell completion script.
     ///
     /// Examples:
@@ -920,6 +952,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Version(args) => version(args),
         Command::Completion { shell } => completion(shell),
+        Command::Config { what } => config_cli::run(what),
+        Command::Login(args) => config_cli::login(args),
         Command::Token { what } => token_cli::run(what),
         Command::Validate(args) => validate(args),
         Command::Plan(args) => plan(args),
@@ -965,6 +999,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn version(VersionArgs { output, remote }: VersionArgs) -> Result<ExitCode> {
     let client = env!("CARGO_PKG_VERSION");
     let mut v = serde_json::json!({"clientVersion": client});
+    let remote = remote.resolved()?;
     if remote.server.is_some() {
         let Answer::Version(server) = block_on(client::call_server(&remote, ops::Call::Version))? else {
             anyhow::bail!("the server did not answer with its version");
@@ -1080,6 +1115,8 @@ fn refresh(args: RefreshArgs) -> Result<ExitCode> {
         registry,
         target,
     } = args;
+    let target = target.resolved()?;
+    let project = project.or(target.remote.default_project.clone());
     if target.server().is_none() {
         if paths.is_empty() {
             eprintln!("barge: error: give the definitions (PATH...) to discover here, or --server to ask barge serve");
@@ -1297,7 +1334,9 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
+fn promote_verb(mut args: PromoteArgs) -> Result<ExitCode> {
+    args.target = args.target.resolved()?;
+    args.project = args.project.or(args.target.remote.default_project.clone());
     let override_reason = if args.override_window {
         args.reason.clone()
     } else {
@@ -1353,10 +1392,12 @@ fn promote_verb(args: PromoteArgs) -> Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let db = args.target.db()?;
-    let catalog = if args.paths.is_empty() {
+    // `-f PATH` as every verb with --db takes it, or the PATHs.
+    let paths = [args.paths.as_slice(), &args.target.definitions].concat();
+    let catalog = if paths.is_empty() {
         runtime.block_on(promote::stored_catalog(&db))?
     } else {
-        match load(&args.paths) {
+        match load(&paths) {
             Ok(c) => c,
             Err(code) => return Ok(code),
         }
