@@ -1674,6 +1674,15 @@ async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend
         (r#"barge_work{kind="promotion",state="queued"}"#, 0.0),
         (r#"count(barge_registry_requests_total{outcome="ok"} > 0)"#, 1.0),
         (r#"sum(barge_registry_requests_total{outcome!="ok"}) or vector(0)"#, 0.0),
+        // The config repository's clones, fetches and pushes, by its host.
+        (
+            r#"count(barge_git_requests_total{operation="push",outcome="ok"} > 0)"#,
+            1.0,
+        ),
+        (
+            r#"count(barge_git_request_duration_seconds_count{operation="push"} > 0)"#,
+            1.0,
+        ),
         (
             r#"count({__name__=~"barge_.+",freight!=""} or {__name__=~"barge_.+",promotion!=""}) or vector(0)"#,
             0.0,
@@ -1704,6 +1713,11 @@ async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend
     // Registry requests are counted by the registry's host.
     let registry = prometheus.query(r#"barge_registry_requests_total{outcome="ok"}"#).await;
     assert_eq!(registry[0].0["host"], fx.reg.host.as_str(), "{registry:?}");
+    // git requests by the rewritten remote's host, never its path.
+    let pushes = prometheus
+        .query(r#"barge_git_requests_total{operation="push",outcome="ok"}"#)
+        .await;
+    assert_eq!(pushes[0].0["host"], format!("127.0.0.1:{}", fx.git_port), "{pushes:?}");
 
     // The same history as delivery figures, from the store and through the REST API.
     let stats = fx.json(&["stats", "--stage", "dev"]);

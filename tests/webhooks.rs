@@ -884,3 +884,246 @@ async fn the_api_lists_the_receivers_it_serves_to_readers() {
         assert!(!served.to_string().contains(&secret_of(p)), "no secret listed");
     }
 }
+
+/// A generic receiver (Kargo's `generic`) in project `demo` whose one action refreshes the
+/// Warehouse the body names, and the Warehouses labelled with the query's `team` that
+/// subscribe to the body's repository; only for a push to the action's `branch` parameter.
+const GENERIC: &str = r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: demo}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: demo, namespace: demo}
+spec:
+  webhookReceivers:
+    - name: generic-hook
+      generic:
+        secretRef: {name: generic}
+        actions:
+          - action: Refresh
+            whenExpression: "request.header('x-event-type') == 'push' && request.body.ref == params.branch"
+            parameters: {branch: refs/heads/main}
+            targetSelectionCriteria:
+              - kind: Warehouse
+                name: "${{ request.body.warehouse }}"
+              - kind: Warehouse
+                labelSelector:
+                  matchLabels: {team: "${{ request.params('team') }}"}
+                indexSelector:
+                  matchIndices:
+                    - key: subscribedURLs
+                      operator: Equals
+                      value: "${{ normalizeGit(request.body.repository.url) }}"
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: by-name, namespace: demo}
+spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/other}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: ui-configs, namespace: demo, labels: {team: ui}}
+spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/configs}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: ui-elsewhere, namespace: demo, labels: {team: ui}}
+spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/elsewhere}}]}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: api-configs, namespace: demo, labels: {team: api}}
+spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/configs}}]}
+"#;
+
+/// Discovery passes per Warehouse of project `demo`, from `/metrics`.
+async fn discoveries(daemon: &Daemon) -> std::collections::BTreeMap<String, u64> {
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut passes = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("barge_discoveries_total{")) {
+        let warehouse = line.split("warehouse=\"").nth(1).unwrap().split('"').next().unwrap();
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        *passes.entry(warehouse.to_string()).or_insert(0) += n;
+    }
+    passes
+}
+
+/// Polls `/metrics` until `done` holds for the discovery passes (30 s at most).
+async fn discoveries_until(
+    daemon: &Daemon,
+    done: impl Fn(&std::collections::BTreeMap<String, u64>) -> bool,
+) -> std::collections::BTreeMap<String, u64> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let passes = discoveries(daemon).await;
+        if done(&passes) {
+            return passes;
+        }
+        assert!(Instant::now() < deadline, "discoveries stayed at {passes:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generic_receivers_action_refreshes_exactly_the_warehouses_it_selects_when_its_expression_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, GENERIC).unwrap();
+    let config = config(dir.path(), "127.0.0.1:1");
+    let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
+    let path = listed_path(dir.path(), &defs, &config, Provider::Generic);
+    // The URL is the authentication: Kargo's hash of project, name and secret.
+    assert_eq!(
+        path,
+        receiver_path(
+            "demo",
+            Provider::Generic,
+            "generic-hook",
+            &[&secret_of(Provider::Generic)]
+        )
+    );
+    let url = format!("{}{path}?team=ui", daemon.base);
+    let all = ["api-configs", "by-name", "ui-configs", "ui-elsewhere"];
+    // Each Warehouse's first pass, at start.
+    let before = discoveries_until(&daemon, |p| all.iter().all(|w| p.get(*w).is_some_and(|n| *n >= 1))).await;
+
+    let push = json!({
+        "ref": "refs/heads/main",
+        "warehouse": "by-name",
+        "repository": {"url": "http://127.0.0.1:1/acme/configs.git"},
+    });
+    let push = serde_json::to_vec(&push).unwrap();
+    let event = |kind: &str| vec![("X-Event-Type", kind.to_string())];
+
+    // The expression does not hold (another event): 200, nothing selected.
+    let (status, answer) = post(&url, &event("ping"), push.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let result = &answer["results"][0];
+    assert_eq!(result["result"], "NotApplicable", "{answer}");
+    assert_eq!(result["matchedWhenExpression"], false);
+    assert_eq!(result["summary"], "Request did not match whenExpression");
+    assert!(result.get("selectedTargets").is_none(), "{answer}");
+
+    // Malformed JSON: 400, nothing run.
+    let (status, answer) = post(&url, &event("push"), b"{\"ref\": ".to_vec()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("invalid request body"),
+        "{answer}"
+    );
+
+    // The URL made with another secret names no receiver: 404, as Kargo answers.
+    let forged = receiver_path("demo", Provider::Generic, "generic-hook", &["not-the-secret"]);
+    let (status, _) = post(&format!("{}{forged}", daemon.base), &event("push"), push.clone()).await;
+    assert_eq!(status, 404);
+
+    // The expression holds: the Warehouse named in the body, and the `ui` one subscribed to
+    // the pushed repository (not the `ui` one elsewhere, nor the `api` one subscribed to it).
+    let (status, answer) = post(&url, &event("push"), push.clone()).await;
+    assert_eq!(status, 202, "{answer}");
+    let result = &answer["results"][0];
+    assert_eq!(result["result"], "Success", "{answer}");
+    assert_eq!(result["matchedWhenExpression"], true);
+    assert_eq!(result["summary"], "Refreshed 2 of 2 selected resources");
+    assert_eq!(
+        result["selectedTargets"],
+        json!([
+            {"namespace": "demo", "name": "by-name", "success": true},
+            {"namespace": "demo", "name": "ui-configs", "success": true},
+        ])
+    );
+    // They are discovered again; the others are not.
+    let after = discoveries_until(&daemon, |p| {
+        ["by-name", "ui-configs"].iter().all(|w| p[*w] > before[*w])
+    })
+    .await;
+    for w in ["api-configs", "ui-elsewhere"] {
+        assert_eq!(after[w], before[w], "{w} was refreshed: {after:?}");
+    }
+    drop(daemon);
+}
+
+#[test]
+fn generic_actions_barge_cannot_run_are_reported_where_they_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("bad.yaml");
+    std::fs::write(
+        &defs,
+        r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: demo, namespace: demo}
+spec:
+  webhookReceivers:
+    - name: none
+      generic: {secretRef: {name: hook}}
+    - name: hook
+      generic:
+        secretRef: {name: hook}
+        actions:
+          - action: Restart
+            whenExpression: "request.body.x =="
+            targetSelectionCriteria:
+              - kind: Promotion
+                name: "${{ request.body.promotion }}"
+              - kind: Warehouse
+              - kind: Warehouse
+                labelSelector:
+                  matchExpressions: [{key: team, operator: Like, values: [ui]}]
+                indexSelector:
+                  matchIndices:
+                    - {key: receiverPaths, operator: Equal, value: x}
+          - action: Refresh
+"#,
+    )
+    .unwrap();
+    let report = support::validate_json(&[&defs]);
+    let found: Vec<(String, u64, u64, String)> = report["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["line"].as_u64().unwrap(),
+                d["column"].as_u64().unwrap(),
+                d["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let at: Vec<(&str, u64, u64)> = found.iter().map(|(c, l, col, _)| (c.as_str(), *l, *col)).collect();
+    assert_eq!(
+        at,
+        [
+            ("missing-field", 7, 16),  // no actions
+            ("invalid-value", 12, 21), // action Restart
+            ("invalid-expression", 13, 29),
+            ("invalid-value", 15, 23), // kind Promotion
+            ("missing-field", 17, 17), // selects by nothing
+            ("invalid-value", 20, 60), // label operator Like
+            ("invalid-value", 23, 29), // index receiverPaths
+            ("invalid-value", 23, 54), // index operator Equal
+            ("missing-field", 24, 13), // no targetSelectionCriteria
+        ],
+        "{report}"
+    );
+    let messages: Vec<&str> = found.iter().map(|(.., m)| m.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("barge cannot refresh Promotions")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("barge cannot select Warehouses by the receiverPaths index")),
+        "{messages:?}"
+    );
+}

@@ -173,6 +173,93 @@ pub fn expression(body: &str, data: &Data, scope: &Scope, extra: &[(&str, Json)]
     Ok(to_json(&eval_body(&env, &ctx, body)?))
 }
 
+/// An inbound request as a generic webhook receiver's expressions see it (Kargo's
+/// `newBaseEnv` and `newActionEnv`, pkg/webhook/external/generic.go and generic_actions.go):
+/// `request.body`, `request.header(name)`, `request.headers(name)`, `request.params(name)`,
+/// the action's `params`, and `normalizeGit` / `normalizeImage` / `normalizeChart`. None of
+/// the promotion functions: a delivery has no Freight, Stage or secrets.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookRequest {
+    /// Header values by lower-case name, in the order sent.
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// The URL's query parameters, decoded, in the order sent.
+    pub query: Vec<(String, String)>,
+    /// The body read as JSON; null when it was empty.
+    pub body: Json,
+}
+
+impl WebhookRequest {
+    /// A `whenExpression`: a bare expression that must be true or false.
+    pub fn condition(&self, expression: &str, params: &BTreeMap<String, String>) -> Result<bool, EvalError> {
+        let (env, ctx) = self.evaluator(params);
+        match eval_body(&env, &ctx, strip_delimiters(expression))? {
+            Value::Bool(b) => Ok(b),
+            other => Err(EvalError {
+                expression: expression.to_string(),
+                message: format!("the expression must be true or false, got {}", render_text(&other)),
+            }),
+        }
+    }
+
+    /// A target's name, label value or index value: static text or a `${{ }}` template whose
+    /// result must be a string (Kargo's `evalAsString`).
+    pub fn text(&self, template: &str, params: &BTreeMap<String, String>) -> Result<String, EvalError> {
+        let (data, scope) = (Data::default(), Scope::default());
+        let mut evaluator = Some(self.evaluator(params));
+        match render_with(&Json::String(template.to_string()), &data, &scope, &mut evaluator)? {
+            Json::String(s) => Ok(s),
+            other => Err(EvalError {
+                expression: template.to_string(),
+                message: format!("the result must be a string, got {other}"),
+            }),
+        }
+    }
+
+    fn evaluator(&self, params: &BTreeMap<String, String>) -> (Environment<'_>, Context) {
+        let mut env = Environment::new();
+        // `request.header(name)` is a method call on the `request` map, which the vendored
+        // expr-lang hands to the function of that name with the map first.
+        env.add_function("header", |c| {
+            let name = string_arg("request.header", &c.args, 1)?;
+            let first = self.headers.get(&name.to_ascii_lowercase()).and_then(|v| v.first());
+            Ok(Value::String(first.cloned().unwrap_or_default()))
+        });
+        env.add_function("headers", |c| {
+            let name = string_arg("request.headers", &c.args, 1)?;
+            let all = self.headers.get(&name.to_ascii_lowercase()).into_iter().flatten();
+            Ok(Value::Array(all.map(|v| Value::String(v.clone())).collect()))
+        });
+        env.add_function("params", |c| {
+            let name = string_arg("request.params", &c.args, 1)?;
+            let first = self.query.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+            Ok(Value::String(first.unwrap_or_default()))
+        });
+        for (name, normalize) in [
+            ("normalizeGit", normalize_git as fn(&str) -> String),
+            ("normalizeImage", normalize_image),
+            ("normalizeChart", normalize_chart),
+        ] {
+            env.add_function(name, move |c| {
+                Ok(Value::String(normalize(&string_arg(name, &c.args, 0)?)))
+            });
+        }
+        let mut request = IndexMap::new();
+        request.insert("body".to_string(), from_json(&self.body));
+        let mut ctx = Context::default();
+        ctx.insert("request", Value::Map(request));
+        ctx.insert(
+            "params",
+            Value::Map(
+                params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        );
+        (env, ctx)
+    }
+}
+
 fn strip_delimiters(s: &str) -> &str {
     let t = s.trim();
     for (open, close) in [("${{", "}}"), ("${%", "%}")] {

@@ -346,8 +346,18 @@ pub fn policy_matches(p: &PromotionPolicy, stage: &str, labels: &BTreeMap<String
             }
         }
     };
-    let labels_ok = sel.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
-        && sel.match_expressions.iter().all(|e| {
+    name_ok && labels_match(&sel.match_labels, &sel.match_expressions, labels)
+}
+
+/// Whether labels satisfy a Kubernetes label selector: every `matchLabels` entry and every
+/// requirement (In, NotIn, Exists, DoesNotExist; another operator matches nothing).
+pub fn labels_match(
+    match_labels: &BTreeMap<String, String>,
+    match_expressions: &[crate::model::kargo::LabelSelectorRequirement],
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        && match_expressions.iter().all(|e| {
             let value = labels.get(&e.key);
             match e.operator.as_str() {
                 "In" => value.is_some_and(|v| e.values.contains(v)),
@@ -356,8 +366,7 @@ pub fn policy_matches(p: &PromotionPolicy, stage: &str, labels: &BTreeMap<String
                 "DoesNotExist" => value.is_none(),
                 _ => false,
             }
-        });
-    name_ok && labels_ok
+        })
 }
 
 /// Renders the plan for people.

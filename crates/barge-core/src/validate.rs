@@ -512,6 +512,9 @@ impl<'a> Cx<'a, '_> {
                     self.push(d);
                 }
                 [(provider, secret_ref)] => {
+                    if let Some(g) = &w.generic {
+                        self.generic_actions(&path!["spec", "webhookReceivers", i, "generic"], &w.name, g);
+                    }
                     if secret_ref.is_none_or(|s| s.name.is_empty()) {
                         let d = self
                             .diag(
@@ -536,6 +539,138 @@ impl<'a> Cx<'a, '_> {
                         )
                         .hint("a receiver has exactly one provider key; make one receiver per provider");
                     self.push(d);
+                }
+            }
+        }
+    }
+
+    /// A generic receiver's actions, against Kargo's `GenericWebhookAction` type
+    /// (api/v1alpha1/project_config_types.go): at least one action, each a `Refresh` with a
+    /// parsing `whenExpression` and at least one criterion; each criterion of kind `Warehouse`
+    /// selecting by at least one of name, labels and index. What Kargo has and barge cannot do
+    /// (refreshing Promotions, the `receiverPaths` index) is an error naming it.
+    fn generic_actions(&mut self, base: &[PathSeg], receiver: &str, g: &crate::model::kargo::GenericReceiver) {
+        if g.actions.is_empty() {
+            let d = self
+                .diag(Code::MissingField, base, format!("generic webhook receiver {receiver:?} has no actions"))
+                .hint("add `actions: [{action: Refresh, targetSelectionCriteria: [{kind: Warehouse, name: <warehouse>}]}]`");
+            self.push(d);
+        }
+        for (a, action) in g.actions.iter().enumerate() {
+            let action_at = join(base, &path!["actions", a]);
+            let sub = |tail: &[PathSeg]| join(&action_at, tail);
+            if action.action != "Refresh" {
+                let d = self
+                    .diag(
+                        Code::InvalidValue,
+                        &sub(&path!["action"]),
+                        format!("generic webhook action {:?} is not one Kargo has", action.action),
+                    )
+                    .hint("the one action is `Refresh`");
+                self.push(d);
+            }
+            if let Some(when) = action.when_expression.as_deref().filter(|w| !w.trim().is_empty()) {
+                self.raw_expression(&sub(&path!["whenExpression"]), Some(when));
+            }
+            if action.target_selection_criteria.is_empty() {
+                let d = self
+                    .diag(
+                        Code::MissingField,
+                        &action_at,
+                        "generic webhook action has no targetSelectionCriteria",
+                    )
+                    .hint("add `targetSelectionCriteria: [{kind: Warehouse, name: <warehouse>}]`");
+                self.push(d);
+            }
+            for (t, criteria) in action.target_selection_criteria.iter().enumerate() {
+                let criteria_at = sub(&path!["targetSelectionCriteria", t]);
+                let crit = |tail: &[PathSeg]| join(&criteria_at, tail);
+                match criteria.kind.as_str() {
+                    "Warehouse" => {}
+                    "Promotion" => {
+                        let d = self
+                            .diag(
+                                Code::InvalidValue,
+                                &crit(&path!["kind"]),
+                                "barge cannot refresh Promotions from a generic webhook (Kargo can)",
+                            )
+                            .hint("select Warehouses; a git-wait-for-pr step is woken by a github receiver's closed pull_request");
+                        self.push(d);
+                    }
+                    other => {
+                        let d = self
+                            .diag(
+                                Code::InvalidValue,
+                                &crit(&path!["kind"]),
+                                format!("target kind {other:?} is not one Kargo has"),
+                            )
+                            .hint("use `kind: Warehouse`");
+                        self.push(d);
+                    }
+                }
+                let labels = criteria.label_selector.as_ref();
+                let indices = criteria
+                    .index_selector
+                    .as_ref()
+                    .map_or(&[][..], |s| &s.match_indices[..]);
+                if criteria.name.as_deref().is_none_or(str::is_empty)
+                    && labels.is_none_or(|l| l.match_labels.is_empty() && l.match_expressions.is_empty())
+                    && indices.is_empty()
+                {
+                    let d = self
+                        .diag(
+                            Code::MissingField,
+                            &crit(&[]),
+                            "target selection criteria select by neither name, labelSelector nor indexSelector",
+                        )
+                        .hint("set at least one of them; several are ANDed");
+                    self.push(d);
+                }
+                for (e, req) in labels.iter().flat_map(|l| l.match_expressions.iter()).enumerate() {
+                    if !["In", "NotIn", "Exists", "DoesNotExist"].contains(&req.operator.as_str()) {
+                        let d = self
+                            .diag(
+                                Code::InvalidValue,
+                                &crit(&path!["labelSelector", "matchExpressions", e, "operator"]),
+                                format!("label selector operator {:?} does not exist", req.operator),
+                            )
+                            .hint("use In, NotIn, Exists or DoesNotExist");
+                        self.push(d);
+                    }
+                }
+                for (m, req) in indices.iter().enumerate() {
+                    let index_at = |k: &str| crit(&path!["indexSelector", "matchIndices", m, k]);
+                    match req.key.as_str() {
+                        "subscribedURLs" => {}
+                        "receiverPaths" => {
+                            let d = self
+                                .diag(Code::InvalidValue, &index_at("key"), "barge cannot select Warehouses by the receiverPaths index (Kargo indexes ProjectConfigs by it, not Warehouses)")
+                                .hint("use `key: subscribedURLs`");
+                            self.push(d);
+                        }
+                        other => {
+                            let d = self
+                                .diag(
+                                    Code::InvalidValue,
+                                    &index_at("key"),
+                                    format!("index {other:?} is not one Kargo has"),
+                                )
+                                .hint(
+                                    "use `key: subscribedURLs` (a Warehouse's subscribed repository URLs, normalised)",
+                                );
+                            self.push(d);
+                        }
+                    }
+                    if !["Equals", "NotEquals"].contains(&req.operator.as_str()) {
+                        let d = self
+                            .diag(
+                                Code::InvalidValue,
+                                &index_at("operator"),
+                                format!("index selector operator {:?} does not exist", req.operator),
+                            )
+                            .hint("use Equals or NotEquals (Kargo's constants)");
+                        self.push(d);
+                    }
                 }
             }
         }

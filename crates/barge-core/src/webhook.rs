@@ -7,8 +7,9 @@
 //! for the secret keys, headers and payload fields) and the providers' documented payloads.
 
 use crate::Catalog;
+use crate::eval::WebhookRequest;
 use crate::model::Body;
-use crate::model::kargo::{LocalRef, WebhookReceiver};
+use crate::model::kargo::{GenericAction, LocalRef, TargetSelection, WebhookReceiver};
 use hmac::{KeyInit as _, Mac as _};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -147,6 +148,8 @@ pub struct Receiver {
     secret: String,
     /// Artifactory: the virtual repository Warehouses subscribe through.
     pub virtual_repo: Option<String>,
+    /// Generic: what a delivery does.
+    pub actions: Vec<GenericAction>,
 }
 
 /// A receiver as `barge get webhooks` lists it (never its secret).
@@ -225,6 +228,7 @@ pub fn receivers(catalog: &Catalog, secrets: &Secrets) -> (Vec<Receiver>, Vec<St
                 provider,
                 secret: secret.clone(),
                 virtual_repo: w.artifactory.as_ref().and_then(|a| a.virtual_repo_name.clone()),
+                actions: w.generic.as_ref().map(|g| g.actions.clone()).unwrap_or_default(),
             });
         }
     }
@@ -304,8 +308,9 @@ pub fn receive(receiver: &Receiver, header: Headers<'_>, body: &[u8]) -> Result<
         Provider::Harbor => harbor(&json(body)?),
         Provider::Azure => azure(&json(body)?),
         Provider::Artifactory => artifactory(receiver, header, &json(body)?),
+        // Its actions decide what to do ([`generic_request`], [`generic_actions`]).
         Provider::Generic => Err(Refusal::BadRequest(
-            "generic receivers' actions are not supported by barge yet".into(),
+            "a generic receiver's delivery is read by generic_request".into(),
         )),
     }
 }
@@ -697,6 +702,191 @@ pub fn warehouses(catalog: &Catalog, project: &str, d: &Delivery) -> Vec<(String
     out
 }
 
+/// A generic receiver's request as its expressions see it; a body that is not JSON is
+/// refused (Kargo's `newBaseEnv`: 400 "invalid request body"). An empty body is null.
+pub fn generic_request(
+    headers: BTreeMap<String, Vec<String>>,
+    query: Vec<(String, String)>,
+    body: &[u8],
+) -> Result<WebhookRequest, Refusal> {
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(body).map_err(|e| Refusal::BadRequest(format!("invalid request body: {e}")))?
+    };
+    Ok(WebhookRequest { headers, query, body })
+}
+
+/// What one generic action did, in Kargo's shape (`actionResult`, generic_actions.go): the
+/// action as configured, whether its `whenExpression` held, the Warehouses it selected, and
+/// `result`: `Success`, `NotApplicable` (the expression did not hold) or `Error`.
+#[derive(Debug, serde::Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionResult {
+    #[serde(flatten)]
+    pub action: GenericAction,
+    pub matched_when_expression: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub selected_targets: Vec<SelectedTarget>,
+    pub result: &'static str,
+    pub summary: String,
+    /// barge's addition: why an expression failed (Kargo only logs it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ActionResult {
+    /// Kargo answers 500 when an action errs (`shouldReportAsError`).
+    pub fn is_error(&self) -> bool {
+        self.result == "Error"
+    }
+}
+
+/// A Warehouse an action selected (Kargo's `selectedTarget`; its namespace is the project).
+#[derive(Debug, serde::Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SelectedTarget {
+    pub namespace: String,
+    pub name: String,
+    /// Always true: barge queues a refresh, which cannot fail here.
+    pub success: bool,
+}
+
+/// Runs a generic receiver's actions on a request (Kargo's `handleAction`): each action whose
+/// `whenExpression` holds (an empty one always does) selects the Warehouses its
+/// `targetSelectionCriteria` name, in the receiver's project (every project's for a
+/// ClusterConfig's), each criterion's parts ANDed and the criteria ORed, without duplicates.
+pub fn generic_actions(receiver: &Receiver, catalog: &Catalog, request: &WebhookRequest) -> Vec<ActionResult> {
+    receiver
+        .actions
+        .iter()
+        .map(|action| {
+            let mut result = ActionResult {
+                action: action.clone(),
+                matched_when_expression: false,
+                selected_targets: Vec::new(),
+                result: "Error",
+                summary: String::new(),
+                error: None,
+            };
+            let when = action.when_expression.as_deref().unwrap_or_default();
+            let matched = if when.trim().is_empty() {
+                Ok(true)
+            } else {
+                request.condition(when, &action.parameters)
+            };
+            match matched {
+                Err(e) => {
+                    result.summary = "Error evaluating whenExpression".into();
+                    result.error = Some(e.to_string());
+                }
+                Ok(false) => {
+                    result.result = "NotApplicable";
+                    result.summary = "Request did not match whenExpression".into();
+                }
+                Ok(true) => {
+                    result.matched_when_expression = true;
+                    match select_targets(&receiver.project, catalog, action, request) {
+                        Err(e) => {
+                            result.summary = "Error evaluating targetSelectionCriteria".into();
+                            result.error = Some(e);
+                        }
+                        Ok(targets) => {
+                            result.result = "Success";
+                            result.summary = format!("Refreshed {0} of {0} selected resources", targets.len());
+                            result.selected_targets = targets;
+                        }
+                    }
+                }
+            }
+            result
+        })
+        .collect()
+}
+
+/// The Warehouses an action's criteria select (Kargo's `listUniqueObjects`), sorted.
+fn select_targets(
+    project: &str,
+    catalog: &Catalog,
+    action: &GenericAction,
+    request: &WebhookRequest,
+) -> Result<Vec<SelectedTarget>, String> {
+    let mut targets = Vec::new();
+    for (i, criteria) in action.target_selection_criteria.iter().enumerate() {
+        let selects = selector(criteria, &action.parameters, request)
+            .map_err(|e| format!("targetSelectionCriteria[{i}]: {e}"))?;
+        for r in &catalog.resources {
+            let Some(Body::Warehouse(w)) = &r.body else { continue };
+            if (project.is_empty() || r.project == project) && selects(&r.name, w) {
+                targets.push(SelectedTarget {
+                    namespace: r.project.clone(),
+                    name: r.name.clone(),
+                    success: true,
+                });
+            }
+        }
+    }
+    targets.sort();
+    targets.dedup();
+    Ok(targets)
+}
+
+/// A criterion with its expressions evaluated, as a test of a Warehouse. Validation rejects
+/// what barge cannot select (another kind, another index, another operator); they select
+/// nothing here.
+fn selector(
+    criteria: &TargetSelection,
+    params: &BTreeMap<String, String>,
+    request: &WebhookRequest,
+) -> Result<impl Fn(&str, &crate::model::kargo::Warehouse) -> bool, String> {
+    let text = |t: &str| request.text(t, params).map_err(|e| e.to_string());
+    let kind_ok = criteria.kind == "Warehouse";
+    let name = criteria
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .map(text)
+        .transpose()?;
+    let mut labels = criteria.label_selector.clone().unwrap_or_default();
+    for v in labels.match_labels.values_mut() {
+        *v = text(v)?;
+    }
+    for e in &mut labels.match_expressions {
+        for v in &mut e.values {
+            *v = text(v)?;
+        }
+    }
+    let indices = criteria
+        .index_selector
+        .iter()
+        .flat_map(|s| &s.match_indices)
+        .map(|m| Ok((m.key.clone(), m.operator.clone(), text(&m.value)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(move |warehouse: &str, w: &crate::model::kargo::Warehouse| {
+        kind_ok
+            && name.as_deref().is_none_or(|n| n == warehouse)
+            && crate::plan::labels_match(&labels.match_labels, &labels.match_expressions, &w.metadata.labels)
+            && indices.iter().all(|(key, operator, value)| {
+                let subscribed = key == "subscribedURLs" && subscribed_urls(w).any(|u| u == *value);
+                match operator.as_str() {
+                    "Equals" => subscribed,
+                    "NotEquals" => key == "subscribedURLs" && !subscribed,
+                    _ => false,
+                }
+            })
+    })
+}
+
+/// A Warehouse's subscribed repository URLs, normalised (Kargo's `WarehousesBySubscribedURLs`
+/// index, pkg/indexer/indexer.go).
+fn subscribed_urls(w: &crate::model::kargo::Warehouse) -> impl Iterator<Item = String> + '_ {
+    w.spec.iter().flat_map(|s| &s.subscriptions).flat_map(|s| {
+        let git = s.git.as_ref().map(|g| crate::freight::normalize_git(&g.repo_url));
+        let chart = s.chart.as_ref().map(|c| crate::freight::normalize_chart(&c.repo_url));
+        let image = s.image.as_ref().map(|i| crate::freight::normalize_image(&i.repo_url));
+        [git, chart, image].into_iter().flatten()
+    })
+}
+
 /// Whether a push of `git_ref` can change what a git subscription discovers: a branch
 /// strategy follows its branch (any, when it names none: the remote's default is not known
 /// here), the tag strategies follow tags.
@@ -714,6 +904,102 @@ fn follows(g: &crate::model::kargo::GitSubscription, git_ref: Option<&str>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A catalog of `demo`'s generic receiver `hook` with `actions` and two Warehouses:
+    /// `a` (label team=ui, subscribed to acme/a) and `b` (team=api, acme/b).
+    fn generic_fixture(actions: &str) -> (Catalog, Receiver) {
+        let yaml = format!(
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {{name: demo, namespace: demo}}\nspec:\n  webhookReceivers:\n    - name: hook\n      generic:\n        secretRef: {{name: hook}}\n        actions: {actions}\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: a, namespace: demo, labels: {{team: ui}}}}\nspec: {{subscriptions: [{{git: {{repoURL: https://github.com/acme/a}}}}]}}\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: b, namespace: demo, labels: {{team: api}}}}\nspec: {{subscriptions: [{{image: {{repoURL: ghcr.io/acme/b}}}}]}}\n"
+        );
+        let mut catalog = Catalog::default();
+        catalog.load_text("defs.yaml", &yaml);
+        let secrets = Secrets::from([(
+            "hook".to_string(),
+            BTreeMap::from([("secret".to_string(), "s".to_string())]),
+        )]);
+        let (mut found, problems) = receivers(&catalog, &secrets);
+        assert!(problems.is_empty(), "{problems:?}");
+        (catalog, found.remove(0))
+    }
+
+    fn selected(results: &[ActionResult]) -> Vec<&str> {
+        results
+            .iter()
+            .flat_map(|r| &r.selected_targets)
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_generic_action_selects_by_name_labels_and_index_anded_and_its_criteria_ored() {
+        let (catalog, receiver) = generic_fixture(
+            r#"[{action: Refresh, whenExpression: "request.params('go') == 'yes'", targetSelectionCriteria: [{kind: Warehouse, labelSelector: {matchExpressions: [{key: team, operator: In, values: ["${{ request.body.team }}"]}]}, indexSelector: {matchIndices: [{key: subscribedURLs, operator: NotEquals, value: "${{ normalizeImage(request.body.image) }}"}]}}, {kind: Warehouse, name: "${{ request.header('X-Name') }}"}]}]"#,
+        );
+        let request = |headers: &[(&str, &str)], query: &[(&str, &str)], body: &str| {
+            generic_request(
+                headers
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), vec![v.to_string()]))
+                    .collect(),
+                query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                body.as_bytes(),
+            )
+            .unwrap()
+        };
+        // team=ui and a is not subscribed to the image: a; the header names b.
+        let r = request(
+            &[("x-name", "b")],
+            &[("go", "yes")],
+            r#"{"team": "ui", "image": "ghcr.io/acme/b"}"#,
+        );
+        let results = generic_actions(&receiver, &catalog, &r);
+        assert_eq!(selected(&results), ["a", "b"]);
+        assert_eq!(results[0].result, "Success");
+        assert_eq!(results[0].summary, "Refreshed 2 of 2 selected resources");
+        // team=api, but b is subscribed to the image (NotEquals fails); no header: nothing.
+        let r = request(&[], &[("go", "yes")], r#"{"team": "api", "image": "ghcr.io/acme/b"}"#);
+        let results = generic_actions(&receiver, &catalog, &r);
+        assert_eq!(selected(&results), Vec::<&str>::new());
+        assert_eq!(
+            (results[0].result, results[0].matched_when_expression),
+            ("Success", true)
+        );
+        // The query does not say go: not applicable.
+        let results = generic_actions(&receiver, &catalog, &request(&[], &[], "{}"));
+        assert_eq!((results[0].result, results[0].is_error()), ("NotApplicable", false));
+    }
+
+    #[test]
+    fn a_generic_action_whose_expression_fails_is_an_error_and_a_body_that_is_not_json_refused() {
+        let (catalog, receiver) = generic_fixture(
+            r#"[{action: Refresh, whenExpression: "request.body.count > 1", targetSelectionCriteria: [{kind: Warehouse, name: a}]}, {action: Refresh, targetSelectionCriteria: [{kind: Warehouse, name: "${{ request.body.count }}"}]}]"#,
+        );
+        let request = generic_request(BTreeMap::new(), Vec::new(), br#"{"count": "many"}"#).unwrap();
+        let results = generic_actions(&receiver, &catalog, &request);
+        assert_eq!(results[0].summary, "Error evaluating whenExpression");
+        assert!(results[0].is_error() && !results[0].matched_when_expression);
+        // "many" is a string, and names no Warehouse.
+        assert_eq!((results[1].result, selected(&results[1..]).len()), ("Success", 0));
+        let request = generic_request(BTreeMap::new(), Vec::new(), br#"{"count": 3}"#).unwrap();
+        let results = generic_actions(&receiver, &catalog, &request);
+        assert_eq!(selected(&results[..1]), ["a"]);
+        // A name that evaluates to a number is an error, as Kargo's evalAsString says.
+        assert_eq!(results[1].summary, "Error evaluating targetSelectionCriteria");
+        assert!(
+            results[1].error.as_deref().unwrap().contains("must be a string"),
+            "{:?}",
+            results[1].error
+        );
+        assert!(matches!(
+            generic_request(BTreeMap::new(), Vec::new(), b"{"),
+            Err(Refusal::BadRequest(m)) if m.starts_with("invalid request body")
+        ));
+        // An empty body is null, as in Kargo.
+        assert_eq!(
+            generic_request(BTreeMap::new(), Vec::new(), b"").unwrap().body,
+            Value::Null
+        );
+    }
 
     #[test]
     fn the_path_is_kargos_hash_of_project_name_and_secret() {

@@ -99,6 +99,95 @@ pub(crate) async fn git_env(
     env: &[(&str, String)],
     credentials: Option<&barge_core::secret::Credentials>,
 ) -> Result<Output, GitError> {
+    let started = std::time::Instant::now();
+    let result = run_git(dir, args, url, timeout, env, credentials).await;
+    observe(args, url, &result, started.elapsed());
+    result
+}
+
+/// A git command that talked to a remote ended: what the daemon's metrics count.
+#[derive(Debug)]
+pub struct RequestEvent<'a> {
+    /// `clone`, `fetch`, `push` or `ls-remote`.
+    pub operation: &'static str,
+    /// The remote's host (`host[:port]`, never its path or credentials); `local` for a path or
+    /// `file://` URL.
+    pub host: &'a str,
+    /// The error's class when it failed.
+    pub error: Option<barge_core::ErrorClass>,
+    pub took: Duration,
+}
+
+/// What is told of each [`RequestEvent`].
+pub type RequestObserver = std::sync::Arc<dyn Fn(&RequestEvent<'_>) + Send + Sync>;
+
+/// The one observer of this process. Git runs from discovery, the repository cache,
+/// promotion steps and definition loading, none of which share a configuration, so the
+/// daemon installs its metrics here once (as a registry client takes its observer in its
+/// configuration).
+static OBSERVER: std::sync::RwLock<Option<RequestObserver>> = std::sync::RwLock::new(None);
+
+/// Installs the observer of every later git request of this process (replacing any).
+pub fn observe_requests(observer: RequestObserver) {
+    if let Ok(mut o) = OBSERVER.write() {
+        *o = Some(observer);
+    }
+}
+
+fn observe(args: &[&str], url: &str, result: &Result<Output, GitError>, took: Duration) {
+    let Some(operation) = ["clone", "fetch", "push", "ls-remote"]
+        .into_iter()
+        .find(|op| args.first() == Some(op))
+    else {
+        return;
+    };
+    let Some(observer) = OBSERVER.read().ok().and_then(|o| o.clone()) else {
+        return;
+    };
+    observer(&RequestEvent {
+        operation,
+        host: &remote_host(url),
+        error: result.as_ref().err().map(GitError::class),
+        took,
+    });
+}
+
+/// The host a remote URL names: `https://user:pw@host:8443/x.git` → `host:8443`,
+/// `git@github.com:org/x.git` (scp-like) → `github.com`; a path or `file://` URL → `local`.
+pub fn remote_host(url: &str) -> String {
+    let authority = match url.split_once("://") {
+        Some(("file", _)) => return "local".to_string(),
+        Some((_, rest)) => rest.split('/').next().unwrap_or_default(),
+        // scp-like syntax has a colon before any slash (git-clone(1), "GIT URLS").
+        None => match url.split_once(':') {
+            Some((host, _)) if !host.contains('/') => host,
+            _ => return "local".to_string(),
+        },
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // Anything but a name (or address) and a numeric port is not labelled as written: a
+    // label must not carry what a malformed URL put there (`https://user:pw/x@host`).
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') && !host.starts_with('[') => (name, Some(port)),
+        _ => (host, None),
+    };
+    let name_ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_[]:".contains(c));
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if name_ok && port_ok {
+        host.to_ascii_lowercase()
+    } else {
+        "invalid".to_string()
+    }
+}
+
+async fn run_git(
+    dir: Option<&std::path::Path>,
+    args: &[&str],
+    url: &str,
+    timeout: Duration,
+    env: &[(&str, String)],
+    credentials: Option<&barge_core::secret::Credentials>,
+) -> Result<Output, GitError> {
     let (clean_url, embedded) = barge_core::secret::split_userinfo(url);
     let credentials = barge_core::secret::with_configured(embedded, || credentials.cloned());
     // Removed when this call ends, however it ends (an error, a timeout, a dropped future).
@@ -275,8 +364,27 @@ fn server_of(url: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::Askpass;
+    use super::{Askpass, remote_host};
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_remote_is_counted_by_its_host_alone() {
+        for (url, host) in [
+            ("https://bot:s3cret@GitHub.com/acme/x.git", "github.com"),
+            ("https://bot:s3cret/x@github.com/acme/x.git", "invalid"),
+            ("http://127.0.0.1:8443/acme/x", "127.0.0.1:8443"),
+            (
+                "ssh://git@gitlab.example.com:2222/acme/x.git",
+                "gitlab.example.com:2222",
+            ),
+            ("git@github.com:acme/x.git", "github.com"),
+            ("file:///srv/git/x.git", "local"),
+            ("/srv/git/x.git", "local"),
+            ("./x:y", "local"),
+        ] {
+            assert_eq!(remote_host(url), host, "{url}");
+        }
+    }
 
     #[test]
     fn the_askpass_helper_is_private_and_removed_when_dropped() {

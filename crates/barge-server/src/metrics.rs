@@ -75,6 +75,8 @@ pub struct Metrics {
     work: Family<Labels<2>, Gauge>,
     registry_requests: Family<Labels<2>, Counter>,
     registry_waits: Histograms<2>,
+    git_requests: Family<Labels<3>, Counter>,
+    git_request_duration: Histograms<2>,
     /// When this process saw each running promotion start (by project and name).
     promotion_started: Mutex<HashMap<(String, String), Instant>>,
     /// When each running step started (by project, promotion and step).
@@ -183,10 +185,24 @@ impl Metrics {
             "Waits before registry requests, by host and reason: rate_limit (barge's per-host limit) or retry (backoff, Retry-After)",
             registry_waits.clone(),
         );
+        let git_requests = Family::default();
+        registry.register(
+            "git_requests",
+            "git commands that talked to a remote (clone, fetch, push, ls-remote) by operation, host and outcome: ok, or the error's class",
+            git_requests.clone(),
+        );
+        let git_request_duration: Histograms<2> = Family::new_with_constructor(steps);
+        registry.register(
+            "git_request_duration_seconds",
+            "How long git commands that talked to a remote took, by operation and host",
+            git_request_duration.clone(),
+        );
         Metrics {
             registry,
             registry_requests,
             registry_waits,
+            git_requests,
+            git_request_duration,
             store,
             promotions,
             promotion_duration,
@@ -235,6 +251,25 @@ impl Metrics {
                     .observe(waited.as_secs_f64());
             }
         }))
+    }
+
+    /// What counts git's requests ([`barge_git::observe_requests`]).
+    pub fn git_observer(&self) -> barge_git::RequestObserver {
+        let (requests, durations) = (self.git_requests.clone(), self.git_request_duration.clone());
+        std::sync::Arc::new(move |event: &barge_git::RequestEvent<'_>| {
+            let (operation, host) = (event.operation.to_string(), event.host.to_string());
+            let outcome = event.error.map_or("ok", barge_core::ErrorClass::as_str);
+            requests
+                .get_or_create(&[
+                    ("operation", operation.clone()),
+                    ("host", host.clone()),
+                    ("outcome", outcome.to_string()),
+                ])
+                .inc();
+            durations
+                .get_or_create(&[("operation", operation), ("host", host)])
+                .observe(event.took.as_secs_f64());
+        })
     }
 
     /// The exposition: the series counted so far and the work in the store now.
@@ -597,6 +632,28 @@ mod tests {
             r#"barge_registry_requests_total{host="ghcr.io",outcome="ok"} 1"#,
             r#"barge_registry_wait_seconds_count{host="ghcr.io",reason="rate_limit"} 1"#,
             r#"barge_registry_wait_seconds_sum{host="ghcr.io",reason="rate_limit"} 0.04"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
+        }
+        // git's requests, by operation and host.
+        let observe = metrics.git_observer();
+        observe(&barge_git::RequestEvent {
+            operation: "push",
+            host: "github.com",
+            error: Some(barge_core::ErrorClass::Auth),
+            took: Duration::from_millis(250),
+        });
+        observe(&barge_git::RequestEvent {
+            operation: "fetch",
+            host: "github.com",
+            error: None,
+            took: Duration::from_millis(500),
+        });
+        let text = metrics.render().await.unwrap();
+        for line in [
+            r#"barge_git_requests_total{operation="push",host="github.com",outcome="auth"} 1"#,
+            r#"barge_git_requests_total{operation="fetch",host="github.com",outcome="ok"} 1"#,
+            r#"barge_git_request_duration_seconds_sum{operation="fetch",host="github.com"} 0.5"#,
         ] {
             assert!(text.lines().any(|l| l == line), "no {line} in:\n{text}");
         }

@@ -209,6 +209,7 @@ pub async fn start(
     // Discovery's and the steps' registry requests are counted too.
     let metrics = Arc::new(crate::metrics::Metrics::new(store.clone()));
     opts.registry.observer = Some(metrics.registry_observer());
+    barge_git::observe_requests(metrics.git_observer());
     let mut engine = promote::engine(work_dir, &opts.registry, file, false, &opts.defined)?;
     engine.slots = Arc::new(tokio::sync::Semaphore::new(workers.max(1)));
     serve(opts, catalog, store, engine, metrics).await

@@ -13,7 +13,7 @@
 use crate::serve::Shared;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use barge_core::webhook::{self, Refusal, Secrets};
@@ -144,6 +144,7 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 async fn deliver(
     State(hooks): State<Hooks>,
     Path((provider, hash)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -172,6 +173,9 @@ async fn deliver(
         Ok(b) => b,
         Err(refused) => return crate::api::error(refused.status, refused.message),
     };
+    if receiver.provider == webhook::Provider::Generic {
+        return generic(shared, &catalog, &receiver, &headers, query.as_deref(), &body);
+    }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     let delivery = match webhook::receive(&receiver, &header, &body) {
         Ok(d) => d,
@@ -222,6 +226,58 @@ async fn deliver(
                 .collect::<Vec<_>>(),
         }),
     )
+}
+
+/// A generic receiver's delivery (Kargo's generic.go): its URL alone authenticated it; each
+/// action whose `whenExpression` holds queues the Warehouses it selects. The answer lists
+/// each action's result in Kargo's shape: 500 when an expression failed (as Kargo answers),
+/// else 202 when a Warehouse was queued, else 200.
+fn generic(
+    shared: &Arc<Shared>,
+    catalog: &barge_core::Catalog,
+    receiver: &webhook::Receiver,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Response {
+    let mut by_name: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (name, value) in headers {
+        // A value that is not text cannot be compared by an expression; it is left out.
+        if let Ok(v) = value.to_str() {
+            by_name
+                .entry(name.as_str().to_string())
+                .or_default()
+                .push(v.to_string());
+        }
+    }
+    let query = match serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("invalid query: {e}")}),
+            );
+        }
+    };
+    let request = match webhook::generic_request(by_name, query, body) {
+        Ok(r) => r,
+        Err(e) => return answer(StatusCode::BAD_REQUEST, serde_json::json!({"error": e.to_string()})),
+    };
+    let results = webhook::generic_actions(receiver, catalog, &request);
+    let mut queued = std::collections::BTreeSet::new();
+    for target in results.iter().flat_map(|r| &r.selected_targets) {
+        if queued.insert((target.namespace.clone(), target.name.clone())) {
+            gather(shared, (target.namespace.clone(), target.name.clone()));
+        }
+    }
+    let status = if results.iter().any(webhook::ActionResult::is_error) {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else if queued.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    answer(status, serde_json::json!({"results": results}))
 }
 
 /// Opens a Warehouse's burst window, or extends the open one: the deliveries of a burst join

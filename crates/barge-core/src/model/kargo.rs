@@ -293,12 +293,48 @@ pub struct TargetSelection {
     /// An exact name (an expression).
     #[serde(default)]
     pub name: Option<String>,
-    /// A Kubernetes label selector.
+    /// A Kubernetes label selector; its values may be expressions.
     #[serde(default)]
-    pub label_selector: Option<Value>,
+    pub label_selector: Option<LabelSelector>,
     /// Kargo's index selector (by subscribed repository URL).
     #[serde(default)]
-    pub index_selector: Option<Value>,
+    pub index_selector: Option<IndexSelector>,
+}
+
+/// A Kubernetes label selector (`metav1.LabelSelector`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must all be set to these values.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// Label selector requirements (In, NotIn, Exists, DoesNotExist).
+    #[serde(default)]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// Kargo's `IndexSelector`: resources by a value in one of its pre-built indices.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSelector {
+    /// Requirements that must all hold.
+    #[serde(default)]
+    pub match_indices: Vec<IndexSelectorRequirement>,
+}
+
+/// Kargo's `IndexSelectorRequirement`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexSelectorRequirement {
+    /// The index: `subscribedURLs` (a Warehouse's subscribed repository URLs, normalised).
+    #[serde(default)]
+    pub key: String,
+    /// `Equals` or `NotEquals`.
+    #[serde(default)]
+    pub operator: String,
+    /// The value (an expression).
+    #[serde(default)]
+    pub value: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]

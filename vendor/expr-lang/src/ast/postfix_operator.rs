@@ -183,6 +183,13 @@ impl Environment<'_> {
                     .iter()
                     .map(|arg| self.eval_expr(ctx, arg))
                     .collect::<Result<Vec<_>>>()?;
+                // barge patch: a method on a map calls the environment's function of that
+                // name with the map first, so a host can give a map methods (Kargo's
+                // generic webhook receivers call `request.header("X-Event")`).
+                if let Value::Map(_) = value {
+                    let args = once(value).chain(args).collect();
+                    return self.eval_func(ctx, ident, args, None);
+                }
                 // Every method the language has is a method on a temporal value, so without
                 // that feature there is no method to dispatch to.
                 #[cfg(not(feature = "temporal"))]
