@@ -18,6 +18,7 @@ pub mod notify;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;
+pub mod resource;
 pub mod stats;
 pub mod tokens;
 pub mod verify;
