@@ -185,8 +185,10 @@ pub struct FreightCollection {
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FreightReference {
     pub name: String,
-    #[schema(value_type = Object)]
-    pub origin: FreightOrigin,
+    /// Its Warehouse, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub origin: Option<FreightOrigin>,
 }
 
 /// Kargo's VerificationInfo.
@@ -272,7 +274,7 @@ impl PromotionReference {
             name: p.name.clone(),
             freight: Some(FreightReference {
                 name: p.freight.clone(),
-                origin: warehouse_of(&p.freight).map(|w| origin(&w)).unwrap_or_default(),
+                origin: warehouse_of(&p.freight).map(|w| origin(&w)),
             }),
             status: Some(PromotionStatusRef {
                 phase: p.phase.to_string(),
@@ -323,7 +325,7 @@ impl Stage {
                             origin_key(w),
                             FreightReference {
                                 name: c.name.clone(),
-                                origin: origin(w),
+                                origin: Some(origin(w)),
                             },
                         )
                     })
@@ -578,7 +580,7 @@ impl Promotion {
                 message: p.message.clone(),
                 freight: Some(FreightReference {
                     name: p.freight.clone(),
-                    origin: FreightOrigin::default(),
+                    origin: None,
                 }),
                 finished_at: p.phase.is_terminal().then(|| p.updated_at.clone()),
                 current_step,
