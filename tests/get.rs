@@ -259,7 +259,7 @@ fn version_names_the_client_and_with_server_the_server() {
     let (server, token) = (&daemon.url, &daemon.token);
     let version = |token: &Path| {
         barge()
-            .args(["version", "-o", "json", "--server", &server, "--token-file"])
+            .args(["version", "-o", "json", "--server", server, "--token-file"])
             .arg(token)
             .env_remove("BARGE_TOKEN")
             .output()

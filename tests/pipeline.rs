@@ -720,7 +720,7 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     );
     let p = staging_promotion(&fx).unwrap();
     // Through the API the actor is the token's identity, not the client's user (alice).
-    assert_eq!(p["message"], "aborted by token:api-token");
+    assert_eq!(p["status"]["message"], "aborted by token:api-token");
     // A manual promotion queued through the API runs on the daemon; --wait follows it.
     std::fs::write(fx.web.join("healthz"), "ok").unwrap();
     let alias = fx.alias_of("1.0.0");

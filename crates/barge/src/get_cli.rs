@@ -413,6 +413,9 @@ pub async fn watch(target: &Target, q: &Query, output: GetFormat) -> Result<()> 
                 None => {}
             }
         }
+        // The server ended the stream (a restart, a client timeout): resume after a pause, so
+        // that a server that keeps closing it is not asked again in a tight loop.
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
