@@ -1075,7 +1075,7 @@ impl Daemon {
         loop {
             let (status, body) = self.rest("GET", &format!("/promotions/{name}"), None);
             assert_eq!(status, 200, "{body}");
-            if body["phase"] == phase {
+            if body["status"]["phase"] == phase {
                 return;
             }
             assert!(Instant::now() < deadline, "{name} is still {body}:\n{}", self.log());
@@ -1116,11 +1116,9 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
             .unwrap_or_else(|| panic!("not a list: {body}"))
             .iter()
             .map(|i| {
-                i["name"]
-                    .as_str()
-                    .or(i["metadata"]["name"].as_str())
-                    .unwrap()
-                    .to_string()
+                // Every item is a Kargo resource.
+                assert_eq!(i["apiVersion"], "kargo.akuity.io/v1alpha1", "{i}");
+                i["metadata"]["name"].as_str().unwrap().to_string()
             })
             .collect()
     };
@@ -1130,8 +1128,18 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     assert_eq!((status, names(&body)), (200, vec!["shop".to_string()]), "{body}");
     let (status, body) = daemon.rest("GET", "", None);
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["warehouses"], json!(["app", "other"]), "{body}");
-    assert_eq!(body["stages"].as_array().map(Vec::len), Some(6), "{body}");
+    assert_eq!(
+        (&body["kind"], &body["metadata"]["name"]),
+        (&json!("Project"), &json!("shop")),
+        "{body}"
+    );
+    assert_eq!(body["status"]["stats"]["stages"]["count"], 6, "{body}");
+    assert_eq!(body["status"]["barge"]["warehouses"], json!(["app", "other"]), "{body}");
+    assert_eq!(
+        body["status"]["barge"]["stages"].as_array().map(Vec::len),
+        Some(6),
+        "{body}"
+    );
     let nope = daemon.request("GET", "/api/v1/projects/nope", Some(TOKEN), None);
     assert!(assert_problem(nope, 404, "not-found").contains("no project named \"nope\""));
 
@@ -1143,7 +1151,18 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
         "{body}"
     );
     let (status, body) = daemon.rest("GET", "/warehouses/app", None);
-    assert_eq!((status, &body["freight"]), (200, &json!(1)), "{body}");
+    assert_eq!((status, &body["kind"]), (200, &json!("Warehouse")), "{body}");
+    assert_eq!(body["status"]["barge"]["freight"], 1, "{body}");
+    assert_eq!(body["spec"]["interval"], "1h", "{body}");
+    assert_eq!(
+        body["spec"]["subscriptions"][0]["image"]["repoURL"], "ghcr.io/acme/app",
+        "{body}"
+    );
+    assert_eq!(
+        body["status"]["lastFreightID"].as_str().map(str::len),
+        Some(40),
+        "{body}"
+    );
     assert_problem(daemon.rest("GET", "/warehouses/nope", None), 404, "not-found");
     let (status, body) = daemon.rest("POST", "/warehouses/app/refresh", None);
     assert_eq!(
@@ -1160,7 +1179,13 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
         "{body}"
     );
     let (status, body) = daemon.rest("GET", "/stages/qa", None);
-    assert_eq!((status, &body["name"]), (200, &json!("qa")), "{body}");
+    assert_eq!((status, &body["kind"]), (200, &json!("Stage")), "{body}");
+    assert_eq!(body["metadata"], json!({"name": "qa", "namespace": "shop"}), "{body}");
+    assert_eq!(
+        body["spec"]["requestedFreight"][0]["origin"]["kind"], "Warehouse",
+        "{body}"
+    );
+    assert!(body["status"]["barge"]["requests"].is_array(), "{body}");
     let message = assert_problem(daemon.rest("GET", "/stages/nope", None), 404, "not-found");
     assert!(message.contains("no Stage named \"nope\""), "{message}");
 
@@ -1178,6 +1203,13 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     assert_eq!(body, json!({"items": []}));
     let (status, body) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
     assert_eq!((status, &body["metadata"]["name"]), (200, &json!(name)), "{body}");
+    assert_eq!(
+        (&body["kind"], &body["alias"]),
+        (&json!("Freight"), &json!(fx.alias)),
+        "{body}"
+    );
+    assert_eq!(body["origin"], json!({"kind": "Warehouse", "name": "app"}), "{body}");
+    assert!(body["images"].is_array() && body.get("warehouse").is_none(), "{body}");
     assert_problem(daemon.rest("GET", "/freight/nope", None), 404, "not-found");
     let path = format!("/freight/{}", fx.alias);
     let message = assert_problem(
@@ -1216,6 +1248,30 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     assert!(message.contains("Bogus"), "{message}");
     let (_, body) = daemon.rest("GET", "/freight?stage=prod", None);
     assert_eq!(names(&body), [name.as_str()], "{body}");
+    assert!(body["items"][0]["status"]["currentlyIn"]["prod"].is_object(), "{body}");
+    let (_, body) = daemon.rest("GET", &format!("/promotions/{promotion}"), None);
+    assert_eq!(
+        (&body["kind"], &body["spec"]),
+        (&json!("Promotion"), &json!({"stage": "prod", "freight": name})),
+        "{body}"
+    );
+    assert_eq!(
+        body["metadata"]["annotations"]["kargo.akuity.io/create-actor"],
+        "token:api-token"
+    );
+    assert_eq!(body["status"]["freight"], json!({"name": name}), "{body}");
+    assert!(body["status"]["finishedAt"].is_string(), "{body}");
+    let (_, body) = daemon.rest("GET", "/stages/prod", None);
+    assert_eq!(
+        body["status"]["freightHistory"][0]["items"]["Warehouse/app"]["name"],
+        json!(name),
+        "{body}"
+    );
+    assert_eq!(body["status"]["lastPromotion"]["name"], json!(promotion), "{body}");
+    assert_eq!(
+        body["status"]["lastPromotion"]["status"]["phase"], "Succeeded",
+        "{body}"
+    );
     assert_problem(daemon.rest("GET", "/promotions/nope", None), 404, "not-found");
 
     // Downstream of dev is qa.
@@ -1255,7 +1311,7 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, body) = daemon.rest("GET", "/stages/staging", None);
-        if body["lastVerification"].is_object() {
+        if body["status"]["barge"]["lastVerification"].is_object() {
             break;
         }
         assert!(Instant::now() < deadline, "no verification started: {body}");
@@ -1456,6 +1512,37 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         .collect();
     assert_eq!(documented, routes_in_the_reference());
     assert_eq!(documented.len(), 29);
+    // The resources' GETs answer Kargo's shapes, and the document describes them (issue #16).
+    let schemas = &document["components"]["schemas"];
+    for (path, kind) in [
+        ("/api/v1/projects/{project}", "Project"),
+        ("/api/v1/projects/{project}/stages/{name}", "Stage"),
+        ("/api/v1/projects/{project}/freight/{name}", "Freight"),
+        ("/api/v1/projects/{project}/promotions/{name}", "Promotion"),
+        ("/api/v1/projects/{project}/warehouses/{name}", "Warehouse"),
+    ] {
+        let answer = &document["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            answer["$ref"],
+            format!("#/components/schemas/{kind}"),
+            "{path}: {answer}"
+        );
+        let properties = schemas[kind]["properties"].as_object().unwrap();
+        for field in ["apiVersion", "kind", "metadata", "status"] {
+            assert!(properties.contains_key(field), "{kind} has no {field}: {properties:?}");
+        }
+    }
+    let stage_status = schemas["StageStatus"]["properties"].as_object().unwrap();
+    for field in [
+        "conditions",
+        "freightHistory",
+        "health",
+        "lastPromotion",
+        "autoPromotionHolds",
+        "barge",
+    ] {
+        assert!(stage_status.contains_key(field), "StageStatus has no {field}");
+    }
     // Each is served: the server's router answers it (its own 404 and 405 are not JSON), with
     // the REST API's answer or error.
     for (method, path) in &documented {
@@ -1828,7 +1915,9 @@ fn a_watch_shows_a_promotions_events_in_order_and_resumes_after_its_last_id_miss
     let (objects, start) = w.first();
     assert_eq!(objects, Vec::<Value>::new());
     let dev = promote_rest(&daemon, "dev", &fx.alias);
-    let succeeded = |m: &Sse| m.data["object"]["name"] == dev.as_str() && m.data["object"]["phase"] == "Succeeded";
+    let succeeded = |m: &Sse| {
+        m.data["object"]["metadata"]["name"] == dev.as_str() && m.data["object"]["status"]["phase"] == "Succeeded"
+    };
     let mut events = read_until(&mut w, succeeded);
     // Its last rows (the Freight entering the Stage) may follow the phase.
     let rows = promotion_rows(&daemon, &[&dev]);
@@ -1847,7 +1936,9 @@ fn a_watch_shows_a_promotions_events_in_order_and_resumes_after_its_last_id_miss
         "{events:?}"
     );
     assert!(
-        events.iter().all(|m| m.data["object"]["name"] == dev.as_str()),
+        events
+            .iter()
+            .all(|m| m.data["object"]["metadata"]["name"] == dev.as_str()),
         "{events:?}"
     );
     let ids: Vec<i64> = events.iter().map(|m| m.id.unwrap()).collect();
@@ -1866,7 +1957,7 @@ fn a_watch_shows_a_promotions_events_in_order_and_resumes_after_its_last_id_miss
     let qa = promote_rest(&daemon, "qa", &fx.alias);
     let before = cut.next();
     assert_eq!(
-        (before.event.as_deref(), &before.data["object"]["name"]),
+        (before.event.as_deref(), &before.data["object"]["metadata"]["name"]),
         (Some("ADDED"), &json!(qa)),
         "{before:?}"
     );
@@ -1886,7 +1977,10 @@ fn a_watch_shows_a_promotions_events_in_order_and_resumes_after_its_last_id_miss
     let seen: Vec<i64> = std::iter::once(&before).chain(&after).map(|m| m.id.unwrap()).collect();
     assert_eq!(seen, rows);
     let last = &after.last().unwrap().data["object"];
-    assert_eq!((&last["name"], &last["phase"]), (&json!(prod), &json!("Succeeded")));
+    assert_eq!(
+        (&last["metadata"]["name"], &last["status"]["phase"]),
+        (&json!(prod), &json!("Succeeded"))
+    );
 }
 
 #[test]

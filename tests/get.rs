@@ -6,7 +6,7 @@
 use barge_testkit::registry;
 mod support;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use support::{barge, stderr, stdout};
@@ -113,7 +113,13 @@ async fn warehouses_show_the_last_discovery_error() {
     let error = &row(&table, "shop")["ERROR"];
     assert!(error.contains("not-found"), "the ERROR column is filled: {table}");
     let json: Value = serde_json::from_str(&fx.ok(&["get", "warehouses", "-o", "json"])).unwrap();
-    assert!(json[0]["error"].as_str().unwrap().contains("not-found"), "{json}");
+    let healthy = &json[0]["status"]["conditions"][0];
+    assert_eq!(
+        (&healthy["type"], &healthy["status"]),
+        (&json!("Healthy"), &json!("False")),
+        "{json}"
+    );
+    assert!(healthy["message"].as_str().unwrap().contains("not-found"), "{json}");
 }
 
 #[test]
@@ -131,9 +137,12 @@ fn a_held_stage_says_so_in_the_auto_column() {
 fn one_stage_by_name_is_one_object() {
     let fx = Fixture::new();
     let one: Value = serde_json::from_str(&fx.ok(&["get", "stage", "dev", "-o", "json"])).unwrap();
-    assert_eq!(one["name"], "dev", "an object, not an array: {one}");
+    assert_eq!(one["metadata"]["name"], "dev", "an object, not an array: {one}");
     let yaml = fx.ok(&["get", "stage", "dev", "-o", "yaml"]);
-    assert!(yaml.starts_with("project: shop\n"), "{yaml}");
+    assert!(
+        yaml.starts_with("apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\n"),
+        "{yaml}"
+    );
     let all: Value = serde_json::from_str(&fx.ok(&["get", "stages", "-o", "json"])).unwrap();
     assert_eq!(all.as_array().map(Vec::len), Some(1), "the list stays a list");
 }
@@ -246,44 +255,17 @@ fn version_names_the_client_and_with_server_the_server() {
     assert_eq!(stdout(&out), format!("Client Version: {}\n", env!("CARGO_PKG_VERSION")));
 
     let fx = Fixture::new();
-    let token = fx.dir.path().join("token");
-    std::fs::write(&token, "version-token\n").unwrap();
-    let port = support::free_port();
-    let server = format!("http://127.0.0.1:{port}");
-    let log = std::fs::File::create(fx.dir.path().join("serve.log")).unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_barge"))
-        .args(["serve", fx.defs.to_str().unwrap(), "--db", &fx.db, "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--token-file")
-        .arg(&token)
-        .arg("--work-dir")
-        .arg(fx.dir.path().join("work"))
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let serve = Kill(&mut serve);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(serve.0.try_wait().unwrap().is_none(), "barge serve exited");
-        assert!(std::time::Instant::now() < deadline, "barge serve did not listen");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let daemon = Serve::start(&fx);
+    let (server, token) = (&daemon.url, &daemon.token);
     let version = |token: &Path| {
         barge()
-            .args(["version", "-o", "json", "--server", &server, "--token-file"])
+            .args(["version", "-o", "json", "--server", server, "--token-file"])
             .arg(token)
             .env_remove("BARGE_TOKEN")
             .output()
             .unwrap()
     };
-    let out = version(&token);
+    let out = version(token);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["clientVersion"], env!("CARGO_PKG_VERSION"));
@@ -294,4 +276,171 @@ fn version_names_the_client_and_with_server_the_server() {
     let out = version(&wrong);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("bearer token"), "{}", stderr(&out));
+}
+
+/// `barge serve` on the fixture's store and definitions, with a token; killed when dropped.
+struct Serve {
+    child: std::process::Child,
+    url: String,
+    token: PathBuf,
+}
+
+impl Serve {
+    fn start(fx: &Fixture) -> Serve {
+        let token = fx.dir.path().join("token");
+        std::fs::write(&token, "version-token\n").unwrap();
+        let port = support::free_port();
+        let log = std::fs::File::create(fx.dir.path().join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_barge"))
+            .args(["serve", fx.defs.to_str().unwrap(), "--db", &fx.db, "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--work-dir")
+            .arg(fx.dir.path().join("work"))
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut serve = Serve {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            token,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(serve.child.try_wait().unwrap().is_none(), "barge serve exited");
+            assert!(std::time::Instant::now() < deadline, "barge serve did not listen");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        serve
+    }
+
+    /// `barge ARGS --server URL --token-file TOKEN`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = barge();
+        c.args(args)
+            .args(["--server", &self.url, "--token-file"])
+            .arg(&self.token)
+            .env_remove("BARGE_TOKEN")
+            .env_remove("BARGE_DB");
+        c
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.command(args).output().unwrap();
+        assert!(out.status.success(), "barge {args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Issue #16: `barge get` prints Kargo's resources, the same through the REST API
+/// (`--server`) as in-process (`--db`), in every output format.
+#[test]
+fn get_prints_the_same_kargo_resources_through_the_server_and_in_process() {
+    let fx = Fixture::new();
+    let alias = support::mint_freight(&fx.db, "1.0.0");
+    let daemon = Serve::start(&fx);
+    // Auto-promotion brings the Freight into dev.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let promotions: Value = serde_json::from_str(&daemon.ok(&["get", "promotions", "-o", "json"])).unwrap();
+        if promotions[0]["status"]["phase"] == "Succeeded" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no promotion into dev: {promotions}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let reads: [&[&str]; 9] = [
+        &["get", "stages"],
+        &["get", "stage", "dev"],
+        &["get", "freight"],
+        &["get", "freight", alias.as_str()],
+        &["get", "freight", "--warehouse", "app"],
+        &["get", "promotions", "--stage", "dev"],
+        &["get", "warehouses"],
+        &["get", "warehouse", "app"],
+        &["get", "projects"],
+    ];
+    for read in reads {
+        let with = |format| -> Vec<&str> { read.iter().copied().chain(["-o", format]).collect() };
+        for format in ["json", "yaml", "wide", "name", "text"] {
+            let args = with(format);
+            assert_eq!(daemon.ok(&args), fx.ok(&args), "barge {args:?}");
+        }
+        let json: Value = serde_json::from_str(&daemon.ok(&with("json"))).unwrap();
+        let objects = json.as_array().cloned().unwrap_or_else(|| vec![json.clone()]);
+        assert!(!objects.is_empty(), "{read:?}");
+        for o in objects {
+            assert_eq!(o["apiVersion"], "kargo.akuity.io/v1alpha1", "{read:?}: {o}");
+            assert!(o["metadata"]["name"].is_string(), "{read:?}: {o}");
+        }
+    }
+    let dev: Value = serde_json::from_str(&fx.ok(&["get", "stage", "dev", "-o", "json"])).unwrap();
+    let freight: Value = serde_json::from_str(&fx.ok(&["get", "freight", &alias, "-o", "json"])).unwrap();
+    assert_eq!(
+        dev["status"]["freightHistory"][0]["items"]["Warehouse/app"]["name"], freight["metadata"]["name"],
+        "{dev}"
+    );
+    assert!(freight["status"]["currentlyIn"]["dev"].is_object(), "{freight}");
+    let projects = daemon.ok(&["get", "projects"]);
+    assert_eq!(row(&projects, "shop")["STAGES"], "1", "{projects}");
+    // A name the server does not have is an error, as in-process.
+    let out = daemon.command(&["get", "stage", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no Stage named \"nope\""), "{}", stderr(&out));
+}
+
+/// Issue #16: `barge get … -w` prints the list, then each changed object's rows as the REST
+/// watch reports them (kubectl appends rows the same way).
+#[test]
+fn get_w_appends_a_row_for_each_change_the_watch_reports() {
+    let fx = Fixture::new();
+    let out = fx.run(&["get", "stages", "-w"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("add --server"), "{}", stderr(&out));
+
+    let daemon = Serve::start(&fx);
+    let mut watch = daemon
+        .command(&["get", "stages", "-w", "--project", "shop"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a line from barge get -w within 30s")
+    };
+    let header = next();
+    assert!(header.starts_with("PROJECT"), "{header}");
+    let first = next();
+    assert_eq!(row(&format!("{header}\n{first}\n"), "shop")["AUTO"], "yes", "{first}");
+    daemon.ok(&["hold", "stage", "dev"]);
+    // The hold's change: the Stage's row again, now held (no header again).
+    let changed = next();
+    assert_eq!(
+        row(&format!("{header}\n{changed}\n"), "shop")["AUTO"],
+        "held",
+        "{changed}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
 }

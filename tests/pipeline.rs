@@ -283,7 +283,7 @@ impl Fixture {
     /// The stage's one freight request, as `barge get stage` reports it.
     fn request(&self, stage: &str) -> Value {
         let v = self.json(&["get", "stage", stage]);
-        v["requests"][0].clone()
+        v["status"]["barge"]["requests"][0].clone()
     }
 
     /// The tag each overlay pins in the config repository now.
@@ -428,8 +428,14 @@ async fn a_new_tag_flows_to_dev_and_staging_and_prod_waits_for_a_person(b: Backe
     assert_eq!(fx.events(&["--freight", &alias], "freight.minted").len(), 1);
     let promotions = fx.json(&["get", "promotions"]);
     assert_eq!(promotions.as_array().unwrap().len(), 7);
-    assert!(promotions.as_array().unwrap().iter().all(|p| p["phase"] == "Succeeded"));
-    let name = promotions[0]["name"].as_str().unwrap();
+    assert!(
+        promotions
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"]["phase"] == "Succeeded")
+    );
+    let name = promotions[0]["metadata"]["name"].as_str().unwrap();
     assert!(
         name.starts_with("staging.") || name.starts_with("dev."),
         "Kargo-style names: {name}"
@@ -541,7 +547,11 @@ async fn a_manual_promotion_holds_auto_promotion_until_released(b: Backend) {
     )
     .unwrap();
     fx.once_ok();
-    assert!(fx.json(&["get", "stage", "dev"]).get("holds").is_none());
+    assert!(
+        fx.json(&["get", "stage", "dev"])["status"]
+            .get("autoPromotionHolds")
+            .is_none()
+    );
     let cleared = fx.json(&["history", "--stage", "dev", "--limit", "1"]);
     assert_eq!(
         (cleared[0]["kind"].as_str(), cleared[0]["actor"].as_str()),
@@ -673,9 +683,12 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     let via_api = |args: &[&str]| daemon.api(&fx, args, "s3cret-token");
     // Staging waits on its health check forever.
     wait_for("staging to be promoting", Duration::from_secs(60), || {
-        staging_promotion(&fx).is_some_and(|p| p["phase"] == "Running") || panic_if_gone(&log)
+        staging_promotion(&fx).is_some_and(|p| p["status"]["phase"] == "Running") || panic_if_gone(&log)
     });
-    let name = staging_promotion(&fx).unwrap()["name"].as_str().unwrap().to_string();
+    let name = staging_promotion(&fx).unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The API refuses a wrong token, without echoing it.
     let denied = fx
         .command(&["get", "stages"])
@@ -692,11 +705,11 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     );
     let stages = via_api(&["get", "stage", "staging", "-o", "json"]);
     let stages: Value = serde_json::from_slice(&stages.stdout).unwrap();
-    assert_eq!(stages["requests"][0]["reason"], "PromotionRunning");
+    assert_eq!(stages["status"]["barge"]["requests"][0]["reason"], "PromotionRunning");
     let out = via_api(&["abort", "promotion", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
     wait_for("the abort to be recorded", Duration::from_secs(10), || {
-        staging_promotion(&fx).is_some_and(|p| p["phase"] == "Aborted")
+        staging_promotion(&fx).is_some_and(|p| p["status"]["phase"] == "Aborted")
     });
     let again = via_api(&["abort", "promotion", &name]);
     assert_eq!(again.status.code(), Some(1));
@@ -707,7 +720,7 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     );
     let p = staging_promotion(&fx).unwrap();
     // Through the API the actor is the token's identity, not the client's user (alice).
-    assert_eq!(p["message"], "aborted by token:api-token");
+    assert_eq!(p["status"]["message"], "aborted by token:api-token");
     // A manual promotion queued through the API runs on the daemon; --wait follows it.
     std::fs::write(fx.web.join("healthz"), "ok").unwrap();
     let alias = fx.alias_of("1.0.0");
@@ -745,11 +758,11 @@ async fn once_exits_non_zero_when_a_promotion_fails(b: Backend) {
         stderr(&out)
     );
     let dev = &fx.json(&["get", "stage", "dev"]);
-    let last = &dev["lastPromotion"];
+    let last = &dev["status"]["lastPromotion"]["status"];
     assert_eq!(last["phase"], "Errored", "{last}");
     assert!(last["message"].as_str().unwrap().contains("git-clone"), "{last}");
     // Auto-promotion does not retry the same Freight in a loop; it says why it waits.
-    assert_eq!(dev["requests"][0]["reason"], "PromotionFailed");
+    assert_eq!(dev["status"]["barge"]["requests"][0]["reason"], "PromotionFailed");
     assert_eq!(fx.json(&["get", "promotions"]).as_array().unwrap().len(), 1);
 }
 
@@ -769,7 +782,7 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
     });
     wait_for("staging to be polling", Duration::from_secs(10), || {
         staging_promotion(&fx).is_some_and(|p| {
-            p["steps"]
+            p["status"]["stepExecutionMetadata"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -779,14 +792,14 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     assert_eq!(
-        staging_promotion(&fx).unwrap()["phase"],
+        staging_promotion(&fx).unwrap()["status"]["phase"],
         "Running",
         "killed mid-promotion"
     );
     std::fs::write(fx.web.join("healthz"), "ok").unwrap();
     fx.once_ok();
     let p = staging_promotion(&fx).unwrap();
-    assert_eq!(p["phase"], "Succeeded", "{p}");
+    assert_eq!(p["status"]["phase"], "Succeeded", "{p}");
     assert_eq!(fx.commits("staging:"), 1, "one commit for the promotion");
     assert_eq!(fx.pinned("staging"), "1.0.0");
     assert_eq!(
@@ -950,7 +963,7 @@ async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) 
         ("1.0.0".into(), "1.0.0".into())
     );
     let dev = &fx.json(&["get", "stage", "dev"]);
-    let v = &dev["lastVerification"];
+    let v = &dev["status"]["barge"]["lastVerification"];
     assert_eq!(v["phase"], "Succeeded", "{dev:#}");
     let metric = &v["report"]["metrics"][0];
     assert_eq!(
@@ -1005,7 +1018,7 @@ async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) 
     assert_eq!(failed[1]["body"]["value"], r#"{"ok":false,"version":"1.1.0"}"#);
     let new = fx.alias_of("1.1.0");
     let freight = fx.json(&["get", "freight", &new]);
-    assert!(freight[0]["status"]["verifiedIn"].get("dev").is_none(), "{freight:#}");
+    assert!(freight["status"]["verifiedIn"].get("dev").is_none(), "{freight:#}");
     // The rollback holds dev, so auto-promotion does not bring 1.1.0 straight back.
     let dev = fx.request("dev");
     assert_eq!(
@@ -1215,9 +1228,9 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
         "{steps:#?}"
     );
     let dev = &fx.json(&["get", "stage", "dev"]);
-    assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
+    assert_eq!(dev["status"]["barge"]["lastVerification"]["phase"], "Succeeded");
     assert_eq!(
-        dev["lastVerification"]["report"]["metrics"][0]["resolved"],
+        dev["status"]["barge"]["lastVerification"]["report"]["metrics"][0]["resolved"],
         format!(
             "GET http://127.0.0.1:{smoke_port}/smoke/dev?pods={}",
             ro["status"]["currentPodHash"].as_str().unwrap()
@@ -1232,12 +1245,12 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
         if !out.status.success() {
             return Value::Null;
         }
-        serde_json::from_str::<Value>(&stdout(&out)).unwrap()["health"].clone()
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap()["status"]["health"].clone()
     };
     wait_for("dev to be Healthy", Duration::from_secs(30), || {
         health(&fx)["status"] == "Healthy" || panic_if_gone(&daemon.log)
     });
-    assert_eq!(health(&fx)["apps"][0]["name"], "web-dev");
+    assert_eq!(health(&fx)["output"]["applications"][0]["name"], "web-dev");
     // The running pods go bad: the Rollout degrades, so Argo CD reports the app Degraded.
     let healthy_status = api.get("argoproj.io", "rollouts", "dev", "web").unwrap()["status"].clone();
     api.update("argoproj.io", "rollouts", "dev", "web", |r| {
@@ -1249,7 +1262,7 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
         health(&fx)["status"] == "Degraded"
     });
     assert_eq!(
-        health(&fx)["message"],
+        health(&fx)["issues"][0],
         "Application web-dev is Degraded: Rollout web is Degraded: ProgressDeadlineExceeded: 0/3 replicas ready"
     );
     let text = stdout(&daemon.api(&fx, &["get", "stage", "dev"], "health-token"));
@@ -1273,10 +1286,10 @@ async fn argo_cd_and_the_rollout_gate_verification_and_staging(b: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["phase"] == "Failed")
+        .find(|p| p["status"]["phase"] == "Failed")
         .unwrap_or_else(|| panic!("{promotions:#}"));
     assert!(
-        failed["message"].as_str().unwrap().contains("Rollout web is Degraded: RolloutAborted: Rollout aborted update to revision 3: Metric \"success-rate\" assessed Failed"),
+        failed["status"]["message"].as_str().unwrap().contains("Rollout web is Degraded: RolloutAborted: Rollout aborted update to revision 3: Metric \"success-rate\" assessed Failed"),
         "{failed:#}"
     );
     assert_eq!(fx.pinned("staging"), "1.0.0");
@@ -1334,17 +1347,17 @@ async fn verification_by_analysis_runs_in_the_cluster(b: Backend) {
         "{{args.base}}/smoke/{{args.stage}}"
     );
     let dev = &fx.json(&["get", "stage", "dev"]);
-    assert_eq!(dev["lastVerification"]["phase"], "Succeeded");
+    assert_eq!(dev["status"]["barge"]["lastVerification"]["phase"], "Succeeded");
     assert_eq!(
-        dev["lastVerification"]["alias"].as_str(),
+        dev["status"]["barge"]["lastVerification"]["alias"].as_str(),
         Some(fx.alias_of("1.0.0").as_str())
     );
     assert_eq!(
         run["metadata"]["labels"]["kargo.akuity.io/freight-collection"],
-        dev["lastVerification"]["freight"]
+        dev["status"]["barge"]["lastVerification"]["freight"]
     );
     assert_eq!(
-        dev["lastVerification"]["report"]["metrics"][0]["measurements"][0]["value"],
+        dev["status"]["barge"]["lastVerification"]["report"]["metrics"][0]["measurements"][0]["value"],
         r#"{"ok":true}"#
     );
     assert_eq!(fx.events(&["--stage", "dev"], "verification.measured").len(), 1);
@@ -1466,8 +1479,11 @@ async fn urls_written_with_credentials_authenticate_steps_and_verification_and_a
     fx.push("1.0.0").await;
     fx.once_ok();
     let dev = fx.json(&["get", "stage", "dev"]);
-    assert_eq!(dev["lastVerification"]["phase"], "Succeeded", "{dev:#}");
-    let metric = &dev["lastVerification"]["report"]["metrics"][0];
+    assert_eq!(
+        dev["status"]["barge"]["lastVerification"]["phase"], "Succeeded",
+        "{dev:#}"
+    );
+    let metric = &dev["status"]["barge"]["lastVerification"]["report"]["metrics"][0];
     assert_eq!(metric["resolved"], format!("GET http://127.0.0.1:{port}/private"));
     assert_eq!(metric["measurements"][0]["value"], r#"{"ok":true}"#);
 

@@ -249,9 +249,9 @@ fn freight_and_promotions_use_kargos_formats_and_the_text_shows_step_outputs() {
 
     // Promotions: the same times; one promotion's text shows what its steps produced.
     let list: serde_json::Value = serde_json::from_str(&get(&["get", "promotions", "-o", "json"])).unwrap();
-    let name = list[0]["name"].as_str().unwrap().to_string();
-    assert_rfc3339(&list[0]["createdAt"]);
-    assert_rfc3339(&list[0]["updatedAt"]);
+    let name = list[0]["metadata"]["name"].as_str().unwrap().to_string();
+    assert_rfc3339(&list[0]["metadata"]["creationTimestamp"]);
+    assert_rfc3339(&list[0]["status"]["finishedAt"]);
     let pushed = git(&fx.bare, &["rev-parse", "main"]);
     let text = get(&["get", "promotion", &name]);
     let push_line = text

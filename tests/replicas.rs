@@ -176,15 +176,15 @@ impl Fixture {
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|p| p["phase"] == "Pending" || p["phase"] == "Running");
+                .any(|p| p["status"]["phase"] == "Pending" || p["status"]["phase"] == "Running");
             let tags = self.tags_by_freight();
             let succeeded = promotions
                 .as_array()
                 .unwrap()
                 .iter()
                 .filter(|p| {
-                    p["phase"] == "Succeeded"
-                        && tags.get(p["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
+                    p["status"]["phase"] == "Succeeded"
+                        && tags.get(p["spec"]["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
                 })
                 .count();
             if !busy && succeeded == PIPELINE.stages() {
@@ -207,10 +207,10 @@ impl Fixture {
         let tag_of = self.tags_by_freight();
         let mut expected: HashMap<usize, Vec<String>> = HashMap::new();
         for p in promotions {
-            assert_eq!(p["phase"], "Succeeded", "every promotion succeeded: {p}");
-            let stage = p["stage"].as_str().unwrap();
+            assert_eq!(p["status"]["phase"], "Succeeded", "every promotion succeeded: {p}");
+            let stage = p["spec"]["stage"].as_str().unwrap();
             let r = repo_of(stage);
-            let tag = &tag_of[p["freight"].as_str().unwrap()];
+            let tag = &tag_of[p["spec"]["freight"].as_str().unwrap()];
             expected.entry(r).or_default().push(format!("{stage}: {tag}"));
         }
         for r in 0..REPOS {
@@ -382,7 +382,7 @@ async fn replicas_claim_no_more_promotions_than_their_workers() {
         }
         let promotions = fx.json(&["get", "promotions"]);
         let promotions = promotions.as_array().unwrap();
-        if promotions.len() == PIPELINE.stages() && promotions.iter().all(|p| p["phase"] == "Succeeded") {
+        if promotions.len() == PIPELINE.stages() && promotions.iter().all(|p| p["status"]["phase"] == "Succeeded") {
             break;
         }
         if Instant::now() > deadline {

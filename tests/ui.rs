@@ -146,7 +146,9 @@ impl Pipeline {
     /// The alias of the Freight `stage` has now, if any.
     fn current(&self, stage: &str) -> Option<String> {
         let v = self.json(&["get", "stage", stage]);
-        v["requests"][0]["current"]["alias"].as_str().map(str::to_string)
+        v["status"]["barge"]["requests"][0]["current"]["alias"]
+            .as_str()
+            .map(str::to_string)
     }
 
     fn alias_of(&self, tag: &str) -> Option<String> {
@@ -412,8 +414,8 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     assert_eq!(refused[0], 403, "{refused}");
     assert!(refused[1].as_str().unwrap().contains("CSRF"), "{refused}");
     assert!(
-        fx.json(&["get", "stage", "prod"])["holds"]
-            .as_array()
+        fx.json(&["get", "stage", "prod"])["status"]["autoPromotionHolds"]
+            .as_object()
             .is_none_or(|h| h.is_empty())
     );
 

@@ -123,6 +123,13 @@ pub struct WarehouseSummary {
     pub freight: usize,
     /// The newest Freight's alias.
     pub newest: Option<String>,
+    /// The newest Freight's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_freight: Option<String>,
+    /// The Warehouse's definition (its spec, as loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub spec: Option<barge_core::model::kargo::WarehouseSpec>,
     /// Unix milliseconds.
     pub last_discovery: Option<i64>,
     /// The first failed subscription of the last pass.

@@ -19,6 +19,7 @@ pub mod oidc;
 pub mod ops;
 pub mod pipeline;
 pub mod promote;
+pub mod resource;
 pub mod stats;
 pub mod tokens;
 pub mod verify;

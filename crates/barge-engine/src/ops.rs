@@ -411,6 +411,8 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     subscriptions: spec.subscriptions.len(),
                     freight: freight.len(),
                     newest: freight.first().map(|f| f.freight.alias.clone().unwrap_or_default()),
+                    last_freight: freight.first().map(|f| f.freight.metadata.name.clone()),
+                    spec: Some(spec.clone()),
                     last_discovery: status.as_ref().map(|(_, at)| *at),
                     error: status.as_ref().and_then(|(s, _)| discovery_error(s)),
                 });

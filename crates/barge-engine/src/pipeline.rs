@@ -173,6 +173,9 @@ pub struct StageStatus {
     /// checks them on every reconcile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<StageHealth>,
+    /// The Stage's definition (its spec, as loaded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<StageSpec>,
 }
 
 /// A Stage's health: the worst of its apps' (Healthy < Progressing < Unknown < Degraded).
@@ -429,6 +432,7 @@ pub fn stage_status(
             run: v.clone(),
         }),
         health: None,
+        spec: Some(def.spec.clone()),
     })
 }
 

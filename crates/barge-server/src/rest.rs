@@ -21,8 +21,9 @@ use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
 use barge_engine::answer::{
     Aliased, Approved, FreightInfo, Held, NotificationInfo, PromotionInfo, PromotionPlan, RefreshRequested, Released,
-    ReplicaInfo, WarehouseSummary,
+    ReplicaInfo,
 };
+use barge_engine::resource;
 use barge_engine::{Answer, EngineError, ops::Call};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -153,18 +154,6 @@ struct Items<T> {
     /// Pass it back as `?continue=` for the next page.
     #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
     next: Option<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct ProjectSummary {
-    name: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct Project {
-    name: String,
-    stages: Vec<String>,
-    warehouses: Vec<String>,
 }
 
 /// A REST error, every error's shape: `{"code", "message", "details"}`.
@@ -317,12 +306,12 @@ fn unexpected(answer: &Answer) -> Problem {
     }
 }
 
-/// The names of the projects the caller may read: those with Stages or Warehouses.
-async fn project_names(
+/// The projects the caller may read (those with Stages or Warehouses), as Kargo's Projects.
+async fn projects_of(
     api: &Api,
     caller: &Principal,
     project: Option<String>,
-) -> Result<(Vec<String>, Vec<String>, Vec<(String, String)>), Problem> {
+) -> Result<Vec<resource::Project>, Problem> {
     let stages = match run(
         api,
         caller,
@@ -340,39 +329,25 @@ async fn project_names(
         Answer::Warehouses(w) => w,
         other => return Err(unexpected(&other)),
     };
-    let mut projects: Vec<String> = stages
-        .iter()
-        .map(|s| s.project.clone())
-        .chain(warehouses.iter().map(|w| w.project.clone()))
-        .collect();
-    projects.sort();
-    projects.dedup();
-    Ok((
-        projects,
-        stages.into_iter().map(|s| s.name).collect(),
-        warehouses.into_iter().map(|w| (w.project, w.name)).collect(),
-    ))
+    Ok(resource::Project::all(&stages, &warehouses))
 }
 
-#[utoipa::path(get, path = "/api/v1/projects", tag = "barge", responses((status = 200, description = "The projects the token may read", body = Items<ProjectSummary>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects", tag = "barge", responses((status = 200, description = "The projects the token may read", body = Items<resource::Project>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn projects(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
-    let (projects, _, _) = project_names(&api, &caller, None).await?;
-    list(projects.into_iter().map(|name| ProjectSummary { name }).collect(), None)
+    list(projects_of(&api, &caller, None).await?, None)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The answer", body = Project), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}", tag = "barge", params(("project" = String, Path, description = "The project")), responses((status = 200, description = "The Project", body = resource::Project), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn project(api: axum::extract::State<Api>, Caller(caller): Caller, Params(project): Params<String>) -> Answered {
-    let (_, stages, warehouses) = project_names(&api, &caller, Some(project.clone())).await?;
-    let warehouses: Vec<String> = warehouses.into_iter().map(|(_, w)| w).collect();
-    let project = Project {
-        name: project,
-        stages,
-        warehouses,
-    };
-    ok(StatusCode::OK, project)
+    // The engine refuses a project it does not know (404), so there is one.
+    let found = projects_of(&api, &caller, Some(project.clone())).await?.pop();
+    ok(
+        StatusCode::OK,
+        found.unwrap_or_else(|| resource::Project::of(&project, Vec::new(), Vec::new())),
+    )
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project"), WatchFilter, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "The answer; with `watch=true`, a stream of its changes", content((Items<WarehouseSummary> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses", tag = "barge", params(("project" = String, Path, description = "The project"), WatchFilter, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "The answer; with `watch=true`, a stream of its changes", content((Items<resource::Warehouse> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn warehouses(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -392,12 +367,12 @@ async fn warehouses(
     )
     .await?
     {
-        Answer::Warehouses(w) => list(w, None),
+        Answer::Warehouses(w) => list(w.iter().map(resource::Warehouse::of).collect(), None),
         other => Err(unexpected(&other)),
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 200, description = "The answer", body = WarehouseSummary), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/warehouses/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Warehouse")), responses((status = 200, description = "The Warehouse", body = resource::Warehouse), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn warehouse(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -413,7 +388,7 @@ async fn warehouse(
     .await?
     {
         Answer::Warehouses(w) => match w.into_iter().find(|w| w.name == name) {
-            Some(w) => ok(StatusCode::OK, w),
+            Some(w) => ok(StatusCode::OK, resource::Warehouse::of(&w)),
             None => Err(Problem::not_found(format!(
                 "no Warehouse named {name:?} in project {project:?}"
             ))),
@@ -446,7 +421,7 @@ struct WatchFilter {
     watch: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project"), WatchFilter, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Each Stage's status as `barge get stages -o json`; with `watch=true`, a stream of its changes", content((Items<serde_json::Value> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages", tag = "barge", params(("project" = String, Path, description = "The project"), WatchFilter, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "The Stages, as `barge get stages -o json`; with `watch=true`, a stream of their changes", content((Items<resource::Stage> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn stages(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -462,12 +437,12 @@ async fn stages(
         name: None,
     };
     match run(&api, &caller, call).await? {
-        Answer::Stages(s) => list(s, None),
+        Answer::Stages(s) => list(s.iter().map(resource::Stage::of).collect(), None),
         other => Err(unexpected(&other)),
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/stages/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The Stage's status", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stages/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage")), responses((status = 200, description = "The Stage", body = resource::Stage), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn stage(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -479,7 +454,7 @@ async fn stage(
     };
     match run(&api, &caller, call).await? {
         // The engine answers 404 for a Stage it does not have.
-        Answer::Stages(s) if s.len() == 1 => ok(StatusCode::OK, &s[0]),
+        Answer::Stages(s) if s.len() == 1 => ok(StatusCode::OK, resource::Stage::of(&s[0])),
         other => Err(unexpected(&other)),
     }
 }
@@ -678,7 +653,7 @@ struct FreightFilters {
     watch: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first; with `watch=true`, a stream of its changes", content((Items<serde_json::Value> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight", tag = "barge", params(("project" = String, Path, description = "The project"), FreightFilters, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Freight as `barge get freight -o json`, newest first; with `watch=true`, a stream of its changes", content((Items<resource::Freight> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn freight_list(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -728,10 +703,10 @@ async fn freight_list(
         |f| (f.created.as_str(), f.freight.metadata.name.as_str()),
         request,
     )?;
-    list(freight, next)
+    list(freight.iter().map(resource::Freight::of).collect(), next)
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The answer", body = serde_json::Value), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/freight/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Freight's name or alias")), responses((status = 200, description = "The Freight", body = resource::Freight), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn freight_one(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -745,7 +720,7 @@ async fn freight_one(
     match run(&api, &caller, call).await? {
         // The engine answers 404 for Freight it does not have, 400 for a name it cannot
         // tell apart.
-        Answer::Freight(f) if f.len() == 1 => ok(StatusCode::OK, &f[0]),
+        Answer::Freight(f) if f.len() == 1 => ok(StatusCode::OK, resource::Freight::of(&f[0])),
         other => Err(unexpected(&other)),
     }
 }
@@ -813,7 +788,7 @@ struct PromotionFilters {
     watch: bool,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Newest first; with `watch=true`, a stream of their changes", content((Items<PromotionInfo> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), PromotionFilters, ("Last-Event-ID" = Option<String>, Header, description = "With `watch=true`: the last `id` a watch sent, to resume after it")), responses((status = 200, description = "Newest first; with `watch=true`, a stream of their changes", content((Items<resource::Promotion> = "application/json"), (String = "text/event-stream"))), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promotions(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -840,13 +815,13 @@ async fn promotions(
                 after: filters.after,
             };
             let (p, next) = page::page(p, |p| (p.created_at.as_str(), p.name.as_str()), request)?;
-            list(p, next)
+            list(p.iter().map(resource::Promotion::of).collect(), next)
         }
         other => Err(unexpected(&other)),
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The answer", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The Promotion (with `status.state`, its steps' outputs)", body = resource::Promotion), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promotion(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -860,7 +835,7 @@ async fn promotion(
     match run(&api, &caller, call).await? {
         // The engine answers 404 for a promotion it does not have; a name is unique in a
         // project.
-        Answer::Promotions(p) if p.len() == 1 => ok(StatusCode::OK, &p[0]),
+        Answer::Promotions(p) if p.len() == 1 => ok(StatusCode::OK, resource::Promotion::of(&p[0])),
         other => Err(unexpected(&other)),
     }
 }

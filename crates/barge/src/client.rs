@@ -8,10 +8,9 @@ use crate::render::{rfc3339_time, table, time};
 use crate::{Format, GetFormat};
 use anyhow::{Context as _, Result, bail};
 use barge_engine::Answer;
-use barge_engine::answer::{FreightInfo, NotificationInfo, PromotionInfo, ReplicaInfo, WarehouseSummary};
+use barge_engine::answer::{NotificationInfo, ReplicaInfo};
 use barge_engine::format::go_duration;
 use barge_engine::ops::{self, Call};
-use barge_engine::pipeline::StageStatus;
 use barge_store::AuditEvent;
 use serde_json::Value;
 use std::io::Write;
@@ -129,6 +128,150 @@ pub async fn call_server(remote: &Server, c: Call) -> Result<Answer> {
         .with_context(|| format!("{server} answered with something other than barge's answer to the call"))
 }
 
+/// A REST API answer: its status and JSON body.
+pub struct RestAnswer {
+    status: reqwest::StatusCode,
+    body: Value,
+}
+
+impl RestAnswer {
+    /// The body, or the server's refusal as the error (its `message`).
+    pub fn ok(self) -> Result<Value> {
+        if self.status.is_success() {
+            return Ok(self.body);
+        }
+        Err(refusal(self.status, &self.body))
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status == reqwest::StatusCode::NOT_FOUND
+    }
+}
+
+/// A REST error (`{"code", "message", "details"}`) as the CLI reports it: its message.
+fn refusal(status: reqwest::StatusCode, body: &Value) -> anyhow::Error {
+    match body["message"].as_str() {
+        Some(message) => anyhow::anyhow!("{message}"),
+        None => anyhow::anyhow!("the server answered {status}"),
+    }
+}
+
+/// The URL of a REST route: the server's `/api/v1/` and these path segments (escaped).
+fn rest_url(server: &str, segments: &[&str]) -> Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(server).with_context(|| format!("--server {server:?} is not a URL"))?;
+    url.path_segments_mut()
+        .map_err(|()| anyhow::anyhow!("--server {server:?} cannot be a base URL"))?
+        .pop_if_empty()
+        .extend(["api", "v1"])
+        .extend(segments);
+    Ok(url)
+}
+
+/// `GET /api/v1/SEGMENTS?QUERY` on `barge serve`, with the token.
+pub async fn rest_get(remote: &Server, segments: &[&str], query: &[(&str, &str)]) -> Result<RestAnswer> {
+    let server = remote.server.as_deref().context("no --server given")?;
+    let mut url = rest_url(server, segments)?;
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
+    }
+    let response = barge_promote::http_client()
+        .get(url)
+        .bearer_auth(remote.token()?)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach barge serve at {server}"))?;
+    let status = response.status();
+    let body = response
+        .json()
+        .await
+        .with_context(|| format!("{server} did not answer with JSON"))?;
+    Ok(RestAnswer { status, body })
+}
+
+/// One Server-Sent Event of a REST watch (docs/reference/api.md, "Watch").
+#[derive(Debug, Default)]
+pub struct SseEvent {
+    /// `ADDED`, `MODIFIED` or `DELETED`; none for a message with only an id.
+    pub kind: Option<String>,
+    pub id: Option<String>,
+    data: String,
+}
+
+impl SseEvent {
+    /// The object the event carries.
+    pub fn object(&self) -> Result<Value> {
+        let mut data: Value = serde_json::from_str(&self.data).context("a watch event that is not JSON")?;
+        Ok(data["object"].take())
+    }
+}
+
+/// A REST watch's events, as they arrive.
+pub struct SseStream {
+    response: reqwest::Response,
+    buffer: Vec<u8>,
+}
+
+/// The most a watch event may hold before barge gives up on the stream (a Stage with its
+/// verification report is well under it).
+const MAX_EVENT: usize = 16 << 20;
+
+impl SseStream {
+    /// The next event (comments and heartbeats skipped); `None` when the stream ends.
+    pub async fn next(&mut self) -> Result<Option<SseEvent>> {
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8_lossy(&block);
+                let mut event = SseEvent::default();
+                for line in block.lines() {
+                    match line.split_once(": ").or_else(|| line.split_once(':')) {
+                        Some(("event", v)) => event.kind = Some(v.to_string()),
+                        Some(("id", v)) => event.id = Some(v.to_string()),
+                        Some(("data", v)) => event.data.push_str(v),
+                        _ => {}
+                    }
+                }
+                if event.kind.is_some() || event.id.is_some() {
+                    return Ok(Some(event));
+                }
+                continue;
+            }
+            if self.buffer.len() > MAX_EVENT {
+                bail!("a watch event is larger than {MAX_EVENT} bytes");
+            }
+            match self.response.chunk().await.context("the watch's connection failed")? {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// `GET /api/v1/SEGMENTS?watch=true`: a REST watch, resumed after `last_id` when given.
+pub async fn rest_watch(remote: &Server, segments: &[&str], last_id: Option<&str>) -> Result<SseStream> {
+    let server = remote.server.as_deref().context("no --server given")?;
+    // The shared client sets no overall timeout: a watch lasts as long as its stream.
+    let mut url = rest_url(server, segments)?;
+    url.query_pairs_mut().append_pair("watch", "true");
+    let mut request = barge_promote::http_client().get(url).bearer_auth(remote.token()?);
+    if let Some(id) = last_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("cannot reach barge serve at {server}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        return Err(refusal(status, &body));
+    }
+    Ok(SseStream {
+        response,
+        buffer: Vec::new(),
+    })
+}
+
 /// Runs a call where the target says: the one way every verb reaches the pipeline.
 pub async fn call(target: &Target, mut c: Call) -> Result<Answer> {
     let target = &target.resolved()?;
@@ -192,18 +335,15 @@ fn names(answer: &Answer) -> Vec<String> {
         names.into_iter().map(|n| format!("{resource}/{n}")).collect()
     };
     match answer {
-        Answer::Stages(l) => named("stage.kargo.akuity.io", l.iter().map(|s| s.name.as_str()).collect()),
-        Answer::Warehouses(l) => named("warehouse.kargo.akuity.io", l.iter().map(|w| w.name.as_str()).collect()),
-        Answer::Freight(l) => named(
-            "freight.kargo.akuity.io",
-            l.iter().map(|f| f.freight.metadata.name.as_str()).collect(),
-        ),
-        Answer::Promotions(l) => named("promotion.kargo.akuity.io", l.iter().map(|p| p.name.as_str()).collect()),
         Answer::Tokens(l) => named("token.barge.dev", l.iter().map(|t| t.name.as_str()).collect()),
         Answer::Webhooks(l) => named("webhook.barge.dev", l.iter().map(|w| w.name.as_str()).collect()),
         Answer::Replicas(l) => named("replica.barge.dev", l.iter().map(|r| r.id.as_str()).collect()),
         Answer::Notifications(l) => named("notification.barge.dev", l.iter().map(|n| n.id.as_str()).collect()),
-        Answer::History(_)
+        Answer::Stages(_)
+        | Answer::Warehouses(_)
+        | Answer::Freight(_)
+        | Answer::Promotions(_)
+        | Answer::History(_)
         | Answer::Stats(_)
         | Answer::Queued(_)
         | Answer::PromotionPlan(_)
@@ -223,11 +363,10 @@ fn names(answer: &Answer) -> Vec<String> {
 /// An answer for people; `wide` adds columns to the listings.
 pub fn text(answer: &Answer, wide: bool) -> String {
     match answer {
-        Answer::Stages(l) => stages_text(l, wide),
-        Answer::Warehouses(l) => warehouses_text(l, wide),
+        Answer::Stages(_) | Answer::Warehouses(_) | Answer::Freight(_) | Answer::Promotions(_) => {
+            crate::get_cli::Resources::of(answer).map_or_else(String::new, |r| r.text(wide))
+        }
         Answer::Webhooks(l) => crate::webhooks_cli::table(l),
-        Answer::Freight(l) => freight_text(l, wide),
-        Answer::Promotions(l) => promotions_text(l, wide),
         Answer::History(l) => history_text(l),
         Answer::Stats(l) => stats_text(l),
         Answer::Queued(q) => q.promotions.iter().map(|n| format!("promotion {n} queued\n")).collect(),
@@ -260,7 +399,7 @@ pub fn text(answer: &Answer, wide: bool) -> String {
 }
 
 /// `: message`, or nothing when there is none.
-fn reason(message: &str) -> String {
+pub(crate) fn reason(message: &str) -> String {
     if message.is_empty() {
         String::new()
     } else {
@@ -278,154 +417,14 @@ fn s(v: &Value) -> String {
 }
 
 /// A commit or Freight ID's first seven characters.
-fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     id.chars().take(7).collect()
 }
 
 /// `-` for nothing, else the items joined with `,`.
-fn list_or_dash<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+pub(crate) fn list_or_dash<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
     let items: Vec<&str> = items.into_iter().map(String::as_str).collect();
     if items.is_empty() { "-".into() } else { items.join(",") }
-}
-
-/// `barge get stages`: one line per freight request; with a single Stage, the details.
-/// Wide adds the current Freight's ID and the Stage's verification templates.
-pub fn stages_text(list: &[StageStatus], wide: bool) -> String {
-    if list.is_empty() {
-        return "no stages\n".into();
-    }
-    let mut header = vec![
-        "PROJECT".to_string(),
-        "STAGE".into(),
-        "WAREHOUSE".into(),
-        "CURRENT".into(),
-        "VERIFIED".into(),
-        "AUTO".into(),
-        "STATE".into(),
-    ];
-    if wide {
-        header.extend(["FREIGHT ID".into(), "VERIFICATION".into()]);
-    }
-    header.push("WHY".into());
-    let mut rows = vec![header];
-    for st in list {
-        for r in &st.requests {
-            let held = st.holds.iter().any(|h| h.warehouse == r.warehouse);
-            let current = r.current.as_ref();
-            let mut row = vec![
-                st.project.clone(),
-                st.name.clone(),
-                r.warehouse.clone(),
-                current.map_or("-".into(), |c| c.alias.clone()),
-                match current.map(|c| c.verification.as_str()) {
-                    None => "-".into(),
-                    Some("Succeeded") => "yes".into(),
-                    Some("") if !st.verification.is_empty() => "not run".into(),
-                    Some("") => "no".into(),
-                    Some(other) => other.to_string(),
-                },
-                match (st.auto_promotion, held) {
-                    (true, true) => "held".into(),
-                    (true, false) => "yes".into(),
-                    (false, _) => "no".into(),
-                },
-                r.state.clone(),
-            ];
-            if wide {
-                row.push(current.map_or("-".into(), |c| c.name.clone()));
-                row.push(list_or_dash(&st.verification));
-            }
-            row.push(r.message.clone());
-            rows.push(row);
-        }
-    }
-    let mut out = table(rows);
-    if let [st] = list {
-        out += &stage_details(st);
-    }
-    out
-}
-
-/// What `barge get stage NAME` adds under the table.
-fn stage_details(st: &StageStatus) -> String {
-    let mut out = String::new();
-    if let Some(p) = &st.current_promotion {
-        out += &format!("promotion running: {} ({}, by {})\n", p.name, p.phase, p.actor);
-    }
-    if let Some(p) = &st.last_promotion {
-        let msg = reason(&p.message);
-        out += &format!("last promotion: {} {} (by {}){msg}\n", p.name, p.phase, p.actor);
-    }
-    if let Some(h) = &st.health {
-        out += &format!("health: {}{}\n", h.status, reason(&h.message));
-    }
-    if let Some(v) = &st.last_verification {
-        let msg = reason(&v.run.message);
-        out += &format!(
-            "last verification: {} {} (of {}, by {}){msg}\n",
-            v.run.id,
-            v.run.phase.as_str(),
-            v.alias,
-            v.run.actor
-        );
-        if let Ok(report) = serde_json::from_value::<barge_analysis::Report>(v.run.report.clone()) {
-            for line in crate::analysis_cli::report_text(&report)
-                .lines()
-                .filter(|l| !l.starts_with("Phase: "))
-            {
-                out += &format!("  {line}\n");
-            }
-        }
-    }
-    if let Some(w) = &st.window {
-        if w.open {
-            out += "promotion window: open\n";
-        } else {
-            out += &format!(
-                "promotion window: closed by {} until {}\n",
-                w.closed_by.join(", "),
-                w.next_open.map_or("(no opening within a year)".into(), time)
-            );
-        }
-    }
-    for h in &st.holds {
-        out += &format!(
-            "held by {} since {} (warehouse {})\n",
-            h.actor,
-            time(h.created_at),
-            h.warehouse
-        );
-    }
-    out
-}
-
-/// `barge get warehouses`; wide adds the number of subscriptions.
-pub fn warehouses_text(list: &[WarehouseSummary], wide: bool) -> String {
-    let mut header = vec!["PROJECT".to_string(), "WAREHOUSE".into(), "INTERVAL".into()];
-    if wide {
-        header.push("SUBSCRIPTIONS".into());
-    }
-    header.extend([
-        "FREIGHT".into(),
-        "NEWEST".into(),
-        "LAST DISCOVERY".into(),
-        "ERROR".into(),
-    ]);
-    let mut rows = vec![header];
-    for w in list {
-        let mut row = vec![w.project.clone(), w.name.clone(), w.interval.clone()];
-        if wide {
-            row.push(w.subscriptions.to_string());
-        }
-        row.extend([
-            w.freight.to_string(),
-            w.newest.clone().unwrap_or_default(),
-            w.last_discovery.map_or("never".into(), time),
-            w.error.clone().unwrap_or_default(),
-        ]);
-        rows.push(row);
-    }
-    table(rows)
 }
 
 /// `barge get replicas`; wide names what each holds instead of counting it.
@@ -500,115 +499,9 @@ pub fn notifications_text(list: &[NotificationInfo], wide: bool) -> String {
     table(rows)
 }
 
-/// `barge get freight`; wide shows the whole ID and the Stages it is approved for.
-pub fn freight_text(list: &[FreightInfo], wide: bool) -> String {
-    if list.is_empty() {
-        return "no freight stored\n".into();
-    }
-    let mut header = vec![
-        "NAME".to_string(),
-        "ALIAS".into(),
-        "WAREHOUSE".into(),
-        "CREATED".into(),
-        "IN".into(),
-        "VERIFIED IN".into(),
-    ];
-    if wide {
-        header.push("APPROVED FOR".into());
-    }
-    header.push("ARTIFACTS".into());
-    let mut rows = vec![header];
-    for f in list {
-        let k = &f.freight;
-        let mut artifacts: Vec<String> = k.images.iter().map(|i| format!("{}:{}", i.repo_url, i.tag)).collect();
-        artifacts.extend(k.commits.iter().map(|c| {
-            let at = c.tag.clone().unwrap_or_else(|| short(&c.id));
-            format!("{}@{at}", c.repo_url)
-        }));
-        artifacts.extend(k.charts.iter().map(|c| format!("{}:{}", c.repo_url, c.version)));
-        let name = &k.metadata.name;
-        let mut row = vec![
-            if wide {
-                name.clone()
-            } else {
-                name.chars().take(12).collect()
-            },
-            k.alias.clone().unwrap_or_default(),
-            f.warehouse.clone(),
-            rfc3339_time(&f.created),
-            list_or_dash(f.status.currently_in.keys()),
-            list_or_dash(f.status.verified_in.keys()),
-        ];
-        if wide {
-            row.push(list_or_dash(f.status.approved_for.keys()));
-        }
-        row.push(artifacts.join(", "));
-        rows.push(row);
-    }
-    table(rows)
-}
-
-/// `barge get promotions`; with one promotion, its steps and what each step produced (the
-/// commit a git-commit made, the branch a git-push updated). Wide shows the whole Freight ID
-/// and when the promotion last changed.
-pub fn promotions_text(list: &[PromotionInfo], wide: bool) -> String {
-    if list.is_empty() {
-        return "no promotions\n".into();
-    }
-    let mut header = vec![
-        "NAME".to_string(),
-        "STAGE".into(),
-        "FREIGHT".into(),
-        "PHASE".into(),
-        "ACTOR".into(),
-        "CREATED".into(),
-    ];
-    if wide {
-        header.push("UPDATED".into());
-    }
-    header.push("MESSAGE".into());
-    let mut rows = vec![header];
-    for p in list {
-        let mut row = vec![
-            p.name.clone(),
-            p.stage.clone(),
-            if wide { p.freight.clone() } else { short(&p.freight) },
-            p.phase.to_string(),
-            p.actor.clone(),
-            rfc3339_time(&p.created_at),
-        ];
-        if wide {
-            row.push(rfc3339_time(&p.updated_at));
-        }
-        row.push(p.message.clone());
-        rows.push(row);
-    }
-    let mut out = table(rows);
-    if let [p] = list {
-        let steps: Vec<Vec<String>> = p
-            .steps
-            .iter()
-            .map(|step| {
-                let outputs = p.outputs.as_ref().and_then(|o| o.get(&step.alias));
-                let mut produced = outputs.map(step_outputs).unwrap_or_default();
-                if !step.message.is_empty() {
-                    produced.push(step.message.clone());
-                }
-                vec![
-                    format!("  {}", step.alias),
-                    step.status.as_str().to_string(),
-                    produced.join(" "),
-                ]
-            })
-            .collect();
-        out += &table(steps);
-    }
-    out
-}
-
 /// A step's outputs that fit on a line (`commit=3f2a9c1…`, `branch=main`); multi-line ones
 /// (a dry run's diff, a response body) stay in `-o json`.
-fn step_outputs(outputs: &Value) -> Vec<String> {
+pub(crate) fn step_outputs(outputs: &Value) -> Vec<String> {
     outputs
         .as_object()
         .into_iter()

@@ -6,6 +6,7 @@ mod analysis_cli;
 mod client;
 mod config_cli;
 mod contexts;
+mod get_cli;
 mod render;
 mod rest_client;
 mod token_cli;
@@ -296,11 +297,15 @@ enum GetWhat {
     ///   barge get stages
     ///   barge get stage prod
     ///   barge get stages -o json
+    ///   barge get stages --project shop -w --server http://127.0.0.1:7070
     #[command(verbatim_doc_comment, alias = "stage")]
     Stages(GetStagesArgs),
     /// Warehouses: their Freight count, newest Freight, last discovery and its error.
     #[command(alias = "warehouse")]
     Warehouses(GetWarehousesArgs),
+    /// Projects: how many Stages and Warehouses each has.
+    #[command(alias = "project")]
+    Projects(GetProjectsArgs),
     /// Stored Freight, newest first, with where it is and where it is verified; or one by ID or alias.
     ///
     /// Examples:
@@ -681,6 +686,10 @@ struct GetStagesArgs {
     name: Option<String>,
     #[arg(long)]
     project: Option<String>,
+    /// After the list, follow changes and print each changed object's rows, as `kubectl get
+    /// -w` does (barge serve's watch: needs --server).
+    #[arg(short = 'w', long)]
+    watch: bool,
     #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
     output: GetFormat,
     #[command(flatten)]
@@ -689,8 +698,13 @@ struct GetStagesArgs {
 
 #[derive(clap::Args, Debug)]
 struct GetWarehousesArgs {
+    name: Option<String>,
     #[arg(long)]
     project: Option<String>,
+    /// After the list, follow changes and print each changed object's rows, as `kubectl get
+    /// -w` does (barge serve's watch: needs --server).
+    #[arg(short = 'w', long)]
+    watch: bool,
     #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
     output: GetFormat,
     #[command(flatten)]
@@ -705,6 +719,19 @@ struct GetFreightArgs {
     project: Option<String>,
     #[arg(long, value_name = "NAME")]
     warehouse: Option<String>,
+    /// After the list, follow changes and print each changed object's rows, as `kubectl get
+    /// -w` does (barge serve's watch: needs --server).
+    #[arg(short = 'w', long)]
+    watch: bool,
+    #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
+    output: GetFormat,
+    #[command(flatten)]
+    target: client::Target,
+}
+
+#[derive(clap::Args, Debug)]
+struct GetProjectsArgs {
+    name: Option<String>,
     #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
     output: GetFormat,
     #[command(flatten)]
@@ -718,6 +745,10 @@ struct GetPromotionsArgs {
     stage: Option<String>,
     #[arg(long)]
     project: Option<String>,
+    /// After the list, follow changes and print each changed object's rows, as `kubectl get
+    /// -w` does (barge serve's watch: needs --server).
+    #[arg(short = 'w', long)]
+    watch: bool,
     #[arg(short, long, value_enum, default_value_t = GetFormat::Text)]
     output: GetFormat,
     #[command(flatten)]
@@ -1147,40 +1178,53 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
             output,
             target,
         }) => get(&target, ops::Call::GetNotifications { project, state, limit }, output),
-        GetWhat::Stages(GetStagesArgs {
-            name,
-            project,
-            output,
-            target,
-        }) => get(&target, ops::Call::GetStages { project, name }, output),
-        GetWhat::Warehouses(GetWarehousesArgs {
-            project,
-            output,
-            target,
-        }) => get(&target, ops::Call::GetWarehouses { project }, output),
-        GetWhat::Freight(GetFreightArgs {
-            name,
-            project,
-            warehouse,
-            output,
-            target,
-        }) => get(
-            &target,
-            ops::Call::GetFreight {
-                project,
-                warehouse,
-                name,
-            },
-            output,
-        ),
-        GetWhat::Promotions(GetPromotionsArgs {
-            name,
-            stage,
-            project,
-            output,
-            target,
-        }) => get(&target, ops::Call::GetPromotions { project, stage, name }, output),
+        GetWhat::Stages(a) => {
+            let q = query(get_cli::Kind::Stages, a.project, a.name);
+            get_resources(&a.target, q, a.watch, a.output)
+        }
+        GetWhat::Warehouses(a) => {
+            let q = query(get_cli::Kind::Warehouses, a.project, a.name);
+            get_resources(&a.target, q, a.watch, a.output)
+        }
+        GetWhat::Projects(a) => get_resources(&a.target, query(get_cli::Kind::Projects, None, a.name), false, a.output),
+        GetWhat::Freight(a) => {
+            let q = get_cli::Query {
+                warehouse: a.warehouse,
+                ..query(get_cli::Kind::Freight, a.project, a.name)
+            };
+            get_resources(&a.target, q, a.watch, a.output)
+        }
+        GetWhat::Promotions(a) => {
+            let q = get_cli::Query {
+                stage: a.stage,
+                ..query(get_cli::Kind::Promotions, a.project, a.name)
+            };
+            get_resources(&a.target, q, a.watch, a.output)
+        }
     }
+}
+
+fn query(kind: get_cli::Kind, project: Option<String>, name: Option<String>) -> get_cli::Query {
+    get_cli::Query {
+        kind,
+        project,
+        name,
+        warehouse: None,
+        stage: None,
+    }
+}
+
+/// `barge get` of Kargo's resources: printed, or with `watch` followed.
+fn get_resources(target: &client::Target, q: get_cli::Query, watch: bool, output: GetFormat) -> Result<ExitCode> {
+    block_on(async {
+        if watch {
+            get_cli::watch(target, &q, output).await?;
+        } else {
+            let found = get_cli::read(target, &q).await?;
+            get_cli::print(output, &found, q.name.is_some())?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn history(args: HistoryArgs) -> Result<ExitCode> {
@@ -1542,17 +1586,10 @@ fn verb(target: &client::Target, c: ops::Call, output: Format) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs a `get` call and prints what it found. One object asked for by name prints as an
-/// object, like `kubectl get stage NAME -o json`.
+/// Runs a `get` call and prints what it found.
 fn get(target: &client::Target, c: ops::Call, output: GetFormat) -> Result<ExitCode> {
-    let one = match &c {
-        ops::Call::GetStages { name, .. }
-        | ops::Call::GetFreight { name, .. }
-        | ops::Call::GetPromotions { name, .. } => name.is_some(),
-        _ => false,
-    };
     let answer = block_on(client::call(target, c))?;
-    client::print_get(output, &answer, one)?;
+    client::print_get(output, &answer, false)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -94,17 +94,17 @@ impl Resource {
         }
     }
 
-    /// The answer's objects, as the GET routes answer each one.
+    /// The answer's objects as Kargo's resources, as the GET routes answer each one.
     fn objects(self, answer: Answer) -> Result<Vec<Value>, Problem> {
-        let values = match (self, &answer) {
-            (Resource::Stages, Answer::Stages(s)) => serde_json::to_value(s),
-            (Resource::Freight, Answer::Freight(f)) => serde_json::to_value(f),
-            (Resource::Promotions, Answer::Promotions(p)) => serde_json::to_value(p),
-            (Resource::Warehouses, Answer::Warehouses(w)) => serde_json::to_value(w),
-            _ => return Err(unexpected(&answer)),
-        };
-        match values {
-            Ok(Value::Array(items)) => Ok(items),
+        let matches = matches!(
+            (self, &answer),
+            (Resource::Stages, Answer::Stages(_))
+                | (Resource::Freight, Answer::Freight(_))
+                | (Resource::Promotions, Answer::Promotions(_))
+                | (Resource::Warehouses, Answer::Warehouses(_))
+        );
+        match barge_engine::resource::objects(&answer) {
+            Some(items) if matches => Ok(items),
             _ => Err(unexpected(&answer)),
         }
     }
@@ -144,13 +144,9 @@ impl Resource {
     }
 }
 
-/// An object's name: top-level `name` (a Stage's, a Warehouse's or a promotion's status) or
-/// `metadata.name` (Kargo-shaped).
+/// An object's name (`metadata.name`: every object is Kargo-shaped).
 fn name_of(object: &Value) -> &str {
-    object["metadata"]["name"]
-        .as_str()
-        .or(object["name"].as_str())
-        .unwrap_or_default()
+    object["metadata"]["name"].as_str().unwrap_or_default()
 }
 
 /// One SSE message: an event of `kind` with `object`, and the `id` to resume after it.
