@@ -199,6 +199,7 @@ impl Resources {
 
 /// Reads what the query asks for, where the target says.
 pub async fn read(target: &Target, q: &Query) -> Result<Resources> {
+    let (target, q) = &in_context(target, q)?;
     if target.server().is_some() {
         return read_server(&target.remote, q).await;
     }
@@ -253,6 +254,18 @@ pub async fn read(target: &Target, q: &Query) -> Result<Resources> {
         }
     }
     Ok(resources)
+}
+
+/// The target and query with the current context filled in (its server, token file and
+/// default project), as every other verb has them: a context's server is read through its
+/// REST API too.
+fn in_context(target: &Target, q: &Query) -> Result<(Target, Query)> {
+    let target = target.resolved()?;
+    let mut q = q.clone();
+    if q.project.is_none() && q.kind != Kind::Projects {
+        q.project.clone_from(&target.remote.default_project);
+    }
+    Ok((target, q))
 }
 
 /// The projects to read from the server: the one asked for, or every one the token may read.
@@ -352,6 +365,7 @@ pub fn print(output: GetFormat, found: &Resources, one: bool) -> Result<()> {
 /// header; JSON and YAML one object at a time). Follows one project; reconnects with the
 /// last event's id when the connection drops, so nothing is missed.
 pub async fn watch(target: &Target, q: &Query, output: GetFormat) -> Result<()> {
+    let (target, q) = &in_context(target, q)?;
     let Some(remote) = target.server().map(|_| &target.remote) else {
         bail!("-w follows barge serve's watch: add --server URL");
     };
