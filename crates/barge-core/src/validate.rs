@@ -1266,7 +1266,7 @@ impl<'a> Cx<'a, '_> {
             };
             let d = self
                 .diag(Code::InvalidValue, &path, problem.message)
-                .hint("approvers: [{role: promoter|admin} or {subject: NAME}], minApprovals ≥ 1 (docs/reference/resources.md, \"Approval policy\")");
+                .hint("approvers: [{role: promoter|admin} or {subject: NAME}], minApprovals ≥ 1 (docs/reference/access.md, \"Approvals\")");
             self.push(d);
         }
     }
