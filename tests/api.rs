@@ -2722,3 +2722,206 @@ fn config_verbs_edit_contexts_and_name_what_is_wrong() {
         "{err}"
     );
 }
+
+/// A Stage that takes Freight only once two of alice, bob or an admin approved it, and one
+/// whose promotion waits for two promoters' approvals and then records who approved in the
+/// audit log (Kargo Enterprise's wait-for-approval and record-audit-event).
+const APPROVAL_DEFINITIONS: &str = r#"
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: release, namespace: shop}
+spec:
+  approvalPolicy:
+    minApprovals: 2
+    approvers: [{subject: alice}, {subject: bob}, {role: admin}]
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: gate, namespace: shop}
+spec:
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: wait-for-approval
+          as: approve
+          config:
+            minApprovals: 2
+            approvers: [{role: promoter}]
+        - uses: record-audit-event
+          as: audit
+          config:
+            type: approved
+            message: "released by ${{ outputs.approve.responses[0].user }} and ${{ outputs.approve.responses[1].user }}"
+            actor: ${{ outputs.approve.responses[0].user }}
+            data: {environment: gate}
+"#;
+
+/// Issues #16 and #20: approvals are counted per authenticated principal (the same one twice
+/// counts once), a viewer's and a non-approver's are refused (403, audited), why-pending says
+/// how far the policy is, and the Freight enters only once the policy is met; a
+/// wait-for-approval step is woken by the approval that completes it (the poll is an hour) and
+/// record-audit-event records the approvers under the promotion's actor.
+#[test]
+fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carries_on() {
+    let fx = Fixture::new();
+    std::fs::write(&fx.defs, format!("{DEFINITIONS}{APPROVAL_DEFINITIONS}")).unwrap();
+    let alice = fx.create_token("alice", &["--role", "promoter"]);
+    let bob = fx.create_token("bob", &["--role", "promoter"]);
+    let carol = fx.create_token("carol", &["--role", "promoter"]);
+    let wall = fx.create_token("wall", &["--role", "viewer"]);
+    let daemon = fx.daemon(&[], &[("BARGE_POLL_INTERVAL", "1h")]);
+    let as_ = |token: &str, method: &str, path: &str, body: Value| {
+        let path = format!("/api/v1/projects/shop{path}");
+        daemon.request(method, &path, Some(token), Some(&body.to_string()))
+    };
+    let approve = |token: &str, stage: &str| {
+        as_(
+            token,
+            "POST",
+            &format!("/freight/{}/approve", fx.alias),
+            json!({"stage": stage}),
+        )
+    };
+    let promote = |token: &str, stage: &str| {
+        as_(
+            token,
+            "POST",
+            &format!("/stages/{stage}/promotions"),
+            json!({"freight": fx.alias}),
+        )
+    };
+    let waiting = || {
+        let (status, body) = daemon.rest("GET", "/stages/release", None);
+        assert_eq!(status, 200, "{body}");
+        let request = body["status"]["barge"]["requests"][0].clone();
+        (request["reason"].clone(), request["message"].clone(), body)
+    };
+
+    // Nobody approved yet: no promotion into release.
+    let (reason, message, _) = waiting();
+    assert_eq!(reason, "WaitingForApprovals");
+    assert_eq!(
+        message,
+        format!(
+            "{} is waiting for approvals: 0 of 2 (needs subject alice or subject bob or role admin)",
+            fx.alias
+        )
+    );
+    let message = assert_problem(promote(&alice, "release"), 400, "invalid");
+    assert!(message.contains("waiting for approvals: 0 of 2"), "{message}");
+
+    // alice approves twice: one approval.
+    for _ in 0..2 {
+        let (status, body) = approve(&alice, "release");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["approvedBy"], "token:alice", "{body}");
+        assert_eq!(body["approvers"].as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(
+            body["policy"], "1 of 2 (needs subject alice or subject bob or role admin)",
+            "{body}"
+        );
+    }
+    let (reason, message, stage) = waiting();
+    assert_eq!(reason, "WaitingForApprovals");
+    assert!(message.as_str().unwrap().contains(": 1 of 2 "), "{message}");
+    assert_eq!(stage["spec"]["approvalPolicy"]["minApprovals"], 2, "{stage}");
+    let (_, freight) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
+    let name = freight["metadata"]["name"].as_str().unwrap();
+    assert_eq!(stage["status"]["barge"]["approvals"][name][0]["approver"], "token:alice", "{stage}");
+    assert!(promote(&alice, "release").0 == 400);
+
+    // A viewer may not approve; nor may a promoter the policy does not name.
+    let (status, body) = approve(&wall, "release");
+    assert_eq!(status, 403, "{body}");
+    let message = assert_problem(approve(&carol, "release"), 403, "forbidden");
+    assert!(
+        message.contains("its approvalPolicy takes subject alice or subject bob or role admin"),
+        "{message}"
+    );
+
+    // bob's approval completes the policy: the Freight enters.
+    let (status, body) = approve(&bob, "release");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["policy"], "2 of 2 (needs subject alice or subject bob or role admin)",
+        "{body}"
+    );
+    let (status, body) = promote(&alice, "release");
+    assert_eq!(status, 202, "{body}");
+    daemon.await_promotion(body["name"].as_str().unwrap(), "Succeeded");
+    let (_, freight) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
+    assert!(freight["status"]["currentlyIn"]["release"].is_object(), "{freight}");
+    let approvers: Vec<&Value> = freight["status"]["approvedFor"]["release"]["approvers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["approver"])
+        .collect();
+    assert_eq!(approvers, [&json!("token:alice"), &json!("token:bob")], "{freight}");
+
+    // A promotion into gate waits for two promoters; alice's approval alone does not do.
+    let (status, body) = promote(&carol, "gate");
+    assert_eq!(status, 202, "{body}");
+    let gate = body["name"].as_str().unwrap().to_string();
+    daemon.await_promotion(&gate, "Running");
+    assert_eq!(approve(&alice, "gate").0, 200);
+    assert_eq!(approve(&alice, "gate").0, 200);
+    // bob's approval wakes the step at once (its poll is an hour away).
+    assert_eq!(approve(&bob, "gate").0, 200);
+    daemon.await_promotion(&gate, "Succeeded");
+    let (_, promotion) = daemon.rest("GET", &format!("/promotions/{gate}"), None);
+    let users: Vec<&Value> = promotion["outputs"]["approve"]["responses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{promotion}"))
+        .iter()
+        .map(|r| &r["user"])
+        .collect();
+    assert_eq!(users, [&json!("token:alice"), &json!("token:bob")], "{promotion}");
+
+    let history = fx.history();
+    let of_kind = |kind: &str| -> Vec<&Value> { history.iter().filter(|e| e["kind"] == kind).collect() };
+    let mut approvals: Vec<(&str, &str)> = of_kind("freight.approved")
+        .iter()
+        .map(|e| (e["stage"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    approvals.reverse();
+    assert_eq!(
+        approvals,
+        [
+            ("release", "token:alice"),
+            ("release", "token:alice"),
+            ("release", "token:bob"),
+            ("gate", "token:alice"),
+            ("gate", "token:alice"),
+            ("gate", "token:bob"),
+        ],
+        "{history:#?}"
+    );
+    let mut denied: Vec<&str> = of_kind("access.denied")
+        .iter()
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    denied.sort_unstable();
+    assert_eq!(denied, ["token:carol", "token:wall"], "{history:#?}");
+    let audit = of_kind("promotion.audit");
+    assert_eq!(audit.len(), 1, "{history:#?}");
+    assert_eq!(audit[0]["actor"], "token:carol", "the promotion's actor: {history:#?}");
+    assert_eq!(
+        audit[0]["body"],
+        json!({
+            "type": "approved",
+            "message": "released by token:alice and token:bob",
+            "attributedTo": "token:alice",
+            "data": {"environment": "gate"},
+            "step": "audit",
+        }),
+        "{history:#?}"
+    );
+}

@@ -10,6 +10,7 @@
 extern crate self as barge_core;
 
 pub mod analysis;
+pub mod approval;
 pub mod authz;
 pub mod criteria;
 pub mod delivery;

@@ -6,6 +6,7 @@
 //! Pure: the caller hands in the Freight with its history, the Stage's state and the time.
 //! Groundwork for the daemon and `barge get stage` (issue #5).
 
+use crate::approval::{Approval, ApprovalPolicy};
 use crate::model::kargo::FreightSources;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -24,6 +25,8 @@ pub struct FreightView {
     pub soaked: BTreeMap<String, Soak>,
     /// Stages that may take it regardless of upstream verification.
     pub approved_for: Vec<String>,
+    /// Stage → the approvals recorded for it there (for a Stage's approval policy).
+    pub approvals: BTreeMap<String, Vec<Approval>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub struct StageView {
     /// The Stage's latest promotion, when it did not succeed: auto-promotion does not retry
     /// the same Freight (as in Kargo), a person does.
     pub failed_promotion: Option<FailedPromotion>,
+    /// The approvals Freight needs before it may enter (`spec.approvalPolicy`).
+    pub approval_policy: Option<ApprovalPolicy>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +110,9 @@ pub enum Waiting {
         freight: String,
         promotion: FailedPromotion,
     },
+    /// The Stage's approval policy is not met yet: `progress` says how far
+    /// (`1 of 2 (needs role admin or subject alice)`).
+    WaitingForApprovals { freight: String, progress: String },
 }
 
 /// What to do for one freight request.
@@ -118,8 +126,30 @@ pub enum Decision {
     Wait(Waiting),
 }
 
-/// Whether `f` may enter `stage` from these sources at `now`; `Err` says what is missing.
-pub fn availability(f: &FreightView, stage: &str, sources: &FreightSources, now: i64) -> Result<(), Waiting> {
+/// Whether `f` may enter `stage` from these sources at `now`, and, when the Stage has an
+/// approval policy, whether enough approvers approved it there; `Err` says what is missing.
+pub fn availability(
+    f: &FreightView,
+    stage: &str,
+    sources: &FreightSources,
+    policy: Option<&ApprovalPolicy>,
+    now: i64,
+) -> Result<(), Waiting> {
+    from_sources(f, stage, sources, now)?;
+    let Some(policy) = policy else { return Ok(()) };
+    let tally = policy.tally(f.approvals.get(stage).map_or(&[], Vec::as_slice));
+    if tally.met() {
+        Ok(())
+    } else {
+        Err(Waiting::WaitingForApprovals {
+            freight: f.name.clone(),
+            progress: tally.progress(policy),
+        })
+    }
+}
+
+/// Whether the sources offer `f` to `stage` (direct, approved, or verified and soaked upstream).
+fn from_sources(f: &FreightView, stage: &str, sources: &FreightSources, now: i64) -> Result<(), Waiting> {
     if sources.direct == Some(true) || f.approved_for.iter().any(|s| s == stage) {
         return Ok(());
     }
@@ -196,12 +226,12 @@ pub fn candidate<'a>(
             .and_then(|s| stage.upstream_current.get(s))
             .and_then(|name| newest_first.iter().find(|f| &f.name == name).copied())
             .ok_or(Waiting::NoFreight)?;
-        return availability(upstream, &stage.name, sources, now).map(|()| upstream);
+        return availability(upstream, &stage.name, sources, stage.approval_policy.as_ref(), now).map(|()| upstream);
     }
     // The newest available Freight; when none is, why the newest one is not.
     let mut first_reason = None;
     for f in &newest_first {
-        match availability(f, &stage.name, sources, now) {
+        match availability(f, &stage.name, sources, stage.approval_policy.as_ref(), now) {
             Ok(()) => return Ok(f),
             Err(w) => {
                 first_reason.get_or_insert(w);
@@ -275,6 +305,7 @@ impl Waiting {
             Waiting::VerificationFailed { .. } => "VerificationFailed",
             Waiting::VerificationRunning { .. } => "VerificationRunning",
             Waiting::PromotionFailed { .. } => "PromotionFailed",
+            Waiting::WaitingForApprovals { .. } => "WaitingForApprovals",
         }
     }
 
@@ -329,6 +360,9 @@ impl Waiting {
                 name(freight),
                 promotion.phase
             ),
+            Waiting::WaitingForApprovals { freight, progress } => {
+                format!("{} is waiting for approvals: {progress}", name(freight))
+            }
         }
     }
 }
@@ -491,6 +525,51 @@ mod tests {
             Decision::Promote {
                 freight: "hotfix".into()
             }
+        );
+    }
+
+    #[test]
+    fn an_approval_policy_holds_freight_back_until_enough_distinct_approvers_approved() {
+        use crate::approval::Approval;
+        use crate::authz::Role;
+        let mut prod = auto("prod");
+        prod.approval_policy = Some(
+            serde_json::from_str(r#"{"minApprovals": 2, "approvers": [{"role": "admin"}, {"subject": "alice"}]}"#)
+                .unwrap(),
+        );
+        let approval = |approver: &str, role, at| Approval {
+            approver: approver.into(),
+            role,
+            at,
+        };
+        let mut f = freight("a", 1);
+        f.approvals.insert(
+            "prod".into(),
+            vec![
+                approval("token:alice", Role::Promoter, 1),
+                approval("token:alice", Role::Promoter, 2),
+            ],
+        );
+        let waiting = decide(&prod, &direct(), std::slice::from_ref(&f), NOW);
+        let Decision::Wait(w) = &waiting else {
+            panic!("{waiting:?}")
+        };
+        assert_eq!(w.code(), "WaitingForApprovals");
+        assert_eq!(
+            w.message(NOW, &|n| n.to_string()),
+            "a is waiting for approvals: 1 of 2 (needs role admin or subject alice)"
+        );
+        // Approvals for another Stage do not count here.
+        f.approvals
+            .insert("staging".into(), vec![approval("token:root", Role::Admin, 3)]);
+        assert_eq!(decide(&prod, &direct(), std::slice::from_ref(&f), NOW), waiting);
+        f.approvals
+            .get_mut("prod")
+            .unwrap()
+            .push(approval("token:root", Role::Admin, 3));
+        assert_eq!(
+            decide(&prod, &direct(), &[f], NOW),
+            Decision::Promote { freight: "a".into() }
         );
     }
 

@@ -802,6 +802,48 @@ step_config!(
     }
 );
 
+step_config!(
+    /// wait-for-approval (Kargo Enterprise's): waits until enough distinct approvers approved
+    /// the promotion's Freight for its Stage (`barge approve`).
+    WaitForApproval {
+        /// Who may approve (ORed): `{role: promoter|admin}` or `{subject: NAME}`, each
+        /// optionally `required: true`; empty: anyone who may approve.
+        approvers: Vec<crate::approval::ApproverRule>,
+        /// How many distinct approvers must approve (default 1).
+        min_approvals: Option<i64>,
+        /// How often to re-check as a fallback (an approval wakes the step at once); a Go
+        /// duration, at least the engine's poll interval.
+        poll_interval: String,
+    }
+);
+
+impl WaitForApproval {
+    /// The policy the step waits for.
+    pub fn policy(&self) -> crate::approval::ApprovalPolicy {
+        crate::approval::ApprovalPolicy {
+            min_approvals: self.min_approvals,
+            approvers: self.approvers.clone(),
+        }
+    }
+}
+
+step_config!(
+    /// record-audit-event (Kargo Enterprise's): one custom event in barge's audit log.
+    RecordAuditEvent {
+        /// What happened, recorded verbatim (required).
+        message: String,
+        /// A short label (e.g. `approved`, `deployed`), recorded as the event's kind
+        /// `promotion.custom.<type>`; default `recorded`.
+        #[serde(rename = "type")]
+        kind: String,
+        /// Who the step attributes the event to; recorded as `attributedTo` beside the
+        /// promotion's own actor, which stays the event's actor.
+        actor: String,
+        /// String key/value details recorded with the event.
+        data: BTreeMap<String, String>,
+    }
+);
+
 /// One string or a list of strings (Kargo documents `smtp.to` as a string).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -868,6 +910,8 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "set-freight-alias" => SetFreightAlias::shape(),
         "fail" => Fail::shape(),
         "send-message" => SendMessage::shape(),
+        "wait-for-approval" => WaitForApproval::shape(),
+        "record-audit-event" => RecordAuditEvent::shape(),
         _ => return None,
     })
 }

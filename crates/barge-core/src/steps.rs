@@ -32,6 +32,8 @@ pub const BUILTIN: &[&str] = &[
     "kustomize-set-image",
     "oci-download",
     "oci-push",
+    // Kargo Enterprise's; barge records it in its own audit log (docs/reference/steps.md).
+    "record-audit-event",
     // barge's own: waits for an Argo Rollouts Rollout (docs/reference/steps.md).
     "rollout-wait",
     // Kargo Enterprise's; barge runs it with its notification channels.
@@ -42,6 +44,8 @@ pub const BUILTIN: &[&str] = &[
     "toml-parse",
     "toml-update",
     "untar",
+    // Kargo Enterprise's; barge counts the approvals `barge approve` records.
+    "wait-for-approval",
     "yaml-merge",
     "yaml-parse",
     "yaml-update",
@@ -54,9 +58,7 @@ pub const NOT_RUNNABLE: &[(&str, &str)] = &[];
 
 /// Steps that exist only in Kargo Enterprise (Kargo's `docs/enterprise-features.json`).
 pub const ENTERPRISE: &[&str] = &[
-    "wait-for-approval",
     "get-user-input",
-    "record-audit-event",
     "jira",
     "jfrog-evidence",
     "gh-create-issue",

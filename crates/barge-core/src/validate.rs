@@ -1097,6 +1097,9 @@ impl<'a> Cx<'a, '_> {
             self.push(d);
             return;
         };
+        if let Some(policy) = &spec.approval_policy {
+            self.approval_policy(policy, &path!["spec", "approvalPolicy"]);
+        }
         if spec.requested_freight.is_empty() {
             let d = self
                 .diag(Code::MissingField, &path!["spec"], "Stage requests no freight")
@@ -1338,6 +1341,11 @@ impl<'a> Cx<'a, '_> {
                 (Some(uses), None) => {
                     self.step_name(uses, &p("uses"));
                     self.step_config(uses, &p("config"));
+                    match uses.as_str() {
+                        "wait-for-approval" => self.wait_for_approval(&p("config")),
+                        "record-audit-event" => self.record_audit_event(&p("config")),
+                        _ => {}
+                    }
                 }
                 (None, Some(task)) => {
                     if in_task {
@@ -1377,6 +1385,85 @@ impl<'a> Cx<'a, '_> {
                             "errorThreshold cannot be negative",
                         )
                         .hint("use 1 (no retries, the default) or more");
+                    self.push(d);
+                }
+            }
+        }
+    }
+
+    /// A Stage's `approvalPolicy` or a wait-for-approval step's config: what would make it
+    /// unusable (a count below 1, a rule barge cannot match, more approvers than may approve).
+    fn approval_policy(&mut self, policy: &crate::approval::ApprovalPolicy, base: &[PathSeg]) {
+        for problem in policy.problems() {
+            let path = match problem.rule {
+                Some(i) => join(base, &path!["approvers", i, problem.field]),
+                None => join(base, &path![problem.field]),
+            };
+            let d = self
+                .diag(Code::InvalidValue, &path, problem.message)
+                .hint("approvers: [{role: promoter|admin} or {subject: NAME}], minApprovals ≥ 1 (docs/reference/access.md, \"Approvals\")");
+            self.push(d);
+        }
+    }
+
+    /// wait-for-approval's policy and poll interval, when they are not expressions (those
+    /// are checked when the step runs).
+    fn wait_for_approval(&mut self, path: &[PathSeg]) {
+        let Some(node) = self.r.node.at(path) else { return };
+        let config = node.to_json();
+        if config.to_string().contains("${") {
+            return;
+        }
+        let policy = serde_json::json!({
+            "minApprovals": config.get("minApprovals"),
+            "approvers": config.get("approvers").cloned().unwrap_or_else(|| serde_json::json!([])),
+        });
+        match serde_json::from_value::<crate::approval::ApprovalPolicy>(policy) {
+            Ok(policy) => self.approval_policy(&policy, path),
+            Err(e) => {
+                let d = self
+                    .diag(Code::InvalidType, path, format!("wait-for-approval: {e}"))
+                    .hint("minApprovals is an integer; approvers a list of {role: …} or {subject: …}");
+                self.push(d);
+            }
+        }
+        let poll = join(path, &path!["pollInterval"]);
+        let interval = self.r.node.at(&poll).map(|n| n.to_json());
+        self.duration(&poll, interval.as_ref().and_then(|v| v.as_str()), false);
+    }
+
+    /// record-audit-event needs a message; its type names an audit kind; its data is strings.
+    fn record_audit_event(&mut self, path: &[PathSeg]) {
+        let config = self.r.node.at(path).map(|n| n.to_json()).unwrap_or_default();
+        if config.get("message").and_then(|m| m.as_str()).is_none_or(str::is_empty) {
+            let d = self
+                .diag(Code::MissingField, path, "record-audit-event has no `message`")
+                .hint("add `message: <what happened>`; it is recorded verbatim in the audit log");
+            self.push(d);
+        }
+        if let Some(kind) = config.get("type").and_then(|t| t.as_str())
+            && !kind.contains("${")
+            && !crate::approval::valid_event_type(kind)
+        {
+            let d = self
+                .diag(
+                    Code::InvalidValue,
+                    &join(path, &path!["type"]),
+                    format!("{kind:?} is not an audit event type"),
+                )
+                .hint("1 to 63 letters, digits, '-', '_' or '.', e.g. `approved` or `deployed`");
+            self.push(d);
+        }
+        if let Some(data) = config.get("data").and_then(|d| d.as_object()) {
+            for (key, value) in data {
+                if !value.is_string() {
+                    let d = self
+                        .diag(
+                            Code::InvalidType,
+                            &join(path, &path!["data", key.as_str()]),
+                            format!("record-audit-event data {key:?} is not a string"),
+                        )
+                        .hint("quote the value: data holds string keys and values");
                     self.push(d);
                 }
             }

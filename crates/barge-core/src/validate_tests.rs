@@ -169,3 +169,100 @@ fn promotion_mechanisms_without_a_promotion_template_are_the_old_schema() {
         .collect();
     assert_eq!(found, vec![(Code::OldKargoSchema, Severity::Error, 6, 3)]);
 }
+
+/// Issues #16, #20: a Stage's approval policy and the wait-for-approval and
+/// record-audit-event steps are checked where they are written: more approvers required than
+/// the subjects named, a count below 1, a bad poll interval, a rule with both `role` and
+/// `subject`, a role nobody approving has, Kargo's OIDC claim rules, a wrongly typed field, an
+/// unknown option, no message, a bad type, data that is not a string. Expressions are left to
+/// the run.
+#[test]
+fn approval_policies_and_the_approval_steps_report_bad_options_at_their_position() {
+    let text = "\
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  subscriptions: [{image: {repoURL: ghcr.io/acme/app}}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: shop}
+spec:
+  approvalPolicy:
+    minApprovals: 3
+    approvers: [{subject: alice}, {subject: bob}]
+  requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {direct: true}}]
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: wait-for-approval
+          config:
+            minApprovals: 0
+            pollInterval: soon
+            approvers: [{role: admin, subject: bob}, {role: viewer}, {claim: groups, value: leads}]
+        - uses: wait-for-approval
+          config: {minApprovals: two, aprovers: []}
+        - uses: record-audit-event
+          config: {type: 'has space', data: {n: 1}}
+        - uses: wait-for-approval
+          config: {minApprovals: '${{ vars.n }}'}
+";
+    let found: Vec<_> = diagnostics(text)
+        .into_iter()
+        .map(|(code, _, line, column, message)| (code, line, column, message))
+        .collect();
+    let want = [
+        (
+            Code::InvalidValue,
+            12,
+            19,
+            "minApprovals is 3 but only 2 subject(s) may approve; the Freight could never be approved",
+        ),
+        (Code::InvalidValue, 20, 27, "minApprovals is 0; it must be at least 1"),
+        (Code::InvalidDuration, 21, 27, "\"soon\" is not a valid duration"),
+        (
+            Code::InvalidValue,
+            22,
+            48,
+            "an approver rule sets `role` or `subject`, not both",
+        ),
+        (
+            Code::InvalidValue,
+            22,
+            61,
+            "a viewer cannot approve; use `promoter` or `admin`",
+        ),
+        (
+            Code::InvalidValue,
+            22,
+            78,
+            "barge matches approvers by `role` or `subject`, not by OIDC claims; name the subjects or a role instead",
+        ),
+        (
+            Code::InvalidType,
+            24,
+            19,
+            "wait-for-approval: invalid type: string \"two\", expected i64",
+        ),
+        (
+            Code::UnknownStepField,
+            24,
+            39,
+            "wait-for-approval has no config field \"aprovers\"; the promotion would fail at this step",
+        ),
+        (Code::MissingField, 26, 19, "record-audit-event has no `message`"),
+        (Code::InvalidValue, 26, 26, "\"has space\" is not an audit event type"),
+        (
+            Code::InvalidType,
+            26,
+            49,
+            "record-audit-event data \"n\" is not a string",
+        ),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(c, l, col, m)| (*c, *l, *col, m.to_string()))
+        .collect();
+    assert_eq!(found, want);
+}

@@ -178,6 +178,33 @@ pub struct ApprovedFor {
     /// RFC 3339.
     pub approved_at: String,
     pub approved_by: Option<String>,
+    /// barge's: every distinct approver so far, oldest first (what a Stage's approval policy
+    /// and the wait-for-approval step count).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<ApproverInfo>,
+}
+
+impl ApproverInfo {
+    pub fn of(a: &barge_store::StoredApproval) -> ApproverInfo {
+        ApproverInfo {
+            approver: a.approver.clone(),
+            role: a.role.clone(),
+            approved_at: crate::format::rfc3339(a.approved_at),
+        }
+    }
+}
+
+/// One approver of a Freight for a Stage: the authenticated principal, never a name a client
+/// sent.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApproverInfo {
+    /// As the audit log names it (`token:alice`).
+    pub approver: String,
+    /// Its role when it approved.
+    pub role: String,
+    /// RFC 3339.
+    pub approved_at: String,
 }
 
 impl Serialize for FreightInfo {
@@ -300,6 +327,11 @@ pub struct Approved {
     pub alias: Option<String>,
     pub stage: String,
     pub approved_by: String,
+    /// Every distinct approver of the Freight for the Stage so far, this one included.
+    pub approvers: Vec<ApproverInfo>,
+    /// With a Stage approval policy: how far it is (`1 of 2 (needs role admin)`, `2 of 2 …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -221,6 +221,18 @@ pub enum Event {
         /// `status`, `reason` and what was asked (never a token).
         body: Value,
     },
+    /// A record-audit-event step's event (Kargo Enterprise's step): recorded under the
+    /// promotion's actor; whom the step attributes it to is in the body.
+    AuditRecorded {
+        promotion: PromotionRef,
+        step: String,
+        /// The step's `type`.
+        kind: String,
+        message: String,
+        attributed_to: Option<String>,
+        /// String keys and values.
+        data: Value,
+    },
     /// A webhook delivery that failed its provider's authentication (what it carried is
     /// never recorded).
     WebhookRefused {
@@ -274,6 +286,7 @@ impl Event {
             Event::DefinitionsRejected { .. } => "config.rejected",
             Event::DiscoveryFailed { .. } => "discovery.failed",
             Event::AccessDenied { .. } => "access.denied",
+            Event::AuditRecorded { .. } => "promotion.audit",
             Event::WebhookRefused { .. } => "webhook.unauthorized",
         }
     }
@@ -316,6 +329,7 @@ impl Event {
             | Event::DefinitionsRejected { .. }
             | Event::DiscoveryFailed { .. }
             | Event::AccessDenied { .. }
+            | Event::AuditRecorded { .. }
             | Event::WebhookRefused { .. } => false,
         }
     }
@@ -352,7 +366,8 @@ impl Event {
             | Event::StepStarted { promotion: p, .. }
             | Event::StepFinished { promotion: p, .. }
             | Event::PromotionFinished { promotion: p, .. }
-            | Event::PromotionAborted { promotion: p, .. } => &p.project,
+            | Event::PromotionAborted { promotion: p, .. }
+            | Event::AuditRecorded { promotion: p, .. } => &p.project,
             Event::VerificationStarted { verification: v, .. }
             | Event::VerificationMeasured { verification: v, .. }
             | Event::VerificationFinished { verification: v, .. } => &v.project,
@@ -436,6 +451,20 @@ impl Event {
                 freight: "",
                 body: body.clone(),
             },
+            Event::AuditRecorded {
+                promotion,
+                step,
+                kind,
+                message,
+                attributed_to,
+                data,
+            } => AuditRow {
+                subject: format!("Promotion/{}", promotion.name),
+                actor: &promotion.actor,
+                stage: &promotion.stage,
+                freight: &promotion.freight,
+                body: json!({"type": kind, "message": message, "attributedTo": attributed_to, "data": data, "step": step}),
+            },
             Event::WebhookRefused {
                 receiver, actor, path, ..
             } => AuditRow {
@@ -511,6 +540,7 @@ impl Event {
             Event::WebhookRefused { receiver, .. } => {
                 format!("webhook delivery to {receiver} refused: missing or wrong signature or token")
             }
+            Event::AuditRecorded { kind, message, .. } => format!("audit event {kind}: {message}"),
             Event::AccessDenied { subject, body, .. } => format!(
                 "{subject} refused ({}): {}",
                 body["status"],
@@ -556,6 +586,10 @@ impl Event {
                 f.promotion(promotion);
                 f.step = Some(step);
                 f.uses = Some(uses);
+            }
+            Event::AuditRecorded { promotion, step, .. } => {
+                f.promotion(promotion);
+                f.step = Some(step);
             }
             Event::VerificationStarted { verification, actor }
             | Event::VerificationFinished {
@@ -627,6 +661,18 @@ impl Event {
             Event::DefinitionsReloaded { source } => *source = r.text(source),
             Event::DefinitionsRejected { diagnostics, .. } => *diagnostics = r.json(diagnostics),
             Event::AccessDenied { body, .. } => *body = r.json(body),
+            Event::AuditRecorded {
+                message,
+                attributed_to,
+                data,
+                ..
+            } => {
+                *message = r.text(message);
+                *data = r.json(data);
+                if let Some(who) = attributed_to {
+                    *who = r.text(who);
+                }
+            }
             Event::WebhookRefused { .. } => {}
             Event::DiscoveryFailed { repo_url, error, .. } => {
                 *error = r.text(error);

@@ -454,10 +454,12 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             let mut facts_by_project = std::collections::BTreeMap::new();
             for f in list {
                 if !facts_by_project.contains_key(&f.project) {
-                    facts_by_project.insert(f.project.clone(), store.freight_stages(&f.project).await?);
+                    let facts = store.freight_stages(&f.project).await?;
+                    let approvals = store.list_approvals(&f.project).await?;
+                    facts_by_project.insert(f.project.clone(), (facts, approvals));
                 }
-                let facts = &facts_by_project[&f.project];
-                out.push(freight_info(f, facts));
+                let (facts, approvals) = &facts_by_project[&f.project];
+                out.push(freight_info(f, facts, approvals));
             }
             Answer::Freight(out)
         }
@@ -572,9 +574,44 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     f.warehouse
                 );
             }
+            let name = &f.freight.metadata.name;
+            // The principal's own role (the in-process CLI is an admin); access already
+            // refused viewers.
+            let role = cx.principal.role;
+            let policy = def.spec.approval_policy.as_ref();
+            let mine = barge_core::approval::Approval {
+                approver: actor.clone(),
+                role,
+                at: now,
+            };
+            if let Some(policy) = policy.filter(|p| !p.admits(&mine)) {
+                let reason = format!(
+                    "{actor} may not approve for Stage {stage}: its approvalPolicy takes {}",
+                    policy.describe()
+                );
+                // Refused like any other call the principal may not make: audited.
+                let _ = cx
+                    .events
+                    .emit(Event::AccessDenied {
+                        project: def.project.into(),
+                        stage: stage.clone(),
+                        subject: "Call/approve".into(),
+                        actor: actor.clone(),
+                        body: serde_json::json!({"status": 403, "reason": reason, "freight": name}),
+                    })
+                    .await;
+                return Err(EngineError::Forbidden(reason));
+            }
             store
-                .approve(def.project, &f.freight.metadata.name, &stage, &f.warehouse, &actor, now)
+                .approve(def.project, name, &stage, &f.warehouse, &actor, role.as_str(), now)
                 .await?;
+            // A wait-for-approval step of this process re-counts at once.
+            if let Some(engine) = cx.engine {
+                engine
+                    .wakeups
+                    .wake(&barge_promote::wakeups::approval_key(def.project, &stage, name));
+            }
+            let approvers = store.approvals_of(def.project, name, &stage).await?;
             let _ = cx
                 .events
                 .emit(Event::FreightApproved {
@@ -584,11 +621,17 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     actor: actor.clone(),
                 })
                 .await;
+            let policy = policy.map(|p| {
+                let counted: Vec<_> = approvers.iter().map(crate::pipeline::approval_of).collect();
+                p.tally(&counted).progress(p)
+            });
             Answer::Approved(Approved {
                 freight: f.freight.metadata.name,
                 alias: f.freight.alias,
                 stage,
                 approved_by: actor,
+                approvers: approvers.iter().map(ApproverInfo::of).collect(),
+                policy,
             })
         }
         Call::Abort { project, name, actor } => {
@@ -874,7 +917,11 @@ fn discovery_error(status: &serde_json::Value) -> Option<String> {
 /// A Freight with Kargo's status fields (currentlyIn, verifiedIn, approvedFor), its times and
 /// durations in Kargo's forms (metav1.Time, metav1.Duration), as the
 /// `apiVersion: kargo.akuity.io/v1alpha1` the Freight carries promises.
-fn freight_info(f: barge_store::StoredFreight, facts: &[barge_store::FreightStage]) -> FreightInfo {
+fn freight_info(
+    f: barge_store::StoredFreight,
+    facts: &[barge_store::FreightStage],
+    approvals: &[barge_store::StoredApproval],
+) -> FreightInfo {
     let mut status = FreightStatus::default();
     for x in facts.iter().filter(|x| x.freight == f.freight.metadata.name) {
         if x.current() {
@@ -892,6 +939,11 @@ fn freight_info(f: barge_store::StoredFreight, facts: &[barge_store::FreightStag
             let approved = ApprovedFor {
                 approved_at: rfc3339(at),
                 approved_by: x.approved_by.clone(),
+                approvers: approvals
+                    .iter()
+                    .filter(|a| a.freight == x.freight && a.stage == x.stage)
+                    .map(ApproverInfo::of)
+                    .collect(),
             };
             status.approved_for.insert(x.stage.clone(), approved);
         }

@@ -9,7 +9,7 @@ use barge_core::model::Body;
 use barge_core::model::kargo::{FreightSources, StageSpec};
 use barge_core::promotion::Phase;
 use barge_core::stage::{Decision, FreightView, Hold, Soak, StageView, Waiting};
-use barge_store::{FreightStage, StageHold, Store, StoredFreight, StoredPromotion};
+use barge_store::{FreightStage, StageHold, Store, StoredApproval, StoredFreight, StoredPromotion};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub last: BTreeMap<String, StoredPromotion>,
     /// The newest verification of each stage.
     pub verifications: BTreeMap<String, barge_store::Verification>,
+    /// Who approved which Freight for which Stage.
+    pub approvals: Vec<StoredApproval>,
 }
 
 impl Snapshot {
@@ -48,6 +50,7 @@ impl Snapshot {
                 .into_iter()
                 .map(|v| (v.stage.clone(), v))
                 .collect(),
+            approvals: store.list_approvals(project).await?,
         })
     }
 
@@ -111,9 +114,22 @@ impl Snapshot {
                         v.approved_for.push(fact.stage.clone());
                     }
                 }
+                for a in self.approvals.iter().filter(|a| &a.freight == name) {
+                    v.approvals.entry(a.stage.clone()).or_default().push(approval_of(a));
+                }
                 v
             })
             .collect()
+    }
+}
+
+/// A stored approval as the core counts it; a role the store does not know (none today)
+/// counts as a viewer's, which no policy admits.
+pub fn approval_of(a: &StoredApproval) -> barge_core::approval::Approval {
+    barge_core::approval::Approval {
+        approver: a.approver.clone(),
+        role: barge_core::authz::Role::parse(&a.role).unwrap_or(barge_core::authz::Role::Viewer),
+        at: a.approved_at,
     }
 }
 
@@ -176,6 +192,12 @@ pub struct StageStatus {
     /// The Stage's definition (its spec, as loaded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spec: Option<StageSpec>,
+    /// `spec.approvalPolicy`: the approvals Freight needs before it may enter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<barge_core::approval::ApprovalPolicy>,
+    /// Freight name → its approvers for this Stage so far, oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub approvals: BTreeMap<String, Vec<crate::answer::ApproverInfo>>,
 }
 
 /// A Stage's health: the worst of its apps' (Healthy < Progressing < Unknown < Degraded).
@@ -368,6 +390,7 @@ pub fn stage_status(
                     freight: p.freight.clone(),
                     phase: p.phase,
                 }),
+            approval_policy: def.spec.approval_policy.clone(),
         };
         let freight = snap.views(warehouse);
         let decision = barge_core::stage::decide(&view, &req.sources, &freight, now);
@@ -380,7 +403,10 @@ pub fn stage_status(
                     .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
                 let message = newest
                     .filter(|n| &n.name != has)
-                    .and_then(|n| barge_core::stage::availability(n, def.name, &req.sources, now).err())
+                    .and_then(|n| {
+                        barge_core::stage::availability(n, def.name, &req.sources, view.approval_policy.as_ref(), now)
+                            .err()
+                    })
                     .map(|w| format!("newer: {}", w.message(now, &display)))
                     .unwrap_or_default();
                 ("UpToDate", Some(has.clone()), None, message)
@@ -433,6 +459,18 @@ pub fn stage_status(
         }),
         health: None,
         spec: Some(def.spec.clone()),
+        approval_policy: def.spec.approval_policy.clone(),
+        approvals: snap
+            .approvals
+            .iter()
+            .filter(|a| a.stage == def.name)
+            .fold(BTreeMap::new(), |mut by_freight, a| {
+                by_freight
+                    .entry(a.freight.clone())
+                    .or_insert_with(Vec::new)
+                    .push(crate::answer::ApproverInfo::of(a));
+                by_freight
+            }),
     })
 }
 
@@ -470,7 +508,18 @@ pub fn check_manual(
         .into_iter()
         .find(|v| v.name == freight.freight.metadata.name)
         .unwrap_or_default();
-    if let Err(w) = barge_core::stage::availability(&view, def.name, sources, now_ms / 1000) {
+    let policy = def.spec.approval_policy.as_ref();
+    if let Err(w @ Waiting::WaitingForApprovals { .. }) =
+        barge_core::stage::availability(&view, def.name, sources, policy, now_ms / 1000)
+    {
+        return invalid!(
+            "{name} cannot enter Stage {}: {}; `barge approve --freight {name} --stage {}` records an approval",
+            def.name,
+            w.message(now_ms / 1000, &|n| snap.display(n)),
+            def.name
+        );
+    }
+    if let Err(w) = barge_core::stage::availability(&view, def.name, sources, None, now_ms / 1000) {
         return invalid!(
             "{name} is not available to Stage {}: {}; `barge approve --freight {name} --stage {}` makes it available",
             def.name,

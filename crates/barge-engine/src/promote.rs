@@ -48,6 +48,9 @@ struct StoreJournal {
     aborted: std::sync::atomic::AtomicBool,
     /// A save was refused because another runner holds the lease now.
     lease_lost: std::sync::atomic::AtomicBool,
+    /// Where record-audit-event's events go (the one sink that audits).
+    events: EventSink,
+    promotion: PromotionRef,
 }
 
 /// The owned parts of a [`barge_store::StageEntry`].
@@ -100,6 +103,34 @@ impl Journal for StoreJournal {
                 }
                 other => other.map_err(|e| e.to_string()),
             }
+        })
+    }
+
+    fn approvals(&self) -> BoxFuture<'_, Result<Vec<barge_core::approval::Approval>, String>> {
+        Box::pin(async move {
+            let Some(store) = &self.store else {
+                return Ok(Vec::new());
+            };
+            let e = &self.entry;
+            let stored = store
+                .approvals_of(&self.project, &e.freight, &e.stage)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(stored.iter().map(pipeline::approval_of).collect())
+        })
+    }
+
+    fn audit<'a>(&'a self, note: &'a barge_promote::AuditNote) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let event = Event::AuditRecorded {
+                promotion: self.promotion.clone(),
+                step: note.step.clone(),
+                kind: note.kind.clone(),
+                message: note.message.clone(),
+                attributed_to: note.attributed_to.clone(),
+                data: serde_json::to_value(&note.data).unwrap_or_default(),
+            };
+            self.events.emit(event).await.map_err(|e| e.to_string())
         })
     }
 }
@@ -260,6 +291,8 @@ pub async fn execute(
         entry,
         aborted: std::sync::atomic::AtomicBool::new(false),
         lease_lost: std::sync::atomic::AtomicBool::new(false),
+        events: events.clone(),
+        promotion: PromotionRef::of(p),
     };
     let progress = Progress {
         events: if dry_run { events.logging_only() } else { events.clone() },

@@ -166,6 +166,10 @@ pub struct StageExtras {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub last_verification: Option<VerificationStatus>,
+    /// Under `spec.approvalPolicy`: Freight name → who approved it for this Stage so far,
+    /// oldest first.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub approvals: BTreeMap<String, Vec<crate::answer::ApproverInfo>>,
 }
 
 /// Kargo's FreightCollection: a Stage's Freight, by origin.
@@ -421,6 +425,7 @@ impl Stage {
                 barge: StageExtras {
                     requests: s.requests.clone(),
                     last_verification: s.last_verification.clone(),
+                    approvals: s.approvals.clone(),
                 },
             },
         }

@@ -136,9 +136,38 @@ pub fn promotion_name(stage: &str, freight: &str) -> String {
     format!("{stage}.{}.{short}", ulid.to_string().to_lowercase())
 }
 
-/// Where step progress is stored between steps.
+/// Where step progress is stored between steps, and the store the steps that read or write
+/// barge's own records use (wait-for-approval, record-audit-event).
 pub trait Journal: Send + Sync {
     fn save<'a>(&'a self, state: &'a State, phase: Phase, message: &'a str) -> BoxFuture<'a, Result<(), String>>;
+
+    /// The approvals recorded so far for the promotion's Freight and Stage.
+    fn approvals(&self) -> BoxFuture<'_, Result<Vec<barge_core::approval::Approval>, String>> {
+        Box::pin(async { Err(NO_RECORDS.to_string()) })
+    }
+
+    /// Records a record-audit-event step's event in the audit log.
+    fn audit<'a>(&'a self, note: &'a AuditNote) -> BoxFuture<'a, Result<(), String>> {
+        let _ = note;
+        Box::pin(async { Err(NO_RECORDS.to_string()) })
+    }
+}
+
+/// Why a journal without a store refuses approvals and audit events.
+const NO_RECORDS: &str =
+    "approvals and audit events are kept by a store: run the promotion with `barge serve` or `barge promote --db`";
+
+/// What a record-audit-event step records (its config, rendered).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditNote {
+    /// The step's alias.
+    pub step: String,
+    /// The step's `type` (default `recorded`).
+    pub kind: String,
+    pub message: String,
+    /// Who the step attributes the event to, when it names someone.
+    pub attributed_to: Option<String>,
+    pub data: std::collections::BTreeMap<String, String>,
 }
 
 /// What the engine reports as it goes.
@@ -344,6 +373,7 @@ impl Engine {
                         &data,
                         &scope,
                         replay,
+                        journal,
                         &mut state.steps[i].error_count,
                         &mut effects,
                     )
@@ -397,6 +427,7 @@ impl Engine {
         data: &Data,
         scope: &Scope,
         replay: bool,
+        journal: &dyn Journal,
         error_count: &mut u32,
         effects: &mut Vec<steps::Effect>,
     ) -> (StepStatus, String, Map<String, Json>) {
@@ -425,6 +456,7 @@ impl Engine {
                         data,
                         scope,
                         replay,
+                        journal,
                     };
                     runner(&ctx, config).await
                 }

@@ -9,6 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// The key a wait-for-approval step waits on: an approval of `freight` for `stage` wakes it.
+pub fn approval_key(project: &str, stage: &str, freight: &str) -> String {
+    format!("approval:{project}/{stage}/{freight}")
+}
+
 /// The keys steps of this process wait on now, each with the steps' shared wake-up.
 #[derive(Default)]
 pub struct Wakeups {

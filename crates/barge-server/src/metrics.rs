@@ -442,6 +442,7 @@ impl MetricsHook for Metrics {
             // Counted by the layer around the webhook route, which sees every outcome.
             Event::WebhookRefused { .. }
             | Event::FreightApproved { .. }
+            | Event::AuditRecorded { .. }
             | Event::FreightAliased { .. }
             | Event::MetadataUpdated { .. }
             | Event::WindowOverridden { .. }

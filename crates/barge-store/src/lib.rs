@@ -157,7 +157,7 @@ mod verifications;
 mod work;
 pub use outbox::{Attempt, NewNotification, Notification};
 pub use replicas::{DiscoveryClaim, Replica};
-pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold};
+pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold, StoredApproval};
 pub use tokens::{NewToken, StoredToken};
 pub use verifications::Verification;
 

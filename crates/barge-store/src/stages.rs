@@ -35,6 +35,19 @@ impl FreightStage {
     }
 }
 
+/// One approver's approval of a Freight for a Stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredApproval {
+    pub freight: String,
+    pub stage: String,
+    /// The principal as the audit log names it (`token:alice`).
+    pub approver: String,
+    /// Its role when it approved: viewer, promoter or admin.
+    pub role: String,
+    pub approved_at: i64,
+}
+
 /// A hold on auto-promotion of one origin into one Stage.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -427,7 +440,10 @@ impl Store {
     }
 
     /// Approves Freight for a Stage: it becomes available there without upstream
-    /// verification or soak time (Kargo's `kargo approve`). Audited.
+    /// verification or soak time (Kargo's `kargo approve`), and `actor` (with its `role`) is
+    /// recorded among its approvers there, once however often it approves. Audited each time;
+    /// returns whether this was the approver's first approval of it for the Stage.
+    #[allow(clippy::too_many_arguments)]
     pub async fn approve(
         &self,
         project: &str,
@@ -435,9 +451,24 @@ impl Store {
         stage: &str,
         warehouse: &str,
         actor: &str,
+        role: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
+        let first = sqlx::query(
+            "INSERT INTO freight_approvals (project, freight, stage, approver, role, approved_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (project, freight, stage, approver) DO NOTHING",
+        )
+        .bind(project)
+        .bind(freight)
+        .bind(stage)
+        .bind(actor)
+        .bind(role)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
         sqlx::query(
             "INSERT INTO freight_stages (project, freight, stage, warehouse, approved_at, approved_by) VALUES ($1, $2, $3, $4, $5, $6) \
              ON CONFLICT (project, freight, stage) DO UPDATE SET approved_at = excluded.approved_at, approved_by = excluded.approved_by",
@@ -461,12 +492,55 @@ impl Store {
                 actor,
                 stage,
                 freight,
-                body: &serde_json::json!({"stage": stage}),
+                body: &serde_json::json!({"stage": stage, "role": role, "first": first}),
             },
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(first)
+    }
+
+    /// Every approver of every Freight of a project, per Stage, oldest first.
+    pub async fn list_approvals(&self, project: &str) -> Result<Vec<StoredApproval>, StoreError> {
+        self.approvals_where(project, None).await
+    }
+
+    /// The approvers of one Freight for one Stage, oldest first.
+    pub async fn approvals_of(
+        &self,
+        project: &str,
+        freight: &str,
+        stage: &str,
+    ) -> Result<Vec<StoredApproval>, StoreError> {
+        self.approvals_where(project, Some((freight, stage))).await
+    }
+
+    async fn approvals_where(
+        &self,
+        project: &str,
+        of: Option<(&str, &str)>,
+    ) -> Result<Vec<StoredApproval>, StoreError> {
+        let (freight, stage) = of.unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT freight, stage, approver, role, approved_at FROM freight_approvals \
+             WHERE project = $1 AND ($2 = '' OR (freight = $2 AND stage = $3)) ORDER BY approved_at, approver",
+        )
+        .bind(project)
+        .bind(freight)
+        .bind(stage)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredApproval {
+                    freight: r.try_get("freight")?,
+                    stage: r.try_get("stage")?,
+                    approver: r.try_get("approver")?,
+                    role: r.try_get("role")?,
+                    approved_at: r.try_get("approved_at")?,
+                })
+            })
+            .collect()
     }
 
     /// Holds auto-promotion of one origin into a Stage at its current Freight (`barge hold

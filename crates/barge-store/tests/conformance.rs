@@ -74,7 +74,66 @@ conformance!(
     tokens_are_found_by_hash_listed_and_revoked,
     discovery_is_leased_once_per_due_time_by_the_databases_clock,
     replicas_heartbeat_and_show_what_they_hold,
+    approvers_are_recorded_once_each_and_every_approval_is_audited,
 );
+
+async fn approvers_are_recorded_once_each_and_every_approval_is_audited(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let first = s
+        .approve("demo", "f1", "prod", "app", "token:alice", "promoter", 1_000)
+        .await
+        .unwrap();
+    let again = s
+        .approve("demo", "f1", "prod", "app", "token:alice", "promoter", 2_000)
+        .await
+        .unwrap();
+    let other = s
+        .approve("demo", "f1", "prod", "app", "token:root", "admin", 3_000)
+        .await
+        .unwrap();
+    // Another Stage and another Freight are counted apart.
+    s.approve("demo", "f1", "staging", "app", "token:bob", "promoter", 4_000)
+        .await
+        .unwrap();
+    s.approve("demo", "f2", "prod", "app", "token:bob", "promoter", 5_000)
+        .await
+        .unwrap();
+    assert_eq!((first, again, other), (true, false, true));
+    let prod: Vec<(String, String, i64)> = s
+        .approvals_of("demo", "f1", "prod")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.approver, a.role, a.approved_at))
+        .collect();
+    assert_eq!(
+        prod,
+        [
+            ("token:alice".to_string(), "promoter".to_string(), 1_000),
+            ("token:root".to_string(), "admin".to_string(), 3_000)
+        ]
+    );
+    assert_eq!(s.list_approvals("demo").await.unwrap().len(), 4);
+    assert!(s.list_approvals("other").await.unwrap().is_empty());
+    let audited: Vec<(String, serde_json::Value)> = s
+        .list_audit(Some("demo"), 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "freight.approved")
+        .map(|e| (e.actor, e.body["first"].clone()))
+        .collect();
+    assert_eq!(audited.len(), 5, "every approval is audited, repeats included");
+    assert_eq!(
+        audited[..3],
+        [
+            ("token:alice".to_string(), serde_json::json!(true)),
+            ("token:alice".to_string(), serde_json::json!(false)),
+            ("token:root".to_string(), serde_json::json!(true))
+        ]
+    );
+}
 
 async fn tokens_are_found_by_hash_listed_and_revoked(b: Backend) {
     use barge_core::authz::Role;
@@ -472,7 +531,9 @@ async fn freight_moves_through_stages(b: Backend) {
         .unwrap_err();
     assert_eq!(not_there.class(), barge_core::ErrorClass::NotFound);
     // Approval makes a row for a stage the Freight never entered.
-    s.approve("demo", "f1", "prod", "app", "bob", 6_000).await.unwrap();
+    s.approve("demo", "f1", "prod", "app", "bob", "promoter", 6_000)
+        .await
+        .unwrap();
     let approved = s
         .freight_stages("demo")
         .await

@@ -545,6 +545,10 @@ pub struct StageSpec {
     /// Kargo's in-development Target selectors, kept as data.
     #[serde(default)]
     pub targets: Option<Value>,
+    /// barge's own (Kargo's issue #3440): how many distinct approvers, and who, must approve
+    /// Freight for this Stage before it may enter, automatically or by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_policy: Option<crate::approval::ApprovalPolicy>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Schema)]

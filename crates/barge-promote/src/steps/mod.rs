@@ -4,6 +4,7 @@
 //! or an error whose kind decides what the engine does: `Failed` ends the step as a business
 //! failure, `Invalid` as an error without retry, `Retryable` counts towards `errorThreshold`.
 
+mod approval;
 mod archive;
 mod chart;
 mod cluster;
@@ -36,6 +37,8 @@ pub struct StepCtx<'a> {
     pub scope: &'a Scope,
     /// This step started before and did not finish (a crash): look for its earlier effects.
     pub replay: bool,
+    /// The promotion's journal: its store's approvals and audit log.
+    pub journal: &'a dyn crate::Journal,
 }
 
 #[derive(Debug)]
@@ -126,6 +129,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("kustomize-set-image", update::kustomize_set_image),
     ("oci-download", oci::oci_download),
     ("oci-push", oci::oci_push),
+    ("record-audit-event", approval::record_audit_event),
     ("rollout-wait", cluster::rollout_wait),
     ("send-message", message::send_message),
     ("set-freight-alias", meta::set_freight_alias),
@@ -134,6 +138,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("toml-parse", update::toml_parse),
     ("toml-update", update::toml_update),
     ("untar", archive::untar),
+    ("wait-for-approval", approval::wait_for_approval),
     ("yaml-merge", update::yaml_merge),
     ("yaml-parse", update::yaml_parse),
     ("yaml-update", update::yaml_update),
@@ -158,6 +163,8 @@ pub fn in_dry_run(uses: &str) -> InDryRun {
         "git-open-pr" => InDryRun::Simulated("no pull request is opened: its output is PR 0"),
         "oci-push" => InDryRun::Simulated("nothing is pushed: the digest is the source's"),
         "set-metadata" | "set-freight-alias" => InDryRun::Simulated("the change is not applied"),
+        "record-audit-event" => InDryRun::Simulated("nothing is recorded in the audit log"),
+        "wait-for-approval" => InDryRun::Skipped("it waits for approvals a dry run does not ask for"),
         "git-tag" => InDryRun::Skipped("it would create a tag in barge's repository cache"),
         "git-wait-for-pr" => InDryRun::Skipped("it waits for a pull request a dry run does not open"),
         "git-merge-pr" => InDryRun::Skipped("it would merge a pull request"),
