@@ -840,13 +840,13 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
             else {
                 continue;
             };
-            let Some(stored) = snap
-                .freight
-                .iter()
-                .find(|f| f.freight.metadata.name == freight)
-                .cloned()
-            else {
-                continue;
+            let stored = match shared.store.get_freight(&project, &freight).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(stage = %def.name, "cannot read Freight {freight}: {e}");
+                    continue;
+                }
             };
             let auto = promote::create(
                 catalog,

@@ -1117,6 +1117,7 @@ fn get_verb(what: GetWhat) -> Result<ExitCode> {
                 project,
                 warehouse,
                 name,
+                page: None,
             },
             output,
         ),
