@@ -13,6 +13,49 @@ pub(super) struct PageRequest {
     pub(super) after: Option<String>,
 }
 
+impl PageRequest {
+    fn limit(&self) -> Result<Option<usize>, Problem> {
+        match self.limit {
+            None => Ok(None),
+            Some(l) if (1..=MAX_PAGE).contains(&l) => Ok(Some(l as usize)),
+            Some(l) => Err(Problem::invalid(
+                format!("limit must be between 1 and {MAX_PAGE}, not {l}"),
+                json!({"limit": l}),
+            )),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<(String, String)>, Problem> {
+        self.after
+            .as_deref()
+            .map(|after| decode(after).ok_or_else(not_a_cursor))
+            .transpose()
+    }
+
+    /// This request as a page the store reads (keyset pagination), when it has a limit: the
+    /// limit, and the cursor as the Unix second and name the store orders by.
+    pub(super) fn keyset(&self) -> Result<Option<(i64, Option<(i64, String)>)>, Problem> {
+        let Some(limit) = self.limit()? else {
+            return Ok(None);
+        };
+        let after = match self.cursor()? {
+            None => None,
+            Some((at, name)) => {
+                let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|_| not_a_cursor())?;
+                Some((at.timestamp(), name))
+            }
+        };
+        Ok(Some((limit as i64, after)))
+    }
+}
+
+fn not_a_cursor() -> Problem {
+    Problem::invalid(
+        "continue is not a cursor this server gave: pass the previous page's `continue` as it is".into(),
+        json!({}),
+    )
+}
+
 /// The page of `items` this request asks for, newest first by `key` (creation time as RFC
 /// 3339, name), and the cursor of the next page when there may be one. Without a limit or a
 /// cursor, every item.
@@ -21,27 +64,11 @@ pub(super) fn page<T>(
     key: impl Fn(&T) -> (&str, &str),
     request: PageRequest,
 ) -> Result<(Vec<T>, Option<String>), Problem> {
-    let limit = match request.limit {
-        None => None,
-        Some(l) if (1..=MAX_PAGE).contains(&l) => Some(l as usize),
-        Some(l) => {
-            return Err(Problem::invalid(
-                format!("limit must be between 1 and {MAX_PAGE}, not {l}"),
-                json!({"limit": l}),
-            ));
-        }
-    };
+    let limit = request.limit()?;
     // RFC 3339 times of one writer compare as text; the name breaks ties.
     items.sort_by(|a, b| key(b).cmp(&key(a)));
-    if let Some(after) = request.after {
-        let cursor = decode(&after).ok_or_else(|| {
-            Problem::invalid(
-                "continue is not a cursor this server gave: pass the previous page's `continue` as it is".into(),
-                json!({}),
-            )
-        })?;
-        let (at, name) = (cursor.0.as_str(), cursor.1.as_str());
-        items.retain(|i| key(i) < (at, name));
+    if let Some((at, name)) = request.cursor()? {
+        items.retain(|i| key(i) < (at.as_str(), name.as_str()));
     }
     let Some(limit) = limit else {
         return Ok((items, None));
