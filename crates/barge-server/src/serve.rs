@@ -1361,11 +1361,16 @@ pub async fn call(
         principal,
         engine: Some(&shared.engine),
     };
+    let changes = !c.reads_only();
     let out = ops::handle(&cx, c).await;
     // A queued promotion starts now, and a hold, release or approval is decided now, rather
-    // than at the next tick.
-    shared.claim.notify_one();
-    shared.decide.notify_one();
+    // than at the next tick. A read changes nothing to decide: waking the reconciler after
+    // each one made every API read cost a decision over every Stage (BENCHMARKS.md, "REST
+    // API").
+    if changes {
+        shared.claim.notify_one();
+        shared.decide.notify_one();
+    }
     out
 }
 
