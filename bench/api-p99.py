@@ -27,7 +27,7 @@ def get(path):
 stages = json.loads(get("/api/v1/projects/bench/stages")[1])["items"]
 first = json.loads(get("/api/v1/projects/bench/freight?limit=100")[1])
 # A page from the middle: the cursor after half the Freight.
-cursor = first["continue"]
+cursor = first.get("continue")
 freight = len(first["items"])
 while freight < 5000 and cursor:
     page = json.loads(get(f"/api/v1/projects/bench/freight?limit=100&continue={cursor}")[1])
@@ -36,8 +36,9 @@ routes = {
     "/healthz (floor)": "/healthz",
     "stages (300)": "/api/v1/projects/bench/stages",
     "freight?limit=100": "/api/v1/projects/bench/freight?limit=100",
-    "freight?limit=100, page 51": f"/api/v1/projects/bench/freight?limit=100&continue={cursor}",
 }
+if cursor:
+    routes[f"freight?limit=100, after {freight}"] = f"/api/v1/projects/bench/freight?limit=100&continue={cursor}"
 print(f"stages: {len(stages)}")
 times = {name: [] for name in routes}
 for _ in range(20):

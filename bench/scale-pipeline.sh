@@ -9,7 +9,8 @@
 # daemon then auto-promotes the newest Freight through all 300 Stages. (Refreshing a running
 # daemon once per round took over 10 minutes for 1,000 Freight, the daemon deciding every
 # Stage after each mint.) So each Stage holds the newest Freight; older Freight never entered
-# a Stage.
+# a Stage. Tags are immutable here, so the subscriptions cache digests by tag (Kargo's
+# `cacheByTag`): a pass asks the registry for the new tag's digest only.
 #
 # Sets: work (a temporary directory, removed on exit), listen, token; needs BARGE.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -46,7 +47,7 @@ for i in range(1, 11):
     w = f"app-{i}"
     docs.append(
         f"apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {{name: {w}, namespace: bench}}\n"
-        f"spec:\n  interval: 1h\n  subscriptions:\n    - image: {{repoURL: ghcr.io/bench/{w}, constraint: ^1.0.0}}\n"
+        f"spec:\n  interval: 1h\n  subscriptions:\n    - image: {{repoURL: ghcr.io/bench/{w}, constraint: ^1.0.0, cacheByTag: true}}\n"
     )
     docs.append(stage(f"{w}-dev", w, "direct: true"))
     prods = []

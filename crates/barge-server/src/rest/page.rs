@@ -140,4 +140,17 @@ mod tests {
             .is_err()
         );
     }
+
+    #[test]
+    fn a_limited_request_is_a_keyset_of_the_cursors_second_and_name() {
+        let ask = |limit, after: Option<String>| PageRequest { limit, after };
+        assert!(matches!(ask(None, None).keyset(), Ok(None)), "no limit: every item");
+        let cursor = encode(("2026-01-01T00:00:03Z", "c"));
+        let keyset = ask(Some(2), Some(cursor))
+            .keyset()
+            .unwrap_or_else(|p| panic!("{}", p.message));
+        assert_eq!(keyset, Some((2, Some((1_767_225_603, "c".to_string())))));
+        assert!(ask(Some(2), Some(encode(("yesterday", "c")))).keyset().is_err());
+        assert!(ask(Some(0), None).keyset().is_err());
+    }
 }
