@@ -401,7 +401,7 @@ pub fn stage_status(
                 }),
         };
         let freight = snap.views(warehouse);
-        let decision = barge_core::stage::decide(&view, &req.sources, &freight, now);
+        let decision = barge_core::stage::decide(&view, &req.sources, freight, now);
         let display = |n: &str| snap.display(n);
         let (state, candidate, reason, message) = match &decision {
             Decision::UpToDate { freight: has } => {
@@ -549,7 +549,7 @@ pub fn hold_change(
         ..StageView::default()
     };
     let views = snap.views(warehouse);
-    match barge_core::stage::candidate(&view, sources, &views, now_ms / 1000) {
+    match barge_core::stage::candidate(&view, sources, views, now_ms / 1000) {
         Ok(c) if c.name == freight => barge_store::HoldChange::Clear,
         _ => barge_store::HoldChange::Set,
     }

@@ -13,6 +13,9 @@ pub(super) struct PageRequest {
     pub(super) after: Option<String>,
 }
 
+/// A page as the store reads it: its limit, and the cursor's Unix second and name.
+pub(super) type Keyset = (i64, Option<(i64, String)>);
+
 impl PageRequest {
     fn limit(&self) -> Result<Option<usize>, Problem> {
         match self.limit {
@@ -34,7 +37,7 @@ impl PageRequest {
 
     /// This request as a page the store reads (keyset pagination), when it has a limit: the
     /// limit, and the cursor as the Unix second and name the store orders by.
-    pub(super) fn keyset(&self) -> Result<Option<(i64, Option<(i64, String)>)>, Problem> {
+    pub(super) fn keyset(&self) -> Result<Option<Keyset>, Problem> {
         let Some(limit) = self.limit()? else {
             return Ok(None);
         };
