@@ -31,6 +31,10 @@ pub enum Call {
         project: Option<String>,
         warehouse: Option<String>,
         name: Option<String>,
+        /// One page of the project's Freight (the REST API's `?limit=`), read as a page from
+        /// the store instead of whole; needs `project`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        page: Option<FreightPage>,
     },
     /// The webhook receivers the running definitions configure, with the path each is served
     /// at (`barge get webhooks --server`; needs the engine's secret store).
@@ -157,6 +161,16 @@ pub enum Call {
     },
     /// `barge token create|list|revoke`.
     Token(crate::tokens::TokenCall),
+}
+
+/// A page of Freight, newest first by creation time to the second and then name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FreightPage {
+    /// At most this many Freight.
+    pub limit: i64,
+    /// Only Freight before this creation time (Unix seconds) and name in that order: the
+    /// previous page's last.
+    pub after: Option<(i64, String)>,
 }
 
 impl Call {
@@ -403,15 +417,15 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     continue;
                 }
                 let status = store.get_discovery_status(&r.project, &r.name).await?;
-                let freight = store.list_freight(Some(&r.project), Some(&r.name)).await?;
+                let minted = store.warehouse_freight(&r.project, &r.name).await?;
                 out.push(WarehouseSummary {
                     project: r.project.clone(),
                     name: r.name.clone(),
                     interval: spec.interval.clone().unwrap_or_else(|| "5m".into()),
                     subscriptions: spec.subscriptions.len(),
-                    freight: freight.len(),
-                    newest: freight.first().map(|f| f.freight.alias.clone().unwrap_or_default()),
-                    last_freight: freight.first().map(|f| f.freight.metadata.name.clone()),
+                    freight: usize::try_from(minted.minted).unwrap_or_default(),
+                    newest: minted.newest_name.as_ref().map(|_| minted.newest_alias.clone().unwrap_or_default()),
+                    last_freight: minted.newest_name,
                     spec: Some(spec.clone()),
                     last_discovery: status.as_ref().map(|(_, at)| *at),
                     error: status.as_ref().and_then(|(s, _)| discovery_error(s)),
@@ -439,8 +453,23 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             project,
             warehouse,
             name,
+            page,
         } => {
-            let mut list = store.list_freight(project.as_deref(), warehouse.as_deref()).await?;
+            let (mut list, mut facts) = match &page {
+                Some(page) => {
+                    let Some(project) = &project else {
+                        return invalid!("a page of Freight is of one project: add it");
+                    };
+                    let after = page.after.as_ref().map(|(at, name)| (*at, name.as_str()));
+                    store
+                        .freight_page(project, warehouse.as_deref(), after, page.limit)
+                        .await?
+                }
+                None => (
+                    store.list_freight(project.as_deref(), warehouse.as_deref()).await?,
+                    Vec::new(),
+                ),
+            };
             if let Some(n) = &name {
                 list.retain(|f| &f.freight.metadata.name == n || f.freight.alias.as_deref() == Some(n));
                 if list.is_empty() {
@@ -450,17 +479,35 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     return invalid!("{n:?} matches Freight in several projects; add --project");
                 }
             }
-            let mut out = Vec::new();
-            let mut facts_by_project = std::collections::BTreeMap::new();
-            for f in list {
-                if !facts_by_project.contains_key(&f.project) {
-                    let facts = store.freight_stages(&f.project).await?;
-                    let approvals = store.list_approvals(&f.project).await?;
-                    facts_by_project.insert(f.project.clone(), (facts, approvals));
+            let mut projects: Vec<&str> = list.iter().map(|f| f.project.as_str()).collect();
+            projects.sort_unstable();
+            projects.dedup();
+            let mut approvals = std::collections::HashMap::new();
+            for p in projects {
+                if page.is_none() {
+                    facts.extend(store.freight_stages(p).await?);
                 }
-                let (facts, approvals) = &facts_by_project[&f.project];
-                out.push(freight_info(f, facts, approvals));
+                approvals.insert(p.to_owned(), store.list_approvals(p).await?);
             }
+            // Each Freight's facts, found once: filtering all of them per Freight cost
+            // Freight × facts (BENCHMARKS.md, "REST API").
+            type ByFreight<'a> = std::collections::HashMap<&'a str, Vec<&'a barge_store::FreightStage>>;
+            let mut facts_of: std::collections::HashMap<&str, ByFreight> = std::collections::HashMap::new();
+            for x in &facts {
+                let of_project = facts_of.entry(&x.project).or_default();
+                of_project.entry(&x.freight).or_default().push(x);
+            }
+            let out = list
+                .into_iter()
+                .map(|f| {
+                    let mine = facts_of
+                        .get(f.project.as_str())
+                        .and_then(|p| p.get(f.freight.metadata.name.as_str()))
+                        .map_or(&[][..], Vec::as_slice);
+                    let approvals = approvals.get(&f.project).map_or(&[][..], Vec::as_slice);
+                    freight_info(f, mine, approvals)
+                })
+                .collect();
             Answer::Freight(out)
         }
         Call::GetPromotions { project, stage, name } => {
@@ -919,11 +966,11 @@ fn discovery_error(status: &serde_json::Value) -> Option<String> {
 /// `apiVersion: kargo.akuity.io/v1alpha1` the Freight carries promises.
 fn freight_info(
     f: barge_store::StoredFreight,
-    facts: &[barge_store::FreightStage],
+    facts: &[&barge_store::FreightStage],
     approvals: &[barge_store::StoredApproval],
 ) -> FreightInfo {
     let mut status = FreightStatus::default();
-    for x in facts.iter().filter(|x| x.freight == f.freight.metadata.name) {
+    for x in facts {
         if x.current() {
             let since = x.entered_at.map(rfc3339);
             status.currently_in.insert(x.stage.clone(), CurrentlyIn { since });

@@ -9,16 +9,17 @@ use barge_core::model::Body;
 use barge_core::model::kargo::{FreightSources, StageSpec};
 use barge_core::promotion::Phase;
 use barge_core::stage::{Decision, FreightView, Hold, Soak, StageView, Waiting};
-use barge_store::{FreightStage, StageHold, Store, StoredApproval, StoredFreight, StoredPromotion};
+use barge_store::{FreightHead, FreightStage, StageHold, Store, StoredApproval, StoredFreight, StoredPromotion};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The actor auto-promotions are recorded under.
 pub const AUTO_ACTOR: &str = "barge (auto-promotion)";
 
 /// A project's stored state, read once per reconcile.
 pub struct Snapshot {
-    pub freight: Vec<StoredFreight>,
+    /// Newest first.
+    pub freight: Vec<FreightHead>,
     pub facts: Vec<FreightStage>,
     pub holds: Vec<StageHold>,
     /// Pending and Running promotions.
@@ -29,6 +30,20 @@ pub struct Snapshot {
     pub verifications: BTreeMap<String, barge_store::Verification>,
     /// Who approved which Freight for which Stage.
     pub approvals: Vec<StoredApproval>,
+    /// Lookups over `freight` and `facts`, built on first use: a project's Stages each look
+    /// up their Freight, and scanning every Freight and fact per Stage made `GetStages` at
+    /// 300 Stages cost Stages × (Freight + facts) (BENCHMARKS.md, "REST API").
+    index: std::sync::OnceLock<Index>,
+}
+
+#[derive(Default)]
+struct Index {
+    /// Every Freight of each Warehouse as the core decides over it, in `freight`'s order.
+    views: HashMap<String, Vec<FreightView>>,
+    /// Each Freight's position in `freight` by name.
+    freight_at: HashMap<String, usize>,
+    /// The position in `facts` of the Freight each Stage has now from each Warehouse.
+    current_at: HashMap<(String, String), usize>,
 }
 
 impl Snapshot {
@@ -39,7 +54,7 @@ impl Snapshot {
             last.entry(p.stage.clone()).or_insert_with(|| p.clone());
         }
         Ok(Snapshot {
-            freight: store.list_freight(Some(project), None).await?,
+            freight: store.freight_heads(project).await?,
             facts: store.freight_stages(project).await?,
             holds: store.holds(project).await?,
             unfinished: promotions.into_iter().filter(|p| !p.phase.is_terminal()).collect(),
@@ -51,22 +66,38 @@ impl Snapshot {
                 .map(|v| (v.stage.clone(), v))
                 .collect(),
             approvals: store.list_approvals(project).await?,
+            index: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let mut index = Index::default();
+            // The first of several matches, as a scan in order finds.
+            for (i, f) in self.freight.iter().enumerate() {
+                index.freight_at.entry(f.name.clone()).or_insert(i);
+            }
+            for (i, fact) in self.facts.iter().enumerate().filter(|(_, f)| f.current()) {
+                let key = (fact.stage.clone(), fact.warehouse.clone());
+                index.current_at.entry(key).or_insert(i);
+            }
+            index.views = self.all_views();
+            index
         })
     }
 
     /// What people call a Freight: its alias, else its short name.
     pub fn display(&self, name: &str) -> String {
-        self.freight
-            .iter()
-            .find(|f| f.freight.metadata.name == name)
-            .and_then(|f| f.freight.alias.clone())
+        self.index()
+            .freight_at
+            .get(name)
+            .map(|&i| self.freight[i].alias.clone())
             .unwrap_or_else(|| name.chars().take(7).collect())
     }
 
     fn current_in(&self, stage: &str, warehouse: &str) -> Option<&FreightStage> {
-        self.facts
-            .iter()
-            .find(|f| f.stage == stage && f.warehouse == warehouse && f.current())
+        let key = (stage.to_string(), warehouse.to_string());
+        self.index().current_at.get(&key).map(|&i| &self.facts[i])
     }
 
     /// The Freight each upstream Stage of these sources has now (for `MatchUpstream`).
@@ -79,47 +110,54 @@ impl Snapshot {
     }
 
     /// Every Freight of a Warehouse with its history, as the core decides over it.
-    fn views(&self, warehouse: &str) -> Vec<FreightView> {
+    fn views(&self, warehouse: &str) -> &[FreightView] {
+        self.index().views.get(warehouse).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every Freight with its history, by Warehouse.
+    fn all_views(&self) -> HashMap<String, Vec<FreightView>> {
         // The facts by Freight, once: looking each Freight's up in all of them made a Stage's
         // status cost Freight × facts (seconds for the UI's pipeline page at 300 Stages and
         // 1,000 Freight, BENCHMARKS.md).
-        let mut facts_of: std::collections::HashMap<&str, Vec<&FreightStage>> = std::collections::HashMap::new();
+        let mut facts_of: HashMap<&str, Vec<&FreightStage>> = HashMap::new();
         for fact in &self.facts {
             facts_of.entry(fact.freight.as_str()).or_default().push(fact);
         }
-        self.freight
-            .iter()
-            .filter(|f| f.warehouse == warehouse)
-            .map(|f| {
-                let name = &f.freight.metadata.name;
-                let mut v = FreightView {
-                    name: name.clone(),
-                    alias: f.freight.alias.clone().unwrap_or_default(),
-                    created_at: f.created_at,
-                    ..FreightView::default()
-                };
-                for fact in facts_of.get(name.as_str()).into_iter().flatten() {
-                    if let Some(at) = fact.verified_at {
-                        v.verified_in.insert(fact.stage.clone(), at / 1000);
-                    }
-                    if let Some(entered) = fact.entered_at {
-                        let soak = if fact.current() {
-                            Soak::Since(entered / 1000)
-                        } else {
-                            Soak::Lasted(std::time::Duration::from_millis(fact.longest_soak.max(0) as u64))
-                        };
-                        v.soaked.insert(fact.stage.clone(), soak);
-                    }
-                    if fact.approved_at.is_some() {
-                        v.approved_for.push(fact.stage.clone());
-                    }
+        let mut approvals_of: HashMap<&str, Vec<&StoredApproval>> = HashMap::new();
+        for a in &self.approvals {
+            approvals_of.entry(a.freight.as_str()).or_default().push(a);
+        }
+        let mut views: HashMap<String, Vec<FreightView>> = HashMap::new();
+        for f in &self.freight {
+            let name = &f.name;
+            let mut v = FreightView {
+                name: name.clone(),
+                alias: f.alias.clone(),
+                created_at: f.created_at,
+                ..FreightView::default()
+            };
+            for fact in facts_of.get(name.as_str()).into_iter().flatten() {
+                if let Some(at) = fact.verified_at {
+                    v.verified_in.insert(fact.stage.clone(), at / 1000);
                 }
-                for a in self.approvals.iter().filter(|a| &a.freight == name) {
-                    v.approvals.entry(a.stage.clone()).or_default().push(approval_of(a));
+                if let Some(entered) = fact.entered_at {
+                    let soak = if fact.current() {
+                        Soak::Since(entered / 1000)
+                    } else {
+                        Soak::Lasted(std::time::Duration::from_millis(fact.longest_soak.max(0) as u64))
+                    };
+                    v.soaked.insert(fact.stage.clone(), soak);
                 }
-                v
-            })
-            .collect()
+                if fact.approved_at.is_some() {
+                    v.approved_for.push(fact.stage.clone());
+                }
+            }
+            for a in approvals_of.get(name.as_str()).into_iter().flatten() {
+                v.approvals.entry(a.stage.clone()).or_default().push(approval_of(a));
+            }
+            views.entry(f.warehouse.clone()).or_default().push(v);
+        }
+        views
     }
 }
 
@@ -393,7 +431,7 @@ pub fn stage_status(
             approval_policy: def.spec.approval_policy.clone(),
         };
         let freight = snap.views(warehouse);
-        let decision = barge_core::stage::decide(&view, &req.sources, &freight, now);
+        let decision = barge_core::stage::decide(&view, &req.sources, freight, now);
         let display = |n: &str| snap.display(n);
         let (state, candidate, reason, message) = match &decision {
             Decision::UpToDate { freight: has } => {
@@ -505,8 +543,9 @@ pub fn check_manual(
     };
     let view = snap
         .views(&freight.warehouse)
-        .into_iter()
+        .iter()
         .find(|v| v.name == freight.freight.metadata.name)
+        .cloned()
         .unwrap_or_default();
     let policy = def.spec.approval_policy.as_ref();
     if let Err(w @ Waiting::WaitingForApprovals { .. }) =
@@ -567,7 +606,7 @@ pub fn hold_change(
         ..StageView::default()
     };
     let views = snap.views(warehouse);
-    match barge_core::stage::candidate(&view, sources, &views, now_ms / 1000) {
+    match barge_core::stage::candidate(&view, sources, views, now_ms / 1000) {
         Ok(c) if c.name == freight => barge_store::HoldChange::Clear,
         _ => barge_store::HoldChange::Set,
     }

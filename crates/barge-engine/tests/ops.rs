@@ -129,6 +129,7 @@ async fn the_operations_answer_typed_and_fail_with_a_class() {
             project: None,
             warehouse: None,
             name: Some(alias.clone()),
+            page: None,
         })
         .await
         .unwrap()
@@ -363,6 +364,7 @@ async fn answers_survive_the_wire() {
             project: None,
             warehouse: None,
             name: None,
+            page: None,
         },
         Call::GetPromotions {
             project: None,
@@ -443,6 +445,7 @@ async fn a_promotion_runs_end_to_end_against_a_real_git_repository() {
             project: None,
             warehouse: None,
             name: Some(report.freight.clone()),
+            page: None,
         })
         .await
         .unwrap()

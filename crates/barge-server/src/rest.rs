@@ -24,7 +24,7 @@ use barge_engine::answer::{
     ReplicaInfo,
 };
 use barge_engine::resource;
-use barge_engine::{Answer, EngineError, ops::Call};
+use barge_engine::{Answer, EngineError, ops::Call, ops::FreightPage};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -671,10 +671,23 @@ async fn freight_list(
         watch::unfiltered(filtered)?;
         return watch::respond(&api, caller, project, watch::Resource::Freight, &headers).await;
     }
+    let request = page::PageRequest {
+        limit: filters.limit,
+        after: filters.after,
+    };
+    // Without filters on the Freight's status the store reads only the page (and one more
+    // Freight, which tells whether there is a next page); with them, every Freight is read
+    // and filtered here.
+    let by_status = filters.stage.is_some() || filters.alias.is_some() || filters.verified_in.is_some();
+    let keyset = if by_status { None } else { request.keyset()? };
     let call = Call::GetFreight {
         project: Some(project.clone()),
         warehouse: filters.warehouse,
         name: None,
+        page: keyset.map(|(limit, after)| FreightPage {
+            limit: limit + 1,
+            after,
+        }),
     };
     let mut freight = match run(&api, &caller, call).await? {
         Answer::Freight(f) => f,
@@ -694,10 +707,6 @@ async fn freight_list(
                 .as_ref()
                 .is_none_or(|s| f.status.verified_in.contains_key(s))
     });
-    let request = page::PageRequest {
-        limit: filters.limit,
-        after: filters.after,
-    };
     let (freight, next) = page::page(
         freight,
         |f| (f.created.as_str(), f.freight.metadata.name.as_str()),
@@ -716,6 +725,7 @@ async fn freight_one(
         project: Some(project.clone()),
         warehouse: None,
         name: Some(name),
+        page: None,
     };
     match run(&api, &caller, call).await? {
         // The engine answers 404 for Freight it does not have, 400 for a name it cannot

@@ -844,13 +844,13 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
             else {
                 continue;
             };
-            let Some(stored) = snap
-                .freight
-                .iter()
-                .find(|f| f.freight.metadata.name == freight)
-                .cloned()
-            else {
-                continue;
+            let stored = match shared.store.get_freight(&project, &freight).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(stage = %def.name, "cannot read Freight {freight}: {e}");
+                    continue;
+                }
             };
             let auto = promote::create(
                 catalog,
@@ -1378,11 +1378,16 @@ pub async fn call(
         principal,
         engine: Some(&shared.engine),
     };
+    let changes = !c.reads_only();
     let out = ops::handle(&cx, c).await;
     // A queued promotion starts now, and a hold, release or approval is decided now, rather
-    // than at the next tick.
-    shared.claim.notify_one();
-    shared.decide.notify_one();
+    // than at the next tick. A read changes nothing to decide: waking the reconciler after
+    // each one made every API read cost a decision over every Stage (BENCHMARKS.md, "REST
+    // API").
+    if changes {
+        shared.claim.notify_one();
+        shared.decide.notify_one();
+    }
     out
 }
 

@@ -76,6 +76,24 @@ pub struct StoredFreight {
     pub freight: Freight,
 }
 
+/// A Warehouse's Freight counted, and its newest (see [`Store::warehouse_freight`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WarehouseFreight {
+    pub minted: i64,
+    pub newest_name: Option<String>,
+    pub newest_alias: Option<String>,
+}
+
+/// A Freight without its artifacts: what deciding a project's Stages reads of each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FreightHead {
+    pub name: String,
+    pub alias: String,
+    pub warehouse: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
 /// The result of minting: the Freight, and whether this call created it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Minted {
@@ -151,6 +169,7 @@ macro_rules! audit_columns {
 
 mod outbox;
 mod replicas;
+#[macro_use]
 mod stages;
 mod tokens;
 mod verifications;
@@ -398,6 +417,112 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(stored).collect()
+    }
+
+    /// One page of a project's Freight and the page's Freight/Stage facts, for the REST API's
+    /// `?limit=` pages without reading the whole project: newest first by the creation time to
+    /// the second and then the name (the order the API's cursors name: Kargo's `metav1.Time` is
+    /// to the second), after `after` (the previous page's last second and name), at most
+    /// `limit`, optionally of one Warehouse. One read transaction, so the facts are those of
+    /// the Freight answered.
+    pub async fn freight_page(
+        &self,
+        project: &str,
+        warehouse: Option<&str>,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<(Vec<StoredFreight>, Vec<stages::FreightStage>), StoreError> {
+        // The page's rows, shared by both queries; `$3 = 0` is the first page. Integer
+        // division truncates the same in SQLite and PostgreSQL.
+        macro_rules! page_rows {
+            ($columns:literal) => {
+                concat!(
+                    "SELECT ",
+                    $columns,
+                    " FROM freight WHERE project = $1 AND ($2 = '' OR warehouse = $2) \
+                     AND ($3 = 0 OR created_at / 1000 < $4 OR (created_at / 1000 = $4 AND name < $5)) \
+                     ORDER BY created_at / 1000 DESC, name DESC LIMIT $6"
+                )
+            };
+        }
+        let (has_after, second, name) = match after {
+            Some((second, name)) => (1_i64, second, name),
+            None => (0, 0, ""),
+        };
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(page_rows!("project, warehouse, body, created_at"))
+            .bind(project)
+            .bind(warehouse.unwrap_or(""))
+            .bind(has_after)
+            .bind(second)
+            .bind(name)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let facts = sqlx::query(concat!(
+            "SELECT ",
+            freight_stage_columns!(),
+            " FROM freight_stages WHERE project = $1 AND freight IN (",
+            page_rows!("name"),
+            ") ORDER BY stage, freight"
+        ))
+        .bind(project)
+        .bind(warehouse.unwrap_or(""))
+        .bind(has_after)
+        .bind(second)
+        .bind(name)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let freight = rows.iter().map(stored).collect::<Result<_, _>>()?;
+        let facts = facts.iter().map(stages::freight_stage_row).collect::<Result<_, _>>()?;
+        Ok((freight, facts))
+    }
+
+    /// How many Freight a Warehouse has minted, and the newest one's name and alias (`get
+    /// warehouses`), without reading every Freight.
+    pub async fn warehouse_freight(&self, project: &str, warehouse: &str) -> Result<WarehouseFreight, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS minted, \
+               (SELECT name FROM freight WHERE project = $1 AND warehouse = $2 \
+                ORDER BY created_at DESC, name DESC LIMIT 1) AS newest_name, \
+               (SELECT alias FROM freight WHERE project = $1 AND warehouse = $2 \
+                ORDER BY created_at DESC, name DESC LIMIT 1) AS newest_alias \
+             FROM freight WHERE project = $1 AND warehouse = $2",
+        )
+        .bind(project)
+        .bind(warehouse)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(WarehouseFreight {
+            minted: row.try_get("minted")?,
+            newest_name: row.try_get("newest_name")?,
+            newest_alias: row.try_get("newest_alias")?,
+        })
+    }
+
+    /// Every Freight of a project without its body, newest first as [`Store::list_freight`]
+    /// orders them: a project's Stage decisions read these, and parsing every body there
+    /// cost more than the decisions (BENCHMARKS.md, "REST API").
+    pub async fn freight_heads(&self, project: &str) -> Result<Vec<FreightHead>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, alias, warehouse, created_at FROM freight WHERE project = $1 \
+             ORDER BY created_at DESC, name DESC",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FreightHead {
+                    name: r.try_get("name")?,
+                    alias: r.try_get("alias")?,
+                    warehouse: r.try_get("warehouse")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
     }
 
     /// One Freight by name (ID) or alias.

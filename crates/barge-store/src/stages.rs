@@ -120,7 +120,7 @@ macro_rules! freight_stage_columns {
     };
 }
 
-fn freight_stage_row(r: &sqlx::any::AnyRow) -> Result<FreightStage, StoreError> {
+pub(crate) fn freight_stage_row(r: &sqlx::any::AnyRow) -> Result<FreightStage, StoreError> {
     Ok(FreightStage {
         project: r.try_get("project")?,
         freight: r.try_get("freight")?,

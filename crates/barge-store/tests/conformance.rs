@@ -57,6 +57,9 @@ conformance!(
     minting_is_idempotent,
     aliases_are_unique_per_project,
     lookup_by_name_or_alias_and_listing,
+    freight_pages_follow_their_cursor_with_their_facts,
+    a_warehouses_count_and_newest_freight,
+    freight_heads_are_the_listing_without_bodies,
     discovery_status_upserts,
     image_memory_upserts_by_fingerprint,
     audit_is_append_only_and_ordered,
@@ -1188,6 +1191,120 @@ async fn lookup_by_name_or_alias_and_listing(b: Backend) {
         "newest first"
     );
     assert_eq!(s.list_freight(None, None).await.unwrap().len(), 3);
+}
+
+async fn freight_pages_follow_their_cursor_with_their_facts(b: Backend) {
+    use barge_store::HoldChange;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    // Two in one second (1.0 s and 1.5 s), minted in either order of their names.
+    let mut minted = Vec::new();
+    for (warehouse, tag, at) in [
+        ("app", "1.0.0", 1_000),
+        ("app", "1.0.1", 1_500),
+        ("db", "5.0.0", 2_000),
+        ("app", "1.1.0", 2_999),
+        ("app", "2.0.0", 4_000),
+    ] {
+        minted.push(
+            s.mint_freight("demo", warehouse, freight(warehouse, tag), at)
+                .await
+                .unwrap()
+                .freight,
+        );
+    }
+    s.mint_freight("other", "app", freight("app", "9.0.0"), 5_000)
+        .await
+        .unwrap();
+    // The API's order: newest second first, then name, whatever the milliseconds.
+    let mut expected: Vec<(i64, String)> = minted
+        .iter()
+        .map(|f| (f.created_at / 1000, f.freight.metadata.name.clone()))
+        .collect();
+    expected.sort_by(|a, b| b.cmp(a));
+    let in_dev = expected[1].1.clone();
+    promote_into_dev(&s, "dev.a", &in_dev, 100, 6_000, true, HoldChange::Keep).await;
+
+    let mut pages = Vec::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let (page, facts) = s
+            .freight_page("demo", None, after.as_ref().map(|(at, n)| (*at, n.as_str())), 2)
+            .await
+            .unwrap();
+        let names: Vec<String> = page.iter().map(|f| f.freight.metadata.name.clone()).collect();
+        // The facts are the page's Freight's, and only theirs.
+        let fact_freight: Vec<&str> = facts.iter().map(|f| f.freight.as_str()).collect();
+        let want: Vec<&str> = if names.contains(&in_dev) { vec![&in_dev] } else { vec![] };
+        assert_eq!(fact_freight, want, "page {names:?}");
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at / 1000, last.freight.metadata.name.clone()));
+        pages.push(names);
+        if pages.len() == 1 {
+            // Freight minted after the first page does not shift the next ones.
+            s.mint_freight("demo", "app", freight("app", "3.0.0"), 9_000)
+                .await
+                .unwrap();
+        }
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    let names: Vec<String> = expected.into_iter().map(|(_, n)| n).collect();
+    assert_eq!(pages.concat(), names);
+
+    let (db, _) = s.freight_page("demo", Some("db"), None, 10).await.unwrap();
+    assert_eq!(
+        db.iter().map(|f| f.warehouse.as_str()).collect::<Vec<_>>(),
+        ["db"],
+        "one Warehouse's"
+    );
+}
+
+async fn a_warehouses_count_and_newest_freight(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let none = s.warehouse_freight("demo", "app").await.unwrap();
+    assert_eq!((none.minted, none.newest_name, none.newest_alias), (0, None, None));
+    s.mint_freight("demo", "app", freight("app", "1.0.0"), 10)
+        .await
+        .unwrap();
+    let newest = s
+        .mint_freight("demo", "app", freight("app", "1.1.0"), 20)
+        .await
+        .unwrap()
+        .freight;
+    s.mint_freight("demo", "db", freight("db", "5.0.0"), 30).await.unwrap();
+    let app = s.warehouse_freight("demo", "app").await.unwrap();
+    assert_eq!(
+        (app.minted, app.newest_name, app.newest_alias),
+        (2, Some(newest.freight.metadata.name.clone()), newest.freight.alias.clone())
+    );
+}
+
+async fn freight_heads_are_the_listing_without_bodies(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    for (warehouse, tag, at) in [("app", "1.0.0", 10), ("db", "5.0.0", 20), ("app", "1.1.0", 20)] {
+        s.mint_freight("demo", warehouse, freight(warehouse, tag), at)
+            .await
+            .unwrap();
+    }
+    s.mint_freight("other", "app", freight("app", "9.0.0"), 30)
+        .await
+        .unwrap();
+    let listed: Vec<barge_store::FreightHead> = s
+        .list_freight(Some("demo"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| barge_store::FreightHead {
+            name: f.freight.metadata.name,
+            alias: f.freight.alias.unwrap(),
+            warehouse: f.warehouse,
+            created_at: f.created_at,
+        })
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(s.freight_heads("demo").await.unwrap(), listed);
 }
 
 async fn discovery_status_upserts(b: Backend) {

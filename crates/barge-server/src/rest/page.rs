@@ -13,6 +13,52 @@ pub(super) struct PageRequest {
     pub(super) after: Option<String>,
 }
 
+/// A page as the store reads it: its limit, and the cursor's Unix second and name.
+pub(super) type Keyset = (i64, Option<(i64, String)>);
+
+impl PageRequest {
+    fn limit(&self) -> Result<Option<usize>, Problem> {
+        match self.limit {
+            None => Ok(None),
+            Some(l) if (1..=MAX_PAGE).contains(&l) => Ok(Some(l as usize)),
+            Some(l) => Err(Problem::invalid(
+                format!("limit must be between 1 and {MAX_PAGE}, not {l}"),
+                json!({"limit": l}),
+            )),
+        }
+    }
+
+    fn cursor(&self) -> Result<Option<(String, String)>, Problem> {
+        self.after
+            .as_deref()
+            .map(|after| decode(after).ok_or_else(not_a_cursor))
+            .transpose()
+    }
+
+    /// This request as a page the store reads (keyset pagination), when it has a limit: the
+    /// limit, and the cursor as the Unix second and name the store orders by.
+    pub(super) fn keyset(&self) -> Result<Option<Keyset>, Problem> {
+        let Some(limit) = self.limit()? else {
+            return Ok(None);
+        };
+        let after = match self.cursor()? {
+            None => None,
+            Some((at, name)) => {
+                let at = chrono::DateTime::parse_from_rfc3339(&at).map_err(|_| not_a_cursor())?;
+                Some((at.timestamp(), name))
+            }
+        };
+        Ok(Some((limit as i64, after)))
+    }
+}
+
+fn not_a_cursor() -> Problem {
+    Problem::invalid(
+        "continue is not a cursor this server gave: pass the previous page's `continue` as it is".into(),
+        json!({}),
+    )
+}
+
 /// The page of `items` this request asks for, newest first by `key` (creation time as RFC
 /// 3339, name), and the cursor of the next page when there may be one. Without a limit or a
 /// cursor, every item.
@@ -21,27 +67,11 @@ pub(super) fn page<T>(
     key: impl Fn(&T) -> (&str, &str),
     request: PageRequest,
 ) -> Result<(Vec<T>, Option<String>), Problem> {
-    let limit = match request.limit {
-        None => None,
-        Some(l) if (1..=MAX_PAGE).contains(&l) => Some(l as usize),
-        Some(l) => {
-            return Err(Problem::invalid(
-                format!("limit must be between 1 and {MAX_PAGE}, not {l}"),
-                json!({"limit": l}),
-            ));
-        }
-    };
+    let limit = request.limit()?;
     // RFC 3339 times of one writer compare as text; the name breaks ties.
     items.sort_by(|a, b| key(b).cmp(&key(a)));
-    if let Some(after) = request.after {
-        let cursor = decode(&after).ok_or_else(|| {
-            Problem::invalid(
-                "continue is not a cursor this server gave: pass the previous page's `continue` as it is".into(),
-                json!({}),
-            )
-        })?;
-        let (at, name) = (cursor.0.as_str(), cursor.1.as_str());
-        items.retain(|i| key(i) < (at, name));
+    if let Some((at, name)) = request.cursor()? {
+        items.retain(|i| key(i) < (at.as_str(), name.as_str()));
     }
     let Some(limit) = limit else {
         return Ok((items, None));
@@ -112,5 +142,18 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_limited_request_is_a_keyset_of_the_cursors_second_and_name() {
+        let ask = |limit, after: Option<String>| PageRequest { limit, after };
+        assert!(matches!(ask(None, None).keyset(), Ok(None)), "no limit: every item");
+        let cursor = encode(("2026-01-01T00:00:03Z", "c"));
+        let keyset = ask(Some(2), Some(cursor))
+            .keyset()
+            .unwrap_or_else(|p| panic!("{}", p.message));
+        assert_eq!(keyset, Some((2, Some((1_767_225_603, "c".to_string())))));
+        assert!(ask(Some(2), Some(encode(("yesterday", "c")))).keyset().is_err());
+        assert!(ask(Some(0), None).keyset().is_err());
     }
 }

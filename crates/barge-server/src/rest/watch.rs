@@ -83,6 +83,7 @@ impl Resource {
                 project,
                 warehouse: None,
                 name,
+                page: None,
             },
             Resource::Promotions => Call::GetPromotions {
                 project,

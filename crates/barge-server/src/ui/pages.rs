@@ -50,6 +50,7 @@ pub(super) async fn freight(
         project: Some(project.into()),
         warehouse: warehouse.map(str::to_string),
         name: name.map(str::to_string),
+        page: None,
     };
     match v.ask(api, call).await? {
         Answer::Freight(f) => Ok(f),
