@@ -88,6 +88,21 @@ impl Promotion {
     }
 }
 
+impl Promotion {
+    /// The config repository a stored plan (a serialized [`Promotion`]) clones first, as its
+    /// git-clone step spells `repoURL` (perhaps an expression, resolved only when it runs):
+    /// where its git-push will most likely push, known before it runs.
+    pub fn config_repo_of(plan: &serde_json::Value) -> Option<&str> {
+        plan.get("steps")?
+            .as_array()?
+            .iter()
+            .find(|step| step.get("uses").and_then(serde_json::Value::as_str) == Some("git-clone"))?
+            .get("config")?
+            .get("repoURL")?
+            .as_str()
+    }
+}
+
 /// An HTTP client for steps, on the workspace's one rustls provider (ring).
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -597,3 +597,38 @@ async fn a_blobless_clone_is_a_partial_clone_with_a_whole_checkout() {
         "blob:none"
     );
 }
+
+/// Issue #19: replicas keep their claims off the config repositories others push to, by the
+/// repository a stored plan clones first (before it runs, so as the template spells it).
+#[test]
+fn a_stored_plan_names_the_config_repository_it_clones_first() {
+    let p = promotion(
+        r#"
+        - uses: file-write
+          config: {path: ./note, contents: "x"}
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/config.git
+            checkout: [{branch: main, path: ./src}]
+        - uses: git-clone
+          config:
+            repoURL: https://git.example.com/acme/other.git
+            checkout: [{branch: main, path: ./other}]
+        - uses: git-push
+          config: {path: ./src}
+"#,
+    );
+    let stored = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        Promotion::config_repo_of(&stored),
+        Some("https://git.example.com/acme/config.git")
+    );
+    let no_git = serde_json::to_value(promotion(
+        r#"
+        - uses: file-write
+          config: {path: ./note, contents: "x"}
+"#,
+    ))
+    .unwrap();
+    assert_eq!(Promotion::config_repo_of(&no_git), None);
+}

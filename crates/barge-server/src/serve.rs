@@ -1067,6 +1067,15 @@ async fn launch_promotions(
             return 0;
         }
     };
+    let elsewhere = match shared.store.promotions_running_elsewhere(owner, now).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("cannot list the promotions other replicas run: {e}");
+            return 0;
+        }
+    };
+    let mine: Vec<&StoredPromotion> = running.work.values().map(|(_, p)| p).collect();
+    let runnable = claim_order(owner, runnable, &mine, &elsewhere);
     let mut launched = 0;
     for p in runnable {
         if running.len() >= workers {
@@ -1096,6 +1105,53 @@ async fn launch_promotions(
         });
     }
     launched
+}
+
+/// A promotion's push target as far as it is known before it runs: its project and the
+/// config repository its plan clones ([`barge_promote::Promotion::config_repo_of`]).
+fn push_target(p: &StoredPromotion) -> Option<(&str, &str)> {
+    barge_promote::Promotion::config_repo_of(&p.plan).map(|repo| (p.project.as_str(), repo))
+}
+
+/// Which of the `runnable` promotions replica `owner` should claim, in order (issue #19).
+///
+/// One process batches the pushes of its promotions to a branch into one push (the git
+/// cache's push turn), but replicas race each other's pushes: each rejection costs a fetch,
+/// a replay, another push and, from the second, a growing backoff. So a replica keeps off
+/// the config repositories other replicas are running promotions for (`elsewhere`, under
+/// live leases), and pushes to one repository stay in one process. When two replicas both
+/// run one repository (they claimed at the same moment), it stays with the one whose name
+/// sorts first, so they part at once instead of both giving it up.
+///
+/// Nothing waits forever: a repository is always open to the first-named replica running
+/// it, a dead replica's lease runs out and frees its repositories, and an idle replica (one
+/// running nothing, `mine` empty, with nothing else to claim) still takes the oldest promotion kept off, one at a time,
+/// so a burst on few repositories is not left to one replica's workers alone.
+fn claim_order(
+    owner: &str,
+    runnable: Vec<StoredPromotion>,
+    mine: &[&StoredPromotion],
+    elsewhere: &[(String, StoredPromotion)],
+) -> Vec<StoredPromotion> {
+    let kept_off = |target: (&str, &str)| {
+        let mut others = elsewhere
+            .iter()
+            .filter(|(_, p)| push_target(p) == Some(target))
+            .map(|(other, _)| other.as_str())
+            .peekable();
+        if others.peek().is_none() {
+            return false;
+        }
+        let runs_it = mine.iter().any(|p| push_target(p) == Some(target));
+        !runs_it || others.any(|other| other < owner)
+    };
+    let (mut order, kept): (Vec<_>, Vec<_>) = runnable
+        .into_iter()
+        .partition(|p| !push_target(p).is_some_and(kept_off));
+    if mine.is_empty() && order.is_empty() {
+        order.extend(kept.into_iter().take(1));
+    }
+    order
 }
 
 /// Claims the verifications this replica may run and starts them; returns how many.
@@ -1397,6 +1453,74 @@ mod tests {
 
     fn stage(name: &str) -> Key {
         ("demo".to_string(), name.to_string())
+    }
+
+    /// A Pending promotion into `stage` whose plan clones `repo` (none: no git-clone step).
+    fn pending(stage: &str, repo: Option<&str>) -> StoredPromotion {
+        let steps = match repo {
+            Some(repo) => serde_json::json!([
+                {"uses": "git-clone", "config": {"repoURL": repo}},
+                {"uses": "git-push", "config": {"path": "./src"}},
+            ]),
+            None => serde_json::json!([{"uses": "http", "config": {"url": "http://example.com"}}]),
+        };
+        StoredPromotion {
+            project: "demo".to_string(),
+            name: format!("{stage}.p"),
+            stage: stage.to_string(),
+            freight: "f1".to_string(),
+            actor: "alice".to_string(),
+            phase: Phase::Pending,
+            message: String::new(),
+            plan: serde_json::json!({ "steps": steps }),
+            state: serde_json::Value::Null,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn stages(order: &[StoredPromotion]) -> Vec<&str> {
+        order.iter().map(|p| p.stage.as_str()).collect()
+    }
+
+    /// Issue #19: replicas raced each other's pushes to one branch (2 replicas at 0.52× one
+    /// replica's promotions/s); a replica now keeps off the repositories others run.
+    #[test]
+    fn a_replica_keeps_its_claims_off_repositories_other_replicas_push_to() {
+        let (a, b) = (
+            Some("https://git.example.com/a.git"),
+            Some("https://git.example.com/b.git"),
+        );
+        let runnable = || {
+            vec![
+                pending("a1", a),
+                pending("b1", b),
+                pending("n1", None),
+                pending("a2", a),
+            ]
+        };
+        let on_a = vec![("replica-2".to_string(), pending("a0", a))];
+        let (mine_b, mine_a) = (pending("b0", b), pending("a9", a));
+
+        // Another replica runs a: a busy replica claims only the others (no repository: free).
+        let order = claim_order("replica-1", runnable(), &[&mine_b], &on_a);
+        assert_eq!(stages(&order), ["b1", "n1"]);
+        // Nobody else runs anything: everything, oldest first.
+        let order = claim_order("replica-1", runnable(), &[&mine_b], &[]);
+        assert_eq!(stages(&order), ["a1", "b1", "n1", "a2"]);
+        // Both run a (they claimed at once): the first-named keeps it, the other lets it go.
+        let order = claim_order("replica-1", runnable(), &[&mine_a], &on_a);
+        assert_eq!(stages(&order), ["a1", "b1", "n1", "a2"]);
+        let on_a_too = vec![("replica-1".to_string(), pending("a0", a))];
+        let order = claim_order("replica-2", runnable(), &[&mine_a], &on_a_too);
+        assert_eq!(stages(&order), ["b1", "n1"]);
+        // An idle replica with nothing else to claim still takes the oldest kept off, one
+        // at a time: no Stage waits on one replica's workers alone.
+        let only_a = vec![pending("a1", a), pending("a2", a)];
+        let order = claim_order("replica-1", only_a.clone(), &[], &on_a);
+        assert_eq!(stages(&order), ["a1"]);
+        let order = claim_order("replica-1", only_a, &[&mine_b], &on_a);
+        assert!(order.is_empty(), "a busy replica waits: {:?}", stages(&order));
     }
 
     /// Issue #15: a promotion whose task panicked kept its Stage busy, so the Stage got no

@@ -282,6 +282,28 @@ impl Store {
         rows.iter().map(promotion_row).collect()
     }
 
+    /// The promotions other runners than `owner` are running under a lease that has not run
+    /// out at `now`, each with the runner that holds it, oldest first: what a replica looks at
+    /// to keep its claims off the config repositories others are pushing to.
+    pub async fn promotions_running_elsewhere(
+        &self,
+        owner: &str,
+        now: i64,
+    ) -> Result<Vec<(String, StoredPromotion)>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT owner, ",
+            promotion_columns!(),
+            " FROM promotions WHERE phase = 'Running' AND owner <> $1 AND lease_until >= $2 ORDER BY created_at, name"
+        ))
+        .bind(owner)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("owner")?, promotion_row(r)?)))
+            .collect()
+    }
+
     /// Takes a runnable promotion for `owner` until `lease_until`; false when another runner
     /// has it (or it finished).
     pub async fn claim_promotion(

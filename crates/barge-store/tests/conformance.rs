@@ -68,6 +68,7 @@ conformance!(
     metadata_merges_and_aliases_rename,
     freight_moves_through_stages,
     promotions_are_claimed_leased_and_aborted,
+    promotions_running_elsewhere_are_others_under_a_live_lease,
     a_promotions_saves_are_fenced_by_its_lease,
     history_filters_newest_first,
     definitions_are_recorded_when_they_change,
@@ -778,6 +779,57 @@ async fn promotions_are_claimed_leased_and_aborted(b: Backend) {
         .unwrap();
     assert_eq!(aborts[1].kind, "promotion.aborted");
     assert_eq!(aborts[1].actor, "bob");
+}
+
+async fn promotions_running_elsewhere_are_others_under_a_live_lease(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    for (name, stage, at) in [
+        ("dev.a.f1", "dev", 100),
+        ("qa.a.f1", "qa", 200),
+        ("prod.a.f1", "prod", 300),
+        ("uat.a.f1", "uat", 400),
+    ] {
+        s.create_promotion(&promotion(name, stage, "f1", Phase::Pending, at))
+            .await
+            .unwrap();
+    }
+    // replica-2 runs qa and dev (lease until 10 s), replica-3 prod (until 5 s); uat waits.
+    for (name, owner, lease) in [
+        ("qa.a.f1", "replica-2", 10_000),
+        ("dev.a.f1", "replica-2", 10_000),
+        ("prod.a.f1", "replica-3", 5_000),
+    ] {
+        assert!(s.claim_promotion("demo", name, owner, lease, 1_000).await.unwrap());
+    }
+    let elsewhere = |owner: &'static str, now: i64| {
+        let s = s.clone();
+        async move {
+            s.promotions_running_elsewhere(owner, now)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(owner, p)| (owner, p.name))
+                .collect::<Vec<_>>()
+        }
+    };
+    let pair = |o: &str, n: &str| (o.to_string(), n.to_string());
+    // Oldest first, with who runs each; a Pending promotion runs nowhere.
+    assert_eq!(
+        elsewhere("replica-1", 2_000).await,
+        [
+            pair("replica-2", "dev.a.f1"),
+            pair("replica-2", "qa.a.f1"),
+            pair("replica-3", "prod.a.f1")
+        ]
+    );
+    // A replica's own promotions are not elsewhere.
+    assert_eq!(elsewhere("replica-2", 2_000).await, [pair("replica-3", "prod.a.f1")]);
+    // A lease that ran out (its replica died) no longer counts: its work is anyone's.
+    assert_eq!(
+        elsewhere("replica-1", 6_000).await,
+        [pair("replica-2", "dev.a.f1"), pair("replica-2", "qa.a.f1")]
+    );
 }
 
 async fn history_filters_newest_first(b: Backend) {
