@@ -2834,7 +2834,10 @@ fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carr
     assert_eq!(stage["spec"]["approvalPolicy"]["minApprovals"], 2, "{stage}");
     let (_, freight) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
     let name = freight["metadata"]["name"].as_str().unwrap();
-    assert_eq!(stage["status"]["barge"]["approvals"][name][0]["approver"], "token:alice", "{stage}");
+    assert_eq!(
+        stage["status"]["barge"]["approvals"][name][0]["approver"], "token:alice",
+        "{stage}"
+    );
     assert!(promote(&alice, "release").0 == 400);
 
     // A viewer may not approve; nor may a promoter the policy does not name.

@@ -424,7 +424,10 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     interval: spec.interval.clone().unwrap_or_else(|| "5m".into()),
                     subscriptions: spec.subscriptions.len(),
                     freight: usize::try_from(minted.minted).unwrap_or_default(),
-                    newest: minted.newest_name.as_ref().map(|_| minted.newest_alias.clone().unwrap_or_default()),
+                    newest: minted
+                        .newest_name
+                        .as_ref()
+                        .map(|_| minted.newest_alias.clone().unwrap_or_default()),
                     last_freight: minted.newest_name,
                     spec: Some(spec.clone()),
                     last_discovery: status.as_ref().map(|(_, at)| *at),

@@ -816,6 +816,15 @@ mod tests {
             last_verification: None,
             health: None,
             spec: None,
+            approval_policy: None,
+            approvals: BTreeMap::from([(
+                "abc123".into(),
+                vec![crate::answer::ApproverInfo {
+                    approver: "token:bob".into(),
+                    role: "promoter".into(),
+                    approved_at: "2023-11-14T22:13:20Z".into(),
+                }],
+            )]),
         }
     }
 
@@ -842,6 +851,7 @@ mod tests {
         assert_eq!(status["conditions"][0]["type"], "Promoting");
         assert_eq!(status["conditions"][0]["status"], "False");
         assert_eq!(status["barge"]["requests"][0]["reason"], "HeldBy");
+        assert_eq!(status["barge"]["approvals"]["abc123"][0]["approver"], "token:bob");
         // It reads back as it was written (the CLI reads the server's answer).
         let back: Stage = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(serde_json::to_value(back).unwrap(), v);

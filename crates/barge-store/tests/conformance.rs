@@ -1328,7 +1328,11 @@ async fn a_warehouses_count_and_newest_freight(b: Backend) {
     let app = s.warehouse_freight("demo", "app").await.unwrap();
     assert_eq!(
         (app.minted, app.newest_name, app.newest_alias),
-        (2, Some(newest.freight.metadata.name.clone()), newest.freight.alias.clone())
+        (
+            2,
+            Some(newest.freight.metadata.name.clone()),
+            newest.freight.alias.clone()
+        )
     );
 }
 

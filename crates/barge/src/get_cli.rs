@@ -218,6 +218,7 @@ pub async fn read(target: &Target, q: &Query) -> Result<Resources> {
                 project,
                 warehouse: q.warehouse.clone(),
                 name: q.name.clone(),
+                page: None,
             })
             .await?
         }
