@@ -2880,7 +2880,7 @@ fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carr
     assert_eq!(approve(&bob, "gate").0, 200);
     daemon.await_promotion(&gate, "Succeeded");
     let (_, promotion) = daemon.rest("GET", &format!("/promotions/{gate}"), None);
-    let users: Vec<&Value> = promotion["outputs"]["approve"]["responses"]
+    let users: Vec<&Value> = promotion["status"]["state"]["approve"]["responses"]
         .as_array()
         .unwrap_or_else(|| panic!("{promotion}"))
         .iter()

@@ -148,9 +148,10 @@ impl RestAnswer {
     }
 }
 
-/// A REST error (`{"code", "message", "details"}`) as the CLI reports it: its message.
+/// A REST error (`{"code", "message", "details"}`) as the CLI reports it: its message. A
+/// refusal before any route runs (too many connections, a body too large) says `error`.
 fn refusal(status: reqwest::StatusCode, body: &Value) -> anyhow::Error {
-    match body["message"].as_str() {
+    match body["message"].as_str().or(body["error"].as_str()) {
         Some(message) => anyhow::anyhow!("{message}"),
         None => anyhow::anyhow!("the server answered {status}"),
     }
