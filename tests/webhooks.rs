@@ -1280,7 +1280,9 @@ async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_t
 
     // A reviewer merges it on the forge: only a re-check can see that now.
     let merger = forge.clone();
-    tokio::task::spawn_blocking(move || merger.merge(PR_REPO, 1)).await.unwrap();
+    tokio::task::spawn_blocking(move || merger.merge(PR_REPO, 1))
+        .await
+        .unwrap();
     // The same number in another repository, and another PR of this one, merged too.
     git_kit::git(&other_bare, &["branch", "fix", "main"]);
     let other_repo_pr = forge.open_pr("acme/other", "fix", "main", "fix");
@@ -1318,10 +1320,7 @@ async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_t
     // Signed deliveries about another repository's PR #1 and this repository's PR #2.
     for (repo, number, id) in [("acme/other", 1, "d-other-repo"), (PR_REPO, 2, "d-other-pr")] {
         let (headers, body) = delivery(repo, number, id);
-        assert_eq!(
-            forge.pull_request_event(repo, number)["pull_request"]["merged"],
-            true
-        );
+        assert_eq!(forge.pull_request_event(repo, number)["pull_request"]["merged"], true);
         let (status, answer) = post(&url, &with_signature(headers, &body, &secret), body).await;
         assert_eq!(status, 200, "{repo}#{number}: {answer}");
         assert_eq!(answer["woken"], 0, "{repo}#{number}: {answer}");

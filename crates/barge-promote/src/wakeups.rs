@@ -109,11 +109,17 @@ mod tests {
         let w = Arc::new(Wakeups::default());
         let waiter = {
             let w = w.clone();
-            tokio::spawn(async move { w.wait("https://forge/pull/1", Instant::now(), Duration::from_secs(3600)).await })
+            tokio::spawn(async move {
+                w.wait("https://forge/pull/1", Instant::now(), Duration::from_secs(3600))
+                    .await
+            })
         };
         let other = {
             let w = w.clone();
-            tokio::spawn(async move { w.wait("https://forge/pull/2", Instant::now(), Duration::from_secs(3600)).await })
+            tokio::spawn(async move {
+                w.wait("https://forge/pull/2", Instant::now(), Duration::from_secs(3600))
+                    .await
+            })
         };
         while !(w.is_waited_on("https://forge/pull/1") && w.is_waited_on("https://forge/pull/2")) {
             tokio::task::yield_now().await;

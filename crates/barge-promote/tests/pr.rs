@@ -149,7 +149,10 @@ async fn waiting_for_a_human_merge_and_a_closed_pr() {
     let p = promotion(&support::dev_stage(WAIT_ONLY));
     let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
-    assert_eq!(out.state.outputs["wait"]["commit"], git(&bare, &["rev-parse", "main"]).as_str());
+    assert_eq!(
+        out.state.outputs["wait"]["commit"],
+        git(&bare, &["rev-parse", "main"]).as_str()
+    );
 
     // Closed without merging: a business failure.
     git(&bare, &["branch", "other", "main"]);

@@ -295,7 +295,14 @@ fn pr_json(forge: &TestForge, flavor: Flavor, repo: &str, pr: &Pr) -> Value {
 type Reply = Result<Json<Value>, StatusCode>;
 
 /// A request's common part: recorded, authorized, and for a repository the forge holds.
-fn admit(f: &TestForge, flavor: Flavor, h: &HeaderMap, method: &str, path: String, repo: &str) -> Result<(), StatusCode> {
+fn admit(
+    f: &TestForge,
+    flavor: Flavor,
+    h: &HeaderMap,
+    method: &str,
+    path: String,
+    repo: &str,
+) -> Result<(), StatusCode> {
     f.call(method, &path);
     if !f.authorized(h, flavor) {
         return Err(StatusCode::UNAUTHORIZED);
@@ -355,7 +362,10 @@ fn create(f: &TestForge, flavor: Flavor, repo: &str, body: &Value) -> Value {
 
 fn show(f: &TestForge, flavor: Flavor, repo: &str, n: i64) -> Reply {
     let repos = f.inner.repos.lock().unwrap();
-    let pr = repos[repo].iter().find(|p| p.number == n).ok_or(StatusCode::NOT_FOUND)?;
+    let pr = repos[repo]
+        .iter()
+        .find(|p| p.number == n)
+        .ok_or(StatusCode::NOT_FOUND)?;
     Ok(Json(pr_json(f, flavor, repo, pr)))
 }
 
@@ -411,7 +421,14 @@ fn router(forge: TestForge) -> Router {
         let merge_route = move |State(f): State<TestForge>, UrlPath((o, r, n)): Numbered, h: HeaderMap| async move {
             let repo = format!("{o}/{r}");
             let method = if flavor == Flavor::GitHub { "PUT" } else { "POST" };
-            admit(&f, flavor, &h, method, format!("/{p}/repos/{repo}/pulls/{n}/merge"), &repo)?;
+            admit(
+                &f,
+                flavor,
+                &h,
+                method,
+                format!("/{p}/repos/{repo}/pulls/{n}/merge"),
+                &repo,
+            )?;
             merge(&f, flavor, &repo, n)
         };
         app = app.route(
