@@ -11,6 +11,7 @@
 mod support;
 
 use barge_core::webhook::{Provider, receiver_path, sign};
+use barge_testkit::git as git_kit;
 use barge_testkit::registry::TestRegistry;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -84,12 +85,18 @@ fn command(dir: &Path, args: &[&str]) -> std::process::Command {
 }
 
 async fn start(dir: &Path, defs: &Path, config: &Path, port: u16) -> Daemon {
+    start_with(dir, defs, config, port, &[]).await
+}
+
+/// [`start`] with these further environment variables.
+async fn start_with(dir: &Path, defs: &Path, config: &Path, port: u16, env: &[(&str, &str)]) -> Daemon {
     // The test's reqwest client is built without a TLS provider, as barge's is.
     barge_registry::install_crypto_provider();
     let listen = format!("127.0.0.1:{port}");
     let log = dir.join("serve.log");
     let child = command(dir, &["serve", defs.to_str().unwrap(), "--listen", &listen])
         .env("BARGE_CONFIG", config)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -1126,4 +1133,243 @@ spec:
             .any(|m| m.contains("barge cannot select Warehouses by the receiverPaths index")),
         "{messages:?}"
     );
+}
+
+/// The config repository the PR pipeline promotes through, on the test forge.
+const PR_REPO: &str = "acme/config";
+const FORGE_TOKEN: &str = "forge-t0ken";
+
+/// Project `demo`: a GitHub receiver, a Warehouse on the test registry's `demo/app` and a
+/// Stage `dev`, auto-promoted, whose promotion pushes a branch, opens a PR on the forge and
+/// waits for it to be merged. REGISTRY is the registry's host.
+const PR_PIPELINE: &str = r#"
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Project
+metadata: {name: demo}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: ProjectConfig
+metadata: {name: demo, namespace: demo}
+spec:
+  promotionPolicies:
+    - stageSelector: {name: dev}
+      autoPromotionEnabled: true
+  webhookReceivers:
+    - name: forge
+      github: {secretRef: {name: github}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: demo}
+spec:
+  interval: 24h
+  subscriptions:
+    - image: {repoURL: REGISTRY/demo/app, constraint: ^1.0.0}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: demo}
+spec:
+  vars:
+    - {name: repo, value: "https://forge.example.com/acme/config.git"}
+  requestedFreight:
+    - origin: {kind: Warehouse, name: app}
+      sources: {direct: true}
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: git-clone
+          config:
+            repoURL: ${{ vars.repo }}
+            checkout: [{branch: main, path: ./src}]
+        - uses: kustomize-set-image
+          config: {path: ./src/env/dev, images: [{image: REGISTRY/demo/app}]}
+        - uses: git-commit
+          config: {path: ./src, message: "dev: ${{ imageFrom('REGISTRY/demo/app').Tag }}"}
+        - uses: git-push
+          as: push
+          config: {path: ./src, generateTargetBranch: true}
+        - uses: git-open-pr
+          as: open-pr
+          config:
+            repoURL: ${{ vars.repo }}
+            provider: github
+            sourceBranch: ${{ outputs.push.branch }}
+            targetBranch: main
+        - uses: git-wait-for-pr
+          as: wait
+          config: {repoURL: "${{ vars.repo }}", provider: github, prNumber: "${{ outputs['open-pr'].pr.id }}"}
+"#;
+
+/// The dev promotion, as `barge get promotions` reports it (None before there is one).
+fn dev_promotion(dir: &Path) -> Option<Value> {
+    get_json(dir, &["get", "promotions", "--stage", "dev"])
+        .as_array()
+        .and_then(|l| l.first().cloned())
+}
+
+/// How often the forge was asked for `repo`'s PR `number` (git-wait-for-pr's check).
+fn pr_checks(forge: &barge_testkit::forge::TestForge, repo: &str, number: i64) -> usize {
+    let call = format!("GET /gh/repos/{repo}/pulls/{number}");
+    forge.calls().iter().filter(|c| **c == call).count()
+}
+
+/// Issue #18: a promotion waiting in git-wait-for-pr (its poll an hour away) goes on as soon
+/// as the GitHub receiver of `barge serve` gets the signed `pull_request` closed delivery for
+/// its PR; deliveries about another PR or another repository, and unsigned or forged ones,
+/// leave it waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_that_pr() {
+    use barge_testkit::forge::{Flavor, TestForge};
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("forge");
+    std::fs::create_dir_all(&root).unwrap();
+    let forge = TestForge::start(&root, FORGE_TOKEN).await;
+    let overlay = "images:\n  - name: app\n    newTag: 0.9.0\n";
+    let bare = forge.create_repo(PR_REPO, &[("env/dev/kustomization.yaml", overlay)]);
+    let other_bare = forge.create_repo("acme/other", &[("README.md", "other\n")]);
+    let git = support::GitDaemon::start(&root);
+    let reg = TestRegistry::start(None).await;
+    reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+
+    let defs = dir.path().join("defs.yaml");
+    std::fs::write(&defs, PR_PIPELINE.replace("REGISTRY", &reg.host)).unwrap();
+    let config = dir.path().join("barge.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "registries: {{plainHTTP: [{reg}]}}\n\
+             rewrites:\n  - {{from: https://forge.example.com/, to: git://127.0.0.1:{git}/}}\n\
+             git:\n  credentials:\n    - {{prefix: https://forge.example.com/, username: x-access-token, passwordFrom: {{env: FORGE_TOKEN}}}}\n  \
+             prAPIs:\n    - {{prefix: https://forge.example.com/, url: {api}}}\n\
+             secrets:\n  github:\n    secret: {{env: HOOK_GITHUB}}\n",
+            reg = reg.host,
+            git = git.port,
+            api = forge.api(Flavor::GitHub),
+        ),
+    )
+    .unwrap();
+    // Steps poll once an hour: only the delivery can explain a prompt re-check.
+    let daemon = start_with(
+        dir.path(),
+        &defs,
+        &config,
+        support::free_port(),
+        &[("BARGE_POLL_INTERVAL", "1h"), ("FORGE_TOKEN", FORGE_TOKEN)],
+    )
+    .await;
+    let log = || std::fs::read_to_string(&daemon.log).unwrap_or_default();
+
+    // The promotion opened PR #1 and git-wait-for-pr found it open.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pr_checks(&forge, PR_REPO, 1) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the promotion never checked its PR; forge calls {:?}\n{}",
+            forge.calls(),
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pr = &forge.prs(PR_REPO)[0];
+    assert_eq!((pr.number, pr.state, &pr.target[..]), (1, "open", "main"));
+    let waiting = dev_promotion(dir.path()).expect("a dev promotion");
+    assert_eq!(waiting["status"]["phase"], "Running", "{waiting}");
+
+    // A reviewer merges it on the forge: only a re-check can see that now.
+    let merger = forge.clone();
+    tokio::task::spawn_blocking(move || merger.merge(PR_REPO, 1))
+        .await
+        .unwrap();
+    // The same number in another repository, and another PR of this one, merged too.
+    git_kit::git(&other_bare, &["branch", "fix", "main"]);
+    let other_repo_pr = forge.open_pr("acme/other", "fix", "main", "fix");
+    git_kit::git(&bare, &["branch", "docs", "main"]);
+    let other_pr = forge.open_pr(PR_REPO, "docs", "main", "docs");
+    assert_eq!((other_repo_pr, other_pr), (1, 2));
+    let merger = forge.clone();
+    tokio::task::spawn_blocking(move || {
+        merger.merge("acme/other", 1);
+        merger.merge(PR_REPO, 2);
+    })
+    .await
+    .unwrap();
+
+    let secret = secret_of(Provider::GitHub);
+    let url = format!(
+        "{}{}",
+        daemon.base,
+        receiver_path("demo", Provider::GitHub, "forge", &[&secret])
+    );
+    let delivery = |repo: &str, number: i64, id: &str| {
+        let body = serde_json::to_vec(&forge.pull_request_event(repo, number)).unwrap();
+        let headers = vec![
+            ("Content-Type", "application/json".to_string()),
+            ("X-GitHub-Event", "pull_request".to_string()),
+            ("X-GitHub-Delivery", id.to_string()),
+        ];
+        (headers, body)
+    };
+    let with_signature = |mut headers: Vec<(&'static str, String)>, body: &[u8], secret: &str| {
+        headers.push(("X-Hub-Signature-256", format!("sha256={}", sign(secret, body))));
+        headers
+    };
+
+    // Signed deliveries about another repository's PR #1 and this repository's PR #2.
+    for (repo, number, id) in [("acme/other", 1, "d-other-repo"), (PR_REPO, 2, "d-other-pr")] {
+        let (headers, body) = delivery(repo, number, id);
+        assert_eq!(forge.pull_request_event(repo, number)["pull_request"]["merged"], true);
+        let (status, answer) = post(&url, &with_signature(headers, &body, &secret), body).await;
+        assert_eq!(status, 200, "{repo}#{number}: {answer}");
+        assert_eq!(answer["woken"], 0, "{repo}#{number}: {answer}");
+    }
+    // The right PR's delivery, unsigned and signed with another secret: refused.
+    let (headers, body) = delivery(PR_REPO, 1, "d-unsigned");
+    let (status, answer) = post(&url, &headers, body.clone()).await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = post(&url, &with_signature(headers, &body, "not-the-secret"), body).await;
+    assert_eq!(status, 401, "{answer}");
+    // None of them made the step look again: it still waits, having checked once.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pr_checks(&forge, PR_REPO, 1), 1, "{:?}", forge.calls());
+    let still = dev_promotion(dir.path()).unwrap();
+    assert_eq!(still["status"]["phase"], "Running", "{still}");
+
+    // The signed delivery for its PR (closed, merged): the step checks again at once and the
+    // promotion succeeds, long before the hour's poll.
+    let (headers, body) = delivery(PR_REPO, 1, "d-merged");
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (&event["action"], &event["pull_request"]["merged"]),
+        (&json!("closed"), &json!(true))
+    );
+    let sent = Instant::now();
+    let (status, answer) = post(&url, &with_signature(headers, &body, &secret), body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["woken"], 1, "{answer}");
+    let done = loop {
+        let p = dev_promotion(dir.path()).unwrap();
+        if p["status"]["phase"] != "Running" {
+            break p;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(60),
+            "the woken promotion did not finish: {p}\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"]["phase"], "Succeeded", "{done}\n{}", log());
+    assert_eq!(pr_checks(&forge, PR_REPO, 1), 2, "one check more, the woken one");
+    // The PR's merge put the tag on main, and the Freight is in dev.
+    let merged = git_kit::git(&bare, &["show", "main:env/dev/kustomization.yaml"]);
+    assert!(merged.contains("newTag: 1.0.0"), "{merged}");
+    let stage = get_json(dir.path(), &["get", "stage", "dev"]);
+    assert_eq!(
+        stage["status"]["lastPromotion"]["name"], done["metadata"]["name"],
+        "{stage}"
+    );
+    assert_eq!(stage["status"]["barge"]["requests"][0]["state"], "UpToDate", "{stage}");
 }

@@ -459,6 +459,8 @@ impl Engine {
             );
         };
         loop {
+            // A wake-up from now on is one this attempt's check may have missed.
+            let checked = Instant::now();
             // Config is rendered per attempt: outputs and secrets may have changed.
             let result = match eval::render_value(&step.config, data, scope) {
                 Err(e) => Err(steps::StepError::Invalid(e.to_string())),
@@ -501,7 +503,7 @@ impl Engine {
                         return (StepStatus::Errored, format!("timed out while {why}"), Map::new());
                     }
                     tracing::info!(step = %step.alias, "{why}");
-                    self.wakeups.wait(&wake, self.poll_interval).await;
+                    self.wakeups.wait(&wake, checked, self.poll_interval).await;
                 }
                 Err(steps::StepError::Failed(m)) => return (StepStatus::Failed, m, Map::new()),
                 Err(steps::StepError::Invalid(m)) => return (StepStatus::Errored, m, Map::new()),

@@ -4,6 +4,9 @@
 //! - [`fixtures`]: the workspace's root, the real-world corpus, Freight from a Warehouse.
 //! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
 //! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
+//! - [`forge`]: a test forge answering the pull-request calls of GitHub, GitLab and Gitea
+//!   over real bare repositories (merges made with git), and GitHub's `pull_request`
+//!   webhook payload.
 //! - [`github`]: an API-faithful test server for GitHub's Git database endpoints over real
 //!   bare repositories.
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
@@ -20,6 +23,7 @@
 
 pub mod browser;
 pub mod fixtures;
+pub mod forge;
 pub mod git;
 pub mod github;
 pub mod kube;
