@@ -563,7 +563,9 @@ fn partial_headers_slow_bodies_and_idle_connections_are_closed_after_the_client_
     let silent = daemon.connect(within);
     let mut partial = daemon.connect(within);
     partial
-        .write_all(b"POST /api/v1/projects/shop/stages/prod/promotions HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer ")
+        .write_all(
+            b"POST /api/v1/projects/shop/stages/prod/promotions HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer ",
+        )
         .unwrap();
     let mut slow_body = daemon.connect(within);
     write!(
@@ -2513,7 +2515,17 @@ fn every_verb_with_server_takes_its_rest_route_and_the_call_endpoint_is_gone() {
         ),
         (&["history"], "GET /api/v1/projects/-/history?limit=100"),
         (
-            &["history", "--project", "shop", "--stage", "prod", "--kind", "stage.held", "--limit", "5"],
+            &[
+                "history",
+                "--project",
+                "shop",
+                "--stage",
+                "prod",
+                "--kind",
+                "stage.held",
+                "--limit",
+                "5",
+            ],
             "GET /api/v1/projects/shop/history?stage=prod&kind=stage.held&limit=5",
         ),
         (&["stats"], "GET /api/v1/projects/-/stats"),
@@ -3050,12 +3062,25 @@ fn read_verbs_through_the_rest_api_print_as_in_process(backend: Backend) {
     // Something to show: a promotion followed to its end through the server (`--wait` is
     // the server's: in-process, promote runs the promotion itself). It prints the engine's
     // promotion, as the store has it.
-    let args = ["promote", "--stage", "prod", "--freight", &fx.alias, "--wait", "-o", "json"];
+    let args = [
+        "promote",
+        "--stage",
+        "prod",
+        "--freight",
+        &fx.alias,
+        "--wait",
+        "-o",
+        "json",
+    ];
     let (code, served, err) = shown(&mut fx.through(&daemon, &args));
     assert_eq!(code, Some(0), "{err}");
     let served: Value = serde_json::from_str(&served).unwrap();
     let p = &served[0];
-    assert_eq!((&p["stage"], &p["phase"]), (&json!("prod"), &json!("Succeeded")), "{served:#}");
+    assert_eq!(
+        (&p["stage"], &p["phase"]),
+        (&json!("prod"), &json!("Succeeded")),
+        "{served:#}"
+    );
     let name = p["name"].as_str().unwrap();
     let (code, stored, err) = shown(&mut fx.command(&["get", "promotions", name, "-o", "json"]));
     assert_eq!(code, Some(0), "{err}");
@@ -3079,14 +3104,31 @@ fn read_verbs_through_the_rest_api_print_as_in_process(backend: Backend) {
     let verbs: &[&[&str]] = &[
         &["history"],
         &["history", "-o", "json", "--limit", "1000"],
-        &["history", "--stage", "prod", "--kind", "promotion.created", "-o", "yaml"],
+        &[
+            "history",
+            "--stage",
+            "prod",
+            "--kind",
+            "promotion.created",
+            "-o",
+            "yaml",
+        ],
         &["history", "--freight", &fx.alias, "--limit", "2"],
         &["history", "--project", "nope"],
         &["stats"],
         &["stats", "-o", "json", "--project", "shop", "--stage", "prod"],
         &["get", "replicas", "-o", "name"],
         &["get", "notifications"],
-        &["get", "notifications", "-o", "json", "--state", "failed", "--project", "shop"],
+        &[
+            "get",
+            "notifications",
+            "-o",
+            "json",
+            "--state",
+            "failed",
+            "--project",
+            "shop",
+        ],
         &["get", "notifications", "--state", "lost"],
     ];
     // A window's start is the time of the read (30 days back): the one figure two reads

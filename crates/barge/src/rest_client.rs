@@ -125,11 +125,19 @@ fn route(c: &Call) -> Result<Route> {
         Call::Version => get(vec!["version".into()], Vec::new()),
         Call::GetReplicas => get(vec!["replicas".into()], Vec::new()),
         Call::GetWebhooks { project } => get(vec!["webhooks".into()], vec![("project", project.clone())]),
-        Call::GetNotifications { project: p, state, limit } => get(
+        Call::GetNotifications {
+            project: p,
+            state,
+            limit,
+        } => get(
             under(p, &["notifications"]),
             vec![("state", state.clone()), ("limit", Some(limit.to_string()))],
         ),
-        Call::Stats { project: p, stage, since } => get(
+        Call::Stats {
+            project: p,
+            stage,
+            since,
+        } => get(
             under(p, &["stats"]),
             vec![("stage", stage.clone()), ("since", since.map(|s| s.to_string()))],
         ),
@@ -165,7 +173,9 @@ fn route(c: &Call) -> Result<Route> {
         | Call::GetStages { .. }
         | Call::GetWarehouses { .. }
         | Call::GetFreight { .. } => {
-            bail!("barge reads Stages, Warehouses, Freight and promotion lists from a server as Kargo's resources (barge get)")
+            bail!(
+                "barge reads Stages, Warehouses, Freight and promotion lists from a server as Kargo's resources (barge get)"
+            )
         }
     })
 }
