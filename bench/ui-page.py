@@ -17,14 +17,14 @@ base, token = sys.argv[1], sys.argv[2]
 page = "/projects/bench"
 
 
-def api(call):
-    req = urllib.request.Request(base + "/api/v1/call", data=json.dumps(call).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+def api(path):
+    req = urllib.request.Request(base + "/api/v1" + path, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req) as r:
         return json.load(r)
 
 
-print(f"freight: {sum(w['freight'] for w in api({'op': 'getWarehouses', 'project': 'bench'}))}")
+warehouses = api("/projects/bench/warehouses")["items"]
+print(f"freight: {sum(w['status']['barge']['freight'] for w in warehouses)}")
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -64,14 +64,57 @@ struct Fixture {
     alias: String,
 }
 
+/// The store a test runs on. The endpoint tests run on both of barge's backends
+/// ([`on_both_stores`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each of these tests, `fn NAME(Backend)`, on SQLite and on PostgreSQL, as the tests
+/// `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(super::Backend::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                super::$name(super::Backend::Postgres)
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal,
+    rest_errors_are_one_json_shape_with_the_status_of_their_class,
+    roles_decide_what_a_token_may_do_and_every_refusal_is_audited,
+    anonymous_requests_read_when_allowed_and_never_write,
+    the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names,
+    read_verbs_through_the_rest_api_print_as_in_process,
+);
+
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::on(Backend::Sqlite)
+    }
+
+    /// A fixture whose store is a fresh database of this backend.
+    fn on(backend: Backend) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let defs = dir.path().join("shop.yaml");
         std::fs::write(&defs, DEFINITIONS).unwrap();
         let token_file = dir.path().join("barge.token");
         std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
-        let db = format!("sqlite://{}/barge.db", dir.path().display());
+        let db = match backend {
+            Backend::Sqlite => format!("sqlite://{}/barge.db", dir.path().display()),
+            Backend::Postgres => barge_testkit::postgres::postgres_url(),
+        };
         // Freight as discovery would have stored it.
         let alias = support::mint_freight(&db, "1.0.0");
         Fixture {
@@ -183,6 +226,30 @@ impl Fixture {
         v["token"].as_str().unwrap().to_string()
     }
 
+    /// Everything the store holds, as bytes to search: the SQLite files, or a dump of the
+    /// PostgreSQL database.
+    fn store_contents(&self) -> Vec<(String, Vec<u8>)> {
+        if self.db.starts_with("postgres://") {
+            let out = Command::new(format!("{}/pg_dump", barge_testkit::postgres::pg_bin()))
+                .args(["--data-only", "-d", &self.db])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "pg_dump: {}", stderr(&out));
+            assert!(!out.stdout.is_empty(), "an empty dump");
+            return vec![("the database".into(), out.stdout)];
+        }
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("barge.db") {
+                files.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+        assert!(files.iter().any(|(n, _)| n == "barge.db"), "no database file");
+        files
+    }
+
     /// `barge history -o json` on the store.
     fn history(&self) -> Vec<Value> {
         let out = self
@@ -218,14 +285,17 @@ impl Daemon {
         s
     }
 
-    /// `POST /api/v1/call` with the token over a fresh connection: the status and body.
-    fn call(&self, body: &Value) -> (u16, Value) {
-        self.call_as(Some(TOKEN), body)
+    /// `GET /api/v1/projects/shop/stages` with this bearer token (none: no Authorization
+    /// header): the status and body.
+    fn stages_as(&self, token: Option<&str>) -> (u16, Value) {
+        self.request("GET", "/api/v1/projects/shop/stages", token, None)
     }
 
-    /// `POST /api/v1/call` with this bearer token (none: no Authorization header).
-    fn call_as(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
-        self.request("POST", "/api/v1/call", token, Some(&body.to_string()))
+    /// `POST /api/v1/projects/shop/stages/STAGE/promotions` of `freight` with this bearer
+    /// token (none: no Authorization header).
+    fn promote_as(&self, token: Option<&str>, stage: &str, freight: &str) -> (u16, Value) {
+        let path = format!("/api/v1/projects/shop/stages/{stage}/promotions");
+        self.request("POST", &path, token, Some(&json!({ "freight": freight }).to_string()))
     }
 
     /// `METHOD PATH` with this bearer token (none: no Authorization header) and body over a
@@ -408,14 +478,22 @@ fn an_empty_token_is_refused_by_the_client_naming_its_file() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-#[test]
-fn the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names() {
-    let fx = Fixture::new();
+fn the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names(backend: Backend) {
+    let fx = Fixture::on(backend);
     // The default identity.
     {
         let daemon = fx.daemon(&[], &[]);
-        let approve = json!({"op": "approve", "stage": "prod", "freight": fx.alias, "actor": "mallory"});
-        let (status, body) = daemon.call(&approve);
+        let path = format!("/api/v1/projects/shop/freight/{}/approve", fx.alias);
+        // A body cannot name the actor: the field is refused, not taken.
+        let naming = json!({"stage": "prod", "actor": "mallory"}).to_string();
+        let message = assert_problem(
+            daemon.request("POST", &path, Some(TOKEN), Some(&naming)),
+            400,
+            "invalid",
+        );
+        assert!(message.contains("unknown field `actor`"), "{message}");
+        let approve = json!({"stage": "prod"}).to_string();
+        let (status, body) = daemon.request("POST", &path, Some(TOKEN), Some(&approve));
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["approvedBy"], "token:api-token", "{body}");
         // The CLI through the API: its local user is not the actor either.
@@ -438,8 +516,8 @@ fn the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names() {
     }
     // A named token; the client may leave the actor out.
     let daemon = fx.daemon(&["--token-name", "ci-bot"], &[]);
-    let (status, body) = daemon.call(&json!({"op": "promote", "stage": "prod", "freight": "through-api"}));
-    assert_eq!(status, 200, "{body}");
+    let (status, body) = daemon.promote_as(Some(TOKEN), "prod", "through-api");
+    assert_eq!(status, 202, "{body}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !fx.history().iter().any(|e| e["kind"] == "promotion.finished") {
         assert!(
@@ -485,12 +563,14 @@ fn partial_headers_slow_bodies_and_idle_connections_are_closed_after_the_client_
     let silent = daemon.connect(within);
     let mut partial = daemon.connect(within);
     partial
-        .write_all(b"POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer ")
+        .write_all(
+            b"POST /api/v1/projects/shop/stages/prod/promotions HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer ",
+        )
         .unwrap();
     let mut slow_body = daemon.connect(within);
     write!(
         slow_body,
-        "POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\n\
+        "POST /api/v1/projects/shop/stages/prod/promotions HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\n\
          Content-Length: 100\r\n\r\n{{\"op\":"
     )
     .unwrap();
@@ -508,11 +588,12 @@ fn partial_headers_slow_bodies_and_idle_connections_are_closed_after_the_client_
     let (answer, _) = closed_by_server(slow_body, within);
     let (status, body) = parse_response(&answer);
     assert_eq!(status, 408, "{answer}");
-    assert!(body["error"].as_str().unwrap().contains("did not arrive"), "{body}");
+    assert_eq!(body["code"], "timeout", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("did not arrive"), "{body}");
     let (answer, _) = closed_by_server(kept_alive, within);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The API still answers.
-    let (status, body) = daemon.call(&json!({"op": "getStages"}));
+    let (status, body) = daemon.stages_as(Some(TOKEN));
     assert_eq!(status, 200, "{body}");
 }
 
@@ -542,8 +623,9 @@ fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_
         );
         let (status, body) = parse_response(&answer);
         assert_eq!(status, 503, "{answer}");
+        assert_eq!(body["code"], "transient", "{body}");
         assert!(
-            body["error"].as_str().unwrap().contains("too many connections"),
+            body["message"].as_str().unwrap().contains("too many connections"),
             "{body}"
         );
     }
@@ -584,7 +666,7 @@ fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (status, body) = daemon.call(&json!({"op": "getStages"}));
+        let (status, body) = daemon.stages_as(Some(TOKEN));
         if status == 200 {
             break;
         }
@@ -598,7 +680,7 @@ fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_
 fn a_64_mb_body_gets_413_with_a_json_error() {
     let fx = Fixture::new();
     let daemon = fx.daemon(&[], &[]);
-    let url = format!("{}/api/v1/call", daemon.server);
+    let url = format!("{}/api/v1/projects/shop/stages/prod/promotions", daemon.server);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -618,9 +700,10 @@ fn a_64_mb_body_gets_413_with_a_json_error() {
             (status, response.json::<Value>().await.unwrap())
         });
         assert_eq!(status, want, "{body}");
-        assert!(body["error"].is_string(), "{body}");
+        assert!(body["message"].is_string(), "{body}");
         if want == 413 {
-            assert!(body["error"].as_str().unwrap().contains("1048576 bytes"), "{body}");
+            assert_eq!(body["code"], "too-large", "{body}");
+            assert!(body["message"].as_str().unwrap().contains("1048576 bytes"), "{body}");
         }
     }
     // A body without a length, sent in chunks, is cut off at the limit too.
@@ -628,7 +711,7 @@ fn a_64_mb_body_gets_413_with_a_json_error() {
     let mut writer = s.try_clone().unwrap();
     let sender = std::thread::spawn(move || {
         writer.write_all(
-            format!("POST /api/v1/call HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n")
+            format!("POST /api/v1/projects/shop/stages/prod/promotions HTTP/1.1\r\nHost: barge\r\nAuthorization: Bearer {TOKEN}\r\nTransfer-Encoding: chunked\r\n\r\n")
                 .as_bytes(),
         )?;
         let chunk = [b' '; 1 << 20];
@@ -645,35 +728,37 @@ fn a_64_mb_body_gets_413_with_a_json_error() {
     let _ = sender.join().unwrap();
     let (status, body) = parse_response(&String::from_utf8_lossy(&answer));
     assert_eq!(status, 413, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("1048576 bytes"), "{body}");
+    assert!(body["message"].as_str().unwrap().contains("1048576 bytes"), "{body}");
 }
 
-#[test]
-fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
-    let fx = Fixture::new();
+fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited(backend: Backend) {
+    let fx = Fixture::on(backend);
     let wall = fx.create_token("wall", &["--role", "viewer"]);
     let ci = fx.create_token("ci", &["--role", "promoter", "--stages", "dev", "--project", "shop"]);
     let daemon = fx.daemon(&[], &[]);
-    let promote = |stage: &str| json!({"op": "promote", "stage": stage, "freight": fx.alias, "actor": "mallory"});
+    let daemon_log = daemon.log.clone();
+    let alias = fx.alias.as_str();
 
     // A viewer reads, and may not promote.
-    let (status, body) = daemon.call_as(Some(&wall), &json!({"op": "getStages"}));
+    let (status, body) = daemon.stages_as(Some(&wall));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body.as_array().map(Vec::len), Some(3), "{body}");
-    let (status, body) = daemon.call_as(Some(&wall), &promote("prod"));
-    assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("may not promote"), "{body}");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(3), "{body}");
+    let message = assert_problem(daemon.promote_as(Some(&wall), "prod", alias), 403, "forbidden");
+    assert!(message.contains("may not promote"), "{message}");
     // A promoter limited to dev promotes into dev, not prod.
-    let (status, body) = daemon.call_as(Some(&ci), &promote("dev"));
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = daemon.call_as(Some(&ci), &promote("prod"));
-    assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("only on Stages dev"), "{body}");
+    let (status, body) = daemon.promote_as(Some(&ci), "dev", alias);
+    assert_eq!(status, 202, "{body}");
+    let message = assert_problem(daemon.promote_as(Some(&ci), "prod", alias), 403, "forbidden");
+    assert!(message.contains("only on Stages dev"), "{message}");
     // Promoting downstream of dev promotes into qa, which the token may not.
-    let downstream = json!({"op": "promoteDownstream", "from": "dev", "freight": fx.alias});
-    let (status, body) = daemon.call_as(Some(&ci), &downstream);
-    assert_eq!(status, 403, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("not \"qa\""), "{body}");
+    let downstream = json!({ "freight": alias }).to_string();
+    let path = "/api/v1/projects/shop/stages/dev/promotions/downstream";
+    let message = assert_problem(
+        daemon.request("POST", path, Some(&ci), Some(&downstream)),
+        403,
+        "forbidden",
+    );
+    assert!(message.contains("not \"qa\""), "{message}");
     // Tokens are an admin's: not a viewer's, and the bootstrap admin's through the CLI.
     let out = fx
         .command(&["token", "list", "--server", &daemon.server])
@@ -689,11 +774,9 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     // A revoked token is no token (401); so is one never issued.
-    let (status, body) = daemon.call_as(Some(&ci), &promote("dev"));
-    assert_eq!(status, 401, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("revoked"), "{body}");
-    let (status, _) = daemon.call_as(Some("barge_0000"), &json!({"op": "getStages"}));
-    assert_eq!(status, 401);
+    let message = assert_problem(daemon.promote_as(Some(&ci), "dev", alias), 401, "auth");
+    assert!(message.contains("revoked"), "{message}");
+    assert_problem(daemon.stages_as(Some("barge_0000")), 401, "auth");
 
     let history = fx.history();
     let promotions: Vec<(&str, &str)> = history
@@ -742,17 +825,11 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
         Some(&json!("token:api-token")),
         "{history:#?}"
     );
-    // The tokens themselves are nowhere: not in the history, the log or the database files.
+    // The tokens themselves are nowhere: not in the history, the log or the database.
     drop(daemon);
     let mut places = vec![("history".to_string(), serde_json::to_vec(&history).unwrap())];
-    for entry in std::fs::read_dir(fx.dir.path()).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if name.starts_with("barge.db") || name.starts_with("serve-") {
-            places.push((name, std::fs::read(&path).unwrap()));
-        }
-    }
-    assert!(places.iter().any(|(n, _)| n == "barge.db"), "no database file");
+    places.push(("the daemon's log".into(), std::fs::read(&daemon_log).unwrap()));
+    places.extend(fx.store_contents());
     for (place, bytes) in &places {
         for token in [&wall, &ci] {
             assert!(
@@ -763,25 +840,20 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited() {
     }
 }
 
-#[test]
-fn anonymous_requests_read_when_allowed_and_never_write() {
-    let fx = Fixture::new();
-    let promote = json!({"op": "promote", "stage": "dev", "freight": fx.alias});
+fn anonymous_requests_read_when_allowed_and_never_write(backend: Backend) {
+    let fx = Fixture::on(backend);
     // Off by default.
     {
         let daemon = fx.daemon(&[], &[]);
-        let (status, body) = daemon.call_as(None, &json!({"op": "getStages"}));
-        assert_eq!(status, 401, "{body}");
+        assert_problem(daemon.stages_as(None), 401, "auth");
     }
     let daemon = fx.daemon(&["--anonymous-role", "viewer"], &[]);
-    let (status, body) = daemon.call_as(None, &json!({"op": "getStages"}));
+    let (status, body) = daemon.stages_as(None);
     assert_eq!(status, 200, "{body}");
-    let (status, body) = daemon.call_as(None, &promote);
-    assert_eq!(status, 401, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("send a token"), "{body}");
+    let message = assert_problem(daemon.promote_as(None, "dev", &fx.alias), 401, "auth");
+    assert!(message.contains("send a token"), "{message}");
     // A wrong token is refused, not taken for anonymous.
-    let (status, _) = daemon.call_as(Some("wrong"), &json!({"op": "getStages"}));
-    assert_eq!(status, 401);
+    assert_problem(daemon.stages_as(Some("wrong")), 401, "auth");
     assert!(
         fx.history()
             .iter()
@@ -915,7 +987,7 @@ fn a_token_is_printed_once_and_never_listed() {
         assert!(!stdout(&out).contains(&token[6..]), "{how} -o {output} shows the token");
     }
     // The token works, and `token list` tells when it was last used.
-    let (status, body) = daemon.call_as(Some(&token), &json!({"op": "getStages"}));
+    let (status, body) = daemon.stages_as(Some(&token));
     assert_eq!(status, 200, "{body}");
     let out = fx.command(&["token", "list", "-o", "json"]).output().unwrap();
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -1087,7 +1159,12 @@ impl Daemon {
 /// The fixture with [`REST_DEFINITIONS`] added, and the server that never answers (kept
 /// open: connections queue in its backlog and wait).
 fn rest_fixture() -> (Fixture, std::net::TcpListener) {
-    let fx = Fixture::new();
+    rest_fixture_on(Backend::Sqlite)
+}
+
+/// [`rest_fixture`] on a store of this backend.
+fn rest_fixture_on(backend: Backend) -> (Fixture, std::net::TcpListener) {
+    let fx = Fixture::on(backend);
     let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://127.0.0.1:{}/", hang.local_addr().unwrap().port());
     std::fs::write(
@@ -1106,9 +1183,8 @@ fn assert_problem((status, body): (u16, Value), want_status: u16, code: &str) ->
     body["message"].as_str().unwrap().to_string()
 }
 
-#[test]
-fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
-    let (fx, _hang) = rest_fixture();
+fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal(backend: Backend) {
+    let (fx, _hang) = rest_fixture_on(backend);
     let daemon = fx.daemon(&[], &[]);
     let names = |body: &Value| -> Vec<String> {
         body["items"]
@@ -1384,9 +1460,8 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal() {
     assert_problem(daemon.rest("GET", "/history?continue=x", None), 400, "invalid");
 }
 
-#[test]
-fn rest_errors_are_one_json_shape_with_the_status_of_their_class() {
-    let (fx, _hang) = rest_fixture();
+fn rest_errors_are_one_json_shape_with_the_status_of_their_class(backend: Backend) {
+    let (fx, _hang) = rest_fixture_on(backend);
     let wall = fx.create_token("wall", &["--role", "viewer"]);
     let daemon = fx.daemon(&[], &[]);
     let promote = json!({"freight": fx.alias}).to_string();
@@ -1440,7 +1515,7 @@ fn rest_errors_are_one_json_shape_with_the_status_of_their_class() {
         405,
         "method-not-allowed",
     );
-    // The body limit applies as on /api/v1/call.
+    // The body limit applies to every route.
     let big = format!("{{\"freight\": \"{}\"}}", "x".repeat(2 << 20));
     assert_problem(daemon.request("POST", path, Some(TOKEN), Some(&big)), 413, "too-large");
     // Nothing was promoted, and the refusals are audited.
@@ -1469,9 +1544,8 @@ fn routes_in_the_reference() -> std::collections::BTreeSet<(String, String)> {
         .filter_map(|code| {
             let (method, path) = code.split_once(' ')?;
             let path = path.replace('…', "/api/v1/projects/{project}");
-            // The CLI's call endpoint and the document itself are not REST routes.
-            let rest =
-                path.starts_with("/api/v1/") && !["/api/v1/call", "/api/v1/openapi.json"].contains(&path.as_str());
+            // The document itself is not a REST route.
+            let rest = path.starts_with("/api/v1/") && path != "/api/v1/openapi.json";
             (["GET", "POST", "PATCH"].contains(&method) && rest && !path.contains(' '))
                 .then(|| (method.to_string(), path))
         })
@@ -1511,7 +1585,7 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
         })
         .collect();
     assert_eq!(documented, routes_in_the_reference());
-    assert_eq!(documented.len(), 29);
+    assert_eq!(documented.len(), 30);
     // The resources' GETs answer Kargo's shapes, and the document describes them (issue #16).
     let schemas = &document["components"]["schemas"];
     for (path, kind) in [
@@ -2410,14 +2484,55 @@ fn write_verbs_through_the_rest_api_print_and_exit_as_in_process() {
     assert_eq!(errors, verbs.len() - 6, "{answers:#?}");
 }
 
-/// The routes the CLI takes: `--server` sends each change to its REST route, with `-` for
-/// the project when none is given (the server finds it), and never to /api/v1/call.
+/// The routes the CLI takes: `--server` sends each verb to its REST route, with `-` for
+/// the project when none is given (the server finds it, or a list reads every project), and
+/// the call endpoint the CLI used before is gone.
 #[test]
-fn write_verbs_with_server_take_their_rest_routes() {
+fn every_verb_with_server_takes_its_rest_route_and_the_call_endpoint_is_gone() {
     let fx = Fixture::new();
     let daemon = fx.daemon(&[], &[]);
     let alias = fx.alias.as_str();
+    // `POST /api/v1/call` is no route (404, in the REST API's error shape), whatever it names.
+    for body in [json!({"op": "getStages"}), json!({"op": "version"})] {
+        let refused = daemon.request("POST", "/api/v1/call", Some(TOKEN), Some(&body.to_string()));
+        assert_problem(refused, 404, "no-route");
+    }
     let cases: &[(&[&str], &str)] = &[
+        (&["version"], "GET /api/v1/version"),
+        (&["get", "replicas"], "GET /api/v1/replicas"),
+        (&["get", "webhooks"], "GET /api/v1/webhooks"),
+        (
+            &["get", "webhooks", "--project", "shop"],
+            "GET /api/v1/webhooks?project=shop",
+        ),
+        (
+            &["get", "notifications"],
+            "GET /api/v1/projects/-/notifications?limit=100",
+        ),
+        (
+            &["get", "notifications", "--project", "shop", "--state", "failed"],
+            "GET /api/v1/projects/shop/notifications?state=failed&limit=100",
+        ),
+        (&["history"], "GET /api/v1/projects/-/history?limit=100"),
+        (
+            &[
+                "history",
+                "--project",
+                "shop",
+                "--stage",
+                "prod",
+                "--kind",
+                "stage.held",
+                "--limit",
+                "5",
+            ],
+            "GET /api/v1/projects/shop/history?stage=prod&kind=stage.held&limit=5",
+        ),
+        (&["stats"], "GET /api/v1/projects/-/stats"),
+        (
+            &["stats", "--project", "shop", "--stage", "prod"],
+            "GET /api/v1/projects/shop/stats?stage=prod",
+        ),
         (&["hold", "stage", "prod"], "POST /api/v1/projects/-/stages/prod/hold"),
         (
             &["release", "stage", "prod", "--project", "shop"],
@@ -2465,13 +2580,22 @@ fn write_verbs_with_server_take_their_rest_routes() {
         ),
         (&["token", "list"], "GET /api/v1/tokens"),
         (&["token", "revoke", "ci"], "POST /api/v1/tokens/ci/revoke"),
+        // `--wait` follows the queued promotion by name.
+        (
+            &["promote", "--stage", "dev", "--freight", "renamed", "--wait"],
+            "GET /api/v1/projects/-/promotions/",
+        ),
     ];
     for (args, route) in cases {
         let (method, path) = route.split_once(' ').unwrap();
-        let (_, _, err) = shown(fx.through(&daemon, args).env("BARGE_LOG", "barge=debug"));
+        let (code, _, err) = shown(fx.through(&daemon, args).env("BARGE_LOG", "barge=debug"));
         let asked = format!("method={method} url={}{path}", daemon.server);
         assert!(err.contains(&asked), "barge {}: no {asked}:\n{err}", args.join(" "));
         assert!(!err.contains("/api/v1/call"), "barge {}:\n{err}", args.join(" "));
+        // The reads (which went to the call endpoint before) and the wait succeed.
+        if ["version", "get", "history", "stats"].contains(&args[0]) || args.contains(&"--wait") {
+            assert_eq!(code, Some(0), "barge {}:\n{err}", args.join(" "));
+        }
     }
     // What they did, through the routes: the promotion queued (its name printed as before),
     // the token created and revoked.
@@ -2927,4 +3051,165 @@ fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carr
         }),
         "{history:#?}"
     );
+}
+
+/// The verbs that reached the server through the call endpoint before the REST API had their
+/// routes (version, history, stats, get replicas|notifications|webhooks, promote --wait)
+/// print through the REST API what they print in-process (`--db`) on the same store.
+fn read_verbs_through_the_rest_api_print_as_in_process(backend: Backend) {
+    let fx = Fixture::on(backend);
+    let daemon = fx.daemon(&[], &[]);
+    // Something to show: a promotion followed to its end through the server (`--wait` is
+    // the server's: in-process, promote runs the promotion itself). It prints the engine's
+    // promotion, as the store has it.
+    let args = [
+        "promote",
+        "--stage",
+        "prod",
+        "--freight",
+        &fx.alias,
+        "--wait",
+        "-o",
+        "json",
+    ];
+    let (code, served, err) = shown(&mut fx.through(&daemon, &args));
+    assert_eq!(code, Some(0), "{err}");
+    let served: Value = serde_json::from_str(&served).unwrap();
+    let p = &served[0];
+    assert_eq!(
+        (&p["stage"], &p["phase"]),
+        (&json!("prod"), &json!("Succeeded")),
+        "{served:#}"
+    );
+    let name = p["name"].as_str().unwrap();
+    let (code, stored, err) = shown(&mut fx.command(&["get", "promotions", name, "-o", "json"]));
+    assert_eq!(code, Some(0), "{err}");
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    let want = json!({
+        "project": stored["metadata"]["namespace"],
+        "name": name,
+        "stage": stored["spec"]["stage"],
+        "freight": stored["spec"]["freight"],
+        "actor": "token:api-token",
+        "phase": stored["status"]["phase"],
+        "message": stored["status"].get("message").cloned().unwrap_or(json!("")),
+        "createdAt": stored["metadata"]["creationTimestamp"],
+        "updatedAt": stored["status"]["barge"]["updatedAt"],
+        "steps": stored["status"]["stepExecutionMetadata"],
+        "outputs": stored["status"]["state"],
+    });
+    assert_eq!(p, &want);
+
+    // Replicas change their heartbeat from one read to the next: compared by name.
+    let verbs: &[&[&str]] = &[
+        &["history"],
+        &["history", "-o", "json", "--limit", "1000"],
+        &[
+            "history",
+            "--stage",
+            "prod",
+            "--kind",
+            "promotion.created",
+            "-o",
+            "yaml",
+        ],
+        &["history", "--freight", &fx.alias, "--limit", "2"],
+        &["history", "--project", "nope"],
+        &["stats"],
+        &["stats", "-o", "json", "--project", "shop", "--stage", "prod"],
+        &["get", "replicas", "-o", "name"],
+        &["get", "notifications"],
+        &[
+            "get",
+            "notifications",
+            "-o",
+            "json",
+            "--state",
+            "failed",
+            "--project",
+            "shop",
+        ],
+        &["get", "notifications", "--state", "lost"],
+    ];
+    // A window's start is the time of the read (30 days back): the one figure two reads
+    // differ in.
+    let windowless = |(code, out, err): (Option<i32>, String, String)| {
+        let Ok(Value::Array(mut figures)) = serde_json::from_str::<Value>(&out) else {
+            return (code, out, err);
+        };
+        for f in &mut figures {
+            if let Some(f) = f.as_object_mut() {
+                f.remove("since");
+            }
+        }
+        (code, Value::Array(figures).to_string(), err)
+    };
+    for args in verbs {
+        let read = |c: &mut Command| {
+            let out = shown(c);
+            if args[0] == "stats" { windowless(out) } else { out }
+        };
+        // The daemon may write between two reads (an event, a heartbeat): the reads are
+        // compared once two in-process ones around the server's agree.
+        let mut tries = 0;
+        loop {
+            let before = read(&mut fx.command(args));
+            let served = read(&mut fx.through(&daemon, args));
+            let after = read(&mut fx.command(args));
+            if before == after || tries == 5 {
+                assert_eq!(served, after, "barge {}", args.join(" "));
+                break;
+            }
+            tries += 1;
+        }
+    }
+    // Webhook receivers: read from the definitions here, the ones served there (none).
+    let here = shown(fx.command(&["get", "webhooks", "-o", "json"]).arg(&fx.defs));
+    let there = shown(&mut fx.through(&daemon, &["get", "webhooks", "-o", "json"]));
+    assert_eq!(there, here);
+    // The server's version is this barge's.
+    let (code, out, err) = shown(&mut fx.through(&daemon, &["version", "-o", "json"]));
+    assert_eq!(code, Some(0), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["serverVersion"], v["clientVersion"], "{v}");
+}
+
+/// `barge history --limit N` beyond the REST API's page (1000 events) reads the pages it
+/// needs through the server, as in-process reads them at once.
+#[test]
+fn history_beyond_a_page_reads_every_page_through_the_server() {
+    let fx = Fixture::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = barge_store::Store::open(&fx.db).await.unwrap();
+        for i in 0..1200 {
+            let subject = format!("Stage/s{i}");
+            store
+                .append_audit(barge_store::NewAudit {
+                    at: 1_700_000_000_000 + i,
+                    project: "shop",
+                    kind: "stage.held",
+                    subject: &subject,
+                    actor: "alice",
+                    stage: "prod",
+                    freight: "",
+                    body: &json!({"i": i}),
+                })
+                .await
+                .unwrap();
+        }
+    });
+    let daemon = fx.daemon(&[], &[]);
+    for limit in ["1100", "5000"] {
+        let args = ["history", "--kind", "stage.held", "--limit", limit, "-o", "json"];
+        let in_process = shown(&mut fx.command(&args));
+        let served = shown(&mut fx.through(&daemon, &args));
+        assert_eq!(served, in_process, "--limit {limit}");
+        let events: Value = serde_json::from_str(&served.1).unwrap();
+        let want = if limit == "1100" { 1100 } else { 1200 };
+        assert_eq!(events.as_array().unwrap().len(), want);
+    }
 }

@@ -431,8 +431,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     assert_eq!(api_get, 200);
     let api_post = c
         .execute(
-            "return fetch('/api/v1/call', {method: 'POST', headers: {'Content-Type': 'application/json'}, \
-               body: JSON.stringify({op: 'hold', project: 'shop', stage: 'prod'})}).then(r => r.status)",
+            "return fetch('/api/v1/projects/shop/stages/prod/hold', {method: 'POST'}).then(r => r.status)",
             vec![],
         )
         .await

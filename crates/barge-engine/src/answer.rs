@@ -363,8 +363,10 @@ pub struct RefreshRequested {
     pub refresh: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// The answering barge's version (`barge version --server`, `GET /api/v1/version`).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionInfo {
+    /// barge's release (Cargo's package version), e.g. `0.1.0`.
     pub version: String,
 }
 

@@ -602,6 +602,25 @@ impl Promotion {
     pub fn actor(&self) -> &str {
         self.metadata.annotations.get(CREATE_ACTOR).map_or("", String::as_str)
     }
+
+    /// The engine's answer this Promotion was made of ([`Promotion::of`] read back): the CLI
+    /// reads a promotion from the REST API and prints it as in-process. `None` for a phase
+    /// barge does not have.
+    pub fn info(&self) -> Option<PromotionInfo> {
+        Some(PromotionInfo {
+            project: self.metadata.namespace.clone(),
+            name: self.metadata.name.clone(),
+            stage: self.spec.stage.clone(),
+            freight: self.spec.freight.clone(),
+            actor: self.actor().to_string(),
+            phase: barge_core::promotion::Phase::parse(&self.status.phase)?,
+            message: self.status.message.clone(),
+            created_at: self.metadata.creation_timestamp.clone().unwrap_or_default(),
+            updated_at: self.status.barge.updated_at.clone(),
+            steps: self.status.step_execution_metadata.clone(),
+            outputs: self.status.state.clone(),
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -879,5 +898,9 @@ mod tests {
         assert_eq!(v["spec"], json!({"stage": "dev", "freight": "abc123"}));
         assert_eq!(v["status"]["phase"], "Succeeded");
         assert_eq!(v["status"]["finishedAt"], "2023-11-14T22:14:00Z");
+        // It reads back as the engine's answer it was made of (`promote --wait --server`).
+        let back: Promotion = serde_json::from_value(v).unwrap();
+        let info = back.info().unwrap();
+        assert_eq!(serde_json::to_value(info).unwrap(), serde_json::to_value(&p).unwrap());
     }
 }

@@ -1,8 +1,10 @@
-//! The daemon's HTTP API, for the CLI: `POST /api/v1/call` with an [`ops::Call`] as JSON,
-//! behind a bearer token; `GET /healthz` without one. The REST resources under `/api/v1`
-//! ([`crate::rest`]) share its authentication, body limit and timeouts. Errors are `{"error": "..."}` with the
-//! status the call's failure means (400 invalid, 401 no valid token, 403 forbidden, 404, 409
-//! conflict, 413 too large, 408 too slow, 500, 503 too many connections).
+//! The daemon's HTTP server: the REST API under `/api/v1` ([`crate::rest`], which barge's CLI
+//! uses with `--server` as scripts do), the web UI, webhook receivers, `/metrics`, and
+//! `GET /healthz` and `/readyz` without a token. This module holds what every API request
+//! goes through: the bearer token's authentication, the body limit and the timeouts. Errors
+//! are `{"code", "message", "details"}` with the status the failure means (400 invalid, 401 no
+//! valid token, 403 forbidden, 404, 409 conflict, 413 too large, 408 too slow, 500, 503 too
+//! many connections).
 //!
 //! A bearer token is the bootstrap admin token (`--token-file`, BARGE_ADMIN_TOKEN or
 //! BARGE_TOKEN), one `barge token create` stored, or, with `--oidc-issuer`, a JWT of that
@@ -28,11 +30,10 @@ use axum::body::{Body, HttpBody as _};
 use axum::extract::State;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use barge_core::ErrorClass;
 use barge_core::authz::{Principal, Role};
 use barge_engine::oidc::OidcError;
-use barge_engine::ops;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::service::TowerToHyperService;
@@ -47,7 +48,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, Re
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-/// The largest request body: a call is a few hundred bytes of JSON.
+/// The largest request body: a REST body is a few hundred bytes of JSON.
 pub const MAX_BODY: usize = 1 << 20;
 
 /// The name the audit log gives the bootstrap admin token's holder without `--token-name`.
@@ -219,7 +220,6 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/api/v1/call", post(call))
         .route("/metrics", get(crate::metrics::scrape))
         .merge(crate::rest::routes())
         .merge(crate::ui::routes())
@@ -277,8 +277,9 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, access: Access, l
             // The request is read before the answer: an HTTP client takes an answer that
             // comes before its request for a broken connection.
             let busy = hyper::service::service_fn(|_| {
-                let mut busy = error(
+                let mut busy = problem(
                     StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorClass::Transient.as_str(),
                     "too many connections to barge serve's API; try again shortly".into(),
                 );
                 busy.headers_mut().insert(
@@ -421,12 +422,24 @@ pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// An error of the routes outside the REST API (`/metrics`, webhook receivers):
+/// `{"error": "..."}`.
 pub(crate) fn error(status: StatusCode, message: String) -> Response {
     (status, Json(serde_json::json!({"error": message}))).into_response()
 }
 
-/// Why a request is refused before any call runs, whichever API it came to: `/api/v1/call`
-/// answers it as `{"error"}`, the REST API as `{"code", "message", "details"}`.
+/// An error in the REST API's one shape, `{"code", "message", "details"}`, for an answer
+/// given before any route runs (too many connections).
+fn problem(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"code": code, "message": message, "details": {}})),
+    )
+        .into_response()
+}
+
+/// Why a request is refused before any call runs (its token, its body); the REST API answers
+/// it as `{"code", "message", "details"}`.
 pub(crate) struct Refusal {
     pub(crate) status: StatusCode,
     /// The engine's error class when it has one (`auth`), else what went wrong with the
@@ -572,25 +585,6 @@ async fn readyz(State(api): State<Api>) -> Response {
         Err(_) => "not ready: the store did not answer within 2 s",
     };
     (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
-}
-
-async fn call(State(api): State<Api>, headers: HeaderMap, body: Body) -> Response {
-    let principal = match authenticate(&api, &headers).await {
-        Ok(p) => p,
-        Err(refusal) => return error(refusal.status, refusal.message),
-    };
-    let body = match read_body(body, MAX_BODY, api.client_timeout).await {
-        Ok(b) => b,
-        Err(refusal) => return error(refusal.status, refusal.message),
-    };
-    let c: ops::Call = match serde_json::from_slice(&body) {
-        Ok(c) => c,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a barge call: {e}")),
-    };
-    match crate::serve::call(&api.shared, &principal, c).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(e) => error(status_of(e.class()), e.to_string()),
-    }
 }
 
 /// The HTTP status of an engine error's class: the one place the classes meet HTTP. A

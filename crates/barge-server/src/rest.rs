@@ -1,12 +1,12 @@
-//! The REST API under `/api/v1/projects` (issue #16): resources and verbs over the engine's
-//! calls, for scripts and tools other than barge's CLI. Each handler builds one
-//! [`ops::Call`] and answers its typed answer as JSON; lists are `{"items": [...]}` with a
-//! `continue` cursor where they page, as Kubernetes lists are. docs/reference/api.md lists
-//! every route.
+//! The REST API under `/api/v1` (issue #16): resources and verbs over the engine's calls,
+//! the one API of `barge serve` (barge's CLI with `--server` uses it too, as scripts and the
+//! web UI do). Each handler builds one [`ops::Call`] and answers its typed answer as JSON;
+//! lists are `{"items": [...]}` with a `continue` cursor where they page, as Kubernetes lists
+//! are. docs/reference/api.md lists every route.
 //!
-//! Every route goes through what `/api/v1/call` does ([`crate::api`]): the bearer token's
-//! principal, the body limit and the client timeouts. The engine authorizes each call for
-//! that principal and records it as the actor: no body names one. Every error is
+//! Every route goes through [`crate::api`]'s guards: the bearer token's principal, the body
+//! limit and the client timeouts. The engine authorizes each call for that principal and
+//! records it as the actor: no body names one. Every error is
 //! `{"code", "message", "details"}`, its status by its class ([`api::status_of`]); a body
 //! with a field the route does not take is refused (400), not half-understood.
 
@@ -21,7 +21,7 @@ use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
 use barge_engine::answer::{
     Aliased, Approved, FreightInfo, Held, NotificationInfo, PromotionInfo, PromotionPlan, RefreshRequested, Released,
-    ReplicaInfo,
+    ReplicaInfo, VersionInfo,
 };
 use barge_engine::resource;
 use barge_engine::{Answer, EngineError, ops::Call, ops::FreightPage};
@@ -134,6 +134,7 @@ fn api_router() -> OpenApiRouter<Api> {
         .routes(routes!(tokens::tokens, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(tokens::whoami))
+        .routes(routes!(version))
 }
 
 /// In a verb's path, the project `-` stands for the one project that has the named Stage,
@@ -145,6 +146,13 @@ pub const ANY_PROJECT: &str = "-";
 
 fn any_project(project: String) -> Option<String> {
     (project != ANY_PROJECT).then_some(project)
+}
+
+/// In a list's path (history, stats, notifications), the project `-` stands for every
+/// project the token may read, as AIP-159's wildcard parent does for a list (the CLI without
+/// `--project`); a token limited to one project reads that one.
+fn every_project(project: String) -> Option<String> {
+    any_project(project)
 }
 
 /// A list, as Kubernetes answers one: `continue` only when there may be a next page.
@@ -831,21 +839,33 @@ async fn promotions(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The Promotion (with `status.state`, its steps' outputs)", body = resource::Promotion), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/promotions/{name}", tag = "barge", params(("project" = String, Path, description = "The project, or `-` for the one that has the promotion"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The Promotion (with `status.state`, its steps' outputs)", body = resource::Promotion), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promotion(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
     Params((project, name)): Params<(String, String)>,
 ) -> Answered {
     let call = Call::GetPromotions {
-        project: Some(project),
+        project: any_project(project),
         stage: None,
-        name: Some(name),
+        name: Some(name.clone()),
     };
     match run(&api, &caller, call).await? {
         // The engine answers 404 for a promotion it does not have; a name is unique in a
         // project.
         Answer::Promotions(p) if p.len() == 1 => ok(StatusCode::OK, resource::Promotion::of(&p[0])),
+        // Under `-`, several projects may have one of that name.
+        Answer::Promotions(p) if p.len() > 1 => {
+            let mut projects: Vec<&str> = p.iter().map(|p| p.project.as_str()).collect();
+            projects.sort_unstable();
+            Err(Problem::invalid(
+                format!(
+                    "promotion {name:?} exists in several projects ({}); add --project",
+                    projects.join(", ")
+                ),
+                json!({"projects": projects}),
+            ))
+        }
         other => Err(unexpected(&other)),
     }
 }
@@ -884,7 +904,7 @@ struct HistoryFilters {
     after: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/projects/{project}/history", tag = "barge", params(("project" = String, Path, description = "The project"), HistoryFilters), responses((status = 200, description = "Audit events, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/history", tag = "barge", params(("project" = String, Path, description = "The project, or `-` for every project the token may read"), HistoryFilters), responses((status = 200, description = "Audit events, newest first", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn history(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -913,7 +933,7 @@ async fn history(
         }
     };
     let call = Call::History {
-        project: Some(project),
+        project: every_project(project),
         stage: filters.stage,
         freight: filters.freight,
         since: filters.since,
@@ -945,7 +965,7 @@ struct StatsFilters {
 }
 
 /// Each Stage's delivery (DORA) figures (`barge stats`; docs/reference/metrics.md defines them).
-#[utoipa::path(get, path = "/api/v1/projects/{project}/stats", tag = "barge", params(("project" = String, Path, description = "The project"), StatsFilters), responses((status = 200, description = "Per Stage: promotions, deployments, deploymentsPerDay, leadTime, verificationsFailed, changeFailureRate, timeToRestore, unrestored", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/stats", tag = "barge", params(("project" = String, Path, description = "The project, or `-` for every project the token may read"), StatsFilters), responses((status = 200, description = "Per Stage: promotions, deployments, deploymentsPerDay, leadTime, verificationsFailed, changeFailureRate, timeToRestore, unrestored", body = Items<serde_json::Value>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn stats(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -953,7 +973,7 @@ async fn stats(
     Filters(filters): Filters<StatsFilters>,
 ) -> Answered {
     let call = Call::Stats {
-        project: Some(project),
+        project: every_project(project),
         stage: filters.stage,
         since: filters.since,
     };
@@ -976,7 +996,7 @@ struct NotificationFilters {
 /// The project's notification outbox (`barge get notifications -o json`): each queued
 /// message's channel, event, state, attempts, last error and next attempt; never the
 /// channel's secret.
-#[utoipa::path(get, path = "/api/v1/projects/{project}/notifications", tag = "barge", params(("project" = String, Path, description = "The project"), NotificationFilters), responses((status = 200, description = "Notifications, newest first", body = Items<NotificationInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/projects/{project}/notifications", tag = "barge", params(("project" = String, Path, description = "The project, or `-` for every project the token may read"), NotificationFilters), responses((status = 200, description = "Notifications, newest first", body = Items<NotificationInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn notifications(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -991,7 +1011,7 @@ async fn notifications(
         ));
     }
     let call = Call::GetNotifications {
-        project: Some(project),
+        project: every_project(project),
         state: filters.state,
         limit,
     };
@@ -1005,6 +1025,15 @@ async fn notifications(
 async fn replicas(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
     match run(&api, &caller, Call::GetReplicas).await? {
         Answer::Replicas(r) => list(r, None),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// The answering barge's version, for any valid token (`barge version --server`).
+#[utoipa::path(get, path = "/api/v1/version", tag = "barge", responses((status = 200, description = "The version of the barge that answers", body = VersionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+async fn version(api: axum::extract::State<Api>, Caller(caller): Caller) -> Answered {
+    match run(&api, &caller, Call::Version).await? {
+        Answer::Version(v) => ok(StatusCode::OK, v),
         other => Err(unexpected(&other)),
     }
 }

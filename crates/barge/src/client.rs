@@ -99,33 +99,11 @@ impl Server {
     }
 }
 
-/// The definitions for a call against the store.
-/// Runs a call on `barge serve` (`remote.server`, which must be set); the answer is read as
-/// the call's typed answer.
+/// Runs a call on `barge serve` (`remote.server`, which must be set) through its REST route
+/// ([`crate::rest_client`]); the answer is read as the call's typed answer.
 pub async fn call_server(remote: &Server, c: Call) -> Result<Answer> {
     let server = remote.server.as_deref().context("no --server given")?;
-    let token = remote.token()?;
-    if let Some(answer) = crate::rest_client::call(server, &token, &c).await {
-        return answer;
-    }
-    let url = format!("{}/api/v1/call", server.trim_end_matches('/'));
-    let response = barge_promote::http_client()
-        .post(&url)
-        .bearer_auth(token)
-        .json(&c)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach barge serve at {server}"))?;
-    let status = response.status();
-    let body: Value = response
-        .json()
-        .await
-        .with_context(|| format!("{server} did not answer with JSON"))?;
-    if !status.is_success() {
-        bail!("{}", body["error"].as_str().unwrap_or("the server refused the call"));
-    }
-    c.decode(body)
-        .with_context(|| format!("{server} answered with something other than barge's answer to the call"))
+    crate::rest_client::call(server, &remote.token()?, &c).await
 }
 
 /// A REST API answer: its status and JSON body.
