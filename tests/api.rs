@@ -2928,3 +2928,60 @@ fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carr
         "{history:#?}"
     );
 }
+
+/// The daemon keeps each project's decided state between requests while nothing changed it
+/// (`Store::derived`, keyed by the project's change counter): a write made just before a
+/// request, by another process on the store or through the API, is in that request's answer.
+/// On SQLite and on PostgreSQL.
+#[test]
+fn a_stage_list_shows_a_write_made_just_before_it_by_another_process_or_the_api() {
+    for postgres in [false, true] {
+        let mut fx = Fixture::new();
+        if postgres {
+            fx.db = barge_testkit::postgres::postgres_url();
+            fx.alias = support::mint_freight(&fx.db, "1.0.0");
+        }
+        let daemon = fx.daemon(&[], &[]);
+        let prod = || {
+            let (status, body) = daemon.call(&json!({"op": "getStages", "project": "shop", "name": "prod"}));
+            assert_eq!(status, 200, "{body}");
+            body[0].clone()
+        };
+        let approvers = |stage: &Value| -> Vec<String> {
+            let mut all: Vec<String> = stage["approvals"]
+                .as_object()
+                .into_iter()
+                .flat_map(|by_freight| by_freight.values())
+                .flat_map(|a| a.as_array().unwrap().iter())
+                .map(|a| a["approver"].as_str().unwrap().to_string())
+                .collect();
+            all.sort();
+            all
+        };
+        let before = prod();
+        assert_eq!(prod(), before, "nothing changed in between");
+        assert!(approvers(&before).is_empty(), "{before}");
+        let candidate = before["requests"][0]["candidate"].clone();
+        assert!(candidate.is_string(), "{before}");
+
+        // Another process approves, on the store.
+        let out = fx
+            .command(&["approve", "--freight", &fx.alias, "--stage", "prod"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        assert_eq!(approvers(&prod()), ["alice"], "postgres: {postgres}");
+
+        // Another mints newer Freight: the Stage's candidate is it at once.
+        support::mint_freight(&fx.db, "1.1.0");
+        let minted = prod();
+        assert!(minted["requests"][0]["candidate"].is_string(), "{minted}");
+        assert_ne!(minted["requests"][0]["candidate"], candidate, "postgres: {postgres}: {minted}");
+
+        // The daemon's own write, through the API.
+        let approve = json!({"op": "approve", "stage": "prod", "freight": fx.alias});
+        let (status, body) = daemon.call(&approve);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(approvers(&prod()), ["alice", "token:api-token"], "postgres: {postgres}");
+    }
+}
