@@ -2976,7 +2976,10 @@ fn a_stage_list_shows_a_write_made_just_before_it_by_another_process_or_the_api(
         support::mint_freight(&fx.db, "1.1.0");
         let minted = prod();
         assert!(minted["requests"][0]["candidate"].is_string(), "{minted}");
-        assert_ne!(minted["requests"][0]["candidate"], candidate, "postgres: {postgres}: {minted}");
+        assert_ne!(
+            minted["requests"][0]["candidate"], candidate,
+            "postgres: {postgres}: {minted}"
+        );
 
         // The daemon's own write, through the API.
         let approve = json!({"op": "approve", "stage": "prod", "freight": fx.alias});

@@ -284,7 +284,11 @@ fn promotion_order(mut plans: Vec<StagePlan>) -> Vec<StagePlan> {
                 first_unplaced += 1;
             }
             // Only a name twice (validation refuses it) leaves none: its second is dropped.
-            if first_unplaced < plans.len() { first_unplaced } else { 0 }
+            if first_unplaced < plans.len() {
+                first_unplaced
+            } else {
+                0
+            }
         });
         if placed.insert(plans[i].name.as_str()) {
             for &d in dependents.get(plans[i].name.as_str()).into_iter().flatten() {

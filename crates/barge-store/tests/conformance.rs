@@ -88,7 +88,11 @@ conformance!(
 async fn raised(s: &Store, before: i64, what: &str) -> i64 {
     let now = s.project_version("demo").await.unwrap();
     assert!(now > before, "{what} left the counter at {now}");
-    assert_eq!(s.project_version("other").await.unwrap(), 0, "{what} raised another project's");
+    assert_eq!(
+        s.project_version("other").await.unwrap(),
+        0,
+        "{what} raised another project's"
+    );
     now
 }
 
@@ -98,12 +102,21 @@ async fn every_write_a_stages_status_reads_raises_its_projects_counter(b: Backen
     let s = Store::open(&url(b, &dir)).await.unwrap();
     assert_eq!(s.project_version("demo").await.unwrap(), 0);
     let mut n = 0;
-    let f1 = s.mint_freight("demo", "app", freight("app", "1.0.0"), 100).await.unwrap();
+    let f1 = s
+        .mint_freight("demo", "app", freight("app", "1.0.0"), 100)
+        .await
+        .unwrap();
     let f1 = f1.freight.freight.metadata.name;
     n = raised(&s, n, "minting").await;
     // Minting what exists changes nothing.
-    s.mint_freight("demo", "app", freight("app", "1.0.0"), 200).await.unwrap();
-    assert_eq!(s.project_version("demo").await.unwrap(), n, "a mint of existing Freight");
+    s.mint_freight("demo", "app", freight("app", "1.0.0"), 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.project_version("demo").await.unwrap(),
+        n,
+        "a mint of existing Freight"
+    );
     s.set_freight_alias("demo", &f1, "first", "alice", 300).await.unwrap();
     n = raised(&s, n, "an alias").await;
     s.create_promotion(&promotion("dev.a", "dev", &f1, Phase::Pending, 400))
@@ -111,7 +124,11 @@ async fn every_write_a_stages_status_reads_raises_its_projects_counter(b: Backen
         .unwrap();
     n = raised(&s, n, "a new promotion").await;
     let now = s.now().await.unwrap();
-    assert!(s.claim_promotion("demo", "dev.a", RUNNER, now + 60_000, now).await.unwrap());
+    assert!(
+        s.claim_promotion("demo", "dev.a", RUNNER, now + 60_000, now)
+            .await
+            .unwrap()
+    );
     n = raised(&s, n, "a claim (Pending to Running)").await;
     // Leases are no part of a Stage's status.
     s.renew_leases(RUNNER, now + 120_000).await.unwrap();
@@ -120,16 +137,38 @@ async fn every_write_a_stages_status_reads_raises_its_projects_counter(b: Backen
             .await
             .unwrap()
     );
-    assert_eq!(s.project_version("demo").await.unwrap(), n, "a lease renewed or taken over");
+    assert_eq!(
+        s.project_version("demo").await.unwrap(),
+        n,
+        "a lease renewed or taken over"
+    );
     let entry = entry("dev", &f1, "dev.a", false, HoldChange::Set);
     let state = serde_json::json!({});
-    s.save_promotion_state("demo", "dev.a", "replica-b", &state, Phase::Running, "step 1", 500, None)
-        .await
-        .unwrap();
+    s.save_promotion_state(
+        "demo",
+        "dev.a",
+        "replica-b",
+        &state,
+        Phase::Running,
+        "step 1",
+        500,
+        None,
+    )
+    .await
+    .unwrap();
     n = raised(&s, n, "a promotion's progress").await;
-    s.save_promotion_state("demo", "dev.a", "replica-b", &state, Phase::Succeeded, "", 600, Some(&entry))
-        .await
-        .unwrap();
+    s.save_promotion_state(
+        "demo",
+        "dev.a",
+        "replica-b",
+        &state,
+        Phase::Succeeded,
+        "",
+        600,
+        Some(&entry),
+    )
+    .await
+    .unwrap();
     n = raised(&s, n, "a promotion's success (the Freight entering, a hold)").await;
     s.release_stage("demo", "dev", "alice", 700).await.unwrap();
     n = raised(&s, n, "a release").await;
@@ -152,15 +191,26 @@ async fn every_write_a_stages_status_reads_raises_its_projects_counter(b: Backen
     let v = s.create_verification("demo", "dev", &f1, "barge", 1_000).await.unwrap();
     n = raised(&s, n, "a new verification").await;
     let now = s.now().await.unwrap();
-    assert!(s.claim_verification("demo", &v.id, RUNNER, now + 60_000, now).await.unwrap());
+    assert!(
+        s.claim_verification("demo", &v.id, RUNNER, now + 60_000, now)
+            .await
+            .unwrap()
+    );
     n = raised(&s, n, "a verification's claim").await;
     s.save_verification_report("demo", &v.id, RUNNER, &serde_json::json!({"measured": 1}))
         .await
         .unwrap();
     n = raised(&s, n, "a verification's report").await;
-    s.finish_verification(&v, RUNNER, VerificationPhase::Succeeded, "", &serde_json::json!({}), 1_100)
-        .await
-        .unwrap();
+    s.finish_verification(
+        &v,
+        RUNNER,
+        VerificationPhase::Succeeded,
+        "",
+        &serde_json::json!({}),
+        1_100,
+    )
+    .await
+    .unwrap();
     n = raised(&s, n, "a verification's outcome").await;
     s.create_verification("demo", "dev", &f1, "alice", 1_200).await.unwrap();
     n = raised(&s, n, "another verification").await;
@@ -182,7 +232,10 @@ async fn a_kept_value_is_derived_again_after_a_write_by_another_handle(b: Backen
     // and a CLI call, see the one database.
     let daemon = Store::open(&db).await.unwrap();
     let other = Store::open(&db).await.unwrap();
-    daemon.mint_freight("demo", "app", freight("app", "1.0.0"), 100).await.unwrap();
+    daemon
+        .mint_freight("demo", "app", freight("app", "1.0.0"), 100)
+        .await
+        .unwrap();
     let derivations = AtomicUsize::new(0);
     let heads = |s: &Store| {
         let s = s.clone();
@@ -195,10 +248,16 @@ async fn a_kept_value_is_derived_again_after_a_write_by_another_handle(b: Backen
     let first = daemon.derived("demo", || heads(&daemon)).await.unwrap();
     let again = daemon.derived("demo", || heads(&daemon)).await.unwrap();
     assert_eq!(first.len(), 1);
-    assert!(std::sync::Arc::ptr_eq(&first, &again), "nothing changed: the value is kept");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "nothing changed: the value is kept"
+    );
     assert_eq!(derivations.load(Ordering::SeqCst), 1);
     // A write by the other handle, then at once a read by the first: it sees the write.
-    other.mint_freight("demo", "app", freight("app", "1.1.0"), 200).await.unwrap();
+    other
+        .mint_freight("demo", "app", freight("app", "1.1.0"), 200)
+        .await
+        .unwrap();
     let after = daemon.derived("demo", || heads(&daemon)).await.unwrap();
     assert_eq!(after.len(), 2, "the other handle's Freight");
     // And its own writes.
@@ -210,7 +269,10 @@ async fn a_kept_value_is_derived_again_after_a_write_by_another_handle(b: Backen
     assert_eq!(renamed[0].alias, "newest");
     assert_eq!(derivations.load(Ordering::SeqCst), 3);
     // A write to another project keeps this one's value.
-    other.mint_freight("other", "app", freight("app", "2.0.0"), 400).await.unwrap();
+    other
+        .mint_freight("other", "app", freight("app", "2.0.0"), 400)
+        .await
+        .unwrap();
     let kept = daemon.derived("demo", || heads(&daemon)).await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&renamed, &kept));
     // A store opened for one call keeps nothing.
