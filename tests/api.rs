@@ -97,6 +97,7 @@ on_both_stores!(
     anonymous_requests_read_when_allowed_and_never_write,
     the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names,
     read_verbs_through_the_rest_api_print_as_in_process,
+    a_stage_shows_a_write_made_just_before_it_by_another_process_or_the_api,
 );
 
 impl Fixture {
@@ -3212,4 +3213,54 @@ fn history_beyond_a_page_reads_every_page_through_the_server() {
         let want = if limit == "1100" { 1100 } else { 1200 };
         assert_eq!(events.as_array().unwrap().len(), want);
     }
+}
+
+/// The daemon keeps each project's decided state between requests while nothing changed it
+/// (`Store::derived`, keyed by the project's change counter): a write made just before a
+/// request, by another process on the store or through the API, is in that request's answer.
+/// On SQLite and on PostgreSQL.
+fn a_stage_shows_a_write_made_just_before_it_by_another_process_or_the_api(backend: Backend) {
+    let fx = Fixture::on(backend);
+    let daemon = fx.daemon(&[], &[]);
+    let prod = || {
+        let (status, body) = daemon.rest("GET", "/stages/prod", None);
+        assert_eq!(status, 200, "{body}");
+        body["status"]["barge"].clone()
+    };
+    let approvers = |stage: &Value| -> Vec<String> {
+        let mut all: Vec<String> = stage["approvals"]
+            .as_object()
+            .into_iter()
+            .flat_map(|by_freight| by_freight.values())
+            .flat_map(|a| a.as_array().unwrap().iter())
+            .map(|a| a["approver"].as_str().unwrap().to_string())
+            .collect();
+        all.sort();
+        all
+    };
+    let before = prod();
+    assert_eq!(prod(), before, "nothing changed in between");
+    assert!(approvers(&before).is_empty(), "{before}");
+    let candidate = before["requests"][0]["candidate"].clone();
+    assert!(candidate.is_string(), "{before}");
+
+    // Another process approves, on the store.
+    let out = fx
+        .command(&["approve", "--freight", &fx.alias, "--stage", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(approvers(&prod()), ["alice"]);
+
+    // Another mints newer Freight: the Stage's candidate is it at once.
+    support::mint_freight(&fx.db, "1.1.0");
+    let minted = prod();
+    assert!(minted["requests"][0]["candidate"].is_string(), "{minted}");
+    assert_ne!(minted["requests"][0]["candidate"], candidate, "{minted}");
+
+    // The daemon's own write, through the API.
+    let approve = json!({"stage": "prod"});
+    let (status, body) = daemon.rest("POST", &format!("/freight/{}/approve", fx.alias), Some(approve));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(approvers(&prod()), ["alice", "token:api-token"]);
 }

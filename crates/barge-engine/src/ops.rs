@@ -458,19 +458,34 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             name,
             page,
         } => {
-            let (mut list, mut facts) = match &page {
+            let (mut list, mut facts, kept) = match &page {
                 Some(page) => {
                     let Some(project) = &project else {
                         return invalid!("a page of Freight is of one project: add it");
                     };
+                    // The project's facts and approvals as the Stages are decided from them,
+                    // kept between changes (`Snapshot::read`): reading the page's facts took a
+                    // row per Freight and Stage, most of a page's time (BENCHMARKS.md, "REST
+                    // API"). Read first, so that they are at least as new as the request.
+                    let snap = Snapshot::read(store, project).await?;
                     let after = page.after.as_ref().map(|(at, name)| (*at, name.as_str()));
-                    store
-                        .freight_page(project, warehouse.as_deref(), after, page.limit)
-                        .await?
+                    let list = store
+                        .freight_page_only(project, warehouse.as_deref(), after, page.limit)
+                        .await?;
+                    let on_page: std::collections::HashSet<&str> =
+                        list.iter().map(|f| f.freight.metadata.name.as_str()).collect();
+                    let facts = snap
+                        .facts
+                        .iter()
+                        .filter(|x| on_page.contains(x.freight.as_str()))
+                        .cloned()
+                        .collect();
+                    (list, facts, Some(snap))
                 }
                 None => (
                     store.list_freight(project.as_deref(), warehouse.as_deref()).await?,
                     Vec::new(),
+                    None,
                 ),
             };
             if let Some(n) = &name {
@@ -490,7 +505,11 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                 if page.is_none() {
                     facts.extend(store.freight_stages(p).await?);
                 }
-                approvals.insert(p.to_owned(), store.list_approvals(p).await?);
+                let of_project = match &kept {
+                    Some(snap) => snap.approvals.clone(),
+                    None => store.list_approvals(p).await?,
+                };
+                approvals.insert(p.to_owned(), of_project);
             }
             // Each Freight's facts, found once: filtering all of them per Freight cost
             // Freight × facts (BENCHMARKS.md, "REST API").

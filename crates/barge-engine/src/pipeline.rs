@@ -12,6 +12,7 @@ use barge_core::stage::{Decision, FreightView, Hold, Soak, StageView, Waiting};
 use barge_store::{FreightHead, FreightStage, StageHold, Store, StoredApproval, StoredFreight, StoredPromotion};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The actor auto-promotions are recorded under.
 pub const AUTO_ACTOR: &str = "barge (auto-promotion)";
@@ -47,7 +48,16 @@ struct Index {
 }
 
 impl Snapshot {
-    pub async fn read(store: &Store, project: &str) -> Result<Snapshot, EngineError> {
+    /// The project's state as stored now. A daemon's store keeps it (and the lookups built
+    /// over it) between reads while no write changed the project ([`Store::derived`]): a
+    /// Stage list at 10,000 Freight otherwise re-read and re-indexed every Freight head per
+    /// request (BENCHMARKS.md, "REST API").
+    pub async fn read(store: &Store, project: &str) -> Result<Arc<Snapshot>, EngineError> {
+        store.derived(project, || Snapshot::read_now(store, project)).await
+    }
+
+    /// The project's state, read from the store whatever is kept.
+    async fn read_now(store: &Store, project: &str) -> Result<Snapshot, EngineError> {
         let promotions = store.stage_promotions(project).await?;
         let mut last = BTreeMap::new();
         for p in &promotions {
@@ -109,7 +119,8 @@ impl Snapshot {
             .collect()
     }
 
-    /// Every Freight of a Warehouse with its history, as the core decides over it.
+    /// Every Freight of a Warehouse with its history, as the core decides over it: newest
+    /// first (by creation time, then name), as the store reads `freight`.
     fn views(&self, warehouse: &str) -> &[FreightView] {
         self.index().views.get(warehouse).map_or(&[], Vec::as_slice)
     }
@@ -435,10 +446,9 @@ pub fn stage_status(
         let display = |n: &str| snap.display(n);
         let (state, candidate, reason, message) = match &decision {
             Decision::UpToDate { freight: has } => {
-                // Up to date with what is available; say why newer Freight is not (yet).
-                let newest = freight
-                    .iter()
-                    .max_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
+                // Up to date with what is available; say why newer Freight is not (yet). The
+                // views are newest first (created, then name), as `freight` is.
+                let newest = freight.first();
                 let message = newest
                     .filter(|n| &n.name != has)
                     .and_then(|n| {

@@ -167,6 +167,7 @@ macro_rules! audit_columns {
     };
 }
 
+mod memo;
 mod outbox;
 mod replicas;
 #[macro_use]
@@ -184,6 +185,8 @@ pub use verifications::Verification;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// What [`Store::derived`] keeps; none in a store opened for one call.
+    memo: Option<std::sync::Arc<memo::Memo>>,
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -263,6 +266,10 @@ impl Store {
                 });
         }
         let pool = options.connect(&url).await.map_err(connect_err)?;
+        let memo = match usage {
+            Use::Daemon => Some(std::sync::Arc::default()),
+            Use::OneCall => None,
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE,
             Backend::Postgres => &POSTGRES,
@@ -270,7 +277,7 @@ impl Store {
         // The common case, a schema already current, costs one query instead of the migrator's
         // lock, table check and listing (a dozen round trips on PostgreSQL).
         if schema_is_current(&pool, migrator).await {
-            return Ok(Store { pool, backend });
+            return Ok(Store { pool, backend, memo });
         }
         // PostgreSQL migrations take an advisory lock; SQLite's take none, so two barge
         // processes opening a new file at once (a daemon starting, a CLI verb) would both
@@ -283,7 +290,7 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, memo })
     }
 
     pub fn backend(&self) -> Backend {
@@ -304,6 +311,22 @@ impl Store {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// The project's change counter: raised by every committed write that changes what its
+    /// Stages' status is decided from (Freight, Freight/Stage facts, approvals, holds,
+    /// promotions, verifications), by any process or replica. 0 before the first. State read
+    /// after reading counter N is at least as new as every write that raised it to N, so a
+    /// copy read then stays current while the counter still says N.
+    pub async fn project_version(&self, project: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT version FROM project_changes WHERE project = $1")
+            .bind(project)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("version")?,
+            None => 0,
         })
     }
 
@@ -384,6 +407,7 @@ impl Store {
                 },
             )
             .await?;
+            crate::changed(&mut tx, project).await?;
             tx.commit().await?;
             return Ok(Minted {
                 created: true,
@@ -478,6 +502,36 @@ impl Store {
         let freight = rows.iter().map(stored).collect::<Result<_, _>>()?;
         let facts = facts.iter().map(stages::freight_stage_row).collect::<Result<_, _>>()?;
         Ok((freight, facts))
+    }
+
+    /// One page of a project's Freight as [`Store::freight_page`] reads it, without the facts:
+    /// for a reader that has the project's facts already (the daemon keeps them,
+    /// `Store::derived`), which spares reading a row per Freight and Stage for every page.
+    pub async fn freight_page_only(
+        &self,
+        project: &str,
+        warehouse: Option<&str>,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<StoredFreight>, StoreError> {
+        let (has_after, second, name) = match after {
+            Some((second, name)) => (1_i64, second, name),
+            None => (0, 0, ""),
+        };
+        let rows = sqlx::query(
+            "SELECT project, warehouse, body, created_at FROM freight WHERE project = $1 AND ($2 = '' OR warehouse = $2) \
+             AND ($3 = 0 OR created_at / 1000 < $4 OR (created_at / 1000 = $4 AND name < $5)) \
+             ORDER BY created_at / 1000 DESC, name DESC LIMIT $6",
+        )
+        .bind(project)
+        .bind(warehouse.unwrap_or(""))
+        .bind(has_after)
+        .bind(second)
+        .bind(name)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(stored).collect()
     }
 
     /// How many Freight a Warehouse has minted, and the newest one's name and alias (`get
@@ -722,6 +776,7 @@ impl Store {
             },
         )
         .await?;
+        crate::changed(&mut tx, &p.project).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -902,6 +957,7 @@ impl Store {
             },
         )
         .await?;
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1048,6 +1104,22 @@ fn promotion_row(r: &sqlx::any::AnyRow) -> Result<StoredPromotion, StoreError> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+/// Raises the project's change counter ([`Store::project_version`]) in the writing
+/// transaction, so the counter and the change commit together. Call it last, just before the
+/// commit: on PostgreSQL the counter's row stays locked until then, and a transaction that
+/// takes that lock last waits on nothing while it holds it (so it cannot deadlock another
+/// writer of the project); writers of one project serialise only for their commits.
+async fn changed(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO project_changes (project, version) VALUES ($1, 1) \
+         ON CONFLICT (project) DO UPDATE SET version = project_changes.version + 1",
+    )
+    .bind(project)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>) -> Result<(), StoreError> {

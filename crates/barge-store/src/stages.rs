@@ -219,6 +219,7 @@ impl Store {
         if let Some(entry) = entry {
             enter_stage(&mut tx, project, entry, now).await?;
         }
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -314,6 +315,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE promotions SET phase = 'Running', owner = $1, lease_until = $2, updated_at = $3 \
              WHERE project = $4 AND name = $5 AND (phase = 'Pending' OR (phase = 'Running' AND (lease_until < $3 OR owner = $1)))",
@@ -323,9 +325,14 @@ impl Store {
         .bind(now)
         .bind(project)
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let claimed = done.rows_affected() == 1;
+        if claimed {
+            crate::changed(&mut tx, project).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Who holds the lease of a Running promotion, and until when (Unix milliseconds).
@@ -343,7 +350,8 @@ impl Store {
 
     /// Takes a Running promotion over from `from`, a runner known to have died before its
     /// lease ran out, for `owner` until `lease_until`; false when `from` no longer holds it
-    /// (another runner took it over first, or it finished).
+    /// (another runner took it over first, or it finished). Only the lease changes, which no
+    /// Stage's status shows: the project's change counter stays.
     pub async fn take_over_promotion(
         &self,
         project: &str,
@@ -367,6 +375,7 @@ impl Store {
     }
 
     /// Extends the leases of every promotion, verification and discovery pass `owner` is running.
+    /// No Stage's status shows a lease, so no project's change counter moves.
     pub async fn renew_leases(&self, owner: &str, lease_until: i64) -> Result<u64, StoreError> {
         let mut renewed = 0;
         for sql in [
@@ -439,6 +448,7 @@ impl Store {
             },
         )
         .await?;
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         Ok(StoredPromotion {
             phase: Phase::Aborted,
@@ -518,6 +528,7 @@ impl Store {
             },
         )
         .await?;
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         Ok(first)
     }
@@ -570,6 +581,7 @@ impl Store {
     pub async fn hold_stage(&self, hold: &StageHold) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         put_hold(&mut tx, hold).await?;
+        crate::changed(&mut tx, &hold.project).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -578,6 +590,7 @@ impl Store {
     pub async fn release_stage(&self, project: &str, stage: &str, actor: &str, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
         let n = clear_holds(&mut tx, project, stage, None, actor, now).await?;
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         Ok(n)
     }

@@ -118,6 +118,7 @@ impl Store {
             },
         )
         .await?;
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         Ok(Verification {
             project: project.into(),
@@ -154,6 +155,7 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE verifications SET phase = 'Running', owner = $1, lease_until = $2 \
              WHERE project = $4 AND id = $5 AND (phase = 'Pending' OR (phase = 'Running' AND (lease_until < $3 OR owner = $1)))",
@@ -163,9 +165,14 @@ impl Store {
         .bind(now)
         .bind(project)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let claimed = done.rows_affected() == 1;
+        if claimed {
+            crate::changed(&mut tx, project).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
     }
 
     /// Saves a running verification's report so far; `Aborted` when someone aborted it,
@@ -179,6 +186,7 @@ impl Store {
         owner: &str,
         report: &serde_json::Value,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(self.at_db_time(
             "UPDATE verifications SET report = $1 WHERE project = $2 AND id = $3 AND phase = 'Running' \
              AND owner = $4 AND lease_until >= {now}",
@@ -187,11 +195,15 @@ impl Store {
         .bind(project)
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
+            tx.rollback().await?;
             return Err(self.refused_verification(project, id).await?);
         }
+        // The report is part of a Stage's status (its last verification's measurements).
+        crate::changed(&mut tx, project).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -226,6 +238,7 @@ impl Store {
             return Err(self.refused_verification(&v.project, &v.id).await?);
         }
         record_outcome(&mut tx, v, phase, message, "barge", now).await?;
+        crate::changed(&mut tx, &v.project).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -282,6 +295,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         record_outcome(&mut tx, &v, VerificationPhase::Aborted, &message, actor, now).await?;
+        crate::changed(&mut tx, project).await?;
         tx.commit().await?;
         v.phase = VerificationPhase::Aborted;
         v.message = message;

@@ -79,7 +79,208 @@ conformance!(
     discovery_is_leased_once_per_due_time_by_the_databases_clock,
     replicas_heartbeat_and_show_what_they_hold,
     approvers_are_recorded_once_each_and_every_approval_is_audited,
+    every_write_a_stages_status_reads_raises_its_projects_counter,
+    a_kept_value_is_derived_again_after_a_write_by_another_handle,
 );
+
+/// Asserts that `write` raised project demo's change counter and left project other's alone;
+/// returns the new count.
+async fn raised(s: &Store, before: i64, what: &str) -> i64 {
+    let now = s.project_version("demo").await.unwrap();
+    assert!(now > before, "{what} left the counter at {now}");
+    assert_eq!(
+        s.project_version("other").await.unwrap(),
+        0,
+        "{what} raised another project's"
+    );
+    now
+}
+
+async fn every_write_a_stages_status_reads_raises_its_projects_counter(b: Backend) {
+    use barge_store::HoldChange;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    assert_eq!(s.project_version("demo").await.unwrap(), 0);
+    let mut n = 0;
+    let f1 = s
+        .mint_freight("demo", "app", freight("app", "1.0.0"), 100)
+        .await
+        .unwrap();
+    let f1 = f1.freight.freight.metadata.name;
+    n = raised(&s, n, "minting").await;
+    // Minting what exists changes nothing.
+    s.mint_freight("demo", "app", freight("app", "1.0.0"), 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.project_version("demo").await.unwrap(),
+        n,
+        "a mint of existing Freight"
+    );
+    s.set_freight_alias("demo", &f1, "first", "alice", 300).await.unwrap();
+    n = raised(&s, n, "an alias").await;
+    s.create_promotion(&promotion("dev.a", "dev", &f1, Phase::Pending, 400))
+        .await
+        .unwrap();
+    n = raised(&s, n, "a new promotion").await;
+    let now = s.now().await.unwrap();
+    assert!(
+        s.claim_promotion("demo", "dev.a", RUNNER, now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    n = raised(&s, n, "a claim (Pending to Running)").await;
+    // Leases are no part of a Stage's status.
+    s.renew_leases(RUNNER, now + 120_000).await.unwrap();
+    assert!(
+        s.take_over_promotion("demo", "dev.a", RUNNER, "replica-b", now + 120_000)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.project_version("demo").await.unwrap(),
+        n,
+        "a lease renewed or taken over"
+    );
+    let entry = entry("dev", &f1, "dev.a", false, HoldChange::Set);
+    let state = serde_json::json!({});
+    s.save_promotion_state(
+        "demo",
+        "dev.a",
+        "replica-b",
+        &state,
+        Phase::Running,
+        "step 1",
+        500,
+        None,
+    )
+    .await
+    .unwrap();
+    n = raised(&s, n, "a promotion's progress").await;
+    s.save_promotion_state(
+        "demo",
+        "dev.a",
+        "replica-b",
+        &state,
+        Phase::Succeeded,
+        "",
+        600,
+        Some(&entry),
+    )
+    .await
+    .unwrap();
+    n = raised(&s, n, "a promotion's success (the Freight entering, a hold)").await;
+    s.release_stage("demo", "dev", "alice", 700).await.unwrap();
+    n = raised(&s, n, "a release").await;
+    s.hold_stage(&barge_store::StageHold {
+        project: "demo".into(),
+        stage: "dev".into(),
+        warehouse: "app".into(),
+        freight: f1.clone(),
+        promotion: "dev.a".into(),
+        actor: "alice".into(),
+        created_at: 800,
+    })
+    .await
+    .unwrap();
+    n = raised(&s, n, "a hold").await;
+    s.approve("demo", &f1, "prod", "app", "token:alice", "promoter", 900)
+        .await
+        .unwrap();
+    n = raised(&s, n, "an approval").await;
+    let v = s.create_verification("demo", "dev", &f1, "barge", 1_000).await.unwrap();
+    n = raised(&s, n, "a new verification").await;
+    let now = s.now().await.unwrap();
+    assert!(
+        s.claim_verification("demo", &v.id, RUNNER, now + 60_000, now)
+            .await
+            .unwrap()
+    );
+    n = raised(&s, n, "a verification's claim").await;
+    s.save_verification_report("demo", &v.id, RUNNER, &serde_json::json!({"measured": 1}))
+        .await
+        .unwrap();
+    n = raised(&s, n, "a verification's report").await;
+    s.finish_verification(
+        &v,
+        RUNNER,
+        VerificationPhase::Succeeded,
+        "",
+        &serde_json::json!({}),
+        1_100,
+    )
+    .await
+    .unwrap();
+    n = raised(&s, n, "a verification's outcome").await;
+    s.create_verification("demo", "dev", &f1, "alice", 1_200).await.unwrap();
+    n = raised(&s, n, "another verification").await;
+    s.abort_verification("demo", "dev", "alice", 1_300).await.unwrap();
+    n = raised(&s, n, "a verification aborted").await;
+    s.create_promotion(&promotion("dev.b", "dev", &f1, Phase::Pending, 1_400))
+        .await
+        .unwrap();
+    n = raised(&s, n, "another promotion").await;
+    s.abort_promotion("demo", "dev.b", "alice", 1_500).await.unwrap();
+    raised(&s, n, "a promotion aborted").await;
+}
+
+async fn a_kept_value_is_derived_again_after_a_write_by_another_handle(b: Backend) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let db = url(b, &dir);
+    // Two handles with their own connections and kept values: as two replicas, or a daemon
+    // and a CLI call, see the one database.
+    let daemon = Store::open(&db).await.unwrap();
+    let other = Store::open(&db).await.unwrap();
+    daemon
+        .mint_freight("demo", "app", freight("app", "1.0.0"), 100)
+        .await
+        .unwrap();
+    let derivations = AtomicUsize::new(0);
+    let heads = |s: &Store| {
+        let s = s.clone();
+        let derivations = &derivations;
+        async move {
+            derivations.fetch_add(1, Ordering::SeqCst);
+            s.freight_heads("demo").await
+        }
+    };
+    let first = daemon.derived("demo", || heads(&daemon)).await.unwrap();
+    let again = daemon.derived("demo", || heads(&daemon)).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "nothing changed: the value is kept"
+    );
+    assert_eq!(derivations.load(Ordering::SeqCst), 1);
+    // A write by the other handle, then at once a read by the first: it sees the write.
+    other
+        .mint_freight("demo", "app", freight("app", "1.1.0"), 200)
+        .await
+        .unwrap();
+    let after = daemon.derived("demo", || heads(&daemon)).await.unwrap();
+    assert_eq!(after.len(), 2, "the other handle's Freight");
+    // And its own writes.
+    daemon
+        .set_freight_alias("demo", &after[0].name, "newest", "alice", 300)
+        .await
+        .unwrap();
+    let renamed = daemon.derived("demo", || heads(&daemon)).await.unwrap();
+    assert_eq!(renamed[0].alias, "newest");
+    assert_eq!(derivations.load(Ordering::SeqCst), 3);
+    // A write to another project keeps this one's value.
+    other
+        .mint_freight("other", "app", freight("app", "2.0.0"), 400)
+        .await
+        .unwrap();
+    let kept = daemon.derived("demo", || heads(&daemon)).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&renamed, &kept));
+    // A store opened for one call keeps nothing.
+    let once = Store::open_for_one_call(&db).await.unwrap();
+    let a = once.derived("demo", || heads(&once)).await.unwrap();
+    let b = once.derived("demo", || heads(&once)).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&a, &b));
+}
 
 async fn approvers_are_recorded_once_each_and_every_approval_is_audited(b: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -1280,10 +1481,10 @@ async fn freight_pages_follow_their_cursor_with_their_facts(b: Backend) {
     let mut pages = Vec::new();
     let mut after: Option<(i64, String)> = None;
     loop {
-        let (page, facts) = s
-            .freight_page("demo", None, after.as_ref().map(|(at, n)| (*at, n.as_str())), 2)
-            .await
-            .unwrap();
+        let cursor = after.as_ref().map(|(at, n)| (*at, n.as_str()));
+        let (page, facts) = s.freight_page("demo", None, cursor, 2).await.unwrap();
+        // The page alone is the same page.
+        assert_eq!(s.freight_page_only("demo", None, cursor, 2).await.unwrap(), page);
         let names: Vec<String> = page.iter().map(|f| f.freight.metadata.name.clone()).collect();
         // The facts are the page's Freight's, and only theirs.
         let fact_freight: Vec<&str> = facts.iter().map(|f| f.freight.as_str()).collect();
@@ -1304,6 +1505,7 @@ async fn freight_pages_follow_their_cursor_with_their_facts(b: Backend) {
     assert_eq!(pages.concat(), names);
 
     let (db, _) = s.freight_page("demo", Some("db"), None, 10).await.unwrap();
+    assert_eq!(s.freight_page_only("demo", Some("db"), None, 10).await.unwrap(), db);
     assert_eq!(
         db.iter().map(|f| f.warehouse.as_str()).collect::<Vec<_>>(),
         ["db"],
