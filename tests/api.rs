@@ -3264,3 +3264,98 @@ fn a_stage_shows_a_write_made_just_before_it_by_another_process_or_the_api(backe
     assert_eq!(status, 200, "{body}");
     assert_eq!(approvers(&prod()), ["alice", "token:api-token"]);
 }
+
+/// Every `curl` recipe in docs/reference/api.md runs against a real server as written, with
+/// the recipes' example names (`bright-eagle`, `prod-1a2b3c`) replaced by this store's: each
+/// request reaches a route and is answered 2xx, or, where the store's state refuses it, with
+/// the error shape and the refusal listed here (so a recipe whose route, method or body is
+/// wrong fails the test).
+#[test]
+fn the_curl_recipes_in_the_api_reference_run_against_a_server() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let doc =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/reference/api.md"))
+            .unwrap();
+    let mut recipes = Vec::new();
+    let mut in_sh = false;
+    for line in doc.lines() {
+        match line.trim() {
+            "```sh" => in_sh = true,
+            "```" => in_sh = false,
+            l if in_sh && (l.starts_with("bcurl ") || l.starts_with("curl ")) => recipes.push(l.to_string()),
+            _ => {}
+        }
+    }
+    assert!(recipes.len() >= 25, "{recipes:#?}");
+    // A promotion of this store, for the recipes that name one.
+    let (status, queued) = daemon.rest("POST", "/stages/dev/promotions", Some(json!({"freight": fx.alias})));
+    assert_eq!(status, 202, "{queued}");
+    let promotion = queued["metadata"]["name"]
+        .as_str()
+        .or(queued["name"].as_str())
+        .unwrap()
+        .to_string();
+    // Refusals this store's state explains, by recipe: this prod has no
+    // verification and no auto-promotion to hold, and the promotion has finished.
+    let refused_by_state: &[(&str, u16, &str)] = &[
+        (
+            "bcurl -X POST $BARGE/api/v1/projects/shop/stages/prod/verification",
+            400,
+            "invalid",
+        ),
+        (
+            "bcurl -X POST $BARGE/api/v1/projects/shop/stages/prod/verification/abort",
+            404,
+            "not-found",
+        ),
+        (
+            "bcurl -X POST $BARGE/api/v1/projects/shop/stages/prod/hold",
+            400,
+            "invalid",
+        ),
+        (
+            "bcurl -X POST $BARGE/api/v1/projects/shop/promotions/prod-1a2b3c/abort",
+            409,
+            "conflict",
+        ),
+    ];
+    let mut answers = Vec::new();
+    for recipe in &recipes {
+        // The watch streams until stopped; its route is the list's, run without -N.
+        let mut command = recipe.replace(" -N", "");
+        if let Some(cut) = command.find(" | jq") {
+            command.truncate(cut);
+        }
+        let command = command
+            .replace("bright-eagle", &fx.alias)
+            .replace("prod-1a2b3c", &promotion)
+            .replace("?watch=true", "");
+        let script = format!(
+            "bcurl() {{ curl -sS -H \"Authorization: Bearer $BARGE_TOKEN\" -H \"Content-Type: application/json\" \"$@\"; }}\n\
+             curl() {{ command curl -w '\\n%{{http_code}}' \"$@\"; }}\n{command}"
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .env("BARGE", &daemon.server)
+            .env("BARGE_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{recipe}: {}", stderr(&out));
+        let text = stdout(&out);
+        let (body, code) = text.trim_end().rsplit_once('\n').unwrap_or(("", text.trim()));
+        let code: u16 = code.parse().unwrap_or_else(|_| panic!("{recipe}: {text}"));
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{recipe}: {e}: {body}"));
+        answers.push((recipe.clone(), code, body));
+    }
+    let wrong: Vec<_> = answers
+        .iter()
+        .filter(|(recipe, code, body)| {
+            let explained = refused_by_state
+                .iter()
+                .any(|(line, want, class)| recipe == line && want == code && body["code"] == *class);
+            !(200..300).contains(code) && !explained
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
