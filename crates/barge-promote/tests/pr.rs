@@ -1,5 +1,6 @@
-//! PR steps against a test forge that speaks the GitHub, GitLab and Gitea calls barge uses,
-//! and merges for real in a bare repository (git CLI).
+//! PR steps against a test forge that speaks the GitHub, GitLab, Gitea, Azure DevOps (REST
+//! 7.1) and Bitbucket Cloud (REST 2.0) calls barge uses, as those APIs answer them, and
+//! merges for real in a bare repository (git CLI).
 
 use barge_testkit::git as git_kit;
 mod support;
@@ -67,9 +68,15 @@ impl Forge {
 }
 
 fn authorized(h: &HeaderMap, kind: &str) -> bool {
+    use base64::Engine as _;
+    let basic = |user: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{TOKEN}")));
     let want = match kind {
         "gh" => format!("Bearer {TOKEN}"),
         "gt" => format!("token {TOKEN}"),
+        // Azure DevOps: a personal access token as basic auth's password, any user name.
+        "az" => basic(""),
+        // Bitbucket: the account's token with the account (the credentials' user, `bot`).
+        "bb" => basic("bot"),
         _ => TOKEN.to_string(),
     };
     let header = if kind == "gl" { "PRIVATE-TOKEN" } else { "Authorization" };
@@ -95,12 +102,69 @@ fn lab_json(pr: &Pr) -> Value {
            "labels": pr.labels})
 }
 
+/// Azure DevOps' GitPullRequest (the fields barge reads, and the ones beside them it ignores).
+fn az_json(f: &Forge, pr: &Pr) -> Value {
+    let status = if pr.merged {
+        "completed"
+    } else if pr.state == "open" {
+        "active"
+    } else {
+        "abandoned"
+    };
+    let source_head = git(&f.bare, &["rev-parse", &format!("refs/heads/{}", pr.source)]);
+    json!({"pullRequestId": pr.number, "status": status, "title": pr.title,
+           "sourceRefName": format!("refs/heads/{}", pr.source), "targetRefName": format!("refs/heads/{}", pr.target),
+           "labels": pr.labels.iter().map(|l| json!({"name": l, "active": true})).collect::<Vec<_>>(),
+           "lastMergeSourceCommit": {"commitId": source_head},
+           "lastMergeCommit": pr.merge_sha.as_ref().map(|sha| json!({"commitId": sha})),
+           "url": format!("http://forge/_apis/git/repositories/config/pullRequests/{}", pr.number),
+           "repository": {"name": "config", "webUrl": "http://forge/acme/shop/_git/config"}})
+}
+
+/// Bitbucket Cloud's pull request: its merge commit's hash abbreviated to 12 characters, as
+/// Bitbucket answers it.
+fn bb_json(pr: &Pr) -> Value {
+    let state = if pr.merged {
+        "MERGED"
+    } else if pr.state == "open" {
+        "OPEN"
+    } else {
+        "DECLINED"
+    };
+    json!({"id": pr.number, "state": state, "title": pr.title,
+           "source": {"branch": {"name": pr.source}}, "destination": {"branch": {"name": pr.target}},
+           "merge_commit": pr.merge_sha.as_ref().map(|sha| json!({"hash": &sha[..12]})),
+           "links": {"html": {"href": format!("http://forge/acme/config/pull-requests/{}", pr.number)}}})
+}
+
+/// A pull request as `kind`'s API answers it.
+fn pr_json(kind: &str, f: &Forge, pr: &Pr) -> Value {
+    match kind {
+        "gl" => lab_json(pr),
+        "az" => az_json(f, pr),
+        "bb" => bb_json(pr),
+        _ => hub_json(pr),
+    }
+}
+
+/// Bitbucket's `q` filter as barge writes it: `field = "value"` terms joined by ` AND `.
+fn bb_query(q: &str) -> HashMap<String, String> {
+    q.split(" AND ")
+        .filter_map(|term| term.split_once(" = "))
+        .map(|(field, value)| (field.trim().to_string(), value.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
 type Reply = Result<Json<Value>, StatusCode>;
 
 async fn list(kind: &'static str, f: Forge, h: HeaderMap, q: HashMap<String, String>) -> Reply {
     if !authorized(&h, kind) {
         return Err(StatusCode::UNAUTHORIZED);
     }
+    if kind == "az" && q.get("api-version").map(String::as_str) != Some("7.1") {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let bb = bb_query(q.get("q").map_or("", String::as_str));
     let prs = f.prs.lock().unwrap();
     let out: Vec<Value> = prs
         .iter()
@@ -115,93 +179,161 @@ async fn list(kind: &'static str, f: Forge, h: HeaderMap, q: HashMap<String, Str
                     && q.get("source_branch").is_none_or(|s| *s == p.source)
                     && q.get("target_branch").is_none_or(|t| *t == p.target)
             }
+            "az" => {
+                (q.get("searchCriteria.status").map(String::as_str) != Some("active") || p.state == "open")
+                    && q.get("searchCriteria.sourceRefName")
+                        .is_none_or(|s| *s == format!("refs/heads/{}", p.source))
+                    && q.get("searchCriteria.targetRefName")
+                        .is_none_or(|t| *t == format!("refs/heads/{}", p.target))
+            }
+            "bb" => {
+                (q.get("state").map(String::as_str) != Some("OPEN") || p.state == "open")
+                    && bb.get("source.branch.name").is_none_or(|s| *s == p.source)
+                    && bb.get("destination.branch.name").is_none_or(|t| *t == p.target)
+            }
             _ => p.state == "open",
         })
-        .map(|p| if kind == "gl" { lab_json(p) } else { hub_json(p) })
+        .map(|p| pr_json(kind, &f, p))
         .collect();
-    Ok(Json(Value::Array(out)))
+    Ok(Json(match kind {
+        "az" => json!({"count": out.len(), "value": out}),
+        "bb" => json!({"pagelen": 50, "size": out.len(), "page": 1, "values": out}),
+        _ => Value::Array(out),
+    }))
 }
 
-async fn create(kind: &'static str, f: Forge, h: HeaderMap, body: Value) -> Reply {
+async fn create(kind: &'static str, f: Forge, h: HeaderMap, q: HashMap<String, String>, body: Value) -> Reply {
     if !authorized(&h, kind) {
         return Err(StatusCode::UNAUTHORIZED);
     }
+    if kind == "az" && q.get("api-version").map(String::as_str) != Some("7.1") {
+        return Err(StatusCode::BAD_REQUEST);
+    }
     let mut prs = f.prs.lock().unwrap();
-    let (source, target) = if kind == "gl" {
-        ("source_branch", "target_branch")
-    } else {
-        ("head", "base")
+    let branch = |pointer: &str| {
+        let name = body.pointer(pointer).and_then(Value::as_str).ok_or(StatusCode::BAD_REQUEST)?;
+        Ok::<_, StatusCode>(name.strip_prefix("refs/heads/").unwrap_or(name).to_string())
+    };
+    let (source, target) = match kind {
+        "gl" => (branch("/source_branch")?, branch("/target_branch")?),
+        "az" => (branch("/sourceRefName")?, branch("/targetRefName")?),
+        "bb" => (branch("/source/branch/name")?, branch("/destination/branch/name")?),
+        _ => (branch("/head")?, branch("/base")?),
+    };
+    let labels = match &body["labels"] {
+        Value::String(l) => l.split(',').map(str::to_string).collect(),
+        Value::Array(l) => l.iter().filter_map(|l| l["name"].as_str()).map(str::to_string).collect(),
+        _ => Vec::new(),
     };
     let pr = Pr {
         number: prs.len() as i64 + 1,
-        source: body[source].as_str().unwrap().to_string(),
-        target: body[target].as_str().unwrap().to_string(),
+        source,
+        target,
         title: body["title"].as_str().unwrap().to_string(),
-        labels: body["labels"]
-            .as_str()
-            .map(|l| l.split(',').map(str::to_string).collect())
-            .unwrap_or_default(),
+        labels,
         state: "open",
         merged: false,
         merge_sha: None,
     };
     prs.push(pr.clone());
-    Ok(Json(if kind == "gl" { lab_json(&pr) } else { hub_json(&pr) }))
+    Ok(Json(pr_json(kind, &f, &pr)))
 }
 
-async fn show(kind: &'static str, f: Forge, h: HeaderMap, n: i64) -> Reply {
+async fn show(kind: &'static str, f: Forge, h: HeaderMap, q: HashMap<String, String>, n: i64) -> Reply {
     if !authorized(&h, kind) {
         return Err(StatusCode::UNAUTHORIZED);
     }
+    if kind == "az" && q.get("api-version").map(String::as_str) != Some("7.1") {
+        return Err(StatusCode::BAD_REQUEST);
+    }
     let prs = f.prs.lock().unwrap();
     let pr = prs.iter().find(|p| p.number == n).ok_or(StatusCode::NOT_FOUND)?;
-    Ok(Json(if kind == "gl" { lab_json(pr) } else { hub_json(pr) }))
+    Ok(Json(pr_json(kind, &f, pr)))
 }
 
-async fn merge(kind: &'static str, f: Forge, h: HeaderMap, n: i64) -> Reply {
+/// A merge: GitHub's PUT, GitLab's PUT, Gitea's and Bitbucket's POST (`merge_strategy`), Azure
+/// DevOps' PATCH to `status: completed` naming the source commit it merges (another is 409).
+async fn merge(kind: &'static str, f: Forge, h: HeaderMap, n: i64, body: Value) -> Reply {
     if !authorized(&h, kind) {
         return Err(StatusCode::UNAUTHORIZED);
     }
     let mut prs = f.prs.lock().unwrap();
     let pr = prs.iter_mut().find(|p| p.number == n).ok_or(StatusCode::NOT_FOUND)?;
+    match kind {
+        "az" if body["status"] != "completed"
+            || !matches!(body["completionOptions"]["mergeStrategy"].as_str(), None | Some("noFastForward")) =>
+        {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        "az" if body["lastMergeSourceCommit"]["commitId"].as_str()
+            != Some(git(&f.bare, &["rev-parse", &format!("refs/heads/{}", pr.source)]).as_str()) =>
+        {
+            return Err(StatusCode::CONFLICT);
+        }
+        "bb" if !matches!(body["merge_strategy"].as_str(), None | Some("merge_commit")) => {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        _ => {}
+    }
     if pr.state != "open" {
         return Err(StatusCode::METHOD_NOT_ALLOWED);
     }
     f.merge(pr);
     Ok(Json(match kind {
         "gh" => json!({"sha": pr.merge_sha, "merged": true}),
-        "gl" => lab_json(pr),
+        "gl" | "az" | "bb" => pr_json(kind, &f, pr),
         _ => Value::Null,
     }))
 }
 
+/// Each API's routes, under a prefix per kind (`gh`, `gl`, `gt`, `az`, `bb`).
 fn forge_router(forge: Forge) -> Router {
-    type P2 = UrlPath<(String, String)>;
-    type P3 = UrlPath<(String, String, i64)>;
     type Q = Query<HashMap<String, String>>;
-    Router::new()
-        .route(
-            "/gh/repos/{o}/{r}/pulls",
-            get(|AxState(f): AxState<Forge>, _: P2, h: HeaderMap, Query(q): Q| list("gh", f, h, q))
-                .post(|AxState(f): AxState<Forge>, _: P2, h: HeaderMap, Json(b): Json<Value>| create("gh", f, h, b)),
-        )
-        .route(
-            "/gh/repos/{o}/{r}/pulls/{n}",
-            get(|AxState(f): AxState<Forge>, UrlPath((_, _, n)): P3, h: HeaderMap| show("gh", f, h, n)),
-        )
-        .route(
-            "/gh/repos/{o}/{r}/pulls/{n}/merge",
-            put(|AxState(f): AxState<Forge>, UrlPath((_, _, n)): P3, h: HeaderMap| merge("gh", f, h, n)),
-        )
+    type Params = UrlPath<HashMap<String, String>>;
+    fn number(p: &HashMap<String, String>) -> i64 {
+        p["n"].parse().unwrap_or(-1)
+    }
+    let mut router = Router::new();
+    for (kind, pulls) in [
+        ("gh", "/gh/repos/{o}/{r}/pulls"),
+        ("gl", "/gl/projects/{id}/merge_requests"),
+        ("gt", "/gt/repos/{o}/{r}/pulls"),
+        ("az", "/az/{org}/{project}/_apis/git/repositories/{repo}/pullrequests"),
+        ("bb", "/bb/repositories/{ws}/{repo}/pullrequests"),
+    ] {
+        router = router.route(
+            pulls,
+            get(move |AxState(f): AxState<Forge>, h: HeaderMap, Query(q): Q| list(kind, f, h, q)).post(
+                move |AxState(f): AxState<Forge>, h: HeaderMap, Query(q): Q, Json(b): Json<Value>| {
+                    create(kind, f, h, q, b)
+                },
+            ),
+        );
+        let show_one =
+            get(move |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap, Query(q): Q| {
+                show(kind, f, h, q, number(&p))
+            });
+        let merge_one = move |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap, Json(b): Json<Value>| {
+            merge(kind, f, h, number(&p), b)
+        };
+        let one = format!("{pulls}/{{n}}");
+        let merge_at = format!("{one}/merge");
+        router = match kind {
+            "az" => router.route(&one, show_one.patch(merge_one)),
+            "gh" | "gl" => router.route(&one, show_one).route(&merge_at, put(merge_one)),
+            _ => router.route(&one, show_one).route(&merge_at, post(merge_one)),
+        };
+    }
+    router
         .route(
             "/gh/repos/{o}/{r}/issues/{n}/labels",
             post(
-                |AxState(f): AxState<Forge>, UrlPath((_, _, n)): P3, h: HeaderMap, Json(b): Json<Value>| async move {
+                |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap, Json(b): Json<Value>| async move {
                     if !authorized(&h, "gh") {
                         return Err(StatusCode::UNAUTHORIZED);
                     }
                     let mut prs = f.prs.lock().unwrap();
-                    let pr = prs.iter_mut().find(|p| p.number == n).ok_or(StatusCode::NOT_FOUND)?;
+                    let pr = prs.iter_mut().find(|pr| pr.number == number(&p)).ok_or(StatusCode::NOT_FOUND)?;
                     pr.labels = b["labels"]
                         .as_array()
                         .unwrap()
@@ -212,48 +344,24 @@ fn forge_router(forge: Forge) -> Router {
                 },
             ),
         )
+        // Bitbucket's commit resource: the whole hash of an abbreviated one.
         .route(
-            "/gl/projects/{id}/merge_requests",
-            get(|AxState(f): AxState<Forge>, _: UrlPath<String>, h: HeaderMap, Query(q): Q| list("gl", f, h, q)).post(
-                |AxState(f): AxState<Forge>, _: UrlPath<String>, h: HeaderMap, Json(b): Json<Value>| {
-                    create("gl", f, h, b)
-                },
-            ),
-        )
-        .route(
-            "/gl/projects/{id}/merge_requests/{n}",
-            get(
-                |AxState(f): AxState<Forge>, UrlPath((_, n)): UrlPath<(String, i64)>, h: HeaderMap| show("gl", f, h, n),
-            ),
-        )
-        .route(
-            "/gl/projects/{id}/merge_requests/{n}/merge",
-            put(
-                |AxState(f): AxState<Forge>, UrlPath((_, n)): UrlPath<(String, i64)>, h: HeaderMap| {
-                    merge("gl", f, h, n)
-                },
-            ),
-        )
-        .route(
-            "/gt/repos/{o}/{r}/pulls",
-            get(|AxState(f): AxState<Forge>, _: P2, h: HeaderMap, Query(q): Q| list("gt", f, h, q))
-                .post(|AxState(f): AxState<Forge>, _: P2, h: HeaderMap, Json(b): Json<Value>| create("gt", f, h, b)),
-        )
-        .route(
-            "/gt/repos/{o}/{r}/pulls/{n}",
-            get(|AxState(f): AxState<Forge>, UrlPath((_, _, n)): P3, h: HeaderMap| show("gt", f, h, n)),
-        )
-        .route(
-            "/gt/repos/{o}/{r}/pulls/{n}/merge",
-            post(|AxState(f): AxState<Forge>, UrlPath((_, _, n)): P3, h: HeaderMap| merge("gt", f, h, n)),
+            "/bb/repositories/{ws}/{repo}/commit/{rev}",
+            get(|AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap| async move {
+                if !authorized(&h, "bb") {
+                    return Err(StatusCode::UNAUTHORIZED);
+                }
+                let full = git(&f.bare, &["rev-parse", "--verify", &format!("{}^{{commit}}", p["rev"])]);
+                Ok::<_, StatusCode>(Json(json!({"hash": full, "type": "commit"})))
+            }),
         )
         .with_state(forge)
 }
 
-fn seed(root: &Path) -> PathBuf {
+fn seed(root: &Path, repo: &str) -> PathBuf {
     git_kit::bare_repo(
         root,
-        "acme/config.git",
+        repo,
         &[(
             "env/dev/kustomization.yaml",
             "images:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0\n",
@@ -262,9 +370,14 @@ fn seed(root: &Path) -> PathBuf {
 }
 
 async fn start(root: &Path) -> (Forge, u16) {
+    start_at(root, "acme/config.git").await
+}
+
+/// The forge, its repository at `repo` (a path under the URL https://forge.example.com/).
+async fn start_at(root: &Path, repo: &str) -> (Forge, u16) {
     let forge = Forge {
         prs: Arc::new(Mutex::new(Vec::new())),
-        bare: seed(root),
+        bare: seed(root, repo),
         scratch: root.join("scratch"),
     };
     std::fs::create_dir_all(&forge.scratch).unwrap();
@@ -340,21 +453,44 @@ spec:
           config: {repoURL: "${{ vars.repo }}", provider: PROVIDER, prNumber: "${{ outputs['open-pr'].pr.id }}"}
 "#;
 
+/// Issue #20: Azure DevOps (`ORG/PROJECT/_git/REPO`) and Bitbucket Cloud too. Bitbucket has
+/// no labels (the flow sets none there) and abbreviates the merge commit's hash, which the
+/// `commit` output still gives whole.
 #[tokio::test(flavor = "multi_thread")]
-async fn open_merge_and_wait_on_github_gitlab_and_gitea() {
-    for (provider, prefix) in [("github", "gh"), ("gitlab", "gl"), ("gitea", "gt")] {
+async fn open_merge_and_wait_on_github_gitlab_gitea_azure_devops_and_bitbucket() {
+    for (provider, prefix, repo) in [
+        ("github", "gh", "acme/config.git"),
+        ("gitlab", "gl", "acme/config.git"),
+        ("gitea", "gt", "acme/config.git"),
+        ("azure", "az", "acme/shop/_git/config"),
+        ("bitbucket", "bb", "acme/config.git"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let (forge, port) = start(dir.path()).await;
+        let (forge, port) = start_at(dir.path(), repo).await;
         let e = engine(dir.path(), port, prefix);
-        let p = promotion(&PR_FLOW.replace("PROVIDER", provider));
+        let mut flow = PR_FLOW
+            .replace("PROVIDER", provider)
+            .replace("acme/config.git", repo);
+        if provider == "bitbucket" {
+            flow = flow.replace("            labels: [kargo, dev]\n", "");
+        }
+        let p = promotion(&flow);
         let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
         assert_eq!(out.phase, Phase::Succeeded, "{provider}: {}", out.message);
         let prs = forge.prs.lock().unwrap().clone();
         assert_eq!(prs.len(), 1, "{provider}: the second git-open-pr reused the open PR");
         assert_eq!(out.state.outputs["open-again"]["pr"]["id"], 1);
         assert_eq!(prs[0].source, format!("kargo/promotion/{}", p.name));
-        if provider != "gitea" {
+        if !matches!(provider, "gitea" | "bitbucket") {
             assert_eq!(prs[0].labels, vec!["kargo", "dev"], "{provider}");
+        }
+        let web = match provider {
+            "azure" => "http://forge/acme/shop/_git/config/pullrequest/1",
+            "bitbucket" => "http://forge/acme/config/pull-requests/1",
+            _ => "",
+        };
+        if !web.is_empty() {
+            assert_eq!(out.state.outputs["wait"]["pr"]["url"], web, "{provider}");
         }
         assert!(prs[0].merged);
         // The merge landed on main for real, and the wait step reports its commit.
@@ -487,4 +623,61 @@ async fn a_wake_up_rechecks_a_waiting_pr_before_its_next_poll() {
         out.state.outputs["wait"]["commit"],
         git(&forge.bare, &["rev-parse", "main"]).as_str()
     );
+}
+
+/// An Azure DevOps pull request abandoned (closed unmerged) fails the wait; labels on
+/// Bitbucket Cloud, which has none, fail git-open-pr before anything is opened (validation
+/// reports them too when the provider is written; here it comes from an expression).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_azure_pr_fails_the_wait_and_bitbucket_labels_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (forge, port) = start_at(dir.path(), "acme/shop/_git/config").await;
+    git(&forge.bare, &["branch", "feature", "main"]);
+    forge.prs.lock().unwrap().push(Pr {
+        number: 1,
+        source: "feature".into(),
+        target: "main".into(),
+        title: "t".into(),
+        labels: Vec::new(),
+        state: "closed",
+        merged: false,
+        merge_sha: None,
+    });
+    let e = engine(dir.path(), port, "az");
+    let p = promotion(&support::dev_stage(
+        r#"
+        - uses: git-wait-for-pr
+          config: {repoURL: "https://forge.example.com/acme/shop/_git/config", provider: azure, prNumber: 1}
+"#,
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    assert!(
+        out.message
+            .contains("PR #1 (http://forge/acme/shop/_git/config/pullrequest/1) was closed without being merged"),
+        "{}",
+        out.message
+    );
+
+    let root = dir.path().join("bitbucket");
+    let (forge, port) = start_at(&root, "acme/config.git").await;
+    let e = engine(&root, port, "bb");
+    let p = promotion(&support::dev_stage(
+        r#"
+        - uses: git-open-pr
+          config:
+            repoURL: https://forge.example.com/acme/config.git
+            provider: "${{ 'bitbucket' }}"
+            sourceBranch: feature
+            labels: [kargo]
+"#,
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    assert!(
+        out.message.contains("Bitbucket Cloud pull requests have no labels; remove `labels`"),
+        "{}",
+        out.message
+    );
+    assert!(forge.prs.lock().unwrap().is_empty());
 }

@@ -14,6 +14,7 @@
 //! - [`oidc`]: an OpenID Connect issuer with real RSA and EC keys, its JWKS, key rotation
 //!   and the authorization-code flow with PKCE.
 //! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
+//! - [`proxy`]: a forward HTTP proxy (tinyproxy) whose log shows what it forwarded.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod notify;
 pub mod oidc;
 pub mod postgres;
 pub mod prometheus;
+pub mod proxy;
 pub mod registry;
 pub mod web;
 
