@@ -1476,7 +1476,10 @@ impl<'a> Cx<'a, '_> {
     /// fail there), when the provider is written or the URL names bitbucket.
     fn git_open_pr(&mut self, path: &[PathSeg]) {
         let config = self.r.node.at(path).map(|n| n.to_json()).unwrap_or_default();
-        let labels = config.get("labels").and_then(|l| l.as_array()).is_some_and(|l| !l.is_empty());
+        let labels = config
+            .get("labels")
+            .and_then(|l| l.as_array())
+            .is_some_and(|l| !l.is_empty());
         let bitbucket = match config.get("provider").and_then(|p| p.as_str()) {
             Some(provider) => provider.eq_ignore_ascii_case("bitbucket"),
             None => config

@@ -306,20 +306,20 @@ spec:
         .map(|(code, _, line, column, message)| (code, line, column, message))
         .collect();
     let want = [
+        (Code::MissingField, 23, 19, "hcl-update has no `path`"),
+        (Code::MissingField, 23, 19, "hcl-update has no `updates`"),
         (
             Code::UnknownStepField,
-            24,
-            31,
+            23,
+            33,
             "hcl-update has no config field \"paht\"; the promotion would fail at this step",
         ),
-        (Code::MissingField, 24, 19, "hcl-update has no `path`"),
-        (Code::MissingField, 24, 19, "hcl-update has no `updates`"),
-        (Code::MissingField, 28, 22, "hcl-update update has no `key`"),
-        (Code::MissingField, 28, 34, "hcl-update update has no `value`"),
+        (Code::MissingField, 27, 23, "hcl-update update has no `key`"),
+        (Code::MissingField, 27, 35, "hcl-update update has no `value`"),
         (
             Code::InvalidType,
-            28,
-            58,
+            27,
+            61,
             "hcl-update value [1] is not a string, number or boolean",
         ),
     ];
@@ -364,8 +364,8 @@ spec:
     assert_eq!(
         found,
         vec![
-            (Code::UnsupportedStepOption, 16, 99, message.clone()),
-            (Code::UnsupportedStepOption, 18, 113, message),
+            (Code::UnsupportedStepOption, 16, 95, message.clone()),
+            (Code::UnsupportedStepOption, 18, 111, message),
         ]
     );
 }

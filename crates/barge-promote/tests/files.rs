@@ -674,11 +674,17 @@ async fn hcl_update_refuses_a_missing_key_and_a_file_that_is_not_hcl_and_changes
             "resource.aws_lambda_function.api.image_uri",
             "key \"resource.aws_lambda_function.api.image_uri\" does not exist: no `resource` block has the labels",
         ),
-        ("image_uri", "key \"image_uri\" does not exist: there is no attribute or block `image_uri`"),
+        (
+            "image_uri",
+            "key \"image_uri\" does not exist: there is no attribute or block `image_uri`",
+        ),
         ("replicas.count", "the value before `count` is not an object or a list"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let step = hcl_update_step("main.tf", &format!("[{{key: replicas, value: 5}}, {{key: '{key}', value: x}}]"));
+        let step = hcl_update_step(
+            "main.tf",
+            &format!("[{{key: replicas, value: 5}}, {{key: '{key}', value: x}}]"),
+        );
         let (out, work) = run(dir.path(), &step, &[("main.tf", MAIN_TF.as_bytes())]).await;
         let error = error_of(&out);
         assert!(error.starts_with("hcl-update main.tf: "), "{error}");
@@ -692,10 +698,17 @@ async fn hcl_update_refuses_a_missing_key_and_a_file_that_is_not_hcl_and_changes
     let yaml = b"image:\n  tag: '1.9'\n  - not: hcl\n";
     let (out, work) = run(dir.path(), &step, &[("stages/dev/values.yaml", yaml)]).await;
     let error = error_of(&out);
-    assert!(error.starts_with("hcl-update stages/dev/values.yaml: not HCL: "), "{error}");
+    assert!(
+        error.starts_with("hcl-update stages/dev/values.yaml: not HCL: "),
+        "{error}"
+    );
     assert_eq!(std::fs::read(work.join("0/stages/dev/values.yaml")).unwrap(), yaml);
 
     let dir = tempfile::tempdir().unwrap();
     let (out, _) = run(dir.path(), &hcl_update_step("nowhere.tf", "[{key: a, value: 1}]"), &[]).await;
-    assert!(error_of(&out).starts_with("cannot read nowhere.tf: "), "{}", error_of(&out));
+    assert!(
+        error_of(&out).starts_with("cannot read nowhere.tf: "),
+        "{}",
+        error_of(&out)
+    );
 }

@@ -485,11 +485,9 @@ async fn http_sends_its_request_through_the_proxy_it_names() {
         - uses: http
           as: proxied
           config:
-            method: POST
-            url: {base}/echo
-            body: through the proxy
+            url: {base}/quota
             proxy: {written}
-            outputs: [{{name: got, fromExpression: response.body.got}}]
+            outputs: [{{name: got, fromExpression: response.body.error}}]
 "#
     ));
     let mut catalog = barge_core::Catalog::default();
@@ -506,15 +504,19 @@ async fn http_sends_its_request_through_the_proxy_it_names() {
     let p = plan();
     let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
-    assert_eq!(out.state.outputs["proxied"]["got"], "through the proxy");
-    assert_eq!(proxy.requests(), vec![format!("POST {base}/echo HTTP/1.1")]);
+    assert_eq!(out.state.outputs["proxied"]["got"], "quota exceeded");
+    assert_eq!(proxy.requests(), vec![format!("GET {base}/quota HTTP/1.1")]);
 
     // Without the proxy's credentials tinyproxy answers 407, and the step fails on it.
     let e = engine(&dir.path().join("again"));
     let p = plan();
     let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
     assert_eq!(out.phase, Phase::Errored, "{}", out.message);
-    assert!(out.state.steps[0].message.contains("status 407"), "{}", out.state.steps[0].message);
+    assert!(
+        out.state.steps[0].message.contains("status 407"),
+        "{}",
+        out.state.steps[0].message
+    );
     assert_eq!(proxy.requests().len(), 2, "the second request reached the proxy too");
 }
 

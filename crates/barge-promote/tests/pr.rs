@@ -69,7 +69,12 @@ impl Forge {
 
 fn authorized(h: &HeaderMap, kind: &str) -> bool {
     use base64::Engine as _;
-    let basic = |user: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{TOKEN}")));
+    let basic = |user: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{TOKEN}"))
+        )
+    };
     let want = match kind {
         "gh" => format!("Bearer {TOKEN}"),
         "gt" => format!("token {TOKEN}"),
@@ -211,7 +216,10 @@ async fn create(kind: &'static str, f: Forge, h: HeaderMap, q: HashMap<String, S
     }
     let mut prs = f.prs.lock().unwrap();
     let branch = |pointer: &str| {
-        let name = body.pointer(pointer).and_then(Value::as_str).ok_or(StatusCode::BAD_REQUEST)?;
+        let name = body
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .ok_or(StatusCode::BAD_REQUEST)?;
         Ok::<_, StatusCode>(name.strip_prefix("refs/heads/").unwrap_or(name).to_string())
     };
     let (source, target) = match kind {
@@ -222,7 +230,11 @@ async fn create(kind: &'static str, f: Forge, h: HeaderMap, q: HashMap<String, S
     };
     let labels = match &body["labels"] {
         Value::String(l) => l.split(',').map(str::to_string).collect(),
-        Value::Array(l) => l.iter().filter_map(|l| l["name"].as_str()).map(str::to_string).collect(),
+        Value::Array(l) => l
+            .iter()
+            .filter_map(|l| l["name"].as_str())
+            .map(str::to_string)
+            .collect(),
         _ => Vec::new(),
     };
     let pr = Pr {
@@ -261,7 +273,10 @@ async fn merge(kind: &'static str, f: Forge, h: HeaderMap, n: i64, body: Value) 
     let pr = prs.iter_mut().find(|p| p.number == n).ok_or(StatusCode::NOT_FOUND)?;
     match kind {
         "az" if body["status"] != "completed"
-            || !matches!(body["completionOptions"]["mergeStrategy"].as_str(), None | Some("noFastForward")) =>
+            || !matches!(
+                body["completionOptions"]["mergeStrategy"].as_str(),
+                None | Some("noFastForward")
+            ) =>
         {
             return Err(StatusCode::BAD_REQUEST);
         }
@@ -309,10 +324,11 @@ fn forge_router(forge: Forge) -> Router {
                 },
             ),
         );
-        let show_one =
-            get(move |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap, Query(q): Q| {
+        let show_one = get(
+            move |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap, Query(q): Q| {
                 show(kind, f, h, q, number(&p))
-            });
+            },
+        );
         let merge_one = move |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap, Json(b): Json<Value>| {
             merge(kind, f, h, number(&p), b)
         };
@@ -333,7 +349,10 @@ fn forge_router(forge: Forge) -> Router {
                         return Err(StatusCode::UNAUTHORIZED);
                     }
                     let mut prs = f.prs.lock().unwrap();
-                    let pr = prs.iter_mut().find(|pr| pr.number == number(&p)).ok_or(StatusCode::NOT_FOUND)?;
+                    let pr = prs
+                        .iter_mut()
+                        .find(|pr| pr.number == number(&p))
+                        .ok_or(StatusCode::NOT_FOUND)?;
                     pr.labels = b["labels"]
                         .as_array()
                         .unwrap()
@@ -347,13 +366,15 @@ fn forge_router(forge: Forge) -> Router {
         // Bitbucket's commit resource: the whole hash of an abbreviated one.
         .route(
             "/bb/repositories/{ws}/{repo}/commit/{rev}",
-            get(|AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap| async move {
-                if !authorized(&h, "bb") {
-                    return Err(StatusCode::UNAUTHORIZED);
-                }
-                let full = git(&f.bare, &["rev-parse", "--verify", &format!("{}^{{commit}}", p["rev"])]);
-                Ok::<_, StatusCode>(Json(json!({"hash": full, "type": "commit"})))
-            }),
+            get(
+                |AxState(f): AxState<Forge>, UrlPath(p): Params, h: HeaderMap| async move {
+                    if !authorized(&h, "bb") {
+                        return Err(StatusCode::UNAUTHORIZED);
+                    }
+                    let full = git(&f.bare, &["rev-parse", "--verify", &format!("{}^{{commit}}", p["rev"])]);
+                    Ok::<_, StatusCode>(Json(json!({"hash": full, "type": "commit"})))
+                },
+            ),
         )
         .with_state(forge)
 }
@@ -468,9 +489,7 @@ async fn open_merge_and_wait_on_github_gitlab_gitea_azure_devops_and_bitbucket()
         let dir = tempfile::tempdir().unwrap();
         let (forge, port) = start_at(dir.path(), repo).await;
         let e = engine(dir.path(), port, prefix);
-        let mut flow = PR_FLOW
-            .replace("PROVIDER", provider)
-            .replace("acme/config.git", repo);
+        let mut flow = PR_FLOW.replace("PROVIDER", provider).replace("acme/config.git", repo);
         if provider == "bitbucket" {
             flow = flow.replace("            labels: [kargo, dev]\n", "");
         }
@@ -675,7 +694,8 @@ async fn an_abandoned_azure_pr_fails_the_wait_and_bitbucket_labels_are_refused()
     let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
     assert_eq!(out.phase, Phase::Errored, "{}", out.message);
     assert!(
-        out.message.contains("Bitbucket Cloud pull requests have no labels; remove `labels`"),
+        out.message
+            .contains("Bitbucket Cloud pull requests have no labels; remove `labels`"),
         "{}",
         out.message
     );

@@ -48,7 +48,11 @@ impl ForwardProxy {
             .expect("tinyproxy (scripts/test-env installs Debian's tinyproxy)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tinyproxy did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "tinyproxy did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         ForwardProxy { child, port, log }

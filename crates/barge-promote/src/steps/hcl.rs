@@ -24,8 +24,11 @@ pub(super) fn hcl_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, S
             return Err(StepError::Invalid("hcl-update: give at least one update".into()));
         }
         let text = ctx.read(&c.path)?;
-        let out = update(&text, &c.updates.iter().map(|u| (u.key.as_str(), &u.value)).collect::<Vec<_>>())
-            .map_err(|e| StepError::Invalid(format!("hcl-update {}: {e}", c.path)))?;
+        let out = update(
+            &text,
+            &c.updates.iter().map(|u| (u.key.as_str(), &u.value)).collect::<Vec<_>>(),
+        )
+        .map_err(|e| StepError::Invalid(format!("hcl-update {}: {e}", c.path)))?;
         ctx.write(&c.path, &out)?;
         done(commit_message(&c.path, &c.updates, Shown::QuotedIfNecessary))
     })
@@ -107,10 +110,7 @@ fn value_in_body<'a>(body: &'a mut Body, segments: &[String]) -> Result<&'a mut 
             "does not exist: no `{first}` block has the labels and attribute it names (block labels follow the block's name: `resource.TYPE.NAME.attribute`)"
         )),
         [] => Err(format!("does not exist: there is no attribute or block `{first}`")),
-        _ => Err(format!(
-            "is ambiguous: {} `{first}` blocks match it",
-            blocks.len()
-        )),
+        _ => Err(format!("is ambiguous: {} `{first}` blocks match it", blocks.len())),
     }
 }
 
@@ -125,7 +125,11 @@ fn value_in_expression<'a>(expr: &'a mut Expression, segments: &[String]) -> Res
             .find(|(k, _)| object_key(k) == Some(first.as_str()))
             .map(|(_, v)| v.expr_mut()),
         Expression::Array(array) => first.parse::<usize>().ok().and_then(|i| array.get_mut(i)),
-        _ => return Err(format!("does not exist: the value before `{first}` is not an object or a list")),
+        _ => {
+            return Err(format!(
+                "does not exist: the value before `{first}` is not an object or a list"
+            ));
+        }
     };
     let inner = inner.ok_or_else(|| format!("does not exist: no `{first}` in its object or list"))?;
     value_in_expression(inner, rest)

@@ -122,7 +122,7 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         let raw = resp
             .text()
             .await
-            .map_err(|e| StepError::Retryable(format!("http {shown_url}: reading the body: {e}")))?;
+            .map_err(|e| StepError::Retryable(format!("http {shown_url}: reading the body: {}", with_causes(&e))))?;
         let content_type = match &c.response_content_type {
             Some(given) => given.clone(),
             None => headers
@@ -208,7 +208,8 @@ fn client_via(ctx: &StepCtx<'_>, step: &str, proxy: &str) -> Result<reqwest::Cli
     let shown = barge_core::secret::redact_url(proxy);
     let bad = |why: String| StepError::Invalid(format!("{step}: proxy {shown:?} {why}"));
     let (bare, credentials) = barge_core::secret::request_credentials(proxy, |u| (ctx.engine.request_credentials)(u));
-    let url = reqwest::Url::parse(&bare).map_err(|e| bad(format!("is not a URL ({e}); write it as http://host:port")))?;
+    let url =
+        reqwest::Url::parse(&bare).map_err(|e| bad(format!("is not a URL ({e}); write it as http://host:port")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(bad(
             "is not an http:// or https:// proxy URL with a host (e.g. http://proxy.corp:3128)".into(),
@@ -268,6 +269,17 @@ async fn send(req: reqwest::RequestBuilder, step: &str, url: &str) -> Result<req
             barge_core::secret::redact_text(&e.to_string(), url, None)
         ))
     })
+}
+
+/// An error and its causes (`a: b: c`): reqwest's own message omits what went wrong below it.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    out
 }
 
 /// Kargo's limit for one download.

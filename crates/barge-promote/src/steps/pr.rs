@@ -224,7 +224,12 @@ impl Provider {
             }
         };
         let merged = v["status"] == "completed";
-        let commit = |field: &str| v[field]["commitId"].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        let commit = |field: &str| {
+            v[field]["commitId"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         PullRequest {
             number,
             url: format!("{web}/pullrequest/{number}"),
@@ -255,9 +260,7 @@ impl Provider {
                 v["sourceRefName"] == format!("refs/heads/{source}").as_str()
                     && v["targetRefName"] == format!("refs/heads/{target}").as_str()
             }
-            Kind::Bitbucket => {
-                v["source"]["branch"]["name"] == source && v["destination"]["branch"]["name"] == target
-            }
+            Kind::Bitbucket => v["source"]["branch"]["name"] == source && v["destination"]["branch"]["name"] == target,
         }
     }
 }
@@ -517,7 +520,13 @@ async fn get_pr(ctx: &StepCtx<'_>, p: &Provider, number: i64, token: Option<&str
     if p.kind == Kind::Bitbucket
         && let Some(short) = pr.merge_commit.as_deref().filter(|h| h.len() < 40)
     {
-        let commit = call(ctx, p, ctx.engine.http.get(format!("{}/commit/{short}", p.base())), token).await?;
+        let commit = call(
+            ctx,
+            p,
+            ctx.engine.http.get(format!("{}/commit/{short}", p.base())),
+            token,
+        )
+        .await?;
         pr.merge_commit = commit["hash"].as_str().map(str::to_string);
     }
     Ok(pr)
