@@ -165,7 +165,7 @@ step_config!(
         /// The repository.
         #[serde(rename = "repoURL")]
         repo_url: String,
-        /// github, gitlab or gitea (default: from the host name).
+        /// github, gitlab, gitea, azure or bitbucket (default: from the host name).
         provider: Option<String>,
         /// The branch with the changes.
         source_branch: Option<String>,
@@ -193,7 +193,7 @@ step_config!(
         /// The repository.
         #[serde(rename = "repoURL")]
         repo_url: String,
-        /// github, gitlab or gitea (default: from the host name).
+        /// github, gitlab, gitea, azure or bitbucket (default: from the host name).
         provider: Option<String>,
         /// The PR's number (a number or a string holding one).
         pr_number: Option<Value>,
@@ -212,11 +212,13 @@ step_config!(
 );
 
 step_config!(
-    /// yaml-update, json-update, toml-update.
+    /// yaml-update, json-update, toml-update, hcl-update.
     FileUpdate {
         /// The file.
         path: String,
-        /// Keys to set (dotted paths; `\.` for a dot inside a key) and their values.
+        /// Keys to set (dotted paths; `\.` for a dot inside a key) and their values. hcl-update:
+        /// a block's identifier is followed by its labels (`resource.TYPE.NAME.attribute`), and
+        /// values are strings, numbers or booleans.
         updates: Vec<KeyValue>,
     }
 );
@@ -482,6 +484,9 @@ step_config!(
         body_from_file: Option<String>,
         /// Go duration (default 10s).
         timeout: Option<String>,
+        /// Send the request through this HTTP proxy (`http://[user:password@]host:port`; an
+        /// `https://` URL is tunnelled with CONNECT). Empty: no proxy.
+        proxy: Option<String>,
         /// Not supported (`unsupported-step-option`).
         #[serde(rename = "insecureSkipTLSVerify")]
         insecure_skip_tls_verify: bool,
@@ -887,7 +892,7 @@ pub fn shape_of(uses: &str) -> Option<Shape> {
         "github-push" => GitHubPush::shape(),
         "git-open-pr" => GitOpenPr::shape(),
         "git-wait-for-pr" | "git-merge-pr" => GitPr::shape(),
-        "yaml-update" | "json-update" | "toml-update" => FileUpdate::shape(),
+        "yaml-update" | "json-update" | "toml-update" | "hcl-update" => FileUpdate::shape(),
         "yaml-parse" | "json-parse" | "toml-parse" => FileParse::shape(),
         "yaml-merge" => YamlMerge::shape(),
         "kustomize-set-image" => KustomizeSetImage::shape(),

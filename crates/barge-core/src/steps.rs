@@ -22,6 +22,8 @@ pub const BUILTIN: &[&str] = &[
     "git-tag",
     "git-wait-for-pr",
     "github-push",
+    // Kargo Enterprise's; barge edits the file in place (no pod), keeping its layout.
+    "hcl-update",
     "helm-template",
     "helm-update-chart",
     "http",
@@ -78,7 +80,6 @@ pub const ENTERPRISE: &[&str] = &[
     "tf-plan",
     "tf-apply",
     "tf-output",
-    "hcl-update",
 ];
 
 /// Steps Kargo removed, with what replaced them.

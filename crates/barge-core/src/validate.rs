@@ -1344,6 +1344,8 @@ impl<'a> Cx<'a, '_> {
                     match uses.as_str() {
                         "wait-for-approval" => self.wait_for_approval(&p("config")),
                         "record-audit-event" => self.record_audit_event(&p("config")),
+                        "hcl-update" => self.hcl_update(&p("config")),
+                        "git-open-pr" => self.git_open_pr(&p("config")),
                         _ => {}
                     }
                 }
@@ -1464,6 +1466,80 @@ impl<'a> Cx<'a, '_> {
                             format!("record-audit-event data {key:?} is not a string"),
                         )
                         .hint("quote the value: data holds string keys and values");
+                    self.push(d);
+                }
+            }
+        }
+    }
+
+    /// git-open-pr's labels on Bitbucket Cloud, whose pull requests have none (the step would
+    /// fail there), when the provider is written or the URL names bitbucket.
+    fn git_open_pr(&mut self, path: &[PathSeg]) {
+        let config = self.r.node.at(path).map(|n| n.to_json()).unwrap_or_default();
+        let labels = config
+            .get("labels")
+            .and_then(|l| l.as_array())
+            .is_some_and(|l| !l.is_empty());
+        let bitbucket = match config.get("provider").and_then(|p| p.as_str()) {
+            Some(provider) => provider.eq_ignore_ascii_case("bitbucket"),
+            None => config
+                .get("repoURL")
+                .and_then(|r| r.as_str())
+                .is_some_and(|r| r.contains("bitbucket")),
+        };
+        if labels && bitbucket {
+            let d = self
+                .diag(
+                    Code::UnsupportedStepOption,
+                    &join(path, &path!["labels"]),
+                    "git-open-pr: Bitbucket Cloud pull requests have no labels",
+                )
+                .hint("remove `labels`; the promotion would fail at this step");
+            self.push(d);
+        }
+    }
+
+    /// hcl-update needs a path and at least one update, each with a key and a value HCL can
+    /// hold as written (a string, number or boolean; Kargo's documented types).
+    fn hcl_update(&mut self, path: &[PathSeg]) {
+        let config = self.r.node.at(path).map(|n| n.to_json()).unwrap_or_default();
+        if config.get("path").and_then(|m| m.as_str()).is_none_or(str::is_empty) {
+            let d = self
+                .diag(Code::MissingField, path, "hcl-update has no `path`")
+                .hint("add `path: <the .tf or .tfvars file>` (relative to the promotion's work directory)");
+            self.push(d);
+        }
+        let updates = config.get("updates").and_then(|u| u.as_array());
+        if updates.is_none_or(|u| u.is_empty()) {
+            let d = self
+                .diag(Code::MissingField, path, "hcl-update has no `updates`")
+                .hint("add `updates: [{key: image_uri, value: ...}]`; a key names an existing attribute");
+            self.push(d);
+        }
+        for (i, update) in updates.into_iter().flatten().enumerate() {
+            let at = join(path, &path!["updates", i]);
+            if update.get("key").and_then(|k| k.as_str()).is_none_or(str::is_empty) {
+                let d = self
+                    .diag(Code::MissingField, &at, "hcl-update update has no `key`")
+                    .hint("e.g. `image_uri`, or `resource.TYPE.NAME.attribute` inside a block");
+                self.push(d);
+            }
+            match update.get("value") {
+                Some(serde_json::Value::String(_) | serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => {}
+                None => {
+                    let d = self
+                        .diag(Code::MissingField, &at, "hcl-update update has no `value`")
+                        .hint("add `value:` (a string, number or boolean)");
+                    self.push(d);
+                }
+                Some(other) => {
+                    let d = self
+                        .diag(
+                            Code::InvalidType,
+                            &join(&at, &path!["value"]),
+                            format!("hcl-update value {other} is not a string, number or boolean"),
+                        )
+                        .hint("hcl-update sets scalar values; quote the value to write it as a string");
                     self.push(d);
                 }
             }

@@ -266,3 +266,106 @@ spec:
         .collect();
     assert_eq!(found, want);
 }
+
+/// Issue #20: hcl-update (Kargo Enterprise's) validates: a config with its path and scalar
+/// updates is clean, a missing path, no updates, an update without key or value, a value HCL
+/// cannot hold as written and an unknown field are reported where they are written.
+#[test]
+fn hcl_update_is_a_step_barge_runs_and_its_config_is_checked() {
+    let text = "\
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  subscriptions: [{image: {repoURL: ghcr.io/acme/app}}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: shop}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {direct: true}}]
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: hcl-update
+          config:
+            path: ./src/opentofu/prod/env.auto.tfvars
+            updates:
+              - {key: image_uri, value: '${{ imageFrom(\"ghcr.io/acme/app\").Tag }}'}
+              - {key: replica_count, value: 3}
+              - {key: resource.aws_instance.web.tags.enabled, value: true}
+        - uses: hcl-update
+          config: {updates: [], paht: main.tf}
+        - uses: hcl-update
+          config:
+            path: main.tf
+            updates: [{value: 1}, {key: a}, {key: b, value: [1]}]
+";
+    let found: Vec<_> = diagnostics(text)
+        .into_iter()
+        .map(|(code, _, line, column, message)| (code, line, column, message))
+        .collect();
+    let want = [
+        (Code::MissingField, 23, 19, "hcl-update has no `path`"),
+        (Code::MissingField, 23, 19, "hcl-update has no `updates`"),
+        (
+            Code::UnknownStepField,
+            23,
+            33,
+            "hcl-update has no config field \"paht\"; the promotion would fail at this step",
+        ),
+        (Code::MissingField, 27, 23, "hcl-update update has no `key`"),
+        (Code::MissingField, 27, 35, "hcl-update update has no `value`"),
+        (
+            Code::InvalidType,
+            27,
+            61,
+            "hcl-update value [1] is not a string, number or boolean",
+        ),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(c, l, col, m)| (*c, *l, *col, m.to_string()))
+        .collect();
+    assert_eq!(found, want);
+}
+
+/// Issue #20: labels on a Bitbucket Cloud pull request (which has none) are reported where
+/// they are written, the provider named or told by the URL; elsewhere they are fine.
+#[test]
+fn labels_on_a_bitbucket_pull_request_are_reported() {
+    let text = "\
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Warehouse
+metadata: {name: app, namespace: shop}
+spec:
+  subscriptions: [{image: {repoURL: ghcr.io/acme/app}}]
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: shop}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {direct: true}}]
+  promotionTemplate:
+    spec:
+      steps:
+        - uses: git-open-pr
+          config: {repoURL: 'https://bitbucket.org/acme/config.git', sourceBranch: a, labels: [x]}
+        - uses: git-open-pr
+          config: {repoURL: 'https://git.corp/acme/config.git', provider: bitbucket, sourceBranch: a, labels: [x]}
+        - uses: git-open-pr
+          config: {repoURL: 'https://dev.azure.com/acme/shop/_git/config', sourceBranch: a, labels: [x]}
+";
+    let found: Vec<_> = diagnostics(text)
+        .into_iter()
+        .map(|(code, _, line, column, message)| (code, line, column, message))
+        .collect();
+    let message = "git-open-pr: Bitbucket Cloud pull requests have no labels".to_string();
+    assert_eq!(
+        found,
+        vec![
+            (Code::UnsupportedStepOption, 16, 95, message.clone()),
+            (Code::UnsupportedStepOption, 18, 111, message),
+        ]
+    );
+}

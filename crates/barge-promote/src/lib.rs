@@ -105,11 +105,13 @@ impl Promotion {
 
 /// An HTTP client for steps, on the workspace's one rustls provider (ring).
 pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().unwrap_or_default()
+}
+
+/// The settings of [`http_client`], for a step that needs a client of its own (http's `proxy`).
+pub(crate) fn http_client_builder() -> reqwest::ClientBuilder {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("barge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
+    reqwest::Client::builder().user_agent(concat!("barge/", env!("CARGO_PKG_VERSION")))
 }
 
 impl Promotion {

@@ -1,5 +1,5 @@
 //! The file steps against real files in a promotion's work directory: yaml-merge, tar and
-//! untar, and each refusal of bad input.
+//! untar, hcl-update, and each refusal of bad input.
 
 mod support;
 
@@ -579,6 +579,135 @@ async fn helm_update_chart_refuses_what_it_cannot_do_and_changes_no_file() {
     assert!(
         error_of(&out)
             .contains("charts/argocd/Chart.lock does not lock the dependencies of charts/argocd/Chart.yaml in order"),
+        "{}",
+        error_of(&out)
+    );
+}
+
+/// An OpenTofu file as people write them: comments of each kind, aligned `=`, a heredoc, a
+/// labelled block with an object value, a list.
+const MAIN_TF: &str = r#"# The application's infrastructure.
+terraform {
+  required_version = ">= 1.6" // OpenTofu
+}
+
+resource "aws_lambda_function" "app" {
+  function_name = "app"   # keep in sync with the DNS name
+  image_uri     = "123456789.dkr.ecr.us-west-2.amazonaws.com/app:1.9" /* set by barge */
+  memory_size   = 512
+  tags = {
+    version = "1.9"
+    "team"  = "payments"
+  }
+  policy = <<-EOT
+    {"Statement": []}
+  EOT
+}
+
+resource "aws_lambda_function" "worker" {
+  image_uri = "123456789.dkr.ecr.us-west-2.amazonaws.com/worker:1.9"
+}
+
+replicas = 2
+zones    = ["a", "b"]
+enabled  = false
+"#;
+
+fn hcl_update_step(path: &str, updates: &str) -> String {
+    format!(
+        r#"
+        - uses: hcl-update
+          as: hcl
+          config:
+            path: {path}
+            updates: {updates}
+"#
+    )
+}
+
+#[tokio::test]
+async fn hcl_update_changes_only_the_values_and_keeps_comments_and_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let step = hcl_update_step(
+        "infra/main.tf",
+        r#"[
+              {key: resource.aws_lambda_function.app.image_uri, value: "123456789.dkr.ecr.us-west-2.amazonaws.com/app:1.10"},
+              {key: resource.aws_lambda_function.app.tags.version, value: "1.10"},
+              {key: resource.aws_lambda_function.app.memory_size, value: 1024},
+              {key: replicas, value: 3},
+              {key: zones.1, value: c},
+              {key: enabled, value: true}]"#,
+    );
+    let (out, work) = run(dir.path(), &step, &[("infra/main.tf", MAIN_TF.as_bytes())]).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let want = MAIN_TF
+        .replace(
+            r#"image_uri     = "123456789.dkr.ecr.us-west-2.amazonaws.com/app:1.9" /*"#,
+            r#"image_uri     = "123456789.dkr.ecr.us-west-2.amazonaws.com/app:1.10" /*"#,
+        )
+        .replace(r#"version = "1.9""#, r#"version = "1.10""#)
+        .replace("memory_size   = 512", "memory_size   = 1024")
+        .replace("replicas = 2", "replicas = 3")
+        .replace(r#"["a", "b"]"#, r#"["a", "c"]"#)
+        .replace("enabled  = false", "enabled  = true");
+    assert_eq!(std::fs::read_to_string(work.join("0/infra/main.tf")).unwrap(), want);
+    assert_eq!(
+        out.state.outputs["hcl"]["commitMessage"],
+        "Updated infra/main.tf\n\n\
+         - resource.aws_lambda_function.app.image_uri: 123456789.dkr.ecr.us-west-2.amazonaws.com/app:1.10\n\
+         - resource.aws_lambda_function.app.tags.version: \"1.10\"\n\
+         - resource.aws_lambda_function.app.memory_size: 1024\n\
+         - replicas: 3\n\
+         - zones.1: c\n\
+         - enabled: true"
+    );
+}
+
+#[tokio::test]
+async fn hcl_update_refuses_a_missing_key_and_a_file_that_is_not_hcl_and_changes_nothing() {
+    for (key, why) in [
+        (
+            "resource.aws_lambda_function.app.image",
+            "key \"resource.aws_lambda_function.app.image\" does not exist: there is no attribute or block `image`",
+        ),
+        (
+            "resource.aws_lambda_function.api.image_uri",
+            "key \"resource.aws_lambda_function.api.image_uri\" does not exist: no `resource` block has the labels",
+        ),
+        (
+            "image_uri",
+            "key \"image_uri\" does not exist: there is no attribute or block `image_uri`",
+        ),
+        ("replicas.count", "the value before `count` is not an object or a list"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let step = hcl_update_step(
+            "main.tf",
+            &format!("[{{key: replicas, value: 5}}, {{key: '{key}', value: x}}]"),
+        );
+        let (out, work) = run(dir.path(), &step, &[("main.tf", MAIN_TF.as_bytes())]).await;
+        let error = error_of(&out);
+        assert!(error.starts_with("hcl-update main.tf: "), "{error}");
+        assert!(error.contains(why), "{error}");
+        // The first update is not written either: the file changes whole or not at all.
+        assert_eq!(std::fs::read_to_string(work.join("0/main.tf")).unwrap(), MAIN_TF);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let step = hcl_update_step("stages/dev/values.yaml", "[{key: image.tag, value: '1.10'}]");
+    let yaml = b"image:\n  tag: '1.9'\n  - not: hcl\n";
+    let (out, work) = run(dir.path(), &step, &[("stages/dev/values.yaml", yaml)]).await;
+    let error = error_of(&out);
+    assert!(
+        error.starts_with("hcl-update stages/dev/values.yaml: not HCL: "),
+        "{error}"
+    );
+    assert_eq!(std::fs::read(work.join("0/stages/dev/values.yaml")).unwrap(), yaml);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (out, _) = run(dir.path(), &hcl_update_step("nowhere.tf", "[{key: a, value: 1}]"), &[]).await;
+    assert!(
+        error_of(&out).starts_with("cannot read nowhere.tf: "),
         "{}",
         error_of(&out)
     );

@@ -1,6 +1,6 @@
 //! Step options against real git repositories and a loopback HTTP server: each test shows the
 //! option's effect (sparse checkouts, force pushes, delete globs, http's error, content-type,
-//! body-file and poll options).
+//! body-file, poll and proxy options).
 
 use barge_testkit::git as git_kit;
 mod support;
@@ -469,6 +469,93 @@ async fn http_and_http_download_send_the_credentials_their_url_was_written_with(
         "{}",
         out.state.steps[0].message
     );
+}
+
+/// Issue #20: http's `proxy`. The request goes through a real forward proxy (tinyproxy, which
+/// logs what it forwards) with the proxy credentials the definitions wrote in its URL (taken
+/// out of the text when loaded, as every URL's); without them the proxy refuses (407).
+#[tokio::test]
+async fn http_sends_its_request_through_the_proxy_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let proxy = barge_testkit::proxy::ForwardProxy::start(dir.path(), Some(("pxuser", "px-secret-7")));
+    let written = proxy.url().replace("http://", "http://pxuser:px-secret-7@");
+    let stage = support::dev_stage(&format!(
+        r#"
+        - uses: http
+          as: proxied
+          config:
+            url: {base}/quota
+            proxy: {written}
+            outputs: [{{name: got, fromExpression: response.body.error}}]
+"#
+    ));
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("test.yaml", &stage);
+    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
+    assert!(!catalog.texts["test.yaml"].contains("px-secret-7"));
+    let plan = || {
+        let freight = support::image_freight("ghcr.io/acme/app", "1.10");
+        Promotion::plan(&catalog, "shop", "dev", freight, Vec::new(), "alice").unwrap()
+    };
+    let mut e = engine(dir.path());
+    let defined = catalog.url_credentials.clone();
+    e.request_credentials = std::sync::Arc::new(move |url| defined.for_request(url).cloned());
+    let p = plan();
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert_eq!(out.state.outputs["proxied"]["got"], "quota exceeded");
+    assert_eq!(proxy.requests(), vec![format!("GET {base}/quota HTTP/1.1")]);
+
+    // Without the proxy's credentials tinyproxy answers 407, and the step fails on it.
+    let e = engine(&dir.path().join("again"));
+    let p = plan();
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    assert!(
+        out.state.steps[0].message.contains("status 407"),
+        "{}",
+        out.state.steps[0].message
+    );
+    assert_eq!(proxy.requests().len(), 2, "the second request reached the proxy too");
+}
+
+/// A proxy URL barge cannot use is a config error that says how to write it; a proxy that
+/// does not answer is named in the error, never with its password.
+#[tokio::test]
+async fn http_refuses_a_bad_proxy_url_and_names_a_proxy_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let down = barge_testkit::free_port();
+    for (proxy, phase, want) in [
+        (
+            "not a proxy".to_string(),
+            Phase::Errored,
+            "http: proxy \"not a proxy\" is not a URL (relative URL without a base); write it as http://host:port".to_string(),
+        ),
+        (
+            "socks5://127.0.0.1:1080".to_string(),
+            Phase::Errored,
+            "http: proxy \"socks5://127.0.0.1:1080\" is not an http:// or https:// proxy URL with a host (e.g. http://proxy.corp:3128)".to_string(),
+        ),
+        (
+            format!("http://127.0.0.1:{down}"),
+            Phase::Errored,
+            format!("(through the proxy http://127.0.0.1:{down})"),
+        ),
+    ] {
+        let e = engine(&dir.path().join(down.to_string()));
+        let p = promotion(&format!(
+            r#"
+        - uses: http
+          config: {{url: "{base}/quota", proxy: "{proxy}"}}
+"#
+        ));
+        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        assert_eq!(out.phase, phase, "{proxy}: {}", out.message);
+        let message = &out.state.steps[0].message;
+        assert!(message.contains(&want), "{proxy}: {message}");
+    }
 }
 
 const TLS_TOKEN: &str = "tls-tok-81d2";

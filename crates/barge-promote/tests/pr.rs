@@ -1,7 +1,8 @@
 //! PR steps against the kit's test forge (barge_testkit::forge), which speaks the GitHub,
-//! GitLab and Gitea calls barge uses and merges for real in a bare repository (git CLI).
+//! GitLab, Gitea, Azure DevOps (REST 7.1) and Bitbucket Cloud (REST 2.0) calls barge uses and
+//! merges for real in a bare repository (git CLI).
 
-use barge_testkit::forge::{Flavor, TestForge};
+use barge_testkit::forge::{ACCOUNT, Flavor, TestForge};
 use barge_testkit::git as git_kit;
 mod support;
 
@@ -15,11 +16,18 @@ use std::time::Duration;
 
 const TOKEN: &str = "forge-token-42";
 const REPO: &str = "acme/config";
+/// An Azure DevOps repository: `org/project/_git/repo`, its path on the forge.
+const AZURE_REPO: &str = "acme/shop/_git/config";
 
 async fn start(root: &Path) -> TestForge {
+    start_with(root, REPO).await
+}
+
+/// The forge holding `repo` (its path under the URL https://forge.example.com/).
+async fn start_with(root: &Path, repo: &str) -> TestForge {
     let forge = TestForge::start(root, TOKEN).await;
     forge.create_repo(
-        REPO,
+        repo,
         &[(
             "env/dev/kustomization.yaml",
             "images:\n  - name: ghcr.io/acme/app\n    newTag: 1.0.0\n",
@@ -32,7 +40,7 @@ fn engine(root: &Path, forge: &TestForge, flavor: Flavor) -> Engine {
     let mut e = support::engine(root, vec![support::rewrite_to_dir("https://forge.example.com/", root)]);
     e.credentials = Arc::new(|_| {
         Some(Credentials {
-            username: "bot".into(),
+            username: ACCOUNT.into(),
             password: TOKEN.into(),
         })
     });
@@ -90,34 +98,43 @@ spec:
           config: {repoURL: "${{ vars.repo }}", provider: PROVIDER, prNumber: "${{ outputs['open-pr'].pr.id }}"}
 "#;
 
+/// Issue #20: Azure DevOps (`ORG/PROJECT/_git/REPO`) and Bitbucket Cloud too. Bitbucket has
+/// no labels (the flow sets none there) and abbreviates the merge commit's hash, which the
+/// `commit` output still gives whole.
 #[tokio::test(flavor = "multi_thread")]
-async fn open_merge_and_wait_on_github_gitlab_and_gitea() {
-    for (provider, flavor) in [
-        ("github", Flavor::GitHub),
-        ("gitlab", Flavor::GitLab),
-        ("gitea", Flavor::Gitea),
+async fn open_merge_and_wait_on_github_gitlab_gitea_azure_devops_and_bitbucket() {
+    for (provider, flavor, repo, url_path) in [
+        ("github", Flavor::GitHub, REPO, "acme/config.git"),
+        ("gitlab", Flavor::GitLab, REPO, "acme/config.git"),
+        ("gitea", Flavor::Gitea, REPO, "acme/config.git"),
+        ("azure", Flavor::AzureDevOps, AZURE_REPO, AZURE_REPO),
+        ("bitbucket", Flavor::Bitbucket, REPO, "acme/config.git"),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let forge = start(dir.path()).await;
+        let forge = start_with(dir.path(), repo).await;
         let e = engine(dir.path(), &forge, flavor);
-        let p = promotion(&PR_FLOW.replace("PROVIDER", provider));
+        let mut flow = PR_FLOW
+            .replace("PROVIDER", provider)
+            .replace("acme/config.git", url_path);
+        if flavor == Flavor::Bitbucket {
+            flow = flow.replace("            labels: [kargo, dev]\n", "");
+        }
+        let p = promotion(&flow);
         let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
         assert_eq!(out.phase, Phase::Succeeded, "{provider}: {}", out.message);
-        let prs = forge.prs(REPO);
+        let prs = forge.prs(repo);
         assert_eq!(prs.len(), 1, "{provider}: the second git-open-pr reused the open PR");
         assert_eq!(out.state.outputs["open-again"]["pr"]["id"], 1);
-        assert_eq!(
-            out.state.outputs["open-pr"]["pr"]["url"],
-            forge.web_url(flavor, REPO, 1).as_str(),
-            "{provider}"
-        );
+        let web = forge.web_url(flavor, repo, 1);
+        assert_eq!(out.state.outputs["open-pr"]["pr"]["url"], web.as_str(), "{provider}");
+        assert_eq!(out.state.outputs["wait"]["pr"]["url"], web.as_str(), "{provider}");
         assert_eq!(prs[0].source, format!("kargo/promotion/{}", p.name));
-        if provider != "gitea" {
+        if !matches!(flavor, Flavor::Gitea | Flavor::Bitbucket) {
             assert_eq!(prs[0].labels, vec!["kargo", "dev"], "{provider}");
         }
         assert!(prs[0].merged);
         // The merge landed on main for real, and the wait step reports its commit.
-        let bare = forge.bare(REPO);
+        let bare = forge.bare(repo);
         let main = git(&bare, &["rev-parse", "main"]);
         assert_eq!(out.state.outputs["wait"]["commit"], main.as_str(), "{provider}");
         assert!(git(&bare, &["show", "main:env/dev/kustomization.yaml"]).contains("newTag: 1.2.0"));
@@ -224,5 +241,62 @@ async fn a_wake_up_rechecks_a_waiting_pr_before_its_next_poll() {
     assert_eq!(
         out.state.outputs["wait"]["commit"],
         git(&forge.bare(REPO), &["rev-parse", "main"]).as_str()
+    );
+}
+
+/// An Azure DevOps pull request abandoned (closed unmerged) fails the wait; labels on
+/// Bitbucket Cloud, which has none, fail git-open-pr before anything is opened (validation
+/// reports them too when the provider is written; here it comes from an expression).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_azure_pr_fails_the_wait_and_bitbucket_labels_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let forge = start_with(dir.path(), AZURE_REPO).await;
+    git(&forge.bare(AZURE_REPO), &["branch", "feature", "main"]);
+    let number = forge.open_pr(AZURE_REPO, "feature", "main", "t");
+    forge.close(AZURE_REPO, number);
+    let e = engine(dir.path(), &forge, Flavor::AzureDevOps);
+    let p = promotion(&support::dev_stage(
+        r#"
+        - uses: git-wait-for-pr
+          config: {repoURL: "https://forge.example.com/acme/shop/_git/config", provider: azure, prNumber: 1}
+"#,
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Failed, "{}", out.message);
+    let web = forge.web_url(Flavor::AzureDevOps, AZURE_REPO, 1);
+    assert!(
+        out.message
+            .contains(&format!("PR #1 ({web}) was closed without being merged")),
+        "{}",
+        out.message
+    );
+
+    let root = dir.path().join("bitbucket");
+    std::fs::create_dir_all(&root).unwrap();
+    let forge = start(&root).await;
+    let e = engine(&root, &forge, Flavor::Bitbucket);
+    let p = promotion(&support::dev_stage(
+        r#"
+        - uses: git-open-pr
+          config:
+            repoURL: https://forge.example.com/acme/config.git
+            provider: "${{ 'bitbucket' }}"
+            sourceBranch: feature
+            labels: [kargo]
+"#,
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Errored, "{}", out.message);
+    assert!(
+        out.message
+            .contains("Bitbucket Cloud pull requests have no labels; remove `labels`"),
+        "{}",
+        out.message
+    );
+    assert!(forge.prs(REPO).is_empty());
+    assert!(
+        forge.calls().is_empty(),
+        "nothing was asked of the forge: {:?}",
+        forge.calls()
     );
 }

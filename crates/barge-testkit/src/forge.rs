@@ -1,33 +1,58 @@
-//! A test forge: the pull-request calls barge's PR steps make to GitHub, GitLab and Gitea,
-//! answered as their documented REST APIs answer them, over real bare repositories. A merge
-//! (through the API or by a "reviewer", [`TestForge::merge`]) merges for real with the git CLI,
-//! so a `git clone` afterwards sees it. It is not a forge: it answers the requests barge makes,
-//! no others.
+//! A test forge: the pull-request calls barge's PR steps make to GitHub, GitLab, Gitea,
+//! Azure DevOps and Bitbucket Cloud, answered as their documented REST APIs answer them, over
+//! real bare repositories. A merge (through the API or by a "reviewer", [`TestForge::merge`])
+//! merges for real with the git CLI, so a `git clone` afterwards sees it. It is not a forge:
+//! it answers the requests barge makes, no others.
 //!
 //! - GitHub under `/gh` (<https://docs.github.com/en/rest/pulls/pulls>): list open PRs
 //!   (`head=owner:branch`, `base`), create, get, merge (`PUT …/merge`), labels (issues API).
 //!   Authorization `Bearer <token>`.
 //! - GitLab under `/gl` (<https://docs.gitlab.com/api/merge_requests/>): merge requests by
-//!   `iid` of the URL-encoded project path. `PRIVATE-TOKEN: <token>`.
+//!   `iid` of the URL-encoded project path, labels a comma-separated string.
+//!   `PRIVATE-TOKEN: <token>`.
 //! - Gitea under `/gt` (<https://docs.gitea.com/api/>): GitHub's paths, merge by `POST`.
 //!   Authorization `token <token>`.
+//! - Azure DevOps under `/az` (REST 7.1,
+//!   <https://learn.microsoft.com/en-us/rest/api/azure/devops/git/pull-requests>):
+//!   `{org}/{project}/_apis/git/repositories/{repo}/pullrequests`, every call with
+//!   `api-version=7.1` (else 400); a list is `{count, value}` filtered by
+//!   `searchCriteria.{status,sourceRefName,targetRefName}`; labels `[{name}]` at creation;
+//!   completing is a `PATCH` to `status: completed` naming the reviewed source commit
+//!   (`lastMergeSourceCommit`; another is 409, a merge strategy but `noFastForward` 400).
+//!   `status` is `active`, `completed` (merged) or `abandoned` (closed). Basic auth with the
+//!   token as password and an empty user name.
+//! - Bitbucket Cloud under `/bb` (REST 2.0,
+//!   <https://developer.atlassian.com/cloud/bitbucket/rest/api-group-pullrequests/>):
+//!   `repositories/{workspace}/{repo}/pullrequests`, a list is a page `{values}` filtered by
+//!   `state` and a `q` of `field = "value"` terms joined by ` AND `; no labels; merge by
+//!   `POST …/merge` (`merge_strategy` but `merge_commit` is 400); `state` is `OPEN`, `MERGED`
+//!   or `DECLINED` (closed), and `merge_commit.hash` is abbreviated to 12 characters, which
+//!   `commit/{rev}` answers whole. Basic auth `<ACCOUNT>:<token>` ([`ACCOUNT`]).
 //!
 //! A request without the token is answered 401, one for a repository the forge does not hold
-//! 404. The web URLs (`html_url`, `web_url`) are the forge's own address, in each forge's
-//! form: `…/acme/config/pull/1` (GitHub), `…/acme/config/-/merge_requests/1` (GitLab),
-//! `…/acme/config/pulls/1` (Gitea). [`TestForge::pull_request_event`] is GitHub's
-//! `pull_request` webhook payload for a PR as it stands
-//! (<https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request>).
+//! 404. A repository is named by its path on the forge: `owner/name`, and for Azure DevOps
+//! `org/project/_git/repo` (its bare repository is that path plus `.git`, which git finds for
+//! a clone URL without the suffix). The web URLs are the forge's own address, in each
+//! forge's form: `…/acme/config/pull/1` (GitHub), `…/acme/config/-/merge_requests/1`
+//! (GitLab), `…/acme/config/pulls/1` (Gitea), `…/acme/shop/_git/config/pullrequest/1`
+//! (Azure DevOps), `…/acme/config/pull-requests/1` (Bitbucket).
+//! [`TestForge::pull_request_event`] is GitHub's `pull_request` webhook payload for a PR as
+//! it stands (<https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request>).
 
 use crate::git::git;
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post, put};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::routing::{MethodRouter, get, patch, post, put};
 use axum::{Json, Router};
+use base64::Engine as _;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+/// The account Bitbucket Cloud's basic auth must name beside the token.
+pub const ACCOUNT: &str = "bot";
 
 /// Which forge's API a request speaks: the first segment of its path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +60,50 @@ pub enum Flavor {
     GitHub,
     GitLab,
     Gitea,
+    /// Azure DevOps Services, REST 7.1.
+    AzureDevOps,
+    /// Bitbucket Cloud, REST 2.0.
+    Bitbucket,
 }
 
 impl Flavor {
+    /// Every flavor the forge serves.
+    pub const ALL: [Flavor; 5] = [
+        Flavor::GitHub,
+        Flavor::GitLab,
+        Flavor::Gitea,
+        Flavor::AzureDevOps,
+        Flavor::Bitbucket,
+    ];
+
     /// The path prefix the forge serves this API under.
     pub fn prefix(self) -> &'static str {
         match self {
             Flavor::GitHub => "gh",
             Flavor::GitLab => "gl",
             Flavor::Gitea => "gt",
+            Flavor::AzureDevOps => "az",
+            Flavor::Bitbucket => "bb",
+        }
+    }
+
+    /// The route of a repository's pull requests.
+    fn pulls_route(self) -> &'static str {
+        match self {
+            Flavor::GitHub => "/gh/repos/{o}/{r}/pulls",
+            Flavor::GitLab => "/gl/projects/{id}/merge_requests",
+            Flavor::Gitea => "/gt/repos/{o}/{r}/pulls",
+            Flavor::AzureDevOps => "/az/{org}/{project}/_apis/git/repositories/{repo}/pullrequests",
+            Flavor::Bitbucket => "/bb/repositories/{o}/{r}/pullrequests",
+        }
+    }
+
+    /// The repository a route's parameters name.
+    fn repo(self, p: &HashMap<String, String>) -> String {
+        match self {
+            Flavor::GitLab => p["id"].clone(),
+            Flavor::AzureDevOps => format!("{}/{}/_git/{}", p["org"], p["project"], p["repo"]),
+            _ => format!("{}/{}", p["o"], p["r"]),
         }
     }
 }
@@ -99,8 +159,8 @@ impl TestForge {
         forge
     }
 
-    /// Makes the repository `owner/name` (a bare repository at `root/owner/name.git` whose
-    /// `main` holds `files`), and returns its path.
+    /// Makes the repository `owner/name` (Azure DevOps: `org/project/_git/repo`), a bare
+    /// repository at `root/<that>.git` whose `main` holds `files`, and returns its path.
     pub fn create_repo(&self, repo: &str, files: &[(&str, &str)]) -> PathBuf {
         let bare = crate::git::bare_repo(&self.inner.root, &format!("{repo}.git"), files);
         self.inner.repos.lock().unwrap().insert(repo.to_string(), Vec::new());
@@ -123,6 +183,8 @@ impl TestForge {
             Flavor::GitHub => format!("{}/{repo}/pull/{number}", self.url),
             Flavor::GitLab => format!("{}/{repo}/-/merge_requests/{number}", self.url),
             Flavor::Gitea => format!("{}/{repo}/pulls/{number}", self.url),
+            Flavor::AzureDevOps => format!("{}/{repo}/pullrequest/{number}", self.url),
+            Flavor::Bitbucket => format!("{}/{repo}/pull-requests/{number}", self.url),
         }
     }
 
@@ -160,7 +222,7 @@ impl TestForge {
         merge_for_real(&self.inner.root, &self.bare(repo), pr);
     }
 
-    /// Closes a PR without merging it.
+    /// Closes a PR without merging it (Azure DevOps: abandons it; Bitbucket: declines it).
     pub fn close(&self, repo: &str, number: i64) {
         let mut repos = self.inner.repos.lock().unwrap();
         let pr = repos
@@ -210,10 +272,17 @@ impl TestForge {
 
     fn authorized(&self, h: &HeaderMap, flavor: Flavor) -> bool {
         let token = &self.inner.token;
+        let basic = |user: &str| {
+            let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"));
+            format!("Basic {pair}")
+        };
         let (header, want) = match flavor {
             Flavor::GitHub => ("Authorization", format!("Bearer {token}")),
             Flavor::GitLab => ("PRIVATE-TOKEN", token.clone()),
             Flavor::Gitea => ("Authorization", format!("token {token}")),
+            // A personal access token is basic auth's password; the user name is empty.
+            Flavor::AzureDevOps => ("Authorization", basic("")),
+            Flavor::Bitbucket => ("Authorization", basic(ACCOUNT)),
         };
         h.get(header).and_then(|v| v.to_str().ok()) == Some(want.as_str())
     }
@@ -264,19 +333,23 @@ fn hub_json(forge: &TestForge, flavor: Flavor, repo: &str, pr: &Pr) -> Value {
     })
 }
 
+/// A PR's state in a forge's words: open, merged, closed unmerged.
+fn state_word(pr: &Pr, [open, merged, closed]: [&'static str; 3]) -> &'static str {
+    if pr.merged {
+        merged
+    } else if pr.state == "open" {
+        open
+    } else {
+        closed
+    }
+}
+
 /// A merge request as GitLab's API answers it.
 fn lab_json(forge: &TestForge, repo: &str, pr: &Pr) -> Value {
-    let state = if pr.merged {
-        "merged"
-    } else if pr.state == "open" {
-        "opened"
-    } else {
-        "closed"
-    };
     json!({
         "iid": pr.number,
         "web_url": forge.web_url(Flavor::GitLab, repo, pr.number),
-        "state": state,
+        "state": state_word(pr, ["opened", "merged", "closed"]),
         "merge_commit_sha": pr.merge_sha,
         "source_branch": pr.source,
         "target_branch": pr.target,
@@ -285,214 +358,346 @@ fn lab_json(forge: &TestForge, repo: &str, pr: &Pr) -> Value {
     })
 }
 
+const AZURE_STATES: [&str; 3] = ["active", "completed", "abandoned"];
+const BITBUCKET_STATES: [&str; 3] = ["OPEN", "MERGED", "DECLINED"];
+
+/// The commit a branch of `repo` points at.
+fn head_of(forge: &TestForge, repo: &str, branch: &str) -> String {
+    git(&forge.bare(repo), &["rev-parse", &format!("refs/heads/{branch}")])
+}
+
+/// Azure DevOps' GitPullRequest: the fields barge reads, and some beside them it ignores.
+fn azure_json(forge: &TestForge, repo: &str, pr: &Pr) -> Value {
+    let (project_path, name) = repo.rsplit_once("/_git/").expect("org/project/_git/repo");
+    json!({
+        "pullRequestId": pr.number,
+        "status": state_word(pr, AZURE_STATES),
+        "title": pr.title,
+        "sourceRefName": format!("refs/heads/{}", pr.source),
+        "targetRefName": format!("refs/heads/{}", pr.target),
+        "labels": pr.labels.iter().map(|l| json!({"name": l, "active": true})).collect::<Vec<_>>(),
+        "lastMergeSourceCommit": {"commitId": head_of(forge, repo, &pr.source)},
+        "lastMergeCommit": pr.merge_sha.as_ref().map(|sha| json!({"commitId": sha})),
+        "url": format!(
+            "{}/{project_path}/_apis/git/repositories/{name}/pullRequests/{}",
+            forge.api(Flavor::AzureDevOps),
+            pr.number
+        ),
+        "repository": {"name": name, "webUrl": format!("{}/{repo}", forge.url)},
+    })
+}
+
+/// Bitbucket Cloud's pull request, its merge commit's hash abbreviated to 12 characters as
+/// Bitbucket answers it.
+fn bitbucket_json(forge: &TestForge, repo: &str, pr: &Pr) -> Value {
+    json!({
+        "id": pr.number,
+        "state": state_word(pr, BITBUCKET_STATES),
+        "title": pr.title,
+        "source": {"branch": {"name": pr.source}},
+        "destination": {"branch": {"name": pr.target}},
+        "merge_commit": pr.merge_sha.as_ref().map(|sha| json!({"hash": &sha[..12]})),
+        "links": {"html": {"href": forge.web_url(Flavor::Bitbucket, repo, pr.number)}},
+    })
+}
+
 fn pr_json(forge: &TestForge, flavor: Flavor, repo: &str, pr: &Pr) -> Value {
     match flavor {
         Flavor::GitLab => lab_json(forge, repo, pr),
-        _ => hub_json(forge, flavor, repo, pr),
+        Flavor::AzureDevOps => azure_json(forge, repo, pr),
+        Flavor::Bitbucket => bitbucket_json(forge, repo, pr),
+        Flavor::GitHub | Flavor::Gitea => hub_json(forge, flavor, repo, pr),
     }
 }
 
-type Reply = Result<Json<Value>, StatusCode>;
+/// Bitbucket's `q` filter as barge writes it: `field = "value"` terms joined by ` AND `.
+fn bitbucket_query(q: &str) -> HashMap<String, String> {
+    q.split(" AND ")
+        .filter_map(|term| term.split_once(" = "))
+        .map(|(field, value)| (field.trim().to_string(), value.trim().trim_matches('"').to_string()))
+        .collect()
+}
 
-/// A request's common part: recorded, authorized, and for a repository the forge holds.
-fn admit(
-    f: &TestForge,
+/// What a route does.
+#[derive(Clone, Copy)]
+enum Op {
+    List,
+    Create,
+    Show,
+    Merge,
+    Labels,
+    Commit,
+}
+
+/// A request as the routes hand it on.
+struct Request {
     flavor: Flavor,
-    h: &HeaderMap,
-    method: &str,
-    path: String,
-    repo: &str,
-) -> Result<(), StatusCode> {
-    f.call(method, &path);
-    if !f.authorized(h, flavor) {
+    method: Method,
+    uri: Uri,
+    params: HashMap<String, String>,
+    headers: HeaderMap,
+    query: HashMap<String, String>,
+    body: Bytes,
+}
+
+impl Request {
+    fn number(&self) -> i64 {
+        self.params.get("n").and_then(|n| n.parse().ok()).unwrap_or(-1)
+    }
+
+    fn body(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+type Reply = Result<(StatusCode, Json<Value>), StatusCode>;
+
+/// A request's common part: recorded, authorized, Azure DevOps' `api-version`, and for a
+/// repository the forge holds; then `op`.
+fn answer(f: &TestForge, op: Op, r: Request) -> Reply {
+    f.call(r.method.as_str(), r.uri.path());
+    if !f.authorized(&r.headers, r.flavor) {
         return Err(StatusCode::UNAUTHORIZED);
     }
-    if !f.inner.repos.lock().unwrap().contains_key(repo) {
+    if r.flavor == Flavor::AzureDevOps && r.query.get("api-version").map(String::as_str) != Some("7.1") {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    let repo = r.flavor.repo(&r.params);
+    if !f.inner.repos.lock().unwrap().contains_key(&repo) {
         return Err(StatusCode::NOT_FOUND);
     }
-    Ok(())
+    let ok = |v: Value| Ok((StatusCode::OK, Json(v)));
+    match op {
+        Op::List => ok(list(f, r.flavor, &repo, &r.query)),
+        Op::Create => Ok((StatusCode::CREATED, Json(create(f, r.flavor, &repo, &r.body())?))),
+        Op::Show => ok(show(f, r.flavor, &repo, r.number())?),
+        Op::Merge => ok(merge(f, r.flavor, &repo, r.number(), &r.body())?),
+        Op::Labels => ok(label(f, &repo, r.number(), &r.body())?),
+        Op::Commit => {
+            let rev = format!("{}^{{commit}}", r.params["rev"]);
+            let out = std::process::Command::new("git")
+                .args(["rev-parse", "--verify", "--quiet", &rev])
+                .current_dir(f.bare(&repo))
+                .output()
+                .expect("git runs");
+            if !out.status.success() {
+                return Err(StatusCode::NOT_FOUND);
+            }
+            let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            ok(json!({"hash": hash, "type": "commit"}))
+        }
+    }
 }
 
 fn list(f: &TestForge, flavor: Flavor, repo: &str, q: &HashMap<String, String>) -> Value {
+    let bb = bitbucket_query(q.get("q").map_or("", String::as_str));
+    let query = |k: &str| q.get(k).map(String::as_str);
     let repos = f.inner.repos.lock().unwrap();
     let out: Vec<Value> = repos[repo]
         .iter()
-        .filter(|p| p.state == "open")
         .filter(|p| match flavor {
             Flavor::GitHub => {
-                q.get("head").is_none_or(|h| h.ends_with(&format!(":{}", p.source)))
-                    && q.get("base").is_none_or(|b| *b == p.target)
+                p.state == "open"
+                    && query("head").is_none_or(|h| h.ends_with(&format!(":{}", p.source)))
+                    && query("base").is_none_or(|b| b == p.target)
             }
             Flavor::GitLab => {
-                q.get("source_branch").is_none_or(|s| *s == p.source)
-                    && q.get("target_branch").is_none_or(|t| *t == p.target)
+                p.state == "open"
+                    && query("source_branch").is_none_or(|s| s == p.source)
+                    && query("target_branch").is_none_or(|t| t == p.target)
             }
-            Flavor::Gitea => true,
+            Flavor::Gitea => p.state == "open",
+            // Active PRs unless another status (or `all`) is asked for.
+            Flavor::AzureDevOps => {
+                let status = query("searchCriteria.status").unwrap_or("active");
+                (status == "all" || status == state_word(p, AZURE_STATES))
+                    && query("searchCriteria.sourceRefName").is_none_or(|s| s == format!("refs/heads/{}", p.source))
+                    && query("searchCriteria.targetRefName").is_none_or(|t| t == format!("refs/heads/{}", p.target))
+            }
+            // Open PRs unless another state is asked for.
+            Flavor::Bitbucket => {
+                query("state").unwrap_or("OPEN") == state_word(p, BITBUCKET_STATES)
+                    && bb.get("source.branch.name").is_none_or(|s| *s == p.source)
+                    && bb.get("destination.branch.name").is_none_or(|t| *t == p.target)
+            }
         })
         .map(|p| pr_json(f, flavor, repo, p))
         .collect();
-    Value::Array(out)
+    match flavor {
+        Flavor::AzureDevOps => json!({"count": out.len(), "value": out}),
+        Flavor::Bitbucket => json!({"pagelen": 50, "size": out.len(), "page": 1, "values": out}),
+        _ => Value::Array(out),
+    }
 }
 
-fn create(f: &TestForge, flavor: Flavor, repo: &str, body: &Value) -> Value {
+fn create(f: &TestForge, flavor: Flavor, repo: &str, body: &Value) -> Result<Value, StatusCode> {
     let (source, target) = match flavor {
-        Flavor::GitLab => ("source_branch", "target_branch"),
-        _ => ("head", "base"),
+        Flavor::GitLab => ("/source_branch", "/target_branch"),
+        Flavor::AzureDevOps => ("/sourceRefName", "/targetRefName"),
+        Flavor::Bitbucket => ("/source/branch/name", "/destination/branch/name"),
+        Flavor::GitHub | Flavor::Gitea => ("/head", "/base"),
     };
-    let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+    let branch = |pointer: &str| {
+        let name = body
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .ok_or(StatusCode::BAD_REQUEST)?;
+        Ok::<_, StatusCode>(name.strip_prefix("refs/heads/").unwrap_or(name).to_string())
+    };
+    // GitLab: a comma-separated string; Azure DevOps: `[{name}]`; GitHub sets them apart.
+    let labels = match &body["labels"] {
+        Value::String(l) => l.split(',').filter(|l| !l.is_empty()).map(str::to_string).collect(),
+        Value::Array(l) => l
+            .iter()
+            .filter_map(|l| l["name"].as_str())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut repos = f.inner.repos.lock().unwrap();
     let prs = repos.get_mut(repo).expect("admitted");
     let pr = Pr {
         number: prs.len() as i64 + 1,
-        source: text(source),
-        target: text(target),
-        title: text("title"),
-        labels: body["labels"]
-            .as_str()
-            .filter(|l| !l.is_empty())
-            .map(|l| l.split(',').map(str::to_string).collect())
-            .unwrap_or_default(),
+        source: branch(source)?,
+        target: branch(target)?,
+        title: body["title"].as_str().unwrap_or_default().to_string(),
+        labels,
         state: "open",
         merged: false,
         merge_sha: None,
     };
     prs.push(pr.clone());
-    pr_json(f, flavor, repo, &pr)
+    Ok(pr_json(f, flavor, repo, &pr))
 }
 
-fn show(f: &TestForge, flavor: Flavor, repo: &str, n: i64) -> Reply {
+fn show(f: &TestForge, flavor: Flavor, repo: &str, n: i64) -> Result<Value, StatusCode> {
     let repos = f.inner.repos.lock().unwrap();
     let pr = repos[repo]
         .iter()
         .find(|p| p.number == n)
         .ok_or(StatusCode::NOT_FOUND)?;
-    Ok(Json(pr_json(f, flavor, repo, pr)))
+    Ok(pr_json(f, flavor, repo, pr))
 }
 
-fn merge(f: &TestForge, flavor: Flavor, repo: &str, n: i64) -> Reply {
+/// A merge: GitHub's and GitLab's `PUT`, Gitea's and Bitbucket's `POST` (`merge_strategy`),
+/// Azure DevOps' `PATCH` to `status: completed` naming the source commit it merges.
+fn merge(f: &TestForge, flavor: Flavor, repo: &str, n: i64, body: &Value) -> Result<Value, StatusCode> {
     let mut repos = f.inner.repos.lock().unwrap();
     let pr = repos
         .get_mut(repo)
         .and_then(|prs| prs.iter_mut().find(|p| p.number == n))
         .ok_or(StatusCode::NOT_FOUND)?;
+    match flavor {
+        Flavor::AzureDevOps
+            if body["status"] != "completed"
+                || !matches!(
+                    body["completionOptions"]["mergeStrategy"].as_str(),
+                    None | Some("noFastForward")
+                ) =>
+        {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        // A push since the review: Azure DevOps refuses to complete.
+        Flavor::AzureDevOps
+            if body["lastMergeSourceCommit"]["commitId"].as_str() != Some(head_of(f, repo, &pr.source).as_str()) =>
+        {
+            return Err(StatusCode::CONFLICT);
+        }
+        Flavor::Bitbucket if !matches!(body["merge_strategy"].as_str(), None | Some("merge_commit")) => {
+            return Err(StatusCode::BAD_REQUEST);
+        }
+        _ => {}
+    }
     if pr.state != "open" {
         // GitHub: 405 "Pull Request is not mergeable".
         return Err(StatusCode::METHOD_NOT_ALLOWED);
     }
     merge_for_real(&f.inner.root, &f.bare(repo), pr);
-    Ok(Json(match flavor {
+    Ok(match flavor {
         Flavor::GitHub => json!({"sha": pr.merge_sha, "merged": true, "message": "Pull Request successfully merged"}),
-        Flavor::GitLab => lab_json(f, repo, pr),
         Flavor::Gitea => Value::Null,
-    }))
+        _ => pr_json(f, flavor, repo, pr),
+    })
+}
+
+/// GitHub's issues API: a PR's labels replaced.
+fn label(f: &TestForge, repo: &str, n: i64, body: &Value) -> Result<Value, StatusCode> {
+    let mut repos = f.inner.repos.lock().unwrap();
+    let pr = repos
+        .get_mut(repo)
+        .and_then(|prs| prs.iter_mut().find(|p| p.number == n))
+        .ok_or(StatusCode::NOT_FOUND)?;
+    pr.labels = body["labels"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_string))
+        .collect();
+    Ok(json!(pr.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>()))
+}
+
+/// The handler of `op` in `flavor`'s API.
+fn handler(flavor: Flavor, op: Op) -> MethodRouter<TestForge> {
+    type Params = UrlPath<HashMap<String, String>>;
+    type Q = Query<HashMap<String, String>>;
+    let handle = move |State(f): State<TestForge>,
+                       method: Method,
+                       uri: Uri,
+                       UrlPath(params): Params,
+                       headers: HeaderMap,
+                       Query(query): Q,
+                       body: Bytes| async move {
+        let r = Request {
+            flavor,
+            method,
+            uri,
+            params,
+            headers,
+            query,
+            body,
+        };
+        answer(&f, op, r)
+    };
+    let (method, _) = route_of(flavor, op);
+    match method {
+        Method::GET => get(handle),
+        Method::POST => post(handle),
+        Method::PUT => put(handle),
+        _ => patch(handle),
+    }
+}
+
+/// The method and route of `op` in `flavor`'s API.
+fn route_of(flavor: Flavor, op: Op) -> (Method, String) {
+    let pulls = flavor.pulls_route();
+    let one = format!("{pulls}/{{n}}");
+    let repo = pulls.rsplit_once('/').expect("a route").0;
+    match (op, flavor) {
+        (Op::List, _) => (Method::GET, pulls.into()),
+        (Op::Create, _) => (Method::POST, pulls.into()),
+        (Op::Show, _) => (Method::GET, one),
+        (Op::Merge, Flavor::AzureDevOps) => (Method::PATCH, one),
+        (Op::Merge, Flavor::GitHub | Flavor::GitLab) => (Method::PUT, format!("{one}/merge")),
+        (Op::Merge, _) => (Method::POST, format!("{one}/merge")),
+        (Op::Labels, _) => (Method::POST, format!("{repo}/issues/{{n}}/labels")),
+        (Op::Commit, _) => (Method::GET, format!("{repo}/commit/{{rev}}")),
+    }
 }
 
 fn router(forge: TestForge) -> Router {
-    type Repo = UrlPath<(String, String)>;
-    type Numbered = UrlPath<(String, String, i64)>;
-    type Q = Query<HashMap<String, String>>;
     let mut app = Router::new();
-    for flavor in [Flavor::GitHub, Flavor::Gitea] {
-        let p = flavor.prefix();
-        app = app
-            .route(
-                &format!("/{p}/repos/{{o}}/{{r}}/pulls"),
-                get(move |State(f): State<TestForge>, UrlPath((o, r)): Repo, h: HeaderMap, Query(q): Q| async move {
-                    let repo = format!("{o}/{r}");
-                    admit(&f, flavor, &h, "GET", format!("/{p}/repos/{repo}/pulls"), &repo)?;
-                    Ok::<_, StatusCode>(Json(list(&f, flavor, &repo, &q)))
-                })
-                .post(
-                    move |State(f): State<TestForge>, UrlPath((o, r)): Repo, h: HeaderMap, Json(b): Json<Value>| async move {
-                        let repo = format!("{o}/{r}");
-                        admit(&f, flavor, &h, "POST", format!("/{p}/repos/{repo}/pulls"), &repo)?;
-                        Ok::<_, StatusCode>((StatusCode::CREATED, Json(create(&f, flavor, &repo, &b))))
-                    },
-                ),
-            )
-            .route(
-                &format!("/{p}/repos/{{o}}/{{r}}/pulls/{{n}}"),
-                get(move |State(f): State<TestForge>, UrlPath((o, r, n)): Numbered, h: HeaderMap| async move {
-                    let repo = format!("{o}/{r}");
-                    admit(&f, flavor, &h, "GET", format!("/{p}/repos/{repo}/pulls/{n}"), &repo)?;
-                    show(&f, flavor, &repo, n)
-                }),
-            );
-        let merge_route = move |State(f): State<TestForge>, UrlPath((o, r, n)): Numbered, h: HeaderMap| async move {
-            let repo = format!("{o}/{r}");
-            let method = if flavor == Flavor::GitHub { "PUT" } else { "POST" };
-            admit(
-                &f,
-                flavor,
-                &h,
-                method,
-                format!("/{p}/repos/{repo}/pulls/{n}/merge"),
-                &repo,
-            )?;
-            merge(&f, flavor, &repo, n)
-        };
-        app = app.route(
-            &format!("/{p}/repos/{{o}}/{{r}}/pulls/{{n}}/merge"),
-            if flavor == Flavor::GitHub {
-                put(merge_route)
-            } else {
-                post(merge_route)
-            },
-        );
+    for flavor in Flavor::ALL {
+        let mut ops = vec![Op::List, Op::Create, Op::Show, Op::Merge];
+        match flavor {
+            Flavor::GitHub => ops.push(Op::Labels),
+            // Bitbucket's commit resource: the whole hash of an abbreviated one.
+            Flavor::Bitbucket => ops.push(Op::Commit),
+            _ => {}
+        }
+        for op in ops {
+            let (_, route) = route_of(flavor, op);
+            app = app.route(&route, handler(flavor, op));
+        }
     }
-    app.route(
-        "/gh/repos/{o}/{r}/issues/{n}/labels",
-        post(
-            |State(f): State<TestForge>, UrlPath((o, r, n)): Numbered, h: HeaderMap, Json(b): Json<Value>| async move {
-                let repo = format!("{o}/{r}");
-                admit(&f, Flavor::GitHub, &h, "POST", format!("/gh/repos/{repo}/issues/{n}/labels"), &repo)?;
-                let mut repos = f.inner.repos.lock().unwrap();
-                let pr = repos
-                    .get_mut(&repo)
-                    .and_then(|prs| prs.iter_mut().find(|p| p.number == n))
-                    .ok_or(StatusCode::NOT_FOUND)?;
-                pr.labels = b["labels"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|l| l.as_str().map(str::to_string))
-                    .collect();
-                Ok::<_, StatusCode>(Json(json!(pr.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>())))
-            },
-        ),
-    )
-    .route(
-        "/gl/projects/{id}/merge_requests",
-        get(
-            |State(f): State<TestForge>, UrlPath(repo): UrlPath<String>, h: HeaderMap, Query(q): Q| async move {
-                admit(&f, Flavor::GitLab, &h, "GET", format!("/gl/projects/{repo}/merge_requests"), &repo)?;
-                Ok::<_, StatusCode>(Json(list(&f, Flavor::GitLab, &repo, &q)))
-            },
-        )
-        .post(
-            |State(f): State<TestForge>, UrlPath(repo): UrlPath<String>, h: HeaderMap, Json(b): Json<Value>| async move {
-                admit(&f, Flavor::GitLab, &h, "POST", format!("/gl/projects/{repo}/merge_requests"), &repo)?;
-                Ok::<_, StatusCode>((StatusCode::CREATED, Json(create(&f, Flavor::GitLab, &repo, &b))))
-            },
-        ),
-    )
-    .route(
-        "/gl/projects/{id}/merge_requests/{n}",
-        get(
-            |State(f): State<TestForge>, UrlPath((repo, n)): UrlPath<(String, i64)>, h: HeaderMap| async move {
-                admit(&f, Flavor::GitLab, &h, "GET", format!("/gl/projects/{repo}/merge_requests/{n}"), &repo)?;
-                show(&f, Flavor::GitLab, &repo, n)
-            },
-        ),
-    )
-    .route(
-        "/gl/projects/{id}/merge_requests/{n}/merge",
-        put(
-            |State(f): State<TestForge>, UrlPath((repo, n)): UrlPath<(String, i64)>, h: HeaderMap| async move {
-                admit(&f, Flavor::GitLab, &h, "PUT", format!("/gl/projects/{repo}/merge_requests/{n}/merge"), &repo)?;
-                merge(&f, Flavor::GitLab, &repo, n)
-            },
-        ),
-    )
-    .with_state(forge)
+    app.with_state(forge)
 }

@@ -4,9 +4,9 @@
 //! - [`fixtures`]: the workspace's root, the real-world corpus, Freight from a Warehouse.
 //! - [`git`]: the git CLI with a fixed identity, `git daemon`, smart HTTP behind nginx.
 //! - [`registry`]: a CNCF distribution registry, OCI image pushes, a fault-injecting proxy.
-//! - [`forge`]: a test forge answering the pull-request calls of GitHub, GitLab and Gitea
-//!   over real bare repositories (merges made with git), and GitHub's `pull_request`
-//!   webhook payload.
+//! - [`forge`]: a test forge answering the pull-request calls of GitHub, GitLab, Gitea,
+//!   Azure DevOps and Bitbucket Cloud over real bare repositories (merges made with git),
+//!   and GitHub's `pull_request` webhook payload.
 //! - [`github`]: an API-faithful test server for GitHub's Git database endpoints over real
 //!   bare repositories.
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
@@ -17,6 +17,7 @@
 //! - [`oidc`]: an OpenID Connect issuer with real RSA and EC keys, its JWKS, key rotation
 //!   and the authorization-code flow with PKCE.
 //! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
+//! - [`proxy`]: a forward HTTP proxy (tinyproxy) whose log shows what it forwarded.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@ pub mod notify;
 pub mod oidc;
 pub mod postgres;
 pub mod prometheus;
+pub mod proxy;
 pub mod registry;
 pub mod web;
 

@@ -78,6 +78,7 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
                 "http: responseContentType {t:?} is not application/json, application/yaml or text/plain"
             )));
         }
+        let proxy = c.proxy.as_deref().filter(|p| !p.is_empty());
         let method = reqwest::Method::from_bytes(c.method.as_deref().unwrap_or("GET").to_uppercase().as_bytes())
             .map_err(|_| StepError::Invalid(format!("http: bad method {:?}", c.method)))?;
         let mut req = request(
@@ -91,6 +92,7 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
                 timeout: c.timeout.as_deref(),
                 default_timeout: Duration::from_secs(10),
                 insecure_skip_tls_verify: c.insecure_skip_tls_verify,
+                proxy,
             },
         )?;
         match (&c.body, &c.body_from_file) {
@@ -102,7 +104,15 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             (None, None) => {}
         }
         let shown_url = barge_core::secret::redact_url(&c.url);
-        let resp = send(req, "http", &c.url).await?;
+        let resp = send(req, "http", &c.url).await.map_err(|e| match (e, proxy) {
+            // Name the proxy (without its password): the fault may be the proxy's.
+            (StepError::Retryable(m), Some(proxy)) => StepError::Retryable(format!(
+                "{} (through the proxy {})",
+                barge_core::secret::redact_text(&m, proxy, None),
+                barge_core::secret::redact_url(proxy)
+            )),
+            (e, _) => e,
+        })?;
         let status = resp.status().as_u16();
         let headers: Map<String, Json> = resp
             .headers()
@@ -112,7 +122,7 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
         let raw = resp
             .text()
             .await
-            .map_err(|e| StepError::Retryable(format!("http {shown_url}: reading the body: {e}")))?;
+            .map_err(|e| StepError::Retryable(format!("http {shown_url}: reading the body: {}", with_causes(&e))))?;
         let content_type = match &c.response_content_type {
             Some(given) => given.clone(),
             None => headers
@@ -187,6 +197,32 @@ struct Request<'c> {
     timeout: Option<&'c str>,
     default_timeout: Duration,
     insecure_skip_tls_verify: bool,
+    /// An HTTP proxy URL: the request goes through a client of its own.
+    proxy: Option<&'c str>,
+}
+
+/// A client sending everything through `proxy`. Its userinfo, or else the credentials the
+/// definitions wrote in it (loading takes them out of the text), is the proxy's basic auth. A
+/// URL reqwest cannot use is a config error naming the proxy, never its password.
+fn client_via(ctx: &StepCtx<'_>, step: &str, proxy: &str) -> Result<reqwest::Client, StepError> {
+    let shown = barge_core::secret::redact_url(proxy);
+    let bad = |why: String| StepError::Invalid(format!("{step}: proxy {shown:?} {why}"));
+    let (bare, credentials) = barge_core::secret::request_credentials(proxy, |u| (ctx.engine.request_credentials)(u));
+    let url =
+        reqwest::Url::parse(&bare).map_err(|e| bad(format!("is not a URL ({e}); write it as http://host:port")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(
+            "is not an http:// or https:// proxy URL with a host (e.g. http://proxy.corp:3128)".into(),
+        ));
+    }
+    let mut via = reqwest::Proxy::all(url).map_err(|e| bad(format!("cannot be used: {e}")))?;
+    if let Some(c) = credentials {
+        via = via.basic_auth(&c.username, &c.password);
+    }
+    crate::http_client_builder()
+        .proxy(via)
+        .build()
+        .map_err(|e| bad(format!("cannot be used: {e}")))
 }
 
 fn request(ctx: &StepCtx<'_>, step: &str, r: Request<'_>) -> Result<reqwest::RequestBuilder, StepError> {
@@ -208,7 +244,11 @@ fn request(ctx: &StepCtx<'_>, step: &str, r: Request<'_>) -> Result<reqwest::Req
             pairs.append_pair(&q.name, &text(&q.value));
         }
     }
-    let mut req = ctx.engine.http.request(r.method, url).timeout(timeout);
+    let client = match r.proxy {
+        Some(proxy) => client_via(ctx, step, proxy)?,
+        None => ctx.engine.http.clone(),
+    };
+    let mut req = client.request(r.method, url).timeout(timeout);
     for h in r.headers {
         req = req.header(h.name.as_str(), text(&h.value));
     }
@@ -229,6 +269,17 @@ async fn send(req: reqwest::RequestBuilder, step: &str, url: &str) -> Result<req
             barge_core::secret::redact_text(&e.to_string(), url, None)
         ))
     })
+}
+
+/// An error and its causes (`a: b: c`): reqwest's own message omits what went wrong below it.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    out
 }
 
 /// Kargo's limit for one download.
@@ -257,6 +308,7 @@ pub(super) fn http_download<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a
                 timeout: c.timeout.as_deref(),
                 default_timeout: Duration::from_secs(5 * 60),
                 insecure_skip_tls_verify: c.insecure_skip_tls_verify,
+                proxy: None,
             },
         )?;
         let shown_url = barge_core::secret::redact_url(&c.url);

@@ -11,6 +11,7 @@ mod cluster;
 mod files;
 mod git;
 mod github;
+mod hcl;
 mod http;
 mod message;
 mod meta;
@@ -119,6 +120,7 @@ pub const REGISTRY: &[(&str, StepFn)] = &[
     ("git-tag", git::tag),
     ("git-wait-for-pr", pr::wait_for_pr),
     ("github-push", github::push),
+    ("hcl-update", hcl::hcl_update),
     ("helm-template", render::helm_template),
     ("helm-update-chart", chart::helm_update_chart),
     ("http", http::http),

@@ -1,4 +1,5 @@
-//! git-open-pr, git-wait-for-pr, git-merge-pr against GitHub, GitLab and Gitea.
+//! git-open-pr, git-wait-for-pr, git-merge-pr against GitHub, GitLab, Gitea, Azure DevOps
+//! and Bitbucket Cloud.
 //!
 //! One flow for all providers; [`Provider`] only maps the four calls (find an open PR, open,
 //! get, merge) onto each API. The token is the password of the repository's credentials
@@ -15,16 +16,28 @@ pub enum Kind {
     GitHub,
     GitLab,
     Gitea,
+    /// Azure DevOps Services (REST API 7.1).
+    AzureDevOps,
+    /// Bitbucket Cloud (REST API 2.0).
+    Bitbucket,
 }
+
+/// The REST API version barge asks Azure DevOps for.
+const AZURE_API_VERSION: &str = "7.1";
 
 /// A repository on a hosting service, and how to call its API.
 #[derive(Clone, Debug)]
 pub struct Provider {
     pub kind: Kind,
-    /// e.g. `https://api.github.com`, `https://gitlab.example.com/api/v4`.
+    /// e.g. `https://api.github.com`, `https://gitlab.example.com/api/v4`,
+    /// `https://dev.azure.com`, `https://api.bitbucket.org/2.0`.
     pub api: String,
-    /// `owner/repo` (GitLab: the full project path).
+    /// `owner/repo` (GitLab: the full project path; Azure DevOps: `org/project/repo`;
+    /// Bitbucket: `workspace/repo`).
     pub repo: String,
+    /// Bitbucket: the account a token is sent with (basic auth) when the credentials name one;
+    /// without (or as `x-token-auth`), the token is an access token sent as a bearer token.
+    pub user: Option<String>,
 }
 
 /// What barge knows of a PR.
@@ -35,6 +48,8 @@ pub struct PullRequest {
     pub open: bool,
     pub merged: bool,
     pub merge_commit: Option<String>,
+    /// Azure DevOps: the source commit a completion must name (`lastMergeSourceCommit`).
+    pub source_commit: Option<String>,
 }
 
 impl Provider {
@@ -51,21 +66,40 @@ impl Provider {
             Some("github") => Kind::GitHub,
             Some("gitlab") => Kind::GitLab,
             Some("gitea") => Kind::Gitea,
+            Some("azure") => Kind::AzureDevOps,
+            Some("bitbucket") => Kind::Bitbucket,
             Some(other) => {
                 return Err(bad(
                     repo_url,
-                    &format!("provider {other:?} is not supported (github, gitlab, gitea)"),
+                    &format!("provider {other:?} is not supported (github, gitlab, gitea, azure, bitbucket)"),
                 ));
             }
             None if host.contains("github") => Kind::GitHub,
             None if host.contains("gitlab") => Kind::GitLab,
             None if host.contains("gitea") => Kind::Gitea,
+            None if host.ends_with("dev.azure.com") || host.ends_with(".visualstudio.com") => Kind::AzureDevOps,
+            None if host.contains("bitbucket") => Kind::Bitbucket,
             None => {
                 return Err(bad(
                     repo_url,
-                    "cannot tell the provider from the host; set `provider: github|gitlab|gitea`",
+                    "cannot tell the provider from the host; set `provider: github|gitlab|gitea|azure|bitbucket`",
                 ));
             }
+        };
+        let repo = match kind {
+            Kind::AzureDevOps => azure_repo(host, &path).ok_or_else(|| {
+                bad(
+                    repo_url,
+                    "not an Azure DevOps repository URL (https://dev.azure.com/ORG/PROJECT/_git/REPO)",
+                )
+            })?,
+            Kind::Bitbucket if path.split('/').filter(|s| !s.is_empty()).count() != 2 => {
+                return Err(bad(
+                    repo_url,
+                    "not a Bitbucket Cloud repository URL (https://bitbucket.org/WORKSPACE/REPO.git)",
+                ));
+            }
+            _ => path,
         };
         let api = match (api, kind) {
             (Some(a), _) => a.trim_end_matches('/').to_string(),
@@ -73,14 +107,31 @@ impl Provider {
             (None, Kind::GitHub) => format!("https://{host}/api/v3"),
             (None, Kind::GitLab) => format!("https://{host}/api/v4"),
             (None, Kind::Gitea) => format!("https://{host}/api/v1"),
+            (None, Kind::AzureDevOps) => "https://dev.azure.com".into(),
+            (None, Kind::Bitbucket) => "https://api.bitbucket.org/2.0".into(),
         };
-        Ok(Provider { kind, api, repo: path })
+        Ok(Provider {
+            kind,
+            api,
+            repo,
+            user: None,
+        })
     }
 
     pub(super) fn base(&self) -> String {
         match self.kind {
             Kind::GitHub | Kind::Gitea => format!("{}/repos/{}", self.api, self.repo),
             Kind::GitLab => format!("{}/projects/{}", self.api, self.repo.replace('/', "%2F")),
+            Kind::AzureDevOps => {
+                let mut parts = self.repo.splitn(3, '/');
+                let (org, project, repo) = (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                );
+                format!("{}/{org}/{project}/_apis/git/repositories/{repo}", self.api)
+            }
+            Kind::Bitbucket => format!("{}/repositories/{}", self.api, self.repo),
         }
     }
 
@@ -88,6 +139,19 @@ impl Provider {
         match self.kind {
             Kind::GitHub | Kind::Gitea => format!("{}/pulls", self.base()),
             Kind::GitLab => format!("{}/merge_requests", self.base()),
+            Kind::AzureDevOps => format!("{}/pullrequests", self.base()),
+            Kind::Bitbucket => format!("{}/pullrequests", self.base()),
+        }
+    }
+
+    /// `url` as the API wants it called: Azure DevOps requires its `api-version` on every call.
+    fn call_url(&self, url: String) -> String {
+        match self.kind {
+            Kind::AzureDevOps => {
+                let join = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{join}api-version={AZURE_API_VERSION}")
+            }
+            _ => url,
         }
     }
 
@@ -98,10 +162,21 @@ impl Provider {
             (Some(t), Kind::GitHub) => req.header("Authorization", format!("Bearer {t}")),
             (Some(t), Kind::GitLab) => req.header("PRIVATE-TOKEN", t),
             (Some(t), Kind::Gitea) => req.header("Authorization", format!("token {t}")),
+            // A personal access token is the password of basic auth; the user name is ignored.
+            (Some(t), Kind::AzureDevOps) => req.basic_auth("", Some(t)),
+            (Some(t), Kind::Bitbucket) => match &self.user {
+                Some(user) => req.basic_auth(user, Some(t)),
+                None => req.header("Authorization", format!("Bearer {t}")),
+            },
         }
     }
 
     fn parse(&self, v: &Json) -> PullRequest {
+        match self.kind {
+            Kind::AzureDevOps => return self.parse_azure(v),
+            Kind::Bitbucket => return parse_bitbucket(v),
+            _ => {}
+        }
         let number = match self.kind {
             Kind::GitLab => v["iid"].as_i64(),
             _ => v["number"].as_i64(),
@@ -128,8 +203,99 @@ impl Provider {
                 .as_str()
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
+            source_commit: None,
         }
     }
+
+    /// Azure DevOps' GitPullRequest: `status` active, completed (merged) or abandoned; the
+    /// merge commit is `lastMergeCommit` once completed.
+    fn parse_azure(&self, v: &Json) -> PullRequest {
+        let number = v["pullRequestId"].as_i64().unwrap_or_default();
+        let web = match v["repository"]["webUrl"].as_str() {
+            Some(repo) => repo.trim_end_matches('/').to_string(),
+            None => {
+                let mut parts = self.repo.splitn(3, '/');
+                let (org, project, repo) = (
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                    parts.next().unwrap_or_default(),
+                );
+                format!("https://dev.azure.com/{org}/{project}/_git/{repo}")
+            }
+        };
+        let merged = v["status"] == "completed";
+        let commit = |field: &str| {
+            v[field]["commitId"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        PullRequest {
+            number,
+            url: format!("{web}/pullrequest/{number}"),
+            open: v["status"] == "active",
+            merged,
+            merge_commit: if merged { commit("lastMergeCommit") } else { None },
+            source_commit: commit("lastMergeSourceCommit"),
+        }
+    }
+
+    /// The pull requests of a list answer: GitHub, GitLab and Gitea answer an array, Azure
+    /// DevOps `{value: […]}`, Bitbucket a page `{values: […]}`.
+    fn listed<'j>(&self, answer: &'j Json) -> impl Iterator<Item = &'j Json> {
+        let list = match self.kind {
+            Kind::AzureDevOps => &answer["value"],
+            Kind::Bitbucket => &answer["values"],
+            _ => answer,
+        };
+        list.as_array().into_iter().flatten()
+    }
+
+    /// Whether a listed pull request goes from `source` to `target`.
+    fn joins(&self, v: &Json, source: &str, target: &str) -> bool {
+        match self.kind {
+            Kind::Gitea | Kind::GitHub => v["head"]["ref"] == source && v["base"]["ref"] == target,
+            Kind::GitLab => v["source_branch"] == source && v["target_branch"] == target,
+            Kind::AzureDevOps => {
+                v["sourceRefName"] == format!("refs/heads/{source}").as_str()
+                    && v["targetRefName"] == format!("refs/heads/{target}").as_str()
+            }
+            Kind::Bitbucket => v["source"]["branch"]["name"] == source && v["destination"]["branch"]["name"] == target,
+        }
+    }
+}
+
+/// Bitbucket Cloud's pull request: `state` OPEN, MERGED, DECLINED or SUPERSEDED; its
+/// `merge_commit.hash` is abbreviated (see [`get_pr`]).
+fn parse_bitbucket(v: &Json) -> PullRequest {
+    PullRequest {
+        number: v["id"].as_i64().unwrap_or_default(),
+        url: v["links"]["html"]["href"].as_str().unwrap_or_default().to_string(),
+        open: v["state"] == "OPEN",
+        merged: v["state"] == "MERGED",
+        merge_commit: v["merge_commit"]["hash"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        source_commit: None,
+    }
+}
+
+/// `org/project/repo` of an Azure DevOps repository path: `ORG/PROJECT/_git/REPO` on
+/// dev.azure.com, `PROJECT/_git/REPO` on `ORG.visualstudio.com` (optionally after
+/// `DefaultCollection/`), `v3/ORG/PROJECT/REPO` on ssh.dev.azure.com.
+fn azure_repo(host: &str, path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty() && *s != "_git").collect();
+    if parts.first() == Some(&"v3") {
+        parts.remove(0);
+    }
+    if let Some(org) = host.strip_suffix(".visualstudio.com") {
+        if parts.first() == Some(&"DefaultCollection") {
+            parts.remove(0);
+        }
+        parts.insert(0, org);
+    }
+    (parts.len() == 3).then(|| parts.join("/"))
 }
 
 fn bad(repo: &str, why: &str) -> StepError {
@@ -187,10 +353,26 @@ async fn call(
     send(p, req, token).await.map_err(|r| r.error)
 }
 
+/// `url` with `pairs` added to its query, encoded.
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> Result<reqwest::Url, StepError> {
+    let mut url = reqwest::Url::parse(url).map_err(|e| StepError::Invalid(format!("{url}: {e}")))?;
+    url.query_pairs_mut().extend_pairs(pairs);
+    Ok(url)
+}
+
 /// The provider of `repo_url` and the token to call it with.
 fn provider(ctx: &StepCtx<'_>, repo_url: &str, kind: Option<&str>) -> Result<(Provider, Option<String>), StepError> {
-    let p = Provider::for_repo(repo_url, kind, ctx.engine.pr_api_for(repo_url).as_deref())?;
-    Ok((p, (ctx.engine.credentials)(repo_url).map(|c| c.password)))
+    let mut p = Provider::for_repo(repo_url, kind, ctx.engine.pr_api_for(repo_url).as_deref())?;
+    let credentials = (ctx.engine.credentials)(repo_url);
+    if p.kind == Kind::Bitbucket {
+        // An account's API token or app password goes with the account; an access token
+        // (git's user `x-token-auth`) alone.
+        p.user = credentials
+            .as_ref()
+            .map(|c| c.username.clone())
+            .filter(|u| !u.is_empty() && u != "x-token-auth");
+    }
+    Ok((p, credentials.map(|c| c.password)))
 }
 
 pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
@@ -216,6 +398,11 @@ pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Step
             ]));
         }
         let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
+        if p.kind == Kind::Bitbucket && !c.labels.is_empty() {
+            return Err(StepError::Invalid(
+                "git-open-pr: Bitbucket Cloud pull requests have no labels; remove `labels`".into(),
+            ));
+        }
         let http = &ctx.engine.http;
         // An identical open PR (a replay, or a human opened it) is reused.
         let list = match p.kind {
@@ -228,12 +415,27 @@ pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Step
                 p.pulls()
             )),
             Kind::Gitea => http.get(format!("{}?state=open", p.pulls())),
+            Kind::AzureDevOps => http.get(with_query(
+                &p.call_url(p.pulls()),
+                &[
+                    ("searchCriteria.status", "active"),
+                    ("searchCriteria.sourceRefName", &format!("refs/heads/{source}")),
+                    ("searchCriteria.targetRefName", &format!("refs/heads/{target}")),
+                ],
+            )?),
+            Kind::Bitbucket => http.get(with_query(
+                &p.pulls(),
+                &[
+                    ("state", "OPEN"),
+                    (
+                        "q",
+                        &format!("source.branch.name = \"{source}\" AND destination.branch.name = \"{target}\""),
+                    ),
+                ],
+            )?),
         };
         let existing = call(ctx, &p, list, token.as_deref()).await?;
-        let found = existing.as_array().into_iter().flatten().find(|v| match p.kind {
-            Kind::Gitea | Kind::GitHub => v["head"]["ref"] == source.as_str() && v["base"]["ref"] == target.as_str(),
-            Kind::GitLab => v["source_branch"] == source.as_str() && v["target_branch"] == target.as_str(),
-        });
+        let found = p.listed(&existing).find(|v| p.joins(v, &source, &target));
         let pr = match found {
             Some(v) => p.parse(v),
             None => {
@@ -256,6 +458,17 @@ pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Step
                     Kind::GitLab => http.post(p.pulls()).json(&json!({
                         "title": title, "source_branch": source, "target_branch": target,
                         "description": body, "labels": c.labels.join(","),
+                    })),
+                    Kind::AzureDevOps => http.post(p.call_url(p.pulls())).json(&json!({
+                        "sourceRefName": format!("refs/heads/{source}"),
+                        "targetRefName": format!("refs/heads/{target}"),
+                        "title": title, "description": body,
+                        "labels": c.labels.iter().map(|name| json!({"name": name})).collect::<Vec<_>>(),
+                    })),
+                    Kind::Bitbucket => http.post(p.pulls()).json(&json!({
+                        "title": title, "description": body,
+                        "source": {"branch": {"name": source}},
+                        "destination": {"branch": {"name": target}},
                     })),
                 };
                 let pr = p.parse(&call(ctx, &p, req, token.as_deref()).await?);
@@ -300,8 +513,23 @@ fn pr_number(ctx: &StepCtx<'_>, c: &GitPr, step: &str) -> Result<i64, StepError>
 }
 
 async fn get_pr(ctx: &StepCtx<'_>, p: &Provider, number: i64, token: Option<&str>) -> Result<PullRequest, StepError> {
-    let v = call(ctx, p, ctx.engine.http.get(format!("{}/{number}", p.pulls())), token).await?;
-    Ok(p.parse(&v))
+    let url = p.call_url(format!("{}/{number}", p.pulls()));
+    let mut pr = p.parse(&call(ctx, p, ctx.engine.http.get(url), token).await?);
+    // Bitbucket abbreviates the merge commit's hash (12 characters); its commit resource
+    // answers the whole one, which the `commit` output must be.
+    if p.kind == Kind::Bitbucket
+        && let Some(short) = pr.merge_commit.as_deref().filter(|h| h.len() < 40)
+    {
+        let commit = call(
+            ctx,
+            p,
+            ctx.engine.http.get(format!("{}/commit/{short}", p.base())),
+            token,
+        )
+        .await?;
+        pr.merge_commit = commit["hash"].as_str().map(str::to_string);
+    }
+    Ok(pr)
 }
 
 fn merged_outputs(pr: &PullRequest) -> StepResult {
@@ -361,6 +589,26 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
             Kind::GitHub => http.put(url).json(&json!({"merge_method": method})),
             Kind::GitLab => http.put(url).json(&json!({"squash": method == "squash"})),
             Kind::Gitea => http.post(url).json(&json!({"Do": method})),
+            // Completing a pull request is a PATCH of its status, naming the source commit
+            // reviewed (a newer push makes Azure DevOps refuse it).
+            Kind::AzureDevOps => {
+                let strategy = match method.as_str() {
+                    "merge" => "noFastForward",
+                    other => other,
+                };
+                http.patch(p.call_url(format!("{}/{number}", p.pulls()))).json(&json!({
+                    "status": "completed",
+                    "lastMergeSourceCommit": {"commitId": pr.source_commit},
+                    "completionOptions": {"mergeStrategy": strategy},
+                }))
+            }
+            Kind::Bitbucket => {
+                let strategy = match method.as_str() {
+                    "merge" => "merge_commit",
+                    other => other,
+                };
+                http.post(url).json(&json!({"merge_strategy": strategy}))
+            }
         };
         match call(ctx, &p, req, token.as_deref()).await {
             Ok(_) => {}
@@ -372,7 +620,12 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
             }
             Err(e) => return Err(e),
         }
-        merged_outputs(&get_pr(ctx, &p, number, token.as_deref()).await?)
+        let pr = get_pr(ctx, &p, number, token.as_deref()).await?;
+        if !pr.merged {
+            // Azure DevOps completes a pull request in the background: look again.
+            return Ok(StepDone::Waiting(format!("PR #{number} ({}) is being merged", pr.url)));
+        }
+        merged_outputs(&pr)
     })
 }
 
@@ -407,6 +660,32 @@ mod tests {
             (Kind::Gitea, "http://127.0.0.1:3000/api/v1", "acme/config")
         );
         assert!(Provider::for_repo("https://git.corp/acme/config", None, None).is_err());
-        assert!(Provider::for_repo("https://github.com/a/b", Some("azure"), None).is_err());
+        assert!(Provider::for_repo("https://github.com/a/b", Some("codecommit"), None).is_err());
+        for url in [
+            "https://dev.azure.com/acme/shop/_git/config",
+            "https://acme@dev.azure.com/acme/shop/_git/config",
+            "https://acme.visualstudio.com/DefaultCollection/shop/_git/config",
+            "git@ssh.dev.azure.com:v3/acme/shop/config",
+        ] {
+            let p = Provider::for_repo(url, None, None).unwrap();
+            assert_eq!(
+                (p.kind, p.base()),
+                (
+                    Kind::AzureDevOps,
+                    "https://dev.azure.com/acme/shop/_apis/git/repositories/config".to_string()
+                ),
+                "{url}"
+            );
+        }
+        assert!(Provider::for_repo("https://dev.azure.com/acme/config", None, None).is_err());
+        let p = Provider::for_repo("git@bitbucket.org:acme/config.git", None, None).unwrap();
+        assert_eq!(
+            (p.kind, p.pulls()),
+            (
+                Kind::Bitbucket,
+                "https://api.bitbucket.org/2.0/repositories/acme/config/pullrequests".to_string()
+            )
+        );
+        assert!(Provider::for_repo("https://bitbucket.org/acme/team/config", None, None).is_err());
     }
 }

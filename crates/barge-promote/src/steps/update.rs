@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json, json};
 
 /// How an update's value shows in its commit message, as Kargo's updaters write it.
 #[derive(Clone, Copy, Debug)]
-enum Shown {
+pub(super) enum Shown {
     /// yaml-update: a string is quoted only when YAML would read it as another type (Kargo's
     /// pkg/yaml QuoteIfNecessary: a number, a Go boolean, or JSON).
     QuotedIfNecessary,
@@ -58,8 +58,9 @@ pub(super) fn listed_commit_message(
     Map::from_iter([("commitMessage".to_string(), json!(m))])
 }
 
-/// Kargo's `Updated <file>` message of yaml-update, json-update and toml-update.
-fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Map<String, Json> {
+/// Kargo's `Updated <file>` message of yaml-update, json-update and toml-update (and barge's
+/// hcl-update).
+pub(super) fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Map<String, Json> {
     listed_commit_message(
         &format!("Updated {file}"),
         updates.iter().map(|u| (u.key.clone(), shown(&u.value, how))),
@@ -119,7 +120,7 @@ pub(super) fn yaml_merge<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, S
 }
 
 /// Splits an sjson-style key (`a.b.0.c`, `a\.b` for a dotted key).
-fn key_segments(key: &str) -> Vec<String> {
+pub(super) fn key_segments(key: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut chars = key.chars();
     while let Some(ch) = chars.next() {
