@@ -111,8 +111,9 @@ fn known_errors() -> BTreeMap<&'static str, Vec<(&'static str, usize)>> {
                 ("invalid-strategy", 1),
                 ("not-yaml", 3),
                 ("unknown-step", 19),
-                // Its one wait-for-approval is runnable now (issue #20).
-                ("unsupported-step", 41),
+                // Its one wait-for-approval and two hcl-update steps are runnable now
+                // (issue #20).
+                ("unsupported-step", 39),
             ],
         ),
         // conftest / extract-images are undeclared; trivy-image is a CustomPromotionStep.
