@@ -65,13 +65,19 @@ impl Store {
     /// Records that replica `id` is alive (and, when `starting`, that it started now);
     /// returns the database time of the heartbeat.
     pub async fn heartbeat(&self, id: &str, host: &str, version: &str, starting: bool) -> Result<i64, StoreError> {
+        // The clock is read once per statement: PostgreSQL's clock_timestamp() moves
+        // between two reads in one row, and a started replica's start must equal its
+        // first heartbeat.
         let sql = if starting {
-            "INSERT INTO replicas (id, host, version, started_at, heartbeat_at) VALUES ($1, $2, $3, {now}, {now}) \
-             ON CONFLICT (id) DO UPDATE SET host = $2, version = $3, started_at = {now}, heartbeat_at = {now} \
+            "INSERT INTO replicas (id, host, version, started_at, heartbeat_at) \
+             SELECT $1, $2, $3, t.now, t.now FROM (SELECT {now} AS now) AS t WHERE true \
+             ON CONFLICT (id) DO UPDATE SET host = $2, version = $3, \
+               started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at \
              RETURNING heartbeat_at"
         } else {
-            "INSERT INTO replicas (id, host, version, started_at, heartbeat_at) VALUES ($1, $2, $3, {now}, {now}) \
-             ON CONFLICT (id) DO UPDATE SET heartbeat_at = {now} RETURNING heartbeat_at"
+            "INSERT INTO replicas (id, host, version, started_at, heartbeat_at) \
+             SELECT $1, $2, $3, t.now, t.now FROM (SELECT {now} AS now) AS t WHERE true \
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at RETURNING heartbeat_at"
         };
         let row = sqlx::query(self.at_db_time(sql))
             .bind(id)
