@@ -70,7 +70,7 @@ PY
   started=$SECONDS
   local up=0
   for _ in $(seq 1200); do
-    up=$(BARGE_SERVER=http://$listen "$BARGE" get stages -o json 2>/dev/null | python3 -c 'import json,sys; print(sum(r["state"]=="UpToDate" for s in json.load(sys.stdin) for r in s["status"]["barge"]["requests"]))' 2>/dev/null || echo 0)
+    up=$(BARGE_SERVER=http://$listen "$BARGE" get stages -o json 2>/dev/null | python3 -c 'import json,sys; print(sum(r["state"]=="UpToDate" for s in json.load(sys.stdin)["items"] for r in s["status"]["barge"]["requests"]))' 2>/dev/null || echo 0)
     [ "$up" = 300 ] && break
     sleep 0.5
   done

@@ -57,7 +57,7 @@ serve_pid=$!
 start=$(date +%s.%N)
 up=0
 for _ in $(seq 600); do
-  up=$("$barge" get stages -o json 2>/dev/null | python3 -c 'import json,sys; print(sum(r["state"]=="UpToDate" for s in json.load(sys.stdin) for r in s["requests"]))' 2>/dev/null || echo 0)
+  up=$("$barge" get stages -o json 2>/dev/null | python3 -c 'import json,sys; print(sum(r["state"]=="UpToDate" for s in json.load(sys.stdin)["items"] for r in s["status"]["barge"]["requests"]))' 2>/dev/null || echo 0)
   [ "$up" = 300 ] && break
   sleep 0.5
 done

@@ -810,6 +810,19 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited(backend: Backen
         ],
         "{history:#?}"
     );
+    // A refused call is named with what it needed and the Freight it named (Call is no
+    // wire format: the audit records these, not the call serialized).
+    let refused = history
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "access.denied" && e["actor"] == "token:wall" && e["stage"] == "prod")
+        .unwrap();
+    assert_eq!(refused["subject"], "Call/promote", "{refused}");
+    assert_eq!(
+        (&refused["body"]["call"], &refused["body"]["action"], &refused["body"]["freight"]),
+        (&json!("promote"), &json!("promote"), &json!(alias)),
+        "{refused}"
+    );
     assert_eq!(
         history
             .iter()
@@ -992,6 +1005,8 @@ fn a_token_is_printed_once_and_never_listed() {
     assert_eq!(status, 200, "{body}");
     let out = fx.command(&["token", "list", "-o", "json"]).output().unwrap();
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["kind"], "List", "a listing prints as a List: {list}");
+    let list = &list["items"];
     assert!(list[0]["lastUsedAt"].is_string(), "{list}");
     let mut fields: Vec<&str> = list[0].as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort_unstable();
@@ -1308,14 +1323,25 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal(backen
     );
 
     // Promotions: queued (202), listed and filtered, one by name; the Freight is then in prod.
+    // The queued promotion is answered as GET …/promotions/{name} serves it: Kargo's
+    // Promotion resource, not barge's own summary.
     let (status, body) = daemon.rest("POST", "/stages/prod/promotions", Some(json!({"freight": "rest-1"})));
     assert_eq!(status, 202, "{body}");
     assert_eq!(
-        (&body["stage"], &body["actor"]),
-        (&json!("prod"), &json!("token:api-token")),
+        (&body["apiVersion"], &body["kind"], &body["spec"]["stage"]),
+        (&json!("kargo.akuity.io/v1alpha1"), &json!("Promotion"), &json!("prod")),
         "{body}"
     );
-    let promotion = body["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        body["metadata"]["annotations"]["kargo.akuity.io/create-actor"], "token:api-token",
+        "{body}"
+    );
+    assert!(body.get("name").is_none(), "not barge's PromotionInfo: {body}");
+    let promotion = body["metadata"]["name"].as_str().unwrap().to_string();
+    let (_, served) = daemon.rest("GET", &format!("/promotions/{promotion}"), None);
+    for field in ["apiVersion", "kind", "metadata", "spec"] {
+        assert_eq!(body[field], served[field], "{field}: {body} against {served}");
+    }
     daemon.await_promotion(&promotion, "Succeeded");
     let (_, body) = daemon.rest("GET", "/promotions?stage=prod&phase=Succeeded", None);
     assert_eq!(names(&body), [promotion.as_str()], "{body}");
@@ -1354,7 +1380,7 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal(backen
     // Downstream of dev is qa.
     let (status, body) = daemon.rest("POST", "/stages/dev/promotions", Some(json!({"freight": name})));
     assert_eq!(status, 202, "{body}");
-    daemon.await_promotion(body["name"].as_str().unwrap(), "Succeeded");
+    daemon.await_promotion(body["metadata"]["name"].as_str().unwrap(), "Succeeded");
     let (status, body) = daemon.rest(
         "POST",
         "/stages/dev/promotions/downstream",
@@ -1362,18 +1388,26 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal(backen
     );
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
-    assert_eq!(body["items"][0]["stage"], "qa", "{body}");
+    assert_eq!(
+        (&body["items"][0]["kind"], &body["items"][0]["spec"]["stage"]),
+        (&json!("Promotion"), &json!("qa")),
+        "{body}"
+    );
 
     // A promotion that runs: a second into its Stage conflicts (409) until it is aborted;
     // aborting it again conflicts too.
     let promote_slow = || daemon.rest("POST", "/stages/slow/promotions", Some(json!({"freight": name})));
     let (status, body) = promote_slow();
     assert_eq!(status, 202, "{body}");
-    let slow = body["name"].as_str().unwrap().to_string();
+    let slow = body["metadata"]["name"].as_str().unwrap().to_string();
     let message = assert_problem(promote_slow(), 409, "conflict");
     assert!(message.contains("still promoting"), "{message}");
     let (status, body) = daemon.rest("POST", &format!("/promotions/{slow}/abort"), None);
-    assert_eq!((status, &body["phase"]), (200, &json!("Aborted")), "{body}");
+    assert_eq!(
+        (status, &body["kind"], &body["status"]["phase"]),
+        (200, &json!("Promotion"), &json!("Aborted")),
+        "{body}"
+    );
     assert_problem(
         daemon.rest("POST", &format!("/promotions/{slow}/abort"), None),
         409,
@@ -1384,7 +1418,7 @@ fn rest_resources_answer_typed_json_and_verbs_act_as_the_tokens_principal(backen
     // one is queued (202).
     let (status, body) = daemon.rest("POST", "/stages/staging/promotions", Some(json!({"freight": name})));
     assert_eq!(status, 202, "{body}");
-    daemon.await_promotion(body["name"].as_str().unwrap(), "Succeeded");
+    daemon.await_promotion(body["metadata"]["name"].as_str().unwrap(), "Succeeded");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, body) = daemon.rest("GET", "/stages/staging", None);
@@ -1607,6 +1641,21 @@ fn the_openapi_document_validates_and_lists_every_route_the_server_answers_and_t
             assert!(properties.contains_key(field), "{kind} has no {field}: {properties:?}");
         }
     }
+    // The routes that queue or abort a promotion answer that same Promotion resource.
+    for (path, status) in [
+        ("/api/v1/projects/{project}/stages/{name}/promotions", "202"),
+        ("/api/v1/projects/{project}/promotions/{name}/abort", "200"),
+    ] {
+        let answer = &document["paths"][path]["post"]["responses"][status]["content"]["application/json"]["schema"];
+        assert_eq!(answer["$ref"], "#/components/schemas/Promotion", "{path}: {answer}");
+    }
+    let downstream = &document["paths"]["/api/v1/projects/{project}/stages/{name}/promotions/downstream"]["post"]["responses"]
+        ["202"]["content"]["application/json"]["schema"];
+    let items = downstream["properties"]["items"]["items"]["$ref"]
+        .as_str()
+        .or(downstream["$ref"].as_str())
+        .unwrap_or_default();
+    assert!(items.ends_with("Promotion"), "downstream: {downstream}");
     let stage_status = schemas["StageStatus"]["properties"].as_object().unwrap();
     for field in [
         "conditions",
@@ -1952,7 +2001,7 @@ fn promote_rest(daemon: &Daemon, stage: &str, freight: &str) -> String {
         Some(json!({"freight": freight})),
     );
     assert_eq!(status, 202, "{body}");
-    body["name"].as_str().unwrap().to_string()
+    body["metadata"]["name"].as_str().unwrap().to_string()
 }
 
 /// A watch's events, read until `done` says the last one ends what the test waits for.
@@ -2605,7 +2654,7 @@ fn every_verb_with_server_takes_its_rest_route_and_the_call_endpoint_is_gone() {
     assert!(out.contains("promotion.kargo.akuity.io/"), "{out}");
     let (_, out, _) = shown(&mut fx.command(&["token", "list", "-o", "json"]));
     let tokens: Value = serde_json::from_str(&out).unwrap();
-    assert!(tokens[0]["revokedAt"].is_string(), "{tokens}");
+    assert!(tokens["items"][0]["revokedAt"].is_string(), "{tokens}");
 }
 
 /// `GET /api/v1/whoami` answers the token's principal and role; the token routes are an
@@ -2983,7 +3032,7 @@ fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carr
     );
     let (status, body) = promote(&alice, "release");
     assert_eq!(status, 202, "{body}");
-    daemon.await_promotion(body["name"].as_str().unwrap(), "Succeeded");
+    daemon.await_promotion(body["metadata"]["name"].as_str().unwrap(), "Succeeded");
     let (_, freight) = daemon.rest("GET", &format!("/freight/{}", fx.alias), None);
     assert!(freight["status"]["currentlyIn"]["release"].is_object(), "{freight}");
     let approvers: Vec<&Value> = freight["status"]["approvedFor"]["release"]["approvers"]
@@ -2997,7 +3046,7 @@ fn approvals_count_distinct_principals_before_freight_enters_or_a_promotion_carr
     // A promotion into gate waits for two promoters; alice's approval alone does not do.
     let (status, body) = promote(&carol, "gate");
     assert_eq!(status, 202, "{body}");
-    let gate = body["name"].as_str().unwrap().to_string();
+    let gate = body["metadata"]["name"].as_str().unwrap().to_string();
     daemon.await_promotion(&gate, "Running");
     assert_eq!(approve(&alice, "gate").0, 200);
     assert_eq!(approve(&alice, "gate").0, 200);
@@ -3291,11 +3340,7 @@ fn the_curl_recipes_in_the_api_reference_run_against_a_server() {
     // A promotion of this store, for the recipes that name one.
     let (status, queued) = daemon.rest("POST", "/stages/dev/promotions", Some(json!({"freight": fx.alias})));
     assert_eq!(status, 202, "{queued}");
-    let promotion = queued["metadata"]["name"]
-        .as_str()
-        .or(queued["name"].as_str())
-        .unwrap()
-        .to_string();
+    let promotion = queued["metadata"]["name"].as_str().unwrap().to_string();
     // Refusals this store's state explains, by recipe: this prod has no
     // verification and no auto-promotion to hold, and the promotion has finished.
     let refused_by_state: &[(&str, u16, &str)] = &[

@@ -237,7 +237,7 @@ async fn discovered_freight_is_stored_once_and_listed() {
     std::thread::sleep(std::time::Duration::from_millis(5));
     assert_eq!(discover()[0]["stored"], "created");
     let list: Value = serde_json::from_slice(&run(&["get", "freight", "--db", &db, "-o", "json"]).stdout).unwrap();
-    let tags: Vec<&str> = list
+    let tags: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -446,7 +446,7 @@ async fn no_freight_is_minted_at_a_lying_registrys_digest() {
     assert!(error.starts_with("invalid:") && error.contains("refusing"), "{error}");
     assert_eq!(v[0]["freight"], Value::Null);
     let list: Value = serde_json::from_slice(&run(&["get", "freight", "--db", &db, "-o", "json"]).stdout).unwrap();
-    assert_eq!(list, serde_json::json!([]), "nothing stored");
+    assert_eq!(list["items"], serde_json::json!([]), "nothing stored: {list}");
 }
 
 /// A Warehouse is its project and its name: two projects with an `app` Warehouse each are two

@@ -113,7 +113,7 @@ async fn warehouses_show_the_last_discovery_error() {
     let error = &row(&table, "shop")["ERROR"];
     assert!(error.contains("not-found"), "the ERROR column is filled: {table}");
     let json: Value = serde_json::from_str(&fx.ok(&["get", "warehouses", "-o", "json"])).unwrap();
-    let healthy = &json[0]["status"]["conditions"][0];
+    let healthy = &json["items"][0]["status"]["conditions"][0];
     assert_eq!(
         (&healthy["type"], &healthy["status"]),
         (&json!("Healthy"), &json!("False")),
@@ -134,17 +134,39 @@ fn a_held_stage_says_so_in_the_auto_column() {
 }
 
 #[test]
-fn one_stage_by_name_is_one_object() {
+fn one_stage_by_name_is_one_object_and_a_listing_a_list() {
     let fx = Fixture::new();
     let one: Value = serde_json::from_str(&fx.ok(&["get", "stage", "dev", "-o", "json"])).unwrap();
-    assert_eq!(one["metadata"]["name"], "dev", "an object, not an array: {one}");
+    assert_eq!(one["metadata"]["name"], "dev", "an object, not a list: {one}");
     let yaml = fx.ok(&["get", "stage", "dev", "-o", "yaml"]);
     assert!(
         yaml.starts_with("apiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\n"),
         "{yaml}"
     );
+    // A listing is the List kubectl and kargo print (pkg/cli/cmd/get's PrintObjects), also
+    // of one object (Kargo's CLI would print the one Stage alone; barge keeps the List).
     let all: Value = serde_json::from_str(&fx.ok(&["get", "stages", "-o", "json"])).unwrap();
-    assert_eq!(all.as_array().map(Vec::len), Some(1), "the list stays a list");
+    let items = all["items"].clone();
+    assert_eq!(
+        all,
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items}),
+        "the list is a List"
+    );
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{all}");
+    assert_eq!(items[0], one, "its item is the Stage `get stage dev` prints");
+    let yaml = fx.ok(&["get", "stages", "-o", "yaml"]);
+    assert!(
+        yaml.starts_with(
+            "apiVersion: v1\nkind: List\nmetadata: {}\nitems:\n- apiVersion: kargo.akuity.io/v1alpha1\n  kind: Stage\n"
+        ),
+        "{yaml}"
+    );
+    // None is a List too, of no items.
+    let none: Value = serde_json::from_str(&fx.ok(&["get", "promotions", "-o", "json"])).unwrap();
+    assert_eq!(
+        none,
+        json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": []})
+    );
 }
 
 #[test]
@@ -351,7 +373,7 @@ fn get_prints_the_same_kargo_resources_through_the_server_and_in_process() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let promotions: Value = serde_json::from_str(&daemon.ok(&["get", "promotions", "-o", "json"])).unwrap();
-        if promotions[0]["status"]["phase"] == "Succeeded" {
+        if promotions["items"][0]["status"]["phase"] == "Succeeded" {
             break;
         }
         assert!(
@@ -378,7 +400,18 @@ fn get_prints_the_same_kargo_resources_through_the_server_and_in_process() {
             assert_eq!(daemon.ok(&args), fx.ok(&args), "barge {args:?}");
         }
         let json: Value = serde_json::from_str(&daemon.ok(&with("json"))).unwrap();
-        let objects = json.as_array().cloned().unwrap_or_else(|| vec![json.clone()]);
+        // A name (the second word after `get`) prints the object; a listing, a List.
+        let named = read.get(2).is_some_and(|a| !a.starts_with("--"));
+        let objects = if named {
+            vec![json.clone()]
+        } else {
+            assert_eq!(
+                (&json["apiVersion"], &json["kind"]),
+                (&json!("v1"), &json!("List")),
+                "{read:?}: {json}"
+            );
+            json["items"].as_array().cloned().unwrap_or_default()
+        };
         assert!(!objects.is_empty(), "{read:?}");
         for o in objects {
             assert_eq!(o["apiVersion"], "kargo.akuity.io/v1alpha1", "{read:?}: {o}");
@@ -443,4 +476,41 @@ fn get_w_appends_a_row_for_each_change_the_watch_reports() {
     );
     let _ = watch.kill();
     let _ = watch.wait();
+
+    // With -o json, as `kubectl get -w -o json`: each object alone, the listed ones too (not
+    // a List, nor an array, before the changes' objects).
+    let mut watch = daemon
+        .command(&["get", "stages", "-w", "--project", "shop", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut first = String::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no whole object from barge get -w -o json within 30s: {first}"));
+        first.push_str(&line);
+        first.push('\n');
+        if line == "}" || line == "]" {
+            break;
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let first: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        (&first["kind"], &first["metadata"]["name"]),
+        (&json!("Stage"), &json!("dev")),
+        "{first}"
+    );
 }

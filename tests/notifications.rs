@@ -219,7 +219,7 @@ impl Fixture {
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(!String::from_utf8_lossy(&out.stdout).contains(SLACK_TOKEN));
-        serde_json::from_slice(&out.stdout).unwrap()
+        support::listed(serde_json::from_slice(&out.stdout).unwrap())
     }
 
     /// A token of `role` in `project` (`barge token create`).

@@ -232,7 +232,7 @@ impl Fixture {
     fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.extend(["-o", "json"]);
-        serde_json::from_str(&self.ok(&a)).unwrap()
+        support::listed(serde_json::from_str(&self.ok(&a)).unwrap())
     }
 
     /// `barge serve --once`, which must reach idle within two minutes.
@@ -858,13 +858,13 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
     );
     assert!(!fx.events(&[], "config.rejected").is_empty());
     let stages: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap();
-    assert_eq!(stages.as_array().unwrap().len(), 4);
+    assert_eq!(stages["items"].as_array().unwrap().len(), 4);
     // A good change (a fifth Stage) is picked up.
     let qa = "\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {name: qa, namespace: shop}\nspec:\n  requestedFreight:\n    - origin: {kind: Warehouse, name: app}\n      sources: {stages: [dev]}\n";
     std::fs::write(&file, format!("{good}{qa}")).unwrap();
     wait_for("the reload", Duration::from_secs(20), || {
         let v: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap_or_default();
-        v.as_array().is_some_and(|a| a.len() == 5)
+        v["items"].as_array().is_some_and(|a| a.len() == 5)
     });
     let reloaded = fx.events(&[], "config.reloaded").len();
     assert_eq!(reloaded, 2, "the first load and the good change");

@@ -190,7 +190,8 @@ fn dry_run_prints_the_diff_and_pushes_nothing() {
         .args(["get", "promotions", "--db", &fx.db, "-o", "json"])
         .output()
         .unwrap();
-    assert_eq!(stdout(&listed).trim(), "[]");
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(listed["items"], serde_json::json!([]), "{listed}");
     let out = barge().args(fx.args(&["--dry-run", "-o", "json"])).output().unwrap();
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(plan["name"].is_null(), "{plan}");
@@ -248,7 +249,7 @@ fn freight_and_promotions_use_kargos_formats_and_the_text_shows_step_outputs() {
     );
 
     // Promotions: the same times; one promotion's text shows what its steps produced.
-    let list: serde_json::Value = serde_json::from_str(&get(&["get", "promotions", "-o", "json"])).unwrap();
+    let list = support::listed(serde_json::from_str(&get(&["get", "promotions", "-o", "json"])).unwrap());
     let name = list[0]["metadata"]["name"].as_str().unwrap().to_string();
     assert_rfc3339(&list[0]["metadata"]["creationTimestamp"]);
     assert_rfc3339(&list[0]["status"]["finishedAt"]);

@@ -110,7 +110,7 @@ impl Fixture {
         a.extend(["-o", "json"]);
         let out = self.command(&a).output().unwrap();
         assert!(out.status.success(), "barge {a:?}: {}{}", stdout(&out), stderr(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
+        support::listed(serde_json::from_slice(&out.stdout).unwrap())
     }
 
     /// Starts replica `id` (its own work directory, a lease of `lease`).
@@ -542,7 +542,8 @@ fn a_second_serve_on_one_sqlite_file_is_refused() {
             .output()
             .unwrap();
         if out.status.success()
-            && serde_json::from_slice::<Value>(&out.stdout).is_ok_and(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            && serde_json::from_slice::<Value>(&out.stdout)
+                .is_ok_and(|v| v["items"].as_array().is_some_and(|a| !a.is_empty()))
         {
             break;
         }

@@ -97,7 +97,7 @@ impl Pipeline {
     fn json(&self, args: &[&str]) -> Value {
         let out = self.command(args).args(["-o", "json"]).output().unwrap();
         assert!(out.status.success(), "barge {args:?}: {}", stderr(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
+        support::listed(serde_json::from_slice(&out.stdout).unwrap())
     }
 
     /// A token of this server with `role`: its secret.

@@ -117,7 +117,7 @@ async fn start_with(dir: &Path, defs: &Path, config: &Path, port: u16, env: &[(&
 fn get_json(dir: &Path, args: &[&str]) -> Value {
     let out = command(dir, args).args(["-o", "json"]).output().unwrap();
     assert!(out.status.success(), "{}", support::stderr(&out));
-    serde_json::from_slice(&out.stdout).unwrap()
+    support::listed(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// The path `barge get webhooks` lists for a provider's receiver.

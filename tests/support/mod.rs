@@ -26,6 +26,17 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// `barge validate -o json PATH...` parsed.
+/// What a `barge get … -o json` printed, for tests that read what it lists: a listing is
+/// the `List` kubectl and kargo print (`{"apiVersion": "v1", "kind": "List", "metadata": {},
+/// "items": [...]}`), read here as its items; a named object as itself. tests/get.rs checks
+/// the List's shape.
+pub fn listed(printed: serde_json::Value) -> serde_json::Value {
+    if printed["apiVersion"] == "v1" && printed["kind"] == "List" {
+        return printed["items"].clone();
+    }
+    printed
+}
+
 pub fn validate_json(paths: &[&Path]) -> serde_json::Value {
     let mut args = vec!["validate".to_string(), "-o".into(), "json".into()];
     args.extend(paths.iter().map(|p| p.display().to_string()));

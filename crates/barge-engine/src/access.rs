@@ -29,7 +29,16 @@ pub async fn authorize(cx: &Context<'_>, call: &mut Call) -> Result<(), EngineEr
     let (action, project, stages) = target(cx, call).await?;
     for stage in &stages {
         if let Err(denied) = authz::authorize(principal, action, project.as_deref(), stage.as_deref()) {
-            audit_denial(cx, call, principal, project.as_deref(), stage.as_deref(), &denied).await;
+            audit_denial(
+                cx,
+                call,
+                action,
+                principal,
+                project.as_deref(),
+                stage.as_deref(),
+                &denied,
+            )
+            .await;
             return Err(denied.into());
         }
     }
@@ -96,34 +105,31 @@ async fn target(cx: &Context<'_>, call: &Call) -> Result<(Action, Option<String>
 }
 
 /// Records a refusal; a failure to record it is logged and the call refused all the same.
+/// The event names the call ([`Call::name`], also its subject `Call/NAME`), the action it
+/// needed and the Freight it named; its project and Stage are the event's own columns.
 async fn audit_denial(
     cx: &Context<'_>,
     call: &Call,
+    action: Action,
     principal: &Principal,
     project: Option<&str>,
     stage: Option<&str>,
     denied: &Denied,
 ) {
     let status = if denied.unauthenticated { 401 } else { 403 };
-    let body = json!({"status": status, "reason": denied.reason, "call": call});
+    let mut body = json!({"status": status, "reason": denied.reason, "call": call.name(), "action": action});
+    if let Some(freight) = call.freight() {
+        body["freight"] = json!(freight);
+    }
     let denied = crate::events::Event::AccessDenied {
         project: project.unwrap_or("").into(),
         stage: stage.unwrap_or("").into(),
-        subject: format!("Call/{}", op(call)),
+        subject: format!("Call/{}", call.name()),
         actor: principal.actor(),
         body,
     };
     // The sink logs a failure to audit; the call is refused all the same.
     let _ = cx.events.emit(denied).await;
-}
-
-/// The call's name as the API spells it (`promote`, `token.create`).
-fn op(call: &Call) -> String {
-    let name = |v: serde_json::Value, tag: &str| v[tag].as_str().unwrap_or_default().to_string();
-    match call {
-        Call::Token(t) => format!("token.{}", name(json!(t), "verb")),
-        other => name(json!(other), "op"),
-    }
 }
 
 #[cfg(test)]
@@ -140,7 +146,7 @@ mod tests {
             actor: String::new(),
             override_reason: None,
         };
-        assert_eq!(op(&promote), "promote");
-        assert_eq!(op(&Call::Token(TokenCall::List)), "token.list");
+        assert_eq!(promote.name(), "promote");
+        assert_eq!(Call::Token(TokenCall::List).name(), "token.list");
     }
 }

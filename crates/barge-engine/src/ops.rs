@@ -13,12 +13,12 @@ use crate::promote::now_millis;
 use barge_core::Catalog;
 use barge_core::promotion::Phase;
 use barge_store::Store;
-use serde::{Deserialize, Serialize};
 
-/// A call, as the API takes it in JSON. `actor` may be left out there: the API records its
-/// token's identity instead ([`Call::actor_mut`]).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "camelCase", rename_all_fields = "camelCase")]
+/// A call: what a verb asks of the engine. It is no wire format: `barge serve` builds it from
+/// its REST routes and the CLI from its flags, each in memory. `actor` is left empty by the
+/// API: the engine records the principal's identity instead ([`Call::actor_mut`]); the audit
+/// log names a refused call by [`Call::name`].
+#[derive(Clone, Debug)]
 pub enum Call {
     GetStages {
         project: Option<String>,
@@ -33,7 +33,6 @@ pub enum Call {
         name: Option<String>,
         /// One page of the project's Freight (the REST API's `?limit=`), read as a page from
         /// the store instead of whole; needs `project`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
         page: Option<FreightPage>,
     },
     /// The webhook receivers the running definitions configure, with the path each is served
@@ -54,14 +53,11 @@ pub enum Call {
         /// Unix milliseconds.
         since: Option<i64>,
         /// Of this audit kind only (`promotion.created`, ...).
-        #[serde(default)]
         kind: Option<String>,
         /// At or before this time (Unix milliseconds).
-        #[serde(default)]
         until: Option<i64>,
         /// Only events after this one (its `at` and `id`) in the newest-first order: the
         /// next page.
-        #[serde(default)]
         before: Option<(i64, i64)>,
         limit: i64,
     },
@@ -77,7 +73,6 @@ pub enum Call {
         project: Option<String>,
         stage: String,
         freight: String,
-        #[serde(default)]
         actor: String,
         override_reason: Option<String>,
     },
@@ -87,7 +82,6 @@ pub enum Call {
         project: Option<String>,
         stage: String,
         freight: String,
-        #[serde(default)]
         actor: String,
         override_reason: Option<String>,
     },
@@ -96,39 +90,33 @@ pub enum Call {
         project: Option<String>,
         from: String,
         freight: String,
-        #[serde(default)]
         actor: String,
     },
     Approve {
         project: Option<String>,
         stage: String,
         freight: String,
-        #[serde(default)]
         actor: String,
     },
     Abort {
         project: Option<String>,
         name: String,
-        #[serde(default)]
         actor: String,
     },
     Hold {
         project: Option<String>,
         stage: String,
-        #[serde(default)]
         actor: String,
     },
     Release {
         project: Option<String>,
         stage: String,
-        #[serde(default)]
         actor: String,
     },
     Alias {
         project: Option<String>,
         freight: String,
         alias: String,
-        #[serde(default)]
         actor: String,
     },
     /// Queues a new verification of the Stage's current Freight, or aborts the running one.
@@ -136,14 +124,12 @@ pub enum Call {
         project: Option<String>,
         stage: String,
         abort: bool,
-        #[serde(default)]
         actor: String,
     },
     /// Discover a Warehouse now (the daemon's next pass takes it first).
     Refresh {
         project: Option<String>,
         warehouse: String,
-        #[serde(default)]
         actor: String,
     },
     /// The answering barge's version (`barge version --server`).
@@ -155,7 +141,6 @@ pub enum Call {
     GetNotifications {
         project: Option<String>,
         /// `pending`, `delivered` or `failed`; every state without it.
-        #[serde(default)]
         state: Option<String>,
         limit: i64,
     },
@@ -164,7 +149,7 @@ pub enum Call {
 }
 
 /// A page of Freight, newest first by creation time to the second and then name.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct FreightPage {
     /// At most this many Freight.
     pub limit: i64,
@@ -174,6 +159,49 @@ pub struct FreightPage {
 }
 
 impl Call {
+    /// The call's name, as the audit log's `access.denied` events name a refused call
+    /// (`Call/promote`): the verb in camelCase, `token.` and the verb for token calls.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Call::GetStages { .. } => "getStages",
+            Call::GetWarehouses { .. } => "getWarehouses",
+            Call::GetFreight { .. } => "getFreight",
+            Call::GetWebhooks { .. } => "getWebhooks",
+            Call::GetPromotions { .. } => "getPromotions",
+            Call::History { .. } => "history",
+            Call::Stats { .. } => "stats",
+            Call::Promote { .. } => "promote",
+            Call::PromoteDryRun { .. } => "promoteDryRun",
+            Call::PromoteDownstream { .. } => "promoteDownstream",
+            Call::Approve { .. } => "approve",
+            Call::Abort { .. } => "abort",
+            Call::Hold { .. } => "hold",
+            Call::Release { .. } => "release",
+            Call::Alias { .. } => "alias",
+            Call::Verify { .. } => "verify",
+            Call::Refresh { .. } => "refresh",
+            Call::Version => "version",
+            Call::GetReplicas => "getReplicas",
+            Call::GetNotifications { .. } => "getNotifications",
+            Call::Token(t) => t.name(),
+        }
+    }
+
+    /// The Freight the call names (its name or alias), for the calls that name one: the
+    /// audit log records it with a refusal.
+    pub fn freight(&self) -> Option<&str> {
+        match self {
+            Call::GetFreight { name, .. } => name.as_deref(),
+            Call::History { freight, .. } => freight.as_deref(),
+            Call::Promote { freight, .. }
+            | Call::PromoteDryRun { freight, .. }
+            | Call::PromoteDownstream { freight, .. }
+            | Call::Approve { freight, .. }
+            | Call::Alias { freight, .. } => Some(freight),
+            _ => None,
+        }
+    }
+
     /// Whether the call only reads the store.
     pub fn reads_only(&self) -> bool {
         matches!(

@@ -12,7 +12,7 @@ use crate::format::rfc3339;
 use crate::promote::now_millis;
 use barge_core::authz::{Principal, Role};
 use barge_store::{NewToken, Store, StoredToken};
-use serde::{Deserialize, Serialize};
+
 use sha2::Digest as _;
 
 /// What every token starts with, so that secret scanners and people recognise one.
@@ -22,26 +22,32 @@ pub const PREFIX: &str = "barge_";
 const LAST_USED_EVERY_MS: i64 = 60_000;
 
 /// `barge token ...` as a call ([`crate::ops::Call::Token`]).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "verb", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[derive(Clone, Debug)]
 pub enum TokenCall {
     Create {
         name: String,
         role: Role,
         project: Option<String>,
         stages: Option<Vec<String>>,
-        #[serde(default)]
         actor: String,
     },
     List,
     Revoke {
         name: String,
-        #[serde(default)]
         actor: String,
     },
 }
 
 impl TokenCall {
+    /// The call's name in the audit log ([`crate::ops::Call::name`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            TokenCall::Create { .. } => "token.create",
+            TokenCall::List => "token.list",
+            TokenCall::Revoke { .. } => "token.revoke",
+        }
+    }
+
     pub fn actor_mut(&mut self) -> Option<&mut String> {
         match self {
             TokenCall::Create { actor, .. } | TokenCall::Revoke { actor, .. } => Some(actor),

@@ -20,8 +20,8 @@ use axum::routing::get;
 use barge_core::authz::Principal;
 use barge_core::promotion::Phase;
 use barge_engine::answer::{
-    Aliased, Approved, FreightInfo, Held, NotificationInfo, PromotionInfo, PromotionPlan, RefreshRequested, Released,
-    ReplicaInfo, VersionInfo,
+    Aliased, Approved, FreightInfo, Held, NotificationInfo, PromotionPlan, RefreshRequested, Released, ReplicaInfo,
+    VersionInfo,
 };
 use barge_engine::resource;
 use barge_engine::{Answer, EngineError, ops::Call, ops::FreightPage};
@@ -476,13 +476,14 @@ struct PromoteBody {
     override_reason: Option<String>,
 }
 
-/// The promotions a call queued, as they are now.
+/// The promotions a call queued, as they are now: Kargo's Promotion resources, as
+/// `GET …/promotions/{name}` serves them.
 async fn queued(
     api: &Api,
     caller: &Principal,
     project: Option<&str>,
     answer: Answer,
-) -> Result<Vec<PromotionInfo>, Problem> {
+) -> Result<Vec<resource::Promotion>, Problem> {
     let Answer::Queued(queued) = answer else {
         return Err(unexpected(&answer));
     };
@@ -494,7 +495,7 @@ async fn queued(
             name: Some(name),
         };
         match run(api, caller, call).await? {
-            Answer::Promotions(p) => out.extend(p),
+            Answer::Promotions(p) => out.extend(p.iter().map(resource::Promotion::of)),
             other => return Err(unexpected(&other)),
         }
     }
@@ -510,7 +511,7 @@ struct PromoteOptions {
     dry_run: bool,
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage"), PromoteOptions), request_body = PromoteBody, responses((status = 202, description = "The queued promotion", body = PromotionInfo), (status = 200, description = "With `dryRun=true`: what the promotion would push", body = PromotionPlan), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage"), PromoteOptions), request_body = PromoteBody, responses((status = 202, description = "The queued Promotion, as `GET …/promotions/{name}` serves it", body = resource::Promotion), (status = 200, description = "With `dryRun=true`: what the promotion would push", body = PromotionPlan), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promote(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -559,7 +560,7 @@ struct FreightBody {
     freight: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions/downstream", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage whose downstream Stages to promote into")), request_body = FreightBody, responses((status = 202, description = "The queued promotions", body = Items<PromotionInfo>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/stages/{name}/promotions/downstream", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The Stage whose downstream Stages to promote into")), request_body = FreightBody, responses((status = 202, description = "The queued Promotions, each as `GET …/promotions/{name}` serves it", body = Items<resource::Promotion>), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn promote_downstream(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -870,7 +871,7 @@ async fn promotion(
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/projects/{project}/promotions/{name}/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The aborted promotion", body = PromotionInfo), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/projects/{project}/promotions/{name}/abort", tag = "barge", params(("project" = String, Path, description = "The project"), ("name" = String, Path, description = "The promotion")), responses((status = 200, description = "The aborted Promotion, as `GET …/promotions/{name}` serves it", body = resource::Promotion), (status = "4XX", description = "Refused: `code` is the error's class", body = Problem), (status = "5XX", description = "The server's trouble (503: try again)", body = Problem)))]
 async fn abort(
     api: axum::extract::State<Api>,
     Caller(caller): Caller,
@@ -881,7 +882,10 @@ async fn abort(
         name,
         actor: String::new(),
     };
-    ok(StatusCode::OK, run(&api, &caller, call).await?)
+    match run(&api, &caller, call).await? {
+        Answer::Aborted(p) => ok(StatusCode::OK, resource::Promotion::of(&p)),
+        other => Err(unexpected(&other)),
+    }
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

@@ -286,16 +286,25 @@ pub fn print(output: Format, v: &impl serde::Serialize, text: impl FnOnce() -> S
     Ok(())
 }
 
-/// Prints what a `get` verb found. With `one` (a name was asked for) JSON and YAML print the
-/// one object, as `kubectl get KIND NAME` does. `-o name` prints `kind.kargo.akuity.io/NAME`
-/// lines; `-o wide` is the table with more columns.
-pub fn print_get(output: GetFormat, answer: &Answer, one: bool) -> Result<()> {
-    let list = serde_json::to_value(answer)?;
-    let shown = if one { &list[0] } else { &list };
+/// A listing as `kubectl get` and `kargo get` print one with `-o json|yaml`: a
+/// `List` of the objects, whatever their number. Kargo's CLI (`PrintObjects`, pkg/cli/cmd/get)
+/// builds a `metav1.List` whose empty `ListMeta` prints as `metadata: {}`; kubectl's
+/// `{"resourceVersion": ""}` reads the same to scripts (`.items[]`).
+pub fn list(items: Vec<Value>) -> Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+}
+
+/// Prints what a `get` verb found: with `-o json|yaml` a [`list`] of the objects. `-o name`
+/// prints `kind.barge.dev/NAME` lines; `-o wide` is the table with more columns.
+pub fn print_get(output: GetFormat, answer: &Answer) -> Result<()> {
+    let items = match serde_json::to_value(answer)? {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
     let mut out = std::io::stdout().lock();
     match output {
-        GetFormat::Json => return print(Format::Json, shown, String::new),
-        GetFormat::Yaml => return print(Format::Yaml, shown, String::new),
+        GetFormat::Json => return print(Format::Json, &list(items), String::new),
+        GetFormat::Yaml => return print(Format::Yaml, &list(items), String::new),
         GetFormat::Text => write!(out, "{}", text(answer, false))?,
         GetFormat::Wide => write!(out, "{}", text(answer, true))?,
         GetFormat::Name => {

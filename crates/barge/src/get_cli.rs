@@ -338,12 +338,14 @@ async fn read_server(remote: &Server, q: &Query) -> Result<Resources> {
 }
 
 /// Prints what `get` found. With `one` (a name was asked for) JSON and YAML print the one
-/// object, as `kubectl get KIND NAME` does; a list prints as a JSON array of the objects.
+/// object, as `kubectl get KIND NAME` does; a listing prints as kubectl's and Kargo's `List`
+/// ([`client::list`]), also when it holds one object (Kargo's CLI then prints the object
+/// alone, which breaks a script's `.items[]` on a project with one Stage; kubectl does not).
 pub fn print(output: GetFormat, found: &Resources, one: bool) -> Result<()> {
-    let values = found.values()?;
-    let shown = match values.as_slice() {
-        [only] if one => only.clone(),
-        _ => Value::Array(values),
+    let mut values = found.values()?;
+    let shown = match values.len() {
+        1 if one => values.remove(0),
+        _ => client::list(values),
     };
     let mut out = std::io::stdout().lock();
     match output {
@@ -410,7 +412,13 @@ pub async fn watch(target: &Target, q: &Query, output: GetFormat) -> Result<()> 
                             print!("{}", found.table(output == GetFormat::Wide));
                             std::io::stdout().flush()?;
                         }
-                        _ => print(output, &found, false)?,
+                        // As `kubectl get -w -o json|yaml`: the objects one at a time, as
+                        // their changes print after them, not a List.
+                        _ => {
+                            for object in found.values()? {
+                                print_object(output, q.kind, &object)?;
+                            }
+                        }
                     }
                 }
                 Some(kind) => {
@@ -446,23 +454,36 @@ fn print_change(output: GetFormat, changed: &Resources) -> Result<()> {
             out.flush()?;
             Ok(())
         }
-        GetFormat::Yaml => {
-            println!("---");
-            print(output, changed, true)
+        GetFormat::Json | GetFormat::Yaml | GetFormat::Name => {
+            for object in changed.values()? {
+                print_object(output, changed.kind(), &object)?;
+            }
+            Ok(())
         }
-        GetFormat::Json | GetFormat::Name => print(output, changed, true),
     }
 }
 
-fn print_deleted(output: GetFormat, kind: Kind, object: &Value) -> Result<()> {
+/// One object of a watch, alone: JSON, a YAML document, or its name.
+fn print_object(output: GetFormat, kind: Kind, object: &Value) -> Result<()> {
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let mut out = std::io::stdout().lock();
     match output {
-        GetFormat::Json => println!("{}", serde_json::to_string_pretty(object)?),
-        GetFormat::Yaml => print!("---\n{}", yaml_serde::to_string(object)?),
-        GetFormat::Name => println!("{}/{name}", kind.resource()),
-        GetFormat::Text | GetFormat::Wide => println!("{name} deleted"),
+        GetFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(object)?)?,
+        GetFormat::Yaml => write!(out, "---\n{}", yaml_serde::to_string(object)?)?,
+        GetFormat::Name | GetFormat::Text | GetFormat::Wide => writeln!(out, "{}/{name}", kind.resource())?,
     }
+    out.flush()?;
     Ok(())
+}
+
+fn print_deleted(output: GetFormat, kind: Kind, object: &Value) -> Result<()> {
+    match output {
+        GetFormat::Text | GetFormat::Wide => {
+            println!("{} deleted", object["metadata"]["name"].as_str().unwrap_or_default());
+            Ok(())
+        }
+        _ => print_object(output, kind, object),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1589,7 +1589,7 @@ fn verb(target: &client::Target, c: ops::Call, output: Format) -> Result<ExitCod
 /// Runs a `get` call and prints what it found.
 fn get(target: &client::Target, c: ops::Call, output: GetFormat) -> Result<ExitCode> {
     let answer = block_on(client::call(target, c))?;
-    client::print_get(output, &answer, false)?;
+    client::print_get(output, &answer)?;
     Ok(ExitCode::SUCCESS)
 }
 

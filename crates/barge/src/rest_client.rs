@@ -271,10 +271,18 @@ async fn request(server: &str, token: &str, route: Route) -> Result<Value> {
     Ok(body)
 }
 
-/// A route's answer in the engine's shape: a promotion route answers the promotions it
-/// queued, the engine their names; a list is `{"items"}`; a promotion is Kargo's resource.
+/// A route's answer in the engine's shape: a promotion route answers the Promotions it
+/// queued (Kargo's resources), the engine their names; a list is `{"items"}`; a promotion
+/// (read or aborted) is Kargo's resource, the engine's its summary.
 fn engine_answer(c: &Call, mut body: Value) -> Result<Value> {
-    let name = |p: &Value| p["name"].clone();
+    let name = |p: &Value| p["metadata"]["name"].clone();
+    let info = |body: Value| -> Result<barge_engine::answer::PromotionInfo> {
+        let promotion: barge_engine::resource::Promotion =
+            serde_json::from_value(body).context("the server answered with something other than a Promotion")?;
+        promotion
+            .info()
+            .with_context(|| format!("promotion {} has a phase barge does not know", promotion.metadata.name))
+    };
     Ok(match c {
         Call::Promote { .. } => json!({"promotions": [name(&body)]}),
         Call::PromoteDownstream { .. } => {
@@ -287,12 +295,9 @@ fn engine_answer(c: &Call, mut body: Value) -> Result<Value> {
         | Call::GetNotifications { .. }
         | Call::Stats { .. }
         | Call::History { .. } => body["items"].take(),
+        Call::Abort { .. } => json!(info(body)?),
         Call::GetPromotions { stage, name, .. } => {
-            let promotion: barge_engine::resource::Promotion =
-                serde_json::from_value(body).context("the server answered with something other than a Promotion")?;
-            let info = promotion
-                .info()
-                .with_context(|| format!("promotion {} has a phase barge does not know", promotion.metadata.name))?;
+            let info = info(body)?;
             // The route finds a promotion by name alone; the call may name its Stage too.
             if stage.as_deref().is_some_and(|s| s != info.stage) {
                 bail!("no promotion named {:?}", name.as_deref().unwrap_or_default());

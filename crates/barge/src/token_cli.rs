@@ -102,7 +102,7 @@ pub fn run(what: TokenWhat) -> Result<ExitCode> {
         }
         TokenWhat::List(a) => {
             let list = crate::block_on(client::call(&a.target, Call::Token(TokenCall::List)))?;
-            client::print_get(a.output, &list, false)?;
+            client::print_get(a.output, &list)?;
         }
         TokenWhat::Revoke(a) => {
             let c = Call::Token(TokenCall::Revoke {

@@ -26,13 +26,26 @@ pub struct GetWebhooksArgs {
     output: Format,
 }
 
+/// The receivers: a table, or with `-o json|yaml` a `List` as every `barge get` listing
+/// prints ([`client::list`]).
+fn print(output: Format, list: &[WebhookInfo]) -> Result<()> {
+    match output {
+        Format::Text => client::print(output, &list, || table(list)),
+        Format::Json | Format::Yaml => client::print(
+            output,
+            &client::list(serde_json::to_value(list)?.as_array().cloned().unwrap_or_default()),
+            String::new,
+        ),
+    }
+}
+
 pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
     if args.remote.server.is_some() {
         let call = ops::Call::GetWebhooks { project: args.project };
         let Answer::Webhooks(list) = crate::block_on(client::call_server(&args.remote, call))? else {
             anyhow::bail!("barge serve answered with something else than its webhook receivers");
         };
-        client::print(args.output, &list, || table(&list))?;
+        print(args.output, &list)?;
         return Ok(ExitCode::SUCCESS);
     }
     let catalog = match crate::load(&args.paths) {
@@ -49,7 +62,7 @@ pub fn get_webhooks(args: GetWebhooksArgs) -> Result<ExitCode> {
         .filter(|r| args.project.as_deref().is_none_or(|p| r.project == p))
         .map(|r| WebhookInfo::of(&r.listing()))
         .collect();
-    client::print(args.output, &list, || table(&list))?;
+    print(args.output, &list)?;
     for p in &problems {
         eprintln!("barge: error: {p}");
     }
