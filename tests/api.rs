@@ -819,7 +819,11 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited(backend: Backen
         .unwrap();
     assert_eq!(refused["subject"], "Call/promote", "{refused}");
     assert_eq!(
-        (&refused["body"]["call"], &refused["body"]["action"], &refused["body"]["freight"]),
+        (
+            &refused["body"]["call"],
+            &refused["body"]["action"],
+            &refused["body"]["freight"]
+        ),
         (&json!("promote"), &json!("promote"), &json!(alias)),
         "{refused}"
     );
