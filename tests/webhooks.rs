@@ -3,7 +3,9 @@
 //! provider does wakes exactly the Warehouses subscribed to what was pushed (202), a bad one
 //! is refused (401, audited) and wakes nothing; replays, unknown receivers, oversized and
 //! malformed bodies are answered without refreshing. The distribution registry's own
-//! notifications drive a real discovery end to end.
+//! notifications drive a real discovery end to end. A merged pull request announced by each
+//! forge (GitHub, GitLab, Gitea, Bitbucket Cloud, Azure DevOps) wakes the promotion waiting
+//! on it in git-wait-for-pr.
 //!
 //! Payloads are the providers' documented examples, cut to the fields barge reads, with the
 //! repositories of this test.

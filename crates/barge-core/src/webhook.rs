@@ -688,9 +688,8 @@ fn harbor(payload: &Value) -> Result<Delivery, Refusal> {
 /// the organisation as a user name, which [`pull_request_key`] drops).
 fn azure(payload: &Value) -> Result<Delivery, Refusal> {
     if let Some(event) = text(payload, "/eventType") {
-        let remote = || {
-            text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"))
-        };
+        let remote =
+            || text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"));
         return match event.as_str() {
             "git.push" => Ok(Delivery {
                 id: text(payload, "/id"),
@@ -1191,7 +1190,10 @@ mod tests {
             assert_eq!(d.id.as_deref(), Some("u-1"));
         }
         // An instance's system hook sends the same body.
-        assert_eq!(closed(deliver(&r, &headers("System Hook"), &event("merge"))).as_deref(), Some(url));
+        assert_eq!(
+            closed(deliver(&r, &headers("System Hook"), &event("merge"))).as_deref(),
+            Some(url)
+        );
         // Opened, updated, approved: nothing to wake.
         for action in ["open", "update", "approved", "reopen"] {
             let d = deliver(&r, &headers("Merge Request Hook"), &event(action)).unwrap();
@@ -1260,7 +1262,11 @@ mod tests {
             with(&[("x-hub-signature-256", format!("sha256={forged}"))]),
             with(&[("x-gitea-signature", format!("sha256={sig}"))]),
         ] {
-            assert_eq!(deliver(&r, &headers, &event("closed")), Err(Refusal::Unauthorized), "{headers:?}");
+            assert_eq!(
+                deliver(&r, &headers, &event("closed")),
+                Err(Refusal::Unauthorized),
+                "{headers:?}"
+            );
         }
         // Another action wakes nothing.
         let opened = event("opened");

@@ -403,7 +403,10 @@ impl TestForge {
                 }
             }
             Flavor::Bitbucket => {
-                let key = state_word(&pr, ["pullrequest:created", "pullrequest:fulfilled", "pullrequest:rejected"]);
+                let key = state_word(
+                    &pr,
+                    ["pullrequest:created", "pullrequest:fulfilled", "pullrequest:rejected"],
+                );
                 headers.push(("X-Event-Key", key.into()));
                 headers.push(("X-Request-UUID", id.into()));
                 headers.extend(hmac.map(|h| ("X-Hub-Signature", format!("sha256={h}"))));
