@@ -3,7 +3,9 @@
 //! provider does wakes exactly the Warehouses subscribed to what was pushed (202), a bad one
 //! is refused (401, audited) and wakes nothing; replays, unknown receivers, oversized and
 //! malformed bodies are answered without refreshing. The distribution registry's own
-//! notifications drive a real discovery end to end.
+//! notifications drive a real discovery end to end. A merged pull request announced by each
+//! forge (GitHub, GitLab, Gitea, Bitbucket Cloud, Azure DevOps) wakes the promotion waiting
+//! on it in git-wait-for-pr.
 //!
 //! Payloads are the providers' documented examples, cut to the fields barge reads, with the
 //! repositories of this test.
@@ -11,6 +13,7 @@
 mod support;
 
 use barge_core::webhook::{Provider, receiver_path, sign};
+use barge_testkit::forge::{Flavor, TestForge};
 use barge_testkit::git as git_kit;
 use barge_testkit::registry::TestRegistry;
 use serde_json::{Value, json};
@@ -1135,13 +1138,13 @@ spec:
     );
 }
 
-/// The config repository the PR pipeline promotes through, on the test forge.
-const PR_REPO: &str = "acme/config";
+/// The test forge's token.
 const FORGE_TOKEN: &str = "forge-t0ken";
 
-/// Project `demo`: a GitHub receiver, a Warehouse on the test registry's `demo/app` and a
-/// Stage `dev`, auto-promoted, whose promotion pushes a branch, opens a PR on the forge and
-/// waits for it to be merged. REGISTRY is the registry's host.
+/// Project `demo`: a receiver `forge` of the forge's provider (RECEIVER_KEY), a Warehouse on
+/// the test registry's `demo/app` and a Stage `dev`, auto-promoted, whose promotion pushes a
+/// branch, opens a PR on the forge (PR_PROVIDER, the repository CONFIG_REPO on it) and waits
+/// for it to be merged. REGISTRY is the registry's host.
 const PR_PIPELINE: &str = r#"
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Project
@@ -1156,7 +1159,7 @@ spec:
       autoPromotionEnabled: true
   webhookReceivers:
     - name: forge
-      github: {secretRef: {name: github}}
+      RECEIVER_KEY: {secretRef: {name: RECEIVER_KEY}}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
@@ -1171,7 +1174,7 @@ kind: Stage
 metadata: {name: dev, namespace: demo}
 spec:
   vars:
-    - {name: repo, value: "https://forge.example.com/acme/config.git"}
+    - {name: repo, value: "https://forge.example.com/CONFIG_REPO.git"}
   requestedFreight:
     - origin: {kind: Warehouse, name: app}
       sources: {direct: true}
@@ -1193,12 +1196,12 @@ spec:
           as: open-pr
           config:
             repoURL: ${{ vars.repo }}
-            provider: github
+            provider: PR_PROVIDER
             sourceBranch: ${{ outputs.push.branch }}
             targetBranch: main
         - uses: git-wait-for-pr
           as: wait
-          config: {repoURL: "${{ vars.repo }}", provider: github, prNumber: "${{ outputs['open-pr'].pr.id }}"}
+          config: {repoURL: "${{ vars.repo }}", provider: PR_PROVIDER, prNumber: "${{ outputs['open-pr'].pr.id }}"}
 "#;
 
 /// The dev promotion, as `barge get promotions` reports it (None before there is one).
@@ -1208,10 +1211,16 @@ fn dev_promotion(dir: &Path) -> Option<Value> {
         .and_then(|l| l.first().cloned())
 }
 
-/// How often the forge was asked for `repo`'s PR `number` (git-wait-for-pr's check).
-fn pr_checks(forge: &barge_testkit::forge::TestForge, repo: &str, number: i64) -> usize {
-    let call = format!("GET /gh/repos/{repo}/pulls/{number}");
-    forge.calls().iter().filter(|c| **c == call).count()
+/// For a forge flavor: the webhook receiver's provider, the PR steps' `provider:`, and the
+/// path on the forge of its repository `name` (Azure DevOps: `org/project/_git/name`).
+fn forge_flavor(flavor: Flavor, name: &str) -> (Provider, &'static str, String) {
+    match flavor {
+        Flavor::GitHub => (Provider::GitHub, "github", format!("acme/{name}")),
+        Flavor::GitLab => (Provider::GitLab, "gitlab", format!("acme/{name}")),
+        Flavor::Gitea => (Provider::Gitea, "gitea", format!("acme/{name}")),
+        Flavor::AzureDevOps => (Provider::Azure, "azure", format!("acme/shop/_git/{name}")),
+        Flavor::Bitbucket => (Provider::Bitbucket, "bitbucket", format!("acme/{name}")),
+    }
 }
 
 /// Issue #18: a promotion waiting in git-wait-for-pr (its poll an hour away) goes on as soon
@@ -1220,34 +1229,83 @@ fn pr_checks(forge: &barge_testkit::forge::TestForge, repo: &str, number: i64) -
 /// leave it waiting.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_that_pr() {
-    use barge_testkit::forge::{Flavor, TestForge};
+    a_merged_pr_delivery_wakes_the_waiting_promotion(Flavor::GitHub).await;
+}
 
+/// GitLab's merge request hook (`object_kind: merge_request`, action `merge`), with the
+/// receiver's secret in `X-Gitlab-Token`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitlab_merge_request_merge_delivery_wakes_the_promotion_waiting_for_that_mr() {
+    a_merged_pr_delivery_wakes_the_waiting_promotion(Flavor::GitLab).await;
+}
+
+/// Gitea's `pull_request` event (action `closed`), signed as Gitea signs
+/// (`X-Gitea-Signature`, `X-Gogs-Signature`, `X-Hub-Signature-256`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gitea_pull_request_closed_delivery_wakes_the_promotion_waiting_for_that_pr() {
+    a_merged_pr_delivery_wakes_the_waiting_promotion(Flavor::Gitea).await;
+}
+
+/// Bitbucket Cloud's `pullrequest:fulfilled`, signed in `X-Hub-Signature`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bitbucket_pullrequest_fulfilled_delivery_wakes_the_promotion_waiting_for_that_pr() {
+    a_merged_pr_delivery_wakes_the_waiting_promotion(Flavor::Bitbucket).await;
+}
+
+/// Azure DevOps' `git.pullrequest.merged` service hook to an `azure` receiver (the secret in
+/// its URL; `remoteUrl` names the organisation as its user, the API's web URL does not).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_azure_devops_pullrequest_merged_delivery_wakes_the_promotion_waiting_for_that_pr() {
+    a_merged_pr_delivery_wakes_the_waiting_promotion(Flavor::AzureDevOps).await;
+}
+
+/// The scaffold of the tests above, for one forge flavor: the promotion opens PR #1 on the
+/// test forge and waits; a reviewer merges it, and another PR of the repository and one of
+/// another repository; deliveries about those two wake nothing, unsigned and forged ones are
+/// refused, and the authentic one about PR #1 makes the step check again at once, so the
+/// promotion succeeds long before the hour's poll.
+async fn a_merged_pr_delivery_wakes_the_waiting_promotion(flavor: Flavor) {
+    let (provider, pr_provider, repo) = forge_flavor(flavor, "config");
+    let (_, _, other_repo) = forge_flavor(flavor, "other");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("forge");
     std::fs::create_dir_all(&root).unwrap();
     let forge = TestForge::start(&root, FORGE_TOKEN).await;
     let overlay = "images:\n  - name: app\n    newTag: 0.9.0\n";
-    let bare = forge.create_repo(PR_REPO, &[("env/dev/kustomization.yaml", overlay)]);
-    let other_bare = forge.create_repo("acme/other", &[("README.md", "other\n")]);
+    let bare = forge.create_repo(&repo, &[("env/dev/kustomization.yaml", overlay)]);
+    let other_bare = forge.create_repo(&other_repo, &[("README.md", "other\n")]);
     let git = support::GitDaemon::start(&root);
     let reg = TestRegistry::start(None).await;
     reg.push_image("demo/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
         .await;
 
     let defs = dir.path().join("defs.yaml");
-    std::fs::write(&defs, PR_PIPELINE.replace("REGISTRY", &reg.host)).unwrap();
+    std::fs::write(
+        &defs,
+        PR_PIPELINE
+            .replace("REGISTRY", &reg.host)
+            .replace("RECEIVER_KEY", provider.key())
+            .replace("PR_PROVIDER", pr_provider)
+            .replace("CONFIG_REPO", &repo),
+    )
+    .unwrap();
     let config = dir.path().join("barge.yaml");
+    // Bitbucket's API wants the account beside the token; the others ignore the user name.
     std::fs::write(
         &config,
         format!(
             "registries: {{plainHTTP: [{reg}]}}\n\
              rewrites:\n  - {{from: https://forge.example.com/, to: git://127.0.0.1:{git}/}}\n\
-             git:\n  credentials:\n    - {{prefix: https://forge.example.com/, username: x-access-token, passwordFrom: {{env: FORGE_TOKEN}}}}\n  \
+             git:\n  credentials:\n    - {{prefix: https://forge.example.com/, username: {account}, passwordFrom: {{env: FORGE_TOKEN}}}}\n  \
              prAPIs:\n    - {{prefix: https://forge.example.com/, url: {api}}}\n\
-             secrets:\n  github:\n    secret: {{env: HOOK_GITHUB}}\n",
+             secrets:\n  {p}:\n    {key}: {{env: HOOK_{upper}}}\n",
             reg = reg.host,
             git = git.port,
-            api = forge.api(Flavor::GitHub),
+            account = barge_testkit::forge::ACCOUNT,
+            api = forge.api(flavor),
+            p = provider.key(),
+            key = provider.secret_key(),
+            upper = provider.key().to_uppercase(),
         ),
     )
     .unwrap();
@@ -1261,10 +1319,15 @@ async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_t
     )
     .await;
     let log = || std::fs::read_to_string(&daemon.log).unwrap_or_default();
+    // How often the forge was asked for PR #1 (git-wait-for-pr's check).
+    let checks = || {
+        let call = format!("GET {}", forge.pr_path(flavor, &repo, 1));
+        forge.calls().iter().filter(|c| **c == call).count()
+    };
 
     // The promotion opened PR #1 and git-wait-for-pr found it open.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while pr_checks(&forge, PR_REPO, 1) == 0 {
+    while checks() == 0 {
         assert!(
             Instant::now() < deadline,
             "the promotion never checked its PR; forge calls {:?}\n{}",
@@ -1273,80 +1336,77 @@ async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_t
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let pr = &forge.prs(PR_REPO)[0];
+    let pr = &forge.prs(&repo)[0];
     assert_eq!((pr.number, pr.state, &pr.target[..]), (1, "open", "main"));
     let waiting = dev_promotion(dir.path()).expect("a dev promotion");
     assert_eq!(waiting["status"]["phase"], "Running", "{waiting}");
 
     // A reviewer merges it on the forge: only a re-check can see that now.
     let merger = forge.clone();
-    tokio::task::spawn_blocking(move || merger.merge(PR_REPO, 1))
+    let merged_repo = repo.clone();
+    tokio::task::spawn_blocking(move || merger.merge(&merged_repo, 1))
         .await
         .unwrap();
     // The same number in another repository, and another PR of this one, merged too.
     git_kit::git(&other_bare, &["branch", "fix", "main"]);
-    let other_repo_pr = forge.open_pr("acme/other", "fix", "main", "fix");
+    let other_repo_pr = forge.open_pr(&other_repo, "fix", "main", "fix");
     git_kit::git(&bare, &["branch", "docs", "main"]);
-    let other_pr = forge.open_pr(PR_REPO, "docs", "main", "docs");
+    let other_pr = forge.open_pr(&repo, "docs", "main", "docs");
     assert_eq!((other_repo_pr, other_pr), (1, 2));
     let merger = forge.clone();
+    let (a, b) = (other_repo.clone(), repo.clone());
     tokio::task::spawn_blocking(move || {
-        merger.merge("acme/other", 1);
-        merger.merge(PR_REPO, 2);
+        merger.merge(&a, 1);
+        merger.merge(&b, 2);
     })
     .await
     .unwrap();
 
-    let secret = secret_of(Provider::GitHub);
+    let secret = secret_of(provider);
     let url = format!(
         "{}{}",
         daemon.base,
-        receiver_path("demo", Provider::GitHub, "forge", &[&secret])
+        receiver_path("demo", provider, "forge", &[&secret])
     );
-    let delivery = |repo: &str, number: i64, id: &str| {
-        let body = serde_json::to_vec(&forge.pull_request_event(repo, number)).unwrap();
-        let headers = vec![
-            ("Content-Type", "application/json".to_string()),
-            ("X-GitHub-Event", "pull_request".to_string()),
-            ("X-GitHub-Delivery", id.to_string()),
-        ];
-        (headers, body)
-    };
-    let with_signature = |mut headers: Vec<(&'static str, String)>, body: &[u8], secret: &str| {
-        headers.push(("X-Hub-Signature-256", format!("sha256={}", sign(secret, body))));
-        headers
-    };
 
-    // Signed deliveries about another repository's PR #1 and this repository's PR #2.
-    for (repo, number, id) in [("acme/other", 1, "d-other-repo"), (PR_REPO, 2, "d-other-pr")] {
-        let (headers, body) = delivery(repo, number, id);
-        assert_eq!(forge.pull_request_event(repo, number)["pull_request"]["merged"], true);
-        let (status, answer) = post(&url, &with_signature(headers, &body, &secret), body).await;
-        assert_eq!(status, 200, "{repo}#{number}: {answer}");
-        assert_eq!(answer["woken"], 0, "{repo}#{number}: {answer}");
+    // Authentic deliveries about another repository's PR #1 and this repository's PR #2.
+    for (r, number, id) in [(&other_repo, 1, "d-other-repo"), (&repo, 2, "d-other-pr")] {
+        assert!(forge.prs(r)[number as usize - 1].merged);
+        let (headers, body) = forge.pull_request_delivery(flavor, r, number, id, Some(&secret));
+        let (status, answer) = post(&url, &headers, body).await;
+        assert_eq!(status, 200, "{r}#{number}: {answer}");
+        assert_eq!(answer["woken"], 0, "{r}#{number}: {answer}");
     }
-    // The right PR's delivery, unsigned and signed with another secret: refused.
-    let (headers, body) = delivery(PR_REPO, 1, "d-unsigned");
-    let (status, answer) = post(&url, &headers, body.clone()).await;
-    assert_eq!(status, 401, "{answer}");
-    let (status, answer) = post(&url, &with_signature(headers, &body, "not-the-secret"), body).await;
-    assert_eq!(status, 401, "{answer}");
+    // The right PR's delivery, unauthenticated: refused.
+    if flavor == Flavor::AzureDevOps {
+        // Azure DevOps signs nothing: the secret is in the URL, and one made with another
+        // secret is no receiver's.
+        let forged = format!(
+            "{}{}",
+            daemon.base,
+            receiver_path("demo", provider, "forge", &["not-the-secret"])
+        );
+        let (headers, body) = forge.pull_request_delivery(flavor, &repo, 1, "d-forged", None);
+        let (status, answer) = post(&forged, &headers, body).await;
+        assert_eq!(status, 404, "{answer}");
+    } else {
+        for (id, secret) in [("d-unsigned", None), ("d-forged", Some("not-the-secret"))] {
+            let (headers, body) = forge.pull_request_delivery(flavor, &repo, 1, id, secret);
+            let (status, answer) = post(&url, &headers, body).await;
+            assert_eq!(status, 401, "{id}: {answer}");
+        }
+    }
     // None of them made the step look again: it still waits, having checked once.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pr_checks(&forge, PR_REPO, 1), 1, "{:?}", forge.calls());
+    assert_eq!(checks(), 1, "{:?}", forge.calls());
     let still = dev_promotion(dir.path()).unwrap();
     assert_eq!(still["status"]["phase"], "Running", "{still}");
 
-    // The signed delivery for its PR (closed, merged): the step checks again at once and the
+    // The authentic delivery for its PR (merged): the step checks again at once and the
     // promotion succeeds, long before the hour's poll.
-    let (headers, body) = delivery(PR_REPO, 1, "d-merged");
-    let event: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(
-        (&event["action"], &event["pull_request"]["merged"]),
-        (&json!("closed"), &json!(true))
-    );
+    let (headers, body) = forge.pull_request_delivery(flavor, &repo, 1, "d-merged", Some(&secret));
     let sent = Instant::now();
-    let (status, answer) = post(&url, &with_signature(headers, &body, &secret), body).await;
+    let (status, answer) = post(&url, &headers, body).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["woken"], 1, "{answer}");
     let done = loop {
@@ -1362,7 +1422,7 @@ async fn a_signed_pull_request_closed_delivery_wakes_the_promotion_waiting_for_t
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(done["status"]["phase"], "Succeeded", "{done}\n{}", log());
-    assert_eq!(pr_checks(&forge, PR_REPO, 1), 2, "one check more, the woken one");
+    assert_eq!(checks(), 2, "one check more, the woken one");
     // The PR's merge put the tag on main, and the Freight is in dev.
     let merged = git_kit::git(&bare, &["show", "main:env/dev/kustomization.yaml"]);
     assert!(merged.contains("newTag: 1.0.0"), "{merged}");

@@ -273,7 +273,8 @@ pub struct Delivery {
     /// The paths a git push changed, when the sender lists them all: Warehouses whose
     /// include/exclude paths match none of them are not woken.
     pub changed_paths: Option<Vec<String>>,
-    /// A pull request that was closed (its web URL): promotions waiting for it may go on.
+    /// A pull (merge) request that was merged or closed, by its web URL as the sender wrote
+    /// it: promotions waiting for it may go on (compared by [`pull_request_key`]).
     pub closed_pull_request: Option<String>,
     /// Why nothing is refreshed (a ping, an event or action that changes nothing).
     pub ignored: Option<String>,
@@ -321,9 +322,25 @@ fn authenticate(receiver: &Receiver, header: Headers<'_>, body: &[u8]) -> Result
     let secret = receiver.secret.as_bytes();
     let given = |name: &str| header(name).ok_or(Refusal::Unauthorized);
     let ok = match receiver.provider {
-        // GitHub and Gitea: `sha256=<hex HMAC-SHA256>`; Bitbucket Cloud sends the same form
-        // in `X-Hub-Signature`.
-        Provider::GitHub | Provider::Gitea => hmac_matches(secret, body, &given("x-hub-signature-256")?, "sha256="),
+        // GitHub: `sha256=<hex HMAC-SHA256>`; Bitbucket Cloud sends the same form in
+        // `X-Hub-Signature`.
+        Provider::GitHub => hmac_matches(secret, body, &given("x-hub-signature-256")?, "sha256="),
+        // Gitea signs every delivery three ways with one HMAC-SHA256 (services/webhook/
+        // deliver.go): `X-Hub-Signature-256: sha256=<hex>` (Kargo reads this one),
+        // `X-Gitea-Signature: <hex>` and `X-Gogs-Signature: <hex>`; Forgejo, Gitea before
+        // the GitHub-style header, and Gogs send only the bare ones. The first present is
+        // checked.
+        Provider::Gitea => match header("x-hub-signature-256") {
+            Some(sig) => hmac_matches(secret, body, &sig, "sha256="),
+            None => hmac_matches(
+                secret,
+                body,
+                &header("x-gitea-signature")
+                    .or_else(|| header("x-gogs-signature"))
+                    .ok_or(Refusal::Unauthorized)?,
+                "",
+            ),
+        },
         Provider::Bitbucket => hmac_matches(secret, body, &given("x-hub-signature")?, "sha256="),
         // Artifactory: the bare hex HMAC-SHA256.
         Provider::Artifactory => hmac_matches(secret, body, &given("x-jfrog-event-auth")?, ""),
@@ -352,6 +369,25 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     hex(&mac.finalize().into_bytes())
+}
+
+/// What a pull request's web URL is compared by, between the step waiting on it (the URL the
+/// forge's API answered) and a delivery announcing it (the URL the webhook carries): without
+/// a user name or password (Azure DevOps' `remoteUrl` names the organisation), query or
+/// fragment, or trailing `/`, in lower case (forges' owner and repository names are not
+/// case-sensitive). Two spellings of one PR meet; a wrong match only costs a check.
+pub fn pull_request_key(url: &str) -> String {
+    let url = url.trim();
+    let url = url.split(['#', '?']).next().unwrap_or_default().trim_end_matches('/');
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let key = if scheme.is_empty() {
+        format!("{host}/{path}")
+    } else {
+        format!("{scheme}://{host}/{path}")
+    };
+    key.trim_end_matches('/').to_lowercase()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -496,36 +532,74 @@ fn distribution(payload: &Value) -> Result<Delivery, Refusal> {
     Ok(d)
 }
 
-/// GitLab: push and tag push hooks (https://docs.gitlab.com/user/project/integrations/webhook_events/).
+/// GitLab: push and tag push hooks, and merge request hooks
+/// (https://docs.gitlab.com/user/project/integrations/webhook_events/): a merge request
+/// merged or closed (`object_attributes.action` `merge` or `close`) is announced by its web
+/// URL, `object_attributes.url` (the API's `web_url`). An instance's system hook sends the
+/// same merge request body with `X-Gitlab-Event: System Hook`; its `object_kind` says so.
 fn gitlab(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
-    match header("x-gitlab-event").as_deref() {
-        Some("Push Hook" | "Tag Push Hook") => Ok(Delivery {
-            id: header("x-gitlab-event-uuid"),
+    let id = header("x-gitlab-event-uuid");
+    let event = header("x-gitlab-event");
+    let kind = text(payload, "/object_kind");
+    match (event.as_deref(), kind.as_deref()) {
+        (Some("Push Hook" | "Tag Push Hook"), _) => Ok(Delivery {
+            id,
             git: texts(payload, &["/project/git_http_url", "/project/git_ssh_url"]),
             git_ref: text(payload, "/ref"),
             changed_paths: changed_paths(payload),
             ..Delivery::default()
         }),
-        other => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
+        (Some("Merge Request Hook" | "System Hook"), Some("merge_request")) => {
+            let action = text(payload, "/object_attributes/action").unwrap_or_default();
+            if action != "merge" && action != "close" {
+                return Ok(Delivery::ignored(format!(
+                    "merge request action {action:?}: only merged or closed merge requests matter"
+                )));
+            }
+            Ok(Delivery {
+                id,
+                closed_pull_request: Some(
+                    text(payload, "/object_attributes/url").ok_or_else(|| bad("object_attributes.url"))?,
+                ),
+                ..Delivery::default()
+            })
+        }
+        (other, _) => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
     }
 }
 
-/// Gitea: push (https://docs.gitea.com/usage/webhooks), GitHub's payload shape.
+/// Gitea (and Gogs, whose headers Gitea sends too): push and pull_request
+/// (https://docs.gitea.com/usage/webhooks), GitHub's payload shapes. A pull request merged or
+/// closed is `action: closed` (`pull_request.merged` tells which), announced by its
+/// `pull_request.html_url`.
 fn gitea(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
-    match header("x-gitea-event").as_deref() {
+    let id = header("x-gitea-delivery").or_else(|| header("x-gogs-delivery"));
+    match header("x-gitea-event").or_else(|| header("x-gogs-event")).as_deref() {
         Some("push") => Ok(Delivery {
-            id: header("x-gitea-delivery"),
+            id,
             git: texts(payload, &["/repository/clone_url", "/repository/ssh_url"]),
             git_ref: text(payload, "/ref"),
             changed_paths: changed_paths(payload),
             ..Delivery::default()
         }),
+        Some("pull_request") => {
+            if text(payload, "/action").as_deref() != Some("closed") {
+                return Ok(Delivery::ignored("only closed pull requests matter"));
+            }
+            Ok(Delivery {
+                id,
+                closed_pull_request: Some(text(payload, "/pull_request/html_url").ok_or_else(|| bad("html_url"))?),
+                ..Delivery::default()
+            })
+        }
         other => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
     }
 }
 
-/// Bitbucket Cloud: `repo:push` (https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/);
-/// the repository's web URL is its clone URL without `.git`.
+/// Bitbucket Cloud: `repo:push`, `pullrequest:fulfilled` (merged) and `pullrequest:rejected`
+/// (declined) (https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/); the
+/// repository's web URL is its clone URL without `.git`, a pull request's is
+/// `pullrequest.links.html.href`.
 fn bitbucket(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> {
     match header("x-event-key").as_deref() {
         Some("repo:push") => Ok(Delivery {
@@ -542,6 +616,17 @@ fn bitbucket(header: Headers<'_>, payload: &Value) -> Result<Delivery, Refusal> 
             },
             ..Delivery::default()
         }),
+        // Merged, or declined.
+        Some("pullrequest:fulfilled" | "pullrequest:rejected") => Ok(Delivery {
+            id: header("x-request-uuid"),
+            closed_pull_request: Some(
+                text(payload, "/pullrequest/links/html/href").ok_or_else(|| bad("pullrequest.links.html.href"))?,
+            ),
+            ..Delivery::default()
+        }),
+        Some(event) if event.starts_with("pullrequest:") => {
+            Ok(Delivery::ignored("only merged or declined pull requests matter"))
+        }
         Some("diagnostics:ping") => Ok(Delivery::ignored("ping event received")),
         other => Err(Refusal::BadRequest(format!("event type {other:?} is not supported"))),
     }
@@ -595,21 +680,44 @@ fn harbor(payload: &Value) -> Result<Delivery, Refusal> {
 
 /// Azure Container Registry: `push` events, `request.host` + `target.repository`
 /// (https://learn.microsoft.com/azure/container-registry/container-registry-webhook-reference).
-/// Azure DevOps (Azure Repos) sends service hooks with an `eventType`: `git.push` names the
-/// repository's `remoteUrl` (https://learn.microsoft.com/azure/devops/service-hooks/events#git.push).
+/// Azure DevOps (Azure Repos) sends service hooks with an `eventType`
+/// (https://learn.microsoft.com/azure/devops/service-hooks/events): `git.push` names the
+/// repository's `remoteUrl`; `git.pullrequest.merged` (a merge commit was made), and
+/// `git.pullrequest.updated` with `status` `completed` or `abandoned`, name a pull request
+/// that the web URL `<remoteUrl>/pullrequest/<pullRequestId>` shows (`remoteUrl` may carry
+/// the organisation as a user name, which [`pull_request_key`] drops).
 fn azure(payload: &Value) -> Result<Delivery, Refusal> {
     if let Some(event) = text(payload, "/eventType") {
-        if event != "git.push" {
-            return Ok(Delivery::ignored(format!("event type {event:?} changes nothing")));
-        }
-        return Ok(Delivery {
-            id: text(payload, "/id"),
-            git: vec![
-                text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"))?,
-            ],
-            git_ref: text(payload, "/resource/refUpdates/0/name"),
-            ..Delivery::default()
-        });
+        let remote =
+            || text(payload, "/resource/repository/remoteUrl").ok_or_else(|| bad("resource.repository.remoteUrl"));
+        return match event.as_str() {
+            "git.push" => Ok(Delivery {
+                id: text(payload, "/id"),
+                git: vec![remote()?],
+                git_ref: text(payload, "/resource/refUpdates/0/name"),
+                ..Delivery::default()
+            }),
+            "git.pullrequest.updated"
+                if !matches!(
+                    text(payload, "/resource/status").as_deref(),
+                    Some("completed" | "abandoned")
+                ) =>
+            {
+                Ok(Delivery::ignored("only completed or abandoned pull requests matter"))
+            }
+            "git.pullrequest.merged" | "git.pullrequest.updated" => {
+                let number = payload
+                    .pointer("/resource/pullRequestId")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| bad("resource.pullRequestId"))?;
+                Ok(Delivery {
+                    id: text(payload, "/id"),
+                    closed_pull_request: Some(format!("{}/pullrequest/{number}", remote()?.trim_end_matches('/'))),
+                    ..Delivery::default()
+                })
+            }
+            _ => Ok(Delivery::ignored(format!("event type {event:?} changes nothing"))),
+        };
     }
     match text(payload, "/action").as_deref() {
         Some("push" | "chart_push") => {
@@ -904,6 +1012,7 @@ fn follows(g: &crate::model::kargo::GitSubscription, git_ref: Option<&str>) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// A catalog of `demo`'s generic receiver `hook` with `actions` and two Warehouses:
     /// `a` (label team=ui, subscribed to acme/a) and `b` (team=api, acme/b).
@@ -999,6 +1108,241 @@ mod tests {
             generic_request(BTreeMap::new(), Vec::new(), b"").unwrap().body,
             Value::Null
         );
+    }
+
+    /// `demo`'s receiver `hook` of `provider`, its secret `s3cret`.
+    fn receiver_of(provider: Provider) -> Receiver {
+        let yaml = format!(
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: ProjectConfig\nmetadata: {{name: demo, namespace: demo}}\nspec:\n  webhookReceivers:\n    - {{name: hook, {provider}: {{secretRef: {{name: hook}}}}}}\n"
+        );
+        let mut catalog = Catalog::default();
+        catalog.load_text("defs.yaml", &yaml);
+        let secrets = Secrets::from([(
+            "hook".to_string(),
+            BTreeMap::from([(provider.secret_key().to_string(), "s3cret".to_string())]),
+        )]);
+        let (mut found, problems) = receivers(&catalog, &secrets);
+        assert!(problems.is_empty(), "{problems:?}");
+        found.remove(0)
+    }
+
+    /// Receives `body` with these headers (names in lower case, as the lookup asks).
+    fn deliver(r: &Receiver, headers: &[(&str, String)], body: &Value) -> Result<Delivery, Refusal> {
+        let body = serde_json::to_vec(body).unwrap();
+        let headers: BTreeMap<String, String> = headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        receive(r, &|name| headers.get(name).cloned(), &body)
+    }
+
+    fn closed(d: Result<Delivery, Refusal>) -> Option<String> {
+        d.unwrap().closed_pull_request
+    }
+
+    #[test]
+    fn a_pull_request_is_one_key_however_the_forge_and_its_webhook_spell_its_url() {
+        // Azure DevOps: the API's web URL, and the service hook's remoteUrl naming the
+        // organisation as its user plus the pull request's number.
+        assert_eq!(
+            pull_request_key("https://dev.azure.com/fabrikam/shop/_git/config/pullrequest/1"),
+            pull_request_key("https://fabrikam@dev.azure.com/fabrikam/shop/_git/config/pullrequest/1")
+        );
+        assert_eq!(
+            pull_request_key("https://GitLab.example.com/Acme/Config/-/merge_requests/4/"),
+            "https://gitlab.example.com/acme/config/-/merge_requests/4"
+        );
+        assert_eq!(
+            pull_request_key("https://dev.azure.com/f/p/_git/r/pullrequest/1#view=discussion"),
+            "https://dev.azure.com/f/p/_git/r/pullrequest/1"
+        );
+        assert_ne!(
+            pull_request_key("https://github.com/acme/config/pull/1"),
+            pull_request_key("https://github.com/acme/config/pull/12")
+        );
+    }
+
+    #[test]
+    fn gitlab_merge_request_hooks_merged_or_closed_announce_the_mrs_web_url() {
+        let r = receiver_of(Provider::GitLab);
+        // The documented merge request event, cut to what barge reads.
+        let event = |action: &str| {
+            json!({
+                "object_kind": "merge_request",
+                "event_type": "merge_request",
+                "project": {"path_with_namespace": "acme/config"},
+                "object_attributes": {
+                    "iid": 4,
+                    "url": "https://gitlab.example.com/acme/config/-/merge_requests/4",
+                    "state": if action == "merge" { "merged" } else { "closed" },
+                    "action": action,
+                },
+            })
+        };
+        let headers = |kind: &str| {
+            vec![
+                ("x-gitlab-event", kind.to_string()),
+                ("x-gitlab-token", "s3cret".to_string()),
+                ("x-gitlab-event-uuid", "u-1".to_string()),
+            ]
+        };
+        let url = "https://gitlab.example.com/acme/config/-/merge_requests/4";
+        for action in ["merge", "close"] {
+            let d = deliver(&r, &headers("Merge Request Hook"), &event(action)).unwrap();
+            assert_eq!(d.closed_pull_request.as_deref(), Some(url), "{action}");
+            assert_eq!(d.id.as_deref(), Some("u-1"));
+        }
+        // An instance's system hook sends the same body.
+        assert_eq!(
+            closed(deliver(&r, &headers("System Hook"), &event("merge"))).as_deref(),
+            Some(url)
+        );
+        // Opened, updated, approved: nothing to wake.
+        for action in ["open", "update", "approved", "reopen"] {
+            let d = deliver(&r, &headers("Merge Request Hook"), &event(action)).unwrap();
+            assert!(d.ignored.is_some() && d.closed_pull_request.is_none(), "{action}");
+        }
+        // A wrong token is refused whatever the event.
+        let mut wrong = headers("Merge Request Hook");
+        wrong[1].1 = "guess".into();
+        assert_eq!(deliver(&r, &wrong, &event("merge")), Err(Refusal::Unauthorized));
+    }
+
+    #[test]
+    fn gitea_pull_requests_closed_announce_their_web_url_signed_in_any_of_giteas_headers() {
+        let r = receiver_of(Provider::Gitea);
+        let event = |action: &str| {
+            json!({
+                "action": action,
+                "number": 3,
+                "pull_request": {"number": 3, "html_url": "https://gitea.example.com/acme/config/pulls/3", "merged": true},
+                "repository": {"full_name": "acme/config"},
+            })
+        };
+        let body = serde_json::to_vec(&event("closed")).unwrap();
+        let sig = sign("s3cret", &body);
+        let base = vec![
+            ("x-gitea-event", "pull_request".to_string()),
+            ("x-gitea-delivery", "g-1".to_string()),
+        ];
+        let with = |extra: &[(&'static str, String)]| {
+            let mut h = base.clone();
+            h.extend_from_slice(extra);
+            h
+        };
+        // Each of the three headers Gitea signs with, alone (Gogs and Forgejo send the bare
+        // ones only), and all three as Gitea sends them.
+        for headers in [
+            with(&[("x-gitea-signature", sig.clone())]),
+            with(&[("x-gogs-signature", sig.clone())]),
+            with(&[("x-hub-signature-256", format!("sha256={sig}"))]),
+            with(&[
+                ("x-gitea-signature", sig.clone()),
+                ("x-gogs-signature", sig.clone()),
+                ("x-hub-signature-256", format!("sha256={sig}")),
+            ]),
+        ] {
+            let d = deliver(&r, &headers, &event("closed")).unwrap();
+            assert_eq!(
+                d.closed_pull_request.as_deref(),
+                Some("https://gitea.example.com/acme/config/pulls/3"),
+                "{headers:?}"
+            );
+            assert_eq!(d.id.as_deref(), Some("g-1"));
+        }
+        // Gogs' own event and delivery headers.
+        let gogs = vec![
+            ("x-gogs-event", "pull_request".to_string()),
+            ("x-gogs-delivery", "g-2".to_string()),
+            ("x-gogs-signature", sig.clone()),
+        ];
+        assert_eq!(deliver(&r, &gogs, &event("closed")).unwrap().id.as_deref(), Some("g-2"));
+        // Unsigned, signed with another secret, or the sha256= form in a bare header: refused.
+        let forged = sign("guess", &body);
+        for headers in [
+            base.clone(),
+            with(&[("x-gitea-signature", forged.clone())]),
+            with(&[("x-hub-signature-256", format!("sha256={forged}"))]),
+            with(&[("x-gitea-signature", format!("sha256={sig}"))]),
+        ] {
+            assert_eq!(
+                deliver(&r, &headers, &event("closed")),
+                Err(Refusal::Unauthorized),
+                "{headers:?}"
+            );
+        }
+        // Another action wakes nothing.
+        let opened = event("opened");
+        let sig = sign("s3cret", &serde_json::to_vec(&opened).unwrap());
+        let d = deliver(&r, &with(&[("x-gitea-signature", sig)]), &opened).unwrap();
+        assert!(d.ignored.is_some() && d.closed_pull_request.is_none());
+    }
+
+    #[test]
+    fn bitbucket_pull_requests_fulfilled_or_rejected_announce_their_web_url() {
+        let r = receiver_of(Provider::Bitbucket);
+        let event = json!({
+            "pullrequest": {
+                "id": 7,
+                "state": "MERGED",
+                "links": {"html": {"href": "https://bitbucket.org/acme/config/pull-requests/7"}},
+            },
+            "repository": {"full_name": "acme/config"},
+        });
+        let body = serde_json::to_vec(&event).unwrap();
+        let headers = |key: &str| {
+            vec![
+                ("x-event-key", key.to_string()),
+                ("x-request-uuid", "b-1".to_string()),
+                ("x-hub-signature", format!("sha256={}", sign("s3cret", &body))),
+            ]
+        };
+        for key in ["pullrequest:fulfilled", "pullrequest:rejected"] {
+            assert_eq!(
+                closed(deliver(&r, &headers(key), &event)).as_deref(),
+                Some("https://bitbucket.org/acme/config/pull-requests/7"),
+                "{key}"
+            );
+        }
+        let d = deliver(&r, &headers("pullrequest:updated"), &event).unwrap();
+        assert!(d.ignored.is_some() && d.closed_pull_request.is_none());
+    }
+
+    #[test]
+    fn azure_devops_pull_requests_merged_or_completed_announce_their_web_url() {
+        let r = receiver_of(Provider::Azure);
+        // The documented git.pullrequest.merged / updated samples, cut.
+        let event = |kind: &str, status: &str| {
+            json!({
+                "id": "a0a0",
+                "eventType": kind,
+                "publisherId": "tfs",
+                "resource": {
+                    "repository": {"name": "config", "remoteUrl": "https://fabrikam@dev.azure.com/fabrikam/shop/_git/config"},
+                    "pullRequestId": 1,
+                    "status": status,
+                    "mergeStatus": "succeeded",
+                },
+            })
+        };
+        let url = "https://fabrikam@dev.azure.com/fabrikam/shop/_git/config/pullrequest/1";
+        for (kind, status) in [
+            ("git.pullrequest.merged", "completed"),
+            ("git.pullrequest.updated", "completed"),
+            ("git.pullrequest.updated", "abandoned"),
+        ] {
+            let d = deliver(&r, &[], &event(kind, status)).unwrap();
+            assert_eq!(d.closed_pull_request.as_deref(), Some(url), "{kind} {status}");
+            assert_eq!(d.id.as_deref(), Some("a0a0"));
+        }
+        // The step waits on the API's web URL, without the organisation as user.
+        assert_eq!(
+            pull_request_key(url),
+            pull_request_key("https://dev.azure.com/fabrikam/shop/_git/config/pullrequest/1")
+        );
+        // A vote or a push to the source branch: still active, nothing to wake.
+        let d = deliver(&r, &[], &event("git.pullrequest.updated", "active")).unwrap();
+        assert!(d.ignored.is_some() && d.closed_pull_request.is_none());
+        let mut no_id = event("git.pullrequest.merged", "completed");
+        no_id["resource"]["pullRequestId"] = Value::Null;
+        assert!(matches!(deliver(&r, &[], &no_id), Err(Refusal::BadRequest(_))));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Early wake-ups for steps that poll the world (issue #18): a step waiting on something an
-//! inbound webhook announces (git-wait-for-pr on a pull request, keyed by its web URL) or an
+//! inbound webhook announces (git-wait-for-pr on a pull request, keyed by its web URL as
+//! `barge_core::webhook::pull_request_key` spells it) or an
 //! approval records (wait-for-approval) sleeps until its next poll or until the announcement,
 //! whichever comes first, and then re-checks at once.
 //!

@@ -223,8 +223,9 @@ async fn a_wake_up_rechecks_a_waiting_pr_before_its_next_poll() {
     let mut e = engine(dir.path(), &forge, Flavor::GitHub);
     e.poll_interval = Duration::from_secs(3600);
     let p = promotion(&support::dev_stage(WAIT_ONLY));
-    // The PR's web URL as the forge answers it, which GitHub's webhook sends.
-    let url = forge.web_url(Flavor::GitHub, REPO, 1);
+    // The PR's web URL as the forge answers it, which GitHub's webhook sends, spelt as the
+    // daemon's receivers wake it.
+    let url = barge_core::webhook::pull_request_key(&forge.web_url(Flavor::GitHub, REPO, 1));
     let merge_and_announce = async {
         while !e.wakeups.is_waited_on(&url) {
             tokio::time::sleep(Duration::from_millis(10)).await;

@@ -203,7 +203,7 @@ async fn deliver(
     }
     if let Some(pr) = &delivery.closed_pull_request {
         // A git-wait-for-pr step of this process waiting on the PR checks it again now.
-        let woken = shared.engine.wakeups.wake(pr);
+        let woken = shared.engine.wakeups.wake(&webhook::pull_request_key(pr));
         return answer(
             StatusCode::OK,
             serde_json::json!({

@@ -36,8 +36,9 @@
 //! forge's form: `…/acme/config/pull/1` (GitHub), `…/acme/config/-/merge_requests/1`
 //! (GitLab), `…/acme/config/pulls/1` (Gitea), `…/acme/shop/_git/config/pullrequest/1`
 //! (Azure DevOps), `…/acme/config/pull-requests/1` (Bitbucket).
-//! [`TestForge::pull_request_event`] is GitHub's `pull_request` webhook payload for a PR as
-//! it stands (<https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request>).
+//! [`TestForge::pull_request_event`] is each forge's webhook payload about a PR as it stands
+//! (merged, closed or open), and [`TestForge::pull_request_delivery`] that payload with the
+//! headers and signature the forge sends it with.
 
 use crate::git::git;
 use axum::body::Bytes;
@@ -237,33 +238,182 @@ impl TestForge {
         self.inner.calls.lock().unwrap().clone()
     }
 
-    /// The body GitHub sends with a `pull_request` event (header `X-GitHub-Event:
-    /// pull_request`) about the PR as it stands: action `closed` once it is closed (merged
-    /// or not), else `opened`. The documented payload, cut to the PR, repository and sender
-    /// fields a receiver reads.
-    pub fn pull_request_event(&self, repo: &str, number: i64) -> Value {
+    /// The path of the API call that reads PR `number` of `repo` in `flavor`'s API (what
+    /// git-wait-for-pr's check asks), as [`TestForge::calls`] records it.
+    pub fn pr_path(&self, flavor: Flavor, repo: &str, number: i64) -> String {
+        let pulls = match flavor {
+            Flavor::GitLab => format!("/gl/projects/{}/merge_requests", repo.replace('/', "%2F")),
+            Flavor::AzureDevOps => {
+                let (project_path, name) = repo.rsplit_once("/_git/").expect("org/project/_git/repo");
+                format!("/az/{project_path}/_apis/git/repositories/{name}/pullrequests")
+            }
+            Flavor::Bitbucket => format!("/bb/repositories/{repo}/pullrequests"),
+            Flavor::GitHub | Flavor::Gitea => format!("/{}/repos/{repo}/pulls", flavor.prefix()),
+        };
+        format!("{pulls}/{number}")
+    }
+
+    /// The body `flavor` sends when a PR changes, about the PR as it stands (merged, closed
+    /// unmerged, or open), each forge's documented payload cut to the fields a receiver reads
+    /// and a few beside them:
+    ///
+    /// - GitHub: the `pull_request` event, `action` `closed` (merged or not) or `opened`
+    ///   (<https://docs.github.com/en/webhooks/webhook-events-and-payloads#pull_request>).
+    /// - GitLab: the merge request event, `object_kind: merge_request`,
+    ///   `object_attributes.action` `merge`, `close` or `open`, its `url` the MR's web URL
+    ///   (<https://docs.gitlab.com/user/project/integrations/webhook_events/#merge-request-events>).
+    /// - Gitea: GitHub's shape, `action` `closed` (merged or not) or `opened`
+    ///   (<https://docs.gitea.com/usage/webhooks>).
+    /// - Azure DevOps: the service hook `git.pullrequest.merged` once merged, else
+    ///   `git.pullrequest.updated` with the PR's `status`; `resource.repository.remoteUrl`
+    ///   names the organisation as its user, as dev.azure.com's do
+    ///   (<https://learn.microsoft.com/azure/devops/service-hooks/events>).
+    /// - Bitbucket Cloud: `{pullrequest, repository, actor}`, the event key
+    ///   ([`TestForge::pull_request_delivery`]) saying what happened
+    ///   (<https://support.atlassian.com/bitbucket-cloud/docs/event-payloads/#Pull-request-events>).
+    pub fn pull_request_event(&self, flavor: Flavor, repo: &str, number: i64) -> Value {
         let pr = self
             .prs(repo)
             .into_iter()
             .find(|p| p.number == number)
             .expect("a PR of the repository");
-        let (owner, name) = repo.split_once('/').expect("owner/name");
-        json!({
-            "action": if pr.state == "closed" { "closed" } else { "opened" },
-            "number": pr.number,
-            "pull_request": hub_json(self, Flavor::GitHub, repo, &pr),
-            "repository": {
-                "name": name,
-                "full_name": repo,
-                "owner": {"login": owner, "type": "Organization"},
-                "private": false,
-                "html_url": format!("{}/{repo}", self.url),
-                "url": format!("{}/repos/{repo}", self.api(Flavor::GitHub)),
-                "clone_url": format!("{}/{repo}.git", self.url),
-                "default_branch": "main",
-            },
-            "sender": {"login": "reviewer", "type": "User"},
-        })
+        let closed = pr.state == "closed";
+        let web = format!("{}/{repo}", self.url);
+        match flavor {
+            Flavor::GitHub | Flavor::Gitea => {
+                let (owner, name) = repo.split_once('/').expect("owner/name");
+                json!({
+                    "action": if closed { "closed" } else { "opened" },
+                    "number": pr.number,
+                    "pull_request": hub_json(self, flavor, repo, &pr),
+                    "repository": {
+                        "name": name,
+                        "full_name": repo,
+                        "owner": {"login": owner},
+                        "private": false,
+                        "html_url": web,
+                        "clone_url": format!("{web}.git"),
+                        "default_branch": "main",
+                    },
+                    "sender": {"login": "reviewer"},
+                })
+            }
+            Flavor::GitLab => {
+                let mut attributes = lab_json(self, repo, &pr);
+                attributes["url"] = attributes["web_url"].take();
+                attributes["action"] = json!(state_word(&pr, ["open", "merge", "close"]));
+                json!({
+                    "object_kind": "merge_request",
+                    "event_type": "merge_request",
+                    "user": {"username": "reviewer"},
+                    "project": {
+                        "path_with_namespace": repo,
+                        "web_url": web,
+                        "git_http_url": format!("{web}.git"),
+                        "default_branch": "main",
+                    },
+                    "object_attributes": attributes,
+                })
+            }
+            Flavor::AzureDevOps => {
+                let (project_path, name) = repo.rsplit_once("/_git/").expect("org/project/_git/repo");
+                let org = project_path.split('/').next().expect("org");
+                let (scheme, host) = self.url.split_once("://").expect("a URL");
+                json!({
+                    "id": format!("{}-{}-{}", repo.replace('/', "-"), pr.number, state_word(&pr, AZURE_STATES)),
+                    "eventType": if pr.merged { "git.pullrequest.merged" } else { "git.pullrequest.updated" },
+                    "publisherId": "tfs",
+                    "resource": {
+                        "repository": {
+                            "name": name,
+                            "remoteUrl": format!("{scheme}://{org}@{host}/{repo}"),
+                        },
+                        "pullRequestId": pr.number,
+                        "status": state_word(&pr, AZURE_STATES),
+                        "mergeStatus": if pr.merged { "succeeded" } else { "notSet" },
+                        "sourceRefName": format!("refs/heads/{}", pr.source),
+                        "targetRefName": format!("refs/heads/{}", pr.target),
+                        "lastMergeCommit": pr.merge_sha.as_ref().map(|sha| json!({"commitId": sha})),
+                    },
+                })
+            }
+            Flavor::Bitbucket => json!({
+                "pullrequest": bitbucket_json(self, repo, &pr),
+                "repository": {"full_name": repo, "links": {"html": {"href": web}}},
+                "actor": {"nickname": "reviewer"},
+            }),
+        }
+    }
+
+    /// A delivery of [`TestForge::pull_request_event`] as `flavor` sends it: the headers
+    /// (event type, delivery `id`, and the proof made with `secret` as that forge makes it)
+    /// and the body. `secret: None` sends no proof.
+    ///
+    /// GitHub signs `X-Hub-Signature-256: sha256=<HMAC-SHA256 hex>`; GitLab sends the secret
+    /// itself in `X-Gitlab-Token`; Gitea signs the one HMAC-SHA256 as `X-Gitea-Signature`,
+    /// `X-Gogs-Signature` (bare hex) and `X-Hub-Signature-256` (services/webhook/deliver.go;
+    /// its SHA-1 `X-Hub-Signature` is left out); Bitbucket Cloud signs `X-Hub-Signature:
+    /// sha256=<hex>`; Azure DevOps service hooks sign nothing (the secret is in the URL), so
+    /// `secret` is not used, and `id` is the body's `id`.
+    pub fn pull_request_delivery(
+        &self,
+        flavor: Flavor,
+        repo: &str,
+        number: i64,
+        id: &str,
+        secret: Option<&str>,
+    ) -> (Vec<(&'static str, String)>, Vec<u8>) {
+        let mut event = self.pull_request_event(flavor, repo, number);
+        if flavor == Flavor::AzureDevOps {
+            // Azure DevOps identifies the event in the body.
+            event["id"] = json!(id);
+        }
+        let body = serde_json::to_vec(&event).expect("JSON");
+        let pr = self
+            .prs(repo)
+            .into_iter()
+            .find(|p| p.number == number)
+            .expect("a PR of the repository");
+        let hmac = secret.map(|s| barge_core::webhook::sign(s, &body));
+        let mut headers = vec![("Content-Type", "application/json".to_string())];
+        match flavor {
+            Flavor::GitHub => {
+                headers.push(("X-GitHub-Event", "pull_request".into()));
+                headers.push(("X-GitHub-Delivery", id.into()));
+                headers.extend(hmac.map(|h| ("X-Hub-Signature-256", format!("sha256={h}"))));
+            }
+            Flavor::GitLab => {
+                headers.push(("X-Gitlab-Event", "Merge Request Hook".into()));
+                headers.push(("X-Gitlab-Event-UUID", id.into()));
+                headers.extend(secret.map(|s| ("X-Gitlab-Token", s.to_string())));
+            }
+            Flavor::Gitea => {
+                for (event, delivery) in [
+                    ("X-Gitea-Event", "X-Gitea-Delivery"),
+                    ("X-Gogs-Event", "X-Gogs-Delivery"),
+                    ("X-GitHub-Event", "X-GitHub-Delivery"),
+                ] {
+                    headers.push((event, "pull_request".into()));
+                    headers.push((delivery, id.into()));
+                }
+                if let Some(h) = hmac {
+                    headers.push(("X-Gitea-Signature", h.clone()));
+                    headers.push(("X-Gogs-Signature", h.clone()));
+                    headers.push(("X-Hub-Signature-256", format!("sha256={h}")));
+                }
+            }
+            Flavor::Bitbucket => {
+                let key = state_word(
+                    &pr,
+                    ["pullrequest:created", "pullrequest:fulfilled", "pullrequest:rejected"],
+                );
+                headers.push(("X-Event-Key", key.into()));
+                headers.push(("X-Request-UUID", id.into()));
+                headers.extend(hmac.map(|h| ("X-Hub-Signature", format!("sha256={h}"))));
+            }
+            Flavor::AzureDevOps => {}
+        }
+        (headers, body)
     }
 
     fn call(&self, method: &str, path: &str) {

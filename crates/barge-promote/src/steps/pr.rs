@@ -549,11 +549,11 @@ pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         if pr.merged {
             merged_outputs(&pr)
         } else if pr.open {
-            // A webhook announcing the PR closed (GitHub's `pull_request`, by its web URL)
-            // has it checked again at once.
+            // A webhook announcing the PR merged or closed (each forge's event, by the PR's
+            // web URL) has it checked again at once.
             Ok(StepDone::WaitingOn {
                 why: format!("waiting for PR #{number} ({}) to be merged", pr.url),
-                wake: pr.url.clone(),
+                wake: barge_core::webhook::pull_request_key(&pr.url),
             })
         } else {
             Err(StepError::Failed(format!(
