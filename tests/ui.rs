@@ -77,7 +77,10 @@ struct Pipeline {
     defs: PathBuf,
     _git: GitDaemon,
     /// What staging's verification measures: `rate.json`, a success rate of 0.99.
-    _web: HealthServer,
+    _web: Option<HealthServer>,
+    /// The owner in the definitions' image and git URLs, which `serve` rewrites to the local
+    /// registry and git daemon.
+    owner: &'static str,
 }
 
 impl Pipeline {
@@ -110,7 +113,35 @@ impl Pipeline {
             defs,
             dir,
             _git: git,
-            _web: web,
+            _web: Some(web),
+            owner: "acme",
+        }
+    }
+
+    /// The bundled example: pipelines/, with its config repository laid out as stages/.
+    async fn bundled() -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for stage in ["base", "dev", "staging", "prod"] {
+            for entry in std::fs::read_dir(support::root().join("stages").join(stage)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                files.push((format!("stages/{stage}/{name}"), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        let root = dir.path().join("git");
+        bare_repo(&root, "config.git", &files);
+        let git = GitDaemon::start(&root);
+        Pipeline {
+            db: format!("sqlite://{}/barge.db", dir.path().display()),
+            git_port: git.port,
+            reg: TestRegistry::start(None).await,
+            defs: support::root().join("pipelines"),
+            dir,
+            _git: git,
+            _web: None,
+            owner: "barge-demo",
         }
     }
 
@@ -156,9 +187,12 @@ impl Pipeline {
                 "--listen",
                 &listen,
                 "--rewrite",
-                &format!("ghcr.io/acme/={}/acme/", self.reg.host),
+                &format!("ghcr.io/{o}/={}/{o}/", self.reg.host, o = self.owner),
                 "--rewrite",
-                &format!("https://git.example.com/acme/=git://127.0.0.1:{}/", self.git_port),
+                &format!(
+                    "https://git.example.com/{}/=git://127.0.0.1:{}/",
+                    self.owner, self.git_port
+                ),
             ])
             .args(extra)
             .stdout(Stdio::null())
@@ -842,6 +876,52 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The bundled example (pipelines/ with the repository layout of stages/) as a person meets
+/// it: dev, staging and prod in order; the first tag reaches dev, staging says it waits for
+/// its soak time, and promoting that Freight to prod by hand asks for approval instead of
+/// failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bundled_example_says_why_staging_waits() {
+    let fx = Pipeline::bundled().await;
+    let admin = fx.token("admin", "admin");
+    fx.reg
+        .push_image("barge-demo/guestbook", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let serve = fx.serve();
+    wait_for("1.0.0 discovered", Duration::from_secs(30), || fx.alias_of("1.0.0").is_some());
+    let first = fx.alias_of("1.0.0").unwrap();
+    wait_for("1.0.0 in dev", Duration::from_secs(30), || {
+        fx.current("dev").as_deref() == Some(&first)
+    });
+    let browser = Browser::start(1280, 900).await;
+    let c = &browser.client;
+    let base = &serve.url;
+    sign_in(c, base, &admin).await;
+    c.goto(&format!("{base}/projects/demo")).await.unwrap();
+    arrive(c, "Project demo").await;
+    assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
+    assert_eq!(texts(c, "article.node.warehouse h3").await, ["WAREHOUSE guestbook"]);
+    assert!(text(c, "article.node.stage[aria-label='Stage dev']").await.contains(&format!("Freight: {first}")));
+    let staging = text(c, "article.node.stage[aria-label='Stage staging'] .why-pending").await;
+    assert!(
+        staging.contains("must soak in dev") && staging.contains("more"),
+        "staging says why it waits: {staging}"
+    );
+    accessible(c).await;
+    c.goto(&format!("{base}/projects/demo/stages/prod/promote?freight={first}"))
+        .await
+        .unwrap();
+    let notice = text(c, ".notice").await;
+    assert!(notice.contains("needs approval first"), "{notice}");
+    c.find(Locator::XPath(&format!(
+        "//button[normalize-space()='Approve {first} for prod']"
+    )))
+    .await
+    .unwrap();
+    accessible(c).await;
+    browser.close().await;
 }
 
 /// With `--oidc-issuer`, the sign-in page offers OIDC: the authorization-code flow with PKCE
