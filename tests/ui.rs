@@ -126,7 +126,10 @@ impl Pipeline {
             for entry in std::fs::read_dir(support::root().join("stages").join(stage)).unwrap() {
                 let path = entry.unwrap().path();
                 let name = path.file_name().unwrap().to_str().unwrap().to_string();
-                files.push((format!("stages/{stage}/{name}"), std::fs::read_to_string(&path).unwrap()));
+                files.push((
+                    format!("stages/{stage}/{name}"),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
             }
         }
         let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
@@ -538,7 +541,10 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         press(c, Key::Tab).await;
         walked.push(focused(c).await);
     }
-    assert!(!walked.contains(&"Sign out".to_string()), "skipped the header: {walked:?}");
+    assert!(
+        !walked.contains(&"Sign out".to_string()),
+        "skipped the header: {walked:?}"
+    );
     press(c, Key::Enter).await;
     arrive(c, "Stage dev").await;
 
@@ -656,13 +662,17 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
 
     // The Freight's own page: its image with digest and a link to its registry, where it is
     // and was verified.
-    c.goto(&format!("{base}/projects/shop/freight/{prod_freight}")).await.unwrap();
+    c.goto(&format!("{base}/projects/shop/freight/{prod_freight}"))
+        .await
+        .unwrap();
     arrive(c, &format!("Freight {second}")).await;
     let freight_page = text(c, "main").await;
     for needle in ["1.1.0", "sha256:", "In prod", "✔ Verified in staging"] {
         assert!(freight_page.contains(needle), "no {needle:?}: {freight_page}");
     }
-    c.find(Locator::Css("a[href='https://ghcr.io/acme/app']")).await.unwrap();
+    c.find(Locator::Css("a[href='https://ghcr.io/acme/app']"))
+        .await
+        .unwrap();
     accessible(c).await;
 
     // Promoting downstream says where it goes.
@@ -827,7 +837,9 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     assert!(reason.contains("viewer"), "{reason}");
     accessible(c).await;
     // So are the Freight page's.
-    c.goto(&format!("{base}/projects/shop/freight/{prod_freight}")).await.unwrap();
+    c.goto(&format!("{base}/projects/shop/freight/{prod_freight}"))
+        .await
+        .unwrap();
     let promote = c
         .find(Locator::XPath("//button[normalize-space()='Promote to prod…']"))
         .await
@@ -890,7 +902,9 @@ async fn the_bundled_example_says_why_staging_waits() {
         .push_image("barge-demo/guestbook", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
         .await;
     let serve = fx.serve();
-    wait_for("1.0.0 discovered", Duration::from_secs(30), || fx.alias_of("1.0.0").is_some());
+    wait_for("1.0.0 discovered", Duration::from_secs(30), || {
+        fx.alias_of("1.0.0").is_some()
+    });
     let first = fx.alias_of("1.0.0").unwrap();
     wait_for("1.0.0 in dev", Duration::from_secs(30), || {
         fx.current("dev").as_deref() == Some(&first)
@@ -903,7 +917,11 @@ async fn the_bundled_example_says_why_staging_waits() {
     arrive(c, "Project demo").await;
     assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
     assert_eq!(texts(c, "article.node.warehouse h3").await, ["WAREHOUSE guestbook"]);
-    assert!(text(c, "article.node.stage[aria-label='Stage dev']").await.contains(&format!("Freight: {first}")));
+    assert!(
+        text(c, "article.node.stage[aria-label='Stage dev']")
+            .await
+            .contains(&format!("Freight: {first}"))
+    );
     let staging = text(c, "article.node.stage[aria-label='Stage staging'] .why-pending").await;
     assert!(
         staging.contains("must soak in dev") && staging.contains("more"),

@@ -872,7 +872,10 @@ mod tests {
             image_link("acme/app").as_deref(),
             Some("https://hub.docker.com/r/acme/app")
         );
-        assert_eq!(image_link("ghcr.io/acme/app").as_deref(), Some("https://ghcr.io/acme/app"));
+        assert_eq!(
+            image_link("ghcr.io/acme/app").as_deref(),
+            Some("https://ghcr.io/acme/app")
+        );
         assert_eq!(
             image_link("quay.io/prometheus/node-exporter").as_deref(),
             Some("https://quay.io/repository/prometheus/node-exporter")
