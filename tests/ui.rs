@@ -795,6 +795,27 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
         .await
         .unwrap();
+    // Released, staging takes 1.2.0 and verifies it: the open page follows the promotion and
+    // then the verification to its end, without a reload.
+    wait_live(c).await;
+    c.execute("window.notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let verified = format!("✔ Succeeded for Freight {third}");
+    loop {
+        let shown = text(c, "#verification + *").await;
+        if shown.contains(&verified) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "staging's page never showed {verified:?} live: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(same_page, Value::Bool(true), "updated without a reload");
 
     // The history names the signed-in token as the actor.
     c.goto(&format!("{base}/projects/shop/stages/prod")).await.unwrap();

@@ -685,7 +685,9 @@ pub(super) async fn stage(
     let body = html! {
         h1 { "Stage " (s.name) }
         p { a href={ "/projects/" (seg(&project)) } { "← Pipeline of " (project) } }
-        div #live data-watch={ "/api/v1/projects/" (seg(&project)) "/promotions?watch=true" } {
+        // The Stages' watch: every change to a Stage (its promotions, verifications, holds,
+        // approvals) is an event of it, where the promotions' watch would miss all but the first.
+        div #live data-watch={ "/api/v1/projects/" (seg(&project)) "/stages?watch=true" } {
         section aria-labelledby="now" {
             h2 #now { "Now" }
             dl.facts {
