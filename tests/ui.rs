@@ -1,21 +1,27 @@
 //! The web UI in a real browser (chromium over WebDriver) on a real pipeline: a registry, a
-//! git daemon with the config repository, `barge serve` with dev → staging → prod. A person
-//! signs in with a token, sees the pipeline in promotion order, sees a new tag reach dev,
-//! reads a promotion's steps, promotes to prod through the confirmation and finds their token
-//! as the actor in the history; a viewer's promote button is disabled with the reason; a
-//! POST without the CSRF token is refused. The run leaves screenshots in docs/ui/.
+//! git daemon with the config repository, a web endpoint staging's verification measures,
+//! `barge serve` with dev → staging → prod. A person signs in with a token, sees the projects'
+//! health and the pipeline in promotion order (a layered graph, each Stage saying why it
+//! waits), sees a new tag reach dev live, walks the graph with the keyboard, reads a
+//! promotion's steps and outputs and staging's charted measurements with their condition,
+//! promotes to prod through the confirmation with the dry run's diff, reads the Freight's
+//! page, re-verifies, holds and releases staging, is offered approval for a Freight prod may
+//! not take yet, and finds their token as the actor in the history; a viewer's buttons are
+//! disabled with the reason; a POST without the CSRF token is refused. Every page passes the
+//! accessibility basics (headings, names, statuses in words, contrast), fits a phone-sized
+//! window, and follows a dark `prefers-color-scheme`. The run leaves screenshots in docs/ui/.
 
 #[macro_use]
 mod support;
 
 use barge_testkit::browser::Browser;
-use barge_testkit::browser::{Client, Locator};
+use barge_testkit::browser::{Client, Key, Locator};
 use barge_testkit::registry::TestRegistry;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{GitDaemon, bare_repo, stderr};
+use support::{GitDaemon, HealthServer, bare_repo, health_server, stderr};
 
 const DEFINITIONS: &str = shop_definitions!(
     r#"apiVersion: kargo.akuity.io/v1alpha1
@@ -35,6 +41,20 @@ spec:
     - origin: {kind: Warehouse, name: app}
       sources: {stages: [dev]}
   promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}]}}
+  verification:
+    analysisTemplates: [{name: success-rate}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: success-rate, namespace: shop}
+spec:
+  metrics:
+    - name: success-rate
+      count: 2
+      interval: 1s
+      successCondition: result >= 0.95
+      provider:
+        web: {url: "WEB/rate.json", jsonPath: "{$.rate}"}
 ---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Stage
@@ -56,6 +76,11 @@ struct Pipeline {
     git_port: u16,
     defs: PathBuf,
     _git: GitDaemon,
+    /// What staging's verification measures: `rate.json`, a success rate of 0.99.
+    _web: Option<HealthServer>,
+    /// The owner in the definitions' image and git URLs, which `serve` rewrites to the local
+    /// registry and git daemon.
+    owner: &'static str,
 }
 
 impl Pipeline {
@@ -70,8 +95,17 @@ impl Pipeline {
         let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
         bare_repo(&root, "config.git", &files);
         let git = GitDaemon::start(&root);
+        let web_dir = dir.path().join("web");
+        std::fs::create_dir_all(&web_dir).unwrap();
+        std::fs::write(web_dir.join("rate.json"), r#"{"rate": 0.99}"#).unwrap();
+        let web_port = support::free_port();
+        let web = health_server(&web_dir, web_port);
         let defs = dir.path().join("shop.yaml");
-        std::fs::write(&defs, DEFINITIONS).unwrap();
+        std::fs::write(
+            &defs,
+            DEFINITIONS.replace("WEB/", &format!("http://127.0.0.1:{web_port}/")),
+        )
+        .unwrap();
         Pipeline {
             db: format!("sqlite://{}/barge.db", dir.path().display()),
             git_port: git.port,
@@ -79,6 +113,38 @@ impl Pipeline {
             defs,
             dir,
             _git: git,
+            _web: Some(web),
+            owner: "acme",
+        }
+    }
+
+    /// The bundled example: pipelines/, with its config repository laid out as stages/.
+    async fn bundled() -> Pipeline {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for stage in ["base", "dev", "staging", "prod"] {
+            for entry in std::fs::read_dir(support::root().join("stages").join(stage)).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_str().unwrap().to_string();
+                files.push((
+                    format!("stages/{stage}/{name}"),
+                    std::fs::read_to_string(&path).unwrap(),
+                ));
+            }
+        }
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
+        let root = dir.path().join("git");
+        bare_repo(&root, "config.git", &files);
+        let git = GitDaemon::start(&root);
+        Pipeline {
+            db: format!("sqlite://{}/barge.db", dir.path().display()),
+            git_port: git.port,
+            reg: TestRegistry::start(None).await,
+            defs: support::root().join("pipelines"),
+            dir,
+            _git: git,
+            _web: None,
+            owner: "barge-demo",
         }
     }
 
@@ -124,9 +190,12 @@ impl Pipeline {
                 "--listen",
                 &listen,
                 "--rewrite",
-                &format!("ghcr.io/acme/={}/acme/", self.reg.host),
+                &format!("ghcr.io/{o}/={}/{o}/", self.reg.host, o = self.owner),
                 "--rewrite",
-                &format!("https://git.example.com/acme/=git://127.0.0.1:{}/", self.git_port),
+                &format!(
+                    "https://git.example.com/{}/=git://127.0.0.1:{}/",
+                    self.owner, self.git_port
+                ),
             ])
             .args(extra)
             .stdout(Stdio::null())
@@ -180,21 +249,24 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-async fn text(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
+/// The rendered text of every element `css` matches, read in one script so that the page's
+/// live update cannot replace an element between finding it and reading it.
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let all = c
+        .execute(
+            "return Array.from(document.querySelectorAll(arguments[0])).map(e => (e.innerText ?? e.textContent).trim());",
+            vec![Value::String(css.into())],
+        )
         .await
-        .unwrap_or_else(|e| panic!("no {css}: {e}"))
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    serde_json::from_value(all).unwrap()
 }
 
-async fn texts(c: &Client, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(css)).await.unwrap() {
-        out.push(e.text().await.unwrap());
+async fn text(c: &Client, css: &str) -> String {
+    match texts(c, css).await.into_iter().next() {
+        Some(t) => t,
+        None => panic!("no {css} on {}", c.current_url().await.unwrap()),
     }
-    out
 }
 
 /// Waits for the page a click went to: its h1 starts with `want`.
@@ -229,10 +301,11 @@ async fn wait_live(c: &Client) {
 async fn reload_until(c: &Client, needle: &str, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        if text(c, "main").await.contains(needle) {
+        let shown = text(c, "main").await;
+        if shown.contains(needle) {
             return;
         }
-        assert!(Instant::now() < deadline, "the page never showed {needle:?}");
+        assert!(Instant::now() < deadline, "the page never showed {needle:?}: {shown}");
         tokio::time::sleep(Duration::from_millis(300)).await;
         c.refresh().await.unwrap();
     }
@@ -263,6 +336,23 @@ async fn accessible(c: &Client) {
             for (const s of document.querySelectorAll('.status')) {
               if (!/[A-Za-z]/.test(s.textContent)) problems.push('a status without a word');
             }
+            // Status colours and the other coloured text keep WCAG AA contrast (4.5:1) against
+            // what is behind them, in the colour scheme shown.
+            const rgb = c => c.match(/[\d.]+/g).map(Number);
+            const lum = c => c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); })
+              .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+            const behind = e => {
+              for (; e; e = e.parentElement) {
+                const c = rgb(getComputedStyle(e).backgroundColor);
+                if (c.length < 4 || c[3] > 0) return c;
+              }
+              return [255, 255, 255];
+            };
+            for (const s of document.querySelectorAll('.status, .why-pending, .why, .error, .muted, .badge')) {
+              const a = lum(rgb(getComputedStyle(s).color)), b = lum(behind(s));
+              const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+              if (ratio < 4.5) problems.push('"' + s.textContent + '" has contrast ' + ratio.toFixed(2));
+            }
             return problems;
             "#,
             vec![],
@@ -270,6 +360,42 @@ async fn accessible(c: &Client) {
         .await
         .unwrap();
     assert_eq!(report, Value::Array(vec![]), "on {}", c.current_url().await.unwrap());
+}
+
+/// Presses `key` on whatever has the focus, as a keyboard would.
+async fn press(c: &Client, key: Key) {
+    use barge_testkit::browser::actions::{InputSource, KeyAction, KeyActions};
+    let k: char = key.into();
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: k })
+        .then(KeyAction::Up { value: k });
+    c.perform_actions(keys).await.unwrap();
+}
+
+/// The text of the element that has the focus.
+async fn focused(c: &Client) -> String {
+    c.active_element().await.unwrap().text().await.unwrap_or_default()
+}
+
+/// The page shown fits its window's width: nothing makes the whole page scroll sideways
+/// (the pipeline graph scrolls inside its own box).
+async fn fits(c: &Client) {
+    let widths = c
+        .execute(
+            "const d = document.documentElement;
+             const over = Array.from(document.querySelectorAll('main *'))
+               .filter(e => e.getBoundingClientRect().right > d.clientWidth && !e.closest('.graph-scroll'))
+               .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 40));
+             return [d.scrollWidth, d.clientWidth, over];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{} is {widths} wide (page, window, what sticks out)",
+        c.current_url().await.unwrap()
+    );
 }
 
 fn docs_ui() -> PathBuf {
@@ -330,6 +456,12 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     sign_in(c, base, &alice).await;
     arrive(c, "Projects").await;
     assert!(text(c, "header .who").await.contains("token:alice"));
+    // The session cookie is out of the page's scripts' reach (HttpOnly).
+    let cookies = c.execute("return document.cookie;", vec![]).await.unwrap();
+    assert!(!cookies.as_str().unwrap().contains("barge_session"), "{cookies}");
+    // The projects list: shop's three Stages, none unhealthy, failed or promoting now.
+    let summary = texts(c, "table.list tbody tr td").await;
+    assert_eq!(summary[..5], ["3", "0", "0", "0", "0"], "{summary:?}");
     accessible(c).await;
 
     // The pipeline graph, in promotion order, each Stage with its Freight.
@@ -340,10 +472,22 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     let dev_node = text(c, "article.node.stage[aria-label='Stage dev']").await;
     assert!(dev_node.contains(&first), "{dev_node}");
     let prod_node = text(c, "article.node.stage[aria-label='Stage prod']").await;
+    let why = text(c, "article.node.stage[aria-label='Stage prod'] .why-pending").await;
     assert!(
-        prod_node.contains("manual") && prod_node.contains("app:"),
+        prod_node.contains("manual") && why.starts_with("app: ") && why.len() > "app: ".len() + 10,
         "prod says why it waits: {prod_node}"
     );
+    // Warehouse -> dev -> staging -> prod: one arrow each, each node a layer further right.
+    assert_eq!(texts(c, "svg.edges > path").await.len(), 3);
+    let lefts = c
+        .execute(
+            "return ['Warehouse app', 'Stage dev', 'Stage staging', 'Stage prod'].map(n => document.querySelector(`article.node[aria-label='${n}']`).offsetLeft);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let lefts: Vec<u64> = lefts.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert!(lefts.windows(2).all(|w| w[0] < w[1]), "{lefts:?}");
     accessible(c).await;
 
     // A new tag: dev's Freight changes live, through the API's watch, without a reload (the
@@ -386,6 +530,24 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     let graph = c.find(Locator::Css(".graph-scroll")).await.unwrap();
     std::fs::write(docs_ui().join("pipeline.png"), graph.screenshot().await.unwrap()).unwrap();
 
+    // Keyboard only: the first Tab reaches "Skip to content", Enter on it skips the header,
+    // and Tab walks the graph in promotion order to dev, which Enter opens.
+    press(c, Key::Tab).await;
+    assert_eq!(focused(c).await, "Skip to content");
+    press(c, Key::Enter).await;
+    let mut walked = Vec::new();
+    while focused(c).await != "dev" {
+        assert!(walked.len() < 10, "Tab never reached dev: {walked:?}");
+        press(c, Key::Tab).await;
+        walked.push(focused(c).await);
+    }
+    assert!(
+        !walked.contains(&"Sign out".to_string()),
+        "skipped the header: {walked:?}"
+    );
+    press(c, Key::Enter).await;
+    arrive(c, "Stage dev").await;
+
     // dev's newest promotion and its steps.
     c.goto(&format!("{base}/projects/shop/stages/dev")).await.unwrap();
     accessible(c).await;
@@ -400,6 +562,34 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     assert_eq!(steps.len(), 4, "{steps:?}");
     assert!(steps.iter().all(|s| s.contains("Succeeded")), "{steps:?}");
     assert!(text(c, "dl.facts").await.contains("Pushed commit"));
+    // Each step's outputs in its row: the commit git-commit made.
+    assert!(steps.iter().any(|s| s.contains("commit=")), "{steps:?}");
+    // A finished promotion has nothing to abort: its confirmation says so, with no button.
+    let promotion = c.current_url().await.unwrap();
+    c.goto(&format!("{promotion}/abort")).await.unwrap();
+    arrive(c, "Abort promotion dev.").await;
+    assert!(text(c, "main").await.contains("nothing to abort"));
+    assert!(c.find(Locator::Css("main button")).await.is_err());
+    c.goto(promotion.as_str()).await.unwrap();
+    accessible(c).await;
+
+    // staging's verification: each measurement of its metric charted, with its condition.
+    c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
+    reload_until(c, &format!("✔ Succeeded for Freight {second}"), Duration::from_secs(30)).await;
+    let metric = text(c, "article.metric").await;
+    assert!(
+        metric.contains("success-rate") && metric.contains("Succeeds when") && metric.contains("result >= 0.95"),
+        "{metric}"
+    );
+    let chart = c
+        .find(Locator::Css("article.metric svg.spark"))
+        .await
+        .unwrap()
+        .attr("aria-label")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(chart, "success-rate measurements: 0.99, 0.99");
     accessible(c).await;
 
     // A POST without the session's CSRF token is refused, and changes nothing.
@@ -470,6 +660,55 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     reload_until(c, "✔ Succeeded", Duration::from_secs(30)).await;
     assert_eq!(fx.current("prod").as_deref(), Some(second.as_str()));
 
+    // The Freight's own page: its image with digest and a link to its registry, where it is
+    // and was verified.
+    c.goto(&format!("{base}/projects/shop/freight/{prod_freight}"))
+        .await
+        .unwrap();
+    arrive(c, &format!("Freight {second}")).await;
+    let freight_page = text(c, "main").await;
+    for needle in ["1.1.0", "sha256:", "In prod", "✔ Verified in staging"] {
+        assert!(freight_page.contains(needle), "no {needle:?}: {freight_page}");
+    }
+    c.find(Locator::Css("a[href='https://ghcr.io/acme/app']"))
+        .await
+        .unwrap();
+    accessible(c).await;
+
+    // Promoting downstream says where it goes.
+    c.goto(&format!(
+        "{base}/projects/shop/stages/dev/promote-downstream?freight={prod_freight}"
+    ))
+    .await
+    .unwrap();
+    arrive(c, &format!("Promote {second} downstream of dev?")).await;
+    assert_eq!(texts(c, "main strong.into").await, ["staging"]);
+    accessible(c).await;
+
+    // Re-verifying staging, through its confirmation, starts a run recorded as alice's.
+    c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Re-verify…']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Verify staging again?").await;
+    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Stage staging").await;
+    let rows = texts(c, "table.history tbody tr").await;
+    assert!(
+        rows.iter()
+            .filter(|r| r.contains("verification.started"))
+            .any(|r| r.contains("token:alice")),
+        "{rows:?}"
+    );
+
     // Holding staging (through its confirmation) keeps the next tag out of it; promoting
     // that tag to prod, where only what staging verified may go, asks for approval instead.
     c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
@@ -537,6 +776,47 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .unwrap();
     assert_eq!(fx.current("staging").as_deref(), Some(second.as_str()), "held");
 
+    // Releasing staging, through its confirmation.
+    c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
+    c.find(Locator::XPath("//button[normalize-space()='Release…']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Release staging?").await;
+    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(c, "Stage staging").await;
+    c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
+        .await
+        .unwrap();
+    // Released, staging takes 1.2.0 and verifies it: the open page follows the promotion and
+    // then the verification to its end, without a reload.
+    wait_live(c).await;
+    c.execute("window.notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let verified = format!("✔ Succeeded for Freight {third}");
+    loop {
+        let shown = text(c, "#verification + *").await;
+        if shown.contains(&verified) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "staging's page never showed {verified:?} live: {shown}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(same_page, Value::Bool(true), "updated without a reload");
+
     // The history names the signed-in token as the actor.
     c.goto(&format!("{base}/projects/shop/stages/prod")).await.unwrap();
     let actors = texts(c, "table.history td.actor").await;
@@ -577,6 +857,51 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     let reason = text(c, &format!("#{why}")).await;
     assert!(reason.contains("viewer"), "{reason}");
     accessible(c).await;
+    // So are the Freight page's.
+    c.goto(&format!("{base}/projects/shop/freight/{prod_freight}"))
+        .await
+        .unwrap();
+    let promote = c
+        .find(Locator::XPath("//button[normalize-space()='Promote to prod…']"))
+        .await
+        .unwrap();
+    assert_eq!(promote.attr("disabled").await.unwrap().as_deref(), Some("true"));
+    let why = promote.attr("aria-describedby").await.unwrap().unwrap();
+    assert!(text(c, &format!("#{why}")).await.contains("viewer"));
+    accessible(c).await;
+
+    // In a phone-sized window every page still fits its width.
+    c.set_window_size(390, 844).await.unwrap();
+    for path in [
+        "/".to_string(),
+        "/projects/shop".into(),
+        "/projects/shop/stages/staging".into(),
+        "/projects/shop/freight".into(),
+        format!("/projects/shop/freight/{prod_freight}"),
+    ] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        fits(c).await;
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // A reader who prefers dark gets the dark scheme, with every status still readable.
+    browser.prefer_color_scheme("dark").await;
+    for path in ["/projects/shop", "/projects/shop/stages/staging"] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        let background = c
+            .execute("return getComputedStyle(document.body).backgroundColor;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(background, "rgb(13, 17, 23)", "{path}");
+        accessible(c).await;
+    }
+    browser.prefer_color_scheme("light").await;
+    c.refresh().await.unwrap();
+    let background = c
+        .execute("return getComputedStyle(document.body).backgroundColor;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(background, "rgb(255, 255, 255)");
 
     browser.close().await;
     assert!(
@@ -584,6 +909,58 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The bundled example (pipelines/ with the repository layout of stages/) as a person meets
+/// it: dev, staging and prod in order; the first tag reaches dev, staging says it waits for
+/// its soak time, and promoting that Freight to prod by hand asks for approval instead of
+/// failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bundled_example_says_why_staging_waits() {
+    let fx = Pipeline::bundled().await;
+    let admin = fx.token("admin", "admin");
+    fx.reg
+        .push_image("barge-demo/guestbook", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
+        .await;
+    let serve = fx.serve();
+    wait_for("1.0.0 discovered", Duration::from_secs(30), || {
+        fx.alias_of("1.0.0").is_some()
+    });
+    let first = fx.alias_of("1.0.0").unwrap();
+    wait_for("1.0.0 in dev", Duration::from_secs(30), || {
+        fx.current("dev").as_deref() == Some(&first)
+    });
+    let browser = Browser::start(1280, 900).await;
+    let c = &browser.client;
+    let base = &serve.url;
+    sign_in(c, base, &admin).await;
+    c.goto(&format!("{base}/projects/demo")).await.unwrap();
+    arrive(c, "Project demo").await;
+    assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
+    assert_eq!(texts(c, "article.node.warehouse h3").await, ["WAREHOUSE guestbook"]);
+    assert!(
+        text(c, "article.node.stage[aria-label='Stage dev']")
+            .await
+            .contains(&format!("Freight: {first}"))
+    );
+    let staging = text(c, "article.node.stage[aria-label='Stage staging'] .why-pending").await;
+    assert!(
+        staging.contains("must soak in dev") && staging.contains("more"),
+        "staging says why it waits: {staging}"
+    );
+    accessible(c).await;
+    c.goto(&format!("{base}/projects/demo/stages/prod/promote?freight={first}"))
+        .await
+        .unwrap();
+    let notice = text(c, ".notice").await;
+    assert!(notice.contains("needs approval first"), "{notice}");
+    c.find(Locator::XPath(&format!(
+        "//button[normalize-space()='Approve {first} for prod']"
+    )))
+    .await
+    .unwrap();
+    accessible(c).await;
+    browser.close().await;
 }
 
 /// With `--oidc-issuer`, the sign-in page offers OIDC: the authorization-code flow with PKCE

@@ -16,12 +16,23 @@
         var next = new DOMParser().parseFromString(text, "text/html").getElementById("live");
         var now = document.getElementById("live");
         if (!next || !now) return;
-        var focused = document.activeElement && document.activeElement.id;
+        // A keyboard user keeps their place: the element that had the focus inside #live
+        // (found again by id, else by what it is, where it goes and what it says) has it again.
+        var active = document.activeElement;
+        var was = active && active !== now && now.contains(active) ? {
+          id: active.id, tag: active.tagName, href: active.getAttribute("href"), text: active.textContent
+        } : null;
         now.innerHTML = next.innerHTML;
         now.dataset.refreshed = String(Date.now());
-        if (focused) {
-          var again = document.getElementById(focused);
-          if (again) again.focus();
+        if (was) {
+          var again = was.id ? document.getElementById(was.id) : null;
+          if (!again) {
+            var all = now.querySelectorAll(was.tag);
+            for (var i = 0; i < all.length && !again; i++) {
+              if (all[i].getAttribute("href") === was.href && all[i].textContent === was.text) again = all[i];
+            }
+          }
+          if (again) again.focus({ preventScroll: true });
         }
       })
       .catch(function () {});

@@ -4,7 +4,7 @@
 //! client has no TLS (fantoccini without its TLS features: no second crypto provider).
 
 use crate::free_port;
-pub use fantoccini::{Client, Locator};
+pub use fantoccini::{Client, Locator, actions, key::Key};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 pub struct Browser {
     pub client: fantoccini::Client,
     driver: Child,
+    /// chromedriver's port, for the Chrome DevTools commands WebDriver has no verb for.
+    port: u16,
     _profile: tempfile::TempDir,
 }
 
@@ -62,6 +64,7 @@ impl Browser {
             Ok(client) => Browser {
                 client,
                 driver,
+                port,
                 _profile: profile,
             },
             Err(e) => {
@@ -69,6 +72,35 @@ impl Browser {
                 panic!("no chromium session: {e}");
             }
         }
+    }
+
+    /// Emulates the reader's `prefers-color-scheme` (`"light"` or `"dark"`) for the pages
+    /// shown from now on, through chromedriver's Chrome DevTools endpoint
+    /// (`Emulation.setEmulatedMedia`).
+    pub async fn prefer_color_scheme(&self, scheme: &str) {
+        let session = self
+            .client
+            .session_id()
+            .await
+            .expect("a WebDriver session")
+            .expect("a session id");
+        let body = serde_json::json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
+        });
+        // reqwest builds its TLS settings even for plain HTTP.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let r = reqwest::Client::new()
+            .post(format!(
+                "http://127.0.0.1:{}/session/{session}/goog/cdp/execute",
+                self.port
+            ))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("chromedriver answers");
+        assert!(r.status().is_success(), "Emulation.setEmulatedMedia: {}", r.status());
     }
 
     /// Ends the browser session (chromium exits) and chromedriver.

@@ -103,6 +103,23 @@ async fn not_ready(api: &Api, project: &str, stage: &str, freight: &str) -> Resu
         .map(|e| e.to_string()))
 }
 
+/// The Stages of `project` that take Freight from `stage`, in promotion order.
+fn downstream(api: &Api, project: &str, stage: &str) -> Vec<String> {
+    let catalog = api.shared.catalog();
+    pipeline::stages(&catalog)
+        .into_iter()
+        .filter(|(p, _)| *p == project)
+        .flat_map(|(_, defs)| defs)
+        .filter(|d| {
+            d.spec
+                .requested_freight
+                .iter()
+                .any(|r| r.sources.stages.iter().any(|s| s == stage))
+        })
+        .map(|d| d.name.to_string())
+        .collect()
+}
+
 /// GET `/projects/{project}/stages/{stage}/{verb}`: what the action will do, and its form.
 pub(super) async fn confirm(
     State(api): State<Api>,
@@ -134,12 +151,18 @@ pub(super) async fn confirm(
                 p { "This queues a promotion of Freight " strong { (alias) } " into Stage " strong { (stage) } ". The daemon then runs the Stage's steps (clone, update, commit, push) and records you as the actor. A Stage with auto-promotion is held on this Freight until released." }
             },
         ),
-        Verb::PromoteDownstream => (
-            format!("Promote {alias} downstream of {stage}?"),
-            html! {
-                p { "This queues a promotion of Freight " strong { (alias) } " into every Stage that takes Freight from " strong { (stage) } "." }
-            },
-        ),
+        Verb::PromoteDownstream => {
+            let into = downstream(&api, &project, &stage);
+            (
+                format!("Promote {alias} downstream of {stage}?"),
+                html! {
+                    p { "This queues a promotion of Freight " strong { (alias) } " into every Stage that takes Freight from " strong { (stage) } ": "
+                        @if into.is_empty() { "none does, so nothing happens." }
+                        @else { @for (i, s) in into.iter().enumerate() { @if i > 0 { ", " } strong.into { (s) } } "." }
+                    }
+                },
+            )
+        }
         Verb::Approve => (
             format!("Approve {alias} for {stage}?"),
             html! {
@@ -342,13 +365,20 @@ pub(super) async fn confirm_abort(
     let denied = v.denied(Action::Abort, &project, Some(&p.stage));
     let href = format!("/projects/{}/promotions/{}", seg(&project), seg(&name));
     let title = format!("Abort promotion {name}?");
+    let phase = p.phase.to_string();
+    let ended = matches!(phase.as_str(), "Succeeded" | "Failed" | "Errored" | "Aborted");
     let body = html! {
         h1 { (title) }
-        p { "The promotion of " (p.freight) " into " strong { (p.stage) } " stops after its running step; steps not run yet are skipped. A push already made stays." }
-        form method="post" action={ (href) "/abort" } {
-            input type="hidden" name="csrf" value=(csrf);
-            (button("Abort the promotion", denied.as_deref(), "abort", None))
-            " " a href=(href) { "Cancel" }
+        @if ended {
+            p { "This promotion has ended (" (super::status(&phase)) "): there is nothing to abort." }
+            p { a href=(href) { "Back to the promotion" } }
+        } @else {
+            p { "The promotion of " (p.freight) " into " strong { (p.stage) } " stops after its running step; steps not run yet are skipped. A push already made stays." }
+            form method="post" action={ (href) "/abort" } {
+                input type="hidden" name="csrf" value=(csrf);
+                (button("Abort the promotion", denied.as_deref(), "abort", None))
+                " " a href=(href) { "Cancel" }
+            }
         }
     };
     page(Some(&v), &title, body)

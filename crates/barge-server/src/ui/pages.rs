@@ -455,6 +455,30 @@ fn commit_link(repo_url: &str, id: &str) -> Option<String> {
     Some(format!("https://{host}/{repo}/{path}/{id}"))
 }
 
+/// A link to an image repository's page, for the public registries whose web pages barge
+/// knows (Docker Hub, including names without a registry; GitHub's and Quay's).
+fn image_link(repo_url: &str) -> Option<String> {
+    let repo = repo_url.trim_end_matches('/');
+    let (host, path) = match repo.split_once('/') {
+        // A first segment with a dot or a port, or `localhost`, is a registry's host.
+        Some((h, rest)) if h.contains('.') || h.contains(':') || h == "localhost" => (h, rest),
+        _ => ("docker.io", repo),
+    };
+    if path.is_empty() {
+        return None;
+    }
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" => Some(match path.strip_prefix("library/") {
+            Some(official) => format!("https://hub.docker.com/_/{official}"),
+            None if !path.contains('/') => format!("https://hub.docker.com/_/{path}"),
+            None => format!("https://hub.docker.com/r/{path}"),
+        }),
+        "ghcr.io" => Some(format!("https://ghcr.io/{path}")),
+        "quay.io" => Some(format!("https://quay.io/repository/{path}")),
+        _ => None,
+    }
+}
+
 /// `/projects/{project}/freight/{name}`: a Freight's artifacts and where it has been.
 pub(super) async fn freight_page(
     State(api): State<Api>,
@@ -482,7 +506,10 @@ pub(super) async fn freight_page(
         h2 { "Artifacts" }
         @if !f.freight.images.is_empty() {
             table.list { caption { "Images" } thead { tr { th scope="col" { "Repository" } th scope="col" { "Tag" } th scope="col" { "Digest" } } }
-                tbody { @for i in &f.freight.images { tr { td { (i.repo_url) } td { (i.tag) } td { code { (i.digest) } } } } } }
+                tbody { @for i in &f.freight.images { tr {
+                    td { @match image_link(&i.repo_url) { Some(href) => a href=(href) rel="noreferrer" { (i.repo_url) }, None => (i.repo_url) } }
+                    td { (i.tag) } td { code { (i.digest) } }
+                } } } }
         }
         @if !f.freight.commits.is_empty() {
             table.list { caption { "Git commits" } thead { tr { th scope="col" { "Repository" } th scope="col" { "Commit" } th scope="col" { "Branch or tag" } } }
@@ -506,9 +533,12 @@ pub(super) async fn freight_page(
         h2 { "Promote" }
         @if takers.is_empty() { p { "No Stage takes Freight from " (f.warehouse) "." } }
         @else {
-            ul.actions {
+            div.buttons {
                 @for s in &takers {
-                    li { a href={ (stage_href(&project, &s.name)) "/promote?freight=" (seg(&f.freight.metadata.name)) } { "Promote to " (s.name) "…" } }
+                    form method="get" action={ (stage_href(&project, &s.name)) "/promote" } {
+                        input type="hidden" name="freight" value=(f.freight.metadata.name);
+                        (super::button(&format!("Promote to {}…", s.name), v.denied(Action::Promote, &project, Some(&s.name)).as_deref(), &format!("promote-{}", s.name), None))
+                    }
                 }
             }
         }
@@ -573,20 +603,39 @@ fn pushed_commits(p: &PromotionInfo) -> Vec<String> {
         })
 }
 
+/// What one step of a promotion put out, by name (strings as they are, anything else as
+/// JSON): the commit `git-commit` made, the PR `git-open-pr` opened, and so on.
+fn step_outputs(p: &PromotionInfo, alias: &str) -> Vec<(String, String)> {
+    let Some(serde_json::Value::Object(o)) = p.outputs.as_ref().and_then(|o| o.get(alias)) else {
+        return Vec::new();
+    };
+    o.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
 fn steps_table(p: &PromotionInfo) -> Markup {
     html! {
         @if p.steps.is_empty() { p.muted { "No steps (a control-flow Stage)." } }
         @else {
             table.list.steps {
-                thead { tr { th scope="col" { "Step" } th scope="col" { "Status" } th scope="col" { "Took" } th scope="col" { "Message" } } }
+                thead { tr { th scope="col" { "Step" } th scope="col" { "Status" } th scope="col" { "Took" } th scope="col" { "Outputs" } th scope="col" { "Message" } } }
                 tbody {
                     @for s in &p.steps {
                         @let word = word(&s.status);
+                        @let failed = matches!(word.as_str(), "Failed" | "Errored");
                         tr {
                             td { (s.alias) }
                             td { (status(&word)) }
                             td { (duration(s.started_at.as_deref(), s.finished_at.as_deref())) }
-                            td { @if !s.message.is_empty() { span class=@if matches!(word.as_str(), "Failed" | "Errored") { "error" } @else { "muted" } { (s.message) } } }
+                            td.outputs { @for (k, v) in step_outputs(p, &s.alias) { span.output { (k) "=" code { (v) } } " " } }
+                            td { @if !s.message.is_empty() { span class=@if failed { "error" } @else { "muted" } { (s.message) } } }
                         }
                     }
                 }
@@ -636,7 +685,9 @@ pub(super) async fn stage(
     let body = html! {
         h1 { "Stage " (s.name) }
         p { a href={ "/projects/" (seg(&project)) } { "← Pipeline of " (project) } }
-        div #live data-watch={ "/api/v1/projects/" (seg(&project)) "/promotions?watch=true" } {
+        // The Stages' watch: every change to a Stage (its promotions, verifications, holds,
+        // approvals) is an event of it, where the promotions' watch would miss all but the first.
+        div #live data-watch={ "/api/v1/projects/" (seg(&project)) "/stages?watch=true" } {
         section aria-labelledby="now" {
             h2 #now { "Now" }
             dl.facts {
@@ -806,6 +857,34 @@ mod tests {
         assert_eq!(number("[0.97]"), Some(0.97));
         assert_eq!(number("12"), Some(12.0));
         assert_eq!(number("[]"), None);
+    }
+
+    #[test]
+    fn images_of_known_registries_link_to_their_pages() {
+        assert_eq!(image_link("nginx").as_deref(), Some("https://hub.docker.com/_/nginx"));
+        assert_eq!(
+            image_link("docker.io/library/nginx").as_deref(),
+            Some("https://hub.docker.com/_/nginx")
+        );
+        assert_eq!(
+            image_link("docker.io/bitnami/redis").as_deref(),
+            Some("https://hub.docker.com/r/bitnami/redis")
+        );
+        assert_eq!(
+            image_link("acme/app").as_deref(),
+            Some("https://hub.docker.com/r/acme/app")
+        );
+        assert_eq!(
+            image_link("ghcr.io/acme/app").as_deref(),
+            Some("https://ghcr.io/acme/app")
+        );
+        assert_eq!(
+            image_link("quay.io/prometheus/node-exporter").as_deref(),
+            Some("https://quay.io/repository/prometheus/node-exporter")
+        );
+        // A private registry has no page barge knows.
+        assert_eq!(image_link("registry.internal:5000/acme/app"), None);
+        assert_eq!(image_link("localhost/app"), None);
     }
 
     #[test]
