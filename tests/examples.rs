@@ -467,6 +467,62 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
     );
 }
 
+/// failureLimit 3 from the other side: lumen's template (its interval shortened to 5s) whose
+/// first three measurements fail and last two pass ends Successful, since three failures are
+/// tolerated. Prometheus holds one burst of 5xx errors timed so that every `[2m]` window
+/// evaluated before an instant T holds it (success rate about 0.55) and none after T does
+/// (1.0); the run starts 12.5s before T, so measurements at 0s, 5s and 10s fail and those at
+/// 15s and 20s pass (2.5s of slack either side).
+#[test]
+fn lumen_analysis_tolerates_three_failed_measurements() {
+    use barge_testkit::prometheus::{Series, now_secs};
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("examples/lumen/kargo.yaml")).unwrap();
+    let template = dir.path().join("lumen.yaml");
+    std::fs::write(&template, text.replace("interval: 1m", "interval: 5s")).unwrap();
+    // T leaves Prometheus time to start; the burst is at T - 119 s, so a window (e - 120, e]
+    // still holds the sample before it exactly while e < T.
+    let t = now_secs() + 40;
+    let burst = t - 119;
+    let range = (t - 400)..(t + 400);
+    let prometheus = Prometheus::start_series(&[
+        Series {
+            family: "http_requests_total",
+            labels: r#"app="lumen-api",status="200""#,
+            samples: range.clone().map(|s| (s, 10.0 * (s - range.start) as f64)).collect(),
+        },
+        Series {
+            family: "http_requests_total",
+            labels: r#"app="lumen-api",status="503""#,
+            samples: range.map(|s| (s, if s < burst { 0.0 } else { 1000.0 })).collect(),
+        },
+    ]);
+    let start = std::time::UNIX_EPOCH + Duration::from_millis((t * 1000 - 12_500) as u64);
+    let wait = start
+        .duration_since(std::time::SystemTime::now())
+        .expect("Prometheus took more than 27 s to start");
+    std::thread::sleep(wait);
+    let out = support::barge()
+        .args(["analysis", "run", template.to_str().unwrap(), "--template", "success-rate"])
+        .args(["--prometheus", &prometheus.url, "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let phases: Vec<&str> = report["metrics"][0]["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        phases,
+        ["Failed", "Failed", "Failed", "Successful", "Successful"],
+        "{report:#}"
+    );
+    assert_eq!(report["phase"], "Successful", "{report:#}");
+    assert!(out.status.success());
+}
+
 const HOMELAB_PROMETHEUS: &str = "http://prometheus.monitoring.svc:9090";
 
 /// The environments the ApplicationSet stand-in made and removed, in order.
