@@ -87,9 +87,7 @@ impl Example {
     }
 
     async fn push(&self, repo: &str, tag: &str) {
-        self.reg
-            .push_image(repo, tag, "2026-01-01T00:00:00Z", "amd64")
-            .await;
+        self.reg.push_image(repo, tag, "2026-01-01T00:00:00Z", "amd64").await;
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -353,7 +351,13 @@ const LUMEN_PROMETHEUS: &str = "http://kube-prometheus-stack-prometheus.monitori
 #[tokio::test(flavor = "multi_thread")]
 async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
     // One measurement a second instead of a minute; nothing else changes.
-    let mut ex = Example::start("lumen", "config", "lumen/lumen.git", &[("interval: 1m", "interval: 1s")]).await;
+    let mut ex = Example::start(
+        "lumen",
+        "config",
+        "lumen/lumen.git",
+        &[("interval: 1m", "interval: 1s")],
+    )
+    .await;
     let seed_text = ex.git(&["show", &format!("main:{LUMEN_APP}")]);
     let app_text = ex.git(&[
         "show",
@@ -370,7 +374,14 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
         of_kind(&text, "Rollout", "lumen")
     });
     ex.api
-        .wait_for("argoproj.io", "rollouts", "lumen", "lumen-api", Duration::from_secs(5), healthy_at_its_template)
+        .wait_for(
+            "argoproj.io",
+            "rollouts",
+            "lumen",
+            "lumen-api",
+            Duration::from_secs(5),
+            healthy_at_its_template,
+        )
         .await;
 
     // A healthy release: 99% of requests succeed.
@@ -404,7 +415,10 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
 
     // Argo CD synced that very commit (the app still tracks main); the canary went 20 → 80 →
     // 100 and the new ReplicaSet is stable.
-    let app = ex.api.get("argoproj.io", "applications", "argocd", "lumen-app").unwrap();
+    let app = ex
+        .api
+        .get("argoproj.io", "applications", "argocd", "lumen-app")
+        .unwrap();
     assert_eq!(app["status"]["sync"]["revision"], bump.as_str());
     assert_eq!(app["spec"]["source"]["targetRevision"], "main");
     let ro = ex.rollout("lumen", "lumen-api");
@@ -431,11 +445,7 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
     ex.push("lumen/lumen-api", "v1.5.4").await;
     let out = ex.once();
     assert!(!out.status.success(), "a failed verification fails the run");
-    assert!(
-        stderr(&out).contains("of lumen Failed"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("of lumen Failed"), "{}", stderr(&out));
     assert_eq!(ex.commits("main").last().unwrap().1, "chore: bump lumen-api to v1.5.4");
     assert_eq!(
         image(&ex.rollout("lumen", "lumen-api")),
@@ -461,10 +471,7 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
         "three failures tolerated, the fourth ends it before the fifth: {v:#}"
     );
     let freight = ex.json(&["get", "freight", &ex.alias_of("v1.5.4")]);
-    assert!(
-        freight["status"]["verifiedIn"].get("lumen").is_none(),
-        "{freight:#}"
-    );
+    assert!(freight["status"]["verifiedIn"].get("lumen").is_none(), "{freight:#}");
 }
 
 /// failureLimit 3 from the other side: lumen's template (its interval shortened to 5s) whose
@@ -503,7 +510,13 @@ fn lumen_analysis_tolerates_three_failed_measurements() {
         .expect("Prometheus took more than 27 s to start");
     std::thread::sleep(wait);
     let out = support::barge()
-        .args(["analysis", "run", template.to_str().unwrap(), "--template", "success-rate"])
+        .args([
+            "analysis",
+            "run",
+            template.to_str().unwrap(),
+            "--template",
+            "success-rate",
+        ])
         .args(["--prometheus", &prometheus.url, "-o", "json"])
         .output()
         .unwrap();
@@ -545,10 +558,15 @@ fn application_set(api: ApiServer, bare: PathBuf, events: Events) -> tokio::task
                 .collect();
             for v in files.difference(&live) {
                 let manifest: Value =
-                    serde_json::from_str(&git(&bare, &["show", &format!("main:apps/staging/manifests/{v}.json")])).unwrap();
+                    serde_json::from_str(&git(&bare, &["show", &format!("main:apps/staging/manifests/{v}.json")]))
+                        .unwrap();
                 let version = manifest["homelabping"]["version"].as_str().unwrap();
-                api.put("argoproj.io", "applications", json!({"metadata": {"name": format!("{v}-apps"), "namespace": "argocd"},
-                    "spec": {"destination": {"namespace": v}}}));
+                api.put(
+                    "argoproj.io",
+                    "applications",
+                    json!({"metadata": {"name": format!("{v}-apps"), "namespace": "argocd"},
+                    "spec": {"destination": {"namespace": v}}}),
+                );
                 apply_rollout(&api, homelabping(v, version));
                 events.lock().unwrap().push(format!("created {v}"));
             }
@@ -578,7 +596,13 @@ fn homelabping(namespace: &str, version: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn homelab_per_freight_environment_written_verified_and_removed() {
     const BUILD: &str = "v202601211170844";
-    let mut ex = Example::start("homelab", "config", "homelab/homelab-apps.git", &[("interval: 30s", "interval: 1s")]).await;
+    let mut ex = Example::start(
+        "homelab",
+        "config",
+        "homelab/homelab-apps.git",
+        &[("interval: 30s", "interval: 1s")],
+    )
+    .await;
     let prod_app = ex.git(&["show", "main:apps/argocd/homelab-prod.yaml"]);
     put_app(&ex.api, documents(&prod_app).remove(0), "seed");
     let seed: Value = serde_json::from_str(&ex.git(&["show", "main:apps/prod/manifest.json"])).unwrap();
@@ -588,7 +612,10 @@ async fn homelab_per_freight_environment_written_verified_and_removed() {
     let _argo = argo(&ex.api, move |_, revision| {
         let manifest: Value =
             serde_json::from_str(&git(&bare, &["show", &format!("{revision}:apps/prod/manifest.json")])).unwrap();
-        vec![homelabping("prod", manifest["homelabping"]["version"].as_str().unwrap())]
+        vec![homelabping(
+            "prod",
+            manifest["homelabping"]["version"].as_str().unwrap(),
+        )]
     });
     let events = Events::default();
     let _appset = application_set(ex.api.clone(), ex.bare.clone(), events.clone());
@@ -618,7 +645,10 @@ async fn homelab_per_freight_environment_written_verified_and_removed() {
     };
     assert_eq!(create_subject, &format!("staging: create environment {BUILD}"));
     let file = format!("apps/staging/manifests/{BUILD}.json");
-    assert_eq!(ex.git(&["show", "--format=", "--name-status", create]), format!("A\t{file}"));
+    assert_eq!(
+        ex.git(&["show", "--format=", "--name-status", create]),
+        format!("A\t{file}")
+    );
     let env: Value = serde_json::from_str(&ex.git(&["show", &format!("{create}:{file}")])).unwrap();
     assert_eq!(env["homelabping"]["version"], BUILD);
     assert_eq!(
@@ -671,7 +701,10 @@ async fn homelab_per_freight_environment_written_verified_and_removed() {
     );
 
     // Prod: synced to its commit, the canary rolled out, the success rate held.
-    let app = ex.api.get("argoproj.io", "applications", "argocd", "homelab-prod").unwrap();
+    let app = ex
+        .api
+        .get("argoproj.io", "applications", "argocd", "homelab-prod")
+        .unwrap();
     assert_eq!(app["status"]["sync"]["revision"], prod.as_str());
     let ro = ex.rollout("prod", "homelabping");
     assert_eq!(image(&ro), format!("registry.example.com/apps/homelabping:{BUILD}"));
@@ -679,10 +712,7 @@ async fn homelab_per_freight_environment_written_verified_and_removed() {
     let prod_v = ex.verification("prod");
     assert_eq!(prod_v["phase"], "Succeeded", "{prod_v:#}");
     assert_eq!(
-        prod_v["report"]["metrics"][0]["measurements"]
-            .as_array()
-            .unwrap()
-            .len(),
+        prod_v["report"]["metrics"][0]["measurements"].as_array().unwrap().len(),
         3
     );
 }
@@ -742,7 +772,11 @@ async fn kargo_demo_kustomize_build_and_argocd_update() {
     }
     let bare = ex.bare.clone();
     let _argo = argo(&ex.api, move |_, revision| {
-        of_kind(&git(&bare, &["show", &format!("{revision}:manifests.yaml")]), "Rollout", "")
+        of_kind(
+            &git(&bare, &["show", &format!("{revision}:manifests.yaml")]),
+            "Rollout",
+            "",
+        )
     });
     let smoke = support::free_port();
     product_api(smoke, ex.api.clone()).await;

@@ -322,7 +322,11 @@ async fn rollout_wait_waits_for_a_rollout_that_does_not_exist_yet() {
     let server = c.server.clone();
     let created = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(800)).await;
-        server.put("argoproj.io", "rollouts", rollout("ghcr.io/acme/app:1.2.0", json!([{"setWeight": 50}])));
+        server.put(
+            "argoproj.io",
+            "rollouts",
+            rollout("ghcr.io/acme/app:1.2.0", json!([{"setWeight": 50}])),
+        );
         Instant::now()
     });
     let out = c.promote(WAIT).await;
@@ -339,7 +343,9 @@ async fn rollout_wait_waits_for_a_rollout_that_does_not_exist_yet() {
         .await;
     assert_eq!(out.phase, Phase::Errored);
     assert!(
-        out.message.starts_with("step step-1 (rollout-wait): timed out while Rollout typo does not exist in namespace shop yet"),
+        out.message.starts_with(
+            "step step-1 (rollout-wait): timed out while Rollout typo does not exist in namespace shop yet"
+        ),
         "{}",
         out.message
     );
