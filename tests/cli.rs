@@ -251,13 +251,17 @@ fn expanded_pipelines_are_valid_kargo_resources() {
 
 #[test]
 fn bundled_examples_are_valid() {
-    for dir in [
-        "pipelines",
-        "examples/helm-values",
-        "examples/pr-flow",
-        "examples/rendered-branches",
-        "examples/canary-analysis",
-    ] {
+    // Every directory under examples/, so a new example cannot be left out.
+    let mut dirs: Vec<String> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| format!("examples/{}", p.file_name().unwrap().to_str().unwrap()))
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 7, "{dirs:?}");
+    dirs.insert(0, "pipelines".into());
+    for dir in &dirs {
         let v = support::validate_json(&[&root().join(dir)]);
         assert_eq!(v["diagnostics"], Value::Array(vec![]), "{dir}");
         assert!(v["resources"].as_u64().unwrap() >= 1, "{dir}");

@@ -308,6 +308,49 @@ async fn rollout_wait_follows_a_canary_to_healthy() {
     assert_eq!(weights, [20, 80, 100], "setWeight 20 → analysis → 80 → 100");
 }
 
+/// A new environment's Rollout appears a while after the push (an ApplicationSet creates it):
+/// rollout-wait waits for it, saying so, instead of failing on the 404; a name that never
+/// appears ends at the step's timeout with that message.
+#[tokio::test(flavor = "multi_thread")]
+async fn rollout_wait_waits_for_a_rollout_that_does_not_exist_yet() {
+    let c = Cluster::start().await;
+    let _ro = controllers::rollouts(
+        c.server.clone(),
+        Arc::new(|_, _| (true, String::new())),
+        Duration::from_millis(50),
+    );
+    let server = c.server.clone();
+    let created = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        server.put(
+            "argoproj.io",
+            "rollouts",
+            rollout("ghcr.io/acme/app:1.2.0", json!([{"setWeight": 50}])),
+        );
+        Instant::now()
+    });
+    let out = c.promote(WAIT).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert!(created.await.unwrap().elapsed() < Duration::from_secs(10));
+    let out = c
+        .promote(
+            "
+        - uses: rollout-wait
+          retry: {timeout: 1s}
+          config: {name: typo, namespace: shop}
+",
+        )
+        .await;
+    assert_eq!(out.phase, Phase::Errored);
+    assert!(
+        out.message.starts_with(
+            "step step-1 (rollout-wait): timed out while Rollout typo does not exist in namespace shop yet"
+        ),
+        "{}",
+        out.message
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn rollout_wait_fails_with_the_rollouts_message_when_the_canary_aborts() {
     let c = Cluster::start().await;

@@ -33,6 +33,18 @@ pub fn requests(app: &'static str, ok: f64, errors: f64) -> Vec<Counter> {
     ]
 }
 
+/// One counter series with explicit samples: (unix seconds, value), in time order.
+pub struct Series {
+    pub family: &'static str,
+    pub labels: &'static str,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// The time now, in unix seconds.
+pub fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
 pub struct Prometheus {
     pub url: String,
     child: Child,
@@ -47,20 +59,38 @@ impl Prometheus {
     /// With `basic_auth = Some((user, password))`, Prometheus demands those credentials
     /// (its `--web.config.file`, bcrypt via `htpasswd`).
     pub fn start_with(counters: &[Counter], basic_auth: Option<(&str, &str)>) -> Prometheus {
+        let now = now_secs();
+        let series: Vec<Series> = counters
+            .iter()
+            .map(|c| Series {
+                family: c.family,
+                labels: c.labels,
+                samples: (now - 3600..now + 3600)
+                    .step_by(10)
+                    .enumerate()
+                    .map(|(i, t)| (t, c.per_second * 10.0 * i as f64))
+                    .collect(),
+            })
+            .collect();
+        Self::backfilled(&series, basic_auth)
+    }
+
+    /// A Prometheus holding exactly these counter samples (for values that change at a known
+    /// time, e.g. a burst of errors that leaves a `rate(...[2m])` window at a chosen instant).
+    pub fn start_series(series: &[Series]) -> Prometheus {
+        Self::backfilled(series, None)
+    }
+
+    fn backfilled(series: &[Series], basic_auth: Option<(&str, &str)>) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
         let mut text = String::new();
-        let mut families: Vec<&str> = counters.iter().map(|c| c.family).collect();
+        let mut families: Vec<&str> = series.iter().map(|c| c.family).collect();
         families.dedup();
         for family in families {
             text.push_str(&format!("# TYPE {family} counter\n"));
-            for c in counters.iter().filter(|c| c.family == family) {
-                for (i, t) in (now - 3600..now + 3600).step_by(10).enumerate() {
-                    text.push_str(&format!(
-                        "{family}{{{}}} {} {t}\n",
-                        c.labels,
-                        c.per_second * 10.0 * i as f64
-                    ));
+            for c in series.iter().filter(|c| c.family == family) {
+                for (t, v) in &c.samples {
+                    text.push_str(&format!("{family}{{{}}} {v} {t}\n", c.labels));
                 }
             }
         }

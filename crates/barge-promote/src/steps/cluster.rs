@@ -372,7 +372,18 @@ pub(super) fn rollout_wait<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a,
         }
         let namespace = c.namespace.as_deref().unwrap_or("default");
         let rollouts = objects(ctx, c.cluster.as_deref(), ROLLOUT, namespace).await?;
-        let ro = rollouts.get(&c.name).await.map_err(kube_error)?;
+        // A Rollout that does not exist yet is waited for: an ApplicationSet creates the
+        // Rollout of a new environment a while after the push that asked for it.
+        let ro = match rollouts.get(&c.name).await {
+            Ok(ro) => ro,
+            Err(KubeError::NotFound(_)) => {
+                return Ok(StepDone::Waiting(format!(
+                    "Rollout {} does not exist in namespace {namespace} yet",
+                    c.name
+                )));
+            }
+            Err(e) => return Err(kube_error(e)),
+        };
         match health::rollout(&ro) {
             Readiness::Ready(_) => {
                 let mut out = Map::new();

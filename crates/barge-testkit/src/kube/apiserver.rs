@@ -454,6 +454,20 @@ impl ApiServer {
         true
     }
 
+    /// Deletes an object as a DELETE through the API would (a DELETED event for watchers),
+    /// e.g. a controller tearing down what it created; the object as it was, if it existed.
+    pub fn delete(&self, group: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let mut inner = self.inner.lock().unwrap();
+        let key = Self::key(group, plural, ns, name);
+        let mut last = inner.objects.remove(&key)?;
+        inner.version += 1;
+        last["metadata"]["resourceVersion"] = json!(inner.version.to_string());
+        inner.record(&key, "DELETED", last.clone());
+        drop(inner);
+        self.changed.notify_waiters();
+        Some(last)
+    }
+
     /// Every version the named object had, oldest first (from the change log, which keeps
     /// what watches can no longer resume from).
     pub fn history(&self, group: &str, plural: &str, ns: &str, name: &str) -> Vec<Value> {
