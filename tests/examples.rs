@@ -486,10 +486,11 @@ fn lumen_analysis_tolerates_three_failed_measurements() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(root().join("examples/lumen/kargo.yaml")).unwrap();
     let template = dir.path().join("lumen.yaml");
-    std::fs::write(&template, text.replace("interval: 1m", "interval: 5s")).unwrap();
+    std::fs::write(&template, text.replace("interval: 1m", "interval: 10s")).unwrap();
     // T leaves Prometheus time to start; the burst is at T - 119 s, so a window (e - 120, e]
-    // still holds the sample before it exactly while e < T.
-    let t = now_secs() + 40;
+    // still holds the sample before it exactly while e < T. Measurements 10 s apart from
+    // T - 25 s: three before T, two after, each 5 s from T (margin for a loaded machine).
+    let t = now_secs() + 60;
     let burst = t - 119;
     let range = (t - 400)..(t + 400);
     let prometheus = Prometheus::start_series(&[
@@ -504,10 +505,10 @@ fn lumen_analysis_tolerates_three_failed_measurements() {
             samples: range.map(|s| (s, if s < burst { 0.0 } else { 1000.0 })).collect(),
         },
     ]);
-    let start = std::time::UNIX_EPOCH + Duration::from_millis((t * 1000 - 12_500) as u64);
+    let start = std::time::UNIX_EPOCH + Duration::from_millis((t * 1000 - 25_000) as u64);
     let wait = start
         .duration_since(std::time::SystemTime::now())
-        .expect("Prometheus took more than 27 s to start");
+        .expect("Prometheus took more than 35 s to start");
     std::thread::sleep(wait);
     let out = support::barge()
         .args([
