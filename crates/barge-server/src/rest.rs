@@ -446,18 +446,20 @@ async fn stages(
     };
     match run(&api, &caller, call).await? {
         Answer::Stages(s) => {
-            let body = api.stage_lists.body(&project, s).map_err(|e| Problem {
+            let list = api.stage_lists.list(&project, s).map_err(|e| Problem {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: "internal",
                 message: format!("cannot write the Stages as JSON: {e}"),
                 details: Value::Null,
             })?;
-            Ok((
-                StatusCode::OK,
-                [(axum::http::header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response())
+            use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, VARY};
+            let json = (CONTENT_TYPE, "application/json");
+            Ok(if accepts_gzip(&headers) {
+                let gzip = [json, (CONTENT_ENCODING, "gzip"), (VARY, "accept-encoding")];
+                (StatusCode::OK, gzip, list.gzip()).into_response()
+            } else {
+                (StatusCode::OK, [json, (VARY, "accept-encoding")], list.body.clone()).into_response()
+            })
         }
         other => Err(unexpected(&other)),
     }
@@ -485,16 +487,63 @@ struct KeptStageList {
     stages: Vec<barge_engine::pipeline::StageStatus>,
     /// Each Stage's JSON, in the order of `stages`.
     parts: Vec<axum::body::Bytes>,
+    /// `{"items": [...]}`.
     body: axum::body::Bytes,
+    /// `body` gzipped, made by the first request that accepts gzip.
+    gzip: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+impl KeptStageList {
+    /// The body gzipped, at the fastest level (made once per body).
+    fn gzip(&self) -> axum::body::Bytes {
+        self.gzip
+            .get_or_init(|| {
+                use std::io::Write as _;
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::with_capacity(self.body.len() / 8), flate2::Compression::fast());
+                // Writing to a Vec does not fail.
+                let _ = gz.write_all(&self.body);
+                axum::body::Bytes::from(gz.finish().unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// Whether the request's `Accept-Encoding` names gzip (and not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            parts.next().is_some_and(|c| c.eq_ignore_ascii_case("gzip"))
+                && parts.all(|p| {
+                    p.strip_prefix("q=")
+                        .is_none_or(|q| q.parse::<f32>().is_ok_and(|q| q > 0.0))
+                })
+        })
 }
 
 impl KeptStageLists {
     /// `{"items": [...]}` of `stages` (the project's, as the engine answered them).
+    #[cfg(test)]
     fn body(
         &self,
         project: &str,
         stages: Vec<barge_engine::pipeline::StageStatus>,
     ) -> Result<axum::body::Bytes, serde_json::Error> {
+        Ok(self.list(project, stages)?.body.clone())
+    }
+
+    /// The kept list of `stages` (the project's, as the engine answered them), its JSON
+    /// written again only where a status changed.
+    fn list(
+        &self,
+        project: &str,
+        stages: Vec<barge_engine::pipeline::StageStatus>,
+    ) -> Result<std::sync::Arc<KeptStageList>, serde_json::Error> {
         use std::sync::PoisonError;
         let kept = self
             .kept
@@ -505,7 +554,7 @@ impl KeptStageLists {
         if let Some(kept) = &kept
             && kept.stages == stages
         {
-            return Ok(kept.body.clone());
+            return Ok(kept.clone());
         }
         let before: std::collections::HashMap<&str, (&barge_engine::pipeline::StageStatus, &axum::body::Bytes)> = kept
             .iter()
@@ -534,13 +583,14 @@ impl KeptStageLists {
         let list = std::sync::Arc::new(KeptStageList {
             stages,
             parts,
-            body: body.clone(),
+            body,
+            gzip: std::sync::OnceLock::new(),
         });
         self.kept
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(project.to_string(), list);
-        Ok(body)
+            .insert(project.to_string(), list.clone());
+        Ok(list)
     }
 }
 
@@ -1210,5 +1260,31 @@ mod tests {
             lists.body("shop", stages.clone()).unwrap().as_ref(),
             fresh(&stages).as_slice()
         );
+
+        // Gzipped: the same body, made once.
+        let list = lists.list("shop", stages.clone()).unwrap();
+        let gzip = list.gzip();
+        assert_eq!(list.gzip().as_ptr(), gzip.as_ptr());
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gzip.as_ref()), &mut unzipped).unwrap();
+        assert_eq!(unzipped, fresh(&stages));
+    }
+
+    #[test]
+    fn gzip_is_sent_when_accept_encoding_names_it() {
+        let accepts = |values: &[&str]| {
+            let mut headers = HeaderMap::new();
+            for v in values {
+                headers.append(axum::http::header::ACCEPT_ENCODING, v.parse().unwrap());
+            }
+            accepts_gzip(&headers)
+        };
+        assert!(accepts(&["gzip"]));
+        assert!(accepts(&["br, GZIP;q=0.5"]));
+        assert!(accepts(&["deflate", "gzip, br"]));
+        assert!(!accepts(&[]));
+        assert!(!accepts(&["identity"]));
+        assert!(!accepts(&["gzip;q=0"]));
+        assert!(!accepts(&["x-gzip"]));
     }
 }
