@@ -6,7 +6,8 @@
 # interleaved with `GET /healthz`, the floor measured in the same run.
 #
 #   bench/api-p99.sh            # FREIGHT=N (default 10000), REQUESTS=N (default 1000),
-#                               # BARGE=path/to/barge to measure another build
+#                               # BARGE=path/to/barge to measure another build,
+#                               # AFTER=path/to/barge to measure a second one on the same store
 #
 # Goal: p99 ≤ 10 ms for both.
 set -euo pipefail
@@ -17,4 +18,12 @@ if [ -z "${BARGE:-}" ]; then
 fi
 . bench/scale-pipeline.sh
 start_pipeline "${FREIGHT:-10000}"
+echo "== $BARGE"
 python3 bench/api-p99.py "$listen" "$token" "${REQUESTS:-1000}"
+# AFTER=path/to/another/barge: the same store served by that build, measured the same way
+# (before/after comparisons on one store, one load).
+if [ -n "${AFTER:-}" ]; then
+  serve_pipeline "$AFTER"
+  echo "== $AFTER"
+  python3 bench/api-p99.py "$listen" "$token" "${REQUESTS:-1000}"
+fi

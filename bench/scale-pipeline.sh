@@ -13,6 +13,7 @@
 # `cacheByTag`): a pass asks the registry for the new tag's digest only.
 #
 # Sets: work (a temporary directory, removed on exit), listen, token; needs BARGE.
+# serve_pipeline BARGE serves the same store with another build.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 start_pipeline() {
@@ -61,16 +62,25 @@ PY
 
   token=bench-token
   export BARGE_DB="sqlite://$work/barge.db" BARGE_WORK_DIR="$work/cache" BARGE_LOG=warn BARGE_TOKEN=$token
-  local rewrite="ghcr.io/bench/=127.0.0.1:$port/bench/" started=$SECONDS
-  python3 bench/mint-freight.py "$BARGE" "$work/defs" "$rewrite" "127.0.0.1:$port" "$freight"
+  pipeline_rewrite="ghcr.io/bench/=127.0.0.1:$port/bench/"
+  local started=$SECONDS
+  python3 bench/mint-freight.py "$BARGE" "$work/defs" "$pipeline_rewrite" "127.0.0.1:$port" "$freight"
   echo "minted $freight Freight in $((SECONDS - started)) s"
+  serve_pipeline "$BARGE"
+}
+
+# Serves the pipeline's store with the barge at $1 (stopping the one serving it before) and
+# waits until all 300 Stages are up to date: two builds can so be measured on one store.
+serve_pipeline() {
+  local barge=$1
+  if [ -n "$serve_pid" ]; then kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; fi
   listen=127.0.0.1:$(free_port)
-  "$BARGE" serve "$work/defs" --listen "$listen" --rewrite "$rewrite" 2>"$work/serve.log" &
+  "$barge" serve "$work/defs" --listen "$listen" --rewrite "$pipeline_rewrite" 2>>"$work/serve.log" &
   serve_pid=$!
-  started=$SECONDS
+  local started=$SECONDS
   local up=0
   for _ in $(seq 1200); do
-    up=$(BARGE_SERVER=http://$listen "$BARGE" get stages -o json 2>/dev/null | python3 -c 'import json,sys; print(sum(r["state"]=="UpToDate" for s in json.load(sys.stdin)["items"] for r in s["status"]["barge"]["requests"]))' 2>/dev/null || echo 0)
+    up=$(BARGE_SERVER=http://$listen "$barge" get stages -o json 2>/dev/null | python3 -c 'import json,sys; print(sum(r["state"]=="UpToDate" for s in json.load(sys.stdin)["items"] for r in s["status"]["barge"]["requests"]))' 2>/dev/null || echo 0)
     [ "$up" = 300 ] && break
     sleep 0.5
   done

@@ -98,6 +98,7 @@ on_both_stores!(
     the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names,
     read_verbs_through_the_rest_api_print_as_in_process,
     a_stage_shows_a_write_made_just_before_it_by_another_process_or_the_api,
+    the_kept_stage_list_changes_after_a_write_and_after_a_reload,
 );
 
 impl Fixture {
@@ -3316,6 +3317,86 @@ fn a_stage_shows_a_write_made_just_before_it_by_another_process_or_the_api(backe
     let (status, body) = daemon.rest("POST", &format!("/freight/{}/approve", fx.alias), Some(approve));
     assert_eq!(status, 200, "{body}");
     assert_eq!(approvers(&prod()), ["alice", "token:api-token"]);
+}
+
+/// The daemon keeps the Stage list's JSON between requests (each Stage's, reused while its
+/// decided status is the same): a repeated GET answers the same bytes, and a write (by another
+/// process on the store or through the API) or a definitions reload is in the next list at
+/// once. On SQLite and on PostgreSQL.
+fn the_kept_stage_list_changes_after_a_write_and_after_a_reload(backend: Backend) {
+    let fx = Fixture::on(backend);
+    let daemon = fx.daemon(&["--reload-interval", "200ms"], &[]);
+    let list = || {
+        let (status, body) = daemon.rest("GET", "/stages", None);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let stage = |list: &Value, name: &str| -> Value {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .clone()
+    };
+    let approvers = |list: &Value| -> Vec<String> {
+        let mut all: Vec<String> = stage(list, "prod")["status"]["barge"]["approvals"]
+            .as_object()
+            .into_iter()
+            .flat_map(|by_freight| by_freight.values())
+            .flat_map(|a| a.as_array().unwrap().iter())
+            .map(|a| a["approver"].as_str().unwrap().to_string())
+            .collect();
+        all.sort();
+        all
+    };
+    let first = list();
+    assert_eq!(first["items"].as_array().unwrap().len(), 3, "{first}");
+    assert_eq!(list(), first, "nothing changed in between");
+    assert!(approvers(&first).is_empty(), "{first}");
+
+    // Another process approves, on the store: the next list shows it.
+    let out = fx
+        .command(&["approve", "--freight", &fx.alias, "--stage", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let approved = list();
+    assert_eq!(approvers(&approved), ["alice"], "{approved}");
+    // The Stages nothing changed are as they were.
+    assert_eq!(stage(&approved, "dev"), stage(&first, "dev"));
+
+    // The daemon's own write, through the API.
+    let (status, body) = daemon.rest(
+        "POST",
+        &format!("/freight/{}/approve", fx.alias),
+        Some(json!({"stage": "prod"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(approvers(&list()), ["alice", "token:api-token"]);
+
+    // A definitions reload: qa's sources change, and a fourth Stage appears.
+    let sources = |list: &Value| stage(list, "qa")["spec"]["requestedFreight"][0]["sources"].clone();
+    assert_eq!(sources(&list()), json!({"stages": ["dev"]}));
+    let changed = DEFINITIONS.replace("sources: {stages: [dev]}", "sources: {direct: true}")
+        + "---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {name: hotfix, namespace: shop}\nspec:\n  requestedFreight:\n    - origin: {kind: Warehouse, name: app}\n      sources: {direct: true}\n";
+    std::fs::write(&fx.defs, changed).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reloaded = loop {
+        let now = list();
+        if now["items"].as_array().unwrap().len() == 4 {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reload never showed: {now}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(sources(&reloaded), json!({"direct": true}), "{reloaded}");
+    assert_eq!(approvers(&reloaded), ["alice", "token:api-token"]);
 }
 
 /// Every `curl` recipe in docs/reference/api.md runs against a real server as written, with

@@ -196,7 +196,7 @@ impl ApproverInfo {
 
 /// One approver of a Freight for a Stage: the authenticated principal, never a name a client
 /// sent.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApproverInfo {
     /// As the audit log names it (`token:alice`).

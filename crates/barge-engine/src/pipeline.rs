@@ -183,7 +183,7 @@ pub fn approval_of(a: &StoredApproval) -> barge_core::approval::Approval {
 }
 
 /// One freight request of a Stage: what the Stage has and what happens next.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestStatus {
     pub warehouse: String,
@@ -201,7 +201,7 @@ pub struct RequestStatus {
     pub message: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CurrentFreight {
     pub name: String,
@@ -213,7 +213,7 @@ pub struct CurrentFreight {
 }
 
 /// Everything `barge get stage` shows about one Stage.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageStatus {
     pub project: String,
@@ -250,7 +250,7 @@ pub struct StageStatus {
 }
 
 /// A Stage's health: the worst of its apps' (Healthy < Progressing < Unknown < Degraded).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageHealth {
     pub status: String,
@@ -267,7 +267,7 @@ pub struct StageHealth {
 pub type HealthMap = std::collections::HashMap<(String, String), StageHealth>;
 
 /// A verification run and what people call its Freight.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationStatus {
     #[serde(flatten)]
@@ -275,7 +275,7 @@ pub struct VerificationStatus {
     pub alias: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionRef {
     pub name: String,

@@ -201,6 +201,8 @@ pub(crate) struct Api {
     /// The web UI's sign-in sessions (a GET of the REST API may present one instead of a
     /// bearer token: the UI's live updates watch through it).
     pub(crate) sessions: Arc<crate::ui::Sessions>,
+    /// The Stage list's JSON as last served (`GET …/stages`).
+    pub(crate) stage_lists: Arc<crate::rest::KeptStageLists>,
 }
 
 impl Api {
@@ -229,6 +231,7 @@ fn router(shared: Arc<Shared>, access: Access, limits: Limits) -> axum::Router {
             client_timeout: limits.client_timeout,
             watch: limits.watch,
             sessions: Arc::default(),
+            stage_lists: Arc::default(),
         })
         .merge(crate::metrics::count_deliveries(
             crate::webhook::routes(shared_for_hooks.clone(), limits.client_timeout),

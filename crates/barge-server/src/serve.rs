@@ -146,7 +146,7 @@ pub struct Shared {
     /// Warehouses someone asked to discover now.
     refresh: Mutex<HashSet<Key>>,
     /// Each Stage's health, checked on every reconcile.
-    health: Mutex<pipeline::HealthMap>,
+    health: Mutex<Arc<pipeline::HealthMap>>,
     /// Per Stage, its last successful promotion and the apps it synced (argocd-update's
     /// output): a finished promotion never changes, so its stored state is read once.
     synced_apps: Mutex<HashMap<Key, SyncedApps>>,
@@ -247,7 +247,7 @@ pub async fn serve(
         events,
         catalog,
         refresh: Mutex::new(HashSet::new()),
-        health: Mutex::new(pipeline::HealthMap::new()),
+        health: Mutex::default(),
         synced_apps: Mutex::new(HashMap::new()),
         discover: Notify::new(),
         decide: Notify::new(),
@@ -799,6 +799,8 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
         for def in &defs {
             let health = stage_health(shared, kube, &snap, def, now).await;
             if let Ok(mut map) = shared.health.lock() {
+                // Copied on write only while a call still reads the map it took.
+                let map = Arc::make_mut(&mut map);
                 let key = (def.project.to_string(), def.name.to_string());
                 match health {
                     Some(h) => map.insert(key, h),
@@ -1424,13 +1426,14 @@ pub async fn call(
 ) -> Result<barge_engine::Answer, barge_engine::EngineError> {
     let catalog = shared.catalog();
     let refresh = |p: &str, w: &str| shared.request_refresh(p, w);
-    let health = shared.health.lock().map(|h| h.clone()).unwrap_or_default();
+    // Shared, not copied: a call used to clone every Stage's health (with its apps) per read.
+    let health = shared.health.lock().map(|h| Arc::clone(&h)).unwrap_or_default();
     let cx = ops::Context {
         store: &shared.store,
         events: &shared.events,
         catalog: &catalog,
         refresh: Some(&refresh),
-        health: Some(&health),
+        health: Some(health.as_ref()),
         principal,
         engine: Some(&shared.engine),
     };
