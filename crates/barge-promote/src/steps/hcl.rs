@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 pub(super) fn hcl_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("hcl-update", cfg)?;
+        let c = super::update::file_update("hcl-update", cfg)?;
         if c.updates.is_empty() {
             return Err(StepError::Invalid("hcl-update: give at least one update".into()));
         }

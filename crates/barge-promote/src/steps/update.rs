@@ -69,7 +69,7 @@ pub(super) fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Ma
 
 pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("yaml-update", cfg)?;
+        let c = file_update("yaml-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let pairs: Vec<(&str, Json)> = c.updates.iter().map(|u| (u.key.as_str(), u.value.clone())).collect();
         let out = yamlmut::update_values(&text, &pairs)
@@ -77,6 +77,30 @@ pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         ctx.write(&c.path, &out)?;
         done(commit_message(&c.path, &c.updates, Shown::QuotedIfNecessary))
     })
+}
+
+/// The config of yaml-update, json-update, toml-update and hcl-update, refused as Kargo's
+/// schemas refuse it: a path, at least one update, each with a key and a value (`value: null`
+/// is a value; a missing one is not).
+pub(super) fn file_update(step: &str, cfg: Json) -> Result<FileUpdate, StepError> {
+    let missing_value = cfg["updates"]
+        .as_array()
+        .and_then(|list| list.iter().position(|u| u.is_object() && u.get("value").is_none()));
+    let c: FileUpdate = config(step, cfg)?;
+    let refuse = |what: String| Err(StepError::Invalid(format!("{step}: {what}")));
+    if c.path.is_empty() {
+        return refuse("`path` is required".into());
+    }
+    if c.updates.is_empty() {
+        return refuse("`updates` needs at least one update".into());
+    }
+    if let Some(i) = c.updates.iter().position(|u| u.key.is_empty()) {
+        return refuse(format!("`updates[{i}].key` is required"));
+    }
+    if let Some(i) = missing_value {
+        return refuse(format!("`updates[{i}].value` is required"));
+    }
+    Ok(c)
 }
 
 /// Kargo's yaml-merge: the existing `inFiles` merged in order into `outFile`.
@@ -139,7 +163,7 @@ pub(super) fn key_segments(key: &str) -> Vec<String> {
 
 pub(super) fn json_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("json-update", cfg)?;
+        let c = file_update("json-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let mut doc: Json = serde_json::from_str(&text)
             .map_err(|e| StepError::Invalid(format!("json-update {}: not JSON: {e}", c.path)))?;
@@ -199,7 +223,7 @@ fn toml_value(v: &Json) -> Result<toml_edit::Value, StepError> {
 
 pub(super) fn toml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("toml-update", cfg)?;
+        let c = file_update("toml-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let mut doc: toml_edit::DocumentMut = text
             .parse()
