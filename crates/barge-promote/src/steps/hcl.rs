@@ -9,9 +9,8 @@
 //! adds attributes or blocks.
 
 use super::update::{Shown, commit_message};
-use super::{StepCtx, StepError, StepResult, config, done};
+use super::{StepCtx, StepError, StepResult, done};
 use crate::BoxFuture;
-use barge_core::step_config::FileUpdate;
 use hcl_edit::Decorate;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Body, Structure};
