@@ -363,7 +363,12 @@ async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
     let p = barge_promote::Promotion::plan(&catalog, "shop", "dev", freight[0].clone(), freight[1..].to_vec(), "alice")
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (out, after) = support::run_planned(dir.path(), &p, |work| write_inputs(work, &case.files)).await;
+    let mut real_work = PathBuf::new();
+    let (out, after) = support::run_planned(dir.path(), &p, |work| {
+        real_work = work.to_path_buf();
+        write_inputs(work, &case.files)
+    })
+    .await;
     let message = out.state.steps.first().map(|s| s.message.clone()).unwrap_or_default();
     match &case.expect.error {
         Some(want) => {
@@ -386,7 +391,15 @@ async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
             problems.push(format!("outputs: expected {want}, got {got}"));
         }
     }
-    let work = after.join("0");
+    // The work directory after the step; a path starting `../` is outside it (a file a case
+    // wrote there must survive the step), looked at where it is.
+    let snapshot = after.join("0");
+    let at = |rel: &str| match rel.strip_prefix("../") {
+        // Lexically: the work directory itself is gone once the promotion ended.
+        Some(outside) => real_work.parent().unwrap().join(outside),
+        None => snapshot.join(rel),
+    };
+    let work = &snapshot;
     let e = &case.expect;
     for (rel, want) in &e.files {
         match std::fs::read_to_string(work.join(rel)) {
@@ -423,12 +436,12 @@ async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
         }
     }
     for rel in &e.present {
-        if std::fs::symlink_metadata(work.join(rel)).is_err() {
+        if std::fs::symlink_metadata(at(rel)).is_err() {
             problems.push(format!("{rel}: expected to exist"));
         }
     }
     for rel in &e.absent {
-        if std::fs::symlink_metadata(work.join(rel)).is_ok() {
+        if std::fs::symlink_metadata(at(rel)).is_ok() {
             problems.push(format!("{rel}: expected not to exist"));
         }
     }
