@@ -299,7 +299,11 @@ fn stage_of(case: &StepCase, uses: &str, freight: &[Freight]) -> String {
     let mut docs = vec![stage];
     for f in freight {
         let origin = f.origin.as_ref().unwrap();
-        let mut subscriptions: Vec<Json> = f.images.iter().map(|i| json!({"image": {"repoURL": i.repo_url}})).collect();
+        let mut subscriptions: Vec<Json> = f
+            .images
+            .iter()
+            .map(|i| json!({"image": {"repoURL": i.repo_url}}))
+            .collect();
         subscriptions.extend(f.commits.iter().map(|c| json!({"git": {"repoURL": c.repo_url}})));
         subscriptions.extend(
             f.charts
@@ -352,7 +356,9 @@ async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
         .collect();
     if let Some(want) = &case.expect.invalid {
         if !errors.iter().any(|e| e.contains(want.as_str())) {
-            problems.push(format!("expected a validation error containing {want:?}, got {errors:?}"));
+            problems.push(format!(
+                "expected a validation error containing {want:?}, got {errors:?}"
+            ));
         }
         return problems;
     }
@@ -360,8 +366,15 @@ async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
         problems.push(format!("the config does not validate: {errors:?}"));
         return problems;
     }
-    let p = barge_promote::Promotion::plan(&catalog, "shop", "dev", freight[0].clone(), freight[1..].to_vec(), "alice")
-        .unwrap();
+    let p = barge_promote::Promotion::plan(
+        &catalog,
+        "shop",
+        "dev",
+        freight[0].clone(),
+        freight[1..].to_vec(),
+        "alice",
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut real_work = PathBuf::new();
     let (out, after) = support::run_planned(dir.path(), &p, |work| {
@@ -373,7 +386,10 @@ async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
     match &case.expect.error {
         Some(want) => {
             if out.phase != Phase::Errored && out.phase != Phase::Failed {
-                problems.push(format!("expected an error containing {want:?}, the step {:?}", out.phase));
+                problems.push(format!(
+                    "expected an error containing {want:?}, the step {:?}",
+                    out.phase
+                ));
             } else if !message.contains(want.as_str()) {
                 problems.push(format!("expected an error containing {want:?}, got {message:?}"));
             }
@@ -601,7 +617,10 @@ fn freight_ids() {
         if let Some(other) = &case.same_as
             && ids.get(other) != Some(&got)
         {
-            problems.push(format!("expected the ID of {other:?} ({:?}), got {got}", ids.get(other)));
+            problems.push(format!(
+                "expected the ID of {other:?} ({:?}), got {got}",
+                ids.get(other)
+            ));
         }
         if let Some(other) = &case.differs_from
             && ids.get(other).is_none_or(|o| o == &got)
