@@ -320,6 +320,18 @@ fn fail<T>(message: impl Into<String>) -> expr::Result<T> {
     Err(expr::Error::ExprError(message.into()))
 }
 
+/// Kargo's functions refuse a call with the wrong number of arguments.
+fn arity(name: &str, args: &[Value], n: usize) -> Result<(), expr::Error> {
+    match args.len() == n {
+        true => Ok(()),
+        false => Err(expr::Error::ExprError(format!(
+            "{name}: expected {n} argument{}, got {}",
+            if n == 1 { "" } else { "s" },
+            args.len()
+        ))),
+    }
+}
+
 fn string_arg(name: &str, args: &[Value], i: usize) -> expr::Result<String> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.clone()),
@@ -521,6 +533,7 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         }
     });
     env.add_function("semverParse", |c| {
+        arity("semverParse", &c.args, 1)?;
         let s = string_arg("semverParse", &c.args, 0)?;
         let v = crate::semver::Version::parse(&s, false)
             .map_err(|e| expr::Error::ExprError(format!("semverParse: {e}")))?;
@@ -534,6 +547,7 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         Ok(Value::Map(m))
     });
     env.add_function("semverDiff", |c| {
+        arity("semverDiff", &c.args, 2)?;
         let a = string_arg("semverDiff", &c.args, 0)?;
         let b = string_arg("semverDiff", &c.args, 1)?;
         let (Ok(a), Ok(b)) = (
@@ -546,7 +560,8 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
             "Major"
         } else if a.minor != b.minor {
             "Minor"
-        } else if a.patch != b.patch || a.pre != b.pre {
+        // Prereleases of one version are no difference, as in Kargo (its semverDiff tests).
+        } else if a.patch != b.patch {
             "Patch"
         } else if a.metadata != b.metadata {
             "Metadata"

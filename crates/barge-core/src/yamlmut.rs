@@ -65,6 +65,11 @@ fn style_of(raw: &str) -> ScalarStyle {
 }
 
 fn parse(text: &str) -> Result<YamlFile, EditError> {
+    // The lossless parser keeps going past syntax errors; an edit of a file that is not YAML
+    // would write a file that is still not YAML, so a strict parse refuses it first.
+    if let (_, Some(e)) = crate::yaml::parse_stream(text) {
+        return Err(EditError::Parse(format!("line {}: {}", e.pos.line, e.message)));
+    }
     YamlFile::from_str(text).map_err(|e| EditError::Parse(e.to_string()))
 }
 
@@ -160,7 +165,12 @@ pub fn set_kustomize_image(text: &str, edit: &ImageEdit) -> Result<String, EditE
         keep_style("newName", n);
     }
     match (&edit.digest, &edit.new_tag) {
-        (Some(d), _) => {
+        // Kargo sets both from Freight that has both (kustomize then uses the digest).
+        (Some(d), Some(t)) => {
+            keep_style("newTag", t);
+            keep_style("digest", d);
+        }
+        (Some(d), None) => {
             entry.remove("newTag");
             keep_style("digest", d);
         }

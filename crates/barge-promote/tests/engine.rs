@@ -198,7 +198,11 @@ async fn edits_change_exactly_the_intended_lines_and_land_with_a_trailer() {
     assert_eq!(git(&bare, &["rev-parse", "main"]), pushed);
     let body = git(&bare, &["log", "-1", "--format=%B", "main"]);
     assert!(body.contains(&format!("Barge-Promotion: {}", p.name)), "{body}");
-    assert!(body.contains("ghcr.io/acme/app:1.10"), "{body}");
+    // Kargo's message names the image as the kustomization does (`name: app`).
+    assert!(
+        body.contains("Updated ./repo/stages/dev to use new image\n\n- app:1.10"),
+        "{body}"
+    );
     assert!(body.contains("Updated ./repo/stages/dev/values.yaml"), "{body}");
     assert_eq!(
         git(&bare, &["log", "-1", "--format=%an <%ae>", "main"]),

@@ -48,6 +48,11 @@ async fn blocking<T: Send + 'static>(
 pub(super) fn tar<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Tar = config("tar", cfg)?;
+        for (field, value) in [("inPath", &c.in_path), ("outPath", &c.out_path)] {
+            if value.is_empty() {
+                return Err(StepError::Invalid(format!("tar: `{field}` is required")));
+            }
+        }
         let (input, output) = (ctx.path(&c.in_path)?, ctx.path(&c.out_path)?);
         if std::fs::symlink_metadata(&input).is_err() {
             return Err(StepError::Invalid(format!(
@@ -176,6 +181,11 @@ fn check_size(name: &str, size: u64, limits: Limits, total: &mut u64) -> Result<
 pub(super) fn untar<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Untar = config("untar", cfg)?;
+        for (field, value) in [("inPath", &c.in_path), ("outPath", &c.out_path)] {
+            if value.is_empty() {
+                return Err(StepError::Invalid(format!("untar: `{field}` is required")));
+            }
+        }
         let (input, output) = (ctx.path(&c.in_path)?, ctx.path(&c.out_path)?);
         if output == ctx.work {
             return Err(StepError::Invalid(

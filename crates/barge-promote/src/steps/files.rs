@@ -11,7 +11,9 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(to)?;
         for entry in std::fs::read_dir(from)? {
             let entry = entry?;
-            if entry.file_name() == ".git" {
+            // Symbolic links are skipped, as Kargo's copy skips them: following one would copy
+            // whatever it points at, inside the work directory or not, into the output.
+            if entry.file_name() == ".git" || entry.file_type()?.is_symlink() {
                 continue;
             }
             copy_tree(&entry.path(), &to.join(entry.file_name()))?;
@@ -28,9 +30,20 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 pub(super) fn copy<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Copy = config("copy", cfg)?;
+        for (field, value) in [("inPath", &c.in_path), ("outPath", &c.out_path)] {
+            if value.is_empty() {
+                return Err(StepError::Invalid(format!("copy: `{field}` is required")));
+            }
+        }
         let (from, to) = (ctx.path(&c.in_path)?, ctx.path(&c.out_path)?);
         if !from.exists() {
             return Err(StepError::Invalid(format!("copy: {} does not exist", c.in_path)));
+        }
+        if from.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(StepError::Invalid(format!(
+                "copy: {} is a symbolic link; copy what it points at",
+                c.in_path
+            )));
         }
         copy_tree(&from, &to).map_err(|e| StepError::Invalid(format!("copy {} → {}: {e}", c.in_path, c.out_path)))?;
         done(Map::new())
@@ -83,13 +96,30 @@ fn glob_matches(ctx: &StepCtx<'_>, pattern: &str) -> Result<Vec<String>, StepErr
 pub(super) fn delete<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: Delete = config("delete", cfg)?;
+        let given: Vec<&String> = c.path.iter().chain(&c.paths).collect();
+        if given.is_empty() || given.iter().any(|g| g.is_empty()) {
+            return Err(StepError::Invalid(
+                "delete: give `path` or `paths` (at least one, none empty)".into(),
+            ));
+        }
         let mut targets = Vec::new();
-        for given in c.path.iter().chain(&c.paths) {
+        for given in given {
             if !c.paths_are_globs {
+                let p = ctx.path(given)?;
+                // Every path is checked before anything is deleted: a strict step that fails
+                // leaves the work directory as it was.
+                if c.strict && std::fs::symlink_metadata(&p).is_err() {
+                    return Err(StepError::Invalid(format!("delete: {given} does not exist")));
+                }
                 targets.push(given.clone());
                 continue;
             }
-            let matched = glob_matches(ctx, given)?;
+            // `dir/` names the directory itself.
+            let pattern = match given.trim_end_matches('/') {
+                "" => given.as_str(),
+                trimmed => trimmed,
+            };
+            let matched = glob_matches(ctx, pattern)?;
             if matched.is_empty() && c.strict {
                 return Err(StepError::Invalid(format!("delete: no path matches {given:?}")));
             }
@@ -102,14 +132,17 @@ pub(super) fn delete<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepR
                     "delete: refusing to delete the whole work directory".into(),
                 ));
             }
-            let r = if p.is_dir() {
+            // A link is removed as a link, never what it points at.
+            let is_dir = std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir());
+            let r = if is_dir {
                 std::fs::remove_dir_all(&p)
             } else {
                 std::fs::remove_file(&p)
             };
             match r {
                 Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !c.strict => {}
+                // Missing: never there (not strict), or deleted with a directory listed before it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(StepError::Invalid(format!("delete {rel}: {e}"))),
             }
         }

@@ -9,9 +9,8 @@
 //! adds attributes or blocks.
 
 use super::update::{Shown, commit_message};
-use super::{StepCtx, StepError, StepResult, config, done};
+use super::{StepCtx, StepError, StepResult, done};
 use crate::BoxFuture;
-use barge_core::step_config::FileUpdate;
 use hcl_edit::Decorate;
 use hcl_edit::expr::{Expression, ObjectKey};
 use hcl_edit::structure::{Body, Structure};
@@ -19,7 +18,7 @@ use serde_json::Value as Json;
 
 pub(super) fn hcl_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("hcl-update", cfg)?;
+        let c = super::update::file_update("hcl-update", cfg)?;
         if c.updates.is_empty() {
             return Err(StepError::Invalid("hcl-update: give at least one update".into()));
         }

@@ -250,6 +250,23 @@ impl StepCtx<'_> {
                 }
             }
         }
+        // A symbolic link in the work directory (a checked-out repository can hold any) must
+        // not lead a step out of it: the part of the path that exists is resolved and must
+        // stay inside, as Kargo's secure joins keep it.
+        let mut existing = out.as_path();
+        while std::fs::symlink_metadata(existing).is_err() {
+            match existing.parent() {
+                Some(p) => existing = p,
+                None => return Ok(out),
+            }
+        }
+        if let (Ok(real), Ok(work)) = (existing.canonicalize(), self.work.canonicalize())
+            && !real.starts_with(&work)
+        {
+            return Err(StepError::Invalid(format!(
+                "path `{rel}` attempts to traverse outside the working directory through a symbolic link"
+            )));
+        }
         Ok(out)
     }
 

@@ -9,7 +9,7 @@ use super::{StepCtx, StepError, StepResult, config, done};
 use crate::BoxFuture;
 use barge_core::eval;
 use barge_core::freight::normalize_image;
-use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeImage, KustomizeSetImage, YamlMerge};
+use barge_core::step_config::{FileParse, FileUpdate, KeyValue, KustomizeSetImage, YamlMerge};
 use barge_core::yamlmut::{self, ImageEdit};
 use serde_json::{Map, Value as Json, json};
 
@@ -69,7 +69,7 @@ pub(super) fn commit_message(file: &str, updates: &[KeyValue], how: Shown) -> Ma
 
 pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("yaml-update", cfg)?;
+        let c = file_update("yaml-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let pairs: Vec<(&str, Json)> = c.updates.iter().map(|u| (u.key.as_str(), u.value.clone())).collect();
         let out = yamlmut::update_values(&text, &pairs)
@@ -77,6 +77,30 @@ pub(super) fn yaml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
         ctx.write(&c.path, &out)?;
         done(commit_message(&c.path, &c.updates, Shown::QuotedIfNecessary))
     })
+}
+
+/// The config of yaml-update, json-update, toml-update and hcl-update, refused as Kargo's
+/// schemas refuse it: a path, at least one update, each with a key and a value (`value: null`
+/// is a value; a missing one is not).
+pub(super) fn file_update(step: &str, cfg: Json) -> Result<FileUpdate, StepError> {
+    let missing_value = cfg["updates"]
+        .as_array()
+        .and_then(|list| list.iter().position(|u| u.is_object() && u.get("value").is_none()));
+    let c: FileUpdate = config(step, cfg)?;
+    let refuse = |what: String| Err(StepError::Invalid(format!("{step}: {what}")));
+    if c.path.is_empty() {
+        return refuse("`path` is required".into());
+    }
+    if c.updates.is_empty() {
+        return refuse("`updates` needs at least one update".into());
+    }
+    if let Some(i) = c.updates.iter().position(|u| u.key.is_empty()) {
+        return refuse(format!("`updates[{i}].key` is required"));
+    }
+    if let Some(i) = missing_value {
+        return refuse(format!("`updates[{i}].value` is required"));
+    }
+    Ok(c)
 }
 
 /// Kargo's yaml-merge: the existing `inFiles` merged in order into `outFile`.
@@ -139,7 +163,7 @@ pub(super) fn key_segments(key: &str) -> Vec<String> {
 
 pub(super) fn json_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("json-update", cfg)?;
+        let c = file_update("json-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let mut doc: Json = serde_json::from_str(&text)
             .map_err(|e| StepError::Invalid(format!("json-update {}: not JSON: {e}", c.path)))?;
@@ -199,7 +223,7 @@ fn toml_value(v: &Json) -> Result<toml_edit::Value, StepError> {
 
 pub(super) fn toml_update<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
-        let c: FileUpdate = config("toml-update", cfg)?;
+        let c = file_update("toml-update", cfg)?;
         let text = ctx.read(&c.path)?;
         let mut doc: toml_edit::DocumentMut = text
             .parse()
@@ -305,76 +329,141 @@ fn toml_to_json(item: &toml_edit::Item) -> Json {
 }
 
 /// `kustomize edit set image` for each image: tag/digest from the config, or else from the
-/// Freight (Kargo's behaviour); with no `images`, every image in the Freight collection.
+/// Freight (older Kargo's `useDigest` behaviour); with no `images`, every image in the Freight
+/// collection with its tag and digest (Kargo's behaviour). The commit message is Kargo's:
+/// `Updated <path> to use new image[s]` and one `- <name>[:tag][@digest]` line per image,
+/// sorted by name.
 pub(super) fn kustomize_set_image<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: KustomizeSetImage = config("kustomize-set-image", cfg)?;
+        if c.path.is_empty() {
+            return Err(StepError::Invalid("kustomize-set-image: `path` is required".into()));
+        }
         let dir = ctx.path(&c.path)?;
-        let file = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
+        let found: Vec<_> = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
             .iter()
             .map(|n| dir.join(n))
-            .find(|p| p.is_file())
-            .ok_or_else(|| StepError::Invalid(format!("kustomize-set-image: no kustomization.yaml in {}", c.path)))?;
+            .filter(|p| p.is_file())
+            .collect();
+        let file = match found.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(StepError::Invalid(format!(
+                    "kustomize-set-image: no kustomization.yaml in {}",
+                    c.path
+                )));
+            }
+            _ => {
+                return Err(StepError::Invalid(format!(
+                    "kustomize-set-image: ambiguous result: more than one Kustomization file in {}",
+                    c.path
+                )));
+            }
+        };
         let rel = file
             .strip_prefix(ctx.work)
-            .unwrap_or(&file)
+            .unwrap_or(file)
             .to_string_lossy()
             .to_string();
         let mut text = ctx.read(&rel)?;
         let freight_images: Vec<_> = ctx.data.freight.iter().flat_map(|f| f.images.iter()).collect();
-        let wanted: Vec<KustomizeImage> = match c.images {
-            Some(list) => list,
-            None => freight_images
-                .iter()
-                .map(|i| KustomizeImage {
-                    image: i.repo_url.clone(),
-                    tag: None,
-                    digest: None,
-                    use_digest: false,
-                    new_name: None,
-                    name: None,
-                    from_origin: None,
-                })
-                .collect(),
-        };
-        let mut lines = Vec::new();
-        for w in &wanted {
-            let _ = &w.from_origin;
-            let found = freight_images
-                .iter()
-                .find(|i| normalize_image(&i.repo_url) == normalize_image(&w.image));
-            let (tag, digest) = match (&w.tag, &w.digest) {
-                (Some(t), _) => (Some(t.clone()), None),
-                (None, Some(d)) => (None, Some(d.clone())),
-                (None, None) => {
-                    let i = found.ok_or_else(|| {
-                        StepError::Invalid(format!(
-                            "kustomize-set-image: image {} is not in the Freight; give `tag` or `digest`",
-                            w.image
-                        ))
-                    })?;
-                    if w.use_digest {
-                        (None, Some(i.digest.clone()))
-                    } else {
-                        (Some(i.tag.clone()), None)
+        let given = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        // The edits by the name the manifests use: Kargo's map, so a name given twice is set once.
+        let mut edits: std::collections::BTreeMap<String, ImageEdit> = Default::default();
+        match c.images {
+            None => {
+                for i in &freight_images {
+                    let again = freight_images
+                        .iter()
+                        .filter(|o| normalize_image(&o.repo_url) == normalize_image(&i.repo_url))
+                        .count();
+                    if again > 1 {
+                        return Err(StepError::Invalid(format!(
+                            "kustomize-set-image: manual configuration required due to ambiguous result: \
+                             image {} is in more than one piece of Freight; list `images`",
+                            i.repo_url
+                        )));
                     }
+                    let tag = Some(i.tag.clone()).filter(|t| !t.is_empty());
+                    let digest = Some(i.digest.clone()).filter(|d| !d.is_empty());
+                    edits.insert(
+                        i.repo_url.clone(),
+                        ImageEdit {
+                            name: i.repo_url.clone(),
+                            new_name: None,
+                            new_tag: tag,
+                            digest,
+                        },
+                    );
                 }
-            };
-            let edit = ImageEdit {
-                name: w.name.clone().unwrap_or_else(|| w.image.clone()),
-                new_name: w.new_name.clone(),
-                new_tag: tag.clone(),
-                digest: digest.clone(),
-            };
-            text = yamlmut::set_kustomize_image(&text, &edit)
+            }
+            Some(list) => {
+                for (n, w) in list.iter().enumerate() {
+                    let _ = &w.from_origin;
+                    if w.image.is_empty() {
+                        return Err(StepError::Invalid(format!(
+                            "kustomize-set-image: `images[{n}].image` is required"
+                        )));
+                    }
+                    let (tag, digest) = match (given(&w.tag), given(&w.digest)) {
+                        (Some(_), Some(_)) => {
+                            return Err(StepError::Invalid(format!(
+                                "kustomize-set-image: images[{n}] ({}): give `tag` or `digest`, not both",
+                                w.image
+                            )));
+                        }
+                        (Some(t), None) => (Some(t), None),
+                        (None, Some(d)) => (None, Some(d)),
+                        (None, None) => {
+                            let i = freight_images
+                                .iter()
+                                .find(|i| normalize_image(&i.repo_url) == normalize_image(&w.image))
+                                .ok_or_else(|| {
+                                    StepError::Invalid(format!(
+                                        "kustomize-set-image: image {} is not in the Freight; give `tag` or `digest`",
+                                        w.image
+                                    ))
+                                })?;
+                            if w.use_digest {
+                                (None, Some(i.digest.clone()))
+                            } else {
+                                (Some(i.tag.clone()), None)
+                            }
+                        }
+                    };
+                    let name = given(&w.name).unwrap_or_else(|| w.image.clone());
+                    edits.insert(
+                        name.clone(),
+                        ImageEdit {
+                            name,
+                            // `*` keeps the kustomization's newName (Kargo's preserve separator).
+                            new_name: given(&w.new_name).filter(|n| n != "*"),
+                            new_tag: tag,
+                            digest,
+                        },
+                    );
+                }
+            }
+        }
+        let mut lines = Vec::new();
+        for edit in edits.values() {
+            text = yamlmut::set_kustomize_image(&text, edit)
                 .map_err(|e| StepError::Invalid(format!("kustomize-set-image {rel}: {e}")))?;
-            lines.push(match (tag, digest) {
-                (Some(t), _) => format!("- {}:{t}", w.image),
-                (None, d) => format!("- {}@{}", w.image, d.unwrap_or_default()),
-            });
+            let mut line = format!("- {}", edit.new_name.as_deref().unwrap_or(&edit.name));
+            if let Some(t) = &edit.new_tag {
+                line.push_str(&format!(":{t}"));
+            }
+            if let Some(d) = &edit.digest {
+                line.push_str(&format!("@{d}"));
+            }
+            lines.push(line);
+        }
+        if edits.is_empty() {
+            return done(Map::new());
         }
         ctx.write(&rel, &text)?;
-        let message = format!("Updated {rel} to use new images\n\n{}", lines.join("\n"));
+        let plural = if edits.len() > 1 { "s" } else { "" };
+        let message = format!("Updated {} to use new image{plural}\n\n{}", c.path, lines.join("\n"));
         done(Map::from_iter([("commitMessage".to_string(), json!(message))]))
     })
 }

@@ -138,19 +138,29 @@ impl Events for Snapshots {
 /// the promotion's work directory first; returns the outcome and the directory holding the
 /// work directory after each step (`<dir>/<step index>`).
 pub async fn run(root: &Path, steps: &str, files: &[(&str, &[u8])]) -> (Outcome, PathBuf) {
-    let engine = engine(root, Vec::new());
     let p = plan(&dev_stage(steps), "dev", image_freight("ghcr.io/acme/app", "1.10"));
+    run_planned(root, &p, |work| {
+        for (rel, bytes) in files {
+            let path = work.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    })
+    .await
+}
+
+/// Runs the planned promotion `p` after `setup` prepared its work directory; returns the
+/// outcome and the directory holding the work directory after each step (`<dir>/<index>`).
+pub async fn run_planned(root: &Path, p: &Promotion, setup: impl FnOnce(&Path)) -> (Outcome, PathBuf) {
+    let engine = engine(root, Vec::new());
     let work = engine.work_dir(&p.name);
-    for (rel, bytes) in files {
-        let path = work.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, bytes).unwrap();
-    }
+    std::fs::create_dir_all(&work).unwrap();
+    setup(&work);
     let snapshots = Snapshots {
         work,
         to: root.join("after"),
     };
-    let out = engine.run(&p, State::new(&p.steps), &Quiet, &snapshots).await;
+    let out = engine.run(p, State::new(&p.steps), &Quiet, &snapshots).await;
     (out, snapshots.to)
 }
 

@@ -1,0 +1,634 @@
+//! Kargo's own tests as a conformance suite: the cases of Kargo's table-driven Go tests for
+//! its builtin steps, expression functions and Freight IDs, ported as data under
+//! `tests/fixtures/kargo-cases/` (one file per step or area, each case citing its upstream
+//! test), run here through barge's real implementation: a step case is a one-step Stage
+//! loaded and validated like any definition, then promoted by the engine in a real work
+//! directory.
+//!
+//! A case where barge deliberately differs from Kargo says so (`differs:` with the reason;
+//! docs/migrating-from-kargo.md lists them) and its `expect` is barge's documented behaviour,
+//! which is asserted like any other: a differing case is never skipped. `kargo:` keeps what
+//! Kargo's test expects there, for the record.
+
+mod support;
+
+use barge_core::eval::{self, Data, Scope};
+use barge_core::model::kargo::{Freight, FreightOrigin};
+use barge_core::promotion::Phase;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/kargo-cases")
+}
+
+/// One fixture file: the cases of one step (or of the expression functions, or Freight IDs).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Suite<C> {
+    /// The step's name (`uses:`), or `expressions` / `freight-id`.
+    step: String,
+    /// The upstream test files the cases come from.
+    #[allow(dead_code)]
+    upstream: Vec<String>,
+    cases: Vec<C>,
+}
+
+fn load<C: for<'de> Deserialize<'de>>(file: &str) -> Suite<C> {
+    let path = fixtures().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What the cases of one file came to; panics listing every failed case.
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    differs: usize,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, name: &str, differs: &Option<String>, problems: Vec<String>) {
+        if !problems.is_empty() {
+            self.failures.push(format!("{name}:\n    {}", problems.join("\n    ")));
+        } else if differs.is_some() {
+            self.differs += 1;
+        } else {
+            self.passed += 1;
+        }
+    }
+
+    fn finish(self, suite: &str) {
+        eprintln!(
+            "{suite}: {} cases, {} as Kargo, {} deliberately different, {} failed",
+            self.passed + self.differs + self.failures.len(),
+            self.passed,
+            self.differs,
+            self.failures.len()
+        );
+        assert!(
+            self.failures.is_empty(),
+            "{suite}: {} case(s) failed:\n  {}",
+            self.failures.len(),
+            self.failures.join("\n  ")
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Steps
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepCase {
+    name: String,
+    /// The upstream test function and case (`Test_yamlUpdater_run/successful run`).
+    #[allow(dead_code)]
+    source: String,
+    /// The work directory before the step: path → text, or a special entry.
+    #[serde(default)]
+    files: BTreeMap<String, Input>,
+    /// The step's config.
+    #[serde(default)]
+    config: Json,
+    /// The Freight collection (first: the promoted Freight); one Warehouse `app` image if empty.
+    #[serde(default)]
+    freight: Vec<Freight>,
+    /// Why barge deliberately differs here (docs/migrating-from-kargo.md).
+    #[serde(default)]
+    differs: Option<String>,
+    /// What Kargo's test expects where barge differs, for the record.
+    #[serde(default)]
+    #[allow(dead_code)]
+    kargo: Option<Json>,
+    expect: StepExpect,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Input {
+    Text(String),
+    Special(Special),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Special {
+    /// A symbolic link to this target.
+    #[serde(default)]
+    symlink: Option<String>,
+    /// An (empty) directory.
+    #[serde(default)]
+    dir: bool,
+    /// A tar archive with these entries.
+    #[serde(default)]
+    tar: Option<TarSpec>,
+    /// A file with this text, with `mode`.
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    mode: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TarSpec {
+    #[serde(default)]
+    gzip: bool,
+    entries: Vec<TarEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TarEntry {
+    name: String,
+    /// `file` (the default), `dir`, `symlink` or `hardlink`.
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    content: String,
+    /// A link's target.
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    mode: Option<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StepExpect {
+    /// barge refuses the config when the definitions are loaded: a diagnostic containing this.
+    #[serde(default)]
+    invalid: Option<String>,
+    /// The step errors with a message containing this.
+    #[serde(default)]
+    error: Option<String>,
+    /// The step's outputs, exactly.
+    #[serde(default)]
+    outputs: Option<Json>,
+    /// Files' exact texts afterwards.
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+    /// Texts the files contain afterwards.
+    #[serde(default)]
+    contains: BTreeMap<String, Vec<String>>,
+    /// Texts the files do not contain afterwards.
+    #[serde(default)]
+    not_contains: BTreeMap<String, Vec<String>>,
+    /// Files parsed as YAML (or JSON) afterwards.
+    #[serde(default)]
+    yaml: BTreeMap<String, Json>,
+    /// Paths that exist afterwards (files, directories or links).
+    #[serde(default)]
+    present: Vec<String>,
+    /// Paths that do not exist afterwards.
+    #[serde(default)]
+    absent: Vec<String>,
+    /// Symbolic links afterwards: path → target.
+    #[serde(default)]
+    symlinks: BTreeMap<String, String>,
+    /// Tar archives afterwards: path → the sorted names of their entries (directories end in `/`).
+    #[serde(default)]
+    archives: BTreeMap<String, Vec<String>>,
+}
+
+fn write_inputs(work: &Path, files: &BTreeMap<String, Input>) {
+    for (rel, input) in files {
+        let path = work.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        match input {
+            Input::Text(t) => std::fs::write(&path, t).unwrap(),
+            Input::Special(s) => {
+                if let Some(target) = &s.symlink {
+                    std::os::unix::fs::symlink(target, &path).unwrap();
+                } else if s.dir {
+                    std::fs::create_dir_all(&path).unwrap();
+                } else if let Some(t) = &s.tar {
+                    std::fs::write(&path, tar_bytes(t)).unwrap();
+                } else if let Some(t) = &s.text {
+                    std::fs::write(&path, t).unwrap();
+                } else {
+                    panic!("{rel}: an input is text, symlink, dir or tar");
+                }
+                if let Some(mode) = s.mode {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+                }
+            }
+        }
+    }
+}
+
+/// A tar archive built entry by entry as written, bad names included (a crafted archive).
+fn tar_bytes(spec: &TarSpec) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in &spec.entries {
+        let mut h = tar::Header::new_gnu();
+        let kind = e.kind.as_deref().unwrap_or("file");
+        let (ty, size, mode) = match kind {
+            "file" => (tar::EntryType::Regular, e.content.len() as u64, 0o644),
+            "dir" => (tar::EntryType::Directory, 0, 0o755),
+            "symlink" => (tar::EntryType::Symlink, 0, 0o777),
+            "hardlink" => (tar::EntryType::Link, 0, 0o644),
+            other => panic!("tar entry kind {other}"),
+        };
+        h.set_entry_type(ty);
+        h.set_size(size);
+        h.set_mode(e.mode.unwrap_or(mode));
+        // Written raw so that `../` and absolute names reach the archive as Kargo's tests write them.
+        let name = e.name.as_bytes();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        if let Some(l) = &e.link {
+            let l = l.as_bytes();
+            h.as_old_mut().linkname[..l.len()].copy_from_slice(l);
+        }
+        h.set_cksum();
+        b.append(&h, e.content.as_bytes()).unwrap();
+    }
+    let bytes = b.into_inner().unwrap();
+    if spec.gzip {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&bytes).unwrap();
+        z.finish().unwrap()
+    } else {
+        bytes
+    }
+}
+
+fn archive_names(path: &Path) -> Result<Vec<String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader: Box<dyn std::io::Read> = if bytes.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(&bytes[..]))
+    } else {
+        Box::new(&bytes[..])
+    };
+    let mut a = tar::Archive::new(reader);
+    let mut names = Vec::new();
+    for e in a.entries().map_err(|e| e.to_string())? {
+        let e = e.map_err(|e| e.to_string())?;
+        let mut n = e.path().map_err(|e| e.to_string())?.to_string_lossy().to_string();
+        if e.header().entry_type().is_dir() && !n.ends_with('/') {
+            n.push('/');
+        }
+        names.push(n);
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The Stage of one step case: its Freight's origins requested, the step as `step`.
+fn stage_of(case: &StepCase, uses: &str, freight: &[Freight]) -> String {
+    let requested: Vec<Json> = freight
+        .iter()
+        .map(|f| json!({"origin": f.origin, "sources": {"direct": true}}))
+        .collect();
+    let stage = json!({
+        "apiVersion": "kargo.akuity.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": "dev", "namespace": "shop"},
+        "spec": {
+            "requestedFreight": requested,
+            "promotionTemplate": {"spec": {"steps": [{"uses": uses, "as": "step", "config": case.config}]}},
+        },
+    });
+    // The Warehouses the Freight comes from, subscribed to its artifacts.
+    let mut docs = vec![stage];
+    for f in freight {
+        let origin = f.origin.as_ref().unwrap();
+        let mut subscriptions: Vec<Json> = f
+            .images
+            .iter()
+            .map(|i| json!({"image": {"repoURL": i.repo_url}}))
+            .collect();
+        subscriptions.extend(f.commits.iter().map(|c| json!({"git": {"repoURL": c.repo_url}})));
+        subscriptions.extend(
+            f.charts
+                .iter()
+                .map(|c| json!({"chart": {"repoURL": c.repo_url, "name": c.name}})),
+        );
+        docs.push(json!({
+            "apiVersion": "kargo.akuity.io/v1alpha1",
+            "kind": "Warehouse",
+            "metadata": {"name": origin.name, "namespace": "shop"},
+            "spec": {"subscriptions": subscriptions},
+        }));
+    }
+    // JSON is YAML: the catalog loads it as it loads any definition.
+    docs.iter()
+        .map(|d| serde_json::to_string_pretty(d).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+fn freight_of(case: &StepCase) -> Vec<Freight> {
+    let mut list = if case.freight.is_empty() {
+        vec![support::image_freight("ghcr.io/acme/app", "1.10")]
+    } else {
+        case.freight.clone()
+    };
+    for (i, f) in list.iter_mut().enumerate() {
+        let origin = f.origin.get_or_insert_with(|| FreightOrigin {
+            kind: "Warehouse".into(),
+            name: format!("warehouse{}", i + 1),
+        });
+        if f.metadata.name.is_empty() {
+            f.metadata.name = format!("{:0>40}", format!("{i}{}", origin.name.len()));
+        }
+    }
+    list
+}
+
+async fn run_step_case(uses: &str, case: &StepCase) -> Vec<String> {
+    let mut problems = Vec::new();
+    let freight = freight_of(case);
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("case.yaml", &stage_of(case, uses, &freight));
+    barge_core::validate::validate(&mut catalog);
+    let errors: Vec<String> = catalog
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == barge_core::diag::Severity::Error)
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    if let Some(want) = &case.expect.invalid {
+        if !errors.iter().any(|e| e.contains(want.as_str())) {
+            problems.push(format!(
+                "expected a validation error containing {want:?}, got {errors:?}"
+            ));
+        }
+        return problems;
+    }
+    if !errors.is_empty() {
+        problems.push(format!("the config does not validate: {errors:?}"));
+        return problems;
+    }
+    let p = barge_promote::Promotion::plan(
+        &catalog,
+        "shop",
+        "dev",
+        freight[0].clone(),
+        freight[1..].to_vec(),
+        "alice",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut real_work = PathBuf::new();
+    let (out, after) = support::run_planned(dir.path(), &p, |work| {
+        real_work = work.to_path_buf();
+        write_inputs(work, &case.files)
+    })
+    .await;
+    let message = out.state.steps.first().map(|s| s.message.clone()).unwrap_or_default();
+    match &case.expect.error {
+        Some(want) => {
+            if out.phase != Phase::Errored && out.phase != Phase::Failed {
+                problems.push(format!(
+                    "expected an error containing {want:?}, the step {:?}",
+                    out.phase
+                ));
+            } else if !message.contains(want.as_str()) {
+                problems.push(format!("expected an error containing {want:?}, got {message:?}"));
+            }
+        }
+        None => {
+            if out.phase != Phase::Succeeded {
+                problems.push(format!("the step {:?}: {message}", out.phase));
+                return problems;
+            }
+        }
+    }
+    if let Some(want) = &case.expect.outputs {
+        let got = out.state.outputs.get("step").cloned().unwrap_or(Json::Null);
+        if &got != want {
+            problems.push(format!("outputs: expected {want}, got {got}"));
+        }
+    }
+    // The work directory after the step; a path starting `../` is outside it (a file a case
+    // wrote there must survive the step), looked at where it is.
+    let snapshot = after.join("0");
+    let at = |rel: &str| match rel.strip_prefix("../") {
+        // Lexically: the work directory itself is gone once the promotion ended.
+        Some(outside) => real_work.parent().unwrap().join(outside),
+        None => snapshot.join(rel),
+    };
+    let work = &snapshot;
+    let e = &case.expect;
+    for (rel, want) in &e.files {
+        match std::fs::read_to_string(work.join(rel)) {
+            Ok(got) if &got == want => {}
+            Ok(got) => problems.push(format!("{rel}: expected {want:?}, got {got:?}")),
+            Err(err) => problems.push(format!("{rel}: {err}")),
+        }
+    }
+    for (rel, wants) in &e.contains {
+        match std::fs::read_to_string(work.join(rel)) {
+            Ok(got) => {
+                for w in wants.iter().filter(|w| !got.contains(w.as_str())) {
+                    problems.push(format!("{rel}: expected to contain {w:?}, got {got:?}"));
+                }
+            }
+            Err(err) => problems.push(format!("{rel}: {err}")),
+        }
+    }
+    for (rel, wants) in &e.not_contains {
+        if let Ok(got) = std::fs::read_to_string(work.join(rel)) {
+            for w in wants.iter().filter(|w| got.contains(w.as_str())) {
+                problems.push(format!("{rel}: expected not to contain {w:?}, got {got:?}"));
+            }
+        }
+    }
+    for (rel, want) in &e.yaml {
+        match std::fs::read_to_string(work.join(rel)) {
+            Ok(got) => match yaml_serde::from_str::<Json>(&got) {
+                Ok(v) if &v == want => {}
+                Ok(v) => problems.push(format!("{rel}: expected {want}, got {v}")),
+                Err(err) => problems.push(format!("{rel}: {err}: {got:?}")),
+            },
+            Err(err) => problems.push(format!("{rel}: {err}")),
+        }
+    }
+    for rel in &e.present {
+        if std::fs::symlink_metadata(at(rel)).is_err() {
+            problems.push(format!("{rel}: expected to exist"));
+        }
+    }
+    for rel in &e.absent {
+        if std::fs::symlink_metadata(at(rel)).is_ok() {
+            problems.push(format!("{rel}: expected not to exist"));
+        }
+    }
+    for (rel, want) in &e.symlinks {
+        match std::fs::read_link(work.join(rel)) {
+            Ok(got) if got == Path::new(want) => {}
+            Ok(got) => problems.push(format!("{rel}: expected a link to {want}, got {}", got.display())),
+            Err(err) => problems.push(format!("{rel}: expected a link: {err}")),
+        }
+    }
+    for (rel, want) in &e.archives {
+        match archive_names(&work.join(rel)) {
+            Ok(got) if &got == want => {}
+            Ok(got) => problems.push(format!("{rel}: expected entries {want:?}, got {got:?}")),
+            Err(err) => problems.push(format!("{rel}: {err}")),
+        }
+    }
+    problems
+}
+
+async fn step_suite(file: &str) {
+    let suite: Suite<StepCase> = load(file);
+    let mut tally = Tally::default();
+    for case in &suite.cases {
+        let problems = run_step_case(&suite.step, case).await;
+        tally.record(&case.name, &case.differs, problems);
+    }
+    tally.finish(&suite.step);
+}
+
+macro_rules! step_suites {
+    ($($name:ident => $file:literal),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            step_suite($file).await;
+        }
+    )*};
+}
+
+step_suites! {
+    kustomize_set_image => "kustomize-set-image.yaml",
+    yaml_update => "yaml-update.yaml",
+    json_update => "json-update.yaml",
+    helm_update_chart => "helm-update-chart.yaml",
+    yaml_merge => "yaml-merge.yaml",
+    copy => "copy.yaml",
+    delete => "delete.yaml",
+    tar => "tar.yaml",
+    untar => "untar.yaml",
+}
+
+// ---------------------------------------------------------------------------------------
+// Expression functions
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExprCase {
+    name: String,
+    #[allow(dead_code)]
+    source: String,
+    /// The expression, without `${{ }}`.
+    expression: String,
+    /// The Freight collection the functions see.
+    #[serde(default)]
+    freight: Vec<Freight>,
+    /// Variables (`vars.x`).
+    #[serde(default)]
+    vars: serde_json::Map<String, Json>,
+    #[serde(default)]
+    differs: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    kargo: Option<Json>,
+    /// The value, or (`error`) a text the error contains.
+    #[serde(default)]
+    value: Option<Json>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[test]
+fn expressions() {
+    let suite: Suite<ExprCase> = load("expressions.yaml");
+    let mut tally = Tally::default();
+    for case in &suite.cases {
+        let data = Data {
+            freight: case.freight.clone(),
+            now: "2026-11-22T10:00:00Z".into(),
+            ..Data::default()
+        };
+        let scope = Scope {
+            vars: case.vars.clone(),
+            ..Scope::default()
+        };
+        let got = eval::expression(&case.expression, &data, &scope, &[]);
+        let mut problems = Vec::new();
+        match (&case.value, &case.error, got) {
+            (Some(want), None, Ok(v)) if &v == want => {}
+            (Some(want), None, Ok(v)) => problems.push(format!("expected {want}, got {v}")),
+            (None, Some(want), Err(e)) if e.message.contains(want.as_str()) => {}
+            (None, Some(want), Err(e)) => problems.push(format!("expected an error containing {want:?}, got {e}")),
+            (None, Some(want), Ok(v)) => problems.push(format!("expected an error containing {want:?}, got {v}")),
+            (Some(want), None, Err(e)) => problems.push(format!("expected {want}, got the error {e}")),
+            _ => problems.push("a case has exactly one of `value` and `error`".into()),
+        }
+        tally.record(&case.name, &case.differs, problems);
+    }
+    tally.finish(&suite.step);
+}
+
+// ---------------------------------------------------------------------------------------
+// Freight IDs
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdCase {
+    name: String,
+    #[allow(dead_code)]
+    source: String,
+    /// The Freight (origin and artifacts).
+    freight: Freight,
+    /// Its ID.
+    #[serde(default)]
+    id: Option<String>,
+    /// The name of an earlier case whose ID this one must equal …
+    #[serde(default)]
+    same_as: Option<String>,
+    /// … or differ from.
+    #[serde(default)]
+    differs_from: Option<String>,
+    #[serde(default)]
+    differs: Option<String>,
+}
+
+#[test]
+fn freight_ids() {
+    let suite: Suite<IdCase> = load("freight-id.yaml");
+    let mut tally = Tally::default();
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    for case in &suite.cases {
+        let f = &case.freight;
+        let origin = f.origin.clone().expect("a Freight case has an origin");
+        let got = barge_core::freight::freight_id(
+            &origin,
+            &barge_core::freight::Contents {
+                commits: &f.commits,
+                images: &f.images,
+                charts: &f.charts,
+            },
+        );
+        let mut problems = Vec::new();
+        if let Some(want) = &case.id
+            && &got != want
+        {
+            problems.push(format!("expected ID {want}, got {got}"));
+        }
+        if let Some(other) = &case.same_as
+            && ids.get(other) != Some(&got)
+        {
+            problems.push(format!(
+                "expected the ID of {other:?} ({:?}), got {got}",
+                ids.get(other)
+            ));
+        }
+        if let Some(other) = &case.differs_from
+            && ids.get(other).is_none_or(|o| o == &got)
+        {
+            problems.push(format!("expected an ID other than {other:?}'s ({:?})", ids.get(other)));
+        }
+        ids.insert(case.name.clone(), got);
+        tally.record(&case.name, &case.differs, problems);
+    }
+    tally.finish(&suite.step);
+}
