@@ -2177,6 +2177,62 @@ fn a_watch_that_stops_reading_loses_its_connection_and_one_that_reads_keeps_it()
     reading.heartbeat();
 }
 
+/// The web UI's Freight timeline at `path` (anonymous viewer): the names of its rows, and
+/// its "Older" link.
+fn timeline_page(daemon: &Daemon, path: &str) -> (Vec<String>, Option<String>) {
+    let (status, html) = daemon.get(path);
+    assert_eq!(status, 200, "{html}");
+    let rows = html
+        .split(r#"<a class="alias" href="/projects/shop/freight/"#)
+        .skip(1)
+        .map(|r| r.split('"').next().unwrap().to_string())
+        .collect();
+    let next = html
+        .split(r#"<a href=""#)
+        .skip(1)
+        .find(|a| a.contains(r#"" rel="next""#))
+        .map(|a| a.split('"').next().unwrap().replace("&amp;", "&"));
+    (rows, next)
+}
+
+#[test]
+fn the_freight_timeline_reads_a_page_at_a_time_by_cursor_so_freight_minted_meanwhile_shifts_nothing() {
+    let fx = Fixture::new();
+    // 1,050 Freight (with the fixture's one): 21 pages of 50.
+    let tags: Vec<String> = (0..1049).map(|i| format!("2.0.{i}")).collect();
+    support::mint_many_freight(&fx.db, &tags, 1);
+    let daemon = fx.daemon(&["--anonymous-role", "viewer"], &[]);
+    let (first, mut next) = timeline_page(&daemon, "/projects/shop/freight");
+    assert_eq!(first.len(), 50, "{first:?}");
+    assert!(next.is_some(), "the first page links no older one");
+    let (status, html) = daemon.get("/projects/shop/freight");
+    assert_eq!(status, 200);
+    assert!(html.contains("1050 Freight, newest first"), "{html}");
+    // Freight minted after the first page was shown is on no older page, and the older pages
+    // neither repeat nor skip any (an offset page would shift by one and repeat the last row).
+    // Two seconds later (the others are at the epoch's first millisecond): cursors are to the
+    // second, as Kargo's times, and within one second the name orders.
+    let newer = support::mint_many_freight(&fx.db, &["3.0.0".to_string()], 2000).remove(0);
+    let mut seen = first.clone();
+    while let Some(path) = next {
+        let (rows, more) = timeline_page(&daemon, &path);
+        assert!(rows.len() <= 50 && !rows.is_empty(), "{path}: {rows:?}");
+        seen.extend(rows);
+        next = more;
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "a Freight was on two pages");
+    assert_eq!(seen.len(), 1050, "the pages miss Freight");
+    let (now, _) = timeline_page(&daemon, "/projects/shop/freight");
+    assert_eq!(now.len(), 50);
+    assert!(!seen.contains(&now[0]), "{newer} was not new: {now:?}");
+    // A cursor this server did not give is refused, not taken for the first page.
+    let (status, html) = daemon.get("/projects/shop/freight?continue=nope");
+    assert_eq!(status, 400, "{html}");
+}
+
 #[test]
 fn freight_and_promotions_lists_page_with_limit_and_continue_and_freight_filters_by_verified_stage() {
     let (fx, _hang) = rest_fixture();

@@ -74,26 +74,53 @@ pub fn mint_annotated_freight(db: &str, tag: &str, annotations: std::collections
         .unwrap();
     runtime.block_on(async {
         let store = barge_store::Store::open(db).await.unwrap();
-        let mut f = barge_core::model::kargo::Freight {
-            origin: Some(barge_core::model::kargo::FreightOrigin {
-                kind: "Warehouse".into(),
-                name: "app".into(),
-            }),
-            images: vec![barge_core::model::kargo::Image {
-                repo_url: "ghcr.io/acme/app".into(),
-                tag: tag.into(),
-                digest: "sha256:aaaa".into(),
-                annotations,
-                ..Default::default()
-            }],
-            ..Default::default()
-        };
-        // A name per tag, as discovery's name is per content: each tag is one Freight.
-        let hex: String = tag.bytes().map(|b| format!("{b:02x}")).collect();
-        f.metadata.name = format!("{hex:0>40}");
-        let minted = store.mint_freight("shop", "app", f, 1).await.unwrap();
-        minted.freight.freight.alias.unwrap()
+        mint_into(&store, tag, annotations, 1).await
     })
+}
+
+/// [`mint_freight`] of each of these tags, over one store connection (for Freight by the
+/// thousand), minted at `now` (Unix milliseconds; [`mint_freight`]'s are at 1); their aliases.
+#[allow(dead_code)]
+pub fn mint_many_freight(db: &str, tags: &[String], now: i64) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = barge_store::Store::open(db).await.unwrap();
+        let mut aliases = Vec::new();
+        for tag in tags {
+            aliases.push(mint_into(&store, tag, Default::default(), now).await);
+        }
+        aliases
+    })
+}
+
+async fn mint_into(
+    store: &barge_store::Store,
+    tag: &str,
+    annotations: std::collections::BTreeMap<String, String>,
+    now: i64,
+) -> String {
+    let mut f = barge_core::model::kargo::Freight {
+        origin: Some(barge_core::model::kargo::FreightOrigin {
+            kind: "Warehouse".into(),
+            name: "app".into(),
+        }),
+        images: vec![barge_core::model::kargo::Image {
+            repo_url: "ghcr.io/acme/app".into(),
+            tag: tag.into(),
+            digest: "sha256:aaaa".into(),
+            annotations,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // A name per tag, as discovery's name is per content: each tag is one Freight.
+    let hex: String = tag.bytes().map(|b| format!("{b:02x}")).collect();
+    f.metadata.name = format!("{hex:0>40}");
+    let minted = store.mint_freight("shop", "app", f, now).await.unwrap();
+    minted.freight.freight.alias.unwrap()
 }
 
 /// `shop_definitions!(r#"…Stages…"#)`: the project `shop` (dev and staging auto-promoted), its

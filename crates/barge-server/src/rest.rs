@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-mod page;
+pub(crate) mod page;
 mod tokens;
 mod watch;
 mod webhooks;
@@ -166,7 +166,7 @@ struct Items<T> {
 
 /// A REST error, every error's shape: `{"code", "message", "details"}`.
 #[derive(Serialize, utoipa::ToSchema)]
-struct Problem {
+pub(crate) struct Problem {
     /// The response's status (by the class), not part of the body.
     #[serde(skip)]
     status: StatusCode,
@@ -177,6 +177,11 @@ struct Problem {
 }
 
 impl Problem {
+    /// What is wrong, as the body's `message` says it.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     fn invalid(message: String, details: Value) -> Problem {
         Problem {
             status: StatusCode::BAD_REQUEST,

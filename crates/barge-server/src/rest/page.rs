@@ -2,19 +2,20 @@
 //! page: `?limit=N` answers at most N items and a `continue` cursor when there may be more;
 //! `?continue=` the next page. The cursor is the last item's sort key (its creation time and
 //! name, newest first), not a position, so that items created or removed between two pages
-//! neither shift nor repeat the next one.
+//! neither shift nor repeat the next one. The web UI's Freight timeline pages by the same
+//! cursors.
 
 use super::{MAX_PAGE, Problem};
 use serde_json::json;
 
 /// A page request: `limit` and the previous page's `continue`.
-pub(super) struct PageRequest {
-    pub(super) limit: Option<i64>,
-    pub(super) after: Option<String>,
+pub(crate) struct PageRequest {
+    pub(crate) limit: Option<i64>,
+    pub(crate) after: Option<String>,
 }
 
 /// A page as the store reads it: its limit, and the cursor's Unix second and name.
-pub(super) type Keyset = (i64, Option<(i64, String)>);
+pub(crate) type Keyset = (i64, Option<(i64, String)>);
 
 impl PageRequest {
     fn limit(&self) -> Result<Option<usize>, Problem> {
@@ -37,7 +38,7 @@ impl PageRequest {
 
     /// This request as a page the store reads (keyset pagination), when it has a limit: the
     /// limit, and the cursor as the Unix second and name the store orders by.
-    pub(super) fn keyset(&self) -> Result<Option<Keyset>, Problem> {
+    pub(crate) fn keyset(&self) -> Result<Option<Keyset>, Problem> {
         let Some(limit) = self.limit()? else {
             return Ok(None);
         };
@@ -62,7 +63,7 @@ fn not_a_cursor() -> Problem {
 /// The page of `items` this request asks for, newest first by `key` (creation time as RFC
 /// 3339, name), and the cursor of the next page when there may be one. Without a limit or a
 /// cursor, every item.
-pub(super) fn page<T>(
+pub(crate) fn page<T>(
     mut items: Vec<T>,
     key: impl Fn(&T) -> (&str, &str),
     request: PageRequest,

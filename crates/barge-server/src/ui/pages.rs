@@ -7,7 +7,7 @@ use axum::response::Response;
 use barge_core::authz::Action;
 use barge_engine::answer::{FreightInfo, PromotionInfo, WarehouseSummary};
 use barge_engine::pipeline::{self, StageStatus};
-use barge_engine::{Answer, EngineError, ops::Call};
+use barge_engine::{Answer, EngineError, ops::Call, ops::FreightPage};
 use barge_store::AuditEvent;
 use maud::{Markup, html};
 
@@ -364,27 +364,63 @@ fn stage_node(project: &str, s: &StageStatus, style: &str) -> Markup {
 
 #[derive(serde::Deserialize)]
 pub(super) struct PageQuery {
-    page: Option<usize>,
+    /// The previous page's last Freight, as the REST API's `continue` cursor names it.
+    #[serde(rename = "continue")]
+    after: Option<String>,
 }
 
 /// `/projects/{project}/freight`: every Freight by discovery time, newest first, a page at a
-/// time, each marked with the Stages it is in, verified in and approved for.
+/// time, each marked with the Stages it is in, verified in and approved for. A page reads only
+/// its Freight from the store (the REST API's keyset pages, one more to tell whether there is
+/// a next page), and its "Older" link is the last one's cursor, so that Freight minted between
+/// two pages neither shift nor repeat the next.
 pub(super) async fn timeline(
     State(api): State<Api>,
     v: Viewer,
     Path(project): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let all = or_error_page!(freight(&api, &v, &project, None, None).await);
+    let newest = q.after.is_none();
+    let request = || crate::rest::page::PageRequest {
+        limit: Some(FREIGHT_PAGE as i64),
+        after: q.after.clone(),
+    };
+    let keyset = match request().keyset() {
+        Ok(k) => k,
+        Err(problem) => return super::page_error(axum::http::StatusCode::BAD_REQUEST, problem.message()),
+    };
+    let call = Call::GetFreight {
+        project: Some(project.clone()),
+        warehouse: None,
+        name: None,
+        page: keyset.map(|(limit, after)| FreightPage {
+            limit: limit + 1,
+            after,
+        }),
+    };
+    let list = match or_error_page!(v.ask(&api, call).await) {
+        Answer::Freight(f) => f,
+        _ => return engine_error(&unexpected()),
+    };
+    let (rows, next) = match crate::rest::page::page(
+        list,
+        |f| (f.created.as_str(), f.freight.metadata.name.as_str()),
+        request(),
+    ) {
+        Ok(page) => page,
+        Err(problem) => return super::page_error(axum::http::StatusCode::BAD_REQUEST, problem.message()),
+    };
+    // How many there are, from the Warehouses' counts, without reading every Freight.
+    let total: usize = or_error_page!(warehouses(&api, &v, &project).await)
+        .iter()
+        .map(|w| w.freight)
+        .sum();
     let stage_order: Vec<String> = pipeline::stages(&api.shared.catalog())
         .into_iter()
         .filter(|(p, _)| *p == project)
         .flat_map(|(_, d)| d.into_iter().map(|d| d.name.to_string()))
         .collect();
     let colour = |stage: &str| stage_order.iter().position(|s| s == stage).unwrap_or(0) % 8;
-    let pages = all.len().div_ceil(FREIGHT_PAGE).max(1);
-    let page_no = q.page.unwrap_or(1).clamp(1, pages);
-    let rows = all.iter().skip((page_no - 1) * FREIGHT_PAGE).take(FREIGHT_PAGE);
     let base = format!("/projects/{}/freight", seg(&project));
     let body = html! {
         h1 { "Project " (project) }
@@ -394,9 +430,9 @@ pub(super) async fn timeline(
         }
         div #live data-watch={ "/api/v1/projects/" (seg(&project)) "/freight?watch=true" } {
             h2 { "Freight timeline" }
-            p.muted { (all.len()) " Freight, newest first; page " (page_no) " of " (pages) "." }
+            p.muted { (total) " Freight, newest first" @if !newest { "; older ones" } ", " (FREIGHT_PAGE) " a page." }
             ol.timeline {
-                @for f in rows {
+                @for f in &rows {
                     @let name = &f.freight.metadata.name;
                     li {
                         a.alias href=(freight_href(&project, name)) { (f.freight.alias.as_deref().unwrap_or(name)) }
@@ -410,8 +446,8 @@ pub(super) async fn timeline(
                 }
             }
             nav.pager aria-label="Freight pages" {
-                @if page_no > 1 { a href={ (base) "?page=" (page_no - 1) } rel="prev" { "← Newer" } }
-                @if page_no < pages { a href={ (base) "?page=" (page_no + 1) } rel="next" { "Older →" } }
+                @if !newest { a href=(base) rel="first" { "← Newest" } }
+                @if let Some(next) = &next { a href={ (base) "?continue=" (next) } rel="next" { "Older →" } }
             }
         }
     };
