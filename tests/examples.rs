@@ -179,7 +179,8 @@ impl Example {
     /// The alias of the Freight whose first image has `tag`.
     fn alias_of(&self, tag: &str) -> String {
         let list = self.json(&["get", "freight"]);
-        list.as_array()
+        list["items"]
+            .as_array()
             .unwrap()
             .iter()
             .find(|f| f["images"][0]["tag"] == tag)
@@ -393,7 +394,11 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
     }
     ex.once_ok();
     let freight = ex.json(&["get", "freight"]);
-    assert_eq!(freight.as_array().unwrap().len(), 1, "one release: {freight:#}");
+    assert_eq!(
+        freight["items"].as_array().unwrap().len(),
+        1,
+        "one release: {freight:#}"
+    );
 
     // The yaml edit: one commit changing only the image, the file's comments kept.
     let commits = ex.commits("main");
