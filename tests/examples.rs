@@ -811,7 +811,7 @@ async fn kargo_demo_kustomize_build_and_argocd_update() {
         );
         assert_eq!(
             ex.git(&["log", "-1", "--format=%s", &branch]),
-            format!("Updated src/stages/{stage}/kustomization.yaml to use new images")
+            format!("Updated ./src/stages/{stage} to use new image")
         );
         // Its app synced that commit, and the Rollout rolled the image out.
         let head = ex.git(&["rev-parse", &branch]);
