@@ -282,7 +282,10 @@ fn tags(n: usize) -> Vec<String> {
 async fn push_each(fx: &Fixture, tags: &[String], replicas: &mut [Replica], mut between: impl FnMut(&mut [Replica])) {
     for tag in tags {
         fx.push(tag).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Not 30 s: once in CI (kills running) one Warehouse minted nothing for over 30 s
+        // while the others went on. The cause is not known yet (the registry client's 30 s
+        // request timeout is the suspect). This test asserts exactly-once, not latency.
+        let deadline = Instant::now() + Duration::from_secs(75);
         loop {
             let freight = fx.json(&["get", "freight"]);
             let minted = freight
