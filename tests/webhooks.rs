@@ -638,6 +638,26 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
     ] {
         assert!(metrics.lines().any(|l| l == line), "no {line} in:\n{metrics}");
     }
+
+    // Authenticated deliveries that refresh nothing (a registry reports every pull and blob)
+    // do not use up the receiver's budget: after twice the burst of them, a push is accepted.
+    let ping = serde_json::to_vec(&json!({"zen": "Design for failure.", "hook_id": 1})).unwrap();
+    let mut headers = signed(&github, &secret, &ping);
+    headers.retain(|(k, _)| *k != "X-GitHub-Delivery");
+    headers.iter_mut().for_each(|(k, v)| {
+        if *k == "X-GitHub-Event" {
+            *v = "ping".into();
+        }
+    });
+    for n in 0..200 {
+        let (status, answer) = post(&url, &headers, ping.clone()).await;
+        assert_eq!(status, 200, "ping {n}: {answer}");
+    }
+    let push = serde_json::to_vec(&github.body).unwrap();
+    let mut headers = signed(&github, &secret, &push);
+    headers.retain(|(k, _)| *k != "X-GitHub-Delivery");
+    let (status, answer) = post(&url, &headers, push).await;
+    assert_eq!(status, 202, "{answer}");
     drop(daemon);
 }
 

@@ -106,6 +106,19 @@ impl Receiving {
         }
     }
 
+    /// Gives back the token of an authenticated delivery that refreshes nothing: a registry
+    /// reports every pull and blob of its own traffic, and that chatter must not use up the
+    /// budget of the deliveries that name a pushed tag (they would be answered 429 and arrive
+    /// late, after the sender's backoff). Unauthenticated and refreshing deliveries keep
+    /// theirs.
+    fn refund(&self, path: &str) {
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some((tokens, _)) = buckets.get_mut(path)
+        {
+            *tokens = (*tokens + 1.0).min(BURST);
+        }
+    }
+
     /// Takes a token from the receiver's bucket; false when it is empty.
     fn admit(&self, path: &str) -> bool {
         let Ok(mut buckets) = self.buckets.lock() else {
@@ -195,10 +208,12 @@ async fn deliver(
             .map(|mut s| s.first_time(&receiver.path, id))
             .unwrap_or(true);
         if !first {
+            shared.webhooks.refund(&receiver.path);
             return answer(StatusCode::OK, serde_json::json!({"msg": "delivery already received"}));
         }
     }
     if let Some(why) = &delivery.ignored {
+        shared.webhooks.refund(&receiver.path);
         return answer(StatusCode::OK, serde_json::json!({"msg": why}));
     }
     if let Some(pr) = &delivery.closed_pull_request {

@@ -162,6 +162,22 @@ async fn latency(tags: usize) {
         end_to_end.push(started.elapsed());
     }
 
+    // How the deliveries were answered: a rate-limited (429) one is retried by the registry
+    // after its backoff, which shows as a slow tag.
+    let metrics = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let deliveries: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("barge_webhook_deliveries_total{"))
+        .collect();
+
     // The floor of the commit: a clone editing the overlay, committing and pushing.
     let clone = dir.path().join("clone");
     let remote = format!("git://127.0.0.1:{}/config.git", daemon.port);
@@ -187,6 +203,7 @@ async fn latency(tags: usize) {
     println!("new tag -> dev commit pushed, {tags} tags (notified by the registry):");
     println!("  end to end: p50 {}, p99 {}", ms(p50), ms(p99));
     println!("  each, in push order (ms): {}", in_order.join(" "));
+    println!("  deliveries: {}", deliveries.join(", "));
     println!(
         "  floors: registry push p50 {}, bare git commit+push p50 {} (sum {})",
         ms(percentile(&pushes, 0.5)),
@@ -199,6 +216,10 @@ async fn latency(tags: usize) {
         ms(KARGO_POLL / 2),
         (KARGO_POLL / 2).as_secs_f64() / p50.as_secs_f64()
     );
+    // BARGE_BENCH_KEEP=1 keeps the daemon's directory (its serve.log) to look into a slow tag.
+    if std::env::var_os("BARGE_BENCH_KEEP").is_some() {
+        println!("  kept: {}", dir.keep().display());
+    }
 }
 
 async fn burst(spread: Duration) {
