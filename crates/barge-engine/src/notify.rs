@@ -267,9 +267,18 @@ mod tests {
     #[test]
     fn the_store_leaves_unrouted_exactly_the_kinds_routing_can_notify_of() {
         for kind in barge_store::ROUTABLE_KINDS {
-            assert!(event_data(&row(kind)).is_some(), "{kind} is listed but routes to nothing");
+            assert!(
+                event_data(&row(kind)).is_some(),
+                "{kind} is listed but routes to nothing"
+            );
         }
-        for kind in ["promotion.step", "promotion.pushed", "stage.entered", "config.reloaded", "verification.started"] {
+        for kind in [
+            "promotion.step",
+            "promotion.pushed",
+            "stage.entered",
+            "config.reloaded",
+            "verification.started",
+        ] {
             assert!(event_data(&row(kind)).is_none(), "{kind}");
         }
     }

@@ -373,13 +373,13 @@ impl Store {
         }
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(claim!())
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .bind(project)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(project)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let claimed = done.rows_affected() == 1;
         if claimed {
             crate::changed(&mut tx, project).await?;

@@ -282,7 +282,10 @@ async fn burst(pipeline: &Pipeline, replicas: usize) -> Case {
     let span_ms: f64 = psql(&pg, "SELECT MAX(updated_at) - MIN(created_at) FROM promotions")
         .parse()
         .unwrap();
-    let top: usize = std::env::var("BARGE_BENCH_TOP").ok().and_then(|t| t.parse().ok()).unwrap_or(12);
+    let top: usize = std::env::var("BARGE_BENCH_TOP")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(12);
     let top = psql(
         &pg,
         &format!(
