@@ -851,9 +851,10 @@ impl EventSink {
 
     /// Routes every audit row not routed yet into the notification outbox with the running
     /// definitions' EventRouters (nothing without definitions: a process that has none leaves
-    /// the rows to one that has). Each row's notifications and its mark commit together
+    /// the rows to one that has). A batch's notifications and its rows' marks commit together
     /// (`Store::route_audit`), so a process killed after the row and before routing loses
-    /// none: the next pass, here or in `barge serve`'s delivery task, routes it. Wakes the
+    /// none: the next pass, here or in `barge serve`'s delivery task, routes it. Definitions
+    /// without an EventRouter only mark the rows (`Store::mark_audit_routed`). Wakes the
     /// delivery task when it queued any; returns how many.
     pub async fn route_pending(&self) -> Result<usize, StoreError> {
         /// Audit rows per routing transaction.
@@ -862,6 +863,12 @@ impl EventSink {
             return Ok(0);
         };
         let catalog = definitions.borrow().clone();
+        if !crate::notify::routes_anything(&catalog) {
+            // No EventRouter: the rows are marked, one statement per batch, so that a router
+            // added later is not handed a backlog of old events.
+            while store.mark_audit_routed(BATCH).await? == BATCH as usize {}
+            return Ok(0);
+        }
         let mut queued = 0;
         loop {
             let now = crate::discover::now_millis();

@@ -35,6 +35,11 @@ pub fn event_type(event: &Event) -> Option<&'static str> {
 /// in-memory event: the row commits with the change it records, so the notification cannot
 /// be lost between the two (`Store::route_audit`).
 pub fn event_data(row: &AuditEvent) -> Option<EventData> {
+    // The store writes rows of other kinds routed already (`barge_store::ROUTABLE_KINDS`):
+    // a kind named below must be listed there, or routing never sees its rows.
+    if !barge_store::ROUTABLE_KINDS.contains(&row.kind.as_str()) {
+        return None;
+    }
     let kind = match row.kind.as_str() {
         "freight.minted" => "FreightCreated",
         "freight.approved" => "FreightApproved",
@@ -68,6 +73,15 @@ pub fn event_data(row: &AuditEvent) -> Option<EventData> {
 }
 
 /// The notifications the definitions' EventRouters ask for an audit row.
+/// Whether the definitions have any EventRouter: without one, routing queues nothing, and
+/// the audit rows are only marked routed (`Store::mark_audit_routed`).
+pub fn routes_anything(catalog: &Catalog) -> bool {
+    catalog
+        .resources
+        .iter()
+        .any(|r| matches!(r.body, Some(barge_core::model::Body::EventRouter(_))))
+}
+
 pub fn notifications_for(catalog: &Catalog, row: &AuditEvent) -> Vec<NewNotification> {
     let Some(data) = event_data(row) else { return Vec::new() };
     let at = chrono::DateTime::from_timestamp_millis(row.at).unwrap_or_else(chrono::Utc::now);
@@ -227,5 +241,45 @@ impl Delivery {
             .record_notification_attempt(&n.id, &self.owner, outcome, now)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(kind: &str) -> AuditEvent {
+        AuditEvent {
+            id: 1,
+            at: 1_000,
+            project: "shop".into(),
+            kind: kind.into(),
+            subject: "Promotion/dev.p1".into(),
+            actor: "barge".into(),
+            stage: "dev".into(),
+            freight: "f1".into(),
+            body: serde_json::json!({"phase": "Succeeded", "outcome": "Succeeded", "reason": "r"}),
+        }
+    }
+
+    /// The store writes rows of the kinds it does not list routed already: every kind it
+    /// lists must be one routing can notify of, and one it does not list is never routed.
+    #[test]
+    fn the_store_leaves_unrouted_exactly_the_kinds_routing_can_notify_of() {
+        for kind in barge_store::ROUTABLE_KINDS {
+            assert!(
+                event_data(&row(kind)).is_some(),
+                "{kind} is listed but routes to nothing"
+            );
+        }
+        for kind in [
+            "promotion.step",
+            "promotion.pushed",
+            "stage.entered",
+            "config.reloaded",
+            "verification.started",
+        ] {
+            assert!(event_data(&row(kind)).is_none(), "{kind}");
+        }
     }
 }

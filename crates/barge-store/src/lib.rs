@@ -175,7 +175,7 @@ mod stages;
 mod tokens;
 mod verifications;
 mod work;
-pub use outbox::{Attempt, NewNotification, Notification};
+pub use outbox::{Attempt, NewNotification, Notification, ROUTABLE_KINDS};
 pub use replicas::{DiscoveryClaim, Replica};
 pub use stages::{AuditQuery, Definitions, FreightStage, HoldChange, StageEntry, StageHold, StoredApproval};
 pub use tokens::{NewToken, StoredToken};
@@ -668,9 +668,9 @@ impl Store {
 
     /// Appends an audit event.
     pub async fn append_audit(&self, event: NewAudit<'_>) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        insert_audit(&mut tx, event).await?;
-        tx.commit().await?;
+        // One statement, atomic on its own: no transaction around it (a BEGIN and a COMMIT
+        // are two more round trips, for every step of every promotion).
+        audit_insert(event).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -1123,10 +1123,18 @@ async fn changed(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project: &str) -> Re
 }
 
 async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>) -> Result<(), StoreError> {
-    // Unrouted: the notification outbox's routing takes it (outbox.rs, `route_audit`).
+    audit_insert(e).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The statement that appends one audit row.
+fn audit_insert(e: NewAudit<'_>) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    // A kind routing can notify of is written unrouted: the notification outbox's routing
+    // takes it (outbox.rs, `route_audit`). Any other is routed already.
+    let routed = i32::from(!outbox::ROUTABLE_KINDS.contains(&e.kind));
     sqlx::query(
         "INSERT INTO audit (at, project, kind, subject, actor, stage, freight, body, routed) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(e.at)
     .bind(e.project)
@@ -1136,9 +1144,7 @@ async fn insert_audit(tx: &mut sqlx::Transaction<'_, sqlx::Any>, e: NewAudit<'_>
     .bind(e.stage)
     .bind(e.freight)
     .bind(e.body.to_string())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .bind(routed)
 }
 
 fn stored(r: &sqlx::any::AnyRow) -> Result<StoredFreight, StoreError> {

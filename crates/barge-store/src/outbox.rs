@@ -8,6 +8,22 @@
 
 use crate::{Backend, Store, StoreError};
 use serde::Serialize;
+
+/// The audit kinds routing can make a notification of (an EventRouter's event types name
+/// them; `barge_engine::notify::event_data` reads only these). A row of one of these kinds is
+/// written unrouted, for the outbox's routing to take; a row of any other kind is written
+/// routed already, as routing would queue nothing for it, so it costs routing nothing.
+pub const ROUTABLE_KINDS: &[&str] = &[
+    "freight.minted",
+    "freight.approved",
+    "promotion.created",
+    "promotion.finished",
+    "promotion.aborted",
+    "verification.finished",
+    "stage.held",
+    "stage.released",
+    "window.overridden",
+];
 use sqlx::Row;
 
 /// A notification to queue.
@@ -87,46 +103,62 @@ impl Store {
         Ok(())
     }
 
-    /// Routes up to `limit` audit rows not routed yet, oldest first: queues the notifications
-    /// `route` makes of each and marks the rows routed, in one transaction, so a row's
+    /// Routes up to `limit` audit rows not routed yet, oldest first: marks them routed and
+    /// queues the notifications `route` makes of each, in one transaction, so a row's
     /// notifications are queued exactly once even when the process that wrote the row died
-    /// before routing it. Returns how many rows it routed and how many notifications it
-    /// queued. PostgreSQL: rows another process is routing this instant are skipped.
+    /// before routing it, and a process that dies mid-way leaves the rows unrouted for the
+    /// next pass. The rows are taken and marked by one statement, whatever their number
+    /// (PostgreSQL: rows another process is routing this instant are skipped). Returns how
+    /// many rows it routed and how many notifications it queued.
     pub async fn route_audit(
         &self,
         limit: i64,
         now: i64,
         route: impl Fn(&crate::AuditEvent) -> Vec<NewNotification>,
     ) -> Result<(usize, usize), StoreError> {
-        macro_rules! unrouted {
+        let mut tx = self.write_tx().await?;
+        let rows = sqlx::query(self.take_unrouted(true))
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut events = rows.iter().map(crate::audit_row).collect::<Result<Vec<_>, _>>()?;
+        // RETURNING's order is the server's; routing goes oldest first.
+        events.sort_by_key(|e| e.id);
+        let notifications: Vec<NewNotification> = events.iter().flat_map(&route).collect();
+        insert_notifications(&mut tx, &notifications, now).await?;
+        tx.commit().await?;
+        Ok((events.len(), notifications.len()))
+    }
+
+    /// Marks up to `limit` unrouted audit rows routed and queues nothing, in one statement:
+    /// what [`Store::route_audit`] does for a process whose definitions have no EventRouter
+    /// (every row routes to nothing), without its transaction. Returns how many rows it marked.
+    pub async fn mark_audit_routed(&self, limit: i64) -> Result<usize, StoreError> {
+        let done = sqlx::query(self.take_unrouted(false))
+            .bind(limit)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    /// The statement that marks up to `$1` unrouted audit rows routed, oldest first (with
+    /// `returning`, answering them).
+    fn take_unrouted(&self, returning: bool) -> &'static str {
+        macro_rules! take {
             ($lock:literal) => {
                 concat!(
-                    "SELECT ",
-                    audit_columns!(),
-                    " FROM audit WHERE routed = 0 ORDER BY id LIMIT $1",
-                    $lock
+                    "UPDATE audit SET routed = 1 WHERE id IN (SELECT id FROM audit WHERE routed = 0 ORDER BY id LIMIT $1",
+                    $lock,
+                    ")"
                 )
             };
         }
-        let sql = match self.backend {
-            Backend::Postgres => unrouted!(" FOR UPDATE SKIP LOCKED"),
-            Backend::Sqlite => unrouted!(""),
-        };
-        let mut tx = self.write_tx().await?;
-        let rows = sqlx::query(sql).bind(limit).fetch_all(&mut *tx).await?;
-        let mut queued = 0;
-        for r in &rows {
-            let audit = crate::audit_row(r)?;
-            let notifications = route(&audit);
-            insert_notifications(&mut tx, &notifications, now).await?;
-            queued += notifications.len();
-            sqlx::query("UPDATE audit SET routed = 1 WHERE id = $1")
-                .bind(audit.id)
-                .execute(&mut *tx)
-                .await?;
+        match (self.backend, returning) {
+            (Backend::Postgres, true) => concat!(take!(" FOR UPDATE SKIP LOCKED"), " RETURNING ", audit_columns!()),
+            (Backend::Postgres, false) => take!(" FOR UPDATE SKIP LOCKED"),
+            (Backend::Sqlite, true) => concat!(take!(""), " RETURNING ", audit_columns!()),
+            (Backend::Sqlite, false) => take!(""),
         }
-        tx.commit().await?;
-        Ok((rows.len(), queued))
     }
 
     /// Claims up to `limit` pending notifications that are due and not leased by a live

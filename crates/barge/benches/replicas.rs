@@ -1,5 +1,8 @@
 //! Issue #19's coordination-overhead benchmark (BENCHMARKS.md, "Replicas"):
-//! `cargo bench -p barge --bench replicas [STAGES]`.
+//! `cargo bench -p barge --bench replicas [STAGES [REPLICAS...]]` (1,000 Stages; 1, 2 and 3
+//! replicas, in the order given, so that repeated runs can interleave the cases). `BARGE_BIN`
+//! runs another `barge` binary than this build's (a copy that a build in the shared target
+//! directory cannot replace mid-run).
 //!
 //! Real `barge serve` replicas (this build's binary) on one real PostgreSQL, a real registry
 //! and real git remotes (`git daemon`): STAGES Stages (1,000) over 10 config repositories, each
@@ -16,7 +19,7 @@
 //!   (their ticks, heartbeats and discovery passes, measured just before);
 //! - **push rejections**: "Push rejected: the branch moved" in the replicas' logs (a push
 //!   refused because another replica moved the branch first);
-//! - the statements sent most often, per promotion.
+//! - the statements sent most often, per promotion (`BARGE_BENCH_TOP` of them, 12 by default).
 //!
 //! Every case also checks the outcome: each config repository gained exactly one commit per
 //! Stage, and every promotion Succeeded.
@@ -41,7 +44,16 @@ const AT_REST: Duration = Duration::from_secs(5);
 const OBSERVER: &str = "observer";
 
 fn main() {
-    let stages: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1000);
+    let numbers: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let stages = numbers.first().copied().unwrap_or(1000);
+    let cases: Vec<usize> = match numbers.get(1..) {
+        Some(r) if !r.is_empty() => r.to_vec(),
+        _ => vec![1, 2, 3],
+    };
+    assert!(
+        cases.iter().all(|r| (1..=TOTAL_WORKERS).contains(r)),
+        "replicas: 1 to {TOTAL_WORKERS}"
+    );
     let pipeline = Pipeline {
         repos: REPOS,
         stages_per_repo: stages.div_ceil(REPOS),
@@ -60,10 +72,12 @@ fn main() {
         "{:>8} {:>8} {:>13} {:>8} {:>10} {:>14} {:>16}",
         "replicas", "workers", "promotions/s", "ratio", "burst (s)", "stmts/promo", "push rejections"
     );
-    let mut one_replica = None;
-    for replicas in [1, 2, 3] {
+    let mut rates = Vec::new();
+    for &replicas in &cases {
         let case = runtime.block_on(burst(&pipeline, replicas));
-        let baseline = *one_replica.get_or_insert(case.rate);
+        rates.push((replicas, case.rate));
+        // The ratio to 1 replica once that case has run (all ratios are printed at the end).
+        let baseline = rates.iter().find(|(r, _)| *r == 1).map_or(f64::NAN, |(_, rate)| *rate);
         println!(
             "{replicas:>8} {:>8} {:>13.1} {:>8.3} {:>10.1} {:>6.1} (net {:>4.1}) {:>16}",
             TOTAL_WORKERS / replicas,
@@ -77,6 +91,25 @@ fn main() {
         for (calls, query) in &case.top {
             println!("           {calls:>6.2} × {query}");
         }
+    }
+    if let Some(&(_, baseline)) = rates.iter().find(|(r, _)| *r == 1) {
+        let ratios: Vec<String> = rates
+            .iter()
+            .map(|(r, rate)| format!("{r}: {rate:.2}/s ({:.3})", rate / baseline))
+            .collect();
+        println!("ratios to 1 replica: {}", ratios.join(", "));
+    }
+}
+
+/// The `barge` the replicas run: `BARGE_BIN`, or this build's.
+fn barge() -> Command {
+    match std::env::var_os("BARGE_BIN") {
+        Some(bin) => {
+            let mut c = Command::new(bin);
+            c.env("NO_COLOR", "1");
+            c
+        }
+        None => support::barge(),
     }
 }
 
@@ -185,7 +218,7 @@ async fn burst(pipeline: &Pipeline, replicas: usize) -> Case {
         .map(|i| {
             let id = format!("r{i}");
             let log = std::fs::File::create(dir.path().join(format!("{id}.log"))).unwrap();
-            let child = support::barge()
+            let child = barge()
                 .args([
                     "serve",
                     defs.to_str().unwrap(),
@@ -249,10 +282,16 @@ async fn burst(pipeline: &Pipeline, replicas: usize) -> Case {
     let span_ms: f64 = psql(&pg, "SELECT MAX(updated_at) - MIN(created_at) FROM promotions")
         .parse()
         .unwrap();
+    let top: usize = std::env::var("BARGE_BENCH_TOP")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(12);
     let top = psql(
         &pg,
-        "SELECT calls || ' ' || regexp_replace(left(query, 90), '\\s+', ' ', 'g') FROM pg_stat_statements \
-         WHERE userid = 'barge'::regrole ORDER BY calls DESC LIMIT 8",
+        &format!(
+            "SELECT calls || ' ' || regexp_replace(left(query, 90), '\\s+', ' ', 'g') FROM pg_stat_statements \
+         WHERE userid = 'barge'::regrole ORDER BY calls DESC LIMIT {top}",
+        ),
     );
     drop(running);
 
