@@ -802,11 +802,7 @@ fn git_out(dir: &Path, args: &[&str]) -> Result<String, String> {
 
 /// Creates the case's remotes under `base` (bare repositories `<name>.git`), in order of
 /// their submodules (a submodule's remote is made before the remote that includes it).
-fn make_remotes(
-    base: &Path,
-    daemon_url: &str,
-    remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>,
-) {
+fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>) {
     use barge_testkit::git::git;
     let mut made: Vec<String> = Vec::new();
     while made.len() < remotes.len() {
@@ -840,7 +836,9 @@ fn make_remotes(
                 let mut modules = String::new();
                 for (rel, input) in files {
                     match input {
-                        Input::Special(Special { submodule: Some(sub), .. }) => {
+                        Input::Special(Special {
+                            submodule: Some(sub), ..
+                        }) => {
                             let sub_bare = base.join(format!("{sub}.git"));
                             let sha = git(&sub_bare, &["rev-parse", "HEAD"]);
                             git(
@@ -858,10 +856,22 @@ fn make_remotes(
                     std::fs::write(seed.join(".gitmodules"), modules).unwrap();
                 }
                 git(&seed, &["add", "-A"]);
-                git(&seed, &["commit", "-q", "--allow-empty", "-m", &format!("seed {branch}")]);
+                git(
+                    &seed,
+                    &["commit", "-q", "--allow-empty", "-m", &format!("seed {branch}")],
+                );
             }
             let bare = base.join(format!("{name}.git"));
-            git(base, &["clone", "-q", "--mirror", seed.to_str().unwrap(), bare.to_str().unwrap()]);
+            git(
+                base,
+                &[
+                    "clone",
+                    "-q",
+                    "--mirror",
+                    seed.to_str().unwrap(),
+                    bare.to_str().unwrap(),
+                ],
+            );
             // The default branch is the first one listed.
             let default = branches.keys().next().unwrap();
             git(&bare, &["symbolic-ref", "HEAD", &format!("refs/heads/{default}")]);
@@ -879,7 +889,12 @@ fn clone_input(i: &Input) -> Input {
 }
 
 /// `text` with its placeholders resolved, or why one cannot be.
-fn resolve(text: &str, base: &Path, outputs: &serde_json::Map<String, Json>, promotion: &str) -> Result<String, String> {
+fn resolve(
+    text: &str,
+    base: &Path,
+    outputs: &serde_json::Map<String, Json>,
+    promotion: &str,
+) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find('<') {
@@ -888,9 +903,12 @@ fn resolve(text: &str, base: &Path, outputs: &serde_json::Map<String, Json>, pro
         let words: Vec<&str> = inner.split(' ').collect();
         let value = match words.as_slice() {
             ["rev", remote, reference] => Some(
-                git_out(&base.join(format!("{remote}.git")), &["rev-parse", "--verify", &format!("{reference}^{{commit}}")])?
-                    .trim()
-                    .to_string(),
+                git_out(
+                    &base.join(format!("{remote}.git")),
+                    &["rev-parse", "--verify", &format!("{reference}^{{commit}}")],
+                )?
+                .trim()
+                .to_string(),
             ),
             ["out", alias, key] => Some(
                 outputs
@@ -926,7 +944,10 @@ fn matches(want: &Json, got: &Json, r: &dyn Fn(&str) -> Result<String, String>) 
                 })?
         }
         (Json::Array(w), Json::Array(g)) => {
-            w.len() == g.len() && w.iter().zip(g).try_fold(true, |ok, (wv, gv)| Ok::<_, String>(ok && matches(wv, gv, r)?))?
+            w.len() == g.len()
+                && w.iter()
+                    .zip(g)
+                    .try_fold(true, |ok, (wv, gv)| Ok::<_, String>(ok && matches(wv, gv, r)?))?
         }
         _ => want == got,
     })
@@ -973,7 +994,13 @@ fn freight_of_default() -> Freight {
     support::image_freight("ghcr.io/acme/app", "1.10")
 }
 
-async fn run_git_case(uses: &str, case: &GitCase, daemon: &barge_testkit::git::GitDaemon, root: &Path, n: usize) -> Vec<String> {
+async fn run_git_case(
+    uses: &str,
+    case: &GitCase,
+    daemon: &barge_testkit::git::GitDaemon,
+    root: &Path,
+    n: usize,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let remotes = root.join("remotes").join(n.to_string());
     let daemon_url = format!("git://127.0.0.1:{}/{n}/", daemon.port);
@@ -1003,7 +1030,9 @@ async fn run_git_case(uses: &str, case: &GitCase, daemon: &barge_testkit::git::G
     let e = &case.expect;
     if let Some(want) = &e.invalid {
         if !errors.iter().any(|e| e.contains(want.as_str())) {
-            problems.push(format!("expected a validation error containing {want:?}, got {errors:?}"));
+            problems.push(format!(
+                "expected a validation error containing {want:?}, got {errors:?}"
+            ));
         }
         return problems;
     }
@@ -1031,7 +1060,9 @@ async fn run_git_case(uses: &str, case: &GitCase, daemon: &barge_testkit::git::G
     match &e.error {
         Some(want) => {
             if out.phase == Phase::Succeeded {
-                problems.push(format!("expected an error containing {want:?}, the promotion succeeded"));
+                problems.push(format!(
+                    "expected an error containing {want:?}, the promotion succeeded"
+                ));
             } else if !last.contains(want.as_str()) {
                 problems.push(format!("expected an error containing {want:?}, got {last:?}"));
             }
@@ -1053,7 +1084,12 @@ async fn run_git_case(uses: &str, case: &GitCase, daemon: &barge_testkit::git::G
         }
     }
     for (alias, want) in &e.status {
-        let got = out.state.steps.iter().find(|s| &s.alias == alias).map(|s| s.status.as_str());
+        let got = out
+            .state
+            .steps
+            .iter()
+            .find(|s| &s.alias == alias)
+            .map(|s| s.status.as_str());
         if got != Some(want.as_str()) {
             problems.push(format!("status of {alias}: expected {want}, got {got:?}"));
         }
@@ -1117,7 +1153,11 @@ async fn run_git_case(uses: &str, case: &GitCase, daemon: &barge_testkit::git::G
                 // What the directory holds instead.
                 let dir = snapshot.join(rel);
                 let held: Vec<String> = std::fs::read_dir(dir.parent().unwrap())
-                    .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.file_name().to_string_lossy().to_string())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 problems.push(format!("{rel}: {err} (its directory holds {held:?})"));
             }

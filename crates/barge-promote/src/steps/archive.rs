@@ -165,7 +165,14 @@ fn add_tree<W: Write>(
 }
 
 /// Walks the tree as [`add_tree`] does, checking only the sizes of the files it would archive.
-fn measure(abs: &Path, rel: &Path, rules: &IgnoreRules, limits: Limits, total: &mut u64, archive: &Path) -> Result<(), String> {
+fn measure(
+    abs: &Path,
+    rel: &Path,
+    rules: &IgnoreRules,
+    limits: Limits,
+    total: &mut u64,
+    archive: &Path,
+) -> Result<(), String> {
     if abs == archive {
         return Ok(());
     }

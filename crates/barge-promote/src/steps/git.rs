@@ -122,7 +122,9 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
         let c: GitClone = config("git-clone", cfg)?;
         required("git-clone", "repoURL", &c.repo_url)?;
         if c.checkout.is_empty() {
-            return Err(StepError::Invalid("git-clone: `checkout` needs at least one checkout".into()));
+            return Err(StepError::Invalid(
+                "git-clone: `checkout` needs at least one checkout".into(),
+            ));
         }
         let mut aliases = std::collections::BTreeSet::new();
         for (i, co) in c.checkout.iter().enumerate() {

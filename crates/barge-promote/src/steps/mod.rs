@@ -191,7 +191,9 @@ pub fn names() -> Vec<&'static str> {
 /// anything (without it, e.g. git-clear's `path` would be the whole work directory).
 pub(crate) fn required(step: &str, field: &str, value: &str) -> Result<(), StepError> {
     match value.trim().is_empty() {
-        true => Err(StepError::Invalid(format!("{step}: `{field}` is required and must not be empty"))),
+        true => Err(StepError::Invalid(format!(
+            "{step}: `{field}` is required and must not be empty"
+        ))),
         false => Ok(()),
     }
 }

@@ -640,7 +640,6 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
     })
 }
 
-
 /// What Kargo's schemas of git-wait-for-pr and git-merge-pr require: a repository, and a
 /// pollInterval (barge's poll interval applies) that is a duration.
 fn check_pr_config(step: &str, c: &GitPr) -> Result<(), StepError> {
