@@ -131,7 +131,7 @@ fn render_with<'a>(
                 rest = &template[body_start + f.body.len() + 2..];
             }
             out.push_str(rest);
-            serde_json::from_str::<Json>(&out).unwrap_or(Json::String(out))
+            typed(out)
         }
         Json::Array(items) => Json::Array(
             items
@@ -146,6 +146,39 @@ fn render_with<'a>(
         ),
         other => other.clone(),
     })
+}
+
+/// `v` with every map's keys sorted, as Go writes maps (asJSON, asYAML).
+fn sorted(v: Json) -> Json {
+    match v {
+        Json::Object(m) => {
+            let mut entries: Vec<(String, Json)> = m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Json::Object(entries.into_iter().collect())
+        }
+        Json::Array(a) => Json::Array(a.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+/// The value of a rendered template, typed as Kargo types it (`EvaluateTemplate`): a trailing
+/// newline (YAML's `|`) is set aside; then JSON text is its value (a JSON string keeps the
+/// newline); text enclosed in quotes that is not JSON (`unsafeQuote`, `asJSON`, `asYAML`) is
+/// the text inside them, the newline kept; anything else stays the text as rendered.
+fn typed(out: String) -> Json {
+    let (body, newline) = match out.strip_suffix('\n') {
+        Some(b) => (b, true),
+        None => (out.as_str(), false),
+    };
+    let nl = if newline { "\n" } else { "" };
+    match serde_json::from_str::<Json>(body) {
+        Ok(Json::String(s)) => Json::String(format!("{s}{nl}")),
+        Ok(v) => v,
+        Err(_) if body.len() > 1 && body.starts_with('"') && body.ends_with('"') => {
+            Json::String(format!("{}{nl}", &body[1..body.len() - 1]))
+        }
+        Err(_) => Json::String(out),
+    }
 }
 
 /// Evaluates a condition (a step's `if:`, a Warehouse's creation criteria); it must be a bool.
@@ -332,6 +365,32 @@ fn arity(name: &str, args: &[Value], n: usize) -> Result<(), expr::Error> {
     }
 }
 
+/// Kargo's functions taking `min..=max` arguments refuse any other number of them.
+fn arity_range(name: &str, args: &[Value], min: usize, max: usize) -> Result<(), expr::Error> {
+    match (min..=max).contains(&args.len()) {
+        true => Ok(()),
+        false => Err(expr::Error::ExprError(format!(
+            "{name}: expected {min}-{max} arguments, got {}",
+            args.len()
+        ))),
+    }
+}
+
+/// The one string argument of a function naming something (`warehouse("w")`), not empty.
+fn name_arg(name: &str, args: &[Value], what: &str) -> expr::Result<String> {
+    arity(name, args, 1)?;
+    let s = string_arg(name, args, 0)?;
+    if s.is_empty() {
+        return fail(format!("{name}: {what} must not be empty"));
+    }
+    Ok(s)
+}
+
+/// Whether an argument is an origin (`warehouse("w")`'s value, or barge's plain name).
+fn is_origin(v: &Value) -> bool {
+    matches!(v, Value::Map(m) if m.contains_key("Name")) || matches!(v, Value::String(_))
+}
+
 fn string_arg(name: &str, args: &[Value], i: usize) -> expr::Result<String> {
     match args.get(i) {
         Some(Value::String(s)) => Ok(s.clone()),
@@ -426,18 +485,27 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         let v = c.args.first().cloned().unwrap_or(Value::Nil);
         Ok(Value::String(Json::String(render_text(&v)).to_string()))
     });
+    // Kargo's unsafeQuote: the value's JSON inside quotes (a string keeps its own quotes).
     env.add_function("unsafeQuote", |c| {
-        let v = c.args.first().cloned().unwrap_or(Value::Nil);
-        Ok(Value::String(format!("\"{}\"", render_text(&v))))
+        arity("unsafeQuote", &c.args, 1)?;
+        Ok(Value::String(format!("\"{}\"", to_json(&c.args[0]))))
+    });
+    // Kargo's asYAML: the value as YAML text (a string, however it reads).
+    env.add_function("asYAML", |c| {
+        arity("asYAML", &c.args, 1)?;
+        let text = yaml_serde::to_string(&sorted(to_json(&c.args[0])))
+            .map_err(|e| expr::Error::ExprError(format!("asYAML: {e}")))?;
+        Ok(Value::String(format!("\"{text}\"")))
     });
     env.add_function("warehouse", |c| {
-        let name = string_arg("warehouse", &c.args, 0)?;
+        let name = name_arg("warehouse", &c.args, "name")?;
         let mut m = IndexMap::new();
         m.insert("Kind".to_string(), Value::from("Warehouse"));
         m.insert("Name".to_string(), Value::String(name));
         Ok(Value::Map(m))
     });
     env.add_function("imageFrom", move |c| {
+        arity_range("imageFrom", &c.args, 1, 2)?;
         let repo = string_arg("imageFrom", &c.args, 0)?;
         let hit =
             image_from(&data.freight, &repo, origin_arg(&c.args, 1).as_deref()).map_err(expr::Error::ExprError)?;
@@ -454,6 +522,7 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         }))
     });
     env.add_function("commitFrom", move |c| {
+        arity_range("commitFrom", &c.args, 1, 2)?;
         let repo = string_arg("commitFrom", &c.args, 0)?;
         let hit =
             commit_from(&data.freight, &repo, origin_arg(&c.args, 1).as_deref()).map_err(expr::Error::ExprError)?;
@@ -471,10 +540,22 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         }))
     });
     env.add_function("chartFrom", move |c| {
+        arity_range("chartFrom", &c.args, 1, 3)?;
         let repo = string_arg("chartFrom", &c.args, 0)?;
         // chartFrom(repo[, name][, origin]): the second argument is a name when it is a string.
-        let (name, origin) = match c.args.get(1) {
-            Some(Value::String(n)) => (Some(n.clone()), origin_arg(&c.args, 2)),
+        let (name, origin) = match (c.args.get(1), c.args.get(2)) {
+            (Some(Value::String(n)), third) => {
+                if third.is_some_and(|t| !matches!(t, Value::Map(m) if m.contains_key("Name"))) {
+                    return fail("chartFrom: the third argument must be a FreightOrigin (warehouse(\"…\"))");
+                }
+                (Some(n.clone()), origin_arg(&c.args, 2))
+            }
+            (Some(_), Some(_)) => {
+                return fail("chartFrom: when using three arguments, the second must be a string (the chart's name)");
+            }
+            (Some(second), None) if !is_origin(second) => {
+                return fail("chartFrom: the second argument must be a string or a FreightOrigin (warehouse(\"…\"))");
+            }
             _ => (None, origin_arg(&c.args, 1)),
         };
         let hit =
@@ -496,22 +577,36 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         ("sharedConfigMap", &data.shared_config_maps),
     ] {
         env.add_function(name, move |c| {
+            arity(name, &c.args, 1)?;
             let key = string_arg(name, &c.args, 0)?;
             Ok(kv_map(store.get(&key)))
         });
     }
     env.add_function("stageMetadata", move |c| {
-        let stage = string_arg("stageMetadata", &c.args, 0)?;
-        Ok(from_json(&Json::Object(
-            data.stage_metadata.get(&stage).cloned().unwrap_or_default(),
-        )))
+        let stage = name_arg("stageMetadata", &c.args, "stage name")?;
+        // No metadata (or no such Stage) is nil, as in Kargo.
+        Ok(data
+            .stage_metadata
+            .get(&stage)
+            .filter(|m| !m.is_empty())
+            .map_or(Value::Nil, |m| from_json(&Json::Object(m.clone()))))
     });
     env.add_function("freightMetadata", move |c| {
+        // freightMetadata(freight[, key]): barge keeps the key form beside Kargo's.
+        arity_range("freightMetadata", &c.args, 1, 2)?;
         let freight = string_arg("freightMetadata", &c.args, 0)?;
-        let all = data.freight_metadata.get(&freight).cloned().unwrap_or_default();
+        if freight.is_empty() {
+            return fail("freightMetadata: the freight ref name must not be empty");
+        }
+        let all = data.freight_metadata.get(&freight).filter(|m| !m.is_empty());
         match c.args.get(1) {
-            Some(Value::String(key)) => Ok(all.get(key).map_or(Value::Nil, from_json)),
-            _ => Ok(from_json(&Json::Object(all))),
+            Some(Value::String(key)) => Ok(all.and_then(|m| m.get(key)).map_or(Value::Nil, from_json)),
+            Some(other) => fail(format!(
+                "freightMetadata: argument 2 must be a string, got {}",
+                render_text(other)
+            )),
+            // No metadata (or no such Freight) is nil, as in Kargo.
+            None => Ok(all.map_or(Value::Nil, |m| from_json(&Json::Object(m.clone())))),
         }
     });
     let failed = move || scope.statuses.iter().any(|(_, _, s, coe)| s.is_failure() && !coe);
@@ -519,7 +614,7 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
     env.add_function("failure", move |_| Ok(Value::Bool(failed())));
     env.add_function("always", |_| Ok(Value::Bool(true)));
     env.add_function("status", move |c| {
-        let alias = string_arg("status", &c.args, 0)?;
+        let alias = name_arg("status", &c.args, "the step alias")?;
         // Inside a task the local alias wins, as the task's own steps are meant.
         let hit = scope
             .statuses
@@ -570,10 +665,12 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         };
         Ok(Value::from(diff))
     });
+    // Kargo's asJSON: the value as indented JSON text and a newline (a string, however it reads).
     env.add_function("asJSON", |c| {
-        Ok(Value::String(
-            to_json(&c.args.first().cloned().unwrap_or(Value::Nil)).to_string(),
-        ))
+        arity("asJSON", &c.args, 1)?;
+        let text = serde_json::to_string_pretty(&sorted(to_json(&c.args[0])))
+            .map_err(|e| expr::Error::ExprError(format!("asJSON: {e}")))?;
+        Ok(Value::String(format!("\"{text}\n\"")))
     });
     env
 }

@@ -131,6 +131,12 @@ struct Special {
     text: Option<String>,
     #[serde(default)]
     mode: Option<u32>,
+    /// A file of this many zero bytes, written sparse (no disk blocks: the size-limit cases).
+    #[serde(default)]
+    zeros: Option<u64>,
+    /// (git cases' remotes) A submodule: the default branch of this remote.
+    #[serde(default)]
+    submodule: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +159,10 @@ struct TarEntry {
     /// A link's target.
     #[serde(default)]
     link: Option<String>,
+    /// A file entry of this many zero bytes (instead of `content`): the archive is written
+    /// sparse, its zeros holes, so an archive over the size limits takes no disk space.
+    #[serde(default)]
+    zeros: Option<u64>,
     #[serde(default)]
     mode: Option<u32>,
 }
@@ -207,7 +217,13 @@ fn write_inputs(work: &Path, files: &BTreeMap<String, Input>) {
                 } else if s.dir {
                     std::fs::create_dir_all(&path).unwrap();
                 } else if let Some(t) = &s.tar {
-                    std::fs::write(&path, tar_bytes(t)).unwrap();
+                    if t.entries.iter().any(|e| e.zeros.is_some()) {
+                        sparse_tar(&path, t);
+                    } else {
+                        std::fs::write(&path, tar_bytes(t)).unwrap();
+                    }
+                } else if let Some(n) = s.zeros {
+                    std::fs::File::create(&path).unwrap().set_len(n).unwrap();
                 } else if let Some(t) = &s.text {
                     std::fs::write(&path, t).unwrap();
                 } else {
@@ -257,6 +273,30 @@ fn tar_bytes(spec: &TarSpec) -> Vec<u8> {
     } else {
         bytes
     }
+}
+
+/// A plain tar archive at `path` whose `zeros` entries are holes: each header is written, the
+/// file's data skipped over (zeros, as tar pads with), and the two zero end blocks made by the
+/// file's length; the archive is valid and takes a few blocks of disk.
+fn sparse_tar(path: &Path, spec: &TarSpec) {
+    use std::io::{Seek, SeekFrom, Write};
+    assert!(!spec.gzip, "a sparse archive is a plain tar");
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut at = 0u64;
+    for e in &spec.entries {
+        let size = e.zeros.unwrap_or(e.content.len() as u64);
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(size);
+        h.set_mode(e.mode.unwrap_or(0o644));
+        h.set_path(&e.name).unwrap();
+        h.set_cksum();
+        f.write_all(h.as_bytes()).unwrap();
+        f.write_all(e.content.as_bytes()).unwrap();
+        at += 512 + size.div_ceil(512) * 512;
+        f.seek(SeekFrom::Start(at)).unwrap();
+    }
+    f.set_len(at + 1024).unwrap();
 }
 
 fn archive_names(path: &Path) -> Result<Vec<String>, String> {
@@ -518,8 +558,25 @@ struct ExprCase {
     name: String,
     #[allow(dead_code)]
     source: String,
-    /// The expression, without `${{ }}`.
-    expression: String,
+    /// The expression, without `${{ }}` …
+    #[serde(default)]
+    expression: Option<String>,
+    /// … or a config value whose strings hold `${{ }}` templates, rendered as a step's config is.
+    #[serde(default)]
+    template: Option<Json>,
+    /// Secrets (`secret(name)`), config maps (`configMap(name)`): name → key → value.
+    #[serde(default)]
+    secrets: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    /// Metadata by Stage (`stageMetadata`) and by Freight (`freightMetadata`).
+    #[serde(default)]
+    stage_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
+    #[serde(default)]
+    freight_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
+    /// Earlier steps' statuses: `[alias, alias within its task ("" outside one), status]`.
+    #[serde(default)]
+    statuses: Vec<(String, String, String)>,
     /// The Freight collection the functions see.
     #[serde(default)]
     freight: Vec<Freight>,
@@ -531,11 +588,16 @@ struct ExprCase {
     #[serde(default)]
     #[allow(dead_code)]
     kargo: Option<Json>,
-    /// The value, or (`error`) a text the error contains.
-    #[serde(default)]
+    /// The value (`null` too), or (`error`) a text the error contains.
+    #[serde(default, deserialize_with = "present")]
     value: Option<Json>,
     #[serde(default)]
     error: Option<String>,
+}
+
+/// A field that is present, whatever its value (`value: null` is a value).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json>, D::Error> {
+    Json::deserialize(d).map(Some)
 }
 
 #[test]
@@ -546,13 +608,31 @@ fn expressions() {
         let data = Data {
             freight: case.freight.clone(),
             now: "2026-11-22T10:00:00Z".into(),
+            secrets: case.secrets.clone(),
+            config_maps: case.config_maps.clone(),
+            stage_metadata: case.stage_metadata.clone(),
+            freight_metadata: case.freight_metadata.clone(),
             ..Data::default()
         };
+        let statuses = case
+            .statuses
+            .iter()
+            .map(|(alias, local, status)| {
+                let status: barge_core::eval::StepStatus =
+                    serde_json::from_value(json!(status)).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+                (alias.clone(), local.clone(), status, false)
+            })
+            .collect();
         let scope = Scope {
             vars: case.vars.clone(),
+            statuses,
             ..Scope::default()
         };
-        let got = eval::expression(&case.expression, &data, &scope, &[]);
+        let got = match (&case.expression, &case.template) {
+            (Some(e), None) => eval::expression(e, &data, &scope, &[]),
+            (None, Some(t)) => eval::render_value(t, &data, &scope),
+            _ => panic!("{}: a case has an expression or a template", case.name),
+        };
         let mut problems = Vec::new();
         match (&case.value, &case.error, got) {
             (Some(want), None, Ok(v)) if &v == want => {}
@@ -631,4 +711,490 @@ fn freight_ids() {
         tally.record(&case.name, &case.differs, problems);
     }
     tally.finish(&suite.step);
+}
+
+// ---------------------------------------------------------------------------------------
+// git-* steps: Kargo's tests build repositories with Go helpers; a case here describes the
+// remotes (served by `git daemon`), the steps (a git-clone first: barge's git steps work on
+// the checkouts git-clone made, where Kargo's tests put a bare clone and a worktree in place
+// by hand), and what the outputs, statuses and remote refs must be afterwards.
+
+/// Where the cases' remotes are, as written in their steps (rewritten to the daemon).
+const GIT_BASE: &str = "https://github.com/kargo-cases/";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GitCase {
+    name: String,
+    #[allow(dead_code)]
+    source: String,
+    /// A validation case: this config of the suite's step, validated only.
+    #[serde(default)]
+    config: Option<Json>,
+    /// The remotes: `<name>` (at `https://github.com/kargo-cases/<name>.git`) → its branches
+    /// (the first one the default) → files; a file whose text is `{submodule: <name>}`
+    /// makes a submodule of that remote's default branch at that path.
+    #[serde(default)]
+    remotes: BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>,
+    /// A run case: the Stage's steps.
+    #[serde(default)]
+    steps: Vec<Json>,
+    #[serde(default)]
+    differs: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    kargo: Option<Json>,
+    expect: GitExpect,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GitExpect {
+    /// The config is refused when the definitions are loaded: a diagnostic containing this.
+    #[serde(default)]
+    invalid: Option<String>,
+    /// The config is accepted (a validation case with nothing to run).
+    #[serde(default)]
+    valid: bool,
+    /// The promotion errors, the last step that ran with a message containing this.
+    #[serde(default)]
+    error: Option<String>,
+    /// Steps' outputs by alias, exactly. In strings, `<rev REMOTE REF>` is the commit REF
+    /// names in that remote afterwards, `<out ALIAS KEY>` another output, `<promotion>` the
+    /// promotion's name, and `<sha>` stands for any commit ID.
+    #[serde(default)]
+    outputs: BTreeMap<String, Json>,
+    /// Steps' statuses by alias (`Succeeded`, `Errored`, …).
+    #[serde(default)]
+    status: BTreeMap<String, String>,
+    /// `REMOTE REF` → the files of that commit's tree, exactly.
+    #[serde(default)]
+    remote: BTreeMap<String, BTreeMap<String, String>>,
+    /// `REMOTE REF` → that commit's message, exactly (placeholders as in outputs).
+    #[serde(default)]
+    messages: BTreeMap<String, String>,
+    /// `REMOTE REF`s that do not exist afterwards.
+    #[serde(default)]
+    no_refs: Vec<String>,
+    /// Paths in the work directory after the last step that exist …
+    #[serde(default)]
+    present: Vec<String>,
+    /// … and that do not.
+    #[serde(default)]
+    absent: Vec<String>,
+    /// Files' exact texts in the work directory after the last step.
+    #[serde(default)]
+    files: BTreeMap<String, String>,
+}
+
+fn git_out(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).to_string())
+    } else {
+        Err(format!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Creates the case's remotes under `base` (bare repositories `<name>.git`), in order of
+/// their submodules (a submodule's remote is made before the remote that includes it).
+fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>) {
+    use barge_testkit::git::git;
+    let mut made: Vec<String> = Vec::new();
+    while made.len() < remotes.len() {
+        let before = made.len();
+        for (name, branches) in remotes {
+            if made.contains(name) {
+                continue;
+            }
+            let needs: Vec<&String> = branches
+                .values()
+                .flat_map(|files| files.values())
+                .filter_map(|i| match i {
+                    Input::Special(s) => s.submodule.as_ref(),
+                    Input::Text(_) => None,
+                })
+                .collect();
+            if needs.iter().any(|n| !made.contains(n)) {
+                continue;
+            }
+            let seed = base.join(format!("seed-{name}"));
+            std::fs::create_dir_all(&seed).unwrap();
+            let mut first = true;
+            for (branch, files) in branches {
+                if first {
+                    git(&seed, &["init", "-q", "-b", branch]);
+                    first = false;
+                } else {
+                    git(&seed, &["checkout", "-q", "--orphan", branch]);
+                    git(&seed, &["rm", "-rfq", "--ignore-unmatch", "."]);
+                }
+                let mut modules = String::new();
+                for (rel, input) in files {
+                    match input {
+                        Input::Special(Special {
+                            submodule: Some(sub), ..
+                        }) => {
+                            let sub_bare = base.join(format!("{sub}.git"));
+                            let sha = git(&sub_bare, &["rev-parse", "HEAD"]);
+                            git(
+                                &seed,
+                                &["update-index", "--add", "--cacheinfo", &format!("160000,{sha},{rel}")],
+                            );
+                            modules.push_str(&format!(
+                                "[submodule \"{rel}\"]\n\tpath = {rel}\n\turl = {daemon_url}{sub}.git\n"
+                            ));
+                        }
+                        _ => write_inputs(&seed, &BTreeMap::from([(rel.clone(), clone_input(input))])),
+                    }
+                }
+                if !modules.is_empty() {
+                    std::fs::write(seed.join(".gitmodules"), modules).unwrap();
+                }
+                git(&seed, &["add", "-A"]);
+                git(
+                    &seed,
+                    &["commit", "-q", "--allow-empty", "-m", &format!("seed {branch}")],
+                );
+            }
+            let bare = base.join(format!("{name}.git"));
+            git(
+                base,
+                &[
+                    "clone",
+                    "-q",
+                    "--mirror",
+                    seed.to_str().unwrap(),
+                    bare.to_str().unwrap(),
+                ],
+            );
+            // The default branch is the first one listed.
+            let default = branches.keys().next().unwrap();
+            git(&bare, &["symbolic-ref", "HEAD", &format!("refs/heads/{default}")]);
+            made.push(name.clone());
+        }
+        assert!(made.len() > before, "the remotes' submodules form a cycle");
+    }
+}
+
+fn clone_input(i: &Input) -> Input {
+    match i {
+        Input::Text(t) => Input::Text(t.clone()),
+        Input::Special(_) => panic!("a remote's file is text or a submodule"),
+    }
+}
+
+/// `text` with its placeholders resolved, or why one cannot be.
+fn resolve(
+    text: &str,
+    base: &Path,
+    outputs: &serde_json::Map<String, Json>,
+    promotion: &str,
+) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        let Some(len) = rest[start..].find('>') else { break };
+        let inner = &rest[start + 1..start + len];
+        let words: Vec<&str> = inner.split(' ').collect();
+        let value = match words.as_slice() {
+            ["rev", remote, reference] => Some(
+                git_out(
+                    &base.join(format!("{remote}.git")),
+                    &["rev-parse", "--verify", &format!("{reference}^{{commit}}")],
+                )?
+                .trim()
+                .to_string(),
+            ),
+            ["out", alias, key] => Some(
+                outputs
+                    .get(*alias)
+                    .and_then(|o| o.get(*key))
+                    .and_then(Json::as_str)
+                    .ok_or_else(|| format!("no output {alias}.{key}"))?
+                    .to_string(),
+            ),
+            ["promotion"] => Some(promotion.to_string()),
+            _ => None,
+        };
+        out.push_str(&rest[..start]);
+        match value {
+            Some(v) => out.push_str(&v),
+            None => out.push_str(&rest[start..=start + len]),
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Whether `got` is `want` with placeholders resolved (`<sha>`: any commit ID).
+fn matches(want: &Json, got: &Json, r: &dyn Fn(&str) -> Result<String, String>) -> Result<bool, String> {
+    Ok(match (want, got) {
+        (Json::String(w), Json::String(g)) if w == "<sha>" => g.len() == 40 && g.chars().all(|c| c.is_ascii_hexdigit()),
+        (Json::String(w), Json::String(g)) => &r(w)? == g,
+        (Json::Object(w), Json::Object(g)) => {
+            w.len() == g.len()
+                && w.iter().try_fold(true, |ok, (k, wv)| {
+                    Ok::<_, String>(ok && g.get(k).map(|gv| matches(wv, gv, r)).transpose()?.unwrap_or(false))
+                })?
+        }
+        (Json::Array(w), Json::Array(g)) => {
+            w.len() == g.len()
+                && w.iter()
+                    .zip(g)
+                    .try_fold(true, |ok, (wv, gv)| Ok::<_, String>(ok && matches(wv, gv, r)?))?
+        }
+        _ => want == got,
+    })
+}
+
+fn resolve_json(v: &Json, r: &dyn Fn(&str) -> Result<String, String>) -> Result<Json, String> {
+    Ok(match v {
+        Json::String(t) => Json::String(r(t)?),
+        Json::Array(a) => Json::Array(a.iter().map(|x| resolve_json(x, r)).collect::<Result<_, _>>()?),
+        Json::Object(o) => Json::Object(
+            o.iter()
+                .map(|(k, x)| Ok((k.clone(), resolve_json(x, r)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn steps_stage(steps: &[Json]) -> String {
+    let f = &freight_of_default();
+    let stage = json!({
+        "apiVersion": "kargo.akuity.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": "dev", "namespace": "shop"},
+        "spec": {
+            "requestedFreight": [{"origin": f.origin, "sources": {"direct": true}}],
+            "promotionTemplate": {"spec": {"steps": steps}},
+        },
+    });
+    let warehouse = json!({
+        "apiVersion": "kargo.akuity.io/v1alpha1",
+        "kind": "Warehouse",
+        "metadata": {"name": "app", "namespace": "shop"},
+        "spec": {"subscriptions": [{"image": {"repoURL": "ghcr.io/acme/app"}}]},
+    });
+    format!(
+        "{}\n---\n{}",
+        serde_json::to_string_pretty(&stage).unwrap(),
+        serde_json::to_string_pretty(&warehouse).unwrap()
+    )
+}
+
+fn freight_of_default() -> Freight {
+    support::image_freight("ghcr.io/acme/app", "1.10")
+}
+
+async fn run_git_case(
+    uses: &str,
+    case: &GitCase,
+    daemon: &barge_testkit::git::GitDaemon,
+    root: &Path,
+    n: usize,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let remotes = root.join("remotes").join(n.to_string());
+    let daemon_url = format!("git://127.0.0.1:{}/{n}/", daemon.port);
+    let steps = match &case.config {
+        Some(config) => vec![json!({"uses": uses, "as": "step", "config": config})],
+        None => {
+            // The remotes first: a step may name one of their commits (`<rev REMOTE REF>`).
+            std::fs::create_dir_all(&remotes).unwrap();
+            make_remotes(&remotes, &daemon_url, &case.remotes);
+            let none = serde_json::Map::new();
+            match resolve_json(&Json::Array(case.steps.clone()), &|t| resolve(t, &remotes, &none, "")) {
+                Ok(Json::Array(steps)) => steps,
+                Ok(_) => unreachable!(),
+                Err(err) => return vec![format!("the steps: {err}")],
+            }
+        }
+    };
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("case.yaml", &steps_stage(&steps));
+    barge_core::validate::validate(&mut catalog);
+    let errors: Vec<String> = catalog
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == barge_core::diag::Severity::Error)
+        .map(|d| format!("{}: {}", d.code, d.message))
+        .collect();
+    let e = &case.expect;
+    if let Some(want) = &e.invalid {
+        if !errors.iter().any(|e| e.contains(want.as_str())) {
+            problems.push(format!(
+                "expected a validation error containing {want:?}, got {errors:?}"
+            ));
+        }
+        return problems;
+    }
+    if !errors.is_empty() {
+        problems.push(format!("the config does not validate: {errors:?}"));
+        return problems;
+    }
+    if e.valid {
+        return problems;
+    }
+    let p = barge_promote::Promotion::plan(&catalog, "shop", "dev", freight_of_default(), Vec::new(), "alice").unwrap();
+    let run_root = root.join("runs").join(n.to_string());
+    let rewrites = vec![barge_core::rewrite::Rewrite {
+        from: GIT_BASE.into(),
+        to: daemon_url.clone(),
+    }];
+    let (out, after) = support::run_planned_with(&run_root, rewrites, &p, |_| {}).await;
+    let ran: Vec<_> = out
+        .state
+        .steps
+        .iter()
+        .filter(|s| s.status != barge_core::eval::StepStatus::Pending)
+        .collect();
+    let last = ran.last().map(|s| s.message.clone()).unwrap_or_default();
+    match &e.error {
+        Some(want) => {
+            if out.phase == Phase::Succeeded {
+                problems.push(format!(
+                    "expected an error containing {want:?}, the promotion succeeded"
+                ));
+            } else if !last.contains(want.as_str()) {
+                problems.push(format!("expected an error containing {want:?}, got {last:?}"));
+            }
+        }
+        None if out.phase != Phase::Succeeded => {
+            problems.push(format!("the promotion {:?}: {}", out.phase, out.message));
+            return problems;
+        }
+        None => {}
+    }
+    let outputs = &out.state.outputs;
+    let r = |t: &str| resolve(t, &remotes, outputs, &p.name);
+    for (alias, want) in &e.outputs {
+        let got = outputs.get(alias).cloned().unwrap_or(Json::Null);
+        match matches(want, &got, &r) {
+            Ok(true) => {}
+            Ok(false) => problems.push(format!("outputs of {alias}: expected {want}, got {got}")),
+            Err(err) => problems.push(format!("outputs of {alias}: {err}")),
+        }
+    }
+    for (alias, want) in &e.status {
+        let got = out
+            .state
+            .steps
+            .iter()
+            .find(|s| &s.alias == alias)
+            .map(|s| s.status.as_str());
+        if got != Some(want.as_str()) {
+            problems.push(format!("status of {alias}: expected {want}, got {got:?}"));
+        }
+    }
+    let split = |key: &str| {
+        let key = r(key).unwrap_or_else(|_| key.to_string());
+        let (remote, reference) = key.split_once(' ').expect("`REMOTE REF`");
+        (remotes.join(format!("{remote}.git")), reference.to_string())
+    };
+    for (key, want) in &e.remote {
+        let (bare, reference) = split(key);
+        let listed = git_out(&bare, &["ls-tree", "-r", "--name-only", &reference]);
+        match listed {
+            Ok(names) => {
+                let mut got = BTreeMap::new();
+                for name in names.lines() {
+                    let text = git_out(&bare, &["show", &format!("{reference}:{name}")]).unwrap_or_default();
+                    got.insert(name.to_string(), text);
+                }
+                if &got != want {
+                    problems.push(format!("{key}: expected the files {want:?}, got {got:?}"));
+                }
+            }
+            Err(err) => problems.push(format!("{key}: {err}")),
+        }
+    }
+    for (key, want) in &e.messages {
+        let (bare, reference) = split(key);
+        match (git_out(&bare, &["cat-file", "commit", &reference]), r(want)) {
+            (Ok(raw), Ok(want)) => {
+                let got = raw.split_once("\n\n").map(|(_, m)| m).unwrap_or("");
+                if got != want {
+                    problems.push(format!("{key}: expected the message {want:?}, got {got:?}"));
+                }
+            }
+            (Err(err), _) | (_, Err(err)) => problems.push(format!("{key}: {err}")),
+        }
+    }
+    for key in &e.no_refs {
+        let (bare, reference) = split(key);
+        if git_out(&bare, &["rev-parse", "--verify", "-q", &reference]).is_ok() {
+            problems.push(format!("{key}: expected no such ref"));
+        }
+    }
+    let snapshot = after.join((ran.len().max(1) - 1).to_string());
+    for rel in &e.present {
+        if std::fs::symlink_metadata(snapshot.join(rel)).is_err() {
+            problems.push(format!("{rel}: expected to exist"));
+        }
+    }
+    for rel in &e.absent {
+        if std::fs::symlink_metadata(snapshot.join(rel)).is_ok() {
+            problems.push(format!("{rel}: expected not to exist"));
+        }
+    }
+    for (rel, want) in &e.files {
+        match std::fs::read_to_string(snapshot.join(rel)) {
+            Ok(got) if &got == want => {}
+            Ok(got) => problems.push(format!("{rel}: expected {want:?}, got {got:?}")),
+            Err(err) => {
+                // What the directory holds instead.
+                let dir = snapshot.join(rel);
+                let held: Vec<String> = std::fs::read_dir(dir.parent().unwrap())
+                    .map(|d| {
+                        d.flatten()
+                            .map(|e| e.file_name().to_string_lossy().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                problems.push(format!("{rel}: {err} (its directory holds {held:?})"));
+            }
+        }
+    }
+    problems
+}
+
+async fn git_suite(file: &str) {
+    let suite: Suite<GitCase> = load(file);
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("remotes")).unwrap();
+    let daemon = barge_testkit::git::GitDaemon::start(&root.path().join("remotes"));
+    let mut tally = Tally::default();
+    for (n, case) in suite.cases.iter().enumerate() {
+        let problems = run_git_case(&suite.step, case, &daemon, root.path(), n).await;
+        tally.record(&case.name, &case.differs, problems);
+    }
+    tally.finish(&suite.step);
+}
+
+macro_rules! git_suites {
+    ($($name:ident => $file:literal),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            git_suite($file).await;
+        }
+    )*};
+}
+
+git_suites! {
+    git_clone => "git-clone.yaml",
+    git_commit => "git-commit.yaml",
+    git_push => "git-push.yaml",
+    git_tag => "git-tag.yaml",
+    git_clear => "git-clear.yaml",
+    git_open_pr => "git-open-pr.yaml",
+    git_wait_for_pr => "git-wait-for-pr.yaml",
+    git_merge_pr => "git-merge-pr.yaml",
 }

@@ -104,6 +104,9 @@ fn fill<W: Write>(sink: W, input: &Path, rules: &IgnoreRules, limits: Limits, ar
     } else {
         PathBuf::from(input.file_name().unwrap_or_default())
     };
+    // The limits are checked on the whole tree first (as Kargo sums its source's size before
+    // writing): an oversized tree is refused before a byte of the archive is written.
+    measure(input, &root_name, rules, limits, &mut 0, archive)?;
     let mut total = 0;
     add_tree(&mut builder, input, &root_name, rules, limits, &mut total, archive)?;
     builder.into_inner().map_err(|e| e.to_string())
@@ -159,6 +162,33 @@ fn add_tree<W: Write>(
         Ok(())
     };
     added.map_err(|e| format!("{}: {e}", rel.display()))
+}
+
+/// Walks the tree as [`add_tree`] does, checking only the sizes of the files it would archive.
+fn measure(
+    abs: &Path,
+    rel: &Path,
+    rules: &IgnoreRules,
+    limits: Limits,
+    total: &mut u64,
+    archive: &Path,
+) -> Result<(), String> {
+    if abs == archive {
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(abs).map_err(|e| format!("{}: {e}", rel.display()))?;
+    if rules.ignores(&rel.to_string_lossy(), meta.is_dir()) {
+        return Ok(());
+    }
+    if meta.is_dir() {
+        for e in std::fs::read_dir(abs).map_err(|e| format!("{}: {e}", rel.display()))? {
+            let e = e.map_err(|e| format!("{}: {e}", rel.display()))?;
+            measure(&e.path(), &rel.join(e.file_name()), rules, limits, total, archive)?;
+        }
+    } else if meta.is_file() {
+        check_size(&rel.to_string_lossy(), meta.len(), limits, total)?;
+    }
+    Ok(())
 }
 
 fn check_size(name: &str, size: u64, limits: Limits, total: &mut u64) -> Result<(), String> {

@@ -5,7 +5,7 @@
 //! path belongs to is kept in `<work>.checkouts.json`, beside the work directory, so a resumed
 //! promotion finds its checkouts again.
 
-use super::{StepCtx, StepError, StepResult, config, done};
+use super::{StepCtx, StepError, StepResult, config, done, required};
 use crate::BoxFuture;
 use barge_core::step_config::{GitClone, GitCommit, GitPush, GitTag, PathOnly};
 use barge_git::GitError;
@@ -120,6 +120,28 @@ pub(super) fn workspace(ctx: &StepCtx<'_>, path: &str) -> Result<(Workspace, Str
 pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitClone = config("git-clone", cfg)?;
+        required("git-clone", "repoURL", &c.repo_url)?;
+        if c.checkout.is_empty() {
+            return Err(StepError::Invalid(
+                "git-clone: `checkout` needs at least one checkout".into(),
+            ));
+        }
+        let mut aliases = std::collections::BTreeSet::new();
+        for (i, co) in c.checkout.iter().enumerate() {
+            required("git-clone", &format!("checkout[{i}].path"), &co.path)?;
+            if let Some(alias) = co.alias.as_deref().filter(|a| !a.is_empty())
+                && !aliases.insert(alias)
+            {
+                return Err(StepError::Invalid(format!(
+                    "git-clone: duplicate checkout alias {alias:?} at checkout[{i}]"
+                )));
+            }
+        }
+        if let Some(a) = &c.author {
+            // Kargo's schema: an author has both.
+            required("git-clone", "author.name", a.name.as_deref().unwrap_or_default())?;
+            required("git-clone", "author.email", a.email.as_deref().unwrap_or_default())?;
+        }
         // Commits in these checkouts are signed with this key, imported into a keyring of the
         // promotion's own (beside the work directory, removed with it).
         let signing = match c
@@ -167,8 +189,11 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
             } else {
                 None
             };
-            let commit = co.commit.clone().or(from_freight);
-            let what = match (&co.branch, &co.tag, &commit) {
+            // An empty branch, tag or commit is not set (Kargo's schema treats them so).
+            let set = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+            let (branch, tag) = (set(&co.branch), set(&co.tag));
+            let commit = set(&co.commit).or(from_freight);
+            let what = match (&branch, &tag, &commit) {
                 (Some(b), None, None) => Checkout::Branch {
                     name: b.clone(),
                     create: co.create,
@@ -210,11 +235,10 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
                 Recorded {
                     url: fetch_url.clone(),
                     original_url: c.repo_url.clone(),
-                    branch: co
-                        .branch
+                    branch: branch
                         .clone()
                         .or_else(|| commit.is_none().then(|| "main".to_string()))
-                        .filter(|_| co.tag.is_none()),
+                        .filter(|_| tag.is_none()),
                     author: author.clone(),
                     signing: signing.clone(),
                     base: ws.base().map(str::to_string),
@@ -263,6 +287,7 @@ fn check_sparse(checkout: &str, dirs: &[String]) -> Result<(), StepError> {
 pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: PathOnly = config("git-clear", cfg)?;
+        required("git-clear", "path", &c.path)?;
         let dir = ctx.path(&c.path)?;
         let entries = std::fs::read_dir(&dir).map_err(|e| StepError::Invalid(format!("git-clear {}: {e}", c.path)))?;
         for entry in entries.flatten() {
@@ -285,6 +310,12 @@ pub(super) fn clear<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
 pub(super) fn commit<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitCommit = config("git-commit", cfg)?;
+        required("git-commit", "path", &c.path)?;
+        if let Some(a) = &c.author {
+            // Kargo's schema: an author has both.
+            required("git-commit", "author.name", a.name.as_deref().unwrap_or_default())?;
+            required("git-commit", "author.email", a.email.as_deref().unwrap_or_default())?;
+        }
         let mut message = c.message.clone().unwrap_or_default();
         // The deprecated messageFromSteps: the commitMessage outputs of the named steps.
         for alias in &c.message_from_steps {
@@ -355,6 +386,28 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
     Box::pin(async move {
         let c: GitPush = config("git-push", cfg)?;
         let _ = &c.provider;
+        required("git-push", "path", &c.path)?;
+        // The config's own conflicts first, before the checkout is looked at.
+        let tag_set = c.tag.as_deref().is_some_and(|t| !t.is_empty());
+        let branch_set = c.target_branch.as_deref().is_some_and(|b| !b.is_empty());
+        if tag_set && (branch_set || c.generate_target_branch) {
+            return Err(StepError::Invalid(
+                "git-push: set tag, targetBranch or generateTargetBranch, only one".into(),
+            ));
+        }
+        if branch_set && c.generate_target_branch {
+            return Err(StepError::Invalid(
+                "git-push: set targetBranch or generateTargetBranch, not both".into(),
+            ));
+        }
+        if let Some(n) = c.max_attempts
+            && !(1..=i32::MAX as u32).contains(&n)
+        {
+            return Err(StepError::Invalid(format!(
+                "git-push: maxAttempts must be between 1 and {}, not {n}",
+                i32::MAX
+            )));
+        }
         let (ws, original_url) = workspace(ctx, &c.path)?;
         if c.force && c.tag.is_some() {
             return Err(StepError::Invalid("git-push: set tag or force, not both".into()));
@@ -367,10 +420,18 @@ pub(super) fn push<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
             ws.run(&["push", "-q", "origin", &format!("refs/tags/{tag}")])
                 .await
                 .map_err(git_error)?;
-            return done(Map::from_iter([
-                ("tag".into(), json!(tag)),
-                ("commit".into(), json!(ws.head().await.unwrap_or_default())),
-            ]));
+            // The tagged commit (not the checkout's head) and its link, as Kargo's outputs.
+            let sha = ws
+                .run(&["rev-parse", &format!("refs/tags/{tag}^{{commit}}")])
+                .await
+                .map_err(git_error)?
+                .trim()
+                .to_string();
+            let mut out = Map::from_iter([("tag".into(), json!(tag)), ("commit".into(), json!(sha))]);
+            if let Some(url) = commit_url(&original_url, &sha) {
+                out.insert("commitURL".into(), json!(url));
+            }
+            return done(out);
         }
         let branch = match (&c.target_branch, c.generate_target_branch) {
             (Some(_), true) => {
@@ -588,6 +649,8 @@ fn commit_url(repo: &str, sha: &str) -> Option<String> {
 pub(super) fn tag<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitTag = config("git-tag", cfg)?;
+        required("git-tag", "path", &c.path)?;
+        required("git-tag", "tag", &c.tag)?;
         let (ws, _) = workspace(ctx, &c.path)?;
         let message = c.message.clone().unwrap_or_else(|| c.tag.clone());
         let mut args = vec!["tag", "-a", "-m", message.as_str()];
@@ -596,7 +659,15 @@ pub(super) fn tag<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResu
         }
         args.push(&c.tag);
         ws.run(&args).await.map_err(git_error)?;
-        done(Map::from_iter([("tag".into(), json!(c.tag))]))
+        // Kargo's output is the tagged commit (`commit`); barge's `tag` stays beside it.
+        let commit = ws
+            .run(&["rev-parse", &format!("refs/tags/{}^{{commit}}", c.tag)])
+            .await
+            .map_err(git_error)?;
+        done(Map::from_iter([
+            ("tag".into(), json!(c.tag)),
+            ("commit".into(), json!(commit.trim())),
+        ]))
     })
 }
 

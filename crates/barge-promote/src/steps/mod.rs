@@ -187,6 +187,25 @@ pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|(n, _)| *n).collect()
 }
 
+/// A field Kargo's step schema requires, and requires not empty: refused before the step does
+/// anything (without it, e.g. git-clear's `path` would be the whole work directory).
+pub(crate) fn required(step: &str, field: &str, value: &str) -> Result<(), StepError> {
+    match value.trim().is_empty() {
+        true => Err(StepError::Invalid(format!(
+            "{step}: `{field}` is required and must not be empty"
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// An optional field that, when given, must not be empty (Kargo's schemas' `minLength: 1`).
+pub(crate) fn not_empty(step: &str, field: &str, value: Option<&str>) -> Result<(), StepError> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(StepError::Invalid(format!("{step}: `{field}` must not be empty"))),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn done(outputs: Map<String, Json>) -> StepResult {
     Ok(StepDone::Done {
         outputs,

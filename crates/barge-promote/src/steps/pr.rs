@@ -6,7 +6,7 @@
 //! (as with Kargo's git credentials). Opening is idempotent: an open PR from the same source
 //! to the same target is reused, so a replayed promotion never opens a second one.
 
-use super::{StepCtx, StepDone, StepError, StepResult, config, done};
+use super::{StepCtx, StepDone, StepError, StepResult, config, done, not_empty, required};
 use crate::BoxFuture;
 use barge_core::step_config::{GitOpenPr, GitPr};
 use serde_json::{Map, Value as Json, json};
@@ -378,6 +378,15 @@ fn provider(ctx: &StepCtx<'_>, repo_url: &str, kind: Option<&str>) -> Result<(Pr
 pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitOpenPr = config("git-open-pr", cfg)?;
+        required("git-open-pr", "repoURL", &c.repo_url)?;
+        for (field, value) in [
+            ("sourceBranch", &c.source_branch),
+            ("targetBranch", &c.target_branch),
+            ("title", &c.title),
+            ("description", &c.description),
+        ] {
+            not_empty("git-open-pr", field, value.as_deref())?;
+        }
         let _ = (c.create_target_branch, c.insecure_skip_tls_verify);
         let source = match (&c.source_branch, &c.source_branch_from_step) {
             (Some(b), _) => b.clone(),
@@ -542,6 +551,7 @@ fn merged_outputs(pr: &PullRequest) -> StepResult {
 pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitPr = config("git-wait-for-pr", cfg)?;
+        check_pr_config("git-wait-for-pr", &c)?;
         let _ = (&c.poll_interval, c.insecure_skip_tls_verify);
         let number = pr_number(ctx, &c, "git-wait-for-pr")?;
         let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
@@ -567,6 +577,7 @@ pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
 pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepResult> {
     Box::pin(async move {
         let c: GitPr = config("git-merge-pr", cfg)?;
+        check_pr_config("git-merge-pr", &c)?;
         let number = pr_number(ctx, &c, "git-merge-pr")?;
         let (p, token) = provider(ctx, &c.repo_url, c.provider.as_deref())?;
         let pr = get_pr(ctx, &p, number, token.as_deref()).await?;
@@ -627,6 +638,20 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
         }
         merged_outputs(&pr)
     })
+}
+
+/// What Kargo's schemas of git-wait-for-pr and git-merge-pr require: a repository, and a
+/// pollInterval (barge's poll interval applies) that is a duration.
+fn check_pr_config(step: &str, c: &GitPr) -> Result<(), StepError> {
+    required(step, "repoURL", &c.repo_url)?;
+    if let Some(i) = c.poll_interval.as_deref()
+        && barge_core::duration::parse_go_duration(i).is_err()
+    {
+        return Err(StepError::Invalid(format!(
+            "{step}: pollInterval {i:?} is not a duration (e.g. 30s, 1m)"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

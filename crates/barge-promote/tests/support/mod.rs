@@ -121,8 +121,32 @@ fn copy_tree(from: &Path, to: &Path) {
             copy_tree(&e.path(), &to.join(e.file_name()));
         }
     } else {
-        std::fs::copy(from, to).unwrap();
+        copy_sparse(from, to);
     }
+}
+
+/// Copies a file, leaving its runs of zeros as holes: a large sparse file (the size-limit
+/// cases) stays sparse in the snapshots.
+fn copy_sparse(from: &Path, to: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut src = std::fs::File::open(from).unwrap();
+    let mut dst = std::fs::File::create(to).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = src.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if buf[..n].iter().all(|b| *b == 0) {
+            dst.seek(SeekFrom::Current(n as i64)).unwrap();
+        } else {
+            dst.write_all(&buf[..n]).unwrap();
+        }
+        len += n as u64;
+    }
+    dst.set_len(len).unwrap();
+    dst.set_permissions(src.metadata().unwrap().permissions()).unwrap();
 }
 
 impl Events for Snapshots {
@@ -152,7 +176,17 @@ pub async fn run(root: &Path, steps: &str, files: &[(&str, &[u8])]) -> (Outcome,
 /// Runs the planned promotion `p` after `setup` prepared its work directory; returns the
 /// outcome and the directory holding the work directory after each step (`<dir>/<index>`).
 pub async fn run_planned(root: &Path, p: &Promotion, setup: impl FnOnce(&Path)) -> (Outcome, PathBuf) {
-    let engine = engine(root, Vec::new());
+    run_planned_with(root, Vec::new(), p, setup).await
+}
+
+/// [`run_planned`] with an engine that applies `rewrites` to repository URLs.
+pub async fn run_planned_with(
+    root: &Path,
+    rewrites: Vec<Rewrite>,
+    p: &Promotion,
+    setup: impl FnOnce(&Path),
+) -> (Outcome, PathBuf) {
+    let engine = engine(root, rewrites);
     let work = engine.work_dir(&p.name);
     std::fs::create_dir_all(&work).unwrap();
     setup(&work);
