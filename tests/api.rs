@@ -3489,7 +3489,11 @@ fn a_kept_freight_page_changes_after_a_mint_an_alias_and_an_approval(backend: Ba
     assert_eq!(aliases(&page()), want, "the minted Freight is on the next page");
 
     // The daemon's own write, through the API.
-    let (status, body) = daemon.rest("PATCH", &format!("/freight/{minted}"), Some(json!({"alias": "renamed"})));
+    let (status, body) = daemon.rest(
+        "PATCH",
+        &format!("/freight/{minted}"),
+        Some(json!({"alias": "renamed"})),
+    );
     assert_eq!(status, 200, "{body}");
     let mut want = vec![fx.alias.clone(), "renamed".to_string()];
     want.sort();
@@ -3502,7 +3506,12 @@ fn a_kept_freight_page_changes_after_a_mint_an_alias_and_an_approval(backend: Ba
             .unwrap()
             .iter()
             .filter(|f| f["alias"] == json!(fx.alias))
-            .flat_map(|f| f["status"]["approvedFor"].as_object().into_iter().flat_map(|m| m.keys()))
+            .flat_map(|f| {
+                f["status"]["approvedFor"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+            })
             .cloned()
             .collect()
     };

@@ -89,7 +89,13 @@ impl Catalog {
     pub fn derived<T: std::any::Any + Send + Sync>(&self, make: impl FnOnce(&Catalog) -> T) -> std::sync::Arc<T> {
         use std::sync::PoisonError;
         let key = std::any::TypeId::of::<T>();
-        let kept = self.derived.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
+        let kept = self
+            .derived
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
         if let Some(kept) = kept.and_then(|v| v.downcast::<T>().ok()) {
             return kept;
         }
@@ -97,7 +103,9 @@ impl Catalog {
         // kept wins, so every caller shares one value.
         let made = std::sync::Arc::new(make(self));
         let mut map = self.derived.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept = map.entry(key).or_insert_with(|| made.clone() as std::sync::Arc<dyn std::any::Any + Send + Sync>);
+        let kept = map
+            .entry(key)
+            .or_insert_with(|| made.clone() as std::sync::Arc<dyn std::any::Any + Send + Sync>);
         kept.clone().downcast::<T>().unwrap_or(made)
     }
 
@@ -631,10 +639,14 @@ mod tests {
     fn derived_values_are_kept_until_the_resources_change() {
         struct Names(Vec<String>);
         let names = |c: &Catalog| Names(c.resources.iter().map(|r| r.name.clone()).collect());
-        let mut c = loaded(b"apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: a, namespace: p}\n");
+        let mut c =
+            loaded(b"apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: a, namespace: p}\n");
         let first = c.derived(names);
         assert_eq!(first.0, ["a"]);
-        assert!(std::sync::Arc::ptr_eq(&first, &c.derived(|_| Names(vec!["made again".into()]))));
+        assert!(std::sync::Arc::ptr_eq(
+            &first,
+            &c.derived(|_| Names(vec!["made again".into()]))
+        ));
         c.load_text(
             "g.yaml",
             "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: b, namespace: p}\n",

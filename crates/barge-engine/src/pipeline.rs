@@ -396,7 +396,10 @@ impl Planned {
                 let stages = p
                     .stages
                     .iter()
-                    .filter_map(|sp| at.get(&(p.name.as_str(), sp.name.as_str())).map(|&i| (i, sp.auto_promotion)))
+                    .filter_map(|sp| {
+                        at.get(&(p.name.as_str(), sp.name.as_str()))
+                            .map(|&i| (i, sp.auto_promotion))
+                    })
                     .collect::<Vec<_>>();
                 (p.name.clone(), stages)
             })
@@ -404,7 +407,9 @@ impl Planned {
             .collect();
         let mut windows: HashMap<String, Result<Vec<barge_core::window::Window>, String>> = HashMap::new();
         for r in &catalog.resources {
-            let Some(Body::ProjectConfig(pc)) = &r.body else { continue };
+            let Some(Body::ProjectConfig(pc)) = &r.body else {
+                continue;
+            };
             // A ProjectConfig in its project's namespace, or one outside any namespace named
             // after the project.
             let projects = if r.project.is_empty() && !r.name.is_empty() {
