@@ -99,6 +99,7 @@ on_both_stores!(
     read_verbs_through_the_rest_api_print_as_in_process,
     a_stage_shows_a_write_made_just_before_it_by_another_process_or_the_api,
     the_kept_stage_list_changes_after_a_write_and_after_a_reload,
+    a_kept_freight_page_changes_after_a_mint_an_alias_and_an_approval,
 );
 
 impl Fixture {
@@ -3453,6 +3454,75 @@ fn the_kept_stage_list_changes_after_a_write_and_after_a_reload(backend: Backend
     };
     assert_eq!(sources(&reloaded), json!({"direct": true}), "{reloaded}");
     assert_eq!(approvers(&reloaded), ["alice", "token:api-token"]);
+}
+
+/// The daemon keeps each Freight page it answered until the project changes: a repeated GET
+/// answers the same page, and Freight minted by another process, an alias set through the API
+/// and an approval recorded by another process are each in the next page at once. On SQLite
+/// and on PostgreSQL.
+fn a_kept_freight_page_changes_after_a_mint_an_alias_and_an_approval(backend: Backend) {
+    let fx = Fixture::on(backend);
+    let daemon = fx.daemon(&[], &[]);
+    let page = || {
+        let (status, body) = daemon.rest("GET", "/freight?limit=10", None);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let aliases = |page: &Value| -> Vec<String> {
+        let mut all: Vec<String> = page["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a list: {page}"))
+            .iter()
+            .map(|f| f["alias"].as_str().unwrap().to_string())
+            .collect();
+        all.sort();
+        all
+    };
+    let first = page();
+    assert_eq!(aliases(&first), [fx.alias.clone()], "{first}");
+    assert_eq!(page(), first, "nothing changed in between");
+
+    // Another process mints on the store.
+    let minted = support::mint_freight(&fx.db, "1.0.1");
+    let mut want = vec![fx.alias.clone(), minted.clone()];
+    want.sort();
+    assert_eq!(aliases(&page()), want, "the minted Freight is on the next page");
+
+    // The daemon's own write, through the API.
+    let (status, body) = daemon.rest(
+        "PATCH",
+        &format!("/freight/{minted}"),
+        Some(json!({"alias": "renamed"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let mut want = vec![fx.alias.clone(), "renamed".to_string()];
+    want.sort();
+    assert_eq!(aliases(&page()), want, "the new alias is on the next page");
+
+    // Another process approves: the page shows the Freight approved for prod.
+    let approved_for = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["alias"] == json!(fx.alias))
+            .flat_map(|f| {
+                f["status"]["approvedFor"]
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.keys())
+            })
+            .cloned()
+            .collect()
+    };
+    assert!(approved_for(&page()).is_empty(), "{}", page());
+    let out = fx
+        .command(&["approve", "--freight", &fx.alias, "--stage", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let approved = page();
+    assert_eq!(approved_for(&approved), ["prod"], "{approved}");
 }
 
 /// Every `curl` recipe in docs/reference/api.md runs against a real server as written, with

@@ -56,9 +56,64 @@ pub struct Catalog {
     /// The credentials written in the texts' git URLs, which [`Self::load_text`] took out:
     /// `texts` and the resources never carry them, so neither does anything stored from them.
     pub url_credentials: crate::secret::UrlCredentials,
+    /// Values derived from `resources` ([`Self::derived`]), made on first use.
+    derived: Derived,
+}
+
+/// Values derived from a catalog's resources, one per type, made on first use and kept with
+/// the catalog: a daemon keeps one catalog until the definitions are reloaded, and answering a
+/// Stage list planned the whole pipeline from the definitions per request (BENCHMARKS.md,
+/// "REST API"). A reload makes a new catalog, so they go with the old one. Loading and
+/// validating (the only code that changes a catalog's resources) forget them; a clone starts
+/// without them.
+#[derive(Default)]
+struct Derived(std::sync::Mutex<DerivedMap>);
+
+type DerivedMap = std::collections::HashMap<std::any::TypeId, std::sync::Arc<dyn std::any::Any + Send + Sync>>;
+
+impl Clone for Derived {
+    fn clone(&self) -> Self {
+        Derived::default()
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 impl Catalog {
+    /// The value `make` derives from this catalog, made once and shared by later calls (one
+    /// per type). `make` must depend on nothing but the catalog.
+    pub fn derived<T: std::any::Any + Send + Sync>(&self, make: impl FnOnce(&Catalog) -> T) -> std::sync::Arc<T> {
+        use std::sync::PoisonError;
+        let key = std::any::TypeId::of::<T>();
+        let kept = self
+            .derived
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(kept) = kept.and_then(|v| v.downcast::<T>().ok()) {
+            return kept;
+        }
+        // Made outside the lock (`make` may derive other values); of two racing, the first
+        // kept wins, so every caller shares one value.
+        let made = std::sync::Arc::new(make(self));
+        let mut map = self.derived.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = map
+            .entry(key)
+            .or_insert_with(|| made.clone() as std::sync::Arc<dyn std::any::Any + Send + Sync>);
+        kept.clone().downcast::<T>().unwrap_or(made)
+    }
+
+    /// Forgets the derived values; whatever changes `resources` calls it.
+    pub fn forget_derived(&mut self) {
+        self.derived = Derived::default();
+    }
+
     pub fn errors(&self) -> usize {
         self.diagnostics
             .iter()
@@ -286,6 +341,7 @@ impl Catalog {
         let node = resource.node.clone();
         let reference = resource.reference();
         let pipeline_name = resource.name.clone();
+        self.forget_derived();
         self.resources.push(resource);
         if let Some(p) = expand {
             match model::pipeline::expand(&p, &node) {
@@ -574,6 +630,34 @@ mod tests {
         assert_eq!(c.diagnostics.len(), 1, "{:?}", c.diagnostics);
         let d = &c.diagnostics[0];
         (d.code, d.severity, d.line, d.column, d.message.clone())
+    }
+
+    /// A value derived from a catalog is made once and shared, and forgotten by whatever
+    /// changes the resources (loading more, validating), so it never describes resources
+    /// the catalog no longer has; a clone starts without it.
+    #[test]
+    fn derived_values_are_kept_until_the_resources_change() {
+        struct Names(Vec<String>);
+        let names = |c: &Catalog| Names(c.resources.iter().map(|r| r.name.clone()).collect());
+        let mut c =
+            loaded(b"apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: a, namespace: p}\n");
+        let first = c.derived(names);
+        assert_eq!(first.0, ["a"]);
+        assert!(std::sync::Arc::ptr_eq(
+            &first,
+            &c.derived(|_| Names(vec!["made again".into()]))
+        ));
+        c.load_text(
+            "g.yaml",
+            "apiVersion: kargo.akuity.io/v1alpha1\nkind: Warehouse\nmetadata: {name: b, namespace: p}\n",
+        );
+        assert_eq!(c.derived(names).0, ["a", "b"], "loading more forgets it");
+        let clone = c.clone();
+        assert_eq!(clone.derived(|_| Names(vec!["clone".into()])).0, ["clone"]);
+        // Validating may move resources into the only Project: it forgets them too.
+        let _ = c.derived(names);
+        crate::validate::validate(&mut c);
+        assert_eq!(c.derived(|_| Names(vec!["validated".into()])).0, ["validated"]);
     }
 
     #[test]

@@ -46,6 +46,8 @@ impl From<usize> for PathSeg {
 /// Validates everything loaded; diagnostics are appended to the catalog, sorted and deduplicated.
 pub fn validate(catalog: &mut Catalog) {
     assign_default_project(catalog);
+    // Projects may have changed under values derived before.
+    catalog.forget_derived();
     let mut out = Vec::new();
     let index = Index::new(&catalog.resources);
     duplicate_resources(&catalog.resources, &mut out);

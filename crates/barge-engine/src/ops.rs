@@ -404,6 +404,37 @@ fn one_project(catalog: &Catalog, project: Option<&str>) -> Result<String> {
     }
 }
 
+/// The pages of one project's Freight as answered (`GetFreight` with a page and no name), by
+/// Warehouse, cursor and size, kept under the project's change counter ([`Store::derived`]):
+/// every write a page shows raises the counter (minting, aliases, Freight/Stage facts,
+/// approvals), so a page kept under the counter a request reads is as new as the request.
+/// Reading a page's 100 bodies and parsing them was most of a page's time (BENCHMARKS.md,
+/// "REST API"); a kept one costs the counter's row.
+#[derive(Default)]
+struct FreightPages(std::sync::Mutex<std::collections::HashMap<PageKey, std::sync::Arc<Vec<FreightInfo>>>>);
+
+/// Warehouse, cursor, size.
+type PageKey = (Option<String>, Option<(i64, String)>, i64);
+
+impl FreightPages {
+    /// Pages kept per project and counter; a client paging through 10,000 Freight by 100
+    /// needs 100, and more are forgotten at once.
+    const MAX: usize = 256;
+
+    fn get(&self, key: &PageKey) -> Option<std::sync::Arc<Vec<FreightInfo>>> {
+        let pages = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pages.get(key).cloned()
+    }
+
+    fn put(&self, key: PageKey, page: Vec<FreightInfo>) {
+        let mut pages = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pages.len() >= Self::MAX {
+            pages.clear();
+        }
+        pages.insert(key, std::sync::Arc::new(page));
+    }
+}
+
 /// Runs a call. Errors name what is wrong and what to do; their class says which kind of
 /// wrong it is.
 pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
@@ -486,6 +517,20 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
             name,
             page,
         } => {
+            // A page of a project's Freight is kept until the project changes (`FreightPages`).
+            let pages = match (&page, &project, &name) {
+                (Some(page), Some(project), None) => {
+                    let pages = store
+                        .derived(project, || async { Ok::<_, EngineError>(FreightPages::default()) })
+                        .await?;
+                    let key = (warehouse.clone(), page.after.clone(), page.limit);
+                    if let Some(kept) = pages.get(&key) {
+                        return Ok(Answer::Freight(kept.as_ref().clone()));
+                    }
+                    Some((pages, key))
+                }
+                _ => None,
+            };
             let (mut list, mut facts, kept) = match &page {
                 Some(page) => {
                     let Some(project) = &project else {
@@ -557,7 +602,10 @@ pub async fn handle(cx: &Context<'_>, mut call: Call) -> Result<Answer> {
                     let approvals = approvals.get(&f.project).map_or(&[][..], Vec::as_slice);
                     freight_info(f, mine, approvals)
                 })
-                .collect();
+                .collect::<Vec<_>>();
+            if let Some((pages, key)) = pages {
+                pages.put(key, out.clone());
+            }
             Answer::Freight(out)
         }
         Call::GetPromotions { project, stage, name } => {

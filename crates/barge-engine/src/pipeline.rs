@@ -39,12 +39,14 @@ pub struct Snapshot {
 
 #[derive(Default)]
 struct Index {
-    /// Every Freight of each Warehouse as the core decides over it, in `freight`'s order.
+    /// Every Freight of each Warehouse as the core decides over it, newest first
+    /// ([`barge_core::stage::newest_first`]), sorted once here rather than per Stage decided.
     views: HashMap<String, Vec<FreightView>>,
     /// Each Freight's position in `freight` by name.
     freight_at: HashMap<String, usize>,
-    /// The position in `facts` of the Freight each Stage has now from each Warehouse.
-    current_at: HashMap<(String, String), usize>,
+    /// The position in `facts` of the Freight each Stage has now from each Warehouse, by
+    /// Stage, then Warehouse (looked up by `&str`, without making a key per lookup).
+    current_at: HashMap<String, HashMap<String, usize>>,
 }
 
 impl Snapshot {
@@ -88,10 +90,14 @@ impl Snapshot {
                 index.freight_at.entry(f.name.clone()).or_insert(i);
             }
             for (i, fact) in self.facts.iter().enumerate().filter(|(_, f)| f.current()) {
-                let key = (fact.stage.clone(), fact.warehouse.clone());
-                index.current_at.entry(key).or_insert(i);
+                let of_stage = index.current_at.entry(fact.stage.clone()).or_default();
+                of_stage.entry(fact.warehouse.clone()).or_insert(i);
             }
             index.views = self.all_views();
+            for views in index.views.values_mut() {
+                // Stable, as the core's own sort: Freight that compare equal keep `freight`'s order.
+                views.sort_by(barge_core::stage::newest_first);
+            }
             index
         })
     }
@@ -106,8 +112,8 @@ impl Snapshot {
     }
 
     fn current_in(&self, stage: &str, warehouse: &str) -> Option<&FreightStage> {
-        let key = (stage.to_string(), warehouse.to_string());
-        self.index().current_at.get(&key).map(|&i| &self.facts[i])
+        let at = self.index().current_at.get(stage)?.get(warehouse)?;
+        Some(&self.facts[*at])
     }
 
     /// The Freight each upstream Stage of these sources has now (for `MatchUpstream`).
@@ -120,7 +126,7 @@ impl Snapshot {
     }
 
     /// Every Freight of a Warehouse with its history, as the core decides over it: newest
-    /// first (by creation time, then name), as the store reads `freight`.
+    /// first (by creation time, then name; [`barge_core::stage::newest_first`]).
     fn views(&self, warehouse: &str) -> &[FreightView] {
         self.index().views.get(warehouse).map_or(&[], Vec::as_slice)
     }
@@ -302,7 +308,8 @@ impl From<&StoredPromotion> for PromotionRef {
 pub struct StageDef<'a> {
     pub project: &'a str,
     pub name: &'a str,
-    pub spec: StageSpec,
+    /// As loaded (an empty spec for a Stage without one).
+    pub spec: &'a StageSpec,
     pub labels: &'a BTreeMap<String, String>,
     pub auto_promotion: bool,
 }
@@ -335,30 +342,98 @@ pub fn verification_subject<'a>(facts: &'a [FreightStage], stage: &str) -> Optio
 
 /// The projects of a catalog that have Stages, and their Stages in promotion order.
 pub fn stages(catalog: &Catalog) -> Vec<(String, Vec<StageDef<'_>>)> {
-    let plan = barge_core::plan::plan(catalog);
-    plan.projects
+    let planned = catalog.derived(Planned::of);
+    planned
+        .projects
         .iter()
-        .map(|p| {
-            let defs = p
-                .stages
+        .map(|(project, stages)| {
+            let defs = stages
                 .iter()
-                .filter_map(|sp| {
-                    catalog.resources.iter().find_map(|r| match &r.body {
-                        Some(Body::Stage(s)) if r.project == p.name && r.name == sp.name => Some(StageDef {
-                            project: &r.project,
-                            name: &r.name,
-                            spec: s.spec.clone().unwrap_or_default(),
-                            labels: &s.metadata.labels,
-                            auto_promotion: sp.auto_promotion,
-                        }),
-                        _ => None,
-                    })
+                .filter_map(|&(at, auto_promotion)| match &catalog.resources[at].body {
+                    Some(Body::Stage(s)) => Some(StageDef {
+                        project: &catalog.resources[at].project,
+                        name: &catalog.resources[at].name,
+                        spec: s.spec.as_ref().unwrap_or(&NO_SPEC),
+                        labels: &s.metadata.labels,
+                        auto_promotion,
+                    }),
+                    _ => None,
                 })
                 .collect();
-            (p.name.clone(), defs)
+            (project.clone(), defs)
         })
-        .filter(|(_, d): &(String, Vec<StageDef>)| !d.is_empty())
         .collect()
+}
+
+static NO_SPEC: std::sync::LazyLock<StageSpec> = std::sync::LazyLock::new(StageSpec::default);
+
+/// What [`stages`] and [`windows_for`] derive from a catalog, kept with it
+/// ([`Catalog::derived`]) until the definitions are reloaded: planning the pipeline and
+/// finding each planned Stage among the resources per Stage list was a sixth of its time at
+/// 300 Stages (BENCHMARKS.md, "REST API").
+struct Planned {
+    /// The projects with Stages, each with its Stages in promotion order: the position of
+    /// the Stage's resource in `catalog.resources` and whether it auto-promotes.
+    projects: Vec<(String, Vec<(usize, bool)>)>,
+    /// Each project's promotion windows, parsed (or why they cannot be).
+    windows: HashMap<String, Result<Vec<barge_core::window::Window>, String>>,
+}
+
+impl Planned {
+    fn of(catalog: &Catalog) -> Planned {
+        let plan = barge_core::plan::plan(catalog);
+        let mut at: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, r) in catalog.resources.iter().enumerate() {
+            if matches!(r.body, Some(Body::Stage(_))) {
+                // The first of several matches, as a scan in order finds.
+                at.entry((r.project.as_str(), r.name.as_str())).or_insert(i);
+            }
+        }
+        let projects = plan
+            .projects
+            .iter()
+            .map(|p| {
+                let stages = p
+                    .stages
+                    .iter()
+                    .filter_map(|sp| {
+                        at.get(&(p.name.as_str(), sp.name.as_str()))
+                            .map(|&i| (i, sp.auto_promotion))
+                    })
+                    .collect::<Vec<_>>();
+                (p.name.clone(), stages)
+            })
+            .filter(|(_, stages)| !stages.is_empty())
+            .collect();
+        let mut windows: HashMap<String, Result<Vec<barge_core::window::Window>, String>> = HashMap::new();
+        for r in &catalog.resources {
+            let Some(Body::ProjectConfig(pc)) = &r.body else {
+                continue;
+            };
+            // A ProjectConfig in its project's namespace, or one outside any namespace named
+            // after the project.
+            let projects = if r.project.is_empty() && !r.name.is_empty() {
+                vec![&r.project, &r.name]
+            } else {
+                vec![&r.project]
+            };
+            let values = pc
+                .spec
+                .as_ref()
+                .map(|s| s.promotion_windows.clone())
+                .unwrap_or_default();
+            let parsed = barge_core::window::parse(&values);
+            for project in projects {
+                let entry = windows.entry(project.clone()).or_insert_with(|| Ok(Vec::new()));
+                match (entry, &parsed) {
+                    (Ok(all), Ok(more)) => all.extend(more.iter().cloned()),
+                    (entry @ Ok(_), Err(e)) => *entry = Err(e.clone()),
+                    (Err(_), _) => {}
+                }
+            }
+        }
+        Planned { projects, windows }
+    }
 }
 
 /// The promotion windows that select a Stage, from its project's ProjectConfig.
@@ -368,21 +443,12 @@ pub fn windows_for(
     stage: &str,
     labels: &BTreeMap<String, String>,
 ) -> Result<Vec<barge_core::window::Window>, EngineError> {
-    let mut out = Vec::new();
-    for r in &catalog.resources {
-        if let Some(Body::ProjectConfig(pc)) = &r.body
-            && (r.project == project || (r.project.is_empty() && r.name == project))
-        {
-            let values = pc
-                .spec
-                .as_ref()
-                .map(|s| s.promotion_windows.clone())
-                .unwrap_or_default();
-            let windows = barge_core::window::parse(&values).map_err(EngineError::Invalid)?;
-            out.extend(windows.into_iter().filter(|w| w.selects(stage, labels)));
-        }
+    let planned = catalog.derived(Planned::of);
+    match planned.windows.get(project) {
+        None => Ok(Vec::new()),
+        Some(Err(e)) => Err(EngineError::Invalid(e.clone())),
+        Some(Ok(all)) => Ok(all.iter().filter(|w| w.selects(stage, labels)).cloned().collect()),
     }
-    Ok(out)
 }
 
 /// The status of one Stage at `now_ms`.
@@ -442,7 +508,7 @@ pub fn stage_status(
             approval_policy: def.spec.approval_policy.clone(),
         };
         let freight = snap.views(warehouse);
-        let decision = barge_core::stage::decide(&view, &req.sources, freight, now);
+        let decision = barge_core::stage::decide_newest_first(&view, &req.sources, freight, now);
         let display = |n: &str| snap.display(n);
         let (state, candidate, reason, message) = match &decision {
             Decision::UpToDate { freight: has } => {
@@ -616,7 +682,7 @@ pub fn hold_change(
         ..StageView::default()
     };
     let views = snap.views(warehouse);
-    match barge_core::stage::candidate(&view, sources, views, now_ms / 1000) {
+    match barge_core::stage::candidate_newest_first(&view, sources, views, now_ms / 1000) {
         Ok(c) if c.name == freight => barge_store::HoldChange::Clear,
         _ => barge_store::HoldChange::Set,
     }
