@@ -339,10 +339,24 @@ async fn arrive(c: &Client, want: &str) {
 
 /// Clicks the button whose text is `label`.
 async fn click(c: &Client, label: &str) {
-    let xpath = format!("//button[normalize-space()='{label}']");
-    match c.find(Locator::XPath(&xpath)).await {
-        Ok(b) => b.click().await.unwrap(),
-        Err(_) => panic!("no button {label:?} on {}", c.current_url().await.unwrap()),
+    click_on(c, Locator::XPath(&format!("//button[normalize-space()='{label}']"))).await;
+}
+
+/// Clicks what `at` finds. The page's live update may replace the element between finding
+/// and clicking it (the element is stale then): it is found again.
+async fn click_on(c: &Client, at: Locator<'_>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = match c.find(at).await {
+            Ok(e) => e,
+            Err(_) => panic!("no {at:?} on {}", c.current_url().await.unwrap()),
+        };
+        match found.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {}
+            Err(e) => panic!("clicking {at:?}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -522,12 +536,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Css("form.signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_on(c, Locator::Css("form.signin button")).await;
     arrive(c, "Projects").await;
 }
 
@@ -555,7 +564,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     accessible(c).await;
 
     // The pipeline graph, in promotion order, each Stage with its Freight.
-    c.find(Locator::LinkText("shop")).await.unwrap().click().await.unwrap();
+    click_on(c, Locator::LinkText("shop")).await;
     arrive(c, "Project shop").await;
     assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
     assert_eq!(texts(c, "article.node.warehouse h3").await, ["WAREHOUSE app"]);
@@ -615,12 +624,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     // dev's newest promotion and its steps.
     c.goto(&format!("{base}/projects/shop/stages/dev")).await.unwrap();
     accessible(c).await;
-    c.find(Locator::Css("article.promotion h3 a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_on(c, Locator::Css("article.promotion h3 a")).await;
     arrive(c, "Promotion dev.").await;
     let steps = texts(c, "table.steps tbody tr").await;
     assert_eq!(steps.len(), 4, "{steps:?}");
@@ -698,12 +702,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .as_str()
         .unwrap()
         .to_string();
-    c.find(Locator::Css(&format!("#freight option[value='{prod_freight}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_on(c, Locator::Css(&format!("#freight option[value='{prod_freight}']"))).await;
     click_to(c, "Promote…", &format!("Promote {second} to prod?")).await;
     let diff = text(c, ".preview pre.diff").await;
     assert!(diff.contains("+    newTag: 1.1.0"), "the dry run's diff: {diff}");
@@ -965,7 +964,7 @@ async fn a_person_signs_in_with_oidc_and_acts_as_their_subject() {
     c.goto(&format!("{base}/projects/shop")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().starts_with("/sign-in"));
     accessible(c).await;
-    c.find(Locator::Css("a#oidc")).await.unwrap().click().await.unwrap();
+    click_on(c, Locator::Css("a#oidc")).await;
     arrive(c, "Project shop").await;
     assert_eq!(issuer.issued(), 1, "one code exchanged for one ID token");
     let who = text(c, "header .who").await;
@@ -1083,7 +1082,9 @@ async fn a_multi_region_pipeline_fans_out_and_in_with_its_badges_and_promotes_do
         .await
         .unwrap();
     let at: Vec<(u64, u64)> = serde_json::from_value(boxes.clone()).unwrap_or_else(|_| panic!("{boxes}"));
-    let [warehouse, dev, eu, us, prod] = at[..] else { panic!("{at:?}") };
+    let [warehouse, dev, eu, us, prod] = at[..] else {
+        panic!("{at:?}")
+    };
     assert!(warehouse.0 < dev.0 && dev.0 < eu.0, "{at:?}");
     assert_eq!(eu.0, us.0, "the fan-out's branches share a layer: {at:?}");
     assert_ne!(eu.1, us.1, "one above the other: {at:?}");
@@ -1138,7 +1139,12 @@ async fn a_multi_region_pipeline_fans_out_and_in_with_its_badges_and_promotes_do
     accessible(c).await;
     std::fs::write(
         docs_ui().join("pipeline-multi-region.png"),
-        c.find(Locator::Css(".graph-scroll")).await.unwrap().screenshot().await.unwrap(),
+        c.find(Locator::Css(".graph-scroll"))
+            .await
+            .unwrap()
+            .screenshot()
+            .await
+            .unwrap(),
     )
     .unwrap();
 
@@ -1150,7 +1156,9 @@ async fn a_multi_region_pipeline_fans_out_and_in_with_its_badges_and_promotes_do
     into.sort();
     assert_eq!(into, ["staging-eu", "staging-us"]);
     assert!(
-        text(c, "main").await.contains("into every Stage that takes Freight from dev"),
+        text(c, "main")
+            .await
+            .contains("into every Stage that takes Freight from dev"),
         "says what will happen"
     );
     accessible(c).await;
@@ -1234,8 +1242,9 @@ async fn a_failed_step_shows_its_error_and_a_running_promotion_is_aborted_live()
     click_to(c, "Abort…", &format!("Abort promotion {name}?")).await;
     let says = text(c, "main").await;
     assert!(
-        says.contains(&format!("The promotion of Freight {first} into Stage slow stops within a second"))
-            && says.contains("steps not run yet are skipped"),
+        says.contains(&format!(
+            "The promotion of Freight {first} into Stage slow stops within a second"
+        )) && says.contains("steps not run yet are skipped"),
         "the confirmation says what will happen: {says}"
     );
     accessible(c).await;
@@ -1246,7 +1255,9 @@ async fn a_failed_step_shows_its_error_and_a_running_promotion_is_aborted_live()
     wait_text(c, "dl.facts", "✖ Aborted", Duration::from_secs(10)).await;
     not_reloaded(c).await;
     assert!(
-        c.find(Locator::XPath("//button[normalize-space()='Abort…']")).await.is_err(),
+        c.find(Locator::XPath("//button[normalize-space()='Abort…']"))
+            .await
+            .is_err(),
         "nothing left to abort"
     );
     let list = fx.json(&["get", "promotions", "--stage", "slow"]);

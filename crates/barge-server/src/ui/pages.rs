@@ -295,7 +295,11 @@ pub(super) async fn pipeline(State(api): State<Api>, v: Viewer, Path(project): P
             let (x1, y1) = (at[a].0 + NODE_W, at[a].1 + NODE_H / 2);
             let (x2, y2) = (at[b].0, at[b].1 + NODE_H / 2);
             let mid = (x1 + x2) / 2;
-            (format!("M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"), label(a), label(b))
+            (
+                format!("M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"),
+                label(a),
+                label(b),
+            )
         })
         .collect();
     let body = html! {
