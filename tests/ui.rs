@@ -360,6 +360,20 @@ async fn click_on(c: &Client, at: Locator<'_>) {
     }
 }
 
+/// A PNG of the element `css` finds, found again if the live update replaced it meanwhile.
+async fn screenshot_of(c: &Client, css: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = c.find(Locator::Css(css)).await.unwrap();
+        match found.screenshot().await {
+            Ok(png) => return png,
+            Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {}
+            Err(e) => panic!("a screenshot of {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Clicks the button `label` and waits for the page it goes to, whose h1 starts with `want`
 /// (an action's confirmation, or where confirming it leads).
 async fn click_to(c: &Client, label: &str, want: &str) {
@@ -600,8 +614,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     not_reloaded(c).await;
     fx.wait_in("staging", &second);
     c.refresh().await.unwrap();
-    let graph = c.find(Locator::Css(".graph-scroll")).await.unwrap();
-    std::fs::write(docs_ui().join("pipeline.png"), graph.screenshot().await.unwrap()).unwrap();
+    std::fs::write(docs_ui().join("pipeline.png"), screenshot_of(c, ".graph-scroll").await).unwrap();
 
     // Keyboard only: the first Tab reaches "Skip to content", Enter on it skips the header,
     // and Tab walks the graph in promotion order to dev, which Enter opens.
@@ -1139,12 +1152,7 @@ async fn a_multi_region_pipeline_fans_out_and_in_with_its_badges_and_promotes_do
     accessible(c).await;
     std::fs::write(
         docs_ui().join("pipeline-multi-region.png"),
-        c.find(Locator::Css(".graph-scroll"))
-            .await
-            .unwrap()
-            .screenshot()
-            .await
-            .unwrap(),
+        screenshot_of(c, ".graph-scroll").await,
     )
     .unwrap();
 
