@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Measures the web UI's pipeline page against /healthz (bench/ui-page.sh sets up the
-pipeline): server time over HTTP, Chromium's navigation-to-load over WebDriver, page weight.
+"""Measures the web UI's pipeline page and Freight timeline against /healthz
+(bench/ui-page.sh sets up the pipeline): server time over HTTP, Chromium's
+navigation-to-load over WebDriver, page weight. The timeline is measured at its newest page
+and at its 11th (Freight 501 to 550, reached by following its "Older" links).
 
     ui-page.py BASE_URL TOKEN"""
 import gzip
+import html
 import json
+import re
 import socket
 import statistics
 import subprocess
@@ -14,7 +18,8 @@ import urllib.parse
 import urllib.request
 
 base, token = sys.argv[1], sys.argv[2]
-page = "/projects/bench"
+pipeline_page = "/projects/bench"
+timeline_page = "/projects/bench/freight"
 
 
 def api(path):
@@ -58,12 +63,28 @@ def median_ms(path, n=20):
     return statistics.median(get(path)[0] for _ in range(n)) * 1000
 
 
-server = median_ms(page)
+
+def older(path):
+    """The timeline page after `path`, by its "Older" link."""
+    found = re.search(rb'<a href="([^"]*)" rel="next"', get(path)[1])
+    if not found:
+        raise SystemExit(f"{path} has no Older link")
+    return html.unescape(found.group(1).decode())
+
+
+deep_page = timeline_page
+for _ in range(10):
+    deep_page = older(deep_page)
+pages = [("pipeline", pipeline_page), ("timeline, newest", timeline_page), ("timeline, page 11", deep_page)]
+
+server = {name: median_ms(path) for name, path in pages}
 floor = median_ms("/healthz")
-html = get(page)[1]
 assets = [get(p)[1] for p in ("/ui/app.css", "/ui/app.js")]
-raw = len(html) + sum(map(len, assets))
-packed = len(gzip.compress(html)) + sum(len(gzip.compress(a)) for a in assets)
+weight = {}
+for name, path in pages:
+    body = get(path)[1]
+    weight[name] = (len(body) + sum(map(len, assets)),
+                    len(gzip.compress(body)) + sum(len(gzip.compress(a)) for a in assets))
 
 # Chromium: navigation start to the load event, through WebDriver.
 s = socket.socket()
@@ -107,14 +128,20 @@ try:
                 "args": []}))
         return statistics.median(times)
 
-    load_ms(page, 1)
-    browser = load_ms(page)
+    browser = {}
+    for name, path in pages:
+        load_ms(path, 1)
+        browser[name] = load_ms(path)
     browser_floor = load_ms("/healthz")
     call("DELETE", f"/session/{sid}")
 finally:
     driver.kill()
 
 print(f"{'':38} {'page':>10} {'/healthz':>10} {'ratio':>7}")
-print(f"{'server time, median of 20 (ms)':38} {server:10.1f} {floor:10.1f} {server / floor:7.1f}")
-print(f"{'Chromium navigation-to-load (ms)':38} {browser:10.1f} {browser_floor:10.1f} {browser / browser_floor:7.1f}")
-print(f"page weight: {raw / 1024:.1f} KB raw, {packed / 1024:.1f} KB gzip-compressed (HTML, CSS, JS)")
+for name, _ in pages:
+    print(f"{name}")
+    print(f"{'  server time, median of 20 (ms)':38} {server[name]:10.1f} {floor:10.1f} {server[name] / floor:7.1f}")
+    print(f"{'  Chromium navigation-to-load (ms)':38} {browser[name]:10.1f} {browser_floor:10.1f} {browser[name] / browser_floor:7.1f}")
+    raw, packed = weight[name]
+    print(f"  page weight: {raw / 1024:.1f} KB raw, {packed / 1024:.1f} KB gzip-compressed (HTML, CSS, JS)")
+print(f"deep timeline page: {deep_page}")

@@ -9,7 +9,12 @@
 //! not take yet, and finds their token as the actor in the history; a viewer's buttons are
 //! disabled with the reason; a POST without the CSRF token is refused. Every page passes the
 //! accessibility basics (headings, names, statuses in words, contrast), fits a phone-sized
-//! window, and follows a dark `prefers-color-scheme`. The run leaves screenshots in docs/ui/.
+//! window, and follows a dark `prefers-color-scheme`. A multi-region pipeline (a fan-out to a
+//! staging Stage per region, a fan-in to prod) is drawn in layers with an arrow per
+//! upstream, its Stages' badges in words (health from Argo CD, auto-promotion or manual,
+//! promotion windows, holds), and promoting downstream reaches both regions. A failed step's
+//! error shows inline, and a running promotion is aborted through its confirmation while a
+//! page left open on it follows. The run leaves screenshots in docs/ui/.
 
 #[macro_use]
 mod support;
@@ -85,10 +90,16 @@ struct Pipeline {
 
 impl Pipeline {
     async fn new() -> Pipeline {
+        Pipeline::with(DEFINITIONS, &["dev", "staging", "prod"]).await
+    }
+
+    /// The project of `definitions` (`WEB/` in them is the web endpoint's address), with an
+    /// overlay `env/<stage>` in the config repository for each of `overlays`.
+    async fn with(definitions: &str, overlays: &[&str]) -> Pipeline {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("git");
         let overlay = |stage: &str| format!("images:\n  - name: ghcr.io/acme/app\n    newTag: 0.9.0\n# {stage}\n");
-        let files: Vec<(String, String)> = ["dev", "staging", "prod"]
+        let files: Vec<(String, String)> = overlays
             .iter()
             .map(|s| (format!("env/{s}/kustomization.yaml"), overlay(s)))
             .collect();
@@ -103,7 +114,7 @@ impl Pipeline {
         let defs = dir.path().join("shop.yaml");
         std::fs::write(
             &defs,
-            DEFINITIONS.replace("WEB/", &format!("http://127.0.0.1:{web_port}/")),
+            definitions.replace("WEB/", &format!("http://127.0.0.1:{web_port}/")),
         )
         .unwrap();
         Pipeline {
@@ -157,6 +168,11 @@ impl Pipeline {
             .env_remove("BARGE_SERVER")
             .env_remove("BARGE_TOKEN_FILE")
             .env("BARGE_TOKEN", ADMIN);
+        // A test API server's kubeconfig, when the test started one.
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        if kubeconfig.exists() {
+            c.env("KUBECONFIG", kubeconfig);
+        }
         c
     }
 
@@ -212,12 +228,45 @@ impl Pipeline {
         serve
     }
 
+    /// Waits until `stage` has the Freight `alias`.
+    fn wait_in(&self, stage: &str, alias: &str) {
+        wait_for(&format!("{alias} in {stage}"), Duration::from_secs(30), || {
+            self.current(stage).as_deref() == Some(alias)
+        });
+    }
+
     /// The alias of the Freight `stage` has now, if any.
     fn current(&self, stage: &str) -> Option<String> {
         let v = self.json(&["get", "stage", stage]);
         v["status"]["barge"]["requests"][0]["current"]["alias"]
             .as_str()
             .map(str::to_string)
+    }
+
+    /// Pushes ghcr.io/acme/app:`tag`, created on 2026-01-`day`.
+    async fn push(&self, tag: &str, day: u32) {
+        let created = format!("2026-01-{day:02}T00:00:00Z");
+        self.reg.push_image("acme/app", tag, &created, "amd64").await;
+    }
+
+    /// The alias of the Freight of `tag`, once discovery has minted it.
+    fn discovered(&self, tag: &str) -> String {
+        let mut alias = None;
+        wait_for(&format!("{tag} to be discovered"), Duration::from_secs(60), || {
+            alias = self.alias_of(tag);
+            alias.is_some()
+        });
+        alias.unwrap()
+    }
+
+    /// Asks the daemon at `server` to look for new tags now.
+    fn refresh(&self, server: &str) {
+        let out = self
+            .command(&["refresh", "warehouse", "app"])
+            .env("BARGE_SERVER", server)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
     }
 
     fn alias_of(&self, tag: &str) -> Option<String> {
@@ -286,6 +335,83 @@ async fn arrive(c: &Client, want: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Clicks the button whose text is `label`.
+async fn click(c: &Client, label: &str) {
+    click_on(c, Locator::XPath(&format!("//button[normalize-space()='{label}']"))).await;
+}
+
+/// Clicks what `at` finds. The page's live update may replace the element between finding
+/// and clicking it (the element is stale then): it is found again.
+async fn click_on(c: &Client, at: Locator<'_>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = match c.find(at).await {
+            Ok(e) => e,
+            Err(_) => panic!("no {at:?} on {}", c.current_url().await.unwrap()),
+        };
+        match found.click().await {
+            Ok(()) => return,
+            Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {}
+            Err(e) => panic!("clicking {at:?}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A PNG of the element `css` finds, found again if the live update replaced it meanwhile.
+async fn screenshot_of(c: &Client, css: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = c.find(Locator::Css(css)).await.unwrap();
+        match found.screenshot().await {
+            Ok(png) => return png,
+            Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {}
+            Err(e) => panic!("a screenshot of {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Clicks the button `label` and waits for the page it goes to, whose h1 starts with `want`
+/// (an action's confirmation, or where confirming it leads).
+async fn click_to(c: &Client, label: &str, want: &str) {
+    click(c, label).await;
+    arrive(c, want).await;
+}
+
+/// Waits, without reloading, until the text of the first element `css` matches contains
+/// `needle` (the page's live update brings it); that text.
+async fn wait_text(c: &Client, css: &str, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let shown = texts(c, css).await.into_iter().next().unwrap_or_default();
+        if shown.contains(needle) {
+            return shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never showed {needle:?} on {}: {shown}",
+            c.current_url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Marks the page shown, so that [`not_reloaded`] can tell it was updated in place: the mark
+/// on its window survives only if the page is not loaded again. Waits for its watch first.
+async fn mark_page(c: &Client) {
+    wait_live(c).await;
+    c.execute("window.notReloaded = true; return null;", vec![])
+        .await
+        .unwrap();
+}
+
+/// Asserts the page marked by [`mark_page`] is still the same page.
+async fn not_reloaded(c: &Client) {
+    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(same_page, Value::Bool(true), "updated without a reload");
 }
 
 /// Waits until the page's script has its watch open (`#live[data-watching]`).
@@ -404,6 +530,13 @@ fn docs_ui() -> PathBuf {
     dir
 }
 
+/// A browser signed in at `base` with `token`.
+async fn signed_in(base: &str, token: &str) -> Browser {
+    let browser = Browser::start(1280, 900).await;
+    sign_in(&browser.client, base, token).await;
+    browser
+}
+
 async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/")).await.unwrap();
     assert!(
@@ -417,12 +550,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Css("form.signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_on(c, Locator::Css("form.signin button")).await;
     arrive(c, "Projects").await;
 }
 
@@ -432,29 +560,14 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     let fx = Pipeline::new().await;
     let alice = fx.token("alice", "promoter");
     let bob = fx.token("bob", "viewer");
-    fx.reg
-        .push_image("acme/app", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
-        .await;
+    fx.push("1.0.0", 1).await;
     let serve = fx.serve();
-    let first = loop {
-        if let Some(a) = fx.alias_of("1.0.0") {
-            break a;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "1.0.0 was never discovered"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    wait_for("1.0.0 in staging", Duration::from_secs(30), || {
-        fx.current("staging").as_deref() == Some(&first)
-    });
+    let first = fx.discovered("1.0.0");
+    fx.wait_in("staging", &first);
 
-    let browser = Browser::start(1280, 900).await;
-    let c = &browser.client;
     let base = &serve.url;
-    sign_in(c, base, &alice).await;
-    arrive(c, "Projects").await;
+    let browser = signed_in(base, &alice).await;
+    let c = &browser.client;
     assert!(text(c, "header .who").await.contains("token:alice"));
     // The session cookie is out of the page's scripts' reach (HttpOnly).
     let cookies = c.execute("return document.cookie;", vec![]).await.unwrap();
@@ -465,7 +578,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     accessible(c).await;
 
     // The pipeline graph, in promotion order, each Stage with its Freight.
-    c.find(Locator::LinkText("shop")).await.unwrap().click().await.unwrap();
+    click_on(c, Locator::LinkText("shop")).await;
     arrive(c, "Project shop").await;
     assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
     assert_eq!(texts(c, "article.node.warehouse h3").await, ["WAREHOUSE app"]);
@@ -492,43 +605,16 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
 
     // A new tag: dev's Freight changes live, through the API's watch, without a reload (the
     // marker set on this page's window survives only if the page is not loaded again).
-    wait_live(c).await;
-    c.execute("window.notReloaded = true; return null;", vec![])
-        .await
-        .unwrap();
-    fx.reg
-        .push_image("acme/app", "1.1.0", "2026-01-02T00:00:00Z", "amd64")
-        .await;
-    let refresh = fx
-        .command(&["refresh", "warehouse", "app"])
-        .env("BARGE_SERVER", base)
-        .output()
-        .unwrap();
-    assert!(refresh.status.success(), "{}", stderr(&refresh));
-    let second = loop {
-        if let Some(a) = fx.alias_of("1.1.0") {
-            break a;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(50),
-            "1.1.0 was never discovered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    mark_page(c).await;
+    fx.push("1.1.0", 2).await;
+    fx.refresh(base);
+    let second = fx.discovered("1.1.0");
     let dev = "article.node.stage[aria-label='Stage dev']";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !text(c, dev).await.contains(&format!("Freight: {second}")) {
-        assert!(Instant::now() < deadline, "dev never showed {second} live");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
-    assert_eq!(same_page, Value::Bool(true), "updated without a reload");
-    wait_for("1.1.0 in staging", Duration::from_secs(30), || {
-        fx.current("staging").as_deref() == Some(&second)
-    });
+    wait_text(c, dev, &format!("Freight: {second}"), Duration::from_secs(20)).await;
+    not_reloaded(c).await;
+    fx.wait_in("staging", &second);
     c.refresh().await.unwrap();
-    let graph = c.find(Locator::Css(".graph-scroll")).await.unwrap();
-    std::fs::write(docs_ui().join("pipeline.png"), graph.screenshot().await.unwrap()).unwrap();
+    std::fs::write(docs_ui().join("pipeline.png"), screenshot_of(c, ".graph-scroll").await).unwrap();
 
     // Keyboard only: the first Tab reaches "Skip to content", Enter on it skips the header,
     // and Tab walks the graph in promotion order to dev, which Enter opens.
@@ -551,12 +637,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     // dev's newest promotion and its steps.
     c.goto(&format!("{base}/projects/shop/stages/dev")).await.unwrap();
     accessible(c).await;
-    c.find(Locator::Css("article.promotion h3 a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_on(c, Locator::Css("article.promotion h3 a")).await;
     arrive(c, "Promotion dev.").await;
     let steps = texts(c, "table.steps tbody tr").await;
     assert_eq!(steps.len(), 4, "{steps:?}");
@@ -634,29 +715,12 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         .as_str()
         .unwrap()
         .to_string();
-    c.find(Locator::Css(&format!("#freight option[value='{prod_freight}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::XPath("//button[normalize-space()='Promote…']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, &format!("Promote {second} to prod?")).await;
+    click_on(c, Locator::Css(&format!("#freight option[value='{prod_freight}']"))).await;
+    click_to(c, "Promote…", &format!("Promote {second} to prod?")).await;
     let diff = text(c, ".preview pre.diff").await;
     assert!(diff.contains("+    newTag: 1.1.0"), "the dry run's diff: {diff}");
     accessible(c).await;
-    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Promotion prod.").await;
+    click_to(c, "Confirm", "Promotion prod.").await;
     reload_until(c, "✔ Succeeded", Duration::from_secs(30)).await;
     assert_eq!(fx.current("prod").as_deref(), Some(second.as_str()));
 
@@ -687,20 +751,8 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
 
     // Re-verifying staging, through its confirmation, starts a run recorded as alice's.
     c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
-    c.find(Locator::XPath("//button[normalize-space()='Re-verify…']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Verify staging again?").await;
-    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Stage staging").await;
+    click_to(c, "Re-verify…", "Verify staging again?").await;
+    click_to(c, "Confirm", "Stage staging").await;
     let rows = texts(c, "table.history tbody tr").await;
     assert!(
         rows.iter()
@@ -712,40 +764,12 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     // Holding staging (through its confirmation) keeps the next tag out of it; promoting
     // that tag to prod, where only what staging verified may go, asks for approval instead.
     c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
-    c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Hold staging?").await;
-    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Stage staging").await;
+    click_to(c, "Hold…", "Hold staging?").await;
+    click_to(c, "Confirm", "Stage staging").await;
     assert!(text(c, "main").await.contains("⏸ by token:alice"));
-    fx.reg
-        .push_image("acme/app", "1.2.0", "2026-01-03T00:00:00Z", "amd64")
-        .await;
-    let refresh = fx
-        .command(&["refresh", "warehouse", "app"])
-        .env("BARGE_SERVER", base)
-        .output()
-        .unwrap();
-    assert!(refresh.status.success(), "{}", stderr(&refresh));
-    let third = loop {
-        if let Some(a) = fx.alias_of("1.2.0") {
-            break a;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "1.2.0 was never discovered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    fx.push("1.2.0", 3).await;
+    fx.refresh(base);
+    let third = fx.discovered("1.2.0");
     c.goto(&format!("{base}/projects/shop/stages/prod/promote?freight={third}"))
         .await
         .unwrap();
@@ -755,15 +779,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
         "{notice}"
     );
     accessible(c).await;
-    c.find(Locator::XPath(&format!(
-        "//button[normalize-space()='Approve {third} for prod']"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    arrive(c, "Stage prod").await;
+    click_to(c, &format!("Approve {third} for prod"), "Stage prod").await;
     c.goto(&format!("{base}/projects/shop/stages/prod/promote?freight={third}"))
         .await
         .unwrap();
@@ -778,44 +794,17 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
 
     // Releasing staging, through its confirmation.
     c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
-    c.find(Locator::XPath("//button[normalize-space()='Release…']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Release staging?").await;
-    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Stage staging").await;
+    click_to(c, "Release…", "Release staging?").await;
+    click_to(c, "Confirm", "Stage staging").await;
     c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
         .await
         .unwrap();
     // Released, staging takes 1.2.0 and verifies it: the open page follows the promotion and
     // then the verification to its end, without a reload.
-    wait_live(c).await;
-    c.execute("window.notReloaded = true; return null;", vec![])
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    mark_page(c).await;
     let verified = format!("✔ Succeeded for Freight {third}");
-    loop {
-        let shown = text(c, "#verification + *").await;
-        if shown.contains(&verified) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "staging's page never showed {verified:?} live: {shown}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let same_page = c.execute("return window.notReloaded === true;", vec![]).await.unwrap();
-    assert_eq!(same_page, Value::Bool(true), "updated without a reload");
+    wait_text(c, "#verification + *", &verified, Duration::from_secs(30)).await;
+    not_reloaded(c).await;
 
     // The history names the signed-in token as the actor.
     c.goto(&format!("{base}/projects/shop/stages/prod")).await.unwrap();
@@ -840,12 +829,7 @@ async fn a_person_signs_in_watches_the_pipeline_and_promotes_to_prod() {
     std::fs::write(docs_ui().join("freight-timeline.png"), c.screenshot().await.unwrap()).unwrap();
 
     // A viewer sees the actions disabled, with the reason.
-    c.find(Locator::XPath("//button[normalize-space()='Sign out']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "Sign out").await;
     sign_in(c, base, &bob).await;
     c.goto(&format!("{base}/projects/shop/stages/prod")).await.unwrap();
     let promote = c
@@ -923,17 +907,11 @@ async fn the_bundled_example_says_why_staging_waits() {
         .push_image("barge-demo/guestbook", "1.0.0", "2026-01-01T00:00:00Z", "amd64")
         .await;
     let serve = fx.serve();
-    wait_for("1.0.0 discovered", Duration::from_secs(30), || {
-        fx.alias_of("1.0.0").is_some()
-    });
-    let first = fx.alias_of("1.0.0").unwrap();
-    wait_for("1.0.0 in dev", Duration::from_secs(30), || {
-        fx.current("dev").as_deref() == Some(&first)
-    });
-    let browser = Browser::start(1280, 900).await;
-    let c = &browser.client;
+    let first = fx.discovered("1.0.0");
+    fx.wait_in("dev", &first);
     let base = &serve.url;
-    sign_in(c, base, &admin).await;
+    let browser = signed_in(base, &admin).await;
+    let c = &browser.client;
     c.goto(&format!("{base}/projects/demo")).await.unwrap();
     arrive(c, "Project demo").await;
     assert_eq!(texts(c, "article.node.stage h3").await, ["dev", "staging", "prod"]);
@@ -999,7 +977,7 @@ async fn a_person_signs_in_with_oidc_and_acts_as_their_subject() {
     c.goto(&format!("{base}/projects/shop")).await.unwrap();
     assert!(c.current_url().await.unwrap().path().starts_with("/sign-in"));
     accessible(c).await;
-    c.find(Locator::Css("a#oidc")).await.unwrap().click().await.unwrap();
+    click_on(c, Locator::Css("a#oidc")).await;
     arrive(c, "Project shop").await;
     assert_eq!(issuer.issued(), 1, "one code exchanged for one ID token");
     let who = text(c, "header .who").await;
@@ -1007,20 +985,8 @@ async fn a_person_signs_in_with_oidc_and_acts_as_their_subject() {
 
     // An action through its confirmation, as the subject.
     c.goto(&format!("{base}/projects/shop/stages/staging")).await.unwrap();
-    c.find(Locator::XPath("//button[normalize-space()='Hold…']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Hold staging?").await;
-    c.find(Locator::XPath("//button[normalize-space()='Confirm']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    arrive(c, "Stage staging").await;
+    click_to(c, "Hold…", "Hold staging?").await;
+    click_to(c, "Confirm", "Stage staging").await;
     assert!(text(c, "main").await.contains("⏸ by oidc:dana"));
 
     // Coming back to the callback again (its state cookie gone with the sign-in) signs
@@ -1035,4 +1001,275 @@ async fn a_person_signs_in_with_oidc_and_acts_as_their_subject() {
     assert_eq!(replay, 403);
     assert_eq!(issuer.issued(), 1);
     browser.close().await;
+}
+
+/// A multi-region pipeline as Kargo users build them: dev fans out to a staging Stage per
+/// region, and prod takes Freight from either region (a fan-in). dev syncs an Argo CD
+/// Application (its health), staging-eu has an Allow window open; prod, auto-promoted, has
+/// one that is closed but for a minute a year, and a hold.
+const MULTI_REGION: &str = shop_definitions!(
+    config: r#"    - stageSelector: {name: prod}
+      autoPromotionEnabled: true
+  promotionWindows:
+    - {name: eu-office-hours, kind: Allow, schedule: "* * * * *", duration: 2h, stageSelector: {name: staging-eu}}
+    - {name: yearly-release, kind: Allow, schedule: "0 0 1 1 *", duration: 1m, stageSelector: {name: prod}}
+"#,
+    r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: dev, namespace: shop}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {direct: true}}]
+  promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}, {uses: argocd-update, config: {apps: [{name: web-dev}]}}]}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: staging-eu, namespace: shop}
+spec: {requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {stages: [dev]}}], promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}]}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: staging-us, namespace: shop}
+spec: {requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {stages: [dev]}}], promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}]}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: prod, namespace: shop}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {stages: [staging-eu, staging-us]}}]
+  promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}]}}
+"#
+);
+
+/// The pipeline page draws a fan-out and a fan-in in layers of promotion order, with an arrow
+/// from each upstream to each downstream Stage, and each Stage's badges in words (health,
+/// auto-promotion or manual, window open or closed and by what, held); promoting downstream
+/// of dev names both regions, and both get the Freight.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_multi_region_pipeline_fans_out_and_in_with_its_badges_and_promotes_downstream() {
+    use barge_testkit::kube::apiserver::ApiServer;
+    use barge_testkit::kube::controllers::{self, ArgoCdOptions};
+    let fx = Pipeline::with(MULTI_REGION, &["dev", "staging-eu", "staging-us", "prod"]).await;
+    // Argo CD: the Application dev's promotion syncs, Healthy once synced.
+    let kube = ApiServer::start(Some("ui-kube-token")).await;
+    kube.kubeconfig(fx.dir.path());
+    kube.put("argoproj.io", "applications", serde_json::json!({
+        "metadata": {"name": "web-dev", "namespace": "argocd", "annotations": {"kargo.akuity.io/authorized-stage": "shop:dev"}},
+        "spec": {"source": {"repoURL": "https://git.example.com/acme/config.git", "targetRevision": "main", "path": "env/dev"}},
+        "status": {"sync": {"status": "Synced", "revision": "seed"}, "health": {"status": "Healthy"}, "reconciledAt": "2026-01-01T00:00:00Z"}}));
+    let _argocd = controllers::argocd(
+        kube.clone(),
+        ArgoCdOptions {
+            stale_for: Duration::from_millis(200),
+            ..Default::default()
+        },
+    );
+    let admin = fx.token("admin", "admin");
+    fx.push("1.0.0", 1).await;
+    let serve = fx.serve();
+    let base = &serve.url;
+    let first = fx.discovered("1.0.0");
+    fx.wait_in("dev", &first);
+    let hold = fx
+        .command(&["hold", "stage", "prod"])
+        .env("BARGE_SERVER", base)
+        .output()
+        .unwrap();
+    assert!(hold.status.success(), "{}", stderr(&hold));
+
+    let browser = signed_in(base, &admin).await;
+    let c = &browser.client;
+    c.goto(&format!("{base}/projects/shop")).await.unwrap();
+    arrive(c, "Project shop").await;
+    // dev's health comes from the Application its promotion synced.
+    reload_until(c, "Health: ✔ Healthy", Duration::from_secs(30)).await;
+
+    // Layers in promotion order: the regions share a column right of dev, one above the
+    // other; prod is right of both.
+    let boxes = c
+        .execute(
+            "const box = n => { const e = document.querySelector(`article.node[aria-label='${n}']`);
+                                return e ? [e.offsetLeft, e.offsetTop] : null; };
+             return ['Warehouse app', 'Stage dev', 'Stage staging-eu', 'Stage staging-us', 'Stage prod'].map(box);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let at: Vec<(u64, u64)> = serde_json::from_value(boxes.clone()).unwrap_or_else(|_| panic!("{boxes}"));
+    let [warehouse, dev, eu, us, prod] = at[..] else {
+        panic!("{at:?}")
+    };
+    assert!(warehouse.0 < dev.0 && dev.0 < eu.0, "{at:?}");
+    assert_eq!(eu.0, us.0, "the fan-out's branches share a layer: {at:?}");
+    assert_ne!(eu.1, us.1, "one above the other: {at:?}");
+    assert!(prod.0 > eu.0, "the fan-in is right of all its upstreams: {at:?}");
+    // An arrow for each upstream → downstream pair, from the right edge of the one to the
+    // left edge of the other.
+    let arrows = c
+        .execute(
+            "const node = n => document.querySelector(`article.node[aria-label='${n}']`);
+             return Array.from(document.querySelectorAll('svg.edges > path')).map(p => {
+               const [from, to] = [node(p.dataset.from), node(p.dataset.to)];
+               const d = p.getAttribute('d').match(/-?[\\d.]+/g).map(Number);
+               const joins = !!from && !!to
+                 && d[0] === from.offsetLeft + from.offsetWidth && d[1] === from.offsetTop + from.offsetHeight / 2
+                 && d[d.length - 2] === to.offsetLeft && d[d.length - 1] === to.offsetTop + to.offsetHeight / 2;
+               return p.dataset.from + ' -> ' + p.dataset.to + (joins ? '' : ' (not joining them)');
+             });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let mut arrows: Vec<String> = serde_json::from_value(arrows).unwrap();
+    arrows.sort();
+    assert_eq!(
+        arrows,
+        [
+            "Stage dev -> Stage staging-eu",
+            "Stage dev -> Stage staging-us",
+            "Stage staging-eu -> Stage prod",
+            "Stage staging-us -> Stage prod",
+            "Warehouse app -> Stage dev",
+        ]
+    );
+
+    // Each Stage's badges, in words.
+    let node = |name: &str| format!("article.node.stage[aria-label='Stage {name}']");
+    let badges = |name: &str| {
+        let css = format!("{} .badge", node(name));
+        async move { texts(c, &css).await }
+    };
+    let dev_node = text(c, &node("dev")).await;
+    assert!(dev_node.contains("Health: ✔ Healthy"), "{dev_node}");
+    assert_eq!(badges("dev").await, ["auto-promotion"]);
+    assert_eq!(badges("staging-eu").await, ["manual", "window open"]);
+    assert_eq!(badges("staging-us").await, ["manual"]);
+    assert_eq!(
+        badges("prod").await,
+        ["auto-promotion", "⏸ held", "window closed: yearly-release"]
+    );
+    let staging_node = text(c, &node("staging-us")).await;
+    assert!(staging_node.contains("Health: not checked"), "{staging_node}");
+    accessible(c).await;
+    std::fs::write(
+        docs_ui().join("pipeline-multi-region.png"),
+        screenshot_of(c, ".graph-scroll").await,
+    )
+    .unwrap();
+
+    // Promoting downstream of dev names both regions; confirmed, both get the Freight, and
+    // the open graph shows it without a reload.
+    c.goto(&format!("{base}/projects/shop/stages/dev")).await.unwrap();
+    click_to(c, "Promote downstream…", &format!("Promote {first} downstream of dev?")).await;
+    let mut into = texts(c, "main strong.into").await;
+    into.sort();
+    assert_eq!(into, ["staging-eu", "staging-us"]);
+    assert!(
+        text(c, "main")
+            .await
+            .contains("into every Stage that takes Freight from dev"),
+        "says what will happen"
+    );
+    accessible(c).await;
+    click_to(c, "Confirm", "Stage dev").await;
+    c.goto(&format!("{base}/projects/shop")).await.unwrap();
+    mark_page(c).await;
+    for region in ["staging-eu", "staging-us"] {
+        wait_text(c, &node(region), &format!("Freight: {first}"), Duration::from_secs(30)).await;
+        assert_eq!(fx.current(region).as_deref(), Some(first.as_str()), "{region}");
+    }
+    not_reloaded(c).await;
+    assert_eq!(fx.current("prod"), None, "held, and out of its window");
+    browser.close().await;
+}
+
+/// `broken` promotes into an overlay its config repository does not have; `slow` waits on a
+/// smoke test whose server never answers, so its promotion runs until aborted.
+const FAILING_AND_SLOW: &str = shop_definitions!(
+    r#"apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: broken, namespace: shop}
+spec: {requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {direct: true}}], promotionTemplate: {spec: {steps: [{task: {name: update-overlay}}]}}}
+---
+apiVersion: kargo.akuity.io/v1alpha1
+kind: Stage
+metadata: {name: slow, namespace: shop}
+spec:
+  requestedFreight: [{origin: {kind: Warehouse, name: app}, sources: {direct: true}}]
+  promotionTemplate: {spec: {steps: [{uses: http, as: smoke-test, config: {url: "HANG/", timeout: 10m}}]}}
+"#
+);
+
+/// A promotion whose step fails shows the step's error inline, on the promotion's page (live,
+/// as it fails) and on the Stage's; a running promotion is aborted through a confirmation
+/// that says what will happen, and a page left open on it shows Aborted without a reload.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_step_shows_its_error_and_a_running_promotion_is_aborted_live() {
+    // A server that never answers: connections wait in its backlog.
+    let hang = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hang_url = format!("http://127.0.0.1:{}", hang.local_addr().unwrap().port());
+    let fx = Pipeline::with(&FAILING_AND_SLOW.replace("HANG", &hang_url), &["slow"]).await;
+    let carol = fx.token("carol", "promoter");
+    fx.push("1.0.0", 1).await;
+    let serve = fx.serve();
+    let base = &serve.url;
+    let first = fx.discovered("1.0.0");
+    let browser = signed_in(base, &carol).await;
+    let c = &browser.client;
+
+    // The failing step's error, on the promotion's page as it fails.
+    c.goto(&format!("{base}/projects/shop/stages/broken")).await.unwrap();
+    click_to(c, "Promote…", &format!("Promote {first} to broken?")).await;
+    click_to(c, "Confirm", "Promotion broken.").await;
+    let error = "no kustomization.yaml in ./src/env/broken";
+    wait_text(c, "table.steps .error", error, Duration::from_secs(30)).await;
+    let steps = texts(c, "table.steps tbody tr").await;
+    assert!(
+        steps.iter().any(|s| s.contains("✖ Errored") || s.contains("✖ Failed")),
+        "the step says it failed in words: {steps:?}"
+    );
+    assert!(text(c, "dl.facts").await.contains("✖"), "the phase too");
+    accessible(c).await;
+    // And on the Stage's page, under its promotion.
+    c.goto(&format!("{base}/projects/shop/stages/broken")).await.unwrap();
+    assert!(text(c, "article.promotion .error").await.contains(error));
+    assert!(text(c, "article.promotion table.steps .error").await.contains(error));
+    accessible(c).await;
+
+    // A promotion that runs: its page, left open, follows the abort made from another tab.
+    c.goto(&format!("{base}/projects/shop/stages/slow")).await.unwrap();
+    click_to(c, "Promote…", &format!("Promote {first} to slow?")).await;
+    click_to(c, "Confirm", "Promotion slow.").await;
+    wait_text(c, "dl.facts", "◔ Running", Duration::from_secs(30)).await;
+    let promotion = c.current_url().await.unwrap();
+    let name = promotion.path().rsplit('/').next().unwrap().to_string();
+    mark_page(c).await;
+    let watching = c.window().await.unwrap();
+    let other = c.new_window(true).await.unwrap();
+    c.switch_to_window(other.handle).await.unwrap();
+    c.goto(promotion.as_str()).await.unwrap();
+    click_to(c, "Abort…", &format!("Abort promotion {name}?")).await;
+    let says = text(c, "main").await;
+    assert!(
+        says.contains(&format!(
+            "The promotion of Freight {first} into Stage slow stops within a second"
+        )) && says.contains("steps not run yet are skipped"),
+        "the confirmation says what will happen: {says}"
+    );
+    accessible(c).await;
+    click_to(c, "Abort the promotion", &format!("Promotion {name}")).await;
+    assert!(text(c, "dl.facts").await.contains("✖ Aborted"));
+    c.close_window().await.unwrap();
+    c.switch_to_window(watching).await.unwrap();
+    wait_text(c, "dl.facts", "✖ Aborted", Duration::from_secs(10)).await;
+    not_reloaded(c).await;
+    assert!(
+        c.find(Locator::XPath("//button[normalize-space()='Abort…']"))
+            .await
+            .is_err(),
+        "nothing left to abort"
+    );
+    let list = fx.json(&["get", "promotions", "--stage", "slow"]);
+    assert_eq!(list[0]["status"]["phase"], "Aborted", "{list}");
+    browser.close().await;
+    drop(hang);
 }

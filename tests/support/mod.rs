@@ -129,6 +129,11 @@ async fn mint_into(
 #[allow(unused_macros)]
 macro_rules! shop_definitions {
     ($stages:literal) => {
+        shop_definitions!(config: "", $stages)
+    };
+    // `config`: more of the ProjectConfig's spec after its policies, indented by two: more
+    // policies (as items of the list), then other fields (e.g. `promotionWindows`).
+    (config: $config:literal, $stages:literal) => {
         concat!(
             r#"apiVersion: kargo.akuity.io/v1alpha1
 kind: Project
@@ -141,7 +146,9 @@ spec:
   promotionPolicies:
     - stageSelector: {name: "regex:^(dev|staging)$"}
       autoPromotionEnabled: true
----
+"#,
+            $config,
+            r#"---
 apiVersion: kargo.akuity.io/v1alpha1
 kind: Warehouse
 metadata: {name: app, namespace: shop}

@@ -361,6 +361,11 @@ pub(super) async fn confirm_abort(
     let Some(p) = p else {
         return engine_error(&EngineError::NotFound(format!("no promotion {name:?}")));
     };
+    // The Freight by what people call it (its alias), as the other confirmations name it.
+    let freight = match named_freight(&api, &v, &project, Some(&p.freight)).await {
+        Ok(f) => f.map_or_else(|| p.freight.clone(), |(_, alias)| alias),
+        Err(e) => return engine_error(&e),
+    };
     let csrf = v.csrf.clone().unwrap_or_default();
     let denied = v.denied(Action::Abort, &project, Some(&p.stage));
     let href = format!("/projects/{}/promotions/{}", seg(&project), seg(&name));
@@ -373,7 +378,7 @@ pub(super) async fn confirm_abort(
             p { "This promotion has ended (" (super::status(&phase)) "): there is nothing to abort." }
             p { a href=(href) { "Back to the promotion" } }
         } @else {
-            p { "The promotion of " (p.freight) " into " strong { (p.stage) } " stops after its running step; steps not run yet are skipped. A push already made stays." }
+            p { "The promotion of Freight " strong { (freight) } " into Stage " strong { (p.stage) } " stops within a second, even in the middle of a long step; the steps not run yet are skipped. A push already made stays, and the Stage keeps the Freight it had." }
             form method="post" action={ (href) "/abort" } {
                 input type="hidden" name="csrf" value=(csrf);
                 (button("Abort the promotion", denied.as_deref(), "abort", None))

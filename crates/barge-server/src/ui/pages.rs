@@ -283,13 +283,23 @@ pub(super) async fn pipeline(State(api): State<Api>, v: Viewer, Path(project): P
     }
     let width = layers.len().max(1) * (NODE_W + GAP_X) - GAP_X;
     let height = layers.iter().map(Vec::len).max().unwrap_or(1).max(1) * (NODE_H + GAP_Y) - GAP_Y;
-    let paths: Vec<String> = edges
+    // Each arrow names its ends (the nodes' labels), so that what it joins can be read
+    // without its geometry.
+    let label = |n: usize| match &nodes[n] {
+        Node::Warehouse(w) => format!("Warehouse {}", w.name),
+        Node::Stage(s) => format!("Stage {}", s.name),
+    };
+    let paths: Vec<(String, String, String)> = edges
         .iter()
         .map(|&(a, b)| {
             let (x1, y1) = (at[a].0 + NODE_W, at[a].1 + NODE_H / 2);
             let (x2, y2) = (at[b].0, at[b].1 + NODE_H / 2);
             let mid = (x1 + x2) / 2;
-            format!("M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}")
+            (
+                format!("M{x1},{y1} C{mid},{y1} {mid},{y2} {x2},{y2}"),
+                label(a),
+                label(b),
+            )
         })
         .collect();
     let body = html! {
@@ -305,7 +315,7 @@ pub(super) async fn pipeline(State(api): State<Api>, v: Viewer, Path(project): P
                 div.graph style={ "width:" (width) "px;height:" (height) "px" } {
                     svg.edges width=(width) height=(height) aria-hidden="true" {
                         defs { marker #arrow viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" orient="auto-start-reverse" { path d="M0,0 L10,5 L0,10 z" {} } }
-                        @for d in &paths { path d=(d) marker-end="url(#arrow)" {} }
+                        @for (d, from, to) in &paths { path d=(d) data-from=(from) data-to=(to) marker-end="url(#arrow)" {} }
                     }
                     @for layer in &layers {
                         @for n in layer {
@@ -354,7 +364,7 @@ fn stage_node(project: &str, s: &StageStatus, style: &str) -> Markup {
             p.badges {
                 @if s.auto_promotion { span.badge { "auto-promotion" } } @else { span.badge { "manual" } }
                 @if !s.holds.is_empty() { span.badge.held { "⏸ held" } }
-                @if let Some(w) = &s.window { @if w.open { span.badge { "window open" } } @else { span.badge.held { "window closed" } } }
+                @if let Some(w) = &s.window { @if w.open { span.badge { "window open" } } @else { span.badge.held { "window closed" @if !w.closed_by.is_empty() { ": " (w.closed_by.join(", ")) } } } }
                 @if let Some(p) = &s.current_promotion { a.badge href=(promotion_href(project, &p.name)) { "promoting " (p.phase) } }
             }
             @for why in why_pending(s) { p.why-pending { (why) } }
