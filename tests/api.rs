@@ -2196,6 +2196,65 @@ fn timeline_page(daemon: &Daemon, path: &str) -> (Vec<String>, Option<String>) {
     (rows, next)
 }
 
+/// `POST /sign-in` of `token` (no Origin, as a same-site form from a client that sends none),
+/// with these extra header lines: the status and the `Set-Cookie` values.
+fn sign_in(daemon: &Daemon, token: &str, headers: &str) -> (u16, Vec<String>) {
+    let body = format!("token={token}&next=%2F");
+    let mut s = daemon.connect(Duration::from_secs(30));
+    write!(
+        s,
+        "POST /sign-in HTTP/1.1\r\nHost: barge\r\n{headers}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let head = answer.split_once("\r\n\r\n").map_or(answer.as_str(), |(h, _)| h);
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let cookies = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim().to_string())
+        .collect();
+    (status, cookies)
+}
+
+/// The UI's session cookie from a running `barge serve`: HttpOnly and SameSite=Strict always,
+/// Secure when the request came over TLS to the proxy in front of barge (`X-Forwarded-Proto:
+/// https`), and never the token itself.
+#[test]
+fn the_session_cookie_is_httponly_strict_and_secure_behind_tls() {
+    let fx = Fixture::new();
+    let daemon = fx.daemon(&[], &[]);
+    let (status, cookies) = sign_in(&daemon, TOKEN, "");
+    assert_eq!(status, 303, "{cookies:?}\n{}", daemon.log());
+    let [cookie] = cookies.as_slice() else {
+        panic!("one cookie expected: {cookies:?}")
+    };
+    let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(attributes.contains(&"HttpOnly"), "{cookie}");
+    assert!(attributes.contains(&"SameSite=Strict"), "{cookie}");
+    assert!(!attributes.contains(&"Secure"), "plain HTTP: {cookie}");
+    assert!(!cookie.contains(TOKEN), "{cookie}");
+
+    let (status, cookies) = sign_in(&daemon, TOKEN, "X-Forwarded-Proto: https\r\n");
+    assert_eq!(status, 303, "{cookies:?}");
+    let [cookie] = cookies.as_slice() else {
+        panic!("one cookie expected: {cookies:?}")
+    };
+    let attributes: Vec<&str> = cookie.split(';').map(str::trim).collect();
+    assert!(attributes.contains(&"Secure"), "over TLS: {cookie}");
+    assert!(
+        attributes.contains(&"HttpOnly") && attributes.contains(&"SameSite=Strict"),
+        "{cookie}"
+    );
+
+    // A wrong token gets the sign-in page again and no session.
+    let (status, cookies) = sign_in(&daemon, "not-the-token", "");
+    assert_eq!((status, cookies.len()), (401, 0), "{cookies:?}");
+}
+
 #[test]
 fn the_freight_timeline_reads_a_page_at_a_time_by_cursor_so_freight_minted_meanwhile_shifts_nothing() {
     let fx = Fixture::new();
