@@ -3538,7 +3538,7 @@ fn a_kept_freight_page_changes_after_a_mint_an_alias_and_an_approval(backend: Ba
         all
     };
     let first = page();
-    assert_eq!(aliases(&first), [fx.alias.clone()], "{first}");
+    assert_eq!(aliases(&first), std::slice::from_ref(&fx.alias), "{first}");
     assert_eq!(page(), first, "nothing changed in between");
 
     // Another process mints on the store.

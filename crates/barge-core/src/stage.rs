@@ -497,8 +497,8 @@ mod tests {
                 decide(&stage, &sources, &fs, NOW)
             );
             proptest::prop_assert_eq!(
-                candidate_newest_first(&stage, &sources, &sorted, NOW).map(|f| f.clone()),
-                candidate(&stage, &sources, &fs, NOW).map(|f| f.clone())
+                candidate_newest_first(&stage, &sources, &sorted, NOW).cloned(),
+                candidate(&stage, &sources, &fs, NOW).cloned()
             );
         }
     }
