@@ -57,7 +57,7 @@ spec:
           as: seen
           if: ${{ vars.record ?? false }}
           config:
-            previous: ${{ stageMetadata(ctx.stage).lastTag ?? 'none' }}
+            previous: ${{ stageMetadata(ctx.stage)?.lastTag ?? 'none' }}
             region: ${{ configMap('settings').region }}
             auth: Bearer ${{ secret('deploy').token }}
         - uses: http
