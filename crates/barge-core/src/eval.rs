@@ -584,12 +584,12 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
     }
     env.add_function("stageMetadata", move |c| {
         let stage = name_arg("stageMetadata", &c.args, "stage name")?;
-        // No metadata (or no such Stage) is nil, as in Kargo.
-        Ok(data
-            .stage_metadata
-            .get(&stage)
-            .filter(|m| !m.is_empty())
-            .map_or(Value::Nil, |m| from_json(&Json::Object(m.clone()))))
+        // No metadata (or no such Stage) is an empty map, where Kargo's function gives nil: real
+        // pipelines (Kargo's own examples among them) read `stageMetadata(ctx.stage).key` without
+        // `?.`, which must read nil, not fail (docs/migrating-from-kargo.md).
+        Ok(from_json(&Json::Object(
+            data.stage_metadata.get(&stage).cloned().unwrap_or_default(),
+        )))
     });
     env.add_function("freightMetadata", move |c| {
         // freightMetadata(freight[, key]): barge keeps the key form beside Kargo's.
@@ -598,15 +598,15 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
         if freight.is_empty() {
             return fail("freightMetadata: the freight ref name must not be empty");
         }
-        let all = data.freight_metadata.get(&freight).filter(|m| !m.is_empty());
+        let all = data.freight_metadata.get(&freight);
         match c.args.get(1) {
             Some(Value::String(key)) => Ok(all.and_then(|m| m.get(key)).map_or(Value::Nil, from_json)),
             Some(other) => fail(format!(
                 "freightMetadata: argument 2 must be a string, got {}",
                 render_text(other)
             )),
-            // No metadata (or no such Freight) is nil, as in Kargo.
-            None => Ok(all.map_or(Value::Nil, |m| from_json(&Json::Object(m.clone())))),
+            // No metadata (or no such Freight) is an empty map, as for stageMetadata above.
+            None => Ok(from_json(&Json::Object(all.cloned().unwrap_or_default()))),
         }
     });
     let failed = move || scope.statuses.iter().any(|(_, _, s, coe)| s.is_failure() && !coe);
