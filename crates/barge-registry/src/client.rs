@@ -215,7 +215,7 @@ pub(crate) struct Fetched {
 /// A repository's tag list.
 pub(crate) struct TagListing {
     pub tags: Vec<String>,
-    /// The first page's ETag, to send back as `If-None-Match` next time.
+    /// The list's ETag when it came in one page, to send back as `If-None-Match` next time.
     pub etag: Option<String>,
     /// SHA-256 of every page's body: tells an unchanged list from a registry without ETags.
     pub sha256: String,
@@ -375,7 +375,11 @@ impl Registry {
                 None => {
                     return Ok(Some(TagListing {
                         tags,
-                        etag: first_etag,
+                        // A registry's ETag covers the page it came with. Over several pages
+                        // (sorted by name) a new tag lands on whichever page its name falls
+                        // in, and the first page's ETag may not change: revalidating with it
+                        // would miss the tag. Only a one-page list is revalidated.
+                        etag: first_etag.filter(|_| page_number == 0),
                         sha256: hex(&hash.finalize()),
                     }));
                 }
@@ -384,7 +388,7 @@ impl Registry {
         tracing::warn!(repo = %repo.original, pages = self.inner.config.max_pages, "Tag listing stopped at the page cap.");
         Ok(Some(TagListing {
             tags,
-            etag: first_etag,
+            etag: None,
             sha256: hex(&hash.finalize()),
         }))
     }

@@ -19,6 +19,10 @@
 //! points at the same digest (a re-pushed selected tag is a full pass). NewestBuild without
 //! `cacheByTag` resolves every tag each pass, as a re-push of any tag can change the order.
 //! When the list changed, `cacheByTag` still spares a request for every tag already known.
+//! A pass that found listed tags missing is never reused: a registry lists a tag while its
+//! manifest is being pushed (or, eventually consistent, before the manifest can be read), and
+//! the list stays the same once the manifest lands, so reusing that pass would pass over the
+//! tag until some other tag is pushed.
 
 use crate::client::{Fetched, TagListing, parse_json};
 use crate::{Registry, RegistryError, RepoRef};
@@ -113,6 +117,14 @@ pub struct ImageMemory {
     pub candidates: Vec<DiscoveredImage>,
     /// Every tag resolved (NewestBuild resolves every allowed tag), for `cacheByTag`.
     pub tags: BTreeMap<String, KnownTag>,
+    /// Listed tags the registry had no manifest for when this pass asked: a pass with any is
+    /// not reused (see the module's doc).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub missing: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -161,7 +173,7 @@ pub async fn discover_image(reg: &Registry, sub: &ImageSubscription) -> Result<I
         (Some(l), Some(m)) => l.sha256 == m.list_sha256,
         (_, None) => false,
     };
-    let reused = match previous.as_ref().filter(|_| unchanged) {
+    let reused = match previous.as_ref().filter(|m| unchanged && m.missing == 0) {
         Some(m) => reuse(reg, &repo, &policy, m).await?,
         None => None,
     };
@@ -338,6 +350,7 @@ async fn full_pass(
         skipped,
         candidates: resolved.into_iter().map(|(i, _)| i).collect(),
         tags: tags_known,
+        missing,
     };
     verify_selected(reg, repo, &mut memory).await?;
     Ok(memory)

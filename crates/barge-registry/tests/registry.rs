@@ -570,6 +570,57 @@ async fn a_steady_state_pass_costs_one_listing() {
     assert_eq!((d.requests, d.reused), (1, true));
 }
 
+/// A tag listed before its manifest can be read (a registry lists a tag while its manifest is
+/// being pushed, or lists ahead of what it serves): the pass skips it, and once the manifest
+/// lands the list is what it was. Before, that unchanged list reused the pass that skipped the
+/// tag, which was then never discovered; with replicas discovering every second this left a
+/// Warehouse minting nothing until another tag was pushed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tag_listed_before_its_manifest_is_tried_again_while_the_list_is_unchanged() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("early/app", &tags("1.0.", 3)).await;
+    // The proxy lists 1.0.3, which the registry does not have yet.
+    let proxy = Proxy::start_listing_extra(&reg.host, vec!["1.0.3".to_string()]).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    for cache_by_tag in [false, true] {
+        let s = sub(&format!("{}/early/app", proxy.host), |s| s.cache_by_tag = Some(cache_by_tag));
+        let first = discover_image(&client, &s).await.unwrap();
+        assert_eq!(first.candidates[0].tag, "1.0.2");
+        assert!(first.skipped.iter().any(|k| k.tag == "1.0.3"), "{first:?}");
+    }
+    reg.push_tags("early/app", &["1.0.3".to_string()]).await;
+    for cache_by_tag in [false, true] {
+        let s = sub(&format!("{}/early/app", proxy.host), |s| s.cache_by_tag = Some(cache_by_tag));
+        let second = discover_image(&client, &s).await.unwrap();
+        assert_eq!(second.candidates[0].tag, "1.0.3", "cacheByTag {cache_by_tag}: {second:?}");
+        assert!(!second.reused);
+        // Found now: the next pass of the unchanged list is reused again.
+        let third = discover_image(&client, &s).await.unwrap();
+        assert!(third.reused, "cacheByTag {cache_by_tag}: {third:?}");
+    }
+}
+
+/// A registry that pages its tag lists and sends an ETag with each page: a new tag whose name
+/// sorts onto a later page leaves the first page, and its ETag, as they were. Revalidating
+/// with the first page's ETag answered 304 and the new tag was never seen; a list of several
+/// pages is now listed again in full.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_tag_on_a_later_page_is_seen_although_the_first_page_is_unchanged() {
+    let reg = TestRegistry::start(None).await;
+    reg.push_tags("paged/app", &tags("1.0.", 150)).await;
+    let proxy = Proxy::start_paginating(&reg.host, None, Arc::new(|_, _| Fault::Pass), Some(100)).await;
+    let client = Registry::new(fast(RegistryConfig::default())).unwrap();
+    let immutable = sub(&format!("{}/paged/app", proxy.host), |s| s.cache_by_tag = Some(true));
+    let first = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!(first.candidates[0].tag, "1.0.149");
+    // "9.0.0" sorts after every "1.0.*": it lands on the second page.
+    reg.push_tags("paged/app", &["9.0.0".to_string()]).await;
+    let second = discover_image(&client, &immutable).await.unwrap();
+    assert_eq!(second.candidates[0].tag, "9.0.0", "{second:?}");
+    assert_eq!(second.tags_listed, 151);
+    assert_eq!(proxy.not_modified.load(Ordering::SeqCst), 0, "no page was revalidated");
+}
+
 /// A registry that sends ETags on tag lists: the next pass asks with `If-None-Match`, the
 /// unchanged list comes back as a 304 without a body, and the pass reuses what it knew.
 #[tokio::test(flavor = "multi_thread")]

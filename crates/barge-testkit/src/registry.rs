@@ -602,7 +602,9 @@ async fn serve(mut sock: tokio::net::TcpStream, st: &ProxyState) -> std::io::Res
                 .map(|t| t.as_str().unwrap().to_string())
                 .chain(st.extra_tags.iter().cloned())
                 .collect();
+            // A tag both listed by the registry and added by the proxy is listed once.
             all.sort();
+            all.dedup();
             let start = last.map_or(0, |l| all.partition_point(|t| t.as_str() <= l.as_str()));
             let chunk: Vec<String> = all[start..].iter().take(n).cloned().collect();
             let mut extra = String::new();
