@@ -935,7 +935,10 @@ async fn smoke_server(port: u16, bare: PathBuf) {
         axum::routing::get(move |axum::extract::Path(stage): axum::extract::Path<String>| {
             let bare = bare.clone();
             async move {
-                let text = git(&bare, &["show", &format!("main:env/{stage}/kustomization.yaml")]);
+                // git blocks: off the server's worker.
+                let text = tokio::task::block_in_place(|| {
+                    git(&bare, &["show", &format!("main:env/{stage}/kustomization.yaml")])
+                });
                 let tag = text
                     .lines()
                     .find_map(|l| l.trim().strip_prefix("newTag: "))
@@ -945,8 +948,8 @@ async fn smoke_server(port: u16, bare: PathBuf) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    barge_testkit::runtime::serve("smoke-server", listener, app);
 }
 
 async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) {
@@ -1452,8 +1455,8 @@ async fn private_server(port: u16) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    barge_testkit::runtime::serve("private-server", listener, app);
 }
 
 /// Every file under `dir`, recursively, whose bytes contain `secret`.

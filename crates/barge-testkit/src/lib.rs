@@ -18,6 +18,8 @@
 //!   and the authorization-code flow with PKCE.
 //! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
 //! - [`proxy`]: a forward HTTP proxy (tinyproxy) whose log shows what it forwarded.
+//! - [`runtime`]: a tokio runtime on threads of its own, which the in-process servers above
+//!   run on, so a test that blocks (a `barge` process, a poll loop's sleep) cannot stall them.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
@@ -34,6 +36,7 @@ pub mod postgres;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
+pub mod runtime;
 pub mod web;
 
 /// A loopback port nothing listens on (at the time of asking).
