@@ -10,6 +10,7 @@
 //! - [`github`]: an API-faithful test server for GitHub's Git database endpoints over real
 //!   bare repositories.
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
+//! - [`metrics`]: barge's `/metrics` scraped, its samples read with their labels.
 //! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
 //! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
 //! - [`notify`]: receivers for notifications: an HTTP receiver (Slack/generic webhooks) and
@@ -30,6 +31,7 @@ pub mod forge;
 pub mod git;
 pub mod github;
 pub mod kube;
+pub mod metrics;
 pub mod notify;
 pub mod oidc;
 pub mod postgres;

@@ -12,11 +12,16 @@
 //! the test does.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 /// A multi-thread tokio runtime (two workers) on a thread of its own, shut down when dropped.
 pub struct ServerRuntime {
     handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Set when it is dropped: servers started with [`ServerRuntime::serve_gracefully`] stop
+    /// taking connections and finish the requests they have.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// Those servers, which the runtime's thread waits for before it ends the runtime.
+    graceful: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -30,12 +35,18 @@ impl ServerRuntime {
             .build()
             .expect("a runtime for a test server");
         let handle = rt.handle().clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+        let graceful: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>> = Arc::default();
+        let draining = graceful.clone();
         let thread = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
-                rt.block_on(async {
-                    let _ = stopped.await;
+                rt.block_on(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                    let servers = std::mem::take(&mut *draining.lock().unwrap());
+                    for server in servers {
+                        let _ = server.await;
+                    }
                 });
                 // Dropping the runtime here (not in the test's async context) ends its tasks.
                 drop(rt);
@@ -43,7 +54,8 @@ impl ServerRuntime {
             .expect("a thread for a test server");
         ServerRuntime {
             handle,
-            stop: Some(stop),
+            stopping,
+            graceful,
             thread: Some(thread),
         }
     }
@@ -63,13 +75,30 @@ impl ServerRuntime {
     }
 
     /// Serves `app` on `listener` (bound, not yet registered with any runtime) until the
-    /// runtime stops.
+    /// runtime stops, which ends the connections it has.
     pub fn serve(&self, listener: std::net::TcpListener, app: axum::Router) {
         listener.set_nonblocking(true).expect("a non-blocking listener");
         self.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("a listener on the server runtime");
             let _ = axum::serve(listener, app).await;
         });
+    }
+
+    /// Like [`ServerRuntime::serve`], but when the runtime is dropped the server first answers
+    /// the requests it has (a receiver's in-flight delivery is recorded, not reset); the drop
+    /// waits for that, so it is for servers without long-lived requests.
+    pub fn serve_gracefully(&self, listener: std::net::TcpListener, app: axum::Router) {
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        let mut stopping = self.stopping.subscribe();
+        let server = self.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a listener on the server runtime");
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                })
+                .await;
+        });
+        self.graceful.lock().unwrap().push(server);
     }
 
     /// Keeps this runtime until the runtime of the caller shuts down (the end of the
@@ -85,9 +114,7 @@ impl ServerRuntime {
 
 impl Drop for ServerRuntime {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stopping.send_replace(true);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
