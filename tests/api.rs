@@ -154,8 +154,7 @@ impl Fixture {
     /// `barge ARGS --server` the daemon, with this fixture's admin token.
     fn through(&self, daemon: &Daemon, args: &[&str]) -> Command {
         let mut c = self.command(args);
-        c.args(["--server", &daemon.server, "--token-file"])
-            .arg(&self.token_file);
+        c.args(["--server", &daemon.url, "--token-file"]).arg(&self.token_file);
         c
     }
 
@@ -185,18 +184,7 @@ impl Fixture {
         let mut args = vec!["--token-file", token_file];
         args.extend(extra);
         let log = self.dir.path().join(format!("serve-{port}.log"));
-        let child = self
-            .serve_command(port, &args, vars)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut daemon = Daemon {
-            child,
-            port,
-            server: format!("http://127.0.0.1:{port}"),
-            log,
-        };
+        let mut daemon = Daemon::spawn(&mut self.serve_command(port, &args, vars), port, log);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -269,18 +257,9 @@ impl Fixture {
 }
 
 /// `barge serve` in the background, killed when dropped.
-struct Daemon {
-    child: Child,
-    port: u16,
-    server: String,
-    log: PathBuf,
-}
+type Daemon = support::Serve;
 
 impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// A connection to the API with reads bounded by `timeout`.
     fn connect(&self, timeout: Duration) -> TcpStream {
         let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -333,13 +312,6 @@ impl Daemon {
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
         let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
         (status, body.to_string())
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -453,7 +425,7 @@ fn an_empty_token_is_refused_by_the_client_naming_its_file() {
             "get",
             "stages",
             "--server",
-            &daemon.server,
+            &daemon.url,
             "--token-file",
             empty.to_str().unwrap(),
         ])
@@ -466,7 +438,7 @@ fn an_empty_token_is_refused_by_the_client_naming_its_file() {
         stderr(&out)
     );
     let out = fx
-        .command(&["get", "stages", "--server", &daemon.server])
+        .command(&["get", "stages", "--server", &daemon.url])
         .env("BARGE_TOKEN", "")
         .output()
         .unwrap();
@@ -474,7 +446,7 @@ fn an_empty_token_is_refused_by_the_client_naming_its_file() {
     assert!(stderr(&out).contains("BARGE_TOKEN is empty"), "{}", stderr(&out));
     // The token from the file works.
     let out = fx
-        .command(&["get", "stages", "--server", &daemon.server, "--token-file"])
+        .command(&["get", "stages", "--server", &daemon.url, "--token-file"])
         .arg(&fx.token_file)
         .output()
         .unwrap();
@@ -508,7 +480,7 @@ fn the_audit_log_records_the_tokens_identity_not_the_actor_a_client_names(backen
                 "--alias",
                 "through-api",
                 "--server",
-                &daemon.server,
+                &daemon.url,
             ])
             .arg("--token-file")
             .arg(&fx.token_file)
@@ -634,7 +606,7 @@ fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_
     }
     // The CLI says so too.
     let out = fx
-        .command(&["get", "stages", "--server", &daemon.server, "--token-file"])
+        .command(&["get", "stages", "--server", &daemon.url, "--token-file"])
         .arg(&fx.token_file)
         .output()
         .unwrap();
@@ -683,7 +655,7 @@ fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_
 fn a_64_mb_body_gets_413_with_a_json_error() {
     let fx = Fixture::new();
     let daemon = fx.daemon(&[], &[]);
-    let url = format!("{}/api/v1/projects/shop/stages/prod/promotions", daemon.server);
+    let url = format!("{}/api/v1/projects/shop/stages/prod/promotions", daemon.url);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -764,14 +736,14 @@ fn roles_decide_what_a_token_may_do_and_every_refusal_is_audited(backend: Backen
     assert!(message.contains("not \"qa\""), "{message}");
     // Tokens are an admin's: not a viewer's, and the bootstrap admin's through the CLI.
     let out = fx
-        .command(&["token", "list", "--server", &daemon.server])
+        .command(&["token", "list", "--server", &daemon.url])
         .env("BARGE_TOKEN", &wall)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stderr(&out).contains("may not manage tokens"), "{}", stderr(&out));
     let out = fx
-        .command(&["token", "revoke", "ci", "--server", &daemon.server, "--token-file"])
+        .command(&["token", "revoke", "ci", "--server", &daemon.url, "--token-file"])
         .arg(&fx.token_file)
         .output()
         .unwrap();
@@ -994,7 +966,7 @@ fn a_token_is_printed_once_and_never_listed() {
     ] {
         let mut c = fx.command(&["token", "list", "-o", output]);
         if how == "server" {
-            c.args(["--server", &daemon.server, "--token-file"]).arg(&fx.token_file);
+            c.args(["--server", &daemon.url, "--token-file"]).arg(&fx.token_file);
         }
         let out = c.output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
@@ -1030,15 +1002,7 @@ fn a_token_is_printed_once_and_never_listed() {
         "{list}"
     );
     // `-o name` names tokens in barge's own API group, through the server as in-process.
-    let mut c = fx.command(&[
-        "token",
-        "list",
-        "-o",
-        "name",
-        "--server",
-        &daemon.server,
-        "--token-file",
-    ]);
+    let mut c = fx.command(&["token", "list", "-o", "name", "--server", &daemon.url, "--token-file"]);
     let out = c.arg(&fx.token_file).output().unwrap();
     assert_eq!(stdout(&out), "token.barge.dev/ci\n", "{}", stderr(&out));
     // A second token of that name is refused.
@@ -1815,12 +1779,7 @@ fn a_dry_run_answers_the_diff_each_push_would_land_and_changes_nothing() {
     let cli = |extra: &[&str]| {
         let out = fx
             .command(&["promote", "--stage", "web", "--freight", &fx.alias, "--dry-run"])
-            .args([
-                "--server",
-                &daemon.server,
-                "--token-file",
-                fx.token_file.to_str().unwrap(),
-            ])
+            .args(["--server", &daemon.url, "--token-file", fx.token_file.to_str().unwrap()])
             .args(extra)
             .output()
             .unwrap();
@@ -1858,9 +1817,10 @@ fn metrics_need_a_token_unless_anonymous_viewers_may_read() {
     let (status, body) = open.get("/metrics");
     assert_eq!(status, 200, "{body}");
     // Counters appear with their first event; the work in the store is always there.
-    assert!(body.contains("# TYPE barge_work gauge"), "{body}");
+    let metrics = barge_testkit::metrics::Metrics::parse(body.as_str());
+    assert!(metrics.has("# TYPE barge_work gauge"), "{body}");
     assert!(
-        body.contains("barge_work{kind=\"promotion\",state=\"queued\"} 0"),
+        metrics.has("barge_work{kind=\"promotion\",state=\"queued\"} 0"),
         "{body}"
     );
     assert!(body.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF: {body}");
@@ -2760,7 +2720,7 @@ fn every_verb_with_server_takes_its_rest_route_and_the_call_endpoint_is_gone() {
     for (args, route) in cases {
         let (method, path) = route.split_once(' ').unwrap();
         let (code, _, err) = shown(fx.through(&daemon, args).env("BARGE_LOG", "barge=debug"));
-        let asked = format!("method={method} url={}{path}", daemon.server);
+        let asked = format!("method={method} url={}{path}", daemon.url);
         assert!(err.contains(&asked), "barge {}: no {asked}:\n{err}", args.join(" "));
         assert!(!err.contains("/api/v1/call"), "barge {}:\n{err}", args.join(" "));
         // The reads (which went to the call endpoint before) and the wait succeed.
@@ -2833,7 +2793,7 @@ fn login_checks_the_token_and_saves_a_current_context_that_verbs_use() {
     let (code, _, err) = shown(&mut fx.command(&[
         "login",
         "--server",
-        &daemon.server,
+        &daemon.url,
         "--token-file",
         wrong.to_str().unwrap(),
     ]));
@@ -2847,7 +2807,7 @@ fn login_checks_the_token_and_saves_a_current_context_that_verbs_use() {
     let login = [
         "login",
         "--server",
-        &daemon.server,
+        &daemon.url,
         "--token-file",
         token_file,
         "--context",
@@ -2895,7 +2855,7 @@ fn flags_and_environment_win_over_the_current_context() {
         "set-context",
         "ctx",
         "--server",
-        &daemon.server,
+        &daemon.url,
         "--token-file",
         token_file,
     ];
@@ -2921,7 +2881,7 @@ fn flags_and_environment_win_over_the_current_context() {
     let (code, _, err) = debug(fx.contextual(&["release", "stage", "prod"]).env("BARGE_TOKEN", "wrong"));
     assert_eq!(code, Some(1));
     assert!(
-        err.contains(&format!("url={}/api/v1/projects/-/stages/prod/release", daemon.server)),
+        err.contains(&format!("url={}/api/v1/projects/-/stages/prod/release", daemon.url)),
         "{err}"
     );
     assert!(err.contains("token"), "{err}");
@@ -3652,7 +3612,7 @@ fn the_curl_recipes_in_the_api_reference_run_against_a_server() {
         );
         let out = Command::new("bash")
             .args(["-c", &script])
-            .env("BARGE", &daemon.server)
+            .env("BARGE", &daemon.url)
             .env("BARGE_TOKEN", TOKEN)
             .output()
             .unwrap();

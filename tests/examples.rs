@@ -554,9 +554,11 @@ type Events = Arc<Mutex<Vec<String>>>;
 fn application_set(api: ApiServer, bare: PathBuf, events: Events) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut live: std::collections::BTreeSet<String> = Default::default();
+        // git blocks: off the runtime's worker, where a task it woke would wait for it.
+        let read = |args: &[&str]| tokio::task::block_in_place(|| git(&bare, args));
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let listing = git(&bare, &["ls-tree", "--name-only", "main", "apps/staging/manifests/"]);
+            let listing = read(&["ls-tree", "--name-only", "main", "apps/staging/manifests/"]);
             let files: std::collections::BTreeSet<String> = listing
                 .lines()
                 .filter_map(|l| l.strip_prefix("apps/staging/manifests/")?.strip_suffix(".json"))
@@ -564,8 +566,7 @@ fn application_set(api: ApiServer, bare: PathBuf, events: Events) -> tokio::task
                 .collect();
             for v in files.difference(&live) {
                 let manifest: Value =
-                    serde_json::from_str(&git(&bare, &["show", &format!("main:apps/staging/manifests/{v}.json")]))
-                        .unwrap();
+                    serde_json::from_str(&read(&["show", &format!("main:apps/staging/manifests/{v}.json")])).unwrap();
                 let version = manifest["homelabping"]["version"].as_str().unwrap();
                 api.put(
                     "argoproj.io",
@@ -742,8 +743,8 @@ async fn product_api(port: u16, api: ApiServer) {
                 }
             }),
         );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    barge_testkit::runtime::serve("product-api", listener, app);
 }
 
 /// `kustomize build DIR`, with the real engine.

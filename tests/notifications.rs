@@ -13,7 +13,7 @@ use barge_store::{Backend, Store};
 use barge_testkit::notify::{DownPort, HookReceiver, SmtpServer};
 use barge_testkit::{postgres, registry};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::{GitDaemon, git, stderr};
 
@@ -196,18 +196,12 @@ impl Fixture {
         let log = self.dir.path().join(format!("serve-{}.log", ulid_like()));
         let api_port = support::free_port();
         let listen = format!("127.0.0.1:{api_port}");
-        let child = self
-            .command(&["serve", self.defs.to_str().unwrap(), "--listen", &listen], slack_port)
-            .env("BARGE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Daemon {
-            child,
+        Daemon::spawn(
+            self.command(&["serve", self.defs.to_str().unwrap(), "--listen", &listen], slack_port)
+                .env("BARGE_ADMIN_TOKEN", ADMIN_TOKEN),
+            api_port,
             log,
-            api: format!("http://{listen}"),
-        }
+        )
     }
 
     /// `barge get notifications ARGS -o json` on the store.
@@ -273,39 +267,19 @@ fn ulid_like() -> u128 {
         .as_nanos()
 }
 
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-    /// Its API's base URL.
-    api: String,
-}
+type Daemon = support::Serve;
 
 impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
     /// `GET PATH` of its API with `token`: the status and the JSON body.
     async fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
         let answer = barge_promote::http_client()
-            .get(format!("{}{path}", self.api))
+            .get(format!("{}{path}", self.url))
             .bearer_auth(token)
             .send()
             .await
             .unwrap();
         let status = answer.status().as_u16();
         (status, serde_json::from_str(&answer.text().await.unwrap()).unwrap())
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{GitDaemon, git, health_server, stderr, stdout};
+use support::{GitDaemon, git, health_server, stderr, stdout, wait_for};
 
 /// The project, its Warehouse and the PromotionTask every Stage below runs.
 const COMMON: &str = r#"
@@ -601,27 +601,16 @@ async fn a_closed_window_defers_auto_promotion_and_manual_promotion_needs_a_reas
 }
 
 /// `barge serve` with its API in the background (log in `log`), killed when dropped.
-struct Daemon {
-    child: std::process::Child,
-    server: String,
-    log: PathBuf,
-}
+type Daemon = support::Serve;
 
 impl Daemon {
     /// Runs a verb through the daemon's API with this token.
     fn api(&self, fx: &Fixture, args: &[&str], token: &str) -> Output {
         fx.command(args)
-            .env("BARGE_SERVER", &self.server)
+            .env("BARGE_SERVER", &self.url)
             .env("BARGE_TOKEN", token)
             .output()
             .unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -637,25 +626,7 @@ impl Fixture {
         if let Some(t) = token_env {
             c.env("BARGE_TOKEN", t);
         }
-        let child = c
-            .env("BARGE_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Daemon {
-            child,
-            server: format!("http://{listen}"),
-            log,
-        }
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
+        Daemon::spawn(c.env("BARGE_LOG", "info"), port, log)
     }
 }
 
@@ -692,7 +663,7 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     // The API refuses a wrong token, without echoing it.
     let denied = fx
         .command(&["get", "stages"])
-        .env("BARGE_SERVER", &daemon.server)
+        .env("BARGE_SERVER", &daemon.url)
         .env("BARGE_TOKEN", "guess")
         .output()
         .unwrap();
@@ -935,7 +906,10 @@ async fn smoke_server(port: u16, bare: PathBuf) {
         axum::routing::get(move |axum::extract::Path(stage): axum::extract::Path<String>| {
             let bare = bare.clone();
             async move {
-                let text = git(&bare, &["show", &format!("main:env/{stage}/kustomization.yaml")]);
+                // git blocks: off the server's worker.
+                let text = tokio::task::block_in_place(|| {
+                    git(&bare, &["show", &format!("main:env/{stage}/kustomization.yaml")])
+                });
                 let tag = text
                     .lines()
                     .find_map(|l| l.trim().strip_prefix("newTag: "))
@@ -945,8 +919,8 @@ async fn smoke_server(port: u16, bare: PathBuf) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    barge_testkit::runtime::serve("smoke-server", listener, app);
 }
 
 async fn verification_gates_staging_and_a_failed_one_rolls_dev_back(b: Backend) {
@@ -1452,8 +1426,8 @@ async fn private_server(port: u16) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    barge_testkit::runtime::serve("private-server", listener, app);
 }
 
 /// Every file under `dir`, recursively, whose bytes contain `secret`.
@@ -1620,7 +1594,7 @@ async fn a_refresh_is_served_while_another_warehouse_waits_on_a_slow_registry() 
 /// `GET PATH` on the daemon with this bearer token (none: no Authorization header): the
 /// status and body.
 async fn get_with(daemon: &Daemon, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut request = reqwest::Client::new().get(format!("{}{path}", daemon.server));
+    let mut request = reqwest::Client::new().get(format!("{}{path}", daemon.url));
     if let Some(t) = token {
         request = request.bearer_auth(t);
     }
@@ -1647,13 +1621,13 @@ async fn prometheus_scrapes_the_pipelines_metrics_with_a_viewer_token(b: Backend
     let daemon = fx.daemon(&["--token-file", admin.to_str().unwrap()], None);
     let log = daemon.log.clone();
     wait_for("the API", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(daemon.server.trim_start_matches("http://")).is_ok() || panic_if_gone(&log)
+        std::net::TcpStream::connect(daemon.url.trim_start_matches("http://")).is_ok() || panic_if_gone(&log)
     });
     let (status, body) = get_with(&daemon, "/metrics", None).await;
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("no bearer token"), "{body}");
     assert_eq!(get_with(&daemon, "/metrics", Some("guess")).await.0, 401);
-    let prometheus = Prometheus::scraping(daemon.server.trim_start_matches("http://"), Some(&viewer));
+    let prometheus = Prometheus::scraping(daemon.url.trim_start_matches("http://"), Some(&viewer));
     wait_for("staging to pin 1.0.0", Duration::from_secs(90), || {
         fx.pinned("staging") == "1.0.0" || panic_if_gone(&log)
     });

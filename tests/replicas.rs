@@ -170,35 +170,33 @@ impl Fixture {
     /// Waits until no promotion is Pending or Running and every Stage runs `tag`.
     fn wait_settled(&self, tag: &str, replicas: &mut [Replica], timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        // Blocking, so off the runtime's worker (see `push_each`).
-        tokio::task::block_in_place(|| {
-            loop {
-                let promotions = self.json(&["get", "promotions"]);
-                let busy = promotions
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|p| p["status"]["phase"] == "Pending" || p["status"]["phase"] == "Running");
-                let tags = self.tags_by_freight();
-                let succeeded = promotions
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|p| {
-                        p["status"]["phase"] == "Succeeded"
-                            && tags.get(p["spec"]["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
-                    })
-                    .count();
-                if !busy && succeeded == PIPELINE.stages() {
-                    return;
-                }
-                if Instant::now() > deadline {
-                    let logs: String = replicas.iter_mut().map(|r| r.log_text()).collect();
-                    panic!("the pipeline did not settle on {tag}: {promotions}\n{logs}");
-                }
-                std::thread::sleep(Duration::from_millis(200));
+        // Blocking is fine here (see `push_each`).
+        loop {
+            let promotions = self.json(&["get", "promotions"]);
+            let busy = promotions
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["status"]["phase"] == "Pending" || p["status"]["phase"] == "Running");
+            let tags = self.tags_by_freight();
+            let succeeded = promotions
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| {
+                    p["status"]["phase"] == "Succeeded"
+                        && tags.get(p["spec"]["freight"].as_str().unwrap()).map(String::as_str) == Some(tag)
+                })
+                .count();
+            if !busy && succeeded == PIPELINE.stages() {
+                return;
             }
-        })
+            if Instant::now() > deadline {
+                let logs: String = replicas.iter_mut().map(|r| r.log_text()).collect();
+                panic!("the pipeline did not settle on {tag}: {promotions}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The invariants every run keeps: each Succeeded promotion landed exactly one commit
@@ -286,29 +284,27 @@ async fn push_each(fx: &Fixture, tags: &[String], replicas: &mut [Replica], mut 
     for tag in tags {
         fx.push(tag).await;
         let deadline = Instant::now() + Duration::from_secs(30);
-        // The CLI calls and sleeps below block, so they leave the runtime's worker: a task
-        // woken on a blocked worker (the registry proxy's connection the replicas list tags
-        // through) would otherwise wait for it, and a Warehouse minted nothing for 30 s.
-        tokio::task::block_in_place(|| {
-            loop {
-                let freight = fx.json(&["get", "freight"]);
-                let minted = freight
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|f| f["images"][0]["tag"] == tag.as_str())
-                    .count();
-                if minted == REPOS {
-                    break;
-                }
-                if Instant::now() > deadline {
-                    let logs: String = replicas.iter_mut().map(|r| r.log_text()).collect();
-                    panic!("{tag} was not minted: {freight}\n{logs}");
-                }
-                between(replicas);
-                std::thread::sleep(Duration::from_millis(100));
+        // The CLI calls and sleeps below block this thread, which is the one `block_on` runs
+        // the test on, not a worker of its runtime; the registry proxy the replicas list tags
+        // through serves from a runtime of its own (barge_testkit::runtime) in any case.
+        loop {
+            let freight = fx.json(&["get", "freight"]);
+            let minted = freight
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["images"][0]["tag"] == tag.as_str())
+                .count();
+            if minted == REPOS {
+                break;
             }
-        });
+            if Instant::now() > deadline {
+                let logs: String = replicas.iter_mut().map(|r| r.log_text()).collect();
+                panic!("{tag} was not minted: {freight}\n{logs}");
+            }
+            between(replicas);
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 

@@ -24,9 +24,9 @@ use barge_testkit::browser::{Client, Key, Locator};
 use barge_testkit::registry::TestRegistry;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use support::{GitDaemon, HealthServer, bare_repo, health_server, stderr};
+use support::{GitDaemon, HealthServer, Serve, bare_repo, health_server, stderr, wait_for};
 
 const DEFINITIONS: &str = shop_definitions!(
     r#"apiVersion: kargo.akuity.io/v1alpha1
@@ -198,9 +198,8 @@ impl Pipeline {
     fn serve_with(&self, extra: &[&str]) -> Serve {
         let port = support::free_port();
         let listen = format!("127.0.0.1:{port}");
-        let log = self.dir.path().join("serve.log");
-        let child = self
-            .command(&[
+        let serve = Serve::spawn(
+            self.command(&[
                 "serve",
                 self.defs.to_str().unwrap(),
                 "--listen",
@@ -213,15 +212,10 @@ impl Pipeline {
                     self.owner, self.git_port
                 ),
             ])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let serve = Serve {
-            child,
-            url: format!("http://{listen}"),
-        };
+            .args(extra),
+            port,
+            self.dir.path().join("serve.log"),
+        );
         wait_for("the daemon to listen", Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
@@ -275,26 +269,6 @@ impl Pipeline {
             .iter()
             .find(|f| f["images"][0]["tag"] == tag)
             .and_then(|f| f["alias"].as_str().map(str::to_string))
-    }
-}
-
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

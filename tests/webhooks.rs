@@ -18,7 +18,7 @@ use barge_testkit::git as git_kit;
 use barge_testkit::registry::TestRegistry;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "webhook-test-token";
@@ -60,18 +60,7 @@ fn config(dir: &Path, plain_http: &str) -> PathBuf {
     path
 }
 
-struct Daemon {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Daemon = support::Serve;
 
 fn command(dir: &Path, args: &[&str]) -> std::process::Command {
     let mut c = support::barge();
@@ -96,25 +85,23 @@ async fn start_with(dir: &Path, defs: &Path, config: &Path, port: u16, env: &[(&
     // The test's reqwest client is built without a TLS provider, as barge's is.
     barge_registry::install_crypto_provider();
     let listen = format!("127.0.0.1:{port}");
-    let log = dir.join("serve.log");
-    let child = command(dir, &["serve", defs.to_str().unwrap(), "--listen", &listen])
-        .env("BARGE_CONFIG", config)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://{listen}");
+    let daemon = Daemon::spawn(
+        command(dir, &["serve", defs.to_str().unwrap(), "--listen", &listen])
+            .env("BARGE_CONFIG", config)
+            .envs(env.iter().copied()),
+        port,
+        dir.join("serve.log"),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+    while reqwest::get(format!("{}/healthz", daemon.url)).await.is_err() {
         assert!(
             Instant::now() < deadline,
             "barge serve did not start:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
+            daemon.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Daemon { child, base, log }
+    daemon
 }
 
 fn get_json(dir: &Path, args: &[&str]) -> Value {
@@ -501,7 +488,7 @@ async fn each_providers_delivery_wakes_the_subscribed_warehouses_and_a_forged_on
 
     let mut refused = 0;
     for f in fixtures() {
-        let url = format!("{}{}", daemon.base, listed_path(dir.path(), &defs, &config, f.provider));
+        let url = format!("{}{}", daemon.url, listed_path(dir.path(), &defs, &config, f.provider));
         let body = serde_json::to_vec(&f.body).unwrap();
         if f.auth.is_some() {
             // A signature or token made with another secret: refused, nothing woken.
@@ -519,7 +506,7 @@ async fn each_providers_delivery_wakes_the_subscribed_warehouses_and_a_forged_on
     }
 
     // Every refusal is in the audit trail, and no secret is.
-    let history = get_json(dir.path(), &["history", "--server", &daemon.base]);
+    let history = get_json(dir.path(), &["history", "--server", &daemon.url]);
     let events: Vec<&Value> = history
         .as_array()
         .unwrap()
@@ -540,7 +527,7 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
     let config = config(dir.path(), "127.0.0.1:1");
     let daemon = start(dir.path(), &defs, &config, support::free_port()).await;
     let path = listed_path(dir.path(), &defs, &config, Provider::GitHub);
-    let url = format!("{}{path}", daemon.base);
+    let url = format!("{}{path}", daemon.url);
     let github = fixtures().into_iter().find(|f| f.provider == Provider::GitHub).unwrap();
     let secret = secret_of(Provider::GitHub);
     let body = serde_json::to_vec(&github.body).unwrap();
@@ -553,8 +540,8 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
     assert_eq!(answer["msg"], "delivery already received");
 
     // An unknown hash, a known hash under another provider: the same 404.
-    let unknown = format!("{}/webhook/github/{}", daemon.base, "0".repeat(64));
-    let elsewhere = format!("{}{}", daemon.base, path.replace("/github/", "/gitlab/"));
+    let unknown = format!("{}/webhook/github/{}", daemon.url, "0".repeat(64));
+    let elsewhere = format!("{}{}", daemon.url, path.replace("/github/", "/gitlab/"));
     for u in [&unknown, &elsewhere] {
         let (status, answer) = post(u, &signed(&github, &secret, &body), body.clone()).await;
         assert_eq!(status, 404, "{u}");
@@ -590,7 +577,7 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
     let quay = fixtures().into_iter().find(|f| f.provider == Provider::Quay).unwrap();
     let quay_url = format!(
         "{}{}",
-        daemon.base,
+        daemon.url,
         listed_path(dir.path(), &defs, &config, Provider::Quay)
     );
     let body = serde_json::to_vec(&quay.body).unwrap();
@@ -616,15 +603,7 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
 
     // /metrics counts each delivery by provider and outcome; a path naming no receiver
     // counts as provider `unknown`, whatever provider it wrote.
-    let metrics = client
-        .get(format!("{}/metrics", daemon.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = barge_testkit::metrics::scrape(&daemon.url, TOKEN).await;
     let accepted = statuses.iter().filter(|s| **s == 202).count();
     for line in [
         r#"barge_webhook_deliveries_total{provider="github",outcome="accepted"} 1"#.to_string(),
@@ -636,7 +615,7 @@ async fn replays_unknown_receivers_large_malformed_and_too_many_bodies_refresh_n
         format!(r#"barge_webhook_deliveries_total{{provider="quay",outcome="accepted"}} {accepted}"#),
         r#"barge_webhook_deliveries_total{provider="quay",outcome="rate_limited"} 1"#.into(),
     ] {
-        assert!(metrics.lines().any(|l| l == line), "no {line} in:\n{metrics}");
+        assert!(metrics.has(&line), "no {line} in:\n{}", metrics.text);
     }
 
     // Authenticated deliveries that refresh nothing (a registry reports every pull and blob)
@@ -774,7 +753,7 @@ impl Listed {
         let daemon = start(dir, &defs, &config, support::free_port()).await;
         let url = format!(
             "{}{}",
-            daemon.base,
+            daemon.url,
             listed_path(dir, &defs, &config, Provider::Distribution)
         );
         wait_for_freight(dir, &daemon, "1.0.0").await;
@@ -883,7 +862,7 @@ async fn the_api_lists_the_receivers_it_serves_to_readers() {
     );
     assert_eq!(local.as_array().map(Vec::len), Some(Provider::ALL.len() - 1), "{local}");
 
-    let served = get_json(dir.path(), &["get", "webhooks", "--server", &daemon.base]);
+    let served = get_json(dir.path(), &["get", "webhooks", "--server", &daemon.url]);
     assert_eq!(served, local);
 
     let token = |name: &str, args: &[&str]| {
@@ -891,7 +870,7 @@ async fn the_api_lists_the_receivers_it_serves_to_readers() {
         created["token"].as_str().unwrap().to_string()
     };
     let get = |token: Option<String>, query: &'static str| {
-        let mut r = reqwest::Client::new().get(format!("{}/api/v1/webhooks{query}", daemon.base));
+        let mut r = reqwest::Client::new().get(format!("{}/api/v1/webhooks{query}", daemon.url));
         if let Some(t) = token {
             r = r.bearer_auth(t);
         }
@@ -969,20 +948,11 @@ spec: {interval: 24h, subscriptions: [{git: {repoURL: http://127.0.0.1:1/acme/co
 
 /// Discovery passes per Warehouse of project `demo`, from `/metrics`.
 async fn discoveries(daemon: &Daemon) -> std::collections::BTreeMap<String, u64> {
-    let text = reqwest::Client::new()
-        .get(format!("{}/metrics", daemon.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = barge_testkit::metrics::scrape(&daemon.url, TOKEN).await;
     let mut passes = std::collections::BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("barge_discoveries_total{")) {
-        let warehouse = line.split("warehouse=\"").nth(1).unwrap().split('"').next().unwrap();
-        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-        *passes.entry(warehouse.to_string()).or_insert(0) += n;
+    for sample in metrics.samples("barge_discoveries_total") {
+        let warehouse = sample.label("warehouse").unwrap();
+        *passes.entry(warehouse.to_string()).or_insert(0) += sample.value as u64;
     }
     passes
 }
@@ -1021,7 +991,7 @@ async fn a_generic_receivers_action_refreshes_exactly_the_warehouses_it_selects_
             &[&secret_of(Provider::Generic)]
         )
     );
-    let url = format!("{}{path}?team=ui", daemon.base);
+    let url = format!("{}{path}?team=ui", daemon.url);
     let all = ["api-configs", "by-name", "ui-configs", "ui-elsewhere"];
     // Each Warehouse's first pass, at start.
     let before = discoveries_until(&daemon, |p| all.iter().all(|w| p.get(*w).is_some_and(|n| *n >= 1))).await;
@@ -1053,7 +1023,7 @@ async fn a_generic_receivers_action_refreshes_exactly_the_warehouses_it_selects_
 
     // The URL made with another secret names no receiver: 404, as Kargo answers.
     let forged = receiver_path("demo", Provider::Generic, "generic-hook", &["not-the-secret"]);
-    let (status, _) = post(&format!("{}{forged}", daemon.base), &event("push"), push.clone()).await;
+    let (status, _) = post(&format!("{}{forged}", daemon.url), &event("push"), push.clone()).await;
     assert_eq!(status, 404);
 
     // The expression holds: the Warehouse named in the body, and the `ui` one subscribed to
@@ -1383,11 +1353,7 @@ async fn a_merged_pr_delivery_wakes_the_waiting_promotion(flavor: Flavor) {
     .unwrap();
 
     let secret = secret_of(provider);
-    let url = format!(
-        "{}{}",
-        daemon.base,
-        receiver_path("demo", provider, "forge", &[&secret])
-    );
+    let url = format!("{}{}", daemon.url, receiver_path("demo", provider, "forge", &[&secret]));
 
     // Authentic deliveries about another repository's PR #1 and this repository's PR #2.
     for (r, number, id) in [(&other_repo, 1, "d-other-repo"), (&repo, 2, "d-other-pr")] {
@@ -1403,7 +1369,7 @@ async fn a_merged_pr_delivery_wakes_the_waiting_promotion(flavor: Flavor) {
         // secret is no receiver's.
         let forged = format!(
             "{}{}",
-            daemon.base,
+            daemon.url,
             receiver_path("demo", provider, "forge", &["not-the-secret"])
         );
         let (headers, body) = forge.pull_request_delivery(flavor, &repo, 1, "d-forged", None);

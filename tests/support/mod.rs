@@ -3,8 +3,9 @@
 
 pub mod replica_pipeline;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub fn barge() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_barge"));
@@ -23,6 +24,60 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A `barge serve` in the background, its stderr in `log`; killed when dropped.
+pub struct Serve {
+    pub child: Child,
+    /// Its `--listen` port on 127.0.0.1.
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`: its API.
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Serve {
+    /// Spawns `serve` (a `barge serve … --listen 127.0.0.1:PORT` command), its stdout dropped
+    /// and its stderr written to `log`.
+    pub fn spawn(serve: &mut Command, port: u16, log: PathBuf) -> Serve {
+        let child = serve
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Serve {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// What it has written to its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills it and waits for it to end.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `done` every 100 ms until it holds; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `barge validate -o json PATH...` parsed.

@@ -168,24 +168,28 @@ impl Store {
                  WHERE project = $5 AND name = $6 AND phase <> 'Aborted' AND owner = $7 AND lease_until >= {now}"
             };
         }
+        // Both statements below are `save!()` and so bind the same parameters.
+        let saving = |sql: &'static str| {
+            sqlx::query(self.at_db_time(sql))
+                .bind(state.to_string())
+                .bind(phase.as_str())
+                .bind(message)
+                .bind(now)
+                .bind(project)
+                .bind(name)
+                .bind(owner)
+        };
         if self.backend == crate::Backend::Postgres && !finishing && entry.is_none() {
             // A step's save (the most frequent write of a promotion, one per step and more):
             // the save and the project's change counter in one statement, atomic on its own,
             // instead of BEGIN, UPDATE, counter, COMMIT: four round trips become one. The
             // promotion's row is locked before the counter's, as in the transaction below.
-            let saved = sqlx::query(self.at_db_time(concat!(
+            let saved = saving(concat!(
                 "WITH saved AS (",
                 save!(),
                 " RETURNING project) INSERT INTO project_changes (project, version) SELECT project, 1 FROM saved \
                  ON CONFLICT (project) DO UPDATE SET version = project_changes.version + 1"
-            )))
-            .bind(state.to_string())
-            .bind(phase.as_str())
-            .bind(message)
-            .bind(now)
-            .bind(project)
-            .bind(name)
-            .bind(owner)
+            ))
             .execute(&self.pool)
             .await?;
             if saved.rows_affected() == 0 {
@@ -194,14 +198,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write_tx().await?;
-        let updated = sqlx::query(self.at_db_time(concat!(save!(), " RETURNING stage, freight, actor")))
-            .bind(state.to_string())
-            .bind(phase.as_str())
-            .bind(message)
-            .bind(now)
-            .bind(project)
-            .bind(name)
-            .bind(owner)
+        let updated = saving(concat!(save!(), " RETURNING stage, freight, actor"))
             .fetch_optional(&mut *tx)
             .await?;
         let Some(updated) = updated else {
@@ -353,33 +350,30 @@ impl Store {
                  WHERE project = $4 AND name = $5 AND (phase = 'Pending' OR (phase = 'Running' AND (lease_until < $3 OR owner = $1)))"
             };
         }
+        // Both statements below are `claim!()` and so bind the same parameters.
+        let claiming = |sql: &'static str| {
+            sqlx::query(sql)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(project)
+                .bind(name)
+        };
         if self.backend == crate::Backend::Postgres {
             // The claim and the project's change counter in one statement, atomic on its own
             // (one round trip instead of four); the counter moves only when the claim did.
-            let done = sqlx::query(concat!(
+            let done = claiming(concat!(
                 "WITH claimed AS (",
                 claim!(),
                 " RETURNING project) INSERT INTO project_changes (project, version) SELECT project, 1 FROM claimed \
                  ON CONFLICT (project) DO UPDATE SET version = project_changes.version + 1"
             ))
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(project)
-            .bind(name)
             .execute(&self.pool)
             .await?;
             return Ok(done.rows_affected() == 1);
         }
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(claim!())
-            .bind(owner)
-            .bind(lease_until)
-            .bind(now)
-            .bind(project)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        let done = claiming(claim!()).execute(&mut *tx).await?;
         let claimed = done.rows_affected() == 1;
         if claimed {
             crate::changed(&mut tx, project).await?;

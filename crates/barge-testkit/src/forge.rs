@@ -123,7 +123,7 @@ pub struct Pr {
     pub merge_sha: Option<String>,
 }
 
-/// A running test forge; it stops with the test's runtime.
+/// A running test forge; it stops when the test's runtime shuts down.
 #[derive(Clone)]
 pub struct TestForge {
     /// e.g. `http://127.0.0.1:41234`: web URLs start with it, and each API is below it
@@ -145,9 +145,9 @@ impl TestForge {
     /// Starts the forge on a loopback port; its repositories are `root/<owner>/<name>.git`
     /// ([`TestForge::create_repo`]) and requests must carry `token`.
     pub async fn start(root: &Path, token: &str) -> TestForge {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (listener, addr) = crate::runtime::loopback_listener();
         let forge = TestForge {
-            url: format!("http://{}", listener.local_addr().expect("an address")),
+            url: format!("http://{addr}"),
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 token: token.to_string(),
@@ -155,8 +155,9 @@ impl TestForge {
                 calls: Mutex::new(Vec::new()),
             }),
         };
-        let app = router(forge.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("the forge serves") });
+        // On a runtime of its own (its handlers run git synchronously, and a test may block),
+        // stopped when the test's runtime shuts down.
+        crate::runtime::serve("test-forge", listener, router(forge.clone()));
         forge
     }
 

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 pub const APP_NAME: &str = "barge-test-app[bot]";
 pub const APP_EMAIL: &str = "41898282+barge-test-app[bot]@users.noreply.github.com";
 
-/// A running test server; it stops with the test's runtime.
+/// A running test server; it stops when the test's runtime shuts down.
 #[derive(Clone)]
 pub struct GitHubApi {
     /// e.g. `http://127.0.0.1:41234` (the API base: barge's `prAPIs` URL).
@@ -74,9 +74,9 @@ impl GitHubApi {
     /// Starts the server on a loopback port over the repositories below `root`; requests
     /// must carry `token`.
     pub async fn start(root: &Path, token: &str) -> GitHubApi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (listener, addr) = crate::runtime::loopback_listener();
         let server = GitHubApi {
-            url: format!("http://{}", listener.local_addr().expect("an address")),
+            url: format!("http://{addr}"),
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 token: token.to_string(),
@@ -117,7 +117,9 @@ impl GitHubApi {
             )
             .fallback(|| async { refused(StatusCode::NOT_FOUND, "Not Found") })
             .with_state(server.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        // On a runtime of its own (a test may block its own), stopped when the test's
+        // runtime shuts down.
+        crate::runtime::serve("github-api", listener, app);
         server
     }
 

@@ -10,6 +10,7 @@
 //! - [`github`]: an API-faithful test server for GitHub's Git database endpoints over real
 //!   bare repositories.
 //! - [`kube`]: a Kubernetes API server in memory, and controllers for Argo CD, Rollouts, Jobs.
+//! - [`metrics`]: barge's `/metrics` scraped, its samples read with their labels.
 //! - [`postgres`]: a PostgreSQL server per test binary, a fresh database per test.
 //! - [`prometheus`]: a real Prometheus serving backfilled counters with known rates.
 //! - [`notify`]: receivers for notifications: an HTTP receiver (Slack/generic webhooks) and
@@ -18,6 +19,8 @@
 //!   and the authorization-code flow with PKCE.
 //! - [`web`]: python3's http.server serving a directory (a health endpoint to flip).
 //! - [`proxy`]: a forward HTTP proxy (tinyproxy) whose log shows what it forwarded.
+//! - [`runtime`]: a tokio runtime on threads of its own, which the in-process servers above
+//!   run on, so a test that blocks (a `barge` process, a poll loop's sleep) cannot stall them.
 //!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
@@ -28,12 +31,14 @@ pub mod forge;
 pub mod git;
 pub mod github;
 pub mod kube;
+pub mod metrics;
 pub mod notify;
 pub mod oidc;
 pub mod postgres;
 pub mod prometheus;
 pub mod proxy;
 pub mod registry;
+pub mod runtime;
 pub mod web;
 
 /// A loopback port nothing listens on (at the time of asking).

@@ -65,8 +65,8 @@ impl DownPort {
 pub struct HookReceiver {
     pub port: u16,
     inner: Arc<Inner>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Stops it when dropped, after it answers the requests it has.
+    _runtime: crate::runtime::ServerRuntime,
 }
 
 impl HookReceiver {
@@ -87,29 +87,15 @@ impl HookReceiver {
             status: AtomicU16::new(200),
             ..Default::default()
         });
-        std_listener.set_nonblocking(true).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = inner.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-                let app = axum::Router::new().fallback(record).with_state(state);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let runtime = crate::runtime::ServerRuntime::start("hook-receiver");
+        runtime.serve_gracefully(
+            std_listener,
+            axum::Router::new().fallback(record).with_state(inner.clone()),
+        );
         HookReceiver {
             port,
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _runtime: runtime,
         }
     }
 
@@ -154,17 +140,6 @@ async fn record(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, b
         at: Instant::now(),
     });
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-}
-
-impl Drop for HookReceiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// One mail the SMTP server received.

@@ -167,8 +167,8 @@ pub struct TestIssuer {
     pub rsa: SigningKey,
     pub ec: SigningKey,
     inner: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Stops it when dropped, after it answers the requests it has.
+    _runtime: crate::runtime::ServerRuntime,
 }
 
 impl TestIssuer {
@@ -176,7 +176,6 @@ impl TestIssuer {
     /// tokens), signing in `subject` with `claims`.
     pub fn start(client_id: &str, subject: &str, claims: Value) -> TestIssuer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let (rsa, ec) = (SigningKey::rsa("rsa-1"), SigningKey::ec("ec-1"));
         let inner = Arc::new(Mutex::new(Inner {
@@ -189,35 +188,20 @@ impl TestIssuer {
             codes: 0,
             issued: 0,
         }));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let state = inner.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let app = axum::Router::new()
-                    .route("/.well-known/openid-configuration", get(discovery))
-                    .route("/jwks", get(jwks))
-                    .route("/authorize", get(authorize))
-                    .route("/token", post(token))
-                    .with_state(state);
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let app = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .with_state(inner.clone());
+        let runtime = crate::runtime::ServerRuntime::start("oidc-issuer");
+        runtime.serve_gracefully(listener, app);
         TestIssuer {
             url,
             rsa,
             ec,
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _runtime: runtime,
         }
     }
 
@@ -240,17 +224,6 @@ impl TestIssuer {
     /// How many ID tokens `/token` issued.
     pub fn issued(&self) -> usize {
         self.inner.lock().unwrap().issued
-    }
-}
-
-impl Drop for TestIssuer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -338,13 +338,9 @@ pub struct Proxy {
     pub not_modified: Arc<AtomicU64>,
     /// Requests it answered late (`Fault::Delay`), counted when the delay is over.
     pub delayed: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    /// It serves on a runtime of its own (so a test blocking its own runtime cannot stall
+    /// it), stopped when the proxy is dropped.
+    _runtime: crate::runtime::ServerRuntime,
 }
 
 pub type Plan = Arc<dyn Fn(u64, &str) -> Fault + Send + Sync>;
@@ -379,8 +375,9 @@ impl Proxy {
         page: Option<usize>,
         extra_tags: Vec<String>,
     ) -> Proxy {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let host = listener.local_addr().unwrap().to_string();
+        let (listener, addr) = crate::runtime::loopback_listener();
+        listener.set_nonblocking(true).unwrap();
+        let host = addr.to_string();
         let requests = Arc::new(AtomicU64::new(0));
         let upstream = upstream.to_string();
         let bearer = bearer.map(|(u, p)| (u.to_string(), p.to_string()));
@@ -402,7 +399,9 @@ impl Proxy {
             token_requests: token_requests.clone(),
             delayed: delayed.clone(),
         });
-        let task = tokio::spawn(async move {
+        let runtime = crate::runtime::ServerRuntime::start("registry-proxy");
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             loop {
                 let Ok((sock, _)) = listener.accept().await else { return };
                 let state = state.clone();
@@ -417,7 +416,7 @@ impl Proxy {
             token_requests,
             not_modified,
             delayed,
-            task,
+            _runtime: runtime,
         }
     }
 }

@@ -164,18 +164,11 @@ async fn latency(tags: usize) {
 
     // How the deliveries were answered: a rate-limited (429) one is retried by the registry
     // after its backoff, which shows as a slow tag.
-    let metrics = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = barge_testkit::metrics::scrape(&format!("http://127.0.0.1:{port}"), TOKEN).await;
     let deliveries: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("barge_webhook_deliveries_total{"))
+        .samples("barge_webhook_deliveries_total")
+        .iter()
+        .map(|s| s.line)
         .collect();
 
     // The floor of the commit: a clone editing the overlay, committing and pushing.

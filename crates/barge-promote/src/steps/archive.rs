@@ -104,24 +104,47 @@ fn fill<W: Write>(sink: W, input: &Path, rules: &IgnoreRules, limits: Limits, ar
     } else {
         PathBuf::from(input.file_name().unwrap_or_default())
     };
-    // The limits are checked on the whole tree first (as Kargo sums its source's size before
-    // writing): an oversized tree is refused before a byte of the archive is written.
-    measure(input, &root_name, rules, limits, &mut 0, archive)?;
+    // One walk lists what the archive holds; the limits are checked on that whole list (as
+    // Kargo sums its source's size before writing), so an oversized tree is refused before a
+    // byte of the archive is written; then the listed entries are written.
+    let mut entries = Vec::new();
+    list_tree(input, &root_name, rules, archive, &mut entries)?;
     let mut total = 0;
-    add_tree(&mut builder, input, &root_name, rules, limits, &mut total, archive)?;
+    for e in &entries {
+        if let Kind::File(size) = e.kind {
+            check_size(&e.rel.to_string_lossy(), size, limits, &mut total)?;
+        }
+    }
+    for e in &entries {
+        let added = match e.kind {
+            Kind::Dir => builder.append_dir(&e.rel, &e.abs),
+            Kind::File(_) | Kind::Symlink => builder.append_path_with_name(&e.abs, &e.rel),
+        };
+        added.map_err(|err| format!("{}: {err}", e.rel.display()))?;
+    }
     builder.into_inner().map_err(|e| e.to_string())
 }
 
-fn add_tree<W: Write>(
-    builder: &mut tar::Builder<W>,
-    abs: &Path,
-    rel: &Path,
-    rules: &IgnoreRules,
-    limits: Limits,
-    total: &mut u64,
-    archive: &Path,
-) -> Result<(), String> {
-    // The archive being written may lie inside the tree.
+/// What an archived entry is: a file has its size.
+#[derive(Clone, Copy)]
+enum Kind {
+    Dir,
+    File(u64),
+    Symlink,
+}
+
+/// An entry of the archive: its path on disk and its name in the archive.
+struct Entry {
+    abs: PathBuf,
+    rel: PathBuf,
+    kind: Kind,
+}
+
+/// Lists the entries of the tree at `abs` the archive holds (named from `rel`), in archive
+/// order: directories before their contents, sorted, so the same tree gives the same
+/// archive. Ignored paths, the archive itself (it may lie inside the tree), and sockets,
+/// FIFOs and devices (no place in an archive of config files) are left out.
+fn list_tree(abs: &Path, rel: &Path, rules: &IgnoreRules, archive: &Path, out: &mut Vec<Entry>) -> Result<(), String> {
     if abs == archive {
         return Ok(());
     }
@@ -129,64 +152,31 @@ fn add_tree<W: Write>(
     if rules.ignores(&rel.to_string_lossy(), meta.is_dir()) {
         return Ok(());
     }
-    let added = if meta.is_dir() {
-        if !rel.as_os_str().is_empty() {
-            builder
-                .append_dir(rel, abs)
-                .map_err(|e| format!("{}: {e}", rel.display()))?;
-        }
+    let kind = if meta.is_dir() {
+        Kind::Dir
+    } else if meta.is_file() {
+        Kind::File(meta.len())
+    } else if meta.file_type().is_symlink() {
+        Kind::Symlink
+    } else {
+        return Ok(());
+    };
+    // The root directory has no entry of its own: its contents are at the archive's root.
+    if !matches!(kind, Kind::Dir) || !rel.as_os_str().is_empty() {
+        out.push(Entry {
+            abs: abs.to_path_buf(),
+            rel: rel.to_path_buf(),
+            kind,
+        });
+    }
+    if let Kind::Dir = kind {
         let mut entries: Vec<_> = std::fs::read_dir(abs)
             .and_then(|d| d.collect::<Result<Vec<_>, _>>())
             .map_err(|e| format!("{}: {e}", rel.display()))?;
-        // Sorted, so the same tree gives the same archive.
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
-            add_tree(
-                builder,
-                &e.path(),
-                &rel.join(e.file_name()),
-                rules,
-                limits,
-                total,
-                archive,
-            )?;
+            list_tree(&e.path(), &rel.join(e.file_name()), rules, archive, out)?;
         }
-        return Ok(());
-    } else if meta.is_file() {
-        check_size(&rel.to_string_lossy(), meta.len(), limits, total)?;
-        builder.append_path_with_name(abs, rel)
-    } else if meta.file_type().is_symlink() {
-        builder.append_path_with_name(abs, rel)
-    } else {
-        // Sockets, FIFOs and devices have no place in an archive of config files.
-        Ok(())
-    };
-    added.map_err(|e| format!("{}: {e}", rel.display()))
-}
-
-/// Walks the tree as [`add_tree`] does, checking only the sizes of the files it would archive.
-fn measure(
-    abs: &Path,
-    rel: &Path,
-    rules: &IgnoreRules,
-    limits: Limits,
-    total: &mut u64,
-    archive: &Path,
-) -> Result<(), String> {
-    if abs == archive {
-        return Ok(());
-    }
-    let meta = std::fs::symlink_metadata(abs).map_err(|e| format!("{}: {e}", rel.display()))?;
-    if rules.ignores(&rel.to_string_lossy(), meta.is_dir()) {
-        return Ok(());
-    }
-    if meta.is_dir() {
-        for e in std::fs::read_dir(abs).map_err(|e| format!("{}: {e}", rel.display()))? {
-            let e = e.map_err(|e| format!("{}: {e}", rel.display()))?;
-            measure(&e.path(), &rel.join(e.file_name()), rules, limits, total, archive)?;
-        }
-    } else if meta.is_file() {
-        check_size(&rel.to_string_lossy(), meta.len(), limits, total)?;
     }
     Ok(())
 }

@@ -164,6 +164,9 @@ pub struct ApiServer {
     open_watches: Arc<AtomicUsize>,
     options: Arc<Options>,
     pub url: String,
+    /// The runtime it serves on, its own (a test may block the test's runtime), which its
+    /// controllers run on too; it stops when the test's runtime shuts down.
+    runtime: tokio::runtime::Handle,
 }
 
 /// Counts one open watch while it lives.
@@ -349,7 +352,8 @@ impl ApiServer {
 
     /// Starts the server on a loopback port, configured.
     pub async fn start_with(options: Options) -> ApiServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (listener, addr) = crate::runtime::loopback_listener();
+        let runtime = crate::runtime::ServerRuntime::start("kube-apiserver");
         let inner = Inner {
             history_limit: options.history.max(1),
             ..Inner::default()
@@ -359,7 +363,8 @@ impl ApiServer {
             changed: Arc::new(tokio::sync::Notify::new()),
             open_watches: Arc::default(),
             options: Arc::new(options),
-            url: format!("http://{}", listener.local_addr().unwrap()),
+            url: format!("http://{addr}"),
+            runtime: runtime.handle(),
         };
         let app = Router::new()
             .route("/api/{version}/namespaces/{ns}/{plural}", any(core_collection))
@@ -370,8 +375,17 @@ impl ApiServer {
                 any(subresource),
             )
             .with_state(server.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        runtime.serve(listener, app);
+        runtime.stop_with_caller();
         server
+    }
+
+    /// Spawns `task` (a controller) on the server's runtime, so it runs whatever the test does.
+    pub(crate) fn spawn(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        self.runtime.spawn(task)
     }
 
     /// A kubeconfig file for this server (context `test`, namespace `default`).

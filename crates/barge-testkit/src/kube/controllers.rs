@@ -56,7 +56,7 @@ impl Default for ArgoCdOptions {
 
 /// Runs the Argo CD stand-in until the returned handle is aborted (or the test ends).
 pub fn argocd(server: ApiServer, opts: ArgoCdOptions) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    server.clone().spawn(async move {
         // Per app: when the running sync started, and when the last sync finished.
         let mut started: HashMap<(String, String), Instant> = HashMap::new();
         let mut finished: HashMap<(String, String), Instant> = HashMap::new();
@@ -148,7 +148,7 @@ fn duration(s: &str) -> Duration {
 
 /// Runs the Argo Rollouts stand-in: each canary step takes `step_takes`.
 pub fn rollouts(server: ApiServer, analysis: Analysis, step_takes: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    server.clone().spawn(async move {
         let mut next_step: HashMap<(String, String), Instant> = HashMap::new();
         let mut timed: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
         loop {
@@ -268,7 +268,7 @@ pub fn rollouts(server: ApiServer, analysis: Analysis, step_takes: Duration) -> 
 /// Complete otherwise; a Job whose image is `does-not-exist` gets a pod stuck in
 /// ImagePullBackOff and never finishes.
 pub fn jobs(server: ApiServer, takes: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    server.clone().spawn(async move {
         let mut seen: HashMap<(String, String), Instant> = HashMap::new();
         loop {
             for job in server.list("batch", "jobs") {
@@ -317,7 +317,7 @@ pub type RunVerdict = Arc<dyn Fn(&Value) -> (String, String) + Send + Sync>;
 /// and, `takes` later, gets the verdict's phase with one measurement per metric; a run whose
 /// `spec.terminate` is set ends Successful with "Run Terminated", as in Rollouts.
 pub fn analysis_runs(server: ApiServer, verdict: RunVerdict, takes: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+    server.clone().spawn(async move {
         let mut started: HashMap<(String, String), Instant> = HashMap::new();
         loop {
             for run in server.list("argoproj.io", "analysisruns") {
