@@ -802,7 +802,7 @@ fn git_out(dir: &Path, args: &[&str]) -> Result<String, String> {
 
 /// Creates the case's remotes under `base` (bare repositories `<name>.git`), in order of
 /// their submodules (a submodule's remote is made before the remote that includes it).
-fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>) {
+fn make_remotes(base: &Path, remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>) {
     use barge_testkit::git::git;
     let mut made: Vec<String> = Vec::new();
     while made.len() < remotes.len() {
@@ -834,6 +834,7 @@ fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeM
                     git(&seed, &["rm", "-rfq", "--ignore-unmatch", "."]);
                 }
                 let mut modules = String::new();
+                let mut gitlinks = Vec::new();
                 for (rel, input) in files {
                     match input {
                         Input::Special(Special {
@@ -841,12 +842,11 @@ fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeM
                         }) => {
                             let sub_bare = base.join(format!("{sub}.git"));
                             let sha = git(&sub_bare, &["rev-parse", "HEAD"]);
-                            git(
-                                &seed,
-                                &["update-index", "--add", "--cacheinfo", &format!("160000,{sha},{rel}")],
-                            );
+                            gitlinks.push(format!("160000,{sha},{rel}"));
+                            // Named as the case's remotes are (where Kargo's test names its
+                            // server): the engine's rewrite sends it to the daemon.
                             modules.push_str(&format!(
-                                "[submodule \"{rel}\"]\n\tpath = {rel}\n\turl = {daemon_url}{sub}.git\n"
+                                "[submodule \"{rel}\"]\n\tpath = {rel}\n\turl = {GIT_BASE}{sub}.git\n"
                             ));
                         }
                         _ => write_inputs(&seed, &BTreeMap::from([(rel.clone(), clone_input(input))])),
@@ -856,6 +856,11 @@ fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeM
                     std::fs::write(seed.join(".gitmodules"), modules).unwrap();
                 }
                 git(&seed, &["add", "-A"]);
+                // The gitlinks after `add -A`, which would take them out of the index again
+                // (their paths are not in the seed's worktree).
+                for gitlink in &gitlinks {
+                    git(&seed, &["update-index", "--add", "--cacheinfo", gitlink]);
+                }
                 git(
                     &seed,
                     &["commit", "-q", "--allow-empty", "-m", &format!("seed {branch}")],
@@ -1009,7 +1014,7 @@ async fn run_git_case(
         None => {
             // The remotes first: a step may name one of their commits (`<rev REMOTE REF>`).
             std::fs::create_dir_all(&remotes).unwrap();
-            make_remotes(&remotes, &daemon_url, &case.remotes);
+            make_remotes(&remotes, &case.remotes);
             let none = serde_json::Map::new();
             match resolve_json(&Json::Array(case.steps.clone()), &|t| resolve(t, &remotes, &none, "")) {
                 Ok(Json::Array(steps)) => steps,
