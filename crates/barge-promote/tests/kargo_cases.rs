@@ -574,9 +574,14 @@ struct ExprCase {
     stage_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
     #[serde(default)]
     freight_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
-    /// Earlier steps' statuses: `[alias, alias within its task ("" outside one), status]`.
+    /// Earlier steps' statuses, as Kargo's test lists them: `[alias, status]`, a task's step
+    /// aliased `task::step`.
     #[serde(default)]
-    statuses: Vec<(String, String, String)>,
+    statuses: Vec<(String, String)>,
+    /// The alias of the step evaluating the expression (Kargo's `currentStepAlias`; `step-2`
+    /// when not given): with `statuses`, barge's engine makes the scope it sees.
+    #[serde(default)]
+    current: Option<String>,
     /// The Freight collection the functions see.
     #[serde(default)]
     freight: Vec<Freight>,
@@ -593,6 +598,40 @@ struct ExprCase {
     value: Option<Json>,
     #[serde(default)]
     error: Option<String>,
+}
+
+/// The scope barge's engine gives the case's current step after the case's earlier steps
+/// (their statuses as given): the steps as the engine flattens them (`task::step` is step
+/// `step` of task `task`), and `State::scope_for`.
+fn status_scope(case: &ExprCase) -> Scope {
+    use barge_core::promotion::{FlatStep, State};
+    let current = case.current.clone().unwrap_or_else(|| "step-2".into());
+    let step = |alias: &str| {
+        let (task, local) = match alias.split_once("::") {
+            Some((task, local)) => (Some(task.to_string()), local.to_string()),
+            None => (None, alias.to_string()),
+        };
+        FlatStep {
+            alias: alias.to_string(),
+            local_alias: local,
+            task_alias: task,
+            uses: "compose-output".into(),
+            if_: None,
+            continue_on_error: false,
+            error_threshold: 1,
+            timeout: None,
+            task_vars: Vec::new(),
+            vars: Vec::new(),
+            config: json!({}),
+        }
+    };
+    let mut steps: Vec<FlatStep> = case.statuses.iter().map(|(alias, _)| step(alias)).collect();
+    steps.push(step(&current));
+    let mut state = State::new(&steps);
+    for (record, (_, status)) in state.steps.iter_mut().zip(&case.statuses) {
+        record.status = serde_json::from_value(json!(status)).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
+    state.scope_for(&steps, steps.len() - 1)
 }
 
 /// A field that is present, whatever its value (`value: null` is a value).
@@ -614,20 +653,8 @@ fn expressions() {
             freight_metadata: case.freight_metadata.clone(),
             ..Data::default()
         };
-        let statuses = case
-            .statuses
-            .iter()
-            .map(|(alias, local, status)| {
-                let status: barge_core::eval::StepStatus =
-                    serde_json::from_value(json!(status)).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-                (alias.clone(), local.clone(), status, false)
-            })
-            .collect();
-        let scope = Scope {
-            vars: case.vars.clone(),
-            statuses,
-            ..Scope::default()
-        };
+        let mut scope = status_scope(case);
+        scope.vars = case.vars.clone();
         let got = match (&case.expression, &case.template) {
             (Some(e), None) => eval::expression(e, &data, &scope, &[]),
             (None, Some(t)) => eval::render_value(t, &data, &scope),
