@@ -65,6 +65,9 @@ pub struct Data {
     pub stage_metadata: BTreeMap<String, Map<String, Json>>,
     /// Freight metadata by freight name or alias (`freightMetadata(name)`).
     pub freight_metadata: BTreeMap<String, Map<String, Json>>,
+    /// Freight status by Freight name (`freightStatus(name)`): Kargo's FreightStatus as JSON
+    /// (`currentlyIn`, `verifiedIn`, `approvedFor`, `metadata`; empty ones left out).
+    pub freight_status: BTreeMap<String, Map<String, Json>>,
     /// What `now()` returns (RFC 3339).
     pub now: String,
 }
@@ -611,6 +614,14 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
             // No metadata (or no such Freight) is an empty map, as for stageMetadata above.
             None => Ok(from_json(&Json::Object(all.cloned().unwrap_or_default()))),
         }
+    });
+    env.add_function("freightStatus", move |c| {
+        // Kargo's: the named Freight's whole status; nil when there is no such Freight.
+        let freight = name_arg("freightStatus", &c.args, "freight ref name")?;
+        Ok(data
+            .freight_status
+            .get(&freight)
+            .map_or(Value::Nil, |m| from_json(&Json::Object(m.clone()))))
     });
     let failed = move || scope.statuses.iter().any(|(_, _, s, coe)| s.is_failure() && !coe);
     env.add_function("success", move |_| Ok(Value::Bool(!failed())));

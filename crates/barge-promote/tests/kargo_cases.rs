@@ -574,6 +574,9 @@ struct ExprCase {
     stage_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
     #[serde(default)]
     freight_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
+    /// The project's Freight statuses by name (`freightStatus`), as the engine gives them.
+    #[serde(default)]
+    freight_status: BTreeMap<String, serde_json::Map<String, Json>>,
     /// Earlier steps' statuses, as Kargo's test lists them: `[alias, status]`, a task's step
     /// aliased `task::step`.
     #[serde(default)]
@@ -651,6 +654,7 @@ fn expressions() {
             config_maps: case.config_maps.clone(),
             stage_metadata: case.stage_metadata.clone(),
             freight_metadata: case.freight_metadata.clone(),
+            freight_status: case.freight_status.clone(),
             ..Data::default()
         };
         let mut scope = status_scope(case);
