@@ -520,6 +520,35 @@ async fn http_sends_its_request_through_the_proxy_it_names() {
     assert_eq!(proxy.requests().len(), 2, "the second request reached the proxy too");
 }
 
+/// http's `proxy` with a POST: the method, its body (rendered from an expression) and its
+/// headers go through the forward proxy (tinyproxy) to the server, which answers the body back.
+#[tokio::test]
+async fn http_posts_its_body_through_the_proxy_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let proxy = barge_testkit::proxy::ForwardProxy::start(dir.path(), None);
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: http
+          as: posted
+          config:
+            method: POST
+            url: {base}/echo
+            proxy: {}
+            headers: [{{name: Content-Type, value: application/json}}]
+            body: '{{"tag": "${{{{ imageFrom("ghcr.io/acme/app").Tag }}}}"}}'
+            outputs: [{{name: got, fromExpression: response.body.got}}]
+"#,
+        proxy.url()
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // The rendered body is JSON text, sent compact.
+    assert_eq!(out.state.outputs["posted"]["got"], r#"{"tag":"1.10"}"#);
+    assert_eq!(proxy.requests(), vec![format!("POST {base}/echo HTTP/1.1")]);
+}
+
 /// A proxy URL barge cannot use is a config error that says how to write it; a proxy that
 /// does not answer is named in the error, never with its password.
 #[tokio::test]
