@@ -50,6 +50,9 @@ spec:
               - kind: Stage
                 name: ${{ ctx.stage }}
                 values: {lastTag: "${{ quote(imageFrom('ghcr.io/acme/app').Tag) }}"}
+              - kind: Freight
+                name: ${{ ctx.targetFreight.name }}
+                values: {change: CHG-7}
         - uses: set-freight-alias
           if: ${{ vars.record ?? false }}
           config: {alias: dev-approved}
@@ -60,6 +63,7 @@ spec:
             previous: ${{ stageMetadata(ctx.stage)?.lastTag ?? 'none' }}
             region: ${{ configMap('settings').region }}
             auth: Bearer ${{ secret('deploy').token }}
+            status: ${{ freightStatus(ctx.targetFreight.name) }}
         - uses: http
           as: smoke
           config:
@@ -440,6 +444,18 @@ fn metadata_aliases_config_values_and_secrets_reach_the_store_redacted() {
     let second = run("dev-approved");
     drop(server);
     assert_eq!(second["outputs"]["seen"]["previous"], "1.4.0");
+    // freightStatus(): Kargo's Freight status from the store, as the promotion started: none
+    // before the first promotion ended; then in dev, verified there (no verification asked),
+    // and the metadata the first one recorded.
+    assert_eq!(first["outputs"]["seen"]["status"], serde_json::json!({}));
+    let status = &second["outputs"]["seen"]["status"];
+    assert!(status["currentlyIn"]["dev"]["since"].is_string(), "{status}");
+    assert!(status["verifiedIn"]["dev"]["verifiedAt"].is_string(), "{status}");
+    assert_eq!(status["metadata"], serde_json::json!({"change": "CHG-7"}), "{status}");
+    assert!(
+        status.get("approvedFor").is_none(),
+        "empty fields are left out: {status}"
+    );
     // Nothing in the store holds the secret.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

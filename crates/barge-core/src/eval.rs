@@ -65,6 +65,9 @@ pub struct Data {
     pub stage_metadata: BTreeMap<String, Map<String, Json>>,
     /// Freight metadata by freight name or alias (`freightMetadata(name)`).
     pub freight_metadata: BTreeMap<String, Map<String, Json>>,
+    /// Freight status by Freight name (`freightStatus(name)`): Kargo's FreightStatus as JSON
+    /// (`currentlyIn`, `verifiedIn`, `approvedFor`, `metadata`; empty ones left out).
+    pub freight_status: BTreeMap<String, Map<String, Json>>,
     /// What `now()` returns (RFC 3339).
     pub now: String,
 }
@@ -77,7 +80,10 @@ pub struct Scope {
     pub outputs: Map<String, Json>,
     /// Inside a task: outputs of the task's earlier steps by their local alias.
     pub task_outputs: Option<Map<String, Json>>,
-    /// Earlier steps' statuses: (alias, local alias within its task, status, continueOnError).
+    /// Earlier steps' statuses: (alias, the alias as the evaluating step's scope names it,
+    /// status, continueOnError). The second is the local alias of a step of the same task, the
+    /// alias of a top-level step when the evaluating step is top-level too, and empty for a step
+    /// of another scope (`status()` sees only its own scope's steps, as Kargo's does).
     pub statuses: Vec<(String, String, StepStatus, bool)>,
 }
 
@@ -609,22 +615,32 @@ fn environment<'a>(data: &'a Data, scope: &'a Scope) -> Environment<'a> {
             None => Ok(from_json(&Json::Object(all.cloned().unwrap_or_default()))),
         }
     });
+    env.add_function("freightStatus", move |c| {
+        // Kargo's: the named Freight's whole status; nil when there is no such Freight.
+        let freight = name_arg("freightStatus", &c.args, "freight ref name")?;
+        Ok(data
+            .freight_status
+            .get(&freight)
+            .map_or(Value::Nil, |m| from_json(&Json::Object(m.clone()))))
+    });
     let failed = move || scope.statuses.iter().any(|(_, _, s, coe)| s.is_failure() && !coe);
     env.add_function("success", move |_| Ok(Value::Bool(!failed())));
     env.add_function("failure", move |_| Ok(Value::Bool(failed())));
     env.add_function("always", |_| Ok(Value::Bool(true)));
     env.add_function("status", move |c| {
         let alias = name_arg("status", &c.args, "the step alias")?;
-        // Inside a task the local alias wins, as the task's own steps are meant.
+        // Only the steps of the evaluating step's own scope: inside a task, the task's steps
+        // by their local alias; outside, the top-level steps (Kargo's namespace rule).
         let hit = scope
             .statuses
             .iter()
             .rev()
-            .find(|(_, local, _, _)| !local.is_empty() && *local == alias)
-            .or_else(|| scope.statuses.iter().rev().find(|(full, _, _, _)| *full == alias));
+            .find(|(_, local, _, _)| !local.is_empty() && *local == alias);
         match hit {
             Some((_, _, s, _)) => Ok(Value::from(s.as_str())),
-            None => fail(format!("status('{alias}'): no earlier step has that alias")),
+            None => fail(format!(
+                "status('{alias}'): no earlier step has that alias (in a task, only the task's own steps count)"
+            )),
         }
     });
     env.add_function("semverParse", |c| {
@@ -832,8 +848,8 @@ mod tests {
     fn step_status_functions() {
         let mut scope = Scope {
             statuses: vec![
-                ("a".into(), String::new(), StepStatus::Succeeded, false),
-                ("b".into(), String::new(), StepStatus::Failed, true),
+                ("a".into(), "a".into(), StepStatus::Succeeded, false),
+                ("b".into(), "b".into(), StepStatus::Failed, true),
             ],
             ..Scope::default()
         };
@@ -843,7 +859,7 @@ mod tests {
         assert!(condition("status('b') == 'Failed'", &d, &scope).unwrap());
         scope
             .statuses
-            .push(("c".into(), String::new(), StepStatus::Errored, false));
+            .push(("c".into(), "c".into(), StepStatus::Errored, false));
         assert!(condition("${{ failure() }}", &d, &scope).unwrap());
         assert!(!condition("success()", &d, &scope).unwrap());
         assert!(condition("always()", &d, &scope).unwrap());

@@ -225,8 +225,9 @@ impl State {
             .iter()
             .zip(&self.steps)
             .map(|(s, r)| {
-                // A local alias only names steps of the same task.
-                let local = if step.task_alias.is_some() && s.task_alias == step.task_alias {
+                // An alias names only the steps of the same scope: the same task's, or the
+                // top level's from a top-level step (what `status()` sees, as in Kargo).
+                let local = if s.task_alias == step.task_alias {
                     s.local_alias.clone()
                 } else {
                     String::new()
@@ -379,4 +380,65 @@ pub fn after_error(step: &FlatStep, error_count: u32, elapsed: Duration) -> Afte
 /// Whether a step that reported "still running" has outlived its timeout.
 pub fn timed_out(step: &FlatStep, elapsed: Duration) -> bool {
     step.timeout.is_some_and(|t| elapsed >= t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FlatStep, State, StepStatus};
+
+    fn step(alias: &str) -> FlatStep {
+        let (task, local) = match alias.split_once("::") {
+            Some((t, l)) => (Some(t.to_string()), l.to_string()),
+            None => (None, alias.to_string()),
+        };
+        FlatStep {
+            alias: alias.into(),
+            local_alias: local,
+            task_alias: task,
+            uses: "compose-output".into(),
+            if_: None,
+            continue_on_error: false,
+            error_threshold: 1,
+            timeout: None,
+            task_vars: Vec::new(),
+            vars: Vec::new(),
+            config: serde_json::json!({}),
+        }
+    }
+
+    /// `status()` names the steps of the evaluating step's own scope only, as Kargo's does:
+    /// a task's step sees the task's earlier steps by their local aliases (not a top-level
+    /// step of the same alias), a top-level step sees the top-level steps (not a task's).
+    #[test]
+    fn status_sees_the_steps_of_its_own_scope() {
+        let steps: Vec<FlatStep> = ["a", "t::a", "t::b", "c"].into_iter().map(step).collect();
+        let mut state = State::new(&steps);
+        state.steps[0].status = StepStatus::Failed;
+        state.steps[1].status = StepStatus::Succeeded;
+        state.steps[2].status = StepStatus::Errored;
+        let status = |i: usize, alias: &str| {
+            let scope = state.scope_for(&steps, i);
+            crate::eval::expression(
+                &format!("status('{alias}')"),
+                &crate::eval::Data::default(),
+                &scope,
+                &[],
+            )
+            .map_err(|e| e.message)
+        };
+        assert_eq!(status(2, "a"), Ok(serde_json::json!("Succeeded")), "the task's own a");
+        assert_eq!(status(3, "a"), Ok(serde_json::json!("Failed")), "the top-level a");
+        assert!(
+            status(3, "t::b").is_err(),
+            "a task's step is not seen from the top level"
+        );
+        assert!(status(3, "b").is_err());
+        let steps2: Vec<FlatStep> = ["a", "u::x"].into_iter().map(step).collect();
+        let state2 = State::new(&steps2);
+        let scope = state2.scope_for(&steps2, 1);
+        assert!(
+            crate::eval::expression("status('a')", &crate::eval::Data::default(), &scope, &[]).is_err(),
+            "a top-level step is not seen from a task"
+        );
+    }
 }

@@ -1067,6 +1067,59 @@ fn freight_info(
     facts: &[&barge_store::FreightStage],
     approvals: &[barge_store::StoredApproval],
 ) -> FreightInfo {
+    FreightInfo {
+        created: rfc3339(f.created_at),
+        warehouse: f.warehouse,
+        freight: f.freight,
+        status: freight_status(facts, approvals),
+    }
+}
+
+/// What `freightStatus(name)` answers for each Freight of the project (by name): Kargo's
+/// FreightStatus as JSON (`currentlyIn`, `verifiedIn`, `approvedFor`, `metadata`), its empty
+/// fields left out as Kargo's `omitempty` leaves them.
+pub fn freight_statuses(
+    heads: &[barge_store::FreightHead],
+    facts: &[barge_store::FreightStage],
+    approvals: &[barge_store::StoredApproval],
+    metadata: &std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+) -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+    let mut by_freight: std::collections::BTreeMap<&str, Vec<&barge_store::FreightStage>> = Default::default();
+    for x in facts {
+        by_freight.entry(x.freight.as_str()).or_default().push(x);
+    }
+    heads
+        .iter()
+        .map(|h| {
+            let facts = by_freight.get(h.name.as_str()).map_or(&[][..], Vec::as_slice);
+            let mut status = match serde_json::to_value(freight_status(facts, approvals)) {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => serde_json::Map::new(),
+            };
+            if let Some(m) = metadata.get(&h.name).filter(|m| !m.is_empty()) {
+                status.insert("metadata".into(), serde_json::Value::Object(m.clone()));
+            }
+            (h.name.clone(), omit_empty(status))
+        })
+        .collect()
+}
+
+/// `m` without null values and empty maps, at every depth (Go's `omitempty`).
+fn omit_empty(m: serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value> {
+    m.into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(inner) => {
+                let inner = omit_empty(inner);
+                (!inner.is_empty()).then(|| (k, serde_json::Value::Object(inner)))
+            }
+            other => Some((k, other)),
+        })
+        .collect()
+}
+
+/// A Freight's Kargo status fields from its facts per Stage and the approvals.
+fn freight_status(facts: &[&barge_store::FreightStage], approvals: &[barge_store::StoredApproval]) -> FreightStatus {
     let mut status = FreightStatus::default();
     for x in facts {
         if x.current() {
@@ -1093,12 +1146,7 @@ fn freight_info(
             status.approved_for.insert(x.stage.clone(), approved);
         }
     }
-    FreightInfo {
-        created: rfc3339(f.created_at),
-        warehouse: f.warehouse,
-        freight: f.freight,
-        status,
-    }
+    status
 }
 
 /// A stored promotion as the API shows it; `full` adds its steps' outputs.

@@ -283,6 +283,9 @@ pub async fn execute(
     let mut data = engine.data.clone();
     data.stage_metadata = store.list_metadata(&p.project, "Stage").await?;
     data.freight_metadata = store.list_metadata(&p.project, "Freight").await?;
+    // What freightStatus() reads: each Freight's Stages, verifications, approvals, metadata.
+    data.freight_status =
+        crate::ops::freight_statuses(&snap.freight, &snap.facts, &snap.approvals, &data.freight_metadata);
     let journal = StoreJournal {
         store: (!dry_run).then(|| store.clone()),
         project: p.project.clone(),

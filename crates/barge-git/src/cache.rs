@@ -45,6 +45,10 @@ pub struct CheckoutOptions {
     /// update --init --recursive`, with the checkout's credentials and TLS setting). Such a
     /// worktree never returns to the pool.
     pub recurse_submodules: bool,
+    /// The URL rewrites the checkout's own URL went through: submodule URLs (from
+    /// `.gitmodules`, which names the original servers) go through them too, as git's
+    /// `insteadOf` (see [`insteadof_args`]).
+    pub rewrites: Vec<barge_core::rewrite::Rewrite>,
 }
 
 /// How many checkouts of a repository are recycled between two runs of git's maintenance.
@@ -617,7 +621,9 @@ impl RepoCache {
         // path (git's default for submodules since 2.38.1, CVE-2022-39253): one could name
         // another repository of this cache.
         if options.recurse_submodules && start.is_some() {
-            ws.run(&[
+            let rewrites = insteadof_args(&options.rewrites);
+            let mut args: Vec<&str> = rewrites.iter().map(String::as_str).collect();
+            args.extend([
                 "-c",
                 "protocol.file.allow=user",
                 "submodule",
@@ -625,10 +631,43 @@ impl RepoCache {
                 "update",
                 "--init",
                 "--recursive",
-            ])
-            .await?;
+            ]);
+            ws.run(&args).await.map_err(submodule_error)?;
         }
         Ok(ws)
+    }
+}
+
+/// `-c url.<to>.insteadOf=<from>` for each rewrite: what the git processes of a submodule
+/// update (the nested ones too; git hands `-c` settings down) need so that a submodule named
+/// at an original server is fetched from where barge's rewrites send that server. git, like
+/// [`barge_core::rewrite::apply`], takes the longest matching prefix. A target's userinfo is
+/// left out (the command line is visible to other users of the machine); the checkout's
+/// credentials are given to its own server by the askpass helper, which a submodule rewritten
+/// to that server reaches.
+fn insteadof_args(rewrites: &[barge_core::rewrite::Rewrite]) -> Vec<String> {
+    rewrites
+        .iter()
+        .flat_map(|r| {
+            let (to, _) = barge_core::secret::split_userinfo(&r.to);
+            ["-c".to_string(), format!("url.{to}.insteadOf={}", r.from)]
+        })
+        .collect()
+}
+
+/// A failed submodule update, explained where git's own words do not say what to do: a
+/// submodule at a local path or `file://` URL is refused (git's `protocol.file.allow=user`
+/// for submodules since 2.38.1, CVE-2022-39253), which git reports as a transport not allowed.
+fn submodule_error(e: GitError) -> GitError {
+    let hint = "a submodule may not be a local path or file:// URL (git refuses them by default, \
+                CVE-2022-39253): serve it over https, ssh or git (a `rewrites` entry may send its URL \
+                to such a server)";
+    match e {
+        GitError::Transient { url, message } if message.contains("transport 'file' not allowed") => GitError::Invalid {
+            url,
+            message: format!("{message} ({hint})"),
+        },
+        other => other,
     }
 }
 

@@ -574,9 +574,17 @@ struct ExprCase {
     stage_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
     #[serde(default)]
     freight_metadata: BTreeMap<String, serde_json::Map<String, Json>>,
-    /// Earlier steps' statuses: `[alias, alias within its task ("" outside one), status]`.
+    /// The project's Freight statuses by name (`freightStatus`), as the engine gives them.
     #[serde(default)]
-    statuses: Vec<(String, String, String)>,
+    freight_status: BTreeMap<String, serde_json::Map<String, Json>>,
+    /// Earlier steps' statuses, as Kargo's test lists them: `[alias, status]`, a task's step
+    /// aliased `task::step`.
+    #[serde(default)]
+    statuses: Vec<(String, String)>,
+    /// The alias of the step evaluating the expression (Kargo's `currentStepAlias`; `step-2`
+    /// when not given): with `statuses`, barge's engine makes the scope it sees.
+    #[serde(default)]
+    current: Option<String>,
     /// The Freight collection the functions see.
     #[serde(default)]
     freight: Vec<Freight>,
@@ -593,6 +601,40 @@ struct ExprCase {
     value: Option<Json>,
     #[serde(default)]
     error: Option<String>,
+}
+
+/// The scope barge's engine gives the case's current step after the case's earlier steps
+/// (their statuses as given): the steps as the engine flattens them (`task::step` is step
+/// `step` of task `task`), and `State::scope_for`.
+fn status_scope(case: &ExprCase) -> Scope {
+    use barge_core::promotion::{FlatStep, State};
+    let current = case.current.clone().unwrap_or_else(|| "step-2".into());
+    let step = |alias: &str| {
+        let (task, local) = match alias.split_once("::") {
+            Some((task, local)) => (Some(task.to_string()), local.to_string()),
+            None => (None, alias.to_string()),
+        };
+        FlatStep {
+            alias: alias.to_string(),
+            local_alias: local,
+            task_alias: task,
+            uses: "compose-output".into(),
+            if_: None,
+            continue_on_error: false,
+            error_threshold: 1,
+            timeout: None,
+            task_vars: Vec::new(),
+            vars: Vec::new(),
+            config: json!({}),
+        }
+    };
+    let mut steps: Vec<FlatStep> = case.statuses.iter().map(|(alias, _)| step(alias)).collect();
+    steps.push(step(&current));
+    let mut state = State::new(&steps);
+    for (record, (_, status)) in state.steps.iter_mut().zip(&case.statuses) {
+        record.status = serde_json::from_value(json!(status)).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    }
+    state.scope_for(&steps, steps.len() - 1)
 }
 
 /// A field that is present, whatever its value (`value: null` is a value).
@@ -612,22 +654,11 @@ fn expressions() {
             config_maps: case.config_maps.clone(),
             stage_metadata: case.stage_metadata.clone(),
             freight_metadata: case.freight_metadata.clone(),
+            freight_status: case.freight_status.clone(),
             ..Data::default()
         };
-        let statuses = case
-            .statuses
-            .iter()
-            .map(|(alias, local, status)| {
-                let status: barge_core::eval::StepStatus =
-                    serde_json::from_value(json!(status)).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-                (alias.clone(), local.clone(), status, false)
-            })
-            .collect();
-        let scope = Scope {
-            vars: case.vars.clone(),
-            statuses,
-            ..Scope::default()
-        };
+        let mut scope = status_scope(case);
+        scope.vars = case.vars.clone();
         let got = match (&case.expression, &case.template) {
             (Some(e), None) => eval::expression(e, &data, &scope, &[]),
             (None, Some(t)) => eval::render_value(t, &data, &scope),
@@ -802,7 +833,7 @@ fn git_out(dir: &Path, args: &[&str]) -> Result<String, String> {
 
 /// Creates the case's remotes under `base` (bare repositories `<name>.git`), in order of
 /// their submodules (a submodule's remote is made before the remote that includes it).
-fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>) {
+fn make_remotes(base: &Path, remotes: &BTreeMap<String, BTreeMap<String, BTreeMap<String, Input>>>) {
     use barge_testkit::git::git;
     let mut made: Vec<String> = Vec::new();
     while made.len() < remotes.len() {
@@ -834,6 +865,7 @@ fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeM
                     git(&seed, &["rm", "-rfq", "--ignore-unmatch", "."]);
                 }
                 let mut modules = String::new();
+                let mut gitlinks = Vec::new();
                 for (rel, input) in files {
                     match input {
                         Input::Special(Special {
@@ -841,12 +873,11 @@ fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeM
                         }) => {
                             let sub_bare = base.join(format!("{sub}.git"));
                             let sha = git(&sub_bare, &["rev-parse", "HEAD"]);
-                            git(
-                                &seed,
-                                &["update-index", "--add", "--cacheinfo", &format!("160000,{sha},{rel}")],
-                            );
+                            gitlinks.push(format!("160000,{sha},{rel}"));
+                            // Named as the case's remotes are (where Kargo's test names its
+                            // server): the engine's rewrite sends it to the daemon.
                             modules.push_str(&format!(
-                                "[submodule \"{rel}\"]\n\tpath = {rel}\n\turl = {daemon_url}{sub}.git\n"
+                                "[submodule \"{rel}\"]\n\tpath = {rel}\n\turl = {GIT_BASE}{sub}.git\n"
                             ));
                         }
                         _ => write_inputs(&seed, &BTreeMap::from([(rel.clone(), clone_input(input))])),
@@ -856,6 +887,11 @@ fn make_remotes(base: &Path, daemon_url: &str, remotes: &BTreeMap<String, BTreeM
                     std::fs::write(seed.join(".gitmodules"), modules).unwrap();
                 }
                 git(&seed, &["add", "-A"]);
+                // The gitlinks after `add -A`, which would take them out of the index again
+                // (their paths are not in the seed's worktree).
+                for gitlink in &gitlinks {
+                    git(&seed, &["update-index", "--add", "--cacheinfo", gitlink]);
+                }
                 git(
                     &seed,
                     &["commit", "-q", "--allow-empty", "-m", &format!("seed {branch}")],
@@ -1009,7 +1045,7 @@ async fn run_git_case(
         None => {
             // The remotes first: a step may name one of their commits (`<rev REMOTE REF>`).
             std::fs::create_dir_all(&remotes).unwrap();
-            make_remotes(&remotes, &daemon_url, &case.remotes);
+            make_remotes(&remotes, &case.remotes);
             let none = serde_json::Map::new();
             match resolve_json(&Json::Array(case.steps.clone()), &|t| resolve(t, &remotes, &none, "")) {
                 Ok(Json::Array(steps)) => steps,

@@ -520,6 +520,35 @@ async fn http_sends_its_request_through_the_proxy_it_names() {
     assert_eq!(proxy.requests().len(), 2, "the second request reached the proxy too");
 }
 
+/// http's `proxy` with a POST: the method, its body (rendered from an expression) and its
+/// headers go through the forward proxy (tinyproxy) to the server, which answers the body back.
+#[tokio::test]
+async fn http_posts_its_body_through_the_proxy_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = http_server().await;
+    let proxy = barge_testkit::proxy::ForwardProxy::start(dir.path(), None);
+    let e = engine(dir.path());
+    let p = promotion(&format!(
+        r#"
+        - uses: http
+          as: posted
+          config:
+            method: POST
+            url: {base}/echo
+            proxy: {}
+            headers: [{{name: Content-Type, value: application/json}}]
+            body: '{{"tag": "${{{{ imageFrom("ghcr.io/acme/app").Tag }}}}"}}'
+            outputs: [{{name: got, fromExpression: response.body.got}}]
+"#,
+        proxy.url()
+    ));
+    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    // The rendered body is JSON text, sent compact.
+    assert_eq!(out.state.outputs["posted"]["got"], r#"{"tag":"1.10"}"#);
+    assert_eq!(proxy.requests(), vec![format!("POST {base}/echo HTTP/1.1")]);
+}
+
 /// A proxy URL barge cannot use is a config error that says how to write it; a proxy that
 /// does not answer is named in the error, never with its password.
 #[tokio::test]
@@ -656,6 +685,133 @@ async fn git_clone_skips_tls_verification_for_its_repository_and_initialises_sub
     if let Some(home) = std::env::var_os("HOME") {
         let global = std::fs::read_to_string(Path::new(&home).join(".gitconfig")).unwrap_or_default();
         assert!(!global.to_lowercase().contains("sslverify"), "{global}");
+    }
+}
+
+/// A bare repository `config.git` under `root` whose main has a submodule at each of
+/// `modules` (path, URL as `.gitmodules` names it), each a gitlink to the head of `lib.git`
+/// (also made under `root`, holding `lib.txt`).
+fn config_with_submodules(root: &Path, modules: &[(&str, &str)]) -> PathBuf {
+    std::fs::create_dir_all(root).unwrap();
+    let lib = git_kit::bare_repo(root, "lib.git", &[("lib.txt", "from the submodule\n")]);
+    let lib_head = git(&lib, &["rev-parse", "main"]);
+    let gitmodules: String = modules
+        .iter()
+        .map(|(path, url)| format!("[submodule \"{path}\"]\n\tpath = {path}\n\turl = {url}\n"))
+        .collect();
+    let config = git_kit::bare_repo(
+        root,
+        "config.git",
+        &[("values.yaml", "tag: '1.0'\n"), (".gitmodules", &gitmodules)],
+    );
+    let seed = root.join("seed-config.git");
+    for (path, _) in modules {
+        git(
+            &seed,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{lib_head},{path}"),
+            ],
+        );
+    }
+    git(&seed, &["commit", "-q", "-m", "add the submodules"]);
+    git(&seed, &["push", "-q", config.to_str().unwrap(), "main"]);
+    config
+}
+
+const CLONE_WITH_SUBMODULES: &str = r#"
+        - uses: git-clone
+          as: clone
+          config:
+            repoURL: https://git.example.invalid/acme/config.git
+            checkout: [{branch: main, path: ./repo}]
+            recurseSubmodules: true
+"#;
+
+/// A submodule named at its original server goes where the engine's rewrites send that
+/// server, as the repository itself does (git's `insteadOf`): here everything under
+/// `https://git.example.invalid/acme/` is on a local `git daemon`, and the config repository's
+/// submodules name the original server, one by absolute URL, one relative to the repository.
+/// Without the rewrite reaching the submodule update, git would look the original host up
+/// (and fail: `.invalid` never resolves).
+#[tokio::test]
+async fn git_clone_fetches_submodules_through_the_engines_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("git");
+    config_with_submodules(
+        &served,
+        &[
+            ("vendor/abs", "https://git.example.invalid/acme/lib.git"),
+            ("vendor/rel", "../lib.git"),
+        ],
+    );
+    let daemon = git_kit::GitDaemon::start(&served);
+    let rewrite = barge_core::rewrite::Rewrite {
+        from: "https://git.example.invalid/acme/".into(),
+        to: format!("git://127.0.0.1:{}/", daemon.port),
+    };
+    let e = support::engine(dir.path(), vec![rewrite]);
+    let p = promotion(CLONE_WITH_SUBMODULES);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let files = seen.after("clone");
+    for sub in ["repo/vendor/abs/lib.txt", "repo/vendor/rel/lib.txt"] {
+        assert!(files.contains(&sub.to_string()), "{sub} missing: {files:?}");
+    }
+}
+
+/// recurseSubmodules with a config repository reached over `file://` (a rewrite to a local
+/// directory): a submodule on a server is initialised; one at a `file://` URL (or a path, or
+/// a relative URL that resolves to one) is refused as git refuses it by default since 2.38.1
+/// (CVE-2022-39253: it could name another repository of barge's cache), and the error says so
+/// and what to do instead of git's bare "transport 'file' not allowed".
+#[tokio::test]
+async fn recurse_submodules_from_a_file_url_repository_takes_served_submodules_and_refuses_local_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let daemon = git_kit::GitDaemon::start(&served);
+    let local = dir.path().join("local");
+    let on_daemon = format!("git://127.0.0.1:{}/lib.git", daemon.port);
+    config_with_submodules(&local, &[("vendor/lib", &on_daemon)]);
+    // The daemon serves the submodule's repository; the local copy is not used.
+    let lib = local.join("lib.git");
+    git(&served, &["clone", "-q", "--bare", lib.to_str().unwrap(), "lib.git"]);
+    std::fs::remove_dir_all(&lib).unwrap();
+    let rewrite = support::rewrite_to_dir("https://git.example.invalid/acme/", &local);
+    let e = support::engine(&dir.path().join("a"), vec![rewrite]);
+    let p = promotion(CLONE_WITH_SUBMODULES);
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    assert!(
+        seen.after("clone").contains(&"repo/vendor/lib/lib.txt".to_string()),
+        "{:?}",
+        seen.after("clone")
+    );
+
+    // Both name the repository beside the config repository, which exists.
+    for (n, absolute) in [true, false].into_iter().enumerate() {
+        let local = dir.path().join(format!("local-{n}"));
+        let url = if absolute {
+            format!("file://{}/lib.git", local.display())
+        } else {
+            "../lib.git".to_string()
+        };
+        config_with_submodules(&local, &[("vendor/lib", &url)]);
+        let rewrite = support::rewrite_to_dir("https://git.example.invalid/acme/", &local);
+        let e = support::engine(&dir.path().join(format!("b-{n}")), vec![rewrite]);
+        let p = promotion(CLONE_WITH_SUBMODULES);
+        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        assert_eq!(out.phase, Phase::Errored, "{url}: {}", out.message);
+        let said = &out.state.steps[0].message;
+        assert!(
+            said.contains("a submodule may not be a local path or file:// URL"),
+            "{url}: {said}"
+        );
     }
 }
 

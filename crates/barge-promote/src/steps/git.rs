@@ -222,6 +222,7 @@ pub(super) fn clone<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRe
                 sparse: co.sparse.clone(),
                 insecure_skip_tls_verify: c.insecure_skip_tls_verify,
                 recurse_submodules: c.recurse_submodules,
+                rewrites: ctx.engine.rewrites.clone(),
             };
             let ws = ctx
                 .engine
