@@ -153,6 +153,19 @@ pub struct StoredPromotion {
     pub updated_at: i64,
 }
 
+/// What a runner needs of a promotion to choose whether to claim it: no plan, no run state
+/// (a claimed one is loaded by its claim, [`Store::claim_promotion_returning`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromotionHead {
+    pub project: String,
+    pub name: String,
+    pub stage: String,
+    /// The config repository its plan clones first, as the template spells it; empty when it
+    /// clones none or was created without it ([`Store::create_promotion_with_repo`]).
+    pub config_repo: String,
+    pub created_at: i64,
+}
+
 /// The promotions table's columns, for queries that must stay literal strings.
 macro_rules! promotion_columns {
     () => {
@@ -717,7 +730,19 @@ impl Store {
 impl Store {
     /// Records a new promotion and audits its creation. A second promotion for a stage that
     /// still has one Pending or Running is refused (one promotion per stage at a time).
+    /// Its config repository is not known: a runner orders its claim like any other's.
     pub async fn create_promotion(&self, p: &StoredPromotion) -> Result<(), StoreError> {
+        self.create_promotion_with_repo(p, None).await
+    }
+
+    /// [`Store::create_promotion`], recording the config repository its plan clones first
+    /// (`barge_promote::Promotion::config_repo_of`): what replicas' runners order their
+    /// claims by ([`PromotionHead::config_repo`]) without reading plans.
+    pub async fn create_promotion_with_repo(
+        &self,
+        p: &StoredPromotion,
+        config_repo: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let running = sqlx::query(
             "SELECT name FROM promotions WHERE project = $1 AND stage = $2 AND phase IN ('Pending', 'Running')",
@@ -737,7 +762,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO promotions (",
             promotion_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ", config_repo) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&p.project)
         .bind(&p.name)
@@ -750,6 +775,7 @@ impl Store {
         .bind(p.state.to_string())
         .bind(p.created_at)
         .bind(p.updated_at)
+        .bind(config_repo.unwrap_or_default())
         .execute(&mut *tx)
         .await
         .map_err(|e| match e {
