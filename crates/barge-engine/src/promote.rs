@@ -237,18 +237,18 @@ pub async fn create(
         store
             .create_promotion_with_repo(
                 &StoredPromotion {
-                project: def.project.to_string(),
-                name: p.name.clone(),
-                stage: def.name.to_string(),
-                freight: freight.freight.metadata.name.clone(),
-                actor: actor.to_string(),
-                phase,
-                message: String::new(),
-                plan,
-                state: serde_json::to_value(State::new(&p.steps))?,
-                created_at: now,
-                updated_at: now,
-            },
+                    project: def.project.to_string(),
+                    name: p.name.clone(),
+                    stage: def.name.to_string(),
+                    freight: freight.freight.metadata.name.clone(),
+                    actor: actor.to_string(),
+                    phase,
+                    message: String::new(),
+                    plan,
+                    state: serde_json::to_value(State::new(&p.steps))?,
+                    created_at: now,
+                    updated_at: now,
+                },
                 config_repo.as_deref(),
             )
             .await?;

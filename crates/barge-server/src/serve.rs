@@ -38,6 +38,8 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(10);
 /// How often a replica that shares the Stages with others looks whether another replica
 /// changed a project (one small read of the change counters).
 const CHANGES_EVERY: Duration = Duration::from_secs(1);
+/// The shortest time between two passes of a reconciler that shares the Stages with others.
+const SHARED_PASS_GAP: Duration = Duration::from_millis(500);
 /// How often a quiet daemon returns freed heap to the operating system (memory.rs).
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// Discovery passes under way at once (one per Warehouse): enough that a slow registry does
@@ -797,10 +799,11 @@ async fn decide_stages(
         } else {
             None
         };
+        let started = tokio::time::Instant::now();
         if reconcile(&shared, &catalog, &engine.kube, &deciding).await > 0 {
             shared.claim.notify_one();
         }
-        let next = tokio::time::Instant::now() + RECONCILE_EVERY;
+        let next = started + RECONCILE_EVERY;
         loop {
             let watching = before.is_some();
             tokio::select! {
@@ -818,6 +821,17 @@ async fn decide_stages(
                 }
             }
         }
+        // While the Stages are shared, passes are at least SHARED_PASS_GAP apart: every
+        // replica's reconciler reads the projects' state per pass, and a burst of promotions
+        // ending (here or, through the counters, anywhere) would otherwise start one pass
+        // after another on every replica. What arrives meanwhile is decided in the next pass.
+        if before.is_some() {
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return,
+                _ = tokio::time::sleep_until(started + SHARED_PASS_GAP) => {}
+            }
+        }
     }
 }
 
@@ -832,7 +846,7 @@ async fn reconcile(
     let mut created = 0;
     let now = now_millis();
     for (project, defs) in pipeline::stages(catalog) {
-        let mut snap = match Snapshot::read(&shared.store, &project).await {
+        let snap = match Snapshot::read(&shared.store, &project).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(%project, "cannot read the project's state: {e}");
@@ -921,10 +935,10 @@ async fn reconcile(
                         def.name,
                         p.name
                     );
-                    // Later Stages of this pass see the promotion as running.
-                    if let Ok(fresh) = Snapshot::read(&shared.store, &project).await {
-                        snap = fresh;
-                    }
+                    // The pass goes on with the snapshot it read: a Stage's decision reads
+                    // only its own promotions (`stage_status`), and each Stage is decided
+                    // once per pass. (Re-reading the project here cost a read of its whole
+                    // state per promotion created.)
                 }
                 // Another replica (or a person) got there first.
                 Err(e) => tracing::info!(stage = %def.name, "no auto-promotion: {e}"),

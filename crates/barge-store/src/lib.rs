@@ -353,27 +353,42 @@ impl Store {
         mut f: Freight,
         now: i64,
     ) -> Result<Minted, StoreError> {
+        let found = |row: sqlx::any::AnyRow| -> Result<Minted, StoreError> {
+            let body: String = row.try_get("body")?;
+            let created_at: i64 = row.try_get("created_at")?;
+            let freight = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(Minted {
+                created: false,
+                freight: StoredFreight {
+                    project: project.into(),
+                    warehouse: warehouse.into(),
+                    created_at,
+                    freight,
+                },
+            })
+        };
+        const EXISTING: &str = "SELECT body, created_at FROM freight WHERE project = $1 AND name = $2";
+        // Most discovery passes find the Freight they mint already there: one read, without
+        // opening (and rolling back) a write transaction. Freight is immutable, so what is
+        // found stays true; one not found is looked for again inside the transaction.
+        let existing = sqlx::query(EXISTING)
+            .bind(project)
+            .bind(&f.metadata.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = existing {
+            return found(row);
+        }
         for _ in 0..5 {
             let mut tx = self.write_tx().await?;
-            let existing = sqlx::query("SELECT body, created_at FROM freight WHERE project = $1 AND name = $2")
+            let existing = sqlx::query(EXISTING)
                 .bind(project)
                 .bind(&f.metadata.name)
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(row) = existing {
-                let body: String = row.try_get("body")?;
-                let created_at: i64 = row.try_get("created_at")?;
-                let freight = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 tx.rollback().await?;
-                return Ok(Minted {
-                    created: false,
-                    freight: StoredFreight {
-                        project: project.into(),
-                        warehouse: warehouse.into(),
-                        created_at,
-                        freight,
-                    },
-                });
+                return found(row);
             }
             let taken: std::collections::HashSet<String> = sqlx::query("SELECT alias FROM freight WHERE project = $1")
                 .bind(project)

@@ -130,12 +130,10 @@ impl Store {
     /// The replicas whose last heartbeat is at most `within_ms` old by the database's clock,
     /// by id: the live ones, among which the reconcilers share the Stages to decide.
     pub async fn live_replicas(&self, within_ms: i64) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(self.at_db_time(
-            "SELECT id FROM replicas WHERE heartbeat_at >= {now} - $1 ORDER BY id",
-        ))
-        .bind(within_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(self.at_db_time("SELECT id FROM replicas WHERE heartbeat_at >= {now} - $1 ORDER BY id"))
+            .bind(within_ms)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
     }
 

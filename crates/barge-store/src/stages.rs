@@ -2,7 +2,9 @@
 //! promotion claims, aborts and the final save that moves Freight into its Stage; the history
 //! query; and the definitions `barge serve` runs. Times are Unix milliseconds.
 
-use crate::{AuditEvent, NewAudit, PromotionHead, Store, StoreError, StoredPromotion, audit_row, insert_audit, promotion_row};
+use crate::{
+    AuditEvent, NewAudit, PromotionHead, Store, StoreError, StoredPromotion, audit_row, insert_audit, promotion_row,
+};
 use barge_core::promotion::Phase;
 use serde::Serialize;
 use sqlx::Row;

@@ -177,18 +177,21 @@ fn statements(pg: &OwnPostgres) -> f64 {
 
 async fn burst(pipeline: &Pipeline, replicas: usize) -> Case {
     // BARGE_BENCH_TRACE=DIR: PostgreSQL logs every statement with its session
-    // (`<session>|<role>|` before each line) into DIR/<replicas>-replicas/pg, and the replicas'
+    // (`<session>:<role>:` before each line) into DIR/<replicas>-replicas/pg, and the replicas'
     // logs are copied beside it: which statements came before each ROLLBACK, and why. The
     // logging slows the burst: its figures are not the benchmark's.
-    let trace = std::env::var_os("BARGE_BENCH_TRACE").map(|d| std::path::PathBuf::from(d).join(format!("{replicas}-replicas")));
+    let trace =
+        std::env::var_os("BARGE_BENCH_TRACE").map(|d| std::path::PathBuf::from(d).join(format!("{replicas}-replicas")));
     let mut options = "-c shared_preload_libraries=pg_stat_statements".to_string();
     if let Some(trace) = &trace {
         let pg_logs = trace.join("pg");
         std::fs::create_dir_all(&pg_logs).unwrap();
         // PostgreSQL runs as its own user when the bench runs as root.
-        let _ = Command::new("chmod").args(["-R", "777", trace.to_str().unwrap()]).status();
+        let _ = Command::new("chmod")
+            .args(["-R", "777", trace.to_str().unwrap()])
+            .status();
         options += &format!(
-            " -c logging_collector=on -c log_directory={} -c log_statement=all -c log_line_prefix=%c|%u|",
+            " -c logging_collector=on -c log_directory={} -c log_statement=all -c log_line_prefix=%c:%u:",
             pg_logs.display()
         );
     }
