@@ -318,6 +318,24 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
     let elapsed = started.elapsed();
     fx.assert_exactly_once(&tags);
 
+    // Each Stage is decided by one replica, its share among the live ones: the others do not
+    // try its auto-promotions again only to have the database refuse them (every replica
+    // deciding every Stage: 268 refused in one run of 3 replicas). Only while the replicas
+    // start, before each has seen the others' heartbeats, may several decide one Stage: at most
+    // the first tag's Stages, once per other replica.
+    let logs: Vec<String> = replicas.iter_mut().map(|r| r.log_text()).collect();
+    let refused: Vec<&str> = logs
+        .iter()
+        .flat_map(|log| log.lines())
+        .filter(|l| l.contains("no auto-promotion") || l.starts_with("---"))
+        .collect();
+    let count = refused.iter().filter(|l| !l.starts_with("---")).count();
+    assert!(
+        count <= PIPELINE.stages() * (n - 1),
+        "{count} auto-promotions were tried by a replica after another had created them:\n{}",
+        refused.join("\n")
+    );
+
     // Each Warehouse was listed once per due time, whatever the number of replicas: at most
     // one pass at start and one per interval since (uncoordinated, each replica would list
     // it: n times as often).

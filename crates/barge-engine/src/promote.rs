@@ -231,20 +231,26 @@ pub async fn create(
     .map_err(EngineError::Invalid)?;
     if !dry_run {
         let now = now_millis();
+        let plan = serde_json::to_value(&p)?;
+        // Replicas' runners order their claims by it without reading the plan.
+        let config_repo = Promotion::config_repo_of(&plan).map(str::to_string);
         store
-            .create_promotion(&StoredPromotion {
-                project: def.project.to_string(),
-                name: p.name.clone(),
-                stage: def.name.to_string(),
-                freight: freight.freight.metadata.name.clone(),
-                actor: actor.to_string(),
-                phase,
-                message: String::new(),
-                plan: serde_json::to_value(&p)?,
-                state: serde_json::to_value(State::new(&p.steps))?,
-                created_at: now,
-                updated_at: now,
-            })
+            .create_promotion_with_repo(
+                &StoredPromotion {
+                    project: def.project.to_string(),
+                    name: p.name.clone(),
+                    stage: def.name.to_string(),
+                    freight: freight.freight.metadata.name.clone(),
+                    actor: actor.to_string(),
+                    phase,
+                    message: String::new(),
+                    plan,
+                    state: serde_json::to_value(State::new(&p.steps))?,
+                    created_at: now,
+                    updated_at: now,
+                },
+                config_repo.as_deref(),
+            )
             .await?;
         let _ = events.emit(Event::PromotionCreated(PromotionRef::of(&p))).await;
     }

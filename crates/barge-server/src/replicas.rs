@@ -109,3 +109,164 @@ pub(crate) async fn end_discovery(
         }
     }
 }
+
+/// Which Stages this replica's reconciler decides (auto-promotions, verifications to start,
+/// holds to clear). Every replica decided every Stage, so with three replicas each
+/// auto-promotion was tried by all three and refused by the database for all but one.
+///
+/// Each Stage falls to one of the live replicas (heartbeats within a lease, by the database's
+/// clock) by rendezvous hashing: the replica whose hash with the Stage is highest decides it.
+/// A replica that joins takes only the Stages it now wins; one that dies hands over only its
+/// own once its heartbeat ages out, and until then its Stages wait (at most a lease, as its
+/// promotions do). Nothing rests on the replicas agreeing: during a change of membership two
+/// replicas may both decide a Stage, and the database still creates at most one promotion
+/// (`create_promotion`'s check and its `one_unfinished_promotion_per_stage` index).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Deciding {
+    /// Every Stage: the only replica (SQLite, a `--once` run, or no other live heartbeat),
+    /// or the live replicas could not be read (the database's constraints keep it safe).
+    All,
+    /// The Stages whose rendezvous hash `me` wins among `live` (which includes `me`).
+    Share { me: String, live: Vec<String> },
+}
+
+impl Deciding {
+    /// The share of replica `me` among the live replicas `live` (`me` counts as live even
+    /// when its own heartbeat was not written yet).
+    pub(crate) fn among(me: &str, mut live: Vec<String>) -> Deciding {
+        if !live.iter().any(|id| id == me) {
+            live.push(me.to_string());
+        }
+        if live.len() == 1 {
+            return Deciding::All;
+        }
+        live.sort();
+        Deciding::Share {
+            me: me.to_string(),
+            live,
+        }
+    }
+
+    /// Whether this replica decides Stage `stage` of `project`.
+    pub(crate) fn decides(&self, project: &str, stage: &str) -> bool {
+        match self {
+            Deciding::All => true,
+            Deciding::Share { me, live } => {
+                // The highest hash wins; ties (never in practice) go to the first id.
+                let winner = live
+                    .iter()
+                    .map(|id| (stage_hash(id, project, stage), std::cmp::Reverse(id)))
+                    .max()
+                    .map(|(_, std::cmp::Reverse(id))| id);
+                winner == Some(me)
+            }
+        }
+    }
+
+    /// Whether other replicas decide some Stages (so changes they make must be watched for).
+    pub(crate) fn shared(&self) -> bool {
+        matches!(self, Deciding::Share { .. })
+    }
+}
+
+/// The Stages this replica decides now: its share among the replicas whose heartbeat is
+/// within a lease, read from the database. Every Stage when the database cannot say.
+pub(crate) async fn deciding(store: &Store, owner: &str, lease: Duration) -> Deciding {
+    if store.backend() == barge_store::Backend::Sqlite {
+        // One replica per SQLite file (the serve lock): nobody to share with.
+        return Deciding::All;
+    }
+    match store.live_replicas(ms(lease)).await {
+        Ok(live) => Deciding::among(owner, live),
+        Err(e) => {
+            tracing::warn!("cannot read the live replicas (deciding every Stage): {e}");
+            Deciding::All
+        }
+    }
+}
+
+/// A hash of (replica, project, Stage) that every replica and every build computes alike
+/// (FNV-1a over the three, NUL-separated, then a 64-bit finaliser for an even spread):
+/// replicas of different versions during a rolling upgrade still agree on who decides what.
+fn stage_hash(replica: &str, project: &str, stage: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [replica, project, stage] {
+        for &b in part.as_bytes().iter().chain(std::iter::once(&0u8)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    // splitmix64's finaliser.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("r{i}")).collect()
+    }
+
+    fn stages() -> Vec<String> {
+        (0..300).map(|i| format!("stage-{i}")).collect()
+    }
+
+    /// The replicas deciding each Stage, among `live`.
+    fn deciders(live: &[String], stage: &str) -> Vec<String> {
+        live.iter()
+            .filter(|me| Deciding::among(me, live.to_vec()).decides("demo", stage))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn each_stage_falls_to_exactly_one_live_replica_and_the_share_is_even() {
+        let live = ids(3);
+        let mut counts = [0usize; 3];
+        for stage in stages() {
+            let who = deciders(&live, &stage);
+            assert_eq!(who.len(), 1, "{stage}: {who:?}");
+            counts[live.iter().position(|id| *id == who[0]).unwrap()] += 1;
+        }
+        // 100 each on average; a fair hash stays well within this.
+        assert!(counts.iter().all(|&c| (70..=130).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn a_replica_that_leaves_hands_over_only_its_own_stages() {
+        let three = ids(3);
+        let two: Vec<String> = three[..2].to_vec();
+        for stage in stages() {
+            let before = deciders(&three, &stage);
+            let after = deciders(&two, &stage);
+            assert_eq!(after.len(), 1);
+            if before[0] != "r2" {
+                assert_eq!(before, after, "{stage} moved though its replica stayed");
+            }
+        }
+    }
+
+    #[test]
+    fn alone_or_unlisted_a_replica_decides_what_its_share_says() {
+        assert_eq!(Deciding::among("r0", vec![]), Deciding::All);
+        assert_eq!(Deciding::among("r0", vec!["r0".into()]), Deciding::All);
+        // Its own heartbeat not written yet: it still counts itself.
+        let share = Deciding::among("r1", vec!["r0".into()]);
+        assert_eq!(
+            share,
+            Deciding::Share {
+                me: "r1".into(),
+                live: vec!["r0".into(), "r1".into()]
+            }
+        );
+        // The hash is fixed (not std's, which may change between Rust releases): replicas
+        // built apart agree on who decides what.
+        assert_eq!(stage_hash("r0", "demo", "stage-0"), 0x12b5_3c22_57a3_c35d);
+        assert_ne!(stage_hash("r0", "demo", "stage-0"), stage_hash("r1", "demo", "stage-0"));
+    }
+}

@@ -1,13 +1,14 @@
 //! `barge serve`: the daemon. It loads the definitions (and reloads them when they change,
 //! keeping the last good ones when a change is invalid), discovers each Warehouse when it is
-//! due, reconciles every Stage (auto-promotion where a ProjectConfig policy allows it), runs
+//! due, reconciles the Stages (auto-promotion where a ProjectConfig policy allows it), runs
 //! queued promotions on a bounded pool with a lease per promotion, and answers the CLI over a
 //! small bearer-token HTTP API. `--once` runs the pipeline until it is idle and exits.
 //!
 //! Each of these is a task of its own, so that none waits behind another (a slow registry
 //! delays only its own Warehouses): the reloader publishes the running definitions on a
 //! `watch` channel (`Shared::catalog`); the discovery worker (`Discovery`) runs the passes that
-//! are due, a few at once; the reconciler (`decide_stages`) decides every Stage; the runners
+//! are due, a few at once; the reconciler (`decide_stages`) decides this replica's share of
+//! the Stages (every Stage when it runs alone, `replicas::Deciding`); the runners
 //! (`Runners`) claim and run promotions and verifications. They wake one another through
 //! `Shared`'s `Notify`s: a refresh wakes discovery, minted Freight or a finished run wakes the
 //! reconciler, a created promotion or verification wakes the runners.
@@ -22,7 +23,7 @@ use barge_engine::ops;
 use barge_engine::pipeline::{self, AUTO_ACTOR, Snapshot};
 use barge_engine::promote::{self, now_millis};
 use barge_promote::Engine;
-use barge_store::{Store, StoredPromotion, Verification};
+use barge_store::{PromotionHead, Store, StoredPromotion, Verification};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +35,11 @@ const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
 
 /// The longest a Stage goes undecided while nothing happens.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// How often a replica that shares the Stages with others looks whether another replica
+/// changed a project (one small read of the change counters).
+const CHANGES_EVERY: Duration = Duration::from_secs(1);
+/// The shortest time between two passes of a reconciler that shares the Stages with others.
+const SHARED_PASS_GAP: Duration = Duration::from_millis(500);
 /// How often a quiet daemon returns freed heap to the operating system (memory.rs).
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 /// Discovery passes under way at once (one per Warehouse): enough that a slow registry does
@@ -312,7 +318,13 @@ pub async fn serve(
         };
         background.spawn(reloader.run(stop.clone()));
         background.spawn(discovery.run(stop.clone()));
-        let reconciler = tokio::spawn(decide_stages(shared.clone(), engine.clone(), stop.clone()));
+        let reconciler = tokio::spawn(decide_stages(
+            shared.clone(),
+            engine.clone(),
+            opts.replica_id.clone(),
+            opts.lease,
+            stop.clone(),
+        ));
         runners.run(&mut tally, false, stop).await;
         // A pass under way ends first: it may be creating a promotion.
         let _ = reconciler.await;
@@ -763,33 +775,78 @@ async fn discover(
     Pass { failed, minted }
 }
 
-/// The reconciler: decides every Stage when something happened (Freight minted, a promotion
-/// or verification ended, a call through the API, a reload), and every RECONCILE_EVERY for
-/// what time alone changes (soak time running out, a window opening). A pass under way when
-/// the daemon is asked to stop ends first.
-async fn decide_stages(shared: Arc<Shared>, engine: Arc<Engine>, mut stop: watch::Receiver<bool>) {
+/// The reconciler: decides this replica's Stages (all of them when it is the only replica,
+/// `replicas::Deciding`) when something happened (Freight minted, a promotion or verification
+/// ended, a call through the API, a reload), and every RECONCILE_EVERY for what time alone
+/// changes (soak time running out, a window opening). While other replicas decide Stages too,
+/// it also looks at the projects' change counters every CHANGES_EVERY: a change another
+/// replica made (Freight it minted, a promotion it ended) may concern this replica's Stages.
+/// A pass under way when the daemon is asked to stop ends first.
+async fn decide_stages(
+    shared: Arc<Shared>,
+    engine: Arc<Engine>,
+    owner: String,
+    lease: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut catalogs = shared.catalog.subscribe();
     loop {
         let catalog = catalogs.borrow_and_update().clone();
-        if reconcile(&shared, &catalog, &engine.kube).await > 0 {
+        let deciding = crate::replicas::deciding(&shared.store, &owner, lease).await;
+        // Read before the pass, so that a change made during it is seen as one.
+        let before = if deciding.shared() {
+            shared.store.project_versions().await.ok()
+        } else {
+            None
+        };
+        let started = tokio::time::Instant::now();
+        if reconcile(&shared, &catalog, &engine.kube, &deciding).await > 0 {
             shared.claim.notify_one();
         }
-        tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => return,
-            _ = shared.decide.notified() => {}
-            Ok(()) = catalogs.changed() => {}
-            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+        let next = started + RECONCILE_EVERY;
+        loop {
+            let watching = before.is_some();
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return,
+                _ = shared.decide.notified() => break,
+                Ok(()) = catalogs.changed() => break,
+                _ = tokio::time::sleep_until(next) => break,
+                _ = tokio::time::sleep(CHANGES_EVERY), if watching => {
+                    match shared.store.project_versions().await {
+                        Ok(now) if Some(&now) != before.as_ref() => break,
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!("cannot read the change counters: {e}"),
+                    }
+                }
+            }
+        }
+        // While the Stages are shared, passes are at least SHARED_PASS_GAP apart: every
+        // replica's reconciler reads the projects' state per pass, and a burst of promotions
+        // ending (here or, through the counters, anywhere) would otherwise start one pass
+        // after another on every replica. What arrives meanwhile is decided in the next pass.
+        if before.is_some() {
+            tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return,
+                _ = tokio::time::sleep_until(started + SHARED_PASS_GAP) => {}
+            }
         }
     }
 }
 
-/// Creates the auto-promotions policy allows now; returns how many.
-async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Clusters) -> usize {
+/// Checks every Stage's health, and for the Stages this replica decides (`deciding`)
+/// creates the auto-promotions policy allows now; returns how many.
+async fn reconcile(
+    shared: &Shared,
+    catalog: &Catalog,
+    kube: &barge_kube::Clusters,
+    deciding: &crate::replicas::Deciding,
+) -> usize {
     let mut created = 0;
     let now = now_millis();
     for (project, defs) in pipeline::stages(catalog) {
-        let mut snap = match Snapshot::read(&shared.store, &project).await {
+        let snap = match Snapshot::read(&shared.store, &project).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(%project, "cannot read the project's state: {e}");
@@ -806,6 +863,11 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
                     Some(h) => map.insert(key, h),
                     None => map.remove(&key),
                 };
+            }
+            // Another live replica decides this Stage (its health above is this replica's
+            // to serve).
+            if !deciding.decides(def.project, def.name) {
+                continue;
             }
             let status = match pipeline::stage_status(catalog, &snap, def, now) {
                 Ok(s) => s,
@@ -873,10 +935,10 @@ async fn reconcile(shared: &Shared, catalog: &Catalog, kube: &barge_kube::Cluste
                         def.name,
                         p.name
                     );
-                    // Later Stages of this pass see the promotion as running.
-                    if let Ok(fresh) = Snapshot::read(&shared.store, &project).await {
-                        snap = fresh;
-                    }
+                    // The pass goes on with the snapshot it read: a Stage's decision reads
+                    // only its own promotions (`stage_status`), and each Stage is decided
+                    // once per pass. (Re-reading the project here cost a read of its whole
+                    // state per promotion created.)
                 }
                 // Another replica (or a person) got there first.
                 Err(e) => tracing::info!(stage = %def.name, "no auto-promotion: {e}"),
@@ -923,7 +985,8 @@ impl Runners {
         loop {
             let created = if once && !stopping {
                 let catalog = self.shared.catalog();
-                reconcile(&self.shared, &catalog, &self.engine.kube).await
+                let all = crate::replicas::Deciding::All;
+                reconcile(&self.shared, &catalog, &self.engine.kube, &all).await
             } else {
                 0
             };
@@ -1062,6 +1125,7 @@ async fn launch_promotions(
             return 0;
         }
     };
+    // Names and config repositories only: the plans read are those of the promotions claimed.
     let runnable = match shared.store.runnable_promotions(owner, now).await {
         Ok(r) => r,
         Err(e) => {
@@ -1069,6 +1133,9 @@ async fn launch_promotions(
             return 0;
         }
     };
+    if runnable.is_empty() {
+        return 0;
+    }
     let elsewhere = match shared.store.promotions_running_elsewhere(owner, now).await {
         Ok(e) => e,
         Err(e) => {
@@ -1076,30 +1143,30 @@ async fn launch_promotions(
             return 0;
         }
     };
-    let mine: Vec<&StoredPromotion> = running.work.values().map(|(_, p)| p).collect();
-    let runnable = claim_order(owner, runnable, &mine, &elsewhere);
+    let mine: Vec<(&str, &str)> = running.work.values().filter_map(|(_, p)| push_target(p)).collect();
+    let runnable = claim_order(owner, runnable, &mine, running.is_empty(), &elsewhere);
     let mut launched = 0;
-    for p in runnable {
+    for head in runnable {
         if running.len() >= workers {
             break;
         }
-        let key = (p.project.clone(), p.stage.clone());
+        let key = (head.project.clone(), head.stage.clone());
         if running.runs_for(&key) {
             continue;
         }
         let lease = now + lease.as_millis() as i64;
-        match shared
+        let p = match shared
             .store
-            .claim_promotion(&p.project, &p.name, owner, lease, now)
+            .claim_promotion_returning(&head.project, &head.name, owner, lease, now)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => continue,
+            Ok(Some(p)) => p,
+            Ok(None) => continue,
             Err(e) => {
-                tracing::warn!("cannot claim promotion {}: {e}", p.name);
+                tracing::warn!("cannot claim promotion {}: {e}", head.name);
                 continue;
             }
-        }
+        };
         launched += 1;
         let (shared, engine, claimed, owner) = (shared.clone(), engine.clone(), p.clone(), owner.to_string());
         running.spawn(key, p, async move {
@@ -1109,10 +1176,16 @@ async fn launch_promotions(
     launched
 }
 
-/// A promotion's push target as far as it is known before it runs: its project and the
-/// config repository its plan clones ([`barge_promote::Promotion::config_repo_of`]).
+/// A running promotion's push target as far as it is known before it runs: its project and
+/// the config repository its plan clones ([`barge_promote::Promotion::config_repo_of`]).
 fn push_target(p: &StoredPromotion) -> Option<(&str, &str)> {
     barge_promote::Promotion::config_repo_of(&p.plan).map(|repo| (p.project.as_str(), repo))
+}
+
+/// The same of a promotion not claimed yet, from its stored config repository (the plan's,
+/// recorded at creation).
+fn head_target(p: &PromotionHead) -> Option<(&str, &str)> {
+    (!p.config_repo.is_empty()).then_some((p.project.as_str(), p.config_repo.as_str()))
 }
 
 /// Which of the `runnable` promotions replica `owner` should claim, in order (issue #19).
@@ -1122,35 +1195,37 @@ fn push_target(p: &StoredPromotion) -> Option<(&str, &str)> {
 /// a replay, another push and, from the second, a growing backoff. So a replica keeps off
 /// the config repositories other replicas are running promotions for (`elsewhere`, under
 /// live leases), and pushes to one repository stay in one process. When two replicas both
-/// run one repository (they claimed at the same moment), it stays with the one whose name
-/// sorts first, so they part at once instead of both giving it up.
+/// run one repository (they claimed at the same moment; `mine` are the push targets of what
+/// this replica runs), it stays with the one whose name sorts first, so they part at once
+/// instead of both giving it up.
 ///
 /// Nothing waits forever: a repository is always open to the first-named replica running
-/// it, a dead replica's lease runs out and frees its repositories, and an idle replica (one
-/// running nothing, `mine` empty, with nothing else to claim) still takes the oldest promotion kept off, one at a time,
-/// so a burst on few repositories is not left to one replica's workers alone.
+/// it, a dead replica's lease runs out and frees its repositories, and an `idle` replica (one
+/// running nothing, with nothing else to claim) still takes the oldest promotion kept off,
+/// one at a time, so a burst on few repositories is not left to one replica's workers alone.
 fn claim_order(
     owner: &str,
-    runnable: Vec<StoredPromotion>,
-    mine: &[&StoredPromotion],
-    elsewhere: &[(String, StoredPromotion)],
-) -> Vec<StoredPromotion> {
+    runnable: Vec<PromotionHead>,
+    mine: &[(&str, &str)],
+    idle: bool,
+    elsewhere: &[(String, PromotionHead)],
+) -> Vec<PromotionHead> {
     let kept_off = |target: (&str, &str)| {
         let mut others = elsewhere
             .iter()
-            .filter(|(_, p)| push_target(p) == Some(target))
+            .filter(|(_, p)| head_target(p) == Some(target))
             .map(|(other, _)| other.as_str())
             .peekable();
         if others.peek().is_none() {
             return false;
         }
-        let runs_it = mine.iter().any(|p| push_target(p) == Some(target));
+        let runs_it = mine.contains(&target);
         !runs_it || others.any(|other| other < owner)
     };
     let (mut order, kept): (Vec<_>, Vec<_>) = runnable
         .into_iter()
-        .partition(|p| !push_target(p).is_some_and(kept_off));
-    if mine.is_empty() && order.is_empty() {
+        .partition(|p| !head_target(p).is_some_and(kept_off));
+    if idle && order.is_empty() {
         order.extend(kept.into_iter().take(1));
     }
     order
@@ -1458,31 +1533,19 @@ mod tests {
         ("demo".to_string(), name.to_string())
     }
 
-    /// A Pending promotion into `stage` whose plan clones `repo` (none: no git-clone step).
-    fn pending(stage: &str, repo: Option<&str>) -> StoredPromotion {
-        let steps = match repo {
-            Some(repo) => serde_json::json!([
-                {"uses": "git-clone", "config": {"repoURL": repo}},
-                {"uses": "git-push", "config": {"path": "./src"}},
-            ]),
-            None => serde_json::json!([{"uses": "http", "config": {"url": "http://example.com"}}]),
-        };
-        StoredPromotion {
+    /// A Pending promotion into `stage` whose plan clones `repo` (none: no git-clone step),
+    /// as the runner lists it.
+    fn pending(stage: &str, repo: Option<&str>) -> PromotionHead {
+        PromotionHead {
             project: "demo".to_string(),
             name: format!("{stage}.p"),
             stage: stage.to_string(),
-            freight: "f1".to_string(),
-            actor: "alice".to_string(),
-            phase: Phase::Pending,
-            message: String::new(),
-            plan: serde_json::json!({ "steps": steps }),
-            state: serde_json::Value::Null,
+            config_repo: repo.unwrap_or_default().to_string(),
             created_at: 0,
-            updated_at: 0,
         }
     }
 
-    fn stages(order: &[StoredPromotion]) -> Vec<&str> {
+    fn stages(order: &[PromotionHead]) -> Vec<&str> {
         order.iter().map(|p| p.stage.as_str()).collect()
     }
 
@@ -1503,27 +1566,53 @@ mod tests {
             ]
         };
         let on_a = vec![("replica-2".to_string(), pending("a0", a))];
-        let (mine_b, mine_a) = (pending("b0", b), pending("a9", a));
+        let (mine_b, mine_a) = (("demo", b.unwrap()), ("demo", a.unwrap()));
 
         // Another replica runs a: a busy replica claims only the others (no repository: free).
-        let order = claim_order("replica-1", runnable(), &[&mine_b], &on_a);
+        let order = claim_order("replica-1", runnable(), &[mine_b], false, &on_a);
         assert_eq!(stages(&order), ["b1", "n1"]);
         // Nobody else runs anything: everything, oldest first.
-        let order = claim_order("replica-1", runnable(), &[&mine_b], &[]);
+        let order = claim_order("replica-1", runnable(), &[mine_b], false, &[]);
         assert_eq!(stages(&order), ["a1", "b1", "n1", "a2"]);
         // Both run a (they claimed at once): the first-named keeps it, the other lets it go.
-        let order = claim_order("replica-1", runnable(), &[&mine_a], &on_a);
+        let order = claim_order("replica-1", runnable(), &[mine_a], false, &on_a);
         assert_eq!(stages(&order), ["a1", "b1", "n1", "a2"]);
         let on_a_too = vec![("replica-1".to_string(), pending("a0", a))];
-        let order = claim_order("replica-2", runnable(), &[&mine_a], &on_a_too);
+        let order = claim_order("replica-2", runnable(), &[mine_a], false, &on_a_too);
         assert_eq!(stages(&order), ["b1", "n1"]);
         // An idle replica with nothing else to claim still takes the oldest kept off, one
         // at a time: no Stage waits on one replica's workers alone.
         let only_a = vec![pending("a1", a), pending("a2", a)];
-        let order = claim_order("replica-1", only_a.clone(), &[], &on_a);
+        let order = claim_order("replica-1", only_a.clone(), &[], true, &on_a);
         assert_eq!(stages(&order), ["a1"]);
-        let order = claim_order("replica-1", only_a, &[&mine_b], &on_a);
+        let order = claim_order("replica-1", only_a, &[mine_b], false, &on_a);
         assert!(order.is_empty(), "a busy replica waits: {:?}", stages(&order));
+    }
+
+    /// The runner's push target of a claimed promotion (from its plan) and of one not yet
+    /// claimed (from the stored column) agree.
+    #[test]
+    fn a_claimed_plan_and_its_listed_head_name_the_same_repository() {
+        let plan = serde_json::json!({"steps": [
+            {"uses": "git-clone", "config": {"repoURL": "https://git.example.com/a.git"}},
+            {"uses": "git-push", "config": {"path": "./src"}},
+        ]});
+        let claimed = StoredPromotion {
+            project: "demo".to_string(),
+            name: "a1.p".to_string(),
+            stage: "a1".to_string(),
+            freight: "f1".to_string(),
+            actor: "alice".to_string(),
+            phase: Phase::Running,
+            message: String::new(),
+            plan,
+            state: serde_json::Value::Null,
+            created_at: 0,
+            updated_at: 0,
+        };
+        let head = pending("a1", Some("https://git.example.com/a.git"));
+        assert_eq!(push_target(&claimed), head_target(&head));
+        assert_eq!(head_target(&pending("n1", None)), None);
     }
 
     /// Issue #15: a promotion whose task panicked kept its Stage busy, so the Stage got no

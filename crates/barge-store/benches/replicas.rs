@@ -150,11 +150,13 @@ async fn main() {
                 .await
                 .unwrap();
             let now = s.now().await.unwrap();
+            // As the runner: the heads listed, the claimed promotion (plan included) returned.
             let _ = s.runnable_promotions(&owner, now).await.unwrap();
             assert!(
-                s.claim_promotion("demo", &name, &owner, now + LEASE_MS, now)
+                s.claim_promotion_returning("demo", &name, &owner, now + LEASE_MS, now)
                     .await
                     .unwrap()
+                    .is_some()
             );
             for step in 1..=STEPS {
                 s.save_promotion_state("demo", &name, &owner, &state(step), Phase::Running, "", now, None)

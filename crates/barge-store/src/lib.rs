@@ -153,6 +153,19 @@ pub struct StoredPromotion {
     pub updated_at: i64,
 }
 
+/// What a runner needs of a promotion to choose whether to claim it: no plan, no run state
+/// (a claimed one is loaded by its claim, [`Store::claim_promotion_returning`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromotionHead {
+    pub project: String,
+    pub name: String,
+    pub stage: String,
+    /// The config repository its plan clones first, as the template spells it; empty when it
+    /// clones none or was created without it ([`Store::create_promotion_with_repo`]).
+    pub config_repo: String,
+    pub created_at: i64,
+}
+
 /// The promotions table's columns, for queries that must stay literal strings.
 macro_rules! promotion_columns {
     () => {
@@ -340,27 +353,42 @@ impl Store {
         mut f: Freight,
         now: i64,
     ) -> Result<Minted, StoreError> {
+        let found = |row: sqlx::any::AnyRow| -> Result<Minted, StoreError> {
+            let body: String = row.try_get("body")?;
+            let created_at: i64 = row.try_get("created_at")?;
+            let freight = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(Minted {
+                created: false,
+                freight: StoredFreight {
+                    project: project.into(),
+                    warehouse: warehouse.into(),
+                    created_at,
+                    freight,
+                },
+            })
+        };
+        const EXISTING: &str = "SELECT body, created_at FROM freight WHERE project = $1 AND name = $2";
+        // Most discovery passes find the Freight they mint already there: one read, without
+        // opening (and rolling back) a write transaction. Freight is immutable, so what is
+        // found stays true; one not found is looked for again inside the transaction.
+        let existing = sqlx::query(EXISTING)
+            .bind(project)
+            .bind(&f.metadata.name)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = existing {
+            return found(row);
+        }
         for _ in 0..5 {
             let mut tx = self.write_tx().await?;
-            let existing = sqlx::query("SELECT body, created_at FROM freight WHERE project = $1 AND name = $2")
+            let existing = sqlx::query(EXISTING)
                 .bind(project)
                 .bind(&f.metadata.name)
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(row) = existing {
-                let body: String = row.try_get("body")?;
-                let created_at: i64 = row.try_get("created_at")?;
-                let freight = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 tx.rollback().await?;
-                return Ok(Minted {
-                    created: false,
-                    freight: StoredFreight {
-                        project: project.into(),
-                        warehouse: warehouse.into(),
-                        created_at,
-                        freight,
-                    },
-                });
+                return found(row);
             }
             let taken: std::collections::HashSet<String> = sqlx::query("SELECT alias FROM freight WHERE project = $1")
                 .bind(project)
@@ -717,7 +745,19 @@ impl Store {
 impl Store {
     /// Records a new promotion and audits its creation. A second promotion for a stage that
     /// still has one Pending or Running is refused (one promotion per stage at a time).
+    /// Its config repository is not known: a runner orders its claim like any other's.
     pub async fn create_promotion(&self, p: &StoredPromotion) -> Result<(), StoreError> {
+        self.create_promotion_with_repo(p, None).await
+    }
+
+    /// [`Store::create_promotion`], recording the config repository its plan clones first
+    /// (`barge_promote::Promotion::config_repo_of`): what replicas' runners order their
+    /// claims by ([`PromotionHead::config_repo`]) without reading plans.
+    pub async fn create_promotion_with_repo(
+        &self,
+        p: &StoredPromotion,
+        config_repo: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         let running = sqlx::query(
             "SELECT name FROM promotions WHERE project = $1 AND stage = $2 AND phase IN ('Pending', 'Running')",
@@ -737,7 +777,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO promotions (",
             promotion_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ", config_repo) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
         .bind(&p.project)
         .bind(&p.name)
@@ -750,6 +790,7 @@ impl Store {
         .bind(p.state.to_string())
         .bind(p.created_at)
         .bind(p.updated_at)
+        .bind(config_repo.unwrap_or_default())
         .execute(&mut *tx)
         .await
         .map_err(|e| match e {

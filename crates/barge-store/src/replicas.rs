@@ -127,6 +127,28 @@ impl Store {
             .collect()
     }
 
+    /// The replicas whose last heartbeat is at most `within_ms` old by the database's clock,
+    /// by id: the live ones, among which the reconcilers share the Stages to decide.
+    pub async fn live_replicas(&self, within_ms: i64) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(self.at_db_time("SELECT id FROM replicas WHERE heartbeat_at >= {now} - $1 ORDER BY id"))
+            .bind(within_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("id")?)).collect()
+    }
+
+    /// Every project's change counter ([`Store::project_version`]), by project: one small
+    /// read that tells a replica whether anything a Stage is decided from changed, whichever
+    /// replica or process wrote it.
+    pub async fn project_versions(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT project, version FROM project_changes ORDER BY project")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("project")?, r.try_get("version")?)))
+            .collect()
+    }
+
     /// (owner, what) pairs of a query over leases.
     async fn holders(&self, sql: &'static str) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(self.at_db_time(sql)).fetch_all(&self.pool).await?;

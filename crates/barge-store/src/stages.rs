@@ -2,7 +2,9 @@
 //! promotion claims, aborts and the final save that moves Freight into its Stage; the history
 //! query; and the definitions `barge serve` runs. Times are Unix milliseconds.
 
-use crate::{AuditEvent, NewAudit, Store, StoreError, StoredPromotion, audit_row, insert_audit, promotion_row};
+use crate::{
+    AuditEvent, NewAudit, PromotionHead, Store, StoreError, StoredPromotion, audit_row, insert_audit, promotion_row,
+};
 use barge_core::promotion::Phase;
 use serde::Serialize;
 use sqlx::Row;
@@ -299,17 +301,17 @@ impl Store {
 
     /// Promotions `owner` may take, oldest first: Pending ones, Running ones whose runner's
     /// lease has ended (it died), and Running ones `owner` itself held before it restarted.
-    pub async fn runnable_promotions(&self, owner: &str, now: i64) -> Result<Vec<StoredPromotion>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            promotion_columns!(),
-            " FROM promotions WHERE phase = 'Pending' OR (phase = 'Running' AND (lease_until < $1 OR owner = $2)) ORDER BY created_at, name"
-        ))
+    /// Heads only: a runner's pass reads no plan but those it claims.
+    pub async fn runnable_promotions(&self, owner: &str, now: i64) -> Result<Vec<PromotionHead>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT project, name, stage, config_repo, created_at FROM promotions \
+             WHERE phase = 'Pending' OR (phase = 'Running' AND (lease_until < $1 OR owner = $2)) ORDER BY created_at, name",
+        )
         .bind(now)
         .bind(owner)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(promotion_row).collect()
+        rows.iter().map(head_row).collect()
     }
 
     /// The promotions other runners than `owner` are running under a lease that has not run
@@ -319,19 +321,16 @@ impl Store {
         &self,
         owner: &str,
         now: i64,
-    ) -> Result<Vec<(String, StoredPromotion)>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT owner, ",
-            promotion_columns!(),
-            " FROM promotions WHERE phase = 'Running' AND owner <> $1 AND lease_until >= $2 ORDER BY created_at, name"
-        ))
+    ) -> Result<Vec<(String, PromotionHead)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT owner, project, name, stage, config_repo, created_at FROM promotions \
+             WHERE phase = 'Running' AND owner <> $1 AND lease_until >= $2 ORDER BY created_at, name",
+        )
         .bind(owner)
         .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("owner")?, promotion_row(r)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("owner")?, head_row(r)?))).collect()
     }
 
     /// Takes a runnable promotion for `owner` until `lease_until`; false when another runner
@@ -344,10 +343,28 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
+        Ok(self
+            .claim_promotion_returning(project, name, owner, lease_until, now)
+            .await?
+            .is_some())
+    }
+
+    /// [`Store::claim_promotion`], returning the promotion claimed (plan and run state as the
+    /// claim left them) in the same statement: a runner reads the plans of the promotions it
+    /// claims and of no other. `None` when another runner has it (or it finished).
+    pub async fn claim_promotion_returning(
+        &self,
+        project: &str,
+        name: &str,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<StoredPromotion>, StoreError> {
         macro_rules! claim {
             () => {
                 "UPDATE promotions SET phase = 'Running', owner = $1, lease_until = $2, updated_at = $3 \
-                 WHERE project = $4 AND name = $5 AND (phase = 'Pending' OR (phase = 'Running' AND (lease_until < $3 OR owner = $1)))"
+                 WHERE project = $4 AND name = $5 AND (phase = 'Pending' OR (phase = 'Running' AND (lease_until < $3 OR owner = $1))) \
+                 RETURNING "
             };
         }
         // Both statements below are `claim!()` and so bind the same parameters.
@@ -361,21 +378,27 @@ impl Store {
         };
         if self.backend == crate::Backend::Postgres {
             // The claim and the project's change counter in one statement, atomic on its own
-            // (one round trip instead of four); the counter moves only when the claim did.
-            let done = claiming(concat!(
+            // (one round trip instead of four); the counter moves only when the claim did (a
+            // data-modifying CTE runs to its end whether or not the query reads it).
+            let row = claiming(concat!(
                 "WITH claimed AS (",
                 claim!(),
-                " RETURNING project) INSERT INTO project_changes (project, version) SELECT project, 1 FROM claimed \
-                 ON CONFLICT (project) DO UPDATE SET version = project_changes.version + 1"
+                promotion_columns!(),
+                "), counted AS (INSERT INTO project_changes (project, version) SELECT project, 1 FROM claimed \
+                 ON CONFLICT (project) DO UPDATE SET version = project_changes.version + 1) SELECT ",
+                promotion_columns!(),
+                " FROM claimed"
             ))
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-            return Ok(done.rows_affected() == 1);
+            return row.as_ref().map(promotion_row).transpose();
         }
         let mut tx = self.write_tx().await?;
-        let done = claiming(claim!()).execute(&mut *tx).await?;
-        let claimed = done.rows_affected() == 1;
-        if claimed {
+        let row = claiming(concat!(claim!(), promotion_columns!()))
+            .fetch_optional(&mut *tx)
+            .await?;
+        let claimed = row.as_ref().map(promotion_row).transpose()?;
+        if claimed.is_some() {
             crate::changed(&mut tx, project).await?;
         }
         tx.commit().await?;
@@ -939,4 +962,14 @@ async fn clear_holds(
         .await?;
     }
     Ok(done.rows_affected())
+}
+
+fn head_row(r: &sqlx::any::AnyRow) -> Result<PromotionHead, StoreError> {
+    Ok(PromotionHead {
+        project: r.try_get("project")?,
+        name: r.try_get("name")?,
+        stage: r.try_get("stage")?,
+        config_repo: r.try_get("config_repo")?,
+        created_at: r.try_get("created_at")?,
+    })
 }

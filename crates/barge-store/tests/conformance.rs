@@ -69,6 +69,8 @@ conformance!(
     freight_moves_through_stages,
     promotions_are_claimed_leased_and_aborted,
     promotions_running_elsewhere_are_others_under_a_live_lease,
+    a_runner_lists_heads_and_reads_only_the_plans_it_claims,
+    live_replicas_are_those_with_a_recent_heartbeat,
     a_promotions_saves_are_fenced_by_its_lease,
     history_filters_newest_first,
     definitions_are_recorded_when_they_change,
@@ -1031,6 +1033,76 @@ async fn promotions_running_elsewhere_are_others_under_a_live_lease(b: Backend) 
         elsewhere("replica-1", 6_000).await,
         [pair("replica-2", "dev.a.f1"), pair("replica-2", "qa.a.f1")]
     );
+}
+
+/// Issue #19: a runner's pass read every queued promotion's plan; it now lists names and
+/// config repositories, and a claim returns the one promotion it took, plan included.
+async fn a_runner_lists_heads_and_reads_only_the_plans_it_claims(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    let mut dev = promotion("dev.a.f1", "dev", "f1", Phase::Pending, 100);
+    dev.plan = serde_json::json!({"steps": [{"uses": "git-clone", "config": {"repoURL": "https://git.example.com/config.git"}}]});
+    s.create_promotion_with_repo(&dev, Some("https://git.example.com/config.git"))
+        .await
+        .unwrap();
+    // Created without one (a caller that does not know it): listed with none.
+    s.create_promotion(&promotion("qa.a.f1", "qa", "f1", Phase::Pending, 200))
+        .await
+        .unwrap();
+    let heads = s.runnable_promotions("replica-1", 1_000).await.unwrap();
+    let listed: Vec<(&str, &str, &str)> = heads
+        .iter()
+        .map(|h| (h.name.as_str(), h.stage.as_str(), h.config_repo.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("dev.a.f1", "dev", "https://git.example.com/config.git"),
+            ("qa.a.f1", "qa", "")
+        ]
+    );
+    let claimed = s
+        .claim_promotion_returning("demo", "dev.a.f1", "replica-1", 10_000, 1_000)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!((claimed.phase, &claimed.plan), (Phase::Running, &dev.plan));
+    // The claim raised the project's counter, as claim_promotion's does.
+    assert!(s.project_version("demo").await.unwrap() > 0);
+    assert_eq!(
+        s.claim_promotion_returning("demo", "dev.a.f1", "replica-2", 10_000, 1_000)
+            .await
+            .unwrap(),
+        None
+    );
+    let elsewhere = s.promotions_running_elsewhere("replica-2", 2_000).await.unwrap();
+    assert_eq!(elsewhere.len(), 1);
+    assert_eq!(
+        (elsewhere[0].0.as_str(), elsewhere[0].1.config_repo.as_str()),
+        ("replica-1", "https://git.example.com/config.git")
+    );
+}
+
+async fn live_replicas_are_those_with_a_recent_heartbeat(b: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&url(b, &dir)).await.unwrap();
+    assert!(s.live_replicas(60_000).await.unwrap().is_empty());
+    s.heartbeat("pod-b", "host-b", "1.0", true).await.unwrap();
+    s.heartbeat("pod-a", "host-a", "1.0", true).await.unwrap();
+    assert_eq!(s.live_replicas(60_000).await.unwrap(), ["pod-a", "pod-b"]);
+    // A heartbeat older than the window: not live (by the database's clock).
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    s.heartbeat("pod-a", "host-a", "1.0", false).await.unwrap();
+    assert_eq!(s.live_replicas(300).await.unwrap(), ["pod-a"]);
+    // The change counters, every project's in one read.
+    assert!(s.project_versions().await.unwrap().is_empty());
+    s.create_promotion(&promotion("dev.a.f1", "dev", "f1", Phase::Pending, 100))
+        .await
+        .unwrap();
+    let versions = s.project_versions().await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].0, "demo");
+    assert_eq!(versions[0].1, s.project_version("demo").await.unwrap());
 }
 
 async fn history_filters_newest_first(b: Backend) {

@@ -21,6 +21,10 @@
 //!   refused because another replica moved the branch first);
 //! - the statements sent most often, per promotion (`BARGE_BENCH_TOP` of them, 12 by default).
 //!
+//! `BARGE_BENCH_TRACE=DIR` keeps a trace of each case in `DIR/<N>-replicas/`: PostgreSQL's log
+//! of every statement, each line led by its session id and role (`pg/`), and the replicas'
+//! logs. It slows the burst, so its figures are for finding where statements go, not rates.
+//!
 //! Every case also checks the outcome: each config repository gained exactly one commit per
 //! Stage, and every promotion Succeeded.
 
@@ -172,7 +176,26 @@ fn statements(pg: &OwnPostgres) -> f64 {
 }
 
 async fn burst(pipeline: &Pipeline, replicas: usize) -> Case {
-    let pg = OwnPostgres::start_with("-c shared_preload_libraries=pg_stat_statements");
+    // BARGE_BENCH_TRACE=DIR: PostgreSQL logs every statement with its session
+    // (`<session>:<role>:` before each line) into DIR/<replicas>-replicas/pg, and the replicas'
+    // logs are copied beside it: which statements came before each ROLLBACK, and why. The
+    // logging slows the burst: its figures are not the benchmark's.
+    let trace =
+        std::env::var_os("BARGE_BENCH_TRACE").map(|d| std::path::PathBuf::from(d).join(format!("{replicas}-replicas")));
+    let mut options = "-c shared_preload_libraries=pg_stat_statements".to_string();
+    if let Some(trace) = &trace {
+        let pg_logs = trace.join("pg");
+        std::fs::create_dir_all(&pg_logs).unwrap();
+        // PostgreSQL runs as its own user when the bench runs as root.
+        let _ = Command::new("chmod")
+            .args(["-R", "777", trace.to_str().unwrap()])
+            .status();
+        options += &format!(
+            " -c logging_collector=on -c log_directory={} -c log_statement=all -c log_line_prefix=%c:%u:",
+            pg_logs.display()
+        );
+    }
+    let pg = OwnPostgres::start_with(&options);
     let create = Command::new(format!("{}/psql", pg_bin()))
         .args([
             "-h",
@@ -294,6 +317,11 @@ async fn burst(pipeline: &Pipeline, replicas: usize) -> Case {
         ),
     );
     drop(running);
+    if let Some(trace) = &trace {
+        for i in 0..replicas {
+            let _ = std::fs::copy(dir.path().join(format!("r{i}.log")), trace.join(format!("r{i}.log")));
+        }
+    }
 
     let n = pipeline.stages() as f64;
     for r in 0..pipeline.repos {
