@@ -583,16 +583,23 @@ async fn a_tag_listed_before_its_manifest_is_tried_again_while_the_list_is_uncha
     let proxy = Proxy::start_listing_extra(&reg.host, vec!["1.0.3".to_string()]).await;
     let client = Registry::new(fast(RegistryConfig::default())).unwrap();
     for cache_by_tag in [false, true] {
-        let s = sub(&format!("{}/early/app", proxy.host), |s| s.cache_by_tag = Some(cache_by_tag));
+        let s = sub(&format!("{}/early/app", proxy.host), |s| {
+            s.cache_by_tag = Some(cache_by_tag)
+        });
         let first = discover_image(&client, &s).await.unwrap();
         assert_eq!(first.candidates[0].tag, "1.0.2");
         assert!(first.skipped.iter().any(|k| k.tag == "1.0.3"), "{first:?}");
     }
     reg.push_tags("early/app", &["1.0.3".to_string()]).await;
     for cache_by_tag in [false, true] {
-        let s = sub(&format!("{}/early/app", proxy.host), |s| s.cache_by_tag = Some(cache_by_tag));
+        let s = sub(&format!("{}/early/app", proxy.host), |s| {
+            s.cache_by_tag = Some(cache_by_tag)
+        });
         let second = discover_image(&client, &s).await.unwrap();
-        assert_eq!(second.candidates[0].tag, "1.0.3", "cacheByTag {cache_by_tag}: {second:?}");
+        assert_eq!(
+            second.candidates[0].tag, "1.0.3",
+            "cacheByTag {cache_by_tag}: {second:?}"
+        );
         assert!(!second.reused);
         // Found now: the next pass of the unchanged list is reused again.
         let third = discover_image(&client, &s).await.unwrap();
