@@ -66,6 +66,8 @@ pub struct Options {
     /// Verify by creating AnalysisRuns in the cluster (its Argo Rollouts controller measures)
     /// instead of measuring in barge.
     pub analysis_in_cluster: bool,
+    /// How inbound webhook deliveries naming one Warehouse are gathered into one discovery.
+    pub webhook_burst: crate::webhook::BurstWindow,
 }
 
 /// A Warehouse or a Stage: its project and its name.
@@ -258,7 +260,7 @@ pub async fn serve(
         discover: Notify::new(),
         decide: Notify::new(),
         claim: Notify::new(),
-        webhooks: crate::webhook::Receiving::new(engine.data.secrets.clone()),
+        webhooks: crate::webhook::Receiving::new(engine.data.secrets.clone(), opts.webhook_burst),
         engine: engine.clone(),
         metrics,
     });

@@ -6,8 +6,8 @@
 //! [`MAX_BODY`] (413), authenticated and parsed by `barge_core::webhook` (401 with an audit
 //! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are in a
 //! burst window: each is put on the daemon's refresh queue when no delivery has named it for
-//! [`QUIET`], or [`MAX_WAIT`] after the window opened, so a lone push is discovered at once and
-//! a burst of pushes costs one discovery per Warehouse. A delivery id seen before (kept in a
+//! the window's quiet period, or its longest wait after it opened ([`BurstWindow`]), so a lone
+//! push is discovered at once and a burst of pushes costs one discovery per Warehouse. A delivery id seen before (kept in a
 //! bounded in-memory list, lost on restart) is answered 200 and refreshes nothing.
 
 use crate::serve::Shared;
@@ -32,13 +32,27 @@ const REMEMBERED_DELIVERIES: usize = 4096;
 const BURST: f64 = 100.0;
 const PER_SECOND: f64 = 10.0;
 
-/// A Warehouse's burst window closes when no delivery has named it for this long: a registry
-/// reports tags pushed at once as deliveries milliseconds apart, which should cost one
-/// discovery, while a lone push should not wait much longer than a round trip.
-const QUIET: Duration = Duration::from_millis(300);
-/// ... or this long after it opened, whichever comes first: deliveries that keep coming less
-/// than [`QUIET`] apart still get a discovery this often.
-const MAX_WAIT: Duration = Duration::from_secs(2);
+/// How deliveries naming one Warehouse are gathered into one discovery (`barge serve
+/// --webhook-quiet-period`, `--webhook-max-wait`).
+#[derive(Clone, Copy, Debug)]
+pub struct BurstWindow {
+    /// A Warehouse's burst window closes when no delivery has named it for this long: a
+    /// registry reports tags pushed at once as deliveries milliseconds apart, which should
+    /// cost one discovery, while a lone push should not wait much longer than a round trip.
+    pub quiet: Duration,
+    /// ... or this long after it opened, whichever comes first: deliveries that keep coming
+    /// less than `quiet` apart still get a discovery this often.
+    pub max_wait: Duration,
+}
+
+impl Default for BurstWindow {
+    fn default() -> Self {
+        BurstWindow {
+            quiet: Duration::from_millis(300),
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
 
 /// A Warehouse's open burst window.
 struct Window {
@@ -48,22 +62,24 @@ struct Window {
 }
 
 impl Window {
-    fn open(now: Instant) -> Window {
+    fn open(now: Instant, burst: BurstWindow) -> Window {
         Window {
             opened: now,
-            closes: now + QUIET,
+            closes: now + burst.quiet.min(burst.max_wait),
         }
     }
 
-    /// A further delivery: the window stays open for [`QUIET`] more, up to [`MAX_WAIT`].
-    fn extend(&mut self, now: Instant) {
-        self.closes = (now + QUIET).min(self.opened + MAX_WAIT).max(self.closes);
+    /// A further delivery: the window stays open for the quiet period more, up to the
+    /// longest wait.
+    fn extend(&mut self, now: Instant, burst: BurstWindow) {
+        self.closes = (now + burst.quiet).min(self.opened + burst.max_wait).max(self.closes);
     }
 }
 
 /// What the webhook handler keeps between deliveries.
 pub struct Receiving {
     secrets: Secrets,
+    burst: BurstWindow,
     /// Warehouses (project, name) in a burst window.
     gathering: Mutex<HashMap<(String, String), Window>>,
     seen: Mutex<Seen>,
@@ -97,9 +113,10 @@ impl Seen {
 
 impl Receiving {
     /// The secrets are barge's secret store, read when the daemon started.
-    pub fn new(secrets: Secrets) -> Receiving {
+    pub fn new(secrets: Secrets, burst: BurstWindow) -> Receiving {
         Receiving {
             secrets,
+            burst,
             gathering: Mutex::new(HashMap::new()),
             seen: Mutex::new(Seen::default()),
             buckets: Mutex::new(HashMap::new()),
@@ -303,11 +320,12 @@ fn gather(shared: &Arc<Shared>, key: (String, String)) {
         shared.request_refresh(&key.0, &key.1);
         return;
     };
+    let burst = shared.webhooks.burst;
     if let Some(window) = gathering.get_mut(&key) {
-        window.extend(now);
+        window.extend(now, burst);
         return;
     }
-    gathering.insert(key.clone(), Window::open(now));
+    gathering.insert(key.clone(), Window::open(now, burst));
     drop(gathering);
     let shared = shared.clone();
     tokio::spawn(async move {
@@ -362,31 +380,39 @@ mod tests {
 
     #[test]
     fn a_burst_window_closes_after_a_quiet_period_or_at_its_cap() {
+        let burst = BurstWindow::default();
+        let (quiet, max_wait) = (burst.quiet, burst.max_wait);
         let opened = Instant::now();
-        let mut window = Window::open(opened);
+        let mut window = Window::open(opened, burst);
         assert_eq!(
             window.closes,
-            opened + QUIET,
+            opened + quiet,
             "a lone delivery waits only the quiet period"
         );
-        window.extend(opened + QUIET / 2);
+        window.extend(opened + quiet / 2, burst);
         assert_eq!(
             window.closes,
-            opened + QUIET / 2 + QUIET,
+            opened + quiet / 2 + quiet,
             "a delivery restarts the quiet period"
         );
         // Deliveries that keep coming never hold it open past the cap.
         let mut at = opened;
-        while at < opened + MAX_WAIT * 2 {
-            at += QUIET / 2;
-            window.extend(at);
+        while at < opened + max_wait * 2 {
+            at += quiet / 2;
+            window.extend(at, burst);
         }
-        assert_eq!(window.closes, opened + MAX_WAIT);
+        assert_eq!(window.closes, opened + max_wait);
+        // A quiet period longer than the cap is cut to it, from the first delivery on.
+        let capped = BurstWindow {
+            quiet: max_wait * 2,
+            max_wait,
+        };
+        assert_eq!(Window::open(opened, capped).closes, opened + max_wait);
     }
 
     #[test]
     fn a_receiver_gets_a_burst_then_is_limited() {
-        let r = Receiving::new(Secrets::new());
+        let r = Receiving::new(Secrets::new(), BurstWindow::default());
         let admitted = (0..(BURST as usize + 10))
             .filter(|_| r.admit("/webhook/quay/x"))
             .count();

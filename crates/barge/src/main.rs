@@ -588,6 +588,14 @@ struct ServeArgs {
     /// as Kargo does, and follows it; the cluster's Argo Rollouts controller measures).
     #[arg(long, value_enum, default_value_t = AnalysisRuns::Native)]
     analysis_runs: AnalysisRuns,
+    /// Webhook deliveries that name a Warehouse within this long of one another are one
+    /// burst, and cost one discovery, which starts once none has come for this long. Longer
+    /// suits a registry that spreads the notifications of one push over seconds.
+    #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = parse_duration, env = "BARGE_WEBHOOK_QUIET_PERIOD")]
+    webhook_quiet_period: std::time::Duration,
+    /// ... but a Warehouse that deliveries keep naming is discovered at least this often.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, env = "BARGE_WEBHOOK_MAX_WAIT")]
+    webhook_max_wait: std::time::Duration,
     #[arg(long, value_name = "DIR", env = "BARGE_WORK_DIR")]
     work_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -1370,6 +1378,10 @@ fn serve_verb(args: ServeArgs) -> Result<ExitCode> {
         registry: config,
         audit_retention: args.audit_retention,
         analysis_in_cluster: args.analysis_runs == AnalysisRuns::Cluster,
+        webhook_burst: barge_server::webhook::BurstWindow {
+            quiet: args.webhook_quiet_period,
+            max_wait: args.webhook_max_wait,
+        },
     };
     // Before the runtime's threads allocate: they would each get an arena.
     memory::use_few_arenas();
