@@ -735,7 +735,12 @@ fn expressions() {
         if let Some(d) = &case.discovered {
             assert!(case.freight.is_empty(), "{}: freight or discovered", case.name);
             let data = barge_core::criteria::data(&minted_from(d));
-            let got = eval::expression(case.expression.as_deref().expect("an expression"), &data, &Scope::default(), &[]);
+            let got = eval::expression(
+                case.expression.as_deref().expect("an expression"),
+                &data,
+                &Scope::default(),
+                &[],
+            );
             tally.record(&case.name, &case.differs, compare(&case.value, &case.error, got));
             continue;
         }
