@@ -70,11 +70,17 @@ pub fn decide(project: &str, warehouse: &str, spec: &WarehouseSpec, found: Found
 /// Evaluates the criteria over the Freight a Warehouse is about to mint, with the same
 /// functions promotion steps use ([`crate::eval`]).
 pub fn evaluate(expression: &str, freight: &Freight) -> Result<bool, String> {
-    let data = Data {
+    crate::eval::condition(expression, &data(freight), &Scope::default()).map_err(|e| e.message)
+}
+
+/// What the criteria's expression sees: the Freight about to be minted as the only Freight
+/// (so `imageFrom(url)` is the candidate image of that subscription, where Kargo's
+/// `imageFrom` over discovered artifacts takes the first, newest, of the list), no variables.
+pub fn data(freight: &Freight) -> Data {
+    Data {
         freight: vec![freight.clone()],
         ..Data::default()
-    };
-    crate::eval::condition(expression, &data, &Scope::default()).map_err(|e| e.message)
+    }
 }
 
 #[cfg(test)]

@@ -645,12 +645,24 @@ impl RepoCache {
 /// left out (the command line is visible to other users of the machine); the checkout's
 /// credentials are given to its own server by the askpass helper, which a submodule rewritten
 /// to that server reaches.
+///
+/// A relative submodule URL (`../lib.git`) resolves against the checkout's remote, which is
+/// the rewritten URL already: each target is also rewritten to itself (`url.<to>.insteadOf=<to>`,
+/// longer than the source whenever the target begins with it), so a URL already under a
+/// target is not rewritten again (`https://github.com/` → `https://github.com/mirror/` would
+/// otherwise send `../lib.git` to `…/mirror/mirror/…`). A `.gitmodules` URL that names a
+/// target itself is taken as it is, too.
 fn insteadof_args(rewrites: &[barge_core::rewrite::Rewrite]) -> Vec<String> {
     rewrites
         .iter()
         .flat_map(|r| {
             let (to, _) = barge_core::secret::split_userinfo(&r.to);
-            ["-c".to_string(), format!("url.{to}.insteadOf={}", r.from)]
+            [
+                "-c".to_string(),
+                format!("url.{to}.insteadOf={}", r.from),
+                "-c".to_string(),
+                format!("url.{to}.insteadOf={to}"),
+            ]
         })
         .collect()
 }

@@ -588,6 +588,12 @@ struct ExprCase {
     /// The Freight collection the functions see.
     #[serde(default)]
     freight: Vec<Freight>,
+    /// A Warehouse's discovered artifacts (Kargo's `DiscoveredArtifacts`, each list newest
+    /// first): the expression is a `freightCreationCriteria` one, evaluated as barge's
+    /// discovery evaluates it, over the Freight it would mint from the first (newest)
+    /// candidate of each list (`barge_core::criteria::data`).
+    #[serde(default)]
+    discovered: Option<Discovered>,
     /// Variables (`vars.x`).
     #[serde(default)]
     vars: serde_json::Map<String, Json>,
@@ -601,6 +607,85 @@ struct ExprCase {
     value: Option<Json>,
     #[serde(default)]
     error: Option<String>,
+}
+
+/// Kargo's `DiscoveredArtifacts`, as its tests write them.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Discovered {
+    #[serde(default)]
+    git: Vec<DiscoveredGit>,
+    #[serde(default)]
+    images: Vec<DiscoveredImages>,
+    #[serde(default)]
+    charts: Vec<DiscoveredCharts>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DiscoveredGit {
+    #[serde(rename = "repoURL")]
+    repo_url: String,
+    /// Kargo's `DiscoveredCommit`s (`id`, `tag`, `branch`, …).
+    commits: Vec<Json>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DiscoveredImages {
+    #[serde(rename = "repoURL")]
+    repo_url: String,
+    /// Kargo's `DiscoveredImageReference`s (`tag`, `digest`).
+    references: Vec<Json>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DiscoveredCharts {
+    #[serde(rename = "repoURL")]
+    repo_url: String,
+    #[serde(default)]
+    name: Option<String>,
+    versions: Vec<String>,
+}
+
+/// The Freight barge's discovery would mint from these artifacts (the first candidate of
+/// each list, as a discovery pass keeps the best one of each subscription).
+fn minted_from(d: &Discovered) -> Freight {
+    let with_repo = |v: &Json, repo: &str| {
+        let mut v = v.clone();
+        v["repoURL"] = json!(repo);
+        v
+    };
+    let commits = d
+        .git
+        .iter()
+        .filter_map(|g| g.commits.first().map(|c| with_repo(c, &g.repo_url)))
+        .map(|c| serde_json::from_value(c).expect("a discovered commit"))
+        .collect();
+    let images = d
+        .images
+        .iter()
+        .filter_map(|i| i.references.first().map(|r| with_repo(r, &i.repo_url)))
+        .map(|i| serde_json::from_value(i).expect("a discovered image reference"))
+        .collect();
+    let charts = d
+        .charts
+        .iter()
+        .filter_map(|c| {
+            c.versions.first().map(|v| barge_core::model::kargo::Chart {
+                repo_url: c.repo_url.clone(),
+                name: c.name.clone(),
+                version: v.clone(),
+                ..Default::default()
+            })
+        })
+        .collect();
+    let origin = FreightOrigin {
+        kind: "Warehouse".into(),
+        name: "discovered".into(),
+    };
+    barge_core::freight::mint(origin, commits, images, charts, &|_| false)
 }
 
 /// The scope barge's engine gives the case's current step after the case's earlier steps
@@ -647,6 +732,18 @@ fn expressions() {
     let suite: Suite<ExprCase> = load("expressions.yaml");
     let mut tally = Tally::default();
     for case in &suite.cases {
+        if let Some(d) = &case.discovered {
+            assert!(case.freight.is_empty(), "{}: freight or discovered", case.name);
+            let data = barge_core::criteria::data(&minted_from(d));
+            let got = eval::expression(
+                case.expression.as_deref().expect("an expression"),
+                &data,
+                &Scope::default(),
+                &[],
+            );
+            tally.record(&case.name, &case.differs, compare(&case.value, &case.error, got));
+            continue;
+        }
         let data = Data {
             freight: case.freight.clone(),
             now: "2026-11-22T10:00:00Z".into(),
@@ -664,19 +761,24 @@ fn expressions() {
             (None, Some(t)) => eval::render_value(t, &data, &scope),
             _ => panic!("{}: a case has an expression or a template", case.name),
         };
-        let mut problems = Vec::new();
-        match (&case.value, &case.error, got) {
-            (Some(want), None, Ok(v)) if &v == want => {}
-            (Some(want), None, Ok(v)) => problems.push(format!("expected {want}, got {v}")),
-            (None, Some(want), Err(e)) if e.message.contains(want.as_str()) => {}
-            (None, Some(want), Err(e)) => problems.push(format!("expected an error containing {want:?}, got {e}")),
-            (None, Some(want), Ok(v)) => problems.push(format!("expected an error containing {want:?}, got {v}")),
-            (Some(want), None, Err(e)) => problems.push(format!("expected {want}, got the error {e}")),
-            _ => problems.push("a case has exactly one of `value` and `error`".into()),
-        }
-        tally.record(&case.name, &case.differs, problems);
+        tally.record(&case.name, &case.differs, compare(&case.value, &case.error, got));
     }
     tally.finish(&suite.step);
+}
+
+/// What is wrong with an expression's result, given the case's `value` or `error`.
+fn compare(value: &Option<Json>, error: &Option<String>, got: Result<Json, eval::EvalError>) -> Vec<String> {
+    let mut problems = Vec::new();
+    match (value, error, got) {
+        (Some(want), None, Ok(v)) if &v == want => {}
+        (Some(want), None, Ok(v)) => problems.push(format!("expected {want}, got {v}")),
+        (None, Some(want), Err(e)) if e.message.contains(want.as_str()) => {}
+        (None, Some(want), Err(e)) => problems.push(format!("expected an error containing {want:?}, got {e}")),
+        (None, Some(want), Ok(v)) => problems.push(format!("expected an error containing {want:?}, got {v}")),
+        (Some(want), None, Err(e)) => problems.push(format!("expected {want}, got the error {e}")),
+        _ => problems.push("a case has exactly one of `value` and `error`".into()),
+    }
+    problems
 }
 
 // ---------------------------------------------------------------------------------------

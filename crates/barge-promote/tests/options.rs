@@ -763,6 +763,40 @@ async fn git_clone_fetches_submodules_through_the_engines_rewrites() {
     }
 }
 
+/// A rewrite whose target begins with its own source (`git://HOST/` → `git://HOST/mirror/`): a
+/// relative submodule URL resolves against the checkout's (already rewritten) remote, so the
+/// rewrite must not apply to it a second time (`…/mirror/mirror/…`, which does not exist); an
+/// absolute one naming the original server is rewritten once.
+#[tokio::test]
+async fn a_rewrite_into_its_own_prefix_is_applied_to_a_relative_submodule_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = dir.path().join("git");
+    std::fs::create_dir_all(&served).unwrap();
+    let daemon = git_kit::GitDaemon::start(&served);
+    let origin = format!("git://127.0.0.1:{}/", daemon.port);
+    // Only the mirror exists: everything under the original prefix is served under mirror/.
+    config_with_submodules(
+        &served.join("mirror/acme"),
+        &[
+            ("vendor/rel", "../lib.git"),
+            ("vendor/abs", &format!("{origin}acme/lib.git")),
+        ],
+    );
+    let rewrite = barge_core::rewrite::Rewrite {
+        from: origin.clone(),
+        to: format!("{origin}mirror/"),
+    };
+    let e = support::engine(dir.path(), vec![rewrite]);
+    let p = promotion(&CLONE_WITH_SUBMODULES.replace("https://git.example.invalid/", &origin));
+    let seen = Snapshots::new(&e, &p);
+    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
+    let files = seen.after("clone");
+    for sub in ["repo/vendor/rel/lib.txt", "repo/vendor/abs/lib.txt"] {
+        assert!(files.contains(&sub.to_string()), "{sub} missing: {files:?}");
+    }
+}
+
 /// recurseSubmodules with a config repository reached over `file://` (a rewrite to a local
 /// directory): a submodule on a server is initialised; one at a `file://` URL (or a path, or
 /// a relative URL that resolves to one) is refused as git refuses it by default since 2.38.1

@@ -35,9 +35,27 @@ fn reads_as_another_type(s: &str) -> bool {
 fn shown(value: &Json, how: Shown) -> String {
     match (value, how) {
         (Json::String(s), Shown::QuotedIfNecessary) if !reads_as_another_type(s) => s.clone(),
+        // Kargo's config numbers are Go float64s, which %v writes as `123` for 123.0.
+        (Json::Number(n), _) if n.is_f64() => n.as_f64().map_or_else(|| n.to_string(), go_float),
         // Go's %q: JSON's quoting for the strings commit messages carry.
         (other, _) => other.to_string(),
     }
+}
+
+/// A float64 as Go's `%v` writes it: the shortest digits that read back, in exponent form
+/// (`1e+21`, `1e-05`) when the exponent is below -4 or at least 21.
+fn go_float(f: f64) -> String {
+    if f == 0.0 || !f.is_finite() {
+        return format!("{f}");
+    }
+    let exponent = f.abs().log10().floor() as i32;
+    if (-4..21).contains(&exponent) {
+        return format!("{f}");
+    }
+    let e = format!("{f:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
+    format!("{mantissa}e{sign}{digits:0>2}")
 }
 
 /// The `commitMessage` output of Kargo's updaters: a headline, a blank line, then `- key: value`
@@ -472,6 +490,23 @@ pub(super) fn kustomize_set_image<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFut
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Go's `%v` of a float64, as Kargo's commit messages show config numbers.
+    #[test]
+    fn floats_as_go_writes_them() {
+        for (f, go) in [
+            (123.0, "123"),
+            (1.5, "1.5"),
+            (-0.25, "-0.25"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e20, "100000000000000000000"),
+            (1e21, "1e+21"),
+            (1.5e300, "1.5e+300"),
+        ] {
+            assert_eq!(go_float(f), go, "{f}");
+        }
+    }
 
     fn updates(pairs: &[(&str, Json)]) -> Vec<KeyValue> {
         pairs
