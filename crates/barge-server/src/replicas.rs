@@ -46,7 +46,12 @@ pub(crate) struct Membership {
 /// replica that joins is seen (and a dead one's heartbeat seen aged out) one heartbeat later
 /// at most. The first value is published after the first heartbeat, so the reconciler's
 /// first pass already knows its share.
-pub(crate) async fn keep_alive(store: Store, owner: String, lease: Duration, membership: watch::Sender<Option<Membership>>) {
+pub(crate) async fn keep_alive(
+    store: Store,
+    owner: String,
+    lease: Duration,
+    membership: watch::Sender<Option<Membership>>,
+) {
     let host = barge_engine::promote::host_name();
     let version = env!("CARGO_PKG_VERSION");
     let mut starting = true;
@@ -76,7 +81,11 @@ pub(crate) async fn keep_alive(store: Store, owner: String, lease: Duration, mem
                     // Kept as they were: a read that fails is no change.
                     Err(e) => {
                         tracing::debug!("cannot read the change counters: {e}");
-                        membership.borrow().as_ref().map(|m| m.changes.clone()).unwrap_or_default()
+                        membership
+                            .borrow()
+                            .as_ref()
+                            .map(|m| m.changes.clone())
+                            .unwrap_or_default()
                     }
                 }
             } else {

@@ -108,7 +108,13 @@ fn fill<W: Write>(sink: W, input: &Path, rules: &IgnoreRules, limits: Limits, ar
 /// One walk lists what the archive holds; the limits are checked on that whole list (as
 /// Kargo sums its source's size before writing), so an oversized tree is refused before a
 /// byte of the archive is written.
-fn listed(input: &Path, root_name: &Path, rules: &IgnoreRules, limits: Limits, archive: &Path) -> Result<Vec<Entry>, String> {
+fn listed(
+    input: &Path,
+    root_name: &Path,
+    rules: &IgnoreRules,
+    limits: Limits,
+    archive: &Path,
+) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
     list_tree(input, root_name, rules, archive, &mut entries)?;
     let mut total = 0;
@@ -132,7 +138,9 @@ fn write_entries<W: Write>(sink: W, entries: &[Entry]) -> Result<W, String> {
         let added = match e.kind {
             Kind::Dir => builder.append_dir(&e.rel, &e.abs).map_err(|err| err.to_string()),
             Kind::File(size) => append_file(&mut builder, e, size),
-            Kind::Symlink => builder.append_path_with_name(&e.abs, &e.rel).map_err(|err| err.to_string()),
+            Kind::Symlink => builder
+                .append_path_with_name(&e.abs, &e.rel)
+                .map_err(|err| err.to_string()),
         };
         added.map_err(|err| format!("{}: {err}", e.rel.display()))?;
     }
@@ -144,7 +152,9 @@ fn write_entries<W: Write>(sink: W, entries: &[Entry]) -> Result<W, String> {
 /// (it grew or shrank while being read), is an error.
 fn append_file<W: Write>(builder: &mut tar::Builder<W>, e: &Entry, listed: u64) -> Result<(), String> {
     let changed = |now: u64| {
-        format!("changed size while being archived ({listed} bytes when the size limits were checked, {now} bytes now); archive it once nothing writes to it")
+        format!(
+            "changed size while being archived ({listed} bytes when the size limits were checked, {now} bytes now); archive it once nothing writes to it"
+        )
     };
     let file = std::fs::File::open(&e.abs).map_err(|err| err.to_string())?;
     let meta = file.metadata().map_err(|err| err.to_string())?;
@@ -155,7 +165,9 @@ fn append_file<W: Write>(builder: &mut tar::Builder<W>, e: &Entry, listed: u64) 
     header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
     header.set_size(listed);
     let mut body = (&file).take(listed);
-    builder.append_data(&mut header, &e.rel, &mut body).map_err(|err| err.to_string())?;
+    builder
+        .append_data(&mut header, &e.rel, &mut body)
+        .map_err(|err| err.to_string())?;
     let now = file.metadata().map_err(|err| err.to_string())?.len();
     if body.limit() != 0 || now != listed {
         return Err(changed(now));
@@ -472,13 +484,18 @@ mod tests {
         std::fs::write(input.join("a"), vec![b'y'; 64]).unwrap();
         let err = write_entries(Vec::new(), &entries).unwrap_err();
         assert!(
-            err.starts_with("a: changed size while being archived (8 bytes when the size limits were checked, 64 bytes now)"),
+            err.starts_with(
+                "a: changed size while being archived (8 bytes when the size limits were checked, 64 bytes now)"
+            ),
             "{err}"
         );
         // Shrunk: the header would promise bytes the file no longer has.
         std::fs::write(input.join("a"), vec![b'y'; 2]).unwrap();
         let err = write_entries(Vec::new(), &entries).unwrap_err();
-        assert!(err.contains("(8 bytes when the size limits were checked, 2 bytes now)"), "{err}");
+        assert!(
+            err.contains("(8 bytes when the size limits were checked, 2 bytes now)"),
+            "{err}"
+        );
         // Back at its listed size: written, with the listed sizes.
         std::fs::write(input.join("a"), vec![b'z'; 8]).unwrap();
         let bytes = write_entries(Vec::new(), &entries).unwrap();
