@@ -34,6 +34,33 @@ pub struct FlatStep {
     pub config: Json,
 }
 
+impl FlatStep {
+    /// Test support: a top-level step `alias` (or a task's step, `task::local`) that runs
+    /// `compose-output` with no config, vars or conditions, Kargo's defaults otherwise. For
+    /// tests of the state machine that need steps by alias only (barge-core's own and
+    /// barge-promote's Kargo cases); not meant as API.
+    #[doc(hidden)]
+    pub fn named(alias: &str) -> FlatStep {
+        let (task_alias, local_alias) = match alias.split_once("::") {
+            Some((task, local)) => (Some(task.to_string()), local.to_string()),
+            None => (None, alias.to_string()),
+        };
+        FlatStep {
+            alias: alias.to_string(),
+            local_alias,
+            task_alias,
+            uses: "compose-output".into(),
+            if_: None,
+            continue_on_error: false,
+            error_threshold: 1,
+            timeout: None,
+            task_vars: Vec::new(),
+            vars: Vec::new(),
+            config: Json::Object(Map::new()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum InflateError {
     #[error("step {alias}: {kind} \"{name}\" does not exist")]
@@ -386,32 +413,12 @@ pub fn timed_out(step: &FlatStep, elapsed: Duration) -> bool {
 mod tests {
     use super::{FlatStep, State, StepStatus};
 
-    fn step(alias: &str) -> FlatStep {
-        let (task, local) = match alias.split_once("::") {
-            Some((t, l)) => (Some(t.to_string()), l.to_string()),
-            None => (None, alias.to_string()),
-        };
-        FlatStep {
-            alias: alias.into(),
-            local_alias: local,
-            task_alias: task,
-            uses: "compose-output".into(),
-            if_: None,
-            continue_on_error: false,
-            error_threshold: 1,
-            timeout: None,
-            task_vars: Vec::new(),
-            vars: Vec::new(),
-            config: serde_json::json!({}),
-        }
-    }
-
     /// `status()` names the steps of the evaluating step's own scope only, as Kargo's does:
     /// a task's step sees the task's earlier steps by their local aliases (not a top-level
     /// step of the same alias), a top-level step sees the top-level steps (not a task's).
     #[test]
     fn status_sees_the_steps_of_its_own_scope() {
-        let steps: Vec<FlatStep> = ["a", "t::a", "t::b", "c"].into_iter().map(step).collect();
+        let steps: Vec<FlatStep> = ["a", "t::a", "t::b", "c"].into_iter().map(FlatStep::named).collect();
         let mut state = State::new(&steps);
         state.steps[0].status = StepStatus::Failed;
         state.steps[1].status = StepStatus::Succeeded;
@@ -433,7 +440,7 @@ mod tests {
             "a task's step is not seen from the top level"
         );
         assert!(status(3, "b").is_err());
-        let steps2: Vec<FlatStep> = ["a", "u::x"].into_iter().map(step).collect();
+        let steps2: Vec<FlatStep> = ["a", "u::x"].into_iter().map(FlatStep::named).collect();
         let state2 = State::new(&steps2);
         let scope = state2.scope_for(&steps2, 1);
         assert!(

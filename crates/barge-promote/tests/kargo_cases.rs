@@ -694,27 +694,8 @@ fn minted_from(d: &Discovered) -> Freight {
 fn status_scope(case: &ExprCase) -> Scope {
     use barge_core::promotion::{FlatStep, State};
     let current = case.current.clone().unwrap_or_else(|| "step-2".into());
-    let step = |alias: &str| {
-        let (task, local) = match alias.split_once("::") {
-            Some((task, local)) => (Some(task.to_string()), local.to_string()),
-            None => (None, alias.to_string()),
-        };
-        FlatStep {
-            alias: alias.to_string(),
-            local_alias: local,
-            task_alias: task,
-            uses: "compose-output".into(),
-            if_: None,
-            continue_on_error: false,
-            error_threshold: 1,
-            timeout: None,
-            task_vars: Vec::new(),
-            vars: Vec::new(),
-            config: json!({}),
-        }
-    };
-    let mut steps: Vec<FlatStep> = case.statuses.iter().map(|(alias, _)| step(alias)).collect();
-    steps.push(step(&current));
+    let mut steps: Vec<FlatStep> = case.statuses.iter().map(|(alias, _)| FlatStep::named(alias)).collect();
+    steps.push(FlatStep::named(&current));
     let mut state = State::new(&steps);
     for (record, (_, status)) in state.steps.iter_mut().zip(&case.statuses) {
         record.status = serde_json::from_value(json!(status)).unwrap_or_else(|e| panic!("{}: {e}", case.name));

@@ -6,7 +6,7 @@ use barge_testkit::git as git_kit;
 mod support;
 
 use barge_core::promotion::{Phase, State};
-use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Promotion};
+use barge_promote::{BoxFuture, Engine, Event, Events, Journal, Outcome, Promotion};
 use git_kit::git;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,6 +93,13 @@ impl Journal for Snapshots {
     }
 }
 
+/// Runs promotion `p` from its start on `e`, and what its steps left in the work directory.
+async fn run(e: &Engine, p: &Promotion) -> (Outcome, Snapshots) {
+    let seen = Snapshots::new(e, p);
+    let out = e.run(p, State::new(&p.steps), &seen, &seen).await;
+    (out, seen)
+}
+
 const SPARSE: &str = r#"
         - uses: git-clone
           as: clone
@@ -127,8 +134,7 @@ async fn a_sparse_checkout_holds_only_its_cone_and_commits_keep_the_rest() {
     let bare = seed(dir.path());
     let e = engine(dir.path());
     let p = promotion(SPARSE);
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     // Cone mode: the listed directory and the files at the top; nothing else.
     assert_eq!(
@@ -143,8 +149,7 @@ async fn a_sparse_checkout_holds_only_its_cone_and_commits_keep_the_rest() {
     assert_eq!(git(&bare, &["ls-tree", "-r", "--name-only", "main"]).lines().count(), 4);
     // The sparse worktree is not handed to the next checkout: that one is whole.
     let p = promotion(FULL);
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(
         seen.after("clone"),
@@ -164,7 +169,7 @@ async fn sparse_paths_that_are_globs_or_leave_the_repository_are_refused() {
     let e = engine(dir.path());
     for (bad, why) in [("stages/*", "is a glob"), ("../x", "leaves the repository")] {
         let p = promotion(&SPARSE.replace("[stages/dev]", &format!("[\"{bad}\"]")));
-        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        let (out, _) = run(&e, &p).await;
         assert_eq!(out.phase, Phase::Errored);
         assert!(out.message.contains(why), "{}", out.message);
     }
@@ -202,7 +207,7 @@ async fn a_forced_push_overwrites_a_diverged_branch() {
     let theirs = git(&other, &["rev-parse", "HEAD"]);
     let e = engine(dir.path());
     let p = promotion(FORCE);
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     let pushed = out.state.outputs["push"]["commit"].as_str().unwrap().to_string();
     assert_eq!(git(&bare, &["rev-parse", "rendered"]), pushed);
@@ -244,8 +249,7 @@ async fn deleting_globs_removes_the_matching_paths_only() {
     let dir = tempfile::tempdir().unwrap();
     let e = engine(dir.path());
     let p = promotion(GLOBS);
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     // `*` stays within its directory.
     assert_eq!(
@@ -321,7 +325,7 @@ async fn http_error_expression_says_why_a_response_failed() {
             errorExpression: response.body.error
 "#
     ));
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Failed, "{}", out.message);
     assert!(
         out.state.steps[0]
@@ -356,7 +360,7 @@ async fn http_reads_the_body_as_the_given_content_type_and_sends_a_file() {
             outputs: [{{name: n, fromExpression: response.body.n}}, {{name: second, fromExpression: "response.body.list[1]"}}]
 "#
     ));
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(out.state.outputs["sent"]["got"], "{\"release\": \"1.10\"}");
     assert_eq!(out.state.outputs["yaml"]["n"], 3);
@@ -377,7 +381,7 @@ async fn http_polls_no_sooner_than_its_poll_interval() {
             pollInterval: 300ms
 "#
     ));
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     let times = polls.lock().unwrap();
     assert_eq!(times.len(), 3);
@@ -420,6 +424,23 @@ async fn private_server(user: &str, password: &str) -> String {
     base
 }
 
+/// Loads `stage` as barge loads definitions (a URL in it written with `password`), and an
+/// engine under `root` that sends the credentials the definitions wrote, with the dev Stage's
+/// promotion planned from them. The password has left the loaded text and the plan.
+fn loaded(root: &Path, stage: &str, password: &str) -> (Engine, Promotion) {
+    let mut catalog = barge_core::Catalog::default();
+    catalog.load_text("test.yaml", stage);
+    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
+    assert!(!catalog.texts["test.yaml"].contains(password));
+    let freight = support::image_freight("ghcr.io/acme/app", "1.10");
+    let p = Promotion::plan(&catalog, "shop", "dev", freight, Vec::new(), "alice").unwrap();
+    assert!(!serde_json::to_string(&p.steps).unwrap().contains(password));
+    let mut e = engine(root);
+    let defined = catalog.url_credentials;
+    e.request_credentials = std::sync::Arc::new(move |url| defined.for_request(url).cloned());
+    (e, p)
+}
+
 #[tokio::test]
 async fn http_and_http_download_send_the_credentials_their_url_was_written_with() {
     let dir = tempfile::tempdir().unwrap();
@@ -439,21 +460,8 @@ async fn http_and_http_download_send_the_credentials_their_url_was_written_with(
 "#
     ));
     // Loaded as barge loads definitions: the password leaves the text and the plan.
-    let mut catalog = barge_core::Catalog::default();
-    catalog.load_text("test.yaml", &stage);
-    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
-    assert!(!catalog.texts["test.yaml"].contains("d3ploy-pw"));
-    let plan = || {
-        let freight = support::image_freight("ghcr.io/acme/app", "1.10");
-        Promotion::plan(&catalog, "shop", "dev", freight, Vec::new(), "alice").unwrap()
-    };
-    assert!(!serde_json::to_string(&plan().steps).unwrap().contains("d3ploy-pw"));
-
-    let mut e = engine(dir.path());
-    let defined = catalog.url_credentials.clone();
-    e.request_credentials = std::sync::Arc::new(move |url| defined.for_request(url).cloned());
-    let p = plan();
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (e, p) = loaded(dir.path(), &stage, "d3ploy-pw");
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(out.state.outputs["private"]["ok"], true);
     // http-download got its 200 too (a 401 fails it).
@@ -461,8 +469,7 @@ async fn http_and_http_download_send_the_credentials_their_url_was_written_with(
 
     // Without the loaded credentials (a promotion from stored definitions) the server refuses.
     let e = engine(&dir.path().join("again"));
-    let p = plan();
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Failed, "{}", out.message);
     assert!(
         out.state.steps[0].message.contains("status 401"),
@@ -490,27 +497,15 @@ async fn http_sends_its_request_through_the_proxy_it_names() {
             outputs: [{{name: got, fromExpression: response.body.error}}]
 "#
     ));
-    let mut catalog = barge_core::Catalog::default();
-    catalog.load_text("test.yaml", &stage);
-    assert_eq!(catalog.errors(), 0, "{:?}", catalog.diagnostics);
-    assert!(!catalog.texts["test.yaml"].contains("px-secret-7"));
-    let plan = || {
-        let freight = support::image_freight("ghcr.io/acme/app", "1.10");
-        Promotion::plan(&catalog, "shop", "dev", freight, Vec::new(), "alice").unwrap()
-    };
-    let mut e = engine(dir.path());
-    let defined = catalog.url_credentials.clone();
-    e.request_credentials = std::sync::Arc::new(move |url| defined.for_request(url).cloned());
-    let p = plan();
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (e, p) = loaded(dir.path(), &stage, "px-secret-7");
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(out.state.outputs["proxied"]["got"], "quota exceeded");
     assert_eq!(proxy.requests(), vec![format!("GET {base}/quota HTTP/1.1")]);
 
     // Without the proxy's credentials tinyproxy answers 407, and the step fails on it.
     let e = engine(&dir.path().join("again"));
-    let p = plan();
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Errored, "{}", out.message);
     assert!(
         out.state.steps[0].message.contains("status 407"),
@@ -542,7 +537,7 @@ async fn http_posts_its_body_through_the_proxy_it_names() {
 "#,
         proxy.url()
     ));
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     // The rendered body is JSON text, sent compact.
     assert_eq!(out.state.outputs["posted"]["got"], r#"{"tag":"1.10"}"#);
@@ -580,7 +575,7 @@ async fn http_refuses_a_bad_proxy_url_and_names_a_proxy_that_does_not_answer() {
           config: {{url: "{base}/quota", proxy: "{proxy}"}}
 "#
         ));
-        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        let (out, _) = run(&e, &p).await;
         assert_eq!(out.phase, phase, "{proxy}: {}", out.message);
         let message = &out.state.steps[0].message;
         assert!(message.contains(&want), "{proxy}: {message}");
@@ -596,27 +591,7 @@ fn https_config_with_submodule(root: &Path) -> (PathBuf, String, git_kit::SmartH
     std::fs::create_dir_all(&git_root).unwrap();
     let (server, port) = git_kit::smart_https(&git_root, "bot", TLS_TOKEN);
     let base = format!("https://127.0.0.1:{port}");
-    let sub = git_kit::bare_repo(&git_root, "lib.git", &[("lib.txt", "from the submodule\n")]);
-    let sub_head = git(&sub, &["rev-parse", "main"]);
-    let gitmodules = format!("[submodule \"vendor/lib\"]\n\tpath = vendor/lib\n\turl = {base}/lib.git\n");
-    let config = git_kit::bare_repo(
-        &git_root,
-        "config.git",
-        &[("values.yaml", "tag: '1.0'\n"), (".gitmodules", &gitmodules)],
-    );
-    // The submodule is a gitlink in the tree, added by hand (no clone of it needed here).
-    let seed = git_root.join("seed-config.git");
-    git(
-        &seed,
-        &[
-            "update-index",
-            "--add",
-            "--cacheinfo",
-            &format!("160000,{sub_head},vendor/lib"),
-        ],
-    );
-    git(&seed, &["commit", "-q", "-m", "add the submodule"]);
-    git(&seed, &["push", "-q", config.to_str().unwrap(), "main"]);
+    let config = config_with_submodules(&git_root, &[("vendor/lib", &format!("{base}/lib.git"))]);
     git(&config, &["config", "http.receivepack", "true"]);
     // The server runs as root; git refuses repositories owned by others unless told.
     let _ = std::process::Command::new("chmod")
@@ -660,7 +635,7 @@ async fn git_clone_skips_tls_verification_for_its_repository_and_initialises_sub
     });
 
     let p = promotion(&steps(""));
-    let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+    let (out, _) = run(&e, &p).await;
     assert_ne!(out.phase, Phase::Succeeded);
     let said = &out.state.steps[0].message;
     assert!(said.to_lowercase().contains("certificate"), "{said}");
@@ -668,8 +643,7 @@ async fn git_clone_skips_tls_verification_for_its_repository_and_initialises_sub
     let p = promotion(&steps(
         "\n            insecureSkipTLSVerify: true\n            recurseSubmodules: true",
     ));
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert!(
         seen.after("clone").contains(&"repo/vendor/lib/lib.txt".to_string()),
@@ -754,8 +728,7 @@ async fn git_clone_fetches_submodules_through_the_engines_rewrites() {
     };
     let e = support::engine(dir.path(), vec![rewrite]);
     let p = promotion(CLONE_WITH_SUBMODULES);
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     let files = seen.after("clone");
     for sub in ["repo/vendor/abs/lib.txt", "repo/vendor/rel/lib.txt"] {
@@ -818,8 +791,7 @@ async fn recurse_submodules_from_a_file_url_repository_takes_served_submodules_a
     let rewrite = support::rewrite_to_dir("https://git.example.invalid/acme/", &local);
     let e = support::engine(&dir.path().join("a"), vec![rewrite]);
     let p = promotion(CLONE_WITH_SUBMODULES);
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert!(
         seen.after("clone").contains(&"repo/vendor/lib/lib.txt".to_string()),
@@ -839,7 +811,7 @@ async fn recurse_submodules_from_a_file_url_repository_takes_served_submodules_a
         let rewrite = support::rewrite_to_dir("https://git.example.invalid/acme/", &local);
         let e = support::engine(&dir.path().join(format!("b-{n}")), vec![rewrite]);
         let p = promotion(CLONE_WITH_SUBMODULES);
-        let out = e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await;
+        let (out, _) = run(&e, &p).await;
         assert_eq!(out.phase, Phase::Errored, "{url}: {}", out.message);
         let said = &out.state.steps[0].message;
         assert!(
@@ -858,8 +830,7 @@ async fn a_blobless_clone_is_a_partial_clone_with_a_whole_checkout() {
     git(&bare, &["config", "uploadpack.allowFilter", "true"]);
     let e = engine(dir.path());
     let p = promotion(&FULL.replace("checkout: [", "blobless: true\n            checkout: ["));
-    let seen = Snapshots::new(&e, &p);
-    let out = e.run(&p, State::new(&p.steps), &seen, &seen).await;
+    let (out, seen) = run(&e, &p).await;
     assert_eq!(out.phase, Phase::Succeeded, "{}", out.message);
     assert_eq!(seen.after("clone").len(), 4, "{:?}", seen.after("clone"));
     let cached = std::fs::read_dir(dir.path().join("cache"))

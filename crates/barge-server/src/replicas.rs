@@ -7,6 +7,8 @@
 
 use barge_store::{DiscoveryClaim, Store};
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// How soon a replica tries again after the database did not answer.
 const AFTER_DB_ERROR: Duration = Duration::from_secs(2);
@@ -16,25 +18,98 @@ fn ms(lease: Duration) -> i64 {
     lease.as_millis() as i64
 }
 
+/// How often a replica that shares the Stages with others reads the projects' change
+/// counters (one small read), so that a change another replica made reaches the Stage's
+/// decider within about this long.
+const CHANGES_EVERY: Duration = Duration::from_secs(1);
+
+/// What the heartbeat task last read of the other replicas, for the reconciler: which Stages
+/// this replica decides, and while it shares them, every project's change counter. Published
+/// on a `watch` channel, so the reconciler reads no membership per pass and wakes once when
+/// either changes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Membership {
+    pub(crate) deciding: Deciding,
+    /// `(project, counter)` by project while the Stages are shared; empty otherwise.
+    pub(crate) changes: Vec<(String, i64)>,
+}
+
 /// Writes this replica's heartbeat and renews the leases it holds, at once and then every
 /// third of a lease, until the process ends (also while running work finishes after a
 /// signal). A database that does not answer for less than two thirds of a lease costs no
 /// lease.
-pub(crate) async fn keep_alive(store: Store, owner: String, lease: Duration) {
+///
+/// While someone subscribes to `membership` (the reconciler; none in a `--once` run), each
+/// heartbeat also reads the live replicas and publishes this replica's share of the Stages,
+/// and while that share is shared, the change counters are read every CHANGES_EVERY and
+/// published when they moved. The membership is therefore at most a third of a lease old: a
+/// replica that joins is seen (and a dead one's heartbeat seen aged out) one heartbeat later
+/// at most. The first value is published after the first heartbeat, so the reconciler's
+/// first pass already knows its share.
+pub(crate) async fn keep_alive(
+    store: Store,
+    owner: String,
+    lease: Duration,
+    membership: watch::Sender<Option<Membership>>,
+) {
     let host = barge_engine::promote::host_name();
     let version = env!("CARGO_PKG_VERSION");
     let mut starting = true;
+    let mut next_beat = Instant::now();
+    let mut deciding = Deciding::All;
     loop {
-        match store.heartbeat(&owner, &host, version, starting).await {
-            Ok(now) => {
-                starting = false;
-                if let Err(e) = store.renew_leases(&owner, now + ms(lease)).await {
-                    tracing::warn!("cannot renew leases: {e}");
+        let watched = membership.receiver_count() > 0;
+        if Instant::now() >= next_beat {
+            next_beat = Instant::now() + lease / 3;
+            match store.heartbeat(&owner, &host, version, starting).await {
+                Ok(now) => {
+                    starting = false;
+                    if let Err(e) = store.renew_leases(&owner, now + ms(lease)).await {
+                        tracing::warn!("cannot renew leases: {e}");
+                    }
                 }
+                Err(e) => tracing::warn!("cannot write this replica's heartbeat: {e}"),
             }
-            Err(e) => tracing::warn!("cannot write this replica's heartbeat: {e}"),
+            if watched {
+                deciding = read_deciding(&store, &owner, lease).await;
+            }
         }
-        tokio::time::sleep(lease / 3).await;
+        if watched {
+            let changes = if deciding.shared() {
+                match store.project_versions().await {
+                    Ok(changes) => changes,
+                    // Kept as they were: a read that fails is no change.
+                    Err(e) => {
+                        tracing::debug!("cannot read the change counters: {e}");
+                        membership
+                            .borrow()
+                            .as_ref()
+                            .map(|m| m.changes.clone())
+                            .unwrap_or_default()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let now = Membership {
+                deciding: deciding.clone(),
+                changes,
+            };
+            // Receivers wake only when something they decide by moved.
+            membership.send_if_modified(|last| {
+                let moved = last.as_ref() != Some(&now);
+                if moved {
+                    *last = Some(now);
+                }
+                moved
+            });
+        }
+        let wake = if watched && deciding.shared() {
+            next_beat.min(Instant::now() + CHANGES_EVERY)
+        } else {
+            next_beat
+        };
+        tokio::time::sleep_until(wake).await;
     }
 }
 
@@ -171,7 +246,7 @@ impl Deciding {
 
 /// The Stages this replica decides now: its share among the replicas whose heartbeat is
 /// within a lease, read from the database. Every Stage when the database cannot say.
-pub(crate) async fn deciding(store: &Store, owner: &str, lease: Duration) -> Deciding {
+async fn read_deciding(store: &Store, owner: &str, lease: Duration) -> Deciding {
     if store.backend() == barge_store::Backend::Sqlite {
         // One replica per SQLite file (the serve lock): nobody to share with.
         return Deciding::All;
@@ -268,5 +343,56 @@ mod tests {
         // built apart agree on who decides what.
         assert_eq!(stage_hash("r0", "demo", "stage-0"), 0x12b5_3c22_57a3_c35d);
         assert_ne!(stage_hash("r0", "demo", "stage-0"), stage_hash("r1", "demo", "stage-0"));
+    }
+
+    /// The heartbeat task publishes this replica's share with its first beat, the change
+    /// counters when another replica moves them (within CHANGES_EVERY), and a dead replica's
+    /// departure at most a third of a lease after its heartbeat aged out (PostgreSQL: replicas
+    /// share only there).
+    #[tokio::test]
+    async fn the_heartbeat_publishes_the_share_the_counters_and_a_departure() {
+        use tokio::time::{Instant, timeout};
+        let store = Store::open(&barge_testkit::postgres::postgres_url()).await.unwrap();
+        store.heartbeat("r0", "host-0", "1.0", true).await.unwrap();
+        let r0_beat = Instant::now();
+        let lease = Duration::from_secs(3);
+        let membership = watch::Sender::new(None);
+        let mut seen = membership.subscribe();
+        let task = tokio::spawn(keep_alive(store.clone(), "r1".into(), lease, membership));
+        let first = timeout(Duration::from_secs(5), seen.wait_for(Option::is_some))
+            .await
+            .expect("no share published after the first heartbeat")
+            .unwrap()
+            .clone()
+            .unwrap();
+        assert_eq!(
+            first.deciding,
+            Deciding::Share {
+                me: "r1".into(),
+                live: vec!["r0".into(), "r1".into()]
+            }
+        );
+        // Another replica's change (r0 releasing a Stage) moves demo's counter.
+        seen.borrow_and_update();
+        store.release_stage("demo", "dev", "r0", 1).await.unwrap();
+        let published = Instant::now();
+        timeout(Duration::from_secs(3), seen.changed()).await.unwrap().unwrap();
+        assert!(published.elapsed() <= CHANGES_EVERY + Duration::from_millis(500));
+        let counters = seen.borrow_and_update().clone().unwrap().changes;
+        assert_eq!(counters, vec![("demo".to_string(), 1)]);
+        // r0 wrote its one heartbeat at the start: its share falls to r1 once that is a lease
+        // old, and at most a beat (a third of a lease) later.
+        let alone = timeout(
+            lease + lease / 3 + Duration::from_secs(1),
+            seen.wait_for(|m| m.as_ref().is_some_and(|m| m.deciding == Deciding::All)),
+        )
+        .await;
+        assert!(alone.is_ok(), "r0's Stages did not move to r1");
+        let after = r0_beat.elapsed();
+        assert!(
+            after >= lease - Duration::from_millis(500) && after <= lease + lease / 3 + Duration::from_millis(500),
+            "{after:?}"
+        );
+        task.abort();
     }
 }

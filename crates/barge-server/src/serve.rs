@@ -11,7 +11,9 @@
 //! the Stages (every Stage when it runs alone, `replicas::Deciding`); the runners
 //! (`Runners`) claim and run promotions and verifications. They wake one another through
 //! `Shared`'s `Notify`s: a refresh wakes discovery, minted Freight or a finished run wakes the
-//! reconciler, a created promotion or verification wakes the runners.
+//! reconciler, a created promotion or verification wakes the runners. The heartbeat task
+//! (`replicas::keep_alive`) publishes the live replicas and, while the Stages are shared, the
+//! change counters to the reconciler on a `watch` channel of its own.
 
 use anyhow::Context as _;
 use barge_core::Catalog;
@@ -35,9 +37,6 @@ const DISABLED_ACTOR: &str = "barge (auto-promotion disabled)";
 
 /// The longest a Stage goes undecided while nothing happens.
 const RECONCILE_EVERY: Duration = Duration::from_secs(10);
-/// How often a replica that shares the Stages with others looks whether another replica
-/// changed a project (one small read of the change counters).
-const CHANGES_EVERY: Duration = Duration::from_secs(1);
 /// The shortest time between two passes of a reconciler that shares the Stages with others.
 const SHARED_PASS_GAP: Duration = Duration::from_millis(500);
 /// How often a quiet daemon returns freed heap to the operating system (memory.rs).
@@ -290,10 +289,23 @@ pub async fn serve(
     // The tasks that end with the process: none holds work that a shutdown waits for (a
     // discovery pass cut short leaves nothing half-done: Freight is minted in one transaction).
     let mut background = JoinSet::new();
+    // The heartbeat task also publishes the live replicas (and, while the Stages are shared,
+    // the change counters) to the reconciler, subscribed before the task starts so that its
+    // first beat publishes; a `--once` run has no reconciler, and the task reads neither.
+    let membership = watch::Sender::new(None);
+    let reconciler = (!opts.once).then(|| {
+        tokio::spawn(decide_stages(
+            shared.clone(),
+            engine.clone(),
+            membership.subscribe(),
+            stop.clone(),
+        ))
+    });
     background.spawn(crate::replicas::keep_alive(
         store.clone(),
         opts.replica_id.clone(),
         opts.lease,
+        membership,
     ));
     if let Some(keep) = opts.audit_retention {
         background.spawn(prune_audit(store.clone(), keep));
@@ -320,15 +332,10 @@ pub async fn serve(
         };
         background.spawn(reloader.run(stop.clone()));
         background.spawn(discovery.run(stop.clone()));
-        let reconciler = tokio::spawn(decide_stages(
-            shared.clone(),
-            engine.clone(),
-            opts.replica_id.clone(),
-            opts.lease,
-            stop.clone(),
-        ));
         runners.run(&mut tally, false, stop).await;
-        // A pass under way ends first: it may be creating a promotion.
+    }
+    // A pass under way ends first: it may be creating a promotion.
+    if let Some(reconciler) = reconciler {
         let _ = reconciler.await;
     }
     if opts.once {
@@ -780,54 +787,51 @@ async fn discover(
 /// The reconciler: decides this replica's Stages (all of them when it is the only replica,
 /// `replicas::Deciding`) when something happened (Freight minted, a promotion or verification
 /// ended, a call through the API, a reload), and every RECONCILE_EVERY for what time alone
-/// changes (soak time running out, a window opening). While other replicas decide Stages too,
-/// it also looks at the projects' change counters every CHANGES_EVERY: a change another
-/// replica made (Freight it minted, a promotion it ended) may concern this replica's Stages.
-/// A pass under way when the daemon is asked to stop ends first.
+/// changes (soak time running out, a window opening). Its share of the Stages, and while other
+/// replicas decide Stages too the projects' change counters, come from the heartbeat task
+/// (`replicas::keep_alive`) on `membership`: a change another replica made (Freight it
+/// minted, a promotion it ended) may concern this replica's Stages, and a replica joining or
+/// dying moves Stages; either wakes a pass. A pass under way when the daemon is asked to stop
+/// ends first.
 async fn decide_stages(
     shared: Arc<Shared>,
     engine: Arc<Engine>,
-    owner: String,
-    lease: Duration,
+    mut membership: watch::Receiver<Option<crate::replicas::Membership>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut catalogs = shared.catalog.subscribe();
+    // The first heartbeat publishes this replica's share: deciding every Stage before it would
+    // race the other replicas for theirs.
+    tokio::select! {
+        biased;
+        _ = stopped(&mut stop) => return,
+        known = membership.wait_for(Option::is_some) => if known.is_err() { return },
+    }
     loop {
         let catalog = catalogs.borrow_and_update().clone();
-        let deciding = crate::replicas::deciding(&shared.store, &owner, lease).await;
-        // Read before the pass, so that a change made during it is seen as one.
-        let before = if deciding.shared() {
-            shared.store.project_versions().await.ok()
-        } else {
-            None
+        // Marked seen before the pass, so that a change published during it wakes the next.
+        let deciding = match membership.borrow_and_update().as_ref() {
+            Some(m) => m.deciding.clone(),
+            None => crate::replicas::Deciding::All,
         };
         let started = tokio::time::Instant::now();
         if reconcile(&shared, &catalog, &engine.kube, &deciding).await > 0 {
             shared.claim.notify_one();
         }
-        let next = started + RECONCILE_EVERY;
-        loop {
-            let watching = before.is_some();
-            tokio::select! {
-                biased;
-                _ = stopped(&mut stop) => return,
-                _ = shared.decide.notified() => break,
-                Ok(()) = catalogs.changed() => break,
-                _ = tokio::time::sleep_until(next) => break,
-                _ = tokio::time::sleep(CHANGES_EVERY), if watching => {
-                    match shared.store.project_versions().await {
-                        Ok(now) if Some(&now) != before.as_ref() => break,
-                        Ok(_) => {}
-                        Err(e) => tracing::debug!("cannot read the change counters: {e}"),
-                    }
-                }
-            }
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => return,
+            _ = shared.decide.notified() => {}
+            Ok(()) = catalogs.changed() => {}
+            // The heartbeat task ends only with the process.
+            Ok(()) = membership.changed() => {}
+            _ = tokio::time::sleep_until(started + RECONCILE_EVERY) => {}
         }
         // While the Stages are shared, passes are at least SHARED_PASS_GAP apart: every
         // replica's reconciler reads the projects' state per pass, and a burst of promotions
         // ending (here or, through the counters, anywhere) would otherwise start one pass
         // after another on every replica. What arrives meanwhile is decided in the next pass.
-        if before.is_some() {
+        if deciding.shared() {
             tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => return,

@@ -95,34 +95,84 @@ fn write_archive(input: &Path, archive: &Path, gzip: bool, rules: &IgnoreRules, 
 
 /// Writes the tree at `input` as a tar stream into `sink` and returns the sink.
 fn fill<W: Write>(sink: W, input: &Path, rules: &IgnoreRules, limits: Limits, archive: &Path) -> Result<W, String> {
-    let mut builder = tar::Builder::new(sink);
-    // Symlinks are archived as links, never followed out of the tree.
-    builder.follow_symlinks(false);
     // A single file is archived under its own name; a directory's contents at the root.
     let root_name = if input.is_dir() {
         PathBuf::new()
     } else {
         PathBuf::from(input.file_name().unwrap_or_default())
     };
-    // One walk lists what the archive holds; the limits are checked on that whole list (as
-    // Kargo sums its source's size before writing), so an oversized tree is refused before a
-    // byte of the archive is written; then the listed entries are written.
+    let entries = listed(input, &root_name, rules, limits, archive)?;
+    write_entries(sink, &entries)
+}
+
+/// One walk lists what the archive holds; the limits are checked on that whole list (as
+/// Kargo sums its source's size before writing), so an oversized tree is refused before a
+/// byte of the archive is written.
+fn listed(
+    input: &Path,
+    root_name: &Path,
+    rules: &IgnoreRules,
+    limits: Limits,
+    archive: &Path,
+) -> Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
-    list_tree(input, &root_name, rules, archive, &mut entries)?;
+    list_tree(input, root_name, rules, archive, &mut entries)?;
     let mut total = 0;
     for e in &entries {
         if let Kind::File(size) = e.kind {
             check_size(&e.rel.to_string_lossy(), size, limits, &mut total)?;
         }
     }
-    for e in &entries {
+    Ok(entries)
+}
+
+/// Writes the listed entries as a tar stream into `sink` and returns the sink. A file is
+/// written at the size it was listed (and checked) at, never more: one whose size changed
+/// since (something still writing into the tree) is refused, as the caps were checked on
+/// sizes it no longer has.
+fn write_entries<W: Write>(sink: W, entries: &[Entry]) -> Result<W, String> {
+    let mut builder = tar::Builder::new(sink);
+    // Symlinks are archived as links, never followed out of the tree.
+    builder.follow_symlinks(false);
+    for e in entries {
         let added = match e.kind {
-            Kind::Dir => builder.append_dir(&e.rel, &e.abs),
-            Kind::File(_) | Kind::Symlink => builder.append_path_with_name(&e.abs, &e.rel),
+            Kind::Dir => builder.append_dir(&e.rel, &e.abs).map_err(|err| err.to_string()),
+            Kind::File(size) => append_file(&mut builder, e, size),
+            Kind::Symlink => builder
+                .append_path_with_name(&e.abs, &e.rel)
+                .map_err(|err| err.to_string()),
         };
         added.map_err(|err| format!("{}: {err}", e.rel.display()))?;
     }
     builder.into_inner().map_err(|e| e.to_string())
+}
+
+/// Appends the file `e`, listed at `listed` bytes: its header says `listed` bytes and at most
+/// that many are copied; a size other than `listed` when it is opened, or after it was copied
+/// (it grew or shrank while being read), is an error.
+fn append_file<W: Write>(builder: &mut tar::Builder<W>, e: &Entry, listed: u64) -> Result<(), String> {
+    let changed = |now: u64| {
+        format!(
+            "changed size while being archived ({listed} bytes when the size limits were checked, {now} bytes now); archive it once nothing writes to it"
+        )
+    };
+    let file = std::fs::File::open(&e.abs).map_err(|err| err.to_string())?;
+    let meta = file.metadata().map_err(|err| err.to_string())?;
+    if meta.len() != listed {
+        return Err(changed(meta.len()));
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&meta, tar::HeaderMode::Complete);
+    header.set_size(listed);
+    let mut body = (&file).take(listed);
+    builder
+        .append_data(&mut header, &e.rel, &mut body)
+        .map_err(|err| err.to_string())?;
+    let now = file.metadata().map_err(|err| err.to_string())?.len();
+    if body.limit() != 0 || now != listed {
+        return Err(changed(now));
+    }
+    Ok(())
 }
 
 /// What an archived entry is: a file has its size.
@@ -419,6 +469,46 @@ mod tests {
         assert!(err.contains("more than the limit of 15 bytes"), "{err}");
         extract(&archive, &dir.path().join("ok"), 0, &rules, LIMITS).unwrap();
         assert_eq!(std::fs::read(dir.path().join("ok/b")).unwrap(), vec![b'x'; 8]);
+    }
+
+    /// A file that grows (or shrinks) between the listing the caps were checked on and its
+    /// writing is refused, not archived past the cap at its new size; the same listing of an
+    /// unchanged tree is written whole.
+    #[test]
+    fn a_file_that_changes_size_after_the_caps_were_checked_is_refused() {
+        let rules = IgnoreRules::parse("", ".git").unwrap();
+        let dir = tree(&[("a", 8), ("b", 4)]);
+        let (input, archive) = (dir.path().join("in"), dir.path().join("a.tar"));
+        let entries = listed(&input, Path::new(""), &rules, SMALL, &archive).unwrap();
+        // Grown past the one-file cap (10) after it was listed at 8 bytes.
+        std::fs::write(input.join("a"), vec![b'y'; 64]).unwrap();
+        let err = write_entries(Vec::new(), &entries).unwrap_err();
+        assert!(
+            err.starts_with(
+                "a: changed size while being archived (8 bytes when the size limits were checked, 64 bytes now)"
+            ),
+            "{err}"
+        );
+        // Shrunk: the header would promise bytes the file no longer has.
+        std::fs::write(input.join("a"), vec![b'y'; 2]).unwrap();
+        let err = write_entries(Vec::new(), &entries).unwrap_err();
+        assert!(
+            err.contains("(8 bytes when the size limits were checked, 2 bytes now)"),
+            "{err}"
+        );
+        // Back at its listed size: written, with the listed sizes.
+        std::fs::write(input.join("a"), vec![b'z'; 8]).unwrap();
+        let bytes = write_entries(Vec::new(), &entries).unwrap();
+        let mut read = tar::Archive::new(&bytes[..]);
+        let sizes: Vec<(String, u64)> = read
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.size())
+            })
+            .collect();
+        assert_eq!(sizes, vec![("a".to_string(), 8), ("b".to_string(), 4)]);
     }
 
     #[test]
