@@ -199,18 +199,16 @@ async fn run_case(case: &Case, root: &Path) -> Vec<String> {
         }
         run.abort();
         let n = attempts(&forge);
-        match &want.attempts {
-            Some(Json::String(s)) if s == "repeated" => {
-                if n < 2 {
-                    problems.push(format!("expected repeated calls on the PR while it waits, got {n}"));
-                }
-            }
-            Some(Json::Number(k)) => {
-                if Some(n as u64) != k.as_u64() {
-                    problems.push(format!("expected {k} calls on the PR while it waits, got {n}"));
-                }
-            }
-            _ => {}
+        let ok = match &want.attempts {
+            Some(Json::String(s)) if s == "repeated" => n >= 2,
+            Some(Json::Number(k)) => Some(n as u64) == k.as_u64(),
+            _ => true,
+        };
+        if !ok {
+            problems.push(format!(
+                "expected {:?} calls on the PR while it waits, got {n}",
+                want.attempts
+            ));
         }
         return problems;
     }
