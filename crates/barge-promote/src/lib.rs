@@ -401,7 +401,8 @@ impl Engine {
             record.status = status;
             record.message = barge_core::secret::redact_values(&message, &secrets);
             record.finished_at = Some(now());
-            if status == StepStatus::Succeeded {
+            // A failed step's outputs are kept too when it gives any (a PR closed unmerged).
+            if status == StepStatus::Succeeded || (status == StepStatus::Failed && !outputs.is_empty()) {
                 state.record_outputs(step, outputs);
             }
             let shown = state.outputs.get(&step.alias).cloned().unwrap_or(Json::Null);
@@ -507,7 +508,9 @@ impl Engine {
                     tracing::info!(step = %step.alias, "{why}");
                     self.wakeups.wait(&wake, checked, self.poll_interval).await;
                 }
+                Ok(steps::StepDone::Skipped(why)) => return (StepStatus::Skipped, why, Map::new()),
                 Err(steps::StepError::Failed(m)) => return (StepStatus::Failed, m, Map::new()),
+                Err(steps::StepError::FailedWith(m, outputs)) => return (StepStatus::Failed, m, outputs),
                 Err(steps::StepError::Invalid(m)) => return (StepStatus::Errored, m, Map::new()),
                 Err(steps::StepError::Retryable(m)) => {
                     *error_count += 1;

@@ -121,6 +121,9 @@ pub struct Pr {
     pub state: &'static str,
     pub merged: bool,
     pub merge_sha: Option<String>,
+    /// False while the forge would refuse to merge it (checks pending, a conflict):
+    /// [`TestForge::block`].
+    pub mergeable: bool,
 }
 
 /// A running test forge; it stops when the test's runtime shuts down.
@@ -209,6 +212,7 @@ impl TestForge {
             state: "open",
             merged: false,
             merge_sha: None,
+            mergeable: true,
         });
         number
     }
@@ -232,6 +236,28 @@ impl TestForge {
             .and_then(|prs| prs.iter_mut().find(|p| p.number == number))
             .expect("a PR");
         pr.state = "closed";
+    }
+
+    /// Makes an open PR unmergeable (its checks pending, or a conflict): a merge through the
+    /// API is refused as each forge refuses one, 405 on GitHub ("Pull Request is not
+    /// mergeable"), GitLab and Gitea; Azure DevOps and Bitbucket answer 409 here (their exact
+    /// answers are not modelled). [`TestForge::unblock`] undoes it.
+    pub fn block(&self, repo: &str, number: i64) {
+        self.set_mergeable(repo, number, false);
+    }
+
+    /// Makes a PR [`TestForge::block`] made unmergeable mergeable again.
+    pub fn unblock(&self, repo: &str, number: i64) {
+        self.set_mergeable(repo, number, true);
+    }
+
+    fn set_mergeable(&self, repo: &str, number: i64, mergeable: bool) {
+        let mut repos = self.inner.repos.lock().unwrap();
+        let pr = repos
+            .get_mut(repo)
+            .and_then(|prs| prs.iter_mut().find(|p| p.number == number))
+            .expect("a PR");
+        pr.mergeable = mergeable;
     }
 
     /// `METHOD /path` of every request so far, in order.
@@ -716,6 +742,7 @@ fn create(f: &TestForge, flavor: Flavor, repo: &str, body: &Value) -> Result<Val
         state: "open",
         merged: false,
         merge_sha: None,
+        mergeable: true,
     };
     prs.push(pr.clone());
     Ok(pr_json(f, flavor, repo, &pr))
@@ -762,6 +789,12 @@ fn merge(f: &TestForge, flavor: Flavor, repo: &str, n: i64, body: &Value) -> Res
     if pr.state != "open" {
         // GitHub: 405 "Pull Request is not mergeable".
         return Err(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    if !pr.mergeable {
+        return Err(match flavor {
+            Flavor::GitHub | Flavor::GitLab | Flavor::Gitea => StatusCode::METHOD_NOT_ALLOWED,
+            Flavor::AzureDevOps | Flavor::Bitbucket => StatusCode::CONFLICT,
+        });
     }
     merge_for_real(&f.inner.root, &f.bare(repo), pr);
     Ok(match flavor {

@@ -56,6 +56,9 @@ pub enum StepDone {
     /// [`StepDone::Waiting`], polling again early when `wake` is announced
     /// ([`crate::wakeups`]).
     WaitingOn { why: String, wake: String },
+    /// Nothing to do (git-open-pr with no changes between its branches): the step's status
+    /// is Skipped, its message this reason, and it has no outputs.
+    Skipped(String),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -63,6 +66,10 @@ pub enum StepError {
     /// The step decided the promotion fails (`fail`, an http failureExpression).
     #[error("{0}")]
     Failed(String),
+    /// [`StepError::Failed`] with the outputs the step still reports (git-wait-for-pr's
+    /// `pr` of a PR closed without being merged, as Kargo's).
+    #[error("{0}")]
+    FailedWith(String, Map<String, Json>),
     /// Bad config or an unrecoverable condition: retrying cannot help.
     #[error("{0}")]
     Invalid(String),

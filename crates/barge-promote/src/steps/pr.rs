@@ -448,6 +448,38 @@ pub(super) fn open_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Step
         let pr = match found {
             Some(v) => p.parse(v),
             None => {
+                // As Kargo's: the target branch must exist (`createTargetBranch` is a no-op
+                // in Kargo and here), and a source with no changes against it opens nothing
+                // (a forge refuses a PR without commits): the step is Skipped.
+                let fetch_url = barge_core::rewrite::apply(&ctx.engine.rewrites, &c.repo_url);
+                let credentials = (ctx.engine.credentials)(&c.repo_url);
+                let compared = barge_git::compare_branches(
+                    &fetch_url,
+                    credentials.as_ref(),
+                    &source,
+                    &target,
+                    std::time::Duration::from_secs(120),
+                )
+                .await
+                .map_err(|e| StepError::of_class(e.class(), format!("git-open-pr: {e}")))?;
+                match compared {
+                    barge_git::BranchDiff::TargetMissing => {
+                        return Err(StepError::Invalid(format!(
+                            "git-open-pr: target branch {target:?} does not exist"
+                        )));
+                    }
+                    barge_git::BranchDiff::SourceMissing => {
+                        return Err(StepError::Invalid(format!(
+                            "git-open-pr: source branch {source:?} does not exist"
+                        )));
+                    }
+                    barge_git::BranchDiff::NoChanges => {
+                        return Ok(StepDone::Skipped(format!(
+                            "no changes between {source:?} and {target:?}: no pull request to open"
+                        )));
+                    }
+                    barge_git::BranchDiff::Changes => {}
+                }
                 let title = c.title.clone().unwrap_or_else(|| {
                     format!(
                         "Promote {} to {}",
@@ -541,10 +573,16 @@ async fn get_pr(ctx: &StepCtx<'_>, p: &Provider, number: i64, token: Option<&str
     Ok(pr)
 }
 
+/// The `pr` output of git-wait-for-pr and git-merge-pr: Kargo's waiter's `{id, url, open,
+/// merged}`.
+fn pr_output(pr: &PullRequest) -> Json {
+    json!({"id": pr.number, "url": pr.url, "open": pr.open, "merged": pr.merged})
+}
+
 fn merged_outputs(pr: &PullRequest) -> StepResult {
     done(Map::from_iter([
         ("commit".into(), json!(pr.merge_commit.clone().unwrap_or_default())),
-        ("pr".into(), json!({"id": pr.number, "url": pr.url, "merged": true})),
+        ("pr".into(), pr_output(pr)),
     ]))
 }
 
@@ -566,10 +604,11 @@ pub(super) fn wait_for_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, 
                 wake: barge_core::webhook::pull_request_key(&pr.url),
             })
         } else {
-            Err(StepError::Failed(format!(
-                "PR #{number} ({}) was closed without being merged",
-                pr.url
-            )))
+            // Failed, with the PR's outputs, as Kargo's waiter reports it.
+            Err(StepError::FailedWith(
+                format!("PR #{number} ({}) was closed without being merged", pr.url),
+                Map::from_iter([("pr".into(), pr_output(&pr))]),
+            ))
         }
     })
 }
@@ -624,10 +663,22 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
         match call(ctx, &p, req, token.as_deref()).await {
             Ok(_) => {}
             // Not mergeable yet (checks running, 405/409/422): wait when asked to.
-            Err(StepError::Invalid(m))
-                if c.wait && ["405", "406", "409", "422"].iter().any(|code| m.contains(code)) =>
-            {
-                return Ok(StepDone::Waiting(format!("PR #{number} is not mergeable yet: {m}")));
+            Err(StepError::Invalid(m)) if ["405", "406", "409", "422"].iter().any(|code| m.contains(code)) => {
+                let why = format!("PR #{number} is not mergeable yet: {m}");
+                if !c.wait {
+                    return Err(StepError::Failed(format!(
+                        "PR #{number} is not ready to merge and wait is disabled ({m})"
+                    )));
+                }
+                // Kargo's pollInterval: tried again no sooner than that.
+                return Ok(match c.poll_interval.as_deref() {
+                    Some(i) => StepDone::WaitingFor {
+                        why,
+                        at_least: barge_core::duration::parse_go_duration(i)
+                            .map_err(|e| StepError::Invalid(format!("git-merge-pr: pollInterval: {e}")))?,
+                    },
+                    None => StepDone::Waiting(why),
+                });
             }
             Err(e) => return Err(e),
         }
