@@ -362,6 +362,90 @@ fn server_of(url: &str) -> &str {
     authority.rsplit_once('@').map_or(authority, |(_, host)| host)
 }
 
+/// How a pull request's source branch stands against its target on a remote: what
+/// git-open-pr checks before it asks a forge to open one (as Kargo's does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BranchDiff {
+    /// The target branch does not exist on the remote.
+    TargetMissing,
+    /// The source branch does not exist on the remote.
+    SourceMissing,
+    /// Both exist and their trees are the same (Kargo's `git diff --quiet source..target`).
+    NoChanges,
+    /// Both exist and their trees differ.
+    Changes,
+}
+
+/// Compares the tips of `source` and `target` on the remote `url` (after rewrites) with one
+/// `ls-remote` and, when their commits differ, a shallow fetch of both into a throw-away
+/// repository to compare their trees.
+pub async fn compare_branches(
+    url: &str,
+    credentials: Option<&barge_core::secret::Credentials>,
+    source: &str,
+    target: &str,
+    timeout: Duration,
+) -> Result<BranchDiff, GitError> {
+    let dir = tempfile::Builder::new()
+        .prefix("barge-git-")
+        .tempdir()
+        .map_err(|e| GitError::Invalid {
+            url: redact(url),
+            message: format!("cannot create a work directory: {e}"),
+        })?;
+    let run = |args: Vec<String>| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            git_env(Some(&dir), &refs, url, timeout, &[], credentials).await
+        }
+    };
+    run(vec!["init".into(), "-q".into(), "--bare".into()]).await?;
+    let (source_ref, target_ref) = (format!("refs/heads/{source}"), format!("refs/heads/{target}"));
+    let listed = run(vec![
+        "ls-remote".into(),
+        url.into(),
+        source_ref.clone(),
+        target_ref.clone(),
+    ])
+    .await?;
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let tip = |name: &str| {
+        listed.lines().find_map(|l| {
+            let (sha, r) = l.split_once('\t')?;
+            (r == name).then(|| sha.to_string())
+        })
+    };
+    let (Some(s), Some(t)) = (tip(&source_ref), tip(&target_ref)) else {
+        return Ok(if tip(&target_ref).is_none() {
+            BranchDiff::TargetMissing
+        } else {
+            BranchDiff::SourceMissing
+        });
+    };
+    if s == t {
+        return Ok(BranchDiff::NoChanges);
+    }
+    run(vec![
+        "fetch".into(),
+        "-q".into(),
+        "--no-tags".into(),
+        "--depth".into(),
+        "1".into(),
+        url.into(),
+        format!("+{source_ref}:refs/compare/source"),
+        format!("+{target_ref}:refs/compare/target"),
+    ])
+    .await?;
+    let tree = |r: &'static str| run(vec!["rev-parse".into(), format!("{r}^{{tree}}")]);
+    let (a, b) = (tree("refs/compare/source").await?, tree("refs/compare/target").await?);
+    Ok(if a.stdout == b.stdout {
+        BranchDiff::NoChanges
+    } else {
+        BranchDiff::Changes
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Askpass, remote_host};
@@ -453,88 +537,4 @@ mod tests {
         assert_eq!(super::server_of("http://127.0.0.1/x.git"), "127.0.0.1");
         assert_eq!(super::server_of("file:///srv/x.git"), "");
     }
-}
-
-/// How a pull request's source branch stands against its target on a remote: what
-/// git-open-pr checks before it asks a forge to open one (as Kargo's does).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BranchDiff {
-    /// The target branch does not exist on the remote.
-    TargetMissing,
-    /// The source branch does not exist on the remote.
-    SourceMissing,
-    /// Both exist and their trees are the same (Kargo's `git diff --quiet source..target`).
-    NoChanges,
-    /// Both exist and their trees differ.
-    Changes,
-}
-
-/// Compares the tips of `source` and `target` on the remote `url` (after rewrites) with one
-/// `ls-remote` and, when their commits differ, a shallow fetch of both into a throw-away
-/// repository to compare their trees.
-pub async fn compare_branches(
-    url: &str,
-    credentials: Option<&barge_core::secret::Credentials>,
-    source: &str,
-    target: &str,
-    timeout: Duration,
-) -> Result<BranchDiff, GitError> {
-    let dir = tempfile::Builder::new()
-        .prefix("barge-git-")
-        .tempdir()
-        .map_err(|e| GitError::Invalid {
-            url: redact(url),
-            message: format!("cannot create a work directory: {e}"),
-        })?;
-    let run = |args: Vec<String>| {
-        let dir = dir.path().to_path_buf();
-        async move {
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            git_env(Some(&dir), &refs, url, timeout, &[], credentials).await
-        }
-    };
-    run(vec!["init".into(), "-q".into(), "--bare".into()]).await?;
-    let (source_ref, target_ref) = (format!("refs/heads/{source}"), format!("refs/heads/{target}"));
-    let listed = run(vec![
-        "ls-remote".into(),
-        url.into(),
-        source_ref.clone(),
-        target_ref.clone(),
-    ])
-    .await?;
-    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-    let tip = |name: &str| {
-        listed.lines().find_map(|l| {
-            let (sha, r) = l.split_once('\t')?;
-            (r == name).then(|| sha.to_string())
-        })
-    };
-    let (Some(s), Some(t)) = (tip(&source_ref), tip(&target_ref)) else {
-        return Ok(if tip(&target_ref).is_none() {
-            BranchDiff::TargetMissing
-        } else {
-            BranchDiff::SourceMissing
-        });
-    };
-    if s == t {
-        return Ok(BranchDiff::NoChanges);
-    }
-    run(vec![
-        "fetch".into(),
-        "-q".into(),
-        "--no-tags".into(),
-        "--depth".into(),
-        "1".into(),
-        url.into(),
-        format!("+{source_ref}:refs/compare/source"),
-        format!("+{target_ref}:refs/compare/target"),
-    ])
-    .await?;
-    let tree = |r: &'static str| run(vec!["rev-parse".into(), format!("{r}^{{tree}}")]);
-    let (a, b) = (tree("refs/compare/source").await?, tree("refs/compare/target").await?);
-    Ok(if a.stdout == b.stdout {
-        BranchDiff::NoChanges
-    } else {
-        BranchDiff::Changes
-    })
 }
