@@ -643,10 +643,7 @@ fn connections_beyond_the_limit_get_503_and_the_api_serves_again_once_idle_ones_
         .collect();
     let silent: Vec<(String, Duration)> = silent.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(silent.iter().all(|(answer, _)| answer.is_empty()), "{silent:?}");
-    let closed_at_once = silent
-        .iter()
-        .filter(|(_, waited)| *waited < at_once)
-        .count();
+    let closed_at_once = silent.iter().filter(|(_, waited)| *waited < at_once).count();
     assert!(closed_at_once >= extra, "{silent:?}");
     // Once the idle connections time out, an authenticated request is served (refused
     // with 503 while a slot is on its way back).

@@ -77,19 +77,16 @@ async fn a_compacted_version_is_relisted_and_the_change_is_not_lost() {
     let current = server.get("argoproj.io", "applications", "argocd", "web-dev").unwrap();
     server.put("argoproj.io", "applications", app("api-dev"));
     server.compact();
-    let (seen, ()) = tokio::join!(
-        apps.next_change("web-dev", resource_version(&current), LIMIT),
-        async {
-            until("a re-list and a watch after it", || {
-                count(&server, "list") == 2 && server.open_watches() == 1
-            })
-            .await;
-            assert!(server.update("argoproj.io", "applications", "argocd", "web-dev", |a| {
-                a["status"]["health"] = json!({"status": "Healthy"});
-                true
-            }));
-        }
-    );
+    let (seen, ()) = tokio::join!(apps.next_change("web-dev", resource_version(&current), LIMIT), async {
+        until("a re-list and a watch after it", || {
+            count(&server, "list") == 2 && server.open_watches() == 1
+        })
+        .await;
+        assert!(server.update("argoproj.io", "applications", "argocd", "web-dev", |a| {
+            a["status"]["health"] = json!({"status": "Healthy"});
+            true
+        }));
+    });
     assert_eq!(
         seen.unwrap().expect("the change")["status"]["health"]["status"],
         "Healthy"
@@ -116,13 +113,10 @@ async fn a_watch_the_server_ends_is_resumed_until_the_change_comes() {
     let dir = tempfile::tempdir().unwrap();
     let before = server.put("argoproj.io", "applications", app("web-dev"));
     let apps = apps(&server, &dir).await;
-    let (seen, ()) = tokio::join!(
-        apps.next_change("web-dev", resource_version(&before), LIMIT),
-        async {
-            until("three watches", || count(&server, "watch") >= 3).await;
-            sync(&server, "web-dev");
-        }
-    );
+    let (seen, ()) = tokio::join!(apps.next_change("web-dev", resource_version(&before), LIMIT), async {
+        until("three watches", || count(&server, "watch") >= 3).await;
+        sync(&server, "web-dev");
+    });
     assert_eq!(
         seen.unwrap().expect("the change after the reconnects")["status"]["sync"]["status"],
         "Synced"
@@ -144,24 +138,21 @@ async fn bookmarks_keep_the_resume_version_inside_the_history() {
     let before = server.put("argoproj.io", "applications", app("web-dev"));
     server.put("argoproj.io", "applications", app("api-dev"));
     let apps = apps(&server, &dir).await;
-    let (seen, ()) = tokio::join!(
-        apps.next_change("web-dev", resource_version(&before), LIMIT),
-        async {
-            until("barge watching", || server.open_watches() == 1).await;
-            for i in 0..20 {
-                server.update("argoproj.io", "applications", "argocd", "api-dev", |a| {
-                    a["status"] = json!({"n": i});
-                    true
-                });
-            }
-            // The watch was cut and resumed: from a bookmark's version, which is recent.
-            until("a second watch", || {
-                count(&server, "watch") >= 2 && server.open_watches() == 1
-            })
-            .await;
-            sync(&server, "web-dev");
+    let (seen, ()) = tokio::join!(apps.next_change("web-dev", resource_version(&before), LIMIT), async {
+        until("barge watching", || server.open_watches() == 1).await;
+        for i in 0..20 {
+            server.update("argoproj.io", "applications", "argocd", "api-dev", |a| {
+                a["status"] = json!({"n": i});
+                true
+            });
         }
-    );
+        // The watch was cut and resumed: from a bookmark's version, which is recent.
+        until("a second watch", || {
+            count(&server, "watch") >= 2 && server.open_watches() == 1
+        })
+        .await;
+        sync(&server, "web-dev");
+    });
     assert_eq!(seen.unwrap().expect("the change")["status"]["sync"]["status"], "Synced");
     let watches: Vec<String> = server
         .requests()
