@@ -479,12 +479,13 @@ async fn lumen_tag_yaml_edit_rollout_and_analysis_with_failure_limit_3() {
     assert!(freight["status"]["verifiedIn"].get("lumen").is_none(), "{freight:#}");
 }
 
-/// failureLimit 3 from the other side: lumen's template (its interval shortened to 5s) whose
+/// failureLimit 3 from the other side: lumen's template (its interval shortened to 10s) whose
 /// first three measurements fail and last two pass ends Successful, since three failures are
 /// tolerated. Prometheus holds one burst of 5xx errors timed so that every `[2m]` window
 /// evaluated before an instant T holds it (success rate about 0.55) and none after T does
-/// (1.0); the run starts 12.5s before T, so measurements at 0s, 5s and 10s fail and those at
-/// 15s and 20s pass (2.5s of slack either side).
+/// (1.0); the run starts 25s before T, so measurements at 0s, 10s and 20s fail and those at
+/// 30s and 40s pass (5s of slack either side, for the run's start and the measurements'
+/// own time, which delay the next one on a loaded machine).
 #[test]
 fn lumen_analysis_tolerates_three_failed_measurements() {
     use barge_testkit::prometheus::{Series, now_secs};

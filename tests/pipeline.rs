@@ -11,7 +11,7 @@ mod support;
 
 use barge_store::Backend;
 use serde_json::Value;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use support::{GitDaemon, git, health_server, stderr, stdout, wait_for};
@@ -679,7 +679,7 @@ async fn abort_stops_a_running_promotion_through_the_api(b: Backend) {
     assert_eq!(stages["status"]["barge"]["requests"][0]["reason"], "PromotionRunning");
     let out = via_api(&["abort", "promotion", &name]);
     assert!(out.status.success(), "{}", stderr(&out));
-    wait_for("the abort to be recorded", Duration::from_secs(10), || {
+    wait_for("the abort to be recorded", Duration::from_secs(60), || {
         staging_promotion(&fx).is_some_and(|p| p["status"]["phase"] == "Aborted")
     });
     let again = via_api(&["abort", "promotion", &name]);
@@ -751,7 +751,7 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
     wait_for("staging to push", Duration::from_secs(60), || {
         fx.commits("staging:") == 1
     });
-    wait_for("staging to be polling", Duration::from_secs(10), || {
+    wait_for("staging to be polling", Duration::from_secs(60), || {
         staging_promotion(&fx).is_some_and(|p| {
             p["status"]["stepExecutionMetadata"]
                 .as_array()
@@ -793,6 +793,16 @@ async fn kill_9_of_serve_mid_promotion_resumes_with_one_commit(b: Backend) {
     );
 }
 
+/// Replaces `file` with `text` in one step (a write beside it, then a rename), as an editor
+/// that saves atomically does. `std::fs::write` truncates the file before it writes: a reload
+/// that polls between the two (the test thread preempted on a loaded machine) loads an empty
+/// file, a change of its own, and the test's count of reloads is off by one.
+fn replace_file(file: &Path, text: &str) {
+    let beside = file.with_extension("yaml.tmp");
+    std::fs::write(&beside, text).unwrap();
+    std::fs::rename(&beside, file).unwrap();
+}
+
 async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshes_on_request(b: Backend) {
     let fx = Fixture::new(b, "0s", "[]").await;
     fx.push("1.0.0").await;
@@ -812,12 +822,11 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
     // A broken change is reported and ignored: the Stage stays.
     let file = fx.defs.join("shop.yaml");
     let good = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
+    replace_file(
         &file,
-        good.replace("sources: {stages: [staging]}", "sources: {stages: [nowhere]}"),
-    )
-    .unwrap();
-    wait_for("the rejection", Duration::from_secs(20), || {
+        &good.replace("sources: {stages: [staging]}", "sources: {stages: [nowhere]}"),
+    );
+    wait_for("the rejection", Duration::from_secs(60), || {
         std::fs::read_to_string(&log)
             .unwrap()
             .contains("keeping the last good ones")
@@ -832,8 +841,8 @@ async fn the_daemon_reloads_good_definitions_keeps_them_on_bad_ones_and_refreshe
     assert_eq!(stages["items"].as_array().unwrap().len(), 4);
     // A good change (a fifth Stage) is picked up.
     let qa = "\n---\napiVersion: kargo.akuity.io/v1alpha1\nkind: Stage\nmetadata: {name: qa, namespace: shop}\nspec:\n  requestedFreight:\n    - origin: {kind: Warehouse, name: app}\n      sources: {stages: [dev]}\n";
-    std::fs::write(&file, format!("{good}{qa}")).unwrap();
-    wait_for("the reload", Duration::from_secs(20), || {
+    replace_file(&file, &format!("{good}{qa}"));
+    wait_for("the reload", Duration::from_secs(60), || {
         let v: Value = serde_json::from_slice(&api(&["get", "stages", "-o", "json"]).stdout).unwrap_or_default();
         v["items"].as_array().is_some_and(|a| a.len() == 5)
     });
@@ -1502,8 +1511,12 @@ spec:
         - task: {name: update-overlay}
 "#;
 
-/// How long the Warehouse `slow`'s registry takes to list tags once it turned slow.
-const SLOW_LISTING: Duration = Duration::from_secs(10);
+/// How long the Warehouse `slow`'s registry takes to list tags once it turned slow. The
+/// promotion or refresh under test (a clone, a commit and a push; a listing and a mint) must
+/// end inside it, and on a loaded 2-core machine that has taken more than the 10 s this was:
+/// a minute leaves a wide margin and costs nothing when the test passes (nothing waits for
+/// the slow listing to end).
+const SLOW_LISTING: Duration = Duration::from_secs(60);
 
 /// A daemon in the middle of a pass of the Warehouse `slow`, whose registry (a proxy) lists
 /// its tags only after SLOW_LISTING.

@@ -312,6 +312,22 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
     let fx = Fixture::new().await;
     let started = Instant::now();
     let mut replicas: Vec<Replica> = (0..n).map(|i| fx.replica(&format!("r{i}"), "30s")).collect();
+    // Every replica has written its heartbeat before the first tag: the bound on refused
+    // auto-promotions below counts a start that overlaps that tag's promotions, not a replica
+    // that a loaded machine started so late that it joined during a later tag.
+    let want: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    support::wait_for("every replica's heartbeat", Duration::from_secs(60), || {
+        let out = fx.command(&["get", "replicas", "-o", "json"]).output().unwrap();
+        let listed = support::listed(serde_json::from_slice(&out.stdout).unwrap_or_default());
+        let mut ids: Vec<String> = listed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["id"].as_str().map(String::from))
+            .collect();
+        ids.sort();
+        ids == want
+    });
     let tags = tags(TAGS);
     push_each(&fx, &tags, &mut replicas, |_| {}).await;
     fx.wait_settled(tags.last().unwrap(), &mut replicas, SETTLE);
@@ -357,7 +373,6 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
         .map(|r| r["id"].as_str().unwrap())
         .collect();
     ids.sort();
-    let want: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>(), "{listed}");
     for r in listed.as_array().unwrap() {
         assert_eq!(r["alive"], true, "{r}");

@@ -118,7 +118,8 @@ async fn stopping_terminates_the_run_in_the_cluster() {
             "analysisruns",
             "shop",
             &name,
-            Duration::from_secs(5),
+            // It returns once the controller terminated the run; a loaded machine gets 30 s.
+            Duration::from_secs(30),
             |r| r["status"]["phase"] == "Successful",
         )
         .await;

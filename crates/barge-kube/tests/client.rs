@@ -49,9 +49,10 @@ async fn objects_are_read_patched_created_watched_and_deleted() {
             && r.ends_with("application/merge-patch+json")
     }));
 
-    // A WATCH from the patched version sees the next change (a controller writing status).
+    // A WATCH from the patched version sees the next change (a controller writing status). It
+    // returns with the change; the minute is for a loaded machine.
     let rv = resource_version(&patched).to_string();
-    let (watcher, controller) = tokio::join!(apps.next_change("web-dev", &rv, Duration::from_secs(5)), async {
+    let (watcher, controller) = tokio::join!(apps.next_change("web-dev", &rv, Duration::from_secs(60)), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         server.update("argoproj.io", "applications", "argocd", "web-dev", |a| {
             a["status"] = json!({"sync": {"status": "Synced"}});

@@ -266,7 +266,7 @@ async fn roll(c: &Cluster, steps: Value) {
     c.server
         .put("argoproj.io", "rollouts", rollout("ghcr.io/acme/app:1.0.0", steps));
     c.server
-        .wait_for("argoproj.io", "rollouts", "shop", "web", Duration::from_secs(5), |r| {
+        .wait_for("argoproj.io", "rollouts", "shop", "web", Duration::from_secs(30), |r| {
             r["status"]["phase"] == "Healthy"
         })
         .await;

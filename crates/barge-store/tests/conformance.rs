@@ -1090,10 +1090,13 @@ async fn live_replicas_are_those_with_a_recent_heartbeat(b: Backend) {
     s.heartbeat("pod-b", "host-b", "1.0", true).await.unwrap();
     s.heartbeat("pod-a", "host-a", "1.0", true).await.unwrap();
     assert_eq!(s.live_replicas(60_000).await.unwrap(), ["pod-a", "pod-b"]);
-    // A heartbeat older than the window: not live (by the database's clock).
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // A heartbeat older than the window: not live (by the database's clock). pod-b's is at
+    // least 3 s old, past the 2 s window whatever the load; pod-a's fresh one stays inside it
+    // unless this thread stalls 2 s between the two calls (a 300 ms window did not leave a
+    // loaded machine that margin).
+    tokio::time::sleep(std::time::Duration::from_millis(3_000)).await;
     s.heartbeat("pod-a", "host-a", "1.0", false).await.unwrap();
-    assert_eq!(s.live_replicas(300).await.unwrap(), ["pod-a"]);
+    assert_eq!(s.live_replicas(2_000).await.unwrap(), ["pod-a"]);
     // The change counters, every project's in one read.
     assert!(s.project_versions().await.unwrap().is_empty());
     s.create_promotion(&promotion("dev.a.f1", "dev", "f1", Phase::Pending, 100))
@@ -1835,13 +1838,16 @@ async fn discovery_is_leased_once_per_due_time_by_the_databases_clock(b: Backend
             .await
             .unwrap()
     );
+    // The clock starts before the claim: the lease's 300 ms then all lie after `started`, and
+    // the 200 ms floor below holds however long this thread is held up after the claim (with
+    // `started` taken after it, a stall of 100 ms on a loaded machine left less than 200 ms).
+    let started = std::time::Instant::now();
     assert!(matches!(
         s.claim_discovery("demo", "app", "r-late", 300).await.unwrap(),
         DiscoveryClaim::Taken { .. }
     ));
     // r-late dies without ending its pass: its lease runs out after 300 ms of the database's
     // clock, and another replica repeats the pass.
-    let started = std::time::Instant::now();
     loop {
         match s.claim_discovery("demo", "app", "r-next", 60_000).await.unwrap() {
             DiscoveryClaim::Taken { .. } => break,

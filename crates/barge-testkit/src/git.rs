@@ -67,7 +67,7 @@ impl GitDaemon {
             .spawn()
             .expect("git daemon (Debian package git)");
         let daemon = GitDaemon { port, child };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "git daemon did not start");
             std::thread::sleep(Duration::from_millis(50));
@@ -169,7 +169,7 @@ fn serve_smart_http(root: &Path, user: &str, pass: &str, tls: bool) -> (SmartHtt
         .stderr(Stdio::null())
         .spawn()
         .expect("nginx (Debian package nginx-light)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || !sock.exists() {
         assert!(
             std::time::Instant::now() < deadline,
@@ -247,7 +247,7 @@ mod tests {
         let port = daemon.port;
         drop(daemon);
         // Nothing may be left accepting on the port (an orphaned git-daemon would be).
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_ok() {
             assert!(
                 Instant::now() < deadline,

@@ -22,6 +22,10 @@
 //! - [`runtime`]: a tokio runtime on threads of its own, which the in-process servers above
 //!   run on, so a test that blocks (a `barge` process, a poll loop's sleep) cannot stall them.
 //!
+//! Starting a server waits until it answers, and returns then; the deadline of that wait (a
+//! minute) is reached only when the server cannot start, not by a loaded 2-core machine on
+//! which python3, nginx or chromedriver take seconds to come up.
+//!
 //! It depends on no barge crate but barge-core, so any crate can use it without a cycle.
 #![forbid(unsafe_code)]
 

@@ -46,7 +46,7 @@ impl ForwardProxy {
             .stderr(Stdio::null())
             .spawn()
             .expect("tinyproxy (scripts/test-env installs Debian's tinyproxy)");
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 Instant::now() < deadline,

@@ -109,7 +109,7 @@ impl TestRegistry {
                 .build()
                 .unwrap(),
         };
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(r) = reg.http.get(format!("{}://{}/v2/", reg.scheme, reg.host)).send().await
                 && (r.status().is_success() || r.status() == 401)

@@ -29,7 +29,7 @@ pub fn health_server(dir: &Path, port: u16) -> HealthServer {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("python3");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(std::time::Instant::now() < deadline, "http.server did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
