@@ -26,34 +26,70 @@ pub enum EditError {
     Empty,
     #[error("{0} holds more than one YAML document; yaml-merge merges single-document files")]
     MultipleDocuments(String),
+    #[error("{0}")]
+    Key(String),
+    #[error("key {0:?} cannot be set: {1}")]
+    Write(String, String),
 }
 
-/// Converts Kargo's sjson-style key (`image.tag`, `containers.0.image`, `a\.b` for a key with a
-/// dot) to yaml-edit's path syntax (`containers[0].image`).
-fn to_path(key: &str) -> String {
-    let mut segments: Vec<String> = Vec::new();
+/// Splits a key as Kargo's yaml-update does (its pkg/sjson SplitKey): dots separate parts
+/// unless escaped (`a\.b`); `\:` is a literal colon; an unescaped colon may only start a part
+/// (`:0`, sjson's hint that a number is a mapping key) and is dropped; no part may be empty.
+pub fn split_key(key: &str) -> Result<Vec<String>, EditError> {
+    let key = key.trim();
+    let bad = |why: &str| EditError::Key(format!("{why} in key {key:?}"));
+    if key.is_empty() {
+        return Err(EditError::Key("empty key".into()));
+    }
+    let mut parts = Vec::new();
     let mut current = String::new();
-    let mut chars = key.chars().peekable();
+    let mut chars = key.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' if chars.peek() == Some(&'.') => current.push(chars.next().unwrap_or('.')),
-            '.' => segments.push(std::mem::take(&mut current)),
+            '\\' => match chars.next() {
+                Some(e @ ('.' | ':')) => current.push(e),
+                _ => return Err(bad("invalid escape sequence")),
+            },
+            '.' if current.is_empty() => return Err(bad("empty key part")),
+            '.' => parts.push(std::mem::take(&mut current)),
+            ':' if !current.is_empty() => return Err(bad("unexpected colon")),
+            ':' => {}
             c => current.push(c),
         }
     }
-    segments.push(current);
+    if current.is_empty() {
+        return Err(bad("empty key part"));
+    }
+    parts.push(current);
+    Ok(parts)
+}
+
+/// Converts Kargo's key (`image.tag`, `containers.0.image`, `a\.b` for a key with a dot) to
+/// yaml-edit's path syntax. A part of digits is an index into a list or, in a mapping, the key
+/// spelled so (as Kargo matches a mapping key by its text); `[n]` is the older index syntax
+/// Kargo's key paths also take; any other part is a key, its punctuation escaped.
+fn to_path(key: &str) -> Result<String, EditError> {
     let mut path = String::new();
-    for s in segments {
-        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !path.is_empty() {
-            path.push_str(&format!("[{s}]"));
-        } else {
-            if !path.is_empty() {
-                path.push('.');
+    for part in split_key(key)? {
+        let legacy = part
+            .strip_prefix('[')
+            .and_then(|p| p.strip_suffix(']'))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if let Some(n) = legacy {
+            path.push_str(&format!("[{n}]"));
+            continue;
+        }
+        if !path.is_empty() {
+            path.push('.');
+        }
+        for c in part.chars() {
+            if !c.is_alphanumeric() && c != '_' && c != '-' {
+                path.push('\\');
             }
-            path.push_str(&s);
+            path.push(c);
         }
     }
-    path
+    Ok(path)
 }
 
 fn style_of(raw: &str) -> ScalarStyle {
@@ -84,7 +120,7 @@ pub fn update_values(text: &str, updates: &[(&str, serde_json::Value)]) -> Resul
         return Err(EditError::Empty);
     }
     for (key, value) in updates {
-        let path = to_path(key);
+        let path = to_path(key)?;
         let (doc, node) = docs
             .iter()
             .find_map(|d| d.try_get_path(&path).ok().map(|n| (d, n)))
@@ -94,7 +130,15 @@ pub fn update_values(text: &str, updates: &[(&str, serde_json::Value)]) -> Resul
         };
         let set = match value {
             serde_json::Value::String(s) => {
-                doc.try_set_path(&path, ScalarValue::with_style(s.clone(), style_of(&scalar.to_string())))
+                let mut style = style_of(&scalar.to_string());
+                // A plain value that YAML would not read back as this string (`42`, `true`,
+                // `null`, `[1]`) is double-quoted, as Kargo's yaml-update writes it.
+                if style == ScalarStyle::Plain
+                    && yaml_serde::from_str::<serde_json::Value>(s).ok() != Some(serde_json::Value::String(s.clone()))
+                {
+                    style = ScalarStyle::DoubleQuoted;
+                }
+                doc.try_set_path(&path, ScalarValue::with_style(s.clone(), style))
             }
             serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => doc.try_set_path(&path, i),
@@ -107,9 +151,15 @@ pub fn update_values(text: &str, updates: &[(&str, serde_json::Value)]) -> Resul
                 ScalarValue::with_style(other.to_string(), style_of(&scalar.to_string())),
             ),
         };
-        set.map_err(|e| EditError::Parse(e.to_string()))?;
+        set.map_err(|e| EditError::Write(key.to_string(), e.to_string()))?;
     }
-    Ok(file.to_string())
+    let mut out = file.to_string();
+    // Kargo's yaml-update writes every line with its end, so an edited file always ends in a
+    // newline (in the file's own line ending).
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push_str(if text.contains("\r\n") { "\r\n" } else { "\n" });
+    }
+    Ok(out)
 }
 
 /// What `kustomize edit set image` sets for one image.
@@ -382,6 +432,7 @@ mod tests {
         );
         // A plain tag that looks like a number is quoted, so it stays a string.
         let plain = update_values("tag: v1\n", &[("tag", json!("1.10"))]).unwrap();
+        assert_eq!(plain, "tag: \"1.10\"\n", "double quotes, as Kargo writes them");
         let v: serde_json::Value = yaml_serde::from_str(&plain).unwrap();
         assert_eq!(v["tag"], json!("1.10"), "{plain}");
     }
@@ -412,8 +463,19 @@ mod tests {
             update_values("a: 1\r\nb: x\r\n", &[("b", json!("y"))]).unwrap(),
             "a: 1\r\nb: y\r\n"
         );
-        assert_eq!(to_path("annotations.example\\.com/tag"), "annotations.example.com/tag");
-        assert_eq!(to_path("spec.containers.0.image"), "spec.containers[0].image");
+        assert_eq!(
+            to_path("annotations.example\\.com/tag").unwrap(),
+            "annotations.example\\.com\\/tag"
+        );
+        assert_eq!(to_path("spec.containers.0.image").unwrap(), "spec.containers.0.image");
+        assert_eq!(
+            update_values(
+                "metadata:\n  annotations:\n    example.com/tag: a\n",
+                &[("metadata.annotations.example\\.com/tag", json!("b"))]
+            )
+            .unwrap(),
+            "metadata:\n  annotations:\n    example.com/tag: b\n"
+        );
     }
 
     fn yaml(text: &str) -> serde_json::Value {
