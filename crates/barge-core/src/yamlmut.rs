@@ -66,30 +66,47 @@ pub fn split_key(key: &str) -> Result<Vec<String>, EditError> {
 
 /// Converts Kargo's key (`image.tag`, `containers.0.image`, `a\.b` for a key with a dot) to
 /// yaml-edit's path syntax. A part of digits is an index into a list or, in a mapping, the key
-/// spelled so (as Kargo matches a mapping key by its text); `[n]` is the older index syntax
-/// Kargo's key paths also take; any other part is a key, its punctuation escaped.
+/// spelled so (as Kargo matches a mapping key by its text); `[n]` after a part's key, or as a
+/// part of its own (`containers[0].image`, `containers.[0].image`), is the index syntax barge's
+/// keys took before they followed Kargo's and still take; any other part is a key, its
+/// punctuation escaped.
 fn to_path(key: &str) -> Result<String, EditError> {
     let mut path = String::new();
     for part in split_key(key)? {
-        let legacy = part
-            .strip_prefix('[')
-            .and_then(|p| p.strip_suffix(']'))
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if let Some(n) = legacy {
-            path.push_str(&format!("[{n}]"));
-            continue;
-        }
-        if !path.is_empty() {
-            path.push('.');
-        }
-        for c in part.chars() {
-            if !c.is_alphanumeric() && c != '_' && c != '-' {
-                path.push('\\');
+        let (name, indexes) = trailing_indexes(&part);
+        if !name.is_empty() {
+            if !path.is_empty() {
+                path.push('.');
             }
-            path.push(c);
+            for c in name.chars() {
+                if !c.is_alphanumeric() && c != '_' && c != '-' {
+                    path.push('\\');
+                }
+                path.push(c);
+            }
+        }
+        for n in indexes {
+            path.push_str(&format!("[{n}]"));
         }
     }
     Ok(path)
+}
+
+/// A key part's name and the `[n]` indexes that end it (`containers[0][1]` is `containers`,
+/// 0, 1); a part without them is all name.
+fn trailing_indexes(part: &str) -> (&str, Vec<&str>) {
+    let mut name = part;
+    let mut indexes = Vec::new();
+    while let Some(open) = name.strip_suffix(']').and_then(|p| p.rfind('[')) {
+        let n = &name[open + 1..name.len() - 1];
+        if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+            break;
+        }
+        indexes.push(n);
+        name = &name[..open];
+    }
+    indexes.reverse();
+    (name, indexes)
 }
 
 fn style_of(raw: &str) -> ScalarStyle {
@@ -468,6 +485,19 @@ mod tests {
             "annotations.example\\.com\\/tag"
         );
         assert_eq!(to_path("spec.containers.0.image").unwrap(), "spec.containers.0.image");
+        // The `[n]` index syntax barge's keys took before they followed Kargo's still works,
+        // after a key or as a part of its own.
+        let pod = "spec:\n  containers:\n    - name: a\n      image: x:1\n    - name: b\n      image: y:1\n";
+        let second = "spec:\n  containers:\n    - name: a\n      image: x:1\n    - name: b\n      image: y:2\n";
+        for key in [
+            "spec.containers[1].image",
+            "spec.containers.[1].image",
+            "spec.containers.1.image",
+        ] {
+            assert_eq!(update_values(pod, &[(key, json!("y:2"))]).unwrap(), second, "{key}");
+        }
+        assert_eq!(to_path("m[0][1].x").unwrap(), "m[0][1].x");
+        assert_eq!(to_path("a[x]").unwrap(), "a\\[x\\]", "not an index: a key");
         assert_eq!(
             update_values(
                 "metadata:\n  annotations:\n    example.com/tag: a\n",

@@ -651,20 +651,19 @@ impl RepoCache {
 /// longer than the source whenever the target begins with it), so a URL already under a
 /// target is not rewritten again (`https://github.com/` → `https://github.com/mirror/` would
 /// otherwise send `../lib.git` to `…/mirror/mirror/…`). A `.gitmodules` URL that names a
-/// target itself is taken as it is, too.
+/// target itself is taken as it is, too. A target that is another rewrite's source (chained
+/// rewrites, X → Y and Y → Z) gets no such rule: git, finding two equally long matches, would
+/// take the one that leaves Y as it is, where barge's own rewrites send Y on to Z.
 fn insteadof_args(rewrites: &[barge_core::rewrite::Rewrite]) -> Vec<String> {
-    rewrites
-        .iter()
-        .flat_map(|r| {
-            let (to, _) = barge_core::secret::split_userinfo(&r.to);
-            [
-                "-c".to_string(),
-                format!("url.{to}.insteadOf={}", r.from),
-                "-c".to_string(),
-                format!("url.{to}.insteadOf={to}"),
-            ]
-        })
-        .collect()
+    let mut args = Vec::new();
+    for r in rewrites {
+        let (to, _) = barge_core::secret::split_userinfo(&r.to);
+        args.extend(["-c".to_string(), format!("url.{to}.insteadOf={}", r.from)]);
+        if !rewrites.iter().any(|other| other.from == to) {
+            args.extend(["-c".to_string(), format!("url.{to}.insteadOf={to}")]);
+        }
+    }
+    args
 }
 
 /// A failed submodule update, explained where git's own words do not say what to do: a
@@ -791,6 +790,33 @@ fn io_error(url: &str, path: &Path, e: &std::io::Error) -> GitError {
 #[cfg(test)]
 mod tests {
     use super::{ChainTurn, RepoCache};
+
+    /// A submodule's URL goes where barge's own rewrites send it: each target is kept from a
+    /// second rewrite (a relative URL under it), except a target that a chained rewrite sends
+    /// on (X → Y, Y → Z: Y must still reach Z).
+    #[test]
+    fn submodule_rewrites_keep_targets_but_follow_chains() {
+        let rewrite = |from: &str, to: &str| barge_core::rewrite::Rewrite {
+            from: from.into(),
+            to: to.into(),
+        };
+        let args = super::insteadof_args(&[
+            rewrite("https://x.example/", "https://y.example/"),
+            rewrite("https://y.example/", "https://z.example/"),
+            rewrite("https://github.com/", "https://github.com/mirror/"),
+        ]);
+        let rules: Vec<&str> = args.iter().filter(|a| *a != "-c").map(String::as_str).collect();
+        assert_eq!(
+            rules,
+            [
+                "url.https://y.example/.insteadOf=https://x.example/",
+                "url.https://z.example/.insteadOf=https://y.example/",
+                "url.https://z.example/.insteadOf=https://z.example/",
+                "url.https://github.com/mirror/.insteadOf=https://github.com/",
+                "url.https://github.com/mirror/.insteadOf=https://github.com/mirror/",
+            ]
+        );
+    }
 
     const URL: &str = "file:///config.git";
 

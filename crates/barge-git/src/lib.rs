@@ -377,8 +377,8 @@ pub enum BranchDiff {
 }
 
 /// Compares the tips of `source` and `target` on the remote `url` (after rewrites) with one
-/// `ls-remote` and, when their commits differ, a shallow fetch of both into a throw-away
-/// repository to compare their trees.
+/// `ls-remote` and, when their commits differ, a shallow, blobless fetch of both into a
+/// throw-away repository to compare their trees.
 pub async fn compare_branches(
     url: &str,
     credentials: Option<&barge_core::secret::Credentials>,
@@ -432,6 +432,9 @@ pub async fn compare_branches(
         "--no-tags".into(),
         "--depth".into(),
         "1".into(),
+        // Trees only: comparing them needs no file contents (a server without partial clone
+        // ignores the filter, with a warning, and sends them anyway).
+        "--filter=blob:none".into(),
         url.into(),
         format!("+{source_ref}:refs/compare/source"),
         format!("+{target_ref}:refs/compare/target"),

@@ -26,12 +26,12 @@ fn sync(server: &ApiServer, name: &str) {
     }));
 }
 
-/// The requests of one kind so far: `watch` (WATCH) or `list` (LIST) of Applications.
 /// How long a `next_change` that expects a change (or an error) may wait: it returns when the
 /// change comes, so this bounds only a failing or a very loaded run. (5 s, beside an `until`
 /// of 10 s, let a slow precondition turn into "nothing changed".)
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// The requests of one kind so far: `watch` (WATCH) or `list` (LIST) of Applications.
 fn count(server: &ApiServer, what: &str) -> usize {
     server
         .requests()

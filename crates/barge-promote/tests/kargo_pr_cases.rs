@@ -189,19 +189,21 @@ async fn run_case(case: &Case, root: &Path) -> Vec<String> {
             e.run(&p, State::new(&p.steps), &support::Quiet, &support::Quiet).await
         });
         // Waits for the calls, not a fixed time (a loaded machine may take seconds before the
-        // first): `repeated` wants a second call, a count that many calls; a count (and a case
-        // that counts nothing) is then held for 2 s, a hundred of the engine's 20 ms polls, so
-        // that a step that ignored its pollInterval would be seen calling again.
+        // first): `repeated` wants a second call, a count that many calls, a case that counts
+        // nothing the first; a count (and a case that counts nothing) is then held for 2 s, a
+        // hundred of the engine's 20 ms polls, so that a step that ignored its pollInterval
+        // would be seen calling again (and one that ends would be seen ending).
         let (wanted, exact) = match &want.attempts {
             Some(Json::String(s)) if s == "repeated" => (2, false),
             Some(Json::Number(k)) => (k.as_u64().expect("a count of calls") as usize, true),
-            _ => (0, false),
+            // Every waiting step has called the forge once before it waits.
+            _ => (1, false),
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while attempts(&forge) < wanted && !run.is_finished() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if exact || wanted == 0 {
+        if exact || want.attempts.is_none() {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         if run.is_finished() {

@@ -70,17 +70,22 @@ pub(crate) async fn keep_alive(
                 }
                 Err(e) => tracing::warn!("cannot write this replica's heartbeat: {e}"),
             }
-            if watched {
-                deciding = read_deciding(&store, &owner, lease).await;
+            // The reads for the reconciler are bounded, so that a slow database delays the next
+            // heartbeat and lease renewal by at most a sixth of a lease; a read cut short keeps
+            // what was read before.
+            if watched && let Ok(now) = tokio::time::timeout(lease / 6, read_deciding(&store, &owner, lease)).await {
+                deciding = now;
             }
         }
         if watched {
             let changes = if deciding.shared() {
-                match store.project_versions().await {
-                    Ok(changes) => changes,
+                match tokio::time::timeout(lease / 6, store.project_versions()).await {
+                    Ok(Ok(changes)) => changes,
                     // Kept as they were: a read that fails is no change.
-                    Err(e) => {
-                        tracing::debug!("cannot read the change counters: {e}");
+                    failed => {
+                        if let Ok(Err(e)) = failed {
+                            tracing::debug!("cannot read the change counters: {e}");
+                        }
                         membership
                             .borrow()
                             .as_ref()
@@ -356,7 +361,6 @@ mod tests {
         use tokio::time::{Instant, timeout};
         let store = Store::open(&barge_testkit::postgres::postgres_url()).await.unwrap();
         let lease = Duration::from_secs(10);
-        let before_r0_beat = Instant::now();
         store.heartbeat("r0", "host-0", "1.0", true).await.unwrap();
         let membership = watch::Sender::new(None);
         let mut seen = membership.subscribe();
@@ -377,6 +381,10 @@ mod tests {
         assert_eq!(first.changes, vec![], "no project has changed yet");
         // Another replica's change (r0 releasing a Stage) moves demo's counter; it is read
         // every CHANGES_EVERY while the Stages are shared, well before r0 ages out.
+        // r0 beats again first, so that its lease covers this part however long the first
+        // took on a loaded machine; its departure is timed from this beat.
+        let before_r0_beat = Instant::now();
+        store.heartbeat("r0", "host-0", "1.0", false).await.unwrap();
         store.release_stage("demo", "dev", "r0", 1).await.unwrap();
         let counters = timeout(
             lease / 2,
@@ -389,8 +397,8 @@ mod tests {
         .unwrap();
         assert_eq!(counters.changes, vec![("demo".to_string(), 1)]);
         assert!(counters.deciding.shared(), "r0 is still live");
-        // r0 wrote its one heartbeat at the start: its share falls to r1 once that is a lease
-        // old (at most a beat, a third of a lease, later).
+        // r0 beats no more: its share falls to r1 once its last heartbeat is a lease old (at
+        // most a beat, a third of a lease, later).
         let alone = timeout(
             lease * 3,
             seen.wait_for(|m| m.as_ref().is_some_and(|m| m.deciding == Deciding::All)),

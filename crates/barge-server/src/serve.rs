@@ -805,7 +805,11 @@ async fn decide_stages(
     tokio::select! {
         biased;
         _ = stopped(&mut stop) => return,
-        known = membership.wait_for(Option::is_some) => if known.is_err() { return },
+        known = membership.wait_for(Option::is_some) => if known.is_err() {
+            // Only a panic ends the heartbeat task; without it this replica has no share.
+            tracing::error!("the heartbeat task ended before its first beat: this replica decides no Stage");
+            return;
+        },
     }
     loop {
         let catalog = catalogs.borrow_and_update().clone();

@@ -7,8 +7,9 @@
 //! event; 400), and answered 202 once the Warehouses subscribed to what was pushed are in a
 //! burst window: each is put on the daemon's refresh queue when no delivery has named it for
 //! the window's quiet period, or its longest wait after it opened ([`BurstWindow`]), so a lone
-//! push is discovered at once and a burst of pushes costs one discovery per Warehouse. A delivery id seen before (kept in a
-//! bounded in-memory list, lost on restart) is answered 200 and refreshes nothing.
+//! push is discovered at once and a burst of pushes costs one discovery per Warehouse. A
+//! delivery id seen before (kept in a bounded in-memory list, lost on restart) is answered 200
+//! and refreshes nothing.
 
 use crate::serve::Shared;
 use axum::Json;

@@ -156,8 +156,19 @@ fn append_file<W: Write>(builder: &mut tar::Builder<W>, e: &Entry, listed: u64) 
             "changed size while being archived ({listed} bytes when the size limits were checked, {now} bytes now); archive it once nothing writes to it"
         )
     };
+    // Still a plain file, not one swapped since the listing for a symbolic link (which open
+    // would follow out of the tree) or a FIFO (which open would wait on); what opened is
+    // checked again, which leaves a swap only the instant between the two.
+    let replaced = || "is no longer a plain file; archive it once nothing writes to it".to_string();
+    let before = std::fs::symlink_metadata(&e.abs).map_err(|err| err.to_string())?;
+    if !before.is_file() {
+        return Err(replaced());
+    }
     let file = std::fs::File::open(&e.abs).map_err(|err| err.to_string())?;
     let meta = file.metadata().map_err(|err| err.to_string())?;
+    if !meta.is_file() {
+        return Err(replaced());
+    }
     if meta.len() != listed {
         return Err(changed(meta.len()));
     }
@@ -509,6 +520,14 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![("a".to_string(), 8), ("b".to_string(), 4)]);
+        // Swapped for a symbolic link to a file outside the tree, of the listed size: refused,
+        // not followed.
+        let outside = dir.path().join("outside");
+        std::fs::write(&outside, vec![b's'; 8]).unwrap();
+        std::fs::remove_file(input.join("a")).unwrap();
+        std::os::unix::fs::symlink(&outside, input.join("a")).unwrap();
+        let err = write_entries(Vec::new(), &entries).unwrap_err();
+        assert!(err.starts_with("a: is no longer a plain file"), "{err}");
     }
 
     #[test]

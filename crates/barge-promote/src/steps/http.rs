@@ -2,7 +2,7 @@
 //! over `response` ({status, headers, body}), polling while neither decides; and
 //! `http-download`, one GET streamed into a file under a size limit.
 
-use super::{StepCtx, StepDone, StepError, StepResult, config, done, partial_beside, remove_any};
+use super::{StepCtx, StepError, StepResult, config, done, partial_beside, remove_any, waiting};
 use crate::BoxFuture;
 use barge_core::eval;
 use barge_core::step_config::{Http, HttpDownload, NameValue};
@@ -169,14 +169,7 @@ pub(super) fn http<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, StepRes
                 return Err(StepError::Retryable(format!("http {shown_url}: status {status}")));
             }
             let why = format!("waiting for {shown_url} to meet successExpression (status {status})");
-            return Ok(match c.poll_interval.as_deref() {
-                Some(every) => StepDone::WaitingFor {
-                    why,
-                    at_least: barge_core::duration::parse_go_duration(every)
-                        .map_err(|e| StepError::Invalid(format!("http pollInterval: {e}")))?,
-                },
-                None => StepDone::Waiting(why),
-            });
+            return waiting("http", why, c.poll_interval.as_deref());
         }
         let mut out = Map::new();
         for o in &c.outputs {

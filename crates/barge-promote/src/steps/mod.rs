@@ -220,6 +220,19 @@ pub(crate) fn done(outputs: Map<String, Json>) -> StepResult {
     })
 }
 
+/// The step waits for `why`: it runs again no sooner than its `pollInterval` when it gives one
+/// (Kargo's option; the engine's own interval stays the floor), else at the engine's interval.
+pub(crate) fn waiting(step: &str, why: String, poll_interval: Option<&str>) -> StepResult {
+    Ok(match poll_interval {
+        Some(every) => StepDone::WaitingFor {
+            why,
+            at_least: barge_core::duration::parse_go_duration(every)
+                .map_err(|e| StepError::Invalid(format!("{step}: pollInterval: {e}")))?,
+        },
+        None => StepDone::Waiting(why),
+    })
+}
+
 /// A sibling of `path` for work in progress (`.name.partial`), emptied of any leftover.
 pub(crate) fn partial_beside(path: &Path) -> PathBuf {
     let name = path

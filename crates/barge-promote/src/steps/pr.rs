@@ -660,10 +660,14 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
                 http.post(url).json(&json!({"merge_strategy": strategy}))
             }
         };
-        match call(ctx, &p, req, token.as_deref()).await {
+        match send(&p, req, token.as_deref()).await {
             Ok(_) => {}
-            // Not mergeable yet (checks running, 405/409/422): wait when asked to.
-            Err(StepError::Invalid(m)) if ["405", "406", "409", "422"].iter().any(|code| m.contains(code)) => {
+            // Not mergeable yet (checks running, 405/406/409/422, by the answer's status):
+            // wait when asked to.
+            Err(Refusal {
+                status: Some(405 | 406 | 409 | 422),
+                error: StepError::Invalid(m),
+            }) => {
                 let why = format!("PR #{number} is not mergeable yet: {m}");
                 if !c.wait {
                     return Err(StepError::Failed(format!(
@@ -671,16 +675,9 @@ pub(super) fn merge_pr<'a>(ctx: &'a StepCtx<'a>, cfg: Json) -> BoxFuture<'a, Ste
                     )));
                 }
                 // Kargo's pollInterval: tried again no sooner than that.
-                return Ok(match c.poll_interval.as_deref() {
-                    Some(i) => StepDone::WaitingFor {
-                        why,
-                        at_least: barge_core::duration::parse_go_duration(i)
-                            .map_err(|e| StepError::Invalid(format!("git-merge-pr: pollInterval: {e}")))?,
-                    },
-                    None => StepDone::Waiting(why),
-                });
+                return super::waiting("git-merge-pr", why, c.poll_interval.as_deref());
             }
-            Err(e) => return Err(e),
+            Err(refused) => return Err(refused.error),
         }
         let pr = get_pr(ctx, &p, number, token.as_deref()).await?;
         if !pr.merged {

@@ -48,12 +48,14 @@ fn go_float(f: f64) -> String {
     if f == 0.0 || !f.is_finite() {
         return format!("{f}");
     }
-    let exponent = f.abs().log10().floor() as i32;
+    // The exponent of the shortest digits, exactly (a logarithm can be off by one at a power
+    // of ten).
+    let e = format!("{f:e}");
+    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exponent: i32 = exp.parse().unwrap_or(0);
     if (-4..21).contains(&exponent) {
         return format!("{f}");
     }
-    let e = format!("{f:e}");
-    let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
     let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
     format!("{mantissa}e{sign}{digits:0>2}")
 }
@@ -502,6 +504,9 @@ mod tests {
             (0.00001, "1e-05"),
             (1e20, "100000000000000000000"),
             (1e21, "1e+21"),
+            (999999999999999999999.0, "1e+21"),
+            (1e-4, "0.0001"),
+            (9.999999999999999e-5, "9.999999999999999e-05"),
             (1.5e300, "1.5e+300"),
         ] {
             assert_eq!(go_float(f), go, "{f}");
