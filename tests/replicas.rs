@@ -308,6 +308,18 @@ async fn push_each(fx: &Fixture, tags: &[String], replicas: &mut [Replica], mut 
     }
 }
 
+/// The ids of the replicas `barge get replicas -o json` listed, sorted.
+fn replica_ids(listed: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect();
+    ids.sort();
+    ids
+}
+
 async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
     let fx = Fixture::new().await;
     let started = Instant::now();
@@ -318,15 +330,9 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
     let want: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
     support::wait_for("every replica's heartbeat", Duration::from_secs(60), || {
         let out = fx.command(&["get", "replicas", "-o", "json"]).output().unwrap();
-        let listed = support::listed(serde_json::from_slice(&out.stdout).unwrap_or_default());
-        let mut ids: Vec<String> = listed
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|r| r["id"].as_str().map(String::from))
-            .collect();
-        ids.sort();
-        ids == want
+        replica_ids(&support::listed(
+            serde_json::from_slice(&out.stdout).unwrap_or_default(),
+        )) == want
     });
     let tags = tags(TAGS);
     push_each(&fx, &tags, &mut replicas, |_| {}).await;
@@ -366,14 +372,7 @@ async fn replicas_promote_once_and_discover_once_per_due_time(n: usize) {
 
     // Every replica is alive, by its heartbeat.
     let listed = fx.json(&["get", "replicas"]);
-    let mut ids: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    ids.sort();
-    assert_eq!(ids, want.iter().map(String::as_str).collect::<Vec<_>>(), "{listed}");
+    assert_eq!(replica_ids(&listed), want, "{listed}");
     for r in listed.as_array().unwrap() {
         assert_eq!(r["alive"], true, "{r}");
         assert!(r["heartbeatAgeMs"].as_i64().unwrap() < 30_000, "{r}");
