@@ -44,7 +44,9 @@ fn load(text: &str) -> Catalog {
 
 fn check(text: &str) {
     let c = load(text);
-    let lines = text.split('\n').count() as u32;
+    // Lines as YAML counts them: a lone CR breaks a line too (YAML 1.2's b-break, as editors
+    // show it); counting LFs alone put a diagnostic after a lone CR "beyond" the input.
+    let lines = text.replace("\r\n", "\n").split(['\n', '\r']).count() as u32;
     for d in &c.diagnostics {
         assert!(
             d.line <= lines + 1,
@@ -311,6 +313,8 @@ proptest! {
 
 #[test]
 fn hostile_inputs_get_diagnostics_not_crashes() {
+    // A syntax error after lone CRs (what a mutation run found): its line counts them.
+    check("a: 1\rb: 2\rc: [\r\r");
     // Deep nesting, an alias bomb, a long line and a huge flat document.
     let deep = format!(
         "kind: Stage\napiVersion: kargo.akuity.io/v1alpha1\nspec: {}{}",
